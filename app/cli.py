@@ -1,0 +1,92 @@
+"""The `scriptbox` command: run a script, serve the app, manage users and keys."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _app(**overrides: Any) -> Any:
+    from app import create_app
+
+    return create_app(overrides or None) if overrides else create_app()
+
+
+@click.group()
+def main() -> None:
+    """Scriptbox: run user scripts that call third-party APIs, safely."""
+
+
+@main.command("run")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--input", "input_json", default="null", help="The run's input, as JSON.")
+@click.option("--timeout", type=float, default=None, help="Wall-time limit in seconds.")
+@click.option("--memory", type=int, default=None, help="Memory limit in MB.")
+@click.option("--facility", default=None, help="Facility slug: call its real integrations.")
+@click.option("--user", "user_email", default=None, help="Run as this user (with --facility).")
+def run_command(file: Path, input_json: str, timeout: float | None, memory: int | None,
+                facility: str | None, user_email: str | None) -> None:
+    """Run FILE in the sandbox and print the run as one JSON object."""
+    from sandbox import Executor, Limits
+
+    try:
+        run_input = json.loads(input_json)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--input") from None
+    limits = Limits().with_overrides(wall_time_s=timeout, memory_mb=memory)
+    source = file.read_text(encoding="utf-8")
+    if facility:
+        from app.services.cli_runs import run_with_integrations
+
+        outcome = run_with_integrations(_app(), source, run_input, limits, facility, user_email)
+    else:
+        with Executor(idle_workers=1) as executor:
+            outcome = executor.run(source, input=run_input, limits=limits)
+    click.echo(json.dumps(outcome.to_dict(), indent=2))
+    sys.exit(0 if outcome.ok else 1)
+
+
+@main.command("init-db")
+def init_db() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    from app.migrate import upgrade
+
+    app = _app()
+    upgrade(app)
+    click.echo(f"database ready: {app.config['DATABASE_URL']}")
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@click.option("--demo/--no-demo", default=False, help="Create demo users, facility and provider.")
+def serve(host: str, port: int, demo: bool) -> None:
+    """Serve Scriptbox (embedded default: SQLite, in-process executor)."""
+    from werkzeug.serving import run_simple
+
+    from app.migrate import upgrade
+
+    app = _app()
+    upgrade(app)
+    if demo:
+        from app.demo import install_demo
+
+        for line in install_demo(app):
+            click.echo(line)
+    click.echo(f"Scriptbox on http://{host}:{port}/")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt every stored secret under the newest vault key."""
+    from app.services.vault_rotation import rotate_all
+
+    app = _app()
+    with app.app_context():
+        count = rotate_all()
+    click.echo(f"re-encrypted {count} secrets under the newest key")

@@ -1,0 +1,95 @@
+"""Configuration: defaults, then SCRIPTBOX_* environment variables, validated at start.
+
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+DEFAULTS: dict[str, Any] = {
+    # Database URL; the embedded default is a SQLite file in the instance folder.
+    "DATABASE_URL": None,
+    # Fernet keys for secrets at rest, newest first (comma-separated in the env).
+    # Empty: a key file is generated once in the instance folder (mode 0600).
+    "SECRET_KEYS": [],
+    # Flask session signing key; generated into the instance folder when unset.
+    "SECRET_KEY": None,
+    # Public base URL used to build OAuth redirect URIs, e.g. https://scriptbox.example.com
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    # Origins allowed for `return_to` after connecting an account by API.
+    "ALLOWED_RETURN_ORIGINS": [],
+    "EXECUTOR": "inprocess",  # inprocess | celery
+    "IDLE_WORKERS": 4,
+    "RUN_WALL_TIME_S": 30.0,
+    "RUN_CPU_TIME_S": 10,
+    "RUN_MEMORY_MB": 256,
+    "RUN_OUTPUT_BYTES": 256 * 1024,
+    "RUN_RESULT_BYTES": 1024 * 1024,
+    "RUN_MAX_CALLS": 200,
+    "CALL_TIMEOUT_S": 30.0,
+    "CALL_MAX_RESPONSE_BYTES": 10 * 1024 * 1024,
+    "REFRESH_MARGIN_S": 30 * 60,
+    "GRANT_TIMEOUT_S": 300,
+    "REDIS_URL": None,
+    "DEMO": False,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+}
+
+_LIST_KEYS = ("SECRET_KEYS", "ALLOWED_RETURN_ORIGINS")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot serve: the message names the setting to fix."""
+
+
+def load(app: Flask, test_config: dict[str, Any] | None = None) -> None:
+    """Fill app.config from defaults, the environment and test_config, then validate."""
+    app.config.from_mapping(DEFAULTS)
+    if test_config is None:
+        app.config.from_prefixed_env("SCRIPTBOX")
+    else:
+        app.config.from_mapping(test_config)
+    for key in _LIST_KEYS:
+        value = app.config.get(key)
+        if isinstance(value, str):
+            app.config[key] = [item.strip() for item in value.split(",") if item.strip()]
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'scriptbox.sqlite'}"
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "session.key")
+    app.config["SESSION_COOKIE_SECURE"] = str(app.config["PUBLIC_URL"]).startswith("https://")
+    validate(app.config)
+
+
+def _instance_secret(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(os.urandom(32).hex())
+    return path.read_text().strip()
+
+
+def validate(config: Any) -> None:
+    """Refuse to start with settings that cannot work."""
+    public = str(config["PUBLIC_URL"])
+    if not public.startswith(("http://", "https://")) or public.endswith("/"):
+        raise ConfigError(
+            "SCRIPTBOX_PUBLIC_URL must be an absolute http(s) URL without a trailing /"
+        )
+    if config["EXECUTOR"] not in ("inprocess", "celery"):
+        raise ConfigError("SCRIPTBOX_EXECUTOR must be 'inprocess' or 'celery'")
+    for key in ("RUN_WALL_TIME_S", "RUN_CPU_TIME_S", "RUN_MEMORY_MB", "RUN_OUTPUT_BYTES",
+                "RUN_RESULT_BYTES", "RUN_MAX_CALLS", "CALL_TIMEOUT_S", "GRANT_TIMEOUT_S",
+                "IDLE_WORKERS"):
+        try:
+            if float(config[key]) <= 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigError(f"SCRIPTBOX_{key} must be a positive number") from None

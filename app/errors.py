@@ -1,0 +1,108 @@
+"""One error vocabulary: AppError subclasses with a stable code and HTTP status.
+
+Every error reaches API clients as `{"error": {"code", "message"}}`; pages render the
+same message with what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+
+class AppError(Exception):
+    """Base of every error the app raises on purpose."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON error shape."""
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
+
+
+class ValidationError(AppError):
+    """Input that does not fit: a form field, a JSON body, a query parameter."""
+
+    code = "invalid_input"
+    status = 400
+
+
+class NotAuthenticated(AppError):
+    """No valid session or API token."""
+
+    code = "not_authenticated"
+    status = 401
+
+
+class Forbidden(AppError):
+    """Signed in, but the role or facility does not allow this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(AppError):
+    """No such object in this facility (also used to hide other facilities' objects)."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(AppError):
+    """The request clashes with the current state (duplicate key, stale state)."""
+
+    code = "conflict"
+    status = 409
+
+
+class OAuthCallbackError(AppError):
+    """A forged, stale or reused OAuth callback, or a provider error on sign-in."""
+
+    code = "oauth_callback_invalid"
+    status = 400
+
+
+class ProviderError(AppError):
+    """The provider refused a token request; `message` says what it answered."""
+
+    code = "provider_error"
+    status = 502
+
+
+class QuotaExceeded(AppError):
+    """The facility used its monthly call quota."""
+
+    code = "quota_exceeded"
+    status = 429
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def init_app(app: Flask) -> None:
+    """Register the JSON/HTML error handlers."""
+
+    @app.errorhandler(AppError)
+    def _app_error(error: AppError) -> tuple[Response | str, int]:
+        if _wants_json():
+            return jsonify(error.to_dict()), error.status
+        return render_template("error.html", error=error), error.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> tuple[Response | str, int]:
+        status = error.code or 500
+        code = (error.name or "error").lower().replace(" ", "_")
+        wrapped = AppError(error.description or error.name)
+        wrapped.code, wrapped.status = code, status
+        if _wants_json():
+            return jsonify(wrapped.to_dict()), status
+        return render_template("error.html", error=wrapped), status

@@ -1,0 +1,1 @@
+"""Integrations: catalog, OAuth, vault and the broker behind integrations.request."""

@@ -1,0 +1,482 @@
+"""Built-in integration catalog: the catalog.json data file, its loader and its validator.
+
+Standard library only. Each entry pre-fills an integration (DESIGN.md §5); quirks that data
+can say stay in catalog.json, and every entry passes validate_entry before anyone can use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, cast, get_args
+from urllib.parse import urlsplit
+
+AuthMode = Literal[
+    "oauth2", "oauth2_client_credentials", "api_key", "api_key_secret", "basic", "none"
+]
+Location = Literal["header", "query", "basic"]
+TokenRequestMethod = Literal["POST", "GET"]
+TokenAuthMethod = Literal["client_secret_basic", "client_secret_post"]
+
+AUTH_MODES: frozenset[str] = frozenset(get_args(AuthMode))
+OAUTH_MODES: frozenset[str] = frozenset({"oauth2", "oauth2_client_credentials"})
+CREDENTIAL_FIELDS: tuple[str, ...] = ("username", "password", "api_key", "api_secret")
+DEFAULT_PARAMETER_PATTERN = r"^[A-Za-z0-9.-]+$"
+CATALOG_PATH = Path(__file__).with_name("catalog.json")
+
+_KEY_RE = re.compile(r"[a-z][a-z0-9]*")
+_PLACEHOLDER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PARAMETER_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+_QUERY_NAME_RE = re.compile(r"[A-Za-z0-9._~-]+")
+_HOST_RE = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*")
+# A parameter inside a host must be followed by a fixed domain of at least two labels, so a
+# connected account can pick its tenant but never point the credentials at another site.
+_HOST_SUFFIX_RE = re.compile(r"(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?){2,}")
+# Values a parameter pattern must refuse: each could move a request to another host or path.
+_UNSAFE_PARAMETER_PROBES = ("a/b", "a@b", "a:b", "a?b", "a#b", "a\\b", "a b", "a%2fb", "a{b}")
+_RESERVED_AUTHORIZATION_PARAMS = {"client_id", "redirect_uri", "response_type", "state", "scope"}
+_OAUTH_ONLY_FIELDS = {"token_url", "token_request_method", "token_auth_method", "revoke_url"}
+_OAUTH_ONLY_FIELDS |= {"scopes", "scope_separator", "refresh_on_403"}
+_AUTHORIZATION_CODE_ONLY_FIELDS = {"authorization_url", "pkce", "authorization_params"}
+
+
+class CatalogError(ValueError):
+    """Raised when the catalog file or one of its entries is malformed; names entry and field."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a credential goes: a header or query parameter value, or HTTP Basic auth."""
+
+    location: Location
+    name: str | None
+    template: str
+    password_template: str | None = None
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A value asked for when an account connects; it must re.fullmatch its pattern."""
+
+    name: str
+    label: str
+    pattern: str = DEFAULT_PARAMETER_PATTERN
+
+
+def _empty_mapping() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+BEARER_TOKEN = Placement(location="header", name="Authorization", template="Bearer {token}")
+_PLACEMENT_FIELDS = frozenset(f.name for f in fields(Placement))
+_PARAMETER_FIELDS = frozenset(f.name for f in fields(Parameter))
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One validated provider: endpoints, OAuth settings and where credentials go."""
+
+    key: str
+    name: str
+    auth_mode: AuthMode
+    base_url: str
+    authorization_url: str | None = None
+    token_url: str | None = None
+    token_request_method: TokenRequestMethod = "POST"  # noqa: S105  # an HTTP verb
+    token_auth_method: TokenAuthMethod = "client_secret_post"  # noqa: S105  # a method name
+    revoke_url: str | None = None
+    scopes: tuple[str, ...] = ()
+    scope_separator: str = " "
+    pkce: bool = True
+    authorization_params: Mapping[str, str] = field(default_factory=_empty_mapping)
+    placements: tuple[Placement, ...] = ()
+    credential_fields: tuple[str, ...] = ()
+    parameters: tuple[Parameter, ...] = ()
+    default_headers: Mapping[str, str] = field(default_factory=_empty_mapping)
+    default_query: Mapping[str, str] = field(default_factory=_empty_mapping)
+    allowed_hosts: tuple[str, ...] = ()
+    refresh_on_403: bool = False
+    docs_url: str = ""
+    setup_guide: str = ""
+
+
+_ENTRY_FIELDS = frozenset(f.name for f in fields(CatalogEntry)) - {"key"}
+
+
+def template_fields(template: str) -> set[str]:
+    """Return the placeholder names in template; raise ValueError unless each is a plain {name}."""
+    names: set[str] = set()
+    for _literal, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        # Only bare names: str.format would otherwise follow {token.attr} or {token[0]}.
+        if not _PLACEHOLDER_RE.fullmatch(name) or spec or conversion:
+            raise ValueError(f"placeholder {{{name}}} must be a plain {{name}}")
+        names.add(name)
+    return names
+
+
+def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
+    """Load and validate a catalog file (default: the shipped catalog.json, read once)."""
+    if path is None:
+        return dict(_load_shipped())
+    return _load(path)
+
+
+@functools.cache
+def _load_shipped() -> Mapping[str, CatalogEntry]:
+    return MappingProxyType(_load(CATALOG_PATH))
+
+
+def _load(path: Path) -> dict[str, CatalogEntry]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicates)
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"{path}: cannot read catalog: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{path}: the catalog must be a JSON object keyed by entry key")
+    entries: dict[str, CatalogEntry] = {}
+    for key, value in raw.items():
+        if not isinstance(value, dict):
+            raise CatalogError(f"catalog entry {key!r}: must be a JSON object")
+        entries[key] = validate_entry(key, value)
+    return entries
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise ValueError(f"duplicate key {name!r}")
+        result[name] = value
+    return result
+
+
+def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
+    """Validate one raw catalog entry and return it as a CatalogEntry, or raise CatalogError."""
+    r = _Reader(key, raw)
+    if not _KEY_RE.fullmatch(key):
+        raise r.error("key", "must be lowercase letters and digits, starting with a letter")
+    r.reject_unknown(_ENTRY_FIELDS)
+    name = r.text("name")
+    auth_mode = cast(AuthMode, r.choice("auth_mode", tuple(sorted(AUTH_MODES))))
+    oauth = auth_mode in OAUTH_MODES
+    misplaced = sorted(raw.keys() & _OAUTH_ONLY_FIELDS) if not oauth else []
+    if misplaced:
+        raise r.error(misplaced[0], f"only used by OAuth auth modes, not {auth_mode}")
+    misplaced = sorted(raw.keys() & _AUTHORIZATION_CODE_ONLY_FIELDS)
+    if misplaced and auth_mode != "oauth2":
+        raise r.error(misplaced[0], f"only used by auth_mode oauth2, not {auth_mode}")
+
+    parameters = _parameters(r)
+    params = {p.name for p in parameters}
+    used: set[str] = set()
+
+    base_url = r.text("base_url")
+    used |= _check_url(r, "base_url", base_url, params, allow_query=False)
+    urls: dict[str, str | None] = {}
+    for url_field in ("authorization_url", "token_url", "revoke_url"):
+        url = urls[url_field] = None if raw.get(url_field) is None else r.text(url_field)
+        if url is not None:
+            used |= _check_url(r, url_field, url, params, allow_query=True)
+    if oauth and urls["token_url"] is None:
+        raise r.error("token_url", f"required for auth_mode {auth_mode}")
+    if auth_mode == "oauth2" and urls["authorization_url"] is None:
+        raise r.error("authorization_url", "required for auth_mode oauth2")
+
+    scope_separator = r.raw.get("scope_separator", " ")
+    if scope_separator not in (" ", ","):
+        raise r.error("scope_separator", "must be a space or a comma")
+    scopes = r.text_list("scopes")
+    for scope in scopes:
+        if not scope or any(c.isspace() for c in scope) or scope_separator in scope:
+            raise r.error("scopes", f"scope {scope!r} is empty or holds whitespace or separator")
+
+    authorization_params = r.text_map("authorization_params")
+    for param_name in authorization_params:
+        if param_name in _RESERVED_AUTHORIZATION_PARAMS or param_name.startswith("code_"):
+            raise r.error("authorization_params", f"{param_name!r} is set by the OAuth flow")
+    used |= _check_values(r, "authorization_params", authorization_params, params)
+
+    credential_fields = r.text_list("credential_fields")
+    for credential in credential_fields:
+        if credential not in CREDENTIAL_FIELDS:
+            raise r.error("credential_fields", f"unknown credential field {credential!r}")
+    if len(set(credential_fields)) != len(credential_fields):
+        raise r.error("credential_fields", "lists a field twice")
+
+    placements = _placements(r, auth_mode)
+    credential_variables = {"token"} if oauth else set(credential_fields)
+    templated: set[str] = set()
+    for index, placement in enumerate(placements):
+        allowed = credential_variables | params
+        templated |= _fields(r, f"placements[{index}].template", placement.template, allowed)
+        if placement.password_template is not None:
+            where = f"placements[{index}].password_template"
+            templated |= _fields(r, where, placement.password_template, allowed)
+    used |= templated
+    _check_credentials(r, auth_mode, credential_fields, placements, templated)
+
+    default_headers = r.text_map("default_headers", _HEADER_NAME_RE)
+    used |= _check_values(r, "default_headers", default_headers, params)
+    default_query = r.text_map("default_query", _QUERY_NAME_RE)
+    used |= _check_values(r, "default_query", default_query, params)
+
+    for parameter in parameters:
+        if parameter.name not in used:
+            raise r.error("parameters", f"parameter {parameter.name!r} is never used")
+
+    allowed_hosts = r.text_list("allowed_hosts")
+    for host in allowed_hosts:
+        if not _HOST_RE.fullmatch(host):
+            raise r.error("allowed_hosts", f"{host!r} is not a lowercase host name")
+
+    docs_url = r.text("docs_url")
+    # A documentation link may point at an anchor; endpoints may not.
+    _check_url(r, "docs_url", docs_url.partition("#")[0], set(), allow_query=True)
+    setup_guide = r.text("setup_guide")
+
+    return CatalogEntry(
+        key=key,
+        name=name,
+        auth_mode=auth_mode,
+        base_url=base_url,
+        authorization_url=urls["authorization_url"],
+        token_url=urls["token_url"],
+        token_request_method=cast(
+            TokenRequestMethod,
+            r.choice("token_request_method", get_args(TokenRequestMethod), "POST"),
+        ),
+        token_auth_method=cast(
+            TokenAuthMethod,
+            r.choice("token_auth_method", get_args(TokenAuthMethod), "client_secret_post"),
+        ),
+        revoke_url=urls["revoke_url"],
+        scopes=scopes,
+        scope_separator=scope_separator,
+        pkce=r.flag("pkce", True),
+        authorization_params=authorization_params,
+        placements=placements,
+        credential_fields=credential_fields,
+        parameters=parameters,
+        default_headers=default_headers,
+        default_query=default_query,
+        allowed_hosts=allowed_hosts,
+        refresh_on_403=r.flag("refresh_on_403", False),
+        docs_url=docs_url,
+        setup_guide=setup_guide,
+    )
+
+
+class _Reader:
+    """Typed reads from one raw JSON object; every error names the entry and the field."""
+
+    def __init__(self, key: str, raw: Mapping[str, Any], prefix: str = "") -> None:
+        self.key = key
+        self.raw = raw
+        self.prefix = prefix
+
+    def error(self, name: str, problem: str) -> CatalogError:
+        return CatalogError(f"catalog entry {self.key!r}: {self.prefix}{name}: {problem}")
+
+    def nested(self, prefix: str, raw: object) -> _Reader:
+        if not isinstance(raw, Mapping):
+            raise self.error(prefix, "must be a JSON object")
+        return _Reader(self.key, raw, f"{self.prefix}{prefix}.")
+
+    def reject_unknown(self, known: frozenset[str]) -> None:
+        unknown = sorted(set(self.raw) - known)
+        if unknown:
+            where = f"{self.prefix.rstrip('.')}: " if self.prefix else ""
+            raise CatalogError(
+                f"catalog entry {self.key!r}: {where}unknown field(s): {', '.join(unknown)}"
+            )
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self.raw.get(name, default)
+        if value is None:
+            raise self.error(name, "is required")
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(name, "must be a non-empty string")
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], default: str | None = None) -> str:
+        value = self.text(name, default)
+        if value not in options:
+            raise self.error(name, f"unknown value {value!r}; expected one of {', '.join(options)}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.raw.get(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, "must be true or false")
+        return value
+
+    def items(self, name: str) -> list[Any]:
+        value = self.raw.get(name, [])
+        if not isinstance(value, list):
+            raise self.error(name, "must be a JSON array")
+        return value
+
+    def text_list(self, name: str) -> tuple[str, ...]:
+        values = self.items(name)
+        if not all(isinstance(v, str) and v for v in values):
+            raise self.error(name, "must be an array of non-empty strings")
+        return tuple(values)
+
+    def text_map(self, name: str, key_re: re.Pattern[str] | None = None) -> Mapping[str, str]:
+        value = self.raw.get(name, {})
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in value.items()
+        ):
+            raise self.error(name, "must be a JSON object of strings")
+        for item in value:
+            if key_re is not None and not key_re.fullmatch(item):
+                raise self.error(name, f"invalid name {item!r}")
+        return MappingProxyType(dict(value))
+
+
+def _parameters(r: _Reader) -> tuple[Parameter, ...]:
+    parameters: list[Parameter] = []
+    for index, raw in enumerate(r.items("parameters")):
+        p = r.nested(f"parameters[{index}]", raw)
+        p.reject_unknown(_PARAMETER_FIELDS)
+        name = p.text("name")
+        if not _PARAMETER_NAME_RE.fullmatch(name) or name == "token" or name in CREDENTIAL_FIELDS:
+            raise p.error("name", f"{name!r} must be an identifier and not a credential name")
+        if any(existing.name == name for existing in parameters):
+            raise p.error("name", f"parameter {name!r} is declared twice")
+        pattern = p.text("pattern", DEFAULT_PARAMETER_PATTERN)
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise p.error("pattern", f"not a valid regular expression: {exc}") from exc
+        for probe in _UNSAFE_PARAMETER_PROBES:
+            if compiled.fullmatch(probe):
+                raise p.error("pattern", f"accepts the unsafe value {probe!r}")
+        parameters.append(Parameter(name=name, label=p.text("label"), pattern=pattern))
+    return tuple(parameters)
+
+
+def _placements(r: _Reader, auth_mode: str) -> tuple[Placement, ...]:
+    if "placements" not in r.raw and auth_mode in OAUTH_MODES:
+        return (BEARER_TOKEN,)
+    placements: list[Placement] = []
+    for index, raw in enumerate(r.items("placements")):
+        p = r.nested(f"placements[{index}]", raw)
+        p.reject_unknown(_PLACEMENT_FIELDS)
+        location = cast(Location, p.choice("location", get_args(Location)))
+        template = p.text("template")
+        if location == "basic":
+            if p.raw.get("name") is not None:
+                raise p.error("name", "must be null for a basic placement")
+            password = p.raw.get("password_template")
+            if not isinstance(password, str):
+                raise p.error("password_template", "is required for a basic placement")
+            placements.append(Placement("basic", None, template, password))
+            continue
+        if p.raw.get("password_template") is not None:
+            raise p.error("password_template", "only used by a basic placement")
+        name = p.text("name")
+        name_re = _HEADER_NAME_RE if location == "header" else _QUERY_NAME_RE
+        if not name_re.fullmatch(name):
+            raise p.error("name", f"invalid {location} name {name!r}")
+        if any(c in template for c in "\r\n"):
+            raise p.error("template", "must not contain line breaks")
+        placements.append(Placement(location, name, template))
+    if auth_mode == "none" and placements:
+        raise r.error("placements", "must be empty for auth_mode none")
+    if auth_mode != "none" and not placements:
+        raise r.error("placements", f"auth_mode {auth_mode} needs at least one placement")
+    targets = [(p.location, (p.name or "").lower()) for p in placements]
+    if len(set(targets)) != len(targets):
+        raise r.error("placements", "two placements write the same header, query name or Basic")
+    return tuple(placements)
+
+
+def _check_credentials(
+    r: _Reader,
+    auth_mode: str,
+    fields: tuple[str, ...],
+    placements: tuple[Placement, ...],
+    templated: set[str],
+) -> None:
+    declared = set(fields)
+    if auth_mode in OAUTH_MODES or auth_mode == "none":
+        if declared:
+            raise r.error("credential_fields", f"must be empty for auth_mode {auth_mode}")
+        if auth_mode != "none" and "token" not in templated:
+            raise r.error("placements", "no placement sends {token}")
+        return
+    if auth_mode == "api_key" and declared != {"api_key"}:
+        raise r.error("credential_fields", "auth_mode api_key takes exactly api_key")
+    if auth_mode == "api_key_secret" and declared != {"api_key", "api_secret"}:
+        raise r.error("credential_fields", "auth_mode api_key_secret takes api_key and api_secret")
+    if auth_mode == "basic":
+        basic = [p for p in placements if p.location == "basic"]
+        if not basic:
+            raise r.error("placements", "auth_mode basic needs a basic placement")
+        basic_uses = template_fields(basic[0].template) | template_fields(
+            basic[0].password_template or ""
+        )
+        if not ({"username", "password"} <= declared or "api_key" in declared & basic_uses):
+            raise r.error(
+                "credential_fields",
+                "auth_mode basic takes username and password, or an api_key the basic "
+                "placement uses",
+            )
+    for credential in fields:
+        if credential not in templated:
+            raise r.error("credential_fields", f"{credential!r} is declared but never sent")
+
+
+def _fields(r: _Reader, name: str, template: str, allowed: set[str]) -> set[str]:
+    try:
+        names = template_fields(template)
+    except ValueError as exc:
+        raise r.error(name, f"malformed template: {exc}") from exc
+    unknown = sorted(names - allowed)
+    if unknown:
+        raise r.error(name, f"unknown placeholder {{{unknown[0]}}}")
+    return names
+
+
+def _check_values(r: _Reader, name: str, values: Mapping[str, str], params: set[str]) -> set[str]:
+    used: set[str] = set()
+    for item, value in values.items():
+        if any(c in value for c in "\r\n"):
+            raise r.error(f"{name}.{item}", "must not contain line breaks")
+        used |= _fields(r, f"{name}.{item}", value, params)
+    return used
+
+
+def _check_url(r: _Reader, name: str, url: str, params: set[str], *, allow_query: bool) -> set[str]:
+    names = _fields(r, name, url, params)
+    # The scheme is checked on the template itself so a parameter can never supply it.
+    if not url.startswith("https://"):
+        raise r.error(name, "must be an https URL")
+    template_parts = urlsplit(url)
+    parts = urlsplit(url.format_map({n: "sample" for n in names}))
+    if "@" in parts.netloc:
+        raise r.error(name, "must not contain user info")
+    host_template = template_parts.netloc.split(":", 1)[0]
+    if "}" in host_template and not _HOST_SUFFIX_RE.fullmatch(host_template.rpartition("}")[2]):
+        raise r.error(name, "a parameter in the host must be followed by a fixed domain")
+    if not parts.hostname or not _HOST_RE.fullmatch(parts.hostname):
+        raise r.error(name, f"invalid host in {url!r}")
+    try:
+        parts.port  # noqa: B018  # evaluated for its ValueError on a bad port
+    except ValueError as exc:
+        raise r.error(name, f"invalid port: {exc}") from exc
+    if parts.fragment or url.endswith("#"):
+        raise r.error(name, "must not have a fragment")
+    if not allow_query and (parts.query or "?" in url):
+        raise r.error(name, "must not have a query string")
+    return names

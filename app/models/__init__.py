@@ -1,0 +1,21 @@
+"""SQLAlchemy models, split by noun; importing this package registers them all."""
+
+from app.models.facilities import ApiToken, Facility, Membership, Role, User
+from app.models.integrations import Account, CallLog, Grant, Integration, OAuthClient, OAuthState
+from app.models.scripts import Run, Script
+
+__all__ = [
+    "Account",
+    "ApiToken",
+    "CallLog",
+    "Facility",
+    "Grant",
+    "Integration",
+    "Membership",
+    "OAuthClient",
+    "OAuthState",
+    "Role",
+    "Run",
+    "Script",
+    "User",
+]

@@ -1,0 +1,197 @@
+"""Integrations, their OAuth clients, connected accounts, grants, OAuth states and the call log.
+
+Columns ending in `_enc` hold vault ciphertext (app.integrations.vault), never plaintext.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base
+from app.models._types import UTCDateTime, new_id, utcnow
+
+AUTH_MODES = ("oauth2", "oauth2_client_credentials", "api_key", "api_key_secret", "basic", "none")
+GRANT_STATES = ("pending", "granted", "refused", "expired", "cancelled")
+
+
+class Integration(Base):
+    """A service a facility's scripts may call, with every field of DESIGN §5."""
+
+    __tablename__ = "integrations"
+    __table_args__ = (UniqueConstraint("facility_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(120))
+    catalog_key: Mapped[str | None] = mapped_column(String(40))
+    auth_mode: Mapped[str] = mapped_column(String(32))
+    base_url: Mapped[str] = mapped_column(String(500))
+    authorization_url: Mapped[str | None] = mapped_column(String(500))
+    token_url: Mapped[str | None] = mapped_column(String(500))
+    token_request_method: Mapped[str] = mapped_column(String(8), default="POST")
+    token_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_post")
+    revoke_url: Mapped[str | None] = mapped_column(String(500))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    scope_separator: Mapped[str] = mapped_column(String(4), default=" ")
+    pkce: Mapped[bool] = mapped_column(default=True)
+    authorization_params: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    placements: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    credential_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    default_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    default_query: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    allowed_hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    allow_private_network: Mapped[bool] = mapped_column(default=False)
+    refresh_on_403: Mapped[bool] = mapped_column(default=False)
+    current_client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="SET NULL", use_alter=True)
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    current_client: Mapped[OAuthClient | None] = relationship(
+        foreign_keys=[current_client_id], post_update=True
+    )
+
+
+class OAuthClient(Base):
+    """One OAuth client (id + secret) of an integration; accounts keep the one that issued them."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret_enc: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Account(Base):
+    """Credentials for one integration: the facility's master account or a user's own."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "owner_kind", "user_id", "label"),
+        Index("ix_accounts_lookup", "integration_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    owner_kind: Mapped[str] = mapped_column(String(8))  # master | user
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(60), default="")
+    parameters: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    credentials_enc: Mapped[str | None] = mapped_column(Text)
+    oauth_client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="SET NULL")
+    )
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    token_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | needs_reauth
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    integration: Mapped[Integration] = relationship()
+    oauth_client: Mapped[OAuthClient | None] = relationship()
+
+    @property
+    def kind(self) -> str:
+        """How the call log names this account: master, user or label:<label>."""
+        if self.owner_kind == "master":
+            return "master"
+        return f"label:{self.label}" if self.label else "user"
+
+
+class Grant(Base):
+    """A run's request for an account the user has not connected (DESIGN §4)."""
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("ix_grants_pending", "user_id", "facility_id", "state"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(60), default="")
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(40))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    integration: Mapped[Integration] = relationship()
+
+
+class OAuthState(Base):
+    """A single-use OAuth `state`, bound to the user's session, purpose and grant."""
+
+    __tablename__ = "oauth_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # connect | master | grant | api
+    session_binding: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    oauth_client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="SET NULL")
+    )
+    grant_id: Mapped[str | None] = mapped_column(ForeignKey("grants.id", ondelete="SET NULL"))
+    label: Mapped[str] = mapped_column(String(60), default="")
+    parameters: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    code_verifier_enc: Mapped[str | None] = mapped_column(Text)
+    return_to: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CallLog(Base):
+    """One integration call: who, which account kind, what, outcome; never credentials."""
+
+    __tablename__ = "call_log"
+    __table_args__ = (Index("ix_call_log_facility_created", "facility_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    script_id: Mapped[int | None]
+    user_id: Mapped[int | None]
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
+    integration_id: Mapped[int | None]
+    integration_key: Mapped[str] = mapped_column(String(40))
+    account_kind: Mapped[str | None] = mapped_column(String(70))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[int | None]
+    duration_ms: Mapped[float | None]
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API shape of a call log row."""
+        return {
+            "id": self.id,
+            "run_id": self.run_id,
+            "script_id": self.script_id,
+            "user_id": self.user_id,
+            "integration": self.integration_key,
+            "account": self.account_kind,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "error": self.error_code,
+            "created_at": self.created_at.isoformat(),
+        }

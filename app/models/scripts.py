@@ -1,0 +1,94 @@
+"""Scripts and their runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+from app.models._types import UTCDateTime, new_id, utcnow
+
+RUN_STATES = (
+    "queued",
+    "running",
+    "waiting_for_grant",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+)
+FINAL_RUN_STATES = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
+
+
+class Script(Base):
+    """A facility's script; members may run it once it is published."""
+
+    __tablename__ = "scripts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"),
+                                             index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(Text, default="")
+    published: Mapped[bool] = mapped_column(default=False)
+    input_schema: Mapped[Any] = mapped_column(JSON, default=dict)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Run(Base):
+    """One execution of a script (or of unsaved source from the editor)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_facility_created", "facility_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
+    script_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scripts.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(Text)
+    input: Mapped[Any] = mapped_column(JSON, nullable=True)
+    interactive: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    output: Mapped[str] = mapped_column(Text, default="")
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_line: Mapped[int | None]
+    calls: Mapped[int] = mapped_column(default=0)
+    duration_ms: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def finished(self) -> bool:
+        """True once the run reached a final state."""
+        return self.status in FINAL_RUN_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API shape of a run."""
+        error = None
+        if self.error_code:
+            error = {"code": self.error_code, "message": self.error_message,
+                     "line": self.error_line}
+        return {
+            "id": self.id,
+            "script_id": self.script_id,
+            "status": self.status,
+            "input": self.input,
+            "result": self.result,
+            "output": self.output,
+            "error": error,
+            "calls": self.calls,
+            "duration_ms": self.duration_ms,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }

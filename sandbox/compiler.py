@@ -1,0 +1,52 @@
+"""Compile a script with RestrictedPython; every failure comes back as a ScriptError."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+from types import CodeType
+
+from RestrictedPython.compile import compile_restricted_exec
+
+from sandbox.limits import ScriptError
+
+FILENAME = "<script>"
+MAX_SOURCE_BYTES = 512 * 1024
+_LINE = re.compile(r"^Line (\d+): ")
+
+
+def compile_script(source: str) -> CodeType | ScriptError:
+    """Return the restricted code object, or a `compile_error`/`forbidden` ScriptError."""
+    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        return ScriptError("compile_error", f"script is larger than {MAX_SOURCE_BYTES} bytes")
+    try:
+        tree = ast.parse(source, FILENAME, "exec")
+    except SyntaxError as exc:
+        return ScriptError("compile_error", f"SyntaxError: {exc.msg}", exc.lineno)
+    except (RecursionError, MemoryError):
+        # Deeply nested expressions exhaust the parser before it can say SyntaxError.
+        return ScriptError("compile_error", "the script is nested too deeply to compile")
+    except (ValueError, OverflowError) as exc:  # e.g. NUL bytes in the source
+        return ScriptError("compile_error", str(exc))
+    try:
+        result = compile_restricted_exec(tree, FILENAME)
+    except (RecursionError, MemoryError):
+        return ScriptError("compile_error", "the script is nested too deeply to compile")
+    except Exception as exc:  # RestrictedPython may raise on exotic trees
+        return ScriptError("compile_error", f"{type(exc).__name__}: {exc}")
+    if result.errors:
+        return _policy_error(result.errors)
+    if result.code is None:
+        return ScriptError("compile_error", "the script could not be compiled")
+    return result.code
+
+
+def _policy_error(errors: Sequence[str]) -> ScriptError:
+    first = errors[0]
+    match = _LINE.match(first)
+    line = int(match.group(1)) if match else None
+    message = _LINE.sub("", first)
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more)"
+    return ScriptError("forbidden", message, line)

@@ -1,0 +1,75 @@
+"""Run limits and run results: plain data that crosses the host/worker boundary."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-run resource limits; every field has a default fit for a small API script."""
+
+    wall_time_s: float = 30.0
+    cpu_time_s: int = 10
+    memory_mb: int = 256
+    output_bytes: int = 256 * 1024
+    result_bytes: int = 1024 * 1024
+    max_calls: int = 200
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"limit {name} must be a positive number, got {value!r}")
+
+    def with_overrides(self, **overrides: Any) -> Limits:
+        """Return a copy with the given limits replaced (None values are ignored)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class ScriptError:
+    """Why a run failed: a stable code, a message for the scripter and the script line."""
+
+    code: str
+    message: str
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape used by the CLI and the API."""
+        return {"code": self.code, "message": self.message, "line": self.line}
+
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+TIMED_OUT = "timed_out"
+CANCELLED = "cancelled"
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run, as data."""
+
+    status: str
+    result: Any = None
+    output: str = ""
+    error: ScriptError | None = None
+    duration_ms: float = 0.0
+    calls: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the run succeeded."""
+        return self.status == SUCCEEDED
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape used by the CLI and the API."""
+        return {
+            "status": self.status,
+            "result": self.result,
+            "output": self.output,
+            "error": self.error.to_dict() if self.error else None,
+            "duration_ms": round(self.duration_ms, 3),
+            "calls": self.calls,
+        }
