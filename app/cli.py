@@ -28,8 +28,14 @@ def main() -> None:
 @click.option("--memory", type=int, default=None, help="Memory limit in MB.")
 @click.option("--facility", default=None, help="Facility slug: call its real integrations.")
 @click.option("--user", "user_email", default=None, help="Run as this user (with --facility).")
-def run_command(file: Path, input_json: str, timeout: float | None, memory: int | None,
-                facility: str | None, user_email: str | None) -> None:
+def run_command(
+    file: Path,
+    input_json: str,
+    timeout: float | None,
+    memory: int | None,
+    facility: str | None,
+    user_email: str | None,
+) -> None:
     """Run FILE in the sandbox and print the run as one JSON object."""
     from sandbox import Executor, Limits
 

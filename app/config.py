@@ -85,9 +85,17 @@ def validate(config: Any) -> None:
         )
     if config["EXECUTOR"] not in ("inprocess", "celery"):
         raise ConfigError("SCRIPTBOX_EXECUTOR must be 'inprocess' or 'celery'")
-    for key in ("RUN_WALL_TIME_S", "RUN_CPU_TIME_S", "RUN_MEMORY_MB", "RUN_OUTPUT_BYTES",
-                "RUN_RESULT_BYTES", "RUN_MAX_CALLS", "CALL_TIMEOUT_S", "GRANT_TIMEOUT_S",
-                "IDLE_WORKERS"):
+    for key in (
+        "RUN_WALL_TIME_S",
+        "RUN_CPU_TIME_S",
+        "RUN_MEMORY_MB",
+        "RUN_OUTPUT_BYTES",
+        "RUN_RESULT_BYTES",
+        "RUN_MAX_CALLS",
+        "CALL_TIMEOUT_S",
+        "GRANT_TIMEOUT_S",
+        "IDLE_WORKERS",
+    ):
         try:
             if float(config[key]) <= 0:
                 raise ValueError

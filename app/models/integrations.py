@@ -96,7 +96,11 @@ class Account(Base):
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     token_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | needs_reauth
+    # Optimistic concurrency for token refresh: every credential write bumps `version`;
+    # the refresh lease lets exactly one thread or process refresh at a time.
     version: Mapped[int] = mapped_column(default=1)
+    refresh_lease_owner: Mapped[str | None] = mapped_column(String(64))
+    refresh_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -29,8 +29,9 @@ class Script(Base):
     __tablename__ = "scripts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"),
-                                             index=True)
+    facility_id: Mapped[int] = mapped_column(
+        ForeignKey("facilities.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(Text, default="")
@@ -77,8 +78,11 @@ class Run(Base):
         """The API shape of a run."""
         error = None
         if self.error_code:
-            error = {"code": self.error_code, "message": self.error_message,
-                     "line": self.error_line}
+            error = {
+                "code": self.error_code,
+                "message": self.error_message,
+                "line": self.error_line,
+            }
         return {
             "id": self.id,
             "script_id": self.script_id,

@@ -1,0 +1,1 @@
+"""Services: verb functions over the models. They flush, never commit."""

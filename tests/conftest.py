@@ -1,0 +1,92 @@
+"""Shared fixtures: a migrated app on a temporary SQLite database, and small factories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from app import create_app, db
+from app.integrations.vault import generate_key
+from app.migrate import upgrade
+from app.models import Facility, Integration, Role, User
+from app.services import people
+
+PASSWORD = "correct horse battery"
+
+
+def make_app(tmp_path: Path, **overrides: Any) -> Flask:
+    """A Scriptbox app on a fresh, migrated SQLite file under tmp_path."""
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'scriptbox.sqlite'}",
+        "SECRET_KEY": "test-secret-key",
+        "SECRET_KEYS": [generate_key()],
+        "PUBLIC_URL": "http://127.0.0.1:5000",
+        "IDLE_WORKERS": 2,
+    }
+    config.update(overrides)
+    app = create_app(config)
+    app.instance_path = str(tmp_path / "instance")
+    upgrade(app)
+    return app
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    """A migrated app; its sandbox executor (if started) is closed afterwards."""
+    application = make_app(tmp_path)
+    with application.app_context():
+        yield application
+    db.session.remove()
+    executor = application.extensions.get("sandbox")
+    if executor is not None:
+        executor.close()
+
+
+@pytest.fixture
+def session(app: Flask) -> Session:
+    """The app's scoped session."""
+    return db.session()
+
+
+def create_user(
+    session: Session, *, email: str = "ada@example.com", name: str = "Ada", password: str = PASSWORD
+) -> User:
+    """A user with the shared test password."""
+    return people.create_user(session, email=email, name=name, password=password)
+
+
+def create_facility(session: Session, *, slug: str = "lab", name: str = "The Lab") -> Facility:
+    """A facility."""
+    return people.create_facility(session, name=name, slug=slug)
+
+
+def add_member(
+    session: Session, *, user: User, facility: Facility, role: Role | str = Role.member
+) -> None:
+    """Give user a role in facility."""
+    people.set_membership(session, user=user, facility=facility, role=role)
+
+
+def create_integration(
+    session: Session, *, facility: Facility, key: str = "demo", **fields: Any
+) -> Integration:
+    """A custom integration with sensible defaults for a loopback test API."""
+    values: dict[str, Any] = {
+        "name": key.title(),
+        "auth_mode": "api_key",
+        "base_url": "http://127.0.0.1:1/api",
+        "placements": [{"location": "header", "name": "X-API-Key", "template": "{api_key}"}],
+        "credential_fields": ["api_key"],
+        "allow_private_network": True,
+    }
+    values.update(fields)
+    integration = Integration(facility_id=facility.id, key=key, **values)
+    session.add(integration)
+    session.flush()
+    return integration
