@@ -16,7 +16,19 @@ def _app(**overrides: Any) -> Any:
     return create_app(overrides or None) if overrides else create_app()
 
 
-@click.group()
+class _Group(click.Group):
+    """Shows AppErrors (unknown user, duplicate slug…) as one clear line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from app.errors import AppError
+
+        try:
+            return super().invoke(ctx)
+        except AppError as exc:
+            raise click.ClickException(exc.message) from None
+
+
+@click.group(cls=_Group)
 def main() -> None:
     """Scriptbox: run user scripts that call third-party APIs, safely."""
 
@@ -48,7 +60,10 @@ def run_command(
     if facility:
         from app.services.cli_runs import run_with_integrations
 
-        outcome = run_with_integrations(_app(), source, run_input, limits, facility, user_email)
+        overrides = {"RUN_WALL_TIME_S": timeout, "RUN_MEMORY_MB": memory}
+        app = _app()
+        app.config.update({k: v for k, v in overrides.items() if v is not None})
+        outcome = run_with_integrations(app, source, run_input, facility, user_email)
     else:
         with Executor(idle_workers=1) as executor:
             outcome = executor.run(source, input=run_input, limits=limits)
@@ -85,6 +100,52 @@ def serve(host: str, port: int, demo: bool) -> None:
             click.echo(line)
     click.echo(f"Scriptbox on http://{host}:{port}/")
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command("create-user")
+@click.option("--email", required=True)
+@click.option("--name", default="")
+@click.password_option(help="At least 8 characters.")
+def create_user(email: str, name: str, password: str) -> None:
+    """Create a Scriptbox user."""
+    from app import db
+    from app.services import people
+
+    with _app().app_context():
+        user = people.create_user(db.session, email=email, name=name, password=password)
+        db.session.commit()
+        click.echo(f"created user {user.email}")
+
+
+@main.command("create-facility")
+@click.option("--slug", required=True, help="Short name used in URLs, e.g. lab.")
+@click.option("--name", default="")
+def create_facility(slug: str, name: str) -> None:
+    """Create a facility (tenant)."""
+    from app import db
+    from app.services import people
+
+    with _app().app_context():
+        facility = people.create_facility(db.session, name=name or slug, slug=slug)
+        db.session.commit()
+        click.echo(f"created facility {facility.slug}")
+
+
+@main.command("add-member")
+@click.option("--facility", "slug", required=True)
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["member", "scripter", "admin"]), default="member")
+def add_member(slug: str, email: str, role: str) -> None:
+    """Add a user to a facility with a role (or change their role)."""
+    from app import db
+    from app.services import people
+
+    with _app().app_context():
+        user = people.user_by_email(db.session, email)
+        facility = people.facility_by_slug(db.session, slug)
+        people.set_membership(db.session, user=user, facility=facility, role=role)
+        db.session.commit()
+        click.echo(f"{user.email} is now {role} in {facility.slug}")
 
 
 @main.command("rotate-keys")

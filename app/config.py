@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_URL": "http://127.0.0.1:5000",
     # Origins allowed for `return_to` after connecting an account by API.
     "ALLOWED_RETURN_ORIGINS": [],
-    "EXECUTOR": "inprocess",  # inprocess | celery
+    "EXECUTOR": "inprocess",  # runs execute in this process (the only executor so far)
     "IDLE_WORKERS": 4,
     "RUN_WALL_TIME_S": 30.0,
     "RUN_CPU_TIME_S": 10,
@@ -83,8 +83,8 @@ def validate(config: Any) -> None:
         raise ConfigError(
             "SCRIPTBOX_PUBLIC_URL must be an absolute http(s) URL without a trailing /"
         )
-    if config["EXECUTOR"] not in ("inprocess", "celery"):
-        raise ConfigError("SCRIPTBOX_EXECUTOR must be 'inprocess' or 'celery'")
+    if config["EXECUTOR"] != "inprocess":
+        raise ConfigError("SCRIPTBOX_EXECUTOR must be 'inprocess' (no other executor exists yet)")
     for key in (
         "RUN_WALL_TIME_S",
         "RUN_CPU_TIME_S",

@@ -51,6 +51,7 @@ def init_app(app: Flask) -> None:
     """Bind the session to this app's engine and remove it after each request."""
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["db_engine"] = engine
+    app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
     session.configure(bind=engine)
 
     @app.teardown_appcontext
@@ -62,3 +63,9 @@ def engine_of(app: Flask) -> Engine:
     """The app's engine."""
     engine: Engine = app.extensions["db_engine"]
     return engine
+
+
+def session_factory(app: Flask) -> sessionmaker[Session]:
+    """Short-lived sessions for background threads (runs, brokers); callers commit."""
+    factory: sessionmaker[Session] = app.extensions["db_sessionmaker"]
+    return factory

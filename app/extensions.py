@@ -18,8 +18,37 @@ _start_lock = threading.Lock()
 
 
 def init_app(app: Flask) -> None:
-    """Create the vault now; the sandbox executor starts on first use."""
+    """Create the vault, event hub, grant coordinator and run manager (no threads yet)."""
+    from app import db
+    from app.events import EventHub
+    from app.runner import RunManager
+    from app.services.grants import GrantCoordinator
+
     app.extensions["vault"] = Vault(load_keys(app.config["SECRET_KEYS"], app.instance_path))
+    hub = EventHub()
+    grants = GrantCoordinator(
+        session_factory=db.session_factory(app),
+        hub=hub,
+        timeout_s=float(app.config["GRANT_TIMEOUT_S"]),
+    )
+    app.extensions["hub"] = hub
+    app.extensions["grants"] = grants
+    app.extensions["runs"] = RunManager(app, hub, grants)
+
+
+def hub(app: Flask | None = None) -> Any:
+    """The app's event hub."""
+    return (app or current_app).extensions["hub"]
+
+
+def grants(app: Flask | None = None) -> Any:
+    """The app's grant coordinator."""
+    return (app or current_app).extensions["grants"]
+
+
+def runs(app: Flask | None = None) -> Any:
+    """The app's run manager."""
+    return (app or current_app).extensions["runs"]
 
 
 def vault(app: Flask | None = None) -> Vault:

@@ -19,11 +19,40 @@ from app.services import people
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(people, "PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
+
+
+_MIGRATED: dict[str, Path] = {}
+
+
+def _migrated_template() -> Path:
+    """A SQLite file migrated once per test session; each app gets a copy (fast, same schema)."""
+    if "path" not in _MIGRATED:
+        import tempfile
+
+        from app.migrate import alembic_config
+
+        folder = Path(tempfile.mkdtemp(prefix="scriptbox-template-"))
+        path = folder / "template.sqlite"
+        from alembic import command
+
+        command.upgrade(alembic_config(f"sqlite:///{path}"), "head")
+        _MIGRATED["path"] = path
+    return _MIGRATED["path"]
+
+
 def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     """A Scriptbox app on a fresh, migrated SQLite file under tmp_path."""
+    import shutil
+
+    database = tmp_path / "scriptbox.sqlite"
+    if "DATABASE_URL" not in overrides:
+        shutil.copyfile(_migrated_template(), database)
     config = {
         "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'scriptbox.sqlite'}",
+        "DATABASE_URL": f"sqlite:///{database}",
         "SECRET_KEY": "test-secret-key",
         "SECRET_KEYS": [generate_key()],
         "PUBLIC_URL": "http://127.0.0.1:5000",
@@ -32,7 +61,8 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     config.update(overrides)
     app = create_app(config)
     app.instance_path = str(tmp_path / "instance")
-    upgrade(app)
+    if "DATABASE_URL" in overrides:
+        upgrade(app)
     return app
 
 
@@ -90,3 +120,41 @@ def create_integration(
     session.add(integration)
     session.flush()
     return integration
+
+
+class LiveServer:
+    """A Scriptbox app served over real HTTP on loopback (threaded, like `scriptbox serve`)."""
+
+    def __init__(self, app: Flask) -> None:
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        app.config["PUBLIC_URL"] = self.url  # OAuth redirect URIs and the websocket origin
+        import threading
+
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveServer]:
+    """A migrated app served on a loopback port."""
+    application = make_app(tmp_path)
+    server = LiveServer(application)
+    try:
+        yield server
+    finally:
+        server.close()
+        executor = application.extensions.get("sandbox")
+        if executor is not None:
+            executor.close()
+        db.session.remove()

@@ -19,13 +19,13 @@ class ClientSpec:
     redirect_uris: list[str] = field(default_factory=list)
     grant_types: list[str] = field(default_factory=lambda: ["authorization_code", "refresh_token"])
     scope: str = "read write"
-    token_endpoint_auth_method: AuthMethod = "client_secret_basic"  # noqa: S105 - a method name
+    token_endpoint_auth_method: AuthMethod = "client_secret_basic"
 
     def __post_init__(self) -> None:
         unknown = set(self.grant_types) - set(GRANT_TYPES)
         if unknown:
             raise ValueError(f"unsupported grant types: {sorted(unknown)}")
-        if self.token_endpoint_auth_method == "none":  # noqa: S105 - a method name
+        if self.token_endpoint_auth_method == "none":
             if self.client_secret:
                 raise ValueError("a public client (auth method 'none') has no secret")
             if "client_credentials" in self.grant_types:

@@ -178,7 +178,7 @@ class DevRevocationEndpoint(RevocationEndpoint):
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         """Find a token by its access or refresh string, trying the hinted kind first."""
         finders = [self.provider.find_access_token, self.provider.find_refresh_token]
-        if token_type_hint == "refresh_token":  # noqa: S105 - a token kind
+        if token_type_hint == "refresh_token":
             finders.reverse()
         for find in finders:
             token = find(token_string)

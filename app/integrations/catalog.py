@@ -89,8 +89,8 @@ class CatalogEntry:
     base_url: str
     authorization_url: str | None = None
     token_url: str | None = None
-    token_request_method: TokenRequestMethod = "POST"  # noqa: S105  # an HTTP verb
-    token_auth_method: TokenAuthMethod = "client_secret_post"  # noqa: S105  # a method name
+    token_request_method: TokenRequestMethod = "POST"  # an HTTP verb
+    token_auth_method: TokenAuthMethod = "client_secret_post"  # a method name
     revoke_url: str | None = None
     scopes: tuple[str, ...] = ()
     scope_separator: str = " "

@@ -14,6 +14,9 @@ from app.models import Facility, Membership, Role, User
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MIN_PASSWORD = 8
+# Werkzeug's default (scrypt). The test suite swaps in a cheap method: hashing is not
+# what it tests, and scrypt costs ~0.1 s a user.
+PASSWORD_HASH_METHOD = "scrypt"
 
 
 def create_user(session: Session, *, email: str, name: str, password: str) -> User:
@@ -28,7 +31,9 @@ def create_user(session: Session, *, email: str, name: str, password: str) -> Us
     if session.scalar(select(User).where(User.email == email)):
         raise Conflict(f"a user with email {email} already exists", field="email")
     user = User(
-        email=email, name=name.strip() or email, password_hash=generate_password_hash(password)
+        email=email,
+        name=name.strip() or email,
+        password_hash=generate_password_hash(password, method=PASSWORD_HASH_METHOD),
     )
     session.add(user)
     session.flush()

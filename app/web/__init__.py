@@ -6,7 +6,16 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    """Attach every blueprint to the app."""
-    from app.web import health
+    """Attach every blueprint and the websocket to the app."""
+    from app.web import api, auth, health, oauth, pages, ws
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(oauth.bp)
+    app.register_blueprint(pages.bp)
+    ws.sock.init_app(app)
+
+    from app.web.security import csrf_token, current_identity
+
+    app.jinja_env.globals.update(csrf_token=csrf_token, current_identity=current_identity)

@@ -1,0 +1,167 @@
+"""Demo data for `scriptbox serve --demo`: a facility, three users, a provider to sign in to.
+
+The dev OAuth provider (app.devprovider, built on Authlib) is mounted at /demo-provider,
+so a newcomer can try the whole flow offline: connect accounts, run scripts, answer a
+sign-in prompt. Idempotent: running it again keeps what exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from app import db
+from app.devprovider import ClientSpec, ProviderConfig, create_provider_app
+from app.errors import NotFound
+from app.models import Facility, Integration, Role, Script
+from app.services import people
+
+DEMO_PASSWORD = "scriptbox-demo"
+PROVIDER_PREFIX = "/demo-provider"
+CLIENT_ID = "scriptbox-demo"
+DEMO_API_KEY = "demo-api-key"
+
+USERS = (
+    ("admin@example.com", "Avery Admin", Role.admin),
+    ("scripter@example.com", "Sam Scripter", Role.scripter),
+    ("member@example.com", "Mia Member", Role.member),
+)
+
+SCRIPTS = {
+    "Who am I at the demo provider": '''\
+"""Asks the demo provider who the connected account is."""
+resp = integrations.get("demo", "/me")
+resp.raise_for_status()
+print("signed in at the provider as", resp.json()["username"])
+result = resp.json()
+''',
+    "Echo with an API key": """\
+resp = integrations.post("demokey", "/echo", json={"hello": input.get("name", "world")})
+result = {"status": resp.status, "echo": resp.json()["json"]}
+""",
+    "Ask first, then work": """\
+try:
+    integrations.require("demo", account="user")
+except integrations.NoIntegrationGrant as refused:
+    print("no demo account:", refused.reason)
+    result = {"connected": False}
+else:
+    result = {"connected": True, "me": integrations.get("demo", "/me", account="user").json()}
+""",
+}
+
+
+def _client_secret(app: Flask) -> str:
+    # Derived from the instance's session key so restarts keep matching the stored secret.
+    key = str(app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, b"scriptbox demo client", hashlib.sha256).hexdigest()
+
+
+def mount_provider(app: Flask) -> Any:
+    """Mount the dev provider at /demo-provider; returns its Flask app."""
+    redirect_uri = f"{app.config['PUBLIC_URL']}/oauth/callback"
+    provider = create_provider_app(
+        ProviderConfig(
+            access_token_lifetime=600,
+            clients=[
+                ClientSpec(
+                    client_id=CLIENT_ID,
+                    client_secret=_client_secret(app),
+                    redirect_uris=[redirect_uri],
+                    token_endpoint_auth_method="client_secret_basic",
+                )
+            ],
+            api_keys={DEMO_API_KEY: None},
+        )
+    )
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {PROVIDER_PREFIX: provider})  # type: ignore[method-assign]
+    return provider
+
+
+def install_demo(app: Flask) -> list[str]:
+    """Mount the provider and create the demo facility, users, integrations and scripts."""
+    mount_provider(app)
+    base = f"{app.config['PUBLIC_URL']}{PROVIDER_PREFIX}"
+    with app.app_context():
+        session = db.session
+        facility = session.scalar(select(Facility).where(Facility.slug == "demo"))
+        if facility is None:
+            facility = people.create_facility(session, name="Demo Lab", slug="demo")
+        for email, name, role in USERS:
+            try:
+                user = people.user_by_email(session, email)
+            except NotFound:
+                user = people.create_user(session, email=email, name=name, password=DEMO_PASSWORD)
+            people.set_membership(session, user=user, facility=facility, role=role)
+        _ensure_integrations(app, facility, base)
+        author = people.user_by_email(session, USERS[1][0])
+        for name, source in SCRIPTS.items():
+            exists = session.scalar(
+                select(Script).where(Script.facility_id == facility.id, Script.name == name)
+            )
+            if exists is None:
+                session.add(
+                    Script(
+                        facility_id=facility.id,
+                        name=name,
+                        source=source,
+                        published=True,
+                        created_by=author.id,
+                    )
+                )
+        session.commit()
+    return [
+        "Demo data is ready. Sign in as any of these (password: scriptbox-demo):",
+        *(f"  {email:24} {role.value}" for email, _, role in USERS),
+        f"The demo OAuth provider runs at {base}/ (users alice and bob).",
+    ]
+
+
+def _ensure_integrations(app: Flask, facility: Facility, base: str) -> None:
+    from app.services import integrations_admin
+
+    session = db.session
+    existing = set(
+        session.scalars(select(Integration.key).where(Integration.facility_id == facility.id))
+    )
+    if "demo" not in existing:
+        integrations_admin.create_custom(
+            session,
+            facility=facility,
+            fields={
+                "key": "demo",
+                "name": "Demo provider",
+                "auth_mode": "oauth2",
+                "base_url": f"{base}/api",
+                "authorization_url": f"{base}/authorize",
+                "token_url": f"{base}/token",
+                "revoke_url": f"{base}/revoke",
+                "token_auth_method": "client_secret_basic",
+                "scopes": ["read", "write"],
+                "pkce": True,
+                "allow_private_network": True,
+                "client_id": CLIENT_ID,
+                "client_secret": _client_secret(app),
+            },
+        )
+    if "demokey" not in existing:
+        integrations_admin.create_custom(
+            session,
+            facility=facility,
+            fields={
+                "key": "demokey",
+                "name": "Demo API (key)",
+                "auth_mode": "api_key",
+                "base_url": f"{base}/keyapi",
+                "placements": [
+                    {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
+                ],
+                "credential_fields": ["api_key"],
+                "allow_private_network": True,
+            },
+        )

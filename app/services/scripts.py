@@ -1,0 +1,207 @@
+"""Scripts and runs: create, edit, publish, start, list (flush, never commit)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Forbidden, NotFound, ValidationError
+from app.models import Integration, Run, Script
+from app.models.facilities import Role
+from app.services.context import MemberContext
+
+MAX_SOURCE = 256 * 1024
+MAX_INPUT = 256 * 1024
+_CALLS = frozenset({"request", "get", "post", "put", "patch", "delete", "require"})
+
+
+def create_script(
+    session: Session, member: MemberContext, *, name: str, source: str = "", description: str = ""
+) -> Script:
+    """A new, unpublished script in the member's facility (scripters only)."""
+    _require_scripter(member)
+    script = Script(facility_id=member.facility.id, created_by=member.user.id)
+    update_script(session, member, script, name=name, source=source, description=description)
+    session.add(script)
+    session.flush()
+    return script
+
+
+def update_script(
+    session: Session,
+    member: MemberContext,
+    script: Script,
+    *,
+    name: str | None = None,
+    source: str | None = None,
+    description: str | None = None,
+    published: bool | None = None,
+) -> Script:
+    """Change a script's fields (scripters only)."""
+    _require_scripter(member)
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 120:
+            raise ValidationError("give the script a name of 1 to 120 characters", field="name")
+        script.name = name
+    if source is not None:
+        if len(source.encode()) > MAX_SOURCE:
+            raise ValidationError(f"the script is larger than {MAX_SOURCE} bytes", field="source")
+        script.source = source
+    if description is not None:
+        script.description = description.strip()[:2000]
+    if published is not None:
+        script.published = published
+    session.flush()
+    return script
+
+
+def get_script(session: Session, member: MemberContext, script_id: int) -> Script:
+    """A script of the member's facility; members see published scripts only."""
+    script = session.get(Script, script_id)
+    if script is None or script.facility_id != member.facility.id:
+        raise NotFound("no such script")
+    if not script.published and not member.can(Role.scripter):
+        raise NotFound("no such script")
+    return script
+
+
+def list_scripts(session: Session, member: MemberContext) -> list[Script]:
+    """The facility's scripts the member may see."""
+    query = select(Script).where(Script.facility_id == member.facility.id)
+    if not member.can(Role.scripter):
+        query = query.where(Script.published.is_(True))
+    return list(session.scalars(query.order_by(Script.name)))
+
+
+def delete_script(session: Session, member: MemberContext, script: Script) -> None:
+    """Remove a script (its runs stay in history)."""
+    _require_scripter(member)
+    session.delete(script)
+    session.flush()
+
+
+def create_run(
+    session: Session,
+    member: MemberContext,
+    *,
+    script_id: int | None,
+    source: str | None,
+    run_input: Any,
+    interactive: bool,
+) -> Run:
+    """A queued run of a script, or of raw source (scripters only)."""
+    if script_id is not None:
+        script = get_script(session, member, script_id)
+        run_source = source if source is not None and member.can(Role.scripter) else script.source
+    elif source is not None:
+        _require_scripter(member)
+        script, run_source = None, source
+    else:
+        raise ValidationError("give a script_id or source", field="script_id")
+    if not isinstance(run_source, str) or len(run_source.encode()) > MAX_SOURCE:
+        raise ValidationError(f"source must be text up to {MAX_SOURCE} bytes", field="source")
+    if len(json.dumps(run_input)) > MAX_INPUT:
+        raise ValidationError(f"input is larger than {MAX_INPUT} bytes", field="input")
+    run = Run(
+        facility_id=member.facility.id,
+        script_id=script.id if script else None,
+        user_id=member.user.id,
+        source=run_source,
+        input=run_input,
+        interactive=interactive,
+        status="queued",
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, member: MemberContext, run_id: str) -> Run:
+    """A run of the member's facility: their own, or anyone's for admins."""
+    run = session.get(Run, run_id)
+    if run is None or run.facility_id != member.facility.id:
+        raise NotFound("no such run")
+    if run.user_id != member.user.id and not member.can(Role.admin):
+        raise NotFound("no such run")
+    return run
+
+
+def list_runs(
+    session: Session, member: MemberContext, *, script_id: int | None = None, limit: int = 50
+) -> list[Run]:
+    """Recent runs the member may see, newest first."""
+    query = select(Run).where(Run.facility_id == member.facility.id)
+    if not member.can(Role.admin):
+        query = query.where(Run.user_id == member.user.id)
+    if script_id is not None:
+        query = query.where(Run.script_id == script_id)
+    return list(session.scalars(query.order_by(Run.created_at.desc()).limit(min(limit, 200))))
+
+
+def referenced_integrations(source: str) -> list[str]:
+    """Keys of the literal `integrations.<call>("key", …)` calls in a script."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    keys: list[str] = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _CALLS
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "integrations"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and node.args[0].value not in keys
+        ):
+            keys.append(node.args[0].value)
+    return keys
+
+
+def integration_readiness(
+    session: Session, member: MemberContext, source: str
+) -> list[dict[str, Any]]:
+    """For each integration a script names: does it exist, is there a master or own account."""
+    from app.models import Account
+
+    result = []
+    for key in referenced_integrations(source):
+        integration = session.scalar(
+            select(Integration).where(
+                Integration.facility_id == member.facility.id, Integration.key == key
+            )
+        )
+        if integration is None:
+            result.append({"key": key, "exists": False, "master": False, "own": False})
+            continue
+        accounts = session.scalars(
+            select(Account).where(
+                Account.integration_id == integration.id, Account.status == "active"
+            )
+        ).all()
+        result.append(
+            {
+                "key": key,
+                "name": integration.name,
+                "exists": True,
+                "needs_account": integration.auth_mode not in ("none",),
+                "master": any(a.owner_kind == "master" for a in accounts),
+                "own": any(
+                    a.owner_kind == "user" and a.user_id == member.user.id for a in accounts
+                ),
+            }
+        )
+    return result
+
+
+def _require_scripter(member: MemberContext) -> None:
+    if not member.can(Role.scripter):
+        raise Forbidden("editing scripts needs the scripter role")

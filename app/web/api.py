@@ -1,0 +1,592 @@
+"""The REST API (JSON; session or API-token auth): scripts, runs, integrations, accounts.
+
+Views are thin: parse, check the role, call a service, commit once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from app import db, extensions
+from app.errors import NotFound, ValidationError
+from app.models import Account, ApiToken, CallLog, Integration, Role, User
+from app.services import people
+from app.services import scripts as scripts_service
+from app.services.context import MemberContext
+from app.web.security import (
+    check_csrf,
+    hash_token,
+    new_api_token,
+    require_member,
+    require_user,
+    session_binding,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    require_user()
+    check_csrf()
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if data is None:
+        data = request.form.to_dict()
+    if not isinstance(data, dict):
+        raise ValidationError("send a JSON object")
+    return data
+
+
+def _int(value: Any, field: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{field} must be a number", field=field) from None
+
+
+def _integration(member: MemberContext, key: str) -> Integration:
+    integration = db.session.scalar(
+        select(Integration).where(
+            Integration.facility_id == member.facility.id, Integration.key == key
+        )
+    )
+    if integration is None:
+        raise NotFound(f"no integration '{key}' in {member.facility.name}")
+    return integration
+
+
+# -- me and API tokens ----------------------------------------------------------------
+
+
+@bp.get("/me")
+def me() -> ResponseReturnValue:
+    """The signed-in user and their facilities."""
+    user = require_user()
+    return jsonify(
+        {
+            "id": user.id,
+            "email": user.email,
+            "name": user.name,
+            "facilities": [
+                {"slug": f.slug, "name": f.name, "role": role.value}
+                for f, role in people_memberships(user)
+            ],
+        }
+    )
+
+
+def people_memberships(user: User) -> list[Any]:
+    from app.web.security import memberships_of
+
+    return memberships_of(user)
+
+
+@bp.post("/tokens")
+def create_token() -> ResponseReturnValue:
+    """Create an API token; the token is in this answer only."""
+    user = require_user()
+    name = str(_body().get("name", "")).strip() or "API token"
+    token = new_api_token()
+    db.session.add(
+        ApiToken(user_id=user.id, name=name[:120], token_hash=hash_token(token), prefix=token[:8])
+    )
+    db.session.commit()
+    return jsonify({"name": name, "token": token}), 201
+
+
+@bp.delete("/tokens/<int:token_id>")
+def delete_token(token_id: int) -> ResponseReturnValue:
+    """Revoke one of the user's API tokens."""
+    user = require_user()
+    row = db.session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("no such token")
+    db.session.delete(row)
+    db.session.commit()
+    return "", 204
+
+
+# -- scripts ------------------------------------------------------------------------------
+
+
+def _script_dict(script: Any, *, with_source: bool) -> dict[str, Any]:
+    data = {
+        "id": script.id,
+        "name": script.name,
+        "description": script.description,
+        "published": script.published,
+        "updated_at": script.updated_at.isoformat() if script.updated_at else None,
+    }
+    if with_source:
+        data["source"] = script.source
+    return data
+
+
+@bp.get("/f/<slug>/scripts")
+def list_scripts(slug: str) -> ResponseReturnValue:
+    """Scripts the user may see in the facility."""
+    member = require_member(slug)
+    rows = scripts_service.list_scripts(db.session, member)
+    return jsonify([_script_dict(s, with_source=member.can(Role.scripter)) for s in rows])
+
+
+@bp.post("/f/<slug>/scripts")
+def create_script(slug: str) -> ResponseReturnValue:
+    """Create a script (scripters)."""
+    member = require_member(slug, Role.scripter)
+    body = _body()
+    script = scripts_service.create_script(
+        db.session,
+        member,
+        name=str(body.get("name", "")),
+        source=str(body.get("source", "")),
+        description=str(body.get("description", "")),
+    )
+    db.session.commit()
+    return jsonify(_script_dict(script, with_source=True)), 201
+
+
+@bp.get("/f/<slug>/scripts/<int:script_id>")
+def get_script(slug: str, script_id: int) -> ResponseReturnValue:
+    """One script."""
+    member = require_member(slug)
+    script = scripts_service.get_script(db.session, member, script_id)
+    return jsonify(_script_dict(script, with_source=member.can(Role.scripter)))
+
+
+@bp.patch("/f/<slug>/scripts/<int:script_id>")
+def update_script(slug: str, script_id: int) -> ResponseReturnValue:
+    """Change name, source, description or published (scripters)."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session, member, script_id)
+    body = _body()
+    published = body.get("published")
+    scripts_service.update_script(
+        db.session,
+        member,
+        script,
+        name=body.get("name"),
+        source=body.get("source"),
+        description=body.get("description"),
+        published=bool(published) if published is not None else None,
+    )
+    db.session.commit()
+    return jsonify(_script_dict(script, with_source=True))
+
+
+@bp.delete("/f/<slug>/scripts/<int:script_id>")
+def delete_script(slug: str, script_id: int) -> ResponseReturnValue:
+    """Delete a script (scripters)."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session, member, script_id)
+    scripts_service.delete_script(db.session, member, script)
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/f/<slug>/readiness")
+def readiness(slug: str) -> ResponseReturnValue:
+    """Which integrations a source uses and whether the user or facility has accounts."""
+    member = require_member(slug, Role.scripter)
+    source = str(_body().get("source", ""))
+    return jsonify(scripts_service.integration_readiness(db.session, member, source))
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+@bp.post("/f/<slug>/runs")
+def create_run(slug: str) -> ResponseReturnValue:
+    """Start a run of a script (or of source, for scripters); `wait` seconds to block."""
+    member = require_member(slug)
+    body = _body()
+    script_id = _int(body["script_id"], "script_id") if body.get("script_id") is not None else None
+    source = body.get("source")
+    if source is not None and not isinstance(source, str):
+        raise ValidationError("source must be text", field="source")
+    wait = min(max(float(body.get("wait") or 0), 0.0), 300.0)
+    # A run started from a page with an open websocket may prompt; API runs may not.
+    interactive = bool(body.get("interactive")) and not (request.authorization is not None)
+    run = scripts_service.create_run(
+        db.session,
+        member,
+        script_id=script_id,
+        source=source,
+        run_input=body.get("input"),
+        interactive=interactive,
+    )
+    db.session.commit()
+    runs = extensions.runs()
+    runs.start(run.id)
+    if wait:
+        runs.wait(run.id, wait)
+        db.session.refresh(run)
+    return jsonify(run.to_dict()), 201 if not run.finished else 200
+
+
+@bp.get("/f/<slug>/runs")
+def list_runs(slug: str) -> ResponseReturnValue:
+    """Recent runs (own; admins see everyone's)."""
+    member = require_member(slug)
+    script_id = request.args.get("script_id")
+    rows = scripts_service.list_runs(
+        db.session,
+        member,
+        script_id=_int(script_id, "script_id") if script_id else None,
+        limit=_int(request.args.get("limit", 50), "limit"),
+    )
+    return jsonify([r.to_dict() for r in rows])
+
+
+@bp.get("/f/<slug>/runs/<run_id>")
+def get_run(slug: str, run_id: str) -> ResponseReturnValue:
+    """One run."""
+    member = require_member(slug)
+    return jsonify(scripts_service.get_run(db.session, member, run_id).to_dict())
+
+
+@bp.post("/f/<slug>/runs/<run_id>/cancel")
+def cancel_run(slug: str, run_id: str) -> ResponseReturnValue:
+    """Cancel a run that has not finished."""
+    member = require_member(slug)
+    run = scripts_service.get_run(db.session, member, run_id)
+    if not run.finished:
+        extensions.runs().cancel(run.id)
+    return jsonify({"id": run.id, "cancelling": not run.finished})
+
+
+@bp.get("/f/<slug>/runs/<run_id>/calls")
+def run_calls(slug: str, run_id: str) -> ResponseReturnValue:
+    """The integration calls a run made (from the call log)."""
+    member = require_member(slug)
+    run = scripts_service.get_run(db.session, member, run_id)
+    rows = db.session.scalars(
+        select(CallLog)
+        .where(CallLog.run_id == run.id, CallLog.facility_id == member.facility.id)
+        .order_by(CallLog.id)
+    )
+    return jsonify([row.to_dict() for row in rows])
+
+
+# -- grants -------------------------------------------------------------------------------
+
+
+@bp.post("/f/<slug>/grants/<grant_id>/refuse")
+def refuse_grant(slug: str, grant_id: str) -> ResponseReturnValue:
+    """Refuse a sign-in prompt: waiting runs get NoIntegrationGrant."""
+    member = require_member(slug)
+    from app.models import Grant
+
+    grant = db.session.get(Grant, grant_id)
+    if grant is None or grant.user_id != member.user.id or grant.facility_id != member.facility.id:
+        raise NotFound("no such prompt")
+    changed = extensions.grants().resolve(grant.id, "refused")
+    return jsonify({"grant_id": grant.id, "state": "refused" if changed else grant.state})
+
+
+# -- facility administration --------------------------------------------------------------
+
+
+@bp.get("/f/<slug>/members")
+def list_members(slug: str) -> ResponseReturnValue:
+    """Members and roles (admins)."""
+    member = require_member(slug, Role.admin)
+    from app.models import Membership
+
+    rows = db.session.execute(
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.facility_id == member.facility.id)
+        .order_by(User.name)
+    ).all()
+    return jsonify(
+        [{"id": u.id, "email": u.email, "name": u.name, "role": r.value} for u, r in rows]
+    )
+
+
+@bp.post("/f/<slug>/members")
+def set_member(slug: str) -> ResponseReturnValue:
+    """Add a user (by email) or change their role (admins)."""
+    member = require_member(slug, Role.admin)
+    body = _body()
+    user = people.user_by_email(db.session, str(body.get("email", "")))
+    people.set_membership(
+        db.session, user=user, facility=member.facility, role=str(body.get("role", "member"))
+    )
+    db.session.commit()
+    return jsonify({"email": user.email, "role": str(body.get("role", "member"))})
+
+
+@bp.get("/f/<slug>/calls")
+def call_log(slug: str) -> ResponseReturnValue:
+    """The facility's call log with filters: integration, user, script, status (admins)."""
+    member = require_member(slug, Role.admin)
+    query = select(CallLog).where(CallLog.facility_id == member.facility.id)
+    args = request.args
+    if args.get("integration"):
+        query = query.where(CallLog.integration_key == args["integration"])
+    if args.get("user"):
+        query = query.where(CallLog.user_id == _int(args["user"], "user"))
+    if args.get("script"):
+        query = query.where(CallLog.script_id == _int(args["script"], "script"))
+    status = args.get("status")
+    if status == "error":
+        query = query.where((CallLog.error_code.is_not(None)) | (CallLog.status >= 400))
+    elif status == "ok":
+        query = query.where(CallLog.error_code.is_(None), CallLog.status < 400)
+    rows = db.session.scalars(query.order_by(CallLog.id.desc()).limit(200))
+    return jsonify([row.to_dict() for row in rows])
+
+
+# -- integrations and accounts ------------------------------------------------------------
+
+
+@bp.get("/f/<slug>/integrations")
+def list_integrations(slug: str) -> ResponseReturnValue:
+    """The facility's integrations (no secrets), with the user's own accounts."""
+    member = require_member(slug)
+    from app.services.integrations_admin import integration_public_view
+
+    rows = db.session.scalars(
+        select(Integration)
+        .where(Integration.facility_id == member.facility.id)
+        .order_by(Integration.name)
+    ).all()
+    accounts = db.session.scalars(
+        select(Account).where(Account.facility_id == member.facility.id)
+    ).all()
+    result = []
+    for integration in rows:
+        view = integration_public_view(integration)
+        mine = [
+            a
+            for a in accounts
+            if a.integration_id == integration.id and a.user_id == member.user.id
+        ]
+        view["master_connected"] = any(
+            a.integration_id == integration.id and a.owner_kind == "master" for a in accounts
+        )
+        view["my_accounts"] = [_account_dict(a) for a in mine]
+        result.append(view)
+    return jsonify(result)
+
+
+def _account_dict(account: Account) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "label": account.label,
+        "kind": account.kind,
+        "status": account.status,
+        "parameters": account.parameters,
+        "last_used_at": account.last_used_at.isoformat() if account.last_used_at else None,
+    }
+
+
+@bp.post("/f/<slug>/integrations")
+def create_integration(slug: str) -> ResponseReturnValue:
+    """Create an integration from the catalog or by hand (admins)."""
+    member = require_member(slug, Role.admin)
+    from app.services import integrations_admin as admin
+
+    body = _body()
+    if body.get("catalog_key"):
+        integration = admin.create_from_catalog(
+            db.session,
+            facility=member.facility,
+            catalog_key=str(body["catalog_key"]),
+            key=body.get("key"),
+            client_id=body.get("client_id"),
+            client_secret=body.get("client_secret"),
+            overrides=body.get("overrides"),
+        )
+    else:
+        integration = admin.create_custom(db.session, facility=member.facility, fields=body)
+    db.session.commit()
+    return jsonify(admin.integration_public_view(integration)), 201
+
+
+@bp.get("/f/<slug>/integrations/<key>")
+def get_integration(slug: str, key: str) -> ResponseReturnValue:
+    """One integration (no secrets) with its redirect URI."""
+    member = require_member(slug)
+    from app.services import integrations_admin as admin
+
+    view = admin.integration_public_view(_integration(member, key))
+    view["redirect_uri"] = admin.redirect_uri(current_app.config["PUBLIC_URL"])
+    return jsonify(view)
+
+
+@bp.patch("/f/<slug>/integrations/<key>")
+def update_integration(slug: str, key: str) -> ResponseReturnValue:
+    """Change an integration's settings (admins); a blank client secret keeps the old one."""
+    member = require_member(slug, Role.admin)
+    from app.services import integrations_admin as admin
+
+    integration = _integration(member, key)
+    admin.update_integration(db.session, integration, _body())
+    db.session.commit()
+    return jsonify(admin.integration_public_view(integration))
+
+
+@bp.delete("/f/<slug>/integrations/<key>")
+def delete_integration(slug: str, key: str) -> ResponseReturnValue:
+    """Remove an integration and its accounts (admins)."""
+    member = require_member(slug, Role.admin)
+    db.session.delete(_integration(member, key))
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/f/<slug>/integrations/<key>/test")
+def test_integration(slug: str, key: str) -> ResponseReturnValue:
+    """Ask the provider whether the client id/secret work; its answer in words (admins)."""
+    member = require_member(slug, Role.admin)
+    from app.services.integrations_admin import test_connection
+
+    return jsonify(test_connection(_integration(member, key), extensions.vault()))
+
+
+def _connect(member: MemberContext, integration: Integration, *, owner: str) -> ResponseReturnValue:
+    from app.services import connections
+    from app.services.integrations_admin import redirect_uri
+
+    body = _body()
+    label = str(body.get("label", "")).strip()[:60] if owner == "user" else ""
+    parameters = body.get("parameters") or {}
+    if integration.auth_mode == "oauth2":
+        url = connections.start_authorization(
+            db.session,
+            integration=integration,
+            user_id=member.user.id,
+            facility_id=member.facility.id,
+            purpose="master" if owner == "master" else "api",
+            session_binding=session_binding(),
+            redirect_uri=redirect_uri(current_app.config["PUBLIC_URL"]),
+            vault=extensions.vault(),
+            label=label,
+            parameters=parameters,
+            return_to=body.get("return_to"),
+            allowed_return_origins=current_app.config["ALLOWED_RETURN_ORIGINS"],
+        )
+        db.session.commit()
+        return jsonify({"authorization_url": url})
+    if integration.auth_mode == "oauth2_client_credentials":
+        if owner != "master":
+            raise ValidationError("this integration connects once for the whole facility")
+        account = connections.connect_client_credentials(
+            db.session, integration=integration, vault=extensions.vault()
+        )
+    else:
+        account = connections.connect_with_credentials(
+            db.session,
+            integration=integration,
+            owner=owner,
+            user_id=member.user.id,
+            label=label,
+            fields=body.get("fields") or {},
+            parameters=parameters,
+            vault=extensions.vault(),
+        )
+    db.session.commit()
+    return jsonify(_account_dict(account)), 201
+
+
+@bp.post("/f/<slug>/integrations/<key>/master")
+def connect_master(slug: str, key: str) -> ResponseReturnValue:
+    """Connect the facility's master account (admins)."""
+    member = require_member(slug, Role.admin)
+    return _connect(member, _integration(member, key), owner="master")
+
+
+@bp.delete("/f/<slug>/integrations/<key>/master")
+def disconnect_master(slug: str, key: str) -> ResponseReturnValue:
+    """Disconnect the master account, revoking it at the provider (admins)."""
+    member = require_member(slug, Role.admin)
+    from app.services import connections
+
+    account = connections.master_account(db.session, _integration(member, key).id)
+    if account is None:
+        raise NotFound("no master account is connected")
+    connections.disconnect(db.session, account, extensions.vault())
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/f/<slug>/integrations/<key>/accounts")
+def connect_own(slug: str, key: str) -> ResponseReturnValue:
+    """Connect the user's own account: credentials, or an authorization URL for OAuth2."""
+    member = require_member(slug)
+    return _connect(member, _integration(member, key), owner="user")
+
+
+@bp.post("/f/<slug>/integrations/<key>/accounts/code")
+def connect_with_code(slug: str, key: str) -> ResponseReturnValue:
+    """Complete the user's account with an authorization code obtained elsewhere."""
+    member = require_member(slug)
+    from app.services import connections
+
+    body = _body()
+    code = str(body.get("code", ""))
+    redirect = str(body.get("redirect_uri", ""))
+    if not code or not redirect:
+        raise ValidationError("send code and the redirect_uri it was issued for", field="code")
+    account = connections.connect_with_code(
+        db.session,
+        integration=_integration(member, key),
+        user_id=member.user.id,
+        facility_id=member.facility.id,
+        code=code,
+        redirect_uri=redirect,
+        code_verifier=body.get("code_verifier"),
+        label=str(body.get("label", ""))[:60],
+        parameters=body.get("parameters") or {},
+        vault=extensions.vault(),
+    )
+    db.session.commit()
+    return jsonify(_account_dict(account)), 201
+
+
+@bp.get("/f/<slug>/accounts")
+def my_accounts(slug: str) -> ResponseReturnValue:
+    """The user's own accounts in the facility."""
+    member = require_member(slug)
+    rows = db.session.scalars(
+        select(Account).where(
+            Account.facility_id == member.facility.id, Account.user_id == member.user.id
+        )
+    )
+    return jsonify([_account_dict(a) for a in rows])
+
+
+@bp.delete("/f/<slug>/accounts/<int:account_id>")
+def disconnect_own(slug: str, account_id: int) -> ResponseReturnValue:
+    """Disconnect one of the user's own accounts."""
+    member = require_member(slug)
+    from app.services import connections
+
+    account = db.session.get(Account, account_id)
+    if (
+        account is None
+        or account.facility_id != member.facility.id
+        or account.user_id != member.user.id
+    ):
+        raise NotFound("no such account")
+    connections.disconnect(db.session, account, extensions.vault())
+    db.session.commit()
+    return "", 204
+
+
+@bp.get("/f/<slug>/usage")
+def usage(slug: str) -> ResponseReturnValue:
+    """Calls per integration this month, and the quota (admins)."""
+    member = require_member(slug, Role.admin)
+    from app.services.usage import monthly_usage
+
+    return jsonify(monthly_usage(db.session, member.facility))

@@ -1,0 +1,65 @@
+"""Sign in and out."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from werkzeug.security import check_password_hash
+
+from app import db
+from app.models import User
+from app.web.security import check_csrf, current_identity, memberships_of, sign_in, sign_out
+
+bp = Blueprint("auth", __name__)
+
+# A hash of nothing in particular, checked when the email is unknown so that a wrong
+# email and a wrong password take the same time.
+_DUMMY_HASH = (
+    "scrypt:32768:8:1$F31zDT2zH5FmBOsR$621400276bce2468dc308e90b8b6189c60b0dcc35a51d23f469a816"
+    "ed2aca55c23821a3304a7b334b85f7f31a5c1b50da4127bd16244e907468d8b5cf9e11da8"
+)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: never an open redirect to another host.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("auth.home")
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    """Send the user to their first facility's scripts, or to sign in."""
+    identity = current_identity()
+    if identity is None:
+        return redirect(url_for("auth.login"))
+    memberships = memberships_of(identity.user)
+    if not memberships:
+        return redirect(url_for("pages.settings_integrations"))
+    return redirect(url_for("pages.scripts", slug=memberships[0][0].slug))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """The sign-in form."""
+    error = None
+    if request.method == "POST":
+        check_csrf()
+        email = request.form.get("email", "").strip().lower()
+        password = request.form.get("password", "")
+        user = db.session.scalar(select(User).where(User.email == email))
+        valid = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+        if user is not None and user.is_active and valid:
+            sign_in(user)
+            return redirect(_safe_next(request.args.get("next")))
+        error = "That email and password do not match. Check both and try again."
+    return render_template("login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    """End the session."""
+    check_csrf()
+    sign_out()
+    return redirect(url_for("auth.login"))

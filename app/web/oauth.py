@@ -1,0 +1,131 @@
+"""The OAuth callback and the sign-in pages a grant prompt opens."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request
+from flask.typing import ResponseReturnValue
+
+from app import db, extensions
+from app.errors import NotFound, OAuthCallbackError
+from app.models import Grant, Integration, Role
+from app.web.security import (
+    check_csrf,
+    login_required,
+    require_member,
+    require_user,
+    session_binding,
+)
+
+bp = Blueprint("oauth", __name__)
+
+
+def _redirect_uri() -> str:
+    from app.services.integrations_admin import redirect_uri
+
+    return redirect_uri(current_app.config["PUBLIC_URL"])
+
+
+@bp.get("/oauth/callback")
+@login_required
+def callback() -> ResponseReturnValue:
+    """Finish an authorization: store the account, resolve the grant, say so."""
+    from app.services import connections
+
+    require_user()
+    try:
+        account, state = connections.complete_authorization(
+            db.session,
+            state=request.args.get("state", ""),
+            code=request.args.get("code"),
+            error=request.args.get("error"),
+            session_binding=session_binding(),
+            redirect_uri=_redirect_uri(),
+            vault=extensions.vault(),
+        )
+    except OAuthCallbackError as exc:
+        db.session.commit()  # the state is spent even when the sign-in failed
+        return render_template("signed_in.html", ok=False, message=exc.message), 400
+    db.session.commit()
+    if state.grant_id:
+        extensions.grants().resolve(state.grant_id, "granted", account.id)
+    if state.return_to:
+        return redirect(state.return_to)
+    integration = db.session.get(Integration, account.integration_id)
+    name = integration.name if integration else "the service"
+    return render_template("signed_in.html", ok=True, message=f"{name} is connected.")
+
+
+def _grant_for(slug: str, grant_id: str) -> tuple[Grant, Integration]:
+    member = require_member(slug, Role.member)
+    grant = db.session.get(Grant, grant_id)
+    if grant is None or grant.user_id != member.user.id or grant.facility_id != member.facility.id:
+        raise NotFound("this sign-in prompt is not yours or no longer exists")
+    integration = db.session.get(Integration, grant.integration_id)
+    assert integration is not None
+    return grant, integration
+
+
+@bp.route("/f/<slug>/grants/<grant_id>/sign-in", methods=["GET", "POST"])
+@login_required
+def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
+    """Opened by the prompt's Sign in: OAuth2 goes to the provider, key/Basic show a form."""
+    from app.services import connections
+
+    grant, integration = _grant_for(slug, grant_id)
+    if grant.state != "pending":
+        return render_template(
+            "signed_in.html",
+            ok=grant.state == "granted",
+            message=f"This prompt is already {grant.state}.",
+        ), 409
+    member = require_member(slug)
+    if integration.auth_mode == "oauth2":
+        url = connections.start_authorization(
+            db.session,
+            integration=integration,
+            user_id=member.user.id,
+            facility_id=member.facility.id,
+            purpose="grant",
+            session_binding=session_binding(),
+            redirect_uri=_redirect_uri(),
+            vault=extensions.vault(),
+            label=grant.label,
+            parameters=dict(request.args.items()) if integration.parameters else None,
+            grant_id=grant.id,
+        )
+        db.session.commit()
+        return redirect(url)
+    error = None
+    if request.method == "POST":
+        check_csrf()
+        fields = {name: request.form.get(name, "") for name in integration.credential_fields}
+        params = {
+            p["name"]: request.form.get(f"param_{p['name']}", "") for p in integration.parameters
+        }
+        try:
+            account = connections.connect_with_credentials(
+                db.session,
+                integration=integration,
+                owner="user",
+                user_id=member.user.id,
+                label=grant.label,
+                fields=fields,
+                parameters=params,
+                vault=extensions.vault(),
+            )
+        except Exception as exc:  # a validation error is shown on the form
+            from app.errors import AppError
+
+            if not isinstance(exc, AppError):
+                raise
+            db.session.rollback()
+            error = exc.message
+        else:
+            db.session.commit()
+            extensions.grants().resolve(grant.id, "granted", account.id)
+            return render_template(
+                "signed_in.html", ok=True, message=f"{integration.name} is connected."
+            )
+    return render_template(
+        "credentials_form.html", integration=integration, grant=grant, error=error
+    ), 400 if error else 200

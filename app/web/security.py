@@ -1,0 +1,179 @@
+"""Who is asking and what they may do: sessions, API tokens, CSRF and role checks.
+
+Every page, API call and websocket message goes through `current_identity()` and
+`require_member(slug, role)`; nothing is trusted from the browser.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import redirect, request, session, url_for
+from sqlalchemy import select
+
+from app import db
+from app.errors import Forbidden, NotAuthenticated, NotFound
+from app.models import ApiToken, Facility, Membership, Role, User
+from app.models._types import utcnow
+from app.services.context import MemberContext
+
+F = TypeVar("F", bound=Callable[..., Any])
+TOKEN_PREFIX = "sbx_"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The signed-in user and how they proved it."""
+
+    user: User
+    via_token: bool
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 of an API token (only the hash is stored)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_api_token() -> str:
+    """A fresh API token, shown to its owner once."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def sign_in(user: User) -> None:
+    """Start a fresh session for user (a new id defeats session fixation)."""
+    session.clear()
+    session["user_id"] = user.id
+    session["sid"] = secrets.token_urlsafe(24)
+    session["csrf"] = secrets.token_urlsafe(24)
+    session.permanent = True
+
+
+def sign_out() -> None:
+    """End the session."""
+    session.clear()
+
+
+def session_binding() -> str:
+    """A value tied to this browser session, for binding OAuth `state` to it."""
+    sid = session.get("sid")
+    if not sid:
+        sid = session["sid"] = secrets.token_urlsafe(24)
+    return hashlib.sha256(f"session:{sid}".encode()).hexdigest()
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use)."""
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(24)
+    return str(token)
+
+
+def check_csrf() -> None:
+    """Refuse state-changing browser requests without the session's CSRF token."""
+    if request.method in _SAFE_METHODS:
+        return
+    identity = request.environ.get("scriptbox.identity")
+    if identity is not None and identity.via_token:
+        return  # API tokens are not sent automatically by browsers: no CSRF risk
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+    expected = session.get("csrf")
+    if not expected or not hmac.compare_digest(str(sent), str(expected)):
+        raise Forbidden(
+            "the form expired or did not come from Scriptbox; reload the page and try again"
+        )
+
+
+def _user_from_token(header: str) -> User | None:
+    token = header.removeprefix("Bearer ").strip()
+    if not token.startswith(TOKEN_PREFIX):
+        raise NotAuthenticated("the API token is not valid")
+    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if row is None:
+        raise NotAuthenticated("the API token is not valid")
+    row.last_used_at = utcnow()
+    user = db.session.get(User, row.user_id)
+    return user if user is not None and user.is_active else None
+
+
+def current_identity() -> Identity | None:
+    """The signed-in user (session cookie or API token), cached per request."""
+    # Cached on the request (not on `g`, which outlives a request when an app context
+    # was already pushed, as in tests).
+    cache = request.environ
+    if "scriptbox.identity" in cache:
+        cached: Identity | None = cache["scriptbox.identity"]
+        return cached
+    identity = None
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        user = _user_from_token(header)
+        if user is None:
+            raise NotAuthenticated("the API token is not valid")
+        identity = Identity(user, via_token=True)
+    elif "user_id" in session:
+        user = db.session.get(User, session["user_id"])
+        if user is not None and user.is_active:
+            identity = Identity(user, via_token=False)
+    cache["scriptbox.identity"] = identity
+    return identity
+
+
+def require_user() -> User:
+    """The signed-in user, or NotAuthenticated."""
+    identity = current_identity()
+    if identity is None:
+        raise NotAuthenticated("sign in to continue")
+    return identity.user
+
+
+def require_member(slug: str, role: Role = Role.member) -> MemberContext:
+    """The signed-in user's context in facility `slug`, requiring at least `role`.
+
+    A facility the user does not belong to answers NotFound, so its existence leaks not.
+    """
+    user = require_user()
+    row = db.session.execute(
+        select(Facility, Membership)
+        .join(Membership, Membership.facility_id == Facility.id)
+        .where(Facility.slug == slug, Membership.user_id == user.id)
+    ).first()
+    if row is None:
+        raise NotFound("no such facility")
+    facility, membership = row
+    context = MemberContext(user, facility, membership.role)
+    if not context.can(role):
+        raise Forbidden(f"this needs the {role.value} role in {facility.name}")
+    return context
+
+
+def login_required(view: F) -> F:
+    """Send anonymous browsers to the sign-in page (API callers get 401 JSON)."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_identity() is None:
+            if request.path.startswith("/api/"):
+                raise NotAuthenticated("sign in or send an API token")
+            return redirect(url_for("auth.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def memberships_of(user: User) -> list[tuple[Facility, Role]]:
+    """The user's facilities with their role in each, by name."""
+    rows = db.session.execute(
+        select(Facility, Membership.role)
+        .join(Membership, Membership.facility_id == Facility.id)
+        .where(Membership.user_id == user.id)
+        .order_by(Facility.name)
+    ).all()
+    return [(facility, role) for facility, role in rows]

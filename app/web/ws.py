@@ -1,0 +1,115 @@
+"""The websocket: pushes run and grant events to a user's open pages; takes `grant.refuse`.
+
+Checks the Origin and the session before anything else; holds no domain logic.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import current_app, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from app import db, extensions
+from app.errors import AppError
+from app.models import Grant
+from app.web.security import require_member
+
+sock = Sock()
+
+
+def _origin_allowed() -> bool:
+    origin = request.headers.get("Origin")
+    if not origin:
+        return False
+    public = urlsplit(current_app.config["PUBLIC_URL"])
+    allowed = {f"{public.scheme}://{public.netloc}", f"{request.scheme}://{request.host}"}
+    return origin in allowed
+
+
+def _send(ws: Any, message: dict[str, Any]) -> None:
+    ws.send(json.dumps(message))
+
+
+@sock.route("/ws")
+def events(ws: Any) -> None:
+    """One open page of a signed-in member of `?facility=<slug>`."""
+    if not _origin_allowed():
+        _send(ws, {"type": "error", "code": "forbidden_origin", "message": "origin not allowed"})
+        ws.close(reason=1008)
+        return
+    try:
+        member = require_member(request.args.get("facility", ""))
+    except AppError as exc:
+        _send(ws, {"type": "error", "code": exc.code, "message": exc.message})
+        ws.close(reason=1008)
+        return
+    user_id, facility_id = member.user.id, member.facility.id
+    subscription = extensions.hub().subscribe(user_id, facility_id)
+    grants = extensions.grants()
+    db.session.remove()  # do not hold a connection for the life of the socket
+    closed = threading.Event()
+    lock = threading.Lock()
+
+    def pump() -> None:
+        while not closed.is_set():
+            message = subscription.get(timeout=0.5)
+            if message is None:
+                continue
+            try:
+                with lock:
+                    _send(ws, message)
+            except ConnectionClosed:
+                closed.set()
+
+    sender = threading.Thread(target=pump, name="ws-sender", daemon=True)
+    try:
+        with lock:
+            _send(ws, {"type": "hello", "facility": member.facility.slug})
+            for message in grants.pending_messages(user_id, facility_id):
+                _send(ws, message)
+        sender.start()
+        while not closed.is_set():
+            raw = ws.receive(timeout=1.0)
+            if raw is None:
+                continue
+            reply = _handle(raw, user_id, facility_id)
+            if reply is not None:
+                with lock:
+                    _send(ws, reply)
+    except ConnectionClosed:
+        pass
+    finally:
+        closed.set()
+        subscription.close()
+        db.session.remove()
+
+
+def _handle(raw: str, user_id: int, facility_id: int) -> dict[str, Any] | None:
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return {"type": "error", "code": "invalid_message", "message": "send JSON objects"}
+    if not isinstance(message, dict):
+        return {"type": "error", "code": "invalid_message", "message": "send JSON objects"}
+    if message.get("type") == "grant.refuse":
+        grant_id = str(message.get("grant_id", ""))
+        try:
+            grant = db.session.get(Grant, grant_id)
+            if grant is None or grant.user_id != user_id or grant.facility_id != facility_id:
+                return {"type": "error", "code": "not_found", "message": "no such prompt"}
+        finally:
+            db.session.remove()
+        extensions.grants().resolve(grant_id, "refused")
+        return None
+    if message.get("type") == "ping":
+        return {"type": "pong"}
+    return {
+        "type": "error",
+        "code": "unknown_message",
+        "message": f"unknown message type {message.get('type')!r}",
+    }

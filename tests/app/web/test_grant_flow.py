@@ -1,0 +1,213 @@
+"""The pause → prompt → resume flow over a real websocket, without a browser (DESIGN §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from app import db
+from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
+from app.models import Grant, Role
+from tests.app.web.webclient import WebClient
+from tests.conftest import LiveServer, add_member, create_facility, create_integration, create_user
+
+API_KEY = "grant-flow-key"
+
+NEEDS_KEY = """
+resp = integrations.get("keyed", "/echo", params={"q": "1"})
+result = {"status": resp.status, "saw_key": resp.json()["headers"].get("x-api-key") == input["key"]}
+"""
+
+CATCHES_REFUSAL = """
+try:
+    integrations.get("keyed", "/echo")
+    result = {"connected": True}
+except integrations.NoIntegrationGrant as refused:
+    result = {"connected": False, "reason": refused.reason}
+"""
+
+
+@pytest.fixture(scope="module")
+def keyapi() -> Iterator[str]:
+    """A real API-key protected API on loopback."""
+    provider = create_provider_app(ProviderConfig(api_keys={API_KEY: None}))
+    with serve_in_thread(provider) as server:
+        yield f"{server.url}/keyapi"
+
+
+@pytest.fixture
+def world(live: LiveServer, keyapi: str) -> dict[str, Any]:
+    """A facility with a member, an outsider and an API-key integration nobody connected."""
+    with live.app.app_context():
+        session = db.session()
+        facility = create_facility(session, slug="lab")
+        other = create_facility(session, slug="elsewhere")
+        member = create_user(session, email="mia@example.com")
+        outsider = create_user(session, email="olga@example.com")
+        add_member(session, user=member, facility=facility, role=Role.member)
+        add_member(session, user=outsider, facility=other, role=Role.admin)
+        create_integration(
+            session, facility=facility, key="keyed", name="Keyed API", base_url=keyapi
+        )
+        session.commit()
+        ids = {"member": member.id, "outsider": outsider.id}
+    return {
+        "member": WebClient(live.app, live.url, ids["member"]),
+        "outsider": WebClient(live.app, live.url, ids["outsider"]),
+        "live": live,
+    }
+
+
+def start_run(client: WebClient, source: str, run_input: Any = None) -> str:
+    response = client.api(
+        "POST", "/api/f/lab/runs", json={"source": source, "input": run_input, "interactive": True}
+    )
+    assert response.status_code in (200, 201), response.text
+    run_id: str = response.json()["id"]
+    return run_id
+
+
+def start_member_run(world: dict[str, Any], source: str, run_input: Any = None) -> str:
+    """Members may not run raw source, so the tests give the member the scripter role."""
+    live: LiveServer = world["live"]
+    with live.app.app_context():
+        from app.models import Facility, Membership
+
+        session = db.session()
+        facility = session.query(Facility).filter_by(slug="lab").one()
+        membership = session.query(Membership).filter_by(facility_id=facility.id).first()
+        assert membership is not None
+        membership.role = Role.scripter
+        session.commit()
+    return start_run(world["member"], source, run_input)
+
+
+def test_prompt_then_sign_in_resumes_the_run(world: dict[str, Any]) -> None:
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    run_id = start_member_run(world, NEEDS_KEY, {"key": API_KEY})
+
+    prompt = page.wait_for("grant.required")
+    assert prompt["integration"] == {"key": "keyed", "name": "Keyed API", "auth_mode": "api_key"}
+    assert prompt["run_id"] == run_id
+    assert prompt["sign_in_url"] == f"/f/lab/grants/{prompt['grant_id']}/sign-in"
+    page.wait_for("run.status", run_id=run_id, status="waiting_for_grant")
+    state = world["member"].api("GET", f"/api/f/lab/runs/{run_id}").json()
+    assert state["status"] == "waiting_for_grant"
+
+    signed = world["member"].post_form(prompt["sign_in_url"], {"api_key": API_KEY})
+    assert signed.status_code == 200, signed.text
+
+    resolved = page.wait_for("grant.resolved", grant_id=prompt["grant_id"])
+    assert resolved["state"] == "granted"
+    finished = page.wait_for("run.finished", run_id=run_id)["run"]
+    assert finished["status"] == "succeeded", finished
+    assert finished["result"] == {"status": 200, "saw_key": True}
+    page.close()
+
+
+def test_refusal_raises_no_integration_grant_in_the_script(world: dict[str, Any]) -> None:
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    run_id = start_member_run(world, CATCHES_REFUSAL)
+    prompt = page.wait_for("grant.required")
+    page.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
+    assert page.wait_for("grant.resolved", grant_id=prompt["grant_id"])["state"] == "refused"
+    finished = page.wait_for("run.finished", run_id=run_id)["run"]
+    assert finished["status"] == "succeeded"
+    assert finished["result"] == {"connected": False, "reason": "refused"}
+
+
+def test_a_prompt_nobody_answers_expires(world: dict[str, Any]) -> None:
+    world["live"].app.extensions["grants"]._timeout_s = 0.5
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    run_id = start_member_run(world, NEEDS_KEY, {"key": API_KEY})
+    prompt = page.wait_for("grant.required")
+    assert page.wait_for("grant.resolved", grant_id=prompt["grant_id"])["state"] == "expired"
+    finished = page.wait_for("run.finished", run_id=run_id)["run"]
+    assert finished["status"] == "failed"
+    assert finished["error"]["code"] == "no_integration_grant"
+    assert finished["error"]["line"] == 2
+
+
+def test_without_an_open_page_the_call_is_refused_at_once(world: dict[str, Any]) -> None:
+    run_id = start_member_run(world, CATCHES_REFUSAL)
+    run = world["member"].api("GET", f"/api/f/lab/runs/{run_id}")
+    for _ in range(100):
+        run = world["member"].api("GET", f"/api/f/lab/runs/{run_id}")
+        if run.json()["status"] in ("succeeded", "failed"):
+            break
+        import time
+
+        time.sleep(0.1)
+    assert run.json()["result"] == {"connected": False, "reason": "not_interactive"}
+
+
+def test_every_open_page_gets_the_prompt_and_runs_share_it(world: dict[str, Any]) -> None:
+    first, second = world["member"].websocket("lab"), world["member"].websocket("lab")
+    first.wait_for("hello")
+    second.wait_for("hello")
+    run_a = start_member_run(world, NEEDS_KEY, {"key": API_KEY})
+    prompt = first.wait_for("grant.required")
+    run_b = start_run(world["member"], NEEDS_KEY, {"key": API_KEY})
+    first.wait_for("run.status", run_id=run_b, status="waiting_for_grant")
+    assert second.wait_for("grant.required")["grant_id"] == prompt["grant_id"]
+    assert not [m for m in first.seen if m.get("type") == "grant.required"]  # one prompt only
+
+    world["member"].post_form(prompt["sign_in_url"], {"api_key": API_KEY})
+    for run_id in (run_a, run_b):
+        finished = second.wait_for("run.finished", run_id=run_id)["run"]
+        assert finished["status"] == "succeeded", finished
+    with world["live"].app.app_context():
+        grants = db.session.query(Grant).all()
+        assert [(g.state, g.id) for g in grants] == [("granted", prompt["grant_id"])]
+
+
+def test_a_reconnecting_page_is_shown_pending_prompts(world: dict[str, Any]) -> None:
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    start_member_run(world, NEEDS_KEY, {"key": API_KEY})
+    prompt = page.wait_for("grant.required")
+    page.close()
+    again = world["member"].websocket("lab")
+    again.wait_for("hello")
+    assert again.wait_for("grant.required")["grant_id"] == prompt["grant_id"]
+    again.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
+    again.wait_for("grant.resolved", grant_id=prompt["grant_id"])
+
+
+def test_another_users_refusal_is_refused_and_changes_nothing(world: dict[str, Any]) -> None:
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    start_member_run(world, CATCHES_REFUSAL)
+    prompt = page.wait_for("grant.required")
+    foreign = world["outsider"].websocket("elsewhere")
+    foreign.wait_for("hello")
+    foreign.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
+    assert foreign.wait_for("error")["code"] == "not_found"
+    answer = world["outsider"].api("POST", f"/api/f/lab/grants/{prompt['grant_id']}/refuse")
+    assert answer.status_code == 404
+    form = world["outsider"].post_form(prompt["sign_in_url"], {"api_key": "stolen"})
+    assert form.status_code == 404
+    with world["live"].app.app_context():
+        assert db.session.get(Grant, prompt["grant_id"]).state == "pending"
+    page.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
+    page.wait_for("grant.resolved", grant_id=prompt["grant_id"])
+
+
+@pytest.mark.parametrize("who", ["anonymous", "bad_origin", "other_facility"])
+def test_the_websocket_checks_origin_session_and_membership(
+    world: dict[str, Any], who: str
+) -> None:
+    client: WebClient = world["outsider"] if who == "other_facility" else world["member"]
+    if who == "anonymous":
+        client.cookie = "session=forged"
+    origin = "http://evil.example" if who == "bad_origin" else None
+    page = client.websocket("lab", origin=origin)
+    message = page.next()
+    assert message is not None and message["type"] == "error"
+    assert message["code"] in {"forbidden_origin", "not_authenticated", "not_found"}
+    assert page.next(timeout=2) is None  # and the server closed the socket

@@ -1,0 +1,90 @@
+"""A browserless client for a live Scriptbox: a signed session cookie, JSON API, websocket."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+import requests
+import simple_websocket
+from flask import Flask
+
+
+class WebClient:
+    """Plays one browser of one user against a LiveServer."""
+
+    def __init__(self, app: Flask, base_url: str, user_id: int) -> None:
+        self.base_url = base_url
+        self.csrf = secrets.token_urlsafe(16)
+        serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+        cookie = serializer.dumps(
+            {"user_id": user_id, "csrf": self.csrf, "sid": secrets.token_urlsafe(16)}
+        )
+        self.http = requests.Session()
+        self.http.cookies.set("session", cookie)
+        self.cookie = f"session={cookie}"
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call the JSON API with the session cookie and CSRF header."""
+        headers = {"X-CSRF-Token": self.csrf, **kwargs.pop("headers", {})}
+        return self.http.request(
+            method, self.base_url + path, headers=headers, timeout=30, **kwargs
+        )
+
+    def post_form(self, path: str, data: dict[str, str]) -> requests.Response:
+        """Submit a form as a browser would (with the CSRF field)."""
+        return self.http.post(
+            self.base_url + path, data={"csrf_token": self.csrf, **data}, timeout=30
+        )
+
+    def websocket(self, slug: str, origin: str | None = None) -> Socket:
+        """Open the page websocket for facility `slug`."""
+        ws_url = self.base_url.replace("http://", "ws://") + f"/ws?facility={slug}"
+        headers = {"Cookie": self.cookie, "Origin": origin or self.base_url}
+        return Socket(simple_websocket.Client.connect(ws_url, headers=headers))
+
+
+class Socket:
+    """A websocket that waits for messages of a given type."""
+
+    def __init__(self, ws: simple_websocket.Client) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send one JSON message."""
+        self.ws.send(json.dumps(message))
+
+    def next(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """The next message, or None after timeout."""
+        try:
+            raw = self.ws.receive(timeout=timeout)
+        except simple_websocket.ConnectionClosed:
+            return None
+        if raw is None:
+            return None
+        message: dict[str, Any] = json.loads(raw)
+        self.seen.append(message)
+        return message
+
+    def wait_for(self, kind: str, timeout: float = 15.0, **match: Any) -> dict[str, Any]:
+        """The first message of `kind` whose fields equal `match`; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        for message in self.seen:
+            if message.get("type") == kind and all(message.get(k) == v for k, v in match.items()):
+                self.seen.remove(message)
+                return message
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = self.next(remaining)
+            if message is None:
+                continue
+            if message.get("type") == kind and all(message.get(k) == v for k, v in match.items()):
+                self.seen.remove(message)
+                return message
+        raise AssertionError(f"no {kind} {match} within {timeout}s; saw {self.seen}")
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.ws.close()
