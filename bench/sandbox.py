@@ -95,11 +95,12 @@ def main() -> None:
         # Latency: one run at a time, with a short think time so the pool is refilled,
         # as for runs started by people; throughput: back to back from several threads.
         lat = latency(sandboxed, args.runs // 2, pause_s=0.002)
-        rps = throughput(sandboxed, args.runs, args.threads)
+        # Idle workers as they normally are: pre-forked and warmed, nobody waiting.
         time.sleep(1.0)
         idle = executor.idle_pids()
         idle_uss = statistics.mean(uss_mb(pid) for pid in idle)
         zygote_uss = uss_mb(executor.zygote_pid or 0)
+        rps = throughput(sandboxed, args.runs, args.threads)
 
     code = compile(SCRIPT, "<script>", "exec")
 

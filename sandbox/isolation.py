@@ -43,14 +43,23 @@ def _prctl(option: int, arg: int, arg2: Any = 0) -> bool:
     return bool(_LIBC.prctl(option, arg, arg2, 0, 0) == 0)
 
 
-def _read_vm_size() -> int:
+def read_vm_size() -> int:
+    """This process's virtual size in bytes (0 if /proc is unavailable).
+
+    Raw os.read and bytes parsing on purpose: text I/O would touch (and so copy) far more
+    of the zygote's shared pages in each worker.
+    """
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
+        fd = os.open("/proc/self/status", os.O_RDONLY)
     except OSError:
-        pass
+        return 0
+    try:
+        data = os.read(fd, 65536)
+    finally:
+        os.close(fd)
+    for line in data.split(b"\n"):
+        if line.startswith(b"VmSize:"):
+            return int(line.split()[1]) * 1024
     return 0
 
 
@@ -194,13 +203,20 @@ def compile_seccomp() -> SeccompFilter:
     return SeccompFilter(program, f"{len(DENIED_SYSCALLS)} syscalls refused with EPERM")
 
 
-def harden_worker(channel_fd: int, workdir: str, seccomp: SeccompFilter) -> None:
-    """Cut a freshly forked worker off from everything but its channel to the host."""
+def harden_worker(
+    channel_fd: int, workdir: str, seccomp: SeccompFilter, baseline_vm: int
+) -> None:
+    """Cut a freshly forked worker off from everything but its channel to the host.
+
+    `baseline_vm` is the zygote's virtual size at the fork (the worker's starting size),
+    measured there so the worker need not read /proc.
+    """
     os.setsid()
     _close_descriptors(channel_fd)
     os.chdir(workdir)
-    os.environ.clear()
-    _state["baseline_vm"] = _read_vm_size()  # before RLIMIT_NOFILE leaves no descriptor free
+    if os.environ:  # the zygote starts with an empty environment; keep it so
+        os.environ.clear()
+    _state["baseline_vm"] = baseline_vm
     enforced: dict[str, Any] = {"uid_nobody": _drop_identity()}
     _set_static_rlimits()
     enforced["no_new_privs"] = _prctl(_PR_SET_NO_NEW_PRIVS, 1)

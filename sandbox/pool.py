@@ -242,7 +242,10 @@ class Executor:
         want = self.idle_target + self._waiting - len(self._idle) - self._requested
         if want > 0 and self._control is not None and not self._closed:
             self._requested += want
-            self._control.send(json.dumps({"t": "fork", "n": want}).encode())
+            # Warm workers (see runtime.warm_up) answer faster but cost CPU to prepare;
+            # when callers already wait, a worker is needed now, so skip the warm-up.
+            warm = self._waiting == 0
+            self._control.send(json.dumps({"t": "fork", "n": want, "warm": warm}).encode())
 
     def _read_control(self) -> None:
         assert self._control is not None

@@ -57,8 +57,11 @@ def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = 
         sock.send(data)
 
 
-def _fork_worker(control: socket.socket, workdir: str, seccomp: isolation.SeccompFilter) -> None:
+def _fork_worker(
+    control: socket.socket, workdir: str, seccomp: isolation.SeccompFilter, warm: bool
+) -> None:
     host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    baseline_vm = isolation.read_vm_size()
     pid = os.fork()
     if pid == 0:  # the worker
         code = 0
@@ -66,9 +69,10 @@ def _fork_worker(control: socket.socket, workdir: str, seccomp: isolation.Seccom
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
                 signal.signal(signum, signal.SIG_DFL)
-            isolation.harden_worker(worker_end.fileno(), workdir, seccomp)
+            isolation.harden_worker(worker_end.fileno(), workdir, seccomp, baseline_vm)
             channel = socket.socket(fileno=isolation.CHANNEL_FD)
-            runtime.warm_up(channel)
+            if warm:
+                runtime.warm_up(channel)
             runtime.serve_one_job(channel)
         except BaseException:
             code = 70
@@ -133,8 +137,9 @@ def main(control_fd: int) -> None:
                     if not data:
                         return
                     request = json.loads(data)
+                    warm = bool(request.get("warm", True))
                     for _ in range(min(int(request.get("n", 1)), 64)):
-                        _fork_worker(control, workdir, seccomp)
+                        _fork_worker(control, workdir, seccomp, warm)
                 else:
                     os.read(wake_r, 512)
                     _reap(control)

@@ -15,6 +15,7 @@ from app.integrations.vault import generate_key
 from app.migrate import upgrade
 from app.models import Facility, Integration, Role, User
 from app.services import people
+from app.testing import LiveServer
 
 PASSWORD = "correct horse battery"
 
@@ -120,29 +121,6 @@ def create_integration(
     session.add(integration)
     session.flush()
     return integration
-
-
-class LiveServer:
-    """A Scriptbox app served over real HTTP on loopback (threaded, like `scriptbox serve`)."""
-
-    def __init__(self, app: Flask) -> None:
-        from werkzeug.serving import make_server
-
-        self.app = app
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        app.config["PUBLIC_URL"] = self.url  # OAuth redirect URIs and the websocket origin
-        import threading
-
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture

@@ -1,9 +1,14 @@
-"""A browserless client for a live Scriptbox: a signed session cookie, JSON API, websocket."""
+"""A browserless client for a live Scriptbox: a signed session cookie, JSON API, websocket.
+
+Support code for the test suite and the benchmarks (like app.devprovider.testing); the
+served app never imports it.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -88,3 +93,24 @@ class Socket:
     def close(self) -> None:
         """Close the socket."""
         self.ws.close()
+
+
+class LiveServer:
+    """A Scriptbox app served over real HTTP on loopback (threaded, like `scriptbox serve`)."""
+
+    def __init__(self, app: Flask) -> None:
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        app.config["PUBLIC_URL"] = self.url  # OAuth redirect URIs and the websocket origin
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
