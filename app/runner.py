@@ -131,7 +131,7 @@ class RunManager:
         )
         with self._lock:
             cancel = self._cancel.get(run.id)
-        return extensions.executor(self._app).run(
+        result: RunResult = extensions.executor(self._app).run(
             run.source,
             input=run.input,
             limits=limits_from_config(self._app.config),
@@ -141,6 +141,7 @@ class RunManager:
             on_output=lambda text: self._publish(run, {"type": "run.output", "data": text}),
             cancel=cancel,
         )
+        return result
 
     def _finish(self, run: Run, outcome: RunResult) -> None:
         error = outcome.error

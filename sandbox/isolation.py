@@ -218,10 +218,10 @@ def harden_worker(
         os.environ.clear()
     _state["baseline_vm"] = baseline_vm
     enforced: dict[str, Any] = {"uid_nobody": _drop_identity()}
-    _set_static_rlimits()
     enforced["no_new_privs"] = _prctl(_PR_SET_NO_NEW_PRIVS, 1)
     enforced["not_dumpable"] = _prctl(_PR_SET_DUMPABLE, 0)  # no ptrace, no /proc/pid/mem
-    enforced["landlock"] = _landlock()
+    enforced["landlock"] = _landlock()  # needs a free descriptor: before RLIMIT_NOFILE
+    _set_static_rlimits()
     enforced["seccomp"] = seccomp.load()
     _state["enforced"] = enforced
 

@@ -436,6 +436,13 @@ class _Run:
         return None
 
     def _on_done(self, message: dict[str, Any]) -> RunResult:
+        outcome = self._done_result(message)
+        isolation = message.get("isolation")
+        if isinstance(isolation, dict):
+            outcome.extra["isolation"] = isolation
+        return outcome
+
+    def _done_result(self, message: dict[str, Any]) -> RunResult:
         if message.get("status") != SUCCEEDED:
             raw = message.get("error")
             error: dict[str, Any] = raw if isinstance(raw, dict) else {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import traceback
 from types import CodeType, TracebackType
 from typing import Any
@@ -172,5 +171,5 @@ def serve_one_job(sock: socket.socket) -> None:
 
     isolation.apply_job_limits(job.get("limits") or {})
     done = execute(job, sock)
+    done["isolation"] = isolation.enforced()  # informational: what this kernel enforced
     protocol.send(sock, done)
-    sys.stdout.flush()

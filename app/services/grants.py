@@ -152,7 +152,7 @@ class GrantCoordinator:
         Returns False when the grant was no longer pending (nothing changes then).
         """
         with self._session_factory() as session, session.begin():
-            changed = session.execute(
+            changed = session.execute(  # type: ignore[attr-defined]
                 update(Grant)
                 .where(Grant.id == grant_id, Grant.state == "pending")
                 .values(state=state, account_id=account_id, resolved_at=utcnow())

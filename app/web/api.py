@@ -133,7 +133,7 @@ def _script_dict(script: Any, *, with_source: bool) -> dict[str, Any]:
 def list_scripts(slug: str) -> ResponseReturnValue:
     """Scripts the user may see in the facility."""
     member = require_member(slug)
-    rows = scripts_service.list_scripts(db.session, member)
+    rows = scripts_service.list_scripts(db.session(), member)
     return jsonify([_script_dict(s, with_source=member.can(Role.scripter)) for s in rows])
 
 
@@ -143,7 +143,7 @@ def create_script(slug: str) -> ResponseReturnValue:
     member = require_member(slug, Role.scripter)
     body = _body()
     script = scripts_service.create_script(
-        db.session,
+        db.session(),
         member,
         name=str(body.get("name", "")),
         source=str(body.get("source", "")),
@@ -157,7 +157,7 @@ def create_script(slug: str) -> ResponseReturnValue:
 def get_script(slug: str, script_id: int) -> ResponseReturnValue:
     """One script."""
     member = require_member(slug)
-    script = scripts_service.get_script(db.session, member, script_id)
+    script = scripts_service.get_script(db.session(), member, script_id)
     return jsonify(_script_dict(script, with_source=member.can(Role.scripter)))
 
 
@@ -165,11 +165,11 @@ def get_script(slug: str, script_id: int) -> ResponseReturnValue:
 def update_script(slug: str, script_id: int) -> ResponseReturnValue:
     """Change name, source, description or published (scripters)."""
     member = require_member(slug, Role.scripter)
-    script = scripts_service.get_script(db.session, member, script_id)
+    script = scripts_service.get_script(db.session(), member, script_id)
     body = _body()
     published = body.get("published")
     scripts_service.update_script(
-        db.session,
+        db.session(),
         member,
         script,
         name=body.get("name"),
@@ -185,8 +185,8 @@ def update_script(slug: str, script_id: int) -> ResponseReturnValue:
 def delete_script(slug: str, script_id: int) -> ResponseReturnValue:
     """Delete a script (scripters)."""
     member = require_member(slug, Role.scripter)
-    script = scripts_service.get_script(db.session, member, script_id)
-    scripts_service.delete_script(db.session, member, script)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    scripts_service.delete_script(db.session(), member, script)
     db.session.commit()
     return "", 204
 
@@ -196,7 +196,7 @@ def readiness(slug: str) -> ResponseReturnValue:
     """Which integrations a source uses and whether the user or facility has accounts."""
     member = require_member(slug, Role.scripter)
     source = str(_body().get("source", ""))
-    return jsonify(scripts_service.integration_readiness(db.session, member, source))
+    return jsonify(scripts_service.integration_readiness(db.session(), member, source))
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def create_run(slug: str) -> ResponseReturnValue:
     # A run started from a page with an open websocket may prompt; API runs may not.
     interactive = bool(body.get("interactive")) and not (request.authorization is not None)
     run = scripts_service.create_run(
-        db.session,
+        db.session(),
         member,
         script_id=script_id,
         source=source,
@@ -237,7 +237,7 @@ def list_runs(slug: str) -> ResponseReturnValue:
     member = require_member(slug)
     script_id = request.args.get("script_id")
     rows = scripts_service.list_runs(
-        db.session,
+        db.session(),
         member,
         script_id=_int(script_id, "script_id") if script_id else None,
         limit=_int(request.args.get("limit", 50), "limit"),
@@ -249,14 +249,14 @@ def list_runs(slug: str) -> ResponseReturnValue:
 def get_run(slug: str, run_id: str) -> ResponseReturnValue:
     """One run."""
     member = require_member(slug)
-    return jsonify(scripts_service.get_run(db.session, member, run_id).to_dict())
+    return jsonify(scripts_service.get_run(db.session(), member, run_id).to_dict())
 
 
 @bp.post("/f/<slug>/runs/<run_id>/cancel")
 def cancel_run(slug: str, run_id: str) -> ResponseReturnValue:
     """Cancel a run that has not finished."""
     member = require_member(slug)
-    run = scripts_service.get_run(db.session, member, run_id)
+    run = scripts_service.get_run(db.session(), member, run_id)
     if not run.finished:
         extensions.runs().cancel(run.id)
     return jsonify({"id": run.id, "cancelling": not run.finished})
@@ -266,7 +266,7 @@ def cancel_run(slug: str, run_id: str) -> ResponseReturnValue:
 def run_calls(slug: str, run_id: str) -> ResponseReturnValue:
     """The integration calls a run made (from the call log)."""
     member = require_member(slug)
-    run = scripts_service.get_run(db.session, member, run_id)
+    run = scripts_service.get_run(db.session(), member, run_id)
     rows = db.session.scalars(
         select(CallLog)
         .where(CallLog.run_id == run.id, CallLog.facility_id == member.facility.id)
@@ -316,9 +316,9 @@ def set_member(slug: str) -> ResponseReturnValue:
     """Add a user (by email) or change their role (admins)."""
     member = require_member(slug, Role.admin)
     body = _body()
-    user = people.user_by_email(db.session, str(body.get("email", "")))
+    user = people.user_by_email(db.session(), str(body.get("email", "")))
     people.set_membership(
-        db.session, user=user, facility=member.facility, role=str(body.get("role", "member"))
+        db.session(), user=user, facility=member.facility, role=str(body.get("role", "member"))
     )
     db.session.commit()
     return jsonify({"email": user.email, "role": str(body.get("role", "member"))})
@@ -398,7 +398,7 @@ def create_integration(slug: str) -> ResponseReturnValue:
     body = _body()
     if body.get("catalog_key"):
         integration = admin.create_from_catalog(
-            db.session,
+            db.session(),
             facility=member.facility,
             catalog_key=str(body["catalog_key"]),
             key=body.get("key"),
@@ -407,7 +407,7 @@ def create_integration(slug: str) -> ResponseReturnValue:
             overrides=body.get("overrides"),
         )
     else:
-        integration = admin.create_custom(db.session, facility=member.facility, fields=body)
+        integration = admin.create_custom(db.session(), facility=member.facility, fields=body)
     db.session.commit()
     return jsonify(admin.integration_public_view(integration)), 201
 
@@ -430,7 +430,7 @@ def update_integration(slug: str, key: str) -> ResponseReturnValue:
     from app.services import integrations_admin as admin
 
     integration = _integration(member, key)
-    admin.update_integration(db.session, integration, _body())
+    admin.update_integration(db.session(), integration, _body())
     db.session.commit()
     return jsonify(admin.integration_public_view(integration))
 
@@ -462,7 +462,7 @@ def _connect(member: MemberContext, integration: Integration, *, owner: str) -> 
     parameters = body.get("parameters") or {}
     if integration.auth_mode == "oauth2":
         url = connections.start_authorization(
-            db.session,
+            db.session(),
             integration=integration,
             user_id=member.user.id,
             facility_id=member.facility.id,
@@ -481,11 +481,11 @@ def _connect(member: MemberContext, integration: Integration, *, owner: str) -> 
         if owner != "master":
             raise ValidationError("this integration connects once for the whole facility")
         account = connections.connect_client_credentials(
-            db.session, integration=integration, vault=extensions.vault()
+            db.session(), integration=integration, vault=extensions.vault()
         )
     else:
         account = connections.connect_with_credentials(
-            db.session,
+            db.session(),
             integration=integration,
             owner=owner,
             user_id=member.user.id,
@@ -511,10 +511,10 @@ def disconnect_master(slug: str, key: str) -> ResponseReturnValue:
     member = require_member(slug, Role.admin)
     from app.services import connections
 
-    account = connections.master_account(db.session, _integration(member, key).id)
+    account = connections.master_account(db.session(), _integration(member, key).id)
     if account is None:
         raise NotFound("no master account is connected")
-    connections.disconnect(db.session, account, extensions.vault())
+    connections.disconnect(db.session(), account, extensions.vault())
     db.session.commit()
     return "", 204
 
@@ -538,7 +538,7 @@ def connect_with_code(slug: str, key: str) -> ResponseReturnValue:
     if not code or not redirect:
         raise ValidationError("send code and the redirect_uri it was issued for", field="code")
     account = connections.connect_with_code(
-        db.session,
+        db.session(),
         integration=_integration(member, key),
         user_id=member.user.id,
         facility_id=member.facility.id,
@@ -578,7 +578,7 @@ def disconnect_own(slug: str, account_id: int) -> ResponseReturnValue:
         or account.user_id != member.user.id
     ):
         raise NotFound("no such account")
-    connections.disconnect(db.session, account, extensions.vault())
+    connections.disconnect(db.session(), account, extensions.vault())
     db.session.commit()
     return "", 204
 
@@ -589,4 +589,4 @@ def usage(slug: str) -> ResponseReturnValue:
     member = require_member(slug, Role.admin)
     from app.services.usage import monthly_usage
 
-    return jsonify(monthly_usage(db.session, member.facility))
+    return jsonify(monthly_usage(db.session(), member.facility))

@@ -22,7 +22,7 @@ bp = Blueprint("oauth", __name__)
 def _redirect_uri() -> str:
     from app.services.integrations_admin import redirect_uri
 
-    return redirect_uri(current_app.config["PUBLIC_URL"])
+    return redirect_uri(str(current_app.config["PUBLIC_URL"]))
 
 
 @bp.get("/oauth/callback")

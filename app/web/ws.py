@@ -35,7 +35,7 @@ def _send(ws: Any, message: dict[str, Any]) -> None:
     ws.send(json.dumps(message))
 
 
-@sock.route("/ws")
+@sock.route("/ws")  # type: ignore[untyped-decorator]
 def events(ws: Any) -> None:
     """One open page of a signed-in member of `?facility=<slug>`."""
     if not _origin_allowed():
