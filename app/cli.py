@@ -71,6 +71,17 @@ def run_command(
     sys.exit(0 if outcome.ok else 1)
 
 
+@main.command("check-sandbox")
+def check_sandbox() -> None:
+    """Run a probe script and print which isolation the kernel enforced for it."""
+    from sandbox import Executor
+
+    with Executor(idle_workers=1) as executor:
+        outcome = executor.run("result = 'ok'")
+    click.echo(json.dumps({"status": outcome.status, **outcome.extra}, indent=2))
+    sys.exit(0 if outcome.ok else 1)
+
+
 @main.command("init-db")
 def init_db() -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
