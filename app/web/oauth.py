@@ -34,7 +34,7 @@ def callback() -> ResponseReturnValue:
     require_user()
     try:
         account, state = connections.complete_authorization(
-            db.session,
+            db.session(),
             state=request.args.get("state", ""),
             code=request.args.get("code"),
             error=request.args.get("error"),
@@ -81,7 +81,7 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
     member = require_member(slug)
     if integration.auth_mode == "oauth2":
         url = connections.start_authorization(
-            db.session,
+            db.session(),
             integration=integration,
             user_id=member.user.id,
             facility_id=member.facility.id,
@@ -104,7 +104,7 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
         }
         try:
             account = connections.connect_with_credentials(
-                db.session,
+                db.session(),
                 integration=integration,
                 owner="user",
                 user_id=member.user.id,

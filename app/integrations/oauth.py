@@ -1,0 +1,276 @@
+"""OAuth2 with requests-oauthlib: authorization URLs (state + PKCE S256), code exchange,
+client credentials, refresh and revocation, per an integration's settings.
+
+Token requests go by POST or GET as configured, with client authentication by Basic
+header or in the body. Provider errors come back as OAuthProviderError with the
+provider's own error code (`invalid_grant`, `invalid_client`, …).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error, WebApplicationClient
+from requests.auth import HTTPBasicAuth
+from requests_oauthlib import OAuth2Session
+
+from app.integrations.destinations import fill_parameters
+
+# Providers may grant fewer or other scopes than asked; that is their call, not an error.
+os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
+
+_insecure_lock = threading.Lock()
+_insecure_users = 0
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """The OAuth fields of an integration, with connection parameters filled in."""
+
+    authorization_url: str
+    token_url: str
+    revoke_url: str | None
+    scopes: tuple[str, ...]
+    scope_separator: str
+    pkce: bool
+    token_request_method: str
+    token_auth_method: str
+    authorization_params: Mapping[str, str]
+
+    @classmethod
+    def of(cls, integration: Any, parameters: Mapping[str, str] | None = None) -> OAuthSettings:
+        """Settings from an Integration row; `{parameter}` placeholders filled."""
+        params = parameters or {}
+
+        def fill(url: str | None) -> str:
+            return fill_parameters(url, params) if url else ""
+
+        return cls(
+            authorization_url=fill(integration.authorization_url),
+            token_url=fill(integration.token_url),
+            revoke_url=fill(integration.revoke_url) or None,
+            scopes=tuple(integration.scopes or ()),
+            scope_separator=integration.scope_separator or " ",
+            pkce=bool(integration.pkce),
+            token_request_method=(integration.token_request_method or "POST").upper(),
+            token_auth_method=integration.token_auth_method or "client_secret_post",
+            authorization_params=dict(integration.authorization_params or {}),
+        )
+
+
+class OAuthProviderError(Exception):
+    """The provider refused a token request; `.error` is its OAuth error code."""
+
+    def __init__(self, error: str, description: str = "") -> None:
+        super().__init__(f"{error}: {description}" if description else error)
+        self.error = error
+        self.description = description
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _transport(url: str) -> Iterator[None]:
+    """Let oauthlib use plain http for loopback providers only (tests, the demo).
+
+    oauthlib reads a process-wide variable; it is set only while a loopback call runs
+    (counted, so concurrent calls do not unset it for each other) and never for real
+    providers, whose URLs the catalog and the integration validator require to be https.
+    """
+    global _insecure_users
+    if not url.startswith("http://") or not _is_loopback(url):
+        yield
+        return
+    with _insecure_lock:
+        _insecure_users += 1
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+    try:
+        yield
+    finally:
+        with _insecure_lock:
+            _insecure_users -= 1
+            if not _insecure_users:
+                os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
+
+
+def _session(client: Any, http: requests.Session | None, **kwargs: Any) -> OAuth2Session:
+    session = OAuth2Session(client=client, **kwargs)
+    if http is not None:
+        session.adapters = http.adapters  # share the caller's transport (and its pools)
+    return session
+
+
+def _auth_kwargs(settings: OAuthSettings, client_id: str, secret: str | None) -> dict[str, Any]:
+    if settings.token_auth_method == "client_secret_basic" and secret is not None:
+        return {"auth": HTTPBasicAuth(client_id, secret), "include_client_id": False}
+    kwargs: dict[str, Any] = {"include_client_id": True}
+    if secret is not None:
+        kwargs["client_secret"] = secret
+    return kwargs
+
+
+def _scope(settings: OAuthSettings) -> str | None:
+    return settings.scope_separator.join(settings.scopes) if settings.scopes else None
+
+
+def authorization_url(
+    settings: OAuthSettings,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    state: str,
+    code_verifier: str | None,
+) -> str:
+    """The URL to send the user to; PKCE S256 when a verifier is given."""
+    client = WebApplicationClient(client_id)
+    extra: dict[str, Any] = dict(settings.authorization_params)
+    if code_verifier is not None:
+        extra["code_challenge"] = client.create_code_challenge(code_verifier, "S256")
+        extra["code_challenge_method"] = "S256"
+    scope = _scope(settings)
+    with _transport(settings.authorization_url):
+        session = _session(client, None, redirect_uri=redirect_uri, state=state)
+        url, _ = session.authorization_url(
+            settings.authorization_url, **extra, **({"scope": scope} if scope else {})
+        )
+    return str(url)
+
+
+def _token_call(settings: OAuthSettings, call: Any) -> dict[str, Any]:
+    try:
+        with _transport(settings.token_url):
+            token = call()
+    except OAuth2Error as exc:
+        raise OAuthProviderError(exc.error or "invalid_request", exc.description or "") from None
+    except requests.RequestException as exc:
+        raise OAuthProviderError(
+            "temporarily_unavailable",
+            f"the token endpoint could not be reached ({type(exc).__name__})",
+        ) from None
+    except ValueError as exc:  # oauthlib: a token answer without access_token, bad JSON…
+        raise OAuthProviderError("invalid_response", str(exc)) from None
+    return dict(token)
+
+
+def exchange_code(
+    settings: OAuthSettings,
+    *,
+    client_id: str,
+    client_secret: str | None,
+    redirect_uri: str,
+    code: str,
+    code_verifier: str | None,
+    http: requests.Session | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Trade an authorization code for tokens."""
+    session = _session(WebApplicationClient(client_id), http, redirect_uri=redirect_uri)
+    kwargs = _auth_kwargs(settings, client_id, client_secret)
+    if code_verifier is not None:
+        kwargs["code_verifier"] = code_verifier
+    return _token_call(
+        settings,
+        lambda: session.fetch_token(
+            settings.token_url,
+            code=code,
+            method=settings.token_request_method,
+            timeout=timeout,
+            **kwargs,
+        ),
+    )
+
+
+def client_credentials_token(
+    settings: OAuthSettings,
+    *,
+    client_id: str,
+    client_secret: str | None,
+    http: requests.Session | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """A token for the client itself (no user)."""
+    session = _session(BackendApplicationClient(client_id), http)
+    kwargs = _auth_kwargs(settings, client_id, client_secret)
+    scope = _scope(settings)
+    if scope:
+        kwargs["scope"] = scope
+    return _token_call(
+        settings,
+        lambda: session.fetch_token(
+            settings.token_url,
+            method=settings.token_request_method,
+            timeout=timeout,
+            **kwargs,
+        ),
+    )
+
+
+def refresh_token(
+    settings: OAuthSettings,
+    *,
+    client_id: str,
+    client_secret: str | None,
+    refresh_token: str,
+    http: requests.Session | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """New tokens for a refresh token (which rotating providers replace)."""
+    session = _session(WebApplicationClient(client_id), http)
+    kwargs = _auth_kwargs(settings, client_id, client_secret)
+    kwargs.pop("include_client_id", None)
+    if "auth" not in kwargs:
+        kwargs["client_id"] = client_id
+    return _token_call(
+        settings,
+        lambda: session.refresh_token(
+            settings.token_url,
+            refresh_token=refresh_token,
+            timeout=timeout,
+            **kwargs,
+        ),
+    )
+
+
+def revoke(
+    settings: OAuthSettings,
+    *,
+    client_id: str,
+    client_secret: str | None,
+    token: str,
+    token_type_hint: str,
+    http: requests.Session | None = None,
+    timeout: float = 15.0,
+) -> bool:
+    """Revoke a token at the revocation endpoint (RFC 7009); True when it answered 200."""
+    if not settings.revoke_url:
+        return False
+    data = {"token": token, "token_type_hint": token_type_hint}
+    auth = None
+    if settings.token_auth_method == "client_secret_basic" and client_secret is not None:
+        auth = HTTPBasicAuth(client_id, client_secret)
+    else:
+        data["client_id"] = client_id
+        if client_secret is not None:
+            data["client_secret"] = client_secret
+    sender = http or requests.Session()
+    try:
+        response = sender.post(settings.revoke_url, data=data, auth=auth, timeout=timeout)
+    except requests.RequestException:
+        return False
+    return response.status_code == 200

@@ -1,0 +1,432 @@
+"""Connecting accounts: OAuth2 authorization (state + PKCE), codes obtained elsewhere,
+client credentials, API keys and passwords; disconnecting with revocation. Flush, never
+commit (the request edge commits)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound, OAuthCallbackError, ProviderError, ValidationError
+from app.integrations import oauth
+from app.integrations.tokens import stored_tokens, token_expiry
+from app.integrations.vault import Vault
+from app.models import Account, Integration, OAuthClient, OAuthState
+from app.models._types import utcnow
+
+log = logging.getLogger(__name__)
+STATE_LIFETIME = timedelta(minutes=10)
+_LABEL = re.compile(r"^[A-Za-z0-9 _.-]{0,60}$")
+
+
+def _hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def validate_label(label: str) -> str:
+    """An account label: up to 60 letters, digits, spaces, dots, dashes, underscores."""
+    label = (label or "").strip()
+    if not _LABEL.match(label):
+        raise ValidationError(
+            "labels may hold letters, digits, spaces, '.', '-' and '_'", field="label"
+        )
+    return label
+
+
+def validate_parameters(
+    integration: Integration, given: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """Connection parameters, each fully matching its declared pattern."""
+    given = dict(given or {})
+    values: dict[str, str] = {}
+    for parameter in integration.parameters or []:
+        name = parameter["name"]
+        value = str(given.get(name) or "").strip()
+        if not value:
+            raise ValidationError(f"enter {parameter.get('label') or name}", field=f"param_{name}")
+        if not re.fullmatch(parameter.get("pattern") or r"^[A-Za-z0-9.-]+$", value):
+            raise ValidationError(
+                f"{parameter.get('label') or name} has characters that are not allowed",
+                field=f"param_{name}",
+            )
+        values[name] = value
+    return values
+
+
+def _client(
+    integration: Integration, vault: Vault, client_row_id: int | None = None
+) -> tuple[OAuthClient, str | None]:
+    client = integration.current_client
+    if client_row_id is not None and (client is None or client.id != client_row_id):
+        from sqlalchemy.orm import object_session
+
+        session = object_session(integration)
+        client = session.get(OAuthClient, client_row_id) if session else None
+    if client is None:
+        raise ValidationError(
+            f"{integration.name} has no OAuth client yet; an admin must enter "
+            "the client id and secret on the Management page"
+        )
+    secret = vault.decrypt(client.client_secret_enc) if client.client_secret_enc else None
+    return client, secret
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def start_authorization(
+    session: Session,
+    *,
+    integration: Integration,
+    user_id: int,
+    facility_id: int,
+    purpose: str,
+    session_binding: str,
+    redirect_uri: str,
+    vault: Vault,
+    label: str = "",
+    parameters: Mapping[str, Any] | None = None,
+    grant_id: str | None = None,
+    return_to: str | None = None,
+    allowed_return_origins: Iterable[str] = (),
+) -> str:
+    """Record a single-use state (bound to session, user, purpose, grant) and return the
+    provider's authorization URL."""
+    if integration.auth_mode != "oauth2":
+        raise ValidationError(f"{integration.name} does not sign in with OAuth2")
+    if integration.facility_id != facility_id:
+        raise NotFound("no such integration")
+    if return_to and _origin(return_to) not in {_origin(o) for o in allowed_return_origins}:
+        raise ValidationError("return_to must be on an allowed origin", field="return_to")
+    params = validate_parameters(integration, parameters)
+    client, _secret = _client(integration, vault)
+    state = secrets.token_urlsafe(32)
+    verifier = secrets.token_urlsafe(64) if integration.pkce else None
+    session.add(
+        OAuthState(
+            state_hash=_hash(state),
+            purpose=purpose,
+            session_binding=session_binding,
+            user_id=user_id,
+            facility_id=facility_id,
+            integration_id=integration.id,
+            oauth_client_id=client.id,
+            grant_id=grant_id,
+            label=validate_label(label),
+            parameters=params,
+            code_verifier_enc=vault.encrypt(verifier) if verifier else None,
+            return_to=return_to,
+            expires_at=utcnow() + STATE_LIFETIME,
+        )
+    )
+    session.flush()
+    return oauth.authorization_url(
+        oauth.OAuthSettings.of(integration, params),
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        state=state,
+        code_verifier=verifier,
+    )
+
+
+def complete_authorization(
+    session: Session,
+    *,
+    state: str,
+    code: str | None,
+    error: str | None,
+    session_binding: str,
+    redirect_uri: str,
+    vault: Vault,
+    http: requests.Session | None = None,
+) -> tuple[Account, OAuthState]:
+    """Check the callback's state, exchange the code and store the account."""
+    row = session.scalar(select(OAuthState).where(OAuthState.state_hash == _hash(state or "")))
+    if row is None:
+        raise OAuthCallbackError(
+            "This sign-in link is not valid. Start the sign-in again from Scriptbox."
+        )
+    if row.used_at is not None:
+        raise OAuthCallbackError("This sign-in link was already used. Start the sign-in again.")
+    if row.session_binding != session_binding:
+        raise OAuthCallbackError(
+            "This sign-in was started in another browser session. Start it again here."
+        )
+    row.used_at = utcnow()  # single use, even if what follows fails
+    session.flush()
+    if row.expires_at < utcnow():
+        raise OAuthCallbackError("This sign-in took too long and expired. Start it again.")
+    if error:
+        if error == "access_denied":
+            raise OAuthCallbackError(
+                "You declined the sign-in at the provider; nothing was connected."
+            )
+        raise OAuthCallbackError(f"The provider reported an error: {error}.")
+    if not code:
+        raise OAuthCallbackError("The provider sent no authorization code.")
+    integration = session.get(Integration, row.integration_id)
+    if integration is None:
+        raise OAuthCallbackError("The integration no longer exists.")
+    client, secret = _client(integration, vault, row.oauth_client_id)
+    verifier = vault.decrypt(row.code_verifier_enc) if row.code_verifier_enc else None
+    try:
+        token = oauth.exchange_code(
+            oauth.OAuthSettings.of(integration, row.parameters),
+            client_id=client.client_id,
+            client_secret=secret,
+            redirect_uri=redirect_uri,
+            code=code,
+            code_verifier=verifier,
+            http=http,
+        )
+    except oauth.OAuthProviderError as exc:
+        raise OAuthCallbackError(
+            f"The provider refused the sign-in ({exc.error}). Try again, "
+            "or ask an admin to check the integration's settings."
+        ) from None
+    owner = "master" if row.purpose == "master" else "user"
+    account = _store_oauth_account(
+        session,
+        integration=integration,
+        owner=owner,
+        user_id=row.user_id,
+        label=row.label,
+        parameters=row.parameters,
+        client=client,
+        token=token,
+        vault=vault,
+    )
+    return account, row
+
+
+def _find_account(
+    session: Session, integration: Integration, owner: str, user_id: int | None, label: str
+) -> Account | None:
+    query = select(Account).where(
+        Account.integration_id == integration.id, Account.owner_kind == owner
+    )
+    if owner == "user":
+        query = query.where(Account.user_id == user_id, Account.label == label)
+    return session.scalar(query)
+
+
+def _store_oauth_account(
+    session: Session,
+    *,
+    integration: Integration,
+    owner: str,
+    user_id: int | None,
+    label: str,
+    parameters: Mapping[str, str],
+    client: OAuthClient,
+    token: dict[str, Any],
+    vault: Vault,
+) -> Account:
+    account = _find_account(session, integration, owner, user_id, label)
+    if account is None:
+        account = Account(
+            facility_id=integration.facility_id,
+            integration_id=integration.id,
+            owner_kind=owner,
+            user_id=user_id if owner == "user" else None,
+            label=label,
+            version=0,
+        )
+        session.add(account)
+    now = utcnow()
+    account.parameters = dict(parameters)
+    account.credentials_enc = vault.encrypt_json(stored_tokens(token))
+    account.token_expires_at = token_expiry(token, now)
+    account.token_issued_at = now
+    account.oauth_client_id = client.id
+    account.status = "active"
+    account.version = (account.version or 0) + 1
+    session.flush()
+    return account
+
+
+def connect_with_code(
+    session: Session,
+    *,
+    integration: Integration,
+    user_id: int,
+    facility_id: int,
+    code: str,
+    redirect_uri: str,
+    vault: Vault,
+    code_verifier: str | None = None,
+    label: str = "",
+    parameters: Mapping[str, Any] | None = None,
+    http: requests.Session | None = None,
+) -> Account:
+    """Complete the user's account with a code obtained elsewhere (e.g. a native app)."""
+    if integration.facility_id != facility_id or integration.auth_mode != "oauth2":
+        raise ValidationError(f"{integration.name} does not sign in with OAuth2")
+    params = validate_parameters(integration, parameters)
+    client, secret = _client(integration, vault)
+    try:
+        token = oauth.exchange_code(
+            oauth.OAuthSettings.of(integration, params),
+            client_id=client.client_id,
+            client_secret=secret,
+            redirect_uri=redirect_uri,
+            code=code,
+            code_verifier=code_verifier,
+            http=http,
+        )
+    except oauth.OAuthProviderError as exc:
+        raise ProviderError(f"the provider refused the code ({exc.error})") from None
+    return _store_oauth_account(
+        session,
+        integration=integration,
+        owner="user",
+        user_id=user_id,
+        label=validate_label(label),
+        parameters=params,
+        client=client,
+        token=token,
+        vault=vault,
+    )
+
+
+def connect_client_credentials(
+    session: Session,
+    *,
+    integration: Integration,
+    vault: Vault,
+    http: requests.Session | None = None,
+) -> Account:
+    """The facility's master account for a client-credentials integration."""
+    client, secret = _client(integration, vault)
+    try:
+        token = oauth.client_credentials_token(
+            oauth.OAuthSettings.of(integration, {}),
+            client_id=client.client_id,
+            client_secret=secret,
+            http=http,
+        )
+    except oauth.OAuthProviderError as exc:
+        raise ProviderError(f"the provider refused the client ({exc.error})") from None
+    return _store_oauth_account(
+        session,
+        integration=integration,
+        owner="master",
+        user_id=None,
+        label="",
+        parameters={},
+        client=client,
+        token=token,
+        vault=vault,
+    )
+
+
+def connect_with_credentials(
+    session: Session,
+    *,
+    integration: Integration,
+    owner: str,
+    user_id: int | None,
+    label: str,
+    fields: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    vault: Vault,
+) -> Account:
+    """An account from an API key, key + secret, or username + password."""
+    if integration.auth_mode in ("oauth2", "oauth2_client_credentials"):
+        raise ValidationError(f"{integration.name} signs in with OAuth2, not a form")
+    values: dict[str, str] = {}
+    for name in integration.credential_fields or []:
+        value = str(fields.get(name) or "")
+        if not value.strip():
+            raise ValidationError(f"enter the {name.replace('_', ' ')}", field=name)
+        if any(c in value for c in "\r\n\x00"):
+            raise ValidationError(
+                f"the {name.replace('_', ' ')} has invalid characters", field=name
+            )
+        values[name] = value
+    params = validate_parameters(integration, parameters)
+    label = validate_label(label) if owner == "user" else ""
+    account = _find_account(session, integration, owner, user_id, label)
+    if account is None:
+        account = Account(
+            facility_id=integration.facility_id,
+            integration_id=integration.id,
+            owner_kind=owner,
+            user_id=user_id if owner == "user" else None,
+            label=label,
+            version=0,
+        )
+        session.add(account)
+    account.parameters = params
+    account.credentials_enc = vault.encrypt_json(values)
+    account.status = "active"
+    account.version = (account.version or 0) + 1
+    session.flush()
+    return account
+
+
+def disconnect(
+    session: Session, account: Account, vault: Vault, http: requests.Session | None = None
+) -> None:
+    """Revoke at the provider when it has a revoke URL (best effort), then delete."""
+    integration = session.get(Integration, account.integration_id)
+    if (
+        integration is not None
+        and integration.revoke_url
+        and account.credentials_enc
+        and integration.auth_mode in ("oauth2", "oauth2_client_credentials")
+    ):
+        creds = vault.decrypt_json(account.credentials_enc)
+        try:
+            client, secret = _client(integration, vault, account.oauth_client_id)
+            settings = oauth.OAuthSettings.of(integration, account.parameters)
+            token, hint = (
+                (creds["refresh_token"], "refresh_token")
+                if creds.get("refresh_token")
+                else (creds.get("access_token", ""), "access_token")
+            )
+            if not oauth.revoke(
+                settings,
+                client_id=client.client_id,
+                client_secret=secret,
+                token=token,
+                token_type_hint=hint,
+                http=http,
+            ):
+                log.warning(
+                    "revocation of account %s at %s was not confirmed", account.id, integration.key
+                )
+        except ValidationError:
+            log.warning("account %s: no OAuth client left to revoke with", account.id)
+    session.delete(account)
+    session.flush()
+
+
+def master_account(session: Session, integration_id: int) -> Account | None:
+    """The facility's master account for an integration, if connected."""
+    return session.scalar(
+        select(Account).where(
+            Account.integration_id == integration_id, Account.owner_kind == "master"
+        )
+    )
+
+
+def accounts_for(session: Session, *, facility_id: int, user_id: int) -> list[Account]:
+    """A user's own accounts in a facility."""
+    return list(
+        session.scalars(
+            select(Account).where(Account.facility_id == facility_id, Account.user_id == user_id)
+        )
+    )
