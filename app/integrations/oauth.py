@@ -143,12 +143,11 @@ def authorization_url(
     if code_verifier is not None:
         extra["code_challenge"] = client.create_code_challenge(code_verifier, "S256")
         extra["code_challenge_method"] = "S256"
-    scope = _scope(settings)
     with _transport(settings.authorization_url):
-        session = _session(client, None, redirect_uri=redirect_uri, state=state)
-        url, _ = session.authorization_url(
-            settings.authorization_url, **extra, **({"scope": scope} if scope else {})
+        session = _session(
+            client, None, redirect_uri=redirect_uri, state=state, scope=_scope(settings)
         )
+        url, _ = session.authorization_url(settings.authorization_url, **extra)
     return str(url)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from sqlalchemy import select
@@ -99,14 +100,22 @@ def _raw_from_columns(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _stand_in(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if "{" in parts.netloc or not host or (host.replace(".", "").isalpha() and "." in host):
+        return url.replace("http://", "https://", 1)
+    return urlunsplit(("https", "private-network.example", parts.path, parts.query, ""))
+
+
 def _validated(key: str, values: Mapping[str, Any], *, allow_private: bool) -> dict[str, Any]:
     raw = _raw_from_columns(key, values)
     if allow_private:
         # Loopback/LAN services are allowed only when the admin says so, and then may be
-        # plain http (a dev server); the catalog validator insists on https, so check the
-        # rest with an https stand-in.
+        # plain http on an IP address; the catalog validator insists on https and public
+        # host names, so the rest is checked against a stand-in host.
         raw = {
-            k: (v.replace("http://", "https://", 1) if isinstance(v, str) else v)
+            k: (_stand_in(v) if k.endswith("_url") and isinstance(v, str) else v)
             for k, v in raw.items()
         }
     try:

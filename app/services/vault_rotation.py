@@ -1,0 +1,28 @@
+"""Re-encrypt every stored secret under the vault's newest key (`scriptbox rotate-keys`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import db, extensions
+from app.models import Account, OAuthClient, OAuthState
+
+_ENCRYPTED = (
+    (OAuthClient, "client_secret_enc"),
+    (Account, "credentials_enc"),
+    (OAuthState, "code_verifier_enc"),
+)
+
+
+def rotate_all(session: Session | None = None) -> int:
+    """Rotate every `*_enc` column; commits (a CLI edge). Returns how many were rotated."""
+    session = session or db.session()
+    vault = extensions.vault()
+    count = 0
+    for model, column in _ENCRYPTED:
+        for row in session.scalars(select(model).where(getattr(model, column).is_not(None))):
+            setattr(row, column, vault.rotate(getattr(row, column)))
+            count += 1
+    session.commit()
+    return count
