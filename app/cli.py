@@ -98,7 +98,7 @@ def init_db() -> None:
 @click.option("--demo/--no-demo", default=False, help="Create demo users, facility and provider.")
 def serve(host: str, port: int, demo: bool) -> None:
     """Serve Scriptbox (embedded default: SQLite, in-process executor)."""
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     from app.migrate import upgrade
 
@@ -109,8 +109,13 @@ def serve(host: str, port: int, demo: bool) -> None:
 
         for line in install_demo(app):
             click.echo(line)
+    server = make_server(host, port, app, threaded=True)
+    server.daemon_threads = True  # open websockets must not keep Ctrl-C from stopping it
     click.echo(f"Scriptbox on http://{host}:{port}/")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 @main.command("create-user")

@@ -48,7 +48,17 @@ class WebClient:
         """Open the page websocket for facility `slug`."""
         ws_url = self.base_url.replace("http://", "ws://") + f"/ws?facility={slug}"
         headers = {"Cookie": self.cookie, "Origin": origin or self.base_url}
-        return Socket(simple_websocket.Client.connect(ws_url, headers=headers))
+        return Socket(simple_websocket.Client.connect(ws_url, headers=headers,
+                                                      thread_class=_DaemonThread))
+
+
+class _DaemonThread(threading.Thread):
+    """simple-websocket's reader thread, as a daemon: an unclosed test socket must not keep
+    the process from exiting."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.daemon = True
 
 
 class Socket:
@@ -103,6 +113,7 @@ class LiveServer:
 
         self.app = app
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self._server.daemon_threads = True  # open websockets must not keep the process alive
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         app.config["PUBLIC_URL"] = self.url  # OAuth redirect URIs and the websocket origin
         self._thread = threading.Thread(

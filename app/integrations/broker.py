@@ -345,6 +345,9 @@ class Broker:
         )
         entry.path = destinations.query_names_only(url)[:1000]
         headers, params = self._outgoing(integration, args, creds, parameters)
+        separator = "&" if "?" in url else "?"
+        logged = url + (separator + destinations.encode_query(params) if params else "")
+        entry.path = destinations.query_names_only(logged)[:1000]
         body = _body(args)
         timeout = self._timeout(args, call)
         response = self._send(integration, entry.method, url, headers, params, body, timeout)
