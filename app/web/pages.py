@@ -1,20 +1,183 @@
-"""Server-rendered pages (being built)."""
+"""Server-rendered pages; actions go through the JSON API from small JS modules."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from app import db
+from app.errors import NotFound
+from app.integrations.catalog import load_catalog
+from app.models import Account, ApiToken, Integration, Membership, Role, Script, User
+from app.services import scripts as scripts_service
+from app.services.context import MemberContext
+from app.web.security import login_required, memberships_of, require_member, require_user
 
 bp = Blueprint("pages", __name__)
 
 
+def _page(template: str, member: MemberContext | None = None, **context: Any) -> str:
+    user = member.user if member else require_user()
+    return render_template(
+        template, member=member, user=user, memberships=memberships_of(user), Role=Role, **context
+    )
+
+
+def _integrations(member: MemberContext) -> list[Integration]:
+    return list(
+        db.session.scalars(
+            select(Integration)
+            .where(Integration.facility_id == member.facility.id)
+            .order_by(Integration.name)
+        )
+    )
+
+
 @bp.get("/f/<slug>/scripts")
+@login_required
 def scripts(slug: str) -> ResponseReturnValue:
-    """The facility's scripts."""
-    return slug
+    """Published scripts, each runnable with an input."""
+    member = require_member(slug)
+    published = [s for s in scripts_service.list_scripts(db.session(), member) if s.published]
+    return _page("scripts.html", member, scripts=published)
+
+
+@bp.get("/f/<slug>/editor")
+@bp.get("/f/<slug>/editor/<int:script_id>")
+@login_required
+def editor(slug: str, script_id: int | None = None) -> ResponseReturnValue:
+    """The script editor (scripters)."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id) if script_id else None
+    all_scripts = scripts_service.list_scripts(db.session(), member)
+    keys = [{"key": i.key, "name": i.name} for i in _integrations(member)]
+    return _page("editor.html", member, script=script, scripts=all_scripts, integrations=keys)
+
+
+@bp.get("/f/<slug>/manage")
+@login_required
+def manage(slug: str) -> ResponseReturnValue:
+    """Integrations, members and usage (admins)."""
+    member = require_member(slug, Role.admin)
+    masters = set(
+        db.session.scalars(
+            select(Account.integration_id).where(
+                Account.facility_id == member.facility.id, Account.owner_kind == "master"
+            )
+        )
+    )
+    rows = db.session.execute(
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.facility_id == member.facility.id)
+        .order_by(User.name)
+    ).all()
+    return _page(
+        "manage.html", member, integrations=_integrations(member), masters=masters, members=rows
+    )
+
+
+@bp.get("/f/<slug>/manage/integrations/new")
+@login_required
+def new_integration(slug: str) -> ResponseReturnValue:
+    """Add an integration from the catalog or by hand (admins)."""
+    member = require_member(slug, Role.admin)
+    catalog = sorted(load_catalog().values(), key=lambda entry: entry.name.lower())
+    return _page("manage_new.html", member, catalog=catalog)
+
+
+@bp.get("/f/<slug>/manage/integrations/<key>")
+@login_required
+def integration_settings(slug: str, key: str) -> ResponseReturnValue:
+    """One integration's settings, master account and connection test (admins)."""
+    member = require_member(slug, Role.admin)
+    from app.services import integrations_admin
+
+    integration = db.session.scalar(
+        select(Integration).where(
+            Integration.facility_id == member.facility.id, Integration.key == key
+        )
+    )
+    if integration is None:
+        raise NotFound(f"no integration '{key}'")
+    master = db.session.scalar(
+        select(Account).where(
+            Account.integration_id == integration.id, Account.owner_kind == "master"
+        )
+    )
+    return _page(
+        "manage_integration.html",
+        member,
+        integration=integration,
+        view=integrations_admin.integration_public_view(integration),
+        master=master,
+        redirect_uri=integrations_admin.redirect_uri(current_app.config["PUBLIC_URL"]),
+    )
+
+
+@bp.get("/f/<slug>/manage/calls")
+@login_required
+def call_log(slug: str) -> ResponseReturnValue:
+    """The call log with filters (admins)."""
+    member = require_member(slug, Role.admin)
+    users = db.session.execute(
+        select(User.id, User.name)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.facility_id == member.facility.id)
+    ).all()
+    all_scripts = scripts_service.list_scripts(db.session(), member)
+    return _page(
+        "manage_calls.html",
+        member,
+        integrations=_integrations(member),
+        users=users,
+        scripts=all_scripts,
+    )
 
 
 @bp.get("/settings/integrations")
+@login_required
 def settings_integrations() -> ResponseReturnValue:
-    """The user's accounts."""
-    return ""
+    """The user's own accounts, per facility they belong to."""
+    user = require_user()
+    sections = []
+    for facility, _role in memberships_of(user):
+        integrations = db.session.scalars(
+            select(Integration)
+            .where(Integration.facility_id == facility.id)
+            .order_by(Integration.name)
+        ).all()
+        accounts = db.session.scalars(
+            select(Account).where(Account.facility_id == facility.id, Account.user_id == user.id)
+        ).all()
+        sections.append(
+            {
+                "facility": facility,
+                "integrations": [
+                    {
+                        "integration": i,
+                        "accounts": [a for a in accounts if a.integration_id == i.id],
+                    }
+                    for i in integrations
+                    if i.auth_mode not in ("none", "oauth2_client_credentials")
+                ],
+            }
+        )
+    return _page("settings_integrations.html", None, sections=sections)
+
+
+@bp.get("/settings/tokens")
+@login_required
+def settings_tokens() -> ResponseReturnValue:
+    """API tokens: create (shown once), list, revoke."""
+    user = require_user()
+    tokens = db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
+    ).all()
+    return _page("settings_tokens.html", None, tokens=tokens)
+
+
+__all__ = ["Script", "bp"]

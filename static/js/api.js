@@ -1,0 +1,67 @@
+// JSON API calls with the session's CSRF token, small DOM helpers and toasts.
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+export const slug = document.body.dataset.facility ?? "";
+
+export class ApiError extends Error {
+  constructor(message, code, field, status) {
+    super(message);
+    this.code = code;
+    this.field = field;
+    this.status = status;
+  }
+}
+
+export async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  if (response.status !== 204) {
+    try { data = await response.json(); } catch { data = null; }
+  }
+  if (!response.ok) {
+    const error = data?.error ?? {};
+    throw new ApiError(error.message ?? `The server answered ${response.status}.`, error.code, error.field, response.status);
+  }
+  return data;
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("data-")) node.setAttribute(key, value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+export function toast(text, kind = "info") {
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  const item = el("div", { class: `toast ${kind}`, role: "status", text });
+  box.append(item);
+  setTimeout(() => item.remove(), 4000);
+}
+
+export function showError(node, message) {
+  if (!node) return;
+  node.textContent = message ?? "";
+  node.hidden = !message;
+}
+
+export function parseJson(text, fallback) {
+  const trimmed = (text ?? "").trim();
+  if (!trimmed) return fallback;
+  return JSON.parse(trimmed);
+}
+
+export function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "";
+}

@@ -1,0 +1,103 @@
+// The editor: CodeMirror, save/publish, run with live output, errors at their line,
+// the run's integration calls, and which integrations the script needs.
+import { createEditor } from "../vendor/editor.js";
+import { api, el, parseJson, showError, slug, toast, when } from "./api.js";
+import { ready } from "./ws.js";
+import { follow, renderInto, setStatus, start } from "./runs.js";
+
+const page = document.getElementById("editor-page");
+let scriptId = page.dataset.scriptId ? Number(page.dataset.scriptId) : null;
+const integrations = JSON.parse(page.dataset.integrations || "[]");
+const $ = (id) => document.getElementById(id);
+const parts = { status: $("run-status"), output: $("run-output"), result: $("run-result"), error: $("run-error") };
+
+const editor = createEditor($("editor"), {
+  doc: $("initial-source").value,
+  integrations,
+  onChange: () => scheduleReadiness(),
+  onRun: () => run(),
+  onSave: () => save(),
+});
+
+async function save() {
+  const body = { name: $("script-name").value.trim() || "Untitled script", source: editor.getValue(), published: $("script-published").checked };
+  try {
+    const saved = scriptId
+      ? await api("PATCH", `/api/f/${slug}/scripts/${scriptId}`, body)
+      : await api("POST", `/api/f/${slug}/scripts`, body);
+    if (!scriptId) { scriptId = saved.id; history.replaceState(null, "", `/f/${slug}/editor/${saved.id}`); }
+    $("save-status").textContent = `Saved ${new Date().toLocaleTimeString()}`;
+  } catch (error) { toast(error.message, "error"); }
+}
+
+async function run() {
+  let input;
+  try { input = parseJson($("run-input").value, {}); showError($("input-error"), ""); }
+  catch { showError($("input-error"), "The input is not valid JSON."); return; }
+  editor.clearErrors();
+  parts.output.textContent = ""; parts.output.hidden = true; parts.result.hidden = true; parts.error.hidden = true;
+  $("run-calls").querySelector("tbody").replaceChildren();
+  setStatus(parts.status, "queued");
+  $("run-script").disabled = true;
+  try {
+    await ready;
+    const started = await start({ source: editor.getValue(), script_id: scriptId, input });
+    follow(started.id, async (message) => {
+      renderInto(parts, message);
+      if (message.type !== "run.finished") return;
+      $("run-script").disabled = false;
+      const error = message.run.error;
+      if (error && error.line) editor.markError(error.line, `${error.code}: ${error.message}`);
+      showCalls(started.id);
+      loadHistory();
+      refreshReadiness();
+    });
+  } catch (error) {
+    $("run-script").disabled = false;
+    parts.error.hidden = false; parts.error.textContent = error.message;
+  }
+}
+
+async function showCalls(runId) {
+  const calls = await api("GET", `/api/f/${slug}/runs/${runId}/calls`);
+  $("run-calls").querySelector("tbody").replaceChildren(...calls.map((call) => el("tr", {},
+    el("td", { text: call.method }), el("td", { class: "mono", text: call.path }),
+    el("td", { text: call.status ?? call.error ?? "" }), el("td", { text: call.account ?? "" }),
+    el("td", { text: call.duration_ms == null ? "" : String(Math.round(call.duration_ms)) }))));
+}
+
+let readinessTimer = null;
+function scheduleReadiness() {
+  clearTimeout(readinessTimer);
+  readinessTimer = setTimeout(refreshReadiness, 600);
+}
+
+async function refreshReadiness() {
+  const list = $("readiness");
+  try {
+    const items = await api("POST", `/api/f/${slug}/readiness`, { source: editor.getValue() });
+    if (!items.length) { list.replaceChildren(el("li", { class: "muted", text: "This script calls no integration." })); return; }
+    list.replaceChildren(...items.map((item) => {
+      if (!item.exists) return el("li", { class: "bad" }, el("code", { text: item.key }), " — no such integration in this facility");
+      const state = !item.needs_account ? "needs no account" : item.master ? "facility master account" : item.own ? "your account" : "no account yet: you will be asked to sign in";
+      const node = el("li", { class: item.master || item.own || !item.needs_account ? "ok" : "warn" }, el("strong", { text: item.name }), ` — ${state}`);
+      if (item.needs_account && !item.master && !item.own) node.append(" ", el("a", { href: "/settings/integrations", text: "connect now" }));
+      return node;
+    }));
+  } catch (error) { list.replaceChildren(el("li", { class: "bad", text: error.message })); }
+}
+
+async function loadHistory() {
+  const table = $("run-history");
+  if (!table || !scriptId) return;
+  const runs = await api("GET", `/api/f/${slug}/runs?script_id=${scriptId}&limit=10`);
+  table.querySelector("tbody").replaceChildren(...runs.map((r) => el("tr", {},
+    el("td", { text: when(r.created_at) }), el("td", { text: r.status }),
+    el("td", { text: r.duration_ms == null ? "" : String(Math.round(r.duration_ms)) }), el("td", { text: String(r.calls) }))));
+}
+
+$("save-script").addEventListener("click", save);
+$("run-script").addEventListener("click", run);
+$("script-published").addEventListener("change", () => { if (scriptId) save(); });
+refreshReadiness();
+loadHistory();

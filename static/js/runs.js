@@ -1,0 +1,67 @@
+// Follow runs over the websocket: status, output lines as they come, the result.
+import { api, el, slug, when } from "./api.js";
+import { on } from "./ws.js";
+
+const buffered = new Map();
+const followers = new Map();
+
+function deliver(message) {
+  const handler = followers.get(message.run_id);
+  if (handler) handler(message);
+  else {
+    const list = buffered.get(message.run_id) ?? [];
+    list.push(message);
+    buffered.set(message.run_id, list);
+  }
+}
+for (const type of ["run.status", "run.output", "run.finished"]) on(type, deliver);
+
+export function follow(runId, handler) {
+  followers.set(runId, handler);
+  for (const message of buffered.get(runId) ?? []) handler(message);
+  buffered.delete(runId);
+}
+
+export async function start(body) {
+  return api("POST", `/api/f/${slug}/runs`, { ...body, interactive: true });
+}
+
+// Render a run's progress into the elements of a panel.
+export function renderInto(parts, message) {
+  if (message.type === "run.status") setStatus(parts.status, message.status);
+  if (message.type === "run.output") {
+    parts.output.hidden = false;
+    parts.output.textContent += message.data;
+  }
+  if (message.type === "run.finished") {
+    const run = message.run;
+    setStatus(parts.status, run.status);
+    if (run.output && !parts.output.textContent) { parts.output.hidden = false; parts.output.textContent = run.output; }
+    if (run.status === "succeeded") {
+      parts.result.hidden = false;
+      parts.result.textContent = JSON.stringify(run.result, null, 2);
+    }
+    if (run.error) {
+      parts.error.hidden = false;
+      parts.error.replaceChildren(
+        el("strong", { text: run.error.code }), ` ${run.error.message}`,
+        run.error.line ? ` (line ${run.error.line})` : "");
+      if (run.error.code === "no_integration_grant") {
+        parts.error.append(" ", el("a", { href: "/settings/integrations", text: "Connect the account in Settings → Integrations" }));
+      }
+    }
+  }
+}
+
+export function setStatus(node, status) {
+  node.textContent = status.replaceAll("_", " ");
+  node.className = `badge ${status === "succeeded" ? "ok" : ["failed", "timed_out", "cancelled"].includes(status) ? "bad" : status === "waiting_for_grant" ? "warn" : ""}`;
+}
+
+export async function history(scriptId, tbody) {
+  const runs = await api("GET", `/api/f/${slug}/runs?script_id=${scriptId}&limit=10`);
+  tbody.replaceChildren(...runs.map((run) => el("tr", {},
+    el("td", { text: when(run.created_at) }), el("td", { text: run.status }),
+    el("td", { text: run.duration_ms == null ? "" : `${Math.round(run.duration_ms)} ms` }),
+    el("td", { text: String(run.calls) }))));
+}

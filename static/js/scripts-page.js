@@ -1,0 +1,38 @@
+// The Scripts page: run a published script with an input and follow it live.
+import { parseJson, showError } from "./api.js";
+import { ready } from "./ws.js";
+import { follow, history, renderInto, setStatus, start } from "./runs.js";
+
+for (const card of document.querySelectorAll(".script-card")) {
+  const button = card.querySelector(".run-script");
+  const panel = card.querySelector(".run-panel");
+  const parts = {
+    status: card.querySelector(".run-status"), output: card.querySelector(".run-output"),
+    result: card.querySelector(".run-result"), error: card.querySelector(".run-error"),
+  };
+  const inputError = card.querySelector(".input-error");
+  button.addEventListener("click", async () => {
+    let input;
+    try { input = parseJson(card.querySelector(".run-input").value, {}); showError(inputError, ""); }
+    catch { showError(inputError, "The input is not valid JSON, e.g. {\"name\": \"Ada\"}."); return; }
+    button.disabled = true;
+    panel.hidden = false;
+    parts.output.textContent = ""; parts.output.hidden = true;
+    parts.result.hidden = true; parts.error.hidden = true;
+    setStatus(parts.status, "queued");
+    try {
+      await ready;
+      const run = await start({ script_id: Number(button.dataset.scriptId), input });
+      follow(run.id, (message) => {
+        renderInto(parts, message);
+        if (message.type === "run.finished") button.disabled = false;
+      });
+    } catch (error) {
+      parts.error.hidden = false; parts.error.textContent = error.message; button.disabled = false;
+    }
+  });
+  const details = card.querySelector(".history");
+  details.addEventListener("toggle", () => {
+    if (details.open) history(details.dataset.scriptId, details.querySelector("tbody"));
+  });
+}

@@ -1,0 +1,216 @@
+"""The grant flow in a real browser (Debian's Chromium via Playwright), DESIGN §4:
+(a) an admin creates a custom OAuth integration on the Management page, a member's run
+needs it, the prompt appears, Sign in goes through the provider's consent page and the
+run resumes; (b) Refuse reaches the script's except branch; (c) with a master account
+no prompt appears and the call log says `master`; (d) an API-key integration prompts
+with a form."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from app import db, extensions
+from app.devprovider import (
+    ClientSpec,
+    ProviderConfig,
+    create_provider_app,
+    provider_of,
+    serve_in_thread,
+)
+from app.models import CallLog, Integration, Role, Script
+from app.services import connections, integrations_admin
+from app.testing import LiveServer
+from tests.conftest import PASSWORD, add_member, create_facility, create_user
+from tests.e2e.conftest import shot
+
+pytestmark = pytest.mark.browser
+API_KEY = "e2e-api-key"
+CLIENT_SECRET = "e2e-client-secret"
+
+CALLS_OAUTH = """
+me = integrations.get("demo", "/me", account="user").json()
+print("signed in as", me["username"])
+result = me
+"""
+CATCHES_REFUSAL = """
+try:
+    integrations.get("keyed", "/echo")
+    result = {"connected": True}
+except integrations.NoIntegrationGrant as refused:
+    print("refused:", refused.reason)
+    result = {"connected": False, "reason": refused.reason}
+"""
+CALLS_KEYED = """
+resp = integrations.get("keyed", "/echo")
+result = {"status": resp.status}
+"""
+
+
+@pytest.fixture
+def site(live: LiveServer) -> Iterator[dict[str, Any]]:
+    """Scriptbox and a provider on loopback, a facility with an admin and a member."""
+    provider_app = create_provider_app(ProviderConfig(api_keys={API_KEY: None}))
+    with serve_in_thread(provider_app) as provider:
+        provider_of(provider_app).add_client(
+            ClientSpec(
+                "scriptbox",
+                CLIENT_SECRET,
+                [f"{live.url}/oauth/callback"],
+                token_endpoint_auth_method="client_secret_basic",
+            )
+        )
+        with live.app.app_context():
+            session = db.session()
+            lab = create_facility(session, slug="lab", name="The Lab")
+            admin = create_user(session, email="admin@example.com", name="Avery Admin")
+            member = create_user(session, email="member@example.com", name="Mia Member")
+            add_member(session, user=admin, facility=lab, role=Role.admin)
+            add_member(session, user=member, facility=lab, role=Role.member)
+            integrations_admin.create_custom(
+                session,
+                facility=lab,
+                fields={
+                    "key": "keyed",
+                    "name": "Keyed API",
+                    "auth_mode": "api_key",
+                    "base_url": f"{provider.url}/keyapi",
+                    "credential_fields": ["api_key"],
+                    "placements": [
+                        {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
+                    ],
+                    "allow_private_network": True,
+                },
+            )
+            for name, source in (
+                ("Who am I", CALLS_OAUTH),
+                ("Maybe keyed", CATCHES_REFUSAL),
+                ("Keyed echo", CALLS_KEYED),
+            ):
+                session.add(Script(facility_id=lab.id, name=name, source=source, published=True))
+            session.commit()
+            ids = {"lab": lab.id}
+        yield {"live": live, "provider": provider, "ids": ids}
+
+
+def sign_in(browser: Any, live: LiveServer, email: str) -> Any:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    return page
+
+
+def run_script(page: Any, live: LiveServer, name: str) -> Any:
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text=name)
+    card.locator(".run-script").click()
+    return card
+
+
+def run_result(page: Any) -> Any:
+    result = page.locator(".run-result").last
+    result.wait_for(state="visible", timeout=20000)
+    return json.loads(result.inner_text())
+
+
+def test_a_custom_oauth_integration_prompts_and_resumes(browser: Any, site: dict[str, Any]) -> None:
+    live, provider = site["live"], site["provider"]
+    admin = sign_in(browser, live, "admin@example.com")
+    admin.goto(f"{live.url}/f/lab/manage/integrations/new")
+    shot(admin, "management-new-integration")
+    form = admin.locator("#custom-integration-form")
+    form.locator("[name=key]").fill("demo")
+    form.locator("[name=name]").fill("Demo provider")
+    form.locator("[name=auth_mode]").select_option("oauth2")
+    form.locator("[name=base_url]").fill(f"{provider.url}/api")
+    form.locator("[name=authorization_url]").fill(f"{provider.url}/authorize")
+    form.locator("[name=token_url]").fill(f"{provider.url}/token")
+    form.locator("[name=token_auth_method]").select_option("client_secret_basic")
+    form.locator("[name=scopes]").fill("read write")
+    form.locator("[name=client_id]").fill("scriptbox")
+    form.locator("[name=client_secret]").fill(CLIENT_SECRET)
+    form.locator("[name=allow_private_network]").check()
+    form.locator("button[type=submit]").click()
+    admin.wait_for_url("**/manage/integrations/demo")
+    shot(admin, "management-integration-settings")
+    assert "/oauth/callback" in admin.locator("#redirect-uri").inner_text()
+
+    member = sign_in(browser, live, "member@example.com")
+    run_script(member, live, "Who am I")
+    prompt = member.locator(".grant-prompt")
+    prompt.wait_for(timeout=20000)
+    assert "Demo provider" in prompt.inner_text() and "Who am I" in prompt.inner_text()
+    shot(member, "scripts-grant-prompt")
+    with member.expect_popup() as popup_info:
+        prompt.locator(".grant-sign-in").click()
+    popup = popup_info.value
+    popup.wait_for_selector("#approve", timeout=20000)
+    shot(popup, "provider-consent")
+    popup.click("#approve")
+    assert run_result(member)["username"] == "alice"
+    assert prompt.count() == 0
+    shot(member, "scripts-run-resumed")
+
+
+def test_refusing_runs_the_scripts_except_branch(browser: Any, site: dict[str, Any]) -> None:
+    member = sign_in(browser, site["live"], "member@example.com")
+    run_script(member, site["live"], "Maybe keyed")
+    prompt = member.locator(".grant-prompt")
+    prompt.wait_for(timeout=20000)
+    prompt.locator(".grant-refuse").click()
+    assert run_result(member) == {"connected": False, "reason": "refused"}
+    shot(member, "scripts-refused")
+
+
+def test_with_a_master_account_no_prompt_and_the_call_log_says_master(
+    browser: Any, site: dict[str, Any]
+) -> None:
+    live = site["live"]
+    with live.app.app_context():
+        session = db.session()
+        integration = session.query(Integration).filter_by(key="keyed").one()
+        connections.connect_with_credentials(
+            session,
+            integration=integration,
+            owner="master",
+            user_id=None,
+            label="",
+            fields={"api_key": API_KEY},
+            parameters={},
+            vault=extensions.vault(),
+        )
+        session.commit()
+    member = sign_in(browser, live, "member@example.com")
+    run_script(member, live, "Keyed echo")
+    assert run_result(member) == {"status": 200}
+    assert member.locator(".grant-prompt").count() == 0
+    with live.app.app_context():
+        rows = db.session.query(CallLog).all()
+        assert [(r.integration_key, r.account_kind, r.status) for r in rows] == [
+            ("keyed", "master", 200)
+        ]
+    admin = sign_in(browser, live, "admin@example.com")
+    admin.goto(f"{live.url}/f/lab/manage/calls")
+    admin.locator("text=master").first.wait_for()
+    shot(admin, "management-call-log")
+
+
+def test_an_api_key_integration_prompts_with_a_form(browser: Any, site: dict[str, Any]) -> None:
+    member = sign_in(browser, site["live"], "member@example.com")
+    run_script(member, site["live"], "Keyed echo")
+    prompt = member.locator(".grant-prompt")
+    prompt.wait_for(timeout=20000)
+    with member.expect_popup() as popup_info:
+        prompt.locator(".grant-sign-in").click()
+    popup = popup_info.value
+    popup.fill("input[name=api_key]", API_KEY)
+    shot(popup, "api-key-form")
+    popup.click("button[type=submit]")
+    assert run_result(member) == {"status": 200}
