@@ -371,6 +371,9 @@ def _static_builtins() -> dict[str, Any]:
             "hasattr": guarded_hasattr,
             "type": safe_type,
             "Forbidden": Forbidden,
+            # `class` statements compile to __build_class__; RestrictedPython makes every
+            # class use __metaclass__ (OwnedClasses.metaclass), and scripts cannot name it.
+            "__build_class__": builtins.__build_class__,
         }
     )
     return names

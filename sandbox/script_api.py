@@ -76,6 +76,12 @@ class InvalidRequest(IntegrationError):
     code = "invalid_request"
 
 
+class QuotaExceeded(IntegrationError):
+    """The facility used up its monthly call quota."""
+
+    code = "quota_exceeded"
+
+
 class CallLimitExceeded(IntegrationError):
     """The run made more integration calls than its limit allows."""
 
@@ -93,6 +99,7 @@ ERROR_CLASSES: dict[str, type[IntegrationError]] = {
         RateLimited,
         HTTPError,
         InvalidRequest,
+        QuotaExceeded,
         CallLimitExceeded,
     )
 }
@@ -178,6 +185,7 @@ class Integrations:
     RateLimited = RateLimited
     HTTPError = HTTPError
     InvalidRequest = InvalidRequest
+    QuotaExceeded = QuotaExceeded
 
     def __init__(self, host_call: HostCall) -> None:
         self._host_call = host_call

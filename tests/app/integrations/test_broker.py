@@ -617,3 +617,24 @@ result = out
     for secret in secrets:
         assert secret.encode() not in raw, secret
         assert secret not in shown, secret
+
+
+def test_the_monthly_quota_refuses_calls_past_it(app: Flask, session: Session,
+                                                 world: dict[str, Any]) -> None:
+    connect_key(session, world, "headerkey", {"api_key": PLAIN_KEY})
+    world["lab"].monthly_call_quota = 2
+    session.commit()
+    source = """
+codes = []
+for _ in range(3):
+    try:
+        codes.append(integrations.get("headerkey", "/echo").status)
+    except integrations.QuotaExceeded as over:
+        codes.append(over.code)
+result = codes
+"""
+    assert run(app, world, source).result == [200, 200, "quota_exceeded"]
+    from app.services.usage import monthly_usage
+
+    usage = monthly_usage(session, world["lab"])
+    assert usage["calls"] == {"headerkey": 3} and usage["quota"] == 2
