@@ -32,6 +32,7 @@ SECRETS = {
 API_KEY, API_SECRET = "key-7d3e1", "secret-9f2c4"
 BASIC_USER, BASIC_PASSWORD = "robot", "robot-password-5e8b"
 FRESHDESK_KEY = "fd-key-3a9"
+PLAIN_KEY = "plain-key-6b2"
 
 
 @dataclass
@@ -80,7 +81,14 @@ def provider() -> Iterator[RealProvider]:
         ProviderConfig(
             access_token_lifetime=3600,
             clients=clients,
-            api_keys={API_KEY: API_SECRET, FRESHDESK_KEY: None},
+            api_keys={
+                API_KEY: API_SECRET,
+                FRESHDESK_KEY: None,
+                PLAIN_KEY: None,
+                "own-key": None,
+                "work-key": None,
+                "master-key": None,
+            },
             basic_users={BASIC_USER: BASIC_PASSWORD, FRESHDESK_KEY: "X"},
         )
     )
