@@ -141,6 +141,7 @@ class RunManager:
             on_output=lambda text: self._publish(run, {"type": "run.output", "data": text}),
             cancel=cancel,
         )
+        self._get_broker().flush()  # the run's calls are in the call log before it is reported
         return result
 
     def _finish(self, run: Run, outcome: RunResult) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import email.utils
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -102,6 +104,64 @@ class _Log:
         self.started = time.perf_counter()
 
 
+class CallLogWriter:
+    """Writes call-log rows from a background thread, off the call's critical path.
+
+    `flush()` waits until every row handed in so far is committed (the run manager
+    flushes before it reports a run finished, so its calls are always listed).
+    """
+
+    def __init__(self, session_factory: Callable[[], Session]) -> None:
+        self._session_factory = session_factory
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Queue one call-log row."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._drain, name="call-log", daemon=True)
+                self._thread.start()
+        self._queue.put(row)
+
+    def flush(self) -> None:
+        """Block until every queued row is written."""
+        if self._thread is not None:
+            self._queue.join()
+
+    def _drain(self) -> None:
+        while True:
+            rows = [self._queue.get()]
+            while not self._queue.empty() and len(rows) < 200:
+                rows.append(self._queue.get_nowait())
+            try:
+                with self._session_factory() as session, session.begin():
+                    for row in rows:
+                        account_id = row.pop("account_id", None)
+                        session.add(CallLog(**row))
+                        if account_id is not None:
+                            session.execute(
+                                update(Account)
+                                .where(Account.id == account_id)
+                                .values(last_used_at=row["created_at"])
+                            )
+            except Exception:  # the calls' outcomes matter more than their log rows
+                log.exception("could not write %d call-log rows", len(rows))
+            finally:
+                for _ in rows:
+                    self._queue.task_done()
+
+
+@dataclass
+class _Cached:
+    """What one run learned about (service, account): reused by its later calls."""
+
+    integration: Integration
+    account: Account | None
+    creds: dict[str, str] | None  # kept only for non-OAuth accounts (they do not expire)
+
+
 class Broker:
     """Handles `integrations.*` calls from sandboxed scripts."""
 
@@ -123,6 +183,11 @@ class Broker:
         self._http = http or destinations.checked_session(allow_private=False)
         self._private_http = private_http or destinations.checked_session(allow_private=True)
         self._grant_hook = grant_hook
+        self._log_writer = CallLogWriter(session_factory)
+
+    def flush(self) -> None:
+        """Wait until every call so far is in the call log."""
+        self._log_writer.flush()
 
     @classmethod
     def from_app(cls, app: Flask, *, grant_hook: GrantHook = not_interactive) -> Broker:
@@ -147,9 +212,11 @@ class Broker:
     def handler(self, ctx: RunContext) -> Callable[[HostCall], Any]:
         """The `on_call` for one run."""
 
+        cache: dict[tuple[str, str | None], _Cached] = {}
+
         def on_call(call: HostCall) -> Any:
             if call.op == "request":
-                return self._request(ctx, call)
+                return self._request(ctx, call, cache)
             if call.op == "require":
                 self._require(ctx, call)
                 return None
@@ -292,12 +359,14 @@ class Broker:
                 for i in integrations
             ]
 
-    def _request(self, ctx: RunContext, call: HostCall) -> dict[str, Any]:
+    def _request(
+        self, ctx: RunContext, call: HostCall, cache: dict[tuple[str, str | None], _Cached]
+    ) -> dict[str, Any]:
         args = call.args
         method = str(args.get("method", "")).upper()
         entry = _Log(ctx, str(args.get("service", ""))[:40], method[:10])
         try:
-            return self._perform(ctx, call, entry)
+            return self._perform(ctx, call, entry, cache)
         except HostCallError as exc:
             entry.error = exc.code
             raise
@@ -307,7 +376,13 @@ class Broker:
         finally:
             self._write_log(entry)
 
-    def _perform(self, ctx: RunContext, call: HostCall, entry: _Log) -> dict[str, Any]:
+    def _perform(
+        self,
+        ctx: RunContext,
+        call: HostCall,
+        entry: _Log,
+        cache: dict[tuple[str, str | None], _Cached],
+    ) -> dict[str, Any]:
         args = call.args
         if entry.method not in destinations.ALLOWED_METHODS:
             raise HostCallError(
@@ -317,13 +392,24 @@ class Broker:
         path = args.get("path")
         if not isinstance(path, str):
             raise HostCallError("invalid_request", "path must be a string")
+        account_arg = args.get("account")
+        cache_key = (
+            str(args.get("service")),
+            account_arg if isinstance(account_arg, str) else None,
+        )
+        cached = cache.get(cache_key)
         with self._session_factory() as session:
-            integration = self._integration(session, ctx, args.get("service"))
+            integration = (
+                cached.integration
+                if cached is not None
+                else self._integration(session, ctx, args.get("service"))
+            )
             facility = session.get(Facility, ctx.facility_id)
             quota = facility.monthly_call_quota if facility else None
             if quota is not None:
                 from app.services.usage import calls_this_month
 
+                self._log_writer.flush()  # count every call made so far
                 if calls_this_month(session, ctx.facility_id) >= quota:
                     raise HostCallError(
                         "quota_exceeded",
@@ -333,7 +419,23 @@ class Broker:
                     )
         entry.integration_id = integration.id
         entry.service = integration.key
-        account, creds = self._credentials(ctx, call, integration, args.get("account"))
+        if cached is not None and (cached.account is None or cached.creds is not None):
+            account, creds = cached.account, dict(cached.creds or {})
+        elif cached is not None and cached.account is not None:
+            account = cached.account
+            try:
+                creds = self._tokens.credentials(account.id)
+            except NeedsReauth:
+                cache.pop(cache_key, None)
+                account, creds = self._credentials(ctx, call, integration, account_arg)
+            except RefreshFailed as exc:
+                raise HostCallError(
+                    "integration_unavailable", str(exc), service=integration.key
+                ) from None
+        else:
+            account, creds = self._credentials(ctx, call, integration, account_arg)
+        oauth = integration.auth_mode in OAUTH_MODES
+        cache[cache_key] = _Cached(integration, account, None if oauth else dict(creds))
         if account is not None:
             entry.account_id, entry.account_kind = account.id, account.kind
         parameters = dict(account.parameters) if account else {}
@@ -365,6 +467,7 @@ class Broker:
                     account.id, creds.get("access_token", "")
                 )
             except NeedsReauth:
+                cache.pop(cache_key, None)
                 account, creds = self._credentials(ctx, call, integration, args.get("account"))
             except RefreshFailed as exc:
                 raise HostCallError(
@@ -561,33 +664,24 @@ class Broker:
         return b"".join(chunks)
 
     def _write_log(self, entry: _Log) -> None:
-        duration = round((time.perf_counter() - entry.started) * 1000, 3)
-        try:
-            with self._session_factory() as session, session.begin():
-                session.add(
-                    CallLog(
-                        run_id=entry.ctx.run_id,
-                        script_id=entry.ctx.script_id,
-                        user_id=entry.ctx.user_id,
-                        facility_id=entry.ctx.facility_id,
-                        integration_id=entry.integration_id,
-                        integration_key=entry.service or "?",
-                        account_kind=entry.account_kind,
-                        method=entry.method or "?",
-                        path=entry.path,
-                        status=entry.status,
-                        duration_ms=duration,
-                        error_code=entry.error,
-                    )
-                )
-                if entry.account_id is not None:
-                    session.execute(
-                        update(Account)
-                        .where(Account.id == entry.account_id)
-                        .values(last_used_at=utcnow())
-                    )
-        except Exception:  # the call's outcome matters more than its log row
-            log.exception("could not write the call log for %s", entry.service)
+        self._log_writer.write(
+            {
+                "run_id": entry.ctx.run_id,
+                "script_id": entry.ctx.script_id,
+                "user_id": entry.ctx.user_id,
+                "facility_id": entry.ctx.facility_id,
+                "integration_id": entry.integration_id,
+                "integration_key": entry.service or "?",
+                "account_kind": entry.account_kind,
+                "account_id": entry.account_id,
+                "method": entry.method or "?",
+                "path": entry.path,
+                "status": entry.status,
+                "duration_ms": round((time.perf_counter() - entry.started) * 1000, 3),
+                "error_code": entry.error,
+                "created_at": utcnow(),
+            }
+        )
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:

@@ -168,12 +168,14 @@ def run(
     kwargs = {"grant_hook": grant_hook} if grant_hook else {}
     broker = Broker.from_app(app, **kwargs)
     ctx = RunContext(facility_id=world[facility].id, user_id=world[user].id, run_id=None)
-    return extensions.executor(app).run(
+    outcome = extensions.executor(app).run(
         source,
         input=run_input,
         on_call=broker.handler(ctx),
         limits=limits or Limits(wall_time_s=20),
     )
+    broker.flush()  # the call log is written off the calls' path
+    return outcome
 
 
 @pytest.mark.parametrize(
