@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -61,17 +62,28 @@ def api(request: Request) -> Response:
     return Response(body, content_type="application/json")
 
 
+def serve_api(ready: Any) -> None:
+    """Serve the API on a free loopback port (in a child process)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = make_server("127.0.0.1", 0, api, threaded=True)
+    ready.put(server.server_port)
+    server.serve_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = make_server("127.0.0.1", 0, api, threaded=True)
-    import threading
+    # The API runs in its own process, as a real service would: in this process it would
+    # compete with the broker for the GIL and skew the comparison.
+    import multiprocessing
 
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
+    ready = multiprocessing.Queue()
+    server = multiprocessing.Process(target=serve_api, args=(ready,), daemon=True)
+    server.start()
+    base = f"http://127.0.0.1:{ready.get(timeout=30)}"
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite", "SECRET_KEY": "b",
                           "IDLE_WORKERS": 2})
@@ -114,7 +126,7 @@ def main() -> None:
                                   headers={"X-API-Key": API_KEY}, timeout=10)
                 answer.json()
                 direct.append((time.perf_counter() - started) * 1000)
-    server.shutdown()
+    server.terminate()
     figures = {
         "proxy_p50_ms": round(statistics.median(proxy), 3),
         "proxy_p99_ms": round(percentile(proxy, 99), 3),

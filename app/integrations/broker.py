@@ -212,7 +212,7 @@ class Broker:
     def handler(self, ctx: RunContext) -> Callable[[HostCall], Any]:
         """The `on_call` for one run."""
 
-        cache: dict[tuple[str, str | None], _Cached] = {}
+        cache: dict[Any, Any] = {}
 
         def on_call(call: HostCall) -> Any:
             if call.op == "request":
@@ -324,6 +324,29 @@ class Broker:
 
     # -- operations ----------------------------------------------------------------------------
 
+    def _check_quota(
+        self, ctx: RunContext, integration: Integration, cache: dict[Any, Any]
+    ) -> None:
+        """Refuse calls past the facility's monthly quota (looked up once per run)."""
+        if "quota" not in cache:
+            with self._session_factory() as session:
+                facility = session.get(Facility, ctx.facility_id)
+                cache["quota"] = facility.monthly_call_quota if facility else None
+        quota = cache["quota"]
+        if quota is None:
+            return
+        from app.services.usage import calls_this_month
+
+        self._log_writer.flush()  # count every call made so far
+        with self._session_factory() as session:
+            if calls_this_month(session, ctx.facility_id) >= quota:
+                raise HostCallError(
+                    "quota_exceeded",
+                    f"this facility's monthly quota of {quota} integration calls is used up; "
+                    "an admin can raise it on the Management page",
+                    service=integration.key,
+                )
+
     def _require(self, ctx: RunContext, call: HostCall) -> None:
         with self._session_factory() as session:
             integration = self._integration(session, ctx, call.args.get("service"))
@@ -359,9 +382,7 @@ class Broker:
                 for i in integrations
             ]
 
-    def _request(
-        self, ctx: RunContext, call: HostCall, cache: dict[tuple[str, str | None], _Cached]
-    ) -> dict[str, Any]:
+    def _request(self, ctx: RunContext, call: HostCall, cache: dict[Any, Any]) -> dict[str, Any]:
         args = call.args
         method = str(args.get("method", "")).upper()
         entry = _Log(ctx, str(args.get("service", ""))[:40], method[:10])
@@ -381,7 +402,7 @@ class Broker:
         ctx: RunContext,
         call: HostCall,
         entry: _Log,
-        cache: dict[tuple[str, str | None], _Cached],
+        cache: dict[Any, Any],
     ) -> dict[str, Any]:
         args = call.args
         if entry.method not in destinations.ALLOWED_METHODS:
@@ -398,25 +419,12 @@ class Broker:
             account_arg if isinstance(account_arg, str) else None,
         )
         cached = cache.get(cache_key)
-        with self._session_factory() as session:
-            integration = (
-                cached.integration
-                if cached is not None
-                else self._integration(session, ctx, args.get("service"))
-            )
-            facility = session.get(Facility, ctx.facility_id)
-            quota = facility.monthly_call_quota if facility else None
-            if quota is not None:
-                from app.services.usage import calls_this_month
-
-                self._log_writer.flush()  # count every call made so far
-                if calls_this_month(session, ctx.facility_id) >= quota:
-                    raise HostCallError(
-                        "quota_exceeded",
-                        f"this facility's monthly quota of {quota} integration calls is used "
-                        "up; an admin can raise it on the Management page",
-                        service=integration.key,
-                    )
+        if cached is not None:
+            integration = cached.integration
+        else:
+            with self._session_factory() as session:
+                integration = self._integration(session, ctx, args.get("service"))
+        self._check_quota(ctx, integration, cache)
         entry.integration_id = integration.id
         entry.service = integration.key
         if cached is not None and (cached.account is None or cached.creds is not None):
