@@ -114,8 +114,8 @@ def run_script(page: Any, live: LiveServer, name: str) -> Any:
     return card
 
 
-def run_result(page: Any) -> Any:
-    result = page.locator(".run-result").last
+def run_result(card: Any) -> Any:
+    result = card.locator(".run-result")
     result.wait_for(state="visible", timeout=20000)
     return json.loads(result.inner_text())
 
@@ -143,7 +143,7 @@ def test_a_custom_oauth_integration_prompts_and_resumes(browser: Any, site: dict
     assert "/oauth/callback" in admin.locator("#redirect-uri").inner_text()
 
     member = sign_in(browser, live, "member@example.com")
-    run_script(member, live, "Who am I")
+    card = run_script(member, live, "Who am I")
     prompt = member.locator(".grant-prompt")
     prompt.wait_for(timeout=20000)
     assert "Demo provider" in prompt.inner_text() and "Who am I" in prompt.inner_text()
@@ -154,18 +154,18 @@ def test_a_custom_oauth_integration_prompts_and_resumes(browser: Any, site: dict
     popup.wait_for_selector("#approve", timeout=20000)
     shot(popup, "provider-consent")
     popup.click("#approve")
-    assert run_result(member)["username"] == "alice"
+    assert run_result(card)["username"] == "alice"
     assert prompt.count() == 0
     shot(member, "scripts-run-resumed")
 
 
 def test_refusing_runs_the_scripts_except_branch(browser: Any, site: dict[str, Any]) -> None:
     member = sign_in(browser, site["live"], "member@example.com")
-    run_script(member, site["live"], "Maybe keyed")
+    card = run_script(member, site["live"], "Maybe keyed")
     prompt = member.locator(".grant-prompt")
     prompt.wait_for(timeout=20000)
     prompt.locator(".grant-refuse").click()
-    assert run_result(member) == {"connected": False, "reason": "refused"}
+    assert run_result(card) == {"connected": False, "reason": "refused"}
     shot(member, "scripts-refused")
 
 
@@ -188,8 +188,8 @@ def test_with_a_master_account_no_prompt_and_the_call_log_says_master(
         )
         session.commit()
     member = sign_in(browser, live, "member@example.com")
-    run_script(member, live, "Keyed echo")
-    assert run_result(member) == {"status": 200}
+    card = run_script(member, live, "Keyed echo")
+    assert run_result(card) == {"status": 200}
     assert member.locator(".grant-prompt").count() == 0
     with live.app.app_context():
         rows = db.session.query(CallLog).all()
@@ -204,7 +204,7 @@ def test_with_a_master_account_no_prompt_and_the_call_log_says_master(
 
 def test_an_api_key_integration_prompts_with_a_form(browser: Any, site: dict[str, Any]) -> None:
     member = sign_in(browser, site["live"], "member@example.com")
-    run_script(member, site["live"], "Keyed echo")
+    card = run_script(member, site["live"], "Keyed echo")
     prompt = member.locator(".grant-prompt")
     prompt.wait_for(timeout=20000)
     with member.expect_popup() as popup_info:
@@ -212,5 +212,36 @@ def test_an_api_key_integration_prompts_with_a_form(browser: Any, site: dict[str
     popup = popup_info.value
     popup.fill("input[name=api_key]", API_KEY)
     shot(popup, "api-key-form")
-    popup.click("button[type=submit]")
-    assert run_result(member) == {"status": 200}
+    popup.click("#credentials-form button[type=submit]")
+    assert run_result(card) == {"status": 200}
+
+
+PAGES = [
+    ("scripts", "/f/lab/scripts"),
+    ("editor", "/f/lab/editor"),
+    ("management", "/f/lab/manage"),
+    ("management-new", "/f/lab/manage/integrations/new"),
+    ("management-keyed", "/f/lab/manage/integrations/keyed"),
+    ("call-log", "/f/lab/manage/calls"),
+    ("settings-integrations", "/settings/integrations"),
+    ("settings-tokens", "/settings/tokens"),
+]
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (375, 800)])
+def test_every_page_renders_on_a_laptop_and_a_phone(browser: Any, site: dict[str, Any],
+                                                    width: int, height: int) -> None:
+    live = site["live"]
+    anonymous = browser.new_page(viewport={"width": width, "height": height})
+    anonymous.goto(f"{live.url}/login")
+    shot(anonymous, f"login-{width}")
+    page = sign_in(browser, live, "admin@example.com")
+    page.set_viewport_size({"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    for name, path in PAGES:
+        response = page.goto(f"{live.url}{path}")
+        assert response is not None and response.status == 200, (path, response)
+        page.wait_for_load_state("networkidle")
+        shot(page, f"{name}-{width}")
+    assert errors == []  # no JavaScript error on any page
