@@ -103,6 +103,8 @@ def serve(host: str, port: int, demo: bool) -> None:
     from app.migrate import upgrade
 
     app = _app()
+    if app.config["PUBLIC_URL"] == "http://127.0.0.1:5000" and (host, port) != ("127.0.0.1", 5000):
+        app.config["PUBLIC_URL"] = f"http://{host}:{port}"  # redirect URIs must match
     upgrade(app)
     if demo:
         from app.demo import install_demo
