@@ -121,23 +121,6 @@ def static_server() -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not os.path.exists(CHROMIUM):
-        reason = f"{CHROMIUM} not installed (apt-get install chromium)"
-        if os.environ.get("SCRIPTBOX_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{reason}, and SCRIPTBOX_REQUIRE_BROWSER=1")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
 def page(browser, static_server):  # type: ignore[no-untyped-def]
     context = browser.new_context()
