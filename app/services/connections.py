@@ -222,6 +222,24 @@ def _find_account(
     return session.scalar(query)
 
 
+def _account_for(
+    session: Session, integration: Integration, owner: str, user_id: int | None, label: str
+) -> Account:
+    """The existing account of this owner and label, or a new one (reconnecting updates it)."""
+    account = _find_account(session, integration, owner, user_id, label)
+    if account is None:
+        account = Account(
+            facility_id=integration.facility_id,
+            integration_id=integration.id,
+            owner_kind=owner,
+            user_id=user_id if owner == "user" else None,
+            label=label,
+            version=0,
+        )
+        session.add(account)
+    return account
+
+
 def _store_oauth_account(
     session: Session,
     *,
@@ -234,17 +252,7 @@ def _store_oauth_account(
     token: dict[str, Any],
     vault: Vault,
 ) -> Account:
-    account = _find_account(session, integration, owner, user_id, label)
-    if account is None:
-        account = Account(
-            facility_id=integration.facility_id,
-            integration_id=integration.id,
-            owner_kind=owner,
-            user_id=user_id if owner == "user" else None,
-            label=label,
-            version=0,
-        )
-        session.add(account)
+    account = _account_for(session, integration, owner, user_id, label)
     now = utcnow()
     account.parameters = dict(parameters)
     account.credentials_enc = vault.encrypt_json(stored_tokens(token))
@@ -358,17 +366,7 @@ def connect_with_credentials(
         values[name] = value
     params = validate_parameters(integration, parameters)
     label = validate_label(label) if owner == "user" else ""
-    account = _find_account(session, integration, owner, user_id, label)
-    if account is None:
-        account = Account(
-            facility_id=integration.facility_id,
-            integration_id=integration.id,
-            owner_kind=owner,
-            user_id=user_id if owner == "user" else None,
-            label=label,
-            version=0,
-        )
-        session.add(account)
+    account = _account_for(session, integration, owner, user_id, label)
     account.parameters = params
     account.credentials_enc = vault.encrypt_json(values)
     account.status = "active"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -21,16 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "static"
 BUNDLE = STATIC / "vendor" / "editor.js"
 EDITOR_PKG = STATIC / "editor" / "package.json"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PINNED = [
     "codemirror",
     "@codemirror/lang-python",
