@@ -1,27 +1,35 @@
-"""Shared fixtures: a migrated app on a temporary SQLite database, and small factories."""
+"""Shared fixtures: a migrated app on a temporary SQLite database, and small factories.
+
+The app is imported inside the fixtures, not at the top: tests/sandbox shares this file
+and must run without Flask (tests/sandbox/test_boundaries.py checks it).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from flask import Flask
-from sqlalchemy.orm import Session
 
-from app import create_app, db
-from app.integrations.vault import generate_key
-from app.migrate import upgrade
-from app.models import Facility, Integration, Role, User
-from app.services import people
-from app.testing import LiveServer
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy.orm import Session
+
+    from app.models import Facility, Integration, User
+    from app.testing import LiveServer
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+def _cheap_password_hashing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if "sandbox" in request.path.parts:
+        return
+    from app.services import people
+
     monkeypatch.setattr(people, "PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
 
 
@@ -48,6 +56,10 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     """A Scriptbox app on a fresh, migrated SQLite file under tmp_path."""
     import shutil
 
+    from app import create_app
+    from app.integrations.vault import generate_key
+    from app.migrate import upgrade
+
     database = tmp_path / "scriptbox.sqlite"
     if "DATABASE_URL" not in overrides:
         shutil.copyfile(_migrated_template(), database)
@@ -70,6 +82,8 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
     """A migrated app; its sandbox executor (if started) is closed afterwards."""
+    from app import db
+
     application = make_app(tmp_path)
     with application.app_context():
         yield application
@@ -82,6 +96,8 @@ def app(tmp_path: Path) -> Iterator[Flask]:
 @pytest.fixture
 def session(app: Flask) -> Session:
     """The app's scoped session."""
+    from app import db
+
     return db.session()
 
 
@@ -89,18 +105,22 @@ def create_user(
     session: Session, *, email: str = "ada@example.com", name: str = "Ada", password: str = PASSWORD
 ) -> User:
     """A user with the shared test password."""
+    from app.services import people
+
     return people.create_user(session, email=email, name=name, password=password)
 
 
 def create_facility(session: Session, *, slug: str = "lab", name: str = "The Lab") -> Facility:
     """A facility."""
+    from app.services import people
+
     return people.create_facility(session, name=name, slug=slug)
 
 
-def add_member(
-    session: Session, *, user: User, facility: Facility, role: Role | str = Role.member
-) -> None:
+def add_member(session: Session, *, user: User, facility: Facility, role: str = "member") -> None:
     """Give user a role in facility."""
+    from app.services import people
+
     people.set_membership(session, user=user, facility=facility, role=role)
 
 
@@ -108,6 +128,8 @@ def create_integration(
     session: Session, *, facility: Facility, key: str = "demo", **fields: Any
 ) -> Integration:
     """A custom integration with sensible defaults for a loopback test API."""
+    from app.models import Integration
+
     values: dict[str, Any] = {
         "name": key.title(),
         "auth_mode": "api_key",
@@ -126,6 +148,9 @@ def create_integration(
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
     """A migrated app served on a loopback port."""
+    from app import db
+    from app.testing import LiveServer
+
     application = make_app(tmp_path)
     server = LiveServer(application)
     try:

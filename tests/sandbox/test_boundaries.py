@@ -53,3 +53,20 @@ def test_app_uses_the_sandbox_only_through_its_public_names() -> None:
                 assert node.module == "sandbox", f"{path}: imports {node.module}"
                 for alias in node.names:
                     assert alias.name in sandbox.__all__, f"{path}: {alias.name}"
+
+
+def _top_level_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    roots: set[str] = set()
+    for node in tree.body:  # module level only: imports inside fixtures run on demand
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.partition(".")[0])
+    return roots
+
+
+def test_the_sandbox_tests_import_no_flask() -> None:
+    tests = Path(__file__).resolve().parent
+    for path in [*tests.glob("*.py"), tests.parent / "conftest.py"]:
+        assert not _top_level_roots(path) & FORBIDDEN, path.name

@@ -10,8 +10,8 @@ import pytest
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Grant, Role
-from app.testing import WebClient
-from tests.conftest import LiveServer, add_member, create_facility, create_integration, create_user
+from app.testing import LiveServer, WebClient
+from tests.conftest import add_member, create_facility, create_integration, create_user
 
 API_KEY = "grant-flow-key"
 
