@@ -143,3 +143,32 @@ def code_and_state(redirect_url: str) -> tuple[str | None, str, str | None]:
 
 
 __all__ = ["answer_consent"]
+
+
+def authorize(
+    session: Session,
+    integration: Integration,
+    *,
+    user_id: int,
+    purpose: str = "connect",
+    binding: str,
+    label: str = "",
+    approve: bool = True,
+) -> tuple[str | None, str, str | None]:
+    """Start an authorization and answer the provider's consent page: (code, state, error)."""
+    from app import extensions
+    from app.services import connections
+
+    url = connections.start_authorization(
+        session,
+        integration=integration,
+        user_id=user_id,
+        facility_id=integration.facility_id,
+        purpose=purpose,
+        session_binding=binding,
+        redirect_uri=REDIRECT,
+        vault=extensions.vault(),
+        label=label,
+    )
+    session.commit()
+    return code_and_state(answer_consent(url, approve=approve))

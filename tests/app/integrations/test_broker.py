@@ -27,8 +27,7 @@ from tests.app.integrations.conftest import (
     PLAIN_KEY,
     REDIRECT,
     RealProvider,
-    answer_consent,
-    code_and_state,
+    authorize,
     oauth_integration,
 )
 from tests.conftest import add_member, create_facility, create_integration, create_user
@@ -484,18 +483,9 @@ except integrations.RateLimited as limited:
 
 def _oauth_account(session: Session, world: dict[str, Any]) -> Account:
     integration = oauth_integration(session, world["lab"], world["provider"])
-    url = connections.start_authorization(
-        session,
-        integration=integration,
-        user_id=world["ada"].id,
-        facility_id=world["lab"].id,
-        purpose="master",
-        session_binding="b",
-        redirect_uri=REDIRECT,
-        vault=extensions.vault(),
+    code, state, _ = authorize(
+        session, integration, user_id=world["ada"].id, purpose="master", binding="b"
     )
-    session.commit()
-    code, state, _ = code_and_state(answer_consent(url))
     account, _ = connections.complete_authorization(
         session,
         state=state,
@@ -621,8 +611,9 @@ result = out
         assert secret not in shown, secret
 
 
-def test_the_monthly_quota_refuses_calls_past_it(app: Flask, session: Session,
-                                                 world: dict[str, Any]) -> None:
+def test_the_monthly_quota_refuses_calls_past_it(
+    app: Flask, session: Session, world: dict[str, Any]
+) -> None:
     connect_key(session, world, "headerkey", {"api_key": PLAIN_KEY})
     world["lab"].monthly_call_quota = 2
     session.commit()

@@ -23,8 +23,7 @@ from tests.app.integrations.conftest import (
     REDIRECT,
     SECRETS,
     RealProvider,
-    answer_consent,
-    code_and_state,
+    authorize,
     oauth_integration,
 )
 from tests.conftest import add_member, create_facility, create_user
@@ -52,19 +51,15 @@ def connect(
     binding: str = BINDING,
 ) -> tuple[Account, OAuthState]:
     """Run the whole authorization-code flow the way a browser would."""
-    url = connections.start_authorization(
+    code, state, error = authorize(
         session,
-        integration=integration,
+        integration,
         user_id=lab["user"].id,
-        facility_id=lab["facility"].id,
         purpose=purpose,
-        session_binding=BINDING,
-        redirect_uri=REDIRECT,
-        vault=extensions.vault(),
+        binding=BINDING,
         label=label,
+        approve=approve,
     )
-    session.commit()
-    code, state, error = code_and_state(answer_consent(url, approve=approve))
     result = connections.complete_authorization(
         session,
         state=state,
@@ -119,18 +114,7 @@ def test_forged_and_replayed_callbacks_are_refused(
     session: Session, lab: dict[str, Any], provider: RealProvider
 ) -> None:
     integration = oauth_integration(session, lab["facility"], provider)
-    url = connections.start_authorization(
-        session,
-        integration=integration,
-        user_id=lab["user"].id,
-        facility_id=lab["facility"].id,
-        purpose="connect",
-        session_binding=BINDING,
-        redirect_uri=REDIRECT,
-        vault=extensions.vault(),
-    )
-    session.commit()
-    code, state, _ = code_and_state(answer_consent(url))
+    code, state, _ = authorize(session, integration, user_id=lab["user"].id, binding=BINDING)
 
     def complete(state_value: str, binding: str = BINDING) -> Any:
         return connections.complete_authorization(
@@ -159,18 +143,7 @@ def test_an_expired_state_is_refused(
     session: Session, lab: dict[str, Any], provider: RealProvider
 ) -> None:
     integration = oauth_integration(session, lab["facility"], provider)
-    url = connections.start_authorization(
-        session,
-        integration=integration,
-        user_id=lab["user"].id,
-        facility_id=lab["facility"].id,
-        purpose="connect",
-        session_binding=BINDING,
-        redirect_uri=REDIRECT,
-        vault=extensions.vault(),
-    )
-    session.commit()
-    code, state, _ = code_and_state(answer_consent(url))
+    code, state, _ = authorize(session, integration, user_id=lab["user"].id, binding=BINDING)
     row = session.scalars(select(OAuthState)).one()
     row.expires_at = utcnow() - timedelta(seconds=1)
     session.commit()
