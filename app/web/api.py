@@ -211,7 +211,10 @@ def create_run(slug: str) -> ResponseReturnValue:
     source = body.get("source")
     if source is not None and not isinstance(source, str):
         raise ValidationError("source must be text", field="source")
-    wait = min(max(float(body.get("wait") or 0), 0.0), 300.0)
+    try:
+        wait = min(max(float(body.get("wait") or 0), 0.0), 300.0)
+    except (TypeError, ValueError):
+        raise ValidationError("wait must be a number of seconds", field="wait") from None
     # A run started from a page with an open websocket may prompt; API runs may not.
     interactive = bool(body.get("interactive")) and not (request.authorization is not None)
     run = scripts_service.create_run(

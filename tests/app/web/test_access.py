@@ -157,3 +157,65 @@ def test_api_tokens_authenticate_without_csrf_and_are_stored_hashed(
     assert {s["name"] for s in listed.get_json()} == {"Published", "Draft"}
     wrong = api.get("/api/f/lab/scripts", headers={"Authorization": "Bearer sbx_wrong"})
     assert wrong.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"source": "result = 1", "wait": "soon"}, "wait"),
+        ({"script_id": "x"}, "script_id"),
+        ({}, "script_id"),
+        ({"source": 5}, "source"),
+    ],
+)
+def test_malformed_run_requests_get_a_clear_error(
+    app: Flask, people: dict[str, Any], body: dict[str, Any], field: str
+) -> None:
+    client = client_for(app, people["users"]["scripter"])
+    response = client.post("/api/f/lab/runs", json=body, headers={"X-CSRF-Token": CSRF})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["field"] == field
+
+
+def test_an_oauth_prompt_asks_connection_parameters_before_the_provider(
+    app: Flask, people: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from app.models import Facility, Grant
+    from app.models._types import utcnow
+    from app.services import integrations_admin
+
+    lab = db.session.query(Facility).filter_by(slug="lab").one()
+    integration = integrations_admin.create_custom(
+        db.session(),
+        facility=lab,
+        fields={
+            "key": "tenanted",
+            "name": "Tenanted",
+            "auth_mode": "oauth2",
+            "base_url": "https://{tenant}.example.com/api",
+            "authorization_url": "https://{tenant}.example.com/authorize",
+            "token_url": "https://{tenant}.example.com/token",
+            "parameters": [{"name": "tenant", "label": "Tenant", "pattern": "^[a-z]+$"}],
+            "client_id": "cid",
+            "client_secret": "secret",
+        },
+    )
+    member = people["users"]["member"]
+    grant = Grant(
+        user_id=member,
+        facility_id=lab.id,
+        integration_id=integration.id,
+        expires_at=utcnow() + timedelta(minutes=5),
+    )
+    db.session.add(grant)
+    db.session.commit()
+    client = client_for(app, member)
+    form = client.get(f"/f/lab/grants/{grant.id}/sign-in")
+    assert form.status_code == 200 and 'name="param_tenant"' in form.get_data(as_text=True)
+    bad = client.get(f"/f/lab/grants/{grant.id}/sign-in?param_tenant=evil.com/x")
+    assert bad.status_code == 400
+    go = client.get(f"/f/lab/grants/{grant.id}/sign-in?param_tenant=acme")
+    assert go.status_code == 302
+    assert go.headers["Location"].startswith("https://acme.example.com/authorize?")
