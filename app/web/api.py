@@ -20,6 +20,7 @@ from app.services.context import MemberContext
 from app.web.security import (
     check_csrf,
     hash_token,
+    memberships_of,
     new_api_token,
     require_member,
     require_user,
@@ -76,16 +77,10 @@ def me() -> ResponseReturnValue:
             "name": user.name,
             "facilities": [
                 {"slug": f.slug, "name": f.name, "role": role.value}
-                for f, role in people_memberships(user)
+                for f, role in memberships_of(user)
             ],
         }
     )
-
-
-def people_memberships(user: User) -> list[Any]:
-    from app.web.security import memberships_of
-
-    return memberships_of(user)
 
 
 @bp.post("/tokens")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app import db
 from app.errors import NotFound
 from app.integrations.catalog import load_catalog
-from app.models import Account, ApiToken, Integration, Membership, Role, Script, User
+from app.models import Account, ApiToken, Integration, Membership, Role, User
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web.security import login_required, memberships_of, require_member, require_user
@@ -179,5 +179,3 @@ def settings_tokens() -> ResponseReturnValue:
     ).all()
     return _page("settings_tokens.html", None, tokens=tokens)
 
-
-__all__ = ["Script", "bp"]
