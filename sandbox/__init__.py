@@ -3,20 +3,51 @@
 Package rule: `sandbox` depends on the standard library and RestrictedPython only. It
 never imports `app`, flask, sqlalchemy or requests (tests/sandbox/test_boundaries.py
 fails if it does). The host talks to it through the names in `__all__`.
+
+The host-side names (the executor and its helpers) load on first use: the zygote imports
+this package too, and a smaller zygote forks faster and shares more with its workers.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from sandbox.limits import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Limits, RunResult, ScriptError
 from sandbox.policy import ALLOWED_MODULES
-from sandbox.pool import (
-    CallHandler,
-    Executor,
-    HostCall,
-    HostCallError,
-    OutputHandler,
-    RunClock,
-    SandboxUnavailable,
-    refuse_all_calls,
+
+if TYPE_CHECKING:
+    from sandbox.pool import (
+        CallHandler,
+        Executor,
+        HostCall,
+        HostCallError,
+        OutputHandler,
+        RunClock,
+        SandboxUnavailable,
+        refuse_all_calls,
+    )
+
+_POOL_NAMES = frozenset(
+    {
+        "CallHandler",
+        "Executor",
+        "HostCall",
+        "HostCallError",
+        "OutputHandler",
+        "RunClock",
+        "SandboxUnavailable",
+        "refuse_all_calls",
+    }
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _POOL_NAMES:
+        from sandbox import pool
+
+        return getattr(pool, name)
+    raise AttributeError(f"module 'sandbox' has no attribute {name!r}")
+
 
 __all__ = [
     "ALLOWED_MODULES",

@@ -8,7 +8,6 @@ Each step reports whether the kernel enforced it; `report()` says what holds her
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import resource
@@ -168,11 +167,17 @@ class SeccompFilter:
 
 def compile_seccomp() -> SeccompFilter:
     """Build the deny-list filter with libseccomp and export it as raw BPF."""
-    name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
     try:
-        lib = ctypes.CDLL(name)
+        lib = ctypes.CDLL("libseccomp.so.2")
     except OSError:
-        return SeccompFilter(None, "unsupported (libseccomp not found)")
+        # ctypes.util imports subprocess; only reach for it when the usual name fails.
+        from ctypes import util as ctypes_util
+
+        name = ctypes_util.find_library("seccomp")
+        try:
+            lib = ctypes.CDLL(name or "libseccomp.so")
+        except OSError:
+            return SeccompFilter(None, "unsupported (libseccomp not found)")
     lib.seccomp_init.restype = ctypes.c_void_p
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
