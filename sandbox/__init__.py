@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sandbox.limits import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Limits, RunResult, ScriptError
+from sandbox.journal import REPLAY_DIVERGED, Journal, JournalError, ParkRun
+from sandbox.limits import (
+    CANCELLED,
+    FAILED,
+    PARKED,
+    SUCCEEDED,
+    TIMED_OUT,
+    Limits,
+    RunResult,
+    ScriptError,
+)
 from sandbox.policy import ALLOWED_MODULES
 
 if TYPE_CHECKING:
@@ -53,14 +63,19 @@ __all__ = [
     "ALLOWED_MODULES",
     "CANCELLED",
     "FAILED",
+    "PARKED",
+    "REPLAY_DIVERGED",
     "SUCCEEDED",
     "TIMED_OUT",
     "CallHandler",
     "Executor",
     "HostCall",
     "HostCallError",
+    "Journal",
+    "JournalError",
     "Limits",
     "OutputHandler",
+    "ParkRun",
     "RunClock",
     "RunResult",
     "SandboxUnavailable",

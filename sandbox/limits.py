@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from sandbox.journal import Journal
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -44,6 +46,8 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 TIMED_OUT = "timed_out"
 CANCELLED = "cancelled"
+# The host's call handler raised ParkRun: resume later with `Executor.run(journal=...)`.
+PARKED = "parked"
 
 
 @dataclass
@@ -57,6 +61,8 @@ class RunResult:
     duration_ms: float = 0.0
     calls: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # What the run saw, to resume it by replay (set whenever the worker ran the script).
+    journal: Journal | None = None
 
     @property
     def ok(self) -> bool:

@@ -189,10 +189,18 @@ ALLOWED_MODULES = frozenset(_MODULE_FACTORIES)
 
 
 class Modules:
-    """This run's module views, each built on its first import (most scripts need few)."""
+    """This run's module views, each built on its first import (most scripts need few).
 
-    def __init__(self) -> None:
+    `overrides` replace or add names of a module (the journalled clocks and random
+    generators of sandbox.script_values); every name a script reaches is still listed here
+    or there.
+    """
+
+    def __init__(
+        self, overrides: Mapping[str, Callable[[], Mapping[str, Any]]] | None = None
+    ) -> None:
         self._views: dict[str, ModuleView] = {}
+        self._overrides = dict(overrides or {})
 
     def get(self, name: str) -> ModuleView:
         """The view for an allowlisted module name; KeyError for any other name."""
@@ -201,7 +209,10 @@ class Modules:
             if name == "urllib":
                 view = ModuleView("urllib", {"parse": self.get("urllib.parse")})
             else:
-                view = ModuleView(name, _MODULE_FACTORIES[name]())
+                attrs = _MODULE_FACTORIES[name]()
+                if name in self._overrides:
+                    attrs.update(self._overrides[name]())
+                view = ModuleView(name, attrs)
             self._views[name] = view
         return view
 

@@ -24,15 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import protocol
+from sandbox.journal import REPLAY_DIVERGED, CallIdentity, Journal, ParkRun
 from sandbox.limits import (
     CANCELLED,
     FAILED,
+    PARKED,
     SUCCEEDED,
     TIMED_OUT,
     Limits,
     RunResult,
     ScriptError,
 )
+from sandbox.replay import Diverged, Replay, ValuesOverflow
 
 _ROOT = str(Path(__file__).resolve().parent.parent)
 _BOOT = "import sys; sys.path.insert(0, {root!r}); from sandbox.zygote import main; main({fd})"
@@ -58,12 +61,30 @@ class HostCallError(Exception):
 
 
 class RunClock:
-    """The run's wall clock: it stops while the host waits for a person."""
+    """The run's wall clock: it stops while the host waits for a person.
 
-    def __init__(self, limit_s: float) -> None:
+    A resumed run has used `used_s` already. Replaying that part again is free up to
+    `used_s` (a replay is faster than the first run: calls and sleeps are not repeated);
+    from `go_live()` on, the run has what is left of its limit.
+    """
+
+    def __init__(self, limit_s: float, *, used_s: float = 0.0) -> None:
+        self._limit = limit_s
+        self._used = used_s
         self._deadline = time.monotonic() + limit_s
         self._paused_since: float | None = None
         self._lock = threading.Lock()
+
+    def go_live(self) -> None:
+        """The replay is over: from now on the run has its limit minus the time already used."""
+        with self._lock:
+            if self._used > 0 and self._paused_since is None:
+                self._deadline = min(self._deadline, time.monotonic() + self._limit - self._used)
+            self._used = 0.0
+
+    def used(self) -> float:
+        """Wall seconds the run has used, the part before a park included."""
+        return max(self._limit - self.remaining(), self._used)
 
     def remaining(self) -> float:
         """Seconds of wall time the run has left."""
@@ -154,11 +175,16 @@ class _Exits:
 class Executor:
     """Runs scripts in single-use, hardened worker processes forked from a clean zygote."""
 
-    def __init__(self, *, idle_workers: int = 4, python: str = sys.executable) -> None:
+    def __init__(
+        self, *, idle_workers: int = 4, python: str = sys.executable, hash_seed: int | None = None
+    ) -> None:
         if idle_workers < 1:
             raise ValueError("idle_workers must be at least 1")
+        if hash_seed is not None and not 0 <= hash_seed <= 4294967295:
+            raise ValueError("hash_seed must be between 0 and 4294967295")
         self.idle_target = idle_workers
         self._python = python
+        self.hash_seed = hash_seed
         self._idle: collections.deque[_Worker] = collections.deque()
         self._cond = threading.Condition()
         self._requested = 0
@@ -175,9 +201,15 @@ class Executor:
         """Start the zygote and fill the idle pool; returns self."""
         host_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         boot = _BOOT.format(root=_ROOT, fd=zygote_end.fileno())
+        # -I ignores every PYTHON* variable, PYTHONHASHSEED too; with a fixed seed (so set
+        # and dict order replays) the environment holds that one variable, and -s -P keep
+        # the rest of isolated mode: no user site-packages, no script directory on the path.
+        flags, env = ["-I"], {}
+        if self.hash_seed is not None:
+            flags, env = ["-s", "-P"], {"PYTHONHASHSEED": str(self.hash_seed)}
         self._zygote = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-            [self._python, "-I", "-c", boot],
-            env={},  # a fresh interpreter with an empty environment: no inherited secrets
+            [self._python, *flags, "-c", boot],
+            env=env,  # a fresh interpreter, nothing inherited: no secrets
             pass_fds=[zygote_end.fileno()],
             close_fds=True,
             stdin=subprocess.DEVNULL,
@@ -313,8 +345,16 @@ class Executor:
         on_call: CallHandler | None = None,
         on_output: OutputHandler | None = None,
         cancel: threading.Event | None = None,
+        journal: Journal | None = None,
     ) -> RunResult:
-        """Run one script to completion in a fresh worker and return its outcome."""
+        """Run one script to completion in a fresh worker and return its outcome.
+
+        With a journal the run resumes: the script runs from the top, journalled calls and
+        values are answered from the journal (on_call is not called for them), output up
+        to the journalled length is not passed to on_output again, then it goes on live.
+        When on_call raises ParkRun the worker is killed and the result is PARKED, its
+        journal ready to resume from. RunResult.output is the whole run's output.
+        """
         limits = limits or Limits()
         started = time.perf_counter()
         worker = self._take_worker(timeout=max(10.0, limits.wall_time_s))
@@ -325,9 +365,11 @@ class Executor:
             "limits": asdict(limits),
             "user": user,
             "facility": facility,
+            "replay": journal.values if journal is not None else [],
         }
         try:
-            run = _Run(worker, limits, on_call or refuse_all_calls, on_output, cancel, self._exits)
+            run = _Run(worker, limits, on_call or refuse_all_calls, on_output, cancel, self._exits,
+                       Replay(journal))
             result = run.execute(job)
         finally:
             worker.close()
@@ -347,6 +389,7 @@ class _Run:
         on_output: OutputHandler | None,
         cancel: threading.Event | None,
         exits: _Exits,
+        replay: Replay,
     ) -> None:
         self.worker = worker
         self.limits = limits
@@ -354,7 +397,8 @@ class _Run:
         self.on_output = on_output
         self.cancel = cancel
         self.exits = exits
-        self.clock = RunClock(limits.wall_time_s)
+        self.replay = replay
+        self.clock = RunClock(limits.wall_time_s, used_s=replay.journal.wall_s)
         self.output: list[str] = []
         self.output_size = 0
         self.calls = 0
@@ -364,7 +408,10 @@ class _Run:
     def _end(self, status: str, code: str | None = None, message: str = "", line: int | None = None,
              result: Any = None) -> RunResult:
         error = ScriptError(code, message, line) if code else None
-        return RunResult(status, result, "".join(self.output), error, calls=self.calls)
+        journal = self.replay.finish(wall_s=self.clock.used())
+        return RunResult(
+            status, result, "".join(self.output), error, calls=self.calls, journal=journal
+        )
 
     def _kill(self, status: str, code: str, message: str) -> RunResult:
         self.worker.kill()
@@ -412,8 +459,9 @@ class _Run:
             limit = self.limits.output_bytes
             return self._kill(FAILED, "output_limit", f"the script printed more than {limit} bytes")
         self.output.append(text)
-        if self.on_output is not None:
-            self.on_output(text)
+        new = self.replay.new_output(text)
+        if self.on_output is not None and new:
+            self.on_output(new)
         return None
 
     def _on_call(self, message: dict[str, Any]) -> RunResult | None:
@@ -422,20 +470,50 @@ class _Run:
             limit = self.limits.max_calls
             reason = f"the script made more than {limit} integration calls"
             return self._kill(FAILED, "call_limit", reason)
-        args = message.get("args")
-        call = HostCall(str(message.get("op")), args if isinstance(args, dict) else {}, self.clock,
-                        self.calls)
+        raw_args = message.get("args")
+        op, args = str(message.get("op")), raw_args if isinstance(raw_args, dict) else {}
+        identity, seen = CallIdentity.of(op, args), message.get("seen")
         try:
-            reply: dict[str, Any] = {"t": "reply", "ok": True, "value": self.on_call(call)}
-        except HostCallError as exc:
-            reply = {"t": "reply", "ok": False, "error": exc.to_dict()}
+            reply = self.replay.journalled_reply(self.calls - 1, identity, seen)
+            self.replay.take_values(message)
+        except Diverged as exc:
+            return self._kill(FAILED, REPLAY_DIVERGED, str(exc))
+        except ValuesOverflow as exc:
+            return self._kill(FAILED, "call_limit", str(exc))
+        if reply is None:
+            self.clock.go_live()
+            try:
+                value = self.on_call(HostCall(op, args, self.clock, self.calls))
+                reply = {"ok": True, "value": value}
+            except HostCallError as exc:
+                reply = {"ok": False, "error": exc.to_dict()}
+            except ParkRun:
+                return self._park()
+            self.replay.record(identity, reply, seen)
         try:
-            protocol.send(self.worker.channel, reply)
+            protocol.send(self.worker.channel, {"t": "reply", **reply})
         except OSError:
             return self._crashed()
         return None
 
+    def _park(self) -> RunResult:
+        self.calls -= 1  # the parking call is asked again, live, on resume
+        self.worker.kill()
+        # The zygote reports the worker once it has reaped it: then it is really gone.
+        self.exits.wait(self.worker.pid, timeout=5.0)
+        return self._end(PARKED)
+
     def _on_done(self, message: dict[str, Any]) -> RunResult:
+        raw = message.get("error")
+        error: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        try:
+            self.replay.take_values(message)
+            if error.get("code") != REPLAY_DIVERGED:  # else the worker's words say it better
+                self.replay.check_done(self.calls, ended=str(error.get("message") or ""))
+        except Diverged as exc:
+            return self._end(FAILED, REPLAY_DIVERGED, str(exc))
+        except ValuesOverflow as exc:
+            return self._end(FAILED, "call_limit", str(exc))
         outcome = self._done_result(message)
         isolation = message.get("isolation")
         if isinstance(isolation, dict):

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import traceback
 from types import CodeType, TracebackType
 from typing import Any
 
 from sandbox import policy, protocol
 from sandbox.compiler import FILENAME, compile_script
+from sandbox.journal import REPLAY_DIVERGED, JournalFull, ReplayDiverged, ValueLog
 from sandbox.limits import ScriptError
 from sandbox.script_api import Info, IntegrationError, Integrations
+from sandbox.script_values import module_overrides
 
 
 class OutputStream:
@@ -72,18 +75,27 @@ class _Printer:
 class Channel:
     """The worker's end of the host channel, used by `integrations` calls."""
 
-    def __init__(self, sock: socket.socket, output: OutputStream) -> None:
+    def __init__(self, sock: socket.socket, output: OutputStream, values: ValueLog) -> None:
         self._sock = sock
         self._output = output
+        self._values = values
 
     def call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Send a call and block until the host answers it."""
+        """Send a call, with the values read since the last one, and block for the answer."""
+        if self._values.diverged is not None:  # caught once, it still ends the run here
+            raise ReplayDiverged(self._values.diverged)
         self._output.flush()
-        protocol.send(self._sock, {"t": "call", "op": op, "args": args})
+        message = {"t": "call", "op": op, "args": args, **journal_fields(self._values)}
+        protocol.send(self._sock, message)
         reply = protocol.recv_blocking(self._sock)
         if reply is None or reply.get("t") != "reply":
             raise SystemExit(0)  # the host is gone or ended the run; nothing left to do
         return reply
+
+
+def journal_fields(values: ValueLog) -> dict[str, Any]:
+    """What each call and the final frame carry for the journal: new values, count, CPU."""
+    return {"vals": values.drain(), "seen": values.seen, "cpu": time.process_time()}
 
 
 def _script_line(tb: TracebackType | None) -> int | None:
@@ -100,6 +112,8 @@ def describe_exception(exc: BaseException) -> ScriptError:
     line = _script_line(exc.__traceback__)
     if isinstance(exc, IntegrationError):
         return ScriptError(exc.code, str(exc) or exc.code, line)
+    if isinstance(exc, ReplayDiverged | JournalFull):
+        return ScriptError(exc.code, str(exc), line)
     if isinstance(exc, policy.Forbidden):
         return ScriptError("forbidden", str(exc), line)
     if isinstance(exc, MemoryError):
@@ -110,9 +124,11 @@ def describe_exception(exc: BaseException) -> ScriptError:
     return ScriptError("script_error", message, line)
 
 
-def _globals(job: dict[str, Any], output: OutputStream, channel: Channel) -> dict[str, Any]:
+def _globals(
+    job: dict[str, Any], output: OutputStream, channel: Channel, values: ValueLog
+) -> dict[str, Any]:
     owned = policy.OwnedClasses()
-    modules = policy.Modules()
+    modules = policy.Modules(module_overrides(values))
     builtins = policy.build_builtins(modules, owned)
     glb = policy.build_globals(builtins=builtins, owned=owned, print_factory=output.collector)
     glb.update(
@@ -130,7 +146,18 @@ def execute(job: dict[str, Any], sock: socket.socket) -> dict[str, Any]:
     code = compile_script(str(job.get("source", "")))
     if isinstance(code, ScriptError):
         return {"t": "done", "status": "failed", "error": code.to_dict()}
-    glb = _globals(job, output, Channel(sock, output))
+    replay = job.get("replay")
+    values = ValueLog(replay if isinstance(replay, list) else [])
+    glb = _globals(job, output, Channel(sock, output, values), values)
+    done = _outcome(code, glb, output)
+    if values.diverged is not None:  # the script caught ReplayDiverged: it still diverged
+        error = ScriptError(REPLAY_DIVERGED, values.diverged)
+        done = {"t": "done", "status": "failed", "error": error.to_dict()}
+    done.update(journal_fields(values))
+    return done
+
+
+def _outcome(code: CodeType, glb: dict[str, Any], output: OutputStream) -> dict[str, Any]:
     try:
         _run(code, glb)
     except BaseException as exc:
