@@ -186,6 +186,10 @@ class Journal:
     def __len__(self) -> int:
         return len(self.calls)
 
+    def __bool__(self) -> bool:
+        # A journal with no calls yet still holds values and time: never falsy.
+        return True
+
     def to_bytes(self) -> bytes:
         """Compact, versioned JSON."""
         data = {
@@ -193,8 +197,8 @@ class Journal:
             "calls": [call.to_json() for call in self.calls],
             "values": self.values,
             "output": self.output_chars,
-            "wall": round(self.wall_s, 6),
-            "cpu": round(self.cpu_s, 6),
+            "wall": self.wall_s,
+            "cpu": self.cpu_s,
         }
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 

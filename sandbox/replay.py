@@ -24,7 +24,7 @@ class Replay:
     """A run's journal as the host builds it, with the journal it resumes from (if any)."""
 
     def __init__(self, journal: Journal | None) -> None:
-        base = journal or Journal()
+        base = journal if journal is not None else Journal()
         self.journal = replace(base, calls=list(base.calls), values=list(base.values))
         self.replay_calls = len(base.calls)
         self.replay_values = len(base.values)

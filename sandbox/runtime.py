@@ -150,7 +150,8 @@ def execute(job: dict[str, Any], sock: socket.socket) -> dict[str, Any]:
     values = ValueLog(replay if isinstance(replay, list) else [])
     glb = _globals(job, output, Channel(sock, output, values), values)
     done = _outcome(code, glb, output)
-    if values.diverged is not None:  # the script caught ReplayDiverged: it still diverged
+    if values.diverged is not None and done.get("error", {}).get("code") != REPLAY_DIVERGED:
+        # The script caught ReplayDiverged and went on: the run has diverged all the same.
         error = ScriptError(REPLAY_DIVERGED, values.diverged)
         done = {"t": "done", "status": "failed", "error": error.to_dict()}
     done.update(journal_fields(values))
