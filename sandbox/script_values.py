@@ -102,6 +102,7 @@ def datetime_names(log: ValueLog) -> dict[str, Any]:
         """datetime.date whose today() reads the run's journalled clock."""
 
         __module__ = "datetime"
+        __qualname__ = "date"
 
         @classmethod
         def today(cls) -> Any:
@@ -115,6 +116,7 @@ def datetime_names(log: ValueLog) -> dict[str, Any]:
         """datetime.datetime whose now()/utcnow()/today() read the run's journalled clock."""
 
         __module__ = "datetime"
+        __qualname__ = "datetime"
 
         @classmethod
         def now(cls, tz: _dt.tzinfo | None = None) -> Any:
@@ -144,6 +146,7 @@ def random_names(log: ValueLog) -> dict[str, Any]:
         """random.Random whose seed, when not given, is journalled."""
 
         __module__ = "random"
+        __qualname__ = "Random"
 
         def seed(self, a: Any = None, version: int = 2) -> None:
             """Seed the generator (from the journalled per-run entropy when a is None)."""
