@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox import protocol
-from sandbox.journal import REPLAY_DIVERGED, CallIdentity, ParkRun
+from sandbox.journal import REPLAY_DIVERGED, VALUES_FRAME_BYTES, CallIdentity, ParkRun
 from sandbox.limits import (
     CANCELLED,
     FAILED,
@@ -142,6 +142,7 @@ class Conversation:
         self.output_size = 0
         self.calls = 0
         max_frame = max(limits.output_bytes, limits.result_bytes, 1 << 20) + 64 * 1024
+        max_frame += VALUES_FRAME_BYTES  # a call or done frame also carries journal values
         self.reader = protocol.FrameReader(worker.channel, max_frame=max_frame)
 
     def _end(self, status: str, code: str | None = None, message: str = "", line: int | None = None,
@@ -220,6 +221,8 @@ class Conversation:
             return self._kill(FAILED, REPLAY_DIVERGED, str(exc))
         except ValuesOverflow as exc:
             return self._kill(FAILED, "call_limit", str(exc))
+        except protocol.ProtocolError as exc:
+            return self._kill(FAILED, "script_error", f"the worker broke protocol: {exc}")
         if reply is None:
             self.clock.go_live()
             try:
@@ -238,10 +241,11 @@ class Conversation:
 
     def _park(self) -> RunResult:
         self.calls -= 1  # the parking call is asked again, live, on resume
+        parked = self._end(PARKED)  # the time used stops here, not after the kill
         self.worker.kill()
         # The zygote reports the worker once it has reaped it: then it is really gone.
         self.exits.wait(self.worker.pid, timeout=5.0)
-        return self._end(PARKED)
+        return parked
 
     def _on_done(self, message: dict[str, Any]) -> RunResult:
         raw = message.get("error")
@@ -254,6 +258,8 @@ class Conversation:
             return self._end(FAILED, REPLAY_DIVERGED, str(exc))
         except ValuesOverflow as exc:
             return self._end(FAILED, "call_limit", str(exc))
+        except protocol.ProtocolError as exc:
+            return self._end(FAILED, "script_error", f"the worker broke protocol: {exc}")
         outcome = self._done_result(message)
         isolation = message.get("isolation")
         if isinstance(isolation, dict):

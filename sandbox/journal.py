@@ -25,6 +25,9 @@ REPLAY_DIVERGED = "replay_diverged"
 # Every value a script reads is kept until the run ends and sent with the next call;
 # the cap keeps a clock-polling loop from growing frames and the stored journal unbounded.
 MAX_VALUES = 20_000
+# The longest entry (a 128-bit seed: ["seed",<39 digits>],) is 49 bytes; frames that carry
+# values are allowed this much on top of their other content.
+VALUES_FRAME_BYTES = MAX_VALUES * 64
 
 # Value kinds. Clocks are kept as integer nanoseconds, one kind per clock.
 WALL_CLOCK = "time"

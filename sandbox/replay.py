@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from sandbox.journal import MAX_VALUES, CallIdentity, Journal, JournalCall, valid_value
+from sandbox.protocol import ProtocolError
 
 
 class Diverged(Exception):
@@ -33,11 +34,14 @@ class Replay:
         self._cpu = base.cpu_s
 
     def take_values(self, message: dict[str, Any]) -> None:
-        """Append the live values a call or done frame carries, and note its CPU time."""
+        """Append the live values a call or done frame carries, and note its CPU time.
+
+        Raises ProtocolError for malformed values, ValuesOverflow past the cap.
+        """
         values = message.get("vals")
         if isinstance(values, list) and values:
             if not all(valid_value(entry) for entry in values):
-                raise Diverged("the worker sent malformed journal values")
+                raise ProtocolError("the worker sent malformed journal values")
             if len(self.journal.values) + len(values) > MAX_VALUES:
                 raise ValuesOverflow(
                     f"the script read clocks, random seeds or uuids more than {MAX_VALUES} "

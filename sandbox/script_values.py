@@ -8,6 +8,7 @@ run's ValueLog, so a resumed run sees again exactly what the first run saw.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import random as _random
 import time as _time
@@ -66,6 +67,8 @@ def time_names(log: ValueLog) -> dict[str, Any]:
             raise TypeError("time.sleep() takes a number of seconds")
         if not secs >= 0:
             raise ValueError("sleep length must be non-negative")
+        if not math.isfinite(secs):
+            raise OverflowError("sleep length is too large")
         log.sleep(float(secs))
 
     def strftime(fmt: str, t: Any = None) -> str:
