@@ -5,6 +5,7 @@ This is the only module that reads the environment.
 
 from __future__ import annotations
 
+import hmac
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_RETURN_ORIGINS": [],
     "EXECUTOR": "inprocess",  # runs execute in this process (the only executor so far)
     "IDLE_WORKERS": 4,
+    # PYTHONHASHSEED of the sandbox's workers, one per installation so that set and dict
+    # order is the same when a parked run resumes (DESIGN §4). None: derived from SECRET_KEY.
+    "HASH_SEED": None,
     "RUN_WALL_TIME_S": 30.0,
     "RUN_CPU_TIME_S": 10,
     "RUN_MEMORY_MB": 256,
@@ -63,8 +67,17 @@ def load(app: Flask, test_config: dict[str, Any] | None = None) -> None:
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'scriptbox.sqlite'}"
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "session.key")
+    if app.config["HASH_SEED"] is None:
+        app.config["HASH_SEED"] = _derived_hash_seed(str(app.config["SECRET_KEY"]))
     app.config["SESSION_COOKIE_SECURE"] = str(app.config["PUBLIC_URL"]).startswith("https://")
     validate(app.config)
+
+
+def _derived_hash_seed(secret_key: str) -> int:
+    # Every process of an installation shares SECRET_KEY (sessions need it), so every
+    # worker that may resume a run gets the same seed; the key itself is not revealed.
+    digest = hmac.new(secret_key.encode(), b"scriptbox sandbox hash seed", "sha256").digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def _instance_secret(path: Path) -> str:
@@ -85,6 +98,9 @@ def validate(config: Any) -> None:
         )
     if config["EXECUTOR"] != "inprocess":
         raise ConfigError("SCRIPTBOX_EXECUTOR must be 'inprocess' (no other executor exists yet)")
+    seed = config["HASH_SEED"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 4294967295:
+        raise ConfigError("SCRIPTBOX_HASH_SEED must be an integer from 0 to 4294967295")
     for key in (
         "RUN_WALL_TIME_S",
         "RUN_CPU_TIME_S",

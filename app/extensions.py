@@ -66,7 +66,10 @@ def executor(app: Flask | None = None) -> Any:
     with _start_lock:
         existing = target.extensions.get("sandbox")
         if existing is None:
-            existing = Executor(idle_workers=int(target.config["IDLE_WORKERS"])).start()
+            existing = Executor(
+                idle_workers=int(target.config["IDLE_WORKERS"]),
+                hash_seed=int(target.config["HASH_SEED"]),
+            ).start()
             target.extensions["sandbox"] = existing
             atexit.register(existing.close)
     return existing
