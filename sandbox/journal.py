@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard
 
 VERSION = 1
 REPLAY_DIVERGED = "replay_diverged"
@@ -50,9 +50,6 @@ _READINGS = {
     UUID4: "made a uuid4",
 }
 
-T = TypeVar("T")
-
-
 class ParkRun(Exception):
     """Raised by a host call handler: stop this run now, it will be resumed from its journal.
 
@@ -77,6 +74,14 @@ class JournalFull(BaseException):
 
 class JournalError(ValueError):
     """Bytes that are not a journal this version can read."""
+
+
+def too_many_values(limit: int = MAX_VALUES) -> str:
+    """Why a run that read more values than a journal keeps ends (code `call_limit`)."""
+    return (
+        f"the script read clocks, random seeds or uuids more than {limit} times; each "
+        "reading is recorded so that a paused run can resume"
+    )
 
 
 def args_hash(args: dict[str, Any]) -> str:
@@ -265,7 +270,7 @@ class ValueLog:
         self.diverged = self.diverged or message
         return ReplayDiverged(self.diverged)
 
-    def take(self, kind: str, live: Callable[[], T]) -> T | Any:
+    def take(self, kind: str, live: Callable[[], Any]) -> Any:
         """The next value of this kind: the journalled one while replaying, else live()."""
         if self.diverged is not None:
             raise ReplayDiverged(self.diverged)
@@ -280,10 +285,7 @@ class ValueLog:
             self._taken += 1
             return value
         if self._taken >= self._limit:
-            raise JournalFull(
-                f"the script read clocks, random seeds or uuids more than {self._limit} "
-                "times; each reading is recorded so that a paused run can resume"
-            )
+            raise JournalFull(too_many_values(self._limit))
         value = live()
         self._taken += 1
         self._new.append([kind, value])

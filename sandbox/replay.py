@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sandbox.journal import MAX_VALUES, CallIdentity, Journal, JournalCall, valid_value
+from sandbox.journal import (
+    MAX_VALUES,
+    CallIdentity,
+    Journal,
+    JournalCall,
+    too_many_values,
+    valid_value,
+)
 from sandbox.protocol import ProtocolError
 
 
@@ -43,10 +50,7 @@ class Replay:
             if not all(valid_value(entry) for entry in values):
                 raise ProtocolError("the worker sent malformed journal values")
             if len(self.journal.values) + len(values) > MAX_VALUES:
-                raise ValuesOverflow(
-                    f"the script read clocks, random seeds or uuids more than {MAX_VALUES} "
-                    "times; each reading is recorded so that a paused run can resume"
-                )
+                raise ValuesOverflow(too_many_values())
             self.journal.values.extend(values)
         cpu = message.get("cpu")
         if isinstance(cpu, int | float) and not isinstance(cpu, bool):
