@@ -11,6 +11,7 @@ import json
 import os
 import select
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -484,3 +485,22 @@ def test_reading_values_past_the_journal_cap_fails_with_call_limit(executor: Exe
     assert outcome.error.code == "call_limit"
     assert "more than 20000 times" in outcome.error.message
     assert outcome.error.line == 3
+
+
+def test_time_waiting_for_a_person_before_the_park_is_not_used(executor: Executor) -> None:
+    limits = Limits(wall_time_s=2, cpu_time_s=2, memory_mb=128)
+    nobody_answers = threading.Event()
+
+    def host(call: HostCall) -> Any:
+        # The app keeps a paused run's worker a while (PARK_AFTER_S), clock stopped.
+        with call.clock.paused():
+            nobody_answers.wait(timeout=2.5)
+        raise ParkRun()
+
+    source = "integrations.get('svc', '/a')\nresult = 'resumed'"
+    parked = executor.run(source, limits=limits, on_call=host)
+    assert parked.status == PARKED
+    resumed = executor.run(
+        source, limits=limits, on_call=Host(park_at=set()), journal=stored(parked.journal)
+    )
+    assert (resumed.status, resumed.result) == (SUCCEEDED, "resumed"), resumed.to_dict()
