@@ -261,10 +261,10 @@ class ValueLog:
         """How many values the script has read so far (replayed and live)."""
         return self._taken
 
-    def drain(self) -> list[list[Any]]:
-        """The live values recorded since the last drain (sent with the next frame)."""
+    def frame_fields(self) -> dict[str, Any]:
+        """What the next call or the final frame carries: new live values, count, CPU time."""
         new, self._new = self._new, []
-        return new
+        return {"vals": new, "seen": self._taken, "cpu": time.process_time()}
 
     def _diverge(self, message: str) -> ReplayDiverged:
         self.diverged = self.diverged or message

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import traceback
 from types import CodeType, TracebackType
 from typing import Any
@@ -85,17 +84,12 @@ class Channel:
         if self._values.diverged is not None:  # caught once, it still ends the run here
             raise ReplayDiverged(self._values.diverged)
         self._output.flush()
-        message = {"t": "call", "op": op, "args": args, **journal_fields(self._values)}
+        message = {"t": "call", "op": op, "args": args, **self._values.frame_fields()}
         protocol.send(self._sock, message)
         reply = protocol.recv_blocking(self._sock)
         if reply is None or reply.get("t") != "reply":
             raise SystemExit(0)  # the host is gone or ended the run; nothing left to do
         return reply
-
-
-def journal_fields(values: ValueLog) -> dict[str, Any]:
-    """What each call and the final frame carry for the journal: new values, count, CPU."""
-    return {"vals": values.drain(), "seen": values.seen, "cpu": time.process_time()}
 
 
 def _script_line(tb: TracebackType | None) -> int | None:
@@ -110,10 +104,10 @@ def _script_line(tb: TracebackType | None) -> int | None:
 def describe_exception(exc: BaseException) -> ScriptError:
     """Turn an uncaught script exception into data: code, message, script line."""
     line = _script_line(exc.__traceback__)
-    if isinstance(exc, IntegrationError):
-        return ScriptError(exc.code, str(exc) or exc.code, line)
     if isinstance(exc, ReplayDiverged | JournalFull):
         return ScriptError(exc.code, str(exc), line)
+    if isinstance(exc, IntegrationError):
+        return ScriptError(exc.code, str(exc) or exc.code, line)
     if isinstance(exc, policy.Forbidden):
         return ScriptError("forbidden", str(exc), line)
     if isinstance(exc, MemoryError):
@@ -141,24 +135,25 @@ def _globals(
 
 
 def execute(job: dict[str, Any], sock: socket.socket) -> dict[str, Any]:
+    """Run the job's source and return the `done` message with its journal fields."""
+    replay = job.get("replay")
+    values = ValueLog(replay if isinstance(replay, list) else [])
+    done = _execute(job, sock, values)
+    if values.diverged is not None and done.get("error", {}).get("code") != REPLAY_DIVERGED:
+        # The script caught ReplayDiverged and went on: the run has diverged all the same.
+        error = ScriptError(REPLAY_DIVERGED, values.diverged)
+        done = {"t": "done", "status": "failed", "error": error.to_dict()}
+    done.update(values.frame_fields())
+    return done
+
+
+def _execute(job: dict[str, Any], sock: socket.socket, values: ValueLog) -> dict[str, Any]:
     """Run the job's source and return the `done` message (never raises)."""
     output = OutputStream(sock)
     code = compile_script(str(job.get("source", "")))
     if isinstance(code, ScriptError):
         return {"t": "done", "status": "failed", "error": code.to_dict()}
-    replay = job.get("replay")
-    values = ValueLog(replay if isinstance(replay, list) else [])
     glb = _globals(job, output, Channel(sock, output, values), values)
-    done = _outcome(code, glb, output)
-    if values.diverged is not None and done.get("error", {}).get("code") != REPLAY_DIVERGED:
-        # The script caught ReplayDiverged and went on: the run has diverged all the same.
-        error = ScriptError(REPLAY_DIVERGED, values.diverged)
-        done = {"t": "done", "status": "failed", "error": error.to_dict()}
-    done.update(journal_fields(values))
-    return done
-
-
-def _outcome(code: CodeType, glb: dict[str, Any], output: OutputStream) -> dict[str, Any]:
     try:
         _run(code, glb)
     except BaseException as exc:
