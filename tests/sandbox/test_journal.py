@@ -32,6 +32,9 @@ from sandbox import (
     ParkRun,
     RunResult,
 )
+from sandbox.journal import MAX_VALUES
+from sandbox.protocol import ProtocolError
+from sandbox.replay import Replay, ValuesOverflow
 
 LIMITS = Limits(wall_time_s=10, cpu_time_s=5, memory_mb=128)
 
@@ -504,3 +507,41 @@ def test_time_waiting_for_a_person_before_the_park_is_not_used(executor: Executo
         source, limits=limits, on_call=Host(park_at=set()), journal=stored(parked.journal)
     )
     assert (resumed.status, resumed.result) == (SUCCEEDED, "resumed"), resumed.to_dict()
+
+
+def test_uuid1_shows_a_random_multicast_node_not_the_machine(executor: Executor) -> None:
+    source = "import uuid\nu = uuid.uuid1()\nresult = [u.version, u.node, uuid.uuid1().node]"
+    outcome = executor.run(source, limits=LIMITS)
+    version, node, other = outcome.result
+    assert version == 1
+    assert node & (1 << 40) and other & (1 << 40)  # RFC 4122 §4.5: not a hardware address
+    assert node != other
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("-1", "ValueError: sleep length must be non-negative"),
+        ("float('inf')", "OverflowError: sleep length is too large"),
+        ("'1'", "TypeError: time.sleep() takes a number of seconds"),
+    ],
+)
+def test_sleep_refuses_what_the_stdlib_refuses(
+    executor: Executor, argument: str, message: str
+) -> None:
+    outcome = executor.run(f"import time\ntime.sleep({argument})", limits=LIMITS)
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.message) == ("script_error", message)
+    assert outcome.journal is not None and outcome.journal.values == []
+
+
+def test_the_host_checks_what_a_worker_claims_to_have_seen() -> None:
+    # The worker runs hostile code: its journal values are checked, and capped, by the host.
+    replay = Replay(None)
+    with pytest.raises(ProtocolError):
+        replay.take_values({"vals": [["time", "later"]]})
+    with pytest.raises(ProtocolError):
+        replay.take_values({"vals": [["environ", 1]]})
+    with pytest.raises(ValuesOverflow):
+        replay.take_values({"vals": [["seed", 1]] * (MAX_VALUES + 1)})
+    assert replay.finish(wall_s=0.0).values == []
