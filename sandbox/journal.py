@@ -199,7 +199,11 @@ class Journal:
         return True
 
     def to_bytes(self) -> bytes:
-        """Compact, versioned JSON."""
+        """Compact, versioned JSON, ASCII only.
+
+        ASCII because replies may hold lone surrogates (a script's own strings echoed back),
+        which UTF-8 cannot carry; JSON escapes them and reads them back unchanged.
+        """
         data = {
             "v": VERSION,
             "calls": [call.to_json() for call in self.calls],
@@ -208,7 +212,7 @@ class Journal:
             "wall": self.wall_s,
             "cpu": self.cpu_s,
         }
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(data, separators=(",", ":")).encode("ascii")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Journal:

@@ -32,7 +32,7 @@ from sandbox import (
     ParkRun,
     RunResult,
 )
-from sandbox.journal import MAX_VALUES
+from sandbox.journal import MAX_VALUES, CallIdentity, JournalCall
 from sandbox.protocol import ProtocolError
 from sandbox.replay import Replay, ValuesOverflow
 
@@ -545,3 +545,12 @@ def test_the_host_checks_what_a_worker_claims_to_have_seen() -> None:
     with pytest.raises(ValuesOverflow):
         replay.take_values({"vals": [["seed", 1]] * (MAX_VALUES + 1)})
     assert replay.finish(wall_s=0.0).values == []
+
+
+def test_a_reply_with_any_text_survives_the_journal_bytes() -> None:
+    identity = CallIdentity.of("request", {"service": "svc", "method": "GET", "path": "/\ud800"})
+    reply = {"ok": False, "error": {"code": "unknown_integration", "message": "é \ud800 ✓"}}
+    journal = Journal(calls=[JournalCall(identity, reply, 0)])
+    data = journal.to_bytes()
+    assert data.decode("ascii")  # storable as text, as the app's vault wants it
+    assert Journal.from_bytes(data) == journal
