@@ -223,7 +223,8 @@ class Conversation:
             return self._kill(FAILED, "call_limit", str(exc))
         except protocol.ProtocolError as exc:
             return self._kill(FAILED, "script_error", f"the worker broke protocol: {exc}")
-        if reply is None:
+        live = reply is None
+        if live:
             self.clock.go_live()
             try:
                 value = self.on_call(HostCall(op, args, self.clock, self.calls))
@@ -232,15 +233,25 @@ class Conversation:
                 reply = {"ok": False, "error": exc.to_dict()}
             except ParkRun:
                 return self._park()
-            self.replay.record(identity, reply, seen)
+        frame = protocol.encode({"t": "reply", **reply})
+        if live:
+            self.replay.record(identity, reply, seen, size=len(frame))
         try:
-            protocol.send(self.worker.channel, {"t": "reply", **reply})
+            self.worker.channel.sendall(frame)
         except OSError:
             return self._crashed()
         return None
 
     def _park(self) -> RunResult:
         self.calls -= 1  # the parking call is asked again, live, on resume
+        if self.replay.overflowed:
+            limit = self.limits.journal_bytes
+            return self._kill(
+                FAILED,
+                "memory_limit",
+                f"the run received more than {limit} bytes from integrations, too much to "
+                "keep while it waits; it cannot pause, so it ends here",
+            )
         parked = self._end(PARKED)  # the time used stops here, not after the kill
         self.worker.kill()
         # The zygote reports the worker once it has reaped it: then it is really gone.

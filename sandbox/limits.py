@@ -18,6 +18,8 @@ class Limits:
     output_bytes: int = 256 * 1024
     result_bytes: int = 1024 * 1024
     max_calls: int = 200
+    # Replies the host keeps so the run can park; a run past this cannot park (memory_limit).
+    journal_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -61,7 +63,8 @@ class RunResult:
     duration_ms: float = 0.0
     calls: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-    # What the run saw, to resume it by replay (set whenever the worker ran the script).
+    # What the run saw, to resume it by replay: set whenever the worker ran the script,
+    # unless the replies it got outgrew Limits.journal_bytes (then it cannot be resumed).
     journal: Journal | None = None
 
     @property

@@ -259,7 +259,7 @@ class Executor:
                 on_output=on_output,
                 cancel=cancel,
                 exits=self._exits,
-                replay=Replay(journal),
+                replay=Replay(journal, max_bytes=limits.journal_bytes),
             )
             result = conversation.execute(job)
         finally:

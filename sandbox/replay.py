@@ -31,8 +31,13 @@ class ValuesOverflow(Exception):
 class Replay:
     """A run's journal as the host builds it, with the journal it resumes from (if any)."""
 
-    def __init__(self, journal: Journal | None) -> None:
+    def __init__(self, journal: Journal | None, *, max_bytes: int = 1 << 62) -> None:
         base = journal if journal is not None else Journal()
+        # Every reply is kept while the run lasts (it may park at any call): the budget
+        # keeps a script that downloads a lot from holding the host's memory.
+        self._max_bytes = max_bytes
+        self._bytes = len(base.to_bytes()) if base.calls else 0
+        self.overflowed = False
         self.journal = replace(base, calls=list(base.calls), values=list(base.values))
         self.replay_calls = len(base.calls)
         self.replay_values = len(base.values)
@@ -70,8 +75,16 @@ class Replay:
             _check_seen(f"before call {index + 1}", self.replay_values, seen)
         return None
 
-    def record(self, identity: CallIdentity, reply: dict[str, Any], seen: Any) -> None:
-        """Journal a live call and the reply the host gave."""
+    def record(
+        self, identity: CallIdentity, reply: dict[str, Any], seen: Any, *, size: int
+    ) -> None:
+        """Journal a live call and the reply the host gave (`size`: its frame's bytes)."""
+        self._bytes += size
+        if self._bytes > self._max_bytes:
+            self.overflowed = True
+            self.journal.calls.clear()  # a partial journal would replay wrongly: keep none
+        if self.overflowed:
+            return
         before = seen if isinstance(seen, int) and seen >= 0 else len(self.journal.values)
         self.journal.calls.append(JournalCall(identity, reply, before))
 
@@ -94,8 +107,10 @@ class Replay:
         self._skip -= len(skipped)
         return text[len(skipped) :]
 
-    def finish(self, *, wall_s: float) -> Journal:
-        """The journal as it stands now, with the time used so far."""
+    def finish(self, *, wall_s: float) -> Journal | None:
+        """The journal as it stands now, with the time used so far; None once overflowed."""
+        if self.overflowed:
+            return None
         journal = self.journal
         journal.output_chars = max(self._output_chars, journal.output_chars)
         journal.wall_s = max(wall_s, journal.wall_s)

@@ -554,3 +554,39 @@ def test_a_reply_with_any_text_survives_the_journal_bytes() -> None:
     data = journal.to_bytes()
     assert data.decode("ascii")  # storable as text, as the app's vault wants it
     assert Journal.from_bytes(data) == journal
+
+
+BIG_REPLIES = "for i in range(3):\n    integrations.get('svc', '/page/%d' % i)\nresult = 'read'"
+
+
+def big_reply_host(*, park_at: int) -> Callable[[HostCall], Any]:
+    calls: list[int] = []
+
+    def host(call: HostCall) -> Any:
+        calls.append(1)
+        if len(calls) == park_at:
+            raise ParkRun()
+        return response("x" * 1500)  # about 2 kB as a reply frame
+
+    return host
+
+
+@pytest.mark.parametrize(
+    ("journal_bytes", "park_at", "status", "code"),
+    [
+        (100_000, 3, PARKED, None),
+        (3_000, 3, FAILED, "memory_limit"),
+        (3_000, 0, SUCCEEDED, None),
+    ],
+)
+def test_replies_beyond_the_journal_budget_are_not_kept(
+    executor: Executor, journal_bytes: int, park_at: int, status: str, code: str | None
+) -> None:
+    limits = Limits(wall_time_s=10, cpu_time_s=5, memory_mb=128, journal_bytes=journal_bytes)
+    outcome = executor.run(BIG_REPLIES, limits=limits, on_call=big_reply_host(park_at=park_at))
+    assert (outcome.status, outcome.error.code if outcome.error else None) == (status, code)
+    if journal_bytes < 100_000:
+        # Two replies of about 2 kB outgrow 3 kB: nothing is kept, nothing could resume.
+        assert outcome.journal is None
+    else:
+        assert outcome.journal is not None and len(outcome.journal) == 2
