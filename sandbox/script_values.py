@@ -157,24 +157,10 @@ def random_names(log: ValueLog) -> dict[str, Any]:
                 a = log.take(SEED, _fresh_seed)
             super().seed(a, version)
 
-    # One generator per run, seeded on first use: most scripts never touch `random`,
-    # and a seed drawn at import would then sit in every journal for nothing.
-    rng = Random(0)
-    started = False
-
-    def bound(name: str) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            nonlocal started
-            if not started:
-                started = True
-                if name != "seed":
-                    rng.seed()
-            return getattr(rng, name)(*args, **kwargs)
-
-        call.__name__ = name
-        return call
-
-    names: dict[str, Any] = {name: bound(name) for name in _RANDOM_METHODS.split()}
+    # The run's generator, seeded (and journalled) when the script imports `random`:
+    # module views are built on import, so scripts that never import it journal no seed.
+    rng = Random()
+    names: dict[str, Any] = {name: getattr(rng, name) for name in _RANDOM_METHODS.split()}
     names["Random"] = Random
     return names
 

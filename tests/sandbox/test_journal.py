@@ -377,7 +377,7 @@ def test_reading_a_different_kind_of_value_diverges(executor: Executor) -> None:
     assert "seeded a random generator where the first run read the clock" in (
         diverged.error.message
     )
-    assert diverged.error.line == 2
+    assert diverged.error.line == 1  # importing `random` seeds the run's generator
 
 
 def test_catching_the_divergence_does_not_hide_it(executor: Executor) -> None:
