@@ -13,6 +13,7 @@ import select
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -590,3 +591,15 @@ def test_replies_beyond_the_journal_budget_are_not_kept(
         assert outcome.journal is None
     else:
         assert outcome.journal is not None and len(outcome.journal) == 2
+
+
+def test_a_seeded_zygote_is_as_isolated_as_an_unseeded_one(executor: Executor) -> None:
+    # -I would ignore PYTHONHASHSEED: the seeded zygote drops only -E (-I is -E -s -P), and
+    # its environment holds the seed and nothing else (no secret of the server).
+    def started(pid: int | None) -> tuple[bytes, list[bytes]]:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        return environ, Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:3]
+
+    with Executor(idle_workers=1, hash_seed=99) as seeded:
+        assert started(seeded.zygote_pid) == (b"PYTHONHASHSEED=99\0", [b"-s", b"-P"])
+    assert started(executor.zygote_pid) == (b"", [b"-I", b"-c"])
