@@ -103,7 +103,7 @@ def _public(module: Any, exclude: str = "") -> dict[str, Any]:
     }
 
 
-_RANDOM_METHODS = (
+RANDOM_METHODS = (
     "random randint randrange choice choices shuffle sample uniform gauss triangular "
     "betavariate expovariate gammavariate lognormvariate normalvariate vonmisesvariate "
     "paretovariate weibullvariate getrandbits randbytes seed"
@@ -113,7 +113,7 @@ _RANDOM_METHODS = (
 def _random_view() -> dict[str, Any]:
     # A fresh generator per run: forked workers would otherwise share the zygote's state.
     rng = random.Random()
-    attrs = {name: getattr(rng, name) for name in _RANDOM_METHODS.split()}
+    attrs = {name: getattr(rng, name) for name in RANDOM_METHODS.split()}
     attrs["Random"] = random.Random
     return attrs
 

@@ -25,13 +25,9 @@ from sandbox.journal import (
     WALL_CLOCK,
     ValueLog,
 )
+from sandbox.policy import RANDOM_METHODS
 
 _NS = 1_000_000_000
-_RANDOM_METHODS = (
-    "random randint randrange choice choices shuffle sample uniform gauss triangular "
-    "betavariate expovariate gammavariate lognormvariate normalvariate vonmisesvariate "
-    "paretovariate weibullvariate getrandbits randbytes seed"
-)
 
 
 def _fresh_seed() -> int:
@@ -160,7 +156,7 @@ def random_names(log: ValueLog) -> dict[str, Any]:
     # The run's generator, seeded (and journalled) when the script imports `random`:
     # module views are built on import, so scripts that never import it journal no seed.
     rng = Random()
-    names: dict[str, Any] = {name: getattr(rng, name) for name in _RANDOM_METHODS.split()}
+    names: dict[str, Any] = {name: getattr(rng, name) for name in RANDOM_METHODS.split()}
     names["Random"] = Random
     return names
 
