@@ -20,12 +20,26 @@ _CALLS = frozenset({"request", "get", "post", "put", "patch", "delete", "require
 
 
 def create_script(
-    session: Session, member: MemberContext, *, name: str, source: str = "", description: str = ""
+    session: Session,
+    member: MemberContext,
+    *,
+    name: str,
+    source: str = "",
+    description: str = "",
+    published: bool = False,
 ) -> Script:
-    """A new, unpublished script in the member's facility (scripters only)."""
+    """A new script in the member's facility, published if asked (scripters only)."""
     _require_scripter(member)
     script = Script(facility_id=member.facility.id, created_by=member.user.id)
-    update_script(session, member, script, name=name, source=source, description=description)
+    update_script(
+        session,
+        member,
+        script,
+        name=name,
+        source=source,
+        description=description,
+        published=published,
+    )
     session.add(script)
     session.flush()
     return script

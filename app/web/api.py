@@ -143,6 +143,7 @@ def create_script(slug: str) -> ResponseReturnValue:
         name=str(body.get("name", "")),
         source=str(body.get("source", "")),
         description=str(body.get("description", "")),
+        published=bool(body.get("published", False)),
     )
     db.session.commit()
     return jsonify(_script_dict(script, with_source=True)), 201
