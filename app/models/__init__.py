@@ -1,6 +1,6 @@
 """SQLAlchemy models, split by noun; importing this package registers them all."""
 
-from app.models.facilities import ApiToken, Facility, Membership, Role, User
+from app.models.facilities import ApiToken, Facility, Invitation, Membership, Role, User
 from app.models.integrations import Account, CallLog, Grant, Integration, OAuthClient, OAuthState
 from app.models.scripts import Run, Script
 
@@ -11,6 +11,7 @@ __all__ = [
     "Facility",
     "Grant",
     "Integration",
+    "Invitation",
     "Membership",
     "OAuthClient",
     "OAuthState",

@@ -19,11 +19,17 @@ MIN_PASSWORD = 8
 PASSWORD_HASH_METHOD = "scrypt"
 
 
+def normalized_email(email: str) -> str:
+    """The address as stored (trimmed, lowercase), or ValidationError if it is not one."""
+    email = email.strip().lower()
+    if len(email) > 254 or not _EMAIL.match(email):
+        raise ValidationError("enter a valid email address", field="email")
+    return email
+
+
 def create_user(session: Session, *, email: str, name: str, password: str) -> User:
     """Create a user with a hashed password."""
-    email = email.strip().lower()
-    if not _EMAIL.match(email):
-        raise ValidationError("enter a valid email address", field="email")
+    email = normalized_email(email)
     if len(password) < MIN_PASSWORD:
         raise ValidationError(
             f"the password needs at least {MIN_PASSWORD} characters", field="password"
@@ -55,14 +61,19 @@ def create_facility(session: Session, *, name: str, slug: str) -> Facility:
     return facility
 
 
+def parse_role(role: Role | str) -> Role:
+    """The role named `role`, or ValidationError."""
+    try:
+        return Role(role)
+    except ValueError:
+        raise ValidationError("role must be admin, scripter or member", field="role") from None
+
+
 def set_membership(
     session: Session, *, user: User, facility: Facility, role: Role | str
 ) -> Membership:
     """Add the user to the facility with `role`, or change their role there."""
-    try:
-        role = Role(role)
-    except ValueError:
-        raise ValidationError("role must be admin, scripter or member", field="role") from None
+    role = parse_role(role)
     membership = session.scalar(
         select(Membership).where(
             Membership.user_id == user.id, Membership.facility_id == facility.id
@@ -72,9 +83,55 @@ def set_membership(
         membership = Membership(user_id=user.id, facility_id=facility.id, role=role)
         session.add(membership)
     else:
+        if role is not Role.admin:
+            _keep_an_admin(session, membership, facility=facility, doing="demoted")
         membership.role = role
     session.flush()
     return membership
+
+
+def remove_membership(session: Session, *, user_id: int, facility: Facility) -> User:
+    """Take the user out of the facility (never its last admin); their own accounts stay theirs."""
+    membership = membership_of(session, user_id, facility.id)
+    if membership is None:
+        raise NotFound("no such member")
+    _keep_an_admin(session, membership, facility=facility, doing="removed")
+    user = membership.user
+    session.delete(membership)
+    session.flush()
+    return user
+
+
+def _keep_an_admin(
+    session: Session, membership: Membership, *, facility: Facility, doing: str
+) -> None:
+    # The one owner of the last-admin rule: a facility without an admin can never be
+    # managed again. The admins' rows are locked (PostgreSQL) so that two admins demoting
+    # each other at once cannot both pass the check.
+    if membership.role is not Role.admin:
+        return
+    admins = session.scalars(
+        select(Membership.id)
+        .where(Membership.facility_id == facility.id, Membership.role == Role.admin)
+        .with_for_update()
+    ).all()
+    if len(admins) <= 1:
+        raise Conflict(
+            f"{membership.user.name} is the last admin of {facility.name} and cannot be {doing}:"
+            " make another member admin first",
+            field="role",
+        )
+
+
+def members_of(session: Session, *, facility: Facility) -> list[tuple[User, Role]]:
+    """The facility's members with their roles, by name."""
+    rows = session.execute(
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.facility_id == facility.id)
+        .order_by(User.name)
+    ).all()
+    return [(user, role) for user, role in rows]
 
 
 def user_by_email(session: Session, email: str) -> User:

@@ -7,11 +7,12 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Attach every blueprint and the websocket to the app."""
-    from app.web import api, auth, health, oauth, pages, ws
+    from app.web import api, auth, health, members, oauth, pages, ws
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(members.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(pages.bp)
     ws.sock.init_app(app)

@@ -13,8 +13,7 @@ from sqlalchemy import select
 
 from app import db, extensions
 from app.errors import NotFound, ValidationError
-from app.models import Account, ApiToken, CallLog, Integration, Role, User
-from app.services import people
+from app.models import Account, ApiToken, CallLog, Integration, Role
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web.security import (
@@ -291,36 +290,6 @@ def refuse_grant(slug: str, grant_id: str) -> ResponseReturnValue:
 
 
 # -- facility administration --------------------------------------------------------------
-
-
-@bp.get("/f/<slug>/members")
-def list_members(slug: str) -> ResponseReturnValue:
-    """Members and roles (admins)."""
-    member = require_member(slug, Role.admin)
-    from app.models import Membership
-
-    rows = db.session.execute(
-        select(User, Membership.role)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.facility_id == member.facility.id)
-        .order_by(User.name)
-    ).all()
-    return jsonify(
-        [{"id": u.id, "email": u.email, "name": u.name, "role": r.value} for u, r in rows]
-    )
-
-
-@bp.post("/f/<slug>/members")
-def set_member(slug: str) -> ResponseReturnValue:
-    """Add a user (by email) or change their role (admins)."""
-    member = require_member(slug, Role.admin)
-    body = _body()
-    user = people.user_by_email(db.session(), str(body.get("email", "")))
-    people.set_membership(
-        db.session(), user=user, facility=member.facility, role=str(body.get("role", "member"))
-    )
-    db.session.commit()
-    return jsonify({"email": user.email, "role": str(body.get("role", "member"))})
 
 
 @bp.get("/f/<slug>/calls")

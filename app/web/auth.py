@@ -9,6 +9,7 @@ from werkzeug.security import check_password_hash
 
 from app import db
 from app.models import User
+from app.services import invitations
 from app.web.security import check_csrf, current_identity, memberships_of, sign_in, sign_out
 
 bp = Blueprint("auth", __name__)
@@ -36,6 +37,8 @@ def home() -> ResponseReturnValue:
         return redirect(url_for("auth.login"))
     memberships = memberships_of(identity.user)
     if not memberships:
+        if invitations.pending_for(db.session(), user=identity.user):
+            return redirect(url_for("pages.my_invitations"))
         return redirect(url_for("pages.settings_integrations"))
     return redirect(url_for("pages.scripts", slug=memberships[0][0].slug))
 

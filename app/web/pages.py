@@ -12,6 +12,7 @@ from app import db
 from app.errors import NotFound
 from app.integrations.catalog import load_catalog
 from app.models import Account, ApiToken, Integration, Membership, Role, User
+from app.services import invitations, people
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web.security import login_required, memberships_of, require_member, require_user
@@ -22,7 +23,13 @@ bp = Blueprint("pages", __name__)
 def _page(template: str, member: MemberContext | None = None, **context: Any) -> str:
     user = member.user if member else require_user()
     return render_template(
-        template, member=member, user=user, memberships=memberships_of(user), Role=Role, **context
+        template,
+        member=member,
+        user=user,
+        memberships=memberships_of(user),
+        invitation_count=len(invitations.pending_for(db.session(), user=user)),
+        Role=Role,
+        **context,
     )
 
 
@@ -69,14 +76,13 @@ def manage(slug: str) -> ResponseReturnValue:
             )
         )
     )
-    rows = db.session.execute(
-        select(User, Membership.role)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.facility_id == member.facility.id)
-        .order_by(User.name)
-    ).all()
     return _page(
-        "manage.html", member, integrations=_integrations(member), masters=masters, members=rows
+        "manage.html",
+        member,
+        integrations=_integrations(member),
+        masters=masters,
+        members=people.members_of(db.session(), facility=member.facility),
+        invited=invitations.pending_in(db.session(), facility=member.facility),
     )
 
 
@@ -167,6 +173,14 @@ def settings_integrations() -> ResponseReturnValue:
             }
         )
     return _page("settings_integrations.html", None, sections=sections)
+
+
+@bp.get("/invitations")
+@login_required
+def my_invitations() -> ResponseReturnValue:
+    """Facilities that invited the user: accept or decline."""
+    user = require_user()
+    return _page("invitations.html", None, invited=invitations.pending_for(db.session(), user=user))
 
 
 @bp.get("/settings/tokens")

@@ -158,9 +158,41 @@ addMember?.addEventListener("submit", async (event) => {
     location.reload();
   } catch (error) { showError(addMember.querySelector(".form-error"), error.message); }
 });
-for (const select of document.querySelectorAll(".member-role")) {
+const members = document.getElementById("members");
+const self = members?.dataset.self;
+for (const row of members?.querySelectorAll("tbody tr") ?? []) {
+  const { userId, name } = row.dataset;
+  const select = row.querySelector(".member-role");
+  // Role changes ask first: one stray click used to lock the only admin out of Management.
   select.addEventListener("change", async () => {
-    try { await api("POST", `/api/f/${slug}/members`, { email: select.dataset.email, role: select.value }); toast("Role changed", "ok"); }
+    const leaving = userId === self && select.dataset.role === "admin";
+    const question = leaving
+      ? `Make yourself ${select.value}? You will no longer be able to open Management.`
+      : `Make ${name} ${select.value}?`;
+    if (!confirm(question)) { select.value = select.dataset.role; return; }
+    try {
+      await api("PATCH", `/api/f/${slug}/members/${userId}`, { role: select.value });
+      select.dataset.role = select.value;
+      if (leaving) { location.assign(`/f/${slug}/scripts`); return; }
+      toast("Role changed", "ok");
+    } catch (error) { select.value = select.dataset.role; toast(error.message, "error"); }
+  });
+  row.querySelector(".remove-member").addEventListener("click", async () => {
+    const question = userId === self
+      ? "Remove yourself from this facility? You will lose access to it."
+      : `Remove ${name} from this facility?`;
+    if (!confirm(question)) return;
+    try {
+      await api("DELETE", `/api/f/${slug}/members/${userId}`);
+      if (userId === self) { location.assign("/"); return; }
+      row.remove();
+      toast(`${name} was removed`, "ok");
+    } catch (error) { toast(error.message, "error"); }
+  });
+}
+for (const row of document.querySelectorAll("#invitations tbody tr")) {
+  row.querySelector(".withdraw-invitation").addEventListener("click", async () => {
+    try { await api("DELETE", `/api/f/${slug}/invitations/${row.dataset.invitationId}`); row.remove(); }
     catch (error) { toast(error.message, "error"); }
   });
 }

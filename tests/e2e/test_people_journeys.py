@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app import db
-from app.models import Role, Script
+from app.models import Membership, Role, Script, User
 from app.testing import LiveServer
 from tests.conftest import PASSWORD, add_member, create_facility, create_user
 from tests.e2e.conftest import shot
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def site(live: LiveServer) -> Iterator[LiveServer]:
-    """A facility `lab` with one admin, one scripter and one member."""
+    """A facility `lab` with one admin, one scripter and one member, and a user of none."""
     with live.app.app_context():
         session = db.session()
         lab = create_facility(session, slug="lab", name="The Lab")
@@ -28,8 +28,10 @@ def site(live: LiveServer) -> Iterator[LiveServer]:
             ("scripter@example.com", "Sam Scripter", Role.scripter),
             ("member@example.com", "Mia Member", Role.member),
         ):
-            add_member(session, user=create_user(session, email=email, name=name), facility=lab,
-                       role=role)
+            add_member(
+                session, user=create_user(session, email=email, name=name), facility=lab, role=role
+            )
+        create_user(session, email="newcomer@example.com", name="Nico Newcomer")
         session.commit()
     yield live
 
@@ -70,3 +72,84 @@ def test_a_new_script_saved_with_published_ticked_is_published(
     member = sign_in(browser, site, "member@example.com")
     member.goto(f"{site.url}/f/lab/scripts")
     member.locator(".script-card", has_text="Fresh report").wait_for()
+
+
+def roles(live: LiveServer) -> dict[str, str]:
+    """email -> role of everyone in the facility."""
+    with live.app.app_context():
+        rows = db.session.execute(
+            select(User.email, Membership.role).join(Membership, Membership.user_id == User.id)
+        ).all()
+        db.session.remove()
+        return {email: role.value for email, role in rows}
+
+
+def answer_next_dialog(page: Any, *, accept: bool) -> list[str]:
+    """Accept or dismiss the next confirm(); the list receives its message."""
+    messages: list[str] = []
+
+    def handle(dialog: Any) -> None:
+        messages.append(dialog.message)
+        if accept:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.once("dialog", handle)
+    return messages
+
+
+def test_the_only_admin_cannot_demote_themselves_and_role_changes_ask_first(
+    browser: Any, site: LiveServer
+) -> None:
+    page = sign_in(browser, site, "admin@example.com")
+    page.goto(f"{site.url}/f/lab/manage")
+    own = page.get_by_label("Role of Avery Admin")
+    asked = answer_next_dialog(page, accept=False)
+    own.select_option("member")
+    page.wait_for_function(
+        "document.querySelector('[aria-label=\"Role of Avery Admin\"]').value === 'admin'"
+    )
+    assert asked and "no longer be able to open Management" in asked[0]
+    asked = answer_next_dialog(page, accept=True)
+    own.select_option("member")
+    page.locator(".toast", has_text="last admin").wait_for()
+    assert own.input_value() == "admin"
+    shot(page, "management-last-admin")
+    assert roles(site)["admin@example.com"] == "admin"
+    assert page.goto(f"{site.url}/f/lab/manage").status == 200
+
+    other = page.get_by_label("Role of Mia Member")
+    asked = answer_next_dialog(page, accept=True)
+    other.select_option("scripter")
+    page.locator(".toast", has_text="Role changed").wait_for()
+    assert asked == ["Make Mia Member scripter?"]
+    assert roles(site)["member@example.com"] == "scripter"
+
+
+def test_an_admin_invites_by_email_and_the_invitee_accepts(browser: Any, site: LiveServer) -> None:
+    admin = sign_in(browser, site, "admin@example.com")
+    admin.goto(f"{site.url}/f/lab/manage")
+    form = admin.locator("#add-member")
+    form.locator("[name=email]").fill("newcomer@example.com")
+    form.locator("[name=role]").select_option("scripter")
+    form.locator("button[type=submit]").click()
+    admin.locator("#invitations", has_text="newcomer@example.com").wait_for()
+    assert "newcomer@example.com" not in roles(site)
+
+    newcomer = sign_in(browser, site, "newcomer@example.com")
+    newcomer.wait_for_url("**/invitations")
+    shot(newcomer, "invitations")
+    invitation = newcomer.locator(".invitation", has_text="The Lab")
+    assert "scripter" in invitation.inner_text()
+    invitation.locator(".accept-invitation").click()
+    newcomer.wait_for_url("**/f/lab/scripts")
+    assert roles(site)["newcomer@example.com"] == "scripter"
+
+    admin.reload()
+    assert admin.locator("#invitations").count() == 0
+    asked = answer_next_dialog(admin, accept=True)
+    admin.locator("#members tr", has_text="Mia Member").locator(".remove-member").click()
+    admin.locator(".toast", has_text="Mia Member was removed").wait_for()
+    assert asked == ["Remove Mia Member from this facility?"]
+    assert "member@example.com" not in roles(site)

@@ -62,6 +62,10 @@ ROUTES = [
     ("GET", "/api/f/lab/runs/{run}/calls", Role.admin),
     ("GET", "/api/f/lab/members", Role.admin),
     ("POST", "/api/f/lab/members", Role.admin),
+    ("PATCH", "/api/f/lab/members/{member}", Role.admin),
+    ("DELETE", "/api/f/lab/members/{member}", Role.admin),
+    ("GET", "/api/f/lab/invitations", Role.admin),
+    ("DELETE", "/api/f/lab/invitations/1", Role.admin),
     ("GET", "/api/f/lab/calls", Role.admin),
     ("GET", "/api/f/lab/integrations", Role.member),
     ("POST", "/api/f/lab/integrations", Role.admin),
@@ -84,7 +88,12 @@ def call(client: FlaskClient, method: str, path: str, *, csrf: bool = True) -> A
 
 
 def _path(template: str, people: dict[str, Any]) -> str:
-    return template.format(script=people["script"], draft=people["draft"], run=people["run"])
+    return template.format(
+        script=people["script"],
+        draft=people["draft"],
+        run=people["run"],
+        member=people["users"]["member"],
+    )
 
 
 @pytest.mark.parametrize(("method", "template", "minimum"), ROUTES)

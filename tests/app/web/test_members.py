@@ -1,0 +1,132 @@
+"""Members through the REST API on a live server: invite by exact email, consent, last admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app import db
+from app.models import Role
+from app.testing import LiveServer, WebClient
+from tests.conftest import add_member, create_facility, create_user
+
+
+@pytest.fixture
+def lab(live: LiveServer) -> dict[str, Any]:
+    """`lab` with one admin and one member; `other` with its own admin (another tenant)."""
+    with live.app.app_context():
+        session = db.session()
+        lab, other = create_facility(session, slug="lab"), create_facility(session, slug="other")
+        users = {}
+        for email, facility, role in (
+            ("admin@example.com", lab, Role.admin),
+            ("member@example.com", lab, Role.member),
+            ("stranger@example.com", other, Role.admin),
+        ):
+            user = create_user(session, email=email, name=email.split("@")[0].title())
+            add_member(session, user=user, facility=facility, role=role)
+            users[email.split("@")[0]] = user.id
+        session.commit()
+    return {name: WebClient(live.app, live.url, user_id) for name, user_id in users.items()} | {
+        "ids": users
+    }
+
+
+def _emails(response: Any) -> list[str]:
+    assert response.status_code == 200, response.text
+    return sorted(row["email"] for row in response.json())
+
+
+def test_inviting_answers_alike_for_any_address_and_adds_nobody(lab: dict[str, Any]) -> None:
+    admin = lab["admin"]
+    answers = {}
+    for email in ("stranger@example.com", "nobody-here@example.com"):
+        response = admin.api("POST", "/api/f/lab/members", json={"email": email, "role": "admin"})
+        assert response.status_code == 202, response.text
+        answer = response.json()
+        answers[email] = (
+            sorted(answer),
+            answer["role"],
+            answer["message"].replace(email, "<email>"),
+        )
+    # Whether the address has an account on the server does not show in the answer ...
+    assert answers["stranger@example.com"] == answers["nobody-here@example.com"]
+    # ... and nobody joined: another tenant's admin is not pulled in without consent.
+    assert _emails(admin.api("GET", "/api/f/lab/members")) == [
+        "admin@example.com",
+        "member@example.com",
+    ]
+    assert _emails(admin.api("GET", "/api/f/lab/invitations")) == [
+        "nobody-here@example.com",
+        "stranger@example.com",
+    ]
+    assert lab["stranger"].api("GET", "/api/f/lab/scripts").status_code == 404
+
+
+def test_inviting_needs_an_exact_email(lab: dict[str, Any]) -> None:
+    for email in ("stranger", "@example.com", "stranger@example", "a@b.c, d@e.f"):
+        response = lab["admin"].api("POST", "/api/f/lab/members", json={"email": email})
+        assert response.status_code == 400, email
+        assert response.json()["error"]["field"] == "email"
+
+
+def test_the_invited_user_joins_by_accepting_and_nobody_else_can(lab: dict[str, Any]) -> None:
+    lab["admin"].api("POST", "/api/f/lab/members", json={"email": "Stranger@Example.com"})
+    lab["admin"].api("POST", "/api/f/lab/members", json={"email": "other@example.com"})
+    mine = lab["stranger"].api("GET", "/api/invitations").json()
+    assert [(i["email"], i["role"], i["facility"]["slug"]) for i in mine] == [
+        ("stranger@example.com", "member", "lab")
+    ]
+    invitation = mine[0]["id"]
+    stolen = lab["member"].api("POST", f"/api/invitations/{invitation}/accept")
+    assert stolen.status_code == 404
+    accepted = lab["stranger"].api("POST", f"/api/invitations/{invitation}/accept")
+    assert accepted.json() == {"facility": {"slug": "lab", "name": "The Lab"}, "role": "member"}
+    assert lab["stranger"].api("GET", "/api/f/lab/scripts").status_code == 200
+    assert "stranger@example.com" in _emails(lab["admin"].api("GET", "/api/f/lab/members"))
+    assert lab["stranger"].api("GET", "/api/invitations").json() == []
+
+
+def test_a_declined_invitation_is_gone(lab: dict[str, Any]) -> None:
+    lab["admin"].api("POST", "/api/f/lab/members", json={"email": "stranger@example.com"})
+    invitation = lab["stranger"].api("GET", "/api/invitations").json()[0]["id"]
+    declined = lab["stranger"].api("POST", f"/api/invitations/{invitation}/decline")
+    assert declined.status_code == 204
+    assert lab["admin"].api("GET", "/api/f/lab/invitations").json() == []
+    assert lab["stranger"].api("GET", "/api/f/lab/scripts").status_code == 404
+
+
+def test_the_last_admin_can_be_neither_demoted_nor_removed(lab: dict[str, Any]) -> None:
+    admin, ids = lab["admin"], lab["ids"]
+    for method, body in (("PATCH", {"role": "scripter"}), ("DELETE", None)):
+        response = admin.api(method, f"/api/f/lab/members/{ids['admin']}", json=body)
+        assert response.status_code == 409, response.text
+        error = response.json()["error"]
+        assert error["code"] == "conflict"
+        assert "last admin" in error["message"] and "make another member admin" in error["message"]
+    assert admin.api("GET", "/api/f/lab/members").json()[0]["role"] == "admin"
+    # With a second admin the first may step down.
+    promoted = admin.api("PATCH", f"/api/f/lab/members/{ids['member']}", json={"role": "admin"})
+    assert promoted.json()["role"] == "admin"
+    stepped = admin.api("PATCH", f"/api/f/lab/members/{ids['admin']}", json={"role": "member"})
+    assert stepped.json()["role"] == "member"
+    assert admin.api("GET", "/api/f/lab/members").status_code == 403
+
+
+def test_an_admin_removes_a_member(lab: dict[str, Any]) -> None:
+    removed = lab["admin"].api("DELETE", f"/api/f/lab/members/{lab['ids']['member']}")
+    assert removed.status_code == 204
+    assert lab["member"].api("GET", "/api/f/lab/scripts").status_code == 404
+    assert _emails(lab["admin"].api("GET", "/api/f/lab/members")) == ["admin@example.com"]
+    again = lab["admin"].api("DELETE", f"/api/f/lab/members/{lab['ids']['member']}")
+    assert again.status_code == 404
+
+
+def test_another_tenants_admin_cannot_touch_lab_members(lab: dict[str, Any]) -> None:
+    stranger, ids = lab["stranger"], lab["ids"]
+    assert stranger.api("DELETE", f"/api/f/lab/members/{ids['member']}").status_code == 404
+    assert stranger.api("DELETE", f"/api/f/other/members/{ids['member']}").status_code == 404
+    changed = stranger.api("PATCH", f"/api/f/other/members/{ids['member']}", json={"role": "admin"})
+    assert changed.status_code == 404
+    assert lab["member"].api("GET", "/api/f/lab/scripts").status_code == 200
