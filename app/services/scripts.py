@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from typing import Any
 
@@ -10,13 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Forbidden, NotFound, ValidationError
-from app.models import Integration, Run, Script
+from app.models import Run, Script
 from app.models.facilities import Role
 from app.services.context import MemberContext
 
 MAX_SOURCE = 256 * 1024
 MAX_INPUT = 256 * 1024
-_CALLS = frozenset({"request", "get", "post", "put", "patch", "delete", "require"})
 
 
 def create_script(
@@ -155,65 +153,6 @@ def list_runs(
     if script_id is not None:
         query = query.where(Run.script_id == script_id)
     return list(session.scalars(query.order_by(Run.created_at.desc()).limit(min(limit, 200))))
-
-
-def referenced_integrations(source: str) -> list[str]:
-    """Keys of the literal `integrations.<call>("key", …)` calls in a script."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
-    keys: list[str] = []
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in _CALLS
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "integrations"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-            and node.args[0].value not in keys
-        ):
-            keys.append(node.args[0].value)
-    return keys
-
-
-def integration_readiness(
-    session: Session, member: MemberContext, source: str
-) -> list[dict[str, Any]]:
-    """For each integration a script names: does it exist, is there a master or own account."""
-    from app.models import Account
-
-    result = []
-    for key in referenced_integrations(source):
-        integration = session.scalar(
-            select(Integration).where(
-                Integration.facility_id == member.facility.id, Integration.key == key
-            )
-        )
-        if integration is None:
-            result.append({"key": key, "exists": False, "master": False, "own": False})
-            continue
-        accounts = session.scalars(
-            select(Account).where(
-                Account.integration_id == integration.id, Account.status == "active"
-            )
-        ).all()
-        result.append(
-            {
-                "key": key,
-                "name": integration.name,
-                "exists": True,
-                "needs_account": integration.auth_mode not in ("none",),
-                "master": any(a.owner_kind == "master" for a in accounts),
-                "own": any(
-                    a.owner_kind == "user" and a.user_id == member.user.id for a in accounts
-                ),
-            }
-        )
-    return result
 
 
 def _require_scripter(member: MemberContext) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app import db, extensions
 from app.errors import NotFound, ValidationError
 from app.models import Account, ApiToken, CallLog, Integration, Role
+from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web.security import (
@@ -191,7 +192,7 @@ def readiness(slug: str) -> ResponseReturnValue:
     """Which integrations a source uses and whether the user or facility has accounts."""
     member = require_member(slug, Role.scripter)
     source = str(_body().get("source", ""))
-    return jsonify(scripts_service.integration_readiness(db.session(), member, source))
+    return jsonify(readiness_service.integration_readiness(db.session(), member, source))
 
 
 # -- runs ---------------------------------------------------------------------------------

@@ -78,10 +78,11 @@ async function refreshReadiness() {
     const items = await api("POST", `/api/f/${slug}/readiness`, { source: editor.getValue() });
     if (!items.length) { list.replaceChildren(el("li", { class: "muted", text: "This script calls no integration." })); return; }
     list.replaceChildren(...items.map((item) => {
-      if (!item.exists) return el("li", { class: "bad" }, el("code", { text: item.key }), " — no such integration in this facility");
-      const state = !item.needs_account ? "needs no account" : item.master ? "facility master account" : item.own ? "your account" : "no account yet: you will be asked to sign in";
-      const node = el("li", { class: item.master || item.own || !item.needs_account ? "ok" : "warn" }, el("strong", { text: item.name }), ` — ${state}`);
-      if (item.needs_account && !item.master && !item.own) node.append(" ", el("a", { href: "/settings/integrations", text: "connect now" }));
+      // The server resolves each call's account by the broker's rule (DESIGN §3).
+      const account = item.account == null ? "" : ` (account="${item.account}")`;
+      if (!item.exists) return el("li", { class: "bad" }, el("code", { text: item.key }), `${account} — ${item.message}`);
+      const node = el("li", { class: item.ready ? "ok" : "warn", "data-state": item.state }, el("strong", { text: item.name }), `${account} — ${item.message}`);
+      if (item.state === "prompt" || item.state === "needs_reauth") node.append(" ", el("a", { href: "/settings/integrations", text: "connect now" }));
       return node;
     }));
   } catch (error) { list.replaceChildren(el("li", { class: "bad", text: error.message })); }

@@ -9,9 +9,15 @@ import pytest
 from sqlalchemy import select
 
 from app import db
-from app.models import Membership, Role, Script, User
+from app.models import Account, Facility, Membership, Role, Script, User
 from app.testing import LiveServer
-from tests.conftest import PASSWORD, add_member, create_facility, create_user
+from tests.conftest import (
+    PASSWORD,
+    add_member,
+    create_facility,
+    create_integration,
+    create_user,
+)
 from tests.e2e.conftest import shot
 
 pytestmark = pytest.mark.browser
@@ -153,3 +159,53 @@ def test_an_admin_invites_by_email_and_the_invitee_accepts(browser: Any, site: L
     admin.locator(".toast", has_text="Mia Member was removed").wait_for()
     assert asked == ["Remove Mia Member from this facility?"]
     assert "member@example.com" not in roles(site)
+
+
+READINESS_SCRIPT = """
+integrations.get("keyed", "/a")
+integrations.get("keyed", "/b", account="work")
+integrations.get("keyed", "/c", account="personal")
+integrations.get("keyed", "/d", account="user")
+integrations.get("solo", "/e", account="master")
+integrations.get("solo", "/f")
+integrations.get("nothere", "/g")
+"""
+
+
+def test_the_readiness_panel_resolves_account_labels(browser: Any, site: LiveServer) -> None:
+    with site.app.app_context():
+        session = db.session()
+        lab = session.scalars(select(Facility)).one()
+        scripter = session.scalars(select(User).where(User.email == "scripter@example.com")).one()
+        keyed = create_integration(session, facility=lab, key="keyed")
+        create_integration(session, facility=lab, key="solo")
+        for owner, label in (("master", ""), ("user", "work")):
+            session.add(
+                Account(
+                    facility_id=lab.id,
+                    integration_id=keyed.id,
+                    owner_kind=owner,
+                    user_id=scripter.id if owner == "user" else None,
+                    label=label,
+                )
+            )
+        script = Script(facility_id=lab.id, name="Accounts", source=READINESS_SCRIPT)
+        session.add(script)
+        session.commit()
+        script_id = script.id
+    page = sign_in(browser, site, "scripter@example.com")
+    page.goto(f"{site.url}/f/lab/editor/{script_id}")
+    items = page.locator("#readiness li")
+    items.nth(6).wait_for()
+    shot(page, "editor-readiness-labels")
+    assert [line.replace("\u2014", "-") for line in items.all_inner_texts()] == [
+        "Keyed - facility master account",
+        'Keyed (account="work") - your account "work"',
+        'Keyed (account="personal") - no account labelled "personal" yet:'
+        " you will be asked to sign in connect now",
+        'Keyed (account="user") - no account yet: you will be asked to sign in connect now',
+        'Solo (account="master") - no master account is connected, and account="master" never'
+        " asks anyone: the call will fail until an admin connects one",
+        "Solo - no account yet: you will be asked to sign in connect now",
+        "nothere - no such integration in this facility",
+    ]

@@ -1,0 +1,132 @@
+"""The editor's readiness panel: which account each literal integration call would use now.
+
+The answer comes from the broker's own rule (app.integrations.resolution, DESIGN §3), so
+the panel cannot disagree with what a run does.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.integrations.resolution import resolve
+from app.models import Integration
+from app.services.context import MemberContext
+
+_CALLS = frozenset({"request", "get", "post", "put", "patch", "delete", "require"})
+
+
+@dataclass(frozen=True)
+class Call:
+    """An `integrations.<call>("key", …, account=…)` in a script's source.
+
+    `account` is the literal given (None when left out); `dynamic` when it is computed.
+    """
+
+    key: str
+    account: str | None = None
+    dynamic: bool = False
+
+
+def referenced_calls(source: str) -> list[Call]:
+    """The distinct literal integration calls of a script, in order of appearance."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    calls: list[Call] = []
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _CALLS
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "integrations"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            continue
+        call = Call(node.args[0].value)
+        for keyword in node.keywords:
+            if keyword.arg != "account":
+                continue
+            value = keyword.value
+            if isinstance(value, ast.Constant) and (
+                value.value is None or isinstance(value.value, str)
+            ):
+                call = Call(call.key, value.value)
+            else:
+                call = Call(call.key, dynamic=True)
+        if call not in calls:
+            calls.append(call)
+    return calls
+
+
+def integration_readiness(
+    session: Session, member: MemberContext, source: str
+) -> list[dict[str, Any]]:
+    """For each call a script names: the account it would use, or what will happen instead."""
+    result = []
+    for call in referenced_calls(source):
+        integration = session.scalar(
+            select(Integration).where(
+                Integration.facility_id == member.facility.id, Integration.key == call.key
+            )
+        )
+        item: dict[str, Any] = {"key": call.key, "account": call.account, "exists": False}
+        if integration is None:
+            item.update(
+                state="unknown_integration",
+                ready=False,
+                message="no such integration in this facility",
+            )
+        else:
+            item.update(
+                exists=True, name=integration.name, **_state(session, integration, member, call)
+            )
+        result.append(item)
+    return result
+
+
+def _state(
+    session: Session, integration: Integration, member: MemberContext, call: Call
+) -> dict[str, Any]:
+    if integration.auth_mode == "none":
+        return {"state": "no_account_needed", "ready": True, "message": "needs no account"}
+    if call.dynamic:
+        return {
+            "state": "dynamic",
+            "ready": True,
+            "message": "the account is chosen when the script runs",
+        }
+    label = call.account if call.account not in (None, "user", "master") else ""
+    named = f' "{label}"' if label else ""
+    outcome = resolve(session, integration, member.user.id, call.account)
+    if outcome.account is not None:
+        if outcome.account.owner_kind == "master":
+            return {"state": "master", "ready": True, "message": "facility master account"}
+        return {"state": "own", "ready": True, "message": f"your account{named}"}
+    if outcome.refuse_reason == "no_master_account":
+        return {
+            "state": "no_master_account",
+            "ready": False,
+            "message": 'no master account is connected, and account="master" never asks'
+            " anyone: the call will fail until an admin connects one",
+        }
+    if outcome.reason == "needs_reauth":
+        return {
+            "state": "needs_reauth",
+            "ready": False,
+            "message": f"your account{named} must sign in again: you will be asked",
+        }
+    return {
+        "state": "prompt",
+        "ready": False,
+        "message": f"no account{' labelled' + named if label else ''} yet:"
+        " you will be asked to sign in",
+    }
