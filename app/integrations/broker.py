@@ -93,7 +93,7 @@ class BrokerSettings:
 class _Log:
     """What the call log records about one call (filled in as the call proceeds)."""
 
-    def __init__(self, ctx: RunContext, service: str, method: str) -> None:
+    def __init__(self, ctx: RunContext, service: str, method: str, started: float) -> None:
         self.ctx = ctx
         self.service = service
         self.method = method
@@ -103,7 +103,9 @@ class _Log:
         self.path = ""
         self.status: int | None = None
         self.error: str | None = None
-        self.started = time.perf_counter()
+        self.started = started
+        # Time spent waiting for a person to sign in: logged apart from the call's own time.
+        self.waited: float | None = None
 
 
 class CallLogWriter:
@@ -197,8 +199,10 @@ class Broker:
         http: requests.Session | None = None,
         private_http: requests.Session | None = None,
         grant_hook: GrantHook = not_interactive,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._session_factory = session_factory
+        self._clock = clock
         self._vault = vault
         self._tokens = tokens
         self._settings = settings or BrokerSettings()
@@ -212,7 +216,13 @@ class Broker:
         self._log_writer.flush()
 
     @classmethod
-    def from_app(cls, app: Flask, *, grant_hook: GrantHook = not_interactive) -> Broker:
+    def from_app(
+        cls,
+        app: Flask,
+        *,
+        grant_hook: GrantHook = not_interactive,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> Broker:
         """A broker wired to the app's database, vault and settings."""
         from app import db, extensions
 
@@ -229,6 +239,7 @@ class Broker:
                 refresh_margin_s=margin,
             ),
             grant_hook=grant_hook,
+            clock=clock,
         )
 
     def handler(self, ctx: RunContext) -> Callable[[HostCall], Any]:
@@ -274,6 +285,7 @@ class Broker:
         integration: Integration,
         account: Any,
         reason_override: str | None = None,
+        entry: _Log | None = None,
     ) -> Account | None:
         if integration.auth_mode == "none":
             return None
@@ -313,8 +325,13 @@ class Broker:
         )
         if found.refuse_reason == "not_interactive" or ctx.user_id is None:
             not_interactive(request)
-        with call.clock.paused():  # a person is being asked: the run's clock stops
-            account_id = self._grant_hook(request)
+        asked = self._clock()
+        try:
+            with call.clock.paused():  # a person is being asked: the run's clock stops
+                account_id = self._grant_hook(request)
+        finally:
+            if entry is not None:
+                entry.waited = (entry.waited or 0.0) + self._clock() - asked
         with self._session_factory() as session:
             granted = session.get(Account, account_id)
             if granted is None or granted.integration_id != integration.id:
@@ -328,15 +345,20 @@ class Broker:
             return granted
 
     def _credentials(
-        self, ctx: RunContext, call: HostCall, integration: Integration, account_arg: Any
+        self,
+        ctx: RunContext,
+        call: HostCall,
+        integration: Integration,
+        account_arg: Any,
+        entry: _Log | None = None,
     ) -> tuple[Account | None, dict[str, str]]:
-        account = self._account(ctx, call, integration, account_arg)
+        account = self._account(ctx, call, integration, account_arg, entry=entry)
         if account is None:
             return None, {}
         try:
             return account, self._tokens.credentials(account.id)
         except NeedsReauth:
-            account = self._account(ctx, call, integration, account_arg, "needs_reauth")
+            account = self._account(ctx, call, integration, account_arg, "needs_reauth", entry)
             assert account is not None
             return account, self._tokens.credentials(account.id)
         except RefreshFailed as exc:
@@ -407,7 +429,7 @@ class Broker:
     def _request(self, ctx: RunContext, call: HostCall, cache: dict[Any, Any]) -> dict[str, Any]:
         args = call.args
         method = str(args.get("method", "")).upper()
-        entry = _Log(ctx, str(args.get("service", ""))[:40], method[:10])
+        entry = _Log(ctx, str(args.get("service", ""))[:40], method[:10], self._clock())
         try:
             return self._perform(ctx, call, entry, cache)
         except HostCallError as exc:
@@ -457,13 +479,13 @@ class Broker:
                 creds = self._tokens.credentials(account.id)
             except NeedsReauth:
                 cache.pop(cache_key, None)
-                account, creds = self._credentials(ctx, call, integration, account_arg)
+                account, creds = self._credentials(ctx, call, integration, account_arg, entry)
             except RefreshFailed as exc:
                 raise HostCallError(
                     "integration_unavailable", str(exc), service=integration.key
                 ) from None
         else:
-            account, creds = self._credentials(ctx, call, integration, account_arg)
+            account, creds = self._credentials(ctx, call, integration, account_arg, entry)
         oauth = integration.auth_mode in OAUTH_MODES
         cache[cache_key] = _Cached(integration, account, None if oauth else dict(creds))
         if account is not None:
@@ -498,7 +520,9 @@ class Broker:
                 )
             except NeedsReauth:
                 cache.pop(cache_key, None)
-                account, creds = self._credentials(ctx, call, integration, args.get("account"))
+                account, creds = self._credentials(
+                    ctx, call, integration, args.get("account"), entry
+                )
             except RefreshFailed as exc:
                 raise HostCallError(
                     "integration_unavailable", str(exc), service=integration.key
@@ -694,6 +718,7 @@ class Broker:
         return b"".join(chunks)
 
     def _write_log(self, entry: _Log) -> None:
+        elapsed = self._clock() - entry.started
         self._log_writer.write(
             {
                 "run_id": entry.ctx.run_id,
@@ -707,7 +732,8 @@ class Broker:
                 "method": entry.method or "?",
                 "path": entry.path,
                 "status": entry.status,
-                "duration_ms": round((time.perf_counter() - entry.started) * 1000, 3),
+                "duration_ms": round((elapsed - (entry.waited or 0.0)) * 1000, 3),
+                "wait_ms": None if entry.waited is None else round(entry.waited * 1000, 3),
                 "error_code": entry.error,
                 "created_at": utcnow(),
             }

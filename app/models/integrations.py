@@ -179,7 +179,9 @@ class CallLog(Base):
     method: Mapped[str] = mapped_column(String(10))
     path: Mapped[str] = mapped_column(String(1000))
     status: Mapped[int | None]
+    # The call's own time; the wait for a person to sign in is kept apart in wait_ms.
     duration_ms: Mapped[float | None]
+    wait_ms: Mapped[float | None]
     error_code: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -196,6 +198,7 @@ class CallLog(Base):
             "path": self.path,
             "status": self.status,
             "duration_ms": self.duration_ms,
+            "wait_ms": self.wait_ms,
             "error": self.error_code,
             "created_at": self.created_at.isoformat(),
         }

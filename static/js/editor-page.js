@@ -63,7 +63,8 @@ async function showCalls(runId) {
   $("run-calls").querySelector("tbody").replaceChildren(...calls.map((call) => el("tr", {},
     el("td", { text: call.method }), el("td", { class: "mono", text: call.path }),
     el("td", { text: call.status ?? call.error ?? "" }), el("td", { text: call.account ?? "" }),
-    el("td", { text: call.duration_ms == null ? "" : String(Math.round(call.duration_ms)) }))));
+    el("td", { text: call.duration_ms == null ? "" : String(Math.round(call.duration_ms)) }),
+    el("td", { text: call.wait_ms == null ? "" : String(Math.round(call.wait_ms)) }))));
 }
 
 let readinessTimer = null;

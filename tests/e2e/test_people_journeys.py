@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app import db
-from app.models import Account, Facility, Membership, Role, Script, User
+from app.models import Account, CallLog, Facility, Membership, Role, Script, User
 from app.testing import LiveServer
 from tests.conftest import (
     PASSWORD,
@@ -209,3 +209,40 @@ def test_the_readiness_panel_resolves_account_labels(browser: Any, site: LiveSer
         "Solo - no account yet: you will be asked to sign in connect now",
         "nothere - no such integration in this facility",
     ]
+
+
+def test_the_call_log_page_shows_the_calls_time_and_the_sign_in_wait_apart(
+    browser: Any, site: LiveServer
+) -> None:
+    with site.app.app_context():
+        session = db.session()
+        lab = session.scalars(select(Facility)).one()
+        for path, duration, wait in (("/waited", 42.4, 300008.2), ("/direct", 17.0, None)):
+            session.add(
+                CallLog(
+                    facility_id=lab.id,
+                    integration_key="keyed",
+                    account_kind="user",
+                    method="GET",
+                    path=path,
+                    status=200,
+                    duration_ms=duration,
+                    wait_ms=wait,
+                )
+            )
+        session.commit()
+    page = sign_in(browser, site, "admin@example.com")
+    page.goto(f"{site.url}/f/lab/manage/calls")
+    waited = page.locator("#calls tr", has_text="/waited")
+    waited.wait_for()
+    direct = page.locator("#calls tr", has_text="/direct")
+    shot(page, "call-log-wait")
+    assert (waited.locator(".call-ms").inner_text(), waited.locator(".wait-ms").inner_text()) == (
+        "42",
+        "300008",
+    )
+    assert (direct.locator(".call-ms").inner_text(), direct.locator(".wait-ms").inner_text()) == (
+        "17",
+        "",
+    )
+    assert "Sign-in wait" in page.locator("#calls thead").inner_text()

@@ -46,9 +46,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("invitations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_invitations_email"), ["email"], unique=False)
+    with op.batch_alter_table("call_log", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("wait_ms", sa.Double(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("call_log", schema=None) as batch_op:
+        batch_op.drop_column("wait_ms")
     with op.batch_alter_table("invitations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_invitations_email"))
 
