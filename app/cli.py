@@ -34,37 +34,57 @@ def main() -> None:
 
 
 @main.command("run")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--input", "input_json", default="null", help="The run's input, as JSON.")
 @click.option("--timeout", type=float, default=None, help="Wall-time limit in seconds.")
 @click.option("--memory", type=int, default=None, help="Memory limit in MB.")
 @click.option("--facility", default=None, help="Facility slug: call its real integrations.")
 @click.option("--user", "user_email", default=None, help="Run as this user (with --facility).")
+@click.option(
+    "--script",
+    "script_id",
+    type=int,
+    default=None,
+    help="Run the facility's saved script with this id instead of FILE (with --facility).",
+)
 def run_command(
-    file: Path,
+    file: Path | None,
     input_json: str,
     timeout: float | None,
     memory: int | None,
     facility: str | None,
     user_email: str | None,
+    script_id: int | None,
 ) -> None:
-    """Run FILE in the sandbox and print the run as one JSON object."""
+    """Run FILE (or --script ID of a facility) in the sandbox; print the run as one JSON object.
+
+    Scripters may run any file; members run the facility's published scripts by id.
+    """
     from sandbox import Executor, Limits
 
     try:
         run_input = json.loads(input_json)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--input") from None
+    if (file is None) == (script_id is None):
+        raise click.UsageError("give a FILE to run or --script ID, not both")
+    if script_id is not None and not facility:
+        raise click.UsageError("--script needs --facility: scripts belong to a facility")
     limits = Limits().with_overrides(wall_time_s=timeout, memory_mb=memory)
-    source = file.read_text(encoding="utf-8")
+    source = file.read_text(encoding="utf-8") if file is not None else None
     if facility:
         from app.services.cli_runs import run_with_integrations
 
         overrides = {"RUN_WALL_TIME_S": timeout, "RUN_MEMORY_MB": memory}
         app = _app()
         app.config.update({k: v for k, v in overrides.items() if v is not None})
-        outcome = run_with_integrations(app, source, run_input, facility, user_email)
+        outcome = run_with_integrations(
+            app, run_input, facility, user_email, source=source, script_id=script_id
+        )
     else:
+        assert source is not None  # checked above: without --facility there is a FILE
         with Executor(idle_workers=1) as executor:
             outcome = executor.run(source, input=run_input, limits=limits)
     click.echo(json.dumps(outcome.to_dict(), indent=2))

@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import db, extensions
-from app.errors import NotFound
+from app.errors import Forbidden, NotFound
 from app.models import Membership, Role, User
 from app.services import people
 from app.services.context import MemberContext
@@ -17,9 +17,15 @@ from sandbox import FAILED, RunResult, ScriptError
 
 
 def run_with_integrations(
-    app: Flask, source: str, run_input: Any, slug: str, email: str | None
+    app: Flask,
+    run_input: Any,
+    slug: str,
+    email: str | None,
+    *,
+    source: str | None = None,
+    script_id: int | None = None,
 ) -> RunResult:
-    """Run source as `email` (or the facility's first admin) in facility `slug`.
+    """Run source, or saved script `script_id`, as `email` (or the first admin) in `slug`.
 
     Nobody can be asked to sign in from a terminal, so a missing account raises
     `no_integration_grant` with reason `not_interactive` inside the script.
@@ -41,10 +47,16 @@ def run_with_integrations(
         if membership is None:
             raise NotFound(f"{user.email} is not a member of {slug}")
         member = MemberContext(user, facility, membership.role)
+        if script_id is None and not member.can(Role.scripter):
+            raise Forbidden(
+                f"{user.email} is a {membership.role.value} of {slug}: members may run the"
+                f" facility's published scripts by id (--script ID); running a file needs the"
+                " scripter role"
+            )
         run = create_run(
             db.session,
             member,
-            script_id=None,
+            script_id=script_id,
             source=source,
             run_input=run_input,
             interactive=False,

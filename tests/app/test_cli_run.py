@@ -1,0 +1,88 @@
+"""`scriptbox run --facility F --user U`: members run published scripts by id, from a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import db
+from app.models import Role, Script
+from tests.conftest import add_member, create_facility, create_user, make_app
+
+SCRIPTBOX = Path(sys.executable).with_name("scriptbox")
+
+
+@pytest.fixture
+def installation(tmp_path: Path) -> dict[str, Any]:
+    """A migrated database with `lab`, a scripter, a member, a published script and a draft."""
+    app = make_app(tmp_path)
+    with app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab", name="The Lab")
+        for email, role in (("sam@example.com", Role.scripter), ("mia@example.com", Role.member)):
+            add_member(session, user=create_user(session, email=email), facility=lab, role=role)
+        published = Script(
+            facility_id=lab.id, name="Greet", source='result = "hi " + input', published=True
+        )
+        draft = Script(facility_id=lab.id, name="Draft", source="result = 2", published=False)
+        session.add_all([published, draft])
+        session.commit()
+        ids = {"published": published.id, "draft": draft.id}
+        db.session.remove()
+    env = {
+        **os.environ,
+        "SCRIPTBOX_DATABASE_URL": app.config["DATABASE_URL"],
+        "SCRIPTBOX_SECRET_KEYS": app.config["SECRET_KEYS"][0],
+        "SCRIPTBOX_SECRET_KEY": "cli-test-session-key",
+        "SCRIPTBOX_IDLE_WORKERS": "1",
+    }
+    script_file = tmp_path / "mine.py"
+    script_file.write_text("result = 40 + 2\n")
+    return {"env": env, "ids": ids, "file": str(script_file)}
+
+
+def scriptbox(installation: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `scriptbox` command against the test database."""
+    return subprocess.run(
+        [str(SCRIPTBOX), "run", "--facility", "lab", *args],
+        env=installation["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_member_runs_a_published_script_by_id(installation: dict[str, Any]) -> None:
+    script_id = str(installation["ids"]["published"])
+    done = scriptbox(
+        installation, "--user", "mia@example.com", "--script", script_id, "--input", '"Mia"'
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"] == "hi Mia"
+
+
+def test_a_member_running_a_file_is_told_what_is_allowed(installation: dict[str, Any]) -> None:
+    done = scriptbox(installation, "--user", "mia@example.com", installation["file"])
+    assert done.returncode != 0
+    assert "members may run the facility's published scripts by id (--script ID)" in done.stderr
+    assert "running a file needs the scripter role" in done.stderr
+
+
+def test_a_member_cannot_run_a_draft_and_a_scripter_runs_files(
+    installation: dict[str, Any],
+) -> None:
+    draft = str(installation["ids"]["draft"])
+    refused = scriptbox(installation, "--user", "mia@example.com", "--script", draft)
+    assert refused.returncode != 0 and "no such script" in refused.stderr
+    done = scriptbox(installation, "--user", "sam@example.com", installation["file"])
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"] == 42
+    both = scriptbox(installation, "--script", draft, installation["file"])
+    assert both.returncode == 2 and "not both" in both.stderr
