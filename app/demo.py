@@ -119,6 +119,7 @@ def install_demo(app: Flask) -> list[str]:
         "Demo data is ready. Sign in as any of these (password: scriptbox-demo):",
         *(f"  {email:24} {role.value}" for email, _, role in USERS),
         f"The demo OAuth provider runs at {base}/ (users alice and bob).",
+        f'The "Demo API (key)" integration accepts the API key {DEMO_API_KEY}.',
     ]
 
 

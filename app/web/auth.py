@@ -46,7 +46,7 @@ def home() -> ResponseReturnValue:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     """The sign-in form."""
-    error = None
+    error, email = None, ""
     if request.method == "POST":
         check_csrf()
         email = request.form.get("email", "").strip().lower()
@@ -57,7 +57,8 @@ def login() -> ResponseReturnValue:
             sign_in(user)
             return redirect(_safe_next(request.args.get("next")))
         error = "That email and password do not match. Check both and try again."
-    return render_template("login.html", error=error), 401 if error else 200
+    # The address typed is kept after a failed attempt: only the password is asked again.
+    return render_template("login.html", error=error, email=email), 401 if error else 200
 
 
 @bp.post("/logout")

@@ -43,6 +43,12 @@ def _integrations(member: MemberContext) -> list[Integration]:
     )
 
 
+@bp.get("/favicon.ico")
+def favicon() -> ResponseReturnValue:
+    """The site icon, where browsers look for it without being told."""
+    return current_app.send_static_file("favicon.ico")
+
+
 @bp.get("/f/<slug>/scripts")
 @login_required
 def scripts(slug: str) -> ResponseReturnValue:

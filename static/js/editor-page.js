@@ -26,8 +26,25 @@ async function save() {
       ? await api("PATCH", `/api/f/${slug}/scripts/${scriptId}`, body)
       : await api("POST", `/api/f/${slug}/scripts`, body);
     if (!scriptId) { scriptId = saved.id; history.replaceState(null, "", `/f/${slug}/editor/${saved.id}`); }
+    showInSidebar(saved);
     $("save-status").textContent = `Saved ${new Date().toLocaleTimeString()}`;
   } catch (error) { toast(error.message, "error"); }
+}
+
+// The sidebar lists the facility's scripts: a saved script shows there at once, under its
+// current name and published state, without reloading the page.
+function showInSidebar(saved) {
+  const list = document.querySelector(".script-list ul");
+  const href = `/f/${slug}/editor/${saved.id}`;
+  let item = [...list.querySelectorAll("a")].find((a) => a.getAttribute("href") === href)?.parentElement;
+  if (!item) {
+    for (const link of list.querySelectorAll("a[aria-current]")) link.removeAttribute("aria-current");
+    item = el("li");
+    const after = [...list.children].find((li) => li.textContent.localeCompare(saved.name) > 0);
+    list.insertBefore(item, after ?? null);
+  }
+  item.replaceChildren(el("a", { href, "aria-current": "page", text: saved.name }));
+  if (saved.published) item.append(" ", el("span", { class: "badge ok", text: "published" }));
 }
 
 async function run() {

@@ -246,3 +246,55 @@ def test_the_call_log_page_shows_the_calls_time_and_the_sign_in_wait_apart(
         "",
     )
     assert "Sign-in wait" in page.locator("#calls thead").inner_text()
+
+
+def test_the_editor_sidebar_shows_a_saved_script_without_a_reload(
+    browser: Any, site: LiveServer
+) -> None:
+    with site.app.app_context():
+        session = db.session()
+        lab = session.scalars(select(Facility)).one()
+        session.add(Script(facility_id=lab.id, name="Alpha", source="result = 1"))
+        session.commit()
+    page = sign_in(browser, site, "scripter@example.com")
+    page.goto(f"{site.url}/f/lab/editor")
+    sidebar = page.locator(".script-list li")
+    assert sidebar.all_inner_texts() == ["Alpha"]
+    page.evaluate("window.notReloaded = true")
+    page.fill("#script-name", "Beta")
+    page.click("#save-script")
+    page.locator(".script-list a[aria-current=page]", has_text="Beta").wait_for()
+    assert sidebar.all_inner_texts() == ["Alpha", "Beta"]
+    page.fill("#script-name", "Bravo")
+    page.check("#script-published")  # publishing an existing script saves it
+    page.locator(".script-list li", has_text="Bravo published").wait_for()
+    assert sidebar.all_inner_texts() == ["Alpha", "Bravo published"]
+    assert page.evaluate("window.notReloaded") is True
+    shot(page, "editor-sidebar-after-save")
+
+
+def test_a_failed_sign_in_keeps_the_email(browser: Any, site: LiveServer) -> None:
+    page = browser.new_page()
+    page.goto(f"{site.url}/login")
+    page.fill("input[name=email]", "member@example.com")
+    page.fill("input[name=password]", "not the password")
+    page.click("#login-form button[type=submit]")
+    page.locator(".error[role=alert]").wait_for()
+    assert page.input_value("input[name=email]") == "member@example.com"
+    assert page.input_value("input[name=password]") == ""
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url("**/f/lab/scripts")
+    page.close()
+
+
+def test_the_site_icon_is_served(browser: Any, site: LiveServer) -> None:
+    page = browser.new_page()
+    response = page.goto(f"{site.url}/favicon.ico")
+    assert response is not None and response.status == 200
+    assert response.headers["content-type"] in ("image/x-icon", "image/vnd.microsoft.icon")
+    assert response.body()[:4] == b"\x00\x00\x01\x00"  # an ICO file's header
+    page.goto(f"{site.url}/login")
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert page.evaluate("async (href) => (await fetch(href)).status", icon) == 200
+    page.close()
