@@ -7,12 +7,15 @@ facility without their consent.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
 from app.models import Facility, Invitation, Membership, Role, User
 from app.services import people
+
+# Invitations nobody answers pile up; past this many a facility withdraws some first.
+MAX_PENDING_INVITATIONS = 200
 
 
 def invite(
@@ -33,6 +36,15 @@ def invite(
         select(Invitation).where(Invitation.facility_id == facility.id, Invitation.email == email)
     )
     if invitation is None:
+        pending = session.scalar(
+            select(func.count(Invitation.id)).where(Invitation.facility_id == facility.id)
+        )
+        if (pending or 0) >= MAX_PENDING_INVITATIONS:
+            raise Conflict(
+                f"{facility.name} has {MAX_PENDING_INVITATIONS} unanswered invitations:"
+                " withdraw some before inviting more",
+                field="email",
+            )
         invitation = Invitation(facility_id=facility.id, email=email, role=role)
         session.add(invitation)
     invitation.role = role

@@ -8,6 +8,7 @@ import pytest
 
 from app import db
 from app.models import Role
+from app.services import invitations
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_user
 
@@ -130,3 +131,23 @@ def test_another_tenants_admin_cannot_touch_lab_members(lab: dict[str, Any]) -> 
     changed = stranger.api("PATCH", f"/api/f/other/members/{ids['member']}", json={"role": "admin"})
     assert changed.status_code == 404
     assert lab["member"].api("GET", "/api/f/lab/scripts").status_code == 200
+
+
+def test_unanswered_invitations_are_capped(
+    lab: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(invitations, "MAX_PENDING_INVITATIONS", 2)
+    admin = lab["admin"]
+    for name in ("one", "two"):
+        sent = admin.api("POST", "/api/f/lab/members", json={"email": f"{name}@example.com"})
+        assert sent.status_code == 202
+    again = admin.api(
+        "POST", "/api/f/lab/members", json={"email": "two@example.com", "role": "admin"}
+    )
+    assert again.status_code == 202  # inviting again changes the role, adds nothing
+    third = admin.api("POST", "/api/f/lab/members", json={"email": "three@example.com"})
+    assert third.status_code == 409 and "withdraw some" in third.json()["error"]["message"]
+    first = admin.api("GET", "/api/f/lab/invitations").json()[0]["id"]
+    assert admin.api("DELETE", f"/api/f/lab/invitations/{first}").status_code == 204
+    third = admin.api("POST", "/api/f/lab/members", json={"email": "three@example.com"})
+    assert third.status_code == 202
