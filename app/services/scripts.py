@@ -111,7 +111,11 @@ def create_run(
         script = get_script(session, member, script_id)
         run_source = source if source is not None and member.can(Role.scripter) else script.source
     elif source is not None:
-        _require_scripter(member)
+        if not member.can(Role.scripter):
+            raise Forbidden(
+                "running source that is not a saved script needs the scripter role;"
+                " members run the facility's published scripts by id (script_id)"
+            )
         script, run_source = None, source
     else:
         raise ValidationError("give a script_id or source", field="script_id")

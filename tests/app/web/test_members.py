@@ -151,3 +151,11 @@ def test_unanswered_invitations_are_capped(
     assert admin.api("DELETE", f"/api/f/lab/invitations/{first}").status_code == 204
     third = admin.api("POST", "/api/f/lab/members", json={"email": "three@example.com"})
     assert third.status_code == 202
+
+
+def test_a_member_running_source_is_told_what_is_allowed(lab: dict[str, Any]) -> None:
+    refused = lab["member"].api("POST", "/api/f/lab/runs", json={"source": "result = 1"})
+    assert refused.status_code == 403
+    assert (
+        "members run the facility's published scripts by id" in refused.json()["error"]["message"]
+    )
