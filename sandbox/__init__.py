@@ -16,12 +16,14 @@ from sandbox.journal import REPLAY_DIVERGED, Journal, JournalError, ParkRun
 from sandbox.limits import (
     CANCELLED,
     FAILED,
+    MAX_SOURCE_BYTES,
     PARKED,
     SUCCEEDED,
     TIMED_OUT,
     Limits,
     RunResult,
     ScriptError,
+    source_size_error,
 )
 from sandbox.policy import ALLOWED_MODULES
 
@@ -63,6 +65,7 @@ __all__ = [
     "ALLOWED_MODULES",
     "CANCELLED",
     "FAILED",
+    "MAX_SOURCE_BYTES",
     "PARKED",
     "REPLAY_DIVERGED",
     "SUCCEEDED",
@@ -81,4 +84,5 @@ __all__ = [
     "SandboxUnavailable",
     "ScriptError",
     "refuse_all_calls",
+    "source_size_error",
 ]

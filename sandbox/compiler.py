@@ -9,17 +9,17 @@ from types import CodeType
 
 from RestrictedPython.compile import compile_restricted_exec
 
-from sandbox.limits import ScriptError
+from sandbox.limits import ScriptError, source_size_error
 
 FILENAME = "<script>"
-MAX_SOURCE_BYTES = 512 * 1024
 _LINE = re.compile(r"^Line (\d+): ")
 
 
 def compile_script(source: str) -> CodeType | ScriptError:
     """Return the restricted code object, or a `compile_error`/`forbidden` ScriptError."""
-    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-        return ScriptError("compile_error", f"script is larger than {MAX_SOURCE_BYTES} bytes")
+    too_large = source_size_error(source)
+    if too_large is not None:
+        return ScriptError("compile_error", too_large)
     try:
         tree = ast.parse(source, FILENAME, "exec")
     except SyntaxError as exc:

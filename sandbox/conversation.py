@@ -21,6 +21,8 @@ from sandbox.journal import REPLAY_DIVERGED, VALUES_FRAME_BYTES, CallIdentity, P
 from sandbox.limits import (
     CANCELLED,
     FAILED,
+    MAX_CALL_BYTES,
+    MAX_ERROR_CHARS,
     PARKED,
     SUCCEEDED,
     TIMED_OUT,
@@ -141,7 +143,7 @@ class Conversation:
         self.output: list[str] = []
         self.output_size = 0
         self.calls = 0
-        max_frame = max(limits.output_bytes, limits.result_bytes, 1 << 20) + 64 * 1024
+        max_frame = max(limits.output_bytes, limits.result_bytes, MAX_CALL_BYTES) + 64 * 1024
         max_frame += VALUES_FRAME_BYTES  # a call or done frame also carries journal values
         self.reader = protocol.FrameReader(worker.channel, max_frame=max_frame)
 
@@ -285,7 +287,7 @@ class Conversation:
             return self._end(
                 FAILED,
                 str(error.get("code") or "script_error"),
-                str(error.get("message") or "the script failed")[:4000],
+                str(error.get("message") or "the script failed")[:MAX_ERROR_CHARS],
                 line if isinstance(line, int) else None,
             )
         result_json = str(message.get("result_json", "null"))

@@ -7,6 +7,22 @@ from typing import Any
 
 from sandbox.journal import Journal
 
+# One owner for each size cap the host and the worker both rely on.
+MAX_SOURCE_BYTES = 256 * 1024
+MAX_CALL_BYTES = 1024 * 1024  # the JSON of one integration call's arguments
+MAX_ERROR_CHARS = 4000  # an error message, as the worker sends it and the host keeps it
+
+
+def source_size_error(source: str) -> str | None:
+    """The message for a script larger than MAX_SOURCE_BYTES, or None when it fits."""
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if size <= MAX_SOURCE_BYTES:
+        return None
+    return (
+        f"the script is {size} bytes; scripts may be at most {MAX_SOURCE_BYTES} bytes "
+        f"({MAX_SOURCE_BYTES // 1024} KiB)"
+    )
+
 
 @dataclass(frozen=True)
 class Limits:

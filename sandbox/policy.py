@@ -227,6 +227,8 @@ def make_import(modules: Modules) -> Callable[..., ModuleView]:
         fromlist: Iterable[str] | None = (),
         level: int = 0,
     ) -> ModuleView:
+        if type(name) is not str:  # a str subclass could lie in __eq__ or __hash__
+            raise Forbidden("module names must be plain strings")
         if level != 0:
             raise Forbidden("relative imports are not allowed in scripts")
         if name in _INTERNAL_IMPORTS:
@@ -247,19 +249,29 @@ def _is_str_like(obj: Any) -> bool:
     return isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
 
 
-def _check_value(name: str, value: Any) -> Any:
+def _check_value(what: str, value: Any) -> Any:
     if isinstance(value, _DENIED_VALUE_TYPES):
-        raise Forbidden(f"attribute '{name}' leads to interpreter internals")
+        raise Forbidden(f"{what} leads to interpreter internals")
     return value
 
 
 _MISSING = object()
 
 
+def _attribute_name(name: Any) -> str:
+    """The name itself if it is an exact str; the guards below may then trust its methods."""
+    if type(name) is str:
+        return name
+    if isinstance(name, str):
+        # A script's str subclass can make startswith/__eq__ answer anything, while
+        # getattr still uses its real characters: "__class__" passed as "harmless".
+        raise Forbidden("attribute names must be plain strings, not a str subclass")
+    raise TypeError("attribute name must be a string")
+
+
 def guarded_getattr(obj: Any, name: str, default: Any = _MISSING) -> Any:
     """The `_getattr_` hook and the scripts' `getattr`: no private or internal attributes."""
-    if not isinstance(name, str):
-        raise TypeError("attribute name must be a string")
+    name = _attribute_name(name)
     if name.startswith("_"):
         raise Forbidden(f"attribute '{name}' is private (names starting with '_' are not allowed)")
     if name in _DENIED_ATTRIBUTES:
@@ -270,8 +282,8 @@ def guarded_getattr(obj: Any, name: str, default: Any = _MISSING) -> Any:
     if isinstance(obj, string.Formatter) or obj is string.Formatter:
         raise Forbidden("string.Formatter is not allowed in scripts")
     if default is _MISSING:
-        return _check_value(name, getattr(obj, name))
-    return _check_value(name, getattr(obj, name, default))
+        return _check_value(f"attribute '{name}'", getattr(obj, name))
+    return _check_value(f"attribute '{name}'", getattr(obj, name, default))
 
 
 def guarded_hasattr(obj: Any, name: str) -> bool:
@@ -284,8 +296,8 @@ def guarded_hasattr(obj: Any, name: str) -> bool:
 
 
 def guarded_getitem(obj: Any, key: Any) -> Any:
-    """The `_getitem_` hook."""
-    return obj[key]
+    """The `_getitem_` hook: no interpreter internals by subscript either."""
+    return _check_value("this item", obj[key])
 
 
 _MUTABLE_CONTAINERS = (dict, list, set, bytearray, collections.deque)
@@ -316,7 +328,7 @@ class OwnedClasses:
 
     def setattr(self, obj: Any, name: str, value: Any) -> None:
         """The scripts' `setattr`."""
-        if not isinstance(name, str) or name.startswith("_"):
+        if _attribute_name(name).startswith("_"):
             raise Forbidden("attribute names starting with '_' cannot be set")
         setattr(self.write_guard(obj), name, value)
 

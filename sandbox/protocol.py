@@ -26,7 +26,10 @@ class FrameTooLarge(ProtocolError):
 
 def encode(message: dict[str, Any]) -> bytes:
     """Serialize one message to a frame."""
-    data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    # surrogatepass here and in _decode: a lone surrogate in a script's text or input
+    # must cross as it is, not crash the sender.
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    data = text.encode("utf-8", "surrogatepass")
     return _HEADER.pack(len(data)) + data
 
 
@@ -37,7 +40,7 @@ def send(sock: socket.socket, message: dict[str, Any]) -> None:
 
 def _decode(data: bytes) -> dict[str, Any]:
     try:
-        message = json.loads(data)
+        message = json.loads(data.decode("utf-8", "surrogatepass"))
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"malformed frame: {exc}") from None
     if not isinstance(message, dict) or not isinstance(message.get("t"), str):

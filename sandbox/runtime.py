@@ -7,32 +7,52 @@ reads this process's frames and can kill it; here they only make errors friendli
 
 from __future__ import annotations
 
-import json
 import socket
-import traceback
 from types import CodeType, TracebackType
 from typing import Any
 
-from sandbox import policy, protocol
+from sandbox import plain, policy, protocol
 from sandbox.compiler import FILENAME, compile_script
 from sandbox.journal import REPLAY_DIVERGED, JournalFull, ReplayDiverged, ValueLog
-from sandbox.limits import ScriptError
-from sandbox.script_api import Info, IntegrationError, Integrations
+from sandbox.limits import MAX_ERROR_CHARS, Limits, ScriptError
+from sandbox.script_api import Info, IntegrationError, Integrations, error_code
 from sandbox.script_values import module_overrides
+
+
+def _valid_text(text: str) -> str:
+    """text with lone surrogates replaced by U+FFFD: frames are UTF-8, which cannot hold them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+class OutputLimitExceeded(Exception):
+    """The script printed more than its output limit; the run ends `output_limit`."""
 
 
 class OutputStream:
     """Collects everything a script prints and sends it to the host line by line."""
 
-    def __init__(self, channel: socket.socket) -> None:
+    def __init__(self, channel: socket.socket, limit: int = Limits.output_bytes) -> None:
         self._channel = channel
         self._partial: list[str] = []
         self._all: list[str] = []
+        self._room = limit
+        self.limit = limit
+        self.exceeded = False
 
     def write(self, text: str) -> None:
-        """Append text, sending each completed line at once."""
+        """Append text, sending each completed line at once; refuse text past the limit."""
         if not isinstance(text, str):
             raise TypeError("print() output must be text")
+        if self.exceeded or not self._fits(text):
+            # Counted here, before any copy, so a 100 MB print costs the limit, not 100 MB;
+            # the host still counts too, and kills a worker that sends more.
+            self.exceeded = True
+            raise OutputLimitExceeded(f"the script printed more than {self.limit} bytes")
+        text = _valid_text(str.__str__(text))  # an exact copy of a script's str subclass
         self._all.append(text)
         if "\n" not in text:
             self._partial.append(text)
@@ -41,6 +61,17 @@ class OutputStream:
         self._partial.append(head + "\n")
         protocol.send(self._channel, {"t": "out", "data": "".join(self._partial)})
         self._partial = [tail] if tail else []
+
+    def _fits(self, text: str) -> bool:
+        # A character is at least one UTF-8 byte: longer text cannot fit, shorter is measured.
+        # Built-in str methods throughout: a script's str subclass may lie in its own.
+        if str.__len__(text) > self._room:
+            return False
+        size = len(str.encode(text, "utf-8", "surrogatepass"))
+        if size > self._room:
+            return False
+        self._room -= size
+        return True
 
     def flush(self) -> None:
         """Send a pending partial line."""
@@ -101,21 +132,40 @@ def _script_line(tb: TracebackType | None) -> int | None:
     return line
 
 
+def _capped(text: str) -> str:
+    """text cut to MAX_ERROR_CHARS, ending in an ellipsis when cut, and valid UTF-8."""
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 1] + "…"
+    return _valid_text(text)
+
+
+def _text(exc: BaseException) -> str:
+    """str(exc), capped; never raises (the script chose the exception)."""
+    try:
+        return _capped(str(exc))
+    except Exception:
+        return "<the exception's message could not be read>"
+
+
 def describe_exception(exc: BaseException) -> ScriptError:
     """Turn an uncaught script exception into data: code, message, script line."""
     line = _script_line(exc.__traceback__)
     if isinstance(exc, ReplayDiverged | JournalFull):
-        return ScriptError(exc.code, str(exc), line)
+        return ScriptError(exc.code, _text(exc), line)
     if isinstance(exc, IntegrationError):
-        return ScriptError(exc.code, str(exc) or exc.code, line)
+        code = error_code(exc)
+        return ScriptError(code, _text(exc) or code, line)
     if isinstance(exc, policy.Forbidden):
-        return ScriptError("forbidden", str(exc), line)
+        return ScriptError("forbidden", _text(exc), line)
     if isinstance(exc, MemoryError):
         return ScriptError("memory_limit", "the script ran out of memory", line)
+    if isinstance(exc, OutputLimitExceeded):
+        return ScriptError("output_limit", _text(exc), line)
+    # Built from the class name and a capped message rather than the traceback module:
+    # a 100 MB message would be copied twice there, and the class name is the script's.
     name = type(exc).__name__
-    text = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    message = text if text.startswith(name) else f"{name}: {exc}"
-    return ScriptError("script_error", message, line)
+    text = _text(exc)
+    return ScriptError("script_error", _capped(f"{name}: {text}" if text else name), line)
 
 
 def _globals(
@@ -134,6 +184,10 @@ def _globals(
     return glb
 
 
+def _failed(error: ScriptError) -> dict[str, Any]:
+    return {"t": "done", "status": "failed", "error": error.to_dict()}
+
+
 def execute(job: dict[str, Any], sock: socket.socket) -> dict[str, Any]:
     """Run the job's source and return the `done` message with its journal fields."""
     replay = job.get("replay")
@@ -149,24 +203,45 @@ def execute(job: dict[str, Any], sock: socket.socket) -> dict[str, Any]:
 
 def _execute(job: dict[str, Any], sock: socket.socket, values: ValueLog) -> dict[str, Any]:
     """Run the job's source and return the `done` message (never raises)."""
-    output = OutputStream(sock)
+    limits = _job_limits(job)
+    output = OutputStream(sock, limits.output_bytes)
     code = compile_script(str(job.get("source", "")))
     if isinstance(code, ScriptError):
-        return {"t": "done", "status": "failed", "error": code.to_dict()}
+        return _failed(code)
     glb = _globals(job, output, Channel(sock, output, values), values)
+    error: ScriptError | None = None
     try:
         _run(code, glb)
     except BaseException as exc:
         error = describe_exception(exc)
-        output.flush()
-        return {"t": "done", "status": "failed", "error": error.to_dict()}
+    if output.exceeded:  # caught by the script or not, printing too much ends the run
+        message = f"the script printed more than {output.limit} bytes"
+        error = ScriptError("output_limit", message, error.line if error else None)
     output.flush()
+    if error is not None:
+        return _failed(error)
+    return _result_message(glb.get("result"), limits.result_bytes)
+
+
+def _job_limits(job: dict[str, Any]) -> Limits:
+    raw = job.get("limits")
+    return Limits(**raw) if isinstance(raw, dict) else Limits()
+
+
+def _result_message(result: Any, max_bytes: int) -> dict[str, Any]:
+    # Copied and measured by plain.dumps: a huge `result` ends output_limit at the cap
+    # instead of exhausting the worker's memory while it is encoded.
     try:
-        result_json = json.dumps(glb.get("result"), allow_nan=False)
+        result_json = plain.dumps(result, max_bytes=max_bytes)
+    except plain.TooLarge:
+        error = ScriptError("output_limit", f"`result` is larger than {max_bytes} bytes")
     except (TypeError, ValueError, RecursionError) as exc:
         error = ScriptError("script_error", f"`result` is not JSON-serializable: {exc}")
-        return {"t": "done", "status": "failed", "error": error.to_dict()}
-    return {"t": "done", "status": "succeeded", "result_json": result_json}
+    except MemoryError:
+        error = ScriptError("memory_limit", "the script ran out of memory encoding `result`")
+    else:
+        return {"t": "done", "status": "succeeded", "result_json": result_json}
+    return _failed(error)
 
 
 def _run(code: CodeType, glb: dict[str, Any]) -> None:
@@ -193,6 +268,9 @@ def serve_one_job(sock: socket.socket) -> None:
     from sandbox import isolation
 
     isolation.apply_job_limits(job.get("limits") or {})
-    done = execute(job, sock)
+    try:
+        done = execute(job, sock)
+    except MemoryError:  # e.g. while flushing output: the run still ends with its code
+        done = _failed(ScriptError("memory_limit", "the script ran out of memory"))
     done["isolation"] = isolation.enforced()  # informational: what this kernel enforced
     protocol.send(sock, done)

@@ -11,6 +11,9 @@ import json as _json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from sandbox import plain
+from sandbox.limits import MAX_CALL_BYTES
+
 HostCall = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
@@ -105,6 +108,21 @@ ERROR_CLASSES: dict[str, type[IntegrationError]] = {
 }
 
 
+# Read by class, never through `exc.code`: a script's subclass may set any `code` it
+# likes, and an uncaught error must not pass for a limit the host enforces.
+_OWN_CODES: dict[type[IntegrationError], str] = {IntegrationError: IntegrationError.code}
+_OWN_CODES.update({cls: code for code, cls in ERROR_CLASSES.items()})
+
+
+def error_code(exc: IntegrationError) -> str:
+    """The code of the nearest sandbox-defined class of exc (a script's subclass has none)."""
+    for cls in type(exc).__mro__:
+        code = _OWN_CODES.get(cls)
+        if code is not None:
+            return code
+    return IntegrationError.code
+
+
 class Headers(Mapping[str, str]):
     """Read-only, case-insensitive response headers."""
 
@@ -112,7 +130,9 @@ class Headers(Mapping[str, str]):
         self._items = {str(k).lower(): (str(k), str(v)) for k, v in items.items()}
 
     def __getitem__(self, key: str) -> str:
-        return self._items[key.lower()][1]
+        if not isinstance(key, str):
+            raise KeyError(key)
+        return self._items[str.lower(key)][1]  # str.lower: a str subclass may lie in .lower
 
     def __iter__(self) -> Iterator[str]:
         return (original for original, _ in self._items.values())
@@ -170,6 +190,7 @@ class Response:
         return f"<Response [{self.status}]>"
 
 
+_TOO_LARGE = f"the arguments of one call may be at most {MAX_CALL_BYTES} bytes of JSON"
 _REQUEST_KEYWORDS = ("params", "json", "data", "headers", "timeout", "account")
 
 
@@ -191,11 +212,14 @@ class Integrations:
         self._host_call = host_call
 
     def _call(self, op: str, args: dict[str, Any]) -> Any:
+        # One plain copy, checked once: what is checked is exactly what the host receives.
         try:
-            _json.dumps(args)
-        except (TypeError, ValueError) as exc:
+            plain_args = _json.loads(plain.dumps(args, max_bytes=MAX_CALL_BYTES, allow_nan=True))
+        except plain.TooLarge:
+            raise InvalidRequest(_TOO_LARGE) from None
+        except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidRequest(f"arguments must be JSON-serializable: {exc}") from None
-        reply = self._host_call(op, args)
+        reply = self._host_call(op, plain_args)
         if reply.get("ok"):
             return reply.get("value")
         error = reply.get("error") or {}
@@ -217,10 +241,13 @@ class Integrations:
         account: str | None = None,
     ) -> Response:
         """Call the service's API; the host injects the credentials."""
-        if not isinstance(service, str) or not isinstance(method, str) or not isinstance(path, str):
+        if type(service) is not str or type(method) is not str or type(path) is not str:
+            # Exact str: a script's subclass could answer .upper() with anything.
             raise InvalidRequest("service, method and path must be strings")
         args: dict[str, Any] = {"service": service, "method": method.upper(), "path": path}
         if isinstance(data, bytes | bytearray):
+            if len(data) > MAX_CALL_BYTES:  # checked before base64 makes it a third larger
+                raise InvalidRequest(_TOO_LARGE)
             args["data_b64"] = base64.b64encode(bytes(data)).decode()
             data = None
         for key, value in zip(

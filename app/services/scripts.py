@@ -12,8 +12,8 @@ from app.errors import Forbidden, NotFound, ValidationError
 from app.models import Run, Script
 from app.models.facilities import Role
 from app.services.context import MemberContext
+from sandbox import source_size_error
 
-MAX_SOURCE = 256 * 1024
 MAX_INPUT = 256 * 1024
 
 
@@ -61,8 +61,7 @@ def update_script(
             raise ValidationError("give the script a name of 1 to 120 characters", field="name")
         script.name = name
     if source is not None:
-        if len(source.encode()) > MAX_SOURCE:
-            raise ValidationError(f"the script is larger than {MAX_SOURCE} bytes", field="source")
+        _check_source(source)
         script.source = source
     if description is not None:
         script.description = description.strip()[:2000]
@@ -119,8 +118,7 @@ def create_run(
         script, run_source = None, source
     else:
         raise ValidationError("give a script_id or source", field="script_id")
-    if not isinstance(run_source, str) or len(run_source.encode()) > MAX_SOURCE:
-        raise ValidationError(f"source must be text up to {MAX_SOURCE} bytes", field="source")
+    _check_source(run_source)
     if len(json.dumps(run_input)) > MAX_INPUT:
         raise ValidationError(f"input is larger than {MAX_INPUT} bytes", field="input")
     run = Run(
@@ -162,3 +160,12 @@ def list_runs(
 def _require_scripter(member: MemberContext) -> None:
     if not member.can(Role.scripter):
         raise Forbidden("editing scripts needs the scripter role")
+
+
+def _check_source(source: object) -> None:
+    if not isinstance(source, str):
+        raise ValidationError("source must be text", field="source")
+    # The sandbox owns the size cap; the app only refuses early with the same message.
+    too_large = source_size_error(source)
+    if too_large is not None:
+        raise ValidationError(too_large, field="source")

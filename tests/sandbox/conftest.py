@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,5 +29,31 @@ def run(executor: Executor) -> Any:
     def _run(source: str, **kwargs: Any) -> RunResult:
         kwargs.setdefault("limits", QUICK)
         return executor.run(source, **kwargs)
+
+    return _run
+
+
+ALONE = Path(__file__).with_name("alone.py")
+
+
+@pytest.fixture
+def run_alone() -> Any:
+    """run_alone([job, ...]) -> [{"done", "output", "calls"}, ...]: the policy with no jail.
+
+    One fresh interpreter per call (see alone.py), started with an empty environment.
+    """
+
+    def _run(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        finished = subprocess.run(
+            [sys.executable, "-I", str(ALONE)],
+            input=json.dumps(jobs),
+            capture_output=True,
+            text=True,
+            env={},
+            timeout=300,
+            check=True,
+        )
+        results: list[dict[str, Any]] = json.loads(finished.stdout)
+        return results
 
     return _run

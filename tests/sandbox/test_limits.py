@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from sandbox import Executor, HostCall, HostCallError, Limits
+from sandbox import MAX_SOURCE_BYTES, Executor, HostCall, HostCallError, Limits
+from sandbox.limits import MAX_CALL_BYTES, MAX_ERROR_CHARS
 
 INFINITE_LOOP = "while True:\n    pass"
 CAUGHT_LOOP = (
@@ -25,6 +26,15 @@ REGEX_BACKTRACK = "import re\nre.match('(a+)+$', 'a' * 40 + 'b')"
 BIG_RESULT = "result = 'r' * (2 * 1024 * 1024)"
 SLEEPS = "import time\ntime.sleep(30)"
 UNSERIALIZABLE = "result = {1, 2}"
+HUNDRED_MB = "(100 * 1024 * 1024)"
+PRINT_100MB = f"print('x' * {HUNDRED_MB})"
+PRINT_100MB_CAUGHT = f"try:\n    print('x' * {HUNDRED_MB})\nexcept Exception:\n    pass\nresult = 1"
+RESULT_100MB = f"result = 'r' * {HUNDRED_MB}"
+RESULT_EXPONENTIAL = "a = ['x' * 100]\nfor i in range(40):\n    a = [a, a]\nresult = a"
+EXCEPTION_100MB = f"raise ValueError('e' * {HUNDRED_MB})"
+CALL_ARG_100MB = f"integrations.post('gh', '/', json='j' * {HUNDRED_MB})"
+CALL_BYTES_100MB = f"integrations.post('gh', '/', data=b'j' * {HUNDRED_MB})"
+LONE_SURROGATE_PRINT = "print('a\\ud800b')"
 
 BOMBS = [
     (INFINITE_LOOP, {"cpu_time_s": 1, "wall_time_s": 10}, "failed", "cpu_limit"),
@@ -40,6 +50,13 @@ BOMBS = [
     (REGEX_BACKTRACK, {"cpu_time_s": 1, "wall_time_s": 10}, "failed", "cpu_limit"),
     (BIG_RESULT, {"result_bytes": 1024 * 1024}, "failed", "output_limit"),
     (UNSERIALIZABLE, {}, "failed", "script_error"),
+    (PRINT_100MB, {"memory_mb": 256}, "failed", "output_limit"),
+    (PRINT_100MB_CAUGHT, {"memory_mb": 256}, "failed", "output_limit"),
+    (RESULT_100MB, {"memory_mb": 256}, "failed", "output_limit"),
+    (RESULT_EXPONENTIAL, {"memory_mb": 256}, "failed", "output_limit"),
+    (EXCEPTION_100MB, {"memory_mb": 256}, "failed", "script_error"),
+    (CALL_ARG_100MB, {"memory_mb": 256}, "failed", "invalid_request"),
+    (CALL_BYTES_100MB, {"memory_mb": 256}, "failed", "invalid_request"),
 ]
 
 
@@ -57,6 +74,47 @@ def test_each_limit_ends_the_run_with_its_code(
     )
     after = executor.run("result = 'still serving'")
     assert after.result == "still serving"
+
+
+def test_huge_values_end_with_a_message_naming_the_limit(executor: Executor) -> None:
+    limits = Limits(memory_mb=256, output_bytes=1000, result_bytes=2000)
+    printed = executor.run("print('a')\n" + PRINT_100MB, limits=limits)
+    assert printed.error.to_dict() == {
+        "code": "output_limit",
+        "message": "the script printed more than 1000 bytes",
+        "line": 2,
+    }
+    assert printed.output == "a\n"  # what fitted was delivered, nothing after it
+    result = executor.run(RESULT_100MB, limits=limits)
+    assert result.error.message == "`result` is larger than 2000 bytes"
+    raised = executor.run(EXCEPTION_100MB, limits=limits).error
+    kept = MAX_ERROR_CHARS - len("ValueError: …")
+    assert raised.message == "ValueError: " + "e" * kept + "…" and raised.line == 1
+    call = executor.run(CALL_ARG_100MB, limits=limits).error
+    assert call.message == (
+        f"the arguments of one call may be at most {MAX_CALL_BYTES} bytes of JSON"
+    )
+
+
+def test_a_lone_surrogate_in_output_is_replaced_not_a_crash(executor: Executor) -> None:
+    outcome = executor.run(LONE_SURROGATE_PRINT)
+    assert outcome.ok and outcome.output == "a\ufffdb\n"
+    raised = executor.run("raise ValueError('\\ud800')")
+    assert raised.error.to_dict() == {
+        "code": "script_error", "message": "ValueError: \ufffd", "line": 1
+    }
+
+
+def test_a_source_over_the_cap_is_a_compile_error_naming_it(executor: Executor) -> None:
+    head = "result = 1\n#"
+    at_cap = head + "x" * (MAX_SOURCE_BYTES - len(head))
+    assert executor.run(at_cap).result == 1
+    over = executor.run(at_cap + "x").error
+    assert over.code == "compile_error"
+    assert over.message == (
+        f"the script is {MAX_SOURCE_BYTES + 1} bytes; scripts may be at most "
+        f"{MAX_SOURCE_BYTES} bytes (256 KiB)"
+    )
 
 
 def test_huge_int_to_str_says_why(executor: Executor) -> None:

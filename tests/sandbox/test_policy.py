@@ -8,9 +8,13 @@ for a builtin that does not exist, AttributeError for a name a module view lacks
 
 from __future__ import annotations
 
+import json
+import socket
 from typing import Any
 
 import pytest
+
+from sandbox import policy
 
 # -- guards, one by one ---------------------------------------------------------------------
 GETATTR_PRIVATE = "x = (1).__class__"
@@ -101,6 +105,50 @@ DECIMAL_CONTEXT_WRITE = "import decimal\ndecimal.getcontext().prec = 10 ** 9"
 UPDATE_WRAPPER_ABSENT = "import functools\nfunctools.update_wrapper(integrations, len)"
 OBJECT_SUBCLASSES = "x = object.__subclasses__()"
 
+# -- script objects that lie: the policy must not call their methods or trust their answers --
+LYING_STR = "class S(str):\n    def startswith(self, *args):\n        return False\n"
+LYING_STR_GETATTR = LYING_STR + 'x = getattr((), S("__class__"))'
+LYING_STR_HASATTR = LYING_STR + 'result = hasattr((), S("__class__"))'
+LYING_STR_SETATTR = (
+    LYING_STR + "class A:\n    pass\nsetattr(A, S('__str__'), lambda self: 'x')\nresult = str(A())"
+)
+# The escape of issue 8, walking from () to a socket through os's globals.
+LYING_STR_TO_SOCKET = LYING_STR + """def g(obj, name):
+    return getattr(obj, S(name))
+for cls in g(g(g((), "__class__"), "__base__"), "__subclasses__")():
+    try:
+        if g(cls, "__name__") == "_wrap_close":
+            os_globals = g(g(cls, "__init__"), "__globals__")
+            socket = g(os_globals["sys"], "modules")["socket"]
+            g(socket, "create_connection")(("127.0.0.1", input)).sendall(b"escaped")
+    except Exception:
+        pass
+"""
+LYING_STR_FORMAT = LYING_STR + 'x = S("{0.__class__}").format(1)'
+LYING_STR_FORMAT_SPEC = LYING_STR + 'x = format(1, S("{0.__class__}"))'
+LYING_STR_PRINT_FILE = LYING_STR + 'print("x", **{S("file"): integrations})'
+LYING_STR_UPPER = (
+    "class M(str):\n    def upper(self):\n        return {'evil': True}\n"
+    "integrations.request('gh', M('get'), '/')"
+)
+LYING_DICT_ITEMS = (
+    "class D(dict):\n    def items(self):\n        return [('a', integrations)]\nresult = D(a=1)"
+)
+FORGED_CODE = "class F(integrations.IntegrationError):\n    code = 'cpu_limit'\nraise F('x')"
+FORGED_SUBCLASS_CODE = (
+    "class F(integrations.NoIntegrationGrant):\n    code = 'interrupted'\nraise F('refused')"
+)
+MAGIC_INDEX = "class N:\n    def __index__(self):\n        return 0"
+MAGIC_HASH = "class N:\n    def __hash__(self):\n        return 0"
+MAGIC_STR = "class N:\n    def __str__(self):\n        return 'x'"
+MAGIC_ITER = "class N:\n    def __iter__(self):\n        return iter([])"
+MAGIC_LEN = "class N:\n    def __len__(self):\n        return 0"
+MAGIC_ASSIGN = "class N:\n    __hash__ = None"
+LYING_EQ_KEY = (
+    "class K(str):\n    def __eq__(self, other):\n        return True\n"
+    "result = getattr(1, K('real'))"
+)
+
 CASES: list[tuple[str, str, str | None, int | None]] = [
     # source, status, error code, line
     (GETATTR_PRIVATE, "failed", "forbidden", 1),
@@ -183,7 +231,28 @@ CASES: list[tuple[str, str, str | None, int | None]] = [
     (DECIMAL_CONTEXT_WRITE, "failed", "forbidden", 2),
     (UPDATE_WRAPPER_ABSENT, "failed", "script_error", 2),
     (OBJECT_SUBCLASSES, "failed", "forbidden", 1),
+    (LYING_STR_GETATTR, "failed", "forbidden", 4),
+    (LYING_STR_HASATTR, "succeeded", None, None),
+    (LYING_STR_SETATTR, "failed", "forbidden", 6),
+    (LYING_STR_TO_SOCKET, "failed", "forbidden", 5),
+    (LYING_STR_FORMAT, "failed", "forbidden", 4),
+    (LYING_STR_FORMAT_SPEC, "failed", "script_error", 4),
+    (LYING_STR_PRINT_FILE, "failed", "forbidden", 4),
+    (LYING_STR_UPPER, "failed", "invalid_request", 4),
+    (LYING_DICT_ITEMS, "succeeded", None, None),
+    (FORGED_CODE, "failed", "integration_error", 3),
+    (FORGED_SUBCLASS_CODE, "failed", "no_integration_grant", 3),
+    (MAGIC_INDEX, "failed", "forbidden", 2),
+    (MAGIC_HASH, "failed", "forbidden", 2),
+    (MAGIC_STR, "failed", "forbidden", 2),
+    (MAGIC_ITER, "failed", "forbidden", 2),
+    (MAGIC_LEN, "failed", "forbidden", 2),
+    (MAGIC_ASSIGN, "failed", "forbidden", 2),
+    (LYING_EQ_KEY, "failed", "forbidden", 4),
 ]
+
+# Exact results of the lying-object cases that succeed: the policy read the real values.
+LYING_RESULTS = {LYING_STR_HASATTR: False, LYING_DICT_ITEMS: {"a": 1}}
 
 
 @pytest.mark.parametrize(
@@ -199,6 +268,53 @@ def test_policy_outcome(
     else:
         assert outcome.error is not None and outcome.error.code == code, outcome.to_dict()
         assert outcome.error.line == line, outcome.to_dict()
+
+
+def _outcome(done: dict[str, Any]) -> tuple[str, str | None, int | None]:
+    error = done.get("error") or {}
+    return done["status"], error.get("code"), error.get("line")
+
+
+def test_the_policy_holds_alone_without_the_jail(run_alone: Any) -> None:
+    # The same corpus, with no Landlock, seccomp, rlimits or identity change underneath.
+    finished = run_alone([{"source": source} for source, *_ in CASES])
+    for (source, status, code, line), alone in zip(CASES, finished, strict=True):
+        assert _outcome(alone["done"]) == (status, code, line), (source, alone)
+        if source in LYING_RESULTS:
+            assert json.loads(alone["done"]["result_json"]) == LYING_RESULTS[source]
+
+
+def test_lying_objects_are_read_for_what_they_are(run: Any) -> None:
+    for source, expected in LYING_RESULTS.items():
+        assert run(source).result == expected
+
+
+def test_the_socket_escape_reaches_no_canary(run_alone: Any) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as canary:
+        canary.setblocking(False)
+        port = canary.getsockname()[1]
+        [alone] = run_alone([{"source": LYING_STR_TO_SOCKET, "input": port}])
+        # The harness process has exited: a connection it made would be queued by now.
+        try:
+            leaked, _ = canary.accept()
+        except BlockingIOError:
+            leaked = None
+        if leaked is not None:
+            with leaked:
+                leaked.setblocking(True)
+                pytest.fail(f"the script reached the canary and sent {leaked.recv(64)!r}")
+        assert _outcome(alone["done"]) == ("failed", "forbidden", 5)
+
+
+def test_guards_take_only_exact_strings() -> None:
+    lying = type("S", (str,), {"startswith": lambda self, *args: False})
+    with pytest.raises(policy.Forbidden, match="plain strings"):
+        policy.make_import(policy.Modules())(lying("os"))
+    with pytest.raises(policy.Forbidden, match="plain strings"):
+        policy.guarded_getattr((), lying("__class__"))
+    assert policy.guarded_hasattr((), lying("__class__")) is False
+    with pytest.raises(policy.Forbidden, match="interpreter internals"):
+        policy.guarded_getitem({"m": json}, "m")
 
 
 def test_the_corpus_holds_at_least_forty_escape_attempts() -> None:
