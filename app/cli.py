@@ -116,13 +116,32 @@ def init_db() -> None:
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
 @click.option("--demo/--no-demo", default=False, help="Create demo users, facility and provider.")
-def serve(host: str, port: int, demo: bool) -> None:
-    """Serve Scriptbox (embedded default: SQLite, in-process executor)."""
-    from werkzeug.serving import make_server
-
+@click.option("--workers", default=1, type=click.IntRange(min=1), help="Web worker processes.")
+@click.option("--threads", default=32, type=click.IntRange(min=2),
+              help="Threads per worker; each open page holds one.")
+@click.option("--graceful-timeout", default=90, type=click.IntRange(min=0),
+              help="Seconds a stopping server (SIGTERM) gives running runs to finish.")
+@click.option("--debug", is_flag=True, help="Use the development server instead.")
+def serve(
+    host: str,
+    port: int,
+    demo: bool,
+    workers: int,
+    threads: int,
+    graceful_timeout: int,
+    debug: bool,
+) -> None:
+    """Serve Scriptbox (embedded default: SQLite, in-process executor, one process)."""
+    from app import serving
     from app.migrate import upgrade
 
     app = _app()
+    if workers > 1 and app.config["EXECUTOR"] == "inprocess":
+        # Runs, their events and grant prompts live in the one process that started them.
+        raise click.UsageError(
+            "--workers must be 1 with the embedded executor (SCRIPTBOX_EXECUTOR=inprocess): "
+            "runs and page events live in one process; raise --threads instead"
+        )
     if app.config["PUBLIC_URL"] == "http://127.0.0.1:5000" and (host, port) != ("127.0.0.1", 5000):
         app.config["PUBLIC_URL"] = f"http://{host}:{port}"  # redirect URIs must match
     upgrade(app)
@@ -131,13 +150,24 @@ def serve(host: str, port: int, demo: bool) -> None:
 
         for line in install_demo(app):
             click.echo(line)
-    server = make_server(host, port, app, threaded=True)
-    server.daemon_threads = True  # open websockets must not keep Ctrl-C from stopping it
-    click.echo(f"Scriptbox on http://{host}:{port}/")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
+
+    def ready() -> None:
+        click.echo(f"Scriptbox on http://{host}:{port}/", nl=True)
+        sys.stdout.flush()
+
+    if debug:
+        serving.serve_debug(app, host=host, port=port, on_ready=ready)
         click.echo("stopped")
+        return
+    serving.serve(
+        app,
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+        graceful_timeout=graceful_timeout,
+        on_ready=ready,
+    )
 
 
 @main.command("create-user")

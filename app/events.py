@@ -23,6 +23,7 @@ class Subscription:
         self._hub = hub
         self.key = key
         self.queue: queue.Queue[Message] = queue.Queue(maxsize=1000)
+        self.closed = threading.Event()  # set when the server goes away
 
     def get(self, timeout: float | None = None) -> Message | None:
         """The next message, or None after `timeout` seconds."""
@@ -58,6 +59,13 @@ class EventHub:
                 subs.discard(sub)
                 if not subs:
                     del self._subs[sub.key]
+
+    def close_all(self) -> None:
+        """Tell every open page the server is going away (a shutdown hook)."""
+        with self._lock:
+            subs = [sub for group in self._subs.values() for sub in group]
+        for sub in subs:
+            sub.closed.set()
 
     def has_listeners(self, user_id: int, facility_id: int) -> bool:
         """True when the user has at least one open page in the facility."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
@@ -15,6 +17,9 @@ from flask import Flask, current_app
 from app.integrations.vault import Vault, load_keys
 
 _start_lock = threading.Lock()
+
+
+ShutdownHook = Callable[[float], object]
 
 
 def init_app(app: Flask) -> None:
@@ -34,6 +39,21 @@ def init_app(app: Flask) -> None:
     app.extensions["hub"] = hub
     app.extensions["grants"] = grants
     app.extensions["runs"] = RunManager(app, hub, grants)
+    # In this order: running runs finish (their pages still open), then pages are closed.
+    on_shutdown(app, app.extensions["runs"].drain)
+    on_shutdown(app, lambda _timeout: hub.close_all())
+
+
+def on_shutdown(app: Flask, hook: ShutdownHook) -> None:
+    """Call hook(seconds_left) when the server stops gracefully; hooks run in order."""
+    app.extensions.setdefault("shutdown_hooks", []).append(hook)
+
+
+def shutdown(app: Flask, *, timeout: float) -> None:
+    """Run the app's shutdown hooks within `timeout` seconds in all (the server calls this)."""
+    deadline = time.monotonic() + timeout
+    for hook in list(app.extensions.get("shutdown_hooks", ())):
+        hook(max(0.0, deadline - time.monotonic()))
 
 
 def hub(app: Flask | None = None) -> Any:

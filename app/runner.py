@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from flask import Flask
@@ -69,6 +70,19 @@ class RunManager:
         with self._lock:
             done = self._done.get(run_id)
         return done.wait(timeout) if done is not None else False
+
+    def drain(self, timeout: float) -> bool:
+        """Wait for every run of this process to finish; False if some still run at the end."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                running = list(self._done.values())
+            if not running:
+                return True
+            for done in running:
+                if not done.wait(max(0.0, deadline - time.monotonic())):
+                    log.warning("stopping with %d run(s) still running", len(running))
+                    return False
 
     def cancel(self, run_id: str) -> bool:
         """Ask a running run to stop; False if this process is not running it."""

@@ -74,6 +74,10 @@ def events(ws: Any) -> None:
                 _send(ws, message)
         sender.start()
         while not closed.is_set():
+            if subscription.closed.is_set():  # the server is stopping: 1001 going away
+                with lock:
+                    ws.close(reason=1001, message="the server is restarting")
+                break
             raw = ws.receive(timeout=1.0)
             if raw is None:
                 continue

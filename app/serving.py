@@ -1,0 +1,148 @@
+"""The production web server: gunicorn with threaded workers, a graceful stop, clean logs.
+
+`scriptbox serve` runs the app under gunicorn's `gthread` workers, which hand flask-sock
+the raw socket a websocket needs (each open page holds one thread). On SIGTERM a worker
+stops accepting connections, runs the app's shutdown hooks (extensions.on_shutdown: the
+run engine waits for its runs, then open pages are told the server is going away) and
+exits once its connections are done. Logs never hold a query string: OAuth codes and
+states travel in them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker
+from werkzeug.serving import make_server
+
+from app import db, extensions
+
+# Path without query (%(U)s), no referrer (%(f)s would carry the previous page's query).
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+_QUERY = re.compile(r"(?<=[\w/.%~-])\?[^\s\"']+")
+
+
+def strip_query(text: str) -> str:
+    """text with every URL query string (`/path?code=…` → `/path`) removed."""
+    return _QUERY.sub("", text)
+
+
+class _NoQueries(logging.Filter):
+    """Rewrites each record without query strings (gunicorn logs request URIs on errors)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = strip_query(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+class QueryFreeLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger with the query-string filter on the access and error logs."""
+
+    def setup(self, cfg: Any) -> None:
+        """Configure as gunicorn does, then add the filter."""
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            log.addFilter(_NoQueries())
+
+
+class GracefulWorker(ThreadWorker):  # type: ignore[misc]
+    """A gthread worker that runs the app's shutdown hooks when told to stop (SIGTERM)."""
+
+    _stopping: threading.Thread | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """Stop accepting (gunicorn) and let the app finish its work (shutdown hooks)."""
+        super().handle_exit(sig, frame)
+        if self._stopping is None:
+            flask_app = self.app.flask_app
+            timeout = float(self.cfg.graceful_timeout)
+            # A thread, not the signal handler: the hooks wait for runs that need this
+            # worker's event loop to keep serving their pages meanwhile.
+            self._stopping = threading.Thread(
+                target=extensions.shutdown,
+                args=(flask_app,),
+                kwargs={"timeout": timeout},
+                name="scriptbox-shutdown",
+            )
+            self._stopping.start()
+
+    def run(self) -> None:
+        """Serve until stopped, then wait for the shutdown hooks to end."""
+        super().run()
+        if self._stopping is not None:
+            self._stopping.join(timeout=float(self.cfg.graceful_timeout))
+
+
+class ScriptboxServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn serving one already-built Scriptbox app."""
+
+    def __init__(self, flask_app: Flask, options: dict[str, Any], *, on_ready: Any) -> None:
+        self.flask_app = flask_app
+        self.options = options
+        self.on_ready = on_ready
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply our settings; nothing is read from gunicorn's own config files or env."""
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        self.cfg.set("when_ready", lambda _arbiter: self.on_ready())
+
+    def load(self) -> Flask:
+        """The WSGI app each worker serves."""
+        return self.flask_app
+
+
+def serve(
+    flask_app: Flask,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    graceful_timeout: int,
+    on_ready: Any,
+) -> None:
+    """Serve flask_app with gunicorn until SIGTERM (graceful) or SIGINT (quick)."""
+    # Connections made while building the app (migrations, demo data) must not be
+    # shared with forked workers: each worker opens its own.
+    db.engine_of(flask_app).dispose()
+    options = {
+        "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
+        "workers": workers,
+        "threads": threads,
+        "worker_class": GracefulWorker,
+        "graceful_timeout": graceful_timeout,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": "info",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": QueryFreeLogger,
+        "proc_name": "scriptbox",
+        "control_socket_disable": True,  # no unix socket left in $HOME
+    }
+    ScriptboxServer(flask_app, options, on_ready=on_ready).run()
+
+
+def serve_debug(flask_app: Flask, *, host: str, port: int, on_ready: Any) -> None:
+    """The development server (werkzeug, threaded), with the same query-free log."""
+    logging.getLogger("werkzeug").addFilter(_NoQueries())
+    server = make_server(host, port, flask_app, threaded=True)
+    server.daemon_threads = True  # open websockets must not keep Ctrl-C from stopping it
+    on_ready()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        extensions.shutdown(flask_app, timeout=0)

@@ -1,0 +1,234 @@
+"""`scriptbox serve` as a real process: gunicorn, a websocket through it, a graceful SIGTERM.
+
+The server runs as a subprocess on a free loopback port with `--demo`, exactly as the
+README starts it. The SIGTERM test catches a run mid-flight without sleeping: the demo
+script "Ask first, then work" pauses on a sign-in prompt, the test stops the server
+while the prompt is open, then refuses the prompt over the same websocket; the run must
+finish (`succeeded`, result `{"connected": false}`) and the process exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from simple_websocket import Client, ConnectionClosed
+
+from app.demo import DEMO_PASSWORD
+from app.integrations.vault import generate_key
+
+SCRIPTBOX = Path(sys.executable).with_name("scriptbox")
+SECRET_CODE = "oauth-code-that-must-not-be-logged"
+
+
+class Server:
+    """A `scriptbox serve` subprocess and everything it printed."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+        self.process = process
+        self.url = url
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if line.startswith("Scriptbox on "):
+                self._ready.set()
+        self._ready.set()  # the process ended: stop waiting either way
+
+    def wait_ready(self) -> None:
+        assert self._ready.wait(timeout=60), "the server did not start"
+        assert self.process.poll() is None, "".join(self.lines)
+
+    def output(self) -> str:
+        """Everything printed once the process has ended (stdout and stderr, merged)."""
+        self._reader.join(timeout=60)
+        assert not self._reader.is_alive(), "a process still holds the server's output"
+        return "".join(self.lines)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_server(tmp_path: Path, *args: str) -> Server:
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "SCRIPTBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'scriptbox.sqlite'}",
+        "SCRIPTBOX_SECRET_KEY": "serve-test-session-key",
+        "SCRIPTBOX_SECRET_KEYS": generate_key(),
+        "SCRIPTBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "SCRIPTBOX_IDLE_WORKERS": "1",
+    }
+    process = subprocess.Popen(
+        [str(SCRIPTBOX), "serve", "--demo", "--port", str(port), "--threads", "8", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so teardown can end all of it
+    )
+    return Server(process, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    running = start_server(tmp_path)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        stop(running)
+
+
+def stop(running: Server) -> None:
+    """End the server and every process it started (its own process group)."""
+    if running.process.poll() is None:
+        running.process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            running.process.wait(timeout=60)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(running.process.pid, signal.SIGKILL)  # a worker left behind, if any
+    running.process.wait(timeout=30)
+    running.output()  # the reader ends with the last writer of the pipe
+    assert running.process.stdout is not None
+    running.process.stdout.close()
+
+
+def sign_in(server: Server, email: str) -> tuple[requests.Session, str]:
+    """A signed-in session and its CSRF token."""
+    http = requests.Session()
+    page = http.get(f"{server.url}/login", timeout=30)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert page.status_code == 200 and token is not None
+    answer = http.post(
+        f"{server.url}/login",
+        data={"email": email, "password": DEMO_PASSWORD, "csrf_token": token.group(1)},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text[:300]
+    scripts_page = http.get(f"{server.url}/f/demo/scripts", timeout=30)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', scripts_page.text)
+    assert scripts_page.status_code == 200 and token is not None
+    return http, token.group(1)
+
+
+def open_page(server: Server, http: requests.Session) -> Any:
+    """The websocket of an open page in facility `demo`, past its hello."""
+    cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+    ws = Client.connect(
+        f"ws://{server.url.removeprefix('http://')}/ws?facility=demo",
+        headers={"Origin": server.url, "Cookie": cookie},
+    )
+    # A ping makes the server send more: simple-websocket's client leaves a first frame
+    # that came in with the handshake buffered until more data arrives.
+    ws.send(json.dumps({"type": "ping"}))
+    assert json.loads(ws.receive(timeout=60)) == {"type": "hello", "facility": "demo"}
+    assert next_of(ws, "pong") == {"type": "pong"}
+    return ws
+
+
+def next_of(ws: Any, kind: str) -> dict[str, Any]:
+    """The next message of the given type (others, like run.status, are skipped)."""
+    while True:
+        raw = ws.receive(timeout=60)
+        assert raw is not None, f"no {kind} message arrived"
+        message: dict[str, Any] = json.loads(raw)
+        if message["type"] == kind:
+            return message
+
+
+def script_id(http: requests.Session, server: Server, name: str) -> int:
+    scripts = http.get(f"{server.url}/api/f/demo/scripts", timeout=30).json()
+    return next(int(script["id"]) for script in scripts if script["name"] == name)
+
+
+def test_pages_and_a_websocket_are_served(server: Server) -> None:
+    http, _ = sign_in(server, "member@example.com")
+    ws = open_page(server, http)  # hello and pong came back through gunicorn
+    try:
+        ws.send(json.dumps({"type": "grant.refuse", "grant_id": "nope"}))
+        assert next_of(ws, "error")["code"] == "not_found"
+    finally:
+        ws.close()
+
+
+def test_sigterm_lets_the_running_run_finish_and_exits_0(server: Server) -> None:
+    http, csrf = sign_in(server, "member@example.com")
+    ws = open_page(server, http)
+    started = http.post(
+        f"{server.url}/api/f/demo/runs",
+        json={"script_id": script_id(http, server, "Ask first, then work"), "interactive": True},
+        headers={"X-CSRF-Token": csrf},
+        timeout=30,
+    )
+    assert started.status_code == 201, started.text
+    prompt = next_of(ws, "grant.required")  # the run is paused inside its worker now
+
+    server.process.send_signal(signal.SIGTERM)
+    ws.send(json.dumps({"type": "grant.refuse", "grant_id": prompt["grant_id"]}))
+    finished = next_of(ws, "run.finished")
+    assert finished["run"]["status"] == "succeeded", finished
+    assert finished["run"]["result"] == {"connected": False}
+    with pytest.raises(ConnectionClosed) as closed:  # then the page is told we go away
+        while True:
+            ws.receive(timeout=60)
+    assert closed.value.reason == 1001
+    assert server.process.wait(timeout=120) == 0
+    assert "Handling signal: term" in server.output()
+
+
+def test_the_access_log_holds_no_query_string(server: Server) -> None:
+    http, _ = sign_in(server, "member@example.com")
+    http.get(f"{server.url}/oauth/callback?code={SECRET_CODE}&state=s", timeout=30)
+    http.get(f"{server.url}/login?next=/f/demo/scripts", timeout=30)
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=120) == 0
+    output = server.output()
+    access = [line for line in output.splitlines() if '"GET ' in line or '"POST ' in line]
+    assert any('"GET /oauth/callback HTTP/1.1"' in line for line in access), output
+    assert SECRET_CODE not in output
+    assert not [line for line in access if "?" in line], access
+
+
+def test_more_than_one_worker_is_refused_with_the_embedded_executor(tmp_path: Path) -> None:
+    refused = start_server(tmp_path, "--workers", "2")
+    try:
+        assert refused.process.wait(timeout=60) == 2  # click's usage error
+        assert "--workers must be 1 with the embedded executor" in refused.output()
+    finally:
+        stop(refused)
+
+
+def test_debug_keeps_the_development_server_without_queries_in_its_log(tmp_path: Path) -> None:
+    dev = start_server(tmp_path, "--debug")
+    try:
+        dev.wait_ready()
+        page = requests.get(f"{dev.url}/login?code={SECRET_CODE}", timeout=30)
+        assert page.status_code == 200 and "csrf-token" in page.text
+    finally:
+        stop(dev)
+    output = dev.output()
+    assert '"GET /login HTTP/1.1" 200' in output  # werkzeug's request line, not gunicorn's
+    assert "gunicorn" not in output and SECRET_CODE not in output
