@@ -61,6 +61,7 @@ def time_names(log: ValueLog) -> dict[str, Any]:
         """Suspend the script for the given number of seconds."""
         if not isinstance(secs, int | float) or isinstance(secs, bool):
             raise TypeError("time.sleep() takes a number of seconds")
+        secs = float(secs)  # an exact float: a script's subclass may lie in __ge__
         if not secs >= 0:
             raise ValueError("sleep length must be non-negative")
         if not math.isfinite(secs):

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from sandbox import policy
+from sandbox.journal import ValueLog
+from sandbox.script_values import time_names
 
 # -- guards, one by one ---------------------------------------------------------------------
 GETATTR_PRIVATE = "x = (1).__class__"
@@ -364,3 +366,11 @@ def test_output_is_captured_from_every_scope(run: Any) -> None:
     outcome = run("def f():\n    print('inside')\nprint('outside')\nf()\nresult = printed")
     assert outcome.output == "outside\ninside\n"
     assert outcome.result == "outside\ninside\n"
+
+
+def test_sleep_checks_the_real_number_not_a_lying_one() -> None:
+    lying = type("F", (float,), {"__ge__": lambda self, other: True})
+    log = ValueLog([])
+    with pytest.raises(ValueError, match="non-negative"):
+        time_names(log)["sleep"](lying(-1.0))
+    assert log.frame_fields()["vals"] == []  # refused before anything was journalled
