@@ -27,9 +27,16 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from app.integrations import destinations
+from app.integrations.catalog import (
+    MAX_KEY_LENGTH,
+    MAX_LABEL_LENGTH,
+    OAUTH_MODES,
+    default_placements,
+    placement_dict,
+)
 from app.integrations.destinations import DestinationRefused
 from app.integrations.resolution import resolve
-from app.integrations.tokens import OAUTH_MODES, NeedsReauth, RefreshFailed, TokenManager
+from app.integrations.tokens import NeedsReauth, RefreshFailed, TokenManager
 from app.integrations.vault import Vault
 from app.models import Account, CallLog, Facility, Integration
 from app.models._types import utcnow
@@ -289,10 +296,13 @@ class Broker:
     ) -> Account | None:
         if integration.auth_mode == "none":
             return None
-        if account is not None and (not isinstance(account, str) or len(account) > 60):
+        if account is not None and (
+            not isinstance(account, str) or len(account) > MAX_LABEL_LENGTH
+        ):
             raise HostCallError(
                 "invalid_request",
-                "account must be None, 'master', 'user' or a label of up to 60 characters",
+                "account must be None, 'master', 'user' or a label of up to "
+                f"{MAX_LABEL_LENGTH} characters",
             )
         with self._session_factory() as session:
             found = resolve(session, integration, ctx.user_id, account)
@@ -429,7 +439,7 @@ class Broker:
     def _request(self, ctx: RunContext, call: HostCall, cache: dict[Any, Any]) -> dict[str, Any]:
         args = call.args
         method = str(args.get("method", "")).upper()
-        entry = _Log(ctx, str(args.get("service", ""))[:40], method[:10], self._clock())
+        entry = _Log(ctx, str(args.get("service", ""))[:MAX_KEY_LENGTH], method[:10], self._clock())
         try:
             return self._perform(ctx, call, entry, cache)
         except HostCallError as exc:
@@ -566,11 +576,9 @@ class Broker:
         creds: Mapping[str, str],
         parameters: Mapping[str, str],
     ) -> tuple[dict[str, str], list[tuple[str, str]]]:
-        placements = integration.placements or []
-        if integration.auth_mode in OAUTH_MODES and not placements:
-            placements = [
-                {"location": "header", "name": "Authorization", "template": "Bearer {token}"}
-            ]
+        placements = integration.placements or [
+            placement_dict(p) for p in default_placements(integration.auth_mode)
+        ]
         guarded_headers = set(destinations.ALWAYS_CREDENTIAL_HEADERS)
         guarded_query = set()
         for placement in placements:

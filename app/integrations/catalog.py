@@ -26,9 +26,22 @@ TokenAuthMethod = Literal["client_secret_basic", "client_secret_post"]
 
 AUTH_MODES: frozenset[str] = frozenset(get_args(AuthMode))
 OAUTH_MODES: frozenset[str] = frozenset({"oauth2", "oauth2_client_credentials"})
+# Modes whose accounts are typed into a form (a key, a key + secret, a username + password).
+CREDENTIAL_MODES: frozenset[str] = frozenset({"api_key", "api_key_secret", "basic"})
 CREDENTIAL_FIELDS: tuple[str, ...] = ("username", "password", "api_key", "api_secret")
+DEFAULT_CREDENTIAL_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "api_key": ("api_key",),
+        "api_key_secret": ("api_key", "api_secret"),
+        "basic": ("username", "password"),
+    }
+)
 DEFAULT_PARAMETER_PATTERN = r"^[A-Za-z0-9.-]+$"
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
+# Length limits: the database columns, the forms and the validators all import these.
+MAX_KEY_LENGTH = 64
+MAX_NAME_LENGTH = 200
+MAX_LABEL_LENGTH = 64
 
 _KEY_RE = re.compile(r"[a-z][a-z0-9]*")
 _PLACEHOLDER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -42,13 +55,29 @@ _HOST_SUFFIX_RE = re.compile(r"(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?){2,}")
 # Values a parameter pattern must refuse: each could move a request to another host or path.
 _UNSAFE_PARAMETER_PROBES = ("a/b", "a@b", "a:b", "a?b", "a#b", "a\\b", "a b", "a%2fb", "a{b}")
 _RESERVED_AUTHORIZATION_PARAMS = {"client_id", "redirect_uri", "response_type", "state", "scope"}
-_OAUTH_ONLY_FIELDS = {"token_url", "token_request_method", "token_auth_method", "revoke_url"}
-_OAUTH_ONLY_FIELDS |= {"scopes", "scope_separator", "refresh_on_403"}
-_AUTHORIZATION_CODE_ONLY_FIELDS = {"authorization_url", "pkce", "authorization_params"}
+OAUTH_ONLY_FIELDS: frozenset[str] = frozenset(
+    {"token_url", "token_request_method", "token_auth_method", "revoke_url"}
+    | {"scopes", "scope_separator", "refresh_on_403"}
+)
+AUTHORIZATION_CODE_ONLY_FIELDS: frozenset[str] = frozenset(
+    {"authorization_url", "pkce", "authorization_params"}
+)
 
 
 class CatalogError(ValueError):
-    """Raised when the catalog file or one of its entries is malformed; names entry and field."""
+    """Raised when the catalog file or one of its entries is malformed.
+
+    `.field` is the entry's top-level field at fault (None for the file as a whole), `.path`
+    the exact place inside it (e.g. placements[0].template) and `.problem` what is wrong.
+    """
+
+    def __init__(self, problem: str, *, entry: str | None = None, path: str | None = None) -> None:
+        self.entry = entry
+        self.path = path
+        self.field = re.split(r"[.\[]", path, maxsplit=1)[0] if path else None
+        self.problem = problem
+        where = f"catalog entry {entry!r}: " if entry is not None else ""
+        super().__init__(f"{where}{path + ': ' if path else ''}{problem}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +104,9 @@ def _empty_mapping() -> Mapping[str, str]:
 
 
 BEARER_TOKEN = Placement(location="header", name="Authorization", template="Bearer {token}")
+BASIC_PASSWORD = Placement(
+    location="basic", name=None, template="{username}", password_template="{password}"
+)
 _PLACEMENT_FIELDS = frozenset(f.name for f in fields(Placement))
 _PARAMETER_FIELDS = frozenset(f.name for f in fields(Parameter))
 
@@ -108,6 +140,41 @@ class CatalogEntry:
 
 
 _ENTRY_FIELDS = frozenset(f.name for f in fields(CatalogEntry)) - {"key"}
+
+
+def fields_for_mode(auth_mode: str) -> frozenset[str]:
+    """The entry fields an auth mode uses; every other field must be absent from its entry."""
+    unused: set[str] = set()
+    if auth_mode not in OAUTH_MODES:
+        unused |= OAUTH_ONLY_FIELDS
+    if auth_mode != "oauth2":
+        unused |= AUTHORIZATION_CODE_ONLY_FIELDS
+    if auth_mode not in CREDENTIAL_MODES:
+        unused.add("credential_fields")
+    if auth_mode == "none":
+        unused.add("placements")
+    return _ENTRY_FIELDS - unused
+
+
+def default_placements(
+    auth_mode: str, credential_fields: tuple[str, ...] = ()
+) -> tuple[Placement, ...]:
+    """Where the credential goes when an entry does not say: a bearer token, or Basic auth."""
+    if auth_mode in OAUTH_MODES:
+        return (BEARER_TOKEN,)
+    if auth_mode == "basic" and set(credential_fields) == {"username", "password"}:
+        return (BASIC_PASSWORD,)
+    return ()
+
+
+def placement_dict(placement: Placement) -> dict[str, Any]:
+    """A placement in the JSON shape of catalog.json and the integration's column."""
+    return {
+        "location": placement.location,
+        "name": placement.name,
+        "template": placement.template,
+        "password_template": placement.password_template,
+    }
 
 
 def template_fields(template: str) -> set[str]:
@@ -145,7 +212,7 @@ def _load(path: Path) -> dict[str, CatalogEntry]:
     entries: dict[str, CatalogEntry] = {}
     for key, value in raw.items():
         if not isinstance(value, dict):
-            raise CatalogError(f"catalog entry {key!r}: must be a JSON object")
+            raise CatalogError("must be a JSON object", entry=key)
         entries[key] = validate_entry(key, value)
     return entries
 
@@ -164,16 +231,27 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
     r = _Reader(key, raw)
     if not _KEY_RE.fullmatch(key):
         raise r.error("key", "must be lowercase letters and digits, starting with a letter")
+    if len(key) > MAX_KEY_LENGTH:
+        raise r.error("key", f"must be at most {MAX_KEY_LENGTH} characters")
     r.reject_unknown(_ENTRY_FIELDS)
     name = r.text("name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise r.error("name", f"must be at most {MAX_NAME_LENGTH} characters")
     auth_mode = cast(AuthMode, r.choice("auth_mode", tuple(sorted(AUTH_MODES))))
     oauth = auth_mode in OAUTH_MODES
-    misplaced = sorted(raw.keys() & _OAUTH_ONLY_FIELDS) if not oauth else []
+    # Empty values are allowed where a field is unused: they say nothing.
+    misplaced = sorted(
+        k for k in raw.keys() - fields_for_mode(auth_mode) if raw[k] not in ([], {}, None)
+    )
     if misplaced:
-        raise r.error(misplaced[0], f"only used by OAuth auth modes, not {auth_mode}")
-    misplaced = sorted(raw.keys() & _AUTHORIZATION_CODE_ONLY_FIELDS)
-    if misplaced and auth_mode != "oauth2":
-        raise r.error(misplaced[0], f"only used by auth_mode oauth2, not {auth_mode}")
+        unused_by = (
+            "OAuth auth modes"
+            if misplaced[0] in OAUTH_ONLY_FIELDS
+            else "auth_mode oauth2"
+            if misplaced[0] in AUTHORIZATION_CODE_ONLY_FIELDS
+            else "auth modes with typed credentials"
+        )
+        raise r.error(misplaced[0], f"only used by {unused_by}, not {auth_mode}")
 
     parameters = _parameters(r)
     params = {p.name for p in parameters}
@@ -205,14 +283,16 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
             raise r.error("authorization_params", f"{param_name!r} is set by the OAuth flow")
     used |= _check_values(r, "authorization_params", authorization_params, params)
 
-    credential_fields = r.text_list("credential_fields")
+    credential_fields = r.text_list("credential_fields") or DEFAULT_CREDENTIAL_FIELDS.get(
+        auth_mode, ()
+    )
     for credential in credential_fields:
         if credential not in CREDENTIAL_FIELDS:
             raise r.error("credential_fields", f"unknown credential field {credential!r}")
     if len(set(credential_fields)) != len(credential_fields):
         raise r.error("credential_fields", "lists a field twice")
 
-    placements = _placements(r, auth_mode)
+    placements = _placements(r, auth_mode, credential_fields)
     credential_variables = {"token"} if oauth else set(credential_fields)
     templated: set[str] = set()
     for index, placement in enumerate(placements):
@@ -284,7 +364,7 @@ class _Reader:
         self.prefix = prefix
 
     def error(self, name: str, problem: str) -> CatalogError:
-        return CatalogError(f"catalog entry {self.key!r}: {self.prefix}{name}: {problem}")
+        return CatalogError(problem, entry=self.key, path=f"{self.prefix}{name}")
 
     def nested(self, prefix: str, raw: object) -> _Reader:
         if not isinstance(raw, Mapping):
@@ -294,9 +374,9 @@ class _Reader:
     def reject_unknown(self, known: frozenset[str]) -> None:
         unknown = sorted(set(self.raw) - known)
         if unknown:
-            where = f"{self.prefix.rstrip('.')}: " if self.prefix else ""
+            path = self.prefix.rstrip(".") if self.prefix else str(unknown[0])
             raise CatalogError(
-                f"catalog entry {self.key!r}: {where}unknown field(s): {', '.join(unknown)}"
+                f"unknown field(s): {', '.join(map(str, unknown))}", entry=self.key, path=path
             )
 
     def text(self, name: str, default: str | None = None) -> str:
@@ -365,9 +445,13 @@ def _parameters(r: _Reader) -> tuple[Parameter, ...]:
     return tuple(parameters)
 
 
-def _placements(r: _Reader, auth_mode: str) -> tuple[Placement, ...]:
-    if "placements" not in r.raw and auth_mode in OAUTH_MODES:
-        return (BEARER_TOKEN,)
+def _placements(
+    r: _Reader, auth_mode: str, credential_fields: tuple[str, ...]
+) -> tuple[Placement, ...]:
+    if "placements" not in r.raw:
+        defaults = default_placements(auth_mode, credential_fields)
+        if defaults:
+            return defaults
     placements: list[Placement] = []
     for index, raw in enumerate(r.items("placements")):
         p = r.nested(f"placements[{index}]", raw)
@@ -409,9 +493,7 @@ def _check_credentials(
     templated: set[str],
 ) -> None:
     declared = set(fields)
-    if auth_mode in OAUTH_MODES or auth_mode == "none":
-        if declared:
-            raise r.error("credential_fields", f"must be empty for auth_mode {auth_mode}")
+    if auth_mode not in CREDENTIAL_MODES:  # fields_for_mode already kept credential_fields out
         if auth_mode != "none" and "token" not in templated:
             raise r.error("placements", "no placement sends {token}")
         return
@@ -462,8 +544,11 @@ def _check_url(r: _Reader, name: str, url: str, params: set[str], *, allow_query
     # The scheme is checked on the template itself so a parameter can never supply it.
     if not url.startswith("https://"):
         raise r.error(name, "must be an https URL")
-    template_parts = urlsplit(url)
-    parts = urlsplit(url.format_map({n: "sample" for n in names}))
+    try:
+        template_parts = urlsplit(url)
+        parts = urlsplit(url.format_map({n: "sample" for n in names}))
+    except ValueError as exc:
+        raise r.error(name, f"is not a valid URL ({exc})") from None
     if "@" in parts.netloc:
         raise r.error(name, "must not contain user info")
     host_template = template_parts.netloc.split(":", 1)[0]

@@ -22,11 +22,10 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from app.integrations import oauth
+from app.integrations.catalog import OAUTH_MODES
 from app.integrations.vault import Vault
 from app.models import Account, Integration, OAuthClient
 from app.models._types import utcnow
-
-OAUTH_MODES = frozenset({"oauth2", "oauth2_client_credentials"})
 
 
 class NeedsReauth(Exception):

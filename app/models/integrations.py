@@ -12,9 +12,9 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
+from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, MAX_NAME_LENGTH
 from app.models._types import UTCDateTime, new_id, utcnow
 
-AUTH_MODES = ("oauth2", "oauth2_client_credentials", "api_key", "api_key_secret", "basic", "none")
 GRANT_STATES = ("pending", "granted", "refused", "expired", "cancelled")
 
 
@@ -26,9 +26,9 @@ class Integration(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(40))
-    name: Mapped[str] = mapped_column(String(120))
-    catalog_key: Mapped[str | None] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH))
+    catalog_key: Mapped[str | None] = mapped_column(String(MAX_KEY_LENGTH))
     auth_mode: Mapped[str] = mapped_column(String(32))
     base_url: Mapped[str] = mapped_column(String(500))
     authorization_url: Mapped[str | None] = mapped_column(String(500))
@@ -87,7 +87,7 @@ class Account(Base):
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
     owner_kind: Mapped[str] = mapped_column(String(8))  # master | user
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    label: Mapped[str] = mapped_column(String(60), default="")
+    label: Mapped[str] = mapped_column(String(MAX_LABEL_LENGTH), default="")
     parameters: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     credentials_enc: Mapped[str | None] = mapped_column(Text)
     oauth_client_id: Mapped[int | None] = mapped_column(
@@ -126,7 +126,7 @@ class Grant(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
-    label: Mapped[str] = mapped_column(String(60), default="")
+    label: Mapped[str] = mapped_column(String(MAX_LABEL_LENGTH), default="")
     state: Mapped[str] = mapped_column(String(12), default="pending")
     reason: Mapped[str | None] = mapped_column(String(40))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
@@ -153,7 +153,7 @@ class OAuthState(Base):
         ForeignKey("oauth_clients.id", ondelete="SET NULL")
     )
     grant_id: Mapped[str | None] = mapped_column(ForeignKey("grants.id", ondelete="SET NULL"))
-    label: Mapped[str] = mapped_column(String(60), default="")
+    label: Mapped[str] = mapped_column(String(MAX_LABEL_LENGTH), default="")
     parameters: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     code_verifier_enc: Mapped[str | None] = mapped_column(Text)
     return_to: Mapped[str | None] = mapped_column(String(1000))
@@ -174,8 +174,9 @@ class CallLog(Base):
     user_id: Mapped[int | None]
     facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
     integration_id: Mapped[int | None]
-    integration_key: Mapped[str] = mapped_column(String(40))
-    account_kind: Mapped[str | None] = mapped_column(String(70))
+    integration_key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
+    # "label:" and the label
+    account_kind: Mapped[str | None] = mapped_column(String(MAX_LABEL_LENGTH + 6))
     method: Mapped[str] = mapped_column(String(10))
     path: Mapped[str] = mapped_column(String(1000))
     status: Mapped[int | None]

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound, OAuthCallbackError, ProviderError, ValidationError
-from app.integrations import oauth
+from app.integrations import catalog, oauth
 from app.integrations.tokens import stored_tokens, token_expiry
 from app.integrations.vault import Vault
 from app.models import Account, Integration, OAuthClient, OAuthState
@@ -26,27 +26,35 @@ from app.models._types import utcnow
 
 log = logging.getLogger(__name__)
 STATE_LIFETIME = timedelta(minutes=10)
-_LABEL = re.compile(r"^[A-Za-z0-9 _.-]{0,60}$")
+_LABEL = re.compile(r"[A-Za-z0-9 _.-]*")
 
 
 def _hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
-def validate_label(label: str) -> str:
-    """An account label: up to 60 letters, digits, spaces, dots, dashes, underscores."""
-    label = (label or "").strip()
-    if not _LABEL.match(label):
+def validate_label(label: Any) -> str:
+    """An account label: a few letters, digits, spaces, dots, dashes and underscores."""
+    if label is not None and not isinstance(label, str):
+        raise ValidationError("the label must be text", field="label")
+    text = (label or "").strip()
+    if len(text) > catalog.MAX_LABEL_LENGTH:
+        raise ValidationError(
+            f"labels may be at most {catalog.MAX_LABEL_LENGTH} characters", field="label"
+        )
+    if not _LABEL.fullmatch(text):
         raise ValidationError(
             "labels may hold letters, digits, spaces, '.', '-' and '_'", field="label"
         )
-    return label
+    return text
 
 
 def validate_parameters(
     integration: Integration, given: Mapping[str, Any] | None
 ) -> dict[str, str]:
     """Connection parameters, each fully matching its declared pattern."""
+    if given is not None and not isinstance(given, Mapping):
+        raise ValidationError("parameters must be a JSON object", field="parameters")
     given = dict(given or {})
     values: dict[str, str] = {}
     for parameter in integration.parameters or []:
@@ -54,7 +62,7 @@ def validate_parameters(
         value = str(given.get(name) or "").strip()
         if not value:
             raise ValidationError(f"enter {parameter.get('label') or name}", field=f"param_{name}")
-        if not re.fullmatch(parameter.get("pattern") or r"^[A-Za-z0-9.-]+$", value):
+        if not re.fullmatch(parameter.get("pattern") or catalog.DEFAULT_PARAMETER_PATTERN, value):
             raise ValidationError(
                 f"{parameter.get('label') or name} has characters that are not allowed",
                 field=f"param_{name}",
@@ -352,11 +360,15 @@ def connect_with_credentials(
     vault: Vault,
 ) -> Account:
     """An account from an API key, key + secret, or username + password."""
-    if integration.auth_mode in ("oauth2", "oauth2_client_credentials"):
-        raise ValidationError(f"{integration.name} signs in with OAuth2, not a form")
+    if integration.auth_mode not in catalog.CREDENTIAL_MODES:
+        raise ValidationError(f"{integration.name} does not take typed credentials")
+    if not isinstance(fields, Mapping):
+        raise ValidationError("fields must be a JSON object", field="fields")
     values: dict[str, str] = {}
     for name in integration.credential_fields or []:
-        value = str(fields.get(name) or "")
+        value = fields.get(name) or ""
+        if not isinstance(value, str):
+            raise ValidationError(f"the {name.replace('_', ' ')} must be text", field=name)
         if not value.strip():
             raise ValidationError(f"enter the {name.replace('_', ' ')}", field=name)
         if any(c in value for c in "\r\n\x00"):
@@ -384,7 +396,7 @@ def disconnect(
         integration is not None
         and integration.revoke_url
         and account.credentials_enc
-        and integration.auth_mode in ("oauth2", "oauth2_client_credentials")
+        and integration.auth_mode in catalog.OAUTH_MODES
     ):
         creds = vault.decrypt_json(account.credentials_enc)
         try:

@@ -53,48 +53,30 @@ def _entry_to_columns(entry: catalog.CatalogEntry) -> dict[str, Any]:
     values["authorization_params"] = dict(entry.authorization_params)
     values["default_headers"] = dict(entry.default_headers)
     values["default_query"] = dict(entry.default_query)
-    values["placements"] = [
-        {
-            "location": p.location,
-            "name": p.name,
-            "template": p.template,
-            "password_template": p.password_template,
-        }
-        for p in entry.placements
-    ]
+    values["placements"] = [catalog.placement_dict(p) for p in entry.placements]
     values["parameters"] = [
         {"name": p.name, "label": p.label, "pattern": p.pattern} for p in entry.parameters
     ]
     return values
 
 
-def _raw_from_columns(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The catalog validator's input shape from integration columns."""
-    raw: dict[str, Any] = {}
+def _raw_from_columns(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The catalog validator's input shape from integration columns: only the fields the
+    auth mode uses (the catalog says which), empty values left out."""
     mode = values.get("auth_mode")
-    skip: set[str] = set()
-    if mode not in ("oauth2", "oauth2_client_credentials"):
-        skip |= {
-            "token_url",
-            "token_request_method",
-            "token_auth_method",
-            "revoke_url",
-            "scopes",
-            "scope_separator",
-        }
-    if mode != "oauth2":
-        skip |= {"authorization_url", "pkce", "authorization_params"}
-    for column in _COLUMNS:
+    used = catalog.fields_for_mode(mode if isinstance(mode, str) else "")
+    raw: dict[str, Any] = {}
+    for column in (*_COLUMNS, "placements", "parameters"):
         value = values.get(column)
-        if column not in skip and value is not None and value != [] and value != {}:
+        if column in ("name", "auth_mode", "base_url") or (
+            column in used and value is not None and value != [] and value != {}
+        ):
             raw[column] = value
-    if values.get("placements"):
+    if isinstance(raw.get("placements"), list):
         raw["placements"] = [
-            {k: v for k, v in placement.items() if v is not None}
-            for placement in values["placements"]
+            {k: v for k, v in item.items() if v is not None} if isinstance(item, Mapping) else item
+            for item in raw["placements"]
         ]
-    if values.get("parameters"):
-        raw["parameters"] = list(values["parameters"])
     raw.setdefault("docs_url", "https://example.com/docs")
     raw.setdefault("setup_guide", "Custom integration.")
     return raw
@@ -109,34 +91,36 @@ def _stand_in(url: str) -> str:
 
 
 def _validated(key: str, values: Mapping[str, Any], *, allow_private: bool) -> dict[str, Any]:
-    raw = _raw_from_columns(key, values)
+    raw = _raw_from_columns(values)
     if allow_private:
         # Loopback/LAN services are allowed only when the admin says so, and then may be
         # plain http on an IP address; the catalog validator insists on https and public
         # host names, so the rest is checked against a stand-in host.
-        raw = {
-            k: (_stand_in(v) if k.endswith("_url") and isinstance(v, str) else v)
-            for k, v in raw.items()
-        }
+        for name, value in list(raw.items()):
+            if name.endswith("_url") and isinstance(value, str):
+                try:
+                    raw[name] = _stand_in(value)
+                except ValueError:
+                    raise ValidationError(f"{name}: is not a valid URL", field=name) from None
     try:
         entry = catalog.validate_entry(key, raw)
     except catalog.CatalogError as exc:
-        message = str(exc)
-        field = next(
-            (
-                c
-                for c in (*_COLUMNS, "placements", "parameters", "key")
-                if f"'{c}'" in message or f" {c}" in message
-            ),
-            None,
-        )
-        raise ValidationError(message, **({"field": field} if field else {})) from None
+        # The validator names the field as data; the message drops the catalog's entry
+        # prefix, which means nothing to someone filling in a form.
+        raise ValidationError(f"{exc.path}: {exc.problem}", field=exc.field or "key") from None
     columns = _entry_to_columns(entry)
     if allow_private:
         for column in ("base_url", "authorization_url", "token_url", "revoke_url"):
-            if values.get(column):
+            if values.get(column) and column in catalog.fields_for_mode(entry.auth_mode):
                 columns[column] = values[column]
     return columns
+
+
+def _optional_text(fields: Mapping[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise ValidationError(f"{name}: must be text", field=name)
 
 
 def _unique_key(session: Session, facility: Facility, key: str) -> None:
@@ -193,6 +177,8 @@ def create_from_catalog(
     entry = catalog.load_catalog().get(catalog_key)
     if entry is None:
         raise ValidationError(f"no catalog entry '{catalog_key}'", field="catalog_key")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValidationError("overrides: must be a JSON object", field="overrides")
     fields = {**_entry_to_columns(entry), **dict(overrides or {})}
     fields.update(key=key or entry.key, client_id=client_id, client_secret=client_secret)
     integration = create_custom(session, facility=facility, fields=fields, vault=vault)
@@ -204,10 +190,14 @@ def create_custom(
     session: Session, *, facility: Facility, fields: Mapping[str, Any], vault: Vault | None = None
 ) -> Integration:
     """An integration with every field given by hand (validated)."""
-    key = str(fields.get("key") or "").strip()
+    key = (_optional_text(fields, "key") or "").strip()
     if not key or not key.isalnum() or not key.isascii() or not key[0].isalpha():
         raise ValidationError(
             "the key must be letters and digits, starting with a letter", field="key"
+        )
+    if len(key) > catalog.MAX_KEY_LENGTH:
+        raise ValidationError(
+            f"the key must be at most {catalog.MAX_KEY_LENGTH} characters", field="key"
         )
     key = key.lower()
     _unique_key(session, facility, key)
@@ -218,9 +208,13 @@ def create_custom(
     )
     session.add(integration)
     session.flush()
-    if integration.auth_mode in ("oauth2", "oauth2_client_credentials"):
+    if integration.auth_mode in catalog.OAUTH_MODES:
         _set_client(
-            session, integration, vault, fields.get("client_id") or "", fields.get("client_secret")
+            session,
+            integration,
+            vault,
+            _optional_text(fields, "client_id") or "",
+            _optional_text(fields, "client_secret"),
         )
     session.flush()
     return integration
@@ -245,13 +239,15 @@ def update_integration(
     for column, value in columns.items():
         setattr(integration, column, value)
     integration.allow_private_network = allow_private
-    if "client_id" in fields or fields.get("client_secret"):
+    if integration.auth_mode in catalog.OAUTH_MODES and (
+        "client_id" in fields or fields.get("client_secret")
+    ):
         _set_client(
             session,
             integration,
             vault,
-            fields.get("client_id"),
-            fields.get("client_secret") or None,
+            _optional_text(fields, "client_id"),
+            _optional_text(fields, "client_secret") or None,
         )
     session.flush()
     return integration
@@ -280,7 +276,7 @@ def test_connection(
     integration: Integration, vault: Vault, http: requests.Session | None = None
 ) -> dict[str, Any]:
     """Ask the provider about the OAuth client; its answer in words."""
-    if integration.auth_mode not in ("oauth2", "oauth2_client_credentials"):
+    if integration.auth_mode not in catalog.OAUTH_MODES:
         return {
             "ok": None,
             "message": "nothing to test: this integration uses keys or passwords "

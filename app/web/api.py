@@ -427,7 +427,7 @@ def _connect(member: MemberContext, integration: Integration, *, owner: str) -> 
     from app.services.integrations_admin import redirect_uri
 
     body = _body()
-    label = str(body.get("label", "")).strip()[:60] if owner == "user" else ""
+    label = (body.get("label") or "") if owner == "user" else ""
     parameters = body.get("parameters") or {}
     if integration.auth_mode == "oauth2":
         url = connections.start_authorization(
@@ -514,7 +514,7 @@ def connect_with_code(slug: str, key: str) -> ResponseReturnValue:
         code=code,
         redirect_uri=redirect,
         code_verifier=body.get("code_verifier"),
-        label=str(body.get("label", ""))[:60],
+        label=body.get("label") or "",
         parameters=body.get("parameters") or {},
         vault=extensions.vault(),
     )

@@ -198,4 +198,3 @@ def settings_tokens() -> ResponseReturnValue:
         select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
     ).all()
     return _page("settings_tokens.html", None, tokens=tokens)
-

@@ -292,7 +292,7 @@ BAD_ENTRIES = [
     ),
     pytest.param(
         make_entry(credential_fields=["api_key"]),
-        "credential_fields: must be empty for auth_mode oauth2",
+        "credential_fields: only used by auth modes with typed credentials, not oauth2",
         id="oauth-with-credential-fields",
     ),
     pytest.param(

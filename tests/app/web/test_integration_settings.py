@@ -1,0 +1,190 @@
+"""Adding and editing integrations through the REST API, the way the Management page does:
+every catalog entry can be added and edited, and every malformed field is a 400 naming it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import db
+from app.integrations.catalog import (
+    MAX_KEY_LENGTH,
+    MAX_LABEL_LENGTH,
+    MAX_NAME_LENGTH,
+    OAUTH_MODES,
+    load_catalog,
+)
+from app.models import Role
+from tests.conftest import add_member, create_facility, create_user
+
+CSRF = "test-csrf-token"
+HEADERS = {"X-CSRF-Token": CSRF}
+CATALOG = sorted(load_catalog().values(), key=lambda entry: entry.key)
+
+
+@pytest.fixture
+def admin(app: Flask) -> FlaskClient:
+    """A client signed in as an admin of facility `lab`."""
+    session = db.session()
+    lab = create_facility(session, slug="lab")
+    user = create_user(session, email="admin@example.com")
+    add_member(session, user=user, facility=lab, role=Role.admin)
+    session.commit()
+    client = app.test_client()
+    with client.session_transaction() as sess:
+        sess.update({"user_id": user.id, "csrf": CSRF, "sid": "sid-admin"})
+    return client
+
+
+def _create(client: FlaskClient, body: dict[str, Any]) -> Any:
+    return client.post("/api/f/lab/integrations", json=body, headers=HEADERS)
+
+
+def _patch(client: FlaskClient, key: str, body: dict[str, Any]) -> Any:
+    return client.patch(f"/api/f/lab/integrations/{key}", json=body, headers=HEADERS)
+
+
+@pytest.mark.parametrize("entry", CATALOG, ids=[entry.key for entry in CATALOG])
+def test_every_catalog_entry_can_be_added_and_edited(admin: FlaskClient, entry: Any) -> None:
+    body: dict[str, Any] = {"catalog_key": entry.key}
+    if entry.auth_mode in OAUTH_MODES:
+        body.update(client_id="the-client", client_secret="the-secret")
+    created = _create(admin, body)
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["auth_mode"] == entry.auth_mode
+    edit: dict[str, Any] = {"name": f"{entry.name} (lab)", "allowed_hosts": []}
+    if entry.auth_mode in OAUTH_MODES:
+        edit["client_secret"] = "a-new-secret"
+    edited = _patch(admin, entry.key, edit)
+    assert edited.status_code == 200, edited.get_json()
+    assert edited.get_json()["name"] == f"{entry.name} (lab)"
+    assert admin.get(f"/api/f/lab/integrations/{entry.key}").get_json()["name"] == (
+        f"{entry.name} (lab)"
+    )
+
+
+KEYED: dict[str, Any] = {
+    "key": "keyed",
+    "name": "Keyed",
+    "auth_mode": "api_key",
+    "base_url": "https://api.example.com/v1",
+    "credential_fields": ["api_key"],
+    "placements": [{"location": "header", "name": "X-API-Key", "template": "{api_key}"}],
+}
+OAUTH: dict[str, Any] = {
+    "key": "oauthed",
+    "name": "OAuthed",
+    "auth_mode": "oauth2",
+    "base_url": "https://api.example.com/v1",
+    "authorization_url": "https://example.com/authorize",
+    "token_url": "https://example.com/token",
+    "client_id": "the-client",
+    "client_secret": "the-secret",
+}
+LONG_KEY = "k" * (MAX_KEY_LENGTH + 1)
+LONG_NAME = "n" * (MAX_NAME_LENGTH + 1)
+
+# (base body, field, malformed value): each must be a 400 naming exactly that field.
+MALFORMED = [
+    (KEYED, "placements", {"location": "header", "name": "X", "template": "{api_key}"}),
+    (KEYED, "placements", "[{not json"),
+    (KEYED, "placements", [1]),
+    (KEYED, "placements", [{"location": "head", "name": "X", "template": "{api_key}"}]),
+    (KEYED, "placements", [{"location": "header", "name": "X", "template": "{nope}"}]),
+    (KEYED, "parameters", {"name": "tenant"}),
+    (KEYED, "parameters", [{"name": "tenant"}]),
+    (KEYED, "default_headers", ["Accept"]),
+    (KEYED, "default_headers", {"Accept": 5}),
+    (KEYED, "default_query", "q=1"),
+    (KEYED, "allowed_hosts", "files.example.com"),
+    (KEYED, "base_url", "https://[::1"),
+    (KEYED, "base_url", 5),
+    (KEYED, "name", ["Keyed"]),
+    (KEYED, "name", LONG_NAME),
+    (KEYED, "key", LONG_KEY),
+    (KEYED, "key", 5),
+    (KEYED, "auth_mode", "magic"),
+    (KEYED, "credential_fields", "api_key"),
+    (OAUTH, "scopes", "read write"),
+    (OAUTH, "authorization_params", "access_type=offline"),
+    (OAUTH, "token_url", "https://[example.com/token"),
+    (OAUTH, "token_request_method", "PUT"),
+    (OAUTH, "pkce", "yes"),
+    (OAUTH, "client_id", 5),
+    (OAUTH, "client_secret", ["x"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("base", "field", "value"),
+    MALFORMED,
+    ids=[f"{base['key']}-{field}-{index}" for index, (base, field, _v) in enumerate(MALFORMED)],
+)
+def test_a_malformed_field_is_a_400_naming_it(
+    admin: FlaskClient, base: dict[str, Any], field: str, value: Any
+) -> None:
+    answer = _create(admin, {**base, field: value})
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["field"] == field
+    assert not error["message"].startswith("catalog entry")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("placements", {"location": "header"}),
+        ("name", LONG_NAME),
+        ("default_headers", "Accept: text/plain"),
+        ("allowed_hosts", 7),
+    ],
+)
+def test_a_malformed_edit_is_a_400_naming_the_field(
+    admin: FlaskClient, field: str, value: Any
+) -> None:
+    assert _create(admin, KEYED).status_code == 201
+    answer = _patch(admin, "keyed", {field: value})
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["error"]["field"] == field
+
+
+def test_names_and_keys_up_to_the_limits_are_stored_whole(admin: FlaskClient) -> None:
+    key, name = "k" * MAX_KEY_LENGTH, "n" * MAX_NAME_LENGTH
+    created = _create(admin, {**KEYED, "key": key, "name": name})
+    assert created.status_code == 201, created.get_json()
+    stored = admin.get(f"/api/f/lab/integrations/{key}").get_json()
+    assert (stored["key"], stored["name"]) == (key, name)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"fields": {"api_key": "k"}, "label": "l" * (MAX_LABEL_LENGTH + 1)}, "label"),
+        ({"fields": {"api_key": "k"}, "label": 5}, "label"),
+        ({"fields": ["k"]}, "fields"),
+        ({"fields": {"api_key": 5}}, "api_key"),
+        ({"fields": {"api_key": "k"}, "parameters": ["x"]}, "parameters"),
+    ],
+)
+def test_a_malformed_connection_is_a_400_naming_the_field(
+    admin: FlaskClient, body: dict[str, Any], field: str
+) -> None:
+    assert _create(admin, KEYED).status_code == 201
+    answer = admin.post("/api/f/lab/integrations/keyed/accounts", json=body, headers=HEADERS)
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["error"]["field"] == field
+
+
+def test_a_label_of_the_longest_length_is_kept_whole(admin: FlaskClient) -> None:
+    assert _create(admin, KEYED).status_code == 201
+    label = "l" * MAX_LABEL_LENGTH
+    answer = admin.post(
+        "/api/f/lab/integrations/keyed/accounts",
+        json={"fields": {"api_key": "k"}, "label": label},
+        headers=HEADERS,
+    )
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json()["label"] == label
