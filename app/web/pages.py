@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app import db
 from app.errors import NotFound
+from app.integrations import catalog as catalog_rules
 from app.integrations.catalog import load_catalog
 from app.models import Account, ApiToken, Integration, Membership, Role, User
 from app.services import invitations, people
@@ -18,6 +19,13 @@ from app.services.context import MemberContext
 from app.web.security import login_required, memberships_of, require_member, require_user
 
 bp = Blueprint("pages", __name__)
+
+
+_LIMITS = {
+    "key": catalog_rules.MAX_KEY_LENGTH,
+    "name": catalog_rules.MAX_NAME_LENGTH,
+    "label": catalog_rules.MAX_LABEL_LENGTH,
+}
 
 
 def _page(template: str, member: MemberContext | None = None, **context: Any) -> str:
@@ -29,8 +37,25 @@ def _page(template: str, member: MemberContext | None = None, **context: Any) ->
         memberships=memberships_of(user),
         invitation_count=len(invitations.pending_for(db.session(), user=user)),
         Role=Role,
+        limits=_LIMITS,
+        oauth_modes=catalog_rules.OAUTH_MODES,
+        credential_modes=catalog_rules.CREDENTIAL_MODES,
         **context,
     )
+
+
+def _form_rules() -> dict[str, Any]:
+    """What the custom-integration form shows per auth mode, as the catalog says."""
+    fields = {}
+    for mode in sorted(catalog_rules.AUTH_MODES):
+        used = set(catalog_rules.fields_for_mode(mode))
+        if mode in catalog_rules.OAUTH_MODES:
+            used |= {"client_id", "client_secret"}
+        fields[mode] = sorted(used)
+    return {
+        "fields": fields,
+        "credential_fields": dict(catalog_rules.DEFAULT_CREDENTIAL_FIELDS),
+    }
 
 
 def _integrations(member: MemberContext) -> list[Integration]:
@@ -98,7 +123,7 @@ def new_integration(slug: str) -> ResponseReturnValue:
     """Add an integration from the catalog or by hand (admins)."""
     member = require_member(slug, Role.admin)
     catalog = sorted(load_catalog().values(), key=lambda entry: entry.name.lower())
-    return _page("manage_new.html", member, catalog=catalog)
+    return _page("manage_new.html", member, catalog=catalog, form_rules=_form_rules())
 
 
 @bp.get("/f/<slug>/manage/integrations/<key>")

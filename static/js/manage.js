@@ -10,9 +10,16 @@ function jsonField(form, name, fallback) {
   catch { throw Object.assign(new Error(`${name.replaceAll("_", " ")} is not valid JSON`), { field: name }); }
 }
 
+// An error goes under the field it names (a slot is added when the form has none there);
+// only an error that names no field of this form goes to the form's general error line.
 function fieldError(form, error) {
   for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
-  const target = error.field && form.querySelector(`.field-error[data-for="${error.field}"]`);
+  let target = error.field && form.querySelector(`.field-error[data-for="${error.field}"]`);
+  const input = error.field && form.elements[error.field];
+  if (!target && input instanceof Element) {
+    target = el("small", { class: "field-error", "data-for": error.field });
+    (input.closest("label") ?? input).after(target);
+  }
   if (target) target.textContent = error.message;
   showError(form.querySelector(".form-error"), target ? "" : error.message);
 }
@@ -20,18 +27,27 @@ function fieldError(form, error) {
 // -- new integration ---------------------------------------------------------------------
 const custom = document.getElementById("custom-integration-form");
 if (custom) {
+  // Which fields each auth mode uses comes from the catalog module, via the page.
+  const rules = JSON.parse(custom.dataset.rules);
   const mode = custom.elements.auth_mode;
+  const uses = (name) => rules.fields[mode.value].includes(name);
   const sync = () => {
-    const oauth = mode.value.startsWith("oauth2");
-    custom.querySelector(".oauth-only").hidden = !oauth;
-    for (const node of custom.querySelectorAll(".code-only")) node.hidden = mode.value !== "oauth2";
-    custom.querySelector(".key-only").hidden = oauth || mode.value === "none";
-    if (!oauth && mode.value !== "none" && !custom.elements.credential_fields.value) {
-      custom.elements.credential_fields.value = { api_key: "api_key", api_key_secret: "api_key api_secret", basic: "username password" }[mode.value];
-    }
+    for (const node of custom.querySelectorAll("[data-field]")) node.hidden = !uses(node.dataset.field);
+    const defaults = rules.credential_fields[mode.value];
+    if (defaults && !custom.elements.credential_fields.value) custom.elements.credential_fields.value = defaults.join(" ");
   };
   mode.addEventListener("change", sync);
   sync();
+  const listFields = new Set(["scopes", "allowed_hosts", "credential_fields"]);
+  const jsonFields = new Set(["placements", "parameters", "default_headers", "default_query", "authorization_params"]);
+  const valueOf = (name) => {
+    const input = custom.elements[name];
+    if (input.type === "checkbox") return input.checked;
+    if (listFields.has(name)) return words(input.value);
+    if (jsonFields.has(name)) return jsonField(custom, name, undefined);
+    if (name === "client_secret") return input.value;
+    return input.value.trim() || undefined;
+  };
   custom.addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = custom.elements;
@@ -39,30 +55,8 @@ if (custom) {
       for (const name of ["key", "name", "base_url"]) {
         if (!f[name].value.trim()) throw Object.assign(new Error("required"), { field: name });
       }
-      const oauth = f.auth_mode.value.startsWith("oauth2");
-      const body = {
-        key: f.key.value.trim(), name: f.name.value.trim(), auth_mode: f.auth_mode.value,
-        base_url: f.base_url.value.trim(), allowed_hosts: words(f.allowed_hosts.value),
-        allow_private_network: f.allow_private_network.checked,
-        placements: jsonField(custom, "placements", undefined),
-        parameters: jsonField(custom, "parameters", undefined),
-        default_headers: jsonField(custom, "default_headers", undefined),
-        default_query: jsonField(custom, "default_query", undefined),
-      };
-      if (oauth) {
-        Object.assign(body, {
-          token_url: f.token_url.value.trim(), token_request_method: f.token_request_method.value,
-          token_auth_method: f.token_auth_method.value, revoke_url: f.revoke_url.value.trim() || undefined,
-          scopes: words(f.scopes.value), scope_separator: f.scope_separator.value,
-          client_id: f.client_id.value.trim(), client_secret: f.client_secret.value, refresh_on_403: f.refresh_on_403.checked,
-        });
-        if (f.auth_mode.value === "oauth2") {
-          Object.assign(body, { authorization_url: f.authorization_url.value.trim(), pkce: f.pkce.checked,
-            authorization_params: jsonField(custom, "authorization_params", undefined) });
-        }
-      } else if (f.auth_mode.value !== "none") {
-        body.credential_fields = words(f.credential_fields.value);
-      }
+      const body = { key: f.key.value.trim(), allow_private_network: f.allow_private_network.checked };
+      for (const name of rules.fields[mode.value]) if (f[name]) body[name] = valueOf(name);
       const created = await api("POST", `/api/f/${slug}/integrations`, body);
       location.assign(`/f/${slug}/manage/integrations/${created.key}`);
     } catch (error) { fieldError(custom, error); }
@@ -86,7 +80,7 @@ for (const form of document.querySelectorAll(".catalog-form")) {
         client_id: f.client_id?.value.trim(), client_secret: f.client_secret?.value,
       });
       location.assign(`/f/${slug}/manage/integrations/${created.key}`);
-    } catch (error) { showError(form.querySelector(".form-error"), error.message); }
+    } catch (error) { fieldError(form, error); }
   });
 }
 
@@ -131,7 +125,7 @@ if (integrationPage) {
       if (input.name.startsWith("param_")) parameters[input.name.slice(6)] = input.value; else fields[input.name] = input.value;
     }
     try { await api("POST", `${base}/master`, { fields, parameters }); location.reload(); }
-    catch (error) { showError(masterForm.querySelector(".form-error"), error.message); }
+    catch (error) { fieldError(masterForm, error); }
   });
   const settings = document.getElementById("integration-settings");
   settings?.addEventListener("submit", async (event) => {
@@ -145,7 +139,8 @@ if (integrationPage) {
       await api("PATCH", base, body);
       settings.querySelector(".form-ok").hidden = false; showError(settings.querySelector(".form-error"), "");
       if (f.client_secret) f.client_secret.value = "";
-    } catch (error) { showError(settings.querySelector(".form-error"), error.message); }
+      fieldError(settings, {});
+    } catch (error) { settings.querySelector(".form-ok").hidden = true; fieldError(settings, error); }
   });
 }
 

@@ -1,0 +1,125 @@
+"""Management pages in a real browser: catalog entries of every auth mode can be added and
+edited, errors land under the field they name, and the forms state the length limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from app import db
+from app.integrations.catalog import MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from app.models import Integration, Role
+from app.testing import LiveServer
+from tests.conftest import PASSWORD, add_member, create_facility, create_user
+from tests.e2e.conftest import shot
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def admin_page(browser: Any, live: LiveServer) -> Iterator[Any]:
+    """A browser page signed in as an admin of facility `lab`."""
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab", name="The Lab")
+        admin = create_user(session, email="admin@example.com", name="Avery Admin")
+        add_member(session, user=admin, facility=lab, role=Role.admin)
+        session.commit()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=email]", "admin@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    yield page
+    context.close()
+
+
+def _stored_name(live: LiveServer, key: str) -> str:
+    with live.app.app_context():
+        integration = db.session.query(Integration).filter_by(key=key).one()
+        name = integration.name
+        db.session.remove()
+        return name
+
+
+@pytest.mark.parametrize("catalog_key", ["stripe", "twilio", "datadog"])
+def test_an_admin_adds_and_edits_a_key_catalog_entry(
+    admin_page: Any, live: LiveServer, catalog_key: str
+) -> None:
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/new")
+    entry = page.locator(f".catalog-entry[data-key={catalog_key}]")
+    entry.locator("summary").click()
+    entry.locator("button[type=submit]").click()
+    page.wait_for_url(f"**/manage/integrations/{catalog_key}")
+    settings = page.locator("#integration-settings")
+    settings.locator("[name=name]").fill("Payments (lab)")
+    settings.locator("button[type=submit]").click()
+    settings.locator(".form-ok").wait_for(state="visible")
+    assert settings.locator(".form-error").is_hidden()
+    assert _stored_name(live, catalog_key) == "Payments (lab)"
+    shot(page, f"management-{catalog_key}-edited")
+
+
+def test_malformed_placements_show_under_their_field(admin_page: Any, live: LiveServer) -> None:
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/new")
+    form = page.locator("#custom-integration-form")
+    form.locator("[name=key]").fill("keyed")
+    form.locator("[name=name]").fill("Keyed")
+    form.locator("[name=auth_mode]").select_option("api_key")
+    form.locator("[name=base_url]").fill("https://api.example.com/v1")
+    # Valid JSON of the wrong shape: an object where a list of placements belongs.
+    form.locator("[name=placements]").fill('{"location": "header", "name": "X-Key"}')
+    form.locator("button[type=submit]").click()
+    slot = form.locator('.field-error[data-for="placements"]')
+    slot.wait_for(state="visible")
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-for=placements]').textContent !== ''"
+    )
+    assert "placements" in slot.inner_text()
+    assert form.locator(".form-error").is_hidden()
+    shot(page, "management-new-placements-error")
+
+
+def test_a_malformed_url_on_the_settings_form_shows_under_base_url(
+    admin_page: Any, live: LiveServer
+) -> None:
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/new")
+    entry = page.locator(".catalog-entry[data-key=openai]")
+    entry.locator("summary").click()
+    entry.locator("button[type=submit]").click()
+    page.wait_for_url("**/manage/integrations/openai")
+    settings = page.locator("#integration-settings")
+    settings.locator("[name=base_url]").fill("https://[api.openai.com/v1")
+    settings.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#integration-settings .field-error[data-for=base_url]')"
+        ".textContent !== ''"
+    )
+    assert settings.locator(".form-error").is_hidden()
+    assert settings.locator(".form-ok").is_hidden()
+
+
+def test_the_forms_state_and_enforce_the_length_limits(admin_page: Any, live: LiveServer) -> None:
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/new")
+    form = page.locator("#custom-integration-form")
+    assert f"up to {MAX_KEY_LENGTH} characters" in form.inner_text()
+    assert f"up to {MAX_NAME_LENGTH} characters" in form.inner_text()
+    form.locator("[name=key]").fill("k" * 5000)
+    form.locator("[name=name]").fill("n" * 5000)
+    assert len(form.locator("[name=key]").input_value()) == MAX_KEY_LENGTH
+    assert len(form.locator("[name=name]").input_value()) == MAX_NAME_LENGTH
+    form.locator("[name=auth_mode]").select_option("basic")
+    form.locator("[name=base_url]").fill("https://api.example.com")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**/manage/integrations/k*")
+    page.goto(f"{live.url}/f/lab/manage")
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 1280
