@@ -42,6 +42,7 @@ result = resp.json()
 ''',
     "Echo with an API key": """\
 resp = integrations.post("demokey", "/echo", json={"hello": input.get("name", "world")})
+resp.raise_for_status()  # a refused key is an HTTPError that says so, not a missing field
 result = {"status": resp.status, "echo": resp.json()["json"]}
 """,
     "Ask first, then work": """\
@@ -163,6 +164,8 @@ def _ensure_integrations(app: Flask, facility: Facility, base: str) -> None:
                     {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
                 ],
                 "credential_fields": ["api_key"],
+                # A wrong key is refused when it is entered, not on a later run.
+                "verify": {"method": "GET", "path": "/me", "expected_status": 200},
                 "allow_private_network": True,
             },
         )

@@ -63,6 +63,13 @@ class Conflict(AppError):
     status = 409
 
 
+class CredentialsRefused(ValidationError):
+    """The provider refused typed credentials (API key, password) when they were checked."""
+
+    code = "credentials_refused"
+    status = 400
+
+
 class OAuthCallbackError(AppError):
     """A forged, stale or reused OAuth callback, or a provider error on sign-in."""
 

@@ -27,14 +27,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from app.integrations import destinations
-from app.integrations.catalog import (
-    MAX_KEY_LENGTH,
-    MAX_LABEL_LENGTH,
-    OAUTH_MODES,
-    default_placements,
-    placement_dict,
-)
+from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
+from app.integrations.placements import place_credentials, placements_of
 from app.integrations.resolution import resolve
 from app.integrations.tokens import NeedsReauth, RefreshFailed, TokenManager
 from app.integrations.vault import Vault
@@ -576,9 +571,7 @@ class Broker:
         creds: Mapping[str, str],
         parameters: Mapping[str, str],
     ) -> tuple[dict[str, str], list[tuple[str, str]]]:
-        placements = integration.placements or [
-            placement_dict(p) for p in default_placements(integration.auth_mode)
-        ]
+        placements = placements_of(integration)
         guarded_headers = set(destinations.ALWAYS_CREDENTIAL_HEADERS)
         guarded_query = set()
         for placement in placements:
@@ -611,20 +604,9 @@ class Broker:
                     "server adds the credential itself"
                 )
         params.extend((str(k), str(v)) for k, v in (integration.default_query or {}).items())
-        values = {**parameters, **creds}
-        if "access_token" in creds:
-            values["token"] = creds["access_token"]
-        for placement in placements:
-            location = placement.get("location")
-            value = _fill(str(placement.get("template", "")), values)
-            if location == "header":
-                headers[str(placement["name"])] = value
-            elif location == "query":
-                params.append((str(placement["name"]), value))
-            elif location == "basic":
-                password = _fill(str(placement.get("password_template") or ""), values)
-                pair = base64.b64encode(f"{value}:{password}".encode()).decode()
-                headers["Authorization"] = f"Basic {pair}"
+        placed_headers, placed_params = place_credentials(placements, creds, parameters)
+        headers.update(placed_headers)
+        params.extend(placed_params)
         return headers, params
 
     def _timeout(self, args: Mapping[str, Any], call: HostCall) -> float:
@@ -746,15 +728,6 @@ class Broker:
                 "created_at": utcnow(),
             }
         )
-
-
-def _fill(template: str, values: Mapping[str, str]) -> str:
-    try:
-        return template.format_map(dict(values))
-    except (KeyError, ValueError, IndexError) as exc:
-        raise HostCallError(
-            "integration_unavailable", f"the integration's credential template needs {exc}"
-        ) from None
 
 
 def _body(args: Mapping[str, Any]) -> dict[str, Any]:

@@ -99,6 +99,18 @@ class Parameter:
     pattern: str = DEFAULT_PARAMETER_PATTERN
 
 
+VerifyMethod = Literal["GET", "HEAD"]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A request that tells whether typed credentials work: its answer must have this status."""
+
+    method: VerifyMethod
+    path: str
+    expected_status: int = 200
+
+
 def _empty_mapping() -> Mapping[str, str]:
     return MappingProxyType({})
 
@@ -109,6 +121,7 @@ BASIC_PASSWORD = Placement(
 )
 _PLACEMENT_FIELDS = frozenset(f.name for f in fields(Placement))
 _PARAMETER_FIELDS = frozenset(f.name for f in fields(Parameter))
+_VERIFICATION_FIELDS = frozenset(f.name for f in fields(Verification))
 
 
 @dataclass(frozen=True)
@@ -135,6 +148,7 @@ class CatalogEntry:
     default_query: Mapping[str, str] = field(default_factory=_empty_mapping)
     allowed_hosts: tuple[str, ...] = ()
     refresh_on_403: bool = False
+    verify: Verification | None = None
     docs_url: str = ""
     setup_guide: str = ""
 
@@ -150,7 +164,7 @@ def fields_for_mode(auth_mode: str) -> frozenset[str]:
     if auth_mode != "oauth2":
         unused |= AUTHORIZATION_CODE_ONLY_FIELDS
     if auth_mode not in CREDENTIAL_MODES:
-        unused.add("credential_fields")
+        unused |= {"credential_fields", "verify"}
     if auth_mode == "none":
         unused.add("placements")
     return _ENTRY_FIELDS - unused
@@ -165,6 +179,17 @@ def default_placements(
     if auth_mode == "basic" and set(credential_fields) == {"username", "password"}:
         return (BASIC_PASSWORD,)
     return ()
+
+
+def verification_dict(verification: Verification | None) -> dict[str, Any] | None:
+    """A verification request in the JSON shape of catalog.json and the integration's column."""
+    if verification is None:
+        return None
+    return {
+        "method": verification.method,
+        "path": verification.path,
+        "expected_status": verification.expected_status,
+    }
 
 
 def placement_dict(placement: Placement) -> dict[str, Any]:
@@ -313,6 +338,7 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
         if parameter.name not in used:
             raise r.error("parameters", f"parameter {parameter.name!r} is never used")
 
+    verify = _verification(r)
     allowed_hosts = r.text_list("allowed_hosts")
     for host in allowed_hosts:
         if not _HOST_RE.fullmatch(host):
@@ -350,6 +376,7 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
         default_query=default_query,
         allowed_hosts=allowed_hosts,
         refresh_on_403=r.flag("refresh_on_403", False),
+        verify=verify,
         docs_url=docs_url,
         setup_guide=setup_guide,
     )
@@ -443,6 +470,24 @@ def _parameters(r: _Reader) -> tuple[Parameter, ...]:
                 raise p.error("pattern", f"accepts the unsafe value {probe!r}")
         parameters.append(Parameter(name=name, label=p.text("label"), pattern=pattern))
     return tuple(parameters)
+
+
+def _verification(r: _Reader) -> Verification | None:
+    if r.raw.get("verify") is None:
+        return None
+    v = r.nested("verify", r.raw["verify"])
+    v.reject_unknown(_VERIFICATION_FIELDS)
+    method = cast(VerifyMethod, v.choice("method", get_args(VerifyMethod), "GET"))
+    path = v.text("path")
+    # A path under the base URL only: it is sent with the account's credentials.
+    if not path.startswith("/") or path.startswith("//") or any(c in path for c in "{}#\\ "):
+        raise v.error("path", "must be a plain path under the base URL, starting with /")
+    if ".." in path.split("?")[0].split("/"):
+        raise v.error("path", "must not climb out of the base URL with ..")
+    status = v.raw.get("expected_status", 200)
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        raise v.error("expected_status", "must be an HTTP status between 100 and 599")
+    return Verification(method=method, path=path, expected_status=status)
 
 
 def _placements(

@@ -48,6 +48,8 @@ class Integration(Base):
     allowed_hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
     allow_private_network: Mapped[bool] = mapped_column(default=False)
     refresh_on_403: Mapped[bool] = mapped_column(default=False)
+    # The request that checks typed credentials before they are stored (catalog `verify`).
+    verify: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     current_client_id: Mapped[int | None] = mapped_column(
         ForeignKey("oauth_clients.id", ondelete="SET NULL", use_alter=True)
     )

@@ -17,10 +17,17 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound, OAuthCallbackError, ProviderError, ValidationError
+from app.errors import (
+    CredentialsRefused,
+    NotFound,
+    OAuthCallbackError,
+    ProviderError,
+    ValidationError,
+)
 from app.integrations import catalog, oauth
 from app.integrations.tokens import stored_tokens, token_expiry
 from app.integrations.vault import Vault
+from app.integrations.verification import verify_credentials
 from app.models import Account, Integration, OAuthClient, OAuthState
 from app.models._types import utcnow
 
@@ -358,8 +365,10 @@ def connect_with_credentials(
     fields: Mapping[str, Any],
     parameters: Mapping[str, Any],
     vault: Vault,
+    http: requests.Session | None = None,
 ) -> Account:
-    """An account from an API key, key + secret, or username + password."""
+    """An account from an API key, key + secret, or username + password; when the
+    integration declares a verification request, only credentials the provider accepts."""
     if integration.auth_mode not in catalog.CREDENTIAL_MODES:
         raise ValidationError(f"{integration.name} does not take typed credentials")
     if not isinstance(fields, Mapping):
@@ -378,6 +387,14 @@ def connect_with_credentials(
         values[name] = value
     params = validate_parameters(integration, parameters)
     label = validate_label(label) if owner == "user" else ""
+    verdict = verify_credentials(integration, creds=values, parameters=params, http=http)
+    if verdict is not None and not verdict.ok:
+        if verdict.status is None:
+            raise ProviderError(verdict.message)
+        # Shown under the first credential field: that is what the person should retype.
+        fields_in_form = integration.credential_fields or []
+        where = {"field": fields_in_form[0]} if fields_in_form else {}
+        raise CredentialsRefused(verdict.message, **where)
     account = _account_for(session, integration, owner, user_id, label)
     account.parameters = params
     account.credentials_enc = vault.encrypt_json(values)

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, ValidationError
 from app.integrations import catalog, oauth
 from app.integrations.vault import Vault
-from app.models import Facility, Integration, OAuthClient
+from app.integrations.verification import verify_credentials
+from app.models import Account, Facility, Integration, OAuthClient
+from app.services.connections import validate_parameters
 
 _COLUMNS = (
     "name",
@@ -37,6 +39,7 @@ _COLUMNS = (
     "default_query",
     "allowed_hosts",
     "refresh_on_403",
+    "verify",
 )
 
 
@@ -54,6 +57,7 @@ def _entry_to_columns(entry: catalog.CatalogEntry) -> dict[str, Any]:
     values["default_headers"] = dict(entry.default_headers)
     values["default_query"] = dict(entry.default_query)
     values["placements"] = [catalog.placement_dict(p) for p in entry.placements]
+    values["verify"] = catalog.verification_dict(entry.verify)
     values["parameters"] = [
         {"name": p.name, "label": p.label, "pattern": p.pattern} for p in entry.parameters
     ]
@@ -272,16 +276,46 @@ def integration_public_view(integration: Integration) -> dict[str, Any]:
     return view
 
 
+def test_credentials(
+    integration: Integration,
+    vault: Vault,
+    *,
+    master: Account | None,
+    fields: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    http: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Send a key/password integration's verification request with credentials typed for
+    the test (never stored) or else the master account's; the provider's answer in words."""
+    if not integration.verify:
+        return {
+            "ok": None,
+            "message": f"{integration.name} declares no verification request, so there is "
+            "nothing to send; add one to test keys before they are stored",
+        }
+    if fields and any(str(value).strip() for value in fields.values()):
+        creds = {name: str(fields.get(name) or "") for name in integration.credential_fields or []}
+        params = validate_parameters(integration, parameters)
+        used = "the credentials typed for the test"
+    elif master is not None and master.credentials_enc:
+        creds, params = vault.decrypt_json(master.credentials_enc), dict(master.parameters)
+        used = "the master account"
+    else:
+        return {
+            "ok": False,
+            "message": "connect the master account, or type credentials to test with",
+        }
+    verdict = verify_credentials(integration, creds=creds, parameters=params, http=http)
+    assert verdict is not None  # the integration declares a verification request
+    return {"ok": verdict.ok, "status": verdict.status, "message": f"{verdict.message} ({used})"}
+
+
 def test_connection(
     integration: Integration, vault: Vault, http: requests.Session | None = None
 ) -> dict[str, Any]:
     """Ask the provider about the OAuth client; its answer in words."""
     if integration.auth_mode not in catalog.OAUTH_MODES:
-        return {
-            "ok": None,
-            "message": "nothing to test: this integration uses keys or passwords "
-            "that each account supplies",
-        }
+        return {"ok": None, "message": f"{integration.name} does not sign in with OAuth"}
     client = integration.current_client
     if client is None:
         return {"ok": False, "message": "enter the client id and secret first"}

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app import db, extensions
 from app.errors import NotFound, ValidationError
+from app.integrations.catalog import CREDENTIAL_MODES
 from app.models import Account, ApiToken, CallLog, Integration, Role
 from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
@@ -415,11 +416,28 @@ def delete_integration(slug: str, key: str) -> ResponseReturnValue:
 
 @bp.post("/f/<slug>/integrations/<key>/test")
 def test_integration(slug: str, key: str) -> ResponseReturnValue:
-    """Ask the provider whether the client id/secret work; its answer in words (admins)."""
+    """Ask the provider whether the client id/secret, or typed credentials (those sent for
+    the test, else the master account's), work; its answer in words (admins)."""
     member = require_member(slug, Role.admin)
-    from app.services.integrations_admin import test_connection
+    from app.services import connections
+    from app.services.integrations_admin import test_connection, test_credentials
 
-    return jsonify(test_connection(_integration(member, key), extensions.vault()))
+    integration = _integration(member, key)
+    if integration.auth_mode in CREDENTIAL_MODES:
+        body = _body()
+        fields = body.get("fields")
+        if fields is not None and not isinstance(fields, dict):
+            raise ValidationError("fields must be a JSON object", field="fields")
+        return jsonify(
+            test_credentials(
+                integration,
+                extensions.vault(),
+                master=connections.master_account(db.session(), integration.id),
+                fields=fields,
+                parameters=body.get("parameters"),
+            )
+        )
+    return jsonify(test_connection(integration, extensions.vault()))
 
 
 def _connect(member: MemberContext, integration: Integration, *, owner: str) -> ResponseReturnValue:

@@ -102,6 +102,21 @@ if (integrationPage) {
       out.className = answer.ok ? "ok" : "error";
     } catch (error) { out.textContent = error.message; out.className = "error"; }
   });
+  const testForm = document.getElementById("test-credentials");
+  testForm?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const out = document.getElementById("test-result");
+    const fields = {}; const parameters = {};
+    for (const input of testForm.querySelectorAll("input")) {
+      if (input.name.startsWith("param_")) parameters[input.name.slice(6)] = input.value; else fields[input.name] = input.value;
+    }
+    out.textContent = "Asking the provider…"; out.className = "muted";
+    try {
+      const answer = await api("POST", `${base}/test`, { fields, parameters });
+      out.textContent = answer.message;
+      out.className = answer.ok ? "ok" : "error";
+    } catch (error) { out.textContent = error.message; out.className = "error"; }
+  });
   document.getElementById("connect-master")?.addEventListener("click", async (event) => {
     const errorBox = event.target.parentElement.querySelector(".form-error");
     const popup = window.open("", "scriptbox-master-sign-in", "width=540,height=720");

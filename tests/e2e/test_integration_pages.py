@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from app import db
+from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.integrations.catalog import MAX_KEY_LENGTH, MAX_NAME_LENGTH
-from app.models import Integration, Role
+from app.models import Facility, Integration, Role
+from app.services import integrations_admin
 from app.testing import LiveServer
 from tests.conftest import PASSWORD, add_member, create_facility, create_user
 from tests.e2e.conftest import shot
@@ -123,3 +125,63 @@ def test_the_forms_state_and_enforce_the_length_limits(admin_page: Any, live: Li
     page.goto(f"{live.url}/f/lab/manage")
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 1280
+
+
+@pytest.fixture
+def keyed_provider(live: LiveServer) -> Iterator[str]:
+    """The dev provider on loopback, accepting one API key."""
+    provider_app = create_provider_app(ProviderConfig(api_keys={"right-key-81": None}))
+    with serve_in_thread(provider_app) as provider:
+        yield provider.url
+
+
+def test_a_wrong_master_key_is_refused_and_test_connection_says_why(
+    admin_page: Any, live: LiveServer, keyed_provider: str
+) -> None:
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        integrations_admin.create_custom(
+            session,
+            facility=lab,
+            fields={
+                "key": "keyed",
+                "name": "Keyed API",
+                "auth_mode": "api_key",
+                "base_url": f"{keyed_provider}/keyapi",
+                "credential_fields": ["api_key"],
+                "placements": [
+                    {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
+                ],
+                "verify": {"method": "GET", "path": "/me", "expected_status": 200},
+                "allow_private_network": True,
+            },
+        )
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/keyed")
+    test_form = page.locator("#test-credentials")
+    test_form.locator("[name=api_key]").fill("wrong-key-12")
+    test_form.locator("button[type=submit]").click()
+    result = page.locator("#test-result")
+    page.wait_for_function("() => document.querySelector('#test-result').className === 'error'")
+    assert "HTTP 401" in result.inner_text() and "Unknown API key" in result.inner_text()
+
+    master = page.locator("#master-credentials")
+    master.locator("[name=api_key]").fill("wrong-key-12")
+    master.locator("button[type=submit]").click()
+    slot = master.locator('.field-error[data-for="api_key"]')
+    slot.wait_for(state="attached")
+    page.wait_for_function(
+        "() => document.querySelector('#master-credentials .field-error').textContent !== ''"
+    )
+    assert "HTTP 401" in slot.inner_text()
+    shot(page, "management-master-key-refused")
+    master.locator("[name=api_key]").fill("right-key-81")
+    master.locator("button[type=submit]").click()
+    page.locator("#disconnect-master").wait_for()
+    test_form = page.locator("#test-credentials")
+    test_form.locator("button[type=submit]").click()
+    page.wait_for_function("() => document.querySelector('#test-result').className === 'ok'")
+    assert "master account" in page.locator("#test-result").inner_text()

@@ -1,4 +1,4 @@
-"""integration journeys: length limits
+"""integration journeys: length limits, credential verification
 
 Revision ID: 0002
 Revises: 0001
@@ -29,6 +29,8 @@ _WIDENED = (
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("integrations") as batch:
+        batch.add_column(sa.Column("verify", sa.JSON(), nullable=True))
     for table, column, old, new, nullable in _WIDENED:
         with op.batch_alter_table(table) as batch:
             batch.alter_column(
@@ -40,6 +42,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("integrations") as batch:
+        batch.drop_column("verify")
     for table, column, old, new, nullable in reversed(_WIDENED):
         with op.batch_alter_table(table) as batch:
             batch.alter_column(

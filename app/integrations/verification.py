@@ -1,0 +1,95 @@
+"""Checking typed credentials (API key, key + secret, Basic) before they are stored.
+
+An integration may declare a verification request (catalog field `verify`): it is sent with
+the candidate credentials through the same checked transport as script calls, and its
+answer decides whether the account is stored. The provider's answer is reported in words,
+with every credential value taken out of it.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import requests
+
+from app.integrations import destinations
+from app.integrations.placements import place_credentials, placements_of
+from app.models import Integration
+from sandbox import HostCallError
+
+VERIFY_TIMEOUT_S = 10.0
+_EXCERPT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the provider said to the verification request: accepted or not, and in words."""
+
+    ok: bool
+    status: int | None
+    message: str
+
+
+def verify_credentials(
+    integration: Integration,
+    *,
+    creds: Mapping[str, str],
+    parameters: Mapping[str, str],
+    http: requests.Session | None = None,
+) -> Verdict | None:
+    """Send the integration's verification request with these credentials; None if it has none."""
+    spec = integration.verify
+    if not spec:
+        return None
+    name = integration.name
+    try:
+        url = destinations.build_url(
+            integration.base_url,
+            str(spec["path"]),
+            parameters=parameters,
+            allowed_hosts=integration.allowed_hosts or [],
+        )
+        headers, params = place_credentials(placements_of(integration), creds, parameters)
+    except (destinations.DestinationRefused, HostCallError) as exc:
+        return Verdict(False, None, f"the check of the {name} credentials cannot be sent: {exc}")
+    headers = {**(integration.default_headers or {}), **headers}
+    params = [*(integration.default_query or {}).items(), *params]
+    session = http or destinations.checked_session(allow_private=integration.allow_private_network)
+    try:
+        response = session.request(
+            str(spec.get("method") or "GET"),
+            url,
+            headers=headers,
+            params=params or None,
+            timeout=VERIFY_TIMEOUT_S,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        return Verdict(
+            False,
+            None,
+            f"{name} could not be reached to check the credentials ({type(exc).__name__})",
+        )
+    expected = int(spec.get("expected_status") or 200)
+    if response.status_code == expected:
+        return Verdict(True, response.status_code, f"{name} accepted the credentials")
+    answer = _without_secrets(response.text[:_EXCERPT_CHARS], creds).strip()
+    return Verdict(
+        False,
+        response.status_code,
+        f"{name} refused the credentials: it answered HTTP {response.status_code}"
+        + (f": {answer}" if answer else ""),
+    )
+
+
+def _without_secrets(text: str, creds: Mapping[str, str]) -> str:
+    """The text with every credential value (raw, URL- or base64-encoded) replaced."""
+    for value in creds.values():
+        if len(value) < 4:  # too short to hide without mangling ordinary words
+            continue
+        for form in (value, quote(value, safe=""), base64.b64encode(value.encode()).decode()):
+            text = text.replace(form, "[redacted]")
+    return text

@@ -1,0 +1,64 @@
+"""The demo's API-key journey through the REST API: a wrong key is refused when it is typed,
+and a key the provider stops accepting gives the script a clear HTTPError, not KeyError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from app import db
+from app.demo import DEMO_API_KEY, PROVIDER_PREFIX, install_demo
+from app.devprovider import provider_of
+from app.models import Script, User
+from app.testing import LiveServer
+
+CSRF = "test-csrf-token"
+HEADERS = {"X-CSRF-Token": CSRF}
+
+
+def _member(live: LiveServer) -> FlaskClient:
+    client = live.app.test_client()
+    with live.app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == "member@example.com"))
+        db.session.remove()
+    with client.session_transaction() as sess:
+        sess.update({"user_id": user_id, "csrf": CSRF, "sid": "sid-member"})
+    return client
+
+
+def _run(client: FlaskClient, live: LiveServer, name: str) -> dict[str, Any]:
+    with live.app.app_context():
+        script_id = db.session.scalar(select(Script.id).where(Script.name == name))
+        db.session.remove()
+    answer = client.post(
+        "/api/f/demo/runs",
+        json={"script_id": script_id, "input": {"name": "Mia"}, "wait": 60},
+        headers=HEADERS,
+    )
+    assert answer.status_code in (200, 201), answer.get_json()
+    run: dict[str, Any] = answer.get_json()
+    return run
+
+
+def test_the_demo_key_is_checked_and_a_revoked_key_is_a_clear_error(live: LiveServer) -> None:
+    install_demo(live.app)
+    member = _member(live)
+    connect = "/api/f/demo/integrations/demokey/accounts"
+    wrong = member.post(connect, json={"fields": {"api_key": "not-the-demo-key"}}, headers=HEADERS)
+    assert wrong.status_code == 400
+    assert "HTTP 401" in wrong.get_json()["error"]["message"]
+    right = member.post(connect, json={"fields": {"api_key": DEMO_API_KEY}}, headers=HEADERS)
+    assert right.status_code == 201, right.get_json()
+    assert _run(member, live, "Echo with an API key")["result"]["echo"] == {"hello": "Mia"}
+
+    # The provider stops accepting the key after it was stored (revoked at the provider).
+    middleware = live.app.wsgi_app
+    assert isinstance(middleware, DispatcherMiddleware)
+    provider_of(middleware.mounts[PROVIDER_PREFIX]).config.api_keys.clear()
+    run = _run(member, live, "Echo with an API key")
+    assert run["status"] == "failed"
+    assert run["error"]["code"] == "http_error", run["error"]
+    assert "401" in run["error"]["message"]
