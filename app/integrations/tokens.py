@@ -27,6 +27,9 @@ from app.integrations.vault import Vault
 from app.models import Account, Integration, OAuthClient
 from app.models._types import utcnow
 
+# Token-endpoint errors that say the client itself (id or secret) is wrong, not the account.
+CLIENT_REJECTED_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
+
 
 class NeedsReauth(Exception):
     """The account's grant is gone (invalid_grant); it is marked `needs_reauth`."""
@@ -165,7 +168,7 @@ class TokenManager:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def _client(self, account: Account, integration: Integration) -> tuple[str, str | None]:
+    def _client(self, account: Account, integration: Integration) -> tuple[int, str, str | None]:
         client_row_id = account.oauth_client_id or integration.current_client_id
         with self._session_factory() as session:
             client = session.get(OAuthClient, client_row_id) if client_row_id else None
@@ -174,14 +177,28 @@ class TokenManager:
             secret = (
                 self._vault.decrypt(client.client_secret_enc) if client.client_secret_enc else None
             )
-            return client.client_id, secret
+            return client.id, client.client_id, secret
+
+    def _mark_client(self, client_row_id: int, rejected_with: str | None) -> None:
+        """Record (or clear) the provider refusing this client, for the admin's pages."""
+        with self._session_factory() as session, session.begin():
+            statement = update(OAuthClient).where(OAuthClient.id == client_row_id)
+            if rejected_with is None:
+                statement = statement.where(OAuthClient.rejected_with.is_not(None))
+            session.execute(
+                statement.values(
+                    rejected_with=rejected_with,
+                    rejected_at=utcnow() if rejected_with is not None else None,
+                )
+            )
 
     def _refresh_holding_lease(
         self, account: Account, integration: Integration, creds: dict[str, Any]
     ) -> dict[str, str]:
         settings = oauth.OAuthSettings.of(integration, account.parameters)
+        client_row_id: int | None = None
         try:
-            client_id, secret = self._client(account, integration)
+            client_row_id, client_id, secret = self._client(account, integration)
             if integration.auth_mode == "oauth2_client_credentials":
                 token = oauth.client_credentials_token(
                     settings, client_id=client_id, client_secret=secret, http=self._http
@@ -201,12 +218,19 @@ class TokenManager:
                 self._store(account.id, status="needs_reauth")
                 raise NeedsReauth(account.id) from None
             self._store(account.id)
+            if exc.error in CLIENT_REJECTED_ERRORS and client_row_id is not None:
+                self._mark_client(client_row_id, exc.error)
+                raise RefreshFailed(
+                    f"the provider refused the integration's OAuth client ({exc.error}); "
+                    "an admin must check the client id and secret"
+                ) from None
             raise RefreshFailed(
                 f"the provider refused to refresh the token ({exc.error})"
             ) from None
         except Exception:
             self._store(account.id)
             raise
+        self._mark_client(client_row_id, None)
         now = utcnow()
         fresh = stored_tokens(token, creds)
         self._store(

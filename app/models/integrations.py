@@ -72,6 +72,10 @@ class OAuthClient(Base):
     )
     client_id: Mapped[str] = mapped_column(String(255))
     client_secret_enc: Mapped[str | None] = mapped_column(Text)
+    # Set when the provider refused this client on a token request (e.g. invalid_client after
+    # the secret was changed at the provider); cleared when it is saved again or works.
+    rejected_with: Mapped[str | None] = mapped_column(String(64))
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, ValidationError
@@ -141,29 +141,68 @@ def _set_client(
     client_id: str | None,
     client_secret: str | None,
 ) -> None:
-    """Point the integration at a new OAuth client when id or secret change."""
+    """Save the OAuth client: a new secret for the same client id reaches every account that
+    client issued; a new client id gets its own row (older accounts keep theirs)."""
     if client_id is None and client_secret is None:
         return
     current = integration.current_client
     new_id = (client_id or "").strip() or (current.client_id if current else "")
     if not new_id:
         raise ValidationError("enter the client id from the provider", field="client_id")
-    secret_enc = current.client_secret_enc if current is not None else None
+    same_id = list(
+        session.scalars(
+            select(OAuthClient)
+            .where(OAuthClient.integration_id == integration.id, OAuthClient.client_id == new_id)
+            .order_by(OAuthClient.id.desc())
+        )
+    )
+    secret_enc: str | None = None
     if client_secret:
         if vault is None:
             from app import extensions
 
             vault = extensions.vault()
         secret_enc = vault.encrypt(client_secret)
-    if current is not None and current.client_id == new_id and not client_secret:
-        return  # nothing changed (a blank secret keeps the saved one)
-    client = OAuthClient(
-        integration_id=integration.id, client_id=new_id, client_secret_enc=secret_enc
-    )
-    session.add(client)
+        # One client id has one secret at the provider: a rotated secret must reach the
+        # accounts issued under it, or their refreshes fail with invalid_client.
+        for row in same_id:
+            row.client_secret_enc = secret_enc
+            row.rejected_with = None
+            row.rejected_at = None
+    elif not same_id and current is not None:
+        secret_enc = current.client_secret_enc  # a new id with a blank secret keeps the saved one
+    if same_id:
+        client = same_id[0]
+    else:
+        client = OAuthClient(
+            integration_id=integration.id, client_id=new_id, client_secret_enc=secret_enc
+        )
+        session.add(client)
     session.flush()
     integration.current_client_id = client.id
     integration.current_client = client
+
+
+def client_problem(session: Session, integration: Integration) -> str | None:
+    """In words: the provider refused an OAuth client that accounts still use, if it did."""
+    rows = session.execute(
+        select(OAuthClient, func.count(Account.id))
+        .join(Account, Account.oauth_client_id == OAuthClient.id, isouter=True)
+        .where(OAuthClient.integration_id == integration.id, OAuthClient.rejected_with.is_not(None))
+        .group_by(OAuthClient.id)
+    ).all()
+    current = integration.current_client_id
+    for client, accounts in rows:
+        if client.id != current and not accounts:
+            continue  # an old client nobody uses any more
+        when = client.rejected_at.strftime("%Y-%m-%d %H:%M UTC") if client.rejected_at else ""
+        return (
+            f"The provider refused the OAuth client {client.client_id} ({client.rejected_with}) "
+            f"on a token refresh {when}: the client id or secret is wrong or was changed at "
+            f"the provider. {accounts} connected account(s) cannot refresh until an admin "
+            "saves the current client secret here."
+        )
+    return None
 
 
 def create_from_catalog(

@@ -388,8 +388,11 @@ def get_integration(slug: str, key: str) -> ResponseReturnValue:
     member = require_member(slug)
     from app.services import integrations_admin as admin
 
-    view = admin.integration_public_view(_integration(member, key))
+    integration = _integration(member, key)
+    view = admin.integration_public_view(integration)
     view["redirect_uri"] = admin.redirect_uri(current_app.config["PUBLIC_URL"])
+    if member.can(Role.admin):
+        view["client_problem"] = admin.client_problem(db.session(), integration)
     return jsonify(view)
 
 

@@ -13,7 +13,7 @@ from app.errors import NotFound
 from app.integrations import catalog as catalog_rules
 from app.integrations.catalog import load_catalog
 from app.models import Account, ApiToken, Integration, Membership, Role, User
-from app.services import invitations, people
+from app.services import integrations_admin, invitations, people
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web.security import login_required, memberships_of, require_member, require_user
@@ -107,13 +107,20 @@ def manage(slug: str) -> ResponseReturnValue:
             )
         )
     )
+    integrations = _integrations(member)
+    problems = {
+        i.id: problem
+        for i in integrations
+        if (problem := integrations_admin.client_problem(db.session(), i)) is not None
+    }
     return _page(
         "manage.html",
         member,
-        integrations=_integrations(member),
+        integrations=integrations,
         masters=masters,
         members=people.members_of(db.session(), facility=member.facility),
         invited=invitations.pending_in(db.session(), facility=member.facility),
+        problems=problems,
     )
 
 
@@ -131,8 +138,6 @@ def new_integration(slug: str) -> ResponseReturnValue:
 def integration_settings(slug: str, key: str) -> ResponseReturnValue:
     """One integration's settings, master account and connection test (admins)."""
     member = require_member(slug, Role.admin)
-    from app.services import integrations_admin
-
     integration = db.session.scalar(
         select(Integration).where(
             Integration.facility_id == member.facility.id, Integration.key == key
@@ -151,6 +156,7 @@ def integration_settings(slug: str, key: str) -> ResponseReturnValue:
         integration=integration,
         view=integrations_admin.integration_public_view(integration),
         master=master,
+        client_problem=integrations_admin.client_problem(db.session(), integration),
         redirect_uri=integrations_admin.redirect_uri(current_app.config["PUBLIC_URL"]),
     )
 

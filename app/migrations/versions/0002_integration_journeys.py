@@ -1,4 +1,4 @@
-"""integration journeys: length limits, credential verification
+"""integration journeys: length limits, credential verification, rejected OAuth clients
 
 Revision ID: 0002
 Revises: 0001
@@ -31,6 +31,9 @@ _WIDENED = (
 def upgrade() -> None:
     with op.batch_alter_table("integrations") as batch:
         batch.add_column(sa.Column("verify", sa.JSON(), nullable=True))
+    with op.batch_alter_table("oauth_clients") as batch:
+        batch.add_column(sa.Column("rejected_with", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("rejected_at", sa.DateTime(timezone=True), nullable=True))
     for table, column, old, new, nullable in _WIDENED:
         with op.batch_alter_table(table) as batch:
             batch.alter_column(
@@ -44,6 +47,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("integrations") as batch:
         batch.drop_column("verify")
+    with op.batch_alter_table("oauth_clients") as batch:
+        batch.drop_column("rejected_at")
+        batch.drop_column("rejected_with")
     for table, column, old, new, nullable in reversed(_WIDENED):
         with op.batch_alter_table(table) as batch:
             batch.alter_column(
