@@ -30,7 +30,14 @@ from app.integrations import destinations
 from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
 from app.integrations.placements import place_credentials, placements_of
-from app.integrations.resolution import resolve
+from app.integrations.resolution import (
+    MASTER_NEEDS_REAUTH,
+    NEEDS_REAUTH,
+    NO_MASTER_ACCOUNT,
+    NOT_INTERACTIVE,
+    refusal_message,
+    resolve,
+)
 from app.integrations.tokens import NeedsReauth, RefreshFailed, TokenManager
 from app.integrations.vault import Vault
 from app.models import Account, CallLog, Facility, Integration
@@ -65,7 +72,7 @@ class GrantRequest:
     integration_key: str
     integration_name: str
     label: str
-    reason: str  # missing | needs_reauth
+    reason: str  # a prompt reason of app.integrations.resolution
     call: HostCall | None = field(default=None, compare=False)
 
 
@@ -73,12 +80,12 @@ GrantHook = Callable[[GrantRequest], int]
 
 
 def not_interactive(request: GrantRequest) -> int:
-    """The default grant hook: nobody can be asked."""
+    """The default grant hook: nobody can be asked (and a stale master account says so)."""
+    reason = MASTER_NEEDS_REAUTH if request.reason == MASTER_NEEDS_REAUTH else NOT_INTERACTIVE
     raise HostCallError(
         "no_integration_grant",
-        f"{request.integration_name} needs an account, and nobody can be asked to sign in "
-        "(connect one in Settings → Integrations)",
-        reason="not_interactive",
+        refusal_message(reason, request.integration_name),
+        reason=reason,
         service=request.integration_key,
     )
 
@@ -304,12 +311,11 @@ class Broker:
             if found.account is not None and reason_override is None:
                 session.expunge(found.account)
                 return found.account
-        if found.refuse_reason == "no_master_account":
+        if found.refuse_reason in (NO_MASTER_ACCOUNT, MASTER_NEEDS_REAUTH):
             raise HostCallError(
                 "no_integration_grant",
-                f"{integration.name} has no master account; an admin can connect "
-                "one on the Management page",
-                reason="no_master_account",
+                refusal_message(found.refuse_reason, integration.name),
+                reason=found.refuse_reason,
                 service=integration.key,
             )
         label = (
@@ -328,7 +334,7 @@ class Broker:
             reason=reason_override or found.reason,
             call=call,
         )
-        if found.refuse_reason == "not_interactive" or ctx.user_id is None:
+        if found.refuse_reason == NOT_INTERACTIVE or ctx.user_id is None:
             not_interactive(request)
         asked = self._clock()
         try:
@@ -363,7 +369,7 @@ class Broker:
         try:
             return account, self._tokens.credentials(account.id)
         except NeedsReauth:
-            account = self._account(ctx, call, integration, account_arg, "needs_reauth", entry)
+            account = self._account(ctx, call, integration, account_arg, NEEDS_REAUTH, entry)
             assert account is not None
             return account, self._tokens.credentials(account.id)
         except RefreshFailed as exc:

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.events import EventHub
+from app.integrations.broker import not_interactive
 from app.models import Facility, Grant, Integration, Run, Script
 from app.models._types import utcnow
 from sandbox import HostCallError
@@ -56,10 +57,12 @@ class GrantCoordinator:
 
     def request(self, req: Any) -> int:
         """Ask the user to connect `req.integration_key`; block until resolved (GrantHook)."""
-        if req.user_id is None or not self._interactive(req.run_id):
-            raise _refusal("not_interactive", req.integration_name)
-        if not self._hub.has_listeners(req.user_id, req.facility_id):
-            raise _refusal("not_interactive", req.integration_name)
+        if (
+            req.user_id is None
+            or not self._interactive(req.run_id)
+            or not self._hub.has_listeners(req.user_id, req.facility_id)
+        ):
+            return not_interactive(req)
         grant, created = self._open_grant(req)
         self._set_run_status(req, "waiting_for_grant")
         if created:

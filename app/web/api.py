@@ -340,9 +340,16 @@ def list_integrations(slug: str) -> ResponseReturnValue:
             for a in accounts
             if a.integration_id == integration.id and a.user_id == member.user.id
         ]
-        view["master_connected"] = any(
-            a.integration_id == integration.id and a.owner_kind == "master" for a in accounts
+        master = next(
+            (
+                a
+                for a in accounts
+                if a.integration_id == integration.id and a.owner_kind == "master"
+            ),
+            None,
         )
+        view["master_connected"] = master is not None and master.status == "active"
+        view["master_status"] = master.status if master is not None else None
         view["my_accounts"] = [_account_dict(a) for a in mine]
         result.append(view)
     return jsonify(result)

@@ -100,13 +100,14 @@ def editor(slug: str, script_id: int | None = None) -> ResponseReturnValue:
 def manage(slug: str) -> ResponseReturnValue:
     """Integrations, members and usage (admins)."""
     member = require_member(slug, Role.admin)
-    masters = set(
-        db.session.scalars(
-            select(Account.integration_id).where(
+    masters = {
+        integration_id: status
+        for integration_id, status in db.session.execute(
+            select(Account.integration_id, Account.status).where(
                 Account.facility_id == member.facility.id, Account.owner_kind == "master"
             )
         )
-    )
+    }
     integrations = _integrations(member)
     problems = {
         i.id: problem

@@ -11,7 +11,11 @@ const prompts = new Map();
 function render(message) {
   if (prompts.has(message.grant_id)) return;
   const account = message.label ? ` (account “${message.label}”)` : "";
-  const reason = message.reason === "needs_reauth" ? " Your earlier sign-in has expired." : "";
+  const reasons = {
+    needs_reauth: " Your earlier sign-in has expired.",
+    master_needs_reauth: ` The facility's ${message.integration.name} account must be signed in again by an admin; until then the script needs your own.`,
+  };
+  const reason = reasons[message.reason] ?? "";
   const fallback = el("a", { class: "grant-fallback", href: message.sign_in_url, hidden: true, text: "Open sign-in here" });
   const signIn = el("button", { class: "grant-sign-in primary", type: "button", text: "Sign in" });
   const refuse = el("button", { class: "grant-refuse", type: "button", text: "Refuse" });

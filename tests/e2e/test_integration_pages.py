@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app import db
+from app import db, extensions
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.integrations.catalog import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from app.models import Facility, Integration, Role
@@ -185,3 +185,83 @@ def test_a_wrong_master_key_is_refused_and_test_connection_says_why(
     test_form.locator("button[type=submit]").click()
     page.wait_for_function("() => document.querySelector('#test-result').className === 'ok'")
     assert "master account" in page.locator("#test-result").inner_text()
+
+
+def test_a_master_that_must_sign_in_again_is_shown_and_explained(
+    browser: Any, admin_page: Any, live: LiveServer, keyed_provider: str
+) -> None:
+    from app.models import Account, Script
+    from app.services import connections
+
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        member = create_user(session, email="member@example.com", name="Mia Member")
+        add_member(session, user=member, facility=lab, role=Role.member)
+        integration = integrations_admin.create_custom(
+            session,
+            facility=lab,
+            fields={
+                "key": "keyed",
+                "name": "Keyed API",
+                "auth_mode": "api_key",
+                "base_url": f"{keyed_provider}/keyapi",
+                "placements": [
+                    {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
+                ],
+                "allow_private_network": True,
+            },
+        )
+        connections.connect_with_credentials(
+            session,
+            integration=integration,
+            owner="master",
+            user_id=None,
+            label="",
+            fields={"api_key": "right-key-81"},
+            parameters={},
+            vault=extensions.vault(),
+        )
+        session.add(
+            Script(
+                facility_id=lab.id,
+                name="Keyed me",
+                source='result = integrations.get("keyed", "/me").json()',
+                published=True,
+            )
+        )
+        session.flush()
+        session.query(Account).update({"status": "needs_reauth"})
+        session.commit()
+        db.session.remove()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=email]", "member@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(f"{live.url}/f/lab/scripts")
+    page.locator(".script-card", has_text="Keyed me").locator(".run-script").click()
+    prompt = page.locator(".grant-prompt")
+    prompt.wait_for(timeout=20000)
+    assert "must be signed in again by an admin" in prompt.inner_text()
+    shot(page, "scripts-prompt-master-needs-reauth")
+    prompt.locator(".grant-refuse").click()
+    context.close()
+
+    admin = admin_page
+    admin.goto(f"{live.url}/f/lab/manage")
+    state = admin.locator("tr", has_text="Keyed API").locator(".master-state")
+    assert "must sign in again" in state.inner_text()
+    shot(admin, "management-master-needs-reauth")
+    state.locator("a", has_text="Reconnect").click()
+    admin.wait_for_url("**/manage/integrations/keyed")
+    form = admin.locator("#master-credentials")
+    form.locator("[name=api_key]").fill("right-key-81")
+    form.locator("button[type=submit]", has_text="Reconnect").click()
+    admin.locator(".master-stale").wait_for(state="detached")  # the page reloaded
+    admin.goto(f"{live.url}/f/lab/manage")
+    state = admin.locator("tr", has_text="Keyed API").locator(".master-state")
+    assert state.inner_text().strip() == "connected"

@@ -1,0 +1,114 @@
+"""A master account that must be signed in again, through the REST API: scripts asking for
+it get reason master_needs_reauth in words, default calls say why instead of quietly asking
+members, and the API shows the state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import update
+
+from app import db
+from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
+from app.models import Account, Role
+from app.testing import LiveServer
+from tests.conftest import add_member, create_facility, create_user
+
+CSRF = "test-csrf-token"
+HEADERS = {"X-CSRF-Token": CSRF}
+ASKS = """
+try:
+    integrations.get("keyed", "/me"{account})
+    result = {{"called": True}}
+except integrations.NoIntegrationGrant as refused:
+    result = {{"reason": refused.reason, "message": str(refused)}}
+"""
+
+
+@pytest.fixture
+def world(live: LiveServer) -> Iterator[dict[str, FlaskClient]]:
+    """A key integration whose master account must be signed in again; admin and scripter."""
+    provider_app = create_provider_app(ProviderConfig(api_keys={"master-key-5": None}))
+    with serve_in_thread(provider_app) as provider:
+        clients = {}
+        with live.app.app_context():
+            session = db.session()
+            lab = create_facility(session, slug="lab")
+            for role in (Role.admin, Role.scripter):
+                user = create_user(session, email=f"{role.value}@example.com")
+                add_member(session, user=user, facility=lab, role=role)
+                session.flush()
+                client = live.app.test_client()
+                with client.session_transaction() as sess:
+                    sess.update({"user_id": user.id, "csrf": CSRF, "sid": f"sid-{role.value}"})
+                clients[role.value] = client
+            session.commit()
+            db.session.remove()
+        admin = clients["admin"]
+        created = admin.post(
+            "/api/f/lab/integrations",
+            json={
+                "key": "keyed",
+                "name": "GitHub",
+                "auth_mode": "api_key",
+                "base_url": f"{provider.url}/keyapi",
+                "placements": [
+                    {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
+                ],
+                "allow_private_network": True,
+            },
+            headers=HEADERS,
+        )
+        assert created.status_code == 201, created.get_json()
+        master = admin.post(
+            "/api/f/lab/integrations/keyed/master",
+            json={"fields": {"api_key": "master-key-5"}},
+            headers=HEADERS,
+        )
+        assert master.status_code == 201, master.get_json()
+        with live.app.app_context():
+            db.session.execute(update(Account).values(status="needs_reauth"))
+            db.session.commit()
+            db.session.remove()
+        yield clients
+
+
+def _run(client: FlaskClient, source: str) -> dict[str, Any]:
+    answer = client.post("/api/f/lab/runs", json={"source": source, "wait": 60}, headers=HEADERS)
+    run: dict[str, Any] = answer.get_json()
+    assert run["status"] == "succeeded", run
+    result: dict[str, Any] = run["result"]
+    return result
+
+
+@pytest.mark.parametrize("account", [', account="master"', ""], ids=["master", "default"])
+def test_calls_say_the_master_must_be_signed_in_again(
+    world: dict[str, FlaskClient], account: str
+) -> None:
+    result = _run(world["scripter"], ASKS.format(account=account))
+    assert result["reason"] == "master_needs_reauth"
+    assert (
+        "the facility's GitHub account must be signed in again by an admin" in (result["message"])
+    )
+
+
+def test_the_api_and_the_pages_show_the_state(world: dict[str, FlaskClient]) -> None:
+    admin = world["admin"]
+    listed = admin.get("/api/f/lab/integrations").get_json()[0]
+    assert (listed["master_connected"], listed["master_status"]) == (False, "needs_reauth")
+    management = admin.get("/f/lab/manage").get_data(as_text=True)
+    assert "must sign in again" in management and "Reconnect" in management
+    assert "badge ok" not in management
+    page = admin.get("/f/lab/manage/integrations/keyed").get_data(as_text=True)
+    assert "must sign in again" in page and ">Reconnect</button>" in page
+    reconnected = admin.post(
+        "/api/f/lab/integrations/keyed/master",
+        json={"fields": {"api_key": "master-key-5"}},
+        headers=HEADERS,
+    )
+    assert reconnected.status_code == 201
+    assert admin.get("/api/f/lab/integrations").get_json()[0]["master_status"] == "active"
+    assert _run(world["scripter"], ASKS.format(account=', account="master"')) == {"called": True}
