@@ -45,6 +45,8 @@ class ProviderConfig:
     users: list[str] = field(default_factory=lambda: ["alice", "bob"])
     api_keys: dict[str, str | None] = field(default_factory=dict)
     basic_users: dict[str, str] = field(default_factory=dict)
+    # The verbs /token accepts; many real providers refuse GET.
+    token_methods: tuple[str, ...] = ("POST", "GET")
     # Upper bounds that keep a test (or a demo user) from tying up the process.
     max_slow_seconds: float = 30.0
     max_big_bytes: int = 50 * 1024 * 1024

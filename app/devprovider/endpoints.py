@@ -5,7 +5,16 @@ from __future__ import annotations
 import io
 
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, Request, Response, current_app, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Request,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
 
 from .models import User
 from .oauth import DevAuthorizationServer
@@ -96,7 +105,16 @@ def _as_form_post(req: Request) -> Request:
 @bp.route("/token", methods=["POST", "GET"])
 def token() -> Response:
     """Token endpoint; GET with query parameters is accepted as some providers do."""
-    provider_of(current_app).stats.increment("token_requests")
+    provider = provider_of(current_app)
+    provider.stats.increment("token_requests")
+    if request.method not in provider.config.token_methods:
+        refused = jsonify(
+            error="invalid_request",
+            error_description=f"the token endpoint does not accept {request.method}",
+        )
+        refused.status_code = 405
+        refused.headers["Allow"] = ", ".join(provider.config.token_methods)
+        return refused
     converted = _as_form_post(request) if request.method == "GET" else None
     return _server().create_token_response(converted)
 

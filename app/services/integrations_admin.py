@@ -376,12 +376,15 @@ def test_connection(
             http=http,
         )
     except oauth.OAuthProviderError as exc:
-        if exc.error in ("invalid_grant", "invalid_request", "invalid_code"):
+        verb = integration.token_request_method
+        # Only a complaint about the made-up code itself shows the client got through:
+        # invalid_request may just as well be the provider refusing the request (its verb).
+        if exc.error in ("invalid_grant", "invalid_code"):
             return {
                 "ok": True,
                 "error": exc.error,
                 "message": f"client id and secret accepted (the provider answered "
-                f"{exc.error} for the test code, as expected)",
+                f"{exc.error} for the test code, as expected, to a {verb} token request)",
             }
         if exc.error in ("invalid_client", "unauthorized_client"):
             return {
@@ -390,9 +393,11 @@ def test_connection(
                 "message": f"the provider rejected the client id or secret ({exc.error}); "
                 "check both at the provider and save them again",
             }
+        answer = f"{exc.error}: {exc.description}".strip(": ")
         return {
             "ok": False,
             "error": exc.error,
-            "message": f"the provider answered {exc.error}: {exc.description}".strip(": "),
+            "message": f"the provider refused the {verb} token request ({answer}); "
+            "check the token request verb and URL",
         }
     return {"ok": True, "message": "the provider accepted the test request"}

@@ -1,0 +1,71 @@
+"""Test connection of an OAuth integration, through the REST API against the real dev
+provider on loopback: it uses the configured token verb and reports the provider's answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import db
+from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
+from app.models import Role
+from tests.conftest import add_member, create_facility, create_user
+
+CSRF = "test-csrf-token"
+HEADERS = {"X-CSRF-Token": CSRF}
+
+
+@pytest.fixture
+def post_only() -> Iterator[str]:
+    """A provider whose token endpoint refuses GET, as many real ones do."""
+    spec = ClientSpec("the-client", "the-secret", ["http://127.0.0.1:5000/oauth/callback"])
+    provider_app = create_provider_app(ProviderConfig(clients=[spec], token_methods=("POST",)))
+    with serve_in_thread(provider_app) as provider:
+        yield provider.url
+
+
+@pytest.fixture
+def admin(app: Flask) -> FlaskClient:
+    session = db.session()
+    lab = create_facility(session, slug="lab")
+    user = create_user(session, email="admin@example.com")
+    add_member(session, user=user, facility=lab, role=Role.admin)
+    session.commit()
+    client = app.test_client()
+    with client.session_transaction() as sess:
+        sess.update({"user_id": user.id, "csrf": CSRF, "sid": "sid-admin"})
+    return client
+
+
+@pytest.mark.parametrize(
+    ("verb", "ok"), [("POST", True), ("GET", False)], ids=["post-accepted", "get-refused"]
+)
+def test_test_connection_uses_the_configured_verb(
+    admin: FlaskClient, post_only: str, verb: str, ok: bool
+) -> None:
+    created = admin.post(
+        "/api/f/lab/integrations",
+        json={
+            "key": "demo",
+            "name": "Demo OAuth",
+            "auth_mode": "oauth2",
+            "base_url": f"{post_only}/api",
+            "authorization_url": f"{post_only}/authorize",
+            "token_url": f"{post_only}/token",
+            "token_request_method": verb,
+            "token_auth_method": "client_secret_basic",
+            "client_id": "the-client",
+            "client_secret": "the-secret",
+            "allow_private_network": True,
+        },
+        headers=HEADERS,
+    )
+    assert created.status_code == 201, created.get_json()
+    answer = admin.post("/api/f/lab/integrations/demo/test", headers=HEADERS).get_json()
+    assert answer["ok"] is ok, answer
+    assert verb in answer["message"]
+    if not ok:
+        assert "does not accept GET" in answer["message"]
