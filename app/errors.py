@@ -84,6 +84,14 @@ class ProviderError(AppError):
     status = 502
 
 
+class RevocationFailed(AppError):
+    """Disconnecting: the provider refused to revoke the token or could not be reached, so
+    the account was kept; the person may retry or remove it anyway."""
+
+    code = "revocation_failed"
+    status = 502
+
+
 class QuotaExceeded(AppError):
     """The facility used its monthly call quota."""
 

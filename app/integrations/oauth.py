@@ -255,10 +255,11 @@ def revoke(
     token_type_hint: str,
     http: requests.Session | None = None,
     timeout: float = 15.0,
-) -> bool:
-    """Revoke a token at the revocation endpoint (RFC 7009); True when it answered 200."""
+) -> None:
+    """Revoke a token at the revocation endpoint (RFC 7009); raise OAuthProviderError with
+    the provider's answer when it refuses (`temporarily_unavailable`: not reached)."""
     if not settings.revoke_url:
-        return False
+        return
     data = {"token": token, "token_type_hint": token_type_hint}
     auth = None
     if settings.token_auth_method == "client_secret_basic" and client_secret is not None:
@@ -270,6 +271,21 @@ def revoke(
     sender = http or requests.Session()
     try:
         response = sender.post(settings.revoke_url, data=data, auth=auth, timeout=timeout)
-    except requests.RequestException:
-        return False
-    return response.status_code == 200
+    except requests.RequestException as exc:
+        raise OAuthProviderError(
+            "temporarily_unavailable",
+            f"the revocation endpoint could not be reached ({type(exc).__name__})",
+        ) from None
+    if response.status_code == 200:
+        return
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    if not isinstance(answer, dict):
+        answer = {}
+    raise OAuthProviderError(
+        str(answer.get("error") or f"http_{response.status_code}"),
+        f"HTTP {response.status_code}: "
+        + str(answer.get("error_description") or response.text[:200]).strip(),
+    )

@@ -22,6 +22,7 @@ from app.errors import (
     NotFound,
     OAuthCallbackError,
     ProviderError,
+    RevocationFailed,
     ValidationError,
 )
 from app.integrations import catalog, oauth
@@ -405,40 +406,69 @@ def connect_with_credentials(
 
 
 def disconnect(
-    session: Session, account: Account, vault: Vault, http: requests.Session | None = None
+    session: Session,
+    account: Account,
+    vault: Vault,
+    http: requests.Session | None = None,
+    *,
+    remove_anyway: bool = False,
 ) -> None:
-    """Revoke at the provider when it has a revoke URL (best effort), then delete."""
+    """Revoke at the provider when it has a revoke URL, then delete. A failed revocation
+    keeps the account and raises RevocationFailed, unless `remove_anyway` is set."""
     integration = session.get(Integration, account.integration_id)
-    if (
+    revocable = (
         integration is not None
         and integration.revoke_url
         and account.credentials_enc
         and integration.auth_mode in catalog.OAUTH_MODES
-    ):
-        creds = vault.decrypt_json(account.credentials_enc)
-        try:
-            client, secret = _client(integration, vault, account.oauth_client_id)
-            settings = oauth.OAuthSettings.of(integration, account.parameters)
-            token, hint = (
-                (creds["refresh_token"], "refresh_token")
-                if creds.get("refresh_token")
-                else (creds.get("access_token", ""), "access_token")
-            )
-            if not oauth.revoke(
-                settings,
-                client_id=client.client_id,
-                client_secret=secret,
-                token=token,
-                token_type_hint=hint,
-                http=http,
-            ):
-                log.warning(
-                    "revocation of account %s at %s was not confirmed", account.id, integration.key
-                )
-        except ValidationError:
-            log.warning("account %s: no OAuth client left to revoke with", account.id)
+    )
+    if revocable and not remove_anyway:
+        assert integration is not None
+        _revoke(integration, account, vault, http)
     session.delete(account)
     session.flush()
+
+
+def _revoke(
+    integration: Integration, account: Account, vault: Vault, http: requests.Session | None
+) -> None:
+    creds = vault.decrypt_json(account.credentials_enc or "")
+    token, hint = (
+        (creds["refresh_token"], "refresh_token")
+        if creds.get("refresh_token")
+        else (creds.get("access_token", ""), "access_token")
+    )
+    then = (
+        "The account is still connected: try again, or remove it anyway (the token may "
+        "then stay valid at the provider until it expires)."
+    )
+    try:
+        client, secret = _client(integration, vault, account.oauth_client_id)
+    except ValidationError:
+        raise RevocationFailed(
+            f"{integration.name} has no OAuth client left to revoke the token with. {then}",
+            reachable=False,
+        ) from None
+    try:
+        oauth.revoke(
+            oauth.OAuthSettings.of(integration, account.parameters),
+            client_id=client.client_id,
+            client_secret=secret,
+            token=token,
+            token_type_hint=hint,
+            http=http,
+        )
+    except oauth.OAuthProviderError as exc:
+        log.warning(
+            "revocation of account %s at %s failed: %s", account.id, integration.key, exc.error
+        )
+        if exc.error == "temporarily_unavailable":
+            said = f"{integration.name} could not be reached to revoke the token"
+        else:
+            said = f"{integration.name} refused to revoke the token ({exc})"
+        raise RevocationFailed(
+            f"{said}. {then}", reachable=exc.error != "temporarily_unavailable"
+        ) from None
 
 
 def master_account(session: Session, integration_id: int) -> Account | None:

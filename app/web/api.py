@@ -495,6 +495,11 @@ def _connect(member: MemberContext, integration: Integration, *, owner: str) -> 
     return jsonify(_account_dict(account)), 201
 
 
+def _remove_anyway() -> bool:
+    """`?remove_anyway=1`: disconnect even though the provider did not revoke the token."""
+    return request.args.get("remove_anyway") in ("1", "true")
+
+
 @bp.post("/f/<slug>/integrations/<key>/master")
 def connect_master(slug: str, key: str) -> ResponseReturnValue:
     """Connect the facility's master account (admins)."""
@@ -511,7 +516,9 @@ def disconnect_master(slug: str, key: str) -> ResponseReturnValue:
     account = connections.master_account(db.session(), _integration(member, key).id)
     if account is None:
         raise NotFound("no master account is connected")
-    connections.disconnect(db.session(), account, extensions.vault())
+    connections.disconnect(
+        db.session(), account, extensions.vault(), remove_anyway=_remove_anyway()
+    )
     db.session.commit()
     return "", 204
 
@@ -575,7 +582,9 @@ def disconnect_own(slug: str, account_id: int) -> ResponseReturnValue:
         or account.user_id != member.user.id
     ):
         raise NotFound("no such account")
-    connections.disconnect(db.session(), account, extensions.vault())
+    connections.disconnect(
+        db.session(), account, extensions.vault(), remove_anyway=_remove_anyway()
+    )
     db.session.commit()
     return "", 204
 

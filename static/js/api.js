@@ -65,3 +65,33 @@ export function parseJson(text, fallback) {
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
 }
+
+// Disconnect an account. When the provider refused the revocation or could not be reached
+// the server keeps the account and says so: the choice (retry, or remove anyway) is shown
+// after `anchor`. Resolves true once the account is gone, false if the person cancels.
+export async function disconnectAccount(url, anchor) {
+  try {
+    await api("DELETE", url);
+    return true;
+  } catch (error) {
+    if (error.code !== "revocation_failed") throw error;
+    anchor.parentElement.querySelector(".revocation-failed")?.remove();
+    return new Promise((resolve, reject) => {
+      const retry = el("button", { type: "button", class: "revocation-retry", text: "Try again" });
+      const anyway = el("button", { type: "button", class: "revocation-remove-anyway", text: "Remove anyway" });
+      const cancel = el("button", { type: "button", class: "link", text: "Keep it" });
+      const box = el("div", { class: "revocation-failed", role: "alert" },
+        el("p", { class: "error", text: error.message }), el("div", { class: "row" }, retry, anyway, cancel));
+      anchor.after(box);
+      retry.addEventListener("click", () => { box.remove(); disconnectAccount(url, anchor).then(resolve, reject); });
+      anyway.addEventListener("click", async () => {
+        try {
+          await api("DELETE", `${url}?remove_anyway=1`);
+          box.remove();
+          resolve(true);
+        } catch (failure) { reject(failure); }
+      });
+      cancel.addEventListener("click", () => { box.remove(); resolve(false); });
+    });
+  }
+}

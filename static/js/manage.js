@@ -1,6 +1,6 @@
 // Management pages: new integrations (catalog or custom), settings, master account,
 // connection test, members and usage.
-import { api, el, showError, slug, toast } from "./api.js";
+import { api, disconnectAccount, el, showError, slug, toast } from "./api.js";
 
 const words = (text) => (text ?? "").split(/[\s,]+/).filter(Boolean);
 function jsonField(form, name, fallback) {
@@ -128,9 +128,10 @@ if (integrationPage) {
       } else { popup?.close(); location.reload(); }
     } catch (error) { popup?.close(); showError(errorBox, error.message); }
   });
-  document.getElementById("disconnect-master")?.addEventListener("click", async () => {
+  document.getElementById("disconnect-master")?.addEventListener("click", async (event) => {
     if (!confirm("Disconnect the master account? Scripts will use members' own accounts.")) return;
-    try { await api("DELETE", `${base}/master`); location.reload(); } catch (error) { toast(error.message, "error"); }
+    try { if (await disconnectAccount(`${base}/master`, event.target)) location.reload(); }
+    catch (error) { toast(error.message, "error"); }
   });
   const masterForm = document.getElementById("master-credentials");
   masterForm?.addEventListener("submit", async (event) => {

@@ -1,5 +1,5 @@
 // Settings: connect and disconnect your own accounts per facility; API tokens.
-import { api, showError, toast } from "./api.js";
+import { api, disconnectAccount, showError, toast } from "./api.js";
 
 for (const section of document.querySelectorAll(".facility-section")) {
   const facility = section.dataset.facility;
@@ -26,7 +26,7 @@ for (const section of document.querySelectorAll(".facility-section")) {
     });
     for (const button of row.querySelectorAll(".disconnect")) {
       button.addEventListener("click", async () => {
-        try { await api("DELETE", `/api/f/${facility}/accounts/${button.dataset.accountId}`); location.reload(); }
+        try { if (await disconnectAccount(`/api/f/${facility}/accounts/${button.dataset.accountId}`, button)) location.reload(); }
         catch (error) { toast(error.message, "error"); }
       });
     }

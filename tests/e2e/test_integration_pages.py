@@ -265,3 +265,69 @@ def test_a_master_that_must_sign_in_again_is_shown_and_explained(
     admin.goto(f"{live.url}/f/lab/manage")
     state = admin.locator("tr", has_text="Keyed API").locator(".master-state")
     assert state.inner_text().strip() == "connected"
+
+
+def test_a_failed_revocation_offers_retry_or_remove_anyway(
+    browser: Any, admin_page: Any, live: LiveServer
+) -> None:
+    from app.models import Account
+
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        member = create_user(session, email="member@example.com", name="Mia Member")
+        add_member(session, user=member, facility=lab, role=Role.member)
+        integration = integrations_admin.create_custom(
+            session,
+            facility=lab,
+            fields={
+                "key": "demo",
+                "name": "Demo OAuth",
+                "auth_mode": "oauth2",
+                "base_url": "http://127.0.0.1:9/api",
+                "authorization_url": "http://127.0.0.1:9/authorize",
+                "token_url": "http://127.0.0.1:9/token",
+                "revoke_url": "http://127.0.0.1:9/revoke",  # nothing listens there
+                "client_id": "the-client",
+                "client_secret": "the-secret",
+                "allow_private_network": True,
+            },
+        )
+        session.add(
+            Account(
+                facility_id=lab.id,
+                integration_id=integration.id,
+                owner_kind="user",
+                user_id=member.id,
+                label="",
+                credentials_enc=extensions.vault().encrypt_json(
+                    {"access_token": "at-1", "refresh_token": "rt-1"}
+                ),
+            )
+        )
+        session.commit()
+        db.session.remove()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=email]", "member@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(f"{live.url}/settings/integrations")
+    row = page.locator(".integration-row[data-key=demo]")
+    row.locator(".disconnect").click()
+    choice = row.locator(".revocation-failed")
+    choice.wait_for()
+    assert "could not be reached to revoke the token" in choice.inner_text()
+    shot(page, "settings-revocation-failed")
+    choice.locator(".revocation-retry").click()  # still unreachable: asked again
+    row.locator(".revocation-failed").wait_for()
+    row.locator(".revocation-remove-anyway").click()
+    page.wait_for_function("() => !document.querySelector('.integration-row .disconnect')")
+    assert "Not connected." in page.locator(".integration-row[data-key=demo]").inner_text()
+    with live.app.app_context():
+        assert db.session.query(Account).count() == 0
+        db.session.remove()
+    context.close()

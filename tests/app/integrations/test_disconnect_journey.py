@@ -1,0 +1,111 @@
+"""Disconnecting an OAuth account whose revocation fails, through the REST API against the
+real dev provider on loopback: the account is kept and the answer says why; a retry or
+"remove anyway" finishes it."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app import db
+from app.devprovider import answer_consent
+from app.models import Account, Role
+from tests.app.integrations.conftest import SECRETS, RealProvider
+from tests.conftest import add_member, create_facility, create_user
+
+CSRF = "test-csrf-token"
+HEADERS = {"X-CSRF-Token": CSRF}
+
+
+@pytest.fixture
+def clients(app: Flask) -> dict[str, FlaskClient]:
+    session = db.session()
+    lab = create_facility(session, slug="lab")
+    result = {}
+    for role in (Role.admin, Role.member):
+        user = create_user(session, email=f"{role.value}@example.com")
+        add_member(session, user=user, facility=lab, role=role)
+        session.flush()
+        client = app.test_client()
+        with client.session_transaction() as sess:
+            sess.update({"user_id": user.id, "csrf": CSRF, "sid": f"sid-{role.value}"})
+        result[role.value] = client
+    session.commit()
+    return result
+
+
+def _setup(clients: dict[str, FlaskClient], provider: RealProvider, **fields: Any) -> int:
+    created = clients["admin"].post(
+        "/api/f/lab/integrations",
+        json={
+            "key": "demo",
+            "name": "Demo OAuth",
+            "auth_mode": "oauth2",
+            "base_url": f"{provider.url}/api",
+            "authorization_url": f"{provider.url}/authorize",
+            "token_url": f"{provider.url}/token",
+            "revoke_url": f"{provider.url}/revoke",
+            "token_auth_method": "client_secret_basic",
+            "client_id": "basic-client",
+            "client_secret": SECRETS["basic-client"],
+            "allow_private_network": True,
+            **fields,
+        },
+        headers=HEADERS,
+    )
+    assert created.status_code == 201, created.get_json()
+    member = clients["member"]
+    started = member.post("/api/f/lab/integrations/demo/accounts", json={}, headers=HEADERS)
+    back = urlsplit(answer_consent(started.get_json()["authorization_url"]))
+    assert member.get(f"{back.path}?{back.query}").status_code == 200
+    account_id: int = member.get("/api/f/lab/accounts").get_json()[0]["id"]
+    return account_id
+
+
+def _count() -> int:
+    db.session.expire_all()
+    return len(db.session.scalars(select(Account)).all())
+
+
+def test_a_refused_revocation_keeps_the_account_until_a_retry_works(
+    clients: dict[str, FlaskClient], provider: RealProvider
+) -> None:
+    account_id = _setup(clients, provider)
+    admin, member = clients["admin"], clients["member"]
+    # The saved secret no longer matches the provider's: it refuses the revocation.
+    admin.patch("/api/f/lab/integrations/demo", json={"client_secret": "stale"}, headers=HEADERS)
+    url = f"/api/f/lab/accounts/{account_id}"
+    refused = member.delete(url, headers=HEADERS)
+    assert refused.status_code == 502
+    error = refused.get_json()["error"]
+    assert error["code"] == "revocation_failed" and error["reachable"] is True
+    assert "refused to revoke the token (invalid_client" in error["message"]
+    assert "remove it anyway" in error["message"]
+    assert _count() == 1 and provider.stats["revocations"] == 0
+    admin.patch(
+        "/api/f/lab/integrations/demo",
+        json={"client_secret": SECRETS["basic-client"]},
+        headers=HEADERS,
+    )
+    assert member.delete(url, headers=HEADERS).status_code == 204  # the retry
+    assert _count() == 0 and provider.stats["revocations"] == 1
+
+
+def test_an_unreachable_provider_can_be_removed_anyway(
+    clients: dict[str, FlaskClient], provider: RealProvider
+) -> None:
+    account_id = _setup(clients, provider, revoke_url="http://127.0.0.1:9/revoke")
+    member = clients["member"]
+    url = f"/api/f/lab/accounts/{account_id}"
+    refused = member.delete(url, headers=HEADERS)
+    assert refused.status_code == 502
+    error = refused.get_json()["error"]
+    assert error["reachable"] is False and "could not be reached" in error["message"]
+    assert _count() == 1
+    assert member.delete(f"{url}?remove_anyway=1", headers=HEADERS).status_code == 204
+    assert _count() == 0
