@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.integrations import destinations
 from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, OAUTH_MODES
+from app.integrations.defaults import defaults_of
 from app.integrations.destinations import DestinationRefused
 from app.integrations.placements import place_credentials, placements_of
 from app.integrations.resolution import (
@@ -589,7 +590,8 @@ class Broker:
         raw_headers = args.get("headers") or {}
         if not isinstance(raw_headers, Mapping):
             raise HostCallError("invalid_request", "headers must be a dict of strings")
-        for name, value in {**(integration.default_headers or {}), **raw_headers}.items():
+        default_headers, default_query = defaults_of(integration, self._vault)
+        for name, value in {**default_headers, **raw_headers}.items():
             name_s, value_s = str(name), str(value)
             destinations.check_text(name_s, "a header name")
             destinations.check_text(value_s, "a header value")
@@ -609,7 +611,7 @@ class Broker:
                     f"scripts may not set the {name} query parameter: the "
                     "server adds the credential itself"
                 )
-        params.extend((str(k), str(v)) for k, v in (integration.default_query or {}).items())
+        params.extend((str(k), str(v)) for k, v in default_query.items())
         placed_headers, placed_params = place_credentials(placements, creds, parameters)
         headers.update(placed_headers)
         params.extend(placed_params)

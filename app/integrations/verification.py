@@ -16,7 +16,9 @@ from urllib.parse import quote
 import requests
 
 from app.integrations import destinations
+from app.integrations.defaults import defaults_of
 from app.integrations.placements import place_credentials, placements_of
+from app.integrations.vault import Vault
 from app.models import Integration
 from sandbox import HostCallError
 
@@ -38,6 +40,7 @@ def verify_credentials(
     *,
     creds: Mapping[str, str],
     parameters: Mapping[str, str],
+    vault: Vault,
     http: requests.Session | None = None,
 ) -> Verdict | None:
     """Send the integration's verification request with these credentials; None if it has none."""
@@ -55,8 +58,9 @@ def verify_credentials(
         headers, params = place_credentials(placements_of(integration), creds, parameters)
     except (destinations.DestinationRefused, HostCallError) as exc:
         return Verdict(False, None, f"the check of the {name} credentials cannot be sent: {exc}")
-    headers = {**(integration.default_headers or {}), **headers}
-    params = [*(integration.default_query or {}).items(), *params]
+    default_headers, default_query = defaults_of(integration, vault)
+    headers = {**default_headers, **headers}
+    params = [*default_query.items(), *params]
     session = http or destinations.checked_session(allow_private=integration.allow_private_network)
     try:
         response = session.request(

@@ -45,6 +45,9 @@ class Integration(Base):
     parameters: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     default_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     default_query: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # The values of default_headers/default_query, encrypted (app.integrations.defaults);
+    # those two columns then keep only the names.
+    defaults_enc: Mapped[str | None] = mapped_column(Text)
     allowed_hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
     allow_private_network: Mapped[bool] = mapped_column(default=False)
     refresh_on_403: Mapped[bool] = mapped_column(default=False)

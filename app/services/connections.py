@@ -388,7 +388,9 @@ def connect_with_credentials(
         values[name] = value
     params = validate_parameters(integration, parameters)
     label = validate_label(label) if owner == "user" else ""
-    verdict = verify_credentials(integration, creds=values, parameters=params, http=http)
+    verdict = verify_credentials(
+        integration, creds=values, parameters=params, vault=vault, http=http
+    )
     if verdict is not None and not verdict.ok:
         if verdict.status is None:
             raise ProviderError(verdict.message)

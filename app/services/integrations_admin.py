@@ -10,16 +10,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import extensions
 from app.errors import Conflict, ValidationError
-from app.integrations import catalog, oauth
+from app.integrations import catalog
+from app.integrations.defaults import defaults_of, masked, seal_defaults
 from app.integrations.vault import Vault
-from app.integrations.verification import verify_credentials
 from app.models import Account, Facility, Integration, OAuthClient
-from app.services.connections import validate_parameters
 
 _COLUMNS = (
     "name",
@@ -158,11 +157,7 @@ def _set_client(
     )
     secret_enc: str | None = None
     if client_secret:
-        if vault is None:
-            from app import extensions
-
-            vault = extensions.vault()
-        secret_enc = vault.encrypt(client_secret)
+        secret_enc = _vault(vault).encrypt(client_secret)
         # One client id has one secret at the provider: a rotated secret must reach the
         # accounts issued under it, or their refreshes fail with invalid_client.
         for row in same_id:
@@ -246,9 +241,11 @@ def create_custom(
     _unique_key(session, facility, key)
     allow_private = bool(fields.get("allow_private_network"))
     columns = _validated(key, fields, allow_private=allow_private)
+    headers, query = columns.pop("default_headers"), columns.pop("default_query")
     integration = Integration(
         facility_id=facility.id, key=key, allow_private_network=allow_private, **columns
     )
+    seal_defaults(integration, _vault(vault), headers=headers, query=query)
     session.add(integration)
     session.flush()
     if integration.auth_mode in catalog.OAUTH_MODES:
@@ -269,9 +266,11 @@ def update_integration(
     fields: Mapping[str, Any],
     vault: Vault | None = None,
 ) -> Integration:
-    """Change settings; a new client id/secret creates a new OAuth client row (accounts
-    connected under the old one keep refreshing with it)."""
+    """Change settings; default header and query values sent are replaced whole (the
+    saved ones are kept when none are sent); see _set_client for the OAuth client."""
+    vault = _vault(vault)
     current = {column: getattr(integration, column) for column in _COLUMNS}
+    current["default_headers"], current["default_query"] = defaults_of(integration, vault)
     current["placements"] = integration.placements
     current["parameters"] = integration.parameters
     current.update(
@@ -279,8 +278,10 @@ def update_integration(
     )
     allow_private = bool(fields.get("allow_private_network", integration.allow_private_network))
     columns = _validated(integration.key, current, allow_private=allow_private)
+    headers, query = columns.pop("default_headers"), columns.pop("default_query")
     for column, value in columns.items():
         setattr(integration, column, value)
+    seal_defaults(integration, vault, headers=headers, query=query)
     integration.allow_private_network = allow_private
     if integration.auth_mode in catalog.OAUTH_MODES and (
         "client_id" in fields or fields.get("client_secret")
@@ -297,11 +298,14 @@ def update_integration(
 
 
 def integration_public_view(integration: Integration) -> dict[str, Any]:
-    """Everything about an integration an admin may see; never the client secret."""
+    """Everything about an integration an admin may see; never the client secret, and
+    default header and query values only masked (they are write-only)."""
     client = integration.current_client
     entry = catalog.load_catalog().get(integration.catalog_key or "")
     view = {column: getattr(integration, column) for column in _COLUMNS}
     view.update(
+        default_headers=masked(integration.default_headers),
+        default_query=masked(integration.default_query),
         key=integration.key,
         catalog_key=integration.catalog_key,
         placements=integration.placements,
@@ -315,89 +319,19 @@ def integration_public_view(integration: Integration) -> dict[str, Any]:
     return view
 
 
-def test_credentials(
-    integration: Integration,
-    vault: Vault,
-    *,
-    master: Account | None,
-    fields: Mapping[str, Any] | None = None,
-    parameters: Mapping[str, Any] | None = None,
-    http: requests.Session | None = None,
-) -> dict[str, Any]:
-    """Send a key/password integration's verification request with credentials typed for
-    the test (never stored) or else the master account's; the provider's answer in words."""
-    if not integration.verify:
-        return {
-            "ok": None,
-            "message": f"{integration.name} declares no verification request, so there is "
-            "nothing to send; add one to test keys before they are stored",
-        }
-    if fields and any(str(value).strip() for value in fields.values()):
-        creds = {name: str(fields.get(name) or "") for name in integration.credential_fields or []}
-        params = validate_parameters(integration, parameters)
-        used = "the credentials typed for the test"
-    elif master is not None and master.credentials_enc:
-        creds, params = vault.decrypt_json(master.credentials_enc), dict(master.parameters)
-        used = "the master account"
-    else:
-        return {
-            "ok": False,
-            "message": "connect the master account, or type credentials to test with",
-        }
-    verdict = verify_credentials(integration, creds=creds, parameters=params, http=http)
-    assert verdict is not None  # the integration declares a verification request
-    return {"ok": verdict.ok, "status": verdict.status, "message": f"{verdict.message} ({used})"}
+def integration_member_view(integration: Integration) -> dict[str, Any]:
+    """What a member needs to connect their own account and read their scripts' errors."""
+    return {
+        "key": integration.key,
+        "name": integration.name,
+        "auth_mode": integration.auth_mode,
+        "catalog_key": integration.catalog_key,
+        "credential_fields": list(integration.credential_fields or []),
+        "parameters": [
+            {"name": p.get("name"), "label": p.get("label")} for p in integration.parameters or []
+        ],
+    }
 
 
-def test_connection(
-    integration: Integration, vault: Vault, http: requests.Session | None = None
-) -> dict[str, Any]:
-    """Ask the provider about the OAuth client; its answer in words."""
-    if integration.auth_mode not in catalog.OAUTH_MODES:
-        return {"ok": None, "message": f"{integration.name} does not sign in with OAuth"}
-    client = integration.current_client
-    if client is None:
-        return {"ok": False, "message": "enter the client id and secret first"}
-    secret = vault.decrypt(client.client_secret_enc) if client.client_secret_enc else None
-    settings = oauth.OAuthSettings.of(integration, {})
-    try:
-        if integration.auth_mode == "oauth2_client_credentials":
-            oauth.client_credentials_token(
-                settings, client_id=client.client_id, client_secret=secret, http=http
-            )
-            return {"ok": True, "message": "the provider issued a token for this client"}
-        oauth.exchange_code(
-            settings,
-            client_id=client.client_id,
-            client_secret=secret,
-            redirect_uri="https://scriptbox.invalid/oauth/callback",
-            code="scriptbox-connection-test",
-            code_verifier=None,
-            http=http,
-        )
-    except oauth.OAuthProviderError as exc:
-        verb = integration.token_request_method
-        # Only a complaint about the made-up code itself shows the client got through:
-        # invalid_request may just as well be the provider refusing the request (its verb).
-        if exc.error in ("invalid_grant", "invalid_code"):
-            return {
-                "ok": True,
-                "error": exc.error,
-                "message": f"client id and secret accepted (the provider answered "
-                f"{exc.error} for the test code, as expected, to a {verb} token request)",
-            }
-        if exc.error in ("invalid_client", "unauthorized_client"):
-            return {
-                "ok": False,
-                "error": exc.error,
-                "message": f"the provider rejected the client id or secret ({exc.error}); "
-                "check both at the provider and save them again",
-            }
-        answer = f"{exc.error}: {exc.description}".strip(": ")
-        return {
-            "ok": False,
-            "error": exc.error,
-            "message": f"the provider refused the {verb} token request ({answer}); "
-            "check the token request verb and URL",
-        }
-    return {"ok": True, "message": "the provider accepted the test request"}
+def _vault(vault: Vault | None) -> Vault:
+    return vault if vault is not None else extensions.vault()

@@ -6,10 +6,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import db, extensions
-from app.models import Account, OAuthClient, OAuthState
+from app.models import Account, Integration, OAuthClient, OAuthState
 
 _ENCRYPTED = (
     (OAuthClient, "client_secret_enc"),
+    (Integration, "defaults_enc"),
     (Account, "credentials_enc"),
     (OAuthState, "code_verifier_enc"),
 )

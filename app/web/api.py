@@ -322,7 +322,7 @@ def call_log(slug: str) -> ResponseReturnValue:
 def list_integrations(slug: str) -> ResponseReturnValue:
     """The facility's integrations (no secrets), with the user's own accounts."""
     member = require_member(slug)
-    from app.services.integrations_admin import integration_public_view
+    from app.services.integrations_admin import integration_member_view, integration_public_view
 
     rows = db.session.scalars(
         select(Integration)
@@ -333,8 +333,9 @@ def list_integrations(slug: str) -> ResponseReturnValue:
         select(Account).where(Account.facility_id == member.facility.id)
     ).all()
     result = []
+    admin = member.can(Role.admin)
     for integration in rows:
-        view = integration_public_view(integration)
+        view = (integration_public_view if admin else integration_member_view)(integration)
         mine = [
             a
             for a in accounts
@@ -391,15 +392,17 @@ def create_integration(slug: str) -> ResponseReturnValue:
 
 @bp.get("/f/<slug>/integrations/<key>")
 def get_integration(slug: str, key: str) -> ResponseReturnValue:
-    """One integration (no secrets) with its redirect URI."""
+    """One integration: for admins its settings (no secrets) and redirect URI, for others
+    only what connecting an account needs."""
     member = require_member(slug)
     from app.services import integrations_admin as admin
 
     integration = _integration(member, key)
+    if not member.can(Role.admin):
+        return jsonify(admin.integration_member_view(integration))
     view = admin.integration_public_view(integration)
     view["redirect_uri"] = admin.redirect_uri(current_app.config["PUBLIC_URL"])
-    if member.can(Role.admin):
-        view["client_problem"] = admin.client_problem(db.session(), integration)
+    view["client_problem"] = admin.client_problem(db.session(), integration)
     return jsonify(view)
 
 
@@ -430,7 +433,7 @@ def test_integration(slug: str, key: str) -> ResponseReturnValue:
     the test, else the master account's), work; its answer in words (admins)."""
     member = require_member(slug, Role.admin)
     from app.services import connections
-    from app.services.integrations_admin import test_connection, test_credentials
+    from app.services.connection_checks import test_connection, test_credentials
 
     integration = _integration(member, key)
     if integration.auth_mode in CREDENTIAL_MODES:

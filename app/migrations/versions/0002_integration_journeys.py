@@ -1,4 +1,5 @@
-"""integration journeys: length limits, credential verification, rejected OAuth clients
+"""integration journeys: length limits, credential verification, rejected OAuth clients,
+sealed default headers and query values
 
 Revision ID: 0002
 Revises: 0001
@@ -31,6 +32,7 @@ _WIDENED = (
 def upgrade() -> None:
     with op.batch_alter_table("integrations") as batch:
         batch.add_column(sa.Column("verify", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("defaults_enc", sa.Text(), nullable=True))
     with op.batch_alter_table("oauth_clients") as batch:
         batch.add_column(sa.Column("rejected_with", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("rejected_at", sa.DateTime(timezone=True), nullable=True))
@@ -46,6 +48,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("integrations") as batch:
+        batch.drop_column("defaults_enc")
         batch.drop_column("verify")
     with op.batch_alter_table("oauth_clients") as batch:
         batch.drop_column("rejected_at")

@@ -18,7 +18,7 @@ from app.errors import OAuthCallbackError, ValidationError
 from app.integrations.tokens import NeedsReauth, TokenManager
 from app.models import Account, Integration, OAuthState
 from app.models._types import utcnow
-from app.services import connections, integrations_admin
+from app.services import connection_checks, connections, integrations_admin
 from tests.app.integrations.conftest import (
     REDIRECT,
     SECRETS,
@@ -380,12 +380,12 @@ def test_test_connection_reports_the_providers_answer(
     session: Session, lab: dict[str, Any], provider: RealProvider
 ) -> None:
     good = oauth_integration(session, lab["facility"], provider)
-    answer = integrations_admin.test_connection(good, extensions.vault())
+    answer = connection_checks.test_connection(good, extensions.vault())
     assert answer["ok"] is True and "accepted" in answer["message"]
     bad = oauth_integration(
         session, lab["facility"], provider, key="bad", client_secret="not-the-secret"
     )
-    answer = integrations_admin.test_connection(bad, extensions.vault())
+    answer = connection_checks.test_connection(bad, extensions.vault())
     assert answer["ok"] is False and answer["error"] == "invalid_client"
     assert "invalid_client" in answer["message"]
 

@@ -1,0 +1,125 @@
+"""Default header and query values are sealed, through the REST API: stored encrypted,
+shown masked to admins, not shown to members at all, and still sent with every call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import db
+from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
+from app.integrations.defaults import MASKED
+from app.models import Integration, Role
+from app.testing import LiveServer
+from tests.conftest import add_member, create_facility, create_user
+
+CSRF = "test-csrf-token"
+HEADERS = {"X-CSRF-Token": CSRF}
+HEADER_SECRET = "static-header-secret-7731"
+QUERY_SECRET = "static-query-secret-4409"
+ECHO = """
+echo = integrations.get("keyed", "/echo").json()
+result = {"header": echo["headers"].get("x-static-token"), "query": echo["args"].get("tenant")}
+"""
+
+
+@pytest.fixture
+def world(live: LiveServer) -> Iterator[dict[str, Any]]:
+    provider_app = create_provider_app(ProviderConfig(api_keys={"the-key-31": None}))
+    with serve_in_thread(provider_app) as provider:
+        clients = {}
+        with live.app.app_context():
+            session = db.session()
+            lab = create_facility(session, slug="lab")
+            for role in (Role.admin, Role.scripter, Role.member):
+                user = create_user(session, email=f"{role.value}@example.com")
+                add_member(session, user=user, facility=lab, role=role)
+                session.flush()
+                client = live.app.test_client()
+                with client.session_transaction() as sess:
+                    sess.update({"user_id": user.id, "csrf": CSRF, "sid": f"sid-{role.value}"})
+                clients[role.value] = client
+            session.commit()
+            db.session.remove()
+        admin = clients["admin"]
+        created = admin.post(
+            "/api/f/lab/integrations",
+            json={
+                "key": "keyed",
+                "name": "Keyed",
+                "auth_mode": "api_key",
+                "base_url": f"{provider.url}/keyapi",
+                "placements": [
+                    {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
+                ],
+                "default_headers": {"X-Static-Token": HEADER_SECRET},
+                "default_query": {"tenant": QUERY_SECRET},
+                "allow_private_network": True,
+            },
+            headers=HEADERS,
+        )
+        assert created.status_code == 201, created.get_json()
+        master = admin.post(
+            "/api/f/lab/integrations/keyed/master",
+            json={"fields": {"api_key": "the-key-31"}},
+            headers=HEADERS,
+        )
+        assert master.status_code == 201, master.get_json()
+        yield {"live": live, **clients}
+
+
+def _secrets_in(text: str) -> list[str]:
+    return [s for s in (HEADER_SECRET, QUERY_SECRET) if s in text]
+
+
+def test_admins_see_names_with_masked_values(world: dict[str, Any]) -> None:
+    admin = world["admin"]
+    for path in ("/api/f/lab/integrations", "/api/f/lab/integrations/keyed"):
+        answer = admin.get(path)
+        assert _secrets_in(answer.get_data(as_text=True)) == [], path
+    view = admin.get("/api/f/lab/integrations/keyed").get_json()
+    assert view["default_headers"] == {"X-Static-Token": MASKED}
+    assert view["default_query"] == {"tenant": MASKED}
+    page = admin.get("/f/lab/manage/integrations/keyed").get_data(as_text=True)
+    assert _secrets_in(page) == []
+    assert f"X-Static-Token: {MASKED}" in page
+
+
+def test_members_get_only_what_connecting_needs(world: dict[str, Any]) -> None:
+    member = world["member"]
+    listed = member.get("/api/f/lab/integrations").get_json()[0]
+    one = member.get("/api/f/lab/integrations/keyed").get_json()
+    for view in (listed, one):
+        assert not {"default_headers", "default_query", "base_url", "placements"} & set(view)
+        assert view["credential_fields"] == ["api_key"]
+    assert _secrets_in(member.get("/api/f/lab/integrations").get_data(as_text=True)) == []
+
+
+def test_the_values_are_stored_encrypted_and_still_sent(world: dict[str, Any]) -> None:
+    live: LiveServer = world["live"]
+    with live.app.app_context():
+        row = db.session.query(Integration).one()
+        assert row.defaults_enc and _secrets_in(row.defaults_enc) == []
+        assert row.default_headers == {"X-Static-Token": ""}
+        db.session.remove()
+    database = Path(live.app.config["DATABASE_URL"].removeprefix("sqlite:///"))
+    for file in (database, database.with_name(database.name + "-wal")):
+        if file.exists():
+            assert HEADER_SECRET.encode() not in file.read_bytes(), file
+
+    def run() -> dict[str, Any]:
+        answer = world["scripter"].post(
+            "/api/f/lab/runs", json={"source": ECHO, "wait": 60}, headers=HEADERS
+        )
+        result: dict[str, Any] = answer.get_json()["result"]
+        return result
+
+    assert run() == {"header": HEADER_SECRET, "query": QUERY_SECRET}
+    renamed = world["admin"].patch(
+        "/api/f/lab/integrations/keyed", json={"name": "Renamed"}, headers=HEADERS
+    )
+    assert renamed.status_code == 200
+    assert run() == {"header": HEADER_SECRET, "query": QUERY_SECRET}  # kept when not sent
