@@ -25,6 +25,8 @@ DEMO_PASSWORD = "scriptbox-demo"
 PROVIDER_PREFIX = "/demo-provider"
 CLIENT_ID = "scriptbox-demo"
 DEMO_API_KEY = "demo-api-key"
+# A wrong key is refused when it is entered, not on a later run.
+DEMO_KEY_VERIFY = {"method": "GET", "path": "/me", "expected_status": 200}
 
 USERS = (
     ("admin@example.com", "Avery Admin", Role.admin),
@@ -151,7 +153,16 @@ def _ensure_integrations(app: Flask, facility: Facility, base: str) -> None:
                 "client_secret": _client_secret(app),
             },
         )
-    if "demokey" not in existing:
+    if "demokey" in existing:
+        # Installs from before verification requests existed get the demo's one too.
+        demokey = session.scalar(
+            select(Integration).where(
+                Integration.facility_id == facility.id, Integration.key == "demokey"
+            )
+        )
+        if demokey is not None and demokey.verify is None:
+            demokey.verify = dict(DEMO_KEY_VERIFY)
+    else:
         integrations_admin.create_custom(
             session,
             facility=facility,
@@ -164,8 +175,7 @@ def _ensure_integrations(app: Flask, facility: Facility, base: str) -> None:
                     {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
                 ],
                 "credential_fields": ["api_key"],
-                # A wrong key is refused when it is entered, not on a later run.
-                "verify": {"method": "GET", "path": "/me", "expected_status": 200},
+                "verify": dict(DEMO_KEY_VERIFY),
                 "allow_private_network": True,
             },
         )

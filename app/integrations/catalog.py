@@ -28,6 +28,8 @@ AUTH_MODES: frozenset[str] = frozenset(get_args(AuthMode))
 OAUTH_MODES: frozenset[str] = frozenset({"oauth2", "oauth2_client_credentials"})
 # Modes whose accounts are typed into a form (a key, a key + secret, a username + password).
 CREDENTIAL_MODES: frozenset[str] = frozenset({"api_key", "api_key_secret", "basic"})
+# Modes where each member may connect an account of their own (the others connect once).
+PERSONAL_ACCOUNT_MODES: frozenset[str] = CREDENTIAL_MODES | {"oauth2"}
 CREDENTIAL_FIELDS: tuple[str, ...] = ("username", "password", "api_key", "api_secret")
 DEFAULT_CREDENTIAL_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {

@@ -206,7 +206,7 @@ def settings_integrations() -> ResponseReturnValue:
                         "accounts": [a for a in accounts if a.integration_id == i.id],
                     }
                     for i in integrations
-                    if i.auth_mode not in ("none", "oauth2_client_credentials")
+                    if i.auth_mode in catalog_rules.PERSONAL_ACCOUNT_MODES
                 ],
             }
         )

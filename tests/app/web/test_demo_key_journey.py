@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from app import db
 from app.demo import DEMO_API_KEY, PROVIDER_PREFIX, install_demo
 from app.devprovider import provider_of
-from app.models import Script, User
+from app.models import Integration, Script, User
 from app.testing import LiveServer
 
 CSRF = "test-csrf-token"
@@ -45,6 +45,11 @@ def _run(client: FlaskClient, live: LiveServer, name: str) -> dict[str, Any]:
 
 def test_the_demo_key_is_checked_and_a_revoked_key_is_a_clear_error(live: LiveServer) -> None:
     install_demo(live.app)
+    with live.app.app_context():  # an install from before verification requests existed
+        db.session.execute(update(Integration).values(verify=None))
+        db.session.commit()
+        db.session.remove()
+    install_demo(live.app)  # adds the demo's verification request
     member = _member(live)
     connect = "/api/f/demo/integrations/demokey/accounts"
     wrong = member.post(connect, json={"fields": {"api_key": "not-the-demo-key"}}, headers=HEADERS)
