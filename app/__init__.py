@@ -13,12 +13,8 @@ from flask import Flask
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build a configured Scriptbox app (nothing happens at import time)."""
-    app = Flask(
-        __name__,
-        instance_relative_config=True,
-        static_folder="../static",
-        static_url_path="/static",
-    )
+    app = Flask(__name__, instance_relative_config=True, static_folder="../static",
+                static_url_path="/static")
 
     from app import config, db, errors, extensions
 

@@ -48,9 +48,8 @@ class WebClient:
         """Open the page websocket for facility `slug`."""
         ws_url = self.base_url.replace("http://", "ws://") + f"/ws?facility={slug}"
         headers = {"Cookie": self.cookie, "Origin": origin or self.base_url}
-        return Socket(
-            simple_websocket.Client.connect(ws_url, headers=headers, thread_class=_DaemonThread)
-        )
+        return Socket(simple_websocket.Client.connect(ws_url, headers=headers,
+                                                      thread_class=_DaemonThread))
 
 
 class _DaemonThread(threading.Thread):

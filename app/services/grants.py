@@ -27,8 +27,6 @@ SessionFactory = Callable[[], Session]
 
 def _refusal(reason: str, service: str) -> HostCallError:
     messages = {
-        "not_interactive": f"{service} needs an account, and nobody could be asked to sign in "
-        "(the run was not started from an open page)",
         "refused": f"the user declined to connect {service}",
         "expired": f"nobody signed in to {service} before the prompt expired",
         "cancelled": f"the run was cancelled while waiting for {service}",

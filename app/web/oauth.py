@@ -80,19 +80,12 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
         ), 409
     member = require_member(slug)
     if integration.auth_mode == "oauth2":
-        wanted = {
-            p["name"]: request.args.get(f"param_{p['name']}", "").strip()
-            for p in integration.parameters
-        }
+        wanted = {p["name"]: request.args.get(f"param_{p['name']}", "").strip()
+                  for p in integration.parameters}
         if not all(wanted.values()):
             # e.g. a Zendesk subdomain: asked before going to the provider.
-            return render_template(
-                "credentials_form.html",
-                integration=integration,
-                grant=grant,
-                error=None,
-                parameters_only=True,
-            )
+            return render_template("credentials_form.html", integration=integration,
+                                   grant=grant, error=None, parameters_only=True)
         url = connections.start_authorization(
             db.session(),
             integration=integration,

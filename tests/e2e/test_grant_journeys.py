@@ -229,9 +229,8 @@ PAGES = [
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (375, 800)])
-def test_every_page_renders_on_a_laptop_and_a_phone(
-    browser: Any, site: dict[str, Any], width: int, height: int
-) -> None:
+def test_every_page_renders_on_a_laptop_and_a_phone(browser: Any, site: dict[str, Any],
+                                                    width: int, height: int) -> None:
     live = site["live"]
     anonymous = browser.new_page(viewport={"width": width, "height": height})
     anonymous.goto(f"{live.url}/login")
