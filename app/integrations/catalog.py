@@ -1,4 +1,7 @@
-"""Built-in integration catalog: the catalog.json data file, its loader and its validator.
+"""Built-in integration catalog and the rules of integration fields: the auth modes, which
+fields each mode uses, the default credential placements, the parameter pattern and the
+length limits (one owner, imported by the app), the catalog.json data file, its loader and
+its validator.
 
 Standard library only. Each entry pre-fills an integration (DESIGN.md §5); quirks that data
 can say stay in catalog.json, and every entry passes validate_entry before anyone can use it.
@@ -9,13 +12,21 @@ from __future__ import annotations
 import functools
 import json
 import re
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast, get_args
-from urllib.parse import urlsplit
+
+from app.integrations.catalog_reader import (
+    HOST_RE,
+    EntryReader,
+    check_template,
+    check_url,
+    check_values,
+)
+from app.integrations.catalog_reader import CatalogError as CatalogError
+from app.integrations.catalog_reader import template_fields as template_fields
 
 AuthMode = Literal[
     "oauth2", "oauth2_client_credentials", "api_key", "api_key_secret", "basic", "none"
@@ -46,14 +57,9 @@ MAX_NAME_LENGTH = 200
 MAX_LABEL_LENGTH = 64
 
 _KEY_RE = re.compile(r"[a-z][a-z0-9]*")
-_PLACEHOLDER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PARAMETER_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 _QUERY_NAME_RE = re.compile(r"[A-Za-z0-9._~-]+")
-_HOST_RE = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*")
-# A parameter inside a host must be followed by a fixed domain of at least two labels, so a
-# connected account can pick its tenant but never point the credentials at another site.
-_HOST_SUFFIX_RE = re.compile(r"(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?){2,}")
 # Values a parameter pattern must refuse: each could move a request to another host or path.
 _UNSAFE_PARAMETER_PROBES = ("a/b", "a@b", "a:b", "a?b", "a#b", "a\\b", "a b", "a%2fb", "a{b}")
 _RESERVED_AUTHORIZATION_PARAMS = {"client_id", "redirect_uri", "response_type", "state", "scope"}
@@ -64,22 +70,6 @@ OAUTH_ONLY_FIELDS: frozenset[str] = frozenset(
 AUTHORIZATION_CODE_ONLY_FIELDS: frozenset[str] = frozenset(
     {"authorization_url", "pkce", "authorization_params"}
 )
-
-
-class CatalogError(ValueError):
-    """Raised when the catalog file or one of its entries is malformed.
-
-    `.field` is the entry's top-level field at fault (None for the file as a whole), `.path`
-    the exact place inside it (e.g. placements[0].template) and `.problem` what is wrong.
-    """
-
-    def __init__(self, problem: str, *, entry: str | None = None, path: str | None = None) -> None:
-        self.entry = entry
-        self.path = path
-        self.field = re.split(r"[.\[]", path, maxsplit=1)[0] if path else None
-        self.problem = problem
-        where = f"catalog entry {entry!r}: " if entry is not None else ""
-        super().__init__(f"{where}{path + ': ' if path else ''}{problem}")
 
 
 @dataclass(frozen=True)
@@ -204,19 +194,6 @@ def placement_dict(placement: Placement) -> dict[str, Any]:
     }
 
 
-def template_fields(template: str) -> set[str]:
-    """Return the placeholder names in template; raise ValueError unless each is a plain {name}."""
-    names: set[str] = set()
-    for _literal, name, spec, conversion in string.Formatter().parse(template):
-        if name is None:
-            continue
-        # Only bare names: str.format would otherwise follow {token.attr} or {token[0]}.
-        if not _PLACEHOLDER_RE.fullmatch(name) or spec or conversion:
-            raise ValueError(f"placeholder {{{name}}} must be a plain {{name}}")
-        names.add(name)
-    return names
-
-
 def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
     """Load and validate a catalog file (default: the shipped catalog.json, read once)."""
     if path is None:
@@ -255,7 +232,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
     """Validate one raw catalog entry and return it as a CatalogEntry, or raise CatalogError."""
-    r = _Reader(key, raw)
+    r = EntryReader(key, raw)
     if not _KEY_RE.fullmatch(key):
         raise r.error("key", "must be lowercase letters and digits, starting with a letter")
     if len(key) > MAX_KEY_LENGTH:
@@ -285,12 +262,12 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
     used: set[str] = set()
 
     base_url = r.text("base_url")
-    used |= _check_url(r, "base_url", base_url, params, allow_query=False)
+    used |= check_url(r, "base_url", base_url, params, allow_query=False)
     urls: dict[str, str | None] = {}
     for url_field in ("authorization_url", "token_url", "revoke_url"):
         url = urls[url_field] = None if raw.get(url_field) is None else r.text(url_field)
         if url is not None:
-            used |= _check_url(r, url_field, url, params, allow_query=True)
+            used |= check_url(r, url_field, url, params, allow_query=True)
     if oauth and urls["token_url"] is None:
         raise r.error("token_url", f"required for auth_mode {auth_mode}")
     if auth_mode == "oauth2" and urls["authorization_url"] is None:
@@ -308,7 +285,7 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
     for param_name in authorization_params:
         if param_name in _RESERVED_AUTHORIZATION_PARAMS or param_name.startswith("code_"):
             raise r.error("authorization_params", f"{param_name!r} is set by the OAuth flow")
-    used |= _check_values(r, "authorization_params", authorization_params, params)
+    used |= check_values(r, "authorization_params", authorization_params, params)
 
     credential_fields = r.text_list("credential_fields") or DEFAULT_CREDENTIAL_FIELDS.get(
         auth_mode, ()
@@ -324,17 +301,17 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
     templated: set[str] = set()
     for index, placement in enumerate(placements):
         allowed = credential_variables | params
-        templated |= _fields(r, f"placements[{index}].template", placement.template, allowed)
+        templated |= check_template(r, f"placements[{index}].template", placement.template, allowed)
         if placement.password_template is not None:
             where = f"placements[{index}].password_template"
-            templated |= _fields(r, where, placement.password_template, allowed)
+            templated |= check_template(r, where, placement.password_template, allowed)
     used |= templated
     _check_credentials(r, auth_mode, credential_fields, placements, templated)
 
     default_headers = r.text_map("default_headers", _HEADER_NAME_RE)
-    used |= _check_values(r, "default_headers", default_headers, params)
+    used |= check_values(r, "default_headers", default_headers, params)
     default_query = r.text_map("default_query", _QUERY_NAME_RE)
-    used |= _check_values(r, "default_query", default_query, params)
+    used |= check_values(r, "default_query", default_query, params)
 
     for parameter in parameters:
         if parameter.name not in used:
@@ -343,12 +320,12 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
     verify = _verification(r)
     allowed_hosts = r.text_list("allowed_hosts")
     for host in allowed_hosts:
-        if not _HOST_RE.fullmatch(host):
+        if not HOST_RE.fullmatch(host):
             raise r.error("allowed_hosts", f"{host!r} is not a lowercase host name")
 
     docs_url = r.text("docs_url")
     # A documentation link may point at an anchor; endpoints may not.
-    _check_url(r, "docs_url", docs_url.partition("#")[0], set(), allow_query=True)
+    check_url(r, "docs_url", docs_url.partition("#")[0], set(), allow_query=True)
     setup_guide = r.text("setup_guide")
 
     return CatalogEntry(
@@ -384,75 +361,7 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
     )
 
 
-class _Reader:
-    """Typed reads from one raw JSON object; every error names the entry and the field."""
-
-    def __init__(self, key: str, raw: Mapping[str, Any], prefix: str = "") -> None:
-        self.key = key
-        self.raw = raw
-        self.prefix = prefix
-
-    def error(self, name: str, problem: str) -> CatalogError:
-        return CatalogError(problem, entry=self.key, path=f"{self.prefix}{name}")
-
-    def nested(self, prefix: str, raw: object) -> _Reader:
-        if not isinstance(raw, Mapping):
-            raise self.error(prefix, "must be a JSON object")
-        return _Reader(self.key, raw, f"{self.prefix}{prefix}.")
-
-    def reject_unknown(self, known: frozenset[str]) -> None:
-        unknown = sorted(set(self.raw) - known)
-        if unknown:
-            path = self.prefix.rstrip(".") if self.prefix else str(unknown[0])
-            raise CatalogError(
-                f"unknown field(s): {', '.join(map(str, unknown))}", entry=self.key, path=path
-            )
-
-    def text(self, name: str, default: str | None = None) -> str:
-        value = self.raw.get(name, default)
-        if value is None:
-            raise self.error(name, "is required")
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(name, "must be a non-empty string")
-        return value
-
-    def choice(self, name: str, options: tuple[str, ...], default: str | None = None) -> str:
-        value = self.text(name, default)
-        if value not in options:
-            raise self.error(name, f"unknown value {value!r}; expected one of {', '.join(options)}")
-        return value
-
-    def flag(self, name: str, default: bool) -> bool:
-        value = self.raw.get(name, default)
-        if not isinstance(value, bool):
-            raise self.error(name, "must be true or false")
-        return value
-
-    def items(self, name: str) -> list[Any]:
-        value = self.raw.get(name, [])
-        if not isinstance(value, list):
-            raise self.error(name, "must be a JSON array")
-        return value
-
-    def text_list(self, name: str) -> tuple[str, ...]:
-        values = self.items(name)
-        if not all(isinstance(v, str) and v for v in values):
-            raise self.error(name, "must be an array of non-empty strings")
-        return tuple(values)
-
-    def text_map(self, name: str, key_re: re.Pattern[str] | None = None) -> Mapping[str, str]:
-        value = self.raw.get(name, {})
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and k and isinstance(v, str) for k, v in value.items()
-        ):
-            raise self.error(name, "must be a JSON object of strings")
-        for item in value:
-            if key_re is not None and not key_re.fullmatch(item):
-                raise self.error(name, f"invalid name {item!r}")
-        return MappingProxyType(dict(value))
-
-
-def _parameters(r: _Reader) -> tuple[Parameter, ...]:
+def _parameters(r: EntryReader) -> tuple[Parameter, ...]:
     parameters: list[Parameter] = []
     for index, raw in enumerate(r.items("parameters")):
         p = r.nested(f"parameters[{index}]", raw)
@@ -474,7 +383,7 @@ def _parameters(r: _Reader) -> tuple[Parameter, ...]:
     return tuple(parameters)
 
 
-def _verification(r: _Reader) -> Verification | None:
+def _verification(r: EntryReader) -> Verification | None:
     if r.raw.get("verify") is None:
         return None
     v = r.nested("verify", r.raw["verify"])
@@ -493,7 +402,7 @@ def _verification(r: _Reader) -> Verification | None:
 
 
 def _placements(
-    r: _Reader, auth_mode: str, credential_fields: tuple[str, ...]
+    r: EntryReader, auth_mode: str, credential_fields: tuple[str, ...]
 ) -> tuple[Placement, ...]:
     if "placements" not in r.raw:
         defaults = default_placements(auth_mode, credential_fields)
@@ -533,7 +442,7 @@ def _placements(
 
 
 def _check_credentials(
-    r: _Reader,
+    r: EntryReader,
     auth_mode: str,
     fields: tuple[str, ...],
     placements: tuple[Placement, ...],
@@ -564,51 +473,3 @@ def _check_credentials(
     for credential in fields:
         if credential not in templated:
             raise r.error("credential_fields", f"{credential!r} is declared but never sent")
-
-
-def _fields(r: _Reader, name: str, template: str, allowed: set[str]) -> set[str]:
-    try:
-        names = template_fields(template)
-    except ValueError as exc:
-        raise r.error(name, f"malformed template: {exc}") from exc
-    unknown = sorted(names - allowed)
-    if unknown:
-        raise r.error(name, f"unknown placeholder {{{unknown[0]}}}")
-    return names
-
-
-def _check_values(r: _Reader, name: str, values: Mapping[str, str], params: set[str]) -> set[str]:
-    used: set[str] = set()
-    for item, value in values.items():
-        if any(c in value for c in "\r\n"):
-            raise r.error(f"{name}.{item}", "must not contain line breaks")
-        used |= _fields(r, f"{name}.{item}", value, params)
-    return used
-
-
-def _check_url(r: _Reader, name: str, url: str, params: set[str], *, allow_query: bool) -> set[str]:
-    names = _fields(r, name, url, params)
-    # The scheme is checked on the template itself so a parameter can never supply it.
-    if not url.startswith("https://"):
-        raise r.error(name, "must be an https URL")
-    try:
-        template_parts = urlsplit(url)
-        parts = urlsplit(url.format_map({n: "sample" for n in names}))
-    except ValueError as exc:
-        raise r.error(name, f"is not a valid URL ({exc})") from None
-    if "@" in parts.netloc:
-        raise r.error(name, "must not contain user info")
-    host_template = template_parts.netloc.split(":", 1)[0]
-    if "}" in host_template and not _HOST_SUFFIX_RE.fullmatch(host_template.rpartition("}")[2]):
-        raise r.error(name, "a parameter in the host must be followed by a fixed domain")
-    if not parts.hostname or not _HOST_RE.fullmatch(parts.hostname):
-        raise r.error(name, f"invalid host in {url!r}")
-    try:
-        parts.port  # noqa: B018  # evaluated for its ValueError on a bad port
-    except ValueError as exc:
-        raise r.error(name, f"invalid port: {exc}") from exc
-    if parts.fragment or url.endswith("#"):
-        raise r.error(name, "must not have a fragment")
-    if not allow_query and (parts.query or "?" in url):
-        raise r.error(name, "must not have a query string")
-    return names
