@@ -2,7 +2,7 @@
 sealed default headers and query values
 
 Revision ID: 0002
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-02 06:50:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
