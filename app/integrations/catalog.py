@@ -55,6 +55,8 @@ CATALOG_PATH = Path(__file__).with_name("catalog.json")
 MAX_KEY_LENGTH = 64
 MAX_NAME_LENGTH = 200
 MAX_LABEL_LENGTH = 64
+MAX_URL_LENGTH = 500
+MAX_CLIENT_ID_LENGTH = 255
 
 _KEY_RE = re.compile(r"[a-z][a-z0-9]*")
 _PARAMETER_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -235,12 +237,10 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
     r = EntryReader(key, raw)
     if not _KEY_RE.fullmatch(key):
         raise r.error("key", "must be lowercase letters and digits, starting with a letter")
-    if len(key) > MAX_KEY_LENGTH:
-        raise r.error("key", f"must be at most {MAX_KEY_LENGTH} characters")
+    _check_length(r, "key", key, MAX_KEY_LENGTH)
     r.reject_unknown(_ENTRY_FIELDS)
     name = r.text("name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise r.error("name", f"must be at most {MAX_NAME_LENGTH} characters")
+    _check_length(r, "name", name, MAX_NAME_LENGTH)
     auth_mode = cast(AuthMode, r.choice("auth_mode", tuple(sorted(AUTH_MODES))))
     oauth = auth_mode in OAUTH_MODES
     # Empty values are allowed where a field is unused: they say nothing.
@@ -262,11 +262,13 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
     used: set[str] = set()
 
     base_url = r.text("base_url")
+    _check_length(r, "base_url", base_url, MAX_URL_LENGTH)
     used |= check_url(r, "base_url", base_url, params, allow_query=False)
     urls: dict[str, str | None] = {}
     for url_field in ("authorization_url", "token_url", "revoke_url"):
         url = urls[url_field] = None if raw.get(url_field) is None else r.text(url_field)
         if url is not None:
+            _check_length(r, url_field, url, MAX_URL_LENGTH)
             used |= check_url(r, url_field, url, params, allow_query=True)
     if oauth and urls["token_url"] is None:
         raise r.error("token_url", f"required for auth_mode {auth_mode}")
@@ -359,6 +361,11 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
         docs_url=docs_url,
         setup_guide=setup_guide,
     )
+
+
+def _check_length(r: EntryReader, name: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise r.error(name, f"must be at most {limit} characters")
 
 
 def _parameters(r: EntryReader) -> tuple[Parameter, ...]:

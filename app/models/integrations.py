@@ -12,7 +12,13 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
-from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, MAX_NAME_LENGTH
+from app.integrations.catalog import (
+    MAX_CLIENT_ID_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_LABEL_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_URL_LENGTH,
+)
 from app.models._types import UTCDateTime, new_id, utcnow
 
 GRANT_STATES = ("pending", "granted", "refused", "expired", "cancelled")
@@ -30,12 +36,12 @@ class Integration(Base):
     name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH))
     catalog_key: Mapped[str | None] = mapped_column(String(MAX_KEY_LENGTH))
     auth_mode: Mapped[str] = mapped_column(String(32))
-    base_url: Mapped[str] = mapped_column(String(500))
-    authorization_url: Mapped[str | None] = mapped_column(String(500))
-    token_url: Mapped[str | None] = mapped_column(String(500))
+    base_url: Mapped[str] = mapped_column(String(MAX_URL_LENGTH))
+    authorization_url: Mapped[str | None] = mapped_column(String(MAX_URL_LENGTH))
+    token_url: Mapped[str | None] = mapped_column(String(MAX_URL_LENGTH))
     token_request_method: Mapped[str] = mapped_column(String(8), default="POST")
     token_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_post")
-    revoke_url: Mapped[str | None] = mapped_column(String(500))
+    revoke_url: Mapped[str | None] = mapped_column(String(MAX_URL_LENGTH))
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     scope_separator: Mapped[str] = mapped_column(String(4), default=" ")
     pkce: Mapped[bool] = mapped_column(default=True)
@@ -73,7 +79,7 @@ class OAuthClient(Base):
     integration_id: Mapped[int] = mapped_column(
         ForeignKey("integrations.id", ondelete="CASCADE"), index=True
     )
-    client_id: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(MAX_CLIENT_ID_LENGTH))
     client_secret_enc: Mapped[str | None] = mapped_column(Text)
     # Set when the provider refused this client on a token request (e.g. invalid_client after
     # the secret was changed at the provider); cleared when it is saved again or works.

@@ -148,6 +148,11 @@ def _set_client(
     new_id = (client_id or "").strip() or (current.client_id if current else "")
     if not new_id:
         raise ValidationError("enter the client id from the provider", field="client_id")
+    if len(new_id) > catalog.MAX_CLIENT_ID_LENGTH:
+        raise ValidationError(
+            f"the client id must be at most {catalog.MAX_CLIENT_ID_LENGTH} characters",
+            field="client_id",
+        )
     same_id = list(
         session.scalars(
             select(OAuthClient)

@@ -11,9 +11,11 @@ from flask.testing import FlaskClient
 
 from app import db
 from app.integrations.catalog import (
+    MAX_CLIENT_ID_LENGTH,
     MAX_KEY_LENGTH,
     MAX_LABEL_LENGTH,
     MAX_NAME_LENGTH,
+    MAX_URL_LENGTH,
     OAUTH_MODES,
     load_catalog,
 )
@@ -114,6 +116,9 @@ MALFORMED = [
     (OAUTH, "token_request_method", "PUT"),
     (OAUTH, "pkce", "yes"),
     (OAUTH, "client_id", 5),
+    (OAUTH, "client_id", "c" * (MAX_CLIENT_ID_LENGTH + 1)),
+    (KEYED, "base_url", "https://api.example.com/" + "p" * MAX_URL_LENGTH),
+    (OAUTH, "token_url", "https://example.com/" + "t" * MAX_URL_LENGTH),
     (OAUTH, "client_secret", ["x"]),
 ]
 
