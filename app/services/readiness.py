@@ -13,7 +13,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.integrations.resolution import resolve
+from app.integrations.resolution import (
+    MASTER_NEEDS_REAUTH,
+    NEEDS_REAUTH,
+    NO_MASTER_ACCOUNT,
+    resolve,
+)
 from app.models import Integration
 from app.services.context import MemberContext
 
@@ -111,14 +116,28 @@ def _state(
         if outcome.account.owner_kind == "master":
             return {"state": "master", "ready": True, "message": "facility master account"}
         return {"state": "own", "ready": True, "message": f"your account{named}"}
-    if outcome.refuse_reason == "no_master_account":
+    if outcome.refuse_reason == MASTER_NEEDS_REAUTH:
+        return {
+            "state": MASTER_NEEDS_REAUTH,
+            "ready": False,
+            "message": "the facility's master account must be signed in again by an admin:"
+            " the call will fail until then",
+        }
+    if outcome.reason == MASTER_NEEDS_REAUTH:
+        return {
+            "state": MASTER_NEEDS_REAUTH,
+            "ready": False,
+            "message": "the facility's master account must be signed in again by an admin:"
+            " until then you will be asked for your own account",
+        }
+    if outcome.refuse_reason == NO_MASTER_ACCOUNT:
         return {
             "state": "no_master_account",
             "ready": False,
             "message": 'no master account is connected, and account="master" never asks'
             " anyone: the call will fail until an admin connects one",
         }
-    if outcome.reason == "needs_reauth":
+    if outcome.reason == NEEDS_REAUTH:
         return {
             "state": "needs_reauth",
             "ready": False,

@@ -112,3 +112,19 @@ def test_the_api_and_the_pages_show_the_state(world: dict[str, FlaskClient]) -> 
     assert reconnected.status_code == 201
     assert admin.get("/api/f/lab/integrations").get_json()[0]["master_status"] == "active"
     assert _run(world["scripter"], ASKS.format(account=', account="master"')) == {"called": True}
+
+
+def test_the_editor_readiness_says_the_master_must_sign_in_again(
+    world: dict[str, FlaskClient],
+) -> None:
+    source = 'integrations.get("keyed", "/me", account="master")\nintegrations.get("keyed", "/me")'
+    answer = world["scripter"].post(
+        "/api/f/lab/readiness", json={"source": source}, headers=HEADERS
+    )
+    assert answer.status_code == 200, answer.get_json()
+    items = answer.get_json()
+    assert [(item["account"], item["state"]) for item in items] == [
+        ("master", "master_needs_reauth"),
+        (None, "master_needs_reauth"),
+    ]
+    assert all("signed in again by an admin" in item["message"] for item in items)
