@@ -398,7 +398,10 @@ def test_key_rotation_reencrypts_everything(
     from app.integrations.vault import Vault
     from app.services.vault_rotation import rotate_all
 
-    account, _ = connect(session, lab, oauth_integration(session, lab["facility"], provider))
+    integration = oauth_integration(
+        session, lab["facility"], provider, default_headers={"X-Static": "static-value-3"}
+    )
+    account, _ = connect(session, lab, integration)
     secret_before = tokens_of(account)
     old_key = app.config["SECRET_KEYS"][0]
     new_key = Fernet.generate_key().decode()
@@ -412,6 +415,8 @@ def test_key_rotation_reencrypts_everything(
 
     for client in session.scalars(select(OAuthClient)):
         only_new.decrypt(client.client_secret_enc)
+    sealed = session.get(Integration, integration.id).defaults_enc
+    assert only_new.decrypt_json(sealed)["headers"] == {"X-Static": "static-value-3"}
     with pytest.raises(Exception, match="cannot be decrypted"):
         Vault([old_key]).decrypt(stored.credentials_enc)
 
