@@ -331,3 +331,54 @@ def test_a_failed_revocation_offers_retry_or_remove_anyway(
         assert db.session.query(Account).count() == 0
         db.session.remove()
     context.close()
+
+
+def test_a_refused_oauth_client_shows_on_management_and_its_page(
+    admin_page: Any, live: LiveServer
+) -> None:
+    from app.models import Account, OAuthClient
+    from app.models._types import utcnow
+
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        integration = integrations_admin.create_custom(
+            session,
+            facility=lab,
+            fields={
+                "key": "demo",
+                "name": "Demo OAuth",
+                "auth_mode": "oauth2",
+                "base_url": "https://api.example.com",
+                "authorization_url": "https://example.com/authorize",
+                "token_url": "https://example.com/token",
+                "client_id": "the-client",
+                "client_secret": "the-secret",
+            },
+        )
+        client = session.query(OAuthClient).one()
+        # What the token manager records when a refresh is answered invalid_client.
+        client.rejected_with, client.rejected_at = "invalid_client", utcnow()
+        session.add(
+            Account(
+                facility_id=lab.id,
+                integration_id=integration.id,
+                owner_kind="master",
+                oauth_client_id=client.id,
+            )
+        )
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage")
+    problem = page.locator("tr", has_text="Demo OAuth").locator(".client-problem")
+    assert "refused the OAuth client the-client (invalid_client)" in problem.inner_text()
+    shot(page, "management-client-refused")
+    page.goto(f"{live.url}/f/lab/manage/integrations/demo")
+    assert "saves the current client secret" in page.locator(".client-problem").inner_text()
+    settings = page.locator("#integration-settings")
+    settings.locator("[name=client_secret]").fill("the-new-secret")
+    settings.locator("button[type=submit]").click()
+    settings.locator(".form-ok").wait_for(state="visible")
+    page.reload()
+    assert page.locator(".client-problem").count() == 0
