@@ -1,11 +1,10 @@
 """Connecting accounts: OAuth2 authorization (state + PKCE), codes obtained elsewhere,
-client credentials, API keys and passwords; disconnecting with revocation. Flush, never
-commit (the request edge commits)."""
+client credentials, API keys and passwords (disconnecting: services/disconnection.py).
+Flush, never commit (the request edge commits)."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -15,14 +14,13 @@ from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app.errors import (
     CredentialsRefused,
     NotFound,
     OAuthCallbackError,
     ProviderError,
-    RevocationFailed,
     ValidationError,
 )
 from app.integrations import catalog, oauth
@@ -32,7 +30,6 @@ from app.integrations.verification import verify_credentials
 from app.models import Account, Integration, OAuthClient, OAuthState
 from app.models._types import utcnow
 
-log = logging.getLogger(__name__)
 STATE_LIFETIME = timedelta(minutes=10)
 _LABEL = re.compile(r"[A-Za-z0-9 _.-]*")
 
@@ -79,13 +76,12 @@ def validate_parameters(
     return values
 
 
-def _client(
+def oauth_client(
     integration: Integration, vault: Vault, client_row_id: int | None = None
 ) -> tuple[OAuthClient, str | None]:
+    """The OAuth client (the given row, else the current one) and its decrypted secret."""
     client = integration.current_client
     if client_row_id is not None and (client is None or client.id != client_row_id):
-        from sqlalchemy.orm import object_session
-
         session = object_session(integration)
         client = session.get(OAuthClient, client_row_id) if session else None
     if client is None:
@@ -127,7 +123,7 @@ def start_authorization(
     if return_to and _origin(return_to) not in {_origin(o) for o in allowed_return_origins}:
         raise ValidationError("return_to must be on an allowed origin", field="return_to")
     params = validate_parameters(integration, parameters)
-    client, _secret = _client(integration, vault)
+    client, _secret = oauth_client(integration, vault)
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64) if integration.pkce else None
     session.add(
@@ -195,7 +191,7 @@ def complete_authorization(
     integration = session.get(Integration, row.integration_id)
     if integration is None:
         raise OAuthCallbackError("The integration no longer exists.")
-    client, secret = _client(integration, vault, row.oauth_client_id)
+    client, secret = oauth_client(integration, vault, row.oauth_client_id)
     verifier = vault.decrypt(row.code_verifier_enc) if row.code_verifier_enc else None
     try:
         token = oauth.exchange_code(
@@ -299,7 +295,7 @@ def connect_with_code(
     if integration.facility_id != facility_id or integration.auth_mode != "oauth2":
         raise ValidationError(f"{integration.name} does not sign in with OAuth2")
     params = validate_parameters(integration, parameters)
-    client, secret = _client(integration, vault)
+    client, secret = oauth_client(integration, vault)
     try:
         token = oauth.exchange_code(
             oauth.OAuthSettings.of(integration, params),
@@ -333,7 +329,7 @@ def connect_client_credentials(
     http: requests.Session | None = None,
 ) -> Account:
     """The facility's master account for a client-credentials integration."""
-    client, secret = _client(integration, vault)
+    client, secret = oauth_client(integration, vault)
     try:
         token = oauth.client_credentials_token(
             oauth.OAuthSettings.of(integration, {}),
@@ -405,72 +401,6 @@ def connect_with_credentials(
     account.version = (account.version or 0) + 1
     session.flush()
     return account
-
-
-def disconnect(
-    session: Session,
-    account: Account,
-    vault: Vault,
-    http: requests.Session | None = None,
-    *,
-    remove_anyway: bool = False,
-) -> None:
-    """Revoke at the provider when it has a revoke URL, then delete. A failed revocation
-    keeps the account and raises RevocationFailed, unless `remove_anyway` is set."""
-    integration = session.get(Integration, account.integration_id)
-    revocable = (
-        integration is not None
-        and integration.revoke_url
-        and account.credentials_enc
-        and integration.auth_mode in catalog.OAUTH_MODES
-    )
-    if revocable and not remove_anyway:
-        assert integration is not None
-        _revoke(integration, account, vault, http)
-    session.delete(account)
-    session.flush()
-
-
-def _revoke(
-    integration: Integration, account: Account, vault: Vault, http: requests.Session | None
-) -> None:
-    creds = vault.decrypt_json(account.credentials_enc or "")
-    token, hint = (
-        (creds["refresh_token"], "refresh_token")
-        if creds.get("refresh_token")
-        else (creds.get("access_token", ""), "access_token")
-    )
-    then = (
-        "The account is still connected: try again, or remove it anyway (the token may "
-        "then stay valid at the provider until it expires)."
-    )
-    try:
-        client, secret = _client(integration, vault, account.oauth_client_id)
-    except ValidationError:
-        raise RevocationFailed(
-            f"{integration.name} has no OAuth client left to revoke the token with. {then}",
-            reachable=False,
-        ) from None
-    try:
-        oauth.revoke(
-            oauth.OAuthSettings.of(integration, account.parameters),
-            client_id=client.client_id,
-            client_secret=secret,
-            token=token,
-            token_type_hint=hint,
-            http=http,
-        )
-    except oauth.OAuthProviderError as exc:
-        log.warning(
-            "revocation of account %s at %s failed: %s", account.id, integration.key, exc.error
-        )
-        if exc.error == "temporarily_unavailable":
-            said = f"{integration.name} could not be reached to revoke the token"
-        else:
-            said = f"{integration.name} refused to revoke the token ({exc})"
-        raise RevocationFailed(
-            f"{said}. {then}", reachable=exc.error != "temporarily_unavailable"
-        ) from None
 
 
 def master_account(session: Session, integration_id: int) -> Account | None:

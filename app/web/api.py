@@ -15,6 +15,7 @@ from app import db, extensions
 from app.errors import NotFound, ValidationError
 from app.integrations.catalog import CREDENTIAL_MODES
 from app.models import Account, ApiToken, CallLog, Integration, Role
+from app.services import disconnection
 from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
@@ -519,7 +520,7 @@ def disconnect_master(slug: str, key: str) -> ResponseReturnValue:
     account = connections.master_account(db.session(), _integration(member, key).id)
     if account is None:
         raise NotFound("no master account is connected")
-    connections.disconnect(
+    disconnection.disconnect(
         db.session(), account, extensions.vault(), remove_anyway=_remove_anyway()
     )
     db.session.commit()
@@ -576,7 +577,6 @@ def my_accounts(slug: str) -> ResponseReturnValue:
 def disconnect_own(slug: str, account_id: int) -> ResponseReturnValue:
     """Disconnect one of the user's own accounts."""
     member = require_member(slug)
-    from app.services import connections
 
     account = db.session.get(Account, account_id)
     if (
@@ -585,7 +585,7 @@ def disconnect_own(slug: str, account_id: int) -> ResponseReturnValue:
         or account.user_id != member.user.id
     ):
         raise NotFound("no such account")
-    connections.disconnect(
+    disconnection.disconnect(
         db.session(), account, extensions.vault(), remove_anyway=_remove_anyway()
     )
     db.session.commit()

@@ -18,7 +18,7 @@ from app.errors import OAuthCallbackError, ValidationError
 from app.integrations.tokens import NeedsReauth, TokenManager
 from app.models import Account, Integration, OAuthState
 from app.models._types import utcnow
-from app.services import connection_checks, connections, integrations_admin
+from app.services import connection_checks, connections, disconnection, integrations_admin
 from tests.app.integrations.conftest import (
     REDIRECT,
     SECRETS,
@@ -370,7 +370,7 @@ def test_disconnect_revokes_at_the_provider(
     session: Session, lab: dict[str, Any], provider: RealProvider
 ) -> None:
     account, _ = connect(session, lab, oauth_integration(session, lab["facility"], provider))
-    connections.disconnect(session, account, extensions.vault())
+    disconnection.disconnect(session, account, extensions.vault())
     session.commit()
     assert provider.stats["revocations"] == 1
     assert session.scalars(select(Account)).all() == []
