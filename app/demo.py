@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 from sqlalchemy import select
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from app import db
+from app.config import NetworkAllow
 from app.devprovider import ClientSpec, ProviderConfig, create_provider_app
 from app.errors import NotFound
 from app.models import Facility, Integration, Role, Script
@@ -86,9 +90,22 @@ def mount_provider(app: Flask) -> Any:
     return provider
 
 
+def allow_own_address(app: Flask) -> None:
+    """Add this server's own address and port to PRIVATE_NETWORK_ALLOW: the demo provider
+    is mounted on it, and the server reaches it like any other service."""
+    parts = urlsplit(str(app.config["PUBLIC_URL"]))
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    infos = socket.getaddrinfo(parts.hostname or "localhost", port, type=socket.SOCK_STREAM)
+    own = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    rules = tuple(NetworkAllow(ipaddress.ip_network(a), (port, port)) for a in sorted(own, key=str))
+    app.config["PRIVATE_NETWORK_ALLOW"] = (*app.config["PRIVATE_NETWORK_ALLOW"], *rules)
+    app.extensions.pop("outbound", None)  # rebuilt with the new list on first use
+
+
 def install_demo(app: Flask) -> list[str]:
     """Mount the provider and create the demo facility, users, integrations and scripts."""
     mount_provider(app)
+    allow_own_address(app)
     base = f"{app.config['PUBLIC_URL']}{PROVIDER_PREFIX}"
     with app.app_context():
         session = db.session
@@ -148,7 +165,6 @@ def _ensure_integrations(app: Flask, facility: Facility, base: str) -> None:
                 "token_auth_method": "client_secret_basic",
                 "scopes": ["read", "write"],
                 "pkce": True,
-                "allow_private_network": True,
                 "client_id": CLIENT_ID,
                 "client_secret": _client_secret(app),
             },
@@ -176,6 +192,5 @@ def _ensure_integrations(app: Flask, facility: Facility, base: str) -> None:
                 ],
                 "credential_fields": ["api_key"],
                 "verify": dict(DEMO_KEY_VERIFY),
-                "allow_private_network": True,
             },
         )

@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import requests
 from flask import Flask, current_app
 
+from app.integrations.transport import guarded_session
 from app.integrations.vault import Vault, load_keys
 
 _start_lock = threading.Lock()
@@ -76,6 +78,21 @@ def vault(app: Flask | None = None) -> Vault:
     target: Any = app or current_app
     result: Vault = target.extensions["vault"]
     return result
+
+
+def outbound(app: Flask | None = None) -> requests.Session:
+    """The app's one outbound HTTP transport (checks every dialled address), made on first use.
+
+    Made lazily so the demo can add its own loopback address to PRIVATE_NETWORK_ALLOW
+    after the app is created and before anything calls out.
+    """
+    target: Any = app or current_app
+    with _start_lock:
+        existing: requests.Session | None = target.extensions.get("outbound")
+        if existing is None:
+            existing = guarded_session(allow=target.config["PRIVATE_NETWORK_ALLOW"])
+            target.extensions["outbound"] = existing
+    return existing
 
 
 def executor(app: Flask | None = None) -> Any:

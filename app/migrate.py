@@ -21,4 +21,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(app: Flask, revision: str = "head") -> None:
     """Bring the app's database to `revision`."""
-    command.upgrade(alembic_config(app.config["DATABASE_URL"]), revision)
+    config = alembic_config(app.config["DATABASE_URL"])
+    # 0004 reports which integrations the operator's private-network list leaves out.
+    config.attributes["private_network_allow"] = app.config["PRIVATE_NETWORK_ALLOW"]
+    command.upgrade(config, revision)

@@ -86,7 +86,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{ready.get(timeout=30)}"
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite", "SECRET_KEY": "b",
-                          "IDLE_WORKERS": 2})
+                          "IDLE_WORKERS": 2, "PRIVATE_NETWORK_ALLOW": "127.0.0.1/32"})
         app.instance_path = tmp
         upgrade(app)
         with app.app_context():
@@ -94,7 +94,7 @@ def main() -> None:
             facility = people.create_facility(session, name="Bench", slug="bench")
             integration = Integration(
                 facility_id=facility.id, key="bench", name="Bench", auth_mode="api_key",
-                base_url=base, credential_fields=["api_key"], allow_private_network=True,
+                base_url=base, credential_fields=["api_key"],
                 placements=[{"location": "header", "name": "X-API-Key", "template": "{api_key}"}],
             )
             session.add(integration)

@@ -73,6 +73,7 @@ def setup(keyapi: str, folder: Path) -> tuple[LiveServer, WebClient, int]:
             "IDLE_WORKERS": 4,
             "GRANT_TIMEOUT_S": 600,
             "RUN_WALL_TIME_S": 600,
+            "PRIVATE_NETWORK_ALLOW": "127.0.0.1/32",  # the bench's API listens on loopback
         }
     )
     app.instance_path = str(folder / "instance")
@@ -94,7 +95,6 @@ def setup(keyapi: str, folder: Path) -> tuple[LiveServer, WebClient, int]:
                     auth_mode="api_key",
                     base_url=keyapi,
                     credential_fields=["api_key"],
-                    allow_private_network=True,
                     placements=[
                         {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
                     ],

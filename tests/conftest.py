@@ -70,6 +70,8 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
         "SECRET_KEYS": [generate_key()],
         "PUBLIC_URL": "http://127.0.0.1:5000",
         "IDLE_WORKERS": 2,
+        # The tests' upstreams (the dev provider, echo servers) listen on loopback.
+        "PRIVATE_NETWORK_ALLOW": "127.0.0.1/32",
     }
     config.update(overrides)
     app = create_app(config)
@@ -136,7 +138,6 @@ def create_integration(
         "base_url": "http://127.0.0.1:1/api",
         "placements": [{"location": "header", "name": "X-API-Key", "template": "{api_key}"}],
         "credential_fields": ["api_key"],
-        "allow_private_network": True,
     }
     values.update(fields)
     integration = Integration(facility_id=facility.id, key=key, **values)

@@ -9,28 +9,23 @@ Scripts never see credentials: not in responses, errors, logs or the call log.
 from __future__ import annotations
 
 import base64
-import collections
-import email.utils
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from flask import Flask
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.integrations import destinations
+from app.integrations import destinations, transport, upstream
+from app.integrations.call_log import CallLogWriter
 from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, OAUTH_MODES
-from app.integrations.defaults import defaults_of
 from app.integrations.destinations import DestinationRefused
-from app.integrations.placements import place_credentials, placements_of
+from app.integrations.outgoing import body_of, outgoing
+from app.integrations.redaction import Redactor
 from app.integrations.resolution import (
     MASTER_NEEDS_REAUTH,
     NEEDS_REAUTH,
@@ -41,14 +36,11 @@ from app.integrations.resolution import (
 )
 from app.integrations.tokens import NeedsReauth, RefreshFailed, TokenManager
 from app.integrations.vault import Vault
-from app.models import Account, CallLog, Facility, Integration
+from app.models import Account, Facility, Integration
 from app.models._types import utcnow
 from sandbox import HostCall, HostCallError
 
 log = logging.getLogger(__name__)
-MAX_REDIRECTS = 5
-_LOG_BATCH_WINDOW_S = 0.05
-_BODY_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -118,75 +110,6 @@ class _Log:
         self.waited: float | None = None
 
 
-class CallLogWriter:
-    """Writes call-log rows from a background thread, off the call's critical path.
-
-    Rows are gathered for a short window and inserted together: one INSERT for many
-    calls keeps the writer from competing with the calls themselves for the interpreter.
-    `flush()` cuts the window short and waits until every row handed in is committed
-    (the run manager flushes before it reports a run finished, so its calls are listed).
-    """
-
-    def __init__(self, session_factory: Callable[[], Session]) -> None:
-        self._session_factory = session_factory
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._flushing = threading.Event()
-        self._pending: collections.Counter[int] = collections.Counter()
-
-    def write(self, row: dict[str, Any]) -> None:
-        """Queue one call-log row."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._drain, name="call-log", daemon=True)
-                self._thread.start()
-            self._pending[row["facility_id"]] += 1
-        self._queue.put(row)
-
-    def pending(self, facility_id: int) -> int:
-        """Rows of this facility not yet in the database (for quota counts)."""
-        with self._lock:
-            return self._pending[facility_id]
-
-    def flush(self) -> None:
-        """Block until every queued row is written."""
-        if self._thread is not None:
-            self._flushing.set()
-            self._queue.join()
-
-    def _drain(self) -> None:
-        while True:
-            rows = [self._queue.get()]
-            self._flushing.wait(_LOG_BATCH_WINDOW_S)
-            while not self._queue.empty() and len(rows) < 500:
-                rows.append(self._queue.get_nowait())
-            try:
-                used: dict[int, Any] = {}
-                for row in rows:
-                    account_id = row.pop("account_id", None)
-                    if account_id is not None:
-                        used[account_id] = row["created_at"]
-                with self._session_factory() as session, session.begin():
-                    session.execute(insert(CallLog), rows)
-                    for account_id, when in used.items():
-                        session.execute(
-                            update(Account)
-                            .where(Account.id == account_id)
-                            .values(last_used_at=when)
-                        )
-            except Exception:  # the calls' outcomes matter more than their log rows
-                log.exception("could not write %d call-log rows", len(rows))
-            finally:
-                with self._lock:
-                    for row in rows:
-                        self._pending[row["facility_id"]] -= 1
-                    if self._queue.empty():
-                        self._flushing.clear()
-                for _ in rows:
-                    self._queue.task_done()
-
-
 @dataclass
 class _Cached:
     """What one run learned about (service, account): reused by its later calls."""
@@ -207,7 +130,6 @@ class Broker:
         tokens: TokenManager,
         settings: BrokerSettings | None = None,
         http: requests.Session | None = None,
-        private_http: requests.Session | None = None,
         grant_hook: GrantHook = not_interactive,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -216,8 +138,7 @@ class Broker:
         self._vault = vault
         self._tokens = tokens
         self._settings = settings or BrokerSettings()
-        self._http = http or destinations.checked_session(allow_private=False)
-        self._private_http = private_http or destinations.checked_session(allow_private=True)
+        self._http = http or transport.guarded_session()
         self._grant_hook = grant_hook
         self._log_writer = CallLogWriter(session_factory)
 
@@ -239,10 +160,12 @@ class Broker:
         factory = db.session_factory(app)
         vault = extensions.vault(app)
         margin = int(app.config["REFRESH_MARGIN_S"])
+        http = extensions.outbound(app)
         return cls(
             session_factory=factory,
             vault=vault,
-            tokens=TokenManager(session_factory=factory, vault=vault, margin_s=margin),
+            tokens=TokenManager(session_factory=factory, vault=vault, margin_s=margin, http=http),
+            http=http,
             settings=BrokerSettings(
                 call_timeout_s=float(app.config["CALL_TIMEOUT_S"]),
                 max_response_bytes=int(app.config["CALL_MAX_RESPONSE_BYTES"]),
@@ -276,7 +199,7 @@ class Broker:
             raise HostCallError("unknown_integration", "the service must be an integration key")
         integration = session.scalar(
             select(Integration).where(
-                Integration.facility_id == ctx.facility_id, Integration.key == service.lower()
+                Integration.facility_id == ctx.facility_id, Integration.key == service
             )
         )
         if integration is None:
@@ -449,6 +372,8 @@ class Broker:
             raise
         except DestinationRefused as exc:
             entry.error = DestinationRefused.code
+            if exc.url:  # logged with the full origin it tried to reach
+                entry.path = destinations.query_names_only(exc.url)[:1000]
             raise HostCallError(DestinationRefused.code, str(exc), service=entry.service) from None
         finally:
             self._write_log(entry)
@@ -510,13 +435,20 @@ class Broker:
             allowed_hosts=integration.allowed_hosts or [],
         )
         entry.path = destinations.query_names_only(url)[:1000]
-        headers, params = self._outgoing(integration, args, creds, parameters)
+        request = outgoing(integration, args, creds, parameters, vault=self._vault)
+        headers, params = request.headers, request.params
         separator = "&" if "?" in url else "?"
         logged = url + (separator + destinations.encode_query(params) if params else "")
         entry.path = destinations.query_names_only(logged)[:1000]
-        body = _body(args)
+        body = body_of(args)
         timeout = self._timeout(args, call)
-        response = self._send(integration, entry.method, url, headers, params, body, timeout)
+        origins = destinations.allowed_origins(
+            destinations.fill_parameters(integration.base_url, parameters),
+            integration.allowed_hosts or [],
+        )
+        response = upstream.send(
+            self._http, integration, entry.method, url, headers, params, body, timeout, origins
+        )
         if (
             (
                 response.status_code == 401
@@ -539,12 +471,21 @@ class Broker:
                 raise HostCallError(
                     "integration_unavailable", str(exc), service=integration.key
                 ) from None
-            headers, params = self._outgoing(integration, args, creds, parameters)
-            response = self._send(
-                integration, entry.method, url, headers, params, body, self._timeout(args, call)
+            request = outgoing(integration, args, creds, parameters, vault=self._vault)
+            headers, params = request.headers, request.params
+            response = upstream.send(
+                self._http,
+                integration,
+                entry.method,
+                url,
+                headers,
+                params,
+                body,
+                self._timeout(args, call),
+                origins,
             )
         if response.status_code == 429:
-            wait = _retry_after(response.headers.get("Retry-After"))
+            wait = upstream.retry_after(response.headers.get("Retry-After"))
             remaining = call.clock.remaining()
             response.close()
             if wait is None or wait > max(remaining - 1.0, 0):
@@ -556,66 +497,30 @@ class Broker:
                     service=integration.key,
                 )
             time.sleep(wait)
-            response = self._send(
-                integration, entry.method, url, headers, params, body, self._timeout(args, call)
+            response = upstream.send(
+                self._http,
+                integration,
+                entry.method,
+                url,
+                headers,
+                params,
+                body,
+                self._timeout(args, call),
+                origins,
             )
-        content = self._read(response, integration)
+        content = upstream.read(response, integration, cap=self._settings.max_response_bytes)
         entry.status = response.status_code
+        # Upstreams that echo requests hand the credential back: the script sees none.
+        redactor = Redactor(request.secrets, credential_query=request.credential_query)
         return {
             "status": response.status_code,
-            "headers": _response_headers(response),
-            "body_b64": base64.b64encode(content).decode(),
-            "url": response.url,
+            "headers": redactor.headers(upstream.response_headers(response)),
+            "body_b64": base64.b64encode(redactor.content(content)).decode(),
+            "url": redactor.url(response.url),
             "service": integration.key,
         }
 
     # -- building and sending ------------------------------------------------------------------
-
-    def _outgoing(
-        self,
-        integration: Integration,
-        args: Mapping[str, Any],
-        creds: Mapping[str, str],
-        parameters: Mapping[str, str],
-    ) -> tuple[dict[str, str], list[tuple[str, str]]]:
-        placements = placements_of(integration)
-        guarded_headers = set(destinations.ALWAYS_CREDENTIAL_HEADERS)
-        guarded_query = set()
-        for placement in placements:
-            if placement.get("location") == "header" and placement.get("name"):
-                guarded_headers.add(str(placement["name"]).lower())
-            elif placement.get("location") == "query" and placement.get("name"):
-                guarded_query.add(str(placement["name"]))
-        headers: dict[str, str] = {}
-        raw_headers = args.get("headers") or {}
-        if not isinstance(raw_headers, Mapping):
-            raise HostCallError("invalid_request", "headers must be a dict of strings")
-        default_headers, default_query = defaults_of(integration, self._vault)
-        for name, value in {**default_headers, **raw_headers}.items():
-            name_s, value_s = str(name), str(value)
-            destinations.check_text(name_s, "a header name")
-            destinations.check_text(value_s, "a header value")
-            lowered = name_s.lower()
-            if lowered in guarded_headers and name in raw_headers:
-                raise DestinationRefused(
-                    f"scripts may not set the {name_s} header: the server "
-                    "adds the credential itself"
-                )
-            if lowered in destinations.HOP_BY_HOP:
-                continue
-            headers[name_s] = value_s
-        params = destinations.clean_params(args.get("params"))
-        for name, _value in params:
-            if name in guarded_query:
-                raise DestinationRefused(
-                    f"scripts may not set the {name} query parameter: the "
-                    "server adds the credential itself"
-                )
-        params.extend((str(k), str(v)) for k, v in default_query.items())
-        placed_headers, placed_params = place_credentials(placements, creds, parameters)
-        headers.update(placed_headers)
-        params.extend(placed_params)
-        return headers, params
 
     def _timeout(self, args: Mapping[str, Any], call: HostCall) -> float:
         wanted = args.get("timeout")
@@ -626,94 +531,6 @@ class Broker:
         if remaining <= 0:
             raise HostCallError("integration_timeout", "the run has no time left for this call")
         return max(0.05, min(timeout, remaining))
-
-    def _send(
-        self,
-        integration: Integration,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        params: list[tuple[str, str]],
-        body: dict[str, Any],
-        timeout: float,
-    ) -> requests.Response:
-        http = self._private_http if integration.allow_private_network else self._http
-        base_host = urlsplit(integration.base_url).hostname or ""
-        try:
-            response = http.request(
-                method,
-                url,
-                headers=headers,
-                params=params or None,
-                timeout=timeout,
-                allow_redirects=False,
-                stream=True,
-                **body,
-            )
-            for _ in range(MAX_REDIRECTS):
-                if not response.is_redirect:
-                    return response
-                location = response.headers.get("Location", "")
-                response.close()
-                next_url = destinations.check_redirect(
-                    location, response.url, base_host, integration.allowed_hosts or []
-                )
-                if response.status_code in (301, 302, 303) and method != "HEAD":
-                    method, body = "GET", {}
-                response = http.request(
-                    method,
-                    next_url,
-                    headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    stream=True,
-                    **body,
-                )
-            response.close()
-            raise HostCallError(
-                "integration_unavailable",
-                f"{integration.name} redirected more than {MAX_REDIRECTS} times",
-            )
-        except requests.Timeout:
-            raise HostCallError(
-                "integration_timeout",
-                f"{integration.name} did not answer within {timeout:g} s",
-                service=integration.key,
-            ) from None
-        except requests.RequestException as exc:
-            if "private or local address" in str(exc) or "metadata host" in str(exc):
-                raise DestinationRefused(
-                    f"{integration.name}'s address is private or local; an admin can allow "
-                    "private networks for this integration"
-                ) from None
-            raise HostCallError(
-                "integration_unavailable",
-                f"{integration.name} could not be reached ({type(exc).__name__})",
-                service=integration.key,
-            ) from None
-
-    def _read(self, response: requests.Response, integration: Integration) -> bytes:
-        cap = self._settings.max_response_bytes
-        chunks, size = [], 0
-        try:
-            for chunk in response.iter_content(_BODY_CHUNK):
-                size += len(chunk)
-                if size > cap:
-                    raise HostCallError(
-                        "integration_unavailable",
-                        f"{integration.name}'s answer is larger than {cap} bytes",
-                        service=integration.key,
-                    )
-                chunks.append(chunk)
-        except requests.RequestException as exc:
-            raise HostCallError(
-                "integration_unavailable",
-                f"{integration.name}'s answer broke off ({type(exc).__name__})",
-                service=integration.key,
-            ) from None
-        finally:
-            response.close()
-        return b"".join(chunks)
 
     def _write_log(self, entry: _Log) -> None:
         elapsed = self._clock() - entry.started
@@ -736,46 +553,3 @@ class Broker:
                 "created_at": utcnow(),
             }
         )
-
-
-def _body(args: Mapping[str, Any]) -> dict[str, Any]:
-    if args.get("json") is not None:
-        return {"json": args["json"]}
-    if args.get("data_b64") is not None:
-        try:
-            return {"data": base64.b64decode(str(args["data_b64"]), validate=True)}
-        except ValueError:
-            raise HostCallError("invalid_request", "data is not valid") from None
-    data = args.get("data")
-    if data is None:
-        return {}
-    if isinstance(data, str):
-        return {"data": data.encode()}
-    if isinstance(data, Mapping):
-        return {"data": {str(k): str(v) for k, v in data.items()}}
-    raise HostCallError("invalid_request", "data must be text, bytes or a dict")
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _response_headers(response: requests.Response) -> dict[str, str]:
-    return {
-        name: value
-        for name, value in response.headers.items()
-        if name.lower() not in destinations.HOP_BY_HOP
-        and name.lower() not in ("set-cookie", "set-cookie2")
-    }

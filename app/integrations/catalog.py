@@ -322,8 +322,14 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
     verify = _verification(r)
     allowed_hosts = r.text_list("allowed_hosts")
     for host in allowed_hosts:
-        if not HOST_RE.fullmatch(host):
-            raise r.error("allowed_hosts", f"{host!r} is not a lowercase host name")
+        # An origin (optionally with a path) names scheme, host and port exactly; a bare
+        # host name means the base URL's scheme and default port.
+        if "://" in host:
+            check_url(r, "allowed_hosts", host, set(), allow_query=False)
+        elif not HOST_RE.fullmatch(host):
+            raise r.error(
+                "allowed_hosts", f"{host!r} is not a lowercase host name or an https origin"
+            )
 
     docs_url = r.text("docs_url")
     # A documentation link may point at an anchor; endpoints may not.

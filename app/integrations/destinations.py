@@ -1,28 +1,25 @@
-"""Where a script's request may go: URL building under the base URL and destination rules.
+"""Where a script's request may go: URL building under the base URL and origin rules.
 
-Every refusal raises DestinationRefused (script error `forbidden_destination`) with a
-message saying what to change. Private addresses are checked at connect time, on the
-address actually dialled, for every hop (no DNS-rebinding window).
+A credential goes only to its integration's origins (scheme, host, port and base path)
+for relative paths, absolute URLs and every redirect hop alike. Every refusal raises
+DestinationRefused (script error `forbidden_destination`) with a message saying what to
+change. Which addresses may be dialled is checked at connect time, on the address
+actually dialled, by app.integrations.transport.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 import re
-import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
-from urllib3.util import connection as urllib3_connection
+from app.integrations.transport import canonical_host
 
-ALLOWED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+ALLOWED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -40,15 +37,32 @@ HOP_BY_HOP = frozenset(
     }
 )
 ALWAYS_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# Headers that would choose another virtual host or tell the service it was reached for
+# another origin: a script may not send them (the server sets Host from the URL).
+ROUTING_HEADERS = frozenset({"host", "forwarded", "x-real-ip"})
+ROUTING_HEADER_PREFIX = "x-forwarded-"
 _CONTROL = re.compile(r"[\r\n\x00]")
-_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 
 
 class DestinationRefused(Exception):
-    """The request would leave the integration's hosts, reach a private address, or set
-    the credential itself."""
+    """The request would leave the integration's origins, reach an address the server may
+    not dial, or set the credential itself; `.url` is the refused target, when known."""
 
     code = "forbidden_destination"
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+def check_header_name(name: str) -> str:
+    """Refuse the headers that reroute a request (Host, Forwarded, X-Forwarded-*)."""
+    lowered = name.strip().lower()
+    if lowered in ROUTING_HEADERS or lowered.startswith(ROUTING_HEADER_PREFIX):
+        raise DestinationRefused(
+            f"scripts may not set the {name} header: the server addresses the request itself"
+        )
+    return name
 
 
 def check_text(value: str, what: str) -> str:
@@ -58,12 +72,68 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
-def is_public(address: str) -> bool:
-    """True for a globally routable unicast address (not private/loopback/link-local…)."""
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return bool(ip.is_global and not ip.is_multicast and not ip.is_reserved)
+@dataclass(frozen=True)
+class Origin:
+    """Where a credential may go: scheme, host, port and a path prefix ('' for any path)."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str = ""
+
+    @classmethod
+    def of(cls, url: str) -> Origin:
+        """The origin and path prefix of an absolute http(s) URL."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise DestinationRefused(f"{url!r} is not an absolute http(s) URL")
+        try:
+            port = parts.port or DEFAULT_PORTS[scheme]
+        except ValueError:
+            raise DestinationRefused(f"{url!r} has an invalid port") from None
+        path = posixpath.normpath(unquote(parts.path)) if parts.path.strip("/") else ""
+        return cls(scheme, canonical_host(parts.hostname), port, path.rstrip("/"))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = "" if DEFAULT_PORTS[self.scheme] == self.port else f":{self.port}"
+        return f"{self.scheme}://{host}{port}{self.path}"
+
+    def admits(self, target: Origin) -> bool:
+        """True for the same scheme, host and port, and a path at or below this one's."""
+        return (
+            (self.scheme, self.host, self.port) == (target.scheme, target.host, target.port)
+            and (
+                not self.path
+                or target.path == self.path
+                or target.path.startswith(self.path + "/")
+            )
+        )
+
+
+def allowed_origins(base_url: str, allowed_hosts: Iterable[str]) -> list[Origin]:
+    """The integration's base (with its base path) and its allowed origins.
+
+    An `allowed_hosts` entry is an origin, optionally with a path
+    (https://uploads.example.com/v1); a bare host name means the base URL's scheme and
+    that scheme's default port. An http entry is ignored for an https base: a credential
+    never goes from https to plain http.
+    """
+    base = Origin.of(base_url)
+    origins = [base]
+    for entry in allowed_hosts:
+        text = str(entry).strip()
+        if not text:
+            continue
+        if "://" in text:
+            origin = Origin.of(text)
+        else:
+            origin = Origin(base.scheme, canonical_host(text), DEFAULT_PORTS[base.scheme])
+        if base.scheme == "https" and origin.scheme != "https":
+            continue
+        origins.append(origin)
+    return origins
 
 
 def build_url(
@@ -81,51 +151,77 @@ def build_url(
         raise DestinationRefused("the path must be relative to the integration's base URL")
     target = urlsplit(path)
     if target.scheme or target.netloc:
-        return _absolute(path, base_parts.hostname or "", allowed_hosts)
+        return check_destination(path, allowed_origins(base, allowed_hosts))
     raw_path, _, query = path.partition("?")
     query = query.partition("#")[0]
-    lowered = raw_path.lower()
-    if any(code in lowered for code in ("%2f", "%5c", "%2e", "%00")):
-        # An encoded '/', '\\' or '.' could be decoded differently by the service.
-        raise DestinationRefused("encoded '/', '\\' or '.' are not allowed in the path")
     base_path = base_parts.path.rstrip("/")
-    decoded = unquote(raw_path)
-    normalized = posixpath.normpath(f"{base_path}/{decoded.lstrip('/')}") if decoded else base_path
+    normalized = _normalized_path(base_path, raw_path)
     if base_path and not (normalized == base_path or normalized.startswith(base_path + "/")):
         raise DestinationRefused(
-            f"the path leaves the integration's base path {base_path}; use a path below it"
+            f"the path leaves the integration's base path {base_path}; use a path below it",
+            url=urlunsplit((base_parts.scheme, base_parts.netloc, normalized, "", "")),
         )
     if not base_path and normalized.startswith("/.."):
         raise DestinationRefused("the path leaves the integration's base URL")
-    if raw_path.endswith("/") and not normalized.endswith("/"):
-        normalized += "/"
     encoded = quote(normalized or "/", safe="/:@!$&'()*+,;=-._~")
     return urlunsplit((base_parts.scheme, base_parts.netloc, encoded, query, ""))
 
 
-def _absolute(url: str, base_host: str, allowed_hosts: Iterable[str]) -> str:
+def _normalized_path(base_path: str, raw_path: str) -> str:
+    lowered = raw_path.lower()
+    if any(code in lowered for code in ("%2f", "%5c", "%2e", "%00")):
+        # An encoded '/', '\\' or '.' could be decoded differently by the service.
+        raise DestinationRefused("encoded '/', '\\' or '.' are not allowed in the path")
+    decoded = unquote(raw_path)
+    normalized = posixpath.normpath(f"{base_path}/{decoded.lstrip('/')}") if decoded else base_path
+    if raw_path.endswith("/") and not normalized.endswith("/"):
+        normalized += "/"
+    return normalized
+
+
+def check_destination(url: str, origins: Sequence[Origin]) -> str:
+    """The URL (path normalised) if it lies within one of the origins; else refused."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    if parts.scheme.lower() not in DEFAULT_PORTS:
         raise DestinationRefused("only http and https URLs are allowed")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise DestinationRefused("URLs with user information (user@host) are not allowed")
-    host = (parts.hostname or "").lower()
-    if host != base_host.lower() and host not in {h.lower() for h in allowed_hosts}:
+    path = _normalized_path("", parts.path)
+    target = Origin.of(urlunsplit((parts.scheme, parts.netloc, path, "", "")))
+    if not any(origin.admits(target) for origin in origins):
         raise DestinationRefused(
-            f"{host or 'that host'} is not one of the integration's hosts; an admin can add it "
-            "to the integration's allowed hosts"
+            f"{target} is outside the integration's origins "
+            f"({', '.join(str(o) for o in origins)}); an admin can add its origin to the "
+            "integration's allowed hosts",
+            url=url,
         )
-    return url
+    encoded = quote(path or "/", safe="/:@!$&'()*+,;=-._~")
+    return urlunsplit((parts.scheme, parts.netloc, encoded, parts.query, ""))
 
 
-def check_redirect(
-    location: str, current: str, base_host: str, allowed_hosts: Iterable[str]
-) -> str:
-    """The absolute next hop of a redirect, if it stays on the integration's hosts."""
+def origin_of(url: str) -> str:
+    """Only the scheme, host and port of a URL ('' when it has none)."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return ""
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}{port}"
+
+
+def check_redirect(location: str, current: str, origins: Sequence[Origin]) -> str:
+    """The absolute next hop of a redirect, if it stays within the integration's origins."""
     check_text(location, "the redirect")
-    from urllib.parse import urljoin
-
-    return _absolute(urljoin(current, location), base_host, allowed_hosts)
+    next_url = urljoin(current, location)
+    if urlsplit(current).scheme == "https" and urlsplit(next_url).scheme != "https":
+        raise DestinationRefused(
+            "the service redirected from https to plain http; the credential is not sent there",
+            url=next_url,
+        )
+    return check_destination(next_url, origins)
 
 
 def fill_parameters(template: str, parameters: Mapping[str, str]) -> str:
@@ -169,92 +265,15 @@ def _scalar(value: Any) -> str:
 
 
 def query_names_only(url: str) -> str:
-    """The URL's path with query values dropped (for the call log)."""
+    """The URL's origin and path with query values dropped (for the call log)."""
     parts = urlsplit(url)
     names = [pair.split("=", 1)[0] for pair in parts.query.split("&") if pair]
-    return parts.path + (("?" + "&".join(f"{n}=" for n in names)) if names else "")
+    origin = f"{parts.scheme}://{parts.hostname or ''}" if parts.scheme else ""
+    if origin and parts.port is not None:
+        origin += f":{parts.port}"
+    return origin + parts.path + (("?" + "&".join(f"{n}=" for n in names)) if names else "")
 
 
 def encode_query(pairs: list[tuple[str, str]]) -> str:
     """Pairs as a query string."""
     return urlencode(pairs)
-
-
-# -- connecting only to allowed addresses -------------------------------------------------
-
-
-class _Checked:
-    """Mixin for urllib3 connections: resolve, check every address, dial a checked one."""
-
-    allow_private = False
-    _dns_host: str
-    host: str
-    port: int
-    timeout: Any
-    source_address: Any
-    socket_options: Any
-
-    def _new_conn(self) -> socket.socket:
-        host = self._dns_host.strip("[]")
-        if host.lower() in _METADATA_HOSTS and not self.allow_private:
-            raise NewConnectionError(self, "refused: cloud metadata host")  # type: ignore[arg-type]
-        try:
-            infos = socket.getaddrinfo(host, self.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise NewConnectionError(self, f"cannot resolve {host}: {exc}") from exc  # type: ignore[arg-type]
-        addresses = [info[4][0] for info in infos]
-        if not self.allow_private:
-            blocked = [a for a in addresses if not is_public(str(a))]
-            if blocked:
-                raise PrivateAddress(f"{host} resolves to a private or local address")
-        last: OSError | None = None
-        for address in addresses:
-            try:
-                return urllib3_connection.create_connection(
-                    (str(address), self.port),
-                    self.timeout,
-                    source_address=self.source_address,
-                    socket_options=self.socket_options,
-                )
-            except OSError as exc:
-                last = exc
-        raise NewConnectionError(self, f"cannot connect to {host}: {last}")  # type: ignore[arg-type]
-
-
-class PrivateAddress(OSError):
-    """The destination resolves to an address scripts may not reach."""
-
-
-def _pool_classes(allow_private: bool) -> dict[str, type]:
-    http_conn = type(
-        "CheckedHTTPConnection", (_Checked, HTTPConnection), {"allow_private": allow_private}
-    )
-    https_conn = type(
-        "CheckedHTTPSConnection", (_Checked, HTTPSConnection), {"allow_private": allow_private}
-    )
-    http_pool = type("CheckedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn})
-    https_pool = type("CheckedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})
-    return {"http": http_pool, "https": https_pool}
-
-
-class CheckedAdapter(HTTPAdapter):
-    """A requests adapter whose connections only dial allowed addresses."""
-
-    def __init__(self, *, allow_private: bool, **kwargs: Any) -> None:
-        self._classes = _pool_classes(allow_private)
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = self._classes
-        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
-
-
-def checked_session(*, allow_private: bool) -> requests.Session:
-    """A requests Session that refuses private destinations unless allowed."""
-    session = requests.Session()
-    session.trust_env = False  # no proxies or netrc from the server's environment
-    adapter = CheckedAdapter(allow_private=allow_private, pool_maxsize=32)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session

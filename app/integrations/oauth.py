@@ -22,10 +22,14 @@ from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error, WebApplicatio
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
+from app.integrations import transport
 from app.integrations.destinations import fill_parameters
 
 # Providers may grant fewer or other scopes than asked; that is their call, not an error.
 os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
+
+# The OAuthProviderError code for a token URL whose address the server may not dial.
+ADDRESS_NOT_ALLOWED = "address_not_allowed"
 
 _insecure_lock = threading.Lock()
 _insecure_users = 0
@@ -111,8 +115,11 @@ def _transport(url: str) -> Iterator[None]:
 
 def _session(client: Any, http: requests.Session | None, **kwargs: Any) -> OAuth2Session:
     session = OAuth2Session(client=client, **kwargs)
-    if http is not None:
-        session.adapters = http.adapters  # share the caller's transport (and its pools)
+    # Through the guarded transport like script calls: the client secret, refresh token
+    # and PKCE verifier go only to addresses the server may dial, never via a proxy.
+    session.trust_env = False
+    session.max_redirects = 0  # a token endpoint's redirect must not carry the secret along
+    session.adapters = (http or transport.guarded_session()).adapters
     return session
 
 
@@ -158,6 +165,11 @@ def _token_call(settings: OAuthSettings, call: Any) -> dict[str, Any]:
     except OAuth2Error as exc:
         raise OAuthProviderError(exc.error or "invalid_request", exc.description or "") from None
     except requests.RequestException as exc:
+        refused = transport.refused_address(exc)
+        if refused is not None:
+            raise OAuthProviderError(
+                ADDRESS_NOT_ALLOWED, "the token endpoint's address is not allowed"
+            ) from None
         raise OAuthProviderError(
             "temporarily_unavailable",
             f"the token endpoint could not be reached ({type(exc).__name__})",
@@ -268,10 +280,16 @@ def revoke(
         data["client_id"] = client_id
         if client_secret is not None:
             data["client_secret"] = client_secret
-    sender = http or requests.Session()
+    sender = http or transport.guarded_session()
     try:
-        response = sender.post(settings.revoke_url, data=data, auth=auth, timeout=timeout)
+        response = sender.post(
+            settings.revoke_url, data=data, auth=auth, timeout=timeout, allow_redirects=False
+        )
     except requests.RequestException as exc:
+        if transport.refused_address(exc) is not None:
+            raise OAuthProviderError(
+                ADDRESS_NOT_ALLOWED, "the revocation endpoint's address is not allowed"
+            ) from None
         raise OAuthProviderError(
             "temporarily_unavailable",
             f"the revocation endpoint could not be reached ({type(exc).__name__})",

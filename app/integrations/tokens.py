@@ -21,7 +21,7 @@ import requests
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
-from app.integrations import oauth
+from app.integrations import oauth, transport
 from app.integrations.catalog import OAUTH_MODES
 from app.integrations.vault import Vault
 from app.models import Account, Integration, OAuthClient
@@ -81,7 +81,7 @@ class TokenManager:
     ) -> None:
         self._session_factory = session_factory
         self._vault = vault
-        self._http = http or requests.Session()
+        self._http = http or transport.guarded_session()
         self._margin = margin_s
         self._lease_s = lease_s
         self._owner = secrets.token_hex(8)

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import requests
 
-from app.integrations import destinations
+from app.integrations import destinations, transport
 from app.integrations.defaults import defaults_of
 from app.integrations.placements import place_credentials, placements_of
 from app.integrations.vault import Vault
@@ -61,7 +61,7 @@ def verify_credentials(
     default_headers, default_query = defaults_of(integration, vault)
     headers = {**default_headers, **headers}
     params = [*default_query.items(), *params]
-    session = http or destinations.checked_session(allow_private=integration.allow_private_network)
+    session = http or transport.guarded_session()
     try:
         response = session.request(
             str(spec.get("method") or "GET"),
@@ -72,6 +72,9 @@ def verify_credentials(
             allow_redirects=False,
         )
     except requests.RequestException as exc:
+        if transport.refused_address(exc) is not None:
+            # Only this: which private addresses answer, and how, is not the admin's to learn.
+            return Verdict(False, None, f"{name}'s address is not allowed")
         return Verdict(
             False,
             None,

@@ -55,10 +55,13 @@ class Integration(Base):
     # those two columns then keep only the names.
     defaults_enc: Mapped[str | None] = mapped_column(Text)
     allowed_hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
-    allow_private_network: Mapped[bool] = mapped_column(default=False)
     refresh_on_403: Mapped[bool] = mapped_column(default=False)
     # The request that checks typed credentials before they are stored (catalog `verify`).
     verify: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # RFC 9207: the `iss` the provider must send back with every authorization response.
+    issuer: Mapped[str | None] = mapped_column(String(500))
+    # Native apps may hand in a code without its PKCE verifier only where the admin allows.
+    allow_plain_codes: Mapped[bool] = mapped_column(default=False)
     current_client_id: Mapped[int | None] = mapped_column(
         ForeignKey("oauth_clients.id", ondelete="SET NULL", use_alter=True)
     )

@@ -78,6 +78,9 @@ def test_connection(
             http=http,
         )
     except oauth.OAuthProviderError as exc:
+        if exc.error == oauth.ADDRESS_NOT_ALLOWED:
+            # Only this: which private addresses answer, and how, is not the admin's to learn.
+            return {"ok": False, "error": exc.error, "message": "the address is not allowed"}
         verb = integration.token_request_method
         # Only a complaint about the made-up code itself shows the client got through:
         # invalid_request may just as well be the provider refusing the request (its verb).

@@ -4,13 +4,11 @@ Flush, never commit (the request edge commits)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import select
@@ -29,13 +27,14 @@ from app.integrations.vault import Vault
 from app.integrations.verification import verify_credentials
 from app.models import Account, Integration, OAuthClient, OAuthState
 from app.models._types import utcnow
+from app.services import oauth_states
 
 STATE_LIFETIME = timedelta(minutes=10)
 _LABEL = re.compile(r"[A-Za-z0-9 _.-]*")
 
 
 def _hash(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
+    return oauth_states.state_hash(state)
 
 
 def validate_label(label: Any) -> str:
@@ -94,8 +93,7 @@ def oauth_client(
 
 
 def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    return oauth_states.origin(url)
 
 
 def start_authorization(
@@ -163,34 +161,28 @@ def complete_authorization(
     redirect_uri: str,
     vault: Vault,
     http: requests.Session | None = None,
+    error_description: str | None = None,
+    iss: str | None = None,
 ) -> tuple[Account, OAuthState]:
-    """Check the callback's state, exchange the code and store the account."""
-    row = session.scalar(select(OAuthState).where(OAuthState.state_hash == _hash(state or "")))
-    if row is None:
-        raise OAuthCallbackError(
-            "This sign-in link is not valid. Start the sign-in again from Scriptbox."
-        )
-    if row.used_at is not None:
-        raise OAuthCallbackError("This sign-in link was already used. Start the sign-in again.")
-    if row.session_binding != session_binding:
-        raise OAuthCallbackError(
-            "This sign-in was started in another browser session. Start it again here."
-        )
-    row.used_at = utcnow()  # single use, even if what follows fails
-    session.flush()
+    """Check the callback's state, issuer and the user's role, exchange the code and store
+    the account."""
+    row = oauth_states.consume_state(session, state, session_binding)
     if row.expires_at < utcnow():
         raise OAuthCallbackError("This sign-in took too long and expired. Start it again.")
+    integration = session.get(Integration, row.integration_id)
+    if integration is None:
+        raise OAuthCallbackError("The integration no longer exists.")
+    oauth_states.check_issuer(integration, iss)
     if error:
         if error == "access_denied":
             raise OAuthCallbackError(
                 "You declined the sign-in at the provider; nothing was connected."
             )
-        raise OAuthCallbackError(f"The provider reported an error: {error}.")
+        detail = f" ({error_description.strip()[:300]})" if error_description else ""
+        raise OAuthCallbackError(f"The provider reported an error: {error}{detail}.")
     if not code:
         raise OAuthCallbackError("The provider sent no authorization code.")
-    integration = session.get(Integration, row.integration_id)
-    if integration is None:
-        raise OAuthCallbackError("The integration no longer exists.")
+    oauth_states.check_still_allowed(session, row)
     client, secret = oauth_client(integration, vault, row.oauth_client_id)
     verifier = vault.decrypt(row.code_verifier_enc) if row.code_verifier_enc else None
     try:
@@ -294,6 +286,14 @@ def connect_with_code(
     """Complete the user's account with a code obtained elsewhere (e.g. a native app)."""
     if integration.facility_id != facility_id or integration.auth_mode != "oauth2":
         raise ValidationError(f"{integration.name} does not sign in with OAuth2")
+    if not code_verifier and not integration.allow_plain_codes:
+        # A stolen code alone must not connect an account: the app that started the
+        # sign-in proves it with the PKCE verifier.
+        raise ValidationError(
+            "send the code_verifier of the PKCE challenge the code was issued for "
+            "(an admin can allow codes without PKCE for this integration)",
+            field="code_verifier",
+        )
     params = validate_parameters(integration, parameters)
     client, secret = oauth_client(integration, vault)
     try:

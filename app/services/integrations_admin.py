@@ -17,6 +17,7 @@ from app import extensions
 from app.errors import Conflict, ValidationError
 from app.integrations import catalog
 from app.integrations.defaults import defaults_of, masked, seal_defaults
+from app.integrations.transport import canonical_host, normalised
 from app.integrations.vault import Vault
 from app.models import Account, Facility, Integration, OAuthClient
 
@@ -85,26 +86,46 @@ def _raw_from_columns(values: Mapping[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _private_literal(url: str) -> bool:
+    """True for a URL on localhost or a non-public IP address."""
+    try:
+        host = canonical_host(urlsplit(url).hostname or "") if "://" in url else ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return not normalised(host).is_global
+    except ValueError:
+        return False
+
+
 def _stand_in(url: str) -> str:
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if "{" in parts.netloc or not host or (host.replace(".", "").isalpha() and "." in host):
-        return url.replace("http://", "https://", 1)
     return urlunsplit(("https", "private-network.example", parts.path, parts.query, ""))
 
 
-def _validated(key: str, values: Mapping[str, Any], *, allow_private: bool) -> dict[str, Any]:
+def _validated(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
     raw = _raw_from_columns(values)
-    if allow_private:
-        # Loopback/LAN services are allowed only when the admin says so, and then may be
-        # plain http on an IP address; the catalog validator insists on https and public
-        # host names, so the rest is checked against a stand-in host.
-        for name, value in list(raw.items()):
-            if name.endswith("_url") and isinstance(value, str):
-                try:
-                    raw[name] = _stand_in(value)
-                except ValueError:
-                    raise ValidationError(f"{name}: is not a valid URL", field=name) from None
+    # Loopback/LAN services may be plain http on an IP address: whether the server may
+    # reach them is the operator's call (PRIVATE_NETWORK_ALLOW, checked on every connect).
+    # The catalog validator insists on https and public host names, so such URLs are
+    # checked against a stand-in host.
+    private = {
+        name
+        for name, value in raw.items()
+        if name.endswith("_url") and isinstance(value, str) and _private_literal(value)
+    }
+    for name in private:
+        try:
+            raw[name] = _stand_in(raw[name])
+        except ValueError:
+            raise ValidationError(f"{name}: is not a valid URL", field=name) from None
+    if isinstance(raw.get("allowed_hosts"), list):
+        raw["allowed_hosts"] = [
+            _stand_in(h) if isinstance(h, str) and _private_literal(h) else h
+            for h in raw["allowed_hosts"]
+        ]
     try:
         entry = catalog.validate_entry(key, raw)
     except catalog.CatalogError as exc:
@@ -112,11 +133,33 @@ def _validated(key: str, values: Mapping[str, Any], *, allow_private: bool) -> d
         # prefix, which means nothing to someone filling in a form.
         raise ValidationError(f"{exc.path}: {exc.problem}", field=exc.field or "key") from None
     columns = _entry_to_columns(entry)
-    if allow_private:
-        for column in ("base_url", "authorization_url", "token_url", "revoke_url"):
-            if values.get(column) and column in catalog.fields_for_mode(entry.auth_mode):
-                columns[column] = values[column]
+    for column in private:
+        if column in catalog.fields_for_mode(entry.auth_mode):
+            columns[column] = values[column]
+    if columns.get("allowed_hosts"):
+        columns["allowed_hosts"] = list(values.get("allowed_hosts") or [])
     return columns
+
+
+def _oauth_checks(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The issuer (RFC 9207) and the plain-codes switch, where the fields set them."""
+    checks: dict[str, Any] = {}
+    if "issuer" in fields:
+        issuer = (_optional_text(fields, "issuer") or "").strip() or None
+        if issuer is not None:
+            parts = urlsplit(issuer)
+            secure = parts.scheme == "https" or (
+                parts.scheme == "http" and _private_literal(issuer)
+            )
+            if not secure or not parts.hostname or parts.query or parts.fragment:
+                raise ValidationError(
+                    "the issuer must be the provider's https URL, without query or fragment",
+                    field="issuer",
+                )
+        checks["issuer"] = issuer
+    if "allow_plain_codes" in fields:
+        checks["allow_plain_codes"] = bool(fields.get("allow_plain_codes"))
+    return checks
 
 
 def _optional_text(fields: Mapping[str, Any], name: str) -> str | None:
@@ -244,12 +287,9 @@ def create_custom(
         )
     key = key.lower()
     _unique_key(session, facility, key)
-    allow_private = bool(fields.get("allow_private_network"))
-    columns = _validated(key, fields, allow_private=allow_private)
+    columns = _validated(key, fields)
     headers, query = columns.pop("default_headers"), columns.pop("default_query")
-    integration = Integration(
-        facility_id=facility.id, key=key, allow_private_network=allow_private, **columns
-    )
+    integration = Integration(facility_id=facility.id, key=key, **columns, **_oauth_checks(fields))
     seal_defaults(integration, _vault(vault), headers=headers, query=query)
     session.add(integration)
     session.flush()
@@ -281,13 +321,11 @@ def update_integration(
     current.update(
         {k: v for k, v in fields.items() if k in (*_COLUMNS, "placements", "parameters")}
     )
-    allow_private = bool(fields.get("allow_private_network", integration.allow_private_network))
-    columns = _validated(integration.key, current, allow_private=allow_private)
+    columns = _validated(integration.key, current)
     headers, query = columns.pop("default_headers"), columns.pop("default_query")
-    for column, value in columns.items():
+    for column, value in {**columns, **_oauth_checks(fields)}.items():
         setattr(integration, column, value)
     seal_defaults(integration, vault, headers=headers, query=query)
-    integration.allow_private_network = allow_private
     if integration.auth_mode in catalog.OAUTH_MODES and (
         "client_id" in fields or fields.get("client_secret")
     ):
@@ -315,7 +353,8 @@ def integration_public_view(integration: Integration) -> dict[str, Any]:
         catalog_key=integration.catalog_key,
         placements=integration.placements,
         parameters=integration.parameters,
-        allow_private_network=integration.allow_private_network,
+        issuer=integration.issuer,
+        allow_plain_codes=integration.allow_plain_codes,
         client_id=client.client_id if client else None,
         has_client_secret=bool(client and client.client_secret_enc),
         setup_guide=entry.setup_guide if entry else None,

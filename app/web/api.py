@@ -449,9 +449,10 @@ def test_integration(slug: str, key: str) -> ResponseReturnValue:
                 master=connections.master_account(db.session(), integration.id),
                 fields=fields,
                 parameters=body.get("parameters"),
+                http=extensions.outbound(),
             )
         )
-    return jsonify(test_connection(integration, extensions.vault()))
+    return jsonify(test_connection(integration, extensions.vault(), extensions.outbound()))
 
 
 def _connect(member: MemberContext, integration: Integration, *, owner: str) -> ResponseReturnValue:
@@ -482,7 +483,8 @@ def _connect(member: MemberContext, integration: Integration, *, owner: str) -> 
         if owner != "master":
             raise ValidationError("this integration connects once for the whole facility")
         account = connections.connect_client_credentials(
-            db.session(), integration=integration, vault=extensions.vault()
+            db.session(), integration=integration, vault=extensions.vault(),
+            http=extensions.outbound(),
         )
     else:
         account = connections.connect_with_credentials(
@@ -494,6 +496,7 @@ def _connect(member: MemberContext, integration: Integration, *, owner: str) -> 
             fields=body.get("fields") or {},
             parameters=parameters,
             vault=extensions.vault(),
+            http=extensions.outbound(),
         )
     db.session.commit()
     return jsonify(_account_dict(account)), 201
@@ -521,7 +524,8 @@ def disconnect_master(slug: str, key: str) -> ResponseReturnValue:
     if account is None:
         raise NotFound("no master account is connected")
     disconnection.disconnect(
-        db.session(), account, extensions.vault(), remove_anyway=_remove_anyway()
+        db.session(), account, extensions.vault(), extensions.outbound(),
+        remove_anyway=_remove_anyway(),
     )
     db.session.commit()
     return "", 204
@@ -556,6 +560,7 @@ def connect_with_code(slug: str, key: str) -> ResponseReturnValue:
         label=body.get("label") or "",
         parameters=body.get("parameters") or {},
         vault=extensions.vault(),
+        http=extensions.outbound(),
     )
     db.session.commit()
     return jsonify(_account_dict(account)), 201
@@ -586,7 +591,8 @@ def disconnect_own(slug: str, account_id: int) -> ResponseReturnValue:
     ):
         raise NotFound("no such account")
     disconnection.disconnect(
-        db.session(), account, extensions.vault(), remove_anyway=_remove_anyway()
+        db.session(), account, extensions.vault(), extensions.outbound(),
+        remove_anyway=_remove_anyway(),
     )
     db.session.commit()
     return "", 204

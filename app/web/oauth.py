@@ -38,9 +38,12 @@ def callback() -> ResponseReturnValue:
             state=request.args.get("state", ""),
             code=request.args.get("code"),
             error=request.args.get("error"),
+            error_description=request.args.get("error_description"),
+            iss=request.args.get("iss"),
             session_binding=session_binding(),
             redirect_uri=_redirect_uri(),
             vault=extensions.vault(),
+            http=extensions.outbound(),
         )
     except OAuthCallbackError as exc:
         db.session.commit()  # the state is spent even when the sign-in failed
@@ -118,6 +121,7 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
                 fields=fields,
                 parameters=params,
                 vault=extensions.vault(),
+                http=extensions.outbound(),
             )
         except Exception as exc:  # a validation error is shown on the form
             from app.errors import AppError

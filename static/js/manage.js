@@ -55,7 +55,7 @@ if (custom) {
       for (const name of ["key", "name", "base_url"]) {
         if (!f[name].value.trim()) throw Object.assign(new Error("required"), { field: name });
       }
-      const body = { key: f.key.value.trim(), allow_private_network: f.allow_private_network.checked };
+      const body = { key: f.key.value.trim() };
       for (const name of rules.fields[mode.value]) if (f[name]) body[name] = valueOf(name);
       const created = await api("POST", `/api/f/${slug}/integrations`, body);
       location.assign(`/f/${slug}/manage/integrations/${created.key}`);
@@ -147,9 +147,11 @@ if (integrationPage) {
   settings?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = settings.elements;
-    const body = { name: f.name.value.trim(), base_url: f.base_url.value.trim(), allowed_hosts: words(f.allowed_hosts.value), allow_private_network: f.allow_private_network.checked };
+    const body = { name: f.name.value.trim(), base_url: f.base_url.value.trim(), allowed_hosts: words(f.allowed_hosts.value) };
     for (const name of ["authorization_url", "token_url", "revoke_url", "client_id"]) if (f[name]) body[name] = f[name].value.trim() || null;
     if (f.scopes) body.scopes = words(f.scopes.value);
+    if (f.issuer) body.issuer = f.issuer.value.trim() || null;
+    if (f.allow_plain_codes) body.allow_plain_codes = f.allow_plain_codes.checked;
     if (f.client_secret?.value) body.client_secret = f.client_secret.value;
     try {
       await api("PATCH", base, body);

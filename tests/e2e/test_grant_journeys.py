@@ -82,7 +82,6 @@ def site(live: LiveServer) -> Iterator[dict[str, Any]]:
                     "placements": [
                         {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
                     ],
-                    "allow_private_network": True,
                 },
             )
             for name, source in (
@@ -136,7 +135,6 @@ def test_a_custom_oauth_integration_prompts_and_resumes(browser: Any, site: dict
     form.locator("[name=scopes]").fill("read write")
     form.locator("[name=client_id]").fill("scriptbox")
     form.locator("[name=client_secret]").fill(CLIENT_SECRET)
-    form.locator("[name=allow_private_network]").check()
     form.locator("button[type=submit]").click()
     admin.wait_for_url("**/manage/integrations/demo")
     shot(admin, "management-integration-settings")

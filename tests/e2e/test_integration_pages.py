@@ -154,7 +154,6 @@ def test_a_wrong_master_key_is_refused_and_test_connection_says_why(
                     {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
                 ],
                 "verify": {"method": "GET", "path": "/me", "expected_status": 200},
-                "allow_private_network": True,
             },
         )
         session.commit()
@@ -209,7 +208,6 @@ def test_a_master_that_must_sign_in_again_is_shown_and_explained(
                 "placements": [
                     {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
                 ],
-                "allow_private_network": True,
             },
         )
         connections.connect_with_credentials(
@@ -290,7 +288,6 @@ def test_a_failed_revocation_offers_retry_or_remove_anyway(
                 "revoke_url": "http://127.0.0.1:9/revoke",  # nothing listens there
                 "client_id": "the-client",
                 "client_secret": "the-secret",
-                "allow_private_network": True,
             },
         )
         session.add(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from flask import Flask
 from sqlalchemy.orm import Session
 
+from app import db
 from app.devprovider import (
     ClientSpec,
     Provider,
@@ -21,6 +24,7 @@ from app.devprovider import (
 )
 from app.models import Facility, Integration
 from app.services import integrations_admin
+from tests.conftest import make_app
 
 REDIRECT = "http://127.0.0.1:5000/oauth/callback"
 SECRETS = {
@@ -124,7 +128,6 @@ def oauth_integration(
         if client != "post-client"
         else "client_secret_post",
         "scopes": ["read", "write"],
-        "allow_private_network": True,
         "client_id": client,
         "client_secret": SECRETS[client],
     }
@@ -172,3 +175,128 @@ def authorize(
     )
     session.commit()
     return code_and_state(answer_consent(url, approve=approve))
+
+
+@dataclass
+class Arrival:
+    """One request a canary received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def holds(self, secret: str) -> bool:
+        """True when the secret arrived in any spelling (raw, URL-encoded, base64)."""
+        import base64
+        from urllib.parse import quote
+
+        text = repr((self.path, self.headers, self.body))
+        forms = (secret, quote(secret, safe=""), base64.b64encode(secret.encode()).decode())
+        return any(form in text for form in forms) or any(
+            secret in base64.b64decode(v.split()[-1] + "==").decode("latin-1")
+            for k, v in self.headers.items()
+            if k.lower() == "authorization" and v.lower().startswith("basic ")
+        )
+
+
+class Canary:
+    """A loopback HTTP listener that records every request; an echo server otherwise.
+
+    `/…redirect?to=URL` answers 302 to URL; everything else answers 200 with a JSON echo
+    of method, path, query and headers, and reflects the request's headers back as
+    `X-Echo-<name>` response headers (as some real upstreams and debugging proxies do).
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        arrivals: list[Arrival] = []
+        self.arrivals = arrivals
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = dict(self.headers.items())
+                arrivals.append(Arrival(self.command, self.path, headers, body))
+                parts = urlsplit(self.path)
+                if parts.path.endswith("redirect"):
+                    self.send_response(302)
+                    self.send_header("Location", parse_qs(parts.query)["to"][0])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                answer = json.dumps(
+                    {"method": self.command, "path": self.path, "headers": headers}
+                ).encode()
+                self.send_response(200)
+                for name, value in headers.items():
+                    self.send_header(f"X-Echo-{name}", value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(answer)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def leaked(self, *secrets: str) -> list[Arrival]:
+        """The requests that carried any of the secrets."""
+        return [a for a in self.arrivals if any(a.holds(s) for s in secrets)]
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def canary() -> Iterator[Canary]:
+    """A recording loopback listener (see Canary)."""
+    listener = Canary()
+    yield listener
+    listener.close()
+
+
+@pytest.fixture
+def second_canary() -> Iterator[Canary]:
+    """Another recording listener, on another port of the same host."""
+    listener = Canary()
+    yield listener
+    listener.close()
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Any]:
+    """Build an app with the given settings; yields a factory (one app per test)."""
+    made: list[tuple[Flask, Any]] = []
+
+    def build(**config: Any) -> Flask:
+        folder = tmp_path / f"app{len(made)}"
+        folder.mkdir()
+        app = make_app(folder, **config)
+        context = app.app_context()
+        context.push()
+        made.append((app, context))
+        return app
+
+    yield build
+    for app, context in reversed(made):
+        db.session.remove()
+        context.pop()
+        executor = app.extensions.get("sandbox")
+        if executor is not None:
+            executor.close()

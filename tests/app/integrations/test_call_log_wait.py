@@ -44,7 +44,6 @@ def test_the_wait_for_a_sign_in_is_logged_apart_from_the_calls_duration(
             "name": "Keyed",
             "auth_mode": "api_key",
             "base_url": f"{provider.url}/keyapi",
-            "allow_private_network": True,
             "credential_fields": ["api_key"],
             "placements": [{"location": "header", "name": "X-API-Key", "template": "{api_key}"}],
         },

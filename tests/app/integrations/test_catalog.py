@@ -360,9 +360,9 @@ BAD_ENTRIES = [
         id="same-header-twice",
     ),
     pytest.param(
-        make_entry(allowed_hosts=["https://files.example.com"]),
-        "allowed_hosts: 'https://files.example.com' is not a lowercase host name",
-        id="allowed-host-with-scheme",
+        make_entry(allowed_hosts=["http://files.example.com"]),
+        "allowed_hosts: must be an https URL",
+        id="allowed-origin-over-http",
     ),
     pytest.param(make_entry(pkce="yes"), "pkce: must be true or false", id="pkce-not-a-boolean"),
 ]

@@ -55,7 +55,6 @@ def _integration(client: FlaskClient, provider: RealProvider, **fields: Any) -> 
         "credential_fields": ["api_key"],
         "placements": [{"location": "header", "name": "X-API-Key", "template": "{api_key}"}],
         "verify": VERIFY,
-        "allow_private_network": True,
         **fields,
     }
     answer = client.post("/api/f/lab/integrations", json=body, headers=HEADERS)

@@ -53,7 +53,6 @@ def _setup(clients: dict[str, FlaskClient], provider: RealProvider, **fields: An
             "token_auth_method": "client_secret_basic",
             "client_id": "basic-client",
             "client_secret": SECRETS["basic-client"],
-            "allow_private_network": True,
             **fields,
         },
         headers=HEADERS,

@@ -67,7 +67,7 @@ def connect(
         error=error,
         session_binding=binding,
         redirect_uri=REDIRECT,
-        vault=extensions.vault(),
+        vault=extensions.vault(), http=extensions.outbound(),
     )
     session.commit()
     return result
@@ -78,7 +78,8 @@ def tokens_of(account: Account) -> dict[str, Any]:
 
 
 def manager(app: Flask, **kwargs: Any) -> TokenManager:
-    return TokenManager(session_factory=db.session_factory(app), vault=extensions.vault(), **kwargs)
+    return TokenManager(session_factory=db.session_factory(app), vault=extensions.vault(),
+                        http=extensions.outbound(), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -124,7 +125,7 @@ def test_forged_and_replayed_callbacks_are_refused(
             error=None,
             session_binding=binding,
             redirect_uri=REDIRECT,
-            vault=extensions.vault(),
+            vault=extensions.vault(), http=extensions.outbound(),
         )
 
     with pytest.raises(OAuthCallbackError, match="not valid"):
@@ -155,7 +156,7 @@ def test_an_expired_state_is_refused(
             error=None,
             session_binding=BINDING,
             redirect_uri=REDIRECT,
-            vault=extensions.vault(),
+            vault=extensions.vault(), http=extensions.outbound(),
         )
     assert session.scalars(select(Account)).all() == []
 
@@ -195,7 +196,7 @@ def test_client_credentials(session: Session, lab: dict[str, Any], provider: Rea
         scopes=[],
     )
     account = connections.connect_client_credentials(
-        session, integration=integration, vault=extensions.vault()
+        session, integration=integration, vault=extensions.vault(), http=extensions.outbound()
     )
     session.commit()
     assert account.owner_kind == "master" and tokens_of(account)["access_token"]
@@ -276,7 +277,7 @@ def _race_two_processes(url: str, account_id: int, app: Flask, provider: RealPro
         managers.append(
             TokenManager(
                 session_factory=sessionmaker(engine, expire_on_commit=False),
-                vault=extensions.vault(),
+                vault=extensions.vault(), http=extensions.outbound(app),
             )
         )
     results: list[str] = []
@@ -370,7 +371,7 @@ def test_disconnect_revokes_at_the_provider(
     session: Session, lab: dict[str, Any], provider: RealProvider
 ) -> None:
     account, _ = connect(session, lab, oauth_integration(session, lab["facility"], provider))
-    disconnection.disconnect(session, account, extensions.vault())
+    disconnection.disconnect(session, account, extensions.vault(), extensions.outbound())
     session.commit()
     assert provider.stats["revocations"] == 1
     assert session.scalars(select(Account)).all() == []
@@ -380,12 +381,12 @@ def test_test_connection_reports_the_providers_answer(
     session: Session, lab: dict[str, Any], provider: RealProvider
 ) -> None:
     good = oauth_integration(session, lab["facility"], provider)
-    answer = connection_checks.test_connection(good, extensions.vault())
+    answer = connection_checks.test_connection(good, extensions.vault(), extensions.outbound())
     assert answer["ok"] is True and "accepted" in answer["message"]
     bad = oauth_integration(
         session, lab["facility"], provider, key="bad", client_secret="not-the-secret"
     )
-    answer = connection_checks.test_connection(bad, extensions.vault())
+    answer = connection_checks.test_connection(bad, extensions.vault(), extensions.outbound())
     assert answer["ok"] is False and answer["error"] == "invalid_client"
     assert "invalid_client" in answer["message"]
 

@@ -70,7 +70,6 @@ def world(live: LiveServer) -> Iterator[dict[str, Any]]:
                 "scopes": ["read"],
                 "client_id": "rotating",
                 "client_secret": "secret-one",
-                "allow_private_network": True,
             },
             headers=HEADERS,
         )

@@ -17,7 +17,10 @@ API_KEY = "grant-flow-key"
 
 NEEDS_KEY = """
 resp = integrations.get("keyed", "/echo", params={"q": "1"})
-result = {"status": resp.status, "saw_key": resp.json()["headers"].get("x-api-key") == input["key"]}
+# The key arrived (the API checks it: 200) and what came back holds it only as [redacted].
+echoed = resp.json()["headers"].get("x-api-key")
+hidden = echoed == "[redacted]" and input["key"] not in resp.text
+result = {"status": resp.status, "saw_key": hidden}
 """
 
 CATCHES_REFUSAL = """

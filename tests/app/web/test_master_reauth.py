@@ -58,7 +58,6 @@ def world(live: LiveServer) -> Iterator[dict[str, FlaskClient]]:
                 "placements": [
                     {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
                 ],
-                "allow_private_network": True,
             },
             headers=HEADERS,
         )

@@ -59,7 +59,6 @@ def test_test_connection_uses_the_configured_verb(
             "token_auth_method": "client_secret_basic",
             "client_id": "the-client",
             "client_secret": "the-secret",
-            "allow_private_network": True,
         },
         headers=HEADERS,
     )

@@ -57,7 +57,6 @@ def world(live: LiveServer) -> Iterator[dict[str, Any]]:
                 ],
                 "default_headers": {"X-Static-Token": HEADER_SECRET},
                 "default_query": {"tenant": QUERY_SECRET},
-                "allow_private_network": True,
             },
             headers=HEADERS,
         )

@@ -1,0 +1,87 @@
+"""The call log writer: rows go to the database from a background thread, in batches."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+
+from app.models import Account, CallLog
+
+log = logging.getLogger(__name__)
+_LOG_BATCH_WINDOW_S = 0.05
+
+
+class CallLogWriter:
+    """Writes call-log rows from a background thread, off the call's critical path.
+
+    Rows are gathered for a short window and inserted together: one INSERT for many
+    calls keeps the writer from competing with the calls themselves for the interpreter.
+    `flush()` cuts the window short and waits until every row handed in is committed
+    (the run manager flushes before it reports a run finished, so its calls are listed).
+    """
+
+    def __init__(self, session_factory: Callable[[], Session]) -> None:
+        self._session_factory = session_factory
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._flushing = threading.Event()
+        self._pending: collections.Counter[int] = collections.Counter()
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Queue one call-log row."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._drain, name="call-log", daemon=True)
+                self._thread.start()
+            self._pending[row["facility_id"]] += 1
+        self._queue.put(row)
+
+    def pending(self, facility_id: int) -> int:
+        """Rows of this facility not yet in the database (for quota counts)."""
+        with self._lock:
+            return self._pending[facility_id]
+
+    def flush(self) -> None:
+        """Block until every queued row is written."""
+        if self._thread is not None:
+            self._flushing.set()
+            self._queue.join()
+
+    def _drain(self) -> None:
+        while True:
+            rows = [self._queue.get()]
+            self._flushing.wait(_LOG_BATCH_WINDOW_S)
+            while not self._queue.empty() and len(rows) < 500:
+                rows.append(self._queue.get_nowait())
+            try:
+                used: dict[int, Any] = {}
+                for row in rows:
+                    account_id = row.pop("account_id", None)
+                    if account_id is not None:
+                        used[account_id] = row["created_at"]
+                with self._session_factory() as session, session.begin():
+                    session.execute(insert(CallLog), rows)
+                    for account_id, when in used.items():
+                        session.execute(
+                            update(Account)
+                            .where(Account.id == account_id)
+                            .values(last_used_at=when)
+                        )
+            except Exception:  # the calls' outcomes matter more than their log rows
+                log.exception("could not write %d call-log rows", len(rows))
+            finally:
+                with self._lock:
+                    for row in rows:
+                        self._pending[row["facility_id"]] -= 1
+                    if self._queue.empty():
+                        self._flushing.clear()
+                for _ in rows:
+                    self._queue.task_done()

@@ -1,0 +1,172 @@
+"""The one outbound transport: every HTTP request of the server dials only allowed addresses.
+
+Script calls, OAuth code exchange, token refresh, revocation, client credentials and
+Test connection all go through `guarded_session`. Names are resolved here, every
+resolved address is normalised and checked, and only a checked address is dialled (no
+DNS-rebinding window between check and connect). Public addresses are allowed; private,
+loopback and LAN ones only where the operator's PRIVATE_NETWORK_ALLOW covers address and
+port; link-local and cloud metadata addresses never. Proxy variables and netrc are ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
+from urllib3.util import connection as urllib3_connection
+
+from app.config import NEVER_REACHABLE, NetworkAllow
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_METADATA_NAMES = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NUMERIC_V4 = re.compile(r"^[0-9a-fA-Fx.]+$")
+
+
+class PrivateAddress(OSError):
+    """The destination resolves to an address the server may not dial; `.address` says which."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(f"{host} resolves to {address}, which is not allowed")
+        self.host = host
+        self.address = address
+
+
+def normalised(address: str) -> IPAddress:
+    """An IP address in its one canonical form: IPv4 inside IPv6 (mapped, 6to4, NAT64) unwrapped."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def canonical_host(host: str) -> str:
+    """A URL host in one spelling: IPv4 in any notation (2130706433, 0177.0.0.1, 127.1) as
+    dotted quad, IPv6 compressed, names lowercased without a trailing dot."""
+    host = host.strip("[]").lower().rstrip(".")
+    if ":" in host:
+        try:
+            return str(normalised(host))
+        except ValueError:
+            return host
+    if _NUMERIC_V4.match(host):
+        try:
+            return socket.inet_ntoa(socket.inet_aton(host))
+        except OSError:
+            return host
+    return host
+
+
+def address_allowed(address: str, port: int, allow: Iterable[NetworkAllow]) -> bool:
+    """True when the server may dial this address and port."""
+    ip = normalised(address)
+    if any(ip in network for network in NEVER_REACHABLE):
+        return False
+    if ip.is_global and not ip.is_reserved:
+        return True
+    return any(rule.covers(ip, port) for rule in allow)
+
+
+class _Checked:
+    """Mixin for urllib3 connections: resolve, check every address, dial a checked one."""
+
+    allow: Sequence[NetworkAllow] = ()
+    _dns_host: str
+    port: int
+    timeout: Any
+    source_address: Any
+    socket_options: Any
+
+    def _new_conn(self) -> socket.socket:
+        host = self._dns_host.strip("[]")
+        if canonical_host(host) in _METADATA_NAMES:
+            raise PrivateAddress(host, "a cloud metadata service")
+        try:
+            infos = socket.getaddrinfo(host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise NewConnectionError(self, f"cannot resolve {host}: {exc}") from exc  # type: ignore[arg-type]
+        addresses = [str(info[4][0]) for info in infos]
+        for address in addresses:
+            # Every address must pass, not just the first: the resolver's order may change.
+            if not address_allowed(address, self.port, self.allow):
+                raise PrivateAddress(host, address)
+        last: OSError | None = None
+        for address in addresses:
+            try:
+                return urllib3_connection.create_connection(
+                    (address, self.port),
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except OSError as exc:
+                last = exc
+        raise NewConnectionError(self, f"cannot connect to {host}: {last}")  # type: ignore[arg-type]
+
+
+def _pool_classes(allow: Sequence[NetworkAllow]) -> dict[str, type]:
+    rules = {"allow": tuple(allow)}
+    http_conn = type("GuardedHTTPConnection", (_Checked, HTTPConnection), rules)
+    https_conn = type("GuardedHTTPSConnection", (_Checked, HTTPSConnection), rules)
+    http_pool = type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn})
+    https_pool = type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})
+    return {"http": http_pool, "https": https_pool}
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections only dial allowed addresses."""
+
+    def __init__(self, *, allow: Sequence[NetworkAllow], **kwargs: Any) -> None:
+        self._classes = _pool_classes(allow)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._classes
+        self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Never: a proxy would dial for us, past the address check."""
+        raise requests.exceptions.InvalidProxyURL("proxies are not used for outbound calls")
+
+
+def guarded_session(*, allow: Sequence[NetworkAllow] = ()) -> requests.Session:
+    """A requests Session that dials public addresses and the operator's allowed ones only."""
+    session = requests.Session()
+    session.trust_env = False  # no proxies or netrc from the server's environment
+    adapter = GuardedAdapter(allow=allow, pool_maxsize=32)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def refused_address(exc: BaseException) -> PrivateAddress | None:
+    """The PrivateAddress refusal inside a requests/urllib3 exception chain, if any."""
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, PrivateAddress):
+            return current
+        pending.extend(current.args)
+        pending.extend(
+            (getattr(current, "reason", None), current.__cause__, current.__context__)
+        )
+    return None
