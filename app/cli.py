@@ -75,13 +75,20 @@ def run_command(
     limits = Limits().with_overrides(wall_time_s=timeout, memory_mb=memory)
     source = file.read_text(encoding="utf-8") if file is not None else None
     if facility:
+        from app import extensions
         from app.services.cli_runs import run_with_integrations
 
         overrides = {"RUN_WALL_TIME_S": timeout, "RUN_MEMORY_MB": memory}
         app = _app()
         app.config.update({k: v for k, v in overrides.items() if v is not None})
         outcome = run_with_integrations(
-            app, run_input, facility, user_email, source=source, script_id=script_id
+            app,
+            run_input,
+            facility,
+            user_email,
+            source=source,
+            script_id=script_id,
+            drive=extensions.driver(app).claim_and_drive,
         )
     else:
         assert source is not None  # checked above: without --facility there is a FILE
@@ -89,6 +96,26 @@ def run_command(
             outcome = executor.run(source, input=run_input, limits=limits)
     click.echo(json.dumps(outcome.to_dict(), indent=2))
     sys.exit(0 if outcome.ok else 1)
+
+
+@main.command("cancel")
+@click.argument("run_id")
+def cancel(run_id: str) -> None:
+    """Cancel run RUN_ID, whatever state it is in (a server driving it stops it)."""
+    from app import db, extensions
+    from app.errors import NotFound
+    from app.models import Run
+
+    app = _app()
+    with app.app_context():
+        if db.session.get(Run, run_id) is None:
+            raise NotFound(f"no run {run_id}")
+        cancelling = extensions.run_queue(app).cancel(run_id)
+        db.session.expire_all()
+        status = db.session.get(Run, run_id).status  # type: ignore[union-attr]
+    if not cancelling:
+        raise click.ClickException(f"run {run_id} already ended ({status})")
+    click.echo(f"run {run_id}: {status if status == 'cancelled' else 'cancelling'}")
 
 
 @main.command("check-sandbox")
@@ -132,7 +159,7 @@ def serve(
     debug: bool,
 ) -> None:
     """Serve Scriptbox (embedded default: SQLite, in-process executor, one process)."""
-    from app import serving
+    from app import extensions, serving
     from app.migrate import upgrade
 
     app = _app()
@@ -156,6 +183,8 @@ def serve(
         sys.stdout.flush()
 
     if debug:
+        # Start-up recovery, then the beat (gunicorn workers start theirs after the fork).
+        extensions.heartbeat(app).start()
         serving.serve_debug(app, host=host, port=port, on_ready=ready)
         click.echo("stopped")
         return
@@ -219,9 +248,10 @@ def add_member(slug: str, email: str, role: str) -> None:
 @main.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt every stored secret under the newest vault key."""
+    from app import extensions
     from app.services.vault_rotation import rotate_all
 
     app = _app()
     with app.app_context():
-        count = rotate_all()
+        count = rotate_all(vault=extensions.vault(app))
     click.echo(f"re-encrypted {count} secrets under the newest key")

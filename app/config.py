@@ -41,6 +41,16 @@ DEFAULTS: dict[str, Any] = {
     "CALL_MAX_RESPONSE_BYTES": 10 * 1024 * 1024,
     "REFRESH_MARGIN_S": 30 * 60,
     "GRANT_TIMEOUT_S": 300,
+    # Durable runs (DESIGN §4): a paused run keeps its worker this long, then parks;
+    # beyond MAX_LIVE_PAUSED live pauses in one process, runs park at once.
+    "PARK_AFTER_S": 10.0,
+    "MAX_LIVE_PAUSED": 100,
+    # How often a process renews its runs' heartbeat; three missed beats end them `interrupted`.
+    "HEARTBEAT_S": 2.0,
+    # Caps (DESIGN §6): live runs per user and per facility (more wait `queued`), open prompts.
+    "MAX_RUNS_PER_USER": 10,
+    "MAX_RUNS_PER_FACILITY": 50,
+    "MAX_PENDING_GRANTS_PER_USER": 10,
     "REDIS_URL": None,
     # Private, loopback and LAN destinations the operator allows for outbound calls:
     # CIDRs with optional ports, e.g. "10.0.0.0/8, 127.0.0.1/32:8080, [fd00::/8]:443-444".
@@ -207,9 +217,19 @@ def validate(config: Any) -> None:
         "CALL_TIMEOUT_S",
         "GRANT_TIMEOUT_S",
         "IDLE_WORKERS",
+        "HEARTBEAT_S",
+        "MAX_LIVE_PAUSED",
+        "MAX_RUNS_PER_USER",
+        "MAX_RUNS_PER_FACILITY",
+        "MAX_PENDING_GRANTS_PER_USER",
     ):
         try:
             if float(config[key]) <= 0:
                 raise ValueError
         except (TypeError, ValueError):
             raise ConfigError(f"SCRIPTBOX_{key} must be a positive number") from None
+    try:
+        if float(config["PARK_AFTER_S"]) < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError("SCRIPTBOX_PARK_AFTER_S must be 0 or more seconds") from None

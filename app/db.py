@@ -1,10 +1,11 @@
-"""Database setup: the declarative base, engine and scoped session; imports no models."""
+"""Database setup: the declarative base, engine and per-app scoped session; imports no models."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
@@ -23,7 +24,34 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-session: scoped_session[Session] = scoped_session(sessionmaker(expire_on_commit=False))
+def _new_session() -> Session:
+    maker: sessionmaker[Session] = current_app.extensions["db_sessionmaker"]
+    return maker()
+
+
+def _scope() -> tuple[int, int]:
+    return id(current_app._get_current_object()), threading.get_ident()  # type: ignore[attr-defined]
+
+
+class _PerAppScopedSession(scoped_session[Session]):
+    """A scoped session per (app, thread): several apps in one process (tests, a CLI
+    beside a server) never share a session or an engine."""
+
+    def remove(self) -> None:
+        """Close this thread's session of the current app (of every app, outside one)."""
+        if has_app_context():
+            super().remove()
+            return
+        registry: dict[tuple[int, int], Session] = self.registry.registry
+        for key in [key for key in registry if key[1] == threading.get_ident()]:
+            registry.pop(key).close()
+
+
+# `db.session`: the current app's request-scoped session (views commit it).
+session: scoped_session[Session] = _PerAppScopedSession(
+    _new_session,  # type: ignore[arg-type]  # called like a sessionmaker, per app
+    scopefunc=_scope,
+)
 
 
 def make_engine(url: str) -> Engine:
@@ -52,7 +80,6 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
-    session.configure(bind=engine)
 
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:

@@ -70,6 +70,12 @@ class CredentialsRefused(ValidationError):
     status = 400
 
 
+class IllegalTransition(Conflict):
+    """A run was asked to move between states the run lifecycle does not connect."""
+
+    code = "illegal_transition"
+
+
 class OAuthCallbackError(AppError):
     """A forged, stale or reused OAuth callback, or a provider error on sign-in."""
 

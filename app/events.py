@@ -1,7 +1,8 @@
-"""The in-memory event hub: pushes JSON messages to every open page of a user in a facility.
+"""The in-memory EventBus: pushes JSON messages to every open page of a user in a facility.
 
-Embedded default for one process. Each websocket connection subscribes with its user
-and facility; publishers never learn who is listening, only whether anyone is.
+Embedded default for one process (a Redis bus would implement the same `EventBus`).
+Each websocket connection subscribes with its user and facility; publishers never learn
+who is listening, only whether anyone is.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ import contextlib
 import queue
 import threading
 from collections import defaultdict
-from typing import Any
 
-Message = dict[str, Any]
+from app.seams import Message
+
 _Key = tuple[int, int]  # (user_id, facility_id)
 
 
 class Subscription:
     """One open page: a bounded queue of messages for it."""
 
-    def __init__(self, hub: EventHub, key: _Key) -> None:
+    def __init__(self, hub: InMemoryEventBus, key: _Key) -> None:
         self._hub = hub
         self.key = key
         self.queue: queue.Queue[Message] = queue.Queue(maxsize=1000)
@@ -37,7 +38,7 @@ class Subscription:
         self._hub.unsubscribe(self)
 
 
-class EventHub:
+class InMemoryEventBus:
     """Fan-out of messages to the subscriptions of (user, facility)."""
 
     def __init__(self) -> None:

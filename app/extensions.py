@@ -1,12 +1,16 @@
-"""App-wide services bound at start: the vault, the sandbox executor, the event hub.
+"""The app's services, built once by the factory and injected (DESIGN §7, STYLE 15).
 
-Each is created unbound and attached to the app in `init_app`, then reached through
-the small accessors below (never through module globals).
+`init_app` is the composition root: it builds the vault, the event bus, the grant
+signals, the run lifecycle, the grant coordinator, the broker, the run driver and the
+run queue, wiring each into the next; the accessors below give them back, typed. The
+embedded implementations are chosen for `SCRIPTBOX_EXECUTOR=inprocess` (the only kind
+so far); a distributed one would be picked here and nowhere else.
 """
 
 from __future__ import annotations
 
 import atexit
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -15,8 +19,20 @@ from typing import Any
 import requests
 from flask import Flask, current_app
 
+from app import db
+from app.events import InMemoryEventBus
+from app.integrations.broker import Broker, BrokerSettings, GrantHook, not_interactive
+from app.integrations.tokens import TokenManager
 from app.integrations.transport import guarded_session
 from app.integrations.vault import Vault, load_keys
+from app.lifecycle import Lifecycle
+from app.runner.driver import RunDriver, limits_from_config
+from app.runner.heartbeat import Heartbeat
+from app.runner.threads import Caps, ThreadRunQueue
+from app.seams import EventBus, GrantSignals, RunQueue
+from app.services.grants import GrantCoordinator
+from app.signals import InMemoryGrantSignals
+from sandbox import Executor
 
 _start_lock = threading.Lock()
 
@@ -25,25 +41,74 @@ ShutdownHook = Callable[[float], object]
 
 
 def init_app(app: Flask) -> None:
-    """Create the vault, event hub, grant coordinator and run manager (no threads yet)."""
-    from app import db
-    from app.events import EventHub
-    from app.runner import RunManager
-    from app.services.grants import GrantCoordinator
-
-    app.extensions["vault"] = Vault(load_keys(app.config["SECRET_KEYS"], app.instance_path))
-    hub = EventHub()
+    """Build and wire the run engine (no threads and no sandbox start yet)."""
+    factory = db.session_factory(app)
+    vault = Vault(load_keys(app.config["SECRET_KEYS"], app.instance_path))
+    bus: EventBus = InMemoryEventBus()
+    signals: GrantSignals = InMemoryGrantSignals()
+    lifecycle = Lifecycle(session_factory=factory, bus=bus)
     grants = GrantCoordinator(
-        session_factory=db.session_factory(app),
-        hub=hub,
+        session_factory=factory,
+        bus=bus,
+        signals=signals,
+        lifecycle=lifecycle,
         timeout_s=float(app.config["GRANT_TIMEOUT_S"]),
+        max_pending_per_user=int(app.config["MAX_PENDING_GRANTS_PER_USER"]),
     )
-    app.extensions["hub"] = hub
-    app.extensions["grants"] = grants
-    app.extensions["runs"] = RunManager(app, hub, grants)
-    # In this order: running runs finish (their pages still open), then pages are closed.
-    on_shutdown(app, app.extensions["runs"].drain)
-    on_shutdown(app, lambda _timeout: hub.close_all())
+    broker_lock = threading.Lock()
+
+    def broker() -> Broker:
+        # Built on first use: the outbound transport reads PRIVATE_NETWORK_ALLOW then
+        # (the demo adds its loopback provider after the app is created).
+        with broker_lock:
+            if "broker" not in app.extensions:
+                app.extensions["broker"] = build_broker(
+                    app, vault=vault, grant_hook=grants.request
+                )
+            built: Broker = app.extensions["broker"]
+        return built
+
+    driver_id = f"inprocess-{secrets.token_hex(8)}"  # this process, this app
+    heartbeat = Heartbeat(
+        session_factory=factory,
+        lifecycle=lifecycle,
+        grants=grants,
+        driver_id=driver_id,
+        interval_s=float(app.config["HEARTBEAT_S"]),
+    )
+    driver = RunDriver(
+        session_factory=factory,
+        lifecycle=lifecycle,
+        grants=grants,
+        broker=broker,
+        executor=lambda: executor(app),
+        limits=lambda: limits_from_config(app.config),
+        heartbeat=heartbeat,
+    )
+    queue = ThreadRunQueue(
+        driver=driver,
+        lifecycle=lifecycle,
+        grants=grants,
+        session_factory=factory,
+        heartbeat=heartbeat,
+        caps=Caps(
+            per_user=int(app.config["MAX_RUNS_PER_USER"]),
+            per_facility=int(app.config["MAX_RUNS_PER_FACILITY"]),
+        ),
+    )
+    app.extensions.update(
+        vault=vault,
+        bus=bus,
+        signals=signals,
+        lifecycle=lifecycle,
+        grants=grants,
+        driver=driver,
+        heartbeat=heartbeat,
+        run_queue=queue,
+    )
+    # In this order: runs finish or park (their pages still open), then pages are closed.
+    on_shutdown(app, queue.shutdown)
+    on_shutdown(app, lambda _timeout: bus.close_all())
 
 
 def on_shutdown(app: Flask, hook: ShutdownHook) -> None:
@@ -58,26 +123,76 @@ def shutdown(app: Flask, *, timeout: float) -> None:
         hook(max(0.0, deadline - time.monotonic()))
 
 
-def hub(app: Flask | None = None) -> Any:
-    """The app's event hub."""
-    return (app or current_app).extensions["hub"]
+def build_broker(
+    app: Flask,
+    *,
+    vault: Vault,
+    grant_hook: GrantHook = not_interactive,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Broker:
+    """A broker wired to the app's database and settings (the factory's, or a bench's)."""
+    factory = db.session_factory(app)
+    margin = int(app.config["REFRESH_MARGIN_S"])
+    http = outbound(app)
+    return Broker(
+        session_factory=factory,
+        vault=vault,
+        tokens=TokenManager(session_factory=factory, vault=vault, margin_s=margin, http=http),
+        http=http,
+        settings=BrokerSettings(
+            call_timeout_s=float(app.config["CALL_TIMEOUT_S"]),
+            max_response_bytes=int(app.config["CALL_MAX_RESPONSE_BYTES"]),
+            refresh_margin_s=margin,
+        ),
+        grant_hook=grant_hook,
+        clock=clock,
+    )
 
 
-def grants(app: Flask | None = None) -> Any:
+def _get(app: Flask | None, name: str) -> Any:
+    return (app or current_app).extensions[name]
+
+
+def bus(app: Flask | None = None) -> EventBus:
+    """The app's event bus."""
+    found: EventBus = _get(app, "bus")
+    return found
+
+
+def grants(app: Flask | None = None) -> GrantCoordinator:
     """The app's grant coordinator."""
-    return (app or current_app).extensions["grants"]
+    found: GrantCoordinator = _get(app, "grants")
+    return found
 
 
-def runs(app: Flask | None = None) -> Any:
-    """The app's run manager."""
-    return (app or current_app).extensions["runs"]
+def run_queue(app: Flask | None = None) -> RunQueue:
+    """The app's run queue."""
+    found: RunQueue = _get(app, "run_queue")
+    return found
+
+
+def heartbeat(app: Flask | None = None) -> Heartbeat:
+    """This process's run heartbeat (started by `serve`, or by the first run)."""
+    found: Heartbeat = _get(app, "heartbeat")
+    return found
+
+
+def driver(app: Flask | None = None) -> RunDriver:
+    """The app's run driver (runs a claimed run in the calling thread)."""
+    found: RunDriver = _get(app, "driver")
+    return found
+
+
+def lifecycle(app: Flask | None = None) -> Lifecycle:
+    """The app's run lifecycle verbs."""
+    found: Lifecycle = _get(app, "lifecycle")
+    return found
 
 
 def vault(app: Flask | None = None) -> Vault:
     """The app's vault."""
-    target: Any = app or current_app
-    result: Vault = target.extensions["vault"]
-    return result
+    found: Vault = _get(app, "vault")
+    return found
 
 
 def outbound(app: Flask | None = None) -> requests.Session:
@@ -95,13 +210,11 @@ def outbound(app: Flask | None = None) -> requests.Session:
     return existing
 
 
-def executor(app: Flask | None = None) -> Any:
+def executor(app: Flask | None = None) -> Executor:
     """The app's sandbox executor, started on first use and stopped at exit."""
-    from sandbox import Executor
-
-    target: Any = app or current_app
+    target = app or current_app._get_current_object()  # type: ignore[attr-defined]
     with _start_lock:
-        existing = target.extensions.get("sandbox")
+        existing: Executor | None = target.extensions.get("sandbox")
         if existing is None:
             existing = Executor(
                 idle_workers=int(target.config["IDLE_WORKERS"]),

@@ -96,6 +96,11 @@ class ScriptboxServer(BaseApplication):  # type: ignore[misc]
         for key, value in self.options.items():
             self.cfg.set(key, value)
         self.cfg.set("when_ready", lambda _arbiter: self.on_ready())
+        # In each worker, after the fork (threads do not survive one): start-up recovery
+        # of runs a dead process left behind, then the run engine's heartbeat.
+        self.cfg.set(
+            "post_worker_init", lambda _worker: extensions.heartbeat(self.flask_app).start()
+        )
 
     def load(self) -> Flask:
         """The WSGI app each worker serves."""

@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from app import create_app, db, extensions
-from app.integrations.broker import Broker, RunContext
+from app.integrations.broker import RunContext
 from app.migrate import upgrade
 from app.models import Integration, Role
 from app.services import connections, people
@@ -106,7 +106,7 @@ def main() -> None:
                                       password="bench-password")
             people.set_membership(session, user=user, facility=facility, role=Role.admin)
             session.commit()
-            broker = Broker.from_app(app)
+            broker = extensions.build_broker(app, vault=extensions.vault(app))
             context = RunContext(facility_id=facility.id, user_id=user.id)
             executor = extensions.executor(app)
             proxy: list[float] = []

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,6 +24,7 @@ from app.integrations.call_log import CallLogWriter
 from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
 from app.integrations.outgoing import body_of, outgoing
+from app.integrations.quota import calls_this_month
 from app.integrations.redaction import Redactor
 from app.integrations.resolution import (
     MASTER_NEEDS_REAUTH,
@@ -145,35 +145,6 @@ class Broker:
     def flush(self) -> None:
         """Wait until every call so far is in the call log."""
         self._log_writer.flush()
-
-    @classmethod
-    def from_app(
-        cls,
-        app: Flask,
-        *,
-        grant_hook: GrantHook = not_interactive,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> Broker:
-        """A broker wired to the app's database, vault and settings."""
-        from app import db, extensions
-
-        factory = db.session_factory(app)
-        vault = extensions.vault(app)
-        margin = int(app.config["REFRESH_MARGIN_S"])
-        http = extensions.outbound(app)
-        return cls(
-            session_factory=factory,
-            vault=vault,
-            tokens=TokenManager(session_factory=factory, vault=vault, margin_s=margin, http=http),
-            http=http,
-            settings=BrokerSettings(
-                call_timeout_s=float(app.config["CALL_TIMEOUT_S"]),
-                max_response_bytes=int(app.config["CALL_MAX_RESPONSE_BYTES"]),
-                refresh_margin_s=margin,
-            ),
-            grant_hook=grant_hook,
-            clock=clock,
-        )
 
     def handler(self, ctx: RunContext) -> Callable[[HostCall], Any]:
         """The `on_call` for one run."""
@@ -314,8 +285,6 @@ class Broker:
         quota = cache["quota"]
         if quota is None:
             return
-        from app.services.usage import calls_this_month
-
         with self._session_factory() as session:
             made = calls_this_month(session, ctx.facility_id)
             if made + self._log_writer.pending(ctx.facility_id) >= quota:

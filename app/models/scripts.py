@@ -5,22 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
 from app.models._types import UTCDateTime, new_id, utcnow
-
-RUN_STATES = (
-    "queued",
-    "running",
-    "waiting_for_grant",
-    "succeeded",
-    "failed",
-    "timed_out",
-    "cancelled",
-)
-FINAL_RUN_STATES = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 
 
 class Script(Base):
@@ -43,10 +32,16 @@ class Script(Base):
 
 
 class Run(Base):
-    """One execution of a script (or of unsaved source from the editor)."""
+    """One execution of a script (or of unsaved source from the editor).
+
+    Its `status` is written only by `app.lifecycle` (which also owns the list of states).
+    """
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_facility_created", "facility_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_runs_facility_created", "facility_id", "created_at"),
+        Index("ix_runs_status_user", "status", "user_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
@@ -68,11 +63,13 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-    @property
-    def finished(self) -> bool:
-        """True once the run reached a final state."""
-        return self.status in FINAL_RUN_STATES
+    # Durable runs (DESIGN §4): who drives the run and when it last said so, the prompt a
+    # paused run waits for, a cancel asked of another process, the vault-encrypted journal.
+    driver: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    waiting_grant_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
+    journal: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     def to_dict(self) -> dict[str, Any]:
         """The API shape of a run."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
 
-from app import db, extensions
+from app import db
 from app.errors import Forbidden, NotFound
 from app.models import Membership, Role, User
 from app.services import people
@@ -24,6 +25,7 @@ def run_with_integrations(
     *,
     source: str | None = None,
     script_id: int | None = None,
+    drive: Callable[[str], RunResult | None],
 ) -> RunResult:
     """Run source, or saved script `script_id`, as `email` (or the first admin) in `slug`.
 
@@ -62,7 +64,7 @@ def run_with_integrations(
             interactive=False,
         )
         db.session.commit()
-        outcome = extensions.runs(app).run_sync(run.id)
+        outcome = drive(run.id)
     if outcome is None:
         return RunResult(FAILED, error=ScriptError("internal_error", "the run disappeared"))
     return outcome

@@ -2,34 +2,42 @@
 
 The broker calls `GrantCoordinator.request` (its grant hook) inside the run's paused
 clock. A pending Grant row is shared by every run of the same user waiting for the same
-integration and label; the sign-in callback, a refusal or the expiry resolves it and
-wakes every waiting run.
+integration and label; the sign-in callback, a refusal, the expiry or the end of every
+run waiting for it resolves it. Waiting runs learn the outcome through `GrantSignals`;
+parked runs are resumed by whoever listens to `on_resolved` (the run queue).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from app.events import EventHub
 from app.integrations.broker import not_interactive
+from app.lifecycle import Lifecycle, RunStatus
 from app.models import Facility, Grant, Integration, Run, Script
 from app.models._types import utcnow
+from app.seams import EventBus, GrantOutcome, GrantSignals
 from sandbox import HostCallError
 
 SessionFactory = Callable[[], Session]
+# A run that waits for a grant is one of these; a pending grant without one is stale.
+_WAITING = (str(RunStatus.WAITING), str(RunStatus.PARKED))
 
 
-def _refusal(reason: str, service: str) -> HostCallError:
+def refusal(reason: str, service: str) -> HostCallError:
+    """The NoIntegrationGrant a waiting call raises in the script, in words."""
     messages = {
         "refused": f"the user declined to connect {service}",
         "expired": f"nobody signed in to {service} before the prompt expired",
         "cancelled": f"the run was cancelled while waiting for {service}",
+        "too_many_prompts": f"{service} needs an account, but you already have too many "
+        "sign-in prompts open; answer or refuse them, then run the script again",
     }
     return HostCallError(
         "no_integration_grant",
@@ -42,14 +50,28 @@ def _refusal(reason: str, service: str) -> HostCallError:
 class GrantCoordinator:
     """Creates, shares, resolves and expires grant prompts; wakes the runs that wait."""
 
-    def __init__(self, *, session_factory: SessionFactory, hub: EventHub, timeout_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        session_factory: SessionFactory,
+        bus: EventBus,
+        signals: GrantSignals,
+        lifecycle: Lifecycle,
+        timeout_s: float,
+        max_pending_per_user: int,
+    ) -> None:
         self._session_factory = session_factory
-        self._hub = hub
-        self._timeout_s = timeout_s
-        self._cond = threading.Condition()
-        self._outcomes: dict[str, tuple[str, int | None]] = {}
-        self._waiters: dict[str, int] = {}
-        self._cancelled_runs: set[str] = set()
+        self._bus = bus
+        self._signals = signals
+        self._lifecycle = lifecycle
+        self.timeout_s = timeout_s
+        self._max_pending = max_pending_per_user
+        self._open_lock = threading.Lock()
+        self._on_resolved: list[Callable[[str], None]] = []
+
+    def on_resolved(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(grant_id)` after every grant that ends (the queue resumes runs)."""
+        self._on_resolved.append(listener)
 
     # -- the broker's grant hook ------------------------------------------------------
 
@@ -58,19 +80,58 @@ class GrantCoordinator:
         if (
             req.user_id is None
             or not self._interactive(req.run_id)
-            or not self._hub.has_listeners(req.user_id, req.facility_id)
+            or not self._bus.has_listeners(req.user_id, req.facility_id)
         ):
             return not_interactive(req)
-        grant, created = self._open_grant(req)
-        self._set_run_status(req, "waiting_for_grant")
+        grant_id, created = self._open_grant(req)
+        if req.run_id is not None:
+            self._lifecycle.pause(req.run_id, grant_id=grant_id)
         if created:
-            self._hub.publish(req.user_id, req.facility_id, self.required_message(grant.id))
-        state, account_id = self._wait(grant.id, grant.expires_at, req.run_id)
-        if state == "granted" and account_id is not None:
-            self._set_run_status(req, "running")
-            return account_id
-        self._set_run_status(req, "running")
-        raise _refusal(state, req.integration_name)
+            self._bus.publish(req.user_id, req.facility_id, self.required_message(grant_id))
+        outcome = self.await_outcome(grant_id, req.run_id, limit_s=None)
+        assert outcome is not None
+        if req.run_id is not None:
+            self._lifecycle.unpause(req.run_id)
+        if outcome.state == "granted" and outcome.account_id is not None:
+            return outcome.account_id
+        raise refusal(outcome.state, req.integration_name)
+
+    def await_outcome(
+        self, grant_id: str, run_id: str | None, *, limit_s: float | None
+    ) -> GrantOutcome | None:
+        """The grant's outcome, waiting until it ends or expires (or `limit_s` passes: None)."""
+        outcome = self.outcome(grant_id)
+        while outcome is None:
+            remaining = self._remaining_s(grant_id)
+            if remaining <= 0:
+                self.resolve(grant_id, "expired")
+                return self.outcome(grant_id)
+            wait_s = remaining if limit_s is None else min(remaining, limit_s)
+            started = time.monotonic()
+            outcome = self._signals.wait(grant_id, run_id, wait_s)
+            if outcome is None:
+                # Resolved before we listened, or by a process that could not signal us.
+                outcome = self.outcome(grant_id)
+            if outcome is None and limit_s is not None:
+                limit_s -= time.monotonic() - started
+                if limit_s <= 0:
+                    return None
+        return outcome
+
+    def outcome(self, grant_id: str) -> GrantOutcome | None:
+        """How the grant ended, or None while it is pending."""
+        with self._session_factory() as session:
+            grant = session.get(Grant, grant_id)
+        if grant is None:
+            return GrantOutcome("cancelled")
+        if grant.state == "pending":
+            return None
+        return GrantOutcome(grant.state, grant.account_id)
+
+    def _remaining_s(self, grant_id: str) -> float:
+        with self._session_factory() as session:
+            expires_at = session.scalar(select(Grant.expires_at).where(Grant.id == grant_id))
+        return 0.0 if expires_at is None else (expires_at - utcnow()).total_seconds()
 
     def _interactive(self, run_id: str | None) -> bool:
         if run_id is None:
@@ -78,11 +139,14 @@ class GrantCoordinator:
         with self._session_factory() as session:
             return bool(session.scalar(select(Run.interactive).where(Run.id == run_id)))
 
-    def _open_grant(self, req: Any) -> tuple[Grant, bool]:
+    def _open_grant(self, req: Any) -> tuple[str, bool]:
+        """The pending grant to share, or a new one (refused past the user's prompt cap)."""
         now = utcnow()
-        with self._session_factory() as session, session.begin():
+        # One lock per process keeps two calls from opening twin prompts or both slipping
+        # under the cap at once.
+        with self._open_lock, self._session_factory() as session, session.begin():
             existing = session.scalar(
-                select(Grant).where(
+                select(Grant.id).where(
                     Grant.user_id == req.user_id,
                     Grant.facility_id == req.facility_id,
                     Grant.integration_id == req.integration_id,
@@ -93,6 +157,15 @@ class GrantCoordinator:
             )
             if existing is not None:
                 return existing, False
+            open_prompts = session.scalar(
+                select(func.count(Grant.id)).where(
+                    Grant.user_id == req.user_id,
+                    Grant.state == "pending",
+                    Grant.expires_at > now,
+                )
+            )
+            if (open_prompts or 0) >= self._max_pending:
+                raise refusal("too_many_prompts", req.integration_name)
             grant = Grant(
                 run_id=req.run_id,
                 user_id=req.user_id,
@@ -100,50 +173,11 @@ class GrantCoordinator:
                 integration_id=req.integration_id,
                 label=req.label,
                 reason=req.reason,
-                expires_at=now + timedelta(seconds=self._timeout_s),
+                expires_at=now + timedelta(seconds=self.timeout_s),
             )
             session.add(grant)
             session.flush()
-            return grant, True
-
-    def _wait(
-        self, grant_id: str, expires_at: datetime, run_id: str | None
-    ) -> tuple[str, int | None]:
-        with self._cond:
-            self._waiters[grant_id] = self._waiters.get(grant_id, 0) + 1
-            try:
-                while grant_id not in self._outcomes:
-                    if run_id in self._cancelled_runs:
-                        return "cancelled", None
-                    remaining = (expires_at - utcnow()).total_seconds()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(timeout=remaining)
-                outcome = self._outcomes.get(grant_id)
-            finally:
-                self._waiters[grant_id] -= 1
-                if not self._waiters[grant_id]:
-                    del self._waiters[grant_id]
-                    self._outcomes.pop(grant_id, None)
-        if outcome is None:
-            self.resolve(grant_id, "expired")
-            return "expired", None
-        return outcome
-
-    def _set_run_status(self, req: Any, status: str) -> None:
-        if req.run_id is None:
-            return
-        with self._session_factory() as session, session.begin():
-            session.execute(
-                update(Run)
-                .where(Run.id == req.run_id, Run.status.in_(("running", "waiting_for_grant")))
-                .values(status=status)
-            )
-        self._hub.publish(
-            req.user_id,
-            req.facility_id,
-            {"type": "run.status", "run_id": req.run_id, "status": status},
-        )
+            return grant.id, True
 
     # -- resolution -------------------------------------------------------------------
 
@@ -161,26 +195,42 @@ class GrantCoordinator:
             grant = session.get(Grant, grant_id)
         if not changed or grant is None:
             return False
-        with self._cond:
-            self._outcomes[grant_id] = (state, account_id)
-            self._cond.notify_all()
-        self._hub.publish(
+        self._signals.notify(grant_id, GrantOutcome(state, account_id))
+        self._bus.publish(
             grant.user_id,
             grant.facility_id,
             {"type": "grant.resolved", "grant_id": grant_id, "state": state},
         )
+        for listener in self._on_resolved:
+            listener(grant_id)
         return True
+
+    def expire_due(self) -> int:
+        """Expire every pending prompt past its time (parked runs hold no thread to do it)."""
+        with self._session_factory() as session:
+            due = session.scalars(
+                select(Grant.id).where(Grant.state == "pending", Grant.expires_at <= utcnow())
+            ).all()
+        return sum(self.resolve(grant_id, "expired") for grant_id in due)
+
+    def cancel_unwatched(self) -> int:
+        """Cancel pending prompts no run waits for any more (they must never be shown again)."""
+        waiting = exists().where(Run.waiting_grant_id == Grant.id, Run.status.in_(_WAITING))
+        with self._session_factory() as session:
+            stale = session.scalars(
+                select(Grant.id).where(
+                    Grant.state == "pending", Grant.run_id.is_not(None), ~waiting
+                )
+            ).all()
+        return sum(self.resolve(grant_id, "cancelled") for grant_id in stale)
 
     def cancel_run(self, run_id: str) -> None:
         """Wake a run that waits for a grant because it was cancelled."""
-        with self._cond:
-            self._cancelled_runs.add(run_id)
-            self._cond.notify_all()
+        self._signals.cancel_run(run_id)
 
     def forget_run(self, run_id: str) -> None:
         """Drop bookkeeping for a finished run."""
-        with self._cond:
-            self._cancelled_runs.discard(run_id)
+        self._signals.forget_run(run_id)
 
     # -- messages ---------------------------------------------------------------------
 
@@ -217,7 +267,8 @@ class GrantCoordinator:
             }
 
     def pending_messages(self, user_id: int, facility_id: int) -> list[dict[str, Any]]:
-        """`grant.required` for every prompt still pending (sent to a page that connects)."""
+        """`grant.required` for every prompt a run still waits for (for a page that connects)."""
+        waiting = exists().where(Run.waiting_grant_id == Grant.id, Run.status.in_(_WAITING))
         with self._session_factory() as session:
             ids = session.scalars(
                 select(Grant.id)
@@ -226,6 +277,7 @@ class GrantCoordinator:
                     Grant.facility_id == facility_id,
                     Grant.state == "pending",
                     Grant.expires_at > utcnow(),
+                    waiting,
                 )
                 .order_by(Grant.created_at)
             ).all()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import db, extensions
+from app import db
+from app.integrations.vault import Vault
 from app.models import Account, Integration, OAuthClient, OAuthState
 
 _ENCRYPTED = (
@@ -16,10 +17,9 @@ _ENCRYPTED = (
 )
 
 
-def rotate_all(session: Session | None = None) -> int:
+def rotate_all(*, vault: Vault, session: Session | None = None) -> int:
     """Rotate every `*_enc` column; commits (a CLI edge). Returns how many were rotated."""
     session = session or db.session()
-    vault = extensions.vault()
     count = 0
     for model, column in _ENCRYPTED:
         for row in session.scalars(select(model).where(getattr(model, column).is_not(None))):

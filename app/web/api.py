@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app import db, extensions
 from app.errors import NotFound, ValidationError
 from app.integrations.catalog import CREDENTIAL_MODES
+from app.lifecycle import is_final
 from app.models import Account, ApiToken, CallLog, Integration, Role
 from app.services import disconnection
 from app.services import readiness as readiness_service
@@ -224,12 +225,12 @@ def create_run(slug: str) -> ResponseReturnValue:
         interactive=interactive,
     )
     db.session.commit()
-    runs = extensions.runs()
-    runs.start(run.id)
+    queue = extensions.run_queue()
+    queue.submit(run.id)
     if wait:
-        runs.wait(run.id, wait)
+        queue.wait(run.id, wait)
         db.session.refresh(run)
-    return jsonify(run.to_dict()), 201 if not run.finished else 200
+    return jsonify(run.to_dict()), 200 if is_final(run.status) else 201
 
 
 @bp.get("/f/<slug>/runs")
@@ -255,12 +256,12 @@ def get_run(slug: str, run_id: str) -> ResponseReturnValue:
 
 @bp.post("/f/<slug>/runs/<run_id>/cancel")
 def cancel_run(slug: str, run_id: str) -> ResponseReturnValue:
-    """Cancel a run that has not finished."""
+    """Cancel a run in any state that has not ended (queued, running, waiting, parked)."""
     member = require_member(slug)
     run = scripts_service.get_run(db.session(), member, run_id)
-    if not run.finished:
-        extensions.runs().cancel(run.id)
-    return jsonify({"id": run.id, "cancelling": not run.finished})
+    cancelling = extensions.run_queue().cancel(run.id)
+    db.session.refresh(run)
+    return jsonify({"id": run.id, "cancelling": cancelling, "status": run.status})
 
 
 @bp.get("/f/<slug>/runs/<run_id>/calls")

@@ -49,7 +49,7 @@ def events(ws: Any) -> None:
         ws.close(reason=1008)
         return
     user_id, facility_id = member.user.id, member.facility.id
-    subscription = extensions.hub().subscribe(user_id, facility_id)
+    subscription = extensions.bus().subscribe(user_id, facility_id)
     grants = extensions.grants()
     db.session.remove()  # do not hold a connection for the life of the socket
     closed = threading.Event()

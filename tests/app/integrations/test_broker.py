@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import db, extensions
-from app.integrations.broker import Broker, GrantRequest, RunContext
+from app.integrations.broker import GrantRequest, RunContext
 from app.models import Account, CallLog, Integration
 from app.models._types import utcnow
 from app.services import connections, integrations_admin
@@ -176,7 +176,7 @@ def run(
     limits: Limits | None = None,
 ) -> Any:
     kwargs = {"grant_hook": grant_hook} if grant_hook else {}
-    broker = Broker.from_app(app, **kwargs)
+    broker = extensions.build_broker(app, vault=extensions.vault(app), **kwargs)
     ctx = RunContext(facility_id=world[facility].id, user_id=world[user].id, run_id=None)
     outcome = extensions.executor(app).run(
         source,

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import extensions
-from app.integrations.broker import Broker, GrantRequest, RunContext
+from app.integrations.broker import GrantRequest, RunContext
 from app.models import CallLog, Integration
 from app.services import connections, integrations_admin
 from sandbox import Limits
@@ -66,7 +66,9 @@ def test_the_wait_for_a_sign_in_is_logged_apart_from_the_calls_duration(
         session.commit()
         return account.id
 
-    broker = Broker.from_app(app, grant_hook=person_signs_in, clock=clock)
+    broker = extensions.build_broker(
+        app, vault=extensions.vault(app), grant_hook=person_signs_in, clock=clock
+    )
     outcome = extensions.executor(app).run(
         'result = integrations.get("keyed", "/echo").status\n'
         'result = [result, integrations.get("keyed", "/echo").status]',

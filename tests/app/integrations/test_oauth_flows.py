@@ -407,7 +407,8 @@ def test_key_rotation_reencrypts_everything(
     old_key = app.config["SECRET_KEYS"][0]
     new_key = Fernet.generate_key().decode()
     app.extensions["vault"] = Vault([new_key, old_key])
-    assert rotate_all(session) >= 3  # client secret, account, state's verifier
+    rotated = rotate_all(session=session, vault=extensions.vault())
+    assert rotated >= 3  # client secret, account, state's verifier
     only_new = Vault([new_key])
     session.expire_all()
     stored = session.get(Account, account.id)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import db, extensions
-from app.integrations.broker import Broker, RunContext
+from app.integrations.broker import RunContext
 from app.models import CallLog, Facility, User
 from app.services import connections, integrations_admin
 from sandbox import Limits
@@ -77,7 +77,7 @@ def integration(
 
 
 def run(app: Flask, facility: Facility, user: User, run_input: dict[str, Any]) -> Any:
-    broker = Broker.from_app(app)
+    broker = extensions.build_broker(app, vault=extensions.vault(app))
     outcome = extensions.executor(app).run(
         CALL,
         input=run_input,

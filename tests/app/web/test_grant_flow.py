@@ -124,7 +124,7 @@ def test_refusal_raises_no_integration_grant_in_the_script(world: dict[str, Any]
 
 
 def test_a_prompt_nobody_answers_expires(world: dict[str, Any]) -> None:
-    world["live"].app.extensions["grants"]._timeout_s = 0.5
+    world["live"].app.extensions["grants"].timeout_s = 0.5
     page = world["member"].websocket("lab")
     page.wait_for("hello")
     run_id = start_member_run(world, NEEDS_KEY, {"key": API_KEY})

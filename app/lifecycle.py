@@ -1,0 +1,227 @@
+"""The run lifecycle (DESIGN §2, §7): states, allowed transitions, and the verbs that move runs.
+
+These verbs are the only writers of `Run.status` and the only emitters of `run.*` events.
+Every move is a conditional UPDATE from the expected states, so when two threads or two
+processes race for one run exactly one wins and the other learns it lost (False). Each
+verb commits its own short transaction before publishing: a page must never hear of a
+state the database does not hold yet (the run engine calls them from background threads,
+outside any request, so there is no request edge to commit for them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy.orm import Session
+
+from app.errors import IllegalTransition
+from app.models import Run
+from app.models._types import utcnow
+from app.seams import EventBus
+
+SessionFactory = Callable[[], Session]
+
+
+class RunStatus(StrEnum):
+    """Where a run is (DESIGN §2)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting_for_grant"
+    PARKED = "parked"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED})
+# A driver holds a live worker for these; they count against the concurrency caps.
+LIVE = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
+NOT_FINAL = frozenset(RunStatus) - FINAL
+
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
+    RunStatus.RUNNING: frozenset({RunStatus.WAITING, RunStatus.PARKED} | FINAL),
+    # The sandbox may end a waiting run itself (cancelled, or killed while the prompt shows).
+    RunStatus.WAITING: frozenset({RunStatus.RUNNING, RunStatus.PARKED} | FINAL),
+    RunStatus.PARKED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
+}
+
+INTERRUPTED = "interrupted"
+INTERRUPTED_MESSAGE = "the server stopped while this run was running; start it again"
+
+
+def _stale(before: datetime) -> ColumnElement[bool]:
+    """The run's driver has not renewed its heartbeat since `before` (or never did)."""
+    return or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < before)
+
+
+def is_final(status: str) -> bool:
+    """True once a run reached a state it never leaves."""
+    return status in FINAL
+
+
+def check_transition(source: Iterable[RunStatus], target: RunStatus) -> None:
+    """Raise IllegalTransition unless every state in `source` may move to `target`."""
+    for state in source:
+        if target not in TRANSITIONS.get(state, frozenset()):
+            raise IllegalTransition(f"a run cannot go from {state} to {target}")
+
+
+class Lifecycle:
+    """The verbs that move runs; built once per app with its sessions and event bus."""
+
+    def __init__(self, *, session_factory: SessionFactory, bus: EventBus) -> None:
+        self._session_factory = session_factory
+        self._bus = bus
+
+    def move(
+        self,
+        run_id: str,
+        *,
+        source: Iterable[RunStatus],
+        target: RunStatus,
+        values: dict[str, Any] | None = None,
+        where: Iterable[ColumnElement[bool]] = (),
+    ) -> bool:
+        """Move the run from one of `source` to `target` (and set `values`); False if it was
+        not in `source` any more. Publishes `run.status`, or `run.finished` for final states."""
+        expected = tuple(source)
+        check_transition(expected, target)
+        changes = dict(values or {})
+        if target in FINAL:
+            # A run that ended needs neither its journal nor its driver any more.
+            changes.update(journal=None, driver=None, waiting_grant_id=None, finished_at=utcnow())
+        with self._session_factory() as session, session.begin():
+            moved = session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status.in_([str(s) for s in expected]), *where)
+                .values(status=str(target), **changes)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if not moved:
+                return False
+            run = session.get(Run, run_id)
+            assert run is not None
+            message = self._message(run, target)
+            user_id, facility_id = run.user_id, run.facility_id
+        self._bus.publish(user_id, facility_id, message)
+        return True
+
+    @staticmethod
+    def _message(run: Run, target: RunStatus) -> dict[str, Any]:
+        if target in FINAL:
+            return {"type": "run.finished", "run_id": run.id, "run": run.to_dict()}
+        return {"type": "run.status", "run_id": run.id, "status": str(target)}
+
+    # -- the verbs ---------------------------------------------------------------------
+
+    def start(self, run_id: str, *, driver: str) -> bool:
+        """queued -> running, driven by `driver` from now on."""
+        now = utcnow()
+        return self.move(
+            run_id,
+            source=(RunStatus.QUEUED,),
+            target=RunStatus.RUNNING,
+            values={"driver": driver, "heartbeat_at": now, "started_at": now},
+        )
+
+    def resume(self, run_id: str, *, driver: str) -> bool:
+        """parked -> running: a driver replays the run's journal."""
+        return self.move(
+            run_id,
+            source=(RunStatus.PARKED,),
+            target=RunStatus.RUNNING,
+            values={"driver": driver, "heartbeat_at": utcnow(), "waiting_grant_id": None},
+        )
+
+    def pause(self, run_id: str, *, grant_id: str) -> bool:
+        """running -> waiting_for_grant (the worker stays alive for now)."""
+        return self.move(
+            run_id,
+            source=(RunStatus.RUNNING,),
+            target=RunStatus.WAITING,
+            values={"waiting_grant_id": grant_id},
+        )
+
+    def unpause(self, run_id: str) -> bool:
+        """waiting_for_grant -> running: the grant ended and the live worker goes on."""
+        return self.move(
+            run_id,
+            source=(RunStatus.WAITING,),
+            target=RunStatus.RUNNING,
+            values={"waiting_grant_id": None},
+        )
+
+    def park(self, run_id: str, *, journal: bytes, grant_id: str) -> bool:
+        """waiting_for_grant|running -> parked: the journal is kept, no process holds it."""
+        return self.move(
+            run_id,
+            source=(RunStatus.WAITING, RunStatus.RUNNING),
+            target=RunStatus.PARKED,
+            values={"journal": journal, "waiting_grant_id": grant_id, "driver": None},
+        )
+
+    def finish(self, run_id: str, *, target: RunStatus, values: dict[str, Any]) -> bool:
+        """running|waiting_for_grant -> a final state, with the run's outcome."""
+        return self.move(run_id, source=LIVE, target=target, values=values)
+
+    def cancel_idle(self, run_id: str) -> bool:
+        """queued|parked -> cancelled: nothing executes it, so nothing else must stop."""
+        return self.move(
+            run_id,
+            source=(RunStatus.QUEUED, RunStatus.PARKED),
+            target=RunStatus.CANCELLED,
+            values={"error_code": "cancelled", "error_message": "the run was cancelled"},
+        )
+
+    def cancel_orphan(self, run_id: str, *, stale_before: datetime) -> bool:
+        """running|waiting -> cancelled when its driver stopped renewing its heartbeat."""
+        return self.move(
+            run_id,
+            source=LIVE,
+            target=RunStatus.CANCELLED,
+            values={"error_code": "cancelled", "error_message": "the run was cancelled"},
+            where=(_stale(stale_before),),
+        )
+
+    def interrupt(self, run_id: str, *, stale_before: datetime) -> bool:
+        """running|waiting -> failed `interrupted`: its driver is gone (heartbeat too old)."""
+        return self.move(
+            run_id,
+            source=LIVE,
+            target=RunStatus.FAILED,
+            values={"error_code": INTERRUPTED, "error_message": INTERRUPTED_MESSAGE},
+            where=(_stale(stale_before),),
+        )
+
+    def request_cancel(self, run_id: str) -> bool:
+        """Ask whichever process drives a live run to cancel it (seen at its next heartbeat)."""
+        with self._session_factory() as session, session.begin():
+            asked = session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status.in_([str(s) for s in LIVE]))
+                .values(cancel_requested=True)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        return bool(asked)
+
+    def fail(self, run_id: str, *, code: str, message: str) -> bool:
+        """Any non-final state -> failed, for a run the host could not carry on."""
+        return self.move(
+            run_id,
+            source=NOT_FINAL,
+            target=RunStatus.FAILED,
+            values={"error_code": code, "error_message": message},
+        )
+
+    def output(self, run: Run, text: str) -> None:
+        """Deliver a chunk of the run's output to its pages (`run.output`)."""
+        self._bus.publish(
+            run.user_id, run.facility_id, {"type": "run.output", "run_id": run.id, "data": text}
+        )

@@ -1,0 +1,133 @@
+"""The run driver: executes one claimed run in the sandbox and records how it ended.
+
+Whatever queues runs (threads here, Celery later) hands a run id to `RunDriver.drive` in
+the thread that should execute it; the driver never decides when or where a run starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.integrations.broker import Broker, RunContext
+from app.lifecycle import Lifecycle, RunStatus
+from app.models import Facility, Run, User
+from app.runner.heartbeat import Heartbeat
+from app.services.grants import GrantCoordinator
+from sandbox import CANCELLED, Executor, Limits, RunResult
+
+log = logging.getLogger(__name__)
+INTERNAL_ERROR_MESSAGE = "Scriptbox could not finish this run; the error was logged"
+
+
+def limits_from_config(config: Any) -> Limits:
+    """The sandbox limits configured for this app."""
+    return Limits(
+        wall_time_s=float(config["RUN_WALL_TIME_S"]),
+        cpu_time_s=int(config["RUN_CPU_TIME_S"]),
+        memory_mb=int(config["RUN_MEMORY_MB"]),
+        output_bytes=int(config["RUN_OUTPUT_BYTES"]),
+        result_bytes=int(config["RUN_RESULT_BYTES"]),
+        max_calls=int(config["RUN_MAX_CALLS"]),
+    )
+
+
+class RunDriver:
+    """Drives runs that were moved to `running` for it (its `driver_id` is on the row)."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: Callable[[], Session],
+        lifecycle: Lifecycle,
+        grants: GrantCoordinator,
+        broker: Callable[[], Broker],
+        executor: Callable[[], Executor],
+        limits: Callable[[], Limits],
+        heartbeat: Heartbeat,
+    ) -> None:
+        self._session_factory = session_factory
+        self._lifecycle = lifecycle
+        self._grants = grants
+        self._broker = broker
+        self._executor = executor
+        self._limits = limits
+        self._heartbeat = heartbeat
+        self.driver_id = heartbeat.driver_id
+
+    def claim_and_drive(self, run_id: str) -> RunResult | None:
+        """Start a queued run in this thread (the terminal's `scriptbox run --facility`)."""
+        if not self._lifecycle.start(run_id, driver=self.driver_id):
+            return None
+        self._heartbeat.start(sweep=False)  # others must see this process is alive
+        return self.drive(run_id)
+
+    def drive(self, run_id: str) -> RunResult | None:
+        """Execute a run already moved to `running` for this driver; store its outcome."""
+        outcome: RunResult | None = None
+        cancel = self._heartbeat.adopt(run_id)
+        try:
+            with self._session_factory() as session:
+                run = session.get(Run, run_id)
+                if run is None:
+                    return None
+                user = session.get(User, run.user_id)
+                facility = session.get(Facility, run.facility_id)
+                assert user is not None and facility is not None
+                session.expunge(run)
+                people = (
+                    {"id": user.id, "name": user.name, "email": user.email},
+                    {"id": facility.id, "name": facility.name, "slug": facility.slug},
+                )
+            outcome = self._execute(run, people, cancel)
+            self._finish(run, outcome)
+        except Exception:
+            log.exception("run %s failed inside the host", run_id)
+            self._lifecycle.fail(run_id, code="internal_error", message=INTERNAL_ERROR_MESSAGE)
+        finally:
+            self._heartbeat.release(run_id)
+            self._grants.forget_run(run_id)
+            if outcome is None or outcome.status == CANCELLED:
+                self._grants.cancel_unwatched()  # its prompt must not outlive it
+        return outcome
+
+    def _execute(
+        self, run: Run, people: tuple[dict[str, Any], dict[str, Any]], cancel: threading.Event
+    ) -> RunResult:
+        context = RunContext(
+            facility_id=run.facility_id,
+            user_id=run.user_id,
+            run_id=run.id,
+            script_id=run.script_id,
+            interactive=run.interactive,
+        )
+        result = self._executor().run(
+            run.source,
+            input=run.input,
+            limits=self._limits(),
+            user=people[0],
+            facility=people[1],
+            on_call=self._broker().handler(context),
+            on_output=lambda text: self._lifecycle.output(run, text),
+            cancel=cancel,
+        )
+        self._broker().flush()  # the run's calls are in the call log before it is reported
+        return result
+
+    def _finish(self, run: Run, outcome: RunResult) -> None:
+        error = outcome.error
+        values = {
+            "result": outcome.result,
+            "output": outcome.output,
+            "error_code": error.code if error else None,
+            "error_message": error.message if error else None,
+            "error_line": error.line if error else None,
+            "calls": outcome.calls,
+            "duration_ms": round(outcome.duration_ms, 3),
+        }
+        if not self._lifecycle.finish(run.id, target=RunStatus(outcome.status), values=values):
+            log.warning("run %s ended as %s but had already left running", run.id, outcome.status)

@@ -1,0 +1,166 @@
+"""Liveness of the runs this process drives, and recovery of the runs whose driver died.
+
+Every `interval_s` the heartbeat renews `heartbeat_at` on the live runs it drives and
+picks up cancel requests other processes wrote for them. The sweep (at start-up and on
+every beat) ends `interrupted` the live runs nobody renewed for three beats (their
+process died), cancels prompts no run waits for any more, expires overdue prompts
+(parked runs hold no thread that would) and resumes parked runs whose prompt ended
+while nobody was listening.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.lifecycle import LIVE, Lifecycle, RunStatus
+from app.models import Grant, Run
+from app.models._types import utcnow
+from app.services.grants import GrantCoordinator
+
+log = logging.getLogger(__name__)
+STALE_BEATS = 3
+
+
+class Heartbeat:
+    """One process's beat: renews its runs, relays cancel requests, sweeps up after others."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: Callable[[], Session],
+        lifecycle: Lifecycle,
+        grants: GrantCoordinator,
+        driver_id: str,
+        interval_s: float,
+    ) -> None:
+        self._session_factory = session_factory
+        self._lifecycle = lifecycle
+        self._grants = grants
+        self.driver_id = driver_id
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._local: dict[str, threading.Event] = {}
+        self._listeners: list[Callable[[], object]] = []
+        self._resumers: list[Callable[[str], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sweeping = False
+
+    def on_tick(self, listener: Callable[[], object]) -> None:
+        """Call `listener()` after every sweep (the queue dispatches queued runs)."""
+        self._listeners.append(listener)
+
+    def on_orphaned_grant(self, resume: Callable[[str], None]) -> None:
+        """Call `resume(grant_id)` for an ended prompt that parked runs still wait for."""
+        self._resumers.append(resume)
+
+    # -- runs driven here --------------------------------------------------------------
+
+    def adopt(self, run_id: str) -> threading.Event:
+        """This process drives `run_id` from now on; returns the event that cancels it."""
+        with self._lock:
+            return self._local.setdefault(run_id, threading.Event())
+
+    def release(self, run_id: str) -> None:
+        """This process stopped driving `run_id`."""
+        with self._lock:
+            self._local.pop(run_id, None)
+
+    def cancel_local(self, run_id: str) -> bool:
+        """Set the cancel event of a run driven here; False if it is not driven here."""
+        with self._lock:
+            event = self._local.get(run_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def local_runs(self) -> list[str]:
+        """The runs this process drives now."""
+        with self._lock:
+            return list(self._local)
+
+    # -- the beat ----------------------------------------------------------------------
+
+    def start(self, *, sweep: bool = True) -> None:
+        """Sweep once now (start-up recovery), then beat in the background; idempotent."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._sweeping = sweep
+            self._thread = threading.Thread(target=self._loop, name="run-heartbeat", daemon=True)
+        if sweep:
+            self.sweep()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating (the runs still driven here will look dead after three beats)."""
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.beat()
+                if self._sweeping:
+                    self.sweep()
+            except Exception:  # a database hiccup must not stop the beat for good
+                log.exception("run heartbeat failed")
+
+    def beat(self) -> None:
+        """Renew this process's live runs and relay the cancel requests written for them."""
+        local = self.local_runs()
+        if not local:
+            return
+        live = [str(s) for s in LIVE]
+        with self._session_factory() as session, session.begin():
+            session.execute(
+                update(Run)
+                .where(Run.driver == self.driver_id, Run.status.in_(live))
+                .values(heartbeat_at=utcnow())
+            )
+            asked = session.scalars(
+                select(Run.id).where(
+                    Run.driver == self.driver_id, Run.status.in_(live), Run.cancel_requested
+                )
+            ).all()
+        for run_id in asked:
+            if self.cancel_local(run_id):
+                self._grants.cancel_run(run_id)
+
+    def sweep(self) -> None:
+        """End runs whose driver died, settle stale prompts, resume forgotten parked runs."""
+        stale_before = utcnow() - timedelta(seconds=STALE_BEATS * self.interval_s)
+        live = [str(s) for s in LIVE]
+        with self._session_factory() as session:
+            orphans = session.execute(
+                select(Run.id, Run.cancel_requested).where(
+                    Run.status.in_(live),
+                    Run.driver.is_distinct_from(self.driver_id),
+                    (Run.heartbeat_at.is_(None)) | (Run.heartbeat_at < stale_before),
+                )
+            ).all()
+        for run_id, cancel_requested in orphans:
+            if cancel_requested:
+                self._lifecycle.cancel_orphan(run_id, stale_before=stale_before)
+            elif self._lifecycle.interrupt(run_id, stale_before=stale_before):
+                log.warning("run %s interrupted: its driver stopped", run_id)
+        self._grants.expire_due()
+        self._grants.cancel_unwatched()
+        with self._session_factory() as session:
+            ended = session.scalars(
+                select(Grant.id)
+                .join(Run, Run.waiting_grant_id == Grant.id)
+                .where(Run.status == str(RunStatus.PARKED), Grant.state != "pending")
+                .distinct()
+            ).all()
+        for grant_id in ended:
+            for resume in self._resumers:
+                resume(grant_id)
+        for listener in self._listeners:
+            listener()

@@ -1,0 +1,199 @@
+"""The embedded RunQueue: runs execute on threads of this process (DESIGN §7).
+
+The queue is the `runs` table itself: `submit` only wakes the dispatcher, which claims
+queued runs (oldest first) while the user's and the facility's caps allow, so runs over
+a cap wait visibly `queued` and survive a restart. A claim is the lifecycle's
+conditional move queued -> running, so two processes never start one run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.lifecycle import LIVE, Lifecycle, RunStatus
+from app.models import Run
+from app.runner.driver import RunDriver
+from app.runner.heartbeat import Heartbeat
+from app.services.grants import GrantCoordinator
+
+log = logging.getLogger(__name__)
+_DISPATCH_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Caps:
+    """How many live runs (running or waiting) one user and one facility may have at once."""
+
+    per_user: int
+    per_facility: int
+
+
+class ThreadRunQueue:
+    """Starts, resumes and cancels runs on threads of this process (implements RunQueue)."""
+
+    def __init__(
+        self,
+        *,
+        driver: RunDriver,
+        lifecycle: Lifecycle,
+        grants: GrantCoordinator,
+        session_factory: Callable[[], Session],
+        heartbeat: Heartbeat,
+        caps: Caps,
+    ) -> None:
+        self._driver = driver
+        self._lifecycle = lifecycle
+        self._grants = grants
+        self._session_factory = session_factory
+        self.heartbeat = heartbeat
+        self._caps = caps
+        self._lock = threading.Lock()
+        self._dispatch_lock = threading.Lock()
+        self._done: dict[str, threading.Event] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._closing = False
+        grants.on_resolved(self.resume_waiting_for)
+        heartbeat.on_tick(self.dispatch)
+        heartbeat.on_orphaned_grant(self.resume_waiting_for)
+
+    # -- RunQueue ----------------------------------------------------------------------
+
+    def submit(self, run_id: str) -> None:
+        """Start the queued run when the caps allow (it stays `queued` until then)."""
+        with self._lock:
+            self._done.setdefault(run_id, threading.Event())
+        self.heartbeat.start()
+        self.dispatch()
+
+    def resume(self, run_id: str) -> None:
+        """Continue a parked run whose grant ended, by replaying its journal."""
+        if self._closing:
+            return  # it stays parked; the next process to start resumes it
+        if self._lifecycle.resume(run_id, driver=self._driver.driver_id):
+            self._spawn(run_id)
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a run in any non-final state; False when it had already ended."""
+        if self.heartbeat.cancel_local(run_id):
+            self._grants.cancel_run(run_id)
+            return True
+        if self._lifecycle.cancel_idle(run_id):
+            self._grants.cancel_unwatched()
+            self._mark_done(run_id)
+            return True
+        # Live in another process (or in one that died): its heartbeat picks the request up,
+        # and the sweep cancels it if that process is gone.
+        return self._lifecycle.request_cancel(run_id)
+
+    def wait(self, run_id: str, timeout: float) -> bool:
+        """Block until the run ends here or `timeout` passes; True if it ended."""
+        with self._lock:
+            done = self._done.get(run_id)
+        return done.wait(timeout) if done is not None else False
+
+    def shutdown(self, timeout: float) -> None:
+        """Stop taking runs; let running runs finish within `timeout`, then stop beating.
+
+        A run still going when the time is up is ended `interrupted` by the next start.
+        """
+        self._closing = True
+        with self._lock:
+            threads = list(self._threads.values())
+        for thread in threads:
+            thread.join(timeout)
+        self.heartbeat.stop()
+
+    # -- dispatching -------------------------------------------------------------------
+
+    def dispatch(self) -> int:
+        """Claim queued runs (oldest first) within the caps and start them; how many started."""
+        if self._closing:
+            return 0
+        with self._dispatch_lock:
+            with self._session_factory() as session:
+                queued = session.execute(
+                    select(Run.id, Run.user_id, Run.facility_id)
+                    .where(Run.status == str(RunStatus.QUEUED))
+                    .order_by(Run.created_at)
+                    .limit(_DISPATCH_BATCH)
+                ).all()
+                if not queued:
+                    return 0
+                per_user, per_facility = self._live_counts(
+                    session, {row.user_id for row in queued}, {row.facility_id for row in queued}
+                )
+            started = 0
+            for row in queued:
+                if per_user[row.user_id] >= self._caps.per_user:
+                    continue
+                if per_facility[row.facility_id] >= self._caps.per_facility:
+                    continue
+                if self._lifecycle.start(row.id, driver=self._driver.driver_id):
+                    per_user[row.user_id] += 1
+                    per_facility[row.facility_id] += 1
+                    self._spawn(row.id)
+                    started += 1
+            return started
+
+    @staticmethod
+    def _live_counts(
+        session: Session, users: set[int], facilities: set[int]
+    ) -> tuple[Counter[int], Counter[int]]:
+        live = [str(s) for s in LIVE]
+        by_user = session.execute(
+            select(Run.user_id, func.count(Run.id))
+            .where(Run.status.in_(live), Run.user_id.in_(users))
+            .group_by(Run.user_id)
+        ).all()
+        by_facility = session.execute(
+            select(Run.facility_id, func.count(Run.id))
+            .where(Run.status.in_(live), Run.facility_id.in_(facilities))
+            .group_by(Run.facility_id)
+        ).all()
+        return (
+            Counter({user: count for user, count in by_user}),
+            Counter({facility: count for facility, count in by_facility}),
+        )
+
+    def resume_waiting_for(self, grant_id: str) -> None:
+        """Resume every parked run that waited for this grant (it just ended)."""
+        with self._session_factory() as session:
+            parked = session.scalars(
+                select(Run.id).where(
+                    Run.waiting_grant_id == grant_id, Run.status == str(RunStatus.PARKED)
+                )
+            ).all()
+        for run_id in parked:
+            self.resume(run_id)
+
+    def _spawn(self, run_id: str) -> None:
+        self.heartbeat.adopt(run_id)  # cancellable from now on, before the thread runs
+        thread = threading.Thread(
+            target=self._drive, args=(run_id,), name=f"run-{run_id[:8]}", daemon=True
+        )
+        with self._lock:
+            self._done.setdefault(run_id, threading.Event())
+            self._threads[run_id] = thread
+        thread.start()
+
+    def _drive(self, run_id: str) -> None:
+        try:
+            self._driver.drive(run_id)
+        finally:
+            with self._lock:
+                self._threads.pop(run_id, None)
+            self._mark_done(run_id)
+            self.dispatch()  # a slot under the caps may have opened
+
+    def _mark_done(self, run_id: str) -> None:
+        with self._lock:
+            done = self._done.pop(run_id, None)
+        if done is not None:
+            done.set()
