@@ -19,7 +19,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from app.integrations.broker import not_interactive
-from app.lifecycle import Lifecycle, RunStatus
+from app.lifecycle import FINAL, Lifecycle, RunStatus
 from app.models import Facility, Grant, Integration, Run, Script
 from app.models._types import utcnow
 from app.seams import EventBus, GrantOutcome, GrantSignals
@@ -28,6 +28,7 @@ from sandbox import HostCallError
 SessionFactory = Callable[[], Session]
 # A run that waits for a grant is one of these; a pending grant without one is stale.
 _WAITING = (str(RunStatus.WAITING), str(RunStatus.PARKED))
+_FINAL = [str(status) for status in FINAL]
 
 
 def refusal(reason: str, service: str) -> HostCallError:
@@ -216,10 +217,12 @@ class GrantCoordinator:
     def cancel_unwatched(self) -> int:
         """Cancel pending prompts no run waits for any more (they must never be shown again)."""
         waiting = exists().where(Run.waiting_grant_id == Grant.id, Run.status.in_(_WAITING))
+        # The run that opened the prompt is not paused on it yet for a moment: spare it.
+        opener_live = exists().where(Run.id == Grant.run_id, Run.status.not_in(_FINAL))
         with self._session_factory() as session:
             stale = session.scalars(
                 select(Grant.id).where(
-                    Grant.state == "pending", Grant.run_id.is_not(None), ~waiting
+                    Grant.state == "pending", Grant.run_id.is_not(None), ~waiting, ~opener_live
                 )
             ).all()
         return sum(self.resolve(grant_id, "cancelled") for grant_id in stale)

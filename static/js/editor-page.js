@@ -3,7 +3,7 @@
 import { createEditor } from "../vendor/editor.js";
 import { api, el, parseJson, showError, slug, toast, when } from "./api.js";
 import { ready } from "./ws.js";
-import { follow, renderInto, setStatus, start } from "./runs.js";
+import { cancel, follow, renderInto, setStatus, start } from "./runs.js";
 
 const page = document.getElementById("editor-page");
 let scriptId = page.dataset.scriptId ? Number(page.dataset.scriptId) : null;
@@ -47,6 +47,13 @@ function showInSidebar(saved) {
   if (saved.published) item.append(" ", el("span", { class: "badge ok", text: "published" }));
 }
 
+let currentRun = null;
+$("cancel-run").addEventListener("click", async () => {
+  if (!currentRun) return;
+  $("cancel-run").disabled = true;
+  try { await cancel(currentRun); } catch (error) { toast(error.message, "error"); $("cancel-run").disabled = false; }
+});
+
 async function run() {
   let input;
   try { input = parseJson($("run-input").value, {}); showError($("input-error"), ""); }
@@ -59,10 +66,12 @@ async function run() {
   try {
     await ready;
     const started = await start({ source: editor.getValue(), script_id: scriptId, input });
+    currentRun = started.id; $("cancel-run").hidden = false; $("cancel-run").disabled = false;
     follow(started.id, async (message) => {
       renderInto(parts, message);
       if (message.type !== "run.finished") return;
       $("run-script").disabled = false;
+      $("cancel-run").hidden = true; currentRun = null;
       const error = message.run.error;
       if (error && error.line) editor.markError(error.line, `${error.code}: ${error.message}`);
       showCalls(started.id);

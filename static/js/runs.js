@@ -26,6 +26,11 @@ export async function start(body) {
   return api("POST", `/api/f/${slug}/runs`, { ...body, interactive: true });
 }
 
+// Cancel a run in any state that has not ended (queued, running, waiting, parked).
+export async function cancel(runId) {
+  return api("POST", `/api/f/${slug}/runs/${runId}/cancel`);
+}
+
 // Render a run's progress into the elements of a panel.
 export function renderInto(parts, message) {
   if (message.type === "run.status") setStatus(parts.status, message.status);
@@ -55,7 +60,11 @@ export function renderInto(parts, message) {
 
 export function setStatus(node, status) {
   node.textContent = status.replaceAll("_", " ");
-  node.className = `badge ${status === "succeeded" ? "ok" : ["failed", "timed_out", "cancelled"].includes(status) ? "bad" : status === "waiting_for_grant" ? "warn" : ""}`;
+  // classList, not className: the node keeps the classes pages find it by (.run-status).
+  node.classList.remove("ok", "bad", "warn");
+  node.classList.add("badge");
+  const tone = status === "succeeded" ? "ok" : ["failed", "timed_out", "cancelled"].includes(status) ? "bad" : ["waiting_for_grant", "parked", "queued"].includes(status) ? "warn" : "";
+  if (tone) node.classList.add(tone);
 }
 
 export async function history(scriptId, tbody) {

@@ -1,7 +1,7 @@
 // The Scripts page: run a published script with an input and follow it live.
 import { parseJson, showError } from "./api.js";
 import { ready } from "./ws.js";
-import { follow, history, renderInto, setStatus, start } from "./runs.js";
+import { cancel, follow, history, renderInto, setStatus, start } from "./runs.js";
 
 for (const card of document.querySelectorAll(".script-card")) {
   const button = card.querySelector(".run-script");
@@ -11,6 +11,13 @@ for (const card of document.querySelectorAll(".script-card")) {
     result: card.querySelector(".run-result"), error: card.querySelector(".run-error"),
   };
   const inputError = card.querySelector(".input-error");
+  const stop = card.querySelector(".cancel-run");
+  let current = null;
+  stop.addEventListener("click", async () => {
+    if (!current) return;
+    stop.disabled = true;
+    try { await cancel(current); } catch (error) { showError(inputError, error.message); stop.disabled = false; }
+  });
   button.addEventListener("click", async () => {
     let input;
     try { input = parseJson(card.querySelector(".run-input").value, {}); showError(inputError, ""); }
@@ -23,9 +30,10 @@ for (const card of document.querySelectorAll(".script-card")) {
     try {
       await ready;
       const run = await start({ script_id: Number(button.dataset.scriptId), input });
+      current = run.id; stop.hidden = false; stop.disabled = false;
       follow(run.id, (message) => {
         renderInto(parts, message);
-        if (message.type === "run.finished") button.disabled = false;
+        if (message.type === "run.finished") { button.disabled = false; stop.hidden = true; current = null; }
       });
     } catch (error) {
       parts.error.hidden = false; parts.error.textContent = error.message; button.disabled = false;
