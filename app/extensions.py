@@ -54,6 +54,8 @@ def init_app(app: Flask) -> None:
         lifecycle=lifecycle,
         timeout_s=float(app.config["GRANT_TIMEOUT_S"]),
         max_pending_per_user=int(app.config["MAX_PENDING_GRANTS_PER_USER"]),
+        park_after_s=float(app.config["PARK_AFTER_S"]),
+        max_live_paused=int(app.config["MAX_LIVE_PAUSED"]),
     )
     broker_lock = threading.Lock()
 
@@ -84,6 +86,7 @@ def init_app(app: Flask) -> None:
         executor=lambda: executor(app),
         limits=lambda: limits_from_config(app.config),
         heartbeat=heartbeat,
+        vault=vault,
     )
     queue = ThreadRunQueue(
         driver=driver,

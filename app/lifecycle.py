@@ -46,7 +46,7 @@ NOT_FINAL = frozenset(RunStatus) - FINAL
 
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
-    RunStatus.RUNNING: frozenset({RunStatus.WAITING, RunStatus.PARKED} | FINAL),
+    RunStatus.RUNNING: frozenset({RunStatus.WAITING} | FINAL),
     # The sandbox may end a waiting run itself (cancelled, or killed while the prompt shows).
     RunStatus.WAITING: frozenset({RunStatus.RUNNING, RunStatus.PARKED} | FINAL),
     RunStatus.PARKED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
@@ -137,7 +137,8 @@ class Lifecycle:
             run_id,
             source=(RunStatus.PARKED,),
             target=RunStatus.RUNNING,
-            values={"driver": driver, "heartbeat_at": utcnow(), "waiting_grant_id": None},
+            # waiting_grant_id stays: the resumed call gets that prompt's outcome.
+            values={"driver": driver, "heartbeat_at": utcnow(), "cancel_requested": False},
         )
 
     def pause(self, run_id: str, *, grant_id: str) -> bool:
@@ -158,13 +159,13 @@ class Lifecycle:
             values={"waiting_grant_id": None},
         )
 
-    def park(self, run_id: str, *, journal: bytes, grant_id: str) -> bool:
-        """waiting_for_grant|running -> parked: the journal is kept, no process holds it."""
+    def park(self, run_id: str, *, journal: bytes, output: str, calls: int) -> bool:
+        """waiting_for_grant -> parked: the (encrypted) journal is kept, no process holds it."""
         return self.move(
             run_id,
-            source=(RunStatus.WAITING, RunStatus.RUNNING),
+            source=(RunStatus.WAITING,),
             target=RunStatus.PARKED,
-            values={"journal": journal, "waiting_grant_id": grant_id, "driver": None},
+            values={"journal": journal, "output": output, "calls": calls, "driver": None},
         )
 
     def finish(self, run_id: str, *, target: RunStatus, values: dict[str, Any]) -> bool:

@@ -38,7 +38,7 @@ from app.integrations.tokens import NeedsReauth, RefreshFailed, TokenManager
 from app.integrations.vault import Vault
 from app.models import Account, Facility, Integration
 from app.models._types import utcnow
-from sandbox import HostCall, HostCallError
+from sandbox import HostCall, HostCallError, ParkRun
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class _Log:
         self.path = ""
         self.status: int | None = None
         self.error: str | None = None
+        self.parked = False
         self.started = started
         # Time spent waiting for a person to sign in: logged apart from the call's own time.
         self.waited: float | None = None
@@ -344,8 +345,12 @@ class Broker:
             if exc.url:  # logged with the full origin it tried to reach
                 entry.path = destinations.query_names_only(exc.url)[:1000]
             raise HostCallError(DestinationRefused.code, str(exc), service=entry.service) from None
+        except ParkRun:
+            entry.parked = True  # not made: it is asked again (and logged) when the run resumes
+            raise
         finally:
-            self._write_log(entry)
+            if not entry.parked:
+                self._write_log(entry)
 
     def _perform(
         self,

@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.integrations.broker import Broker, RunContext
+from app.integrations.vault import Vault
 from app.lifecycle import Lifecycle, RunStatus
 from app.models import Facility, Run, User
 from app.runner.heartbeat import Heartbeat
 from app.services.grants import GrantCoordinator
-from sandbox import CANCELLED, Executor, Limits, RunResult
+from sandbox import CANCELLED, PARKED, Executor, Journal, Limits, RunResult
 
 log = logging.getLogger(__name__)
 INTERNAL_ERROR_MESSAGE = "Scriptbox could not finish this run; the error was logged"
@@ -49,6 +50,7 @@ class RunDriver:
         executor: Callable[[], Executor],
         limits: Callable[[], Limits],
         heartbeat: Heartbeat,
+        vault: Vault,
     ) -> None:
         self._session_factory = session_factory
         self._lifecycle = lifecycle
@@ -57,6 +59,7 @@ class RunDriver:
         self._executor = executor
         self._limits = limits
         self._heartbeat = heartbeat
+        self._vault = vault
         self.driver_id = heartbeat.driver_id
 
     def claim_and_drive(self, run_id: str) -> RunResult | None:
@@ -75,6 +78,7 @@ class RunDriver:
                 run = session.get(Run, run_id)
                 if run is None:
                     return None
+                journal = self._open_journal(run)
                 user = session.get(User, run.user_id)
                 facility = session.get(Facility, run.facility_id)
                 assert user is not None and facility is not None
@@ -83,8 +87,11 @@ class RunDriver:
                     {"id": user.id, "name": user.name, "email": user.email},
                     {"id": facility.id, "name": facility.name, "slug": facility.slug},
                 )
-            outcome = self._execute(run, people, cancel)
-            self._finish(run, outcome)
+            outcome = self._execute(run, people, cancel, journal)
+            if outcome.status == PARKED:
+                self._park(run, outcome)
+            else:
+                self._finish(run, outcome)
         except Exception:
             log.exception("run %s failed inside the host", run_id)
             self._lifecycle.fail(run_id, code="internal_error", message=INTERNAL_ERROR_MESSAGE)
@@ -95,8 +102,29 @@ class RunDriver:
                 self._grants.cancel_unwatched()  # its prompt must not outlive it
         return outcome
 
+    def _open_journal(self, run: Run) -> Journal | None:
+        """The parked run's journal (decrypted), and its prompt's outcome for the replay."""
+        if run.journal is None:
+            return None
+        if run.waiting_grant_id is not None:
+            self._grants.resume_with(run.id, run.waiting_grant_id)
+        return Journal.from_bytes(self._vault.decrypt(run.journal.decode()).encode())
+
+    def _park(self, run: Run, outcome: RunResult) -> None:
+        """Store the journal encrypted and let the worker and this thread go."""
+        assert outcome.journal is not None
+        sealed = self._vault.encrypt(outcome.journal.to_bytes().decode()).encode()
+        if not self._lifecycle.park(
+            run.id, journal=sealed, output=outcome.output, calls=outcome.calls
+        ):
+            log.warning("run %s parked but had already left waiting_for_grant", run.id)
+
     def _execute(
-        self, run: Run, people: tuple[dict[str, Any], dict[str, Any]], cancel: threading.Event
+        self,
+        run: Run,
+        people: tuple[dict[str, Any], dict[str, Any]],
+        cancel: threading.Event,
+        journal: Journal | None,
     ) -> RunResult:
         context = RunContext(
             facility_id=run.facility_id,
@@ -114,6 +142,7 @@ class RunDriver:
             on_call=self._broker().handler(context),
             on_output=lambda text: self._lifecycle.output(run, text),
             cancel=cancel,
+            journal=journal,
         )
         self._broker().flush()  # the run's calls are in the call log before it is reported
         return result

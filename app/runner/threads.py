@@ -22,6 +22,7 @@ from app.models import Run
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
 from app.services.grants import GrantCoordinator
+from sandbox import PARKED
 
 log = logging.getLogger(__name__)
 _DISPATCH_BATCH = 200
@@ -76,6 +77,7 @@ class ThreadRunQueue:
         """Continue a parked run whose grant ended, by replaying its journal."""
         if self._closing:
             return  # it stays parked; the next process to start resumes it
+        self.heartbeat.start()
         if self._lifecycle.resume(run_id, driver=self._driver.driver_id):
             self._spawn(run_id)
 
@@ -184,13 +186,24 @@ class ThreadRunQueue:
         thread.start()
 
     def _drive(self, run_id: str) -> None:
+        outcome = None
         try:
-            self._driver.drive(run_id)
+            outcome = self._driver.drive(run_id)
         finally:
             with self._lock:
                 self._threads.pop(run_id, None)
-            self._mark_done(run_id)
+            if outcome is not None and outcome.status == PARKED:
+                self._resume_if_answered(run_id)
+            else:
+                self._mark_done(run_id)
             self.dispatch()  # a slot under the caps may have opened
+
+    def _resume_if_answered(self, run_id: str) -> None:
+        """A prompt answered while its run was parking is not missed (or left to the sweep)."""
+        with self._session_factory() as session:
+            grant_id = session.scalar(select(Run.waiting_grant_id).where(Run.id == run_id))
+        if grant_id is not None and self._grants.outcome(grant_id) is not None:
+            self.resume(run_id)
 
     def _mark_done(self, run_id: str) -> None:
         with self._lock:

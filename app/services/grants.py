@@ -23,7 +23,7 @@ from app.lifecycle import FINAL, Lifecycle, RunStatus
 from app.models import Facility, Grant, Integration, Run, Script
 from app.models._types import utcnow
 from app.seams import EventBus, GrantOutcome, GrantSignals
-from sandbox import HostCallError
+from sandbox import HostCallError, ParkRun
 
 SessionFactory = Callable[[], Session]
 # A run that waits for a grant is one of these; a pending grant without one is stale.
@@ -60,6 +60,8 @@ class GrantCoordinator:
         lifecycle: Lifecycle,
         timeout_s: float,
         max_pending_per_user: int,
+        park_after_s: float,
+        max_live_paused: int,
     ) -> None:
         self._session_factory = session_factory
         self._bus = bus
@@ -67,7 +69,12 @@ class GrantCoordinator:
         self._lifecycle = lifecycle
         self.timeout_s = timeout_s
         self._max_pending = max_pending_per_user
+        self.park_after_s = park_after_s
+        self._max_live_paused = max_live_paused
         self._open_lock = threading.Lock()
+        self._paused_lock = threading.Lock()
+        self._live_paused = 0
+        self._resumed: dict[str, str] = {}  # run id -> the prompt it was parked on
         self._on_resolved: list[Callable[[str], None]] = []
 
     def on_resolved(self, listener: Callable[[str], None]) -> None:
@@ -77,7 +84,17 @@ class GrantCoordinator:
     # -- the broker's grant hook ------------------------------------------------------
 
     def request(self, req: Any) -> int:
-        """Ask the user to connect `req.integration_key`; block until resolved (GrantHook)."""
+        """Ask the user to connect `req.integration_key`; block until resolved (GrantHook).
+
+        A pause longer than `park_after_s` (or past `max_live_paused` pauses in this
+        process) raises ParkRun: the run is stored and resumed by replay when the prompt
+        ends, and then this same call gets the prompt's outcome.
+        """
+        parked_on = self._resumed.pop(req.run_id, None) if req.run_id else None
+        if parked_on is not None and self._asks_for(parked_on, req):
+            ended = self.outcome(parked_on)
+            if ended is not None:
+                return self._answer(ended, req)
         if (
             req.user_id is None
             or not self._interactive(req.run_id)
@@ -89,13 +106,36 @@ class GrantCoordinator:
             self._lifecycle.pause(req.run_id, grant_id=grant_id)
         if created:
             self._bus.publish(req.user_id, req.facility_id, self.required_message(grant_id))
-        outcome = self.await_outcome(grant_id, req.run_id, limit_s=None)
-        assert outcome is not None
+        outcome = self._await_live(grant_id, req.run_id)
+        if outcome is None:
+            raise ParkRun(f"waiting for a person to answer prompt {grant_id}")
         if req.run_id is not None:
             self._lifecycle.unpause(req.run_id)
+        return self._answer(outcome, req)
+
+    @staticmethod
+    def _answer(outcome: GrantOutcome, req: Any) -> int:
         if outcome.state == "granted" and outcome.account_id is not None:
             return outcome.account_id
         raise refusal(outcome.state, req.integration_name)
+
+    def _await_live(self, grant_id: str, run_id: str | None) -> GrantOutcome | None:
+        """Wait with the worker alive for up to `park_after_s`; None: park the run."""
+        if run_id is None:
+            return self.await_outcome(grant_id, run_id, limit_s=None)
+        with self._paused_lock:
+            crowded = self._live_paused >= self._max_live_paused
+            self._live_paused += 1
+        try:
+            limit = 0.0 if crowded else self.park_after_s
+            return self.await_outcome(grant_id, run_id, limit_s=limit)
+        finally:
+            with self._paused_lock:
+                self._live_paused -= 1
+
+    def resume_with(self, run_id: str, grant_id: str) -> None:
+        """The run resumes after prompt `grant_id`: its next prompt gets that outcome."""
+        self._resumed[run_id] = grant_id
 
     def await_outcome(
         self, grant_id: str, run_id: str | None, *, limit_s: float | None
@@ -103,6 +143,8 @@ class GrantCoordinator:
         """The grant's outcome, waiting until it ends or expires (or `limit_s` passes: None)."""
         outcome = self.outcome(grant_id)
         while outcome is None:
+            if limit_s is not None and limit_s <= 0:
+                return None
             remaining = self._remaining_s(grant_id)
             if remaining <= 0:
                 self.resolve(grant_id, "expired")
@@ -115,8 +157,6 @@ class GrantCoordinator:
                 outcome = self.outcome(grant_id)
             if outcome is None and limit_s is not None:
                 limit_s -= time.monotonic() - started
-                if limit_s <= 0:
-                    return None
         return outcome
 
     def outcome(self, grant_id: str) -> GrantOutcome | None:
@@ -128,6 +168,16 @@ class GrantCoordinator:
         if grant.state == "pending":
             return None
         return GrantOutcome(grant.state, grant.account_id)
+
+    def _asks_for(self, grant_id: str, req: Any) -> bool:
+        """True when `req` is the call the run parked on (same integration and label)."""
+        with self._session_factory() as session:
+            grant = session.get(Grant, grant_id)
+        return (
+            grant is not None
+            and grant.integration_id == req.integration_id
+            and grant.label == req.label
+        )
 
     def _remaining_s(self, grant_id: str) -> float:
         with self._session_factory() as session:
@@ -232,8 +282,9 @@ class GrantCoordinator:
         self._signals.cancel_run(run_id)
 
     def forget_run(self, run_id: str) -> None:
-        """Drop bookkeeping for a finished run."""
+        """Drop bookkeeping for a run that ended or parked."""
         self._signals.forget_run(run_id)
+        self._resumed.pop(run_id, None)
 
     # -- messages ---------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Restart recovery (DESIGN §2, §4): a real `scriptbox serve` killed with SIGKILL while
-runs are running and waiting for a prompt; the restarted server ends them `interrupted`,
-cancels their prompt and never pushes it again, and leaves no run in a non-final state."""
+runs are running, waiting for a prompt and parked; the restarted server ends the running
+and waiting ones `interrupted`, cancels their prompt and never pushes it again, resumes
+the parked one when its prompt is answered, and leaves no run in a non-final state."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "restart-key"
 SPINS = "print('spinning')\nwhile True:\n    pass\n"
 NEEDS_KEY = 'print("asking")\nresp = integrations.get("keyed", "/echo")\nresult = resp.status\n'
+NEEDS_OTHER = 'print("parking")\nresult = integrations.get("other", "/echo").json()["path"]\n'
 
 
 def free_port() -> int:
@@ -49,6 +51,9 @@ class Server:
             "SCRIPTBOX_SECRET_KEYS": ",".join(config["SECRET_KEYS"]),
             "SCRIPTBOX_HEARTBEAT_S": "0.5",
             "SCRIPTBOX_IDLE_WORKERS": "2",
+            # One live pause, then runs park at once: the test holds one of each.
+            "SCRIPTBOX_PARK_AFTER_S": "60",
+            "SCRIPTBOX_MAX_LIVE_PAUSED": "1",
         }
         self.url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-c", "from app.cli import main; main()"]
@@ -93,7 +98,8 @@ def setup(tmp_path: Path) -> Iterator[dict[str, Any]]:
             lab = create_facility(session, slug="lab")
             user = create_user(session, email="sam@example.com")
             add_member(session, user=user, facility=lab, role=Role.scripter)
-            create_integration(session, facility=lab, key="keyed", base_url=f"{keyapi.url}/keyapi")
+            for key in ("keyed", "other"):
+                create_integration(session, facility=lab, key=key, base_url=f"{keyapi.url}/keyapi")
             session.commit()
             user_id = user.id
         servers: list[Server] = []
@@ -124,6 +130,9 @@ def test_a_killed_server_leaves_no_run_behind_and_no_stale_prompt(
     waiting = start(client, NEEDS_KEY)
     prompt = page.wait_for("grant.required", run_id=waiting)
     page.wait_for("run.status", run_id=waiting, status="waiting_for_grant")
+    parked = start(client, NEEDS_OTHER)
+    parked_prompt = page.wait_for("grant.required", run_id=parked)
+    page.wait_for("run.status", run_id=parked, status="parked")
     first.kill()
     killed_at = time.monotonic()
 
@@ -145,7 +154,15 @@ def test_a_killed_server_leaves_no_run_behind_and_no_stale_prompt(
     fresh.wait_for("hello")
     fresh.send({"type": "ping"})
     fresh.wait_for("pong")
-    assert [m for m in fresh.seen if m["type"] == "grant.required"] == []
+    shown = [m["grant_id"] for m in fresh.seen if m["type"] == "grant.required"]
+    assert shown == [parked_prompt["grant_id"]]  # the parked run's prompt, not the dead one's
+    assert client.api("GET", f"/api/f/lab/runs/{parked}").json()["status"] == "parked"
+    signed = client.post_form(parked_prompt["sign_in_url"], {"api_key": API_KEY})
+    assert signed.status_code == 200, signed.text
+    resumed = page.wait_for("run.finished", run_id=parked)["run"]
+    assert resumed["status"] == "succeeded", resumed
+    assert resumed["result"] == "/keyapi/echo"
+    assert resumed["output"] == "parking\n"
     with app.app_context():
         db.session.expire_all()
         left = db.session.query(Run).filter(Run.status.not_in([str(s) for s in FINAL])).all()
