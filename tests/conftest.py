@@ -90,6 +90,7 @@ def app(tmp_path: Path) -> Iterator[Flask]:
     with application.app_context():
         yield application
     db.session.remove()
+    application.extensions["heartbeat"].stop()
     executor = application.extensions.get("sandbox")
     if executor is not None:
         executor.close()
@@ -158,6 +159,7 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
         yield server
     finally:
         server.close()
+        application.extensions["heartbeat"].stop()  # no sweeps over a finished test's database
         executor = application.extensions.get("sandbox")
         if executor is not None:
             executor.close()

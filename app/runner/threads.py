@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,15 +102,17 @@ class ThreadRunQueue:
         return done.wait(timeout) if done is not None else False
 
     def shutdown(self, timeout: float) -> None:
-        """Stop taking runs; let running runs finish within `timeout`, then stop beating.
-
-        A run still going when the time is up is ended `interrupted` by the next start.
+        """Stop taking runs; park the paused ones, let running runs finish within `timeout`,
+        then stop beating. A run still going when the time is up is ended `interrupted` by
+        the next start; parked runs resume there.
         """
         self._closing = True
+        self._grants.park_all()
         with self._lock:
             threads = list(self._threads.values())
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.heartbeat.stop()
 
     # -- dispatching -------------------------------------------------------------------

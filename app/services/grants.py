@@ -29,6 +29,8 @@ SessionFactory = Callable[[], Session]
 # A run that waits for a grant is one of these; a pending grant without one is stale.
 _WAITING = (str(RunStatus.WAITING), str(RunStatus.PARKED))
 _FINAL = [str(status) for status in FINAL]
+# A live pause looks up now and then whether its process wants it parked (shutdown).
+_SLICE_S = 1.0
 
 
 def refusal(reason: str, service: str) -> HostCallError:
@@ -74,6 +76,7 @@ class GrantCoordinator:
         self._open_lock = threading.Lock()
         self._paused_lock = threading.Lock()
         self._live_paused = 0
+        self._parking_all = False
         self._resumed: dict[str, str] = {}  # run id -> the prompt it was parked on
         self._on_resolved: list[Callable[[str], None]] = []
 
@@ -124,7 +127,7 @@ class GrantCoordinator:
         if run_id is None:
             return self.await_outcome(grant_id, run_id, limit_s=None)
         with self._paused_lock:
-            crowded = self._live_paused >= self._max_live_paused
+            crowded = self._parking_all or self._live_paused >= self._max_live_paused
             self._live_paused += 1
         try:
             limit = 0.0 if crowded else self.park_after_s
@@ -149,15 +152,19 @@ class GrantCoordinator:
             if remaining <= 0:
                 self.resolve(grant_id, "expired")
                 return self.outcome(grant_id)
-            wait_s = remaining if limit_s is None else min(remaining, limit_s)
+            wait_s = remaining if limit_s is None else min(remaining, limit_s, _SLICE_S)
             started = time.monotonic()
             outcome = self._signals.wait(grant_id, run_id, wait_s)
             if outcome is None:
                 # Resolved before we listened, or by a process that could not signal us.
                 outcome = self.outcome(grant_id)
             if outcome is None and limit_s is not None:
-                limit_s -= time.monotonic() - started
+                limit_s = 0.0 if self._parking_all else limit_s - (time.monotonic() - started)
         return outcome
+
+    def park_all(self) -> None:
+        """Park every live pause now and every later one at once (the process is stopping)."""
+        self._parking_all = True
 
     def outcome(self, grant_id: str) -> GrantOutcome | None:
         """How the grant ended, or None while it is pending."""

@@ -92,6 +92,7 @@ class World:
     def close(self) -> None:
         self.page.close()
         self.live.close()
+        self.app.extensions["heartbeat"].stop()
         executor = self.app.extensions.get("sandbox")
         if executor is not None:
             executor.close()
@@ -195,5 +196,19 @@ def test_past_max_live_paused_runs_park_at_once(tmp_path: Path, keyapi: str) -> 
         for run_id in (live, crowded):
             finished = world.page.wait_for("run.finished", run_id=run_id)["run"]
             assert finished["status"] == "succeeded" and finished["result"] == 200
+    finally:
+        world.close()
+
+
+def test_shutdown_parks_live_pauses_and_lets_the_server_go(tmp_path: Path, keyapi: str) -> None:
+    world = World(tmp_path, keyapi, PARK_AFTER_S=600)
+    try:
+        run_id = world.start(NEEDS_KEY)
+        world.page.wait_for("run.status", run_id=run_id, status="waiting_for_grant")
+        extensions.run_queue(world.app).shutdown(timeout=30)
+        world.page.wait_for("run.status", run_id=run_id, status="parked")
+        assert thread_ends(f"run-{run_id[:8]}")
+        parked = world.run_row(run_id)
+        assert parked.status == "parked" and parked.journal is not None
     finally:
         world.close()

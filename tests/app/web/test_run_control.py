@@ -69,6 +69,7 @@ def world(tmp_path: Path, keyapi: str) -> Iterator[dict[str, Any]]:
 def close(world: dict[str, Any]) -> None:
     live: LiveServer = world["live"]
     live.close()
+    live.app.extensions["heartbeat"].stop()
     executor = live.app.extensions.get("sandbox")
     if executor is not None:
         executor.close()
