@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -29,8 +30,12 @@ def _new_session() -> Session:
     return maker()
 
 
+_app_numbers = itertools.count(1)
+
+
 def _scope() -> tuple[int, int]:
-    return id(current_app._get_current_object()), threading.get_ident()  # type: ignore[attr-defined]
+    # A number given to the app at init, not id(app): a new app may reuse a dead one's id.
+    return current_app.extensions["db_scope"], threading.get_ident()
 
 
 class _PerAppScopedSession(scoped_session[Session]):
@@ -80,6 +85,7 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+    app.extensions["db_scope"] = next(_app_numbers)
 
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.lifecycle import LIVE, Lifecycle, RunStatus
+from app.lifecycle import LIVE, Lifecycle, RunStatus, is_final
 from app.models import Run
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
@@ -99,7 +99,11 @@ class ThreadRunQueue:
         """Block until the run ends here or `timeout` passes; True if it ended."""
         with self._lock:
             done = self._done.get(run_id)
-        return done.wait(timeout) if done is not None else False
+        if done is not None and done.wait(timeout):
+            return True
+        with self._session_factory() as session:  # it may have ended before we looked
+            status = session.scalar(select(Run.status).where(Run.id == run_id))
+        return status is not None and is_final(status)
 
     def shutdown(self, timeout: float) -> None:
         """Stop taking runs; park the paused ones, let running runs finish within `timeout`,

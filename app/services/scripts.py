@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Forbidden, NotFound, ValidationError
+from app.lifecycle import RunStatus
 from app.models import Run, Script
 from app.models.facilities import Role
 from app.services.context import MemberContext
@@ -128,7 +129,7 @@ def create_run(
         source=run_source,
         input=run_input,
         interactive=interactive,
-        status="queued",
+        status=str(RunStatus.QUEUED),  # born queued; app.lifecycle moves it from here
     )
     session.add(run)
     session.flush()

@@ -1,0 +1,86 @@
+"""Two processes on one database: a run whose driver keeps beating is never taken for dead
+by the other's sweep, and a run whose driver stops beating is ended `interrupted`."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from app import db, extensions
+from app.models import Role, Run
+from app.services.context import MemberContext
+from app.services.scripts import create_run
+from tests.conftest import add_member, create_facility, create_user, make_app
+
+SPINS = "print('spinning')\nwhile True:\n    pass\n"
+BEAT_S = 0.1
+
+
+def new_run(app: Flask) -> str:
+    with app.app_context():
+        session = db.session()
+        user = create_user(session)
+        facility = create_facility(session)
+        add_member(session, user=user, facility=facility, role=Role.scripter)
+        run = create_run(
+            session,
+            MemberContext(user, facility, Role.scripter),
+            script_id=None,
+            source=SPINS,
+            run_input=None,
+            interactive=False,
+        )
+        session.commit()
+        return run.id
+
+
+def row(app: Flask, run_id: str) -> Any:
+    with app.app_context():
+        run = db.session.get(Run, run_id)
+        assert run is not None
+        db.session.expunge(run)
+        return run
+
+
+def until(condition: Any, timeout: float = 30.0) -> None:
+    """Poll the shared database (the other process's writes raise no event here)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(BEAT_S / 2)
+
+
+def test_a_beating_driver_keeps_its_run_and_a_silent_one_loses_it(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    driving = make_app(tmp_path / "a", HEARTBEAT_S=BEAT_S)
+    sweeping = make_app(tmp_path / "b", DATABASE_URL=driving.config["DATABASE_URL"],
+                        HEARTBEAT_S=BEAT_S)
+    run_id = new_run(driving)
+    try:
+        extensions.run_queue(driving).submit(run_id)
+        until(lambda: row(driving, run_id).status == "running")
+        assert row(driving, run_id).driver == extensions.driver(driving).driver_id
+        extensions.heartbeat(sweeping).start()  # (before the claim, it could take the run)
+        first_beat = row(driving, run_id).heartbeat_at
+        # Ten beats later the other process has swept many times; the run is still its own.
+        later = first_beat + timedelta(seconds=10 * BEAT_S)
+        until(lambda: row(driving, run_id).heartbeat_at > later)
+        assert row(driving, run_id).status == "running"
+
+        extensions.heartbeat(driving).stop()  # the driver falls silent (as if it died)
+        until(lambda: row(sweeping, run_id).status != "running")
+        ended = row(sweeping, run_id)
+        assert (ended.status, ended.error_code) == ("failed", "interrupted")
+    finally:
+        extensions.run_queue(driving).cancel(run_id)  # stop its worker
+        assert extensions.run_queue(driving).wait(run_id, 30)
+        for app in (driving, sweeping):
+            extensions.heartbeat(app).stop()
+            executor = app.extensions.get("sandbox")
+            if executor is not None:
+                executor.close()
