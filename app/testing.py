@@ -48,8 +48,21 @@ class WebClient:
         """Open the page websocket for facility `slug`."""
         ws_url = self.base_url.replace("http://", "ws://") + f"/ws?facility={slug}"
         headers = {"Cookie": self.cookie, "Origin": origin or self.base_url}
-        return Socket(simple_websocket.Client.connect(ws_url, headers=headers,
-                                                      thread_class=_DaemonThread))
+        return Socket(_Client.connect(ws_url, headers=headers, thread_class=_DaemonThread))
+
+
+class _Client(simple_websocket.Client):  # type: ignore[misc]  # untyped base
+    """simple-websocket's client, keeping a message that came in with the handshake.
+
+    Its handshake reads whatever the socket holds, takes the 101 response and leaves the
+    rest (the server's first message, when it is quick) queued until more data arrives:
+    that message was lost. Handling the queued events before the reader thread starts
+    keeps it.
+    """
+
+    def handshake(self) -> None:
+        super().handshake()
+        self.connected = self._handle_events()
 
 
 class _DaemonThread(threading.Thread):
