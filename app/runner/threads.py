@@ -59,6 +59,7 @@ class ThreadRunQueue:
         self._lock = threading.Lock()
         self._dispatch_lock = threading.Lock()
         self._done: dict[str, threading.Event] = {}
+        self._ready: set[str] = set()  # parked runs whose prompt ended: to resume
         self._threads: dict[str, threading.Thread] = {}
         self._closing = False
         grants.on_resolved(self.resume_waiting_for)
@@ -75,12 +76,17 @@ class ThreadRunQueue:
         self.dispatch()
 
     def resume(self, run_id: str) -> None:
-        """Continue a parked run whose grant ended, by replaying its journal."""
+        """Continue a parked run whose grant ended, by replaying its journal.
+
+        It goes through the dispatcher like a queued run (before them: it started
+        earlier), so resuming many parked runs at once stays within the caps.
+        """
         if self._closing:
             return  # it stays parked; the next process to start resumes it
+        with self._lock:
+            self._ready.add(run_id)
         self.heartbeat.start()
-        if self._lifecycle.resume(run_id, driver=self._driver.driver_id):
-            self._spawn(run_id)
+        self.dispatch()
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a run in any non-final state; False when it had already ended."""
@@ -122,34 +128,53 @@ class ThreadRunQueue:
     # -- dispatching -------------------------------------------------------------------
 
     def dispatch(self) -> int:
-        """Claim queued runs (oldest first) within the caps and start them; how many started."""
+        """Resume ready parked runs, then claim queued runs (oldest first), within the caps;
+        how many started."""
         if self._closing:
             return 0
         with self._dispatch_lock:
+            with self._lock:
+                ready = list(self._ready)[:_DISPATCH_BATCH]
             with self._session_factory() as session:
+                parked = session.execute(
+                    select(Run.id, Run.user_id, Run.facility_id)
+                    .where(Run.id.in_(ready), Run.status == str(RunStatus.PARKED))
+                    .order_by(Run.created_at)
+                ).all() if ready else []
                 queued = session.execute(
                     select(Run.id, Run.user_id, Run.facility_id)
                     .where(Run.status == str(RunStatus.QUEUED))
                     .order_by(Run.created_at)
                     .limit(_DISPATCH_BATCH)
                 ).all()
-                if not queued:
-                    return 0
+                candidates = [*parked, *queued]
                 per_user, per_facility = self._live_counts(
-                    session, {row.user_id for row in queued}, {row.facility_id for row in queued}
+                    session,
+                    {row.user_id for row in candidates},
+                    {row.facility_id for row in candidates},
                 )
+            resuming = {row.id for row in parked}
+            with self._lock:
+                self._ready.difference_update(set(ready) - resuming)
             started = 0
-            for row in queued:
+            for row in candidates:
                 if per_user[row.user_id] >= self._caps.per_user:
                     continue
                 if per_facility[row.facility_id] >= self._caps.per_facility:
                     continue
-                if self._lifecycle.start(row.id, driver=self._driver.driver_id):
+                if self._claim(row.id, resuming=row.id in resuming):
                     per_user[row.user_id] += 1
                     per_facility[row.facility_id] += 1
                     self._spawn(row.id)
                     started += 1
             return started
+
+    def _claim(self, run_id: str, *, resuming: bool) -> bool:
+        if not resuming:
+            return self._lifecycle.start(run_id, driver=self._driver.driver_id)
+        with self._lock:
+            self._ready.discard(run_id)
+        return self._lifecycle.resume(run_id, driver=self._driver.driver_id)
 
     @staticmethod
     def _live_counts(
@@ -179,8 +204,11 @@ class ThreadRunQueue:
                     Run.waiting_grant_id == grant_id, Run.status == str(RunStatus.PARKED)
                 )
             ).all()
-        for run_id in parked:
-            self.resume(run_id)
+        if parked and not self._closing:
+            with self._lock:
+                self._ready.update(parked)
+            self.heartbeat.start()
+            self.dispatch()
 
     def _spawn(self, run_id: str) -> None:
         self.heartbeat.adopt(run_id)  # cancellable from now on, before the thread runs
@@ -210,7 +238,8 @@ class ThreadRunQueue:
         with self._session_factory() as session:
             grant_id = session.scalar(select(Run.waiting_grant_id).where(Run.id == run_id))
         if grant_id is not None and self._grants.outcome(grant_id) is not None:
-            self.resume(run_id)
+            with self._lock:
+                self._ready.add(run_id)
 
     def _mark_done(self, run_id: str) -> None:
         with self._lock:

@@ -212,3 +212,33 @@ def test_shutdown_parks_live_pauses_and_lets_the_server_go(tmp_path: Path, keyap
         assert parked.status == "parked" and parked.journal is not None
     finally:
         world.close()
+
+
+RESUMES_AND_SPINS = """
+print("asking")
+integrations.get("keyed", "/echo")
+print("resumed")
+while True:
+    pass
+"""
+
+
+def test_resumed_runs_stay_within_the_users_cap(tmp_path: Path, keyapi: str) -> None:
+    world = World(tmp_path, keyapi, MAX_RUNS_PER_USER=1)
+    try:
+        runs = [world.start(RESUMES_AND_SPINS) for _ in range(3)]
+        prompt = world.parked(runs[0])
+        for run_id in runs[1:]:  # each starts once the one before parked, and parks too
+            world.page.wait_for("run.status", run_id=run_id, status="parked")
+        world.client.post_form(prompt["sign_in_url"], {"api_key": API_KEY})
+        world.page.wait_for("run.output", run_id=runs[0], data="resumed\n")
+        statuses = [world.run_row(run_id).status for run_id in runs]
+        assert statuses == ["running", "parked", "parked"]  # one live run for this user
+        for n, run_id in enumerate(runs):
+            if n:  # resumed only now that the one before ended
+                world.page.wait_for("run.output", run_id=run_id, data="resumed\n")
+            world.client.api("POST", f"/api/f/lab/runs/{run_id}/cancel")
+            finished = world.page.wait_for("run.finished", run_id=run_id)["run"]
+            assert finished["status"] == "cancelled"
+    finally:
+        world.close()
