@@ -51,6 +51,7 @@ class Server:
             "SCRIPTBOX_SECRET_KEYS": ",".join(config["SECRET_KEYS"]),
             "SCRIPTBOX_HEARTBEAT_S": "0.5",
             "SCRIPTBOX_IDLE_WORKERS": "2",
+            "SCRIPTBOX_PRIVATE_NETWORK_ALLOW": "127.0.0.1/32",  # the key API is on loopback
             # One live pause, then runs park at once: the test holds one of each.
             "SCRIPTBOX_PARK_AFTER_S": "60",
             "SCRIPTBOX_MAX_LIVE_PAUSED": "1",

@@ -1,7 +1,7 @@
 """durable runs: driver heartbeat, the prompt a paused run waits for, cancel requests, journal
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"  # brief: "0001"; re-chained onto main's head (0001-0003-0002)
+down_revision = "0004"  # brief: "0001"; re-chained onto main's head (0001-0003-0002-0004)
 branch_labels = None
 depends_on = None
 
