@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -23,9 +25,19 @@ _DUMMY_HASH = (
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site paths: never an open redirect to another host.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    # Only same-site paths: never an open redirect to another host. Browsers drop tabs
+    # and newlines from URLs and read "\\" as "/", so "/\t/evil.example" would become
+    # "//evil.example": refuse every control character and space, not only "//".
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ord(char) < 0x21 or ord(char) == 0x7F for char in target)
+    ):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for("auth.home")
 
 
