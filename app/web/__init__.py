@@ -7,7 +7,7 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Attach every blueprint and the websocket to the app."""
-    from app.web import api, auth, health, members, oauth, pages, ws
+    from app.web import api, auth, headers, health, members, oauth, pages, ws
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
@@ -16,6 +16,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(oauth.bp)
     app.register_blueprint(pages.bp)
     ws.sock.init_app(app)
+    headers.init_app(app)
 
     from app.web.security import csrf_token, current_identity
 

@@ -14,6 +14,7 @@ const parts = { status: $("run-status"), output: $("run-output"), result: $("run
 const editor = createEditor($("editor"), {
   doc: $("initial-source").value,
   integrations,
+  nonce: page.dataset.styleNonce,
   onChange: () => scheduleReadiness(),
   onRun: () => run(),
   onSave: () => save(),

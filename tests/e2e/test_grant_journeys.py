@@ -230,13 +230,23 @@ PAGES = [
 def test_every_page_renders_on_a_laptop_and_a_phone(browser: Any, site: dict[str, Any],
                                                     width: int, height: int) -> None:
     live = site["live"]
+    errors: list[str] = []
+
+    def watch(page: Any) -> None:
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        # A CSP violation (inline script or style, a blocked connection) is a console error.
+        # (The browser's own favicon request is no page's doing.)
+        page.on("console", lambda msg: errors.append(f"{page.url}: {msg.text}")
+                if msg.type == "error" and not msg.location.get("url", "").endswith(
+                    "/favicon.ico") else None)
+
     anonymous = browser.new_page(viewport={"width": width, "height": height})
+    watch(anonymous)
     anonymous.goto(f"{live.url}/login")
     shot(anonymous, f"login-{width}")
     page = sign_in(browser, live, "admin@example.com")
     page.set_viewport_size({"width": width, "height": height})
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    watch(page)
     for name, path in PAGES:
         response = page.goto(f"{live.url}{path}")
         assert response is not None and response.status == 200, (path, response)

@@ -11,6 +11,8 @@
 //   });
 //   ed.getValue(); ed.setValue(text); ed.markError(3, "NameError: x");
 //   ed.clearErrors(); ed.setIntegrations(list); ed.focus(); ed.destroy(); ed.view
+//   Option `nonce`: the page's CSP nonce for CodeMirror's <style> element (the server's
+//   CSP allows no inline style without it).
 
 import { basicSetup } from "codemirror";
 import { EditorView, keymap } from "@codemirror/view";
@@ -253,7 +255,7 @@ const programmatic = Annotation.define();
  *          onSave?: (text: string) => void, integrations?: {key: string, name?: string}[]}} options
  */
 export function createEditor(parent, options = {}) {
-  const { doc = "", onChange, onRun, onSave } = options;
+  const { doc = "", onChange, onRun, onSave, nonce = "" } = options;
   let services = normalizeServices(options.integrations);
 
   const shortcuts = Prec.highest(
@@ -301,6 +303,7 @@ export function createEditor(parent, options = {}) {
         syntaxHighlighting(highlight),
         lintGutter(),
         theme,
+        EditorView.cspNonce.of(nonce),
         EditorView.updateListener.of((update) => {
           if (typeof onChange !== "function" || !update.docChanged) return;
           if (update.transactions.some((tr) => tr.annotation(programmatic))) return;
