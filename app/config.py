@@ -56,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
     # CIDRs with optional ports, e.g. "10.0.0.0/8, 127.0.0.1/32:8080, [fd00::/8]:443-444".
     # Empty: only public addresses. Link-local and cloud metadata stay refused regardless.
     "PRIVATE_NETWORK_ALLOW": (),
+    # Largest request body; beyond it the answer is 413 before anything reads the body.
+    "MAX_REQUEST_BYTES": 1024 * 1024,
+    # Largest websocket message a page may send, and open websockets per user and process.
+    "WS_MAX_MESSAGE_BYTES": 64 * 1024,
+    "WS_MAX_CONNECTIONS_PER_USER": 20,
     "DEMO": False,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -170,6 +175,11 @@ def load(app: Flask, test_config: dict[str, Any] | None = None) -> None:
         app.config["HASH_SEED"] = _derived_hash_seed(str(app.config["SECRET_KEY"]))
     app.config["SESSION_COOKIE_SECURE"] = str(app.config["PUBLIC_URL"]).startswith("https://")
     validate(app.config)
+    # Werkzeug stops reading a body (also a chunked one) past Flask's MAX_CONTENT_LENGTH.
+    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_REQUEST_BYTES"])
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        "max_message_size": int(app.config["WS_MAX_MESSAGE_BYTES"])
+    }
 
 
 def _derived_hash_seed(secret_key: str) -> int:
@@ -222,6 +232,9 @@ def validate(config: Any) -> None:
         "MAX_RUNS_PER_USER",
         "MAX_RUNS_PER_FACILITY",
         "MAX_PENDING_GRANTS_PER_USER",
+        "MAX_REQUEST_BYTES",
+        "WS_MAX_MESSAGE_BYTES",
+        "WS_MAX_CONNECTIONS_PER_USER",
     ):
         try:
             if float(config[key]) <= 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 
 class AppError(Exception):
@@ -98,11 +98,23 @@ class RevocationFailed(AppError):
     status = 502
 
 
+class RequestTooLarge(AppError):
+    """The request body is larger than MAX_REQUEST_BYTES."""
+
+    code = "request_too_large"
+    status = 413
+
+
 class QuotaExceeded(AppError):
     """The facility used its monthly call quota."""
 
     code = "quota_exceeded"
     status = 429
+
+
+def too_large_message(limit: int) -> str:
+    """What a 413 says: the limit in words."""
+    return f"the request is larger than the {limit} bytes this server accepts"
 
 
 def _wants_json() -> bool:
@@ -120,6 +132,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> tuple[Response | str, int]:
+        if error.code == RequestEntityTooLarge.code:  # Werkzeug's stream limit tripped
+            return _app_error(RequestTooLarge(too_large_message(app.config["MAX_REQUEST_BYTES"])))
         status = error.code or 500
         code = (error.name or "error").lower().replace(" ", "_")
         wrapped = AppError(error.description or error.name)

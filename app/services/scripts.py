@@ -155,7 +155,9 @@ def list_runs(
         query = query.where(Run.user_id == member.user.id)
     if script_id is not None:
         query = query.where(Run.script_id == script_id)
-    return list(session.scalars(query.order_by(Run.created_at.desc()).limit(min(limit, 200))))
+    # Clamped at both ends: SQLite reads LIMIT -1 as no limit at all.
+    limit = max(1, min(limit, 200))
+    return list(session.scalars(query.order_by(Run.created_at.desc()).limit(limit)))
 
 
 def _require_scripter(member: MemberContext) -> None:

@@ -20,6 +20,7 @@ from app.services import disconnection
 from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
+from app.web import inputs
 from app.web.security import (
     check_csrf,
     hash_token,
@@ -242,7 +243,7 @@ def list_runs(slug: str) -> ResponseReturnValue:
         db.session(),
         member,
         script_id=_int(script_id, "script_id") if script_id else None,
-        limit=_int(request.args.get("limit", 50), "limit"),
+        limit=inputs.page_limit(request.args),
     )
     return jsonify([r.to_dict() for r in rows])
 

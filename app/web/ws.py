@@ -17,6 +17,7 @@ from simple_websocket import ConnectionClosed
 from app import db, extensions
 from app.errors import AppError
 from app.models import Grant
+from app.web.limits import websocket_slots
 from app.web.security import require_member
 
 sock = Sock()
@@ -48,6 +49,23 @@ def events(ws: Any) -> None:
         ws.close(reason=1008)
         return
     user_id, facility_id = member.user.id, member.facility.id
+    slots = websocket_slots()
+    if not slots.acquire(user_id, int(current_app.config["WS_MAX_CONNECTIONS_PER_USER"])):
+        db.session.remove()
+        _send(ws, {
+            "type": "error",
+            "code": "too_many_connections",
+            "message": "too many open Scriptbox pages; close some and reload this one",
+        })
+        ws.close(reason=1008)
+        return
+    try:
+        _serve(ws, member.facility.slug, user_id, facility_id)
+    finally:
+        slots.release(user_id)
+
+
+def _serve(ws: Any, slug: str, user_id: int, facility_id: int) -> None:
     subscription = extensions.bus().subscribe(user_id, facility_id)
     grants = extensions.grants()
     db.session.remove()  # do not hold a connection for the life of the socket
@@ -68,7 +86,7 @@ def events(ws: Any) -> None:
     sender = threading.Thread(target=pump, name="ws-sender", daemon=True)
     try:
         with lock:
-            _send(ws, {"type": "hello", "facility": member.facility.slug})
+            _send(ws, {"type": "hello", "facility": slug})
             for message in grants.pending_messages(user_id, facility_id):
                 _send(ws, message)
         sender.start()

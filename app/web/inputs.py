@@ -1,0 +1,119 @@
+"""Request input checked by type: the JSON body, its fields and query values.
+
+Every helper raises ValidationError naming the field, so wrong input of any type is a
+400 that says what to fix, never a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import request
+
+from app.errors import ValidationError
+
+# The most rows one list answer holds; `limit` is clamped into 1..MAX_PAGE.
+MAX_PAGE = 200
+
+_MISSING: Any = object()
+
+
+def body() -> dict[str, Any]:
+    """The request's JSON object (or form fields); anything else is a 400."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise ValidationError("send a JSON object", field="body")
+        return data
+    return request.form.to_dict()
+
+
+def text(
+    data: Mapping[str, Any], field: str, *, default: str = "", max_length: int | None = None
+) -> str:
+    """A text field (absent or null gives `default`)."""
+    value = data.get(field)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be text", field=field)
+    if max_length is not None and len(value) > max_length:
+        raise ValidationError(f"{field} is longer than {max_length} characters", field=field)
+    return value
+
+
+def optional_text(data: Mapping[str, Any], field: str) -> str | None:
+    """A text field that may be absent or null (None)."""
+    return text(data, field) if data.get(field) is not None else None
+
+
+def required_text(data: Mapping[str, Any], field: str) -> str:
+    """A text field that must be there and not blank."""
+    value = text(data, field).strip()
+    if not value:
+        raise ValidationError(f"{field} is required", field=field)
+    return value
+
+
+def boolean(data: Mapping[str, Any], field: str) -> bool | None:
+    """A true/false field (None when absent or null)."""
+    value = data.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise ValidationError(f"{field} must be true or false", field=field)
+    return value
+
+
+def integer(value: Any, field: str) -> int:
+    """A whole number given as a JSON number or as digits (query strings)."""
+    if isinstance(value, bool):
+        raise ValidationError(f"{field} must be a whole number", field=field)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValidationError(f"{field} must be a whole number", field=field)
+
+
+def number(data: Mapping[str, Any], field: str, *, default: float) -> float:
+    """A number field (absent or null gives `default`)."""
+    value = data.get(field)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValidationError(f"{field} must be a number", field=field)
+    try:
+        result = float(value)
+    except ValueError:
+        raise ValidationError(f"{field} must be a number", field=field) from None
+    if result != result or result in (float("inf"), float("-inf")):
+        raise ValidationError(f"{field} must be a number", field=field)
+    return result
+
+
+def mapping(data: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """An object field (absent or null gives {})."""
+    value = data.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(f"{field} must be an object", field=field)
+    return value
+
+
+def text_mapping(data: Mapping[str, Any], field: str) -> dict[str, str]:
+    """An object field whose values are all text (credentials, connection parameters)."""
+    value = mapping(data, field)
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise ValidationError(f"{field}.{key} must be text", field=field)
+    return value
+
+
+def page_limit(args: Mapping[str, Any], *, default: int = 50) -> int:
+    """The `limit` query value clamped into 1..MAX_PAGE."""
+    raw = args.get("limit")
+    limit = default if raw in (None, "") else integer(raw, "limit")
+    return max(1, min(limit, MAX_PAGE))

@@ -1,0 +1,84 @@
+"""Bounds on what one client may send: request bodies and open websockets per user."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter
+from typing import BinaryIO
+
+from flask import Flask, current_app, request
+from werkzeug.wsgi import get_content_length
+
+from app.errors import RequestTooLarge, too_large_message
+
+
+def _read_at_most(stream: BinaryIO, size: int) -> bytes:
+    # A dechunking stream answers one chunk per read: loop until the end or `size`.
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = stream.read(size - len(buffer))
+        if not chunk:
+            break
+        buffer += chunk
+    return bytes(buffer)
+
+
+def _refuse_large_bodies() -> None:
+    # Checked before sign-in and before anything reads the body, so a declared 60 MB
+    # upload costs the server nothing.
+    limit = int(current_app.config["MAX_REQUEST_BYTES"])
+    environ = request.environ
+    # Read from the environ, not request.content_length: that is cached, and the
+    # chunked case below gives the body a length.
+    declared = get_content_length(environ)
+    if declared is not None:
+        if declared > limit:
+            raise RequestTooLarge(too_large_message(limit))
+        return
+    if environ.get("wsgi.input_terminated"):
+        # A chunked body has no length. Werkzeug would silently cut it at the limit (a
+        # truncated JSON body reads as no body at all), so read one byte past the limit
+        # here and hand the views the body with a length.
+        data = _read_at_most(environ["wsgi.input"], limit + 1)
+        if len(data) > limit:
+            raise RequestTooLarge(too_large_message(limit))
+        environ["wsgi.input"] = io.BytesIO(data)
+        environ["CONTENT_LENGTH"] = str(len(data))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)  # else Werkzeug ignores the length
+        del environ["wsgi.input_terminated"]
+
+
+class ConnectionSlots:
+    """Counts open websockets per user (in this process) against a cap."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: Counter[int] = Counter()
+
+    def acquire(self, user_id: int, cap: int) -> bool:
+        """Take a slot for user_id; False when they already hold `cap`."""
+        with self._lock:
+            if self._open[user_id] >= cap:
+                return False
+            self._open[user_id] += 1
+            return True
+
+    def release(self, user_id: int) -> None:
+        """Give back a slot taken by acquire."""
+        with self._lock:
+            self._open[user_id] -= 1
+            if self._open[user_id] <= 0:
+                del self._open[user_id]
+
+
+def websocket_slots(app: Flask | None = None) -> ConnectionSlots:
+    """The app's websocket slot counter."""
+    slots: ConnectionSlots = (app or current_app).extensions["scriptbox.ws_slots"]
+    return slots
+
+
+def init_app(app: Flask) -> None:
+    """Refuse large bodies first thing; count websockets per user."""
+    app.before_request(_refuse_large_bodies)
+    app.extensions["scriptbox.ws_slots"] = ConnectionSlots()

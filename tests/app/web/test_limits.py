@@ -1,0 +1,143 @@
+"""Issue 8.16: bounded request bodies, websocket messages and connections, list limits."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from app import db
+from app.models import ApiToken, Run
+from tests.app.web.conftest import Site
+
+MIB = 1024 * 1024
+
+
+def _raw_exchange(site: Site, head: str, body: bytes = b"") -> bytes:
+    """Send a request head (and part of a body) on a raw socket; the answer's first bytes.
+
+    The socket times out (failing the test) if the server waits for the rest of the body.
+    """
+    port = urlsplit(site.live.url).port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def test_a_large_json_body_is_refused_with_413_in_the_json_error_shape(site: Site) -> None:
+    response = site.ada.api("POST", "/api/tokens", json={"name": "x" * (2 * MIB)})
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["code"] == "request_too_large" and str(MIB) in error["message"]
+    with site.live.app.app_context():
+        assert db.session.query(ApiToken).count() == 0
+
+
+def test_a_body_just_under_the_limit_is_accepted(site: Site) -> None:
+    response = site.ada.api("POST", "/api/tokens", json={"name": "x" * (MIB - 100)})
+    assert response.status_code == 201
+
+
+def test_a_declared_60_mb_body_is_refused_before_sign_in_without_reading_it(
+    site: Site,
+) -> None:
+    # Only 1 KiB of the 60 MB is ever sent: the answer must come without waiting for it.
+    head = (
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {60 * MIB}\r\nConnection: close\r\n"
+    )
+    answer = _raw_exchange(site, head, b"email=" + b"a" * 1024)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_a_chunked_body_without_a_length_is_cut_off_at_the_limit(site: Site) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"name": "'
+        for _ in range(3):
+            yield b"x" * MIB
+        yield b'"}'
+
+    response = site.ada.api(
+        "POST", "/api/tokens", data=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    with site.live.app.app_context():
+        assert db.session.query(ApiToken).count() == 0
+
+
+def test_a_small_chunked_body_still_arrives_whole(site: Site) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"name": "'
+        yield b"chunked" * 1000
+        yield b'"}'
+
+    response = site.ada.api(
+        "POST", "/api/tokens", data=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 201
+    assert response.json()["name"] == ("chunked" * 1000)
+
+
+def test_a_large_websocket_message_closes_the_socket(site: Site) -> None:
+    page = site.ada.websocket("lab")
+    assert page.wait_for("hello")["facility"] == "lab"
+    page.send({"type": "ping"})
+    assert page.wait_for("pong") == {"type": "pong"}
+    page.send({"type": "ping", "padding": "x" * (MIB)})
+    assert page.next(timeout=15) is None  # closed by the server (1009, message too big)
+    assert page.ws.close_reason == 1009
+
+
+def test_websockets_per_user_are_capped(site: Site) -> None:
+    site.live.app.config["WS_MAX_CONNECTIONS_PER_USER"] = 2
+    first, second = site.ada.websocket("lab"), site.ada.websocket("lab")
+    for page in (first, second):
+        page.wait_for("hello")
+    third = site.ada.websocket("lab")
+    refused = third.next()
+    assert refused is not None and refused["code"] == "too_many_connections"
+    assert third.next(timeout=5) is None
+    first.close()
+    assert first.next(timeout=5) is None
+    # A closed page gives its slot back (the server notices the close on its next read).
+    for _attempt in range(50):
+        fourth = site.ada.websocket("lab")
+        message = fourth.next()
+        if message is not None and message["type"] == "hello":
+            break
+        assert message is not None and message["code"] == "too_many_connections"
+    else:
+        pytest.fail("the closed page never gave its slot back")
+    second.close()
+    fourth.close()
+
+
+@pytest.mark.parametrize(("limit", "expected"), [("-1", 1), ("0", 1), ("100000", 200), ("3", 3)])
+def test_list_limits_are_clamped(site: Site, limit: str, expected: int) -> None:
+    with site.live.app.app_context():
+        from app.models import Facility
+
+        lab = db.session.query(Facility).filter_by(slug="lab").one()
+        db.session.add_all(
+            Run(facility_id=lab.id, user_id=site.ada_id, source="result = 1", status="succeeded")
+            for _ in range(210)
+        )
+        db.session.commit()
+    response = site.ada.api("GET", f"/api/f/lab/runs?limit={limit}")
+    assert response.status_code == 200
+    assert len(response.json()) == expected
+
+
+def test_a_limit_that_is_not_a_number_names_the_field(site: Site) -> None:
+    response = site.ada.api("GET", "/api/f/lab/runs?limit=all")
+    assert response.status_code == 400 and response.json()["error"]["field"] == "limit"
