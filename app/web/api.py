@@ -40,22 +40,6 @@ def _authenticate() -> None:
     check_csrf()
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if data is None:
-        data = request.form.to_dict()
-    if not isinstance(data, dict):
-        raise ValidationError("send a JSON object")
-    return data
-
-
-def _int(value: Any, field: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{field} must be a number", field=field) from None
-
-
 def _integration(member: MemberContext, key: str) -> Integration:
     integration = db.session.scalar(
         select(Integration).where(
@@ -91,7 +75,7 @@ def me() -> ResponseReturnValue:
 def create_token() -> ResponseReturnValue:
     """Create an API token; the token is in this answer only."""
     user = require_user()
-    name = str(_body().get("name", "")).strip() or "API token"
+    name = inputs.text(inputs.body(), "name").strip() or "API token"
     token = new_api_token()
     db.session.add(
         ApiToken(user_id=user.id, name=name[:120], token_hash=hash_token(token), prefix=token[:8])
@@ -140,14 +124,14 @@ def list_scripts(slug: str) -> ResponseReturnValue:
 def create_script(slug: str) -> ResponseReturnValue:
     """Create a script (scripters)."""
     member = require_member(slug, Role.scripter)
-    body = _body()
+    body = inputs.body()
     script = scripts_service.create_script(
         db.session(),
         member,
-        name=str(body.get("name", "")),
-        source=str(body.get("source", "")),
-        description=str(body.get("description", "")),
-        published=bool(body.get("published", False)),
+        name=inputs.text(body, "name"),
+        source=inputs.text(body, "source"),
+        description=inputs.text(body, "description"),
+        published=bool(inputs.boolean(body, "published")),
     )
     db.session.commit()
     return jsonify(_script_dict(script, with_source=True)), 201
@@ -166,16 +150,15 @@ def update_script(slug: str, script_id: int) -> ResponseReturnValue:
     """Change name, source, description or published (scripters)."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
-    body = _body()
-    published = body.get("published")
+    body = inputs.body()
     scripts_service.update_script(
         db.session(),
         member,
         script,
-        name=body.get("name"),
-        source=body.get("source"),
-        description=body.get("description"),
-        published=bool(published) if published is not None else None,
+        name=inputs.optional_text(body, "name"),
+        source=inputs.optional_text(body, "source"),
+        description=inputs.optional_text(body, "description"),
+        published=inputs.boolean(body, "published"),
     )
     db.session.commit()
     return jsonify(_script_dict(script, with_source=True))
@@ -195,7 +178,7 @@ def delete_script(slug: str, script_id: int) -> ResponseReturnValue:
 def readiness(slug: str) -> ResponseReturnValue:
     """Which integrations a source uses and whether the user or facility has accounts."""
     member = require_member(slug, Role.scripter)
-    source = str(_body().get("source", ""))
+    source = inputs.text(inputs.body(), "source")
     return jsonify(readiness_service.integration_readiness(db.session(), member, source))
 
 
@@ -206,17 +189,16 @@ def readiness(slug: str) -> ResponseReturnValue:
 def create_run(slug: str) -> ResponseReturnValue:
     """Start a run of a script (or of source, for scripters); `wait` seconds to block."""
     member = require_member(slug)
-    body = _body()
-    script_id = _int(body["script_id"], "script_id") if body.get("script_id") is not None else None
-    source = body.get("source")
-    if source is not None and not isinstance(source, str):
-        raise ValidationError("source must be text", field="source")
-    try:
-        wait = min(max(float(body.get("wait") or 0), 0.0), 300.0)
-    except (TypeError, ValueError):
-        raise ValidationError("wait must be a number of seconds", field="wait") from None
+    body = inputs.body()
+    script_id = (
+        inputs.integer(body["script_id"], "script_id")
+        if body.get("script_id") is not None
+        else None
+    )
+    source = inputs.optional_text(body, "source")
+    wait = min(max(inputs.number(body, "wait", default=0.0), 0.0), 300.0)
     # A run started from a page with an open websocket may prompt; API runs may not.
-    interactive = bool(body.get("interactive")) and not (request.authorization is not None)
+    interactive = bool(inputs.boolean(body, "interactive")) and request.authorization is None
     run = scripts_service.create_run(
         db.session(),
         member,
@@ -242,7 +224,7 @@ def list_runs(slug: str) -> ResponseReturnValue:
     rows = scripts_service.list_runs(
         db.session(),
         member,
-        script_id=_int(script_id, "script_id") if script_id else None,
+        script_id=inputs.integer(script_id, "script_id") if script_id is not None else None,
         limit=inputs.page_limit(request.args),
     )
     return jsonify([r.to_dict() for r in rows])
@@ -305,10 +287,10 @@ def call_log(slug: str) -> ResponseReturnValue:
     args = request.args
     if args.get("integration"):
         query = query.where(CallLog.integration_key == args["integration"])
-    if args.get("user"):
-        query = query.where(CallLog.user_id == _int(args["user"], "user"))
-    if args.get("script"):
-        query = query.where(CallLog.script_id == _int(args["script"], "script"))
+    if args.get("user") is not None:
+        query = query.where(CallLog.user_id == inputs.integer(args["user"], "user"))
+    if args.get("script") is not None:
+        query = query.where(CallLog.script_id == inputs.integer(args["script"], "script"))
     status = args.get("status")
     if status == "error":
         query = query.where((CallLog.error_code.is_not(None)) | (CallLog.status >= 400))
@@ -376,19 +358,20 @@ def create_integration(slug: str) -> ResponseReturnValue:
     member = require_member(slug, Role.admin)
     from app.services import integrations_admin as admin
 
-    body = _body()
-    if body.get("catalog_key"):
+    body = inputs.body()
+    if inputs.optional_text(body, "catalog_key"):
         integration = admin.create_from_catalog(
             db.session(),
             facility=member.facility,
-            catalog_key=str(body["catalog_key"]),
-            key=body.get("key"),
-            client_id=body.get("client_id"),
-            client_secret=body.get("client_secret"),
-            overrides=body.get("overrides"),
+            catalog_key=inputs.text(body, "catalog_key"),
+            key=inputs.optional_text(body, "key"),
+            client_id=inputs.optional_text(body, "client_id"),
+            client_secret=inputs.optional_text(body, "client_secret"),
+            overrides=inputs.integration_fields(inputs.mapping(body, "overrides")),
         )
     else:
-        integration = admin.create_custom(db.session(), facility=member.facility, fields=body)
+        fields = inputs.integration_fields(body)
+        integration = admin.create_custom(db.session(), facility=member.facility, fields=fields)
     db.session.commit()
     return jsonify(admin.integration_public_view(integration)), 201
 
@@ -416,7 +399,7 @@ def update_integration(slug: str, key: str) -> ResponseReturnValue:
     from app.services import integrations_admin as admin
 
     integration = _integration(member, key)
-    admin.update_integration(db.session(), integration, _body())
+    admin.update_integration(db.session(), integration, inputs.integration_fields(inputs.body()))
     db.session.commit()
     return jsonify(admin.integration_public_view(integration))
 
@@ -440,17 +423,17 @@ def test_integration(slug: str, key: str) -> ResponseReturnValue:
 
     integration = _integration(member, key)
     if integration.auth_mode in CREDENTIAL_MODES:
-        body = _body()
-        fields = body.get("fields")
-        if fields is not None and not isinstance(fields, dict):
-            raise ValidationError("fields must be a JSON object", field="fields")
+        body = inputs.body()
+        # Absent fields mean "test the master account's"; sent ones are tested instead.
+        fields = inputs.text_mapping(body, "fields") if body.get("fields") is not None else None
+        parameters = inputs.text_mapping(body, "parameters")
         return jsonify(
             test_credentials(
                 integration,
                 extensions.vault(),
                 master=connections.master_account(db.session(), integration.id),
                 fields=fields,
-                parameters=body.get("parameters"),
+                parameters=parameters,
                 http=extensions.outbound(),
             )
         )
@@ -461,9 +444,13 @@ def _connect(member: MemberContext, integration: Integration, *, owner: str) -> 
     from app.services import connections
     from app.services.integrations_admin import redirect_uri
 
-    body = _body()
-    label = (body.get("label") or "") if owner == "user" else ""
-    parameters = body.get("parameters") or {}
+    body = inputs.body()
+    label = inputs.text(body, "label")  # a person's label is checked by the service
+    if owner != "user":
+        label = ""  # the master account has no label
+    parameters = inputs.text_mapping(body, "parameters")
+    fields = inputs.text_mapping(body, "fields")
+    return_to = inputs.optional_text(body, "return_to")
     if integration.auth_mode == "oauth2":
         url = connections.start_authorization(
             db.session(),
@@ -476,7 +463,7 @@ def _connect(member: MemberContext, integration: Integration, *, owner: str) -> 
             vault=extensions.vault(),
             label=label,
             parameters=parameters,
-            return_to=body.get("return_to"),
+            return_to=return_to,
             allowed_return_origins=current_app.config["ALLOWED_RETURN_ORIGINS"],
         )
         db.session.commit()
@@ -495,7 +482,7 @@ def _connect(member: MemberContext, integration: Integration, *, owner: str) -> 
             owner=owner,
             user_id=member.user.id,
             label=label,
-            fields=body.get("fields") or {},
+            fields=fields,
             parameters=parameters,
             vault=extensions.vault(),
             http=extensions.outbound(),
@@ -546,11 +533,13 @@ def connect_with_code(slug: str, key: str) -> ResponseReturnValue:
     member = require_member(slug)
     from app.services import connections
 
-    body = _body()
-    code = str(body.get("code", ""))
-    redirect = str(body.get("redirect_uri", ""))
+    body = inputs.body()
+    code, redirect = inputs.text(body, "code"), inputs.text(body, "redirect_uri")
     if not code or not redirect:
         raise ValidationError("send code and the redirect_uri it was issued for", field="code")
+    code_verifier = inputs.optional_text(body, "code_verifier")
+    label = inputs.text(body, "label")
+    parameters = inputs.text_mapping(body, "parameters")
     account = connections.connect_with_code(
         db.session(),
         integration=_integration(member, key),
@@ -558,9 +547,9 @@ def connect_with_code(slug: str, key: str) -> ResponseReturnValue:
         facility_id=member.facility.id,
         code=code,
         redirect_uri=redirect,
-        code_verifier=body.get("code_verifier"),
-        label=body.get("label") or "",
-        parameters=body.get("parameters") or {},
+        code_verifier=code_verifier,
+        label=label,
+        parameters=parameters,
         vault=extensions.vault(),
         http=extensions.outbound(),
     )

@@ -117,3 +117,56 @@ def page_limit(args: Mapping[str, Any], *, default: int = 50) -> int:
     raw = args.get("limit")
     limit = default if raw in (None, "") else integer(raw, "limit")
     return max(1, min(limit, MAX_PAGE))
+
+
+def object_list(data: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
+    """An array-of-objects field (absent or null gives [])."""
+    value = data.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValidationError(f"{field} must be an array of objects", field=field)
+    return value
+
+
+def text_list(data: Mapping[str, Any], field: str) -> list[str]:
+    """An array-of-text field (absent or null gives [])."""
+    value = data.get(field)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError(f"{field} must be an array of text", field=field)
+    return value
+
+
+# The JSON type of each integration setting; the catalog validator checks the values.
+_INTEGRATION_TYPES = {
+    **dict.fromkeys(
+        (
+            "key",
+            "name",
+            "auth_mode",
+            "base_url",
+            "authorization_url",
+            "token_url",
+            "revoke_url",
+            "token_request_method",
+            "token_auth_method",
+            "scope_separator",
+            "client_id",
+            "client_secret",
+        ),
+        text,
+    ),
+    **dict.fromkeys(("scopes", "credential_fields", "allowed_hosts"), text_list),
+    **dict.fromkeys(("placements", "parameters"), object_list),
+    **dict.fromkeys(("authorization_params", "default_headers", "default_query"), text_mapping),
+    **dict.fromkeys(("pkce", "refresh_on_403", "allow_private_network"), boolean),
+}
+
+
+def integration_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Integration settings with every known field of the right JSON type."""
+    for name, check in _INTEGRATION_TYPES.items():
+        check(data, name)  # type: ignore[operator]
+    return dict(data)

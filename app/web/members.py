@@ -15,7 +15,7 @@ from app import db
 from app.errors import NotFound
 from app.models import Invitation, Role, User
 from app.services import invitations, people
-from app.web.api import _body
+from app.web import inputs
 from app.web.security import check_csrf, require_member, require_user
 
 bp = Blueprint("members_api", __name__, url_prefix="/api")
@@ -53,12 +53,12 @@ def list_members(slug: str) -> ResponseReturnValue:
 def invite_member(slug: str) -> ResponseReturnValue:
     """Invite an exact email address with a role (admins); the same answer for any address."""
     member = require_member(slug, Role.admin)
-    body = _body()
+    body = inputs.body()
     invitation = invitations.invite(
         db.session(),
         facility=member.facility,
-        email=str(body.get("email", "")),
-        role=str(body.get("role", "member")),
+        email=inputs.text(body, "email"),
+        role=inputs.text(body, "role", default="member"),
         invited_by=member.user,
     )
     db.session.commit()
@@ -74,15 +74,11 @@ def invite_member(slug: str) -> ResponseReturnValue:
 def change_role(slug: str, user_id: int) -> ResponseReturnValue:
     """Change a member's role (admins); the last admin cannot be demoted."""
     member = require_member(slug, Role.admin)
+    role = inputs.text(inputs.body(), "role")
     membership = people.membership_of(db.session(), user_id, member.facility.id)
     if membership is None:
         raise NotFound("no such member")
-    people.set_membership(
-        db.session(),
-        user=membership.user,
-        facility=member.facility,
-        role=str(_body().get("role", "")),
-    )
+    people.set_membership(db.session(), user=membership.user, facility=member.facility, role=role)
     db.session.commit()
     return jsonify(_member_dict(membership.user, membership.role))
 
