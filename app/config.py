@@ -14,6 +14,8 @@ from typing import Any
 
 from flask import Flask
 
+from app.instance import FILE_MODE, private_file, private_folder
+
 DEFAULTS: dict[str, Any] = {
     # Database URL; the embedded default is a SQLite file in the instance folder.
     "DATABASE_URL": None,
@@ -167,8 +169,11 @@ def load(app: Flask, test_config: dict[str, Any] | None = None) -> None:
         if isinstance(value, str):
             app.config[key] = [item.strip() for item in value.split(",") if item.strip()]
     app.config["PRIVATE_NETWORK_ALLOW"] = parse_network_allow(app.config["PRIVATE_NETWORK_ALLOW"])
+    if Path(app.instance_path).is_dir():
+        private_folder(app.instance_path)  # an older install may have made it 0755
     if not app.config["DATABASE_URL"]:
-        app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'scriptbox.sqlite'}"
+        folder = private_folder(app.instance_path)
+        app.config["DATABASE_URL"] = f"sqlite:///{folder / 'scriptbox.sqlite'}"
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "session.key")
     if app.config["HASH_SEED"] is None:
@@ -190,11 +195,12 @@ def _derived_hash_seed(secret_key: str) -> int:
 
 
 def _instance_secret(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(fd, "w") as handle:
             handle.write(os.urandom(32).hex())
+    private_file(path)
     return path.read_text().strip()
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from app.instance import FILE_MODE, private_file, private_folder
+
 _UNREADABLE = "a stored secret cannot be decrypted with the configured keys"
 
 
@@ -70,12 +72,13 @@ def load_keys(configured: Sequence[str], instance_path: str | Path) -> list[str]
         return list(configured)
     path = Path(instance_path) / "vault.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         except FileExistsError:
             pass  # another process created it first
         else:
             with os.fdopen(fd, "w") as handle:
                 handle.write(generate_key() + "\n")
+    private_file(path)  # a key file from an older install may be 0644
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
