@@ -245,6 +245,20 @@ def add_member(slug: str, email: str, role: str) -> None:
         click.echo(f"{user.email} is now {role} in {facility.slug}")
 
 
+@main.command("end-sessions")
+@click.option("--email", required=True)
+def end_sessions(email: str) -> None:
+    """Sign a user out everywhere: every browser session ends, open pages close."""
+    from app import db
+    from app.services import people, sessions
+
+    with _app().app_context():
+        user = people.user_by_email(db.session, email)
+        ended = sessions.end_sessions(db.session(), user_id=user.id)
+        db.session.commit()
+        click.echo(f"ended {ended} session(s) of {user.email}")
+
+
 @main.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt every stored secret under the newest vault key."""

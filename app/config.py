@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     # Largest websocket message a page may send, and open websockets per user and process.
     "WS_MAX_MESSAGE_BYTES": 64 * 1024,
     "WS_MAX_CONNECTIONS_PER_USER": 20,
+    # How often an open websocket re-checks that its session and membership still stand.
+    "WS_RECHECK_S": 5.0,
     "DEMO": False,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -241,6 +243,7 @@ def validate(config: Any) -> None:
         "MAX_REQUEST_BYTES",
         "WS_MAX_MESSAGE_BYTES",
         "WS_MAX_CONNECTIONS_PER_USER",
+        "WS_RECHECK_S",
     ):
         try:
             if float(config[key]) <= 0:

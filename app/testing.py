@@ -16,17 +16,33 @@ import requests
 import simple_websocket
 from flask import Flask
 
+from app import db
+from app.models import User
+from app.services import sessions
+
+
+def signed_in_session(app: Flask, user_id: int) -> dict[str, Any]:
+    """The contents of a signed-in session cookie for user_id, recorded on the server."""
+    with db.session_factory(app)() as session:
+        user = session.get(User, user_id)
+        assert user is not None, f"no user {user_id}"
+        secret = sessions.start_session(
+            session, user=user, lifetime=app.permanent_session_lifetime
+        )
+        session.commit()
+    return {"user_id": user_id, "csrf": secrets.token_urlsafe(16), "sid": secret}
+
 
 class WebClient:
     """Plays one browser of one user against a LiveServer."""
 
     def __init__(self, app: Flask, base_url: str, user_id: int) -> None:
         self.base_url = base_url
-        self.csrf = secrets.token_urlsafe(16)
+        values = signed_in_session(app, user_id)
+        self.csrf = values["csrf"]
+        self.sid = values["sid"]
         serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
-        cookie = serializer.dumps(
-            {"user_id": user_id, "csrf": self.csrf, "sid": secrets.token_urlsafe(16)}
-        )
+        cookie = serializer.dumps(values)
         self.http = requests.Session()
         self.http.cookies.set("session", cookie)
         self.cookie = f"session={cookie}"

@@ -3,6 +3,7 @@
 from app.models.facilities import ApiToken, Facility, Invitation, Membership, Role, User
 from app.models.integrations import Account, CallLog, Grant, Integration, OAuthClient, OAuthState
 from app.models.scripts import Run, Script
+from app.models.sessions import UserSession
 
 __all__ = [
     "Account",
@@ -19,4 +20,5 @@ __all__ = [
     "Run",
     "Script",
     "User",
+    "UserSession",
 ]

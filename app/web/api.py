@@ -16,7 +16,7 @@ from app.errors import NotFound, ValidationError
 from app.integrations.catalog import CREDENTIAL_MODES
 from app.lifecycle import is_final
 from app.models import Account, ApiToken, CallLog, Integration, Role
-from app.services import disconnection
+from app.services import disconnection, passwords
 from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
@@ -29,6 +29,7 @@ from app.web.security import (
     require_member,
     require_user,
     session_binding,
+    session_secret,
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -69,6 +70,22 @@ def me() -> ResponseReturnValue:
             ],
         }
     )
+
+
+@bp.post("/me/password")
+def change_password() -> ResponseReturnValue:
+    """Change the password (needs the current one); the user's other sessions end."""
+    user = require_user()
+    body = inputs.body()
+    ended = passwords.change_password(
+        db.session(),
+        user=user,
+        current_password=inputs.text(body, "current_password"),
+        new_password=inputs.text(body, "new_password"),
+        keep_session=session_secret(),
+    )
+    db.session.commit()
+    return jsonify({"sessions_ended": ended})
 
 
 @bp.post("/tokens")

@@ -10,9 +10,19 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
 from app import db
-from app.models import User
-from app.services import invitations
-from app.web.security import check_csrf, current_identity, memberships_of, sign_in, sign_out
+from app.errors import ValidationError
+from app.models import Role, User
+from app.services import invitations, passwords
+from app.web.security import (
+    check_csrf,
+    current_identity,
+    login_required,
+    memberships_of,
+    require_user,
+    session_secret,
+    sign_in,
+    sign_out,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -67,10 +77,45 @@ def login() -> ResponseReturnValue:
         valid = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
         if user is not None and user.is_active and valid:
             sign_in(user)
+            db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
         error = "That email and password do not match. Check both and try again."
     # The address typed is kept after a failed attempt: only the password is asked again.
     return render_template("login.html", error=error, email=email), 401 if error else 200
+
+
+@bp.route("/settings/password", methods=["GET", "POST"])
+@login_required
+def password() -> ResponseReturnValue:
+    """Change the password; every other session of the user ends."""
+    user = require_user()
+    error = done = None
+    if request.method == "POST":
+        check_csrf()
+        try:
+            ended = passwords.change_password(
+                db.session(),
+                user=user,
+                current_password=request.form.get("current_password", ""),
+                new_password=request.form.get("new_password", ""),
+                keep_session=session_secret(),
+            )
+        except ValidationError as exc:
+            db.session.rollback()
+            error = exc.message
+        else:
+            db.session.commit()
+            done = f"Password changed. {ended} other session(s) signed out."
+    page = render_template(
+        "settings_password.html",
+        user=user,
+        member=None,
+        memberships=memberships_of(user),
+        Role=Role,
+        error=error,
+        done=done,
+    )
+    return page, 400 if error else 200
 
 
 @bp.post("/logout")
@@ -78,4 +123,5 @@ def logout() -> ResponseReturnValue:
     """End the session."""
     check_csrf()
     sign_out()
+    db.session.commit()
     return redirect(url_for("auth.login"))

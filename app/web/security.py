@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import redirect, request, session, url_for
+from flask import current_app, redirect, request, session, url_for
 from sqlalchemy import select
 
 from app import db
 from app.errors import Forbidden, NotAuthenticated, NotFound
 from app.models import ApiToken, Facility, Membership, Role, User
 from app.models._types import utcnow
+from app.services import sessions
 from app.services.context import MemberContext
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,17 +48,30 @@ def new_api_token() -> str:
 
 
 def sign_in(user: User) -> None:
-    """Start a fresh session for user (a new id defeats session fixation)."""
+    """Start a fresh session for user, recorded on the server (the caller commits).
+
+    A new id defeats session fixation; the record lets the server end it.
+    """
     session.clear()
     session["user_id"] = user.id
-    session["sid"] = secrets.token_urlsafe(24)
+    session["sid"] = sessions.start_session(
+        db.session(), user=user, lifetime=current_app.permanent_session_lifetime
+    )
     session["csrf"] = secrets.token_urlsafe(24)
     session.permanent = True
 
 
 def sign_out() -> None:
-    """End the session."""
+    """End the session, on the server too (the caller commits)."""
+    if session.get("sid"):
+        sessions.end_session(db.session(), secret=str(session["sid"]))
     session.clear()
+
+
+def session_secret() -> str | None:
+    """The secret of this browser's server-side session (None for API tokens)."""
+    sid = session.get("sid")
+    return str(sid) if sid else None
 
 
 def session_binding() -> str:
@@ -119,8 +133,11 @@ def current_identity() -> Identity | None:
             raise NotAuthenticated("the API token is not valid")
         identity = Identity(user, via_token=True)
     elif "user_id" in session:
-        user = db.session.get(User, session["user_id"])
-        if user is not None and user.is_active:
+        # The cookie alone is not enough: its session must still exist on the server.
+        user = sessions.session_user(
+            db.session(), secret=str(session.get("sid") or ""), user_id=session["user_id"]
+        )
+        if user is not None:
             identity = Identity(user, via_token=False)
     cache["scriptbox.identity"] = identity
     return identity

@@ -7,20 +7,28 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
+from sqlalchemy import select
 
 from app import db, extensions
 from app.errors import AppError
-from app.models import Grant
+from app.models import Grant, Membership
+from app.services import sessions
 from app.web.limits import websocket_slots
-from app.web.security import require_member
+from app.web.security import require_member, session_secret
 
 sock = Sock()
+_ENDED = {
+    "type": "error",
+    "code": "session_ended",
+    "message": "you were signed out or removed from this facility; reload the page",
+}
 
 
 def _origin_allowed() -> bool:
@@ -60,12 +68,32 @@ def events(ws: Any) -> None:
         ws.close(reason=1008)
         return
     try:
-        _serve(ws, member.facility.slug, user_id, facility_id)
+        _serve(ws, member.facility.slug, user_id, facility_id, session_secret())
     finally:
         slots.release(user_id)
 
 
-def _serve(ws: Any, slug: str, user_id: int, facility_id: int) -> None:
+def _still_allowed(sid: str | None, user_id: int, facility_id: int) -> bool:
+    # Re-read from the database, so an ending made by any process closes the socket.
+    try:
+        signed_out = (
+            sid is not None
+            and sessions.session_user(db.session(), secret=sid, user_id=user_id) is None
+        )
+        if signed_out:
+            return False
+        membership = db.session.scalar(
+            select(Membership.id).where(
+                Membership.user_id == user_id, Membership.facility_id == facility_id
+            )
+        )
+        return membership is not None
+    finally:
+        db.session.remove()
+
+
+def _serve(ws: Any, slug: str, user_id: int, facility_id: int, sid: str | None) -> None:
+    recheck_s = float(current_app.config["WS_RECHECK_S"])
     subscription = extensions.bus().subscribe(user_id, facility_id)
     grants = extensions.grants()
     db.session.remove()  # do not hold a connection for the life of the socket
@@ -90,12 +118,22 @@ def _serve(ws: Any, slug: str, user_id: int, facility_id: int) -> None:
             for message in grants.pending_messages(user_id, facility_id):
                 _send(ws, message)
         sender.start()
+        next_check = time.monotonic() + recheck_s
         while not closed.is_set():
             if subscription.closed.is_set():  # the server is stopping: 1001 going away
                 with lock:
                     ws.close(reason=1001, message="the server is restarting")
                 break
-            raw = ws.receive(timeout=1.0)
+            raw = ws.receive(timeout=min(1.0, recheck_s))
+            if time.monotonic() >= next_check:
+                # Signed out, password changed, removed from the facility, or ended by
+                # an operator: the page stops hearing about this facility's runs.
+                if not _still_allowed(sid, user_id, facility_id):
+                    with lock:
+                        _send(ws, _ENDED)
+                    ws.close(reason=1008)
+                    return
+                next_check = time.monotonic() + recheck_s
             if raw is None:
                 continue
             reply = _handle(raw, user_id, facility_id)

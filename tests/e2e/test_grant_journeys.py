@@ -223,6 +223,7 @@ PAGES = [
     ("call-log", "/f/lab/manage/calls"),
     ("settings-integrations", "/settings/integrations"),
     ("settings-tokens", "/settings/tokens"),
+    ("settings-password", "/settings/password"),
 ]
 
 

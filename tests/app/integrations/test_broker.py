@@ -19,6 +19,7 @@ from app.integrations.broker import GrantRequest, RunContext
 from app.models import Account, CallLog, Integration
 from app.models._types import utcnow
 from app.services import connections, integrations_admin
+from app.testing import signed_in_session
 from sandbox import HostCallError, Limits
 from tests.app.integrations.conftest import (
     API_KEY,
@@ -584,7 +585,7 @@ result = out
         raw += wal.read_bytes()
     client = app.test_client()
     with client.session_transaction() as sess:
-        sess.update({"user_id": world["ada"].id, "csrf": "t", "sid": "s"})
+        sess.update({**signed_in_session(app, world["ada"].id), "csrf": "t"})
     answers = "".join(
         client.get(path).get_data(as_text=True)
         for path in (

@@ -12,6 +12,7 @@ from app import extensions
 from app.integrations.broker import GrantRequest, RunContext
 from app.models import CallLog, Integration
 from app.services import connections, integrations_admin
+from app.testing import signed_in_session
 from sandbox import Limits
 from tests.app.integrations.conftest import PLAIN_KEY, RealProvider
 from tests.conftest import add_member, create_facility, create_user
@@ -85,7 +86,7 @@ def test_the_wait_for_a_sign_in_is_logged_apart_from_the_calls_duration(
 
     client = app.test_client()
     with client.session_transaction() as cookie:
-        cookie.update({"user_id": ada.id, "csrf": CSRF, "sid": "sid"})
+        cookie.update({**signed_in_session(app, ada.id), "csrf": CSRF})
     listed = client.get("/api/f/lab/calls").get_json()
     assert [(row["wait_ms"], row["duration_ms"]) for row in reversed(listed)] == [
         (first.wait_ms, first.duration_ms),

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app import db
 from app.models import Account, Role
+from app.testing import signed_in_session
 from tests.app.integrations.conftest import (
     API_KEY,
     API_SECRET,
@@ -40,7 +41,7 @@ def clients(app: Flask) -> dict[str, FlaskClient]:
         session.flush()
         client = app.test_client()
         with client.session_transaction() as sess:
-            sess.update({"user_id": user.id, "csrf": CSRF, "sid": f"sid-{role.value}"})
+            sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
         result[role.value] = client
     session.commit()
     return result

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from app import db
 from app.devprovider import answer_consent
 from app.models import Account, Role
+from app.testing import signed_in_session
 from tests.app.integrations.conftest import SECRETS, RealProvider
 from tests.conftest import add_member, create_facility, create_user
 
@@ -33,7 +34,7 @@ def clients(app: Flask) -> dict[str, FlaskClient]:
         session.flush()
         client = app.test_client()
         with client.session_transaction() as sess:
-            sess.update({"user_id": user.id, "csrf": CSRF, "sid": f"sid-{role.value}"})
+            sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
         result[role.value] = client
     session.commit()
     return result

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from app import db
 from app.models import Role, Run, Script
+from app.testing import signed_in_session
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
 CSRF = "test-csrf-token"
@@ -19,7 +20,7 @@ def client_for(app: Flask, user_id: int | None) -> FlaskClient:
     client = app.test_client()
     if user_id is not None:
         with client.session_transaction() as sess:
-            sess.update({"user_id": user_id, "csrf": CSRF, "sid": f"sid-{user_id}"})
+            sess.update({**signed_in_session(app, user_id), "csrf": CSRF})
     return client
 
 

@@ -24,7 +24,7 @@ from app.devprovider import (
 )
 from app.models import Account, Role
 from app.models._types import utcnow
-from app.testing import LiveServer
+from app.testing import LiveServer, signed_in_session
 from tests.conftest import add_member, create_facility, create_user
 
 CSRF = "test-csrf-token"
@@ -53,7 +53,7 @@ def world(live: LiveServer) -> Iterator[dict[str, Any]]:
                 session.flush()
                 client = live.app.test_client()
                 with client.session_transaction() as sess:
-                    sess.update({"user_id": user.id, "csrf": CSRF, "sid": f"sid-{role.value}"})
+                    sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
                 clients["admin" if role is Role.admin else "member"] = client
             session.commit()
             db.session.remove()

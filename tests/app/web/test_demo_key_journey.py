@@ -13,7 +13,7 @@ from app import db
 from app.demo import DEMO_API_KEY, PROVIDER_PREFIX, install_demo
 from app.devprovider import provider_of
 from app.models import Integration, Script, User
-from app.testing import LiveServer
+from app.testing import LiveServer, signed_in_session
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -25,7 +25,7 @@ def _member(live: LiveServer) -> FlaskClient:
         user_id = db.session.scalar(select(User.id).where(User.email == "member@example.com"))
         db.session.remove()
     with client.session_transaction() as sess:
-        sess.update({"user_id": user_id, "csrf": CSRF, "sid": "sid-member"})
+        sess.update({**signed_in_session(client.application, user_id), "csrf": CSRF})
     return client
 
 

@@ -20,6 +20,7 @@ from app.integrations.catalog import (
     load_catalog,
 )
 from app.models import Role
+from app.testing import signed_in_session
 from tests.conftest import add_member, create_facility, create_user
 
 CSRF = "test-csrf-token"
@@ -37,7 +38,7 @@ def admin(app: Flask) -> FlaskClient:
     session.commit()
     client = app.test_client()
     with client.session_transaction() as sess:
-        sess.update({"user_id": user.id, "csrf": CSRF, "sid": "sid-admin"})
+        sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
     return client
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Account, Role
-from app.testing import LiveServer
+from app.testing import LiveServer, signed_in_session
 from tests.conftest import add_member, create_facility, create_user
 
 CSRF = "test-csrf-token"
@@ -43,7 +43,7 @@ def world(live: LiveServer) -> Iterator[dict[str, FlaskClient]]:
                 session.flush()
                 client = live.app.test_client()
                 with client.session_transaction() as sess:
-                    sess.update({"user_id": user.id, "csrf": CSRF, "sid": f"sid-{role.value}"})
+                    sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
                 clients[role.value] = client
             session.commit()
             db.session.remove()

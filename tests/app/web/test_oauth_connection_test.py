@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from app import db
 from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Role
+from app.testing import signed_in_session
 from tests.conftest import add_member, create_facility, create_user
 
 CSRF = "test-csrf-token"
@@ -36,7 +37,7 @@ def admin(app: Flask) -> FlaskClient:
     session.commit()
     client = app.test_client()
     with client.session_transaction() as sess:
-        sess.update({"user_id": user.id, "csrf": CSRF, "sid": "sid-admin"})
+        sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
     return client
 
 

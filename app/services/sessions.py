@@ -1,0 +1,58 @@
+"""Browser sessions the server can end: start, look up, end one, end all of a user's."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from app.models import User, UserSession
+from app.models._types import utcnow
+
+
+def _session_id(secret: str) -> str:
+    # Only a hash is stored: a copy of the database does not hold usable cookies.
+    return hashlib.sha256(f"user-session:{secret}".encode()).hexdigest()
+
+
+def start_session(session: Session, *, user: User, lifetime: timedelta) -> str:
+    """Record a new session for user; returns the secret the cookie carries."""
+    now = utcnow()
+    session.execute(
+        delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= now)
+    )
+    secret = secrets.token_urlsafe(32)
+    session.add(UserSession(id=_session_id(secret), user_id=user.id, expires_at=now + lifetime))
+    session.flush()
+    return secret
+
+
+def session_user(session: Session, *, secret: str, user_id: int) -> User | None:
+    """The active user of a live, unexpired session, or None."""
+    if not secret:
+        return None
+    row = session.get(UserSession, _session_id(secret))
+    if row is None or row.user_id != user_id or row.expires_at <= utcnow():
+        return None
+    user = session.get(User, user_id)
+    return user if user is not None and user.is_active else None
+
+
+def end_session(session: Session, *, secret: str) -> None:
+    """End one session (sign-out)."""
+    session.execute(delete(UserSession).where(UserSession.id == _session_id(secret)))
+    session.flush()
+
+
+def end_sessions(session: Session, *, user_id: int, keep_secret: str | None = None) -> int:
+    """End every session of user_id except the one holding keep_secret; how many ended."""
+    query = delete(UserSession).where(UserSession.user_id == user_id)
+    if keep_secret:
+        query = query.where(UserSession.id != _session_id(keep_secret))
+    ended = session.execute(query).rowcount  # type: ignore[attr-defined]
+    session.flush()
+    return int(ended or 0)
+

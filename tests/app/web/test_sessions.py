@@ -1,0 +1,171 @@
+"""Issue 8.12: sessions end for real on sign-out, password change, removal from a
+facility and an operator's action; open websockets of ended sessions close."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+from sqlalchemy import delete, update
+
+from app import db
+from app.cli import main as cli
+from app.models import Membership, UserSession
+from app.models._types import utcnow
+from app.testing import LiveServer
+from tests.app.web.conftest import Site
+from tests.conftest import PASSWORD
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+class Browser:
+    """A requests session that signs in through the login form, as a browser does."""
+
+    def __init__(self, live: LiveServer) -> None:
+        self.live = live
+        self.http = requests.Session()
+
+    def _csrf(self, path: str) -> str:
+        page = self.http.get(f"{self.live.url}{path}", timeout=30)
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert match is not None, page.text[:300]
+        return match.group(1)
+
+    def sign_in(self, password: str = PASSWORD) -> requests.Response:
+        csrf = self._csrf("/login")
+        return self.http.post(
+            f"{self.live.url}/login",
+            data={"csrf_token": csrf, "email": "ada@example.com", "password": password},
+            allow_redirects=False,
+            timeout=30,
+        )
+
+    def form(self, path: str, data: dict[str, str]) -> requests.Response:
+        csrf = self._csrf(path if path != "/logout" else "/settings/password")
+        return self.http.post(
+            f"{self.live.url}{path}", data={"csrf_token": csrf, **data}, timeout=30
+        )
+
+    def cookie(self) -> str:
+        value = self.http.cookies.get("session")
+        assert value
+        return value
+
+    def me(self, cookie: str | None = None) -> int:
+        """GET /api/me with this browser's cookie (or a copy of an old one)."""
+        jar = {"session": cookie or self.cookie()}
+        return requests.get(f"{self.live.url}/api/me", cookies=jar, timeout=30).status_code
+
+
+@pytest.fixture
+def ada(site: Site) -> Browser:
+    browser = Browser(site.live)
+    assert browser.sign_in().status_code == 302
+    assert browser.me() == 200
+    return browser
+
+
+def test_a_cookie_stops_working_after_sign_out(site: Site, ada: Browser) -> None:
+    stolen = ada.cookie()  # e.g. copied from the browser before the user signed out
+    ada.form("/logout", {})
+    assert ada.me(stolen) == 401
+
+
+def test_signing_out_ends_only_that_session(site: Site, ada: Browser) -> None:
+    other = Browser(site.live)
+    other.sign_in()
+    ada.form("/logout", {})
+    assert other.me() == 200
+
+
+def test_changing_the_password_on_the_page_ends_every_other_session(
+    site: Site, ada: Browser
+) -> None:
+    # Signed in: `ada` (the fixture), the WebClient `site.ada`, a laptop and a phone.
+    laptop, phone = Browser(site.live), Browser(site.live)
+    laptop.sign_in()
+    phone.sign_in()
+    stolen = phone.cookie()
+    answer = laptop.form(
+        "/settings/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    )
+    assert answer.status_code == 200 and "Password changed. 3 other session(s)" in answer.text
+    assert laptop.me() == 200  # the session that changed it goes on
+    assert ada.me() == 401 and phone.me(stolen) == 401
+    assert Browser(site.live).sign_in(PASSWORD).status_code == 401
+    assert Browser(site.live).sign_in(NEW_PASSWORD).status_code == 302
+
+
+def test_a_wrong_current_password_changes_nothing(site: Site, ada: Browser) -> None:
+    other = Browser(site.live)
+    other.sign_in()
+    answer = other.form(
+        "/settings/password", {"current_password": "not it at all", "new_password": NEW_PASSWORD}
+    )
+    assert answer.status_code == 400 and "current password is not right" in answer.text
+    assert ada.me() == 200 and other.me() == 200
+
+
+def test_changing_the_password_by_api_ends_the_other_sessions(site: Site, ada: Browser) -> None:
+    response = site.ada.api(
+        "POST",
+        "/api/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
+    assert response.status_code == 200 and response.json() == {"sessions_ended": 1}
+    assert ada.me() == 401
+    assert site.ada.api("GET", "/api/me").status_code == 200
+
+
+def test_a_session_past_its_lifetime_is_refused(site: Site, ada: Browser) -> None:
+    with site.live.app.app_context():
+        db.session.execute(update(UserSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert ada.me() == 401
+
+
+def test_the_operator_ends_every_session_of_a_user(
+    site: Site, ada: Browser, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    app = site.live.app
+    monkeypatch.setenv("SCRIPTBOX_DATABASE_URL", app.config["DATABASE_URL"])
+    monkeypatch.setenv("SCRIPTBOX_SECRET_KEY", app.config["SECRET_KEY"])
+    monkeypatch.setenv("SCRIPTBOX_SECRET_KEYS", ",".join(app.config["SECRET_KEYS"]))
+    result = CliRunner().invoke(cli, ["end-sessions", "--email", "ada@example.com"])
+    assert result.exit_code == 0, result.output
+    assert "ended 2 session(s) of ada@example.com" in result.output
+    assert ada.me() == 401 and site.ada.api("GET", "/api/me").status_code == 401
+
+
+@pytest.fixture
+def quick_recheck(site: Site) -> Site:
+    site.live.app.config["WS_RECHECK_S"] = 0.1
+    return site
+
+
+def test_an_open_page_closes_when_its_session_is_signed_out(quick_recheck: Site) -> None:
+    site = quick_recheck
+    page = site.ada.websocket("lab")
+    page.wait_for("hello")
+    site.ada.post_form("/logout", {})
+    ended = page.wait_for("error")
+    assert ended["code"] == "session_ended"
+    assert page.next(timeout=10) is None  # and the server closed it
+
+
+def test_an_open_page_closes_when_the_member_is_removed(quick_recheck: Site) -> None:
+    site = quick_recheck
+    page = site.ada.websocket("lab")
+    page.wait_for("hello")
+    page.send({"type": "ping"})
+    page.wait_for("pong")
+    with site.live.app.app_context():
+        db.session.execute(delete(Membership).where(Membership.user_id == site.ada_id))
+        db.session.commit()
+    assert page.wait_for("error")["code"] == "session_ended"
+    assert page.next(timeout=10) is None
