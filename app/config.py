@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import limits
 from flask import Flask
 
 from app.instance import FILE_MODE, private_file, private_folder
@@ -65,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
     "WS_MAX_CONNECTIONS_PER_USER": 20,
     # How often an open websocket re-checks that its session and membership still stand.
     "WS_RECHECK_S": 5.0,
+    # Sign-in attempts allowed in a moving window (the `limits` notation), per account
+    # (the email typed) and per client address.
+    "LOGIN_ATTEMPTS_PER_ACCOUNT": "10 per 5 minutes",
+    "LOGIN_ATTEMPTS_PER_ADDRESS": "30 per 5 minutes",
     "DEMO": False,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
@@ -255,3 +260,10 @@ def validate(config: Any) -> None:
             raise ValueError
     except (TypeError, ValueError):
         raise ConfigError("SCRIPTBOX_PARK_AFTER_S must be 0 or more seconds") from None
+    for key in ("LOGIN_ATTEMPTS_PER_ACCOUNT", "LOGIN_ATTEMPTS_PER_ADDRESS"):
+        try:
+            limits.parse(str(config[key]))
+        except ValueError:
+            raise ConfigError(
+                f"SCRIPTBOX_{key} must read like '10 per 5 minutes'"
+            ) from None

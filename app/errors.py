@@ -105,6 +105,17 @@ class RequestTooLarge(AppError):
     status = 413
 
 
+class TooManyAttempts(AppError):
+    """Sign-in attempts past the throttle; `retry_after` says in how many seconds."""
+
+    code = "too_many_attempts"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 class QuotaExceeded(AppError):
     """The facility used its monthly call quota."""
 

@@ -7,9 +7,10 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Attach every blueprint and the websocket to the app."""
-    from app.web import api, auth, headers, health, limits, members, oauth, pages, ws
+    from app.web import api, auth, headers, health, limits, members, oauth, pages, throttle, ws
 
     limits.init_app(app)
+    throttle.init_app(app)
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
 from app import db
-from app.errors import ValidationError
+from app.errors import TooManyAttempts, ValidationError
 from app.models import Role, User
 from app.services import invitations, passwords
 from app.web.security import (
@@ -23,6 +23,7 @@ from app.web.security import (
     sign_in,
     sign_out,
 )
+from app.web.throttle import login_throttle
 
 bp = Blueprint("auth", __name__)
 
@@ -73,9 +74,15 @@ def login() -> ResponseReturnValue:
         check_csrf()
         email = request.form.get("email", "").strip().lower()
         password = request.form.get("password", "")
+        try:
+            login_throttle().attempt(email=email, address=request.remote_addr or "unknown")
+        except TooManyAttempts as exc:
+            page = render_template("login.html", error=exc.message, email=email)
+            return page, exc.status, {"Retry-After": str(exc.retry_after)}
         user = db.session.scalar(select(User).where(User.email == email))
         valid = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
         if user is not None and user.is_active and valid:
+            login_throttle().succeeded(email=email)
             sign_in(user)
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
