@@ -3,6 +3,7 @@ the reason in words on the login page), in memory or shared through Redis."""
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from app.testing import LiveServer
 from tests.app.web.conftest import Site
 from tests.conftest import PASSWORD, create_user, make_app
 
-REDIS_URL = "redis://127.0.0.1:6379/11"
+# A test database of its own (CI names one; never db 0).
+REDIS_URL = os.environ.get("SCRIPTBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def sign_in(live: LiveServer, email: str, password: str) -> requests.Response:
@@ -67,7 +69,7 @@ def test_signing_in_starts_the_accounts_count_over(site: Site) -> None:
 
 @pytest.fixture
 def redis_servers(tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer, str]]:
-    """Two web processes' worth of apps sharing one Redis (db 11); keys cleaned up."""
+    """Two web processes' worth of apps sharing one Redis test database; keys cleaned up."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
