@@ -6,6 +6,7 @@ Every helper raises ValidationError naming the field, so wrong input of any type
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,9 @@ from app.errors import ValidationError
 # The most rows one list answer holds; `limit` is clamped into 1..MAX_PAGE.
 MAX_PAGE = 200
 
-_MISSING: Any = object()
+# Whole numbers beyond a signed 64-bit integer cannot reach the database (SQLite raises).
+MAX_INTEGER = 2**63 - 1
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 def body() -> dict[str, Any]:
@@ -48,14 +51,6 @@ def optional_text(data: Mapping[str, Any], field: str) -> str | None:
     return text(data, field) if data.get(field) is not None else None
 
 
-def required_text(data: Mapping[str, Any], field: str) -> str:
-    """A text field that must be there and not blank."""
-    value = text(data, field).strip()
-    if not value:
-        raise ValidationError(f"{field} is required", field=field)
-    return value
-
-
 def boolean(data: Mapping[str, Any], field: str) -> bool | None:
     """A true/false field (None when absent or null)."""
     value = data.get(field)
@@ -68,13 +63,11 @@ def boolean(data: Mapping[str, Any], field: str) -> bool | None:
 
 def integer(value: Any, field: str) -> int:
     """A whole number given as a JSON number or as digits (query strings)."""
-    if isinstance(value, bool):
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_INTEGER:
         raise ValidationError(f"{field} must be a whole number", field=field)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValidationError(f"{field} must be a whole number", field=field)
+    return value
 
 
 def number(data: Mapping[str, Any], field: str, *, default: float) -> float:
@@ -86,7 +79,7 @@ def number(data: Mapping[str, Any], field: str, *, default: float) -> float:
         raise ValidationError(f"{field} must be a number", field=field)
     try:
         result = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValidationError(f"{field} must be a number", field=field) from None
     if result != result or result in (float("inf"), float("-inf")):
         raise ValidationError(f"{field} must be a number", field=field)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import threading
 from collections import Counter
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flask import Flask, current_app, request
+from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wsgi import get_content_length
 
 from app.errors import RequestTooLarge, too_large_message
+from app.web.inputs import MAX_INTEGER
 
 
 def _read_at_most(stream: BinaryIO, size: int) -> bytes:
@@ -72,6 +74,18 @@ class ConnectionSlots:
                 del self._open[user_id]
 
 
+class BoundedInt(IntegerConverter):
+    """`<int:…>` path values that fit the database: a larger id is a 404, never a 500."""
+
+    # At most 19 digits in the pattern itself: Werkzeug's matcher answers a failed `max`
+    # check with 405 when a sibling rule takes other methods.
+    regex = r"\d{1,19}"
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_INTEGER)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def websocket_slots(app: Flask | None = None) -> ConnectionSlots:
     """The app's websocket slot counter."""
     slots: ConnectionSlots = (app or current_app).extensions["scriptbox.ws_slots"]
@@ -79,6 +93,10 @@ def websocket_slots(app: Flask | None = None) -> ConnectionSlots:
 
 
 def init_app(app: Flask) -> None:
-    """Refuse large bodies first thing; count websockets per user."""
+    """Refuse large bodies first thing; bound path ids; count websockets per user.
+
+    Call before the blueprints are registered: their rules pick the converter up then.
+    """
+    app.url_map.converters["int"] = BoundedInt
     app.before_request(_refuse_large_bodies)
     app.extensions["scriptbox.ws_slots"] = ConnectionSlots()

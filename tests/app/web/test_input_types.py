@@ -19,13 +19,13 @@ from tests.conftest import add_member, create_integration, create_user
 
 TEXT = [5, 1.5, True, [], {}, ["a"]]
 BOOL = ["yes", 1, 0.5, [], {}]
-INT = ["x", "1.5", 1.5, True, [], {}]
-NUMBER = ["soon", True, [], {}, "nan"]
+INT = ["x", "1.5", 1.5, True, [], {}, "--5", "²", 10**30, "99999999999999999999"]
+NUMBER = ["soon", True, [], {}, "nan", "inf", 10**400]
 OBJECT = ["x", 5, True, [], ["a"]]
 TEXT_OBJECT = [*OBJECT, {"k": 5}, {"k": None}, {"k": ["a"]}]
 TEXT_LIST = ["x", 5, True, {}, [5], [None], [{}]]
 OBJECT_LIST = ["x", 5, True, {}, [5], ["x"], [[]]]
-QUERY_INT = ["x", "1.5", "1e3", "0x10", " "]
+QUERY_INT = ["x", "1.5", "1e3", "0x10", " ", "--5", "²", "99999999999999999999"]
 NOT_AN_OBJECT = ["[]", '"text"', "5", "null", "{not json", "true"]
 
 CUSTOM = {
@@ -252,3 +252,24 @@ def test_a_body_that_is_not_a_json_object_is_a_400(
         if status != 400 or error.get("field") != "body":
             failures.append((raw, status, payload))
     assert failures == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/f/lab/scripts/99999999999999999999"),
+        ("PATCH", "/api/f/lab/scripts/99999999999999999999"),
+        ("DELETE", "/api/tokens/99999999999999999999"),
+        ("DELETE", "/api/f/lab/accounts/99999999999999999999"),
+        ("GET", "/f/lab/editor/99999999999999999999"),
+    ],
+)
+def test_an_id_too_large_for_the_database_is_not_found(
+    admin: tuple[WebClient, dict[str, Any]], method: str, path: str
+) -> None:
+    client, _ids = admin
+    response = client.api(method, path, json={})
+    assert response.status_code == 404
+    # 19 digits, past the largest 64-bit integer: refused by the converter's bound.
+    nineteen = client.api(method, path.replace("99999999999999999999", "9" * 19), json={})
+    assert nineteen.status_code in (404, 405)
