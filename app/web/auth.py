@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash
 from app import db
 from app.errors import TooManyAttempts, ValidationError
 from app.models import Role, User
-from app.services import invitations, passwords
+from app.services import invitations, passwords, people
 from app.web.security import (
     check_csrf,
     current_identity,
@@ -121,6 +121,7 @@ def password() -> ResponseReturnValue:
         Role=Role,
         error=error,
         done=done,
+        min_length=people.MIN_PASSWORD,
     )
     return page, 400 if error else 200
 

@@ -67,6 +67,7 @@ ROUTES = [
     ("DELETE", "/api/f/lab/members/{member}", Role.admin),
     ("GET", "/api/f/lab/invitations", Role.admin),
     ("DELETE", "/api/f/lab/invitations/1", Role.admin),
+    ("POST", "/api/f/lab/members/{member}/sign-out", Role.admin),
     ("GET", "/api/f/lab/calls", Role.admin),
     ("GET", "/api/f/lab/integrations", Role.member),
     ("POST", "/api/f/lab/integrations", Role.admin),

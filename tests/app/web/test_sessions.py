@@ -14,11 +14,11 @@ from sqlalchemy import delete, update
 
 from app import db
 from app.cli import main as cli
-from app.models import Membership, UserSession
+from app.models import Facility, Membership, Role, UserSession
 from app.models._types import utcnow
-from app.testing import LiveServer
+from app.testing import LiveServer, WebClient
 from tests.app.web.conftest import Site
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, add_member, create_user
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -169,3 +169,26 @@ def test_an_open_page_closes_when_the_member_is_removed(quick_recheck: Site) -> 
         db.session.commit()
     assert page.wait_for("error")["code"] == "session_ended"
     assert page.next(timeout=10) is None
+
+
+def test_an_admin_signs_a_member_out_everywhere(quick_recheck: Site) -> None:
+    site = quick_recheck
+    live = site.live
+    with live.app.app_context():
+        lab = db.session.query(Facility).filter_by(slug="lab").one()
+        boss = create_user(db.session(), email="boss@example.com")
+        add_member(db.session(), user=boss, facility=lab, role=Role.admin)
+        db.session.commit()
+        boss_id = boss.id
+    admin = WebClient(live.app, live.url, boss_id)
+    browser = Browser(live)
+    browser.sign_in()
+    page = site.ada.websocket("lab")
+    page.wait_for("hello")
+    answer = admin.api("POST", f"/api/f/lab/members/{site.ada_id}/sign-out")
+    assert answer.status_code == 200 and answer.json() == {"sessions_ended": 2}
+    assert browser.me() == 401
+    assert page.wait_for("error")["code"] == "session_ended"
+    assert admin.api("GET", "/api/me").status_code == 200  # the admin's own session stays
+    stranger = admin.api("POST", "/api/f/lab/members/999999/sign-out")
+    assert stranger.status_code == 404
