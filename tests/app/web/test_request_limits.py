@@ -98,6 +98,15 @@ def test_a_large_websocket_message_closes_the_socket(site: Site) -> None:
     assert page.ws.close_reason == 1009
 
 
+def test_the_message_cap_is_per_message_not_per_connection(site: Site) -> None:
+    page = site.ada.websocket("lab")
+    page.wait_for("hello")
+    for _ in range(100):  # 100 x 2 KiB: past the 64 KiB cap in total, never in one message
+        page.send({"type": "ping", "padding": "x" * 2048})
+        assert page.wait_for("pong") == {"type": "pong"}
+    page.close()
+
+
 def test_websockets_per_user_are_capped(site: Site) -> None:
     site.live.app.config["WS_MAX_CONNECTIONS_PER_USER"] = 2
     first, second = site.ada.websocket("lab"), site.ada.websocket("lab")
