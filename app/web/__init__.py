@@ -7,7 +7,19 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Attach every blueprint and the websocket to the app."""
-    from app.web import api, auth, headers, health, limits, members, oauth, pages, throttle, ws
+    from app.web import (
+        api,
+        api_sessions,  # noqa: F401  # adds its routes to api.bp
+        auth,
+        headers,
+        health,
+        limits,
+        members,
+        oauth,
+        pages,
+        throttle,
+        ws,
+    )
 
     limits.init_app(app)
     throttle.init_app(app)

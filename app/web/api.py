@@ -16,7 +16,7 @@ from app.errors import NotFound, ValidationError
 from app.integrations.catalog import CREDENTIAL_MODES
 from app.lifecycle import is_final
 from app.models import Account, ApiToken, CallLog, Integration, Role
-from app.services import disconnection, passwords, people, sessions
+from app.services import disconnection
 from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
@@ -29,7 +29,6 @@ from app.web.security import (
     require_member,
     require_user,
     session_binding,
-    session_secret,
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -70,22 +69,6 @@ def me() -> ResponseReturnValue:
             ],
         }
     )
-
-
-@bp.post("/me/password")
-def change_password() -> ResponseReturnValue:
-    """Change the password (needs the current one); the user's other sessions end."""
-    user = require_user()
-    body = inputs.body()
-    ended = passwords.change_password(
-        db.session(),
-        user=user,
-        current_password=inputs.text(body, "current_password"),
-        new_password=inputs.text(body, "new_password"),
-        keep_session=session_secret(),
-    )
-    db.session.commit()
-    return jsonify({"sessions_ended": ended})
 
 
 @bp.post("/tokens")
@@ -294,17 +277,6 @@ def refuse_grant(slug: str, grant_id: str) -> ResponseReturnValue:
 
 
 # -- facility administration --------------------------------------------------------------
-
-
-@bp.post("/f/<slug>/members/<int:user_id>/sign-out")
-def sign_out_member(slug: str, user_id: int) -> ResponseReturnValue:
-    """End every session of a member, e.g. after a lost laptop (admins)."""
-    member = require_member(slug, Role.admin)
-    if people.membership_of(db.session(), user_id, member.facility.id) is None:
-        raise NotFound("no such member")
-    ended = sessions.end_sessions(db.session(), user_id=user_id)
-    db.session.commit()
-    return jsonify({"sessions_ended": ended})
 
 
 @bp.get("/f/<slug>/calls")

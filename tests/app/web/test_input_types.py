@@ -1,7 +1,8 @@
 """Issue 8.18: wrong input of any type is a 400 naming the field, never a 500.
 
-Table-driven over every route of app/web/api.py that reads input, against a live server:
-each field gets every wrong JSON type in turn, on top of an otherwise valid request.
+Table-driven over every API route that reads input (app/web/api.py, api_sessions.py),
+against a live server: each field gets every wrong JSON type in turn, on top of an
+otherwise valid request.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from app import db
 from app.models import Facility, Role, Run, Script
 from app.services import integrations_admin
 from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, create_integration, create_user
+from tests.conftest import PASSWORD, add_member, create_integration, create_user
 
 TEXT = [5, 1.5, True, [], {}, ["a"]]
 BOOL = ["yes", 1, 0.5, [], {}]
@@ -80,6 +81,12 @@ class Route:
 
 ROUTES = [
     Route("POST", "/api/tokens", {"name": TEXT}),
+    Route(
+        "POST",
+        "/api/me/password",
+        {"current_password": TEXT, "new_password": TEXT},
+        base={"current_password": PASSWORD, "new_password": PASSWORD},
+    ),
     Route(
         "POST",
         "/api/f/lab/scripts",
