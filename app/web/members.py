@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from app import db
 from app.errors import NotFound
 from app.models import Invitation, Role, User
-from app.services import invitations, people
+from app.services import invitations, people, sessions
 from app.web import inputs
 from app.web.security import check_csrf, require_member, require_user
 
@@ -88,6 +88,8 @@ def remove_member(slug: str, user_id: int) -> ResponseReturnValue:
     """Remove a member from the facility (admins); the last admin cannot be removed."""
     member = require_member(slug, Role.admin)
     people.remove_membership(db.session(), user_id=user_id, facility=member.facility)
+    # Sessions end on removal (DESIGN §6); the removed person's open pages close too.
+    sessions.end_sessions(db.session(), user_id=user_id)
     db.session.commit()
     return "", 204
 

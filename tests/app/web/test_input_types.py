@@ -1,8 +1,8 @@
 """Issue 8.18: wrong input of any type is a 400 naming the field, never a 500.
 
-Table-driven over every API route that reads input (app/web/api.py, api_sessions.py),
-against a live server: each field gets every wrong JSON type in turn, on top of an
-otherwise valid request.
+Table-driven over every API route that reads input (app/web/api.py, members.py,
+api_sessions.py), against a live server: each field gets every wrong JSON type in turn,
+on top of an otherwise valid request.
 """
 
 from __future__ import annotations
@@ -111,8 +111,9 @@ ROUTES = [
         "POST",
         "/api/f/lab/members",
         {"email": TEXT, "role": TEXT},
-        base={"email": "bo@example.com", "role": "member"},
+        base={"email": "new@example.com", "role": "member"},
     ),
+    Route("PATCH", "/api/f/lab/members/{bo}", {"role": TEXT}, base={"role": "scripter"}),
     Route("GET", "/api/f/lab/calls", {"user": QUERY_INT, "script": QUERY_INT}, query=True),
     Route(
         "POST",
@@ -171,7 +172,8 @@ def admin(live: LiveServer) -> tuple[WebClient, dict[str, Any]]:
         session.add(lab)
         session.flush()
         user = create_user(session, email="admin@example.com")
-        create_user(session, email="bo@example.com")
+        bo = create_user(session, email="bo@example.com")
+        add_member(session, user=bo, facility=lab, role=Role.member)
         add_member(session, user=user, facility=lab, role=Role.admin)
         create_integration(session, facility=lab, key="keyed")
         integrations_admin.create_custom(
@@ -195,7 +197,7 @@ def admin(live: LiveServer) -> tuple[WebClient, dict[str, Any]]:
         session.flush()
         session.add(Run(facility_id=lab.id, user_id=user.id, source="result = 1"))
         session.commit()
-        ids = {"script": script.id}
+        ids = {"script": script.id, "bo": bo.id}
     return WebClient(live.app, live.url, user.id), ids
 
 

@@ -118,7 +118,8 @@ def test_the_last_admin_can_be_neither_demoted_nor_removed(lab: dict[str, Any]) 
 def test_an_admin_removes_a_member(lab: dict[str, Any]) -> None:
     removed = lab["admin"].api("DELETE", f"/api/f/lab/members/{lab['ids']['member']}")
     assert removed.status_code == 204
-    assert lab["member"].api("GET", "/api/f/lab/scripts").status_code == 404
+    # Removal ends the removed person's sessions (DESIGN §6): their browser is signed out.
+    assert lab["member"].api("GET", "/api/f/lab/scripts").status_code == 401
     assert _emails(lab["admin"].api("GET", "/api/f/lab/members")) == ["admin@example.com"]
     again = lab["admin"].api("DELETE", f"/api/f/lab/members/{lab['ids']['member']}")
     assert again.status_code == 404

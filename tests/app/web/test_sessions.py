@@ -192,3 +192,22 @@ def test_an_admin_signs_a_member_out_everywhere(quick_recheck: Site) -> None:
     assert admin.api("GET", "/api/me").status_code == 200  # the admin's own session stays
     stranger = admin.api("POST", "/api/f/lab/members/999999/sign-out")
     assert stranger.status_code == 404
+
+
+def test_removal_from_the_facility_ends_the_members_sessions(quick_recheck: Site) -> None:
+    site = quick_recheck
+    live = site.live
+    with live.app.app_context():
+        lab = db.session.query(Facility).filter_by(slug="lab").one()
+        boss = create_user(db.session(), email="boss@example.com")
+        add_member(db.session(), user=boss, facility=lab, role=Role.admin)
+        db.session.commit()
+        boss_id = boss.id
+    admin = WebClient(live.app, live.url, boss_id)
+    browser = Browser(live)
+    browser.sign_in()
+    page = site.ada.websocket("lab")
+    page.wait_for("hello")
+    assert admin.api("DELETE", f"/api/f/lab/members/{site.ada_id}").status_code == 204
+    assert browser.me() == 401 and site.ada.api("GET", "/api/me").status_code == 401
+    assert page.wait_for("error")["code"] == "session_ended"
