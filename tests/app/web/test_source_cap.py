@@ -8,6 +8,7 @@ from flask.testing import FlaskClient
 
 from app import db
 from app.models import Role, Script
+from app.testing import signed_in_session
 from sandbox import MAX_SOURCE_BYTES, source_size_error
 from tests.conftest import add_member, create_facility, create_user
 
@@ -33,7 +34,7 @@ def scripter(app: Flask) -> tuple[FlaskClient, int]:
     session.commit()
     client = app.test_client()
     with client.session_transaction() as sess:
-        sess.update({"user_id": user.id, "csrf": CSRF, "sid": "sid"})
+        sess.update({**signed_in_session(app, user.id), "csrf": CSRF})
     return client, script.id
 
 
