@@ -154,6 +154,7 @@ _INTEGRATION_TYPES = {
     **dict.fromkeys(("scopes", "credential_fields", "allowed_hosts"), text_list),
     **dict.fromkeys(("placements", "parameters"), object_list),
     **dict.fromkeys(("authorization_params", "default_headers", "default_query"), text_mapping),
+    "verify": mapping,  # the verification request; the catalog checks its fields
     **dict.fromkeys(("pkce", "refresh_on_403", "allow_private_network"), boolean),
 }
 

@@ -56,6 +56,7 @@ INTEGRATION_FIELDS = {
     "authorization_params": TEXT_OBJECT,
     "default_headers": TEXT_OBJECT,
     "default_query": TEXT_OBJECT,
+    "verify": OBJECT,
     "pkce": BOOL,
     "refresh_on_403": BOOL,
     "allow_private_network": BOOL,
@@ -139,6 +140,12 @@ ROUTES = [
         "POST",
         "/api/f/lab/integrations/keyed/accounts",
         {"label": TEXT, "fields": TEXT_OBJECT, "parameters": TEXT_OBJECT},
+        base={"fields": {"api_key": "k"}},
+    ),
+    Route(
+        "POST",
+        "/api/f/lab/integrations/keyed/test",
+        {"fields": TEXT_OBJECT, "parameters": TEXT_OBJECT},
         base={"fields": {"api_key": "k"}},
     ),
     Route(
