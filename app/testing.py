@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 import simple_websocket
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 
 from app import db
 from app.models import User
@@ -22,7 +22,20 @@ from app.services import sessions
 
 
 def signed_in_session(app: Flask, user_id: int) -> dict[str, Any]:
-    """The contents of a signed-in session cookie for user_id, recorded on the server."""
+    """The contents of a signed-in session cookie for user_id, recorded on the server.
+
+    Inside the app's context the test's own session records it (the user may be only
+    flushed yet) and commits; elsewhere a short-lived session does.
+    """
+    if has_app_context() and current_app._get_current_object() is app:
+        session = db.session()
+        user = session.get(User, user_id)
+        assert user is not None, f"no user {user_id}"
+        secret = sessions.start_session(
+            session, user=user, lifetime=app.permanent_session_lifetime
+        )
+        session.commit()
+        return {"user_id": user_id, "csrf": secrets.token_urlsafe(16), "sid": secret}
     with db.session_factory(app)() as session:
         user = session.get(User, user_id)
         assert user is not None, f"no user {user_id}"

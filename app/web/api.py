@@ -425,8 +425,10 @@ def test_integration(slug: str, key: str) -> ResponseReturnValue:
     if integration.auth_mode in CREDENTIAL_MODES:
         body = inputs.body()
         # Absent fields mean "test the master account's"; sent ones are tested instead.
-        fields = inputs.text_mapping(body, "fields") if body.get("fields") is not None else None
-        parameters = inputs.text_mapping(body, "parameters")
+        fields = None
+        if body.get("fields") is not None:
+            fields = inputs.text_mapping(body, "fields", item_field="{key}")
+        parameters = inputs.text_mapping(body, "parameters", item_field="param_{key}")
         return jsonify(
             test_credentials(
                 integration,
@@ -448,8 +450,8 @@ def _connect(member: MemberContext, integration: Integration, *, owner: str) -> 
     label = inputs.text(body, "label")  # a person's label is checked by the service
     if owner != "user":
         label = ""  # the master account has no label
-    parameters = inputs.text_mapping(body, "parameters")
-    fields = inputs.text_mapping(body, "fields")
+    parameters = inputs.text_mapping(body, "parameters", item_field="param_{key}")
+    fields = inputs.text_mapping(body, "fields", item_field="{key}")
     return_to = inputs.optional_text(body, "return_to")
     if integration.auth_mode == "oauth2":
         url = connections.start_authorization(
@@ -539,7 +541,7 @@ def connect_with_code(slug: str, key: str) -> ResponseReturnValue:
         raise ValidationError("send code and the redirect_uri it was issued for", field="code")
     code_verifier = inputs.optional_text(body, "code_verifier")
     label = inputs.text(body, "label")
-    parameters = inputs.text_mapping(body, "parameters")
+    parameters = inputs.text_mapping(body, "parameters", item_field="param_{key}")
     account = connections.connect_with_code(
         db.session(),
         integration=_integration(member, key),

@@ -96,12 +96,19 @@ def mapping(data: Mapping[str, Any], field: str) -> dict[str, Any]:
     return value
 
 
-def text_mapping(data: Mapping[str, Any], field: str) -> dict[str, str]:
-    """An object field whose values are all text (credentials, connection parameters)."""
+def text_mapping(
+    data: Mapping[str, Any], field: str, *, item_field: str | None = None
+) -> dict[str, str]:
+    """An object field whose values are all text (credentials, connection parameters).
+
+    A wrong value names `item_field` with its key filled in (e.g. "param_{key}", the
+    form's name for it), else the whole field.
+    """
     value = mapping(data, field)
     for key, item in value.items():
         if not isinstance(item, str):
-            raise ValidationError(f"{field}.{key} must be text", field=field)
+            name = item_field.format(key=key) if item_field else field
+            raise ValidationError(f"{field}.{key} must be text", field=name)
     return value
 
 
