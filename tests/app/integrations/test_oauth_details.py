@@ -25,6 +25,7 @@ from app.errors import OAuthCallbackError, ValidationError
 from app.integrations import oauth
 from app.models import Account, Integration
 from app.services import connections, integrations_admin, people
+from app.testing import signed_in_session
 from tests.app.integrations.conftest import (
     REDIRECT,
     SECRETS,
@@ -108,9 +109,10 @@ def test_the_providers_error_description_reaches_the_page(
 ) -> None:
     integration = oauth_integration(session, lab["facility"], provider)
     client = app.test_client()
+    signed_in = signed_in_session(app, lab["user"].id)
     with client.session_transaction() as browser:
-        browser.update({"user_id": lab["user"].id, "sid": "sid-1", "csrf": "t"})
-    binding = people_binding("sid-1")
+        browser.update({**signed_in, "csrf": "t"})
+    binding = people_binding(signed_in["sid"])
     _code, state, _ = authorize(session, integration, user_id=lab["user"].id, binding=binding)
     page = client.get(
         "/oauth/callback",

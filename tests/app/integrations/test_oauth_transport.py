@@ -24,6 +24,7 @@ from app.services import (
     integrations_admin,
     oauth_states,
 )
+from app.testing import signed_in_session
 from tests.app.integrations.conftest import Canary, RealProvider, oauth_integration
 from tests.app.integrations.test_outbound_guards import lab
 
@@ -233,7 +234,7 @@ def test_the_admin_views_use_the_operators_transport(
     session.commit()
     client = app.test_client()
     with client.session_transaction() as browser:
-        browser.update({"user_id": user.id, "csrf": "t", "sid": "s"})
+        browser.update({**signed_in_session(app, user.id), "csrf": "t"})
     answer = client.post("/api/f/lab/integrations/demo/test", headers={"X-CSRF-Token": "t"})
     assert answer.status_code == 200
     if ok:
