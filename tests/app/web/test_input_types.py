@@ -165,7 +165,11 @@ ROUTES = [
             "label": TEXT,
             "parameters": TEXT_OBJECT,
         },
-        base={"code": "abc", "redirect_uri": "https://app.example.com/cb"},
+        base={
+            "code": "abc",
+            "redirect_uri": "https://app.example.com/cb",
+            "code_verifier": "v" * 43,
+        },
     ),
 ]
 # Routes that read a JSON body (each must refuse a body that is not an object).
