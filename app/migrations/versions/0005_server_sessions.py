@@ -1,7 +1,7 @@
 """server-side sessions
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-02 07:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0004"  # re-chained after main: 0001 -> 0003 -> 0002 -> 0004
+down_revision = "0006"  # brief: "0001"; re-chained onto main's head (…-0004-0006)
 branch_labels = None
 depends_on = None
 
