@@ -199,6 +199,25 @@ def serve(
     )
 
 
+@main.command("worker")
+@click.option("--concurrency", type=int, default=None,
+              help="Runs at once: forked processes, each with its own sandbox (default: CPUs).")
+@click.option("--loglevel", default="INFO")
+def worker(concurrency: int | None, loglevel: str) -> None:
+    """Execute runs sent by the web processes (SCRIPTBOX_EXECUTOR=celery)."""
+    import os
+
+    from app import extensions
+
+    app = _app()
+    queue = extensions.celery_queue(app)
+    queue.run_worker(
+        concurrency=concurrency or os.cpu_count() or 1,
+        hooks=extensions.worker_hooks(app),
+        loglevel=loglevel,
+    )
+
+
 @main.command("create-user")
 @click.option("--email", required=True)
 @click.option("--name", default="")

@@ -29,7 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_URL": "http://127.0.0.1:5000",
     # Origins allowed for `return_to` after connecting an account by API.
     "ALLOWED_RETURN_ORIGINS": [],
-    "EXECUTOR": "inprocess",  # runs execute in this process (the only executor so far)
+    # Where runs execute: "inprocess" (threads of the web process, the embedded default) or
+    # "celery" (Celery workers; needs REDIS_URL, which also carries events and grant signals).
+    "EXECUTOR": "inprocess",
     "IDLE_WORKERS": 4,
     # PYTHONHASHSEED of the sandbox's workers, one per installation so that set and dict
     # order is the same when a parked run resumes (DESIGN §4). None: derived from SECRET_KEY.
@@ -54,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RUNS_PER_USER": 10,
     "MAX_RUNS_PER_FACILITY": 50,
     "MAX_PENDING_GRANTS_PER_USER": 10,
+    # Redis for scale-out (Celery broker, event bus, grant signals), e.g. redis://host:6379/0.
     "REDIS_URL": None,
     # Private, loopback and LAN destinations the operator allows for outbound calls:
     # CIDRs with optional ports, e.g. "10.0.0.0/8, 127.0.0.1/32:8080, [fd00::/8]:443-444".
@@ -70,12 +73,18 @@ DEFAULTS: dict[str, Any] = {
     # (the email typed) and per client address.
     "LOGIN_ATTEMPTS_PER_ACCOUNT": "10 per 5 minutes",
     "LOGIN_ATTEMPTS_PER_ADDRESS": "30 per 5 minutes",
+    # Key prefix of everything Scriptbox keeps in Redis (several installations, one Redis).
+    "REDIS_PREFIX": "scriptbox",
+    # Database connections each process may hold (PostgreSQL; SQLite ignores them).
+    "DATABASE_POOL_SIZE": 5,
+    "DATABASE_MAX_OVERFLOW": 10,
     "DEMO": False,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }
 
 _LIST_KEYS = ("SECRET_KEYS", "ALLOWED_RETURN_ORIGINS")
+EXECUTORS = ("inprocess", "celery")
 
 
 class ConfigError(ValueError):
@@ -225,8 +234,12 @@ def validate(config: Any) -> None:
                     f"SCRIPTBOX_PRIVATE_NETWORK_ALLOW: {entry} lies in {never}, which is never "
                     "reachable (link-local, cloud metadata, this-host or multicast addresses)"
                 )
-    if config["EXECUTOR"] != "inprocess":
-        raise ConfigError("SCRIPTBOX_EXECUTOR must be 'inprocess' (no other executor exists yet)")
+    if config["EXECUTOR"] not in EXECUTORS:
+        raise ConfigError("SCRIPTBOX_EXECUTOR must be one of " + ", ".join(EXECUTORS))
+    if config["EXECUTOR"] == "celery" and not str(config["REDIS_URL"] or "").startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError("SCRIPTBOX_EXECUTOR=celery needs SCRIPTBOX_REDIS_URL=redis://host:port/db")
     seed = config["HASH_SEED"]
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 4294967295:
         raise ConfigError("SCRIPTBOX_HASH_SEED must be an integer from 0 to 4294967295")
@@ -249,6 +262,7 @@ def validate(config: Any) -> None:
         "WS_MAX_MESSAGE_BYTES",
         "WS_MAX_CONNECTIONS_PER_USER",
         "WS_RECHECK_S",
+        "DATABASE_POOL_SIZE",
     ):
         try:
             if float(config[key]) <= 0:

@@ -61,13 +61,14 @@ session: scoped_session[Session] = _PerAppScopedSession(
 )
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout; a server
+    database gets a pool of `pool_size` (+ `max_overflow`) connections per process."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
-        kwargs["pool_pre_ping"] = True
+        kwargs.update(pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
 
@@ -85,7 +86,11 @@ def make_engine(url: str) -> Engine:
 def init_app(app: Flask) -> None:
     """Bind the session to this app's engine and remove it after each request."""
     private_sqlite(app.config["DATABASE_URL"])
-    engine = make_engine(app.config["DATABASE_URL"])
+    engine = make_engine(
+        app.config["DATABASE_URL"],
+        pool_size=int(app.config["DATABASE_POOL_SIZE"]),
+        max_overflow=int(app.config["DATABASE_MAX_OVERFLOW"]),
+    )
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
     app.extensions["db_scope"] = next(_app_numbers)

@@ -3,23 +3,32 @@
 `init_app` is the composition root: it builds the vault, the event bus, the grant
 signals, the run lifecycle, the grant coordinator, the broker, the run driver and the
 run queue, wiring each into the next; the accessors below give them back, typed. The
-embedded implementations are chosen for `SCRIPTBOX_EXECUTOR=inprocess` (the only kind
-so far); a distributed one would be picked here and nowhere else.
+embedded implementations serve `SCRIPTBOX_EXECUTOR=inprocess`; `celery` picks the Redis
+bus and signals and the Celery queue (`app.distributed`), here and nowhere else.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import redis
 import requests
 from flask import Flask, current_app
 
 from app import db
+from app.config import ConfigError
+from app.distributed.celery_queue import CeleryRunQueue, WorkerHooks, make_celery
+from app.distributed.pubsub import RedisListener
+from app.distributed.redis_bus import RedisEventBus
+from app.distributed.redis_signals import RedisGrantSignals
 from app.events import InMemoryEventBus
 from app.integrations.broker import Broker, BrokerSettings, GrantHook, not_interactive
 from app.integrations.tokens import TokenManager
@@ -40,12 +49,30 @@ _start_lock = threading.Lock()
 ShutdownHook = Callable[[float], object]
 
 
+@dataclass(frozen=True)
+class _Redis:
+    """The process's Redis client and its one pub/sub listener (scale-out only)."""
+
+    client: redis.Redis
+    listener: RedisListener
+    prefix: str
+
+
 def init_app(app: Flask) -> None:
     """Build and wire the run engine (no threads and no sandbox start yet)."""
     factory = db.session_factory(app)
     vault = Vault(load_keys(app.config["SECRET_KEYS"], app.instance_path))
-    bus: EventBus = InMemoryEventBus()
-    signals: GrantSignals = InMemoryGrantSignals()
+    shared: _Redis | None = None
+    bus: EventBus
+    signals: GrantSignals
+    if app.config["EXECUTOR"] == "celery":
+        client = redis.Redis.from_url(app.config["REDIS_URL"])
+        shared = _Redis(client, RedisListener(client), str(app.config["REDIS_PREFIX"]))
+        bus = RedisEventBus(shared.client, shared.listener, prefix=shared.prefix)
+        signals = RedisGrantSignals(shared.client, shared.listener, prefix=shared.prefix)
+    else:
+        bus = InMemoryEventBus()
+        signals = InMemoryGrantSignals()
     lifecycle = Lifecycle(session_factory=factory, bus=bus)
     grants = GrantCoordinator(
         session_factory=factory,
@@ -70,7 +97,10 @@ def init_app(app: Flask) -> None:
             built: Broker = app.extensions["broker"]
         return built
 
-    driver_id = f"inprocess-{secrets.token_hex(8)}"  # this process, this app
+    # Which process and app drives a run; a forked Celery child takes its own.
+    driver_id = f"{app.config['EXECUTOR']}-{socket.gethostname()}-{os.getpid()}-" + (
+        secrets.token_hex(4)
+    )
     heartbeat = Heartbeat(
         session_factory=factory,
         lifecycle=lifecycle,
@@ -88,17 +118,35 @@ def init_app(app: Flask) -> None:
         heartbeat=heartbeat,
         vault=vault,
     )
-    queue = ThreadRunQueue(
-        driver=driver,
-        lifecycle=lifecycle,
-        grants=grants,
-        session_factory=factory,
-        heartbeat=heartbeat,
-        caps=Caps(
-            per_user=int(app.config["MAX_RUNS_PER_USER"]),
-            per_facility=int(app.config["MAX_RUNS_PER_FACILITY"]),
-        ),
+    caps = Caps(
+        per_user=int(app.config["MAX_RUNS_PER_USER"]),
+        per_facility=int(app.config["MAX_RUNS_PER_FACILITY"]),
     )
+    queue: RunQueue
+    if shared is not None:
+        assert isinstance(signals, RedisGrantSignals)
+        queue = CeleryRunQueue(
+            celery=make_celery(app.config["REDIS_URL"], prefix=shared.prefix),
+            client=shared.client,
+            listener=shared.listener,
+            signals=signals,
+            driver=driver,
+            lifecycle=lifecycle,
+            grants=grants,
+            session_factory=factory,
+            heartbeat=heartbeat,
+            caps=caps,
+            prefix=shared.prefix,
+        )
+    else:
+        queue = ThreadRunQueue(
+            driver=driver,
+            lifecycle=lifecycle,
+            grants=grants,
+            session_factory=factory,
+            heartbeat=heartbeat,
+            caps=caps,
+        )
     app.extensions.update(
         vault=vault,
         bus=bus,
@@ -124,6 +172,26 @@ def shutdown(app: Flask, *, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     for hook in list(app.extensions.get("shutdown_hooks", ())):
         hook(max(0.0, deadline - time.monotonic()))
+
+
+def worker_hooks(app: Flask) -> WorkerHooks:
+    """What each forked Celery worker process redoes for itself before taking runs."""
+
+    def after_fork() -> None:
+        # The parent's pooled connections must not be shared with a child: drop them
+        # without closing (the parent may still use its own).
+        db.engine_of(app).dispose(close=False)
+        executor(app)  # its own zygote and idle workers, ready before the first run
+
+    return WorkerHooks(after_fork=after_fork)
+
+
+def celery_queue(app: Flask | None = None) -> CeleryRunQueue:
+    """The app's Celery run queue (SCRIPTBOX_EXECUTOR=celery only)."""
+    found = run_queue(app)
+    if not isinstance(found, CeleryRunQueue):
+        raise ConfigError("this needs SCRIPTBOX_EXECUTOR=celery and SCRIPTBOX_REDIS_URL")
+    return found
 
 
 def build_broker(

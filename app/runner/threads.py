@@ -148,7 +148,7 @@ class ThreadRunQueue:
                     .limit(_DISPATCH_BATCH)
                 ).all()
                 candidates = [*parked, *queued]
-                per_user, per_facility = self._live_counts(
+                per_user, per_facility = live_counts(
                     session,
                     {row.user_id for row in candidates},
                     {row.facility_id for row in candidates},
@@ -175,26 +175,6 @@ class ThreadRunQueue:
         with self._lock:
             self._ready.discard(run_id)
         return self._lifecycle.resume(run_id, driver=self._driver.driver_id)
-
-    @staticmethod
-    def _live_counts(
-        session: Session, users: set[int], facilities: set[int]
-    ) -> tuple[Counter[int], Counter[int]]:
-        live = [str(s) for s in LIVE]
-        by_user = session.execute(
-            select(Run.user_id, func.count(Run.id))
-            .where(Run.status.in_(live), Run.user_id.in_(users))
-            .group_by(Run.user_id)
-        ).all()
-        by_facility = session.execute(
-            select(Run.facility_id, func.count(Run.id))
-            .where(Run.status.in_(live), Run.facility_id.in_(facilities))
-            .group_by(Run.facility_id)
-        ).all()
-        return (
-            Counter({user: count for user, count in by_user}),
-            Counter({facility: count for facility, count in by_facility}),
-        )
 
     def resume_waiting_for(self, grant_id: str) -> None:
         """Resume every parked run that waited for this grant (it just ended)."""
@@ -246,3 +226,24 @@ class ThreadRunQueue:
             done = self._done.pop(run_id, None)
         if done is not None:
             done.set()
+
+
+def live_counts(
+    session: Session, users: set[int], facilities: set[int]
+) -> tuple[Counter[int], Counter[int]]:
+    """Live runs (running or waiting) per user and per facility: what the caps count."""
+    live = [str(s) for s in LIVE]
+    by_user = session.execute(
+        select(Run.user_id, func.count(Run.id))
+        .where(Run.status.in_(live), Run.user_id.in_(users))
+        .group_by(Run.user_id)
+    ).all()
+    by_facility = session.execute(
+        select(Run.facility_id, func.count(Run.id))
+        .where(Run.status.in_(live), Run.facility_id.in_(facilities))
+        .group_by(Run.facility_id)
+    ).all()
+    return (
+        Counter({user: count for user, count in by_user}),
+        Counter({facility: count for facility, count in by_facility}),
+    )

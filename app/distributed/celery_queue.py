@@ -1,0 +1,369 @@
+"""The Celery RunQueue: runs and resumes travel as Celery tasks by run id (DESIGN §7).
+
+The database stays the queue of record (a run is `queued` in the `runs` table), Celery
+only carries "try to start run X" to some worker; outcomes go to the database, never to
+Celery's result backend. A worker claims a run with the lifecycle's conditional move
+queued -> running under the caps, so a task delivered twice, or sent again after a lost
+message, never executes a run twice. Delivery choices:
+
+- Early acks (`acks_late` off) and a prefetch of one: a task is acknowledged when a
+  worker process takes it. A run that already started may have called out, so it must
+  never be redelivered: when its process dies, the heartbeat sweep ends it `interrupted`.
+  (Late acks would also crash the worker on a Redis restart: Celery restores unacked
+  messages and then acks the running task on the dead channel.) The visibility timeout
+  then only matters for the messages Celery itself keeps unacked; it is set above any
+  run's life.
+- A short-lived "sent" marker per run in Redis: a queued or answered-parked run without
+  one (its message was lost with a killed worker's prefetch or a Redis restart, or a cap
+  turned it away) is sent again by the next beat; the claim makes the extra copy harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu.exceptions import OperationalError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.distributed.pubsub import RedisListener
+from app.distributed.redis_signals import RedisGrantSignals
+from app.lifecycle import FINAL, Lifecycle, RunStatus
+from app.models import Facility, Run, User
+from app.runner.driver import RunDriver
+from app.runner.heartbeat import Heartbeat
+from app.runner.threads import Caps, live_counts
+from app.services.grants import GrantCoordinator
+from sandbox import PARKED
+
+log = logging.getLogger(__name__)
+RUN_TASK = "scriptbox.run"
+RESUME_TASK = "scriptbox.resume"
+VISIBILITY_TIMEOUT_S = 3600
+SENT_MARKER_S = 30  # a queued run whose message vanished is sent again this soon
+_DISPATCH_BATCH = 200
+
+
+def make_celery(redis_url: str, *, prefix: str = "scriptbox") -> Celery:
+    """A Celery app on the Redis broker, configured for run tasks (no result backend)."""
+    celery = Celery("scriptbox", broker=redis_url, set_as_current=False)
+    celery.conf.update(
+        # Everything under the installation's prefix: several installations (or test
+        # clusters) may share one Redis without taking each other's runs.
+        task_default_queue=f"{prefix}.runs",
+        task_ignore_result=True,
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT_S,
+            "global_keyprefix": f"{prefix}:celery:",
+        },
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        task_serializer="json",
+        accept_content=["json"],
+    )
+    return celery
+
+
+@dataclass(frozen=True)
+class WorkerHooks:
+    """What a forked worker process must redo for itself (sockets and pools are not shared)."""
+
+    after_fork: Callable[[], None]
+
+
+class CeleryRunQueue:
+    """Sends runs to Celery workers; in a worker, claims and drives them (implements RunQueue)."""
+
+    def __init__(
+        self,
+        *,
+        celery: Celery,
+        client: redis.Redis,
+        listener: RedisListener,
+        signals: RedisGrantSignals,
+        driver: RunDriver,
+        lifecycle: Lifecycle,
+        grants: GrantCoordinator,
+        session_factory: Callable[[], Session],
+        heartbeat: Heartbeat,
+        caps: Caps,
+        prefix: str = "scriptbox",
+    ) -> None:
+        self.celery = celery
+        self._client = client
+        self._listener = listener
+        self._signals = signals
+        self._driver = driver
+        self._lifecycle = lifecycle
+        self._grants = grants
+        self._session_factory = session_factory
+        self.heartbeat = heartbeat
+        self._caps = caps
+        self._prefix = prefix
+        self._done_channel = f"{prefix}:runs-done"
+        self._lock = threading.Lock()
+        self._waiters: dict[str, list[threading.Event]] = {}
+        self._listening_pid = -1
+        self._closing = False
+        celery.task(name=RUN_TASK, ignore_result=True)(self.start_here)
+        celery.task(name=RESUME_TASK, ignore_result=True)(self.resume_here)
+        grants.on_resolved(self.resume_waiting_for)
+        heartbeat.on_tick(self.dispatch)
+        heartbeat.on_orphaned_grant(self.resume_waiting_for)
+        signals.on_cancel(self._cancel_here)
+
+    # -- RunQueue ----------------------------------------------------------------------
+
+    def submit(self, run_id: str) -> None:
+        """Send the queued run to a worker (it stays `queued` until one claims it)."""
+        self._send(RUN_TASK, run_id)
+
+    def resume(self, run_id: str) -> None:
+        """Send a parked run whose grant ended to a worker, which replays its journal."""
+        if self._closing:
+            return  # it stays parked; the sweep of a live process resumes it
+        self._send(RESUME_TASK, run_id)
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a run in any non-final state; False when it had already ended."""
+        if self.heartbeat.cancel_local(run_id):
+            self._grants.cancel_run(run_id)
+            return True
+        if self._lifecycle.cancel_idle(run_id):
+            self._grants.cancel_unwatched()
+            self._announce_done(run_id)
+            return True
+        if self._lifecycle.request_cancel(run_id):
+            # Reaches the worker that drives it now (its on_cancel hook); the heartbeat
+            # relays the request too, should this message be lost.
+            self._grants.cancel_run(run_id)
+            return True
+        return False
+
+    def wait(self, run_id: str, timeout: float) -> bool:
+        """Block until the run ends (on any worker) or `timeout` passes; True if it ended."""
+        self._listen()
+        event = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(run_id, []).append(event)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                event.clear()  # before reading the row: an announcement after it still wakes us
+                if self._ended(run_id):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                event.wait(remaining)
+        finally:
+            with self._lock:
+                events = self._waiters.get(run_id, [])
+                if event in events:
+                    events.remove(event)
+                if not events:
+                    self._waiters.pop(run_id, None)
+
+    def shutdown(self, timeout: float) -> None:
+        """Stop sending and driving; live pauses here park at once (the Celery worker
+        finishes its other tasks on its own)."""
+        self._closing = True
+        self._grants.park_all()
+        self.heartbeat.stop()
+
+    # -- the worker side ---------------------------------------------------------------
+
+    def run_worker(self, *, concurrency: int, hooks: WorkerHooks, loglevel: str = "INFO") -> None:
+        """Run a Celery worker here: `concurrency` forked processes, each with its own
+        driver id, heartbeat, database connections and sandbox."""
+
+        def _child(**_: object) -> None:
+            self._become_worker_process()
+            hooks.after_fork()
+            self.heartbeat.start()
+
+        worker_process_init.connect(_child, weak=False)
+        self.celery.Worker(
+            concurrency=concurrency,
+            pool="prefork",
+            loglevel=loglevel,
+            hostname=f"scriptbox@{socket.gethostname()}-{os.getpid()}",
+        ).start()
+
+    def _become_worker_process(self) -> None:
+        # Forked children share the parent's driver id; each needs its own, or a sibling's
+        # beat would keep a dead child's runs looking alive.
+        driver_id = f"celery-{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
+        self.heartbeat.driver_id = driver_id
+        self._driver.driver_id = driver_id
+        self._signals.listen()
+
+    def start_here(self, run_id: str) -> None:
+        """Task body: claim the queued run within the caps and drive it in this process."""
+        if self._closing:
+            return
+        self.heartbeat.start()
+        if not self._claim(run_id):
+            # A later dispatch may send it again (a cap turned it away, or it had ended).
+            self._client.delete(self._sent_key(RUN_TASK, run_id))
+            return
+        self._drive(run_id)
+        self.dispatch()  # a slot under the caps opened
+
+    def resume_here(self, run_id: str) -> None:
+        """Task body: take a parked run and replay it in this process."""
+        if self._closing:
+            return
+        self.heartbeat.start()
+        claimed = self._claim(run_id, resuming=True)
+        self._client.delete(self._sent_key(RESUME_TASK, run_id))  # it may park and resume again
+        if claimed:
+            self._drive(run_id)
+
+    def _drive(self, run_id: str) -> None:
+        outcome = None
+        try:
+            outcome = self._driver.drive(run_id)
+        finally:
+            if outcome is not None and outcome.status == PARKED:
+                self._resume_if_answered(run_id)
+            else:
+                self._announce_done(run_id)
+
+    def _resume_if_answered(self, run_id: str) -> None:
+        """A prompt answered while its run was parking is not missed (or left to the sweep)."""
+        with self._session_factory() as session:
+            grant_id = session.scalar(select(Run.waiting_grant_id).where(Run.id == run_id))
+        if grant_id is not None and self._grants.outcome(grant_id) is not None:
+            self.resume(run_id)
+
+    def _claim(self, run_id: str, *, resuming: bool = False) -> bool:
+        """queued (or parked, `resuming`) -> running for this process, if the user's and
+        facility's caps allow (a declined resume is sent again by a later beat).
+
+        The facility and user rows are locked (FOR UPDATE, PostgreSQL) while counting and
+        moving, so two workers never both take the last slot; SQLite serialises writers.
+        """
+        with self._session_factory() as session, session.begin():
+            row = session.execute(
+                select(Run.user_id, Run.facility_id).where(
+                    Run.id == run_id,
+                    Run.status == str(RunStatus.PARKED if resuming else RunStatus.QUEUED),
+                )
+            ).first()
+            if row is None:
+                return False
+            session.execute(select(Facility.id).where(Facility.id == row.facility_id)
+                            .with_for_update())
+            session.execute(select(User.id).where(User.id == row.user_id).with_for_update())
+            per_user, per_facility = live_counts(session, {row.user_id}, {row.facility_id})
+            if per_user[row.user_id] >= self._caps.per_user:
+                return False
+            if per_facility[row.facility_id] >= self._caps.per_facility:
+                return False
+            if resuming:
+                return self._lifecycle.resume(run_id, driver=self._driver.driver_id)
+            return self._lifecycle.start(run_id, driver=self._driver.driver_id)
+
+    def _cancel_here(self, run_id: str) -> None:
+        self.heartbeat.cancel_local(run_id)
+
+    # -- dispatching -------------------------------------------------------------------
+
+    def dispatch(self) -> int:
+        """Send queued runs the caps would let start and that no message carries now."""
+        if self._closing:
+            return 0
+        with self._session_factory() as session:
+            queued = session.execute(
+                select(Run.id, Run.user_id, Run.facility_id)
+                .where(Run.status == str(RunStatus.QUEUED))
+                .order_by(Run.created_at)
+                .limit(_DISPATCH_BATCH)
+            ).all()
+            if not queued:
+                return 0
+            per_user, per_facility = live_counts(
+                session, {row.user_id for row in queued}, {row.facility_id for row in queued}
+            )
+        sent = 0
+        for row in queued:
+            if per_user[row.user_id] >= self._caps.per_user:
+                continue
+            if per_facility[row.facility_id] >= self._caps.per_facility:
+                continue
+            per_user[row.user_id] += 1
+            per_facility[row.facility_id] += 1
+            sent += self._send(RUN_TASK, row.id)
+        return sent
+
+    def resume_waiting_for(self, grant_id: str) -> None:
+        """Send a resume task for every parked run that waited for this grant."""
+        with self._session_factory() as session:
+            parked = session.scalars(
+                select(Run.id).where(
+                    Run.waiting_grant_id == grant_id, Run.status == str(RunStatus.PARKED)
+                )
+            ).all()
+        for run_id in parked:
+            self.resume(run_id)
+
+    def _send(self, task: str, run_id: str) -> int:
+        # SET NX: one message per run in flight; the marker dies with a Redis restart, so
+        # a run whose message was lost with it is sent again by the next dispatch.
+        try:
+            if not self._client.set(self._sent_key(task, run_id), "1", nx=True,
+                                    ex=SENT_MARKER_S):
+                return 0
+            self.celery.send_task(task, args=(run_id,), retry=False)
+        except (redis.RedisError, OperationalError):
+            # The run is safe in the database: a beat sends it once Redis is back.
+            log.warning("Redis is unreachable; %s %s waits for the next beat", task, run_id)
+            return 0
+        return 1
+
+    def _sent_key(self, task: str, run_id: str) -> str:
+        return f"{self._prefix}:sent:{task}:{run_id}"
+
+    # -- run ends, heard by waiters in any process --------------------------------------
+
+    def _announce_done(self, run_id: str) -> None:
+        self._client.publish(self._done_channel, run_id)
+
+    def _listen(self) -> None:
+        with self._lock:
+            if self._listening_pid == os.getpid():
+                return
+            self._listening_pid = os.getpid()
+        self._listener.subscribe(self._done_channel, self._heard_done)
+        self._listener.on_reconnect(self._wake_all)
+
+    def _heard_done(self, run_id: str) -> None:
+        with self._lock:
+            events = list(self._waiters.get(run_id, ()))
+        for event in events:
+            event.set()
+
+    def _wake_all(self) -> None:
+        # Announcements may have been lost while Redis was away: waiters re-read the row.
+        with self._lock:
+            events = [event for events in self._waiters.values() for event in events]
+        for event in events:
+            event.set()
+
+    def _ended(self, run_id: str) -> bool:
+        with self._session_factory() as session:
+            status = session.scalar(select(Run.status).where(Run.id == run_id))
+        return status is None or status in FINAL
+

@@ -1,0 +1,90 @@
+"""The Redis EventBus: a page connected to any web process hears events of runs anywhere.
+
+Publishing is one PUBLISH on the (user, facility) channel. Each web process subscribes
+to a channel while it holds at least one open page of that user in that facility, and
+fans the messages out to those pages with the in-memory bus; so `has_listeners` asks
+Redis how many processes listen on the channel (PUBSUB NUMSUB), wherever they are.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import redis
+
+from app.distributed.pubsub import RedisListener
+from app.events import InMemoryEventBus
+from app.seams import Message, Subscription
+
+
+class _Page:
+    """One open page: its local subscription, and the channel it keeps subscribed."""
+
+    def __init__(self, bus: RedisEventBus, local: Subscription, user_id: int,
+                 facility_id: int) -> None:
+        self._bus = bus
+        self._local = local
+        self._key = (user_id, facility_id)
+        self.closed = local.closed  # set by close_all when this web process stops
+
+    def get(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None after `timeout` seconds."""
+        return self._local.get(timeout)
+
+    def close(self) -> None:
+        """Stop receiving (the process unsubscribes when its last page of the key closes)."""
+        self._bus.leave(self._local, *self._key)
+
+
+class RedisEventBus:
+    """Publishes over Redis pub/sub; delivers to the pages open in this process."""
+
+    def __init__(self, client: redis.Redis, listener: RedisListener, *,
+                 prefix: str = "scriptbox") -> None:
+        self._client = client
+        self._listener = listener
+        self._prefix = prefix
+        self._local = InMemoryEventBus()
+        self._lock = threading.Lock()
+
+    def channel(self, user_id: int, facility_id: int) -> str:
+        """The Redis channel of (user, facility)."""
+        return f"{self._prefix}:events:{user_id}:{facility_id}"
+
+    def publish(self, user_id: int, facility_id: int, message: Message) -> int:
+        """Send to every open page of (user, facility); how many web processes were reached."""
+        reached = self._client.publish(self.channel(user_id, facility_id), json.dumps(message))
+        return int(reached)
+
+    def subscribe(self, user_id: int, facility_id: int) -> Subscription:
+        """Register an open page (returns once Redis delivers its channel here)."""
+        # One lock around the Redis (un)subscribe too: a page opening while the last one
+        # of the same key closes must not end unsubscribed.
+        with self._lock:
+            if not self._local.has_listeners(user_id, facility_id):
+                self._listener.subscribe(
+                    self.channel(user_id, facility_id),
+                    lambda raw: self._deliver(user_id, facility_id, raw),
+                )
+            local = self._local.subscribe(user_id, facility_id)
+        return _Page(self, local, user_id, facility_id)
+
+    def _deliver(self, user_id: int, facility_id: int, raw: str) -> None:
+        self._local.publish(user_id, facility_id, json.loads(raw))
+
+    def leave(self, local: Subscription, user_id: int, facility_id: int) -> None:
+        """Forget an open page; unsubscribe the channel when it was the last one here."""
+        with self._lock:
+            local.close()
+            if not self._local.has_listeners(user_id, facility_id):
+                self._listener.unsubscribe(self.channel(user_id, facility_id))
+
+    def close_all(self) -> None:
+        """Tell the pages open in this process that it goes away (they reconnect elsewhere)."""
+        self._local.close_all()
+
+    def has_listeners(self, user_id: int, facility_id: int) -> bool:
+        """True when some web process holds an open page of the user in the facility."""
+        counts = self._client.pubsub_numsub(self.channel(user_id, facility_id))
+        return any(int(count) > 0 for _channel, count in counts)
