@@ -1,4 +1,10 @@
-"""Shared fixtures: a migrated app on a temporary SQLite database, and small factories.
+"""Shared fixtures: a migrated app on a temporary database, and small factories.
+
+Which database: `--databases` (or SCRIPTBOX_TEST_DATABASES), a comma list of `sqlite`
+(a copied, migrated file; the default) and `postgres` (a fresh, randomly named database
+cloned from a migrated template on SCRIPTBOX_TEST_POSTGRES_URL, dropped after the test).
+With both, every test that builds an app runs once on each; `sqlite_only` marks the few
+that inspect the SQLite file itself.
 
 The app is imported inside the fixtures, not at the top: tests/sandbox shares this file
 and must run without Flask (tests/sandbox/test_boundaries.py checks it).
@@ -33,7 +39,106 @@ def _cheap_password_hashing(
     monkeypatch.setattr(people, "PASSWORD_HASH_METHOD", "pbkdf2:sha256:1000")
 
 
-_MIGRATED: dict[str, Path] = {}
+DATABASE_KINDS = ("sqlite", "postgres")
+# Tests under these folders build no app: they run once, whatever the databases.
+_NO_DATABASE = {"sandbox", "static", "devprovider"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    import os
+
+    parser.addoption(
+        "--databases",
+        default=os.environ.get("SCRIPTBOX_TEST_DATABASES", "sqlite"),
+        help="comma list of databases the app tests run on: sqlite, postgres",
+    )
+
+
+def _database_kinds(config: pytest.Config) -> list[str]:
+    kinds = [kind.strip() for kind in str(config.getoption("--databases")).split(",") if kind]
+    unknown = set(kinds) - set(DATABASE_KINDS)
+    if unknown or not kinds:
+        raise pytest.UsageError(f"--databases takes {', '.join(DATABASE_KINDS)}, not {unknown}")
+    return kinds
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    kinds = _database_kinds(metafunc.config)
+    if kinds == ["sqlite"] or _NO_DATABASE & set(metafunc.definition.path.parts):
+        return
+    if metafunc.definition.get_closest_marker("sqlite_only"):
+        kinds = [kind for kind in kinds if kind == "sqlite"] or kinds
+    metafunc.parametrize("database", kinds, indirect=True)
+
+
+_KIND: list[str] = ["sqlite"]  # the database kind of the running test (make_app reads it)
+_CREATED: list[str] = []  # PostgreSQL databases the running test created
+_ENGINES: list[Any] = []  # and the engines of the apps built on them
+
+
+@pytest.fixture(autouse=True)
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The database kind this test's apps use (see the module docstring)."""
+    kind = getattr(request, "param", "sqlite")
+    _KIND[0] = kind
+    yield kind
+    _KIND[0] = "sqlite"
+    while _ENGINES:
+        _ENGINES.pop().dispose()  # close the connections before their database goes
+    while _CREATED:
+        _drop_postgres(_CREATED.pop())
+
+
+_MIGRATED: dict[str, Any] = {}
+
+
+def _postgres_server() -> str:
+    import os
+
+    base = os.environ.get("SCRIPTBOX_TEST_POSTGRES_URL")
+    if not base:
+        pytest.fail("--databases postgres needs SCRIPTBOX_TEST_POSTGRES_URL")
+    return base
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _fresh_postgres() -> str:
+    """A new PostgreSQL database cloned from one migrated once per session (fast)."""
+    import secrets
+
+    import psycopg
+
+    base = _postgres_server()
+    if "postgres" not in _MIGRATED:
+        from alembic import command
+
+        from app.migrate import alembic_config
+
+        template = f"scriptbox_template_{secrets.token_hex(4)}"
+        with psycopg.connect(_plain(base), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{template}"')
+        url = base.rsplit("/", 1)[0] + f"/{template}"
+        command.upgrade(alembic_config(url), "head")
+        _MIGRATED["postgres"] = template
+        import atexit
+
+        atexit.register(_drop_postgres, template)
+    name = f"scriptbox_test_{secrets.token_hex(4)}"
+    with psycopg.connect(_plain(base), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_MIGRATED["postgres"]}"')
+    _CREATED.append(name)
+    return base.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_postgres(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_plain(_postgres_server()), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
 
 
 def _migrated_template() -> Path:
@@ -44,16 +149,18 @@ def _migrated_template() -> Path:
         from app.migrate import alembic_config
 
         folder = Path(tempfile.mkdtemp(prefix="scriptbox-template-"))
-        path = folder / "template.sqlite"
+        template = folder / "template.sqlite"
         from alembic import command
 
-        command.upgrade(alembic_config(f"sqlite:///{path}"), "head")
-        _MIGRATED["path"] = path
-    return _MIGRATED["path"]
+        command.upgrade(alembic_config(f"sqlite:///{template}"), "head")
+        _MIGRATED["path"] = template
+    path: Path = _MIGRATED["path"]
+    return path
 
 
 def make_app(tmp_path: Path, **overrides: Any) -> Flask:
-    """A Scriptbox app on a fresh, migrated SQLite file under tmp_path."""
+    """A Scriptbox app on a fresh, migrated database (SQLite file under tmp_path, or a
+    PostgreSQL database when the test runs on PostgreSQL)."""
     import shutil
 
     from app import create_app
@@ -61,11 +168,16 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     from app.migrate import upgrade
 
     database = tmp_path / "scriptbox.sqlite"
-    if "DATABASE_URL" not in overrides:
+    if "DATABASE_URL" in overrides:
+        url = overrides["DATABASE_URL"]
+    elif _KIND[0] == "postgres":
+        url = _fresh_postgres()
+    else:
         shutil.copyfile(_migrated_template(), database)
+        url = f"sqlite:///{database}"
     config = {
         "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": url,
         "SECRET_KEY": "test-secret-key",
         "SECRET_KEYS": [generate_key()],
         "PUBLIC_URL": "http://127.0.0.1:5000",
@@ -75,6 +187,8 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     }
     config.update(overrides)
     app = create_app(config)
+    if _CREATED and url.endswith(_CREATED[-1]):
+        _ENGINES.append(app.extensions["db_engine"])
     app.instance_path = str(tmp_path / "instance")
     if "DATABASE_URL" in overrides:
         upgrade(app)
@@ -164,6 +278,29 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
         if executor is not None:
             executor.close()
         db.session.remove()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, randomly named PostgreSQL database for one test, dropped afterwards.
+
+    Skipped unless SCRIPTBOX_TEST_POSTGRES_URL names the server (CI sets it).
+    """
+    import os
+    import secrets
+
+    base = os.environ.get("SCRIPTBOX_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("set SCRIPTBOX_TEST_POSTGRES_URL to run against PostgreSQL")
+    import psycopg
+
+    name = f"scriptbox_test_{secrets.token_hex(4)}"
+    plain = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield base.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -548,6 +548,7 @@ def test_a_facility_cannot_reach_another_facilitys_integrations(
     assert "otherkey" not in available and "headerkey" in available
 
 
+@pytest.mark.sqlite_only  # reads the database file
 def test_no_secret_is_stored_or_shown_anywhere(
     app: Flask,
     session: Session,

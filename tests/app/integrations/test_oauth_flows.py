@@ -298,6 +298,7 @@ def _race_two_processes(url: str, account_id: int, app: Flask, provider: RealPro
     assert len(results) == 20 and len(set(results)) == 1
 
 
+@pytest.mark.sqlite_only  # the PostgreSQL twin is below
 def test_two_processes_sharing_sqlite_refresh_once(
     app: Flask, session: Session, lab: dict[str, Any], provider: RealProvider
 ) -> None:
@@ -421,26 +422,6 @@ def test_key_rotation_reencrypts_everything(
     assert only_new.decrypt_json(sealed)["headers"] == {"X-Static": "static-value-3"}
     with pytest.raises(Exception, match="cannot be decrypted"):
         Vault([old_key]).decrypt(stored.credentials_enc)
-
-
-@pytest.fixture
-def postgres_url() -> Any:
-    """A fresh PostgreSQL database for one test (skipped unless the server is configured)."""
-    import os
-    import secrets
-
-    base = os.environ.get("SCRIPTBOX_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("set SCRIPTBOX_TEST_POSTGRES_URL to run against PostgreSQL")
-    import psycopg
-
-    name = f"scriptbox_test_{secrets.token_hex(4)}"
-    plain = base.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.mark.postgres

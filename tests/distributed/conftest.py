@@ -1,0 +1,103 @@
+"""Fixtures for the scale-out tests: the test Redis under a fresh key prefix, own Redis servers.
+
+The shared Redis is `SCRIPTBOX_TEST_REDIS_URL` (CI exports it; default db 15 of the
+local server); every test gets a random prefix and its keys are deleted afterwards.
+When that variable is set the server must answer; otherwise the tests skip without it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def redis_url() -> str:
+    """The Redis database the tests may use (never db 0)."""
+    return os.environ.get("SCRIPTBOX_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A fresh key prefix on the test Redis; its keys are deleted afterwards."""
+    client = redis.Redis.from_url(redis_url())
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        if "SCRIPTBOX_TEST_REDIS_URL" in os.environ:
+            pytest.fail(f"Redis at {redis_url()} does not answer")
+        pytest.skip(f"no Redis at {redis_url()}")
+    prefix = f"sbtest-{secrets.token_hex(4)}"
+    yield prefix
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class OwnRedis:
+    """A private redis-server on a free port that a test may stop and start again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server (no persistence) and wait until it answers."""
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is missing: apt-get install redis-server"
+        self._process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)  # the server is starting: nothing to await but its port
+        client.close()
+
+    def stop(self) -> None:
+        """Kill the server (its data is gone: no persistence)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A private Redis server, for tests that restart it."""
+    server = OwnRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

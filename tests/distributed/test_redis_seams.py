@@ -1,0 +1,145 @@
+"""The Redis EventBus and GrantSignals between two independent clients (two "processes").
+
+Each side has its own Redis connection and listener, as two web or worker processes
+would; nothing is shared but the Redis server.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from app.distributed.pubsub import RedisListener
+from app.distributed.redis_bus import RedisEventBus
+from app.distributed.redis_signals import RedisGrantSignals
+from app.seams import GrantOutcome
+from tests.distributed.conftest import OwnRedis, redis_url
+
+
+class Side:
+    """One process's view: a client, a listener, a bus and signals."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.listener = RedisListener(self.client)
+        self.bus = RedisEventBus(self.client, self.listener, prefix=prefix)
+        self.signals = RedisGrantSignals(self.client, self.listener, prefix=prefix)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.client.close()
+
+
+@pytest.fixture
+def sides(redis_prefix: str) -> Iterator[tuple[Side, Side]]:
+    a, b = Side(redis_url(), redis_prefix), Side(redis_url(), redis_prefix)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_a_page_on_one_process_gets_what_another_publishes(sides: tuple[Side, Side]) -> None:
+    web_a, worker = sides
+    assert not worker.bus.has_listeners(7, 3)
+    page = web_a.bus.subscribe(7, 3)
+    assert worker.bus.has_listeners(7, 3)
+    assert not worker.bus.has_listeners(7, 4)  # another facility of the same user
+
+    reached = worker.bus.publish(7, 3, {"type": "run.output", "run_id": "r1", "data": "hi"})
+    assert reached == 1
+    assert page.get(timeout=10) == {"type": "run.output", "run_id": "r1", "data": "hi"}
+    worker.bus.publish(7, 4, {"type": "run.output", "run_id": "r2", "data": "not yours"})
+    worker.bus.publish(7, 3, {"type": "run.status", "run_id": "r1", "status": "running"})
+    assert page.get(timeout=10) == {"type": "run.status", "run_id": "r1", "status": "running"}
+
+    page.close()
+    assert not worker.bus.has_listeners(7, 3)
+    assert worker.bus.publish(7, 3, {"type": "run.output", "run_id": "r1", "data": "x"}) == 0
+
+
+def test_two_pages_of_one_user_in_one_process_both_hear_and_close_apart(
+    sides: tuple[Side, Side],
+) -> None:
+    web_a, worker = sides
+    first, second = web_a.bus.subscribe(1, 1), web_a.bus.subscribe(1, 1)
+    assert worker.bus.publish(1, 1, {"type": "run.status", "status": "queued"}) == 1
+    assert first.get(timeout=10) == second.get(timeout=10) == {
+        "type": "run.status", "status": "queued"}
+    first.close()
+    assert worker.bus.has_listeners(1, 1)  # the second page keeps the channel
+    worker.bus.publish(1, 1, {"type": "run.status", "status": "running"})
+    assert second.get(timeout=10) == {"type": "run.status", "status": "running"}
+    second.close()
+    assert not worker.bus.has_listeners(1, 1)
+
+
+def test_a_grant_answered_elsewhere_wakes_the_waiting_run(sides: tuple[Side, Side]) -> None:
+    worker, web_b = sides
+    got: list[GrantOutcome | None] = []
+    waiting = threading.Thread(target=lambda: got.append(worker.signals.wait("g1", "r1", 60)))
+    worker.signals.listen()  # subscribed before the answer, as a waiting worker is
+    waiting.start()
+    web_b.signals.notify("g1", GrantOutcome("granted", 42))
+    waiting.join(30)
+    assert got == [GrantOutcome("granted", 42)]
+
+
+def test_a_waiter_that_arrives_after_the_answer_still_gets_it(sides: tuple[Side, Side]) -> None:
+    worker, web_b = sides
+    web_b.signals.notify("g2", GrantOutcome("refused"))
+    assert worker.signals.wait("g2", "r2", 30) == GrantOutcome("refused")
+    assert worker.signals.wait("g-other", "r2", 0.01) is None
+
+
+def test_cancelling_a_run_elsewhere_wakes_its_wait_and_reaches_its_worker(
+    sides: tuple[Side, Side],
+) -> None:
+    worker, web_b = sides
+    cancelled_here = threading.Event()
+    worker.signals.on_cancel(lambda run_id: run_id == "r3" and cancelled_here.set())
+    worker.signals.listen()
+    got: list[GrantOutcome | None] = []
+    waiting = threading.Thread(target=lambda: got.append(worker.signals.wait("g3", "r3", 60)))
+    waiting.start()
+    web_b.signals.cancel_run("r3")
+    waiting.join(30)
+    assert got == [GrantOutcome("cancelled")]
+    assert cancelled_here.wait(10)
+    worker.signals.forget_run("r3")
+    assert worker.signals.wait("g4", "r3", 0.01) is None  # forgotten: no longer cancelled
+
+
+def test_a_redis_restart_wakes_waiters_and_pages_hear_again(own_redis: OwnRedis) -> None:
+    web, worker = Side(own_redis.url, "t"), Side(own_redis.url, "t")
+    try:
+        page = web.bus.subscribe(5, 5)
+        worker.signals.listen()
+        got: list[GrantOutcome | None] = []
+        waiting = threading.Thread(target=lambda: got.append(worker.signals.wait("g", "r", 600)))
+        waiting.start()
+
+        own_redis.stop()
+        own_redis.start()  # empty: every subscription and stored key is gone
+        # The waiter wakes with no outcome (it might have missed one) instead of sleeping
+        # until its prompt expires; the grant coordinator then re-reads the database.
+        waiting.join(60)
+        assert not waiting.is_alive() and got == [None]
+
+        # The page's channel is subscribed again: a publish after the restart reaches it.
+        delivered = None
+        for _ in range(100):
+            if web.bus.has_listeners(5, 5):
+                worker.bus.publish(5, 5, {"type": "run.status", "status": "running"})
+                delivered = page.get(timeout=0.2)
+                if delivered is not None:
+                    break
+            else:
+                page.get(timeout=0.1)  # the listener is reconnecting: give it the time
+        assert delivered == {"type": "run.status", "status": "running"}
+        page.close()
+    finally:
+        web.close()
+        worker.close()
