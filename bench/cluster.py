@@ -1,0 +1,203 @@
+"""Benchmark: the sandbox's own trivial-run throughput against the REST API's, embedded and
+clustered, and how the cluster scales from one worker to two.
+
+1. `sandbox_runs_per_s`: `Executor.run("result = 1")` from `--clients` threads, no web.
+2. Embedded: a live `scriptbox` app on SQLite (threads, in-memory bus); `--clients` HTTP
+   clients each `POST /runs` with `wait` in a loop: p50/p99 latency and runs/s.
+3. Cluster: `scriptbox serve` + `scriptbox worker` processes on PostgreSQL and Redis
+   (SCRIPTBOX_TEST_POSTGRES_URL, SCRIPTBOX_TEST_REDIS_URL), the same load.
+4. `scale_2_vs_1`: runs that each wait 100 ms on a loopback upstream, one worker against
+   two (same concurrency per worker, clients enough to fill both).
+The last line is one JSON object with the named figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+import redis
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from app import db
+from app.integrations.vault import generate_key
+from app.models import Integration, Role
+from app.testing import LiveServer, WebClient
+from sandbox import Executor
+from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.distributed.cluster import Cluster
+
+TRIVIAL = "result = 1"
+SLOW = 'integrations.get("slow", "/wait")\nresult = 1'
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0..100), nearest rank."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def hammer(clients: int, seconds: float, one: Callable[[int], None]) -> list[float]:
+    """Call one(client) in a loop from `clients` threads for `seconds`; latencies in ms."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def loop(client: int) -> None:
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            one(client)
+            with lock:
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies
+
+
+def http_figures(browsers: list[WebClient], source: str, clients: int,
+                 seconds: float) -> dict[str, float]:
+    """p50, p99 and runs/s of POST /runs with wait, from `clients` HTTP clients."""
+
+    def one(client: int) -> None:
+        response = browsers[client].api(
+            "POST", "/api/f/lab/runs", json={"source": source, "wait": 60})
+        if response.status_code != 200 or response.json()["status"] != "succeeded":
+            raise RuntimeError(response.text)
+
+    for browser in browsers:  # warm: connections, sandbox workers
+        one(browsers.index(browser))
+    started = time.monotonic()
+    latencies = hammer(clients, seconds, one)
+    elapsed = time.monotonic() - started
+    return {
+        "http_p50_ms": round(percentile(latencies, 50), 2),
+        "http_p99_ms": round(percentile(latencies, 99), 2),
+        "http_runs_per_s": round(len(latencies) / elapsed, 1),
+    }
+
+
+def sandbox_runs_per_s(clients: int, seconds: float) -> float:
+    """Trivial runs per second straight through the sandbox executor."""
+    with Executor(idle_workers=clients) as executor:
+        executor.run(TRIVIAL)
+        started = time.monotonic()
+        latencies = hammer(clients, seconds, lambda _client: executor.run(TRIVIAL))
+        return round(len(latencies) / (time.monotonic() - started), 1)
+
+
+def seed(app: Any, upstream: str) -> int:
+    """A facility, a scripter and an auth-less integration to a slow upstream."""
+    with app.app_context():
+        session = db.session()
+        facility = create_facility(session, slug="lab")
+        user = create_user(session, email="bench@example.com")
+        add_member(session, user=user, facility=facility, role=Role.scripter)
+        session.add(Integration(facility_id=facility.id, key="slow", name="Slow",
+                                auth_mode="none", base_url=upstream, placements=[],
+                                credential_fields=[], allow_private_network=True))
+        session.commit()
+        user_id: int = user.id
+    db.session.remove()
+    return user_id
+
+
+@Request.application
+def slow_upstream(_request: Request) -> Response:
+    """Answers after 100 ms, like a slow third-party API."""
+    time.sleep(0.1)
+    return Response("{}", 200, content_type="application/json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=4, help="per worker")
+    args = parser.parse_args()
+    postgres = os.environ.get("SCRIPTBOX_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("SCRIPTBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    upstream_server = make_server("127.0.0.1", 0, slow_upstream, threaded=True)
+    threading.Thread(target=upstream_server.serve_forever, daemon=True).start()
+    upstream = f"http://127.0.0.1:{upstream_server.server_port}"
+    folder = Path(tempfile.mkdtemp(prefix="scriptbox-bench-"))
+    for sub in ("embedded", "cluster"):
+        (folder / sub).mkdir()
+    figures: dict[str, Any] = {"clients": args.clients, "cpus": os.cpu_count()}
+
+    figures["sandbox_runs_per_s"] = sandbox_runs_per_s(args.clients, args.seconds)
+
+    app = make_app(folder / "embedded", IDLE_WORKERS=args.clients, MAX_RUNS_PER_USER=100)
+    user_id = seed(app, upstream)
+    live = LiveServer(app)
+    embedded = http_figures([WebClient(app, live.url, user_id) for _ in range(args.clients)],
+                            TRIVIAL, args.clients, args.seconds)
+    live.close()
+    embedded["http_vs_sandbox"] = round(
+        embedded["http_runs_per_s"] / figures["sandbox_runs_per_s"], 2)
+    figures["embedded"] = embedded
+
+    name = f"scriptbox_bench_{secrets.token_hex(4)}"
+    plain = postgres.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    database = postgres.rsplit("/", 1)[0] + f"/{name}"
+    prefix = f"sbbench-{secrets.token_hex(4)}"
+    try:
+        vault_key = generate_key()
+        capp = make_app(folder / "cluster", DATABASE_URL=database, SECRET_KEY="bench",
+                        SECRET_KEYS=[vault_key])
+        user_id = seed(capp, upstream)
+        cluster = Cluster(database_url=database, redis_url=redis_url, prefix=prefix,
+                          secret_key="bench", vault_key=vault_key,
+                          extra={"SCRIPTBOX_MAX_RUNS_PER_USER": "100",
+                                 "SCRIPTBOX_IDLE_WORKERS": "2"})
+        try:
+            _web, url = cluster.web()
+            cluster.worker(concurrency=args.concurrency)
+            browsers = [WebClient(capp, url, user_id) for _ in range(2 * args.clients)]
+            clustered = http_figures(browsers[: args.clients], TRIVIAL, args.clients,
+                                     args.seconds)
+            clustered["http_vs_sandbox"] = round(
+                clustered["http_runs_per_s"] / figures["sandbox_runs_per_s"], 2)
+            load = 2 * args.concurrency  # enough to fill two workers
+            one = http_figures(browsers[:load], SLOW, load, args.seconds)
+            cluster.worker(concurrency=args.concurrency)
+            two = http_figures(browsers[:load], SLOW, load, args.seconds)
+            clustered["slow_runs_per_s_1_worker"] = one["http_runs_per_s"]
+            clustered["slow_runs_per_s_2_workers"] = two["http_runs_per_s"]
+            figures["scale_2_vs_1"] = round(two["http_runs_per_s"] / one["http_runs_per_s"], 2)
+            figures["cluster"] = clustered
+        finally:
+            cluster.close()
+            capp.extensions["db_engine"].dispose()
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+    upstream_server.shutdown()
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
