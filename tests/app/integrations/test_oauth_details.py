@@ -35,10 +35,7 @@ from tests.app.integrations.conftest import (
     code_and_state,
     oauth_integration,
 )
-from tests.app.integrations.test_oauth_flows import postgres_url
 from tests.conftest import add_member, create_facility, create_user, make_app
-
-__all__ = ["postgres_url"]  # the fixture, shared with test_oauth_flows
 
 BINDING = "binding-of-this-browser"
 
