@@ -29,6 +29,8 @@ from sandbox.limits import (
     Limits,
     RunResult,
     ScriptError,
+    TraceFrame,
+    trace_from_data,
 )
 from sandbox.replay import Diverged, Replay, ValuesOverflow
 from sandbox.workers import Exits, Worker
@@ -148,8 +150,8 @@ class Conversation:
         self.reader = protocol.FrameReader(worker.channel, max_frame=max_frame)
 
     def _end(self, status: str, code: str | None = None, message: str = "", line: int | None = None,
-             result: Any = None) -> RunResult:
-        error = ScriptError(code, message, line) if code else None
+             result: Any = None, trace: tuple[TraceFrame, ...] = ()) -> RunResult:
+        error = ScriptError(code, message, line, trace) if code else None
         journal = self.replay.finish(wall_s=self.clock.used())
         return RunResult(
             status, result, "".join(self.output), error, calls=self.calls, journal=journal
@@ -289,6 +291,7 @@ class Conversation:
                 str(error.get("code") or "script_error"),
                 str(error.get("message") or "the script failed")[:MAX_ERROR_CHARS],
                 line if isinstance(line, int) else None,
+                trace=trace_from_data(error.get("trace")),
             )
         result_json = str(message.get("result_json", "null"))
         if len(result_json.encode()) > self.limits.result_bytes:

@@ -47,17 +47,55 @@ class Limits:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+# A traceback keeps this many of the script's innermost frames (deep recursion is cut).
+MAX_TRACE_FRAMES = 20
+
+
+@dataclass(frozen=True)
+class TraceFrame:
+    """One frame of the script's own code in a traceback: its line and function name."""
+
+    line: int
+    name: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape of a frame."""
+        return {"line": self.line, "name": self.name}
+
+
 @dataclass(frozen=True)
 class ScriptError:
-    """Why a run failed: a stable code, a message for the scripter and the script line."""
+    """Why a run failed: a stable code, a message for the scripter, the script line and the
+    script's own frames (never the sandbox's), outermost first."""
 
     code: str
     message: str
     line: int | None = None
+    trace: tuple[TraceFrame, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON shape used by the CLI and the API."""
-        return {"code": self.code, "message": self.message, "line": self.line}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "line": self.line,
+            "trace": [frame.to_dict() for frame in self.trace],
+        }
+
+
+def trace_from_data(raw: Any) -> tuple[TraceFrame, ...]:
+    """Frames from the worker's JSON, keeping only well-formed ones (the worker is untrusted)."""
+    if not isinstance(raw, list):
+        return ()
+    frames = [
+        TraceFrame(item["line"], item["name"][:80])
+        for item in raw[-MAX_TRACE_FRAMES:]
+        if isinstance(item, dict)
+        and isinstance(item.get("line"), int)
+        and not isinstance(item.get("line"), bool)
+        and isinstance(item.get("name"), str)
+    ]
+    return tuple(frames)
 
 
 SUCCEEDED = "succeeded"

@@ -14,7 +14,7 @@ from typing import Any
 from sandbox import plain, policy, protocol
 from sandbox.compiler import FILENAME, compile_script
 from sandbox.journal import REPLAY_DIVERGED, JournalFull, ReplayDiverged, ValueLog
-from sandbox.limits import MAX_ERROR_CHARS, Limits, ScriptError
+from sandbox.limits import MAX_ERROR_CHARS, MAX_TRACE_FRAMES, Limits, ScriptError, TraceFrame
 from sandbox.script_api import Info, IntegrationError, Integrations, error_code
 from sandbox.script_values import module_overrides
 
@@ -132,6 +132,18 @@ def _script_line(tb: TracebackType | None) -> int | None:
     return line
 
 
+def _script_trace(tb: TracebackType | None) -> tuple[TraceFrame, ...]:
+    # Only the script's own frames: the sandbox's frames would show host paths and code.
+    frames = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename == FILENAME:
+            name = "<script>" if code.co_name == "<module>" else code.co_name
+            frames.append(TraceFrame(tb.tb_lineno, name))
+        tb = tb.tb_next
+    return tuple(frames[-MAX_TRACE_FRAMES:])
+
+
 def _capped(text: str) -> str:
     """text cut to MAX_ERROR_CHARS, ending in an ellipsis when cut, and valid UTF-8."""
     if len(text) > MAX_ERROR_CHARS:
@@ -148,24 +160,27 @@ def _text(exc: BaseException) -> str:
 
 
 def describe_exception(exc: BaseException) -> ScriptError:
-    """Turn an uncaught script exception into data: code, message, script line."""
+    """Turn an uncaught script exception into data: code, message, script line and frames."""
     line = _script_line(exc.__traceback__)
+    trace = _script_trace(exc.__traceback__)
     if isinstance(exc, ReplayDiverged | JournalFull):
-        return ScriptError(exc.code, _text(exc), line)
+        return ScriptError(exc.code, _text(exc), line, trace)
     if isinstance(exc, IntegrationError):
         code = error_code(exc)
-        return ScriptError(code, _text(exc) or code, line)
+        return ScriptError(code, _text(exc) or code, line, trace)
     if isinstance(exc, policy.Forbidden):
-        return ScriptError("forbidden", _text(exc), line)
+        return ScriptError("forbidden", _text(exc), line, trace)
     if isinstance(exc, MemoryError):
-        return ScriptError("memory_limit", "the script ran out of memory", line)
+        return ScriptError("memory_limit", "the script ran out of memory", line, trace)
     if isinstance(exc, OutputLimitExceeded):
-        return ScriptError("output_limit", _text(exc), line)
+        return ScriptError("output_limit", _text(exc), line, trace)
     # Built from the class name and a capped message rather than the traceback module:
     # a 100 MB message would be copied twice there, and the class name is the script's.
     name = type(exc).__name__
     text = _text(exc)
-    return ScriptError("script_error", _capped(f"{name}: {text}" if text else name), line)
+    return ScriptError(
+        "script_error", _capped(f"{name}: {text}" if text else name), line, trace
+    )
 
 
 def _globals(

@@ -4,6 +4,7 @@ from app.models.facilities import ApiToken, Facility, Invitation, Membership, Ro
 from app.models.integrations import Account, CallLog, Grant, Integration, OAuthClient, OAuthState
 from app.models.scripts import Run, Script
 from app.models.sessions import UserSession
+from app.models.versions import ScriptVersion
 
 __all__ = [
     "Account",
@@ -19,6 +20,7 @@ __all__ = [
     "Role",
     "Run",
     "Script",
+    "ScriptVersion",
     "User",
     "UserSession",
 ]

@@ -26,6 +26,9 @@ class Script(Base):
     source: Mapped[str] = mapped_column(Text, default="")
     published: Mapped[bool] = mapped_column(default=False)
     input_schema: Mapped[Any] = mapped_column(JSON, default=dict)
+    # The version members run; the fields above are the scripters' draft. A plain number
+    # (not a foreign key) so scripts and versions do not depend on each other to be created.
+    published_version: Mapped[int | None]
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -58,6 +61,10 @@ class Run(Base):
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(Text)
     error_line: Mapped[int | None]
+    # The script's own frames of an uncaught exception: [{"line", "name"}], outermost first.
+    error_trace: Mapped[Any] = mapped_column(JSON, nullable=True)
+    # Which saved version ran (None for unsaved source from the editor).
+    version: Mapped[int | None]
     calls: Mapped[int] = mapped_column(default=0)
     duration_ms: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -79,10 +86,13 @@ class Run(Base):
                 "code": self.error_code,
                 "message": self.error_message,
                 "line": self.error_line,
+                "trace": self.error_trace or [],
             }
         return {
             "id": self.id,
             "script_id": self.script_id,
+            "version": self.version,
+            "user_id": self.user_id,
             "status": self.status,
             "input": self.input,
             "result": self.result,
@@ -91,5 +101,6 @@ class Run(Base):
             "calls": self.calls,
             "duration_ms": self.duration_ms,
             "created_at": self.created_at.isoformat() if self.created_at else None,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }

@@ -12,6 +12,7 @@ from app.errors import Forbidden, NotFound, ValidationError
 from app.lifecycle import RunStatus
 from app.models import Run, Script
 from app.models.facilities import Role
+from app.services import inputs, versions
 from app.services.context import MemberContext
 from sandbox import source_size_error
 
@@ -25,11 +26,13 @@ def create_script(
     name: str,
     source: str = "",
     description: str = "",
+    input_fields: list[Any] | None = None,
     published: bool = False,
 ) -> Script:
-    """A new script in the member's facility, published if asked (scripters only)."""
+    """A new script in the member's facility, kept as version 1 (scripters only)."""
     _require_scripter(member)
-    script = Script(facility_id=member.facility.id, created_by=member.user.id)
+    script = Script(facility_id=member.facility.id, created_by=member.user.id, input_schema={})
+    session.add(script)
     update_script(
         session,
         member,
@@ -37,10 +40,9 @@ def create_script(
         name=name,
         source=source,
         description=description,
+        input_fields=input_fields,
         published=published,
     )
-    session.add(script)
-    session.flush()
     return script
 
 
@@ -52,9 +54,11 @@ def update_script(
     name: str | None = None,
     source: str | None = None,
     description: str | None = None,
+    input_fields: list[Any] | None = None,
     published: bool | None = None,
 ) -> Script:
-    """Change a script's fields (scripters only)."""
+    """Change a script's draft; every change of source or inputs is kept as a version, and
+    publishing publishes the newest one (scripters only)."""
     _require_scripter(member)
     if name is not None:
         name = name.strip()
@@ -66,10 +70,27 @@ def update_script(
         script.source = source
     if description is not None:
         script.description = description.strip()[:2000]
-    if published is not None:
-        script.published = published
+    if input_fields is not None:
+        script.input_schema = inputs.schema_from_fields(input_fields)
     session.flush()
+    latest = versions.record_version(session, script=script, user_id=member.user.id)
+    if published:
+        versions.publish_version(session, script=script, number=latest.number)
+    elif published is not None:
+        versions.unpublish(session, script=script)
     return script
+
+
+def duplicate_script(session: Session, member: MemberContext, script: Script) -> Script:
+    """A new unpublished copy of the script's draft, named "<name> (copy)"."""
+    return create_script(
+        session,
+        member,
+        name=f"{script.name[:113]} (copy)",
+        source=script.source,
+        description=script.description,
+        input_fields=inputs.fields_from_schema(script.input_schema),
+    )
 
 
 def get_script(session: Session, member: MemberContext, script_id: int) -> Script:
@@ -107,9 +128,23 @@ def create_run(
     interactive: bool,
 ) -> Run:
     """A queued run of a script, or of raw source (scripters only)."""
+    version_number: int | None = None
+    schema: Any = {}
     if script_id is not None:
         script = get_script(session, member, script_id)
-        run_source = source if source is not None and member.can(Role.scripter) else script.source
+        if source is not None and member.can(Role.scripter):
+            run_source, schema = source, script.input_schema  # the editor runs its draft
+        else:
+            # Members run the published version; scripters too, once there is one.
+            chosen = versions.published(session, script=script)
+            if chosen is None and not script.published:
+                _require_scripter(member)
+                chosen = versions.latest_version(session, script=script)
+            if chosen is None:
+                run_source, schema = script.source, script.input_schema
+            else:
+                run_source, schema = chosen.source, chosen.input_schema
+                version_number = chosen.number
     elif source is not None:
         if not member.can(Role.scripter):
             raise Forbidden(
@@ -122,9 +157,11 @@ def create_run(
     _check_source(run_source)
     if len(json.dumps(run_input)) > MAX_INPUT:
         raise ValidationError(f"input is larger than {MAX_INPUT} bytes", field="input")
+    run_input = inputs.check_input(schema, run_input)
     run = Run(
         facility_id=member.facility.id,
         script_id=script.id if script else None,
+        version=version_number,
         user_id=member.user.id,
         source=run_source,
         input=run_input,

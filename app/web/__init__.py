@@ -10,6 +10,7 @@ def register_blueprints(app: Flask) -> None:
     from app.web import (
         api,
         api_sessions,  # noqa: F401  # adds its routes to api.bp
+        api_versions,
         auth,
         headers,
         health,
@@ -17,6 +18,7 @@ def register_blueprints(app: Flask) -> None:
         members,
         oauth,
         pages,
+        pages_runs,
         throttle,
         ws,
     )
@@ -27,9 +29,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api_versions.bp)
     app.register_blueprint(members.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(pages_runs.bp)
     ws.sock.init_app(app)
     headers.init_app(app)
 

@@ -17,6 +17,7 @@ from app.integrations.catalog import CREDENTIAL_MODES
 from app.lifecycle import is_final
 from app.models import Account, ApiToken, CallLog, Integration, Role
 from app.services import disconnection
+from app.services import inputs as script_inputs
 from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
@@ -105,11 +106,21 @@ def _script_dict(script: Any, *, with_source: bool) -> dict[str, Any]:
         "name": script.name,
         "description": script.description,
         "published": script.published,
+        "published_version": script.published_version,
         "updated_at": script.updated_at.isoformat() if script.updated_at else None,
     }
     if with_source:
         data["source"] = script.source
+        data["inputs"] = script_inputs.fields_from_schema(script.input_schema)
+        data["input_schema"] = script.input_schema
     return data
+
+
+def _input_fields(body: dict[str, Any]) -> list[Any] | None:
+    fields = body.get("inputs")
+    if fields is not None and not isinstance(fields, list):
+        raise ValidationError("inputs must be a list of fields", field="inputs")
+    return fields
 
 
 @bp.get("/f/<slug>/scripts")
@@ -131,6 +142,7 @@ def create_script(slug: str) -> ResponseReturnValue:
         name=inputs.text(body, "name"),
         source=inputs.text(body, "source"),
         description=inputs.text(body, "description"),
+        input_fields=_input_fields(body),
         published=bool(inputs.boolean(body, "published")),
     )
     db.session.commit()
@@ -147,7 +159,8 @@ def get_script(slug: str, script_id: int) -> ResponseReturnValue:
 
 @bp.patch("/f/<slug>/scripts/<int:script_id>")
 def update_script(slug: str, script_id: int) -> ResponseReturnValue:
-    """Change name, source, description or published (scripters)."""
+    """Change name, source, inputs, description or published (scripters); publishing
+    publishes the newest version."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
     body = inputs.body()
@@ -158,6 +171,7 @@ def update_script(slug: str, script_id: int) -> ResponseReturnValue:
         name=inputs.optional_text(body, "name"),
         source=inputs.optional_text(body, "source"),
         description=inputs.optional_text(body, "description"),
+        input_fields=_input_fields(body),
         published=inputs.boolean(body, "published"),
     )
     db.session.commit()

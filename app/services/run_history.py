@@ -1,0 +1,153 @@
+"""The runs a member may see, filtered and paged, with script and user names (read only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from app.errors import ValidationError
+from app.lifecycle import RunStatus
+from app.models import CallLog, Run, Script, User
+from app.models.facilities import Role
+from app.services.context import MemberContext
+
+PER_PAGE = 25
+MAX_PAGE = 10_000
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    """What the runs page and `GET /runs` narrow by; None means any."""
+
+    status: RunStatus | None = None
+    script_id: int | None = None
+    user_id: int | None = None
+    since: date | None = None
+    until: date | None = None
+
+    @classmethod
+    def parse(cls, args: Any) -> RunFilters:
+        """Filters from query arguments, a ValidationError naming the argument that is wrong."""
+        status = args.get("status") or None
+        if status is not None and status not in set(RunStatus):
+            raise ValidationError(
+                f"status must be one of {', '.join(RunStatus)}", field="status"
+            )
+        return cls(
+            status=RunStatus(status) if status else None,
+            script_id=parse_int(args.get("script_id"), "script_id"),
+            user_id=parse_int(args.get("user_id"), "user_id"),
+            since=_date(args.get("since"), "since"),
+            until=_date(args.get("until"), "until"),
+        )
+
+    def as_args(self) -> dict[str, str]:
+        """The filters as query arguments (for links that keep them)."""
+        values = {
+            "status": self.status,
+            "script_id": self.script_id,
+            "user_id": self.user_id,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+        }
+        return {k: str(v) for k, v in values.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run with the names the list shows."""
+
+    run: Run
+    script_name: str | None
+    user_name: str
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of runs, newest first."""
+
+    rows: list[RunRow]
+    total: int
+    page: int
+    pages: int
+
+
+def parse_int(value: Any, field: str) -> int | None:
+    """A whole number from a query argument, None when it is empty."""
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{field} must be a number", field=field) from None
+
+
+def _date(value: Any, field: str) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationError(f"{field} must be a date like 2026-01-31", field=field) from None
+
+
+def _filtered(member: MemberContext, filters: RunFilters) -> Select[Any]:
+    query = select(Run).where(Run.facility_id == member.facility.id)
+    if not member.can(Role.admin):
+        query = query.where(Run.user_id == member.user.id)  # scripters see their own runs
+    elif filters.user_id is not None:
+        query = query.where(Run.user_id == filters.user_id)
+    if filters.status is not None:
+        query = query.where(Run.status == str(filters.status))
+    if filters.script_id is not None:
+        query = query.where(Run.script_id == filters.script_id)
+    if filters.since is not None:
+        query = query.where(Run.created_at >= datetime.combine(filters.since, time(), UTC))
+    if filters.until is not None:
+        end = datetime.combine(filters.until + timedelta(days=1), time(), UTC)
+        query = query.where(Run.created_at < end)
+    return query
+
+
+def find_runs(
+    session: Session,
+    member: MemberContext,
+    *,
+    filters: RunFilters,
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> RunPage:
+    """The page `page` (from 1) of the runs the member may see that match `filters`."""
+    query = _filtered(member, filters)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 1), pages, MAX_PAGE)
+    rows = session.execute(
+        query.add_columns(Script.name, User.name)
+        .outerjoin(Script, Script.id == Run.script_id)
+        .join(User, User.id == Run.user_id)
+        .order_by(Run.created_at.desc(), Run.id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return RunPage(
+        rows=[RunRow(run, script_name, user_name) for run, script_name, user_name in rows],
+        total=total,
+        page=page,
+        pages=pages,
+    )
+
+
+def run_calls(session: Session, *, run: Run) -> list[CallLog]:
+    """The integration calls a run made, in order."""
+    return list(
+        session.scalars(
+            select(CallLog)
+            .where(CallLog.run_id == run.id, CallLog.facility_id == run.facility_id)
+            .order_by(CallLog.id)
+        )
+    )

@@ -1,0 +1,125 @@
+"""Script versions: keep one per save, list, diff, restore, publish (flush, never commit)."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.models import Script, ScriptVersion
+
+MAX_DIFF_LINES = 2000
+
+
+def latest_version(session: Session, *, script: Script) -> ScriptVersion | None:
+    """The newest saved version of a script."""
+    return session.scalar(
+        select(ScriptVersion)
+        .where(ScriptVersion.script_id == script.id)
+        .order_by(ScriptVersion.number.desc())
+        .limit(1)
+    )
+
+
+def record_version(session: Session, *, script: Script, user_id: int | None) -> ScriptVersion:
+    """Keep the script's current source and inputs as a new version (unless unchanged)."""
+    latest = latest_version(session, script=script)
+    if (
+        latest is not None
+        and latest.source == script.source
+        and latest.input_schema == script.input_schema
+    ):
+        return latest  # a save without changes keeps no duplicate
+    number = (session.scalar(
+        select(func.max(ScriptVersion.number)).where(ScriptVersion.script_id == script.id)
+    ) or 0) + 1
+    version = ScriptVersion(
+        script_id=script.id,
+        number=number,
+        source=script.source,
+        input_schema=script.input_schema or {},
+        created_by=user_id,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def list_versions(session: Session, *, script: Script) -> list[ScriptVersion]:
+    """The script's versions, newest first."""
+    return list(
+        session.scalars(
+            select(ScriptVersion)
+            .where(ScriptVersion.script_id == script.id)
+            .order_by(ScriptVersion.number.desc())
+        )
+    )
+
+
+def get_version(session: Session, *, script: Script, number: int) -> ScriptVersion:
+    """One version of the script by its number."""
+    version = session.scalar(
+        select(ScriptVersion).where(
+            ScriptVersion.script_id == script.id, ScriptVersion.number == number
+        )
+    )
+    if version is None:
+        raise NotFound(f"{script.name} has no version {number}")
+    return version
+
+
+def restore_version(
+    session: Session, *, script: Script, number: int, user_id: int
+) -> ScriptVersion:
+    """Make an old version the draft again; the restore is itself kept as a new version."""
+    version = get_version(session, script=script, number=number)
+    script.source = version.source
+    script.input_schema = version.input_schema
+    session.flush()
+    return record_version(session, script=script, user_id=user_id)
+
+
+def publish_version(session: Session, *, script: Script, number: int) -> ScriptVersion:
+    """Members run this version from now on."""
+    version = get_version(session, script=script, number=number)
+    script.published = True
+    script.published_version = version.number
+    session.flush()
+    return version
+
+
+def unpublish(session: Session, *, script: Script) -> None:
+    """Members no longer see the script."""
+    script.published = False
+    script.published_version = None
+    session.flush()
+
+
+def published(session: Session, *, script: Script) -> ScriptVersion | None:
+    """The version members run, if the script is published."""
+    if not script.published or script.published_version is None:
+        return None
+    return session.scalar(
+        select(ScriptVersion).where(
+            ScriptVersion.script_id == script.id,
+            ScriptVersion.number == script.published_version,
+        )
+    )
+
+
+def diff_lines(old: str, new: str) -> list[dict[str, Any]]:
+    """A unified diff of two sources as lines tagged add / remove / context / hunk."""
+    lines = []
+    for text in difflib.unified_diff(
+        old.splitlines(), new.splitlines(), "before", "after", lineterm="", n=3
+    ):
+        if text.startswith(("---", "+++")):
+            continue
+        kind = {"+": "add", "-": "remove", "@": "hunk"}.get(text[:1], "context")
+        lines.append({"kind": kind, "text": text})
+        if len(lines) >= MAX_DIFF_LINES:
+            break
+    return lines

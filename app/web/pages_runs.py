@@ -1,0 +1,118 @@
+"""Pages for runs (the list with filters, one run) and a script's versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Blueprint, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from app import db
+from app.errors import NotFound
+from app.lifecycle import RunStatus, is_final
+from app.models import Integration, Membership, Role, Script, User
+from app.services import run_history, versions
+from app.services import scripts as scripts_service
+from app.services.run_history import RunFilters
+from app.web.pages import _page as render_page
+from app.web.security import login_required, require_member
+from app.web.wording import error_in_words
+
+bp = Blueprint("runs_pages", __name__)
+
+
+@bp.get("/f/<slug>/runs")
+@login_required
+def runs(slug: str) -> ResponseReturnValue:
+    """Runs with filters and pages: members and scripters see their own, admins everyone's."""
+    member = require_member(slug)
+    filters = RunFilters.parse(request.args)
+    page = run_history.find_runs(
+        db.session(),
+        member,
+        filters=filters,
+        page=run_history.parse_int(request.args.get("page"), "page") or 1,
+    )
+    users: Sequence[Any] = []
+    if member.can(Role.admin):
+        users = db.session.execute(
+            select(User.id, User.name)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.facility_id == member.facility.id)
+            .order_by(User.name)
+        ).all()
+    return render_page(
+        "runs.html",
+        member,
+        page=page,
+        filters=filters,
+        statuses=list(RunStatus),
+        scripts=scripts_service.list_scripts(db.session(), member),
+        users=users,
+    )
+
+
+@bp.get("/f/<slug>/runs/<run_id>")
+@login_required
+def run(slug: str, run_id: str) -> ResponseReturnValue:
+    """One run: output, result, error with the script's traceback, its calls; stop, re-run."""
+    member = require_member(slug)
+    found = scripts_service.get_run(db.session(), member, run_id)
+    script = db.session.get(Script, found.script_id) if found.script_id else None
+    owner = db.session.get(User, found.user_id)
+    calls = run_history.run_calls(db.session(), run=found)
+    failing = next((c for c in reversed(calls) if c.error_code == found.error_code), None)
+    service = None
+    if failing is not None and failing.integration_id is not None:
+        integration = db.session.get(Integration, failing.integration_id)
+        service = integration.name if integration else failing.integration_key
+    return render_page(
+        "run.html",
+        member,
+        run=found,
+        final=is_final(found.status),
+        script=script,
+        owner=owner,
+        source_lines=found.source.splitlines(),
+        calls=calls,
+        scripter=member.can(Role.scripter),
+        error_words=error_in_words(found.error_code, service),
+    )
+
+
+@bp.get("/f/<slug>/editor/<int:script_id>/versions")
+@login_required
+def script_versions(slug: str, script_id: int) -> ResponseReturnValue:
+    """A script's versions: who saved each and when; view one, its diff, restore, publish."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    rows = versions.list_versions(db.session(), script=script)
+    if not rows:
+        raise NotFound(f"{script.name} has no saved version yet")
+    numbers = {v.number: v for v in rows}
+    chosen = numbers.get(run_history.parse_int(request.args.get("v"), "v") or rows[0].number)
+    if chosen is None:
+        raise NotFound(f"{script.name} has no such version")
+    against_number = run_history.parse_int(request.args.get("against"), "against")
+    if against_number is None:
+        older = [v for v in rows if v.number < chosen.number]
+        against = older[0] if older else None
+    else:
+        against = numbers.get(against_number)
+    authors = dict(
+        db.session.execute(
+            select(User.id, User.name).where(User.id.in_({v.created_by for v in rows}))
+        ).all()
+    )
+    return render_page(
+        "versions.html",
+        member,
+        script=script,
+        versions=rows,
+        chosen=chosen,
+        against=against,
+        authors=authors,
+        diff=versions.diff_lines(against.source if against else "", chosen.source),
+    )

@@ -1,0 +1,210 @@
+"""The runs page and one run's page (issue 11, item 1), in Debian's Chromium at 1280 and 375 px:
+filters and pages, the script's traceback, re-run with the same input, stop, live states."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import db
+from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
+from app.models import Role, Run, Script
+from app.testing import LiveServer
+from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.e2e.people import WIDTHS, fits, signed_in
+
+pytestmark = pytest.mark.browser
+API_KEY = "runs-page-key"
+FAILS_DEEP = """def helper(n):
+    print("helping", n)
+    return 10 / n
+
+def outer():
+    return helper(input["n"])
+
+result = outer()
+"""
+NEEDS_KEY = 'print("asking")\nresult = integrations.get("keyed", "/echo").status\n'
+SPINNER = 'print("spinning")\nwhile True:\n    pass\n'
+
+
+@pytest.fixture(scope="module")
+def keyapi() -> Iterator[str]:
+    """A real API-key protected API on loopback."""
+    provider = create_provider_app(ProviderConfig(api_keys={API_KEY: None}))
+    with serve_in_thread(provider) as server:
+        yield f"{server.url}/keyapi"
+
+
+class Lab:
+    """A served facility: admin Ada, scripter Sam, scripts, and 30 old runs of Sam's."""
+
+    def __init__(self, tmp_path: Path, keyapi: str) -> None:
+        self.app = make_app(tmp_path, PARK_AFTER_S=0, HEARTBEAT_S=0.2)
+        self.live = LiveServer(self.app)
+        with self.app.app_context():
+            session = db.session()
+            lab = create_facility(session, slug="lab")
+            ada = create_user(session, email="ada@example.com", name="Ada Admin")
+            sam = create_user(session, email="sam@example.com", name="Sam Scripter")
+            add_member(session, user=ada, facility=lab, role=Role.admin)
+            add_member(session, user=sam, facility=lab, role=Role.scripter)
+            create_integration(session, facility=lab, key="keyed", name="Keyed API",
+                               base_url=keyapi)
+            scripts = {}
+            for name, source in (("Fails deep", FAILS_DEEP), ("Needs key", NEEDS_KEY),
+                                 ("Spinner", SPINNER), ("Hello", "result = 1\n")):
+                script = Script(facility_id=lab.id, name=name, source=source, published=True)
+                session.add(script)
+                session.flush()
+                scripts[name] = script.id
+            start = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+            for day in range(30):
+                when = start + timedelta(days=day)
+                session.add(Run(
+                    facility_id=lab.id, script_id=scripts["Hello"], user_id=sam.id,
+                    source="result = 1\n", input={}, status="failed" if day % 10 == 0
+                    else "succeeded", created_at=when, started_at=when, finished_at=when,
+                    duration_ms=12.0 + day, calls=0,
+                    error_code="script_error" if day % 10 == 0 else None,
+                ))
+            session.add(Run(
+                facility_id=lab.id, script_id=scripts["Hello"], user_id=ada.id,
+                source="result = 1\n", input={}, status="succeeded", created_at=start,
+                duration_ms=5.0, calls=0,
+            ))
+            session.commit()
+            self.scripts = scripts
+
+    def close(self) -> None:
+        self.live.close()
+        self.app.extensions["heartbeat"].stop()
+        executor = self.app.extensions.get("sandbox")
+        if executor is not None:
+            executor.close()
+
+
+@pytest.fixture
+def lab(tmp_path: Path, keyapi: str) -> Iterator[Lab]:
+    built = Lab(tmp_path, keyapi)
+    yield built
+    built.close()
+
+
+def start_run(page: Any, script_id: int, run_input: Any = None) -> str:
+    """Start a run from the page's own session (as its buttons do); the run's id."""
+    run: dict[str, Any] = page.evaluate(
+        """async ([scriptId, input]) => {
+            const csrf = document.querySelector('meta[name="csrf-token"]').content;
+            const r = await fetch('/api/f/lab/runs', {method: 'POST', headers: {
+              'Content-Type': 'application/json', 'X-CSRF-Token': csrf},
+              body: JSON.stringify({script_id: scriptId, input, interactive: true})});
+            return await r.json();
+        }""",
+        [script_id, run_input or {}],
+    )
+    return str(run["id"])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_scripter_filters_and_pages_their_own_runs(browser: Any, lab: Lab, width: int) -> None:
+    page = signed_in(browser, lab.live, "sam@example.com", width=width)
+    page.goto(f"{lab.live.url}/f/lab/runs")
+    rows = page.locator("#runs-table tbody tr")
+    assert rows.count() == 25
+    assert page.locator(".pager").inner_text().count("30 runs") == 1  # not Ada's run
+    assert "Ada Admin" not in page.locator("#runs-table").inner_text()
+    fits(page, f"runs-scripter-{width}")
+    page.click("a[rel=next]")
+    assert rows.count() == 5
+    page.select_option("select[name=status]", "failed")
+    page.fill("input[name=since]", "2026-01-05")
+    page.fill("input[name=until]", "2026-01-25")
+    page.click("#run-filters button[type=submit]")
+    page.wait_for_url(lambda url: "status=failed" in url)
+    assert rows.count() == 2  # 11 and 21 January
+    assert all(s == "failed" for s in rows.locator(".run-status").all_inner_texts())
+    fits(page, f"runs-filtered-{width}")
+    page.fill("input[name=since]", "2027-01-01")
+    page.click("#run-filters button[type=submit]")
+    page.get_by_text("No runs match these filters").wait_for()
+    page.context.close()
+
+
+def test_an_admin_sees_everyones_runs_and_filters_by_user(browser: Any, lab: Lab) -> None:
+    page = signed_in(browser, lab.live, "ada@example.com")
+    page.goto(f"{lab.live.url}/f/lab/runs")
+    assert "31 runs" in page.locator(".pager").inner_text()
+    page.select_option("select[name=user_id]", label="Ada Admin")
+    page.click("#run-filters button[type=submit]")
+    page.wait_for_url(lambda url: "user_id=" in url)
+    assert page.locator("#runs-table tbody tr").count() == 1
+    page.context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_run_shows_the_scripts_traceback_and_runs_again(
+    browser: Any, lab: Lab, width: int
+) -> None:
+    page = signed_in(browser, lab.live, "sam@example.com", width=width)
+    page.goto(f"{lab.live.url}/f/lab/runs")
+    run_id = start_run(page, lab.scripts["Fails deep"], {"n": 0})
+    page.goto(f"{lab.live.url}/f/lab/runs/{run_id}")
+    page.locator("#run-status", has_text="failed").wait_for(timeout=30000)
+    error = page.locator("#run-error")
+    error.wait_for()
+    assert "ZeroDivisionError" in error.inner_text()
+    frames = page.locator(".traceback li").all_inner_texts()
+    assert [f.split("\n")[0].split(",")[0] for f in frames] == ["line 8", "line 6", "line 3"]
+    assert "in helper" in frames[2] and "return 10 / n" in frames[2]
+    assert "helping 0" in page.locator("#run-output").inner_text()
+    assert '"n": 0' in page.locator("#run-input").inner_text()
+    fits(page, f"run-traceback-{width}")
+    page.click("#rerun")
+    page.wait_for_url(lambda url: url.rstrip("/").split("/")[-1] not in ("", run_id)
+                      and "/runs/" in url)
+    page.locator("#run-status", has_text="failed").wait_for(timeout=30000)
+    assert '"n": 0' in page.locator("#run-input").inner_text()
+    with lab.app.app_context():
+        runs = db.session.query(Run).filter(Run.script_id == lab.scripts["Fails deep"]).all()
+        assert sorted(r.input["n"] for r in runs) == [0, 0]
+    page.context.close()
+
+
+def test_the_list_follows_a_run_through_parked_to_its_end(browser: Any, lab: Lab) -> None:
+    page = signed_in(browser, lab.live, "sam@example.com")
+    page.goto(f"{lab.live.url}/f/lab/runs")
+    page.locator("body[data-live=yes]").wait_for()  # the websocket is open
+    run_id = start_run(page, lab.scripts["Needs key"])
+    page.locator("#new-runs").wait_for()  # announced live
+    page.click("#new-runs a")
+    row = page.locator(f"tr[data-run-id='{run_id}']")
+    row.locator(".run-status", has_text="parked").wait_for(timeout=30000)
+    fits(page, "runs-parked-1280")
+    page.locator(".grant-refuse").click()
+    row.locator(".run-status", has_text="failed").wait_for(timeout=30000)
+    page.context.close()
+
+
+def test_stop_ends_a_running_run_with_its_timer_ticking(browser: Any, lab: Lab) -> None:
+    page = signed_in(browser, lab.live, "sam@example.com", width=375)
+    page.goto(f"{lab.live.url}/f/lab/runs")
+    run_id = start_run(page, lab.scripts["Spinner"])
+    page.goto(f"{lab.live.url}/f/lab/runs/{run_id}")
+    page.locator("#run-output", has_text="spinning").wait_for(timeout=30000)
+    timer = page.locator("#run-duration .elapsed")
+    timer.wait_for()
+    first = timer.inner_text()
+    page.wait_for_function(
+        "(first) => document.querySelector('#run-duration .elapsed').textContent !== first",
+        arg=first,
+    )
+    fits(page, "run-running-375")
+    page.click("#stop-run")
+    page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
+    assert page.locator("#stop-run").count() == 0
+    page.context.close()
