@@ -111,6 +111,16 @@ def list_scripts(session: Session, member: MemberContext) -> list[Script]:
     return list(session.scalars(query.order_by(Script.name)))
 
 
+def run_forms(session: Session, scripts: list[Script]) -> dict[int, list[dict[str, Any]]]:
+    """The declared inputs members fill in for each script: its published version's."""
+    forms = {}
+    for script in scripts:
+        chosen = versions.published(session, script=script)
+        schema = chosen.input_schema if chosen else script.input_schema
+        forms[script.id] = inputs.fields_from_schema(schema)
+    return forms
+
+
 def delete_script(session: Session, member: MemberContext, script: Script) -> None:
     """Remove a script (its runs stay in history)."""
     _require_scripter(member)

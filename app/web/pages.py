@@ -13,7 +13,7 @@ from app.errors import NotFound
 from app.integrations import catalog as catalog_rules
 from app.integrations.catalog import load_catalog
 from app.models import Account, ApiToken, Integration, Membership, Role, User
-from app.services import integrations_admin, invitations, people
+from app.services import inputs, integrations_admin, invitations, people
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web.security import login_required, memberships_of, require_member, require_user
@@ -80,7 +80,12 @@ def scripts(slug: str) -> ResponseReturnValue:
     """Published scripts, each runnable with an input."""
     member = require_member(slug)
     published = [s for s in scripts_service.list_scripts(db.session(), member) if s.published]
-    return _page("scripts.html", member, scripts=published)
+    return _page(
+        "scripts.html",
+        member,
+        scripts=published,
+        forms=scripts_service.run_forms(db.session(), published),
+    )
 
 
 @bp.get("/f/<slug>/editor")
@@ -92,7 +97,14 @@ def editor(slug: str, script_id: int | None = None) -> ResponseReturnValue:
     script = scripts_service.get_script(db.session(), member, script_id) if script_id else None
     all_scripts = scripts_service.list_scripts(db.session(), member)
     keys = [{"key": i.key, "name": i.name} for i in _integrations(member)]
-    return _page("editor.html", member, script=script, scripts=all_scripts, integrations=keys)
+    return _page(
+        "editor.html",
+        member,
+        script=script,
+        scripts=all_scripts,
+        integrations=keys,
+        inputs=inputs.fields_from_schema(script.input_schema) if script else [],
+    )
 
 
 @bp.get("/f/<slug>/manage")

@@ -4,6 +4,7 @@ import { createEditor } from "../vendor/editor.js";
 import { api, el, parseJson, showError, slug, toast, when } from "./api.js";
 import { ready } from "./ws.js";
 import { cancel, follow, renderInto, setStatus, start } from "./runs.js";
+import { createInputEditor } from "./input-editor.js";
 
 const page = document.getElementById("editor-page");
 let scriptId = page.dataset.scriptId ? Number(page.dataset.scriptId) : null;
@@ -11,25 +12,53 @@ const integrations = JSON.parse(page.dataset.integrations || "[]");
 const $ = (id) => document.getElementById(id);
 const parts = { status: $("run-status"), output: $("run-output"), result: $("run-result"), error: $("run-error") };
 
+// Unsaved changes: set by any edit, cleared by a save; leaving the page asks first.
+let dirty = false;
+function markDirty() {
+  dirty = true;
+  $("save-status").textContent = "Unsaved changes";
+}
+window.addEventListener("beforeunload", (event) => {
+  if (!dirty) return;
+  event.preventDefault();
+  event.returnValue = "";
+});
+
 const editor = createEditor($("editor"), {
   doc: $("initial-source").value,
   integrations,
   nonce: page.dataset.styleNonce,
-  onChange: () => scheduleReadiness(),
+  onChange: () => { markDirty(); scheduleReadiness(); },
   onRun: () => run(),
   onSave: () => save(),
 });
+const inputFields = createInputEditor($("input-fields"), $("add-input"), JSON.parse(page.dataset.inputs || "[]"), markDirty);
+$("script-name").addEventListener("input", markDirty);
 
-async function save() {
-  const body = { name: $("script-name").value.trim() || "Untitled script", source: editor.getValue(), published: $("script-published").checked };
+// Saving keeps a version of the draft; `publish` (the checkbox) also publishes that version.
+async function save({ publish } = {}) {
+  const body = { name: $("script-name").value.trim() || "Untitled script", source: editor.getValue(), inputs: inputFields.read() };
+  if (publish !== undefined || !scriptId) body.published = publish ?? $("script-published").checked;
   try {
     const saved = scriptId
       ? await api("PATCH", `/api/f/${slug}/scripts/${scriptId}`, body)
       : await api("POST", `/api/f/${slug}/scripts`, body);
+    dirty = false;
     if (!scriptId) { scriptId = saved.id; history.replaceState(null, "", `/f/${slug}/editor/${saved.id}`); }
     showInSidebar(saved);
     $("save-status").textContent = `Saved ${new Date().toLocaleTimeString()}`;
-  } catch (error) { toast(error.message, "error"); }
+    showVersion(saved);
+  } catch (error) {
+    toast(error.message, "error");
+    $("save-status").textContent = error.field === "inputs" ? `Not saved: ${error.message}` : "Not saved";
+  }
+}
+
+function showVersion(saved) {
+  const line = $("version-line");
+  const state = saved.published_version ? ["Members run ", el("strong", { text: `v${saved.published_version}` }), ". "]
+    : saved.published ? ["Published. "] : ["Not published: members do not see it. "];
+  line.replaceChildren(...state, el("a", { id: "versions-link", href: `/f/${slug}/editor/${saved.id}/versions`, text: "Versions" }));
 }
 
 // The sidebar lists the facility's scripts: a saved script shows there at once, under its
@@ -127,6 +156,6 @@ async function loadHistory() {
 
 $("save-script").addEventListener("click", save);
 $("run-script").addEventListener("click", run);
-$("script-published").addEventListener("change", () => { if (scriptId) save(); });
+$("script-published").addEventListener("change", () => { if (scriptId) save({ publish: $("script-published").checked }); });
 refreshReadiness();
 loadHistory();

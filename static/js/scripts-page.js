@@ -1,5 +1,6 @@
 // The Scripts page: run a published script with an input and follow it live.
 import { parseJson, showError } from "./api.js";
+import { buildForm } from "./input-form.js";
 import { ready } from "./ws.js";
 import { cancel, follow, history, renderInto, setStatus, start } from "./runs.js";
 
@@ -11,6 +12,8 @@ for (const card of document.querySelectorAll(".script-card")) {
     result: card.querySelector(".run-result"), error: card.querySelector(".run-error"),
   };
   const inputError = card.querySelector(".input-error");
+  const formBox = card.querySelector(".input-form");
+  const form = formBox ? buildForm(formBox, JSON.parse(card.dataset.inputs || "[]")) : null;
   const stop = card.querySelector(".cancel-run");
   let current = null;
   stop.addEventListener("click", async () => {
@@ -20,8 +23,15 @@ for (const card of document.querySelectorAll(".script-card")) {
   });
   button.addEventListener("click", async () => {
     let input;
-    try { input = parseJson(card.querySelector(".run-input").value, {}); showError(inputError, ""); }
-    catch { showError(inputError, "The input is not valid JSON, e.g. {\"name\": \"Ada\"}."); return; }
+    showError(inputError, "");
+    if (form) {
+      const read = form.read();
+      if (Object.keys(read.errors).length) return;  // shown next to each field
+      input = read.value;
+    } else {
+      try { input = parseJson(card.querySelector(".run-input").value, {}); }
+      catch { showError(inputError, "The input is not valid JSON, e.g. {\"name\": \"Ada\"}."); return; }
+    }
     button.disabled = true;
     panel.hidden = false;
     parts.output.textContent = ""; parts.output.hidden = true;
@@ -36,7 +46,11 @@ for (const card of document.querySelectorAll(".script-card")) {
         if (message.type === "run.finished") { button.disabled = false; stop.hidden = true; current = null; }
       });
     } catch (error) {
-      parts.error.hidden = false; parts.error.textContent = error.message; button.disabled = false;
+      button.disabled = false;
+      if (form && error.field?.startsWith("input.")) {
+        form.showErrors({ [error.field.slice(6)]: error.message });
+        panel.hidden = true;
+      } else { parts.error.hidden = false; parts.error.textContent = error.message; }
     }
   });
   const details = card.querySelector(".history");

@@ -1,0 +1,119 @@
+"""Versions, publishing a chosen version, declared inputs and re-runs through the JSON API
+(issue 11, items 2, 3 and 5): members run the published version while scripters edit a draft."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import db
+from app.models import Role, Run, Script
+from tests.app.web.test_access import CSRF, client_for
+from tests.conftest import add_member, create_facility, create_user
+
+INPUTS = [
+    {"name": "who", "type": "text", "required": True},
+    {"name": "times", "type": "number", "default": 1},
+]
+
+
+@pytest.fixture
+def clients(app: Flask) -> dict[str, FlaskClient]:
+    session = db.session()
+    lab = create_facility(session, slug="lab")
+    result = {}
+    for role in (Role.scripter, Role.member):
+        user = create_user(session, email=f"{role.value}@example.com", name=role.value.title())
+        add_member(session, user=user, facility=lab, role=role)
+        session.flush()
+        result[role.value] = user.id
+    session.commit()
+    return {name: client_for(app, user_id) for name, user_id in result.items()}
+
+
+def call(client: FlaskClient, method: str, path: str, body: Any = None) -> Any:
+    response = client.open(
+        f"/api/f/lab{path}", method=method, json=body, headers={"X-CSRF-Token": CSRF}
+    )
+    return response.status_code, response.get_json()
+
+
+def test_members_run_the_published_version_while_the_draft_moves_on(
+    clients: dict[str, FlaskClient],
+) -> None:
+    scripter, member = clients["scripter"], clients["member"]
+    status, script = call(scripter, "POST", "/scripts",
+                          {"name": "Greeter", "source": "result = 'A'", "inputs": INPUTS})
+    assert status == 201 and script["inputs"][0]["name"] == "who"
+    sid = script["id"]
+    call(scripter, "PATCH", f"/scripts/{sid}", {"source": "result = 'B'"})
+    call(scripter, "PATCH", f"/scripts/{sid}", {"source": "result = 'B'", "name": "Greeter!"})
+    status, published = call(scripter, "PATCH", f"/scripts/{sid}", {"published": True})
+    assert published["published_version"] == 2
+    call(scripter, "PATCH", f"/scripts/{sid}", {"source": "result = 'C'"})
+
+    status, rows = call(scripter, "GET", f"/scripts/{sid}/versions")
+    assert [(v["number"], v["published"], v["created_by"]) for v in rows] == [
+        (3, False, "Scripter"), (2, True, "Scripter"), (1, False, "Scripter")]
+
+    status, run = call(member, "POST", "/runs", {"script_id": sid, "input": {"who": "Ada"}})
+    assert status == 201 and run["version"] == 2
+    assert run["input"] == {"who": "Ada", "times": 1}
+    ran = db.session.get(Run, run["id"])
+    assert ran is not None and ran.source == "result = 'B'"
+
+    status, _ = call(scripter, "POST", f"/scripts/{sid}/versions/1/publish")
+    assert status == 200
+    status, run = call(member, "POST", "/runs", {"script_id": sid, "input": {"who": "Bo"}})
+    assert run["version"] == 1
+
+    status, detail = call(scripter, "GET", f"/scripts/{sid}/versions/3?against=1")
+    assert detail["against"] == 1
+    assert [(d["kind"], d["text"]) for d in detail["diff"] if d["kind"] != "hunk"] == [
+        ("remove", "-result = 'A'"), ("add", "+result = 'C'")]
+
+    status, restored = call(scripter, "POST", f"/scripts/{sid}/versions/1/restore")
+    assert restored["number"] == 4 and restored["source"] == "result = 'A'"
+    status, draft = call(scripter, "GET", f"/scripts/{sid}")
+    assert draft["source"] == "result = 'A'" and draft["published_version"] == 1
+
+    assert call(member, "GET", f"/scripts/{sid}/versions")[0] == 403
+    assert call(member, "POST", f"/scripts/{sid}/versions/4/publish")[0] == 403
+
+
+def test_run_input_is_checked_against_the_declaration(clients: dict[str, FlaskClient]) -> None:
+    scripter, member = clients["scripter"], clients["member"]
+    _, script = call(scripter, "POST", "/scripts", {"name": "Greeter", "source": "result = 1",
+                                                    "inputs": INPUTS, "published": True})
+    status, error = call(member, "POST", "/runs", {"script_id": script["id"], "input": {}})
+    assert status == 400
+    assert error["error"] == {"code": "invalid_input", "message": "who is required",
+                              "field": "input.who"}
+    status, error = call(member, "POST", "/runs",
+                         {"script_id": script["id"], "input": {"who": "A", "times": "x"}})
+    assert error["error"]["field"] == "input.times"
+    status, error = call(scripter, "PATCH", f"/scripts/{script['id']}",
+                         {"inputs": [{"name": "bad name", "type": "text"}]})
+    assert status == 400 and error["error"]["field"] == "inputs"
+
+
+def test_duplicate_and_rerun(clients: dict[str, FlaskClient]) -> None:
+    scripter = clients["scripter"]
+    _, script = call(scripter, "POST", "/scripts",
+                     {"name": "Greeter", "source": "result = input", "inputs": INPUTS,
+                      "published": True})
+    status, copy = call(scripter, "POST", f"/scripts/{script['id']}/duplicate")
+    assert status == 201 and copy["name"] == "Greeter (copy)"
+    _, fetched = call(scripter, "GET", f"/scripts/{copy['id']}")
+    assert fetched["published"] is False and fetched["inputs"][0]["name"] == "who"
+    assert fetched["source"] == "result = input"
+
+    _, first = call(scripter, "POST", "/runs",
+                    {"script_id": script["id"], "input": {"who": "Ada", "times": 3}})
+    status, again = call(scripter, "POST", f"/runs/{first['id']}/rerun")
+    assert status in (200, 201) and again["id"] != first["id"]
+    assert again["input"] == {"who": "Ada", "times": 3} and again["script_id"] == script["id"]
+    assert db.session.get(Script, copy["id"]) is not None

@@ -1,0 +1,146 @@
+"""Declared inputs and versions in the browser (issue 11, items 2 and 5), at 1280 and 375 px:
+a scripter declares inputs in the editor, a member fills the generated form (checked before
+the run), and publishing a chosen version decides what members run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import db
+from app.models import Role, Run, Script
+from app.testing import LiveServer
+from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.e2e.conftest import shot
+from tests.e2e.people import WIDTHS, fits, signed_in
+
+pytestmark = pytest.mark.browser
+GREETER = 'result = {"text": ("Hi " + input["who"] + "! ") * int(input["times"]), ' \
+    '"colour": input.get("colour"), "when": input.get("when"), "loud": input["loud"]}\n'
+
+
+@pytest.fixture
+def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
+    app = make_app(tmp_path)
+    live = LiveServer(app)
+    with app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        for email, name, role in (("sam@example.com", "Sam", Role.scripter),
+                                  ("mo@example.com", "Mo", Role.member)):
+            user = create_user(session, email=email, name=name)
+            add_member(session, user=user, facility=lab, role=role)
+        script = Script(facility_id=lab.id, name="Greeter", source=GREETER, input_schema={})
+        session.add(script)
+        session.commit()
+        script_id = script.id
+    yield live, script_id
+    live.close()
+    app.extensions["heartbeat"].stop()
+    executor = app.extensions.get("sandbox")
+    if executor is not None:
+        executor.close()
+
+
+def declare(page: Any, index: int, name: str, kind: str, *, required: bool = False,
+            default: str = "", help_text: str = "", choices: str = "") -> None:
+    page.click("#add-input")
+    row = page.locator(".input-row").nth(index)
+    row.locator(".input-name").fill(name)
+    row.locator(".input-type").select_option(kind)
+    if required:
+        row.locator(".input-required").check()
+    if default:
+        row.locator(".input-default").fill(default)
+    if help_text:
+        row.locator(".input-help").fill(help_text)
+    if choices:
+        row.locator(".input-choices").fill(choices)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_declared_inputs_become_a_checked_form_for_members(
+    browser: Any, live_lab: tuple[LiveServer, int], width: int
+) -> None:
+    live, script_id = live_lab
+    sam = signed_in(browser, live, "sam@example.com", width=width)
+    sam.goto(f"{live.url}/f/lab/editor/{script_id}")
+    sam.click("#inputs-editor summary")
+    declare(sam, 0, "who", "text", required=True, help_text="Who to greet")
+    declare(sam, 1, "times", "number", default="2")
+    declare(sam, 2, "colour", "choice", choices="red, green")
+    declare(sam, 3, "when", "date")
+    declare(sam, 4, "loud", "boolean")
+    assert sam.locator("#save-status").inner_text() == "Unsaved changes"
+    shot(sam, f"editor-inputs-{width}")
+    sam.click("#save-script")
+    sam.locator("#save-status", has_text="Saved").wait_for()
+    sam.check("#script-published")
+    sam.locator("#version-line", has_text="Members run v").wait_for()
+    sam.context.close()
+
+    mo = signed_in(browser, live, "mo@example.com", width=width)
+    mo.goto(f"{live.url}/f/lab/scripts")
+    card = mo.locator(".script-card", has_text="Greeter")
+    assert card.locator(".run-input").count() == 0  # a form, not raw JSON
+    order = card.locator("[data-input]").evaluate_all("ns => ns.map(n => n.dataset.input)")
+    assert order == ["who", "times", "colour", "when", "loud"]  # as declared
+    assert card.locator("[data-input=who] small").inner_text() == "Who to greet"
+    assert card.locator("[data-input=times] input").input_value() == "2"
+    card.locator(".run-script").click()
+    card.locator("[data-input=who] .field-error", has_text="who is required").wait_for()
+    with live.app.app_context():
+        assert db.session.query(Run).count() == 0  # checked before any run started
+    fits(mo, f"scripts-form-errors-{width}")
+    card.locator("[data-input=who] input").fill("Ada")
+    card.locator("[data-input=colour] select").select_option("green")
+    card.locator("[data-input=when] input").fill("2026-03-04")
+    card.locator("[data-input=loud] input").check()
+    card.locator(".run-script").click()
+    card.locator(".run-status", has_text="succeeded").wait_for(timeout=30000)
+    result = card.locator(".run-result").inner_text()
+    assert '"text": "Hi Ada! Hi Ada! "' in result and '"colour": "green"' in result
+    assert '"when": "2026-03-04"' in result and '"loud": true' in result
+    fits(mo, f"scripts-form-{width}")
+    mo.context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_versions_show_who_and_when_diff_restore_and_publish(
+    browser: Any, live_lab: tuple[LiveServer, int], width: int
+) -> None:
+    live, script_id = live_lab
+    sam = signed_in(browser, live, "sam@example.com", width=width)
+    api = """async ([path, method, body]) => {
+        const csrf = document.querySelector('meta[name="csrf-token"]').content;
+        const r = await fetch('/api/f/lab' + path, {method, headers: {
+          'Content-Type': 'application/json', 'X-CSRF-Token': csrf},
+          body: body ? JSON.stringify(body) : undefined});
+        return await r.json();
+    }"""
+    sam.goto(f"{live.url}/f/lab/scripts")
+    for source in ("result = 'one'\n", "result = 'two'\n", "result = 'three'\n"):
+        sam.evaluate(api, [f"/scripts/{script_id}", "PATCH", {"source": source}])
+    sam.evaluate(api, [f"/scripts/{script_id}/versions/2/publish", "POST", None])
+    sam.goto(f"{live.url}/f/lab/editor/{script_id}/versions")
+    items = sam.locator(".version-list li")
+    assert items.count() == 3
+    assert "Sam" in items.first.inner_text()
+    assert "published" in items.nth(1).inner_text()
+    assert sam.locator(".diff-remove").inner_text() == "-result = 'two'"
+    assert sam.locator(".diff-add").inner_text() == "+result = 'three'"
+    fits(sam, f"versions-{width}")
+    sam.click(".version-list li:nth-child(3) a")  # v1
+    sam.locator("h2", has_text="v1").wait_for()
+    sam.click("#publish-version")
+    sam.locator(".version-main .badge", has_text="published").wait_for()
+    with live.app.app_context():
+        assert db.session.get(Script, script_id).published_version == 1
+    sam.click("#restore-version")
+    sam.wait_for_url(f"**/f/lab/editor/{script_id}")
+    assert "result = 'one'" in sam.locator(".cm-content").inner_text()
+    assert "Members run v1" in sam.locator("#version-line").inner_text()
+    sam.context.close()
