@@ -10,7 +10,7 @@ const page = document.getElementById("editor-page");
 let scriptId = page.dataset.scriptId ? Number(page.dataset.scriptId) : null;
 const integrations = JSON.parse(page.dataset.integrations || "[]");
 const $ = (id) => document.getElementById(id);
-const parts = { status: $("run-status"), output: $("run-output"), result: $("run-result"), error: $("run-error") };
+const parts = { status: $("run-status"), output: $("run-output"), result: $("run-result"), error: $("run-error"), elapsed: $("run-elapsed"), link: $("run-link") };
 
 // Unsaved changes: set by any edit, cleared by a save; leaving the page asks first.
 let dirty = false;
@@ -154,7 +154,25 @@ async function loadHistory() {
     el("td", { text: r.duration_ms == null ? "" : String(Math.round(r.duration_ms)) }), el("td", { text: String(r.calls) }))));
 }
 
-$("save-script").addEventListener("click", save);
+$("save-script").addEventListener("click", () => save());
+
+$("duplicate-script")?.addEventListener("click", async () => {
+  if (dirty && !confirm("Duplicate the last saved version? Your unsaved changes stay here.")) return;
+  try {
+    const copy = await api("POST", `/api/f/${slug}/scripts/${scriptId}/duplicate`);
+    location.assign(`/f/${slug}/editor/${copy.id}`);
+  } catch (error) { toast(error.message, "error"); }
+});
+
+$("delete-script")?.addEventListener("click", async () => {
+  const name = $("script-name").value.trim() || "this script";
+  if (!confirm(`Delete ${name} and all its versions? Its past runs stay on the Runs page.`)) return;
+  try {
+    await api("DELETE", `/api/f/${slug}/scripts/${scriptId}`);
+    dirty = false;
+    location.assign(`/f/${slug}/editor`);
+  } catch (error) { toast(error.message, "error"); }
+});
 $("run-script").addEventListener("click", run);
 $("script-published").addEventListener("change", () => { if (scriptId) save({ publish: $("script-published").checked }); });
 refreshReadiness();

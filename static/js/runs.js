@@ -1,6 +1,7 @@
 // Follow runs over the websocket: status, output lines as they come, the result.
 import { api, el, slug, when } from "./api.js";
 import { on } from "./ws.js";
+import { formatElapsed } from "./elapsed.js";
 
 const buffered = new Map();
 const followers = new Map();
@@ -31,9 +32,28 @@ export async function cancel(runId) {
   return api("POST", `/api/f/${slug}/runs/${runId}/cancel`);
 }
 
+// A live elapsed timer beside a panel's status while its run has not ended.
+const timers = new WeakMap();
+function timer(node, running) {
+  if (!node) return;
+  if (running && !timers.has(node)) {
+    const since = Date.now();
+    const tick = () => { node.textContent = formatElapsed(Date.now() - since); };
+    tick();
+    node.hidden = false;
+    timers.set(node, setInterval(tick, 1000));
+  } else if (!running && timers.has(node)) {
+    clearInterval(timers.get(node));
+    timers.delete(node);
+  }
+}
+
 // Render a run's progress into the elements of a panel.
 export function renderInto(parts, message) {
-  if (message.type === "run.status") setStatus(parts.status, message.status);
+  if (message.type === "run.status") {
+    setStatus(parts.status, message.status);
+    timer(parts.elapsed, true);
+  }
   if (message.type === "run.output") {
     parts.output.hidden = false;
     parts.output.textContent += message.data;
@@ -41,6 +61,9 @@ export function renderInto(parts, message) {
   if (message.type === "run.finished") {
     const run = message.run;
     setStatus(parts.status, run.status);
+    timer(parts.elapsed, false);
+    if (parts.elapsed && run.duration_ms != null) { parts.elapsed.hidden = false; parts.elapsed.textContent = `${Math.round(run.duration_ms)} ms`; }
+    if (parts.link) { parts.link.hidden = false; parts.link.href = `/f/${slug}/runs/${run.id}`; }
     if (run.output && !parts.output.textContent) { parts.output.hidden = false; parts.output.textContent = run.output; }
     if (run.status === "succeeded") {
       parts.result.hidden = false;

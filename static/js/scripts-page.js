@@ -10,6 +10,7 @@ for (const card of document.querySelectorAll(".script-card")) {
   const parts = {
     status: card.querySelector(".run-status"), output: card.querySelector(".run-output"),
     result: card.querySelector(".run-result"), error: card.querySelector(".run-error"),
+    elapsed: card.querySelector(".run-elapsed"), link: card.querySelector(".run-link"),
   };
   const inputError = card.querySelector(".input-error");
   const formBox = card.querySelector(".input-form");
