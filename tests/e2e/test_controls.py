@@ -1,0 +1,141 @@
+"""Controls (issue 11, item 3) in Debian's Chromium: rename, duplicate and delete a script in
+the editor, the unsaved-changes warning, stopping a parked run, the live timer beside a run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import db
+from app.models import Role, Run, Script
+from app.testing import LiveServer
+from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.e2e.people import WIDTHS, fits, signed_in
+from tests.e2e.test_runs_page import start_run
+
+pytestmark = pytest.mark.browser
+SPINNER = 'print("spinning")\nwhile True:\n    pass\n'
+NEEDS_KEY = 'result = integrations.get("keyed", "/echo").status\n'
+
+
+@pytest.fixture
+def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, int]]]:
+    app = make_app(tmp_path, PARK_AFTER_S=0, HEARTBEAT_S=0.2)
+    live = LiveServer(app)
+    with app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        sam = create_user(session, email="sam@example.com", name="Sam")
+        add_member(session, user=sam, facility=lab, role=Role.scripter)
+        create_integration(session, facility=lab, key="keyed")
+        ids = {}
+        for name, source in (("Report", "result = 42\n"), ("Spinner", SPINNER),
+                             ("Needs key", NEEDS_KEY)):
+            script = Script(facility_id=lab.id, name=name, source=source, published=True)
+            session.add(script)
+            session.flush()
+            ids[name] = script.id
+        session.commit()
+    yield live, ids
+    live.close()
+    app.extensions["heartbeat"].stop()
+    executor = app.extensions.get("sandbox")
+    if executor is not None:
+        executor.close()
+
+
+def scripts_named(live: LiveServer) -> list[str]:
+    with live.app.app_context():
+        return sorted(s.name for s in db.session.query(Script).all())
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_rename_duplicate_and_delete_a_script(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]], width: int
+) -> None:
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com", width=width)
+    page.goto(f"{live.url}/f/lab/editor/{ids['Report']}")
+    page.fill("#script-name", "Weekly report")
+    page.click("#save-script")
+    page.locator(".script-list a", has_text="Weekly report").wait_for()
+    fits(page, f"editor-controls-{width}")
+    page.click("#duplicate-script")
+    page.wait_for_url(lambda url: url.rstrip("/").split("/")[-1] not in (str(ids["Report"]),))
+    assert page.locator("#script-name").input_value() == "Weekly report (copy)"
+    assert scripts_named(live) == ["Needs key", "Spinner", "Weekly report",
+                                   "Weekly report (copy)"]
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-script")
+    page.wait_for_url(f"{live.url}/f/lab/editor")
+    assert scripts_named(live) == ["Needs key", "Spinner", "Weekly report"]
+    page.context.close()
+
+
+def test_leaving_the_editor_with_unsaved_changes_asks_first(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{ids['Report']}")
+    page.click(".cm-content")
+    page.keyboard.type("# more\n")
+    assert page.locator("#save-status").inner_text() == "Unsaved changes"
+    asked = []
+
+    def stay(dialog: Any) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", stay)
+    page.click("nav a:has-text('Runs')", no_wait_after=True)
+    page.wait_for_function("() => true")
+    assert asked == ["beforeunload"]
+    assert "/editor/" in page.url  # stayed
+    page.click("#save-script")
+    page.locator("#save-status", has_text="Saved").wait_for()
+    page.click("nav a:has-text('Runs')")
+    page.wait_for_url("**/f/lab/runs")  # saved: no question
+    assert asked == ["beforeunload"]
+    page.context.close()
+
+
+def test_stop_a_parked_run_from_its_page(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com", width=375)
+    page.goto(f"{live.url}/f/lab/runs")
+    run_id = start_run(page, ids["Needs key"])
+    page.goto(f"{live.url}/f/lab/runs/{run_id}")
+    page.locator("#run-status", has_text="parked").wait_for(timeout=30000)
+    fits(page, "run-parked-375")
+    page.click("#stop-run")
+    page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
+    with live.app.app_context():
+        run = db.session.get(Run, run_id)
+        assert run is not None and run.status == "cancelled"
+    page.context.close()
+
+
+def test_a_running_run_shows_a_live_timer_on_the_scripts_page(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Spinner")
+    card.locator(".run-script").click()
+    card.locator(".run-output", has_text="spinning").wait_for(timeout=30000)
+    timer = card.locator(".run-elapsed")
+    first = timer.inner_text()
+    assert first.startswith("0:0")
+    timer.locator(f"xpath=self::*[not(text()='{first}')]").wait_for()
+    card.locator(".cancel-run").click()
+    card.locator(".run-status", has_text="cancelled").wait_for(timeout=30000)
+    assert card.locator(".run-elapsed").inner_text().endswith(" ms")
+    assert card.locator(".run-link").get_attribute("href").startswith("/f/lab/runs/")
+    page.context.close()
