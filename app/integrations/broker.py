@@ -180,6 +180,12 @@ class Broker:
                 f"this facility has no integration named '{service}'",
                 service=service,
             )
+        if not integration.enabled:
+            raise HostCallError(
+                "integration_unavailable",
+                f"{integration.name} is switched off by an admin of this facility",
+                service=service,
+            )
         session.expunge(integration)
         return integration
 

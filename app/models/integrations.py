@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
@@ -62,6 +62,8 @@ class Integration(Base):
     issuer: Mapped[str | None] = mapped_column(String(500))
     # Native apps may hand in a code without its PKCE verifier only where the admin allows.
     allow_plain_codes: Mapped[bool] = mapped_column(default=False)
+    # Switched off by an admin: scripts' calls are refused, settings and accounts are kept.
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
     current_client_id: Mapped[int | None] = mapped_column(
         ForeignKey("oauth_clients.id", ondelete="SET NULL", use_alter=True)
     )

@@ -9,6 +9,7 @@ def register_blueprints(app: Flask) -> None:
     """Attach every blueprint and the websocket to the app."""
     from app.web import (
         api,
+        api_integration_state,
         api_sessions,  # noqa: F401  # adds its routes to api.bp
         api_versions,
         auth,
@@ -30,6 +31,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_versions.bp)
+    app.register_blueprint(api_integration_state.bp)
     app.register_blueprint(members.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(pages.bp)

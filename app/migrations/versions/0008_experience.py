@@ -39,6 +39,10 @@ def upgrade() -> None:
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("error_trace", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("version", sa.Integer(), nullable=True))
+    with op.batch_alter_table("integrations", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
     # Scripts saved before versions existed start at version 1, published if they were.
     op.execute(
         "INSERT INTO script_versions (script_id, number, source, input_schema, created_by, "
@@ -48,6 +52,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("integrations", schema=None) as batch_op:
+        batch_op.drop_column("enabled")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_column("version")
         batch_op.drop_column("error_trace")
