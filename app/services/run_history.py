@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import ValidationError
 from app.lifecycle import RunStatus
-from app.models import CallLog, Run, Script, User
+from app.models import CallLog, Integration, Run, Script, User
 from app.models.facilities import Role
 from app.services.context import MemberContext
 
@@ -151,3 +151,15 @@ def run_calls(session: Session, *, run: Run) -> list[CallLog]:
             .order_by(CallLog.id)
         )
     )
+
+
+def failing_service(session: Session, *, run: Run) -> str | None:
+    """The name of the integration whose call ended the run with its error, if one did."""
+    calls = run_calls(session, run=run)
+    failing = next((c for c in reversed(calls) if c.error_code == run.error_code), None)
+    if failing is None:
+        return None
+    integration = (
+        session.get(Integration, failing.integration_id) if failing.integration_id else None
+    )
+    return integration.name if integration else failing.integration_key

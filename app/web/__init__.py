@@ -10,6 +10,7 @@ def register_blueprints(app: Flask) -> None:
     from app.web import (
         api,
         api_integration_state,
+        api_runs,
         api_sessions,  # noqa: F401  # adds its routes to api.bp
         api_versions,
         auth,
@@ -31,6 +32,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_versions.bp)
+    app.register_blueprint(api_runs.bp)
     app.register_blueprint(api_integration_state.bp)
     app.register_blueprint(members.bp)
     app.register_blueprint(oauth.bp)

@@ -1,4 +1,4 @@
-"""The JSON API for script versions (list, one, diff, restore, publish), duplicates and re-runs.
+"""The JSON API for script versions (list, one, diff, restore, publish) and duplicates.
 
 Same authentication and CSRF rule as `app.web.api`; views parse, call a service, commit once.
 """
@@ -11,8 +11,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from app import db, extensions
-from app.lifecycle import is_final
+from app import db
 from app.models import Role, ScriptVersion, User
 from app.services import inputs, versions
 from app.services import scripts as scripts_service
@@ -101,22 +100,3 @@ def duplicate_script(slug: str, script_id: int) -> ResponseReturnValue:
     copy = scripts_service.duplicate_script(db.session(), member, script)
     db.session.commit()
     return jsonify({"id": copy.id, "name": copy.name}), 201
-
-
-@bp.post("/f/<slug>/runs/<run_id>/rerun")
-def rerun(slug: str, run_id: str) -> ResponseReturnValue:
-    """Start the run again with the same input: the script as members run it now, or the
-    same source for an editor run (scripters)."""
-    member = require_member(slug)
-    old = scripts_service.get_run(db.session(), member, run_id)
-    run = scripts_service.create_run(
-        db.session(),
-        member,
-        script_id=old.script_id,
-        source=None if old.script_id else old.source,
-        run_input=old.input,
-        interactive=request.authorization is None,
-    )
-    db.session.commit()
-    extensions.run_queue().submit(run.id)
-    return jsonify(run.to_dict()), 200 if is_final(run.status) else 201

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app import db
 from app.errors import NotFound
 from app.lifecycle import RunStatus, is_final
-from app.models import Integration, Membership, Role, Script, User
+from app.models import Membership, Role, Script, User
 from app.services import run_history, versions
 from app.services import scripts as scripts_service
 from app.services.run_history import RunFilters
@@ -63,11 +63,7 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
     script = db.session.get(Script, found.script_id) if found.script_id else None
     owner = db.session.get(User, found.user_id)
     calls = run_history.run_calls(db.session(), run=found)
-    failing = next((c for c in reversed(calls) if c.error_code == found.error_code), None)
-    service = None
-    if failing is not None and failing.integration_id is not None:
-        integration = db.session.get(Integration, failing.integration_id)
-        service = integration.name if integration else failing.integration_key
+    service = run_history.failing_service(db.session(), run=found)
     return render_page(
         "run.html",
         member,

@@ -149,6 +149,10 @@ async function loadHistory() {
   const table = $("run-history");
   if (!table || !scriptId) return;
   const runs = await api("GET", `/api/f/${slug}/runs?script_id=${scriptId}&limit=10`);
+  if (!runs.length) {
+    table.querySelector("tbody").replaceChildren(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "No runs yet: press Run (Ctrl-Enter) to try the script." })));
+    return;
+  }
   table.querySelector("tbody").replaceChildren(...runs.map((r) => el("tr", {},
     el("td", { text: when(r.created_at) }), el("td", { text: r.status }),
     el("td", { text: r.duration_ms == null ? "" : String(Math.round(r.duration_ms)) }), el("td", { text: String(r.calls) }))));

@@ -1,8 +1,17 @@
 // The Scripts page: run a published script with an input and follow it live.
-import { parseJson, showError } from "./api.js";
+import { api, el, parseJson, showError, slug } from "./api.js";
 import { buildForm } from "./input-form.js";
 import { ready } from "./ws.js";
 import { cancel, follow, history, renderInto, setStatus, start } from "./runs.js";
+
+// Members read a failed run's error in words; scripters keep the code and line.
+const scripter = document.getElementById("script-cards")?.dataset.scripter === "yes";
+async function explain(runId, node) {
+  try {
+    const { words } = await api("GET", `/api/f/${slug}/runs/${runId}/explain`);
+    if (words) node.replaceChildren(el("span", { class: "error-words", text: words }), " ", el("a", { href: `/f/${slug}/runs/${runId}`, text: "Details" }));
+  } catch { /* the code and message stay */ }
+}
 
 for (const card of document.querySelectorAll(".script-card")) {
   const button = card.querySelector(".run-script");
@@ -44,7 +53,10 @@ for (const card of document.querySelectorAll(".script-card")) {
       current = run.id; stop.hidden = false; stop.disabled = false;
       follow(run.id, (message) => {
         renderInto(parts, message);
-        if (message.type === "run.finished") { button.disabled = false; stop.hidden = true; current = null; }
+        if (message.type === "run.finished") {
+          button.disabled = false; stop.hidden = true; current = null;
+          if (message.run.error && !scripter) explain(message.run.id, parts.error);
+        }
       });
     } catch (error) {
       button.disabled = false;

@@ -1,0 +1,162 @@
+"""Layout (issue 11, item 9) in Debian's Chromium: every page fits a 375px phone, dark mode
+follows prefers-color-scheme, empty states say what to do, members read errors in words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import db
+from app.models import Role, Script
+from app.testing import LiveServer
+from tests.conftest import PASSWORD, add_member, create_facility, create_integration, create_user
+from tests.conftest import make_app
+from tests.e2e.conftest import shot
+from tests.e2e.people import fits, signed_in
+from tests.e2e.test_runs_page import start_run
+
+pytestmark = pytest.mark.browser
+LONG = 'resp = integrations.get("keyed", "/a/very/long/path/that/keeps/going/and/going/on/and/on")\n'
+PAGES = [
+    "/f/lab/scripts", "/f/lab/runs", "/f/lab/editor", "/f/lab/editor/{script}",
+    "/f/lab/editor/{script}/versions", "/f/lab/manage", "/f/lab/manage/integrations/new",
+    "/f/lab/manage/integrations/keyed", "/f/lab/manage/calls", "/settings/integrations",
+]
+
+
+@pytest.fixture
+def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
+    app = make_app(tmp_path)
+    live = LiveServer(app)
+    with app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab", name="The Lab")
+        empty = create_facility(session, slug="empty", name="Quiet Room")
+        for email, name, role in (("ada@example.com", "Ada", Role.admin),
+                                  ("mo@example.com", "Mo", Role.member)):
+            user = create_user(session, email=email, name=name)
+            add_member(session, user=user, facility=lab, role=role)
+            add_member(session, user=user, facility=empty, role=role)
+        create_integration(session, facility=lab, key="keyed", name="Keyed API")
+        script = Script(facility_id=lab.id, name="Long lines", source=LONG * 3, published=True)
+        session.add(script)
+        session.commit()
+        script_id = script.id
+    yield live, script_id
+    live.close()
+    app.extensions["heartbeat"].stop()
+    executor = app.extensions.get("sandbox")
+    if executor is not None:
+        executor.close()
+
+
+def save_once(page: Any, script_id: int) -> None:
+    page.evaluate(
+        """async (id) => {
+            const csrf = document.querySelector('meta[name="csrf-token"]').content;
+            await fetch('/api/f/lab/scripts/' + id, {method: 'PATCH', headers: {
+              'Content-Type': 'application/json', 'X-CSRF-Token': csrf},
+              body: JSON.stringify({description: 'saved once'})});
+        }""",
+        script_id,
+    )
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_fits_a_phone_in_both_schemes(
+    browser: Any, live_lab: tuple[LiveServer, int], scheme: str
+) -> None:
+    live, script_id = live_lab
+    context = browser.new_context(viewport={"width": 375, "height": 800}, color_scheme=scheme)
+    page = context.new_page()
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=email]", "ada@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    save_once(page, script_id)  # the versions page needs a saved version
+    for path in PAGES:
+        page.goto(live.url + path.format(script=script_id))
+        page.wait_for_load_state("networkidle")
+        name = path.strip("/").replace("/", "-").replace("{script}", "script")
+        fits(page, f"phone-{scheme}-{name}")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == ("rgb(18, 21, 28)" if scheme == "dark" else "rgb(245, 246, 248)")
+    context.close()
+
+
+def test_dark_mode_at_desktop_width(browser: Any, live_lab: tuple[LiveServer, int]) -> None:
+    live, script_id = live_lab
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+    page = context.new_page()
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=email]", "ada@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    card = page.evaluate("getComputedStyle(document.querySelector('.card')).backgroundColor")
+    assert card == "rgb(27, 32, 41)"
+    shot(page, "dark-editor-1280")
+    page.goto(f"{live.url}/f/lab/runs")
+    shot(page, "dark-runs-1280")
+    context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_empty_states_say_what_to_do_next(
+    browser: Any, live_lab: tuple[LiveServer, int], width: int
+) -> None:
+    live, _ = live_lab
+    mo = signed_in(browser, live, "mo@example.com", width=width)
+    mo.goto(f"{live.url}/f/empty/scripts")
+    assert "ask them, or come back later" in mo.locator("#no-scripts").inner_text()
+    fits(mo, f"empty-scripts-member-{width}")
+    mo.goto(f"{live.url}/f/empty/runs")
+    assert "Run a script from the Scripts page" in mo.locator(".empty").inner_text()
+    mo.context.close()
+    ada = signed_in(browser, live, "ada@example.com", width=width)
+    ada.goto(f"{live.url}/f/empty/editor")
+    assert "press Save" in ada.locator("#no-scripts").inner_text()
+    ada.goto(f"{live.url}/f/empty/scripts")
+    assert "tick Published" in ada.locator("#no-scripts").inner_text()
+    ada.goto(f"{live.url}/f/empty/manage")
+    assert "No integrations yet" in ada.locator("main").inner_text()
+    fits(ada, f"empty-manage-{width}")
+    ada.context.close()
+
+
+def test_members_read_errors_in_words_and_scripters_get_codes(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    live, script_id = live_lab
+    mo = signed_in(browser, live, "mo@example.com", width=375)
+    mo.goto(f"{live.url}/f/lab/scripts")
+    card = mo.locator(".script-card", has_text="Long lines")
+    card.locator(".run-script").click()
+    mo.locator(".grant-refuse").click()
+    words = card.locator(".error-words")
+    words.wait_for(timeout=30000)
+    assert words.inner_text().startswith("Keyed API needs your sign-in.")
+    assert "no_integration_grant" not in card.locator(".run-error").inner_text()
+    fits(mo, "member-error-words-375")
+    card.locator(".run-error a", has_text="Details").click()
+    mo.locator("#run-error", has_text="Keyed API needs your sign-in").wait_for()
+    assert "no_integration_grant" not in mo.locator("#run-error").inner_text()
+    run_url = mo.url
+    mo.context.close()
+
+    ada = signed_in(browser, live, "ada@example.com", width=375)
+    ada.goto(f"{live.url}/f/lab/runs")
+    ada.locator("body[data-live=yes]").wait_for()  # an open page: the run may ask Ada
+    run_id = start_run(ada, script_id)
+    ada.goto(f"{live.url}/f/lab/runs/{run_id}")
+    ada.locator(".grant-refuse").click()
+    ada.locator("#run-error", has_text="no_integration_grant").wait_for(timeout=30000)
+    assert "(line 1)" in ada.locator("#run-error").inner_text()
+    ada.goto(run_url)  # an admin reads Mo's run with its code too
+    assert "no_integration_grant" in ada.locator("#run-error").inner_text()
+    ada.context.close()
