@@ -12,14 +12,22 @@ import pytest
 from app import db
 from app.models import Role, Script
 from app.testing import LiveServer
-from tests.conftest import PASSWORD, add_member, create_facility, create_integration, create_user
-from tests.conftest import make_app
+from tests.conftest import (
+    PASSWORD,
+    add_member,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+)
 from tests.e2e.conftest import shot
 from tests.e2e.people import fits, signed_in
 from tests.e2e.test_runs_page import start_run
 
 pytestmark = pytest.mark.browser
-LONG = 'resp = integrations.get("keyed", "/a/very/long/path/that/keeps/going/and/going/on/and/on")\n'
+LONG = (
+    'resp = integrations.get("keyed", "/a/very/long/path/that/keeps/going/and/going/on")\n'
+)
 PAGES = [
     "/f/lab/scripts", "/f/lab/runs", "/f/lab/editor", "/f/lab/editor/{script}",
     "/f/lab/editor/{script}/versions", "/f/lab/manage", "/f/lab/manage/integrations/new",
@@ -137,7 +145,7 @@ def test_members_read_errors_in_words_and_scripters_get_codes(
     mo.goto(f"{live.url}/f/lab/scripts")
     card = mo.locator(".script-card", has_text="Long lines")
     card.locator(".run-script").click()
-    mo.locator(".grant-refuse").click()
+    mo.locator(".grant-refuse").click(timeout=60000)
     words = card.locator(".error-words")
     words.wait_for(timeout=30000)
     assert words.inner_text().startswith("Keyed API needs your sign-in.")
@@ -153,8 +161,8 @@ def test_members_read_errors_in_words_and_scripters_get_codes(
     ada.goto(f"{live.url}/f/lab/runs")
     ada.locator("body[data-live=yes]").wait_for()  # an open page: the run may ask Ada
     run_id = start_run(ada, script_id)
+    ada.locator(".grant-refuse").click(timeout=60000)  # refused on the page that started it
     ada.goto(f"{live.url}/f/lab/runs/{run_id}")
-    ada.locator(".grant-refuse").click()
     ada.locator("#run-error", has_text="no_integration_grant").wait_for(timeout=30000)
     assert "(line 1)" in ada.locator("#run-error").inner_text()
     ada.goto(run_url)  # an admin reads Mo's run with its code too
