@@ -9,7 +9,7 @@ const scripter = document.getElementById("script-cards")?.dataset.scripter === "
 async function explain(runId, node) {
   try {
     const { words } = await api("GET", `/api/f/${slug}/runs/${runId}/explain`);
-    if (words) node.replaceChildren(el("span", { class: "error-words", text: words }), " ", el("a", { href: `/f/${slug}/runs/${runId}`, text: "Details" }));
+    if (words) node.replaceChildren(el("span", { class: "error-words", text: words }));
   } catch { /* the code and message stay */ }
 }
 

@@ -151,7 +151,7 @@ def test_members_read_errors_in_words_and_scripters_get_codes(
     assert words.inner_text().startswith("Keyed API needs your sign-in.")
     assert "no_integration_grant" not in card.locator(".run-error").inner_text()
     fits(mo, "member-error-words-375")
-    card.locator(".run-error a", has_text="Details").click()
+    card.locator(".run-link", has_text="Details").click()
     mo.locator("#run-error", has_text="Keyed API needs your sign-in").wait_for()
     assert "no_integration_grant" not in mo.locator("#run-error").inner_text()
     run_url = mo.url
