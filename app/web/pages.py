@@ -104,7 +104,36 @@ def editor(slug: str, script_id: int | None = None) -> ResponseReturnValue:
         scripts=all_scripts,
         integrations=keys,
         inputs=inputs.fields_from_schema(script.input_schema) if script else [],
+        labels=_account_labels(member),
+        examples=[_example(i) for i in _integrations(member)],
     )
+
+
+def _example(integration: Integration) -> dict[str, str]:
+    """A first call to show in the editor's help, from the integration's catalog entry."""
+    entry = load_catalog().get(integration.catalog_key or "")
+    path = getattr(entry, "example_path", None) or "/"
+    code = (
+        f'resp = integrations.get("{integration.key}", "{path}")\n'
+        "resp.raise_for_status()\n"
+        "result = resp.json()"
+    )
+    return {"name": integration.name, "base_url": integration.base_url, "code": code}
+
+
+def _account_labels(member: MemberContext) -> list[dict[str, str]]:
+    """The user's own labelled accounts in the facility, for `account="…"` completion."""
+    rows = db.session.execute(
+        select(Account.label, Integration.name)
+        .join(Integration, Integration.id == Account.integration_id)
+        .where(
+            Account.facility_id == member.facility.id,
+            Account.user_id == member.user.id,
+            Account.label != "",
+        )
+        .order_by(Account.label)
+    ).all()
+    return [{"label": label, "integration": name} for label, name in rows]
 
 
 @bp.get("/f/<slug>/manage")

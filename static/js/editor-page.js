@@ -28,6 +28,7 @@ const editor = createEditor($("editor"), {
   doc: $("initial-source").value,
   integrations,
   nonce: page.dataset.styleNonce,
+  accountLabels: JSON.parse(page.dataset.labels || "[]"),
   onChange: () => { markDirty(); scheduleReadiness(); },
   onRun: () => run(),
   onSave: () => save(),

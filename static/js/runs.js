@@ -74,6 +74,10 @@ export function renderInto(parts, message) {
       parts.error.replaceChildren(
         el("strong", { text: run.error.code }), ` ${run.error.message}`,
         run.error.line ? ` (line ${run.error.line})` : "");
+      if (run.error.trace?.length > 1) {
+        parts.error.append(el("ol", { class: "traceback mono" },
+          ...run.error.trace.map((frame) => el("li", { text: `line ${frame.line}, in ${frame.name}` }))));
+      }
       if (run.error.code === "no_integration_grant") {
         parts.error.append(" ", el("a", { href: "/settings/integrations", text: "Connect the account in Settings → Integrations" }));
       }

@@ -156,6 +156,46 @@ function serviceKeySource(getServices) {
   };
 }
 
+// What a call returns: `resp = integrations.get(...)`, then `resp.` → the response's members.
+const RESPONSE_MEMBERS = [
+  { label: "status", type: "property", detail: "int", info: "The HTTP status code, e.g. 200." },
+  { label: "ok", type: "property", detail: "bool", info: "True for a 2xx status." },
+  { label: "headers", type: "property", detail: "dict", info: "Response headers (case-insensitive keys)." },
+  { label: "text", type: "property", detail: "str", info: "The body as text." },
+  { label: "url", type: "property", detail: "str", info: "The URL that answered (credentials removed)." },
+  { label: "json", type: "method", detail: "()", apply: "json()", info: "The body parsed as JSON." },
+  { label: "raise_for_status", type: "method", detail: "()", apply: "raise_for_status()", info: "Raise integrations.HTTPError unless the status is 2xx." },
+];
+const CALL_ASSIGN = /^\s*([A-Za-z_]\w*)\s*=\s*integrations\s*\.\s*(?:request|get|post|put|patch|delete)\s*\(/gm;
+
+function responseMemberSource(context) {
+  const m = context.matchBefore(/\b([A-Za-z_]\w*)\s*\.\s*\w*$/);
+  if (!m || inComment(context)) return null;
+  const name = /^([A-Za-z_]\w*)/.exec(m.text)[1];
+  const source = context.state.doc.toString();
+  const responses = new Set([...source.matchAll(CALL_ASSIGN)].map((a) => a[1]));
+  if (!responses.has(name)) return null;
+  const word = /\w*$/.exec(m.text)[0];
+  return { from: context.pos - word.length, options: RESPONSE_MEMBERS, validFor: /^\w*$/ };
+}
+
+// `account="` inside an integrations call → "user", "master" and the user's own labels.
+const ACCOUNT_ARG = /\baccount\s*=\s*(["'])([\w.-]*)$/;
+
+function accountLabelSource(getLabels) {
+  return (context) => {
+    const m = context.matchBefore(ACCOUNT_ARG);
+    if (!m || inComment(context)) return null;
+    const partial = ACCOUNT_ARG.exec(m.text)[2];
+    const options = [
+      { label: "user", type: "constant", detail: "your own account" },
+      { label: "master", type: "constant", detail: "the facility's master account" },
+      ...getLabels().map((l) => ({ label: String(l.label), type: "constant", detail: l.integration ? `your ${l.integration} account` : "your account", boost: 1 })),
+    ];
+    return { from: context.pos - partial.length, options, validFor: /^[\w.-]*$/ };
+  };
+}
+
 const scriptGlobalSource = ifNotIn(NO_CODE, completeFromList(SCRIPT_GLOBALS));
 
 // lang-python's builtins list also has print/input; drop those duplicates so
@@ -252,11 +292,13 @@ const programmatic = Annotation.define();
  * Create a Python editor inside `parent`.
  * @param {HTMLElement} parent
  * @param {{doc?: string, onChange?: (text: string) => void, onRun?: (text: string) => void,
- *          onSave?: (text: string) => void, integrations?: {key: string, name?: string}[]}} options
+ *          onSave?: (text: string) => void, integrations?: {key: string, name?: string}[],
+ *          accountLabels?: {label: string, integration?: string}[]}} options
  */
 export function createEditor(parent, options = {}) {
   const { doc = "", onChange, onRun, onSave, nonce = "" } = options;
   let services = normalizeServices(options.integrations);
+  const labels = Array.isArray(options.accountLabels) ? options.accountLabels : [];
 
   const shortcuts = Prec.highest(
     keymap.of([
@@ -284,6 +326,8 @@ export function createEditor(parent, options = {}) {
   const python = new LanguageSupport(pythonLanguage, [
     pythonLanguage.data.of({ autocomplete: integrationMemberSource }),
     pythonLanguage.data.of({ autocomplete: serviceKeySource(() => services) }),
+    pythonLanguage.data.of({ autocomplete: accountLabelSource(() => labels) }),
+    pythonLanguage.data.of({ autocomplete: responseMemberSource }),
     pythonLanguage.data.of({ autocomplete: scriptGlobalSource }),
     pythonLanguage.data.of({ autocomplete: localCompletionSource }),
     pythonLanguage.data.of({ autocomplete: pythonGlobalsWithoutDuplicates }),
