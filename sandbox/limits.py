@@ -73,14 +73,13 @@ class ScriptError:
     line: int | None = None
     trace: tuple[TraceFrame, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON shape used by the CLI and the API."""
-        return {
-            "code": self.code,
-            "message": self.message,
-            "line": self.line,
-            "trace": [frame.to_dict() for frame in self.trace],
-        }
+    def to_dict(self, *, with_trace: bool = False) -> dict[str, Any]:
+        """Return the JSON shape used by the CLI and the API; the worker's report to the host
+        adds the frames (`with_trace`), which the app keeps on the run."""
+        data: dict[str, Any] = {"code": self.code, "message": self.message, "line": self.line}
+        if with_trace:
+            data["trace"] = [frame.to_dict() for frame in self.trace]
+        return data
 
 
 def trace_from_data(raw: Any) -> tuple[TraceFrame, ...]:

@@ -200,7 +200,7 @@ def _globals(
 
 
 def _failed(error: ScriptError) -> dict[str, Any]:
-    return {"t": "done", "status": "failed", "error": error.to_dict()}
+    return {"t": "done", "status": "failed", "error": error.to_dict(with_trace=True)}
 
 
 def execute(job: dict[str, Any], sock: socket.socket) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def execute(job: dict[str, Any], sock: socket.socket) -> dict[str, Any]:
     if values.diverged is not None and done.get("error", {}).get("code") != REPLAY_DIVERGED:
         # The script caught ReplayDiverged and went on: the run has diverged all the same.
         error = ScriptError(REPLAY_DIVERGED, values.diverged)
-        done = {"t": "done", "status": "failed", "error": error.to_dict()}
+        done = {"t": "done", "status": "failed", "error": error.to_dict(with_trace=True)}
     done.update(values.frame_fields())
     return done
 

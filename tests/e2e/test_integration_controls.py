@@ -74,7 +74,7 @@ def test_switch_off_and_delete_say_what_depends_first(
     assert len(questions) == 1
 
     page.click("#delete-integration")
-    page.wait_for_url(f"{live.url}/f/lab/manage")
+    page.wait_for_url(f"{live.url}/f/lab/manage", timeout=60000)
     assert "Uses keyed" in questions[1] and "1 connected account" in questions[1]
     with live.app.app_context():
         assert [i.key for i in db.session.query(Integration).all()] == ["spare"]

@@ -168,3 +168,17 @@ def test_members_read_errors_in_words_and_scripters_get_codes(
     ada.goto(run_url)  # an admin reads Mo's run with its code too
     assert "no_integration_grant" in ada.locator("#run-error").inner_text()
     ada.context.close()
+
+
+def test_settings_headings_name_each_facility(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    live, _ = live_lab
+    mo = signed_in(browser, live, "mo@example.com", width=375)
+    mo.goto(f"{live.url}/settings/integrations")
+    headings = mo.locator(".facility-section h2").all_inner_texts()
+    assert sorted(headings) == ["Integrations for Quiet Room", "Integrations for The Lab"]
+    quiet = mo.locator(".facility-section[data-facility=empty] .empty-note").inner_text()
+    assert "connect it here" in quiet
+    fits(mo, "settings-integrations-headings-375")
+    mo.context.close()

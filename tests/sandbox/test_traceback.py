@@ -27,7 +27,8 @@ def test_the_traceback_lists_the_script_frames_outermost_first(executor: Executo
     assert result.error is not None
     assert result.error.code == "script_error"
     assert frames(result.error) == [(7, "<script>"), (5, "outer"), (2, "inner")]
-    assert result.error.to_dict()["trace"] == [
+    assert "trace" not in result.error.to_dict()  # the CLI's shape is unchanged
+    assert result.error.to_dict(with_trace=True)["trace"] == [
         {"line": 7, "name": "<script>"},
         {"line": 5, "name": "outer"},
         {"line": 2, "name": "inner"},
