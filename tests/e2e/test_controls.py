@@ -109,7 +109,11 @@ def test_stop_a_parked_run_from_its_page(
     live, ids = live_lab
     page = signed_in(browser, live, "sam@example.com", width=375)
     page.goto(f"{live.url}/f/lab/runs")
+    page.locator("body[data-live=yes]").wait_for()  # an open page: the run may ask
     run_id = start_run(page, ids["Needs key"])
+    # Leave only once the prompt is pending: a run that asks while no page of its user is
+    # open is refused at once (DESIGN §4), and would never park.
+    page.locator(".grant-prompt").wait_for(timeout=60000)
     page.goto(f"{live.url}/f/lab/runs/{run_id}")
     page.locator("#run-status", has_text="parked").wait_for(timeout=30000)
     fits(page, "run-parked-375")
