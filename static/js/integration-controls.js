@@ -16,7 +16,14 @@ function summary(data) {
   return parts;
 }
 
-async function load() {
+// Loaded once; the buttons wait for it, so a question never leaves out what depends.
+let loading = null;
+function load() {
+  loading ??= show();
+  return loading;
+}
+
+async function show() {
   const target = document.getElementById("dependents");
   try {
     found = await api("GET", `/api/f/${slug}/integrations/${key}/dependents`);
@@ -32,6 +39,7 @@ async function load() {
 
 document.getElementById("toggle-integration").addEventListener("click", async (event) => {
   const enabled = box.dataset.enabled === "yes";
+  await load();
   if (enabled && found) {
     const parts = summary(found);
     const warning = parts.length ? `\n\nDepends on it: ${parts.join("; ")}. Their calls will fail with integration_unavailable.` : "";
@@ -45,6 +53,7 @@ document.getElementById("toggle-integration").addEventListener("click", async (e
 });
 
 document.getElementById("delete-integration").addEventListener("click", async (event) => {
+  await load();
   const parts = found ? summary(found) : [];
   const warning = parts.length ? `\n\nDepends on it: ${parts.join("; ")}. The accounts are removed and those scripts will fail with unknown_integration.` : "";
   if (!confirm(`Delete ${name}?${warning}`)) return;
