@@ -181,6 +181,9 @@ def test_the_list_follows_a_run_through_parked_to_its_end(browser: Any, lab: Lab
     page.locator("body[data-live=yes]").wait_for()  # the websocket is open
     run_id = start_run(page, lab.scripts["Needs key"])
     page.locator("#new-runs").wait_for()  # announced live
+    # Reload only once the prompt is pending: a run that asks while no page of its user is
+    # open is refused at once (DESIGN §4), and would never park.
+    page.locator(".grant-prompt").wait_for(timeout=60000)
     page.click("#new-runs a")
     row = page.locator(f"tr[data-run-id='{run_id}']")
     row.locator(".run-status", has_text="parked").wait_for(timeout=30000)
@@ -195,7 +198,9 @@ def test_stop_ends_a_running_run_with_its_timer_ticking(browser: Any, lab: Lab) 
     page.goto(f"{lab.live.url}/f/lab/runs")
     run_id = start_run(page, lab.scripts["Spinner"])
     page.goto(f"{lab.live.url}/f/lab/runs/{run_id}")
-    page.locator("#run-output", has_text="spinning").wait_for(timeout=30000)
+    # Output reaches only the pages open when it is printed (it is stored when the run ends),
+    # and "spinning" may come before this page is: the status says the run is under way.
+    page.locator("#run-status", has_text="running").wait_for(timeout=30000)
     timer = page.locator("#run-duration .elapsed")
     timer.wait_for()
     first = timer.inner_text()
