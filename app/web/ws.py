@@ -108,7 +108,9 @@ def _serve(ws: Any, slug: str, user_id: int, facility_id: int, sid: str | None) 
             try:
                 with lock:
                     _send(ws, message)
-            except ConnectionClosed:
+            except (ConnectionClosed, OSError):
+                # A page that went away mid-send surfaces as a broken pipe or a reset as
+                # often as a clean close: either way this page is done.
                 closed.set()
 
     sender = threading.Thread(target=pump, name="ws-sender", daemon=True)
@@ -140,8 +142,8 @@ def _serve(ws: Any, slug: str, user_id: int, facility_id: int, sid: str | None) 
             if reply is not None:
                 with lock:
                     _send(ws, reply)
-    except ConnectionClosed:
-        pass
+    except (ConnectionClosed, OSError):
+        pass  # the page went away (cleanly or with a broken pipe)
     finally:
         closed.set()
         subscription.close()
