@@ -8,16 +8,15 @@ with every credential value taken out of it.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote
 
 import requests
 
 from app.integrations import destinations, transport
 from app.integrations.defaults import defaults_of
 from app.integrations.placements import place_credentials, placements_of
+from app.integrations.redaction import Redactor
 from app.integrations.vault import Vault
 from app.models import Integration
 from sandbox import HostCallError
@@ -83,7 +82,7 @@ def verify_credentials(
     expected = int(spec.get("expected_status") or 200)
     if response.status_code == expected:
         return Verdict(True, response.status_code, f"{name} accepted the credentials")
-    answer = _without_secrets(response.text[:_EXCERPT_CHARS], creds).strip()
+    answer = Redactor(creds.values()).text(response.text[:_EXCERPT_CHARS]).strip()
     return Verdict(
         False,
         response.status_code,
@@ -91,12 +90,3 @@ def verify_credentials(
         + (f": {answer}" if answer else ""),
     )
 
-
-def _without_secrets(text: str, creds: Mapping[str, str]) -> str:
-    """The text with every credential value (raw, URL- or base64-encoded) replaced."""
-    for value in creds.values():
-        if len(value) < 4:  # too short to hide without mangling ordinary words
-            continue
-        for form in (value, quote(value, safe=""), base64.b64encode(value.encode()).decode()):
-            text = text.replace(form, "[redacted]")
-    return text
