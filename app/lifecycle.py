@@ -110,7 +110,8 @@ class Lifecycle:
             assert run is not None
             message = self._message(run, target)
             user_id, facility_id = run.user_id, run.facility_id
-        self._bus.publish(user_id, facility_id, message)
+        # The facility's admins follow everyone's runs: their watching pages hear it too.
+        self._bus.publish(user_id, facility_id, message, watchers=True)
         return True
 
     @staticmethod
@@ -221,8 +222,21 @@ class Lifecycle:
             values={"error_code": code, "error_message": message},
         )
 
-    def output(self, run: Run, text: str) -> None:
-        """Deliver a chunk of the run's output to its pages (`run.output`)."""
-        self._bus.publish(
-            run.user_id, run.facility_id, {"type": "run.output", "run_id": run.id, "data": text}
-        )
+    def output(self, run: Run, text: str, *, offset: int) -> None:
+        """Deliver a chunk of the run's output to its pages (`run.output`); `offset` is where
+        the chunk starts in the whole output (in characters), so a page that already shows
+        the stored output skips what it has and notices what it missed."""
+        message = {"type": "run.output", "run_id": run.id, "data": text, "offset": offset}
+        self._bus.publish(run.user_id, run.facility_id, message, watchers=True)
+
+    def store_output(self, run_id: str, output: str) -> bool:
+        """Keep a live run's output so far in its row (a page opened later shows it);
+        False once the run left the live states (its final output is written by `finish`)."""
+        with self._session_factory() as session, session.begin():
+            stored = session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status.in_([str(s) for s in LIVE]))
+                .values(output=output)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        return bool(stored)

@@ -27,13 +27,20 @@ class Subscription(Protocol):
 
 
 class EventBus(Protocol):
-    """Publishes JSON messages to every open page of a user in a facility."""
+    """Publishes JSON messages to every open page of a user in a facility.
 
-    def publish(self, user_id: int, facility_id: int, message: Message) -> int:
-        """Send to every open page of (user, facility); how many pages were reached (here)."""
+    A page may also *watch* its facility (admins see everyone's runs): it then hears the
+    messages published with `watchers=True` for any user of that facility as well.
+    """
 
-    def subscribe(self, user_id: int, facility_id: int) -> Subscription:
-        """Register an open page."""
+    def publish(
+        self, user_id: int, facility_id: int, message: Message, *, watchers: bool = False
+    ) -> int:
+        """Send to every open page of (user, facility), and with `watchers` also to the
+        facility's watching pages of other users; how many of the user's pages (here)."""
+
+    def subscribe(self, user_id: int, facility_id: int, *, watch: bool = False) -> Subscription:
+        """Register an open page; `watch`: it hears the facility's watched messages too."""
 
     def has_listeners(self, user_id: int, facility_id: int) -> bool:
         """True when the user has at least one open page in the facility."""

@@ -4,6 +4,8 @@ Publishing is one PUBLISH on the (user, facility) channel. Each web process subs
 to a channel while it holds at least one open page of that user in that facility, and
 fans the messages out to those pages with the in-memory bus; so `has_listeners` asks
 Redis how many processes listen on the channel (PUBSUB NUMSUB), wherever they are.
+Run events published for watchers go on the facility's watch channel too, which a
+process subscribes to while it holds an admin's page of that facility.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ class _Page:
     """One open page: its local subscription, and the channel it keeps subscribed."""
 
     def __init__(self, bus: RedisEventBus, local: Subscription, user_id: int,
-                 facility_id: int) -> None:
+                 facility_id: int, watch: bool) -> None:
         self._bus = bus
         self._local = local
         self._key = (user_id, facility_id)
+        self._watch = watch
         self.closed = local.closed  # set by close_all when this web process stops
 
     def get(self, timeout: float | None = None) -> Message | None:
@@ -34,7 +37,7 @@ class _Page:
 
     def close(self) -> None:
         """Stop receiving (the process unsubscribes when its last page of the key closes)."""
-        self._bus.leave(self._local, *self._key)
+        self._bus.leave(self._local, *self._key, watch=self._watch)
 
 
 class RedisEventBus:
@@ -52,13 +55,23 @@ class RedisEventBus:
         """The Redis channel of (user, facility)."""
         return f"{self._prefix}:events:{user_id}:{facility_id}"
 
-    def publish(self, user_id: int, facility_id: int, message: Message) -> int:
-        """Send to every open page of (user, facility); how many web processes were reached."""
+    def watch_channel(self, facility_id: int) -> str:
+        """The Redis channel of the facility's watched run events."""
+        return f"{self._prefix}:watch:{facility_id}"
+
+    def publish(
+        self, user_id: int, facility_id: int, message: Message, *, watchers: bool = False
+    ) -> int:
+        """Send to every open page of (user, facility), and with `watchers` to the facility's
+        watching pages; how many web processes were reached on the user's channel."""
         reached = self._client.publish(self.channel(user_id, facility_id), json.dumps(message))
+        if watchers:
+            envelope = {"user_id": user_id, "message": message}
+            self._client.publish(self.watch_channel(facility_id), json.dumps(envelope))
         return int(reached)
 
-    def subscribe(self, user_id: int, facility_id: int) -> Subscription:
-        """Register an open page (returns once Redis delivers its channel here)."""
+    def subscribe(self, user_id: int, facility_id: int, *, watch: bool = False) -> Subscription:
+        """Register an open page (returns once Redis delivers its channels here)."""
         # One lock around the Redis (un)subscribe too: a page opening while the last one
         # of the same key closes must not end unsubscribed.
         with self._lock:
@@ -67,18 +80,30 @@ class RedisEventBus:
                     self.channel(user_id, facility_id),
                     lambda raw: self._deliver(user_id, facility_id, raw),
                 )
-            local = self._local.subscribe(user_id, facility_id)
-        return _Page(self, local, user_id, facility_id)
+            if watch and not self._local.has_watchers(facility_id):
+                self._listener.subscribe(
+                    self.watch_channel(facility_id),
+                    lambda raw: self._deliver_watched(facility_id, raw),
+                )
+            local = self._local.subscribe(user_id, facility_id, watch=watch)
+        return _Page(self, local, user_id, facility_id, watch)
 
     def _deliver(self, user_id: int, facility_id: int, raw: str) -> None:
         self._local.publish(user_id, facility_id, json.loads(raw))
 
-    def leave(self, local: Subscription, user_id: int, facility_id: int) -> None:
-        """Forget an open page; unsubscribe the channel when it was the last one here."""
+    def _deliver_watched(self, facility_id: int, raw: str) -> None:
+        envelope = json.loads(raw)
+        self._local.publish_watchers(int(envelope["user_id"]), facility_id, envelope["message"])
+
+    def leave(self, local: Subscription, user_id: int, facility_id: int, *,
+              watch: bool = False) -> None:
+        """Forget an open page; unsubscribe a channel when it was the last one here."""
         with self._lock:
             local.close()
             if not self._local.has_listeners(user_id, facility_id):
                 self._listener.unsubscribe(self.channel(user_id, facility_id))
+            if watch and not self._local.has_watchers(facility_id):
+                self._listener.unsubscribe(self.watch_channel(facility_id))
 
     def close_all(self) -> None:
         """Tell the pages open in this process that it goes away (they reconnect elsewhere)."""

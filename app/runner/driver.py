@@ -18,6 +18,7 @@ from app.integrations.vault import Vault
 from app.lifecycle import Lifecycle, RunStatus
 from app.models import Facility, Run, User
 from app.runner.heartbeat import Heartbeat
+from app.runner.output import LiveOutput
 from app.services.grants import GrantCoordinator
 from sandbox import CANCELLED, PARKED, Executor, Journal, Limits, RunResult
 
@@ -61,6 +62,8 @@ class RunDriver:
         self._heartbeat = heartbeat
         self._vault = vault
         self.driver_id = heartbeat.driver_id
+        self._output = LiveOutput(lifecycle=lifecycle)
+        heartbeat.on_beat(self._output.store_pending)
 
     def claim_and_drive(self, run_id: str) -> RunResult | None:
         """Start a queued run in this thread (the terminal's `scriptbox run --facility`)."""
@@ -87,7 +90,10 @@ class RunDriver:
                     {"id": user.id, "name": user.name, "email": user.email},
                     {"id": facility.id, "name": facility.name, "slug": facility.slug},
                 )
-            outcome = self._execute(run, people, cancel, journal)
+            try:
+                outcome = self._execute(run, people, cancel, journal)
+            finally:
+                self._output.close(run_id)
             if outcome.status == PARKED:
                 self._park(run, outcome)
             else:
@@ -140,7 +146,7 @@ class RunDriver:
             user=people[0],
             facility=people[1],
             on_call=self._broker().handler(context),
-            on_output=lambda text: self._lifecycle.output(run, text),
+            on_output=self._output.open(run),
             cancel=cancel,
             journal=journal,
         )

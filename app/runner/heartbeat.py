@@ -47,6 +47,7 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._local: dict[str, threading.Event] = {}
         self._listeners: list[Callable[[], object]] = []
+        self._beat_listeners: list[Callable[[], object]] = []
         self._resumers: list[Callable[[str], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -55,6 +56,10 @@ class Heartbeat:
     def on_tick(self, listener: Callable[[], object]) -> None:
         """Call `listener()` after every sweep (the queue dispatches queued runs)."""
         self._listeners.append(listener)
+
+    def on_beat(self, listener: Callable[[], object]) -> None:
+        """Call `listener()` on every beat (the driver stores its runs' output so far)."""
+        self._beat_listeners.append(listener)
 
     def on_orphaned_grant(self, resume: Callable[[str], None]) -> None:
         """Call `resume(grant_id)` for an ended prompt that parked runs still wait for."""
@@ -132,6 +137,9 @@ class Heartbeat:
         for run_id in asked:
             if self.cancel_local(run_id):
                 self._grants.cancel_run(run_id)
+        # After the renewal: a slow listener must never make a live run look dead.
+        for listener in self._beat_listeners:
+            listener()
 
     def sweep(self) -> None:
         """End runs whose driver died, settle stale prompts, resume forgotten parked runs."""

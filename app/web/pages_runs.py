@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -75,6 +75,8 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
         calls=calls,
         scripter=member.can(Role.scripter),
         error_words=error_in_words(found.error_code, service),
+        # A live run's output reaches its row by the next heartbeat at the latest.
+        store_ms=round(float(current_app.config["HEARTBEAT_S"]) * 1000),
     )
 
 

@@ -1,6 +1,8 @@
 """The websocket: pushes run and grant events to a user's open pages; takes `grant.refuse`.
 
-Checks the Origin and the session before anything else; holds no domain logic.
+Checks the Origin and the session before anything else; holds no domain logic. An admin's
+page also watches the facility's run events (admins see everyone's runs); a member's page
+hears only about the member's own runs and prompts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy import select
 
 from app import db, extensions
 from app.errors import AppError
-from app.models import Grant, Membership
+from app.models import Grant, Membership, Role
 from app.services import sessions
 from app.web.limits import websocket_slots
 from app.web.security import require_member, session_secret
@@ -68,13 +70,15 @@ def events(ws: Any) -> None:
         ws.close(reason=1008)
         return
     try:
-        _serve(ws, member.facility.slug, user_id, facility_id, session_secret())
+        watch = member.can(Role.admin)
+        _serve(ws, member.facility.slug, user_id, facility_id, session_secret(), watch)
     finally:
         slots.release(user_id)
 
 
-def _still_allowed(sid: str | None, user_id: int, facility_id: int) -> bool:
-    # Re-read from the database, so an ending made by any process closes the socket.
+def _still_allowed(sid: str | None, user_id: int, facility_id: int, watch: bool) -> bool:
+    # Re-read from the database, so an ending made by any process closes the socket; a
+    # page watching the facility's runs closes too once its user is no admin there any more.
     try:
         signed_out = (
             sid is not None
@@ -82,19 +86,21 @@ def _still_allowed(sid: str | None, user_id: int, facility_id: int) -> bool:
         )
         if signed_out:
             return False
-        membership = db.session.scalar(
-            select(Membership.id).where(
+        role = db.session.scalar(
+            select(Membership.role).where(
                 Membership.user_id == user_id, Membership.facility_id == facility_id
             )
         )
-        return membership is not None
+        return role is not None and (not watch or Role(role).at_least(Role.admin))
     finally:
         db.session.remove()
 
 
-def _serve(ws: Any, slug: str, user_id: int, facility_id: int, sid: str | None) -> None:
+def _serve(
+    ws: Any, slug: str, user_id: int, facility_id: int, sid: str | None, watch: bool
+) -> None:
     recheck_s = float(current_app.config["WS_RECHECK_S"])
-    subscription = extensions.bus().subscribe(user_id, facility_id)
+    subscription = extensions.bus().subscribe(user_id, facility_id, watch=watch)
     grants = extensions.grants()
     db.session.remove()  # do not hold a connection for the life of the socket
     closed = threading.Event()
@@ -130,7 +136,7 @@ def _serve(ws: Any, slug: str, user_id: int, facility_id: int, sid: str | None) 
             if time.monotonic() >= next_check:
                 # Signed out, password changed, removed from the facility, or ended by
                 # an operator: the page stops hearing about this facility's runs.
-                if not _still_allowed(sid, user_id, facility_id):
+                if not _still_allowed(sid, user_id, facility_id, watch):
                     with lock:
                         _send(ws, _ENDED)
                     ws.close(reason=1008)

@@ -1,15 +1,18 @@
-// One run: status and output live, Stop, Run again, and a reload once it ends so the
-// result, error, traceback and calls show as the server renders them.
+// One run: status and output live over the websocket (an admin's page hears every run of
+// the facility), Stop, Run again, and a reload once it ends so the result, error,
+// traceback and calls show as the server renders them.
 import { api, slug, toast } from "./api.js";
 import { on } from "./ws.js";
 import { setStatus } from "./runs.js";
 import { localTimes, startTimers } from "./elapsed.js";
+import { OutputView } from "./output-merge.js";
 
+const FINAL = ["succeeded", "failed", "timed_out", "cancelled"];
 const page = document.getElementById("run-page");
 const runId = page.dataset.runId;
 const status = document.getElementById("run-status");
-const output = document.getElementById("run-output");
 let finished = page.dataset.final === "yes";
+let catchUpTimer = null;
 
 function ended() {
   if (finished) return;
@@ -17,24 +20,42 @@ function ended() {
   location.reload();
 }
 
+function showing() { document.getElementById("no-output")?.remove(); }
+
+// What the server holds now: the status and the output stored so far.
+async function catchUp() {
+  const run = await api("GET", `/api/f/${slug}/runs/${runId}`);
+  if (FINAL.includes(run.status)) { ended(); return; }
+  setStatus(status, run.status);
+  view.add(0, run.output ?? "");
+  if (view.shown) showing();
+}
+
+function catchUpSoon(delay = 1000) {
+  if (finished || catchUpTimer) return;
+  catchUpTimer = setTimeout(async () => {
+    catchUpTimer = null;
+    try { await catchUp(); } catch { catchUpSoon(); }
+  }, delay);
+}
+
+const view = new OutputView(
+  document.getElementById("run-output"), Number(page.dataset.outputLength || 0), () => catchUpSoon());
+
 on("run.status", (message) => { if (message.run_id === runId) setStatus(status, message.status); });
 on("run.output", (message) => {
   if (message.run_id !== runId) return;
-  output.textContent += message.data;
-  document.getElementById("no-output")?.remove();
+  view.add(message.offset ?? view.shown, message.data);
+  showing();
 });
 on("run.finished", (message) => { if (message.run_id === runId) ended(); });
-
-// Runs of other people (seen by admins) send their events elsewhere: ask now and then.
-if (!finished) {
-  setInterval(async () => {
-    try {
-      const run = await api("GET", `/api/f/${slug}/runs/${runId}`);
-      setStatus(status, run.status);
-      if (run.error || run.status === "succeeded") ended();
-    } catch { /* next time */ }
-  }, 3000);
-}
+// Listening (again): catch up on what happened before, and once more after the server
+// stored the output printed just before this page listened.
+on("hello", () => {
+  if (finished) return;
+  catchUp().catch(() => catchUpSoon());
+  catchUpSoon(Number(page.dataset.storeMs || 2000) + 500);
+});
 
 document.getElementById("stop-run")?.addEventListener("click", async (event) => {
   event.target.disabled = true;

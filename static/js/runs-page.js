@@ -1,5 +1,6 @@
-// The runs page: rows follow their runs live (websocket for your own runs, a light poll
-// for runs of others that admins see), elapsed timers tick, new runs are announced.
+// The runs page: rows follow their runs live over the websocket (an admin's page hears
+// every run of the facility, a member's only the member's own), elapsed timers tick, new
+// runs are announced.
 import { api, slug } from "./api.js";
 import { on, ready } from "./ws.js";
 import { setStatus } from "./runs.js";
@@ -15,9 +16,9 @@ function update(row, run) {
   if (run.calls !== undefined) row.querySelector(".calls-count").textContent = String(run.calls);
   const duration = row.querySelector(".duration");
   if (run.duration_ms != null) duration.textContent = `${Math.round(run.duration_ms)} ms`;
-  else if (run.started_at && !FINAL.includes(run.status) && !duration.querySelector(".elapsed")) {
+  else if (run.status === "running" && !duration.querySelector(".elapsed")) {
     const span = document.createElement("span");
-    span.className = "elapsed"; span.dataset.since = run.started_at;
+    span.className = "elapsed"; span.dataset.since = run.started_at ?? new Date().toISOString();
     duration.replaceChildren(span);
   }
 }
@@ -38,14 +39,14 @@ on("run.finished", (message) => {
   if (row) update(row, message.run);
 });
 
-// Admins see other people's runs, whose events go to those people's pages: ask instead.
-async function poll() {
+// Listening (again): rows that changed before this page listened are read once.
+async function catchUp() {
   for (const [id, row] of rows) {
     if (FINAL.includes(row.dataset.status)) continue;
-    try { update(row, await api("GET", `/api/f/${slug}/runs/${id}`)); } catch { /* next time */ }
+    try { update(row, await api("GET", `/api/f/${slug}/runs/${id}`)); } catch { /* gone */ }
   }
 }
-if (table) setInterval(poll, 3000);
+on("hello", () => { catchUp(); });
 if (!table && slug) on("run.status", announce);
 // Tells tests (and curious people) that live updates are flowing.
 ready.then(() => { document.body.dataset.live = "yes"; });

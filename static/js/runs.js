@@ -5,11 +5,14 @@ import { formatElapsed } from "./elapsed.js";
 
 const buffered = new Map();
 const followers = new Map();
+let starting = 0;
 
+// A run's first events may arrive before its start() returns: they are kept for it. An
+// admin's page also hears everyone else's runs, which nobody here follows: never kept.
 function deliver(message) {
   const handler = followers.get(message.run_id);
   if (handler) handler(message);
-  else {
+  else if (starting) {
     const list = buffered.get(message.run_id) ?? [];
     list.push(message);
     buffered.set(message.run_id, list);
@@ -24,7 +27,15 @@ export function follow(runId, handler) {
 }
 
 export async function start(body) {
-  return api("POST", `/api/f/${slug}/runs`, { ...body, interactive: true });
+  starting += 1;
+  try {
+    const run = await api("POST", `/api/f/${slug}/runs`, { ...body, interactive: true });
+    // Kept for this run only (another start still under way keeps them all for now).
+    if (starting === 1) for (const id of buffered.keys()) if (id !== run.id) buffered.delete(id);
+    return run;
+  } finally {
+    starting -= 1;
+  }
 }
 
 // Cancel a run in any state that has not ended (queued, running, waiting, parked).

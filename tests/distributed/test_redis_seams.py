@@ -76,6 +76,34 @@ def test_two_pages_of_one_user_in_one_process_both_hear_and_close_apart(
     assert not worker.bus.has_listeners(1, 1)
 
 
+def test_an_admins_page_elsewhere_watches_the_facilitys_run_events(
+    sides: tuple[Side, Side],
+) -> None:
+    web_a, worker = sides
+    admin = web_a.bus.subscribe(1, 3, watch=True)
+    member = web_a.bus.subscribe(2, 3)
+    other = web_a.bus.subscribe(4, 9, watch=True)  # an admin of another facility
+    prompt = {"type": "grant.required", "grant_id": "g"}
+    worker.bus.publish(5, 3, prompt)  # not for watchers: the prompt is user 5's own
+    status = {"type": "run.status", "run_id": "r5", "status": "running"}
+    worker.bus.publish(5, 3, status, watchers=True)
+    assert admin.get(timeout=10) == status
+    own = {"type": "run.status", "run_id": "r1", "status": "parked"}
+    worker.bus.publish(1, 3, own, watchers=True)
+    assert admin.get(timeout=10) == own
+    assert admin.get(timeout=0.5) is None  # once, though it was published for watchers too
+    # Canaries on the member's own channel and on the other facility: nothing came before.
+    worker.bus.publish(2, 3, {"type": "canary"})
+    worker.bus.publish(4, 9, {"type": "canary"})
+    assert member.get(timeout=10) == {"type": "canary"}
+    assert other.get(timeout=10) == {"type": "canary"}
+    for page in (admin, member, other):
+        page.close()
+    # The watch channel is let go once its last page closed.
+    assert worker.client.pubsub_numsub(web_a.bus.watch_channel(3)) == [
+        (web_a.bus.watch_channel(3).encode(), 0)]
+
+
 def test_a_grant_answered_elsewhere_wakes_the_waiting_run(sides: tuple[Side, Side]) -> None:
     worker, web_b = sides
     got: list[GrantOutcome | None] = []

@@ -3,6 +3,7 @@ filters and pages, the script's traceback, re-run with the same input, stop, liv
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,14 @@ result = outer()
 """
 NEEDS_KEY = 'print("asking")\nresult = integrations.get("keyed", "/echo").status\n'
 SPINNER = 'print("spinning")\nwhile True:\n    pass\n'
+# Prints a numbered tick now and then until it is stopped (counting, not reading clocks:
+# every clock reading is journalled, and there is a cap on them).
+TICKER = """print("early")
+for n in range(1, 100000):
+    for _ in range(1000000):
+        pass
+    print("tick", n)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +66,8 @@ class Lab:
                                base_url=keyapi)
             scripts = {}
             for name, source in (("Fails deep", FAILS_DEEP), ("Needs key", NEEDS_KEY),
-                                 ("Spinner", SPINNER), ("Hello", "result = 1\n")):
+                                 ("Spinner", SPINNER), ("Hello", "result = 1\n"),
+                                 ("Ticker", TICKER)):
                 script = Script(facility_id=lab.id, name=name, source=source, published=True)
                 session.add(script)
                 session.flush()
@@ -213,3 +223,61 @@ def test_stop_ends_a_running_run_with_its_timer_ticking(browser: Any, lab: Lab) 
     page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
     assert page.locator("#stop-run").count() == 0
     page.context.close()
+
+
+def ticks(page: Any) -> list[str]:
+    return [line for line in page.locator("#run-output").inner_text().split("\n") if line]
+
+
+@pytest.mark.parametrize("viewer", ["sam@example.com", "ada@example.com"])
+def test_a_run_page_opened_late_shows_earlier_then_live_output_once(
+    browser: Any, lab: Lab, viewer: str
+) -> None:
+    sams = signed_in(browser, lab.live, "sam@example.com")
+    sams.goto(f"{lab.live.url}/f/lab/runs")
+    run_id = start_run(sams, lab.scripts["Ticker"])
+    with lab.app.app_context():  # opened once "early" and a few ticks were printed
+        deadline = time.monotonic() + 60
+        while "tick 3" not in (db.session.get(Run, run_id).output or ""):  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            db.session.remove()
+            time.sleep(0.05)
+    page = sams if viewer == "sam@example.com" else signed_in(browser, lab.live, viewer)
+    page.goto(f"{lab.live.url}/f/lab/runs/{run_id}")
+    assert ticks(page)[:4] == ["early", "tick 1", "tick 2", "tick 3"]  # stored before
+    opened_at = len(ticks(page))
+    page.wait_for_function(  # and it goes on live: three more ticks arrive on this page
+        "(n) => document.querySelector('#run-output').innerText.trim().split('\\n').length >= n",
+        arg=opened_at + 3, timeout=60000)
+    shown = ticks(page)
+    assert shown == ["early"] + [f"tick {i}" for i in range(1, len(shown))]  # no repeat, no gap
+    page.click("#stop-run")
+    page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
+    page.context.close()
+    if page is not sams:
+        sams.context.close()
+
+
+def test_an_admins_list_follows_a_members_run_over_the_websocket(browser: Any, lab: Lab) -> None:
+    sams = signed_in(browser, lab.live, "sam@example.com")
+    sams.goto(f"{lab.live.url}/f/lab/runs")
+    run_id = start_run(sams, lab.scripts["Spinner"])
+    ada = signed_in(browser, lab.live, "ada@example.com")
+    ada.goto(f"{lab.live.url}/f/lab/runs")
+    ada.locator("body[data-live=yes]").wait_for()
+    row = ada.locator(f"tr[data-run-id='{run_id}']")
+    row.locator(".run-status", has_text="running").wait_for(timeout=30000)
+    # From now on the page may learn of the run only over its websocket.
+    asked: list[str] = []
+    ada.route("**/api/f/lab/runs/**", lambda route: (asked.append(route.request.url),
+                                                     route.abort()))
+    assert sams.evaluate(
+        """async (id) => (await fetch(`/api/f/lab/runs/${id}/cancel`, {method: 'POST',
+            headers: {'X-CSRF-Token': document.querySelector('meta[name="csrf-token"]').content}
+        })).status""", run_id) == 200
+    row.locator(".run-status", has_text="cancelled").wait_for(timeout=30000)
+    assert asked == []
+    start_run(sams, lab.scripts["Hello"])
+    ada.locator("#new-runs").wait_for()  # someone else's new run is announced too
+    ada.context.close()
+    sams.context.close()
