@@ -20,7 +20,10 @@ function ended() {
   location.reload();
 }
 
-function showing() { document.getElementById("no-output")?.remove(); }
+function showing() {
+  document.getElementById("no-output")?.remove();
+  document.getElementById("run-output").hidden = false;
+}
 
 // What the server holds now: the status and the output stored so far.
 async function catchUp() {
