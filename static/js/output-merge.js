@@ -14,8 +14,11 @@ export class OutputView {
     if (offset > this.shown) return false;
     const chars = Array.from(text);
     if (offset + chars.length > this.shown) {
-      this.node.textContent += chars.slice(this.shown - offset).join("");
+      const node = this.node;
+      const following = node.scrollTop + node.clientHeight >= node.scrollHeight - 4;
+      node.textContent += chars.slice(this.shown - offset).join("");
       this.shown = offset + chars.length;
+      if (following) node.scrollTop = node.scrollHeight;  // keep the newest line in view
     }
     return true;
   }

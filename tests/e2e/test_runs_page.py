@@ -251,6 +251,8 @@ def test_a_run_page_opened_late_shows_earlier_then_live_output_once(
         arg=opened_at + 3, timeout=60000)
     shown = ticks(page)
     assert shown == ["early"] + [f"tick {i}" for i in range(1, len(shown))]  # no repeat, no gap
+    if page is not sams:
+        fits(page, "run-live-output-1280")
     page.click("#stop-run")
     page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
     page.context.close()
