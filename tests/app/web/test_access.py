@@ -230,3 +230,16 @@ def test_an_oauth_prompt_asks_connection_parameters_before_the_provider(
     go = client.get(f"/f/lab/grants/{grant.id}/sign-in?param_tenant=acme")
     assert go.status_code == 302
     assert go.headers["Location"].startswith("https://acme.example.com/authorize?")
+
+
+@pytest.mark.parametrize(("role", "shows_code"), [("member", False), ("scripter", True)])
+def test_error_pages_give_members_words_and_scripters_the_code_too(
+    app: Flask, people: dict[str, Any], role: str, shows_code: bool
+) -> None:
+    client = client_for(app, people["users"][role])
+    page = client.get("/f/lab/runs/999999", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    text = page.get_data(as_text=True)
+    heading = text.split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert "run" in heading.lower()  # the words: what was not found
+    assert ("Error code:" in text) is shows_code
