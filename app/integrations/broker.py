@@ -374,6 +374,7 @@ class Broker:
         path = args.get("path")
         if not isinstance(path, str):
             raise HostCallError("invalid_request", "path must be a string")
+        entry.path = destinations.query_names_only(path)[:1000]  # until the full URL is known
         account_arg = args.get("account")
         cache_key = (
             str(args.get("service")),

@@ -538,6 +538,16 @@ def test_the_call_log_records_every_call_without_secrets(
     assert "private words" not in rows[0].path and PLAIN_KEY not in repr([r.path for r in rows])
 
 
+def test_a_call_refused_for_want_of_an_account_logs_the_path_it_asked_for(
+    app: Flask, session: Session, world: dict[str, Any]
+) -> None:
+    outcome = run(app, world, 'integrations.get("headerkey", "/echo/deep?token=secret")')
+    assert not outcome.ok
+    row = session.scalars(select(CallLog).order_by(CallLog.id.desc())).first()
+    assert row is not None and row.error_code == "no_integration_grant"
+    assert row.path == "/echo/deep?token="  # query values dropped, as for made calls
+
+
 def test_a_facility_cannot_reach_another_facilitys_integrations(
     app: Flask, session: Session, world: dict[str, Any]
 ) -> None:
