@@ -167,3 +167,80 @@ class LiveServer:
         """Stop serving."""
         self._server.shutdown()
         self._server.server_close()
+
+
+class RoundTrips:
+    """Counts what a stretch of code costs beyond its own CPU: SQL statements and commits on
+    one engine, Redis commands (a pipeline is one), and threads started; each split by
+    whether the thread that made it is in `worker_threads` ("worker") or not ("web").
+
+    For the benchmarks and the statement-ceiling tests: while it is open it patches
+    `redis.Redis.execute_command`, `redis.client.Pipeline.execute` and
+    `threading.Thread.start` for the whole process.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.worker_threads: set[int] = set()
+        self.counts: dict[str, int] = {}
+        self.statements: list[str] = []
+        self._lock = threading.Lock()
+        self._undo: list[Any] = []
+
+    def _add(self, what: str) -> None:
+        side = "worker" if threading.get_ident() in self.worker_threads else "web"
+        with self._lock:
+            self.counts[f"{side}_{what}"] = self.counts.get(f"{side}_{what}", 0) + 1
+
+    def __enter__(self) -> RoundTrips:
+        import redis
+        from sqlalchemy import event
+
+        def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+            self._add("sql")
+            with self._lock:
+                self.statements.append(sql.split("\n")[0][:120])
+
+        def commit(_conn: Any) -> None:
+            self._add("commits")
+
+        event.listen(self._engine, "before_cursor_execute", statement)
+        event.listen(self._engine, "commit", commit)
+        self._undo.append(lambda: event.remove(self._engine, "before_cursor_execute", statement))
+        self._undo.append(lambda: event.remove(self._engine, "commit", commit))
+        for owner, name, what in (
+            (redis.Redis, "execute_command", "redis"),
+            (redis.client.Pipeline, "execute", "redis"),
+            (threading.Thread, "start", "threads"),
+        ):
+            self._wrap(owner, name, what)
+        return self
+
+    def _wrap(self, owner: Any, name: str, what: str) -> None:
+        original = owner.__dict__[name]
+        counter = self
+
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if what != "redis" or not isinstance(self, redis_pipeline()) or name == "execute":
+                counter._add(what)
+            return original(self, *args, **kwargs)
+
+        setattr(owner, name, counted)
+        self._undo.append(lambda: setattr(owner, name, original))
+
+    def __exit__(self, *_exc: object) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+
+    def per(self, runs: int) -> dict[str, float]:
+        """Each count divided by `runs`, rounded to two places."""
+        return {key: round(value / runs, 2) for key, value in sorted(self.counts.items())}
+
+
+def redis_pipeline() -> type:
+    """redis-py's Pipeline class (its queued commands are one round trip, at `execute`)."""
+    import redis
+
+    pipeline: type = redis.client.Pipeline
+    return pipeline
