@@ -88,9 +88,15 @@ class Lifecycle:
         target: RunStatus,
         values: dict[str, Any] | None = None,
         where: Iterable[ColumnElement[bool]] = (),
+        before: Callable[[Session], object] | None = None,
     ) -> bool:
         """Move the run from one of `source` to `target` (and set `values`); False if it was
-        not in `source` any more. Publishes `run.status`, or `run.finished` for final states."""
+        not in `source` any more (or `where` did not hold). Publishes `run.status`, or
+        `run.finished` for final states.
+
+        One statement (UPDATE ... RETURNING) in one transaction; `before(session)` runs
+        first in that transaction (a claim takes its row locks there).
+        """
         expected = tuple(source)
         check_transition(expected, target)
         changes = dict(values or {})
@@ -98,48 +104,68 @@ class Lifecycle:
             # A run that ended needs neither its journal nor its driver any more.
             changes.update(journal=None, driver=None, waiting_grant_id=None, finished_at=utcnow())
         with self._session_factory() as session, session.begin():
-            moved = session.execute(
+            if before is not None:
+                before(session)
+            statement = (
                 update(Run)
                 .where(Run.id == run_id, Run.status.in_([str(s) for s in expected]), *where)
                 .values(status=str(target), **changes)
                 .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-            if not moved:
-                return False
-            run = session.get(Run, run_id)
-            assert run is not None
-            message = self._message(run, target)
-            user_id, facility_id = run.user_id, run.facility_id
+            )
+            if target in FINAL:  # the page gets the whole run
+                run = session.scalars(statement.returning(Run)).first()
+                if run is None:
+                    return False
+                message = {"type": "run.finished", "run_id": run_id, "run": run.to_dict()}
+                user_id, facility_id = run.user_id, run.facility_id
+            else:
+                row = session.execute(statement.returning(Run.user_id, Run.facility_id)).first()
+                if row is None:
+                    return False
+                message = {"type": "run.status", "run_id": run_id, "status": str(target)}
+                user_id, facility_id = row.user_id, row.facility_id
         # The facility's admins follow everyone's runs: their watching pages hear it too.
         self._bus.publish(user_id, facility_id, message, watchers=True)
         return True
 
-    @staticmethod
-    def _message(run: Run, target: RunStatus) -> dict[str, Any]:
-        if target in FINAL:
-            return {"type": "run.finished", "run_id": run.id, "run": run.to_dict()}
-        return {"type": "run.status", "run_id": run.id, "status": str(target)}
-
     # -- the verbs ---------------------------------------------------------------------
 
-    def start(self, run_id: str, *, driver: str) -> bool:
-        """queued -> running, driven by `driver` from now on."""
+    def start(
+        self,
+        run_id: str,
+        *,
+        driver: str,
+        where: Iterable[ColumnElement[bool]] = (),
+        before: Callable[[Session], object] | None = None,
+    ) -> bool:
+        """queued -> running, driven by `driver` from now on (if `where` holds: the caps)."""
         now = utcnow()
         return self.move(
             run_id,
             source=(RunStatus.QUEUED,),
             target=RunStatus.RUNNING,
             values={"driver": driver, "heartbeat_at": now, "started_at": now},
+            where=where,
+            before=before,
         )
 
-    def resume(self, run_id: str, *, driver: str) -> bool:
-        """parked -> running: a driver replays the run's journal."""
+    def resume(
+        self,
+        run_id: str,
+        *,
+        driver: str,
+        where: Iterable[ColumnElement[bool]] = (),
+        before: Callable[[Session], object] | None = None,
+    ) -> bool:
+        """parked -> running: a driver replays the run's journal (if `where` holds)."""
         return self.move(
             run_id,
             source=(RunStatus.PARKED,),
             target=RunStatus.RUNNING,
             # waiting_grant_id stays: the resumed call gets that prompt's outcome.
             values={"driver": driver, "heartbeat_at": utcnow(), "cancel_requested": False},
+            where=where,
+            before=before,
         )
 
     def pause(self, run_id: str, *, grant_id: str) -> bool:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.integrations.broker import Broker, RunContext
@@ -78,13 +79,16 @@ class RunDriver:
         cancel = self._heartbeat.adopt(run_id)
         try:
             with self._session_factory() as session:
-                run = session.get(Run, run_id)
-                if run is None:
+                row = session.execute(
+                    select(Run, User, Facility)
+                    .join(User, User.id == Run.user_id)
+                    .join(Facility, Facility.id == Run.facility_id)
+                    .where(Run.id == run_id)
+                ).first()
+                if row is None:
                     return None
+                run, user, facility = row
                 journal = self._open_journal(run)
-                user = session.get(User, run.user_id)
-                facility = session.get(Facility, run.facility_id)
-                assert user is not None and facility is not None
                 session.expunge(run)
                 people = (
                     {"id": user.id, "name": user.name, "email": user.email},

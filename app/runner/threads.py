@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, aliased
 
 from app.lifecycle import LIVE, Lifecycle, RunStatus, is_final
 from app.models import Run
@@ -61,6 +61,9 @@ class ThreadRunQueue:
         self._done: dict[str, threading.Event] = {}
         self._ready: set[str] = set()  # parked runs whose prompt ended: to resume
         self._threads: dict[str, threading.Thread] = {}
+        # True while queued (or ready) runs may wait for a slot: until a dispatch finds
+        # none left, submits go through it (oldest first) and ended runs dispatch again.
+        self._backlog = True
         self._closing = False
         grants.on_resolved(self.resume_waiting_for)
         heartbeat.on_tick(self.dispatch)
@@ -73,6 +76,13 @@ class ThreadRunQueue:
         with self._lock:
             self._done.setdefault(run_id, threading.Event())
         self.heartbeat.start()
+        # Nothing waits before it: claim it at once (one conditional UPDATE, caps included).
+        if not self._backlog and not self._closing:
+            with self._dispatch_lock:
+                if self._claim(run_id, resuming=False):
+                    self._spawn(run_id)
+                    return
+                self._backlog = True  # over a cap, or a run queued elsewhere came first
         self.dispatch()
 
     def resume(self, run_id: str) -> None:
@@ -156,25 +166,29 @@ class ThreadRunQueue:
             resuming = {row.id for row in parked}
             with self._lock:
                 self._ready.difference_update(set(ready) - resuming)
-            started = 0
+            started, left = 0, len(queued) == _DISPATCH_BATCH
             for row in candidates:
-                if per_user[row.user_id] >= self._caps.per_user:
-                    continue
-                if per_facility[row.facility_id] >= self._caps.per_facility:
-                    continue
-                if self._claim(row.id, resuming=row.id in resuming):
+                if (
+                    per_user[row.user_id] < self._caps.per_user
+                    and per_facility[row.facility_id] < self._caps.per_facility
+                    and self._claim(row.id, resuming=row.id in resuming)
+                ):
                     per_user[row.user_id] += 1
                     per_facility[row.facility_id] += 1
                     self._spawn(row.id)
                     started += 1
+                else:
+                    left = True
+            self._backlog = left
             return started
 
     def _claim(self, run_id: str, *, resuming: bool) -> bool:
+        caps = under_caps(self._caps)
         if not resuming:
-            return self._lifecycle.start(run_id, driver=self._driver.driver_id)
+            return self._lifecycle.start(run_id, driver=self._driver.driver_id, where=caps)
         with self._lock:
             self._ready.discard(run_id)
-        return self._lifecycle.resume(run_id, driver=self._driver.driver_id)
+        return self._lifecycle.resume(run_id, driver=self._driver.driver_id, where=caps)
 
     def resume_waiting_for(self, grant_id: str) -> None:
         """Resume every parked run that waited for this grant (it just ended)."""
@@ -211,7 +225,10 @@ class ThreadRunQueue:
                 self._resume_if_answered(run_id)
             else:
                 self._mark_done(run_id)
-            self.dispatch()  # a slot under the caps may have opened
+            with self._lock:
+                ready = bool(self._ready)
+            if self._backlog or ready:
+                self.dispatch()  # a slot under the caps opened for a run that waits
 
     def _resume_if_answered(self, run_id: str) -> None:
         """A prompt answered while its run was parking is not missed (or left to the sweep)."""
@@ -232,6 +249,8 @@ def live_counts(
     session: Session, users: set[int], facilities: set[int]
 ) -> tuple[Counter[int], Counter[int]]:
     """Live runs (running or waiting) per user and per facility: what the caps count."""
+    if not users and not facilities:
+        return Counter(), Counter()
     live = [str(s) for s in LIVE]
     by_user = session.execute(
         select(Run.user_id, func.count(Run.id))
@@ -246,4 +265,23 @@ def live_counts(
     return (
         Counter({user: count for user, count in by_user}),
         Counter({facility: count for facility, count in by_facility}),
+    )
+
+
+def under_caps(caps: Caps) -> tuple[ColumnElement[bool], ...]:
+    """WHERE conditions of a claim's UPDATE: the run's user and facility each have fewer
+    live runs than their cap (counted in the same statement that moves the run)."""
+    live = [str(s) for s in LIVE]
+    other = aliased(Run)
+
+    def count(column: ColumnElement[int], own: ColumnElement[int]) -> ColumnElement[int]:
+        return (
+            select(func.count(other.id))
+            .where(column == own, other.status.in_(live))
+            .scalar_subquery()
+        )
+
+    return (
+        count(other.user_id, Run.user_id) < caps.per_user,
+        count(other.facility_id, Run.facility_id) < caps.per_facility,
     )

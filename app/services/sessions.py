@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.models import User, UserSession
@@ -34,11 +34,17 @@ def session_user(session: Session, *, secret: str, user_id: int) -> User | None:
     """The active user of a live, unexpired session, or None."""
     if not secret:
         return None
-    row = session.get(UserSession, _session_id(secret))
-    if row is None or row.user_id != user_id or row.expires_at <= utcnow():
-        return None
-    user = session.get(User, user_id)
-    return user if user is not None and user.is_active else None
+    # One query per request: the session row and its user together.
+    return session.scalar(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(
+            UserSession.id == _session_id(secret),
+            UserSession.user_id == user_id,
+            UserSession.expires_at > utcnow(),
+            User.is_active.is_(True),
+        )
+    )
 
 
 def end_session(session: Session, *, secret: str) -> None:
