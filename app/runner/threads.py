@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, aliased
@@ -274,7 +275,7 @@ def under_caps(caps: Caps) -> tuple[ColumnElement[bool], ...]:
     live = [str(s) for s in LIVE]
     other = aliased(Run)
 
-    def count(column: ColumnElement[int], own: ColumnElement[int]) -> ColumnElement[int]:
+    def count(column: Any, own: Any) -> ColumnElement[int]:
         return (
             select(func.count(other.id))
             .where(column == own, other.status.in_(live))
