@@ -23,8 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,11 +35,12 @@ from sqlalchemy.orm import Session
 
 from app.distributed.pubsub import RedisListener
 from app.distributed.redis_signals import RedisGrantSignals
+from app.distributed.run_ends import RunEnds
 from app.lifecycle import FINAL, Lifecycle, RunStatus
 from app.models import Facility, Run, User
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
-from app.runner.threads import Caps, live_counts
+from app.runner.threads import Caps, live_counts, under_caps
 from app.services.grants import GrantCoordinator
 from sandbox import PARKED
 
@@ -111,10 +110,7 @@ class CeleryRunQueue:
         self.heartbeat = heartbeat
         self._caps = caps
         self._prefix = prefix
-        self._done_channel = f"{prefix}:runs-done"
-        self._lock = threading.Lock()
-        self._waiters: dict[str, list[threading.Event]] = {}
-        self._listening_pid = -1
+        self._ends = RunEnds(client, listener, f"{prefix}:runs-done")
         self._closing = False
         celery.task(name=RUN_TASK, ignore_result=True)(self.start_here)
         celery.task(name=RESUME_TASK, ignore_result=True)(self.resume_here)
@@ -127,6 +123,7 @@ class CeleryRunQueue:
 
     def submit(self, run_id: str) -> None:
         """Send the queued run to a worker (it stays `queued` until one claims it)."""
+        self._ends.expect(run_id)  # a `wait` then needs only the end's announcement
         self._send(RUN_TASK, run_id)
 
     def resume(self, run_id: str) -> None:
@@ -153,27 +150,7 @@ class CeleryRunQueue:
 
     def wait(self, run_id: str, timeout: float) -> bool:
         """Block until the run ends (on any worker) or `timeout` passes; True if it ended."""
-        self._listen()
-        event = threading.Event()
-        with self._lock:
-            self._waiters.setdefault(run_id, []).append(event)
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                event.clear()  # before reading the row: an announcement after it still wakes us
-                if self._ended(run_id):
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                event.wait(remaining)
-        finally:
-            with self._lock:
-                events = self._waiters.get(run_id, [])
-                if event in events:
-                    events.remove(event)
-                if not events:
-                    self._waiters.pop(run_id, None)
+        return self._ends.wait(run_id, timeout, self._ended)
 
     def shutdown(self, timeout: float) -> None:
         """Stop sending and driving; live pauses here park at once (the Celery worker
@@ -252,29 +229,23 @@ class CeleryRunQueue:
         """queued (or parked, `resuming`) -> running for this process, if the user's and
         facility's caps allow (a declined resume is sent again by a later beat).
 
-        The facility and user rows are locked (FOR UPDATE, PostgreSQL) while counting and
-        moving, so two workers never both take the last slot; SQLite serialises writers.
+        One transaction: the run's user and facility rows are locked (FOR UPDATE,
+        PostgreSQL; SQLite serialises writers), so two workers never both take the last
+        slot, then one UPDATE counts the caps and moves the run.
         """
-        with self._session_factory() as session, session.begin():
-            row = session.execute(
-                select(Run.user_id, Run.facility_id).where(
-                    Run.id == run_id,
-                    Run.status == str(RunStatus.PARKED if resuming else RunStatus.QUEUED),
-                )
-            ).first()
-            if row is None:
-                return False
-            session.execute(select(Facility.id).where(Facility.id == row.facility_id)
-                            .with_for_update())
-            session.execute(select(User.id).where(User.id == row.user_id).with_for_update())
-            per_user, per_facility = live_counts(session, {row.user_id}, {row.facility_id})
-            if per_user[row.user_id] >= self._caps.per_user:
-                return False
-            if per_facility[row.facility_id] >= self._caps.per_facility:
-                return False
-            if resuming:
-                return self._lifecycle.resume(run_id, driver=self._driver.driver_id)
-            return self._lifecycle.start(run_id, driver=self._driver.driver_id)
+
+        def lock(session: Session) -> None:
+            session.execute(
+                select(User.id, Facility.id)
+                .join(Run, Run.user_id == User.id)
+                .join(Facility, Facility.id == Run.facility_id)
+                .where(Run.id == run_id)
+                .with_for_update(of=[User, Facility])
+            )
+
+        verb = self._lifecycle.resume if resuming else self._lifecycle.start
+        return verb(run_id, driver=self._driver.driver_id, where=under_caps(self._caps),
+                    before=lock)
 
     def _cancel_here(self, run_id: str) -> None:
         self.heartbeat.cancel_local(run_id)
@@ -339,28 +310,7 @@ class CeleryRunQueue:
     # -- run ends, heard by waiters in any process --------------------------------------
 
     def _announce_done(self, run_id: str) -> None:
-        self._client.publish(self._done_channel, run_id)
-
-    def _listen(self) -> None:
-        with self._lock:
-            if self._listening_pid == os.getpid():
-                return
-            self._listening_pid = os.getpid()
-        self._listener.subscribe(self._done_channel, self._heard_done)
-        self._listener.on_reconnect(self._wake_all)
-
-    def _heard_done(self, run_id: str) -> None:
-        with self._lock:
-            events = list(self._waiters.get(run_id, ()))
-        for event in events:
-            event.set()
-
-    def _wake_all(self) -> None:
-        # Announcements may have been lost while Redis was away: waiters re-read the row.
-        with self._lock:
-            events = [event for events in self._waiters.values() for event in events]
-        for event in events:
-            event.set()
+        self._ends.announce(run_id)
 
     def _ended(self, run_id: str) -> bool:
         with self._session_factory() as session:
