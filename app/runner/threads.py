@@ -23,6 +23,7 @@ from app.lifecycle import LIVE, Lifecycle, RunStatus, is_final
 from app.models import Run
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
+from app.runner.pool import RunThreads
 from app.services.grants import GrantCoordinator
 from sandbox import PARKED
 
@@ -61,7 +62,8 @@ class ThreadRunQueue:
         self._dispatch_lock = threading.Lock()
         self._done: dict[str, threading.Event] = {}
         self._ready: set[str] = set()  # parked runs whose prompt ended: to resume
-        self._threads: dict[str, threading.Thread] = {}
+        self._threads = RunThreads()
+        self._driving: dict[str, threading.Event] = {}  # set when its drive returned
         # True while queued (or ready) runs may wait for a slot: until a dispatch finds
         # none left, submits go through it (oldest first) and ended runs dispatch again.
         self._backlog = True
@@ -130,10 +132,10 @@ class ThreadRunQueue:
         self._closing = True
         self._grants.park_all()
         with self._lock:
-            threads = list(self._threads.values())
+            driving = list(self._driving.values())
         deadline = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        for returned in driving:
+            returned.wait(max(0.0, deadline - time.monotonic()))
         self.heartbeat.stop()
 
     # -- dispatching -------------------------------------------------------------------
@@ -207,13 +209,10 @@ class ThreadRunQueue:
 
     def _spawn(self, run_id: str) -> None:
         self.heartbeat.adopt(run_id)  # cancellable from now on, before the thread runs
-        thread = threading.Thread(
-            target=self._drive, args=(run_id,), name=f"run-{run_id[:8]}", daemon=True
-        )
         with self._lock:
             self._done.setdefault(run_id, threading.Event())
-            self._threads[run_id] = thread
-        thread.start()
+            self._driving[run_id] = threading.Event()
+        self._threads.run(f"run-{run_id[:8]}", lambda: self._drive(run_id))
 
     def _drive(self, run_id: str) -> None:
         outcome = None
@@ -221,7 +220,9 @@ class ThreadRunQueue:
             outcome = self._driver.drive(run_id)
         finally:
             with self._lock:
-                self._threads.pop(run_id, None)
+                returned = self._driving.pop(run_id, None)
+            if returned is not None:
+                returned.set()
             if outcome is not None and outcome.status == PARKED:
                 self._resume_if_answered(run_id)
             else:

@@ -4,6 +4,7 @@ thread released) and resumes by replay when its prompt ends, in every way it can
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,14 @@ def world(tmp_path: Path, keyapi: str) -> Iterator[World]:
 
 
 def thread_ends(name: str) -> bool:
-    """Wait for the thread called `name` (if any) to end; True once none is alive."""
-    for thread in threading.enumerate():
-        if thread.name == name:
-            thread.join(10)
-    return all(t.name != name for t in threading.enumerate())
+    """Wait (up to 10 s) until no thread drives the run: run threads are named `run-<id>`
+    while they drive it, then wait for another run under another name (or end)."""
+    deadline = time.monotonic() + 10
+    while any(t.name == name for t in threading.enumerate()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_a_parked_run_holds_no_worker_or_thread_and_resumes_after_sign_in(
