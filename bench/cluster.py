@@ -111,7 +111,7 @@ def seed(app: Any, upstream: str) -> int:
         add_member(session, user=user, facility=facility, role=Role.scripter)
         session.add(Integration(facility_id=facility.id, key="slow", name="Slow",
                                 auth_mode="none", base_url=upstream, placements=[],
-                                credential_fields=[], allow_private_network=True))
+                                credential_fields=[]))
         session.commit()
         user_id: int = user.id
     db.session.remove()
@@ -168,6 +168,7 @@ def main() -> None:
         cluster = Cluster(database_url=database, redis_url=redis_url, prefix=prefix,
                           secret_key="bench", vault_key=vault_key,
                           extra={"SCRIPTBOX_MAX_RUNS_PER_USER": "100",
+                                 "SCRIPTBOX_PRIVATE_NETWORK_ALLOW": "127.0.0.1/32",
                                  "SCRIPTBOX_IDLE_WORKERS": "2"})
         try:
             _web, url = cluster.web()
