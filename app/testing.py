@@ -147,6 +147,28 @@ class Socket:
         self.ws.close()
 
 
+def _whole_static_files(app: Flask) -> Any:
+    """`app`, with static files read whole and closed before they are sent.
+
+    Werkzeug's development server leaves a streamed file open when the browser drops the
+    connection mid-response (its clean-up reads the dead socket first and raises), and the
+    file's ResourceWarning then surfaces in an unrelated test. Static files are small.
+    """
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        body = app(environ, start_response)
+        if not environ.get("PATH_INFO", "").startswith("/static/"):
+            return body
+        try:
+            return [b"".join(body)]
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    return wsgi
+
+
 class LiveServer:
     """A Scriptbox app served over real HTTP on loopback (threaded, like `scriptbox serve`)."""
 
@@ -154,7 +176,7 @@ class LiveServer:
         from werkzeug.serving import make_server
 
         self.app = app
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self._server = make_server("127.0.0.1", 0, _whole_static_files(app), threaded=True)
         self._server.daemon_threads = True  # open websockets must not keep the process alive
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         app.config["PUBLIC_URL"] = self.url  # OAuth redirect URIs and the websocket origin
