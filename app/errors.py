@@ -132,18 +132,6 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
-def _error_page(error: AppError) -> str:
-    """The HTML error page: words for everyone, the code too for scripters and admins."""
-    from app.models import Role
-    from app.web.security import current_identity, memberships_of  # the web layer uses errors
-
-    identity = current_identity()
-    shows_code = identity is not None and any(
-        role.rank >= Role.scripter.rank for _facility, role in memberships_of(identity.user)
-    )
-    return render_template("error.html", error=error, shows_code=shows_code)
-
-
 def init_app(app: Flask) -> None:
     """Register the JSON/HTML error handlers."""
 
@@ -151,7 +139,7 @@ def init_app(app: Flask) -> None:
     def _app_error(error: AppError) -> tuple[Response | str, int]:
         if _wants_json():
             return jsonify(error.to_dict()), error.status
-        return _error_page(error), error.status
+        return render_template("error.html", error=error), error.status
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> tuple[Response | str, int]:
@@ -163,4 +151,4 @@ def init_app(app: Flask) -> None:
         wrapped.code, wrapped.status = code, status
         if _wants_json():
             return jsonify(wrapped.to_dict()), status
-        return _error_page(wrapped), status
+        return render_template("error.html", error=wrapped), status

@@ -41,6 +41,8 @@ def register_blueprints(app: Flask) -> None:
     ws.sock.init_app(app)
     headers.init_app(app)
 
-    from app.web.security import csrf_token, current_identity
+    from app.web.security import csrf_token, current_identity, sees_error_codes
 
-    app.jinja_env.globals.update(csrf_token=csrf_token, current_identity=current_identity)
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token, current_identity=current_identity, sees_error_codes=sees_error_codes
+    )

@@ -185,6 +185,15 @@ def login_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+def sees_error_codes() -> bool:
+    """Whether error pages show the code too: scripters and admins (of any facility) read
+    codes and lines; members read the words only."""
+    identity = current_identity()
+    return identity is not None and any(
+        role.at_least(Role.scripter) for _facility, role in memberships_of(identity.user)
+    )
+
+
 def memberships_of(user: User) -> list[tuple[Facility, Role]]:
     """The user's facilities with their role in each, by name."""
     rows = db.session.execute(
