@@ -31,6 +31,8 @@ CLIENT_ID = "scriptbox-demo"
 DEMO_API_KEY = "demo-api-key"
 # A wrong key is refused when it is entered, not on a later run.
 DEMO_KEY_VERIFY = {"method": "GET", "path": "/me", "expected_status": 200}
+# Who a signed-in demo account is (alice, bob), shown beside the account.
+DEMO_WHOAMI = {"method": "GET", "path": "/me", "field": "username"}
 
 USERS = (
     ("admin@example.com", "Avery Admin", Role.admin),
@@ -165,10 +167,20 @@ def _ensure_integrations(app: Flask, facility: Facility, base: str) -> None:
                 "token_auth_method": "client_secret_basic",
                 "scopes": ["read", "write"],
                 "pkce": True,
+                "whoami": dict(DEMO_WHOAMI),
                 "client_id": CLIENT_ID,
                 "client_secret": _client_secret(app),
             },
         )
+    else:
+        # Installs from before who-am-I requests existed get the demo's one too.
+        demo = session.scalar(
+            select(Integration).where(
+                Integration.facility_id == facility.id, Integration.key == "demo"
+            )
+        )
+        if demo is not None and demo.whoami is None:
+            demo.whoami = dict(DEMO_WHOAMI)
     if "demokey" in existing:
         # Installs from before verification requests existed get the demo's one too.
         demokey = session.scalar(

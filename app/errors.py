@@ -63,6 +63,12 @@ class Conflict(AppError):
     status = 409
 
 
+class OneAccountPerPerson(Conflict):
+    """The integration takes one account per person, and this person has one already."""
+
+    code = "one_account_per_person"
+
+
 class CredentialsRefused(ValidationError):
     """The provider refused typed credentials (API key, password) when they were checked."""
 

@@ -18,6 +18,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast, get_args
 
+from app.integrations.catalog_calls import MAX_IDENTITY_LENGTH as MAX_IDENTITY_LENGTH
+from app.integrations.catalog_calls import (
+    Example,
+    WhoAmI,
+    check_plain_path,
+    read_example,
+    read_whoami,
+)
 from app.integrations.catalog_reader import (
     HOST_RE,
     EntryReader,
@@ -41,6 +49,8 @@ OAUTH_MODES: frozenset[str] = frozenset({"oauth2", "oauth2_client_credentials"})
 CREDENTIAL_MODES: frozenset[str] = frozenset({"api_key", "api_key_secret", "basic"})
 # Modes where each member may connect an account of their own (the others connect once).
 PERSONAL_ACCOUNT_MODES: frozenset[str] = CREDENTIAL_MODES | {"oauth2"}
+# How many accounts of one integration each person may connect (an admin's setting).
+ACCOUNTS_PER_USER: tuple[str, ...] = ("several", "one")
 CREDENTIAL_FIELDS: tuple[str, ...] = ("username", "password", "api_key", "api_secret")
 DEFAULT_CREDENTIAL_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -143,6 +153,8 @@ class CatalogEntry:
     allowed_hosts: tuple[str, ...] = ()
     refresh_on_403: bool = False
     verify: Verification | None = None
+    whoami: WhoAmI | None = None
+    example: Example | None = None
     docs_url: str = ""
     setup_guide: str = ""
 
@@ -160,7 +172,7 @@ def fields_for_mode(auth_mode: str) -> frozenset[str]:
     if auth_mode not in CREDENTIAL_MODES:
         unused |= {"credential_fields", "verify"}
     if auth_mode == "none":
-        unused.add("placements")
+        unused |= {"placements", "whoami"}  # no account: nobody to name
     return _ENTRY_FIELDS - unused
 
 
@@ -364,6 +376,8 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
         allowed_hosts=allowed_hosts,
         refresh_on_403=r.flag("refresh_on_403", False),
         verify=verify,
+        whoami=read_whoami(r),
+        example=read_example(r),
         docs_url=docs_url,
         setup_guide=setup_guide,
     )
@@ -403,11 +417,7 @@ def _verification(r: EntryReader) -> Verification | None:
     v.reject_unknown(_VERIFICATION_FIELDS)
     method = cast(VerifyMethod, v.choice("method", get_args(VerifyMethod), "GET"))
     path = v.text("path")
-    # A path under the base URL only: it is sent with the account's credentials.
-    if not path.startswith("/") or path.startswith("//") or any(c in path for c in "{}#\\ "):
-        raise v.error("path", "must be a plain path under the base URL, starting with /")
-    if ".." in path.split("?")[0].split("/"):
-        raise v.error("path", "must not climb out of the base URL with ..")
+    check_plain_path(v, path)
     status = v.raw.get("expected_status", 200)
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise v.error("expected_status", "must be an HTTP status between 100 and 599")

@@ -22,7 +22,7 @@ from sandbox import HostCallError
 
 # Stored credential fields that are not secret: redacting "Bearer" or a scope list from
 # every answer would garble it and protect nothing.
-_NOT_SECRET = frozenset({"username", "token_type", "scope"})
+NOT_SECRET = frozenset({"username", "token_type", "scope"})
 
 
 @dataclass
@@ -84,7 +84,7 @@ def outgoing(
     placed_headers, placed_params = place_credentials(placements, creds, parameters)
     headers.update(placed_headers)
     params.extend(placed_params)
-    secrets = [str(v) for k, v in creds.items() if k not in _NOT_SECRET]
+    secrets = [str(v) for k, v in creds.items() if k not in NOT_SECRET]
     secrets.extend(value for _name, value in placed_params)
     for value in placed_headers.values():
         secrets.append(value)

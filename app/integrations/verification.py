@@ -34,6 +34,43 @@ class Verdict:
     message: str
 
 
+def send_as_account(
+    integration: Integration,
+    *,
+    method: str,
+    path: str,
+    creds: Mapping[str, str],
+    parameters: Mapping[str, str],
+    vault: Vault,
+    http: requests.Session | None = None,
+) -> tuple[requests.Response, list[str]]:
+    """Send one request of the integration's own (a verification, a who-am-I) with these
+    credentials on the guarded transport, no redirects; the answer and the values placed.
+
+    Raises DestinationRefused or HostCallError when it cannot be built, and requests'
+    exceptions when it cannot be sent.
+    """
+    url = destinations.build_url(
+        integration.base_url,
+        path,
+        parameters=parameters,
+        allowed_hosts=integration.allowed_hosts or [],
+    )
+    headers, params = place_credentials(placements_of(integration), creds, parameters)
+    placed = [*headers.values(), *(value for _name, value in params)]
+    default_headers, default_query = defaults_of(integration, vault)
+    session = http or transport.guarded_session()
+    response = session.request(
+        method,
+        url,
+        headers={**default_headers, **headers},
+        params=[*default_query.items(), *params] or None,
+        timeout=VERIFY_TIMEOUT_S,
+        allow_redirects=False,
+    )
+    return response, placed
+
+
 def verify_credentials(
     integration: Integration,
     *,
@@ -48,28 +85,17 @@ def verify_credentials(
         return None
     name = integration.name
     try:
-        url = destinations.build_url(
-            integration.base_url,
-            str(spec["path"]),
+        response, _placed = send_as_account(
+            integration,
+            method=str(spec.get("method") or "GET"),
+            path=str(spec["path"]),
+            creds=creds,
             parameters=parameters,
-            allowed_hosts=integration.allowed_hosts or [],
+            vault=vault,
+            http=http,
         )
-        headers, params = place_credentials(placements_of(integration), creds, parameters)
     except (destinations.DestinationRefused, HostCallError) as exc:
         return Verdict(False, None, f"the check of the {name} credentials cannot be sent: {exc}")
-    default_headers, default_query = defaults_of(integration, vault)
-    headers = {**default_headers, **headers}
-    params = [*default_query.items(), *params]
-    session = http or transport.guarded_session()
-    try:
-        response = session.request(
-            str(spec.get("method") or "GET"),
-            url,
-            headers=headers,
-            params=params or None,
-            timeout=VERIFY_TIMEOUT_S,
-            allow_redirects=False,
-        )
     except requests.RequestException as exc:
         if transport.refused_address(exc) is not None:
             # Only this: which private addresses answer, and how, is not the admin's to learn.
@@ -89,4 +115,3 @@ def verify_credentials(
         f"{name} refused the credentials: it answered HTTP {response.status_code}"
         + (f": {answer}" if answer else ""),
     )
-

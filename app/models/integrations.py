@@ -13,7 +13,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
 from app.integrations.catalog import (
+    ACCOUNTS_PER_USER,
     MAX_CLIENT_ID_LENGTH,
+    MAX_IDENTITY_LENGTH,
     MAX_KEY_LENGTH,
     MAX_LABEL_LENGTH,
     MAX_NAME_LENGTH,
@@ -58,6 +60,12 @@ class Integration(Base):
     refresh_on_403: Mapped[bool] = mapped_column(default=False)
     # The request that checks typed credentials before they are stored (catalog `verify`).
     verify: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The request that names a newly connected account's identity (catalog `whoami`).
+    whoami: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # "several" (labels tell them apart) or "one": how many accounts each person may connect.
+    accounts_per_user: Mapped[str] = mapped_column(
+        String(8), default=ACCOUNTS_PER_USER[0], server_default=ACCOUNTS_PER_USER[0]
+    )
     # RFC 9207: the `iss` the provider must send back with every authorization response.
     issuer: Mapped[str | None] = mapped_column(String(500))
     # Native apps may hand in a code without its PKCE verifier only where the admin allows.
@@ -116,6 +124,9 @@ class Account(Base):
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     token_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | needs_reauth
+    # Who the account is at the service (e.g. a GitHub login), from the integration's whoami
+    # request when it was connected; blank when it has none or the request failed.
+    identity: Mapped[str | None] = mapped_column(String(MAX_IDENTITY_LENGTH))
     # Optimistic concurrency for token refresh: every credential write bumps `version`;
     # the refresh lease lets exactly one thread or process refresh at a time.
     version: Mapped[int] = mapped_column(default=1)

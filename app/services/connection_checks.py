@@ -12,7 +12,7 @@ from app.integrations import catalog, oauth
 from app.integrations.vault import Vault
 from app.integrations.verification import verify_credentials
 from app.models import Account, Integration
-from app.services.connections import validate_parameters
+from app.services.account_rules import validate_parameters
 
 
 def test_credentials(

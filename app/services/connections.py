@@ -4,7 +4,6 @@ Flush, never commit (the request edge commits)."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -22,57 +21,20 @@ from app.errors import (
     ValidationError,
 )
 from app.integrations import catalog, oauth
+from app.integrations.identity import identify
 from app.integrations.tokens import stored_tokens, token_expiry
 from app.integrations.vault import Vault
 from app.integrations.verification import verify_credentials
 from app.models import Account, Integration, OAuthClient, OAuthState
 from app.models._types import utcnow
 from app.services import oauth_states
+from app.services.account_rules import check_slot, validate_label, validate_parameters
 
 STATE_LIFETIME = timedelta(minutes=10)
-_LABEL = re.compile(r"[A-Za-z0-9 _.-]*")
 
 
 def _hash(state: str) -> str:
     return oauth_states.state_hash(state)
-
-
-def validate_label(label: Any) -> str:
-    """An account label: a few letters, digits, spaces, dots, dashes and underscores."""
-    if label is not None and not isinstance(label, str):
-        raise ValidationError("the label must be text", field="label")
-    text = (label or "").strip()
-    if len(text) > catalog.MAX_LABEL_LENGTH:
-        raise ValidationError(
-            f"labels may be at most {catalog.MAX_LABEL_LENGTH} characters", field="label"
-        )
-    if not _LABEL.fullmatch(text):
-        raise ValidationError(
-            "labels may hold letters, digits, spaces, '.', '-' and '_'", field="label"
-        )
-    return text
-
-
-def validate_parameters(
-    integration: Integration, given: Mapping[str, Any] | None
-) -> dict[str, str]:
-    """Connection parameters, each fully matching its declared pattern."""
-    if given is not None and not isinstance(given, Mapping):
-        raise ValidationError("parameters must be a JSON object", field="parameters")
-    given = dict(given or {})
-    values: dict[str, str] = {}
-    for parameter in integration.parameters or []:
-        name = parameter["name"]
-        value = str(given.get(name) or "").strip()
-        if not value:
-            raise ValidationError(f"enter {parameter.get('label') or name}", field=f"param_{name}")
-        if not re.fullmatch(parameter.get("pattern") or catalog.DEFAULT_PARAMETER_PATTERN, value):
-            raise ValidationError(
-                f"{parameter.get('label') or name} has characters that are not allowed",
-                field=f"param_{name}",
-            )
-        values[name] = value
-    return values
 
 
 def oauth_client(
@@ -121,6 +83,9 @@ def start_authorization(
     if return_to and _origin(return_to) not in {_origin(o) for o in allowed_return_origins}:
         raise ValidationError("return_to must be on an allowed origin", field="return_to")
     params = validate_parameters(integration, parameters)
+    label = validate_label(label)
+    owner = "master" if purpose == "master" else "user"
+    check_slot(session, integration, owner=owner, user_id=user_id, label=label)
     client, _secret = oauth_client(integration, vault)
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64) if integration.pkce else None
@@ -134,7 +99,7 @@ def start_authorization(
             integration_id=integration.id,
             oauth_client_id=client.id,
             grant_id=grant_id,
-            label=validate_label(label),
+            label=label,
             parameters=params,
             code_verifier_enc=vault.encrypt(verifier) if verifier else None,
             return_to=return_to,
@@ -211,6 +176,7 @@ def complete_authorization(
         client=client,
         token=token,
         vault=vault,
+        http=http,
     )
     return account, row
 
@@ -230,6 +196,7 @@ def _account_for(
     session: Session, integration: Integration, owner: str, user_id: int | None, label: str
 ) -> Account:
     """The existing account of this owner and label, or a new one (reconnecting updates it)."""
+    check_slot(session, integration, owner=owner, user_id=user_id, label=label)
     account = _find_account(session, integration, owner, user_id, label)
     if account is None:
         account = Account(
@@ -255,6 +222,7 @@ def _store_oauth_account(
     client: OAuthClient,
     token: dict[str, Any],
     vault: Vault,
+    http: requests.Session | None,
 ) -> Account:
     account = _account_for(session, integration, owner, user_id, label)
     now = utcnow()
@@ -265,6 +233,13 @@ def _store_oauth_account(
     account.oauth_client_id = client.id
     account.status = "active"
     account.version = (account.version or 0) + 1
+    account.identity = identify(
+        integration,
+        creds={"access_token": str(token.get("access_token") or "")},
+        parameters=account.parameters,
+        vault=vault,
+        http=http,
+    )
     session.flush()
     return account
 
@@ -318,6 +293,7 @@ def connect_with_code(
         client=client,
         token=token,
         vault=vault,
+        http=http,
     )
 
 
@@ -349,6 +325,7 @@ def connect_client_credentials(
         client=client,
         token=token,
         vault=vault,
+        http=http,
     )
 
 
@@ -384,6 +361,7 @@ def connect_with_credentials(
         values[name] = value
     params = validate_parameters(integration, parameters)
     label = validate_label(label) if owner == "user" else ""
+    check_slot(session, integration, owner=owner, user_id=user_id, label=label)
     verdict = verify_credentials(
         integration, creds=values, parameters=params, vault=vault, http=http
     )
@@ -399,6 +377,9 @@ def connect_with_credentials(
     account.credentials_enc = vault.encrypt_json(values)
     account.status = "active"
     account.version = (account.version or 0) + 1
+    account.identity = identify(
+        integration, creds=values, parameters=params, vault=vault, http=http
+    )
     session.flush()
     return account
 

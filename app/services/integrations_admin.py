@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app import extensions
 from app.errors import Conflict, ValidationError
 from app.integrations import catalog
+from app.integrations.catalog_calls import whoami_dict
 from app.integrations.defaults import defaults_of, masked, seal_defaults
 from app.integrations.transport import canonical_host, normalised
 from app.integrations.vault import Vault
@@ -40,6 +41,7 @@ _COLUMNS = (
     "allowed_hosts",
     "refresh_on_403",
     "verify",
+    "whoami",
 )
 
 
@@ -58,6 +60,7 @@ def _entry_to_columns(entry: catalog.CatalogEntry) -> dict[str, Any]:
     values["default_query"] = dict(entry.default_query)
     values["placements"] = [catalog.placement_dict(p) for p in entry.placements]
     values["verify"] = catalog.verification_dict(entry.verify)
+    values["whoami"] = whoami_dict(entry.whoami)
     values["parameters"] = [
         {"name": p.name, "label": p.label, "pattern": p.pattern} for p in entry.parameters
     ]
@@ -142,7 +145,8 @@ def _validated(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _oauth_checks(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The issuer (RFC 9207) and the plain-codes switch, where the fields set them."""
+    """The issuer (RFC 9207), the plain-codes switch and how many accounts each person may
+    connect, where the fields set them."""
     checks: dict[str, Any] = {}
     if "issuer" in fields:
         issuer = (_optional_text(fields, "issuer") or "").strip() or None
@@ -159,6 +163,13 @@ def _oauth_checks(fields: Mapping[str, Any]) -> dict[str, Any]:
         checks["issuer"] = issuer
     if "allow_plain_codes" in fields:
         checks["allow_plain_codes"] = bool(fields.get("allow_plain_codes"))
+    if fields.get("accounts_per_user") is not None:
+        if fields["accounts_per_user"] not in catalog.ACCOUNTS_PER_USER:
+            raise ValidationError(
+                "accounts_per_user: must be one of " + ", ".join(catalog.ACCOUNTS_PER_USER),
+                field="accounts_per_user",
+            )
+        checks["accounts_per_user"] = fields["accounts_per_user"]
     return checks
 
 
@@ -355,6 +366,7 @@ def integration_public_view(integration: Integration) -> dict[str, Any]:
         parameters=integration.parameters,
         issuer=integration.issuer,
         allow_plain_codes=integration.allow_plain_codes,
+        accounts_per_user=integration.accounts_per_user,
         client_id=client.client_id if client else None,
         has_client_secret=bool(client and client.client_secret_enc),
         setup_guide=entry.setup_guide if entry else None,
@@ -371,6 +383,7 @@ def integration_member_view(integration: Integration) -> dict[str, Any]:
         "auth_mode": integration.auth_mode,
         "catalog_key": integration.catalog_key,
         "credential_fields": list(integration.credential_fields or []),
+        "accounts_per_user": integration.accounts_per_user,
         "parameters": [
             {"name": p.get("name"), "label": p.get("label")} for p in integration.parameters or []
         ],

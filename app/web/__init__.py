@@ -12,6 +12,7 @@ def register_blueprints(app: Flask) -> None:
         api_integration_state,
         api_runs,
         api_sessions,  # noqa: F401  # adds its routes to api.bp
+        api_usage,
         api_versions,
         auth,
         headers,
@@ -32,6 +33,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_versions.bp)
+    app.register_blueprint(api_usage.bp)
     app.register_blueprint(api_runs.bp)
     app.register_blueprint(api_integration_state.bp)
     app.register_blueprint(members.bp)

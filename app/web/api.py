@@ -350,6 +350,7 @@ def list_integrations(slug: str) -> ResponseReturnValue:
         )
         view["master_connected"] = master is not None and master.status == "active"
         view["master_status"] = master.status if master is not None else None
+        view["master_identity"] = master.identity if master is not None else None
         view["my_accounts"] = [_account_dict(a) for a in mine]
         result.append(view)
     return jsonify(result)
@@ -361,6 +362,7 @@ def _account_dict(account: Account) -> dict[str, Any]:
         "label": account.label,
         "kind": account.kind,
         "status": account.status,
+        "identity": account.identity,
         "parameters": account.parameters,
         "last_used_at": account.last_used_at.isoformat() if account.last_used_at else None,
     }
@@ -603,12 +605,3 @@ def disconnect_own(slug: str, account_id: int) -> ResponseReturnValue:
     )
     db.session.commit()
     return "", 204
-
-
-@bp.get("/f/<slug>/usage")
-def usage(slug: str) -> ResponseReturnValue:
-    """Calls per integration this month, and the quota (admins)."""
-    member = require_member(slug, Role.admin)
-    from app.services.usage import monthly_usage
-
-    return jsonify(monthly_usage(db.session(), member.facility))

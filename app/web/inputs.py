@@ -155,13 +155,15 @@ _INTEGRATION_TYPES = {
             "scope_separator",
             "client_id",
             "client_secret",
+            "accounts_per_user",
         ),
         text,
     ),
     **dict.fromkeys(("scopes", "credential_fields", "allowed_hosts"), text_list),
     **dict.fromkeys(("placements", "parameters"), object_list),
     **dict.fromkeys(("authorization_params", "default_headers", "default_query"), text_mapping),
-    "verify": mapping,  # the verification request; the catalog checks its fields
+    # The verification and who-am-I requests; the catalog checks their fields.
+    **dict.fromkeys(("verify", "whoami"), mapping),
     **dict.fromkeys(("pkce", "refresh_on_403", "allow_private_network"), boolean),
 }
 
