@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, current_app, render_template
@@ -15,6 +16,7 @@ from app.integrations.catalog import load_catalog
 from app.models import Account, ApiToken, Integration, Membership, Role, User
 from app.services import inputs, integrations_admin, invitations, people
 from app.services import scripts as scripts_service
+from app.services import usage as usage_service
 from app.services.context import MemberContext
 from app.web.security import login_required, memberships_of, require_member, require_user
 
@@ -110,14 +112,18 @@ def editor(slug: str, script_id: int | None = None) -> ResponseReturnValue:
 
 
 def _example(integration: Integration) -> dict[str, str]:
-    """A first call to show in the editor's help, from the integration's catalog entry."""
+    """A first call to show in the editor's help, from the integration's catalog entry (a
+    custom integration gets a call to its base URL)."""
     entry = load_catalog().get(integration.catalog_key or "")
-    path = getattr(entry, "example_path", None) or "/"
-    code = (
-        f'resp = integrations.get("{integration.key}", "{path}")\n'
-        "resp.raise_for_status()\n"
-        "result = resp.json()"
+    example = entry.example if entry else None
+    method, path = (example.method, example.path) if example else ("GET", "/")
+    body = f", json={json.dumps(dict(example.json))}" if example and example.json else ""
+    call = (
+        f'integrations.get("{integration.key}", "{path}")'
+        if method == "GET" and not body
+        else f'integrations.request("{integration.key}", "{method}", "{path}"{body})'
     )
+    code = f"resp = {call}\nresp.raise_for_status()\nresult = resp.json()"
     return {"name": integration.name, "base_url": integration.base_url, "code": code}
 
 
@@ -200,6 +206,21 @@ def integration_settings(slug: str, key: str) -> ResponseReturnValue:
         master=master,
         client_problem=integrations_admin.client_problem(db.session(), integration),
         redirect_uri=integrations_admin.redirect_uri(current_app.config["PUBLIC_URL"]),
+    )
+
+
+@bp.get("/f/<slug>/manage/usage")
+@login_required
+def usage(slug: str) -> ResponseReturnValue:
+    """Calls per integration per month as a chart with the quota line, and the quota (admins)."""
+    member = require_member(slug, Role.admin)
+    return _page(
+        "manage_usage.html",
+        member,
+        quota=member.facility.monthly_call_quota,
+        max_quota=usage_service.MAX_QUOTA,
+        months=6,
+        has_integrations=bool(_integrations(member)),
     )
 
 

@@ -1,5 +1,6 @@
-// Bundle src/editor.js and its CodeMirror dependencies into ../vendor/editor.js
-// (one minified ES module, no imports) plus ../vendor/editor.js.LICENSES.txt.
+// Bundle each src/ entry and its npm dependencies into ../vendor/<name>.js (one minified ES
+// module, no imports) plus ../vendor/<name>.js.LICENSES.txt: editor.js (CodeMirror) and
+// chart.js (Chart.js, the Management page's usage chart).
 // Usage: cd static/editor && npm ci && npm run build
 import { readFileSync, readdirSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
@@ -8,7 +9,6 @@ import * as esbuild from "esbuild";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const outDir = join(here, "..", "vendor");
-const outFile = join(outDir, "editor.js");
 const pkg = JSON.parse(readFileSync(join(here, "package.json"), "utf8"));
 
 function installedVersion(name) {
@@ -24,17 +24,28 @@ for (const [name, want] of Object.entries({ ...pkg.dependencies, ...pkg.devDepen
   }
 }
 
+// Each bundle names the pinned packages it is built from in its banner.
+const BUNDLES = [
+  { name: "editor", title: "editor", packages: (n) => n !== "chart.js" },
+  { name: "chart", title: "usage chart", packages: (n) => n === "chart.js" },
+];
+
+for (const bundle of BUNDLES) await build(bundle);
+
+async function build({ name: bundleName, title, packages }) {
+const outFile = join(outDir, `${bundleName}.js`);
 const pinned = Object.entries(pkg.dependencies)
+  .filter(([name]) => packages(name))
   .map(([name, version]) => `${name}@${version}`)
   .join(", ");
 const banner =
-  "/*! Scriptbox editor bundle (built by static/editor/build.mjs; do not edit).\n" +
+  `/*! Scriptbox ${title} bundle (built by static/editor/build.mjs; do not edit).\n` +
   ` * Packages: ${pinned}; bundled with esbuild@${pkg.devDependencies.esbuild}.\n` +
-  " * Licenses: editor.js.LICENSES.txt */";
+  ` * Licenses: ${bundleName}.js.LICENSES.txt */`;
 
 mkdirSync(outDir, { recursive: true });
 const result = await esbuild.build({
-  entryPoints: [join(here, "src", "editor.js")],
+  entryPoints: [join(here, "src", `${bundleName}.js`)],
   outfile: outFile,
   bundle: true,
   format: "esm",
@@ -72,7 +83,7 @@ for (const [name, dir] of [...bundled].sort(([a], [b]) => a.localeCompare(b))) {
   sections.push(`${name}@${meta.version} (${meta.license})\n${"-".repeat(72)}\n${text}\n`);
 }
 const header =
-  "Licenses of the third-party packages bundled into editor.js\n" +
+  `Licenses of the third-party packages bundled into ${bundleName}.js\n` +
   `(${bundled.size} packages, collected from node_modules by static/editor/build.mjs)\n`;
 writeFileSync(`${outFile}.LICENSES.txt`, [header, ...sections].join(`\n${"=".repeat(72)}\n\n`));
 
@@ -80,3 +91,4 @@ console.log(
   `wrote ${relative(process.cwd(), outFile)} (${readFileSync(outFile).length} bytes, ` +
     `${bundled.size} packages) and ${relative(process.cwd(), outFile)}.LICENSES.txt`,
 );
+}

@@ -152,6 +152,7 @@ if (integrationPage) {
     if (f.scopes) body.scopes = words(f.scopes.value);
     if (f.issuer) body.issuer = f.issuer.value.trim() || null;
     if (f.allow_plain_codes) body.allow_plain_codes = f.allow_plain_codes.checked;
+    if (f.accounts_per_user) body.accounts_per_user = f.accounts_per_user.value;
     if (f.client_secret?.value) body.client_secret = f.client_secret.value;
     try {
       await api("PATCH", base, body);

@@ -3,6 +3,7 @@ monthly quota set by admins and calls per integration per month (issue 11, items
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -209,3 +210,55 @@ def test_a_catalog_integration_takes_the_entrys_whoami(app: Any, session: Any) -
     )
     assert slack.whoami == {"method": "POST", "path": "/auth.test", "field": "user"}
     assert isinstance(session.get(Integration, github.id), Integration)
+
+
+def test_every_catalog_entry_has_an_example_and_the_help_panel_shows_it(
+    lab: dict[str, Any],
+) -> None:
+    from app.integrations.catalog import load_catalog
+    from app.services import integrations_admin
+
+    entries = load_catalog()
+    assert all(entry.example is not None for entry in entries.values())
+    with lab["live"].app.app_context():
+        facility = db.session.get(Facility, lab["facility_id"])
+        for key in ("github", "dropbox"):
+            integrations_admin.create_from_catalog(
+                db.session(), facility=facility, catalog_key=key, client_id="id",
+                client_secret="secret",
+            )
+        db.session.commit()
+    page = html.unescape(lab["admin"].http.get(f"{lab['live'].url}/f/lab/editor", timeout=30).text)
+    assert 'resp = integrations.get("github", "/user/repos?per_page=10")' in page
+    assert (
+        'resp = integrations.request("dropbox", "POST", "/files/list_folder", json={"path": ""})'
+        in page
+    )
+    assert 'resp = integrations.get("named", "/")' in page  # custom: its base URL
+
+
+@pytest.mark.parametrize(
+    ("whoami", "problem"),
+    [
+        ({"path": "/user", "field": "a b"}, "dotted path"),
+        ({"path": "/../admin", "field": "login"}, "climb"),
+        ({"path": "https://evil.example/user", "field": "login"}, "plain path"),
+        ({"method": "DELETE", "path": "/user", "field": "login"}, "unknown value"),
+        ({"path": "/user", "field": "login", "body": "x"}, "unknown field"),
+    ],
+)
+def test_the_catalog_refuses_a_malformed_whoami(whoami: dict[str, Any], problem: str) -> None:
+    from app.integrations.catalog import CatalogError, load_catalog, validate_entry
+    from app.integrations.catalog_calls import whoami_dict
+
+    raw = {
+        "name": "GitHub", "auth_mode": "oauth2", "base_url": "https://api.github.com",
+        "authorization_url": "https://github.com/login/oauth/authorize",
+        "token_url": "https://github.com/login/oauth/access_token",
+        "docs_url": "https://docs.github.com", "setup_guide": "Register an app.",
+    }
+    with pytest.raises(CatalogError, match=problem):
+        validate_entry("github", {**raw, "whoami": whoami})
+    assert whoami_dict(load_catalog()["github"].whoami) == {
+        "method": "GET", "path": "/user", "field": "login"
+    }
