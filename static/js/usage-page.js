@@ -36,7 +36,11 @@ async function render() {
   document.getElementById("usage-empty").hidden = !empty;
   box.hidden = empty;
   if (empty) { table.hidden = true; return; }
-  chart = usageChart(document.getElementById("usage-chart"), { months: data.months, quota: data.quota, names, dark: dark.matches });
+  const canvas = document.getElementById("usage-chart");
+  chart = usageChart(canvas, { months: data.months, quota: data.quota, names, dark: dark.matches });
+  // What the chart draws, in words for screen readers (the table below has the numbers).
+  canvas.setAttribute("aria-label", `Calls per month for ${keys.map((k) => names[k] || k).join(", ")}` +
+    (data.quota ? `, with the quota line at ${data.quota} calls` : ", no quota line"));
   renderTable(data, keys);
 }
 
