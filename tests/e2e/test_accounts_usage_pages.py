@@ -153,7 +153,8 @@ def test_an_account_shows_who_it_is_and_one_account_means_reconnect(
     row.locator("input[name=label]").fill("work")
     row.locator("input[name=username]").fill("grace")
     row.locator("input[name=password]").fill("grace-pw-123")
-    row.locator("button[type=submit]").click()
+    with page.expect_navigation():
+        row.locator("button[type=submit]").click()
     row.locator(".identity").wait_for()
     assert row.locator(".accounts li").first.inner_text().startswith("work signed in as grace")
     fits(page, f"settings-account-identity-{width}")
@@ -174,8 +175,8 @@ def test_an_account_shows_who_it_is_and_one_account_means_reconnect(
     assert row.locator("input[name=label]").get_attribute("type") == "hidden"
     row.locator("input[name=username]").fill("grace")
     row.locator("input[name=password]").fill("grace-pw-123")
-    row.locator("button[type=submit]").click()
-    page.wait_for_load_state("load")
+    with page.expect_navigation():  # the page reloads once the account is stored
+        row.locator("button[type=submit]").click()
     row = page.locator(".integration-row[data-key=named]")
     row.locator(".identity").wait_for()
     assert row.locator(".accounts li").count() == 1  # reconnected, not a second account
