@@ -79,6 +79,12 @@ class Lifecycle:
     def __init__(self, *, session_factory: SessionFactory, bus: EventBus) -> None:
         self._session_factory = session_factory
         self._bus = bus
+        self._end_hooks: list[Callable[[str], object]] = []
+
+    def on_end(self, hook: Callable[[str], object]) -> None:
+        """Call `hook(run_id)` after every move to a final state, whoever made it (the
+        driver, a cancel, the heartbeat's sweep): the run queue wakes its `wait`s there."""
+        self._end_hooks.append(hook)
 
     def move(
         self,
@@ -126,6 +132,9 @@ class Lifecycle:
                 user_id, facility_id = row.user_id, row.facility_id
         # The facility's admins follow everyone's runs: their watching pages hear it too.
         self._bus.publish(user_id, facility_id, message, watchers=True)
+        if target in FINAL:
+            for hook in self._end_hooks:
+                hook(run_id)
         return True
 
     # -- the verbs ---------------------------------------------------------------------

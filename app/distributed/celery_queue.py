@@ -115,6 +115,9 @@ class CeleryRunQueue:
         celery.task(name=RUN_TASK, ignore_result=True)(self.start_here)
         celery.task(name=RESUME_TASK, ignore_result=True)(self.resume_here)
         grants.on_resolved(self.resume_waiting_for)
+        # Every final move (a run finishing, a cancel, the sweep ending a dead worker's
+        # run) is announced, so a `wait` anywhere hears it.
+        lifecycle.on_end(self._announce_done)
         heartbeat.on_tick(self.dispatch)
         heartbeat.on_orphaned_grant(self.resume_waiting_for)
         signals.on_cancel(self._cancel_here)
@@ -137,9 +140,8 @@ class CeleryRunQueue:
         if self.heartbeat.cancel_local(run_id):
             self._grants.cancel_run(run_id)
             return True
-        if self._lifecycle.cancel_idle(run_id):
+        if self._lifecycle.cancel_idle(run_id):  # announced by the lifecycle's end hook
             self._grants.cancel_unwatched()
-            self._announce_done(run_id)
             return True
         if self._lifecycle.request_cancel(run_id):
             # Reaches the worker that drives it now (its on_cancel hook); the heartbeat
@@ -213,10 +215,12 @@ class CeleryRunQueue:
         try:
             outcome = self._driver.drive(run_id)
         finally:
-            if outcome is not None and outcome.status == PARKED:
-                self._resume_if_answered(run_id)
-            else:
+            if outcome is None:
+                # No final move may have announced it (its row was gone, or even the
+                # failure could not be stored): its waiters re-read the row.
                 self._announce_done(run_id)
+            elif outcome.status == PARKED:
+                self._resume_if_answered(run_id)
 
     def _resume_if_answered(self, run_id: str) -> None:
         """A prompt answered while its run was parking is not missed (or left to the sweep)."""
@@ -310,7 +314,11 @@ class CeleryRunQueue:
     # -- run ends, heard by waiters in any process --------------------------------------
 
     def _announce_done(self, run_id: str) -> None:
-        self._ends.announce(run_id)
+        try:
+            self._ends.announce(run_id)
+        except redis.RedisError:
+            # The end is committed; waiters re-read the row once Redis is back.
+            log.warning("Redis is unreachable; the end of run %s is not announced", run_id)
 
     def _ended(self, run_id: str) -> bool:
         with self._session_factory() as session:

@@ -69,6 +69,7 @@ class ThreadRunQueue:
         self._backlog = True
         self._closing = False
         grants.on_resolved(self.resume_waiting_for)
+        lifecycle.on_end(self._mark_done)  # every final move wakes the run's `wait`
         heartbeat.on_tick(self.dispatch)
         heartbeat.on_orphaned_grant(self.resume_waiting_for)
 
@@ -106,9 +107,8 @@ class ThreadRunQueue:
         if self.heartbeat.cancel_local(run_id):
             self._grants.cancel_run(run_id)
             return True
-        if self._lifecycle.cancel_idle(run_id):
+        if self._lifecycle.cancel_idle(run_id):  # its `wait` is woken by the end hook
             self._grants.cancel_unwatched()
-            self._mark_done(run_id)
             return True
         # Live in another process (or in one that died): its heartbeat picks the request up,
         # and the sweep cancels it if that process is gone.
@@ -223,10 +223,10 @@ class ThreadRunQueue:
                 returned = self._driving.pop(run_id, None)
             if returned is not None:
                 returned.set()
-            if outcome is not None and outcome.status == PARKED:
+            if outcome is None:
+                self._mark_done(run_id)  # no final move may have woken its `wait`
+            elif outcome.status == PARKED:
                 self._resume_if_answered(run_id)
-            else:
-                self._mark_done(run_id)
             with self._lock:
                 ready = bool(self._ready)
             if self._backlog or ready:

@@ -1,0 +1,122 @@
+"""Every final move of a run is announced on Redis: a `wait` in another process hears it.
+
+Two Celery-mode apps on one database and one Redis stand for two processes: the web
+process sends the run and waits for it; the other ends it the ways that do not pass
+through a worker's driver (the heartbeat's sweep after the driver died, a cancel of a
+queued run). No Celery worker runs: nothing else could end the run meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import update
+
+from app import db, extensions
+from app.lifecycle import INTERRUPTED
+from app.models import Role, Run
+from app.models._types import utcnow
+from app.services.context import MemberContext
+from app.services.scripts import create_run
+from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.distributed.conftest import redis_url
+
+WAIT_S = 120.0  # the client's `wait`: far longer than the test may take
+PROMPT_S = 60.0  # a waiter that heard the end returns long before this
+
+
+@pytest.fixture
+def web_and_other(tmp_path: Path, redis_prefix: str) -> Iterator[tuple[Flask, Flask]]:
+    celery = {"EXECUTOR": "celery", "REDIS_URL": redis_url(), "REDIS_PREFIX": redis_prefix}
+    (tmp_path / "web").mkdir()
+    (tmp_path / "other").mkdir()
+    web = make_app(tmp_path / "web", **celery)
+    other = make_app(tmp_path / "other", DATABASE_URL=web.config["DATABASE_URL"], **celery)
+    yield web, other
+    for app in (web, other):
+        app.extensions["db_engine"].dispose()
+
+
+def queued_run(app: Flask) -> str:
+    with app.app_context():
+        session = db.session()
+        user = create_user(session)
+        facility = create_facility(session)
+        add_member(session, user=user, facility=facility, role=Role.scripter)
+        run = create_run(session, MemberContext(user, facility, Role.scripter), script_id=None,
+                         source="result = 1", run_input=None, interactive=False)
+        session.commit()
+        run_id: str = run.id
+    db.session.remove()
+    return run_id
+
+
+def row(app: Flask, run_id: str) -> Any:
+    with app.app_context():
+        run = db.session.get(Run, run_id)
+        assert run is not None
+        db.session.expunge(run)
+    db.session.remove()
+    return run
+
+
+def waiting(app: Flask, run_id: str) -> tuple[threading.Thread, list[bool]]:
+    """A client's `wait` on the run, in its own thread; its answer lands in the list."""
+    answer: list[bool] = []
+    queue = extensions.run_queue(app)
+    thread = threading.Thread(target=lambda: answer.append(queue.wait(run_id, WAIT_S)))
+    thread.start()
+    return thread, answer
+
+
+def test_a_run_the_sweep_interrupts_wakes_its_waiter_elsewhere(
+        web_and_other: tuple[Flask, Flask]) -> None:
+    web, other = web_and_other
+    run_id = queued_run(web)
+    extensions.run_queue(web).submit(run_id)  # the waiter listens from here on
+    # A worker took it and died: running for a driver that stopped beating long ago.
+    assert extensions.lifecycle(other).start(run_id, driver="celery-gone-1234")
+    with other.app_context():
+        db.session.execute(update(Run).where(Run.id == run_id)
+                           .values(heartbeat_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+    db.session.remove()
+    thread, answer = waiting(web, run_id)
+
+    extensions.heartbeat(other).sweep()
+
+    thread.join(PROMPT_S)
+    assert not thread.is_alive(), "the wait did not hear the sweep's end"
+    assert answer == [True]
+    run = row(web, run_id)
+    assert (run.status, run.error_code) == ("failed", INTERRUPTED)
+
+
+def test_a_queued_run_cancelled_elsewhere_wakes_its_waiter(
+        web_and_other: tuple[Flask, Flask]) -> None:
+    web, other = web_and_other
+    run_id = queued_run(web)
+    extensions.run_queue(web).submit(run_id)
+    thread, answer = waiting(web, run_id)
+
+    assert extensions.run_queue(other).cancel(run_id)
+
+    thread.join(PROMPT_S)
+    assert not thread.is_alive(), "the wait did not hear the cancel"
+    assert answer == [True]
+    assert row(web, run_id).status == "cancelled"
+
+
+def test_a_wait_on_a_run_that_does_not_end_times_out(
+        web_and_other: tuple[Flask, Flask]) -> None:
+    web, _other = web_and_other
+    run_id = queued_run(web)
+    extensions.run_queue(web).submit(run_id)
+    assert extensions.run_queue(web).wait(run_id, 0.2) is False
+    assert row(web, run_id).status == "queued"
