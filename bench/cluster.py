@@ -2,8 +2,9 @@
 clustered, and how the cluster scales from one worker to two.
 
 1. `sandbox_runs_per_s`: `Executor.run("result = 1")` from `--clients` threads, no web.
-2. Embedded: a live `scriptbox` app on SQLite (threads, in-memory bus); `--clients` HTTP
-   clients each `POST /runs` with `wait` in a loop: p50/p99 latency and runs/s.
+2. Embedded: `scriptbox serve` (gunicorn, one gthread worker) as a process on SQLite with
+   the in-process executor; `--clients` HTTP clients each `POST /runs` with `wait` in a
+   loop: p50/p99 latency and runs/s.
 3. Cluster: `scriptbox serve` + `scriptbox worker` processes on PostgreSQL and Redis
    (SCRIPTBOX_TEST_POSTGRES_URL, SCRIPTBOX_TEST_REDIS_URL), the same load.
 4. `scale_2_vs_1`: runs that each wait 100 ms on a loopback upstream, one worker against
@@ -35,7 +36,7 @@ from werkzeug.wrappers import Request, Response
 from app import db
 from app.integrations.vault import generate_key
 from app.models import Integration, Role
-from app.testing import LiveServer, WebClient
+from app.testing import WebClient
 from sandbox import Executor
 from tests.conftest import add_member, create_facility, create_user, make_app
 from tests.distributed.cluster import Cluster
@@ -125,11 +126,34 @@ def slow_upstream(_request: Request) -> Response:
     return Response("{}", 200, content_type="application/json")
 
 
+def embedded_figures(folder: Path, upstream: str, redis_url: str,
+                     args: argparse.Namespace) -> dict[str, float]:
+    """The embedded default as production serves it: `scriptbox serve` on a SQLite file."""
+    vault_key = generate_key()
+    app = make_app(folder, SECRET_KEY="bench", SECRET_KEYS=[vault_key])
+    user_id = seed(app, upstream)
+    server = Cluster(database_url=app.config["DATABASE_URL"], redis_url=redis_url,
+                     prefix="unused", secret_key="bench", vault_key=vault_key,
+                     extra={"SCRIPTBOX_EXECUTOR": "inprocess",
+                            "SCRIPTBOX_MAX_RUNS_PER_USER": "100",
+                            "SCRIPTBOX_IDLE_WORKERS": str(args.clients),
+                            "SCRIPTBOX_HEARTBEAT_S": "2"})  # the default, not the tests' 0.5
+    try:
+        _web, url = server.web()
+        browsers = [WebClient(app, url, user_id) for _ in range(args.clients)]
+        return http_figures(browsers, TRIVIAL, args.clients, args.seconds)
+    finally:
+        server.close()
+        app.extensions["db_engine"].dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=4, help="per worker")
+    parser.add_argument("--embedded-only", action="store_true",
+                        help="skip the cluster (no PostgreSQL or Redis needed)")
     args = parser.parse_args()
     postgres = os.environ.get("SCRIPTBOX_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -144,15 +168,13 @@ def main() -> None:
 
     figures["sandbox_runs_per_s"] = sandbox_runs_per_s(args.clients, args.seconds)
 
-    app = make_app(folder / "embedded", IDLE_WORKERS=args.clients, MAX_RUNS_PER_USER=100)
-    user_id = seed(app, upstream)
-    live = LiveServer(app)
-    embedded = http_figures([WebClient(app, live.url, user_id) for _ in range(args.clients)],
-                            TRIVIAL, args.clients, args.seconds)
-    live.close()
-    embedded["http_vs_sandbox"] = round(
-        embedded["http_runs_per_s"] / figures["sandbox_runs_per_s"], 2)
-    figures["embedded"] = embedded
+    figures["embedded"] = embedded_figures(folder / "embedded", upstream, redis_url, args)
+    figures["embedded"]["http_vs_sandbox"] = round(
+        figures["embedded"]["http_runs_per_s"] / figures["sandbox_runs_per_s"], 2)
+    if args.embedded_only:
+        upstream_server.shutdown()
+        print(json.dumps(figures))
+        return
 
     name = f"scriptbox_bench_{secrets.token_hex(4)}"
     plain = postgres.replace("postgresql+psycopg://", "postgresql://")
