@@ -81,6 +81,10 @@ DEFAULTS: dict[str, Any] = {
     "DEMO": False,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
+    # The cookie is signed again only when the session changes, not on every response:
+    # its server-side record expires at sign-in + lifetime whatever the cookie says, so
+    # sliding the cookie's expiry bought nothing but a signature and a Set-Cookie per request.
+    "SESSION_REFRESH_EACH_REQUEST": False,
 }
 
 _LIST_KEYS = ("SECRET_KEYS", "ALLOWED_RETURN_ORIGINS")

@@ -8,6 +8,7 @@ conditional move queued -> running, so two processes never start one run.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -270,9 +271,13 @@ def live_counts(
     )
 
 
+@functools.cache
 def under_caps(caps: Caps) -> tuple[ColumnElement[bool], ...]:
     """WHERE conditions of a claim's UPDATE: the run's user and facility each have fewer
-    live runs than their cap (counted in the same statement that moves the run)."""
+    live runs than their cap (counted in the same statement that moves the run).
+
+    Built once per caps (the expressions are immutable): building them took longer
+    than the claim's SQL itself (cProfile, bench/roundtrips.py --profile)."""
     live = [str(s) for s in LIVE]
     other = aliased(Run)
 

@@ -4,13 +4,13 @@ facility and an operator's action; open websockets of ended sessions close."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
 import requests
 from click.testing import CliRunner
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from app import db
 from app.cli import main as cli
@@ -211,3 +211,22 @@ def test_removal_from_the_facility_ends_the_members_sessions(quick_recheck: Site
     assert admin.api("DELETE", f"/api/f/lab/members/{site.ada_id}").status_code == 204
     assert browser.me() == 401 and site.ada.api("GET", "/api/me").status_code == 401
     assert page.wait_for("error")["code"] == "session_ended"
+
+
+
+def test_the_cookie_is_signed_again_only_when_the_session_changes(site: Site) -> None:
+    browser = Browser(site.live)
+    signed_in = browser.sign_in()
+    assert "session=" in signed_in.headers.get("Set-Cookie", "")
+    for _ in range(2):
+        answer = browser.http.get(f"{site.live.url}/api/me", timeout=30)
+        assert answer.status_code == 200
+        assert "Set-Cookie" not in answer.headers  # nothing changed: no new signature
+    # The cookie still expires with its server-side session (sign-in + lifetime).
+    expires = next(c.expires for c in browser.http.cookies if c.name == "session")
+    with site.live.app.app_context():  # the newest session is this sign-in's
+        row = db.session.scalars(
+            select(UserSession).order_by(UserSession.expires_at.desc())).first()
+        assert row is not None
+        server_expiry = row.expires_at.replace(tzinfo=timezone.utc).timestamp()
+    assert expires is not None and abs(expires - server_expiry) < 60
