@@ -72,8 +72,8 @@ class GrantSignals(Protocol):
     def cancel_run(self, run_id: str) -> None:
         """Wake the run (if it waits) with `cancelled`."""
 
-    def forget_run(self, run_id: str) -> None:
-        """Drop what is kept about a run that ended."""
+    def forget_run(self, run_id: str, *, parked: bool = False) -> None:
+        """Drop what is kept about a run that ended (or `parked`: it will wait again)."""
 
 
 class RunQueue(Protocol):

@@ -56,7 +56,7 @@ class InMemoryGrantSignals:
             self._cancelled_runs.add(run_id)
             self._cond.notify_all()
 
-    def forget_run(self, run_id: str) -> None:
-        """Drop what is kept about a run that ended."""
+    def forget_run(self, run_id: str, *, parked: bool = False) -> None:
+        """Drop what is kept about a run that ended (or parked)."""
         with self._cond:
             self._cancelled_runs.discard(run_id)

@@ -1,6 +1,7 @@
 """The Redis EventBus: a page connected to any web process hears events of runs anywhere.
 
-Publishing is one PUBLISH on the (user, facility) channel. Each web process subscribes
+Publishing is one PUBLISH on the (user, facility) channel (with the watch channel's,
+one pipelined round trip). Each web process subscribes
 to a channel while it holds at least one open page of that user in that facility, and
 fans the messages out to those pages with the in-memory bus; so `has_listeners` asks
 Redis how many processes listen on the channel (PUBSUB NUMSUB), wherever they are.
@@ -64,10 +65,15 @@ class RedisEventBus:
     ) -> int:
         """Send to every open page of (user, facility), and with `watchers` to the facility's
         watching pages; how many web processes were reached on the user's channel."""
-        reached = self._client.publish(self.channel(user_id, facility_id), json.dumps(message))
-        if watchers:
-            envelope = {"user_id": user_id, "message": message}
-            self._client.publish(self.watch_channel(facility_id), json.dumps(envelope))
+        if not watchers:
+            return int(self._client.publish(self.channel(user_id, facility_id),
+                                            json.dumps(message)))
+        # Both channels in one round trip (a pipeline without MULTI).
+        envelope = {"user_id": user_id, "message": message}
+        pipe = self._client.pipeline(transaction=False)
+        pipe.publish(self.channel(user_id, facility_id), json.dumps(message))
+        pipe.publish(self.watch_channel(facility_id), json.dumps(envelope))
+        reached, _watching = pipe.execute()
         return int(reached)
 
     def subscribe(self, user_id: int, facility_id: int, *, watch: bool = False) -> Subscription:

@@ -97,11 +97,18 @@ class RedisGrantSignals:
         self._client.set(self._cancel_key(run_id), "1", ex=_KEEP_S)
         self._client.publish(self._channel, json.dumps({"cancel_run": run_id}))
 
-    def forget_run(self, run_id: str) -> None:
-        """Drop what is kept about a run that ended."""
+    def forget_run(self, run_id: str, *, parked: bool = False) -> None:
+        """Drop what is kept about a run that ended (or `parked`).
+
+        The stored cancel marker is deleted only for a parked run: resumed, it waits for
+        prompts again, and a cancel meant for its earlier life must not end it (the
+        lifecycle's resume clears `cancel_requested` too). A run that ended never waits
+        again, so its marker is left to expire: one Redis round trip less per run.
+        """
         with self._cond:
             self._cancelled.pop(run_id, None)
-        self._client.delete(self._cancel_key(run_id))
+        if parked:
+            self._client.delete(self._cancel_key(run_id))
 
     # -- inside ------------------------------------------------------------------------
 

@@ -107,7 +107,8 @@ class RunDriver:
             self._lifecycle.fail(run_id, code="internal_error", message=INTERNAL_ERROR_MESSAGE)
         finally:
             self._heartbeat.release(run_id)
-            self._grants.forget_run(run_id)
+            self._grants.forget_run(
+                run_id, parked=outcome is not None and outcome.status == PARKED)
             if outcome is None or outcome.status == CANCELLED:
                 self._grants.cancel_unwatched()  # its prompt must not outlive it
         return outcome

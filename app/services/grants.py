@@ -288,9 +288,9 @@ class GrantCoordinator:
         """Wake a run that waits for a grant because it was cancelled."""
         self._signals.cancel_run(run_id)
 
-    def forget_run(self, run_id: str) -> None:
-        """Drop bookkeeping for a run that ended or parked."""
-        self._signals.forget_run(run_id)
+    def forget_run(self, run_id: str, *, parked: bool = False) -> None:
+        """Drop bookkeeping for a run that ended or `parked`."""
+        self._signals.forget_run(run_id, parked=parked)
         self._resumed.pop(run_id, None)
 
     # -- messages ---------------------------------------------------------------------

@@ -136,8 +136,22 @@ def test_cancelling_a_run_elsewhere_wakes_its_wait_and_reaches_its_worker(
     waiting.join(30)
     assert got == [GrantOutcome("cancelled")]
     assert cancelled_here.wait(10)
-    worker.signals.forget_run("r3")
+    # A run that parked is resumed later: that cancel must not end its next prompt.
+    worker.signals.forget_run("r3", parked=True)
     assert worker.signals.wait("g4", "r3", 0.01) is None  # forgotten: no longer cancelled
+
+
+def test_a_run_that_ended_leaves_its_cancel_marker_to_expire(
+    sides: tuple[Side, Side], redis_prefix: str,
+) -> None:
+    worker, web_b = sides
+    worker.signals.listen()
+    web_b.signals.cancel_run("r5")
+    marker = f"{redis_prefix}:run-cancelled:r5"
+    worker.signals.forget_run("r5")  # ended: no DELETE, the marker expires by itself
+    assert 0 < worker.client.ttl(marker) <= 3600
+    worker.signals.forget_run("r5", parked=True)
+    assert worker.client.exists(marker) == 0
 
 
 def test_a_redis_restart_wakes_waiters_and_pages_hear_again(own_redis: OwnRedis) -> None:

@@ -4,7 +4,7 @@ facility and an operator's action; open websockets of ended sessions close."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -228,5 +228,5 @@ def test_the_cookie_is_signed_again_only_when_the_session_changes(site: Site) ->
         row = db.session.scalars(
             select(UserSession).order_by(UserSession.expires_at.desc())).first()
         assert row is not None
-        server_expiry = row.expires_at.replace(tzinfo=timezone.utc).timestamp()
+        server_expiry = row.expires_at.replace(tzinfo=UTC).timestamp()
     assert expires is not None and abs(expires - server_expiry) < 60
