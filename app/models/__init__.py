@@ -1,5 +1,6 @@
 """SQLAlchemy models, split by noun; importing this package registers them all."""
 
+from app.models.embedding import ConnectLink, IdempotencyKey
 from app.models.facilities import ApiToken, Facility, Invitation, Membership, Role, User
 from app.models.integrations import Account, CallLog, Grant, Integration, OAuthClient, OAuthState
 from app.models.scripts import Run, Script
@@ -10,8 +11,10 @@ __all__ = [
     "Account",
     "ApiToken",
     "CallLog",
+    "ConnectLink",
     "Facility",
     "Grant",
+    "IdempotencyKey",
     "Integration",
     "Invitation",
     "Membership",

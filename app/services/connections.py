@@ -58,6 +58,12 @@ def _origin(url: str) -> str:
     return oauth_states.origin(url)
 
 
+def check_return_to(return_to: str | None, allowed_return_origins: Iterable[str]) -> None:
+    """Refuse a `return_to` that is not on an allowed origin (no open redirects)."""
+    if return_to and _origin(return_to) not in {_origin(o) for o in allowed_return_origins}:
+        raise ValidationError("return_to must be on an allowed origin", field="return_to")
+
+
 def start_authorization(
     session: Session,
     *,
@@ -80,8 +86,7 @@ def start_authorization(
         raise ValidationError(f"{integration.name} does not sign in with OAuth2")
     if integration.facility_id != facility_id:
         raise NotFound("no such integration")
-    if return_to and _origin(return_to) not in {_origin(o) for o in allowed_return_origins}:
-        raise ValidationError("return_to must be on an allowed origin", field="return_to")
+    check_return_to(return_to, allowed_return_origins)
     params = validate_parameters(integration, parameters)
     label = validate_label(label)
     owner = "master" if purpose == "master" else "user"
@@ -113,6 +118,13 @@ def start_authorization(
         redirect_uri=redirect_uri,
         state=state,
         code_verifier=verifier,
+    )
+
+
+def state_purpose(session: Session, state: str) -> str | None:
+    """What a callback's `state` was issued for (None when unknown): who may finish it."""
+    return session.scalar(
+        select(OAuthState.purpose).where(OAuthState.state_hash == _hash(state or ""))
     )
 
 
@@ -347,6 +359,11 @@ def connect_with_credentials(
         raise ValidationError(f"{integration.name} does not take typed credentials")
     if not isinstance(fields, Mapping):
         raise ValidationError("fields must be a JSON object", field="fields")
+    declared = set(integration.credential_fields or [])
+    for name, value in fields.items():
+        if name not in declared and not isinstance(value, str):
+            # Named by its own field, as the forms and the declared fields are.
+            raise ValidationError(f"{name} must be text", field=str(name))
     values: dict[str, str] = {}
     for name in integration.credential_fields or []:
         value = fields.get(name) or ""

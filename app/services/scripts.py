@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import Forbidden, NotFound, ValidationError
@@ -17,6 +18,8 @@ from app.services.context import MemberContext
 from sandbox import source_size_error
 
 MAX_INPUT = 256 * 1024
+# The most rows one list answer holds (the API clamps `limit` into 1..MAX_PAGE).
+MAX_PAGE = 200
 
 
 def create_script(
@@ -194,17 +197,29 @@ def get_run(session: Session, member: MemberContext, run_id: str) -> Run:
 
 
 def list_runs(
-    session: Session, member: MemberContext, *, script_id: int | None = None, limit: int = 50
+    session: Session,
+    member: MemberContext,
+    *,
+    script_id: int | None = None,
+    limit: int = 50,
+    after: tuple[datetime, str] | None = None,
 ) -> list[Run]:
-    """Recent runs the member may see, newest first."""
+    """Recent runs the member may see, newest first; `after` (created_at, id) continues a
+    page from its last row."""
     query = select(Run).where(Run.facility_id == member.facility.id)
     if not member.can(Role.admin):
         query = query.where(Run.user_id == member.user.id)
     if script_id is not None:
         query = query.where(Run.script_id == script_id)
-    # Clamped at both ends: SQLite reads LIMIT -1 as no limit at all.
-    limit = max(1, min(limit, 200))
-    return list(session.scalars(query.order_by(Run.created_at.desc()).limit(limit)))
+    if after is not None:
+        created, run_id = after
+        query = query.where(
+            or_(Run.created_at < created, and_(Run.created_at == created, Run.id < run_id))
+        )
+    # Clamped at both ends: SQLite reads LIMIT -1 as no limit at all; a page asks for one
+    # row more than it shows, to know whether another page follows.
+    limit = max(1, min(limit, MAX_PAGE + 1))
+    return list(session.scalars(query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)))
 
 
 def _require_scripter(member: MemberContext) -> None:

@@ -11,15 +11,14 @@ def register_blueprints(app: Flask) -> None:
         api,
         api_integration_state,
         api_runs,
-        api_sessions,  # noqa: F401  # adds its routes to api.bp
-        api_usage,
         api_versions,
         auth,
+        connect,
         headers,
         health,
         limits,
-        members,
         oauth,
+        openapi,
         pages,
         pages_runs,
         throttle,
@@ -31,16 +30,17 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(api.bp)
+    for blueprint in api.BLUEPRINTS:
+        app.register_blueprint(blueprint)
     app.register_blueprint(api_versions.bp)
-    app.register_blueprint(api_usage.bp)
     app.register_blueprint(api_runs.bp)
     app.register_blueprint(api_integration_state.bp)
-    app.register_blueprint(members.bp)
     app.register_blueprint(oauth.bp)
+    app.register_blueprint(connect.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages_runs.bp)
     ws.sock.init_app(app)
+    openapi.init_app(app)
     headers.init_app(app)
 
     from app.web.security import csrf_token, current_identity, sees_error_codes

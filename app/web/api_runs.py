@@ -15,7 +15,7 @@ from app.services import scripts as scripts_service
 from app.web.security import check_csrf, require_member, require_user
 from app.web.wording import error_in_words
 
-bp = Blueprint("api_runs", __name__, url_prefix="/api")
+bp = Blueprint("api_run_actions", __name__, url_prefix="/api")
 
 
 @bp.before_request

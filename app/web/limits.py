@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wsgi import get_content_length
 
 from app.errors import RequestTooLarge, too_large_message
-from app.web.inputs import MAX_INTEGER
+from app.web.openapi import MAX_INTEGER
 
 
 def _read_at_most(stream: BinaryIO, size: int) -> bytes:

@@ -8,6 +8,8 @@ from flask.typing import ResponseReturnValue
 from app import db, extensions
 from app.errors import NotFound, OAuthCallbackError
 from app.models import Grant, Integration, Role
+from app.services import connections
+from app.web import connect
 from app.web.security import (
     check_csrf,
     login_required,
@@ -26,11 +28,17 @@ def _redirect_uri() -> str:
 
 
 @bp.get("/oauth/callback")
-@login_required
 def callback() -> ResponseReturnValue:
-    """Finish an authorization: store the account, resolve the grant, say so."""
-    from app.services import connections
+    """Finish an authorization: a connect link's (no session) or a signed-in user's."""
+    purpose = connections.state_purpose(db.session(), request.args.get("state", ""))
+    if purpose == connect.PURPOSE:
+        return connect.finish_oauth()
+    return _signed_in_callback()
 
+
+@login_required
+def _signed_in_callback() -> ResponseReturnValue:
+    """Finish a signed-in user's authorization: store the account, resolve the grant."""
     require_user()
     try:
         account, state = connections.complete_authorization(
@@ -72,8 +80,6 @@ def _grant_for(slug: str, grant_id: str) -> tuple[Grant, Integration]:
 @login_required
 def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
     """Opened by the prompt's Sign in: OAuth2 goes to the provider, key/Basic show a form."""
-    from app.services import connections
-
     grant, integration = _grant_for(slug, grant_id)
     if grant.state != "pending":
         return render_template(
@@ -83,12 +89,19 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
         ), 409
     member = require_member(slug)
     if integration.auth_mode == "oauth2":
-        wanted = {p["name"]: request.args.get(f"param_{p['name']}", "").strip()
-                  for p in integration.parameters}
+        wanted = {
+            p["name"]: request.args.get(f"param_{p['name']}", "").strip()
+            for p in integration.parameters
+        }
         if not all(wanted.values()):
             # e.g. a Zendesk subdomain: asked before going to the provider.
-            return render_template("credentials_form.html", integration=integration,
-                                   grant=grant, error=None, parameters_only=True)
+            return render_template(
+                "credentials_form.html",
+                integration=integration,
+                grant=grant,
+                error=None,
+                parameters_only=True,
+            )
         url = connections.start_authorization(
             db.session(),
             integration=integration,

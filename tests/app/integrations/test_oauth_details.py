@@ -105,6 +105,7 @@ def test_the_providers_error_description_reaches_the_page(
     app: Flask, session: Session, lab: dict[str, Any], provider: RealProvider
 ) -> None:
     integration = oauth_integration(session, lab["facility"], provider)
+    session.commit()  # the server-side session below is written by another connection
     client = app.test_client()
     signed_in = signed_in_session(app, lab["user"].id)
     with client.session_transaction() as browser:

@@ -1,8 +1,7 @@
 """Issue 8.18: wrong input of any type is a 400 naming the field, never a 500.
 
-Table-driven over every API route that reads input (app/web/api.py, members.py,
-api_sessions.py), against a live server: each field gets every wrong JSON type in turn,
-on top of an otherwise valid request.
+Table-driven over every route of the app/web/api package that reads input, against a live
+server: each field gets every wrong JSON type in turn, on top of an otherwise valid request.
 """
 
 from __future__ import annotations

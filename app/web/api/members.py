@@ -8,23 +8,65 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
-from flask.typing import ResponseReturnValue
+from pydantic import BaseModel, StrictStr
 
 from app import db
 from app.errors import NotFound
 from app.models import Invitation, Role, User
 from app.services import invitations, people, sessions
-from app.web import inputs
-from app.web.security import check_csrf, require_member, require_user
+from app.web.api.base import api_blueprint
+from app.web.openapi import Answer, Body, list_of, reply, spec
+from app.web.security import require_member, require_user
 
-bp = Blueprint("members_api", __name__, url_prefix="/api")
+bp = api_blueprint("members_api")
+TAGS = ("members",)
 
 
-@bp.before_request
-def _authenticate() -> None:
-    require_user()
-    check_csrf()
+class MemberOut(BaseModel):
+    """A member of the facility and their role."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+
+
+class FacilityRef(BaseModel):
+    """A facility by slug and name."""
+
+    slug: str
+    name: str
+
+
+class InvitationOut(BaseModel):
+    """An invitation not answered yet."""
+
+    id: int
+    email: str
+    role: str
+    facility: FacilityRef
+    created_at: str
+    message: str | None = None
+
+
+class Invite(Body):
+    """Whom to invite (exact email) and as what."""
+
+    email: StrictStr = ""
+    role: StrictStr = "member"
+
+
+class RoleChange(Body):
+    """The new role."""
+
+    role: StrictStr = ""
+
+
+class Joined(BaseModel):
+    """The facility joined and the role there."""
+
+    facility: FacilityRef
+    role: str
 
 
 def _member_dict(user: User, role: Role) -> dict[str, Any]:
@@ -42,23 +84,24 @@ def _invitation_dict(invitation: Invitation) -> dict[str, Any]:
 
 
 @bp.get("/f/<slug>/members")
-def list_members(slug: str) -> ResponseReturnValue:
+@spec.validate(resp=reply(HTTP_200=list_of(MemberOut)), tags=TAGS)
+def list_members(slug: str) -> Answer:
     """Members and roles (admins)."""
     member = require_member(slug, Role.admin)
     rows = people.members_of(db.session(), facility=member.facility)
-    return jsonify([_member_dict(user, role) for user, role in rows])
+    return [_member_dict(user, role) for user, role in rows]
 
 
 @bp.post("/f/<slug>/members")
-def invite_member(slug: str) -> ResponseReturnValue:
+@spec.validate(resp=reply(HTTP_202=InvitationOut), tags=TAGS)
+def invite_member(slug: str, json: Invite) -> Answer:
     """Invite an exact email address with a role (admins); the same answer for any address."""
     member = require_member(slug, Role.admin)
-    body = inputs.body()
     invitation = invitations.invite(
         db.session(),
         facility=member.facility,
-        email=inputs.text(body, "email"),
-        role=inputs.text(body, "role", default="member"),
+        email=json.email,
+        role=json.role,
         invited_by=member.user,
     )
     db.session.commit()
@@ -67,24 +110,30 @@ def invite_member(slug: str) -> ResponseReturnValue:
         f"Invited {invitation.email} as {invitation.role.value}. They join"
         f" {member.facility.name} when they accept the invitation after signing in."
     )
-    return jsonify(answer), 202
+    return answer, 202
 
 
 @bp.patch("/f/<slug>/members/<int:user_id>")
-def change_role(slug: str, user_id: int) -> ResponseReturnValue:
+@spec.validate(resp=reply(HTTP_200=MemberOut), tags=TAGS)
+def change_role(slug: str, user_id: int, json: RoleChange) -> Answer:
     """Change a member's role (admins); the last admin cannot be demoted."""
     member = require_member(slug, Role.admin)
-    role = inputs.text(inputs.body(), "role")
     membership = people.membership_of(db.session(), user_id, member.facility.id)
     if membership is None:
         raise NotFound("no such member")
-    people.set_membership(db.session(), user=membership.user, facility=member.facility, role=role)
+    people.set_membership(
+        db.session(),
+        user=membership.user,
+        facility=member.facility,
+        role=json.role,
+    )
     db.session.commit()
-    return jsonify(_member_dict(membership.user, membership.role))
+    return _member_dict(membership.user, membership.role)
 
 
 @bp.delete("/f/<slug>/members/<int:user_id>")
-def remove_member(slug: str, user_id: int) -> ResponseReturnValue:
+@spec.validate(resp=reply("HTTP_204"), tags=TAGS)
+def remove_member(slug: str, user_id: int) -> Answer:
     """Remove a member from the facility (admins); the last admin cannot be removed."""
     member = require_member(slug, Role.admin)
     people.remove_membership(db.session(), user_id=user_id, facility=member.facility)
@@ -94,16 +143,36 @@ def remove_member(slug: str, user_id: int) -> ResponseReturnValue:
     return "", 204
 
 
+class MemberSignedOut(BaseModel):
+    """How many sessions of the member ended."""
+
+    sessions_ended: int
+
+
+@bp.post("/f/<slug>/members/<int:user_id>/sign-out")
+@spec.validate(resp=reply(HTTP_200=MemberSignedOut), tags=TAGS)
+def sign_out_member(slug: str, user_id: int) -> Answer:
+    """End every session of a member, e.g. after a lost laptop (admins)."""
+    member = require_member(slug, Role.admin)
+    if people.membership_of(db.session(), user_id, member.facility.id) is None:
+        raise NotFound("no such member")
+    ended = sessions.end_sessions(db.session(), user_id=user_id)
+    db.session.commit()
+    return MemberSignedOut(sessions_ended=ended)
+
+
 @bp.get("/f/<slug>/invitations")
-def list_invitations(slug: str) -> ResponseReturnValue:
+@spec.validate(resp=reply(HTTP_200=list_of(InvitationOut)), tags=TAGS)
+def list_invitations(slug: str) -> Answer:
     """Invitations not answered yet (admins)."""
     member = require_member(slug, Role.admin)
     rows = invitations.pending_in(db.session(), facility=member.facility)
-    return jsonify([_invitation_dict(row) for row in rows])
+    return [_invitation_dict(row) for row in rows]
 
 
 @bp.delete("/f/<slug>/invitations/<int:invitation_id>")
-def withdraw_invitation(slug: str, invitation_id: int) -> ResponseReturnValue:
+@spec.validate(resp=reply("HTTP_204"), tags=TAGS)
+def withdraw_invitation(slug: str, invitation_id: int) -> Answer:
     """Take back an invitation (admins)."""
     member = require_member(slug, Role.admin)
     invitations.withdraw(db.session(), facility=member.facility, invitation_id=invitation_id)
@@ -112,28 +181,30 @@ def withdraw_invitation(slug: str, invitation_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/invitations")
-def my_invitations() -> ResponseReturnValue:
+@spec.validate(resp=reply(HTTP_200=list_of(InvitationOut)), tags=TAGS)
+def my_invitations() -> Answer:
     """Invitations addressed to the signed-in user."""
     user = require_user()
-    return jsonify(
-        [_invitation_dict(row) for row in invitations.pending_for(db.session(), user=user)]
-    )
+    return [_invitation_dict(row) for row in invitations.pending_for(db.session(), user=user)]
 
 
 @bp.post("/invitations/<int:invitation_id>/accept")
-def accept_invitation(invitation_id: int) -> ResponseReturnValue:
+@spec.validate(resp=reply(HTTP_200=Joined), tags=TAGS)
+def accept_invitation(invitation_id: int) -> Answer:
     """Join the facility that invited the signed-in user."""
     user = require_user()
     membership = invitations.accept(db.session(), user=user, invitation_id=invitation_id)
     db.session.commit()
     facility = membership.facility
-    return jsonify(
-        {"facility": {"slug": facility.slug, "name": facility.name}, "role": membership.role.value}
-    )
+    return {
+        "facility": {"slug": facility.slug, "name": facility.name},
+        "role": membership.role.value,
+    }
 
 
 @bp.post("/invitations/<int:invitation_id>/decline")
-def decline_invitation(invitation_id: int) -> ResponseReturnValue:
+@spec.validate(resp=reply("HTTP_204"), tags=TAGS)
+def decline_invitation(invitation_id: int) -> Answer:
     """Say no to an invitation."""
     user = require_user()
     invitations.decline(db.session(), user=user, invitation_id=invitation_id)

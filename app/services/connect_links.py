@@ -1,0 +1,140 @@
+"""Connect links: a short-lived, single-use link that runs one user's sign-in to one
+integration in any browser, without a Scriptbox session (Nango's connect sessions).
+
+The first browser that opens a link is bound to it: the link stores the hash of a secret
+kept in that browser's cookie, and the OAuth `state` is bound to the same hash, so a link
+that leaks after it was opened cannot be used to finish someone else's sign-in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Forbidden, NotFound, ValidationError
+from app.models import ConnectLink, Integration, Membership, Role
+from app.models._types import utcnow
+from app.services.connections import check_return_to, validate_label
+from app.services.context import MemberContext
+
+# How long a link may wait to be opened; the sign-in then has the OAuth state's lifetime.
+LINK_LIFETIME = timedelta(minutes=15)
+# The auth modes a user connects their own account with (the others are facility-wide).
+USER_AUTH_MODES = ("oauth2", "api_key", "api_key_secret", "basic")
+LINK_PREFIX = "sbc_"
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def browser_binding(secret: str) -> str:
+    """The value a link and its OAuth state are bound to, from the browser's cookie secret."""
+    return _hash(f"connect:{secret}")
+
+
+def create_link(
+    session: Session,
+    *,
+    member: MemberContext,
+    integration: Integration,
+    user_id: int | None,
+    label: str,
+    return_to: str | None,
+    allowed_return_origins: Iterable[str],
+) -> tuple[ConnectLink, str]:
+    """A new link (and its token, shown once) for `user_id` (default: the caller)."""
+    if integration.facility_id != member.facility.id:
+        raise NotFound("no such integration")
+    if integration.auth_mode not in USER_AUTH_MODES:
+        raise ValidationError(
+            f"{integration.name} has no per-user accounts to connect", field="integration"
+        )
+    target = member.user.id if user_id is None else user_id
+    if target != member.user.id:
+        if not member.can(Role.admin):
+            raise Forbidden("only admins create links for other members")
+        is_member = session.scalar(
+            select(Membership.user_id).where(
+                Membership.user_id == target, Membership.facility_id == member.facility.id
+            )
+        )
+        if is_member is None:
+            raise NotFound("no such member", field="user_id")
+    check_return_to(return_to, allowed_return_origins)
+    token = LINK_PREFIX + secrets.token_urlsafe(32)
+    link = ConnectLink(
+        token_hash=_hash(token),
+        facility_id=member.facility.id,
+        user_id=target,
+        integration_id=integration.id,
+        created_by=member.user.id,
+        label=validate_label(label.strip()),
+        return_to=return_to,
+        expires_at=utcnow() + LINK_LIFETIME,
+    )
+    session.add(link)
+    session.flush()
+    return link, token
+
+
+def open_link(
+    session: Session, *, token: str, browser_secret: str | None
+) -> tuple[ConnectLink, str]:
+    """The link behind `token`, bound to this browser on first use; returns the browser's
+    secret (a new one on first use). Another browser, a finished or expired link: refused."""
+    link = session.scalar(select(ConnectLink).where(ConnectLink.token_hash == _hash(token)))
+    if link is None:
+        raise NotFound("This connect link is not valid. Ask the app that sent you for a new one.")
+    if link.opened_at is not None:
+        # Reloading the page in the browser that opened it continues the same sign-in.
+        if (
+            browser_secret is None
+            or link.browser_binding != browser_binding(browser_secret)
+            or link.finished_at is not None
+        ):
+            raise Forbidden("This connect link was already used. Ask for a new one.")
+        return link, browser_secret
+    if link.expires_at < utcnow():
+        raise Forbidden("This connect link expired. Ask the app that sent you for a new one.")
+    secret = secrets.token_urlsafe(32)
+    link.opened_at = utcnow()
+    link.browser_binding = browser_binding(secret)
+    session.flush()
+    return link, secret
+
+
+def link_of_browser(session: Session, *, browser_secret: str | None) -> ConnectLink | None:
+    """The open, unfinished link this browser is bound to, if any."""
+    if not browser_secret:
+        return None
+    return session.scalar(
+        select(ConnectLink).where(
+            ConnectLink.browser_binding == browser_binding(browser_secret),
+            ConnectLink.finished_at.is_(None),
+        )
+    )
+
+
+def finish(
+    session: Session, link: ConnectLink, *, outcome: str, account_id: int | None = None
+) -> str | None:
+    """Record the outcome; the `return_to` URL carrying it, when the link has one."""
+    link.finished_at = utcnow()
+    link.outcome = outcome
+    link.account_id = account_id
+    session.flush()
+    if not link.return_to:
+        return None
+    answer = {"status": outcome}
+    if account_id is not None:
+        answer["account_id"] = str(account_id)
+    parts = urlsplit(link.return_to)
+    query = f"{parts.query}&{urlencode(answer)}" if parts.query else urlencode(answer)
+    return urlunsplit(parts._replace(query=query))

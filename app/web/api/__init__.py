@@ -1,0 +1,31 @@
+"""The REST API (JSON; session or API-token auth), one module per noun.
+
+Views are thin: the declared models (app/web/openapi.py) parse and check the input, the
+view checks the role, calls a service and commits once.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from app.web.api import (
+    accounts,
+    admin,
+    connect_links,
+    integrations,
+    me,
+    members,
+    runs,
+    scripts,
+)
+
+BLUEPRINTS: tuple[Blueprint, ...] = (
+    me.bp,
+    scripts.bp,
+    runs.bp,
+    integrations.bp,
+    accounts.bp,
+    connect_links.bp,
+    members.bp,
+    admin.bp,
+)

@@ -1,0 +1,40 @@
+"""What every API module shares: the authenticated blueprint and small lookups."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from sqlalchemy import select
+
+from app import db
+from app.errors import NotFound
+from app.models import Integration
+from app.services.context import MemberContext
+from app.web.security import check_csrf, require_member, require_user
+
+
+def api_blueprint(name: str) -> Blueprint:
+    """A blueprint under /api whose every view needs a user (session + CSRF, or API token)."""
+    bp = Blueprint(name, __name__, url_prefix="/api")
+
+    @bp.before_request
+    def _authenticate() -> None:
+        require_user()
+        check_csrf()
+        slug = (request.view_args or {}).get("slug")
+        if slug is not None:
+            # Before the body is validated: a stranger learns nothing, not even the schema.
+            require_member(str(slug))
+
+    return bp
+
+
+def integration_of(member: MemberContext, key: str) -> Integration:
+    """The facility's integration with this key, or 404."""
+    integration = db.session.scalar(
+        select(Integration).where(
+            Integration.facility_id == member.facility.id, Integration.key == key
+        )
+    )
+    if integration is None:
+        raise NotFound(f"no integration '{key}' in {member.facility.name}")
+    return integration

@@ -1,0 +1,232 @@
+"""A facility's integrations: list, create (catalog or custom), read, change, remove, test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
+from sqlalchemy import select
+
+from app import db, extensions
+from app.integrations.catalog import CREDENTIAL_MODES
+from app.models import Account, Integration, Role
+from app.services import connections
+from app.services import integrations_admin as admin
+from app.services.connection_checks import test_connection, test_credentials
+from app.web.api.accounts import AccountOut, account_out
+from app.web.api.base import api_blueprint, integration_of
+from app.web.openapi import Answer, Body, TextMap, list_of, reply, spec
+from app.web.security import require_member
+
+bp = api_blueprint("api_integrations")
+TAGS = ("integrations",)
+
+
+class IntegrationSettings(Body):
+    """An integration's settings (DESIGN §5); the catalog validator checks the values.
+
+    Keys not declared here pass through to that validator, which owns the full list.
+    """
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    key: StrictStr | None = None
+    name: StrictStr | None = None
+    auth_mode: StrictStr | None = None
+    base_url: StrictStr | None = None
+    authorization_url: StrictStr | None = None
+    token_url: StrictStr | None = None
+    revoke_url: StrictStr | None = None
+    token_request_method: StrictStr | None = None
+    token_auth_method: StrictStr | None = None
+    scope_separator: StrictStr | None = None
+    client_id: StrictStr | None = None
+    client_secret: StrictStr | None = None
+    scopes: list[StrictStr] | None = None
+    credential_fields: list[StrictStr] | None = None
+    allowed_hosts: list[StrictStr] | None = None
+    placements: list[dict[str, Any]] | None = None
+    parameters: list[dict[str, Any]] | None = None
+    authorization_params: TextMap | None = None
+    default_headers: TextMap | None = None
+    default_query: TextMap | None = None
+    pkce: StrictBool | None = None
+    refresh_on_403: StrictBool | None = None
+    allow_private_network: StrictBool | None = None
+    verify: dict[str, Any] | None = None
+    whoami: dict[str, Any] | None = None
+    accounts_per_user: StrictStr | None = None
+
+
+class IntegrationCreate(IntegrationSettings):
+    """A catalog entry (`catalog_key` + client and `overrides`) or every setting by hand."""
+
+    catalog_key: StrictStr | None = None
+    overrides: IntegrationSettings | None = None
+
+
+class IntegrationOut(BaseModel):
+    """An integration: admins see its settings (never the client secret), members only
+    what connecting an account needs."""
+
+    model_config = ConfigDict(extra="allow")
+    key: str
+    name: str
+    auth_mode: str
+    base_url: str | None = None
+    client_id: str | None = None
+    has_client_secret: bool | None = None
+
+
+class IntegrationWithAccounts(IntegrationOut):
+    """An integration with its master account's state and the user's own accounts."""
+
+    master_connected: bool
+    master_status: str | None
+    master_identity: str | None = None
+    my_accounts: list[AccountOut]
+
+
+class IntegrationWithRedirect(IntegrationOut):
+    """For admins: with the OAuth redirect URI to register and a refused client, in words."""
+
+    redirect_uri: str | None = None
+    client_problem: str | None = None
+
+
+class CredentialsTest(Body):
+    """Key/password integrations: credentials typed for the test (never stored); without
+    them the master account's are tried."""
+
+    fields: TextMap | None = None
+    parameters: TextMap | None = None
+
+
+class TestResult(BaseModel):
+    """What the provider said about the client id/secret (ok: None when nothing to test)."""
+
+    model_config = ConfigDict(extra="allow")
+    ok: bool | None
+    message: str
+
+
+def _set_fields(settings: IntegrationSettings) -> dict[str, Any]:
+    return settings.model_dump(exclude_unset=True, exclude={"catalog_key", "overrides"})
+
+
+@bp.get("/f/<slug>/integrations")
+@spec.validate(resp=reply(HTTP_200=list_of(IntegrationWithAccounts)), tags=TAGS)
+def list_integrations(slug: str) -> Answer:
+    """The facility's integrations (no secrets), with the user's own accounts."""
+    member = require_member(slug)
+    rows = db.session.scalars(
+        select(Integration)
+        .where(Integration.facility_id == member.facility.id)
+        .order_by(Integration.name)
+    ).all()
+    accounts = db.session.scalars(
+        select(Account).where(Account.facility_id == member.facility.id)
+    ).all()
+    result = []
+    admin_view = member.can(Role.admin)
+    for integration in rows:
+        view = (admin.integration_public_view if admin_view else admin.integration_member_view)(
+            integration
+        )
+        master = next(
+            (
+                a
+                for a in accounts
+                if a.integration_id == integration.id and a.owner_kind == "master"
+            ),
+            None,
+        )
+        view["master_connected"] = master is not None and master.status == "active"
+        view["master_status"] = master.status if master is not None else None
+        view["master_identity"] = master.identity if master is not None else None
+        view["my_accounts"] = [
+            account_out(a).model_dump()
+            for a in accounts
+            if a.integration_id == integration.id and a.user_id == member.user.id
+        ]
+        result.append(view)
+    return result
+
+
+@bp.post("/f/<slug>/integrations")
+@spec.validate(resp=reply(HTTP_201=IntegrationOut), tags=TAGS)
+def create_integration(slug: str, json: IntegrationCreate) -> Answer:
+    """Create an integration from the catalog or by hand (admins)."""
+    member = require_member(slug, Role.admin)
+    if json.catalog_key:
+        integration = admin.create_from_catalog(
+            db.session(),
+            facility=member.facility,
+            catalog_key=json.catalog_key,
+            key=json.key,
+            client_id=json.client_id,
+            client_secret=json.client_secret,
+            overrides=_set_fields(json.overrides) if json.overrides else {},
+        )
+    else:
+        integration = admin.create_custom(
+            db.session(), facility=member.facility, fields=_set_fields(json)
+        )
+    db.session.commit()
+    return admin.integration_public_view(integration), 201
+
+
+@bp.get("/f/<slug>/integrations/<key>")
+@spec.validate(resp=reply(HTTP_200=IntegrationWithRedirect), tags=TAGS)
+def get_integration(slug: str, key: str) -> Answer:
+    """One integration: for admins its settings (no secrets) and redirect URI, for others
+    only what connecting an account needs."""
+    member = require_member(slug)
+    integration = integration_of(member, key)
+    if not member.can(Role.admin):
+        return admin.integration_member_view(integration)
+    view = admin.integration_public_view(integration)
+    view["redirect_uri"] = admin.redirect_uri(current_app.config["PUBLIC_URL"])
+    view["client_problem"] = admin.client_problem(db.session(), integration)
+    return view
+
+
+@bp.patch("/f/<slug>/integrations/<key>")
+@spec.validate(resp=reply(HTTP_200=IntegrationOut), tags=TAGS)
+def update_integration(slug: str, key: str, json: IntegrationSettings) -> Answer:
+    """Change an integration's settings (admins); a blank client secret keeps the old one."""
+    member = require_member(slug, Role.admin)
+    integration = integration_of(member, key)
+    admin.update_integration(db.session(), integration, _set_fields(json))
+    db.session.commit()
+    return admin.integration_public_view(integration)
+
+
+@bp.delete("/f/<slug>/integrations/<key>")
+@spec.validate(resp=reply("HTTP_204"), tags=TAGS)
+def delete_integration(slug: str, key: str) -> Answer:
+    """Remove an integration and its accounts (admins)."""
+    member = require_member(slug, Role.admin)
+    db.session.delete(integration_of(member, key))
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/f/<slug>/integrations/<key>/test")
+@spec.validate(resp=reply(HTTP_200=TestResult), tags=TAGS)
+def test_integration(slug: str, key: str, json: CredentialsTest) -> Answer:
+    """Ask the provider whether the client id/secret, or typed credentials (those sent for
+    the test, else the master account's), work; its answer in words (admins)."""
+    member = require_member(slug, Role.admin)
+    integration = integration_of(member, key)
+    if integration.auth_mode in CREDENTIAL_MODES:
+        return test_credentials(
+            integration,
+            extensions.vault(),
+            master=connections.master_account(db.session(), integration.id),
+            fields=json.fields,
+            parameters=json.parameters,
+            http=extensions.outbound(),
+        )
+    return test_connection(integration, extensions.vault(), extensions.outbound())

@@ -1,0 +1,119 @@
+"""The signed-in user: who they are, their password, their API tokens."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, StrictStr
+
+from app import db
+from app.errors import NotFound
+from app.models import ApiToken
+from app.services import passwords
+from app.web.api.base import api_blueprint
+from app.web.openapi import Answer, Body, reply, spec
+from app.web.security import (
+    hash_token,
+    memberships_of,
+    new_api_token,
+    require_user,
+    session_secret,
+)
+
+bp = api_blueprint("api_me")
+TAGS = ("me",)
+
+
+class FacilityRole(BaseModel):
+    """A facility the user belongs to, with their role there."""
+
+    slug: str
+    name: str
+    role: str
+
+
+class Me(BaseModel):
+    """The signed-in user."""
+
+    id: int
+    email: str
+    name: str
+    facilities: list[FacilityRole]
+
+
+class PasswordChange(Body):
+    """The current password and the new one."""
+
+    current_password: StrictStr = ""
+    new_password: StrictStr = ""
+
+
+class SessionsEnded(BaseModel):
+    """How many other sessions a password change ended."""
+
+    sessions_ended: int
+
+
+class TokenCreate(Body):
+    """A name for the new token."""
+
+    name: StrictStr = ""
+
+
+class TokenCreated(BaseModel):
+    """The new token: shown in this answer only."""
+
+    name: str
+    token: str
+
+
+@bp.get("/me")
+@spec.validate(resp=reply(HTTP_200=Me), tags=TAGS)
+def me() -> Answer:
+    """The signed-in user and their facilities."""
+    user = require_user()
+    facilities = [
+        FacilityRole(slug=f.slug, name=f.name, role=role.value) for f, role in memberships_of(user)
+    ]
+    return Me(id=user.id, email=user.email, name=user.name, facilities=facilities)
+
+
+@bp.post("/me/password")
+@spec.validate(resp=reply(HTTP_200=SessionsEnded), tags=TAGS)
+def change_password(json: PasswordChange) -> Answer:
+    """Change the password (needs the current one); the user's other sessions end."""
+    user = require_user()
+    ended = passwords.change_password(
+        db.session(),
+        user=user,
+        current_password=json.current_password,
+        new_password=json.new_password,
+        keep_session=session_secret(),
+    )
+    db.session.commit()
+    return SessionsEnded(sessions_ended=ended)
+
+
+@bp.post("/tokens")
+@spec.validate(resp=reply(HTTP_201=TokenCreated), tags=TAGS)
+def create_token(json: TokenCreate) -> Answer:
+    """Create an API token; the token is in this answer only."""
+    user = require_user()
+    name = json.name.strip() or "API token"
+    token = new_api_token()
+    db.session.add(
+        ApiToken(user_id=user.id, name=name[:120], token_hash=hash_token(token), prefix=token[:8])
+    )
+    db.session.commit()
+    return TokenCreated(name=name, token=token), 201
+
+
+@bp.delete("/tokens/<int:token_id>")
+@spec.validate(resp=reply("HTTP_204"), tags=TAGS)
+def delete_token(token_id: int) -> Answer:
+    """Revoke one of the user's API tokens."""
+    user = require_user()
+    row = db.session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("no such token")
+    db.session.delete(row)
+    db.session.commit()
+    return "", 204

@@ -1,0 +1,64 @@
+"""Cursor pagination for list answers: the body stays a JSON array, and the next page's
+cursor travels in the `Next-Cursor` header (and a `Link: rel="next"` for generic clients).
+
+A cursor is opaque to clients: the position after the last row of a page (its sort key),
+so pages do not skip or repeat rows when new ones arrive, as offsets would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import request
+
+from app.errors import ValidationError
+from app.services.scripts import MAX_PAGE
+
+NEXT_HEADER = "Next-Cursor"
+
+
+def page_limit(limit: int | None) -> int:
+    """The page size asked for, clamped into 1..MAX_PAGE (absent: 50)."""
+    return max(1, min(50 if limit is None else limit, MAX_PAGE))
+
+
+def encode(position: list[Any]) -> str:
+    """An opaque cursor for the position after a row."""
+    raw = json.dumps(position, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str | None, *, kinds: tuple[type, ...]) -> list[Any] | None:
+    """The position a cursor stands for (None without one); anything else is a 400."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        position = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except ValueError:
+        position = None
+    if (
+        not isinstance(position, list)
+        or len(position) != len(kinds)
+        or not all(
+            isinstance(v, k) and not isinstance(v, bool)
+            for v, k in zip(position, kinds, strict=True)
+        )
+    ):
+        raise ValidationError("cursor is not a cursor this list gave out", field="cursor")
+    return position
+
+
+def with_next(
+    rows: list[Any], next_position: list[Any] | None
+) -> tuple[list[Any], int, dict[str, str]]:
+    """The answer for one page: the rows, 200, and the next-page headers when there is one."""
+    if next_position is None:
+        return rows, 200, {}
+    cursor = encode(next_position)
+    query = {**request.args.to_dict(), "cursor": cursor}
+    link = f'<{request.base_url}?{urlencode(query)}>; rel="next"'
+    return rows, 200, {NEXT_HEADER: cursor, "Link": link}

@@ -1,0 +1,241 @@
+"""Runs of scripts: start (optionally waiting), list, read, cancel, their calls; prompts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app import db, extensions
+from app.errors import NotFound, ValidationError
+from app.lifecycle import is_final
+from app.models import CallLog, Grant, Run
+from app.services import idempotency
+from app.services import scripts as scripts_service
+from app.services.context import MemberContext
+from app.web.api import paging
+from app.web.api.base import api_blueprint
+from app.web.openapi import (
+    MAX_INTEGER,
+    Answer,
+    Body,
+    Query,
+    QueryInt,
+    list_of,
+    reply,
+    spec,
+)
+from app.web.security import require_member
+
+bp = api_blueprint("api_runs")
+TAGS = ("runs",)
+
+# The longest a caller may block on POST /runs for the run to finish.
+MAX_WAIT_S = 300.0
+
+
+class RunError(BaseModel):
+    """Why a run failed: the sandbox or integration error code, words and the line."""
+
+    code: str
+    message: str | None
+    line: int | None
+
+
+class RunOut(BaseModel):
+    """A run and, once final, its result, output and error."""
+
+    id: str
+    script_id: int | None
+    status: str
+    input: Any
+    result: Any
+    output: str | None
+    error: RunError | None
+    calls: int | None
+    duration_ms: float | None
+    created_at: str | None
+    finished_at: str | None
+
+
+class RunCreate(Body):
+    """What to run (a script id, or source for scripters), its input, and how long to wait."""
+
+    script_id: StrictInt | None = Field(default=None, ge=-MAX_INTEGER, le=MAX_INTEGER)
+    source: StrictStr | None = None
+    input: Any = None
+    wait: float | None = Field(default=None, allow_inf_nan=False)
+    interactive: StrictBool | None = None
+
+
+class RunList(Query):
+    """Filters, page size and cursor of the runs list."""
+
+    script_id: QueryInt | None = None
+    limit: QueryInt | None = None
+    cursor: str | None = Field(default=None, max_length=200)
+
+
+class RunHeaders(BaseModel):
+    """`Idempotency-Key`: a retried POST with the same key and body gets the same run."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    idempotency_key: str | None = Field(
+        default=None,
+        validation_alias=idempotency.HEADER,
+        min_length=1,
+        max_length=idempotency.MAX_KEY_LENGTH,
+    )
+
+
+class CancelOut(BaseModel):
+    """Whether a cancel was sent (False when the run had already ended) and the run's status."""
+
+    id: str
+    cancelling: bool
+    status: str
+
+
+class CallOut(BaseModel):
+    """One integration call from the call log (never a credential)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    integration: str
+    method: str
+    path: str
+
+
+class GrantRefused(BaseModel):
+    """A prompt's state after refusing it."""
+
+    grant_id: str
+    state: str
+
+
+@bp.post("/f/<slug>/runs")
+@spec.validate(headers=RunHeaders, resp=reply(HTTP_200=RunOut, HTTP_201=RunOut), tags=TAGS)
+def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
+    """Start a run of a script (or of source, for scripters); `wait` seconds to block.
+
+    201 while the run is still going, 200 when it finished within `wait`. With an
+    `Idempotency-Key`, repeating the request gives the run it started (409 if the key was
+    used with a different request).
+    """
+    member = require_member(slug)
+    wait = min(max(float(json.wait or 0.0), 0.0), MAX_WAIT_S)
+    # A run started from a page with an open websocket may prompt; API runs may not.
+    interactive = bool(json.interactive) and request.authorization is None
+    key = headers.idempotency_key
+    fingerprint = idempotency.request_hash(json.model_dump())
+    run = _earlier_run(member, key, fingerprint)
+    if run is None:
+        try:
+            run = scripts_service.create_run(
+                db.session(),
+                member,
+                script_id=json.script_id,
+                source=json.source,
+                run_input=json.input,
+                interactive=interactive,
+            )
+            if key is not None:
+                idempotency.remember(
+                    db.session(), member=member, key=key, fingerprint=fingerprint, run=run
+                )
+            db.session.commit()
+        except IntegrityError:
+            # The same key raced in from another request: its run is the answer.
+            db.session.rollback()
+            run = _earlier_run(member, key, fingerprint)
+            if run is None:
+                raise
+        else:
+            extensions.run_queue().submit(run.id)
+    if wait and not is_final(run.status):
+        extensions.run_queue().wait(run.id, wait)
+        db.session.refresh(run)
+    return run.to_dict(), 200 if is_final(run.status) else 201
+
+
+def _earlier_run(member: MemberContext, key: str | None, fingerprint: str) -> Run | None:
+    if key is None:
+        return None
+    return idempotency.earlier_run(db.session(), member=member, key=key, fingerprint=fingerprint)
+
+
+@bp.get("/f/<slug>/runs")
+@spec.validate(query=RunList, resp=reply(HTTP_200=list_of(RunOut)), tags=TAGS)
+def list_runs(slug: str, query: RunList) -> Answer:
+    """Recent runs (own; admins see everyone's), newest first.
+
+    Paginated: `limit` (1..200, default 50) rows per page; when more rows follow, the
+    `Next-Cursor` header holds the value to send as `cursor` for the next page.
+    """
+    member = require_member(slug)
+    position = paging.decode(query.cursor, kinds=(str, str))
+    after = (_instant(position[0]), str(position[1])) if position else None
+    limit = paging.page_limit(query.limit)
+    rows = scripts_service.list_runs(
+        db.session(), member, script_id=query.script_id, limit=limit + 1, after=after
+    )
+    page, more = rows[:limit], len(rows) > limit
+    last = page[-1] if more else None
+    next_position = [last.created_at.isoformat(), last.id] if last else None
+    return paging.with_next([r.to_dict() for r in page], next_position)
+
+
+def _instant(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError("cursor is not a cursor this list gave out", field="cursor") from None
+
+
+@bp.get("/f/<slug>/runs/<run_id>")
+@spec.validate(resp=reply(HTTP_200=RunOut), tags=TAGS)
+def get_run(slug: str, run_id: str) -> Answer:
+    """One run."""
+    member = require_member(slug)
+    return scripts_service.get_run(db.session(), member, run_id).to_dict()
+
+
+@bp.post("/f/<slug>/runs/<run_id>/cancel")
+@spec.validate(resp=reply(HTTP_200=CancelOut), tags=TAGS)
+def cancel_run(slug: str, run_id: str) -> Answer:
+    """Cancel a run in any state that has not ended (queued, running, waiting, parked)."""
+    member = require_member(slug)
+    run = scripts_service.get_run(db.session(), member, run_id)
+    cancelling = extensions.run_queue().cancel(run.id)
+    db.session.refresh(run)
+    return CancelOut(id=run.id, cancelling=cancelling, status=run.status)
+
+
+@bp.get("/f/<slug>/runs/<run_id>/calls")
+@spec.validate(resp=reply(HTTP_200=list_of(CallOut)), tags=TAGS)
+def run_calls(slug: str, run_id: str) -> Answer:
+    """The integration calls a run made (from the call log)."""
+    member = require_member(slug)
+    run = scripts_service.get_run(db.session(), member, run_id)
+    rows = db.session.scalars(
+        select(CallLog)
+        .where(CallLog.run_id == run.id, CallLog.facility_id == member.facility.id)
+        .order_by(CallLog.id)
+    )
+    return [row.to_dict() for row in rows]
+
+
+@bp.post("/f/<slug>/grants/<grant_id>/refuse")
+@spec.validate(resp=reply(HTTP_200=GrantRefused), tags=("prompts",))
+def refuse_grant(slug: str, grant_id: str) -> Answer:
+    """Refuse a sign-in prompt: waiting runs get NoIntegrationGrant."""
+    member = require_member(slug)
+    grant = db.session.get(Grant, grant_id)
+    if grant is None or grant.user_id != member.user.id or grant.facility_id != member.facility.id:
+        raise NotFound("no such prompt")
+    changed = extensions.grants().resolve(grant.id, "refused")
+    return GrantRefused(grant_id=grant.id, state="refused" if changed else grant.state)

@@ -1,0 +1,163 @@
+"""Scripts of a facility, and which integrations a source needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
+
+from app import db
+from app.models import Role, Script
+from app.services import inputs as script_inputs
+from app.services import readiness as readiness_service
+from app.services import scripts as scripts_service
+from app.web.api.base import api_blueprint
+from app.web.openapi import Answer, Body, list_of, reply, spec
+from app.web.security import require_member
+
+bp = api_blueprint("api_scripts")
+TAGS = ("scripts",)
+
+
+class ScriptOut(BaseModel):
+    """A script; `source` only for scripters."""
+
+    id: int
+    name: str
+    description: str
+    published: bool
+    published_version: int | None = None
+    updated_at: str | None
+    source: str | None = None
+    inputs: list[Any] | None = None
+    input_schema: Any = None
+
+
+class ScriptCreate(Body):
+    """A new script."""
+
+    name: StrictStr = ""
+    source: StrictStr = ""
+    description: StrictStr = ""
+    # The declared input fields (checked as JSON Schema by the service).
+    inputs: list[Any] | None = None
+    published: StrictBool | None = None
+
+
+class ScriptUpdate(Body):
+    """The fields to change; absent or null keeps the old value."""
+
+    name: StrictStr | None = None
+    source: StrictStr | None = None
+    description: StrictStr | None = None
+    # The declared input fields (checked as JSON Schema by the service).
+    inputs: list[Any] | None = None
+    published: StrictBool | None = None
+
+
+class ReadinessQuery(Body):
+    """The source to look at."""
+
+    source: StrictStr = ""
+
+
+class ReadinessItem(BaseModel):
+    """One integration the source uses: whether it is known and who has an account."""
+
+    model_config = ConfigDict(extra="allow")
+    key: str
+    exists: bool
+    state: str
+    ready: bool
+    message: str
+
+
+def script_out(script: Script, *, with_source: bool) -> ScriptOut:
+    """The API shape of a script."""
+    return ScriptOut(
+        id=script.id,
+        name=script.name,
+        description=script.description,
+        published=script.published,
+        published_version=script.published_version,
+        updated_at=script.updated_at.isoformat() if script.updated_at else None,
+        source=script.source if with_source else None,
+        inputs=script_inputs.fields_from_schema(script.input_schema) if with_source else None,
+        input_schema=script.input_schema if with_source else None,
+    )
+
+
+@bp.get("/f/<slug>/scripts")
+@spec.validate(resp=reply(HTTP_200=list_of(ScriptOut)), tags=TAGS)
+def list_scripts(slug: str) -> Answer:
+    """Scripts the user may see in the facility."""
+    member = require_member(slug)
+    rows = scripts_service.list_scripts(db.session(), member)
+    scripter = member.can(Role.scripter)
+    return [script_out(s, with_source=scripter).model_dump() for s in rows]
+
+
+@bp.post("/f/<slug>/scripts")
+@spec.validate(resp=reply(HTTP_201=ScriptOut), tags=TAGS)
+def create_script(slug: str, json: ScriptCreate) -> Answer:
+    """Create a script (scripters)."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.create_script(
+        db.session(),
+        member,
+        name=json.name,
+        source=json.source,
+        description=json.description,
+        input_fields=json.inputs,
+        published=bool(json.published),
+    )
+    db.session.commit()
+    return script_out(script, with_source=True), 201
+
+
+@bp.get("/f/<slug>/scripts/<int:script_id>")
+@spec.validate(resp=reply(HTTP_200=ScriptOut), tags=TAGS)
+def get_script(slug: str, script_id: int) -> Answer:
+    """One script."""
+    member = require_member(slug)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    return script_out(script, with_source=member.can(Role.scripter))
+
+
+@bp.patch("/f/<slug>/scripts/<int:script_id>")
+@spec.validate(resp=reply(HTTP_200=ScriptOut), tags=TAGS)
+def update_script(slug: str, script_id: int, json: ScriptUpdate) -> Answer:
+    """Change name, source, description or published (scripters)."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    scripts_service.update_script(
+        db.session(),
+        member,
+        script,
+        name=json.name,
+        source=json.source,
+        description=json.description,
+        input_fields=json.inputs,
+        published=json.published,
+    )
+    db.session.commit()
+    return script_out(script, with_source=True)
+
+
+@bp.delete("/f/<slug>/scripts/<int:script_id>")
+@spec.validate(resp=reply("HTTP_204"), tags=TAGS)
+def delete_script(slug: str, script_id: int) -> Answer:
+    """Delete a script (scripters)."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    scripts_service.delete_script(db.session(), member, script)
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/f/<slug>/readiness")
+@spec.validate(resp=reply(HTTP_200=list_of(ReadinessItem)), tags=TAGS)
+def readiness(slug: str, json: ReadinessQuery) -> Answer:
+    """Which integrations a source uses and whether the user or facility has accounts."""
+    member = require_member(slug, Role.scripter)
+    return readiness_service.integration_readiness(db.session(), member, json.source)

@@ -1,0 +1,137 @@
+"""Connect links in the browser: /connect/<token> runs the sign-in of the user the link
+was made for, with no Scriptbox session, then returns to the embedding app or says how
+it went. The OAuth callback hands sign-ins started here back to `finish_oauth`.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, session
+from flask.typing import ResponseReturnValue
+
+from app import db, extensions
+from app.errors import AppError, OAuthCallbackError
+from app.models import ConnectLink, Facility, Integration
+from app.services import connect_links, connections
+from app.services.integrations_admin import redirect_uri
+from app.web.security import check_csrf
+
+bp = Blueprint("connect", __name__)
+
+# The Flask-session key holding this browser's connect-link secret (not a sign-in).
+_SECRET = "connect_link"
+# OAuthState.purpose of sign-ins started from a connect link.
+PURPOSE = "link"
+
+
+def _answer(
+    link: ConnectLink, outcome: str, message: str, *, account_id: int | None = None
+) -> ResponseReturnValue:
+    target = connect_links.finish(db.session(), link, outcome=outcome, account_id=account_id)
+    db.session.commit()
+    if target:
+        return redirect(target)
+    return render_template("signed_in.html", ok=outcome == "connected", message=message), (
+        200 if outcome == "connected" else 400
+    )
+
+
+@bp.route("/connect/<token>", methods=["GET", "POST"])
+def open_link(token: str) -> ResponseReturnValue:
+    """Start (or continue, in the same browser) the sign-in a connect link stands for."""
+    try:
+        link, secret = connect_links.open_link(
+            db.session(), token=token, browser_secret=session.get(_SECRET)
+        )
+    except AppError as exc:
+        db.session.rollback()
+        return render_template("signed_in.html", ok=False, message=exc.message), exc.status
+    session[_SECRET] = secret
+    db.session.commit()
+    integration = db.session.get(Integration, link.integration_id)
+    facility = db.session.get(Facility, link.facility_id)
+    assert integration is not None and facility is not None  # cascades delete the link
+    page = {"link": link, "integration": integration, "facility_name": facility.name}
+    if request.method == "POST":
+        check_csrf()
+        if request.form.get("refuse"):
+            return _answer(link, "refused", "Nothing was connected.")
+    if integration.auth_mode == "oauth2":
+        wanted = {
+            p["name"]: request.args.get(f"param_{p['name']}", "").strip()
+            for p in integration.parameters
+        }
+        if not all(wanted.values()):
+            # e.g. a Zendesk subdomain: asked before going to the provider.
+            return render_template("connect_link.html", **page, error=None, parameters_only=True)
+        url = connections.start_authorization(
+            db.session(),
+            integration=integration,
+            user_id=link.user_id,
+            facility_id=link.facility_id,
+            purpose=PURPOSE,
+            session_binding=connect_links.browser_binding(secret),
+            redirect_uri=redirect_uri(current_app.config["PUBLIC_URL"]),
+            vault=extensions.vault(),
+            label=link.label,
+            parameters=wanted,
+        )
+        db.session.commit()
+        return redirect(url)
+    error = None
+    if request.method == "POST":
+        try:
+            account = connections.connect_with_credentials(
+                db.session(),
+                integration=integration,
+                owner="user",
+                user_id=link.user_id,
+                label=link.label,
+                fields={name: request.form.get(name, "") for name in integration.credential_fields},
+                parameters={
+                    p["name"]: request.form.get(f"param_{p['name']}", "")
+                    for p in integration.parameters
+                },
+                vault=extensions.vault(),
+                http=extensions.outbound(),
+            )
+        except AppError as exc:  # shown on the form: the user may correct it
+            db.session.rollback()
+            error = exc.message
+        else:
+            message = f"{integration.name} is connected."
+            return _answer(link, "connected", message, account_id=account.id)
+    return render_template(
+        "connect_link.html", **page, error=error, parameters_only=False
+    ), 400 if error else 200
+
+
+def finish_oauth() -> ResponseReturnValue:
+    """The OAuth callback of a sign-in started from a connect link (no user session)."""
+    secret = session.get(_SECRET)
+    binding = connect_links.browser_binding(secret) if secret else ""
+    link = connect_links.link_of_browser(db.session(), browser_secret=secret)
+    try:
+        account, _state = connections.complete_authorization(
+            db.session(),
+            state=request.args.get("state", ""),
+            code=request.args.get("code"),
+            error=request.args.get("error"),
+            session_binding=binding,
+            redirect_uri=redirect_uri(current_app.config["PUBLIC_URL"]),
+            vault=extensions.vault(),
+            http=extensions.outbound(),
+        )
+    except OAuthCallbackError as exc:
+        db.session.commit()  # the state is spent even when the sign-in failed
+        if link is None:  # another browser, or the link is finished: nothing to report
+            return render_template("signed_in.html", ok=False, message=exc.message), 400
+        refused = request.args.get("error") == "access_denied"
+        return _answer(link, "refused" if refused else "error", exc.message)
+    if link is None:
+        db.session.rollback()
+        return render_template(
+            "signed_in.html", ok=False, message="This connect link was already used."
+        ), 400
+    integration = db.session.get(Integration, account.integration_id)
+    name = integration.name if integration else "the service"
+    return _answer(link, "connected", f"{name} is connected.", account_id=account.id)

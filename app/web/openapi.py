@@ -1,0 +1,186 @@
+"""The API's declarations in one place: pydantic models validate requests and answers and
+spectree turns the same models into the OpenAPI 3.1 document at /api/openapi.json.
+
+Why spectree + pydantic: pydantic v2 emits JSON Schema 2020-12, which is OpenAPI 3.1's own
+schema dialect, so the document is the validators' schema and not a translation of it;
+spectree decorates plain Flask views on plain blueprints (flask-openapi3 and APIFlask need
+their own app class, flask-smorest speaks marshmallow and documents 3.1 only partly).
+Validation failures become our ValidationError, so every wrong input is the one JSON error
+shape with the field named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from flask import Flask, current_app, jsonify, render_template, request
+from flask import Response as FlaskResponse
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictStr
+from pydantic import ValidationError as PydanticError
+from spectree import Response, SpecTree
+from spectree.model_adapter import get_pydantic_model_adapter
+
+from app.errors import ValidationError
+
+# Whole numbers beyond a signed 64-bit integer cannot reach the database (SQLite raises).
+MAX_INTEGER = 2**63 - 1
+
+# A whole number from a query string: digits only, within what the database stores.
+QueryInt = Annotated[int, Field(ge=-MAX_INTEGER, le=MAX_INTEGER)]
+TextMap = dict[StrictStr, StrictStr]
+
+# What an API view returns: a declared model or JSON data, alone or with a status (and
+# headers). Not
+# flask.typing.ResponseReturnValue: spectree reads the views' type hints at run time and
+# that alias names types Flask imports only for type checkers.
+_Data = BaseModel | dict[str, Any] | list[Any] | str
+Answer = _Data | tuple[_Data, int] | tuple[_Data, int, dict[str, str]]
+
+# The error statuses any API operation may answer, each with the one error shape.
+ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 429)
+
+
+class Body(BaseModel):
+    """A JSON request body: strict types (no "1" for 1, no 1 for true).
+
+    Unknown keys are ignored, as they always were: clients send objects they also use
+    elsewhere, and one field more must not break them.
+    """
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class Query(BaseModel):
+    """Query-string values: text converted to the declared type, unknown keys ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code, words for people, the input field when one is to blame."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """The one error shape of the API."""
+
+    error: ErrorDetail
+
+
+def list_of(model: type[BaseModel]) -> type[RootModel[Any]]:
+    """A response model for a JSON array of `model`."""
+    return RootModel[list[model]]  # type: ignore[valid-type]
+
+
+def reply(*no_content: str, **models: type[BaseModel]) -> Response:
+    """The documented answers of an operation: its own (HTTP_200=Model, "HTTP_204") + errors."""
+    errors = {f"HTTP_{status}": ErrorBody for status in ERROR_STATUSES}
+    return Response(*no_content, **{**errors, **models})
+
+
+# Text objects whose wrong values name the value's own field, as the forms do
+# (credential `fields` by their name, `parameters` as param_<name>).
+_ITEM_FIELDS = {"fields": "{key}", "parameters": "param_{key}"}
+
+
+def _field_of(error: PydanticError) -> tuple[str, str]:
+    first = error.errors()[0]
+    loc = first["loc"]
+    location = [str(part) for part in loc]
+    field = location[0] if location else "body"
+    if len(loc) == 2 and field in _ITEM_FIELDS and isinstance(loc[1], str):
+        field = _ITEM_FIELDS[field].format(key=loc[1])
+    if first["type"] == "missing":
+        return field, f"{field} is required"
+    return field, f"{field}: {first['msg']}"
+
+
+def _declared_body(view: Callable[..., Any]) -> type[BaseModel] | None:
+    metadata = spec.get_function_metadata(view)
+    key = metadata.json if metadata else None
+    model: type[BaseModel] | None = _body_models.get(key) if key else None
+    return model
+
+
+def _before(
+    req: Any, _response: Any, error: Exception | None, _instance: Any, _adapter: Any
+) -> None:
+    """Turn spectree's validation outcome into our ValidationError; insist on JSON objects."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    model = _declared_body(view) if view else None
+    if model is not None and request.method in ("POST", "PUT", "PATCH"):
+        raw = request.get_data(cache=True)
+        if raw.strip() or request.is_json:
+            # spectree reads a body it cannot parse, or `null`/`[]`, as {}: refuse those here.
+            data = request.get_json(silent=True) if request.is_json else None
+            if not isinstance(data, dict):
+                raise ValidationError("send a JSON object", field="body")
+        elif error is None:
+            # No body at all is an empty object (curl -X POST without -d).
+            try:
+                req.context = req.context._replace(json=model.model_validate({}))
+            except PydanticError as exc:
+                error = exc
+    if isinstance(error, PydanticError):
+        field, message = _field_of(error)
+        raise ValidationError(message, field=field)
+
+
+# Body models by spectree's model key, so the hook can tell which views read a JSON body.
+_body_models: dict[str, type[BaseModel]] = {}
+
+
+class _Spec(SpecTree):
+    """SpecTree that remembers the body models it declared."""
+
+    def _add_model(self, model: Any, mode: Any = "validation") -> str:
+        key = super()._add_model(model, mode)
+        if mode == "validation" and isinstance(model, type) and issubclass(model, Body):
+            _body_models[key] = model
+        return key
+
+
+spec = _Spec(
+    "flask",
+    mode="strict",
+    title="Scriptbox API",
+    version="1",
+    description=(
+        "Scripts, runs, integrations and accounts of a facility. Authenticate with"
+        " `Authorization: Bearer <API token>` (create one under Settings or POST /api/tokens)."
+    ),
+    # spectree leaves out routes under its own path, so it must not be "api"; its own
+    # routes are not registered (init_app serves the document at /api/openapi.json).
+    path="_spectree",
+    page_templates={},
+    before=_before,
+    validation_error_status=400,
+    validation_error_model=ErrorBody,
+    model_adapter=get_pydantic_model_adapter(),
+    security_schemes=[
+        {
+            "name": "token",
+            "data": {"type": "http", "scheme": "bearer"},
+        }
+    ],
+    security={"token": []},
+)
+
+
+def init_app(app: Flask) -> None:
+    """Serve /api/openapi.json (public) and the bundled reference page at /api/docs."""
+
+    @app.get("/api/openapi.json")
+    def openapi_document() -> FlaskResponse:
+        """The OpenAPI 3.1 document of the API (public: it holds no data)."""
+        return jsonify(spec.spec)
+
+    @app.get("/api/docs")
+    def api_reference() -> str:
+        """The browsable API reference (Swagger UI, vendored; see static/apidocs)."""
+        return render_template("api_docs.html")

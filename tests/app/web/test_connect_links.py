@@ -1,0 +1,274 @@
+"""Issue 12.2: connect links run a user's sign-in in any browser, without a Scriptbox
+session, and return to the embedding app with the outcome. Real provider on loopback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from app import db
+from app.devprovider import (
+    ClientSpec,
+    ProviderConfig,
+    answer_consent,
+    create_provider_app,
+    serve_in_thread,
+)
+from app.models import Account, ConnectLink, Role
+from app.models._types import utcnow
+from app.services import integrations_admin
+from app.testing import LiveServer, WebClient
+from tests.conftest import add_member, create_facility, create_integration, create_user
+
+EMBEDDER = "https://embedder.example"
+API_KEY = "link-key"
+
+
+@pytest.fixture
+def provider(live: LiveServer) -> Iterator[str]:
+    """A real OAuth2 provider (and API-key API) on loopback, knowing the app's callback."""
+    callback = f"{live.app.config['PUBLIC_URL']}/oauth/callback"
+    config = ProviderConfig(
+        clients=[ClientSpec("link-client", "link-secret", [callback])],
+        api_keys={API_KEY: None},
+    )
+    with serve_in_thread(create_provider_app(config)) as server:
+        yield server.url
+
+
+@pytest.fixture
+def world(live: LiveServer, provider: str) -> dict[str, Any]:
+    """Admin Ada (with an API token), member Mia, an OAuth and an API-key integration."""
+    live.app.config["ALLOWED_RETURN_ORIGINS"] = [EMBEDDER]
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        ada = create_user(session, email="ada@example.com")
+        mia = create_user(session, email="mia@example.com")
+        stranger = create_user(session, email="sam@example.com")
+        add_member(session, user=ada, facility=lab, role=Role.admin)
+        add_member(session, user=mia, facility=lab, role=Role.member)
+        integrations_admin.create_custom(
+            session,
+            facility=lab,
+            fields={
+                "key": "demo",
+                "name": "Demo OAuth",
+                "auth_mode": "oauth2",
+                "base_url": f"{provider}/api",
+                "authorization_url": f"{provider}/authorize",
+                "token_url": f"{provider}/token",
+                "scopes": ["read"],
+                "token_auth_method": "client_secret_basic",
+                "allow_private_network": True,
+                "client_id": "link-client",
+                "client_secret": "link-secret",
+            },
+        )
+        create_integration(session, facility=lab, key="keyed", base_url=f"{provider}/keyapi")
+        session.commit()
+        ids = {"ada": ada.id, "mia": mia.id, "stranger": stranger.id}
+    ada_browser = WebClient(live.app, live.url, ids["ada"])
+    token = ada_browser.api("POST", "/api/tokens", json={"name": "embedder"}).json()["token"]
+    mia_browser = WebClient(live.app, live.url, ids["mia"])
+    return {"live": live, "token": token, "ids": ids, "mia": mia_browser}
+
+
+def _api(world: dict[str, Any], path: str, body: dict[str, Any]) -> requests.Response:
+    live: LiveServer = world["live"]
+    return requests.post(
+        f"{live.url}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {world['token']}"},
+        timeout=30,
+    )
+
+
+def _link(world: dict[str, Any], **body: Any) -> str:
+    answer = _api(world, "/api/f/lab/connect-links", body)
+    assert answer.status_code == 201, answer.text
+    url: str = answer.json()["url"]
+    return url
+
+
+def _open(world: dict[str, Any], url: str, browser: requests.Session) -> requests.Response:
+    # The link is built from PUBLIC_URL; the test server listens elsewhere on loopback.
+    live: LiveServer = world["live"]
+    path = urlsplit(url).path
+    return browser.get(f"{live.url}{path}", allow_redirects=False, timeout=30)
+
+
+def _callback(world: dict[str, Any], location: str, browser: requests.Session) -> requests.Response:
+    live: LiveServer = world["live"]
+    query = urlsplit(location).query
+    return browser.get(f"{live.url}/oauth/callback?{query}", allow_redirects=False, timeout=30)
+
+
+def _accounts(world: dict[str, Any]) -> list[Account]:
+    with world["live"].app.app_context():
+        return list(db.session.scalars(select(Account)))
+
+
+def _outcome(response: requests.Response) -> dict[str, list[str]]:
+    assert response.status_code == 302, response.text
+    location = response.headers["Location"]
+    assert location.startswith(f"{EMBEDDER}/done?"), location
+    return parse_qs(urlsplit(location).query)
+
+
+def test_a_link_made_by_api_runs_the_members_oauth_sign_in_in_a_fresh_browser(
+    world: dict[str, Any],
+) -> None:
+    url = _link(
+        world,
+        integration="demo",
+        user_id=world["ids"]["mia"],
+        label="work",
+        return_to=f"{EMBEDDER}/done?job=7",
+    )
+    browser = requests.Session()  # no Scriptbox session at all
+    to_provider = _open(world, url, browser)
+    assert to_provider.status_code == 302
+    back = answer_consent(to_provider.headers["Location"], approve=True)
+    outcome = _outcome(_callback(world, back, browser))
+    assert outcome["status"] == ["connected"] and outcome["job"] == ["7"]
+    [account] = _accounts(world)
+    assert outcome["account_id"] == [str(account.id)]
+    assert account.user_id == world["ids"]["mia"] and account.label == "work"
+    # Mia sees it as her own account.
+    mine = world["mia"].api("GET", "/api/f/lab/accounts").json()
+    assert [a["id"] for a in mine] == [account.id]
+    # Single use: the link does not open again, in this browser or another.
+    again = _open(world, url, browser)
+    assert again.status_code == 403 and "already used" in again.text
+    assert _open(world, url, requests.Session()).status_code == 403
+
+
+def test_refusing_at_the_provider_returns_refused_and_connects_nothing(
+    world: dict[str, Any],
+) -> None:
+    url = _link(world, integration="demo", return_to=f"{EMBEDDER}/done")
+    browser = requests.Session()
+    to_provider = _open(world, url, browser)
+    back = answer_consent(to_provider.headers["Location"], approve=False)
+    outcome = _outcome(_callback(world, back, browser))
+    assert outcome["status"] == ["refused"] and "account_id" not in outcome
+    assert _accounts(world) == []
+
+
+def test_another_browser_cannot_finish_a_sign_in_started_from_a_link(
+    world: dict[str, Any],
+) -> None:
+    url = _link(world, integration="demo", return_to=f"{EMBEDDER}/done")
+    owner, thief = requests.Session(), requests.Session()
+    to_provider = _open(world, url, owner)
+    back = answer_consent(to_provider.headers["Location"], approve=True)
+    stolen = _callback(world, back, thief)
+    assert stolen.status_code == 400
+    assert "another browser" in stolen.text
+    assert _accounts(world) == []
+    # The browser that opened the link still finishes it.
+    assert _outcome(_callback(world, back, owner))["status"] == ["connected"]
+
+
+def test_the_api_started_oauth_connection_completes_through_a_link(
+    world: dict[str, Any],
+) -> None:
+    started = _api(world, "/api/f/lab/integrations/demo/accounts", {"label": "ci"})
+    assert started.status_code == 200, started.text
+    url = started.json()["authorization_url"]
+    assert "/connect/" in url
+    browser = requests.Session()
+    back = answer_consent(_open(world, url, browser).headers["Location"], approve=True)
+    done = _callback(world, back, browser)
+    assert done.status_code == 200 and "Demo OAuth is connected" in done.text
+    [account] = _accounts(world)
+    assert account.user_id != world["ids"]["mia"] and account.label == "ci"
+
+
+def test_a_key_form_link_connects_with_the_users_key(world: dict[str, Any]) -> None:
+    url = _link(
+        world, integration="keyed", user_id=world["ids"]["mia"], return_to=f"{EMBEDDER}/done"
+    )
+    browser = requests.Session()
+    form = _open(world, url, browser)
+    assert form.status_code == 200
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf is not None
+    live: LiveServer = world["live"]
+    answer = browser.post(
+        f"{live.url}{urlsplit(url).path}",
+        data={"csrf_token": csrf.group(1), "api_key": API_KEY},
+        allow_redirects=False,
+        timeout=30,
+    )
+    outcome = _outcome(answer)
+    [account] = _accounts(world)
+    assert outcome == {"status": ["connected"], "account_id": [str(account.id)]}
+    assert account.user_id == world["ids"]["mia"]
+
+
+def test_declining_the_key_form_returns_refused(world: dict[str, Any]) -> None:
+    url = _link(world, integration="keyed", return_to=f"{EMBEDDER}/done")
+    browser = requests.Session()
+    form = _open(world, url, browser)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf is not None
+    live: LiveServer = world["live"]
+    answer = browser.post(
+        f"{live.url}{urlsplit(url).path}",
+        data={"csrf_token": csrf.group(1), "refuse": "1"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert _outcome(answer) == {"status": ["refused"]}
+    assert _accounts(world) == []
+
+
+def test_an_expired_link_says_so(world: dict[str, Any]) -> None:
+    url = _link(world, integration="keyed")
+    with world["live"].app.app_context():
+        link = db.session.scalars(select(ConnectLink)).one()
+        link.expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    page = _open(world, url, requests.Session())
+    assert page.status_code == 403 and "expired" in page.text
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"integration": "demo", "return_to": "https://evil.example/x"}, 400, "return_to"),
+        ({"integration": "nope"}, 404, None),
+        ({"integration": 5}, 400, "integration"),
+        ({}, 400, "integration"),
+    ],
+)
+def test_links_are_refused_for_bad_input(
+    world: dict[str, Any], body: dict[str, Any], status: int, field: str | None
+) -> None:
+    answer = _api(world, "/api/f/lab/connect-links", body)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"].get("field") == field
+
+
+def test_only_admins_make_links_for_others_and_only_for_members(world: dict[str, Any]) -> None:
+    mia: WebClient = world["mia"]
+    for_ada = mia.api(
+        "POST", "/api/f/lab/connect-links", json={"integration": "demo", "user_id": 1}
+    )
+    assert for_ada.status_code == 403
+    stranger = _api(
+        world,
+        "/api/f/lab/connect-links",
+        {"integration": "demo", "user_id": world["ids"]["stranger"]},
+    )
+    assert stranger.status_code == 404

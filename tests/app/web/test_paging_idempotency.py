@@ -1,0 +1,179 @@
+"""Issue 12.4: lists paginate with cursors; POST /runs honours an Idempotency-Key."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app import db
+from app.models import CallLog, Facility, Role, Run
+from app.models._types import utcnow
+from app.testing import LiveServer, WebClient, signed_in_session
+from tests.conftest import add_member, create_facility, create_user
+
+CSRF = "csrf-token"
+
+
+@pytest.fixture
+def lab(app: Flask) -> dict[str, Any]:
+    """Admin Ada and scripter Bo in `lab`; their test clients."""
+    session = db.session()
+    lab = create_facility(session, slug="lab")
+    ada = create_user(session, email="ada@example.com")
+    bo = create_user(session, email="bo@example.com")
+    add_member(session, user=ada, facility=lab, role=Role.admin)
+    add_member(session, user=bo, facility=lab, role=Role.scripter)
+    session.commit()
+    clients = {}
+    for name, user in (("ada", ada), ("bo", bo)):
+        client = app.test_client()
+        with client.session_transaction() as cookie:
+            cookie.update({**signed_in_session(app, user.id), "csrf": CSRF})
+        clients[name] = client
+    return {"facility": lab, "ada_id": ada.id, **clients}
+
+
+def _all_pages(client: FlaskClient, path: str, limit: int) -> tuple[list[Any], int]:
+    seen: list[Any] = []
+    pages = 0
+    url = f"{path}?limit={limit}"
+    while True:
+        answer = client.get(url)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        rows = answer.get_json()
+        assert len(rows) <= limit
+        seen += [row["id"] for row in rows]
+        pages += 1
+        cursor = answer.headers.get("Next-Cursor")
+        if cursor is None:
+            assert "Link" not in answer.headers
+            return seen, pages
+        assert f"cursor={cursor}" in answer.headers["Link"]
+        url = f"{path}?limit={limit}&cursor={cursor}"
+
+
+def test_runs_page_by_cursor_without_skips_or_repeats(lab: dict[str, Any]) -> None:
+    session = db.session()
+    facility: Facility = lab["facility"]
+    now = utcnow()
+    # Three runs share one instant: the cursor must order them by id as well.
+    instants = [now, now, now, now - timedelta(seconds=1), now - timedelta(seconds=2)]
+    for instant in instants:
+        session.add(
+            Run(facility_id=facility.id, user_id=lab["ada_id"], source="", created_at=instant)
+        )
+    session.commit()
+    expected = [
+        run.id
+        for run in session.scalars(select(Run).order_by(Run.created_at.desc(), Run.id.desc()))
+    ]
+    seen, pages = _all_pages(lab["ada"], "/api/f/lab/runs", limit=2)
+    assert seen == expected
+    assert pages == 3
+
+
+def test_the_call_log_pages_by_cursor(lab: dict[str, Any]) -> None:
+    session = db.session()
+    for n in range(7):
+        session.add(
+            CallLog(
+                facility_id=lab["facility"].id,
+                integration_key="keyed",
+                method="GET",
+                path=f"/item/{n}",
+                status=200,
+            )
+        )
+    session.commit()
+    seen, pages = _all_pages(lab["ada"], "/api/f/lab/calls", limit=3)
+    assert seen == sorted(seen, reverse=True) and len(set(seen)) == 7
+    assert pages == 3
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "W10", "WyJ4Il0", "WzEsMl0", "%00"])
+def test_a_forged_cursor_is_a_400_naming_it(lab: dict[str, Any], cursor: str) -> None:
+    for path in ("/api/f/lab/runs", "/api/f/lab/calls"):
+        answer = lab["ada"].get(f"{path}?cursor={cursor}")
+        assert answer.status_code == 400, (path, answer.get_data(as_text=True))
+        assert answer.get_json()["error"]["field"] == "cursor"
+
+
+def _start(client: FlaskClient, key: str | None, body: dict[str, Any]) -> Any:
+    headers = {"X-CSRF-Token": CSRF}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return client.post("/api/f/lab/runs", json=body, headers=headers)
+
+
+def _runs() -> int:
+    return db.session.scalar(select(func.count()).select_from(Run)) or 0
+
+
+def test_the_same_key_and_request_give_the_same_run(lab: dict[str, Any]) -> None:
+    body = {"source": "result = 6 * 7", "wait": 30}
+    first = _start(lab["bo"], "order-1", body)
+    again = _start(lab["bo"], "order-1", body)
+    assert first.status_code == again.status_code == 200
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.get_json()["result"] == 42
+    assert _runs() == 1
+    # Without a key every request is a new run.
+    _start(lab["bo"], None, body)
+    _start(lab["bo"], None, body)
+    assert _runs() == 3
+
+
+def test_a_key_reused_with_another_request_is_a_conflict(lab: dict[str, Any]) -> None:
+    assert _start(lab["bo"], "order-2", {"source": "result = 1"}).status_code in (200, 201)
+    clash = _start(lab["bo"], "order-2", {"source": "result = 2"})
+    assert clash.status_code == 409
+    assert clash.get_json()["error"]["field"] == "Idempotency-Key"
+    assert _runs() == 1
+
+
+def test_keys_belong_to_one_user(lab: dict[str, Any]) -> None:
+    body = {"source": "result = 1"}
+    mine = _start(lab["bo"], "shared", body).get_json()["id"]
+    theirs = _start(lab["ada"], "shared", body).get_json()["id"]
+    assert mine != theirs and _runs() == 2
+
+
+@pytest.mark.parametrize("key", ["", "k" * 201])
+def test_an_empty_or_too_long_key_is_a_400(lab: dict[str, Any], key: str) -> None:
+    answer = _start(lab["bo"], key, {"source": "result = 1"})
+    assert answer.status_code == 400
+    assert answer.get_json()["error"]["field"] == "Idempotency-Key"
+    assert _runs() == 0
+
+
+def test_concurrent_retries_with_one_key_start_one_run(live: LiveServer) -> None:
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        bo = create_user(session, email="bo@example.com")
+        add_member(session, user=bo, facility=lab, role=Role.scripter)
+        session.commit()
+        bo_id = bo.id
+    browser = WebClient(live.app, live.url, bo_id)
+
+    def retry(_: int) -> requests.Response:
+        return browser.api(
+            "POST",
+            "/api/f/lab/runs",
+            json={"source": "result = 1"},
+            headers={"Idempotency-Key": "burst"},
+        )
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(retry, range(6)))
+    assert {a.status_code for a in answers} <= {200, 201}, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    with live.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Run)) == 1
