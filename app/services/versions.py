@@ -71,6 +71,16 @@ def get_version(session: Session, *, script: Script, number: int) -> ScriptVersi
     return version
 
 
+def previous_version(session: Session, *, script: Script, number: int) -> ScriptVersion | None:
+    """The latest version saved before `number`, or None for the first."""
+    return session.scalar(
+        select(ScriptVersion)
+        .where(ScriptVersion.script_id == script.id, ScriptVersion.number < number)
+        .order_by(ScriptVersion.number.desc())
+        .limit(1)
+    )
+
+
 def restore_version(
     session: Session, *, script: Script, number: int, user_id: int
 ) -> ScriptVersion:

@@ -9,9 +9,6 @@ def register_blueprints(app: Flask) -> None:
     """Attach every blueprint and the websocket to the app."""
     from app.web import (
         api,
-        api_integration_state,
-        api_runs,
-        api_versions,
         auth,
         connect,
         headers,
@@ -32,9 +29,6 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     for blueprint in api.BLUEPRINTS:
         app.register_blueprint(blueprint)
-    app.register_blueprint(api_versions.bp)
-    app.register_blueprint(api_runs.bp)
-    app.register_blueprint(api_integration_state.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(connect.bp)
     app.register_blueprint(pages.bp)

@@ -12,18 +12,22 @@ from app.web.api import (
     accounts,
     admin,
     connect_links,
+    integration_state,
     integrations,
     me,
     members,
     runs,
     scripts,
+    versions,
 )
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     me.bp,
     scripts.bp,
+    versions.bp,
     runs.bp,
     integrations.bp,
+    integration_state.bp,
     accounts.bp,
     connect_links.bp,
     members.bp,

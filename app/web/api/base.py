@@ -9,7 +9,7 @@ from app import db
 from app.errors import NotFound
 from app.models import Integration
 from app.services.context import MemberContext
-from app.web.security import check_csrf, require_member, require_user
+from app.web.security import check_csrf, current_identity, require_member, require_user
 
 
 def api_blueprint(name: str) -> Blueprint:
@@ -19,6 +19,11 @@ def api_blueprint(name: str) -> Blueprint:
     @bp.before_request
     def _authenticate() -> None:
         require_user()
+        identity = current_identity()
+        if identity is not None and identity.via_token:
+            # Commit the token's last use now: a read-only call would otherwise roll it back,
+            # and a pending write would hold SQLite's lock while the run engine writes.
+            db.session.commit()
         check_csrf()
         slug = (request.view_args or {}).get("slug")
         if slug is not None:

@@ -1,4 +1,5 @@
-"""Runs of scripts: start (optionally waiting), list, read, cancel, their calls; prompts."""
+"""Runs of scripts: start (optionally waiting), list, read, cancel, rerun, explain, their
+calls; prompts."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from app import db, extensions
 from app.errors import NotFound, ValidationError
 from app.lifecycle import is_final
 from app.models import CallLog, Grant, Run
-from app.services import idempotency
+from app.services import idempotency, run_history
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web.api import paging
@@ -30,6 +31,7 @@ from app.web.openapi import (
     spec,
 )
 from app.web.security import require_member
+from app.web.wording import error_in_words
 
 bp = api_blueprint("api_runs")
 TAGS = ("runs",)
@@ -108,6 +110,12 @@ class CallOut(BaseModel):
     integration: str
     method: str
     path: str
+
+
+class Explanation(BaseModel):
+    """The run's error as a sentence a member can act on (null when it did not fail)."""
+
+    words: str | None
 
 
 class GrantRefused(BaseModel):
@@ -213,6 +221,38 @@ def cancel_run(slug: str, run_id: str) -> Answer:
     cancelling = extensions.run_queue().cancel(run.id)
     db.session.refresh(run)
     return CancelOut(id=run.id, cancelling=cancelling, status=run.status)
+
+
+@bp.post("/f/<slug>/runs/<run_id>/rerun")
+@spec.validate(resp=reply(HTTP_200=RunOut, HTTP_201=RunOut), tags=TAGS)
+def rerun(slug: str, run_id: str) -> Answer:
+    """Start the run again with the same input: the script as members run it now, or the
+    same source for an editor run (scripters). 201 while it runs, 200 if already final."""
+    member = require_member(slug)
+    old = scripts_service.get_run(db.session(), member, run_id)
+    run = scripts_service.create_run(
+        db.session(),
+        member,
+        script_id=old.script_id,
+        source=None if old.script_id else old.source,
+        run_input=old.input,
+        interactive=request.authorization is None,
+    )
+    db.session.commit()
+    extensions.run_queue().submit(run.id)
+    return run.to_dict(), 200 if is_final(run.status) else 201
+
+
+@bp.get("/f/<slug>/runs/<run_id>/explain")
+@spec.validate(resp=reply(HTTP_200=Explanation), tags=TAGS)
+def explain(slug: str, run_id: str) -> Answer:
+    """The run's error as a sentence a member can act on (null when it did not fail)."""
+    member = require_member(slug)
+    run = scripts_service.get_run(db.session(), member, run_id)
+    if not run.error_code:
+        return Explanation(words=None)
+    service = run_history.failing_service(db.session(), run=run)
+    return Explanation(words=error_in_words(run.error_code, service))
 
 
 @bp.get("/f/<slug>/runs/<run_id>/calls")
