@@ -157,15 +157,22 @@ def require_member(slug: str, role: Role = Role.member) -> MemberContext:
     A facility the user does not belong to answers NotFound, so its existence leaks not.
     """
     user = require_user()
-    row = db.session.execute(
-        select(Facility, Membership)
-        .join(Membership, Membership.facility_id == Facility.id)
-        .where(Facility.slug == slug, Membership.user_id == user.id)
-    ).first()
-    if row is None:
-        raise NotFound("no such facility")
-    facility, membership = row
-    context = MemberContext(user, facility, membership.role)
+    # Cached on the request: the API's blueprint checks membership before the body is read
+    # and the view asks again with its role; one query serves both.
+    key = f"scriptbox.member.{user.id}.{slug}"
+    context: MemberContext | None = request.environ.get(key)
+    if context is None:
+        row = db.session.execute(
+            select(Facility, Membership)
+            .join(Membership, Membership.facility_id == Facility.id)
+            .where(Facility.slug == slug, Membership.user_id == user.id)
+        ).first()
+        if row is None:
+            raise NotFound("no such facility")
+        facility, membership = row
+        context = MemberContext(user, facility, membership.role)
+        request.environ[key] = context
+    facility = context.facility
     if not context.can(role):
         raise Forbidden(f"this needs the {role.value} role in {facility.name}")
     return context
