@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_LIVE_PAUSED": 100,
     # How often a process renews its runs' heartbeat; three missed beats end them `interrupted`.
     "HEARTBEAT_S": 2.0,
+    # Outbound webhooks: attempts per delivery, and the first retry's wait (doubling after).
+    "WEBHOOK_MAX_ATTEMPTS": 8,
+    "WEBHOOK_RETRY_BASE_S": 30.0,
     # Caps (DESIGN §6): live runs per user and per facility (more wait `queued`), open prompts.
     "MAX_RUNS_PER_USER": 10,
     "MAX_RUNS_PER_FACILITY": 50,
@@ -258,6 +261,8 @@ def validate(config: Any) -> None:
         "GRANT_TIMEOUT_S",
         "IDLE_WORKERS",
         "HEARTBEAT_S",
+        "WEBHOOK_MAX_ATTEMPTS",
+        "WEBHOOK_RETRY_BASE_S",
         "MAX_LIVE_PAUSED",
         "MAX_RUNS_PER_USER",
         "MAX_RUNS_PER_FACILITY",

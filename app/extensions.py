@@ -40,6 +40,8 @@ from app.runner.heartbeat import Heartbeat
 from app.runner.threads import Caps, ThreadRunQueue
 from app.seams import EventBus, GrantSignals, RunQueue
 from app.services.grants import GrantCoordinator
+from app.services.webhook_events import WebhookBus, WebhookEvents, WebhookSender
+from app.services.webhooks import RetryPolicy
 from app.signals import InMemoryGrantSignals
 from sandbox import Executor
 
@@ -73,6 +75,22 @@ def init_app(app: Flask) -> None:
     else:
         bus = InMemoryEventBus()
         signals = InMemoryGrantSignals()
+    # Events for the facility's webhooks; the queue that sends them is built below.
+    events = WebhookEvents(
+        session_factory=factory,
+        public_url=lambda: str(app.config["PUBLIC_URL"]),
+        deliver=lambda delivery_id: run_queue(app).deliver(delivery_id),
+    )
+    bus = WebhookBus(bus, events)
+    webhooks = WebhookSender(
+        session_factory=factory,
+        vault=vault,
+        http=lambda: outbound(app),
+        policy=lambda: RetryPolicy(
+            max_attempts=int(app.config["WEBHOOK_MAX_ATTEMPTS"]),
+            base_s=float(app.config["WEBHOOK_RETRY_BASE_S"]),
+        ),
+    )
     lifecycle = Lifecycle(session_factory=factory, bus=bus)
     grants = GrantCoordinator(
         session_factory=factory,
@@ -84,6 +102,7 @@ def init_app(app: Flask) -> None:
         park_after_s=float(app.config["PARK_AFTER_S"]),
         max_live_paused=int(app.config["MAX_LIVE_PAUSED"]),
     )
+    grants.on_unanswered(events.unanswered)
     broker_lock = threading.Lock()
 
     def broker() -> Broker:
@@ -137,6 +156,7 @@ def init_app(app: Flask) -> None:
             heartbeat=heartbeat,
             caps=caps,
             prefix=shared.prefix,
+            webhooks=webhooks,
         )
     else:
         queue = ThreadRunQueue(
@@ -146,6 +166,7 @@ def init_app(app: Flask) -> None:
             session_factory=factory,
             heartbeat=heartbeat,
             caps=caps,
+            webhooks=webhooks,
         )
     app.extensions.update(
         vault=vault,

@@ -91,5 +91,9 @@ class RunQueue(Protocol):
     def wait(self, run_id: str, timeout: float) -> bool:
         """Block until the run ends or `timeout` passes; True if it ended."""
 
+    def deliver(self, delivery_id: str) -> None:
+        """Send a webhook delivery where the queue runs its tasks; a failed attempt is sent
+        again when its backoff is due (the heartbeat's tick finds it)."""
+
     def shutdown(self, timeout: float) -> None:
         """Stop taking runs; let running runs finish or park within `timeout`, then stop."""

@@ -42,11 +42,13 @@ from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
 from app.runner.threads import Caps, live_counts, under_caps
 from app.services.grants import GrantCoordinator
+from app.services.webhook_events import WebhookSender
 from sandbox import PARKED
 
 log = logging.getLogger(__name__)
 RUN_TASK = "scriptbox.run"
 RESUME_TASK = "scriptbox.resume"
+WEBHOOK_TASK = "scriptbox.webhook"
 VISIBILITY_TIMEOUT_S = 3600
 SENT_MARKER_S = 30  # a queued run whose message vanished is sent again this soon
 _DISPATCH_BATCH = 200
@@ -98,8 +100,10 @@ class CeleryRunQueue:
         heartbeat: Heartbeat,
         caps: Caps,
         prefix: str = "scriptbox",
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self.celery = celery
+        self._webhooks = webhooks
         self._client = client
         self._listener = listener
         self._signals = signals
@@ -114,11 +118,13 @@ class CeleryRunQueue:
         self._closing = False
         celery.task(name=RUN_TASK, ignore_result=True)(self.start_here)
         celery.task(name=RESUME_TASK, ignore_result=True)(self.resume_here)
+        celery.task(name=WEBHOOK_TASK, ignore_result=True)(self.deliver_here)
         grants.on_resolved(self.resume_waiting_for)
         # Every final move (a run finishing, a cancel, the sweep ending a dead worker's
         # run) is announced, so a `wait` anywhere hears it.
         lifecycle.on_end(self._announce_done)
         heartbeat.on_tick(self.dispatch)
+        heartbeat.on_tick(self.deliver_due)
         heartbeat.on_orphaned_grant(self.resume_waiting_for)
         signals.on_cancel(self._cancel_here)
 
@@ -153,6 +159,23 @@ class CeleryRunQueue:
     def wait(self, run_id: str, timeout: float) -> bool:
         """Block until the run ends (on any worker) or `timeout` passes; True if it ended."""
         return self._ends.wait(run_id, timeout, self._ended)
+
+    def deliver(self, delivery_id: str) -> None:
+        """Send a webhook delivery to a worker; a retry is sent by a later tick."""
+        if self._webhooks is not None and not self._closing:
+            self._send(WEBHOOK_TASK, delivery_id)
+
+    def deliver_due(self) -> None:
+        """Send the deliveries whose retry is due to the workers (a heartbeat listener)."""
+        if self._webhooks is not None and not self._closing:
+            for delivery_id in self._webhooks.due():
+                self.deliver(delivery_id)
+
+    def deliver_here(self, delivery_id: str) -> None:
+        """Task body: one attempt of a webhook delivery from this worker."""
+        self._client.delete(self._sent_key(WEBHOOK_TASK, delivery_id))  # a retry may follow
+        if self._webhooks is not None:
+            self._webhooks.send(delivery_id)
 
     def shutdown(self, timeout: float) -> None:
         """Stop sending and driving; live pauses here park at once (the Celery worker

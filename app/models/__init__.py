@@ -6,6 +6,7 @@ from app.models.integrations import Account, CallLog, Grant, Integration, OAuthC
 from app.models.scripts import Run, Script
 from app.models.sessions import UserSession
 from app.models.versions import ScriptVersion
+from app.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Account",
@@ -26,4 +27,6 @@ __all__ = [
     "ScriptVersion",
     "User",
     "UserSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -11,6 +11,7 @@ from app.db import Base
 from app.models._types import UTCDateTime, utcnow
 
 CONNECT_OUTCOMES = ("connected", "refused", "error")
+CONNECT_OWNERS = ("user", "master")
 
 
 class ConnectLink(Base):
@@ -28,6 +29,8 @@ class ConnectLink(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # "user": the user's own account; "master": the facility's (the link's user is an admin).
+    owner: Mapped[str] = mapped_column(String(8), default="user", server_default="user")
     label: Mapped[str] = mapped_column(String(60), default="")
     return_to: Mapped[str | None] = mapped_column(String(1000))
     browser_binding: Mapped[str | None] = mapped_column(String(64), index=True)

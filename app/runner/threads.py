@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
 from app.runner.pool import RunThreads
 from app.services.grants import GrantCoordinator
+from app.services.webhook_events import WebhookSender
 from sandbox import PARKED
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,12 @@ class ThreadRunQueue:
         session_factory: Callable[[], Session],
         heartbeat: Heartbeat,
         caps: Caps,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self._driver = driver
+        self._webhooks = webhooks
+        # Webhooks go out on a few threads of their own: a slow receiver holds no run.
+        self._senders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
         self._lifecycle = lifecycle
         self._grants = grants
         self._session_factory = session_factory
@@ -72,6 +78,7 @@ class ThreadRunQueue:
         grants.on_resolved(self.resume_waiting_for)
         lifecycle.on_end(self._mark_done)  # every final move wakes the run's `wait`
         heartbeat.on_tick(self.dispatch)
+        heartbeat.on_tick(self.deliver_due)
         heartbeat.on_orphaned_grant(self.resume_waiting_for)
 
     # -- RunQueue ----------------------------------------------------------------------
@@ -125,6 +132,26 @@ class ThreadRunQueue:
             status = session.scalar(select(Run.status).where(Run.id == run_id))
         return status is not None and is_final(status)
 
+    def deliver(self, delivery_id: str) -> None:
+        """Send a webhook delivery on a sender thread; a retry is sent by a later tick."""
+        if self._webhooks is None or self._closing:
+            return
+        self.heartbeat.start()  # its tick sends the retries
+        self._senders.submit(self._send_webhook, self._webhooks, delivery_id)
+
+    def deliver_due(self) -> None:
+        """Send the deliveries whose retry is due (a heartbeat listener)."""
+        if self._webhooks is not None and not self._closing:
+            for delivery_id in self._webhooks.due():
+                self.deliver(delivery_id)
+
+    @staticmethod
+    def _send_webhook(sender: WebhookSender, delivery_id: str) -> None:
+        try:
+            sender.send(delivery_id)
+        except Exception:  # the delivery stays pending; the next tick tries again
+            log.exception("webhook delivery %s failed", delivery_id)
+
     def shutdown(self, timeout: float) -> None:
         """Stop taking runs; park the paused ones, let running runs finish within `timeout`,
         then stop beating. A run still going when the time is up is ended `interrupted` by
@@ -132,6 +159,7 @@ class ThreadRunQueue:
         """
         self._closing = True
         self._grants.park_all()
+        self._senders.shutdown(wait=False, cancel_futures=True)  # pending ones stay pending
         with self._lock:
             driving = list(self._driving.values())
         deadline = time.monotonic() + timeout

@@ -48,15 +48,28 @@ def create_link(
     label: str,
     return_to: str | None,
     allowed_return_origins: Iterable[str],
+    owner: str = "user",
 ) -> tuple[ConnectLink, str]:
-    """A new link (and its token, shown once) for `user_id` (default: the caller)."""
+    """A new link (and its token, shown once) for `user_id` (default: the caller).
+
+    owner="master" connects the facility's master account: only admins make such a link,
+    and only for themselves (the admin is the one who signs in at the provider).
+    """
     if integration.facility_id != member.facility.id:
         raise NotFound("no such integration")
     if integration.auth_mode not in USER_AUTH_MODES:
         raise ValidationError(
-            f"{integration.name} has no per-user accounts to connect", field="integration"
+            f"{integration.name} has no account to connect in a browser", field="integration"
         )
     target = member.user.id if user_id is None else user_id
+    if owner == "master":
+        if not member.can(Role.admin):
+            raise Forbidden("only admins connect the facility's master account")
+        if target != member.user.id:
+            raise ValidationError(
+                "a master account link is for the admin who makes it", field="user_id"
+            )
+        label = ""
     if target != member.user.id:
         if not member.can(Role.admin):
             raise Forbidden("only admins create links for other members")
@@ -68,13 +81,38 @@ def create_link(
         if is_member is None:
             raise NotFound("no such member", field="user_id")
     check_return_to(return_to, allowed_return_origins)
+    return issue(
+        session,
+        facility_id=member.facility.id,
+        user_id=target,
+        integration=integration,
+        created_by=member.user.id,
+        label=label,
+        return_to=return_to,
+        owner=owner,
+    )
+
+
+def issue(
+    session: Session,
+    *,
+    facility_id: int,
+    user_id: int,
+    integration: Integration,
+    created_by: int | None,
+    label: str,
+    return_to: str | None,
+    owner: str = "user",
+) -> tuple[ConnectLink, str]:
+    """Store a new link whose checks were made by the caller; its token, shown once."""
     token = LINK_PREFIX + secrets.token_urlsafe(32)
     link = ConnectLink(
         token_hash=_hash(token),
-        facility_id=member.facility.id,
-        user_id=target,
+        facility_id=facility_id,
+        user_id=user_id,
         integration_id=integration.id,
-        created_by=member.user.id,
+        created_by=created_by,
+        owner=owner,
         label=validate_label(label.strip()),
         return_to=return_to,
         expires_at=utcnow() + LINK_LIFETIME,
@@ -82,6 +120,11 @@ def create_link(
     session.add(link)
     session.flush()
     return link, token
+
+
+def url_of(public_url: str, token: str) -> str:
+    """Where a link's token is opened."""
+    return f"{public_url.rstrip('/')}/connect/{token}"
 
 
 def open_link(
@@ -108,6 +151,19 @@ def open_link(
     link.browser_binding = browser_binding(secret)
     session.flush()
     return link, secret
+
+
+def check_owner_allowed(session: Session, link: ConnectLink) -> None:
+    """A master-account link works only while its admin still is one."""
+    if link.owner != "master":
+        return
+    role = session.scalar(
+        select(Membership.role).where(
+            Membership.user_id == link.user_id, Membership.facility_id == link.facility_id
+        )
+    )
+    if role is None or not role.at_least(Role.admin):
+        raise Forbidden("Only admins connect the facility's master account. Ask an admin.")
 
 
 def link_of_browser(session: Session, *, browser_secret: str | None) -> ConnectLink | None:

@@ -177,7 +177,7 @@ def complete_authorization(
             f"The provider refused the sign-in ({exc.error}). Try again, "
             "or ask an admin to check the integration's settings."
         ) from None
-    owner = "master" if row.purpose == "master" else "user"
+    owner = oauth_states.owner_of(row.purpose)
     account = _store_oauth_account(
         session,
         integration=integration,

@@ -9,6 +9,7 @@ parked runs are resumed by whoever listens to `on_resolved` (the run queue).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from app.models import Facility, Grant, Integration, Run, Script
 from app.models._types import utcnow
 from app.seams import EventBus, GrantOutcome, GrantSignals
 from sandbox import HostCallError, ParkRun
+
+log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[], Session]
 # A run that waits for a grant is one of these; a pending grant without one is stale.
@@ -79,10 +82,16 @@ class GrantCoordinator:
         self._parking_all = False
         self._resumed: dict[str, str] = {}  # run id -> the prompt it was parked on
         self._on_resolved: list[Callable[[str], None]] = []
+        self._on_unanswered: list[Callable[[Any], None]] = []
 
     def on_resolved(self, listener: Callable[[str], None]) -> None:
         """Call `listener(grant_id)` after every grant that ends (the queue resumes runs)."""
         self._on_resolved.append(listener)
+
+    def on_unanswered(self, listener: Callable[[Any], None]) -> None:
+        """Call `listener(request)` when a call needs an account and nobody can be asked
+        here (an API run): the webhooks tell the embedding app, with a connect link."""
+        self._on_unanswered.append(listener)
 
     # -- the broker's grant hook ------------------------------------------------------
 
@@ -103,6 +112,11 @@ class GrantCoordinator:
             or not self._interactive(req.run_id)
             or not self._bus.has_listeners(req.user_id, req.facility_id)
         ):
+            for listener in self._on_unanswered:
+                try:
+                    listener(req)
+                except Exception:  # telling an embedding app must not change the refusal
+                    log.exception("an unanswered-grant listener failed")
             return not_interactive(req)
         grant_id, created = self._open_grant(req)
         if req.run_id is not None:

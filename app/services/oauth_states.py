@@ -65,6 +65,16 @@ def check_issuer(integration: Integration, iss: str | None) -> None:
         )
 
 
+# Purposes of sign-ins that connect the facility's master account (from a page, or from a
+# connect link an admin's API token made).
+MASTER_PURPOSES = ("master", "link_master")
+
+
+def owner_of(purpose: str) -> str:
+    """Whose account a sign-in with this purpose connects: "master" or "user"."""
+    return "master" if purpose in MASTER_PURPOSES else "user"
+
+
 def check_still_allowed(session: Session, row: OAuthState) -> None:
     """The person who started the sign-in must still be a member (an admin, for the
     facility's master account) when it completes."""
@@ -75,7 +85,7 @@ def check_still_allowed(session: Session, row: OAuthState) -> None:
     )
     if membership is None:
         raise OAuthCallbackError("You are no longer a member of this facility.")
-    if row.purpose == "master" and not membership.role.at_least(Role.admin):
+    if owner_of(row.purpose) == "master" and not membership.role.at_least(Role.admin):
         raise OAuthCallbackError(
             "Only admins can connect the facility's master account, and you no longer are one."
         )

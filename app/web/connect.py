@@ -19,8 +19,11 @@ bp = Blueprint("connect", __name__)
 
 # The Flask-session key holding this browser's connect-link secret (not a sign-in).
 _SECRET = "connect_link"
-# OAuthState.purpose of sign-ins started from a connect link.
+# OAuthState.purpose of sign-ins started from a connect link (a user's own account, or
+# the facility's master account).
 PURPOSE = "link"
+MASTER_PURPOSE = "link_master"
+PURPOSES = (PURPOSE, MASTER_PURPOSE)
 
 
 def _answer(
@@ -42,6 +45,7 @@ def open_link(token: str) -> ResponseReturnValue:
         link, secret = connect_links.open_link(
             db.session(), token=token, browser_secret=session.get(_SECRET)
         )
+        connect_links.check_owner_allowed(db.session(), link)
     except AppError as exc:
         db.session.rollback()
         return render_template("signed_in.html", ok=False, message=exc.message), exc.status
@@ -68,7 +72,7 @@ def open_link(token: str) -> ResponseReturnValue:
             integration=integration,
             user_id=link.user_id,
             facility_id=link.facility_id,
-            purpose=PURPOSE,
+            purpose=MASTER_PURPOSE if link.owner == "master" else PURPOSE,
             session_binding=connect_links.browser_binding(secret),
             redirect_uri=redirect_uri(current_app.config["PUBLIC_URL"]),
             vault=extensions.vault(),
@@ -83,7 +87,7 @@ def open_link(token: str) -> ResponseReturnValue:
             account = connections.connect_with_credentials(
                 db.session(),
                 integration=integration,
-                owner="user",
+                owner=link.owner,
                 user_id=link.user_id,
                 label=link.label,
                 fields={name: request.form.get(name, "") for name in integration.credential_fields},

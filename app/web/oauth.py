@@ -31,7 +31,7 @@ def _redirect_uri() -> str:
 def callback() -> ResponseReturnValue:
     """Finish an authorization: a connect link's (no session) or a signed-in user's."""
     purpose = connections.state_purpose(db.session(), request.args.get("state", ""))
-    if purpose == connect.PURPOSE:
+    if purpose in connect.PURPOSES:
         return connect.finish_oauth()
     return _signed_in_callback()
 

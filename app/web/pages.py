@@ -14,7 +14,8 @@ from app.errors import NotFound
 from app.integrations import catalog as catalog_rules
 from app.integrations.catalog import load_catalog
 from app.models import Account, ApiToken, Integration, Membership, Role, User
-from app.services import inputs, integrations_admin, invitations, people
+from app.models.webhooks import WEBHOOK_EVENTS
+from app.services import inputs, integrations_admin, invitations, people, webhooks
 from app.services import scripts as scripts_service
 from app.services import usage as usage_service
 from app.services.context import MemberContext
@@ -169,6 +170,11 @@ def manage(slug: str) -> ResponseReturnValue:
         members=people.members_of(db.session(), facility=member.facility),
         invited=invitations.pending_in(db.session(), facility=member.facility),
         problems=problems,
+        webhook_endpoints=webhooks.list_endpoints(db.session(), facility_id=member.facility.id),
+        webhook_deliveries=webhooks.list_deliveries(
+            db.session(), facility_id=member.facility.id, limit=20
+        ),
+        webhook_events=WEBHOOK_EVENTS,
     )
 
 

@@ -19,6 +19,7 @@ from app.web.api import (
     runs,
     scripts,
     versions,
+    webhooks,
 )
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
@@ -32,4 +33,5 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     connect_links.bp,
     members.bp,
     admin.bp,
+    webhooks.bp,
 )

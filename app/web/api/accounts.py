@@ -14,6 +14,7 @@ from app.models import Account, Integration, Role
 from app.services import connections, disconnection
 from app.services.context import MemberContext
 from app.services.integrations_admin import redirect_uri
+from app.web.api import paging
 from app.web.api.base import api_blueprint, integration_of
 from app.web.api.connect_links import new_link
 from app.web.openapi import Answer, Body, Query, TextMap, list_of, reply, spec
@@ -93,11 +94,17 @@ def _connect(
     label = body.label if owner == "user" else ""
     parameters = body.parameters or {}
     identity = current_identity()
-    if integration.auth_mode == "oauth2" and owner == "user" and identity and identity.via_token:
-        # An API caller has no browser session to bind the OAuth state to: its user signs
-        # in through a connect link instead, in whatever browser opens it.
+    if integration.auth_mode == "oauth2" and identity and identity.via_token:
+        # An API caller has no browser session to bind the OAuth state to: its user (the
+        # admin, for the master account) signs in through a connect link instead, in
+        # whatever browser opens it.
         link = new_link(
-            member, integration.key, user_id=None, label=label, return_to=body.return_to
+            member,
+            integration.key,
+            user_id=None,
+            label=label,
+            return_to=body.return_to,
+            owner=owner,
         )
         db.session.commit()
         return AuthorizationUrl(authorization_url=link.url)
@@ -199,16 +206,20 @@ def connect_with_code(slug: str, key: str, json: ConnectWithCode) -> Answer:
 
 
 @bp.get("/f/<slug>/accounts")
-@spec.validate(resp=reply(HTTP_200=list_of(AccountOut)), tags=TAGS)
-def my_accounts(slug: str) -> Answer:
-    """The user's own accounts in the facility."""
+@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(AccountOut)), tags=TAGS)
+def my_accounts(slug: str, query: paging.Page) -> Answer:
+    """The user's own accounts in the facility, oldest first.
+
+    Paginated: `limit`, `cursor` (see the `Next-Cursor` header).
+    """
     member = require_member(slug)
     rows = db.session.scalars(
         select(Account).where(
             Account.facility_id == member.facility.id, Account.user_id == member.user.id
         )
     )
-    return [account_out(a).model_dump() for a in rows]
+    page, after = paging.page_of(list(rows), query, key=lambda a: [a.id], kinds=(int,))
+    return paging.with_next([account_out(a).model_dump() for a in page], after)
 
 
 @bp.delete("/f/<slug>/accounts/<int:account_id>")

@@ -3,6 +3,8 @@ back on `return_to` with `status=connected|refused|error` and the account id."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from flask import current_app
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
@@ -23,6 +25,8 @@ class LinkCreate(Body):
     the user's browser goes afterwards (an allowed origin)."""
 
     integration: StrictStr
+    # "master": the facility's master account, signed in by the admin who makes the link.
+    owner: Literal["user", "master"] = "user"
     user_id: StrictInt | None = Field(default=None, ge=-MAX_INTEGER, le=MAX_INTEGER)
     label: StrictStr = ""
     return_to: StrictStr | None = None
@@ -34,17 +38,18 @@ class LinkOut(BaseModel):
     id: int
     url: str
     user_id: int
+    owner: str
     integration: str
     expires_at: str
 
 
 def link_out(link: ConnectLink, token: str, integration_key: str) -> LinkOut:
     """The API shape of a new link (the only time its token is shown)."""
-    public_url = str(current_app.config["PUBLIC_URL"]).rstrip("/")
     return LinkOut(
         id=link.id,
-        url=f"{public_url}/connect/{token}",
+        url=connect_links.url_of(str(current_app.config["PUBLIC_URL"]), token),
         user_id=link.user_id,
+        owner=link.owner,
         integration=integration_key,
         expires_at=link.expires_at.isoformat(),
     )
@@ -57,6 +62,7 @@ def new_link(
     user_id: int | None,
     label: str,
     return_to: str | None,
+    owner: str = "user",
 ) -> LinkOut:
     """Create a link (flushed, not committed) and its API shape."""
     integration = integration_of(member, key)
@@ -68,6 +74,7 @@ def new_link(
         label=label,
         return_to=return_to,
         allowed_return_origins=current_app.config["ALLOWED_RETURN_ORIGINS"],
+        owner=owner,
     )
     return link_out(link, token, integration.key)
 
@@ -78,7 +85,12 @@ def create_link(slug: str, json: LinkCreate) -> Answer:
     """A short-lived, single-use link that runs a user's sign-in in any browser."""
     member = require_member(slug)
     answer = new_link(
-        member, json.integration, user_id=json.user_id, label=json.label, return_to=json.return_to
+        member,
+        json.integration,
+        user_id=json.user_id,
+        label=json.label,
+        return_to=json.return_to,
+        owner=json.owner,
     )
     db.session.commit()
     return answer, 201

@@ -14,6 +14,7 @@ from app.models import Account, Integration, Role
 from app.services import connections
 from app.services import integrations_admin as admin
 from app.services.connection_checks import test_connection, test_credentials
+from app.web.api import paging
 from app.web.api.accounts import AccountOut, account_out
 from app.web.api.base import api_blueprint, integration_of
 from app.web.openapi import Answer, Body, TextMap, list_of, reply, spec
@@ -116,15 +117,17 @@ def _set_fields(settings: IntegrationSettings) -> dict[str, Any]:
 
 
 @bp.get("/f/<slug>/integrations")
-@spec.validate(resp=reply(HTTP_200=list_of(IntegrationWithAccounts)), tags=TAGS)
-def list_integrations(slug: str) -> Answer:
-    """The facility's integrations (no secrets), with the user's own accounts."""
+@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(IntegrationWithAccounts)), tags=TAGS)
+def list_integrations(slug: str, query: paging.Page) -> Answer:
+    """The facility's integrations (no secrets), with the user's own accounts, by name.
+
+    Paginated: `limit`, `cursor` (see the `Next-Cursor` header).
+    """
     member = require_member(slug)
-    rows = db.session.scalars(
-        select(Integration)
-        .where(Integration.facility_id == member.facility.id)
-        .order_by(Integration.name)
+    every = db.session.scalars(
+        select(Integration).where(Integration.facility_id == member.facility.id)
     ).all()
+    rows, after = paging.page_of(every, query, key=lambda i: [i.name, i.id], kinds=(str, int))
     accounts = db.session.scalars(
         select(Account).where(Account.facility_id == member.facility.id)
     ).all()
@@ -151,7 +154,7 @@ def list_integrations(slug: str) -> Answer:
             if a.integration_id == integration.id and a.user_id == member.user.id
         ]
         result.append(view)
-    return result
+    return paging.with_next(result, after)
 
 
 @bp.post("/f/<slug>/integrations")

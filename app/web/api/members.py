@@ -14,6 +14,7 @@ from app import db
 from app.errors import NotFound
 from app.models import Invitation, Role, User
 from app.services import invitations, people, sessions
+from app.web.api import paging
 from app.web.api.base import api_blueprint
 from app.web.openapi import Answer, Body, list_of, reply, spec
 from app.web.security import require_member, require_user
@@ -84,12 +85,16 @@ def _invitation_dict(invitation: Invitation) -> dict[str, Any]:
 
 
 @bp.get("/f/<slug>/members")
-@spec.validate(resp=reply(HTTP_200=list_of(MemberOut)), tags=TAGS)
-def list_members(slug: str) -> Answer:
-    """Members and roles (admins)."""
+@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(MemberOut)), tags=TAGS)
+def list_members(slug: str, query: paging.Page) -> Answer:
+    """Members and roles, by name (admins).
+
+    Paginated: `limit`, `cursor` (see the `Next-Cursor` header).
+    """
     member = require_member(slug, Role.admin)
     rows = people.members_of(db.session(), facility=member.facility)
-    return [_member_dict(user, role) for user, role in rows]
+    page, after = paging.page_of(rows, query, key=lambda r: [r[0].name, r[0].id], kinds=(str, int))
+    return paging.with_next([_member_dict(user, role) for user, role in page], after)
 
 
 @bp.post("/f/<slug>/members")
@@ -162,12 +167,16 @@ def sign_out_member(slug: str, user_id: int) -> Answer:
 
 
 @bp.get("/f/<slug>/invitations")
-@spec.validate(resp=reply(HTTP_200=list_of(InvitationOut)), tags=TAGS)
-def list_invitations(slug: str) -> Answer:
-    """Invitations not answered yet (admins)."""
+@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(InvitationOut)), tags=TAGS)
+def list_invitations(slug: str, query: paging.Page) -> Answer:
+    """Invitations not answered yet, by email (admins).
+
+    Paginated: `limit`, `cursor` (see the `Next-Cursor` header).
+    """
     member = require_member(slug, Role.admin)
     rows = invitations.pending_in(db.session(), facility=member.facility)
-    return [_invitation_dict(row) for row in rows]
+    page, after = paging.page_of(rows, query, key=lambda i: [i.email, i.id], kinds=(str, int))
+    return paging.with_next([_invitation_dict(row) for row in page], after)
 
 
 @bp.delete("/f/<slug>/invitations/<int:invitation_id>")
@@ -181,11 +190,16 @@ def withdraw_invitation(slug: str, invitation_id: int) -> Answer:
 
 
 @bp.get("/invitations")
-@spec.validate(resp=reply(HTTP_200=list_of(InvitationOut)), tags=TAGS)
-def my_invitations() -> Answer:
-    """Invitations addressed to the signed-in user."""
+@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(InvitationOut)), tags=TAGS)
+def my_invitations(query: paging.Page) -> Answer:
+    """Invitations addressed to the signed-in user, oldest first.
+
+    Paginated: `limit`, `cursor` (see the `Next-Cursor` header).
+    """
     user = require_user()
-    return [_invitation_dict(row) for row in invitations.pending_for(db.session(), user=user)]
+    rows = invitations.pending_for(db.session(), user=user)
+    page, after = paging.page_of(rows, query, key=lambda i: [i.id], kinds=(int,))
+    return paging.with_next([_invitation_dict(row) for row in page], after)
 
 
 @bp.post("/invitations/<int:invitation_id>/accept")

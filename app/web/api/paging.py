@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import request
+from pydantic import Field
 
 from app.errors import ValidationError
 from app.services.scripts import MAX_PAGE
+from app.web.openapi import Query, QueryInt
 
 NEXT_HEADER = "Next-Cursor"
+T = TypeVar("T")
+
+
+class Page(Query):
+    """Page size (1..200, default 50) and the cursor from the previous page's Next-Cursor."""
+
+    limit: QueryInt | None = None
+    cursor: str | None = Field(default=None, max_length=200)
 
 
 def page_limit(limit: int | None) -> int:
@@ -50,6 +62,27 @@ def decode(cursor: str | None, *, kinds: tuple[type, ...]) -> list[Any] | None:
     ):
         raise ValidationError("cursor is not a cursor this list gave out", field="cursor")
     return position
+
+
+def instant(value: str) -> datetime:
+    """The time inside a cursor position; anything else is a 400."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError("cursor is not a cursor this list gave out", field="cursor") from None
+
+
+def page_of(
+    rows: Sequence[T], page: Page, *, key: Callable[[T], list[Any]], kinds: tuple[type, ...]
+) -> tuple[list[T], list[Any] | None]:
+    """One page of a short list read whole (a facility's scripts, members...): rows in
+    `key` order after the cursor's position, and the next page's position (None: last)."""
+    position = decode(page.cursor, kinds=kinds)
+    ordered = sorted(rows, key=key)
+    if position is not None:
+        ordered = [row for row in ordered if key(row) > position]
+    limit = page_limit(page.limit)
+    return ordered[:limit], (key(ordered[limit - 1]) if len(ordered) > limit else None)
 
 
 def with_next(

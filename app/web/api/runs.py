@@ -3,7 +3,6 @@ calls; prompts."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import request
@@ -12,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import db, extensions
-from app.errors import NotFound, ValidationError
+from app.errors import NotFound
 from app.lifecycle import is_final
 from app.models import CallLog, Grant, Run
 from app.services import idempotency, run_history
@@ -186,7 +185,7 @@ def list_runs(slug: str, query: RunList) -> Answer:
     """
     member = require_member(slug)
     position = paging.decode(query.cursor, kinds=(str, str))
-    after = (_instant(position[0]), str(position[1])) if position else None
+    after = (paging.instant(position[0]), str(position[1])) if position else None
     limit = paging.page_limit(query.limit)
     rows = scripts_service.list_runs(
         db.session(), member, script_id=query.script_id, limit=limit + 1, after=after
@@ -195,13 +194,6 @@ def list_runs(slug: str, query: RunList) -> Answer:
     last = page[-1] if more else None
     next_position = [last.created_at.isoformat(), last.id] if last else None
     return paging.with_next([r.to_dict() for r in page], next_position)
-
-
-def _instant(value: str) -> datetime:
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError("cursor is not a cursor this list gave out", field="cursor") from None
 
 
 @bp.get("/f/<slug>/runs/<run_id>")
@@ -256,9 +248,12 @@ def explain(slug: str, run_id: str) -> Answer:
 
 
 @bp.get("/f/<slug>/runs/<run_id>/calls")
-@spec.validate(resp=reply(HTTP_200=list_of(CallOut)), tags=TAGS)
-def run_calls(slug: str, run_id: str) -> Answer:
-    """The integration calls a run made (from the call log)."""
+@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(CallOut)), tags=TAGS)
+def run_calls(slug: str, run_id: str, query: paging.Page) -> Answer:
+    """The integration calls a run made (from the call log), in order.
+
+    Paginated: `limit`, `cursor` (see the `Next-Cursor` header).
+    """
     member = require_member(slug)
     run = scripts_service.get_run(db.session(), member, run_id)
     rows = db.session.scalars(
@@ -266,7 +261,8 @@ def run_calls(slug: str, run_id: str) -> Answer:
         .where(CallLog.run_id == run.id, CallLog.facility_id == member.facility.id)
         .order_by(CallLog.id)
     )
-    return [row.to_dict() for row in rows]
+    page, after = paging.page_of(list(rows), query, key=lambda c: [c.id], kinds=(int,))
+    return paging.with_next([row.to_dict() for row in page], after)
 
 
 @bp.post("/f/<slug>/grants/<grant_id>/refuse")

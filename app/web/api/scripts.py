@@ -11,6 +11,7 @@ from app.models import Role, Script
 from app.services import inputs as script_inputs
 from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
+from app.web.api import paging
 from app.web.api.base import api_blueprint
 from app.web.openapi import Answer, Body, list_of, reply, spec
 from app.web.security import require_member
@@ -88,13 +89,17 @@ def script_out(script: Script, *, with_source: bool) -> ScriptOut:
 
 
 @bp.get("/f/<slug>/scripts")
-@spec.validate(resp=reply(HTTP_200=list_of(ScriptOut)), tags=TAGS)
-def list_scripts(slug: str) -> Answer:
-    """Scripts the user may see in the facility."""
+@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(ScriptOut)), tags=TAGS)
+def list_scripts(slug: str, query: paging.Page) -> Answer:
+    """Scripts the user may see in the facility, by name.
+
+    Paginated: `limit`, `cursor` (see the `Next-Cursor` header).
+    """
     member = require_member(slug)
     rows = scripts_service.list_scripts(db.session(), member)
+    page, after = paging.page_of(rows, query, key=lambda s: [s.name, s.id], kinds=(str, int))
     scripter = member.can(Role.scripter)
-    return [script_out(s, with_source=scripter).model_dump() for s in rows]
+    return paging.with_next([script_out(s, with_source=scripter).model_dump() for s in page], after)
 
 
 @bp.post("/f/<slug>/scripts")

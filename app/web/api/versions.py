@@ -10,6 +10,7 @@ from app import db
 from app.models import Role, ScriptVersion, User
 from app.services import inputs, versions
 from app.services import scripts as scripts_service
+from app.web.api import paging
 from app.web.api.base import api_blueprint
 from app.web.openapi import Answer, Query, QueryInt, list_of, reply, spec
 from app.web.security import require_member
@@ -70,13 +71,20 @@ def _version_out(version: ScriptVersion, *, published: int | None) -> VersionOut
 
 
 @bp.get("/f/<slug>/scripts/<int:script_id>/versions")
-@spec.validate(resp=reply(HTTP_200=list_of(VersionOut)), tags=TAGS)
-def list_versions(slug: str, script_id: int) -> Answer:
-    """Every saved version of a script, newest first (scripters)."""
+@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(VersionOut)), tags=TAGS)
+def list_versions(slug: str, script_id: int, query: paging.Page) -> Answer:
+    """Every saved version of a script, newest first (scripters).
+
+    Paginated: `limit`, `cursor` (see the `Next-Cursor` header).
+    """
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
     rows = versions.list_versions(db.session(), script=script)
-    return [_version_out(v, published=script.published_version).model_dump() for v in rows]
+    page, after = paging.page_of(rows, query, key=lambda v: [-v.number], kinds=(int,))
+    published = script.published_version
+    return paging.with_next(
+        [_version_out(v, published=published).model_dump() for v in page], after
+    )
 
 
 @bp.get("/f/<slug>/scripts/<int:script_id>/versions/<int:number>")

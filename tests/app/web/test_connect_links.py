@@ -272,3 +272,48 @@ def test_only_admins_make_links_for_others_and_only_for_members(world: dict[str,
         {"integration": "demo", "user_id": world["ids"]["stranger"]},
     )
     assert stranger.status_code == 404
+
+
+def test_an_admin_token_connects_the_facility_master_account_through_a_link(
+    world: dict[str, Any],
+) -> None:
+    started = _api(
+        world, "/api/f/lab/integrations/demo/master", {"return_to": f"{EMBEDDER}/done"}
+    )
+    assert started.status_code == 200, started.text
+    url = started.json()["authorization_url"]
+    assert "/connect/sbc_" in url
+    # A browser with no Scriptbox session at all signs in at the provider.
+    browser = requests.Session()
+    back = answer_consent(_open(world, url, browser).headers["Location"], approve=True)
+    outcome = _outcome(_callback(world, back, browser))
+    assert outcome["status"] == ["connected"]
+    [account] = _accounts(world)
+    assert account.owner_kind == "master" and account.user_id is None
+    assert outcome["account_id"] == [str(account.id)]
+    # Single use: the same link again is refused with a clear page.
+    again = _open(world, url, requests.Session())
+    assert again.status_code == 403 and "already used" in again.text
+
+
+def test_master_links_are_for_admins_and_for_themselves(world: dict[str, Any]) -> None:
+    mia: WebClient = world["mia"]
+    refused = mia.api(
+        "POST", "/api/f/lab/connect-links", json={"integration": "demo", "owner": "master"}
+    )
+    assert refused.status_code == 403, refused.text
+    for_someone_else = _api(
+        world,
+        "/api/f/lab/connect-links",
+        {"integration": "demo", "owner": "master", "user_id": world["ids"]["mia"]},
+    )
+    assert for_someone_else.status_code == 400
+    assert for_someone_else.json()["error"]["field"] == "user_id"
+    made = _api(world, "/api/f/lab/connect-links", {"integration": "demo", "owner": "master"})
+    assert made.status_code == 201 and made.json()["owner"] == "master"
+
+
+def test_a_forged_link_gets_a_clear_page(world: dict[str, Any]) -> None:
+    live: LiveServer = world["live"]
+    forged = requests.get(f"{live.url}/connect/sbc_forged", timeout=30)
+    assert forged.status_code == 404 and "not valid" in forged.text

@@ -3,7 +3,7 @@ admin: no server error, and every answer (status, content type, body) as documen
 
 Bounded: a fixed number of examples per operation, in-process (WSGI), no network. The
 operations that make the server call a provider (test connection, master/code connect,
-revocation) are left out: fuzzed URLs must not leave the machine.
+revocation) or register a webhook URL are left out: fuzzed URLs must not leave the machine.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ OUTBOUND = [
     ("DELETE", "/api/f/{slug}/integrations/{key}/master"),
     ("POST", "/api/f/{slug}/integrations/{key}/accounts/code"),
     ("DELETE", "/api/f/{slug}/accounts/{account_id}"),
+    # A registered endpoint receives the run.finished of every fuzzed run.
+    ("POST", "/api/f/{slug}/webhooks"),
 ]
 # Revoking the fuzzing token itself would turn the rest of the run into 401s.
 SELF_LOCKOUT = [("DELETE", "/api/tokens/{token_id}")]

@@ -1,0 +1,55 @@
+"""Outbound webhooks: endpoints an admin registers per facility, and their deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+from app.models._types import UTCDateTime, new_id, utcnow
+
+# What an endpoint may subscribe to (DESIGN: issue 12.3).
+WEBHOOK_EVENTS = ("run.finished", "grant.required", "account.needs_reauth")
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+class WebhookEndpoint(Base):
+    """A URL of an embedding app that receives the facility's events, signed with its own
+    secret (stored encrypted by the vault: the server needs it to sign)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_id: Mapped[int] = mapped_column(
+        ForeignKey("facilities.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(1000))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret_enc: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: sent until it is answered 2xx or its attempts run out."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,359 @@
+"""Outbound webhooks (issue 12.3): admins register endpoints per facility; events become
+deliveries that the run queue sends, signed, and retries with exponential backoff.
+
+Signing (how a receiver verifies, also in the README): the body is sent as is with
+
+    Scriptbox-Timestamp: <unix seconds>
+    Scriptbox-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
+
+The receiver recomputes the HMAC over the timestamp, a dot and the raw body with the
+endpoint's secret, compares in constant time, and refuses a timestamp older than a few
+minutes (a replayed request carries an old timestamp, and changing it breaks the MAC).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound, ValidationError
+from app.integrations.transport import PrivateAddress
+from app.integrations.vault import Vault
+from app.models import WebhookDelivery, WebhookEndpoint
+from app.models._types import utcnow
+from app.models.webhooks import WEBHOOK_EVENTS
+
+SECRET_PREFIX = "whsec_"
+TIMESTAMP_HEADER = "Scriptbox-Timestamp"
+SIGNATURE_HEADER = "Scriptbox-Signature"
+EVENT_HEADER = "Scriptbox-Event"
+DELIVERY_HEADER = "Scriptbox-Delivery"
+# How long one attempt may take, and how long a claimed attempt keeps others off it.
+SEND_TIMEOUT_S = 10.0
+_LEASE = timedelta(seconds=60)
+MAX_ENDPOINTS = 20
+# Whether a facility has an active endpoint, cached so that the end of every run costs no
+# query where nobody listens. Registering or removing here forgets it at once; another
+# process (a Celery worker) sees a new endpoint within this long.
+WANTED_TTL_S = 30.0
+_wanted: dict[tuple[str, int], tuple[bool, float]] = {}
+_wanted_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts in all, and the wait before the n-th retry: base * 2**(n-1), capped."""
+
+    max_attempts: int = 8
+    base_s: float = 30.0
+    cap_s: float = 6 * 3600.0
+
+    def delay(self, attempts: int) -> timedelta:
+        """The wait after `attempts` failed attempts."""
+        return timedelta(seconds=min(self.base_s * 2 ** max(attempts - 1, 0), self.cap_s))
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The Scriptbox-Signature value for a body sent at `timestamp`."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1={mac.hexdigest()}"
+
+
+def verify(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    *,
+    tolerance_s: int = 300,
+    now: float | None = None,
+) -> bool:
+    """What a receiver does: the signature matches and the timestamp is recent."""
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - sent) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, sent, body), signature)
+
+
+def facility_wants(session: Session, facility_id: int) -> bool:
+    """True when the facility has an active endpoint (cached for WANTED_TTL_S)."""
+    now = time.monotonic()
+    key = _key(session, facility_id)
+    with _wanted_lock:
+        known = _wanted.get(key)
+    if known is not None and now - known[1] < WANTED_TTL_S:
+        return known[0]
+    found = bool(
+        session.scalar(
+            select(
+                exists().where(
+                    WebhookEndpoint.facility_id == facility_id,
+                    WebhookEndpoint.active.is_(True),
+                )
+            )
+        )
+    )
+    with _wanted_lock:
+        _wanted[key] = (found, now)
+    return found
+
+
+def _key(session: Session, facility_id: int) -> tuple[str, int]:
+    # Per database: one process may serve several (the tests do).
+    return str(session.get_bind().engine.url), facility_id
+
+
+def forget(session: Session, facility_id: int) -> None:
+    """The facility's endpoints changed: ask the database next time."""
+    with _wanted_lock:
+        _wanted.pop(_key(session, facility_id), None)
+
+
+def remove(session: Session, endpoint: WebhookEndpoint) -> None:
+    """Delete an endpoint and its delivery log."""
+    facility_id = endpoint.facility_id
+    session.delete(endpoint)
+    session.flush()
+    forget(session, facility_id)
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("url must be an http(s) URL", field="url")
+    if parts.username or parts.password:
+        raise ValidationError("url must not carry a user or password", field="url")
+    return url.strip()
+
+
+def _check_events(events: Sequence[str]) -> list[str]:
+    unknown = sorted(set(events) - set(WEBHOOK_EVENTS))
+    if unknown or not events:
+        raise ValidationError(f"events: choose from {', '.join(WEBHOOK_EVENTS)}", field="events")
+    return [e for e in WEBHOOK_EVENTS if e in events]
+
+
+def register(
+    session: Session,
+    *,
+    facility_id: int,
+    url: str,
+    events: Sequence[str],
+    created_by: int | None,
+    vault: Vault,
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its signing secret (returned once, kept encrypted)."""
+    count = len(
+        session.scalars(
+            select(WebhookEndpoint.id).where(WebhookEndpoint.facility_id == facility_id)
+        ).all()
+    )
+    if count >= MAX_ENDPOINTS:
+        raise ValidationError(f"a facility has at most {MAX_ENDPOINTS} endpoints", field="url")
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    endpoint = WebhookEndpoint(
+        facility_id=facility_id,
+        url=_check_url(url),
+        events=_check_events(events),
+        secret_enc=vault.encrypt(secret),
+        created_by=created_by,
+        active=True,
+    )
+    session.add(endpoint)
+    session.flush()
+    forget(session, facility_id)
+    return endpoint, secret
+
+
+def endpoint_of(session: Session, *, facility_id: int, endpoint_id: int) -> WebhookEndpoint:
+    """The facility's endpoint, or 404 (another facility's id is unknown here)."""
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or endpoint.facility_id != facility_id:
+        raise NotFound("no such webhook endpoint")
+    return endpoint
+
+
+def list_endpoints(
+    session: Session, *, facility_id: int, after: int | None = None, limit: int = 50
+) -> list[WebhookEndpoint]:
+    """The facility's endpoints, oldest first (those after id `after`, when given)."""
+    query = select(WebhookEndpoint).where(WebhookEndpoint.facility_id == facility_id)
+    if after is not None:
+        query = query.where(WebhookEndpoint.id > after)
+    return list(session.scalars(query.order_by(WebhookEndpoint.id).limit(limit)))
+
+
+def list_deliveries(
+    session: Session,
+    *,
+    facility_id: int,
+    endpoint_id: int | None = None,
+    limit: int = 50,
+    before: tuple[datetime, str] | None = None,
+) -> list[WebhookDelivery]:
+    """The facility's deliveries, newest first (after the cursor `before`, when given)."""
+    query = select(WebhookDelivery).where(WebhookDelivery.facility_id == facility_id)
+    if endpoint_id is not None:
+        query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
+    if before is not None:
+        created, delivery_id = before
+        query = query.where(
+            (WebhookDelivery.created_at < created)
+            | ((WebhookDelivery.created_at == created) & (WebhookDelivery.id < delivery_id))
+        )
+    query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+    return list(session.scalars(query.limit(limit)))
+
+
+def enqueue(session: Session, *, facility_id: int, event: str, data: dict[str, Any]) -> list[str]:
+    """A pending delivery of `event` for every active endpoint that subscribed to it."""
+    assert event in WEBHOOK_EVENTS
+    ids = []
+    for endpoint in session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.facility_id == facility_id, WebhookEndpoint.active.is_(True)
+        )
+    ):
+        if event not in endpoint.events:
+            continue
+        delivery = WebhookDelivery(
+            endpoint_id=endpoint.id,
+            facility_id=facility_id,
+            event=event,
+            payload={"event": event, "created_at": utcnow().isoformat(), "data": data},
+            status="pending",
+            attempts=0,
+            next_attempt_at=utcnow(),
+        )
+        session.add(delivery)
+        session.flush()
+        payload = dict(delivery.payload)
+        payload["id"] = delivery.id
+        delivery.payload = payload
+        ids.append(delivery.id)
+    session.flush()
+    return ids
+
+
+def due(session: Session, *, limit: int = 100) -> list[str]:
+    """Pending deliveries whose next attempt is due, oldest first."""
+    return list(
+        session.scalars(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= utcnow())
+            .order_by(WebhookDelivery.next_attempt_at)
+            .limit(limit)
+        )
+    )
+
+
+def attempt(
+    session_factory: Callable[[], Session],
+    delivery_id: str,
+    *,
+    vault: Vault,
+    http: requests.Session,
+    policy: RetryPolicy,
+) -> str | None:
+    """Send one due delivery once; its status afterwards (None: not due, or taken).
+
+    The claim is a conditional UPDATE that moves `next_attempt_at` past a lease, so two
+    processes (or a tick and a submit) never send one attempt twice.
+    """
+    now = utcnow()
+    with session_factory() as session, session.begin():
+        claimed = session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == delivery_id,
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=now + _LEASE)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if not claimed:
+            return None
+        delivery = session.get(WebhookDelivery, delivery_id)
+        assert delivery is not None
+        endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+        assert endpoint is not None  # the delivery cascades with its endpoint
+        url, secret = endpoint.url, vault.decrypt(endpoint.secret_enc)
+        body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+        event = delivery.event
+    code, error = _post(http, url, secret, body, event=event, delivery_id=delivery_id)
+    with session_factory() as session, session.begin():
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            return None  # its endpoint was removed meanwhile
+        delivery.attempts += 1
+        delivery.response_code = code
+        delivery.last_error = error
+        if code is not None and 200 <= code < 300:
+            delivery.status, delivery.delivered_at, delivery.next_attempt_at = (
+                "delivered",
+                utcnow(),
+                None,
+            )
+        elif delivery.attempts >= policy.max_attempts:
+            delivery.status, delivery.next_attempt_at = "failed", None
+        else:
+            delivery.next_attempt_at = utcnow() + policy.delay(delivery.attempts)
+        return delivery.status
+
+
+def _post(
+    http: requests.Session, url: str, secret: str, body: bytes, *, event: str, delivery_id: str
+) -> tuple[int | None, str | None]:
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Scriptbox-Webhooks/1",
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        EVENT_HEADER: event,
+        DELIVERY_HEADER: delivery_id,
+    }
+    try:
+        # Through the guarded transport: private addresses only where the operator allows.
+        response = http.post(
+            url, data=body, headers=headers, timeout=SEND_TIMEOUT_S, allow_redirects=False
+        )
+    except (requests.RequestException, OSError) as exc:
+        return None, _error_words(exc)
+    response.close()
+    if 200 <= response.status_code < 300:
+        return response.status_code, None
+    return response.status_code, f"answered HTTP {response.status_code}"
+
+
+def _error_words(exc: BaseException) -> str:
+    seen: BaseException | None = exc
+    while seen is not None:  # requests wraps the transport's refusal in its own errors
+        if isinstance(seen, PrivateAddress):
+            return f"refused by the outbound guard: {seen}"[:300]
+        nested = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(seen, "reason", None)
+        seen = (
+            seen.__cause__
+            or seen.__context__
+            or (nested[0] if nested else None)
+            or (reason if isinstance(reason, BaseException) else None)
+        )
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -1,0 +1,159 @@
+"""Outbound webhooks of a facility (admins): register endpoints, list them and their
+deliveries, remove them. The signing secret is shown once, when the endpoint is made."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, StrictStr
+
+from app import db, extensions
+from app.models import Role, WebhookDelivery, WebhookEndpoint
+from app.services import webhooks
+from app.web.api import paging
+from app.web.api.base import api_blueprint
+from app.web.openapi import Answer, Body, list_of, reply, spec
+from app.web.security import require_member
+
+bp = api_blueprint("api_webhooks")
+TAGS = ("webhooks",)
+
+Event = Literal["run.finished", "grant.required", "account.needs_reauth"]
+
+
+class EndpointCreate(Body):
+    """Where to send (http or https) and which events."""
+
+    url: StrictStr = Field(max_length=1000)
+    events: list[Event] = Field(min_length=1, max_length=3)
+
+
+class EndpointOut(BaseModel):
+    """A registered endpoint."""
+
+    id: int
+    url: str
+    events: list[str]
+    active: bool
+    created_at: str
+
+
+class NewEndpoint(EndpointOut):
+    """A new endpoint and its signing secret: shown this once, keep it."""
+
+    secret: str
+
+
+class DeliveryOut(BaseModel):
+    """One event sent (or being sent) to an endpoint."""
+
+    id: str
+    endpoint_id: int
+    event: str
+    status: str
+    attempts: int
+    response_code: int | None
+    last_error: str | None
+    next_attempt_at: str | None
+    created_at: str
+    delivered_at: str | None
+
+
+def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
+    """The API shape of an endpoint (never its secret)."""
+    return EndpointOut(
+        id=endpoint.id,
+        url=endpoint.url,
+        events=list(endpoint.events),
+        active=endpoint.active,
+        created_at=endpoint.created_at.isoformat(),
+    )
+
+
+def delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
+    """The API shape of a delivery."""
+    return DeliveryOut(
+        id=delivery.id,
+        endpoint_id=delivery.endpoint_id,
+        event=delivery.event,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        response_code=delivery.response_code,
+        last_error=delivery.last_error,
+        next_attempt_at=delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else None,
+        created_at=delivery.created_at.isoformat(),
+        delivered_at=delivery.delivered_at.isoformat() if delivery.delivered_at else None,
+    )
+
+
+@bp.post("/f/<slug>/webhooks")
+@spec.validate(resp=reply(HTTP_201=NewEndpoint), tags=TAGS)
+def create_endpoint(slug: str, json: EndpointCreate) -> Answer:
+    """Register an endpoint for the facility's events (admins). The answer carries the
+    signing secret, once."""
+    member = require_member(slug, Role.admin)
+    endpoint, secret = webhooks.register(
+        db.session(),
+        facility_id=member.facility.id,
+        url=json.url,
+        events=list(json.events),
+        created_by=member.user.id,
+        vault=extensions.vault(),
+    )
+    db.session.commit()
+    return NewEndpoint(**endpoint_out(endpoint).model_dump(), secret=secret), 201
+
+
+@bp.get("/f/<slug>/webhooks")
+@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(EndpointOut)), tags=TAGS)
+def list_endpoints(slug: str, query: paging.Page) -> Answer:
+    """The facility's endpoints, oldest first (admins). Paginated like every list: when
+    more rows follow, `Next-Cursor` holds the `cursor` of the next page."""
+    member = require_member(slug, Role.admin)
+    position = paging.decode(query.cursor, kinds=(int,))
+    limit = paging.page_limit(query.limit)
+    rows = webhooks.list_endpoints(
+        db.session(),
+        facility_id=member.facility.id,
+        after=position[0] if position else None,
+        limit=limit + 1,
+    )
+    page = rows[:limit]
+    next_position = [page[-1].id] if len(rows) > limit else None
+    return paging.with_next([endpoint_out(e).model_dump() for e in page], next_position)
+
+
+@bp.delete("/f/<slug>/webhooks/<int:endpoint_id>")
+@spec.validate(resp=reply("HTTP_204"), tags=TAGS)
+def delete_endpoint(slug: str, endpoint_id: int) -> Answer:
+    """Remove an endpoint and its delivery log (admins)."""
+    member = require_member(slug, Role.admin)
+    endpoint = webhooks.endpoint_of(
+        db.session(), facility_id=member.facility.id, endpoint_id=endpoint_id
+    )
+    webhooks.remove(db.session(), endpoint)
+    db.session.commit()
+    return "", 204
+
+
+@bp.get("/f/<slug>/webhooks/<int:endpoint_id>/deliveries")
+@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(DeliveryOut)), tags=TAGS)
+def list_deliveries(slug: str, endpoint_id: int, query: paging.Page) -> Answer:
+    """The endpoint's delivery log, newest first: status, attempts, the last response code
+    and the next try (admins). Paginated with `cursor` / `Next-Cursor`."""
+    member = require_member(slug, Role.admin)
+    webhooks.endpoint_of(db.session(), facility_id=member.facility.id, endpoint_id=endpoint_id)
+    position = paging.decode(query.cursor, kinds=(str, str))
+    before = (paging.instant(position[0]), position[1]) if position else None
+    limit = paging.page_limit(query.limit)
+    rows = webhooks.list_deliveries(
+        db.session(),
+        facility_id=member.facility.id,
+        endpoint_id=endpoint_id,
+        limit=limit + 1,
+        before=before,
+    )
+    page = rows[:limit]
+    last = page[-1] if len(rows) > limit else None
+    next_position = [last.created_at.isoformat(), last.id] if last else None
+    return paging.with_next([delivery_out(d).model_dump() for d in page], next_position)

@@ -1,0 +1,307 @@
+"""Issue 12.3: outbound webhooks. A real loopback HTTP listener receives them and checks
+the HMAC signature; a 500 is retried with backoff; a private address is refused by the
+guarded transport (a canary listens there); only admins register; ids stay per facility.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from app import db
+from app.models import Account, Integration, Role, Script
+from app.services import webhooks
+from app.testing import LiveServer, WebClient
+from tests.conftest import add_member, create_facility, create_integration, create_user
+
+WAIT_S = 60.0
+
+
+@dataclass
+class Listener:
+    """An HTTP server on loopback that records what it receives and answers as told."""
+
+    host: str = "127.0.0.1"
+    statuses: list[int] = field(default_factory=list)  # answers in turn; then 200
+    received: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
+    url: str = ""
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Listener:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status = owner.statuses.pop(0) if owner.statuses else 200
+                owner.received.put({"headers": dict(self.headers), "body": body, "status": status})
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://{self.host}:{self._server.server_port}/hook"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def next(self, timeout: float = WAIT_S) -> dict[str, Any]:
+        return self.received.get(timeout=timeout)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def world(live: LiveServer) -> dict[str, Any]:
+    """Facility lab (admin Ada, member Mia, both with API tokens) and facility other."""
+    live.app.config["WEBHOOK_RETRY_BASE_S"] = 0.2
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        other = create_facility(session, slug="other", name="Other")
+        ada = create_user(session, email="ada@example.com")
+        mia = create_user(session, email="mia@example.com")
+        add_member(session, user=ada, facility=lab, role=Role.admin)
+        add_member(session, user=ada, facility=other, role=Role.admin)
+        add_member(session, user=mia, facility=lab, role=Role.member)
+        create_integration(session, facility=lab, key="keyed")
+        script = Script(facility_id=lab.id, name="S", source="result = 6 * 7", published=True)
+        session.add(script)
+        session.commit()
+        ids = {"ada": ada.id, "mia": mia.id, "script": script.id}
+    tokens = {
+        name: WebClient(live.app, live.url, ids[name])
+        .api("POST", "/api/tokens", json={"name": "t"})
+        .json()["token"]
+        for name in ("ada", "mia")
+    }
+    return {"live": live, "ids": ids, "tokens": tokens}
+
+
+def _call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> requests.Response:
+    return requests.request(
+        method,
+        f"{world['live'].url}{path}",
+        headers={"Authorization": f"Bearer {world['tokens'][who]}"},
+        timeout=WAIT_S,
+        **kw,
+    )
+
+
+def _register(world: dict[str, Any], url: str, events: list[str]) -> dict[str, Any]:
+    answer = _call(world, "ada", "POST", "/api/f/lab/webhooks", json={"url": url, "events": events})
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def _run(world: dict[str, Any]) -> dict[str, Any]:
+    answer = _call(
+        world,
+        "ada",
+        "POST",
+        "/api/f/lab/runs",
+        json={"script_id": world["ids"]["script"], "wait": 30},
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_run_finished_arrives_signed(world: dict[str, Any], listener: Listener) -> None:
+    endpoint = _register(world, listener.url, ["run.finished"])
+    assert endpoint["secret"].startswith("whsec_")
+    run = _run(world)
+    got = listener.next()
+    headers, body = got["headers"], got["body"]
+    assert headers["Scriptbox-Event"] == "run.finished"
+    assert webhooks.verify(
+        endpoint["secret"], headers["Scriptbox-Timestamp"], body, headers["Scriptbox-Signature"]
+    )
+    # Another secret, a changed body or an old timestamp do not verify.
+    assert not webhooks.verify(
+        "whsec_other", headers["Scriptbox-Timestamp"], body, headers["Scriptbox-Signature"]
+    )
+    assert not webhooks.verify(
+        endpoint["secret"],
+        headers["Scriptbox-Timestamp"],
+        body + b" ",
+        headers["Scriptbox-Signature"],
+    )
+    old = int(headers["Scriptbox-Timestamp"]) + 3600
+    assert not webhooks.verify(
+        endpoint["secret"],
+        headers["Scriptbox-Timestamp"],
+        body,
+        headers["Scriptbox-Signature"],
+        now=old,
+    )
+    payload = json.loads(body)
+    assert payload["event"] == "run.finished"
+    assert payload["data"]["run"]["id"] == run["id"]
+    assert payload["data"]["run"]["result"] == 42
+    assert payload["id"] == headers["Scriptbox-Delivery"]
+    # The secret is never shown again.
+    listed = _call(world, "ada", "GET", "/api/f/lab/webhooks").json()
+    assert [e["id"] for e in listed] == [endpoint["id"]] and "secret" not in listed[0]
+
+
+def test_a_500_is_retried_with_backoff_and_logged(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    listener.statuses.extend([500, 500])
+    endpoint = _register(world, listener.url, ["run.finished"])
+    _run(world)
+    first, second, third = listener.next(), listener.next(), listener.next()
+    assert [first["status"], second["status"], third["status"]] == [500, 500, 200]
+    # The same delivery each time, signed anew.
+    delivery = {got["headers"]["Scriptbox-Delivery"] for got in (first, second, third)}
+    assert len(delivery) == 1
+    log = _wait_for_log(world, endpoint["id"], lambda d: d["status"] == "delivered")
+    assert log["attempts"] == 3 and log["response_code"] == 200
+    assert log["next_attempt_at"] is None
+    # The Management page shows the endpoint and the delivery log.
+    page = WebClient(world["live"].app, world["live"].url, world["ids"]["ada"]).http.get(
+        f"{world['live'].url}/f/lab/manage", timeout=WAIT_S
+    )
+    assert page.status_code == 200
+    section = page.text.split('id="webhooks"', 1)[1]
+    assert listener.url in section
+    row = section.split(f'data-delivery-id="{log["id"]}"', 1)[1].split("</tr>", 1)[0]
+    assert "delivered" in row and "<td>3</td>" in row and "200" in row
+
+
+def _wait_for_log(world: dict[str, Any], endpoint_id: int, done: Any) -> dict[str, Any]:
+    path = f"/api/f/lab/webhooks/{endpoint_id}/deliveries"
+    ended = threading.Event()
+    found: dict[str, Any] = {}
+    for _ in range(600):
+        rows = _call(world, "ada", "GET", path).json()
+        if rows and done(rows[0]):
+            found = rows[0]
+            break
+        ended.wait(0.1)
+    assert found, rows
+    return found
+
+
+def test_a_private_network_endpoint_is_refused(world: dict[str, Any]) -> None:
+    # 127.0.0.2 is loopback, but the tests allow only 127.0.0.1: the guard must refuse it.
+    canary = Listener(host="127.0.0.2").start()
+    try:
+        endpoint = _register(world, canary.url, ["run.finished"])
+        _run(world)
+        log = _wait_for_log(world, endpoint["id"], lambda d: d["attempts"] >= 1)
+        assert log["status"] in ("pending", "failed") and log["response_code"] is None
+        assert "refused" in (log["last_error"] or ""), log
+        assert canary.received.empty()
+    finally:
+        canary.close()
+
+
+def test_only_admins_register_and_ids_stay_in_their_facility(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    refused = _call(
+        world,
+        "mia",
+        "POST",
+        "/api/f/lab/webhooks",
+        json={"url": listener.url, "events": ["run.finished"]},
+    )
+    assert refused.status_code == 403
+    assert _call(world, "mia", "GET", "/api/f/lab/webhooks").status_code == 403
+    endpoint = _register(world, listener.url, ["run.finished"])
+    # Ada is an admin of "other" too: the lab's endpoint id is unknown there.
+    for method, path in (
+        ("GET", f"/api/f/other/webhooks/{endpoint['id']}/deliveries"),
+        ("DELETE", f"/api/f/other/webhooks/{endpoint['id']}"),
+    ):
+        answer = _call(world, "ada", method, path)
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["code"] == "not_found"
+    assert _call(world, "ada", "GET", "/api/f/other/webhooks").json() == []
+    assert _call(world, "ada", "DELETE", f"/api/f/lab/webhooks/{endpoint['id']}").status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "ftp://example.com/x", "events": ["run.finished"]}, "url"),
+        ({"url": "https://example.com/x", "events": ["run.started"]}, "events"),
+        ({"url": "https://example.com/x", "events": []}, "events"),
+        ({"events": ["run.finished"]}, "url"),
+    ],
+)
+def test_bad_registrations_name_the_field(
+    world: dict[str, Any], body: dict[str, Any], field: str
+) -> None:
+    answer = _call(world, "ada", "POST", "/api/f/lab/webhooks", json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["field"] == field
+
+
+def test_grant_required_carries_a_connect_link_that_works(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    _register(world, listener.url, ["grant.required"])
+    with world["live"].app.app_context():
+        script = db.session.get(Script, world["ids"]["script"])
+        assert script is not None
+        script.source = 'result = integrations.get("keyed", "/me").json()'
+        db.session.commit()
+    run = _run(world)
+    assert run["status"] == "failed" and run["error"]["code"] == "no_integration_grant"
+    got = listener.next()
+    payload = json.loads(got["body"])
+    assert payload["event"] == "grant.required"
+    data = payload["data"]
+    assert data["run_id"] == run["id"] and data["integration"] == "keyed"
+    assert data["user_id"] == world["ids"]["ada"] and data["owner"] == "user"
+    path = data["connect_url"].split("://", 1)[1].split("/", 1)[1]
+    assert path.startswith("connect/sbc_")
+    # Any browser, no Scriptbox session: the key form connects Ada's own account.
+    browser = requests.Session()
+    form = browser.get(f"{world['live'].url}/{path}", timeout=WAIT_S)
+    assert form.status_code == 200 and 'name="api_key"' in form.text
+    csrf = form.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    done = browser.post(
+        f"{world['live'].url}/{path}",
+        data={"csrf_token": csrf, "api_key": "k-123"},
+        timeout=WAIT_S,
+    )
+    assert done.status_code == 200 and "connected" in done.text, done.text
+    with world["live"].app.app_context():
+        accounts = db.session.scalars(select(Account)).all()
+        assert [(a.integration_id, a.owner_kind, a.user_id) for a in accounts] == [
+            (data_integration_id(world), "user", world["ids"]["ada"])
+        ]
+
+
+def data_integration_id(world: dict[str, Any]) -> int:
+    with world["live"].app.app_context():
+        found = db.session.scalar(select(Integration.id).where(Integration.key == "keyed"))
+        assert found is not None
+        return found
