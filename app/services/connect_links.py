@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from app.errors import Forbidden, NotFound, ValidationError
 from app.models import ConnectLink, Integration, Membership, Role
 from app.models._types import utcnow
-from app.services.connections import check_return_to, validate_label
+from app.services.account_rules import validate_label
+from app.services.connections import check_return_to
 from app.services.context import MemberContext
 
 # How long a link may wait to be opened; the sign-in then has the OAuth state's lifetime.

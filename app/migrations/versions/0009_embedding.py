@@ -1,7 +1,7 @@
 """embedding: connect links, idempotency keys
 
 Revision ID: 0009
-Revises: 0008 (re-chained at merge)
+Revises: 0011 (main's accounts/usage revision landed first)
 Create Date: 2026-12-02 07:13:59.770799
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-# The coordinator re-chains parallel branches; on this branch it follows 0005.
-down_revision = "0008"
+# Follows main's head (0011_accounts_usage, which itself follows 0008).
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
