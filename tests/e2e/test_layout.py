@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from app import db
-from app.models import Role, Script
+from app.models import Integration, Role, Script, User
+from app.services import connect_links
 from app.testing import LiveServer
 from tests.conftest import (
     PASSWORD,
@@ -92,7 +94,13 @@ def test_every_page_fits_as_admin_and_member(
     run_id = start_run(page, script_id)  # refused at once: no page of Ada's listens yet
     page.context.close()
     page = signed_in(browser, live, email, width=width)
-    values = {"slug": "lab", "script_id": str(script_id), "run_id": run_id, "key": "keyed"}
+    values = {
+        "slug": "lab",
+        "script_id": str(script_id),
+        "run_id": run_id,
+        "key": "keyed",
+        "token": connect_link(live, email),  # the key form a connect link opens
+    }
     paths = every_page(live.app, values)
     assert f"/f/lab/runs/{run_id}" in paths and "/settings/password" in paths
     for path in paths:
@@ -101,6 +109,26 @@ def test_every_page_fits_as_admin_and_member(
         role = email.split("@")[0]
         fits(page, f"every-{role}-{width}-{path.strip('/').replace('/', '-') or 'home'}")
     page.context.close()
+
+
+def connect_link(live: LiveServer, email: str) -> str:
+    """A fresh connect link to the Keyed API for the user (single use: one per test)."""
+    with live.app.app_context():
+        integration = db.session.scalar(select(Integration).where(Integration.key == "keyed"))
+        user_id = db.session.scalar(select(User.id).where(User.email == email))
+        assert integration is not None and user_id is not None
+        _link, token = connect_links.issue(
+            db.session(),
+            facility_id=integration.facility_id,
+            user_id=user_id,
+            integration=integration,
+            created_by=None,
+            label="",
+            return_to=None,
+        )
+        db.session.commit()
+        db.session.remove()
+    return token
 
 
 def save_once(page: Any, script_id: int) -> None:
