@@ -27,4 +27,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.web import register_blueprints
 
     register_blueprints(app)
+    hops = int(app.config["TRUSTED_PROXY_HOPS"])
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client's address (sign-in throttling keys on it) and scheme as the
+        # trusted proxies saw them; hops beyond them are the client's own words.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app

@@ -76,6 +76,11 @@ DEFAULTS: dict[str, Any] = {
     # (the email typed) and per client address.
     "LOGIN_ATTEMPTS_PER_ACCOUNT": "10 per 5 minutes",
     "LOGIN_ATTEMPTS_PER_ADDRESS": "30 per 5 minutes",
+    # Reverse proxies in front of the web processes whose X-Forwarded-For and
+    # X-Forwarded-Proto are trusted (werkzeug's ProxyFix). 0: the client is the peer of
+    # the socket. Set it to the number of proxies that append to X-Forwarded-For (a load
+    # balancer alone: 1); more than there are lets clients pick their own address.
+    "TRUSTED_PROXY_HOPS": 0,
     # Key prefix of everything Scriptbox keeps in Redis (several installations, one Redis).
     "REDIS_PREFIX": "scriptbox",
     # Database connections each process may hold (PostgreSQL; SQLite ignores them).
@@ -278,6 +283,9 @@ def validate(config: Any) -> None:
                 raise ValueError
         except (TypeError, ValueError):
             raise ConfigError(f"SCRIPTBOX_{key} must be a positive number") from None
+    hops = config["TRUSTED_PROXY_HOPS"]
+    if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 10:
+        raise ConfigError("SCRIPTBOX_TRUSTED_PROXY_HOPS must be an integer from 0 to 10")
     try:
         if float(config["PARK_AFTER_S"]) < 0:
             raise ValueError

@@ -3,8 +3,10 @@
 Which database: `--databases` (or SCRIPTBOX_TEST_DATABASES), a comma list of `sqlite`
 (a copied, migrated file; the default) and `postgres` (a fresh, randomly named database
 cloned from a migrated template on SCRIPTBOX_TEST_POSTGRES_URL, dropped after the test).
-With both, every test that builds an app runs once on each; `sqlite_only` marks the few
-that inspect the SQLite file itself.
+With both, every test that builds an app runs once on each, except the browser tests
+(tests/e2e), which run on the first kind listed only (CI: `sqlite,postgres`, so the app
+tests run on both and the slow browser tests once); `sqlite_only` marks the few that
+inspect the SQLite file itself. tests/distributed picks its own databases.
 
 The app is imported inside the fixtures, not at the top: tests/sandbox shares this file
 and must run without Flask (tests/sandbox/test_boundaries.py checks it).
@@ -40,8 +42,10 @@ def _cheap_password_hashing(
 
 
 DATABASE_KINDS = ("sqlite", "postgres")
-# Tests under these folders build no app: they run once, whatever the databases.
-_NO_DATABASE = {"sandbox", "static", "devprovider"}
+# Only tests under these folders run once per database (the others build no app, or
+# pick their own databases like tests/distributed); e2e (slow) on the first listed only.
+_PER_DATABASE = {"app", "e2e"}
+_FIRST_DATABASE_ONLY = {"e2e"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,16 +68,20 @@ def _database_kinds(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     kinds = _database_kinds(metafunc.config)
-    if kinds == ["sqlite"] or _NO_DATABASE & set(metafunc.definition.path.parts):
+    parts = metafunc.definition.path.relative_to(metafunc.config.rootpath).parts
+    folder = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+    if folder in _FIRST_DATABASE_ONLY:
+        kinds = kinds[:1]
+    if kinds == ["sqlite"] or folder not in _PER_DATABASE:
         return
     if metafunc.definition.get_closest_marker("sqlite_only"):
-        kinds = [kind for kind in kinds if kind == "sqlite"] or kinds
+        kinds = ["sqlite"]  # it reads the SQLite file: on SQLite even with --databases postgres
     metafunc.parametrize("database", kinds, indirect=True)
 
 
 _KIND: list[str] = ["sqlite"]  # the database kind of the running test (make_app reads it)
 _CREATED: list[str] = []  # PostgreSQL databases the running test created
-_ENGINES: list[Any] = []  # and the engines of the apps built on them
+_APPS: list[Any] = []  # the apps the running test built (stopped before their database goes)
 
 
 @pytest.fixture(autouse=True)
@@ -83,8 +91,8 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
     _KIND[0] = kind
     yield kind
     _KIND[0] = "sqlite"
-    while _ENGINES:
-        _ENGINES.pop().dispose()  # close the connections before their database goes
+    while _APPS:
+        stop_app(_APPS.pop())
     while _CREATED:
         _drop_postgres(_CREATED.pop())
 
@@ -187,12 +195,28 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     }
     config.update(overrides)
     app = create_app(config)
-    if _CREATED and url.endswith(_CREATED[-1]):
-        _ENGINES.append(app.extensions["db_engine"])
+    _APPS.append(app)
     app.instance_path = str(tmp_path / "instance")
     if "DATABASE_URL" in overrides:
         upgrade(app)
     return app
+
+
+def stop_app(app: Flask) -> None:
+    """Stop what an app started: its run threads end or park (they would otherwise write to
+    a database the next test no longer has), then its beat, sandbox and connections.
+    Safe to call twice."""
+    from app import extensions
+
+    extensions.shutdown(app, timeout=_STOP_RUNS_S)
+    app.extensions["heartbeat"].stop()
+    executor = app.extensions.get("sandbox")
+    if executor is not None:
+        executor.close()
+    app.extensions["db_engine"].dispose()
+
+
+_STOP_RUNS_S = 20.0  # a run a test left going gets this long to end at teardown
 
 
 @pytest.fixture
@@ -204,10 +228,7 @@ def app(tmp_path: Path) -> Iterator[Flask]:
     with application.app_context():
         yield application
     db.session.remove()
-    application.extensions["heartbeat"].stop()
-    executor = application.extensions.get("sandbox")
-    if executor is not None:
-        executor.close()
+    stop_app(application)
 
 
 @pytest.fixture
@@ -273,10 +294,7 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
         yield server
     finally:
         server.close()
-        application.extensions["heartbeat"].stop()  # no sweeps over a finished test's database
-        executor = application.extensions.get("sandbox")
-        if executor is not None:
-            executor.close()
+        stop_app(application)  # no runs or sweeps over a finished test's database
         db.session.remove()
 
 

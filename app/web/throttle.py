@@ -20,8 +20,11 @@ from app.errors import TooManyAttempts
 class LoginThrottle:
     """Counts sign-in attempts per account and per address in a moving window."""
 
-    def __init__(self, storage_uri: str, *, per_account: str, per_address: str) -> None:
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+    def __init__(
+        self, storage_uri: str, *, per_account: str, per_address: str, prefix: str = "scriptbox"
+    ) -> None:
+        options = {} if storage_uri.startswith("memory://") else {"key_prefix": f"{prefix}:limits"}
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
         self._account: RateLimitItem = parse(per_account)
         self._address: RateLimitItem = parse(per_address)
 
@@ -64,4 +67,5 @@ def init_app(app: Flask) -> None:
         app.config["REDIS_URL"] or "memory://",
         per_account=app.config["LOGIN_ATTEMPTS_PER_ACCOUNT"],
         per_address=app.config["LOGIN_ATTEMPTS_PER_ADDRESS"],
+        prefix=app.config["REDIS_PREFIX"],
     )

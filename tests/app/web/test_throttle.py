@@ -21,9 +21,12 @@ from tests.conftest import PASSWORD, create_user, make_app
 REDIS_URL = os.environ.get("SCRIPTBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-def sign_in(live: LiveServer, email: str, password: str) -> requests.Response:
-    """One sign-in through the form, from a fresh browser."""
+def sign_in(
+    live: LiveServer, email: str, password: str, *, headers: dict[str, str] | None = None
+) -> requests.Response:
+    """One sign-in through the form, from a fresh browser (with `headers` on each request)."""
     http = requests.Session()
+    http.headers.update(headers or {})
     form = http.get(f"{live.url}/login", timeout=30)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
     assert csrf is not None
@@ -35,7 +38,7 @@ def sign_in(live: LiveServer, email: str, password: str) -> requests.Response:
     )
 
 
-def _assert_throttled(response: requests.Response) -> int:
+def assert_throttled(response: requests.Response) -> int:
     assert response.status_code == 429
     seconds = int(response.headers["Retry-After"])
     assert 0 < seconds <= 300
@@ -47,16 +50,16 @@ def test_forty_wrong_passwords_then_the_right_one_is_refused(site: Site) -> None
     answers = [sign_in(site.live, "ada@example.com", f"guess {n}") for n in range(40)]
     assert [a.status_code for a in answers[:10]] == [401] * 10
     for answer in answers[10:]:
-        _assert_throttled(answer)
-    _assert_throttled(sign_in(site.live, "ada@example.com", PASSWORD))
+        assert_throttled(answer)
+    assert_throttled(sign_in(site.live, "ada@example.com", PASSWORD))
 
 
 def test_one_address_guessing_many_accounts_is_throttled(site: Site) -> None:
     answers = [sign_in(site.live, f"nobody{n}@example.com", "guess") for n in range(31)]
     assert [a.status_code for a in answers[:30]] == [401] * 30
-    _assert_throttled(answers[30])
+    assert_throttled(answers[30])
     # The address is spent: even the right password of an untouched account waits.
-    _assert_throttled(sign_in(site.live, "ada@example.com", PASSWORD))
+    assert_throttled(sign_in(site.live, "ada@example.com", PASSWORD))
 
 
 def test_signing_in_starts_the_accounts_count_over(site: Site) -> None:
@@ -105,4 +108,4 @@ def test_with_redis_every_process_shares_the_count(
     one, two, email = redis_servers
     for n in range(10):
         assert sign_in(one, email, f"guess {n}").status_code == 401
-    _assert_throttled(sign_in(two, email, PASSWORD))
+    assert_throttled(sign_in(two, email, PASSWORD))
