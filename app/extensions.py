@@ -28,6 +28,7 @@ from app.config import ConfigError
 from app.distributed.celery_queue import CeleryRunQueue, WorkerHooks, make_celery
 from app.distributed.pubsub import RedisListener
 from app.distributed.redis_bus import RedisEventBus
+from app.distributed.redis_quota import RedisCallCounter
 from app.distributed.redis_signals import RedisGrantSignals
 from app.events import InMemoryEventBus
 from app.integrations.broker import Broker, BrokerSettings, GrantHook, not_interactive
@@ -68,7 +69,7 @@ def init_app(app: Flask) -> None:
     bus: EventBus
     signals: GrantSignals
     if app.config["EXECUTOR"] == "celery":
-        client = redis.Redis.from_url(app.config["REDIS_URL"])
+        client = redis_client(app)
         shared = _Redis(client, RedisListener(client), str(app.config["REDIS_PREFIX"]))
         bus = RedisEventBus(shared.client, shared.listener, prefix=shared.prefix)
         signals = RedisGrantSignals(shared.client, shared.listener, prefix=shared.prefix)
@@ -226,6 +227,9 @@ def build_broker(
     factory = db.session_factory(app)
     margin = int(app.config["REFRESH_MARGIN_S"])
     http = outbound(app)
+    calls = None
+    if app.config["REDIS_URL"]:  # every process counts the monthly quota in one place
+        calls = RedisCallCounter(redis_client(app), factory, prefix=str(app.config["REDIS_PREFIX"]))
     return Broker(
         session_factory=factory,
         vault=vault,
@@ -238,7 +242,18 @@ def build_broker(
         ),
         grant_hook=grant_hook,
         clock=clock,
+        calls=calls,
     )
+
+
+def redis_client(app: Flask) -> redis.Redis:
+    """The process's Redis client (SCRIPTBOX_REDIS_URL), made on first use."""
+    with _start_lock:
+        client: redis.Redis | None = app.extensions.get("redis_client")
+        if client is None:
+            client = redis.Redis.from_url(app.config["REDIS_URL"])
+            app.extensions["redis_client"] = client
+    return client
 
 
 def _get(app: Flask | None, name: str) -> Any:

@@ -24,7 +24,7 @@ from app.integrations.call_log import CallLogWriter
 from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
 from app.integrations.outgoing import body_of, outgoing
-from app.integrations.quota import calls_this_month
+from app.integrations.quota import CallCounter, LocalCallCounter
 from app.integrations.redaction import Redactor
 from app.integrations.resolution import (
     MASTER_NEEDS_REAUTH,
@@ -109,6 +109,7 @@ class _Log:
         self.started = started
         # Time spent waiting for a person to sign in: logged apart from the call's own time.
         self.waited: float | None = None
+        self.admitted: bool | None = None  # what the quota check said (None: not reached)
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Broker:
         http: requests.Session | None = None,
         grant_hook: GrantHook = not_interactive,
         clock: Callable[[], float] = time.perf_counter,
+        calls: CallCounter | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._clock = clock
@@ -142,6 +144,8 @@ class Broker:
         self._http = http or transport.guarded_session()
         self._grant_hook = grant_hook
         self._log_writer = CallLogWriter(session_factory)
+        # How calls count against the monthly quota: in this process, or shared (Redis).
+        self._calls = calls or LocalCallCounter(session_factory, self._log_writer.pending)
 
     def flush(self) -> None:
         """Wait until every call so far is in the call log."""
@@ -282,9 +286,10 @@ class Broker:
     # -- operations ----------------------------------------------------------------------------
 
     def _check_quota(
-        self, ctx: RunContext, integration: Integration, cache: dict[Any, Any]
+        self, ctx: RunContext, integration: Integration, cache: dict[Any, Any], entry: _Log
     ) -> None:
-        """Refuse calls past the facility's monthly quota (looked up once per run)."""
+        """Refuse calls past the facility's monthly quota (the quota is looked up once per
+        run; the count is the call log plus the calls in flight, see CallCounter)."""
         if "quota" not in cache:
             with self._session_factory() as session:
                 facility = session.get(Facility, ctx.facility_id)
@@ -292,15 +297,14 @@ class Broker:
         quota = cache["quota"]
         if quota is None:
             return
-        with self._session_factory() as session:
-            made = calls_this_month(session, ctx.facility_id)
-            if made + self._log_writer.pending(ctx.facility_id) >= quota:
-                raise HostCallError(
-                    "quota_exceeded",
-                    f"this facility's monthly quota of {quota} integration calls is used up; "
-                    "an admin can raise it on the Management page",
-                    service=integration.key,
-                )
+        entry.admitted = self._calls.admit(ctx.facility_id, quota)
+        if not entry.admitted:
+            raise HostCallError(
+                "quota_exceeded",
+                f"this facility's monthly quota of {quota} integration calls is used up; "
+                "an admin can raise it on the Management page",
+                service=integration.key,
+            )
 
     def _require(self, ctx: RunContext, call: HostCall) -> None:
         with self._session_factory() as session:
@@ -357,6 +361,9 @@ class Broker:
         finally:
             if not entry.parked:
                 self._write_log(entry)
+            if entry.admitted is not None or not entry.parked:
+                self._calls.settle(ctx.facility_id, admitted=entry.admitted,
+                                   logged=not entry.parked)
 
     def _perform(
         self,
@@ -386,7 +393,7 @@ class Broker:
         else:
             with self._session_factory() as session:
                 integration = self._integration(session, ctx, args.get("service"))
-        self._check_quota(ctx, integration, cache)
+        self._check_quota(ctx, integration, cache, entry)
         entry.integration_id = integration.id
         entry.service = integration.key
         if cached is not None and (cached.account is None or cached.creds is not None):

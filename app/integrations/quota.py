@@ -1,8 +1,18 @@
-"""How many integration calls a facility made this month (the broker's quota check)."""
+"""How many integration calls a facility made this month (the broker's quota check).
+
+The count is the call log: every call that reaches the log counts, refused ones too.
+A `CallCounter` decides whether one more call fits under the quota; each process counts
+its own calls in flight, so the embedded default (one process) never goes past it. With
+Redis (`app.distributed.redis_quota`) every process shares one count per facility.
+"""
 
 from __future__ import annotations
 
+import collections
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,7 +27,7 @@ def month_start(now: datetime | None = None) -> datetime:
 
 
 def calls_this_month(session: Session, facility_id: int) -> int:
-    """How many calls the facility made this month."""
+    """How many calls the facility made this month (rows in the call log)."""
     return int(
         session.scalar(
             select(func.count(CallLog.id)).where(
@@ -26,3 +36,44 @@ def calls_this_month(session: Session, facility_id: int) -> int:
         )
         or 0
     )
+
+
+class CallCounter(Protocol):
+    """Counts a facility's calls this month against its quota, across the calls in flight."""
+
+    def admit(self, facility_id: int, quota: int) -> bool:
+        """One call is about to be made: True when it fits under the quota. Either way it
+        counts from now on (a refused call is logged too), until `settle`."""
+
+    def settle(self, facility_id: int, *, admitted: bool | None, logged: bool) -> None:
+        """A call ended. `admitted`: what `admit` said (None: never asked, the call failed
+        before the quota check); `logged`: its row went to the call log (False when its
+        run parked: the call is asked again, and counted, when the run resumes)."""
+
+
+class LocalCallCounter:
+    """This process's count: the call log, rows not yet written, and calls in flight."""
+
+    def __init__(
+        self, session_factory: Callable[[], Session], pending: Callable[[int], int]
+    ) -> None:
+        self._session_factory = session_factory
+        self._pending = pending  # rows handed to the call-log writer, not yet committed
+        self._lock = threading.Lock()
+        self._in_flight: collections.Counter[int] = collections.Counter()
+
+    def admit(self, facility_id: int, quota: int) -> bool:
+        """See CallCounter."""
+        with self._session_factory() as session:
+            made = calls_this_month(session, facility_id)
+        with self._lock:
+            if made + self._pending(facility_id) + self._in_flight[facility_id] >= quota:
+                return False
+            self._in_flight[facility_id] += 1
+            return True
+
+    def settle(self, facility_id: int, *, admitted: bool | None, logged: bool) -> None:
+        """See CallCounter (called after the row was handed to the writer)."""
+        if admitted:
+            with self._lock:
+                self._in_flight[facility_id] -= 1
