@@ -72,7 +72,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     folder = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
     if folder in _FIRST_DATABASE_ONLY:
         kinds = kinds[:1]
-    if kinds == ["sqlite"] or folder not in _PER_DATABASE:
+    own_database = "postgres_url" in metafunc.fixturenames  # such a test runs once
+    if kinds == ["sqlite"] or folder not in _PER_DATABASE or own_database:
         return
     if metafunc.definition.get_closest_marker("sqlite_only"):
         kinds = ["sqlite"]  # it reads the SQLite file: on SQLite even with --databases postgres

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.integrations.broker import not_interactive
 from app.lifecycle import FINAL, Lifecycle, RunStatus
-from app.models import Facility, Grant, Integration, Run, Script
+from app.models import Facility, Grant, Integration, Run, Script, User
 from app.models._types import utcnow
 from app.seams import EventBus, GrantOutcome, GrantSignals
 from sandbox import HostCallError, ParkRun
@@ -214,9 +214,11 @@ class GrantCoordinator:
     def _open_grant(self, req: Any) -> tuple[str, bool]:
         """The pending grant to share, or a new one (refused past the user's prompt cap)."""
         now = utcnow()
-        # One lock per process keeps two calls from opening twin prompts or both slipping
-        # under the cap at once.
+        # One lock per process, and the user's row locked (PostgreSQL; SQLite serialises
+        # writers) for calls in other processes, keep two calls from opening twin
+        # prompts or both slipping under the cap at once.
         with self._open_lock, self._session_factory() as session, session.begin():
+            session.execute(select(User.id).where(User.id == req.user_id).with_for_update())
             existing = session.scalar(
                 select(Grant.id).where(
                     Grant.user_id == req.user_id,
