@@ -1,11 +1,13 @@
-"""Bounds on what one client may send: request bodies and open websockets per user."""
+"""Bounds on what one client may send: request bodies and open websockets per user
+(counted in this process, or in Redis across web processes when SCRIPTBOX_REDIS_URL is set)."""
 
 from __future__ import annotations
 
 import io
+import math
 import threading
 from collections import Counter
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from flask import Flask, current_app, request
 from werkzeug.routing import IntegerConverter, Map
@@ -51,23 +53,39 @@ def _refuse_large_bodies() -> None:
         del environ["wsgi.input_terminated"]
 
 
+class Slots(Protocol):
+    """Counts open websockets per user against a cap."""
+
+    def acquire(self, user_id: int, cap: int) -> str | None:
+        """A slot for user_id (a token to give back), or None when they hold `cap`."""
+
+    def renew(self, user_id: int, token: str) -> None:
+        """The page holding the slot is still open."""
+
+    def release(self, user_id: int, token: str) -> None:
+        """Give back a slot taken by acquire."""
+
+
 class ConnectionSlots:
-    """Counts open websockets per user (in this process) against a cap."""
+    """Counts open websockets per user in this process (the embedded default)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: Counter[int] = Counter()
 
-    def acquire(self, user_id: int, cap: int) -> bool:
-        """Take a slot for user_id; False when they already hold `cap`."""
+    def acquire(self, user_id: int, cap: int) -> str | None:
+        """See Slots."""
         with self._lock:
             if self._open[user_id] >= cap:
-                return False
+                return None
             self._open[user_id] += 1
-            return True
+            return "local"
 
-    def release(self, user_id: int) -> None:
-        """Give back a slot taken by acquire."""
+    def renew(self, user_id: int, token: str) -> None:
+        """See Slots (nothing lapses in one process)."""
+
+    def release(self, user_id: int, token: str) -> None:
+        """See Slots."""
         with self._lock:
             self._open[user_id] -= 1
             if self._open[user_id] <= 0:
@@ -86,9 +104,9 @@ class BoundedInt(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
-def websocket_slots(app: Flask | None = None) -> ConnectionSlots:
+def websocket_slots(app: Flask | None = None) -> Slots:
     """The app's websocket slot counter."""
-    slots: ConnectionSlots = (app or current_app).extensions["scriptbox.ws_slots"]
+    slots: Slots = (app or current_app).extensions["scriptbox.ws_slots"]
     return slots
 
 
@@ -99,4 +117,14 @@ def init_app(app: Flask) -> None:
     """
     app.url_map.converters["int"] = BoundedInt
     app.before_request(_refuse_large_bodies)
-    app.extensions["scriptbox.ws_slots"] = ConnectionSlots()
+    slots: Slots = ConnectionSlots()
+    if app.config["REDIS_URL"]:  # every web process counts a user's pages in one place
+        from app.distributed.redis_slots import RedisConnectionSlots
+        from app.extensions import redis_client
+
+        # A dead process's slots lapse after a minute (or a few missed re-checks).
+        lease = max(60, math.ceil(6 * float(app.config["WS_RECHECK_S"])))
+        slots = RedisConnectionSlots(
+            redis_client(app), prefix=str(app.config["REDIS_PREFIX"]), lease_s=lease
+        )
+    app.extensions["scriptbox.ws_slots"] = slots

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,7 +61,8 @@ def events(ws: Any) -> None:
         return
     user_id, facility_id = member.user.id, member.facility.id
     slots = websocket_slots()
-    if not slots.acquire(user_id, int(current_app.config["WS_MAX_CONNECTIONS_PER_USER"])):
+    slot = slots.acquire(user_id, int(current_app.config["WS_MAX_CONNECTIONS_PER_USER"]))
+    if slot is None:
         db.session.remove()
         _send(ws, {
             "type": "error",
@@ -71,9 +73,10 @@ def events(ws: Any) -> None:
         return
     try:
         watch = member.can(Role.admin)
-        _serve(ws, member.facility.slug, user_id, facility_id, session_secret(), watch)
+        _serve(ws, member.facility.slug, user_id, facility_id, session_secret(), watch,
+               renew=lambda: slots.renew(user_id, slot))
     finally:
-        slots.release(user_id)
+        slots.release(user_id, slot)
 
 
 def _still_allowed(sid: str | None, user_id: int, facility_id: int, watch: bool) -> bool:
@@ -97,7 +100,14 @@ def _still_allowed(sid: str | None, user_id: int, facility_id: int, watch: bool)
 
 
 def _serve(
-    ws: Any, slug: str, user_id: int, facility_id: int, sid: str | None, watch: bool
+    ws: Any,
+    slug: str,
+    user_id: int,
+    facility_id: int,
+    sid: str | None,
+    watch: bool,
+    *,
+    renew: Callable[[], None],
 ) -> None:
     recheck_s = float(current_app.config["WS_RECHECK_S"])
     subscription = extensions.bus().subscribe(user_id, facility_id, watch=watch)
@@ -142,6 +152,7 @@ def _serve(
                     ws.close(reason=1008)
                     return
                 next_check = time.monotonic() + recheck_s
+                renew()  # the page's slot under the per-user cap stays taken
             if raw is None:
                 continue
             reply = _handle(raw, user_id, facility_id)
