@@ -32,6 +32,7 @@ from app.distributed.redis_quota import RedisCallCounter
 from app.distributed.redis_signals import RedisGrantSignals
 from app.events import InMemoryEventBus
 from app.integrations.broker import Broker, BrokerSettings, GrantHook, not_interactive
+from app.integrations.quota import CallCounter
 from app.integrations.tokens import TokenManager
 from app.integrations.transport import guarded_session
 from app.integrations.vault import Vault, load_keys
@@ -229,7 +230,11 @@ def build_broker(
     http = outbound(app)
     calls = None
     if app.config["REDIS_URL"]:  # every process counts the monthly quota in one place
-        calls = RedisCallCounter(redis_client(app), factory, prefix=str(app.config["REDIS_PREFIX"]))
+        client, prefix = redis_client(app), str(app.config["REDIS_PREFIX"])
+
+        def calls(local: CallCounter) -> CallCounter:
+            return RedisCallCounter(client, factory, local=local, prefix=prefix)
+
     return Broker(
         session_factory=factory,
         vault=vault,

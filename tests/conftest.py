@@ -207,13 +207,20 @@ def stop_app(app: Flask) -> None:
     """Stop what an app started: its run threads end or park (they would otherwise write to
     a database the next test no longer has), then its beat, sandbox and connections.
     Safe to call twice."""
-    from app import extensions
+    from app import db, extensions
 
     extensions.shutdown(app, timeout=_STOP_RUNS_S)
     app.extensions["heartbeat"].stop()
     executor = app.extensions.get("sandbox")
     if executor is not None:
         executor.close()
+    # Sessions a test left open (in any thread) hold connections a disposed pool would
+    # never close: close them first.
+    sessions = db.session.registry.registry
+    for key in [key for key in list(sessions) if key[0] == app.extensions["db_scope"]]:
+        found = sessions.pop(key, None)
+        if found is not None:
+            found.close()
     app.extensions["db_engine"].dispose()
 
 

@@ -24,7 +24,7 @@ from app.integrations.call_log import CallLogWriter
 from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
 from app.integrations.outgoing import body_of, outgoing
-from app.integrations.quota import CallCounter, LocalCallCounter
+from app.integrations.quota import Admission, CallCounter, LocalCallCounter
 from app.integrations.redaction import Redactor
 from app.integrations.resolution import (
     MASTER_NEEDS_REAUTH,
@@ -109,7 +109,7 @@ class _Log:
         self.started = started
         # Time spent waiting for a person to sign in: logged apart from the call's own time.
         self.waited: float | None = None
-        self.admitted: bool | None = None  # what the quota check said (None: not reached)
+        self.admission: Admission | None = None  # its place in the quota count, once checked
 
 
 @dataclass
@@ -134,7 +134,7 @@ class Broker:
         http: requests.Session | None = None,
         grant_hook: GrantHook = not_interactive,
         clock: Callable[[], float] = time.perf_counter,
-        calls: CallCounter | None = None,
+        calls: Callable[[CallCounter], CallCounter] | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._clock = clock
@@ -145,7 +145,8 @@ class Broker:
         self._grant_hook = grant_hook
         self._log_writer = CallLogWriter(session_factory)
         # How calls count against the monthly quota: in this process, or shared (Redis).
-        self._calls = calls or LocalCallCounter(session_factory, self._log_writer.pending)
+        local = LocalCallCounter(session_factory, self._log_writer.pending)
+        self._calls = calls(local) if calls is not None else local
 
     def flush(self) -> None:
         """Wait until every call so far is in the call log."""
@@ -297,8 +298,8 @@ class Broker:
         quota = cache["quota"]
         if quota is None:
             return
-        entry.admitted = self._calls.admit(ctx.facility_id, quota)
-        if not entry.admitted:
+        entry.admission = self._calls.admit(ctx.facility_id, quota)
+        if not entry.admission.allowed:
             raise HostCallError(
                 "quota_exceeded",
                 f"this facility's monthly quota of {quota} integration calls is used up; "
@@ -361,9 +362,10 @@ class Broker:
         finally:
             if not entry.parked:
                 self._write_log(entry)
-            if entry.admitted is not None or not entry.parked:
-                self._calls.settle(ctx.facility_id, admitted=entry.admitted,
-                                   logged=not entry.parked)
+            if entry.admission is not None:
+                entry.admission.settle(logged=not entry.parked)
+            elif not entry.parked:
+                self._calls.unchecked(ctx.facility_id)
 
     def _perform(
         self,

@@ -38,17 +38,48 @@ def calls_this_month(session: Session, facility_id: int) -> int:
     )
 
 
+class Admission(Protocol):
+    """One call's place in the count: whether it may be made, and its end."""
+
+    allowed: bool
+
+    def settle(self, *, logged: bool) -> None:
+        """The call ended: its row went to the call log (`logged`), or not (its run
+        parked: the call is asked again, and counted again, when the run resumes)."""
+
+
 class CallCounter(Protocol):
     """Counts a facility's calls this month against its quota, across the calls in flight."""
 
-    def admit(self, facility_id: int, quota: int) -> bool:
-        """One call is about to be made: True when it fits under the quota. Either way it
-        counts from now on (a refused call is logged too), until `settle`."""
+    def admit(self, facility_id: int, quota: int) -> Admission:
+        """One call is about to be made. It counts from now on, refused or not (a refused
+        call is logged too), until its admission is settled."""
 
-    def settle(self, facility_id: int, *, admitted: bool | None, logged: bool) -> None:
-        """A call ended. `admitted`: what `admit` said (None: never asked, the call failed
-        before the quota check); `logged`: its row went to the call log (False when its
-        run parked: the call is asked again, and counted, when the run resumes)."""
+    def unchecked(self, facility_id: int) -> None:
+        """A call that never reached the quota check was logged (it failed before)."""
+
+
+class _Settled:
+    """An admission with nothing to give back."""
+
+    def __init__(self, allowed: bool) -> None:
+        self.allowed = allowed
+
+    def settle(self, *, logged: bool) -> None:
+        """Nothing to do."""
+
+
+class _InFlight:
+    """An allowed call of a LocalCallCounter: in flight until settled."""
+
+    allowed = True
+
+    def __init__(self, counter: LocalCallCounter, facility_id: int) -> None:
+        self._counter, self._facility_id = counter, facility_id
+
+    def settle(self, *, logged: bool) -> None:
+        """No longer in flight (called after its row was handed to the writer)."""
+        self._counter.landed(self._facility_id)
 
 
 class LocalCallCounter:
@@ -62,18 +93,20 @@ class LocalCallCounter:
         self._lock = threading.Lock()
         self._in_flight: collections.Counter[int] = collections.Counter()
 
-    def admit(self, facility_id: int, quota: int) -> bool:
+    def admit(self, facility_id: int, quota: int) -> Admission:
         """See CallCounter."""
         with self._session_factory() as session:
             made = calls_this_month(session, facility_id)
         with self._lock:
             if made + self._pending(facility_id) + self._in_flight[facility_id] >= quota:
-                return False
+                return _Settled(False)
             self._in_flight[facility_id] += 1
-            return True
+        return _InFlight(self, facility_id)
 
-    def settle(self, facility_id: int, *, admitted: bool | None, logged: bool) -> None:
-        """See CallCounter (called after the row was handed to the writer)."""
-        if admitted:
-            with self._lock:
-                self._in_flight[facility_id] -= 1
+    def unchecked(self, facility_id: int) -> None:
+        """See CallCounter (the call log counts it)."""
+
+    def landed(self, facility_id: int) -> None:
+        """An admitted call is no longer in flight."""
+        with self._lock:
+            self._in_flight[facility_id] -= 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -145,7 +146,8 @@ def test_two_processes_together_never_pass_the_quota(pair: Pair) -> None:
             wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
         refused = [f.result() for f in futures if f.done()]
         assert refused == ["quota_exceeded"] * 3
-        assert pair.upstream.count == 3
+        for _ in range(3):  # the three admitted calls reach the upstream (and wait there)
+            assert pair.upstream.arrived.acquire(timeout=60)
         pair.upstream.release.set()
         answers = [f.result(timeout=60) for f in futures]
     assert sorted(map(str, answers)) == ["200"] * 3 + ["quota_exceeded"] * 3, answers
@@ -166,4 +168,22 @@ def test_a_lost_counter_is_filled_again_from_the_call_log(pair: Pair) -> None:
     pair.client.delete(*keys)
     assert pair.call(1, 2) == 200
     assert pair.call(0, 3) == "quota_exceeded"
+    assert pair.upstream.count == 3
+
+
+def test_while_redis_is_away_calls_are_checked_against_the_call_log(
+    pair: Pair, tmp_path: Path
+) -> None:
+    pair.upstream.release.set()
+    assert [pair.call(0, 0), pair.call(1, 1)] == [200, 200]
+    with socket.socket() as closed:  # a port nobody listens on: Redis is down
+        closed.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+    (tmp_path / "c").mkdir()
+    third = make_app(tmp_path / "c", DATABASE_URL=pair.apps[0].config["DATABASE_URL"],
+                     REDIS_URL=dead)
+    pair.apps.append(third)
+    pair.brokers.append(extensions.build_broker(third, vault=extensions.vault(third)))
+    assert pair.call(2, 2) == 200  # two logged calls, a quota of three
+    assert pair.call(2, 3) == "quota_exceeded"
     assert pair.upstream.count == 3
