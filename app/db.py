@@ -100,6 +100,32 @@ def init_app(app: Flask) -> None:
         session.remove()
 
 
+# Connections a process may need at once besides one per request thread: the beat, the
+# call-log writer, the sweep and a run's driver or broker.
+BACKGROUND_CONNECTIONS = 4
+
+
+def fit_pool(app: Flask, *, threads: int) -> int:
+    """Let a server database's pool grow to one connection per thread plus the background
+    ones (overflow connections close once idle), so busy threads never queue for one;
+    drops the connections made so far (a forked server must not share them). Returns
+    the pool's ceiling per process (0 for SQLite, which has no pool to size)."""
+    engine = engine_of(app)
+    engine.dispose()
+    url = str(app.config["DATABASE_URL"])
+    if url.startswith("sqlite"):
+        return 0
+    size = int(app.config["DATABASE_POOL_SIZE"])
+    configured = int(app.config["DATABASE_MAX_OVERFLOW"])
+    overflow = max(configured, threads + BACKGROUND_CONNECTIONS - size)
+    if overflow != configured:
+        app.config["DATABASE_MAX_OVERFLOW"] = overflow
+        fitted = make_engine(url, pool_size=size, max_overflow=overflow)
+        app.extensions["db_engine"] = fitted
+        app.extensions["db_sessionmaker"].configure(bind=fitted)
+    return size + overflow
+
+
 def engine_of(app: Flask) -> Engine:
     """The app's engine."""
     engine: Engine = app.extensions["db_engine"]

@@ -119,8 +119,8 @@ def serve(
 ) -> None:
     """Serve flask_app with gunicorn until SIGTERM (graceful) or SIGINT (quick)."""
     # Connections made while building the app (migrations, demo data) must not be
-    # shared with forked workers: each worker opens its own.
-    db.engine_of(flask_app).dispose()
+    # shared with forked workers: each worker opens its own, as many as its threads need.
+    db.fit_pool(flask_app, threads=threads)
     options = {
         "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
         "workers": workers,
