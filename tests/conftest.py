@@ -207,6 +207,8 @@ def stop_app(app: Flask) -> None:
     """Stop what an app started: its run threads end or park (they would otherwise write to
     a database the next test no longer has), then its beat, sandbox and connections.
     Safe to call twice."""
+    import time
+
     from app import db, extensions
 
     extensions.shutdown(app, timeout=_STOP_RUNS_S)
@@ -214,14 +216,20 @@ def stop_app(app: Flask) -> None:
     executor = app.extensions.get("sandbox")
     if executor is not None:
         executor.close()
-    # Sessions a test left open (in any thread) hold connections a disposed pool would
-    # never close: close them first.
+    # A connection checked out while the pool is disposed is never closed (its warning
+    # would fail a later test): close the sessions a test left open, in any thread, and
+    # let the background threads (a beat or a run's last write) give theirs back first.
     sessions = db.session.registry.registry
     for key in [key for key in list(sessions) if key[0] == app.extensions["db_scope"]]:
         found = sessions.pop(key, None)
         if found is not None:
             found.close()
-    app.extensions["db_engine"].dispose()
+    engine = app.extensions["db_engine"]
+    checked_out = getattr(engine.pool, "checkedout", lambda: 0)
+    deadline = time.monotonic() + _STOP_RUNS_S
+    while checked_out() and time.monotonic() < deadline:
+        time.sleep(0.02)  # other threads' connections: nothing to wait on but the pool
+    engine.dispose()
 
 
 _STOP_RUNS_S = 20.0  # a run a test left going gets this long to end at teardown
