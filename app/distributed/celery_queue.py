@@ -256,7 +256,7 @@ class CeleryRunQueue:
         """queued (or parked, `resuming`) -> running for this process, if the user's and
         facility's caps allow (a declined resume is sent again by a later beat).
 
-        One transaction: the run's user and facility rows are locked (FOR UPDATE,
+        One transaction: the run's user and facility rows are locked (FOR NO KEY UPDATE,
         PostgreSQL; SQLite serialises writers), so two workers never both take the last
         slot, then one UPDATE counts the caps and moves the run.
         """
@@ -267,7 +267,10 @@ class CeleryRunQueue:
                 .join(Run, Run.user_id == User.id)
                 .join(Facility, Facility.id == Run.facility_id)
                 .where(Run.id == run_id)
-                .with_for_update(of=[User, Facility])
+                # NO KEY UPDATE: claims exclude each other, but a web process inserting a
+                # run (its foreign keys take KEY SHARE on these rows) is not blocked, which
+                # deadlocked against a claim holding the user and waiting for the facility.
+                .with_for_update(of=[User, Facility], key_share=True)
             )
 
         verb = self._lifecycle.resume if resuming else self._lifecycle.start

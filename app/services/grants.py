@@ -218,7 +218,10 @@ class GrantCoordinator:
         # writers) for calls in other processes, keep two calls from opening twin
         # prompts or both slipping under the cap at once.
         with self._open_lock, self._session_factory() as session, session.begin():
-            session.execute(select(User.id).where(User.id == req.user_id).with_for_update())
+            # NO KEY UPDATE: excludes other openers, not inserts that reference the user.
+            session.execute(
+                select(User.id).where(User.id == req.user_id).with_for_update(key_share=True)
+            )
             existing = session.scalar(
                 select(Grant.id).where(
                     Grant.user_id == req.user_id,

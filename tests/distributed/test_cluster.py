@@ -20,7 +20,14 @@ from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.integrations.vault import generate_key
 from app.models import Role, Run
 from app.testing import WebClient
-from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+    stop_app,
+)
 from tests.distributed.cluster import Cluster, Process
 from tests.distributed.conftest import OwnRedis, redis_url
 
@@ -71,7 +78,7 @@ def world(tmp_path: Path, postgres_url: str, redis_prefix: str, keyapi: str) -> 
         yield {"app": app, "user_id": user_id, "cluster": cluster}
     finally:
         cluster.close()
-        app.extensions["db_engine"].dispose()
+        stop_app(app)  # its sessions closed before the pool goes
 
 
 def client(world: dict[str, Any], url: str) -> WebClient:
@@ -311,7 +318,7 @@ def test_a_redis_restart_loses_no_run(
         page.close()
     finally:
         cluster.close()
-        app.extensions["db_engine"].dispose()
+        stop_app(app)  # its sessions closed before the pool goes
 
 
 def test_the_user_cap_holds_across_worker_processes(world: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from app import db
 from app.integrations.vault import generate_key
 from app.models import Role
 from app.testing import WebClient
-from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.conftest import add_member, create_facility, create_user, make_app, stop_app
 from tests.distributed.cluster import Cluster, Process
 from tests.distributed.conftest import free_port, redis_url
 
@@ -60,4 +60,4 @@ def test_the_procfile_runs_a_script_through_web_and_worker(
         assert response.json()["output"] == "hi\n"
     finally:
         cluster.close()
-        app.extensions["db_engine"].dispose()
+        stop_app(app)  # its sessions closed before the pool goes
