@@ -298,6 +298,27 @@ def create_integration(
     return integration
 
 
+def create_closed_oauth_integration(session: Session, *, facility: Facility) -> None:
+    """An OAuth2 integration `oauthy` made as an admin makes one, every endpoint on a closed
+    loopback port: nothing it does may reach a network."""
+    from app.services import integrations_admin
+
+    integrations_admin.create_custom(
+        session,
+        facility=facility,
+        fields={
+            "key": "oauthy",
+            "name": "OAuthy",
+            "auth_mode": "oauth2",
+            "base_url": "http://127.0.0.1:1/api",
+            "authorization_url": "http://127.0.0.1:1/authorize",
+            "token_url": "http://127.0.0.1:1/token",
+            "client_id": "cid",
+            "client_secret": "secret",
+        },
+    )
+
+
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
     """A migrated app served on a loopback port."""

@@ -25,9 +25,15 @@ from schemathesis.specs.openapi.checks import (
 
 from app import db
 from app.models import Role, Run, Script
-from app.services import integrations_admin
 from app.testing import signed_in_session
-from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.conftest import (
+    add_member,
+    create_closed_oauth_integration,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+)
 
 EXAMPLES_PER_OPERATION = 12
 # Would make the server dial the (fuzzed) provider URLs of an integration.
@@ -57,22 +63,7 @@ def fuzzed_app(
         admin = create_user(session, email="admin@example.com")
         add_member(session, user=admin, facility=lab, role=Role.admin)
         create_integration(session, facility=lab, key="keyed")
-        integrations_admin.create_custom(
-            session,
-            facility=lab,
-            fields={
-                "key": "oauthy",
-                "name": "OAuthy",
-                "auth_mode": "oauth2",
-                # Loopback and closed: nothing here may reach a network.
-                "base_url": "http://127.0.0.1:1/api",
-                "authorization_url": "http://127.0.0.1:1/authorize",
-                "token_url": "http://127.0.0.1:1/token",
-                "allow_private_network": True,
-                "client_id": "cid",
-                "client_secret": "secret",
-            },
-        )
+        create_closed_oauth_integration(session, facility=lab)
         script = Script(facility_id=lab.id, name="S", source="result = 1", published=True)
         session.add(script)
         session.flush()

@@ -13,9 +13,14 @@ import pytest
 
 from app import db
 from app.models import Facility, Role, Run, Script
-from app.services import integrations_admin
 from app.testing import LiveServer, WebClient
-from tests.conftest import PASSWORD, add_member, create_integration, create_user
+from tests.conftest import (
+    PASSWORD,
+    add_member,
+    create_closed_oauth_integration,
+    create_integration,
+    create_user,
+)
 
 TEXT = [5, 1.5, True, [], {}, ["a"]]
 BOOL = ["yes", 1, 0.5, [], {}]
@@ -188,22 +193,7 @@ def admin(live: LiveServer) -> tuple[WebClient, dict[str, Any]]:
         add_member(session, user=bo, facility=lab, role=Role.member)
         add_member(session, user=user, facility=lab, role=Role.admin)
         create_integration(session, facility=lab, key="keyed")
-        integrations_admin.create_custom(
-            session,
-            facility=lab,
-            fields={
-                "key": "oauthy",
-                "name": "OAuthy",
-                "auth_mode": "oauth2",
-                # Loopback and closed: nothing here may reach a network.
-                "base_url": "http://127.0.0.1:1/api",
-                "authorization_url": "http://127.0.0.1:1/authorize",
-                "token_url": "http://127.0.0.1:1/token",
-                "allow_private_network": True,
-                "client_id": "cid",
-                "client_secret": "secret",
-            },
-        )
+        create_closed_oauth_integration(session, facility=lab)
         script = Script(facility_id=lab.id, name="S", source="result = 1", published=True)
         session.add(script)
         session.flush()
