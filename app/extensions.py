@@ -104,7 +104,7 @@ def init_app(app: Flask) -> None:
         park_after_s=float(app.config["PARK_AFTER_S"]),
         max_live_paused=int(app.config["MAX_LIVE_PAUSED"]),
     )
-    grants.on_unanswered(events.unanswered)
+    grants.ask_remotely(events)
     broker_lock = threading.Lock()
 
     def broker() -> Broker:
@@ -113,7 +113,10 @@ def init_app(app: Flask) -> None:
         with broker_lock:
             if "broker" not in app.extensions:
                 app.extensions["broker"] = build_broker(
-                    app, vault=vault, grant_hook=grants.request
+                    app,
+                    vault=vault,
+                    grant_hook=grants.request,
+                    on_needs_reauth=events.account_needs_reauth,
                 )
             built: Broker = app.extensions["broker"]
         return built
@@ -223,6 +226,7 @@ def build_broker(
     vault: Vault,
     grant_hook: GrantHook = not_interactive,
     clock: Callable[[], float] = time.perf_counter,
+    on_needs_reauth: Callable[[int], None] | None = None,
 ) -> Broker:
     """A broker wired to the app's database and settings (the factory's, or a bench's)."""
     factory = db.session_factory(app)
@@ -238,7 +242,13 @@ def build_broker(
     return Broker(
         session_factory=factory,
         vault=vault,
-        tokens=TokenManager(session_factory=factory, vault=vault, margin_s=margin, http=http),
+        tokens=TokenManager(
+            session_factory=factory,
+            vault=vault,
+            margin_s=margin,
+            http=http,
+            on_needs_reauth=on_needs_reauth,
+        ),
         http=http,
         settings=BrokerSettings(
             call_timeout_s=float(app.config["CALL_TIMEOUT_S"]),

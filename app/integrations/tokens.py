@@ -4,12 +4,14 @@ Refresh is safe across threads and processes: a conditional UPDATE takes a short
 on the account row (only if its `version` is unchanged and no live lease exists); the
 winner refreshes and stores both new tokens, the expiry and version+1 in ONE write;
 everyone else waits for the version to change and re-reads. `invalid_grant` marks the
-account `needs_reauth`. This module commits its own writes: a refreshed (rotated)
-token must persist even if the caller's transaction later fails.
+account `needs_reauth` (and tells `on_needs_reauth` once per transition, for the
+embedding app's `account.needs_reauth` webhook). This module commits its own writes: a
+refreshed (rotated) token must persist even if the caller's transaction later fails.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -26,6 +28,8 @@ from app.integrations.catalog import OAUTH_MODES
 from app.integrations.vault import Vault
 from app.models import Account, Integration, OAuthClient
 from app.models._types import utcnow
+
+log = logging.getLogger(__name__)
 
 # Token-endpoint errors that say the client itself (id or secret) is wrong, not the account.
 CLIENT_REJECTED_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
@@ -78,12 +82,14 @@ class TokenManager:
         http: requests.Session | None = None,
         margin_s: int = 1800,
         lease_s: float = 30.0,
+        on_needs_reauth: Callable[[int], None] | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._vault = vault
         self._http = http or transport.guarded_session()
         self._margin = margin_s
         self._lease_s = lease_s
+        self._on_needs_reauth = on_needs_reauth
         self._owner = secrets.token_hex(8)
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -215,7 +221,8 @@ class TokenManager:
                 raise oauth.OAuthProviderError("invalid_grant", "no refresh token to use")
         except oauth.OAuthProviderError as exc:
             if exc.error == "invalid_grant":
-                self._store(account.id, status="needs_reauth")
+                if self._store_needs_reauth(account.id):
+                    self._tell_needs_reauth(account.id)
                 raise NeedsReauth(account.id) from None
             self._store(account.id)
             if exc.error in CLIENT_REJECTED_ERRORS and client_row_id is not None:
@@ -241,6 +248,35 @@ class TokenManager:
             status="active",
         )
         return fresh
+
+    def _store_needs_reauth(self, account_id: int) -> bool:
+        """Mark the account `needs_reauth` (lease released); True when this write is the
+        one that changed its status (so the transition is announced once)."""
+        with self._session_factory() as session, session.begin():
+            mine = (Account.id == account_id, Account.refresh_lease_owner == self._owner)
+            became = session.execute(
+                update(Account)
+                .where(*mine, Account.status != "needs_reauth")
+                .values(status="needs_reauth")
+            ).rowcount  # type: ignore[attr-defined]
+            session.execute(
+                update(Account)
+                .where(*mine)
+                .values(
+                    version=Account.version + 1,
+                    refresh_lease_owner=None,
+                    refresh_lease_until=None,
+                )
+            )
+            return bool(became)
+
+    def _tell_needs_reauth(self, account_id: int) -> None:
+        if self._on_needs_reauth is None:
+            return
+        try:
+            self._on_needs_reauth(account_id)
+        except Exception:  # telling an embedding app must not change the call's outcome
+            log.exception("could not announce that account %s needs a new sign-in", account_id)
 
     def _store(self, account_id: int, **values: Any) -> None:
         """One write: new values (if any), version+1 when they change, lease released."""

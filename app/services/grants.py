@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
@@ -53,6 +53,16 @@ def refusal(reason: str, service: str) -> HostCallError:
     )
 
 
+class RemotePrompt(Protocol):
+    """Who asks the user when no page can (the embedding app, through its webhook)."""
+
+    def can_prompt(self, req: Any) -> bool:
+        """True when this call may wait for an answer from outside (a run, a listener)."""
+
+    def prompt(self, req: Any, grant: Grant) -> None:
+        """Announce the new pending `grant` (with a link that answers it)."""
+
+
 class GrantCoordinator:
     """Creates, shares, resolves and expires grant prompts; wakes the runs that wait."""
 
@@ -82,16 +92,15 @@ class GrantCoordinator:
         self._parking_all = False
         self._resumed: dict[str, str] = {}  # run id -> the prompt it was parked on
         self._on_resolved: list[Callable[[str], None]] = []
-        self._on_unanswered: list[Callable[[Any], None]] = []
+        self._remote: RemotePrompt | None = None
 
     def on_resolved(self, listener: Callable[[str], None]) -> None:
         """Call `listener(grant_id)` after every grant that ends (the queue resumes runs)."""
         self._on_resolved.append(listener)
 
-    def on_unanswered(self, listener: Callable[[Any], None]) -> None:
-        """Call `listener(request)` when a call needs an account and nobody can be asked
-        here (an API run): the webhooks tell the embedding app, with a connect link."""
-        self._on_unanswered.append(listener)
+    def ask_remotely(self, remote: RemotePrompt) -> None:
+        """Calls no page can answer (an API run) wait for `remote` when it can ask."""
+        self._remote = remote
 
     # -- the broker's grant hook ------------------------------------------------------
 
@@ -107,21 +116,20 @@ class GrantCoordinator:
             ended = self.outcome(parked_on)
             if ended is not None:
                 return self._answer(ended, req)
-        if (
-            req.user_id is None
-            or not self._interactive(req.run_id)
-            or not self._bus.has_listeners(req.user_id, req.facility_id)
-        ):
-            for listener in self._on_unanswered:
-                try:
-                    listener(req)
-                except Exception:  # telling an embedding app must not change the refusal
-                    log.exception("an unanswered-grant listener failed")
+        on_page = (
+            req.user_id is not None
+            and self._interactive(req.run_id)
+            and self._bus.has_listeners(req.user_id, req.facility_id)
+        )
+        remote = None if on_page else self._remote
+        if not on_page and (remote is None or not remote.can_prompt(req)):
             return not_interactive(req)
         grant_id, created = self._open_grant(req)
         if req.run_id is not None:
             self._lifecycle.pause(req.run_id, grant_id=grant_id)
-        if created:
+        if created and remote is not None:
+            self._announce(remote, req, grant_id)
+        elif created:
             self._bus.publish(req.user_id, req.facility_id, self.required_message(grant_id))
         outcome = self._await_live(grant_id, req.run_id)
         if outcome is None:
@@ -129,6 +137,19 @@ class GrantCoordinator:
         if req.run_id is not None:
             self._lifecycle.unpause(req.run_id)
         return self._answer(outcome, req)
+
+    def _announce(self, remote: RemotePrompt, req: Any, grant_id: str) -> None:
+        """Tell the embedding app; if that fails nobody can answer: the prompt is cancelled
+        (the call then raises NoIntegrationGrant instead of waiting for nothing)."""
+        with self._session_factory() as session:
+            grant = session.get(Grant, grant_id)
+            session.expunge_all()
+        try:
+            assert grant is not None
+            remote.prompt(req, grant)
+        except Exception:
+            log.exception("could not announce prompt %s to the embedding app", grant_id)
+            self.resolve(grant_id, "cancelled")
 
     @staticmethod
     def _answer(outcome: GrantOutcome, req: Any) -> int:
@@ -281,6 +302,30 @@ class GrantCoordinator:
         for listener in self._on_resolved:
             listener(grant_id)
         return True
+
+    def answer_matching(
+        self,
+        *,
+        facility_id: int,
+        user_id: int,
+        integration_id: int,
+        label: str,
+        state: str,
+        account_id: int | None = None,
+    ) -> int:
+        """Settle the user's pending prompts for this integration and label (a connect link
+        for that account was completed or refused); how many were settled."""
+        with self._session_factory() as session:
+            pending = session.scalars(
+                select(Grant.id).where(
+                    Grant.facility_id == facility_id,
+                    Grant.user_id == user_id,
+                    Grant.integration_id == integration_id,
+                    Grant.label == label,
+                    Grant.state == "pending",
+                )
+            ).all()
+        return sum(self.resolve(grant_id, state, account_id) for grant_id in pending)
 
     def expire_due(self) -> int:
         """Expire every pending prompt past its time (parked runs hold no thread to do it)."""

@@ -1,9 +1,10 @@
 """Where webhook events come from and how deliveries reach the run queue.
 
 `WebhookBus` wraps the event bus: a `run.finished` published for pages also becomes a
-delivery. `WebhookEvents.unanswered` is the grant coordinator's listener for a run that
-needs an account and can ask nobody (an API run): the embedding app gets
-`grant.required` (or `account.needs_reauth`) with a connect link to show its own prompt.
+delivery. `WebhookEvents` is the grant coordinator's remote prompt: a run that needs an
+account and has no page to ask (an API run) waits (and parks) while the embedding app
+gets `grant.required` with a connect link to show its own prompt. The token manager
+tells it when an account becomes `needs_reauth` (`account.needs_reauth`, with a link).
 `WebhookSender` is what a queue's worker calls to send one delivery.
 """
 
@@ -14,12 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.integrations.broker import GrantRequest
-from app.integrations.resolution import MASTER_NEEDS_REAUTH, NEEDS_REAUTH
 from app.integrations.vault import Vault
-from app.models import Integration
+from app.models import Account, Grant, Integration, Membership, Role
 from app.seams import EventBus, Message, Subscription
 from app.services import connect_links, webhooks
 
@@ -87,47 +88,124 @@ class WebhookEvents:
         """`run.finished` for a run that ended (the bus message's run)."""
         self.emit(facility_id, "run.finished", {"user_id": user_id, "run": message.get("run")})
 
-    def unanswered(self, req: GrantRequest) -> None:
-        """A run needs an account and nobody can be asked here: tell the embedding app,
-        with a connect link for the user when the user can fix it themselves."""
-        reauth = req.reason in (NEEDS_REAUTH, MASTER_NEEDS_REAUTH)
-        event = "account.needs_reauth" if reauth else "grant.required"
-        master = req.reason == MASTER_NEEDS_REAUTH or req.user_id is None
+    def can_prompt(self, req: GrantRequest) -> bool:
+        """True when a run's call that no page can answer may wait for the embedding app:
+        the facility listens to `grant.required` and the user can connect the account."""
+        if req.user_id is None or req.run_id is None:
+            return False
         with self._session_factory() as session:
-            if not webhooks.facility_wants(session, req.facility_id):
-                return
+            integration = session.get(Integration, req.integration_id)
+            return (
+                integration is not None
+                and integration.auth_mode in connect_links.USER_AUTH_MODES
+                and webhooks.subscribed(session, req.facility_id, "grant.required")
+            )
+
+    def prompt(self, req: GrantRequest, grant: Grant) -> None:
+        """`grant.required` for a prompt a run now waits for, with the user's connect link;
+        completing (or refusing) the link answers the prompt."""
+        assert req.user_id is not None
+        with self._session_factory() as session:
             data: dict[str, Any] = {
+                "grant_id": grant.id,
                 "run_id": req.run_id,
                 "user_id": req.user_id,
                 "integration": req.integration_key,
-                "owner": "master" if master else "user",
+                "owner": "user",
                 "label": req.label,
                 "reason": req.reason,
-                "connect_url": None,
-                "connect_expires_at": None,
+                "expires_at": grant.expires_at.isoformat(),
+                **self._link(
+                    session, req.facility_id, req.user_id, req.integration_id, "user", req.label
+                ),
             }
-            integration = session.get(Integration, req.integration_id)
-            if (
-                not master
-                and req.user_id is not None
-                and integration is not None
-                and integration.auth_mode in connect_links.USER_AUTH_MODES
-            ):
-                link, token = connect_links.issue(
-                    session,
-                    facility_id=req.facility_id,
-                    user_id=req.user_id,
-                    integration=integration,
-                    created_by=None,
-                    label=req.label,
-                    return_to=None,
-                )
-                data["connect_url"] = connect_links.url_of(self._public_url(), token)
-                data["connect_expires_at"] = link.expires_at.isoformat()
-            ids = webhooks.enqueue(session, facility_id=req.facility_id, event=event, data=data)
+            ids = webhooks.enqueue(
+                session, facility_id=req.facility_id, event="grant.required", data=data
+            )
             session.commit()
         for delivery_id in ids:
             self._deliver(delivery_id)
+
+    def account_needs_reauth(self, account_id: int) -> None:
+        """`account.needs_reauth` for an account that just became so, with a connect link
+        that signs it in again (a master account's link is for an admin of the facility)."""
+        with self._session_factory() as session:
+            account = session.get(Account, account_id)
+            if account is None or not webhooks.subscribed(
+                session, account.facility_id, "account.needs_reauth"
+            ):
+                return
+            integration = session.get(Integration, account.integration_id)
+            assert integration is not None
+            master = account.owner_kind == "master"
+            signer = _first_admin(session, account.facility_id) if master else account.user_id
+            data: dict[str, Any] = {
+                "account_id": account.id,
+                "integration": integration.key,
+                "owner": "master" if master else "user",
+                "user_id": None if master else account.user_id,
+                "label": account.label,
+                "connect_url": None,
+                "connect_expires_at": None,
+                "connect_user_id": signer,
+            }
+            if signer is not None:
+                data.update(
+                    self._link(
+                        session,
+                        account.facility_id,
+                        signer,
+                        integration.id,
+                        account.owner_kind,
+                        account.label,
+                    )
+                )
+            ids = webhooks.enqueue(
+                session, facility_id=account.facility_id, event="account.needs_reauth", data=data
+            )
+            session.commit()
+        for delivery_id in ids:
+            self._deliver(delivery_id)
+
+    def _link(
+        self,
+        session: Session,
+        facility_id: int,
+        user_id: int,
+        integration_id: int,
+        owner: str,
+        label: str,
+    ) -> dict[str, Any]:
+        """A connect link (made by the server, no return_to) for the payload, if the
+        integration connects accounts in a browser."""
+        integration = session.get(Integration, integration_id)
+        if integration is None or integration.auth_mode not in connect_links.USER_AUTH_MODES:
+            return {"connect_url": None, "connect_expires_at": None}
+        link, token = connect_links.issue(
+            session,
+            facility_id=facility_id,
+            user_id=user_id,
+            integration=integration,
+            created_by=None,
+            label=label,
+            return_to=None,
+            owner=owner,
+        )
+        return {
+            "connect_url": connect_links.url_of(self._public_url(), token),
+            "connect_expires_at": link.expires_at.isoformat(),
+        }
+
+
+def _first_admin(session: Session, facility_id: int) -> int | None:
+    """The admin a master account's connect link is for (the longest-standing one); the
+    link is refused when they are no admin any more by the time it is opened."""
+    return session.scalar(
+        select(Membership.user_id)
+        .where(Membership.facility_id == facility_id, Membership.role == Role.admin)
+        .order_by(Membership.created_at, Membership.id)
+        .limit(1)
+    )
 
 
 class WebhookBus:

@@ -114,6 +114,20 @@ def facility_wants(session: Session, facility_id: int) -> bool:
     return found
 
 
+def subscribed(session: Session, facility_id: int, event: str) -> bool:
+    """True when an active endpoint of the facility subscribed to `event`."""
+    if not facility_wants(session, facility_id):
+        return False
+    return any(
+        event in events
+        for events in session.scalars(
+            select(WebhookEndpoint.events).where(
+                WebhookEndpoint.facility_id == facility_id, WebhookEndpoint.active.is_(True)
+            )
+        )
+    )
+
+
 def _key(session: Session, facility_id: int) -> tuple[str, int]:
     # Per database: one process may serve several (the tests do).
     return str(session.get_bind().engine.url), facility_id

@@ -31,6 +31,17 @@ def _answer(
 ) -> ResponseReturnValue:
     target = connect_links.finish(db.session(), link, outcome=outcome, account_id=account_id)
     db.session.commit()
+    if link.owner == "user" and outcome in ("connected", "refused"):
+        # A run waiting for this account (its grant.required webhook sent the link, or the
+        # embedding app made one) resumes with it, or its call raises: refused.
+        extensions.grants().answer_matching(
+            facility_id=link.facility_id,
+            user_id=link.user_id,
+            integration_id=link.integration_id,
+            label=link.label,
+            state="granted" if outcome == "connected" else "refused",
+            account_id=account_id,
+        )
     if target:
         return redirect(target)
     return render_template("signed_in.html", ok=outcome == "connected", message=message), (

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,15 @@ from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
 WAIT_S = 60.0
+KEYED_CALL = """
+try:
+    integrations.get("keyed", "/me")
+    result = "answered"
+except integrations.NoIntegrationGrant as refused:
+    result = refused.reason
+except integrations.IntegrationError as failed:
+    result = failed.code
+"""
 
 
 @dataclass
@@ -270,10 +280,14 @@ def test_grant_required_carries_a_connect_link_that_works(
     with world["live"].app.app_context():
         script = db.session.get(Script, world["ids"]["script"])
         assert script is not None
-        script.source = 'result = integrations.get("keyed", "/me").json()'
+        script.source = KEYED_CALL
         db.session.commit()
-    run = _run(world)
-    assert run["status"] == "failed" and run["error"]["code"] == "no_integration_grant"
+    # An API run with no page to ask waits (parked) for the embedding app's prompt.
+    answer = _call(
+        world, "ada", "POST", "/api/f/lab/runs", json={"script_id": world["ids"]["script"]}
+    )
+    assert answer.status_code == 201, answer.text
+    run = answer.json()
     got = listener.next()
     payload = json.loads(got["body"])
     assert payload["event"] == "grant.required"
@@ -298,6 +312,13 @@ def test_grant_required_carries_a_connect_link_that_works(
         assert [(a.integration_id, a.owner_kind, a.user_id) for a in accounts] == [
             (data_integration_id(world), "user", world["ids"]["ada"])
         ]
+    # The run resumes with the key and makes the call (nothing listens at the integration's
+    # address: getting past the grant to a refused connection is what shows it resumed).
+    deadline = time.monotonic() + WAIT_S
+    while run["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling a condition
+        run = _call(world, "ada", "GET", f"/api/f/lab/runs/{run['id']}").json()
+    assert run["status"] == "succeeded" and run["result"] == "integration_unavailable", run
 
 
 def data_integration_id(world: dict[str, Any]) -> int:
