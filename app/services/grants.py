@@ -4,7 +4,9 @@ The broker calls `GrantCoordinator.request` (its grant hook) inside the run's pa
 clock. A pending Grant row is shared by every run of the same user waiting for the same
 integration and label; the sign-in callback, a refusal, the expiry or the end of every
 run waiting for it resolves it. Waiting runs learn the outcome through `GrantSignals`;
-parked runs are resumed by whoever listens to `on_resolved` (the run queue).
+parked runs are resumed by whoever listens to `on_resolved` (the run queue). A call no
+page can answer (an API run) waits the same way when a `RemotePrompt` (the webhooks) can
+ask the embedding app; a connect link for that account answers it (`answer_matching`).
 """
 
 from __future__ import annotations
