@@ -14,7 +14,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,7 @@ class ThreadRunQueue:
         self._webhooks = webhooks
         # Webhooks go out on a few threads of their own: a slow receiver holds no run.
         self._senders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
+        self._sending: set[Future[None]] = set()  # deliveries submitted and not done
         self._lifecycle = lifecycle
         self._grants = grants
         self._session_factory = session_factory
@@ -137,7 +139,17 @@ class ThreadRunQueue:
         if self._webhooks is None or self._closing:
             return
         self.heartbeat.start()  # its tick sends the retries
-        self._senders.submit(self._send_webhook, self._webhooks, delivery_id)
+        try:
+            future = self._senders.submit(self._send_webhook, self._webhooks, delivery_id)
+        except RuntimeError:  # shut down meanwhile: the delivery stays pending
+            return
+        with self._lock:
+            self._sending.add(future)
+        future.add_done_callback(self._sent)
+
+    def _sent(self, future: Future[None]) -> None:
+        with self._lock:
+            self._sending.discard(future)
 
     def deliver_due(self) -> None:
         """Send the deliveries whose retry is due (a heartbeat listener)."""
@@ -162,9 +174,13 @@ class ThreadRunQueue:
         self._senders.shutdown(wait=False, cancel_futures=True)  # pending ones stay pending
         with self._lock:
             driving = list(self._driving.values())
+            sending = list(self._sending)
         deadline = time.monotonic() + timeout
         for returned in driving:
             returned.wait(max(0.0, deadline - time.monotonic()))
+        # A delivery being sent finishes (or is cut off with the process): its record is
+        # written before its connection goes back, so none is left open behind the pool.
+        wait_for(sending, timeout=max(0.0, deadline - time.monotonic()))
         self.heartbeat.stop()
 
     # -- dispatching -------------------------------------------------------------------

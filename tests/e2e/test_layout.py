@@ -232,6 +232,8 @@ def test_members_read_errors_in_words_and_scripters_get_codes(
     ada.locator("body[data-live=yes]").wait_for()  # an open page: the run may ask Ada
     run_id = start_run(ada, script_id)
     ada.locator(".grant-refuse").click(timeout=60000)  # refused on the page that started it
+    # Leave only once the server took the refusal: a page left at once may drop it unsent.
+    ada.locator(".toast", has_text="Refused.").wait_for(timeout=30000)
     ada.goto(f"{live.url}/f/lab/runs/{run_id}")
     ada.locator("#run-error", has_text="no_integration_grant").wait_for(timeout=30000)
     assert "(line 1)" in ada.locator("#run-error").inner_text()
