@@ -21,7 +21,7 @@ def api_blueprint(name: str) -> Blueprint:
         require_user()
         identity = current_identity()
         if identity is not None and identity.via_token:
-            # Commit the token's last use now: a read-only call would otherwise roll it back,
+            # Commit the token's last use (if due) now: a read-only call would roll it back,
             # and a pending write would hold SQLite's lock while the run engine writes.
             db.session.commit()
         check_csrf()

@@ -170,6 +170,33 @@ def test_api_tokens_authenticate_without_csrf_and_are_stored_hashed(
     assert wrong.status_code == 401
 
 
+def test_a_tokens_last_use_is_kept_to_the_minute_without_a_write_per_request(
+    app: Flask, people: dict[str, Any]
+) -> None:
+    from datetime import timedelta
+
+    from app.models import ApiToken
+
+    browser = client_for(app, people["users"]["scripter"])
+    created = browser.post("/api/tokens", json={"name": "ci"}, headers={"X-CSRF-Token": CSRF})
+    bearer = {"Authorization": f"Bearer {created.get_json()['token']}"}
+    api = app.test_client()
+
+    def last_used() -> Any:
+        db.session.expire_all()
+        return db.session.query(ApiToken).one().last_used_at
+
+    assert api.get("/api/f/lab/scripts", headers=bearer).status_code == 200
+    first = last_used()
+    assert first is not None
+    assert api.get("/api/f/lab/scripts", headers=bearer).status_code == 200
+    assert last_used() == first  # within the minute: not written again
+    db.session.query(ApiToken).update({"last_used_at": first - timedelta(minutes=2)})
+    db.session.commit()
+    assert api.get("/api/f/lab/scripts", headers=bearer).status_code == 200
+    assert last_used() >= first  # a minute on: written
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
