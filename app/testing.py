@@ -91,7 +91,14 @@ class _Client(simple_websocket.Client):  # type: ignore[misc]  # untyped base
 
     def handshake(self) -> None:
         super().handshake()
-        self.connected = self._handle_events()
+        if not self.connected:
+            return
+        # A server that refuses a page sends its error and closes at once: the close may
+        # come with the handshake. The handshake still succeeded (the constructor would
+        # raise otherwise); the reader thread then finds the socket closed, and the error
+        # stays readable in the input buffer.
+        self._handle_events()
+        self.connected = True
 
 
 class _DaemonThread(threading.Thread):
