@@ -10,17 +10,19 @@ outside any request, so there is no request edge to commit for them).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, Update, bindparam, or_, update
 from sqlalchemy.orm import Session
 
 from app.errors import IllegalTransition
 from app.models import Run
 from app.models._types import utcnow
+from app.models.scripts import run_dict
 from app.seams import EventBus
 
 SessionFactory = Callable[[], Session]
@@ -56,9 +58,9 @@ INTERRUPTED = "interrupted"
 INTERRUPTED_MESSAGE = "the server stopped while this run was running; start it again"
 
 
-def _stale(before: datetime) -> ColumnElement[bool]:
-    """The run's driver has not renewed its heartbeat since `before` (or never did)."""
-    return or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < before)
+RUNS = Run.__table__
+# The run's driver has not renewed its heartbeat since `stale_before` (or never did).
+_STALE = or_(RUNS.c.heartbeat_at.is_(None), RUNS.c.heartbeat_at < bindparam("stale_before"))
 
 
 def is_final(status: str) -> bool:
@@ -79,11 +81,12 @@ class Lifecycle:
     def __init__(self, *, session_factory: SessionFactory, bus: EventBus) -> None:
         self._session_factory = session_factory
         self._bus = bus
-        self._end_hooks: list[Callable[[str], object]] = []
+        self._end_hooks: list[Callable[[str, dict[str, Any]], object]] = []
 
-    def on_end(self, hook: Callable[[str], object]) -> None:
-        """Call `hook(run_id)` after every move to a final state, whoever made it (the
-        driver, a cancel, the heartbeat's sweep): the run queue wakes its `wait`s there."""
+    def on_end(self, hook: Callable[[str, dict[str, Any]], object]) -> None:
+        """Call `hook(run_id, run)` after every move to a final state, whoever made it (the
+        driver, a cancel, the heartbeat's sweep), with the run as it ended (`to_dict`):
+        the run queue wakes its `wait`s there."""
         self._end_hooks.append(hook)
 
     def move(
@@ -93,7 +96,8 @@ class Lifecycle:
         source: Iterable[RunStatus],
         target: RunStatus,
         values: dict[str, Any] | None = None,
-        where: Iterable[ColumnElement[bool]] = (),
+        where: tuple[ColumnElement[bool], ...] = (),
+        params: dict[str, Any] | None = None,
         before: Callable[[Session], object] | None = None,
     ) -> bool:
         """Move the run from one of `source` to `target` (and set `values`); False if it was
@@ -101,7 +105,8 @@ class Lifecycle:
         `run.finished` for final states.
 
         One statement (UPDATE ... RETURNING) in one transaction; `before(session)` runs
-        first in that transaction (a claim takes its row locks there).
+        first in that transaction (a claim takes its row locks there). `where` holds
+        conditions on the `runs` table built once (their bound values come in `params`).
         """
         expected = tuple(source)
         check_transition(expected, target)
@@ -109,32 +114,26 @@ class Lifecycle:
         if target in FINAL:
             # A run that ended needs neither its journal nor its driver any more.
             changes.update(journal=None, driver=None, waiting_grant_id=None, finished_at=utcnow())
+        statement = _move_statement(
+            tuple(sorted(str(s) for s in expected)), target, tuple(sorted(changes)), where
+        )
+        bound = {f"set_{key}": value for key, value in changes.items()}
         with self._session_factory() as session, session.begin():
             if before is not None:
                 before(session)
-            statement = (
-                update(Run)
-                .where(Run.id == run_id, Run.status.in_([str(s) for s in expected]), *where)
-                .values(status=str(target), **changes)
-                .execution_options(synchronize_session=False)
-            )
-            if target in FINAL:  # the page gets the whole run
-                run = session.scalars(statement.returning(Run)).first()
-                if run is None:
-                    return False
-                message = {"type": "run.finished", "run_id": run_id, "run": run.to_dict()}
-                user_id, facility_id = run.user_id, run.facility_id
-            else:
-                row = session.execute(statement.returning(Run.user_id, Run.facility_id)).first()
-                if row is None:
-                    return False
-                message = {"type": "run.status", "run_id": run_id, "status": str(target)}
-                user_id, facility_id = row.user_id, row.facility_id
+            row = session.execute(statement, {"run_id": run_id, **bound, **(params or {})}).first()
+        if row is None:
+            return False
+        if target in FINAL:  # the page gets the whole run
+            run = run_dict(row)
+            message = {"type": "run.finished", "run_id": run_id, "run": run}
+        else:
+            message = {"type": "run.status", "run_id": run_id, "status": str(target)}
         # The facility's admins follow everyone's runs: their watching pages hear it too.
-        self._bus.publish(user_id, facility_id, message, watchers=True)
+        self._bus.publish(row.user_id, row.facility_id, message, watchers=True)
         if target in FINAL:
             for hook in self._end_hooks:
-                hook(run_id)
+                hook(run_id, run)
         return True
 
     # -- the verbs ---------------------------------------------------------------------
@@ -144,7 +143,7 @@ class Lifecycle:
         run_id: str,
         *,
         driver: str,
-        where: Iterable[ColumnElement[bool]] = (),
+        where: tuple[ColumnElement[bool], ...] = (),
         before: Callable[[Session], object] | None = None,
     ) -> bool:
         """queued -> running, driven by `driver` from now on (if `where` holds: the caps)."""
@@ -163,7 +162,7 @@ class Lifecycle:
         run_id: str,
         *,
         driver: str,
-        where: Iterable[ColumnElement[bool]] = (),
+        where: tuple[ColumnElement[bool], ...] = (),
         before: Callable[[Session], object] | None = None,
     ) -> bool:
         """parked -> running: a driver replays the run's journal (if `where` holds)."""
@@ -224,7 +223,8 @@ class Lifecycle:
             source=LIVE,
             target=RunStatus.CANCELLED,
             values={"error_code": "cancelled", "error_message": "the run was cancelled"},
-            where=(_stale(stale_before),),
+            where=(_STALE,),
+            params={"stale_before": stale_before},
         )
 
     def interrupt(self, run_id: str, *, stale_before: datetime) -> bool:
@@ -234,17 +234,17 @@ class Lifecycle:
             source=LIVE,
             target=RunStatus.FAILED,
             values={"error_code": INTERRUPTED, "error_message": INTERRUPTED_MESSAGE},
-            where=(_stale(stale_before),),
+            where=(_STALE,),
+            params={"stale_before": stale_before},
         )
 
     def request_cancel(self, run_id: str) -> bool:
         """Ask whichever process drives a live run to cancel it (seen at its next heartbeat)."""
         with self._session_factory() as session, session.begin():
             asked = session.execute(
-                update(Run)
-                .where(Run.id == run_id, Run.status.in_([str(s) for s in LIVE]))
+                update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.status.in_([str(s) for s in LIVE]))
                 .values(cancel_requested=True)
-                .execution_options(synchronize_session=False)
             ).rowcount  # type: ignore[attr-defined]
         return bool(asked)
 
@@ -269,9 +269,30 @@ class Lifecycle:
         False once the run left the live states (its final output is written by `finish`)."""
         with self._session_factory() as session, session.begin():
             stored = session.execute(
-                update(Run)
-                .where(Run.id == run_id, Run.status.in_([str(s) for s in LIVE]))
+                update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.status.in_([str(s) for s in LIVE]))
                 .values(output=output)
-                .execution_options(synchronize_session=False)
             ).rowcount  # type: ignore[attr-defined]
         return bool(stored)
+
+
+@functools.lru_cache(maxsize=128)
+def _move_statement(
+    expected: tuple[str, ...],
+    target: RunStatus,
+    keys: tuple[str, ...],
+    where: tuple[ColumnElement[bool], ...],
+) -> Update:
+    """A move's UPDATE ... RETURNING, built once per shape with its values bound per call:
+    building a fresh statement (and its cache key) cost more than running it (py-spy of
+    `scriptbox serve` under bench/cluster.py)."""
+    returning = tuple(RUNS.c) if target in FINAL else (RUNS.c.user_id, RUNS.c.facility_id)
+    return (
+        update(RUNS)
+        .where(RUNS.c.id == bindparam("run_id"), RUNS.c.status.in_(expected), *where)
+        .values(
+            status=str(target),
+            **{key: bindparam(f"set_{key}", type_=RUNS.c[key].type) for key in keys},
+        )
+        .returning(*returning)
+    )

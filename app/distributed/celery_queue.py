@@ -25,6 +25,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from celery import Celery
@@ -40,7 +41,7 @@ from app.lifecycle import FINAL, Lifecycle, RunStatus
 from app.models import Facility, Run, User
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
-from app.runner.threads import Caps, live_counts, under_caps
+from app.runner.threads import Caps, ended_run, live_counts, under_caps
 from app.services.grants import GrantCoordinator
 from app.services.webhook_events import WebhookSender
 from sandbox import PARKED
@@ -156,9 +157,12 @@ class CeleryRunQueue:
             return True
         return False
 
-    def wait(self, run_id: str, timeout: float) -> bool:
-        """Block until the run ends (on any worker) or `timeout` passes; True if it ended."""
-        return self._ends.wait(run_id, timeout, self._ended)
+    def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
+        """Block until the run ends (on any worker) or `timeout` passes: the run as it
+        ended, or None."""
+        if not self._ends.wait(run_id, timeout, self._ended):
+            return None
+        return ended_run(self._session_factory, run_id)
 
     def deliver(self, delivery_id: str) -> None:
         """Send a webhook delivery to a worker; a retry is sent by a later tick."""
@@ -339,7 +343,7 @@ class CeleryRunQueue:
 
     # -- run ends, heard by waiters in any process --------------------------------------
 
-    def _announce_done(self, run_id: str) -> None:
+    def _announce_done(self, run_id: str, _run: dict[str, Any] | None = None) -> None:
         try:
             self._ends.announce(run_id)
         except redis.RedisError:

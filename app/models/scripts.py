@@ -80,27 +80,33 @@ class Run(Base):
 
     def to_dict(self) -> dict[str, Any]:
         """The API shape of a run."""
-        error = None
-        if self.error_code:
-            error = {
-                "code": self.error_code,
-                "message": self.error_message,
-                "line": self.error_line,
-                "trace": self.error_trace or [],
-            }
-        return {
-            "id": self.id,
-            "script_id": self.script_id,
-            "version": self.version,
-            "user_id": self.user_id,
-            "status": self.status,
-            "input": self.input,
-            "result": self.result,
-            "output": self.output,
-            "error": error,
-            "calls": self.calls,
-            "duration_ms": self.duration_ms,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        return run_dict(self)
+
+
+def run_dict(run: Any) -> dict[str, Any]:
+    """The API shape of a run, from a `Run` or from a row of the `runs` table (the run
+    engine moves runs with Core statements and answers from the row they return)."""
+    error = None
+    if run.error_code:
+        error = {
+            "code": run.error_code,
+            "message": run.error_message,
+            "line": run.error_line,
+            "trace": run.error_trace or [],
         }
+    return {
+        "id": run.id,
+        "script_id": run.script_id,
+        "version": run.version,
+        "user_id": run.user_id,
+        "status": run.status,
+        "input": run.input,
+        "result": run.result,
+        "output": run.output,
+        "error": error,
+        "calls": run.calls,
+        "duration_ms": run.duration_ms,
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.integrations.broker import Broker, RunContext
@@ -25,6 +25,15 @@ from sandbox import CANCELLED, PARKED, Executor, Journal, Limits, RunResult
 
 log = logging.getLogger(__name__)
 INTERNAL_ERROR_MESSAGE = "Scriptbox could not finish this run; the error was logged"
+
+
+# The run, who runs it and where, read once per drive: built once, bound per call.
+_RUN_AND_PEOPLE = (
+    select(Run, User, Facility)
+    .join(User, User.id == Run.user_id)
+    .join(Facility, Facility.id == Run.facility_id)
+    .where(Run.id == bindparam("run_id"))
+)
 
 
 def limits_from_config(config: Any) -> Limits:
@@ -79,12 +88,7 @@ class RunDriver:
         cancel = self._heartbeat.adopt(run_id)
         try:
             with self._session_factory() as session:
-                row = session.execute(
-                    select(Run, User, Facility)
-                    .join(User, User.id == Run.user_id)
-                    .join(Facility, Facility.id == Run.facility_id)
-                    .where(Run.id == run_id)
-                ).first()
+                row = session.execute(_RUN_AND_PEOPLE, {"run_id": run_id}).first()
                 if row is None:
                     return None
                 run, user, facility = row

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from app.lifecycle import LIVE, Lifecycle, RunStatus, is_final
 from app.models import Run
@@ -33,6 +33,25 @@ from sandbox import PARKED
 
 log = logging.getLogger(__name__)
 _DISPATCH_BATCH = 200
+
+
+class Ending:
+    """Where a run's `wait`s learn that it ended, and how (the final move's row)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.run: dict[str, Any] | None = None
+
+    def end(self, run: dict[str, Any] | None) -> None:
+        self.run = run
+        self.event.set()
+
+
+def ended_run(session_factory: Callable[[], Session], run_id: str) -> dict[str, Any] | None:
+    """The run (`to_dict`) if it is in a final state, else None."""
+    with session_factory() as session:
+        run = session.get(Run, run_id)
+        return run.to_dict() if run is not None and is_final(run.status) else None
 
 
 @dataclass(frozen=True)
@@ -69,7 +88,7 @@ class ThreadRunQueue:
         self._caps = caps
         self._lock = threading.Lock()
         self._dispatch_lock = threading.Lock()
-        self._done: dict[str, threading.Event] = {}
+        self._done: dict[str, Ending] = {}
         self._ready: set[str] = set()  # parked runs whose prompt ended: to resume
         self._threads = RunThreads()
         self._driving: dict[str, threading.Event] = {}  # set when its drive returned
@@ -88,7 +107,7 @@ class ThreadRunQueue:
     def submit(self, run_id: str) -> None:
         """Start the queued run when the caps allow (it stays `queued` until then)."""
         with self._lock:
-            self._done.setdefault(run_id, threading.Event())
+            self._done.setdefault(run_id, Ending())
         self.heartbeat.start()
         # Nothing waits before it: claim it at once (one conditional UPDATE, caps included).
         if not self._backlog and not self._closing:
@@ -124,15 +143,13 @@ class ThreadRunQueue:
         # and the sweep cancels it if that process is gone.
         return self._lifecycle.request_cancel(run_id)
 
-    def wait(self, run_id: str, timeout: float) -> bool:
-        """Block until the run ends here or `timeout` passes; True if it ended."""
+    def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
+        """Block until the run ends here or `timeout` passes: the run as it ended, or None."""
         with self._lock:
             done = self._done.get(run_id)
-        if done is not None and done.wait(timeout):
-            return True
-        with self._session_factory() as session:  # it may have ended before we looked
-            status = session.scalar(select(Run.status).where(Run.id == run_id))
-        return status is not None and is_final(status)
+        if done is not None and done.event.wait(timeout) and done.run is not None:
+            return done.run  # as its final move returned it: no read
+        return ended_run(self._session_factory, run_id)  # it may have ended before we looked
 
     def deliver(self, delivery_id: str) -> None:
         """Send a webhook delivery on a sender thread; a retry is sent by a later tick."""
@@ -255,7 +272,7 @@ class ThreadRunQueue:
     def _spawn(self, run_id: str) -> None:
         self.heartbeat.adopt(run_id)  # cancellable from now on, before the thread runs
         with self._lock:
-            self._done.setdefault(run_id, threading.Event())
+            self._done.setdefault(run_id, Ending())
             self._driving[run_id] = threading.Event()
         self._threads.run(f"run-{run_id[:8]}", lambda: self._drive(run_id))
 
@@ -285,11 +302,11 @@ class ThreadRunQueue:
             with self._lock:
                 self._ready.add(run_id)
 
-    def _mark_done(self, run_id: str) -> None:
+    def _mark_done(self, run_id: str, run: dict[str, Any] | None = None) -> None:
         with self._lock:
             done = self._done.pop(run_id, None)
         if done is not None:
-            done.set()
+            done.end(run)
 
 
 def live_counts(
@@ -323,16 +340,17 @@ def under_caps(caps: Caps) -> tuple[ColumnElement[bool], ...]:
     Built once per caps (the expressions are immutable): building them took longer
     than the claim's SQL itself (cProfile, bench/roundtrips.py --profile)."""
     live = [str(s) for s in LIVE]
-    other = aliased(Run)
+    runs = Run.__table__
+    other = runs.alias("other")
 
     def count(column: Any, own: Any) -> ColumnElement[int]:
         return (
-            select(func.count(other.id))
-            .where(column == own, other.status.in_(live))
+            select(func.count(other.c.id))
+            .where(column == own, other.c.status.in_(live))
             .scalar_subquery()
         )
 
     return (
-        count(other.user_id, Run.user_id) < caps.per_user,
-        count(other.facility_id, Run.facility_id) < caps.per_facility,
+        count(other.c.user_id, runs.c.user_id) < caps.per_user,
+        count(other.c.facility_id, runs.c.facility_id) < caps.per_facility,
     )

@@ -6,11 +6,23 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from app.models import User, UserSession
 from app.models._types import utcnow
+
+# Asked on every signed-in request: built once, its values bound per call.
+_SESSION_USER = (
+    select(User)
+    .join(UserSession, UserSession.user_id == User.id)
+    .where(
+        UserSession.id == bindparam("session_id"),
+        UserSession.user_id == bindparam("user_id"),
+        UserSession.expires_at > bindparam("now"),
+        User.is_active.is_(True),
+    )
+)
 
 
 def _session_id(secret: str) -> str:
@@ -36,14 +48,8 @@ def session_user(session: Session, *, secret: str, user_id: int) -> User | None:
         return None
     # One query per request: the session row and its user together.
     return session.scalar(
-        select(User)
-        .join(UserSession, UserSession.user_id == User.id)
-        .where(
-            UserSession.id == _session_id(secret),
-            UserSession.user_id == user_id,
-            UserSession.expires_at > utcnow(),
-            User.is_active.is_(True),
-        )
+        _SESSION_USER,
+        {"session_id": _session_id(secret), "user_id": user_id, "now": utcnow()},
     )
 
 

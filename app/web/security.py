@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from flask import current_app, redirect, request, session, url_for
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app import db
 from app.errors import Forbidden, NotAuthenticated, NotFound
@@ -157,6 +157,14 @@ def require_user() -> User:
     return identity.user
 
 
+# Asked on every request under /f/<slug>: built once, its values bound per call.
+_MEMBERSHIP = (
+    select(Facility, Membership)
+    .join(Membership, Membership.facility_id == Facility.id)
+    .where(Facility.slug == bindparam("slug"), Membership.user_id == bindparam("user_id"))
+)
+
+
 def require_member(slug: str, role: Role = Role.member) -> MemberContext:
     """The signed-in user's context in facility `slug`, requiring at least `role`.
 
@@ -168,11 +176,7 @@ def require_member(slug: str, role: Role = Role.member) -> MemberContext:
     key = f"scriptbox.member.{user.id}.{slug}"
     context: MemberContext | None = request.environ.get(key)
     if context is None:
-        row = db.session.execute(
-            select(Facility, Membership)
-            .join(Membership, Membership.facility_id == Facility.id)
-            .where(Facility.slug == slug, Membership.user_id == user.id)
-        ).first()
+        row = db.session.execute(_MEMBERSHIP, {"slug": slug, "user_id": user.id}).first()
         if row is None:
             raise NotFound("no such facility")
         facility, membership = row

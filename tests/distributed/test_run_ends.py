@@ -66,9 +66,9 @@ def row(app: Flask, run_id: str) -> Any:
     return run
 
 
-def waiting(app: Flask, run_id: str) -> tuple[threading.Thread, list[bool]]:
+def waiting(app: Flask, run_id: str) -> tuple[threading.Thread, list[Any]]:
     """A client's `wait` on the run, in its own thread; its answer lands in the list."""
-    answer: list[bool] = []
+    answer: list[Any] = []
     queue = extensions.run_queue(app)
     thread = threading.Thread(target=lambda: answer.append(queue.wait(run_id, WAIT_S)))
     thread.start()
@@ -93,7 +93,8 @@ def test_a_run_the_sweep_interrupts_wakes_its_waiter_elsewhere(
 
     thread.join(PROMPT_S)
     assert not thread.is_alive(), "the wait did not hear the sweep's end"
-    assert answer == [True]
+    assert [(ended["status"], ended["error"]["code"]) for ended in answer] == [
+        ("failed", INTERRUPTED)]
     run = row(web, run_id)
     assert (run.status, run.error_code) == ("failed", INTERRUPTED)
 
@@ -109,7 +110,7 @@ def test_a_queued_run_cancelled_elsewhere_wakes_its_waiter(
 
     thread.join(PROMPT_S)
     assert not thread.is_alive(), "the wait did not hear the cancel"
-    assert answer == [True]
+    assert [ended["status"] for ended in answer] == ["cancelled"]
     assert row(web, run_id).status == "cancelled"
 
 
@@ -118,5 +119,5 @@ def test_a_wait_on_a_run_that_does_not_end_times_out(
     web, _other = web_and_other
     run_id = queued_run(web)
     extensions.run_queue(web).submit(run_id)
-    assert extensions.run_queue(web).wait(run_id, 0.2) is False
+    assert extensions.run_queue(web).wait(run_id, 0.2) is None
     assert row(web, run_id).status == "queued"

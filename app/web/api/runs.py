@@ -138,7 +138,7 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     # A run started from a page with an open websocket may prompt; API runs may not.
     interactive = bool(json.interactive) and request.authorization is None
     key = headers.idempotency_key
-    fingerprint = idempotency.request_hash(json.model_dump())
+    fingerprint = idempotency.request_hash(json.model_dump()) if key is not None else ""
     run = _earlier_run(member, key, fingerprint)
     if run is None:
         try:
@@ -164,8 +164,11 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
         else:
             extensions.run_queue().submit(run.id)
     if wait and not is_final(run.status):
-        extensions.run_queue().wait(run.id, wait)
-        db.session.refresh(run)
+        ended = extensions.run_queue().wait(run.id, wait)
+        if ended is not None:
+            return ended, 200
+        # Still going (running, or waiting for a prompt): its status now.
+        run = db.session.get(Run, run.id, populate_existing=True) or run
     return run.to_dict(), 200 if is_final(run.status) else 201
 
 

@@ -176,6 +176,7 @@ def test_while_redis_is_away_calls_are_checked_against_the_call_log(
 ) -> None:
     pair.upstream.release.set()
     assert [pair.call(0, 0), pair.call(1, 1)] == [200, 200]
+    assert pair.logged() == 2  # committed: what a process without Redis can count
     with socket.socket() as closed:  # a port nobody listens on: Redis is down
         closed.bind(("127.0.0.1", 0))
         dead = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
