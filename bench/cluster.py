@@ -213,7 +213,8 @@ def main() -> None:
                           secret_key="bench", vault_key=vault_key,
                           extra={"SCRIPTBOX_MAX_RUNS_PER_USER": "100",
                                  "SCRIPTBOX_PRIVATE_NETWORK_ALLOW": "127.0.0.1/32",
-                                 "SCRIPTBOX_IDLE_WORKERS": "2"})
+                                 "SCRIPTBOX_IDLE_WORKERS": "2",
+                                 "SCRIPTBOX_HEARTBEAT_S": "2"})  # the default
         try:
             _web, url = cluster.web()
             cluster.worker(concurrency=args.concurrency)

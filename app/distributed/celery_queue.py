@@ -6,8 +6,9 @@ Celery's result backend. A worker claims a run with the lifecycle's conditional 
 queued -> running under the caps, so a task delivered twice, or sent again after a lost
 message, never executes a run twice. Delivery choices:
 
-- Early acks (`acks_late` off) and a prefetch of one: a task is acknowledged when a
-  worker process takes it. A run that already started may have called out, so it must
+- Early acks (`acks_late` off), a prefetch of one and `worker_disable_prefetch`: a task
+  is taken only by a worker with a free process, and acknowledged when that process
+  takes it. A run that already started may have called out, so it must
   never be redelivered: when its process dies, the heartbeat sweep ends it `interrupted`.
   (Late acks would also crash the worker on a Redis restart: Celery restores unacked
   messages and then acks the running task on the dead channel.) The visibility timeout
@@ -16,6 +17,9 @@ message, never executes a run twice. Delivery choices:
 - A short-lived "sent" marker per run in Redis: a queued or answered-parked run without
   one (its message was lost with a killed worker's prefetch or a Redis restart, or a cap
   turned it away) is sent again by the next beat; the claim makes the extra copy harmless.
+- A "held back" marker: set when a cap turned a run away (at its claim, or at a dispatch
+  that left it unsent), taken by the next run to end, which dispatches then. A run that
+  ends with no marker dispatches nothing.
 """
 
 from __future__ import annotations
@@ -31,13 +35,13 @@ import redis
 from celery import Celery
 from celery.signals import worker_process_init
 from kombu.exceptions import OperationalError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.distributed.pubsub import RedisListener
 from app.distributed.redis_signals import RedisGrantSignals
 from app.distributed.run_ends import RunEnds
-from app.lifecycle import FINAL, Lifecycle, RunStatus
+from app.lifecycle import Lifecycle, RunStatus
 from app.models import Facility, Run, User
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
@@ -52,7 +56,21 @@ RESUME_TASK = "scriptbox.resume"
 WEBHOOK_TASK = "scriptbox.webhook"
 VISIBILITY_TIMEOUT_S = 3600
 SENT_MARKER_S = 30  # a queued run whose message vanished is sent again this soon
+HELD_MARKER_S = 3600  # "a cap held runs back": the beats dispatch anyway
 _DISPATCH_BATCH = 200
+
+
+# A claim's row locks on the run's user and facility (built once, bound per claim).
+# NO KEY UPDATE: claims exclude each other, but a web process inserting a run (its
+# foreign keys take KEY SHARE on these rows) is not blocked, which deadlocked against a
+# claim holding the user and waiting for the facility.
+_LOCK_USER_AND_FACILITY = (
+    select(User.id, Facility.id)
+    .join(Run, Run.user_id == User.id)
+    .join(Facility, Facility.id == Run.facility_id)
+    .where(Run.id == bindparam("run_id"))
+    .with_for_update(of=[User, Facility], key_share=True)
+)
 
 
 def make_celery(redis_url: str, *, prefix: str = "scriptbox") -> Celery:
@@ -65,6 +83,10 @@ def make_celery(redis_url: str, *, prefix: str = "scriptbox") -> Celery:
         task_ignore_result=True,
         task_acks_late=False,
         worker_prefetch_multiplier=1,
+        # A worker takes a message only while one of its processes is free: with early
+        # acks, a started task no longer counts against the prefetch, so a busy worker
+        # would otherwise hold the next runs while another worker idles.
+        worker_disable_prefetch=True,
         broker_transport_options={
             "visibility_timeout": VISIBILITY_TIMEOUT_S,
             "global_keyprefix": f"{prefix}:celery:",
@@ -160,9 +182,7 @@ class CeleryRunQueue:
     def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
         """Block until the run ends (on any worker) or `timeout` passes: the run as it
         ended, or None."""
-        if not self._ends.wait(run_id, timeout, self._ended):
-            return None
-        return ended_run(self._session_factory, run_id)
+        return self._ends.wait(run_id, timeout, self._ended)
 
     def deliver(self, delivery_id: str) -> None:
         """Send a webhook delivery to a worker; a retry is sent by a later tick."""
@@ -221,11 +241,26 @@ class CeleryRunQueue:
             return
         self.heartbeat.start()
         if not self._claim(run_id):
-            # A later dispatch may send it again (a cap turned it away, or it had ended).
-            self._client.delete(self._sent_key(RUN_TASK, run_id))
+            # A later dispatch may send it again (a cap turned it away, or it had ended):
+            # the next run to end anywhere looks for it.
+            with self._client.pipeline() as pipe:
+                pipe.delete(self._sent_key(RUN_TASK, run_id))
+                pipe.set(self._held_key, "1", ex=HELD_MARKER_S)
+                pipe.execute()
             return
         self._drive(run_id)
-        self.dispatch()  # a slot under the caps opened
+        self._dispatch_if_held()
+
+    def _dispatch_if_held(self) -> None:
+        """A slot under the caps opened: send the runs a cap held back, if one did. Most
+        runs end with nothing held back, and a dispatch costs three queries and a Redis
+        round trip per queued run (runs in flight to workers are `queued` too)."""
+        try:
+            held = bool(self._client.delete(self._held_key))  # one worker takes the flag
+        except redis.RedisError:
+            held = True
+        if held:
+            self.dispatch()
 
     def resume_here(self, run_id: str) -> None:
         """Task body: take a parked run and replay it in this process."""
@@ -266,16 +301,7 @@ class CeleryRunQueue:
         """
 
         def lock(session: Session) -> None:
-            session.execute(
-                select(User.id, Facility.id)
-                .join(Run, Run.user_id == User.id)
-                .join(Facility, Facility.id == Run.facility_id)
-                .where(Run.id == run_id)
-                # NO KEY UPDATE: claims exclude each other, but a web process inserting a
-                # run (its foreign keys take KEY SHARE on these rows) is not blocked, which
-                # deadlocked against a claim holding the user and waiting for the facility.
-                .with_for_update(of=[User, Facility], key_share=True)
-            )
+            session.execute(_LOCK_USER_AND_FACILITY, {"run_id": run_id})
 
         verb = self._lifecycle.resume if resuming else self._lifecycle.start
         return verb(run_id, driver=self._driver.driver_id, where=under_caps(self._caps),
@@ -302,15 +328,22 @@ class CeleryRunQueue:
             per_user, per_facility = live_counts(
                 session, {row.user_id for row in queued}, {row.facility_id for row in queued}
             )
-        sent = 0
+        sent, held = 0, False
         for row in queued:
-            if per_user[row.user_id] >= self._caps.per_user:
-                continue
-            if per_facility[row.facility_id] >= self._caps.per_facility:
+            if (
+                per_user[row.user_id] >= self._caps.per_user
+                or per_facility[row.facility_id] >= self._caps.per_facility
+            ):
+                held = True
                 continue
             per_user[row.user_id] += 1
             per_facility[row.facility_id] += 1
             sent += self._send(RUN_TASK, row.id)
+        if held:  # the next run to end sends them
+            try:
+                self._client.set(self._held_key, "1", ex=HELD_MARKER_S)
+            except redis.RedisError:
+                log.warning("Redis is unreachable; held-back runs wait for the next beat")
         return sent
 
     def resume_waiting_for(self, grant_id: str) -> None:
@@ -338,20 +371,22 @@ class CeleryRunQueue:
             return 0
         return 1
 
+    @property
+    def _held_key(self) -> str:
+        return f"{self._prefix}:held-back"
+
     def _sent_key(self, task: str, run_id: str) -> str:
         return f"{self._prefix}:sent:{task}:{run_id}"
 
     # -- run ends, heard by waiters in any process --------------------------------------
 
-    def _announce_done(self, run_id: str, _run: dict[str, Any] | None = None) -> None:
+    def _announce_done(self, run_id: str, run: dict[str, Any] | None = None) -> None:
         try:
-            self._ends.announce(run_id)
+            self._ends.announce(run_id, run)
         except redis.RedisError:
             # The end is committed; waiters re-read the row once Redis is back.
             log.warning("Redis is unreachable; the end of run %s is not announced", run_id)
 
-    def _ended(self, run_id: str) -> bool:
-        with self._session_factory() as session:
-            status = session.scalar(select(Run.status).where(Run.id == run_id))
-        return status is None or status in FINAL
+    def _ended(self, run_id: str) -> dict[str, Any] | None:
+        return ended_run(self._session_factory, run_id)
 

@@ -1,31 +1,38 @@
 """Run ends, announced on Redis and heard by the `wait`s of any web process (DESIGN §7).
 
 The process that ends a run (a worker, or a web process cancelling a queued one)
-publishes the run id on one channel after the final state is committed. A waiter
-registered before the run could end (at `expect`, when the run is sent) is woken by that
-announcement alone, without reading the run's row; a waiter that came later reads the
-row once first, and everyone re-reads it after Redis came back (announcements may have
-been lost meanwhile) or when its time is up.
+publishes the run id on one channel after the final state is committed, with the run as
+it ended when that is small (most runs: `MAX_CARRIED_BYTES`). A waiter registered before
+the run could end (at `expect`, when the run is sent) is answered by that announcement
+alone, without reading the run's row (or reads it once, for a run too large to carry); a
+waiter that came later reads the row once first, and everyone re-reads it after Redis
+came back (announcements may have been lost meanwhile) or when its time is up.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
 from app.distributed.pubsub import RedisListener
 
 EXPECT_S = 60.0  # an expectation nobody waited on is dropped after this long
+# Every web process hears every announcement: a run larger than this is read by its
+# waiter instead of travelling to all of them.
+MAX_CARRIED_BYTES = 16 * 1024
 
 
 class _Waiter:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.ended = False  # set only by the run's own announcement
+        self.run: dict[str, Any] | None = None  # as it ended, when the announcement held it
         self.since = time.monotonic()
 
 
@@ -42,9 +49,13 @@ class RunEnds:
         self._listening_pid = -1
         self._listen_lock = threading.Lock()
 
-    def announce(self, run_id: str) -> None:
-        """The run reached a final state (committed): wake its waiters everywhere."""
-        self._client.publish(self._channel, run_id)
+    def announce(self, run_id: str, run: dict[str, Any] | None = None) -> None:
+        """The run reached a final state (committed): wake its waiters everywhere, and
+        hand them the run as it ended if it is small."""
+        message = json.dumps({"id": run_id, "run": run}, separators=(",", ":"), default=str)
+        if run is None or len(message) > MAX_CARRIED_BYTES:
+            message = json.dumps({"id": run_id})
+        self._client.publish(self._channel, message)
 
     def expect(self, run_id: str) -> None:
         """Listen for the run's end before it can happen (call before sending it)."""
@@ -61,28 +72,32 @@ class RunEnds:
             self._expected[run_id] = waiter
             self._waiters.setdefault(run_id, []).append(waiter)
 
-    def wait(self, run_id: str, timeout: float, ended: Callable[[str], bool]) -> bool:
-        """Block until the run ends or `timeout` passes; `ended(run_id)` reads the row."""
+    def wait(
+        self, run_id: str, timeout: float, read: Callable[[str], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Block until the run ends or `timeout` passes: the run as it ended, or None.
+        `read(run_id)` reads the row (the run if it is final, else None)."""
         self._listen()
         with self._lock:
             waiter = self._expected.pop(run_id, None)
-            read = waiter is None  # not heard from the start: it may have ended already
+            look = waiter is None  # not heard from the start: it may have ended already
             if waiter is None:
                 waiter = _Waiter()
                 self._waiters.setdefault(run_id, []).append(waiter)
         deadline = time.monotonic() + timeout
         try:
             while not waiter.ended:
-                if read:
+                if look:
                     waiter.event.clear()  # before reading: a later announcement still wakes
-                    if ended(run_id):
-                        return True
+                    run = read(run_id)
+                    if run is not None:
+                        return run
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return False
+                    return None
                 waiter.event.wait(remaining)
-                read = True
-            return True
+                look = True
+            return waiter.run if waiter.run is not None else read(run_id)
         finally:
             with self._lock:
                 self._forget(run_id, waiter)
@@ -106,10 +121,16 @@ class RunEnds:
             self._listener.on_reconnect(self._wake_all)
             self._listening_pid = os.getpid()
 
-    def _heard(self, run_id: str) -> None:
+    def _heard(self, message: str) -> None:
+        if message.startswith("{"):
+            announced = json.loads(message)
+            run_id, run = str(announced["id"]), announced.get("run")
+        else:  # a process of the previous release announces the bare id
+            run_id, run = message, None
         with self._lock:
             waiters = list(self._waiters.get(run_id, ()))
         for waiter in waiters:
+            waiter.run = run
             waiter.ended = True
             waiter.event.set()
 

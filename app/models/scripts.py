@@ -43,7 +43,9 @@ class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_facility_created", "facility_id", "created_at"),
+        # The caps count live runs per user and per facility (app.runner.threads).
         Index("ix_runs_status_user", "status", "user_id"),
+        Index("ix_runs_status_facility", "status", "facility_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

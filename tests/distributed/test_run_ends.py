@@ -19,11 +19,13 @@ from flask import Flask
 from sqlalchemy import update
 
 from app import db, extensions
-from app.lifecycle import INTERRUPTED
+from app.distributed.run_ends import MAX_CARRIED_BYTES
+from app.lifecycle import INTERRUPTED, RunStatus
 from app.models import Role, Run
 from app.models._types import utcnow
 from app.services.context import MemberContext
 from app.services.scripts import create_run
+from app.testing import RoundTrips
 from tests.conftest import add_member, create_facility, create_user, make_app
 from tests.distributed.conftest import redis_url
 
@@ -121,3 +123,24 @@ def test_a_wait_on_a_run_that_does_not_end_times_out(
     extensions.run_queue(web).submit(run_id)
     assert extensions.run_queue(web).wait(run_id, 0.2) is None
     assert row(web, run_id).status == "queued"
+
+
+@pytest.mark.parametrize("output, reads", [("small", 0), ("x" * (MAX_CARRIED_BYTES + 1), 1)])
+def test_the_announcement_carries_a_small_run_to_its_waiter(
+        web_and_other: tuple[Flask, Flask], output: str, reads: int) -> None:
+    web, other = web_and_other
+    extensions.run_queue(other)  # its end hook announces
+    run_id = queued_run(web)
+    extensions.run_queue(web).submit(run_id)
+    assert extensions.lifecycle(other).start(run_id, driver="celery-elsewhere-1")
+    with RoundTrips(db.engine_of(web)) as counted:
+        thread, answer = waiting(web, run_id)
+        assert extensions.lifecycle(other).finish(
+            run_id, target=RunStatus.SUCCEEDED, values={"result": 7, "output": output})
+        thread.join(PROMPT_S)
+    assert not thread.is_alive(), "the wait did not hear the end"
+    assert [(ended["status"], ended["result"], ended["output"]) for ended in answer] == [
+        ("succeeded", 7, output)]
+    # A small run comes whole in the announcement; a large one is read once.
+    assert len([s for s in counted.statements if s.startswith("SELECT runs.")]) == reads, (
+        counted.statements)

@@ -1,0 +1,57 @@
+"""A pooled connection the database server dropped while it sat idle is replaced before
+use (pinged when idle for longer than `PING_AFTER_IDLE_S`), and one used moments ago
+is not pinged at all."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, text
+
+from app import db
+
+
+def backend_pid(engine: object) -> int:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_while_idle_is_replaced(postgres_url: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = db.make_engine(postgres_url, pool_size=1, max_overflow=0)
+    try:
+        first = backend_pid(engine)
+        with engine.connect() as admin_side:  # the only pooled one is checked in: reuse it
+            assert int(admin_side.execute(text("SELECT pg_backend_pid()")).scalar_one()) == first
+        other = db.make_engine(postgres_url, pool_size=1, max_overflow=0)
+        with other.connect() as killer:  # the server ends the idle session (a restart would)
+            ended = killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            assert ended.scalar()
+            killer.commit()
+        other.dispose()
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)  # it has been idle long enough
+        assert backend_pid(engine) != first  # a fresh connection, no error
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_used_moments_ago_is_not_pinged(postgres_url: str) -> None:
+    engine = db.make_engine(postgres_url, pool_size=1, max_overflow=0)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: statements.append(statement))
+    pings: list[object] = []
+    original = engine.dialect.do_ping
+    def counted_ping(connection: object) -> bool:
+        pings.append(connection)
+        return original(connection)
+
+    engine.dialect.do_ping = counted_ping  # type: ignore[method-assign]
+    try:
+        backend_pid(engine)
+        backend_pid(engine)
+        assert pings == []  # checked in just now: taken as alive
+        assert statements == ["SELECT pg_backend_pid()"] * 2
+    finally:
+        engine.dispose()
