@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from typing import Any
@@ -13,6 +14,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 from app.instance import private_sqlite
+
+log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -84,7 +87,74 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+        SQLiteWriters(engine)
     return engine
+
+
+# How long a writer queues for this process's write lock before it goes on regardless
+# (and meets SQLite's own busy timeout, as a writer in another process does).
+WRITE_QUEUE_S = 30.0
+WRITE_SLOW_S = 5.0  # a wait this long is logged: a transaction held open that long is a bug
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "REPLAC"})  # first six letters
+
+
+class SQLiteWriters:
+    """One connection of this engine writes at a time; the others queue on a lock.
+
+    SQLite allows one writer per database. A second writer meets SQLITE_BUSY, and its busy
+    handler sleeps 1, 2, 5, 10 ... ms between tries until the first one committed. Under
+    load those sleeps were most of the embedded run engine's tail (8 clients: INSERT p99
+    35 ms, UPDATE max 117 ms for statements that take 0.05 ms; docs/performance.md).
+    Queued on a lock taken before a transaction's first write and given back by its
+    commit or rollback, the next writer goes the moment the first one is done. Readers
+    (WAL) never wait; writers in other processes still meet SQLite's busy timeout.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self._holder: object | None = None  # the DBAPI connection writing now
+        self._holder_thread = ""
+        event.listen(engine, "before_cursor_execute", self._before_write)
+        event.listen(engine, "close", self._after)
+        event.listen(engine, "invalidate", lambda connection, *_: self._after(connection))
+        dialect = engine.dialect
+        commit, rollback = dialect.do_commit, dialect.do_rollback
+
+        def do_commit(dbapi_connection: Any) -> None:
+            try:
+                commit(dbapi_connection)
+            finally:
+                self._after(dbapi_connection)
+
+        def do_rollback(dbapi_connection: Any) -> None:
+            try:
+                rollback(dbapi_connection)
+            finally:
+                self._after(dbapi_connection)
+
+        # This engine's own dialect instance: other engines are not touched.
+        dialect.do_commit = do_commit  # type: ignore[method-assign]
+        dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    def _before_write(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        dbapi_connection = conn.connection.dbapi_connection
+        if self._holder is dbapi_connection or statement.lstrip()[:6].upper() not in _WRITES:
+            return
+        if self._lock.acquire(timeout=WRITE_SLOW_S) or self._slow_acquire():
+            self._holder = dbapi_connection
+            self._holder_thread = threading.current_thread().name
+
+    def _slow_acquire(self) -> bool:
+        log.warning("a database write has waited %.0f s for thread %s to commit",
+                    WRITE_SLOW_S, self._holder_thread)
+        return self._lock.acquire(timeout=WRITE_QUEUE_S - WRITE_SLOW_S)
+
+    def _after(self, connection: Any, *_: Any) -> None:
+        # The pool's proxy (commits, resets) or the DBAPI connection itself (pool events).
+        dbapi_connection = getattr(connection, "dbapi_connection", connection)
+        if self._holder is dbapi_connection:
+            self._holder = None
+            self._lock.release()
 
 
 # A pooled connection given back this recently is taken as alive; one idle for longer is

@@ -14,9 +14,9 @@ import functools
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Update, bindparam, or_, update
+from sqlalchemy import ColumnElement, Table, Update, bindparam, or_, update
 from sqlalchemy.orm import Session
 
 from app.errors import IllegalTransition
@@ -58,7 +58,7 @@ INTERRUPTED = "interrupted"
 INTERRUPTED_MESSAGE = "the server stopped while this run was running; start it again"
 
 
-RUNS = Run.__table__
+RUNS = cast(Table, Run.__table__)
 # The run's driver has not renewed its heartbeat since `stale_before` (or never did).
 _STALE = or_(RUNS.c.heartbeat_at.is_(None), RUNS.c.heartbeat_at < bindparam("stale_before"))
 
@@ -127,13 +127,13 @@ class Lifecycle:
         if target in FINAL:  # the page gets the whole run
             run = run_dict(row)
             message = {"type": "run.finished", "run_id": run_id, "run": run}
+            # Before the pages hear of it: whatever they do next sees the run ended.
+            for hook in self._end_hooks:
+                hook(run_id, run)
         else:
             message = {"type": "run.status", "run_id": run_id, "status": str(target)}
         # The facility's admins follow everyone's runs: their watching pages hear it too.
         self._bus.publish(row.user_id, row.facility_id, message, watchers=True)
-        if target in FINAL:
-            for hook in self._end_hooks:
-                hook(run_id, run)
         return True
 
     # -- the verbs ---------------------------------------------------------------------

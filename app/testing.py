@@ -155,7 +155,8 @@ class Socket:
 
 
 def _whole_static_files(app: Flask) -> Any:
-    """`app`, with static files read whole and closed before they are sent.
+    """`app`, with static files (and the site icon) read whole and closed before they are
+    sent.
 
     Werkzeug's development server leaves a streamed file open when the browser drops the
     connection mid-response (its clean-up reads the dead socket first and raises), and the
@@ -164,7 +165,8 @@ def _whole_static_files(app: Flask) -> Any:
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
         body = app(environ, start_response)
-        if not environ.get("PATH_INFO", "").startswith("/static/"):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/static/") and path != "/favicon.ico":
             return body
         try:
             return [b"".join(body)]

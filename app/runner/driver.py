@@ -74,6 +74,9 @@ class RunDriver:
         self.driver_id = heartbeat.driver_id
         self._output = LiveOutput(lifecycle=lifecycle)
         heartbeat.on_beat(self._output.store_pending)
+        # Once its final state is stored a run is no longer cancellable here: a cancel
+        # that comes after `run.finished` (before this thread let the run go) says so.
+        lifecycle.on_end(lambda run_id, _run: heartbeat.release(run_id))
 
     def claim_and_drive(self, run_id: str) -> RunResult | None:
         """Start a queued run in this thread (the terminal's `scriptbox run --facility`)."""

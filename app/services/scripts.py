@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import Forbidden, NotFound, ValidationError
@@ -194,7 +194,7 @@ def create_run(
     return run
 
 
-_INSERT_RUN = insert(Run.__table__)
+_INSERT_RUN = insert(cast(Table, Run.__table__))
 
 
 def get_run(session: Session, member: MemberContext, run_id: str) -> Run:
