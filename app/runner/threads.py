@@ -285,10 +285,12 @@ class ThreadRunQueue:
                 returned = self._driving.pop(run_id, None)
             if returned is not None:
                 returned.set()
-            if outcome is None:
-                self._mark_done(run_id)  # no final move may have woken its `wait`
-            elif outcome.status == PARKED:
+            if outcome is not None and outcome.status == PARKED:
                 self._resume_if_answered(run_id)
+            else:
+                # Its final move may not have been this process's (the sweep of another
+                # one ended it first) or may have failed: its `wait`s read the row.
+                self._mark_done(run_id)
             with self._lock:
                 ready = bool(self._ready)
             if self._backlog or ready:
