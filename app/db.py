@@ -75,8 +75,6 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
     else:
         kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
     engine = create_engine(url, **kwargs)
-    if not url.startswith("sqlite"):
-        _ping_when_idle(engine)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
@@ -88,6 +86,8 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engi
             cursor.close()
 
         SQLiteWriters(engine)
+    else:
+        _ping_when_idle(engine)
     return engine
 
 

@@ -24,6 +24,7 @@ message, never executes a run twice. Delivery choices:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -138,6 +139,7 @@ class CeleryRunQueue:
         self._caps = caps
         self._prefix = prefix
         self._ends = RunEnds(client, listener, f"{prefix}:runs-done")
+        self._read_ended = functools.partial(ended_run, session_factory)
         self._closing = False
         celery.task(name=RUN_TASK, ignore_result=True)(self.start_here)
         celery.task(name=RESUME_TASK, ignore_result=True)(self.resume_here)
@@ -182,7 +184,7 @@ class CeleryRunQueue:
     def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
         """Block until the run ends (on any worker) or `timeout` passes: the run as it
         ended, or None."""
-        return self._ends.wait(run_id, timeout, self._ended)
+        return self._ends.wait(run_id, timeout, self._read_ended)
 
     def deliver(self, delivery_id: str) -> None:
         """Send a webhook delivery to a worker; a retry is sent by a later tick."""
@@ -386,7 +388,3 @@ class CeleryRunQueue:
         except redis.RedisError:
             # The end is committed; waiters re-read the row once Redis is back.
             log.warning("Redis is unreachable; the end of run %s is not announced", run_id)
-
-    def _ended(self, run_id: str) -> dict[str, Any] | None:
-        return ended_run(self._session_factory, run_id)
-

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from app.lifecycle import LIVE, Lifecycle, RunStatus, is_final
+from app.lifecycle import LIVE, RUNS, Lifecycle, RunStatus, is_final
 from app.models import Run
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
@@ -342,8 +342,7 @@ def under_caps(caps: Caps) -> tuple[ColumnElement[bool], ...]:
     Built once per caps (the expressions are immutable): building them took longer
     than the claim's SQL itself (cProfile, bench/roundtrips.py --profile)."""
     live = [str(s) for s in LIVE]
-    runs = Run.__table__
-    other = runs.alias("other")
+    other = RUNS.alias("other")
 
     def count(column: Any, own: Any) -> ColumnElement[int]:
         return (
@@ -353,6 +352,6 @@ def under_caps(caps: Caps) -> tuple[ColumnElement[bool], ...]:
         )
 
     return (
-        count(other.c.user_id, runs.c.user_id) < caps.per_user,
-        count(other.c.facility_id, runs.c.facility_id) < caps.per_facility,
+        count(other.c.user_id, RUNS.c.user_id) < caps.per_user,
+        count(other.c.facility_id, RUNS.c.facility_id) < caps.per_facility,
     )

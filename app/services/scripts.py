@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, insert, or_, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import Forbidden, NotFound, ValidationError
-from app.lifecycle import RunStatus
+from app.lifecycle import RUNS, RunStatus
 from app.models import Run, Script
 from app.models._types import new_id, utcnow
 from app.models.facilities import Role
@@ -194,7 +194,7 @@ def create_run(
     return run
 
 
-_INSERT_RUN = insert(cast(Table, Run.__table__))
+_INSERT_RUN = insert(RUNS)
 
 
 def get_run(session: Session, member: MemberContext, run_id: str) -> Run:
