@@ -93,7 +93,7 @@ def init_app(app: Flask) -> None:
             base_s=float(app.config["WEBHOOK_RETRY_BASE_S"]),
         ),
     )
-    lifecycle = Lifecycle(session_factory=factory, bus=bus)
+    lifecycle = Lifecycle(transaction=lambda: db.engine_of(app).begin(), bus=bus)
     grants = GrantCoordinator(
         session_factory=factory,
         bus=bus,
@@ -133,7 +133,7 @@ def init_app(app: Flask) -> None:
         interval_s=float(app.config["HEARTBEAT_S"]),
     )
     driver = RunDriver(
-        session_factory=factory,
+        connect=lambda: db.engine_of(app).connect(),
         lifecycle=lifecycle,
         grants=grants,
         broker=broker,

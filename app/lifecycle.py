@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, Table, Update, bindparam, or_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    Update,
+    bindparam,
+    literal_column,
+    or_,
+    update,
+)
 
 from app.errors import IllegalTransition
 from app.models import Run
@@ -25,7 +34,9 @@ from app.models._types import utcnow
 from app.models.scripts import run_dict
 from app.seams import EventBus
 
-SessionFactory = Callable[[], Session]
+# A new transaction on a connection of the app's engine (`Engine.begin`): the moves are
+# Core statements, and the ORM's session around one cost more than the statement itself.
+Transaction = Callable[[], AbstractContextManager[Connection]]
 
 
 class RunStatus(StrEnum):
@@ -58,6 +69,19 @@ INTERRUPTED = "interrupted"
 INTERRUPTED_MESSAGE = "the server stopped while this run was running; start it again"
 
 
+class RunOwners(Protocol):
+    """Whose run it is, which addresses its events: a `Run`, or a driver's copy of one."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def facility_id(self) -> int: ...
+
+
 RUNS = cast(Table, Run.__table__)
 # The run's driver has not renewed its heartbeat since `stale_before` (or never did).
 _STALE = or_(RUNS.c.heartbeat_at.is_(None), RUNS.c.heartbeat_at < bindparam("stale_before"))
@@ -66,6 +90,12 @@ _STALE = or_(RUNS.c.heartbeat_at.is_(None), RUNS.c.heartbeat_at < bindparam("sta
 def is_final(status: str) -> bool:
     """True once a run reached a state it never leaves."""
     return status in FINAL
+
+
+def statuses(states: Iterable[str]) -> list[ColumnElement[str]]:
+    """States for `status IN (...)` written into the SQL: a list of bound values is an
+    "expanding" parameter, whose SQL is rendered again at every execution."""
+    return [literal_column(f"'{RunStatus(state)}'") for state in sorted(states)]
 
 
 def check_transition(source: Iterable[RunStatus], target: RunStatus) -> None:
@@ -78,8 +108,8 @@ def check_transition(source: Iterable[RunStatus], target: RunStatus) -> None:
 class Lifecycle:
     """The verbs that move runs; built once per app with its sessions and event bus."""
 
-    def __init__(self, *, session_factory: SessionFactory, bus: EventBus) -> None:
-        self._session_factory = session_factory
+    def __init__(self, *, transaction: Transaction, bus: EventBus) -> None:
+        self._transaction = transaction
         self._bus = bus
         self._end_hooks: list[Callable[[str, dict[str, Any]], object]] = []
 
@@ -98,13 +128,13 @@ class Lifecycle:
         values: dict[str, Any] | None = None,
         where: tuple[ColumnElement[bool], ...] = (),
         params: dict[str, Any] | None = None,
-        before: Callable[[Session], object] | None = None,
+        before: Callable[[Connection], object] | None = None,
     ) -> bool:
         """Move the run from one of `source` to `target` (and set `values`); False if it was
         not in `source` any more (or `where` did not hold). Publishes `run.status`, or
         `run.finished` for final states.
 
-        One statement (UPDATE ... RETURNING) in one transaction; `before(session)` runs
+        One statement (UPDATE ... RETURNING) in one transaction; `before(connection)` runs
         first in that transaction (a claim takes its row locks there). `where` holds
         conditions on the `runs` table built once (their bound values come in `params`).
         """
@@ -118,10 +148,11 @@ class Lifecycle:
             tuple(sorted(str(s) for s in expected)), target, tuple(sorted(changes)), where
         )
         bound = {f"set_{key}": value for key, value in changes.items()}
-        with self._session_factory() as session, session.begin():
+        with self._transaction() as connection:
             if before is not None:
-                before(session)
-            row = session.execute(statement, {"run_id": run_id, **bound, **(params or {})}).first()
+                before(connection)
+            parameters = {"run_id": run_id, **bound, **(params or {})}
+            row = connection.execute(statement, parameters).first()
         if row is None:
             return False
         if target in FINAL:  # the page gets the whole run
@@ -144,7 +175,7 @@ class Lifecycle:
         *,
         driver: str,
         where: tuple[ColumnElement[bool], ...] = (),
-        before: Callable[[Session], object] | None = None,
+        before: Callable[[Connection], object] | None = None,
     ) -> bool:
         """queued -> running, driven by `driver` from now on (if `where` holds: the caps)."""
         now = utcnow()
@@ -163,7 +194,7 @@ class Lifecycle:
         *,
         driver: str,
         where: tuple[ColumnElement[bool], ...] = (),
-        before: Callable[[Session], object] | None = None,
+        before: Callable[[Connection], object] | None = None,
     ) -> bool:
         """parked -> running: a driver replays the run's journal (if `where` holds)."""
         return self.move(
@@ -240,12 +271,12 @@ class Lifecycle:
 
     def request_cancel(self, run_id: str) -> bool:
         """Ask whichever process drives a live run to cancel it (seen at its next heartbeat)."""
-        with self._session_factory() as session, session.begin():
-            asked = session.execute(
+        with self._transaction() as connection:
+            asked = connection.execute(
                 update(RUNS)
-                .where(RUNS.c.id == run_id, RUNS.c.status.in_([str(s) for s in LIVE]))
+                .where(RUNS.c.id == run_id, RUNS.c.status.in_(statuses(LIVE)))
                 .values(cancel_requested=True)
-            ).rowcount  # type: ignore[attr-defined]
+            ).rowcount
         return bool(asked)
 
     def fail(self, run_id: str, *, code: str, message: str) -> bool:
@@ -257,7 +288,7 @@ class Lifecycle:
             values={"error_code": code, "error_message": message},
         )
 
-    def output(self, run: Run, text: str, *, offset: int) -> None:
+    def output(self, run: RunOwners, text: str, *, offset: int) -> None:
         """Deliver a chunk of the run's output to its pages (`run.output`); `offset` is where
         the chunk starts in the whole output (in characters), so a page that already shows
         the stored output skips what it has and notices what it missed."""
@@ -267,12 +298,12 @@ class Lifecycle:
     def store_output(self, run_id: str, output: str) -> bool:
         """Keep a live run's output so far in its row (a page opened later shows it);
         False once the run left the live states (its final output is written by `finish`)."""
-        with self._session_factory() as session, session.begin():
-            stored = session.execute(
+        with self._transaction() as connection:
+            stored = connection.execute(
                 update(RUNS)
-                .where(RUNS.c.id == run_id, RUNS.c.status.in_([str(s) for s in LIVE]))
+                .where(RUNS.c.id == run_id, RUNS.c.status.in_(statuses(LIVE)))
                 .values(output=output)
-            ).rowcount  # type: ignore[attr-defined]
+            ).rowcount
         return bool(stored)
 
 
@@ -289,7 +320,7 @@ def _move_statement(
     returning = tuple(RUNS.c) if target in FINAL else (RUNS.c.user_id, RUNS.c.facility_id)
     return (
         update(RUNS)
-        .where(RUNS.c.id == bindparam("run_id"), RUNS.c.status.in_(expected), *where)
+        .where(RUNS.c.id == bindparam("run_id"), RUNS.c.status.in_(statuses(expected)), *where)
         .values(
             status=str(target),
             **{key: bindparam(f"set_{key}", type_=RUNS.c[key].type) for key in keys},

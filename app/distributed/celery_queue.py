@@ -36,7 +36,7 @@ import redis
 from celery import Celery
 from celery.signals import worker_process_init
 from kombu.exceptions import OperationalError
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from app.distributed.pubsub import RedisListener
@@ -302,8 +302,8 @@ class CeleryRunQueue:
         slot, then one UPDATE counts the caps and moves the run.
         """
 
-        def lock(session: Session) -> None:
-            session.execute(_LOCK_USER_AND_FACILITY, {"run_id": run_id})
+        def lock(connection: Connection) -> None:
+            connection.execute(_LOCK_USER_AND_FACILITY, {"run_id": run_id})
 
         verb = self._lifecycle.resume if resuming else self._lifecycle.start
         return verb(run_id, driver=self._driver.driver_id, where=under_caps(self._caps),

@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, select
 
 from app.integrations.broker import Broker, RunContext
 from app.integrations.vault import Vault
-from app.lifecycle import Lifecycle, RunStatus
-from app.models import Facility, Run, User
+from app.lifecycle import RUNS, Lifecycle, RunStatus
+from app.models import Facility, User
 from app.runner.heartbeat import Heartbeat
 from app.runner.output import LiveOutput
 from app.services.grants import GrantCoordinator
@@ -27,12 +28,34 @@ log = logging.getLogger(__name__)
 INTERNAL_ERROR_MESSAGE = "Scriptbox could not finish this run; the error was logged"
 
 
-# The run, who runs it and where, read once per drive: built once, bound per call.
+@dataclass(frozen=True, slots=True)
+class DrivenRun:
+    """What a driver needs of its run, read once per drive."""
+
+    id: str
+    facility_id: int
+    user_id: int
+    script_id: int | None
+    source: str
+    input: Any
+    interactive: bool
+    output: str | None  # so far: a resumed run's output goes on from there
+    journal: bytes | None  # a parked run's (encrypted)
+    waiting_grant_id: str | None
+
+
+# The run, who runs it and where: one Core query (no ORM objects), built once.
 _RUN_AND_PEOPLE = (
-    select(Run, User, Facility)
-    .join(User, User.id == Run.user_id)
-    .join(Facility, Facility.id == Run.facility_id)
-    .where(Run.id == bindparam("run_id"))
+    select(
+        *(RUNS.c[field] for field in DrivenRun.__dataclass_fields__),
+        User.name.label("user_name"),
+        User.email.label("user_email"),
+        Facility.name.label("facility_name"),
+        Facility.slug.label("facility_slug"),
+    )
+    .join(User, User.id == RUNS.c.user_id)
+    .join(Facility, Facility.id == RUNS.c.facility_id)
+    .where(RUNS.c.id == bindparam("run_id"))
 )
 
 
@@ -54,7 +77,7 @@ class RunDriver:
     def __init__(
         self,
         *,
-        session_factory: Callable[[], Session],
+        connect: Callable[[], AbstractContextManager[Connection]],
         lifecycle: Lifecycle,
         grants: GrantCoordinator,
         broker: Callable[[], Broker],
@@ -63,7 +86,7 @@ class RunDriver:
         heartbeat: Heartbeat,
         vault: Vault,
     ) -> None:
-        self._session_factory = session_factory
+        self._connect = connect
         self._lifecycle = lifecycle
         self._grants = grants
         self._broker = broker
@@ -90,17 +113,17 @@ class RunDriver:
         outcome: RunResult | None = None
         cancel = self._heartbeat.adopt(run_id)
         try:
-            with self._session_factory() as session:
-                row = session.execute(_RUN_AND_PEOPLE, {"run_id": run_id}).first()
-                if row is None:
-                    return None
-                run, user, facility = row
-                journal = self._open_journal(run)
-                session.expunge(run)
-                people = (
-                    {"id": user.id, "name": user.name, "email": user.email},
-                    {"id": facility.id, "name": facility.name, "slug": facility.slug},
-                )
+            with self._connect() as connection:
+                row = connection.execute(_RUN_AND_PEOPLE, {"run_id": run_id}).first()
+            if row is None:
+                return None
+            fields = row._mapping
+            run = DrivenRun(**{field: fields[field] for field in DrivenRun.__dataclass_fields__})
+            people = (
+                {"id": run.user_id, "name": row.user_name, "email": row.user_email},
+                {"id": run.facility_id, "name": row.facility_name, "slug": row.facility_slug},
+            )
+            journal = self._open_journal(run)
             try:
                 outcome = self._execute(run, people, cancel, journal)
             finally:
@@ -120,7 +143,7 @@ class RunDriver:
                 self._grants.cancel_unwatched()  # its prompt must not outlive it
         return outcome
 
-    def _open_journal(self, run: Run) -> Journal | None:
+    def _open_journal(self, run: DrivenRun) -> Journal | None:
         """The parked run's journal (decrypted), and its prompt's outcome for the replay."""
         if run.journal is None:
             return None
@@ -128,7 +151,7 @@ class RunDriver:
             self._grants.resume_with(run.id, run.waiting_grant_id)
         return Journal.from_bytes(self._vault.decrypt(run.journal.decode()).encode())
 
-    def _park(self, run: Run, outcome: RunResult) -> None:
+    def _park(self, run: DrivenRun, outcome: RunResult) -> None:
         """Store the journal encrypted and let the worker and this thread go."""
         assert outcome.journal is not None
         sealed = self._vault.encrypt(outcome.journal.to_bytes().decode()).encode()
@@ -139,7 +162,7 @@ class RunDriver:
 
     def _execute(
         self,
-        run: Run,
+        run: DrivenRun,
         people: tuple[dict[str, Any], dict[str, Any]],
         cancel: threading.Event,
         journal: Journal | None,
@@ -165,7 +188,7 @@ class RunDriver:
         self._broker().flush()  # the run's calls are in the call log before it is reported
         return result
 
-    def _finish(self, run: Run, outcome: RunResult) -> None:
+    def _finish(self, run: DrivenRun, outcome: RunResult) -> None:
         error = outcome.error
         values = {
             "result": outcome.result,

@@ -12,9 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from app.lifecycle import Lifecycle
-from app.models import Run
+
+if TYPE_CHECKING:
+    from app.runner.driver import DrivenRun
 
 STORE_EVERY_S = 0.5
 
@@ -22,7 +25,7 @@ STORE_EVERY_S = 0.5
 class _Tap:
     """One run's output as delivered so far, and how much of it its row holds."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: DrivenRun) -> None:
         self.run = run
         # A resumed run starts from the output stored when it parked: the replay does not
         # deliver that again, so new chunks continue after it.
@@ -42,7 +45,7 @@ class LiveOutput:
         self._lock = threading.Lock()
         self._taps: dict[str, _Tap] = {}
 
-    def open(self, run: Run) -> Callable[[str], None]:
+    def open(self, run: DrivenRun) -> Callable[[str], None]:
         """Start following `run`; returns the handler for its output chunks."""
         tap = _Tap(run)
         with self._lock:

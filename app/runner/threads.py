@@ -12,7 +12,7 @@ import functools
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from app.lifecycle import LIVE, RUNS, Lifecycle, RunStatus, is_final
+from app.lifecycle import LIVE, RUNS, Lifecycle, RunStatus, is_final, statuses
 from app.models import Run
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
@@ -33,6 +33,9 @@ from sandbox import PARKED
 
 log = logging.getLogger(__name__)
 _DISPATCH_BATCH = 200
+# Runs that ended lately, kept for a `wait` that comes after the end (a run that ended
+# between its submit and the caller's `wait`): it is answered without a read.
+_RECENT_ENDINGS = 32
 
 
 class Ending:
@@ -89,6 +92,7 @@ class ThreadRunQueue:
         self._lock = threading.Lock()
         self._dispatch_lock = threading.Lock()
         self._done: dict[str, Ending] = {}
+        self._ended: OrderedDict[str, Ending] = OrderedDict()  # the last _RECENT_ENDINGS ones
         self._ready: set[str] = set()  # parked runs whose prompt ended: to resume
         self._threads = RunThreads()
         self._driving: dict[str, threading.Event] = {}  # set when its drive returned
@@ -146,7 +150,7 @@ class ThreadRunQueue:
     def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
         """Block until the run ends here or `timeout` passes: the run as it ended, or None."""
         with self._lock:
-            done = self._done.get(run_id)
+            done = self._done.get(run_id) or self._ended.get(run_id)
         if done is not None and done.event.wait(timeout) and done.run is not None:
             return done.run  # as its final move returned it: no read
         return ended_run(self._session_factory, run_id)  # it may have ended before we looked
@@ -307,6 +311,10 @@ class ThreadRunQueue:
     def _mark_done(self, run_id: str, run: dict[str, Any] | None = None) -> None:
         with self._lock:
             done = self._done.pop(run_id, None)
+            if done is not None and run is not None:
+                self._ended[run_id] = done
+                if len(self._ended) > _RECENT_ENDINGS:
+                    self._ended.popitem(last=False)
         if done is not None:
             done.end(run)
 
@@ -341,13 +349,12 @@ def under_caps(caps: Caps) -> tuple[ColumnElement[bool], ...]:
 
     Built once per caps (the expressions are immutable): building them took longer
     than the claim's SQL itself (cProfile, bench/roundtrips.py --profile)."""
-    live = [str(s) for s in LIVE]
     other = RUNS.alias("other")
 
     def count(column: Any, own: Any) -> ColumnElement[int]:
         return (
             select(func.count(other.c.id))
-            .where(column == own, other.c.status.in_(live))
+            .where(column == own, other.c.status.in_(statuses(LIVE)))
             .scalar_subquery()
         )
 

@@ -6,10 +6,10 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from app.models import User, UserSession
+from app.models import Facility, Membership, Role, User, UserSession
 from app.models._types import utcnow
 
 # Asked on every signed-in request: built once, its values bound per call.
@@ -21,6 +21,17 @@ _SESSION_USER = (
         UserSession.user_id == bindparam("user_id"),
         UserSession.expires_at > bindparam("now"),
         User.is_active.is_(True),
+    )
+)
+
+
+# The same, with the user's membership in the facility of a /f/<slug> address (None
+# where there is no such facility or the user is not in it): one query for both.
+_SESSION_MEMBER = (
+    _SESSION_USER.add_columns(Facility, Membership.role)
+    .outerjoin(Facility, Facility.slug == bindparam("slug"))
+    .outerjoin(
+        Membership, and_(Membership.facility_id == Facility.id, Membership.user_id == User.id)
     )
 )
 
@@ -51,6 +62,23 @@ def session_user(session: Session, *, secret: str, user_id: int) -> User | None:
         _SESSION_USER,
         {"session_id": _session_id(secret), "user_id": user_id, "now": utcnow()},
     )
+
+
+def session_member(
+    session: Session, *, secret: str, user_id: int, slug: str
+) -> tuple[User, tuple[Facility, Role] | None] | None:
+    """`session_user`, and the user's facility and role there when they are a member of
+    the facility `slug`."""
+    if not secret:
+        return None
+    row = session.execute(
+        _SESSION_MEMBER,
+        {"session_id": _session_id(secret), "user_id": user_id, "now": utcnow(), "slug": slug},
+    ).first()
+    if row is None:
+        return None
+    user, facility, role = row
+    return user, (facility, Role(role)) if role is not None else None
 
 
 def end_session(session: Session, *, secret: str) -> None:

@@ -140,9 +140,16 @@ def current_identity() -> Identity | None:
         identity = Identity(user, via_token=True)
     elif "user_id" in session:
         # The cookie alone is not enough: its session must still exist on the server.
-        user = sessions.session_user(
-            db.session(), secret=str(session.get("sid") or ""), user_id=session["user_id"]
-        )
+        secret, user_id = str(session.get("sid") or ""), session["user_id"]
+        slug = (request.view_args or {}).get("slug")
+        if slug is None:
+            user = sessions.session_user(db.session(), secret=secret, user_id=user_id)
+        else:  # under /f/<slug>: the membership comes with it (one query for both)
+            found = sessions.session_member(
+                db.session(), secret=secret, user_id=user_id, slug=str(slug))
+            user, membership = found if found is not None else (None, None)
+            if user is not None and membership is not None:
+                _remember_member(MemberContext(user, *membership), str(slug))
         if user is not None:
             identity = Identity(user, via_token=False)
     cache["scriptbox.identity"] = identity
@@ -172,19 +179,27 @@ def require_member(slug: str, role: Role = Role.member) -> MemberContext:
     """
     user = require_user()
     # Cached on the request: the API's blueprint checks membership before the body is read
-    # and the view asks again with its role; one query serves both.
-    key = f"scriptbox.member.{user.id}.{slug}"
-    context: MemberContext | None = request.environ.get(key)
+    # and the view asks again with its role; one query serves both (a signed-in browser's
+    # came with its session's: `current_identity`).
+    context: MemberContext | None = request.environ.get(_member_key(user.id, slug))
     if context is None:
         row = db.session.execute(_MEMBERSHIP, {"slug": slug, "user_id": user.id}).first()
         if row is None:
             raise NotFound("no such facility")
         facility, membership = row
-        context = MemberContext(user, facility, membership.role)
-        request.environ[key] = context
+        context = _remember_member(MemberContext(user, facility, membership.role), slug)
     facility = context.facility
     if not context.can(role):
         raise Forbidden(f"this needs the {role.value} role in {facility.name}")
+    return context
+
+
+def _member_key(user_id: int, slug: str) -> str:
+    return f"scriptbox.member.{user_id}.{slug}"
+
+
+def _remember_member(context: MemberContext, slug: str) -> MemberContext:
+    request.environ[_member_key(context.user.id, slug)] = context
     return context
 
 

@@ -60,8 +60,8 @@ def test_a_waited_run_stays_under_the_statement_ceiling(served: tuple[Flask, Any
         run = post(client, csrf, "result = 41 + 1", 30)
     assert run["status"] == "succeeded" and run["result"] == 42
     sql, commits = counted.counts.get("web_sql", 0), counted.counts.get("web_commits", 0)
-    assert 4 <= sql <= MAX_STATEMENTS, counted.statements
-    assert commits <= MAX_COMMITS, counted.statements
+    assert 4 <= sql <= MAX_STATEMENTS, "\n".join(counted.statements)
+    assert commits <= MAX_COMMITS, "\n".join(counted.statements)
     inserts = [s for s in counted.statements if s.startswith("INSERT INTO runs")]
     claims = [s for s in counted.statements if s.startswith("UPDATE runs SET status")]
     assert len(inserts) == 1 and len(claims) == 2  # queued -> running -> succeeded
