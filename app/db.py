@@ -6,10 +6,11 @@ import itertools
 import logging
 import threading
 import time
+from contextlib import AbstractContextManager
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
@@ -189,8 +190,9 @@ def init_app(app: Flask) -> None:
         pool_size=int(app.config["DATABASE_POOL_SIZE"]),
         max_overflow=int(app.config["DATABASE_MAX_OVERFLOW"]),
     )
-    app.extensions["db_engine"] = engine
-    app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+    app.extensions["db_sessionmaker"] = sessionmaker(expire_on_commit=False)
+    app.extensions["db_readers"] = sessionmaker(expire_on_commit=False)
+    _use_engine(app, engine)
     app.extensions["db_scope"] = next(_app_numbers)
 
     @app.teardown_appcontext
@@ -219,8 +221,7 @@ def fit_pool(app: Flask, *, threads: int) -> int:
     if overflow != configured:
         app.config["DATABASE_MAX_OVERFLOW"] = overflow
         fitted = make_engine(url, pool_size=size, max_overflow=overflow)
-        app.extensions["db_engine"] = fitted
-        app.extensions["db_sessionmaker"].configure(bind=fitted)
+        _use_engine(app, fitted)
     return size + overflow
 
 
@@ -228,6 +229,36 @@ def engine_of(app: Flask) -> Engine:
     """The app's engine."""
     engine: Engine = app.extensions["db_engine"]
     return engine
+
+
+def one_statement(app: Flask) -> AbstractContextManager[Connection]:
+    """A connection for one writing statement, committed as it runs: on a server database
+    in autocommit (no BEGIN and COMMIT round trips around it). SQLite gets a transaction:
+    its writers queue on a lock that a commit gives back (`SQLiteWriters`)."""
+    if engine_of(app).dialect.name == "sqlite":
+        return engine_of(app).begin()
+    return autocommit_engine(app).connect()
+
+
+def autocommit_engine(app: Flask) -> Engine:
+    """The app's engine (the same pool) with each statement committed on its own: no BEGIN
+    and COMMIT (or ROLLBACK) around it, two of a short read's three round trips to a
+    server database. For reads, and for a write that is one statement on its own."""
+    engine: Engine = app.extensions["db_autocommit_engine"]
+    return engine
+
+
+def read_session_factory(app: Flask) -> sessionmaker[Session]:
+    """Short-lived sessions on `autocommit_engine`, for lookups that write nothing."""
+    factory: sessionmaker[Session] = app.extensions["db_readers"]
+    return factory
+
+
+def _use_engine(app: Flask, engine: Engine) -> None:
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")  # the same pool
+    app.extensions.update(db_engine=engine, db_autocommit_engine=autocommit)
+    app.extensions["db_sessionmaker"].configure(bind=engine)
+    app.extensions["db_readers"].configure(bind=autocommit)
 
 
 def session_factory(app: Flask) -> sessionmaker[Session]:

@@ -93,7 +93,11 @@ def init_app(app: Flask) -> None:
             base_s=float(app.config["WEBHOOK_RETRY_BASE_S"]),
         ),
     )
-    lifecycle = Lifecycle(transaction=lambda: db.engine_of(app).begin(), bus=bus)
+    lifecycle = Lifecycle(
+        transaction=lambda: db.engine_of(app).begin(),
+        statement=lambda: db.one_statement(app),
+        bus=bus,
+    )
     grants = GrantCoordinator(
         session_factory=factory,
         bus=bus,
@@ -133,7 +137,7 @@ def init_app(app: Flask) -> None:
         interval_s=float(app.config["HEARTBEAT_S"]),
     )
     driver = RunDriver(
-        connect=lambda: db.engine_of(app).connect(),
+        connect=lambda: db.autocommit_engine(app).connect(),
         lifecycle=lifecycle,
         grants=grants,
         broker=broker,
@@ -241,6 +245,7 @@ def build_broker(
 
     return Broker(
         session_factory=factory,
+        read_session_factory=db.read_session_factory(app),
         vault=vault,
         tokens=TokenManager(
             session_factory=factory,

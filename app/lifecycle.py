@@ -34,9 +34,9 @@ from app.models._types import utcnow
 from app.models.scripts import run_dict
 from app.seams import EventBus
 
-# A new transaction on a connection of the app's engine (`Engine.begin`): the moves are
-# Core statements, and the ORM's session around one cost more than the statement itself.
-Transaction = Callable[[], AbstractContextManager[Connection]]
+# A connection of the app's engine for one move: the moves are Core statements (the ORM's
+# session around one cost more than the statement itself).
+Connect = Callable[[], AbstractContextManager[Connection]]
 
 
 class RunStatus(StrEnum):
@@ -108,8 +108,11 @@ def check_transition(source: Iterable[RunStatus], target: RunStatus) -> None:
 class Lifecycle:
     """The verbs that move runs; built once per app with its sessions and event bus."""
 
-    def __init__(self, *, transaction: Transaction, bus: EventBus) -> None:
+    def __init__(self, *, transaction: Connect, statement: Connect, bus: EventBus) -> None:
+        """`transaction()` opens a transaction (`Engine.begin`); `statement()` a connection
+        whose one writing statement is committed on its own (`db.one_statement`)."""
         self._transaction = transaction
+        self._statement = statement
         self._bus = bus
         self._end_hooks: list[Callable[[str, dict[str, Any]], object]] = []
 
@@ -148,7 +151,8 @@ class Lifecycle:
             tuple(sorted(str(s) for s in expected)), target, tuple(sorted(changes)), where
         )
         bound = {f"set_{key}": value for key, value in changes.items()}
-        with self._transaction() as connection:
+        # A move alone is one statement: no transaction around it unless `before` joins it.
+        with (self._statement if before is None else self._transaction)() as connection:
             if before is not None:
                 before(connection)
             parameters = {"run_id": run_id, **bound, **(params or {})}
@@ -271,7 +275,7 @@ class Lifecycle:
 
     def request_cancel(self, run_id: str) -> bool:
         """Ask whichever process drives a live run to cancel it (seen at its next heartbeat)."""
-        with self._transaction() as connection:
+        with self._statement() as connection:
             asked = connection.execute(
                 update(RUNS)
                 .where(RUNS.c.id == run_id, RUNS.c.status.in_(statuses(LIVE)))
@@ -298,7 +302,7 @@ class Lifecycle:
     def store_output(self, run_id: str, output: str) -> bool:
         """Keep a live run's output so far in its row (a page opened later shows it);
         False once the run left the live states (its final output is written by `finish`)."""
-        with self._transaction() as connection:
+        with self._statement() as connection:
             stored = connection.execute(
                 update(RUNS)
                 .where(RUNS.c.id == run_id, RUNS.c.status.in_(statuses(LIVE)))

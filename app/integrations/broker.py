@@ -130,13 +130,16 @@ class Broker:
         session_factory: Callable[[], Session],
         vault: Vault,
         tokens: TokenManager,
+        read_session_factory: Callable[[], Session] | None = None,
         settings: BrokerSettings | None = None,
         http: requests.Session | None = None,
         grant_hook: GrantHook = not_interactive,
         clock: Callable[[], float] = time.perf_counter,
         calls: Callable[[CallCounter], CallCounter] | None = None,
     ) -> None:
-        self._session_factory = session_factory
+        # Its lookups (integration, accounts, quota counts) write nothing: autocommit
+        # sessions if given.
+        self._reads = read_session_factory or session_factory
         self._clock = clock
         self._vault = vault
         self._tokens = tokens
@@ -145,7 +148,7 @@ class Broker:
         self._grant_hook = grant_hook
         self._log_writer = CallLogWriter(session_factory)
         # How calls count against the monthly quota: in this process, or shared (Redis).
-        local = LocalCallCounter(session_factory, self._log_writer.pending)
+        local = LocalCallCounter(self._reads, self._log_writer.pending)
         self._calls = calls(local) if calls is not None else local
 
     def flush(self) -> None:
@@ -213,7 +216,7 @@ class Broker:
                 "account must be None, 'master', 'user' or a label of up to "
                 f"{MAX_LABEL_LENGTH} characters",
             )
-        with self._session_factory() as session:
+        with self._reads() as session:
             found = resolve(session, integration, ctx.user_id, account)
             if found.account is not None and reason_override is None:
                 session.expunge(found.account)
@@ -250,7 +253,7 @@ class Broker:
         finally:
             if entry is not None:
                 entry.waited = (entry.waited or 0.0) + self._clock() - asked
-        with self._session_factory() as session:
+        with self._reads() as session:
             granted = session.get(Account, account_id)
             if granted is None or granted.integration_id != integration.id:
                 raise HostCallError(
@@ -292,7 +295,7 @@ class Broker:
         """Refuse calls past the facility's monthly quota (the quota is looked up once per
         run; the count is the call log plus the calls in flight, see CallCounter)."""
         if "quota" not in cache:
-            with self._session_factory() as session:
+            with self._reads() as session:
                 facility = session.get(Facility, ctx.facility_id)
                 cache["quota"] = facility.monthly_call_quota if facility else None
         quota = cache["quota"]
@@ -308,12 +311,12 @@ class Broker:
             )
 
     def _require(self, ctx: RunContext, call: HostCall) -> None:
-        with self._session_factory() as session:
+        with self._reads() as session:
             integration = self._integration(session, ctx, call.args.get("service"))
         self._credentials(ctx, call, integration, call.args.get("account"))
 
     def _available(self, ctx: RunContext) -> list[dict[str, Any]]:
-        with self._session_factory() as session:
+        with self._reads() as session:
             integrations = session.scalars(
                 select(Integration)
                 .where(Integration.facility_id == ctx.facility_id)
@@ -393,7 +396,7 @@ class Broker:
         if cached is not None:
             integration = cached.integration
         else:
-            with self._session_factory() as session:
+            with self._reads() as session:
                 integration = self._integration(session, ctx, args.get("service"))
         self._check_quota(ctx, integration, cache, entry)
         entry.integration_id = integration.id

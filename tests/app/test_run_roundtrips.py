@@ -17,10 +17,10 @@ from app import db
 from app.testing import RoundTrips, signed_in_session
 from tests.conftest import add_member, create_facility, create_user, make_app
 
-# Sign-in check (session and user), membership, INSERT, claim (one UPDATE counting the
-# caps), the driver's read, finish (one UPDATE ... RETURNING; the view answers from the
-# row it returned, without reading the run again).
-MAX_STATEMENTS = 6
+# Sign-in check (session, user and membership in one query), INSERT, claim (one UPDATE
+# counting the caps), the driver's read, finish (one UPDATE ... RETURNING; the view
+# answers from the row it returned, without reading the run again).
+MAX_STATEMENTS = 5
 MAX_COMMITS = 3  # the view's, the claim's, the finish's
 
 
