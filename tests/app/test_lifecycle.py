@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import db, extensions
@@ -17,6 +19,7 @@ from app.models import Role, Run
 from app.models._types import utcnow
 from app.services.context import MemberContext
 from app.services.scripts import create_run
+from app.testing import RoundTrips
 from tests.conftest import add_member, create_facility, create_user, make_app
 
 
@@ -124,3 +127,49 @@ def test_every_move_is_told_to_the_runs_pages_once(app: Flask, session: Session)
     assert finished["run"]["status"] == "succeeded" and finished["run"]["result"] == 7
     assert page.get(timeout=0.05) is None
     page.close()
+
+
+def test_a_move_alone_commits_as_it_runs_and_a_claim_keeps_its_transaction(
+    app: Flask, session: Session
+) -> None:
+    """On a server database a one-statement move needs no BEGIN and COMMIT round trips;
+    a move with work before it (a claim's row locks) stays one transaction."""
+    run = queued_run(session)
+    lifecycle = extensions.lifecycle()
+    server = db.engine_of(app).dialect.name != "sqlite"
+    locked: list[bool] = []
+    with RoundTrips(db.engine_of(app)) as claim:
+        assert lifecycle.start(run.id, driver="here",
+                               before=lambda connection: locked.append(connection.in_transaction()))
+    assert locked == [True] and claim.counts.get("web_commits") == 1
+    with RoundTrips(db.engine_of(app)) as finish:
+        assert lifecycle.finish(run.id, target=RunStatus.SUCCEEDED,
+                                values={"result": 1, "output": "", "calls": 0})
+    # One write (the webhooks may look up whether the facility has any endpoints).
+    assert [s.split()[0] for s in finish.statements if not s.startswith("SELECT")] == ["UPDATE"]
+    assert finish.counts.get("web_commits", 0) == (0 if server else 1)
+    assert status_of(run.id) == "succeeded"  # seen from another connection
+
+
+def test_autocommit_connections_go_back_to_the_pool_transactional(app: Flask) -> None:
+    """The reads' and single statements' connections come from the app's one pool: each
+    must return to it in transaction mode, or a later transaction would commit statement
+    by statement (and a rollback would undo nothing)."""
+    with db.autocommit_engine(app).connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert _autocommits(raw)
+        connection.execute(select(Run.id)).all()
+    engine = db.engine_of(app)
+    held = [engine.connect() for _ in range(max(1, engine.pool.checkedin()))]  # type: ignore[attr-defined]
+    try:
+        raws = [connection.connection.dbapi_connection for connection in held]
+        assert raw in raws  # the one that autocommitted is among them
+        assert not any(_autocommits(each) for each in raws)
+    finally:
+        for connection in held:
+            connection.close()
+
+
+def _autocommits(raw: Any) -> bool:
+    # psycopg says so; sqlite3 autocommits when it opens no transactions itself.
+    return bool(raw.autocommit) if hasattr(raw, "pgconn") else raw.isolation_level is None
