@@ -3,9 +3,10 @@
 These verbs are the only writers of `Run.status` and the only emitters of `run.*` events.
 Every move is a conditional UPDATE from the expected states, so when two threads or two
 processes race for one run exactly one wins and the other learns it lost (False). Each
-verb commits its own short transaction before publishing: a page must never hear of a
-state the database does not hold yet (the run engine calls them from background threads,
-outside any request, so there is no request edge to commit for them).
+verb commits before publishing (a lone UPDATE as it runs, a claim's locks and UPDATE as
+one transaction): a page must never hear of a state the database does not hold yet (the
+run engine calls them from background threads, outside any request, so there is no
+request edge to commit for them).
 """
 
 from __future__ import annotations
