@@ -107,7 +107,7 @@ def check_transition(source: Iterable[RunStatus], target: RunStatus) -> None:
 
 
 class Lifecycle:
-    """The verbs that move runs; built once per app with its sessions and event bus."""
+    """The verbs that move runs; built once per app with its connections and event bus."""
 
     def __init__(self, *, transaction: Connect, statement: Connect, bus: EventBus) -> None:
         """`transaction()` opens a transaction (`Engine.begin`); `statement()` a connection
@@ -138,8 +138,9 @@ class Lifecycle:
         not in `source` any more (or `where` did not hold). Publishes `run.status`, or
         `run.finished` for final states.
 
-        One statement (UPDATE ... RETURNING) in one transaction; `before(connection)` runs
-        first in that transaction (a claim takes its row locks there). `where` holds
+        One statement (UPDATE ... RETURNING), committed as it runs; with `before`, one
+        transaction in which `before(connection)` runs first (a claim takes its row locks
+        there). `where` holds
         conditions on the `runs` table built once (their bound values come in `params`).
         """
         expected = tuple(source)
