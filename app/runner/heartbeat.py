@@ -18,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.lifecycle import LIVE, Lifecycle, RunStatus
+from app.lifecycle import LIVE, Lifecycle, RunStatus, statuses
 from app.models import Grant, Run
 from app.models._types import utcnow
 from app.services.grants import GrantCoordinator
@@ -122,7 +122,7 @@ class Heartbeat:
         local = self.local_runs()
         if not local:
             return
-        live = [str(s) for s in LIVE]
+        live = statuses(LIVE)
         with self._session_factory() as session, session.begin():
             session.execute(
                 update(Run)
@@ -144,7 +144,7 @@ class Heartbeat:
     def sweep(self) -> None:
         """End runs whose driver died, settle stale prompts, resume forgotten parked runs."""
         stale_before = utcnow() - timedelta(seconds=STALE_BEATS * self.interval_s)
-        live = [str(s) for s in LIVE]
+        live = statuses(LIVE)
         with self._session_factory() as session:
             orphans = session.execute(
                 select(Run.id, Run.cancel_requested).where(

@@ -325,7 +325,7 @@ def live_counts(
     """Live runs (running or waiting) per user and per facility: what the caps count."""
     if not users and not facilities:
         return Counter(), Counter()
-    live = [str(s) for s in LIVE]
+    live = statuses(LIVE)
     by_user = session.execute(
         select(Run.user_id, func.count(Run.id))
         .where(Run.status.in_(live), Run.user_id.in_(users))

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.lifecycle import NOT_FINAL
+from app.lifecycle import NOT_FINAL, statuses
 from app.models import Account, Grant, Integration, Run, Script, ScriptVersion
 from app.services.readiness import referenced_calls
 
@@ -53,7 +53,7 @@ def dependents(session: Session, *, integration: Integration) -> dict[str, Any]:
         .join(Grant, Grant.id == Run.waiting_grant_id)
         .where(
             Grant.integration_id == integration.id,
-            Run.status.in_([str(s) for s in NOT_FINAL]),
+            Run.status.in_(statuses(NOT_FINAL)),
         )
     )
     return {
