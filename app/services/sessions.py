@@ -78,7 +78,7 @@ def session_member(
     if row is None:
         return None
     user, facility, role = row
-    return user, (facility, Role(role)) if role is not None else None
+    return user, (facility, role) if role is not None else None
 
 
 def end_session(session: Session, *, secret: str) -> None:
