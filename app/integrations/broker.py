@@ -439,9 +439,14 @@ class Broker:
             destinations.fill_parameters(integration.base_url, parameters),
             integration.allowed_hosts or [],
         )
-        response = upstream.send(
-            self._http, integration, entry.method, url, headers, params, body, timeout, origins
-        )
+
+        def send(timeout: float) -> requests.Response:
+            # `headers` and `params` as they are when it is called (a refresh renews them).
+            return upstream.send(
+                self._http, integration, entry.method, url, headers, params, body, timeout, origins
+            )
+
+        response = send(timeout)
         if (
             (
                 response.status_code == 401
@@ -466,17 +471,7 @@ class Broker:
                 ) from None
             request = outgoing(integration, args, creds, parameters, vault=self._vault)
             headers, params = request.headers, request.params
-            response = upstream.send(
-                self._http,
-                integration,
-                entry.method,
-                url,
-                headers,
-                params,
-                body,
-                self._timeout(args, call),
-                origins,
-            )
+            response = send(self._timeout(args, call))
         if response.status_code == 429:
             wait = upstream.retry_after(response.headers.get("Retry-After"))
             remaining = call.clock.remaining()
@@ -490,17 +485,7 @@ class Broker:
                     service=integration.key,
                 )
             time.sleep(wait)
-            response = upstream.send(
-                self._http,
-                integration,
-                entry.method,
-                url,
-                headers,
-                params,
-                body,
-                self._timeout(args, call),
-                origins,
-            )
+            response = send(self._timeout(args, call))
         content = upstream.read(response, integration, cap=self._settings.max_response_bytes)
         entry.status = response.status_code
         # Upstreams that echo requests hand the credential back: the script sees none.
