@@ -31,7 +31,8 @@ from app.distributed.redis_bus import RedisEventBus
 from app.distributed.redis_quota import RedisCallCounter
 from app.distributed.redis_signals import RedisGrantSignals
 from app.events import InMemoryEventBus
-from app.integrations.broker import Broker, BrokerSettings, GrantHook, not_interactive
+from app.integrations.broker import Broker, BrokerSettings
+from app.integrations.call_context import GrantHook, not_interactive
 from app.integrations.quota import CallCounter
 from app.integrations.tokens import TokenManager
 from app.integrations.transport import guarded_session

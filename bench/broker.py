@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from app import create_app, db, extensions
-from app.integrations.broker import RunContext
+from app.integrations.call_context import RunContext
 from app.migrate import upgrade
 from app.models import Integration, Role
 from app.services import connections, people

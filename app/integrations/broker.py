@@ -12,7 +12,7 @@ import base64
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.integrations import destinations, transport, upstream
+from app.integrations.call_context import GrantHook, GrantRequest, RunContext, not_interactive
 from app.integrations.call_log import CallLogWriter
 from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
@@ -41,46 +42,6 @@ from app.models._types import utcnow
 from sandbox import HostCall, HostCallError, ParkRun
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """Who runs the script, where, and whether a person can be asked to sign in."""
-
-    facility_id: int
-    user_id: int | None
-    run_id: str | None = None
-    script_id: int | None = None
-    interactive: bool = False
-
-
-@dataclass(frozen=True)
-class GrantRequest:
-    """A call needs an account nobody connected: the grant hook asks the user."""
-
-    facility_id: int
-    user_id: int | None
-    run_id: str | None
-    integration_id: int
-    integration_key: str
-    integration_name: str
-    label: str
-    reason: str  # a prompt reason of app.integrations.resolution
-    call: HostCall | None = field(default=None, compare=False)
-
-
-GrantHook = Callable[[GrantRequest], int]
-
-
-def not_interactive(request: GrantRequest) -> int:
-    """The default grant hook: nobody can be asked (and a stale master account says so)."""
-    reason = MASTER_NEEDS_REAUTH if request.reason == MASTER_NEEDS_REAUTH else NOT_INTERACTIVE
-    raise HostCallError(
-        "no_integration_grant",
-        refusal_message(reason, request.integration_name),
-        reason=reason,
-        service=request.integration_key,
-    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
-from app.integrations.broker import Broker, RunContext
+from app.integrations.broker import Broker
+from app.integrations.call_context import RunContext
 from app.integrations.vault import Vault
 from app.lifecycle import RUNS, Lifecycle, RunStatus
 from app.models import Facility, User

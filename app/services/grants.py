@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
-from app.integrations.broker import not_interactive
+from app.integrations.call_context import not_interactive
 from app.lifecycle import FINAL, Lifecycle, RunStatus
 from app.models import Facility, Grant, Integration, Run, Script, User
 from app.models._types import utcnow

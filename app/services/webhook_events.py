@@ -18,7 +18,7 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.integrations.broker import GrantRequest
+from app.integrations.call_context import GrantRequest
 from app.integrations.vault import Vault
 from app.models import Account, Grant, Integration, Membership, Role
 from app.seams import EventBus, Message, Subscription

@@ -19,7 +19,7 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
 from app import db, extensions
-from app.integrations.broker import GrantRequest
+from app.integrations.call_context import GrantRequest
 from app.models import Grant
 from sandbox import HostCallError
 from tests.conftest import create_facility, create_integration, create_user, make_app

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import db, extensions
-from app.integrations.broker import GrantRequest, RunContext
+from app.integrations.call_context import GrantRequest, RunContext
 from app.models import Account, CallLog, Integration
 from app.models._types import utcnow
 from app.services import connections, integrations_admin

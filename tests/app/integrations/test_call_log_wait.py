@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import extensions
-from app.integrations.broker import GrantRequest, RunContext
+from app.integrations.call_context import GrantRequest, RunContext
 from app.models import CallLog, Integration
 from app.services import connections, integrations_admin
 from app.testing import signed_in_session

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import db, extensions
-from app.integrations.broker import RunContext
+from app.integrations.call_context import RunContext
 from app.models import CallLog, Facility, User
 from app.services import connections, integrations_admin
 from sandbox import Limits

@@ -26,7 +26,8 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app import db, extensions
-from app.integrations.broker import Broker, RunContext
+from app.integrations.broker import Broker
+from app.integrations.call_context import RunContext
 from app.models import CallLog
 from sandbox import HostCall, HostCallError, RunClock
 from tests.conftest import create_facility, create_integration, make_app
