@@ -207,6 +207,7 @@ def stop_app(app: Flask) -> None:
     """Stop what an app started: its run threads end or park (they would otherwise write to
     a database the next test no longer has), then its beat, sandbox and connections.
     Safe to call twice."""
+    import threading
     import time
 
     from app import db, extensions
@@ -217,16 +218,26 @@ def stop_app(app: Flask) -> None:
     if executor is not None:
         executor.close()
     # A connection checked out while the pool is disposed is never closed (its warning
-    # would fail a later test): close the sessions a test left open, in any thread, and
-    # let the background threads (a beat or a run's last write) give theirs back first.
+    # would fail a later test): close the sessions a test left open, and let the threads
+    # still going (a request the browser left in flight, a beat or a run's last write)
+    # give theirs back first; closing a session while its own thread is opening a
+    # connection raises in both.
+    deadline = time.monotonic() + _STOP_RUNS_S
     sessions = db.session.registry.registry
-    for key in [key for key in list(sessions) if key[0] == app.extensions["db_scope"]]:
-        found = sessions.pop(key, None)
-        if found is not None:
-            found.close()
+    mine = app.extensions["db_scope"]
+    while True:
+        alive = {thread.ident for thread in threading.enumerate()} - {threading.get_ident()}
+        left = [key for key in list(sessions) if key[0] == mine]
+        for key in left:
+            if key[1] not in alive or time.monotonic() >= deadline:
+                found = sessions.pop(key, None)
+                if found is not None:
+                    found.close()
+        if not any(key[0] == mine for key in list(sessions)):
+            break
+        time.sleep(0.02)
     engine = app.extensions["db_engine"]
     checked_out = getattr(engine.pool, "checkedout", lambda: 0)
-    deadline = time.monotonic() + _STOP_RUNS_S
     while checked_out() and time.monotonic() < deadline:
         time.sleep(0.02)  # other threads' connections: nothing to wait on but the pool
     engine.dispose()
