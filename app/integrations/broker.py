@@ -20,22 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.integrations import destinations, transport, upstream
-from app.integrations.call_context import GrantHook, GrantRequest, RunContext, not_interactive
+from app.integrations.call_accounts import CallAccounts
+from app.integrations.call_context import GrantHook, RunContext, not_interactive
 from app.integrations.call_log import CallLogWriter
-from app.integrations.catalog import MAX_KEY_LENGTH, MAX_LABEL_LENGTH, OAUTH_MODES
+from app.integrations.catalog import MAX_KEY_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
 from app.integrations.outgoing import body_of, outgoing
 from app.integrations.quota import Admission, CallCounter, LocalCallCounter
 from app.integrations.redaction import Redactor
-from app.integrations.resolution import (
-    MASTER_NEEDS_REAUTH,
-    NEEDS_REAUTH,
-    NO_MASTER_ACCOUNT,
-    NOT_INTERACTIVE,
-    refusal_message,
-    resolve,
-)
-from app.integrations.tokens import NeedsReauth, RefreshFailed, TokenManager
+from app.integrations.tokens import NeedsReauth, TokenManager
 from app.integrations.vault import Vault
 from app.models import Account, Facility, Integration
 from app.models._types import utcnow
@@ -72,6 +65,10 @@ class _Log:
         self.waited: float | None = None
         self.admission: Admission | None = None  # its place in the quota count, once checked
 
+    def add_wait(self, seconds: float) -> None:
+        """Count `seconds` spent asking a person to sign in."""
+        self.waited = (self.waited or 0.0) + seconds
+
 
 @dataclass
 class _Cached:
@@ -103,10 +100,11 @@ class Broker:
         self._reads = read_session_factory or session_factory
         self._clock = clock
         self._vault = vault
-        self._tokens = tokens
+        self._accounts = CallAccounts(
+            reads=self._reads, tokens=tokens, grant_hook=grant_hook, clock=clock
+        )
         self._settings = settings or BrokerSettings()
         self._http = http or transport.guarded_session()
-        self._grant_hook = grant_hook
         self._log_writer = CallLogWriter(session_factory)
         # How calls count against the monthly quota: in this process, or shared (Redis).
         local = LocalCallCounter(self._reads, self._log_writer.pending)
@@ -158,96 +156,6 @@ class Broker:
         session.expunge(integration)
         return integration
 
-    def _account(
-        self,
-        ctx: RunContext,
-        call: HostCall,
-        integration: Integration,
-        account: Any,
-        reason_override: str | None = None,
-        entry: _Log | None = None,
-    ) -> Account | None:
-        if integration.auth_mode == "none":
-            return None
-        if account is not None and (
-            not isinstance(account, str) or len(account) > MAX_LABEL_LENGTH
-        ):
-            raise HostCallError(
-                "invalid_request",
-                "account must be None, 'master', 'user' or a label of up to "
-                f"{MAX_LABEL_LENGTH} characters",
-            )
-        with self._reads() as session:
-            found = resolve(session, integration, ctx.user_id, account)
-            if found.account is not None and reason_override is None:
-                session.expunge(found.account)
-                return found.account
-        if found.refuse_reason in (NO_MASTER_ACCOUNT, MASTER_NEEDS_REAUTH):
-            raise HostCallError(
-                "no_integration_grant",
-                refusal_message(found.refuse_reason, integration.name),
-                reason=found.refuse_reason,
-                service=integration.key,
-            )
-        label = (
-            found.prompt_label
-            if found.prompt_label is not None
-            else ("" if account in (None, "user") else str(account))
-        )
-        request = GrantRequest(
-            facility_id=ctx.facility_id,
-            user_id=ctx.user_id,
-            run_id=ctx.run_id,
-            integration_id=integration.id,
-            integration_key=integration.key,
-            integration_name=integration.name,
-            label=label,
-            reason=reason_override or found.reason,
-            call=call,
-        )
-        if found.refuse_reason == NOT_INTERACTIVE or ctx.user_id is None:
-            not_interactive(request)
-        asked = self._clock()
-        try:
-            with call.clock.paused():  # a person is being asked: the run's clock stops
-                account_id = self._grant_hook(request)
-        finally:
-            if entry is not None:
-                entry.waited = (entry.waited or 0.0) + self._clock() - asked
-        with self._reads() as session:
-            granted = session.get(Account, account_id)
-            if granted is None or granted.integration_id != integration.id:
-                raise HostCallError(
-                    "no_integration_grant",
-                    "the connected account is gone",
-                    reason="missing",
-                    service=integration.key,
-                )
-            session.expunge(granted)
-            return granted
-
-    def _credentials(
-        self,
-        ctx: RunContext,
-        call: HostCall,
-        integration: Integration,
-        account_arg: Any,
-        entry: _Log | None = None,
-    ) -> tuple[Account | None, dict[str, str]]:
-        account = self._account(ctx, call, integration, account_arg, entry=entry)
-        if account is None:
-            return None, {}
-        try:
-            return account, self._tokens.credentials(account.id)
-        except NeedsReauth:
-            account = self._account(ctx, call, integration, account_arg, NEEDS_REAUTH, entry)
-            assert account is not None
-            return account, self._tokens.credentials(account.id)
-        except RefreshFailed as exc:
-            raise HostCallError(
-                "integration_unavailable", str(exc), service=integration.key
-            ) from None
-
     # -- operations ----------------------------------------------------------------------------
 
     def _check_quota(
@@ -274,7 +182,7 @@ class Broker:
     def _require(self, ctx: RunContext, call: HostCall) -> None:
         with self._reads() as session:
             integration = self._integration(session, ctx, call.args.get("service"))
-        self._credentials(ctx, call, integration, call.args.get("account"))
+        self._accounts.credentials(ctx, call, integration, call.args.get("account"))
 
     def _available(self, ctx: RunContext) -> list[dict[str, Any]]:
         with self._reads() as session:
@@ -367,16 +275,16 @@ class Broker:
         elif cached is not None and cached.account is not None:
             account = cached.account
             try:
-                creds = self._tokens.credentials(account.id)
+                creds = self._accounts.current(integration, account)
             except NeedsReauth:
                 cache.pop(cache_key, None)
-                account, creds = self._credentials(ctx, call, integration, account_arg, entry)
-            except RefreshFailed as exc:
-                raise HostCallError(
-                    "integration_unavailable", str(exc), service=integration.key
-                ) from None
+                account, creds = self._accounts.credentials(
+                    ctx, call, integration, account_arg, entry.add_wait
+                )
         else:
-            account, creds = self._credentials(ctx, call, integration, account_arg, entry)
+            account, creds = self._accounts.credentials(
+                ctx, call, integration, account_arg, entry.add_wait
+            )
         oauth = integration.auth_mode in OAUTH_MODES
         cache[cache_key] = _Cached(integration, account, None if oauth else dict(creds))
         if account is not None:
@@ -418,18 +326,14 @@ class Broker:
         ):
             response.close()
             try:
-                creds = self._tokens.refresh_after_rejection(
-                    account.id, creds.get("access_token", "")
+                creds = self._accounts.after_rejection(
+                    integration, account, creds.get("access_token", "")
                 )
             except NeedsReauth:
                 cache.pop(cache_key, None)
-                account, creds = self._credentials(
-                    ctx, call, integration, args.get("account"), entry
+                account, creds = self._accounts.credentials(
+                    ctx, call, integration, account_arg, entry.add_wait
                 )
-            except RefreshFailed as exc:
-                raise HostCallError(
-                    "integration_unavailable", str(exc), service=integration.key
-                ) from None
             request = outgoing(integration, args, creds, parameters, vault=self._vault)
             headers, params = request.headers, request.params
             response = send(self._timeout(args, call))
