@@ -198,10 +198,14 @@ class CeleryRunQueue:
                 self.deliver(delivery_id)
 
     def deliver_here(self, delivery_id: str) -> None:
-        """Task body: one attempt of a webhook delivery from this worker."""
-        self._client.delete(self._sent_key(WEBHOOK_TASK, delivery_id))  # a retry may follow
-        if self._webhooks is not None:
-            self._webhooks.send(delivery_id)
+        """Task body: one attempt of a webhook delivery from this worker. The "sent"
+        marker is dropped once the attempt is stored (a retry may follow), not before: a
+        beat in between would send a second task for the same attempt."""
+        try:
+            if self._webhooks is not None:
+                self._webhooks.send(delivery_id)
+        finally:
+            self._client.delete(self._sent_key(WEBHOOK_TASK, delivery_id))
 
     def shutdown(self, timeout: float) -> None:
         """Stop sending and driving; live pauses here park at once (the Celery worker

@@ -18,7 +18,7 @@ from app.devprovider import answer_consent
 from app.models import Script, User
 from app.services import webhooks
 from app.testing import LiveServer, WebClient
-from tests.app.web.test_webhooks import Listener
+from tests.listener import Listener
 
 APP = "https://app.example.com"
 
@@ -77,7 +77,7 @@ def test_the_readme_walkthrough(live: LiveServer) -> None:
         assert run.json()["status"] == "succeeded", run.json()
         # 6. The webhook arrives, signed.
         got = hooks.next()
-        headers, body = got["headers"], got["body"]
+        headers, body = got.headers, got.body
         assert webhooks.verify(
             secret, headers["Scriptbox-Timestamp"], body, headers["Scriptbox-Signature"]
         )

@@ -31,8 +31,8 @@ from app.models import Account, Role, Script, WebhookDelivery
 from app.models._types import utcnow
 from app.services import integrations_admin, webhooks
 from app.testing import LiveServer, WebClient
-from tests.app.web.test_webhooks import Listener
 from tests.conftest import add_member, create_facility, create_user
+from tests.listener import Listener
 
 WAIT_S = 60.0
 ASKS = """
@@ -138,7 +138,7 @@ def _until(world: dict[str, Any], run_id: str, wanted: set[str]) -> dict[str, An
 def _event(world: dict[str, Any], name: str) -> dict[str, Any]:
     """The next delivery, checked to be signed with the endpoint's secret."""
     got = world["listener"].next()
-    headers, body = got["headers"], got["body"]
+    headers, body = got.headers, got.body
     assert headers["Scriptbox-Event"] == name
     assert webhooks.verify(
         world["secret"], headers["Scriptbox-Timestamp"], body, headers["Scriptbox-Signature"]

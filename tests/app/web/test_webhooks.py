@@ -6,12 +6,9 @@ guarded transport (a canary listens there); only admins register; ids stay per f
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -23,6 +20,7 @@ from app.models import Account, Integration, Role, Script
 from app.services import webhooks
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user
+from tests.listener import Listener
 
 WAIT_S = 60.0
 KEYED_CALL = """
@@ -34,46 +32,6 @@ except integrations.NoIntegrationGrant as refused:
 except integrations.IntegrationError as failed:
     result = failed.code
 """
-
-
-@dataclass
-class Listener:
-    """An HTTP server on loopback that records what it receives and answers as told."""
-
-    host: str = "127.0.0.1"
-    statuses: list[int] = field(default_factory=list)  # answers in turn; then 200
-    received: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
-    url: str = ""
-    _server: ThreadingHTTPServer | None = None
-
-    def start(self) -> Listener:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                status = owner.statuses.pop(0) if owner.statuses else 200
-                owner.received.put({"headers": dict(self.headers), "body": body, "status": status})
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://{self.host}:{self._server.server_port}/hook"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def next(self, timeout: float = WAIT_S) -> dict[str, Any]:
-        return self.received.get(timeout=timeout)
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 @pytest.fixture
@@ -145,7 +103,7 @@ def test_run_finished_arrives_signed(world: dict[str, Any], listener: Listener) 
     assert endpoint["secret"].startswith("whsec_")
     run = _run(world)
     got = listener.next()
-    headers, body = got["headers"], got["body"]
+    headers, body = got.headers, got.body
     assert headers["Scriptbox-Event"] == "run.finished"
     assert webhooks.verify(
         endpoint["secret"], headers["Scriptbox-Timestamp"], body, headers["Scriptbox-Signature"]
@@ -181,13 +139,13 @@ def test_run_finished_arrives_signed(world: dict[str, Any], listener: Listener) 
 def test_a_500_is_retried_with_backoff_and_logged(
     world: dict[str, Any], listener: Listener
 ) -> None:
-    listener.statuses.extend([500, 500])
+    listener.answer_with(500, 500)
     endpoint = _register(world, listener.url, ["run.finished"])
     _run(world)
     first, second, third = listener.next(), listener.next(), listener.next()
-    assert [first["status"], second["status"], third["status"]] == [500, 500, 200]
+    assert [first.status, second.status, third.status] == [500, 500, 200]
     # The same delivery each time, signed anew.
-    delivery = {got["headers"]["Scriptbox-Delivery"] for got in (first, second, third)}
+    delivery = {got.headers["Scriptbox-Delivery"] for got in (first, second, third)}
     assert len(delivery) == 1
     log = _wait_for_log(world, endpoint["id"], lambda d: d["status"] == "delivered")
     assert log["attempts"] == 3 and log["response_code"] == 200
@@ -289,7 +247,7 @@ def test_grant_required_carries_a_connect_link_that_works(
     assert answer.status_code == 201, answer.text
     run = answer.json()
     got = listener.next()
-    payload = json.loads(got["body"])
+    payload = json.loads(got.body)
     assert payload["event"] == "grant.required"
     data = payload["data"]
     assert data["run_id"] == run["id"] and data["integration"] == "keyed"
