@@ -7,15 +7,23 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, insert, text, update
 from sqlalchemy.orm import Session
 
 from app.models import Account, CallLog
 
 log = logging.getLogger(__name__)
 _LOG_BATCH_WINDOW_S = 0.05
+# A Core INSERT of the table: the ORM's bulk path cost more than the statement.
+_INSERT_ROWS = insert(cast(Table, CallLog.__table__))
+# The rows are written behind the calls already (a process that dies loses its last
+# window of them), so their commit does not wait for PostgreSQL's WAL to reach the disk:
+# a database crash may lose the last fraction of a second of them too, never corrupt
+# them. That wait was the commonest one in a busy cluster, on every run's path (the
+# run is reported once its calls are logged).
+_NO_WAL_WAIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
 class CallLogWriter:
@@ -68,7 +76,9 @@ class CallLogWriter:
                     if account_id is not None:
                         used[account_id] = row["created_at"]
                 with self._session_factory() as session, session.begin():
-                    session.execute(insert(CallLog), rows)
+                    if session.get_bind().dialect.name == "postgresql":
+                        session.execute(_NO_WAL_WAIT)
+                    session.execute(_INSERT_ROWS, rows)
                     for account_id, when in used.items():
                         session.execute(
                             update(Account)
