@@ -19,8 +19,13 @@ so each ratio is taken between phases measured in turn (`--rounds`, median repor
 3. Cluster: `scriptbox serve` + `scriptbox worker` processes on PostgreSQL and Redis
    (SCRIPTBOX_TEST_POSTGRES_URL, SCRIPTBOX_TEST_REDIS_URL), the same load.
 4. `scale_2_vs_1`: runs that each wait 100 ms on a loopback upstream, one worker against
-   two (same concurrency per worker, clients enough to fill both), in turns: the second
-   worker is started and stopped each round.
+   two (same concurrency per worker), in turns: the second worker is started and stopped
+   each round. Both phases have the same clients, twice the slots of two workers, so a
+   queue of runs waits ahead of the workers in both: a slot never idles while its last
+   caller's answer and next request cross the web, and the figure is what a second
+   worker adds, not how fast one HTTP round trip is. (With exactly as many clients as
+   two workers' slots, one worker had a queue and two had none, and the ratio measured
+   the web's latency as much as the workers.)
 The last line is one JSON object with the named figures.
 """
 
@@ -271,14 +276,14 @@ def main() -> None:
                                  "SCRIPTBOX_IDLE_WORKERS": "2",
                                  "SCRIPTBOX_HEARTBEAT_S": "2"})  # the default
         try:
-            _web, url = cluster.web()
+            load = 4 * args.concurrency  # twice the slots of two workers: a queue in both
+            _web, url = cluster.web(threads=max(8, load))
             cluster.worker(concurrency=args.concurrency)
-            browsers = [WebClient(capp, url, user_id) for _ in range(2 * args.clients)]
+            browsers = [WebClient(capp, url, user_id) for _ in range(max(args.clients, load))]
             clustered = http_figures(browsers[: args.clients], TRIVIAL, args.clients,
                                      args.seconds)
             clustered["http_vs_sandbox"] = round(
                 clustered["http_runs_per_s"] / figures["sandbox_runs_per_s"], 2)
-            load = 2 * args.concurrency  # enough to fill two workers
             pairs = []
             for _ in range(args.rounds):  # one worker, then two, in turns
                 one = http_figures(browsers[:load], SLOW, load, args.seconds, latency=False)

@@ -116,13 +116,13 @@ class Cluster:
         }
         self.processes: list[Process] = []
 
-    def web(self, *, workers: int = 1) -> tuple[Process, str]:
+    def web(self, *, workers: int = 1, threads: int = 8) -> tuple[Process, str]:
         """Start `scriptbox serve` (the first on the public URL's port) with `workers`
-        gunicorn worker processes; wait until it serves."""
+        gunicorn worker processes of `threads` threads; wait until it serves."""
         port = self.public_port if not self._webs() else free_port()
         process = Process(f"web-{port}", [SCRIPTBOX, "serve", "--host", "127.0.0.1",
                                           "--port", str(port), "--workers", str(workers),
-                                          "--threads", "8"], self.env, "Scriptbox on")
+                                          "--threads", str(threads)], self.env, "Scriptbox on")
         self.processes.append(process)
         url = f"http://127.0.0.1:{port}"
         self._await(process)
