@@ -36,13 +36,14 @@ import redis
 from celery import Celery
 from celery.signals import worker_process_init
 from kombu.exceptions import OperationalError
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Boolean, ColumnElement, Connection, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from app.distributed.pubsub import RedisListener
 from app.distributed.redis_signals import RedisGrantSignals
 from app.distributed.run_ends import RunEnds
-from app.lifecycle import Lifecycle, RunStatus
+from app.lifecycle import LIVE, RUNS, Lifecycle, RunStatus, statuses
 from app.models import Facility, Run, User
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
@@ -72,6 +73,18 @@ _LOCK_USER_AND_FACILITY = (
     .where(Run.id == bindparam("run_id"))
     .with_for_update(of=[User, Facility], key_share=True)
 )
+
+
+@functools.cache
+def _claim_room(caps: Caps) -> tuple[ColumnElement[bool], ...]:
+    """PostgreSQL: the WHERE condition of a claim that takes its row locks and counts the
+    caps itself (migration 0013's function), so the claim is one statement."""
+    live = postgresql.array(statuses(LIVE))
+    room = func.scriptbox_claim_room(
+        RUNS.c.user_id, RUNS.c.facility_id, live, caps.per_user, caps.per_facility,
+        type_=Boolean,
+    )
+    return (room,)
 
 
 def make_celery(redis_url: str, *, prefix: str = "scriptbox") -> Celery:
@@ -135,6 +148,8 @@ class CeleryRunQueue:
         self._lifecycle = lifecycle
         self._grants = grants
         self._session_factory = session_factory
+        with session_factory() as session:
+            self._on_postgres = session.get_bind().dialect.name == "postgresql"
         self.heartbeat = heartbeat
         self._caps = caps
         self._prefix = prefix
@@ -301,15 +316,19 @@ class CeleryRunQueue:
         """queued (or parked, `resuming`) -> running for this process, if the user's and
         facility's caps allow (a declined resume is sent again by a later beat).
 
-        One transaction: the run's user and facility rows are locked (FOR NO KEY UPDATE,
-        PostgreSQL; SQLite serialises writers), so two workers never both take the last
-        slot, then one UPDATE counts the caps and moves the run.
+        The run's user and facility rows are locked (FOR NO KEY UPDATE), so two workers
+        never both take the last slot, and the caps are counted after the locks. On
+        PostgreSQL that is one statement (the UPDATE calls `scriptbox_claim_room`); on
+        SQLite, whose writers queue on one lock anyway, one transaction of the lock and
+        the counting UPDATE.
         """
+        verb = self._lifecycle.resume if resuming else self._lifecycle.start
+        if self._on_postgres:
+            return verb(run_id, driver=self._driver.driver_id, where=_claim_room(self._caps))
 
         def lock(connection: Connection) -> None:
             connection.execute(_LOCK_USER_AND_FACILITY, {"run_id": run_id})
 
-        verb = self._lifecycle.resume if resuming else self._lifecycle.start
         return verb(run_id, driver=self._driver.driver_id, where=under_caps(self._caps),
                     before=lock)
 
