@@ -13,11 +13,20 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import requests
+from flask import Flask
+from sqlalchemy.orm import Session
 
-from tests.distributed.conftest import free_port
+from app import db
+from app.integrations.vault import generate_key
+from tests.conftest import make_app, stop_app
+from tests.distributed.conftest import free_port, redis_url
+
+Seeded = TypeVar("Seeded")
 
 SCRIPTBOX = str(Path(sys.executable).parent / "scriptbox")
 
@@ -154,3 +163,33 @@ class Cluster:
         for process in self.processes:
             process.stop()
             print(f"----- {process.name}\n{process.output()}")
+
+
+@contextlib.contextmanager
+def seeded_cluster(
+    folder: Path,
+    database_url: str,
+    prefix: str,
+    secret_key: str,
+    seed: Callable[[Session], Seeded],
+    *,
+    redis: str | None = None,
+) -> Iterator[tuple[Flask, Seeded, Cluster]]:
+    """A migrated app on `database_url` with what `seed(session)` adds (committed; its
+    answer comes back), and a cluster on the same database and keys (and Redis: the
+    tests' own unless `redis`), no process started yet. On exit the cluster's processes
+    stop, then the app."""
+    vault_key = generate_key()
+    app = make_app(folder, DATABASE_URL=database_url, SECRET_KEY=secret_key,
+                   SECRET_KEYS=[vault_key])
+    with app.app_context():
+        seeded = seed(db.session())
+        db.session.commit()
+    db.session.remove()
+    cluster = Cluster(database_url=database_url, redis_url=redis or redis_url(), prefix=prefix,
+                      secret_key=secret_key, vault_key=vault_key)
+    try:
+        yield app, seeded, cluster
+    finally:
+        cluster.close()
+        stop_app(app)  # its sessions closed before the pool goes

@@ -8,16 +8,16 @@ process SIGKILLed while pages are open.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
-from app.integrations.vault import generate_key
 from app.models import Role, Run
 from app.testing import WebClient
 from tests.conftest import (
@@ -25,11 +25,9 @@ from tests.conftest import (
     create_facility,
     create_integration,
     create_user,
-    make_app,
-    stop_app,
 )
-from tests.distributed.cluster import Cluster, Process
-from tests.distributed.conftest import OwnRedis, redis_url
+from tests.distributed.cluster import Cluster, Process, seeded_cluster
+from tests.distributed.conftest import OwnRedis
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 API_KEY = "cluster-key"
@@ -59,26 +57,24 @@ def world(tmp_path: Path, postgres_url: str, redis_prefix: str, keyapi: str) -> 
         dict[str, Any]]:
     """A migrated PostgreSQL database with a scripter and an unconnected API-key integration,
     and a cluster configured on it (no process started yet)."""
-    vault_key = generate_key()
-    app = make_app(tmp_path, DATABASE_URL=postgres_url, SECRET_KEY=SECRET_KEY,
-                   SECRET_KEYS=[vault_key])
-    with app.app_context():
-        session = db.session()
+    with seeded_cluster(tmp_path, postgres_url, redis_prefix, SECRET_KEY,
+                        scripter_and_keyed_api(keyapi)) as (app, user_id, cluster):
+        yield {"app": app, "user_id": user_id, "cluster": cluster}
+
+
+def scripter_and_keyed_api(keyapi: str) -> Callable[[Session], int]:
+    """Seeds facility lab with a scripter (its id is the answer) and an unconnected
+    API-key integration `keyed` to `keyapi`."""
+
+    def seed(session: Session) -> int:
         facility = create_facility(session, slug="lab")
         user = create_user(session, email="sam@example.com")
         add_member(session, user=user, facility=facility, role=Role.scripter)
         create_integration(session, facility=facility, key="keyed", name="Keyed API",
                            base_url=keyapi)
-        session.commit()
-        user_id = user.id
-    db.session.remove()
-    cluster = Cluster(database_url=postgres_url, redis_url=redis_url(), prefix=redis_prefix,
-                      secret_key=SECRET_KEY, vault_key=vault_key)
-    try:
-        yield {"app": app, "user_id": user_id, "cluster": cluster}
-    finally:
-        cluster.close()
-        stop_app(app)  # its sessions closed before the pool goes
+        return user.id
+
+    return seed
 
 
 def client(world: dict[str, Any], url: str) -> WebClient:
@@ -279,22 +275,9 @@ def test_a_web_process_killed_its_pages_reconnect_to_the_other_and_no_run_is_los
 def test_a_redis_restart_loses_no_run(
     tmp_path: Path, postgres_url: str, keyapi: str, own_redis: OwnRedis
 ) -> None:
-    vault_key = generate_key()
-    app = make_app(tmp_path, DATABASE_URL=postgres_url, SECRET_KEY=SECRET_KEY,
-                   SECRET_KEYS=[vault_key])
-    with app.app_context():
-        session = db.session()
-        facility = create_facility(session, slug="lab")
-        user = create_user(session, email="sam@example.com")
-        add_member(session, user=user, facility=facility, role=Role.scripter)
-        create_integration(session, facility=facility, key="keyed", name="Keyed API",
-                           base_url=keyapi)
-        session.commit()
-        world = {"app": app, "user_id": user.id}
-    db.session.remove()
-    cluster = Cluster(database_url=postgres_url, redis_url=own_redis.url, prefix="sb",
-                      secret_key=SECRET_KEY, vault_key=vault_key)
-    try:
+    with seeded_cluster(tmp_path, postgres_url, "sb", SECRET_KEY, scripter_and_keyed_api(keyapi),
+                        redis=own_redis.url) as (app, user_id, cluster):
+        world = {"app": app, "user_id": user_id}
         _web, url = cluster.web()
         cluster.worker(concurrency=2)
         browser = client(world, url)
@@ -316,9 +299,6 @@ def test_a_redis_restart_loses_no_run(
         ended = page.wait_for("run.finished", run_id=queued, timeout=90)["run"]
         assert ended["status"] == "succeeded" and ended["result"] == "made it", ended
         page.close()
-    finally:
-        cluster.close()
-        stop_app(app)  # its sessions closed before the pool goes
 
 
 def test_the_user_cap_holds_across_worker_processes(world: dict[str, Any]) -> None:

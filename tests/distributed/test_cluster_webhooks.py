@@ -20,15 +20,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy.orm import Session
 
-from app import db
-from app.integrations.vault import generate_key
 from app.models import Role
 from app.services import webhooks
 from app.testing import WebClient
-from tests.conftest import add_member, create_facility, create_user, make_app, stop_app
-from tests.distributed.cluster import Cluster, Process
-from tests.distributed.conftest import redis_url
+from tests.conftest import add_member, create_facility, create_user
+from tests.distributed.cluster import Cluster, Process, seeded_cluster
 from tests.listener import WAIT_S, Answer, Listener, Received
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -58,24 +56,15 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[World]:
-    vault_key = generate_key()
-    app = make_app(tmp_path, DATABASE_URL=postgres_url, SECRET_KEY=SECRET_KEY,
-                   SECRET_KEYS=[vault_key])
-    with app.app_context():
-        session = db.session()
+    def seed(session: Session) -> int:
         facility = create_facility(session, slug="lab")
         ada = create_user(session, email="ada@example.com")
         add_member(session, user=ada, facility=facility, role=Role.admin)
-        session.commit()
-        admin_id = ada.id
-    db.session.remove()
-    cluster = Cluster(database_url=postgres_url, redis_url=redis_url(), prefix=redis_prefix,
-                      secret_key=SECRET_KEY, vault_key=vault_key)
-    try:
+        return ada.id
+
+    with seeded_cluster(tmp_path, postgres_url, redis_prefix, SECRET_KEY, seed) as (
+            app, admin_id, cluster):
         yield World(app=app, admin_id=admin_id, cluster=cluster)
-    finally:
-        cluster.close()
-        stop_app(app)  # its sessions closed before the pool goes
 
 
 def _register(browser: WebClient, url: str) -> dict[str, Any]:
