@@ -309,6 +309,25 @@ def create_integration(
     return integration
 
 
+def demo_oauth_fields(
+    provider_url: str, *, client_id: str, client_secret: str, **more: Any
+) -> dict[str, Any]:
+    """What an admin sends to add OAuth2 integration `demo` ("Demo OAuth") on the dev
+    provider at `provider_url`, with `client_secret_basic`; `more` adds or overrides."""
+    return {
+        "key": "demo",
+        "name": "Demo OAuth",
+        "auth_mode": "oauth2",
+        "base_url": f"{provider_url}/api",
+        "authorization_url": f"{provider_url}/authorize",
+        "token_url": f"{provider_url}/token",
+        "token_auth_method": "client_secret_basic",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        **more,
+    }
+
+
 def create_closed_oauth_integration(session: Session, *, facility: Facility) -> None:
     """An OAuth2 integration `oauthy` made as an admin makes one, every endpoint on a closed
     loopback port: nothing it does may reach a network."""

@@ -24,7 +24,7 @@ from app.devprovider import (
 )
 from app.models import Facility, Integration
 from app.services import integrations_admin
-from tests.conftest import make_app
+from tests.conftest import demo_oauth_fields, make_app
 
 REDIRECT = "http://127.0.0.1:5000/oauth/callback"
 SECRETS = {
@@ -116,21 +116,15 @@ def oauth_integration(
     **fields: Any,
 ) -> Integration:
     """An OAuth2 integration on the real provider."""
-    values: dict[str, Any] = {
-        "key": key,
-        "name": "Demo OAuth",
-        "auth_mode": "oauth2",
-        "base_url": f"{provider.url}/api",
-        "authorization_url": f"{provider.url}/authorize",
-        "token_url": f"{provider.url}/token",
-        "revoke_url": f"{provider.url}/revoke",
-        "token_auth_method": "client_secret_basic"
-        if client != "post-client"
-        else "client_secret_post",
-        "scopes": ["read", "write"],
-        "client_id": client,
-        "client_secret": SECRETS[client],
-    }
+    values = demo_oauth_fields(
+        provider.url,
+        client_id=client,
+        client_secret=SECRETS[client],
+        key=key,
+        revoke_url=f"{provider.url}/revoke",
+        scopes=["read", "write"],
+        **({"token_auth_method": "client_secret_post"} if client == "post-client" else {}),
+    )
     values.update(fields)
     return integrations_admin.create_custom(session, facility=facility, fields=values)
 

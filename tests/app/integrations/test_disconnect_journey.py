@@ -17,7 +17,7 @@ from app.devprovider import answer_consent
 from app.models import Account, Role
 from app.testing import signed_in_session
 from tests.app.integrations.conftest import SECRETS, RealProvider
-from tests.conftest import add_member, create_facility, create_user
+from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -43,19 +43,12 @@ def clients(app: Flask) -> dict[str, FlaskClient]:
 def _setup(clients: dict[str, FlaskClient], provider: RealProvider, **fields: Any) -> int:
     created = clients["admin"].post(
         "/api/f/lab/integrations",
-        json={
-            "key": "demo",
-            "name": "Demo OAuth",
-            "auth_mode": "oauth2",
-            "base_url": f"{provider.url}/api",
-            "authorization_url": f"{provider.url}/authorize",
-            "token_url": f"{provider.url}/token",
-            "revoke_url": f"{provider.url}/revoke",
-            "token_auth_method": "client_secret_basic",
-            "client_id": "basic-client",
-            "client_secret": SECRETS["basic-client"],
-            **fields,
-        },
+        json=demo_oauth_fields(
+            provider.url,
+            client_id="basic-client",
+            client_secret=SECRETS["basic-client"],
+            **{"revoke_url": f"{provider.url}/revoke", **fields},
+        ),
         headers=HEADERS,
     )
     assert created.status_code == 201, created.get_json()

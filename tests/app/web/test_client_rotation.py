@@ -25,7 +25,7 @@ from app.devprovider import (
 from app.models import Account, Role
 from app.models._types import utcnow
 from app.testing import LiveServer, signed_in_session
-from tests.conftest import add_member, create_facility, create_user
+from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -59,18 +59,9 @@ def world(live: LiveServer) -> Iterator[dict[str, Any]]:
             db.session.remove()
         created = clients["admin"].post(
             "/api/f/lab/integrations",
-            json={
-                "key": "demo",
-                "name": "Demo OAuth",
-                "auth_mode": "oauth2",
-                "base_url": f"{provider.url}/api",
-                "authorization_url": f"{provider.url}/authorize",
-                "token_url": f"{provider.url}/token",
-                "token_auth_method": "client_secret_basic",
-                "scopes": ["read"],
-                "client_id": "rotating",
-                "client_secret": "secret-one",
-            },
+            json=demo_oauth_fields(
+                provider.url, client_id="rotating", client_secret="secret-one", scopes=["read"]
+            ),
             headers=HEADERS,
         )
         assert created.status_code == 201, created.get_json()

@@ -26,7 +26,13 @@ from app.models import Account, ConnectLink, Role
 from app.models._types import utcnow
 from app.services import integrations_admin
 from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, create_facility, create_integration, create_user
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_integration,
+    create_user,
+    demo_oauth_fields,
+)
 
 EMBEDDER = "https://embedder.example"
 API_KEY = "link-key"
@@ -59,19 +65,13 @@ def world(live: LiveServer, provider: str) -> dict[str, Any]:
         integrations_admin.create_custom(
             session,
             facility=lab,
-            fields={
-                "key": "demo",
-                "name": "Demo OAuth",
-                "auth_mode": "oauth2",
-                "base_url": f"{provider}/api",
-                "authorization_url": f"{provider}/authorize",
-                "token_url": f"{provider}/token",
-                "scopes": ["read"],
-                "token_auth_method": "client_secret_basic",
-                "allow_private_network": True,
-                "client_id": "link-client",
-                "client_secret": "link-secret",
-            },
+            fields=demo_oauth_fields(
+                provider,
+                client_id="link-client",
+                client_secret="link-secret",
+                scopes=["read"],
+                allow_private_network=True,
+            ),
         )
         create_integration(session, facility=lab, key="keyed", base_url=f"{provider}/keyapi")
         session.commit()

@@ -13,7 +13,7 @@ from app import db
 from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Role
 from app.testing import signed_in_session
-from tests.conftest import add_member, create_facility, create_user
+from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -49,18 +49,12 @@ def test_test_connection_uses_the_configured_verb(
 ) -> None:
     created = admin.post(
         "/api/f/lab/integrations",
-        json={
-            "key": "demo",
-            "name": "Demo OAuth",
-            "auth_mode": "oauth2",
-            "base_url": f"{post_only}/api",
-            "authorization_url": f"{post_only}/authorize",
-            "token_url": f"{post_only}/token",
-            "token_request_method": verb,
-            "token_auth_method": "client_secret_basic",
-            "client_id": "the-client",
-            "client_secret": "the-secret",
-        },
+        json=demo_oauth_fields(
+            post_only,
+            client_id="the-client",
+            client_secret="the-secret",
+            token_request_method=verb,
+        ),
         headers=HEADERS,
     )
     assert created.status_code == 201, created.get_json()

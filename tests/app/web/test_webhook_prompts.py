@@ -31,7 +31,7 @@ from app.models import Account, Role, Script, WebhookDelivery
 from app.models._types import utcnow
 from app.services import integrations_admin, webhooks
 from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, create_facility, create_user
+from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields
 from tests.listener import Listener
 
 WAIT_S = 60.0
@@ -62,19 +62,13 @@ def world(live: LiveServer) -> Iterator[dict[str, Any]]:
             integrations_admin.create_custom(
                 session,
                 facility=lab,
-                fields={
-                    "key": "demo",
-                    "name": "Demo OAuth",
-                    "auth_mode": "oauth2",
-                    "base_url": f"{provider.url}/api",
-                    "authorization_url": f"{provider.url}/authorize",
-                    "token_url": f"{provider.url}/token",
-                    "scopes": ["read"],
-                    "token_auth_method": "client_secret_basic",
-                    "allow_private_network": True,
-                    "client_id": "hook-client",
-                    "client_secret": "hook-secret",
-                },
+                fields=demo_oauth_fields(
+                    provider.url,
+                    client_id="hook-client",
+                    client_secret="hook-secret",
+                    scopes=["read"],
+                    allow_private_network=True,
+                ),
             )
             script = Script(
                 facility_id=lab.id, name="S", source=ASKS.format(account=""), published=True
