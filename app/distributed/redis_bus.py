@@ -65,14 +65,15 @@ class RedisEventBus:
     ) -> int:
         """Send to every open page of (user, facility), and with `watchers` to the facility's
         watching pages; how many web processes were reached on the user's channel."""
+        encoded = json.dumps(message)
         if not watchers:
-            return int(self._client.publish(self.channel(user_id, facility_id),
-                                            json.dumps(message)))
-        # Both channels in one round trip (a pipeline without MULTI).
-        envelope = {"user_id": user_id, "message": message}
+            return int(self._client.publish(self.channel(user_id, facility_id), encoded))
+        # Both channels in one round trip (a pipeline without MULTI). The envelope wraps
+        # the message as encoded once: a finished run's whole row is not encoded twice.
+        envelope = f'{{"user_id": {int(user_id)}, "message": {encoded}}}'
         pipe = self._client.pipeline(transaction=False)
-        pipe.publish(self.channel(user_id, facility_id), json.dumps(message))
-        pipe.publish(self.watch_channel(facility_id), json.dumps(envelope))
+        pipe.publish(self.channel(user_id, facility_id), encoded)
+        pipe.publish(self.watch_channel(facility_id), envelope)
         reached, _watching = pipe.execute()
         return int(reached)
 
