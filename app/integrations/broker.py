@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.integrations import destinations, transport, upstream
@@ -79,6 +79,14 @@ class _Cached:
     creds: dict[str, str] | None  # kept only for non-OAuth accounts (they do not expire)
 
 
+# A call's integration and its facility's quota: one query, built once.
+_INTEGRATION_AND_QUOTA = (
+    select(Integration, Facility.monthly_call_quota)
+    .join(Facility, Facility.id == Integration.facility_id)
+    .where(Integration.facility_id == bindparam("facility"), Integration.key == bindparam("key"))
+)
+
+
 class Broker:
     """Handles `integrations.*` calls from sandboxed scripts."""
 
@@ -133,14 +141,18 @@ class Broker:
 
     # -- lookups ---------------------------------------------------------------------------
 
-    def _integration(self, session: Session, ctx: RunContext, service: Any) -> Integration:
+    def _integration(
+        self, session: Session, ctx: RunContext, service: Any, cache: dict[Any, Any] | None = None
+    ) -> Integration:
+        """The facility's enabled integration `service`; the facility's monthly call quota
+        comes in the same query and is kept in the run's `cache` (read once per run)."""
         if not isinstance(service, str) or not service.isalnum():
             raise HostCallError("unknown_integration", "the service must be an integration key")
-        integration = session.scalar(
-            select(Integration).where(
-                Integration.facility_id == ctx.facility_id, Integration.key == service
-            )
-        )
+        params = {"facility": ctx.facility_id, "key": service}
+        row = session.execute(_INTEGRATION_AND_QUOTA, params).first()
+        integration = row[0] if row is not None else None
+        if row is not None and cache is not None:
+            cache.setdefault("quota", row[1])
         if integration is None:
             raise HostCallError(
                 "unknown_integration",
@@ -266,7 +278,7 @@ class Broker:
             integration = cached.integration
         else:
             with self._reads() as session:
-                integration = self._integration(session, ctx, args.get("service"))
+                integration = self._integration(session, ctx, args.get("service"), cache)
         self._check_quota(ctx, integration, cache, entry)
         entry.integration_id = integration.id
         entry.service = integration.key
