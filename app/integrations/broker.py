@@ -22,16 +22,15 @@ from sqlalchemy.orm import Session
 from app.integrations import destinations, transport, upstream
 from app.integrations.call_accounts import CallAccounts
 from app.integrations.call_context import GrantHook, RunContext, not_interactive
-from app.integrations.call_log import CallLogWriter
+from app.integrations.call_log import CallLogEntry, CallLogWriter
 from app.integrations.catalog import MAX_KEY_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
 from app.integrations.outgoing import body_of, outgoing
-from app.integrations.quota import Admission, CallCounter, LocalCallCounter
+from app.integrations.quota import CallCounter, LocalCallCounter
 from app.integrations.redaction import Redactor
 from app.integrations.tokens import NeedsReauth, TokenManager
 from app.integrations.vault import Vault
 from app.models import Account, Facility, Integration
-from app.models._types import utcnow
 from sandbox import HostCall, HostCallError, ParkRun
 
 log = logging.getLogger(__name__)
@@ -44,30 +43,6 @@ class BrokerSettings:
     call_timeout_s: float = 30.0
     max_response_bytes: int = 10 * 1024 * 1024
     refresh_margin_s: int = 1800
-
-
-class _Log:
-    """What the call log records about one call (filled in as the call proceeds)."""
-
-    def __init__(self, ctx: RunContext, service: str, method: str, started: float) -> None:
-        self.ctx = ctx
-        self.service = service
-        self.method = method
-        self.integration_id: int | None = None
-        self.account_id: int | None = None
-        self.account_kind: str | None = None
-        self.path = ""
-        self.status: int | None = None
-        self.error: str | None = None
-        self.parked = False
-        self.started = started
-        # Time spent waiting for a person to sign in: logged apart from the call's own time.
-        self.waited: float | None = None
-        self.admission: Admission | None = None  # its place in the quota count, once checked
-
-    def add_wait(self, seconds: float) -> None:
-        """Count `seconds` spent asking a person to sign in."""
-        self.waited = (self.waited or 0.0) + seconds
 
 
 @dataclass
@@ -142,23 +117,21 @@ class Broker:
     # -- lookups ---------------------------------------------------------------------------
 
     def _integration(
-        self, session: Session, ctx: RunContext, service: Any, cache: dict[Any, Any] | None = None
-    ) -> Integration:
-        """The facility's enabled integration `service`; the facility's monthly call quota
-        comes in the same query and is kept in the run's `cache` (read once per run)."""
+        self, session: Session, ctx: RunContext, service: Any
+    ) -> tuple[Integration, int | None]:
+        """The facility's enabled integration `service`, and the facility's monthly call
+        quota (None: no quota), read in the same query."""
         if not isinstance(service, str) or not service.isalnum():
             raise HostCallError("unknown_integration", "the service must be an integration key")
         params = {"facility": ctx.facility_id, "key": service}
         row = session.execute(_INTEGRATION_AND_QUOTA, params).first()
-        integration = row[0] if row is not None else None
-        if row is not None and cache is not None:
-            cache.setdefault("quota", row[1])
-        if integration is None:
+        if row is None:
             raise HostCallError(
                 "unknown_integration",
                 f"this facility has no integration named '{service}'",
                 service=service,
             )
+        integration, quota = row
         if not integration.enabled:
             raise HostCallError(
                 "integration_unavailable",
@@ -166,19 +139,16 @@ class Broker:
                 service=service,
             )
         session.expunge(integration)
-        return integration
+        return integration, quota
 
     # -- operations ----------------------------------------------------------------------------
 
     def _check_quota(
-        self, ctx: RunContext, integration: Integration, cache: dict[Any, Any], entry: _Log
+        self, ctx: RunContext, integration: Integration, cache: dict[Any, Any], entry: CallLogEntry
     ) -> None:
-        """Refuse calls past the facility's monthly quota (the quota is looked up once per
-        run; the count is the call log plus the calls in flight, see CallCounter)."""
-        if "quota" not in cache:
-            with self._reads() as session:
-                facility = session.get(Facility, ctx.facility_id)
-                cache["quota"] = facility.monthly_call_quota if facility else None
+        """Refuse calls past the facility's monthly quota (read with the run's first
+        integration, once per run; the count is the call log plus the calls in flight, see
+        CallCounter)."""
         quota = cache["quota"]
         if quota is None:
             return
@@ -193,7 +163,7 @@ class Broker:
 
     def _require(self, ctx: RunContext, call: HostCall) -> None:
         with self._reads() as session:
-            integration = self._integration(session, ctx, call.args.get("service"))
+            integration, _quota = self._integration(session, ctx, call.args.get("service"))
         self._accounts.credentials(ctx, call, integration, call.args.get("account"))
 
     def _available(self, ctx: RunContext) -> list[dict[str, Any]]:
@@ -229,7 +199,8 @@ class Broker:
     def _request(self, ctx: RunContext, call: HostCall, cache: dict[Any, Any]) -> dict[str, Any]:
         args = call.args
         method = str(args.get("method", "")).upper()
-        entry = _Log(ctx, str(args.get("service", ""))[:MAX_KEY_LENGTH], method[:10], self._clock())
+        service = str(args.get("service", ""))[:MAX_KEY_LENGTH]
+        entry = CallLogEntry(ctx, service, method[:10], self._clock())
         try:
             return self._perform(ctx, call, entry, cache)
         except HostCallError as exc:
@@ -245,7 +216,7 @@ class Broker:
             raise
         finally:
             if not entry.parked:
-                self._write_log(entry)
+                self._log_writer.write(entry.row(self._clock()))
             if entry.admission is not None:
                 entry.admission.settle(logged=not entry.parked)
             elif not entry.parked:
@@ -255,7 +226,7 @@ class Broker:
         self,
         ctx: RunContext,
         call: HostCall,
-        entry: _Log,
+        entry: CallLogEntry,
         cache: dict[Any, Any],
     ) -> dict[str, Any]:
         args = call.args
@@ -278,7 +249,8 @@ class Broker:
             integration = cached.integration
         else:
             with self._reads() as session:
-                integration = self._integration(session, ctx, args.get("service"), cache)
+                integration, quota = self._integration(session, ctx, args.get("service"))
+            cache.setdefault("quota", quota)
         self._check_quota(ctx, integration, cache, entry)
         entry.integration_id = integration.id
         entry.service = integration.key
@@ -386,25 +358,3 @@ class Broker:
         if remaining <= 0:
             raise HostCallError("integration_timeout", "the run has no time left for this call")
         return max(0.05, min(timeout, remaining))
-
-    def _write_log(self, entry: _Log) -> None:
-        elapsed = self._clock() - entry.started
-        self._log_writer.write(
-            {
-                "run_id": entry.ctx.run_id,
-                "script_id": entry.ctx.script_id,
-                "user_id": entry.ctx.user_id,
-                "facility_id": entry.ctx.facility_id,
-                "integration_id": entry.integration_id,
-                "integration_key": entry.service or "?",
-                "account_kind": entry.account_kind,
-                "account_id": entry.account_id,
-                "method": entry.method or "?",
-                "path": entry.path,
-                "status": entry.status,
-                "duration_ms": round((elapsed - (entry.waited or 0.0)) * 1000, 3),
-                "wait_ms": None if entry.waited is None else round(entry.waited * 1000, 3),
-                "error_code": entry.error,
-                "created_at": utcnow(),
-            }
-        )

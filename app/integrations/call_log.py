@@ -1,4 +1,5 @@
-"""The call log writer: rows go to the database from a background thread, in batches."""
+"""The call log: what one integration call records (`CallLogEntry`), and the writer that
+takes the rows to the database from a background thread, in batches."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, text, update
 from sqlalchemy.orm import Session
 
+from app.integrations.call_context import RunContext
+from app.integrations.quota import Admission
 from app.models import Account, CallLog
+from app.models._types import utcnow
 
 log = logging.getLogger(__name__)
 _LOG_BATCH_WINDOW_S = 0.05
@@ -24,6 +28,52 @@ _INSERT_ROWS = insert(cast(Table, CallLog.__table__))
 # them. That wait was the commonest one in a busy cluster, on every run's path (the
 # run is reported once its calls are logged).
 _NO_WAL_WAIT = text("SET LOCAL synchronous_commit TO OFF")
+
+
+class CallLogEntry:
+    """What the call log records about one integration call, filled in by the broker as
+    the call proceeds."""
+
+    def __init__(self, ctx: RunContext, service: str, method: str, started: float) -> None:
+        self.ctx = ctx
+        self.service = service
+        self.method = method
+        self.integration_id: int | None = None
+        self.account_id: int | None = None
+        self.account_kind: str | None = None
+        self.path = ""
+        self.status: int | None = None
+        self.error: str | None = None
+        self.parked = False
+        self.started = started
+        # Time spent waiting for a person to sign in: logged apart from the call's own time.
+        self.waited: float | None = None
+        self.admission: Admission | None = None  # its place in the quota count, once checked
+
+    def add_wait(self, seconds: float) -> None:
+        """Count `seconds` spent asking a person to sign in."""
+        self.waited = (self.waited or 0.0) + seconds
+
+    def row(self, now: float) -> dict[str, Any]:
+        """The call-log row; `now` is on the clock `started` was read from."""
+        elapsed = now - self.started
+        return {
+            "run_id": self.ctx.run_id,
+            "script_id": self.ctx.script_id,
+            "user_id": self.ctx.user_id,
+            "facility_id": self.ctx.facility_id,
+            "integration_id": self.integration_id,
+            "integration_key": self.service or "?",
+            "account_kind": self.account_kind,
+            "account_id": self.account_id,
+            "method": self.method or "?",
+            "path": self.path,
+            "status": self.status,
+            "duration_ms": round((elapsed - (self.waited or 0.0)) * 1000, 3),
+            "wait_ms": None if self.waited is None else round(self.waited * 1000, 3),
+            "error_code": self.error,
+            "created_at": utcnow(),
+        }
 
 
 class CallLogWriter:
