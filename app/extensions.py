@@ -38,9 +38,10 @@ from app.integrations.tokens import TokenManager
 from app.integrations.transport import guarded_session
 from app.integrations.vault import Vault, load_keys
 from app.lifecycle import Lifecycle
+from app.runner.caps import Caps
 from app.runner.driver import RunDriver, limits_from_config
 from app.runner.heartbeat import Heartbeat
-from app.runner.threads import Caps, ThreadRunQueue
+from app.runner.threads import ThreadRunQueue
 from app.seams import EventBus, GrantSignals, RunQueue
 from app.services.grants import GrantCoordinator
 from app.services.webhook_events import WebhookBus, WebhookEvents, WebhookSender

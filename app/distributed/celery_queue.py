@@ -36,18 +36,18 @@ import redis
 from celery import Celery
 from celery.signals import worker_process_init
 from kombu.exceptions import OperationalError
-from sqlalchemy import Boolean, ColumnElement, Connection, bindparam, func, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from app.distributed.pubsub import RedisListener
 from app.distributed.redis_signals import RedisGrantSignals
 from app.distributed.run_ends import RunEnds
-from app.lifecycle import LIVE, RUNS, Lifecycle, RunStatus, statuses
-from app.models import Facility, Run, User
+from app.lifecycle import Lifecycle, RunStatus
+from app.models import Run
+from app.runner.caps import LOCK_USER_AND_FACILITY, Caps, claim_room, live_counts, under_caps
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
-from app.runner.threads import Caps, ended_run, live_counts, under_caps
+from app.runner.threads import ended_run
 from app.services.grants import GrantCoordinator
 from app.services.webhook_events import WebhookSender
 from sandbox import PARKED
@@ -60,31 +60,6 @@ VISIBILITY_TIMEOUT_S = 3600
 SENT_MARKER_S = 30  # a queued run whose message vanished is sent again this soon
 HELD_MARKER_S = 3600  # "a cap held runs back": the beats dispatch anyway
 _DISPATCH_BATCH = 200
-
-
-# A claim's row locks on the run's user and facility (built once, bound per claim).
-# NO KEY UPDATE: claims exclude each other, but a web process inserting a run (its
-# foreign keys take KEY SHARE on these rows) is not blocked, which deadlocked against a
-# claim holding the user and waiting for the facility.
-_LOCK_USER_AND_FACILITY = (
-    select(User.id, Facility.id)
-    .join(Run, Run.user_id == User.id)
-    .join(Facility, Facility.id == Run.facility_id)
-    .where(Run.id == bindparam("run_id"))
-    .with_for_update(of=[User, Facility], key_share=True)
-)
-
-
-@functools.cache
-def _claim_room(caps: Caps) -> tuple[ColumnElement[bool], ...]:
-    """PostgreSQL: the WHERE condition of a claim that takes its row locks and counts the
-    caps itself (migration 0013's function), so the claim is one statement."""
-    live = postgresql.array(statuses(LIVE))
-    room = func.scriptbox_claim_room(
-        RUNS.c.user_id, RUNS.c.facility_id, live, caps.per_user, caps.per_facility,
-        type_=Boolean,
-    )
-    return (room,)
 
 
 def make_celery(redis_url: str, *, prefix: str = "scriptbox") -> Celery:
@@ -324,10 +299,10 @@ class CeleryRunQueue:
         """
         verb = self._lifecycle.resume if resuming else self._lifecycle.start
         if self._on_postgres:
-            return verb(run_id, driver=self._driver.driver_id, where=_claim_room(self._caps))
+            return verb(run_id, driver=self._driver.driver_id, where=claim_room(self._caps))
 
         def lock(connection: Connection) -> None:
-            connection.execute(_LOCK_USER_AND_FACILITY, {"run_id": run_id})
+            connection.execute(LOCK_USER_AND_FACILITY, {"run_id": run_id})
 
         return verb(run_id, driver=self._driver.driver_id, where=under_caps(self._caps),
                     before=lock)

@@ -8,22 +8,21 @@ conditional move queued -> running, so two processes never start one run.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.lifecycle import LIVE, RUNS, Lifecycle, RunStatus, is_final, statuses
+from app.lifecycle import Lifecycle, RunStatus, is_final
 from app.models import Run
+from app.runner.caps import Caps, live_counts, under_caps
 from app.runner.driver import RunDriver
 from app.runner.heartbeat import Heartbeat
 from app.runner.pool import RunThreads
@@ -55,14 +54,6 @@ def ended_run(session_factory: Callable[[], Session], run_id: str) -> dict[str, 
     with session_factory() as session:
         run = session.get(Run, run_id)
         return run.to_dict() if run is not None and is_final(run.status) else None
-
-
-@dataclass(frozen=True)
-class Caps:
-    """How many live runs (running or waiting) one user and one facility may have at once."""
-
-    per_user: int
-    per_facility: int
 
 
 class ThreadRunQueue:
@@ -317,48 +308,3 @@ class ThreadRunQueue:
                     self._ended.popitem(last=False)
         if done is not None:
             done.end(run)
-
-
-def live_counts(
-    session: Session, users: set[int], facilities: set[int]
-) -> tuple[Counter[int], Counter[int]]:
-    """Live runs (running or waiting) per user and per facility: what the caps count."""
-    if not users and not facilities:
-        return Counter(), Counter()
-    live = statuses(LIVE)
-    by_user = session.execute(
-        select(Run.user_id, func.count(Run.id))
-        .where(Run.status.in_(live), Run.user_id.in_(users))
-        .group_by(Run.user_id)
-    ).all()
-    by_facility = session.execute(
-        select(Run.facility_id, func.count(Run.id))
-        .where(Run.status.in_(live), Run.facility_id.in_(facilities))
-        .group_by(Run.facility_id)
-    ).all()
-    return (
-        Counter({user: count for user, count in by_user}),
-        Counter({facility: count for facility, count in by_facility}),
-    )
-
-
-@functools.cache
-def under_caps(caps: Caps) -> tuple[ColumnElement[bool], ...]:
-    """WHERE conditions of a claim's UPDATE: the run's user and facility each have fewer
-    live runs than their cap (counted in the same statement that moves the run).
-
-    Built once per caps (the expressions are immutable): building them took longer
-    than the claim's SQL itself (cProfile, bench/roundtrips.py --profile)."""
-    other = RUNS.alias("other")
-
-    def count(column: Any, own: Any) -> ColumnElement[int]:
-        return (
-            select(func.count(other.c.id))
-            .where(column == own, other.c.status.in_(statuses(LIVE)))
-            .scalar_subquery()
-        )
-
-    return (
-        count(other.c.user_id, RUNS.c.user_id) < caps.per_user,
-        count(other.c.facility_id, RUNS.c.facility_id) < caps.per_facility,
-    )
