@@ -52,12 +52,15 @@ class Process:
 
     def _drain(self) -> None:
         assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            with self._line:
-                self.lines.append(line.rstrip())
-                self._line.notify_all()
-            if self._ready_text in line:
-                self.ready.set()
+        # `kill` closes the pipe once the process is gone; this thread may still be
+        # reading its last lines then.
+        with contextlib.suppress(ValueError):
+            for line in self.popen.stdout:
+                with self._line:
+                    self.lines.append(line.rstrip())
+                    self._line.notify_all()
+                if self._ready_text in line:
+                    self.ready.set()
 
     def await_line(self, timeout: float) -> None:
         """Return when the process printed another line, or after `timeout`."""
