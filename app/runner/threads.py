@@ -35,6 +35,9 @@ _DISPATCH_BATCH = 200
 # Runs that ended lately, kept for a `wait` that comes after the end (a run that ended
 # between its submit and the caller's `wait`): it is answered without a read.
 _RECENT_ENDINGS = 32
+# Runs this process claimed lately: a dispatch may claim a run between its commit and its
+# submit, which then finds it started instead of taking the failed claim for a full queue.
+_RECENT_CLAIMS = 4096
 
 
 class Ending:
@@ -84,6 +87,7 @@ class ThreadRunQueue:
         self._dispatch_lock = threading.Lock()
         self._done: dict[str, Ending] = {}
         self._ended: OrderedDict[str, Ending] = OrderedDict()  # the last _RECENT_ENDINGS ones
+        self._claimed: OrderedDict[str, None] = OrderedDict()  # the last _RECENT_CLAIMS ones
         self._ready: set[str] = set()  # parked runs whose prompt ended: to resume
         self._threads = RunThreads()
         self._driving: dict[str, threading.Event] = {}  # set when its drive returned
@@ -102,11 +106,16 @@ class ThreadRunQueue:
     def submit(self, run_id: str) -> None:
         """Start the queued run when the caps allow (it stays `queued` until then)."""
         with self._lock:
+            if run_id in self._claimed:  # a dispatch started it already
+                return
             self._done.setdefault(run_id, Ending())
         self.heartbeat.start()
         # Nothing waits before it: claim it at once (one conditional UPDATE, caps included).
         if not self._backlog and not self._closing:
-            with self._dispatch_lock:
+            with self._dispatch_lock:  # claims are made under it: the check below is final
+                with self._lock:
+                    if run_id in self._claimed:
+                        return
                 if self._claim(run_id, resuming=False):
                     self._spawn(run_id)
                     return
@@ -267,6 +276,9 @@ class ThreadRunQueue:
     def _spawn(self, run_id: str) -> None:
         self.heartbeat.adopt(run_id)  # cancellable from now on, before the thread runs
         with self._lock:
+            self._claimed[run_id] = None
+            if len(self._claimed) > _RECENT_CLAIMS:
+                self._claimed.popitem(last=False)
             self._done.setdefault(run_id, Ending())
             self._driving[run_id] = threading.Event()
         self._threads.run(f"run-{run_id[:8]}", lambda: self._drive(run_id))

@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from app import db
+from app.models import Facility, Role, User
+from app.services import scripts as scripts_service
+from app.services.context import MemberContext
 from app.testing import RoundTrips, signed_in_session
 from tests.conftest import add_member, create_facility, create_user, make_app
 
@@ -101,3 +105,37 @@ def test_a_run_over_the_cap_waits_and_starts_when_the_slot_opens(
     assert done["status"] == "succeeded" and done["result"] == 2
     # With nothing left waiting, the next run is claimed directly again.
     assert post(client, csrf, "result = 3", 30)["result"] == 3
+
+
+def test_a_run_a_dispatch_started_before_its_submit_costs_its_submit_nothing(
+    served: tuple[Flask, Any, str],
+) -> None:
+    """A dispatch (another request's, or the heartbeat's) may claim a run between its
+    commit and its own submit. That submit must neither try the claim again nor take the
+    failed claim for a full queue: each later submit would go through a whole dispatch,
+    and those dispatches would take the next runs from their own submits in turn."""
+    app, client, csrf = served
+    assert post(client, csrf, "result = 1", 30)["status"] == "succeeded"
+    settle()
+    queue = app.extensions["run_queue"]
+    with app.app_context():
+        session = db.session()
+        user = session.scalars(select(User)).one()
+        facility = session.scalars(select(Facility)).one()
+        member = MemberContext(user, facility, Role.scripter)
+        run = scripts_service.create_run(
+            session, member, script_id=None, source="result = 5", run_input=None,
+            interactive=False)
+        session.commit()
+        run_id = run.id
+    db.session.remove()
+    assert queue.dispatch() == 1  # started before its submit came
+    assert queue.wait(run_id, 30)["result"] == 5
+    with RoundTrips(db.engine_of(app)) as counted:
+        queue.submit(run_id)  # late: the run has ended already
+        ended = queue.wait(run_id, 0)  # answered from the recent endings, no read
+    assert ended is not None and ended["status"] == "succeeded"
+    assert counted.statements == []
+    with RoundTrips(db.engine_of(app)) as counted:  # and the next run is claimed directly
+        assert post(client, csrf, "result = 6", 30)["result"] == 6
+    assert not [s for s in counted.statements if "count(runs.id)" in s and s.startswith("SELECT")]
