@@ -30,6 +30,7 @@ from app.distributed.pubsub import RedisListener
 from app.distributed.redis_bus import RedisEventBus
 from app.distributed.redis_quota import RedisCallCounter
 from app.distributed.redis_signals import RedisGrantSignals
+from app.distributed.sweep_turns import SweepTurns
 from app.events import InMemoryEventBus
 from app.integrations.broker import Broker, BrokerSettings
 from app.integrations.call_context import GrantHook, not_interactive
@@ -137,6 +138,9 @@ def init_app(app: Flask) -> None:
         grants=grants,
         driver_id=driver_id,
         interval_s=float(app.config["HEARTBEAT_S"]),
+        turn=None if shared is None else SweepTurns(
+            shared.client, prefix=shared.prefix, interval_s=float(app.config["HEARTBEAT_S"])
+        ),
     )
     driver = RunDriver(
         connect=lambda: db.autocommit_engine(app).connect(),

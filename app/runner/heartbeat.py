@@ -1,11 +1,11 @@
 """Liveness of the runs this process drives, and recovery of the runs whose driver died.
 
 Every `interval_s` the heartbeat renews `heartbeat_at` on the live runs it drives and
-picks up cancel requests other processes wrote for them. The sweep (at start-up and on
-every beat) ends `interrupted` the live runs nobody renewed for three beats (their
-process died), cancels prompts no run waits for any more, expires overdue prompts
-(parked runs hold no thread that would) and resumes parked runs whose prompt ended
-while nobody was listening.
+picks up cancel requests other processes wrote for them. The sweep (at start-up, then on
+every beat; in a cluster on one process's beat each time) ends `interrupted` the live
+runs nobody renewed for three beats (their process died), cancels prompts no run waits
+for any more, expires overdue prompts (parked runs hold no thread that would) and
+resumes parked runs whose prompt ended while nobody was listening.
 """
 
 from __future__ import annotations
@@ -38,8 +38,12 @@ class Heartbeat:
         grants: GrantCoordinator,
         driver_id: str,
         interval_s: float,
+        turn: Callable[[], bool] | None = None,
     ) -> None:
+        """`turn()` says whether this beat sweeps (a cluster takes turns, one process per
+        beat: app.distributed.sweep_turns); without it every beat sweeps."""
         self._session_factory = session_factory
+        self._turn = turn or (lambda: True)
         self._lifecycle = lifecycle
         self._grants = grants
         self.driver_id = driver_id
@@ -112,7 +116,7 @@ class Heartbeat:
         while not self._stop.wait(self.interval_s):
             try:
                 self.beat()
-                if self._sweeping:
+                if self._sweeping and self._turn():
                     self.sweep()
             except Exception:  # a database hiccup must not stop the beat for good
                 log.exception("run heartbeat failed")

@@ -13,6 +13,7 @@ from flask import Flask
 
 from app import db, extensions
 from app.models import Role, Run
+from app.runner.heartbeat import Heartbeat
 from app.services.context import MemberContext
 from app.services.scripts import create_run
 from tests.conftest import add_member, create_facility, create_user, make_app
@@ -99,3 +100,36 @@ def test_a_beating_driver_keeps_its_run_and_a_silent_one_loses_it(tmp_path: Path
             executor = app.extensions.get("sandbox")
             if executor is not None:
                 executor.close()
+
+
+def test_a_beat_sweeps_only_on_its_turn(tmp_path: Path) -> None:
+    """In a cluster one process sweeps per beat (app.distributed.sweep_turns): a beat that
+    is refused its turn renews its runs but does not sweep; start-up recovery always does."""
+    app = make_app(tmp_path, HEARTBEAT_S=BEAT_S)
+    my_turn = threading.Event()
+    asked: list[bool] = []
+
+    def turn() -> bool:
+        asked.append(my_turn.is_set())
+        return my_turn.is_set()
+
+    heartbeat = Heartbeat(
+        session_factory=db.session_factory(app),
+        lifecycle=extensions.lifecycle(app),
+        grants=extensions.grants(app),
+        driver_id="turns-test",
+        interval_s=BEAT_S,
+        turn=turn,
+    )
+    swept: list[float] = []
+    heartbeat.on_tick(lambda: swept.append(time.monotonic()))
+    try:
+        heartbeat.start()
+        assert len(swept) == 1  # start-up recovery, whoever's turn it is
+        until(lambda: len(asked) >= 4)
+        assert len(swept) == 1  # four beats, none of them its turn
+        my_turn.set()
+        until(lambda: len(swept) >= 3)
+    finally:
+        heartbeat.stop()
+        extensions.heartbeat(app).stop()

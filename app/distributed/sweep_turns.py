@@ -1,0 +1,37 @@
+"""Whose beat sweeps: one process of the cluster per beat, not every process each beat.
+
+The sweep (DESIGN §4: dead drivers' runs, overdue and unwatched prompts, parked runs to
+resume, queued runs and webhook retries to send) covers the whole database, so one
+process doing it each beat is enough; with every web process and every forked Celery
+child sweeping, the cluster swept as many times per beat as it had processes, each a
+handful of queries. The first process to ask in a beat takes a Redis key that lapses a
+little before the next beat; whoever asks first after that sweeps next, so a process that
+died hands the turn on by itself.
+
+While Redis is unreachable every process sweeps (a sweep is safe to repeat; skipping one
+is not).
+"""
+
+from __future__ import annotations
+
+import redis
+
+# The key lapses this share of a beat after it was taken: before the taker's own next
+# beat, so the turn goes round instead of staying with one process by timing luck.
+_LAPSE_SHARE = 0.9
+
+
+class SweepTurns:
+    """`turns()` is True when this process's beat should sweep (implements the heartbeat's
+    `turn`)."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, interval_s: float) -> None:
+        self._client = client
+        self._key = f"{prefix}:sweep-turn"
+        self._lapse_ms = max(1, int(interval_s * 1000 * _LAPSE_SHARE))
+
+    def __call__(self) -> bool:
+        try:
+            return bool(self._client.set(self._key, b"1", nx=True, px=self._lapse_ms))
+        except redis.RedisError:
+            return True
