@@ -16,6 +16,7 @@ from collections import defaultdict
 from app.seams import Message
 
 _Key = tuple[int, int]  # (user_id, facility_id)
+GOING_AWAY = (1001, "the server is restarting")
 
 
 class Subscription:
@@ -26,7 +27,8 @@ class Subscription:
         self.key = key
         self.watch = watch
         self.queue: queue.Queue[Message] = queue.Queue(maxsize=1000)
-        self.closed = threading.Event()  # set when the server goes away
+        self.closed = threading.Event()  # set when the page must reconnect
+        self.close_reason = GOING_AWAY
 
     def get(self, timeout: float | None = None) -> Message | None:
         """The next message, or None after `timeout` seconds."""
@@ -71,11 +73,13 @@ class InMemoryEventBus:
                 if not watching:
                     del self._watchers[sub.key[1]]
 
-    def close_all(self) -> None:
-        """Tell every open page the server is going away (a shutdown hook)."""
+    def close_all(self, reason: tuple[int, str] = GOING_AWAY) -> None:
+        """Tell every open page to reconnect, by default because the server is going away
+        (a shutdown hook); `reason` is the websocket close code and text they get."""
         with self._lock:
             subs = [sub for group in self._subs.values() for sub in group]
         for sub in subs:
+            sub.close_reason = reason
             sub.closed.set()
 
     def has_listeners(self, user_id: int, facility_id: int) -> bool:

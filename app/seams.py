@@ -17,7 +17,11 @@ Message = dict[str, Any]
 class Subscription(Protocol):
     """One open page's stream of messages."""
 
-    closed: threading.Event  # set when the server goes away: the page is told to reconnect
+    closed: threading.Event  # set when the page must reconnect (the server goes away)
+
+    @property
+    def close_reason(self) -> tuple[int, str]:
+        """The websocket close code and text the page gets once `closed` is set."""
 
     def get(self, timeout: float | None = None) -> Message | None:
         """The next message, or None after `timeout` seconds."""

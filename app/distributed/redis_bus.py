@@ -20,6 +20,9 @@ from app.distributed.pubsub import RedisListener
 from app.events import InMemoryEventBus
 from app.seams import Message, Subscription
 
+# The close a page gets when this process lost Redis for a while (1012: service restart).
+CATCH_UP = (1012, "events may have been missed while the server reconnected: catching up")
+
 
 class _Page:
     """One open page: its local subscription, and the channel it keeps subscribed."""
@@ -30,7 +33,12 @@ class _Page:
         self._local = local
         self._key = (user_id, facility_id)
         self._watch = watch
-        self.closed = local.closed  # set by close_all when this web process stops
+        self.closed = local.closed  # set when the page must reconnect (close_all)
+
+    @property
+    def close_reason(self) -> tuple[int, str]:
+        """The websocket close code and text the page gets when `closed` is set."""
+        return self._local.close_reason
 
     def get(self, timeout: float | None = None) -> Message | None:
         """The next message, or None after `timeout` seconds."""
@@ -51,6 +59,7 @@ class RedisEventBus:
         self._prefix = prefix
         self._local = InMemoryEventBus()
         self._lock = threading.Lock()
+        listener.on_reconnect(self._catch_up_pages)
 
     def channel(self, user_id: int, facility_id: int) -> str:
         """The Redis channel of (user, facility)."""
@@ -115,6 +124,12 @@ class RedisEventBus:
     def close_all(self) -> None:
         """Tell the pages open in this process that it goes away (they reconnect elsewhere)."""
         self._local.close_all()
+
+    def _catch_up_pages(self) -> None:
+        """Messages published while Redis was away never reached this process: its pages
+        reconnect, and a page that connects reads what it follows afresh (and is sent the
+        prompts still pending), so none waits for an end or a prompt it missed."""
+        self._local.close_all(CATCH_UP)
 
     def has_listeners(self, user_id: int, facility_id: int) -> bool:
         """True when some web process holds an open page of the user in the facility."""

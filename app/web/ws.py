@@ -138,9 +138,10 @@ def _serve(
         sender.start()
         next_check = time.monotonic() + recheck_s
         while not closed.is_set():
-            if subscription.closed.is_set():  # the server is stopping: 1001 going away
+            if subscription.closed.is_set():  # the server is stopping, or the page missed events
+                code, text = subscription.close_reason
                 with lock:
-                    ws.close(reason=1001, message="the server is restarting")
+                    ws.close(reason=code, message=text)
                 break
             raw = ws.receive(timeout=min(1.0, recheck_s))
             if time.monotonic() >= next_check:

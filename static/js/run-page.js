@@ -3,11 +3,10 @@
 // traceback and calls show as the server renders them.
 import { api, slug, toast } from "./api.js";
 import { on } from "./ws.js";
-import { setStatus } from "./runs.js";
+import { FINAL, setStatus } from "./runs.js";
 import { localTimes, startTimers } from "./elapsed.js";
 import { OutputView } from "./output-merge.js";
 
-const FINAL = ["succeeded", "failed", "timed_out", "cancelled"];
 const page = document.getElementById("run-page");
 const runId = page.dataset.runId;
 const status = document.getElementById("run-status");

@@ -3,10 +3,9 @@
 // runs are announced.
 import { api, slug } from "./api.js";
 import { on, ready } from "./ws.js";
-import { setStatus } from "./runs.js";
+import { FINAL, setStatus } from "./runs.js";
 import { localTimes, startTimers } from "./elapsed.js";
 
-const FINAL = ["succeeded", "failed", "timed_out", "cancelled"];
 const table = document.getElementById("runs-table");
 const rows = new Map([...document.querySelectorAll("tr[data-run-id]")].map((row) => [row.dataset.runId, row]));
 

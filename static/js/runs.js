@@ -3,6 +3,7 @@ import { api, el, slug, when } from "./api.js";
 import { on } from "./ws.js";
 import { formatElapsed } from "./elapsed.js";
 
+export const FINAL = ["succeeded", "failed", "timed_out", "cancelled"];
 const buffered = new Map();
 const followers = new Map();
 let starting = 0;
@@ -11,14 +12,29 @@ let starting = 0;
 // admin's page also hears everyone else's runs, which nobody here follows: never kept.
 function deliver(message) {
   const handler = followers.get(message.run_id);
-  if (handler) handler(message);
-  else if (starting) {
+  if (handler) {
+    if (message.type === "run.finished") followers.delete(message.run_id);
+    handler(message);
+  } else if (starting) {
     const list = buffered.get(message.run_id) ?? [];
     list.push(message);
     buffered.set(message.run_id, list);
   }
 }
 for (const type of ["run.status", "run.output", "run.finished"]) on(type, deliver);
+
+// A socket that connected again may have missed events of the runs followed here (a
+// server or Redis restart, a network drop): each is read as the server holds it now and
+// handed on as its event would have been, so no panel waits for an end it missed.
+on("hello", () => {
+  for (const runId of [...followers.keys()]) {
+    api("GET", `/api/f/${slug}/runs/${runId}`).then((run) => {
+      if (!followers.has(runId)) return;
+      if (FINAL.includes(run.status)) deliver({ type: "run.finished", run_id: runId, run });
+      else deliver({ type: "run.status", run_id: runId, status: run.status });
+    }).catch(() => {});  // the next connection tries again
+  }
+});
 
 export function follow(runId, handler) {
   followers.set(runId, handler);
@@ -75,7 +91,8 @@ export function renderInto(parts, message) {
     timer(parts.elapsed, false);
     if (parts.elapsed && run.duration_ms != null) { parts.elapsed.hidden = false; parts.elapsed.textContent = `${Math.round(run.duration_ms)} ms`; }
     if (parts.link) { parts.link.hidden = false; parts.link.href = `/f/${slug}/runs/${run.id}`; }
-    if (run.output && !parts.output.textContent) { parts.output.hidden = false; parts.output.textContent = run.output; }
+    // The whole output: some of it may have been printed while the socket was down.
+    if (run.output && run.output.length > parts.output.textContent.length) { parts.output.hidden = false; parts.output.textContent = run.output; }
     if (run.status === "succeeded") {
       parts.result.hidden = false;
       parts.result.textContent = JSON.stringify(run.result, null, 2);

@@ -10,16 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from flask import Flask
+from simple_websocket import ConnectionClosed
 from sqlalchemy.orm import Session
 
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Role, Run
-from app.testing import WebClient
+from app.testing import Socket, WebClient
 from tests.conftest import (
     add_member,
     create_facility,
@@ -32,6 +33,7 @@ from tests.distributed.conftest import OwnRedis
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 API_KEY = "cluster-key"
 SECRET_KEY = "cluster-test-session-key"
+Seen = TypeVar("Seen")
 
 NEEDS_KEY = """
 print("before the call")
@@ -291,14 +293,42 @@ def test_a_redis_restart_loses_no_run(
         queued = start_run(browser, "result = 'made it'")  # sent while Redis is down
         own_redis.start()
 
-        # The paused run still hears its grant, the page still hears the run, and the run
-        # whose message was lost is sent again and executes.
+        # What was published meanwhile never reached the web process: its pages are told
+        # to reconnect, and a page that connects reads afresh what it follows.
+        assert closed_with(page, timeout=90) == 1012
+        page = browser.websocket("lab")
+        page.wait_for("hello")
+        assert page.wait_for("grant.required", timeout=30)["grant_id"] == prompt["grant_id"]
+
+        # The paused run still hears its grant, the page hears the run, and the run whose
+        # message was lost is sent again and executes.
         assert browser.post_form(prompt["sign_in_url"], {"api_key": API_KEY}).status_code == 200
         finished = page.wait_for("run.finished", run_id=paused, timeout=90)["run"]
         assert finished["status"] == "succeeded", finished
-        ended = page.wait_for("run.finished", run_id=queued, timeout=90)["run"]
-        assert ended["status"] == "succeeded" and ended["result"] == "made it", ended
+        ended = wait_until(lambda: run_row(world, queued),
+                           lambda run: run.status not in ("queued", "running"), timeout=90)
+        assert (ended.status, ended.result) == ("succeeded", "made it")
         page.close()
+
+
+def closed_with(page: Socket, *, timeout: float) -> int:
+    """The close code of the page's websocket, once the server closes it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            page.ws.receive(timeout=1)
+        except ConnectionClosed as closed:
+            return int(closed.reason)
+    raise AssertionError(f"the page's websocket stayed open for {timeout}s")
+
+
+def wait_until(read: Callable[[], Seen], done: Callable[[Seen], bool], *, timeout: float) -> Seen:
+    """read() again until done(it): the value that was done; AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    while not done(value := read()):
+        assert time.monotonic() < deadline, f"still {value!r} after {timeout}s"
+        time.sleep(0.2)
+    return value
 
 
 def test_the_user_cap_holds_across_worker_processes(world: dict[str, Any]) -> None:

@@ -171,6 +171,9 @@ def test_a_redis_restart_wakes_waiters_and_pages_hear_again(own_redis: OwnRedis)
         # until its prompt expires; the grant coordinator then re-reads the database.
         waiting.join(60)
         assert not waiting.is_alive() and got == [None]
+        # Its pages are told to reconnect: what was published meanwhile never came, and a
+        # page that connects again reads what it follows afresh.
+        assert page.closed.wait(60) and page.close_reason[0] == 1012
 
         # The page's channel is subscribed again: a publish after the restart reaches it.
         delivered = None

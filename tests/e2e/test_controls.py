@@ -3,6 +3,7 @@ the editor, the unsaved-changes warning, stopping a parked run, the live timer b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,4 +143,39 @@ def test_a_running_run_shows_a_live_timer_on_the_scripts_page(
     card.locator(".run-status", has_text="cancelled").wait_for(timeout=30000)
     assert card.locator(".run-elapsed").inner_text().endswith(" ms")
     assert card.locator(".run-link").get_attribute("href").startswith("/f/lab/runs/")
+    page.context.close()
+
+
+def test_a_run_whose_end_the_socket_missed_shows_it_once_the_page_reconnects(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """What is published while a page's socket is down (a server or Redis restart, a
+    network drop) never reaches it: a page that connects again reads the runs it follows."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    connections: list[Any] = []
+    missed: list[str] = []
+
+    def route(socket: Any) -> None:
+        server = socket.connect_to_server()
+        connections.append(socket)
+        first = len(connections) == 1
+
+        def from_server(message: str | bytes) -> None:
+            if first and "run.finished" in str(message):
+                missed.append(str(message))
+                socket.close()  # the end never reaches the page; it connects again
+                return
+            socket.send(message)
+
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/ws\b"), route)
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Report")
+    card.locator(".run-script").click()
+    card.locator(".run-status", has_text="succeeded").wait_for(timeout=30000)
+    assert missed and len(connections) >= 2  # the end came only through the catch-up
+    assert card.locator(".run-result").inner_text().strip() == "42"
+    assert card.locator(".run-script").is_enabled()
     page.context.close()
