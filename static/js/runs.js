@@ -38,7 +38,7 @@ on("hello", () => {
 
 export function follow(runId, handler) {
   followers.set(runId, handler);
-  for (const message of buffered.get(runId) ?? []) handler(message);
+  for (const message of buffered.get(runId) ?? []) deliver(message);  // an end lets it go
   buffered.delete(runId);
 }
 
