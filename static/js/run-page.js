@@ -59,6 +59,18 @@ on("hello", () => {
   catchUpSoon(Number(page.dataset.storeMs || 2000) + 500);
 });
 
+// And now and then while the run goes on, whatever the socket does: an event lost on the
+// way (a dropped connection not yet noticed, a server that restarted) must not leave the
+// page showing a run that ended. Every 5 s at first, then every 30 s.
+let recheckS = 5;
+function recheck() {
+  if (finished) return;
+  catchUpSoon(0);
+  recheckS = Math.min(recheckS * 1.5, 30);
+  setTimeout(recheck, recheckS * 1000);
+}
+if (!finished) setTimeout(recheck, recheckS * 1000);
+
 document.getElementById("stop-run")?.addEventListener("click", async (event) => {
   event.target.disabled = true;
   try { await api("POST", `/api/f/${slug}/runs/${runId}/cancel`); }
