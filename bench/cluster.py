@@ -35,7 +35,6 @@ import argparse
 import http.client
 import json
 import os
-import secrets
 import sys
 import tempfile
 import threading
@@ -47,15 +46,15 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg
-import redis
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from app import db
 from app.integrations.vault import generate_key
 from app.models import Integration, Role
 from app.testing import WebClient
+from bench.scratch import redis_url as test_redis_url
+from bench.scratch import scratch
 from sandbox import Executor
 from tests.conftest import add_member, create_facility, create_user, make_app
 from tests.distributed.cluster import Cluster
@@ -196,6 +195,16 @@ def slow_upstream(_request: Request) -> Response:
     return Response("{}", 200, content_type="application/json")
 
 
+def start_upstream() -> tuple[BaseWSGIServer, str]:
+    """The loopback upstream (each answer after 100 ms), serving until shutdown(); its URL.
+    HTTP/1.1 keeps the broker's connections open, as a third-party API's would
+    (Werkzeug's default, HTTP/1.0, closed each after one call)."""
+    server = make_server("127.0.0.1", 0, slow_upstream, threaded=True,
+                         request_handler=KeepAliveHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
 def embedded_figures(folder: Path, upstream: str, redis_url: str,
                      args: argparse.Namespace) -> dict[str, float]:
     """The embedded default as production serves it: `scriptbox serve` on a SQLite file."""
@@ -236,21 +245,13 @@ def main() -> None:
     parser.add_argument("--embedded-only", action="store_true",
                         help="skip the cluster (no PostgreSQL or Redis needed)")
     args = parser.parse_args()
-    postgres = os.environ.get("SCRIPTBOX_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("SCRIPTBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    # HTTP/1.1 keeps the broker's connections open, as a third-party API's would
-    # (Werkzeug's default, HTTP/1.0, closed each after one call).
-    upstream_server = make_server("127.0.0.1", 0, slow_upstream, threaded=True,
-                                  request_handler=KeepAliveHandler)
-    threading.Thread(target=upstream_server.serve_forever, daemon=True).start()
-    upstream = f"http://127.0.0.1:{upstream_server.server_port}"
+    upstream_server, upstream = start_upstream()
     folder = Path(tempfile.mkdtemp(prefix="scriptbox-bench-"))
     for sub in ("embedded", "cluster"):
         (folder / sub).mkdir()
     figures: dict[str, Any] = {"clients": args.clients, "cpus": os.cpu_count()}
 
-    embedded = embedded_figures(folder / "embedded", upstream, redis_url, args)
+    embedded = embedded_figures(folder / "embedded", upstream, test_redis_url(), args)
     figures["sandbox_runs_per_s"] = embedded.pop("sandbox_runs_per_s")
     figures["embedded"] = embedded
     if args.embedded_only:
@@ -258,18 +259,13 @@ def main() -> None:
         print(json.dumps(figures))
         return
 
-    name = f"scriptbox_bench_{secrets.token_hex(4)}"
-    plain = postgres.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    database = postgres.rsplit("/", 1)[0] + f"/{name}"
-    prefix = f"sbbench-{secrets.token_hex(4)}"
-    try:
+    with scratch("bench") as space:
         vault_key = generate_key()
-        capp = make_app(folder / "cluster", DATABASE_URL=database, SECRET_KEY="bench",
+        capp = make_app(folder / "cluster", DATABASE_URL=space.database_url, SECRET_KEY="bench",
                         SECRET_KEYS=[vault_key])
         user_id = seed(capp, upstream)
-        cluster = Cluster(database_url=database, redis_url=redis_url, prefix=prefix,
+        cluster = Cluster(database_url=space.database_url, redis_url=space.redis_url,
+                          prefix=space.prefix,
                           secret_key="bench", vault_key=vault_key,
                           extra={"SCRIPTBOX_MAX_RUNS_PER_USER": "100",
                                  "SCRIPTBOX_PRIVATE_NETWORK_ALLOW": "127.0.0.1/32",
@@ -304,13 +300,6 @@ def main() -> None:
         finally:
             cluster.close()
             capp.extensions["db_engine"].dispose()
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
     upstream_server.shutdown()
     print(json.dumps(figures))
 

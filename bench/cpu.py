@@ -23,32 +23,19 @@ import argparse
 import json
 import os
 import re
-import secrets
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg
-import redis
-from werkzeug.serving import make_server
-
 from app.integrations.vault import generate_key
 from app.testing import WebClient
-from bench.cluster import (
-    SLOW,
-    TRIVIAL,
-    KeepAliveHandler,
-    LeanClient,
-    hammer,
-    percentile,
-    seed,
-    slow_upstream,
-)
+from bench.cluster import SLOW, TRIVIAL, LeanClient, hammer, percentile, seed, start_upstream
+from bench.scratch import redis_url as test_redis_url
+from bench.scratch import scratch
 from tests.conftest import make_app
 from tests.distributed.cluster import Cluster, Process
 
@@ -70,15 +57,12 @@ def machine_busy_s() -> float:
     return (sum(values) - values[3] - values[4]) / TICKS
 
 
-def children(pid: int) -> list[int]:
-    """The child processes of pid."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
+def parent(pid: int) -> int:
+    """The parent's pid (0 once the process is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
 
 
 def switches(pid: int) -> int:
@@ -126,8 +110,9 @@ def measure(web: Process, workers: list[Process], url: str, app: Any, user_id: i
     hammer(args.clients, 2.0, one)  # warm: connections, sandbox workers, caches
     # The serving process: gunicorn's worker, the child of its arbiter; below it, the
     # embedded executor's sandbox zygote and idle workers.
-    serving = children(web.popen.pid)[0]
-    groups = {"web": {web.popen.pid, serving}, "web_sandbox": web.pids() - {web.popen.pid, serving},
+    below = web.pids() - {web.popen.pid}
+    serving = next(pid for pid in below if parent(pid) == web.popen.pid)
+    groups = {"web": {web.popen.pid, serving}, "web_sandbox": below - {serving},
               "workers": set().union(*(w.pids() for w in workers)), "bench": {os.getpid()}}
     before, switched = snapshot(groups), switches(serving)
     started = time.monotonic()
@@ -156,25 +141,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--slow", action="store_true", help="runs wait 100 ms upstream")
     args = parser.parse_args()
-    postgres = os.environ.get("SCRIPTBOX_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("SCRIPTBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    upstream_server = make_server("127.0.0.1", 0, slow_upstream, threaded=True,
-                                  request_handler=KeepAliveHandler)
-    threading.Thread(target=upstream_server.serve_forever, daemon=True).start()
-    upstream = f"http://127.0.0.1:{upstream_server.server_port}"
+    upstream_server, upstream = start_upstream()
+    try:
+        if args.cluster:
+            with scratch("cpu") as space:
+                figures = run(args, upstream, space.database_url, space.redis_url, space.prefix)
+        else:
+            figures = run(args, upstream, None, test_redis_url(), "unused")
+    finally:
+        upstream_server.shutdown()
+    setup = {"cluster": args.cluster, "workers": args.workers if args.cluster else 0,
+             "clients": args.clients, "slow": args.slow}
+    for key, value in figures.items():
+        print(f"{key:26s} {value}")
+    print(json.dumps({**setup, **figures}))
+
+
+def run(args: argparse.Namespace, upstream: str, database_url: str | None, redis_url: str,
+        prefix: str) -> dict[str, Any]:
+    """Start the server (on SQLite when database_url is None), measure it, stop it."""
     folder = Path(tempfile.mkdtemp(prefix="scriptbox-cpu-"))
-    prefix = f"sbcpu-{secrets.token_hex(4)}"
-    name = f"scriptbox_cpu_{secrets.token_hex(4)}"
-    plain = postgres.replace("postgresql+psycopg://", "postgresql://")
     vault_key = generate_key()
     settings = {"SCRIPTBOX_MAX_RUNS_PER_USER": "100", "SCRIPTBOX_HEARTBEAT_S": "2",
                 "SCRIPTBOX_PRIVATE_NETWORK_ALLOW": "127.0.0.1/32"}
-    if args.cluster:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        app = make_app(folder, DATABASE_URL=postgres.rsplit("/", 1)[0] + f"/{name}",
-                       SECRET_KEY="bench", SECRET_KEYS=[vault_key])
+    if database_url is not None:
+        app = make_app(folder, DATABASE_URL=database_url, SECRET_KEY="bench",
+                       SECRET_KEYS=[vault_key])
         settings["SCRIPTBOX_IDLE_WORKERS"] = "2"
     else:
         app = make_app(folder, SECRET_KEY="bench", SECRET_KEYS=[vault_key])
@@ -186,25 +178,11 @@ def main() -> None:
     try:
         web, url = cluster.web(threads=max(8, args.clients))
         workers = ([cluster.worker(concurrency=args.concurrency) for _ in range(args.workers)]
-                   if args.cluster else [])
-        figures = measure(web, workers, url, app, user_id, args)
+                   if database_url is not None else [])
+        return measure(web, workers, url, app, user_id, args)
     finally:
         cluster.close()
         app.extensions["db_engine"].dispose()
-        upstream_server.shutdown()
-        if args.cluster:
-            with psycopg.connect(plain, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            client = redis.Redis.from_url(redis_url)
-            keys = list(client.scan_iter(match=f"{prefix}*"))
-            if keys:
-                client.delete(*keys)
-    setup = {"cluster": args.cluster, "workers": args.workers if args.cluster else 0,
-             "clients": args.clients, "slow": args.slow}
-    for key, value in figures.items():
-        print(f"{key:26s} {value}")
-    print(json.dumps({**setup, **figures}))
-
 
 if __name__ == "__main__":
     main()

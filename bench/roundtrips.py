@@ -24,7 +24,6 @@ import json
 import os
 import pstats
 import resource
-import secrets
 import sys
 import tempfile
 import threading
@@ -33,12 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg
-import redis
 from flask import Flask
 
 from app import db
 from app.testing import RoundTrips, signed_in_session
+from bench.scratch import scratch
 from tests.conftest import add_member, create_facility, create_user, make_app
 
 TRIVIAL = "result = 1"
@@ -115,45 +113,32 @@ def embedded(folder: Path, runs: int, profile_top: int) -> dict[str, Any]:
 
 
 def celery(folder: Path, runs: int) -> dict[str, Any]:
-    postgres = os.environ.get("SCRIPTBOX_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("SCRIPTBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-    name = f"scriptbox_trips_{secrets.token_hex(4)}"
-    plain = postgres.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    prefix = f"sbtrips-{secrets.token_hex(4)}"
-    app = None
-    try:
-        app = make_app(folder, DATABASE_URL=postgres.rsplit("/", 1)[0] + f"/{name}",
-                       EXECUTOR="celery", REDIS_URL=redis_url, REDIS_PREFIX=prefix,
-                       IDLE_WORKERS=2, MAX_RUNS_PER_USER=100)
-        queue = app.extensions["run_queue"]
-        workers: set[int] = set()
+    with scratch("trips", redis_default="redis://127.0.0.1:6379/14") as space:
+        app = None
+        try:
+            app = make_app(folder, DATABASE_URL=space.database_url, EXECUTOR="celery",
+                           REDIS_URL=space.redis_url, REDIS_PREFIX=space.prefix,
+                           IDLE_WORKERS=2, MAX_RUNS_PER_USER=100)
+            queue = app.extensions["run_queue"]
+            workers: set[int] = set()
 
-        def deliver(task: str, args: tuple[str], **_: Any) -> None:
-            body = queue.start_here if task == "scriptbox.run" else queue.resume_here
+            def deliver(task: str, args: tuple[str], **_: Any) -> None:
+                body = queue.start_here if task == "scriptbox.run" else queue.resume_here
 
-            def work() -> None:
-                workers.add(threading.get_ident())
-                body(*args)
+                def work() -> None:
+                    workers.add(threading.get_ident())
+                    body(*args)
 
-            threading.Thread(target=work, daemon=True).start()
+                threading.Thread(target=work, daemon=True).start()
 
-        queue.celery.send_task = deliver
-        return measure(app, runs, worker_threads=workers)
-    finally:
-        if app is not None:
-            app.extensions["heartbeat"].stop()
-            if "sandbox" in app.extensions:
-                app.extensions["sandbox"].close()
-            app.extensions["db_engine"].dispose()
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
+            queue.celery.send_task = deliver
+            return measure(app, runs, worker_threads=workers)
+        finally:
+            if app is not None:
+                app.extensions["heartbeat"].stop()
+                if "sandbox" in app.extensions:
+                    app.extensions["sandbox"].close()
+                app.extensions["db_engine"].dispose()
 
 
 def main() -> None:
