@@ -42,13 +42,18 @@ from tests.distributed.cluster import Cluster, Process
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (None once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds of one process (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    fields = stat_fields(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def machine_busy_s() -> float:
@@ -59,10 +64,8 @@ def machine_busy_s() -> float:
 
 def parent(pid: int) -> int:
     """The parent's pid (0 once the process is gone)."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return 0
+    fields = stat_fields(pid)
+    return 0 if fields is None else int(fields[1])
 
 
 def switches(pid: int) -> int:

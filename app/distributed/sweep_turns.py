@@ -22,8 +22,7 @@ _LAPSE_SHARE = 0.9
 
 
 class SweepTurns:
-    """`turns()` is True when this process's beat should sweep (implements the heartbeat's
-    `turn`)."""
+    """The heartbeat's `turn`: calling it answers True when this process's beat sweeps."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, interval_s: float) -> None:
         self._client = client

@@ -61,7 +61,8 @@ on("hello", () => {
 
 // And now and then while the run goes on, whatever the socket does: an event lost on the
 // way (a dropped connection not yet noticed, a server that restarted) must not leave the
-// page showing a run that ended. Every 5 s at first, then every 30 s.
+// page showing a run that ended. First after 5 s, then each wait half as long again, up
+// to 30 s.
 let recheckS = 5;
 function recheck() {
   if (finished) return;
