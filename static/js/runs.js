@@ -23,23 +23,37 @@ function deliver(message) {
 }
 for (const type of ["run.status", "run.output", "run.finished"]) on(type, deliver);
 
+// Read a followed run as the server holds it now and hand its end on as the event would
+// have been (and, with `status`, where it is when it has not ended).
+async function reread(runId, { status }) {
+  const run = await api("GET", `/api/f/${slug}/runs/${runId}`);
+  if (!followers.has(runId)) return;
+  if (FINAL.includes(run.status)) deliver({ type: "run.finished", run_id: runId, run });
+  else if (status) deliver({ type: "run.status", run_id: runId, status: run.status });
+}
+
 // A socket that connected again may have missed events of the runs followed here (a
-// server or Redis restart, a network drop): each is read as the server holds it now and
-// handed on as its event would have been, so no panel waits for an end it missed.
+// server or Redis restart, a network drop), so no panel waits for an end it missed.
 on("hello", () => {
-  for (const runId of [...followers.keys()]) {
-    api("GET", `/api/f/${slug}/runs/${runId}`).then((run) => {
-      if (!followers.has(runId)) return;
-      if (FINAL.includes(run.status)) deliver({ type: "run.finished", run_id: runId, run });
-      else deliver({ type: "run.status", run_id: runId, status: run.status });
-    }).catch(() => {});  // the next connection tries again
-  }
+  for (const runId of [...followers.keys()]) reread(runId, { status: true }).catch(() => {});
 });
+
+// And now and then while a run goes on, whatever the socket does (an end lost on an open
+// socket): first after 5 s, then each wait half as long again, up to 30 s. Only its end
+// is taken: a status read then may be older than an event that came meanwhile.
+function recheck(runId, seconds) {
+  setTimeout(() => {
+    if (!followers.has(runId)) return;
+    reread(runId, { status: false }).catch(() => {})
+      .finally(() => recheck(runId, Math.min(seconds * 1.5, 30)));
+  }, seconds * 1000);
+}
 
 export function follow(runId, handler) {
   followers.set(runId, handler);
   for (const message of buffered.get(runId) ?? []) deliver(message);  // an end lets it go
   buffered.delete(runId);
+  if (followers.has(runId)) recheck(runId, 5);
 }
 
 export async function start(body) {

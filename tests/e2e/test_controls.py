@@ -223,3 +223,45 @@ def test_a_run_page_shows_the_end_even_when_its_event_is_lost(
     page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
     assert lost  # the end came by the page's own reading, not by its event
     page.context.close()
+
+
+def test_a_script_card_shows_the_end_even_when_its_event_is_lost(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """A card following its run reads it now and then too (runs.js), not only when its
+    socket connects again: an end lost on an open socket still shows."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    lost: list[str] = []
+
+    def route(socket: Any) -> None:
+        server = socket.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            if "run.finished" in str(message):
+                lost.append(str(message))
+                return  # dropped; the socket stays open
+            socket.send(message)
+
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/ws\b"), route)
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Spinner")
+    card.locator(".run-script").click()
+    card.locator(".run-output", has_text="spinning").wait_for(timeout=30000)
+    with live.app.app_context():
+        run_id = db.session.query(Run.id).filter(Run.status == "running").scalar()
+    cancelled = page.evaluate(
+        """async (runId) => {
+            const csrf = document.querySelector('meta[name="csrf-token"]').content;
+            const r = await fetch(`/api/f/lab/runs/${runId}/cancel`,
+                                  {method: 'POST', headers: {'X-CSRF-Token': csrf}});
+            return r.status;
+        }""",
+        run_id,
+    )
+    assert cancelled == 200
+    card.locator(".run-status", has_text="cancelled").wait_for(timeout=30000)
+    assert lost  # the end came by the card's own reading, not by its event
+    page.context.close()
