@@ -87,6 +87,10 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_POOL_SIZE": 5,
     "DATABASE_MAX_OVERFLOW": 10,
     "DEMO": False,
+    # Check every API answer against its declared model (a 500 where they differ). None:
+    # under tests and --debug, where a difference is a bug to see at once; a server in
+    # production answers with what the tests checked, without paying for it per request.
+    "VALIDATE_RESPONSES": None,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     # The cookie is signed again only when the session changes, not on every response:

@@ -12,8 +12,10 @@ import requests
 from flask import Flask
 
 from app import db
-from app.models import Facility, Role
+from app.models import Facility, Role, Run
 from app.testing import LiveServer, WebClient
+from app.web.openapi import validates_responses
+from tests.app.web.conftest import Site
 from tests.conftest import add_member, create_user
 
 # Routes under /api that are not API operations: the document and its viewer.
@@ -122,3 +124,33 @@ def test_the_reference_page_shows_the_operations_under_the_csp(
         assert [v for v in violations if "Content Security Policy" in v] == []
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("validate", [True, False])
+def test_answers_are_checked_against_their_models_where_the_app_asks(
+    site: Site, monkeypatch: pytest.MonkeyPatch, validate: bool
+) -> None:
+    """VALIDATE_RESPONSES on: an answer that differs from its model is a 500 (a bug seen
+    at once); off, as in production, it goes out as it is."""
+    site.live.app.config["VALIDATE_RESPONSES"] = validate
+    started = site.ada.api("POST", "/api/f/lab/runs", json={"source": "result = 1", "wait": 30})
+    run_id = started.json()["id"]
+    monkeypatch.setattr(Run, "to_dict", lambda run: {"id": run.id, "status": 7})
+    answer = site.ada.api("GET", f"/api/f/lab/runs/{run_id}")
+    if validate:
+        assert answer.status_code == 500
+    else:
+        assert answer.status_code == 200
+        assert answer.json() == {"id": run_id, "status": 7}
+
+
+def test_answers_are_checked_under_tests_and_debug_only_by_default() -> None:
+    app = Flask("probe")
+    app.config["VALIDATE_RESPONSES"] = None
+    assert not validates_responses(app)
+    app.debug = True
+    assert validates_responses(app)
+    app.debug, app.testing = False, True
+    assert validates_responses(app)
+    app.config["VALIDATE_RESPONSES"] = False
+    assert not validates_responses(app)

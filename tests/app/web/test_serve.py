@@ -199,6 +199,37 @@ def test_sigterm_lets_the_running_run_finish_and_exits_0(server: Server) -> None
     assert "Handling signal: term" in server.output()
 
 
+def _answers(sock: socket.socket, count: int) -> list[bytes]:
+    """The status lines of the next `count` answers on a kept-alive connection."""
+    reader = sock.makefile("rb")
+    statuses = []
+    for _ in range(count):
+        statuses.append(reader.readline().strip())
+        length = 0
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        reader.read(length)
+    return statuses
+
+
+def test_a_kept_alive_connection_is_served_at_once_and_after_a_pause(server: Server) -> None:
+    """The worker answers a connection's next request on the same thread when it comes at
+    once (two requests in one packet, too) and through gunicorn's loop when it comes later."""
+    host, port = server.url.removeprefix("http://").split(":")
+    request = f"GET /login HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request * 2)  # pipelined: the second is read ahead with the first
+        assert _answers(sock, 2) == [b"HTTP/1.1 200 OK"] * 2
+        for pause in (0.0, 0.2, 0.0):  # 0.2 s: long past the linger, back to the loop
+            threading.Event().wait(pause)
+            sock.sendall(request)
+            assert _answers(sock, 1) == [b"HTTP/1.1 200 OK"]
+    http = requests.Session()  # one connection for all of them
+    assert all(http.get(f"{server.url}/login", timeout=30).ok for _ in range(20))
+
+
 def test_the_access_log_holds_no_query_string(server: Server) -> None:
     http, _ = sign_in(server, "member@example.com")
     http.get(f"{server.url}/oauth/callback?code={SECRET_CODE}&state=s", timeout=30)
