@@ -143,7 +143,6 @@ def init_app(app: Flask) -> None:
         ),
     )
     driver = RunDriver(
-        connect=lambda: db.autocommit_engine(app).connect(),
         lifecycle=lifecycle,
         grants=grants,
         broker=broker,

@@ -21,6 +21,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Row,
     Table,
     Update,
     bindparam,
@@ -143,6 +144,25 @@ class Lifecycle:
         there). `where` holds
         conditions on the `runs` table built once (their bound values come in `params`).
         """
+        moved = self._move(
+            run_id, source=source, target=target, values=values, where=where, params=params,
+            before=before,
+        )
+        return moved is not None
+
+    def _move(
+        self,
+        run_id: str,
+        *,
+        source: Iterable[RunStatus],
+        target: RunStatus,
+        values: dict[str, Any] | None = None,
+        where: tuple[ColumnElement[bool], ...] = (),
+        params: dict[str, Any] | None = None,
+        before: Callable[[Connection], object] | None = None,
+        returning: tuple[ColumnElement[Any], ...] = (),
+    ) -> Row[Any] | None:
+        """`move`, answering with the moved row (its `returning` columns too), or None."""
         expected = tuple(source)
         check_transition(expected, target)
         changes = dict(values or {})
@@ -150,7 +170,8 @@ class Lifecycle:
             # A run that ended needs neither its journal nor its driver any more.
             changes.update(journal=None, driver=None, waiting_grant_id=None, finished_at=utcnow())
         statement = _move_statement(
-            tuple(sorted(str(s) for s in expected)), target, tuple(sorted(changes)), where
+            tuple(sorted(str(s) for s in expected)), target, tuple(sorted(changes)), where,
+            returning,
         )
         bound = {f"set_{key}": value for key, value in changes.items()}
         # A move alone is one statement: no transaction around it unless `before` joins it.
@@ -160,7 +181,7 @@ class Lifecycle:
             parameters = {"run_id": run_id, **bound, **(params or {})}
             row = connection.execute(statement, parameters).first()
         if row is None:
-            return False
+            return None
         if target in FINAL:  # the page gets the whole run
             run = run_dict(row)
             message = {"type": "run.finished", "run_id": run_id, "run": run}
@@ -171,7 +192,7 @@ class Lifecycle:
             message = {"type": "run.status", "run_id": run_id, "status": str(target)}
         # The facility's admins follow everyone's runs: their watching pages hear it too.
         self._bus.publish(row.user_id, row.facility_id, message, watchers=True)
-        return True
+        return row
 
     # -- the verbs ---------------------------------------------------------------------
 
@@ -182,16 +203,19 @@ class Lifecycle:
         driver: str,
         where: tuple[ColumnElement[bool], ...] = (),
         before: Callable[[Connection], object] | None = None,
-    ) -> bool:
-        """queued -> running, driven by `driver` from now on (if `where` holds: the caps)."""
+        returning: tuple[ColumnElement[Any], ...] = (),
+    ) -> Row[Any] | None:
+        """queued -> running, driven by `driver` from now on (if `where` holds: the caps);
+        the claimed row with its `returning` columns (what its driver reads), or None."""
         now = utcnow()
-        return self.move(
+        return self._move(
             run_id,
             source=(RunStatus.QUEUED,),
             target=RunStatus.RUNNING,
             values={"driver": driver, "heartbeat_at": now, "started_at": now},
             where=where,
             before=before,
+            returning=returning,
         )
 
     def resume(
@@ -201,9 +225,11 @@ class Lifecycle:
         driver: str,
         where: tuple[ColumnElement[bool], ...] = (),
         before: Callable[[Connection], object] | None = None,
-    ) -> bool:
-        """parked -> running: a driver replays the run's journal (if `where` holds)."""
-        return self.move(
+        returning: tuple[ColumnElement[Any], ...] = (),
+    ) -> Row[Any] | None:
+        """parked -> running: a driver replays the run's journal (if `where` holds); the
+        claimed row with its `returning` columns, or None."""
+        return self._move(
             run_id,
             source=(RunStatus.PARKED,),
             target=RunStatus.RUNNING,
@@ -211,6 +237,7 @@ class Lifecycle:
             values={"driver": driver, "heartbeat_at": utcnow(), "cancel_requested": False},
             where=where,
             before=before,
+            returning=returning,
         )
 
     def pause(self, run_id: str, *, grant_id: str) -> bool:
@@ -319,11 +346,14 @@ def _move_statement(
     target: RunStatus,
     keys: tuple[str, ...],
     where: tuple[ColumnElement[bool], ...],
+    extra: tuple[ColumnElement[Any], ...] = (),
 ) -> Update:
     """A move's UPDATE ... RETURNING, built once per shape with its values bound per call:
     building a fresh statement (and its cache key) cost more than running it (py-spy of
-    `scriptbox serve` under bench/cluster.py)."""
-    returning = tuple(RUNS.c) if target in FINAL else (RUNS.c.user_id, RUNS.c.facility_id)
+    `scriptbox serve` under bench/cluster.py). It returns what the event needs, and `extra`."""
+    needed = tuple(RUNS.c) if target in FINAL else (RUNS.c.user_id, RUNS.c.facility_id)
+    # Each column once (by identity: a column's == builds SQL, so no set or dict here).
+    returning = needed + tuple(c for c in extra if not any(c is n for n in needed))
     return (
         update(RUNS)
         .where(RUNS.c.id == bindparam("run_id"), RUNS.c.status.in_(statuses(expected)), *where)

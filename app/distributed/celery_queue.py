@@ -36,7 +36,7 @@ import redis
 from celery import Celery
 from celery.signals import worker_process_init
 from kombu.exceptions import OperationalError
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 from sqlalchemy.orm import Session
 
 from app.distributed.pubsub import RedisListener
@@ -45,7 +45,7 @@ from app.distributed.run_ends import RunEnds
 from app.lifecycle import Lifecycle, RunStatus
 from app.models import Run
 from app.runner.caps import LOCK_USER_AND_FACILITY, Caps, claim_room, live_counts, under_caps
-from app.runner.driver import RunDriver
+from app.runner.driver import DRIVEN_COLUMNS, RunDriver
 from app.runner.heartbeat import Heartbeat
 from app.runner.threads import ended_run
 from app.services.grants import GrantCoordinator
@@ -236,7 +236,8 @@ class CeleryRunQueue:
         if self._closing:
             return
         self.heartbeat.start()
-        if not self._claim(run_id):
+        claimed = self._claim(run_id)
+        if claimed is None:
             # A later dispatch may send it again (a cap turned it away, or it had ended):
             # the next run to end anywhere looks for it.
             with self._client.pipeline() as pipe:
@@ -244,7 +245,7 @@ class CeleryRunQueue:
                 pipe.set(self._held_key, "1", ex=HELD_MARKER_S)
                 pipe.execute()
             return
-        self._drive(run_id)
+        self._drive(run_id, claimed)
         self._dispatch_if_held()
 
     def _dispatch_if_held(self) -> None:
@@ -265,13 +266,13 @@ class CeleryRunQueue:
         self.heartbeat.start()
         claimed = self._claim(run_id, resuming=True)
         self._client.delete(self._sent_key(RESUME_TASK, run_id))  # it may park and resume again
-        if claimed:
-            self._drive(run_id)
+        if claimed is not None:
+            self._drive(run_id, claimed)
 
-    def _drive(self, run_id: str) -> None:
+    def _drive(self, run_id: str, claimed: Row[Any]) -> None:
         outcome = None
         try:
-            outcome = self._driver.drive(run_id)
+            outcome = self._driver.drive(run_id, claimed)
         finally:
             if outcome is None:
                 # No final move may have announced it (its row was gone, or even the
@@ -287,7 +288,7 @@ class CeleryRunQueue:
         if grant_id is not None and self._grants.outcome(grant_id) is not None:
             self.resume(run_id)
 
-    def _claim(self, run_id: str, *, resuming: bool = False) -> bool:
+    def _claim(self, run_id: str, *, resuming: bool = False) -> Row[Any] | None:
         """queued (or parked, `resuming`) -> running for this process, if the user's and
         facility's caps allow (a declined resume is sent again by a later beat).
 
@@ -295,17 +296,18 @@ class CeleryRunQueue:
         never both take the last slot, and the caps are counted after the locks. On
         PostgreSQL that is one statement (the UPDATE calls `scriptbox_claim_room`); on
         SQLite, whose writers queue on one lock anyway, one transaction of the lock and
-        the counting UPDATE.
+        the counting UPDATE. The claimed row comes back as its driver reads it.
         """
         verb = self._lifecycle.resume if resuming else self._lifecycle.start
         if self._on_postgres:
-            return verb(run_id, driver=self._driver.driver_id, where=claim_room(self._caps))
+            return verb(run_id, driver=self._driver.driver_id, where=claim_room(self._caps),
+                        returning=DRIVEN_COLUMNS)
 
         def lock(connection: Connection) -> None:
             connection.execute(LOCK_USER_AND_FACILITY, {"run_id": run_id})
 
         return verb(run_id, driver=self._driver.driver_id, where=under_caps(self._caps),
-                    before=lock)
+                    before=lock, returning=DRIVEN_COLUMNS)
 
     def _cancel_here(self, run_id: str) -> None:
         self.heartbeat.cancel_local(run_id)

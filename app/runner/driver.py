@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import ColumnElement, Row, select
 
 from app.integrations.broker import Broker
 from app.integrations.call_context import RunContext
@@ -45,18 +44,18 @@ class DrivenRun:
     waiting_grant_id: str | None
 
 
-# The run, who runs it and where: one Core query (no ORM objects), built once.
-_RUN_AND_PEOPLE = (
-    select(
-        *(RUNS.c[field] for field in DrivenRun.__dataclass_fields__),
-        User.name.label("user_name"),
-        User.email.label("user_email"),
-        Facility.name.label("facility_name"),
-        Facility.slug.label("facility_slug"),
-    )
-    .join(User, User.id == RUNS.c.user_id)
-    .join(Facility, Facility.id == RUNS.c.facility_id)
-    .where(RUNS.c.id == bindparam("run_id"))
+def _of_run(column: Any, key: Any, label: str) -> ColumnElement[Any]:
+    return select(column).where(key).scalar_subquery().label(label)
+
+
+# What a driver needs of its run: the run, who runs it and where. Its claim returns them
+# with its UPDATE, so the run is not read again (subqueries: RETURNING names one table).
+DRIVEN_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    *(RUNS.c[field] for field in DrivenRun.__dataclass_fields__),
+    _of_run(User.name, User.id == RUNS.c.user_id, "user_name"),
+    _of_run(User.email, User.id == RUNS.c.user_id, "user_email"),
+    _of_run(Facility.name, Facility.id == RUNS.c.facility_id, "facility_name"),
+    _of_run(Facility.slug, Facility.id == RUNS.c.facility_id, "facility_slug"),
 )
 
 
@@ -78,7 +77,6 @@ class RunDriver:
     def __init__(
         self,
         *,
-        connect: Callable[[], AbstractContextManager[Connection]],
         lifecycle: Lifecycle,
         grants: GrantCoordinator,
         broker: Callable[[], Broker],
@@ -87,7 +85,6 @@ class RunDriver:
         heartbeat: Heartbeat,
         vault: Vault,
     ) -> None:
-        self._connect = connect
         self._lifecycle = lifecycle
         self._grants = grants
         self._broker = broker
@@ -104,20 +101,19 @@ class RunDriver:
 
     def claim_and_drive(self, run_id: str) -> RunResult | None:
         """Start a queued run in this thread (the terminal's `scriptbox run --facility`)."""
-        if not self._lifecycle.start(run_id, driver=self.driver_id):
+        claimed = self._lifecycle.start(run_id, driver=self.driver_id, returning=DRIVEN_COLUMNS)
+        if claimed is None:
             return None
         self._heartbeat.start(sweep=False)  # others must see this process is alive
-        return self.drive(run_id)
+        return self.drive(run_id, claimed)
 
-    def drive(self, run_id: str) -> RunResult | None:
-        """Execute a run already moved to `running` for this driver; store its outcome."""
+    def drive(self, run_id: str, claimed: Row[Any]) -> RunResult | None:
+        """Execute a run its claim moved to `running` for this driver (`claimed`: the row
+        the claim returned, `DRIVEN_COLUMNS`); store its outcome."""
         outcome: RunResult | None = None
         cancel = self._heartbeat.adopt(run_id)
         try:
-            with self._connect() as connection:
-                row = connection.execute(_RUN_AND_PEOPLE, {"run_id": run_id}).first()
-            if row is None:
-                return None
+            row = claimed
             fields = row._mapping
             run = DrivenRun(**{field: fields[field] for field in DrivenRun.__dataclass_fields__})
             people = (

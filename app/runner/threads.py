@@ -17,13 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from app.lifecycle import Lifecycle, RunStatus, is_final
 from app.models import Run
 from app.runner.caps import Caps, live_counts, under_caps
-from app.runner.driver import RunDriver
+from app.runner.driver import DRIVEN_COLUMNS, RunDriver
 from app.runner.heartbeat import Heartbeat
 from app.runner.pool import RunThreads
 from app.services.grants import GrantCoordinator
@@ -116,8 +116,9 @@ class ThreadRunQueue:
                 with self._lock:
                     if run_id in self._claimed:
                         return
-                if self._claim(run_id, resuming=False):
-                    self._spawn(run_id)
+                claimed = self._claim(run_id, resuming=False)
+                if claimed is not None:
+                    self._spawn(run_id, claimed)
                     return
                 self._backlog = True  # over a cap, or a run queued elsewhere came first
         self.dispatch()
@@ -237,27 +238,31 @@ class ThreadRunQueue:
                 self._ready.difference_update(set(ready) - resuming)
             started, left = 0, len(queued) == _DISPATCH_BATCH
             for row in candidates:
+                claimed = None
                 if (
                     per_user[row.user_id] < self._caps.per_user
                     and per_facility[row.facility_id] < self._caps.per_facility
-                    and self._claim(row.id, resuming=row.id in resuming)
                 ):
-                    per_user[row.user_id] += 1
-                    per_facility[row.facility_id] += 1
-                    self._spawn(row.id)
-                    started += 1
-                else:
+                    claimed = self._claim(row.id, resuming=row.id in resuming)
+                if claimed is None:
                     left = True
+                    continue
+                per_user[row.user_id] += 1
+                per_facility[row.facility_id] += 1
+                self._spawn(row.id, claimed)
+                started += 1
             self._backlog = left
             return started
 
-    def _claim(self, run_id: str, *, resuming: bool) -> bool:
-        caps = under_caps(self._caps)
-        if not resuming:
-            return self._lifecycle.start(run_id, driver=self._driver.driver_id, where=caps)
-        with self._lock:
-            self._ready.discard(run_id)
-        return self._lifecycle.resume(run_id, driver=self._driver.driver_id, where=caps)
+    def _claim(self, run_id: str, *, resuming: bool) -> Row[Any] | None:
+        """The run moved to running for this process (its row as the driver reads it)."""
+        verb = self._lifecycle.start
+        if resuming:
+            with self._lock:
+                self._ready.discard(run_id)
+            verb = self._lifecycle.resume
+        return verb(run_id, driver=self._driver.driver_id, where=under_caps(self._caps),
+                    returning=DRIVEN_COLUMNS)
 
     def resume_waiting_for(self, grant_id: str) -> None:
         """Resume every parked run that waited for this grant (it just ended)."""
@@ -273,7 +278,7 @@ class ThreadRunQueue:
             self.heartbeat.start()
             self.dispatch()
 
-    def _spawn(self, run_id: str) -> None:
+    def _spawn(self, run_id: str, claimed: Row[Any]) -> None:
         self.heartbeat.adopt(run_id)  # cancellable from now on, before the thread runs
         with self._lock:
             self._claimed[run_id] = None
@@ -281,12 +286,12 @@ class ThreadRunQueue:
                 self._claimed.popitem(last=False)
             self._done.setdefault(run_id, Ending())
             self._driving[run_id] = threading.Event()
-        self._threads.run(f"run-{run_id[:8]}", lambda: self._drive(run_id))
+        self._threads.run(f"run-{run_id[:8]}", lambda: self._drive(run_id, claimed))
 
-    def _drive(self, run_id: str) -> None:
+    def _drive(self, run_id: str, claimed: Row[Any]) -> None:
         outcome = None
         try:
-            outcome = self._driver.drive(run_id)
+            outcome = self._driver.drive(run_id, claimed)
         finally:
             with self._lock:
                 returned = self._driving.pop(run_id, None)

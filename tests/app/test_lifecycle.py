@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from app import db, extensions
 from app.errors import IllegalTransition
 from app.lifecycle import FINAL, TRANSITIONS, Lifecycle, RunStatus
-from app.models import Role, Run
+from app.models import Facility, Role, Run, User
 from app.models._types import utcnow
+from app.runner.driver import DRIVEN_COLUMNS
 from app.services.context import MemberContext
 from app.services.scripts import create_run
 from app.testing import RoundTrips
@@ -77,11 +78,27 @@ def test_a_move_from_a_state_the_run_is_not_in_changes_nothing(
     run = queued_run(session)
     lifecycle = extensions.lifecycle()
     assert lifecycle.unpause(run.id) is False  # it is not waiting
-    assert lifecycle.resume(run.id, driver="x") is False  # it is not parked
+    assert lifecycle.resume(run.id, driver="x") is None  # it is not parked
     assert status_of(run.id) == "queued"
-    assert lifecycle.start(run.id, driver="x") is True
-    assert lifecycle.start(run.id, driver="y") is False  # already started
+    assert lifecycle.start(run.id, driver="x") is not None
+    assert lifecycle.start(run.id, driver="y") is None  # already started
     assert status_of(run.id) == "running"
+
+
+def test_a_claim_returns_what_its_driver_reads_so_the_run_is_not_read_again(
+    app: Flask, session: Session
+) -> None:
+    run = queued_run(session)
+    with RoundTrips(db.engine_of(app)) as claim:
+        claimed = extensions.lifecycle().start(run.id, driver="x", returning=DRIVEN_COLUMNS)
+    assert claimed is not None and len(claim.statements) == 1
+    with db.engine_of(app).connect() as connection:
+        read = connection.execute(select(*DRIVEN_COLUMNS).where(Run.id == run.id)).one()
+    assert claimed._mapping == read._mapping
+    assert claimed.source == "result = 1" and claimed.journal is None
+    user, facility = session.get(User, run.user_id), session.get(Facility, run.facility_id)
+    assert user is not None and facility is not None
+    assert (claimed.user_email, claimed.facility_slug) == (user.email, facility.slug)
 
 
 def test_two_processes_racing_to_start_one_run_cannot_both_win(tmp_path: Path) -> None:
@@ -98,7 +115,7 @@ def test_two_processes_racing_to_start_one_run_cannot_both_win(tmp_path: Path) -
 
     def contend(lifecycle: Lifecycle, driver: str) -> None:
         barrier.wait()
-        wins.append(lifecycle.start(run_id, driver=driver))
+        wins.append(lifecycle.start(run_id, driver=driver) is not None)
 
     threads = [
         threading.Thread(target=contend, args=(lc, f"driver-{n}"))

@@ -24,9 +24,9 @@ from app.testing import RoundTrips, signed_in_session
 from tests.conftest import add_member, create_facility, create_user, make_app
 
 # Sign-in check (session, user and membership in one query), INSERT, claim (one UPDATE
-# counting the caps), the driver's read, finish (one UPDATE ... RETURNING; the view
-# answers from the row it returned, without reading the run again).
-MAX_STATEMENTS = 5
+# counting the caps, returning what the driver reads), finish (one UPDATE ... RETURNING;
+# the view answers from the row it returned, without reading the run again).
+MAX_STATEMENTS = 4
 MAX_COMMITS = 3  # the view's, the claim's, the finish's
 
 
