@@ -134,35 +134,17 @@ class Lifecycle:
         where: tuple[ColumnElement[bool], ...] = (),
         params: dict[str, Any] | None = None,
         before: Callable[[Connection], object] | None = None,
-    ) -> bool:
-        """Move the run from one of `source` to `target` (and set `values`); False if it was
-        not in `source` any more (or `where` did not hold). Publishes `run.status`, or
-        `run.finished` for final states.
+        returning: tuple[ColumnElement[Any], ...] = (),
+    ) -> Row[Any] | None:
+        """Move the run from one of `source` to `target` (and set `values`): the moved row
+        (with `returning` columns), or None if it was not in `source` any more (or `where`
+        did not hold). Publishes `run.status`, or `run.finished` for final states.
 
         One statement (UPDATE ... RETURNING), committed as it runs; with `before`, one
         transaction in which `before(connection)` runs first (a claim takes its row locks
         there). `where` holds
         conditions on the `runs` table built once (their bound values come in `params`).
         """
-        moved = self._move(
-            run_id, source=source, target=target, values=values, where=where, params=params,
-            before=before,
-        )
-        return moved is not None
-
-    def _move(
-        self,
-        run_id: str,
-        *,
-        source: Iterable[RunStatus],
-        target: RunStatus,
-        values: dict[str, Any] | None = None,
-        where: tuple[ColumnElement[bool], ...] = (),
-        params: dict[str, Any] | None = None,
-        before: Callable[[Connection], object] | None = None,
-        returning: tuple[ColumnElement[Any], ...] = (),
-    ) -> Row[Any] | None:
-        """`move`, answering with the moved row (its `returning` columns too), or None."""
         expected = tuple(source)
         check_transition(expected, target)
         changes = dict(values or {})
@@ -208,7 +190,7 @@ class Lifecycle:
         """queued -> running, driven by `driver` from now on (if `where` holds: the caps);
         the claimed row with its `returning` columns (what its driver reads), or None."""
         now = utcnow()
-        return self._move(
+        return self.move(
             run_id,
             source=(RunStatus.QUEUED,),
             target=RunStatus.RUNNING,
@@ -229,7 +211,7 @@ class Lifecycle:
     ) -> Row[Any] | None:
         """parked -> running: a driver replays the run's journal (if `where` holds); the
         claimed row with its `returning` columns, or None."""
-        return self._move(
+        return self.move(
             run_id,
             source=(RunStatus.PARKED,),
             target=RunStatus.RUNNING,
@@ -247,7 +229,7 @@ class Lifecycle:
             source=(RunStatus.RUNNING,),
             target=RunStatus.WAITING,
             values={"waiting_grant_id": grant_id},
-        )
+        ) is not None
 
     def unpause(self, run_id: str) -> bool:
         """waiting_for_grant -> running: the grant ended and the live worker goes on."""
@@ -256,7 +238,7 @@ class Lifecycle:
             source=(RunStatus.WAITING,),
             target=RunStatus.RUNNING,
             values={"waiting_grant_id": None},
-        )
+        ) is not None
 
     def park(self, run_id: str, *, journal: bytes, output: str, calls: int) -> bool:
         """waiting_for_grant -> parked: the (encrypted) journal is kept, no process holds it."""
@@ -265,11 +247,11 @@ class Lifecycle:
             source=(RunStatus.WAITING,),
             target=RunStatus.PARKED,
             values={"journal": journal, "output": output, "calls": calls, "driver": None},
-        )
+        ) is not None
 
     def finish(self, run_id: str, *, target: RunStatus, values: dict[str, Any]) -> bool:
         """running|waiting_for_grant -> a final state, with the run's outcome."""
-        return self.move(run_id, source=LIVE, target=target, values=values)
+        return self.move(run_id, source=LIVE, target=target, values=values) is not None
 
     def cancel_idle(self, run_id: str) -> bool:
         """queued|parked -> cancelled: nothing executes it, so nothing else must stop."""
@@ -278,7 +260,7 @@ class Lifecycle:
             source=(RunStatus.QUEUED, RunStatus.PARKED),
             target=RunStatus.CANCELLED,
             values={"error_code": "cancelled", "error_message": "the run was cancelled"},
-        )
+        ) is not None
 
     def cancel_orphan(self, run_id: str, *, stale_before: datetime) -> bool:
         """running|waiting -> cancelled when its driver stopped renewing its heartbeat."""
@@ -289,7 +271,7 @@ class Lifecycle:
             values={"error_code": "cancelled", "error_message": "the run was cancelled"},
             where=(_STALE,),
             params={"stale_before": stale_before},
-        )
+        ) is not None
 
     def interrupt(self, run_id: str, *, stale_before: datetime) -> bool:
         """running|waiting -> failed `interrupted`: its driver is gone (heartbeat too old)."""
@@ -300,7 +282,7 @@ class Lifecycle:
             values={"error_code": INTERRUPTED, "error_message": INTERRUPTED_MESSAGE},
             where=(_STALE,),
             params={"stale_before": stale_before},
-        )
+        ) is not None
 
     def request_cancel(self, run_id: str) -> bool:
         """Ask whichever process drives a live run to cancel it (seen at its next heartbeat)."""
@@ -319,7 +301,7 @@ class Lifecycle:
             source=NOT_FINAL,
             target=RunStatus.FAILED,
             values={"error_code": code, "error_message": message},
-        )
+        ) is not None
 
     def output(self, run: RunOwners, text: str, *, offset: int) -> None:
         """Deliver a chunk of the run's output to its pages (`run.output`); `offset` is where

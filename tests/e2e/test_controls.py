@@ -181,13 +181,9 @@ def test_a_run_whose_end_the_socket_missed_shows_it_once_the_page_reconnects(
     page.context.close()
 
 
-def test_a_run_page_shows_the_end_even_when_its_event_is_lost(
-    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
-) -> None:
-    """The run page reads the run now and then while it goes on: an end whose event never
-    arrives (lost on an open socket) still shows."""
-    live, ids = live_lab
-    page = signed_in(browser, live, "sam@example.com")
+def drop_run_ends(page: Any) -> list[str]:
+    """Drop every `run.finished` the server sends this page (its socket stays open);
+    the dropped messages."""
     lost: list[str] = []
 
     def route(socket: Any) -> None:
@@ -196,21 +192,18 @@ def test_a_run_page_shows_the_end_even_when_its_event_is_lost(
         def from_server(message: str | bytes) -> None:
             if "run.finished" in str(message):
                 lost.append(str(message))
-                return  # dropped; the socket stays open
+                return
             socket.send(message)
 
         server.on_message(from_server)
 
     page.route_web_socket(re.compile(r"/ws\b"), route)
-    page.goto(f"{live.url}/f/lab/runs")
-    run_id = start_run(page, ids["Spinner"])
-    page.goto(f"{live.url}/f/lab/runs/{run_id}")
-    page.locator("#run-output", has_text="spinning").wait_for(timeout=30000)
-    # Past the catch-ups that follow the socket's hello (at once, and after the server
-    # stored the output: data-store-ms + 0.5 s), so only a later reading can see the end.
-    store_ms = int(page.locator("#run-page").get_attribute("data-store-ms") or 2000)
-    page.wait_for_timeout(store_ms + 1500)
-    cancelled = page.evaluate(
+    return lost
+
+
+def cancel_from(page: Any, run_id: str) -> int:
+    """Cancel the run by the API from the page (not its buttons); the answer's status."""
+    status: int = page.evaluate(
         """async (runId) => {
             const csrf = document.querySelector('meta[name="csrf-token"]').content;
             const r = await fetch(`/api/f/lab/runs/${runId}/cancel`,
@@ -219,7 +212,26 @@ def test_a_run_page_shows_the_end_even_when_its_event_is_lost(
         }""",
         run_id,
     )
-    assert cancelled == 200
+    return status
+
+
+def test_a_run_page_shows_the_end_even_when_its_event_is_lost(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """The run page reads the run now and then while it goes on: an end whose event never
+    arrives (lost on an open socket) still shows."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    lost = drop_run_ends(page)
+    page.goto(f"{live.url}/f/lab/runs")
+    run_id = start_run(page, ids["Spinner"])
+    page.goto(f"{live.url}/f/lab/runs/{run_id}")
+    page.locator("#run-output", has_text="spinning").wait_for(timeout=30000)
+    # Past the catch-ups that follow the socket's hello (at once, and after the server
+    # stored the output: data-store-ms + 0.5 s), so only a later reading can see the end.
+    store_ms = int(page.locator("#run-page").get_attribute("data-store-ms") or 2000)
+    page.wait_for_timeout(store_ms + 1500)
+    assert cancel_from(page, run_id) == 200
     page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
     assert lost  # the end came by the page's own reading, not by its event
     page.context.close()
@@ -232,36 +244,14 @@ def test_a_script_card_shows_the_end_even_when_its_event_is_lost(
     socket connects again: an end lost on an open socket still shows."""
     live, _ = live_lab
     page = signed_in(browser, live, "sam@example.com")
-    lost: list[str] = []
-
-    def route(socket: Any) -> None:
-        server = socket.connect_to_server()
-
-        def from_server(message: str | bytes) -> None:
-            if "run.finished" in str(message):
-                lost.append(str(message))
-                return  # dropped; the socket stays open
-            socket.send(message)
-
-        server.on_message(from_server)
-
-    page.route_web_socket(re.compile(r"/ws\b"), route)
+    lost = drop_run_ends(page)
     page.goto(f"{live.url}/f/lab/scripts")
     card = page.locator(".script-card", has_text="Spinner")
     card.locator(".run-script").click()
     card.locator(".run-output", has_text="spinning").wait_for(timeout=30000)
     with live.app.app_context():
         run_id = db.session.query(Run.id).filter(Run.status == "running").scalar()
-    cancelled = page.evaluate(
-        """async (runId) => {
-            const csrf = document.querySelector('meta[name="csrf-token"]').content;
-            const r = await fetch(`/api/f/lab/runs/${runId}/cancel`,
-                                  {method: 'POST', headers: {'X-CSRF-Token': csrf}});
-            return r.status;
-        }""",
-        run_id,
-    )
-    assert cancelled == 200
+    assert cancel_from(page, run_id) == 200
     card.locator(".run-status", has_text="cancelled").wait_for(timeout=30000)
     assert lost  # the end came by the card's own reading, not by its event
     page.context.close()
