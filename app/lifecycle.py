@@ -188,7 +188,7 @@ class Lifecycle:
         returning: tuple[ColumnElement[Any], ...] = (),
     ) -> Row[Any] | None:
         """queued -> running, driven by `driver` from now on (if `where` holds: the caps);
-        the claimed row with its `returning` columns (what its driver reads), or None."""
+        the claimed row with its `returning` columns (what its driver needs), or None."""
         now = utcnow()
         return self.move(
             run_id,

@@ -296,7 +296,7 @@ class CeleryRunQueue:
         never both take the last slot, and the caps are counted after the locks. On
         PostgreSQL that is one statement (the UPDATE calls `scriptbox_claim_room`); on
         SQLite, whose writers queue on one lock anyway, one transaction of the lock and
-        the counting UPDATE. The claimed row comes back as its driver reads it.
+        the counting UPDATE. The claimed row comes back with what its driver needs.
         """
         verb = self._lifecycle.resume if resuming else self._lifecycle.start
         if self._on_postgres:

@@ -113,12 +113,12 @@ class RunDriver:
         outcome: RunResult | None = None
         cancel = self._heartbeat.adopt(run_id)
         try:
-            row = claimed
-            fields = row._mapping
+            fields = claimed._mapping
             run = DrivenRun(**{field: fields[field] for field in DrivenRun.__dataclass_fields__})
             people = (
-                {"id": run.user_id, "name": row.user_name, "email": row.user_email},
-                {"id": run.facility_id, "name": row.facility_name, "slug": row.facility_slug},
+                {"id": run.user_id, "name": claimed.user_name, "email": claimed.user_email},
+                {"id": run.facility_id, "name": claimed.facility_name,
+                 "slug": claimed.facility_slug},
             )
             journal = self._open_journal(run)
             try:

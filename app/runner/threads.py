@@ -255,7 +255,7 @@ class ThreadRunQueue:
             return started
 
     def _claim(self, run_id: str, *, resuming: bool) -> Row[Any] | None:
-        """The run moved to running for this process (its row as the driver reads it)."""
+        """The run moved to running for this process: its row with what its driver needs."""
         verb = self._lifecycle.start
         if resuming:
             with self._lock:
