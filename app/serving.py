@@ -38,10 +38,9 @@ class _NoQueries(logging.Filter):
     """Rewrites each record without query strings (gunicorn logs request URIs on errors)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = strip_query(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        # The cleaned line replaces the record's format and arguments, so the handler
+        # does not format the message a second time.
+        record.msg, record.args = strip_query(record.getMessage()), None
         return True
 
 
@@ -53,6 +52,26 @@ class QueryFreeLogger(Logger):  # type: ignore[misc]
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
             log.addFilter(_NoQueries())
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> Any:
+        """The atoms ACCESS_LOG_FORMAT names. gunicorn's own also copy every request and
+        response header and every environ entry into the dict, for `{name}i`-style atoms
+        this format does not use: that copy was most of the access log's cost, a tenth
+        of a health check's (py-spy)."""
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        return {
+            "h": environ.get("REMOTE_ADDR", "-"),
+            "t": self.now(),
+            "m": environ.get("REQUEST_METHOD"),
+            "U": environ.get("PATH_INFO"),
+            "H": environ.get("SERVER_PROTOCOL"),
+            "s": status,
+            "B": getattr(resp, "sent", None),
+            "M": request_time.seconds * 1000 + request_time.microseconds // 1000,
+            "a": environ.get("HTTP_USER_AGENT", "-"),
+        }
 
 
 # How long a thread that answered a kept-alive connection waits for the client's next

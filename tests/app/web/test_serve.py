@@ -241,6 +241,12 @@ def test_the_access_log_holds_no_query_string(server: Server) -> None:
     assert any('"GET /oauth/callback HTTP/1.1"' in line for line in access), output
     assert SECRET_CODE not in output
     assert not [line for line in access if "?" in line], access
+    # Each line: client, time, request, status, bytes, milliseconds, user agent.
+    login = next(line for line in access if '"GET /login HTTP/1.1"' in line)
+    assert re.fullmatch(
+        r'127\.0\.0\.1 \[[^]]+\] "GET /login HTTP/1\.1" 200 \d+ \d+ms "python-requests/[^"]+"',
+        login.rstrip(),
+    ), login
 
 
 def test_more_than_one_worker_is_refused_with_the_embedded_executor(tmp_path: Path) -> None:
