@@ -73,7 +73,10 @@ class RedisListener:
         self._pid = os.getpid()
         self._handlers.clear()
         self._confirmed.clear()
-        self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        # Through a Callable: redis-py typed `pubsub()` only lately (8.2), and strict mypy
+        # must pass with the older releases as with the newer.
+        open_pubsub: Callable[[], Any] = self._client.pubsub
+        self._pubsub = open_pubsub()
         self._thread = threading.Thread(target=self._loop, args=(self._pubsub,), daemon=True,
                                         name="redis-listener")
         self._thread.start()
