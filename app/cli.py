@@ -228,7 +228,7 @@ def create_user(email: str, name: str, password: str) -> None:
     from app.services import people
 
     with _app().app_context():
-        user = people.create_user(db.session, email=email, name=name, password=password)
+        user = people.create_user(db.session(), email=email, name=name, password=password)
         db.session.commit()
         click.echo(f"created user {user.email}")
 
@@ -242,7 +242,7 @@ def create_facility(slug: str, name: str) -> None:
     from app.services import people
 
     with _app().app_context():
-        facility = people.create_facility(db.session, name=name or slug, slug=slug)
+        facility = people.create_facility(db.session(), name=name or slug, slug=slug)
         db.session.commit()
         click.echo(f"created facility {facility.slug}")
 
@@ -257,9 +257,9 @@ def add_member(slug: str, email: str, role: str) -> None:
     from app.services import people
 
     with _app().app_context():
-        user = people.user_by_email(db.session, email)
-        facility = people.facility_by_slug(db.session, slug)
-        people.set_membership(db.session, user=user, facility=facility, role=role)
+        user = people.user_by_email(db.session(), email)
+        facility = people.facility_by_slug(db.session(), slug)
+        people.set_membership(db.session(), user=user, facility=facility, role=role)
         db.session.commit()
         click.echo(f"{user.email} is now {role} in {facility.slug}")
 
@@ -272,7 +272,7 @@ def end_sessions(email: str) -> None:
     from app.services import people, sessions
 
     with _app().app_context():
-        user = people.user_by_email(db.session, email)
+        user = people.user_by_email(db.session(), email)
         ended = sessions.end_sessions(db.session(), user_id=user.id)
         db.session.commit()
         click.echo(f"ended {ended} session(s) of {user.email}")

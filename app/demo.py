@@ -110,7 +110,7 @@ def install_demo(app: Flask) -> list[str]:
     allow_own_address(app)
     base = f"{app.config['PUBLIC_URL']}{PROVIDER_PREFIX}"
     with app.app_context():
-        session = db.session
+        session = db.session()
         facility = session.scalar(select(Facility).where(Facility.slug == "demo"))
         if facility is None:
             facility = people.create_facility(session, name="Demo Lab", slug="demo")
@@ -148,7 +148,7 @@ def install_demo(app: Flask) -> list[str]:
 def _ensure_integrations(app: Flask, facility: Facility, base: str) -> None:
     from app.services import integrations_admin
 
-    session = db.session
+    session = db.session()
     existing = set(
         session.scalars(select(Integration.key).where(Integration.facility_id == facility.id))
     )

@@ -20,7 +20,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
-from werkzeug.serving import make_server
+from werkzeug.serving import ThreadedWSGIServer
 
 from app import db, extensions
 
@@ -189,7 +189,7 @@ def serve(
 def serve_debug(flask_app: Flask, *, host: str, port: int, on_ready: Any) -> None:
     """The development server (werkzeug, threaded), with the same query-free log."""
     logging.getLogger("werkzeug").addFilter(_NoQueries())
-    server = make_server(host, port, flask_app, threaded=True)
+    server = ThreadedWSGIServer(host, port, flask_app)
     server.daemon_threads = True  # open websockets must not keep Ctrl-C from stopping it
     on_ready()
     try:

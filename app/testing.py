@@ -10,7 +10,7 @@ import json
 import secrets
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import requests
 import simple_websocket
@@ -27,7 +27,8 @@ def signed_in_session(app: Flask, user_id: int) -> dict[str, Any]:
     Inside the app's context the test's own session records it (the user may be only
     flushed yet) and commits; elsewhere a short-lived session does.
     """
-    if has_app_context() and current_app._get_current_object() is app:
+    # `current_app` is a proxy (typed as the app): the app behind it, to compare.
+    if has_app_context() and cast(Any, current_app)._get_current_object() is app:
         session = db.session()
         user = session.get(User, user_id)
         assert user is not None, f"no user {user_id}"
@@ -89,6 +90,8 @@ class _Client(simple_websocket.Client):  # type: ignore[misc]  # untyped base
     keeps it.
     """
 
+    connected: bool  # set by simple-websocket's handshake
+
     def handshake(self) -> None:
         super().handshake()
         if not self.connected:
@@ -141,12 +144,12 @@ class Socket:
                 self.seen.remove(message)
                 return message
         while (remaining := deadline - time.monotonic()) > 0:
-            message = self.next(remaining)
-            if message is None:
+            heard = self.next(remaining)
+            if heard is None:
                 continue
-            if message.get("type") == kind and all(message.get(k) == v for k, v in match.items()):
-                self.seen.remove(message)
-                return message
+            if heard.get("type") == kind and all(heard.get(k) == v for k, v in match.items()):
+                self.seen.remove(heard)
+                return heard
         raise AssertionError(f"no {kind} {match} within {timeout}s; saw {self.seen}")
 
     def close(self) -> None:
@@ -182,10 +185,10 @@ class LiveServer:
     """A Scriptbox app served over real HTTP on loopback (threaded, like `scriptbox serve`)."""
 
     def __init__(self, app: Flask) -> None:
-        from werkzeug.serving import make_server
+        from werkzeug.serving import ThreadedWSGIServer
 
         self.app = app
-        self._server = make_server("127.0.0.1", 0, _whole_static_files(app), threaded=True)
+        self._server = ThreadedWSGIServer("127.0.0.1", 0, _whole_static_files(app))
         self._server.daemon_threads = True  # open websockets must not keep the process alive
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         app.config["PUBLIC_URL"] = self.url  # OAuth redirect URIs and the websocket origin

@@ -19,6 +19,6 @@ def test_ruff_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_strict_on_sandbox_and_integrations() -> None:
+def test_mypy_on_the_app_strict_on_sandbox_integrations_and_distributed() -> None:
     result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr

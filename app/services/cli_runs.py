@@ -33,7 +33,7 @@ def run_with_integrations(
     `no_integration_grant` with reason `not_interactive` inside the script.
     """
     with app.app_context():
-        facility = people.facility_by_slug(db.session, slug)
+        facility = people.facility_by_slug(db.session(), slug)
         if email is None:
             user = db.session.scalar(
                 select(User)
@@ -44,8 +44,8 @@ def run_with_integrations(
             if user is None:
                 raise NotFound(f"{slug} has no admin to run as; pass --user")
         else:
-            user = people.user_by_email(db.session, email)
-        membership = people.membership_of(db.session, user.id, facility.id)
+            user = people.user_by_email(db.session(), email)
+        membership = people.membership_of(db.session(), user.id, facility.id)
         if membership is None:
             raise NotFound(f"{user.email} is not a member of {slug}")
         member = MemberContext(user, facility, membership.role)
@@ -56,7 +56,7 @@ def run_with_integrations(
                 " scripter role"
             )
         run = create_run(
-            db.session,
+            db.session(),
             member,
             script_id=script_id,
             source=source,
