@@ -74,7 +74,8 @@ class Executor:
         self._requested = 0
         self._waiting = 0
         self._exits = Exits()
-        self._closed = False
+        self._closed = False  # no more runs: closed, or the zygote is gone
+        self._released = False  # close() gave back the zygote, workers and sockets
         self._zygote: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._reader: threading.Thread | None = None
@@ -99,6 +100,10 @@ class Executor:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             cwd="/",
+            # Its own session: a signal to the host's whole group (a terminal's Ctrl-C,
+            # honcho and systemd stopping the host) must not kill it under runs in
+            # flight. The host stops it; it exits by itself once the host is gone.
+            start_new_session=True,
         )
         zygote_end.close()
         self._control = host_end
@@ -113,9 +118,9 @@ class Executor:
     def close(self) -> None:
         """Stop the zygote and every idle worker."""
         with self._cond:
-            if self._closed:
+            if self._released:
                 return
-            self._closed = True
+            self._released = self._closed = True
             idle = list(self._idle)
             self._idle.clear()
             self._cond.notify_all()
@@ -161,7 +166,12 @@ class Executor:
             # Warm workers (see runtime.warm_up) answer faster but cost CPU to prepare;
             # when callers already wait, a worker is needed now, so skip the warm-up.
             warm = self._waiting == 0
-            self._control.send(json.dumps({"t": "fork", "n": want, "warm": warm}).encode())
+            try:
+                self._control.send(json.dumps({"t": "fork", "n": want, "warm": warm}).encode())
+            except OSError:
+                # The zygote is gone (its reader marks the executor closed): a run that
+                # just ended keeps its outcome, and the next one gets SandboxUnavailable.
+                self._requested -= want
 
     def _read_control(self) -> None:
         assert self._control is not None

@@ -174,7 +174,11 @@ def test_pages_and_a_websocket_are_served(server: Server) -> None:
         ws.close()
 
 
-def test_sigterm_lets_the_running_run_finish_and_exits_0(server: Server) -> None:
+@pytest.mark.parametrize("to_group", [False, True], ids=["to-the-server", "to-its-group"])
+def test_sigterm_lets_the_running_run_finish_and_exits_0(server: Server, to_group: bool) -> None:
+    """Whether SIGTERM reaches the server alone (`kill`, a container's runtime) or every
+    process of its group (systemd's default, honcho, a terminal's job control): the
+    sandbox's processes belong to the server, which stops them once the run is done."""
     http, csrf = sign_in(server, "member@example.com")
     ws = open_page(server, http)
     started = http.post(
@@ -186,7 +190,10 @@ def test_sigterm_lets_the_running_run_finish_and_exits_0(server: Server) -> None
     assert started.status_code == 201, started.text
     prompt = next_of(ws, "grant.required")  # the run is paused inside its worker now
 
-    server.process.send_signal(signal.SIGTERM)
+    if to_group:
+        os.killpg(server.process.pid, signal.SIGTERM)
+    else:
+        server.process.send_signal(signal.SIGTERM)
     ws.send(json.dumps({"type": "grant.refuse", "grant_id": prompt["grant_id"]}))
     finished = next_of(ws, "run.finished")
     assert finished["run"]["status"] == "succeeded", finished

@@ -1,0 +1,35 @@
+"""The zygote belongs to its host: signals to the host's group pass it by, and its loss
+never costs a run that was already going."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from sandbox import Executor, HostCall
+
+
+def test_the_zygote_is_out_of_the_hosts_process_group(executor: Executor) -> None:
+    # A terminal's Ctrl-C, honcho and systemd signal the host's whole group; the host
+    # stops the zygote itself, after its runs.
+    pid = executor.zygote_pid
+    assert pid is not None
+    assert os.getsid(pid) == pid
+    assert os.getpgid(pid) != os.getpgid(0)
+
+
+def test_a_run_keeps_its_outcome_when_the_zygote_is_gone() -> None:
+    with Executor(idle_workers=1) as executor:
+
+        def zygote_unreachable(_call: HostCall) -> Any:
+            # The zygote hears no more requests (as if it died): the pool's refill after
+            # this run fails to reach it.
+            assert executor._control is not None
+            executor._control.shutdown(socket.SHUT_WR)
+            return []
+
+        outcome = executor.run("integrations.available()\nresult = 'done'",
+                               on_call=zygote_unreachable)
+        assert outcome.status == "succeeded", outcome.error
+        assert outcome.result == "done"
