@@ -86,7 +86,6 @@ DEFAULTS: dict[str, Any] = {
     # Database connections each process may hold (PostgreSQL; SQLite ignores them).
     "DATABASE_POOL_SIZE": 5,
     "DATABASE_MAX_OVERFLOW": 10,
-    "DEMO": False,
     # Check every API answer against its declared model (a 500 where they differ). None:
     # under tests and --debug, where a difference is a bug to see at once; a server in
     # production answers with what the tests checked, without paying for it per request.
