@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 
@@ -138,8 +139,20 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+class BoundedJSON(DefaultJSONProvider):
+    """Flask's JSON, reading a document nested deeper than the parser can follow as
+    malformed JSON (a 400), where it raised RecursionError (a 500)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as error:
+            raise ValueError("the JSON is nested too deeply") from error
+
+
 def init_app(app: Flask) -> None:
-    """Register the JSON/HTML error handlers."""
+    """Register the JSON/HTML error handlers (and the JSON reader they rely on)."""
+    app.json = BoundedJSON(app)
 
     @app.errorhandler(AppError)
     def _app_error(error: AppError) -> tuple[Response | str, int]:

@@ -171,7 +171,7 @@ def _serve(
 def _handle(raw: str, user_id: int, facility_id: int) -> dict[str, Any] | None:
     try:
         message = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than it can be read
         return {"type": "error", "code": "invalid_message", "message": "send JSON objects"}
     if not isinstance(message, dict):
         return {"type": "error", "code": "invalid_message", "message": "send JSON objects"}

@@ -215,6 +215,17 @@ def test_malformed_run_requests_get_a_clear_error(
     assert response.get_json()["error"]["field"] == field
 
 
+@pytest.mark.parametrize("text", ["{", "[" * 5000 + "]" * 5000], ids=["cut-short", "nested"])
+def test_json_that_cannot_be_read_is_a_400(
+    app: Flask, people: dict[str, Any], text: str
+) -> None:
+    client = client_for(app, people["users"]["scripter"])
+    response = client.post("/api/f/lab/runs", data=text, content_type="application/json",
+                           headers={"X-CSRF-Token": CSRF})
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"]["message"]
+
+
 def test_an_oauth_prompt_asks_connection_parameters_before_the_provider(
     app: Flask, people: dict[str, Any]
 ) -> None:

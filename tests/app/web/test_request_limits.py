@@ -98,6 +98,16 @@ def test_a_large_websocket_message_closes_the_socket(site: Site) -> None:
     assert page.ws.close_reason == 1009
 
 
+def test_a_message_nested_too_deeply_is_answered_and_the_page_goes_on(site: Site) -> None:
+    page = site.ada.websocket("lab")
+    page.wait_for("hello")
+    page.ws.send("[" * 5000 + "]" * 5000)  # 10 KB, under the cap, deeper than json reads
+    assert page.wait_for("error")["code"] == "invalid_message"
+    page.send({"type": "ping"})
+    assert page.wait_for("pong") == {"type": "pong"}
+    page.close()
+
+
 def test_the_message_cap_is_per_message_not_per_connection(site: Site) -> None:
     page = site.ada.websocket("lab")
     page.wait_for("hello")
