@@ -116,13 +116,16 @@ def _before(
     model = _declared_body(view) if view else None
     if model is not None and request.method in ("POST", "PUT", "PATCH"):
         raw = request.get_data(cache=True)
-        if raw.strip() or request.is_json:
+        if raw.strip():
+            if not request.is_json:
+                raise ValidationError(
+                    "send the body as JSON, with Content-Type: application/json", field="body")
             # spectree reads a body it cannot parse, or `null`/`[]`, as {}: refuse those here.
-            data = request.get_json(silent=True) if request.is_json else None
-            if not isinstance(data, dict):
+            if not isinstance(request.get_json(silent=True), dict):
                 raise ValidationError("send a JSON object", field="body")
         elif error is None:
-            # No body at all is an empty object (curl -X POST without -d).
+            # No body at all is an empty object (curl -X POST without -d; a page's fetch
+            # with a JSON content type and no body).
             try:
                 req.context = req.context._replace(json=model.model_validate({}))
             except PydanticError as exc:

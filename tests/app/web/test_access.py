@@ -226,6 +226,16 @@ def test_json_that_cannot_be_read_is_a_400(
     assert response.get_json()["error"]["message"]
 
 
+def test_a_json_body_without_its_content_type_is_told_what_is_missing(
+    app: Flask, people: dict[str, Any]
+) -> None:
+    client = client_for(app, people["users"]["scripter"])
+    response = client.post("/api/f/lab/runs", data='{"source": "result = 1"}',
+                           content_type="text/plain", headers={"X-CSRF-Token": CSRF})
+    assert response.status_code == 400
+    assert "Content-Type: application/json" in response.get_json()["error"]["message"]
+
+
 def test_an_oauth_prompt_asks_connection_parameters_before_the_provider(
     app: Flask, people: dict[str, Any]
 ) -> None:
