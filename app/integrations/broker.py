@@ -281,7 +281,7 @@ class Broker:
             allowed_hosts=integration.allowed_hosts or [],
         )
         entry.path = destinations.query_names_only(url)[:1000]
-        request = outgoing(integration, args, creds, parameters, vault=self._vault)
+        request = outgoing(integration, args, creds, parameters, vault=self._vault, url=url)
         headers, params = request.headers, request.params
         separator = "&" if "?" in url else "?"
         logged = url + (separator + destinations.encode_query(params) if params else "")
@@ -318,7 +318,7 @@ class Broker:
                 account, creds = self._accounts.credentials(
                     ctx, call, integration, account_arg, entry.add_wait
                 )
-            request = outgoing(integration, args, creds, parameters, vault=self._vault)
+            request = outgoing(integration, args, creds, parameters, vault=self._vault, url=url)
             headers, params = request.headers, request.params
             response = send(self._timeout(args, call))
         if response.status_code == 429:

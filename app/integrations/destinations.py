@@ -269,8 +269,12 @@ def query_names_only(url: str) -> str:
     parts = urlsplit(url)
     names = [pair.split("=", 1)[0] for pair in parts.query.split("&") if pair]
     origin = f"{parts.scheme}://{parts.hostname or ''}" if parts.scheme else ""
-    if origin and parts.port is not None:
-        origin += f":{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # not a port: the URL is refused; its log names the rest
+        port = None
+    if origin and port is not None:
+        origin += f":{port}"
     return origin + parts.path + (("?" + "&".join(f"{n}=" for n in names)) if names else "")
 
 

@@ -8,9 +8,11 @@ remembers every secret it placed so the answer can be redacted (app.integrations
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from app.integrations import destinations
 from app.integrations.defaults import defaults_of
@@ -23,6 +25,9 @@ from sandbox import HostCallError
 # Stored credential fields that are not secret: redacting "Bearer" or a scope list from
 # every answer would garble it and protect nothing.
 NOT_SECRET = frozenset({"username", "token_type", "scope"})
+# A header name as HTTP defines it (RFC 9110 token): no spaces, tabs or other characters a
+# lenient server might trim until the name matches the credential's own.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 @dataclass
@@ -42,9 +47,10 @@ def outgoing(
     parameters: Mapping[str, str],
     *,
     vault: Vault,
+    url: str = "",
 ) -> Outgoing:
-    """The script's headers and params checked, the integration's defaults added, and the
-    credential placed."""
+    """The script's headers and params (and the query it wrote into `url`, the request's
+    URL) checked, the integration's defaults added, and the credential placed."""
     placements = placements_of(integration)
     guarded_headers = set(destinations.ALWAYS_CREDENTIAL_HEADERS)
     guarded_query: set[str] = set()
@@ -64,6 +70,7 @@ def outgoing(
         destinations.check_text(value_s, "a header value")
         lowered = name_s.lower()
         if name in raw_headers:
+            _check_header(name_s, value_s)
             destinations.check_header_name(name_s)
             if lowered in guarded_headers:
                 raise DestinationRefused(
@@ -74,12 +81,8 @@ def outgoing(
             continue
         headers[name_s] = value_s
     params = destinations.clean_params(args.get("params"))
-    for name, _value in params:
-        if name in guarded_query:
-            raise DestinationRefused(
-                f"scripts may not set the {name} query parameter: the "
-                "server adds the credential itself"
-            )
+    written = [name for name, _value in parse_qsl(urlsplit(url).query, keep_blank_values=True)]
+    _refuse_credential_query([*written, *(name for name, _value in params)], guarded_query)
     params.extend((str(k), str(v)) for k, v in default_query.items())
     placed_headers, placed_params = place_credentials(placements, creds, parameters)
     headers.update(placed_headers)
@@ -92,6 +95,34 @@ def outgoing(
             pair = value.removeprefix("Basic ")
             secrets.extend((pair, base64.b64decode(pair).decode("utf-8", "replace")))
     return Outgoing(headers, params, guarded_query, secrets)
+
+
+def _check_header(name: str, value: str) -> None:
+    if not _HEADER_NAME.fullmatch(name):
+        raise HostCallError(
+            "invalid_request",
+            f"{name!r} is not a header name: letters, digits and !#$%&'*+-.^_`|~ only",
+        )
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise HostCallError(
+            "invalid_request",
+            f"the {name} header holds characters HTTP headers cannot carry; encode them"
+            " (for example percent-encoding or base64) as the service expects",
+        ) from None
+
+
+def _refuse_credential_query(names: Iterable[str], guarded: set[str]) -> None:
+    """A query parameter named like the credential's, in any case: an upstream that reads
+    the first of two, or ignores case, would take the script's value for the account's."""
+    refused = {name.lower() for name in guarded}
+    for name in names:
+        if name.lower() in refused:
+            raise DestinationRefused(
+                f"scripts may not set the {name} query parameter: the "
+                "server adds the credential itself"
+            )
 
 
 def body_of(args: Mapping[str, Any]) -> dict[str, Any]:

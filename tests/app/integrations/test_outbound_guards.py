@@ -180,6 +180,36 @@ def test_rerouting_headers_inexact_keys_and_other_methods_are_refused(
     assert canary.arrivals == []
 
 
+@pytest.mark.parametrize(
+    ("placements", "run_input", "code"),
+    [
+        (QUERY, {"path": "/items?api_key=mine"}, "forbidden_destination"),
+        (QUERY, {"path": "/items?page=1&API_KEY=mine"}, "forbidden_destination"),
+        (HEADER, {"headers": {"X-API-Key ": "mine"}}, "invalid_request"),
+        (HEADER, {"headers": {"X-API-Key\t": "mine"}}, "invalid_request"),
+        (HEADER, {"headers": {"X-Note": "mine \u202e"}}, "invalid_request"),
+        (HEADER, {"path": "http://127.0.0.1:{port}./base/mine"}, "forbidden_destination"),
+        (HEADER, {"path": "http://127.0.0.1:{port}:80/base/mine"}, "forbidden_destination"),
+    ],
+    ids=["query-in-path", "query-in-path-other-case", "header-name-space", "header-name-tab",
+         "header-value-not-latin-1", "port-with-dot", "two-ports"],
+)
+def test_a_script_cannot_set_the_credential_however_it_spells_it(
+    make: Any, canary: Canary, placements: list[dict[str, str]], run_input: dict[str, Any],
+    code: str,
+) -> None:
+    app = make()
+    session = db.session()
+    facility, user = lab(session)
+    integration(session, facility, f"{canary.url}/base", placements=placements)
+    run_input = {"path": "/x", **run_input}
+    run_input["path"] = run_input["path"].format(port=canary.port)
+    outcome = run(app, facility, user, run_input)
+    assert outcome.error is not None, outcome.result
+    assert (outcome.error.code, bool(outcome.error.message)) == (code, True)
+    assert [a.path for a in canary.arrivals] == []
+
+
 # -- 4 and 5. nothing the script gets back holds a credential --------------------------------
 
 
