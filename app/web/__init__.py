@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
+
+from app import db
+from app.errors import Conflict
+
+log = logging.getLogger(__name__)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -24,6 +33,15 @@ def register_blueprints(app: Flask) -> None:
 
     limits.init_app(app)
     throttle.init_app(app)
+
+    @app.errorhandler(IntegrityError)
+    def _raced(error: IntegrityError) -> ResponseReturnValue:
+        # What the view checked (a free key, a unique name) was taken by a request running
+        # at the same moment, a double-click most often: this one's writes are undone.
+        db.session.rollback()
+        log.info("a write lost a race: %s", error.orig)
+        return app.handle_user_exception(Conflict(
+            "this was changed at the same moment by another request; reload and try again"))
 
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)

@@ -194,3 +194,18 @@ def test_a_label_of_the_longest_length_is_kept_whole(admin: FlaskClient) -> None
     )
     assert answer.status_code == 201, answer.get_json()
     assert answer.get_json()["label"] == label
+
+
+def test_the_same_key_added_twice_at_once_is_a_409_not_a_500(
+    admin: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.services import integrations_admin
+
+    # Both requests passed the check before either committed (a double-click).
+    monkeypatch.setattr(integrations_admin, "_unique_key", lambda *_args: None)
+    first = _create(admin, {"catalog_key": "sendgrid", "key": "sendgrid"})
+    assert first.status_code == 201, first.get_json()
+    second = _create(admin, {"catalog_key": "sendgrid", "key": "sendgrid"})
+    assert second.status_code == 409, second.get_data(as_text=True)[:300]
+    assert "reload and try again" in second.get_json()["error"]["message"]
+    assert [i["key"] for i in admin.get("/api/f/lab/integrations").get_json()] == ["sendgrid"]
