@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from app.errors import IllegalTransition
 from app.models import Run
-from app.models._types import utcnow
+from app.models._types import storable, utcnow
 from app.models.scripts import run_dict
 from app.seams import EventBus
 
@@ -147,7 +147,7 @@ class Lifecycle:
         """
         expected = tuple(source)
         check_transition(expected, target)
-        changes = dict(values or {})
+        changes = {key: storable(value) for key, value in (values or {}).items()}
         if target in FINAL:
             # A run that ended needs neither its journal nor its driver any more.
             changes.update(journal=None, driver=None, waiting_grant_id=None, finished_at=utcnow())
@@ -317,7 +317,7 @@ class Lifecycle:
             stored = connection.execute(
                 update(RUNS)
                 .where(RUNS.c.id == run_id, RUNS.c.status.in_(statuses(LIVE)))
-                .values(output=output)
+                .values(output=storable(output))
             ).rowcount
         return bool(stored)
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.integrations.call_context import RunContext
 from app.integrations.quota import Admission
 from app.models import Account, CallLog
-from app.models._types import utcnow
+from app.models._types import storable, utcnow
 
 log = logging.getLogger(__name__)
 _LOG_BATCH_WINDOW_S = 0.05
@@ -63,11 +63,11 @@ class CallLogEntry:
             "user_id": self.ctx.user_id,
             "facility_id": self.ctx.facility_id,
             "integration_id": self.integration_id,
-            "integration_key": self.service or "?",
+            "integration_key": storable(self.service) or "?",
             "account_kind": self.account_kind,
             "account_id": self.account_id,
-            "method": self.method or "?",
-            "path": self.path,
+            "method": storable(self.method) or "?",
+            "path": storable(self.path),
             "status": self.status,
             "duration_ms": round((elapsed - (self.waited or 0.0)) * 1000, 3),
             "wait_ms": None if self.waited is None else round(self.waited * 1000, 3),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, TypeDecorator
 from sqlalchemy.engine import Dialect
@@ -12,6 +13,19 @@ from sqlalchemy.engine import Dialect
 def utcnow() -> datetime:
     """Timezone-aware now, in UTC."""
     return datetime.now(UTC)
+
+
+def storable(value: Any) -> Any:
+    """`value` with every NUL character in its text (nested in lists and dicts too) made
+    U+FFFD: PostgreSQL refuses NUL in text, and what a script printed, returned or raised
+    must be kept all the same."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: storable(item) for key, item in value.items()}
+    return value
 
 
 def new_id() -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 
 from app import db
-from app.errors import Conflict
+from app.errors import Conflict, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,19 @@ def register_blueprints(app: Flask) -> None:
 
     limits.init_app(app)
     throttle.init_app(app)
+
+    @app.before_request
+    def _refuse_nul() -> None:
+        # NUL is no character of any text a person types, and PostgreSQL refuses it in
+        # text: a clear 400 here rather than a database error later.
+        fields = [*request.args.items(multi=True), *request.form.items(multi=True)]
+        body = request.get_json(silent=True) if request.is_json else None
+        if isinstance(body, dict):
+            fields += body.items()
+        for name, value in fields:
+            if _holds_nul(name) or _holds_nul(value):
+                raise ValidationError("text may not contain NUL (\\u0000) characters",
+                                      field=str(name).replace("\x00", ""))
 
     @app.errorhandler(IntegrityError)
     def _raced(error: IntegrityError) -> ResponseReturnValue:
@@ -60,3 +73,13 @@ def register_blueprints(app: Flask) -> None:
     app.jinja_env.globals.update(
         csrf_token=csrf_token, current_identity=current_identity, sees_error_codes=sees_error_codes
     )
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return False
