@@ -17,6 +17,7 @@ from app.testing import LiveServer
 from tests.conftest import (
     PASSWORD,
     add_member,
+    create_closed_oauth_integration,
     create_facility,
     create_integration,
     create_user,
@@ -51,6 +52,7 @@ def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
             add_member(session, user=user, facility=lab, role=role)
             add_member(session, user=user, facility=empty, role=role)
         create_integration(session, facility=lab, key="keyed", name="Keyed API")
+        create_closed_oauth_integration(session, facility=lab)  # its page shows a redirect URI
         script = Script(facility_id=lab.id, name="Long lines", source=LONG * 3, published=True)
         session.add(script)
         session.commit()
@@ -108,6 +110,33 @@ def test_every_page_fits_as_admin_and_member(
         page.wait_for_load_state("networkidle")
         role = email.split("@")[0]
         fits(page, f"every-{role}-{width}-{path.strip('/').replace('/', '-') or 'home'}")
+    page.context.close()
+
+
+def test_an_oauth_integrations_page_fits_a_phone(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    live, _script_id = live_lab
+    page = signed_in(browser, live, "ada@example.com", width=375)
+    page.goto(f"{live.url}/f/lab/manage/integrations/oauthy")
+    assert page.locator("#redirect-uri").inner_text().endswith("/oauth/callback")
+    fits(page, "integration-oauth-375")
+    page.context.close()
+
+
+def test_the_management_tables_become_cards_on_a_phone_and_keep_words_whole(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    live, _script_id = live_lab
+    page = signed_in(browser, live, "ada@example.com", width=375)
+    page.goto(f"{live.url}/f/lab/manage")
+    # A link squeezed into a narrow column wrapped letter by letter ("Set/tin/gs").
+    broken = page.evaluate(
+        "[...document.querySelectorAll('table.list a')]"
+        ".filter(link => link.getClientRects().length > 1).map(link => link.textContent)")
+    assert broken == []
+    assert page.locator("table.list thead").first.is_hidden()
+    fits(page, "management-cards-375")
     page.context.close()
 
 
