@@ -34,13 +34,47 @@ for (const section of document.querySelectorAll(".facility-section")) {
 }
 
 const tokenForm = document.getElementById("new-token");
+const tokenError = document.getElementById("token-error");
 tokenForm?.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const created = await api("POST", "/api/tokens", { name: tokenForm.elements.name.value.trim() });
-  const shown = document.getElementById("token-shown");
-  shown.hidden = false;
-  shown.textContent = `Copy it now, it is not shown again: ${created.token}`;
+  const name = tokenForm.elements.name.value.trim();
+  if (!name) { showError(tokenError, "Name the token: what it is for."); return; }
+  const button = tokenForm.querySelector("button[type=submit]");
+  button.disabled = true;  // a double-click must not make a second token nobody sees
+  showError(tokenError, "");
+  try {
+    const created = await api("POST", "/api/tokens", { name });
+    const shown = document.getElementById("token-shown");
+    shown.hidden = false;
+    shown.textContent = `Copy it now, it is not shown again: ${created.token}`;
+    listToken(created);
+    tokenForm.reset();
+  } catch (error) { showError(tokenError, error.message); }
+  finally { button.disabled = false; }
 });
-for (const button of document.querySelectorAll(".revoke-token")) {
-  button.addEventListener("click", async () => { await api("DELETE", `/api/tokens/${button.dataset.tokenId}`); location.reload(); });
+
+function listToken(token) {
+  const row = document.querySelector("#tokens tbody").insertRow(0);
+  for (const text of [token.name, null, new Date().toISOString().slice(0, 10), "never"]) {
+    const cell = row.insertCell();
+    if (text === null) {
+      const code = document.createElement("code");
+      code.textContent = `${token.prefix}…`;
+      cell.append(code);
+    } else cell.textContent = text;
+  }
+  const revoke = document.createElement("button");
+  Object.assign(revoke, { type: "button", className: "revoke-token link", textContent: "Revoke" });
+  revoke.dataset.tokenId = token.id;
+  row.insertCell().append(revoke);
+  watchRevoke(revoke);
 }
+
+function watchRevoke(button) {
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try { await api("DELETE", `/api/tokens/${button.dataset.tokenId}`); button.closest("tr").remove(); }
+    catch (error) { button.disabled = false; toast(error.message, "error"); }
+  });
+}
+for (const button of document.querySelectorAll(".revoke-token")) watchRevoke(button);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, StrictStr
+from pydantic import BaseModel, Field, StrictStr
 
 from app import db
 from app.errors import NotFound
@@ -52,16 +52,21 @@ class SessionsEnded(BaseModel):
     sessions_ended: int
 
 
-class TokenCreate(Body):
-    """A name for the new token."""
+TOKEN_NAME_LENGTH = 120
 
-    name: StrictStr = ""
+
+class TokenCreate(Body):
+    """A name for the new token (what it is for; "API token" when left out)."""
+
+    name: StrictStr = Field("", max_length=TOKEN_NAME_LENGTH)
 
 
 class TokenCreated(BaseModel):
-    """The new token: shown in this answer only."""
+    """The new token: shown in this answer only (`prefix` names it in lists afterwards)."""
 
+    id: int
     name: str
+    prefix: str
     token: str
 
 
@@ -99,11 +104,10 @@ def create_token(json: TokenCreate) -> Answer:
     user = require_user()
     name = json.name.strip() or "API token"
     token = new_api_token()
-    db.session.add(
-        ApiToken(user_id=user.id, name=name[:120], token_hash=hash_token(token), prefix=token[:8])
-    )
+    row = ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), prefix=token[:8])
+    db.session.add(row)
     db.session.commit()
-    return TokenCreated(name=name, token=token), 201
+    return TokenCreated(id=row.id, name=name, prefix=row.prefix, token=token), 201
 
 
 @bp.delete("/tokens/<int:token_id>")

@@ -101,6 +101,10 @@ def test_a_wrong_type_is_a_400_naming_it_and_no_body_is_an_empty_object(
     token = client.api("POST", "/api/tokens")
     assert token.status_code == 201
     assert token.json()["name"] == "API token"
+    assert token.json()["token"].startswith(token.json()["prefix"])
+    # A name longer than the list keeps is refused, not cut short.
+    long = client.api("POST", "/api/tokens", json={"name": "n" * 121})
+    assert (long.status_code, long.json()["error"]["field"]) == (400, "name")
 
 
 @pytest.mark.browser
