@@ -73,6 +73,7 @@ def register_blueprints(app: Flask) -> None:
     app.jinja_env.globals.update(
         csrf_token=csrf_token, current_identity=current_identity, sees_error_codes=sees_error_codes
     )
+    app.jinja_env.filters["field_label"] = field_label
 
 
 def _holds_nul(value: object) -> bool:
@@ -83,3 +84,16 @@ def _holds_nul(value: object) -> bool:
     if isinstance(value, dict):
         return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
     return False
+
+
+# Words a credential field's name may hold that read as letters, not as a word.
+_ACRONYMS = {"api": "API", "id": "ID", "url": "URL", "uri": "URI", "oauth": "OAuth",
+             "ssh": "SSH", "pat": "PAT", "sid": "SID"}
+
+
+def field_label(name: str) -> str:
+    """A credential field's name as a person reads it: `api_key` -> "API key"."""
+    words = [_ACRONYMS.get(word.lower(), word.lower()) for word in name.split("_") if word]
+    if words and words[0] == words[0].lower():
+        words[0] = words[0].capitalize()
+    return " ".join(words)
