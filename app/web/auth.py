@@ -68,8 +68,10 @@ def home() -> ResponseReturnValue:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """The sign-in form."""
+    """The sign-in form (a signed-in browser goes on to where it was headed)."""
     error, email = None, ""
+    if request.method == "GET" and current_identity() is not None:
+        return redirect(_safe_next(request.args.get("next")))
     if request.method == "POST":
         check_csrf()
         email = request.form.get("email", "").strip().lower()

@@ -211,7 +211,8 @@ def login_required(view: F) -> F:
         if current_identity() is None:
             if request.path.startswith("/api/"):
                 raise NotAuthenticated("sign in or send an API token")
-            return redirect(url_for("auth.login", next=request.full_path))
+            # full_path ends in "?" even without a query string: not worth carrying back.
+            return redirect(url_for("auth.login", next=request.full_path.removesuffix("?")))
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]

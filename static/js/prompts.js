@@ -20,7 +20,8 @@ function render(message) {
   const signIn = el("button", { class: "grant-sign-in primary", type: "button", text: "Sign in" });
   const refuse = el("button", { class: "grant-refuse", type: "button", text: "Refuse" });
   const text = el("p", {},
-    "Script ", el("strong", { text: message.script }), " wants to use ",
+    // "Weekly report", or the server's "Your editor script" / "A script" for runs of no saved script.
+    el("strong", { text: message.script }), " wants to use ",
     el("strong", { text: message.integration.name }), ` with your account${account}.${reason}`);
   const node = el("div", { class: "grant-prompt", role: "alertdialog", "data-grant-id": message.grant_id },
     text, el("div", { class: "row" }, signIn, refuse, fallback));

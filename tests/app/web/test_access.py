@@ -291,3 +291,15 @@ def test_error_pages_give_members_words_and_scripters_the_code_too(
     heading = text.split("<h1>", 1)[1].split("</h1>", 1)[0]
     assert "run" in heading.lower()  # the words: what was not found
     assert ("Error code:" in text) is shows_code
+
+
+def test_the_sign_in_page_sends_a_signed_in_browser_on(
+    app: Flask, people: dict[str, Any]
+) -> None:
+    signed = client_for(app, people["users"]["member"])
+    answer = signed.get("/login?next=/settings/tokens")
+    assert (answer.status_code, answer.headers["Location"]) == (302, "/settings/tokens")
+    anonymous = client_for(app, None)
+    sent = anonymous.get("/settings/tokens")
+    # To the sign-in page, with where it was headed and no stray "?".
+    assert sent.headers["Location"] == "/login?next=/settings/tokens"
