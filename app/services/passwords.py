@@ -24,7 +24,9 @@ def change_password(
     how many sessions ended.
     """
     if not check_password_hash(user.password_hash, current_password):
-        raise ValidationError("the current password is not right", field="current_password")
+        raise ValidationError(
+            "that is not your current password; type it again", field="current_password"
+        )
     if len(new_password) < people.MIN_PASSWORD:
         raise ValidationError(
             f"the new password needs at least {people.MIN_PASSWORD} characters",

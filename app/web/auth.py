@@ -102,6 +102,10 @@ def password() -> ResponseReturnValue:
     if request.method == "POST":
         check_csrf()
         try:
+            # A typo in a password nobody sees would lock its owner out: the page asks twice.
+            if request.form.get("repeat_password", "") != request.form.get("new_password", ""):
+                raise ValidationError("the two new passwords differ; type the same one twice",
+                                      field="repeat_password")
             ended = passwords.change_password(
                 db.session(),
                 user=user,

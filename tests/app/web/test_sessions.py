@@ -91,9 +91,11 @@ def test_changing_the_password_on_the_page_ends_every_other_session(
     laptop.sign_in()
     phone.sign_in()
     stolen = phone.cookie()
-    answer = laptop.form(
-        "/settings/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
-    )
+    typo = laptop.form("/settings/password", {"current_password": PASSWORD,
+                       "new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD + "x"})
+    assert typo.status_code == 400 and "two new passwords differ" in typo.text
+    answer = laptop.form("/settings/password", {"current_password": PASSWORD,
+                         "new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD})
     assert answer.status_code == 200 and "Password changed. 3 other session(s)" in answer.text
     assert laptop.me() == 200  # the session that changed it goes on
     assert ada.me() == 401 and phone.me(stolen) == 401
@@ -104,10 +106,9 @@ def test_changing_the_password_on_the_page_ends_every_other_session(
 def test_a_wrong_current_password_changes_nothing(site: Site, ada: Browser) -> None:
     other = Browser(site.live)
     other.sign_in()
-    answer = other.form(
-        "/settings/password", {"current_password": "not it at all", "new_password": NEW_PASSWORD}
-    )
-    assert answer.status_code == 400 and "current password is not right" in answer.text
+    answer = other.form("/settings/password", {"current_password": "not it at all",
+                        "new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD})
+    assert answer.status_code == 400 and "not your current password" in answer.text
     assert ada.me() == 200 and other.me() == 200
 
 
