@@ -24,6 +24,7 @@ message, never executes a run twice. Delivery choices:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -39,6 +40,7 @@ from kombu.exceptions import OperationalError
 from sqlalchemy import Connection, Row, select
 from sqlalchemy.orm import Session
 
+from app.distributed.held_sigterm import HeldSigterm
 from app.distributed.pubsub import RedisListener
 from app.distributed.redis_signals import RedisGrantSignals
 from app.distributed.run_ends import RunEnds
@@ -131,6 +133,7 @@ class CeleryRunQueue:
         self._ends = RunEnds(client, listener, f"{prefix}:runs-done")
         self._read_ended = functools.partial(ended_run, session_factory)
         self._closing = False
+        self._sigterm: HeldSigterm | None = None  # in a forked worker process
         celery.task(name=RUN_TASK, ignore_result=True)(self.start_here)
         celery.task(name=RESUME_TASK, ignore_result=True)(self.resume_here)
         celery.task(name=WEBHOOK_TASK, ignore_result=True)(self.deliver_here)
@@ -230,10 +233,22 @@ class CeleryRunQueue:
         self.heartbeat.driver_id = driver_id
         self._driver.driver_id = driver_id
         self._signals.listen()
+        self._sigterm = HeldSigterm(on_held=self._grants.park_all)
+
+    def _task(self) -> contextlib.AbstractContextManager[None]:
+        """Around a task body: a SIGTERM to this process lets the run in hand end."""
+        return self._sigterm.during_task() if self._sigterm else contextlib.nullcontext()
 
     def start_here(self, run_id: str) -> None:
         """Task body: claim the queued run within the caps and drive it in this process."""
+        with self._task():
+            self._start_here(run_id)
+
+    def _start_here(self, run_id: str) -> None:
         if self._closing:
+            return
+        if self._sigterm is not None and self._sigterm.held:  # stopping: another takes it
+            self._client.delete(self._sent_key(RUN_TASK, run_id))  # sent again at the beat
             return
         self.heartbeat.start()
         claimed = self._claim(run_id)
@@ -261,7 +276,14 @@ class CeleryRunQueue:
 
     def resume_here(self, run_id: str) -> None:
         """Task body: take a parked run and replay it in this process."""
+        with self._task():
+            self._resume_here(run_id)
+
+    def _resume_here(self, run_id: str) -> None:
         if self._closing:
+            return
+        if self._sigterm is not None and self._sigterm.held:
+            self._client.delete(self._sent_key(RESUME_TASK, run_id))
             return
         self.heartbeat.start()
         claimed = self._claim(run_id, resuming=True)

@@ -7,6 +7,8 @@ process SIGKILLed while pages are open.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -243,6 +245,35 @@ def test_a_worker_killed_mid_run_leaves_its_run_interrupted_and_others_untouched
     assert browser.post_form(prompt["sign_in_url"], {"api_key": API_KEY}).status_code == 200
     done = page.wait_for("run.finished", run_id=survivor, timeout=60)["run"]
     assert done["status"] == "succeeded", done
+    page.close()
+
+
+def test_a_worker_stopped_by_a_signal_to_its_group_parks_its_paused_run(
+    world: dict[str, Any],
+) -> None:
+    """honcho and systemd stop a worker by signalling its whole group, forked processes
+    included: the run in hand is not cut off (it would end interrupted); a live pause parks
+    at once and resumes on the other worker."""
+    cluster: Cluster = world["cluster"]
+    cluster.env["SCRIPTBOX_PARK_AFTER_S"] = "600"  # it parks because of the stop, not the clock
+    _web, url = cluster.web()
+    workers = [cluster.worker(), cluster.worker()]
+    browser = client(world, url)
+    page = browser.websocket("lab")
+    page.wait_for("hello")
+    run_id = start_run(browser, NEEDS_KEY, {"key": API_KEY})
+    page.wait_for("run.status", run_id=run_id, status="waiting_for_grant", timeout=60)
+    stopped = driven_by(world, run_id, workers)
+
+    os.killpg(stopped.popen.pid, signal.SIGTERM)
+    page.wait_for("run.status", run_id=run_id, status="parked", timeout=30)
+    assert stopped.popen.wait(60) == 0, stopped.output()
+
+    prompt = next(m for m in page.seen if m.get("type") == "grant.required")
+    assert browser.post_form(prompt["sign_in_url"], {"api_key": API_KEY}).status_code == 200
+    done = page.wait_for("run.finished", run_id=run_id, timeout=60)["run"]
+    assert done["status"] == "succeeded", done
+    assert done["result"] == {"status": 200, "saw_key": True}
     page.close()
 
 
