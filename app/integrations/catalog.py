@@ -457,7 +457,11 @@ def _placements(
     if auth_mode == "none" and placements:
         raise r.error("placements", "must be empty for auth_mode none")
     if auth_mode != "none" and not placements:
-        raise r.error("placements", f"auth_mode {auth_mode} needs at least one placement")
+        raise r.error(
+            "placements",
+            "say where the credential goes: at least one placement (a header, a query"
+            " parameter or Basic auth)",
+        )
     targets = [(p.location, (p.name or "").lower()) for p in placements]
     if len(set(targets)) != len(targets):
         raise r.error("placements", "two placements write the same header, query name or Basic")

@@ -209,3 +209,15 @@ def test_the_same_key_added_twice_at_once_is_a_409_not_a_500(
     assert second.status_code == 409, second.get_data(as_text=True)[:300]
     assert "reload and try again" in second.get_json()["error"]["message"]
     assert [i["key"] for i in admin.get("/api/f/lab/integrations").get_json()] == ["sendgrid"]
+
+
+def test_a_key_integration_without_placements_is_told_where_the_key_could_go(
+    admin: FlaskClient,
+) -> None:
+    answer = _create(admin, {"key": "mine", "name": "Mine", "auth_mode": "api_key",
+                             "base_url": "https://api.example.com",
+                             "credential_fields": ["api_key"], "placements": []})
+    assert answer.status_code == 400
+    error = answer.get_json()["error"]
+    assert error["field"] == "placements"
+    assert "a header, a query parameter or Basic auth" in error["message"]
