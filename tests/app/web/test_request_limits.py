@@ -41,9 +41,11 @@ def test_a_large_json_body_is_refused_with_413_in_the_json_error_shape(site: Sit
         assert db.session.query(ApiToken).count() == 0
 
 
-def test_a_body_just_under_the_limit_is_accepted(site: Site) -> None:
+def test_a_body_just_under_the_limit_is_read_whole(site: Site) -> None:
     response = site.ada.api("POST", "/api/tokens", json={"name": "x" * (MIB - 100)})
-    assert response.status_code == 201
+    # Past the size limit's check and parsed: the answer is about the name's own length.
+    assert response.status_code == 400, response.text[:200]
+    assert response.json()["error"]["field"] == "name"
 
 
 def test_a_declared_60_mb_body_is_refused_before_sign_in_without_reading_it(
@@ -78,14 +80,15 @@ def test_a_chunked_body_without_a_length_is_cut_off_at_the_limit(site: Site) -> 
 def test_a_small_chunked_body_still_arrives_whole(site: Site) -> None:
     def chunks():  # type: ignore[no-untyped-def]
         yield b'{"name": "'
-        yield b"chunked" * 1000
+        for _ in range(10):
+            yield b"chunked"
         yield b'"}'
 
     response = site.ada.api(
         "POST", "/api/tokens", data=chunks(), headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 201
-    assert response.json()["name"] == ("chunked" * 1000)
+    assert response.json()["name"] == ("chunked" * 10)
 
 
 def test_a_large_websocket_message_closes_the_socket(site: Site) -> None:
