@@ -239,16 +239,21 @@ class CeleryRunQueue:
         """Around a task body: a SIGTERM to this process lets the run in hand end."""
         return self._sigterm.during_task() if self._sigterm else contextlib.nullcontext()
 
+    def _left_for_another(self, task: str, run_id: str) -> bool:
+        """True when this process is stopping (a SIGTERM held): the task is not taken, and
+        its "sent" marker is dropped so the next beat sends it to another process."""
+        if self._sigterm is None or not self._sigterm.held:
+            return False
+        self._client.delete(self._sent_key(task, run_id))
+        return True
+
     def start_here(self, run_id: str) -> None:
         """Task body: claim the queued run within the caps and drive it in this process."""
         with self._task():
             self._start_here(run_id)
 
     def _start_here(self, run_id: str) -> None:
-        if self._closing:
-            return
-        if self._sigterm is not None and self._sigterm.held:  # stopping: another takes it
-            self._client.delete(self._sent_key(RUN_TASK, run_id))  # sent again at the beat
+        if self._closing or self._left_for_another(RUN_TASK, run_id):
             return
         self.heartbeat.start()
         claimed = self._claim(run_id)
@@ -280,10 +285,7 @@ class CeleryRunQueue:
             self._resume_here(run_id)
 
     def _resume_here(self, run_id: str) -> None:
-        if self._closing:
-            return
-        if self._sigterm is not None and self._sigterm.held:
-            self._client.delete(self._sent_key(RESUME_TASK, run_id))
+        if self._closing or self._left_for_another(RESUME_TASK, run_id):
             return
         self.heartbeat.start()
         claimed = self._claim(run_id, resuming=True)
