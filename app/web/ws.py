@@ -170,8 +170,10 @@ def _serve(
 
 def _handle(raw: str, user_id: int, facility_id: int) -> dict[str, Any] | None:
     try:
-        message = json.loads(raw)
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than it can be read
+        # The app's reader (app.errors.BoundedJSON): JSON nested deeper than it can be read
+        # is malformed JSON here too.
+        message = current_app.json.loads(raw)
+    except ValueError:
         return {"type": "error", "code": "invalid_message", "message": "send JSON objects"}
     if not isinstance(message, dict):
         return {"type": "error", "code": "invalid_message", "message": "send JSON objects"}
