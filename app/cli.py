@@ -211,7 +211,7 @@ def worker(concurrency: int | None, loglevel: str) -> None:
 
     app = _app()
     queue = extensions.celery_queue(app)
-    queue.run_worker(
+    queue.worker.run(
         concurrency=concurrency or os.cpu_count() or 1,
         hooks=extensions.worker_hooks(app),
         loglevel=loglevel,

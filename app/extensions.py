@@ -25,7 +25,9 @@ from flask import Flask, current_app
 
 from app import db
 from app.config import ConfigError
-from app.distributed.celery_queue import CeleryRunQueue, WorkerHooks, make_celery
+from app.distributed.celery_queue import CeleryRunQueue
+from app.distributed.celery_tasks import make_celery
+from app.distributed.celery_worker import WorkerHooks
 from app.distributed.pubsub import RedisListener
 from app.distributed.redis_bus import RedisEventBus
 from app.distributed.redis_quota import RedisCallCounter

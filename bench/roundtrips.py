@@ -8,8 +8,8 @@ the host's time goes (cProfile, cumulative, top functions of the run engine):
 1. embedded: the app on SQLite with the in-process executor, through Flask's test client.
 2. celery (`--celery`): the app with `SCRIPTBOX_EXECUTOR=celery` on PostgreSQL and Redis
    (SCRIPTBOX_TEST_POSTGRES_URL, SCRIPTBOX_TEST_REDIS_URL); the Celery message is handed to
-   the queue's task body on a thread in this process (counted as the worker side; Celery's
-   own transport, one LPUSH and the worker's fetch, is not in the counts).
+   a task body of the queue's worker on a thread in this process (counted as the worker
+   side; Celery's own transport, one LPUSH and the worker's fetch, is not in the counts).
 
 The last line is one JSON object: the counts per run, split into web and worker sides,
 and `host_cpu_ms`: this process's CPU per run (all its threads, counting included).
@@ -123,7 +123,8 @@ def celery(folder: Path, runs: int) -> dict[str, Any]:
             workers: set[int] = set()
 
             def deliver(task: str, args: tuple[str], **_: Any) -> None:
-                body = queue.start_here if task == "scriptbox.run" else queue.resume_here
+                worker = queue.worker
+                body = worker.start_here if task == "scriptbox.run" else worker.resume_here
 
                 def work() -> None:
                     workers.add(threading.get_ident())

@@ -77,7 +77,7 @@ def test_claims_racing_for_the_last_slots_never_pass_the_cap(app: Flask) -> None
 
     def claim(run_id: str, gate: threading.Barrier, taken: list[str]) -> None:
         gate.wait()
-        if queue._claim(run_id) is not None:
+        if queue.worker._claim(run_id) is not None:
             taken.append(run_id)
 
     for _ in range(ROUNDS):
@@ -102,8 +102,8 @@ def test_a_claim_is_one_statement_that_commits_as_it_runs(app: Flask) -> None:
     queue = extensions.celery_queue(app)
     first, second, third = queued_runs(app, 3)
     with RoundTrips(db.engine_of(app)) as claims:
-        assert queue._claim(first) is not None and queue._claim(second) is not None
-        assert queue._claim(third) is None  # the cap: declined, and nothing was held
+        assert queue.worker._claim(first) is not None and queue.worker._claim(second) is not None
+        assert queue.worker._claim(third) is None  # the cap: declined, and nothing was held
     writes = [sql.split()[0] for sql in claims.statements]
     assert writes == ["UPDATE", "UPDATE", "UPDATE"], claims.statements
     assert claims.counts.get("web_commits", 0) == 0  # autocommit: no COMMIT round trip
