@@ -23,7 +23,7 @@ from app.integrations import destinations, transport, upstream
 from app.integrations.call_accounts import CallAccounts
 from app.integrations.call_context import GrantHook, RunContext, not_interactive
 from app.integrations.call_log import CallLogEntry, CallLogWriter
-from app.integrations.catalog import MAX_KEY_LENGTH, OAUTH_MODES
+from app.integrations.catalog_entry import MAX_KEY_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
 from app.integrations.outgoing import body_of, outgoing
 from app.integrations.quota import CallCounter, LocalCallCounter

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.integrations.call_context import GrantHook, GrantRequest, RunContext, not_interactive
-from app.integrations.catalog import MAX_LABEL_LENGTH
+from app.integrations.catalog_entry import MAX_LABEL_LENGTH
 from app.integrations.resolution import (
     MASTER_NEEDS_REAUTH,
     NEEDS_REAUTH,

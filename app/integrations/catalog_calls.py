@@ -1,7 +1,7 @@
 """Requests a catalog entry declares besides its settings: the "who am I" request that names
 a connected account's external identity, and the example call shown in the editor's help.
 
-Standard library only; read by app.integrations.catalog's validator.
+Standard library only; read by app.integrations.catalog_validation.
 """
 
 from __future__ import annotations

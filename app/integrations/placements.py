@@ -7,7 +7,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from app.integrations.catalog import default_placements, placement_dict
+from app.integrations.catalog_entry import default_placements, placement_dict
 from app.models import Integration
 from sandbox import HostCallError
 

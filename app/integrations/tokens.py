@@ -24,7 +24,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from app.integrations import oauth, transport
-from app.integrations.catalog import OAUTH_MODES
+from app.integrations.catalog_entry import OAUTH_MODES
 from app.integrations.vault import Vault
 from app.models import Account, Integration, OAuthClient
 from app.models._types import utcnow

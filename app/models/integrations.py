@@ -12,7 +12,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
-from app.integrations.catalog import (
+from app.integrations.catalog_entry import (
     ACCOUNTS_PER_USER,
     MAX_CLIENT_ID_LENGTH,
     MAX_IDENTITY_LENGTH,

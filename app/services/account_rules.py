@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import OneAccountPerPerson, ValidationError
-from app.integrations import catalog
+from app.integrations.catalog_entry import DEFAULT_PARAMETER_PATTERN, MAX_LABEL_LENGTH
 from app.models import Account, Integration
 
 _LABEL = re.compile(r"[A-Za-z0-9 _.-]*")
@@ -28,10 +28,8 @@ def validate_label(label: Any) -> str:
     if label is not None and not isinstance(label, str):
         raise ValidationError("the label must be text", field="label")
     text = (label or "").strip()
-    if len(text) > catalog.MAX_LABEL_LENGTH:
-        raise ValidationError(
-            f"labels may be at most {catalog.MAX_LABEL_LENGTH} characters", field="label"
-        )
+    if len(text) > MAX_LABEL_LENGTH:
+        raise ValidationError(f"labels may be at most {MAX_LABEL_LENGTH} characters", field="label")
     if not _LABEL.fullmatch(text):
         raise ValidationError(
             "labels may hold letters, digits, spaces, '.', '-' and '_'", field="label"
@@ -52,7 +50,7 @@ def validate_parameters(
         value = str(given.get(name) or "").strip()
         if not value:
             raise ValidationError(f"enter {parameter.get('label') or name}", field=f"param_{name}")
-        if not re.fullmatch(parameter.get("pattern") or catalog.DEFAULT_PARAMETER_PATTERN, value):
+        if not re.fullmatch(parameter.get("pattern") or DEFAULT_PARAMETER_PATTERN, value):
             raise ValidationError(
                 f"{parameter.get('label') or name} has characters that are not allowed",
                 field=f"param_{name}",

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from app.integrations import catalog, oauth
+from app.integrations import catalog_entry, oauth
 from app.integrations.vault import Vault
 from app.integrations.verification import verify_credentials
 from app.models import Account, Integration
@@ -55,7 +55,7 @@ def test_connection(
     integration: Integration, vault: Vault, http: requests.Session | None = None
 ) -> dict[str, Any]:
     """Ask the provider about the OAuth client; its answer in words."""
-    if integration.auth_mode not in catalog.OAUTH_MODES:
+    if integration.auth_mode not in catalog_entry.OAUTH_MODES:
         return {"ok": None, "message": f"{integration.name} does not sign in with OAuth"}
     client = integration.current_client
     if client is None:

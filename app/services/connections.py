@@ -20,7 +20,7 @@ from app.errors import (
     ProviderError,
     ValidationError,
 )
-from app.integrations import catalog, oauth
+from app.integrations import catalog_entry, oauth
 from app.integrations.identity import identify
 from app.integrations.tokens import stored_tokens, token_expiry
 from app.integrations.vault import Vault
@@ -355,7 +355,7 @@ def connect_with_credentials(
 ) -> Account:
     """An account from an API key, key + secret, or username + password; when the
     integration declares a verification request, only credentials the provider accepts."""
-    if integration.auth_mode not in catalog.CREDENTIAL_MODES:
+    if integration.auth_mode not in catalog_entry.CREDENTIAL_MODES:
         raise ValidationError(f"{integration.name} does not take typed credentials")
     if not isinstance(fields, Mapping):
         raise ValidationError("fields must be a JSON object", field="fields")

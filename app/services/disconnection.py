@@ -10,7 +10,7 @@ import requests
 from sqlalchemy.orm import Session
 
 from app.errors import RevocationFailed, ValidationError
-from app.integrations import catalog, oauth
+from app.integrations import catalog_entry, oauth
 from app.integrations.vault import Vault
 from app.models import Account, Integration
 from app.services.connections import oauth_client
@@ -33,7 +33,7 @@ def disconnect(
         integration is not None
         and integration.revoke_url
         and account.credentials_enc
-        and integration.auth_mode in catalog.OAUTH_MODES
+        and integration.auth_mode in catalog_entry.OAUTH_MODES
     )
     if revocable and not remove_anyway:
         assert integration is not None

@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 
 from app import extensions
 from app.errors import Conflict, ValidationError
-from app.integrations import catalog
+from app.integrations import catalog, catalog_entry
 from app.integrations.catalog_calls import whoami_dict
+from app.integrations.catalog_reader import CatalogError
+from app.integrations.catalog_validation import validate_entry
 from app.integrations.defaults import defaults_of, masked, seal_defaults
 from app.integrations.transport import canonical_host, normalised
 from app.integrations.vault import Vault
@@ -50,7 +52,7 @@ def redirect_uri(public_url: str) -> str:
     return f"{public_url.rstrip('/')}/oauth/callback"
 
 
-def _entry_to_columns(entry: catalog.CatalogEntry) -> dict[str, Any]:
+def _entry_to_columns(entry: catalog_entry.CatalogEntry) -> dict[str, Any]:
     values = {column: getattr(entry, column) for column in _COLUMNS}
     values["scopes"] = list(entry.scopes)
     values["credential_fields"] = list(entry.credential_fields)
@@ -58,8 +60,8 @@ def _entry_to_columns(entry: catalog.CatalogEntry) -> dict[str, Any]:
     values["authorization_params"] = dict(entry.authorization_params)
     values["default_headers"] = dict(entry.default_headers)
     values["default_query"] = dict(entry.default_query)
-    values["placements"] = [catalog.placement_dict(p) for p in entry.placements]
-    values["verify"] = catalog.verification_dict(entry.verify)
+    values["placements"] = [catalog_entry.placement_dict(p) for p in entry.placements]
+    values["verify"] = catalog_entry.verification_dict(entry.verify)
     values["whoami"] = whoami_dict(entry.whoami)
     values["parameters"] = [
         {"name": p.name, "label": p.label, "pattern": p.pattern} for p in entry.parameters
@@ -71,7 +73,7 @@ def _raw_from_columns(values: Mapping[str, Any]) -> dict[str, Any]:
     """The catalog validator's input shape from integration columns: only the fields the
     auth mode uses (the catalog says which), empty values left out."""
     mode = values.get("auth_mode")
-    used = catalog.fields_for_mode(mode if isinstance(mode, str) else "")
+    used = catalog_entry.fields_for_mode(mode if isinstance(mode, str) else "")
     raw: dict[str, Any] = {}
     for column in (*_COLUMNS, "placements", "parameters"):
         value = values.get(column)
@@ -130,14 +132,14 @@ def _validated(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
             for h in raw["allowed_hosts"]
         ]
     try:
-        entry = catalog.validate_entry(key, raw)
-    except catalog.CatalogError as exc:
+        entry = validate_entry(key, raw)
+    except CatalogError as exc:
         # The validator names the field as data; the message drops the catalog's entry
         # prefix, which means nothing to someone filling in a form.
         raise ValidationError(f"{exc.path}: {exc.problem}", field=exc.field or "key") from None
     columns = _entry_to_columns(entry)
     for column in private:
-        if column in catalog.fields_for_mode(entry.auth_mode):
+        if column in catalog_entry.fields_for_mode(entry.auth_mode):
             columns[column] = values[column]
     if columns.get("allowed_hosts"):
         columns["allowed_hosts"] = list(values.get("allowed_hosts") or [])
@@ -164,9 +166,9 @@ def _oauth_checks(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "allow_plain_codes" in fields:
         checks["allow_plain_codes"] = bool(fields.get("allow_plain_codes"))
     if fields.get("accounts_per_user") is not None:
-        if fields["accounts_per_user"] not in catalog.ACCOUNTS_PER_USER:
+        if fields["accounts_per_user"] not in catalog_entry.ACCOUNTS_PER_USER:
             raise ValidationError(
-                "accounts_per_user: must be one of " + ", ".join(catalog.ACCOUNTS_PER_USER),
+                "accounts_per_user: must be one of " + ", ".join(catalog_entry.ACCOUNTS_PER_USER),
                 field="accounts_per_user",
             )
         checks["accounts_per_user"] = fields["accounts_per_user"]
@@ -202,9 +204,9 @@ def _set_client(
     new_id = (client_id or "").strip() or (current.client_id if current else "")
     if not new_id:
         raise ValidationError("enter the client id from the provider", field="client_id")
-    if len(new_id) > catalog.MAX_CLIENT_ID_LENGTH:
+    if len(new_id) > catalog_entry.MAX_CLIENT_ID_LENGTH:
         raise ValidationError(
-            f"the client id must be at most {catalog.MAX_CLIENT_ID_LENGTH} characters",
+            f"the client id must be at most {catalog_entry.MAX_CLIENT_ID_LENGTH} characters",
             field="client_id",
         )
     same_id = list(
@@ -292,9 +294,9 @@ def create_custom(
         raise ValidationError(
             "the key must be letters and digits, starting with a letter", field="key"
         )
-    if len(key) > catalog.MAX_KEY_LENGTH:
+    if len(key) > catalog_entry.MAX_KEY_LENGTH:
         raise ValidationError(
-            f"the key must be at most {catalog.MAX_KEY_LENGTH} characters", field="key"
+            f"the key must be at most {catalog_entry.MAX_KEY_LENGTH} characters", field="key"
         )
     key = key.lower()
     _unique_key(session, facility, key)
@@ -304,7 +306,7 @@ def create_custom(
     seal_defaults(integration, _vault(vault), headers=headers, query=query)
     session.add(integration)
     session.flush()
-    if integration.auth_mode in catalog.OAUTH_MODES:
+    if integration.auth_mode in catalog_entry.OAUTH_MODES:
         _set_client(
             session,
             integration,
@@ -337,7 +339,7 @@ def update_integration(
     for column, value in {**columns, **_oauth_checks(fields)}.items():
         setattr(integration, column, value)
     seal_defaults(integration, vault, headers=headers, query=query)
-    if integration.auth_mode in catalog.OAUTH_MODES and (
+    if integration.auth_mode in catalog_entry.OAUTH_MODES and (
         "client_id" in fields or fields.get("client_secret")
     ):
         _set_client(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app import db
 from app.errors import NotFound
-from app.integrations import catalog as catalog_rules
+from app.integrations import catalog_entry as catalog_rules
 from app.integrations.catalog import load_catalog
 from app.models import Account, ApiToken, Integration, Membership, Role, User
 from app.models.webhooks import WEBHOOK_EVENTS

@@ -10,7 +10,7 @@ import pytest
 
 from app import db, extensions
 from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
-from app.integrations.catalog import MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from app.integrations.catalog_entry import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from app.models import Facility, Integration, Role
 from app.services import integrations_admin
 from app.testing import LiveServer

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 from sqlalchemy import select
 
 from app import db, extensions
-from app.integrations.catalog import CREDENTIAL_MODES
+from app.integrations.catalog_entry import CREDENTIAL_MODES
 from app.models import Account, Integration, Role
 from app.services import connections
 from app.services import integrations_admin as admin

@@ -7,15 +7,10 @@ from typing import Any
 
 import pytest
 
-from app.integrations.catalog import (
-    CatalogEntry,
-    CatalogError,
-    Parameter,
-    Placement,
-    load_catalog,
-    template_fields,
-    validate_entry,
-)
+from app.integrations.catalog import load_catalog
+from app.integrations.catalog_entry import CatalogEntry, Parameter, Placement
+from app.integrations.catalog_reader import CatalogError, template_fields
+from app.integrations.catalog_validation import validate_entry
 
 REQUIRED_KEYS = {
     "github",

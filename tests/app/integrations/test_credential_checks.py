@@ -174,7 +174,8 @@ def test_test_connection_uses_typed_credentials_or_the_master_account(
 def test_every_key_catalog_entry_declares_a_verification_request(
     clients: dict[str, FlaskClient],
 ) -> None:
-    from app.integrations.catalog import CREDENTIAL_MODES, load_catalog
+    from app.integrations.catalog import load_catalog
+    from app.integrations.catalog_entry import CREDENTIAL_MODES
 
     keyed = [e for e in load_catalog().values() if e.auth_mode in CREDENTIAL_MODES]
     assert keyed

@@ -248,8 +248,10 @@ def test_every_catalog_entry_has_an_example_and_the_help_panel_shows_it(
     ],
 )
 def test_the_catalog_refuses_a_malformed_whoami(whoami: dict[str, Any], problem: str) -> None:
-    from app.integrations.catalog import CatalogError, load_catalog, validate_entry
+    from app.integrations.catalog import load_catalog
     from app.integrations.catalog_calls import whoami_dict
+    from app.integrations.catalog_reader import CatalogError
+    from app.integrations.catalog_validation import validate_entry
 
     raw = {
         "name": "GitHub", "auth_mode": "oauth2", "base_url": "https://api.github.com",

@@ -10,14 +10,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import db
-from app.integrations.catalog import (
+from app.integrations.catalog import load_catalog
+from app.integrations.catalog_entry import (
     MAX_CLIENT_ID_LENGTH,
     MAX_KEY_LENGTH,
     MAX_LABEL_LENGTH,
     MAX_NAME_LENGTH,
     MAX_URL_LENGTH,
     OAUTH_MODES,
-    load_catalog,
 )
 from app.models import Role
 from app.testing import signed_in_session
