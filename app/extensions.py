@@ -10,6 +10,7 @@ bus and signals and the Celery queue (`app.distributed`), here and nowhere else.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import secrets
 import socket
@@ -52,6 +53,7 @@ from app.services.webhooks import RetryPolicy
 from app.signals import InMemoryGrantSignals
 from sandbox import Executor
 
+log = logging.getLogger(__name__)
 _start_lock = threading.Lock()
 
 
@@ -345,10 +347,16 @@ def outbound(app: Flask | None = None) -> requests.Session:
 
 
 def executor(app: Flask | None = None) -> Executor:
-    """The app's sandbox executor, started on first use and stopped at exit."""
+    """The app's sandbox executor, started on first use and stopped at exit; started
+    anew when its zygote is gone (killed, or out of memory), or every later run of this
+    process would fail."""
     target = app or current_app._get_current_object()  # type: ignore[attr-defined]
     with _start_lock:
         existing: Executor | None = target.extensions.get("sandbox")
+        if existing is not None and not existing.running:
+            log.warning("the sandbox's zygote stopped; starting a new one")
+            existing.close()
+            existing = None
         if existing is None:
             existing = Executor(
                 idle_workers=int(target.config["IDLE_WORKERS"]),

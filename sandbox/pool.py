@@ -153,6 +153,12 @@ class Executor:
             return [worker.pid for worker in self._idle]
 
     @property
+    def running(self) -> bool:
+        """True from start() until close() or the zygote's end (then runs fail at once)."""
+        with self._cond:
+            return self._zygote is not None and not self._closed
+
+    @property
     def zygote_pid(self) -> int | None:
         """The zygote's pid, once started."""
         return self._zygote.pid if self._zygote else None

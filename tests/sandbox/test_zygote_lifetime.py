@@ -4,7 +4,9 @@ never costs a run that was already going."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import time
 from typing import Any
 
 from sandbox import Executor, HostCall
@@ -33,3 +35,18 @@ def test_a_run_keeps_its_outcome_when_the_zygote_is_gone() -> None:
                                on_call=zygote_unreachable)
         assert outcome.status == "succeeded", outcome.error
         assert outcome.result == "done"
+
+
+def test_an_executor_says_it_stopped_running_when_its_zygote_dies() -> None:
+    # What the app asks before each run, to start a new executor in its place.
+    executor = Executor(idle_workers=1)
+    assert not executor.running
+    with executor:
+        assert executor.running
+        assert executor.zygote_pid is not None
+        os.kill(executor.zygote_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while executor.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not executor.running
+    assert not executor.running
