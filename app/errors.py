@@ -36,6 +36,28 @@ class ValidationError(AppError):
     status = 400
 
 
+class InvalidFields(ValidationError):
+    """Several fields of one form do not fit, each reported so the form can show them all at
+    once: the first as `message` and `field` (the one-error shape every client reads), every
+    one under `errors` as {code, message, field}."""
+
+    problems: list[ValidationError]
+
+    def __init__(self, problems: list[ValidationError]) -> None:
+        flat = [q for p in problems for q in (p.problems if isinstance(p, InvalidFields) else [p])]
+        first = flat[0]
+        errors = [{"code": p.code, "message": p.message, **p.details} for p in flat]
+        super().__init__(first.message, **first.details, errors=errors)
+        self.problems = flat
+
+    @classmethod
+    def of(cls, problems: list[ValidationError]) -> ValidationError:
+        """The error to raise for `problems`: a lone one as it is (the answer every client
+        knew), several as one InvalidFields."""
+        several = cls(problems)
+        return several.problems[0] if len(several.problems) == 1 else several
+
+
 class NotAuthenticated(AppError):
     """No valid session or API token."""
 

@@ -1,20 +1,25 @@
-"""Reading one raw catalog entry: typed reads whose errors name the entry and the field,
-and the checks of templates and URLs that several fields share. Standard library only."""
+"""Reading one raw catalog entry: typed reads whose errors name the entry and the field, the
+collection of those errors (a form hears of every wrong field at once), and the checks of
+templates and URLs that several fields share. Standard library only."""
 
 from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 PLACEHOLDER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HOST_RE = re.compile(r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*")
+HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+QUERY_NAME_RE = re.compile(r"[A-Za-z0-9._~-]+")
 # A parameter inside a host must be followed by a fixed domain of at least two labels, so a
 # connected account can pick its tenant but never point the credentials at another site.
 HOST_SUFFIX_RE = re.compile(r"(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?){2,}")
+
+T = TypeVar("T")
 
 
 class CatalogError(ValueError):
@@ -31,6 +36,35 @@ class CatalogError(ValueError):
         self.problem = problem
         where = f"catalog entry {entry!r}: " if entry is not None else ""
         super().__init__(f"{where}{path + ': ' if path else ''}{problem}")
+
+
+class EntryProblems(CatalogError):
+    """Raised by validate_entry: the entry's first problem (its message, .field, .path and
+    .problem, as a lone CatalogError would say it) and in .problems every problem found, the
+    first per top-level field, in the order the checks met them."""
+
+    def __init__(self, problems: list[CatalogError]) -> None:
+        first = problems[0]
+        super().__init__(first.problem, entry=first.entry, path=first.path)
+        self.problems = tuple(problems)
+
+
+class Problems:
+    """The problems of one entry so far: a form shows every wrong field at once."""
+
+    def __init__(self) -> None:
+        self.by_field: dict[str, CatalogError] = {}
+
+    def check(self, read: Callable[[], T], fallback: T, *, needs: tuple[str, ...] = ()) -> T:
+        """read()'s value, or `fallback` with its CatalogError noted. Skipped (`fallback`)
+        when a field it builds on failed: its verdict on a stand-in value would mislead."""
+        if any(name in self.by_field for name in needs):
+            return fallback
+        try:
+            return read()
+        except CatalogError as exc:
+            self.by_field.setdefault(exc.field or "", exc)
+            return fallback
 
 
 def template_fields(template: str) -> set[str]:

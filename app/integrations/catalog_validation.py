@@ -11,15 +11,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import fields
+from functools import partial
+from types import MappingProxyType
 from typing import Any, cast, get_args
 
 from app.integrations.catalog_calls import check_plain_path, read_example, read_whoami
+from app.integrations.catalog_credentials import (
+    check_credentials,
+    credential_fields_of,
+    placement_placeholders,
+    placements_of,
+)
 from app.integrations.catalog_entry import (
     AUTH_MODES,
     AUTHORIZATION_CODE_ONLY_FIELDS,
     CREDENTIAL_FIELDS,
-    CREDENTIAL_MODES,
-    DEFAULT_CREDENTIAL_FIELDS,
     DEFAULT_PARAMETER_PATTERN,
     ENTRY_FIELDS,
     MAX_KEY_LENGTH,
@@ -29,51 +35,200 @@ from app.integrations.catalog_entry import (
     OAUTH_ONLY_FIELDS,
     AuthMode,
     CatalogEntry,
-    Location,
     Parameter,
     Placement,
     TokenAuthMethod,
     TokenRequestMethod,
     Verification,
     VerifyMethod,
-    default_placements,
     fields_for_mode,
 )
 from app.integrations.catalog_reader import (
+    HEADER_NAME_RE,
     HOST_RE,
+    QUERY_NAME_RE,
+    EntryProblems,
     EntryReader,
-    check_template,
+    Problems,
     check_url,
     check_values,
-    template_fields,
 )
 
 _KEY_RE = re.compile(r"[a-z][a-z0-9]*")
 _PARAMETER_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
-_QUERY_NAME_RE = re.compile(r"[A-Za-z0-9._~-]+")
 # Values a parameter pattern must refuse: each could move a request to another host or path.
 _UNSAFE_PARAMETER_PROBES = ("a/b", "a@b", "a:b", "a?b", "a#b", "a\\b", "a b", "a%2fb", "a{b}")
 _RESERVED_AUTHORIZATION_PARAMS = {"client_id", "redirect_uri", "response_type", "state", "scope"}
-_PLACEMENT_FIELDS = frozenset(f.name for f in fields(Placement))
 _PARAMETER_FIELDS = frozenset(f.name for f in fields(Parameter))
 _VERIFICATION_FIELDS = frozenset(f.name for f in fields(Verification))
 
 
+# The fields whose placeholders count as uses of a connection parameter.
+_PARAMETER_USERS = (
+    *("auth_mode", "parameters", "base_url", "authorization_url", "token_url", "revoke_url"),
+    *("authorization_params", "credential_fields", "placements", "default_headers"),
+    "default_query",
+)
+
+
 def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
-    """Validate one raw catalog entry and return it as a CatalogEntry, or raise CatalogError."""
+    """Validate one raw catalog entry and return it as a CatalogEntry, or raise EntryProblems
+    (a CatalogError naming the first problem and listing every one)."""
     r = EntryReader(key, raw)
+    p = Problems()
+    p.check(lambda: _check_key(r, key), None)
+    p.check(lambda: r.reject_unknown(ENTRY_FIELDS), None)
+    name = p.check(lambda: _text_within(r, "name", MAX_NAME_LENGTH), "")
+    auth_mode: AuthMode = p.check(
+        lambda: cast(AuthMode, r.choice("auth_mode", tuple(sorted(AUTH_MODES)))), "none"
+    )
+    by_mode = ("auth_mode",)  # checks that ask which fields the auth mode uses
+    oauth = auth_mode in OAUTH_MODES
+    p.check(lambda: _check_misplaced(r, auth_mode), None, needs=by_mode)
+
+    parameters: tuple[Parameter, ...] = p.check(lambda: _parameters(r), ())
+    params = {parameter.name for parameter in parameters}
+    used: set[str] = set()
+
+    def url_placeholders(url_field: str, url: str, *, allow_query: bool) -> set[str]:
+        return p.check(
+            lambda: check_url(r, url_field, url, params, allow_query=allow_query),
+            set[str](),
+            needs=(url_field, "parameters"),
+        )
+
+    base_url = p.check(lambda: _text_within(r, "base_url", MAX_URL_LENGTH), "")
+    used |= url_placeholders("base_url", base_url, allow_query=False)
+    urls: dict[str, str | None] = {}
+    for url_field in ("authorization_url", "token_url", "revoke_url"):
+        urls[url_field] = None
+        if raw.get(url_field) is not None:
+            urls[url_field] = p.check(partial(_text_within, r, url_field, MAX_URL_LENGTH), "")
+            used |= url_placeholders(url_field, urls[url_field] or "", allow_query=True)
+    p.check(lambda: _check_required_urls(r, auth_mode, urls), None, needs=by_mode)
+
+    scope_separator = p.check(lambda: _scope_separator(r), " ")
+    scopes: tuple[str, ...] = p.check(
+        lambda: _scopes(r, scope_separator), (), needs=("scope_separator",)
+    )
+
+    authorization_params: Mapping[str, str] = p.check(
+        lambda: _authorization_params(r), MappingProxyType({})
+    )
+    used |= p.check(
+        lambda: check_values(r, "authorization_params", authorization_params, params),
+        set[str](),
+        needs=("authorization_params", "parameters"),
+    )
+
+    credential_fields: tuple[str, ...] = p.check(
+        lambda: credential_fields_of(r, auth_mode), (), needs=by_mode
+    )
+    placements: tuple[Placement, ...] = p.check(
+        lambda: placements_of(r, auth_mode, credential_fields),
+        (),
+        needs=(*by_mode, "credential_fields"),
+    )
+    credential_variables = {"token"} if oauth else set(credential_fields)
+    templated = p.check(
+        lambda: placement_placeholders(r, placements, credential_variables | params),
+        set[str](),
+        needs=(*by_mode, "credential_fields", "placements", "parameters"),
+    )
+    used |= templated
+    p.check(
+        lambda: check_credentials(r, auth_mode, credential_fields, placements, templated),
+        None,
+        needs=(*by_mode, "credential_fields", "placements", "parameters"),
+    )
+
+    headers_and_query: dict[str, Mapping[str, str]] = {}
+    for map_field, name_re in (
+        ("default_headers", HEADER_NAME_RE),
+        ("default_query", QUERY_NAME_RE),
+    ):
+        values: Mapping[str, str] = p.check(
+            partial(r.text_map, map_field, name_re), MappingProxyType({})
+        )
+        headers_and_query[map_field] = values
+        used |= p.check(
+            partial(check_values, r, map_field, values, params),
+            set[str](),
+            needs=(map_field, "parameters"),
+        )
+
+    p.check(lambda: _check_parameters_used(r, parameters, used), None, needs=_PARAMETER_USERS)
+
+    verify = p.check(lambda: _verification(r), None)
+    allowed_hosts: tuple[str, ...] = p.check(lambda: _allowed_hosts(r), ())
+    docs_url = p.check(lambda: _docs_url(r), "")
+    setup_guide = p.check(lambda: r.text("setup_guide"), "")
+    token_request_method: TokenRequestMethod = p.check(
+        lambda: cast(
+            TokenRequestMethod,
+            r.choice("token_request_method", get_args(TokenRequestMethod), "POST"),
+        ),
+        "POST",
+    )
+    token_auth_method: TokenAuthMethod = p.check(
+        lambda: cast(
+            TokenAuthMethod,
+            r.choice("token_auth_method", get_args(TokenAuthMethod), "client_secret_post"),
+        ),
+        "client_secret_post",
+    )
+    pkce = p.check(lambda: r.flag("pkce", True), True)
+    refresh_on_403 = p.check(lambda: r.flag("refresh_on_403", False), False)
+    whoami = p.check(lambda: read_whoami(r), None)
+    example = p.check(lambda: read_example(r), None)
+    if p.by_field:
+        raise EntryProblems(list(p.by_field.values()))
+
+    return CatalogEntry(
+        key=key,
+        name=name,
+        auth_mode=auth_mode,
+        base_url=base_url,
+        authorization_url=urls["authorization_url"],
+        token_url=urls["token_url"],
+        token_request_method=token_request_method,
+        token_auth_method=token_auth_method,
+        revoke_url=urls["revoke_url"],
+        scopes=scopes,
+        scope_separator=scope_separator,
+        pkce=pkce,
+        authorization_params=authorization_params,
+        placements=placements,
+        credential_fields=credential_fields,
+        parameters=parameters,
+        default_headers=headers_and_query["default_headers"],
+        default_query=headers_and_query["default_query"],
+        allowed_hosts=allowed_hosts,
+        refresh_on_403=refresh_on_403,
+        verify=verify,
+        whoami=whoami,
+        example=example,
+        docs_url=docs_url,
+        setup_guide=setup_guide,
+    )
+
+
+def _check_key(r: EntryReader, key: str) -> None:
     if not _KEY_RE.fullmatch(key):
         raise r.error("key", "must be lowercase letters and digits, starting with a letter")
     _check_length(r, "key", key, MAX_KEY_LENGTH)
-    r.reject_unknown(ENTRY_FIELDS)
-    name = r.text("name")
-    _check_length(r, "name", name, MAX_NAME_LENGTH)
-    auth_mode = cast(AuthMode, r.choice("auth_mode", tuple(sorted(AUTH_MODES))))
-    oauth = auth_mode in OAUTH_MODES
+
+
+def _text_within(r: EntryReader, name: str, limit: int) -> str:
+    text = r.text(name)
+    _check_length(r, name, text, limit)
+    return text
+
+
+def _check_misplaced(r: EntryReader, auth_mode: str) -> None:
     # Empty values are allowed where a field is unused: they say nothing.
     misplaced = sorted(
-        k for k in raw.keys() - fields_for_mode(auth_mode) if raw[k] not in ([], {}, None)
+        k for k in r.raw.keys() - fields_for_mode(auth_mode) if r.raw[k] not in ([], {}, None)
     )
     if misplaced:
         unused_by = (
@@ -85,69 +240,46 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
         )
         raise r.error(misplaced[0], f"only used by {unused_by}, not {auth_mode}")
 
-    parameters = _parameters(r)
-    params = {p.name for p in parameters}
-    used: set[str] = set()
 
-    base_url = r.text("base_url")
-    _check_length(r, "base_url", base_url, MAX_URL_LENGTH)
-    used |= check_url(r, "base_url", base_url, params, allow_query=False)
-    urls: dict[str, str | None] = {}
-    for url_field in ("authorization_url", "token_url", "revoke_url"):
-        url = urls[url_field] = None if raw.get(url_field) is None else r.text(url_field)
-        if url is not None:
-            _check_length(r, url_field, url, MAX_URL_LENGTH)
-            used |= check_url(r, url_field, url, params, allow_query=True)
-    if oauth and urls["token_url"] is None:
+def _check_required_urls(r: EntryReader, auth_mode: str, urls: Mapping[str, str | None]) -> None:
+    if auth_mode in OAUTH_MODES and urls["token_url"] is None:
         raise r.error("token_url", f"required for auth_mode {auth_mode}")
     if auth_mode == "oauth2" and urls["authorization_url"] is None:
         raise r.error("authorization_url", "required for auth_mode oauth2")
 
+
+def _scope_separator(r: EntryReader) -> str:
     scope_separator = r.raw.get("scope_separator", " ")
     if scope_separator not in (" ", ","):
         raise r.error("scope_separator", "must be a space or a comma")
+    return str(scope_separator)
+
+
+def _scopes(r: EntryReader, scope_separator: str) -> tuple[str, ...]:
     scopes = r.text_list("scopes")
     for scope in scopes:
         if not scope or any(c.isspace() for c in scope) or scope_separator in scope:
             raise r.error("scopes", f"scope {scope!r} is empty or holds whitespace or separator")
+    return scopes
 
+
+def _authorization_params(r: EntryReader) -> Mapping[str, str]:
     authorization_params = r.text_map("authorization_params")
     for param_name in authorization_params:
         if param_name in _RESERVED_AUTHORIZATION_PARAMS or param_name.startswith("code_"):
             raise r.error("authorization_params", f"{param_name!r} is set by the OAuth flow")
-    used |= check_values(r, "authorization_params", authorization_params, params)
+    return authorization_params
 
-    credential_fields = r.text_list("credential_fields") or DEFAULT_CREDENTIAL_FIELDS.get(
-        auth_mode, ()
-    )
-    for credential in credential_fields:
-        if credential not in CREDENTIAL_FIELDS:
-            raise r.error("credential_fields", f"unknown credential field {credential!r}")
-    if len(set(credential_fields)) != len(credential_fields):
-        raise r.error("credential_fields", "lists a field twice")
 
-    placements = _placements(r, auth_mode, credential_fields)
-    credential_variables = {"token"} if oauth else set(credential_fields)
-    templated: set[str] = set()
-    for index, placement in enumerate(placements):
-        allowed = credential_variables | params
-        templated |= check_template(r, f"placements[{index}].template", placement.template, allowed)
-        if placement.password_template is not None:
-            where = f"placements[{index}].password_template"
-            templated |= check_template(r, where, placement.password_template, allowed)
-    used |= templated
-    _check_credentials(r, auth_mode, credential_fields, placements, templated)
-
-    default_headers = r.text_map("default_headers", _HEADER_NAME_RE)
-    used |= check_values(r, "default_headers", default_headers, params)
-    default_query = r.text_map("default_query", _QUERY_NAME_RE)
-    used |= check_values(r, "default_query", default_query, params)
-
+def _check_parameters_used(
+    r: EntryReader, parameters: tuple[Parameter, ...], used: set[str]
+) -> None:
     for parameter in parameters:
         if parameter.name not in used:
             raise r.error("parameters", f"parameter {parameter.name!r} is never used")
 
-    verify = _verification(r)
+
+def _allowed_hosts(r: EntryReader) -> tuple[str, ...]:
     allowed_hosts = r.text_list("allowed_hosts")
     for host in allowed_hosts:
         # An origin (optionally with a path) names scheme, host and port exactly; a bare
@@ -158,45 +290,14 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
             raise r.error(
                 "allowed_hosts", f"{host!r} is not a lowercase host name or an https origin"
             )
+    return allowed_hosts
 
+
+def _docs_url(r: EntryReader) -> str:
     docs_url = r.text("docs_url")
     # A documentation link may point at an anchor; endpoints may not.
     check_url(r, "docs_url", docs_url.partition("#")[0], set(), allow_query=True)
-    setup_guide = r.text("setup_guide")
-
-    return CatalogEntry(
-        key=key,
-        name=name,
-        auth_mode=auth_mode,
-        base_url=base_url,
-        authorization_url=urls["authorization_url"],
-        token_url=urls["token_url"],
-        token_request_method=cast(
-            TokenRequestMethod,
-            r.choice("token_request_method", get_args(TokenRequestMethod), "POST"),
-        ),
-        token_auth_method=cast(
-            TokenAuthMethod,
-            r.choice("token_auth_method", get_args(TokenAuthMethod), "client_secret_post"),
-        ),
-        revoke_url=urls["revoke_url"],
-        scopes=scopes,
-        scope_separator=scope_separator,
-        pkce=r.flag("pkce", True),
-        authorization_params=authorization_params,
-        placements=placements,
-        credential_fields=credential_fields,
-        parameters=parameters,
-        default_headers=default_headers,
-        default_query=default_query,
-        allowed_hosts=allowed_hosts,
-        refresh_on_403=r.flag("refresh_on_403", False),
-        verify=verify,
-        whoami=read_whoami(r),
-        example=read_example(r),
-        docs_url=docs_url,
-        setup_guide=setup_guide,
-    )
+    return docs_url
 
 
 def _check_length(r: EntryReader, name: str, value: str, limit: int) -> None:
@@ -238,81 +339,3 @@ def _verification(r: EntryReader) -> Verification | None:
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise v.error("expected_status", "must be an HTTP status between 100 and 599")
     return Verification(method=method, path=path, expected_status=status)
-
-
-def _placements(
-    r: EntryReader, auth_mode: str, credential_fields: tuple[str, ...]
-) -> tuple[Placement, ...]:
-    if "placements" not in r.raw:
-        defaults = default_placements(auth_mode, credential_fields)
-        if defaults:
-            return defaults
-    placements: list[Placement] = []
-    for index, raw in enumerate(r.items("placements")):
-        p = r.nested(f"placements[{index}]", raw)
-        p.reject_unknown(_PLACEMENT_FIELDS)
-        location = cast(Location, p.choice("location", get_args(Location)))
-        template = p.text("template")
-        if location == "basic":
-            if p.raw.get("name") is not None:
-                raise p.error("name", "must be null for a basic placement")
-            password = p.raw.get("password_template")
-            if not isinstance(password, str):
-                raise p.error("password_template", "is required for a basic placement")
-            placements.append(Placement("basic", None, template, password))
-            continue
-        if p.raw.get("password_template") is not None:
-            raise p.error("password_template", "only used by a basic placement")
-        name = p.text("name")
-        name_re = _HEADER_NAME_RE if location == "header" else _QUERY_NAME_RE
-        if not name_re.fullmatch(name):
-            raise p.error("name", f"invalid {location} name {name!r}")
-        if any(c in template for c in "\r\n"):
-            raise p.error("template", "must not contain line breaks")
-        placements.append(Placement(location, name, template))
-    if auth_mode == "none" and placements:
-        raise r.error("placements", "must be empty for auth_mode none")
-    if auth_mode != "none" and not placements:
-        raise r.error(
-            "placements",
-            "say where the credential goes: at least one placement (a header, a query"
-            " parameter or Basic auth)",
-        )
-    targets = [(p.location, (p.name or "").lower()) for p in placements]
-    if len(set(targets)) != len(targets):
-        raise r.error("placements", "two placements write the same header, query name or Basic")
-    return tuple(placements)
-
-
-def _check_credentials(
-    r: EntryReader,
-    auth_mode: str,
-    fields: tuple[str, ...],
-    placements: tuple[Placement, ...],
-    templated: set[str],
-) -> None:
-    declared = set(fields)
-    if auth_mode not in CREDENTIAL_MODES:  # fields_for_mode already kept credential_fields out
-        if auth_mode != "none" and "token" not in templated:
-            raise r.error("placements", "no placement sends {token}")
-        return
-    if auth_mode == "api_key" and declared != {"api_key"}:
-        raise r.error("credential_fields", "auth_mode api_key takes exactly api_key")
-    if auth_mode == "api_key_secret" and declared != {"api_key", "api_secret"}:
-        raise r.error("credential_fields", "auth_mode api_key_secret takes api_key and api_secret")
-    if auth_mode == "basic":
-        basic = [p for p in placements if p.location == "basic"]
-        if not basic:
-            raise r.error("placements", "auth_mode basic needs a basic placement")
-        basic_uses = template_fields(basic[0].template) | template_fields(
-            basic[0].password_template or ""
-        )
-        if not ({"username", "password"} <= declared or "api_key" in declared & basic_uses):
-            raise r.error(
-                "credential_fields",
-                "auth_mode basic takes username and password, or an api_key the basic "
-                "placement uses",
-            )
-    for credential in fields:
-        if credential not in templated:
-            raise r.error("credential_fields", f"{credential!r} is declared but never sent")

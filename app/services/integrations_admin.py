@@ -6,7 +6,8 @@ custom integrations). Client secrets are write-only: views say only whether one 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,10 +15,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import extensions
-from app.errors import Conflict, ValidationError
+from app.errors import Conflict, InvalidFields, ValidationError
 from app.integrations import catalog, catalog_entry
 from app.integrations.catalog_calls import whoami_dict
-from app.integrations.catalog_reader import CatalogError
+from app.integrations.catalog_reader import EntryProblems
 from app.integrations.catalog_validation import validate_entry
 from app.integrations.defaults import defaults_of, masked, seal_defaults
 from app.integrations.transport import canonical_host, normalised
@@ -133,10 +134,15 @@ def _validated(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
         ]
     try:
         entry = validate_entry(key, raw)
-    except CatalogError as exc:
-        # The validator names the field as data; the message drops the catalog's entry
+    except EntryProblems as exc:
+        # The validator names each field as data; the messages drop the catalog's entry
         # prefix, which means nothing to someone filling in a form.
-        raise ValidationError(f"{exc.path}: {exc.problem}", field=exc.field or "key") from None
+        raise InvalidFields.of(
+            [
+                ValidationError(f"{p.path}: {p.problem}", field=p.field or "key")
+                for p in exc.problems
+            ]
+        ) from None
     columns = _entry_to_columns(entry)
     for column in private:
         if column in catalog_entry.fields_for_mode(entry.auth_mode):
@@ -146,33 +152,52 @@ def _validated(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return columns
 
 
+@contextmanager
+def _noting(problems: list[ValidationError]) -> Iterator[None]:
+    """Note a ValidationError raised inside rather than raise it, so a form hears of every
+    wrong field at once (see InvalidFields)."""
+    try:
+        yield
+    except ValidationError as exc:
+        problems.append(exc)
+
+
 def _oauth_checks(fields: Mapping[str, Any]) -> dict[str, Any]:
     """The issuer (RFC 9207), the plain-codes switch and how many accounts each person may
     connect, where the fields set them."""
     checks: dict[str, Any] = {}
+    problems: list[ValidationError] = []
     if "issuer" in fields:
-        issuer = (_optional_text(fields, "issuer") or "").strip() or None
-        if issuer is not None:
-            parts = urlsplit(issuer)
-            secure = parts.scheme == "https" or (
-                parts.scheme == "http" and _private_literal(issuer)
-            )
-            if not secure or not parts.hostname or parts.query or parts.fragment:
-                raise ValidationError(
-                    "the issuer must be the provider's https URL, without query or fragment",
-                    field="issuer",
-                )
-        checks["issuer"] = issuer
+        with _noting(problems):
+            checks["issuer"] = _issuer(fields)
     if "allow_plain_codes" in fields:
         checks["allow_plain_codes"] = bool(fields.get("allow_plain_codes"))
     if fields.get("accounts_per_user") is not None:
         if fields["accounts_per_user"] not in catalog_entry.ACCOUNTS_PER_USER:
-            raise ValidationError(
-                "accounts_per_user: must be one of " + ", ".join(catalog_entry.ACCOUNTS_PER_USER),
-                field="accounts_per_user",
+            problems.append(
+                ValidationError(
+                    "accounts_per_user: must be one of "
+                    + ", ".join(catalog_entry.ACCOUNTS_PER_USER),
+                    field="accounts_per_user",
+                )
             )
         checks["accounts_per_user"] = fields["accounts_per_user"]
+    if problems:
+        raise InvalidFields.of(problems)
     return checks
+
+
+def _issuer(fields: Mapping[str, Any]) -> str | None:
+    issuer = (_optional_text(fields, "issuer") or "").strip() or None
+    if issuer is not None:
+        parts = urlsplit(issuer)
+        secure = parts.scheme == "https" or (parts.scheme == "http" and _private_literal(issuer))
+        if not secure or not parts.hostname or parts.query or parts.fragment:
+            raise ValidationError(
+                "the issuer must be the provider's https URL, without query or fragment",
+                field="issuer",
+            )
+    return issuer
 
 
 def _optional_text(fields: Mapping[str, Any], name: str) -> str | None:
@@ -201,14 +226,7 @@ def _set_client(
     if client_id is None and client_secret is None:
         return
     current = integration.current_client
-    new_id = (client_id or "").strip() or (current.client_id if current else "")
-    if not new_id:
-        raise ValidationError("enter the client id from the provider", field="client_id")
-    if len(new_id) > catalog_entry.MAX_CLIENT_ID_LENGTH:
-        raise ValidationError(
-            f"the client id must be at most {catalog_entry.MAX_CLIENT_ID_LENGTH} characters",
-            field="client_id",
-        )
+    new_id = _client_id(client_id, current)
     same_id = list(
         session.scalars(
             select(OAuthClient)
@@ -237,6 +255,19 @@ def _set_client(
     session.flush()
     integration.current_client_id = client.id
     integration.current_client = client
+
+
+def _client_id(client_id: str | None, current: OAuthClient | None) -> str:
+    """The client id a save keeps: the one typed, else the current one; one is required."""
+    new_id = (client_id or "").strip() or (current.client_id if current else "")
+    if not new_id:
+        raise ValidationError("enter the client id from the provider", field="client_id")
+    if len(new_id) > catalog_entry.MAX_CLIENT_ID_LENGTH:
+        raise ValidationError(
+            f"the client id must be at most {catalog_entry.MAX_CLIENT_ID_LENGTH} characters",
+            field="client_id",
+        )
+    return new_id
 
 
 def client_problem(session: Session, integration: Integration) -> str | None:
@@ -288,21 +319,28 @@ def create_from_catalog(
 def create_custom(
     session: Session, *, facility: Facility, fields: Mapping[str, Any], vault: Vault | None = None
 ) -> Integration:
-    """An integration with every field given by hand (validated)."""
-    key = (_optional_text(fields, "key") or "").strip()
-    if not key or not key.isalnum() or not key.isascii() or not key[0].isalpha():
-        raise ValidationError(
-            "the key must be letters and digits, starting with a letter", field="key"
-        )
-    if len(key) > catalog_entry.MAX_KEY_LENGTH:
-        raise ValidationError(
-            f"the key must be at most {catalog_entry.MAX_KEY_LENGTH} characters", field="key"
-        )
-    key = key.lower()
-    _unique_key(session, facility, key)
-    columns = _validated(key, fields)
+    """An integration with every field given by hand (validated; every wrong field is
+    reported at once, but a key another integration has is a conflict of its own)."""
+    problems: list[ValidationError] = []
+    key = ""
+    with _noting(problems):
+        key = _custom_key(fields)
+    if key:
+        _unique_key(session, facility, key)
+    columns: dict[str, Any] = {}
+    checks: dict[str, Any] = {}
+    with _noting(problems):
+        # A malformed key was reported above: the other fields are checked under a valid one.
+        columns = _validated(key or "custom", fields)
+    with _noting(problems):
+        checks = _oauth_checks(fields)
+    if fields.get("auth_mode") in catalog_entry.OAUTH_MODES:
+        with _noting(problems):
+            _client_id(_optional_text(fields, "client_id"), None)
+    if problems:
+        raise InvalidFields.of(problems)
     headers, query = columns.pop("default_headers"), columns.pop("default_query")
-    integration = Integration(facility_id=facility.id, key=key, **columns, **_oauth_checks(fields))
+    integration = Integration(facility_id=facility.id, key=key, **columns, **checks)
     seal_defaults(integration, _vault(vault), headers=headers, query=query)
     session.add(integration)
     session.flush()
@@ -316,6 +354,19 @@ def create_custom(
         )
     session.flush()
     return integration
+
+
+def _custom_key(fields: Mapping[str, Any]) -> str:
+    key = (_optional_text(fields, "key") or "").strip()
+    if not key or not key.isalnum() or not key.isascii() or not key[0].isalpha():
+        raise ValidationError(
+            "the key must be letters and digits, starting with a letter", field="key"
+        )
+    if len(key) > catalog_entry.MAX_KEY_LENGTH:
+        raise ValidationError(
+            f"the key must be at most {catalog_entry.MAX_KEY_LENGTH} characters", field="key"
+        )
+    return key.lower()
 
 
 def update_integration(
@@ -334,14 +385,24 @@ def update_integration(
     current.update(
         {k: v for k, v in fields.items() if k in (*_COLUMNS, "placements", "parameters")}
     )
-    columns = _validated(integration.key, current)
+    client_change = "client_id" in fields or bool(fields.get("client_secret"))
+    problems: list[ValidationError] = []
+    columns: dict[str, Any] = {}
+    checks: dict[str, Any] = {}
+    with _noting(problems):
+        columns = _validated(integration.key, current)
+    with _noting(problems):
+        checks = _oauth_checks(fields)
+    if current.get("auth_mode") in catalog_entry.OAUTH_MODES and client_change:
+        with _noting(problems):
+            _client_id(_optional_text(fields, "client_id"), integration.current_client)
+    if problems:
+        raise InvalidFields.of(problems)
     headers, query = columns.pop("default_headers"), columns.pop("default_query")
-    for column, value in {**columns, **_oauth_checks(fields)}.items():
+    for column, value in {**columns, **checks}.items():
         setattr(integration, column, value)
     seal_defaults(integration, vault, headers=headers, query=query)
-    if integration.auth_mode in catalog_entry.OAUTH_MODES and (
-        "client_id" in fields or fields.get("client_secret")
-    ):
+    if integration.auth_mode in catalog_entry.OAUTH_MODES and client_change:
         _set_client(
             session,
             integration,

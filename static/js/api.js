@@ -2,12 +2,15 @@
 const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
 export const slug = document.body.dataset.facility ?? "";
 
+// `errors`: every problem ({code, message, field}) when the server reports several fields at
+// once; the first of them is also the error's own message and field.
 export class ApiError extends Error {
-  constructor(message, code, field, status) {
+  constructor(message, code, field, status, errors) {
     super(message);
     this.code = code;
     this.field = field;
     this.status = status;
+    this.errors = errors;
   }
 }
 
@@ -24,7 +27,7 @@ export async function api(method, path, body) {
   }
   if (!response.ok) {
     const error = data?.error ?? {};
-    throw new ApiError(error.message ?? `The server answered ${response.status}.`, error.code, error.field, response.status);
+    throw new ApiError(error.message ?? `The server answered ${response.status}.`, error.code, error.field, response.status, error.errors);
   }
   return data;
 }

@@ -10,18 +10,24 @@ function jsonField(form, name, fallback) {
   catch { throw Object.assign(new Error(`${name.replaceAll("_", " ")} is not valid JSON`), { field: name }); }
 }
 
-// An error goes under the field it names (a slot is added when the form has none there);
-// only an error that names no field of this form goes to the form's general error line.
+// Each problem goes under the field it names (a slot is added when the form has none there);
+// only problems that name no field of this form go to the form's general error line. An error
+// may carry several (`errors`): every wrong field is shown at once.
 function fieldError(form, error) {
   for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
-  let target = error.field && form.querySelector(`.field-error[data-for="${error.field}"]`);
-  const input = error.field && form.elements[error.field];
-  if (!target && input instanceof Element) {
-    target = el("small", { class: "field-error", "data-for": error.field });
-    (input.closest("label") ?? input).after(target);
+  const problems = error.errors ?? (error.message ? [error] : []);
+  const general = [];
+  for (const problem of problems) {
+    let target = problem.field && form.querySelector(`.field-error[data-for="${problem.field}"]`);
+    const input = problem.field && form.elements[problem.field];
+    if (!target && input instanceof Element) {
+      target = el("small", { class: "field-error", "data-for": problem.field });
+      (input.closest("label") ?? input).after(target);
+    }
+    if (!target) general.push(problem.message);
+    else if (!target.textContent) target.textContent = problem.message;
   }
-  if (target) target.textContent = error.message;
-  showError(form.querySelector(".form-error"), target ? "" : error.message);
+  showError(form.querySelector(".form-error"), general.join(" "));
 }
 
 // -- new integration ---------------------------------------------------------------------
@@ -51,12 +57,16 @@ if (custom) {
   custom.addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = custom.elements;
+    // Blank and malformed values are the server's to report, all at once; only text that is
+    // not JSON stops here (it cannot be sent), each such field named.
+    const body = { key: f.key.value.trim() };
+    const unreadable = [];
+    for (const name of rules.fields[mode.value]) {
+      if (!f[name]) continue;
+      try { body[name] = valueOf(name); } catch (error) { unreadable.push(error); }
+    }
+    if (unreadable.length) { fieldError(custom, { errors: unreadable }); return; }
     try {
-      for (const name of ["key", "name", "base_url"]) {
-        if (!f[name].value.trim()) throw Object.assign(new Error("required"), { field: name });
-      }
-      const body = { key: f.key.value.trim() };
-      for (const name of rules.fields[mode.value]) if (f[name]) body[name] = valueOf(name);
       const created = await api("POST", `/api/f/${slug}/integrations`, body);
       location.assign(`/f/${slug}/manage/integrations/${created.key}`);
     } catch (error) { fieldError(custom, error); }

@@ -94,6 +94,59 @@ def test_malformed_placements_show_under_their_field(admin_page: Any, live: Live
     shot(page, "management-new-placements-error")
 
 
+def test_every_wrong_field_of_the_custom_form_shows_after_one_submit(
+    admin_page: Any, live: LiveServer
+) -> None:
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/new")
+    form = page.locator("#custom-integration-form")
+    form.locator("[name=key]").fill("9lives")  # a key must start with a letter
+    form.locator("[name=auth_mode]").select_option("api_key")
+    form.locator("[name=base_url]").fill("http://api.example.com/v1")  # not https
+    # no name, and no placement for the key
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => ['key', 'name', 'base_url', 'placements'].every(field => document.querySelector("
+        "`#custom-integration-form .field-error[data-for=${field}]`).textContent !== '')"
+    )
+
+    def slot(field: str) -> str:
+        return str(form.locator(f'.field-error[data-for="{field}"]').inner_text())
+
+    assert slot("key") == "the key must be letters and digits, starting with a letter"
+    assert slot("name") == "name: is required"
+    assert slot("base_url") == "base_url: must be an https URL"
+    assert slot("placements").startswith("placements: say where the credential goes")
+    assert form.locator(".form-error").is_hidden()
+    shot(page, "management-new-several-errors")
+
+
+def test_text_that_is_not_json_is_named_in_every_field_it_is_in(
+    admin_page: Any, live: LiveServer
+) -> None:
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/new")
+    form = page.locator("#custom-integration-form")
+    form.locator("[name=key]").fill("keyed")
+    form.locator("[name=name]").fill("Keyed")
+    form.locator("[name=auth_mode]").select_option("api_key")
+    form.locator("[name=base_url]").fill("https://api.example.com/v1")
+    form.locator("[name=parameters]").fill("[{not json")
+    form.locator("[name=default_headers]").fill("Accept: text/plain")
+    form.locator("button[type=submit]").click()
+    headers = form.locator('.field-error[data-for="default_headers"]')
+    headers.wait_for(state="visible")
+    page.wait_for_function(
+        "() => document.querySelector('.field-error[data-for=default_headers]').textContent"
+        " !== ''"
+    )
+    assert headers.inner_text() == "default headers is not valid JSON"
+    assert form.locator('.field-error[data-for="parameters"]').inner_text() == (
+        "parameters is not valid JSON"
+    )
+    assert page.url.endswith("/manage/integrations/new")
+
+
 def test_a_malformed_url_on_the_settings_form_shows_under_base_url(
     admin_page: Any, live: LiveServer
 ) -> None:

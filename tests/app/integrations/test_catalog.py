@@ -9,7 +9,7 @@ import pytest
 
 from app.integrations.catalog import load_catalog
 from app.integrations.catalog_entry import CatalogEntry, Parameter, Placement
-from app.integrations.catalog_reader import CatalogError, template_fields
+from app.integrations.catalog_reader import CatalogError, EntryProblems, template_fields
 from app.integrations.catalog_validation import validate_entry
 
 REQUIRED_KEYS = {
@@ -426,3 +426,44 @@ def test_template_fields_lists_plain_placeholders() -> None:
 def test_template_fields_refuses_anything_but_plain_names(template: str) -> None:
     with pytest.raises(ValueError):
         template_fields(template)
+
+
+def test_the_validator_reports_every_wrong_field_the_first_as_its_own_message() -> None:
+    raw = {
+        "name": "",
+        "auth_mode": "api_key",
+        "base_url": "https://{tenant}.example.com",
+        "parameters": [{"name": "tenant", "label": "Tenant", "pattern": ".*"}],
+        "placements": [{"location": "header", "name": "X Key", "template": "{api_key}"}],
+        "default_headers": {"Bad Name": "x"},
+        "docs_url": "https://example.com/docs",
+        "setup_guide": "Guide.",
+        "pkce": "yes",
+    }
+    with pytest.raises(EntryProblems) as caught:
+        validate_entry("demo", raw)
+    problems = caught.value.problems
+    assert [(p.path, p.problem) for p in problems] == [
+        ("name", "must be a non-empty string"),
+        ("pkce", "only used by auth_mode oauth2, not api_key"),
+        ("parameters[0].pattern", "accepts the unsafe value 'a/b'"),
+        ("placements[0].name", "invalid header name 'X Key'"),
+        ("default_headers", "invalid name 'Bad Name'"),
+    ]
+    # The first problem is the one a lone CatalogError would have named.
+    assert str(caught.value) == "catalog entry 'demo': name: must be a non-empty string"
+
+
+def test_a_field_that_builds_on_a_wrong_one_is_not_judged_on_a_stand_in() -> None:
+    raw = {
+        "name": "Demo",
+        "auth_mode": "api_key",
+        "base_url": "https://{tenant}.example.com",
+        "parameters": [{"name": "tenant"}],
+        "docs_url": "https://example.com/docs",
+        "setup_guide": "Guide.",
+    }
+    with pytest.raises(EntryProblems) as caught:
+        validate_entry("demo", raw)
+    # Without its parameters the base URL's {tenant} would be unknown: it is left unjudged.
+    assert [p.field for p in caught.value.problems] == ["parameters", "placements"]

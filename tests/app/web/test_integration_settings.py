@@ -157,6 +157,63 @@ def test_a_malformed_edit_is_a_400_naming_the_field(
     assert answer.get_json()["error"]["field"] == field
 
 
+def test_a_custom_integration_with_several_wrong_fields_hears_of_each_at_once(
+    admin: FlaskClient,
+) -> None:
+    body = {
+        **OAUTH,
+        "key": "9lives",
+        "name": "",
+        "base_url": "http://api.example.com/v1",
+        "token_url": None,
+        "scopes": ["read write"],
+        "client_id": "",
+    }
+    answer = _create(admin, body)
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    messages = {problem["field"]: problem["message"] for problem in error["errors"]}
+    assert messages == {
+        "key": "the key must be letters and digits, starting with a letter",
+        "name": "name: must be a non-empty string",
+        "base_url": "base_url: must be an https URL",
+        "token_url": "token_url: required for auth_mode oauth2",
+        "scopes": "scopes: scope 'read write' is empty or holds whitespace or separator",
+        "client_id": "enter the client id from the provider",
+    }
+    # The one-error shape stays: the first problem is the error's own message and field.
+    assert (error["code"], error["field"], error["message"]) == (
+        "invalid_input",
+        "key",
+        messages["key"],
+    )
+    assert all(problem["code"] == "invalid_input" for problem in error["errors"])
+
+
+def test_an_edit_with_several_wrong_fields_hears_of_each_at_once(admin: FlaskClient) -> None:
+    assert _create(admin, OAUTH).status_code == 201
+    answer = _patch(
+        admin,
+        "oauthed",
+        {"name": "n" * (MAX_NAME_LENGTH + 1), "base_url": "https://api.example.com/?q=1",
+         "issuer": "http://idp.example.com", "client_id": "c" * (MAX_CLIENT_ID_LENGTH + 1)},
+    )
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert [problem["field"] for problem in error["errors"]] == [
+        "name", "base_url", "issuer", "client_id"
+    ]
+    assert error["field"] == "name"
+    assert admin.get("/api/f/lab/integrations/oauthed").get_json()["name"] == "OAuthed"
+
+
+def test_a_taken_key_is_still_a_409_of_its_own(admin: FlaskClient) -> None:
+    assert _create(admin, KEYED).status_code == 201
+    answer = _create(admin, {**KEYED, "base_url": "http://api.example.com"})
+    assert answer.status_code == 409
+    assert answer.get_json()["error"]["field"] == "key"
+
+
 def test_names_and_keys_up_to_the_limits_are_stored_whole(admin: FlaskClient) -> None:
     key, name = "k" * MAX_KEY_LENGTH, "n" * MAX_NAME_LENGTH
     created = _create(admin, {**KEYED, "key": key, "name": name})
