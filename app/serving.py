@@ -155,6 +155,25 @@ class ScriptboxServer(BaseApplication):  # type: ignore[misc]
         return self.flask_app
 
 
+def options(*, host: str, port: int, workers: int, threads: int,
+            graceful_timeout: int) -> dict[str, Any]:
+    """gunicorn's settings for `scriptbox serve`."""
+    return {
+        "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
+        "workers": workers,
+        "threads": threads,
+        "worker_class": GracefulWorker,
+        "graceful_timeout": graceful_timeout,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": "info",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": QueryFreeLogger,
+        "proc_name": "scriptbox",
+        "control_socket_disable": True,  # no unix socket left in $HOME
+    }
+
+
 def serve(
     flask_app: Flask,
     *,
@@ -169,21 +188,9 @@ def serve(
     # Connections made while building the app (migrations, demo data) must not be
     # shared with forked workers: each worker opens its own, as many as its threads need.
     db.fit_pool(flask_app, threads=threads)
-    options = {
-        "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
-        "workers": workers,
-        "threads": threads,
-        "worker_class": GracefulWorker,
-        "graceful_timeout": graceful_timeout,
-        "accesslog": "-",
-        "errorlog": "-",
-        "loglevel": "info",
-        "access_log_format": ACCESS_LOG_FORMAT,
-        "logger_class": QueryFreeLogger,
-        "proc_name": "scriptbox",
-        "control_socket_disable": True,  # no unix socket left in $HOME
-    }
-    ScriptboxServer(flask_app, options, on_ready=on_ready).run()
+    settings = options(host=host, port=port, workers=workers, threads=threads,
+                       graceful_timeout=graceful_timeout)
+    ScriptboxServer(flask_app, settings, on_ready=on_ready).run()
 
 
 def serve_debug(flask_app: Flask, *, host: str, port: int, on_ready: Any) -> None:

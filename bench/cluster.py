@@ -32,6 +32,7 @@ The last line is one JSON object with the named figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -39,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -205,9 +206,11 @@ def start_upstream() -> tuple[BaseWSGIServer, str]:
     return server, f"http://127.0.0.1:{server.server_port}"
 
 
-def embedded_figures(folder: Path, upstream: str, redis_url: str,
-                     args: argparse.Namespace) -> dict[str, float]:
-    """The embedded default as production serves it: `scriptbox serve` on a SQLite file."""
+@contextlib.contextmanager
+def embedded_server(folder: Path, upstream: str, redis_url: str,
+                    clients: int) -> Iterator[list[WebClient]]:
+    """The embedded default as production serves it: `scriptbox serve` on a SQLite file,
+    with one signed-in browser per client."""
     vault_key = generate_key()
     app = make_app(folder, SECRET_KEY="bench", SECRET_KEYS=[vault_key])
     user_id = seed(app, upstream)
@@ -215,11 +218,20 @@ def embedded_figures(folder: Path, upstream: str, redis_url: str,
                      prefix="unused", secret_key="bench", vault_key=vault_key,
                      extra={"SCRIPTBOX_EXECUTOR": "inprocess",
                             "SCRIPTBOX_MAX_RUNS_PER_USER": "100",
-                            "SCRIPTBOX_IDLE_WORKERS": str(args.clients),
+                            "SCRIPTBOX_IDLE_WORKERS": str(clients),
                             "SCRIPTBOX_HEARTBEAT_S": "2"})  # the default, not the tests' 0.5
     try:
         _web, url = server.web()
-        browsers = [WebClient(app, url, user_id) for _ in range(args.clients)]
+        yield [WebClient(app, url, user_id) for _ in range(clients)]
+    finally:
+        server.close()
+        app.extensions["db_engine"].dispose()
+
+
+def embedded_figures(folder: Path, upstream: str, redis_url: str,
+                     args: argparse.Namespace) -> dict[str, float]:
+    """The sandbox alone, then the embedded server through HTTP, in turns."""
+    with embedded_server(folder, upstream, redis_url, args.clients) as browsers:
         rounds = []
         for _ in range(args.rounds):  # the sandbox alone, then through HTTP, in turns
             sandbox = sandbox_runs_per_s(args.clients, args.seconds)
@@ -230,9 +242,6 @@ def embedded_figures(folder: Path, upstream: str, redis_url: str,
         middle = median_round(rounds, "http_vs_sandbox")
         middle["rounds_http_vs_sandbox"] = [r["http_vs_sandbox"] for r in rounds]
         return middle
-    finally:
-        server.close()
-        app.extensions["db_engine"].dispose()
 
 
 def main() -> None:
