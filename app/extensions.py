@@ -45,6 +45,7 @@ from app.lifecycle import Lifecycle
 from app.runner.caps import Caps
 from app.runner.driver import RunDriver, limits_from_config
 from app.runner.heartbeat import Heartbeat
+from app.runner.parts import EngineParts
 from app.runner.threads import ThreadRunQueue
 from app.seams import EventBus, GrantSignals, RunQueue
 from app.services.grants import GrantCoordinator
@@ -159,33 +160,22 @@ def init_app(app: Flask) -> None:
         per_user=int(app.config["MAX_RUNS_PER_USER"]),
         per_facility=int(app.config["MAX_RUNS_PER_FACILITY"]),
     )
+    parts = EngineParts(driver=driver, lifecycle=lifecycle, grants=grants,
+                        session_factory=factory, heartbeat=heartbeat, caps=caps,
+                        webhooks=webhooks)
     queue: RunQueue
     if shared is not None:
         assert isinstance(signals, RedisGrantSignals)
         queue = CeleryRunQueue(
+            parts,
             celery=make_celery(app.config["REDIS_URL"], prefix=shared.prefix),
             client=shared.client,
             listener=shared.listener,
             signals=signals,
-            driver=driver,
-            lifecycle=lifecycle,
-            grants=grants,
-            session_factory=factory,
-            heartbeat=heartbeat,
-            caps=caps,
             prefix=shared.prefix,
-            webhooks=webhooks,
         )
     else:
-        queue = ThreadRunQueue(
-            driver=driver,
-            lifecycle=lifecycle,
-            grants=grants,
-            session_factory=factory,
-            heartbeat=heartbeat,
-            caps=caps,
-            webhooks=webhooks,
-        )
+        queue = ThreadRunQueue(parts)
     app.extensions.update(
         vault=vault,
         bus=bus,

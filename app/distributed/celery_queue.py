@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from app.distributed.celery_tasks import (
     HELD_MARKER_S,
@@ -44,14 +42,11 @@ from app.distributed.celery_worker import CeleryWorker
 from app.distributed.pubsub import RedisListener
 from app.distributed.redis_signals import RedisGrantSignals
 from app.distributed.run_ends import RunEnds
-from app.lifecycle import Lifecycle, RunStatus
+from app.lifecycle import RunStatus
 from app.models import Run
-from app.runner.caps import Caps, live_counts
-from app.runner.driver import RunDriver
-from app.runner.heartbeat import Heartbeat
+from app.runner.caps import live_counts
+from app.runner.parts import EngineParts
 from app.runner.threads import ended_run
-from app.services.grants import GrantCoordinator
-from app.services.webhook_events import WebhookSender
 
 log = logging.getLogger(__name__)
 _DISPATCH_BATCH = 200
@@ -63,51 +58,34 @@ class CeleryRunQueue:
 
     def __init__(
         self,
+        parts: EngineParts,
         *,
         celery: Celery,
         client: redis.Redis,
         listener: RedisListener,
         signals: RedisGrantSignals,
-        driver: RunDriver,
-        lifecycle: Lifecycle,
-        grants: GrantCoordinator,
-        session_factory: Callable[[], Session],
-        heartbeat: Heartbeat,
-        caps: Caps,
         prefix: str = "scriptbox",
-        webhooks: WebhookSender | None = None,
     ) -> None:
+        self._parts = parts
         self.celery = celery
-        self._webhooks = webhooks
         self._client = client
-        self._lifecycle = lifecycle
-        self._grants = grants
-        self._session_factory = session_factory
-        self.heartbeat = heartbeat
-        self._caps = caps
         self._markers = Markers(prefix)
         self._ends = RunEnds(client, listener, f"{prefix}:runs-done")
-        self._read_ended = functools.partial(ended_run, session_factory)
+        self._read_ended = functools.partial(ended_run, parts.session_factory)
         self._closing = False
         self.worker = CeleryWorker(
+            parts,
             sender=self,
             celery=celery,
             client=client,
             markers=self._markers,
             ends=self._ends,
             signals=signals,
-            driver=driver,
-            lifecycle=lifecycle,
-            grants=grants,
-            session_factory=session_factory,
-            heartbeat=heartbeat,
-            caps=caps,
-            webhooks=webhooks,
         )
-        grants.on_resolved(self.resume_waiting_for)
-        heartbeat.on_tick(self.dispatch)
-        heartbeat.on_tick(self.deliver_due)
-        heartbeat.on_orphaned_grant(self.resume_waiting_for)
+        parts.grants.on_resolved(self.resume_waiting_for)
+        self._parts.heartbeat.on_tick(self.dispatch)
+        self._parts.heartbeat.on_tick(self.deliver_due)
+        self._parts.heartbeat.on_orphaned_grant(self.resume_waiting_for)
 
     @property
     def closing(self) -> bool:
@@ -129,16 +107,16 @@ class CeleryRunQueue:
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a run in any non-final state; False when it had already ended."""
-        if self.heartbeat.cancel_local(run_id):
-            self._grants.cancel_run(run_id)
+        if self._parts.heartbeat.cancel_local(run_id):
+            self._parts.grants.cancel_run(run_id)
             return True
-        if self._lifecycle.cancel_idle(run_id):  # announced by the lifecycle's end hook
-            self._grants.cancel_unwatched()
+        if self._parts.lifecycle.cancel_idle(run_id):  # announced by the lifecycle's end hook
+            self._parts.grants.cancel_unwatched()
             return True
-        if self._lifecycle.request_cancel(run_id):
+        if self._parts.lifecycle.request_cancel(run_id):
             # Reaches the worker that drives it now (its on_cancel hook); the heartbeat
             # relays the request too, should this message be lost.
-            self._grants.cancel_run(run_id)
+            self._parts.grants.cancel_run(run_id)
             return True
         return False
 
@@ -149,21 +127,21 @@ class CeleryRunQueue:
 
     def deliver(self, delivery_id: str) -> None:
         """Send a webhook delivery to a worker; a retry is sent by a later tick."""
-        if self._webhooks is not None and not self._closing:
+        if self._parts.webhooks is not None and not self._closing:
             self._send(WEBHOOK_TASK, delivery_id)
 
     def deliver_due(self) -> None:
         """Send the deliveries whose retry is due to the workers (a heartbeat listener)."""
-        if self._webhooks is not None and not self._closing:
-            for delivery_id in self._webhooks.due():
+        if self._parts.webhooks is not None and not self._closing:
+            for delivery_id in self._parts.webhooks.due():
                 self.deliver(delivery_id)
 
     def shutdown(self, timeout: float) -> None:
         """Stop sending and driving; live pauses here park at once (the Celery worker
         finishes its other tasks on its own)."""
         self._closing = True
-        self._grants.park_all()
-        self.heartbeat.stop()
+        self._parts.grants.park_all()
+        self._parts.heartbeat.stop()
 
     # -- dispatching -------------------------------------------------------------------
 
@@ -171,7 +149,7 @@ class CeleryRunQueue:
         """Send queued runs the caps would let start and that no message carries now."""
         if self._closing:
             return 0
-        with self._session_factory() as session:
+        with self._parts.session_factory() as session:
             queued = session.execute(
                 select(Run.id, Run.user_id, Run.facility_id)
                 .where(Run.status == str(RunStatus.QUEUED))
@@ -186,8 +164,8 @@ class CeleryRunQueue:
         sent, held = 0, False
         for row in queued:
             if (
-                per_user[row.user_id] >= self._caps.per_user
-                or per_facility[row.facility_id] >= self._caps.per_facility
+                per_user[row.user_id] >= self._parts.caps.per_user
+                or per_facility[row.facility_id] >= self._parts.caps.per_facility
             ):
                 held = True
                 continue
@@ -203,7 +181,7 @@ class CeleryRunQueue:
 
     def resume_waiting_for(self, grant_id: str) -> None:
         """Send a resume task for every parked run that waited for this grant."""
-        with self._session_factory() as session:
+        with self._parts.session_factory() as session:
             parked = session.scalars(
                 select(Run.id).where(
                     Run.waiting_grant_id == grant_id, Run.status == str(RunStatus.PARKED)

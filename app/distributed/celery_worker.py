@@ -22,7 +22,6 @@ import redis
 from celery import Celery
 from celery.signals import worker_process_init
 from sqlalchemy import Connection, Row, select
-from sqlalchemy.orm import Session
 
 from app.distributed.celery_tasks import (
     HELD_MARKER_S,
@@ -34,13 +33,10 @@ from app.distributed.celery_tasks import (
 from app.distributed.held_sigterm import HeldSigterm
 from app.distributed.redis_signals import RedisGrantSignals
 from app.distributed.run_ends import RunEnds
-from app.lifecycle import Lifecycle
 from app.models import Run
-from app.runner.caps import LOCK_USER_AND_FACILITY, Caps, claim_room, under_caps
-from app.runner.driver import DRIVEN_COLUMNS, RunDriver
-from app.runner.heartbeat import Heartbeat
-from app.services.grants import GrantCoordinator
-from app.services.webhook_events import WebhookSender
+from app.runner.caps import LOCK_USER_AND_FACILITY, claim_room, under_caps
+from app.runner.driver import DRIVEN_COLUMNS
+from app.runner.parts import EngineParts
 from sandbox import PARKED
 
 log = logging.getLogger(__name__)
@@ -72,6 +68,7 @@ class CeleryWorker:
 
     def __init__(
         self,
+        parts: EngineParts,
         *,
         sender: Sender,
         celery: Celery,
@@ -79,36 +76,23 @@ class CeleryWorker:
         markers: Markers,
         ends: RunEnds,
         signals: RedisGrantSignals,
-        driver: RunDriver,
-        lifecycle: Lifecycle,
-        grants: GrantCoordinator,
-        session_factory: Callable[[], Session],
-        heartbeat: Heartbeat,
-        caps: Caps,
-        webhooks: WebhookSender | None = None,
     ) -> None:
+        self._parts = parts
         self.celery = celery
         self._sender = sender
         self._client = client
         self._markers = markers
         self._ends = ends
         self._signals = signals
-        self._driver = driver
-        self._lifecycle = lifecycle
-        self._grants = grants
-        self._session_factory = session_factory
-        with session_factory() as session:
+        with parts.session_factory() as session:
             self._on_postgres = session.get_bind().dialect.name == "postgresql"
-        self.heartbeat = heartbeat
-        self._caps = caps
-        self._webhooks = webhooks
         self._sigterm: HeldSigterm | None = None  # in a forked worker process
         celery.task(name=RUN_TASK, ignore_result=True)(self.start_here)
         celery.task(name=RESUME_TASK, ignore_result=True)(self.resume_here)
         celery.task(name=WEBHOOK_TASK, ignore_result=True)(self.deliver_here)
         # Every final move (a run finishing, a cancel, the sweep ending a dead worker's
         # run) is announced, so a `wait` anywhere hears it.
-        lifecycle.on_end(self.announce_end)
+        parts.lifecycle.on_end(self.announce_end)
         signals.on_cancel(self._cancel_here)
 
     def run(self, *, concurrency: int, hooks: WorkerHooks, loglevel: str = "INFO") -> None:
@@ -118,7 +102,7 @@ class CeleryWorker:
         def _child(**_: object) -> None:
             self._become_worker_process()
             hooks.after_fork()
-            self.heartbeat.start()
+            self._parts.heartbeat.start()
 
         worker_process_init.connect(_child, weak=False)
         self.celery.Worker(
@@ -132,10 +116,10 @@ class CeleryWorker:
         # Forked children share the parent's driver id; each needs its own, or a sibling's
         # beat would keep a dead child's runs looking alive.
         driver_id = f"celery-{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
-        self.heartbeat.driver_id = driver_id
-        self._driver.driver_id = driver_id
+        self._parts.heartbeat.driver_id = driver_id
+        self._parts.driver.driver_id = driver_id
         self._signals.listen()
-        self._sigterm = HeldSigterm(on_held=self._grants.park_all)
+        self._sigterm = HeldSigterm(on_held=self._parts.grants.park_all)
 
     def _task(self) -> contextlib.AbstractContextManager[None]:
         """Around a task body: a SIGTERM to this process lets the run in hand end."""
@@ -159,7 +143,7 @@ class CeleryWorker:
     def _start_here(self, run_id: str) -> None:
         if self._sender.closing or self._left_for_another(RUN_TASK, run_id):
             return
-        self.heartbeat.start()
+        self._parts.heartbeat.start()
         claimed = self._claim(run_id)
         if claimed is None:
             # A later dispatch may send it again (a cap turned it away, or it had ended):
@@ -191,7 +175,7 @@ class CeleryWorker:
     def _resume_here(self, run_id: str) -> None:
         if self._sender.closing or self._left_for_another(RESUME_TASK, run_id):
             return
-        self.heartbeat.start()
+        self._parts.heartbeat.start()
         claimed = self._claim(run_id, resuming=True)
         # It may park and resume again.
         self._client.delete(self._markers.sent(RESUME_TASK, run_id))
@@ -203,8 +187,8 @@ class CeleryWorker:
         marker is dropped once the attempt is stored (a retry may follow), not before: a
         beat in between would send a second task for the same attempt."""
         try:
-            if self._webhooks is not None:
-                self._webhooks.send(delivery_id)
+            if self._parts.webhooks is not None:
+                self._parts.webhooks.send(delivery_id)
         finally:
             self._client.delete(self._markers.sent(WEBHOOK_TASK, delivery_id))
 
@@ -213,7 +197,7 @@ class CeleryWorker:
     def _drive(self, run_id: str, claimed: Row[Any]) -> None:
         outcome = None
         try:
-            outcome = self._driver.drive(run_id, claimed)
+            outcome = self._parts.driver.drive(run_id, claimed)
         finally:
             if outcome is None:
                 # No final move may have announced it (its row was gone, or even the
@@ -224,9 +208,9 @@ class CeleryWorker:
 
     def _resume_if_answered(self, run_id: str) -> None:
         """A prompt answered while its run was parking is not missed (or left to the sweep)."""
-        with self._session_factory() as session:
+        with self._parts.session_factory() as session:
             grant_id = session.scalar(select(Run.waiting_grant_id).where(Run.id == run_id))
-        if grant_id is not None and self._grants.outcome(grant_id) is not None:
+        if grant_id is not None and self._parts.grants.outcome(grant_id) is not None:
             self._sender.resume(run_id)
 
     def _claim(self, run_id: str, *, resuming: bool = False) -> Row[Any] | None:
@@ -239,19 +223,19 @@ class CeleryWorker:
         SQLite, whose writers queue on one lock anyway, one transaction of the lock and
         the counting UPDATE. The claimed row comes back with what its driver needs.
         """
-        verb = self._lifecycle.resume if resuming else self._lifecycle.start
+        verb = self._parts.lifecycle.resume if resuming else self._parts.lifecycle.start
         if self._on_postgres:
-            return verb(run_id, driver=self._driver.driver_id, where=claim_room(self._caps),
-                        returning=DRIVEN_COLUMNS)
+            return verb(run_id, driver=self._parts.driver.driver_id,
+                        where=claim_room(self._parts.caps), returning=DRIVEN_COLUMNS)
 
         def lock(connection: Connection) -> None:
             connection.execute(LOCK_USER_AND_FACILITY, {"run_id": run_id})
 
-        return verb(run_id, driver=self._driver.driver_id, where=under_caps(self._caps),
+        return verb(run_id, driver=self._parts.driver.driver_id, where=under_caps(self._parts.caps),
                     before=lock, returning=DRIVEN_COLUMNS)
 
     def _cancel_here(self, run_id: str) -> None:
-        self.heartbeat.cancel_local(run_id)
+        self._parts.heartbeat.cancel_local(run_id)
 
     # -- run ends, heard by waiters in any process --------------------------------------
 

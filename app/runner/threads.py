@@ -20,13 +20,12 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
-from app.lifecycle import Lifecycle, RunStatus, is_final
+from app.lifecycle import RunStatus, is_final
 from app.models import Run
-from app.runner.caps import Caps, live_counts, under_caps
-from app.runner.driver import DRIVEN_COLUMNS, RunDriver
-from app.runner.heartbeat import Heartbeat
+from app.runner.caps import live_counts, under_caps
+from app.runner.driver import DRIVEN_COLUMNS
+from app.runner.parts import EngineParts
 from app.runner.pool import RunThreads
-from app.services.grants import GrantCoordinator
 from app.services.webhook_events import WebhookSender
 from sandbox import PARKED
 
@@ -62,27 +61,11 @@ def ended_run(session_factory: Callable[[], Session], run_id: str) -> dict[str, 
 class ThreadRunQueue:
     """Starts, resumes and cancels runs on threads of this process (implements RunQueue)."""
 
-    def __init__(
-        self,
-        *,
-        driver: RunDriver,
-        lifecycle: Lifecycle,
-        grants: GrantCoordinator,
-        session_factory: Callable[[], Session],
-        heartbeat: Heartbeat,
-        caps: Caps,
-        webhooks: WebhookSender | None = None,
-    ) -> None:
-        self._driver = driver
-        self._webhooks = webhooks
+    def __init__(self, parts: EngineParts) -> None:
+        self._parts = parts
         # Webhooks go out on a few threads of their own: a slow receiver holds no run.
         self._senders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
         self._sending: set[Future[None]] = set()  # deliveries submitted and not done
-        self._lifecycle = lifecycle
-        self._grants = grants
-        self._session_factory = session_factory
-        self.heartbeat = heartbeat
-        self._caps = caps
         self._lock = threading.Lock()
         self._dispatch_lock = threading.Lock()
         self._done: dict[str, Ending] = {}
@@ -95,11 +78,11 @@ class ThreadRunQueue:
         # none left, submits go through it (oldest first) and ended runs dispatch again.
         self._backlog = True
         self._closing = False
-        grants.on_resolved(self.resume_waiting_for)
-        lifecycle.on_end(self._mark_done)  # every final move wakes the run's `wait`
-        heartbeat.on_tick(self.dispatch)
-        heartbeat.on_tick(self.deliver_due)
-        heartbeat.on_orphaned_grant(self.resume_waiting_for)
+        parts.grants.on_resolved(self.resume_waiting_for)
+        parts.lifecycle.on_end(self._mark_done)  # every final move wakes the run's `wait`
+        self._parts.heartbeat.on_tick(self.dispatch)
+        self._parts.heartbeat.on_tick(self.deliver_due)
+        self._parts.heartbeat.on_orphaned_grant(self.resume_waiting_for)
 
     # -- RunQueue ----------------------------------------------------------------------
 
@@ -109,7 +92,7 @@ class ThreadRunQueue:
             if run_id in self._claimed:  # a dispatch started it already
                 return
             self._done.setdefault(run_id, Ending())
-        self.heartbeat.start()
+        self._parts.heartbeat.start()
         # Nothing waits before it: claim it at once (one conditional UPDATE, caps included).
         if not self._backlog and not self._closing:
             with self._dispatch_lock:  # claims are made under it: the check below is final
@@ -133,20 +116,20 @@ class ThreadRunQueue:
             return  # it stays parked; the next process to start resumes it
         with self._lock:
             self._ready.add(run_id)
-        self.heartbeat.start()
+        self._parts.heartbeat.start()
         self.dispatch()
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a run in any non-final state; False when it had already ended."""
-        if self.heartbeat.cancel_local(run_id):
-            self._grants.cancel_run(run_id)
+        if self._parts.heartbeat.cancel_local(run_id):
+            self._parts.grants.cancel_run(run_id)
             return True
-        if self._lifecycle.cancel_idle(run_id):  # its `wait` is woken by the end hook
-            self._grants.cancel_unwatched()
+        if self._parts.lifecycle.cancel_idle(run_id):  # its `wait` is woken by the end hook
+            self._parts.grants.cancel_unwatched()
             return True
         # Live in another process (or in one that died): its heartbeat picks the request up,
         # and the sweep cancels it if that process is gone.
-        return self._lifecycle.request_cancel(run_id)
+        return self._parts.lifecycle.request_cancel(run_id)
 
     def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
         """Block until the run ends here or `timeout` passes: the run as it ended, or None."""
@@ -154,15 +137,15 @@ class ThreadRunQueue:
             done = self._done.get(run_id) or self._ended.get(run_id)
         if done is not None and done.event.wait(timeout) and done.run is not None:
             return done.run  # as its final move returned it: no read
-        return ended_run(self._session_factory, run_id)  # it may have ended before we looked
+        return ended_run(self._parts.session_factory, run_id)  # it may have ended before we looked
 
     def deliver(self, delivery_id: str) -> None:
         """Send a webhook delivery on a sender thread; a retry is sent by a later tick."""
-        if self._webhooks is None or self._closing:
+        if self._parts.webhooks is None or self._closing:
             return
-        self.heartbeat.start()  # its tick sends the retries
+        self._parts.heartbeat.start()  # its tick sends the retries
         try:
-            future = self._senders.submit(self._send_webhook, self._webhooks, delivery_id)
+            future = self._senders.submit(self._send_webhook, self._parts.webhooks, delivery_id)
         except RuntimeError:  # shut down meanwhile: the delivery stays pending
             return
         with self._lock:
@@ -175,8 +158,8 @@ class ThreadRunQueue:
 
     def deliver_due(self) -> None:
         """Send the deliveries whose retry is due (a heartbeat listener)."""
-        if self._webhooks is not None and not self._closing:
-            for delivery_id in self._webhooks.due():
+        if self._parts.webhooks is not None and not self._closing:
+            for delivery_id in self._parts.webhooks.due():
                 self.deliver(delivery_id)
 
     @staticmethod
@@ -192,7 +175,7 @@ class ThreadRunQueue:
         the next start; parked runs resume there.
         """
         self._closing = True
-        self._grants.park_all()
+        self._parts.grants.park_all()
         self._senders.shutdown(wait=False, cancel_futures=True)  # pending ones stay pending
         with self._lock:
             driving = list(self._driving.values())
@@ -203,7 +186,7 @@ class ThreadRunQueue:
         # A delivery being sent finishes (or is cut off with the process): its record is
         # written before its connection goes back, so none is left open behind the pool.
         wait_for(sending, timeout=max(0.0, deadline - time.monotonic()))
-        self.heartbeat.stop()
+        self._parts.heartbeat.stop()
 
     # -- dispatching -------------------------------------------------------------------
 
@@ -215,7 +198,7 @@ class ThreadRunQueue:
         with self._dispatch_lock:
             with self._lock:
                 ready = list(self._ready)[:_DISPATCH_BATCH]
-            with self._session_factory() as session:
+            with self._parts.session_factory() as session:
                 parked = session.execute(
                     select(Run.id, Run.user_id, Run.facility_id)
                     .where(Run.id.in_(ready), Run.status == str(RunStatus.PARKED))
@@ -240,8 +223,8 @@ class ThreadRunQueue:
             for row in candidates:
                 claimed = None
                 if (
-                    per_user[row.user_id] < self._caps.per_user
-                    and per_facility[row.facility_id] < self._caps.per_facility
+                    per_user[row.user_id] < self._parts.caps.per_user
+                    and per_facility[row.facility_id] < self._parts.caps.per_facility
                 ):
                     claimed = self._claim(row.id, resuming=row.id in resuming)
                 if claimed is None:
@@ -256,17 +239,17 @@ class ThreadRunQueue:
 
     def _claim(self, run_id: str, *, resuming: bool) -> Row[Any] | None:
         """The run moved to running for this process: its row with what its driver needs."""
-        verb = self._lifecycle.start
+        verb = self._parts.lifecycle.start
         if resuming:
             with self._lock:
                 self._ready.discard(run_id)
-            verb = self._lifecycle.resume
-        return verb(run_id, driver=self._driver.driver_id, where=under_caps(self._caps),
-                    returning=DRIVEN_COLUMNS)
+            verb = self._parts.lifecycle.resume
+        return verb(run_id, driver=self._parts.driver.driver_id,
+                    where=under_caps(self._parts.caps), returning=DRIVEN_COLUMNS)
 
     def resume_waiting_for(self, grant_id: str) -> None:
         """Resume every parked run that waited for this grant (it just ended)."""
-        with self._session_factory() as session:
+        with self._parts.session_factory() as session:
             parked = session.scalars(
                 select(Run.id).where(
                     Run.waiting_grant_id == grant_id, Run.status == str(RunStatus.PARKED)
@@ -275,11 +258,11 @@ class ThreadRunQueue:
         if parked and not self._closing:
             with self._lock:
                 self._ready.update(parked)
-            self.heartbeat.start()
+            self._parts.heartbeat.start()
             self.dispatch()
 
     def _spawn(self, run_id: str, claimed: Row[Any]) -> None:
-        self.heartbeat.adopt(run_id)  # cancellable from now on, before the thread runs
+        self._parts.heartbeat.adopt(run_id)  # cancellable from now on, before the thread runs
         with self._lock:
             self._claimed[run_id] = None
             if len(self._claimed) > _RECENT_CLAIMS:
@@ -291,7 +274,7 @@ class ThreadRunQueue:
     def _drive(self, run_id: str, claimed: Row[Any]) -> None:
         outcome = None
         try:
-            outcome = self._driver.drive(run_id, claimed)
+            outcome = self._parts.driver.drive(run_id, claimed)
         finally:
             with self._lock:
                 returned = self._driving.pop(run_id, None)
@@ -310,9 +293,9 @@ class ThreadRunQueue:
 
     def _resume_if_answered(self, run_id: str) -> None:
         """A prompt answered while its run was parking is not missed (or left to the sweep)."""
-        with self._session_factory() as session:
+        with self._parts.session_factory() as session:
             grant_id = session.scalar(select(Run.waiting_grant_id).where(Run.id == run_id))
-        if grant_id is not None and self._grants.outcome(grant_id) is not None:
+        if grant_id is not None and self._parts.grants.outcome(grant_id) is not None:
             with self._lock:
                 self._ready.add(run_id)
 
