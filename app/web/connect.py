@@ -12,7 +12,7 @@ from app import db, extensions
 from app.errors import AppError, OAuthCallbackError
 from app.models import ConnectLink, Facility, Integration
 from app.services import connect_links, connections
-from app.services.integrations_admin import redirect_uri
+from app.services.oauth_clients import redirect_uri
 from app.web.security import check_csrf
 
 bp = Blueprint("connect", __name__)

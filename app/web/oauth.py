@@ -22,7 +22,7 @@ bp = Blueprint("oauth", __name__)
 
 
 def _redirect_uri() -> str:
-    from app.services.integrations_admin import redirect_uri
+    from app.services.oauth_clients import redirect_uri
 
     return redirect_uri(str(current_app.config["PUBLIC_URL"]))
 

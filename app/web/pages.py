@@ -15,7 +15,7 @@ from app.integrations import catalog_entry as catalog_rules
 from app.integrations.catalog import load_catalog
 from app.models import Account, ApiToken, Integration, Membership, Role, User
 from app.models.webhooks import WEBHOOK_EVENTS
-from app.services import inputs, integrations_admin, invitations, people, webhooks
+from app.services import inputs, integration_views, invitations, oauth_clients, people, webhooks
 from app.services import scripts as scripts_service
 from app.services import usage as usage_service
 from app.services.context import MemberContext
@@ -160,7 +160,7 @@ def manage(slug: str) -> ResponseReturnValue:
     problems = {
         i.id: problem
         for i in integrations
-        if (problem := integrations_admin.client_problem(db.session(), i)) is not None
+        if (problem := oauth_clients.client_problem(db.session(), i)) is not None
     }
     return _page(
         "manage.html",
@@ -208,10 +208,10 @@ def integration_settings(slug: str, key: str) -> ResponseReturnValue:
         "manage_integration.html",
         member,
         integration=integration,
-        view=integrations_admin.integration_public_view(integration),
+        view=integration_views.integration_public_view(integration),
         master=master,
-        client_problem=integrations_admin.client_problem(db.session(), integration),
-        redirect_uri=integrations_admin.redirect_uri(current_app.config["PUBLIC_URL"]),
+        client_problem=oauth_clients.client_problem(db.session(), integration),
+        redirect_uri=oauth_clients.redirect_uri(current_app.config["PUBLIC_URL"]),
     )
 
 

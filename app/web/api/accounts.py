@@ -13,7 +13,7 @@ from app.errors import NotFound, ValidationError
 from app.models import Account, Integration, Role
 from app.services import connections, disconnection
 from app.services.context import MemberContext
-from app.services.integrations_admin import redirect_uri
+from app.services.oauth_clients import redirect_uri
 from app.web.api import paging
 from app.web.api.base import api_blueprint, integration_of
 from app.web.api.connect_links import new_link

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app import db, extensions
 from app.integrations.catalog_entry import CREDENTIAL_MODES
 from app.models import Account, Integration, Role
-from app.services import connections
+from app.services import connections, integration_views, oauth_clients
 from app.services import integrations_admin as admin
 from app.services.connection_checks import test_connection, test_credentials
 from app.web.api import paging
@@ -134,9 +134,11 @@ def list_integrations(slug: str, query: paging.Page) -> Answer:
     result = []
     admin_view = member.can(Role.admin)
     for integration in rows:
-        view = (admin.integration_public_view if admin_view else admin.integration_member_view)(
-            integration
-        )
+        view = (
+            integration_views.integration_public_view
+            if admin_view
+            else integration_views.integration_member_view
+        )(integration)
         master = next(
             (
                 a
@@ -177,7 +179,7 @@ def create_integration(slug: str, json: IntegrationCreate) -> Answer:
             db.session(), facility=member.facility, fields=_set_fields(json)
         )
     db.session.commit()
-    return admin.integration_public_view(integration), 201
+    return integration_views.integration_public_view(integration), 201
 
 
 @bp.get("/f/<slug>/integrations/<key>")
@@ -188,10 +190,10 @@ def get_integration(slug: str, key: str) -> Answer:
     member = require_member(slug)
     integration = integration_of(member, key)
     if not member.can(Role.admin):
-        return admin.integration_member_view(integration)
-    view = admin.integration_public_view(integration)
-    view["redirect_uri"] = admin.redirect_uri(current_app.config["PUBLIC_URL"])
-    view["client_problem"] = admin.client_problem(db.session(), integration)
+        return integration_views.integration_member_view(integration)
+    view = integration_views.integration_public_view(integration)
+    view["redirect_uri"] = oauth_clients.redirect_uri(current_app.config["PUBLIC_URL"])
+    view["client_problem"] = oauth_clients.client_problem(db.session(), integration)
     return view
 
 
@@ -203,7 +205,7 @@ def update_integration(slug: str, key: str, json: IntegrationSettings) -> Answer
     integration = integration_of(member, key)
     admin.update_integration(db.session(), integration, _set_fields(json))
     db.session.commit()
-    return admin.integration_public_view(integration)
+    return integration_views.integration_public_view(integration)
 
 
 @bp.delete("/f/<slug>/integrations/<key>")

@@ -18,7 +18,13 @@ from app.errors import OAuthCallbackError, ValidationError
 from app.integrations.tokens import NeedsReauth, TokenManager
 from app.models import Account, Integration, OAuthState
 from app.models._types import utcnow
-from app.services import connection_checks, connections, disconnection, integrations_admin
+from app.services import (
+    connection_checks,
+    connections,
+    disconnection,
+    integration_views,
+    integrations_admin,
+)
 from tests.app.integrations.conftest import (
     REDIRECT,
     SECRETS,
@@ -363,7 +369,7 @@ def test_a_blank_secret_on_update_keeps_the_saved_one(
         session, integration, {"client_secret": "", "name": "Renamed"}
     )
     assert integration.current_client_id == before and integration.name == "Renamed"
-    view = integrations_admin.integration_public_view(integration)
+    view = integration_views.integration_public_view(integration)
     assert view["has_client_secret"] is True
     assert SECRETS["basic-client"] not in repr(view)
 
