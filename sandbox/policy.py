@@ -1,10 +1,10 @@
-"""The sandbox policy, default deny: builtins, guard hooks and the module allowlist.
+"""The sandbox policy, default deny: the guard hooks and the module allowlist.
 
-Everything a script can reach is named here. RestrictedPython rewrites attribute
-access, item access, writes, iteration, imports and print into calls to the hooks
-below; this module decides what those calls allow. It is not the isolation boundary
-(the worker process is), but it keeps honest scripts inside the documented API and
-makes hostile ones fail early with a clear `forbidden` error.
+Everything a script can reach is named here (its builtins in `sandbox.script_globals`).
+RestrictedPython rewrites attribute access, item access, writes, iteration, imports and
+print into calls to the hooks below; this module decides what those calls allow. It is
+not the isolation boundary (the worker process is), but it keeps honest scripts inside
+the documented API and makes hostile ones fail early with a clear `forbidden` error.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 
@@ -366,68 +365,3 @@ def apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def safe_type(obj: Any) -> type:
     """`type(x)` with one argument; class creation goes through `class` statements only."""
     return type(obj)
-
-
-_BUILTIN_NAMES = (
-    "abs all any ascii bin bool bytearray bytes callable chr complex dict divmod enumerate "
-    "filter float format frozenset hash hex int isinstance issubclass iter len list map max "
-    "min next object oct ord pow range repr reversed round set slice sorted str sum tuple zip "
-    "ArithmeticError AssertionError AttributeError Exception IndexError KeyError LookupError "
-    "NameError NotImplementedError OverflowError RecursionError RuntimeError StopIteration "
-    "TypeError UnicodeError UnicodeDecodeError UnicodeEncodeError ValueError ZeroDivisionError "
-    "MemoryError TimeoutError"
-)
-
-
-def _static_builtins() -> dict[str, Any]:
-    import builtins
-
-    names = {name: getattr(builtins, name) for name in _BUILTIN_NAMES.split()}
-    names.update(
-        {
-            "None": None,
-            "True": True,
-            "False": False,
-            "Ellipsis": Ellipsis,
-            "NotImplemented": NotImplemented,
-            "getattr": guarded_getattr,
-            "hasattr": guarded_hasattr,
-            "type": safe_type,
-            "Forbidden": Forbidden,
-            # `class` statements compile to __build_class__; RestrictedPython makes every
-            # class use __metaclass__ (OwnedClasses.metaclass), and scripts cannot name it.
-            "__build_class__": builtins.__build_class__,
-        }
-    )
-    return names
-
-
-_STATIC_BUILTINS = _static_builtins()
-
-
-def build_builtins(modules: Modules, owned: OwnedClasses) -> dict[str, Any]:
-    """The complete builtins of a script: an explicit allowlist, nothing inherited."""
-    names = dict(_STATIC_BUILTINS)
-    names["setattr"] = owned.setattr
-    names["__import__"] = make_import(modules)
-    return names
-
-
-def build_globals(
-    *, builtins: dict[str, Any], owned: OwnedClasses, print_factory: Callable[..., Any]
-) -> dict[str, Any]:
-    """The hook globals RestrictedPython's rewritten code calls into."""
-    return {
-        "__builtins__": builtins,
-        "__name__": "script",
-        "__metaclass__": owned.metaclass,
-        "_getattr_": guarded_getattr,
-        "_getitem_": guarded_getitem,
-        "_getiter_": iter,
-        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-        "_unpack_sequence_": guarded_unpack_sequence,
-        "_write_": owned.write_guard,
-        "_inplacevar_": inplacevar,
-        "_apply_": apply,
-        "_print_": print_factory,
-    }

@@ -11,7 +11,7 @@ import socket
 from types import CodeType, TracebackType
 from typing import Any
 
-from sandbox import plain, policy, protocol
+from sandbox import plain, policy, protocol, script_globals
 from sandbox.compiler import FILENAME, compile_script
 from sandbox.journal import REPLAY_DIVERGED, JournalFull, ReplayDiverged, ValueLog
 from sandbox.limits import MAX_ERROR_CHARS, MAX_TRACE_FRAMES, Limits, ScriptError, TraceFrame
@@ -188,8 +188,9 @@ def _globals(
 ) -> dict[str, Any]:
     owned = policy.OwnedClasses()
     modules = policy.Modules(module_overrides(values))
-    builtins = policy.build_builtins(modules, owned)
-    glb = policy.build_globals(builtins=builtins, owned=owned, print_factory=output.collector)
+    builtins = script_globals.build_builtins(modules, owned)
+    glb = script_globals.build_globals(
+        builtins=builtins, owned=owned, print_factory=output.collector)
     glb.update(
         integrations=Integrations(channel.call),
         input=job.get("input"),
