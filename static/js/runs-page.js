@@ -15,6 +15,8 @@ function update(row, run) {
   if (run.calls !== undefined) row.querySelector(".calls-count").textContent = String(run.calls);
   const duration = row.querySelector(".duration");
   if (run.duration_ms != null) duration.textContent = `${Math.round(run.duration_ms)} ms`;
+  // A run that ended without a duration (stopped or interrupted while parked): no timer.
+  else if (FINAL.includes(run.status)) duration.replaceChildren();
   else if (run.status === "running" && !duration.querySelector(".elapsed")) {
     const span = document.createElement("span");
     span.className = "elapsed"; span.dataset.since = run.started_at ?? new Date().toISOString();

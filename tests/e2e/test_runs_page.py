@@ -203,6 +203,34 @@ def test_the_list_follows_a_run_through_parked_to_its_end(browser: Any, lab: Lab
     page.context.close()
 
 
+def test_a_row_whose_parked_run_is_stopped_stops_its_timer(browser: Any, lab: Lab) -> None:
+    """A parked run that is stopped ends with no duration (nothing ran it to the end): its
+    row says cancelled and its elapsed timer stops, rather than ticking on "so far"."""
+    page = signed_in(browser, lab.live, "sam@example.com")
+    page.goto(f"{lab.live.url}/f/lab/runs")
+    page.locator("body[data-live=yes]").wait_for()  # an open page: the run may ask
+    run_id = start_run(page, lab.scripts["Needs key"])
+    page.locator(".grant-prompt").wait_for(timeout=60000)
+    page.reload()
+    row = page.locator(f"tr[data-run-id='{run_id}']")
+    row.locator(".run-status", has_text="parked").wait_for(timeout=30000)
+    row.locator(".elapsed", has_text="so far").wait_for()
+    status = page.evaluate(
+        """async (runId) => {
+            const csrf = document.querySelector('meta[name="csrf-token"]').content;
+            const r = await fetch(`/api/f/lab/runs/${runId}/cancel`,
+                                  {method: 'POST', headers: {'X-CSRF-Token': csrf}});
+            return r.status;
+        }""",
+        run_id,
+    )
+    assert status == 200
+    row.locator(".run-status", has_text="cancelled").wait_for(timeout=30000)
+    page.wait_for_timeout(1500)  # the timers tick each second
+    assert "so far" not in row.locator(".duration").inner_text()
+    page.context.close()
+
+
 def test_stop_ends_a_running_run_with_its_timer_ticking(browser: Any, lab: Lab) -> None:
     page = signed_in(browser, lab.live, "sam@example.com", width=375)
     page.goto(f"{lab.live.url}/f/lab/runs")
