@@ -37,7 +37,15 @@ const inputFields = createInputEditor($("input-fields"), $("add-input"), JSON.pa
 $("script-name").addEventListener("input", markDirty);
 
 // Saving keeps a version of the draft; `publish` (the checkbox) also publishes that version.
-async function save({ publish } = {}) {
+// Saves go one after another: a second press while a new script's first save is under way
+// must update the script that save makes, not make another one.
+let saving = Promise.resolve();
+function save(options) {
+  saving = saving.then(() => saveNow(options));
+  return saving;
+}
+
+async function saveNow({ publish } = {}) {
   const body = { name: $("script-name").value.trim() || "Untitled script", source: editor.getValue(), inputs: inputFields.read() };
   if (publish !== undefined || !scriptId) body.published = publish ?? $("script-published").checked;
   try {
@@ -111,6 +119,7 @@ async function run() {
     });
   } catch (error) {
     $("run-script").disabled = false;
+    setStatus(parts.status, "not_run");  // the server started no run
     parts.error.hidden = false; parts.error.textContent = error.message;
   }
 }

@@ -63,7 +63,10 @@ for (const card of document.querySelectorAll(".script-card")) {
       if (form && error.field?.startsWith("input.")) {
         form.showErrors({ [error.field.slice(6)]: error.message });
         panel.hidden = true;
-      } else { parts.error.hidden = false; parts.error.textContent = error.message; }
+      } else {
+        setStatus(parts.status, "not_run");  // the server started no run
+        parts.error.hidden = false; parts.error.textContent = error.message;
+      }
     }
   });
   const details = card.querySelector(".history");

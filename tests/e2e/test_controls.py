@@ -255,3 +255,107 @@ def test_a_script_card_shows_the_end_even_when_its_event_is_lost(
     card.locator(".run-status", has_text="cancelled").wait_for(timeout=30000)
     assert lost  # the end came by the card's own reading, not by its event
     page.context.close()
+
+
+def on_top(page: Any, selector: str) -> bool:
+    """Whether a press at the middle of `selector`, the page scrolled to its top, lands on it."""
+    return bool(page.evaluate(
+        """(selector) => {
+            window.scrollTo(0, 0);
+            const node = document.querySelector(selector);
+            const box = node.getBoundingClientRect();
+            const x = box.left + box.width / 2, y = box.top + box.height / 2;
+            const hit = document.elementFromPoint(x, y);
+            return node === hit || node.contains(hit);
+        }""",
+        selector,
+    ))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_pending_sign_in_prompt_covers_no_control(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]], width: int
+) -> None:
+    """The prompt sits in the page's flow: while it waits for an answer, the run page's Stop
+    (on a laptop, beside the title) and the phone's menu links can still be pressed."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com", width=width)
+    page.goto(f"{live.url}/f/lab/runs")
+    page.locator("body[data-live=yes]").wait_for()  # an open page: the run may ask
+    run_id = start_run(page, ids["Needs key"])
+    page.goto(f"{live.url}/f/lab/runs/{run_id}")
+    page.locator(".grant-prompt").wait_for(timeout=60000)
+    page.locator("#run-status", has_text="parked").wait_for(timeout=30000)
+    fits(page, f"run-prompt-pending-{width}")
+    if width < 640:
+        page.click(".nav-toggle-label")
+        for link in ("/f/lab/scripts", "/f/lab/runs", "/f/lab/editor", "/settings/integrations"):
+            assert on_top(page, f"nav a[href='{link}']"), link
+        page.click(".nav-toggle-label")
+    assert on_top(page, "#stop-run") and on_top(page, "#rerun")
+    page.click("#stop-run")
+    page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
+    assert page.locator(".grant-prompt").count() == 0  # withdrawn with its run
+    page.context.close()
+
+
+def test_a_double_click_on_save_keeps_one_new_script(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """The second save of a new script waits for the first, so it updates the script the
+    first made instead of making another one."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor")
+    page.locator(".cm-content").wait_for()
+    page.fill("#script-name", "Tally")
+    page.dblclick("#save-script")
+    page.locator("#save-status", has_text="Saved").wait_for()
+    page.wait_for_url(re.compile(r"/f/lab/editor/\d+$"))
+    page.wait_for_load_state("networkidle")
+    assert scripts_named(live) == ["Needs key", "Report", "Spinner", "Tally"]
+    assert page.locator(".script-list a", has_text="Tally").count() == 1
+    page.context.close()
+
+
+def test_a_run_the_server_refuses_to_start_is_not_shown_as_queued(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """Input the declared inputs refuse starts no run: the editor says why, and its status
+    does not claim a run is queued."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{ids['Report']}")
+    page.click("#inputs-editor summary")
+    page.click("#add-input")
+    page.locator(".input-row .input-name").fill("who")
+    page.locator(".input-row .input-required").check()
+    page.click("#save-script")
+    page.locator("#save-status", has_text="Saved").wait_for()
+    page.fill("#run-input", "{}")
+    page.click("#run-script")
+    page.locator("#run-error", has_text="who").wait_for()
+    assert page.locator("#run-status").inner_text() == "not run"
+    assert page.locator("#run-script").is_enabled()
+    page.fill("#run-input", '{"who": "Ada"}')
+    page.click("#run-script")
+    page.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)
+    page.context.close()
+
+
+def test_a_script_card_whose_run_is_refused_is_not_shown_as_queued(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """A card whose script went away since the page loaded says so, and claims no run."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/scripts")
+    with live.app.app_context():
+        db.session.delete(db.session.get(Script, ids["Report"]))
+        db.session.commit()
+    card = page.locator(".script-card", has_text="Report")
+    card.locator(".run-script").click()
+    card.locator(".run-error").wait_for()
+    assert card.locator(".run-status").inner_text() == "not run"
+    assert card.locator(".run-script").is_enabled()
+    page.context.close()
