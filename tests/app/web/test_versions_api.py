@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from app import db
-from app.models import Role, Run, Script
+from app.models import Role, Run, Script, User
 from tests.app.web.test_access import CSRF, client_for
 from tests.conftest import add_member, create_facility, create_user
 
@@ -117,3 +118,30 @@ def test_duplicate_and_rerun(clients: dict[str, FlaskClient]) -> None:
     assert status in (200, 201) and again["id"] != first["id"]
     assert again["input"] == {"who": "Ada", "times": 3} and again["script_id"] == script["id"]
     assert db.session.get(Script, copy["id"]) is not None
+
+
+def test_a_run_of_a_deleted_script_is_not_called_an_editor_run(
+    clients: dict[str, FlaskClient],
+) -> None:
+    """Deleting a script keeps its runs (their script_id becomes NULL): a member's run of
+    its published version says the script was deleted, an editor draft run stays one."""
+    scripter, member = clients["scripter"], clients["member"]
+    status, script = call(scripter, "POST", "/scripts",
+                          {"name": "Greeter", "source": "result = 1", "published": True})
+    assert status == 201 and script["published_version"] == 1
+    session = db.session()
+    member_id = session.scalar(select(User.id).where(User.email == "member@example.com"))
+    facility_id = session.get(Script, script["id"]).facility_id  # type: ignore[union-attr]
+    published_run = Run(facility_id=facility_id, script_id=script["id"], version=1,
+                        user_id=member_id, source="result = 1", input={}, status="succeeded")
+    draft_run = Run(facility_id=facility_id, script_id=None, version=None,
+                    user_id=member_id, source="result = 2", input={}, status="succeeded")
+    session.add_all([published_run, draft_run])
+    session.commit()
+    assert call(scripter, "DELETE", f"/scripts/{script['id']}")[0] == 204
+
+    page = member.get(f"/f/lab/runs/{published_run.id}").get_data(as_text=True)
+    assert "Deleted script" in page and "Editor run" not in page
+    assert "Editor run" in member.get(f"/f/lab/runs/{draft_run.id}").get_data(as_text=True)
+    listing = member.get("/f/lab/runs").get_data(as_text=True)
+    assert listing.count("Deleted script") == 1 and listing.count("Editor run") == 1
