@@ -30,6 +30,7 @@ from sandbox.limits import (
     RunResult,
     ScriptError,
     TraceFrame,
+    reason_from_data,
     trace_from_data,
 )
 from sandbox.replay import Diverged, Replay, ValuesOverflow
@@ -150,8 +151,9 @@ class Conversation:
         self.reader = protocol.FrameReader(worker.channel, max_frame=max_frame)
 
     def _end(self, status: str, code: str | None = None, message: str = "", line: int | None = None,
-             result: Any = None, trace: tuple[TraceFrame, ...] = ()) -> RunResult:
-        error = ScriptError(code, message, line, trace) if code else None
+             result: Any = None, trace: tuple[TraceFrame, ...] = (),
+             reason: str | None = None) -> RunResult:
+        error = ScriptError(code, message, line, trace, reason) if code else None
         journal = self.replay.finish(wall_s=self.clock.used())
         return RunResult(
             status, result, "".join(self.output), error, calls=self.calls, journal=journal
@@ -292,6 +294,7 @@ class Conversation:
                 str(error.get("message") or "the script failed")[:MAX_ERROR_CHARS],
                 line if isinstance(line, int) else None,
                 trace=trace_from_data(error.get("trace")),
+                reason=reason_from_data(error.get("reason")),
             )
         result_json = str(message.get("result_json", "null"))
         if len(result_json.encode()) > self.limits.result_bytes:

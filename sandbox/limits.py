@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -72,14 +73,27 @@ class ScriptError:
     message: str
     line: int | None = None
     trace: tuple[TraceFrame, ...] = ()
+    # Why an integration error happened, where the host said (`NoIntegrationGrant.reason`:
+    # "no_master_account", "refused", ...): what a person must do next depends on it.
+    reason: str | None = None
 
     def to_dict(self, *, with_trace: bool = False) -> dict[str, Any]:
         """Return the JSON shape used by the CLI and the API; the worker's report to the host
         adds the frames (`with_trace`), which the app keeps on the run."""
         data: dict[str, Any] = {"code": self.code, "message": self.message, "line": self.line}
+        if self.reason is not None:
+            data["reason"] = self.reason
         if with_trace:
             data["trace"] = [frame.to_dict() for frame in self.trace]
         return data
+
+
+_REASON = re.compile(r"[a-z][a-z_]{0,39}")
+
+
+def reason_from_data(raw: Any) -> str | None:
+    """An error's reason from untrusted data: a short snake_case word, else None."""
+    return raw if isinstance(raw, str) and _REASON.fullmatch(raw) else None
 
 
 def trace_from_data(raw: Any) -> tuple[TraceFrame, ...]:

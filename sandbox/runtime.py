@@ -14,7 +14,14 @@ from typing import Any
 from sandbox import plain, policy, protocol, script_globals
 from sandbox.compiler import FILENAME, compile_script
 from sandbox.journal import REPLAY_DIVERGED, JournalFull, ReplayDiverged, ValueLog
-from sandbox.limits import MAX_ERROR_CHARS, MAX_TRACE_FRAMES, Limits, ScriptError, TraceFrame
+from sandbox.limits import (
+    MAX_ERROR_CHARS,
+    MAX_TRACE_FRAMES,
+    Limits,
+    ScriptError,
+    TraceFrame,
+    reason_from_data,
+)
 from sandbox.script_api import Info, IntegrationError, Integrations, error_code
 from sandbox.script_values import module_overrides
 
@@ -167,7 +174,7 @@ def describe_exception(exc: BaseException) -> ScriptError:
         return ScriptError(exc.code, _text(exc), line, trace)
     if isinstance(exc, IntegrationError):
         code = error_code(exc)
-        return ScriptError(code, _text(exc) or code, line, trace)
+        return ScriptError(code, _text(exc) or code, line, trace, reason_from_data(exc.reason))
     if isinstance(exc, policy.Forbidden):
         return ScriptError("forbidden", _text(exc), line, trace)
     if isinstance(exc, MemoryError):

@@ -63,6 +63,9 @@ class Run(Base):
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(Text)
     error_line: Mapped[int | None]
+    # Why an integration error happened ("no_master_account", "refused", ...): the words a
+    # member reads, and what they can do next, depend on it.
+    error_reason: Mapped[str | None] = mapped_column(String(40))
     # The script's own frames of an uncaught exception: [{"line", "name"}], outermost first.
     error_trace: Mapped[Any] = mapped_column(JSON, nullable=True)
     # Which saved version ran (None for unsaved source from the editor).
@@ -95,6 +98,7 @@ def run_dict(run: Any) -> dict[str, Any]:
             "message": run.error_message,
             "line": run.error_line,
             "trace": run.error_trace or [],
+            "reason": run.error_reason,
         }
     return {
         "id": run.id,

@@ -193,6 +193,7 @@ class RunDriver:
             "error_code": error.code if error else None,
             "error_message": error.message if error else None,
             "error_line": error.line if error else None,
+            "error_reason": error.reason if error else None,
             "error_trace": [frame.to_dict() for frame in error.trace] if error else None,
             "calls": outcome.calls,
             "duration_ms": round(outcome.duration_ms, 3),

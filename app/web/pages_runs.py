@@ -74,7 +74,7 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
         source_lines=found.source.splitlines(),
         calls=calls,
         scripter=member.can(Role.scripter),
-        error_words=error_in_words(found.error_code, service),
+        error_words=error_in_words(found.error_code, service, found.error_reason),
         # A live run's output reaches its row by the next heartbeat at the latest.
         store_ms=round(float(current_app.config["HEARTBEAT_S"]) * 1000),
     )

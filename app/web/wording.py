@@ -23,9 +23,29 @@ WORDS: dict[str, str] = {
     "cancelled": "The run was stopped.",
     "interrupted": "The server restarted while this ran. Run it again.",
 }
+# Where the reason changes what to do: the facility's own account is an admin's to connect.
+WORDS_BY_REASON: dict[tuple[str, str], str] = {
+    ("no_integration_grant", "no_master_account"): "{service} has no facility account yet. "
+    "Ask an admin to connect it on the Management page, then run the script again.",
+    ("no_integration_grant", "master_needs_reauth"): "The facility's {service} account must "
+    "be signed in again. Ask an admin to do it on the Management page, then run the script "
+    "again.",
+    ("no_integration_grant", "not_interactive"): "{service} needs your sign-in, and this run "
+    "could not ask for it (it was not started from an open page). Connect your account in "
+    "Settings → Integrations, then run the script again.",
+    ("no_integration_grant", "refused"): "You chose not to sign in to {service}. Run the "
+    "script again and sign in when asked, or connect your account in Settings → Integrations.",
+    ("no_integration_grant", "expired"): "Nobody signed in to {service} in time. Run the "
+    "script again and sign in when asked.",
+    ("no_integration_grant", "too_many_prompts"): "{service} needs your sign-in, but you have "
+    "too many sign-in prompts open. Answer or refuse them, then run the script again.",
+}
+# Reasons only an admin can remedy: no link to a member's own accounts.
+ADMIN_REASONS = frozenset({"no_master_account", "master_needs_reauth"})
 FALLBACK = "The script failed. Tell a scripter what you were doing; they can see the details."
 
 
-def error_in_words(code: str | None, service: str | None = None) -> str:
-    """A sentence a member can act on, for a run's error code."""
-    return WORDS.get(code or "", FALLBACK).format(service=service or "A service")
+def error_in_words(code: str | None, service: str | None = None, reason: str | None = None) -> str:
+    """A sentence a member can act on, for a run's error code (and its reason)."""
+    words = WORDS_BY_REASON.get((code or "", reason or "")) or WORDS.get(code or "", FALLBACK)
+    return words.format(service=service or "A service")

@@ -3,6 +3,9 @@ import { api, el, slug, when } from "./api.js";
 import { on } from "./ws.js";
 import { formatElapsed } from "./elapsed.js";
 
+// Why a call had no account, where only an admin can help (app/web/wording.py).
+const ADMIN_REASONS = ["no_master_account", "master_needs_reauth"];
+
 export const FINAL = ["succeeded", "failed", "timed_out", "cancelled"];
 const buffered = new Map();
 const followers = new Map();
@@ -120,7 +123,8 @@ export function renderInto(parts, message) {
         parts.error.append(el("ol", { class: "traceback mono" },
           ...run.error.trace.map((frame) => el("li", { text: `line ${frame.line}, in ${frame.name}` }))));
       }
-      if (run.error.code === "no_integration_grant") {
+      // The facility's own account is an admin's to connect: no link to one's own accounts.
+      if (run.error.code === "no_integration_grant" && !ADMIN_REASONS.includes(run.error.reason)) {
         parts.error.append(" ", el("a", { href: "/settings/integrations", text: "Connect the account in Settings → Integrations" }));
       }
     }

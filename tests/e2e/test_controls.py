@@ -359,3 +359,28 @@ def test_a_script_card_whose_run_is_refused_is_not_shown_as_queued(
     assert card.locator(".run-status").inner_text() == "not run"
     assert card.locator(".run-script").is_enabled()
     page.context.close()
+
+
+def test_an_error_only_an_admin_can_fix_does_not_send_the_scripter_to_their_accounts(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """A call for the facility's master account, which nobody connected: the error says an
+    admin must connect it; the link to one's own accounts (what every missing account used
+    to get) would not help."""
+    live, _ids = live_lab
+    with live.app.app_context():
+        session = db.session()
+        lab_id = session.query(Script).first().facility_id  # type: ignore[union-attr]
+        script = Script(facility_id=lab_id, name="Needs master",
+                        source='integrations.get("keyed", "/echo", account="master")\n')
+        session.add(script)
+        session.commit()
+        script_id = script.id
+        db.session.remove()
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    page.click("#run-script")
+    error = page.locator("#run-error", has_text="no master account")
+    error.wait_for(timeout=30000)
+    assert error.locator("a", has_text="Connect the account").count() == 0
+    page.context.close()

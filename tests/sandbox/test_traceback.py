@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox import Executor, Limits
+from sandbox import Executor, HostCallError, Limits
 
 NESTED = """def inner(x):
     return {}[x]
@@ -45,3 +45,24 @@ def test_an_integration_error_points_at_the_calling_line(executor: Executor) -> 
     result = executor.run("x = 1\nintegrations.get('nope', '/')\n", limits=QUICK)
     assert result.error is not None
     assert frames(result.error) == [(2, "<script>")]
+
+
+def test_an_integration_errors_reason_reaches_the_host_in_its_shape_only(
+    executor: Executor,
+) -> None:
+    # The host's refusal names why (the page's words depend on it); the worker is
+    # untrusted, so a reason that is no short snake_case word is dropped.
+    def refused(_call: Any) -> Any:
+        raise HostCallError("no_integration_grant", "no master account",
+                            reason="no_master_account", service="keyed")
+
+    outcome = executor.run('integrations.get("keyed", "/me")', limits=QUICK, on_call=refused)
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.reason) == ("no_integration_grant",
+                                                          "no_master_account")
+    assert outcome.error.to_dict()["reason"] == "no_master_account"
+    forged = executor.run(
+        'raise integrations.NoIntegrationGrant("x", reason="Robert\'); DROP TABLE runs;--")',
+        limits=QUICK)
+    assert forged.error is not None and forged.error.code == "no_integration_grant"
+    assert forged.error.reason is None

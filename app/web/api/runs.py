@@ -40,11 +40,14 @@ MAX_WAIT_S = 300.0
 
 
 class RunError(BaseModel):
-    """Why a run failed: the sandbox or integration error code, words and the line."""
+    """Why a run failed: the sandbox or integration error code, words and the line; for
+    `no_integration_grant`, `reason` says why (`no_master_account`, `master_needs_reauth`,
+    `not_interactive`, `refused`, `expired`, `cancelled`, `too_many_prompts`, ...)."""
 
     code: str
     message: str | None
     line: int | None
+    reason: str | None = None
 
 
 class RunOut(BaseModel):
@@ -247,7 +250,7 @@ def explain(slug: str, run_id: str) -> Answer:
     if not run.error_code:
         return Explanation(words=None)
     service = run_history.failing_service(db.session(), run=run)
-    return Explanation(words=error_in_words(run.error_code, service))
+    return Explanation(words=error_in_words(run.error_code, service, run.error_reason))
 
 
 @bp.get("/f/<slug>/runs/<run_id>/calls")

@@ -127,3 +127,23 @@ def test_the_editor_readiness_says_the_master_must_sign_in_again(
         (None, "master_needs_reauth"),
     ]
     assert all("signed in again by an admin" in item["message"] for item in items)
+
+
+def test_a_run_that_fails_for_the_master_account_says_an_admin_must_act(
+    world: dict[str, FlaskClient],
+) -> None:
+    # Not the member's own sign-in: the words and the page must not send them to connect
+    # their own account (what every no_integration_grant said before its reason was kept).
+    scripter = world["scripter"]
+    answer = scripter.post(
+        "/api/f/lab/runs",
+        json={"source": 'integrations.get("keyed", "/me", account="master")', "wait": 60},
+        headers=HEADERS,
+    )
+    run = answer.get_json()
+    assert run["status"] == "failed", run
+    assert (run["error"]["code"], run["error"]["reason"]) == (
+        "no_integration_grant", "master_needs_reauth")
+    words = scripter.get(f"/api/f/lab/runs/{run['id']}/explain").get_json()["words"]
+    assert words.startswith("The facility's GitHub account must be signed in again. Ask an admin")
+    assert "Settings" not in words

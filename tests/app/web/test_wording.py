@@ -1,0 +1,28 @@
+"""Run errors in words: what a member reads depends on why a call had no account."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.web.wording import ADMIN_REASONS, error_in_words
+
+
+@pytest.mark.parametrize("reason", sorted(ADMIN_REASONS))
+def test_what_only_an_admin_can_fix_sends_the_member_to_an_admin(reason: str) -> None:
+    words = error_in_words("no_integration_grant", "GitHub", reason)
+    assert "Ask an admin" in words and "GitHub" in words
+    assert "Connect your account" not in words
+
+
+@pytest.mark.parametrize("reason", [None, "missing", "needs_reauth", "not_interactive",
+                                    "refused", "expired", "too_many_prompts"])
+def test_a_members_own_sign_in_is_theirs_to_give(reason: str | None) -> None:
+    words = error_in_words("no_integration_grant", "GitHub", reason)
+    assert "GitHub" in words and "sign in" in words.replace("sign-in", "sign in")
+    assert "admin" not in words
+
+
+def test_an_unknown_reason_reads_as_the_code_alone() -> None:
+    assert error_in_words("no_integration_grant", "GitHub", "made_up") == error_in_words(
+        "no_integration_grant", "GitHub")
+    assert error_in_words("timeout", None, "refused") == error_in_words("timeout")
