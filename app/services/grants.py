@@ -7,6 +7,7 @@ run waiting for it resolves it. Waiting runs learn the outcome through `GrantSig
 parked runs are resumed by whoever listens to `on_resolved` (the run queue). A call no
 page can answer (an API run) waits the same way when a `RemotePrompt` (the webhooks) can
 ask the embedding app; a connect link for that account answers it (`answer_matching`).
+What the prompts say (the pages' messages, the script's error): services/grant_messages.py.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from sqlalchemy.orm import Session
 
 from app.integrations.call_context import not_interactive
 from app.lifecycle import FINAL, Lifecycle, RunStatus
-from app.models import Facility, Grant, Integration, Run, Script, User
+from app.models import Grant, Run, User
 from app.models._types import utcnow
 from app.seams import EventBus, GrantOutcome, GrantSignals
-from sandbox import HostCallError, ParkRun
+from app.services.grant_messages import refusal, required_message, resolved_message
+from sandbox import ParkRun
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +38,6 @@ _WAITING = (str(RunStatus.WAITING), str(RunStatus.PARKED))
 _FINAL = [str(status) for status in FINAL]
 # A live pause looks up now and then whether its process wants it parked (shutdown).
 _SLICE_S = 1.0
-
-
-def refusal(reason: str, service: str) -> HostCallError:
-    """The NoIntegrationGrant a waiting call raises in the script, in words."""
-    messages = {
-        "refused": f"the user declined to connect {service}",
-        "expired": f"nobody signed in to {service} before the prompt expired",
-        "cancelled": f"the run was cancelled while waiting for {service}",
-        "too_many_prompts": f"{service} needs an account, but you already have too many "
-        "sign-in prompts open; answer or refuse them, then run the script again",
-    }
-    return HostCallError(
-        "no_integration_grant",
-        messages.get(reason, f"no usable {service} account"),
-        reason=reason,
-        service=service,
-    )
 
 
 class RemotePrompt(Protocol):
@@ -132,7 +117,9 @@ class GrantCoordinator:
         if created and remote is not None:
             self._announce(remote, req, grant_id)
         elif created:
-            self._bus.publish(req.user_id, req.facility_id, self.required_message(grant_id))
+            with self._session_factory() as session:
+                message = required_message(session, grant_id)
+            self._bus.publish(req.user_id, req.facility_id, message)
         outcome = self._await_live(grant_id, req.run_id)
         if outcome is None:
             raise ParkRun(f"waiting for a person to answer prompt {grant_id}")
@@ -296,11 +283,7 @@ class GrantCoordinator:
         if not changed or grant is None:
             return False
         self._signals.notify(grant_id, GrantOutcome(state, account_id))
-        self._bus.publish(
-            grant.user_id,
-            grant.facility_id,
-            {"type": "grant.resolved", "grant_id": grant_id, "state": state},
-        )
+        self._bus.publish(grant.user_id, grant.facility_id, resolved_message(grant_id, state))
         for listener in self._on_resolved:
             listener(grant_id)
         return True
@@ -361,38 +344,6 @@ class GrantCoordinator:
 
     # -- messages ---------------------------------------------------------------------
 
-    def required_message(self, grant_id: str) -> dict[str, Any]:
-        """The `grant.required` message for a grant."""
-        with self._session_factory() as session:
-            grant = session.get(Grant, grant_id)
-            assert grant is not None
-            integration = session.get(Integration, grant.integration_id)
-            facility = session.get(Facility, grant.facility_id)
-            script_name = "A script"
-            if grant.run_id:
-                run = session.get(Run, grant.run_id)
-                if run is not None and run.script_id:
-                    script = session.get(Script, run.script_id)
-                    script_name = script.name if script else script_name
-                elif run is not None:
-                    script_name = "Your editor script"
-            assert integration is not None and facility is not None
-            return {
-                "type": "grant.required",
-                "grant_id": grant.id,
-                "run_id": grant.run_id,
-                "script": script_name,
-                "integration": {
-                    "key": integration.key,
-                    "name": integration.name,
-                    "auth_mode": integration.auth_mode,
-                },
-                "label": grant.label,
-                "reason": grant.reason,
-                "expires_at": grant.expires_at.isoformat(),
-                "sign_in_url": f"/f/{facility.slug}/grants/{grant.id}/sign-in",
-            }
-
     def pending_messages(self, user_id: int, facility_id: int) -> list[dict[str, Any]]:
         """`grant.required` for every prompt a run still waits for (for a page that connects)."""
         waiting = exists().where(Run.waiting_grant_id == Grant.id, Run.status.in_(_WAITING))
@@ -408,4 +359,4 @@ class GrantCoordinator:
                 )
                 .order_by(Grant.created_at)
             ).all()
-        return [self.required_message(grant_id) for grant_id in ids]
+            return [required_message(session, grant_id) for grant_id in ids]

@@ -1,0 +1,66 @@
+"""What a grant prompt says: the `grant.required` and `grant.resolved` messages the user's
+pages receive, and the NoIntegrationGrant a waiting call raises in the script when nobody
+signs in. The prompts themselves (opening, waiting, resolving): services/grants.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.models import Facility, Grant, Integration, Run, Script
+from sandbox import HostCallError
+
+
+def refusal(reason: str, service: str) -> HostCallError:
+    """The NoIntegrationGrant a waiting call raises in the script, in words."""
+    messages = {
+        "refused": f"the user declined to connect {service}",
+        "expired": f"nobody signed in to {service} before the prompt expired",
+        "cancelled": f"the run was cancelled while waiting for {service}",
+        "too_many_prompts": f"{service} needs an account, but you already have too many "
+        "sign-in prompts open; answer or refuse them, then run the script again",
+    }
+    return HostCallError(
+        "no_integration_grant",
+        messages.get(reason, f"no usable {service} account"),
+        reason=reason,
+        service=service,
+    )
+
+
+def required_message(session: Session, grant_id: str) -> dict[str, Any]:
+    """The `grant.required` message for a grant."""
+    grant = session.get(Grant, grant_id)
+    assert grant is not None
+    integration = session.get(Integration, grant.integration_id)
+    facility = session.get(Facility, grant.facility_id)
+    script_name = "A script"
+    if grant.run_id:
+        run = session.get(Run, grant.run_id)
+        if run is not None and run.script_id:
+            script = session.get(Script, run.script_id)
+            script_name = script.name if script else script_name
+        elif run is not None:
+            script_name = "Your editor script"
+    assert integration is not None and facility is not None
+    return {
+        "type": "grant.required",
+        "grant_id": grant.id,
+        "run_id": grant.run_id,
+        "script": script_name,
+        "integration": {
+            "key": integration.key,
+            "name": integration.name,
+            "auth_mode": integration.auth_mode,
+        },
+        "label": grant.label,
+        "reason": grant.reason,
+        "expires_at": grant.expires_at.isoformat(),
+        "sign_in_url": f"/f/{facility.slug}/grants/{grant.id}/sign-in",
+    }
+
+
+def resolved_message(grant_id: str, state: str) -> dict[str, Any]:
+    """The `grant.resolved` message: the prompt ended (granted/refused/expired/cancelled)."""
+    return {"type": "grant.resolved", "grant_id": grant_id, "state": state}
