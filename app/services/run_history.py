@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -17,17 +18,21 @@ from app.services.context import MemberContext
 
 PER_PAGE = 25
 MAX_PAGE = 10_000
+# IANA names are short ("America/Argentina/ComodRivadavia" is among the longest).
+MAX_ZONE_LENGTH = 64
 
 
 @dataclass(frozen=True)
 class RunFilters:
-    """What the runs page and `GET /runs` narrow by; None means any."""
+    """What the runs page narrows by; None means any. `since` and `until` are days in
+    `zone` (the browser's time zone, which the list shows its times in), UTC by default."""
 
     status: RunStatus | None = None
     script_id: int | None = None
     user_id: int | None = None
     since: date | None = None
     until: date | None = None
+    zone: ZoneInfo | None = None
 
     @classmethod
     def parse(cls, args: Any) -> RunFilters:
@@ -43,6 +48,7 @@ class RunFilters:
             user_id=parse_int(args.get("user_id"), "user_id"),
             since=_date(args.get("since"), "since"),
             until=_date(args.get("until"), "until"),
+            zone=_zone(args.get("tz"), "tz"),
         )
 
     def as_args(self) -> dict[str, str]:
@@ -53,6 +59,8 @@ class RunFilters:
             "user_id": self.user_id,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
+            # The zone only says what the days mean: without a day it filters nothing.
+            "tz": self.zone.key if self.zone and (self.since or self.until) else None,
         }
         return {k: str(v) for k, v in values.items() if v is not None}
 
@@ -95,6 +103,36 @@ def _date(value: Any, field: str) -> date | None:
         raise ValidationError(f"{field} must be a date like 2026-01-31", field=field) from None
 
 
+def _zone(value: Any, field: str) -> ZoneInfo | None:
+    if value in (None, ""):
+        return None
+    name = str(value)
+    problem = f"{field} must be a time zone like Europe/Paris"
+    if len(name) > MAX_ZONE_LENGTH:
+        raise ValidationError(problem, field=field)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # Not found, or not a zone's name at all ("../x", "zone.tab", a directory).
+        raise ValidationError(problem, field=field) from None
+
+
+def _day_start(day: date, zone: ZoneInfo | None, *, later: int = 0) -> datetime:
+    """The first instant of `day` (+ `later` days) in `zone` (UTC when None), in UTC.
+
+    Adding days to an aware datetime moves its wall clock, and zoneinfo gives each wall
+    time the offset of its own date: a day on either side of a DST change starts when it
+    should. The calendar's first and last days may fall outside what datetime can hold
+    in UTC; they stand for the earliest and latest instants.
+    """
+    try:
+        start = datetime.combine(day, time(), zone or UTC) + timedelta(days=later)
+        return start.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.max if day.year > 1 else datetime.min
+        return edge.replace(tzinfo=UTC)
+
+
 def _filtered(member: MemberContext, filters: RunFilters) -> Select[Any]:
     query = select(Run).where(Run.facility_id == member.facility.id)
     if not member.can(Role.admin):
@@ -106,10 +144,9 @@ def _filtered(member: MemberContext, filters: RunFilters) -> Select[Any]:
     if filters.script_id is not None:
         query = query.where(Run.script_id == filters.script_id)
     if filters.since is not None:
-        query = query.where(Run.created_at >= datetime.combine(filters.since, time(), UTC))
+        query = query.where(Run.created_at >= _day_start(filters.since, filters.zone))
     if filters.until is not None:
-        end = datetime.combine(filters.until + timedelta(days=1), time(), UTC)
-        query = query.where(Run.created_at < end)
+        query = query.where(Run.created_at < _day_start(filters.until, filters.zone, later=1))
     return query
 
 

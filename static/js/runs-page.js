@@ -7,6 +7,10 @@ import { FINAL, setStatus } from "./runs.js";
 import { localTimes, startTimers } from "./elapsed.js";
 
 const table = document.getElementById("runs-table");
+// From and To are days where the browser is, as the list's times are: the server reads
+// them in this zone (an IANA name; it keeps UTC when there is none).
+const zone = document.querySelector("#run-filters input[name=tz]");
+if (zone) zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
 const rows = new Map([...document.querySelectorAll("tr[data-run-id]")].map((row) => [row.dataset.runId, row]));
 
 function update(row, run) {

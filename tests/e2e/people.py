@@ -11,9 +11,12 @@ from tests.e2e.conftest import shot
 WIDTHS = (1280, 375)
 
 
-def signed_in(browser: Any, live: LiveServer, email: str, *, width: int = 1280) -> Any:
-    """A new page of a browser context signed in as `email`, `width` pixels wide."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
+def signed_in(
+    browser: Any, live: LiveServer, email: str, *, width: int = 1280, timezone: str | None = None
+) -> Any:
+    """A new page of a browser context signed in as `email`, `width` pixels wide, its clock
+    in the IANA zone `timezone` (the machine's when None)."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, timezone_id=timezone)
     page = context.new_page()
     page.goto(f"{live.url}/login")
     page.fill("input[name=email]", email)

@@ -13,7 +13,7 @@ import pytest
 
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
-from app.models import Role, Run, Script
+from app.models import Role, Run, Script, User
 from app.testing import LiveServer
 from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
 from tests.e2e.people import WIDTHS, fits, signed_in
@@ -140,6 +140,40 @@ def test_a_scripter_filters_and_pages_their_own_runs(browser: Any, lab: Lab, wid
     assert all(s == "failed" for s in rows.locator(".run-status").all_inner_texts())
     fits(page, f"runs-filtered-{width}")
     page.fill("input[name=since]", "2027-01-01")
+    page.click("#run-filters button[type=submit]")
+    page.get_by_text("No runs match these filters").wait_for()
+    page.context.close()
+
+
+def test_the_date_filters_mean_the_browsers_days(browser: Any, lab: Lab) -> None:
+    """From and To are days where the browser is, as the list's times are: a run at half
+    past midnight in Auckland, still the day before in UTC, is found on its Auckland day."""
+    with lab.app.app_context():
+        session = db.session()
+        sam = session.query(User).filter_by(email="sam@example.com").one()
+        hello = session.get(Script, lab.scripts["Hello"])
+        assert hello is not None
+        when = datetime(2026, 2, 10, 11, 30, tzinfo=UTC)  # 11 February 00:30 NZDT (+13)
+        late = Run(facility_id=hello.facility_id, script_id=hello.id, user_id=sam.id,
+                   source="result = 1\n", input={}, status="succeeded", created_at=when,
+                   started_at=when, finished_at=when, duration_ms=3.0, calls=0)
+        session.add(late)
+        session.commit()
+        late_id = late.id
+    page = signed_in(browser, lab.live, "sam@example.com", timezone="Pacific/Auckland")
+    page.goto(f"{lab.live.url}/f/lab/runs")
+    rows = page.locator("#runs-table tbody tr")
+    row = page.locator(f"tr[data-run-id='{late_id}']")
+    started = row.locator("time").get_attribute("datetime")
+    assert page.evaluate("(s) => new Date(s).getDate()", started) == 11  # the list's day
+    page.fill("input[name=since]", "2026-02-11")
+    page.fill("input[name=until]", "2026-02-11")
+    page.click("#run-filters button[type=submit]")
+    page.wait_for_url(lambda url: "since=2026-02-11" in url)
+    assert rows.count() == 1 and row.count() == 1
+    assert "tz=Pacific%2FAuckland" in page.url
+    page.fill("input[name=since]", "2026-02-10")
+    page.fill("input[name=until]", "2026-02-10")  # its UTC day, not the browser's
     page.click("#run-filters button[type=submit]")
     page.get_by_text("No runs match these filters").wait_for()
     page.context.close()

@@ -1,0 +1,106 @@
+"""The runs page's From/To days are days in the browser's zone (`tz`, an IANA name; UTC
+without one), right on either side of a DST change; a zone that is not one is a 400 naming
+`tz`, and the calendar's first and last days never make a 500."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import db
+from app.models import Role, Run
+from app.services.run_history import RunFilters
+from app.testing import signed_in_session
+from tests.conftest import add_member, create_facility, create_user
+
+# Around Paris's change to summer time (29 March 2026, 02:00 CET -> 03:00 CEST).
+RUNS = {
+    "28th late": datetime(2026, 3, 28, 22, 30, tzinfo=UTC),  # 28 Mar 23:30 CET
+    "29th early": datetime(2026, 3, 28, 23, 30, tzinfo=UTC),  # 29 Mar 00:30 CET
+    "29th late": datetime(2026, 3, 29, 21, 30, tzinfo=UTC),  # 29 Mar 23:30 CEST
+    "30th early": datetime(2026, 3, 29, 22, 30, tzinfo=UTC),  # 30 Mar 00:30 CEST
+}
+
+
+@pytest.fixture
+def client(app: Flask) -> tuple[FlaskClient, dict[str, str]]:
+    """Ada (admin of `lab`) signed in, and her runs by name."""
+    session = db.session()
+    lab = create_facility(session, slug="lab")
+    ada = create_user(session, email="ada@example.com")
+    add_member(session, user=ada, facility=lab, role=Role.admin)
+    runs = {}
+    for name, when in RUNS.items():
+        run = Run(facility_id=lab.id, user_id=ada.id, source="result = 1", status="succeeded",
+                  created_at=when)
+        session.add(run)
+        runs[name] = run
+    session.commit()
+    client = app.test_client()
+    with client.session_transaction() as cookie:
+        cookie.update(signed_in_session(app, ada.id))
+    return client, {run.id: name for name, run in runs.items()}
+
+
+def shown(client: tuple[FlaskClient, dict[str, str]], query: str) -> list[str]:
+    """The names of the runs the page lists for `query`, oldest first."""
+    http, names = client
+    response = http.get(f"/f/lab/runs?{query}")
+    assert response.status_code == 200, response.text
+    return sorted(
+        (names[i] for i in re.findall(r'data-run-id="([^"]+)"', response.text)),
+        key=list(RUNS).index,
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # One Paris day, whichever side of the change: no fixed offset gets all four right.
+        ("since=2026-03-29&until=2026-03-29&tz=Europe/Paris", ["29th early", "29th late"]),
+        ("since=2026-03-30&tz=Europe/Paris", ["30th early"]),
+        ("until=2026-03-28&tz=Europe/Paris", ["28th late"]),
+        # No zone: UTC days, as before.
+        ("since=2026-03-29&until=2026-03-29", ["29th late", "30th early"]),
+        ("since=2026-03-29&until=2026-03-29&tz=", ["29th late", "30th early"]),
+        ("since=2026-03-29&until=2026-03-29&tz=UTC", ["29th late", "30th early"]),
+        # A zone alone filters nothing.
+        ("tz=Pacific/Auckland", list(RUNS)),
+        # The calendar's ends, beyond what a datetime holds once moved to UTC.
+        ("since=0001-01-01&tz=Pacific/Auckland", list(RUNS)),
+        ("until=9999-12-31&tz=America/Los_Angeles", list(RUNS)),
+        ("until=9999-12-31", list(RUNS)),
+        ("since=9999-12-31&tz=America/Los_Angeles", []),
+        ("until=0001-01-01&tz=Pacific/Auckland", []),
+    ],
+)
+def test_the_days_are_the_zones(
+    client: tuple[FlaskClient, dict[str, str]], query: str, expected: list[str]
+) -> None:
+    assert shown(client, query) == expected
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["Mars/Olympus", "utc", "America", "America/", "../../etc/passwd", "/etc/localtime",
+     "zone.tab", "Europe/Paris ", "x" * 1000, "%s" * 40],
+)
+def test_a_zone_that_is_not_one_is_a_400_naming_tz(
+    client: tuple[FlaskClient, dict[str, str]], zone: str
+) -> None:
+    http, _ = client
+    response = http.get("/f/lab/runs", query_string={"since": "2026-03-29", "tz": zone})
+    assert response.status_code == 400
+    assert "tz must be a time zone like Europe/Paris" in response.text
+
+
+def test_links_keep_the_zone_only_with_a_day() -> None:
+    assert RunFilters.parse({"tz": "Europe/Paris"}).as_args() == {}
+    assert RunFilters.parse({"since": "2026-03-29", "tz": "Europe/Paris"}).as_args() == {
+        "since": "2026-03-29",
+        "tz": "Europe/Paris",
+    }
