@@ -53,7 +53,11 @@ async function saveNow({ publish } = {}) {
       ? await api("PATCH", `/api/f/${slug}/scripts/${scriptId}`, body)
       : await api("POST", `/api/f/${slug}/scripts`, body);
     dirty = false;
-    if (!scriptId) { scriptId = saved.id; history.replaceState(null, "", `/f/${slug}/editor/${saved.id}`); }
+    if (!scriptId) {
+      scriptId = saved.id;
+      history.replaceState(null, "", `/f/${slug}/editor/${saved.id}`);
+      showScriptRuns();
+    }
     showInSidebar(saved);
     $("save-status").textContent = `Saved ${new Date().toLocaleTimeString()}`;
     showVersion(saved);
@@ -61,6 +65,14 @@ async function saveNow({ publish } = {}) {
     toast(error.message, "error");
     $("save-status").textContent = error.field === "inputs" ? `Not saved: ${error.message}` : "Not saved";
   }
+}
+
+// A saved script has runs of its own: the link to them and its history table.
+function showScriptRuns() {
+  $("script-runs-link").href = `/f/${slug}/runs?script_id=${scriptId}`;
+  $("script-runs").hidden = false;
+  $("script-history").hidden = false;
+  loadHistory();
 }
 
 function showVersion(saved) {
@@ -157,7 +169,7 @@ async function refreshReadiness() {
 
 async function loadHistory() {
   const table = $("run-history");
-  if (!table || !scriptId) return;
+  if (!scriptId) return;
   const runs = await api("GET", `/api/f/${slug}/runs?script_id=${scriptId}&limit=10`);
   if (!runs.length) {
     table.querySelector("tbody").replaceChildren(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "No runs yet: press Run (Ctrl-Enter) to try the script." })));

@@ -384,3 +384,35 @@ def test_an_error_only_an_admin_can_fix_does_not_send_the_scripter_to_their_acco
     error.wait_for(timeout=30000)
     assert error.locator("a", has_text="Connect the account").count() == 0
     page.context.close()
+
+
+def test_a_new_script_shows_its_runs_once_first_saved(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """After a new script's first save, the editor shows its history and the link to all its
+    runs at once, as it does for a script opened saved; no reload."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor")
+    page.locator(".cm-content").wait_for()
+    assert not page.locator("#run-history").is_visible()
+    assert not page.get_by_role("link", name="All runs of this script").is_visible()
+    page.click(".cm-content")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("result = 1\n")
+    page.fill("#script-name", "Fresh")
+    page.click("#save-script")
+    page.wait_for_url(re.compile(r"/f/lab/editor/\d+$"))
+    script_id = page.url.rsplit("/", 1)[-1]
+    link = page.get_by_role("link", name="All runs of this script")
+    link.wait_for()
+    assert link.get_attribute("href") == f"/f/lab/runs?script_id={script_id}"
+    history = page.locator("#run-history tbody")
+    history.get_by_text("No runs yet").wait_for()
+    page.click("#run-script")
+    page.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)
+    history.locator("tr", has_text="succeeded").wait_for()
+    page.click("#script-runs-link")
+    page.wait_for_url(f"**/f/lab/runs?script_id={script_id}")
+    assert page.locator("#runs-table tbody tr").count() == 1
+    page.context.close()
