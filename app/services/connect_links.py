@@ -21,8 +21,8 @@ from app.errors import Forbidden, NotFound, ValidationError
 from app.models import ConnectLink, Integration, Membership, Role
 from app.models._types import utcnow
 from app.services.account_rules import validate_label
-from app.services.connections import check_return_to
 from app.services.context import MemberContext
+from app.services.oauth_sign_in import check_return_to
 
 # How long a link may wait to be opened; the sign-in then has the OAuth state's lifetime.
 LINK_LIFETIME = timedelta(minutes=15)

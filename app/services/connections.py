@@ -1,40 +1,26 @@
-"""Connecting accounts: OAuth2 authorization (state + PKCE), codes obtained elsewhere,
-client credentials, API keys and passwords (disconnecting: services/disconnection.py).
+"""Connecting accounts without a redirect: codes obtained elsewhere, client credentials,
+API keys and passwords, and the account row each connection writes (signing in at the
+provider: services/oauth_sign_in.py; disconnecting: services/disconnection.py).
 Flush, never commit (the request edge commits)."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from collections.abc import Mapping
 from typing import Any
 
 import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from app.errors import (
-    CredentialsRefused,
-    NotFound,
-    OAuthCallbackError,
-    ProviderError,
-    ValidationError,
-)
+from app.errors import CredentialsRefused, ProviderError, ValidationError
 from app.integrations import catalog_entry, oauth
 from app.integrations.identity import identify
 from app.integrations.tokens import stored_tokens, token_expiry
 from app.integrations.vault import Vault
 from app.integrations.verification import verify_credentials
-from app.models import Account, Integration, OAuthClient, OAuthState
+from app.models import Account, Integration, OAuthClient
 from app.models._types import utcnow
-from app.services import oauth_states
 from app.services.account_rules import check_slot, validate_label, validate_parameters
-
-STATE_LIFETIME = timedelta(minutes=10)
-
-
-def _hash(state: str) -> str:
-    return oauth_states.state_hash(state)
 
 
 def oauth_client(
@@ -52,145 +38,6 @@ def oauth_client(
         )
     secret = vault.decrypt(client.client_secret_enc) if client.client_secret_enc else None
     return client, secret
-
-
-def _origin(url: str) -> str:
-    return oauth_states.origin(url)
-
-
-def check_return_to(return_to: str | None, allowed_return_origins: Iterable[str]) -> None:
-    """Refuse a `return_to` that is not on an allowed origin (no open redirects)."""
-    if return_to and _origin(return_to) not in {_origin(o) for o in allowed_return_origins}:
-        raise ValidationError("return_to must be on an allowed origin", field="return_to")
-
-
-def start_authorization(
-    session: Session,
-    *,
-    integration: Integration,
-    user_id: int,
-    facility_id: int,
-    purpose: str,
-    session_binding: str,
-    redirect_uri: str,
-    vault: Vault,
-    label: str = "",
-    parameters: Mapping[str, Any] | None = None,
-    grant_id: str | None = None,
-    return_to: str | None = None,
-    allowed_return_origins: Iterable[str] = (),
-) -> str:
-    """Record a single-use state (bound to session, user, purpose, grant) and return the
-    provider's authorization URL."""
-    if integration.auth_mode != "oauth2":
-        raise ValidationError(f"{integration.name} does not sign in with OAuth2")
-    if integration.facility_id != facility_id:
-        raise NotFound("no such integration")
-    check_return_to(return_to, allowed_return_origins)
-    params = validate_parameters(integration, parameters)
-    label = validate_label(label)
-    owner = "master" if purpose == "master" else "user"
-    check_slot(session, integration, owner=owner, user_id=user_id, label=label)
-    client, _secret = oauth_client(integration, vault)
-    state = secrets.token_urlsafe(32)
-    verifier = secrets.token_urlsafe(64) if integration.pkce else None
-    session.add(
-        OAuthState(
-            state_hash=_hash(state),
-            purpose=purpose,
-            session_binding=session_binding,
-            user_id=user_id,
-            facility_id=facility_id,
-            integration_id=integration.id,
-            oauth_client_id=client.id,
-            grant_id=grant_id,
-            label=label,
-            parameters=params,
-            code_verifier_enc=vault.encrypt(verifier) if verifier else None,
-            return_to=return_to,
-            expires_at=utcnow() + STATE_LIFETIME,
-        )
-    )
-    session.flush()
-    return oauth.authorization_url(
-        oauth.OAuthSettings.of(integration, params),
-        client_id=client.client_id,
-        redirect_uri=redirect_uri,
-        state=state,
-        code_verifier=verifier,
-    )
-
-
-def state_purpose(session: Session, state: str) -> str | None:
-    """What a callback's `state` was issued for (None when unknown): who may finish it."""
-    return session.scalar(
-        select(OAuthState.purpose).where(OAuthState.state_hash == _hash(state or ""))
-    )
-
-
-def complete_authorization(
-    session: Session,
-    *,
-    state: str,
-    code: str | None,
-    error: str | None,
-    session_binding: str,
-    redirect_uri: str,
-    vault: Vault,
-    http: requests.Session | None = None,
-    error_description: str | None = None,
-    iss: str | None = None,
-) -> tuple[Account, OAuthState]:
-    """Check the callback's state, issuer and the user's role, exchange the code and store
-    the account."""
-    row = oauth_states.consume_state(session, state, session_binding)
-    if row.expires_at < utcnow():
-        raise OAuthCallbackError("This sign-in took too long and expired. Start it again.")
-    integration = session.get(Integration, row.integration_id)
-    if integration is None:
-        raise OAuthCallbackError("The integration no longer exists.")
-    oauth_states.check_issuer(integration, iss)
-    if error:
-        if error == "access_denied":
-            raise OAuthCallbackError(
-                "You declined the sign-in at the provider; nothing was connected."
-            )
-        detail = f" ({error_description.strip()[:300]})" if error_description else ""
-        raise OAuthCallbackError(f"The provider reported an error: {error}{detail}.")
-    if not code:
-        raise OAuthCallbackError("The provider sent no authorization code.")
-    oauth_states.check_still_allowed(session, row)
-    client, secret = oauth_client(integration, vault, row.oauth_client_id)
-    verifier = vault.decrypt(row.code_verifier_enc) if row.code_verifier_enc else None
-    try:
-        token = oauth.exchange_code(
-            oauth.OAuthSettings.of(integration, row.parameters),
-            client_id=client.client_id,
-            client_secret=secret,
-            redirect_uri=redirect_uri,
-            code=code,
-            code_verifier=verifier,
-            http=http,
-        )
-    except oauth.OAuthProviderError as exc:
-        raise OAuthCallbackError(
-            f"The provider refused the sign-in ({exc.error}). Try again, "
-            "or ask an admin to check the integration's settings."
-        ) from None
-    owner = oauth_states.owner_of(row.purpose)
-    account = _store_oauth_account(
-        session,
-        integration=integration,
-        owner=owner,
-        user_id=row.user_id,
-        label=row.label,
-        parameters=row.parameters,
-        client=client,
-        token=token,
-        vault=vault,
-        http=http,
-    )
-    return account, row
 
 
 def _find_account(
@@ -223,7 +70,7 @@ def _account_for(
     return account
 
 
-def _store_oauth_account(
+def store_oauth_account(
     session: Session,
     *,
     integration: Integration,
@@ -236,6 +83,7 @@ def _store_oauth_account(
     vault: Vault,
     http: requests.Session | None,
 ) -> Account:
+    """Write the provider's `token` into the owner's account (new or reconnected)."""
     account = _account_for(session, integration, owner, user_id, label)
     now = utcnow()
     account.parameters = dict(parameters)
@@ -295,7 +143,7 @@ def connect_with_code(
         )
     except oauth.OAuthProviderError as exc:
         raise ProviderError(f"the provider refused the code ({exc.error})") from None
-    return _store_oauth_account(
+    return store_oauth_account(
         session,
         integration=integration,
         owner="user",
@@ -327,7 +175,7 @@ def connect_client_credentials(
         )
     except oauth.OAuthProviderError as exc:
         raise ProviderError(f"the provider refused the client ({exc.error})") from None
-    return _store_oauth_account(
+    return store_oauth_account(
         session,
         integration=integration,
         owner="master",

@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from app import db, extensions
 from app.errors import AppError, OAuthCallbackError
 from app.models import ConnectLink, Facility, Integration
-from app.services import connect_links, connections
+from app.services import connect_links, connections, oauth_sign_in
 from app.services.oauth_clients import redirect_uri
 from app.web.security import check_csrf
 
@@ -78,7 +78,7 @@ def open_link(token: str) -> ResponseReturnValue:
         if not all(wanted.values()):
             # e.g. a Zendesk subdomain: asked before going to the provider.
             return render_template("connect_link.html", **page, error=None, parameters_only=True)
-        url = connections.start_authorization(
+        url = oauth_sign_in.start_authorization(
             db.session(),
             integration=integration,
             user_id=link.user_id,
@@ -126,7 +126,7 @@ def finish_oauth() -> ResponseReturnValue:
     binding = connect_links.browser_binding(secret) if secret else ""
     link = connect_links.link_of_browser(db.session(), browser_secret=secret)
     try:
-        account, _state = connections.complete_authorization(
+        account, _state = oauth_sign_in.complete_authorization(
             db.session(),
             state=request.args.get("state", ""),
             code=request.args.get("code"),

@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from app import db, extensions
 from app.errors import NotFound, OAuthCallbackError
 from app.models import Grant, Integration, Role
-from app.services import connections
+from app.services import connections, oauth_sign_in
 from app.web import connect
 from app.web.security import (
     check_csrf,
@@ -30,7 +30,7 @@ def _redirect_uri() -> str:
 @bp.get("/oauth/callback")
 def callback() -> ResponseReturnValue:
     """Finish an authorization: a connect link's (no session) or a signed-in user's."""
-    purpose = connections.state_purpose(db.session(), request.args.get("state", ""))
+    purpose = oauth_sign_in.state_purpose(db.session(), request.args.get("state", ""))
     if purpose in connect.PURPOSES:
         return connect.finish_oauth()
     return _signed_in_callback()
@@ -41,7 +41,7 @@ def _signed_in_callback() -> ResponseReturnValue:
     """Finish a signed-in user's authorization: store the account, resolve the grant."""
     require_user()
     try:
-        account, state = connections.complete_authorization(
+        account, state = oauth_sign_in.complete_authorization(
             db.session(),
             state=request.args.get("state", ""),
             code=request.args.get("code"),
@@ -102,7 +102,7 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
                 error=None,
                 parameters_only=True,
             )
-        url = connections.start_authorization(
+        url = oauth_sign_in.start_authorization(
             db.session(),
             integration=integration,
             user_id=member.user.id,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app import db, extensions
 from app.errors import NotFound, ValidationError
 from app.models import Account, Integration, Role
-from app.services import connections, disconnection
+from app.services import connections, disconnection, oauth_sign_in
 from app.services.context import MemberContext
 from app.services.oauth_clients import redirect_uri
 from app.web.api import paging
@@ -109,7 +109,7 @@ def _connect(
         db.session.commit()
         return AuthorizationUrl(authorization_url=link.url)
     if integration.auth_mode == "oauth2":
-        url = connections.start_authorization(
+        url = oauth_sign_in.start_authorization(
             db.session(),
             integration=integration,
             user_id=member.user.id,

@@ -154,9 +154,9 @@ def authorize(
 ) -> tuple[str | None, str, str | None]:
     """Start an authorization and answer the provider's consent page: (code, state, error)."""
     from app import extensions
-    from app.services import connections
+    from app.services import oauth_sign_in
 
-    url = connections.start_authorization(
+    url = oauth_sign_in.start_authorization(
         session,
         integration=integration,
         user_id=user_id,

@@ -18,7 +18,7 @@ from app import db, extensions
 from app.integrations.call_context import GrantRequest, RunContext
 from app.models import Account, CallLog, Integration
 from app.models._types import utcnow
-from app.services import connections, integrations_admin
+from app.services import connections, integrations_admin, oauth_sign_in
 from app.testing import signed_in_session
 from sandbox import HostCallError, Limits
 from tests.app.integrations.conftest import (
@@ -475,7 +475,7 @@ def _oauth_account(session: Session, world: dict[str, Any]) -> Account:
     code, state, _ = authorize(
         session, integration, user_id=world["ada"].id, purpose="master", binding="b"
     )
-    account, _ = connections.complete_authorization(
+    account, _ = oauth_sign_in.complete_authorization(
         session,
         state=state,
         code=code,

@@ -24,7 +24,7 @@ from app.devprovider import (
 from app.errors import OAuthCallbackError, ValidationError
 from app.integrations import oauth
 from app.models import Account, Integration
-from app.services import connections, integrations_admin, people
+from app.services import connections, integrations_admin, oauth_sign_in, people
 from app.testing import signed_in_session
 from tests.app.integrations.conftest import (
     REDIRECT,
@@ -52,7 +52,7 @@ def lab(app: Flask, session: Session) -> dict[str, Any]:
 def complete(
     session: Session, state: str, code: str | None, app: Flask | None = None, **callback: Any
 ) -> Account:
-    account, _ = connections.complete_authorization(
+    account, _ = oauth_sign_in.complete_authorization(
         session,
         state=state,
         code=code,

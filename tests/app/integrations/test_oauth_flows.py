@@ -24,6 +24,7 @@ from app.services import (
     disconnection,
     integration_views,
     integrations_admin,
+    oauth_sign_in,
 )
 from tests.app.integrations.conftest import (
     REDIRECT,
@@ -66,7 +67,7 @@ def connect(
         label=label,
         approve=approve,
     )
-    result = connections.complete_authorization(
+    result = oauth_sign_in.complete_authorization(
         session,
         state=state,
         code=code,
@@ -124,7 +125,7 @@ def test_forged_and_replayed_callbacks_are_refused(
     code, state, _ = authorize(session, integration, user_id=lab["user"].id, binding=BINDING)
 
     def complete(state_value: str, binding: str = BINDING) -> Any:
-        return connections.complete_authorization(
+        return oauth_sign_in.complete_authorization(
             session,
             state=state_value,
             code=code,
@@ -155,7 +156,7 @@ def test_an_expired_state_is_refused(
     row.expires_at = utcnow() - timedelta(seconds=1)
     session.commit()
     with pytest.raises(OAuthCallbackError, match="expired"):
-        connections.complete_authorization(
+        oauth_sign_in.complete_authorization(
             session,
             state=state,
             code=code,
@@ -176,7 +177,7 @@ def test_return_to_must_be_an_allowed_origin(
 ) -> None:
     integration = oauth_integration(session, lab["facility"], provider)
     with pytest.raises(ValidationError, match="allowed origin"):
-        connections.start_authorization(
+        oauth_sign_in.start_authorization(
             session,
             integration=integration,
             user_id=lab["user"].id,

@@ -22,6 +22,7 @@ from app.services import (
     connections,
     disconnection,
     integrations_admin,
+    oauth_sign_in,
     oauth_states,
 )
 from app.testing import signed_in_session
@@ -71,7 +72,7 @@ def account_with_refresh_token(session: Session, integration: Integration) -> Ac
 
 
 def code_exchange(session: Session, integration: Integration, user_id: int) -> None:
-    connections.start_authorization(
+    oauth_sign_in.start_authorization(
         session,
         integration=integration,
         user_id=user_id,
@@ -85,7 +86,7 @@ def code_exchange(session: Session, integration: Integration, user_id: int) -> N
     row.state_hash = oauth_states.state_hash("known-state")
     session.commit()
     with pytest.raises(OAuthCallbackError):
-        connections.complete_authorization(
+        oauth_sign_in.complete_authorization(
             session,
             state="known-state",
             code="a-code",
