@@ -31,7 +31,11 @@ for (const card of document.querySelectorAll(".script-card")) {
     stop.disabled = true;
     try { await cancel(current); } catch (error) { showError(inputError, error.message); stop.disabled = false; }
   });
-  button.addEventListener("click", async () => {
+  // Run and Enter in a field both submit the card's form: one run either way. A run going
+  // on disables Run, and with it Enter's submit.
+  card.querySelector(".run-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (button.disabled) return;
     let input;
     showError(inputError, "");
     if (form) {

@@ -12,6 +12,7 @@ import pytest
 
 from app import db
 from app.models import Role, Run, Script
+from app.services.inputs import schema_from_fields
 from app.testing import LiveServer
 from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
 from tests.e2e.people import WIDTHS, fits, signed_in
@@ -415,4 +416,41 @@ def test_a_new_script_shows_its_runs_once_first_saved(
     page.click("#script-runs-link")
     page.wait_for_url(f"**/f/lab/runs?script_id={script_id}")
     assert page.locator("#runs-table tbody tr").count() == 1
+    page.context.close()
+
+
+def test_enter_in_a_field_of_a_scripts_form_runs_it_once(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """Enter in a field of a card's input form runs the script as Run does: checked first,
+    then one run (not one per handler); Run itself still starts one."""
+    live, ids = live_lab
+    with live.app.app_context():
+        report = db.session.get(Script, ids["Report"])
+        assert report is not None
+        fields = [{"name": "who", "type": "text", "required": True},
+                  {"name": "times", "type": "number"}]
+        db.session.add(Script(facility_id=report.facility_id, name="Greeter", published=True,
+                              source='result = input["who"] * int(input.get("times", 1))\n',
+                              input_schema=schema_from_fields(fields)))
+        db.session.commit()
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Greeter")
+    who = card.locator("[data-input=who] input")
+    who.press("Enter")
+    card.locator("[data-input=who] .field-error", has_text="who is required").wait_for()
+    assert card.locator(".run-panel").is_hidden()
+    who.fill("Ada")
+    card.locator("[data-input=times] input").fill("2")
+    card.locator("[data-input=times] input").press("Enter")
+    card.locator(".run-status", has_text="succeeded").wait_for(timeout=30000)
+    assert card.locator(".run-result").inner_text().strip() == '"AdaAda"'
+    first = card.locator(".run-link").get_attribute("href")
+    card.locator(".run-script").click()
+    card.locator(f".run-link:not([href='{first}'])").wait_for()
+    card.locator(".run-status", has_text="succeeded").wait_for(timeout=30000)
+    with live.app.app_context():
+        inputs = [r.input for r in db.session.query(Run).order_by(Run.created_at)]
+    assert inputs == [{"who": "Ada", "times": 2}] * 2  # one run per Enter or press
     page.context.close()
