@@ -280,10 +280,13 @@ def test_a_pending_sign_in_prompt_covers_no_control(
     """The prompt sits in the page's flow: while it waits for an answer, the run page's Stop
     (on a laptop, beside the title) and the phone's menu links can still be pressed."""
     live, ids = live_lab
-    page = signed_in(browser, live, "sam@example.com", width=width)
-    page.goto(f"{live.url}/f/lab/runs")
-    page.locator("body[data-live=yes]").wait_for()  # an open page: the run may ask
-    run_id = start_run(page, ids["Needs key"])
+    runs = signed_in(browser, live, "sam@example.com", width=width)
+    runs.goto(f"{live.url}/f/lab/runs")
+    runs.locator("body[data-live=yes]").wait_for()  # an open page: the run may ask
+    run_id = start_run(runs, ids["Needs key"])
+    # Another tab of the same browser: the runs page stays open, so the run never asks
+    # while no page is (navigating this one away would close its socket for a moment).
+    page = runs.context.new_page()
     page.goto(f"{live.url}/f/lab/runs/{run_id}")
     page.locator(".grant-prompt").wait_for(timeout=60000)
     page.locator("#run-status", has_text="parked").wait_for(timeout=30000)

@@ -247,11 +247,12 @@ def test_members_read_errors_in_words_and_scripters_get_codes(
     mo.locator(".grant-refuse").click(timeout=60000)
     words = card.locator(".error-words")
     words.wait_for(timeout=30000)
-    assert words.inner_text().startswith("Keyed API needs your sign-in.")
+    # The member refused the prompt: the words say so and what to do instead.
+    assert words.inner_text().startswith("You chose not to sign in to Keyed API.")
     assert "no_integration_grant" not in card.locator(".run-error").inner_text()
     fits(mo, "member-error-words-375")
     card.locator(".run-link", has_text="Details").click()
-    mo.locator("#run-error", has_text="Keyed API needs your sign-in").wait_for()
+    mo.locator("#run-error", has_text="You chose not to sign in to Keyed API").wait_for()
     assert "no_integration_grant" not in mo.locator("#run-error").inner_text()
     run_url = mo.url
     mo.context.close()
