@@ -73,14 +73,20 @@ def test_an_admin_adds_and_edits_a_key_catalog_entry(
     shot(page, f"management-{catalog_key}-edited")
 
 
-def test_malformed_placements_show_under_their_field(admin_page: Any, live: LiveServer) -> None:
-    page = admin_page
+def new_keyed_form(page: Any, live: LiveServer) -> Any:
+    """The new custom integration form with a good key, name, auth mode and base URL."""
     page.goto(f"{live.url}/f/lab/manage/integrations/new")
     form = page.locator("#custom-integration-form")
     form.locator("[name=key]").fill("keyed")
     form.locator("[name=name]").fill("Keyed")
     form.locator("[name=auth_mode]").select_option("api_key")
     form.locator("[name=base_url]").fill("https://api.example.com/v1")
+    return form
+
+
+def test_malformed_placements_show_under_their_field(admin_page: Any, live: LiveServer) -> None:
+    page = admin_page
+    form = new_keyed_form(page, live)
     # Valid JSON of the wrong shape: an object where a list of placements belongs.
     form.locator("[name=placements]").fill('{"location": "header", "name": "X-Key"}')
     form.locator("button[type=submit]").click()
@@ -125,12 +131,7 @@ def test_text_that_is_not_json_is_named_in_every_field_it_is_in(
     admin_page: Any, live: LiveServer
 ) -> None:
     page = admin_page
-    page.goto(f"{live.url}/f/lab/manage/integrations/new")
-    form = page.locator("#custom-integration-form")
-    form.locator("[name=key]").fill("keyed")
-    form.locator("[name=name]").fill("Keyed")
-    form.locator("[name=auth_mode]").select_option("api_key")
-    form.locator("[name=base_url]").fill("https://api.example.com/v1")
+    form = new_keyed_form(page, live)
     form.locator("[name=parameters]").fill("[{not json")
     form.locator("[name=default_headers]").fill("Accept: text/plain")
     form.locator("button[type=submit]").click()
