@@ -154,7 +154,8 @@ class Executor:
 
     @property
     def running(self) -> bool:
-        """True from start() until close() or the zygote's end (then runs fail at once)."""
+        """True from start() until close() or the zygote's end (after which no worker is
+        forked: runs fail once the idle ones are used up)."""
         with self._cond:
             return self._zygote is not None and not self._closed
 
