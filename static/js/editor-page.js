@@ -67,10 +67,13 @@ async function saveNow({ publish } = {}) {
   }
 }
 
-// A saved script has runs of its own: the link to them and its history table.
+// A saved script has runs of its own (the link to them and its history table) and can be
+// duplicated or deleted.
 function showScriptRuns() {
   $("script-runs-link").href = `/f/${slug}/runs?script_id=${scriptId}`;
   $("script-runs").hidden = false;
+  $("duplicate-script").hidden = false;
+  $("delete-script").hidden = false;
   $("script-history").hidden = false;
   loadHistory();
 }
@@ -182,7 +185,7 @@ async function loadHistory() {
 
 $("save-script").addEventListener("click", () => save());
 
-$("duplicate-script")?.addEventListener("click", async () => {
+$("duplicate-script").addEventListener("click", async () => {
   if (dirty && !confirm("Duplicate the last saved version? Your unsaved changes stay here.")) return;
   try {
     const copy = await api("POST", `/api/f/${slug}/scripts/${scriptId}/duplicate`);
@@ -190,7 +193,7 @@ $("duplicate-script")?.addEventListener("click", async () => {
   } catch (error) { toast(error.message, "error"); }
 });
 
-$("delete-script")?.addEventListener("click", async () => {
+$("delete-script").addEventListener("click", async () => {
   const name = $("script-name").value.trim() || "this script";
   if (!confirm(`Delete ${name} and all its versions? Its past runs stay on the Runs page.`)) return;
   try {
