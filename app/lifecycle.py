@@ -150,7 +150,10 @@ class Lifecycle:
         changes = {key: storable(value) for key, value in (values or {}).items()}
         if target in FINAL:
             # A run that ended needs neither its journal nor its driver any more.
-            changes.update(journal=None, driver=None, waiting_grant_id=None, finished_at=utcnow())
+            changes.update(
+                journal=None, driver=None, waiting_grant_id=None, paused_at=None,
+                finished_at=utcnow(),
+            )
         statement = _move_statement(
             tuple(sorted(str(s) for s in expected)), target, tuple(sorted(changes)), where,
             returning,
@@ -215,7 +218,8 @@ class Lifecycle:
             run_id,
             source=(RunStatus.PARKED,),
             target=RunStatus.RUNNING,
-            # waiting_grant_id stays: the resumed call gets that prompt's outcome.
+            # waiting_grant_id stays: the resumed call gets that prompt's outcome (and
+            # paused_at: its wait for the sign-in began then).
             values={"driver": driver, "heartbeat_at": utcnow(), "cancel_requested": False},
             where=where,
             before=before,
@@ -228,7 +232,7 @@ class Lifecycle:
             run_id,
             source=(RunStatus.RUNNING,),
             target=RunStatus.WAITING,
-            values={"waiting_grant_id": grant_id},
+            values={"waiting_grant_id": grant_id, "paused_at": utcnow()},
         ) is not None
 
     def unpause(self, run_id: str) -> bool:
@@ -237,7 +241,7 @@ class Lifecycle:
             run_id,
             source=(RunStatus.WAITING,),
             target=RunStatus.RUNNING,
-            values={"waiting_grant_id": None},
+            values={"waiting_grant_id": None, "paused_at": None},
         ) is not None
 
     def park(self, run_id: str, *, journal: bytes, output: str, calls: int) -> bool:

@@ -154,9 +154,13 @@ class Conversation:
              result: Any = None, trace: tuple[TraceFrame, ...] = (),
              reason: str | None = None) -> RunResult:
         error = ScriptError(code, message, line, trace, reason) if code else None
-        journal = self.replay.finish(wall_s=self.clock.used())
+        used_s = self.clock.used()
+        journal = self.replay.finish(wall_s=used_s)
+        # Its duration is the run's own time, as its time limit counts it: a wait for a
+        # person to sign in is not in it, a part run before a park is, once.
         return RunResult(
-            status, result, "".join(self.output), error, calls=self.calls, journal=journal
+            status, result, "".join(self.output), error, duration_ms=used_s * 1000,
+            calls=self.calls, journal=journal,
         )
 
     def _kill(self, status: str, code: str, message: str) -> RunResult:

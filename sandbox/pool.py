@@ -257,7 +257,6 @@ class Executor:
         journal ready to resume from. RunResult.output is the whole run's output.
         """
         limits = limits or Limits()
-        started = time.perf_counter()
         worker = self._take_worker(timeout=max(10.0, limits.wall_time_s))
         job = {
             "t": "job",
@@ -282,5 +281,4 @@ class Executor:
         finally:
             worker.close()
             self._release()
-        result.duration_ms = (time.perf_counter() - started) * 1000
         return result

@@ -101,10 +101,12 @@ class Broker:
         """The `on_call` for one run."""
 
         cache: dict[Any, Any] = {}
+        waited_before = [ctx.waited_before_s]  # for the first live call only
 
         def on_call(call: HostCall) -> Any:
+            earlier, waited_before[0] = waited_before[0], None
             if call.op == "request":
-                return self._request(ctx, call, cache)
+                return self._request(ctx, call, cache, earlier)
             if call.op == "require":
                 self._require(ctx, call)
                 return None
@@ -196,11 +198,15 @@ class Broker:
                 for i in integrations
             ]
 
-    def _request(self, ctx: RunContext, call: HostCall, cache: dict[Any, Any]) -> dict[str, Any]:
+    def _request(
+        self, ctx: RunContext, call: HostCall, cache: dict[Any, Any], waited_before: float | None
+    ) -> dict[str, Any]:
         args = call.args
         method = str(args.get("method", "")).upper()
         service = str(args.get("service", ""))[:MAX_KEY_LENGTH]
         entry = CallLogEntry(ctx, service, method[:10], self._clock())
+        if waited_before is not None:
+            entry.add_wait_before(waited_before)
         try:
             return self._perform(ctx, call, entry, cache)
         except HostCallError as exc:

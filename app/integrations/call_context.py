@@ -22,6 +22,9 @@ class RunContext:
     run_id: str | None = None
     script_id: int | None = None
     interactive: bool = False
+    # A resumed run's first live call is the one it parked on: how long the person was
+    # asked before (seconds), the wait before the park included. None: not resumed.
+    waited_before_s: float | None = None
 
 
 @dataclass(frozen=True)

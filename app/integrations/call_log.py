@@ -48,15 +48,22 @@ class CallLogEntry:
         self.started = started
         # Time spent waiting for a person to sign in: logged apart from the call's own time.
         self.waited: float | None = None
+        # Part of it spent before this call began (a resumed run's wait before its park).
+        self.waited_before = 0.0
         self.admission: Admission | None = None  # its place in the quota count, once checked
 
     def add_wait(self, seconds: float) -> None:
         """Count `seconds` spent asking a person to sign in."""
         self.waited = (self.waited or 0.0) + seconds
 
+    def add_wait_before(self, seconds: float) -> None:
+        """Count `seconds` a person was asked before this call began (the run parked then)."""
+        self.add_wait(seconds)
+        self.waited_before += seconds
+
     def row(self, now: float) -> dict[str, Any]:
         """The call-log row; `now` is on the clock `started` was read from."""
-        elapsed = now - self.started
+        elapsed = now - self.started + self.waited_before
         return {
             "run_id": self.ctx.run_id,
             "script_id": self.ctx.script_id,

@@ -80,6 +80,9 @@ class Run(Base):
     driver: Mapped[str | None] = mapped_column(String(64))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     waiting_grant_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # When its pause for that prompt began (kept while parked): a resumed call's wait for
+    # the sign-in runs from there to the prompt's answer.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
     journal: Mapped[bytes | None] = mapped_column(LargeBinary)
 

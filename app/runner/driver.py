@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, select
@@ -42,6 +43,7 @@ class DrivenRun:
     output: str | None  # so far: a resumed run's output goes on from there
     journal: bytes | None  # a parked run's (encrypted)
     waiting_grant_id: str | None
+    paused_at: datetime | None  # when it began to wait for that prompt
 
 
 def _of_run(column: Any, key: Any, label: str) -> ColumnElement[Any]:
@@ -164,12 +166,15 @@ class RunDriver:
         cancel: threading.Event,
         journal: Journal | None,
     ) -> RunResult:
+        resumed_on = run.waiting_grant_id if journal is not None else None
         context = RunContext(
             facility_id=run.facility_id,
             user_id=run.user_id,
             run_id=run.id,
             script_id=run.script_id,
             interactive=run.interactive,
+            waited_before_s=None if resumed_on is None
+            else self._grants.parked_wait_s(resumed_on, run.paused_at),
         )
         result = self._executor().run(
             run.source,

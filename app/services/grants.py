@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import exists, func, select, update
@@ -209,6 +209,15 @@ class GrantCoordinator:
             and grant.integration_id == req.integration_id
             and grant.label == req.label
         )
+
+    def parked_wait_s(self, grant_id: str, paused_at: datetime | None) -> float | None:
+        """How long a run paused at `paused_at` waited for prompt `grant_id`, the live part
+        before it parked included: until the prompt's answer (None: not answered)."""
+        with self._session_factory() as session:
+            answered_at = session.scalar(select(Grant.resolved_at).where(Grant.id == grant_id))
+        if paused_at is None or answered_at is None:
+            return None
+        return max((answered_at - paused_at).total_seconds(), 0.0)
 
     def _remaining_s(self, grant_id: str) -> float:
         with self._session_factory() as session:
