@@ -37,10 +37,14 @@ if (custom) {
   const rules = JSON.parse(custom.dataset.rules);
   const mode = custom.elements.auth_mode;
   const uses = (name) => rules.fields[mode.value].includes(name);
+  // The credential fields follow the auth mode until the admin edits them: switching from
+  // API key to Basic used to keep "api_key", and Basic then asked for a placement.
+  const credentials = custom.elements.credential_fields;
+  let filled = "";
   const sync = () => {
     for (const node of custom.querySelectorAll("[data-field]")) node.hidden = !uses(node.dataset.field);
-    const defaults = rules.credential_fields[mode.value];
-    if (defaults && !custom.elements.credential_fields.value) custom.elements.credential_fields.value = defaults.join(" ");
+    if (credentials.value.trim() && credentials.value !== filled) return;
+    credentials.value = filled = (rules.credential_fields[mode.value] ?? []).join(" ");
   };
   mode.addEventListener("change", sync);
   sync();
