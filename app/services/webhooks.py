@@ -17,9 +17,10 @@ import hashlib
 import hmac
 import json
 import secrets
+import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -350,18 +351,17 @@ def _post(
             url, data=body, headers=headers, timeout=SEND_TIMEOUT_S, allow_redirects=False
         )
     except (requests.RequestException, OSError) as exc:
-        return None, _error_words(exc)
+        return None, _error_words(exc, url)
     response.close()
     if 200 <= response.status_code < 300:
         return response.status_code, None
     return response.status_code, f"answered HTTP {response.status_code}"
 
 
-def _error_words(exc: BaseException) -> str:
+def _causes(exc: BaseException) -> Iterator[BaseException]:
     seen: BaseException | None = exc
     while seen is not None:  # requests wraps the transport's refusal in its own errors
-        if isinstance(seen, PrivateAddress):
-            return f"refused by the outbound guard: {seen}"[:300]
+        yield seen
         nested = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
         reason = getattr(seen, "reason", None)
         seen = (
@@ -370,4 +370,22 @@ def _error_words(exc: BaseException) -> str:
             or (nested[0] if nested else None)
             or (reason if isinstance(reason, BaseException) else None)
         )
+
+
+def _error_words(exc: BaseException, url: str) -> str:
+    """What went wrong, in words for the delivery log (the admin fixes the URL or the
+    receiver), not the transport's exception text."""
+    host = urlsplit(url).hostname or url
+    causes = list(_causes(exc))
+    for seen in causes:
+        if isinstance(seen, PrivateAddress):
+            return f"refused by the outbound guard: {seen}"[:300]
+    if any(isinstance(seen, socket.gaierror) for seen in causes):
+        return f"could not find the host {host}: check the endpoint's URL"[:300]
+    if isinstance(exc, requests.Timeout):
+        return f"{host} did not answer within {SEND_TIMEOUT_S:g} seconds"[:300]
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"the secure connection to {host} failed: check its TLS certificate"[:300]
+    if isinstance(exc, requests.ConnectionError):
+        return f"could not connect to {host}: check that the receiver is running"[:300]
     return f"{type(exc).__name__}: {exc}"[:300]

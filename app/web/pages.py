@@ -162,6 +162,7 @@ def manage(slug: str) -> ResponseReturnValue:
         for i in integrations
         if (problem := oauth_clients.client_problem(db.session(), i)) is not None
     }
+    endpoints = webhooks.list_endpoints(db.session(), facility_id=member.facility.id)
     return _page(
         "manage.html",
         member,
@@ -170,7 +171,9 @@ def manage(slug: str) -> ResponseReturnValue:
         members=people.members_of(db.session(), facility=member.facility),
         invited=invitations.pending_in(db.session(), facility=member.facility),
         problems=problems,
-        webhook_endpoints=webhooks.list_endpoints(db.session(), facility_id=member.facility.id),
+        webhook_endpoints=endpoints,
+        # The delivery log names each endpoint by its URL (its id means nothing to a person).
+        webhook_urls={e.id: e.url for e in endpoints},
         webhook_deliveries=webhooks.list_deliveries(
             db.session(), facility_id=member.facility.id, limit=20
         ),

@@ -1,30 +1,60 @@
 // Management page: register and remove webhook endpoints; the secret is shown once.
-import { api, el, showError, slug } from "./api.js";
+import { api, el, showError, slug, toast } from "./api.js";
+
+const table = document.getElementById("webhook-endpoints");
+const none = document.getElementById("no-webhooks");
+const secret = document.getElementById("webhook-secret");
+
+// The list and "No endpoints yet." follow each change without a reload.
+function showList() {
+  const empty = !table.tBodies[0].rows.length;
+  table.hidden = empty;
+  none.hidden = !empty;
+}
 
 const form = document.getElementById("add-webhook");
 if (form) {
+  const error = form.querySelector(".form-error");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const events = [...form.querySelectorAll('input[name="events"]:checked')].map((box) => box.value);
+    if (!events.length) { showError(error, "Tick at least one event to send."); return; }
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
     try {
       const created = await api("POST", `/api/f/${slug}/webhooks`, { url: form.elements.url.value.trim(), events });
-      const notice = document.getElementById("webhook-secret");
-      notice.querySelector("code").textContent = created.secret;
-      notice.hidden = false;
+      secret.querySelector(".secret-url").textContent = created.url;
+      secret.querySelector(".secret").textContent = created.secret;
+      secret.dataset.endpointId = created.id;
+      secret.hidden = false;
       const remove = el("button", { type: "button", class: "link remove-webhook", text: "Remove" });
       remove.addEventListener("click", () => removeRow(remove));
-      document.querySelector("#webhook-endpoints tbody").append(
-        el("tr", { "data-endpoint-id": created.id },
-          el("td", {}, el("code", { text: created.url })), el("td", { text: created.events.join(", ") }), el("td", {}, remove)));
-      showError(form.querySelector(".form-error"), "");
+      table.tBodies[0].append(
+        el("tr", { "data-endpoint-id": created.id, "data-url": created.url },
+          el("td", { "data-label": "URL" }, el("code", { class: "wrap-anywhere", text: created.url })),
+          el("td", { "data-label": "Events", text: created.events.join(", ") }), el("td", { "data-label": "" }, remove)));
+      showList();
+      showError(error, "");
       form.reset();
-    } catch (error) { showError(form.querySelector(".form-error"), error.message); }
+    } catch (failure) { showError(error, failure.message); }
+    finally { button.disabled = false; }
   });
 }
+
+// Removing cannot be undone (a new endpoint gets a new secret), so it asks first.
 async function removeRow(button) {
   const row = button.closest("tr");
-  await api("DELETE", `/api/f/${slug}/webhooks/${row.dataset.endpointId}`);
+  if (!confirm(`Remove the endpoint ${row.dataset.url}? Scriptbox stops sending to it and forgets its delivery log.`)) return;
+  button.disabled = true;
+  try {
+    await api("DELETE", `/api/f/${slug}/webhooks/${row.dataset.endpointId}`);
+  } catch (failure) { button.disabled = false; toast(failure.message, "error"); return; }
   row.remove();
+  // Its deliveries went with it.
+  for (const sent of document.querySelectorAll(`#webhook-deliveries tr[data-endpoint-id="${row.dataset.endpointId}"]`)) sent.remove();
+  if (secret.dataset.endpointId === row.dataset.endpointId) secret.hidden = true;
+  showList();
+  toast("Endpoint removed", "ok");
 }
 for (const button of document.querySelectorAll(".remove-webhook")) {
   button.addEventListener("click", () => removeRow(button));

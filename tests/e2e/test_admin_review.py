@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from app import db
-from app.models import Integration, Role
+from app.models import Facility, Integration, Role, WebhookDelivery, WebhookEndpoint
 from app.testing import LiveServer
 from tests.conftest import PASSWORD, add_member, create_facility, create_user
 from tests.e2e.conftest import shot
+from tests.e2e.people import fits
 
 pytestmark = pytest.mark.browser
 
@@ -66,3 +67,84 @@ def test_the_credential_fields_follow_the_auth_mode_until_edited(
     form.locator("[name=auth_mode]").select_option("api_key_secret")
     assert fields.input_value() == "api_key username"
     shot(page, "management-new-credential-fields")
+
+
+def test_webhook_endpoints_are_added_and_removed_without_a_reload(
+    admin_page: Any, live: LiveServer
+) -> None:
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage")
+    section = page.locator("#webhooks")
+    form = section.locator("#add-webhook")
+    assert section.locator("#no-webhooks").is_visible()
+    # No event ticked: said in words before anything is sent (the API's answer was
+    # "events: List should have at least 1 item after validation, not 0").
+    for box in form.locator("input[name=events]").all():
+        box.uncheck()
+    form.locator("[name=url]").fill("https://hooks.example.com/in")
+    form.locator("button[type=submit]").click()
+    assert form.locator(".form-error").inner_text() == "Tick at least one event to send."
+    form.locator("input[name=events]").first.check()
+    form.locator("[name=url]").press("Enter")
+    row = section.locator("#webhook-endpoints tbody tr")
+    row.wait_for(state="visible")
+    # "No endpoints yet." stayed above the new endpoint until the page was reloaded.
+    assert section.locator("#no-webhooks").is_hidden()
+    assert form.locator(".form-error").is_hidden()
+    secret = section.locator("#webhook-secret")
+    assert secret.locator(".secret-url").inner_text() == "https://hooks.example.com/in"
+    assert secret.locator(".secret").inner_text().startswith("whsec_")
+    shot(page, "management-webhook-added")
+    # Remove asks first (it used to delete at once), then the list and the secret follow.
+    questions: list[str] = []
+    page.on("dialog", lambda dialog: questions.append(dialog.message))
+    row.locator(".remove-webhook").click()
+    row.wait_for(state="detached")
+    assert questions == [
+        "Remove the endpoint https://hooks.example.com/in? Scriptbox stops sending to it and "
+        "forgets its delivery log."
+    ]
+    assert section.locator("#no-webhooks").is_visible()
+    assert section.locator("#webhook-endpoints").is_hidden()
+    assert secret.is_hidden()
+
+
+def test_the_delivery_log_names_the_endpoint_and_reads_on_a_phone(
+    admin_page: Any, live: LiveServer
+) -> None:
+    url = "https://hooks.example.com/scriptbox/events/in"
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        endpoint = WebhookEndpoint(facility_id=lab.id, url=url, events=["run.finished"],
+                                   secret_enc="unused", active=True)
+        session.add(endpoint)
+        session.flush()
+        for _ in range(3):  # failed: the sender leaves them alone
+            session.add(WebhookDelivery(
+                endpoint_id=endpoint.id, facility_id=lab.id, event="run.finished", payload={},
+                status="failed", attempts=8,
+                last_error="could not find the host hooks.example.com: check the endpoint's URL"))
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{live.url}/f/lab/manage")
+    row = page.locator("#webhook-deliveries tbody tr").first
+    # The endpoint column showed its bare id.
+    assert row.locator("td").nth(2).inner_text() == url
+    # Squeezed into the phone's width, every cell wrapped letter by letter ("pendi/ng",
+    # "run.fi/nishe/d") and the columns past the card's edge were cut off.
+    lines = page.evaluate(
+        """(row) => [row.cells[0], row.cells[1], row.querySelector('.badge')].map((node) => {
+             const range = document.createRange();
+             range.selectNodeContents(node);
+             return range.getClientRects().length;
+           })""",
+        row.element_handle(),
+    )
+    assert lines == [1, 1, 1]
+    assert page.evaluate(
+        "getComputedStyle(document.getElementById('webhook-deliveries').parentElement)"
+        ".overflowX") == "auto"
+    fits(page, "management-webhook-deliveries-375")

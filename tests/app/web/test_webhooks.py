@@ -6,6 +6,7 @@ guarded transport (a canary listens there); only admins register; ids stay per f
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -187,6 +188,39 @@ def test_a_private_network_endpoint_is_refused(world: dict[str, Any]) -> None:
         assert canary.received.empty()
     finally:
         canary.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening: a connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_a_failed_delivery_says_why_in_words_beside_its_endpoint_url(
+    world: dict[str, Any],
+) -> None:
+    # The log used to show the transport's exception ("ConnectionError: GuardedHTTPSPool(
+    # host=..., port=443): Max retries exceeded ...") beside the endpoint's bare id.
+    unknown = _register(world, "https://hooks.scriptbox-test.invalid/in", ["run.finished"])
+    closed = _register(world, f"http://127.0.0.1:{_closed_port()}/in", ["run.finished"])
+    _run(world)
+    words = {
+        endpoint["id"]: _wait_for_log(world, endpoint["id"], lambda d: d["attempts"] >= 1)
+        for endpoint in (unknown, closed)
+    }
+    assert words[unknown["id"]]["last_error"] == (
+        "could not find the host hooks.scriptbox-test.invalid: check the endpoint's URL"
+    )
+    assert words[closed["id"]]["last_error"] == (
+        "could not connect to 127.0.0.1: check that the receiver is running"
+    )
+    page = WebClient(world["live"].app, world["live"].url, world["ids"]["ada"]).http.get(
+        f"{world['live'].url}/f/lab/manage", timeout=WAIT_S
+    )
+    deliveries = page.text.split('id="webhook-deliveries"', 1)[1]
+    row = deliveries.split(f'data-delivery-id="{words[closed["id"]]["id"]}"', 1)[1]
+    assert f"<code>{closed['url']}</code>" in row.split("</tr>", 1)[0]
 
 
 def test_only_admins_register_and_ids_stay_in_their_facility(
