@@ -58,6 +58,7 @@ async function saveNow({ publish } = {}) {
       history.replaceState(null, "", `/f/${slug}/editor/${saved.id}`);
       showScriptRuns();
     }
+    if (!$("script-name").value.trim()) $("script-name").value = saved.name;  // "Untitled script"
     showInSidebar(saved);
     $("save-status").textContent = `Saved ${new Date().toLocaleTimeString()}`;
     showVersion(saved);
@@ -109,6 +110,7 @@ $("cancel-run").addEventListener("click", async () => {
 });
 
 async function run() {
+  if ($("run-script").disabled) return;  // one run at a time, by button or by keyboard
   let input;
   try { input = parseJson($("run-input").value, {}); showError($("input-error"), ""); }
   catch { showError($("input-error"), "The input is not valid JSON."); return; }
@@ -117,6 +119,10 @@ async function run() {
   $("run-calls").querySelector("tbody").replaceChildren();
   setStatus(parts.status, "queued");
   $("run-script").disabled = true;
+  // On a phone the run panel is below the editor: bring its status into view, or Run
+  // seems to do nothing.
+  const shown = parts.status.getBoundingClientRect();
+  if (shown.top < 0 || shown.bottom > window.innerHeight) parts.status.scrollIntoView({ block: "center" });
   try {
     await ready;
     const started = await start({ source: editor.getValue(), script_id: scriptId, input });
@@ -203,6 +209,20 @@ $("delete-script").addEventListener("click", async () => {
   } catch (error) { toast(error.message, "error"); }
 });
 $("run-script").addEventListener("click", run);
+// The shortcuts work anywhere on the page, not only in the code (the code's own keymap
+// handles them there first): in the name, the inputs or the test input, Ctrl/⌘-S would
+// open the browser's "Save page" and Ctrl/⌘-Enter did nothing.
+document.addEventListener("keydown", (event) => {
+  if (event.defaultPrevented || !(event.ctrlKey || event.metaKey) || event.altKey || event.shiftKey) return;
+  if (event.key === "s" || event.key === "S") { event.preventDefault(); save(); }
+  else if (event.key === "Enter") { event.preventDefault(); run(); }
+});
+// Enter in the name saves it (a rename), as in any one-line form.
+$("script-name").addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" || event.ctrlKey || event.metaKey || event.isComposing) return;
+  event.preventDefault();
+  save();
+});
 $("script-published").addEventListener("change", () => { if (scriptId) save({ publish: $("script-published").checked }); });
 refreshReadiness();
 loadHistory();

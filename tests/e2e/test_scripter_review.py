@@ -21,7 +21,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def live_lab(tmp_path: Path) -> Iterator[LiveServer]:
-    """A facility `lab` with a scripter sam@example.com and a member mo@example.com."""
+    """A facility `lab` with a scripter sam@example.com, a member mo@example.com and a
+    script "Report"."""
     app = make_app(tmp_path)
     live = LiveServer(app)
     with app.app_context():
@@ -31,6 +32,8 @@ def live_lab(tmp_path: Path) -> Iterator[LiveServer]:
         add_member(session, user=sam, facility=lab, role=Role.scripter)
         mo = create_user(session, email="mo@example.com", name="Mo")
         add_member(session, user=mo, facility=lab, role=Role.member)
+        session.add(Script(facility_id=lab.id, name="Report", source="result = 42\n",
+                           published=True))
         session.commit()
     yield live
     live.close()
@@ -65,7 +68,7 @@ def test_a_new_script_can_be_duplicated_and_deleted_once_first_saved(
     duplicate.click()
     page.wait_for_url(lambda url: url != first and re.search(r"/editor/\d+$", url) is not None)
     assert page.locator("#script-name").input_value() == "Fresh (copy)"
-    assert scripts_named(live) == ["Fresh", "Fresh (copy)"]
+    assert scripts_named(live) == ["Fresh", "Fresh (copy)", "Report"]
     page.goto(f"{live.url}/f/lab/editor")
     page.fill("#script-name", "Short-lived")
     page.click("#save-script")
@@ -73,5 +76,66 @@ def test_a_new_script_can_be_duplicated_and_deleted_once_first_saved(
     page.once("dialog", lambda dialog: dialog.accept())
     delete.click()
     page.wait_for_url(f"{live.url}/f/lab/editor")
-    assert scripts_named(live) == ["Fresh", "Fresh (copy)"]
+    assert scripts_named(live) == ["Fresh", "Fresh (copy)", "Report"]
     page.context.close()
+
+
+def report_id(live: LiveServer) -> int:
+    with live.app.app_context():
+        return db.session.query(Script).filter_by(name="Report").one().id
+
+
+def test_the_editors_shortcuts_work_outside_the_code(browser: Any, live_lab: LiveServer) -> None:
+    """Ctrl-S saves and Ctrl-Enter runs from the name, the test input and the declared
+    inputs as from the code (the help says so); Enter in the name saves it."""
+    live = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{report_id(live)}")
+    page.locator(".cm-content").wait_for()
+    status = page.locator("#save-status")
+    page.fill("#script-name", "Weekly report")
+    page.press("#script-name", "Control+s")
+    status.filter(has_text=re.compile(r"^Saved")).wait_for()
+    assert scripts_named(live) == ["Weekly report"]
+    page.fill("#script-name", "Monthly report")
+    page.press("#script-name", "Enter")
+    page.locator(".script-list a", has_text="Monthly report").wait_for()
+    assert scripts_named(live) == ["Monthly report"]
+    page.click("#inputs-editor summary")
+    page.click("#add-input")
+    page.fill(".input-name", "who")
+    page.press(".input-name", "Meta+s")
+    status.filter(has_text=re.compile(r"^Saved")).wait_for()
+    page.fill("#run-input", '{"who": "x"}')
+    page.press("#run-input", "Control+Enter")
+    page.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)
+    assert page.locator("#run-result").inner_text() == "42"
+    # A new script saved with no name is called "Untitled script", and its field says so.
+    page.goto(f"{live.url}/f/lab/editor")
+    page.locator(".cm-content").wait_for()
+    page.press("#run-input", "Control+s")
+    page.locator(".script-list a", has_text="Untitled script").wait_for()
+    assert page.locator("#script-name").input_value() == "Untitled script"
+    page.context.close()
+
+
+def test_run_on_a_phone_shows_the_run_it_started(browser: Any, live_lab: LiveServer) -> None:
+    """At 390 px the run panel is below the editor: pressing Run brings its status into
+    view, so the press visibly did something."""
+    live = live_lab
+    page = signed_in(browser, live, "sam@example.com", width=390)
+    page.goto(f"{live.url}/f/lab/editor/{report_id(live)}")
+    page.locator(".cm-content").wait_for()
+    status = page.locator("#run-status")
+    assert not in_view(page, status)
+    page.click("#run-script")
+    status.filter(has_text="succeeded").wait_for(timeout=30000)
+    assert in_view(page, status)
+    page.context.close()
+
+
+def in_view(page: Any, locator: Any) -> bool:
+    box = locator.bounding_box()
+    if not box:
+        return False
+    return bool(box["y"] >= 0 and box["y"] + box["height"] <= page.viewport_size["height"])
