@@ -149,9 +149,15 @@ def complete_authorization(
             http=http,
         )
     except oauth.OAuthProviderError as exc:
+        # An admin signing in the master account is the one who can fix the client.
+        remedy = (
+            "Check the client id and secret in the integration's settings (Test connection "
+            "asks the provider), then add the master account again."
+            if oauth_states.owner_of(row.purpose) == "master"
+            else "Try again, or ask an admin to check the integration's settings."
+        )
         raise OAuthCallbackError(
-            f"The provider refused the sign-in ({exc.error}). Try again, "
-            "or ask an admin to check the integration's settings."
+            f"The provider refused the sign-in ({exc.error}). {remedy}"
         ) from None
     owner = oauth_states.owner_of(row.purpose)
     account = store_oauth_account(

@@ -26,6 +26,11 @@ MASTER_PURPOSE = "link_master"
 PURPOSES = (PURPOSE, MASTER_PURPOSE)
 
 
+def _failed(message: str) -> str:
+    """The page a link's failed sign-in ends on (its next step is a new link)."""
+    return render_template("signed_in.html", ok=False, message=message, purpose=PURPOSE)
+
+
 def _answer(
     link: ConnectLink, outcome: str, message: str, *, account_id: int | None = None
 ) -> ResponseReturnValue:
@@ -44,9 +49,9 @@ def _answer(
         )
     if target:
         return redirect(target)
-    return render_template("signed_in.html", ok=outcome == "connected", message=message), (
-        200 if outcome == "connected" else 400
-    )
+    return render_template(
+        "signed_in.html", ok=outcome == "connected", message=message, purpose=PURPOSE
+    ), (200 if outcome == "connected" else 400)
 
 
 @bp.route("/connect/<token>", methods=["GET", "POST"])
@@ -59,7 +64,7 @@ def open_link(token: str) -> ResponseReturnValue:
         connect_links.check_owner_allowed(db.session(), link)
     except AppError as exc:
         db.session.rollback()
-        return render_template("signed_in.html", ok=False, message=exc.message), exc.status
+        return _failed(exc.message), exc.status
     session[_SECRET] = secret
     db.session.commit()
     integration = db.session.get(Integration, link.integration_id)
@@ -139,14 +144,12 @@ def finish_oauth() -> ResponseReturnValue:
     except OAuthCallbackError as exc:
         db.session.commit()  # the state is spent even when the sign-in failed
         if link is None:  # another browser, or the link is finished: nothing to report
-            return render_template("signed_in.html", ok=False, message=exc.message), 400
+            return _failed(exc.message), 400
         refused = request.args.get("error") == "access_denied"
         return _answer(link, "refused" if refused else "error", exc.message)
     if link is None:
         db.session.rollback()
-        return render_template(
-            "signed_in.html", ok=False, message="This connect link was already used."
-        ), 400
+        return _failed("This connect link was already used."), 400
     integration = db.session.get(Integration, account.integration_id)
     name = integration.name if integration else "the service"
     return _answer(link, "connected", f"{name} is connected.", account_id=account.id)

@@ -33,11 +33,11 @@ def callback() -> ResponseReturnValue:
     purpose = oauth_sign_in.state_purpose(db.session(), request.args.get("state", ""))
     if purpose in connect.PURPOSES:
         return connect.finish_oauth()
-    return _signed_in_callback()
+    return _signed_in_callback(purpose)
 
 
 @login_required
-def _signed_in_callback() -> ResponseReturnValue:
+def _signed_in_callback(purpose: str | None) -> ResponseReturnValue:
     """Finish a signed-in user's authorization: store the account, resolve the grant."""
     require_user()
     try:
@@ -55,7 +55,9 @@ def _signed_in_callback() -> ResponseReturnValue:
         )
     except OAuthCallbackError as exc:
         db.session.commit()  # the state is spent even when the sign-in failed
-        return render_template("signed_in.html", ok=False, message=exc.message), 400
+        return render_template(
+            "signed_in.html", ok=False, message=exc.message, purpose=purpose
+        ), 400
     db.session.commit()
     if state.grant_id:
         extensions.grants().resolve(state.grant_id, "granted", account.id)
@@ -63,7 +65,9 @@ def _signed_in_callback() -> ResponseReturnValue:
         return redirect(state.return_to)
     integration = db.session.get(Integration, account.integration_id)
     name = integration.name if integration else "the service"
-    return render_template("signed_in.html", ok=True, message=f"{name} is connected.")
+    return render_template(
+        "signed_in.html", ok=True, message=f"{name} is connected.", purpose=state.purpose
+    )
 
 
 def _grant_for(slug: str, grant_id: str) -> tuple[Grant, Integration]:
@@ -86,6 +90,7 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
             "signed_in.html",
             ok=grant.state == "granted",
             message=f"This prompt is already {grant.state}.",
+            purpose="grant",
         ), 409
     member = require_member(slug)
     if integration.auth_mode == "oauth2":
@@ -147,7 +152,10 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
             db.session.commit()
             extensions.grants().resolve(grant.id, "granted", account.id)
             return render_template(
-                "signed_in.html", ok=True, message=f"{integration.name} is connected."
+                "signed_in.html",
+                ok=True,
+                message=f"{integration.name} is connected.",
+                purpose="grant",
             )
     return render_template(
         "credentials_form.html", integration=integration, grant=grant, error=error

@@ -133,15 +133,38 @@ if (integrationPage) {
   });
   document.getElementById("connect-master")?.addEventListener("click", async (event) => {
     const errorBox = event.target.parentElement.querySelector(".form-error");
+    showError(errorBox, "");
     const popup = window.open("", "scriptbox-master-sign-in", "width=540,height=720");
     try {
       const answer = await api("POST", `${base}/master`, {});
       if (answer.authorization_url) {
-        if (popup) popup.location = answer.authorization_url; else location.assign(answer.authorization_url);
-        const timer = setInterval(() => { if (!popup || popup.closed) { clearInterval(timer); location.reload(); } }, 1000);
+        if (!popup) { location.assign(answer.authorization_url); return; }
+        popup.location = answer.authorization_url;
+        popup.focus();
+        followSignIn(popup, errorBox);
       } else { popup?.close(); location.reload(); }
     } catch (error) { popup?.close(); showError(errorBox, error.message); }
   });
+  // The sign-in window says how it went (sign-in-result.js). A failure used to show only
+  // in that window, and closing it reloaded this page as if nothing had happened: it is
+  // said here, beside the button, and the window closed. Anything else reloads the page.
+  function followSignIn(popup, errorBox) {
+    let failed = false;
+    const heard = (event) => {
+      if (event.origin !== location.origin || event.source !== popup || event.data?.type !== "scriptbox.sign-in") return;
+      if (event.data.ok) return;
+      failed = true;
+      showError(errorBox, event.data.message);
+      popup.close();
+    };
+    window.addEventListener("message", heard);
+    const timer = setInterval(() => {
+      if (!popup.closed) return;
+      clearInterval(timer);
+      window.removeEventListener("message", heard);
+      if (!failed) location.reload();
+    }, 500);
+  }
   document.getElementById("disconnect-master")?.addEventListener("click", async (event) => {
     if (!confirm("Disconnect the master account? Scripts will use members' own accounts.")) return;
     try { if (await disconnectAccount(`${base}/master`, event.target)) location.reload(); }

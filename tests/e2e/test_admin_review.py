@@ -9,9 +9,17 @@ from typing import Any
 import pytest
 
 from app import db
+from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Facility, Integration, Role, WebhookDelivery, WebhookEndpoint
+from app.services import integrations_admin
 from app.testing import LiveServer
-from tests.conftest import PASSWORD, add_member, create_facility, create_user
+from tests.conftest import (
+    PASSWORD,
+    add_member,
+    create_facility,
+    create_user,
+    demo_oauth_fields,
+)
 from tests.e2e.conftest import shot
 from tests.e2e.people import fits
 
@@ -148,3 +156,43 @@ def test_the_delivery_log_names_the_endpoint_and_reads_on_a_phone(
         "getComputedStyle(document.getElementById('webhook-deliveries').parentElement)"
         ".overflowX") == "auto"
     fits(page, "management-webhook-deliveries-375")
+
+
+def test_a_failed_master_sign_in_is_said_on_the_integrations_page(
+    admin_page: Any, live: LiveServer
+) -> None:
+    spec = ClientSpec("the-client", "the-secret", [f"{live.url}/oauth/callback"])
+    with serve_in_thread(create_provider_app(ProviderConfig(clients=[spec]))) as provider:
+        with live.app.app_context():
+            lab = db.session.query(Facility).filter_by(slug="lab").one()
+            integrations_admin.create_custom(
+                db.session(), facility=lab,
+                fields=demo_oauth_fields(provider.url, client_id="the-client",
+                                         client_secret="a-mistyped-secret"))
+            db.session.commit()
+            db.session.remove()
+        page = admin_page
+        page.goto(f"{live.url}/f/lab/manage/integrations/demo")
+        page.evaluate("window.notReloaded = true")
+        with page.expect_popup() as opened:
+            page.click("#connect-master")
+        popup = opened.value
+        popup.wait_for_url("**/authorize**")
+        popup.click("#approve")
+        # The failure showed only in the sign-in window ("ask an admin to check the
+        # integration's settings", to the admin), and closing it reloaded this page as if
+        # nothing had happened.
+        error = page.locator("#connect-master ~ .form-error")
+        error.wait_for(state="visible")
+        assert error.inner_text() == (
+            "The provider refused the sign-in (invalid_client). Check the client id and secret "
+            "in the integration's settings (Test connection asks the provider), then add the "
+            "master account again."
+        )
+        if not popup.is_closed():
+            popup.wait_for_event("close")
+        # The page checks every half second whether the window closed; a reload would
+        # follow at the next check.
+        page.wait_for_timeout(1200)
+        assert page.evaluate("window.notReloaded === true")
+        shot(page, "management-master-sign-in-refused")

@@ -317,3 +317,29 @@ def test_a_forged_link_gets_a_clear_page(world: dict[str, Any]) -> None:
     live: LiveServer = world["live"]
     forged = requests.get(f"{live.url}/connect/sbc_forged", timeout=30)
     assert forged.status_code == 404 and "not valid" in forged.text
+
+
+def test_a_link_without_return_to_ends_on_a_page_with_the_links_own_next_step(
+    world: dict[str, Any],
+) -> None:
+    # The pages used to speak to a member in a prompt's window ("The script that asked for
+    # it continues on its own", "Go back to Scriptbox and start the sign-in again"), to
+    # someone who may have no Scriptbox page at all.
+    url = _link(world, integration="keyed", user_id=world["ids"]["mia"])
+    browser = requests.Session()
+    form = _open(world, url, browser)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf is not None
+    live: LiveServer = world["live"]
+    done = browser.post(
+        f"{live.url}{urlsplit(url).path}",
+        data={"csrf_token": csrf.group(1), "api_key": API_KEY},
+        timeout=30,
+    )
+    assert done.status_code == 200
+    assert "Keyed is connected." in done.text and "You can close this window." in done.text
+    assert "The script that asked for it" not in done.text
+    again = _open(world, url, browser)
+    assert again.status_code == 403
+    assert "To connect later, ask whoever sent you this link for a new one." in again.text
+    assert "Back to Scriptbox" not in again.text and "start the sign-in again" not in again.text
