@@ -15,6 +15,17 @@ export class ApiError extends Error {
 }
 
 export async function api(method, path, body) {
+  return (await send(method, path, body)).data;
+}
+
+// One page of a list and the cursor of the next (null on the last page): lists stay JSON
+// arrays and say where the next page starts in the Next-Cursor header.
+export async function apiPage(path) {
+  const { data, response } = await send("GET", path);
+  return { rows: data, next: response.headers.get("Next-Cursor") };
+}
+
+async function send(method, path, body) {
   const response = await fetch(path, {
     method,
     credentials: "same-origin",
@@ -29,7 +40,7 @@ export async function api(method, path, body) {
     const error = data?.error ?? {};
     throw new ApiError(error.message ?? `The server answered ${response.status}.`, error.code, error.field, response.status, error.errors);
   }
-  return data;
+  return { data, response };
 }
 
 export function el(tag, attrs = {}, ...children) {

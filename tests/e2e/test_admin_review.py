@@ -10,7 +10,7 @@ import pytest
 
 from app import db
 from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
-from app.models import Facility, Integration, Role, WebhookDelivery, WebhookEndpoint
+from app.models import CallLog, Facility, Integration, Role, WebhookDelivery, WebhookEndpoint
 from app.services import integrations_admin
 from app.testing import LiveServer
 from tests.conftest import (
@@ -196,3 +196,31 @@ def test_a_failed_master_sign_in_is_said_on_the_integrations_page(
         page.wait_for_timeout(1200)
         assert page.evaluate("window.notReloaded === true")
         shot(page, "management-master-sign-in-refused")
+
+
+def test_the_call_log_shows_older_calls_a_page_at_a_time(
+    admin_page: Any, live: LiveServer
+) -> None:
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        for n in range(1, 56):  # the API's page is 50 calls
+            session.add(CallLog(facility_id=lab.id, integration_key="keyed", method="GET",
+                                path=f"/items/{n}", status=500 if n <= 3 else 200))
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/calls")
+    rows = page.locator("#calls tbody tr")
+    older = page.locator("#older-calls")
+    older.wait_for(state="visible")
+    # The first 50 were all there was: the five oldest calls could not be reached.
+    assert rows.count() == 50 and rows.first.locator(".mono").inner_text() == "/items/55"
+    older.click()
+    older.wait_for(state="hidden")
+    assert rows.count() == 55 and rows.last.locator(".mono").inner_text() == "/items/1"
+    # A filter starts over from the newest.
+    page.locator("#call-filters [name=status]").select_option("error")
+    page.wait_for_function("() => document.querySelectorAll('#calls tbody tr').length === 3")
+    assert older.is_hidden()
+    shot(page, "management-call-log-older")
