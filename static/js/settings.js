@@ -53,10 +53,15 @@ tokenForm?.addEventListener("submit", async (event) => {
   finally { button.disabled = false; }
 });
 
+// The columns' names label each cell where a phone shows the rows as cards.
+const LABELS = ["Name", "Starts with", "Created", "Last used", ""];
+
 function listToken(token) {
   const row = document.querySelector("#tokens tbody").insertRow(0);
+  row.dataset.name = token.name;
   for (const text of [token.name, null, new Date().toISOString().slice(0, 10), "never"]) {
     const cell = row.insertCell();
+    cell.dataset.label = LABELS[row.cells.length - 1];
     if (text === null) {
       const code = document.createElement("code");
       code.textContent = `${token.prefix}…`;
@@ -66,12 +71,17 @@ function listToken(token) {
   const revoke = document.createElement("button");
   Object.assign(revoke, { type: "button", className: "revoke-token link", textContent: "Revoke" });
   revoke.dataset.tokenId = token.id;
-  row.insertCell().append(revoke);
+  const last = row.insertCell();
+  last.dataset.label = "";
+  last.append(revoke);
   watchRevoke(revoke);
 }
 
+// A revoked token cannot come back, and the programs using it stop at once: ask first.
 function watchRevoke(button) {
   button.addEventListener("click", async () => {
+    const { name } = button.closest("tr").dataset;
+    if (!confirm(`Revoke the token “${name}”? Programs that use it are refused from now on.`)) return;
     button.disabled = true;
     try { await api("DELETE", `/api/tokens/${button.dataset.tokenId}`); button.closest("tr").remove(); }
     catch (error) { button.disabled = false; toast(error.message, "error"); }

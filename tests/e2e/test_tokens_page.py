@@ -11,7 +11,7 @@ from app import db
 from app.models import ApiToken
 from app.testing import LiveServer
 from tests.conftest import create_user
-from tests.e2e.people import signed_in
+from tests.e2e.people import fits, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +48,37 @@ def test_a_token_is_made_once_listed_at_once_and_revoked_in_place(
     assert page.locator("#tokens tbody tr").count() == 1
     assert page.locator("#token-error").is_hidden()
 
+    # Revoking asks first: one stray click used to cut off a program at once.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    with page.expect_event("dialog") as asked:
+        row.locator(".revoke-token").click()
+    assert asked.value.message == (
+        "Revoke the token “nightly export”? Programs that use it are refused from now on."
+    )
+    assert tokens(live) == ["nightly export"]
+    page.once("dialog", lambda dialog: dialog.accept())
     row.locator(".revoke-token").click()
     row.wait_for(state="detached")
     assert tokens(live) == []
+    page.context.close()
+
+
+def test_the_token_list_keeps_its_words_whole_on_a_phone(browser: Any, live: LiveServer) -> None:
+    with live.app.app_context():
+        create_user(db.session(), email="tess@example.com")
+        db.session.commit()
+        db.session.remove()
+    page = signed_in(browser, live, "tess@example.com", width=375)
+    page.goto(f"{live.url}/settings/tokens")
+    page.fill("input[name=name]", "explore")
+    page.click("#new-token button[type=submit]")
+    page.locator("#tokens tbody tr").wait_for()
+    page.reload()  # the listed row and the served one alike
+    for cell in (page.locator("#tokens tbody td").first, page.locator(".revoke-token")):
+        # Squeezed into five columns, "explore" read "explor/e" and Revoke "Rev/oke".
+        lines = cell.evaluate(
+            "(node) => { const range = document.createRange(); range.selectNodeContents(node);"
+            " return range.getClientRects().length; }")
+        assert lines == 1, cell
+    fits(page, "settings-tokens-375")
     page.context.close()
