@@ -26,6 +26,10 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+# The largest whole number every integer column takes: PostgreSQL's INTEGER is 32 bits
+# (SQLite's 64), and a larger value in a query is a database error, not "no such row".
+MAX_INTEGER = 2**31 - 1
+
 
 class Base(DeclarativeBase):
     """Declarative base of every model."""

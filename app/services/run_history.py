@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from app.db import MAX_INTEGER
 from app.errors import ValidationError
 from app.lifecycle import RunStatus
 from app.models import CallLog, Integration, Run, Script, User
@@ -85,13 +86,19 @@ class RunPage:
 
 
 def parse_int(value: Any, field: str) -> int | None:
-    """A whole number from a query argument, None when it is empty."""
+    """A whole number from a query argument that the database can compare with, None when
+    it is empty."""
     if value in (None, ""):
         return None
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise ValidationError(f"{field} must be a number", field=field) from None
+    if abs(number) > MAX_INTEGER:
+        raise ValidationError(
+            f"{field} must be a number from {-MAX_INTEGER:,} to {MAX_INTEGER:,}", field=field
+        )
+    return number
 
 
 def _date(value: Any, field: str) -> date | None:

@@ -13,8 +13,8 @@ from flask import Flask, current_app, request
 from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wsgi import get_content_length
 
+from app.db import MAX_INTEGER
 from app.errors import RequestTooLarge, too_large_message
-from app.web.openapi import MAX_INTEGER
 
 
 def _read_at_most(stream: BinaryIO, size: int) -> bytes:

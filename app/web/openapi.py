@@ -22,10 +22,8 @@ from spectree import Response, SpecTree
 from spectree.model_adapter import get_pydantic_model_adapter
 from spectree.plugins.flask_plugin import FlaskPlugin
 
+from app.db import MAX_INTEGER
 from app.errors import ValidationError
-
-# Whole numbers beyond a signed 64-bit integer cannot reach the database (SQLite raises).
-MAX_INTEGER = 2**63 - 1
 
 # A whole number from a query string: digits only, within what the database stores.
 QueryInt = Annotated[int, Field(ge=-MAX_INTEGER, le=MAX_INTEGER)]

@@ -9,11 +9,12 @@ from flask import current_app
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from app import db
+from app.db import MAX_INTEGER
 from app.models import ConnectLink
 from app.services import connect_links
 from app.services.context import MemberContext
 from app.web.api.base import api_blueprint, integration_of
-from app.web.openapi import MAX_INTEGER, Answer, Body, reply, spec
+from app.web.openapi import Answer, Body, reply, spec
 from app.web.security import require_member
 
 bp = api_blueprint("api_connect_links")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import db, extensions
+from app.db import MAX_INTEGER
 from app.errors import NotFound
 from app.lifecycle import is_final
 from app.models import CallLog, Grant, Run
@@ -20,7 +21,6 @@ from app.services.context import MemberContext
 from app.web.api import paging
 from app.web.api.base import api_blueprint
 from app.web.openapi import (
-    MAX_INTEGER,
     Answer,
     Body,
     Query,
