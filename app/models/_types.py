@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,11 @@ from sqlalchemy.engine import Dialect
 def utcnow() -> datetime:
     """Timezone-aware now, in UTC."""
     return datetime.now(UTC)
+
+
+# Characters no text column can hold: NUL (PostgreSQL refuses it) and lone surrogates
+# (half of a UTF-16 pair, no character at all: no UTF-8 encoder writes one).
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def storable(value: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, request
 from flask.typing import ResponseReturnValue
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import db
 from app.errors import Conflict, ValidationError
+from app.models._types import UNSTORABLE_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +37,26 @@ def register_blueprints(app: Flask) -> None:
     throttle.init_app(app)
 
     @app.before_request
-    def _refuse_nul() -> None:
+    def _refuse_unstorable_text() -> None:
         # NUL is no character of any text a person types, and PostgreSQL refuses it in
-        # text: a clear 400 here rather than a database error later.
-        fields = [*request.args.items(multi=True), *request.form.items(multi=True)]
-        # JSON spells NUL only as \\u0000: a body without that is read no further here.
-        if request.is_json and b"\\u0000" in request.get_data(cache=True):
+        # text; a lone surrogate is no character at all, and no database stores it: a
+        # clear 400 here rather than a database error (a 500) later.
+        fields = [
+            *(request.view_args or {}).items(),  # a path segment: /runs/%00
+            *request.args.items(multi=True),
+            *request.form.items(multi=True),
+        ]
+        # JSON spells both only as \\u escapes: a body without one is read no further here.
+        if request.is_json and _UNSTORABLE_ESCAPE.search(request.get_data(cache=True)):
             body = request.get_json(silent=True)
             fields += body.items() if isinstance(body, dict) else []
         for name, value in fields:
-            if _holds_nul(name) or _holds_nul(value):
-                raise ValidationError("text may not contain NUL (\\u0000) characters",
-                                      field=str(name).replace("\x00", ""))
+            if _unstorable(name) or _unstorable(value):
+                raise ValidationError(
+                    "text may not contain NUL (\\u0000) characters or unpaired surrogates"
+                    " (\\ud800-\\udfff); send text as UTF-8",
+                    field=UNSTORABLE_TEXT.sub("", str(name)),
+                )
 
     @app.errorhandler(IntegrityError)
     def _raced(error: IntegrityError) -> ResponseReturnValue:
@@ -77,13 +87,17 @@ def register_blueprints(app: Flask) -> None:
     app.jinja_env.filters["field_label"] = field_label
 
 
-def _holds_nul(value: object) -> bool:
+# How JSON spells NUL or a surrogate (a pair of them is read as one character).
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _unstorable(value: object) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return UNSTORABLE_TEXT.search(value) is not None
     if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
+        return any(_unstorable(item) for item in value)
     if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+        return any(_unstorable(key) or _unstorable(item) for key, item in value.items())
     return False
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, select
 from app import db
 from app.errors import Forbidden, NotAuthenticated, NotFound
 from app.models import ApiToken, Facility, Membership, Role, User
-from app.models._types import utcnow
+from app.models._types import UNSTORABLE_TEXT, utcnow
 from app.services import sessions
 from app.services.context import MemberContext
 
@@ -142,7 +142,9 @@ def current_identity() -> Identity | None:
         # The cookie alone is not enough: its session must still exist on the server.
         secret, user_id = str(session.get("sid") or ""), session["user_id"]
         slug = (request.view_args or {}).get("slug")
-        if slug is None:
+        # A slug no facility can have (PostgreSQL refuses NUL in a query) names none: the
+        # error page that refuses it still knows who is signed in.
+        if slug is None or UNSTORABLE_TEXT.search(str(slug)):
             user = sessions.session_user(db.session(), secret=secret, user_id=user_id)
         else:  # under /f/<slug>: the membership comes with it (one query for both)
             found = sessions.session_member(

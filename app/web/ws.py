@@ -22,6 +22,7 @@ from sqlalchemy import select
 from app import db, extensions
 from app.errors import AppError
 from app.models import Grant, Membership, Role
+from app.models._types import UNSTORABLE_TEXT
 from app.services import sessions
 from app.web.limits import websocket_slots
 from app.web.security import require_member, session_secret
@@ -179,6 +180,8 @@ def _handle(raw: str, user_id: int, facility_id: int) -> dict[str, Any] | None:
         return {"type": "error", "code": "invalid_message", "message": "send JSON objects"}
     if message.get("type") == "grant.refuse":
         grant_id = str(message.get("grant_id", ""))
+        if UNSTORABLE_TEXT.search(grant_id):  # no prompt's id; the database refuses it
+            return {"type": "error", "code": "not_found", "message": "no such prompt"}
         try:
             grant = db.session.get(Grant, grant_id)
             if grant is None or grant.user_id != user_id or grant.facility_id != facility_id:
