@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import request
 from pydantic import Field
 
+from app.db import MAX_INTEGER
 from app.errors import ValidationError
+from app.models._types import UNSTORABLE_TEXT
 from app.services.scripts import MAX_PAGE
 from app.web.openapi import Query, QueryInt
 
@@ -55,21 +57,41 @@ def decode(cursor: str | None, *, kinds: tuple[type, ...]) -> list[Any] | None:
     if (
         not isinstance(position, list)
         or len(position) != len(kinds)
-        or not all(
-            isinstance(v, k) and not isinstance(v, bool)
-            for v, k in zip(position, kinds, strict=True)
-        )
+        or not all(_fits(v, k) for v, k in zip(position, kinds, strict=True))
     ):
-        raise ValidationError("cursor is not a cursor this list gave out", field="cursor")
+        raise _not_a_cursor()
     return position
 
 
+def _fits(value: Any, kind: type) -> bool:
+    # What a cursor holds goes into a query: a number the database can compare with and
+    # text it can hold (no NUL, no lone surrogate), as every cursor given out has.
+    if not isinstance(value, kind) or isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= MAX_INTEGER
+    if isinstance(value, str):
+        return UNSTORABLE_TEXT.search(value) is None
+    return True
+
+
+def _not_a_cursor() -> ValidationError:
+    return ValidationError(
+        "cursor is not a cursor this list gave out; send the Next-Cursor of the previous"
+        " page, or no cursor for the first page",
+        field="cursor",
+    )
+
+
 def instant(value: str) -> datetime:
-    """The time inside a cursor position; anything else is a 400."""
+    """The time inside a cursor position, in UTC; anything else is a 400."""
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError("cursor is not a cursor this list gave out", field="cursor") from None
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:  # every cursor given out names its offset
+            raise ValueError(value)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one beyond what UTC can hold
+        raise _not_a_cursor() from None
 
 
 def page_of(
