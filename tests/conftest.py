@@ -90,11 +90,13 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
     """The database kind this test's apps use (see the module docstring)."""
     kind = getattr(request, "param", "sqlite")
     _KIND[0] = kind
+    # A wider-scoped fixture's app (made before this test began) is its fixture's to stop.
+    apps, created = len(_APPS), len(_CREATED)
     yield kind
     _KIND[0] = "sqlite"
-    while _APPS:
+    while len(_APPS) > apps:
         stop_app(_APPS.pop())
-    while _CREATED:
+    while len(_CREATED) > created:
         _drop_postgres(_CREATED.pop())
 
 
@@ -212,6 +214,8 @@ def stop_app(app: Flask) -> None:
 
     from app import db, extensions
 
+    if app in _APPS:
+        _APPS.remove(app)
     extensions.shutdown(app, timeout=_STOP_RUNS_S)
     app.extensions["heartbeat"].stop()
     executor = app.extensions.get("sandbox")

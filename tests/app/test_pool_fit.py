@@ -46,6 +46,7 @@ def test_every_thread_gets_a_connection_at_once(tmp_path: Path, postgres_url: st
     db.engine_of(app).dispose()
 
 
+@pytest.mark.sqlite_only  # an app on SQLite, whatever --databases says
 def test_sqlite_has_no_pool_to_fit(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     assert db.fit_pool(app, threads=32) == 0

@@ -33,6 +33,7 @@ from tests.conftest import (
     create_integration,
     create_user,
     make_app,
+    stop_app,
 )
 
 EXAMPLES_PER_OPERATION = 12
@@ -77,11 +78,9 @@ def fuzzed_app(
         cookie.update({**signed_in_session(app, admin_id), "csrf": "c"})
     token = client.post("/api/tokens", json={"name": "fuzz"}, headers={"X-CSRF-Token": "c"})
     yield app, token.get_json()["token"], known
-    executor = app.extensions.get("sandbox")
-    if executor is not None:
-        executor.close()
     with app.app_context():
         db.session.remove()
+    stop_app(app)  # a module's app: no test's teardown stops it
 
 
 @pytest.mark.timeout(240)
