@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Flask, request
+from flask import Flask, got_request_exception, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app import db
 from app.errors import Conflict, ValidationError
@@ -58,6 +58,8 @@ def register_blueprints(app: Flask) -> None:
                     field=UNSTORABLE_TEXT.sub("", str(name)),
                 )
 
+    got_request_exception.connect(_roll_back_failed_request, app)
+
     @app.errorhandler(IntegrityError)
     def _raced(error: IntegrityError) -> ResponseReturnValue:
         # What the view checked (a free key, a unique name) was taken by a request running
@@ -85,6 +87,16 @@ def register_blueprints(app: Flask) -> None:
         csrf_token=csrf_token, current_identity=current_identity, sees_error_codes=sees_error_codes
     )
     app.jinja_env.filters["field_label"] = field_label
+
+
+def _roll_back_failed_request(_app: Flask, **_extra: object) -> None:
+    # An unexpected error (a 500 on its way): a failed statement leaves a PostgreSQL
+    # transaction aborted, and the error page reads the database too (who is signed in,
+    # their facilities), so it failed as well and the server answered a bare 500.
+    try:
+        db.session.rollback()
+    except SQLAlchemyError as error:  # the connection itself is gone: the page tries anyway
+        log.warning("could not roll back a failed request: %s", error)
 
 
 # How JSON spells NUL or a surrogate (a pair of them is read as one character).
