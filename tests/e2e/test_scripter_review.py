@@ -139,3 +139,42 @@ def in_view(page: Any, locator: Any) -> bool:
     if not box:
         return False
     return bool(box["y"] >= 0 and box["y"] + box["height"] <= page.viewport_size["height"])
+
+
+
+def test_fixing_a_failed_runs_line_breaks_no_content_security_policy(
+    browser: Any, live_lab: LiveServer
+) -> None:
+    """After a run fails at a line, its marker and tooltip show, and typing over the marked
+    line (a keyword first) fixes it without an inline style the page's CSP refuses: Chrome
+    carried the replaced token's colour over as a style attribute and logged a violation."""
+    live = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (event) => console.error("
+        "`Content Security Policy: ${event.violatedDirective} refused`));")
+    page.goto(f"{live.url}/f/lab/editor/{report_id(live)}")
+    code = page.locator(".cm-content")
+    code.wait_for()
+    code.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("x = 1\nraise ValueError('nope')\n")
+    page.click("#run-script")
+    page.locator("#run-status", has_text="failed").wait_for(timeout=30000)
+    page.locator(".cm-lint-marker-error").hover()
+    page.locator(".cm-tooltip-lint", has_text="ValueError: nope").wait_for()
+    # Select the marked line and type its fix over it; a bracket typed over a selection
+    # still wraps it, as CodeMirror's typing does.
+    page.locator(".cm-lintRange-error").click()
+    page.keyboard.press("Home")
+    page.keyboard.press("Shift+End")
+    page.keyboard.type("result = x")
+    page.keyboard.press("Shift+Home")
+    page.keyboard.type("(")
+    page.wait_for_timeout(200)  # a refused style is reported as an event after the edit
+    assert code.locator(".cm-line").all_inner_texts()[:2] == ["x = 1", "(result = x)"]
+    assert violations == []
+    page.context.close()

@@ -285,6 +285,32 @@ const theme = EditorView.theme(
 );
 
 // ---------------------------------------------------------------------------
+// Typing over a selection
+
+// Chrome, when a typed character replaces a selection that starts in a highlighted token (a
+// keyword, a string, a line marked with a run's error), carries that token's look over to the
+// new text as a style="…" attribute. The page's CSP refuses inline styles, so each such key
+// logged a CSP violation (CodeMirror redraws the line, so nothing looked wrong). Here
+// CodeMirror makes that replacement itself, as it would from the DOM change, and the browser
+// does no editing that could want an inline style. Composition (IME) input is left alone.
+const typeOverSelection = EditorView.domEventHandlers({
+  beforeinput(event, view) {
+    const { state } = view;
+    if (event.inputType !== "insertText" || !event.data || event.isComposing || view.composing) return false;
+    if (state.readOnly || state.selection.ranges.every((range) => range.empty)) return false;
+    event.preventDefault();
+    const text = event.data;
+    const { from, to } = state.selection.main;
+    const insert = () => state.update(state.replaceSelection(text), { scrollIntoView: true, userEvent: "input.type" });
+    // Input handlers (closing brackets: "(" wraps the selection) first, as for any typing.
+    if (!state.facet(EditorView.inputHandler).some((handler) => handler(view, from, to, text, insert))) {
+      view.dispatch(insert());
+    }
+    return true;
+  },
+});
+
+// ---------------------------------------------------------------------------
 
 const programmatic = Annotation.define();
 
@@ -348,6 +374,7 @@ export function createEditor(parent, options = {}) {
         lintGutter(),
         theme,
         EditorView.cspNonce.of(nonce),
+        typeOverSelection,
         EditorView.updateListener.of((update) => {
           if (typeof onChange !== "function" || !update.docChanged) return;
           if (update.transactions.some((tr) => tr.annotation(programmatic))) return;
