@@ -185,6 +185,7 @@ def init_app(app: Flask) -> None:
         driver=driver,
         heartbeat=heartbeat,
         run_queue=queue,
+        redis_listener=None if shared is None else shared.listener,
     )
     # In this order: runs finish or park (their pages still open), then pages are closed.
     on_shutdown(app, queue.shutdown)

@@ -221,6 +221,21 @@ def stop_app(app: Flask) -> None:
     executor = app.extensions.get("sandbox")
     if executor is not None:
         executor.close()
+    # Scale-out (Redis) parts: the pub/sub listener's thread and connection, Celery's
+    # broker connections, the Redis client's pool. An app's threads that outlive it (an
+    # idle run thread, the call-log writer) keep it reachable: closed here, or never.
+    listener = app.extensions.get("redis_listener")
+    if listener is not None:
+        listener.close()
+    celery = getattr(app.extensions.get("run_queue"), "celery", None)
+    if celery is not None:
+        celery.close()
+        from kombu import pools  # its process-wide pools keep the broker connections
+
+        pools.reset()
+    client = app.extensions.get("redis_client")
+    if client is not None:
+        client.close()
     # A connection checked out while the pool is disposed is never closed (its warning
     # would fail a later test): close the sessions a test left open, and let the threads
     # still going (a request the browser left in flight, a beat or a run's last write)
