@@ -49,3 +49,11 @@ def error_in_words(code: str | None, service: str | None = None, reason: str | N
     """A sentence a member can act on, for a run's error code (and its reason)."""
     words = WORDS_BY_REASON.get((code or "", reason or "")) or WORDS.get(code or "", FALLBACK)
     return words.format(service=service or "A service")
+
+
+def restates_code(code: str | None, message: str | None) -> bool:
+    """Whether an error's message already says its code in words ("cancelled": "the run was
+    cancelled"): shown with its code, it would say it twice, so it is shown alone."""
+    if not code or not message:
+        return False
+    return code.replace("_", " ").lower() in message.lower()

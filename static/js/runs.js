@@ -116,9 +116,7 @@ export function renderInto(parts, message) {
     }
     if (run.error) {
       parts.error.hidden = false;
-      parts.error.replaceChildren(
-        el("strong", { text: run.error.code }), ` ${run.error.message}`,
-        run.error.line ? ` (line ${run.error.line})` : "");
+      parts.error.replaceChildren(...errorWords(run.error), run.error.line ? ` (line ${run.error.line})` : "");
       if (run.error.trace?.length > 1) {
         parts.error.append(el("ol", { class: "traceback mono" },
           ...run.error.trace.map((frame) => el("li", { text: `line ${frame.line}, in ${frame.name}` }))));
@@ -129,6 +127,17 @@ export function renderInto(parts, message) {
       }
     }
   }
+}
+
+// The error's code, then its message; a message that says its code in words ("cancelled":
+// "the run was cancelled") is shown alone, or it would say it twice (as run.html does,
+// by app/web/wording.py's restates_code).
+export function errorWords(error) {
+  const message = String(error.message ?? "");
+  if (error.code && message.toLowerCase().includes(error.code.replaceAll("_", " ").toLowerCase())) {
+    return [message.charAt(0).toUpperCase() + message.slice(1)];
+  }
+  return [el("strong", { text: error.code }), ` ${message}`];
 }
 
 export function setStatus(node, status) {

@@ -178,3 +178,24 @@ def test_fixing_a_failed_runs_line_breaks_no_content_security_policy(
     assert code.locator(".cm-line").all_inner_texts()[:2] == ["x = 1", "(result = x)"]
     assert violations == []
     page.context.close()
+
+
+def test_a_cancelled_run_says_so_once(browser: Any, live_lab: LiveServer) -> None:
+    """The editor and the run page said "cancelled the run was cancelled" (the code, then a
+    message saying the same): a message that says its code is shown alone."""
+    live = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{report_id(live)}")
+    code = page.locator(".cm-content")
+    code.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("while True:\npass\n")
+    page.click("#run-script")
+    page.locator("#run-status", has_text="running").wait_for(timeout=30000)
+    page.click("#cancel-run")
+    page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
+    assert page.locator("#run-error").inner_text() == "The run was cancelled"
+    page.click("#run-link")
+    page.locator("#run-error").wait_for()
+    assert page.locator("#run-error").inner_text().strip() == "The run was cancelled"
+    page.context.close()

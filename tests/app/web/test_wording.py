@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.web.wording import ADMIN_REASONS, error_in_words
+from app.web.wording import ADMIN_REASONS, error_in_words, restates_code
 
 
 @pytest.mark.parametrize("reason", sorted(ADMIN_REASONS))
@@ -26,3 +26,18 @@ def test_an_unknown_reason_reads_as_the_code_alone() -> None:
     assert error_in_words("no_integration_grant", "GitHub", "made_up") == error_in_words(
         "no_integration_grant", "GitHub")
     assert error_in_words("timeout", None, "refused") == error_in_words("timeout")
+
+
+@pytest.mark.parametrize(("code", "message", "said"), [
+    ("cancelled", "the run was cancelled", True),
+    ("output_limit", "Output limit reached", True),
+    ("timeout", "the script ran longer than 5 s", False),
+    ("script_error", "ValueError: nope", False),
+    ("cancelled", None, False),
+    (None, "the run was cancelled", False),
+])
+def test_a_message_saying_its_code_is_shown_without_it(
+    code: str | None, message: str | None, said: bool
+) -> None:
+    """The run page shows such a message alone ("cancelled the run was cancelled")."""
+    assert restates_code(code, message) is said
