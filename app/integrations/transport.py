@@ -15,6 +15,7 @@ import re
 import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -30,6 +31,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _METADATA_NAMES = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NUMERIC_V4 = re.compile(r"^[0-9a-fA-Fx.]+$")
+# What a PrivateAddress names as the address of a metadata service refused by its name.
+METADATA_SERVICE = "a cloud metadata service"
 
 
 class PrivateAddress(OSError):
@@ -71,6 +74,27 @@ def canonical_host(host: str) -> str:
     return host
 
 
+def private_literal(url: str) -> bool:
+    """True for a URL on localhost or a non-public IP address, written as such."""
+    try:
+        host = canonical_host(urlsplit(url).hostname or "") if "://" in url else ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return not normalised(host).is_global
+    except ValueError:
+        return False
+
+
+def secure_url(url: str) -> bool:
+    """True for https, and for plain http on localhost or a private IP address (a service on
+    the server's own network, reachable only where PRIVATE_NETWORK_ALLOW says)."""
+    scheme = urlsplit(url).scheme.lower()
+    return scheme == "https" or (scheme == "http" and private_literal(url))
+
+
 def address_allowed(address: str, port: int, allow: Iterable[NetworkAllow]) -> bool:
     """True when the server may dial this address and port."""
     ip = normalised(address)
@@ -79,6 +103,36 @@ def address_allowed(address: str, port: int, allow: Iterable[NetworkAllow]) -> b
     if ip.is_global and not ip.is_reserved:
         return True
     return any(rule.covers(ip, port) for rule in allow)
+
+
+def allowed_addresses(host: str, port: int, allow: Iterable[NetworkAllow]) -> list[str]:
+    """The addresses `host` resolves to, when the server may dial every one of them.
+
+    Raises PrivateAddress naming the first refused one (a metadata name is refused before
+    any lookup), and socket.gaierror when the name does not resolve. Connections dial only
+    what this returned; a form that stores a URL (a webhook endpoint) asks it too, so an
+    address every connect would refuse is said when the URL is typed.
+    """
+    host = host.strip("[]")
+    if canonical_host(host) in _METADATA_NAMES:
+        raise PrivateAddress(host, METADATA_SERVICE)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [str(info[4][0]) for info in infos]
+    for address in addresses:
+        # Every address must pass, not just the first: the resolver's order may change.
+        if not address_allowed(address, port, allow):
+            raise PrivateAddress(host, address)
+    return addresses
+
+
+def never_reachable(refused: PrivateAddress) -> bool:
+    """True when no PRIVATE_NETWORK_ALLOW could admit the refused address (link-local,
+    metadata and the other NEVER_REACHABLE networks)."""
+    try:
+        ip = normalised(refused.address)
+    except ValueError:
+        return True  # a metadata name
+    return any(ip in network for network in NEVER_REACHABLE)
 
 
 class _Checked:
@@ -93,17 +147,10 @@ class _Checked:
 
     def _new_conn(self) -> socket.socket:
         host = self._dns_host.strip("[]")
-        if canonical_host(host) in _METADATA_NAMES:
-            raise PrivateAddress(host, "a cloud metadata service")
         try:
-            infos = socket.getaddrinfo(host, self.port, type=socket.SOCK_STREAM)
+            addresses = allowed_addresses(host, self.port, self.allow)
         except socket.gaierror as exc:
             raise NewConnectionError(self, f"cannot resolve {host}: {exc}") from exc  # type: ignore[arg-type]
-        addresses = [str(info[4][0]) for info in infos]
-        for address in addresses:
-            # Every address must pass, not just the first: the resolver's order may change.
-            if not address_allowed(address, self.port, self.allow):
-                raise PrivateAddress(host, address)
         last: OSError | None = None
         for address in addresses:
             try:

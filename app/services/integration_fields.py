@@ -18,7 +18,7 @@ from app.integrations import catalog_entry
 from app.integrations.catalog_calls import whoami_dict
 from app.integrations.catalog_reader import EntryProblems
 from app.integrations.catalog_validation import validate_entry
-from app.integrations.transport import canonical_host, normalised
+from app.integrations.transport import private_literal, secure_url
 
 COLUMNS = (
     "name",
@@ -83,20 +83,6 @@ def _raw_from_columns(values: Mapping[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def _private_literal(url: str) -> bool:
-    """True for a URL on localhost or a non-public IP address."""
-    try:
-        host = canonical_host(urlsplit(url).hostname or "") if "://" in url else ""
-    except ValueError:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return not normalised(host).is_global
-    except ValueError:
-        return False
-
-
 def _stand_in(url: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(("https", "private-network.example", parts.path, parts.query, ""))
@@ -113,7 +99,7 @@ def validated(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
     private = {
         name
         for name, value in raw.items()
-        if name.endswith("_url") and isinstance(value, str) and _private_literal(value)
+        if name.endswith("_url") and isinstance(value, str) and private_literal(value)
     }
     for name in private:
         try:
@@ -122,7 +108,7 @@ def validated(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
             raise ValidationError(f"{name}: is not a valid URL", field=name) from None
     if isinstance(raw.get("allowed_hosts"), list):
         raw["allowed_hosts"] = [
-            _stand_in(h) if isinstance(h, str) and _private_literal(h) else h
+            _stand_in(h) if isinstance(h, str) and private_literal(h) else h
             for h in raw["allowed_hosts"]
         ]
     try:
@@ -184,8 +170,7 @@ def _issuer(fields: Mapping[str, Any]) -> str | None:
     issuer = (optional_text(fields, "issuer") or "").strip() or None
     if issuer is not None:
         parts = urlsplit(issuer)
-        secure = parts.scheme == "https" or (parts.scheme == "http" and _private_literal(issuer))
-        if not secure or not parts.hostname or parts.query or parts.fragment:
+        if not secure_url(issuer) or not parts.hostname or parts.query or parts.fragment:
             raise ValidationError(
                 "the issuer must be the provider's https URL, without query or fragment",
                 field="issuer",

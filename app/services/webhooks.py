@@ -30,7 +30,9 @@ import requests
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
+from app.config import NetworkAllow
 from app.errors import NotFound, ValidationError
+from app.integrations import transport
 from app.integrations.transport import PrivateAddress
 from app.integrations.vault import Vault
 from app.models import WebhookDelivery, WebhookEndpoint
@@ -148,13 +150,55 @@ def remove(session: Session, endpoint: WebhookEndpoint) -> None:
     forget(session, facility_id)
 
 
-def _check_url(url: str) -> str:
-    parts = urlsplit(url.strip())
+def _check_url(url: str, allow: Sequence[NetworkAllow]) -> str:
+    """The endpoint's URL, if deliveries could reach it: the integrations' rule for plain
+    http, and the outbound guard's verdict on the addresses it resolves to now."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ValidationError("url: is not a valid URL", field="url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError("url must be an http(s) URL", field="url")
     if parts.username or parts.password:
         raise ValidationError("url must not carry a user or password", field="url")
-    return url.strip()
+    if not transport.secure_url(url):
+        raise ValidationError(
+            "url must start with https:// (plain http only for a receiver on localhost or a "
+            "private IP address): the events, connect links among them, would otherwise "
+            "cross the network unencrypted",
+            field="url",
+        )
+    try:
+        transport.allowed_addresses(parts.hostname, port, allow)
+    except PrivateAddress as refused:
+        raise ValidationError(_refusal_words(refused), field="url") from None
+    except (OSError, UnicodeError):
+        pass  # not resolvable yet (DNS to come): each delivery checks again and says so
+    return url
+
+
+def _refusal_words(refused: PrivateAddress) -> str:
+    if transport.never_reachable(refused):
+        kind = (
+            "a link-local or cloud metadata address, which the server never sends to; use "
+            "the receiver's public address"
+        )
+    else:
+        kind = (
+            "a private or loopback address this server may not send to; use the receiver's "
+            "public https address, or ask the server's operator to allow that network in "
+            "SCRIPTBOX_PRIVATE_NETWORK_ALLOW"
+        )
+    if refused.host == refused.address:
+        return f"url: {refused.host} is {kind}"
+    if refused.address == transport.METADATA_SERVICE:
+        return (
+            f"url: {refused.host} is {refused.address}, which the server never sends to; "
+            "use the receiver's public address"
+        )
+    return f"url: {refused.host} is {refused.address}, {kind}"
 
 
 def _check_events(events: Sequence[str]) -> list[str]:
@@ -172,8 +216,11 @@ def register(
     events: Sequence[str],
     created_by: int | None,
     vault: Vault,
+    allow: Sequence[NetworkAllow],
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its signing secret (returned once, kept encrypted)."""
+    """A new endpoint and its signing secret (returned once, kept encrypted). `allow` is
+    the operator's PRIVATE_NETWORK_ALLOW, the outbound guard's own list: an endpoint every
+    delivery would be refused is refused here."""
     count = len(
         session.scalars(
             select(WebhookEndpoint.id).where(WebhookEndpoint.facility_id == facility_id)
@@ -184,7 +231,7 @@ def register(
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     endpoint = WebhookEndpoint(
         facility_id=facility_id,
-        url=_check_url(url),
+        url=_check_url(url, allow),
         events=_check_events(events),
         secret_enc=vault.encrypt(secret),
         created_by=created_by,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from flask import current_app
 from pydantic import BaseModel, Field, StrictStr
 
 from app import db, extensions
@@ -22,7 +23,8 @@ Event = Literal["run.finished", "grant.required", "account.needs_reauth"]
 
 
 class EndpointCreate(Body):
-    """Where to send (http or https) and which events."""
+    """Where to send (https; plain http only to localhost or a private IP address the
+    server may reach) and which events."""
 
     url: StrictStr = Field(max_length=1000)
     events: list[Event] = Field(min_length=1, max_length=3)
@@ -99,6 +101,7 @@ def create_endpoint(slug: str, json: EndpointCreate) -> Answer:
         events=list(json.events),
         created_by=member.user.id,
         vault=extensions.vault(),
+        allow=current_app.config["PRIVATE_NETWORK_ALLOW"],
     )
     db.session.commit()
     return NewEndpoint(**endpoint_out(endpoint).model_dump(), secret=secret), 201

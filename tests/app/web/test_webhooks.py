@@ -16,8 +16,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app import db
-from app.models import Account, Integration, Role, Script
+from app import db, extensions
+from app.models import Account, Facility, Integration, Role, Script, WebhookEndpoint
 from app.services import webhooks
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user
@@ -176,13 +176,87 @@ def _wait_for_log(world: dict[str, Any], endpoint_id: int, done: Any) -> dict[st
     return found
 
 
-def test_a_private_network_endpoint_is_refused(world: dict[str, Any]) -> None:
-    # 127.0.0.2 is loopback, but the tests allow only 127.0.0.1: the guard must refuse it.
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        # Loopback other than the tests' allowed 127.0.0.1, by IP and in other spellings.
+        ("https://127.0.0.2/in", "url: 127.0.0.2 is a private or loopback address"),
+        ("http://127.0.0.2:8080/in", "url: 127.0.0.2 is a private or loopback address"),
+        ("https://2130706434/in", "url: 2130706434 is 127.0.0.2, a private or loopback"),
+        ("https://10.0.0.7/hooks", "url: 10.0.0.7 is a private or loopback address"),
+        ("https://[::1]/in", "url: ::1 is a private or loopback address"),
+        ("https://169.254.169.254/latest", "url: 169.254.169.254 is a link-local or cloud"),
+        ("https://metadata.google.internal/x", "url: metadata.google.internal is a cloud"),
+    ],
+)
+def test_an_endpoint_the_outbound_guard_refuses_is_refused_when_added(
+    world: dict[str, Any], url: str, words: str
+) -> None:
+    # It used to be accepted, and every delivery was then refused by the guard.
+    answer = _call(
+        world, "ada", "POST", "/api/f/lab/webhooks", json={"url": url, "events": ["run.finished"]}
+    )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == "url" and error["message"].startswith(words), error
+    if "link-local" in words or "metadata" in words:
+        assert "never" in error["message"]
+    else:
+        assert error["message"].endswith(
+            "use the receiver's public https address, or ask the server's operator to allow "
+            "that network in SCRIPTBOX_PRIVATE_NETWORK_ALLOW"
+        )
+    assert _call(world, "ada", "GET", "/api/f/lab/webhooks").json() == []
+
+
+def test_plain_http_is_only_for_a_receiver_on_a_private_address(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    # As for integrations' URLs: https, or plain http to localhost or a private IP address.
+    answer = _call(
+        world,
+        "ada",
+        "POST",
+        "/api/f/lab/webhooks",
+        json={"url": "http://hooks.example.com/in", "events": ["run.finished"]},
+    )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == "url" and error["message"] == (
+        "url must start with https:// (plain http only for a receiver on localhost or a "
+        "private IP address): the events, connect links among them, would otherwise cross "
+        "the network unencrypted"
+    )
+    # The tests' loopback receiver is plain http on 127.0.0.1, which the operator allows here.
+    assert listener.url.startswith("http://127.0.0.1:")
+    _register(world, listener.url, ["run.finished"])
+    # A name that does not resolve (yet) is kept: each delivery checks again and says why.
+    _register(world, "https://hooks.scriptbox-test.invalid/in", ["run.finished"])
+
+
+def test_a_private_address_is_still_refused_on_delivery(world: dict[str, Any]) -> None:
+    # An endpoint stored before the check on adding it (or a name that resolved elsewhere
+    # then): the guard still refuses each delivery. 127.0.0.2 is loopback, but the tests
+    # allow only 127.0.0.1.
     canary = Listener(host="127.0.0.2").start()
     try:
-        endpoint = _register(world, canary.url, ["run.finished"])
+        with world["live"].app.app_context():
+            lab = db.session.scalar(select(Facility).where(Facility.slug == "lab"))
+            assert lab is not None
+            endpoint = WebhookEndpoint(
+                facility_id=lab.id,
+                url=canary.url,
+                events=["run.finished"],
+                secret_enc=extensions.vault(world["live"].app).encrypt("whsec_x"),
+                active=True,
+            )
+            db.session.add(endpoint)
+            db.session.commit()
+            endpoint_id = endpoint.id
+            webhooks.forget(db.session(), lab.id)
+            db.session.remove()
         _run(world)
-        log = _wait_for_log(world, endpoint["id"], lambda d: d["attempts"] >= 1)
+        log = _wait_for_log(world, endpoint_id, lambda d: d["attempts"] >= 1)
         assert log["status"] in ("pending", "failed") and log["response_code"] is None
         assert "refused" in (log["last_error"] or ""), log
         assert canary.received.empty()
