@@ -80,6 +80,44 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("database", kinds, indirect=True)
 
 
+# The descriptors the session may hold at its end beyond those at its start. A fixture that
+# forgets to close what it made leaves some per test; the whole suite once held more than
+# select()'s 1024. After the fixtures close theirs, a directory ends within ~40 of its start.
+_DESCRIPTORS_GROWTH = 512
+_DESCRIPTORS_AT_START: list[int] = []
+
+
+def _open_descriptors() -> int | None:
+    import os
+
+    folder = "/proc/self/fd"
+    return len(os.listdir(folder)) if os.path.isdir(folder) else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    count = _open_descriptors()
+    if count is not None:
+        _DESCRIPTORS_AT_START.append(count)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    count = _open_descriptors()
+    if count is None or not _DESCRIPTORS_AT_START:
+        return
+    grown = count - _DESCRIPTORS_AT_START[0]
+    if grown > _DESCRIPTORS_GROWTH:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            f"the session ends with {grown} more open file descriptors than it began with "
+            f"(more than {_DESCRIPTORS_GROWTH}): a fixture or test leaves files, sockets or "
+            "apps open (see stop_app)"
+        )
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(message, red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 _KIND: list[str] = ["sqlite"]  # the database kind of the running test (make_app reads it)
 _CREATED: list[str] = []  # PostgreSQL databases the running test created
 _APPS: list[Any] = []  # the apps the running test built (stopped before their database goes)
