@@ -24,6 +24,8 @@ from app.services.account_rules import check_slot, validate_label, validate_para
 from app.services.connections import oauth_client, store_oauth_account
 
 STATE_LIFETIME = timedelta(minutes=10)
+# Where the operator lists the origins `return_to` may point at (docs/deploy.md).
+RETURN_ORIGINS_SETTING = "SCRIPTBOX_ALLOWED_RETURN_ORIGINS"
 
 
 def _hash(state: str) -> str:
@@ -36,8 +38,24 @@ def _origin(url: str) -> str:
 
 def check_return_to(return_to: str | None, allowed_return_origins: Iterable[str]) -> None:
     """Refuse a `return_to` that is not on an allowed origin (no open redirects)."""
-    if return_to and _origin(return_to) not in {_origin(o) for o in allowed_return_origins}:
-        raise ValidationError("return_to must be on an allowed origin", field="return_to")
+    allowed = {_origin(o) for o in allowed_return_origins}
+    if not return_to or _origin(return_to) in allowed:
+        return
+    # The fix is the operator's, so the message names the setting (a 400 that only said
+    # "an allowed origin" left the embedding app's developer guessing where that is set).
+    if not allowed:
+        raise ValidationError(
+            "return_to must be on an allowed origin, and this server allows none: its "
+            f"operator lists them in {RETURN_ORIGINS_SETTING} (comma-separated origins such "
+            "as https://app.example.com); or leave return_to out",
+            field="return_to",
+        )
+    raise ValidationError(
+        f"return_to must be on an allowed origin: {_origin(return_to)} is not in "
+        f"{RETURN_ORIGINS_SETTING}; ask the server's operator to add it there "
+        "(comma-separated origins such as https://app.example.com)",
+        field="return_to",
+    )
 
 
 def start_authorization(

@@ -260,6 +260,35 @@ def test_links_are_refused_for_bad_input(
     assert answer.json()["error"].get("field") == field
 
 
+def test_a_return_to_off_the_allowed_origins_names_the_setting(world: dict[str, Any]) -> None:
+    # The 400 said only "return_to must be on an allowed origin": nothing said where
+    # allowed origins are set, or that it is the server operator's to change.
+    answer = _api(
+        world,
+        "/api/f/lab/connect-links",
+        {"integration": "demo", "return_to": "https://Other.example:8443/done?x=1"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["message"] == (
+        "return_to must be on an allowed origin: https://other.example:8443 is not in "
+        "SCRIPTBOX_ALLOWED_RETURN_ORIGINS; ask the server's operator to add it there "
+        "(comma-separated origins such as https://app.example.com)"
+    )
+    # A server that allows none says so.
+    world["live"].app.config["ALLOWED_RETURN_ORIGINS"] = []
+    answer = _api(
+        world, "/api/f/lab/connect-links", {"integration": "demo", "return_to": f"{EMBEDDER}/x"}
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == {
+        **answer.json()["error"],
+        "field": "return_to",
+        "message": "return_to must be on an allowed origin, and this server allows none: its "
+        "operator lists them in SCRIPTBOX_ALLOWED_RETURN_ORIGINS (comma-separated origins "
+        "such as https://app.example.com); or leave return_to out",
+    }
+
+
 def test_only_admins_make_links_for_others_and_only_for_members(world: dict[str, Any]) -> None:
     mia: WebClient = world["mia"]
     for_ada = mia.api(
