@@ -191,6 +191,14 @@ def init_app(app: Flask) -> None:
     on_shutdown(app, queue.shutdown)
     on_shutdown(app, lambda _timeout: bus.close_all())
 
+    def close_broker(timeout: float) -> None:
+        # After the runs: their last calls' rows are written, not lost with the process.
+        built = app.extensions.get("broker")
+        if built is not None:
+            built.close(timeout)
+
+    on_shutdown(app, close_broker)
+
 
 def on_shutdown(app: Flask, hook: ShutdownHook) -> None:
     """Call hook(seconds_left) when the server stops gracefully; hooks run in order."""

@@ -97,6 +97,10 @@ class Broker:
         """Wait until every call so far is in the call log."""
         self._log_writer.flush()
 
+    def close(self, timeout: float) -> None:
+        """Write the call log's queued rows and end its thread (the server is stopping)."""
+        self._log_writer.close(timeout)
+
     def handler(self, ctx: RunContext) -> Callable[[HostCall], Any]:
         """The `on_call` for one run."""
 

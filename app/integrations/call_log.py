@@ -20,6 +20,7 @@ from app.models._types import storable, utcnow
 
 log = logging.getLogger(__name__)
 _LOG_BATCH_WINDOW_S = 0.05
+_STOP: dict[str, Any] = {}  # queued by close(): the writer's thread ends there
 # A Core INSERT of the table: the ORM's bulk path cost more than the statement.
 _INSERT_ROWS = insert(cast(Table, CallLog.__table__))
 # The rows are written behind the calls already (a process that dies loses its last
@@ -120,12 +121,30 @@ class CallLogWriter:
             self._flushing.set()
             self._queue.join()
 
+    def close(self, timeout: float) -> None:
+        """Write what is queued, then end the thread (within `timeout` seconds)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._flushing.set()
+            self._queue.put(_STOP)
+            thread.join(timeout)
+
     def _drain(self) -> None:
         while True:
-            rows = [self._queue.get()]
+            first = self._queue.get()
+            if first is _STOP:
+                self._queue.task_done()
+                return
+            rows = [first]
             self._flushing.wait(_LOG_BATCH_WINDOW_S)
             while not self._queue.empty() and len(rows) < 500:
-                rows.append(self._queue.get_nowait())
+                row = self._queue.get_nowait()
+                if row is _STOP:  # the rows before it first, then the stop
+                    self._queue.task_done()
+                    self._queue.put(_STOP)
+                    break
+                rows.append(row)
             try:
                 used: dict[int, Any] = {}
                 for row in rows:

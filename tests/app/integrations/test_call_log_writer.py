@@ -65,3 +65,45 @@ def test_rows_are_written_and_only_their_own_commit_skips_the_wal_wait(
                 assert not any("synchronous_commit" in sql for sql in seen), seen
     finally:
         engine.dispose()
+
+
+def test_close_writes_what_is_queued_and_ends_the_thread(app: Flask, session: Session) -> None:
+    facility_id = create_facility(session, slug="lab").id
+    session.commit()
+    engine = create_engine(app.config["DATABASE_URL"])
+    writer = CallLogWriter(sessionmaker(engine))
+    try:
+        for path in ("/a", "/b"):
+            writer.write(_row(facility_id, path))
+        thread = writer._thread
+        assert thread is not None and thread.is_alive()
+        writer.close(timeout=10)  # rows still in their batch window: written, not dropped
+        assert not thread.is_alive()
+        writer.write(_row(facility_id, "/c"))  # a writer closed too early still writes
+        writer.close(timeout=10)
+        with engine.connect() as connection:
+            paths = connection.scalars(
+                select(CallLog.path).where(CallLog.facility_id == facility_id).order_by(CallLog.id)
+            ).all()
+        assert paths == ["/a", "/b", "/c"]
+        assert writer.pending(facility_id) == 0
+    finally:
+        engine.dispose()
+
+
+def test_the_servers_shutdown_writes_the_call_log_and_ends_its_thread(
+    app: Flask, session: Session
+) -> None:
+    from app import extensions
+
+    facility_id = create_facility(session, slug="lab").id
+    session.commit()
+    broker = app.extensions["driver"]._broker()  # built on first use, as a run does
+    writer = broker._log_writer
+    writer.write(_row(facility_id, "/last"))
+    thread = writer._thread
+    extensions.shutdown(app, timeout=10)
+    assert thread is not None and not thread.is_alive()
+    assert session.scalars(
+        select(CallLog.path).where(CallLog.facility_id == facility_id)
+    ).all() == ["/last"]
