@@ -178,6 +178,8 @@ def manage(slug: str) -> ResponseReturnValue:
             db.session(), facility_id=member.facility.id, limit=20
         ),
         webhook_events=WEBHOOK_EVENTS,
+        # "attempt 2 of 8": the sender's retry policy is built from the same setting.
+        webhook_max_attempts=int(current_app.config["WEBHOOK_MAX_ATTEMPTS"]),
     )
 
 

@@ -1,6 +1,7 @@
 // Management pages: new integrations (catalog or custom), settings, master account,
 // connection test, members and usage.
 import { api, disconnectAccount, el, showError, slug, toast } from "./api.js";
+import { followSignIn } from "./sign-in-window.js";
 
 const words = (text) => (text ?? "").split(/[\s,]+/).filter(Boolean);
 function jsonField(form, name, fallback) {
@@ -145,26 +146,6 @@ if (integrationPage) {
       } else { popup?.close(); location.reload(); }
     } catch (error) { popup?.close(); showError(errorBox, error.message); }
   });
-  // The sign-in window says how it went (sign-in-result.js). A failure used to show only
-  // in that window, and closing it reloaded this page as if nothing had happened: it is
-  // said here, beside the button, and the window closed. Anything else reloads the page.
-  function followSignIn(popup, errorBox) {
-    let failed = false;
-    const heard = (event) => {
-      if (event.origin !== location.origin || event.source !== popup || event.data?.type !== "scriptbox.sign-in") return;
-      if (event.data.ok) return;
-      failed = true;
-      showError(errorBox, event.data.message);
-      popup.close();
-    };
-    window.addEventListener("message", heard);
-    const timer = setInterval(() => {
-      if (!popup.closed) return;
-      clearInterval(timer);
-      window.removeEventListener("message", heard);
-      if (!failed) location.reload();
-    }, 500);
-  }
   document.getElementById("disconnect-master")?.addEventListener("click", async (event) => {
     if (!confirm("Disconnect the master account? Scripts will use members' own accounts.")) return;
     try { if (await disconnectAccount(`${base}/master`, event.target)) location.reload(); }
@@ -241,10 +222,16 @@ for (const row of members?.querySelectorAll("tbody tr") ?? []) {
     } catch (error) { toast(error.message, "error"); }
   });
 }
+// Withdrawing the last invitation takes its heading along: "Invited, not yet accepted"
+// stayed above an empty table until a reload.
 for (const row of document.querySelectorAll("#invitations tbody tr")) {
   row.querySelector(".withdraw-invitation").addEventListener("click", async () => {
-    try { await api("DELETE", `/api/f/${slug}/invitations/${row.dataset.invitationId}`); row.remove(); }
-    catch (error) { toast(error.message, "error"); }
+    try { await api("DELETE", `/api/f/${slug}/invitations/${row.dataset.invitationId}`); }
+    catch (error) { toast(error.message, "error"); return; }
+    const body = row.parentElement;
+    row.remove();
+    if (!body.rows.length) document.getElementById("invited").hidden = true;
+    toast(`The invitation to ${row.dataset.email} was withdrawn`, "ok");
   });
 }
 const usage = document.getElementById("usage");

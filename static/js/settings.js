@@ -1,5 +1,6 @@
 // Settings: connect and disconnect your own accounts per facility; API tokens.
 import { api, disconnectAccount, showError, toast } from "./api.js";
+import { followSignIn } from "./sign-in-window.js";
 
 for (const section of document.querySelectorAll(".facility-section")) {
   const facility = section.dataset.facility;
@@ -13,6 +14,8 @@ for (const section of document.querySelectorAll(".facility-section")) {
         if (input.name.startsWith("param_")) body.parameters[input.name.slice(6)] = input.value;
         else body.fields[input.name] = input.value;
       }
+      const errorBox = form.querySelector(".form-error");
+      showError(errorBox, "");
       const oauth = row.dataset.authMode === "oauth2";
       const popup = oauth ? window.open("", `scriptbox-connect-${row.dataset.key}`, "width=540,height=720") : null;
       try {
@@ -20,9 +23,12 @@ for (const section of document.querySelectorAll(".facility-section")) {
         if (answer.authorization_url) {
           if (!popup) { location.assign(answer.authorization_url); return; }
           popup.location = answer.authorization_url;
-          const timer = setInterval(() => { if (popup.closed) { clearInterval(timer); location.reload(); } }, 1000);
-        } else { location.reload(); }
-      } catch (error) { popup?.close(); showError(form.querySelector(".form-error"), error.message); }
+          popup.focus();
+          // A refused or failed sign-in is said beside this account's button, as on the
+          // master account's page; a success reloads this page with the account connected.
+          followSignIn(popup, errorBox);
+        } else { popup?.close(); location.reload(); }
+      } catch (error) { popup?.close(); showError(errorBox, error.message); }
     });
     for (const button of row.querySelectorAll(".disconnect")) {
       button.addEventListener("click", async () => {

@@ -59,3 +59,21 @@ async function removeRow(button) {
 for (const button of document.querySelectorAll(".remove-webhook")) {
   button.addEventListener("click", () => removeRow(button));
 }
+
+// The delivery log's times in the browser's local time, as other pages show times. A next
+// try today shows its time of day; one on another day shows its date too (a bare "03:12:40"
+// read as today when the retry was the next day's), date and time apart so that the column
+// may wrap between them rather than push the table past the card.
+function localTimes() {
+  const today = new Date().toDateString();
+  for (const node of document.querySelectorAll("#webhook-deliveries time.local-time[datetime]")) {
+    const at = new Date(node.getAttribute("datetime"));
+    if (!node.classList.contains("next-try")) node.textContent = at.toLocaleString();
+    else if (at.toDateString() === today) node.textContent = at.toLocaleTimeString();
+    else {
+      node.replaceChildren(el("span", { class: "nowrap", text: at.toLocaleDateString() }), " ",
+        el("span", { class: "nowrap", text: at.toLocaleTimeString() }));
+    }
+  }
+}
+localTimes();

@@ -4,24 +4,35 @@ without a reload."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from app import db
 from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
-from app.models import CallLog, Facility, Integration, Role, WebhookDelivery, WebhookEndpoint
-from app.services import integrations_admin
+from app.models import (
+    CallLog,
+    Facility,
+    Integration,
+    Role,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from app.models._types import utcnow
+from app.services import integrations_admin, invitations
 from app.testing import LiveServer
 from tests.conftest import (
     PASSWORD,
     add_member,
     create_facility,
+    create_integration,
     create_user,
     demo_oauth_fields,
 )
 from tests.e2e.conftest import shot
-from tests.e2e.people import fits
+from tests.e2e.people import fits, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -144,7 +155,8 @@ def test_the_delivery_log_names_the_endpoint_and_reads_on_a_phone(
     # Squeezed into the phone's width, every cell wrapped letter by letter ("pendi/ng",
     # "run.fi/nishe/d") and the columns past the card's edge were cut off.
     lines = page.evaluate(
-        """(row) => [row.cells[0], row.cells[1], row.querySelector('.badge')].map((node) => {
+        """(row) => [row.querySelector('time'), row.cells[1], row.querySelector('.badge')]
+           .map((node) => {
              const range = document.createRange();
              range.selectNodeContents(node);
              return range.getClientRects().length;
@@ -224,3 +236,193 @@ def test_the_call_log_shows_older_calls_a_page_at_a_time(
     page.wait_for_function("() => document.querySelectorAll('#calls tbody tr').length === 3")
     assert older.is_hidden()
     shot(page, "management-call-log-older")
+
+
+def test_an_endpoint_the_outbound_guard_refuses_is_said_in_the_form(
+    admin_page: Any, live: LiveServer
+) -> None:
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage")
+    form = page.locator("#add-webhook")
+    # It used to be added, and every delivery to it was then refused.
+    form.locator("[name=url]").fill("https://127.0.0.2/hooks")
+    form.locator("button[type=submit]").click()
+    error = form.locator(".form-error")
+    error.wait_for(state="visible")
+    assert error.inner_text() == (
+        "url: 127.0.0.2 is a private or loopback address this server may not send to; use "
+        "the receiver's public https address, or ask the server's operator to allow that "
+        "network in SCRIPTBOX_PRIVATE_NETWORK_ALLOW"
+    )
+    assert page.locator("#webhook-endpoints tbody tr").count() == 0
+
+
+def test_a_delivery_being_retried_says_so_and_when_with_its_date(
+    admin_page: Any, live: LiveServer
+) -> None:
+    now = utcnow()
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        endpoint = WebhookEndpoint(facility_id=lab.id, url="https://hooks.example.com/in",
+                                   events=["run.finished"], secret_enc="unused", active=True)
+        session.add(endpoint)
+        session.flush()
+        # A later try than the sender makes (it never looks), on another day and today.
+        later = WebhookDelivery(
+            endpoint_id=endpoint.id, facility_id=lab.id, event="run.finished", payload={},
+            status="pending", attempts=3, created_at=now - timedelta(minutes=5),
+            next_attempt_at=now + timedelta(days=2), response_code=500,
+            last_error="answered HTTP 500")
+        soon = WebhookDelivery(
+            endpoint_id=endpoint.id, facility_id=lab.id, event="run.finished", payload={},
+            status="pending", attempts=1, created_at=now,
+            next_attempt_at=now + timedelta(seconds=30),
+            last_error="could not connect to hooks.example.com: check that the receiver is running")
+        session.add_all([later, soon])
+        session.commit()
+        ids = {"later": later.id, "soon": soon.id}
+        due = {"later": later.next_attempt_at, "soon": soon.next_attempt_at}
+        attempts = int(live.app.config["WEBHOOK_MAX_ATTEMPTS"])
+        db.session.remove()
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage")
+
+    def row(name: str) -> Any:
+        return page.locator(f'#webhook-deliveries tr[data-delivery-id="{ids[name]}"]')
+
+    def local(script: str, when: datetime) -> str:
+        text: str = page.evaluate(script, when.isoformat())
+        return text
+
+    # Both said "pending", as if nothing had been tried, with a bare time as the next try.
+    assert row("later").locator(".delivery-status").inner_text() == (
+        f"retrying attempt 4 of {attempts} next")
+    assert row("soon").locator(".delivery-status").inner_text() == (
+        f"retrying attempt 2 of {attempts} next")
+    assert "could not connect to hooks.example.com" in row("soon").inner_text()
+    # The next try in the page's local time: with its date when it is not today.
+    dated = "(iso) => new Date(iso).toLocaleDateString() + ' ' + new Date(iso).toLocaleTimeString()"
+    assert row("later").locator("td").nth(6).inner_text().split() == local(
+        dated, due["later"]).split()
+    today = page.evaluate(
+        "(iso) => new Date(iso).toDateString() === new Date().toDateString()",
+        due["soon"].isoformat())
+    assert row("soon").locator("td").nth(6).inner_text().split() == local(
+        "(iso) => new Date(iso).toLocaleTimeString()" if today else dated, due["soon"]).split()
+    assert row("soon").locator("td").nth(0).inner_text() == local(
+        "(iso) => new Date(iso).toLocaleString()", now)
+    shot(page, "management-webhook-retrying")
+    page.set_viewport_size({"width": 375, "height": 800})
+    fits(page, "management-webhook-retrying-375")
+
+
+def test_withdrawing_the_last_invitation_takes_its_heading_along(
+    admin_page: Any, live: LiveServer
+) -> None:
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        admin = session.query(User).filter_by(email="admin@example.com").one()
+        for email in ("ines@example.com", "jo@example.com"):
+            invitations.invite(session, facility=lab, email=email, role="member",
+                               invited_by=admin)
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage")
+    page.evaluate("window.notReloaded = true")
+    heading = page.get_by_role("heading", name="Invited, not yet accepted")
+    rows = page.locator("#invitations tbody tr")
+    assert heading.is_visible() and rows.count() == 2
+    rows.first.locator(".withdraw-invitation").click()
+    page.wait_for_function("() => document.querySelectorAll('#invitations tbody tr').length === 1")
+    assert heading.is_visible()
+    rows.first.locator(".withdraw-invitation").click()
+    # The heading stayed above an empty table until a reload.
+    heading.wait_for(state="hidden")
+    assert page.locator("#invitations").is_hidden()
+    assert page.evaluate("window.notReloaded === true")
+    with live.app.app_context():
+        lab = db.session.query(Facility).filter_by(slug="lab").one()
+        assert invitations.pending_in(db.session(), facility=lab) == []
+        db.session.remove()
+
+
+def test_a_members_refused_sign_in_is_said_in_settings_beside_the_account(
+    admin_page: Any, browser: Any, live: LiveServer
+) -> None:
+    spec = ClientSpec("the-client", "the-secret", [f"{live.url}/oauth/callback"])
+    with serve_in_thread(create_provider_app(ProviderConfig(clients=[spec]))) as provider:
+        with live.app.app_context():
+            session = db.session()
+            lab = session.query(Facility).filter_by(slug="lab").one()
+            member = create_user(session, email="mia@example.com", name="Mia Member")
+            add_member(session, user=member, facility=lab, role=Role.member)
+            integrations_admin.create_custom(
+                session, facility=lab,
+                fields=demo_oauth_fields(provider.url, client_id="the-client",
+                                         client_secret="the-secret"))
+            session.commit()
+            db.session.remove()
+        page = signed_in(browser, live, "mia@example.com")
+        page.goto(f"{live.url}/settings/integrations")
+        page.evaluate("window.notReloaded = true")
+        row = page.locator(".integration-row[data-key=demo]")
+        with page.expect_popup() as opened:
+            row.locator(".add-account button[type=submit]").click()
+        popup = opened.value
+        popup.wait_for_url("**/authorize**")
+        popup.click("#deny")
+        # The refusal showed only in the sign-in window; this page said nothing.
+        error = row.locator(".form-error")
+        error.wait_for(state="visible")
+        assert error.inner_text() == (
+            "You declined the sign-in at the provider; nothing was connected.")
+        if not popup.is_closed():
+            popup.wait_for_event("close")
+        page.wait_for_timeout(1200)  # the page checks every half second for a closed window
+        assert page.evaluate("window.notReloaded === true")
+        shot(page, "settings-sign-in-declined")
+        # Signing in then: the page shows the account connected (and the failure is gone).
+        with page.expect_popup() as opened:
+            row.locator(".add-account button[type=submit]").click()
+        popup = opened.value
+        popup.wait_for_url("**/authorize**")
+        popup.click("#approve")
+        page.wait_for_function("() => window.notReloaded === undefined")
+        row.locator(".badge.ok").wait_for()
+        assert "connected" in row.locator(".accounts").inner_text()
+        assert row.locator(".form-error").is_hidden()
+        page.context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_master_accounts_buttons_keep_apart_from_the_next_heading(
+    admin_page: Any, live: LiveServer, width: int
+) -> None:
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        create_integration(session, facility=lab, key="keyed")
+        integrations_admin.create_custom(
+            session, facility=lab,
+            fields=demo_oauth_fields("https://provider.example.com", client_id="c",
+                                     client_secret="s"))
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    page.set_viewport_size({"width": width, "height": 900})
+    gap = """([button, heading]) => {
+        const a = document.querySelector(button).getBoundingClientRect();
+        const b = [...document.querySelectorAll('#integration-page h2')]
+          .find((h) => h.textContent === heading).getBoundingClientRect();
+        return b.top - a.bottom;
+      }"""
+    # "OAuth setup" and "Test connection" sat right under the buttons (a gap of 0).
+    page.goto(f"{live.url}/f/lab/manage/integrations/demo")
+    assert page.evaluate(gap, ["#connect-master", "OAuth setup"]) >= 20
+    fits(page, f"management-integration-oauth-{width}")
+    page.goto(f"{live.url}/f/lab/manage/integrations/keyed")
+    assert page.evaluate(gap, ["#master-credentials button", "Test connection"]) >= 20
+    fits(page, f"management-integration-key-{width}")
