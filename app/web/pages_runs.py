@@ -7,12 +7,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import db
 from app.errors import NotFound
 from app.lifecycle import RunStatus, is_final
-from app.models import Membership, Role, Script, User
+from app.models import CallLog, Membership, Role, Script, User
 from app.services import run_history, versions
 from app.services import scripts as scripts_service
 from app.services.run_history import RunFilters
@@ -35,6 +35,16 @@ def runs(slug: str) -> ResponseReturnValue:
         filters=filters,
         page=run_history.parse_int(request.args.get("page"), "page") or 1,
     )
+    # The waits for a sign-in that live runs are over, left out of their timers.
+    live = [row.run.id for row in page.rows if not is_final(row.run.status)]
+    waited: dict[str, float] = {}
+    if live:
+        for run_id, ms in db.session.execute(
+            select(CallLog.run_id, func.sum(CallLog.wait_ms))
+            .where(CallLog.run_id.in_(live), CallLog.facility_id == member.facility.id)
+            .group_by(CallLog.run_id)
+        ):
+            waited[run_id] = ms or 0
     users: Sequence[Any] = []
     if member.can(Role.admin):
         users = db.session.execute(
@@ -51,6 +61,7 @@ def runs(slug: str) -> ResponseReturnValue:
         statuses=list(RunStatus),
         scripts=scripts_service.list_scripts(db.session(), member),
         users=users,
+        waited=waited,
     )
 
 

@@ -7,10 +7,33 @@ export function formatElapsed(ms) {
   return h ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
 }
 
-function tick() {
-  for (const node of document.querySelectorAll(".elapsed[data-since]")) {
-    node.textContent = `${formatElapsed(Date.now() - Date.parse(node.dataset.since))} so far`;
+// A live run's time so far counts as its final duration does (the run's own clock): waits
+// for a sign-in are left out, and while one lasts it is shown apart. A timer holds
+// data-since (when the run started), data-waited-ms (its waits that are over) and, while
+// the run waits for a sign-in, data-waiting-since.
+export function elapsedText(node, now = Date.now()) {
+  const { since, waitedMs, waitingSince } = node.dataset;
+  const waiting = waitingSince ? Math.max(0, now - Date.parse(waitingSince)) : 0;
+  const own = now - Date.parse(since) - Number(waitedMs || 0) - waiting;
+  const text = `${formatElapsed(own)} so far`;
+  return waitingSince ? `${text}, ${formatElapsed(waiting)} waiting for a sign-in` : text;
+}
+
+// A run's new status: a wait for a sign-in begins (waiting, parked) or ends (running).
+export function timerStatus(node, status) {
+  if (!node) return;
+  const waits = status === "waiting_for_grant" || status === "parked";
+  if (waits && !node.dataset.waitingSince) node.dataset.waitingSince = new Date().toISOString();
+  if (!waits && node.dataset.waitingSince) {
+    const waited = Math.max(0, Date.now() - Date.parse(node.dataset.waitingSince));
+    node.dataset.waitedMs = String(Number(node.dataset.waitedMs || 0) + waited);
+    delete node.dataset.waitingSince;
   }
+  if (node.dataset.since) node.textContent = elapsedText(node);
+}
+
+function tick() {
+  for (const node of document.querySelectorAll(".elapsed[data-since]")) node.textContent = elapsedText(node);
 }
 
 export function startTimers() {

@@ -4,12 +4,14 @@
 import { api, slug, toast } from "./api.js";
 import { on } from "./ws.js";
 import { FINAL, setStatus } from "./runs.js";
-import { localTimes, startTimers } from "./elapsed.js";
+import { localTimes, startTimers, timerStatus } from "./elapsed.js";
 import { OutputView } from "./output-merge.js";
 
 const page = document.getElementById("run-page");
 const runId = page.dataset.runId;
 const status = document.getElementById("run-status");
+// The duration's live timer leaves waits for a sign-in out, as the final duration does.
+const timer = document.querySelector("#run-duration .elapsed");
 let finished = page.dataset.final === "yes";
 let catchUpTimer = null;
 
@@ -29,6 +31,7 @@ async function catchUp() {
   const run = await api("GET", `/api/f/${slug}/runs/${runId}`);
   if (FINAL.includes(run.status)) { ended(); return; }
   setStatus(status, run.status);
+  timerStatus(timer, run.status);
   view.add(0, run.output ?? "");
   if (view.shown) showing();
 }
@@ -44,7 +47,11 @@ function catchUpSoon(delay = 1000) {
 const view = new OutputView(
   document.getElementById("run-output"), Number(page.dataset.outputLength || 0), () => catchUpSoon());
 
-on("run.status", (message) => { if (message.run_id === runId) setStatus(status, message.status); });
+on("run.status", (message) => {
+  if (message.run_id !== runId) return;
+  setStatus(status, message.status);
+  timerStatus(timer, message.status);
+});
 on("run.output", (message) => {
   if (message.run_id !== runId) return;
   view.add(message.offset ?? view.shown, message.data);

@@ -4,7 +4,7 @@
 import { api, slug } from "./api.js";
 import { on, ready } from "./ws.js";
 import { FINAL, setStatus } from "./runs.js";
-import { localTimes, startTimers } from "./elapsed.js";
+import { localTimes, startTimers, timerStatus } from "./elapsed.js";
 
 const table = document.getElementById("runs-table");
 // From and To are days where the browser is, as the list's times are: the server reads
@@ -26,6 +26,7 @@ function update(row, run) {
     span.className = "elapsed"; span.dataset.since = run.started_at ?? new Date().toISOString();
     duration.replaceChildren(span);
   }
+  timerStatus(duration.querySelector(".elapsed"), run.status);
 }
 
 function announce() {

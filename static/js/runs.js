@@ -1,7 +1,7 @@
 // Follow runs over the websocket: status, output lines as they come, the result.
 import { api, el, slug, when } from "./api.js";
 import { on } from "./ws.js";
-import { formatElapsed } from "./elapsed.js";
+import { elapsedText, timerStatus } from "./elapsed.js";
 
 // Why a call had no account, where only an admin can help (app/web/wording.py).
 const ADMIN_REASONS = ["no_master_account", "master_needs_reauth"];
@@ -76,13 +76,16 @@ export async function cancel(runId) {
   return api("POST", `/api/f/${slug}/runs/${runId}/cancel`);
 }
 
-// A live elapsed timer beside a panel's status while its run has not ended.
+// A live elapsed timer beside a panel's status while its run has not ended; a wait for a
+// sign-in is shown apart, not in the run's time (elapsed.js).
 const timers = new WeakMap();
 function timer(node, running) {
   if (!node) return;
   if (running && !timers.has(node)) {
-    const since = Date.now();
-    const tick = () => { node.textContent = formatElapsed(Date.now() - since); };
+    node.dataset.since = new Date().toISOString();
+    node.dataset.waitedMs = "0";
+    delete node.dataset.waitingSince;
+    const tick = () => { node.textContent = elapsedText(node); };
     tick();
     node.hidden = false;
     timers.set(node, setInterval(tick, 1000));
@@ -97,6 +100,7 @@ export function renderInto(parts, message) {
   if (message.type === "run.status") {
     setStatus(parts.status, message.status);
     timer(parts.elapsed, true);
+    timerStatus(parts.elapsed, message.status);
   }
   if (message.type === "run.output") {
     parts.output.hidden = false;

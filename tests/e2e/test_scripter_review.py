@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app import db
-from app.models import Role, Script
+from app.models import Facility, Role, Run, Script, User
 from app.testing import LiveServer
-from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+)
 from tests.e2e.people import signed_in
 
 pytestmark = pytest.mark.browser
@@ -198,4 +205,76 @@ def test_a_cancelled_run_says_so_once(browser: Any, live_lab: LiveServer) -> Non
     page.click("#run-link")
     page.locator("#run-error").wait_for()
     assert page.locator("#run-error").inner_text().strip() == "The run was cancelled"
+    page.context.close()
+
+
+def parked_run(live: LiveServer, *, ran_s: int, waiting_s: int) -> str:
+    """A run of Sam's parked for a sign-in: it ran `ran_s` seconds, then has waited
+    `waiting_s`; its id."""
+    now = datetime.now(UTC)
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        sam = session.query(User).filter_by(email="sam@example.com").one()
+        run = Run(facility_id=lab.id, script_id=report_id(live), user_id=sam.id,
+                  source="result = 42\n", input={}, status="parked", calls=0,
+                  created_at=now - timedelta(seconds=ran_s + waiting_s),
+                  started_at=now - timedelta(seconds=ran_s + waiting_s),
+                  paused_at=now - timedelta(seconds=waiting_s))
+        session.add(run)
+        session.commit()
+        return run.id
+
+
+SO_FAR = re.compile(r"(\d+:\d\d) so far(?:, (\d+:\d\d) waiting for a sign-in)?")
+
+
+def timer_parts(locator: Any) -> tuple[int, int | None]:
+    """A live timer's own time and wait for a sign-in, in seconds (None: not waiting)."""
+    found = SO_FAR.fullmatch(locator.inner_text())
+    assert found, locator.inner_text()
+
+    def seconds(text: str) -> int:
+        minutes, secs = text.split(":")
+        return int(minutes) * 60 + int(secs)
+
+    return seconds(found[1]), None if found[2] is None else seconds(found[2])
+
+
+def test_live_timers_leave_a_wait_for_a_sign_in_out(
+    browser: Any, live_lab: LiveServer
+) -> None:
+    """A run's final duration leaves its waits for a sign-in out (078951a), and its live
+    timers counted them: a parked run's page and row and the editor's panel now count the
+    run's own time and show the wait apart."""
+    live = live_lab
+    run_id = parked_run(live, ran_s=10, waiting_s=60)
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/runs/{run_id}")
+    timer = page.locator("#run-duration .elapsed", has_text="so far")
+    own, waiting = timer_parts(timer)
+    assert 10 <= own <= 12 and waiting is not None and 60 <= waiting <= 62
+    page.goto(f"{live.url}/f/lab/runs")
+    row_timer = page.locator(f"tr[data-run-id='{run_id}'] .elapsed", has_text="so far")
+    own, waiting = timer_parts(row_timer)
+    assert 10 <= own <= 12 and waiting is not None and 60 <= waiting <= 62
+    # The editor's panel: its run stops counting while it waits for Sam to sign in.
+    with live.app.app_context():
+        create_integration(db.session(), facility=db.session.query(Facility).one(),
+                           key="keyed", name="Keyed API")
+        db.session.commit()
+    page.goto(f"{live.url}/f/lab/editor/{report_id(live)}")
+    page.locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type('result = integrations.get("keyed", "/me").status\n')
+    page.click("#run-script")
+    panel = page.locator("#run-elapsed", has_text="waiting for a sign-in")
+    panel.wait_for(timeout=30000)
+    own, waiting = timer_parts(panel)
+    page.wait_for_timeout(3500)  # the timer ticks each second
+    later_own, later_waiting = timer_parts(panel)
+    assert later_own == own and waiting is not None and later_waiting is not None
+    assert later_waiting >= waiting + 2
+    page.click("#cancel-run")
+    page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
     page.context.close()
