@@ -18,7 +18,7 @@ from app.services import scripts as scripts_service
 from app.services.run_history import RunFilters
 from app.web.pages import _page as render_page
 from app.web.security import login_required, require_member
-from app.web.wording import error_in_words, restates_code
+from app.web.wording import SETTINGS_PLACE, error_in_words, restates_code
 
 bp = Blueprint("runs_pages", __name__)
 
@@ -87,6 +87,7 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
         scripter=member.can(Role.scripter),
         error_words=error_in_words(found.error_code, service, found.error_reason),
         error_code_said=restates_code(found.error_code, found.error_message),
+        settings_place=SETTINGS_PLACE,
         # A live run's output reaches its row by the next heartbeat at the latest.
         store_ms=round(float(current_app.config["HEARTBEAT_S"]) * 1000),
     )

@@ -42,6 +42,9 @@ WORDS_BY_REASON: dict[tuple[str, str], str] = {
 }
 # Reasons only an admin can remedy: no link to a member's own accounts.
 ADMIN_REASONS = frozenset({"no_master_account", "master_needs_reauth"})
+# Where members connect their own accounts: pages link it where the words name it (the
+# words for ADMIN_REASONS never do).
+SETTINGS_PLACE = "Settings → Integrations"
 FALLBACK = "The script failed. Tell a scripter what you were doing; they can see the details."
 
 

@@ -5,6 +5,14 @@ import { elapsedText, timerStatus } from "./elapsed.js";
 
 // Why a call had no account, where only an admin can help (app/web/wording.py).
 const ADMIN_REASONS = ["no_master_account", "master_needs_reauth"];
+// Where members connect their own accounts. A member's words (app/web/wording.py) send
+// them there only when it is theirs to do (never for ADMIN_REASONS); there it is a link.
+const SETTINGS = "Settings → Integrations";
+export function linkSettings(words) {
+  const at = words.indexOf(SETTINGS);
+  if (at < 0) return [words];
+  return [words.slice(0, at), el("a", { href: "/settings/integrations", text: SETTINGS }), words.slice(at + SETTINGS.length)];
+}
 
 export const FINAL = ["succeeded", "failed", "timed_out", "cancelled"];
 const buffered = new Map();

@@ -2,14 +2,14 @@
 import { api, el, parseJson, showError, slug } from "./api.js";
 import { buildForm } from "./input-form.js";
 import { ready } from "./ws.js";
-import { cancel, follow, history, renderInto, setStatus, start } from "./runs.js";
+import { cancel, follow, history, linkSettings, renderInto, setStatus, start } from "./runs.js";
 
 // Members read a failed run's error in words; scripters keep the code and line.
 const scripter = document.getElementById("script-cards")?.dataset.scripter === "yes";
 async function explain(runId, node) {
   try {
     const { words } = await api("GET", `/api/f/${slug}/runs/${runId}/explain`);
-    if (words) node.replaceChildren(el("span", { class: "error-words", text: words }));
+    if (words) node.replaceChildren(el("span", { class: "error-words" }, ...linkSettings(words)));
   } catch { /* the code and message stay */ }
 }
 

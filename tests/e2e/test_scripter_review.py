@@ -278,3 +278,40 @@ def test_live_timers_leave_a_wait_for_a_sign_in_out(
     page.click("#cancel-run")
     page.locator("#run-status", has_text="cancelled").wait_for(timeout=30000)
     page.context.close()
+
+
+def test_the_scripts_page_links_a_members_settings_where_they_can_connect(
+    browser: Any, live_lab: LiveServer
+) -> None:
+    """A member who refused a sign-in reads "connect your account in Settings →
+    Integrations" on the Scripts page and the run page, now a link as in the editor; a
+    facility account nobody connected is an admin's to fix: no link."""
+    live = live_lab
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).one()
+        create_integration(session, facility=lab, key="keyed", name="Keyed API")
+        session.add(Script(facility_id=lab.id, name="Needs key", published=True,
+                           source='result = integrations.get("keyed", "/me").status\n'))
+        session.add(Script(facility_id=lab.id, name="Needs master", published=True,
+                           source='integrations.get("keyed", "/me", account="master")\n'))
+        session.commit()
+    page = signed_in(browser, live, "mo@example.com")
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Needs key")
+    card.locator(".run-script").click()
+    page.locator(".grant-refuse").click(timeout=60000)
+    link = card.locator(".error-words a", has_text="Settings → Integrations")
+    link.wait_for(timeout=30000)
+    assert link.get_attribute("href") == "/settings/integrations"
+    assert card.locator(".error-words").inner_text().startswith("You chose not to sign in")
+    card.locator(".run-link").click()
+    run_link = page.locator("#run-error a", has_text="Settings → Integrations")
+    assert run_link.get_attribute("href") == "/settings/integrations"
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Needs master")
+    card.locator(".run-script").click()
+    words = card.locator(".error-words", has_text="Ask an admin")
+    words.wait_for(timeout=30000)
+    assert words.locator("a").count() == 0
+    page.context.close()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.web.wording import ADMIN_REASONS, error_in_words, restates_code
+from app.web.wording import (
+    ADMIN_REASONS,
+    SETTINGS_PLACE,
+    WORDS_BY_REASON,
+    error_in_words,
+    restates_code,
+)
 
 
 @pytest.mark.parametrize("reason", sorted(ADMIN_REASONS))
@@ -41,3 +47,14 @@ def test_a_message_saying_its_code_is_shown_without_it(
 ) -> None:
     """The run page shows such a message alone ("cancelled the run was cancelled")."""
     assert restates_code(code, message) is said
+
+
+
+@pytest.mark.parametrize("reason", sorted({r for _, r in WORDS_BY_REASON} | {"missing"}))
+def test_only_what_a_member_can_fix_names_their_settings(reason: str) -> None:
+    """Pages link the place where the words name it: never for what only an admin can fix."""
+    words = error_in_words("no_integration_grant", "GitHub", reason)
+    if reason in ADMIN_REASONS:
+        assert SETTINGS_PLACE not in words
+    elif reason in {"missing", "refused", "not_interactive"}:
+        assert SETTINGS_PLACE in words
