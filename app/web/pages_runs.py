@@ -44,7 +44,8 @@ def runs(slug: str) -> ResponseReturnValue:
             .where(CallLog.run_id.in_(live), CallLog.facility_id == member.facility.id)
             .group_by(CallLog.run_id)
         ):
-            waited[run_id] = ms or 0
+            if run_id is not None:  # always: the query asks for these runs' calls
+                waited[run_id] = ms or 0
     users: Sequence[Any] = []
     if member.can(Role.admin):
         users = db.session.execute(
