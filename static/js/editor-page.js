@@ -181,7 +181,7 @@ async function loadHistory() {
   if (!scriptId) return;
   const runs = await api("GET", `/api/f/${slug}/runs?script_id=${scriptId}&limit=10`);
   if (!runs.length) {
-    table.querySelector("tbody").replaceChildren(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "No runs yet: press Run (Ctrl-Enter) to try the script." })));
+    table.querySelector("tbody").replaceChildren(el("tr", {}, el("td", { colspan: 4, class: "muted", text: table.dataset.empty })));
     return;
   }
   table.querySelector("tbody").replaceChildren(...runs.map((r) => el("tr", {},

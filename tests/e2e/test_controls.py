@@ -412,7 +412,7 @@ def test_a_new_script_shows_its_runs_once_first_saved(
     link.wait_for()
     assert link.get_attribute("href") == f"/f/lab/runs?script_id={script_id}"
     history = page.locator("#run-history tbody")
-    history.get_by_text("No runs yet").wait_for()
+    history.get_by_text("No runs of yours yet").wait_for()  # Sam is a scripter
     page.click("#run-script")
     page.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)
     history.locator("tr", has_text="succeeded").wait_for()

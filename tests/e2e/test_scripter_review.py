@@ -212,11 +212,12 @@ def parked_run(live: LiveServer, *, ran_s: int, waiting_s: int) -> str:
     """A run of Sam's parked for a sign-in: it ran `ran_s` seconds, then has waited
     `waiting_s`; its id."""
     now = datetime.now(UTC)
+    script_id = report_id(live)  # its own app context: not inside the one below
     with live.app.app_context():
         session = db.session()
         lab = session.query(Facility).filter_by(slug="lab").one()
         sam = session.query(User).filter_by(email="sam@example.com").one()
-        run = Run(facility_id=lab.id, script_id=report_id(live), user_id=sam.id,
+        run = Run(facility_id=lab.id, script_id=script_id, user_id=sam.id,
                   source="result = 42\n", input={}, status="parked", calls=0,
                   created_at=now - timedelta(seconds=ran_s + waiting_s),
                   started_at=now - timedelta(seconds=ran_s + waiting_s),
@@ -315,3 +316,32 @@ def test_the_scripts_page_links_a_members_settings_where_they_can_connect(
     words.wait_for(timeout=30000)
     assert words.locator("a").count() == 0
     page.context.close()
+
+
+def test_the_editors_history_says_whose_runs_it_lists(browser: Any, live_lab: LiveServer) -> None:
+    """A scripter sees only their own runs (members' runs are an admin's to see, as on the
+    runs page), so a script only members ran said "No runs yet": the history says it lists
+    the scripter's own runs; an admin's lists everyone's."""
+    live = live_lab
+    script_id = report_id(live)
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).one()
+        mo = session.query(User).filter_by(email="mo@example.com").one()
+        ada = create_user(session, email="ada@example.com", name="Ada")
+        add_member(session, user=ada, facility=lab, role=Role.admin)
+        session.add(Run(facility_id=lab.id, script_id=script_id, user_id=mo.id,
+                        source="result = 42\n", input={}, status="succeeded", calls=0,
+                        result=42, duration_ms=3.0))
+        session.commit()
+    sam = signed_in(browser, live, "sam@example.com")
+    sam.goto(f"{live.url}/f/lab/editor/{script_id}")
+    history = sam.locator("#run-history tbody")
+    history.get_by_text("No runs of yours yet").wait_for()
+    sam.goto(f"{live.url}/f/lab/runs?script_id={script_id}")
+    assert sam.locator("#runs-table tbody tr").count() == 0  # the runs page agrees
+    sam.context.close()
+    ada_page = signed_in(browser, live, "ada@example.com")
+    ada_page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    ada_page.locator("#run-history tbody tr", has_text="succeeded").wait_for()
+    ada_page.context.close()
