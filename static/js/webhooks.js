@@ -1,5 +1,6 @@
 // Management page: register and remove webhook endpoints; the secret is shown once.
 import { api, el, showError, slug, toast } from "./api.js";
+import { localTimes } from "./elapsed.js";
 
 const table = document.getElementById("webhook-endpoints");
 const none = document.getElementById("no-webhooks");
@@ -64,16 +65,19 @@ for (const button of document.querySelectorAll(".remove-webhook")) {
 // try today shows its time of day; one on another day shows its date too (a bare "03:12:40"
 // read as today when the retry was the next day's), date and time apart so that the column
 // may wrap between them rather than push the table past the card.
-function localTimes() {
+function nextTryTimes(root) {
   const today = new Date().toDateString();
-  for (const node of document.querySelectorAll("#webhook-deliveries time.local-time[datetime]")) {
+  for (const node of root.querySelectorAll("time.next-try[datetime]")) {
     const at = new Date(node.getAttribute("datetime"));
-    if (!node.classList.contains("next-try")) node.textContent = at.toLocaleString();
-    else if (at.toDateString() === today) node.textContent = at.toLocaleTimeString();
+    if (at.toDateString() === today) node.textContent = at.toLocaleTimeString();
     else {
       node.replaceChildren(el("span", { class: "nowrap", text: at.toLocaleDateString() }), " ",
         el("span", { class: "nowrap", text: at.toLocaleTimeString() }));
     }
   }
 }
-localTimes();
+const deliveries = document.getElementById("webhook-deliveries");
+if (deliveries) {
+  localTimes(deliveries);
+  nextTryTimes(deliveries);
+}
