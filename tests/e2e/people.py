@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from app import db
+from app.models import Role
 from app.testing import LiveServer
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, add_member, create_facility, create_user
 from tests.e2e.conftest import shot
 
 WIDTHS = (1280, 375)
 
 
 def signed_in(
-    browser: Any, live: LiveServer, email: str, *, width: int = 1280, timezone: str | None = None
+    browser: Any,
+    live: LiveServer,
+    email: str,
+    *,
+    width: int = 1280,
+    height: int = 900,
+    timezone: str | None = None,
 ) -> Any:
-    """A new page of a browser context signed in as `email`, `width` pixels wide, its clock
-    in the IANA zone `timezone` (the machine's when None)."""
-    context = browser.new_context(viewport={"width": width, "height": 900}, timezone_id=timezone)
+    """A new page of a browser context signed in as `email`, `width` x `height` pixels, its
+    clock in the IANA zone `timezone` (the machine's when None)."""
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  timezone_id=timezone)
     page = context.new_page()
     page.goto(f"{live.url}/login")
     page.fill("input[name=email]", email)
@@ -24,6 +33,18 @@ def signed_in(
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
     return page
+
+
+def admin_of_lab(browser: Any, live: LiveServer) -> Any:
+    """Facility `lab` ("The Lab") with admin@example.com as its admin, and a page of theirs
+    signed in (1280 x 800)."""
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab", name="The Lab")
+        admin = create_user(session, email="admin@example.com", name="Avery Admin")
+        add_member(session, user=admin, facility=lab, role=Role.admin)
+        session.commit()
+    return signed_in(browser, live, "admin@example.com", height=800)
 
 
 def fits(page: Any, name: str) -> None:

@@ -24,15 +24,13 @@ from app.models._types import utcnow
 from app.services import integrations_admin, invitations
 from app.testing import LiveServer
 from tests.conftest import (
-    PASSWORD,
     add_member,
-    create_facility,
     create_integration,
     create_user,
     demo_oauth_fields,
 )
 from tests.e2e.conftest import shot
-from tests.e2e.people import fits, signed_in
+from tests.e2e.people import admin_of_lab, fits, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -40,22 +38,10 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def admin_page(browser: Any, live: LiveServer) -> Iterator[Any]:
     """A browser page signed in as the admin of facility `lab`; dialogs are accepted."""
-    with live.app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab", name="The Lab")
-        admin = create_user(session, email="admin@example.com", name="Avery Admin")
-        add_member(session, user=admin, facility=lab, role=Role.admin)
-        session.commit()
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
+    page = admin_of_lab(browser, live)
     page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(f"{live.url}/login")
-    page.fill("input[name=email]", "admin@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
     yield page
-    context.close()
+    page.context.close()
 
 
 def test_the_credential_fields_follow_the_auth_mode_until_edited(

@@ -17,11 +17,11 @@ from app.testing import LiveServer
 from tests.conftest import (
     PASSWORD,
     add_member,
-    create_facility,
     create_user,
     demo_oauth_fields,
 )
 from tests.e2e.conftest import shot
+from tests.e2e.people import admin_of_lab
 
 pytestmark = pytest.mark.browser
 
@@ -29,21 +29,9 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def admin_page(browser: Any, live: LiveServer) -> Iterator[Any]:
     """A browser page signed in as an admin of facility `lab`."""
-    with live.app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab", name="The Lab")
-        admin = create_user(session, email="admin@example.com", name="Avery Admin")
-        add_member(session, user=admin, facility=lab, role=Role.admin)
-        session.commit()
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(f"{live.url}/login")
-    page.fill("input[name=email]", "admin@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
+    page = admin_of_lab(browser, live)
     yield page
-    context.close()
+    page.context.close()
 
 
 def _stored_name(live: LiveServer, key: str) -> str:
