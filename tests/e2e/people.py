@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from app import db
-from app.models import Role
+from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
+from app.models import Facility, Role
+from app.services import integrations_admin
 from app.testing import LiveServer
-from tests.conftest import PASSWORD, add_member, create_facility, create_user
+from tests.conftest import PASSWORD, add_member, create_facility, create_user, demo_oauth_fields
 from tests.e2e.conftest import shot
 
 WIDTHS = (1280, 375)
@@ -45,6 +49,26 @@ def admin_of_lab(browser: Any, live: LiveServer) -> Any:
         add_member(session, user=admin, facility=lab, role=Role.admin)
         session.commit()
     return signed_in(browser, live, "admin@example.com", height=800)
+
+
+@contextmanager
+def lab_oauth_provider(live: LiveServer, *, client_secret: str = "the-secret") -> Iterator[Any]:
+    """A dev OAuth provider on loopback that knows client `the-client` (secret `the-secret`),
+    and facility `lab`'s integration `demo` for it, configured with `client_secret`."""
+    spec = ClientSpec("the-client", "the-secret", [f"{live.url}/oauth/callback"])
+    with serve_in_thread(create_provider_app(ProviderConfig(clients=[spec]))) as provider:
+        with live.app.app_context():
+            lab = db.session.query(Facility).filter_by(slug="lab").one()
+            integrations_admin.create_custom(
+                db.session(),
+                facility=lab,
+                fields=demo_oauth_fields(
+                    provider.url, client_id="the-client", client_secret=client_secret
+                ),
+            )
+            db.session.commit()
+            db.session.remove()
+        yield provider
 
 
 def fits(page: Any, name: str) -> None:

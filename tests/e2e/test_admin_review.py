@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from app import db
-from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
 from app.models import (
     CallLog,
     Facility,
@@ -30,7 +29,7 @@ from tests.conftest import (
     demo_oauth_fields,
 )
 from tests.e2e.conftest import shot
-from tests.e2e.people import admin_of_lab, fits, signed_in
+from tests.e2e.people import admin_of_lab, fits, lab_oauth_provider, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -159,16 +158,7 @@ def test_the_delivery_log_names_the_endpoint_and_reads_on_a_phone(
 def test_a_failed_master_sign_in_is_said_on_the_integrations_page(
     admin_page: Any, live: LiveServer
 ) -> None:
-    spec = ClientSpec("the-client", "the-secret", [f"{live.url}/oauth/callback"])
-    with serve_in_thread(create_provider_app(ProviderConfig(clients=[spec]))) as provider:
-        with live.app.app_context():
-            lab = db.session.query(Facility).filter_by(slug="lab").one()
-            integrations_admin.create_custom(
-                db.session(), facility=lab,
-                fields=demo_oauth_fields(provider.url, client_id="the-client",
-                                         client_secret="a-mistyped-secret"))
-            db.session.commit()
-            db.session.remove()
+    with lab_oauth_provider(live, client_secret="a-mistyped-secret"):
         page = admin_page
         page.goto(f"{live.url}/f/lab/manage/integrations/demo")
         page.evaluate("window.notReloaded = true")
@@ -338,19 +328,14 @@ def test_withdrawing_the_last_invitation_takes_its_heading_along(
 def test_a_members_refused_sign_in_is_said_in_settings_beside_the_account(
     admin_page: Any, browser: Any, live: LiveServer
 ) -> None:
-    spec = ClientSpec("the-client", "the-secret", [f"{live.url}/oauth/callback"])
-    with serve_in_thread(create_provider_app(ProviderConfig(clients=[spec]))) as provider:
-        with live.app.app_context():
-            session = db.session()
-            lab = session.query(Facility).filter_by(slug="lab").one()
-            member = create_user(session, email="mia@example.com", name="Mia Member")
-            add_member(session, user=member, facility=lab, role=Role.member)
-            integrations_admin.create_custom(
-                session, facility=lab,
-                fields=demo_oauth_fields(provider.url, client_id="the-client",
-                                         client_secret="the-secret"))
-            session.commit()
-            db.session.remove()
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        member = create_user(session, email="mia@example.com", name="Mia Member")
+        add_member(session, user=member, facility=lab, role=Role.member)
+        session.commit()
+        db.session.remove()
+    with lab_oauth_provider(live):
         page = signed_in(browser, live, "mia@example.com")
         page.goto(f"{live.url}/settings/integrations")
         page.evaluate("window.notReloaded = true")

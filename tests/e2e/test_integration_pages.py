@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app import db, extensions
-from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
+from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.integrations.catalog_entry import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from app.models import Facility, Integration, Role
 from app.services import integrations_admin
@@ -18,10 +18,9 @@ from tests.conftest import (
     PASSWORD,
     add_member,
     create_user,
-    demo_oauth_fields,
 )
 from tests.e2e.conftest import shot
-from tests.e2e.people import admin_of_lab
+from tests.e2e.people import admin_of_lab, lab_oauth_provider
 
 pytestmark = pytest.mark.browser
 
@@ -432,16 +431,7 @@ def test_a_refused_oauth_client_shows_on_management_and_its_page(
 def test_test_connection_asks_the_oauth_provider_from_the_page(
     admin_page: Any, live: LiveServer
 ) -> None:
-    spec = ClientSpec("the-client", "the-secret", [f"{live.url}/oauth/callback"])
-    with serve_in_thread(create_provider_app(ProviderConfig(clients=[spec]))) as provider:
-        with live.app.app_context():
-            lab = db.session.query(Facility).filter_by(slug="lab").one()
-            integrations_admin.create_custom(
-                db.session(), facility=lab,
-                fields=demo_oauth_fields(provider.url, client_id="the-client",
-                                         client_secret="the-secret"))
-            db.session.commit()
-            db.session.remove()
+    with lab_oauth_provider(live):
         page = admin_page
         page.goto(f"{live.url}/f/lab/manage/integrations/demo")
         page.click("#test-connection")
