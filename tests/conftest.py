@@ -412,14 +412,18 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
     from app import db
     from app.testing import LiveServer
 
-    application = make_app(tmp_path)
-    server = LiveServer(application)
+    server = LiveServer(make_app(tmp_path))
     try:
         yield server
     finally:
-        server.close()
-        stop_app(application)  # no runs or sweeps over a finished test's database
+        close_live(server)
         db.session.remove()
+
+
+def close_live(server: LiveServer) -> None:
+    """Stop serving, then stop the app: no runs or sweeps over a finished test's database."""
+    server.close()
+    stop_app(server.app)
 
 
 @pytest.fixture

@@ -14,7 +14,14 @@ from app import db
 from app.models import Role, Run, Script
 from app.services.inputs import schema_from_fields
 from app.testing import LiveServer
-from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.conftest import (
+    add_member,
+    close_live,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+)
 from tests.e2e.people import WIDTHS, fits, signed_in
 from tests.e2e.test_runs_page import start_run
 
@@ -42,11 +49,7 @@ def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, int]]]:
             ids[name] = script.id
         session.commit()
     yield live, ids
-    live.close()
-    app.extensions["heartbeat"].stop()
-    executor = app.extensions.get("sandbox")
-    if executor is not None:
-        executor.close()
+    close_live(live)
 
 
 def scripts_named(live: LiveServer) -> list[str]:

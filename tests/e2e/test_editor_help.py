@@ -13,7 +13,14 @@ import pytest
 from app import db
 from app.models import Account, Role, Script
 from app.testing import LiveServer
-from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.conftest import (
+    add_member,
+    close_live,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+)
 from tests.e2e.people import WIDTHS, fits, signed_in
 
 pytestmark = pytest.mark.browser
@@ -37,11 +44,7 @@ def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
         session.commit()
         script_id = script.id
     yield live, script_id
-    live.close()
-    app.extensions["heartbeat"].stop()
-    executor = app.extensions.get("sandbox")
-    if executor is not None:
-        executor.close()
+    close_live(live)
 
 
 def completions(page: Any, expected: str) -> list[str]:

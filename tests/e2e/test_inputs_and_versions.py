@@ -13,7 +13,7 @@ import pytest
 from app import db
 from app.models import Role, Run, Script
 from app.testing import LiveServer
-from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.conftest import add_member, close_live, create_facility, create_user, make_app
 from tests.e2e.conftest import shot
 from tests.e2e.people import WIDTHS, fits, signed_in
 
@@ -38,11 +38,7 @@ def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
         session.commit()
         script_id = script.id
     yield live, script_id
-    live.close()
-    app.extensions["heartbeat"].stop()
-    executor = app.extensions.get("sandbox")
-    if executor is not None:
-        executor.close()
+    close_live(live)
 
 
 def declare(page: Any, index: int, name: str, kind: str, *, required: bool = False,

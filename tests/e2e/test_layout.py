@@ -17,6 +17,7 @@ from app.testing import LiveServer
 from tests.conftest import (
     PASSWORD,
     add_member,
+    close_live,
     create_closed_oauth_integration,
     create_facility,
     create_integration,
@@ -58,11 +59,7 @@ def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
         session.commit()
         script_id = script.id
     yield live, script_id
-    live.close()
-    app.extensions["heartbeat"].stop()
-    executor = app.extensions.get("sandbox")
-    if executor is not None:
-        executor.close()
+    close_live(live)
 
 
 # GET routes that are not pages a person reads, or need a live prompt (the grant journeys

@@ -15,7 +15,14 @@ from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Role, Run, Script, User
 from app.testing import LiveServer
-from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.conftest import (
+    add_member,
+    close_live,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+)
 from tests.e2e.people import WIDTHS, fits, signed_in
 
 pytestmark = pytest.mark.browser
@@ -91,11 +98,7 @@ class Lab:
             self.scripts = scripts
 
     def close(self) -> None:
-        self.live.close()
-        self.app.extensions["heartbeat"].stop()
-        executor = self.app.extensions.get("sandbox")
-        if executor is not None:
-            executor.close()
+        close_live(self.live)
 
 
 @pytest.fixture

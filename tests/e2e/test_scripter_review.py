@@ -16,6 +16,7 @@ from app.models import Facility, Role, Run, Script, User
 from app.testing import LiveServer
 from tests.conftest import (
     add_member,
+    close_live,
     create_facility,
     create_integration,
     create_user,
@@ -43,11 +44,7 @@ def live_lab(tmp_path: Path) -> Iterator[LiveServer]:
                            published=True))
         session.commit()
     yield live
-    live.close()
-    app.extensions["heartbeat"].stop()
-    executor = app.extensions.get("sandbox")
-    if executor is not None:
-        executor.close()
+    close_live(live)
 
 
 def scripts_named(live: LiveServer) -> list[str]:
