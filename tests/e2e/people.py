@@ -71,6 +71,21 @@ def lab_oauth_provider(live: LiveServer, *, client_secret: str = "the-secret") -
         yield provider
 
 
+def lands_on(page: Any, selector: str) -> bool:
+    """Whether a press at the middle of `selector`, where it is now, lands on it (and not
+    on something drawn over it)."""
+    return bool(page.evaluate(
+        """(selector) => {
+            const node = document.querySelector(selector);
+            const box = node.getBoundingClientRect();
+            const x = box.left + box.width / 2, y = box.top + box.height / 2;
+            const hit = document.elementFromPoint(x, y);
+            return node === hit || node.contains(hit);
+        }""",
+        selector,
+    ))
+
+
 def fits(page: Any, name: str) -> None:
     """Screenshot the page and check it does not scroll sideways at its width."""
     shot(page, name)

@@ -22,7 +22,7 @@ from tests.conftest import (
     create_user,
     make_app,
 )
-from tests.e2e.people import WIDTHS, fits, signed_in
+from tests.e2e.people import WIDTHS, fits, lands_on, signed_in
 from tests.e2e.test_runs_page import start_run
 
 pytestmark = pytest.mark.browser
@@ -263,17 +263,8 @@ def test_a_script_card_shows_the_end_even_when_its_event_is_lost(
 
 def on_top(page: Any, selector: str) -> bool:
     """Whether a press at the middle of `selector`, the page scrolled to its top, lands on it."""
-    return bool(page.evaluate(
-        """(selector) => {
-            window.scrollTo(0, 0);
-            const node = document.querySelector(selector);
-            const box = node.getBoundingClientRect();
-            const x = box.left + box.width / 2, y = box.top + box.height / 2;
-            const hit = document.elementFromPoint(x, y);
-            return node === hit || node.contains(hit);
-        }""",
-        selector,
-    ))
+    page.evaluate("window.scrollTo(0, 0)")
+    return lands_on(page, selector)
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -17,7 +17,7 @@ from app.services import integrations_admin
 from app.testing import LiveServer
 from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields
 from tests.e2e.conftest import shot
-from tests.e2e.people import fits, signed_in
+from tests.e2e.people import fits, lands_on, signed_in
 from tests.e2e.test_grant_journeys import run_result, run_script
 from tests.e2e.test_runs_page import start_run
 
@@ -128,20 +128,6 @@ def test_refusing_after_a_declined_sign_in_reaches_the_script(
     page.context.close()
 
 
-def clear(page: Any, selector: str) -> bool:
-    """Whether a press at the middle of `selector`, where it is now, lands on it."""
-    return bool(page.evaluate(
-        """(selector) => {
-            const node = document.querySelector(selector);
-            const box = node.getBoundingClientRect();
-            const x = box.left + box.width / 2, y = box.top + box.height / 2;
-            const hit = document.elementFromPoint(x, y);
-            return node === hit || node.contains(hit);
-        }""",
-        selector,
-    ))
-
-
 CONTROLS = ("#run-page > p > a", "#run-page h1", "#stop-run", "#rerun")
 
 
@@ -187,16 +173,16 @@ def test_a_waiting_prompt_hides_none_of_the_page_it_stays_over(
         # Scrolled to (a link, a search) and tabbed to, each lands below the prompt.
         page.evaluate("(s) => document.querySelector(s).scrollIntoView()", selector)
         assert page.evaluate("window.scrollY") > 0, selector
-        assert clear(page, selector), selector
+        assert lands_on(page, selector), selector
         if selector != "#run-page h1":
             page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
             page.focus(selector)
-            assert clear(page, selector), selector
+            assert lands_on(page, selector), selector
     page.evaluate("document.getElementById('spacer').remove()")
     if width < 640:
         page.click(".nav-toggle-label")
     page.click(".switcher summary")  # its list opens over the prompt, not under it
     for link in ("/f/lab/scripts", "/f/annex/scripts"):
-        assert clear(page, f".switcher a[href='{link}']"), link
+        assert lands_on(page, f".switcher a[href='{link}']"), link
     shot(page, f"prompt-under-the-switcher-{width}")
     page.context.close()
