@@ -1,5 +1,6 @@
-"""Outbound webhooks (issue 12.3): admins register endpoints per facility; events become
-deliveries that the run queue sends, signed, and retries with exponential backoff.
+"""Outbound webhooks (issue 12.3): admins register endpoints per facility
+(app/services/webhook_endpoints.py); events become deliveries that the run queue sends,
+signed, and retries with exponential backoff.
 
 Signing (how a receiver verifies, also in the README): the body is sent as is with
 
@@ -16,11 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,16 +30,12 @@ import requests
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from app.config import NetworkAllow
-from app.errors import NotFound, ValidationError
-from app.integrations import transport
 from app.integrations.transport import PrivateAddress
 from app.integrations.vault import Vault
 from app.models import WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
 from app.models.webhooks import WEBHOOK_EVENTS
 
-SECRET_PREFIX = "whsec_"
 TIMESTAMP_HEADER = "Scriptbox-Timestamp"
 SIGNATURE_HEADER = "Scriptbox-Signature"
 EVENT_HEADER = "Scriptbox-Event"
@@ -47,7 +43,6 @@ DELIVERY_HEADER = "Scriptbox-Delivery"
 # How long one attempt may take, and how long a claimed attempt keeps others off it.
 SEND_TIMEOUT_S = 10.0
 _LEASE = timedelta(seconds=60)
-MAX_ENDPOINTS = 20
 # Whether a facility has an active endpoint, cached so that the end of every run costs no
 # query where nobody listens. Registering or removing here forgets it at once; another
 # process (a Celery worker) sees a new endpoint within this long.
@@ -140,125 +135,6 @@ def forget(session: Session, facility_id: int) -> None:
     """The facility's endpoints changed: ask the database next time."""
     with _wanted_lock:
         _wanted.pop(_key(session, facility_id), None)
-
-
-def remove(session: Session, endpoint: WebhookEndpoint) -> None:
-    """Delete an endpoint and its delivery log."""
-    facility_id = endpoint.facility_id
-    session.delete(endpoint)
-    session.flush()
-    forget(session, facility_id)
-
-
-def _check_url(url: str, allow: Sequence[NetworkAllow]) -> str:
-    """The endpoint's URL, if deliveries could reach it: the integrations' rule for plain
-    http, and the outbound guard's verdict on the addresses it resolves to now."""
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise ValidationError("url: is not a valid URL", field="url") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("url must be an http(s) URL", field="url")
-    if parts.username or parts.password:
-        raise ValidationError("url must not carry a user or password", field="url")
-    if not transport.secure_url(url):
-        raise ValidationError(
-            "url must start with https:// (plain http only for a receiver on localhost or a "
-            "private IP address): the events, connect links among them, would otherwise "
-            "cross the network unencrypted",
-            field="url",
-        )
-    try:
-        transport.allowed_addresses(parts.hostname, port, allow)
-    except PrivateAddress as refused:
-        raise ValidationError(_refusal_words(refused), field="url") from None
-    except (OSError, UnicodeError):
-        pass  # not resolvable yet (DNS to come): each delivery checks again and says so
-    return url
-
-
-def _refusal_words(refused: PrivateAddress) -> str:
-    if transport.never_reachable(refused):
-        kind = (
-            "a link-local or cloud metadata address, which the server never sends to; use "
-            "the receiver's public address"
-        )
-    else:
-        kind = (
-            "a private or loopback address this server may not send to; use the receiver's "
-            "public https address, or ask the server's operator to allow that network in "
-            "SCRIPTBOX_PRIVATE_NETWORK_ALLOW"
-        )
-    if refused.host == refused.address:
-        return f"url: {refused.host} is {kind}"
-    if refused.address == transport.METADATA_SERVICE:
-        return (
-            f"url: {refused.host} is {refused.address}, which the server never sends to; "
-            "use the receiver's public address"
-        )
-    return f"url: {refused.host} is {refused.address}, {kind}"
-
-
-def _check_events(events: Sequence[str]) -> list[str]:
-    unknown = sorted(set(events) - set(WEBHOOK_EVENTS))
-    if unknown or not events:
-        raise ValidationError(f"events: choose from {', '.join(WEBHOOK_EVENTS)}", field="events")
-    return [e for e in WEBHOOK_EVENTS if e in events]
-
-
-def register(
-    session: Session,
-    *,
-    facility_id: int,
-    url: str,
-    events: Sequence[str],
-    created_by: int | None,
-    vault: Vault,
-    allow: Sequence[NetworkAllow],
-) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its signing secret (returned once, kept encrypted). `allow` is
-    the operator's PRIVATE_NETWORK_ALLOW, the outbound guard's own list: an endpoint every
-    delivery would be refused is refused here."""
-    count = len(
-        session.scalars(
-            select(WebhookEndpoint.id).where(WebhookEndpoint.facility_id == facility_id)
-        ).all()
-    )
-    if count >= MAX_ENDPOINTS:
-        raise ValidationError(f"a facility has at most {MAX_ENDPOINTS} endpoints", field="url")
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    endpoint = WebhookEndpoint(
-        facility_id=facility_id,
-        url=_check_url(url, allow),
-        events=_check_events(events),
-        secret_enc=vault.encrypt(secret),
-        created_by=created_by,
-        active=True,
-    )
-    session.add(endpoint)
-    session.flush()
-    forget(session, facility_id)
-    return endpoint, secret
-
-
-def endpoint_of(session: Session, *, facility_id: int, endpoint_id: int) -> WebhookEndpoint:
-    """The facility's endpoint, or 404 (another facility's id is unknown here)."""
-    endpoint = session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.facility_id != facility_id:
-        raise NotFound("no such webhook endpoint")
-    return endpoint
-
-
-def list_endpoints(
-    session: Session, *, facility_id: int, after: int | None = None, limit: int = 50
-) -> list[WebhookEndpoint]:
-    """The facility's endpoints, oldest first (those after id `after`, when given)."""
-    query = select(WebhookEndpoint).where(WebhookEndpoint.facility_id == facility_id)
-    if after is not None:
-        query = query.where(WebhookEndpoint.id > after)
-    return list(session.scalars(query.order_by(WebhookEndpoint.id).limit(limit)))
 
 
 def list_deliveries(

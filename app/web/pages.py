@@ -15,7 +15,15 @@ from app.integrations import catalog_entry as catalog_rules
 from app.integrations.catalog import load_catalog
 from app.models import Account, ApiToken, Integration, Membership, Role, User
 from app.models.webhooks import WEBHOOK_EVENTS
-from app.services import inputs, integration_views, invitations, oauth_clients, people, webhooks
+from app.services import (
+    inputs,
+    integration_views,
+    invitations,
+    oauth_clients,
+    people,
+    webhook_endpoints,
+    webhooks,
+)
 from app.services import scripts as scripts_service
 from app.services import usage as usage_service
 from app.services.context import MemberContext
@@ -162,7 +170,7 @@ def manage(slug: str) -> ResponseReturnValue:
         for i in integrations
         if (problem := oauth_clients.client_problem(db.session(), i)) is not None
     }
-    endpoints = webhooks.list_endpoints(db.session(), facility_id=member.facility.id)
+    endpoints = webhook_endpoints.list_endpoints(db.session(), facility_id=member.facility.id)
     return _page(
         "manage.html",
         member,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StrictStr
 
 from app import db, extensions
 from app.models import Role, WebhookDelivery, WebhookEndpoint
-from app.services import webhooks
+from app.services import webhook_endpoints, webhooks
 from app.web.api import paging
 from app.web.api.base import api_blueprint
 from app.web.openapi import Answer, Body, list_of, reply, spec
@@ -94,7 +94,7 @@ def create_endpoint(slug: str, json: EndpointCreate) -> Answer:
     """Register an endpoint for the facility's events (admins). The answer carries the
     signing secret, once."""
     member = require_member(slug, Role.admin)
-    endpoint, secret = webhooks.register(
+    endpoint, secret = webhook_endpoints.register(
         db.session(),
         facility_id=member.facility.id,
         url=json.url,
@@ -115,7 +115,7 @@ def list_endpoints(slug: str, query: paging.Page) -> Answer:
     member = require_member(slug, Role.admin)
     position = paging.decode(query.cursor, kinds=(int,))
     limit = paging.page_limit(query.limit)
-    rows = webhooks.list_endpoints(
+    rows = webhook_endpoints.list_endpoints(
         db.session(),
         facility_id=member.facility.id,
         after=position[0] if position else None,
@@ -131,10 +131,10 @@ def list_endpoints(slug: str, query: paging.Page) -> Answer:
 def delete_endpoint(slug: str, endpoint_id: int) -> Answer:
     """Remove an endpoint and its delivery log (admins)."""
     member = require_member(slug, Role.admin)
-    endpoint = webhooks.endpoint_of(
+    endpoint = webhook_endpoints.endpoint_of(
         db.session(), facility_id=member.facility.id, endpoint_id=endpoint_id
     )
-    webhooks.remove(db.session(), endpoint)
+    webhook_endpoints.remove(db.session(), endpoint)
     db.session.commit()
     return "", 204
 
@@ -145,7 +145,9 @@ def list_deliveries(slug: str, endpoint_id: int, query: paging.Page) -> Answer:
     """The endpoint's delivery log, newest first: status, attempts, the last response code
     and the next try (admins). Paginated with `cursor` / `Next-Cursor`."""
     member = require_member(slug, Role.admin)
-    webhooks.endpoint_of(db.session(), facility_id=member.facility.id, endpoint_id=endpoint_id)
+    webhook_endpoints.endpoint_of(
+        db.session(), facility_id=member.facility.id, endpoint_id=endpoint_id
+    )
     position = paging.decode(query.cursor, kinds=(str, str))
     before = (paging.instant(position[0]), position[1]) if position else None
     limit = paging.page_limit(query.limit)
