@@ -28,18 +28,13 @@ STATE_LIFETIME = timedelta(minutes=10)
 RETURN_ORIGINS_SETTING = "SCRIPTBOX_ALLOWED_RETURN_ORIGINS"
 
 
-def _hash(state: str) -> str:
-    return oauth_states.state_hash(state)
-
-
-def _origin(url: str) -> str:
-    return oauth_states.origin(url)
-
-
 def check_return_to(return_to: str | None, allowed_return_origins: Iterable[str]) -> None:
     """Refuse a `return_to` that is not on an allowed origin (no open redirects)."""
-    allowed = {_origin(o) for o in allowed_return_origins}
-    if not return_to or _origin(return_to) in allowed:
+    if not return_to:
+        return
+    origin = oauth_states.origin(return_to)
+    allowed = {oauth_states.origin(o) for o in allowed_return_origins}
+    if origin in allowed:
         return
     # The fix is the operator's, so the message names the setting (a 400 that only said
     # "an allowed origin" left the embedding app's developer guessing where that is set).
@@ -51,7 +46,7 @@ def check_return_to(return_to: str | None, allowed_return_origins: Iterable[str]
             field="return_to",
         )
     raise ValidationError(
-        f"return_to must be on an allowed origin: {_origin(return_to)} is not in "
+        f"return_to must be on an allowed origin: {origin} is not in "
         f"{RETURN_ORIGINS_SETTING}; ask the server's operator to add it there "
         "(comma-separated origins such as https://app.example.com)",
         field="return_to",
@@ -90,7 +85,7 @@ def start_authorization(
     verifier = secrets.token_urlsafe(64) if integration.pkce else None
     session.add(
         OAuthState(
-            state_hash=_hash(state),
+            state_hash=oauth_states.state_hash(state),
             purpose=purpose,
             session_binding=session_binding,
             user_id=user_id,
@@ -118,7 +113,9 @@ def start_authorization(
 def state_purpose(session: Session, state: str) -> str | None:
     """What a callback's `state` was issued for (None when unknown): who may finish it."""
     return session.scalar(
-        select(OAuthState.purpose).where(OAuthState.state_hash == _hash(state or ""))
+        select(OAuthState.purpose).where(
+            OAuthState.state_hash == oauth_states.state_hash(state or "")
+        )
     )
 
 
@@ -154,6 +151,7 @@ def complete_authorization(
     if not code:
         raise OAuthCallbackError("The provider sent no authorization code.")
     oauth_states.check_still_allowed(session, row)
+    owner = oauth_states.owner_of(row.purpose)
     client, secret = oauth_client(integration, vault, row.oauth_client_id)
     verifier = vault.decrypt(row.code_verifier_enc) if row.code_verifier_enc else None
     try:
@@ -171,13 +169,12 @@ def complete_authorization(
         remedy = (
             "Check the client id and secret in the integration's settings (Test connection "
             "asks the provider), then add the master account again."
-            if oauth_states.owner_of(row.purpose) == "master"
+            if owner == "master"
             else "Try again, or ask an admin to check the integration's settings."
         )
         raise OAuthCallbackError(
             f"The provider refused the sign-in ({exc.error}). {remedy}"
         ) from None
-    owner = oauth_states.owner_of(row.purpose)
     account = store_oauth_account(
         session,
         integration=integration,
