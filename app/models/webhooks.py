@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -13,7 +13,14 @@ from app.models._types import UTCDateTime, new_id, utcnow
 
 # What an endpoint may subscribe to (DESIGN: issue 12.3).
 WEBHOOK_EVENTS = ("run.finished", "grant.required", "account.needs_reauth")
+# What a delivery's row stores. The sender claims only "pending" rows (webhooks.attempt).
 DELIVERY_STATES = ("pending", "delivered", "failed")
+# What the API and the Management page say: a pending delivery that has been tried is
+# "retrying" ("pending" alone read as if nothing had been tried yet). Derived from the
+# attempts rather than stored, so the sender's race-free claim keeps matching one stored
+# status in every process and no migration or backfill is needed.
+ShownStatus = Literal["pending", "retrying", "delivered", "failed"]
+SHOWN_STATES: tuple[ShownStatus, ...] = get_args(ShownStatus)
 
 
 class WebhookEndpoint(Base):
@@ -53,3 +60,20 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def shown_status(self) -> ShownStatus:
+        """Its status in SHOWN_STATES: pending and tried before is retrying."""
+        if self.status == "pending":
+            return "retrying" if self.attempts else "pending"
+        return "delivered" if self.status == "delivered" else "failed"
+
+    def attempts_allowed(self, max_attempts: int) -> int:
+        """Attempts it gets in all under the sender's limit `max_attempts`: one that is
+        still pending always gets its next (a lowered limit ends it after that one), and
+        one that gave up got what it had."""
+        if self.status == "pending":
+            return max(max_attempts, self.attempts + 1)
+        if self.status == "failed":
+            return self.attempts
+        return max(max_attempts, self.attempts)

@@ -28,6 +28,7 @@ from app.services import scripts as scripts_service
 from app.services import usage as usage_service
 from app.services.context import MemberContext
 from app.web.security import login_required, memberships_of, require_member, require_user
+from app.web.wording import delivery_in_words
 
 bp = Blueprint("pages", __name__)
 
@@ -171,6 +172,9 @@ def manage(slug: str) -> ResponseReturnValue:
         if (problem := oauth_clients.client_problem(db.session(), i)) is not None
     }
     endpoints = webhook_endpoints.list_endpoints(db.session(), facility_id=member.facility.id)
+    deliveries = webhooks.list_deliveries(db.session(), facility_id=member.facility.id, limit=20)
+    # "attempt 4 of 8": the sender's retry policy is built from the same setting.
+    max_attempts = int(current_app.config["WEBHOOK_MAX_ATTEMPTS"])
     return _page(
         "manage.html",
         member,
@@ -182,12 +186,19 @@ def manage(slug: str) -> ResponseReturnValue:
         webhook_endpoints=endpoints,
         # The delivery log names each endpoint by its URL (its id means nothing to a person).
         webhook_urls={e.id: e.url for e in endpoints},
-        webhook_deliveries=webhooks.list_deliveries(
-            db.session(), facility_id=member.facility.id, limit=20
-        ),
+        webhook_deliveries=deliveries,
+        # Each delivery's state in words beside its status ("failed 3 times (HTTP 503);
+        # attempt 4 of 8"): "pending" alone read as if nothing had been tried yet.
+        webhook_words={
+            d.id: delivery_in_words(
+                status=d.shown_status,
+                attempts=d.attempts,
+                allowed=d.attempts_allowed(max_attempts),
+                response_code=d.response_code,
+            )
+            for d in deliveries
+        },
         webhook_events=WEBHOOK_EVENTS,
-        # "attempt 2 of 8": the sender's retry policy is built from the same setting.
-        webhook_max_attempts=int(current_app.config["WEBHOOK_MAX_ATTEMPTS"]),
     )
 
 

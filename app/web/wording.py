@@ -1,4 +1,5 @@
-"""Run errors in words for members (scripters also get the code, line and traceback)."""
+"""Run errors in words for members (scripters also get the code, line and traceback), and
+webhook deliveries in words for admins."""
 
 from __future__ import annotations
 
@@ -60,3 +61,25 @@ def restates_code(code: str | None, message: str | None) -> bool:
     if not code or not message:
         return False
     return code.replace("_", " ").lower() in message.lower()
+
+
+def times(count: int) -> str:
+    """'once', 'twice', '3 times'."""
+    return {1: "once", 2: "twice"}.get(count, f"{count} times")
+
+
+def delivery_in_words(
+    *, status: str, attempts: int, allowed: int, response_code: int | None
+) -> str:
+    """What follows a webhook delivery's status on the page, in words an admin can act on:
+    retrying "failed 3 times (HTTP 503); attempt 4 of 8" (the page adds when), failed "after
+    8 attempts (HTTP 503)". `status` is the shown one (WebhookDelivery.shown_status),
+    `allowed` its attempts in all; the last error's words are shown apart."""
+    answer = f"HTTP {response_code}" if response_code is not None else "no answer"
+    if status == "retrying":
+        return f"failed {times(attempts)} ({answer}); attempt {attempts + 1} of {allowed}"
+    if status == "delivered":
+        return f"on attempt {attempts} ({answer})" if attempts > 1 else f"({answer})"
+    if status == "failed":
+        return f"after {attempts} attempts ({answer})" if attempts != 1 else f"({answer})"
+    return "not tried yet"

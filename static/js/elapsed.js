@@ -46,3 +46,16 @@ export function localTimes(root = document) {
     node.textContent = new Date(node.getAttribute("datetime")).toLocaleString();
   }
 }
+
+// How long until a time to come, in words for a glance ("in 2 min", "in 3 h", "in 2 days");
+// one already past is "due now".
+export function untilText(ms) {
+  if (ms <= 0) return "due now";
+  const minutes = ms / 60000;
+  if (minutes < 1) return "in under a minute";
+  if (minutes < 59.5) return `in ${Math.round(minutes)} min`;
+  const hours = minutes / 60;
+  if (hours < 23.5) return `in ${Math.round(hours)} h`;
+  const days = Math.round(hours / 24);
+  return days === 1 ? "in 1 day" : `in ${days} days`;
+}

@@ -1,6 +1,6 @@
 // Management page: register and remove webhook endpoints; the secret is shown once.
 import { api, el, showError, slug, toast } from "./api.js";
-import { localTimes } from "./elapsed.js";
+import { localTimes, untilText } from "./elapsed.js";
 
 const table = document.getElementById("webhook-endpoints");
 const none = document.getElementById("no-webhooks");
@@ -76,8 +76,17 @@ function nextTryTimes(root) {
     }
   }
 }
+// A retry's "attempt 4 of 8 next" says when: "attempt 4 of 8 in 2 min", kept current while
+// the page stays open.
+function nextTryIn(root) {
+  for (const node of root.querySelectorAll(".next-try-in[data-at]")) {
+    node.textContent = untilText(Date.parse(node.dataset.at) - Date.now());
+  }
+}
 const deliveries = document.getElementById("webhook-deliveries");
 if (deliveries) {
   localTimes(deliveries);
   nextTryTimes(deliveries);
+  nextTryIn(deliveries);
+  setInterval(() => nextTryIn(deliveries), 15000);
 }

@@ -272,10 +272,11 @@ def test_a_delivery_being_retried_says_so_and_when_with_its_date(
         return text
 
     # Both said "pending", as if nothing had been tried, with a bare time as the next try.
+    # Now how the tries went and when the next one is, in words.
     assert row("later").locator(".delivery-status").inner_text() == (
-        f"retrying attempt 4 of {attempts} next")
+        f"retrying failed 3 times (HTTP 500); attempt 4 of {attempts} in 2 days")
     assert row("soon").locator(".delivery-status").inner_text() == (
-        f"retrying attempt 2 of {attempts} next")
+        f"retrying failed once (no answer); attempt 2 of {attempts} in under a minute")
     assert "could not connect to hooks.example.com" in row("soon").inner_text()
     # The next try in the page's local time: with its date when it is not today.
     dated = "(iso) => new Date(iso).toLocaleDateString() + ' ' + new Date(iso).toLocaleTimeString()"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StrictStr
 
 from app import db, extensions
 from app.models import Role, WebhookDelivery, WebhookEndpoint
+from app.models.webhooks import ShownStatus
 from app.services import webhook_endpoints, webhooks
 from app.web.api import paging
 from app.web.api.base import api_blueprint
@@ -47,16 +48,31 @@ class NewEndpoint(EndpointOut):
 
 
 class DeliveryOut(BaseModel):
-    """One event sent (or being sent) to an endpoint."""
+    """One event sent (or being sent) to an endpoint, with the outcome of its last attempt."""
 
     id: str
     endpoint_id: int
     event: str
-    status: str
-    attempts: int
-    response_code: int | None
-    last_error: str | None
-    next_attempt_at: str | None
+    status: ShownStatus = Field(
+        description="pending: not tried yet; retrying: tried and failed, another attempt "
+        "is due at next_attempt_at; delivered: answered 2xx; failed: no attempts left"
+    )
+    attempts: int = Field(description="Attempts made so far")
+    max_attempts: int = Field(
+        description="Attempts it gets in all (the server's SCRIPTBOX_WEBHOOK_MAX_ATTEMPTS)"
+    )
+    response_code: int | None = Field(
+        description="The HTTP status of the last attempt; null when it got no answer "
+        "(or none was made)"
+    )
+    last_error: str | None = Field(
+        description="Why the last attempt failed, in words (never the response body); "
+        "null before the first attempt and after a 2xx"
+    )
+    next_attempt_at: str | None = Field(
+        description="When the next attempt is due (while one is in flight: when it is "
+        "tried again should that attempt never report back); null once delivered or failed"
+    )
     created_at: str
     delivered_at: str | None
 
@@ -72,14 +88,15 @@ def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
     )
 
 
-def delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
-    """The API shape of a delivery."""
+def delivery_out(delivery: WebhookDelivery, *, max_attempts: int) -> DeliveryOut:
+    """The API shape of a delivery under the sender's limit `max_attempts`."""
     return DeliveryOut(
         id=delivery.id,
         endpoint_id=delivery.endpoint_id,
         event=delivery.event,
-        status=delivery.status,
+        status=delivery.shown_status,
         attempts=delivery.attempts,
+        max_attempts=delivery.attempts_allowed(max_attempts),
         response_code=delivery.response_code,
         last_error=delivery.last_error,
         next_attempt_at=delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else None,
@@ -142,8 +159,10 @@ def delete_endpoint(slug: str, endpoint_id: int) -> Answer:
 @bp.get("/f/<slug>/webhooks/<int:endpoint_id>/deliveries")
 @spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(DeliveryOut)), tags=TAGS)
 def list_deliveries(slug: str, endpoint_id: int, query: paging.Page) -> Answer:
-    """The endpoint's delivery log, newest first: status, attempts, the last response code
-    and the next try (admins). Paginated with `cursor` / `Next-Cursor`."""
+    """The endpoint's delivery log, newest first (admins): status (pending, retrying,
+    delivered, failed), attempts so far out of max_attempts, the last attempt's HTTP status
+    or error in words, and when the next attempt is due. Paginated with `cursor` /
+    `Next-Cursor`."""
     member = require_member(slug, Role.admin)
     webhook_endpoints.endpoint_of(
         db.session(), facility_id=member.facility.id, endpoint_id=endpoint_id
@@ -161,4 +180,8 @@ def list_deliveries(slug: str, endpoint_id: int, query: paging.Page) -> Answer:
     page = rows[:limit]
     last = page[-1] if len(rows) > limit else None
     next_position = [last.created_at.isoformat(), last.id] if last else None
-    return paging.with_next([delivery_out(d).model_dump() for d in page], next_position)
+    # The sender's retry policy is built from the same setting (app/extensions.py).
+    max_attempts = int(current_app.config["WEBHOOK_MAX_ATTEMPTS"])
+    return paging.with_next(
+        [delivery_out(d, max_attempts=max_attempts).model_dump() for d in page], next_position
+    )

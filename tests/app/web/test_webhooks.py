@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,11 +18,21 @@ import requests
 from sqlalchemy import select
 
 from app import db, extensions
-from app.models import Account, Facility, Integration, Role, Script, WebhookEndpoint
+from app.models import (
+    Account,
+    Facility,
+    Integration,
+    Role,
+    Script,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from app.models._types import utcnow
+from app.models.webhooks import SHOWN_STATES
 from app.services import webhooks
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user
-from tests.listener import Listener
+from tests.listener import Answer, Listener
 
 WAIT_S = 60.0
 KEYED_CALL = """
@@ -140,26 +151,153 @@ def test_run_finished_arrives_signed(world: dict[str, Any], listener: Listener) 
 def test_a_500_is_retried_with_backoff_and_logged(
     world: dict[str, Any], listener: Listener
 ) -> None:
-    listener.answer_with(500, 500)
+    # The second answer is held back while the test reads the log between attempts.
+    release = threading.Event()
+    listener.answers.extend([Answer(500), Answer(500, release=release)])
     endpoint = _register(world, listener.url, ["run.finished"])
     _run(world)
-    first, second, third = listener.next(), listener.next(), listener.next()
+    first, second = listener.next(), listener.next()
+    try:
+        # After a failure the log says it is being retried, not "pending" as if untried.
+        [between] = _call(
+            world, "ada", "GET", f"/api/f/lab/webhooks/{endpoint['id']}/deliveries"
+        ).json()
+    finally:
+        release.set()
+    third = listener.next()
     assert [first.status, second.status, third.status] == [500, 500, 200]
+    assert (between["status"], between["attempts"], between["max_attempts"]) == (
+        "retrying", 1, world["live"].app.config["WEBHOOK_MAX_ATTEMPTS"])
+    assert (between["response_code"], between["last_error"]) == (500, "answered HTTP 500")
+    assert between["next_attempt_at"] is not None and between["delivered_at"] is None
     # The same delivery each time, signed anew.
     delivery = {got.headers["Scriptbox-Delivery"] for got in (first, second, third)}
-    assert len(delivery) == 1
+    assert delivery == {between["id"]}
     log = _wait_for_log(world, endpoint["id"], lambda d: d["status"] == "delivered")
     assert log["attempts"] == 3 and log["response_code"] == 200
-    assert log["next_attempt_at"] is None
+    assert log["next_attempt_at"] is None and log["last_error"] is None
     # The Management page shows the endpoint and the delivery log.
+    row = _page_row(world, log["id"])
+    assert "delivered" in row and "on attempt 3 (HTTP 200)" in row and "<td>3</td>" in row
+
+
+def _page_row(world: dict[str, Any], delivery_id: str) -> str:
+    """The delivery's row on the lab's Management page."""
     page = WebClient(world["live"].app, world["live"].url, world["ids"]["ada"]).http.get(
         f"{world['live'].url}/f/lab/manage", timeout=WAIT_S
     )
     assert page.status_code == 200
     section = page.text.split('id="webhooks"', 1)[1]
-    assert listener.url in section
-    row = section.split(f'data-delivery-id="{log["id"]}"', 1)[1].split("</tr>", 1)[0]
-    assert "delivered" in row and "<td>3</td>" in row and "200" in row
+    assert f'data-delivery-id="{delivery_id}"' in section, section
+    return section.split(f'data-delivery-id="{delivery_id}"', 1)[1].split("</tr>", 1)[0]
+
+
+def test_a_delivery_out_of_attempts_is_failed(world: dict[str, Any], listener: Listener) -> None:
+    world["live"].app.config["WEBHOOK_MAX_ATTEMPTS"] = 2
+    listener.answer_with(503, 503)
+    endpoint = _register(world, listener.url, ["run.finished"])
+    _run(world)
+    assert [listener.next().status, listener.next().status] == [503, 503]
+    log = _wait_for_log(world, endpoint["id"], lambda d: d["status"] == "failed")
+    assert (log["attempts"], log["max_attempts"], log["response_code"]) == (2, 2, 503)
+    assert log["last_error"] == "answered HTTP 503"
+    assert log["next_attempt_at"] is None and log["delivered_at"] is None
+    row = _page_row(world, log["id"])
+    assert '<span class="badge bad">failed</span>' in row
+    assert "after 2 attempts (HTTP 503)" in row and "next-try-in" not in row
+    assert listener.received.empty()  # no third attempt
+
+
+def test_the_deliveries_api_says_each_state_and_only_the_facilitys_own(
+    world: dict[str, Any],
+) -> None:
+    now = utcnow()
+    with world["live"].app.app_context():
+        endpoints: dict[str, int] = {}
+        ids: dict[str, str] = {}
+        for slug in ("lab", "other"):
+            facility = db.session.scalar(select(Facility).where(Facility.slug == slug))
+            assert facility is not None
+            endpoint = WebhookEndpoint(
+                facility_id=facility.id,
+                url=f"https://hooks.example.com/{slug}",
+                events=["run.finished"],
+                secret_enc=extensions.vault(world["live"].app).encrypt("whsec_never_shown"),
+                active=True,
+            )
+            db.session.add(endpoint)
+            db.session.flush()
+            endpoints[slug] = endpoint.id
+            rows = {
+                "untried": WebhookDelivery(status="pending", attempts=0, next_attempt_at=now),
+                "retrying": WebhookDelivery(
+                    status="pending",
+                    attempts=3,
+                    response_code=503,
+                    last_error="answered HTTP 503",
+                    next_attempt_at=now + timedelta(minutes=2),
+                ),
+            }
+            for name, delivery in rows.items():
+                delivery.endpoint_id, delivery.facility_id = endpoint.id, facility.id
+                delivery.event, delivery.payload = "run.finished", {"slug": slug}
+                delivery.created_at = now - timedelta(seconds=len(name))  # a stable order
+                db.session.add(delivery)
+            db.session.flush()
+            ids.update({f"{slug}-{name}": d.id for name, d in rows.items()})
+        db.session.commit()
+        db.session.remove()
+    answer = _call(world, "ada", "GET", f"/api/f/lab/webhooks/{endpoints['lab']}/deliveries")
+    assert answer.status_code == 200, answer.text
+    listed = {d["id"]: d for d in answer.json()}
+    # Ada is an admin of both: the other facility's deliveries are never among the lab's.
+    assert set(listed) == {ids["lab-untried"], ids["lab-retrying"]}
+    retrying = listed[ids["lab-retrying"]]
+    assert set(retrying) == {
+        "id", "endpoint_id", "event", "status", "attempts", "max_attempts", "response_code",
+        "last_error", "next_attempt_at", "created_at", "delivered_at",
+    }
+    assert (retrying["status"], retrying["attempts"], retrying["max_attempts"]) == (
+        "retrying", 3, 8)
+    assert (retrying["response_code"], retrying["last_error"]) == (503, "answered HTTP 503")
+    assert retrying["next_attempt_at"] == (now + timedelta(minutes=2)).isoformat()
+    untried = listed[ids["lab-untried"]]
+    assert (untried["status"], untried["attempts"], untried["response_code"]) == (
+        "pending", 0, None)
+    assert "whsec_never_shown" not in answer.text
+    # The other facility's endpoint is not found under the lab, and its own lists its own.
+    assert _call(
+        world, "ada", "GET", f"/api/f/lab/webhooks/{endpoints['other']}/deliveries"
+    ).status_code == 404
+    theirs = _call(world, "ada", "GET", f"/api/f/other/webhooks/{endpoints['other']}/deliveries")
+    assert {d["id"] for d in theirs.json()} == {ids["other-untried"], ids["other-retrying"]}
+    # A member of the lab reads no delivery log at all.
+    refused = _call(world, "mia", "GET", f"/api/f/lab/webhooks/{endpoints['lab']}/deliveries")
+    assert refused.status_code == 403
+    # The page says it in words, and when the next attempt is due; not the other's.
+    row = _page_row(world, ids["lab-retrying"])
+    assert '<span class="badge warn">retrying</span>' in row
+    assert "failed 3 times (HTTP 503); attempt 4 of 8" in row
+    assert f'data-at="{(now + timedelta(minutes=2)).isoformat()}">next<' in row
+    assert "not tried yet" in _page_row(world, ids["lab-untried"])
+    page = WebClient(world["live"].app, world["live"].url, world["ids"]["ada"]).http.get(
+        f"{world['live'].url}/f/lab/manage", timeout=WAIT_S
+    )
+    assert ids["other-retrying"] not in page.text and ids["other-untried"] not in page.text
+
+
+def test_the_openapi_document_declares_the_delivery_states(world: dict[str, Any]) -> None:
+    document = requests.get(f"{world['live'].url}/api/openapi.json", timeout=WAIT_S).json()
+    operation = document["paths"]["/api/f/{slug}/webhooks/{endpoint_id}/deliveries"]["get"]
+    listed = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    listed = document["components"]["schemas"][listed["$ref"].rsplit("/", 1)[1]]
+    schema = document["components"]["schemas"][listed["items"]["$ref"].rsplit("/", 1)[1]]
+    assert schema["properties"]["status"]["enum"] == list(SHOWN_STATES) == [
+        "pending", "retrying", "delivered", "failed"]
+    for field in ("status", "attempts", "max_attempts", "response_code", "last_error",
+                  "next_attempt_at"):
+        assert schema["properties"][field].get("description"), field
+    assert set(schema["required"]) >= {"status", "attempts", "max_attempts", "next_attempt_at"}
 
 
 def _wait_for_log(world: dict[str, Any], endpoint_id: int, done: Any) -> dict[str, Any]:
@@ -257,7 +395,7 @@ def test_a_private_address_is_still_refused_on_delivery(world: dict[str, Any]) -
             db.session.remove()
         _run(world)
         log = _wait_for_log(world, endpoint_id, lambda d: d["attempts"] >= 1)
-        assert log["status"] in ("pending", "failed") and log["response_code"] is None
+        assert log["status"] in ("retrying", "failed") and log["response_code"] is None
         assert "refused" in (log["last_error"] or ""), log
         assert canary.received.empty()
     finally:

@@ -8,6 +8,7 @@ from app.web.wording import (
     ADMIN_REASONS,
     SETTINGS_PLACE,
     WORDS_BY_REASON,
+    delivery_in_words,
     error_in_words,
     restates_code,
 )
@@ -58,3 +59,23 @@ def test_only_what_a_member_can_fix_names_their_settings(reason: str) -> None:
         assert SETTINGS_PLACE not in words
     elif reason in {"missing", "refused", "not_interactive"}:
         assert SETTINGS_PLACE in words
+
+
+@pytest.mark.parametrize(("status", "attempts", "allowed", "code", "said"), [
+    ("pending", 0, 8, None, "not tried yet"),
+    ("retrying", 1, 8, 503, "failed once (HTTP 503); attempt 2 of 8"),
+    ("retrying", 2, 8, None, "failed twice (no answer); attempt 3 of 8"),
+    ("retrying", 3, 8, 500, "failed 3 times (HTTP 500); attempt 4 of 8"),
+    ("delivered", 1, 8, 200, "(HTTP 200)"),
+    ("delivered", 3, 8, 204, "on attempt 3 (HTTP 204)"),
+    ("failed", 8, 8, 503, "after 8 attempts (HTTP 503)"),
+    ("failed", 8, 8, None, "after 8 attempts (no answer)"),
+    ("failed", 1, 1, 410, "(HTTP 410)"),
+])
+def test_a_webhook_delivery_in_words(
+    status: str, attempts: int, allowed: int, code: int | None, said: str
+) -> None:
+    # Beside the status on the Management page: "pending" alone read as if nothing had been
+    # tried, and a retry did not say how it went.
+    assert delivery_in_words(
+        status=status, attempts=attempts, allowed=allowed, response_code=code) == said

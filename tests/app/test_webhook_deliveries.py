@@ -1,0 +1,237 @@
+"""A webhook delivery's states as the sender moves it: a first failure is "retrying" with
+its next attempt due after the backoff; a success after retries is "delivered"; running out
+of attempts is "failed". "retrying" is derived (a pending delivery already tried), so the
+sender's claim, which matches the stored "pending", keeps a retry from being sent twice.
+A real loopback listener is the receiver; on each database the tests run on.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app import db, extensions
+from app.models import WebhookDelivery, WebhookEndpoint
+from app.models._types import utcnow
+from app.services import webhooks
+from tests.conftest import create_facility
+from tests.listener import Answer, Listener
+
+BACKOFF = webhooks.RetryPolicy(max_attempts=3, base_s=30.0)
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def delivery_id(app: Flask, session: Session, listener: Listener) -> str:
+    """A run.finished delivery for the listener, not tried yet."""
+    lab = create_facility(session, slug="lab")
+    endpoint = WebhookEndpoint(
+        facility_id=lab.id,
+        url=listener.url,
+        events=["run.finished"],
+        secret_enc=extensions.vault(app).encrypt("whsec_test"),
+        active=True,
+    )
+    session.add(endpoint)
+    session.flush()
+    [found] = webhooks.enqueue(session, facility_id=lab.id, event="run.finished", data={"n": 1})
+    session.commit()
+    return found
+
+
+def _attempt(app: Flask, delivery_id: str, policy: webhooks.RetryPolicy = BACKOFF) -> str | None:
+    return webhooks.attempt(
+        db.session_factory(app),
+        delivery_id,
+        vault=extensions.vault(app),
+        http=extensions.outbound(app),
+        policy=policy,
+    )
+
+
+def _read(app: Flask, delivery_id: str) -> WebhookDelivery:
+    with db.session_factory(app)() as fresh:
+        found = fresh.get(WebhookDelivery, delivery_id)
+        assert found is not None
+        fresh.expunge(found)
+        return found
+
+
+def _due_now(app: Flask, delivery_id: str) -> None:
+    """The backoff has passed (instead of waiting it out)."""
+    with db.session_factory(app)() as fresh, fresh.begin():
+        fresh.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+def _between(value: datetime | None, low: datetime, high: datetime) -> bool:
+    return value is not None and low <= value <= high
+
+
+def test_a_delivery_not_tried_yet_is_pending(app: Flask, delivery_id: str) -> None:
+    found = _read(app, delivery_id)
+    assert (found.status, found.shown_status, found.attempts) == ("pending", "pending", 0)
+    assert found.response_code is None and found.last_error is None
+
+
+def test_a_first_failure_is_retrying_with_its_next_attempt_after_the_backoff(
+    app: Flask, delivery_id: str, listener: Listener
+) -> None:
+    listener.answer_with(503)
+    before = utcnow()
+    assert _attempt(app, delivery_id) == "pending"  # stored: the claim still matches it
+    after = utcnow()
+    assert listener.next().status == 503
+    found = _read(app, delivery_id)
+    assert (found.shown_status, found.attempts, found.response_code) == ("retrying", 1, 503)
+    assert found.last_error == "answered HTTP 503"
+    assert _between(found.next_attempt_at, before + BACKOFF.delay(1), after + BACKOFF.delay(1))
+    assert found.delivered_at is None
+    # Not before its time: no sweep lists it and no claim takes it.
+    with db.session_factory(app)() as fresh:
+        assert delivery_id not in webhooks.due(fresh)
+    assert _attempt(app, delivery_id) is None
+    assert listener.received.empty()
+    # Its time come, it is due again, and the next failure waits twice as long.
+    _due_now(app, delivery_id)
+    with db.session_factory(app)() as fresh:
+        assert webhooks.due(fresh) == [delivery_id]
+    listener.answer_with(500)
+    before = utcnow()
+    assert _attempt(app, delivery_id) == "pending"
+    found = _read(app, delivery_id)
+    assert (found.shown_status, found.attempts, found.response_code) == ("retrying", 2, 500)
+    assert _between(
+        found.next_attempt_at, before + BACKOFF.delay(2), utcnow() + BACKOFF.delay(2)
+    )
+    assert BACKOFF.delay(2) == 2 * BACKOFF.delay(1)
+
+
+def test_no_answer_is_retrying_with_the_reason_in_words(app: Flask, delivery_id: str) -> None:
+    with db.session_factory(app)() as fresh, fresh.begin():
+        delivery = fresh.get(WebhookDelivery, delivery_id)
+        assert delivery is not None
+        endpoint = fresh.get(WebhookEndpoint, delivery.endpoint_id)
+        assert endpoint is not None
+        endpoint.url = f"http://127.0.0.1:{_closed_port()}/hook"
+    assert _attempt(app, delivery_id) == "pending"
+    found = _read(app, delivery_id)
+    assert (found.shown_status, found.attempts, found.response_code) == ("retrying", 1, None)
+    assert found.last_error == "could not connect to 127.0.0.1: check that the receiver is running"
+    assert found.next_attempt_at is not None
+
+
+def test_a_success_after_retries_is_delivered(
+    app: Flask, delivery_id: str, listener: Listener
+) -> None:
+    listener.answer_with(503, 500, 200)
+    assert _attempt(app, delivery_id) == "pending"
+    _due_now(app, delivery_id)
+    assert _attempt(app, delivery_id) == "pending"
+    _due_now(app, delivery_id)
+    assert _attempt(app, delivery_id) == "delivered"
+    assert [listener.next().status for _ in range(3)] == [503, 500, 200]
+    found = _read(app, delivery_id)
+    assert (found.status, found.shown_status, found.attempts) == ("delivered", "delivered", 3)
+    assert found.response_code == 200 and found.last_error is None
+    assert found.next_attempt_at is None and found.delivered_at is not None
+    # Done: nothing lists or sends it again.
+    with db.session_factory(app)() as fresh:
+        assert webhooks.due(fresh) == []
+    assert _attempt(app, delivery_id) is None
+    assert listener.received.empty()
+
+
+def test_running_out_of_attempts_is_failed(
+    app: Flask, delivery_id: str, listener: Listener
+) -> None:
+    listener.answer_with(503, 502, 504)
+    for _ in range(BACKOFF.max_attempts - 1):
+        assert _attempt(app, delivery_id) == "pending"
+        _due_now(app, delivery_id)
+    assert _attempt(app, delivery_id) == "failed"
+    found = _read(app, delivery_id)
+    assert (found.status, found.shown_status, found.attempts) == ("failed", "failed", 3)
+    assert found.response_code == 504 and found.last_error == "answered HTTP 504"
+    assert found.next_attempt_at is None and found.delivered_at is None
+    assert found.attempts_allowed(BACKOFF.max_attempts) == 3
+    _due_now(app, delivery_id)  # even with a time set by hand, a failed one is left alone
+    with db.session_factory(app)() as fresh:
+        assert webhooks.due(fresh) == []
+    assert _attempt(app, delivery_id) is None
+    assert [listener.next().status for _ in range(3)] == [503, 502, 504]
+    assert listener.received.empty()
+
+
+def test_a_retry_in_flight_is_not_claimed_twice(
+    app: Flask, delivery_id: str, listener: Listener
+) -> None:
+    # A retry is due: two senders (a sweep in each of two processes) reach for it at once.
+    listener.answer_with(500)
+    assert _attempt(app, delivery_id) == "pending"
+    listener.next()
+    _due_now(app, delivery_id)
+    release = threading.Event()
+    listener.answers.append(Answer(200, release=release))
+    outcome: list[str | None] = []
+    first = threading.Thread(target=lambda: outcome.append(_attempt(app, delivery_id)))
+    first.start()
+    try:
+        assert listener.next().status == 200  # the first holds the claim, its answer held
+        # Meanwhile it still reads "retrying", its next attempt the claim's lease.
+        found = _read(app, delivery_id)
+        assert (found.shown_status, found.attempts) == ("retrying", 1)
+        assert found.next_attempt_at is not None and found.next_attempt_at > utcnow()
+        assert _attempt(app, delivery_id) is None
+    finally:
+        release.set()
+        first.join(60)
+    assert outcome == ["delivered"]
+    assert listener.received.empty()  # sent once
+    assert _read(app, delivery_id).attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "attempts", "limit", "shown", "allowed"),
+    [
+        ("pending", 0, 8, "pending", 8),
+        ("pending", 3, 8, "retrying", 8),
+        # A limit lowered below its attempts: a pending one still gets its next (the sender
+        # then ends it), so "attempt 6 of 6", never "of 2".
+        ("pending", 5, 2, "retrying", 6),
+        ("delivered", 1, 8, "delivered", 8),
+        ("delivered", 3, 2, "delivered", 3),
+        # It got what it had when it gave up, whatever the limit says now.
+        ("failed", 8, 8, "failed", 8),
+        ("failed", 8, 10, "failed", 8),
+    ],
+)
+def test_shown_status_and_attempts_allowed(
+    status: str, attempts: int, limit: int, shown: str, allowed: int
+) -> None:
+    delivery = WebhookDelivery(status=status, attempts=attempts)
+    assert delivery.shown_status == shown
+    assert delivery.attempts_allowed(limit) == allowed
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening: a connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
