@@ -278,6 +278,11 @@ def test_a_delivery_being_retried_says_so_and_when_with_its_date(
     assert row("soon").locator(".delivery-status").inner_text() == (
         f"retrying failed once (no answer); attempt 2 of {attempts} in under a minute")
     assert "could not connect to hooks.example.com" in row("soon").inner_text()
+    # The last response once: its code, or the words when no answer came ("500 answered
+    # HTTP 500" said it twice).
+    assert row("later").locator(".delivery-response").inner_text() == "HTTP 500"
+    assert row("soon").locator(".delivery-response").inner_text().startswith(
+        "could not connect to hooks.example.com")
     # The next try in the page's local time: with its date when it is not today.
     dated = "(iso) => new Date(iso).toLocaleDateString() + ' ' + new Date(iso).toLocaleTimeString()"
     assert row("later").locator("td").nth(6).inner_text().split() == local(
