@@ -17,15 +17,28 @@ def _app(**overrides: Any) -> Any:
 
 
 class _Group(click.Group):
-    """Shows AppErrors (unknown user, duplicate slug…) as one clear line, not a traceback."""
+    """Shows what an operator must fix as one clear line, not a traceback: an AppError
+    (unknown user, duplicate slug…), a setting that cannot work, a database out of reach."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import OperationalError
+
+        from app.config import ConfigError
         from app.errors import AppError
 
         try:
             return super().invoke(ctx)
         except AppError as exc:
             raise click.ClickException(exc.message) from None
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            # The driver's message says why (no such role or database, refused…).
+            lines = str(exc.orig or exc).strip().splitlines()
+            reason = "; ".join(line.strip() for line in lines if line.strip())
+            raise click.ClickException(
+                f"cannot use the database of SCRIPTBOX_DATABASE_URL: {reason}"
+            ) from None
 
 
 @click.group(cls=_Group)
@@ -132,16 +145,22 @@ def check_sandbox() -> None:
 @main.command("init-db")
 def init_db() -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
+    from sqlalchemy.engine import make_url
+
     from app.migrate import upgrade
 
     app = _app()
     upgrade(app)
-    click.echo(f"database ready: {app.config['DATABASE_URL']}")
+    # Printed for the operator and often kept in a deploy log: never the password.
+    shown = make_url(app.config["DATABASE_URL"]).render_as_string(hide_password=True)
+    click.echo(f"database ready: {shown}")
 
 
 @main.command("serve")
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=5000, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 for every interface (then set "
+                   "SCRIPTBOX_PUBLIC_URL to the URL users open).")
+@click.option("--port", default=5000, type=int, show_default=True, help="Port to listen on.")
 @click.option("--demo/--no-demo", default=False, help="Create demo users, facility and provider.")
 @click.option("--workers", default=1, type=click.IntRange(min=1), help="Web worker processes.")
 @click.option("--threads", default=32, type=click.IntRange(min=2),
@@ -160,6 +179,7 @@ def serve(
 ) -> None:
     """Serve Scriptbox (embedded default: SQLite, in-process executor, one process)."""
     from app import extensions, serving
+    from app.config import listening_url
     from app.migrate import upgrade
 
     app = _app()
@@ -169,8 +189,10 @@ def serve(
             "--workers must be 1 with the embedded executor (SCRIPTBOX_EXECUTOR=inprocess): "
             "runs and page events live in one process; raise --threads instead"
         )
-    if app.config["PUBLIC_URL"] == "http://127.0.0.1:5000" and (host, port) != ("127.0.0.1", 5000):
-        app.config["PUBLIC_URL"] = f"http://{host}:{port}"  # redirect URIs must match
+    if app.config["PUBLIC_URL_DERIVED"]:
+        # Redirect URIs and the websocket's origin check must name where pages are opened.
+        app.config["PUBLIC_URL"] = listening_url(host, port)
+    public_url = app.config["PUBLIC_URL"]
     upgrade(app)
     if demo:
         from app.demo import install_demo
@@ -179,7 +201,9 @@ def serve(
             click.echo(line)
 
     def ready() -> None:
-        click.echo(f"Scriptbox on http://{host}:{port}/", nl=True)
+        listening = f"http://{host}:{port}"
+        where = "" if public_url == listening else f" (listening on {host}:{port})"
+        click.echo(f"Scriptbox on {public_url}/{where}", nl=True)
         sys.stdout.flush()
 
     if debug:
@@ -202,7 +226,8 @@ def serve(
 @main.command("worker")
 @click.option("--concurrency", type=int, default=None,
               help="Runs at once: forked processes, each with its own sandbox (default: CPUs).")
-@click.option("--loglevel", default="INFO")
+@click.option("--loglevel", default="INFO", show_default=True,
+              help="Celery's log level: DEBUG, INFO, WARNING or ERROR.")
 def worker(concurrency: int | None, loglevel: str) -> None:
     """Execute runs sent by the web processes (SCRIPTBOX_EXECUTOR=celery)."""
     import os
@@ -250,7 +275,8 @@ def create_facility(slug: str, name: str) -> None:
 @main.command("add-member")
 @click.option("--facility", "slug", required=True)
 @click.option("--email", required=True)
-@click.option("--role", type=click.Choice(["member", "scripter", "admin"]), default="member")
+@click.option("--role", type=click.Choice(["member", "scripter", "admin"]), default="member",
+              show_default=True)
 def add_member(slug: str, email: str, role: str) -> None:
     """Add a user to a facility with a role (or change their role)."""
     from app import db

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import limits
+from cryptography.fernet import Fernet
 from flask import Flask
 
 from app.instance import FILE_MODE, private_file, private_folder
@@ -26,7 +27,8 @@ DEFAULTS: dict[str, Any] = {
     # Flask session signing key; generated into the instance folder when unset.
     "SECRET_KEY": None,
     # Public base URL used to build OAuth redirect URIs, e.g. https://scriptbox.example.com
-    "PUBLIC_URL": "http://127.0.0.1:5000",
+    # None: LOCAL_PUBLIC_URL, or the address `scriptbox serve --host/--port` listens on.
+    "PUBLIC_URL": None,
     # Origins allowed for `return_to` after connecting an account by API.
     "ALLOWED_RETURN_ORIGINS": [],
     # Where runs execute: "inprocess" (threads of the web process, the embedded default) or
@@ -99,6 +101,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _LIST_KEYS = ("SECRET_KEYS", "ALLOWED_RETURN_ORIGINS")
+LOCAL_PUBLIC_URL = "http://127.0.0.1:5000"
+# Hosts a server listens on that no browser opens (0.0.0.0 is "every address"; browsers
+# refuse it): on this machine the server answers at loopback.
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}  # noqa: S104
 EXECUTORS = ("inprocess", "celery")
 
 
@@ -200,6 +206,10 @@ def load(app: Flask, test_config: dict[str, Any] | None = None) -> None:
         if isinstance(value, str):
             app.config[key] = [item.strip() for item in value.split(",") if item.strip()]
     app.config["PRIVATE_NETWORK_ALLOW"] = parse_network_allow(app.config["PRIVATE_NETWORK_ALLOW"])
+    # Set after the environment is read, so only an unset PUBLIC_URL lets `serve` derive it
+    # (an operator's http://127.0.0.1:5000 stays, whatever --host says).
+    app.config["PUBLIC_URL_DERIVED"] = not app.config["PUBLIC_URL"]
+    app.config["PUBLIC_URL"] = app.config["PUBLIC_URL"] or LOCAL_PUBLIC_URL
     if Path(app.instance_path).is_dir():
         private_folder(app.instance_path)  # an older install may have made it 0755
     if not app.config["DATABASE_URL"]:
@@ -216,6 +226,14 @@ def load(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     app.config["SOCK_SERVER_OPTIONS"] = {
         "max_message_size": int(app.config["WS_MAX_MESSAGE_BYTES"])
     }
+
+
+def listening_url(host: str, port: int) -> str:
+    """The URL a browser on this machine opens for a server listening on host:port."""
+    host = _WILDCARD_HOSTS.get(host, host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}:{port}"
 
 
 def _derived_hash_seed(secret_key: str) -> int:
@@ -249,6 +267,15 @@ def validate(config: Any) -> None:
                     f"SCRIPTBOX_PRIVATE_NETWORK_ALLOW: {entry} lies in {never}, which is never "
                     "reachable (link-local, cloud metadata, this-host or multicast addresses)"
                 )
+    for number, key in enumerate(config["SECRET_KEYS"], start=1):
+        try:
+            Fernet(key)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"SCRIPTBOX_SECRET_KEYS: key {number} is not a Fernet key (32 url-safe "
+                "base64-encoded bytes); make one with: python -c \"from cryptography.fernet "
+                "import Fernet; print(Fernet.generate_key().decode())\""
+            ) from None
     if config["EXECUTOR"] not in EXECUTORS:
         raise ConfigError("SCRIPTBOX_EXECUTOR must be one of " + ", ".join(EXECUTORS))
     if config["EXECUTOR"] == "celery" and not str(config["REDIS_URL"] or "").startswith(

@@ -70,16 +70,20 @@ def free_port() -> int:
         return port
 
 
-def start_server(tmp_path: Path, *args: str) -> Server:
+def start_server(tmp_path: Path, *args: str, public_url: str | None = "") -> Server:
+    """`serve --demo` on a free port; SCRIPTBOX_PUBLIC_URL is that port's loopback URL by
+    default, `public_url` when given, and unset when it is None."""
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "SCRIPTBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'scriptbox.sqlite'}",
         "SCRIPTBOX_SECRET_KEY": "serve-test-session-key",
         "SCRIPTBOX_SECRET_KEYS": generate_key(),
-        "SCRIPTBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "SCRIPTBOX_PUBLIC_URL": public_url or f"http://127.0.0.1:{port}",
         "SCRIPTBOX_IDLE_WORKERS": "1",
     }
+    if public_url is None:
+        del env["SCRIPTBOX_PUBLIC_URL"]
     process = subprocess.Popen(
         [str(SCRIPTBOX), "serve", "--demo", "--port", str(port), "--threads", "8", *args],
         cwd=tmp_path,
@@ -263,6 +267,35 @@ def test_more_than_one_worker_is_refused_with_the_embedded_executor(tmp_path: Pa
         assert "--workers must be 1 with the embedded executor" in refused.output()
     finally:
         stop(refused)
+
+
+def test_serving_on_every_interface_keeps_pages_live_at_loopback(tmp_path: Path) -> None:
+    """`serve --host 0.0.0.0` with no SCRIPTBOX_PUBLIC_URL (the README's scale-out once) took
+    http://0.0.0.0:<port> as the public URL, so a page opened at 127.0.0.1 had its
+    websocket refused (forbidden_origin) and its runs seemed to stay queued."""
+    everywhere = start_server(tmp_path, "--host", "0.0.0.0", public_url=None)
+    try:
+        everywhere.wait_ready()
+        port = everywhere.url.rsplit(":", 1)[1]
+        ready = next(line for line in everywhere.lines if line.startswith("Scriptbox on "))
+        assert ready.strip() == f"Scriptbox on {everywhere.url}/ (listening on 0.0.0.0:{port})"
+        http, _ = sign_in(everywhere, "member@example.com")
+        open_page(everywhere, http).close()  # its Origin is http://127.0.0.1:<port>
+    finally:
+        stop(everywhere)
+
+
+def test_an_operators_public_url_is_kept_whatever_serve_listens_on(tmp_path: Path) -> None:
+    # Equal to the built-in default, it was once taken for unset and replaced by --port's.
+    kept = start_server(tmp_path, public_url="http://127.0.0.1:5000")
+    try:
+        kept.wait_ready()
+        port = kept.url.rsplit(":", 1)[1]
+        ready = next(line for line in kept.lines if line.startswith("Scriptbox on "))
+        listening = f"(listening on 127.0.0.1:{port})"
+        assert ready.strip() == f"Scriptbox on http://127.0.0.1:5000/ {listening}"
+    finally:
+        stop(kept)
 
 
 def test_debug_keeps_the_development_server_without_queries_in_its_log(tmp_path: Path) -> None:

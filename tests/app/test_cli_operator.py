@@ -1,0 +1,120 @@
+"""What an operator following docs/deploy.md sees from `scriptbox`: one line naming what to
+fix, never a traceback, and never a password in what it prints."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.config import listening_url
+from app.integrations.vault import generate_key
+from tests.conftest import make_app
+
+SCRIPTBOX = Path(sys.executable).with_name("scriptbox")
+
+
+def init_db(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`scriptbox init-db` with these SCRIPTBOX_ settings (a SQLite file unless one is given)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "SCRIPTBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'scriptbox.sqlite'}",
+        "SCRIPTBOX_SECRET_KEY": "cli-operator-session-key",
+        "SCRIPTBOX_SECRET_KEYS": generate_key(),
+        **{f"SCRIPTBOX_{key}": value for key, value in settings.items()},
+    }
+    return subprocess.run(
+        [str(SCRIPTBOX), "init-db"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port  # nothing listens once the probe closes
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        # README's scale-out said SECRET_KEYS=... : Fernet's own ValueError came as a traceback.
+        (
+            {"SECRET_KEYS": "..."},
+            "Error: SCRIPTBOX_SECRET_KEYS: key 1 is not a Fernet key",
+        ),
+        (
+            {"SECRET_KEYS": f"{generate_key()},not-a-key"},
+            "Error: SCRIPTBOX_SECRET_KEYS: key 2 is not a Fernet key",
+        ),
+        ({"EXECUTOR": "threads"}, "Error: SCRIPTBOX_EXECUTOR must be one of inprocess, celery"),
+        (
+            {"EXECUTOR": "celery"},
+            "Error: SCRIPTBOX_EXECUTOR=celery needs SCRIPTBOX_REDIS_URL=redis://host:port/db",
+        ),
+        (
+            {"DATABASE_URL": f"postgresql+psycopg://scriptbox@127.0.0.1:{closed_port()}/x"},
+            "Error: cannot use the database of SCRIPTBOX_DATABASE_URL: connection failed",
+        ),
+    ],
+)
+def test_a_setting_that_cannot_work_is_one_line_naming_it(
+    tmp_path: Path, settings: dict[str, str], line: str
+) -> None:
+    done = init_db(tmp_path, **settings)
+    assert done.returncode == 1
+    assert done.stderr.startswith(line), done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_init_db_prints_the_database_without_its_password(tmp_path: Path) -> None:
+    url = make_url(make_app(tmp_path).config["DATABASE_URL"])
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("a SQLite URL has no password to hide")
+    if url.password is None:
+        url = url.set(password="never-printed")  # the test server trusts; it is not checked
+    password = str(url.password)
+    done = init_db(tmp_path, DATABASE_URL=url.render_as_string(hide_password=False))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"database ready: {url.render_as_string(hide_password=True)}"
+    assert password not in done.stdout + done.stderr
+
+
+def test_serve_derives_the_public_url_only_when_none_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCRIPTBOX_DATABASE_URL", f"sqlite:///{tmp_path / 'env.sqlite'}")
+    monkeypatch.setenv("SCRIPTBOX_SECRET_KEYS", generate_key())
+    unset = create_app()
+    assert unset.config["PUBLIC_URL"] == "http://127.0.0.1:5000"
+    assert unset.config["PUBLIC_URL_DERIVED"] is True
+    # The default's own value, set by the operator, is theirs: `serve --host` keeps it.
+    monkeypatch.setenv("SCRIPTBOX_PUBLIC_URL", "http://127.0.0.1:5000")
+    assert create_app().config["PUBLIC_URL_DERIVED"] is False
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000"),
+        ("0.0.0.0", "http://127.0.0.1:8000"),
+        ("::", "http://[::1]:8000"),
+        ("::1", "http://[::1]:8000"),
+        ("scriptbox.internal", "http://scriptbox.internal:8000"),
+    ],
+)
+def test_the_listening_url_is_one_a_browser_opens(host: str, url: str) -> None:
+    assert listening_url(host, 8000) == url
