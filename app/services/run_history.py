@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -184,6 +185,23 @@ def find_runs(
         page=page,
         pages=pages,
     )
+
+
+def runner_names(
+    session: Session, member: MemberContext, user_ids: Iterable[int] = ()
+) -> dict[int, str]:
+    """The names of who started runs the member may see, by user id: one query for them
+    all, none when every run is the member's own (their name came with the request).
+
+    The ids come from runs of the member's facility only, so no one else's user is named;
+    a runner who has since left the facility keeps their name, as on the runs page.
+    """
+    names = {member.user.id: member.user.name}
+    others = set(user_ids) - names.keys()
+    if others:
+        rows = session.execute(select(User.id, User.name).where(User.id.in_(others)))
+        names.update((user_id, name) for user_id, name in rows)
+    return names
 
 
 def run_calls(session: Session, *, run: Run) -> list[CallLog]:

@@ -77,6 +77,8 @@ def test_a_waited_run_stays_under_the_statement_ceiling(served: tuple[Flask, Any
     with RoundTrips(db.engine_of(app)) as counted:
         run = post(client, csrf, "result = 41 + 1", 30)
     assert run["status"] == "succeeded" and run["result"] == 42
+    # Who started it, from the request's member context: no statement more for the name.
+    assert run["user"] == {"id": run["user_id"], "name": "Ada"}
     sql, commits = counted.counts.get("web_sql", 0), counted.counts.get("web_commits", 0)
     assert 4 <= sql <= MAX_STATEMENTS, "\n".join(counted.statements)
     assert commits <= MAX_COMMITS, "\n".join(counted.statements)

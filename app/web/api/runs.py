@@ -3,6 +3,7 @@ calls; prompts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import request
@@ -50,11 +51,19 @@ class RunError(BaseModel):
     reason: str | None = None
 
 
+class RunUser(BaseModel):
+    """Who started a run: their user id and name (never their email)."""
+
+    id: int
+    name: str
+
+
 class RunOut(BaseModel):
-    """A run and, once final, its result, output and error."""
+    """A run, who started it and, once final, its result, output and error."""
 
     id: str
     script_id: int | None
+    user: RunUser
     status: str
     input: Any
     result: Any
@@ -166,13 +175,22 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
                 raise
         else:
             extensions.run_queue().submit(run.id)
+    # The member started it (a repeated key finds only the member's own runs): their name
+    # came with the request, so the hot path asks nothing more.
+    names = run_history.runner_names(db.session(), member)
     if wait and not is_final(run.status):
         ended = extensions.run_queue().wait(run.id, wait)
         if ended is not None:
-            return ended, 200
+            return _shown(ended, names), 200
         # Still going (running, or waiting for a prompt): its status now.
         run = db.session.get(Run, run.id, populate_existing=True) or run
-    return run.to_dict(), 200 if is_final(run.status) else 201
+    return _shown(run.to_dict(), names), 200 if is_final(run.status) else 201
+
+
+def _shown(run: dict[str, Any], names: Mapping[int, str]) -> dict[str, Any]:
+    """The run as the API answers it: with who started it, named from `names` (by id)."""
+    user_id = run["user_id"]
+    return {**run, "user": {"id": user_id, "name": names[user_id]}}
 
 
 def _earlier_run(member: MemberContext, key: str | None, fingerprint: str) -> Run | None:
@@ -199,7 +217,8 @@ def list_runs(slug: str, query: RunList) -> Answer:
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if more else None
     next_position = [last.created_at.isoformat(), last.id] if last else None
-    return paging.with_next([r.to_dict() for r in page], next_position)
+    names = run_history.runner_names(db.session(), member, {r.user_id for r in page})
+    return paging.with_next([_shown(r.to_dict(), names) for r in page], next_position)
 
 
 @bp.get("/f/<slug>/runs/<run_id>")
@@ -207,7 +226,8 @@ def list_runs(slug: str, query: RunList) -> Answer:
 def get_run(slug: str, run_id: str) -> Answer:
     """One run."""
     member = require_member(slug)
-    return scripts_service.get_run(db.session(), member, run_id).to_dict()
+    run = scripts_service.get_run(db.session(), member, run_id)
+    return _shown(run.to_dict(), run_history.runner_names(db.session(), member, [run.user_id]))
 
 
 @bp.post("/f/<slug>/runs/<run_id>/cancel")
@@ -238,7 +258,8 @@ def rerun(slug: str, run_id: str) -> Answer:
     )
     db.session.commit()
     extensions.run_queue().submit(run.id)
-    return run.to_dict(), 200 if is_final(run.status) else 201
+    names = run_history.runner_names(db.session(), member)  # the member started it
+    return _shown(run.to_dict(), names), 200 if is_final(run.status) else 201
 
 
 @bp.get("/f/<slug>/runs/<run_id>/explain")

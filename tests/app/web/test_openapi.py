@@ -139,13 +139,16 @@ def test_answers_are_checked_against_their_models_where_the_app_asks(
     site.live.app.config["VALIDATE_RESPONSES"] = validate
     started = site.ada.api("POST", "/api/f/lab/runs", json={"source": "result = 1", "wait": 30})
     run_id = started.json()["id"]
-    monkeypatch.setattr(Run, "to_dict", lambda run: {"id": run.id, "status": 7})
+    monkeypatch.setattr(
+        Run, "to_dict", lambda run: {"id": run.id, "user_id": run.user_id, "status": 7}
+    )
     answer = site.ada.api("GET", f"/api/f/lab/runs/{run_id}")
     if validate:
         assert answer.status_code == 500
     else:
         assert answer.status_code == 200
-        assert answer.json() == {"id": run_id, "status": 7}
+        runner = {"id": site.ada_id, "name": "Ada"}  # the view adds who started it
+        assert answer.json() == {"id": run_id, "user_id": site.ada_id, "status": 7, "user": runner}
 
 
 def test_answers_are_checked_under_tests_and_debug_only_by_default() -> None:
