@@ -22,7 +22,7 @@ from tests.conftest import (
     create_user,
     make_app,
 )
-from tests.e2e.people import signed_in
+from tests.e2e.people import WIDTHS, fits, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -342,3 +342,64 @@ def test_the_editors_history_says_whose_runs_it_lists(browser: Any, live_lab: Li
     ada_page.goto(f"{live.url}/f/lab/editor/{script_id}")
     ada_page.locator("#run-history tbody tr", has_text="succeeded").wait_for()
     ada_page.context.close()
+
+
+# A name as long as some are: it must wrap in the History, not widen it past the card.
+LONG_NAME = "Maximiliana Wolfeschlegelsteinhausenbergerdorff-Featherstonehaugh"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_an_admins_history_says_who_ran_each_run(
+    browser: Any, live_lab: LiveServer, width: int
+) -> None:
+    """An admin sees members' runs in the editor's History: each row names who started it
+    ("you" for their own), on a desktop and a phone; a scripter's lists only their own
+    runs and has no such column."""
+    live = live_lab
+    script_id = report_id(live)
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).one()
+        mo = session.query(User).filter_by(email="mo@example.com").one()
+        ada = create_user(session, email="ada@example.com", name="Ada")
+        add_member(session, user=ada, facility=lab, role=Role.admin)
+        max_ = create_user(session, email="max@example.com", name=LONG_NAME)
+        add_member(session, user=max_, facility=lab, role=Role.member)
+        earlier = datetime.now(UTC) - timedelta(minutes=5)
+        for who, minutes in ((mo, 1), (max_, 2)):
+            session.add(Run(facility_id=lab.id, script_id=script_id, user_id=who.id,
+                            source="result = 42\n", input={}, status="succeeded", calls=0,
+                            result=42, duration_ms=3.0,
+                            created_at=earlier + timedelta(minutes=minutes)))
+        session.commit()
+    page = signed_in(browser, live, "ada@example.com", width=width)
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    history = page.locator("#run-history")
+    history.locator("tbody tr", has_text="Mo").wait_for()
+    assert history.locator("thead th").all_inner_texts()[:2] == ["When", "By"]
+    page.click("#run-script")
+    page.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)
+    history.locator("tbody tr td.runner", has_text="you").wait_for()
+    # Newest first: Ada's run, Max's, Mo's; each name in the By column, beside its status.
+    rows = [row.locator("td").all_inner_texts() for row in history.locator("tbody tr").all()]
+    assert [cells[1:3] for cells in rows] == [
+        ["you", "succeeded"], [LONG_NAME, "succeeded"], ["Mo", "succeeded"]
+    ]
+    assert "@example.com" not in history.inner_text()
+    # The History stays inside its card's padding (the long name wraps in its cell).
+    overflow = page.evaluate("""() => {
+        const card = document.querySelector(".run-side");
+        const inside = card.getBoundingClientRect().right
+            - parseFloat(getComputedStyle(card).paddingRight);
+        return document.getElementById("run-history").getBoundingClientRect().right - inside;
+    }""")
+    assert overflow <= 0.5, f"the History runs {overflow}px past its card"
+    fits(page, f"editor-history-runners-{width}")
+    page.context.close()
+    sam = signed_in(browser, live, "sam@example.com", width=width)
+    sam.goto(f"{live.url}/f/lab/editor/{script_id}")
+    sam.locator("#run-history tbody td", has_text="No runs of yours yet").wait_for()
+    assert sam.locator("#run-history thead th").all_inner_texts() == [
+        "When", "Status", "ms", "Calls"
+    ]
+    sam.context.close()
