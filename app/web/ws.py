@@ -51,7 +51,15 @@ def _send(ws: Any, message: dict[str, Any]) -> None:
 def events(ws: Any) -> None:
     """One open page of a signed-in member of `?facility=<slug>`."""
     if not _origin_allowed():
-        _send(ws, {"type": "error", "code": "forbidden_origin", "message": "origin not allowed"})
+        # Said in words, as the page shows it: opened at another address than the public
+        # URL (localhost for 127.0.0.1), the page would otherwise wait for events forever.
+        public = str(current_app.config["PUBLIC_URL"])
+        _send(ws, {
+            "type": "error",
+            "code": "forbidden_origin",
+            "message": f"origin not allowed: open Scriptbox at {public}/ for live updates "
+            "(its SCRIPTBOX_PUBLIC_URL)",
+        })
         ws.close(reason=1008)
         return
     try:

@@ -1,11 +1,12 @@
 // One websocket per page for the facility in <body data-facility>: server events are
 // re-dispatched by type; it reconnects with backoff (and the server then re-sends the
 // sign-in prompts still pending).
-import { slug } from "./api.js";
+import { slug, toast } from "./api.js";
 
 const bus = new EventTarget();
 let socket = null;
 let delay = 500;
+let refused = false;  // opened at an origin the server never accepts: retrying cannot help
 let resolveReady;
 export const ready = new Promise((resolve) => { resolveReady = resolve; });
 
@@ -29,9 +30,14 @@ function connect() {
     let message;
     try { message = JSON.parse(event.data); } catch { return; }
     if (message.type === "hello") { delay = 500; resolveReady(); }
+    if (message.type === "error" && message.code === "forbidden_origin") {
+      refused = true;
+      toast(message.message, "error");
+    }
     bus.dispatchEvent(new CustomEvent(message.type, { detail: message }));
   });
   socket.addEventListener("close", () => {
+    if (refused) return;
     setTimeout(connect, delay);
     delay = Math.min(delay * 2, 10000);
   });

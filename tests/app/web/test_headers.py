@@ -126,7 +126,8 @@ def test_a_rebound_host_with_a_matching_origin_is_refused(site: Site) -> None:
     assert message == {
         "type": "error",
         "code": "forbidden_origin",
-        "message": "origin not allowed",
+        "message": f"origin not allowed: open Scriptbox at {site.live.url}/ for live updates "
+        "(its SCRIPTBOX_PUBLIC_URL)",
     }
 
 
