@@ -108,6 +108,12 @@ _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}  # no
 EXECUTORS = ("inprocess", "celery")
 
 
+# Values an example file or a tutorial puts in a secret's place (deploy/scaleout.env.example).
+PLACEHOLDER_SECRETS = frozenset(
+    {"change-me", "changeme", "change_me", "secret", "secret-key", "your-secret-key", "..."}
+)
+
+
 class ConfigError(ValueError):
     """The configuration cannot serve: the message names the setting to fix."""
 
@@ -267,6 +273,12 @@ def validate(config: Any) -> None:
                     f"SCRIPTBOX_PRIVATE_NETWORK_ALLOW: {entry} lies in {never}, which is never "
                     "reachable (link-local, cloud metadata, this-host or multicast addresses)"
                 )
+    if str(config["SECRET_KEY"]).strip().lower() in PLACEHOLDER_SECRETS:
+        # Sessions and the sandbox's hash seed hang on it: a copied example's value is public.
+        raise ConfigError(
+            "SCRIPTBOX_SECRET_KEY is a placeholder; make one with: python -c \"import secrets; "
+            "print(secrets.token_hex(32))\""
+        )
     for number, key in enumerate(config["SECRET_KEYS"], start=1):
         try:
             Fernet(key)

@@ -59,6 +59,12 @@ def closed_port() -> int:
             {"SECRET_KEYS": f"{generate_key()},not-a-key"},
             "Error: SCRIPTBOX_SECRET_KEYS: key 2 is not a Fernet key",
         ),
+        # deploy/scaleout.env.example's placeholder, copied as it is: sessions would be
+        # signed with a key anyone can read.
+        (
+            {"SECRET_KEY": "change-me"},
+            "Error: SCRIPTBOX_SECRET_KEY is a placeholder; make one with:",
+        ),
         ({"EXECUTOR": "threads"}, "Error: SCRIPTBOX_EXECUTOR must be one of inprocess, celery"),
         (
             {"EXECUTOR": "celery"},
