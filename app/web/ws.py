@@ -59,6 +59,7 @@ def events(ws: Any) -> None:
             "code": "forbidden_origin",
             "message": f"origin not allowed: open Scriptbox at {public}/ for live updates "
             "(its SCRIPTBOX_PUBLIC_URL)",
+            "public_url": public,
         })
         ws.close(reason=1008)
         return

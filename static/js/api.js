@@ -56,12 +56,15 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export function toast(text, kind = "info") {
+// A message in the page's corner for 4 s; `content` is words or a list of words and
+// elements. A `lasting` one (the page cannot work until the person acts) stays.
+export function toast(content, kind = "info", { lasting = false } = {}) {
   const box = document.getElementById("toasts");
   if (!box) return;
-  const item = el("div", { class: `toast ${kind}`, role: "status", text });
+  const item = el("div", { class: `toast ${kind}`, role: lasting ? "alert" : "status" },
+    ...[content].flat());
   box.append(item);
-  setTimeout(() => item.remove(), 4000);
+  if (!lasting) setTimeout(() => item.remove(), 4000);
 }
 
 export function showError(node, message) {

@@ -1,7 +1,7 @@
 // One websocket per page for the facility in <body data-facility>: server events are
 // re-dispatched by type; it reconnects with backoff (and the server then re-sends the
 // sign-in prompts still pending).
-import { slug, toast } from "./api.js";
+import { el, slug, toast } from "./api.js";
 
 const bus = new EventTarget();
 let socket = null;
@@ -31,8 +31,12 @@ function connect() {
     try { message = JSON.parse(event.data); } catch { return; }
     if (message.type === "hello") { delay = 500; resolveReady(); }
     if (message.type === "error" && message.code === "forbidden_origin") {
+      // Nothing live works at this address: say so until the person moves, with the way.
       refused = true;
-      toast(message.message, "error");
+      const there = message.public_url && `${message.public_url}${location.pathname}${location.search}`;
+      toast(there ? ["Live updates do not work at this address. ",
+        el("a", { href: there, text: `Open ${message.public_url}` }), " instead."]
+        : message.message, "error", { lasting: true });
     }
     bus.dispatchEvent(new CustomEvent(message.type, { detail: message }));
   });

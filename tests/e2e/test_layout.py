@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -281,3 +282,22 @@ def test_settings_headings_name_each_facility(
     assert "connect it here" in quiet
     fits(mo, "settings-integrations-headings-375")
     mo.context.close()
+
+
+def test_a_page_opened_at_another_address_says_where_live_updates_work(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    # localhost for the public 127.0.0.1: the server refuses the page's websocket. A toast
+    # that went after 4 s left a page whose runs never seemed to start.
+    live, _ = live_lab
+    elsewhere = SimpleNamespace(url=live.url.replace("127.0.0.1", "localhost"))
+    page = signed_in(browser, elsewhere, "ada@example.com")
+    page.goto(f"{elsewhere.url}/f/lab/runs?script_id=1")
+    alert = page.locator("#toasts .toast.error[role=alert]")
+    alert.wait_for()
+    assert alert.inner_text() == (
+        f"Live updates do not work at this address. Open {live.url} instead.")
+    assert alert.locator("a").get_attribute("href") == f"{live.url}/f/lab/runs?script_id=1"
+    page.wait_for_timeout(4500)  # longer than a passing toast stays
+    assert alert.is_visible()
+    page.context.close()

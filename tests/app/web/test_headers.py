@@ -128,6 +128,7 @@ def test_a_rebound_host_with_a_matching_origin_is_refused(site: Site) -> None:
         "code": "forbidden_origin",
         "message": f"origin not allowed: open Scriptbox at {site.live.url}/ for live updates "
         "(its SCRIPTBOX_PUBLIC_URL)",
+        "public_url": site.live.url,
     }
 
 
