@@ -25,11 +25,13 @@ def signed_in(
     width: int = 1280,
     height: int = 900,
     timezone: str | None = None,
+    bypass_csp: bool = False,
 ) -> Any:
     """A new page of a browser context signed in as `email`, `width` x `height` pixels, its
-    clock in the IANA zone `timezone` (the machine's when None)."""
+    clock in the IANA zone `timezone` (the machine's when None); `bypass_csp` lets a test
+    add its own inline script (the accessibility checker)."""
     context = browser.new_context(viewport={"width": width, "height": height},
-                                  timezone_id=timezone)
+                                  timezone_id=timezone, bypass_csp=bypass_csp)
     page = context.new_page()
     page.goto(f"{live.url}/login")
     page.fill("input[name=email]", email)
