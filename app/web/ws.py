@@ -28,10 +28,13 @@ from app.web.limits import websocket_slots
 from app.web.security import require_member, session_secret
 
 sock = Sock()
+# A refusal says `closing`: the server closes the socket after it and will refuse the
+# page again, so the page stops reconnecting and shows the words (static/js/ws.js).
 _ENDED = {
     "type": "error",
     "code": "session_ended",
     "message": "you were signed out or removed from this facility; reload the page",
+    "closing": True,
 }
 
 
@@ -47,6 +50,12 @@ def _send(ws: Any, message: dict[str, Any]) -> None:
     ws.send(json.dumps(message))
 
 
+def _refuse(ws: Any, code: str, message: str, **extra: Any) -> None:
+    """Tell the page why it is not served (it stops reconnecting) and close its socket."""
+    _send(ws, {"type": "error", "code": code, "message": message, "closing": True, **extra})
+    ws.close(reason=1008)
+
+
 @sock.route("/ws")  # type: ignore[untyped-decorator]
 def events(ws: Any) -> None:
     """One open page of a signed-in member of `?facility=<slug>`."""
@@ -54,32 +63,21 @@ def events(ws: Any) -> None:
         # Said in words, as the page shows it: opened at another address than the public
         # URL (localhost for 127.0.0.1), the page would otherwise wait for events forever.
         public = str(current_app.config["PUBLIC_URL"])
-        _send(ws, {
-            "type": "error",
-            "code": "forbidden_origin",
-            "message": f"origin not allowed: open Scriptbox at {public}/ for live updates "
-            "(its SCRIPTBOX_PUBLIC_URL)",
-            "public_url": public,
-        })
-        ws.close(reason=1008)
+        _refuse(ws, "forbidden_origin", f"origin not allowed: open Scriptbox at {public}/ "
+                "for live updates (its SCRIPTBOX_PUBLIC_URL)", public_url=public)
         return
     try:
         member = require_member(request.args.get("facility", ""))
     except AppError as exc:
-        _send(ws, {"type": "error", "code": exc.code, "message": exc.message})
-        ws.close(reason=1008)
+        _refuse(ws, exc.code, exc.message)
         return
     user_id, facility_id = member.user.id, member.facility.id
     slots = websocket_slots()
     slot = slots.acquire(user_id, int(current_app.config["WS_MAX_CONNECTIONS_PER_USER"]))
     if slot is None:
         db.session.remove()
-        _send(ws, {
-            "type": "error",
-            "code": "too_many_connections",
-            "message": "too many open Scriptbox pages; close some and reload this one",
-        })
-        ws.close(reason=1008)
+        _refuse(ws, "too_many_connections",
+                "too many open Scriptbox pages; close some and reload this one")
         return
     try:
         watch = member.can(Role.admin)

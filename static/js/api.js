@@ -57,14 +57,16 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 // A message in the page's corner for 4 s; `content` is words or a list of words and
-// elements. A `lasting` one (the page cannot work until the person acts) stays.
+// elements. A `lasting` one stays until removed (the returned element): an error that
+// way is one the page cannot get past until the person acts, and is announced as such.
 export function toast(content, kind = "info", { lasting = false } = {}) {
   const box = document.getElementById("toasts");
-  if (!box) return;
-  const item = el("div", { class: `toast ${kind}`, role: lasting ? "alert" : "status" },
-    ...[content].flat());
+  if (!box) return null;
+  const role = lasting && kind === "error" ? "alert" : "status";
+  const item = el("div", { class: `toast ${kind}`, role }, ...[content].flat());
   box.append(item);
   if (!lasting) setTimeout(() => item.remove(), 4000);
+  return item;
 }
 
 export function showError(node, message) {

@@ -6,7 +6,10 @@ import { el, slug, toast } from "./api.js";
 const bus = new EventTarget();
 let socket = null;
 let delay = 500;
-let refused = false;  // opened at an origin the server never accepts: retrying cannot help
+let refused = false;  // the server said why it will not serve this page: retrying cannot help
+let connected = false;  // ever: a page that never got through says nothing of reconnecting
+let lost = null;  // the "reconnecting" notice, or the timer before it is shown
+const LOST_AFTER_MS = 2000;  // a restart or a blip reconnects quicker than this, unsaid
 let resolveReady;
 export const ready = new Promise((resolve) => { resolveReady = resolve; });
 
@@ -22,26 +25,55 @@ export function send(message) {
   return false;
 }
 
+// Live again: the "reconnecting" notice (if it was shown) gives way to a short "Reconnected".
+function back() {
+  if (lost?.timer) clearTimeout(lost.timer);
+  if (lost?.notice) {
+    lost.notice.remove();
+    toast("Reconnected", "ok");
+  }
+  lost = null;
+}
+
+function losing() {
+  if (!connected || lost) return;
+  lost = { timer: setTimeout(() => {
+    lost = { notice: toast("Connection to Scriptbox lost; reconnecting…", "warn", { lasting: true }) };
+  }, LOST_AFTER_MS) };
+}
+
+// The server will not serve this page (signed out, removed from the facility, too many
+// pages, another address): nothing live works until the person acts, so say so and how.
+function refusedBy(message) {
+  refused = true;
+  back();
+  if (message.code === "forbidden_origin" && message.public_url) {
+    const there = `${message.public_url}${location.pathname}${location.search}`;
+    toast(["Live updates do not work at this address. ",
+      el("a", { href: there, text: `Open ${message.public_url}` }), " instead."],
+    "error", { lasting: true });
+    return;
+  }
+  const reload = el("button", { type: "button", class: "link", text: "Reload" });
+  reload.addEventListener("click", () => location.reload());
+  toast([`Live updates stopped: ${message.message}. `, reload], "error", { lasting: true });
+}
+
 function connect() {
   if (!slug) return;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws?facility=${encodeURIComponent(slug)}`);
+  socket.addEventListener("open", () => { connected = true; });
   socket.addEventListener("message", (event) => {
     let message;
     try { message = JSON.parse(event.data); } catch { return; }
-    if (message.type === "hello") { delay = 500; resolveReady(); }
-    if (message.type === "error" && message.code === "forbidden_origin") {
-      // Nothing live works at this address: say so until the person moves, with the way.
-      refused = true;
-      const there = message.public_url && `${message.public_url}${location.pathname}${location.search}`;
-      toast(there ? ["Live updates do not work at this address. ",
-        el("a", { href: there, text: `Open ${message.public_url}` }), " instead."]
-        : message.message, "error", { lasting: true });
-    }
+    if (message.type === "hello") { delay = 500; back(); resolveReady(); }
+    if (message.type === "error" && message.closing) refusedBy(message);
     bus.dispatchEvent(new CustomEvent(message.type, { detail: message }));
   });
   socket.addEventListener("close", () => {
     if (refused) return;
+    losing();
     setTimeout(connect, delay);
     delay = Math.min(delay * 2, 10000);
   });

@@ -4,14 +4,16 @@ the editor, the unsaved-changes warning, stopping a parked run, the live timer b
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app import db
-from app.models import Role, Run, Script
+from app.models import Role, Run, Script, User
+from app.services import sessions
 from app.services.inputs import schema_from_fields
 from app.testing import LiveServer
 from tests.conftest import (
@@ -182,6 +184,88 @@ def test_a_run_whose_end_the_socket_missed_shows_it_once_the_page_reconnects(
     assert missed and len(connections) >= 2  # the end came only through the catch-up
     assert card.locator(".run-result").inner_text().strip() == "42"
     assert card.locator(".run-script").is_enabled()
+    page.context.close()
+
+
+def until(page: Any, ready: Callable[[], object], seconds: float = 15.0) -> None:
+    """Let the page run until `ready()` (a check of what this test saw of it) is true."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert time.monotonic() < deadline, "the page never got there"
+        page.wait_for_timeout(50)
+
+
+def test_a_dropped_connection_says_reconnecting_until_it_is_back(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """A page whose socket is down for longer than a blip says so (it used to look live
+    while hearing nothing), and says when it is back."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    down = {"on": False}
+    open_sockets: list[Any] = []
+
+    frames: list[str | bytes] = []
+
+    def route(socket: Any) -> None:
+        if down["on"]:
+            socket.close()  # the server cannot be reached
+            return
+        server = socket.connect_to_server()
+        server.on_message(lambda message: (frames.append(message), socket.send(message)))
+        open_sockets.append(socket)
+
+    page.route_web_socket(re.compile(r"/ws\b"), route)
+    page.goto(f"{live.url}/f/lab/scripts")
+    until(page, lambda: frames)  # its hello went through: the page is live
+    assert len(open_sockets) == 1
+    down["on"] = True
+    open_sockets[0].close()
+    lost = page.locator("#toasts .toast.warn[role=status]",
+                        has_text="Connection to Scriptbox lost; reconnecting…")
+    lost.wait_for(timeout=15000)
+    down["on"] = False
+    page.locator("#toasts .toast.ok", has_text="Reconnected").wait_for(timeout=20000)
+    assert lost.count() == 0
+    assert len(open_sockets) == 2
+    page.context.close()
+
+
+def test_a_page_whose_session_ended_says_so_and_offers_a_reload(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """Signed out elsewhere: the server refuses the page's socket with its reason, which the
+    page used to drop, reconnecting (and being refused) for as long as it stayed open."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    attempts: list[Any] = []
+    frames: list[Any] = []
+
+    def opened(socket: Any) -> None:
+        attempts.append(socket)
+        socket.on("framereceived", lambda frame: frames.append(frame))
+
+    page.on("websocket", opened)
+    page.goto(f"{live.url}/f/lab/scripts")
+    until(page, lambda: frames)  # its hello came: the page is served
+    with live.app.app_context():
+        sam = db.session.query(User).filter_by(email="sam@example.com").one()
+        sessions.end_sessions(db.session(), user_id=sam.id)
+        db.session.commit()
+        db.session.remove()
+    alert = page.locator("#toasts .toast.error[role=alert]")
+    alert.wait_for(timeout=30000)
+    # Said by the open socket's recheck, or (had the page just connected) at its connect.
+    assert alert.inner_text() in {
+        "Live updates stopped: you were signed out or removed from this facility; reload "
+        "the page. Reload",
+        "Live updates stopped: sign in to continue. Reload",
+    }
+    tried = len(attempts)
+    page.wait_for_timeout(1500)  # longer than its first reconnecting delays
+    assert len(attempts) == tried  # it stopped trying
+    alert.get_by_role("button", name="Reload").click()
+    page.wait_for_url(re.compile(r"/login"))
     page.context.close()
 
 

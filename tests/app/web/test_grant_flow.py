@@ -213,4 +213,5 @@ def test_the_websocket_checks_origin_session_and_membership(
     message = page.next()
     assert message is not None and message["type"] == "error"
     assert message["code"] in {"forbidden_origin", "not_authenticated", "not_found"}
+    assert message["closing"] is True  # the page stops reconnecting and says why
     assert page.next(timeout=2) is None  # and the server closed the socket

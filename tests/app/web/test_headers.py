@@ -129,6 +129,7 @@ def test_a_rebound_host_with_a_matching_origin_is_refused(site: Site) -> None:
         "message": f"origin not allowed: open Scriptbox at {site.live.url}/ for live updates "
         "(its SCRIPTBOX_PUBLIC_URL)",
         "public_url": site.live.url,
+        "closing": True,
     }
 
 

@@ -128,6 +128,7 @@ def test_websockets_per_user_are_capped(site: Site) -> None:
     third = site.ada.websocket("lab")
     refused = third.next()
     assert refused is not None and refused["code"] == "too_many_connections"
+    assert refused["closing"] is True
     assert third.next(timeout=5) is None
     first.close()
     assert first.next(timeout=5) is None

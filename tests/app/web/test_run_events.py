@@ -118,7 +118,7 @@ def test_a_demoted_admin_stops_watching(world: dict[str, Any]) -> None:
         membership.role = Role.scripter
         db.session.commit()
     ended = ada.wait_for("error")
-    assert ended["code"] == "session_ended"
+    assert (ended["code"], ended["closing"]) == ("session_ended", True)
     mias = start(world["mia"], PRINTS)
     again = opened(world["ada"], "lab")  # the reloaded page is a scripter's now
     canary = start(world["ada"], PRINTS)
