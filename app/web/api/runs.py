@@ -40,14 +40,23 @@ TAGS = ("runs",)
 MAX_WAIT_S = 300.0
 
 
+class TraceFrame(BaseModel):
+    """One frame of the script's own code in an error's traceback."""
+
+    line: int
+    name: str
+
+
 class RunError(BaseModel):
-    """Why a run failed: the sandbox or integration error code, words and the line; for
-    `no_integration_grant`, `reason` says why (`no_master_account`, `master_needs_reauth`,
-    `not_interactive`, `refused`, `expired`, `cancelled`, `too_many_prompts`, ...)."""
+    """Why a run failed: the sandbox or integration error code, words, the line and the
+    script's own frames (outermost first); for `no_integration_grant`, `reason` says why
+    (`no_master_account`, `master_needs_reauth`, `not_interactive`, `refused`, `expired`,
+    `cancelled`, `too_many_prompts`, ...)."""
 
     code: str
     message: str | None
     line: int | None
+    trace: list[TraceFrame] = []
     reason: str | None = None
 
 
@@ -63,6 +72,10 @@ class RunOut(BaseModel):
 
     id: str
     script_id: int | None
+    version: int | None = Field(
+        description="The saved version of the script that ran; null for unsaved source"
+    )
+    user_id: int
     user: RunUser
     status: str
     input: Any
@@ -72,6 +85,7 @@ class RunOut(BaseModel):
     calls: int | None
     duration_ms: float | None
     created_at: str | None
+    started_at: str | None
     finished_at: str | None
 
 

@@ -161,3 +161,21 @@ def test_answers_are_checked_under_tests_and_debug_only_by_default() -> None:
     assert validates_responses(app)
     app.config["VALIDATE_RESPONSES"] = False
     assert not validates_responses(app)
+
+
+def test_a_run_answer_sends_only_fields_its_model_declares(site: Site) -> None:
+    """Fields the answer carried beyond RunOut (version, user_id, started_at, the error's
+    trace) were sent but absent from the document."""
+    failing = "def inner():\n    return 1 / 0\n\ninner()\n"
+    run = site.ada.api("POST", "/api/f/lab/runs", json={"source": failing, "wait": 30}).json()
+    assert run["status"] == "failed" and run["error"]["trace"]
+    schemas = site.ada.api("GET", "/api/openapi.json").json()["components"]["schemas"]
+
+    def properties(model: str) -> set[str]:  # "RunOut.<hash>", "RunOut.<hash>.RunError"
+        named = {(k.split(".") + ["RunOut"])[2]: v for k, v in schemas.items()
+                 if k.startswith("RunOut.")}
+        return set(named[model]["properties"])
+
+    assert set(run) == properties("RunOut")
+    assert set(run["error"]) == properties("RunError")
+    assert set(run["error"]["trace"][0]) == properties("TraceFrame")
