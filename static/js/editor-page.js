@@ -1,9 +1,9 @@
 // The editor: CodeMirror, save/publish, run with live output, errors at their line,
 // the run's integration calls, and which integrations the script needs.
 import { createEditor } from "../vendor/editor.js";
-import { api, el, parseJson, showError, slug, toast, when } from "./api.js";
+import { api, el, parseJson, showError, slug, toast } from "./api.js";
 import { ready } from "./ws.js";
-import { cancel, follow, renderInto, setStatus, start } from "./runs.js";
+import { cancel, follow, renderInto, runHistory, setStatus, start } from "./runs.js";
 import { createInputEditor } from "./input-editor.js";
 
 const page = document.getElementById("editor-page");
@@ -176,26 +176,12 @@ async function refreshReadiness() {
   } catch (error) { list.replaceChildren(el("li", { class: "bad", text: error.message })); }
 }
 
-// An admin's history lists everyone's runs and says who started each ("you" for their
-// own; the table carries their id); a scripter's lists only their own and has no such column.
-function runner(table, run) {
-  if (!table.dataset.me) return [];
-  const mine = String(run.user.id) === table.dataset.me;
-  return [el("td", { class: mine ? "runner muted" : "runner", text: mine ? "you" : run.user.name })];
-}
-
+// An admin's history lists everyone's runs and says who started each (the table carries
+// their id); a scripter's lists only their own and has no such column.
 async function loadHistory() {
   const table = $("run-history");
   if (!scriptId) return;
-  const runs = await api("GET", `/api/f/${slug}/runs?script_id=${scriptId}&limit=10`);
-  if (!runs.length) {
-    const columns = table.tHead.rows[0].cells.length;
-    table.querySelector("tbody").replaceChildren(el("tr", {}, el("td", { colspan: columns, class: "muted", text: table.dataset.empty })));
-    return;
-  }
-  table.querySelector("tbody").replaceChildren(...runs.map((r) => el("tr", {},
-    el("td", { text: when(r.created_at) }), ...runner(table, r), el("td", { text: r.status }),
-    el("td", { text: r.duration_ms == null ? "" : String(Math.round(r.duration_ms)) }), el("td", { text: String(r.calls) }))));
+  await runHistory(scriptId, table.tBodies[0], { me: table.dataset.me, empty: table.dataset.empty, unit: "" });
 }
 
 $("save-script").addEventListener("click", () => save());

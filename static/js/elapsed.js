@@ -59,3 +59,17 @@ export function untilText(ms) {
   const days = Math.round(hours / 24);
   return days === 1 ? "in 1 day" : `in ${days} days`;
 }
+
+// A time in a narrow column: the hour and minute when it is today, else the short date
+// too; the whole local time on hover.
+export function shortTime(iso) {
+  const at = new Date(iso);
+  const clock = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const text = at.toDateString() === new Date().toDateString()
+    ? clock : `${at.toLocaleDateString([], { dateStyle: "short" })} ${clock}`;
+  const node = document.createElement("time");
+  node.dateTime = iso;
+  node.title = at.toLocaleString();
+  node.textContent = text;
+  return node;
+}

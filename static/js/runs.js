@@ -1,7 +1,7 @@
 // Follow runs over the websocket: status, output lines as they come, the result.
-import { api, el, slug, when } from "./api.js";
+import { api, el, slug } from "./api.js";
 import { on } from "./ws.js";
-import { elapsedText, timerStatus } from "./elapsed.js";
+import { elapsedText, shortTime, timerStatus } from "./elapsed.js";
 
 // Why a call had no account, where only an admin can help (app/web/wording.py).
 const ADMIN_REASONS = ["no_master_account", "master_needs_reauth"];
@@ -161,10 +161,24 @@ export function setStatus(node, status) {
   if (tone) node.classList.add(tone);
 }
 
-export async function history(scriptId, tbody) {
+// A script's last ten runs into a table's body (the Scripts page's "Your recent runs", the
+// editor's History): when, who (only with `me`, the viewer's id: an admin's list holds
+// everyone's runs; "you" for their own), status, duration and calls. `empty` is said in
+// one row spanning the table when there are none.
+export async function runHistory(scriptId, tbody, { me = null, empty = null, unit = " ms" } = {}) {
   const runs = await api("GET", `/api/f/${slug}/runs?script_id=${scriptId}&limit=10`);
+  if (!runs.length && empty) {
+    const columns = tbody.closest("table").tHead.rows[0].cells.length;
+    tbody.replaceChildren(el("tr", {}, el("td", { colspan: columns, class: "muted", text: empty })));
+    return;
+  }
+  const runner = (run) => {
+    if (me == null) return [];
+    const mine = String(run.user.id) === String(me);
+    return [el("td", { class: mine ? "runner muted" : "runner", text: mine ? "you" : run.user.name })];
+  };
   tbody.replaceChildren(...runs.map((run) => el("tr", {},
-    el("td", { text: when(run.created_at) }), el("td", { text: run.status }),
-    el("td", { text: run.duration_ms == null ? "" : `${Math.round(run.duration_ms)} ms` }),
+    el("td", {}, shortTime(run.created_at)), ...runner(run), el("td", { text: run.status }),
+    el("td", { text: run.duration_ms == null ? "" : `${Math.round(run.duration_ms)}${unit}` }),
     el("td", { text: String(run.calls) }))));
 }

@@ -2,7 +2,7 @@
 import { api, el, parseJson, showError, slug } from "./api.js";
 import { buildForm } from "./input-form.js";
 import { ready } from "./ws.js";
-import { cancel, follow, history, linkSettings, renderInto, setStatus, start } from "./runs.js";
+import { cancel, follow, linkSettings, renderInto, runHistory, setStatus, start } from "./runs.js";
 
 // Members read a failed run's error in words; scripters keep the code and line.
 const scripter = document.getElementById("script-cards")?.dataset.scripter === "yes";
@@ -75,6 +75,6 @@ for (const card of document.querySelectorAll(".script-card")) {
   });
   const details = card.querySelector(".history");
   details.addEventListener("toggle", () => {
-    if (details.open) history(details.dataset.scriptId, details.querySelector("tbody"));
+    if (details.open) runHistory(details.dataset.scriptId, details.querySelector("tbody"));
   });
 }

@@ -535,3 +535,27 @@ def test_enter_in_a_field_of_a_scripts_form_runs_it_once(
         inputs = [r.input for r in db.session.query(Run).order_by(Run.created_at)]
     assert inputs == [{"who": "Ada", "times": 2}] * 2  # one run per Enter or press
     page.context.close()
+
+
+def test_a_scripts_recent_runs_open_under_its_card(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """The Scripts page's "Your recent runs": the run just made, its time of today as hour
+    and minute (the whole time on hover), status, duration and calls."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Report")
+    card.locator(".run-script").click()
+    card.locator(".run-status", has_text="succeeded").wait_for(timeout=30000)
+    card.locator("details.history summary").click()
+    row = card.locator("details.history tbody tr")
+    row.first.wait_for()
+    cells = row.first.locator("td").all_inner_texts()
+    assert row.count() == 1 and cells[1:2] == ["succeeded"] and cells[3] == "0"
+    assert re.fullmatch(r"\d+ ms", cells[2])
+    when = row.first.locator("td time")
+    shown = page.evaluate("""(iso) => [new Date(iso).toLocaleTimeString([], {hour: "2-digit",
+        minute: "2-digit"}), new Date(iso).toLocaleString()]""", when.get_attribute("datetime"))
+    assert [cells[0], when.get_attribute("title")] == shown
+    page.context.close()
