@@ -407,6 +407,16 @@ def create_closed_oauth_integration(session: Session, *, facility: Facility) -> 
 
 
 @pytest.fixture
+def listener() -> Iterator[Any]:
+    """A webhook receiver on loopback (tests/listener.py), closed after the test."""
+    from tests.listener import Listener
+
+    server = Listener().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
     """A migrated app served on a loopback port."""
     from app import db

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -25,13 +24,6 @@ from tests.conftest import create_facility
 from tests.listener import Answer, Listener
 
 BACKOFF = webhooks.RetryPolicy(max_attempts=3, base_s=30.0)
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    server = Listener().start()
-    yield server
-    server.close()
 
 
 @pytest.fixture

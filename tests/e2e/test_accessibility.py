@@ -256,16 +256,23 @@ def test_the_sign_in_page_has_no_serious_accessibility_violations(
         context.close()
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_the_sign_in_prompt_and_its_window_have_no_serious_accessibility_violations(
-    browser: Any, site: Site, width: int
-) -> None:
+def prompt_up(browser: Any, site: Site, width: int) -> tuple[Any, Any]:
+    """The member's Scripts page with the sign-in prompt of a run that needs a key; the
+    page and the prompt."""
     page = site.page(browser, "member", width)
     page.goto(f"{site.live.url}/f/lab/scripts")
     card = page.locator(".script-card", has_text="Needs key")
     card.locator(".run-script").click()
     prompt = page.locator(".grant-prompt")
     prompt.wait_for(timeout=30000)
+    return page, prompt
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_sign_in_prompt_and_its_window_have_no_serious_accessibility_violations(
+    browser: Any, site: Site, width: int
+) -> None:
+    page, prompt = prompt_up(browser, site, width)
     try:
         problems = axe_violations(page)
         assert not problems, f"prompt at {width}px:\n" + "\n".join(problems)
@@ -282,7 +289,8 @@ def test_the_sign_in_prompt_and_its_window_have_no_serious_accessibility_violati
             form.close()
     finally:
         prompt.locator(".grant-refuse").click()
-        card.locator(".run-status", has_text="failed").wait_for(timeout=30000)
+        page.locator(".script-card", has_text="Needs key").locator(
+            ".run-status", has_text="failed").wait_for(timeout=30000)
 
 
 def waiting_grant(live: LiveServer) -> str:
@@ -349,19 +357,15 @@ def tab_to(page: Any, selector: str, *, presses: int = 60) -> None:
 def test_the_prompt_and_the_editor_run_button_are_reached_by_tab_with_a_focus_ring(
     browser: Any, site: Site, width: int
 ) -> None:
-    page = site.page(browser, "member", width)
-    page.goto(f"{site.live.url}/f/lab/scripts")
-    card = page.locator(".script-card", has_text="Needs key")
-    card.locator(".run-script").click()
-    prompt = page.locator(".grant-prompt")
-    prompt.wait_for(timeout=30000)
+    page, prompt = prompt_up(browser, site, width)
     try:
         page.focus(".brand")  # the page's first stop: from there on by keyboard alone
         tab_to(page, ".grant-sign-in")
         tab_to(page, ".grant-refuse", presses=1)  # right after Sign in
     finally:
         page.keyboard.press("Enter")  # Refuse, by keyboard
-        card.locator(".run-status", has_text="failed").wait_for(timeout=30000)
+        page.locator(".script-card", has_text="Needs key").locator(
+            ".run-status", has_text="failed").wait_for(timeout=30000)
     assert prompt.count() == 0
     scripter = site.page(browser, "scripter", width)
     scripter.goto(f"{site.live.url}/f/lab/editor/{site.scripts['Greeter']}")

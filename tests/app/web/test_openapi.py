@@ -172,7 +172,7 @@ def test_a_run_answer_sends_only_fields_its_model_declares(site: Site) -> None:
     schemas = site.ada.api("GET", "/api/openapi.json").json()["components"]["schemas"]
 
     def properties(model: str) -> set[str]:  # "RunOut.<hash>", "RunOut.<hash>.RunError"
-        named = {(k.split(".") + ["RunOut"])[2]: v for k, v in schemas.items()
+        named = {[*k.split("."), "RunOut"][2]: v for k, v in schemas.items()
                  if k.startswith("RunOut.")}
         return set(named[model]["properties"])
 

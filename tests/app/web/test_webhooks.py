@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -44,13 +43,6 @@ except integrations.NoIntegrationGrant as refused:
 except integrations.IntegrationError as failed:
     result = failed.code
 """
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    server = Listener().start()
-    yield server
-    server.close()
 
 
 @pytest.fixture
