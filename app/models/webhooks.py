@@ -12,7 +12,8 @@ from app.db import Base
 from app.models._types import UTCDateTime, new_id, utcnow
 
 # What an endpoint may subscribe to (DESIGN: issue 12.3).
-WEBHOOK_EVENTS = ("run.finished", "grant.required", "account.needs_reauth")
+WebhookEvent = Literal["run.finished", "grant.required", "account.needs_reauth"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
 # What a delivery's row stores. The sender claims only "pending" rows (webhooks.attempt).
 DELIVERY_STATES = ("pending", "delivered", "failed")
 # What the API and the Management page say: a pending delivery that has been tried is

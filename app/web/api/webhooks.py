@@ -3,14 +3,12 @@ deliveries, remove them. The signing secret is shown once, when the endpoint is 
 
 from __future__ import annotations
 
-from typing import Literal
-
 from flask import current_app
 from pydantic import BaseModel, Field, StrictStr
 
 from app import db, extensions
 from app.models import Role, WebhookDelivery, WebhookEndpoint
-from app.models.webhooks import ShownStatus
+from app.models.webhooks import WEBHOOK_EVENTS, ShownStatus, WebhookEvent
 from app.services import webhook_endpoints, webhooks
 from app.web.api import paging
 from app.web.api.base import api_blueprint
@@ -20,15 +18,13 @@ from app.web.security import require_member
 bp = api_blueprint("api_webhooks")
 TAGS = ("webhooks",)
 
-Event = Literal["run.finished", "grant.required", "account.needs_reauth"]
-
 
 class EndpointCreate(Body):
     """Where to send (https; plain http only to localhost or a private IP address the
     server may reach) and which events."""
 
     url: StrictStr = Field(max_length=1000)
-    events: list[Event] = Field(min_length=1, max_length=3)
+    events: list[WebhookEvent] = Field(min_length=1, max_length=len(WEBHOOK_EVENTS))
 
 
 class EndpointOut(BaseModel):
