@@ -28,14 +28,6 @@ from app.web.limits import websocket_slots
 from app.web.security import require_member, session_secret
 
 sock = Sock()
-# A refusal says `closing`: the server closes the socket after it and will refuse the
-# page again, so the page stops reconnecting and shows the words (static/js/ws.js).
-_ENDED = {
-    "type": "error",
-    "code": "session_ended",
-    "message": "you were signed out or removed from this facility; reload the page",
-    "closing": True,
-}
 
 
 def _origin_allowed() -> bool:
@@ -51,7 +43,9 @@ def _send(ws: Any, message: dict[str, Any]) -> None:
 
 
 def _refuse(ws: Any, code: str, message: str, **extra: Any) -> None:
-    """Tell the page why it is not served (it stops reconnecting) and close its socket."""
+    """Tell the page why it is not served and close its socket. The message says `closing`:
+    the page would be refused again, so it stops reconnecting and shows the words
+    (static/js/ws.js)."""
     _send(ws, {"type": "error", "code": code, "message": message, "closing": True, **extra})
     ws.close(reason=1008)
 
@@ -157,8 +151,8 @@ def _serve(
                 # an operator: the page stops hearing about this facility's runs.
                 if not _still_allowed(sid, user_id, facility_id, watch):
                     with lock:
-                        _send(ws, _ENDED)
-                    ws.close(reason=1008)
+                        _refuse(ws, "session_ended", "you were signed out or removed from "
+                                "this facility; reload the page")
                     return
                 next_check = time.monotonic() + recheck_s
                 renew()  # the page's slot under the per-user cap stays taken
