@@ -25,14 +25,14 @@ export function send(message) {
   return false;
 }
 
-// Live again: the "reconnecting" notice (if it was shown) gives way to a short "Reconnected".
-function back() {
+// The socket is down no more (back, or refused for good): the "reconnecting" notice goes;
+// whether it had been shown.
+function found() {
   if (lost?.timer) clearTimeout(lost.timer);
-  if (lost?.notice) {
-    lost.notice.remove();
-    toast("Reconnected", "ok");
-  }
+  const shown = Boolean(lost?.notice);
+  lost?.notice?.remove();
   lost = null;
+  return shown;
 }
 
 function losing() {
@@ -46,7 +46,7 @@ function losing() {
 // pages, another address): nothing live works until the person acts, so say so and how.
 function refusedBy(message) {
   refused = true;
-  back();
+  found();
   if (message.code === "forbidden_origin" && message.public_url) {
     const there = `${message.public_url}${location.pathname}${location.search}`;
     toast(["Live updates do not work at this address. ",
@@ -67,7 +67,11 @@ function connect() {
   socket.addEventListener("message", (event) => {
     let message;
     try { message = JSON.parse(event.data); } catch { return; }
-    if (message.type === "hello") { delay = 500; back(); resolveReady(); }
+    if (message.type === "hello") {
+      delay = 500;
+      if (found()) toast("Reconnected", "ok");
+      resolveReady();
+    }
     if (message.type === "error" && message.closing) refusedBy(message);
     bus.dispatchEvent(new CustomEvent(message.type, { detail: message }));
   });

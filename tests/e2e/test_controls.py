@@ -3,6 +3,7 @@ the editor, the unsaved-changes warning, stopping a parked run, the live timer b
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from tests.conftest import (
     create_user,
     make_app,
 )
-from tests.e2e.people import WIDTHS, fits, lands_on, signed_in
+from tests.e2e.people import WIDTHS, fits, lands_on, signed_in, todays_time_shown
 from tests.e2e.test_runs_page import start_run
 
 pytestmark = pytest.mark.browser
@@ -228,6 +229,44 @@ def test_a_dropped_connection_says_reconnecting_until_it_is_back(
     page.locator("#toasts .toast.ok", has_text="Reconnected").wait_for(timeout=20000)
     assert lost.count() == 0
     assert len(open_sockets) == 2
+    page.context.close()
+
+
+def test_a_page_refused_after_a_drop_says_why_and_not_that_it_is_back(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """Down, then refused on reconnecting (signed out meanwhile): the reconnecting notice
+    gives way to the refusal's words, not to "Reconnected"."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    state = {"mode": "through"}
+    open_sockets: list[Any] = []
+    refusal = json.dumps({"type": "error", "code": "session_ended", "closing": True,
+                          "message": "you were signed out or removed from this facility"})
+
+    def route(socket: Any) -> None:
+        if state["mode"] == "down":
+            socket.close()
+        elif state["mode"] == "refuse":
+            socket.send(refusal)  # as the server says it (app/web/ws.py _refuse)
+            socket.close()
+        else:
+            socket.connect_to_server()
+            open_sockets.append(socket)
+
+    page.route_web_socket(re.compile(r"/ws\b"), route)
+    page.goto(f"{live.url}/f/lab/scripts")
+    until(page, lambda: open_sockets)
+    page.wait_for_timeout(300)  # its socket opened
+    state["mode"] = "down"
+    open_sockets[0].close()
+    lost = page.locator("#toasts .toast.warn", has_text="reconnecting")
+    lost.wait_for(timeout=15000)
+    state["mode"] = "refuse"
+    page.locator("#toasts .toast.error[role=alert]",
+                 has_text="Live updates stopped").wait_for(timeout=20000)
+    assert lost.count() == 0
+    assert page.locator("#toasts .toast.ok", has_text="Reconnected").count() == 0
     page.context.close()
 
 
@@ -554,8 +593,5 @@ def test_a_scripts_recent_runs_open_under_its_card(
     cells = row.first.locator("td").all_inner_texts()
     assert row.count() == 1 and cells[1:2] == ["succeeded"] and cells[3] == "0"
     assert re.fullmatch(r"\d+ ms", cells[2])
-    when = row.first.locator("td time")
-    shown = page.evaluate("""(iso) => [new Date(iso).toLocaleTimeString([], {hour: "2-digit",
-        minute: "2-digit"}), new Date(iso).toLocaleString()]""", when.get_attribute("datetime"))
-    assert [cells[0], when.get_attribute("title")] == shown
+    todays_time_shown(page, row.first.locator("td time"))
     page.context.close()
