@@ -94,3 +94,11 @@ def fits(page: Any, name: str) -> None:
     width = page.viewport_size["width"]
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= width, f"{name}: the page is {scroll_width}px wide at {width}px"
+
+
+def todays_time_shown(page: Any, when: Any) -> None:
+    """Assert a `<time>` of today in a narrow column (runs.runHistory) says its hour and
+    minute in the page's locale, and its whole local time on hover."""
+    expected = page.evaluate("""(iso) => [new Date(iso).toLocaleTimeString([], {hour: "2-digit",
+        minute: "2-digit"}), new Date(iso).toLocaleString()]""", when.get_attribute("datetime"))
+    assert [when.inner_text(), when.get_attribute("title")] == expected

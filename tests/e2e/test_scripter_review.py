@@ -22,7 +22,7 @@ from tests.conftest import (
     create_user,
     make_app,
 )
-from tests.e2e.people import WIDTHS, fits, signed_in
+from tests.e2e.people import WIDTHS, fits, signed_in, todays_time_shown
 
 pytestmark = pytest.mark.browser
 
@@ -388,10 +388,7 @@ def test_an_admins_history_says_who_ran_each_run(
     assert "@example.com" not in history.inner_text()
     # A run of today says its hour and minute (the date and seconds took 2-3 lines of the
     # narrow column); the whole time on hover.
-    when = history.locator("tbody tr").first.locator("td time")
-    shown = page.evaluate("""(iso) => [new Date(iso).toLocaleTimeString([], {hour: "2-digit",
-        minute: "2-digit"}), new Date(iso).toLocaleString()]""", when.get_attribute("datetime"))
-    assert [when.inner_text(), when.get_attribute("title")] == shown
+    todays_time_shown(page, history.locator("tbody tr").first.locator("td time"))
     # The History stays inside its card's padding (the long name wraps in its cell).
     overflow = page.evaluate("""() => {
         const card = document.querySelector(".run-side");
