@@ -58,6 +58,14 @@ class InvalidFields(ValidationError):
         return several.problems[0] if len(several.problems) == 1 else several
 
 
+class InvalidSchedule(ValidationError):
+    """A schedule's cron expression or time zone is well-formed JSON but no schedule (422):
+    the message says which field and what it needs."""
+
+    code = "invalid_schedule"
+    status = 422
+
+
 class NotAuthenticated(AppError):
     """No valid session or API token."""
 

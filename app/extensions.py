@@ -49,6 +49,7 @@ from app.runner.parts import EngineParts
 from app.runner.threads import ThreadRunQueue
 from app.seams import EventBus, GrantSignals, RunQueue
 from app.services.grants import GrantCoordinator
+from app.services.schedule_firing import ScheduleFirer
 from app.services.webhook_events import WebhookBus, WebhookEvents, WebhookSender
 from app.services.webhooks import RetryPolicy
 from app.signals import InMemoryGrantSignals
@@ -176,6 +177,10 @@ def init_app(app: Flask) -> None:
         )
     else:
         queue = ThreadRunQueue(parts)
+    # Due schedules fire on the beat's tick, after the queued runs were dispatched: their
+    # runs are queued like any other (the caps apply) and handed to the same queue.
+    schedules = ScheduleFirer(session_factory=factory, submit=queue.submit)
+    heartbeat.on_tick(schedules.fire_due)
     app.extensions.update(
         vault=vault,
         bus=bus,
@@ -185,6 +190,7 @@ def init_app(app: Flask) -> None:
         driver=driver,
         heartbeat=heartbeat,
         run_queue=queue,
+        schedule_firer=schedules,
         redis_listener=None if shared is None else shared.listener,
     )
     # In this order: runs finish or park (their pages still open), then pages are closed.
@@ -309,6 +315,12 @@ def run_queue(app: Flask | None = None) -> RunQueue:
 def heartbeat(app: Flask | None = None) -> Heartbeat:
     """This process's run heartbeat (started by `serve`, or by the first run)."""
     found: Heartbeat = _get(app, "heartbeat")
+    return found
+
+
+def schedule_firer(app: Flask | None = None) -> ScheduleFirer:
+    """The app's schedule firer (the heartbeat's tick calls its `fire_due`)."""
+    found: ScheduleFirer = _get(app, "schedule_firer")
     return found
 
 

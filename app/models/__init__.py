@@ -3,6 +3,7 @@
 from app.models.embedding import ConnectLink, IdempotencyKey
 from app.models.facilities import ApiToken, Facility, Invitation, Membership, Role, User
 from app.models.integrations import Account, CallLog, Grant, Integration, OAuthClient, OAuthState
+from app.models.schedules import Schedule
 from app.models.scripts import Run, Script
 from app.models.sessions import UserSession
 from app.models.versions import ScriptVersion
@@ -23,6 +24,7 @@ __all__ = [
     "OAuthState",
     "Role",
     "Run",
+    "Schedule",
     "Script",
     "ScriptVersion",
     "User",

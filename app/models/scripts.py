@@ -70,6 +70,10 @@ class Run(Base):
     error_trace: Mapped[Any] = mapped_column(JSON, nullable=True)
     # Which saved version ran (None for unsaved source from the editor).
     version: Mapped[int | None]
+    # The schedule that started it (None when a person or an API call did).
+    schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedules.id", ondelete="SET NULL"), index=True
+    )
     calls: Mapped[int] = mapped_column(default=0)
     duration_ms: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -108,6 +112,8 @@ def run_dict(run: Any) -> dict[str, Any]:
         "script_id": run.script_id,
         "version": run.version,
         "user_id": run.user_id,
+        "trigger": "schedule" if run.schedule_id is not None else "manual",
+        "schedule_id": run.schedule_id,
         "status": run.status,
         "input": run.input,
         "result": run.result,

@@ -140,8 +140,10 @@ def create_run(
     source: str | None,
     run_input: Any,
     interactive: bool,
+    schedule_id: int | None = None,
 ) -> Run:
-    """A queued run of a script, or of raw source (scripters only)."""
+    """A queued run of a script, or of raw source (scripters only); `schedule_id` names
+    the schedule that started it."""
     version_number: int | None = None
     schema: Any = {}
     if script_id is not None:
@@ -181,6 +183,7 @@ def create_run(
         "source": run_source,
         "input": run_input,
         "interactive": interactive,
+        "schedule_id": schedule_id,
         "status": str(RunStatus.QUEUED),  # born queued; app.lifecycle moves it from here
         "output": "",
         "calls": 0,

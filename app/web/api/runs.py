@@ -4,7 +4,7 @@ calls; prompts."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
@@ -77,6 +77,12 @@ class RunOut(BaseModel):
     )
     user_id: int
     user: RunUser
+    trigger: Literal["manual", "schedule"] = Field(
+        description="What started the run: a person or an API call (manual), or a schedule"
+    )
+    schedule_id: int | None = Field(
+        description="The schedule that started it (null for manual runs or once deleted)"
+    )
     status: str
     input: Any
     result: Any

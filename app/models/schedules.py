@@ -1,0 +1,58 @@
+"""Schedules: a published script run by cron in a time zone, as the member who made it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+from app.models._types import UTCDateTime, utcnow
+
+# Why a due time started no run (the schedule records it, the API and the page show it).
+SkipReason = Literal[
+    "owner_removed",  # its member left the facility, or the user is gone or disabled
+    "owner_demoted",  # its member no longer has the scripter role
+    "script_unpublished",
+    "script_deleted",
+    "run_refused",  # the run was refused (its input no longer fits the script's inputs)
+]
+SKIP_REASONS: tuple[SkipReason, ...] = get_args(SkipReason)
+
+
+class Schedule(Base):
+    """A cron expression in a time zone that starts runs of a published script.
+
+    `next_run_at` is the next due time (UTC), null while paused. A process fires a due
+    schedule by moving it, with one conditional UPDATE, from the value it read to the next
+    one (app.services.schedule_firing): two processes never fire the same due time.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (Index("ix_schedules_next_run_at", "next_run_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_id: Mapped[int] = mapped_column(
+        ForeignKey("facilities.id", ondelete="CASCADE"), index=True
+    )
+    # Deleting a script deletes its schedules: nothing is left to fire or to show.
+    script_id: Mapped[int] = mapped_column(
+        ForeignKey("scripts.id", ondelete="CASCADE"), index=True
+    )
+    # Whom its runs run as; a user deleted from the server leaves it null (it then skips).
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    cron: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    input: Mapped[Any] = mapped_column(JSON, nullable=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last due time claimed, and what came of it: a run, or why none started. The
+    # run id is a plain value (runs point back here with their schedule_id).
+    last_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_run_id: Mapped[str | None] = mapped_column(String(32))
+    last_skip: Mapped[str | None] = mapped_column(String(40))
+    last_skip_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

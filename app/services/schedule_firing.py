@@ -1,0 +1,173 @@
+"""Firing due schedules: exactly once per due time, across any number of processes.
+
+Every process's heartbeat tick (the embedded server's, each gunicorn worker's, each
+Celery worker process's; in a cluster one process per beat: app.distributed.sweep_turns)
+calls `ScheduleFirer.fire_due`. A due schedule is *claimed* with one conditional UPDATE
+that moves `next_run_at` from the value read to the next due time: on PostgreSQL a
+second claimer of the same row waits for the first one's commit, then finds the value
+moved and updates nothing; SQLite runs one writer at a time. The claim, the checks and
+the run's row are one transaction, so a due time either starts its run or records why
+not, never both and never twice.
+
+The next due time is the first one after *now*, not after the claimed one: a server that
+was down across several due times fires once when it is back, then keeps to the calendar.
+The run is queued like any other (the caps apply) and is not interactive: a call that
+would need a sign-in raises `no_integration_grant` with reason `not_interactive`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.errors import AppError
+from app.models import Membership, Role, Schedule, Script, User
+from app.models._types import utcnow
+from app.models.schedules import SkipReason
+from app.services import cron_times
+from app.services.context import MemberContext
+from app.services.scripts import create_run
+
+log = logging.getLogger(__name__)
+_BATCH = 100
+
+
+class Skipped(Exception):
+    """A due time that starts no run, and why (recorded on the schedule)."""
+
+    def __init__(self, reason: SkipReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class ScheduleFirer:
+    """Finds due schedules and starts their runs (a heartbeat tick listener)."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: Callable[[], Session],
+        submit: Callable[[str], None],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        """`submit(run_id)` hands a queued run to the run queue once its row is committed."""
+        self._session_factory = session_factory
+        self._submit = submit
+        self._clock = clock
+
+    def fire_due(self) -> int:
+        """Fire every schedule due now (once each); how many runs started."""
+        now = self._clock()
+        with self._session_factory() as session:
+            due = session.execute(
+                select(Schedule.id, Schedule.next_run_at, Schedule.cron, Schedule.timezone)
+                .where(Schedule.next_run_at <= now)
+                .order_by(Schedule.next_run_at)
+                .limit(_BATCH)
+            ).all()
+        started = 0
+        for row in due:
+            try:
+                run_id = self.fire(
+                    row.id, due_at=row.next_run_at, cron=row.cron, zone=row.timezone, now=now
+                )
+            except Exception:  # one schedule's failure must not hold back the others
+                log.exception("schedule %s could not fire", row.id)
+                continue
+            if run_id is not None:
+                self._submit(run_id)
+                started += 1
+        return started
+
+    def fire(
+        self, schedule_id: int, *, due_at: datetime, cron: str, zone: str, now: datetime
+    ) -> str | None:
+        """Claim the due time `due_at` of a schedule read with `cron` and `zone`, and start
+        its run; the run's id, or None when another process claimed it first or the due
+        time was skipped (the schedule then says why)."""
+        following = cron_times.next_time(cron, zone, after=max(now, due_at))
+        with self._session_factory() as session, session.begin():
+            claimed = session.execute(
+                update(Schedule)
+                .where(
+                    Schedule.id == schedule_id,
+                    Schedule.next_run_at == due_at,
+                    # Changed meanwhile: its next time was counted from what it is now.
+                    Schedule.cron == cron,
+                    Schedule.timezone == zone,
+                )
+                .values(next_run_at=following, last_due_at=due_at)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if claimed != 1:
+                return None
+            schedule = session.get(Schedule, schedule_id, populate_existing=True)
+            assert schedule is not None  # claimed in this transaction, so it is there
+            try:
+                run_id = self._start(session, schedule)
+            except Skipped as skipped:
+                schedule.last_run_id = None
+                schedule.last_skip, schedule.last_skip_message = skipped.reason, skipped.message
+                log.info("schedule %s skipped %s: %s", schedule_id, due_at, skipped.message)
+                return None
+            schedule.last_run_id = run_id
+            schedule.last_skip = schedule.last_skip_message = None
+        return run_id
+
+    @staticmethod
+    def _start(session: Session, schedule: Schedule) -> str:
+        member = _runs_as(session, schedule)
+        script = session.get(Script, schedule.script_id)
+        if script is None:
+            raise Skipped("script_deleted", "the script was deleted")
+        if not script.published:
+            raise Skipped(
+                "script_unpublished", f"{script.name} is not published: publish it to resume"
+            )
+        run_input: Any = schedule.input
+        try:
+            run = create_run(
+                session,
+                member,
+                script_id=script.id,
+                source=None,
+                run_input=run_input,
+                interactive=False,  # nobody can answer a sign-in prompt
+                schedule_id=schedule.id,
+            )
+        except AppError as refused:
+            raise Skipped("run_refused", f"the run was refused: {refused.message}") from None
+        return run.id
+
+
+def _runs_as(session: Session, schedule: Schedule) -> MemberContext:
+    """The schedule's member as they are now: still in the facility, still a scripter."""
+    found = (
+        session.execute(
+            select(User, Membership)
+            .join(Membership, Membership.user_id == User.id)
+            .where(User.id == schedule.created_by, Membership.facility_id == schedule.facility_id)
+        ).first()
+        if schedule.created_by is not None
+        else None
+    )
+    if found is None or not found[0].is_active:
+        raise Skipped(
+            "owner_removed",
+            "the member it runs as is no longer in the facility: delete it, or make a new"
+            " schedule as someone who is",
+        )
+    user, membership = found
+    if not membership.role.at_least(Role.scripter):
+        raise Skipped(
+            "owner_demoted",
+            f"{user.name} no longer has the scripter role: a scripter or admin must make"
+            " a new schedule",
+        )
+    return MemberContext(user, membership.facility, membership.role)

@@ -1,0 +1,193 @@
+"""Schedules of a script: list, create, change, pause, delete (flush, never commit).
+
+Scripters and admins manage them. A schedule runs as the member who created it, so only
+they or an admin may change or delete it; it starts the script's published version, so
+the script must be published when a schedule is made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.models import Role, Run, Schedule, Script
+from app.models._types import utcnow
+from app.services import cron_times, inputs, versions
+from app.services.context import MemberContext
+from app.services.scripts import MAX_INPUT
+
+MAX_PER_SCRIPT = 20
+# How many coming due times a schedule shows.
+SHOWN_TIMES = 3
+# "Keep the old value" for a PATCH field whose null is a value of its own (the input).
+KEEP: Any = object()
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    """A schedule with what is said about it: its words, coming times and last run."""
+
+    schedule: Schedule
+    description: str
+    next_times: list[datetime]
+    last_run: Run | None
+
+
+def _require_scripter(member: MemberContext) -> None:
+    if not member.can(Role.scripter):
+        raise Forbidden("managing schedules needs the scripter role")
+
+
+def _require_owner_or_admin(member: MemberContext, schedule: Schedule) -> None:
+    if schedule.created_by != member.user.id and not member.can(Role.admin):
+        raise Forbidden(
+            "this schedule runs as the member who created it: only they or an admin may"
+            " change or delete it"
+        )
+
+
+def list_schedules(session: Session, member: MemberContext, script: Script) -> list[Schedule]:
+    """The script's schedules, oldest first (scripters and admins)."""
+    _require_scripter(member)
+    return list(
+        session.scalars(
+            select(Schedule)
+            .where(Schedule.script_id == script.id, Schedule.facility_id == member.facility.id)
+            .order_by(Schedule.id)
+        )
+    )
+
+
+def get_schedule(
+    session: Session, member: MemberContext, script: Script, schedule_id: int
+) -> Schedule:
+    """One schedule of the script (NotFound for another script's or facility's)."""
+    _require_scripter(member)
+    schedule = session.get(Schedule, schedule_id)
+    if (
+        schedule is None
+        or schedule.facility_id != member.facility.id
+        or schedule.script_id != script.id
+    ):
+        raise NotFound("no such schedule")
+    return schedule
+
+
+def create_schedule(
+    session: Session,
+    member: MemberContext,
+    script: Script,
+    *,
+    cron: str,
+    timezone: str = "UTC",
+    run_input: Any = None,
+    enabled: bool = True,
+    now: datetime | None = None,
+) -> Schedule:
+    """A new schedule of a published script that runs as `member`."""
+    _require_scripter(member)
+    if not script.published:
+        raise Conflict(
+            "publish the script first: a schedule runs its published version", field="script_id"
+        )
+    count = session.scalar(
+        select(func.count()).select_from(Schedule).where(Schedule.script_id == script.id)
+    )
+    if (count or 0) >= MAX_PER_SCRIPT:
+        raise Conflict(f"a script has at most {MAX_PER_SCRIPT} schedules; delete one first")
+    cron = cron_times.check_cron(cron)
+    cron_times.check_zone(timezone)
+    schedule = Schedule(
+        facility_id=member.facility.id,
+        script_id=script.id,
+        created_by=member.user.id,
+        cron=cron,
+        timezone=timezone,
+        input=_checked_input(session, script, run_input),
+        enabled=enabled,
+    )
+    _set_next(schedule, now or utcnow())
+    session.add(schedule)
+    session.flush()
+    return schedule
+
+
+def update_schedule(
+    session: Session,
+    member: MemberContext,
+    schedule: Schedule,
+    *,
+    cron: str | None = None,
+    timezone: str | None = None,
+    run_input: Any = KEEP,
+    enabled: bool | None = None,
+    now: datetime | None = None,
+) -> Schedule:
+    """Change a schedule's cron, time zone, input, or pause/resume it (its creator or an
+    admin). Its next due time is counted again from now."""
+    _require_scripter(member)
+    _require_owner_or_admin(member, schedule)
+    if cron is not None:
+        schedule.cron = cron_times.check_cron(cron)
+    if timezone is not None:
+        cron_times.check_zone(timezone)
+        schedule.timezone = timezone
+    if run_input is not KEEP:
+        script = session.get(Script, schedule.script_id)
+        assert script is not None  # a schedule goes with its script (ON DELETE CASCADE)
+        schedule.input = _checked_input(session, script, run_input)
+    if enabled is not None:
+        schedule.enabled = enabled
+    _set_next(schedule, now or utcnow())
+    session.flush()
+    return schedule
+
+
+def delete_schedule(session: Session, member: MemberContext, schedule: Schedule) -> None:
+    """Remove a schedule (its runs stay in history, no longer naming it)."""
+    _require_scripter(member)
+    _require_owner_or_admin(member, schedule)
+    session.delete(schedule)
+    session.flush()
+
+
+def view(session: Session, schedule: Schedule, *, now: datetime | None = None) -> ScheduleView:
+    """What is said about a schedule: its words, next due times (none while paused), and
+    the run its last due time started."""
+    upcoming: list[datetime] = []
+    if schedule.enabled:
+        upcoming = cron_times.next_times(
+            schedule.cron, schedule.timezone, after=now or utcnow(), count=SHOWN_TIMES
+        )
+    last_run = session.get(Run, schedule.last_run_id) if schedule.last_run_id else None
+    return ScheduleView(
+        schedule=schedule,
+        description=cron_times.describe(schedule.cron),
+        next_times=upcoming,
+        last_run=last_run,
+    )
+
+
+def _set_next(schedule: Schedule, now: datetime) -> None:
+    # Paused: no due time, so no process finds it; resumed: the first one from now on.
+    schedule.next_run_at = (
+        cron_times.next_time(schedule.cron, schedule.timezone, after=now)
+        if schedule.enabled
+        else None
+    )
+
+
+def _checked_input(session: Session, script: Script, run_input: Any) -> Any:
+    """The input as given, refused now if it would not fit the published inputs (the run
+    would be refused at every due time)."""
+    if len(json.dumps(run_input)) > MAX_INPUT:
+        raise ValidationError(f"input is larger than {MAX_INPUT} bytes", field="input")
+    chosen = versions.published(session, script=script)
+    inputs.check_input(chosen.input_schema if chosen else script.input_schema, run_input)
+    return run_input

@@ -1,0 +1,200 @@
+"""Schedules of a script: cron expressions in a time zone that start its published version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, StrictBool, StrictStr
+
+from app import db
+from app.models import Role, User
+from app.services import schedules as schedules_service
+from app.services import scripts as scripts_service
+from app.web.api.base import api_blueprint
+from app.web.openapi import Answer, Body, ErrorBody, list_of, reply, spec
+from app.web.security import require_member
+
+bp = api_blueprint("api_schedules")
+TAGS = ("schedules",)
+_CRON_HELP = (
+    "Five fields: minute hour day-of-month month day-of-week, e.g. `0 9 * * 1-5` (09:00 on"
+    " weekdays) or `*/15 * * * *` (every 15 minutes). Names (`mon-fri`, `jan`) are allowed."
+)
+_ZONE_HELP = "An IANA time zone name (`Europe/Berlin`, `America/New_York`); `UTC` by default."
+
+
+class ScheduleUser(BaseModel):
+    """The member a schedule runs as (who created it): their id and name."""
+
+    id: int
+    name: str
+
+
+class ScheduleRun(BaseModel):
+    """The run the schedule's last due time started."""
+
+    id: str
+    status: str
+    created_at: str | None
+    finished_at: str | None
+
+
+class ScheduleSkip(BaseModel):
+    """Why the last due time started no run: `owner_removed`, `owner_demoted`,
+    `script_unpublished`, `script_deleted` or `run_refused`, and words saying what to do."""
+
+    reason: str
+    message: str | None
+
+
+class ScheduleOut(BaseModel):
+    """A schedule: its cron, zone, input, state, coming due times and how its last one went."""
+
+    id: int
+    script_id: int
+    cron: str
+    timezone: str
+    description: str = Field(description="The cron expression in words")
+    input: Any
+    enabled: bool = Field(description="False while paused")
+    next_run_at: str | None = Field(description="The next due time (UTC); null while paused")
+    next_times: list[str] = Field(description="The next 3 due times (UTC), none while paused")
+    runs_as: ScheduleUser | None = Field(
+        description="Who its runs run as (null once that user was deleted)"
+    )
+    last_due_at: str | None = Field(description="The last due time it fired for")
+    last_run: ScheduleRun | None
+    last_skip: ScheduleSkip | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class ScheduleCreate(Body):
+    """A new schedule; it runs as the member who creates it."""
+
+    cron: StrictStr = Field(description=_CRON_HELP)
+    timezone: StrictStr = Field(default="UTC", description=_ZONE_HELP)
+    input: Any = Field(default=None, description="The JSON input each run gets")
+    enabled: StrictBool = True
+
+
+class ScheduleUpdate(Body):
+    """The fields to change; absent keeps the old value (`input: null` sets null)."""
+
+    cron: StrictStr | None = Field(default=None, description=_CRON_HELP)
+    timezone: StrictStr | None = Field(default=None, description=_ZONE_HELP)
+    input: Any = None
+    enabled: StrictBool | None = Field(default=None, description="false pauses, true resumes")
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> ScheduleOut:
+    """The API shape of a schedule."""
+    schedule, run = found.schedule, found.last_run
+    return ScheduleOut(
+        id=schedule.id,
+        script_id=schedule.script_id,
+        cron=schedule.cron,
+        timezone=schedule.timezone,
+        description=found.description,
+        input=schedule.input,
+        enabled=schedule.enabled,
+        next_run_at=_iso(schedule.next_run_at),
+        next_times=[when.isoformat() for when in found.next_times],
+        runs_as=ScheduleUser(id=owner.id, name=owner.name) if owner is not None else None,
+        last_due_at=_iso(schedule.last_due_at),
+        last_run=None if run is None else ScheduleRun(
+            id=run.id, status=run.status, created_at=_iso(run.created_at),
+            finished_at=_iso(run.finished_at),
+        ),
+        last_skip=None if schedule.last_skip is None else ScheduleSkip(
+            reason=schedule.last_skip, message=schedule.last_skip_message
+        ),
+        created_at=_iso(schedule.created_at),
+        updated_at=_iso(schedule.updated_at),
+    )
+
+
+def _shown(schedule: Any) -> ScheduleOut:
+    session = db.session()
+    owner = session.get(User, schedule.created_by) if schedule.created_by is not None else None
+    return schedule_out(schedules_service.view(session, schedule), owner)
+
+
+@bp.get("/f/<slug>/scripts/<int:script_id>/schedules")
+@spec.validate(resp=reply(HTTP_200=list_of(ScheduleOut)), tags=TAGS)
+def list_schedules(slug: str, script_id: int) -> Answer:
+    """The script's schedules with their next due times (scripters and admins)."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    found = schedules_service.list_schedules(db.session(), member, script)
+    return [_shown(schedule).model_dump() for schedule in found]
+
+
+@bp.post("/f/<slug>/scripts/<int:script_id>/schedules")
+@spec.validate(resp=reply(HTTP_201=ScheduleOut, HTTP_422=ErrorBody), tags=TAGS)
+def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
+    """Schedule a published script (scripters and admins); its runs run as the caller.
+
+    Runs started by a schedule are not interactive: a call that needs a sign-in raises
+    `no_integration_grant` with reason `not_interactive`. A bad cron expression or time
+    zone is a 422 `invalid_schedule` that says what is wrong; an unpublished script a 409.
+    """
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    schedule = schedules_service.create_schedule(
+        db.session(),
+        member,
+        script,
+        cron=json.cron,
+        timezone=json.timezone,
+        run_input=json.input,
+        enabled=json.enabled,
+    )
+    db.session.commit()
+    return _shown(schedule), 201
+
+
+@bp.get("/f/<slug>/scripts/<int:script_id>/schedules/<int:schedule_id>")
+@spec.validate(resp=reply(HTTP_200=ScheduleOut), tags=TAGS)
+def get_schedule(slug: str, script_id: int, schedule_id: int) -> Answer:
+    """One schedule of the script."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    return _shown(schedules_service.get_schedule(db.session(), member, script, schedule_id))
+
+
+@bp.patch("/f/<slug>/scripts/<int:script_id>/schedules/<int:schedule_id>")
+@spec.validate(resp=reply(HTTP_200=ScheduleOut, HTTP_422=ErrorBody), tags=TAGS)
+def update_schedule(slug: str, script_id: int, schedule_id: int, json: ScheduleUpdate) -> Answer:
+    """Pause or resume a schedule, or change its cron, time zone or input (its creator or
+    an admin). The next due time is counted again from now."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    schedule = schedules_service.get_schedule(db.session(), member, script, schedule_id)
+    schedules_service.update_schedule(
+        db.session(),
+        member,
+        schedule,
+        cron=json.cron,
+        timezone=json.timezone,
+        run_input=json.input if "input" in json.model_fields_set else schedules_service.KEEP,
+        enabled=json.enabled,
+    )
+    db.session.commit()
+    return _shown(schedule)
+
+
+@bp.delete("/f/<slug>/scripts/<int:script_id>/schedules/<int:schedule_id>")
+@spec.validate(resp=reply("HTTP_204"), tags=TAGS)
+def delete_schedule(slug: str, script_id: int, schedule_id: int) -> Answer:
+    """Delete a schedule (its creator or an admin); its runs stay in history."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    schedule = schedules_service.get_schedule(db.session(), member, script, schedule_id)
+    schedules_service.delete_schedule(db.session(), member, schedule)
+    db.session.commit()
+    return "", 204

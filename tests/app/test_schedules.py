@@ -1,0 +1,277 @@
+"""Scheduled runs (app.services.schedule_firing): each due time fires exactly once however
+many processes claim it, a server that was down fires once and moves on, due times follow
+the zone's wall clock across DST, a schedule whose member or script no longer allows it
+records why instead of firing, and a due schedule becomes a finished, non-interactive run
+on the embedded executor."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from app import db, extensions
+from app.models import Role, Run, Schedule, Script
+from app.models._types import utcnow
+from app.services import people, schedules
+from app.services.context import MemberContext
+from app.services.schedule_firing import ScheduleFirer
+from app.services.scripts import create_script, update_script
+from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+
+NON_INTERACTIVE_CALL = """
+try:
+    integrations.get("keyed", "/me")
+    result = "answered"
+except integrations.NoIntegrationGrant as refused:
+    result = [refused.code, refused.reason]
+"""
+
+
+def scripter_world(session: Any, *, source: str = "result = input") -> tuple[MemberContext, Script]:
+    """Facility lab, its scripter Ada and a published script of hers."""
+    lab = create_facility(session)
+    ada = create_user(session)
+    add_member(session, user=ada, facility=lab, role=Role.scripter)
+    member = MemberContext(ada, lab, Role.scripter)
+    script = create_script(session, member, name="Report", source=source, published=True)
+    session.commit()
+    return member, script
+
+
+def fixed(now: datetime) -> Any:
+    return lambda: now
+
+
+def test_each_due_time_fires_once_with_two_processes_claiming(tmp_path: Path) -> None:
+    """Two apps (two engines and pools, as two processes) fire the same 20 due schedules at
+    the same moment: 20 runs, one per schedule, each schedule moved to its next time once."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = make_app(tmp_path / "a")
+    second = make_app(tmp_path / "b", DATABASE_URL=first.config["DATABASE_URL"])
+    now = utcnow().replace(microsecond=0)
+    with first.app_context():
+        session = db.session()
+        member, script = scripter_world(session)
+        for _ in range(20):
+            schedules.create_schedule(
+                session, member, script, cron="*/5 * * * *", now=now - timedelta(minutes=11)
+            )
+        session.commit()
+        due = {s.id: s.next_run_at for s in session.scalars(select(Schedule))}
+        assert all(when is not None and when <= now for when in due.values())
+    submitted: dict[str, list[str]] = {"a": [], "b": []}
+    firers = {
+        name: ScheduleFirer(
+            session_factory=db.session_factory(app), submit=submitted[name].append,
+            clock=fixed(now),
+        )
+        for name, app in (("a", first), ("b", second))
+    }
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def fire(name: str) -> None:
+        try:
+            barrier.wait(30)
+            firers[name].fire_due()
+        except BaseException as failed:  # reported by the assertion below
+            errors.append(failed)
+
+    threads = [threading.Thread(target=fire, args=(name,)) for name in firers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    started = submitted["a"] + submitted["b"]
+    assert len(started) == len(set(started)) == 20
+    with first.app_context():
+        runs = db.session.scalars(select(Run)).all()
+        assert sorted(run.id for run in runs) == sorted(started)
+        assert sorted(run.schedule_id for run in runs) == sorted(due)  # one per schedule
+        assert {run.interactive for run in runs} == {False}
+        for schedule in db.session.scalars(select(Schedule)):
+            assert schedule.last_due_at == due[schedule.id]
+            assert schedule.next_run_at is not None and schedule.next_run_at > now
+            assert schedule.last_run_id in started
+    # Firing again at the same moment finds nothing due.
+    assert firers["a"].fire_due() == firers["b"].fire_due() == 0
+
+
+def test_a_server_down_over_many_due_times_fires_once_then_keeps_the_calendar(
+    app: Flask,
+) -> None:
+    session = db.session()
+    member, script = scripter_world(session)
+    down_since = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    schedule = schedules.create_schedule(session, member, script, cron="0 * * * *",
+                                         now=down_since)
+    session.commit()
+    assert schedule.next_run_at == datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    back = datetime(2026, 3, 2, 12, 17, tzinfo=UTC)  # 07:00 .. 12:00 passed: six due times
+    submitted: list[str] = []
+    firer = ScheduleFirer(session_factory=db.session_factory(app), submit=submitted.append,
+                          clock=fixed(back))
+    assert firer.fire_due() == 1
+    assert firer.fire_due() == 0  # not a burst
+    session.expire_all()
+    schedule = session.get(Schedule, schedule.id)
+    assert schedule is not None
+    assert schedule.last_due_at == datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    assert schedule.next_run_at == datetime(2026, 3, 2, 13, 0, tzinfo=UTC)  # the next future
+    assert len(session.scalars(select(Run)).all()) == 1
+    later = ScheduleFirer(session_factory=db.session_factory(app), submit=submitted.append,
+                          clock=fixed(datetime(2026, 3, 2, 13, 0, 5, tzinfo=UTC)))
+    assert later.fire_due() == 1
+    session.expire_all()
+    assert session.get(Schedule, schedule.id).next_run_at == datetime(  # type: ignore[union-attr]
+        2026, 3, 2, 14, 0, tzinfo=UTC)
+
+
+def test_due_times_follow_the_zone_across_dst(app: Flask) -> None:
+    """02:30 in Berlin: on the night the clocks skip 02:00-03:00 it fires at 03:00 CEST
+    (01:00 UTC), the next days at 02:30 CEST (00:30 UTC); in autumn the repeated 02:30
+    fires once. 09:00 in New York is 14:00 UTC in winter and 13:00 UTC in summer."""
+    session = db.session()
+    member, script = scripter_world(session)
+    spring = schedules.create_schedule(
+        session, member, script, cron="30 2 * * *", timezone="Europe/Berlin",
+        now=datetime(2026, 3, 27, 12, 0, tzinfo=UTC),
+    )
+    session.commit()
+    shown = schedules.view(session, spring, now=datetime(2026, 3, 27, 12, 0, tzinfo=UTC))
+    assert shown.description == "At 02:30 every day"
+    assert shown.next_times == [
+        datetime(2026, 3, 28, 1, 30, tzinfo=UTC),  # CET, +01:00
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # 02:30 does not exist: 03:00 CEST
+        datetime(2026, 3, 30, 0, 30, tzinfo=UTC),  # CEST, +02:00
+    ]
+    autumn = schedules.view(session, spring, now=datetime(2026, 10, 24, 12, 0, tzinfo=UTC))
+    assert autumn.next_times == [
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),  # 02:30 CEST, the first of the two
+        datetime(2026, 10, 26, 1, 30, tzinfo=UTC),  # CET again
+        datetime(2026, 10, 27, 1, 30, tzinfo=UTC),
+    ]
+    # Firing walks the same calendar: the due time on the short night moves to the next day's.
+    firer = ScheduleFirer(session_factory=db.session_factory(app), submit=lambda _id: None,
+                          clock=fixed(datetime(2026, 3, 29, 1, 0, 1, tzinfo=UTC)))
+    with db.session_factory(app)() as other:
+        other.execute(
+            Schedule.__table__.update().values(next_run_at=datetime(2026, 3, 29, 1, 0, tzinfo=UTC))
+        )
+        other.commit()
+    assert firer.fire_due() == 1
+    session.expire_all()
+    assert session.get(Schedule, spring.id).next_run_at == datetime(  # type: ignore[union-attr]
+        2026, 3, 30, 0, 30, tzinfo=UTC)
+    new_york = schedules.create_schedule(
+        session, member, script, cron="0 9 * * 1-5", timezone="America/New_York",
+        now=datetime(2026, 3, 6, 15, 0, tzinfo=UTC),  # a Friday afternoon, before DST (Mar 8)
+    )
+    assert schedules.view(session, new_york, now=datetime(2026, 3, 6, 15, 0, tzinfo=UTC)
+                          ).next_times == [
+        datetime(2026, 3, 9, 13, 0, tzinfo=UTC),  # Monday, EDT
+        datetime(2026, 3, 10, 13, 0, tzinfo=UTC),
+        datetime(2026, 3, 11, 13, 0, tzinfo=UTC),
+    ]
+    assert new_york.next_run_at == datetime(2026, 3, 9, 13, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("removed", "owner_removed"),
+        ("demoted", "owner_demoted"),
+        ("disabled", "owner_removed"),
+        ("unpublished", "script_unpublished"),
+        ("input_no_longer_fits", "run_refused"),
+    ],
+)
+def test_a_schedule_its_member_or_script_no_longer_allows_records_why(
+    app: Flask, change: str, reason: str
+) -> None:
+    session = db.session()
+    member, script = scripter_world(session)
+    start = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+    schedule = schedules.create_schedule(session, member, script, cron="0 9 * * *",
+                                         run_input={"n": 1}, now=start)
+    session.commit()
+    if change == "removed":
+        people.remove_membership(session, user_id=member.user.id, facility=member.facility)
+    elif change == "demoted":
+        add_member(session, user=member.user, facility=member.facility, role=Role.member)
+    elif change == "disabled":
+        member.user.is_active = False
+    elif change == "unpublished":
+        update_script(session, member, script, published=False)
+    else:  # the published inputs now want a number `count`, which the schedule lacks
+        update_script(session, member, script, published=True, input_fields=[
+            {"name": "count", "type": "number", "required": True}])
+    session.commit()
+    due = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+    submitted: list[str] = []
+    firer = ScheduleFirer(session_factory=db.session_factory(app), submit=submitted.append,
+                          clock=fixed(due + timedelta(seconds=3)))
+    assert firer.fire_due() == 0
+    assert submitted == []
+    session.expire_all()
+    assert session.scalars(select(Run)).all() == []
+    found = session.get(Schedule, schedule.id)
+    assert found is not None
+    assert (found.last_skip, found.last_due_at, found.last_run_id) == (reason, due, None)
+    assert found.last_skip_message
+    assert found.next_run_at == datetime(2026, 5, 5, 9, 0, tzinfo=UTC)  # it moves on
+
+
+def test_a_paused_schedule_does_not_fire_and_resumes_from_now(app: Flask) -> None:
+    session = db.session()
+    member, script = scripter_world(session)
+    start = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+    schedule = schedules.create_schedule(session, member, script, cron="0 9 * * *", now=start)
+    schedules.update_schedule(session, member, schedule, enabled=False, now=start)
+    session.commit()
+    assert schedule.next_run_at is None
+    firer = ScheduleFirer(session_factory=db.session_factory(app), submit=lambda _id: None,
+                          clock=fixed(datetime(2026, 5, 9, 0, 0, tzinfo=UTC)))
+    assert firer.fire_due() == 0
+    schedules.update_schedule(session, member, schedule, enabled=True,
+                              now=datetime(2026, 5, 9, 0, 0, tzinfo=UTC))
+    assert schedule.next_run_at == datetime(2026, 5, 9, 9, 0, tzinfo=UTC)
+
+
+def test_a_due_schedule_becomes_a_finished_non_interactive_run_on_the_embedded_executor(
+    tmp_path: Path,
+) -> None:
+    """The heartbeat's start-up sweep fires it, the thread queue runs it; the call that
+    would need a sign-in raises no_integration_grant with reason not_interactive."""
+    app = make_app(tmp_path, HEARTBEAT_S=0.5)
+    with app.app_context():
+        session = db.session()
+        member, script = scripter_world(session, source=NON_INTERACTIVE_CALL)
+        create_integration(session, facility=member.facility, key="keyed")
+        schedule = schedules.create_schedule(
+            session, member, script, cron="* * * * *", run_input={"report": "daily"},
+            now=utcnow() - timedelta(minutes=3),
+        )
+        session.commit()
+        schedule_id = schedule.id
+    extensions.heartbeat(app).start()  # start-up sweep: its tick fires what is due
+    with app.app_context():
+        found = db.session.get(Schedule, schedule_id, populate_existing=True)
+        assert found is not None and found.last_run_id is not None, found and found.last_skip
+        run_id = found.last_run_id
+    ended = extensions.run_queue(app).wait(run_id, 60)
+    assert ended is not None, "the scheduled run did not finish"
+    assert ended["status"] == "succeeded", ended
+    assert ended["result"] == ["no_integration_grant", "not_interactive"]
+    assert (ended["trigger"], ended["schedule_id"]) == ("schedule", schedule_id)
+    assert ended["input"] == {"report": "daily"}
+    with app.app_context():
+        assert db.session.scalars(select(Run.id)).all() == [run_id]

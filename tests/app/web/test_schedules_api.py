@@ -1,0 +1,200 @@
+"""The schedules API: scripters and admins manage a published script's schedules; members
+get 403, another facility's ids 404, a bad cron expression or time zone 422 saying what is
+wrong; a run a schedule started says so in the runs API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from app import db, extensions
+from app.models import Role, Script
+from app.testing import LiveServer, WebClient
+from tests.conftest import add_member, create_facility, create_user
+
+
+@pytest.fixture
+def world(live: LiveServer) -> dict[str, Any]:
+    """lab: admin Ada, scripter Sam, member Mia, a published and a draft script; other:
+    scripter Oz and his published script."""
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        other = create_facility(session, slug="other", name="Other")
+        people = {
+            name: create_user(session, email=f"{name}@example.com", name=name.title())
+            for name in ("ada", "sam", "mia", "oz")
+        }
+        add_member(session, user=people["ada"], facility=lab, role=Role.admin)
+        add_member(session, user=people["sam"], facility=lab, role=Role.scripter)
+        add_member(session, user=people["mia"], facility=lab, role=Role.member)
+        add_member(session, user=people["oz"], facility=other, role=Role.scripter)
+        scripts = {
+            "report": Script(facility_id=lab.id, name="Report", source="result = input",
+                             published=True),
+            "draft": Script(facility_id=lab.id, name="Draft", source="result = 1"),
+            "theirs": Script(facility_id=other.id, name="Theirs", source="result = 2",
+                             published=True),
+        }
+        session.add_all(scripts.values())
+        session.commit()
+        ids = {name: user.id for name, user in people.items()}
+        ids.update({name: script.id for name, script in scripts.items()})
+    clients = {name: WebClient(live.app, live.url, ids[name]) for name in people}
+    return {"live": live, "ids": ids, "clients": clients}
+
+
+def call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> requests.Response:
+    client: WebClient = world["clients"][who]
+    return client.api(method, path, **kw)
+
+
+def schedules_of(world: dict[str, Any], script: str, slug: str = "lab") -> str:
+    return f"/api/f/{slug}/scripts/{world['ids'][script]}/schedules"
+
+
+def test_a_scripter_creates_lists_pauses_resumes_and_deletes(world: dict[str, Any]) -> None:
+    base = schedules_of(world, "report")
+    made = call(world, "sam", "POST", base, json={
+        "cron": "0  9 * * 1-5", "timezone": "Europe/Berlin", "input": {"to": "team"}})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["cron"] == "0 9 * * 1-5"  # fields separated by one space
+    assert body["description"] == "At 09:00 on Monday through Friday"
+    assert (body["timezone"], body["input"], body["enabled"]) == (
+        "Europe/Berlin", {"to": "team"}, True)
+    assert body["runs_as"] == {"id": world["ids"]["sam"], "name": "Sam"}
+    assert len(body["next_times"]) == 3 and body["next_times"][0] == body["next_run_at"]
+    assert body["last_run"] is None and body["last_skip"] is None
+    listed = call(world, "ada", "GET", base)
+    assert listed.status_code == 200 and [s["id"] for s in listed.json()] == [body["id"]]
+
+    paused = call(world, "sam", "PATCH", f"{base}/{body['id']}", json={"enabled": False})
+    assert paused.status_code == 200, paused.text
+    assert (paused.json()["enabled"], paused.json()["next_run_at"],
+            paused.json()["next_times"]) == (False, None, [])
+    assert paused.json()["input"] == {"to": "team"}  # absent keeps the input
+    resumed = call(world, "sam", "PATCH", f"{base}/{body['id']}",
+                   json={"enabled": True, "cron": "*/15 * * * *", "timezone": "UTC",
+                         "input": None})
+    assert resumed.status_code == 200, resumed.text
+    shown = resumed.json()
+    assert (shown["enabled"], shown["cron"], shown["input"]) == (True, "*/15 * * * *", None)
+    assert shown["description"] == "Every 15th minute of every hour"
+    assert shown["next_run_at"] is not None
+
+    assert call(world, "sam", "DELETE", f"{base}/{body['id']}").status_code == 204
+    assert call(world, "sam", "GET", base).json() == []
+    assert call(world, "sam", "GET", f"{base}/{body['id']}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"cron": "61 * * * *"}, "cron", "field 1, the minute"),
+        ({"cron": "0 9 * *"}, "cron", "has 4 field(s); it needs five fields"),
+        ({"cron": "* * * * * *"}, "cron", "has 6 field(s)"),
+        ({"cron": "0 0 31 2 *"}, "cron", "the day of month"),
+        ({"cron": "@daily"}, "cron", "has 1 field(s)"),
+        ({"cron": "0 9 * * *", "timezone": "Mars/Olympus"}, "timezone",
+         "'Mars/Olympus' is not an IANA time zone name"),
+        ({"cron": "0 9 * * *", "timezone": "../../etc/passwd"}, "timezone", "not an IANA"),
+        ({"cron": "0 9 * * *", "timezone": "localtime"}, "timezone", "not an IANA"),
+    ],
+)
+def test_a_bad_cron_or_time_zone_is_422_saying_what_is_wrong(
+    world: dict[str, Any], body: dict[str, Any], field: str, words: str
+) -> None:
+    answer = call(world, "sam", "POST", schedules_of(world, "report"), json=body)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_schedule", field)
+    assert words in error["message"]
+    made = call(world, "sam", "POST", schedules_of(world, "report"), json={"cron": "0 9 * * *"})
+    changed = call(world, "sam", "PATCH", f"{schedules_of(world, 'report')}/{made.json()['id']}",
+                   json=body)
+    assert changed.status_code == 422 and changed.json()["error"]["field"] == field
+
+
+def test_wrong_types_and_unpublished_scripts_are_refused(world: dict[str, Any]) -> None:
+    base = schedules_of(world, "report")
+    wrong = call(world, "sam", "POST", base, json={"cron": 5})
+    assert wrong.status_code == 400 and wrong.json()["error"]["field"] == "cron"
+    missing = call(world, "sam", "POST", base, json={})
+    assert missing.status_code == 400 and "cron is required" in missing.json()["error"]["message"]
+    draft = call(world, "sam", "POST", schedules_of(world, "draft"), json={"cron": "0 9 * * *"})
+    assert draft.status_code == 409 and "publish the script first" in draft.text
+
+
+def test_members_get_403_and_only_the_creator_or_an_admin_changes_it(
+    world: dict[str, Any]
+) -> None:
+    base = schedules_of(world, "report")
+    made = call(world, "sam", "POST", base, json={"cron": "0 9 * * *"}).json()
+    one = f"{base}/{made['id']}"
+    for method, path, body in (("GET", base, None), ("POST", base, {"cron": "0 9 * * *"}),
+                               ("GET", one, None), ("PATCH", one, {"enabled": False}),
+                               ("DELETE", one, None)):
+        answer = call(world, "mia", method, path, json=body)
+        assert answer.status_code == 403, (method, path, answer.text)
+        assert "scripter role" in answer.json()["error"]["message"]
+    # Another scripter may see it, not change what runs as Sam.
+    call(world, "ada", "POST", base, json={"cron": "0 10 * * *"})
+    ada_made = call(world, "ada", "GET", base).json()[1]
+    sam_on_ada = call(world, "sam", "PATCH", f"{base}/{ada_made['id']}", json={"enabled": False})
+    assert sam_on_ada.status_code == 403 and "only they or an admin" in sam_on_ada.text
+    assert call(world, "sam", "DELETE", f"{base}/{ada_made['id']}").status_code == 403
+    admin_on_sam = call(world, "ada", "PATCH", one, json={"enabled": False})
+    assert admin_on_sam.status_code == 200
+    assert admin_on_sam.json()["runs_as"]["name"] == "Sam"  # it still runs as its creator
+
+
+def test_another_facilitys_ids_are_404(world: dict[str, Any]) -> None:
+    theirs = call(world, "oz", "POST", schedules_of(world, "theirs", "other"),
+                  json={"cron": "0 9 * * *"})
+    assert theirs.status_code == 201
+    their_id = theirs.json()["id"]
+    # Their script through our facility, and their schedule under our script: not found.
+    assert call(world, "ada", "GET", schedules_of(world, "theirs")).status_code == 404
+    for method, body in (("GET", None), ("PATCH", {"enabled": False}), ("DELETE", None)):
+        answer = call(world, "ada", method, f"{schedules_of(world, 'report')}/{their_id}",
+                      json=body)
+        assert answer.status_code == 404, answer.text
+    # Their facility itself: Ada is no member.
+    assert call(world, "ada", "GET", schedules_of(world, "theirs", "other")).status_code == 404
+    assert call(world, "oz", "GET", schedules_of(world, "theirs", "other")).json()[0][
+        "enabled"] is True
+
+
+def test_a_scheduled_run_says_so_in_the_runs_api_and_the_schedule_links_it(
+    world: dict[str, Any]
+) -> None:
+    live: LiveServer = world["live"]
+    base = schedules_of(world, "report")
+    made = call(world, "sam", "POST", base, json={"cron": "* * * * *", "input": {"n": 7}}).json()
+    with live.app.app_context():
+        from datetime import timedelta
+
+        from app.models import Schedule
+        from app.models._types import utcnow
+
+        schedule = db.session.get(Schedule, made["id"])
+        assert schedule is not None
+        schedule.next_run_at = utcnow() - timedelta(minutes=1)
+        db.session.commit()
+    assert extensions.schedule_firer(live.app).fire_due() == 1
+    shown = call(world, "sam", "GET", f"{base}/{made['id']}").json()
+    run_id = shown["last_run"]["id"]
+    ended = extensions.run_queue(live.app).wait(run_id, 60)
+    assert ended is not None and ended["status"] == "succeeded"
+    run = call(world, "sam", "GET", f"/api/f/lab/runs/{run_id}").json()
+    assert (run["trigger"], run["schedule_id"], run["result"]) == ("schedule", made["id"],
+                                                                   {"n": 7})
+    assert run["user"]["name"] == "Sam"
+    assert call(world, "sam", "GET", f"{base}/{made['id']}").json()["last_run"]["status"] == (
+        "succeeded")
+    by_hand = call(world, "sam", "POST", "/api/f/lab/runs",
+                   json={"script_id": world["ids"]["report"], "wait": 30}).json()
+    assert (by_hand["trigger"], by_hand["schedule_id"]) == ("manual", None)
