@@ -371,3 +371,56 @@ def test_the_prompt_and_the_editor_run_button_are_reached_by_tab_with_a_focus_ri
     scripter.goto(f"{site.live.url}/f/lab/editor/{site.scripts['Greeter']}")
     scripter.focus(".brand")
     tab_to(scripter, "#run-script")
+
+
+# Dark mode follows the system setting: each page once more in it, as the first person who
+# reads it, at the wide width (the narrow one changes layout, not colours).
+DARK_CASES = [(name, people[0]) for name, (_path, people) in PAGES.items()]
+
+
+@pytest.mark.parametrize(("name", "person"), DARK_CASES, ids=[n for n, _p in DARK_CASES])
+def test_a_page_in_dark_mode_has_no_serious_accessibility_violations(
+    browser: Any, site: Site, name: str, person: str
+) -> None:
+    page = site.page(browser, person, 1280)
+    values = {
+        "greeter": site.scripts["Greeter"],
+        "run_ok": site.runs[f"{person}-ok"],
+        "run_failed": site.runs[f"{person}-failed"],
+        "token": connect_link(site.live, PEOPLE[person]) if name == "connect-link" else "",
+    }
+    page.emulate_media(color_scheme="dark")
+    try:
+        check(page, site.live.url + PAGES[name][0].format(**values), f"{name} in dark mode")
+    finally:
+        page.emulate_media(color_scheme="light")
+
+
+TOAST_COLOURS = """(kind) => {
+    const item = document.createElement('div');
+    item.className = 'toast ' + kind;
+    item.textContent = 'A toast';
+    document.getElementById('toasts').append(item);
+    const style = getComputedStyle(item);
+    const colours = {ink: style.color, ground: style.backgroundColor};
+    item.remove();
+    return colours;
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_kind_of_toast_is_readable_in_both_colour_schemes(
+    browser: Any, site: Site, scheme: str
+) -> None:
+    """Toasts come and go in four seconds, so the page scans rarely meet one: each kind is
+    put up here and its text held to WCAG's 4.5:1 against its own background."""
+    page = site.page(browser, "member", 1280)
+    page.goto(f"{site.live.url}/f/lab/scripts")
+    page.emulate_media(color_scheme=scheme)
+    try:
+        for kind in ("info", "ok", "warn", "error"):
+            colours = page.evaluate(TOAST_COLOURS, kind)
+            ratio = contrast(colours["ink"], colours["ground"])
+            assert ratio >= 4.5, f"a {kind} toast in {scheme} mode: {colours}, {ratio:.2f}:1"
+    finally:
+        page.emulate_media(color_scheme="light")

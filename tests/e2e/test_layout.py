@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app import db
+from app import db, extensions
 from app.models import Integration, Role, Script, User
-from app.services import connect_links
+from app.services import connect_links, connections
 from app.testing import LiveServer
 from tests.conftest import (
     PASSWORD,
@@ -300,4 +300,34 @@ def test_a_page_opened_at_another_address_says_where_live_updates_work(
     assert alert.locator("a").get_attribute("href") == f"{live.url}/f/lab/runs?script_id=1"
     page.wait_for_timeout(4500)  # longer than a passing toast stays
     assert alert.is_visible()
+    page.context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_editors_side_card_holds_its_tables_after_a_run_with_a_long_call(
+    browser: Any, live_lab: tuple[LiveServer, int], width: int
+) -> None:
+    """The Integration calls table has six columns in the narrow side card: it fits, and a
+    call's long path wraps instead of making the card scroll sideways."""
+    live, script_id = live_lab
+    with live.app.app_context():
+        session = db.session()
+        integration = session.scalar(select(Integration).where(Integration.key == "keyed"))
+        assert integration is not None
+        connections.connect_with_credentials(
+            session, integration=integration, owner="master", user_id=None, label="",
+            fields={"api_key": "unused"}, parameters={}, vault=extensions.vault())
+        session.commit()
+        db.session.remove()
+    page = signed_in(browser, live, "ada@example.com", width=width)
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    page.click("#run-script")
+    # Nothing listens at the integration's address: the call is logged, then the run fails.
+    row = page.locator("#run-calls tbody tr")
+    row.first.wait_for(timeout=30000)
+    assert "/a/very/long/path/that/keeps/going" in row.first.inner_text()
+    side = page.evaluate("(() => { const s = document.querySelector('.run-side');"
+                         " return [s.scrollWidth, s.clientWidth]; })()")
+    assert side[0] <= side[1], f"the side card scrolls sideways at {width}px: {side}"
+    fits(page, f"editor-calls-{width}")
     page.context.close()
