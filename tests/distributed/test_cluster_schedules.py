@@ -1,0 +1,103 @@
+"""Scheduled runs in a real cluster (DESIGN §7): two web processes of two gunicorn workers
+each and a Celery worker of two processes all tick on PostgreSQL and Redis, each of them
+free to fire due schedules; every due schedule still starts exactly one run, which
+executes on the Celery worker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import db
+from app.lifecycle import is_final
+from app.models import Role, Run, Schedule
+from app.models._types import utcnow
+from app.services import schedules
+from app.services.context import MemberContext
+from app.services.scripts import create_script
+from tests.conftest import add_member, create_facility, create_user
+from tests.distributed.cluster import Cluster, Process, seeded_cluster
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
+SECRET_KEY = "cluster-schedules-session-key"
+DUE = 6
+RUN_TASK = "scriptbox.run["
+
+
+@dataclass(frozen=True)
+class World:
+    """A migrated PostgreSQL database with DUE schedules due now, and a cluster on it."""
+
+    app: Flask
+    schedule_ids: list[int]
+    cluster: Cluster
+
+
+@pytest.fixture
+def world(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[World]:
+    def seed(session: Session) -> list[int]:
+        lab = create_facility(session, slug="lab")
+        ada = create_user(session, email="ada@example.com")
+        add_member(session, user=ada, facility=lab, role=Role.scripter)
+        member = MemberContext(ada, lab, Role.scripter)
+        script = create_script(session, member, name="Echo", source="result = input",
+                               published=True)
+        made = [
+            schedules.create_schedule(session, member, script, cron="*/5 * * * *",
+                                      run_input={"n": n},
+                                      now=utcnow() - timedelta(minutes=11))
+            for n in range(DUE)
+        ]
+        return [schedule.id for schedule in made]
+
+    with seeded_cluster(tmp_path, postgres_url, redis_prefix, SECRET_KEY, seed) as (
+            app, ids, cluster):
+        yield World(app=app, schedule_ids=ids, cluster=cluster)
+
+
+def _runs(app: Flask) -> list[Run]:
+    with app.app_context():
+        found = list(db.session.scalars(select(Run)))
+        for run in found:
+            db.session.expunge(run)
+    db.session.remove()
+    return found
+
+
+def test_each_due_schedule_fires_once_across_the_cluster_and_runs_on_a_worker(
+    world: World,
+) -> None:
+    cluster = world.cluster
+    # The web processes first: their four gunicorn workers' start-up sweeps race for the
+    # due schedules; the runs wait queued for the worker.
+    for _ in range(2):
+        cluster.web(workers=2)
+    worker = cluster.worker(concurrency=2)
+    processes: list[Process] = list(cluster.processes)
+
+    deadline = time.monotonic() + 120
+    while sum(is_final(run.status) for run in _runs(world.app)) < DUE:
+        assert time.monotonic() < deadline, [p.output() for p in processes]
+        worker.await_line(0.5)
+    runs = _runs(world.app)
+    assert sorted(run.schedule_id for run in runs) == sorted(world.schedule_ids), [
+        (run.schedule_id, run.status) for run in runs]
+    assert {(run.status, run.interactive) for run in runs} == {("succeeded", False)}
+    assert sorted(run.result["n"] for run in runs) == list(range(DUE))
+    # Every run went through the Celery queue to the worker (the web processes drive none).
+    tasks = [line for line in list(worker.lines) if RUN_TASK in line and "succeeded" in line]
+    assert len(tasks) >= DUE, worker.output()
+    # Each moved to its next due time in the future: none can fire again before then.
+    with world.app.app_context():
+        for schedule in db.session.scalars(select(Schedule)):
+            assert schedule.next_run_at is not None and schedule.next_run_at > utcnow()
+            assert schedule.last_run_id in {run.id for run in runs}
+    db.session.remove()
