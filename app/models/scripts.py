@@ -70,7 +70,9 @@ class Run(Base):
     error_trace: Mapped[Any] = mapped_column(JSON, nullable=True)
     # Which saved version ran (None for unsaved source from the editor).
     version: Mapped[int | None]
-    # The schedule that started it (None when a person or an API call did).
+    # What started it: "manual" (a person or an API call) or "schedule"; kept when the
+    # schedule is deleted (its schedule_id then goes null).
+    trigger: Mapped[str] = mapped_column(String(16), default="manual", server_default="manual")
     schedule_id: Mapped[int | None] = mapped_column(
         ForeignKey("schedules.id", ondelete="SET NULL"), index=True
     )
@@ -112,7 +114,7 @@ def run_dict(run: Any) -> dict[str, Any]:
         "script_id": run.script_id,
         "version": run.version,
         "user_id": run.user_id,
-        "trigger": "schedule" if run.schedule_id is not None else "manual",
+        "trigger": run.trigger,
         "schedule_id": run.schedule_id,
         "status": run.status,
         "input": run.input,

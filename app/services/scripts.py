@@ -183,6 +183,7 @@ def create_run(
         "source": run_source,
         "input": run_input,
         "interactive": interactive,
+        "trigger": "manual" if schedule_id is None else "schedule",
         "schedule_id": schedule_id,
         "status": str(RunStatus.QUEUED),  # born queued; app.lifecycle moves it from here
         "output": "",

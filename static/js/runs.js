@@ -178,7 +178,8 @@ export async function runHistory(scriptId, tbody, { me = null, empty = null, uni
     return [el("td", { class: mine ? "runner muted" : "runner", text: mine ? "you" : run.user.name })];
   };
   tbody.replaceChildren(...runs.map((run) => el("tr", {},
-    el("td", {}, shortTime(run.created_at)), ...runner(run), el("td", { text: run.status }),
+    el("td", {}, shortTime(run.created_at)), ...runner(run),
+    el("td", { text: run.trigger === "schedule" ? `${run.status} (schedule)` : run.status }),
     el("td", { text: run.duration_ms == null ? "" : `${Math.round(run.duration_ms)}${unit}` }),
     el("td", { text: String(run.calls) }))));
 }

@@ -1,4 +1,5 @@
-"""schedules: cron schedules of published scripts; runs.schedule_id, the one that started a run
+"""schedules: cron schedules of published scripts; runs.trigger (manual | schedule) and
+runs.schedule_id, the schedule that started a run
 
 Revision ID: 0018
 Revises: 0017
@@ -59,6 +60,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_schedules_script_id"), ["script_id"], unique=False)
         batch_op.create_index("ix_schedules_next_run_at", ["next_run_at"], unique=False)
     with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("trigger", sa.String(length=16), server_default="manual", nullable=False)
+        )
         batch_op.add_column(sa.Column("schedule_id", sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f("ix_runs_schedule_id"), ["schedule_id"], unique=False)
         batch_op.create_foreign_key(
@@ -75,6 +79,7 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f("fk_runs_schedule_id_schedules"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_runs_schedule_id"))
         batch_op.drop_column("schedule_id")
+        batch_op.drop_column("trigger")
     with op.batch_alter_table("schedules", schema=None) as batch_op:
         batch_op.drop_index("ix_schedules_next_run_at")
         batch_op.drop_index(batch_op.f("ix_schedules_script_id"))

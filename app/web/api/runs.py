@@ -81,7 +81,8 @@ class RunOut(BaseModel):
         description="What started the run: a person or an API call (manual), or a schedule"
     )
     schedule_id: int | None = Field(
-        description="The schedule that started it (null for manual runs or once deleted)"
+        description="The schedule that started it (null for manual runs, and once the"
+        " schedule is deleted: `trigger` still says schedule)"
     )
     status: str
     input: Any

@@ -195,6 +195,12 @@ def test_a_scheduled_run_says_so_in_the_runs_api_and_the_schedule_links_it(
     assert run["user"]["name"] == "Sam"
     assert call(world, "sam", "GET", f"{base}/{made['id']}").json()["last_run"]["status"] == (
         "succeeded")
+    page = world["clients"]["sam"].http.get(f"{live.url}/f/lab/runs/{run_id}", timeout=30)
+    assert 'id="run-trigger">Schedule<' in page.text
+    # Deleting the schedule keeps what started the run.
+    assert call(world, "sam", "DELETE", f"{base}/{made['id']}").status_code == 204
+    run = call(world, "sam", "GET", f"/api/f/lab/runs/{run_id}").json()
+    assert (run["trigger"], run["schedule_id"]) == ("schedule", None)
     by_hand = call(world, "sam", "POST", "/api/f/lab/runs",
                    json={"script_id": world["ids"]["report"], "wait": 30}).json()
     assert (by_hand["trigger"], by_hand["schedule_id"]) == ("manual", None)
