@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from app import db, extensions
-from app.models import Integration, Role, Script, User
+from app.models import Facility, Integration, Role, Script, User
 from app.services import connect_links, connections
 from app.testing import LiveServer
 from tests.conftest import (
@@ -330,4 +330,45 @@ def test_the_editors_side_card_holds_its_tables_after_a_run_with_a_long_call(
                          " return [s.scrollWidth, s.clientWidth]; })()")
     assert side[0] <= side[1], f"the side card scrolls sideways at {width}px: {side}"
     fits(page, f"editor-calls-{width}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_several_sign_in_prompts_leave_most_of_the_page_in_view(
+    browser: Any, live_lab: tuple[LiveServer, int], width: int
+) -> None:
+    """Three runs wait for three different accounts: their prompts stay in view while the
+    page scrolls, so together they take at most half of the window (they scroll within it),
+    and the last one can still be answered."""
+    live, _script_id = live_lab
+    waiting = {}
+    with live.app.app_context():
+        session = db.session()
+        lab_id = session.scalar(select(Integration.facility_id).where(Integration.key == "keyed"))
+        lab = session.get(Facility, lab_id)
+        assert lab is not None
+        for n in (1, 2, 3):
+            create_integration(session, facility=lab, key=f"needed{n}", name=f"Needed API {n}")
+            script = Script(facility_id=lab.id, name=f"Needs {n}", published=True,
+                            source=f'integrations.get("needed{n}", "/echo")\n')
+            session.add(script)
+            session.flush()
+            waiting[n] = script.id
+        session.commit()
+        db.session.remove()
+    page = signed_in(browser, live, "mo@example.com", width=width, height=800)
+    page.goto(f"{live.url}/f/lab/scripts")
+    page.locator("#prompts").wait_for(state="attached")
+    page.wait_for_load_state("networkidle")
+    for script_id in waiting.values():
+        start_run(page, script_id)
+    prompts = page.locator(".grant-prompt")
+    prompts.nth(2).wait_for(timeout=30000)
+    height = page.evaluate("document.getElementById('prompts').getBoundingClientRect().height")
+    assert height <= 0.45 * 800, f"three prompts take {height}px of an 800px window"
+    fits(page, f"three-prompts-{width}")
+    last = prompts.nth(2)
+    last.locator(".grant-refuse").click()  # Playwright scrolls it into view first
+    last.wait_for(state="detached", timeout=30000)
+    assert prompts.count() == 2
     page.context.close()
