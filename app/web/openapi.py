@@ -173,7 +173,8 @@ spec = _Spec(
     title="Scriptbox API",
     version="1",
     description=(
-        "Scripts, runs, integrations and accounts of a facility. Authenticate with"
+        "Scripts, their schedules, runs, integrations and accounts of a facility. Scheduled"
+        " runs are not interactive (see the schedules tag). Authenticate with"
         " `Authorization: Bearer <API token>` (create one under Settings or POST /api/tokens)."
     ),
     # spectree leaves out routes under its own path, so it must not be "api"; its own

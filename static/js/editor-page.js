@@ -5,6 +5,7 @@ import { api, el, parseJson, showError, slug, toast } from "./api.js";
 import { ready } from "./ws.js";
 import { cancel, follow, renderInto, runHistory, setStatus, start } from "./runs.js";
 import { createInputEditor } from "./input-editor.js";
+import { schedulesPanel } from "./schedules.js";
 
 const page = document.getElementById("editor-page");
 let scriptId = page.dataset.scriptId ? Number(page.dataset.scriptId) : null;
@@ -77,6 +78,7 @@ function showScriptRuns() {
   $("delete-script").hidden = false;
   $("script-history").hidden = false;
   loadHistory();
+  loadSchedules();
 }
 
 function showVersion(saved) {
@@ -184,6 +186,8 @@ async function loadHistory() {
   await runHistory(scriptId, table.tBodies[0], { me: table.dataset.me, empty: table.dataset.empty, unit: "" });
 }
 
+const loadSchedules = schedulesPanel($("schedules-panel"), () => scriptId);
+
 $("save-script").addEventListener("click", () => save());
 
 $("duplicate-script").addEventListener("click", async () => {
@@ -221,3 +225,4 @@ $("script-name").addEventListener("keydown", (event) => {
 $("script-published").addEventListener("change", () => { if (scriptId) save({ publish: $("script-published").checked }); });
 refreshReadiness();
 loadHistory();
+loadSchedules();

@@ -1,0 +1,102 @@
+// The editor's Schedules panel: a saved script's schedules (cron + time zone + input), in
+// words with their next three times, paused or resumed, deleted, and how the last due
+// time went (its run, linked, or why none started). The server checks everything.
+import { api, el, parseJson, showError, slug, toast } from "./api.js";
+import { setStatus } from "./runs.js";
+import { shortTime } from "./elapsed.js";
+
+// Why a due time started no run (app/models/schedules.py SkipReason), as a badge's words.
+const SKIPS = {
+  owner_removed: "skipped: member removed",
+  owner_demoted: "skipped: no longer a scripter",
+  script_unpublished: "skipped: not published",
+  script_deleted: "skipped: script deleted",
+  run_refused: "skipped: input refused",
+};
+
+function timesCell(schedule) {
+  if (!schedule.enabled) return [el("span", { class: "badge warn", text: "paused" })];
+  if (!schedule.next_times.length) return [el("span", { class: "muted", text: "never" })];
+  return schedule.next_times.map((iso) => el("div", {}, shortTime(iso)));
+}
+
+function lastCell(schedule) {
+  if (schedule.last_run) {
+    const badge = el("span", { class: "badge schedule-last-status" });
+    setStatus(badge, schedule.last_run.status);
+    return [el("a", { href: `/f/${slug}/runs/${schedule.last_run.id}`, class: "schedule-last-run" }, shortTime(schedule.last_run.created_at)), " ", badge];
+  }
+  if (schedule.last_skip) {
+    return [el("span", { class: "badge bad schedule-last-status", title: schedule.last_skip.message ?? "", text: SKIPS[schedule.last_skip.reason] ?? schedule.last_skip.reason }),
+      el("div", { class: "muted", text: schedule.last_skip.message ?? "" })];
+  }
+  return [el("span", { class: "muted", text: "not yet" })];
+}
+
+function row(schedule, reload) {
+  const base = `/api/f/${slug}/scripts/${schedule.script_id}/schedules/${schedule.id}`;
+  const toggle = el("button", { type: "button", class: "schedule-toggle", text: schedule.enabled ? "Pause" : "Resume" });
+  const remove = el("button", { type: "button", class: "danger schedule-delete", text: "Delete" });
+  toggle.addEventListener("click", async () => {
+    try { await api("PATCH", base, { enabled: !schedule.enabled }); } catch (error) { toast(error.message, "error"); }
+    reload();
+  });
+  remove.addEventListener("click", async () => {
+    if (!confirm(`Delete the schedule "${schedule.description}"? Its past runs stay.`)) return;
+    try { await api("DELETE", base); } catch (error) { toast(error.message, "error"); }
+    reload();
+  });
+  const input = JSON.stringify(schedule.input);
+  // One block per cell: on a phone a stacked table's cell lays its children out in a row.
+  const cell = (label, className, ...children) => el("td", { "data-label": label, class: className }, el("div", {}, ...children));
+  return el("tr", { "data-schedule-id": schedule.id },
+    cell("When", null,
+      el("div", {}, el("strong", { class: "schedule-description", text: schedule.description })),
+      el("div", { class: "muted" }, el("code", { text: schedule.cron }), ` · ${schedule.timezone}`,
+        schedule.runs_as ? ` · runs as ${schedule.runs_as.name}` : ""),
+      input === "null" || input === "{}" ? "" : el("div", { class: "muted" }, "input ", el("code", { text: input }))),
+    cell("Next runs", "schedule-next", ...timesCell(schedule)),
+    cell("Last run", "schedule-last", ...lastCell(schedule)),
+    el("td", { "data-label": "" }, el("div", { class: "row wrap" }, toggle, remove)));
+}
+
+// Fill the panel for `scriptId` and wire its form (once); returns a function that reloads it.
+export function schedulesPanel(panel, scriptId) {
+  const table = panel.querySelector("#schedules-table");
+  const form = panel.querySelector("#schedule-form");
+  const error = panel.querySelector("#schedule-error");
+  const zone = panel.querySelector("#schedule-zone");
+  const zones = panel.querySelector("#time-zones");
+  const path = () => `/api/f/${slug}/scripts/${scriptId()}/schedules`;
+  if (!zone.value) zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  if (Intl.supportedValuesOf) zones.replaceChildren(...Intl.supportedValuesOf("timeZone").map((name) => el("option", { value: name })));
+
+  async function load() {
+    if (!scriptId()) return;
+    panel.hidden = false;
+    try {
+      const found = await api("GET", path());
+      table.hidden = !found.length;
+      table.tBodies[0].replaceChildren(...found.map((schedule) => row(schedule, load)));
+      const count = panel.querySelector("#schedules-count");
+      count.textContent = found.length ? ` (${found.length})` : "";
+    } catch (failure) { showError(error, failure.message); }
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError(error, "");
+    let input;
+    try { input = parseJson(panel.querySelector("#schedule-input").value, null); } catch {
+      showError(error, "The input is not JSON: write an object such as {\"to\": \"team\"}, or leave it empty.");
+      return;
+    }
+    try {
+      await api("POST", path(), { cron: panel.querySelector("#schedule-cron").value, timezone: zone.value.trim() || "UTC", input });
+      panel.querySelector("#schedule-cron").value = "";
+      toast("Schedule added", "ok");
+      await load();
+    } catch (failure) { showError(error, failure.message); }
+  });
+  return load;
+}

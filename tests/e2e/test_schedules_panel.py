@@ -1,0 +1,147 @@
+"""The editor's Schedules panel in Debian's Chromium: a scripter adds a schedule (cron, time
+zone, input) and reads it in words with its next three times, a bad cron is refused with
+the server's words, the last run shows with its status and links to the run, pause and
+resume, delete; the panel fits a phone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app import db, extensions
+from app.models import Role, Schedule, Script
+from app.models._types import utcnow
+from app.testing import LiveServer
+from tests.conftest import add_member, close_live, create_facility, create_user, make_app
+from tests.e2e.people import fits, signed_in
+
+pytestmark = pytest.mark.browser
+TOGGLE_SAYS = (
+    "(words) => document.querySelector('#schedules-table .schedule-toggle')?.textContent"
+    " === words"
+)
+
+
+@pytest.fixture
+def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
+    """Facility `lab`, its scripter sam@example.com and a published script "Report"."""
+    app = make_app(tmp_path)
+    live = LiveServer(app)
+    with app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        sam = create_user(session, email="sam@example.com", name="Sam")
+        add_member(session, user=sam, facility=lab, role=Role.scripter)
+        script = Script(facility_id=lab.id, name="Report", source="result = input\n",
+                        published=True)
+        session.add(script)
+        session.commit()
+        script_id = script.id
+    yield live, script_id
+    close_live(live)
+
+
+def open_panel(page: Any, live: LiveServer, script_id: int) -> Any:
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#schedules-panel")
+    panel.locator("summary").click()
+    return panel
+
+
+def test_a_scripter_schedules_a_script_and_follows_its_runs(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    live, script_id = live_lab
+    page = signed_in(browser, live, "sam@example.com", timezone="Europe/Berlin")
+    panel = open_panel(page, live, script_id)
+    assert panel.locator("#schedule-zone").input_value() == "Europe/Berlin"  # the browser's
+    assert panel.locator("#schedules-table").is_hidden()
+
+    panel.locator("#schedule-cron").fill("61 9 * * *")
+    panel.locator("#add-schedule").click()
+    error = panel.locator("#schedule-error")
+    error.wait_for()
+    assert "field 1, the minute, is out of range" in error.inner_text()
+
+    panel.locator("#schedule-cron").fill("0 9 * * 1-5")
+    panel.locator("#schedule-input").fill('{"to": "team"}')
+    panel.locator("#add-schedule").click()
+    row = panel.locator("#schedules-table tbody tr")
+    row.wait_for()
+    assert error.is_hidden()
+    assert row.locator(".schedule-description").inner_text() == (
+        "At 09:00 on Monday through Friday")
+    assert "Europe/Berlin" in row.inner_text() and '{"to":"team"}' in row.inner_text()
+    assert panel.locator("summary").inner_text() == "Schedules (1)"
+    with live.app.app_context():
+        schedule = db.session.scalars(select(Schedule)).one()
+        schedule_id = schedule.id
+    api_times = page.evaluate(
+        f"fetch('/api/f/lab/scripts/{script_id}/schedules').then(r => r.json())"
+        ".then(s => s[0].next_times)")
+    times = row.locator(".schedule-next time")
+    assert times.count() == 3
+    assert [times.nth(i).get_attribute("datetime") for i in range(3)] == api_times
+    assert row.locator(".schedule-last").inner_text() == "not yet"
+
+    # Its due time comes: the app's firer (the heartbeat's tick) starts the run.
+    with live.app.app_context():
+        db.session.get(Schedule, schedule_id).next_run_at = (  # type: ignore[union-attr]
+            utcnow() - timedelta(minutes=1))
+        db.session.commit()
+    assert extensions.schedule_firer(live.app).fire_due() == 1
+    with live.app.app_context():
+        run_id = db.session.get(Schedule, schedule_id).last_run_id  # type: ignore[union-attr]
+    assert run_id is not None
+    assert extensions.run_queue(live.app).wait(run_id, 60) is not None
+    panel = open_panel(page, live, script_id)
+    row = panel.locator(f"#schedules-table tr[data-schedule-id='{schedule_id}']")
+    row.wait_for()
+    assert row.locator(".schedule-last-status").inner_text() == "succeeded"
+    # The editor's History says a schedule started it.
+    page.locator("#run-history tbody tr").first.wait_for()
+    assert "succeeded (schedule)" in page.locator("#run-history tbody").inner_text()
+    fits(page, "editor-schedules-1280")
+
+    # Pause: no times, a "paused" badge; Resume brings them back.
+    row.locator(".schedule-toggle").click()
+    page.wait_for_function(TOGGLE_SAYS, arg="Resume")
+    assert row.locator(".schedule-next").inner_text() == "paused"
+    with live.app.app_context():
+        assert db.session.get(Schedule, schedule_id).next_run_at is None  # type: ignore[union-attr]
+    row.locator(".schedule-toggle").click()
+    page.wait_for_function(TOGGLE_SAYS, arg="Pause")
+    assert row.locator(".schedule-next time").count() == 3
+
+    # The last run links to the run's page, which names its trigger.
+    row.locator(".schedule-last-run").click()
+    page.wait_for_url(f"**/f/lab/runs/{run_id}")
+    assert page.locator("#run-trigger").inner_text() == "Schedule"
+
+    # Delete, after the browser's confirmation.
+    panel = open_panel(page, live, script_id)
+    panel.locator("#schedules-table tbody tr").wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    panel.locator(".schedule-delete").click()
+    panel.locator("#schedules-table").wait_for(state="hidden")
+    with live.app.app_context():
+        assert db.session.scalars(select(Schedule)).all() == []
+    page.context.close()
+
+
+def test_the_schedules_panel_fits_a_phone(browser: Any, live_lab: tuple[LiveServer, int]) -> None:
+    live, script_id = live_lab
+    page = signed_in(browser, live, "sam@example.com", width=375, timezone="America/New_York")
+    panel = open_panel(page, live, script_id)
+    panel.locator("#schedule-cron").fill("*/15 9-17 * * mon-fri")
+    panel.locator("#schedule-input").fill('{"report": "a long value that must wrap on a phone"}')
+    panel.locator("#add-schedule").click()
+    panel.locator("#schedules-table tbody tr").wait_for()
+    assert "America/New_York" in panel.inner_text()
+    fits(page, "editor-schedules-375")
+    page.context.close()
