@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -14,6 +14,9 @@ from app.models._types import UTCDateTime, new_id, utcnow
 # What an endpoint may subscribe to (DESIGN: issue 12.3).
 WebhookEvent = Literal["run.finished", "grant.required", "account.needs_reauth"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
+# A test event an admin sends to one endpoint (the API's .../test): delivered whatever the
+# endpoint subscribed to, and never something an endpoint subscribes to.
+PING_EVENT = "ping"
 # What a delivery's row stores. The sender claims only "pending" rows (webhooks.attempt).
 DELIVERY_STATES = ("pending", "delivered", "failed")
 # What the API and the Management page say: a pending delivery that has been tried is
@@ -61,6 +64,9 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The delivery this one sends again (an admin's redelivery); same payload, new attempts.
+    # No foreign key: both belong to one endpoint and are removed with it.
+    redelivery_of: Mapped[str | None] = mapped_column(String(32))
 
     @property
     def shown_status(self) -> ShownStatus:
@@ -78,3 +84,26 @@ class WebhookDelivery(Base):
         if self.status == "failed":
             return self.attempts
         return max(max_attempts, self.attempts)
+
+
+class WebhookAttempt(Base):
+    """One attempt of a delivery, written by the sender: begun when it claims the delivery,
+    ended with the HTTP status or the error in words (never the body of either side)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    number: Mapped[int] = mapped_column(Integer)  # 1 for the first attempt
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))
+
+    @property
+    def ended(self) -> bool:
+        """False while it is in flight: every ended attempt has an answer or an error."""
+        return self.response_code is not None or self.error is not None

@@ -110,7 +110,7 @@ def register(
     )
     if count >= MAX_ENDPOINTS:
         raise ValidationError(f"a facility has at most {MAX_ENDPOINTS} endpoints", field="url")
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    secret = _new_secret()
     endpoint = WebhookEndpoint(
         facility_id=facility_id,
         url=_check_url(url, allow),
@@ -123,6 +123,40 @@ def register(
     session.flush()
     forget(session, facility_id)
     return endpoint, secret
+
+
+def update(
+    session: Session,
+    endpoint: WebhookEndpoint,
+    *,
+    url: str | None = None,
+    events: Sequence[str] | None = None,
+    active: bool | None = None,
+    allow: Sequence[NetworkAllow],
+) -> None:
+    """Change what is given: the URL (checked as when registered), the events, or whether
+    it is active. A paused endpoint gets no new deliveries; its pending ones wait (they are
+    not sent, their attempts not spent) and go out once it is resumed."""
+    if url is not None:
+        endpoint.url = _check_url(url, allow)
+    if events is not None:
+        endpoint.events = _check_events(events)
+    if active is not None:
+        endpoint.active = active
+    session.flush()
+    forget(session, endpoint.facility_id)  # whether the facility listens may have changed
+
+
+def rotate_secret(endpoint: WebhookEndpoint, *, vault: Vault) -> str:
+    """A new signing secret for the endpoint, returned once; the old one stops at once
+    (every attempt from now, pending retries among them, is signed with the new one)."""
+    secret = _new_secret()
+    endpoint.secret_enc = vault.encrypt(secret)
+    return secret
+
+
+def _new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 def endpoint_of(session: Session, *, facility_id: int, endpoint_id: int) -> WebhookEndpoint:

@@ -27,14 +27,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import exists, select, update
+from sqlalchemy import Select, exists, select, update
 from sqlalchemy.orm import Session
 
 from app.integrations.transport import PrivateAddress
 from app.integrations.vault import Vault
 from app.models import WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
-from app.models.webhooks import WEBHOOK_EVENTS
+from app.models.webhooks import WEBHOOK_EVENTS, WebhookAttempt
 
 TIMESTAMP_HEADER = "Scriptbox-Timestamp"
 SIGNATURE_HEADER = "Scriptbox-Signature"
@@ -189,16 +189,26 @@ def enqueue(session: Session, *, facility_id: int, event: str, data: dict[str, A
     return ids
 
 
-def due(session: Session, *, limit: int = 100) -> list[str]:
-    """Pending deliveries whose next attempt is due, oldest first."""
-    return list(
-        session.scalars(
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= utcnow())
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(limit)
-        )
+def due(session: Session, *, endpoint_id: int | None = None, limit: int = 100) -> list[str]:
+    """Pending deliveries whose next attempt is due, oldest first (of one endpoint, when
+    given). A paused endpoint's wait: they are due again once it is resumed."""
+    query = select(WebhookDelivery.id).where(
+        WebhookDelivery.status == "pending",
+        WebhookDelivery.next_attempt_at <= utcnow(),
+        WebhookDelivery.endpoint_id.in_(_active_endpoints()),
     )
+    if endpoint_id is not None:
+        query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
+    return list(session.scalars(query.order_by(WebhookDelivery.next_attempt_at).limit(limit)))
+
+
+def _active_endpoints() -> Select[int]:
+    return select(WebhookEndpoint.id).where(WebhookEndpoint.active.is_(True))
+
+
+# What an attempt whose sender never reported back is closed with, when the delivery is
+# claimed again after the lease: it may or may not have reached the receiver.
+UNREPORTED = "no report from the sender (it stopped during the attempt); tried again"
 
 
 def attempt(
@@ -212,7 +222,9 @@ def attempt(
     """Send one due delivery once; its status afterwards (None: not due, or taken).
 
     The claim is a conditional UPDATE that moves `next_attempt_at` past a lease, so two
-    processes (or a tick and a submit) never send one attempt twice.
+    processes (or a tick and a submit) never send one attempt twice; the same transaction
+    begins the attempt's row (webhook_attempts), which the outcome then ends. A paused
+    endpoint's deliveries are not claimed.
     """
     now = utcnow()
     with session_factory() as session, session.begin():
@@ -222,6 +234,7 @@ def attempt(
                 WebhookDelivery.id == delivery_id,
                 WebhookDelivery.status == "pending",
                 WebhookDelivery.next_attempt_at <= now,
+                WebhookDelivery.endpoint_id.in_(_active_endpoints()),
             )
             .values(next_attempt_at=now + _LEASE)
             .execution_options(synchronize_session=False)
@@ -232,14 +245,34 @@ def attempt(
         assert delivery is not None
         endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
         assert endpoint is not None  # the delivery cascades with its endpoint
+        for unreported in session.scalars(
+            select(WebhookAttempt).where(
+                WebhookAttempt.delivery_id == delivery_id,
+                WebhookAttempt.response_code.is_(None),
+                WebhookAttempt.error.is_(None),
+            )
+        ):
+            unreported.error = UNREPORTED  # its lease ran out: counted, as it may have been sent
+            delivery.attempts += 1
+        started = WebhookAttempt(
+            delivery_id=delivery_id, number=delivery.attempts + 1, started_at=now
+        )
+        session.add(started)
+        session.flush()
+        attempt_id = started.id
         url, secret = endpoint.url, vault.decrypt(endpoint.secret_enc)
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         event = delivery.event
+    began = time.monotonic()
     code, error = _post(http, url, secret, body, event=event, delivery_id=delivery_id)
+    duration_ms = round((time.monotonic() - began) * 1000)
     with session_factory() as session, session.begin():
         delivery = session.get(WebhookDelivery, delivery_id)
-        if delivery is None:
+        ended = session.get(WebhookAttempt, attempt_id)
+        if delivery is None or ended is None:
             return None  # its endpoint was removed meanwhile
+        # Ended: every outcome has a code or an error (_post), so it no longer reads as open.
+        ended.duration_ms, ended.response_code, ended.error = duration_ms, code, error
         delivery.attempts += 1
         delivery.response_code = code
         delivery.last_error = error

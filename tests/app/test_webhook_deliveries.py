@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from app import db, extensions
 from app.models import WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
-from app.services import webhooks
+from app.models.webhooks import WebhookAttempt
+from app.services import webhook_deliveries, webhooks
 from tests.conftest import create_facility
 from tests.listener import Answer, Listener
 
@@ -191,6 +192,12 @@ def test_a_retry_in_flight_is_not_claimed_twice(
         assert (found.shown_status, found.attempts) == ("retrying", 1)
         assert found.next_attempt_at is not None and found.next_attempt_at > utcnow()
         assert _attempt(app, delivery_id) is None
+        # The lease is no next attempt: what the log shows is since when one is in flight.
+        with db.session_factory(app)() as fresh:
+            delivery = fresh.get(WebhookDelivery, delivery_id)
+            assert delivery is not None
+            [(sending, since)] = webhook_deliveries.in_flight(fresh, [delivery]).items()
+            assert sending == delivery_id and since <= utcnow()
     finally:
         release.set()
         first.join(60)
@@ -227,3 +234,82 @@ def _closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+def _attempts(app: Flask, delivery_id: str) -> list[tuple[int, int | None, str | None, bool]]:
+    """(number, response code, error, has a duration) of each attempt, first first."""
+    with db.session_factory(app)() as fresh:
+        return [
+            (a.number, a.response_code, a.error, a.duration_ms is not None)
+            for a in webhook_deliveries.attempts_of(fresh, delivery_id)
+        ]
+
+
+def test_each_attempt_is_written_with_its_outcome(
+    app: Flask, delivery_id: str, listener: Listener
+) -> None:
+    listener.answer_with(503)
+    assert _attempt(app, delivery_id) == "pending"
+    with db.session_factory(app)() as fresh, fresh.begin():  # the receiver goes away
+        delivery = fresh.get(WebhookDelivery, delivery_id)
+        assert delivery is not None
+        endpoint = fresh.get(WebhookEndpoint, delivery.endpoint_id)
+        assert endpoint is not None
+        good_url, endpoint.url = endpoint.url, f"http://127.0.0.1:{_closed_port()}/hook"
+    _due_now(app, delivery_id)
+    assert _attempt(app, delivery_id) == "pending"
+    with db.session_factory(app)() as fresh, fresh.begin():
+        endpoint = fresh.get(WebhookEndpoint, _read(app, delivery_id).endpoint_id)
+        assert endpoint is not None
+        endpoint.url = good_url
+    _due_now(app, delivery_id)
+    assert _attempt(app, delivery_id) == "delivered"
+    assert _attempts(app, delivery_id) == [
+        (1, 503, "answered HTTP 503", True),
+        (2, None, "could not connect to 127.0.0.1: check that the receiver is running", True),
+        (3, 200, None, True),
+    ]
+    with db.session_factory(app)() as fresh:
+        assert webhook_deliveries.in_flight(fresh, [_read(app, delivery_id)]) == {}
+
+
+def test_an_attempt_whose_sender_never_reported_is_closed_and_counted(
+    app: Flask, delivery_id: str, listener: Listener
+) -> None:
+    # A sender claimed it and stopped (its process was killed) before the outcome: the
+    # attempt's row stays open and the lease passes.
+    with db.session_factory(app)() as fresh, fresh.begin():
+        fresh.add(WebhookAttempt(delivery_id=delivery_id, number=1, started_at=utcnow()))
+    _due_now(app, delivery_id)
+    assert _attempt(app, delivery_id) == "delivered"
+    assert listener.next().status == 200
+    assert _attempts(app, delivery_id) == [
+        (1, None, webhooks.UNREPORTED, False),
+        (2, 200, None, True),
+    ]
+    assert _read(app, delivery_id).attempts == 2
+
+
+def test_a_paused_endpoints_pending_delivery_waits_until_it_is_resumed(
+    app: Flask, delivery_id: str, listener: Listener
+) -> None:
+    endpoint_id = _read(app, delivery_id).endpoint_id
+
+    def set_active(active: bool) -> None:
+        with db.session_factory(app)() as fresh, fresh.begin():
+            endpoint = fresh.get(WebhookEndpoint, endpoint_id)
+            assert endpoint is not None
+            endpoint.active = active
+
+    set_active(False)
+    with db.session_factory(app)() as fresh:
+        assert webhooks.due(fresh) == []
+    assert _attempt(app, delivery_id) is None
+    found = _read(app, delivery_id)
+    assert (found.status, found.attempts) == ("pending", 0)  # waiting, nothing spent
+    assert listener.received.empty()
+    set_active(True)
+    with db.session_factory(app)() as fresh:
+        assert webhooks.due(fresh, endpoint_id=endpoint_id) == [delivery_id]
+    assert _attempt(app, delivery_id) == "delivered"
+    assert listener.next().status == 200

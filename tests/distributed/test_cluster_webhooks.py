@@ -194,7 +194,9 @@ def test_a_500_is_retried_by_the_beat_after_the_backoff_and_logged(
     # Tried and failed once: "retrying" (it said "pending", as if nothing had been tried).
     assert (between["status"], between["attempts"], between["response_code"]) == (
         "retrying", 1, 500)
-    assert between["next_attempt_at"] is not None
+    # Read while the second attempt is held in flight: no "next attempt" (the claim's
+    # lease used to show there), but since when it is being sent.
+    assert between["next_attempt_at"] is None and between["sending_since"] is not None
     assert between["last_error"] == "answered HTTP 500"
     assert between["delivered_at"] is None
     [logged] = _deliveries_when(browser, endpoint["id"], worker,
@@ -203,3 +205,39 @@ def test_a_500_is_retried_by_the_beat_after_the_backoff_and_logged(
         "delivered", 3, 200)
     assert logged["last_error"] is None and logged["next_attempt_at"] is None
     assert listener.received.empty()  # no attempt after the one that succeeded
+
+
+def test_a_test_event_and_a_redelivery_are_sent_by_the_worker_with_their_attempts(
+    world: World, listener: Listener
+) -> None:
+    _web, url = world.cluster.web()
+    worker = world.cluster.worker()
+    browser = WebClient(world.app, url, world.admin_id)
+    endpoint = _register(browser, listener.url)
+
+    answer = browser.api("POST", f"/api/f/lab/webhooks/{endpoint['id']}/test")
+    assert answer.status_code == 202, answer.text
+    ping = answer.json()
+    got = listener.next()
+    assert got.sender in worker.pids() and _verified(endpoint["secret"], got)
+    assert got.headers["Scriptbox-Event"] == "ping"
+    assert json.loads(got.body)["id"] == ping["id"] == got.headers["Scriptbox-Delivery"]
+    _await_webhook_tasks(worker, 1)
+
+    answer = browser.api(
+        "POST", f"/api/f/lab/webhooks/{endpoint['id']}/deliveries/{ping['id']}/redeliver"
+    )
+    assert answer.status_code == 202, answer.text
+    again = answer.json()
+    resent = listener.next()
+    assert resent.sender in worker.pids() and _verified(endpoint["secret"], resent)
+    assert resent.headers["Scriptbox-Delivery"] == again["id"] != ping["id"]
+    assert resent.body == got.body  # the same event, its id too
+    _await_webhook_tasks(worker, 2)
+    detail = browser.api(
+        "GET", f"/api/f/lab/webhooks/{endpoint['id']}/deliveries/{again['id']}"
+    ).json()
+    assert (detail["status"], detail["redelivery_of"]) == ("delivered", ping["id"])
+    [attempt] = detail["attempt_log"]
+    assert (attempt["number"], attempt["response_code"], attempt["error"]) == (1, 200, None)
+    assert attempt["duration_ms"] is not None

@@ -1,15 +1,25 @@
-"""Outbound webhooks of a facility (admins): register endpoints, list them and their
-deliveries, remove them. The signing secret is shown once, when the endpoint is made."""
+"""Outbound webhooks of a facility (admins): register endpoints, change, pause or remove
+them, rotate their signing secret (shown once, as when made), send a test event, and read
+their delivery log, each delivery with its attempts, redelivering one that ended."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import current_app
-from pydantic import BaseModel, Field, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from app import db, extensions
+from app.errors import ValidationError
 from app.models import Role, WebhookDelivery, WebhookEndpoint
-from app.models.webhooks import WEBHOOK_EVENTS, ShownStatus, WebhookEvent
-from app.services import webhook_endpoints, webhooks
+from app.models.webhooks import (
+    PING_EVENT,
+    WEBHOOK_EVENTS,
+    ShownStatus,
+    WebhookAttempt,
+    WebhookEvent,
+)
+from app.services import webhook_deliveries, webhook_endpoints, webhooks
 from app.web.api import paging
 from app.web.api.base import api_blueprint
 from app.web.openapi import Answer, Body, list_of, reply, spec
@@ -27,13 +37,25 @@ class EndpointCreate(Body):
     events: list[WebhookEvent] = Field(min_length=1, max_length=len(WEBHOOK_EVENTS))
 
 
+class EndpointUpdate(Body):
+    """The fields to change; absent or null keeps the old value. `active: false` pauses the
+    endpoint: no new deliveries are made for it, and its pending ones wait (their attempts
+    unspent) until `active: true` resumes it."""
+
+    url: StrictStr | None = Field(default=None, max_length=1000)
+    events: list[WebhookEvent] | None = Field(
+        default=None, min_length=1, max_length=len(WEBHOOK_EVENTS)
+    )
+    active: StrictBool | None = None
+
+
 class EndpointOut(BaseModel):
     """A registered endpoint."""
 
     id: int
     url: str
     events: list[str]
-    active: bool
+    active: bool = Field(description="false while paused: no new deliveries, pending ones wait")
     created_at: str
 
 
@@ -48,7 +70,7 @@ class DeliveryOut(BaseModel):
 
     id: str
     endpoint_id: int
-    event: str
+    event: str = Field(description=f"One of the subscribed events, or {PING_EVENT} (a test)")
     status: ShownStatus = Field(
         description="pending: not tried yet; retrying: tried and failed, another attempt "
         "is due at next_attempt_at; delivered: answered 2xx; failed: no attempts left"
@@ -66,11 +88,39 @@ class DeliveryOut(BaseModel):
         "null before the first attempt and after a 2xx"
     )
     next_attempt_at: str | None = Field(
-        description="When the next attempt is due (while one is in flight: when it is "
-        "tried again should that attempt never report back); null once delivered or failed"
+        description="When the next attempt is due; null while an attempt is in flight "
+        "(see sending_since) and once delivered or failed. A paused endpoint's pending "
+        "deliveries wait past it until the endpoint is resumed"
+    )
+    sending_since: str | None = Field(
+        description="When the attempt now in flight began; null when none is"
     )
     created_at: str
     delivered_at: str | None
+    redelivery_of: str | None = Field(
+        description="The delivery this one sends again (a redelivery), else null"
+    )
+
+
+class AttemptOut(BaseModel):
+    """One attempt of a delivery."""
+
+    number: int = Field(description="1 for the first attempt")
+    started_at: str
+    duration_ms: int | None = Field(
+        description="How long it took; null while in flight, or when its sender never reported"
+    )
+    response_code: int | None = Field(description="The HTTP status; null when no answer came")
+    error: str | None = Field(
+        description="Why it failed, in words (never a response body); null after a 2xx "
+        "and while in flight"
+    )
+
+
+class DeliveryDetail(DeliveryOut):
+    """A delivery with each of its attempts, first first."""
+
+    attempt_log: list[AttemptOut]
 
 
 def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
@@ -84,8 +134,12 @@ def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
     )
 
 
-def delivery_out(delivery: WebhookDelivery, *, max_attempts: int) -> DeliveryOut:
-    """The API shape of a delivery under the sender's limit `max_attempts`."""
+def delivery_out(
+    delivery: WebhookDelivery, *, max_attempts: int, sending_since: datetime | None = None
+) -> DeliveryOut:
+    """The API shape of a delivery under the sender's limit `max_attempts`; `sending_since`
+    when an attempt is in flight (its next_attempt_at is then the claim's lease, not shown)."""
+    next_attempt = None if sending_since is not None else delivery.next_attempt_at
     return DeliveryOut(
         id=delivery.id,
         endpoint_id=delivery.endpoint_id,
@@ -95,9 +149,35 @@ def delivery_out(delivery: WebhookDelivery, *, max_attempts: int) -> DeliveryOut
         max_attempts=delivery.attempts_allowed(max_attempts),
         response_code=delivery.response_code,
         last_error=delivery.last_error,
-        next_attempt_at=delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else None,
+        next_attempt_at=next_attempt.isoformat() if next_attempt else None,
+        sending_since=sending_since.isoformat() if sending_since else None,
         created_at=delivery.created_at.isoformat(),
         delivered_at=delivery.delivered_at.isoformat() if delivery.delivered_at else None,
+        redelivery_of=delivery.redelivery_of,
+    )
+
+
+def attempt_out(attempt: WebhookAttempt) -> AttemptOut:
+    """The API shape of one attempt."""
+    return AttemptOut(
+        number=attempt.number,
+        started_at=attempt.started_at.isoformat(),
+        duration_ms=attempt.duration_ms,
+        response_code=attempt.response_code,
+        error=attempt.error,
+    )
+
+
+def _max_attempts() -> int:
+    # The sender's retry policy is built from the same setting (app/extensions.py).
+    return int(current_app.config["WEBHOOK_MAX_ATTEMPTS"])
+
+
+def _endpoint(slug: str, endpoint_id: int) -> WebhookEndpoint:
+    """The facility's endpoint for an admin: 403 for others, 404 for another's id."""
+    member = require_member(slug, Role.admin)
+    return webhook_endpoints.endpoint_of(
+        db.session(), facility_id=member.facility.id, endpoint_id=endpoint_id
     )
 
 
@@ -157,27 +237,112 @@ def delete_endpoint(slug: str, endpoint_id: int) -> Answer:
 def list_deliveries(slug: str, endpoint_id: int, query: paging.Page) -> Answer:
     """The endpoint's delivery log, newest first (admins): status (pending, retrying,
     delivered, failed), attempts so far out of max_attempts, the last attempt's HTTP status
-    or error in words, and when the next attempt is due. Paginated with `cursor` /
-    `Next-Cursor`."""
-    member = require_member(slug, Role.admin)
-    webhook_endpoints.endpoint_of(
-        db.session(), facility_id=member.facility.id, endpoint_id=endpoint_id
-    )
+    or error in words, and when the next attempt is due (or since when one is in flight).
+    Paginated with `cursor` / `Next-Cursor`."""
+    endpoint = _endpoint(slug, endpoint_id)
     position = paging.decode(query.cursor, kinds=(str, str))
     before = (paging.instant(position[0]), position[1]) if position else None
     limit = paging.page_limit(query.limit)
     rows = webhooks.list_deliveries(
         db.session(),
-        facility_id=member.facility.id,
-        endpoint_id=endpoint_id,
+        facility_id=endpoint.facility_id,
+        endpoint_id=endpoint.id,
         limit=limit + 1,
         before=before,
     )
     page = rows[:limit]
     last = page[-1] if len(rows) > limit else None
     next_position = [last.created_at.isoformat(), last.id] if last else None
-    # The sender's retry policy is built from the same setting (app/extensions.py).
-    max_attempts = int(current_app.config["WEBHOOK_MAX_ATTEMPTS"])
+    sending = webhook_deliveries.in_flight(db.session(), page)
     return paging.with_next(
-        [delivery_out(d, max_attempts=max_attempts).model_dump() for d in page], next_position
+        [
+            delivery_out(
+                d, max_attempts=_max_attempts(), sending_since=sending.get(d.id)
+            ).model_dump()
+            for d in page
+        ],
+        next_position,
     )
+
+
+@bp.patch("/f/<slug>/webhooks/<int:endpoint_id>")
+@spec.validate(resp=reply(HTTP_200=EndpointOut), tags=TAGS)
+def update_endpoint(slug: str, endpoint_id: int, json: EndpointUpdate) -> Answer:
+    """Change an endpoint's url (checked as when registered), events, or `active` (admins).
+    Pausing (`active: false`) stops new deliveries to it; its pending ones wait and are
+    sent once it is resumed."""
+    endpoint = _endpoint(slug, endpoint_id)
+    if json.url is None and json.events is None and json.active is None:
+        raise ValidationError("give url, events or active to change", field="body")
+    resumed = json.active is True and not endpoint.active
+    webhook_endpoints.update(
+        db.session(),
+        endpoint,
+        url=json.url,
+        events=list(json.events) if json.events is not None else None,
+        active=json.active,
+        allow=current_app.config["PRIVATE_NETWORK_ALLOW"],
+    )
+    db.session.commit()
+    if resumed:  # what waited while it was paused goes out now, not at the next tick
+        for delivery_id in webhooks.due(db.session(), endpoint_id=endpoint.id):
+            extensions.run_queue().deliver(delivery_id)
+    return endpoint_out(endpoint)
+
+
+@bp.post("/f/<slug>/webhooks/<int:endpoint_id>/rotate-secret")
+@spec.validate(resp=reply(HTTP_200=NewEndpoint), tags=TAGS)
+def rotate_secret(slug: str, endpoint_id: int) -> Answer:
+    """A new signing secret for the endpoint, in the answer once (admins). The old one
+    stops at once: every attempt from now on, retries among them, is signed with the new."""
+    endpoint = _endpoint(slug, endpoint_id)
+    secret = webhook_endpoints.rotate_secret(endpoint, vault=extensions.vault())
+    db.session.commit()
+    return NewEndpoint(**endpoint_out(endpoint).model_dump(), secret=secret)
+
+
+@bp.post("/f/<slug>/webhooks/<int:endpoint_id>/test")
+@spec.validate(resp=reply(HTTP_202=DeliveryOut), tags=TAGS)
+def send_test(slug: str, endpoint_id: int) -> Answer:
+    """Send the endpoint a `ping` event, whatever it subscribed to (admins): a delivery
+    like any other (signed, retried, in the delivery log). A paused endpoint is refused
+    (409)."""
+    endpoint = _endpoint(slug, endpoint_id)
+    delivery = webhook_deliveries.enqueue_ping(db.session(), endpoint)
+    db.session.commit()
+    extensions.run_queue().deliver(delivery.id)
+    return delivery_out(delivery, max_attempts=_max_attempts()), 202
+
+
+@bp.get("/f/<slug>/webhooks/<int:endpoint_id>/deliveries/<delivery_id>")
+@spec.validate(resp=reply(HTTP_200=DeliveryDetail), tags=TAGS)
+def get_delivery(slug: str, endpoint_id: int, delivery_id: str) -> Answer:
+    """One delivery of the endpoint with each of its attempts (admins): when it began, how
+    long it took, the HTTP status or the error in words."""
+    endpoint = _endpoint(slug, endpoint_id)
+    delivery = webhook_deliveries.delivery_of(
+        db.session(), endpoint=endpoint, delivery_id=delivery_id
+    )
+    sending = webhook_deliveries.in_flight(db.session(), [delivery])
+    shown = delivery_out(
+        delivery, max_attempts=_max_attempts(), sending_since=sending.get(delivery.id)
+    )
+    attempts = webhook_deliveries.attempts_of(db.session(), delivery.id)
+    return DeliveryDetail(**shown.model_dump(), attempt_log=[attempt_out(a) for a in attempts])
+
+
+@bp.post("/f/<slug>/webhooks/<int:endpoint_id>/deliveries/<delivery_id>/redeliver")
+@spec.validate(resp=reply(HTTP_202=DeliveryOut), tags=TAGS)
+def redeliver(slug: str, endpoint_id: int, delivery_id: str) -> Answer:
+    """Send a delivered or failed delivery again (admins): a new delivery with the same
+    payload (its `id` too, so a receiver sees the same event) and `redelivery_of` naming
+    the original, which keeps its own log. A pending one is refused (409): it is still
+    being sent. So is a paused endpoint's."""
+    endpoint = _endpoint(slug, endpoint_id)
+    original = webhook_deliveries.delivery_of(
+        db.session(), endpoint=endpoint, delivery_id=delivery_id
+    )
+    again = webhook_deliveries.redeliver(db.session(), endpoint, original)
+    db.session.commit()
+    extensions.run_queue().deliver(again.id)
+    return delivery_out(again, max_attempts=_max_attempts()), 202

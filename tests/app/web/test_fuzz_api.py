@@ -23,8 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app import db
-from app.models import Role, Run, Script
+from app import db, extensions
+from app.models import Role, Run, Script, WebhookDelivery, WebhookEndpoint
 from app.testing import signed_in_session
 from tests.conftest import (
     add_member,
@@ -46,6 +46,8 @@ OUTBOUND = [
     ("DELETE", "/api/f/{slug}/accounts/{account_id}"),
     # A registered endpoint receives the run.finished of every fuzzed run.
     ("POST", "/api/f/{slug}/webhooks"),
+    # A fuzzed url would receive the tests and redeliveries fuzzed after it.
+    ("PATCH", "/api/f/{slug}/webhooks/{endpoint_id}"),
 ]
 # Revoking the fuzzing token itself would turn the rest of the run into 401s.
 SELF_LOCKOUT = [("DELETE", "/api/tokens/{token_id}")]
@@ -70,9 +72,28 @@ def fuzzed_app(
         session.flush()
         run = Run(facility_id=lab.id, user_id=admin.id, source="result = 1")
         session.add(run)
+        # A webhook endpoint whose tests and redeliveries stay on the machine: a closed
+        # loopback port; no fuzzed run's event is for it.
+        endpoint = WebhookEndpoint(
+            facility_id=lab.id,
+            url="http://127.0.0.1:9/hook",
+            events=["account.needs_reauth"],
+            secret_enc=extensions.vault(app).encrypt("whsec_fuzz"),
+            active=True,
+        )
+        session.add(endpoint)
+        session.flush()
+        delivery = WebhookDelivery(
+            endpoint_id=endpoint.id, facility_id=lab.id, event="account.needs_reauth",
+            payload={}, status="delivered", attempts=1, response_code=200,
+        )
+        session.add(delivery)
         session.commit()
         admin_id = admin.id
-        known = {"slug": "lab", "key": "keyed", "script_id": script.id, "run_id": run.id}
+        known = {
+            "slug": "lab", "key": "keyed", "script_id": script.id, "run_id": run.id,
+            "endpoint_id": endpoint.id, "delivery_id": delivery.id,
+        }
     client = app.test_client()
     with client.session_transaction() as cookie:
         cookie.update({**signed_in_session(app, admin_id), "csrf": "c"})

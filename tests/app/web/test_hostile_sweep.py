@@ -34,6 +34,7 @@ from app.models import (
     Role,
     Run,
     Script,
+    WebhookDelivery,
     WebhookEndpoint,
 )
 from app.models._types import utcnow
@@ -115,6 +116,7 @@ def world(app: Flask) -> World:
     token = as_bob("POST", "/tokens", {"name": "bobs token"})
     hook = as_bob("POST", "/f/other/webhooks",
                   {"url": "http://127.0.0.1:1/hook", "events": ["run.finished"]})
+    ping = as_bob("POST", f"/f/other/webhooks/{hook['id']}/test")
     link = as_bob("POST", "/f/other/connect-links", {"integration": "theirs"})
     invitation = as_bob("POST", "/f/other/members", {"email": "dora@example.com"})
     theirs_integration = session.scalar(select(Integration).where(Integration.key == "theirs"))
@@ -145,12 +147,13 @@ def world(app: Flask) -> World:
             "slug": "lab", "script_id": lab_script.id, "number": 1, "run_id": lab_run.id,
             "grant_id": "0" * 32, "key": "keyed", "account_id": 1, "user_id": carl_id,
             "invitation_id": 1, "endpoint_id": 1, "token_id": 1, "token": "sbc_nope",
+            "delivery_id": "0" * 32,
         },
         theirs={
             "slug": "lab", "script_id": script["id"], "number": 1, "run_id": run.id,
             "grant_id": grant.id, "key": "theirs", "account_id": account["id"],
             "user_id": bob_id, "invitation_id": invitation["id"], "endpoint_id": hook["id"],
-            "token_id": token["id"], "token": "sbc_nope",
+            "token_id": token["id"], "token": "sbc_nope", "delivery_id": ping["id"],
         },
         secrets=[OTHER_NAME, OTHER_SCRIPT, "bobs-run-source", MASTER_KEY, OWN_KEY,
                  "bob-the-other@example.com", "Bob Otherton", "dora@example.com",
@@ -267,7 +270,12 @@ def test_another_facilitys_objects_are_not_found_through_ones_own(world: World) 
     assert session.get(Run, world.theirs["run_id"]) is not None
     grant = session.get(Grant, world.theirs["grant_id"])
     assert grant is not None and grant.state == "pending"
-    assert session.get(WebhookEndpoint, world.theirs["endpoint_id"]) is not None
+    hook = session.get(WebhookEndpoint, world.theirs["endpoint_id"])
+    assert hook is not None and hook.active and hook.events == ["run.finished"]
+    # No test, no redelivery made for it: its one delivery is Bob's test.
+    assert session.scalars(
+        select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == hook.id)
+    ).all() == [world.theirs["delivery_id"]]
     assert session.get(ApiToken, world.theirs["token_id"]) is not None
     assert session.get(Invitation, world.theirs["invitation_id"]) is not None
     assert session.scalar(select(func.count()).select_from(ConnectLink)) == 1

@@ -161,7 +161,10 @@ def test_a_500_is_retried_with_backoff_and_logged(
     assert (between["status"], between["attempts"], between["max_attempts"]) == (
         "retrying", 1, world["live"].app.config["WEBHOOK_MAX_ATTEMPTS"])
     assert (between["response_code"], between["last_error"]) == (500, "answered HTTP 500")
-    assert between["next_attempt_at"] is not None and between["delivered_at"] is None
+    # Read while the second attempt is held in flight: no "next attempt" (it used to show
+    # the sender's claim lease there), but since when the one in flight is being sent.
+    assert between["next_attempt_at"] is None and between["delivered_at"] is None
+    assert between["sending_since"] is not None
     # The same delivery each time, signed anew.
     delivery = {got.headers["Scriptbox-Delivery"] for got in (first, second, third)}
     assert delivery == {between["id"]}
@@ -247,7 +250,8 @@ def test_the_deliveries_api_says_each_state_and_only_the_facilitys_own(
     retrying = listed[ids["lab-retrying"]]
     assert set(retrying) == {
         "id", "endpoint_id", "event", "status", "attempts", "max_attempts", "response_code",
-        "last_error", "next_attempt_at", "created_at", "delivered_at",
+        "last_error", "next_attempt_at", "sending_since", "created_at", "delivered_at",
+        "redelivery_of",
     }
     assert (retrying["status"], retrying["attempts"], retrying["max_attempts"]) == (
         "retrying", 3, 8)
