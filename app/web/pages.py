@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, current_app, render_template
@@ -13,7 +14,7 @@ from app import db
 from app.errors import NotFound
 from app.integrations import catalog_entry as catalog_rules
 from app.integrations.catalog import load_catalog
-from app.models import Account, ApiToken, Integration, Membership, Role, User
+from app.models import Account, ApiToken, Integration, Membership, Role, User, WebhookDelivery
 from app.models.webhooks import WEBHOOK_EVENTS
 from app.services import (
     inputs,
@@ -21,6 +22,7 @@ from app.services import (
     invitations,
     oauth_clients,
     people,
+    webhook_deliveries,
     webhook_endpoints,
     webhooks,
 )
@@ -173,6 +175,8 @@ def manage(slug: str) -> ResponseReturnValue:
     }
     endpoints = webhook_endpoints.list_endpoints(db.session(), facility_id=member.facility.id)
     deliveries = webhooks.list_deliveries(db.session(), facility_id=member.facility.id, limit=20)
+    # While an attempt is in flight, next_attempt_at is only the sender's claim lease.
+    sending = webhook_deliveries.in_flight(db.session(), deliveries)
     # "attempt 4 of 8": the sender's retry policy is built from the same setting.
     max_attempts = int(current_app.config["WEBHOOK_MAX_ATTEMPTS"])
     return _page(
@@ -187,19 +191,30 @@ def manage(slug: str) -> ResponseReturnValue:
         # The delivery log names each endpoint by its URL (its id means nothing to a person).
         webhook_urls={e.id: e.url for e in endpoints},
         webhook_deliveries=deliveries,
+        webhook_sending=sending,
+        webhook_paused={e.id for e in endpoints if not e.active},
         # Each delivery's state in words beside its status ("failed 3 times (HTTP 503);
         # attempt 4 of 8"): "pending" alone read as if nothing had been tried yet.
-        webhook_words={
-            d.id: delivery_in_words(
-                status=d.shown_status,
-                attempts=d.attempts,
-                allowed=d.attempts_allowed(max_attempts),
-                response_code=d.response_code,
-            )
-            for d in deliveries
-        },
+        webhook_words={d.id: _delivery_words(d, max_attempts, sending) for d in deliveries},
         webhook_events=WEBHOOK_EVENTS,
     )
+
+
+def _delivery_words(
+    delivery: WebhookDelivery, max_attempts: int, sending: Mapping[str, object]
+) -> str:
+    """A delivery's state in words (wording.delivery_in_words); one in flight says so, as
+    its stored next attempt is then only the sender's claim lease."""
+    allowed = delivery.attempts_allowed(max_attempts)
+    if delivery.id in sending and not delivery.attempts:
+        return f"sending attempt 1 of {allowed}"
+    words = delivery_in_words(
+        status=delivery.shown_status,
+        attempts=delivery.attempts,
+        allowed=allowed,
+        response_code=delivery.response_code,
+    )
+    return f"{words}, sending now" if delivery.id in sending else words
 
 
 @bp.get("/f/<slug>/manage/integrations/new")
