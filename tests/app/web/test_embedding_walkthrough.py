@@ -92,5 +92,18 @@ def test_the_readme_walkthrough(live: LiveServer) -> None:
         )
         assert deliveries.status_code == 200
         assert deliveries.json()[0]["id"] == headers["Scriptbox-Delivery"]
+        # ... and one delivery with its attempts; then a ping test, signed too.
+        base = f"{sb}/api/f/demo/webhooks/{endpoint.json()['id']}"
+        one = requests.get(
+            f"{base}/deliveries/{headers['Scriptbox-Delivery']}", headers=auth, timeout=30
+        )
+        assert one.status_code == 200 and one.json()["attempt_log"][0]["number"] == 1
+        ping = requests.post(f"{base}/test", headers=auth, timeout=30)
+        assert ping.status_code == 202, ping.text
+        got = hooks.next()
+        assert got.headers["Scriptbox-Event"] == "ping"
+        assert webhooks.verify(
+            secret, got.headers["Scriptbox-Timestamp"], got.body, got.headers["Scriptbox-Signature"]
+        )
     finally:
         hooks.close()
