@@ -21,7 +21,7 @@ from app.models._types import utcnow
 from app.services import people, schedules
 from app.services.context import MemberContext
 from app.services.schedule_firing import ScheduleFirer
-from app.services.scripts import create_script, update_script
+from app.services.scripts import create_run, create_script, update_script
 from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
 
 NON_INTERACTIVE_CALL = """
@@ -275,3 +275,40 @@ def test_a_due_schedule_becomes_a_finished_non_interactive_run_on_the_embedded_e
     assert ended["input"] == {"report": "daily"}
     with app.app_context():
         assert db.session.scalars(select(Run.id)).all() == [run_id]
+
+
+def test_a_scheduled_run_waits_queued_under_the_caps_like_any_other(tmp_path: Path) -> None:
+    """Its member already has a run going and may have one at a time: the scheduled run is
+    queued, and starts (and finishes) once the other one ends."""
+    # The beat's start-up sweep only: the test fires the schedule itself.
+    app = make_app(tmp_path, MAX_RUNS_PER_USER=1, HEARTBEAT_S=3600)
+    with app.app_context():
+        session = db.session()
+        member, script = scripter_world(session)
+        spinning = create_run(session, member, script_id=None, source="while True:\n    pass\n",
+                              run_input=None, interactive=False)
+        session.commit()
+        page = extensions.bus(app).subscribe(member.user.id, member.facility.id)
+    queue = extensions.run_queue(app)
+    try:
+        queue.submit(spinning.id)
+        while True:  # the run's own events say when it is running
+            message = page.get(timeout=60)
+            assert message is not None, "the first run never started"
+            if message == {"type": "run.status", "run_id": spinning.id, "status": "running"}:
+                break
+        with app.app_context():
+            schedules.create_schedule(db.session(), member, db.session.merge(script),
+                                      cron="* * * * *", run_input=5,
+                                      now=utcnow() - timedelta(minutes=2))
+            db.session.commit()
+        assert extensions.schedule_firer(app).fire_due() == 1
+        with app.app_context():
+            scheduled = db.session.scalars(select(Run).where(Run.schedule_id.is_not(None))).one()
+            assert scheduled.status == "queued"  # over the cap: it waits
+        assert queue.cancel(spinning.id)
+        ended = queue.wait(scheduled.id, 60)
+        assert ended is not None and (ended["status"], ended["result"]) == ("succeeded", 5)
+    finally:
+        page.close()
+        queue.cancel(spinning.id)

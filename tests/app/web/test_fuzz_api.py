@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import db, extensions
-from app.models import Role, Run, Script, WebhookDelivery, WebhookEndpoint
+from app.models import Role, Run, Schedule, Script, WebhookDelivery, WebhookEndpoint
 from app.testing import signed_in_session
 from tests.conftest import (
     add_member,
@@ -49,6 +49,7 @@ OUTBOUND = [
     # A fuzzed url would receive the tests and redeliveries fuzzed after it.
     ("PATCH", "/api/f/{slug}/webhooks/{endpoint_id}"),
 ]
+KNOWN_SCRIPT_ID = 7_340_033
 # Revoking the fuzzing token itself would turn the rest of the run into 401s.
 SELF_LOCKOUT = [("DELETE", "/api/tokens/{token_id}")]
 
@@ -67,7 +68,10 @@ def fuzzed_app(
         add_member(session, user=admin, facility=lab, role=Role.admin)
         create_integration(session, facility=lab, key="keyed")
         create_closed_oauth_integration(session, facility=lab)
-        script = Script(facility_id=lab.id, name="S", source="result = 1", published=True)
+        # An id no fuzzed DELETE hits (they keep their fuzzed ids, and 1 is a favourite):
+        # deleting it turned every later operation on it into a 404.
+        script = Script(id=KNOWN_SCRIPT_ID, facility_id=lab.id, name="S", source="result = 1",
+                        published=True)
         session.add(script)
         session.flush()
         run = Run(facility_id=lab.id, user_id=admin.id, source="result = 1")
@@ -88,11 +92,17 @@ def fuzzed_app(
             payload={}, status="delivered", attempts=1, response_code=200,
         )
         session.add(delivery)
+        # A paused schedule of the script: the schedules operations find it, and it never
+        # starts a run while the others are fuzzed.
+        schedule = Schedule(facility_id=lab.id, script_id=script.id, created_by=admin.id,
+                            cron="0 9 * * *", timezone="UTC", enabled=False)
+        session.add(schedule)
         session.commit()
         admin_id = admin.id
         known = {
             "slug": "lab", "key": "keyed", "script_id": script.id, "run_id": run.id,
             "endpoint_id": endpoint.id, "delivery_id": delivery.id,
+            "schedule_id": schedule.id,
         }
     client = app.test_client()
     with client.session_transaction() as cookie:
