@@ -173,7 +173,7 @@ def test_a_500_is_retried_with_backoff_and_logged(
     assert log["next_attempt_at"] is None and log["last_error"] is None
     # The Management page shows the endpoint and the delivery log.
     row = _page_row(world, log["id"])
-    assert "delivered" in row and "on attempt 3 (HTTP 200)" in row and "<td>3</td>" in row
+    assert "delivered" in row and "on attempt 3 (HTTP 200)" in row
 
 
 def _page_row(world: dict[str, Any], delivery_id: str) -> str:
