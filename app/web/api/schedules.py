@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from app import db
+from app.errors import ValidationError
 from app.models import Role, User
 from app.services import schedules as schedules_service
 from app.services import scripts as scripts_service
@@ -72,7 +73,9 @@ class ScheduleOut(BaseModel):
 class ScheduleCreate(Body):
     """A new schedule; it runs as the member who creates it."""
 
-    cron: StrictStr = Field(description=_CRON_HELP)
+    # Required, but checked by the view after the script is found: another facility's
+    # script is a 404 whatever the body says.
+    cron: StrictStr | None = Field(default=None, description=f"Required. {_CRON_HELP}")
     timezone: StrictStr = Field(default="UTC", description=_ZONE_HELP)
     input: Any = Field(default=None, description="The JSON input each run gets")
     enabled: StrictBool = True
@@ -145,6 +148,8 @@ def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
     """
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
+    if json.cron is None:
+        raise ValidationError(f"cron is required. {_CRON_HELP}", field="cron")
     schedule = schedules_service.create_schedule(
         db.session(),
         member,

@@ -33,6 +33,7 @@ from app.models import (
     Invitation,
     Role,
     Run,
+    Schedule,
     Script,
     WebhookDelivery,
     WebhookEndpoint,
@@ -127,6 +128,11 @@ def world(app: Flask) -> World:
     grant = Grant(run_id=run.id, user_id=bob_id, facility_id=other_id,
                   integration_id=theirs_integration.id, expires_at=utcnow() + timedelta(hours=1))
     session.add(grant)
+    # Bob's schedule of his script (made as a row: the API wants the script published).
+    their_schedule = Schedule(facility_id=other_id, script_id=script["id"], created_by=bob_id,
+                              cron="0 9 * * *", timezone="UTC", enabled=True,
+                              next_run_at=utcnow() + timedelta(days=1))
+    session.add(their_schedule)
     # Lab's own objects, for the sweep of bad input on routes that reach them.
     lab_script = Script(facility_id=lab_id, name="Ours", source="result = 1", published=True)
     session.add(lab_script)
@@ -134,6 +140,9 @@ def world(app: Flask) -> World:
     lab_run = Run(facility_id=lab_id, user_id=ada_id, source="result = 1", status="succeeded",
                   script_id=lab_script.id)
     session.add(lab_run)
+    lab_schedule = Schedule(facility_id=lab_id, script_id=lab_script.id, created_by=ada_id,
+                            cron="0 9 * * *", timezone="UTC", enabled=False)
+    session.add(lab_schedule)
     session.commit()
     ada_client = signed_in(app, ada_id)
     made(ada_client.patch(f"/api/f/lab/scripts/{lab_script.id}",  # version 1
@@ -147,13 +156,14 @@ def world(app: Flask) -> World:
             "slug": "lab", "script_id": lab_script.id, "number": 1, "run_id": lab_run.id,
             "grant_id": "0" * 32, "key": "keyed", "account_id": 1, "user_id": carl_id,
             "invitation_id": 1, "endpoint_id": 1, "token_id": 1, "token": "sbc_nope",
-            "delivery_id": "0" * 32,
+            "delivery_id": "0" * 32, "schedule_id": lab_schedule.id,
         },
         theirs={
             "slug": "lab", "script_id": script["id"], "number": 1, "run_id": run.id,
             "grant_id": grant.id, "key": "theirs", "account_id": account["id"],
             "user_id": bob_id, "invitation_id": invitation["id"], "endpoint_id": hook["id"],
             "token_id": token["id"], "token": "sbc_nope", "delivery_id": ping["id"],
+            "schedule_id": their_schedule.id,
         },
         secrets=[OTHER_NAME, OTHER_SCRIPT, "bobs-run-source", MASTER_KEY, OWN_KEY,
                  "bob-the-other@example.com", "Bob Otherton", "dora@example.com",
@@ -276,6 +286,8 @@ def test_another_facilitys_objects_are_not_found_through_ones_own(world: World) 
     assert session.scalars(
         select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == hook.id)
     ).all() == [world.theirs["delivery_id"]]
+    schedule = session.get(Schedule, world.theirs["schedule_id"])
+    assert schedule is not None and schedule.enabled and schedule.cron == "0 9 * * *"
     assert session.get(ApiToken, world.theirs["token_id"]) is not None
     assert session.get(Invitation, world.theirs["invitation_id"]) is not None
     assert session.scalar(select(func.count()).select_from(ConnectLink)) == 1
