@@ -59,11 +59,10 @@ class InvalidFields(ValidationError):
 
 
 class InvalidSchedule(ValidationError):
-    """A schedule's cron expression or time zone is well-formed JSON but no schedule (422):
-    the message says which field and what it needs."""
+    """A schedule's cron expression or time zone is no schedule: a 400 like any wrong input
+    (DESIGN §6), with its own code; the message says which field and what it needs."""
 
     code = "invalid_schedule"
-    status = 422
 
 
 class NotAuthenticated(AppError):

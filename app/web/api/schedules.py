@@ -138,13 +138,13 @@ def list_schedules(slug: str, script_id: int) -> Answer:
 
 
 @bp.post("/f/<slug>/scripts/<int:script_id>/schedules")
-@spec.validate(resp=reply(HTTP_201=ScheduleOut, HTTP_422=ErrorBody), tags=TAGS)
+@spec.validate(resp=reply(HTTP_201=ScheduleOut, HTTP_400=ErrorBody), tags=TAGS)
 def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
     """Schedule a published script (scripters and admins); its runs run as the caller.
 
     Runs started by a schedule are not interactive: a call that needs a sign-in raises
     `no_integration_grant` with reason `not_interactive`. A bad cron expression or time
-    zone is a 422 `invalid_schedule` that says what is wrong; an unpublished script a 409.
+    zone is a 400 `invalid_schedule` that says what is wrong; an unpublished script a 409.
     """
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
@@ -173,7 +173,7 @@ def get_schedule(slug: str, script_id: int, schedule_id: int) -> Answer:
 
 
 @bp.patch("/f/<slug>/scripts/<int:script_id>/schedules/<int:schedule_id>")
-@spec.validate(resp=reply(HTTP_200=ScheduleOut, HTTP_422=ErrorBody), tags=TAGS)
+@spec.validate(resp=reply(HTTP_200=ScheduleOut, HTTP_400=ErrorBody), tags=TAGS)
 def update_schedule(slug: str, script_id: int, schedule_id: int, json: ScheduleUpdate) -> Answer:
     """Pause or resume a schedule, or change its cron, time zone or input (its creator or
     an admin). The next due time is counted again from now."""

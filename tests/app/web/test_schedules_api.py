@@ -1,5 +1,5 @@
 """The schedules API: scripters and admins manage a published script's schedules; members
-get 403, another facility's ids 404, a bad cron expression or time zone 422 saying what is
+get 403, another facility's ids 404, a bad cron expression or time zone 400 saying what is
 wrong; a run a schedule started says so in the runs API."""
 
 from __future__ import annotations
@@ -104,18 +104,18 @@ def test_a_scripter_creates_lists_pauses_resumes_and_deletes(world: dict[str, An
         ({"cron": "0 9 * * *", "timezone": "localtime"}, "timezone", "not an IANA"),
     ],
 )
-def test_a_bad_cron_or_time_zone_is_422_saying_what_is_wrong(
+def test_a_bad_cron_or_time_zone_is_400_saying_what_is_wrong(
     world: dict[str, Any], body: dict[str, Any], field: str, words: str
 ) -> None:
     answer = call(world, "sam", "POST", schedules_of(world, "report"), json=body)
-    assert answer.status_code == 422, answer.text
+    assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert (error["code"], error["field"]) == ("invalid_schedule", field)
     assert words in error["message"]
     made = call(world, "sam", "POST", schedules_of(world, "report"), json={"cron": "0 9 * * *"})
     changed = call(world, "sam", "PATCH", f"{schedules_of(world, 'report')}/{made.json()['id']}",
                    json=body)
-    assert changed.status_code == 422 and changed.json()["error"]["field"] == field
+    assert changed.status_code == 400 and changed.json()["error"]["field"] == field
 
 
 def test_wrong_types_and_unpublished_scripts_are_refused(world: dict[str, Any]) -> None:
