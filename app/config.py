@@ -57,6 +57,10 @@ DEFAULTS: dict[str, Any] = {
     # Outbound webhooks: attempts per delivery, and the first retry's wait (doubling after).
     "WEBHOOK_MAX_ATTEMPTS": 8,
     "WEBHOOK_RETRY_BASE_S": 30.0,
+    # Test events and redeliveries an admin may ask for in a moving window (the `limits`
+    # notation), per endpoint and per facility: each makes the server send a request out.
+    "WEBHOOK_SENDS_PER_ENDPOINT": "10 per minute",
+    "WEBHOOK_SENDS_PER_FACILITY": "100 per hour",
     # Caps (DESIGN §6): live runs per user and per facility (more wait `queued`), open prompts.
     "MAX_RUNS_PER_USER": 10,
     "MAX_RUNS_PER_FACILITY": 50,
@@ -333,7 +337,12 @@ def validate(config: Any) -> None:
             raise ValueError
     except (TypeError, ValueError):
         raise ConfigError("SCRIPTBOX_PARK_AFTER_S must be 0 or more seconds") from None
-    for key in ("LOGIN_ATTEMPTS_PER_ACCOUNT", "LOGIN_ATTEMPTS_PER_ADDRESS"):
+    for key in (
+        "LOGIN_ATTEMPTS_PER_ACCOUNT",
+        "LOGIN_ATTEMPTS_PER_ADDRESS",
+        "WEBHOOK_SENDS_PER_ENDPOINT",
+        "WEBHOOK_SENDS_PER_FACILITY",
+    ):
         try:
             limits.parse(str(config[key]))
         except ValueError:

@@ -142,7 +142,8 @@ class RequestTooLarge(AppError):
 
 
 class TooManyAttempts(AppError):
-    """Sign-in attempts past the throttle; `retry_after` says in how many seconds."""
+    """Attempts past a throttle (sign-ins, webhook tests and redeliveries); `retry_after`
+    says in how many seconds, and the answer carries it as Retry-After."""
 
     code = "too_many_attempts"
     status = 429
@@ -184,13 +185,18 @@ def init_app(app: Flask) -> None:
     app.json = BoundedJSON(app)
 
     @app.errorhandler(AppError)
-    def _app_error(error: AppError) -> tuple[Response | str, int]:
+    def _app_error(error: AppError) -> tuple[Response | str, int, dict[str, str]]:
+        headers = (
+            {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyAttempts) else {}
+        )
         if _wants_json():
-            return jsonify(error.to_dict()), error.status
-        return render_template("error.html", error=error), error.status
+            return jsonify(error.to_dict()), error.status, headers
+        return render_template("error.html", error=error), error.status, headers
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> tuple[Response | str, int]:
+    def _http_error(
+        error: HTTPException,
+    ) -> tuple[Response | str, int] | tuple[Response | str, int, dict[str, str]]:
         if error.code == RequestEntityTooLarge.code:  # Werkzeug's stream limit tripped
             return _app_error(RequestTooLarge(too_large_message(app.config["MAX_REQUEST_BYTES"])))
         status = error.code or 500

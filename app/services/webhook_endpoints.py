@@ -8,11 +8,11 @@ import secrets
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import NetworkAllow
-from app.errors import NotFound, ValidationError
+from app.errors import Conflict, NotFound, ValidationError
 from app.integrations import transport
 from app.integrations.transport import PrivateAddress
 from app.integrations.vault import Vault
@@ -21,6 +21,8 @@ from app.models.webhooks import WEBHOOK_EVENTS
 from app.services.webhooks import forget
 
 SECRET_PREFIX = "whsec_"
+# Endpoints per facility: each event is sent to every one subscribed, so this also bounds
+# what one event costs, and (with the send throttle) what a facility can make the server send.
 MAX_ENDPOINTS = 20
 
 
@@ -103,13 +105,16 @@ def register(
     """A new endpoint and its signing secret (returned once, kept encrypted). `allow` is
     the operator's PRIVATE_NETWORK_ALLOW, the outbound guard's own list: an endpoint every
     delivery would be refused is refused here."""
-    count = len(
-        session.scalars(
-            select(WebhookEndpoint.id).where(WebhookEndpoint.facility_id == facility_id)
-        ).all()
+    count = session.scalar(
+        select(func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.facility_id == facility_id)
     )
-    if count >= MAX_ENDPOINTS:
-        raise ValidationError(f"a facility has at most {MAX_ENDPOINTS} endpoints", field="url")
+    if (count or 0) >= MAX_ENDPOINTS:
+        raise Conflict(
+            f"a facility has at most {MAX_ENDPOINTS} webhook endpoints: remove one it no "
+            "longer needs before adding another (a paused one counts too)"
+        )
     secret = _new_secret()
     endpoint = WebhookEndpoint(
         facility_id=facility_id,

@@ -303,8 +303,15 @@ def _post(
     }
     try:
         # Through the guarded transport: private addresses only where the operator allows.
+        # Streamed, and closed unread: only the status counts, and a receiver must not make
+        # the server download (and hold in memory) a body as large or as slow as it likes.
         response = http.post(
-            url, data=body, headers=headers, timeout=SEND_TIMEOUT_S, allow_redirects=False
+            url,
+            data=body,
+            headers=headers,
+            timeout=SEND_TIMEOUT_S,
+            allow_redirects=False,
+            stream=True,
         )
     except (requests.RequestException, OSError) as exc:
         return None, _error_words(exc, url)
@@ -344,4 +351,6 @@ def _error_words(exc: BaseException, url: str) -> str:
         return f"the secure connection to {host} failed: check its TLS certificate"[:300]
     if isinstance(exc, requests.ConnectionError):
         return f"could not connect to {host}: check that the receiver is running"[:300]
-    return f"{type(exc).__name__}: {exc}"[:300]
+    # Not the exception's text: requests puts the URL in it, query string (a receiver's
+    # token, say) and all, and the delivery log is no place for that.
+    return f"sending to {host} failed ({type(exc).__name__})"

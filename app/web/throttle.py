@@ -1,4 +1,6 @@
-"""Sign-in throttling against guessing: per account and per client address.
+"""Throttles: sign-ins against guessing (per account and per client address), and the
+webhook sends an admin asks for (tests and redeliveries, per endpoint and per facility),
+so that neither a facility admin nor a stolen API token can use the server as a cannon.
 
 Counted with `limits` (Flask-Limiter's engine) in memory, or in Redis when
 SCRIPTBOX_REDIS_URL is set so that every web process shares the counts.
@@ -17,14 +19,23 @@ from limits.strategies import MovingWindowRateLimiter
 from app.errors import TooManyAttempts
 
 
+def _limiter(storage_uri: str, prefix: str) -> MovingWindowRateLimiter:
+    options = {} if storage_uri.startswith("memory://") else {"key_prefix": f"{prefix}:limits"}
+    return MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
+
+
+def _seconds_left(limiter: MovingWindowRateLimiter, item: RateLimitItem, *keys: str) -> int:
+    reset = limiter.get_window_stats(item, *keys).reset_time
+    return max(1, math.ceil(reset - time.time()))
+
+
 class LoginThrottle:
     """Counts sign-in attempts per account and per address in a moving window."""
 
     def __init__(
         self, storage_uri: str, *, per_account: str, per_address: str, prefix: str = "scriptbox"
     ) -> None:
-        options = {} if storage_uri.startswith("memory://") else {"key_prefix": f"{prefix}:limits"}
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
+        self._limiter = _limiter(storage_uri, prefix)
         self._account: RateLimitItem = parse(per_account)
         self._address: RateLimitItem = parse(per_address)
 
@@ -51,8 +62,40 @@ class LoginThrottle:
         self._limiter.clear(self._account, "login-account", email)
 
     def _retry_after(self, item: RateLimitItem, kind: str, value: str) -> int:
-        reset = self._limiter.get_window_stats(item, kind, value).reset_time
-        return max(1, math.ceil(reset - time.time()))
+        return _seconds_left(self._limiter, item, kind, value)
+
+
+class SendThrottle:
+    """Counts the webhook sends admins ask for (a test, a redelivery) per endpoint and per
+    facility in a moving window: each makes the server send a request outward, and a
+    facility has up to MAX_ENDPOINTS endpoints, so the facility's own limit bounds them all.
+    The deliveries the server makes for events are not counted (events pace them)."""
+
+    def __init__(
+        self, storage_uri: str, *, per_endpoint: str, per_facility: str, prefix: str = "scriptbox"
+    ) -> None:
+        self._limiter = _limiter(storage_uri, prefix)
+        self._endpoint: RateLimitItem = parse(per_endpoint)
+        self._facility: RateLimitItem = parse(per_facility)
+
+    def attempt(self, *, facility_id: int, endpoint_id: int) -> None:
+        """Count one send; TooManyAttempts (429, with its Retry-After) when either is spent.
+
+        A refused send is not counted (a moving window records only what it lets through),
+        so asking again early does not push the wait further out.
+        """
+        checks = (
+            (self._endpoint, "webhook-sends-endpoint", str(endpoint_id), "to this endpoint"),
+            (self._facility, "webhook-sends-facility", str(facility_id), "from this facility"),
+        )
+        for item, kind, value, scope in checks:
+            if not self._limiter.hit(item, kind, value):
+                seconds = _seconds_left(self._limiter, item, kind, value)
+                raise TooManyAttempts(
+                    f"Too many test and redelivery sends {scope} (at most {item}). "
+                    f"Try again in {seconds} s.",
+                    retry_after=seconds,
+                )
 
 
 def login_throttle(app: Flask | None = None) -> LoginThrottle:
@@ -61,11 +104,24 @@ def login_throttle(app: Flask | None = None) -> LoginThrottle:
     return throttle
 
 
+def send_throttle(app: Flask | None = None) -> SendThrottle:
+    """The app's throttle of webhook tests and redeliveries."""
+    throttle: SendThrottle = (app or current_app).extensions["scriptbox.send_throttle"]
+    return throttle
+
+
 def init_app(app: Flask) -> None:
-    """Create the throttle on Redis when configured, else in this process's memory."""
+    """Create the throttles on Redis when configured, else in this process's memory."""
+    storage = app.config["REDIS_URL"] or "memory://"
     app.extensions["scriptbox.login_throttle"] = LoginThrottle(
-        app.config["REDIS_URL"] or "memory://",
+        storage,
         per_account=app.config["LOGIN_ATTEMPTS_PER_ACCOUNT"],
         per_address=app.config["LOGIN_ATTEMPTS_PER_ADDRESS"],
+        prefix=app.config["REDIS_PREFIX"],
+    )
+    app.extensions["scriptbox.send_throttle"] = SendThrottle(
+        storage,
+        per_endpoint=app.config["WEBHOOK_SENDS_PER_ENDPOINT"],
+        per_facility=app.config["WEBHOOK_SENDS_PER_FACILITY"],
         prefix=app.config["REDIS_PREFIX"],
     )

@@ -24,6 +24,7 @@ from app.web.api import paging
 from app.web.api.base import api_blueprint
 from app.web.openapi import Answer, Body, list_of, reply, spec
 from app.web.security import require_member
+from app.web.throttle import send_throttle
 
 bp = api_blueprint("api_webhooks")
 TAGS = ("webhooks",)
@@ -306,9 +307,13 @@ def rotate_secret(slug: str, endpoint_id: int) -> Answer:
 def send_test(slug: str, endpoint_id: int) -> Answer:
     """Send the endpoint a `ping` event, whatever it subscribed to (admins): a delivery
     like any other (signed, retried, in the delivery log). A paused endpoint is refused
-    (409)."""
+    (409). Tests and redeliveries are limited per endpoint and per facility (the server's
+    SCRIPTBOX_WEBHOOK_SENDS_PER_ENDPOINT and _PER_FACILITY): past either, a 429 whose
+    Retry-After and message say in how many seconds to try again."""
     endpoint = _endpoint(slug, endpoint_id)
     delivery = webhook_deliveries.enqueue_ping(db.session(), endpoint)
+    # Counted once the send is sure to be made (a refused one is not committed).
+    send_throttle().attempt(facility_id=endpoint.facility_id, endpoint_id=endpoint.id)
     db.session.commit()
     extensions.run_queue().deliver(delivery.id)
     return delivery_out(delivery, max_attempts=_max_attempts()), 202
@@ -337,12 +342,14 @@ def redeliver(slug: str, endpoint_id: int, delivery_id: str) -> Answer:
     """Send a delivered or failed delivery again (admins): a new delivery with the same
     payload (its `id` too, so a receiver sees the same event) and `redelivery_of` naming
     the original, which keeps its own log. A pending one is refused (409): it is still
-    being sent. So is a paused endpoint's."""
+    being sent. So is a paused endpoint's. Limited with the tests (see the test event): past
+    the limit, a 429 with Retry-After."""
     endpoint = _endpoint(slug, endpoint_id)
     original = webhook_deliveries.delivery_of(
         db.session(), endpoint=endpoint, delivery_id=delivery_id
     )
     again = webhook_deliveries.redeliver(db.session(), endpoint, original)
+    send_throttle().attempt(facility_id=endpoint.facility_id, endpoint_id=endpoint.id)
     db.session.commit()
     extensions.run_queue().deliver(again.id)
     return delivery_out(again, max_attempts=_max_attempts()), 202
