@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RUNS_PER_USER": 10,
     "MAX_RUNS_PER_FACILITY": 50,
     "MAX_PENDING_GRANTS_PER_USER": 10,
+    # Schedules per script and per facility (each fires runs on its own).
+    "MAX_SCHEDULES_PER_SCRIPT": 10,
+    "MAX_SCHEDULES_PER_FACILITY": 100,
     # Redis for scale-out (Celery broker, event bus, grant signals), e.g. redis://host:6379/0.
     "REDIS_URL": None,
     # Private, loopback and LAN destinations the operator allows for outbound calls:
@@ -318,6 +321,8 @@ def validate(config: Any) -> None:
         "MAX_RUNS_PER_USER",
         "MAX_RUNS_PER_FACILITY",
         "MAX_PENDING_GRANTS_PER_USER",
+        "MAX_SCHEDULES_PER_SCRIPT",
+        "MAX_SCHEDULES_PER_FACILITY",
         "MAX_REQUEST_BYTES",
         "WS_MAX_MESSAGE_BYTES",
         "WS_MAX_CONNECTIONS_PER_USER",

@@ -18,6 +18,8 @@ SkipReason = Literal[
     "script_unpublished",
     "script_deleted",
     "run_refused",  # the run was refused (its input no longer fits the script's inputs)
+    "previous_run_waiting",  # its last run is still queued (the caps): no pile of them
+    "start_failed",  # the server failed starting it (logged); tried at the next due time
 ]
 SKIP_REASONS: tuple[SkipReason, ...] = get_args(SkipReason)
 

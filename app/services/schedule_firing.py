@@ -13,6 +13,15 @@ The next due time is the first one after *now*, not after the claimed one: a ser
 was down across several due times fires once when it is back, then keeps to the calendar.
 The run is queued like any other (the caps apply) and is not interactive: a call that
 would need a sign-in raises `no_integration_grant` with reason `not_interactive`.
+
+Queued runs do not pile up: while a schedule's last run still waits `queued` (its member
+or facility is at its cap of live runs), a due time starts no other and is recorded as
+skipped (`previous_run_waiting`), so a schedule has at most one run waiting whatever its
+cron says. There is no quota of runs: the facility's monthly *call* quota is its calls',
+so a run starts whatever it says, and its calls past the quota fail `quota_exceeded` in
+the run, as any run's do. A due time the server fails to start (an unexpected error) is
+recorded as skipped (`start_failed`) and the schedule moves on to its next due time: it
+is not tried again every tick.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.errors import AppError
-from app.models import Membership, Role, Schedule, Script, User
+from app.lifecycle import RunStatus
+from app.models import Membership, Role, Run, Schedule, Script, User
 from app.models._types import utcnow
 from app.models.schedules import SkipReason
 from app.services import cron_times
@@ -44,6 +54,26 @@ class Skipped(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class Waiting(Skipped):
+    """The schedule's last run has not started yet: this due time starts no other."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            "previous_run_waiting",
+            "the previous run has not started yet: it waits queued while its member or the"
+            " facility has as many runs going as the server allows; this due time was"
+            " skipped, not queued behind it. If it keeps happening, space the schedule out"
+            " or cancel runs that hold the places",
+        )
+        self.run_id = run_id
+
+
+START_FAILED = (
+    "the server failed to start this run (the error is in its log); the schedule goes on"
+    " at its next due time. If it keeps happening, tell the server's operator"
+)
 
 
 class ScheduleFirer:
@@ -79,6 +109,9 @@ class ScheduleFirer:
                 )
             except Exception:  # one schedule's failure must not hold back the others
                 log.exception("schedule %s could not fire", row.id)
+                self._record_failure(
+                    row.id, due_at=row.next_run_at, cron=row.cron, zone=row.timezone, now=now
+                )
                 continue
             if run_id is not None:
                 self._submit(run_id)
@@ -112,13 +145,41 @@ class ScheduleFirer:
             try:
                 run_id = self._start(session, schedule)
             except Skipped as skipped:
-                schedule.last_run_id = None
+                # A waiting run stays the schedule's last run (the one that has not started).
+                schedule.last_run_id = skipped.run_id if isinstance(skipped, Waiting) else None
                 schedule.last_skip, schedule.last_skip_message = skipped.reason, skipped.message
                 log.info("schedule %s skipped %s: %s", schedule_id, due_at, skipped.message)
                 return None
             schedule.last_run_id = run_id
             schedule.last_skip = schedule.last_skip_message = None
         return run_id
+
+    def _record_failure(
+        self, schedule_id: int, *, due_at: datetime, cron: str, zone: str, now: datetime
+    ) -> None:
+        """Move a schedule whose due time failed to start past it, saying so: its claim was
+        rolled back with the failure, and it would otherwise fail again every tick."""
+        try:
+            with self._session_factory() as session, session.begin():
+                session.execute(
+                    update(Schedule)
+                    .where(
+                        Schedule.id == schedule_id,
+                        Schedule.next_run_at == due_at,
+                        Schedule.cron == cron,
+                        Schedule.timezone == zone,
+                    )
+                    .values(
+                        next_run_at=cron_times.next_time(cron, zone, after=max(now, due_at)),
+                        last_due_at=due_at,
+                        last_run_id=None,
+                        last_skip="start_failed",
+                        last_skip_message=START_FAILED,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+        except Exception:  # the database itself is away: the next tick tries again
+            log.exception("schedule %s: could not record its failed due time", schedule_id)
 
     @staticmethod
     def _start(session: Session, schedule: Schedule) -> str:
@@ -130,6 +191,18 @@ class ScheduleFirer:
             raise Skipped(
                 "script_unpublished", f"{script.name} is not published: publish it to resume"
             )
+        waiting = session.scalar(
+            select(Run.id)
+            .where(
+                # (status, facility_id) is indexed: a facility's queued runs are few.
+                Run.status == str(RunStatus.QUEUED),
+                Run.facility_id == schedule.facility_id,
+                Run.schedule_id == schedule.id,
+            )
+            .limit(1)
+        )
+        if waiting is not None:
+            raise Waiting(waiting)
         run_input: Any = schedule.input
         try:
             run = create_run(

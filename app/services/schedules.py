@@ -7,7 +7,7 @@ the script must be published when a schedule is made.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,14 +15,30 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.config import DEFAULTS
+from app.errors import Conflict, Forbidden, NotFound
 from app.models import Role, Run, Schedule, Script
 from app.models._types import utcnow
 from app.services import cron_times, inputs, versions
 from app.services.context import MemberContext
-from app.services.scripts import MAX_INPUT
+from app.services.scripts import check_input_size
 
-MAX_PER_SCRIPT = 20
+
+@dataclass(frozen=True)
+class ScheduleCaps:
+    """How many schedules a script and a facility may have (SCRIPTBOX_MAX_SCHEDULES_*)."""
+
+    per_script: int = int(DEFAULTS["MAX_SCHEDULES_PER_SCRIPT"])
+    per_facility: int = int(DEFAULTS["MAX_SCHEDULES_PER_FACILITY"])
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> ScheduleCaps:
+        """The caps an app's configuration sets."""
+        return cls(
+            per_script=int(config["MAX_SCHEDULES_PER_SCRIPT"]),
+            per_facility=int(config["MAX_SCHEDULES_PER_FACILITY"]),
+        )
+
 # How many coming due times a schedule shows.
 SHOWN_TIMES = 3
 # "Keep the old value" for a PATCH field whose null is a value of its own (the input).
@@ -89,18 +105,32 @@ def create_schedule(
     run_input: Any = None,
     enabled: bool = True,
     now: datetime | None = None,
+    caps: ScheduleCaps = ScheduleCaps(),
 ) -> Schedule:
-    """A new schedule of a published script that runs as `member`."""
+    """A new schedule of a published script that runs as `member`, within `caps` (a 409
+    past either: a paused schedule counts, as it may be resumed)."""
     _require_scripter(member)
     if not script.published:
         raise Conflict(
             "publish the script first: a schedule runs its published version", field="script_id"
         )
-    count = session.scalar(
-        select(func.count()).select_from(Schedule).where(Schedule.script_id == script.id)
-    )
-    if (count or 0) >= MAX_PER_SCRIPT:
-        raise Conflict(f"a script has at most {MAX_PER_SCRIPT} schedules; delete one first")
+    on_script, in_facility = session.execute(
+        select(
+            func.count().filter(Schedule.script_id == script.id),
+            func.count(),
+        ).where(Schedule.facility_id == member.facility.id)
+    ).one()
+    if on_script >= caps.per_script:
+        raise Conflict(
+            f"a script has at most {caps.per_script} schedules: delete one it no longer needs"
+            " (paused ones count too), or put what they share in one cron expression"
+        )
+    if in_facility >= caps.per_facility:
+        raise Conflict(
+            f"a facility has at most {caps.per_facility} schedules: delete ones it no longer"
+            " needs (paused ones count too), or ask the server's operator to raise"
+            " SCRIPTBOX_MAX_SCHEDULES_PER_FACILITY"
+        )
     cron = cron_times.check_cron(cron)
     cron_times.check_zone(timezone)
     schedule = Schedule(
@@ -186,8 +216,7 @@ def _set_next(schedule: Schedule, now: datetime) -> None:
 def _checked_input(session: Session, script: Script, run_input: Any) -> Any:
     """The input as given, refused now if it would not fit the published inputs (the run
     would be refused at every due time)."""
-    if len(json.dumps(run_input)) > MAX_INPUT:
-        raise ValidationError(f"input is larger than {MAX_INPUT} bytes", field="input")
+    check_input_size(run_input)  # the limit a run's input has (POST /runs)
     chosen = versions.published(session, script=script)
     inputs.check_input(chosen.input_schema if chosen else script.input_schema, run_input)
     return run_input

@@ -132,6 +132,13 @@ def delete_script(session: Session, member: MemberContext, script: Script) -> No
     session.flush()
 
 
+def check_input_size(run_input: Any) -> None:
+    """Refuse a run's input larger than MAX_INPUT bytes as JSON (a 400 naming `input`):
+    a run's, and a schedule's, which each of its runs gets."""
+    if len(json.dumps(run_input)) > MAX_INPUT:
+        raise ValidationError(f"input is larger than {MAX_INPUT} bytes", field="input")
+
+
 def create_run(
     session: Session,
     member: MemberContext,
@@ -171,8 +178,7 @@ def create_run(
     else:
         raise ValidationError("give a script_id or source", field="script_id")
     _check_source(run_source)
-    if len(json.dumps(run_input)) > MAX_INPUT:
-        raise ValidationError(f"input is larger than {MAX_INPUT} bytes", field="input")
+    check_input_size(run_input)
     run_input = inputs.check_input(schema, run_input)
     values = {
         "id": new_id(),

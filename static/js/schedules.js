@@ -12,6 +12,8 @@ const SKIPS = {
   script_unpublished: "skipped: not published",
   script_deleted: "skipped: script deleted",
   run_refused: "skipped: input refused",
+  previous_run_waiting: "skipped: last run still queued",
+  start_failed: "skipped: server error",
 };
 
 function timesCell(schedule) {

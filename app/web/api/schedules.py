@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from app import db
@@ -42,7 +43,9 @@ class ScheduleRun(BaseModel):
 
 class ScheduleSkip(BaseModel):
     """Why the last due time started no run: `owner_removed`, `owner_demoted`,
-    `script_unpublished`, `script_deleted` or `run_refused`, and words saying what to do."""
+    `script_unpublished`, `script_deleted`, `run_refused`, `previous_run_waiting` (its last
+    run is still queued; `last_run` is that run) or `start_failed` (a server error, logged),
+    and words saying what to do."""
 
     reason: str
     message: str | None
@@ -130,7 +133,9 @@ def _shown(schedule: Any) -> ScheduleOut:
 @bp.get("/f/<slug>/scripts/<int:script_id>/schedules")
 @spec.validate(resp=reply(HTTP_200=list_of(ScheduleOut)), tags=TAGS)
 def list_schedules(slug: str, script_id: int) -> Answer:
-    """The script's schedules with their next due times (scripters and admins)."""
+    """The script's schedules with their next due times, oldest first (scripters and
+    admins). The one list of the API that is not paginated: a script has at most
+    SCRIPTBOX_MAX_SCHEDULES_PER_SCRIPT schedules (10 by default), so it is always whole."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
     found = schedules_service.list_schedules(db.session(), member, script)
@@ -144,7 +149,10 @@ def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
 
     Runs started by a schedule are not interactive: a call that needs a sign-in raises
     `no_integration_grant` with reason `not_interactive`. A bad cron expression or time
-    zone is a 400 `invalid_schedule` that says what is wrong; an unpublished script a 409.
+    zone is a 400 `invalid_schedule` that says what is wrong; an unpublished script a 409,
+    and so is a script or facility at its cap of schedules (SCRIPTBOX_MAX_SCHEDULES_PER_SCRIPT,
+    10, and _PER_FACILITY, 100). `input` has the limits of a run's: at most 256 KiB as JSON,
+    and it must fit the published version's declared inputs (a 400 naming `input`).
     """
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
@@ -158,6 +166,7 @@ def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
         timezone=json.timezone,
         run_input=json.input,
         enabled=json.enabled,
+        caps=schedules_service.ScheduleCaps.of(current_app.config),
     )
     db.session.commit()
     return _shown(schedule), 201
