@@ -260,9 +260,11 @@ def test_a_due_schedule_becomes_a_finished_non_interactive_run_on_the_embedded_e
         session = db.session()
         member, script = scripter_world(session, source=NON_INTERACTIVE_CALL)
         create_integration(session, facility=member.facility, key="keyed")
+        # Yearly, set up a year ago: due now, and not again while the test runs (an
+        # every-minute one fired a second run whenever the test crossed a minute).
         schedule = schedules.create_schedule(
-            session, member, script, cron="* * * * *", run_input={"report": "daily"},
-            now=utcnow() - timedelta(minutes=3),
+            session, member, script, cron="0 0 1 1 *", run_input={"report": "daily"},
+            now=utcnow() - timedelta(days=366),
         )
         session.commit()
         schedule_id = schedule.id

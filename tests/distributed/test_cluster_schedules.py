@@ -50,10 +50,12 @@ def world(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Worl
         member = MemberContext(ada, lab, Role.scripter)
         script = create_script(session, member, name="Echo", source="result = input",
                                published=True)
+        # Yearly, set up a year ago: each is due now, once, and not again while the test
+        # runs (an every-five-minutes one fired twice when the test crossed its next time).
         made = [
-            schedules.create_schedule(session, member, script, cron="*/5 * * * *",
+            schedules.create_schedule(session, member, script, cron="0 0 1 1 *",
                                       run_input={"n": n},
-                                      now=utcnow() - timedelta(minutes=11))
+                                      now=utcnow() - timedelta(days=366))
             for n in range(DUE)
         ]
         return [schedule.id for schedule in made]
