@@ -20,6 +20,7 @@ SkipReason = Literal[
     "run_refused",  # the run was refused (its input no longer fits the script's inputs)
     "previous_run_waiting",  # its last run is still queued (the caps): no pile of them
     "start_failed",  # the server failed starting it (logged); tried at the next due time
+    "script_changed",  # a version its member did not see was published by someone else
 ]
 SKIP_REASONS: tuple[SkipReason, ...] = get_args(SkipReason)
 
@@ -49,6 +50,9 @@ class Schedule(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     input: Mapped[Any] = mapped_column(JSON, nullable=True)
     enabled: Mapped[bool] = mapped_column(default=True)
+    # The published version its member last saw (setting it up, changing or resuming it):
+    # a version published since by someone else does not run as them until they do again.
+    approved_version: Mapped[int | None]
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The last due time claimed, and what came of it: a run, or why none started. The
     # run id is a plain value (runs point back here with their schedule_id).

@@ -39,7 +39,7 @@ from app.lifecycle import RunStatus
 from app.models import Membership, Role, Run, Schedule, Script, User
 from app.models._types import utcnow
 from app.models.schedules import SkipReason
-from app.services import cron_times
+from app.services import cron_times, versions
 from app.services.context import MemberContext
 from app.services.scripts import create_run
 
@@ -191,6 +191,7 @@ class ScheduleFirer:
             raise Skipped(
                 "script_unpublished", f"{script.name} is not published: publish it to resume"
             )
+        _check_approved(session, schedule, script, member)
         waiting = session.scalar(
             select(Run.id)
             .where(
@@ -217,6 +218,30 @@ class ScheduleFirer:
         except AppError as refused:
             raise Skipped("run_refused", f"the run was refused: {refused.message}") from None
         return run.id
+
+
+def _check_approved(
+    session: Session, schedule: Schedule, script: Script, member: MemberContext
+) -> None:
+    """The published version runs as the schedule's member, with their own accounts, only
+    if they saw it: they saved it, or it was the published one when they last set up,
+    changed or resumed the schedule. Otherwise any scripter could publish code that runs
+    as them while they are not there."""
+    number = script.published_version
+    if number is None or number == schedule.approved_version:
+        return
+    version = versions.published(session, script=script)
+    if version is None or version.created_by == schedule.created_by:
+        return
+    author = session.get(User, version.created_by) if version.created_by is not None else None
+    saved_by = f", saved by {author.name}," if author is not None else ""
+    owner = member.user.name
+    raise Skipped(
+        "script_changed",
+        f"version {number} of {script.name}{saved_by} was published after {owner} last set"
+        f" up this schedule, and its runs run as {owner}: {owner} must pause and resume it"
+        " to run that version",
+    )
 
 
 def _runs_as(session: Session, schedule: Schedule) -> MemberContext:

@@ -141,6 +141,7 @@ def create_schedule(
         timezone=timezone,
         input=_checked_input(session, script, run_input),
         enabled=enabled,
+        approved_version=script.published_version,  # what its member sees now
     )
     _set_next(schedule, now or utcnow())
     session.add(schedule)
@@ -160,9 +161,15 @@ def update_schedule(
     now: datetime | None = None,
 ) -> Schedule:
     """Change a schedule's cron, time zone, input, or pause/resume it (its creator or an
-    admin). Its next due time is counted again from now."""
+    admin). Its next due time is counted again from now. A change by its creator also
+    approves the script's published version as it is now (`approved_version`); an
+    admin's does not, since the runs run as the creator."""
     _require_scripter(member)
     _require_owner_or_admin(member, schedule)
+    if schedule.created_by == member.user.id:
+        script = session.get(Script, schedule.script_id)
+        assert script is not None  # a schedule goes with its script (ON DELETE CASCADE)
+        schedule.approved_version = script.published_version
     if cron is not None:
         schedule.cron = cron_times.check_cron(cron)
     if timezone is not None:

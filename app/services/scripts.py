@@ -79,7 +79,8 @@ def update_script(
     session.flush()
     latest = versions.record_version(session, script=script, user_id=member.user.id)
     if published:
-        versions.publish_version(session, script=script, number=latest.number)
+        versions.publish_version(session, script=script, number=latest.number,
+                                 by=member.user.id)
     elif published is not None:
         versions.unpublish(session, script=script)
     return script

@@ -5,11 +5,11 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.models import Script, ScriptVersion
+from app.models import Schedule, Script, ScriptVersion
 
 MAX_DIFF_LINES = 2000
 
@@ -92,11 +92,21 @@ def restore_version(
     return record_version(session, script=script, user_id=user_id)
 
 
-def publish_version(session: Session, *, script: Script, number: int) -> ScriptVersion:
-    """Members run this version from now on."""
+def publish_version(
+    session: Session, *, script: Script, number: int, by: int | None
+) -> ScriptVersion:
+    """Members run this version from now on. Its publisher (`by`) chose it, so their own
+    schedules of the script approve it (Schedule.approved_version)."""
     version = get_version(session, script=script, number=number)
     script.published = True
     script.published_version = version.number
+    if by is not None:
+        session.execute(
+            update(Schedule)
+            .where(Schedule.script_id == script.id, Schedule.created_by == by)
+            .values(approved_version=version.number)
+            .execution_options(synchronize_session="fetch")
+        )
     session.flush()
     return version
 

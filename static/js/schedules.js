@@ -14,6 +14,7 @@ const SKIPS = {
   run_refused: "skipped: input refused",
   previous_run_waiting: "skipped: last run still queued",
   start_failed: "skipped: server error",
+  script_changed: "skipped: new version to approve",
 };
 
 function timesCell(schedule) {

@@ -318,3 +318,93 @@ def test_a_scheduled_run_waits_queued_under_the_caps_like_any_other(tmp_path: Pa
     finally:
         page.close()
         queue.cancel(spinning.id)
+
+
+def test_a_version_another_scripter_publishes_waits_for_the_members_approval(
+    app: Flask,
+) -> None:
+    """A schedule runs as Ada with her accounts: a version Bea publishes later is skipped
+    (script_changed) until Ada changes or resumes the schedule; an admin's change approves
+    nothing; a version Ada publishes herself runs at once."""
+    with app.app_context():
+        session = db.session()
+        ada_member, script = scripter_world(session, source="result = 'v1'")
+        lab = ada_member.facility
+        bea = create_user(session, email="bea@example.com", name="Bea")
+        add_member(session, user=bea, facility=lab, role=Role.scripter)
+        root = create_user(session, email="root@example.com", name="Root")
+        add_member(session, user=root, facility=lab, role=Role.admin)
+        now = utcnow().replace(second=0, microsecond=0)
+        schedule_id = schedules.create_schedule(
+            session, ada_member, script, cron="* * * * *", now=now - timedelta(minutes=1)
+        ).id
+        session.commit()
+        script_id, ada_id, lab_id = script.id, ada_member.user.id, lab.id
+        bea_id, root_id = bea.id, root.id
+    submitted: list[str] = []
+
+    def fire(minute: int) -> Schedule:
+        """Fire the due time `minute` minutes on; the schedule as it then is. A run it
+        started is ended at once, so the next due time has none waiting."""
+        firer = ScheduleFirer(session_factory=db.session_factory(app), submit=submitted.append,
+                              clock=fixed(now + timedelta(minutes=minute, seconds=1)))
+        firer.fire_due()
+        with db.session_factory(app)() as fresh, fresh.begin():
+            fresh.execute(update(Run).where(Run.status == "queued").values(status="succeeded"))
+            found = fresh.get(Schedule, schedule_id)
+            assert found is not None
+            fresh.expunge(found)
+            return found
+
+    def as_member(user_id: int) -> MemberContext:
+        session = db.session()
+        membership = people.membership_of(session, user_id, lab_id)
+        assert membership is not None
+        return MemberContext(membership.user, membership.facility, membership.role)
+
+    def publish(user_id: int, source: str) -> None:
+        with app.app_context():
+            update_script(db.session(), as_member(user_id), db.session.get(Script, script_id),
+                          source=source, published=True)
+            db.session.commit()
+
+    def change(user_id: int) -> None:  # pause and resume, as the page's toggle does
+        with app.app_context():
+            member = as_member(user_id)
+            found = db.session.get(Schedule, schedule_id)
+            schedules.update_schedule(db.session(), member, found, enabled=False)
+            schedules.update_schedule(db.session(), member, found, enabled=True,
+                                      now=now + timedelta(minutes=minute_now[0]))
+            db.session.commit()
+
+    def last_run_source() -> str:
+        with db.session_factory(app)() as fresh:
+            run = fresh.get(Run, submitted[-1])
+            assert run is not None
+            return run.source
+
+    minute_now = [0]
+    first = fire(0)
+    assert (first.last_skip, first.approved_version) == (None, 1)
+    assert "v1" in last_run_source()
+
+    publish(bea_id, "result = 'v2, by Bea'")
+    skipped = fire(1)
+    assert skipped.last_skip == "script_changed" and len(submitted) == 1
+    assert (skipped.last_skip_message or "").startswith(
+        "version 2 of Report, saved by Bea, was published after")
+
+    minute_now[0] = 1  # each change counts the next due time from its own minute
+    change(root_id)  # an admin's pause and resume: still Ada's accounts, still skipped
+    assert fire(2).last_skip == "script_changed" and len(submitted) == 1
+
+    minute_now[0] = 2
+    change(ada_id)  # Ada approves what is published now
+    approved = fire(3)
+    assert (approved.last_skip, approved.approved_version) == (None, 2)
+    assert "v2, by Bea" in last_run_source()
+
+    publish(ada_id, "result = 'v3, by Ada'")  # her own: no approval needed
+    assert fire(4).last_skip is None and "v3, by Ada" in last_run_source()
+    with app.app_context():
+        assert db.session.get(Schedule, schedule_id).approved_version == 3  # type: ignore[union-attr]

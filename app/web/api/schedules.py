@@ -66,6 +66,10 @@ class ScheduleOut(BaseModel):
     runs_as: ScheduleUser | None = Field(
         description="Who its runs run as (null once that user was deleted)"
     )
+    approved_version: int | None = Field(
+        description="The published version its member approved (set it up, changed or resumed"
+        " it with); another scripter's later version is skipped as script_changed until then"
+    )
     last_due_at: str | None = Field(description="The last due time it fired for")
     last_run: ScheduleRun | None
     last_skip: ScheduleSkip | None
@@ -111,6 +115,7 @@ def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> S
         next_run_at=_iso(schedule.next_run_at),
         next_times=[when.isoformat() for when in found.next_times],
         runs_as=ScheduleUser(id=owner.id, name=owner.name) if owner is not None else None,
+        approved_version=schedule.approved_version,
         last_due_at=_iso(schedule.last_due_at),
         last_run=None if run is None else ScheduleRun(
             id=run.id, status=run.status, created_at=_iso(run.created_at),

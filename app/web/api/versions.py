@@ -128,7 +128,9 @@ def publish_version(slug: str, script_id: int, number: int) -> Answer:
     """Members run this version from now on (scripters)."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
-    version = versions.publish_version(db.session(), script=script, number=number)
+    version = versions.publish_version(
+        db.session(), script=script, number=number, by=member.user.id
+    )
     db.session.commit()
     return _version_out(version, published=script.published_version)
 
