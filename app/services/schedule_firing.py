@@ -31,7 +31,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import AppError
@@ -127,14 +127,7 @@ class ScheduleFirer:
         following = cron_times.next_time(cron, zone, after=max(now, due_at))
         with self._session_factory() as session, session.begin():
             claimed = session.execute(
-                update(Schedule)
-                .where(
-                    Schedule.id == schedule_id,
-                    Schedule.next_run_at == due_at,
-                    # Changed meanwhile: its next time was counted from what it is now.
-                    Schedule.cron == cron,
-                    Schedule.timezone == zone,
-                )
+                _still_due(schedule_id, due_at=due_at, cron=cron, zone=zone)
                 .values(next_run_at=following, last_due_at=due_at)
                 .execution_options(synchronize_session=False)
             ).rowcount  # type: ignore[attr-defined]
@@ -162,13 +155,7 @@ class ScheduleFirer:
         try:
             with self._session_factory() as session, session.begin():
                 session.execute(
-                    update(Schedule)
-                    .where(
-                        Schedule.id == schedule_id,
-                        Schedule.next_run_at == due_at,
-                        Schedule.cron == cron,
-                        Schedule.timezone == zone,
-                    )
+                    _still_due(schedule_id, due_at=due_at, cron=cron, zone=zone)
                     .values(
                         next_run_at=cron_times.next_time(cron, zone, after=max(now, due_at)),
                         last_due_at=due_at,
@@ -218,6 +205,18 @@ class ScheduleFirer:
         except AppError as refused:
             raise Skipped("run_refused", f"the run was refused: {refused.message}") from None
         return run.id
+
+
+def _still_due(schedule_id: int, *, due_at: datetime, cron: str, zone: str) -> Update:
+    """An UPDATE of the schedule that matches only while it is as it was read: due at
+    `due_at`, with `cron` and `zone` (changed meanwhile, its next time was counted from
+    what it is now), so one claimer of a due time updates it and any other nothing."""
+    return update(Schedule).where(
+        Schedule.id == schedule_id,
+        Schedule.next_run_at == due_at,
+        Schedule.cron == cron,
+        Schedule.timezone == zone,
+    )
 
 
 def _check_approved(
