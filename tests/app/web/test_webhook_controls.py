@@ -15,48 +15,18 @@ import pytest
 import requests
 
 from app import db, extensions
-from app.models import Role, Script, WebhookDelivery
+from app.models import WebhookDelivery
 from app.services import webhooks
-from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, create_facility, create_user
+from app.testing import LiveServer
 from tests.listener import Answer, Listener, Received
-
-WAIT_S = 60.0
+from tests.webhook_world import WAIT_S, webhook_world
+from tests.webhook_world import call as _call
 
 
 @pytest.fixture
 def world(live: LiveServer) -> dict[str, Any]:
     """Facility lab (admin Ada, member Mia) and facility other (Ada is its admin too)."""
-    with live.app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        other = create_facility(session, slug="other", name="Other")
-        ada = create_user(session, email="ada@example.com")
-        mia = create_user(session, email="mia@example.com")
-        add_member(session, user=ada, facility=lab, role=Role.admin)
-        add_member(session, user=ada, facility=other, role=Role.admin)
-        add_member(session, user=mia, facility=lab, role=Role.member)
-        script = Script(facility_id=lab.id, name="S", source="result = 6 * 7", published=True)
-        session.add(script)
-        session.commit()
-        ids = {"ada": ada.id, "mia": mia.id, "script": script.id}
-    tokens = {
-        name: WebClient(live.app, live.url, ids[name])
-        .api("POST", "/api/tokens", json={"name": "t"})
-        .json()["token"]
-        for name in ("ada", "mia")
-    }
-    return {"live": live, "ids": ids, "tokens": tokens}
-
-
-def _call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> requests.Response:
-    return requests.request(
-        method,
-        f"{world['live'].url}{path}",
-        headers={"Authorization": f"Bearer {world['tokens'][who]}"},
-        timeout=WAIT_S,
-        **kw,
-    )
+    return webhook_world(live)
 
 
 def _register(

@@ -21,7 +21,6 @@ from app.models import (
     Account,
     Facility,
     Integration,
-    Role,
     Script,
     WebhookDelivery,
     WebhookEndpoint,
@@ -30,10 +29,10 @@ from app.models._types import utcnow
 from app.models.webhooks import SHOWN_STATES
 from app.services import webhooks
 from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, create_facility, create_integration, create_user
 from tests.listener import Answer, Listener
+from tests.webhook_world import WAIT_S, webhook_world
+from tests.webhook_world import call as _call
 
-WAIT_S = 60.0
 KEYED_CALL = """
 try:
     integrations.get("keyed", "/me")
@@ -49,37 +48,7 @@ except integrations.IntegrationError as failed:
 def world(live: LiveServer) -> dict[str, Any]:
     """Facility lab (admin Ada, member Mia, both with API tokens) and facility other."""
     live.app.config["WEBHOOK_RETRY_BASE_S"] = 0.2
-    with live.app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        other = create_facility(session, slug="other", name="Other")
-        ada = create_user(session, email="ada@example.com")
-        mia = create_user(session, email="mia@example.com")
-        add_member(session, user=ada, facility=lab, role=Role.admin)
-        add_member(session, user=ada, facility=other, role=Role.admin)
-        add_member(session, user=mia, facility=lab, role=Role.member)
-        create_integration(session, facility=lab, key="keyed")
-        script = Script(facility_id=lab.id, name="S", source="result = 6 * 7", published=True)
-        session.add(script)
-        session.commit()
-        ids = {"ada": ada.id, "mia": mia.id, "script": script.id}
-    tokens = {
-        name: WebClient(live.app, live.url, ids[name])
-        .api("POST", "/api/tokens", json={"name": "t"})
-        .json()["token"]
-        for name in ("ada", "mia")
-    }
-    return {"live": live, "ids": ids, "tokens": tokens}
-
-
-def _call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> requests.Response:
-    return requests.request(
-        method,
-        f"{world['live'].url}{path}",
-        headers={"Authorization": f"Bearer {world['tokens'][who]}"},
-        timeout=WAIT_S,
-        **kw,
-    )
+    return webhook_world(live, keyed=True)
 
 
 def _register(world: dict[str, Any], url: str, events: list[str]) -> dict[str, Any]:

@@ -1,0 +1,53 @@
+"""What the webhook API tests share: facility lab (admin Ada, member Mia, both with API
+tokens, a published script S) and facility other (Ada is its admin too), and their calls
+through the live server with a bearer token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from app import db
+from app.models import Role, Script
+from app.testing import LiveServer, WebClient
+from tests.conftest import add_member, create_facility, create_integration, create_user
+
+WAIT_S = 60.0
+
+
+def webhook_world(live: LiveServer, *, keyed: bool = False) -> dict[str, Any]:
+    """The people and their tokens (`keyed`: lab also has an API-key integration "keyed")."""
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        other = create_facility(session, slug="other", name="Other")
+        ada = create_user(session, email="ada@example.com")
+        mia = create_user(session, email="mia@example.com")
+        add_member(session, user=ada, facility=lab, role=Role.admin)
+        add_member(session, user=ada, facility=other, role=Role.admin)
+        add_member(session, user=mia, facility=lab, role=Role.member)
+        if keyed:
+            create_integration(session, facility=lab, key="keyed")
+        script = Script(facility_id=lab.id, name="S", source="result = 6 * 7", published=True)
+        session.add(script)
+        session.commit()
+        ids = {"ada": ada.id, "mia": mia.id, "script": script.id}
+    tokens = {
+        name: WebClient(live.app, live.url, ids[name])
+        .api("POST", "/api/tokens", json={"name": "t"})
+        .json()["token"]
+        for name in ("ada", "mia")
+    }
+    return {"live": live, "ids": ids, "tokens": tokens}
+
+
+def call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> requests.Response:
+    """`method path` on the world's live server as `who` ("ada" or "mia")."""
+    return requests.request(
+        method,
+        f"{world['live'].url}{path}",
+        headers={"Authorization": f"Bearer {world['tokens'][who]}"},
+        timeout=WAIT_S,
+        **kw,
+    )
