@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    and_,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -103,7 +112,8 @@ class WebhookAttempt(Base):
     response_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(300))
 
-    @property
-    def ended(self) -> bool:
-        """False while it is in flight: every ended attempt has an answer or an error."""
-        return self.response_code is not None or self.error is not None
+    @classmethod
+    def in_flight(cls) -> ColumnElement[bool]:
+        """The attempts not ended: being sent, or their sender never reported back (every
+        ended attempt has an answer or an error)."""
+        return and_(cls.response_code.is_(None), cls.error.is_(None))

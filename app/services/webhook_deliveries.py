@@ -109,9 +109,7 @@ def in_flight(session: Session, deliveries: Sequence[WebhookDelivery]) -> dict[s
         delivery_id: started
         for delivery_id, started in session.execute(
             select(WebhookAttempt.delivery_id, WebhookAttempt.started_at).where(
-                WebhookAttempt.delivery_id.in_(leased),
-                WebhookAttempt.response_code.is_(None),
-                WebhookAttempt.error.is_(None),
+                WebhookAttempt.delivery_id.in_(leased), WebhookAttempt.in_flight()
             )
         )
     }

@@ -247,9 +247,7 @@ def attempt(
         assert endpoint is not None  # the delivery cascades with its endpoint
         for unreported in session.scalars(
             select(WebhookAttempt).where(
-                WebhookAttempt.delivery_id == delivery_id,
-                WebhookAttempt.response_code.is_(None),
-                WebhookAttempt.error.is_(None),
+                WebhookAttempt.delivery_id == delivery_id, WebhookAttempt.in_flight()
             )
         ):
             unreported.error = UNREPORTED  # its lease ran out: counted, as it may have been sent
