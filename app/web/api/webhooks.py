@@ -224,10 +224,7 @@ def list_endpoints(slug: str, query: paging.Page) -> Answer:
 @spec.validate(resp=reply("HTTP_204"), tags=TAGS)
 def delete_endpoint(slug: str, endpoint_id: int) -> Answer:
     """Remove an endpoint and its delivery log (admins)."""
-    member = require_member(slug, Role.admin)
-    endpoint = webhook_endpoints.endpoint_of(
-        db.session(), facility_id=member.facility.id, endpoint_id=endpoint_id
-    )
+    endpoint = _endpoint(slug, endpoint_id)
     webhook_endpoints.remove(db.session(), endpoint)
     db.session.commit()
     return "", 204
@@ -255,11 +252,10 @@ def list_deliveries(slug: str, endpoint_id: int, query: paging.Page) -> Answer:
     last = page[-1] if len(rows) > limit else None
     next_position = [last.created_at.isoformat(), last.id] if last else None
     sending = webhook_deliveries.in_flight(db.session(), page)
+    max_attempts = _max_attempts()
     return paging.with_next(
         [
-            delivery_out(
-                d, max_attempts=_max_attempts(), sending_since=sending.get(d.id)
-            ).model_dump()
+            delivery_out(d, max_attempts=max_attempts, sending_since=sending.get(d.id)).model_dump()
             for d in page
         ],
         next_position,
