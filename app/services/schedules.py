@@ -166,9 +166,9 @@ def update_schedule(
     admin's does not, since the runs run as the creator."""
     _require_scripter(member)
     _require_owner_or_admin(member, schedule)
+    script = session.get(Script, schedule.script_id)
+    assert script is not None  # a schedule goes with its script (ON DELETE CASCADE)
     if schedule.created_by == member.user.id:
-        script = session.get(Script, schedule.script_id)
-        assert script is not None  # a schedule goes with its script (ON DELETE CASCADE)
         schedule.approved_version = script.published_version
     if cron is not None:
         schedule.cron = cron_times.check_cron(cron)
@@ -176,8 +176,6 @@ def update_schedule(
         cron_times.check_zone(timezone)
         schedule.timezone = timezone
     if run_input is not KEEP:
-        script = session.get(Script, schedule.script_id)
-        assert script is not None  # a schedule goes with its script (ON DELETE CASCADE)
         schedule.input = _checked_input(session, script, run_input)
     if enabled is not None:
         schedule.enabled = enabled
