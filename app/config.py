@@ -68,6 +68,9 @@ DEFAULTS: dict[str, Any] = {
     # Schedules per script and per facility (each fires runs on its own).
     "MAX_SCHEDULES_PER_SCRIPT": 10,
     "MAX_SCHEDULES_PER_FACILITY": 100,
+    # Days a finished run (with its output, prompts and idempotency key) and a finished
+    # webhook delivery are kept; older ones are deleted in the background. 0 keeps them.
+    "RETENTION_DAYS": 90,
     # Redis for scale-out (Celery broker, event bus, grant signals), e.g. redis://host:6379/0.
     "REDIS_URL": None,
     # Private, loopback and LAN destinations the operator allows for outbound calls:
@@ -337,6 +340,11 @@ def validate(config: Any) -> None:
     hops = config["TRUSTED_PROXY_HOPS"]
     if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 10:
         raise ConfigError("SCRIPTBOX_TRUSTED_PROXY_HOPS must be an integer from 0 to 10")
+    days = config["RETENTION_DAYS"]
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 36500:
+        raise ConfigError(
+            "SCRIPTBOX_RETENTION_DAYS must be a whole number of days (0 keeps everything)"
+        )
     try:
         if float(config["PARK_AFTER_S"]) < 0:
             raise ValueError

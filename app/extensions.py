@@ -49,6 +49,7 @@ from app.runner.parts import EngineParts
 from app.runner.threads import ThreadRunQueue
 from app.seams import EventBus, GrantSignals, RunQueue
 from app.services.grants import GrantCoordinator
+from app.services.retention import Pruner
 from app.services.schedule_firing import ScheduleFirer
 from app.services.webhook_events import WebhookBus, WebhookEvents, WebhookSender
 from app.services.webhooks import RetryPolicy
@@ -181,6 +182,8 @@ def init_app(app: Flask) -> None:
     # runs are queued like any other (the caps apply) and handed to the same queue.
     schedules = ScheduleFirer(session_factory=factory, submit=queue.submit)
     heartbeat.on_tick(schedules.fire_due)
+    pruner = Pruner(session_factory=factory, retention_days=app.config["RETENTION_DAYS"])
+    heartbeat.on_tick(pruner.tick)
     app.extensions.update(
         vault=vault,
         bus=bus,

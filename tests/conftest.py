@@ -233,6 +233,9 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
         "IDLE_WORKERS": 2,
         # The tests' upstreams (the dev provider, echo servers) listen on loopback.
         "PRIVATE_NETWORK_ALLOW": "127.0.0.1/32",
+        # Tests set runs' times in the past (pages, filters, paging): a live app's beat
+        # must not prune them midway. tests/app/test_retention.py sets it.
+        "RETENTION_DAYS": 0,
     }
     config.update(overrides)
     app = create_app(config)

@@ -211,10 +211,13 @@ _INSERT_RUN = insert(RUNS)
 def get_run(session: Session, member: MemberContext, run_id: str) -> Run:
     """A run of the member's facility: their own, or anyone's for admins."""
     run = session.get(Run, run_id)
-    if run is None or run.facility_id != member.facility.id:
-        raise NotFound("no such run")
-    if run.user_id != member.user.id and not member.can(Role.admin):
-        raise NotFound("no such run")
+    if (
+        run is None
+        or run.facility_id != member.facility.id
+        or (run.user_id != member.user.id and not member.can(Role.admin))
+    ):
+        # Same words either way: another's run is not told apart from a deleted one.
+        raise NotFound("no such run: check the link; old finished runs are deleted")
     return run
 
 

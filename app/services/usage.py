@@ -20,6 +20,7 @@ __all__ = [
     "calls_this_month",
     "month_start",
     "monthly_usage",
+    "oldest_month",
     "set_quota",
     "usage_by_month",
 ]
@@ -32,6 +33,12 @@ def _months_before(start: datetime, count: int) -> datetime:
     """The first instant of the month `count` months before `start` (a month start)."""
     index = start.year * 12 + start.month - 1 - count
     return start.replace(year=index // 12, month=index % 12 + 1)
+
+
+def oldest_month(now: datetime | None = None) -> datetime:
+    """The first instant of the oldest month a usage report can show (MAX_MONTHS months
+    ending with this one): the call log before it is read by no report."""
+    return _months_before(month_start(now), MAX_MONTHS - 1)
 
 
 def _calls_between(

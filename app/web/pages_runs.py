@@ -63,6 +63,7 @@ def runs(slug: str) -> ResponseReturnValue:
         scripts=scripts_service.list_scripts(db.session(), member),
         users=users,
         waited=waited,
+        retention_days=current_app.config["RETENTION_DAYS"],
     )
 
 
