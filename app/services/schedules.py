@@ -19,7 +19,7 @@ from app.config import DEFAULTS
 from app.errors import Conflict, Forbidden, NotFound
 from app.models import Role, Run, Schedule, Script
 from app.models._types import utcnow
-from app.services import cron_times, inputs, versions
+from app.services import cron_times, inputs, people, versions
 from app.services.context import MemberContext
 from app.services.scripts import check_input_size
 
@@ -114,6 +114,7 @@ def create_schedule(
         raise Conflict(
             "publish the script first: a schedule runs its published version", field="script_id"
         )
+    people.hold_facility(session, member.facility.id)
     on_script, in_facility = session.execute(
         select(
             func.count().filter(Schedule.script_id == script.id),

@@ -18,6 +18,7 @@ from app.integrations.transport import PrivateAddress
 from app.integrations.vault import Vault
 from app.models import WebhookEndpoint
 from app.models.webhooks import WEBHOOK_EVENTS
+from app.services import people
 from app.services.webhooks import forget
 
 SECRET_PREFIX = "whsec_"
@@ -105,6 +106,7 @@ def register(
     """A new endpoint and its signing secret (returned once, kept encrypted). `allow` is
     the operator's PRIVATE_NETWORK_ALLOW, the outbound guard's own list: an endpoint every
     delivery would be refused is refused here."""
+    people.hold_facility(session, facility_id)
     count = session.scalar(
         select(func.count())
         .select_from(WebhookEndpoint)
