@@ -23,16 +23,23 @@ function timesCell(schedule) {
   return schedule.next_times.map((iso) => el("div", {}, shortTime(iso)));
 }
 
+// Why the last due time started no run: a badge, and the server's words on what to do.
+function skipNote(skip) {
+  return [el("span", { class: "badge bad schedule-skip", title: skip.message ?? "", text: SKIPS[skip.reason] ?? skip.reason }),
+    el("div", { class: "muted schedule-skip-message", text: skip.message ?? "" })];
+}
+
 function lastCell(schedule) {
-  if (schedule.last_run) {
+  const { last_run: run, last_skip: skip } = schedule;
+  if (run) {
     const badge = el("span", { class: "badge schedule-last-status" });
-    setStatus(badge, schedule.last_run.status);
-    return [el("a", { href: `/f/${slug}/runs/${schedule.last_run.id}`, class: "schedule-last-run" }, shortTime(schedule.last_run.created_at)), " ", badge];
+    setStatus(badge, run.status);
+    // A due time skipped while the last run waits (previous_run_waiting) keeps that run as
+    // the last one: its skip is said while the run still waits, not once it has started.
+    const waiting = skip && run.status === "queued" ? skipNote(skip) : [];
+    return [el("a", { href: `/f/${slug}/runs/${run.id}`, class: "schedule-last-run" }, shortTime(run.created_at)), " ", badge, ...waiting];
   }
-  if (schedule.last_skip) {
-    return [el("span", { class: "badge bad schedule-last-status", title: schedule.last_skip.message ?? "", text: SKIPS[schedule.last_skip.reason] ?? schedule.last_skip.reason }),
-      el("div", { class: "muted", text: schedule.last_skip.message ?? "" })];
-  }
+  if (skip) return skipNote(skip);
   return [el("span", { class: "muted", text: "not yet" })];
 }
 
