@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
-from app.errors import Forbidden, NotFound, ValidationError
-from app.lifecycle import RUNS, RunStatus
+from app.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.lifecycle import RUNS, RunStatus, is_final
 from app.models import Run, Script
 from app.models._types import new_id, utcnow
 from app.models.facilities import Role
@@ -219,6 +219,17 @@ def get_run(session: Session, member: MemberContext, run_id: str) -> Run:
         # Same words either way: another's run is not told apart from a deleted one.
         raise NotFound("no such run: check the link; old finished runs are deleted")
     return run
+
+
+def delete_run(session: Session, member: MemberContext, run_id: str) -> None:
+    """Delete a run that has ended, with its input, output, result and prompts: the
+    member's own, or anyone's for admins. Its calls stay in the call log (the facility's
+    usage and quota count them)."""
+    run = get_run(session, member, run_id)
+    if not is_final(run.status):
+        raise Conflict("the run has not ended: stop it first, then delete it")
+    session.delete(run)
+    session.flush()
 
 
 def list_runs(

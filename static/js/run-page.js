@@ -1,5 +1,5 @@
 // One run: status and output live over the websocket (an admin's page hears every run of
-// the facility), Stop, Run again, and a reload once it ends so the result, error,
+// the facility), Stop, Run again, Delete once it ended, and a reload once it ends so the result, error,
 // traceback and calls show as the server renders them.
 import { api, slug, toast } from "./api.js";
 import { on } from "./ws.js";
@@ -90,6 +90,16 @@ document.getElementById("rerun")?.addEventListener("click", async (event) => {
   try {
     const run = await api("POST", `/api/f/${slug}/runs/${runId}/rerun`);
     location.assign(`/f/${slug}/runs/${run.id}`);
+  } catch (error) { toast(error.message, "error"); event.target.disabled = false; }
+});
+
+// Shown once the run has ended (the server refuses to delete one that goes on).
+document.getElementById("delete-run")?.addEventListener("click", async (event) => {
+  if (!confirm("Delete this run with its input, output and result? Its calls still count in the usage.")) return;
+  event.target.disabled = true;
+  try {
+    await api("DELETE", `/api/f/${slug}/runs/${runId}`);
+    location.assign(`/f/${slug}/runs`);
   } catch (error) { toast(error.message, "error"); event.target.disabled = false; }
 });
 

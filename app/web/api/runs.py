@@ -262,6 +262,18 @@ def cancel_run(slug: str, run_id: str) -> Answer:
     return CancelOut(id=run.id, cancelling=cancelling, status=run.status)
 
 
+@bp.delete("/f/<slug>/runs/<run_id>")
+@spec.validate(resp=reply("HTTP_204"), tags=TAGS)
+def delete_run(slug: str, run_id: str) -> Answer:
+    """Delete a run that has ended (409 while it goes on: cancel it first), with its
+    input, output and result: members their own, admins anyone's. Its calls stay in the
+    usage."""
+    member = require_member(slug)
+    scripts_service.delete_run(db.session(), member, run_id)
+    db.session.commit()
+    return "", 204
+
+
 @bp.post("/f/<slug>/runs/<run_id>/rerun")
 @spec.validate(resp=reply(HTTP_200=RunOut, HTTP_201=RunOut), tags=TAGS)
 def rerun(slug: str, run_id: str) -> Answer:

@@ -1,0 +1,131 @@
+"""Deleting a run (DELETE /api/f/<slug>/runs/<id>): an ended run goes with its input,
+output, result, prompts and idempotency key; its calls stay in the usage. Members delete
+their own, admins anyone's; a run that goes on is a 409; someone else's run or another
+facility's is a 404, as a run that does not exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app import db
+from app.models import CallLog, Grant, IdempotencyKey, Role, Run
+from app.models._types import utcnow
+from app.services import usage
+from app.testing import signed_in_session
+from tests.conftest import add_member, create_facility, create_integration, create_user
+
+
+class Member:
+    """One signed-in browser of the test client."""
+
+    def __init__(self, app: Flask, user_id: int) -> None:
+        self.http: FlaskClient = app.test_client()
+        values = signed_in_session(app, user_id)
+        self.csrf = values["csrf"]
+        with self.http.session_transaction() as cookie:
+            cookie.update(values)
+
+    def delete(self, run_id: str, slug: str = "lab") -> Any:
+        return self.http.delete(f"/api/f/{slug}/runs/{run_id}",
+                                headers={"X-CSRF-Token": self.csrf})
+
+    def get(self, run_id: str) -> Any:
+        return self.http.get(f"/api/f/lab/runs/{run_id}")
+
+
+@pytest.fixture
+def lab(app: Flask) -> dict[str, Any]:
+    """Lab with admin Ada and members Sam and Sue, each with runs; Elsewhere with one."""
+    session = db.session()
+    lab, elsewhere = create_facility(session), create_facility(session, slug="elsewhere",
+                                                                 name="Elsewhere")
+    people = {}
+    for name, role in (("ada", Role.admin), ("sam", Role.member), ("sue", Role.member)):
+        people[name] = create_user(session, email=f"{name}@example.com", name=name.title())
+        add_member(session, user=people[name], facility=lab, role=role)
+    add_member(session, user=people["ada"], facility=elsewhere, role=Role.admin)
+    demo = create_integration(session, facility=lab)
+    runs = {}
+    for name, facility, owner, status in (
+        ("sams", lab, "sam", "succeeded"),
+        ("sues", lab, "sue", "failed"),
+        ("sams_queued", lab, "sam", "queued"),
+        ("sams_running", lab, "sam", "running"),
+        ("elsewhere", elsewhere, "ada", "succeeded"),
+    ):
+        runs[name] = Run(facility_id=facility.id, user_id=people[owner].id, source="x = 1",
+                         status=status, output="private output", result={"secret": 1})
+        session.add(runs[name])
+    session.flush()
+    sams = runs["sams"]
+    session.add(Grant(run_id=sams.id, user_id=people["sam"].id, facility_id=lab.id,
+                      integration_id=demo.id, state="granted", expires_at=utcnow()))
+    session.add(IdempotencyKey(user_id=people["sam"].id, facility_id=lab.id, key="k1",
+                               request_hash="0" * 64, run_id=sams.id))
+    session.add(CallLog(run_id=sams.id, facility_id=lab.id, integration_key="demo",
+                        method="GET", path="/me", status=200))
+    session.commit()
+    members = {name: Member(app, user.id) for name, user in people.items()}
+    return {"runs": {name: run.id for name, run in runs.items()}, **members, "facility": lab}
+
+
+def count(model: Any, *where: Any) -> int:
+    db.session.expire_all()
+    return int(db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_a_member_deletes_their_ended_run_and_its_calls_still_count(lab: dict[str, Any]) -> None:
+    sam, run_id = lab["sam"], lab["runs"]["sams"]
+    assert sam.get(run_id).status_code == 200
+
+    answer = sam.delete(run_id)
+
+    assert answer.status_code == 204, answer.text
+    gone = sam.get(run_id)
+    assert gone.status_code == 404
+    assert "private output" not in gone.text
+    assert count(Run, Run.id == run_id) == 0
+    assert count(Grant, Grant.run_id == run_id) == 0
+    assert count(IdempotencyKey, IdempotencyKey.run_id == run_id) == 0
+    assert count(CallLog, CallLog.run_id == run_id) == 1
+    assert usage.monthly_usage(db.session, lab["facility"])["total"] == 1
+    assert sam.delete(run_id).status_code == 404  # twice: already gone
+
+
+def test_a_member_cannot_delete_anothers_run_and_an_admin_can(lab: dict[str, Any]) -> None:
+    sues = lab["runs"]["sues"]
+    refused = lab["sam"].delete(sues)
+    assert refused.status_code == 404  # not told apart from a run that does not exist
+    assert count(Run, Run.id == sues) == 1
+    assert lab["ada"].delete(sues).status_code == 204
+    assert count(Run, Run.id == sues) == 0
+
+
+@pytest.mark.parametrize("name", ["sams_queued", "sams_running"])
+def test_a_run_that_goes_on_is_not_deleted(lab: dict[str, Any], name: str) -> None:
+    run_id = lab["runs"][name]
+    answer = lab["sam"].delete(run_id)
+    assert answer.status_code == 409
+    assert answer.json["error"]["message"] == (
+        "the run has not ended: stop it first, then delete it"
+    )
+    assert count(Run, Run.id == run_id) == 1
+
+
+def test_another_facilitys_run_is_not_found_in_this_one(lab: dict[str, Any]) -> None:
+    elsewhere = lab["runs"]["elsewhere"]
+    assert lab["ada"].delete(elsewhere, slug="lab").status_code == 404
+    assert lab["sam"].delete(elsewhere, slug="elsewhere").status_code == 404  # not a member there
+    assert count(Run, Run.id == elsewhere) == 1
+
+
+def test_without_the_csrf_header_nothing_is_deleted(lab: dict[str, Any]) -> None:
+    run_id = lab["runs"]["sams"]
+    answer = lab["sam"].http.delete(f"/api/f/lab/runs/{run_id}")
+    assert answer.status_code in (400, 403)
+    assert count(Run, Run.id == run_id) == 1
