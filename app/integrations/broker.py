@@ -297,19 +297,19 @@ class Broker:
         logged = url + (separator + destinations.encode_query(params) if params else "")
         entry.path = destinations.query_names_only(logged)[:1000]
         body = body_of(args)
-        timeout = self._timeout(args, call)
+        deadline = self._deadline(args, call)
         origins = destinations.allowed_origins(
             destinations.fill_parameters(integration.base_url, parameters),
             integration.allowed_hosts or [],
         )
 
-        def send(timeout: float) -> requests.Response:
+        def send(limit: transport.Deadline) -> requests.Response:
             # `headers` and `params` as they are when it is called (a refresh renews them).
             return upstream.send(
-                self._http, integration, entry.method, url, headers, params, body, timeout, origins
+                self._http, integration, entry.method, url, headers, params, body, limit, origins
             )
 
-        response = send(timeout)
+        response = send(deadline)
         if (
             (
                 response.status_code == 401
@@ -330,7 +330,8 @@ class Broker:
                 )
             request = outgoing(integration, args, creds, parameters, vault=self._vault, url=url)
             headers, params = request.headers, request.params
-            response = send(self._timeout(args, call))
+            deadline = self._deadline(args, call)
+            response = send(deadline)
         if response.status_code == 429:
             wait = upstream.retry_after(response.headers.get("Retry-After"))
             remaining = call.clock.remaining()
@@ -344,8 +345,11 @@ class Broker:
                     service=integration.key,
                 )
             time.sleep(wait)
-            response = send(self._timeout(args, call))
-        content = upstream.read(response, integration, cap=self._settings.max_response_bytes)
+            deadline = self._deadline(args, call)
+            response = send(deadline)
+        content = upstream.read(
+            response, integration, cap=self._settings.max_response_bytes, deadline=deadline
+        )
         entry.status = response.status_code
         # Upstreams that echo requests hand the credential back: the script sees none.
         redactor = Redactor(request.secrets, credential_query=request.credential_query)
@@ -359,7 +363,9 @@ class Broker:
 
     # -- building and sending ------------------------------------------------------------------
 
-    def _timeout(self, args: Mapping[str, Any], call: HostCall) -> float:
+    def _deadline(self, args: Mapping[str, Any], call: HostCall) -> transport.Deadline:
+        """The wall-clock limit of one exchange, from connect to the body's last byte: the
+        call's timeout, within the run's remaining time."""
         wanted = args.get("timeout")
         timeout = self._settings.call_timeout_s
         if isinstance(wanted, int | float) and not isinstance(wanted, bool) and wanted > 0:
@@ -367,4 +373,4 @@ class Broker:
         remaining = call.clock.remaining()
         if remaining <= 0:
             raise HostCallError("integration_timeout", "the run has no time left for this call")
-        return max(0.05, min(timeout, remaining))
+        return transport.Deadline(max(0.05, min(timeout, remaining)))

@@ -6,15 +6,19 @@ resolved address is normalised and checked, and only a checked address is dialle
 DNS-rebinding window between check and connect). Public addresses are allowed; private,
 loopback and LAN ones only where the operator's PRIVATE_NETWORK_ALLOW covers address and
 port; link-local and cloud metadata addresses never. Proxy variables and netrc are ignored.
+A call made under a `Deadline` ends when it passes, however slowly its peer trickles bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable, Sequence
-from typing import Any
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -25,6 +29,9 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
 from app.config import NEVER_REACHABLE, NetworkAllow
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -135,15 +142,111 @@ def never_reachable(refused: PrivateAddress) -> bool:
     return any(ip in network for network in NEVER_REACHABLE)
 
 
+class DeadlinePassed(requests.exceptions.Timeout):
+    """A call made under a Deadline did not end in time (connect, headers or body)."""
+
+
+_local = threading.local()
+
+
+def _current_deadline() -> Deadline | None:
+    found: Deadline | None = getattr(_local, "deadline", None)
+    return found
+
+
+class Deadline:
+    """A wall-clock limit on the requests made in `with deadline:` blocks, connect to last byte.
+
+    A per-read timeout alone lets a peer that sends a byte every few seconds hold a call as
+    long as it likes. Under a Deadline no per-read timeout is longer than the time left, and
+    when it passes the connections its calls hold are shut down, which wakes a read blocked
+    on them (a TLS handshake's too); the block then raises DeadlinePassed. A connection is
+    held from its socket's making (or its taking from the pool) until it goes back to the
+    pool or is closed, so a streamed body read in a later block is bounded as well.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.passed = False
+        self._held: dict[_Checked, socket.socket] = {}
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._outer: Deadline | None = None
+
+    def left(self) -> float:
+        """Seconds until the deadline (negative once it has passed)."""
+        return self.at - time.monotonic()
+
+    def __enter__(self) -> Deadline:
+        self._outer, _local.deadline = _current_deadline(), self
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, trace: Any) -> None:
+        _local.deadline = self._outer
+        with self._lock:
+            for conn in [conn for conn in self._held if conn.sock is None]:
+                self._let_go(conn)  # closed on an error: our copy must not keep it open
+        # What the block read may be cut short, or its error be the cut itself.
+        if self.passed and (exc is None or isinstance(exc, requests.RequestException | OSError)):
+            raise DeadlinePassed(f"no answer within {self.seconds:g} s") from exc
+
+    def hold(self, conn: _Checked, sock: socket.socket) -> None:
+        """Shut `sock` down if the deadline passes before `conn` is let go."""
+        with self._lock:
+            if conn in self._held:
+                return
+            # A duplicate descriptor: shutting it down ends the connection wherever it is
+            # read, and it cannot name another socket if the connection's own is closed.
+            self._held[conn] = socket.fromfd(sock.fileno(), sock.family, sock.type)
+            conn.deadline = self
+            if self.passed or self.left() <= 0:
+                self._cut()
+            elif self._timer is None:
+                self._timer = threading.Timer(self.left(), self._expire)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def let_go(self, conn: _Checked) -> None:
+        """`conn` is back in its pool: the deadline no longer cuts it."""
+        with self._lock:
+            self._let_go(conn)
+
+    def _let_go(self, conn: _Checked) -> None:
+        copy = self._held.pop(conn, None)
+        conn.deadline = None
+        if copy is not None:
+            copy.close()
+        if not self._held and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._cut()
+
+    def _cut(self) -> None:
+        self.passed = True
+        for conn, copy in self._held.items():
+            conn.deadline = None
+            with contextlib.suppress(OSError):  # already closed by the peer
+                copy.shutdown(socket.SHUT_RDWR)
+            copy.close()
+        self._held.clear()
+        self._timer = None
+
+
 class _Checked:
     """Mixin for urllib3 connections: resolve, check every address, dial a checked one."""
 
     allow: Sequence[NetworkAllow] = ()
+    deadline: Deadline | None = None  # the one holding it, while it is out of its pool
     _dns_host: str
     port: int
     timeout: Any
     source_address: Any
     socket_options: Any
+    sock: socket.socket | None
 
     def _new_conn(self) -> socket.socket:
         host = self._dns_host.strip("[]")
@@ -154,7 +257,7 @@ class _Checked:
         last: OSError | None = None
         for address in addresses:
             try:
-                return urllib3_connection.create_connection(
+                sock = urllib3_connection.create_connection(
                     (address, self.port),
                     self.timeout,
                     source_address=self.source_address,
@@ -162,15 +265,40 @@ class _Checked:
                 )
             except OSError as exc:
                 last = exc
+                continue
+            deadline = _current_deadline()
+            if deadline is not None:
+                deadline.hold(self, sock)
+            return sock
         raise NewConnectionError(self, f"cannot connect to {host}: {last}")  # type: ignore[arg-type]
+
+
+class _HeldPool(HTTPConnectionPool):
+    """A pool whose connections the caller's Deadline holds while they are out of it."""
+
+    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+        conn = super()._get_conn(timeout)
+        deadline = _current_deadline()
+        # A kept-alive connection; a new one is held when its socket is made (_new_conn).
+        if deadline is not None and isinstance(conn, _Checked) and conn.sock is not None:
+            deadline.hold(conn, conn.sock)
+        return conn
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        # Let go before another caller can take it: a late cut must not end their call.
+        if isinstance(conn, _Checked) and conn.deadline is not None:
+            conn.deadline.let_go(conn)
+        super()._put_conn(conn)
 
 
 def _pool_classes(allow: Sequence[NetworkAllow]) -> dict[str, type]:
     rules = {"allow": tuple(allow)}
     http_conn = type("GuardedHTTPConnection", (_Checked, HTTPConnection), rules)
     https_conn = type("GuardedHTTPSConnection", (_Checked, HTTPSConnection), rules)
-    http_pool = type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn})
-    https_pool = type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})
+    http_pool = type("GuardedHTTPPool", (_HeldPool,), {"ConnectionCls": http_conn})
+    https_pool = type(
+        "GuardedHTTPSPool", (_HeldPool, HTTPSConnectionPool), {"ConnectionCls": https_conn}
+    )
     return {"http": http_pool, "https": https_pool}
 
 
@@ -185,6 +313,27 @@ class GuardedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = self._classes
         self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send; under a Deadline, with no connect or read timeout longer than its time left."""
+        deadline = _current_deadline()
+        if deadline is not None:
+            left = deadline.left()
+            if left <= 0:
+                raise DeadlinePassed(f"no time left of {deadline.seconds:g} s", request=request)
+            if isinstance(timeout, tuple):
+                timeout = (min(timeout[0], left), min(timeout[1] or left, left))
+            else:
+                timeout = min(timeout or left, left)
+        return super().send(request, stream, timeout, verify, cert, proxies)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         """Never: a proxy would dial for us, past the address check."""

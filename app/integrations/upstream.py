@@ -1,5 +1,6 @@
 """The upstream exchange of a script call: send on the guarded transport, follow redirects
-only within the integration's origins, read the answer under its size cap."""
+only within the integration's origins, read the answer under its size cap; all of it
+within the call's deadline (transport.Deadline), however slowly the service answers."""
 
 from __future__ import annotations
 
@@ -26,57 +27,59 @@ def send(
     headers: dict[str, str],
     params: list[tuple[str, str]],
     body: dict[str, Any],
-    timeout: float,
+    deadline: transport.Deadline,
     origins: list[destinations.Origin],
 ) -> requests.Response:
-    """Send the request, following redirects only within the integration's origins."""
+    """Send the request, following redirects only within the integration's origins; the
+    body is for `read`, under the same deadline."""
     try:
-        response = http.request(
-            method,
-            url,
-            headers=headers,
-            params=params or None,
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-            **body,
-        )
-        for _ in range(MAX_REDIRECTS):
-            if not response.is_redirect:
-                return response
-            location = response.headers.get("Location", "")
-            response.close()
-            try:
-                next_url = destinations.check_redirect(location, response.url, origins)
-            except DestinationRefused as exc:
-                # Said without the redirect's path or query: the service chose them, and a
-                # reflecting service may have put the credential there.
-                target = destinations.origin_of(exc.url or "")
-                raise DestinationRefused(
-                    f"{integration.name} redirected to {target or 'a URL'} outside the "
-                    "integration's origins; the redirect was not followed",
-                    url=target,
-                ) from None
-            if response.status_code in (301, 302, 303) and method != "HEAD":
-                method, body = "GET", {}
+        with deadline:
             response = http.request(
                 method,
-                next_url,
+                url,
                 headers=headers,
-                timeout=timeout,
+                params=params or None,
+                timeout=deadline.seconds,
                 allow_redirects=False,
                 stream=True,
                 **body,
             )
-        response.close()
-        raise HostCallError(
-            "integration_unavailable",
-            f"{integration.name} redirected more than {MAX_REDIRECTS} times",
-        )
+            for _ in range(MAX_REDIRECTS):
+                if not response.is_redirect:
+                    return response
+                location = response.headers.get("Location", "")
+                response.close()
+                try:
+                    next_url = destinations.check_redirect(location, response.url, origins)
+                except DestinationRefused as exc:
+                    # Said without the redirect's path or query: the service chose them, and a
+                    # reflecting service may have put the credential there.
+                    target = destinations.origin_of(exc.url or "")
+                    raise DestinationRefused(
+                        f"{integration.name} redirected to {target or 'a URL'} outside the "
+                        "integration's origins; the redirect was not followed",
+                        url=target,
+                    ) from None
+                if response.status_code in (301, 302, 303) and method != "HEAD":
+                    method, body = "GET", {}
+                response = http.request(
+                    method,
+                    next_url,
+                    headers=headers,
+                    timeout=deadline.seconds,
+                    allow_redirects=False,
+                    stream=True,
+                    **body,
+                )
+            response.close()
+            raise HostCallError(
+                "integration_unavailable",
+                f"{integration.name} redirected more than {MAX_REDIRECTS} times",
+            )
     except requests.Timeout:
         raise HostCallError(
             "integration_timeout",
-            f"{integration.name} did not answer within {timeout:g} s",
+            f"{integration.name} did not answer within {deadline.seconds:g} s",
             service=integration.key,
         ) from None
     except requests.RequestException as exc:
@@ -93,19 +96,34 @@ def send(
             service=integration.key,
         ) from None
 
-def read(response: requests.Response, integration: Integration, *, cap: int) -> bytes:
-    """The answer's body, refused past `cap` bytes; the response is closed."""
+
+def read(
+    response: requests.Response,
+    integration: Integration,
+    *,
+    cap: int,
+    deadline: transport.Deadline,
+) -> bytes:
+    """The answer's body, refused past `cap` bytes or once `deadline` (the one it was sent
+    under) passes; the response is closed."""
     chunks, size = [], 0
     try:
-        for chunk in response.iter_content(_BODY_CHUNK):
-            size += len(chunk)
-            if size > cap:
-                raise HostCallError(
-                    "integration_unavailable",
-                    f"{integration.name}'s answer is larger than {cap} bytes",
-                    service=integration.key,
-                )
-            chunks.append(chunk)
+        with deadline:
+            for chunk in response.iter_content(_BODY_CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    raise HostCallError(
+                        "integration_unavailable",
+                        f"{integration.name}'s answer is larger than {cap} bytes",
+                        service=integration.key,
+                    )
+                chunks.append(chunk)
+    except requests.Timeout:
+        raise HostCallError(
+            "integration_timeout",
+            f"{integration.name} did not send its whole answer within {deadline.seconds:g} s",
+            service=integration.key,
+        ) from None
     except requests.RequestException as exc:
         raise HostCallError(
             "integration_unavailable",

@@ -30,7 +30,7 @@ import requests
 from sqlalchemy import Select, exists, select, update
 from sqlalchemy.orm import Session
 
-from app.integrations.transport import PrivateAddress
+from app.integrations.transport import Deadline, PrivateAddress
 from app.integrations.vault import Vault
 from app.models import WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
@@ -40,7 +40,8 @@ TIMESTAMP_HEADER = "Scriptbox-Timestamp"
 SIGNATURE_HEADER = "Scriptbox-Signature"
 EVENT_HEADER = "Scriptbox-Event"
 DELIVERY_HEADER = "Scriptbox-Delivery"
-# How long one attempt may take, and how long a claimed attempt keeps others off it.
+# How long one attempt may take in all (connect, send, status and headers: a receiver that
+# trickles them is cut off), and how long a claimed attempt keeps others off it.
 SEND_TIMEOUT_S = 10.0
 _LEASE = timedelta(seconds=60)
 # Whether a facility has an active endpoint, cached so that the end of every run costs no
@@ -303,14 +304,15 @@ def _post(
         # Through the guarded transport: private addresses only where the operator allows.
         # Streamed, and closed unread: only the status counts, and a receiver must not make
         # the server download (and hold in memory) a body as large or as slow as it likes.
-        response = http.post(
-            url,
-            data=body,
-            headers=headers,
-            timeout=SEND_TIMEOUT_S,
-            allow_redirects=False,
-            stream=True,
-        )
+        with Deadline(SEND_TIMEOUT_S):
+            response = http.post(
+                url,
+                data=body,
+                headers=headers,
+                timeout=SEND_TIMEOUT_S,
+                allow_redirects=False,
+                stream=True,
+            )
     except (requests.RequestException, OSError) as exc:
         return None, _error_words(exc, url)
     response.close()
