@@ -62,3 +62,10 @@ class Schedule(Base):
     last_skip_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    def approve(self, version: int | None) -> None:
+        """Its member agreed to run `version` (the script's published one): a due time
+        skipped because the member had not seen it says so no longer."""
+        self.approved_version = version
+        if self.last_skip == "script_changed":
+            self.last_skip = self.last_skip_message = None

@@ -170,7 +170,7 @@ def update_schedule(
     script = session.get(Script, schedule.script_id)
     assert script is not None  # a schedule goes with its script (ON DELETE CASCADE)
     if schedule.created_by == member.user.id:
-        schedule.approved_version = script.published_version
+        schedule.approve(script.published_version)
     if cron is not None:
         schedule.cron = cron_times.check_cron(cron)
     if timezone is not None:

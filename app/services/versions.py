@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
@@ -101,12 +101,10 @@ def publish_version(
     script.published = True
     script.published_version = version.number
     if by is not None:
-        session.execute(
-            update(Schedule)
-            .where(Schedule.script_id == script.id, Schedule.created_by == by)
-            .values(approved_version=version.number)
-            .execution_options(synchronize_session="fetch")
-        )
+        for schedule in session.scalars(
+            select(Schedule).where(Schedule.script_id == script.id, Schedule.created_by == by)
+        ):
+            schedule.approve(version.number)
     session.flush()
     return version
 

@@ -383,6 +383,13 @@ def test_a_version_another_scripter_publishes_waits_for_the_members_approval(
             assert run is not None
             return run.source
 
+    def current() -> Schedule:
+        with db.session_factory(app)() as fresh:
+            found = fresh.get(Schedule, schedule_id)
+            assert found is not None
+            fresh.expunge(found)
+            return found
+
     minute_now = [0]
     first = fire(0)
     assert (first.last_skip, first.approved_version) == (None, 1)
@@ -396,15 +403,21 @@ def test_a_version_another_scripter_publishes_waits_for_the_members_approval(
 
     minute_now[0] = 1  # each change counts the next due time from its own minute
     change(root_id)  # an admin's pause and resume: still Ada's accounts, still skipped
+    assert current().last_skip == "script_changed"  # and the panel still says so
     assert fire(2).last_skip == "script_changed" and len(submitted) == 1
 
     minute_now[0] = 2
     change(ada_id)  # Ada approves what is published now
+    assert current().last_skip is None  # the panel no longer asks her to, at once
     approved = fire(3)
     assert (approved.last_skip, approved.approved_version) == (None, 2)
     assert "v2, by Bea" in last_run_source()
 
     publish(ada_id, "result = 'v3, by Ada'")  # her own: no approval needed
     assert fire(4).last_skip is None and "v3, by Ada" in last_run_source()
+    publish(bea_id, "result = 'v4, by Bea'")
+    assert fire(5).last_skip == "script_changed"
+    publish(ada_id, "result = 'v5, by Ada'")  # publishing approves, and clears the skip
+    assert current().last_skip is None and current().last_skip_message is None
     with app.app_context():
-        assert db.session.get(Schedule, schedule_id).approved_version == 3  # type: ignore[union-attr]
+        assert db.session.get(Schedule, schedule_id).approved_version == 5  # type: ignore[union-attr]

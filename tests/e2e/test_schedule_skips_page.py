@@ -141,6 +141,9 @@ def test_a_version_another_scripter_publishes_is_skipped_until_the_member_resume
     page.wait_for_function(TOGGLE_SAYS, arg="Resume")
     row.locator(".schedule-toggle").click()
     page.wait_for_function(TOGGLE_SAYS, arg="Pause")
+    # Approved: the panel stops asking him at once, not only after the next due time.
+    row.locator(".schedule-skip").wait_for(state="detached")
+    assert "must pause and resume" not in row.inner_text()
     assert _due_now(live) == 1
     with live.app.app_context():
         run_id = db.session.scalars(select(Schedule)).one().last_run_id
