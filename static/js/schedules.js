@@ -62,7 +62,7 @@ function row(schedule, reload) {
   return el("tr", { "data-schedule-id": schedule.id },
     cell("When", null,
       el("div", {}, el("strong", { class: "schedule-description", text: schedule.description })),
-      el("div", { class: "muted" }, el("code", { text: schedule.cron }), ` · ${schedule.timezone}`,
+      el("div", { class: "muted" }, el("code", { class: "schedule-cron", text: schedule.cron }), ` · ${schedule.timezone}`,
         schedule.runs_as ? ` · runs as ${schedule.runs_as.name}` : ""),
       input === "null" || input === "{}" ? "" : el("div", { class: "muted" }, "input ", el("code", { text: input }))),
     cell("Next runs", "schedule-next", ...timesCell(schedule)),
