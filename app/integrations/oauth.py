@@ -158,12 +158,17 @@ def authorization_url(
     return str(url)
 
 
-def _token_call(settings: OAuthSettings, call: Any) -> dict[str, Any]:
+def _token_call(settings: OAuthSettings, call: Any, timeout: float) -> dict[str, Any]:
     try:
-        with _transport(settings.token_url):
+        # In all, not per read: a token endpoint that trickles its answer is cut off.
+        with _transport(settings.token_url), transport.Deadline(timeout):
             token = call()
     except OAuth2Error as exc:
         raise OAuthProviderError(exc.error or "invalid_request", exc.description or "") from None
+    except transport.DeadlinePassed:
+        raise OAuthProviderError(
+            "temporarily_unavailable", f"the token endpoint did not answer within {timeout:g} s"
+        ) from None
     except requests.RequestException as exc:
         refused = transport.refused_address(exc)
         if refused is not None:
@@ -204,6 +209,7 @@ def exchange_code(
             timeout=timeout,
             **kwargs,
         ),
+        timeout,
     )
 
 
@@ -229,6 +235,7 @@ def client_credentials_token(
             timeout=timeout,
             **kwargs,
         ),
+        timeout,
     )
 
 
@@ -255,6 +262,7 @@ def refresh_token(
             timeout=timeout,
             **kwargs,
         ),
+        timeout,
     )
 
 
@@ -282,9 +290,15 @@ def revoke(
             data["client_secret"] = client_secret
     sender = http or transport.guarded_session()
     try:
-        response = sender.post(
-            settings.revoke_url, data=data, auth=auth, timeout=timeout, allow_redirects=False
-        )
+        with transport.Deadline(timeout):
+            response = sender.post(
+                settings.revoke_url, data=data, auth=auth, timeout=timeout, allow_redirects=False
+            )
+    except transport.DeadlinePassed:
+        raise OAuthProviderError(
+            "temporarily_unavailable",
+            f"the revocation endpoint did not answer within {timeout:g} s",
+        ) from None
     except requests.RequestException as exc:
         if transport.refused_address(exc) is not None:
             raise OAuthProviderError(

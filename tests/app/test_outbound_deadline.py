@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import db, extensions
+from app.integrations import oauth
 from app.integrations.call_context import RunContext
 from app.integrations.transport import Deadline
 from app.models import CallLog, WebhookDelivery, WebhookEndpoint
@@ -255,3 +256,34 @@ def test_a_trickling_call_ends_with_the_runs_time_limit(app: Flask, trickler: St
     assert outcome.error.message == "the script ran longer than 3 s"
     assert errors == ["integration_timeout"]
     assert _cut_short(peer)
+
+
+# -- OAuth token endpoints -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("head", [STATUS_LINE, BODY_HEAD], ids=["headers", "body"])
+def test_a_token_endpoint_that_trickles_is_cut_off_at_the_deadline(
+    app: Flask, trickler: Start, head: bytes
+) -> None:
+    """A refresh (a script's call waits for it) and a revocation end at their timeout in
+    all, with words saying so, while the trickle had most of its bytes to send."""
+    http = extensions.outbound(app)
+    for call in ("refresh", "revoke"):
+        peer = trickler(head, b"X")
+        settings = oauth.OAuthSettings(
+            authorization_url=f"{peer.url}/authorize", token_url=f"{peer.url}/token",
+            revoke_url=f"{peer.url}/revoke", scopes=(), scope_separator=" ", pkce=False,
+            token_request_method="POST", token_auth_method="client_secret_post",
+            authorization_params={},
+        )
+        with pytest.raises(oauth.OAuthProviderError) as refused:
+            if call == "refresh":
+                oauth.refresh_token(settings, client_id="c", client_secret="s",
+                                    refresh_token="r", http=http, timeout=1.0)
+            else:
+                oauth.revoke(settings, client_id="c", client_secret="s", token="t",
+                             token_type_hint="refresh_token", http=http, timeout=1.0)
+        assert refused.value.error == "temporarily_unavailable"
+        endpoint = "token" if call == "refresh" else "revocation"
+        assert refused.value.description == f"the {endpoint} endpoint did not answer within 1 s"
+        assert _cut_short(peer), call
