@@ -60,14 +60,15 @@ def send_as_account(
     placed = [*headers.values(), *(value for _name, value in params)]
     default_headers, default_query = defaults_of(integration, vault)
     session = http or transport.guarded_session()
-    response = session.request(
-        method,
-        url,
-        headers={**default_headers, **headers},
-        params=[*default_query.items(), *params] or None,
-        timeout=VERIFY_TIMEOUT_S,
-        allow_redirects=False,
-    )
+    with transport.Deadline(VERIFY_TIMEOUT_S):  # in all: a trickling answer is cut off
+        response = session.request(
+            method,
+            url,
+            headers={**default_headers, **headers},
+            params=[*default_query.items(), *params] or None,
+            timeout=VERIFY_TIMEOUT_S,
+            allow_redirects=False,
+        )
     return response, placed
 
 
@@ -96,6 +97,8 @@ def verify_credentials(
         )
     except (destinations.DestinationRefused, HostCallError) as exc:
         return Verdict(False, None, f"the check of the {name} credentials cannot be sent: {exc}")
+    except transport.DeadlinePassed:
+        return Verdict(False, None, f"{name} did not answer within {VERIFY_TIMEOUT_S:g} s")
     except requests.RequestException as exc:
         if transport.refused_address(exc) is not None:
             # Only this: which private addresses answer, and how, is not the admin's to learn.

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import db, extensions
-from app.integrations import oauth
+from app.integrations import oauth, verification
 from app.integrations.call_context import RunContext
 from app.integrations.transport import Deadline
 from app.models import CallLog, WebhookDelivery, WebhookEndpoint
@@ -287,3 +287,22 @@ def test_a_token_endpoint_that_trickles_is_cut_off_at_the_deadline(
         endpoint = "token" if call == "refresh" else "revocation"
         assert refused.value.description == f"the {endpoint} endpoint did not answer within 1 s"
         assert _cut_short(peer), call
+
+
+def test_a_credentials_check_against_a_trickling_service_ends_at_its_deadline(
+    app: Flask, session: Session, trickler: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin's Test connection: "did not answer within 1 s", not a minute's wait."""
+    peer = trickler(BODY_HEAD, b"X")
+    monkeypatch.setattr(verification, "VERIFY_TIMEOUT_S", 1.0)
+    lab = create_facility(session, slug="lab")
+    integration = create_integration(session, facility=lab, key="slow", base_url=peer.url,
+                                     verify={"method": "GET", "path": "/me"})
+    session.commit()
+    verdict = verification.verify_credentials(
+        integration, creds={"api_key": "k"}, parameters={}, vault=extensions.vault(app),
+        http=extensions.outbound(app),
+    )
+    assert verdict is not None
+    assert (verdict.ok, verdict.message) == (False, f"{integration.name} did not answer within 1 s")
+    assert _cut_short(peer)
