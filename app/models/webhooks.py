@@ -21,7 +21,13 @@ from app.db import Base
 from app.models._types import UTCDateTime, new_id, utcnow
 
 # What an endpoint may subscribe to (DESIGN: issue 12.3).
-WebhookEvent = Literal["run.finished", "grant.required", "account.needs_reauth"]
+WebhookEvent = Literal[
+    "run.finished",
+    "grant.required",
+    "account.connected",
+    "account.needs_reauth",
+    "account.disconnected",
+]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
 # A test event an admin sends to one endpoint (the API's .../test): delivered whatever the
 # endpoint subscribed to, and never something an endpoint subscribes to.

@@ -20,6 +20,7 @@ from app.integrations.vault import Vault
 from app.integrations.verification import verify_credentials
 from app.models import Account, Integration, OAuthClient
 from app.models._types import utcnow
+from app.services import webhooks
 from app.services.account_rules import check_slot, validate_label, validate_parameters
 
 
@@ -85,6 +86,7 @@ def store_oauth_account(
 ) -> Account:
     """Write the provider's `token` into the owner's account (new or reconnected)."""
     account = _account_for(session, integration, owner, user_id, label)
+    reconnected = account.id is not None
     now = utcnow()
     account.parameters = dict(parameters)
     account.credentials_enc = vault.encrypt_json(stored_tokens(token))
@@ -101,6 +103,7 @@ def store_oauth_account(
         http=http,
     )
     session.flush()
+    _connected(session, account, integration, reconnected)
     return account
 
 
@@ -238,6 +241,7 @@ def connect_with_credentials(
         where = {"field": fields_in_form[0]} if fields_in_form else {}
         raise CredentialsRefused(verdict.message, **where)
     account = _account_for(session, integration, owner, user_id, label)
+    reconnected = account.id is not None
     account.parameters = params
     account.credentials_enc = vault.encrypt_json(values)
     account.status = "active"
@@ -246,7 +250,21 @@ def connect_with_credentials(
         integration, creds=values, parameters=params, vault=vault, http=http
     )
     session.flush()
+    _connected(session, account, integration, reconnected)
     return account
+
+
+def _connected(
+    session: Session, account: Account, integration: Integration, reconnected: bool
+) -> None:
+    webhooks.announce_account(
+        session,
+        account,
+        integration,
+        "account.connected",
+        reconnected=reconnected,
+        identity=account.identity,
+    )
 
 
 def master_account(session: Session, integration_id: int) -> Account | None:

@@ -13,6 +13,7 @@ from app.errors import RevocationFailed, ValidationError
 from app.integrations import catalog_entry, oauth
 from app.integrations.vault import Vault
 from app.models import Account, Integration
+from app.services import webhooks
 from app.services.connections import oauth_client
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ def disconnect(
     if revocable and not remove_anyway:
         assert integration is not None
         _revoke(integration, account, vault, http)
+    if integration is not None:
+        webhooks.announce_account(session, account, integration, "account.disconnected")
     session.delete(account)
     session.flush()
 

@@ -140,11 +140,7 @@ class WebhookEvents:
             master = account.owner_kind == "master"
             signer = _first_admin(session, account.facility_id) if master else account.user_id
             data: dict[str, Any] = {
-                "account_id": account.id,
-                "integration": integration.key,
-                "owner": "master" if master else "user",
-                "user_id": None if master else account.user_id,
-                "label": account.label,
+                **webhooks.account_data(account, integration),
                 "connect_url": None,
                 "connect_expires_at": None,
                 "connect_user_id": signer,

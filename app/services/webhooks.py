@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from app.integrations.transport import Deadline, PrivateAddress
 from app.integrations.vault import Vault
-from app.models import WebhookDelivery, WebhookEndpoint
+from app.models import Account, Integration, WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
 from app.models.webhooks import WEBHOOK_EVENTS, WebhookAttempt
 
@@ -188,6 +188,27 @@ def enqueue(session: Session, *, facility_id: int, event: str, data: dict[str, A
         ids.append(delivery.id)
     session.flush()
     return ids
+
+
+def account_data(account: Account, integration: Integration) -> dict[str, Any]:
+    """What the account events say about an account (never its credentials)."""
+    master = account.owner_kind == "master"
+    return {
+        "account_id": account.id,
+        "integration": integration.key,
+        "owner": "master" if master else "user",
+        "user_id": None if master else account.user_id,
+        "label": account.label,
+    }
+
+
+def announce_account(
+    session: Session, account: Account, integration: Integration, event: str, **extra: Any
+) -> None:
+    """`account.connected` or `account.disconnected`, in the caller's transaction: it is
+    sent if, and only if, the change commits (the next sweep sends what is due)."""
+    data = {**account_data(account, integration), **extra}
+    enqueue(session, facility_id=account.facility_id, event=event, data=data)
 
 
 def due(session: Session, *, endpoint_id: int | None = None, limit: int = 100) -> list[str]:
