@@ -51,3 +51,14 @@ def call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> 
         timeout=WAIT_S,
         **kw,
     )
+
+
+def register(
+    world: dict[str, Any], url: str, events: list[str], slug: str = "lab"
+) -> dict[str, Any]:
+    """Ada registers an endpoint of `slug` for `events`; the answer (with its secret)."""
+    answer = call(world, "ada", "POST", f"/api/f/{slug}/webhooks",
+                  json={"url": url, "events": events})
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body

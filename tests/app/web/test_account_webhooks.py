@@ -15,7 +15,7 @@ from app.models import WebhookDelivery
 from app.services import webhooks
 from app.testing import LiveServer
 from tests.listener import Listener
-from tests.webhook_world import call, webhook_world
+from tests.webhook_world import call, register, webhook_world
 
 SECRET_KEY_VALUE = "sk-canary-4d1f"
 
@@ -24,13 +24,6 @@ SECRET_KEY_VALUE = "sk-canary-4d1f"
 def world(live: LiveServer) -> dict[str, Any]:
     """Lab (admin Ada, member Mia, tokens) with the API-key integration "keyed"."""
     return webhook_world(live, keyed=True)
-
-
-def _register(world: dict[str, Any], url: str, events: list[str]) -> dict[str, Any]:
-    answer = call(world, "ada", "POST", "/api/f/lab/webhooks", json={"url": url, "events": events})
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
 
 
 def _received(world: dict[str, Any], listener: Listener, secret: str) -> dict[str, Any]:
@@ -53,8 +46,8 @@ def _connect(world: dict[str, Any], who: str, path: str, key: str = SECRET_KEY_V
 def test_connecting_reconnecting_and_disconnecting_are_announced(
     world: dict[str, Any], listener: Listener
 ) -> None:
-    endpoint = _register(world, listener.url, ["account.connected", "account.disconnected"])
-    runs_only = _register(world, listener.url, ["run.finished"])
+    endpoint = register(world, listener.url, ["account.connected", "account.disconnected"])
+    runs_only = register(world, listener.url, ["run.finished"])
     mia = world["ids"]["mia"]
 
     connected = _connect(world, "mia", "accounts")

@@ -9,33 +9,24 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app import db
 from app.models import CallLog, Grant, IdempotencyKey, Role, Run
 from app.models._types import utcnow
 from app.services import usage
-from app.testing import signed_in_session
+from app.testing import SignedInClient
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
 
-class Member:
-    """One signed-in browser of the test client."""
-
-    def __init__(self, app: Flask, user_id: int) -> None:
-        self.http: FlaskClient = app.test_client()
-        values = signed_in_session(app, user_id)
-        self.csrf = values["csrf"]
-        with self.http.session_transaction() as cookie:
-            cookie.update(values)
+class Member(SignedInClient):
+    """One member's signed-in test client, with the calls on runs this module makes."""
 
     def delete(self, run_id: str, slug: str = "lab") -> Any:
-        return self.http.delete(f"/api/f/{slug}/runs/{run_id}",
-                                headers={"X-CSRF-Token": self.csrf})
+        return self.call("DELETE", f"/api/f/{slug}/runs/{run_id}")
 
     def get(self, run_id: str) -> Any:
-        return self.http.get(f"/api/f/lab/runs/{run_id}")
+        return self.call("GET", f"/api/f/lab/runs/{run_id}")
 
 
 @pytest.fixture
@@ -126,6 +117,6 @@ def test_another_facilitys_run_is_not_found_in_this_one(lab: dict[str, Any]) -> 
 
 def test_without_the_csrf_header_nothing_is_deleted(lab: dict[str, Any]) -> None:
     run_id = lab["runs"]["sams"]
-    answer = lab["sam"].http.delete(f"/api/f/lab/runs/{run_id}")
+    answer = lab["sam"].client.delete(f"/api/f/lab/runs/{run_id}")
     assert answer.status_code in (400, 403)
     assert count(Run, Run.id == run_id) == 1

@@ -8,28 +8,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from app import db
 from app.models import Role, Run
-from app.testing import signed_in_session
+from app.testing import SignedInClient as Browser
 from tests.conftest import add_member, create_facility, create_user
-
-
-class Browser:
-    """A signed-in test client of one user, sending the CSRF header with each call."""
-
-    def __init__(self, app: Flask, user_id: int) -> None:
-        self.client: FlaskClient = app.test_client()
-        values = signed_in_session(app, user_id)
-        self.csrf = values["csrf"]
-        with self.client.session_transaction() as cookie:
-            cookie.update(values)
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.client.open(path, method=method, headers={"X-CSRF-Token": self.csrf},
-                                **kwargs)
 
 
 @pytest.fixture

@@ -21,23 +21,13 @@ from app.testing import LiveServer
 from tests.listener import Answer, Listener, Received
 from tests.webhook_world import WAIT_S, webhook_world
 from tests.webhook_world import call as _call
+from tests.webhook_world import register as _register
 
 
 @pytest.fixture
 def world(live: LiveServer) -> dict[str, Any]:
     """Facility lab (admin Ada, member Mia) and facility other (Ada is its admin too)."""
     return webhook_world(live)
-
-
-def _register(
-    world: dict[str, Any], url: str, events: list[str], slug: str = "lab"
-) -> dict[str, Any]:
-    answer = _call(
-        world, "ada", "POST", f"/api/f/{slug}/webhooks", json={"url": url, "events": events}
-    )
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
 
 
 def _verified(secret: str, got: Received) -> bool:

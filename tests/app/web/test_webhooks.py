@@ -32,6 +32,7 @@ from app.testing import LiveServer, WebClient
 from tests.listener import Answer, Listener
 from tests.webhook_world import WAIT_S, webhook_world
 from tests.webhook_world import call as _call
+from tests.webhook_world import register as _register
 
 KEYED_CALL = """
 try:
@@ -49,13 +50,6 @@ def world(live: LiveServer) -> dict[str, Any]:
     """Facility lab (admin Ada, member Mia, both with API tokens) and facility other."""
     live.app.config["WEBHOOK_RETRY_BASE_S"] = 0.2
     return webhook_world(live, keyed=True)
-
-
-def _register(world: dict[str, Any], url: str, events: list[str]) -> dict[str, Any]:
-    answer = _call(world, "ada", "POST", "/api/f/lab/webhooks", json={"url": url, "events": events})
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
 
 
 def _run(world: dict[str, Any]) -> dict[str, Any]:
