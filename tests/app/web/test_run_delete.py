@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app import db
 from app.models import CallLog, Grant, IdempotencyKey, Role, Run
@@ -120,3 +120,17 @@ def test_without_the_csrf_header_nothing_is_deleted(lab: dict[str, Any]) -> None
     answer = lab["sam"].client.delete(f"/api/f/lab/runs/{run_id}")
     assert answer.status_code in (400, 403)
     assert count(Run, Run.id == run_id) == 1
+
+
+def test_the_run_page_tells_calls_that_sent_no_request_from_none_at_all(
+    lab: dict[str, Any]
+) -> None:
+    """`calls` counts every integration call, `integrations.require` too; the page's list
+    holds the requests sent. A run whose calls sent none says so, not "no calls"."""
+    db.session.execute(update(Run).where(Run.id == lab["runs"]["sues"]).values(calls=1))
+    db.session.commit()
+    required_only = lab["sue"].call("GET", f"/f/lab/runs/{lab['runs']['sues']}").text
+    assert "This run sent no request to a service: its 1 integration call" in required_only
+    assert "made no integration calls" not in required_only
+    none_at_all = lab["sam"].call("GET", f"/f/lab/runs/{lab['runs']['sams_queued']}").text
+    assert "This run made no integration calls yet." in none_at_all
