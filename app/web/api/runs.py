@@ -89,7 +89,11 @@ class RunOut(BaseModel):
     result: Any
     output: str | None
     error: RunError | None
-    calls: int | None
+    calls: int | None = Field(
+        description="Integration calls the script made (counted against the run's limit):"
+        " requests, and `integrations.require` and `available`, which send none; the"
+        " requests sent are in GET .../runs/<id>/calls"
+    )
     duration_ms: float | None
     created_at: str | None
     started_at: str | None
