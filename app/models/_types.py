@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, TypeDecorator
@@ -14,6 +14,11 @@ from sqlalchemy.engine import Dialect
 def utcnow() -> datetime:
     """Timezone-aware now, in UTC."""
     return datetime.now(UTC)
+
+
+def iso(value: date | None) -> str | None:
+    """A date or time as the API writes it (ISO 8601), or None."""
+    return value.isoformat() if value is not None else None
 
 
 # Characters no text column can hold: NUL (PostgreSQL refuses it) and lone surrogates

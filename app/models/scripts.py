@@ -9,7 +9,7 @@ from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
-from app.models._types import UTCDateTime, new_id, utcnow
+from app.models._types import UTCDateTime, iso, new_id, utcnow
 
 
 class Script(Base):
@@ -123,7 +123,7 @@ def run_dict(run: Any) -> dict[str, Any]:
         "error": error,
         "calls": run.calls,
         "duration_ms": run.duration_ms,
-        "created_at": run.created_at.isoformat() if run.created_at else None,
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
     }

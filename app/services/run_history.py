@@ -15,6 +15,7 @@ from app.db import MAX_INTEGER
 from app.errors import ValidationError
 from app.lifecycle import RunStatus
 from app.models import CallLog, Integration, Run, Script, User
+from app.models._types import iso
 from app.models.facilities import Role
 from app.services.context import MemberContext
 
@@ -59,8 +60,8 @@ class RunFilters:
             "status": self.status,
             "script_id": self.script_id,
             "user_id": self.user_id,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
+            "since": iso(self.since),
+            "until": iso(self.until),
             # The zone only says what the days mean: without a day it filters nothing.
             "tz": self.zone.key if self.zone and (self.since or self.until) else None,
         }

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app import db, extensions
 from app.errors import NotFound, ValidationError
 from app.models import Account, Integration, Role
+from app.models._types import iso
 from app.services import connections, disconnection, oauth_sign_in
 from app.services.context import MemberContext
 from app.services.oauth_clients import redirect_uri
@@ -83,7 +84,7 @@ def account_out(account: Account) -> AccountOut:
         status=account.status,
         identity=account.identity,
         parameters=account.parameters,
-        last_used_at=account.last_used_at.isoformat() if account.last_used_at else None,
+        last_used_at=iso(account.last_used_at),
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr
 from app import db
 from app.errors import ValidationError
 from app.models import Role, User
+from app.models._types import iso
 from app.services import schedules as schedules_service
 from app.services import scripts as scripts_service
 from app.web.api.base import api_blueprint
@@ -98,10 +99,6 @@ class ScheduleUpdate(Body):
     enabled: StrictBool | None = Field(default=None, description="false pauses, true resumes")
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> ScheduleOut:
     """The API shape of a schedule."""
     schedule, run = found.schedule, found.last_run
@@ -113,20 +110,20 @@ def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> S
         description=found.description,
         input=schedule.input,
         enabled=schedule.enabled,
-        next_run_at=_iso(schedule.next_run_at),
+        next_run_at=iso(schedule.next_run_at),
         next_times=[when.isoformat() for when in found.next_times],
         runs_as=ScheduleUser(id=owner.id, name=owner.name) if owner is not None else None,
         approved_version=schedule.approved_version,
-        last_due_at=_iso(schedule.last_due_at),
+        last_due_at=iso(schedule.last_due_at),
         last_run=None if run is None else ScheduleRun(
-            id=run.id, status=run.status, created_at=_iso(run.created_at),
-            finished_at=_iso(run.finished_at),
+            id=run.id, status=run.status, created_at=iso(run.created_at),
+            finished_at=iso(run.finished_at),
         ),
         last_skip=None if schedule.last_skip is None else ScheduleSkip(
             reason=schedule.last_skip, message=schedule.last_skip_message
         ),
-        created_at=_iso(schedule.created_at),
-        updated_at=_iso(schedule.updated_at),
+        created_at=iso(schedule.created_at),
+        updated_at=iso(schedule.updated_at),
     )
 
 

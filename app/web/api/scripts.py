@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 
 from app import db
 from app.models import Role, Script
+from app.models._types import iso
 from app.services import inputs as script_inputs
 from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
@@ -81,7 +82,7 @@ def script_out(script: Script, *, with_source: bool) -> ScriptOut:
         description=script.description,
         published=script.published,
         published_version=script.published_version,
-        updated_at=script.updated_at.isoformat() if script.updated_at else None,
+        updated_at=iso(script.updated_at),
         source=script.source if with_source else None,
         inputs=script_inputs.fields_from_schema(script.input_schema) if with_source else None,
         input_schema=script.input_schema if with_source else None,

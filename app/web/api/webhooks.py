@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr
 from app import db, extensions
 from app.errors import ValidationError
 from app.models import Role, WebhookDelivery, WebhookEndpoint
+from app.models._types import iso
 from app.models.webhooks import (
     PING_EVENT,
     WEBHOOK_EVENTS,
@@ -150,10 +151,10 @@ def delivery_out(
         max_attempts=delivery.attempts_allowed(max_attempts),
         response_code=delivery.response_code,
         last_error=delivery.last_error,
-        next_attempt_at=next_attempt.isoformat() if next_attempt else None,
-        sending_since=sending_since.isoformat() if sending_since else None,
+        next_attempt_at=iso(next_attempt),
+        sending_since=iso(sending_since),
         created_at=delivery.created_at.isoformat(),
-        delivered_at=delivery.delivered_at.isoformat() if delivery.delivered_at else None,
+        delivered_at=iso(delivery.delivered_at),
         redelivery_of=delivery.redelivery_of,
     )
 
