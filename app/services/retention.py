@@ -13,7 +13,8 @@ nothing can use them any more.
 
 The heartbeat's tick calls `Pruner.tick` (in a cluster one process per beat): every
 `every_s` a pass deletes what is due, in batches of `batch` rows, each batch its own short
-transaction beside the runs; while a batch comes back full, the next tick goes on.
+transaction beside the runs, and looks at up to 100 facilities' runs and calls; while a
+batch comes back full or facilities are left, the next tick goes on.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 600.0
 BATCH = 500
+# Facilities whose runs and calls one pass looks at (two indexed queries each): a server
+# of thousands goes round them over several beats instead of all in one.
+FACILITIES_PER_PASS = 100
 # An expired OAuth state is kept this long (a late callback then says "expired", not
 # "unknown"): after that it is only a row.
 _STATE_GRACE = timedelta(days=1)
@@ -69,6 +73,7 @@ class Pruner:
         clock: Callable[[], datetime] = utcnow,
         every_s: float = PRUNE_EVERY_S,
         batch: int = BATCH,
+        facilities_per_pass: int = FACILITIES_PER_PASS,
     ) -> None:
         """`retention_days` 0 keeps runs, deliveries, links and the call log for good."""
         self._session_factory = session_factory
@@ -76,6 +81,8 @@ class Pruner:
         self._clock = clock
         self._every = timedelta(seconds=every_s)
         self._batch = batch
+        self._facilities_per_pass = facilities_per_pass
+        self._after_facility = 0  # the last facility a pass looked at; 0: from the first
         self._next_pass: datetime | None = None
         self._more_left = False
 
@@ -112,9 +119,7 @@ class Pruner:
         )
         pruned.connect_links = self._delete(ConnectLink, ConnectLink.expires_at < cutoff)
         calls_cutoff = min(cutoff, usage.oldest_month(now))
-        with self._session_factory() as session:
-            facility_ids = session.scalars(select(Facility.id).order_by(Facility.id)).all()
-        for facility_id in facility_ids:  # each on its (facility, created) index
+        for facility_id in self._next_facilities():  # each on its (facility, created) index
             pruned.runs += self._delete(
                 Run,
                 Run.facility_id == facility_id,
@@ -125,6 +130,26 @@ class Pruner:
                 CallLog, CallLog.facility_id == facility_id, CallLog.created_at < calls_cutoff
             )
         return pruned
+
+    def _next_facilities(self) -> list[int]:
+        """The facilities this pass looks at, in turn after the last pass's; while some are
+        left for the next, the next tick goes on."""
+        with self._session_factory() as session:
+            ids = list(
+                session.scalars(
+                    select(Facility.id)
+                    .where(Facility.id > self._after_facility)
+                    .order_by(Facility.id)
+                    .limit(self._facilities_per_pass + 1)
+                )
+            )
+        if len(ids) > self._facilities_per_pass:
+            ids = ids[: self._facilities_per_pass]
+            self._after_facility = ids[-1]
+            self._more_left = True
+        else:
+            self._after_facility = 0  # round again from the first at the next pass
+        return ids
 
     def _delete(self, model: Any, *where: ColumnElement[bool]) -> int:
         """Delete up to one batch of `model`'s rows matching `where`; how many."""

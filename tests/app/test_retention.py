@@ -265,3 +265,32 @@ def test_the_runs_page_says_how_long_runs_are_kept_and_a_deleted_run_says_why_it
             assert "old finished runs are deleted" in gone.json["error"]["message"]
         db.session.remove()
     stop_app(app)
+
+
+def test_a_pass_looks_at_so_many_facilities_and_the_next_tick_at_the_rest(app: Flask) -> None:
+    world(db.session())  # lab (old runs: 1 finished) and other (1 finished)
+    third = create_facility(db.session(), slug="third", name="Third")
+    ada_id = db.session.scalar(select(Run.user_id).limit(1))
+    db.session.add(Run(facility_id=third.id, user_id=ada_id, source="", status="failed",
+                       created_at=OLD))
+    db.session.commit()
+    current = {"now": NOW}
+    ticking = Pruner(session_factory=db.session_factory(app), retention_days=90,
+                     clock=lambda: current["now"], facilities_per_pass=2)
+
+    def old_finished() -> int:
+        return count(Run, Run.created_at < NOW - timedelta(days=90),
+                     Run.status.in_(("succeeded", "failed")))
+
+    assert old_finished() == 3
+    ticking.tick()
+    assert old_finished() == 1  # lab's and other's; third is left for the next tick
+    current["now"] = NOW + timedelta(seconds=2)
+    ticking.tick()
+    assert old_finished() == 0
+    db.session.add(Run(facility_id=third.id, user_id=ada_id, source="", status="failed",
+                       created_at=OLD))
+    db.session.commit()
+    current["now"] = NOW + timedelta(seconds=4)
+    ticking.tick()  # every facility was looked at: the next pass waits its 10 minutes
+    assert old_finished() == 1
