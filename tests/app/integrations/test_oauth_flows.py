@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import db, extensions
 from app.errors import OAuthCallbackError, ValidationError
 from app.integrations.tokens import NeedsReauth, TokenManager
-from app.models import Account, Integration, OAuthState
+from app.models import Account, Integration, OAuthState, WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
 from app.services import (
     connection_checks,
@@ -208,6 +208,34 @@ def test_client_credentials(session: Session, lab: dict[str, Any], provider: Rea
     session.commit()
     assert account.owner_kind == "master" and tokens_of(account)["access_token"]
     assert provider.stats["token_requests"] == 1
+
+
+def test_an_oauth_connection_is_announced_to_the_facilitys_endpoints(
+    session: Session, lab: dict[str, Any], provider: RealProvider
+) -> None:
+    """`account.connected` through the OAuth path (store_oauth_account): enqueued with the
+    connection, `reconnected` once the account was there; never the token."""
+    integration = oauth_integration(
+        session, lab["facility"], provider, key="machine",
+        auth_mode="oauth2_client_credentials", client="machine", authorization_url=None,
+        scopes=[],
+    )
+    session.add(WebhookEndpoint(facility_id=lab["facility"].id, url="https://example.com/h",
+                                events=["account.connected"], secret_enc="unused"))
+    session.commit()
+    for _ in range(2):
+        account = connections.connect_client_credentials(
+            session, integration=integration, vault=extensions.vault(),
+            http=extensions.outbound(),
+        )
+        session.commit()
+    payloads = [d.payload for d in session.scalars(
+        select(WebhookDelivery).order_by(WebhookDelivery.created_at))]
+    assert [p["event"] for p in payloads] == ["account.connected"] * 2
+    assert [p["data"]["reconnected"] for p in payloads] == [False, True]
+    assert payloads[0]["data"]["account_id"] == account.id
+    assert payloads[0]["data"]["owner"] == "master"
+    assert tokens_of(account)["access_token"] not in str(payloads)
 
 
 def test_refresh_happens_only_inside_the_margin(
