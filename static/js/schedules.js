@@ -40,6 +40,8 @@ function lastCell(schedule) {
     return [el("a", { href: `/f/${slug}/runs/${run.id}`, class: "schedule-last-run" }, shortTime(run.created_at)), " ", badge, ...waiting];
   }
   if (skip) return skipNote(skip);
+  // It fired, and its run was deleted since (retention, or someone deleted it).
+  if (schedule.last_run_deleted) return [el("span", { class: "muted schedule-run-gone" }, shortTime(schedule.last_due_at), " (run no longer kept)")];
   return [el("span", { class: "muted", text: "not yet" })];
 }
 

@@ -6,16 +6,18 @@ resume, delete; the panel fits a phone, and axe-core finds nothing serious in it
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import db, extensions
-from app.models import Role, Schedule, Script
+from app.models import Role, Schedule, Script, User
 from app.models._types import utcnow
+from app.services import people, schedules
+from app.services.context import MemberContext
 from app.testing import LiveServer
 from tests.conftest import add_member, close_live, create_facility, create_user, make_app
 from tests.e2e.people import fits, signed_in
@@ -147,4 +149,37 @@ def test_the_schedules_panel_fits_a_phone(browser: Any, live_lab: tuple[LiveServ
     assert "America/New_York" in panel.inner_text()
     fits(page, "editor-schedules-375")
     assert axe_violations(page, include="#schedules-panel") == []
+    page.context.close()
+
+
+def test_a_schedule_whose_last_run_was_deleted_says_when_it_ran(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    """Retention (or a member) deleted the last run: the panel says when the schedule last
+    fired and that the run is gone, not "not yet"."""
+    live, script_id = live_lab
+    with live.app.app_context():
+        session = db.session()
+        script = session.get(Script, script_id)
+        sam = session.scalars(select(User).where(User.email == "sam@example.com")).one()
+        membership = people.membership_of(session, sam.id, script.facility_id)
+        member = MemberContext(sam, membership.facility, membership.role)
+        schedule = schedules.create_schedule(session, member, script, cron="0 9 * * *")
+        schedule.last_due_at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+        schedule.last_run_id = "0" * 32  # no such run any more
+        session.commit()
+    page = signed_in(browser, live, "sam@example.com", timezone="UTC")
+    row = open_panel(page, live, script_id).locator("#schedules-table tbody tr")
+    gone = row.locator(".schedule-run-gone")
+    gone.wait_for()
+    assert gone.inner_text().endswith("(run no longer kept)")
+    assert "26" in gone.inner_text()  # the date it fired, in the page's short form
+    assert "not yet" not in row.inner_text()
+    # A due time that started no run (a skip since cleared by an approval) deleted nothing.
+    with live.app.app_context():
+        db.session.execute(update(Schedule).values(last_run_id=None))
+        db.session.commit()
+    row = open_panel(page, live, script_id).locator("#schedules-table tbody tr")
+    row.locator(".schedule-last").filter(has_text="not yet").wait_for()
+    assert row.locator(".schedule-run-gone").count() == 0
     page.context.close()

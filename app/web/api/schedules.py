@@ -74,6 +74,10 @@ class ScheduleOut(BaseModel):
     )
     last_due_at: str | None = Field(description="The last due time it fired for")
     last_run: ScheduleRun | None
+    last_run_deleted: bool = Field(
+        description="True when its last due time started a run that is no longer kept"
+        " (deleted by a member, or after SCRIPTBOX_RETENTION_DAYS)"
+    )
     last_skip: ScheduleSkip | None
     created_at: str | None
     updated_at: str | None
@@ -119,6 +123,7 @@ def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> S
             id=run.id, status=run.status, created_at=iso(run.created_at),
             finished_at=iso(run.finished_at),
         ),
+        last_run_deleted=run is None and schedule.last_run_id is not None,
         last_skip=None if schedule.last_skip is None else ScheduleSkip(
             reason=schedule.last_skip, message=schedule.last_skip_message
         ),
