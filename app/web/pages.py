@@ -197,6 +197,7 @@ def manage(slug: str) -> ResponseReturnValue:
         # attempt 4 of 8"): "pending" alone read as if nothing had been tried yet.
         webhook_words={d.id: _delivery_words(d, max_attempts, sending) for d in deliveries},
         webhook_events=WEBHOOK_EVENTS,
+        retention_days=current_app.config["RETENTION_DAYS"],
     )
 
 

@@ -252,10 +252,14 @@ def test_the_runs_page_says_how_long_runs_are_kept_and_a_deleted_run_says_why_it
             cookie.update(signed_in_session(app, ada_id))
         page = client.get("/f/lab/runs")
         assert page.status_code == 200
+        manage = client.get("/f/lab/manage")
+        assert manage.status_code == 200
         if said is None:
             assert 'id="retention-note"' not in page.text
+            assert "The log keeps a delivery" not in manage.text
         else:
             assert said in page.text
+            assert f"The log keeps a delivery {days} day" in manage.text
         extensions.heartbeat(app).sweep()  # the beat's tick prunes (nothing at 0 days)
         gone = client.get(f"/api/f/lab/runs/{ids['runs']['old_done']}")
         if said is None:
