@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -166,6 +167,21 @@ class Cluster:
         for process in self.processes:
             process.stop()
             print(f"----- {process.name}\n{process.output()}")
+
+
+def await_tasks(workers: list[Process], task: str, *, count: int, timeout: float = 60) -> None:
+    """Wait until the workers together logged `count` finished tasks named `task`: Celery
+    logs a task's success after it returned, so after the run's row was finished."""
+
+    def done() -> int:
+        return sum(1 for w in workers for line in list(w.lines)
+                   if task in line and "succeeded" in line)
+
+    deadline = time.monotonic() + timeout
+    while done() < count:
+        assert time.monotonic() < deadline, [w.output() for w in workers]
+        for worker in workers:
+            worker.await_line(0.2)
 
 
 @contextlib.contextmanager

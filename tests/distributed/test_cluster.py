@@ -29,7 +29,7 @@ from tests.conftest import (
     create_integration,
     create_user,
 )
-from tests.distributed.cluster import Cluster, Process, seeded_cluster
+from tests.distributed.cluster import Cluster, Process, await_tasks, seeded_cluster
 from tests.distributed.conftest import OwnRedis
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -376,7 +376,7 @@ def test_the_user_cap_holds_across_worker_processes(world: dict[str, Any]) -> No
     # Six runs at once, four worker processes free to claim them: only two may go live.
     runs = [start_run(browser, NEEDS_KEY, {"key": API_KEY}) for _ in range(6)]
     # Two tasks hold their runs; the four others were declined by the claim and ended.
-    _await_log(workers, "scriptbox.run[", count=4)
+    await_tasks(workers, "scriptbox.run[", count=4)
     live = [r for r in runs if run_row(world, r).status in ("running", "waiting_for_grant")]
     queued = [r for r in runs if run_row(world, r).status == "queued"]
     assert len(live) == 2 and len(queued) == 4, [run_row(world, r).status for r in runs]
@@ -390,16 +390,3 @@ def test_the_user_cap_holds_across_worker_processes(world: dict[str, Any]) -> No
     statuses = [run_row(world, r).status for r in runs]
     assert statuses.count("running") + statuses.count("waiting_for_grant") <= 2, statuses
     page.close()
-
-
-def _await_log(workers: list[Process], text: str, *, count: int) -> None:
-    """Wait until the workers together logged `count` finished tasks containing `text`."""
-    def done() -> int:
-        return sum(1 for w in workers for line in list(w.lines)
-                   if text in line and "succeeded" in line)
-
-    deadline = time.monotonic() + 60
-    while done() < count:
-        assert time.monotonic() < deadline, [w.output() for w in workers]
-        for worker in workers:
-            worker.await_line(0.2)

@@ -26,7 +26,7 @@ from app.models import Role
 from app.services import webhooks
 from app.testing import WebClient
 from tests.conftest import add_member, create_facility, create_user
-from tests.distributed.cluster import Cluster, Process, seeded_cluster
+from tests.distributed.cluster import Cluster, Process, await_tasks, seeded_cluster
 from tests.listener import WAIT_S, Answer, Listener, Received
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -106,17 +106,6 @@ def _deliveries_when(
     return rows
 
 
-def _await_webhook_tasks(worker: Process, count: int) -> None:
-    """Wait until the worker logged `count` finished `scriptbox.webhook` tasks."""
-    def finished() -> int:
-        return sum(1 for line in list(worker.lines) if WEBHOOK_TASK in line and "succeeded" in line)
-
-    deadline = time.monotonic() + WAIT_S
-    while finished() < count:
-        assert time.monotonic() < deadline, worker.output()
-        worker.await_line(0.5)
-
-
 def _verified(secret: str, got: Received) -> bool:
     headers = got.headers
     return webhooks.verify(secret, headers["Scriptbox-Timestamp"], got.body,
@@ -148,7 +137,7 @@ def test_run_finished_is_sent_signed_by_the_worker_and_logged(
 
     # The task that sent it ended after it wrote the outcome: the log, read from the web
     # process, has it now.
-    _await_webhook_tasks(worker, 1)
+    await_tasks([worker], WEBHOOK_TASK, count=1, timeout=WAIT_S)
     [logged] = _deliveries(browser, endpoint["id"])
     assert logged["id"] == payload["id"]
     assert logged["event"] == "run.finished"
@@ -222,7 +211,7 @@ def test_a_test_event_and_a_redelivery_are_sent_by_the_worker_with_their_attempt
     assert got.sender in worker.pids() and _verified(endpoint["secret"], got)
     assert got.headers["Scriptbox-Event"] == "ping"
     assert json.loads(got.body)["id"] == ping["id"] == got.headers["Scriptbox-Delivery"]
-    _await_webhook_tasks(worker, 1)
+    await_tasks([worker], WEBHOOK_TASK, count=1, timeout=WAIT_S)
 
     answer = browser.api(
         "POST", f"/api/f/lab/webhooks/{endpoint['id']}/deliveries/{ping['id']}/redeliver"
@@ -233,7 +222,7 @@ def test_a_test_event_and_a_redelivery_are_sent_by_the_worker_with_their_attempt
     assert resent.sender in worker.pids() and _verified(endpoint["secret"], resent)
     assert resent.headers["Scriptbox-Delivery"] == again["id"] != ping["id"]
     assert resent.body == got.body  # the same event, its id too
-    _await_webhook_tasks(worker, 2)
+    await_tasks([worker], WEBHOOK_TASK, count=2, timeout=WAIT_S)
     detail = browser.api(
         "GET", f"/api/f/lab/webhooks/{endpoint['id']}/deliveries/{again['id']}"
     ).json()
