@@ -19,7 +19,7 @@ import requests
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from app.integrations import destinations, transport, upstream
+from app.integrations import deadlines, destinations, transport, upstream
 from app.integrations.call_accounts import CallAccounts
 from app.integrations.call_context import GrantHook, RunContext, not_interactive
 from app.integrations.call_log import CallLogEntry, CallLogWriter
@@ -303,7 +303,7 @@ class Broker:
             integration.allowed_hosts or [],
         )
 
-        def send(limit: transport.Deadline) -> requests.Response:
+        def send(limit: deadlines.Deadline) -> requests.Response:
             # `headers` and `params` as they are when it is called (a refresh renews them).
             return upstream.send(
                 self._http, integration, entry.method, url, headers, params, body, limit, origins
@@ -363,7 +363,7 @@ class Broker:
 
     # -- building and sending ------------------------------------------------------------------
 
-    def _deadline(self, args: Mapping[str, Any], call: HostCall) -> transport.Deadline:
+    def _deadline(self, args: Mapping[str, Any], call: HostCall) -> deadlines.Deadline:
         """The wall-clock limit of one exchange, from connect to the body's last byte: the
         call's timeout, within the run's remaining time."""
         wanted = args.get("timeout")
@@ -373,4 +373,4 @@ class Broker:
         remaining = call.clock.remaining()
         if remaining <= 0:
             raise HostCallError("integration_timeout", "the run has no time left for this call")
-        return transport.Deadline(max(0.05, min(timeout, remaining)))
+        return deadlines.Deadline(max(0.05, min(timeout, remaining)))

@@ -22,7 +22,7 @@ from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error, WebApplicatio
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
-from app.integrations import transport
+from app.integrations import deadlines, transport
 from app.integrations.destinations import fill_parameters
 
 # Providers may grant fewer or other scopes than asked; that is their call, not an error.
@@ -161,11 +161,11 @@ def authorization_url(
 def _token_call(settings: OAuthSettings, call: Any, timeout: float) -> dict[str, Any]:
     try:
         # In all, not per read: a token endpoint that trickles its answer is cut off.
-        with _transport(settings.token_url), transport.Deadline(timeout):
+        with _transport(settings.token_url), deadlines.Deadline(timeout):
             token = call()
     except OAuth2Error as exc:
         raise OAuthProviderError(exc.error or "invalid_request", exc.description or "") from None
-    except transport.DeadlinePassed:
+    except deadlines.DeadlinePassed:
         raise OAuthProviderError(
             "temporarily_unavailable", f"the token endpoint did not answer within {timeout:g} s"
         ) from None
@@ -290,11 +290,11 @@ def revoke(
             data["client_secret"] = client_secret
     sender = http or transport.guarded_session()
     try:
-        with transport.Deadline(timeout):
+        with deadlines.Deadline(timeout):
             response = sender.post(
                 settings.revoke_url, data=data, auth=auth, timeout=timeout, allow_redirects=False
             )
-    except transport.DeadlinePassed:
+    except deadlines.DeadlinePassed:
         raise OAuthProviderError(
             "temporarily_unavailable",
             f"the revocation endpoint did not answer within {timeout:g} s",

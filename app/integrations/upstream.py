@@ -1,6 +1,6 @@
 """The upstream exchange of a script call: send on the guarded transport, follow redirects
 only within the integration's origins, read the answer under its size cap; all of it
-within the call's deadline (transport.Deadline), however slowly the service answers."""
+within the call's deadline (deadlines.Deadline), however slowly the service answers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from app.integrations import destinations, transport
+from app.integrations import deadlines, destinations, transport
 from app.integrations.destinations import DestinationRefused
 from app.models import Integration
 from sandbox import HostCallError
@@ -27,7 +27,7 @@ def send(
     headers: dict[str, str],
     params: list[tuple[str, str]],
     body: dict[str, Any],
-    deadline: transport.Deadline,
+    deadline: deadlines.Deadline,
     origins: list[destinations.Origin],
 ) -> requests.Response:
     """Send the request, following redirects only within the integration's origins; the
@@ -102,7 +102,7 @@ def read(
     integration: Integration,
     *,
     cap: int,
-    deadline: transport.Deadline,
+    deadline: deadlines.Deadline,
 ) -> bytes:
     """The answer's body, refused past `cap` bytes or once `deadline` (the one it was sent
     under) passes; the response is closed."""

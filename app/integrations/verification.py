@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import requests
 
-from app.integrations import destinations, transport
+from app.integrations import deadlines, destinations, transport
 from app.integrations.defaults import defaults_of
 from app.integrations.placements import place_credentials, placements_of
 from app.integrations.redaction import Redactor
@@ -60,7 +60,7 @@ def send_as_account(
     placed = [*headers.values(), *(value for _name, value in params)]
     default_headers, default_query = defaults_of(integration, vault)
     session = http or transport.guarded_session()
-    with transport.Deadline(VERIFY_TIMEOUT_S):  # in all: a trickling answer is cut off
+    with deadlines.Deadline(VERIFY_TIMEOUT_S):  # in all: a trickling answer is cut off
         response = session.request(
             method,
             url,
@@ -97,7 +97,7 @@ def verify_credentials(
         )
     except (destinations.DestinationRefused, HostCallError) as exc:
         return Verdict(False, None, f"the check of the {name} credentials cannot be sent: {exc}")
-    except transport.DeadlinePassed:
+    except deadlines.DeadlinePassed:
         return Verdict(False, None, f"{name} did not answer within {VERIFY_TIMEOUT_S:g} s")
     except requests.RequestException as exc:
         if transport.refused_address(exc) is not None:

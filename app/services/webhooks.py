@@ -30,7 +30,8 @@ import requests
 from sqlalchemy import Select, exists, select, update
 from sqlalchemy.orm import Session
 
-from app.integrations.transport import Deadline, PrivateAddress
+from app.integrations.deadlines import Deadline
+from app.integrations.transport import PrivateAddress
 from app.integrations.vault import Vault
 from app.models import Account, Integration, WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow

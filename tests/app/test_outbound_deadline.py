@@ -1,4 +1,4 @@
-"""Outbound calls end at their deadline even when the peer trickles (transport.Deadline): a
+"""Outbound calls end at their deadline even when the peer trickles (deadlines.Deadline): a
 loopback peer that sends its status line, headers or body a byte at a time, each byte well
 within any per-read timeout, is cut off; the webhook attempt and the script's call end
 with the timeout in words while the trickle still had most of its bytes to send.
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app import db, extensions
 from app.integrations import oauth, verification
 from app.integrations.call_context import RunContext
-from app.integrations.transport import Deadline
+from app.integrations.deadlines import Deadline
 from app.models import CallLog, WebhookDelivery, WebhookEndpoint
 from app.services import webhooks
 from sandbox import Limits
