@@ -3,7 +3,9 @@ client credentials, refresh and revocation, per an integration's settings.
 
 Token requests go by POST or GET as configured, with client authentication by Basic
 header or in the body. Provider errors come back as OAuthProviderError with the
-provider's own error code (`invalid_grant`, `invalid_client`, …).
+provider's own error code (`invalid_grant`, `invalid_client`, …). Every call to the token
+or revocation endpoint ends within its timeout in all and reads at most
+ENDPOINT_ANSWER_MAX_BYTES of the answer (`invalid_response` past it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error, WebApplicatio
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
-from app.integrations import deadlines, transport
+from app.integrations import body_caps, deadlines, transport
 from app.integrations.destinations import fill_parameters
 
 # Providers may grant fewer or other scopes than asked; that is their call, not an error.
@@ -30,6 +32,8 @@ os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
 
 # The OAuthProviderError code for a token URL whose address the server may not dial.
 ADDRESS_NOT_ALLOWED = "address_not_allowed"
+# A token or revocation answer is a little JSON; more is a broken or hostile endpoint.
+ENDPOINT_ANSWER_MAX_BYTES = body_caps.MIB
 
 _insecure_lock = threading.Lock()
 _insecure_users = 0
@@ -160,14 +164,24 @@ def authorization_url(
 
 def _token_call(settings: OAuthSettings, call: Any, timeout: float) -> dict[str, Any]:
     try:
-        # In all, not per read: a token endpoint that trickles its answer is cut off.
-        with _transport(settings.token_url), deadlines.Deadline(timeout):
+        # In all, not per read: a token endpoint that trickles its answer is cut off; and up
+        # to a cap: one that floods it is not held in memory.
+        with (
+            _transport(settings.token_url),
+            deadlines.Deadline(timeout),
+            body_caps.BodyCap(ENDPOINT_ANSWER_MAX_BYTES),
+        ):
             token = call()
     except OAuth2Error as exc:
         raise OAuthProviderError(exc.error or "invalid_request", exc.description or "") from None
     except deadlines.DeadlinePassed:
         raise OAuthProviderError(
             "temporarily_unavailable", f"the token endpoint did not answer within {timeout:g} s"
+        ) from None
+    except body_caps.AnswerTooLarge as exc:
+        raise OAuthProviderError(
+            "invalid_response",
+            f"the token endpoint's answer is larger than {body_caps.size_in_words(exc.limit)}",
         ) from None
     except requests.RequestException as exc:
         refused = transport.refused_address(exc)
@@ -290,7 +304,7 @@ def revoke(
             data["client_secret"] = client_secret
     sender = http or transport.guarded_session()
     try:
-        with deadlines.Deadline(timeout):
+        with deadlines.Deadline(timeout), body_caps.BodyCap(ENDPOINT_ANSWER_MAX_BYTES):
             response = sender.post(
                 settings.revoke_url, data=data, auth=auth, timeout=timeout, allow_redirects=False
             )
@@ -298,6 +312,12 @@ def revoke(
         raise OAuthProviderError(
             "temporarily_unavailable",
             f"the revocation endpoint did not answer within {timeout:g} s",
+        ) from None
+    except body_caps.AnswerTooLarge as exc:
+        raise OAuthProviderError(
+            "invalid_response",
+            "the revocation endpoint's answer is larger than "
+            f"{body_caps.size_in_words(exc.limit)}",
         ) from None
     except requests.RequestException as exc:
         if transport.refused_address(exc) is not None:

@@ -7,7 +7,8 @@ DNS-rebinding window between check and connect). Public addresses are allowed; p
 loopback and LAN ones only where the operator's PRIVATE_NETWORK_ALLOW covers address and
 port; link-local and cloud metadata addresses never. Proxy variables and netrc are ignored.
 A call made under a `deadlines.Deadline` holds its connections while they are out of their
-pool, so the deadline can cut them.
+pool, so the deadline can cut them; an answer got under a `body_caps.BodyCap` is read only
+up to that cap.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
 from app.config import NEVER_REACHABLE, NetworkAllow
+from app.integrations.body_caps import current_cap
 from app.integrations.deadlines import Deadline, DeadlinePassed, current_deadline
 
 if TYPE_CHECKING:
@@ -228,7 +230,8 @@ class GuardedAdapter(HTTPAdapter):
         cert: Any = None,
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        """Send; under a Deadline, with no connect or read timeout longer than its time left."""
+        """Send; under a Deadline, with no connect or read timeout longer than its time left;
+        under a BodyCap, the answer's body read only up to the cap."""
         deadline = current_deadline()
         if deadline is not None:
             left = deadline.left()
@@ -238,7 +241,9 @@ class GuardedAdapter(HTTPAdapter):
                 timeout = (min(timeout[0], left), min(timeout[1] or left, left))
             else:
                 timeout = min(timeout or left, left)
-        return super().send(request, stream, timeout, verify, cert, proxies)
+        response = super().send(request, stream, timeout, verify, cert, proxies)
+        cap = current_cap()
+        return response if cap is None else cap.apply(response)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         """Never: a proxy would dial for us, past the address check."""

@@ -3,7 +3,8 @@
 An integration may declare a verification request (catalog field `verify`): it is sent with
 the candidate credentials through the same checked transport as script calls, and its
 answer decides whether the account is stored. The provider's answer is reported in words,
-with every credential value taken out of it.
+with every credential value taken out of it. It is read within VERIFY_TIMEOUT_S in all and
+up to VERIFY_MAX_BYTES: a larger one is refused.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import requests
 
-from app.integrations import deadlines, destinations, transport
+from app.integrations import body_caps, deadlines, destinations, transport
 from app.integrations.defaults import defaults_of
 from app.integrations.placements import place_credentials, placements_of
 from app.integrations.redaction import Redactor
@@ -22,6 +23,8 @@ from app.models import Integration
 from sandbox import HostCallError
 
 VERIFY_TIMEOUT_S = 10.0
+# A check's answer is a status and a little JSON; a who-am-I's (identity.py) is one record.
+VERIFY_MAX_BYTES = body_caps.MIB
 _EXCERPT_CHARS = 300
 
 
@@ -48,7 +51,8 @@ def send_as_account(
     credentials on the guarded transport, no redirects; the answer and the values placed.
 
     Raises DestinationRefused or HostCallError when it cannot be built, and requests'
-    exceptions when it cannot be sent.
+    exceptions when it cannot be sent: DeadlinePassed past VERIFY_TIMEOUT_S, AnswerTooLarge
+    for an answer over VERIFY_MAX_BYTES.
     """
     url = destinations.build_url(
         integration.base_url,
@@ -60,7 +64,8 @@ def send_as_account(
     placed = [*headers.values(), *(value for _name, value in params)]
     default_headers, default_query = defaults_of(integration, vault)
     session = http or transport.guarded_session()
-    with deadlines.Deadline(VERIFY_TIMEOUT_S):  # in all: a trickling answer is cut off
+    # In all: a trickling answer is cut off; and up to a cap: a flood is not held in memory.
+    with deadlines.Deadline(VERIFY_TIMEOUT_S), body_caps.BodyCap(VERIFY_MAX_BYTES):
         response = session.request(
             method,
             url,
@@ -85,11 +90,12 @@ def verify_credentials(
     if not spec:
         return None
     name = integration.name
+    method, path = str(spec.get("method") or "GET"), str(spec["path"])
     try:
         response, _placed = send_as_account(
             integration,
-            method=str(spec.get("method") or "GET"),
-            path=str(spec["path"]),
+            method=method,
+            path=path,
             creds=creds,
             parameters=parameters,
             vault=vault,
@@ -99,6 +105,14 @@ def verify_credentials(
         return Verdict(False, None, f"the check of the {name} credentials cannot be sent: {exc}")
     except deadlines.DeadlinePassed:
         return Verdict(False, None, f"{name} did not answer within {VERIFY_TIMEOUT_S:g} s")
+    except body_caps.AnswerTooLarge as exc:
+        return Verdict(
+            False,
+            None,
+            f"{name}'s answer to the check is larger than {body_caps.size_in_words(exc.limit)}, "
+            f"so the check was stopped; its request ({method} {path}) should ask for something "
+            "small, such as the account's own profile",
+        )
     except requests.RequestException as exc:
         if transport.refused_address(exc) is not None:
             # Only this: which private addresses answer, and how, is not the admin's to learn.
