@@ -40,7 +40,7 @@ def disconnect(
         assert integration is not None
         _revoke(integration, account, vault, http)
     if integration is not None:
-        webhooks.announce_account(session, account, integration, "account.disconnected")
+        webhooks.announce_disconnected(session, account, integration, reason="disconnected")
     session.delete(account)
     session.flush()
 

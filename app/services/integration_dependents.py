@@ -1,15 +1,17 @@
 """What depends on an integration (scripts that call it, connected accounts, unfinished runs),
-told to the admin before it is deleted or disabled; and the disable switch itself."""
+told to the admin before it is deleted or disabled; the disable switch itself; and the
+deletion, which takes the accounts along and announces each of them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.lifecycle import NOT_FINAL, statuses
 from app.models import Account, Grant, Integration, Run, Script, ScriptVersion
+from app.services import webhooks
 from app.services.readiness import referenced_calls
 
 
@@ -68,3 +70,27 @@ def set_enabled(session: Session, *, integration: Integration, enabled: bool) ->
     """Switch an integration on or off; while off, scripts' calls to it are refused."""
     integration.enabled = enabled
     session.flush()
+
+
+def delete_integration(session: Session, *, integration: Integration) -> int:
+    """Delete the integration and its accounts, each account announced as
+    `account.disconnected` (reason `integration_deleted`) in this transaction: a receiver
+    that mirrors accounts hears of every one that went, and of none if the deletion does
+    not commit. How many accounts went."""
+    # Locked first (PostgreSQL): an account being connected meanwhile holds a key-share
+    # lock on this row (its foreign key), so it either committed before and is deleted
+    # and announced below, or waits for this transaction and then fails. On SQLite the
+    # DELETE below is this transaction's first write, which holds off every other writer.
+    session.execute(
+        select(Integration.id).where(Integration.id == integration.id).with_for_update()
+    )
+    # The rows the DELETE removed, not a SELECT before it: none is announced that stays,
+    # and none goes unannounced.
+    gone = session.scalars(
+        delete(Account).where(Account.integration_id == integration.id).returning(Account)
+    ).all()
+    for account in gone:
+        webhooks.announce_disconnected(session, account, integration, reason="integration_deleted")
+    session.delete(integration)
+    session.flush()
+    return len(gone)

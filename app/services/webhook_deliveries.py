@@ -12,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
-from app.models import WebhookDelivery, WebhookEndpoint
+from app.models import Facility, WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
 from app.models.webhooks import PING_EVENT, WebhookAttempt
+from app.services import webhooks
 
 
 def _new_delivery(
@@ -44,12 +45,10 @@ def enqueue_ping(session: Session, endpoint: WebhookEndpoint) -> WebhookDelivery
     admin's test that the receiver answers and checks the signature."""
     _require_active(endpoint, "send it a test event")
     delivery = _new_delivery(session, endpoint, PING_EVENT, {})
-    delivery.payload = {
-        "id": delivery.id,
-        "event": PING_EVENT,
-        "created_at": delivery.created_at.isoformat(),
-        "data": {"endpoint_id": endpoint.id, "message": "A test event from Scriptbox."},
-    }
+    facility = session.get(Facility, endpoint.facility_id)
+    assert facility is not None  # the endpoint cascades with its facility
+    data = {"endpoint_id": endpoint.id, "message": "A test event from Scriptbox."}
+    delivery.payload = {"id": delivery.id, **webhooks.envelope(PING_EVENT, facility.slug, data)}
     session.flush()
     return delivery
 

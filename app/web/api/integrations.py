@@ -11,7 +11,12 @@ from sqlalchemy import select
 from app import db, extensions
 from app.integrations.catalog_entry import CREDENTIAL_MODES
 from app.models import Account, Integration, Role
-from app.services import connections, integration_views, oauth_clients
+from app.services import (
+    connections,
+    integration_dependents,
+    integration_views,
+    oauth_clients,
+)
 from app.services import integrations_admin as admin
 from app.services.connection_checks import test_connection, test_credentials
 from app.web.api import paging
@@ -211,9 +216,10 @@ def update_integration(slug: str, key: str, json: IntegrationSettings) -> Answer
 @bp.delete("/f/<slug>/integrations/<key>")
 @spec.validate(resp=reply("HTTP_204"), tags=TAGS)
 def delete_integration(slug: str, key: str) -> Answer:
-    """Remove an integration and its accounts (admins)."""
+    """Remove an integration and its accounts (admins); each account is announced to the
+    webhooks as `account.disconnected`."""
     member = require_member(slug, Role.admin)
-    db.session.delete(integration_of(member, key))
+    integration_dependents.delete_integration(db.session(), integration=integration_of(member, key))
     db.session.commit()
     return "", 204
 

@@ -1,6 +1,7 @@
 """`account.connected` and `account.disconnected`: an embedding app hears when a member or
-an admin connects, reconnects or disconnects an account (never its credentials); a
-connection that fails sends nothing; an endpoint that did not subscribe gets nothing."""
+an admin connects, reconnects or disconnects an account (never its credentials), and when
+an admin deletes an integration, of each account that went with it; a connection or a
+deletion that fails sends nothing; an endpoint that did not subscribe gets nothing."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app import db, extensions
-from app.models import WebhookDelivery
+from app.models import Account, Integration, WebhookDelivery
 from app.services import webhooks
 from app.testing import LiveServer
 from tests.listener import Listener
@@ -75,7 +76,7 @@ def test_connecting_reconnecting_and_disconnecting_are_announced(
     assert disconnected["event"] == "account.disconnected"
     assert disconnected["data"] == {
         "account_id": account_id, "integration": "keyed", "owner": "user", "user_id": mia,
-        "label": "",
+        "label": "", "reason": "disconnected",
     }
 
     master = _connect(world, "ada", "master")
@@ -101,3 +102,100 @@ def test_the_new_events_can_be_subscribed_to_and_are_declared(world: dict[str, A
     bad = call(world, "ada", "POST", "/api/f/lab/webhooks",
                json={"url": "https://example.com/h", "events": ["account.created"]})
     assert bad.status_code == 400
+
+
+def _connect_both(world: dict[str, Any]) -> dict[str, int]:
+    """Mia's own account and the facility's master account (Ada's), each with the canary."""
+    mine = _connect(world, "mia", "accounts")
+    master = _connect(world, "ada", "master")
+    assert mine.status_code in (200, 201), mine.text
+    assert master.status_code in (200, 201), master.text
+    return {"mia": mine.json()["id"], "master": master.json()["id"]}
+
+
+def _kept(world: dict[str, Any]) -> tuple[int, list[int], list[str]]:
+    """The integrations, the accounts and the deliveries' events the database holds."""
+    with world["live"].app.app_context():
+        session = db.session()
+        integrations = len(session.scalars(select(Integration.id)).all())
+        accounts = sorted(session.scalars(select(Account.id)))
+        events = list(session.scalars(select(WebhookDelivery.event)))
+        db.session.remove()
+    return integrations, accounts, events
+
+
+def test_deleting_an_integration_announces_each_of_its_accounts(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    endpoint = register(world, listener.url, ["account.disconnected"])
+    ids = _connect_both(world)
+    assert _kept(world)[2] == []  # only account.disconnected is subscribed to
+
+    gone = call(world, "ada", "DELETE", "/api/f/lab/integrations/keyed")
+    assert gone.status_code == 204, gone.text
+    # Enqueued with the deletion: both wait for the sender, and the accounts are gone.
+    assert _kept(world) == (0, [], ["account.disconnected", "account.disconnected"])
+
+    first = _received(world, listener, endpoint["secret"])
+    second = _received(world, listener, endpoint["secret"])
+    assert {first["event"], second["event"]} == {"account.disconnected"}
+    assert first["facility"] == second["facility"] == "lab"
+    announced = sorted([first["data"], second["data"]], key=lambda d: d["account_id"])
+    assert announced == sorted([
+        {"account_id": ids["mia"], "integration": "keyed", "owner": "user",
+         "user_id": world["ids"]["mia"], "label": "", "reason": "integration_deleted"},
+        {"account_id": ids["master"], "integration": "keyed", "owner": "master",
+         "user_id": None, "label": "", "reason": "integration_deleted"},
+    ], key=lambda d: d["account_id"])
+    assert listener.received.empty()  # one event per account, no more
+
+
+def test_a_deletion_that_fails_or_is_refused_announces_nothing(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    register(world, listener.url, ["account.disconnected"])
+    ids = _connect_both(world)
+    app = world["live"].app
+    # The database refuses to delete the integration (as an integrity error, on both): the
+    # statement fails after the accounts went and were announced in the same transaction,
+    # which is rolled back.
+    with app.app_context():
+        dialect = db.session().get_bind().dialect.name
+        for statement in _KEEP_INTEGRATIONS[dialect]:
+            db.session.execute(text(statement))
+        db.session.commit()
+        db.session.remove()
+
+    refused = call(world, "mia", "DELETE", "/api/f/lab/integrations/keyed")
+    assert refused.status_code == 403  # members never delete one
+    failed = call(world, "ada", "DELETE", "/api/f/lab/integrations/keyed")
+    assert failed.status_code == 409, failed.text  # the app's answer to an integrity error
+
+    assert _kept(world) == (1, sorted(ids.values()), [])
+    extensions.run_queue(app).deliver_due()
+    assert listener.received.empty()
+
+    # The same deletion, once the database allows it, is announced: the refusal above is
+    # what kept the events back.
+    with app.app_context():
+        db.session.execute(text("DROP TRIGGER keep_integrations" + _ON[dialect]))
+        db.session.commit()
+        db.session.remove()
+    assert call(world, "ada", "DELETE", "/api/f/lab/integrations/keyed").status_code == 204
+    assert _kept(world) == (0, [], ["account.disconnected", "account.disconnected"])
+
+
+_KEEP_INTEGRATIONS = {
+    "sqlite": [
+        "CREATE TRIGGER keep_integrations BEFORE DELETE ON integrations"
+        " BEGIN SELECT RAISE(ABORT, 'integrations are kept'); END",
+    ],
+    "postgresql": [
+        "CREATE FUNCTION keep_integrations() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'integrations are kept'"
+        " USING ERRCODE = 'integrity_constraint_violation'; END $$",
+        "CREATE TRIGGER keep_integrations BEFORE DELETE ON integrations"
+        " FOR EACH ROW EXECUTE FUNCTION keep_integrations()",
+    ],
+}
+_ON = {"sqlite": "", "postgresql": " ON integrations"}

@@ -1,0 +1,100 @@
+"""What `run.finished` tells a receiver without a second API call: the facility (its slug),
+who ran it, and the run as the API shows it: its script and version, what started it
+(`manual`, or `schedule` with the schedule's id), its status and its error's code."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from app import db, extensions
+from app.models import Schedule
+from app.models._types import utcnow
+from app.services import webhooks
+from app.testing import LiveServer
+from tests.listener import Listener
+from tests.webhook_world import call, register, webhook_world
+
+
+@pytest.fixture
+def world(live: LiveServer) -> dict[str, Any]:
+    """Lab (admin Ada, member Mia, tokens)."""
+    return webhook_world(live)
+
+
+def _script(world: dict[str, Any], name: str, *sources: str) -> int:
+    """A script Ada publishes in turn as each of `sources` (versions 1, 2, ...)."""
+    made = call(world, "ada", "POST", "/api/f/lab/scripts",
+                json={"name": name, "source": sources[0], "published": True})
+    assert made.status_code == 201, made.text
+    script_id: int = made.json()["id"]
+    for source in sources[1:]:
+        changed = call(world, "ada", "PATCH", f"/api/f/lab/scripts/{script_id}",
+                       json={"source": source, "published": True})
+        assert changed.status_code == 200, changed.text
+    return script_id
+
+
+def _received(listener: Listener, secret: str) -> dict[str, Any]:
+    got = listener.next()
+    assert webhooks.verify(secret, got.headers["Scriptbox-Timestamp"], got.body,
+                           got.headers["Scriptbox-Signature"])
+    payload: dict[str, Any] = json.loads(got.body)
+    assert payload["event"] == got.headers["Scriptbox-Event"] == "run.finished"
+    return payload
+
+
+def test_a_manual_run_says_its_script_version_and_trigger(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    endpoint = register(world, listener.url, ["run.finished"])
+    script_id = _script(world, "Twice", "result = 1", "result = 2")
+    answer = call(world, "mia", "POST", "/api/f/lab/runs",
+                  json={"script_id": script_id, "wait": 30})
+    assert answer.status_code == 200, answer.text
+
+    payload = _received(listener, endpoint["secret"])
+    assert payload["facility"] == "lab"
+    assert payload["data"]["user_id"] == world["ids"]["mia"]
+    run = payload["data"]["run"]
+    assert {key: run[key] for key in _SAID} == {
+        "id": answer.json()["id"], "script_id": script_id, "version": 2, "user_id":
+        world["ids"]["mia"], "trigger": "manual", "schedule_id": None, "status": "succeeded",
+        "error": None, "result": 2,
+    }
+
+
+def test_a_scheduled_run_says_its_schedule_and_its_error_code(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    endpoint = register(world, listener.url, ["run.finished"])
+    script_id = _script(world, "Fails", "raise ValueError('no')")
+    live: LiveServer = world["live"]
+    made = call(world, "ada", "POST", f"/api/f/lab/scripts/{script_id}/schedules",
+                json={"cron": "0 3 * * *"})
+    assert made.status_code == 201, made.text
+    with live.app.app_context():
+        schedule = db.session.get(Schedule, made.json()["id"])
+        assert schedule is not None
+        schedule.next_run_at = utcnow() - timedelta(minutes=1)  # due now
+        db.session.commit()
+        db.session.remove()
+    assert extensions.schedule_firer(live.app).fire_due() == 1
+
+    payload = _received(listener, endpoint["secret"])
+    assert payload["facility"] == "lab"
+    assert payload["data"]["user_id"] == world["ids"]["ada"]
+    run = payload["data"]["run"]
+    assert {key: run[key] for key in _SAID if key not in ("id", "error")} == {
+        "script_id": script_id, "version": 1, "user_id": world["ids"]["ada"],
+        "trigger": "schedule", "schedule_id": made.json()["id"], "status": "failed",
+        "result": None,
+    }
+    assert (run["error"]["code"], run["error"]["message"]) == ("script_error", "ValueError: no")
+
+
+_SAID = ("id", "script_id", "version", "user_id", "trigger", "schedule_id", "status", "error",
+         "result")
