@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 from app.instance import private_sqlite
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -184,6 +187,57 @@ def _ping_when_idle(engine: Engine) -> None:
         except engine.dialect.loaded_dbapi.Error as error:
             # The pool drops this connection and checks out another (a fresh one if need be).
             raise DisconnectionError(f"the database connection was lost: {error}") from error
+
+
+# How long work that must not be lost (a run's outcome, its call-log rows) is tried again
+# while the database cannot be reached: a restart or a failover takes seconds to a minute.
+UNREACHABLE_RETRY_S = 120.0
+
+
+# What SQLite says, among its OperationalErrors ("no such table" is one too), when only
+# another writer stood in the way.
+_SQLITE_BUSY = ("database is locked", "database table is locked")
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether a database error says the database could not be reached or gave up on the
+    statement for reasons of its own (a restart, a cut connection, refused connections, a
+    lock or a statement timeout), not that the statement was wrong: the same work may be
+    tried again once it answers."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if isinstance(error.orig, sqlite3.Error):
+        return str(error.orig).startswith(_SQLITE_BUSY)
+    # PostgreSQL's driver keeps OperationalError for the server's state, not the statement.
+    return isinstance(error, (OperationalError, InterfaceError))
+
+
+def until_reachable(work: Callable[[], T], *, what: str,
+                    within_s: float = UNREACHABLE_RETRY_S) -> T:
+    """`work()`, tried again while the database cannot be reached (`unreachable`), waiting
+    0.25 s, then twice as long each time up to 2 s, for up to `within_s` seconds in all;
+    then its last error. `work` must be safe to repeat: a statement whose commit was
+    lost with the connection may have been applied."""
+    deadline = time.monotonic() + within_s
+    pause, tries = 0.25, 0
+    while True:
+        try:
+            done = work()
+        except DBAPIError as error:
+            if not unreachable(error) or time.monotonic() + pause > deadline:
+                raise
+            if not tries:
+                log.warning("%s waits for the database, which cannot be reached (%s)",
+                            what, type(error.orig).__name__)
+        else:
+            if tries:
+                log.info("%s went through after %d tries", what, tries + 1)
+            return done
+        tries += 1
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 def init_app(app: Flask) -> None:

@@ -153,6 +153,22 @@ class TooManyAttempts(AppError):
         self.retry_after = retry_after
 
 
+class DatabaseUnavailable(AppError):
+    """The database cannot be reached right now (a restart, a failover): the request may
+    be sent again in `retry_after` seconds."""
+
+    code = "database_unavailable"
+    status = 503
+
+    def __init__(self, *, retry_after: int = 5) -> None:
+        super().__init__(
+            "Scriptbox cannot reach its database right now. Try again in a moment, and tell"
+            " the server's operator if this goes on",
+            retry_after=retry_after,
+        )
+        self.retry_after = retry_after
+
+
 class QuotaExceeded(AppError):
     """The facility used its monthly call quota."""
 
@@ -186,9 +202,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(AppError)
     def _app_error(error: AppError) -> tuple[Response | str, int, dict[str, str]]:
-        headers = (
-            {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyAttempts) else {}
-        )
+        retry_after = getattr(error, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         if _wants_json():
             return jsonify(error.to_dict()), error.status, headers
         return render_template("error.html", error=error), error.status, headers

@@ -33,7 +33,7 @@ from app.distributed.pubsub import RedisListener
 from app.distributed.redis_bus import RedisEventBus
 from app.distributed.redis_quota import RedisCallCounter
 from app.distributed.redis_signals import RedisGrantSignals
-from app.distributed.sweep_turns import SweepTurns
+from app.distributed.sweep_turns import Outages, SweepTurns
 from app.events import InMemoryEventBus
 from app.integrations.broker import Broker, BrokerSettings
 from app.integrations.call_context import GrantHook, not_interactive
@@ -148,6 +148,7 @@ def init_app(app: Flask) -> None:
         turn=None if shared is None else SweepTurns(
             shared.client, prefix=shared.prefix, interval_s=float(app.config["HEARTBEAT_S"])
         ),
+        outages=None if shared is None else Outages(shared.client, prefix=shared.prefix),
     )
     driver = RunDriver(
         lifecycle=lifecycle,

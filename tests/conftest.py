@@ -14,6 +14,7 @@ and must run without Flask (tests/sandbox/test_boundaries.py checks it).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -460,6 +461,23 @@ def postgres_url() -> Iterator[str]:
     yield base.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def database_cut(database_url: str) -> Iterator[None]:
+    """The PostgreSQL database of `database_url` out of reach while inside, as in a
+    restart or a failover: its open connections are ended and new ones refused."""
+    import psycopg
+
+    server, name = database_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 CHROMIUM = "/usr/bin/chromium"

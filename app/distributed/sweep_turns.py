@@ -1,4 +1,5 @@
-"""Whose beat sweeps: one process of the cluster per beat, not every process each beat.
+"""Whose beat sweeps (one process of the cluster per beat, not every process each beat),
+and when the database was last out of reach for any of them.
 
 The sweep (DESIGN §4: dead drivers' runs, overdue and unwatched prompts, parked runs to
 resume, queued runs and webhook retries to send) covers the whole database, so one
@@ -13,6 +14,8 @@ is not).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import redis
 
@@ -34,3 +37,28 @@ class SweepTurns:
             return bool(self._client.set(self._key, b"1", nx=True, px=self._lapse_ms))
         except redis.RedisError:
             return True
+
+
+class Outages:
+    """The cluster's memory of the database's outages (app.runner.heartbeat.Outages).
+
+    While the database cannot be reached no process can renew its runs; once it answers,
+    whichever process sweeps first must not take those runs for dead before their own
+    drivers had a beat. The sweeper may not have tried the database during the outage
+    (a web process with no run of its own), so whoever found it out of reach says so
+    here, on a key that lapses `hold_s` after the last of them said it.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str) -> None:
+        self._client = client
+        self._key = f"{prefix}:database-unreachable"
+
+    def note(self, hold_s: float) -> None:
+        with contextlib.suppress(redis.RedisError):  # each process remembers its own too
+            self._client.set(self._key, b"1", px=max(1, int(hold_s * 1000)))
+
+    def recent(self) -> bool:
+        try:
+            return bool(self._client.exists(self._key))
+        except redis.RedisError:
+            return False  # as without Redis: each process by what it saw itself

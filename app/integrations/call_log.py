@@ -4,6 +4,7 @@ takes the rows to the database from a background thread, in batches."""
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import queue
 import threading
@@ -13,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, text, update
 from sqlalchemy.orm import Session
 
+from app import db
 from app.integrations.call_context import RunContext
 from app.integrations.quota import Admission
 from app.models import Account, CallLog
@@ -130,6 +132,16 @@ class CallLogWriter:
             self._queue.put(_STOP)
             thread.join(timeout)
 
+    def _write(self, rows: list[dict[str, Any]], used: dict[int, Any]) -> None:
+        with self._session_factory() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(_NO_WAL_WAIT)
+            session.execute(_INSERT_ROWS, rows)
+            for account_id, when in used.items():
+                session.execute(
+                    update(Account).where(Account.id == account_id).values(last_used_at=when)
+                )
+
     def _drain(self) -> None:
         while True:
             first = self._queue.get()
@@ -151,16 +163,10 @@ class CallLogWriter:
                     account_id = row.pop("account_id", None)
                     if account_id is not None:
                         used[account_id] = row["created_at"]
-                with self._session_factory() as session, session.begin():
-                    if session.get_bind().dialect.name == "postgresql":
-                        session.execute(_NO_WAL_WAIT)
-                    session.execute(_INSERT_ROWS, rows)
-                    for account_id, when in used.items():
-                        session.execute(
-                            update(Account)
-                            .where(Account.id == account_id)
-                            .values(last_used_at=when)
-                        )
+                # Kept through a database restart: the usage and the monthly quota count
+                # these rows.
+                db.until_reachable(functools.partial(self._write, rows, used),
+                                   what=f"writing {len(rows)} call-log rows")
             except Exception:  # the calls' outcomes matter more than their log rows
                 log.exception("could not write %d call-log rows", len(rows))
             finally:

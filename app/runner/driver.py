@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from app import db
 from app.integrations.broker import Broker
 from app.integrations.call_context import RunContext
 from app.integrations.vault import Vault
@@ -133,7 +135,11 @@ class RunDriver:
                 self._finish(run, outcome)
         except Exception:
             log.exception("run %s failed inside the host", run_id)
-            self._lifecycle.fail(run_id, code="internal_error", message=INTERNAL_ERROR_MESSAGE)
+            try:
+                self._lifecycle.fail(run_id, code="internal_error",
+                                     message=INTERNAL_ERROR_MESSAGE)
+            except SQLAlchemyError as error:  # gone for good: the sweep ends it
+                log.error("run %s could not be marked failed: %s", run_id, error)
         finally:
             self._heartbeat.release(run_id)
             self._grants.forget_run(
@@ -154,8 +160,10 @@ class RunDriver:
         """Store the journal encrypted and let the worker and this thread go."""
         assert outcome.journal is not None
         sealed = self._vault.encrypt(outcome.journal.to_bytes().decode()).encode()
-        if not self._lifecycle.park(
-            run.id, journal=sealed, output=outcome.output, calls=outcome.calls
+        if not db.until_reachable(
+            lambda: self._lifecycle.park(
+                run.id, journal=sealed, output=outcome.output, calls=outcome.calls),
+            what=f"parking run {run.id}",
         ):
             log.warning("run %s parked but had already left waiting_for_grant", run.id)
 
@@ -203,5 +211,13 @@ class RunDriver:
             "calls": outcome.calls,
             "duration_ms": round(outcome.duration_ms, 3),
         }
-        if not self._lifecycle.finish(run.id, target=RunStatus(outcome.status), values=values):
+        # A database that cannot be reached now (a restart, a failover) must not cost the
+        # run its outcome: it is stored once the database answers again. Meanwhile this
+        # process keeps the run (the heartbeat renews it when it can), and the sweep waits
+        # out an outage before it takes silence for a dead driver (app.runner.heartbeat).
+        if not db.until_reachable(
+            lambda: self._lifecycle.finish(
+                run.id, target=RunStatus(outcome.status), values=values),
+            what=f"storing the outcome of run {run.id}",
+        ):
             log.warning("run %s ended as %s but had already left running", run.id, outcome.status)

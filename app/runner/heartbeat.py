@@ -11,13 +11,18 @@ resumes parked runs whose prompt ended while nobody was listening.
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Callable
-from datetime import timedelta
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app import db
 from app.lifecycle import LIVE, Lifecycle, RunStatus, statuses
 from app.models import Grant, Run
 from app.models._types import utcnow
@@ -25,6 +30,17 @@ from app.services.grants import GrantCoordinator
 
 log = logging.getLogger(__name__)
 STALE_BEATS = 3
+
+
+class Outages(Protocol):
+    """What the processes of a cluster tell each other of the database's outages
+    (app.distributed.sweep_turns.Outages)."""
+
+    def note(self, hold_s: float) -> None:
+        """This process could not reach the database just now; remember it for `hold_s`."""
+
+    def recent(self) -> bool:
+        """Whether any process noted an outage that is still held."""
 
 
 class Heartbeat:
@@ -39,11 +55,19 @@ class Heartbeat:
         driver_id: str,
         interval_s: float,
         turn: Callable[[], bool] | None = None,
+        outages: Outages | None = None,
     ) -> None:
         """`turn()` says whether this beat sweeps (a cluster takes turns, one process per
-        beat: app.distributed.sweep_turns); without it every beat sweeps."""
+        beat: app.distributed.sweep_turns); without it every beat sweeps. `outages`
+        shares this process's view of the database's outages with the cluster's."""
         self._session_factory = session_factory
         self._turn = turn or (lambda: True)
+        self._outages = outages
+        # After the database could not be reached, nobody could renew a run for that
+        # long: the sweep takes no run for dead until every live driver had a beat since.
+        self._outage_hold_s = (STALE_BEATS + 1) * interval_s
+        self._unreachable_at = -math.inf
+        self._down = False
         self._lifecycle = lifecycle
         self._grants = grants
         self.driver_id = driver_id
@@ -118,8 +142,30 @@ class Heartbeat:
                 self.beat()
                 if self._sweeping and self._turn():
                     self.sweep()
-            except Exception:  # a database hiccup must not stop the beat for good
+            except SQLAlchemyError as error:  # nor may the database, gone for a while
+                if not db.unreachable(error):
+                    log.exception("run heartbeat failed")
+                    continue
+                self._unreachable_at = time.monotonic()
+                if self._outages is not None:
+                    self._outages.note(self._outage_hold_s)
+                if not self._down:
+                    self._down = True
+                    log.warning("the database cannot be reached (%s): runs keep their outcome"
+                                " until it answers, and none is taken for dead meanwhile",
+                                type(getattr(error, "orig", error)).__name__)
+            except Exception:  # a hiccup must not stop the beat for good
                 log.exception("run heartbeat failed")
+            else:
+                if self._down:
+                    self._down = False
+                    log.info("the database answers again")
+
+    def _outage_recent(self) -> bool:
+        """Whether the database could not be reached lately, by this process or another."""
+        if time.monotonic() - self._unreachable_at < self._outage_hold_s:
+            return True
+        return self._outages is not None and self._outages.recent()
 
     def beat(self) -> None:
         """Renew this process's live runs and relay the cancel requests written for them."""
@@ -128,9 +174,9 @@ class Heartbeat:
             return
         live = statuses(LIVE)
         with self._session_factory() as session, session.begin():
-            session.execute(
+            session.execute(  # only those driven now: one whose thread died looks dead
                 update(Run)
-                .where(Run.driver == self.driver_id, Run.status.in_(live))
+                .where(Run.driver == self.driver_id, Run.id.in_(local), Run.status.in_(live))
                 .values(heartbeat_at=utcnow())
             )
             asked = session.scalars(
@@ -148,15 +194,8 @@ class Heartbeat:
     def sweep(self) -> None:
         """End runs whose driver died, settle stale prompts, resume forgotten parked runs."""
         stale_before = utcnow() - timedelta(seconds=STALE_BEATS * self.interval_s)
-        live = statuses(LIVE)
-        with self._session_factory() as session:
-            orphans = session.execute(
-                select(Run.id, Run.cancel_requested).where(
-                    Run.status.in_(live),
-                    Run.driver.is_distinct_from(self.driver_id),
-                    (Run.heartbeat_at.is_(None)) | (Run.heartbeat_at < stale_before),
-                )
-            ).all()
+        # A run nobody renewed during an outage may well have a driver alive.
+        orphans = [] if self._outage_recent() else self._orphans(stale_before)
         for run_id, cancel_requested in orphans:
             if cancel_requested:
                 self._lifecycle.cancel_orphan(run_id, stale_before=stale_before)
@@ -176,3 +215,16 @@ class Heartbeat:
                 resume(grant_id)
         for listener in self._listeners:
             listener()
+
+    def _orphans(self, stale_before: datetime) -> Sequence[Row[str, bool]]:
+        """Live runs nobody renewed since `stale_before` and not driven here now: other
+        processes' and this one's own whose thread ended without ending them."""
+        local = self.local_runs()
+        with self._session_factory() as session:
+            return session.execute(
+                select(Run.id, Run.cancel_requested).where(
+                    Run.status.in_(statuses(LIVE)),
+                    Run.driver.is_distinct_from(self.driver_id) | Run.id.not_in(local),
+                    (Run.heartbeat_at.is_(None)) | (Run.heartbeat_at < stale_before),
+                )
+            ).all()

@@ -7,10 +7,10 @@ import re
 
 from flask import Flask, got_request_exception, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from app import db
-from app.errors import Conflict, ValidationError
+from app.errors import Conflict, DatabaseUnavailable, ValidationError
 from app.models._types import UNSTORABLE_TEXT
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,18 @@ def register_blueprints(app: Flask) -> None:
                 )
 
     got_request_exception.connect(_roll_back_failed_request, app)
+
+    @app.errorhandler(DBAPIError)
+    def _database_unreachable(error: DBAPIError) -> ResponseReturnValue:
+        if not db.unreachable(error):
+            raise error  # a failed statement: the 500 it is
+        # A 503 in words: the request was fine and may be sent again.
+        _roll_back_failed_request(app)
+        log.warning("%s %s: the database cannot be reached (%s)", request.method,
+                    request.path, type(error.orig).__name__)
+        # The error page must not ask the database who is signed in.
+        request.environ["scriptbox.identity"] = None
+        return app.handle_user_exception(DatabaseUnavailable())
 
     @app.errorhandler(IntegrityError)
     def _raced(error: IntegrityError) -> ResponseReturnValue:

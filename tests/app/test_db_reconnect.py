@@ -1,11 +1,15 @@
 """A pooled connection the database server dropped while it sat idle is replaced before
 use (pinged when idle for longer than `PING_AFTER_IDLE_S`), and one used moments ago
-is not pinged at all."""
+is not pinged at all; which errors count as the database out of reach."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import OperationalError
 
 from app import db
 
@@ -53,5 +57,26 @@ def test_a_connection_used_moments_ago_is_not_pinged(postgres_url: str) -> None:
         backend_pid(engine)
         assert pings == []  # checked in just now: taken as alive
         assert statements == ["SELECT pg_backend_pid()"] * 2
+    finally:
+        engine.dispose()
+
+
+def test_only_errors_of_reach_count_as_unreachable(tmp_path: Path) -> None:
+    """SQLite reports a missing table as an OperationalError too: that is a wrong statement
+    (a 500, not tried again), where a lock held too long is worth another try."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    try:
+        with pytest.raises(OperationalError) as wrong, engine.connect() as connection:
+            connection.execute(text("SELECT * FROM no_such_table"))
+        assert not db.unreachable(wrong.value)
+        holder = sqlite3.connect(tmp_path / "x.sqlite")
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(OperationalError) as busy, create_engine(
+                f"sqlite:///{tmp_path / 'x.sqlite'}", connect_args={"timeout": 0.05}
+        ).connect() as connection:
+            connection.execute(text("CREATE TABLE t (x INTEGER)"))
+        holder.rollback()
+        holder.close()
+        assert db.unreachable(busy.value)
     finally:
         engine.dispose()

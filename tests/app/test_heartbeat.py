@@ -133,3 +133,21 @@ def test_a_beat_sweeps_only_on_its_turn(tmp_path: Path) -> None:
     finally:
         heartbeat.stop()
         extensions.heartbeat(app).stop()
+
+
+def test_a_run_its_own_process_stopped_driving_is_ended_too(tmp_path: Path) -> None:
+    """A run whose driving thread ended without ending it (its outcome could not be stored)
+    is not renewed by its process's beat, and that process's own sweep ends it: it was
+    left `running` for as long as the process lived."""
+    app = make_app(tmp_path, HEARTBEAT_S=BEAT_S)
+    run_id = new_run(app)
+    heartbeat = extensions.heartbeat(app)
+    with app.app_context():  # claimed here, as a driver does, but no thread drives it
+        assert extensions.lifecycle(app).start(run_id, driver=heartbeat.driver_id)
+    try:
+        heartbeat.start()
+        until(lambda: row(app, run_id).status != "running", timeout=10 * BEAT_S * 4)
+        ended = row(app, run_id)
+        assert (ended.status, ended.error_code) == ("failed", "interrupted")
+    finally:
+        heartbeat.stop()

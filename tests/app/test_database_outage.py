@@ -1,0 +1,169 @@
+"""The database out of reach for a while (a restart, a failover): requests get a 503 in
+words, work that must not be lost waits for it, and no live run is taken for dead because
+nobody could renew it meanwhile (DESIGN §4: nothing stuck, nothing lost)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from app import db
+from app.models import CallLog, Integration, Role, Run
+from app.testing import SignedInClient
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_user,
+    database_cut,
+    make_app,
+    stop_app,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+
+UPSTREAM_S = 2.0  # the upstream answers after this long: the outage begins meanwhile
+CALLS_SLOW = 'r = integrations.get("slow", "/x")\nresult = r.json()["ok"]'
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[Engine]:
+    engine = db.make_engine(postgres_url, pool_size=1, max_overflow=0)
+    yield engine
+    engine.dispose()
+
+
+def select_one(engine: Engine, tries: list[float]) -> int:
+    tries.append(time.monotonic())
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT 1")).scalar_one())
+
+
+def test_work_that_must_not_be_lost_waits_for_the_database(postgres_url: str,
+                                                           engine: Engine) -> None:
+    answers: list[int] = []
+    tries: list[float] = []
+    with database_cut(postgres_url):
+        waiter = threading.Thread(target=lambda: answers.append(db.until_reachable(
+            lambda: select_one(engine, tries), what="a test", within_s=30)))
+        waiter.start()
+        time.sleep(1.5)
+    back = time.monotonic()
+    waiter.join(30)
+    assert answers == [1]  # its answer, once the database answered again
+    assert len(tries) >= 3 and tries[0] < back - 1.0  # tried meanwhile, again and again
+
+
+def test_it_gives_up_after_its_time_and_at_once_on_a_wrong_statement(
+        postgres_url: str, engine: Engine) -> None:
+    tries: list[float] = []
+    with database_cut(postgres_url), pytest.raises(OperationalError):
+        db.until_reachable(lambda: select_one(engine, tries), what="a test", within_s=1.0)
+    assert len(tries) >= 3  # tried again in between
+    assert tries[-1] - tries[0] <= 1.0
+
+    wrong: list[int] = []
+
+    def no_such_table() -> None:
+        wrong.append(1)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT * FROM no_such_table"))
+
+    with pytest.raises(ProgrammingError):
+        db.until_reachable(no_such_table, what="a test", within_s=10)
+    assert wrong == [1]  # not a matter of reaching the database: not tried again
+
+
+@Request.application
+def slow_upstream(_request: Request) -> Response:
+    time.sleep(UPSTREAM_S)
+    return Response('{"ok": true}', 200, content_type="application/json")
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, slow_upstream, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def slow_lab(upstream: str) -> Callable[[Session], int]:
+    """Seeds facility lab with a scripter (its id is the answer) and an auth-less
+    integration `slow` to `upstream`."""
+
+    def seed(session: Session) -> int:
+        facility = create_facility(session)
+        user = create_user(session, email="sam@example.com")
+        add_member(session, user=user, facility=facility, role=Role.scripter)
+        session.add(Integration(facility_id=facility.id, key="slow", name="Slow",
+                                auth_mode="none", base_url=upstream, placements=[],
+                                credential_fields=[]))
+        session.flush()
+        return user.id
+
+    return seed
+
+
+@pytest.fixture
+def lab(tmp_path: Path, postgres_url: str, upstream: str) -> Iterator[dict[str, Any]]:
+    """The embedded server's app on PostgreSQL, beating every 0.2 s (an outage of a
+    second is five beats: far past the three after which a silent run counts as dead),
+    with a scripter and an auth-less integration to the slow upstream."""
+    app = make_app(tmp_path, DATABASE_URL=postgres_url, HEARTBEAT_S=0.2)
+    with app.app_context():
+        user_id = slow_lab(upstream)(db.session())
+        db.session.commit()
+    db.session.remove()
+    yield {"app": app, "browser": SignedInClient(app, user_id)}
+    stop_app(app)
+
+
+def test_a_request_meanwhile_gets_a_503_in_words_and_the_next_one_works(
+        lab: dict[str, Any], postgres_url: str) -> None:
+    browser: SignedInClient = lab["browser"]
+    with database_cut(postgres_url):
+        answer = browser.call("GET", "/api/f/lab/runs")
+        page = browser.call("GET", "/f/lab/runs")
+        health = browser.call("GET", "/healthz")  # a load balancer sees it
+    assert answer.status_code == 503
+    assert answer.json["error"]["code"] == "database_unavailable"
+    assert "cannot reach its database right now" in answer.json["error"]["message"]
+    assert answer.headers["Retry-After"] == "5"
+    assert page.status_code == 503
+    assert "Try again in a moment" in page.get_data(as_text=True)
+    assert health.status_code == 503
+    assert browser.call("GET", "/api/f/lab/runs").status_code == 200
+
+
+def test_a_run_that_ends_during_an_outage_keeps_its_outcome_and_its_call(
+        lab: dict[str, Any], postgres_url: str) -> None:
+    app, browser = lab["app"], lab["browser"]
+    started = browser.call("POST", "/api/f/lab/runs", json={"source": CALLS_SLOW})
+    assert started.status_code == 201, started.json
+    run_id = started.json["id"]
+    time.sleep(UPSTREAM_S / 2)  # the call is out
+    with database_cut(postgres_url):
+        time.sleep(UPSTREAM_S)  # it came back meanwhile: its outcome waits for the database
+    deadline = time.monotonic() + 30
+    while (run := browser.call("GET", f"/api/f/lab/runs/{run_id}").json)["status"] in (
+            "queued", "running"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.1)
+    # Not `interrupted`: the sweep did not take the run nobody could renew for dead.
+    assert (run["status"], run["result"], run["error"]) == ("succeeded", True, None)
+    with app.app_context():
+        calls = db.session.scalars(select(CallLog).where(CallLog.run_id == run_id)).all()
+        assert [call.status for call in calls] == [200]  # the usage counts it
+        assert db.session.get_one(Run, run_id).calls == 1
+    db.session.remove()
