@@ -52,12 +52,11 @@ from werkzeug.wrappers import Request, Response
 
 from app import db
 from app.integrations.vault import generate_key
-from app.models import Integration, Role
 from app.testing import WebClient
 from bench.scratch import redis_url as test_redis_url
 from bench.scratch import scratch
 from sandbox import Executor
-from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.conftest import auth_less_lab, make_app
 from tests.distributed.cluster import Cluster
 
 TRIVIAL = "result = 1"
@@ -170,15 +169,8 @@ def median_round(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
 def seed(app: Any, upstream: str) -> int:
     """A facility, a scripter and an auth-less integration to a slow upstream."""
     with app.app_context():
-        session = db.session()
-        facility = create_facility(session, slug="lab")
-        user = create_user(session, email="bench@example.com")
-        add_member(session, user=user, facility=facility, role=Role.scripter)
-        session.add(Integration(facility_id=facility.id, key="slow", name="Slow",
-                                auth_mode="none", base_url=upstream, placements=[],
-                                credential_fields=[]))
-        session.commit()
-        user_id: int = user.id
+        user_id = auth_less_lab(upstream, email="bench@example.com")(db.session())
+        db.session.commit()
     db.session.remove()
     return user_id
 

@@ -15,7 +15,7 @@ and must run without Flask (tests/sandbox/test_boundaries.py checks it).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -368,6 +368,25 @@ def create_integration(
     session.add(integration)
     session.flush()
     return integration
+
+
+def auth_less_lab(upstream: str, *, email: str = "sam@example.com") -> Callable[[Session], int]:
+    """Seeds facility lab with a scripter (its id is the answer) and an auth-less
+    integration `slow` to `upstream` (the slow APIs of the outage tests and benchmarks)."""
+
+    def seed(session: Session) -> int:
+        from app.models import Integration, Role
+
+        facility = create_facility(session)
+        user = create_user(session, email=email)
+        add_member(session, user=user, facility=facility, role=Role.scripter)
+        session.add(Integration(facility_id=facility.id, key="slow", name="Slow",
+                                auth_mode="none", base_url=upstream, placements=[],
+                                credential_fields=[]))
+        session.flush()
+        return user.id
+
+    return seed
 
 
 def demo_oauth_fields(

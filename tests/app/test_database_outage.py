@@ -6,28 +6,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from app import db
-from app.models import CallLog, Integration, Role, Run
+from app.models import CallLog, Run
 from app.testing import SignedInClient
-from tests.conftest import (
-    add_member,
-    create_facility,
-    create_user,
-    database_cut,
-    make_app,
-    stop_app,
-)
+from tests.conftest import auth_less_lab, database_cut, make_app, stop_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -98,23 +90,6 @@ def upstream() -> Iterator[str]:
     server.server_close()
 
 
-def slow_lab(upstream: str) -> Callable[[Session], int]:
-    """Seeds facility lab with a scripter (its id is the answer) and an auth-less
-    integration `slow` to `upstream`."""
-
-    def seed(session: Session) -> int:
-        facility = create_facility(session)
-        user = create_user(session, email="sam@example.com")
-        add_member(session, user=user, facility=facility, role=Role.scripter)
-        session.add(Integration(facility_id=facility.id, key="slow", name="Slow",
-                                auth_mode="none", base_url=upstream, placements=[],
-                                credential_fields=[]))
-        session.flush()
-        return user.id
-
-    return seed
-
-
 @pytest.fixture
 def lab(tmp_path: Path, postgres_url: str, upstream: str) -> Iterator[dict[str, Any]]:
     """The embedded server's app on PostgreSQL, beating every 0.2 s (an outage of a
@@ -122,7 +97,7 @@ def lab(tmp_path: Path, postgres_url: str, upstream: str) -> Iterator[dict[str, 
     with a scripter and an auth-less integration to the slow upstream."""
     app = make_app(tmp_path, DATABASE_URL=postgres_url, HEARTBEAT_S=0.2)
     with app.app_context():
-        user_id = slow_lab(upstream)(db.session())
+        user_id = auth_less_lab(upstream)(db.session())
         db.session.commit()
     db.session.remove()
     yield {"app": app, "browser": SignedInClient(app, user_id)}

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from app import db
 from app.models import CallLog, Run
-from tests.app.test_database_outage import CALLS_SLOW, UPSTREAM_S, slow_lab, upstream
-from tests.conftest import database_cut
+from tests.app.test_database_outage import CALLS_SLOW, UPSTREAM_S, upstream
+from tests.conftest import auth_less_lab, database_cut
 from tests.distributed.cluster import seeded_cluster
 from tests.distributed.test_cluster import client, run_row, start_run, wait_until
 
@@ -26,7 +26,7 @@ __all__ = ["upstream"]  # the fixture
 def test_a_database_outage_loses_no_run(tmp_path: Path, postgres_url: str,
                                         redis_prefix: str, upstream: str) -> None:
     with seeded_cluster(tmp_path, postgres_url, redis_prefix, "outage-key",
-                        slow_lab(upstream)) as (app, user_id, cluster):
+                        auth_less_lab(upstream)) as (app, user_id, cluster):
         world: dict[str, Any] = {"app": app, "user_id": user_id}
         _web, url = cluster.web()
         cluster.worker(concurrency=2)
