@@ -80,6 +80,8 @@ def _revoke(
         )
         if exc.error == "temporarily_unavailable":
             said = f"{integration.name} could not be reached to revoke the token"
+        elif exc.error == "invalid_response":  # no refusal: an answer past its size cap
+            said = f"{integration.name}'s answer to the revocation could not be read ({exc})"
         else:
             said = f"{integration.name} refused to revoke the token ({exc})"
         raise RevocationFailed(

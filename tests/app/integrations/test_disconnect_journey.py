@@ -4,6 +4,7 @@ real dev provider on loopback: the account is kept and the answer says why; a re
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,6 +12,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 from app import db
 from app.devprovider import answer_consent
@@ -102,3 +105,28 @@ def test_an_unreachable_provider_can_be_removed_anyway(
     assert _count() == 1
     assert member.delete(f"{url}?remove_anyway=1", headers=HEADERS).status_code == 204
     assert _count() == 0
+
+
+@Request.application
+def floods(_request: Request) -> Response:
+    return Response(b"x" * (2 * 1024 * 1024), 200)  # past the 1 MiB an answer may have
+
+
+def test_a_revocation_answer_too_large_to_read_is_no_refusal(
+    clients: dict[str, FlaskClient], provider: RealProvider
+) -> None:
+    server = make_server("127.0.0.1", 0, floods, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        account_id = _setup(
+            clients, provider, revoke_url=f"http://127.0.0.1:{server.server_port}/revoke")
+        refused = clients["member"].delete(f"/api/f/lab/accounts/{account_id}",
+                                           headers=HEADERS)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert refused.status_code == 502
+    message = refused.get_json()["error"]["message"]
+    assert "answer to the revocation could not be read" in message
+    assert "larger than 1 MiB" in message and "refused" not in message
+    assert _count() == 1  # kept: the person may try again or remove it anyway
