@@ -104,7 +104,9 @@ class Deadline:
         if copy is not None:
             copy.close()
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The deadline has passed (seen by its watchdog, or by a caller that waited out its
+        time): cut the connections it holds; its block raises DeadlinePassed."""
         with self._lock:
             self._cut()
 
@@ -147,7 +149,7 @@ class _Watchdog:
                 while not self._due or self._due[0][0] > time.monotonic():
                     self._ready.wait(self._due[0][0] - time.monotonic() if self._due else None)
                 _at, _order, deadline = heapq.heappop(self._due)
-            deadline._expire()  # outside the condition: hold() takes the deadline's lock first
+            deadline.expire()  # outside the condition: hold() takes the deadline's lock first
 
 
 _WATCHDOG = _Watchdog()

@@ -6,9 +6,9 @@ resolved address is normalised and checked, and only a checked address is dialle
 DNS-rebinding window between check and connect). Public addresses are allowed; private,
 loopback and LAN ones only where the operator's PRIVATE_NETWORK_ALLOW covers address and
 port; link-local and cloud metadata addresses never. Proxy variables and netrc are ignored.
-A call made under a `deadlines.Deadline` holds its connections while they are out of their
-pool, so the deadline can cut them; an answer got under a `body_caps.BodyCap` is read only
-up to that cap.
+A call made under a `deadlines.Deadline` waits for a name lookup only until the deadline
+(`lookups`) and holds its connections while they are out of their pool, so the deadline can
+cut them; an answer got under a `body_caps.BodyCap` is read only up to that cap.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
 from app.config import NEVER_REACHABLE, NetworkAllow
 from app.integrations.body_caps import current_cap
 from app.integrations.deadlines import Deadline, DeadlinePassed, current_deadline
+from app.integrations.lookups import LookupTimedOut, getaddrinfo
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
@@ -117,14 +118,15 @@ def allowed_addresses(host: str, port: int, allow: Iterable[NetworkAllow]) -> li
     """The addresses `host` resolves to, when the server may dial every one of them.
 
     Raises PrivateAddress naming the first refused one (a metadata name is refused before
-    any lookup), and socket.gaierror when the name does not resolve. Connections dial only
-    what this returned; a form that stores a URL (a webhook endpoint) asks it too, so an
-    address every connect would refuse is said when the URL is typed.
+    any lookup), socket.gaierror when the name does not resolve, and LookupTimedOut when a
+    current Deadline passes before the resolver answers. Connections dial only what this
+    returned; a form that stores a URL (a webhook endpoint) asks it too, so an address
+    every connect would refuse is said when the URL is typed.
     """
     host = host.strip("[]")
     if canonical_host(host) in _METADATA_NAMES:
         raise PrivateAddress(host, METADATA_SERVICE)
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    infos = getaddrinfo(host, port)
     addresses = [str(info[4][0]) for info in infos]
     for address in addresses:
         # Every address must pass, not just the first: the resolver's order may change.
@@ -161,6 +163,9 @@ class _Checked:
             addresses = allowed_addresses(host, self.port, self.allow)
         except socket.gaierror as exc:
             raise NewConnectionError(self, f"cannot resolve {host}: {exc}") from exc  # type: ignore[arg-type]
+        except LookupTimedOut as exc:
+            # A connect timeout to urllib3 and requests: the callers' timeout words apply.
+            raise ConnectTimeoutError(self, str(exc)) from None
         last: OSError | None = None
         for address in addresses:
             try:

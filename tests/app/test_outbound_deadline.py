@@ -139,7 +139,7 @@ def test_a_connection_back_in_the_pool_is_not_cut_when_its_deadline_passes(app: 
         deadline = Deadline(WAIT_S)
         with deadline:
             assert http.get(url, timeout=WAIT_S).text == "ok"  # read: the connection is back
-        deadline._expire()  # the deadline passes (not waited for)
+        deadline.expire()  # the deadline passes (not waited for)
         assert http.get(url, timeout=WAIT_S).text == "ok"
         assert deadline.passed
         assert len(_KeepAlive.ports) == 2 and len(set(_KeepAlive.ports)) == 1  # one connection

@@ -1,0 +1,118 @@
+"""Name lookups of outbound calls, bounded by the current deadline (deadlines.Deadline).
+
+`socket.getaddrinfo` cannot be interrupted, and a resolver that does not answer takes its
+whole timeout (often 5 s times its attempts), so a lookup would overrun any deadline. Under
+a Deadline the lookup runs on a small pool of daemon threads and the caller waits only the
+time left; a lookup it gives up on finishes on its own thread. Without a Deadline (a
+webhook URL checked as it is typed) and for an IP literal (no resolver is asked), the
+lookup is the plain call on the caller's thread: no thread hop on that path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import queue
+import socket
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, wait
+from typing import Any
+
+from app.integrations.deadlines import current_deadline
+
+# How many lookups run at once in a process. Stuck lookups hold their threads until the
+# resolver gives up; past this many, a lookup waits in the queue, and times out there when
+# its deadline passes, rather than each stuck one costing a new thread.
+WORKERS = 8
+
+# One entry of getaddrinfo's answer: family, type, proto, canonname, sockaddr.
+AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
+
+
+class LookupTimedOut(TimeoutError):
+    """A name lookup made under a Deadline was not answered before the deadline passed."""
+
+    def __init__(self, host: str, seconds: float) -> None:
+        super().__init__(f"looking up {host} took longer than the call's {seconds:g} s")
+        self.host = host
+
+
+def getaddrinfo(host: str, port: int) -> Sequence[AddressInfo]:
+    """`socket.getaddrinfo(host, port, type=SOCK_STREAM)`, given up on (LookupTimedOut)
+    when the current Deadline passes first; that Deadline then counts as passed."""
+    deadline = current_deadline()
+    if deadline is None or _literal(host):
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    future = _POOL.submit(host, port)
+    done, _pending = wait((future,), timeout=max(deadline.left(), 0.0))
+    if not done:
+        future.cancel()  # still queued: no thread will look it up
+        # The deadline has passed: it cuts what the call holds, and its block says so.
+        deadline.expire()
+        raise LookupTimedOut(host, deadline.seconds)
+    return future.result()
+
+
+def _literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+class _Pool:
+    """WORKERS daemon threads taking lookups from a queue, started at the first lookup.
+
+    Not concurrent.futures.ThreadPoolExecutor: its threads are joined at interpreter exit,
+    so one stuck lookup would hold a stopping worker process for the resolver's timeout.
+    A lookup abandoned while queued is dropped when a thread reaches it, never run.
+    """
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[tuple[Future[Sequence[AddressInfo]], str, int]] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._started = False
+
+    def submit(self, host: str, port: int) -> Future[Sequence[AddressInfo]]:
+        """Queue a lookup; its answer (or error) comes on the Future."""
+        future: Future[Sequence[AddressInfo]] = Future()
+        self._work.put((future, host, port))
+        if not self._started:
+            with self._lock:
+                if not self._started:
+                    for number in range(WORKERS):
+                        threading.Thread(
+                            target=self._run, name=f"outbound-lookup-{number}", daemon=True
+                        ).start()
+                    self._started = True
+        return future
+
+    def _run(self) -> None:
+        while True:
+            future, host, port = self._work.get()
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller gave up while it was queued
+            try:
+                answer = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except BaseException as exc:  # handed to the caller, who raises it
+                future.set_exception(exc)
+            else:
+                future.set_result(answer)
+            del future  # not kept alive (with its answer) while waiting for the next
+
+
+_POOL = _Pool()
+
+
+def _new_pool() -> None:
+    # A forked child (a gunicorn or Celery worker) has none of the parent's threads, and
+    # its copy of the queue may hold the parent's lookups: a fresh pool, started lazily.
+    global _POOL
+    _POOL = _Pool()
+
+
+os.register_at_fork(after_in_child=_new_pool)
