@@ -6,6 +6,11 @@ a Deadline the lookup runs on a small pool of daemon threads and the caller wait
 time left; a lookup it gives up on finishes on its own thread. Without a Deadline (a
 webhook URL checked as it is typed) and for an IP literal (no resolver is asked), the
 lookup is the plain call on the caller's thread: no thread hop on that path.
+
+Lookups never queue for the pool: while every one of its threads waits on a resolver (a
+scripter's integration on a name whose servers never answer can keep them so), the next
+lookup is made on its caller's thread, bounded by the resolver as before. One facility's
+stuck lookups must not make every other facility's new connections time out.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from typing import Any
 
 from app.integrations.deadlines import current_deadline
 
-# How many lookups run at once in a process. Stuck lookups hold their threads until the
-# resolver gives up; past this many, a lookup waits in the queue, and times out there when
-# its deadline passes, rather than each stuck one costing a new thread.
+# How many lookups run on the pool at once in a process. Stuck lookups hold their threads
+# until the resolver gives up; past this many, a lookup is made on its caller's thread
+# rather than each stuck one costing a new thread.
 WORKERS = 8
 
 # One entry of getaddrinfo's answer: family, type, proto, canonname, sockaddr.
@@ -45,9 +50,11 @@ def getaddrinfo(host: str, port: int) -> Sequence[AddressInfo]:
     if deadline is None or _literal(host):
         return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     future = _POOL.submit(host, port)
+    if future is None:  # every lookup thread is stuck: wait on the resolver, as without one
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     done, _pending = wait((future,), timeout=max(deadline.left(), 0.0))
     if not done:
-        future.cancel()  # still queued: no thread will look it up
+        future.cancel()  # not taken yet: no thread will look it up
         # The deadline has passed: it cuts what the call holds, and its block says so.
         deadline.expire()
         raise LookupTimedOut(host, deadline.seconds)
@@ -63,22 +70,27 @@ def _literal(host: str) -> bool:
 
 
 class _Pool:
-    """WORKERS daemon threads taking lookups from a queue, started at the first lookup.
+    """WORKERS daemon threads taking lookups from a queue, started at the first lookup; a
+    lookup is handed over only while a thread is free for it.
 
     Not concurrent.futures.ThreadPoolExecutor: its threads are joined at interpreter exit,
     so one stuck lookup would hold a stopping worker process for the resolver's timeout.
-    A lookup abandoned while queued is dropped when a thread reaches it, never run.
+    A lookup abandoned before a thread took it is dropped, never made.
     """
 
     def __init__(self) -> None:
         self._work: queue.SimpleQueue[tuple[Future[Sequence[AddressInfo]], str, int]] = (
             queue.SimpleQueue()
         )
+        self._free = threading.Semaphore(WORKERS)  # threads not holding a lookup
         self._lock = threading.Lock()
         self._started = False
 
-    def submit(self, host: str, port: int) -> Future[Sequence[AddressInfo]]:
-        """Queue a lookup; its answer (or error) comes on the Future."""
+    def submit(self, host: str, port: int) -> Future[Sequence[AddressInfo]] | None:
+        """Hand a lookup to a free thread; its answer (or error) comes on the Future. None
+        when every thread holds a lookup."""
+        if not self._free.acquire(blocking=False):
+            return None
         future: Future[Sequence[AddressInfo]] = Future()
         self._work.put((future, host, port))
         if not self._started:
@@ -94,14 +106,17 @@ class _Pool:
     def _run(self) -> None:
         while True:
             future, host, port = self._work.get()
-            if not future.set_running_or_notify_cancel():
-                continue  # its caller gave up while it was queued
             try:
-                answer = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except BaseException as exc:  # handed to the caller, who raises it
-                future.set_exception(exc)
-            else:
-                future.set_result(answer)
+                if not future.set_running_or_notify_cancel():
+                    continue  # its caller gave up before this thread took it
+                try:
+                    answer = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                except BaseException as exc:  # handed to the caller, who raises it
+                    future.set_exception(exc)
+                else:
+                    future.set_result(answer)
+            finally:
+                self._free.release()
             del future  # not kept alive (with its answer) while waiting for the next
 
 
