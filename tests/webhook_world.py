@@ -1,15 +1,19 @@
 """What the webhook API tests share: facility lab (admin Ada, member Mia, both with API
 tokens, a published script S) and facility other (Ada is its admin too), and their calls
-through the live server with a bearer token."""
+through the live server with a bearer token; and, for the sender's own tests, a delivery
+to a URL and one attempt of it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import requests
+from flask import Flask
+from sqlalchemy.orm import Session
 
-from app import db
-from app.models import Role, Script
+from app import db, extensions
+from app.models import Role, Script, WebhookEndpoint
+from app.services import webhooks
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
@@ -62,3 +66,38 @@ def register(
     assert answer.status_code == 201, answer.text
     body: dict[str, Any] = answer.json()
     return body
+
+
+def pending_delivery(app: Flask, session: Session, url: str, *, slug: str = "lab") -> str:
+    """Facility `slug` with an active endpoint at `url` for run.finished, and one delivery
+    to it, not tried yet (committed): the delivery's id."""
+    facility = create_facility(session, slug=slug)
+    session.add(
+        WebhookEndpoint(
+            facility_id=facility.id,
+            url=url,
+            events=["run.finished"],
+            secret_enc=extensions.vault(app).encrypt("whsec_test"),
+            active=True,
+        )
+    )
+    session.flush()
+    [delivery_id] = webhooks.enqueue(
+        session, facility_id=facility.id, event="run.finished", data={"n": 1}
+    )
+    session.commit()
+    return delivery_id
+
+
+RETRY_LATER = webhooks.RetryPolicy(max_attempts=3, base_s=30.0)
+
+
+def attempt(app: Flask, delivery_id: str, policy: webhooks.RetryPolicy = RETRY_LATER) -> str | None:
+    """One attempt of the delivery, as the sender makes it: its status after it."""
+    return webhooks.attempt(
+        db.session_factory(app),
+        delivery_id,
+        vault=extensions.vault(app),
+        http=extensions.outbound(app),
+        policy=policy,
+    )

@@ -21,10 +21,11 @@ from app import db, extensions
 from app.integrations import oauth, verification
 from app.integrations.call_context import RunContext
 from app.integrations.deadlines import Deadline
-from app.models import CallLog, WebhookDelivery, WebhookEndpoint
+from app.models import CallLog, WebhookDelivery
 from app.services import webhooks
 from sandbox import Limits
 from tests.conftest import create_facility, create_integration
+from tests.webhook_world import attempt, pending_delivery
 
 WAIT_S = 60.0
 DRIP_S = 0.3
@@ -156,27 +157,8 @@ def test_a_receiver_that_trickles_its_headers_is_cut_off_at_the_send_deadline(
 ) -> None:
     peer = trickler(STATUS_LINE, b"X")  # one header byte at a time: the headers never end
     monkeypatch.setattr(webhooks, "SEND_TIMEOUT_S", 2.0)
-    lab = create_facility(session, slug="lab")
-    session.add(
-        WebhookEndpoint(
-            facility_id=lab.id,
-            url=f"{peer.url}/hook",
-            events=["run.finished"],
-            secret_enc=extensions.vault(app).encrypt("whsec_test"),
-            active=True,
-        )
-    )
-    session.flush()
-    [delivery_id] = webhooks.enqueue(session, facility_id=lab.id, event="run.finished", data={})
-    session.commit()
-    status = webhooks.attempt(
-        db.session_factory(app),
-        delivery_id,
-        vault=extensions.vault(app),
-        http=extensions.outbound(app),
-        policy=webhooks.RetryPolicy(max_attempts=3),
-    )
-    assert status == "pending"
+    delivery_id = pending_delivery(app, session, f"{peer.url}/hook")
+    assert attempt(app, delivery_id) == "pending"
     with db.session_factory(app)() as fresh:
         found = fresh.get(WebhookDelivery, delivery_id)
         assert found is not None

@@ -28,11 +28,12 @@ from app import db, extensions
 from app.integrations import lookups, oauth, transport, verification
 from app.integrations.call_context import RunContext
 from app.integrations.deadlines import Deadline, DeadlinePassed
-from app.models import CallLog, WebhookDelivery, WebhookEndpoint
+from app.models import CallLog, WebhookDelivery
 from app.models.webhooks import WebhookAttempt
 from app.services import webhooks
 from sandbox import Limits
 from tests.conftest import create_facility, create_integration
+from tests.webhook_world import attempt, pending_delivery
 
 SLOW = "slow-dns.scriptbox.test"  # .test names never resolve for real (RFC 2606)
 FAST = "fast-dns.scriptbox.test"
@@ -279,27 +280,8 @@ def test_a_webhook_attempt_whose_lookup_hangs_ends_at_the_send_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(webhooks, "SEND_TIMEOUT_S", 2.0)
-    lab = create_facility(session, slug="lab")
-    session.add(
-        WebhookEndpoint(
-            facility_id=lab.id,
-            url=f"http://{SLOW}:{port}/hook",
-            events=["run.finished"],
-            secret_enc=extensions.vault(app).encrypt("whsec_test"),
-            active=True,
-        )
-    )
-    session.flush()
-    [delivery_id] = webhooks.enqueue(session, facility_id=lab.id, event="run.finished", data={})
-    session.commit()
-    status = webhooks.attempt(
-        db.session_factory(app),
-        delivery_id,
-        vault=extensions.vault(app),
-        http=extensions.outbound(app),
-        policy=webhooks.RetryPolicy(max_attempts=3),
-    )
-    assert status == "pending"
+    delivery_id = pending_delivery(app, session, f"http://{SLOW}:{port}/hook")
+    assert attempt(app, delivery_id) == "pending"
     with db.session_factory(app)() as fresh:
         found = fresh.get(WebhookDelivery, delivery_id)
         assert found is not None

@@ -16,13 +16,13 @@ from flask import Flask
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app import db, extensions
+from app import db
 from app.models import WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
 from app.models.webhooks import WebhookAttempt
 from app.services import webhook_deliveries, webhooks
-from tests.conftest import create_facility
 from tests.listener import Answer, Listener
+from tests.webhook_world import attempt, pending_delivery
 
 BACKOFF = webhooks.RetryPolicy(max_attempts=3, base_s=30.0)
 
@@ -30,29 +30,11 @@ BACKOFF = webhooks.RetryPolicy(max_attempts=3, base_s=30.0)
 @pytest.fixture
 def delivery_id(app: Flask, session: Session, listener: Listener) -> str:
     """A run.finished delivery for the listener, not tried yet."""
-    lab = create_facility(session, slug="lab")
-    endpoint = WebhookEndpoint(
-        facility_id=lab.id,
-        url=listener.url,
-        events=["run.finished"],
-        secret_enc=extensions.vault(app).encrypt("whsec_test"),
-        active=True,
-    )
-    session.add(endpoint)
-    session.flush()
-    [found] = webhooks.enqueue(session, facility_id=lab.id, event="run.finished", data={"n": 1})
-    session.commit()
-    return found
+    return pending_delivery(app, session, listener.url)
 
 
 def _attempt(app: Flask, delivery_id: str, policy: webhooks.RetryPolicy = BACKOFF) -> str | None:
-    return webhooks.attempt(
-        db.session_factory(app),
-        delivery_id,
-        vault=extensions.vault(app),
-        http=extensions.outbound(app),
-        policy=policy,
-    )
+    return attempt(app, delivery_id, policy)
 
 
 def _read(app: Flask, delivery_id: str) -> WebhookDelivery:

@@ -20,12 +20,13 @@ import requests
 from flask import Flask
 from sqlalchemy import func, select
 
-from app import db, extensions
-from app.models import Role, WebhookDelivery, WebhookEndpoint
-from app.services import webhook_endpoints, webhooks
+from app import db
+from app.models import Role, WebhookDelivery
+from app.services import webhook_endpoints
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, close_live, create_facility, create_user, make_app
 from tests.listener import Listener
+from tests.webhook_world import attempt, pending_delivery
 
 REDIS_URL = os.environ.get("SCRIPTBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 WAIT_S = 60.0
@@ -262,30 +263,8 @@ def test_a_receiver_answering_with_an_endless_body_is_delivered_without_reading_
 ) -> None:
     receiver = EndlessBody()
     try:
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        session.add(
-            WebhookEndpoint(
-                facility_id=lab.id,
-                url=receiver.url,
-                events=["run.finished"],
-                secret_enc=extensions.vault(app).encrypt("whsec_test"),
-                active=True,
-            )
-        )
-        session.flush()
-        [delivery_id] = webhooks.enqueue(
-            session, facility_id=lab.id, event="run.finished", data={"n": 1}
-        )
-        session.commit()
-        status = webhooks.attempt(
-            db.session_factory(app),
-            delivery_id,
-            vault=extensions.vault(app),
-            http=extensions.outbound(app),
-            policy=webhooks.RetryPolicy(max_attempts=3, base_s=30.0),
-        )
-        assert status == "delivered"
+        delivery_id = pending_delivery(app, db.session(), receiver.url)
+        assert attempt(app, delivery_id) == "delivered"
         assert receiver.hung_up.wait(WAIT_S)
     finally:
         receiver.close()
