@@ -142,7 +142,7 @@ class Heartbeat:
                 self.beat()
                 if self._sweeping and self._turn():
                     self.sweep()
-            except SQLAlchemyError as error:  # nor may the database, gone for a while
+            except SQLAlchemyError as error:  # out of reach for a while: said once, remembered
                 if not db.unreachable(error):
                     log.exception("run heartbeat failed")
                     continue
