@@ -64,4 +64,6 @@ document.getElementById("delete-integration").addEventListener("click", async (e
   } catch (error) { toast(error.message, "error"); event.target.disabled = false; }
 });
 
+// Rendered disabled: a click before the listeners above were added did nothing.
+for (const id of ["toggle-integration", "delete-integration"]) document.getElementById(id).disabled = false;
 load();

@@ -92,3 +92,23 @@ def test_an_unused_integration_says_nothing_uses_it(
     page.goto(f"{live.url}/f/lab/manage/integrations/spare")
     page.get_by_text("Nothing uses Spare API yet").wait_for()
     page.context.close()
+
+
+def test_the_buttons_wait_for_the_pages_script(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    """Until the page's script listens, a click on Switch off or Delete would do nothing (a
+    slow connection, or a test clicking the moment the reloaded page shows): the buttons
+    are disabled until then."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "ada@example.com")
+    page.route("**/js/integration-controls.js", lambda route: route.abort())
+    page.goto(f"{live.url}/f/lab/manage/integrations/keyed")
+    for button in ("#toggle-integration", "#delete-integration"):
+        assert page.locator(button).is_disabled()
+    page.unroute("**/js/integration-controls.js")
+    page.reload()
+    page.locator("#dependents li").first.wait_for()
+    for button in ("#toggle-integration", "#delete-integration"):
+        assert page.locator(button).is_enabled()
+    page.context.close()
