@@ -162,37 +162,41 @@ def authorization_url(
     return str(url)
 
 
-def _token_call(settings: OAuthSettings, call: Any, timeout: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def _endpoint_call(endpoint: str, timeout: float) -> Iterator[None]:
+    """A request to the token or revocation `endpoint` (named so in the errors): within
+    `timeout` in all, not per read (a trickling answer is cut off), and read up to
+    ENDPOINT_ANSWER_MAX_BYTES (a flood is not held in memory); what stops it comes out as
+    OAuthProviderError."""
     try:
-        # In all, not per read: a token endpoint that trickles its answer is cut off; and up
-        # to a cap: one that floods it is not held in memory.
-        with (
-            _transport(settings.token_url),
-            deadlines.Deadline(timeout),
-            body_caps.BodyCap(ENDPOINT_ANSWER_MAX_BYTES),
-        ):
-            token = call()
-    except OAuth2Error as exc:
-        raise OAuthProviderError(exc.error or "invalid_request", exc.description or "") from None
+        with deadlines.Deadline(timeout), body_caps.BodyCap(ENDPOINT_ANSWER_MAX_BYTES):
+            yield
     except deadlines.DeadlinePassed:
         raise OAuthProviderError(
-            "temporarily_unavailable", f"the token endpoint did not answer within {timeout:g} s"
+            "temporarily_unavailable", f"the {endpoint} did not answer within {timeout:g} s"
         ) from None
     except body_caps.AnswerTooLarge as exc:
         raise OAuthProviderError(
             "invalid_response",
-            f"the token endpoint's answer is larger than {body_caps.size_in_words(exc.limit)}",
+            f"the {endpoint}'s answer is larger than {body_caps.size_in_words(exc.limit)}",
         ) from None
     except requests.RequestException as exc:
-        refused = transport.refused_address(exc)
-        if refused is not None:
+        if transport.refused_address(exc) is not None:
             raise OAuthProviderError(
-                ADDRESS_NOT_ALLOWED, "the token endpoint's address is not allowed"
+                ADDRESS_NOT_ALLOWED, f"the {endpoint}'s address is not allowed"
             ) from None
         raise OAuthProviderError(
             "temporarily_unavailable",
-            f"the token endpoint could not be reached ({type(exc).__name__})",
+            f"the {endpoint} could not be reached ({type(exc).__name__})",
         ) from None
+
+
+def _token_call(settings: OAuthSettings, call: Any, timeout: float) -> dict[str, Any]:
+    try:
+        with _transport(settings.token_url), _endpoint_call("token endpoint", timeout):
+            token = call()
+    except OAuth2Error as exc:
+        raise OAuthProviderError(exc.error or "invalid_request", exc.description or "") from None
     except ValueError as exc:  # oauthlib: a token answer without access_token, bad JSON…
         raise OAuthProviderError("invalid_response", str(exc)) from None
     return dict(token)
@@ -303,31 +307,10 @@ def revoke(
         if client_secret is not None:
             data["client_secret"] = client_secret
     sender = http or transport.guarded_session()
-    try:
-        with deadlines.Deadline(timeout), body_caps.BodyCap(ENDPOINT_ANSWER_MAX_BYTES):
-            response = sender.post(
-                settings.revoke_url, data=data, auth=auth, timeout=timeout, allow_redirects=False
-            )
-    except deadlines.DeadlinePassed:
-        raise OAuthProviderError(
-            "temporarily_unavailable",
-            f"the revocation endpoint did not answer within {timeout:g} s",
-        ) from None
-    except body_caps.AnswerTooLarge as exc:
-        raise OAuthProviderError(
-            "invalid_response",
-            "the revocation endpoint's answer is larger than "
-            f"{body_caps.size_in_words(exc.limit)}",
-        ) from None
-    except requests.RequestException as exc:
-        if transport.refused_address(exc) is not None:
-            raise OAuthProviderError(
-                ADDRESS_NOT_ALLOWED, "the revocation endpoint's address is not allowed"
-            ) from None
-        raise OAuthProviderError(
-            "temporarily_unavailable",
-            f"the revocation endpoint could not be reached ({type(exc).__name__})",
-        ) from None
+    with _endpoint_call("revocation endpoint", timeout):
+        response = sender.post(
+            settings.revoke_url, data=data, auth=auth, timeout=timeout, allow_redirects=False
+        )
     if response.status_code == 200:
         return
     try:
