@@ -29,6 +29,7 @@ def register_blueprints(app: Flask) -> None:
         openapi,
         pages,
         pages_runs,
+        security,
         throttle,
         ws,
     )
@@ -68,8 +69,7 @@ def register_blueprints(app: Flask) -> None:
         _roll_back_failed_request(app)
         log.warning("%s %s: the database cannot be reached (%s)", request.method,
                     request.path, type(error.orig).__name__)
-        # The error page must not ask the database who is signed in.
-        request.environ["scriptbox.identity"] = None
+        security.answer_as_signed_out()  # the error page must not ask the database
         return app.handle_user_exception(DatabaseUnavailable())
 
     @app.errorhandler(IntegrityError)

@@ -95,7 +95,7 @@ def check_csrf() -> None:
     """Refuse state-changing browser requests without the session's CSRF token."""
     if request.method in _SAFE_METHODS:
         return
-    identity = request.environ.get("scriptbox.identity")
+    identity = request.environ.get(_IDENTITY_KEY)
     if identity is not None and identity.via_token:
         return  # API tokens are not sent automatically by browsers: no CSRF risk
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
@@ -107,6 +107,7 @@ def check_csrf() -> None:
 
 
 TOKEN_USE_GRANULARITY = timedelta(minutes=1)
+_IDENTITY_KEY = "scriptbox.identity"  # the request's identity, cached in its environ
 
 
 def _user_from_token(header: str) -> User | None:
@@ -128,8 +129,8 @@ def current_identity() -> Identity | None:
     # Cached on the request (not on `g`, which outlives a request when an app context
     # was already pushed, as in tests).
     cache = request.environ
-    if "scriptbox.identity" in cache:
-        cached: Identity | None = cache["scriptbox.identity"]
+    if _IDENTITY_KEY in cache:
+        cached: Identity | None = cache[_IDENTITY_KEY]
         return cached
     identity = None
     header = request.headers.get("Authorization", "")
@@ -154,8 +155,14 @@ def current_identity() -> Identity | None:
                 _remember_member(MemberContext(user, *membership), str(slug))
         if user is not None:
             identity = Identity(user, via_token=False)
-    cache["scriptbox.identity"] = identity
+    cache[_IDENTITY_KEY] = identity
     return identity
+
+
+def answer_as_signed_out() -> None:
+    """The rest of this request sees nobody signed in, without asking the database (an
+    error page while the database cannot be reached)."""
+    request.environ[_IDENTITY_KEY] = None
 
 
 def require_user() -> User:
