@@ -52,7 +52,7 @@ from app.services.grants import GrantCoordinator
 from app.services.retention import Pruner
 from app.services.schedule_firing import ScheduleFirer
 from app.services.webhook_events import WebhookBus, WebhookEvents, WebhookSender
-from app.services.webhooks import RetryPolicy
+from app.services.webhook_sending import RetryPolicy
 from app.signals import InMemoryGrantSignals
 from sandbox import Executor
 

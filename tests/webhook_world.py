@@ -1,7 +1,7 @@
 """What the webhook API tests share: facility lab (admin Ada, member Mia, both with API
 tokens, a published script S) and facility other (Ada is its admin too), and their calls
 through the live server with a bearer token; and, for the sender's own tests, a delivery
-to a URL and one attempt of it."""
+to a URL, one attempt of it, and the delivery read back afterwards."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from app import db, extensions
-from app.models import Role, Script, WebhookEndpoint
-from app.services import webhooks
+from app.models import Role, Script, WebhookDelivery, WebhookEndpoint
+from app.services import webhook_sending, webhooks
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
@@ -89,15 +89,26 @@ def pending_delivery(app: Flask, session: Session, url: str, *, slug: str = "lab
     return delivery_id
 
 
-RETRY_LATER = webhooks.RetryPolicy(max_attempts=3, base_s=30.0)
+RETRY_LATER = webhook_sending.RetryPolicy(max_attempts=3, base_s=30.0)
 
 
-def attempt(app: Flask, delivery_id: str, policy: webhooks.RetryPolicy = RETRY_LATER) -> str | None:
+def attempt(
+    app: Flask, delivery_id: str, policy: webhook_sending.RetryPolicy = RETRY_LATER
+) -> str | None:
     """One attempt of the delivery, as the sender makes it: its status after it."""
-    return webhooks.attempt(
+    return webhook_sending.attempt(
         db.session_factory(app),
         delivery_id,
         vault=extensions.vault(app),
         http=extensions.outbound(app),
         policy=policy,
     )
+
+
+def read_delivery(app: Flask, delivery_id: str) -> WebhookDelivery:
+    """The delivery as stored now, read in a session of its own (and detached from it)."""
+    with db.session_factory(app)() as fresh:
+        found = fresh.get(WebhookDelivery, delivery_id)
+        assert found is not None
+        fresh.expunge(found)
+        return found

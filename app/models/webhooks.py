@@ -32,7 +32,7 @@ WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
 # A test event an admin sends to one endpoint (the API's .../test): delivered whatever the
 # endpoint subscribed to, and never something an endpoint subscribes to.
 PING_EVENT = "ping"
-# What a delivery's row stores. The sender claims only "pending" rows (webhooks.attempt).
+# What a delivery's row stores. The sender claims only "pending" rows (webhook_sending.attempt).
 DELIVERY_STATES = ("pending", "delivered", "failed")
 # What the API and the Management page say: a pending delivery that has been tried is
 # "retrying" ("pending" alone read as if nothing had been tried yet). Derived from the

@@ -1,6 +1,7 @@
 """What an admin does with a webhook endpoint's deliveries (issue 12.3): read one with
-its attempts, send a test event, redeliver one. The sender itself is app/services/webhooks.py;
-these only make pending deliveries, which the run queue then sends as any other."""
+its attempts, send a test event, redeliver one. The sender itself is
+app/services/webhook_sending.py; these only make pending deliveries, which the run queue
+then sends as any other."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from app.integrations.call_context import GrantRequest
 from app.integrations.vault import Vault
 from app.models import Account, Grant, Integration, Membership, Role
 from app.seams import EventBus, Message, Subscription
-from app.services import connect_links, webhooks
+from app.services import connect_links, webhook_sending, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class WebhookSender:
         session_factory: Callable[[], Session],
         vault: Vault,
         http: Callable[[], requests.Session],
-        policy: Callable[[], webhooks.RetryPolicy],
+        policy: Callable[[], webhook_sending.RetryPolicy],
     ) -> None:
         self._session_factory = session_factory
         self._vault = vault
@@ -45,7 +45,7 @@ class WebhookSender:
 
     def send(self, delivery_id: str) -> str | None:
         """One attempt, if due; the delivery's status afterwards."""
-        return webhooks.attempt(
+        return webhook_sending.attempt(
             self._session_factory,
             delivery_id,
             vault=self._vault,
@@ -56,7 +56,7 @@ class WebhookSender:
     def due(self) -> list[str]:
         """Deliveries whose (next) attempt is due."""
         with self._session_factory() as session:
-            return webhooks.due(session)
+            return webhook_sending.due(session)
 
 
 class WebhookEvents:

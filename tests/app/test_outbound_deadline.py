@@ -21,11 +21,11 @@ from app import db, extensions
 from app.integrations import oauth, verification
 from app.integrations.call_context import RunContext
 from app.integrations.deadlines import Deadline
-from app.models import CallLog, WebhookDelivery
-from app.services import webhooks
+from app.models import CallLog
+from app.services import webhook_sending
 from sandbox import Limits
 from tests.conftest import create_facility, create_integration
-from tests.webhook_world import attempt, pending_delivery
+from tests.webhook_world import attempt, pending_delivery, read_delivery
 
 WAIT_S = 60.0
 DRIP_S = 0.3
@@ -156,14 +156,12 @@ def test_a_receiver_that_trickles_its_headers_is_cut_off_at_the_send_deadline(
     app: Flask, session: Session, trickler: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     peer = trickler(STATUS_LINE, b"X")  # one header byte at a time: the headers never end
-    monkeypatch.setattr(webhooks, "SEND_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(webhook_sending, "SEND_TIMEOUT_S", 2.0)
     delivery_id = pending_delivery(app, session, f"{peer.url}/hook")
     assert attempt(app, delivery_id) == "pending"
-    with db.session_factory(app)() as fresh:
-        found = fresh.get(WebhookDelivery, delivery_id)
-        assert found is not None
-        assert (found.shown_status, found.attempts, found.response_code) == ("retrying", 1, None)
-        assert found.last_error == "127.0.0.1 did not answer within 2 seconds"
+    found = read_delivery(app, delivery_id)
+    assert (found.shown_status, found.attempts, found.response_code) == ("retrying", 1, None)
+    assert found.last_error == "127.0.0.1 did not answer within 2 seconds"
     # The attempt returned (its sender thread is free) with the trickle far from its end.
     assert _cut_short(peer)
 

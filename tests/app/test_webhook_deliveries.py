@@ -20,11 +20,11 @@ from app import db
 from app.models import WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
 from app.models.webhooks import WebhookAttempt
-from app.services import webhook_deliveries, webhooks
+from app.services import webhook_deliveries, webhook_sending
 from tests.listener import Answer, Listener
-from tests.webhook_world import attempt, pending_delivery
+from tests.webhook_world import attempt, pending_delivery, read_delivery
 
-BACKOFF = webhooks.RetryPolicy(max_attempts=3, base_s=30.0)
+BACKOFF = webhook_sending.RetryPolicy(max_attempts=3, base_s=30.0)
 
 
 @pytest.fixture
@@ -33,16 +33,10 @@ def delivery_id(app: Flask, session: Session, listener: Listener) -> str:
     return pending_delivery(app, session, listener.url)
 
 
-def _attempt(app: Flask, delivery_id: str, policy: webhooks.RetryPolicy = BACKOFF) -> str | None:
+def _attempt(
+    app: Flask, delivery_id: str, policy: webhook_sending.RetryPolicy = BACKOFF
+) -> str | None:
     return attempt(app, delivery_id, policy)
-
-
-def _read(app: Flask, delivery_id: str) -> WebhookDelivery:
-    with db.session_factory(app)() as fresh:
-        found = fresh.get(WebhookDelivery, delivery_id)
-        assert found is not None
-        fresh.expunge(found)
-        return found
 
 
 def _due_now(app: Flask, delivery_id: str) -> None:
@@ -60,7 +54,7 @@ def _between(value: datetime | None, low: datetime, high: datetime) -> bool:
 
 
 def test_a_delivery_not_tried_yet_is_pending(app: Flask, delivery_id: str) -> None:
-    found = _read(app, delivery_id)
+    found = read_delivery(app, delivery_id)
     assert (found.status, found.shown_status, found.attempts) == ("pending", "pending", 0)
     assert found.response_code is None and found.last_error is None
 
@@ -73,24 +67,24 @@ def test_a_first_failure_is_retrying_with_its_next_attempt_after_the_backoff(
     assert _attempt(app, delivery_id) == "pending"  # stored: the claim still matches it
     after = utcnow()
     assert listener.next().status == 503
-    found = _read(app, delivery_id)
+    found = read_delivery(app, delivery_id)
     assert (found.shown_status, found.attempts, found.response_code) == ("retrying", 1, 503)
     assert found.last_error == "answered HTTP 503"
     assert _between(found.next_attempt_at, before + BACKOFF.delay(1), after + BACKOFF.delay(1))
     assert found.delivered_at is None
     # Not before its time: no sweep lists it and no claim takes it.
     with db.session_factory(app)() as fresh:
-        assert delivery_id not in webhooks.due(fresh)
+        assert delivery_id not in webhook_sending.due(fresh)
     assert _attempt(app, delivery_id) is None
     assert listener.received.empty()
     # Its time come, it is due again, and the next failure waits twice as long.
     _due_now(app, delivery_id)
     with db.session_factory(app)() as fresh:
-        assert webhooks.due(fresh) == [delivery_id]
+        assert webhook_sending.due(fresh) == [delivery_id]
     listener.answer_with(500)
     before = utcnow()
     assert _attempt(app, delivery_id) == "pending"
-    found = _read(app, delivery_id)
+    found = read_delivery(app, delivery_id)
     assert (found.shown_status, found.attempts, found.response_code) == ("retrying", 2, 500)
     assert _between(
         found.next_attempt_at, before + BACKOFF.delay(2), utcnow() + BACKOFF.delay(2)
@@ -106,7 +100,7 @@ def test_no_answer_is_retrying_with_the_reason_in_words(app: Flask, delivery_id:
         assert endpoint is not None
         endpoint.url = f"http://127.0.0.1:{_closed_port()}/hook"
     assert _attempt(app, delivery_id) == "pending"
-    found = _read(app, delivery_id)
+    found = read_delivery(app, delivery_id)
     assert (found.shown_status, found.attempts, found.response_code) == ("retrying", 1, None)
     assert found.last_error == "could not connect to 127.0.0.1: check that the receiver is running"
     assert found.next_attempt_at is not None
@@ -122,13 +116,13 @@ def test_a_success_after_retries_is_delivered(
     _due_now(app, delivery_id)
     assert _attempt(app, delivery_id) == "delivered"
     assert [listener.next().status for _ in range(3)] == [503, 500, 200]
-    found = _read(app, delivery_id)
+    found = read_delivery(app, delivery_id)
     assert (found.status, found.shown_status, found.attempts) == ("delivered", "delivered", 3)
     assert found.response_code == 200 and found.last_error is None
     assert found.next_attempt_at is None and found.delivered_at is not None
     # Done: nothing lists or sends it again.
     with db.session_factory(app)() as fresh:
-        assert webhooks.due(fresh) == []
+        assert webhook_sending.due(fresh) == []
     assert _attempt(app, delivery_id) is None
     assert listener.received.empty()
 
@@ -141,14 +135,14 @@ def test_running_out_of_attempts_is_failed(
         assert _attempt(app, delivery_id) == "pending"
         _due_now(app, delivery_id)
     assert _attempt(app, delivery_id) == "failed"
-    found = _read(app, delivery_id)
+    found = read_delivery(app, delivery_id)
     assert (found.status, found.shown_status, found.attempts) == ("failed", "failed", 3)
     assert found.response_code == 504 and found.last_error == "answered HTTP 504"
     assert found.next_attempt_at is None and found.delivered_at is None
     assert found.attempts_allowed(BACKOFF.max_attempts) == 3
     _due_now(app, delivery_id)  # even with a time set by hand, a failed one is left alone
     with db.session_factory(app)() as fresh:
-        assert webhooks.due(fresh) == []
+        assert webhook_sending.due(fresh) == []
     assert _attempt(app, delivery_id) is None
     assert [listener.next().status for _ in range(3)] == [503, 502, 504]
     assert listener.received.empty()
@@ -170,7 +164,7 @@ def test_a_retry_in_flight_is_not_claimed_twice(
     try:
         assert listener.next().status == 200  # the first holds the claim, its answer held
         # Meanwhile it still reads "retrying", its next attempt the claim's lease.
-        found = _read(app, delivery_id)
+        found = read_delivery(app, delivery_id)
         assert (found.shown_status, found.attempts) == ("retrying", 1)
         assert found.next_attempt_at is not None and found.next_attempt_at > utcnow()
         assert _attempt(app, delivery_id) is None
@@ -185,7 +179,7 @@ def test_a_retry_in_flight_is_not_claimed_twice(
         first.join(60)
     assert outcome == ["delivered"]
     assert listener.received.empty()  # sent once
-    assert _read(app, delivery_id).attempts == 2
+    assert read_delivery(app, delivery_id).attempts == 2
 
 
 @pytest.mark.parametrize(
@@ -241,7 +235,7 @@ def test_each_attempt_is_written_with_its_outcome(
     _due_now(app, delivery_id)
     assert _attempt(app, delivery_id) == "pending"
     with db.session_factory(app)() as fresh, fresh.begin():
-        endpoint = fresh.get(WebhookEndpoint, _read(app, delivery_id).endpoint_id)
+        endpoint = fresh.get(WebhookEndpoint, read_delivery(app, delivery_id).endpoint_id)
         assert endpoint is not None
         endpoint.url = good_url
     _due_now(app, delivery_id)
@@ -252,7 +246,7 @@ def test_each_attempt_is_written_with_its_outcome(
         (3, 200, None, True),
     ]
     with db.session_factory(app)() as fresh:
-        assert webhook_deliveries.in_flight(fresh, [_read(app, delivery_id)]) == {}
+        assert webhook_deliveries.in_flight(fresh, [read_delivery(app, delivery_id)]) == {}
 
 
 def test_an_attempt_whose_sender_never_reported_is_closed_and_counted(
@@ -266,16 +260,16 @@ def test_an_attempt_whose_sender_never_reported_is_closed_and_counted(
     assert _attempt(app, delivery_id) == "delivered"
     assert listener.next().status == 200
     assert _attempts(app, delivery_id) == [
-        (1, None, webhooks.UNREPORTED, False),
+        (1, None, webhook_sending.UNREPORTED, False),
         (2, 200, None, True),
     ]
-    assert _read(app, delivery_id).attempts == 2
+    assert read_delivery(app, delivery_id).attempts == 2
 
 
 def test_a_paused_endpoints_pending_delivery_waits_until_it_is_resumed(
     app: Flask, delivery_id: str, listener: Listener
 ) -> None:
-    endpoint_id = _read(app, delivery_id).endpoint_id
+    endpoint_id = read_delivery(app, delivery_id).endpoint_id
 
     def set_active(active: bool) -> None:
         with db.session_factory(app)() as fresh, fresh.begin():
@@ -285,13 +279,13 @@ def test_a_paused_endpoints_pending_delivery_waits_until_it_is_resumed(
 
     set_active(False)
     with db.session_factory(app)() as fresh:
-        assert webhooks.due(fresh) == []
+        assert webhook_sending.due(fresh) == []
     assert _attempt(app, delivery_id) is None
-    found = _read(app, delivery_id)
+    found = read_delivery(app, delivery_id)
     assert (found.status, found.attempts) == ("pending", 0)  # waiting, nothing spent
     assert listener.received.empty()
     set_active(True)
     with db.session_factory(app)() as fresh:
-        assert webhooks.due(fresh, endpoint_id=endpoint_id) == [delivery_id]
+        assert webhook_sending.due(fresh, endpoint_id=endpoint_id) == [delivery_id]
     assert _attempt(app, delivery_id) == "delivered"
     assert listener.next().status == 200

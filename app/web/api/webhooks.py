@@ -20,7 +20,7 @@ from app.models.webhooks import (
     WebhookAttempt,
     WebhookEvent,
 )
-from app.services import webhook_deliveries, webhook_endpoints, webhooks
+from app.services import webhook_deliveries, webhook_endpoints, webhook_sending, webhooks
 from app.web.api import paging
 from app.web.api.base import api_blueprint
 from app.web.openapi import Answer, Body, list_of, reply, spec
@@ -283,7 +283,7 @@ def update_endpoint(slug: str, endpoint_id: int, json: EndpointUpdate) -> Answer
     )
     db.session.commit()
     if resumed:  # what waited while it was paused goes out now, not at the next tick
-        for delivery_id in webhooks.due(db.session(), endpoint_id=endpoint.id):
+        for delivery_id in webhook_sending.due(db.session(), endpoint_id=endpoint.id):
             extensions.run_queue().deliver(delivery_id)
     return endpoint_out(endpoint)
 

@@ -16,7 +16,7 @@ import requests
 
 from app import db, extensions
 from app.models import WebhookDelivery
-from app.services import webhooks
+from app.services import webhook_sending, webhooks
 from app.testing import LiveServer
 from tests.listener import Answer, Listener, Received
 from tests.webhook_world import WAIT_S, webhook_world
@@ -287,14 +287,14 @@ def test_a_paused_endpoint_gets_nothing_new_and_its_pending_deliveries_wait(
         assert delivery is not None
         delivery.next_attempt_at = delivery.created_at
         db.session.commit()
-        assert ping["id"] not in webhooks.due(db.session())
+        assert ping["id"] not in webhook_sending.due(db.session())
         db.session.remove()
-    sent = webhooks.attempt(
+    sent = webhook_sending.attempt(
         db.session_factory(app),
         ping["id"],
         vault=extensions.vault(app),
         http=extensions.outbound(app),
-        policy=webhooks.RetryPolicy(),
+        policy=webhook_sending.RetryPolicy(),
     )
     assert sent is None and listener.received.empty()
     assert _detail(world, endpoint["id"], ping["id"])["attempts"] == 1
