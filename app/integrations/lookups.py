@@ -3,9 +3,9 @@
 `socket.getaddrinfo` cannot be interrupted, and a resolver that does not answer takes its
 whole timeout (often 5 s times its attempts), so a lookup would overrun any deadline. Under
 a Deadline the lookup runs on a small pool of daemon threads and the caller waits only the
-time left; a lookup it gives up on finishes on its own thread. Without a Deadline (a
-webhook URL checked as it is typed) and for an IP literal (no resolver is asked), the
-lookup is the plain call on the caller's thread: no thread hop on that path.
+time left; a lookup it gives up on finishes on its own thread. Without a Deadline, and
+for an IP literal (no resolver is asked), the lookup is the plain call on the caller's
+thread: no thread hop on that path.
 
 Lookups never queue for the pool: while every one of its threads waits on a resolver (a
 scripter's integration on a name whose servers never answer can keep them so), the next

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.config import NetworkAllow
 from app.errors import Conflict, NotFound, ValidationError
 from app.integrations import transport
+from app.integrations.deadlines import Deadline
 from app.integrations.transport import PrivateAddress
 from app.integrations.vault import Vault
 from app.models import WebhookEndpoint
@@ -25,6 +26,10 @@ SECRET_PREFIX = "whsec_"
 # Endpoints per facility: each event is sent to every one subscribed, so this also bounds
 # what one event costs, and (with the send throttle) what a facility can make the server send.
 MAX_ENDPOINTS = 20
+
+# How long registering an endpoint waits on the resolver for its URL's name. A name not
+# answered by then is taken as not resolvable yet: every delivery looks it up again.
+URL_LOOKUP_S = 3.0
 
 
 def remove(session: Session, endpoint: WebhookEndpoint) -> None:
@@ -56,11 +61,14 @@ def _check_url(url: str, allow: Sequence[NetworkAllow]) -> str:
             field="url",
         )
     try:
-        transport.allowed_addresses(parts.hostname, port, allow)
+        with Deadline(URL_LOOKUP_S):
+            transport.allowed_addresses(parts.hostname, port, allow)
     except PrivateAddress as refused:
         raise ValidationError(_refusal_words(refused), field="url") from None
     except (OSError, UnicodeError):
-        pass  # not resolvable yet (DNS to come): each delivery checks again and says so
+        # Not resolvable yet (DNS to come), or the resolver did not answer in time (an
+        # OSError too): each delivery checks again and says so.
+        pass
     return url
 
 

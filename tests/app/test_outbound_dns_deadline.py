@@ -30,7 +30,7 @@ from app.integrations.call_context import RunContext
 from app.integrations.deadlines import Deadline, DeadlinePassed
 from app.models import CallLog
 from app.models.webhooks import WebhookAttempt
-from app.services import webhook_sending
+from app.services import webhook_endpoints, webhook_sending
 from sandbox import Limits
 from tests.conftest import create_facility, create_integration
 from tests.webhook_world import attempt, pending_delivery, read_delivery
@@ -289,6 +289,25 @@ def test_a_webhook_attempt_whose_lookup_hangs_ends_at_the_send_deadline(
         [tried] = fresh.scalars(select(WebhookAttempt))
         assert tried.duration_ms is not None and tried.duration_ms < (2 + LATE_S) * 1000
 
+
+
+def test_a_webhook_url_whose_lookup_hangs_is_kept_after_the_forms_deadline(
+    app: Flask, session: Session, resolver: Resolver, port: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Registering an endpoint checks where its URL's name points; a resolver that does not
+    answer holds the form only URL_LOOKUP_S, and the URL is kept as not resolvable yet (each
+    delivery looks it up again), as a name that does not resolve at all is."""
+    monkeypatch.setattr(webhook_endpoints, "URL_LOOKUP_S", 1.0)
+    facility = create_facility(session)
+    began = time.monotonic()
+    endpoint, _secret = webhook_endpoints.register(
+        session, facility_id=facility.id, url=f"https://{SLOW}:{port}/hook",
+        events=["run.finished"], created_by=None, vault=extensions.vault(app), allow=(),
+    )
+    assert time.monotonic() - began < 1 + LATE_S
+    assert endpoint.url == f"https://{SLOW}:{port}/hook"
+    assert resolver.names() == [SLOW]
 
 # -- OAuth token endpoints and Test connection ---------------------------------------------
 
