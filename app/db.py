@@ -214,13 +214,12 @@ def unreachable(error: BaseException) -> bool:
     return isinstance(error, (OperationalError, InterfaceError))
 
 
-def until_reachable(work: Callable[[], T], *, what: str,
-                    within_s: float = UNREACHABLE_RETRY_S) -> T:
+def until_reachable(work: Callable[[], T], *, what: str, within_s: float | None = None) -> T:
     """`work()`, tried again while the database cannot be reached (`unreachable`), waiting
-    0.25 s, then twice as long each time up to 2 s, for up to `within_s` seconds in all;
-    then its last error. `work` must be safe to repeat: a statement whose commit was
-    lost with the connection may have been applied."""
-    deadline = time.monotonic() + within_s
+    0.25 s, then twice as long each time up to 2 s, for up to `within_s` seconds in all
+    (UNREACHABLE_RETRY_S unless given); then its last error. `work` must be safe to
+    repeat: a statement whose commit was lost with the connection may have been applied."""
+    deadline = time.monotonic() + (UNREACHABLE_RETRY_S if within_s is None else within_s)
     pause, tries = 0.25, 0
     while True:
         try:

@@ -160,11 +160,9 @@ class RunDriver:
         """Store the journal encrypted and let the worker and this thread go."""
         assert outcome.journal is not None
         sealed = self._vault.encrypt(outcome.journal.to_bytes().decode()).encode()
-        if not db.until_reachable(
-            lambda: self._lifecycle.park(
+        if not self._store(run.id, lambda: self._lifecycle.park(
                 run.id, journal=sealed, output=outcome.output, calls=outcome.calls),
-            what=f"parking run {run.id}",
-        ):
+                what=f"parking run {run.id}"):
             log.warning("run %s parked but had already left waiting_for_grant", run.id)
 
     def _execute(
@@ -211,13 +209,25 @@ class RunDriver:
             "calls": outcome.calls,
             "duration_ms": round(outcome.duration_ms, 3),
         }
-        # A database that cannot be reached now (a restart, a failover) must not cost the
-        # run its outcome: it is stored once the database answers again. Meanwhile this
-        # process keeps the run (the heartbeat renews it when it can), and the sweep waits
-        # out an outage before it takes silence for a dead driver (app.runner.heartbeat).
-        if not db.until_reachable(
-            lambda: self._lifecycle.finish(
+        if not self._store(run.id, lambda: self._lifecycle.finish(
                 run.id, target=RunStatus(outcome.status), values=values),
-            what=f"storing the outcome of run {run.id}",
-        ):
+                what=f"storing the outcome of run {run.id}"):
             log.warning("run %s ended as %s but had already left running", run.id, outcome.status)
+
+    def _store(self, run_id: str, store: Callable[[], bool], *, what: str) -> bool:
+        """`store()`, the write of a run's outcome; False when the run had already left
+        the state it expects.
+
+        A database that cannot be reached now (a restart, a failover) must not cost the
+        run its outcome. This thread tries again for a while (`db.until_reachable`); past
+        that the heartbeat keeps the run, renewed, and tries on each beat until the
+        database answers (True then: the outcome is not lost). Meanwhile the sweep waits
+        out the outage before it takes silence for a dead driver (app.runner.heartbeat).
+        """
+        try:
+            return db.until_reachable(store, what=what)
+        except SQLAlchemyError as error:
+            if not db.unreachable(error):
+                raise
+        self._heartbeat.keep_unstored(run_id, store, what=what)
+        return True

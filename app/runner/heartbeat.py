@@ -74,6 +74,9 @@ class Heartbeat:
         self.interval_s = interval_s
         self._lock = threading.Lock()
         self._local: dict[str, threading.Event] = {}
+        # Runs that ended here whose final write could not reach the database: kept
+        # driven here (renewed, never taken for dead) and written on a later beat.
+        self._unstored: dict[str, tuple[Callable[[], object], str]] = {}
         self._listeners: list[Callable[[], object]] = []
         self._beat_listeners: list[Callable[[], object]] = []
         self._resumers: list[Callable[[str], None]] = []
@@ -101,9 +104,19 @@ class Heartbeat:
             return self._local.setdefault(run_id, threading.Event())
 
     def release(self, run_id: str) -> None:
-        """This process stopped driving `run_id`."""
+        """This process stopped driving `run_id` (unless its outcome waits to be stored)."""
         with self._lock:
-            self._local.pop(run_id, None)
+            if run_id not in self._unstored:
+                self._local.pop(run_id, None)
+
+    def keep_unstored(self, run_id: str, store: Callable[[], object], *, what: str) -> None:
+        """`run_id` ended here but `store()`, the write of its outcome, could not reach the
+        database: the run stays driven here and `store()` is tried again on every beat
+        (after the renewal) until it goes through, for as long as this process lives."""
+        with self._lock:
+            self._local.setdefault(run_id, threading.Event())
+            self._unstored[run_id] = (store, what)
+        log.warning("%s waits for the database; it is tried again on every beat", what)
 
     def cancel_local(self, run_id: str) -> bool:
         """Set the cancel event of a run driven here; False if it is not driven here."""
@@ -187,9 +200,28 @@ class Heartbeat:
         for run_id in asked:
             if self.cancel_local(run_id):
                 self._grants.cancel_run(run_id)
+        self._store_unstored()
         # After the renewal: a slow listener must never make a live run look dead.
         for listener in self._beat_listeners:
             listener()
+
+    def _store_unstored(self) -> None:
+        """Write the outcomes kept since an outage; one the database refuses for another
+        reason than its state is given up (the run is then this process's orphan)."""
+        with self._lock:
+            kept = list(self._unstored.items())
+        for run_id, (store, what) in kept:
+            try:
+                store()
+            except SQLAlchemyError as error:
+                if db.unreachable(error):
+                    raise  # out of reach again: the loop notes the outage
+                log.exception("%s failed; the run is left to the sweep", what)
+            else:
+                log.info("%s went through on a later beat", what)
+            with self._lock:
+                self._unstored.pop(run_id, None)
+                self._local.pop(run_id, None)
 
     def sweep(self) -> None:
         """End runs whose driver died, settle stale prompts, resume forgotten parked runs."""

@@ -4,6 +4,7 @@ nobody could renew it meanwhile (DESIGN §4: nothing stuck, nothing lost)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from app import db
+from app import db, extensions
 from app.models import CallLog, Run
 from app.testing import SignedInClient
 from tests.conftest import auth_less_lab, database_cut, make_app, stop_app
@@ -142,3 +143,35 @@ def test_a_run_that_ends_during_an_outage_keeps_its_outcome_and_its_call(
         assert [call.status for call in calls] == [200]  # the usage counts it
         assert db.session.get_one(Run, run_id).calls == 1
     db.session.remove()
+
+
+def test_an_outage_longer_than_the_drivers_wait_still_keeps_the_outcome(
+        lab: dict[str, Any], postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Past `UNREACHABLE_RETRY_S` the driver's thread lets the run go, and the heartbeat
+    keeps it: renewed, and its outcome written on the first beat the database answers."""
+    monkeypatch.setattr(db, "UNREACHABLE_RETRY_S", 0.5)
+    caplog.set_level(logging.INFO, logger="app.runner.heartbeat")
+    app, browser = lab["app"], lab["browser"]
+    started = browser.call("POST", "/api/f/lab/runs", json={"source": CALLS_SLOW})
+    assert started.status_code == 201, started.json
+    run_id = started.json["id"]
+    time.sleep(UPSTREAM_S / 2)
+    with database_cut(postgres_url):
+        # The call comes back, the driver gives up on the database and hands the run over.
+        deadline = time.monotonic() + 30
+        while "waits for the database; it is tried again on every beat" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.1)
+        time.sleep(1.0)  # five beats with the database out of reach
+    deadline = time.monotonic() + 30
+    while (run := browser.call("GET", f"/api/f/lab/runs/{run_id}").json)["status"] in (
+            "queued", "running"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.1)
+    assert (run["status"], run["result"], run["error"]) == ("succeeded", True, None)
+    assert f"storing the outcome of run {run_id} went through on a later beat" in caplog.text
+    with app.app_context():
+        assert db.session.get_one(Run, run_id).calls == 1
+    db.session.remove()
+    assert extensions.heartbeat(app).local_runs() == []  # let go once stored
