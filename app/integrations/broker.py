@@ -93,9 +93,10 @@ class Broker:
         local = LocalCallCounter(self._reads, self._log_writer.pending)
         self._calls = calls(local) if calls is not None else local
 
-    def flush(self) -> None:
-        """Wait until every call so far is in the call log."""
-        self._log_writer.flush()
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every call so far is in the call log, or `timeout` seconds passed;
+        whether they are."""
+        return self._log_writer.flush(timeout)
 
     def close(self, timeout: float) -> None:
         """Write the call log's queued rows and end its thread (the server is stopping)."""

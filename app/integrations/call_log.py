@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -93,6 +94,8 @@ class CallLogWriter:
     calls keeps the writer from competing with the calls themselves for the interpreter.
     `flush()` cuts the window short and waits until every row handed in is committed
     (the run manager flushes before it reports a run finished, so its calls are listed).
+    While the database cannot be reached the rows wait for it, however long: the usage
+    and the monthly quota count them (`pending` counts them meanwhile).
     """
 
     def __init__(self, session_factory: Callable[[], Session]) -> None:
@@ -102,6 +105,7 @@ class CallLogWriter:
         self._lock = threading.Lock()
         self._flushing = threading.Event()
         self._pending: collections.Counter[int] = collections.Counter()
+        self._written = threading.Condition(self._lock)  # notified as rows leave `_pending`
 
     def write(self, row: dict[str, Any]) -> None:
         """Queue one call-log row."""
@@ -117,11 +121,13 @@ class CallLogWriter:
         with self._lock:
             return self._pending[facility_id]
 
-    def flush(self) -> None:
-        """Block until every queued row is written."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every queued row is written (or given up on), or `timeout` seconds
+        passed; whether they were."""
         if self._thread is not None:
             self._flushing.set()
-            self._queue.join()
+        with self._written:
+            return self._written.wait_for(lambda: not +self._pending, timeout)
 
     def close(self, timeout: float) -> None:
         """Write what is queued, then end the thread (within `timeout` seconds)."""
@@ -163,16 +169,16 @@ class CallLogWriter:
                     account_id = row.pop("account_id", None)
                     if account_id is not None:
                         used[account_id] = row["created_at"]
-                # Kept through a database restart: the usage and the monthly quota count
-                # these rows.
                 db.until_reachable(functools.partial(self._write, rows, used),
-                                   what=f"writing {len(rows)} call-log rows")
+                                   what=f"writing {len(rows)} call-log rows",
+                                   within_s=math.inf)
             except Exception:  # the calls' outcomes matter more than their log rows
                 log.exception("could not write %d call-log rows", len(rows))
             finally:
                 with self._lock:
                     for row in rows:
                         self._pending[row["facility_id"]] -= 1
+                    self._written.notify_all()
                     if self._queue.empty():
                         self._flushing.clear()
                 for _ in rows:

@@ -193,7 +193,10 @@ class RunDriver:
             cancel=cancel,
             journal=journal,
         )
-        self._broker().flush()  # the run's calls are in the call log before it is reported
+        # The run's calls are in the call log before it is reported, unless the database
+        # cannot be reached: then they are written once it answers.
+        if not self._broker().flush(timeout=db.UNREACHABLE_RETRY_S):
+            log.warning("run %s's call-log rows wait for the database", run.id)
         return result
 
     def _finish(self, run: DrivenRun, outcome: RunResult) -> None:

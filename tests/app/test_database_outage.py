@@ -149,7 +149,8 @@ def test_an_outage_longer_than_the_drivers_wait_still_keeps_the_outcome(
         lab: dict[str, Any], postgres_url: str, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     """Past `UNREACHABLE_RETRY_S` the driver's thread lets the run go, and the heartbeat
-    keeps it: renewed, and its outcome written on the first beat the database answers."""
+    keeps it: renewed, and its outcome written on the first beat the database answers.
+    The call-log writer waits for the database as long as it takes."""
     monkeypatch.setattr(db, "UNREACHABLE_RETRY_S", 0.5)
     caplog.set_level(logging.INFO, logger="app.runner.heartbeat")
     app, browser = lab["app"], lab["browser"]
@@ -173,5 +174,13 @@ def test_an_outage_longer_than_the_drivers_wait_still_keeps_the_outcome(
     assert f"storing the outcome of run {run_id} went through on a later beat" in caplog.text
     with app.app_context():
         assert db.session.get_one(Run, run_id).calls == 1
+        # The call's row waited for the database too, past the driver's wait.
+        deadline = time.monotonic() + 30
+        while not (calls := db.session.scalars(
+                select(CallLog.status).where(CallLog.run_id == run_id)).all()):
+            assert time.monotonic() < deadline
+            db.session.rollback()
+            time.sleep(0.1)
+        assert calls == [200]
     db.session.remove()
     assert extensions.heartbeat(app).local_runs() == []  # let go once stored
