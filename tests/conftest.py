@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from app.testing import LiveServer
 
 PASSWORD = "correct horse battery"
+Stored = TypeVar("Stored")
 
 
 @pytest.fixture(autouse=True)
@@ -245,6 +246,18 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     if "DATABASE_URL" in overrides:
         upgrade(app)
     return app
+
+
+def stored(app: Flask, model: type[Stored], key: Any) -> Stored:
+    """The `model` row with primary key `key` as stored now, read in a session of its own
+    and detached from it (its attributes stay readable)."""
+    from app import db
+
+    with db.session_factory(app)() as fresh:
+        found = fresh.get(model, key)
+        assert found is not None, f"no {model.__name__} {key!r}"
+        fresh.expunge(found)
+        return found
 
 
 def stop_app(app: Flask) -> None:

@@ -15,7 +15,7 @@ from app import db, extensions
 from app.models import Role, Script, WebhookDelivery, WebhookEndpoint
 from app.services import webhook_sending, webhooks
 from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, create_facility, create_integration, create_user
+from tests.conftest import add_member, create_facility, create_integration, create_user, stored
 
 WAIT_S = 60.0
 
@@ -106,9 +106,5 @@ def attempt(
 
 
 def read_delivery(app: Flask, delivery_id: str) -> WebhookDelivery:
-    """The delivery as stored now, read in a session of its own (and detached from it)."""
-    with db.session_factory(app)() as fresh:
-        found = fresh.get(WebhookDelivery, delivery_id)
-        assert found is not None
-        fresh.expunge(found)
-        return found
+    """The delivery as stored now (detached)."""
+    return stored(app, WebhookDelivery, delivery_id)

@@ -105,6 +105,24 @@ def lab(tmp_path: Path, postgres_url: str, upstream: str) -> Iterator[dict[str, 
     stop_app(app)
 
 
+def start_slow_run(browser: SignedInClient) -> str:
+    """Start a run of CALLS_SLOW; its id once its call is out."""
+    started = browser.call("POST", "/api/f/lab/runs", json={"source": CALLS_SLOW})
+    assert started.status_code == 201, started.json
+    time.sleep(UPSTREAM_S / 2)
+    return str(started.json["id"])
+
+
+def ended(browser: SignedInClient, run_id: str) -> dict[str, Any]:
+    """The run as the API shows it once it left `queued` and `running`."""
+    deadline = time.monotonic() + 30
+    while (run := browser.call("GET", f"/api/f/lab/runs/{run_id}").json)["status"] in (
+            "queued", "running"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.1)
+    return dict(run)
+
+
 def test_a_request_meanwhile_gets_a_503_in_words_and_the_next_one_works(
         lab: dict[str, Any], postgres_url: str) -> None:
     browser: SignedInClient = lab["browser"]
@@ -125,17 +143,10 @@ def test_a_request_meanwhile_gets_a_503_in_words_and_the_next_one_works(
 def test_a_run_that_ends_during_an_outage_keeps_its_outcome_and_its_call(
         lab: dict[str, Any], postgres_url: str) -> None:
     app, browser = lab["app"], lab["browser"]
-    started = browser.call("POST", "/api/f/lab/runs", json={"source": CALLS_SLOW})
-    assert started.status_code == 201, started.json
-    run_id = started.json["id"]
-    time.sleep(UPSTREAM_S / 2)  # the call is out
+    run_id = start_slow_run(browser)
     with database_cut(postgres_url):
         time.sleep(UPSTREAM_S)  # it came back meanwhile: its outcome waits for the database
-    deadline = time.monotonic() + 30
-    while (run := browser.call("GET", f"/api/f/lab/runs/{run_id}").json)["status"] in (
-            "queued", "running"):
-        assert time.monotonic() < deadline, run
-        time.sleep(0.1)
+    run = ended(browser, run_id)
     # Not `interrupted`: the sweep did not take the run nobody could renew for dead.
     assert (run["status"], run["result"], run["error"]) == ("succeeded", True, None)
     with app.app_context():
@@ -154,10 +165,7 @@ def test_an_outage_longer_than_the_drivers_wait_still_keeps_the_outcome(
     monkeypatch.setattr(db, "UNREACHABLE_RETRY_S", 0.5)
     caplog.set_level(logging.INFO, logger="app.runner.heartbeat")
     app, browser = lab["app"], lab["browser"]
-    started = browser.call("POST", "/api/f/lab/runs", json={"source": CALLS_SLOW})
-    assert started.status_code == 201, started.json
-    run_id = started.json["id"]
-    time.sleep(UPSTREAM_S / 2)
+    run_id = start_slow_run(browser)
     with database_cut(postgres_url):
         # The call comes back, the driver gives up on the database and hands the run over.
         deadline = time.monotonic() + 30
@@ -165,11 +173,7 @@ def test_an_outage_longer_than_the_drivers_wait_still_keeps_the_outcome(
             assert time.monotonic() < deadline, caplog.text
             time.sleep(0.1)
         time.sleep(1.0)  # five beats with the database out of reach
-    deadline = time.monotonic() + 30
-    while (run := browser.call("GET", f"/api/f/lab/runs/{run_id}").json)["status"] in (
-            "queued", "running"):
-        assert time.monotonic() < deadline, run
-        time.sleep(0.1)
+    run = ended(browser, run_id)
     assert (run["status"], run["result"], run["error"]) == ("succeeded", True, None)
     assert f"storing the outcome of run {run_id} went through on a later beat" in caplog.text
     with app.app_context():

@@ -16,7 +16,7 @@ from app.models import Role, Run
 from app.runner.heartbeat import Heartbeat
 from app.services.context import MemberContext
 from app.services.scripts import create_run
-from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.conftest import add_member, create_facility, create_user, make_app, stored
 
 SPINS = "print('spinning')\nwhile True:\n    pass\n"
 # Three missed beats end a run: at 0.1 s one slow moment of a busy CI machine (a 0.3 s
@@ -42,12 +42,8 @@ def new_run(app: Flask) -> str:
         return run.id
 
 
-def row(app: Flask, run_id: str) -> Any:
-    with app.app_context():
-        run = db.session.get(Run, run_id)
-        assert run is not None
-        db.session.expunge(run)
-        return run
+def row(app: Flask, run_id: str) -> Run:
+    return stored(app, Run, run_id)
 
 
 def until(condition: Any, timeout: float = 30.0) -> None:

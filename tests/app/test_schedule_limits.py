@@ -23,7 +23,7 @@ from app.services.context import MemberContext
 from app.services.schedule_firing import ScheduleFirer
 from app.services.scripts import MAX_INPUT, create_script
 from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, close_live, create_facility, create_user, make_app
+from tests.conftest import add_member, close_live, create_facility, create_user, make_app, stored
 
 
 @pytest.fixture
@@ -133,11 +133,7 @@ def _due_schedule(app: Flask) -> tuple[int, Any]:
 
 
 def _schedule(app: Flask, schedule_id: int) -> Schedule:
-    with db.session_factory(app)() as fresh:
-        found = fresh.get(Schedule, schedule_id)
-        assert found is not None
-        fresh.expunge(found)
-        return found
+    return stored(app, Schedule, schedule_id)
 
 
 def _runs(app: Flask) -> list[Run]:

@@ -22,7 +22,14 @@ from app.services import people, schedules
 from app.services.context import MemberContext
 from app.services.schedule_firing import ScheduleFirer
 from app.services.scripts import create_run, create_script, update_script
-from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+    stored,
+)
 
 NON_INTERACTIVE_CALL = """
 try:
@@ -384,11 +391,7 @@ def test_a_version_another_scripter_publishes_waits_for_the_members_approval(
             return run.source
 
     def current() -> Schedule:
-        with db.session_factory(app)() as fresh:
-            found = fresh.get(Schedule, schedule_id)
-            assert found is not None
-            fresh.expunge(found)
-            return found
+        return stored(app, Schedule, schedule_id)
 
     minute_now = [0]
     first = fire(0)

@@ -19,7 +19,6 @@ from flask import Flask
 from simple_websocket import ConnectionClosed
 from sqlalchemy.orm import Session
 
-from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Role, Run
 from app.testing import Socket, WebClient
@@ -28,6 +27,7 @@ from tests.conftest import (
     create_facility,
     create_integration,
     create_user,
+    stored,
 )
 from tests.distributed.cluster import Cluster, Process, await_tasks, seeded_cluster
 from tests.distributed.conftest import OwnRedis
@@ -96,13 +96,7 @@ def start_run(browser: WebClient, source: str, run_input: Any = None) -> str:
 
 
 def run_row(world: dict[str, Any], run_id: str) -> Run:
-    app: Flask = world["app"]
-    with app.app_context():
-        run = db.session.get(Run, run_id)
-        assert run is not None
-        db.session.expunge(run)
-    db.session.remove()
-    return run
+    return stored(world["app"], Run, run_id)
 
 
 def driven_by(world: dict[str, Any], run_id: str, workers: list[Process]) -> Process:

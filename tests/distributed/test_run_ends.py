@@ -26,7 +26,7 @@ from app.models._types import utcnow
 from app.services.context import MemberContext
 from app.services.scripts import create_run
 from app.testing import RoundTrips
-from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.conftest import add_member, create_facility, create_user, make_app, stored
 from tests.distributed.conftest import redis_url
 
 WAIT_S = 120.0  # the client's `wait`: far longer than the test may take
@@ -59,13 +59,8 @@ def queued_run(app: Flask) -> str:
     return run_id
 
 
-def row(app: Flask, run_id: str) -> Any:
-    with app.app_context():
-        run = db.session.get(Run, run_id)
-        assert run is not None
-        db.session.expunge(run)
-    db.session.remove()
-    return run
+def row(app: Flask, run_id: str) -> Run:
+    return stored(app, Run, run_id)
 
 
 def waiting(app: Flask, run_id: str) -> tuple[threading.Thread, list[Any]]:

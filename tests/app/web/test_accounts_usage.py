@@ -15,7 +15,7 @@ from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Account, CallLog, Facility, Integration, Role
 from app.services.usage import usage_by_month
 from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, create_facility, create_integration, create_user
+from tests.conftest import add_member, create_facility, create_integration, create_user, stored
 
 BASIC_USER, BASIC_PASSWORD = "grace", "grace-password-1"
 BASIC = {
@@ -75,11 +75,7 @@ def _connect(client: WebClient, key: str, label: str = "", fields: Any = None) -
 
 
 def _stored(live: LiveServer, account_id: int) -> Account:
-    with live.app.app_context():
-        account = db.session.get(Account, account_id)
-        assert account is not None
-        db.session.expunge(account)
-        return account
+    return stored(live.app, Account, account_id)
 
 
 def test_a_connected_account_shows_who_it_is_and_stores_no_token(lab: dict[str, Any]) -> None:

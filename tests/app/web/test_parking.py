@@ -16,7 +16,14 @@ from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Grant, Role, Run
 from app.testing import LiveServer, WebClient
 from sandbox import Journal
-from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+    stored,
+)
 
 API_KEY = "parking-key"
 TWO_PROMPTS = """
@@ -83,12 +90,7 @@ class World:
         return prompt
 
     def run_row(self, run_id: str) -> Run:
-        with self.app.app_context():
-            db.session.expire_all()
-            run = db.session.get(Run, run_id)
-            assert run is not None
-            db.session.expunge(run)
-            return run
+        return stored(self.app, Run, run_id)
 
     def close(self) -> None:
         self.page.close()
