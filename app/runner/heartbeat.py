@@ -148,6 +148,11 @@ class Heartbeat:
     def stop(self) -> None:
         """Stop beating (the runs still driven here will look dead after three beats)."""
         self._stop.set()
+        with self._lock:
+            unstored = sorted(self._unstored)
+        if unstored:  # the sweep ends them `interrupted` once the database answers
+            log.error("stopping with the outcome of %d runs not stored, for the database "
+                      "could not be reached: %s", len(unstored), ", ".join(unstored))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -9,7 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
+from sqlalchemy.exc import IntegrityError
 
 from app import db, extensions
 from app.models import Role, Run
@@ -147,3 +149,34 @@ def test_a_run_its_own_process_stopped_driving_is_ended_too(tmp_path: Path) -> N
         assert (ended.status, ended.error_code) == ("failed", "interrupted")
     finally:
         heartbeat.stop()
+
+
+def test_an_outcome_the_database_refuses_is_given_up_and_one_kept_is_named_at_stop(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An outcome kept past an outage (`keep_unstored`) keeps its run driven here until it
+    is written; one the database refuses for another reason than its state is given up on
+    (the run then ends as its process's orphan), and a process that stops with one still
+    kept names its run."""
+    app = make_app(tmp_path, HEARTBEAT_S=BEAT_S)
+    heartbeat = extensions.heartbeat(app)
+    tries: list[str] = []
+
+    def wrong() -> None:
+        tries.append("wrong")
+        raise IntegrityError("INSERT", {}, Exception("a wrong statement"))
+
+    def never_tried() -> None:
+        tries.append("late")
+
+    heartbeat.keep_unstored("refused-run", wrong, what="storing the outcome of refused-run")
+    heartbeat.release("refused-run")  # its driver's thread ends: the run stays kept
+    assert heartbeat.local_runs() == ["refused-run"]
+    heartbeat.beat()
+    assert tries == ["wrong"]
+    assert heartbeat.local_runs() == []
+    assert "storing the outcome of refused-run failed; the run is left to the sweep" in caplog.text
+    heartbeat.keep_unstored("kept-run", never_tried, what="storing the outcome of kept-run")
+    heartbeat.stop()
+    assert ("stopping with the outcome of 1 runs not stored, for the database could not "
+            "be reached: kept-run") in caplog.text
+    assert tries == ["wrong"]
