@@ -18,8 +18,10 @@ from concurrent.futures import wait as wait_for
 from typing import Any
 
 from sqlalchemy import Row, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from app import db
 from app.lifecycle import RunStatus, is_final
 from app.models import Run
 from app.runner.caps import live_counts, under_caps
@@ -99,7 +101,16 @@ class ThreadRunQueue:
                 with self._lock:
                     if run_id in self._claimed:
                         return
-                claimed = self._claim(run_id, resuming=False)
+                try:
+                    claimed = self._claim(run_id, resuming=False)
+                except DBAPIError as error:
+                    if not db.unreachable(error):
+                        raise
+                    # Stored and queued: a beat's dispatch starts it once the database
+                    # answers. The request that stored it must not fail (and be retried
+                    # into a second run) for the claim alone.
+                    self._backlog = True
+                    return
                 if claimed is not None:
                     self._spawn(run_id, claimed)
                     return
