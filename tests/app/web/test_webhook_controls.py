@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import requests
 
-from app import db, extensions
+from app import db
 from app.models import WebhookDelivery
 from app.services import webhook_sending, webhooks
 from app.testing import LiveServer
 from tests.listener import Answer, Listener, Received
-from tests.webhook_world import WAIT_S, webhook_world
+from tests.webhook_world import WAIT_S, attempt, webhook_world
 from tests.webhook_world import call as _call
 from tests.webhook_world import register as _register
 
@@ -289,13 +289,7 @@ def test_a_paused_endpoint_gets_nothing_new_and_its_pending_deliveries_wait(
         db.session.commit()
         assert ping["id"] not in webhook_sending.due(db.session())
         db.session.remove()
-    sent = webhook_sending.attempt(
-        db.session_factory(app),
-        ping["id"],
-        vault=extensions.vault(app),
-        http=extensions.outbound(app),
-        policy=webhook_sending.RetryPolicy(),
-    )
+    sent = attempt(app, ping["id"], webhook_sending.RetryPolicy())
     assert sent is None and listener.received.empty()
     assert _detail(world, endpoint["id"], ping["id"])["attempts"] == 1
     # Resumed, it goes out at once (not at some later tick) and is delivered.

@@ -27,9 +27,10 @@ from app.devprovider import (
     provider_of,
     serve_in_thread,
 )
-from app.models import Account, Role, Script, WebhookDelivery
+from app.models import Account, Role, Script, WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
 from app.services import integrations_admin, webhooks
+from app.services.people import facility_by_slug
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields
 from tests.listener import Listener
@@ -213,10 +214,12 @@ def test_without_a_grant_required_endpoint_the_run_fails_at_once(
     world: dict[str, Any],
 ) -> None:
     with world["live"].app.app_context():
-        db.session.execute(update(webhooks.WebhookEndpoint).values(events=["run.finished"]))
-        db.session.commit()
+        session = db.session()
+        session.execute(update(WebhookEndpoint).values(events=["run.finished"]))
+        session.commit()
+        # What the API does when an endpoint's events change: the cached answer goes.
+        webhooks.forget(session, facility_by_slug(session, "lab").id)
         db.session.remove()
-    webhooks._wanted.clear()
     run_id = _start(world)
     run = _until(world, run_id, {"succeeded", "failed"})
     assert run["result"]["reason"] == "not_interactive", run
