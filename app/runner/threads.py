@@ -54,10 +54,16 @@ class Ending:
 
 
 def ended_run(session_factory: Callable[[], Session], run_id: str) -> dict[str, Any] | None:
-    """The run (`to_dict`) if it is in a final state, else None."""
-    with session_factory() as session:
-        run = session.get(Run, run_id)
-        return run.to_dict() if run is not None and is_final(run.status) else None
+    """The run (`to_dict`) if it is in a final state, else None (also when the database
+    cannot be reached to say: a waiting request answers the run as it knows it)."""
+    try:
+        with session_factory() as session:
+            run = session.get(Run, run_id)
+            return run.to_dict() if run is not None and is_final(run.status) else None
+    except DBAPIError as error:
+        if not db.unreachable(error):
+            raise
+        return None
 
 
 class ThreadRunQueue:

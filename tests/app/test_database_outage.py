@@ -4,6 +4,7 @@ nobody could renew it meanwhile (DESIGN §4: nothing stuck, nothing lost)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -190,26 +191,31 @@ def test_an_outage_longer_than_the_drivers_wait_still_keeps_the_outcome(
     assert extensions.heartbeat(app).local_runs() == []  # let go once stored
 
 
+@pytest.mark.parametrize("wait", [0, 1])
 def test_a_run_stored_before_its_claim_met_an_outage_is_answered_and_starts_later(
-        lab: dict[str, Any], postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The database stops answering between the run's insert and its claim: the request
-    answers with the stored, queued run (a 503 would be retried into a second run), and
-    a beat's dispatch starts it once the database answers."""
+        lab: dict[str, Any], postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+        wait: int) -> None:
+    """The database stops answering between the run's insert and its claim, and (with
+    `wait`) stays out past the wait: the request answers with the stored, queued run (a
+    503 would be retried into a second run), and a beat's dispatch starts it once the
+    database answers."""
     app, browser = lab["app"], lab["browser"]
     extensions.heartbeat(app).start()  # as `scriptbox serve` does before any request
     queue = extensions.run_queue(app)
     claim = queue._claim
     cut: list[str] = []
+    outage = contextlib.ExitStack()
 
     def claim_in_an_outage(run_id: str, *, resuming: bool) -> Any:
-        if cut:
-            return claim(run_id, resuming=resuming)
-        cut.append(run_id)
-        with database_cut(postgres_url):
-            return claim(run_id, resuming=resuming)
+        if not cut:
+            cut.append(run_id)
+            outage.enter_context(database_cut(postgres_url))
+        return claim(run_id, resuming=resuming)
 
     monkeypatch.setattr(queue, "_claim", claim_in_an_outage)
-    started = browser.call("POST", "/api/f/lab/runs", json={"source": "result = 7"})
+    with outage:
+        started = browser.call("POST", "/api/f/lab/runs",
+                               json={"source": "result = 7", "wait": wait})
     assert started.status_code == 201, started.json
     assert (started.json["id"], started.json["status"]) == (cut[0], "queued")
     run = ended(browser, started.json["id"])

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import db, extensions
 from app.db import MAX_INTEGER
@@ -208,8 +208,23 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
         if ended is not None:
             return _shown(ended, names), 200
         # Still going (running, or waiting for a prompt): its status now.
-        run = db.session.get(Run, run.id, populate_existing=True) or run
-    return _shown(run.to_dict(), names), 200 if is_final(run.status) else 201
+        shown = _as_stored_now(run)
+    else:
+        shown = run.to_dict()
+    return _shown(shown, names), 200 if is_final(shown["status"]) else 201
+
+
+def _as_stored_now(run: Run) -> dict[str, Any]:
+    """The run as stored now; as it was read before, if the database cannot be reached:
+    the run exists, and a 503 would be retried into a second one."""
+    before = run.to_dict()
+    try:
+        return (db.session.get(Run, run.id, populate_existing=True) or run).to_dict()
+    except DBAPIError as error:
+        if not db.unreachable(error):
+            raise
+        db.session.rollback()
+        return before
 
 
 def _shown(run: dict[str, Any], names: Mapping[int, str]) -> dict[str, Any]:
