@@ -104,6 +104,7 @@ class CallLogWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._flushing = threading.Event()
+        # Rows not yet written, by facility; only facilities with some are keys.
         self._pending: collections.Counter[int] = collections.Counter()
         self._written = threading.Condition(self._lock)  # notified as rows leave `_pending`
 
@@ -127,7 +128,7 @@ class CallLogWriter:
         if self._thread is not None:
             self._flushing.set()
         with self._written:
-            return self._written.wait_for(lambda: not +self._pending, timeout)
+            return self._written.wait_for(lambda: not self._pending, timeout)
 
     def close(self, timeout: float) -> None:
         """Write what is queued, then end the thread (within `timeout` seconds)."""
@@ -177,7 +178,10 @@ class CallLogWriter:
             finally:
                 with self._lock:
                     for row in rows:
-                        self._pending[row["facility_id"]] -= 1
+                        facility_id = row["facility_id"]
+                        self._pending[facility_id] -= 1
+                        if not self._pending[facility_id]:
+                            del self._pending[facility_id]
                     self._written.notify_all()
                     if self._queue.empty():
                         self._flushing.clear()
