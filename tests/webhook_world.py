@@ -36,7 +36,7 @@ def webhook_world(live: LiveServer, *, keyed: bool = False) -> dict[str, Any]:
         script = Script(facility_id=lab.id, name="S", source="result = 6 * 7", published=True)
         session.add(script)
         session.commit()
-        ids = {"ada": ada.id, "mia": mia.id, "script": script.id}
+        ids = {"ada": ada.id, "mia": mia.id, "script": script.id, "lab": lab.id}
     tokens = {
         name: WebClient(live.app, live.url, ids[name])
         .api("POST", "/api/tokens", json={"name": "t"})

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.integrations.call_context import GrantRequest
 from app.integrations.vault import Vault
-from app.models import Account, Grant, Integration, Membership, Role
+from app.models import Account, Grant, Integration, Membership, Role, Script
 from app.seams import EventBus, Message, Subscription
 from app.services import connect_links, webhook_sending, webhooks
 
@@ -73,20 +73,39 @@ class WebhookEvents:
         self._public_url = public_url
         self._deliver = deliver
 
-    def emit(self, facility_id: int, event: str, data: dict[str, Any]) -> list[str]:
-        """Record `event` for the facility's subscribed endpoints and start sending it."""
+    def emit(
+        self,
+        facility_id: int,
+        event: str,
+        data: dict[str, Any] | Callable[[Session], dict[str, Any]],
+    ) -> list[str]:
+        """Record `event` for the facility's subscribed endpoints and start sending it.
+        `data` may be a function of the session, read only when an endpoint wants it."""
         with self._session_factory() as session:
             if not webhooks.facility_wants(session, facility_id):
                 return []
+            if callable(data):
+                data = data(session)
             ids = webhooks.enqueue(session, facility_id=facility_id, event=event, data=data)
             session.commit()
         for delivery_id in ids:
             self._deliver(delivery_id)
         return ids
 
-    def finished(self, facility_id: int, user_id: int, message: Message) -> None:
-        """`run.finished` for a run that ended (the bus message's run)."""
-        self.emit(facility_id, "run.finished", {"user_id": user_id, "run": message.get("run")})
+    def finished(self, facility_id: int, user_id: int, message: Message) -> list[str]:
+        """`run.finished` for a run that ended (the bus message's run), with its script's
+        id and name as they are now (null for a run of a file from the terminal)."""
+        run = message.get("run") or {}
+
+        def data(session: Session) -> dict[str, Any]:
+            script = None
+            if run.get("script_id") is not None:
+                name = session.scalar(select(Script.name).where(Script.id == run["script_id"]))
+                if name is not None:
+                    script = {"id": run["script_id"], "name": name}
+            return {"user_id": user_id, "script": script, "run": run}
+
+        return self.emit(facility_id, "run.finished", data)
 
     def can_prompt(self, req: GrantRequest) -> bool:
         """True when a run's call that no page can answer may wait for the embedding app:

@@ -1,5 +1,5 @@
 """What `run.finished` tells a receiver without a second API call: the facility (its slug),
-who ran it, and the run as the API shows it: its script and version, what started it
+who ran it, its script's id and name, and the run as the API shows it: its version, what started it
 (`manual`, or `schedule` with the schedule's id), its status and its error's code."""
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from app import db, extensions
-from app.models import Schedule
+from app.models import Schedule, WebhookDelivery
 from app.models._types import utcnow
 from app.services import webhooks
+from app.services.webhook_events import WebhookEvents
 from app.testing import LiveServer
+from tests.conftest import stored
 from tests.listener import Listener
 from tests.webhook_world import call, register, webhook_world
 
@@ -59,6 +61,7 @@ def test_a_manual_run_says_its_script_version_and_trigger(
     payload = _received(listener, endpoint["secret"])
     assert payload["facility"] == "lab"
     assert payload["data"]["user_id"] == world["ids"]["mia"]
+    assert payload["data"]["script"] == {"id": script_id, "name": "Twice"}
     run = payload["data"]["run"]
     assert {key: run[key] for key in _SAID} == {
         "id": answer.json()["id"], "script_id": script_id, "version": 2, "user_id":
@@ -98,3 +101,21 @@ def test_a_scheduled_run_says_its_schedule_and_its_error_code(
 
 _SAID = ("id", "script_id", "version", "user_id", "trigger", "schedule_id", "status", "error",
          "result")
+
+
+def test_a_run_of_no_stored_script_names_none(world: dict[str, Any]) -> None:
+    """A file run from the terminal has no script; a script deleted since has no name."""
+    live: LiveServer = world["live"]
+    register(world, "http://127.0.0.1:1/hook", ["run.finished"])
+    sent: list[str] = []
+    events = WebhookEvents(
+        session_factory=db.session_factory(live.app), public_url=lambda: live.url,
+        deliver=sent.append,
+    )
+    lab = world["ids"]["lab"]
+    for script_id in (None, 10**9):
+        [delivery_id] = events.finished(lab, world["ids"]["ada"],
+                                        {"run": {"id": "r", "script_id": script_id}})
+        data = stored(live.app, WebhookDelivery, delivery_id).payload["data"]
+        assert data["script"] is None and data["run"]["script_id"] == script_id
+    assert len(sent) == 2
