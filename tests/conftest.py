@@ -15,7 +15,7 @@ and must run without Flask (tests/sandbox/test_boundaries.py checks it).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,6 +23,7 @@ import pytest
 
 if TYPE_CHECKING:
     from flask import Flask
+    from flask.testing import FlaskClient
     from sqlalchemy.orm import Session
 
     from app.models import Facility, Integration, User
@@ -361,6 +362,28 @@ def add_member(session: Session, *, user: User, facility: Facility, role: str = 
     from app.services import people
 
     people.set_membership(session, user=user, facility=facility, role=role)
+
+
+def signed_in_lab(app: Flask, *, roles: Iterable[str], csrf: str) -> dict[str, FlaskClient]:
+    """Facility `lab` with one user per role (`<role>@example.com`) and a test client signed
+    in as each, its CSRF token `csrf`; the clients by role. Call it inside the app's context:
+    it commits the test's session."""
+    from app import db
+    from app.testing import signed_in_session
+
+    session = db.session()
+    lab = create_facility(session, slug="lab")
+    clients = {}
+    for role in roles:
+        user = create_user(session, email=f"{role}@example.com")
+        add_member(session, user=user, facility=lab, role=role)
+        session.flush()
+        client = app.test_client()
+        with client.session_transaction() as cookie:
+            cookie.update({**signed_in_session(app, user.id), "csrf": csrf})
+        clients[str(role)] = client
+    session.commit()
+    return clients
 
 
 def create_integration(

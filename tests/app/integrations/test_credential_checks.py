@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from app import db
 from app.models import Account, Role
-from app.testing import signed_in_session
 from tests.app.integrations.conftest import (
     API_KEY,
     API_SECRET,
@@ -22,7 +21,7 @@ from tests.app.integrations.conftest import (
     PLAIN_KEY,
     RealProvider,
 )
-from tests.conftest import add_member, create_facility, create_user
+from tests.conftest import signed_in_lab
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -32,19 +31,7 @@ VERIFY = {"method": "GET", "path": "/me", "expected_status": 200}
 @pytest.fixture
 def clients(app: Flask) -> dict[str, FlaskClient]:
     """Clients signed in as an admin and as a member of facility `lab`."""
-    session = db.session()
-    lab = create_facility(session, slug="lab")
-    result = {}
-    for role in (Role.admin, Role.member):
-        user = create_user(session, email=f"{role.value}@example.com")
-        add_member(session, user=user, facility=lab, role=role)
-        session.flush()
-        client = app.test_client()
-        with client.session_transaction() as sess:
-            sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
-        result[role.value] = client
-    session.commit()
-    return result
+    return signed_in_lab(app, roles=(Role.admin, Role.member), csrf=CSRF)
 
 
 def _integration(client: FlaskClient, provider: RealProvider, **fields: Any) -> None:

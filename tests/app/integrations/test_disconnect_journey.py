@@ -18,9 +18,8 @@ from werkzeug.wrappers import Request, Response
 from app import db
 from app.devprovider import answer_consent
 from app.models import Account, Role
-from app.testing import signed_in_session
 from tests.app.integrations.conftest import SECRETS, RealProvider
-from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields
+from tests.conftest import demo_oauth_fields, signed_in_lab
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -28,19 +27,8 @@ HEADERS = {"X-CSRF-Token": CSRF}
 
 @pytest.fixture
 def clients(app: Flask) -> dict[str, FlaskClient]:
-    session = db.session()
-    lab = create_facility(session, slug="lab")
-    result = {}
-    for role in (Role.admin, Role.member):
-        user = create_user(session, email=f"{role.value}@example.com")
-        add_member(session, user=user, facility=lab, role=role)
-        session.flush()
-        client = app.test_client()
-        with client.session_transaction() as sess:
-            sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
-        result[role.value] = client
-    session.commit()
-    return result
+    """Clients signed in as an admin and as a member of facility `lab`."""
+    return signed_in_lab(app, roles=(Role.admin, Role.member), csrf=CSRF)
 
 
 def _setup(clients: dict[str, FlaskClient], provider: RealProvider, **fields: Any) -> int:

@@ -24,8 +24,8 @@ from app.devprovider import (
 )
 from app.models import Account, Role
 from app.models._types import utcnow
-from app.testing import LiveServer, signed_in_session
-from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields
+from app.testing import LiveServer
+from tests.conftest import demo_oauth_fields, signed_in_lab
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -43,20 +43,11 @@ def world(live: LiveServer) -> Iterator[dict[str, Any]]:
     )
     provider_app = create_provider_app(ProviderConfig(access_token_lifetime=3600, clients=[spec]))
     with serve_in_thread(provider_app) as provider:
-        clients = {}
         with live.app.app_context():
-            session = db.session()
-            lab = create_facility(session, slug="lab")
-            for role in (Role.admin, Role.scripter):
-                user = create_user(session, email=f"{role.value}@example.com")
-                add_member(session, user=user, facility=lab, role=role)
-                session.flush()
-                client = live.app.test_client()
-                with client.session_transaction() as sess:
-                    sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
-                clients["admin" if role is Role.admin else "member"] = client
-            session.commit()
+            by_role = signed_in_lab(live.app, roles=(Role.admin, Role.scripter), csrf=CSRF)
             db.session.remove()
+        # The tests' `member` connects an account and runs source, which takes a scripter.
+        clients = {"admin": by_role["admin"], "member": by_role["scripter"]}
         created = clients["admin"].post(
             "/api/f/lab/integrations",
             json=demo_oauth_fields(

@@ -9,7 +9,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import db
 from app.integrations.catalog import load_catalog
 from app.integrations.catalog_entry import (
     MAX_CLIENT_ID_LENGTH,
@@ -20,8 +19,7 @@ from app.integrations.catalog_entry import (
     OAUTH_MODES,
 )
 from app.models import Role
-from app.testing import signed_in_session
-from tests.conftest import add_member, create_facility, create_user
+from tests.conftest import signed_in_lab
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -31,15 +29,7 @@ CATALOG = sorted(load_catalog().values(), key=lambda entry: entry.key)
 @pytest.fixture
 def admin(app: Flask) -> FlaskClient:
     """A client signed in as an admin of facility `lab`."""
-    session = db.session()
-    lab = create_facility(session, slug="lab")
-    user = create_user(session, email="admin@example.com")
-    add_member(session, user=user, facility=lab, role=Role.admin)
-    session.commit()
-    client = app.test_client()
-    with client.session_transaction() as sess:
-        sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
-    return client
+    return signed_in_lab(app, roles=[Role.admin], csrf=CSRF)["admin"]
 
 
 def _create(client: FlaskClient, body: dict[str, Any]) -> Any:

@@ -14,8 +14,8 @@ from sqlalchemy import update
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Account, Role
-from app.testing import LiveServer, signed_in_session
-from tests.conftest import add_member, create_facility, create_user
+from app.testing import LiveServer
+from tests.conftest import signed_in_lab
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -33,19 +33,8 @@ def world(live: LiveServer) -> Iterator[dict[str, FlaskClient]]:
     """A key integration whose master account must be signed in again; admin and scripter."""
     provider_app = create_provider_app(ProviderConfig(api_keys={"master-key-5": None}))
     with serve_in_thread(provider_app) as provider:
-        clients = {}
         with live.app.app_context():
-            session = db.session()
-            lab = create_facility(session, slug="lab")
-            for role in (Role.admin, Role.scripter):
-                user = create_user(session, email=f"{role.value}@example.com")
-                add_member(session, user=user, facility=lab, role=role)
-                session.flush()
-                client = live.app.test_client()
-                with client.session_transaction() as sess:
-                    sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
-                clients[role.value] = client
-            session.commit()
+            clients = signed_in_lab(live.app, roles=(Role.admin, Role.scripter), csrf=CSRF)
             db.session.remove()
         admin = clients["admin"]
         created = admin.post(

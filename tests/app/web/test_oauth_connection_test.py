@@ -9,11 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import db
 from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Role
-from app.testing import signed_in_session
-from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields
+from tests.conftest import demo_oauth_fields, signed_in_lab
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -30,15 +28,8 @@ def post_only() -> Iterator[str]:
 
 @pytest.fixture
 def admin(app: Flask) -> FlaskClient:
-    session = db.session()
-    lab = create_facility(session, slug="lab")
-    user = create_user(session, email="admin@example.com")
-    add_member(session, user=user, facility=lab, role=Role.admin)
-    session.commit()
-    client = app.test_client()
-    with client.session_transaction() as sess:
-        sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
-    return client
+    """A client signed in as an admin of facility `lab`."""
+    return signed_in_lab(app, roles=[Role.admin], csrf=CSRF)["admin"]
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.integrations.defaults import MASKED
 from app.models import Integration, Role
-from app.testing import LiveServer, signed_in_session
-from tests.conftest import add_member, create_facility, create_user
+from app.testing import LiveServer
+from tests.conftest import signed_in_lab
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -30,19 +30,9 @@ result = {"header": echo["headers"].get("x-static-token"), "query": echo["args"]
 def world(live: LiveServer) -> Iterator[dict[str, Any]]:
     provider_app = create_provider_app(ProviderConfig(api_keys={"the-key-31": None}))
     with serve_in_thread(provider_app) as provider:
-        clients = {}
         with live.app.app_context():
-            session = db.session()
-            lab = create_facility(session, slug="lab")
-            for role in (Role.admin, Role.scripter, Role.member):
-                user = create_user(session, email=f"{role.value}@example.com")
-                add_member(session, user=user, facility=lab, role=role)
-                session.flush()
-                client = live.app.test_client()
-                with client.session_transaction() as sess:
-                    sess.update({**signed_in_session(client.application, user.id), "csrf": CSRF})
-                clients[role.value] = client
-            session.commit()
+            roles = (Role.admin, Role.scripter, Role.member)
+            clients = signed_in_lab(live.app, roles=roles, csrf=CSRF)
             db.session.remove()
         admin = clients["admin"]
         created = admin.post(
