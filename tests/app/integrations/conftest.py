@@ -24,7 +24,7 @@ from app.devprovider import (
 )
 from app.models import Facility, Integration
 from app.services import integrations_admin
-from tests.conftest import demo_oauth_fields, make_app
+from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields, make_app
 
 REDIRECT = "http://127.0.0.1:5000/oauth/callback"
 SECRETS = {
@@ -104,6 +104,21 @@ def provider() -> Iterator[RealProvider]:
 def _fresh_provider_stats(request: pytest.FixtureRequest) -> None:
     if "provider" in request.fixturenames:
         request.getfixturevalue("provider").stats.reset()
+
+
+def admin_lab(session: Session) -> dict[str, Any]:
+    """Facility `lab` and its admin Ada (ada@example.com), committed: "facility", "user"."""
+    facility = create_facility(session, slug="lab")
+    user = create_user(session)
+    add_member(session, user=user, facility=facility, role="admin")
+    session.commit()
+    return {"facility": facility, "user": user}
+
+
+@pytest.fixture
+def lab(app: Flask, session: Session) -> dict[str, Any]:
+    """admin_lab in the test's app."""
+    return admin_lab(session)
 
 
 def oauth_integration(

@@ -30,23 +30,15 @@ from tests.app.integrations.conftest import (
     REDIRECT,
     SECRETS,
     RealProvider,
+    admin_lab,
     answer_consent,
     authorize,
     code_and_state,
     oauth_integration,
 )
-from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.conftest import add_member, create_user, make_app
 
 BINDING = "binding-of-this-browser"
-
-
-@pytest.fixture
-def lab(app: Flask, session: Session) -> dict[str, Any]:
-    facility = create_facility(session, slug="lab")
-    user = create_user(session)
-    add_member(session, user=user, facility=facility, role="admin")
-    session.commit()
-    return {"facility": facility, "user": user}
 
 
 def complete(
@@ -200,11 +192,8 @@ def test_parallel_callbacks_consume_a_state_once_on_postgres(
     app = make_app(tmp_path, DATABASE_URL=postgres_url)  # migrated, 0004 included
     with app.app_context():
         session = db.session()
-        facility, user = create_facility(session), create_user(session)
-        add_member(session, user=user, facility=facility, role="admin")
-        session.commit()
-        lab = {"facility": facility, "user": user}
-        integration = oauth_integration(session, facility, provider)
+        lab = admin_lab(session)
+        integration = oauth_integration(session, lab["facility"], provider)
         code, state, _ = started(session, lab, integration)
         assert _parallel_callbacks(app, state, code) == sorted(["connected"] + [USED] * 5)
         assert provider.stats["code_exchanges"] == 1

@@ -30,21 +30,12 @@ from tests.app.integrations.conftest import (
     REDIRECT,
     SECRETS,
     RealProvider,
+    admin_lab,
     authorize,
     oauth_integration,
 )
-from tests.conftest import add_member, create_facility, create_user
 
 BINDING = "session-binding-of-this-browser"
-
-
-@pytest.fixture
-def lab(app: Flask, session: Session) -> dict[str, Any]:
-    facility = create_facility(session, slug="lab")
-    user = create_user(session)
-    add_member(session, user=user, facility=facility, role="admin")
-    session.commit()
-    return {"facility": facility, "user": user}
 
 
 def connect(
@@ -468,12 +459,8 @@ def test_two_processes_sharing_postgres_refresh_once(
     app = make_app(tmp_path, DATABASE_URL=postgres_url)
     with app.app_context():
         session = db.session()
-        facility = create_facility(session, slug="lab")
-        user = create_user(session)
-        add_member(session, user=user, facility=facility, role="admin")
-        session.commit()
-        lab = {"facility": facility, "user": user}
-        account, _ = connect(session, lab, oauth_integration(session, facility, provider))
+        lab = admin_lab(session)
+        account, _ = connect(session, lab, oauth_integration(session, lab["facility"], provider))
         _expire(session, account)
         _race_two_processes(postgres_url, account.id, app, provider)
         db.session.remove()
