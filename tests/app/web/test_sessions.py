@@ -16,7 +16,7 @@ from app import db
 from app.cli import main as cli
 from app.models import Facility, Membership, Role, UserSession
 from app.models._types import utcnow
-from app.testing import LiveServer, WebClient
+from app.testing import LiveServer, Socket, WebClient
 from tests.app.web.conftest import Site
 from tests.conftest import PASSWORD, add_member, create_user
 
@@ -172,8 +172,9 @@ def test_an_open_page_closes_when_the_member_is_removed(quick_recheck: Site) -> 
     assert page.next(timeout=10) is None
 
 
-def test_an_admin_signs_a_member_out_everywhere(quick_recheck: Site) -> None:
-    site = quick_recheck
+def _an_admin_and_ada_signed_in_twice(site: Site) -> tuple[WebClient, Browser, Socket]:
+    """A client of lab's admin boss@example.com; Ada signed in again by the login form (a
+    Browser, her second session) and her page's websocket, greeted."""
     live = site.live
     with live.app.app_context():
         lab = db.session.query(Facility).filter_by(slug="lab").one()
@@ -186,6 +187,12 @@ def test_an_admin_signs_a_member_out_everywhere(quick_recheck: Site) -> None:
     browser.sign_in()
     page = site.ada.websocket("lab")
     page.wait_for("hello")
+    return admin, browser, page
+
+
+def test_an_admin_signs_a_member_out_everywhere(quick_recheck: Site) -> None:
+    site = quick_recheck
+    admin, browser, page = _an_admin_and_ada_signed_in_twice(site)
     answer = admin.api("POST", f"/api/f/lab/members/{site.ada_id}/sign-out")
     assert answer.status_code == 200 and answer.json() == {"sessions_ended": 2}
     assert browser.me() == 401
@@ -197,18 +204,7 @@ def test_an_admin_signs_a_member_out_everywhere(quick_recheck: Site) -> None:
 
 def test_removal_from_the_facility_ends_the_members_sessions(quick_recheck: Site) -> None:
     site = quick_recheck
-    live = site.live
-    with live.app.app_context():
-        lab = db.session.query(Facility).filter_by(slug="lab").one()
-        boss = create_user(db.session(), email="boss@example.com")
-        add_member(db.session(), user=boss, facility=lab, role=Role.admin)
-        db.session.commit()
-        boss_id = boss.id
-    admin = WebClient(live.app, live.url, boss_id)
-    browser = Browser(live)
-    browser.sign_in()
-    page = site.ada.websocket("lab")
-    page.wait_for("hello")
+    admin, browser, page = _an_admin_and_ada_signed_in_twice(site)
     assert admin.api("DELETE", f"/api/f/lab/members/{site.ada_id}").status_code == 204
     assert browser.me() == 401 and site.ada.api("GET", "/api/me").status_code == 401
     assert page.wait_for("error")["code"] == "session_ended"
