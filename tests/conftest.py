@@ -444,6 +444,21 @@ def demo_oauth_fields(
     }
 
 
+def keyed_api_fields(provider_url: str, **more: Any) -> dict[str, Any]:
+    """What an admin sends to add API-key integration `keyed` ("Keyed API") on the dev
+    provider's key API at `provider_url`, its key in header X-API-Key; `more` adds or
+    overrides."""
+    return {
+        "key": "keyed",
+        "name": "Keyed API",
+        "auth_mode": "api_key",
+        "base_url": f"{provider_url}/keyapi",
+        "credential_fields": ["api_key"],
+        "placements": [{"location": "header", "name": "X-API-Key", "template": "{api_key}"}],
+        **more,
+    }
+
+
 def create_closed_oauth_integration(session: Session, *, facility: Facility) -> None:
     """An OAuth2 integration `oauthy` made as an admin makes one, every endpoint on a closed
     loopback port: nothing it does may reach a network."""

@@ -10,8 +10,9 @@ import pytest
 from app import db
 from app.models import Role, Script
 from app.testing import LiveServer
-from tests.conftest import PASSWORD, add_member, create_facility, create_integration, create_user
+from tests.conftest import add_member, create_facility, create_integration, create_user
 from tests.e2e.conftest import shot
+from tests.e2e.people import signed_in
 
 pytestmark = pytest.mark.browser
 SCRIPTS = {
@@ -32,16 +33,10 @@ def member_page(browser: Any, live: LiveServer) -> Any:
         for name, source in SCRIPTS.items():
             session.add(Script(facility_id=lab.id, name=name, source=source, published=True))
         session.commit()
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(f"{live.url}/login")
-    page.fill("input[name=email]", "member@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
+    page = signed_in(browser, live, "member@example.com", height=800)
     page.goto(f"{live.url}/f/lab/scripts")
     yield page
-    context.close()
+    page.context.close()
 
 
 def test_cancel_stops_a_running_script(member_page: Any) -> None:

@@ -24,8 +24,9 @@ from app.devprovider import (
 from app.models import CallLog, Integration, Role, Script
 from app.services import connections, integrations_admin
 from app.testing import LiveServer
-from tests.conftest import PASSWORD, add_member, create_facility, create_user
+from tests.conftest import add_member, create_facility, create_user, keyed_api_fields
 from tests.e2e.conftest import shot
+from tests.e2e.people import signed_in
 
 pytestmark = pytest.mark.browser
 API_KEY = "e2e-api-key"
@@ -73,16 +74,7 @@ def site(live: LiveServer) -> Iterator[dict[str, Any]]:
             integrations_admin.create_custom(
                 session,
                 facility=lab,
-                fields={
-                    "key": "keyed",
-                    "name": "Keyed API",
-                    "auth_mode": "api_key",
-                    "base_url": f"{provider.url}/keyapi",
-                    "credential_fields": ["api_key"],
-                    "placements": [
-                        {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
-                    ],
-                },
+                fields=keyed_api_fields(provider.url),
             )
             for name, source in (
                 ("Who am I", CALLS_OAUTH),
@@ -93,17 +85,6 @@ def site(live: LiveServer) -> Iterator[dict[str, Any]]:
             session.commit()
             ids = {"lab": lab.id}
         yield {"live": live, "provider": provider, "ids": ids}
-
-
-def sign_in(browser: Any, live: LiveServer, email: str) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(f"{live.url}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
-    return page
 
 
 def run_script(page: Any, live: LiveServer, name: str) -> Any:
@@ -121,7 +102,7 @@ def run_result(card: Any) -> Any:
 
 def test_a_custom_oauth_integration_prompts_and_resumes(browser: Any, site: dict[str, Any]) -> None:
     live, provider = site["live"], site["provider"]
-    admin = sign_in(browser, live, "admin@example.com")
+    admin = signed_in(browser, live, "admin@example.com", height=800)
     admin.goto(f"{live.url}/f/lab/manage/integrations/new")
     shot(admin, "management-new-integration")
     form = admin.locator("#custom-integration-form")
@@ -140,7 +121,7 @@ def test_a_custom_oauth_integration_prompts_and_resumes(browser: Any, site: dict
     shot(admin, "management-integration-settings")
     assert "/oauth/callback" in admin.locator("#redirect-uri").inner_text()
 
-    member = sign_in(browser, live, "member@example.com")
+    member = signed_in(browser, live, "member@example.com", height=800)
     card = run_script(member, live, "Who am I")
     prompt = member.locator(".grant-prompt")
     prompt.wait_for(timeout=20000)
@@ -158,7 +139,7 @@ def test_a_custom_oauth_integration_prompts_and_resumes(browser: Any, site: dict
 
 
 def test_refusing_runs_the_scripts_except_branch(browser: Any, site: dict[str, Any]) -> None:
-    member = sign_in(browser, site["live"], "member@example.com")
+    member = signed_in(browser, site["live"], "member@example.com", height=800)
     card = run_script(member, site["live"], "Maybe keyed")
     prompt = member.locator(".grant-prompt")
     prompt.wait_for(timeout=20000)
@@ -185,7 +166,7 @@ def test_with_a_master_account_no_prompt_and_the_call_log_says_master(
             vault=extensions.vault(),
         )
         session.commit()
-    member = sign_in(browser, live, "member@example.com")
+    member = signed_in(browser, live, "member@example.com", height=800)
     card = run_script(member, live, "Keyed echo")
     assert run_result(card) == {"status": 200}
     assert member.locator(".grant-prompt").count() == 0
@@ -194,14 +175,14 @@ def test_with_a_master_account_no_prompt_and_the_call_log_says_master(
         assert [(r.integration_key, r.account_kind, r.status) for r in rows] == [
             ("keyed", "master", 200)
         ]
-    admin = sign_in(browser, live, "admin@example.com")
+    admin = signed_in(browser, live, "admin@example.com", height=800)
     admin.goto(f"{live.url}/f/lab/manage/calls")
     admin.locator("text=master").first.wait_for()
     shot(admin, "management-call-log")
 
 
 def test_an_api_key_integration_prompts_with_a_form(browser: Any, site: dict[str, Any]) -> None:
-    member = sign_in(browser, site["live"], "member@example.com")
+    member = signed_in(browser, site["live"], "member@example.com", height=800)
     card = run_script(member, site["live"], "Keyed echo")
     prompt = member.locator(".grant-prompt")
     prompt.wait_for(timeout=20000)
@@ -245,7 +226,7 @@ def test_every_page_renders_on_a_laptop_and_a_phone(browser: Any, site: dict[str
     watch(anonymous)
     anonymous.goto(f"{live.url}/login")
     shot(anonymous, f"login-{width}")
-    page = sign_in(browser, live, "admin@example.com")
+    page = signed_in(browser, live, "admin@example.com", height=800)
     page.set_viewport_size({"width": width, "height": height})
     watch(page)
     for name, path in PAGES:

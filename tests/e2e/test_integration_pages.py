@@ -15,12 +15,12 @@ from app.models import Facility, Integration, Role
 from app.services import integrations_admin
 from app.testing import LiveServer
 from tests.conftest import (
-    PASSWORD,
     add_member,
     create_user,
+    keyed_api_fields,
 )
 from tests.e2e.conftest import shot
-from tests.e2e.people import admin_of_lab, lab_oauth_provider
+from tests.e2e.people import admin_of_lab, lab_oauth_provider, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -191,17 +191,9 @@ def test_a_wrong_master_key_is_refused_and_test_connection_says_why(
         integrations_admin.create_custom(
             session,
             facility=lab,
-            fields={
-                "key": "keyed",
-                "name": "Keyed API",
-                "auth_mode": "api_key",
-                "base_url": f"{keyed_provider}/keyapi",
-                "credential_fields": ["api_key"],
-                "placements": [
-                    {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
-                ],
-                "verify": {"method": "GET", "path": "/me", "expected_status": 200},
-            },
+            fields=keyed_api_fields(
+                keyed_provider, verify={"method": "GET", "path": "/me", "expected_status": 200}
+            ),
         )
         session.commit()
         db.session.remove()
@@ -280,13 +272,7 @@ def test_a_master_that_must_sign_in_again_is_shown_and_explained(
         session.commit()
         db.session.remove()
 
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(f"{live.url}/login")
-    page.fill("input[name=email]", "member@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
+    page = signed_in(browser, live, "member@example.com", height=800)
     page.goto(f"{live.url}/f/lab/scripts")
     page.locator(".script-card", has_text="Keyed me").locator(".run-script").click()
     prompt = page.locator(".grant-prompt")
@@ -294,7 +280,7 @@ def test_a_master_that_must_sign_in_again_is_shown_and_explained(
     assert "must be signed in again by an admin" in prompt.inner_text()
     shot(page, "scripts-prompt-master-needs-reauth")
     prompt.locator(".grant-refuse").click()
-    context.close()
+    page.context.close()
 
     admin = admin_page
     admin.goto(f"{live.url}/f/lab/manage")
@@ -352,13 +338,7 @@ def test_a_failed_revocation_offers_retry_or_remove_anyway(
         session.commit()
         db.session.remove()
 
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(f"{live.url}/login")
-    page.fill("input[name=email]", "member@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
+    page = signed_in(browser, live, "member@example.com", height=800)
     page.goto(f"{live.url}/settings/integrations")
     row = page.locator(".integration-row[data-key=demo]")
     row.locator(".disconnect").click()
@@ -374,7 +354,7 @@ def test_a_failed_revocation_offers_retry_or_remove_anyway(
     with live.app.app_context():
         assert db.session.query(Account).count() == 0
         db.session.remove()
-    context.close()
+    page.context.close()
 
 
 def test_a_refused_oauth_client_shows_on_management_and_its_page(

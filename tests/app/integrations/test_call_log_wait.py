@@ -15,7 +15,7 @@ from app.services import connections, integrations_admin
 from app.testing import signed_in_session
 from sandbox import Limits
 from tests.app.integrations.conftest import PLAIN_KEY, RealProvider
-from tests.conftest import add_member, create_facility, create_user
+from tests.conftest import add_member, create_facility, create_user, keyed_api_fields
 
 SIGN_IN_TAKES_S = 300.0
 CSRF = "csrf-token"
@@ -40,14 +40,7 @@ def test_the_wait_for_a_sign_in_is_logged_apart_from_the_calls_duration(
     integration = integrations_admin.create_custom(
         session,
         facility=lab,
-        fields={
-            "key": "keyed",
-            "name": "Keyed",
-            "auth_mode": "api_key",
-            "base_url": f"{provider.url}/keyapi",
-            "credential_fields": ["api_key"],
-            "placements": [{"location": "header", "name": "X-API-Key", "template": "{api_key}"}],
-        },
+        fields=keyed_api_fields(provider.url, name="Keyed"),
     )
     session.commit()
     clock = ShiftableClock()

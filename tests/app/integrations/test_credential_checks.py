@@ -21,7 +21,7 @@ from tests.app.integrations.conftest import (
     PLAIN_KEY,
     RealProvider,
 )
-from tests.conftest import signed_in_lab
+from tests.conftest import keyed_api_fields, signed_in_lab
 
 CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
@@ -35,16 +35,7 @@ def clients(app: Flask) -> dict[str, FlaskClient]:
 
 
 def _integration(client: FlaskClient, provider: RealProvider, **fields: Any) -> None:
-    body = {
-        "key": "keyed",
-        "name": "Keyed API",
-        "auth_mode": "api_key",
-        "base_url": f"{provider.url}/keyapi",
-        "credential_fields": ["api_key"],
-        "placements": [{"location": "header", "name": "X-API-Key", "template": "{api_key}"}],
-        "verify": VERIFY,
-        **fields,
-    }
+    body = keyed_api_fields(provider.url, **{"verify": VERIFY, **fields})
     answer = client.post("/api/f/lab/integrations", json=body, headers=HEADERS)
     assert answer.status_code == 201, answer.get_json()
 
