@@ -119,6 +119,31 @@ def state_purpose(session: Session, state: str) -> str | None:
     )
 
 
+def complete_callback(
+    session: Session,
+    *,
+    query: Mapping[str, str],
+    session_binding: str,
+    redirect_uri: str,
+    vault: Vault,
+    http: requests.Session | None = None,
+) -> tuple[Account, OAuthState]:
+    """`complete_authorization` with the callback's query parameters: the one reader of
+    them for every callback (signed-in and connect-link alike), so none skips `iss`."""
+    return complete_authorization(
+        session,
+        state=query.get("state", ""),
+        code=query.get("code"),
+        error=query.get("error"),
+        error_description=query.get("error_description"),
+        iss=query.get("iss"),
+        session_binding=session_binding,
+        redirect_uri=redirect_uri,
+        vault=vault,
+        http=http,
+    )
+
+
 def complete_authorization(
     session: Session,
     *,

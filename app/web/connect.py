@@ -131,11 +131,9 @@ def finish_oauth() -> ResponseReturnValue:
     binding = connect_links.browser_binding(secret) if secret else ""
     link = connect_links.link_of_browser(db.session(), browser_secret=secret)
     try:
-        account, _state = oauth_sign_in.complete_authorization(
+        account, _state = oauth_sign_in.complete_callback(
             db.session(),
-            state=request.args.get("state", ""),
-            code=request.args.get("code"),
-            error=request.args.get("error"),
+            query=request.args,
             session_binding=binding,
             redirect_uri=redirect_uri(current_app.config["PUBLIC_URL"]),
             vault=extensions.vault(),

@@ -41,13 +41,9 @@ def _signed_in_callback(purpose: str | None) -> ResponseReturnValue:
     """Finish a signed-in user's authorization: store the account, resolve the grant."""
     require_user()
     try:
-        account, state = oauth_sign_in.complete_authorization(
+        account, state = oauth_sign_in.complete_callback(
             db.session(),
-            state=request.args.get("state", ""),
-            code=request.args.get("code"),
-            error=request.args.get("error"),
-            error_description=request.args.get("error_description"),
-            iss=request.args.get("iss"),
+            query=request.args,
             session_binding=session_binding(),
             redirect_uri=_redirect_uri(),
             vault=extensions.vault(),

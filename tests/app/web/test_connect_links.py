@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -372,3 +372,63 @@ def test_a_link_without_return_to_ends_on_a_page_with_the_links_own_next_step(
     assert again.status_code == 403
     assert "To connect later, ask whoever sent you this link for a new one." in again.text
     assert "Back to Scriptbox" not in again.text and "start the sign-in again" not in again.text
+
+
+def _with_query(location: str, **extra: str) -> str:
+    """The provider's redirect back with `extra` parameters added (as a forger would)."""
+    return f"{location}&{urlencode(extra)}"
+
+
+@pytest.mark.parametrize(
+    ("declared", "sent", "words"),
+    [
+        (None, "https://evil.example.com", "names another provider as its issuer"),
+        ("https://issuer.example.com", "https://issuer.example.com", None),
+        ("https://issuer.example.com", None, "its issuer does not match"),
+        ("https://issuer.example.com", "https://evil.example.com", "its issuer does not match"),
+    ],
+)
+def test_a_link_sign_ins_callback_checks_its_issuer(
+    world: dict[str, Any], declared: str | None, sent: str | None, words: str | None
+) -> None:
+    # The link's callback read neither `iss` nor `error_description`: a forged issuer was
+    # connected, and the right one of an integration that declares it was refused.
+    if declared:
+        patched = requests.patch(
+            f"{world['live'].url}/api/f/lab/integrations/demo",
+            json={"issuer": declared},
+            headers={"Authorization": f"Bearer {world['token']}"},
+            timeout=30,
+        )
+        assert patched.status_code == 200, patched.text
+    url = _link(world, integration="demo", user_id=world["ids"]["mia"])
+    browser = requests.Session()
+    back = answer_consent(_open(world, url, browser).headers["Location"], approve=True)
+    done = _callback(world, _with_query(back, iss=sent) if sent else back, browser)
+    if words is None:
+        assert done.status_code == 200 and "Demo OAuth is connected" in done.text
+        assert len(_accounts(world)) == 1
+    else:
+        assert done.status_code == 400 and words in done.text
+        assert _accounts(world) == []
+
+
+def test_a_link_sign_ins_callback_shows_the_providers_error_description(
+    world: dict[str, Any],
+) -> None:
+    url = _link(world, integration="demo", user_id=world["ids"]["mia"])
+    browser = requests.Session()
+    to_provider = _open(world, url, browser)
+    [state] = parse_qs(urlsplit(to_provider.headers["Location"]).query)["state"]
+    query = urlencode({
+        "state": state,
+        "error": "invalid_scope",
+        "error_description": "scope <admin> is not granted to this client",
+    })
+    page = browser.get(
+        f"{world['live'].url}/oauth/callback?{query}", allow_redirects=False, timeout=30
+    )
+    assert page.status_code == 400
+    assert "invalid_scope" in page.text
+    assert "scope &lt;admin&gt; is not granted to this client" in page.text  # shown, escaped
+    assert _accounts(world) == []
