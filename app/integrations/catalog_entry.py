@@ -46,6 +46,14 @@ MAX_NAME_LENGTH = 200
 MAX_LABEL_LENGTH = 64
 MAX_URL_LENGTH = 500
 MAX_CLIENT_ID_LENGTH = 255
+# Bounds on what an admin lists (DESIGN §6): every one is sent or checked on each call.
+MAX_ALLOWED_HOSTS = 50
+MAX_EXTRA_ENTRIES = 50  # default headers, default query parameters, authorization params
+MAX_HEADER_NAME_LENGTH = 256
+MAX_HEADER_VALUE_LENGTH = 8 * 1024
+# A typed API key, secret or password (and an OAuth client secret): far beyond any real one,
+# well below what a provider's header limit takes.
+MAX_CREDENTIAL_LENGTH = 8 * 1024
 
 OAUTH_ONLY_FIELDS: frozenset[str] = frozenset(
     {"token_url", "token_request_method", "token_auth_method", "revoke_url"}

@@ -222,6 +222,12 @@ def connect_with_credentials(
             raise ValidationError(f"the {name.replace('_', ' ')} must be text", field=name)
         if not value.strip():
             raise ValidationError(f"enter the {name.replace('_', ' ')}", field=name)
+        if len(value) > catalog_entry.MAX_CREDENTIAL_LENGTH:
+            raise ValidationError(
+                f"the {name.replace('_', ' ')} may be at most"
+                f" {catalog_entry.MAX_CREDENTIAL_LENGTH:,} characters",
+                field=name,
+            )
         if any(c in value for c in "\r\n\x00"):
             raise ValidationError(
                 f"the {name.replace('_', ' ')} has invalid characters", field=name

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from sqlalchemy import select
 
 from app import db, extensions
-from app.integrations.catalog_entry import CREDENTIAL_MODES
+from app.integrations.catalog_entry import (
+    CREDENTIAL_MODES,
+    MAX_ALLOWED_HOSTS,
+    MAX_CREDENTIAL_LENGTH,
+    MAX_EXTRA_ENTRIES,
+    MAX_HEADER_NAME_LENGTH,
+    MAX_HEADER_VALUE_LENGTH,
+    MAX_URL_LENGTH,
+)
 from app.models import Account, Integration, Role
 from app.services import (
     connections,
@@ -27,6 +35,21 @@ from app.web.security import require_member
 
 bp = api_blueprint("api_integrations")
 TAGS = ("integrations",)
+
+# Default headers, default query parameters and authorization parameters: a bounded number
+# of names and values, each bounded (all of them go out with every call or sign-in).
+ExtraMap = Annotated[
+    dict[
+        Annotated[StrictStr, Field(max_length=MAX_HEADER_NAME_LENGTH)],
+        Annotated[StrictStr, Field(max_length=MAX_HEADER_VALUE_LENGTH)],
+    ],
+    Field(max_length=MAX_EXTRA_ENTRIES),
+]
+AllowedHosts = Annotated[
+    list[Annotated[StrictStr, Field(max_length=MAX_URL_LENGTH)]],
+    Field(max_length=MAX_ALLOWED_HOSTS),
+]
+Credential = Annotated[StrictStr, Field(max_length=MAX_CREDENTIAL_LENGTH)]
 
 
 class IntegrationSettings(Body):
@@ -48,15 +71,15 @@ class IntegrationSettings(Body):
     token_auth_method: StrictStr | None = None
     scope_separator: StrictStr | None = None
     client_id: StrictStr | None = None
-    client_secret: StrictStr | None = None
+    client_secret: Credential | None = None
     scopes: list[StrictStr] | None = None
     credential_fields: list[StrictStr] | None = None
-    allowed_hosts: list[StrictStr] | None = None
+    allowed_hosts: AllowedHosts | None = None
     placements: list[dict[str, Any]] | None = None
     parameters: list[dict[str, Any]] | None = None
-    authorization_params: TextMap | None = None
-    default_headers: TextMap | None = None
-    default_query: TextMap | None = None
+    authorization_params: ExtraMap | None = None
+    default_headers: ExtraMap | None = None
+    default_query: ExtraMap | None = None
     pkce: StrictBool | None = None
     refresh_on_403: StrictBool | None = None
     allow_private_network: StrictBool | None = None
@@ -105,7 +128,7 @@ class CredentialsTest(Body):
     """Key/password integrations: credentials typed for the test (never stored); without
     them the master account's are tried."""
 
-    fields: TextMap | None = None
+    fields: dict[StrictStr, Credential] | None = None
     parameters: TextMap | None = None
 
 

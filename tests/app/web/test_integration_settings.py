@@ -11,7 +11,12 @@ from flask.testing import FlaskClient
 
 from app.integrations.catalog import load_catalog
 from app.integrations.catalog_entry import (
+    MAX_ALLOWED_HOSTS,
     MAX_CLIENT_ID_LENGTH,
+    MAX_CREDENTIAL_LENGTH,
+    MAX_EXTRA_ENTRIES,
+    MAX_HEADER_NAME_LENGTH,
+    MAX_HEADER_VALUE_LENGTH,
     MAX_KEY_LENGTH,
     MAX_LABEL_LENGTH,
     MAX_NAME_LENGTH,
@@ -111,6 +116,14 @@ MALFORMED = [
     (KEYED, "base_url", "https://api.example.com/" + "p" * MAX_URL_LENGTH),
     (OAUTH, "token_url", "https://example.com/" + "t" * MAX_URL_LENGTH),
     (OAUTH, "client_secret", ["x"]),
+    # Lists and text are bounded (DESIGN §6): each of these was a 201.
+    (KEYED, "allowed_hosts", [f"h{n}.example.com" for n in range(MAX_ALLOWED_HOSTS + 1)]),
+    (KEYED, "default_headers", {f"X-H{n}": "v" for n in range(MAX_EXTRA_ENTRIES + 1)}),
+    (KEYED, "default_headers", {"X-A": "v" * (MAX_HEADER_VALUE_LENGTH + 1)}),
+    (KEYED, "default_headers", {"X" * (MAX_HEADER_NAME_LENGTH + 1): "v"}),
+    (KEYED, "default_query", {f"q{n}": "v" for n in range(MAX_EXTRA_ENTRIES + 1)}),
+    (OAUTH, "authorization_params", {"a": "v" * (MAX_HEADER_VALUE_LENGTH + 1)}),
+    (OAUTH, "client_secret", "s" * (MAX_CREDENTIAL_LENGTH + 1)),
 ]
 
 
@@ -204,6 +217,28 @@ def test_a_taken_key_is_still_a_409_of_its_own(admin: FlaskClient) -> None:
     assert answer.get_json()["error"]["field"] == "key"
 
 
+def test_lists_and_values_up_to_the_limits_are_stored_whole(admin: FlaskClient) -> None:
+    hosts = [f"h{n}.example.com" for n in range(MAX_ALLOWED_HOSTS)]
+    headers = {f"X-H{n}": "v" for n in range(MAX_EXTRA_ENTRIES - 1)}
+    headers["X" * MAX_HEADER_NAME_LENGTH] = "v" * MAX_HEADER_VALUE_LENGTH
+    created = _create(admin, {**KEYED, "allowed_hosts": hosts, "default_headers": headers})
+    assert created.status_code == 201, created.get_json()
+    stored = admin.get("/api/f/lab/integrations/keyed").get_json()
+    assert stored["allowed_hosts"] == hosts
+    assert len(stored["default_headers"]) == MAX_EXTRA_ENTRIES
+
+
+def test_a_credential_too_long_to_send_is_refused_before_any_call(admin: FlaskClient) -> None:
+    assert _create(admin, {**KEYED, "verify": {"method": "GET", "path": "/me"}}).status_code == 201
+    answer = admin.post(
+        "/api/f/lab/integrations/keyed/test",
+        json={"fields": {"api_key": "k" * (MAX_CREDENTIAL_LENGTH + 1)}},
+        headers=HEADERS,
+    )
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["error"]["field"] == "api_key"
+
+
 def test_names_and_keys_up_to_the_limits_are_stored_whole(admin: FlaskClient) -> None:
     key, name = "k" * MAX_KEY_LENGTH, "n" * MAX_NAME_LENGTH
     created = _create(admin, {**KEYED, "key": key, "name": name})
@@ -219,6 +254,7 @@ def test_names_and_keys_up_to_the_limits_are_stored_whole(admin: FlaskClient) ->
         ({"fields": {"api_key": "k"}, "label": 5}, "label"),
         ({"fields": ["k"]}, "fields"),
         ({"fields": {"api_key": 5}}, "api_key"),
+        ({"fields": {"api_key": "k" * (MAX_CREDENTIAL_LENGTH + 1)}}, "api_key"),
         ({"fields": {"api_key": "k"}, "parameters": ["x"]}, "parameters"),
     ],
 )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from app import db
 from app.models import ApiToken, Run
+from app.web.api.scripts import MAX_DESCRIPTION_LENGTH, MAX_HELP_LENGTH
 from tests.app.web.conftest import Site
 
 MIB = 1024 * 1024
@@ -164,3 +166,36 @@ def test_list_limits_are_clamped(site: Site, limit: str, expected: int) -> None:
 def test_a_limit_that_is_not_a_number_names_the_field(site: Site) -> None:
     response = site.ada.api("GET", "/api/f/lab/runs?limit=all")
     assert response.status_code == 400 and response.json()["error"]["field"] == "limit"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"description": "d" * (MAX_DESCRIPTION_LENGTH + 1)}, "description"),
+        (
+            {"inputs": [{"name": "n", "type": "text", "help": "h" * (MAX_HELP_LENGTH + 1)}]},
+            "inputs",
+        ),
+    ],
+)
+def test_a_script_text_longer_than_is_kept_is_a_400_naming_it(
+    site: Site, body: dict[str, Any], field: str
+) -> None:
+    created = site.ada.api("POST", "/api/f/lab/scripts", json={"name": "s", **body})
+    assert created.status_code == 400, created.text[:300]
+    assert created.json()["error"]["field"] == field
+    script = site.ada.api("POST", "/api/f/lab/scripts", json={"name": "s"}).json()
+    changed = site.ada.api("PATCH", f"/api/f/lab/scripts/{script['id']}", json=body)
+    assert changed.status_code == 400, changed.text[:300]
+    assert changed.json()["error"]["field"] == field
+
+
+def test_script_texts_up_to_what_is_kept_are_stored_whole(site: Site) -> None:
+    description, help_text = "d" * MAX_DESCRIPTION_LENGTH, "h" * MAX_HELP_LENGTH
+    created = site.ada.api("POST", "/api/f/lab/scripts", json={
+        "name": "s", "description": description,
+        "inputs": [{"name": "n", "type": "text", "help": help_text}],
+    })
+    assert created.status_code == 201, created.text[:300]
+    assert created.json()["description"] == description
+    assert created.json()["inputs"][0]["help"] == help_text
