@@ -75,10 +75,11 @@ def run_command(
 
     Scripters may run any file; members run the facility's published scripts by id.
     """
+    from app.errors import strict_loads
     from sandbox import Executor, Limits
 
     try:
-        run_input = json.loads(input_json)
+        run_input = strict_loads(input_json)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--input") from None
     if (file is None) == (script_id is None):

@@ -6,6 +6,8 @@ same message with what to do next.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -185,15 +187,36 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:24]} is too large; JSON numbers must be finite")
+    return number
+
+
+def _not_json(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number; send finite numbers only")
+
+
+def strict_loads(s: str | bytes, **kwargs: Any) -> Any:
+    """`json.loads`, refusing (ValueError, in words) what no database or client can store:
+    NaN, Infinity or a number too large for a float (Python reads them; PostgreSQL refuses
+    them in a JSON column, and browsers cannot read them back), and a document nested
+    deeper than the parser can follow (RecursionError, a 500 if let through)."""
+    kwargs.setdefault("parse_float", _finite)
+    kwargs.setdefault("parse_constant", _not_json)
+    try:
+        return json.loads(s, **kwargs)
+    except RecursionError as error:
+        raise ValueError("the JSON is nested too deeply") from error
+
+
 class BoundedJSON(DefaultJSONProvider):
-    """Flask's JSON, reading a document nested deeper than the parser can follow as
-    malformed JSON (a 400), where it raised RecursionError (a 500)."""
+    """Flask's JSON, reading request bodies and websocket messages with `strict_loads`:
+    what it refuses is malformed JSON (a 400 that says why)."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        try:
-            return super().loads(s, **kwargs)
-        except RecursionError as error:
-            raise ValueError("the JSON is nested too deeply") from error
+        return strict_loads(s, **kwargs)
 
 
 def init_app(app: Flask) -> None:

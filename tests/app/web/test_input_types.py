@@ -268,6 +268,48 @@ def test_a_body_that_is_not_a_json_object_is_a_400(
     assert failures == []
 
 
+# Numbers Python's JSON reads but no JSON column stores (PostgreSQL refused them with a
+# 500) and no browser reads back (a page listing the run broke): each is a 400.
+UNSTORABLE_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"]
+
+
+@pytest.mark.parametrize(("method", "template"), BODY_ROUTES)
+def test_a_body_with_a_number_json_cannot_hold_is_a_400_saying_so(
+    admin: tuple[WebClient, dict[str, Any]], method: str, template: str
+) -> None:
+    client, ids = admin
+    failures = []
+    for number in UNSTORABLE_NUMBERS:
+        status, payload = _problems(
+            client, method, template.format(**ids), data=f'{{"input": {{"n": [{number}]}}}}',
+            headers={"Content-Type": "application/json"},
+        )
+        error = payload.get("error", {}) if isinstance(payload, dict) else {}
+        if status != 400 or error.get("field") != "body" or "finite" not in error["message"]:
+            failures.append((number, status, payload))
+    assert failures == []
+
+
+def test_a_run_whose_input_holds_infinity_is_refused_and_not_stored(
+    admin: tuple[WebClient, dict[str, Any]], live: LiveServer
+) -> None:
+    client, ids = admin
+    with live.app.app_context():
+        before = db.session.query(Run).count()
+    for number in UNSTORABLE_NUMBERS:
+        answer = client.api("POST", "/api/f/lab/runs", data=(
+            f'{{"script_id": {ids["script"]}, "input": {{"n": {number}}}, "wait": 5}}'
+        ), headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400, answer.text
+        assert number.lstrip("-") in answer.json()["error"]["message"]
+    answer = client.api("POST", "/api/f/lab/runs",
+                        json={"script_id": ids["script"], "input": {"n": 1e308}, "wait": 5})
+    assert answer.status_code == 200 and answer.json()["input"] == {"n": 1e308}, answer.text
+    with live.app.app_context():
+        assert db.session.query(Run).count() == before + 1
+        db.session.remove()
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

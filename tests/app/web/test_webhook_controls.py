@@ -247,7 +247,8 @@ def test_a_body_that_is_not_json_is_refused_in_words(world: dict[str, Any]) -> N
     assert answer.json()["error"] == {
         "code": "invalid_input",
         "field": "body",
-        "message": "send a JSON object",
+        # Where the parser stopped, in its words.
+        "message": "the body is not valid JSON: Expecting value: line 1 column 1 (char 0)",
     }
 
 
