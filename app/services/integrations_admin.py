@@ -30,6 +30,19 @@ from app.services.integration_fields import (
 )
 from app.services.oauth_clients import checked_client_id, set_client
 
+# What an edit may change: the settings columns, the placements and parameters, the OAuth
+# client, and the fields oauth_checks reads. Not the key: scripts call the integration by it.
+CHANGEABLE = (
+    *COLUMNS,
+    "placements",
+    "parameters",
+    "client_id",
+    "client_secret",
+    "issuer",
+    "allow_plain_codes",
+    "accounts_per_user",
+)
+
 
 def _unique_key(session: Session, facility: Facility, key: str) -> None:
     if session.scalar(
@@ -111,7 +124,15 @@ def update_integration(
 ) -> Integration:
     """Change settings; default header and query values sent are replaced whole (the
     saved ones are kept when none are sent); see oauth_clients.set_client for the OAuth
-    client."""
+    client. The key cannot change, and an edit that names nothing to change is a 400."""
+    if "key" in fields:
+        raise ValidationError(
+            "key: an integration's key cannot be changed (scripts and accounts refer to it);"
+            " add a new integration with the other key instead",
+            field="key",
+        )
+    if not any(name in fields for name in CHANGEABLE):
+        raise ValidationError(f"give {', '.join(CHANGEABLE)} to change", field="body")
     vault = _vault(vault)
     current = {column: getattr(integration, column) for column in COLUMNS}
     current["default_headers"], current["default_query"] = defaults_of(integration, vault)

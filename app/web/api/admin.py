@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, StrictInt
 from sqlalchemy import select
 
@@ -24,7 +26,7 @@ class CallFilter(Query):
     integration: str | None = None
     user: QueryInt | None = None
     script: QueryInt | None = None
-    status: str | None = None
+    status: Literal["ok", "error"] | None = None
     limit: QueryInt | None = None
     cursor: str | None = Field(default=None, max_length=200)
 

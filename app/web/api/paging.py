@@ -27,6 +27,9 @@ NEXT_HEADER = "Next-Cursor"
 T = TypeVar("T")
 
 
+DEFAULT_PAGE = 50
+
+
 class Page(Query):
     """Page size (1..200, default 50) and the cursor from the previous page's Next-Cursor."""
 
@@ -35,8 +38,18 @@ class Page(Query):
 
 
 def page_limit(limit: int | None) -> int:
-    """The page size asked for, clamped into 1..MAX_PAGE (absent: 50)."""
-    return max(1, min(50 if limit is None else limit, MAX_PAGE))
+    """The page size asked for (absent: 50); outside 1..MAX_PAGE a 400 naming `limit`.
+
+    Every list reads its `limit` through here (runs' and the call log's own query models
+    too), so each refuses the same values in the same words rather than clamping them.
+    """
+    if limit is None:
+        return DEFAULT_PAGE
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(
+            f"limit must be a whole number from 1 to {MAX_PAGE} (rows per page)", field="limit"
+        )
+    return limit
 
 
 def encode(position: list[Any]) -> str:

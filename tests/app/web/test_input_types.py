@@ -135,7 +135,8 @@ ROUTES = [
         base={"catalog_key": "github", "client_id": "cid", "client_secret": "secret"},
     ),
     Route("POST", "/api/f/lab/integrations", INTEGRATION_FIELDS, base=CUSTOM),
-    Route("PATCH", "/api/f/lab/integrations/oauthy", INTEGRATION_FIELDS),
+    # An edit names something to change (an empty one is refused as such).
+    Route("PATCH", "/api/f/lab/integrations/oauthy", INTEGRATION_FIELDS, base={"name": "OAuthy"}),
     Route(
         "POST",
         "/api/f/lab/integrations/keyed/master",

@@ -304,3 +304,24 @@ def test_a_key_integration_without_placements_is_told_where_the_key_could_go(
     error = answer.get_json()["error"]
     assert error["field"] == "placements"
     assert "a header, a query parameter or Basic auth" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"key": "renamed"}, "key", "cannot be changed"),
+        ({"key": "renamed", "name": "Renamed"}, "key", "cannot be changed"),
+        ({}, "body", "base_url"),
+        ({"nonsense": 1}, "body", "allowed_hosts"),
+    ],
+)
+def test_an_edit_that_changes_nothing_it_can_is_a_400_saying_what_can(
+    admin: FlaskClient, body: dict[str, Any], field: str, words: str
+) -> None:
+    assert _create(admin, KEYED).status_code == 201
+    answer = _patch(admin, "keyed", body)
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["field"] == field and words in error["message"], error
+    stored = admin.get("/api/f/lab/integrations/keyed").get_json()
+    assert (stored["key"], stored["name"]) == ("keyed", "Keyed")

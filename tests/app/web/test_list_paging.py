@@ -114,3 +114,31 @@ def test_a_cursor_of_another_list_is_refused(lists: tuple[FlaskClient, dict[str,
     wrong = client.get(f"/api/f/lab/accounts?cursor={cursor}")  # wants [id]
     assert wrong.status_code == 400
     assert wrong.get_json()["error"]["field"] == "cursor"
+
+
+@pytest.mark.parametrize("template", [*PATHS, "/api/f/lab/runs", "/api/f/lab/calls"])
+def test_a_limit_out_of_range_is_a_400_naming_it_on_every_list(
+    lists: tuple[FlaskClient, dict[str, Any]], template: str
+) -> None:
+    client, ids = lists
+    path = template.format(**ids)
+    for limit in ("0", "-1", "201", "100000"):
+        answer = client.get(f"{path}?limit={limit}")
+        assert answer.status_code == 400, (limit, answer.get_json())
+        error = answer.get_json()["error"]
+        assert error["field"] == "limit" and "1 to 200" in error["message"], error
+    for limit in ("1", "200"):
+        assert client.get(f"{path}?limit={limit}").status_code == 200, limit
+
+
+def test_the_call_log_refuses_a_status_it_does_not_filter_by(
+    lists: tuple[FlaskClient, dict[str, Any]],
+) -> None:
+    client, _ids = lists
+    answer = client.get("/api/f/lab/calls?status=bogus")
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["field"] == "status" and "'ok'" in error["message"]
+    assert "'error'" in error["message"]
+    assert len(client.get("/api/f/lab/calls?status=ok").get_json()) == 3
+    assert client.get("/api/f/lab/calls?status=error").get_json() == []

@@ -147,8 +147,8 @@ def test_websockets_per_user_are_capped(site: Site) -> None:
     fourth.close()
 
 
-@pytest.mark.parametrize(("limit", "expected"), [("-1", 1), ("0", 1), ("100000", 200), ("3", 3)])
-def test_list_limits_are_clamped(site: Site, limit: str, expected: int) -> None:
+@pytest.mark.parametrize(("limit", "expected"), [("200", 200), ("3", 3)])
+def test_list_limits_in_range_are_kept(site: Site, limit: str, expected: int) -> None:
     with site.live.app.app_context():
         from app.models import Facility
 
@@ -161,6 +161,13 @@ def test_list_limits_are_clamped(site: Site, limit: str, expected: int) -> None:
     response = site.ada.api("GET", f"/api/f/lab/runs?limit={limit}")
     assert response.status_code == 200
     assert len(response.json()) == expected
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "201", "100000"])
+def test_a_limit_out_of_range_is_a_400_not_clamped(site: Site, limit: str) -> None:
+    response = site.ada.api("GET", f"/api/f/lab/runs?limit={limit}")
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["error"]["field"] == "limit"
 
 
 def test_a_limit_that_is_not_a_number_names_the_field(site: Site) -> None:
