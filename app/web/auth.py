@@ -93,12 +93,35 @@ def login() -> ResponseReturnValue:
     return render_template("login.html", error=error, email=email), 401 if error else 200
 
 
+def change_own_password(user: User, *, current_password: str, new_password: str) -> int:
+    """Change the signed-in user's password, each try counted on their sign-in count
+    (TooManyAttempts past it, before the password is checked); how many of their other
+    sessions ended. The page and the API both come here."""
+    throttle = login_throttle()
+    throttle.password_check(email=user.email)
+    try:
+        ended = passwords.change_password(
+            db.session(),
+            user=user,
+            current_password=current_password,
+            new_password=new_password,
+            keep_session=session_secret(),
+        )
+    except ValidationError as exc:
+        if exc.details.get("field") != "current_password":
+            throttle.succeeded(email=user.email)  # the current password was right
+        raise
+    throttle.succeeded(email=user.email)
+    return ended
+
+
 @bp.route("/settings/password", methods=["GET", "POST"])
 @login_required
 def password() -> ResponseReturnValue:
     """Change the password; every other session of the user ends."""
     user = require_user()
     error = done = None
+    retry_after: int | None = None
     if request.method == "POST":
         check_csrf()
         try:
@@ -106,16 +129,15 @@ def password() -> ResponseReturnValue:
             if request.form.get("repeat_password", "") != request.form.get("new_password", ""):
                 raise ValidationError("the two new passwords differ; type the same one twice",
                                       field="repeat_password")
-            ended = passwords.change_password(
-                db.session(),
-                user=user,
+            ended = change_own_password(
+                user,
                 current_password=request.form.get("current_password", ""),
                 new_password=request.form.get("new_password", ""),
-                keep_session=session_secret(),
             )
-        except ValidationError as exc:
+        except (ValidationError, TooManyAttempts) as exc:
             db.session.rollback()
             error = exc.message
+            retry_after = exc.retry_after if isinstance(exc, TooManyAttempts) else None
         else:
             db.session.commit()
             done = f"Password changed. {ended} other session(s) signed out."
@@ -129,6 +151,8 @@ def password() -> ResponseReturnValue:
         done=done,
         min_length=people.MIN_PASSWORD,
     )
+    if retry_after is not None:
+        return page, 429, {"Retry-After": str(retry_after)}
     return page, 400 if error else 200
 
 

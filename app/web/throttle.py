@@ -1,4 +1,5 @@
-"""Throttles: sign-ins against guessing (per account and per client address), and the
+"""Throttles: sign-ins against guessing (per account and per client address; a signed-in
+user's current password, to change it, counts on the same per-account count), and the
 webhook sends an admin asks for (tests and redeliveries, per endpoint and per facility),
 so that neither a facility admin nor a stolen API token can use the server as a cannon.
 
@@ -45,7 +46,25 @@ class LoginThrottle:
         Counting first (not after a failure) means parallel guesses cannot slip past
         the check while earlier ones are still being verified.
         """
-        keys = ((self._account, "login-account", email), (self._address, "login-address", address))
+        self._count(
+            "Too many sign-in attempts",
+            (self._account, "login-account", email),
+            (self._address, "login-address", address),
+        )
+
+    def password_check(self, *, email: str) -> None:
+        """Count one check of a signed-in user's current password (to change it) before it
+        is made, on the same per-account count as sign-ins: a stolen session cannot guess
+        there either, nor add to the guesses the sign-in form allows. The address is not
+        counted: whoever asks can only guess the one account they are signed in as."""
+        self._count("Too many password attempts", (self._account, "login-account", email))
+
+    def succeeded(self, *, email: str) -> None:
+        """The account's owner gave its password: their own count starts over (the
+        address's not)."""
+        self._limiter.clear(self._account, "login-account", email)
+
+    def _count(self, what: str, *keys: tuple[RateLimitItem, str, str]) -> None:
         waits = [
             self._retry_after(item, kind, value)
             for item, kind, value in keys
@@ -53,13 +72,7 @@ class LoginThrottle:
         ]
         if waits:
             seconds = max(waits)
-            raise TooManyAttempts(
-                f"Too many sign-in attempts. Try again in {seconds} s.", retry_after=seconds
-            )
-
-    def succeeded(self, *, email: str) -> None:
-        """The account's owner signed in: their own count starts over (the address's not)."""
-        self._limiter.clear(self._account, "login-account", email)
+            raise TooManyAttempts(f"{what}. Try again in {seconds} s.", retry_after=seconds)
 
     def _retry_after(self, item: RateLimitItem, kind: str, value: str) -> int:
         return _seconds_left(self._limiter, item, kind, value)

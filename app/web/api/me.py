@@ -7,15 +7,14 @@ from pydantic import BaseModel, Field, StrictStr
 from app import db
 from app.errors import NotFound
 from app.models import ApiToken
-from app.services import passwords
 from app.web.api.base import api_blueprint
+from app.web.auth import change_own_password
 from app.web.openapi import Answer, Body, reply, spec
 from app.web.security import (
     hash_token,
     memberships_of,
     new_api_token,
     require_user,
-    session_secret,
 )
 
 bp = api_blueprint("api_me")
@@ -84,14 +83,11 @@ def me() -> Answer:
 @bp.post("/me/password")
 @spec.validate(resp=reply(HTTP_200=SessionsEnded), tags=TAGS)
 def change_password(json: PasswordChange) -> Answer:
-    """Change the password (needs the current one); the user's other sessions end."""
+    """Change the password (needs the current one; wrong ones count on the sign-in
+    throttle, 429 past it); the user's other sessions end."""
     user = require_user()
-    ended = passwords.change_password(
-        db.session(),
-        user=user,
-        current_password=json.current_password,
-        new_password=json.new_password,
-        keep_session=session_secret(),
+    ended = change_own_password(
+        user, current_password=json.current_password, new_password=json.new_password
     )
     db.session.commit()
     return SessionsEnded(sessions_ended=ended)

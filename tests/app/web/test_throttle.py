@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import select
+from werkzeug.security import check_password_hash
 
 from app import db
-from app.testing import LiveServer
+from app.models import User
+from app.testing import LiveServer, WebClient
 from tests.app.web.conftest import Site
 from tests.conftest import PASSWORD, create_user, make_app
 
@@ -108,4 +111,96 @@ def test_with_redis_every_process_shares_the_count(
     one, two, email = redis_servers
     for n in range(10):
         assert sign_in(one, email, f"guess {n}").status_code == 401
+    assert_throttled(sign_in(two, email, PASSWORD))
+
+
+# -- changing the password: the current one is guessed no more often than at sign-in ----------
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def change_password(site: Site, current: str, new: str = NEW_PASSWORD) -> requests.Response:
+    return site.ada.api(
+        "POST", "/api/me/password", json={"current_password": current, "new_password": new}
+    )
+
+
+def change_on_the_page(site: Site, current: str) -> requests.Response:
+    return site.ada.post_form(
+        "/settings/password",
+        {"current_password": current, "new_password": NEW_PASSWORD,
+         "repeat_password": NEW_PASSWORD},
+    )
+
+
+def password_of_ada_is(site: Site, password: str) -> bool:
+    with site.live.app.app_context():
+        user = db.session.get(User, site.ada_id)
+        assert user is not None
+        return check_password_hash(user.password_hash, password)
+
+
+def assert_password_throttled(response: requests.Response) -> None:
+    assert response.status_code == 429, response.text
+    seconds = int(response.headers["Retry-After"])
+    assert 0 < seconds <= 300
+    assert re.search(r"Too many password attempts\. Try again in \d+ s\.", response.text)
+
+
+def test_wrong_current_passwords_by_api_are_throttled_like_sign_ins(site: Site) -> None:
+    # Twelve wrong guesses were all 400, and the thirteenth changed the password.
+    for n in range(10):
+        answer = change_password(site, f"guess {n}")
+        assert answer.status_code == 400 and "not your current password" in answer.text
+    throttled = change_password(site, "guess 10")
+    assert_password_throttled(throttled)
+    error = throttled.json()["error"]
+    assert error["code"] == "too_many_attempts"
+    assert error["retry_after"] == int(throttled.headers["Retry-After"])
+    assert_password_throttled(change_password(site, PASSWORD))  # even the right one waits
+    assert password_of_ada_is(site, PASSWORD)
+    # One count per account: the sign-in form waits too.
+    assert_throttled(sign_in(site.live, "ada@example.com", PASSWORD))
+
+
+def test_wrong_current_passwords_on_the_page_are_throttled(site: Site) -> None:
+    for n in range(10):
+        answer = change_on_the_page(site, f"guess {n}")
+        assert answer.status_code == 400 and "not your current password" in answer.text
+    assert_password_throttled(change_on_the_page(site, PASSWORD))
+    assert password_of_ada_is(site, PASSWORD)
+
+
+def test_sign_in_guesses_count_against_a_password_change(site: Site) -> None:
+    for n in range(10):
+        assert sign_in(site.live, "ada@example.com", f"guess {n}").status_code == 401
+    assert_password_throttled(change_password(site, PASSWORD))
+    assert password_of_ada_is(site, PASSWORD)
+
+
+def test_the_right_current_password_starts_the_count_over(site: Site) -> None:
+    for n in range(9):
+        assert change_password(site, f"typo {n}").status_code == 400
+    # Right, but the new one is too short: the owner is the one typing; no count held against them.
+    short = change_password(site, PASSWORD, new="short")
+    assert short.status_code == 400 and "at least" in short.text
+    for n in range(9):
+        assert change_password(site, f"typo {n}").status_code == 400
+    assert change_password(site, PASSWORD).status_code == 200
+    assert password_of_ada_is(site, NEW_PASSWORD)
+
+
+def test_with_redis_password_guesses_on_one_process_count_on_another(
+    redis_servers: tuple[LiveServer, LiveServer, str],
+) -> None:
+    one, two, email = redis_servers
+    with one.app.app_context():
+        user_id = db.session.scalars(select(User.id).where(User.email == email)).one()
+    browser = WebClient(one.app, one.url, user_id)
+    for n in range(10):
+        answer = browser.api(
+            "POST", "/api/me/password",
+            json={"current_password": f"guess {n}", "new_password": NEW_PASSWORD},
+        )
+        assert answer.status_code == 400, answer.text
     assert_throttled(sign_in(two, email, PASSWORD))
