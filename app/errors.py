@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -143,6 +144,14 @@ class RequestTooLarge(AppError):
     status = 413
 
 
+class UnsupportedMediaType(AppError):
+    """An API request body that is not sent as JSON (a form, multipart, text): the API
+    reads JSON only, and reading anything else as no body at all hid what went wrong."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
 class TooManyAttempts(AppError):
     """Attempts past a throttle (sign-ins, webhook tests and redeliveries); `retry_after`
     says in how many seconds, and the answer carries it as Retry-After."""
@@ -198,12 +207,23 @@ def _not_json(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number; send finite numbers only")
 
 
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # longer than Python reads (sys.get_int_max_str_digits())
+        raise ValueError(
+            f"a number is too long ({len(text.lstrip('-'))} digits); send numbers of at most"
+            f" {sys.get_int_max_str_digits()} digits"
+        ) from None
+
+
 def strict_loads(s: str | bytes, **kwargs: Any) -> Any:
     """`json.loads`, refusing (ValueError, in words) what no database or client can store:
     NaN, Infinity or a number too large for a float (Python reads them; PostgreSQL refuses
     them in a JSON column, and browsers cannot read them back), and a document nested
     deeper than the parser can follow (RecursionError, a 500 if let through)."""
     kwargs.setdefault("parse_float", _finite)
+    kwargs.setdefault("parse_int", _whole)
     kwargs.setdefault("parse_constant", _not_json)
     try:
         return json.loads(s, **kwargs)

@@ -37,7 +37,7 @@ _Data = BaseModel | dict[str, Any] | list[Any] | str
 Answer = _Data | tuple[_Data, int] | tuple[_Data, int, dict[str, str]]
 
 # The error statuses any API operation may answer, each with the one error shape.
-ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 429)
+ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429)
 
 
 class Body(BaseModel):

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from sqlalchemy import select
 
 from app import db
-from app.errors import NotFound
+from app.errors import NotFound, UnsupportedMediaType
 from app.models import Integration
 from app.services.context import MemberContext
 from app.web.security import check_csrf, current_identity, require_member, require_user
@@ -25,12 +25,26 @@ def api_blueprint(name: str) -> Blueprint:
             # and a pending write would hold SQLite's lock while the run engine writes.
             db.session.commit()
         check_csrf()
+        _insist_on_json()
         slug = (request.view_args or {}).get("slug")
         if slug is not None:
             # Before the body is validated: a stranger learns nothing, not even the schema.
             require_member(str(slug))
 
     return bp
+
+
+def _insist_on_json() -> None:
+    # A form or multipart body was read as no body at all (a run "without source", a token
+    # made from defaults): a body the API cannot read is refused before any view sees it.
+    # Bodiless POSTs (rotate-secret, test, cancel) pass whatever their Content-Type says.
+    if request.method not in ("POST", "PUT", "PATCH") or request.is_json:
+        return
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if (request.content_length or 0) > 0 or chunked:
+        raise UnsupportedMediaType(
+            "send the body as JSON with Content-Type: application/json", field="body"
+        )
 
 
 def integration_of(member: MemberContext, key: str) -> Integration:

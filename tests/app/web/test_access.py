@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import db
-from app.models import Role, Run, Script
+from app.models import ApiToken, Role, Run, Script
 from app.testing import signed_in_session
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
@@ -226,14 +226,62 @@ def test_json_that_cannot_be_read_is_a_400(
     assert response.get_json()["error"]["message"]
 
 
-def test_a_json_body_without_its_content_type_is_told_what_is_missing(
-    app: Flask, people: dict[str, Any]
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/f/lab/runs", {"content_type": "text/plain", "data": '{"source": "result = 1"}'}),
+        ("/api/f/lab/runs", {"data": {"source": "result = 1", "csrf_token": CSRF}}),
+        ("/api/f/lab/runs", {"content_type": "multipart/form-data",
+                             "data": {"source": "result = 1", "csrf_token": CSRF}}),
+        # Was a 201: a token named "API token", made from a form the API never read.
+        ("/api/tokens", {"data": {"name": "mine", "csrf_token": CSRF}}),
+        ("/api/f/lab/scripts/1", {"method": "PATCH", "data": {"name": "x"}}),
+    ],
+    ids=["text", "form", "multipart", "token-form", "patch-form"],
+)
+def test_a_body_that_is_not_json_is_a_415_saying_how_to_send_it(
+    app: Flask, people: dict[str, Any], path: str, body: dict[str, Any]
 ) -> None:
     client = client_for(app, people["users"]["scripter"])
-    response = client.post("/api/f/lab/runs", data='{"source": "result = 1"}',
-                           content_type="text/plain", headers={"X-CSRF-Token": CSRF})
-    assert response.status_code == 400
-    assert "Content-Type: application/json" in response.get_json()["error"]["message"]
+    with app.app_context():
+        before = db.session.query(Run).count(), db.session.query(ApiToken).count()
+    response = client.open(path, method=body.pop("method", "POST"),
+                           headers={"X-CSRF-Token": CSRF}, **body)
+    assert response.status_code == 415, response.get_data(as_text=True)[:300]
+    error = response.get_json()["error"]
+    assert error["code"] == "unsupported_media_type" and error["field"] == "body"
+    assert "Content-Type: application/json" in error["message"]
+    with app.app_context():
+        assert (db.session.query(Run).count(), db.session.query(ApiToken).count()) == before
+
+
+def test_a_post_without_a_body_is_read_whatever_its_content_type(
+    app: Flask, people: dict[str, Any]
+) -> None:
+    client = client_for(app, people["users"]["admin"])
+    for content_type in (None, "application/x-www-form-urlencoded", "application/json"):
+        response = client.post("/api/f/lab/integrations/keyed/test", content_type=content_type,
+                               headers={"X-CSRF-Token": CSRF})
+        assert response.status_code == 200, (content_type, response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"source": "result = 1", "input": ' + "[" * 5000 + "]" * 5000 + "}", "nested too"),
+        ('{"source": "result = 1", "input": ' + "9" * 5000 + "}", "a number is too long"),
+    ],
+    ids=["nested", "long-number"],
+)
+def test_json_too_deep_or_a_number_too_long_says_which(
+    app: Flask, people: dict[str, Any], text: str, words: str
+) -> None:
+    client = client_for(app, people["users"]["scripter"])
+    response = client.post("/api/f/lab/runs", data=text, content_type="application/json",
+                           headers={"X-CSRF-Token": CSRF})
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    error = response.get_json()["error"]
+    assert error["field"] == "body" and words in error["message"], error
 
 
 def test_an_oauth_prompt_asks_connection_parameters_before_the_provider(
