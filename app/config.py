@@ -82,6 +82,11 @@ DEFAULTS: dict[str, Any] = {
     # Largest websocket message a page may send, and open websockets per user and process.
     "WS_MAX_MESSAGE_BYTES": 64 * 1024,
     "WS_MAX_CONNECTIONS_PER_USER": 20,
+    # Requests one user, and everyone, may hold in a run's `wait` at once, per process (each
+    # holds a server thread); past either a request is answered at once, the run going on.
+    # `scriptbox serve` keeps the total at most half its threads.
+    "MAX_WAITING_REQUESTS_PER_USER": 4,
+    "MAX_WAITING_REQUESTS": 16,
     # How often an open websocket re-checks that its session and membership still stand.
     "WS_RECHECK_S": 5.0,
     # Sign-in attempts allowed in a moving window (the `limits` notation), per account
@@ -329,6 +334,8 @@ def validate(config: Any) -> None:
         "MAX_REQUEST_BYTES",
         "WS_MAX_MESSAGE_BYTES",
         "WS_MAX_CONNECTIONS_PER_USER",
+        "MAX_WAITING_REQUESTS_PER_USER",
+        "MAX_WAITING_REQUESTS",
         "WS_RECHECK_S",
         "DATABASE_POOL_SIZE",
     ):

@@ -188,6 +188,9 @@ def serve(
     # Connections made while building the app (migrations, demo data) must not be
     # shared with forked workers: each worker opens its own, as many as its threads need.
     db.fit_pool(flask_app, threads=threads)
+    # Requests waiting for their runs leave at least half the threads to the rest.
+    flask_app.config["MAX_WAITING_REQUESTS"] = min(
+        int(flask_app.config["MAX_WAITING_REQUESTS"]), max(1, threads // 2))
     settings = options(host=host, port=port, workers=workers, threads=threads,
                        graceful_timeout=graceful_timeout)
     ScriptboxServer(flask_app, settings, on_ready=on_ready).run()

@@ -56,6 +56,7 @@ def seeded_server(upstream: str, clients: int) -> tuple[Any, int, Cluster]:
                      prefix="unused", secret_key="bench", vault_key=vault_key,
                      extra={"SCRIPTBOX_EXECUTOR": "inprocess",
                             "SCRIPTBOX_MAX_RUNS_PER_USER": "100",
+                            "SCRIPTBOX_MAX_WAITING_REQUESTS_PER_USER": "100",
                             "SCRIPTBOX_IDLE_WORKERS": str(clients),
                             "SCRIPTBOX_HEARTBEAT_S": "2"})
     return app, user_id, server

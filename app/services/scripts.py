@@ -154,9 +154,14 @@ def create_run(
     the schedule that started it."""
     version_number: int | None = None
     schema: Any = {}
+    if source is not None and not member.can(Role.scripter):
+        raise Forbidden(
+            "running source that is not a saved script needs the scripter role;"
+            " members run the facility's published scripts by id (script_id)"
+        )
     if script_id is not None:
         script = get_script(session, member, script_id)
-        if source is not None and member.can(Role.scripter):
+        if source is not None:
             run_source, schema = source, script.input_schema  # the editor runs its draft
         else:
             # Members run the published version; scripters too, once there is one.
@@ -170,11 +175,6 @@ def create_run(
                 run_source, schema = chosen.source, chosen.input_schema
                 version_number = chosen.number
     elif source is not None:
-        if not member.can(Role.scripter):
-            raise Forbidden(
-                "running source that is not a saved script needs the scripter role;"
-                " members run the facility's published scripts by id (script_id)"
-            )
         script, run_source = None, source
     else:
         raise ValidationError("give a script_id or source", field="script_id")

@@ -1,12 +1,15 @@
-"""Bounds on what one client may send: request bodies and open websockets per user
-(counted in this process, or in Redis across web processes when SCRIPTBOX_REDIS_URL is set)."""
+"""Bounds on what one client may send or hold: request bodies, open websockets per user
+(counted in this process, or in Redis across web processes when SCRIPTBOX_REDIS_URL is set)
+and requests waiting for their runs (per process: each holds one of its threads)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, BinaryIO, Protocol
 
 from flask import Flask, current_app, request
@@ -92,6 +95,47 @@ class ConnectionSlots:
                 del self._open[user_id]
 
 
+class WaitingRequests:
+    """Requests this process holds in a run's `wait`, each on a server thread of its own:
+    one user may hold `per_user` of them at once and everyone `total`, so one client's
+    waits cannot take every thread and leave other requests unanswered. A request past
+    either is answered at once, as with no `wait` (201, the run going on)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: Counter[int] = Counter()
+        self._total = 0
+
+    def held(self) -> int:
+        """How many requests wait now."""
+        with self._lock:
+            return self._total
+
+    @contextlib.contextmanager
+    def hold(self, user_id: int, *, per_user: int, total: int) -> Iterator[bool]:
+        """True, held until the block ends, when the user's request may wait now."""
+        with self._lock:
+            allowed = self._held[user_id] < per_user and self._total < total
+            if allowed:
+                self._held[user_id] += 1
+                self._total += 1
+        try:
+            yield allowed
+        finally:
+            if allowed:
+                with self._lock:
+                    self._total -= 1
+                    self._held[user_id] -= 1
+                    if self._held[user_id] <= 0:
+                        del self._held[user_id]
+
+
+def waiting_requests(app: Flask | None = None) -> WaitingRequests:
+    """The app's count of requests waiting for their runs."""
+    waiting: WaitingRequests = (app or current_app).extensions["scriptbox.waiting"]
+    return waiting
+
+
 class BoundedInt(IntegerConverter):
     """`<int:…>` path values that fit the database: a larger id is a 404, never a 500."""
 
@@ -117,6 +161,7 @@ def init_app(app: Flask) -> None:
     """
     app.url_map.converters["int"] = BoundedInt
     app.before_request(_refuse_large_bodies)
+    app.extensions["scriptbox.waiting"] = WaitingRequests()
     slots: Slots = ConnectionSlots()
     if app.config["REDIS_URL"]:  # every web process counts a user's pages in one place
         from app.distributed.redis_slots import RedisConnectionSlots

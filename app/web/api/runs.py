@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from flask import request
+from flask import current_app, request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -21,6 +21,7 @@ from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web.api import paging
 from app.web.api.base import api_blueprint
+from app.web.limits import waiting_requests
 from app.web.openapi import (
     Answer,
     Body,
@@ -106,7 +107,7 @@ class RunCreate(Body):
     script_id: StrictInt | None = Field(default=None, ge=-MAX_INTEGER, le=MAX_INTEGER)
     source: StrictStr | None = None
     input: Any = None
-    wait: float | None = Field(default=None, allow_inf_nan=False)
+    wait: float | None = Field(default=None, allow_inf_nan=False, ge=0, le=MAX_WAIT_S)
     interactive: StrictBool | None = None
 
 
@@ -171,7 +172,7 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     used with a different request).
     """
     member = require_member(slug)
-    wait = min(max(float(json.wait or 0.0), 0.0), MAX_WAIT_S)
+    wait = float(json.wait or 0.0)
     # A run started from a page with an open websocket may prompt; API runs may not.
     interactive = bool(json.interactive) and request.authorization is None
     key = headers.idempotency_key
@@ -204,11 +205,16 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     # came with the request, so the hot path asks nothing more.
     names = run_history.runner_names(db.session(), member)
     if wait and not is_final(run.status):
-        ended = extensions.run_queue().wait(run.id, wait)
+        config = current_app.config
+        with waiting_requests().hold(
+            member.user.id, per_user=int(config["MAX_WAITING_REQUESTS_PER_USER"]),
+            total=int(config["MAX_WAITING_REQUESTS"]),
+        ) as may_wait:  # past the caps: answered at once, as without `wait`
+            ended = extensions.run_queue().wait(run.id, wait) if may_wait else None
         if ended is not None:
             return _shown(ended, names), 200
         # Still going (running, or waiting for a prompt): its status now.
-        shown = _as_stored_now(run)
+        shown = _as_stored_now(run) if may_wait else run.to_dict()
     else:
         shown = run.to_dict()
     return _shown(shown, names), 200 if is_final(shown["status"]) else 201
