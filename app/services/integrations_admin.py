@@ -7,7 +7,7 @@ integration_views.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -29,6 +29,12 @@ from app.services.integration_fields import (
     validated,
 )
 from app.services.oauth_clients import checked_client_id, set_client
+from app.services.url_addresses import NEVER_REACHABLE_ONLY, check_address
+
+# The URLs the server itself dials (the authorization URL is the browser's to open).
+DIALLED_URLS = ("base_url", "token_url", "revoke_url")
+# How long saving waits on the resolver for such a URL's name (as for webhook endpoints).
+URL_LOOKUP_S = 3.0
 
 # What an edit may change: the settings columns, the placements and parameters, the OAuth
 # client, and the fields oauth_checks reads. Not the key: scripts call the integration by it.
@@ -93,6 +99,7 @@ def create_custom(
         columns = validated(key or "custom", fields)
     with noting(problems):
         checks = oauth_checks(fields)
+    _check_addresses(problems, columns, DIALLED_URLS)
     if fields.get("auth_mode") in catalog_entry.OAUTH_MODES:
         with noting(problems):
             checked_client_id(optional_text(fields, "client_id"), None)
@@ -147,6 +154,7 @@ def update_integration(
         columns = validated(integration.key, current)
     with noting(problems):
         checks = oauth_checks(fields)
+    _check_addresses(problems, columns, [name for name in DIALLED_URLS if name in fields])
     if current.get("auth_mode") in catalog_entry.OAUTH_MODES and client_change:
         with noting(problems):
             checked_client_id(optional_text(fields, "client_id"), integration.current_client)
@@ -166,6 +174,24 @@ def update_integration(
         )
     session.flush()
     return integration
+
+
+def _check_addresses(
+    problems: list[ValidationError], columns: Mapping[str, Any], names: Sequence[str]
+) -> None:
+    # A link-local or cloud metadata address is refused on every call: say so when it is
+    # typed, as webhook endpoints do. Private ones stay the operator's call, made per call.
+    for name in names:
+        url = columns.get(name)
+        if isinstance(url, str) and url:
+            with noting(problems):
+                check_address(
+                    url,
+                    field=name,
+                    whose="the provider's",
+                    allow=NEVER_REACHABLE_ONLY,
+                    lookup_s=URL_LOOKUP_S,
+                )
 
 
 def _vault(vault: Vault | None) -> Vault:

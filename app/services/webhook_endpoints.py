@@ -14,12 +14,10 @@ from sqlalchemy.orm import Session
 from app.config import NetworkAllow
 from app.errors import Conflict, NotFound, ValidationError
 from app.integrations import transport
-from app.integrations.deadlines import Deadline
-from app.integrations.transport import PrivateAddress
 from app.integrations.vault import Vault
 from app.models import WebhookEndpoint
 from app.models.webhooks import WEBHOOK_EVENTS
-from app.services import people
+from app.services import people, url_addresses
 from app.services.webhooks import forget
 
 SECRET_PREFIX = "whsec_"
@@ -46,7 +44,7 @@ def _check_url(url: str, allow: Sequence[NetworkAllow]) -> str:
     url = url.strip()
     try:
         parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        _port = parts.port  # read to check it: a port that is not a number raises
     except ValueError:
         raise ValidationError("url: is not a valid URL", field="url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -60,38 +58,10 @@ def _check_url(url: str, allow: Sequence[NetworkAllow]) -> str:
             "cross the network unencrypted",
             field="url",
         )
-    try:
-        with Deadline(URL_LOOKUP_S):
-            transport.allowed_addresses(parts.hostname, port, allow)
-    except PrivateAddress as refused:
-        raise ValidationError(_refusal_words(refused), field="url") from None
-    except (OSError, UnicodeError):
-        # Not resolvable yet (DNS to come), or the resolver did not answer in time (an
-        # OSError too): each delivery checks again and says so.
-        pass
+    url_addresses.check_address(
+        url, field="url", whose="the receiver's", allow=allow, lookup_s=URL_LOOKUP_S
+    )
     return url
-
-
-def _refusal_words(refused: PrivateAddress) -> str:
-    if transport.never_reachable(refused):
-        kind = (
-            "a link-local or cloud metadata address, which the server never sends to; use "
-            "the receiver's public address"
-        )
-    else:
-        kind = (
-            "a private or loopback address this server may not send to; use the receiver's "
-            "public https address, or ask the server's operator to allow that network in "
-            "SCRIPTBOX_PRIVATE_NETWORK_ALLOW"
-        )
-    if refused.host == refused.address:
-        return f"url: {refused.host} is {kind}"
-    if refused.address == transport.METADATA_SERVICE:
-        return (
-            f"url: {refused.host} is {refused.address}, which the server never sends to; "
-            "use the receiver's public address"
-        )
-    return f"url: {refused.host} is {refused.address}, {kind}"
 
 
 def _check_events(events: Sequence[str]) -> list[str]:

@@ -325,3 +325,32 @@ def test_an_edit_that_changes_nothing_it_can_is_a_400_saying_what_can(
     assert error["field"] == field and words in error["message"], error
     stored = admin.get("/api/f/lab/integrations/keyed").get_json()
     assert (stored["key"], stored["name"]) == ("keyed", "Keyed")
+
+
+@pytest.mark.parametrize(
+    ("base", "field", "url"),
+    [
+        (KEYED, "base_url", "https://169.254.169.254/latest"),
+        (KEYED, "base_url", "http://[fe80::1]/api"),
+        (KEYED, "base_url", "https://metadata.google.internal/v1"),
+        (OAUTH, "token_url", "https://169.254.169.254/token"),
+        (OAUTH, "revoke_url", "https://100.100.100.200/revoke"),
+    ],
+)
+def test_a_url_no_call_could_reach_is_refused_when_saved(
+    admin: FlaskClient, base: dict[str, Any], field: str, url: str
+) -> None:
+    answer = _create(admin, {**base, field: url})
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["field"] == field and "never sends to" in error["message"], error
+    assert _create(admin, base).status_code == 201
+    edited = _patch(admin, base["key"], {field: url})
+    assert edited.status_code == 400, edited.get_json()
+    assert edited.get_json()["error"]["field"] == field
+
+
+def test_a_private_address_is_still_saved_for_the_operator_to_allow(admin: FlaskClient) -> None:
+    # Whether a call may reach it is PRIVATE_NETWORK_ALLOW's say, at call time, as before.
+    answer = _create(admin, {**KEYED, "base_url": "http://10.1.2.3:8080/api"})
+    assert answer.status_code == 201, answer.get_json()
