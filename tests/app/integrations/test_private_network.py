@@ -16,6 +16,7 @@ from app import db
 from app.config import ConfigError, NetworkAllow, parse_network_allow
 from app.integrations.transport import address_allowed, canonical_host
 from app.migrate import alembic_config
+from app.models import Integration
 from tests.app.integrations.conftest import Canary
 from tests.app.integrations.test_outbound_guards import KEY, integration, lab, run
 from tests.conftest import make_app
@@ -130,7 +131,13 @@ def test_no_spelling_of_a_private_address_gets_through(
     app = make(PRIVATE_NETWORK_ALLOW=allow)
     session = db.session()
     facility, user = lab(session)
-    integration(session, facility, f"http://{host}:{canary.port}/base")
+    integration(session, facility, f"http://127.0.0.1:{canary.port}/base")
+    # Set on the row, past the settings' own check (which refuses 0.0.0.0 and link-local
+    # when saved): what is tested here is the guard of the call itself, as for a URL saved
+    # before that check or a name that resolves there only later.
+    saved = session.scalars(sa.select(Integration).where(Integration.key == "svc")).one()
+    saved.base_url = f"http://{host}:{canary.port}/base"
+    session.commit()
     outcome = run(app, facility, user, {"path": "/x"})
     assert outcome.error is not None and outcome.error.code == "forbidden_destination"
     assert canary.arrivals == []
