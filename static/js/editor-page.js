@@ -3,7 +3,7 @@
 import { createEditor } from "../vendor/editor.js";
 import { api, el, parseJson, showError, slug, toast } from "./api.js";
 import { ready } from "./ws.js";
-import { cancel, follow, renderInto, runHistory, setStatus, start } from "./runs.js";
+import { cancel, follow, linkRun, renderInto, runHistory, setStatus, start } from "./runs.js";
 import { createInputEditor } from "./input-editor.js";
 import { schedulesPanel } from "./schedules.js";
 
@@ -118,6 +118,7 @@ async function run() {
   catch { showError($("input-error"), "The input is not valid JSON."); return; }
   editor.clearErrors();
   parts.output.textContent = ""; parts.output.hidden = true; parts.result.hidden = true; parts.error.hidden = true;
+  linkRun(parts, null);  // the last run's link until this one has its own
   $("run-calls").querySelector("tbody").replaceChildren();
   setStatus(parts.status, "queued");
   $("run-script").disabled = true;
@@ -129,6 +130,7 @@ async function run() {
     await ready;
     const started = await start({ source: editor.getValue(), script_id: scriptId, input });
     currentRun = started.id; $("cancel-run").hidden = false; $("cancel-run").disabled = false;
+    linkRun(parts, started.id);
     follow(started.id, async (message) => {
       renderInto(parts, message);
       if (message.type !== "run.finished") return;

@@ -103,6 +103,14 @@ function timer(node, running) {
   }
 }
 
+// A panel's "Details" link: to its run's own page (live while the run goes on), shown
+// from the moment the run starts; hidden (null) while a new one is being started.
+export function linkRun(parts, runId) {
+  if (!parts.link) return;
+  parts.link.hidden = runId == null;
+  if (runId != null) parts.link.href = `/f/${slug}/runs/${runId}`;
+}
+
 // Render a run's progress into the elements of a panel.
 export function renderInto(parts, message) {
   if (message.type === "run.status") {
@@ -119,7 +127,7 @@ export function renderInto(parts, message) {
     setStatus(parts.status, run.status);
     timer(parts.elapsed, false);
     if (parts.elapsed && run.duration_ms != null) { parts.elapsed.hidden = false; parts.elapsed.textContent = `${Math.round(run.duration_ms)} ms`; }
-    if (parts.link) { parts.link.hidden = false; parts.link.href = `/f/${slug}/runs/${run.id}`; }
+    linkRun(parts, run.id);
     // The whole output: some of it may have been printed while the socket was down.
     if (run.output && run.output.length > parts.output.textContent.length) { parts.output.hidden = false; parts.output.textContent = run.output; }
     if (run.status === "succeeded") {

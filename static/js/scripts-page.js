@@ -2,7 +2,7 @@
 import { api, el, parseJson, showError, slug } from "./api.js";
 import { buildForm } from "./input-form.js";
 import { ready } from "./ws.js";
-import { cancel, follow, linkSettings, renderInto, runHistory, setStatus, start } from "./runs.js";
+import { cancel, follow, linkRun, linkSettings, renderInto, runHistory, setStatus, start } from "./runs.js";
 
 // Members read a failed run's error in words; scripters keep the code and line.
 const scripter = document.getElementById("script-cards")?.dataset.scripter === "yes";
@@ -50,11 +50,13 @@ for (const card of document.querySelectorAll(".script-card")) {
     panel.hidden = false;
     parts.output.textContent = ""; parts.output.hidden = true;
     parts.result.hidden = true; parts.error.hidden = true;
+    linkRun(parts, null);  // the last run's link until this one has its own
     setStatus(parts.status, "queued");
     try {
       await ready;
       const run = await start({ script_id: Number(button.dataset.scriptId), input });
       current = run.id; stop.hidden = false; stop.disabled = false;
+      linkRun(parts, run.id);
       follow(run.id, (message) => {
         renderInto(parts, message);
         if (message.type === "run.finished") {

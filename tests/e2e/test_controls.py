@@ -153,6 +153,50 @@ def test_a_running_run_shows_a_live_timer_on_the_scripts_page(
     page.context.close()
 
 
+def _running_run(live: LiveServer, script_id: int, other_than: str | None = None) -> str:
+    """The id of the script's run that is running now (not `other_than`)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with live.app.app_context():
+            found = db.session.query(Run.id).filter(
+                Run.script_id == script_id, Run.status == "running", Run.id != (other_than or "")
+            ).first()
+            db.session.remove()
+        if found is not None:
+            return str(found[0])
+        time.sleep(0.1)
+    raise AssertionError("the run never started")
+
+
+@pytest.mark.parametrize("where", ["card", "editor"])
+def test_details_links_the_run_going_on_not_the_last_one(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]], where: str
+) -> None:
+    """The link used to show the last run's page until the new run ended."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    if where == "card":
+        page.goto(f"{live.url}/f/lab/scripts")
+        panel = page.locator(".script-card", has_text="Spinner")
+        run, stop, link, status = ".run-script", ".cancel-run", ".run-link", ".run-status"
+    else:
+        page.goto(f"{live.url}/f/lab/editor/{ids['Spinner']}")
+        panel = page.locator("body")
+        run, stop, link, status = "#run-script", "#cancel-run", "#run-link", "#run-status"
+    panel.locator(run).click()
+    first = _running_run(live, ids["Spinner"])
+    panel.locator(f"{link}[href='/f/lab/runs/{first}']").wait_for()  # from its start
+    panel.locator(stop).click()
+    panel.locator(status, has_text="cancelled").wait_for(timeout=30000)
+    panel.locator(run).click()
+    second = _running_run(live, ids["Spinner"], other_than=first)
+    panel.locator(f"{link}[href='/f/lab/runs/{second}']").wait_for()
+    assert panel.locator(link).is_visible()
+    panel.locator(stop).click()
+    panel.locator(status, has_text="cancelled").wait_for(timeout=30000)
+    page.context.close()
+
+
 def test_a_run_whose_end_the_socket_missed_shows_it_once_the_page_reconnects(
     browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
 ) -> None:
