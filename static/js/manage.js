@@ -105,8 +105,16 @@ if (integrationPage) {
   const key = integrationPage.dataset.key;
   const base = `/api/f/${slug}/integrations/${key}`;
   document.getElementById("copy-redirect")?.addEventListener("click", async () => {
-    await navigator.clipboard.writeText(document.getElementById("redirect-uri").textContent);
-    toast("Redirect URI copied", "ok");
+    const uri = document.getElementById("redirect-uri");
+    try {
+      // Browsers give pages the clipboard only on https or localhost: elsewhere there
+      // is none (a LAN install on plain http), or it refuses.
+      await navigator.clipboard.writeText(uri.textContent);
+      toast("Redirect URI copied", "ok");
+    } catch {
+      getSelection().selectAllChildren(uri);
+      toast("The browser allows copying only on https: the redirect URI is selected, press Ctrl+C (⌘C) to copy it");
+    }
   });
   document.getElementById("test-connection")?.addEventListener("click", async () => {
     const out = document.getElementById("test-result");

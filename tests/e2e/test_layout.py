@@ -122,6 +122,24 @@ def test_an_oauth_integrations_page_fits_a_phone(
     page.context.close()
 
 
+def test_copying_the_redirect_uri_without_a_clipboard_selects_it_and_says_how(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    """Browsers give pages no clipboard on plain http away from localhost (a LAN install):
+    the button threw there and said nothing."""
+    live, _script_id = live_lab
+    page = signed_in(browser, live, "ada@example.com")
+    page.add_init_script("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    page.goto(f"{live.url}/f/lab/manage/integrations/oauthy")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.click("#copy-redirect")
+    page.locator(".toast", has_text="press Ctrl+C").wait_for()
+    assert page.evaluate("getSelection().toString()") == page.locator("#redirect-uri").inner_text()
+    assert errors == []
+    page.context.close()
+
+
 def test_the_management_tables_become_cards_on_a_phone_and_keep_words_whole(
     browser: Any, live_lab: tuple[LiveServer, int]
 ) -> None:
