@@ -19,6 +19,9 @@ from app.errors import ValidationError
 FIELD_TYPES = ("text", "number", "boolean", "choice", "date", "json")
 MAX_FIELDS = 30
 MAX_CHOICES = 50
+# An input's help shows under its field in the run forms; the API and every caller of
+# schema_from_fields share this bound (a longer help is refused, never cut).
+MAX_HELP_LENGTH = 300
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 _FORMATS = FormatChecker(["date"])
 
@@ -83,8 +86,13 @@ def _property(name: str, raw: dict[str, Any]) -> dict[str, Any]:
         prop.update(type="string", enum=[c.strip()[:120] for c in choices])
     # "json" adds no type: any JSON value is accepted.
     help_text = str(raw.get("help") or "").strip()
+    if len(help_text) > MAX_HELP_LENGTH:
+        raise ValidationError(
+            f"the help of input {name} is longer than {MAX_HELP_LENGTH} characters",
+            field="inputs",
+        )
     if help_text:
-        prop["description"] = help_text[:300]
+        prop["description"] = help_text
     default = raw.get("default")
     if default is not None and default != "":
         default = _coerce_default(name, kind, default)

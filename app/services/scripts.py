@@ -19,6 +19,9 @@ from app.services.context import MemberContext
 from sandbox import source_size_error
 
 MAX_INPUT = 256 * 1024
+# A script's description, shown on its card (the API documents the same bound; longer is
+# refused, never cut).
+MAX_DESCRIPTION_LENGTH = 2000
 # The most rows one list answer holds (the API clamps `limit` into 1..MAX_PAGE).
 MAX_PAGE = 200
 
@@ -73,7 +76,13 @@ def update_script(
         _check_source(source)
         script.source = source
     if description is not None:
-        script.description = description.strip()[:2000]
+        description = description.strip()
+        if len(description) > MAX_DESCRIPTION_LENGTH:
+            raise ValidationError(
+                f"the description may be at most {MAX_DESCRIPTION_LENGTH:,} characters",
+                field="description",
+            )
+        script.description = description
     if input_fields is not None:
         script.input_schema = inputs.schema_from_fields(input_fields)
     session.flush()

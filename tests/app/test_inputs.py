@@ -76,6 +76,9 @@ def test_no_declaration_accepts_any_json() -> None:
         ([{"name": "a", "type": "choice", "choices": []}], "choices"),
         ([{"name": "a", "type": "number", "default": "many"}], "not a number"),
         ([{"name": "a", "type": "date", "default": "soon"}], "does not fit the type date"),
+        ([{"name": "a", "type": "boolean", "default": "yes"}], "does not fit the type boolean"),
+        ([{"name": "a", "type": "boolean", "default": "true"}], "does not fit the type boolean"),
+        ([{"name": "a", "type": "text", "help": "h" * 301}], "longer than 300 characters"),
         ("name", "must be a list"),
     ],
 )

@@ -105,6 +105,44 @@ def test_declared_inputs_become_a_checked_form_for_members(
 
 
 @pytest.mark.parametrize("width", WIDTHS)
+def test_a_boolean_default_is_chosen_and_a_json_default_that_does_not_parse_is_refused(
+    browser: Any, live_lab: tuple[LiveServer, int], width: int
+) -> None:
+    live, script_id = live_lab
+    sam = signed_in(browser, live, "sam@example.com", width=width)
+    sam.goto(f"{live.url}/f/lab/editor/{script_id}")
+    sam.click("#inputs-editor summary")
+    declare(sam, 0, "loud", "boolean")
+    loud = sam.locator(".input-row").nth(0)
+    assert loud.locator(".input-default").is_hidden()  # no text box to type "yes" into
+    options = loud.locator(".input-default-flag option").all_inner_texts()
+    assert options == ["no default", "true", "false"]
+    loud.locator(".input-default-flag").select_option("true")
+    declare(sam, 1, "opts", "json", default="{bad")
+    opts = sam.locator(".input-row").nth(1)
+    problem = opts.locator(".input-default-error")
+    assert problem.inner_text() == "The default is not valid JSON (text goes in double quotes)."
+    fits(sam, f"editor-input-default-refused-{width}")
+    sam.click("#save-script")
+    refused = "Not saved: input opts: The default is not valid JSON"
+    sam.locator("#save-status", has_text=refused).wait_for()
+    with live.app.app_context():
+        assert db.session.get(Script, script_id).input_schema == {}  # nothing was sent
+    opts.locator(".input-default").fill('{"a": [1]}')
+    assert problem.is_hidden()
+    sam.click("#save-script")
+    sam.locator("#save-status", has_text="Saved").wait_for()
+    with live.app.app_context():
+        properties = db.session.get(Script, script_id).input_schema["properties"]
+    assert properties["loud"]["default"] is True
+    assert properties["opts"]["default"] == {"a": [1]}
+    sam.reload()
+    sam.click("#inputs-editor summary")
+    assert sam.locator(".input-row").nth(0).locator(".input-default-flag").input_value() == "true"
+    sam.context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
 def test_versions_show_who_and_when_diff_restore_and_publish(
     browser: Any, live_lab: tuple[LiveServer, int], width: int
 ) -> None:

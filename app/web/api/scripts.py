@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from app import db
 from app.models import Role, Script
@@ -21,28 +20,9 @@ from app.web.security import require_member
 bp = api_blueprint("api_scripts")
 TAGS = ("scripts",)
 
-# What the services keep (services/scripts.py stores the first 2,000 characters of a
-# description, services/inputs.py the first 300 of an input's help): longer is a 400 here,
-# not cut silently.
-MAX_DESCRIPTION_LENGTH = 2000
-MAX_HELP_LENGTH = 300
-
-
-def _helps_within(fields: list[Any]) -> list[Any]:
-    for raw in fields:
-        help_text = raw.get("help") if isinstance(raw, dict) else None
-        if isinstance(help_text, str) and len(help_text.strip()) > MAX_HELP_LENGTH:
-            raise PydanticCustomError(
-                "too_long",
-                "the help of input {name} is longer than {limit} characters",
-                {"name": str(raw.get("name", ""))[:40], "limit": MAX_HELP_LENGTH},
-            )
-    return fields
-
-
-# The declared input fields (checked as JSON Schema by the service; their help's length here).
-InputFields = Annotated[list[Any], AfterValidator(_helps_within)]
-Description = Annotated[StrictStr, Field(max_length=MAX_DESCRIPTION_LENGTH)]
+# The limits are the services' (they refuse longer texts from any caller); the description's
+# is repeated in the schema so the OpenAPI document shows it.
+Description = Annotated[StrictStr, Field(max_length=scripts_service.MAX_DESCRIPTION_LENGTH)]
 
 
 class ScriptOut(BaseModel):
@@ -65,7 +45,8 @@ class ScriptCreate(Body):
     name: StrictStr = ""
     source: StrictStr = ""
     description: Description = ""
-    inputs: InputFields | None = None
+    # The declared input fields (checked as JSON Schema by the service).
+    inputs: list[Any] | None = None
     published: StrictBool | None = None
 
 
@@ -75,7 +56,8 @@ class ScriptUpdate(Body):
     name: StrictStr | None = None
     source: StrictStr | None = None
     description: Description | None = None
-    inputs: InputFields | None = None
+    # The declared input fields (checked as JSON Schema by the service).
+    inputs: list[Any] | None = None
     published: StrictBool | None = None
 
 

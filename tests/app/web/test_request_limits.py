@@ -7,10 +7,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import select
 
 from app import db
-from app.models import ApiToken, Run
-from app.web.api.scripts import MAX_DESCRIPTION_LENGTH, MAX_HELP_LENGTH
+from app.errors import ValidationError
+from app.models import ApiToken, Facility, Role, Run, Script, User
+from app.services import scripts
+from app.services.context import MemberContext
+from app.services.inputs import MAX_HELP_LENGTH
+from app.services.scripts import MAX_DESCRIPTION_LENGTH
 from tests.app.web.conftest import Site
 
 MIB = 1024 * 1024
@@ -206,3 +211,50 @@ def test_script_texts_up_to_what_is_kept_are_stored_whole(site: Site) -> None:
     assert created.status_code == 201, created.text[:300]
     assert created.json()["description"] == description
     assert created.json()["inputs"][0]["help"] == help_text
+
+
+def test_the_services_refuse_what_the_api_would_rather_than_cut_it(site: Site) -> None:
+    # The limits are the services': a caller other than the API (duplicate, a page, the CLI)
+    # gets the same refusal, not a silently shortened text.
+    with site.live.app.app_context():
+        ada = db.session.get(User, site.ada_id)
+        lab = db.session.scalars(select(Facility).where(Facility.slug == "lab")).one()
+        assert ada is not None
+        member = MemberContext(ada, lab, Role.scripter)
+        with pytest.raises(ValidationError) as caught:
+            scripts.create_script(
+                db.session(), member, name="s", description="d" * (MAX_DESCRIPTION_LENGTH + 1)
+            )
+        assert caught.value.details["field"] == "description"
+        with pytest.raises(ValidationError) as caught:
+            scripts.create_script(db.session(), member, name="s", input_fields=[
+                {"name": "n", "type": "text", "help": "h" * (MAX_HELP_LENGTH + 1)},
+            ])
+        assert caught.value.details["field"] == "inputs"
+        db.session.rollback()
+
+
+@pytest.mark.parametrize("default", ["yes", "true", 1, [True]])
+def test_a_boolean_input_whose_default_is_not_a_boolean_is_a_400(
+    site: Site, default: Any
+) -> None:
+    inputs = [{"name": "loud", "type": "boolean", "default": default}]
+    created = site.ada.api("POST", "/api/f/lab/scripts", json={"name": "s", "inputs": inputs})
+    assert created.status_code == 400, created.text[:300]
+    error = created.json()["error"]
+    assert error["field"] == "inputs"
+    assert error["message"] == "input loud: the default does not fit the type boolean"
+    with site.live.app.app_context():
+        assert db.session.scalars(select(Script)).all() == []
+
+
+def test_a_boolean_or_json_default_sent_as_its_value_is_stored_as_that_value(site: Site) -> None:
+    inputs = [
+        {"name": "loud", "type": "boolean", "default": False},
+        {"name": "opts", "type": "json", "default": {"a": [1]}},
+    ]
+    created = site.ada.api("POST", "/api/f/lab/scripts", json={"name": "s", "inputs": inputs})
+    assert created.status_code == 201, created.text[:300]
+    properties = created.json()["input_schema"]["properties"]
+    assert properties["loud"]["default"] is False
+    assert properties["opts"]["default"] == {"a": [1]}
