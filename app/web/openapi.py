@@ -119,12 +119,12 @@ def _before(
                 raise ValidationError(
                     "send the body as JSON, with Content-Type: application/json", field="body")
             # spectree reads a body it cannot parse, or `null`/`[]`, as {}: refuse those here.
-            try:
-                body = current_app.json.loads(raw)
-            except ValueError as unreadable:  # JSONDecodeError too: where, in its words
-                raise ValidationError(f"the body is not valid JSON: {unreadable}",
-                                      field="body") from None
-            if not isinstance(body, dict):
+            if not isinstance(request.get_json(silent=True), dict):  # parsed once, cached
+                try:
+                    current_app.json.loads(raw)
+                except ValueError as unreadable:  # JSONDecodeError too: where, in its words
+                    raise ValidationError(f"the body is not valid JSON: {unreadable}",
+                                          field="body") from None
                 raise ValidationError("send a JSON object", field="body")
         elif error is None:
             # No body at all is an empty object (curl -X POST without -d; a page's fetch
