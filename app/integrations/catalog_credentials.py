@@ -17,6 +17,7 @@ from app.integrations.catalog_entry import (
     Location,
     Placement,
     default_placements,
+    routing_header,
 )
 from app.integrations.catalog_reader import (
     HEADER_NAME_RE,
@@ -83,6 +84,8 @@ def placements_of(
         name_re = HEADER_NAME_RE if location == "header" else QUERY_NAME_RE
         if not name_re.fullmatch(name):
             raise p.error("name", f"invalid {location} name {name!r}")
+        if location == "header" and routing_header(name):
+            raise p.error("name", f"{name} is set by the server; a credential cannot go there")
         if any(c in template for c in "\r\n"):
             raise p.error("template", "must not contain line breaks")
         placements.append(Placement(location, name, template))

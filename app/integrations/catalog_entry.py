@@ -55,6 +55,19 @@ MAX_HEADER_VALUE_LENGTH = 8 * 1024
 # well below what a provider's header limit takes.
 MAX_CREDENTIAL_LENGTH = 8 * 1024
 
+# Headers that would choose another virtual host or tell the service it was reached for
+# another origin: neither a script nor an integration's settings may send them (the server
+# sets Host from the URL). destinations refuses them in calls, the validator in settings.
+ROUTING_HEADERS: frozenset[str] = frozenset({"host", "forwarded", "x-real-ip"})
+ROUTING_HEADER_PREFIX = "x-forwarded-"
+
+
+def routing_header(name: str) -> bool:
+    """True for Host, Forwarded, X-Real-IP and X-Forwarded-*, in any case."""
+    lowered = name.strip().lower()
+    return lowered in ROUTING_HEADERS or lowered.startswith(ROUTING_HEADER_PREFIX)
+
+
 OAUTH_ONLY_FIELDS: frozenset[str] = frozenset(
     {"token_url", "token_request_method", "token_auth_method", "revoke_url"}
     | {"scopes", "scope_separator", "refresh_on_403"}

@@ -42,6 +42,7 @@ from app.integrations.catalog_entry import (
     Verification,
     VerifyMethod,
     fields_for_mode,
+    routing_header,
 )
 from app.integrations.catalog_reader import (
     HEADER_NAME_RE,
@@ -151,6 +152,8 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
             partial(r.text_map, map_field, name_re), MappingProxyType({})
         )
         headers_and_query[map_field] = values
+        if map_field == "default_headers":
+            p.check(partial(_check_header_names, r, values), None, needs=(map_field,))
         used |= p.check(
             partial(check_values, r, map_field, values, params),
             set[str](),
@@ -298,6 +301,17 @@ def _docs_url(r: EntryReader) -> str:
     # A documentation link may point at an anchor; endpoints may not.
     check_url(r, "docs_url", docs_url.partition("#")[0], set(), allow_query=True)
     return docs_url
+
+
+def _check_header_names(r: EntryReader, headers: Mapping[str, str]) -> None:
+    # As scripts may not: these reroute the request or misstate where it came from.
+    for name in headers:
+        if routing_header(name):
+            raise r.error(
+                "default_headers",
+                f"{name} is set by the server (Host, Forwarded, X-Real-IP and X-Forwarded-*"
+                " cannot be default headers)",
+            )
 
 
 def _check_length(r: EntryReader, name: str, value: str, limit: int) -> None:

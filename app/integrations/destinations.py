@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
+from app.integrations.catalog_entry import routing_header
 from app.integrations.transport import canonical_host
 
 ALLOWED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
@@ -37,10 +38,6 @@ HOP_BY_HOP = frozenset(
     }
 )
 ALWAYS_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-# Headers that would choose another virtual host or tell the service it was reached for
-# another origin: a script may not send them (the server sets Host from the URL).
-ROUTING_HEADERS = frozenset({"host", "forwarded", "x-real-ip"})
-ROUTING_HEADER_PREFIX = "x-forwarded-"
 _CONTROL = re.compile(r"[\r\n\x00]")
 
 
@@ -57,8 +54,7 @@ class DestinationRefused(Exception):
 
 def check_header_name(name: str) -> str:
     """Refuse the headers that reroute a request (Host, Forwarded, X-Forwarded-*)."""
-    lowered = name.strip().lower()
-    if lowered in ROUTING_HEADERS or lowered.startswith(ROUTING_HEADER_PREFIX):
+    if routing_header(name):
         raise DestinationRefused(
             f"scripts may not set the {name} header: the server addresses the request itself"
         )

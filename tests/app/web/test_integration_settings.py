@@ -124,6 +124,12 @@ MALFORMED = [
     (KEYED, "default_query", {f"q{n}": "v" for n in range(MAX_EXTRA_ENTRIES + 1)}),
     (OAUTH, "authorization_params", {"a": "v" * (MAX_HEADER_VALUE_LENGTH + 1)}),
     (OAUTH, "client_secret", "s" * (MAX_CREDENTIAL_LENGTH + 1)),
+    # Headers scripts may not set (they reroute a request) are no settings either.
+    (KEYED, "default_headers", {"Host": "evil.example.com"}),
+    (KEYED, "default_headers", {"forwarded": "for=1.2.3.4"}),
+    (KEYED, "default_headers", {"X-Forwarded-Host": "evil.example.com"}),
+    (KEYED, "default_headers", {"X-Real-IP": "10.0.0.1"}),
+    (KEYED, "placements", [{"location": "header", "name": "Host", "template": "{api_key}"}]),
 ]
 
 
