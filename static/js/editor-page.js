@@ -47,9 +47,10 @@ function save(options) {
 }
 
 async function saveNow({ publish } = {}) {
-  const body = { name: $("script-name").value.trim() || "Untitled script", source: editor.getValue(), inputs: inputFields.read() };
-  if (publish !== undefined || !scriptId) body.published = publish ?? $("script-published").checked;
   try {
+    // Reading the inputs refuses a default that cannot be sent (ApiError, field "inputs").
+    const body = { name: $("script-name").value.trim() || "Untitled script", source: editor.getValue(), inputs: inputFields.read() };
+    if (publish !== undefined || !scriptId) body.published = publish ?? $("script-published").checked;
     const saved = scriptId
       ? await api("PATCH", `/api/f/${slug}/scripts/${scriptId}`, body)
       : await api("POST", `/api/f/${slug}/scripts`, body);

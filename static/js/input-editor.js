@@ -52,12 +52,8 @@ function row(field, onChange, onRemove) {
     const kind = type.value;
     const { value, error } = parsed();
     const label = name.value.trim() || "without a name";
-    if (error) {
-      // Refused here, never sent: the editor page builds its body outside its try, so the
-      // refusal is raised when the body is serialised (inside the save's try), and the save
-      // ends as a server refusal does ("Not saved: ...") with nothing sent.
-      return { toJSON: () => { throw new ApiError(`input ${label}: ${error}`, "invalid", "inputs"); } };
-    }
+    // Refused here, never sent: the save ends as a server refusal does ("Not saved: ...").
+    if (error) throw new ApiError(`input ${label}: ${error}`, "invalid", "inputs");
     return {
       name: name.value.trim(), type: kind, required: required.checked, default: value,
       help: help.value.trim(),
