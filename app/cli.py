@@ -294,15 +294,24 @@ def add_member(slug: str, email: str, role: str) -> None:
 @main.command("end-sessions")
 @click.option("--email", required=True)
 def end_sessions(email: str) -> None:
-    """Sign a user out everywhere: every browser session ends, open pages close."""
+    """Sign a user out everywhere: every browser session ends, open pages close, and every
+    API token of theirs is revoked."""
     from app import db
     from app.services import people, sessions
 
     with _app().app_context():
         user = people.user_by_email(db.session(), email)
         ended = sessions.end_sessions(db.session(), user_id=user.id)
+        revoked = sessions.revoke_api_tokens(db.session(), user_id=user.id)
         db.session.commit()
-        click.echo(f"ended {ended} session(s) of {user.email}")
+        click.echo(
+            f"ended {_count(ended, 'session')} and revoked {_count(revoked, 'API token')} "
+            f"of {user.email}"
+        )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @main.command("rotate-keys")

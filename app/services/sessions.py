@@ -1,4 +1,5 @@
-"""Browser sessions the server can end: start, look up, end one, end all of a user's."""
+"""Browser sessions the server can end: start, look up, end one, end all of a user's; and
+revoking all of a user's API tokens, for the operator's sign-out everywhere."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from app.models import Facility, Membership, Role, User, UserSession
+from app.models import ApiToken, Facility, Membership, Role, User, UserSession
 from app.models._types import utcnow
 
 # Asked on every signed-in request: built once, its values bound per call.
@@ -96,3 +97,11 @@ def end_sessions(session: Session, *, user_id: int, keep_secret: str | None = No
     session.flush()
     return int(ended or 0)
 
+
+def revoke_api_tokens(session: Session, *, user_id: int) -> int:
+    """Revoke every API token of user_id (they outlive sessions: a password change keeps
+    them); how many were revoked."""
+    query = delete(ApiToken).where(ApiToken.user_id == user_id)
+    revoked = session.execute(query).rowcount  # type: ignore[attr-defined]
+    session.flush()
+    return int(revoked or 0)

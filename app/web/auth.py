@@ -18,6 +18,7 @@ from app.web.security import (
     current_identity,
     login_required,
     memberships_of,
+    require_browser_session,
     require_user,
     session_secret,
     sign_in,
@@ -93,10 +94,20 @@ def login() -> ResponseReturnValue:
     return render_template("login.html", error=error, email=email), 401 if error else 200
 
 
-def change_own_password(user: User, *, current_password: str, new_password: str) -> int:
-    """Change the signed-in user's password, each try counted on their sign-in count
-    (TooManyAttempts past it, before the password is checked); how many of their other
-    sessions ended. The page and the API both come here."""
+# What an API token is told when it asks to change the password: a leaked token must not
+# take the account over (nor guess the password it does not know).
+PASSWORD_BY_TOKEN = (
+    "an API token cannot change the password; change it under Settings → Password "
+    "while signed in"
+)
+
+
+def change_own_password(*, current_password: str, new_password: str) -> int:
+    """Change the password of the user signed in in this browser (Forbidden for an API
+    token), each try counted on their sign-in count (TooManyAttempts past it, before the
+    password is checked); how many of their other sessions ended. The page and the API
+    both come here."""
+    user = require_browser_session(PASSWORD_BY_TOKEN)
     throttle = login_throttle()
     throttle.password_check(email=user.email)
     try:
@@ -130,7 +141,6 @@ def password() -> ResponseReturnValue:
                 raise ValidationError("the two new passwords differ; type the same one twice",
                                       field="repeat_password")
             ended = change_own_password(
-                user,
                 current_password=request.form.get("current_password", ""),
                 new_password=request.form.get("new_password", ""),
             )

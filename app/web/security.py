@@ -173,6 +173,20 @@ def require_user() -> User:
     return identity.user
 
 
+def require_browser_session(refusal: str) -> User:
+    """The user of a signed-in browser session; Forbidden(`refusal`) for an API token.
+
+    For what would let a leaked token outlast its revocation: making more tokens, taking
+    over the password.
+    """
+    identity = current_identity()
+    if identity is None:
+        raise NotAuthenticated("sign in to continue")
+    if identity.via_token:
+        raise Forbidden(refusal)
+    return identity.user
+
+
 # Asked on every request under /f/<slug>: built once, its values bound per call.
 _MEMBERSHIP = (
     select(Facility, Membership)

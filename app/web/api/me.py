@@ -14,11 +14,19 @@ from app.web.security import (
     hash_token,
     memberships_of,
     new_api_token,
+    require_browser_session,
     require_user,
 )
 
 bp = api_blueprint("api_me")
 TAGS = ("me",)
+
+# What an API token is told when it asks to make a token: a leaked token must not mint
+# copies of itself that outlive its revocation (changing the password: auth.py).
+TOKEN_BY_TOKEN = (
+    "an API token cannot create API tokens; create one under Settings → API tokens "
+    "while signed in"
+)
 
 
 class FacilityRole(BaseModel):
@@ -83,11 +91,11 @@ def me() -> Answer:
 @bp.post("/me/password")
 @spec.validate(resp=reply(HTTP_200=SessionsEnded), tags=TAGS)
 def change_password(json: PasswordChange) -> Answer:
-    """Change the password (needs the current one; wrong ones count on the sign-in
-    throttle, 429 past it); the user's other sessions end."""
-    user = require_user()
+    """Change the password (from a signed-in browser session only; needs the current one,
+    wrong ones count on the sign-in throttle, 429 past it); the user's other sessions end
+    (API tokens stay until revoked)."""
     ended = change_own_password(
-        user, current_password=json.current_password, new_password=json.new_password
+        current_password=json.current_password, new_password=json.new_password
     )
     db.session.commit()
     return SessionsEnded(sessions_ended=ended)
@@ -96,8 +104,9 @@ def change_password(json: PasswordChange) -> Answer:
 @bp.post("/tokens")
 @spec.validate(resp=reply(HTTP_201=TokenCreated), tags=TAGS)
 def create_token(json: TokenCreate) -> Answer:
-    """Create an API token; the token is in this answer only."""
-    user = require_user()
+    """Create an API token (from a signed-in browser session only: a token cannot copy
+    itself); the token is in this answer only."""
+    user = require_browser_session(TOKEN_BY_TOKEN)
     name = json.name.strip() or "API token"
     token = new_api_token()
     row = ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), prefix=token[:8])

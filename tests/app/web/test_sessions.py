@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
+from werkzeug.security import check_password_hash
 
 from app import db
 from app.cli import main as cli
-from app.models import Facility, Membership, Role, UserSession
+from app.models import ApiToken, Facility, Membership, Role, User, UserSession
 from app.models._types import utcnow
 from app.testing import LiveServer, Socket, WebClient
 from tests.app.web.conftest import Site
@@ -130,17 +131,93 @@ def test_a_session_past_its_lifetime_is_refused(site: Site, ada: Browser) -> Non
     assert ada.me() == 401
 
 
-def test_the_operator_ends_every_session_of_a_user(
+def _token(site: Site) -> str:
+    made = site.ada.api("POST", "/api/tokens", json={"name": "ci"})
+    assert made.status_code == 201, made.text
+    token: str = made.json()["token"]
+    return token
+
+
+def _me_by_token(site: Site, token: str) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    return requests.get(f"{site.live.url}/api/me", headers=headers, timeout=30).status_code
+
+
+def test_the_operator_ends_every_session_and_api_token_of_a_user(
     site: Site, ada: Browser, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # end-sessions said "ended 0 session(s)" and left the user's API tokens working.
+    token = _token(site)
+    with site.live.app.app_context():
+        someone = create_user(db.session(), email="someone@example.com")
+        db.session.commit()
+        theirs = WebClient(site.live.app, site.live.url, someone.id)
+    their_token = theirs.api("POST", "/api/tokens", json={"name": "theirs"}).json()["token"]
     app = site.live.app
     monkeypatch.setenv("SCRIPTBOX_DATABASE_URL", app.config["DATABASE_URL"])
     monkeypatch.setenv("SCRIPTBOX_SECRET_KEY", app.config["SECRET_KEY"])
     monkeypatch.setenv("SCRIPTBOX_SECRET_KEYS", ",".join(app.config["SECRET_KEYS"]))
     result = CliRunner().invoke(cli, ["end-sessions", "--email", "ada@example.com"])
     assert result.exit_code == 0, result.output
-    assert "ended 2 session(s) of ada@example.com" in result.output
+    assert "ended 2 sessions and revoked 1 API token of ada@example.com" in result.output
     assert ada.me() == 401 and site.ada.api("GET", "/api/me").status_code == 401
+    assert _me_by_token(site, token) == 401
+    assert _me_by_token(site, their_token) == 200  # another user's stay
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "words"),
+    [
+        ("POST", "/api/tokens", {"name": "copy"},
+         "an API token cannot create API tokens; create one under Settings → API tokens "
+         "while signed in"),
+        ("POST", "/api/me/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+         "an API token cannot change the password; change it under Settings → Password "
+         "while signed in"),
+    ],
+)
+def test_an_api_token_cannot_make_tokens_or_change_the_password(
+    site: Site, method: str, path: str, body: dict[str, str], words: str
+) -> None:
+    # A leaked token made copies of itself (201 with a new sbx_ token) and could take the
+    # account over through its password.
+    token = _token(site)
+    answer = requests.request(
+        method, f"{site.live.url}{path}", json=body,
+        headers={"Authorization": f"Bearer {token}"}, timeout=30,
+    )
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"] == {"code": "forbidden", "message": words}
+    with site.live.app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ApiToken)) == 1
+        user = db.session.get(User, site.ada_id)
+        assert user is not None and check_password_hash(user.password_hash, PASSWORD)
+    assert _me_by_token(site, token) == 200  # the token itself still works
+
+
+def test_an_api_token_cannot_change_the_password_on_the_page(site: Site) -> None:
+    token = _token(site)
+    answer = requests.post(
+        f"{site.live.url}/settings/password",
+        data={"current_password": PASSWORD, "new_password": NEW_PASSWORD,
+              "repeat_password": NEW_PASSWORD},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 403
+    assert "change it under Settings → Password while signed in" in answer.text
+    assert Browser(site.live).sign_in(PASSWORD).status_code == 302
+
+
+def test_a_password_change_leaves_api_tokens_working(site: Site, ada: Browser) -> None:
+    # As the README says: they stay until revoked (Settings → API tokens, or end-sessions).
+    token = _token(site)
+    changed = site.ada.api(
+        "POST", "/api/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
+    assert changed.status_code == 200, changed.text
+    assert _me_by_token(site, token) == 200
 
 
 @pytest.fixture
