@@ -1,10 +1,11 @@
 """The monthly call quota counted in Redis, shared by every process (implements CallCounter).
 
-One counter per facility and month: the calls in the call log plus the calls in flight
-on any process. It is filled from the call log the first time it is needed (and again
-after a Redis restart lost it), then every call adds one, atomically, before it is
-made; a call refused by the quota still counts (its row is logged like any other).
-Two processes can therefore never both take the last call of a quota.
+One counter per facility and month: the calls in the call log that count as usage
+(`counts_as_usage`) plus the calls in flight on any process. It is filled from the call
+log the first time it is needed (and again after a Redis restart lost it), then every
+call adds one, atomically, before it is made; a call that ends without counting (refused
+by the quota or anything else before it went out, or parked) gives its one back. Two
+processes can therefore never both take the last call of a quota.
 
 Filling from the call log misses the rows other processes have not written yet (their
 writer batches for ~50 ms) and the calls they have in flight: right after Redis lost the
@@ -74,7 +75,7 @@ class RedisCallCounter:
         return _Counted(self, key, allowed=int(count) <= quota)
 
     def unchecked(self, facility_id: int) -> None:
-        """Count a logged call that never reached the check (if the counter exists)."""
+        """Count a call that was made without a check (if the counter exists)."""
         self.change(self._key(facility_id), 1)
 
     def change(self, key: str, by: int) -> None:
@@ -89,12 +90,13 @@ class RedisCallCounter:
 
 
 class _Counted:
-    """A call counted in Redis: given back only if it was never logged."""
+    """A call counted in Redis: given back unless it ends counting as usage."""
 
     def __init__(self, counter: RedisCallCounter, key: str, *, allowed: bool) -> None:
         self._counter, self._key, self.allowed = counter, key, allowed
 
-    def settle(self, *, logged: bool) -> None:
-        """A call whose run parked is counted again when it is asked again."""
-        if not logged:
+    def settle(self, *, counted: bool) -> None:
+        """A call whose run parked is counted again when it is asked again; one refused
+        (by the quota too) is not counted at all."""
+        if not counted:
             self._counter.change(self._key, -1)

@@ -26,7 +26,7 @@ from app.integrations.call_log import CallLogEntry, CallLogWriter
 from app.integrations.catalog_entry import MAX_KEY_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
 from app.integrations.outgoing import body_of, outgoing
-from app.integrations.quota import CallCounter, LocalCallCounter
+from app.integrations.quota import CallCounter, LocalCallCounter, counts_as_usage
 from app.integrations.redaction import Redactor
 from app.integrations.tokens import NeedsReauth, TokenManager
 from app.integrations.vault import Vault
@@ -226,11 +226,15 @@ class Broker:
             entry.parked = True  # not made: it is asked again (and logged) when the run resumes
             raise
         finally:
+            # Logged unless parked; counted only if it went out (counts_as_usage).
+            counted = False
             if not entry.parked:
-                self._log_writer.write(entry.row(self._clock()))
+                row = entry.row(self._clock())
+                counted = counts_as_usage(row)
+                self._log_writer.write(row)
             if entry.admission is not None:
-                entry.admission.settle(logged=not entry.parked)
-            elif not entry.parked:
+                entry.admission.settle(counted=counted)
+            elif counted:
                 self._calls.unchecked(ctx.facility_id)
 
     def _perform(
@@ -338,6 +342,7 @@ class Broker:
             remaining = call.clock.remaining()
             response.close()
             if wait is None or wait > max(remaining - 1.0, 0):
+                entry.status = 429  # the service answered: logged, and counted, as such
                 raise HostCallError(
                     "rate_limited",
                     f"{integration.name} is rate limiting; it asked to wait "

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app import db
 from app.integrations.call_context import RunContext
-from app.integrations.quota import Admission
+from app.integrations.quota import Admission, counts_as_usage
 from app.models import Account, CallLog
 from app.models._types import storable, utcnow
 
@@ -95,7 +95,7 @@ class CallLogWriter:
     `flush()` cuts the window short and waits until every row handed in is committed
     (the run manager flushes before it reports a run finished, so its calls are listed).
     While the database cannot be reached the rows wait for it, however long: the usage
-    and the monthly quota count them (`pending` counts them meanwhile).
+    and the monthly quota count those that count as usage (`pending` counts them meanwhile).
     """
 
     def __init__(self, session_factory: Callable[[], Session]) -> None:
@@ -106,6 +106,8 @@ class CallLogWriter:
         self._flushing = threading.Event()
         # Rows not yet written, by facility; only facilities with some are keys.
         self._pending: collections.Counter[int] = collections.Counter()
+        # Those of them that count as usage (the quota's part of `_pending`), the same way.
+        self._counted: collections.Counter[int] = collections.Counter()
         self._written = threading.Condition(self._lock)  # notified as rows leave `_pending`
 
     def write(self, row: dict[str, Any]) -> None:
@@ -115,12 +117,15 @@ class CallLogWriter:
                 self._thread = threading.Thread(target=self._drain, name="call-log", daemon=True)
                 self._thread.start()
             self._pending[row["facility_id"]] += 1
+            if counts_as_usage(row):
+                self._counted[row["facility_id"]] += 1
         self._queue.put(row)
 
     def pending(self, facility_id: int) -> int:
-        """Rows of this facility not yet in the database (for quota counts)."""
+        """Rows of this facility not yet in the database that count as usage (for quota
+        counts)."""
         with self._lock:
-            return self._pending[facility_id]
+            return self._counted[facility_id]
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every queued row is written (or given up on), or `timeout` seconds
@@ -182,6 +187,10 @@ class CallLogWriter:
                         self._pending[facility_id] -= 1
                         if not self._pending[facility_id]:
                             del self._pending[facility_id]
+                        if counts_as_usage(row):
+                            self._counted[facility_id] -= 1
+                            if not self._counted[facility_id]:
+                                del self._counted[facility_id]
                     self._written.notify_all()
                     if self._queue.empty():
                         self._flushing.clear()

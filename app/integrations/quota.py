@@ -1,9 +1,11 @@
 """How many integration calls a facility made this month (the broker's quota check).
 
-The count is the call log: every call that reaches the log counts, refused ones too.
-A `CallCounter` decides whether one more call fits under the quota; each process counts
-its own calls in flight, so the embedded default (one process) never goes past it. With
-Redis (`app.distributed.redis_quota`) every process shares one count per facility.
+The count is the calls sent to a service (`counts_as_usage`), read from the call log: a
+call refused before it went out (by the quota itself, an unknown key, a forbidden
+destination, a missing sign-in...) is logged but not counted. A `CallCounter` decides
+whether one more call fits under the quota; each process counts its own calls in flight,
+so the embedded default (one process) never goes past it. With Redis
+(`app.distributed.redis_quota`) every process shares one count per facility.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import collections
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import CallLog
@@ -26,12 +28,37 @@ def month_start(now: datetime | None = None) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+# The failures of a call that was sent (or being sent) when it failed: no answer in time,
+# the connection or the answer broke off. Both codes are also raised before sending (an
+# integration switched off, a run with no time left, a token refresh that failed): those
+# before the integration is known (switched off) log no integration_id and are not
+# counted; the others are, a rare overcount that keeps the rule readable from the call
+# log alone (an answered call always has an integration_id and a status).
+SENT_FAILURES = frozenset({"integration_timeout", "integration_unavailable"})
+
+
+def counts_as_usage(row: dict[str, Any]) -> bool:
+    """Whether a call-log row (CallLogEntry.row) counts toward usage and the quota: the
+    call got an HTTP answer (any status, a 429 too) or failed in transit. `COUNTED` says
+    the same in SQL; keep the two together."""
+    return row["status"] is not None or (
+        row["integration_id"] is not None and row["error_code"] in SENT_FAILURES
+    )
+
+
+# counts_as_usage as a WHERE clause over the call log.
+COUNTED: ColumnElement[bool] = or_(
+    CallLog.status.is_not(None),
+    and_(CallLog.integration_id.is_not(None), CallLog.error_code.in_(sorted(SENT_FAILURES))),
+)
+
+
 def calls_this_month(session: Session, facility_id: int) -> int:
-    """How many calls the facility made this month (rows in the call log)."""
+    """How many calls the facility made this month (call-log rows that count as usage)."""
     return int(
         session.scalar(
             select(func.count(CallLog.id)).where(
-                CallLog.facility_id == facility_id, CallLog.created_at >= month_start()
+                CallLog.facility_id == facility_id, CallLog.created_at >= month_start(), COUNTED
             )
         )
         or 0
@@ -43,20 +70,21 @@ class Admission(Protocol):
 
     allowed: bool
 
-    def settle(self, *, logged: bool) -> None:
-        """The call ended: its row went to the call log (`logged`), or not (its run
-        parked: the call is asked again, and counted again, when the run resumes)."""
+    def settle(self, *, counted: bool) -> None:
+        """The call ended: it counts as usage (`counted`: its row went to the call-log
+        writer, which counts it until written), or not (refused before it went out, by the
+        quota too, or its run parked: the call is asked again when the run resumes)."""
 
 
 class CallCounter(Protocol):
     """Counts a facility's calls this month against its quota, across the calls in flight."""
 
     def admit(self, facility_id: int, quota: int) -> Admission:
-        """One call is about to be made. It counts from now on, refused or not (a refused
-        call is logged too), until its admission is settled."""
+        """One call is about to be made. It may count from now on, until its admission is
+        settled."""
 
     def unchecked(self, facility_id: int) -> None:
-        """A call that never reached the quota check was logged (it failed before)."""
+        """A call that counts as usage was logged without a quota check (no quota)."""
 
 
 class _Settled:
@@ -65,7 +93,7 @@ class _Settled:
     def __init__(self, allowed: bool) -> None:
         self.allowed = allowed
 
-    def settle(self, *, logged: bool) -> None:
+    def settle(self, *, counted: bool) -> None:
         """Nothing to do."""
 
 
@@ -77,8 +105,9 @@ class _InFlight:
     def __init__(self, counter: LocalCallCounter, facility_id: int) -> None:
         self._counter, self._facility_id = counter, facility_id
 
-    def settle(self, *, logged: bool) -> None:
-        """No longer in flight (called after its row was handed to the writer)."""
+    def settle(self, *, counted: bool) -> None:
+        """No longer in flight (called after its row was handed to the writer, whose
+        pending count holds it if `counted`)."""
         self._counter.landed(self._facility_id)
 
 
@@ -89,7 +118,8 @@ class LocalCallCounter:
         self, session_factory: Callable[[], Session], pending: Callable[[int], int]
     ) -> None:
         self._session_factory = session_factory
-        self._pending = pending  # rows handed to the call-log writer, not yet committed
+        # Rows handed to the call-log writer, not yet committed, that count as usage.
+        self._pending = pending
         self._lock = threading.Lock()
         self._in_flight: collections.Counter[int] = collections.Counter()
 

@@ -1,4 +1,5 @@
-"""Usage: integration calls per facility, integration and month, from the call log, and the
+"""Usage: integration calls per facility, integration and month, from the call log (the calls
+sent to a service, `counts_as_usage`: not those refused before they went out), and the
 facility's monthly call quota (the one setting the broker enforces, app.integrations.quota).
 Flush, never commit."""
 
@@ -11,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import ValidationError
-from app.integrations.quota import calls_this_month, month_start
+from app.integrations.quota import COUNTED, calls_this_month, month_start
 from app.models import CallLog, Facility
 
 __all__ = [
@@ -45,7 +46,7 @@ def _calls_between(
     session: Session, facility: Facility, start: datetime, end: datetime | None
 ) -> dict[str, int]:
     query = select(CallLog.integration_key, func.count(CallLog.id)).where(
-        CallLog.facility_id == facility.id, CallLog.created_at >= start
+        CallLog.facility_id == facility.id, CallLog.created_at >= start, COUNTED
     )
     if end is not None:
         query = query.where(CallLog.created_at < end)

@@ -630,5 +630,86 @@ result = codes
     assert run(app, world, source).result == [200, 200, "quota_exceeded"]
     from app.services.usage import monthly_usage
 
+    # The refused call is logged, not counted: usage stays at the quota, and raising the
+    # quota by one gives back exactly one call.
     usage = monthly_usage(session, world["lab"])
-    assert usage["calls"] == {"headerkey": 3} and usage["quota"] == 2
+    assert usage["calls"] == {"headerkey": 2} and usage["total"] == 2 and usage["quota"] == 2
+    logged = session.scalars(select(CallLog.error_code).order_by(CallLog.id)).all()
+    assert logged == [None, None, "quota_exceeded"]
+    world["lab"].monthly_call_quota = 3
+    session.commit()
+    assert run(app, world, source).result == [200, "quota_exceeded", "quota_exceeded"]
+    assert monthly_usage(session, world["lab"])["total"] == 3
+
+
+# Calls refused before they went out: logged with their error, never usage.
+NOT_SENT = """
+codes = []
+for service, path in [("nope", "/x"), ("headerkey", "https://evil.example/x"),
+                      ("querykey", "/echo"), ("headerkey", "//evil.example/x")]:
+    try:
+        integrations.get(service, path)
+    except integrations.IntegrationError as refused:
+        codes.append(refused.code)
+try:
+    integrations.request("headerkey", "BREW", "/echo")
+except integrations.IntegrationError as refused:
+    codes.append(refused.code)
+for path in ["/status/500", "/echo", "/status/204", "/echo"]:
+    try:
+        codes.append(integrations.get("headerkey", path).status)
+    except integrations.IntegrationError as refused:
+        codes.append(refused.code)
+result = codes
+"""
+
+
+def test_only_calls_sent_to_a_service_count_as_usage_and_toward_the_quota(
+    app: Flask, session: Session, world: dict[str, Any]
+) -> None:
+    from app.services.usage import monthly_usage, usage_by_month
+
+    connect_key(session, world, "headerkey", {"api_key": PLAIN_KEY})  # querykey has none
+    world["lab"].monthly_call_quota = 3
+    session.commit()
+    assert run(app, world, NOT_SENT).result == [
+        "unknown_integration", "forbidden_destination", "no_integration_grant",
+        "forbidden_destination", "invalid_request", 500, 200, 204, "quota_exceeded",
+    ]
+    # Every call is in the call log with its outcome; only the three sent ones (a 500 from
+    # the service too) are usage, and a key that does not exist is no integration's.
+    logged = session.execute(select(CallLog.integration_key, CallLog.status,
+                                    CallLog.error_code).order_by(CallLog.id)).all()
+    assert [(status, error) for _key, status, error in logged] == [
+        (None, "unknown_integration"), (None, "forbidden_destination"),
+        (None, "no_integration_grant"), (None, "forbidden_destination"),
+        (None, "invalid_request"), (500, None), (200, None), (204, None),
+        (None, "quota_exceeded"),
+    ]
+    usage = monthly_usage(session, world["lab"])
+    assert usage["calls"] == {"headerkey": 3} and usage["total"] == 3
+    assert usage_by_month(session, world["lab"], months=1)[-1]["calls"] == {"headerkey": 3}
+    # Without a quota the same calls count the same way.
+    world["lab"].monthly_call_quota = None
+    session.commit()
+    run(app, world, NOT_SENT)
+    assert monthly_usage(session, world["lab"])["calls"] == {"headerkey": 7}
+
+
+def test_an_answered_429_counts_as_usage(
+    app: Flask, session: Session, world: dict[str, Any]
+) -> None:
+    from app.services.usage import monthly_usage
+
+    connect_key(session, world, "headerkey", {"api_key": PLAIN_KEY})
+    world["provider"].state.reset()  # its first call is the one rate limited
+    source = """
+try:
+    integrations.get("headerkey", "/ratelimit", params={"retry_after": 120})
+except integrations.RateLimited as limited:
+    result = limited.code
+"""
+    assert run(app, world, source).result == "rate_limited"
+    row = session.scalars(select(CallLog)).one()
+    assert (row.status, row.error_code) == (429, "rate_limited")
+    assert monthly_usage(session, world["lab"])["calls"] == {"headerkey": 1}

@@ -4,19 +4,21 @@ pooled connection still wait for it)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.integrations.call_log import CallLogWriter
+from app.integrations.quota import COUNTED, calls_this_month, counts_as_usage
 from app.models import CallLog
 from app.models._types import utcnow
 from tests.conftest import create_facility
 
 
-def _row(facility_id: int, path: str) -> dict[str, Any]:
+def _row(facility_id: int, path: str, **fields: Any) -> dict[str, Any]:
     return {
         "run_id": None,
         "script_id": None,
@@ -33,6 +35,7 @@ def _row(facility_id: int, path: str) -> dict[str, Any]:
         "wait_ms": None,
         "error_code": None,
         "created_at": utcnow(),
+        **fields,
     }
 
 
@@ -107,3 +110,58 @@ def test_the_servers_shutdown_writes_the_call_log_and_ends_its_thread(
     assert session.scalars(
         select(CallLog.path).where(CallLog.facility_id == facility_id)
     ).all() == ["/last"]
+
+
+# (status, error_code, integration_id) of call-log rows, and whether each is usage.
+USAGE_ROWS = [
+    (200, None, 1, True),
+    (500, None, 1, True),  # the service answered
+    (429, "rate_limited", 1, True),
+    (None, "integration_timeout", 1, True),  # sent, no answer in time
+    (None, "integration_unavailable", 1, True),  # sent, the connection broke
+    (None, "integration_unavailable", None, False),  # switched off: never sent
+    (None, "quota_exceeded", 1, False),
+    (None, "unknown_integration", None, False),
+    (None, "forbidden_destination", 1, False),
+    (None, "no_integration_grant", 1, False),
+    (None, "invalid_request", 1, False),
+    (None, "vault_error", 1, False),
+]
+
+
+def test_the_writers_pending_rows_and_the_database_count_usage_by_one_rule(
+    app: Flask, session: Session
+) -> None:
+    facility_id = create_facility(session, slug="lab").id
+    session.commit()
+    rows = [
+        _row(facility_id, f"/{n}", status=status, error_code=error, integration_id=integration)
+        for n, (status, error, integration, _usage) in enumerate(USAGE_ROWS)
+    ]
+    assert [counts_as_usage(row) for row in rows] == [usage for *_, usage in USAGE_ROWS]
+    engine = create_engine(app.config["DATABASE_URL"])
+    written = threading.Event()  # the writer's session waits for it: the rows stay pending
+
+    def held_session() -> Session:
+        assert written.wait(10)
+        return Session(engine)
+
+    writer = CallLogWriter(held_session)
+    try:
+        for row in rows:
+            writer.write(dict(row))
+        assert writer.pending(facility_id) == 5  # the quota's in-flight part: usage only
+        written.set()
+        writer.flush()
+        assert writer.pending(facility_id) == 0
+        with Session(engine) as reading:
+            assert calls_this_month(reading, facility_id) == 5
+            usage = reading.scalars(
+                select(CallLog.path).where(CallLog.facility_id == facility_id, COUNTED)
+            ).all()
+            assert sorted(usage) == sorted(row["path"] for row in rows if counts_as_usage(row))
+            assert reading.scalar(select(func.count(CallLog.id))) == len(USAGE_ROWS)
+    finally:
+        written.set()
+        writer.close(timeout=10)
+        engine.dispose()

@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app import db, extensions
 from app.integrations.broker import Broker
 from app.integrations.call_context import RunContext
-from app.models import CallLog
+from app.models import CallLog, Facility
 from sandbox import HostCall, HostCallError, RunClock
 from tests.conftest import create_facility, create_integration, make_app
 
@@ -81,11 +81,11 @@ class Pair:
     client: redis.Redis
     prefix: str
 
-    def call(self, which: int, index: int) -> Any:
+    def call(self, which: int, index: int, service: str = "held", path: str = "/x") -> Any:
         """One integrations.get('held', '/x') through broker `which`: 200 or an error code."""
         call = HostCall(
             op="request",
-            args={"service": "held", "method": "GET", "path": "/x"},
+            args={"service": service, "method": "GET", "path": path},
             clock=RunClock(60),
             index=index,
         )
@@ -189,3 +189,23 @@ def test_while_redis_is_away_calls_are_checked_against_the_call_log(
     assert pair.call(2, 2) == 200  # two logged calls, a quota of three
     assert pair.call(2, 3) == "quota_exceeded"
     assert pair.upstream.count == 3
+
+
+def test_calls_that_never_went_out_do_not_use_the_shared_count(pair: Pair) -> None:
+    pair.upstream.release.set()
+    assert pair.call(0, 0, service="nope") == "unknown_integration"
+    assert pair.call(1, 1, path="https://evil.example/x") == "forbidden_destination"
+    assert [pair.call(0, 2), pair.call(1, 3), pair.call(0, 4)] == [200, 200, 200]
+    assert [pair.call(1, 5), pair.call(0, 6)] == ["quota_exceeded"] * 2
+    assert pair.logged() == 7  # all in the call log, three of them usage
+    # One more call of quota gives back exactly one call, counted in Redis...
+    with pair.apps[0].app_context():
+        db.session.execute(update(Facility).values(monthly_call_quota=5))
+        db.session.commit()
+    assert pair.call(1, 7) == 200
+    # ...and when the counter is lost, filled again from the call log's usage alone.
+    assert pair.logged() == 8
+    pair.client.delete(*pair.client.scan_iter(match=f"{pair.prefix}:calls:*"))
+    assert pair.call(0, 8) == 200
+    assert pair.call(1, 9) == "quota_exceeded"
+    assert pair.upstream.count == 5

@@ -147,7 +147,10 @@ def test_admins_set_and_clear_the_quota_that_the_broker_enforces(lab: dict[str, 
         assert db.session.get(Facility, lab["facility_id"]).monthly_call_quota == 2
         db.session.remove()
     assert _connect(member, "named").status_code == 201
-    script = 'result = [integrations.get("named", "/me").status for _ in range(2)]\n'
+    # A typo'd key first: refused before it goes out, it is neither usage nor a series.
+    script = 'result = []\ntry:\n    integrations.get("nope", "/x")\nexcept integrations'
+    script += ".IntegrationError as e:\n    result.append(e.code)\n"
+    script += 'result += [integrations.get("named", "/me").status for _ in range(2)]\n'
     script += 'try:\n    integrations.get("named", "/me")\nexcept integrations.IntegrationError'
     script += " as e:\n    result.append(e.code)\n"
     with lab["live"].app.app_context():
@@ -157,15 +160,23 @@ def test_admins_set_and_clear_the_quota_that_the_broker_enforces(lab: dict[str, 
         row.role = Role.scripter
         db.session.commit()
     run = member.api("POST", "/api/f/lab/runs", json={"source": script, "wait": 60}).json()
-    assert run["result"] == [200, 200, "quota_exceeded"], run
+    assert run["result"] == ["unknown_integration", 200, 200, "quota_exceeded"], run
+    # The refusals are in the call log (with their error) but not in the usage: it stays
+    # at the quota, not past it.
+    usage = admin.api("GET", "/api/f/lab/usage").json()
+    assert usage["calls"] == {"named": 2} and usage["total"] == 2 and usage["quota"] == 2
+    calls = admin.api("GET", "/api/f/lab/calls").json()
+    assert [c["error"] for c in reversed(calls)] == [
+        "unknown_integration", None, None, "quota_exceeded"
+    ]
     assert admin.api("PUT", "/api/f/lab/usage/quota", json={"quota": None}).json() == {
         "quota": None
     }
     usage = admin.api("GET", "/api/f/lab/usage?months=3").json()
     assert usage["quota"] is None
-    assert usage["calls"] == {"named": 3} and usage["total"] == 3
+    assert usage["calls"] == {"named": 2} and usage["total"] == 2
     assert [m["month"] for m in usage["months"]][-1] == usage["month"]
-    assert len(usage["months"]) == 3 and usage["months"][-1]["calls"] == {"named": 3}
+    assert len(usage["months"]) == 3 and usage["months"][-1]["calls"] == {"named": 2}
     assert admin.api("GET", "/api/f/lab/usage?months=99").status_code == 400
 
 
