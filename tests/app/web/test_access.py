@@ -246,9 +246,8 @@ def test_a_body_that_is_not_json_is_a_415_saying_how_to_send_it(
     with app.app_context():
         before = db.session.query(Run).count(), db.session.query(ApiToken).count()
     body = dict(body)  # the parameter's own dict is shared by every database's run
-    sent = dict(body)  # the parameters are shared by each database's run
-    response = client.open(path, method=sent.pop("method", "POST"),
-                           headers={"X-CSRF-Token": CSRF}, **sent)
+    response = client.open(path, method=body.pop("method", "POST"),
+                           headers={"X-CSRF-Token": CSRF}, **body)
     assert response.status_code == 415, response.get_data(as_text=True)[:300]
     error = response.get_json()["error"]
     assert error["code"] == "unsupported_media_type" and error["field"] == "body"
