@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.integrations import deadlines, destinations, transport, upstream
-from app.integrations.call_accounts import CallAccounts
+from app.integrations.call_accounts import CallAccounts, switched_off
 from app.integrations.call_context import GrantHook, RunContext, not_interactive
 from app.integrations.call_log import CallLogEntry, CallLogWriter
 from app.integrations.catalog_entry import MAX_KEY_LENGTH, OAUTH_MODES
@@ -140,11 +140,7 @@ class Broker:
             )
         integration, quota = row
         if not integration.enabled:
-            raise HostCallError(
-                "integration_unavailable",
-                f"{integration.name} is switched off by an admin of this facility",
-                service=service,
-            )
+            raise switched_off(integration)
         session.expunge(integration)
         return integration, quota
 

@@ -41,6 +41,16 @@ def _unavailable(integration: Integration, failed: RefreshFailed) -> HostCallErr
     return HostCallError("integration_unavailable", str(failed), service=integration.key)
 
 
+def switched_off(integration: Integration) -> HostCallError:
+    """What a call of an integration an admin switched off raises."""
+    return HostCallError(
+        "integration_unavailable",
+        f"{integration.name} is switched off by an admin of this facility",
+        reason="switched_off",
+        service=integration.key,
+    )
+
+
 class CallAccounts:
     """Finds a call's account and credential for the broker."""
 
@@ -94,6 +104,11 @@ class CallAccounts:
             return self._tokens.refresh_after_rejection(account.id, rejected)
         except RefreshFailed as exc:
             raise _unavailable(integration, exc) from None
+
+    def _enabled(self, integration: Integration) -> bool:
+        with self._reads() as session:
+            now = session.get(Integration, integration.id)
+            return now is not None and now.enabled
 
     def account(
         self,
@@ -149,6 +164,11 @@ class CallAccounts:
         try:
             with call.clock.paused():  # a person is being asked: the run's clock stops
                 account_id = self._grant_hook(request)
+        except HostCallError as ended:
+            # Switching the integration off cancels its prompts: say that, not "cancelled".
+            if ended.code == "no_integration_grant" and not self._enabled(integration):
+                raise switched_off(integration) from None
+            raise
         finally:
             waited(self._clock() - asked)
         with self._reads() as session:

@@ -321,6 +321,17 @@ class GrantCoordinator:
             ).all()
         return sum(self.resolve(grant_id, state, account_id) for grant_id in pending)
 
+    def cancel_for_integration(self, integration_id: int) -> int:
+        """Cancel every pending prompt for the integration (an admin switched it off): the
+        runs waiting for them go on, their calls refused; how many were cancelled."""
+        with self._session_factory() as session:
+            pending = session.scalars(
+                select(Grant.id).where(
+                    Grant.integration_id == integration_id, Grant.state == "pending"
+                )
+            ).all()
+        return sum(self.resolve(grant_id, "cancelled") for grant_id in pending)
+
     def expire_due(self) -> int:
         """Expire every pending prompt past its time (parked runs hold no thread to do it)."""
         with self._session_factory() as session:

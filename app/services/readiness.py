@@ -101,6 +101,12 @@ def integration_readiness(
 def _state(
     session: Session, integration: Integration, member: MemberContext, call: Call
 ) -> dict[str, Any]:
+    if not integration.enabled:
+        return {
+            "state": "switched_off",
+            "ready": False,
+            "message": "switched off by an admin: the call will fail until it is switched on",
+        }
     if integration.auth_mode == "none":
         return {"state": "no_account_needed", "ready": True, "message": "needs no account"}
     if call.dynamic:

@@ -222,7 +222,10 @@ def failing_service(session: Session, *, run: Run) -> str | None:
     failing = next((c for c in reversed(calls) if c.error_code == run.error_code), None)
     if failing is None:
         return None
-    integration = (
-        session.get(Integration, failing.integration_id) if failing.integration_id else None
-    )
+    if failing.integration_id is not None:
+        integration = session.get(Integration, failing.integration_id)
+    else:  # refused before the call knew it (switched off): by its key in the facility
+        integration = session.scalar(select(Integration).where(
+            Integration.facility_id == run.facility_id, Integration.key == failing.integration_key
+        ))
     return integration.name if integration else failing.integration_key

@@ -38,6 +38,8 @@ WORDS_BY_REASON: dict[tuple[str, str], str] = {
     "script again and sign in when asked, or connect your account in Settings → Integrations.",
     ("no_integration_grant", "expired"): "Nobody signed in to {service} in time. Run the "
     "script again and sign in when asked.",
+    ("integration_unavailable", "switched_off"): "An admin of this facility switched "
+    "{service} off. Ask an admin to switch it on again, then run the script again.",
     ("no_integration_grant", "too_many_prompts"): "{service} needs your sign-in, but you have "
     "too many sign-in prompts open. Answer or refuse them, then run the script again.",
 }

@@ -12,7 +12,7 @@ function summary(data) {
   if (data.scripts.length) parts.push(`${plural(data.scripts.length, "script")} ${data.scripts.length === 1 ? "calls" : "call"} it (${data.scripts.map((s) => s.name).join(", ")})`);
   const accounts = data.master_accounts + data.user_accounts;
   if (accounts) parts.push(`${plural(accounts, "connected account")} (${data.master_accounts} master, ${data.user_accounts} personal)`);
-  if (data.waiting_runs) parts.push(`${plural(data.waiting_runs, "run")} wait for a sign-in to it`);
+  if (data.waiting_runs) parts.push(`${plural(data.waiting_runs, "run")} ${data.waiting_runs === 1 ? "waits" : "wait"} for a sign-in to it`);
   return parts;
 }
 

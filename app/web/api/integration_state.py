@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from app import db
+from app import db, extensions
 from app.models import Role
 from app.services import integration_dependents
 from app.web.api.base import api_blueprint, integration_of
@@ -55,6 +55,8 @@ def _switch(slug: str, key: str, *, enabled: bool) -> IntegrationState:
     integration = integration_of(member, key)
     integration_dependents.set_enabled(db.session(), integration=integration, enabled=enabled)
     db.session.commit()
+    if not enabled:  # runs waiting for a sign-in to it stop waiting: their calls are refused
+        extensions.grants().cancel_for_integration(integration.id)
     return IntegrationState(key=integration.key, enabled=integration.enabled)
 
 

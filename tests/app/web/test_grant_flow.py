@@ -215,3 +215,45 @@ def test_the_websocket_checks_origin_session_and_membership(
     assert message["code"] in {"forbidden_origin", "not_authenticated", "not_found"}
     assert message["closing"] is True  # the page stops reconnecting and says why
     assert page.next(timeout=2) is None  # and the server closed the socket
+
+
+@pytest.mark.parametrize("park_after_s", [60.0, 0.0], ids=["live", "parked"])
+def test_switching_the_integration_off_ends_the_wait_and_says_so(
+    world: dict[str, Any], park_after_s: float
+) -> None:
+    """The prompt used to stay, the member signed in to a switched-off service, and the run
+    then failed with "could not be reached. Try again later"."""
+    live: LiveServer = world["live"]
+    live.app.config["PARK_AFTER_S"] = park_after_s
+    with live.app.app_context():
+        session = db.session()
+        from app.models import Facility
+
+        admin = create_user(session, email="ada@example.com")
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        add_member(session, user=admin, facility=lab, role=Role.admin)
+        session.commit()
+        admin_id = admin.id
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    run_id = start_member_run(world, NEEDS_KEY, {"key": API_KEY})
+    prompt = page.wait_for("grant.required")
+    waiting = "parked" if park_after_s == 0 else "waiting_for_grant"
+    page.wait_for("run.status", run_id=run_id, status=waiting)
+
+    switched = WebClient(live.app, live.url, admin_id).api(
+        "POST", "/api/f/lab/integrations/keyed/disable")
+    assert switched.status_code == 200, switched.text
+
+    assert page.wait_for("grant.resolved", grant_id=prompt["grant_id"])["state"] == "cancelled"
+    finished = page.wait_for("run.finished", run_id=run_id)["run"]
+    assert finished["status"] == "failed"
+    assert finished["error"]["code"] == "integration_unavailable"
+    assert finished["error"]["reason"] == "switched_off"
+    assert finished["error"]["message"] == "Keyed API is switched off by an admin of this facility"
+    words = world["member"].api("GET", f"/api/f/lab/runs/{run_id}/explain").json()["words"]
+    assert words == ("An admin of this facility switched Keyed API off. Ask an admin to switch"
+                     " it on again, then run the script again.")
+    # The editor's readiness says so before anyone runs it.
+    ready = world["member"].api("POST", "/api/f/lab/readiness", json={"source": NEEDS_KEY})
+    assert [item["state"] for item in ready.json()] == ["switched_off"]
