@@ -146,6 +146,7 @@ class Conversation:
         self.output: list[str] = []
         self.output_size = 0
         self.calls = 0
+        self.requests = 0  # of them, requests to a service (RunResult.requests)
         max_frame = max(limits.output_bytes, limits.result_bytes, MAX_CALL_BYTES) + 64 * 1024
         max_frame += VALUES_FRAME_BYTES  # a call or done frame also carries journal values
         self.reader = protocol.FrameReader(worker.channel, max_frame=max_frame)
@@ -160,7 +161,7 @@ class Conversation:
         # person to sign in is not in it, a part run before a park is, once.
         return RunResult(
             status, result, "".join(self.output), error, duration_ms=used_s * 1000,
-            calls=self.calls, journal=journal,
+            calls=self.calls, requests=self.requests, journal=journal,
         )
 
     def _kill(self, status: str, code: str, message: str) -> RunResult:
@@ -223,6 +224,8 @@ class Conversation:
             return self._kill(FAILED, "call_limit", reason)
         raw_args = message.get("args")
         op, args = str(message.get("op")), raw_args if isinstance(raw_args, dict) else {}
+        if op == "request":
+            self.requests += 1
         identity, seen = CallIdentity.of(op, args), message.get("seen")
         try:
             reply = self.replay.journalled_reply(self.calls - 1, identity, seen)
@@ -242,6 +245,8 @@ class Conversation:
             except HostCallError as exc:
                 reply = {"ok": False, "error": exc.to_dict()}
             except ParkRun:
+                if op == "request":  # asked again, live, on resume
+                    self.requests -= 1
                 return self._park()
         frame = protocol.encode({"t": "reply", **reply})
         if live:

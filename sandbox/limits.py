@@ -128,7 +128,11 @@ class RunResult:
     output: str = ""
     error: ScriptError | None = None
     duration_ms: float = 0.0
+    # Host calls of every kind (what `max_calls` limits and the journal numbers), and of
+    # them the requests to a service (`integrations.request` and its shortcuts): what a
+    # person reads as the run's calls, one for each call-log row.
     calls: int = 0
+    requests: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     # What the run saw, to resume it by replay: set whenever the worker ran the script,
     # unless the replies it got outgrew Limits.journal_bytes (then it cannot be resumed).
@@ -147,5 +151,5 @@ class RunResult:
             "output": self.output,
             "error": self.error.to_dict() if self.error else None,
             "duration_ms": round(self.duration_ms, 3),
-            "calls": self.calls,
+            "calls": self.requests,
         }

@@ -161,7 +161,7 @@ class RunDriver:
         assert outcome.journal is not None
         sealed = self._vault.encrypt(outcome.journal.to_bytes().decode()).encode()
         if not self._store(run.id, lambda: self._lifecycle.park(
-                run.id, journal=sealed, output=outcome.output, calls=outcome.calls),
+                run.id, journal=sealed, output=outcome.output, calls=outcome.requests),
                 what=f"parking run {run.id}"):
             log.warning("run %s parked but had already left waiting_for_grant", run.id)
 
@@ -209,7 +209,7 @@ class RunDriver:
             "error_line": error.line if error else None,
             "error_reason": error.reason if error else None,
             "error_trace": [frame.to_dict() for frame in error.trace] if error else None,
-            "calls": outcome.calls,
+            "calls": outcome.requests,
             "duration_ms": round(outcome.duration_ms, 3),
         }
         if not self._store(run.id, lambda: self._lifecycle.finish(

@@ -193,6 +193,8 @@ result = [r.status, r.ok, r.json(), r.headers["content-type"], integrations.avai
     ]
     assert seen[3][1]["data_b64"] == "Ynl0ZXM="
     assert seen[5] == ("require", {"service": "gh", "account": "user"})
+    # Seven host calls, of them five requests to the service: a person's count of calls.
+    assert (outcome.calls, outcome.requests, outcome.to_dict()["calls"]) == (7, 5, 5)
 
 
 def test_host_errors_become_catchable_integration_errors(executor: Executor) -> None:

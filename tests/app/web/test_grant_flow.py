@@ -257,3 +257,25 @@ def test_switching_the_integration_off_ends_the_wait_and_says_so(
     # The editor's readiness says so before anyone runs it.
     ready = world["member"].api("POST", "/api/f/lab/readiness", json={"source": NEEDS_KEY})
     assert [item["state"] for item in ready.json()] == ["switched_off"]
+
+
+ASKS_FIRST = 'integrations.require("keyed")\nresult = integrations.get("keyed", "/echo").status\n'
+
+
+@pytest.mark.parametrize("park_after_s", [60.0, 0.0], ids=["live", "parked"])
+def test_a_runs_calls_are_its_requests_as_its_call_list_shows_them(
+    world: dict[str, Any], park_after_s: float
+) -> None:
+    """`require` asked for the sign-in but sent nothing: it was counted as a call the run's
+    list of calls never showed (Calls 2 beside one row)."""
+    world["live"].app.config["PARK_AFTER_S"] = park_after_s
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    run_id = start_member_run(world, ASKS_FIRST)
+    prompt = page.wait_for("grant.required")
+    signed = world["member"].post_form(prompt["sign_in_url"], {"api_key": API_KEY})
+    assert signed.status_code == 200, signed.text
+    finished = page.wait_for("run.finished", run_id=run_id)["run"]
+    assert finished["status"] == "succeeded" and finished["result"] == 200, finished
+    listed = world["member"].api("GET", f"/api/f/lab/runs/{run_id}/calls").json()
+    assert finished["calls"] == len(listed) == 1
