@@ -22,7 +22,7 @@ MAX_INPUT = 256 * 1024
 # A script's description, shown on its card (the API documents the same bound; longer is
 # refused, never cut).
 MAX_DESCRIPTION_LENGTH = 2000
-# The most rows one list answer holds (the API clamps `limit` into 1..MAX_PAGE).
+# The most rows one list answer holds (the API refuses a `limit` outside 1..MAX_PAGE).
 MAX_PAGE = 200
 
 
