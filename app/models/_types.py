@@ -27,15 +27,15 @@ UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def storable(value: Any) -> Any:
-    """`value` with every NUL character in its text (nested in lists and dicts too) made
-    U+FFFD: PostgreSQL refuses NUL in text, and what a script printed, returned or raised
-    must be kept all the same."""
+    """`value` with every unstorable character in its text (nested in lists and dicts, and
+    their keys, too) made U+FFFD: PostgreSQL refuses NUL in text and a lone surrogate in
+    JSON, and what a script printed, returned or raised must be kept all the same."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+        return UNSTORABLE_TEXT.sub("\ufffd", value)
     if isinstance(value, list):
         return [storable(item) for item in value]
     if isinstance(value, dict):
-        return {key: storable(item) for key, item in value.items()}
+        return {storable(key): storable(item) for key, item in value.items()}
     return value
 
 

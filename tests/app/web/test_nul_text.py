@@ -61,3 +61,19 @@ def test_what_a_script_prints_returns_and_raises_with_a_nul_is_kept(
         "source": 'raise ValueError("e\\x00f")', "wait": 30}).json()
     assert raised["status"] == "failed", raised
     assert "e\ufffdf" in raised["error"]["message"]
+
+
+def test_a_result_with_a_lone_surrogate_or_a_nul_in_a_key_is_kept(
+    scripter: WebClient,
+) -> None:
+    """PostgreSQL refuses a lone surrogate in JSON: the run could not be stored as it
+    ended. A NUL in a dict key was kept (its value's was replaced)."""
+    answer = scripter.api("POST", "/api/f/lab/runs", json={
+        "source": 'print("p" + chr(0xD800))\n'
+                  'result = {"a" + chr(0): 1, "b": "c" + chr(0xDC00), "l": [chr(0xD83D)]}',
+        "wait": 30}).json()
+    assert answer["status"] == "succeeded", answer
+    assert answer["result"] == {"a\ufffd": 1, "b": "c\ufffd", "l": ["\ufffd"]}
+    assert answer["output"] == "p\ufffd\n"
+    stored = scripter.api("GET", f"/api/f/lab/runs/{answer['id']}").json()
+    assert stored["result"] == answer["result"]
