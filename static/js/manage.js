@@ -11,6 +11,18 @@ function jsonField(form, name, fallback) {
   catch { throw Object.assign(new Error(`${name.replaceAll("_", " ")} is not valid JSON`), { field: name }); }
 }
 
+// A message shown under its own field needs no "field:" in front ("base_url: must be an
+// https URL" is "Must be an https URL" there); a sentence that named the field by its
+// subject ("name is required", "name: is required") says "This field" instead.
+function besideField(message, field) {
+  const named = field.replace(/[^\w]/g, "\\$&").replaceAll("_", "[_ ]");  // "default headers" too
+  const prefix = new RegExp(`^${named}:?\\s+`);
+  const rest = message.replace(prefix, "");
+  if (rest === message) return message;
+  if (rest.startsWith("is ")) return `This field ${rest}`;
+  return rest.charAt(0).toUpperCase() + rest.slice(1);
+}
+
 // Each problem goes under the field it names (a slot is added when the form has none there);
 // only problems that name no field of this form go to the form's general error line. An error
 // may carry several (`errors`): every wrong field is shown at once.
@@ -26,7 +38,7 @@ function fieldError(form, error) {
       (input.closest("label") ?? input).after(target);
     }
     if (!target) general.push(problem.message);
-    else if (!target.textContent) target.textContent = problem.message;
+    else if (!target.textContent) target.textContent = besideField(problem.message, problem.field);
   }
   showError(form.querySelector(".form-error"), general.join(" "));
 }
