@@ -20,8 +20,9 @@ MAX_PENDING_INVITATIONS = 200
 
 def invite(
     session: Session, *, facility: Facility, email: str, role: Role | str, invited_by: User
-) -> Invitation:
-    """Invite `email` to the facility with `role` (inviting again changes the role)."""
+) -> tuple[Invitation, Role | None]:
+    """Invite `email` to the facility with `role` (inviting again changes the role); the
+    invitation, and the role it had before (None for a new one)."""
     email = people.normalized_email(email)
     role = people.parse_role(role)
     already = session.scalar(
@@ -47,10 +48,13 @@ def invite(
             )
         invitation = Invitation(facility_id=facility.id, email=email, role=role)
         session.add(invitation)
+        before = None
+    else:
+        before = invitation.role
     invitation.role = role
     invitation.invited_by = invited_by.id
     session.flush()
-    return invitation
+    return invitation, before
 
 
 def pending_in(session: Session, *, facility: Facility) -> list[Invitation]:

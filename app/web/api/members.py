@@ -102,7 +102,7 @@ def list_members(slug: str, query: paging.Page) -> Answer:
 def invite_member(slug: str, json: Invite) -> Answer:
     """Invite an exact email address with a role (admins); the same answer for any address."""
     member = require_member(slug, Role.admin)
-    invitation = invitations.invite(
+    invitation, before = invitations.invite(
         db.session(),
         facility=member.facility,
         email=json.email,
@@ -111,9 +111,17 @@ def invite_member(slug: str, json: Invite) -> Answer:
     )
     db.session.commit()
     answer = _invitation_dict(invitation)
+    role = invitation.role.value
+    # An invitation already pending is in the admin's list: saying so reveals nothing.
+    if before is None:
+        said = f"Invited {invitation.email} as {role}."
+    elif before == invitation.role:
+        said = f"{invitation.email} was already invited as {role}; the invitation stands."
+    else:
+        said = f"The invitation to {invitation.email} now says {role} (it said {before.value})."
     answer["message"] = (
-        f"Invited {invitation.email} as {invitation.role.value}. They join"
-        f" {member.facility.name} when they accept the invitation after signing in."
+        f"{said} They join {member.facility.name} when they accept the invitation after"
+        " signing in."
     )
     return answer, 202
 

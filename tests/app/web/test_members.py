@@ -160,3 +160,24 @@ def test_a_member_running_source_is_told_what_is_allowed(lab: dict[str, Any]) ->
     assert (
         "members run the facility's published scripts by id" in refused.json()["error"]["message"]
     )
+
+
+def test_inviting_a_pending_address_again_says_what_changed(lab: dict[str, Any]) -> None:
+    """The role of a pending invitation used to change without a word."""
+    admin = lab["admin"]
+
+    def invite(email: str, role: str) -> str:
+        answer = admin.api("POST", "/api/f/lab/members", json={"email": email, "role": role})
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["role"] == role
+        message: str = answer.json()["message"]
+        return message
+
+    assert invite("newbie@example.com", "scripter").startswith(
+        "Invited newbie@example.com as scripter.")
+    assert invite("  Newbie@Example.com ", "scripter").startswith(
+        "newbie@example.com was already invited as scripter; the invitation stands.")
+    assert invite("newbie@example.com", "member").startswith(
+        "The invitation to newbie@example.com now says member (it said scripter).")
+    pending = admin.api("GET", "/api/f/lab/invitations").json()
+    assert [(row["email"], row["role"]) for row in pending] == [("newbie@example.com", "member")]
