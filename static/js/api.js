@@ -69,6 +69,18 @@ export function toast(content, kind = "info", { lasting = false } = {}) {
   return item;
 }
 
+// A toast the page shows once it has loaded again (a change that reloads the page).
+const LATER = "scriptbox.toast";
+export function toastAfterReload(content, kind = "ok") {
+  sessionStorage.setItem(LATER, JSON.stringify([content, kind]));
+}
+const later = sessionStorage.getItem(LATER);
+if (later) {
+  sessionStorage.removeItem(LATER);
+  const [content, kind] = JSON.parse(later);
+  toast(content, kind);
+}
+
 export function showError(node, message) {
   if (!node) return;
   node.textContent = message ?? "";

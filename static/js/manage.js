@@ -1,6 +1,6 @@
 // Management pages: new integrations (catalog or custom), settings, master account,
 // connection test, members and usage.
-import { api, disconnectAccount, el, showError, slug, toast } from "./api.js";
+import { api, disconnectAccount, el, showError, slug, toast, toastAfterReload } from "./api.js";
 import { followSignIn } from "./sign-in-window.js";
 
 const words = (text) => (text ?? "").split(/[\s,]+/).filter(Boolean);
@@ -206,7 +206,8 @@ const addMember = document.getElementById("add-member");
 addMember?.addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    await api("POST", `/api/f/${slug}/members`, { email: addMember.elements.email.value.trim(), role: addMember.elements.role.value });
+    const invited = await api("POST", `/api/f/${slug}/members`, { email: addMember.elements.email.value.trim(), role: addMember.elements.role.value });
+    toastAfterReload(invited.message);  // what happened, after the lists show it
     location.reload();
   } catch (error) { showError(addMember.querySelector(".form-error"), error.message); }
 });

@@ -141,7 +141,17 @@ def test_an_admin_invites_by_email_and_the_invitee_accepts(browser: Any, site: L
     form.locator("[name=role]").select_option("scripter")
     form.locator("button[type=submit]").click()
     admin.locator("#invitations", has_text="newcomer@example.com").wait_for()
+    admin.locator(".toast", has_text="Invited newcomer@example.com as scripter.").wait_for()
     assert "newcomer@example.com" not in roles(site)
+    # Inviting the address again says what became of its invitation.
+    form.locator("[name=email]").fill("newcomer@example.com")
+    form.locator("[name=role]").select_option("member")
+    form.locator("button[type=submit]").click()
+    admin.locator(".toast", has_text="now says member (it said scripter)").wait_for()
+    form.locator("[name=email]").fill("newcomer@example.com")
+    form.locator("[name=role]").select_option("scripter")
+    form.locator("button[type=submit]").click()
+    admin.locator(".toast", has_text="now says scripter (it said member)").wait_for()
 
     newcomer = sign_in(browser, site, "newcomer@example.com")
     newcomer.wait_for_url("**/invitations")
