@@ -9,6 +9,7 @@ up to VERIFY_MAX_BYTES: a larger one is refused.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -125,10 +126,29 @@ def verify_credentials(
     expected = int(spec.get("expected_status") or 200)
     if response.status_code == expected:
         return Verdict(True, response.status_code, f"{name} accepted the credentials")
-    answer = Redactor(creds.values()).text(response.text[:_EXCERPT_CHARS]).strip()
+    said = Redactor(creds.values()).text(_in_words(response.text)[:_EXCERPT_CHARS]).strip()
     return Verdict(
         False,
         response.status_code,
         f"{name} refused the credentials: it answered HTTP {response.status_code}"
-        + (f": {answer}" if answer else ""),
+        + (f": {said}" if said else ""),
     )
+
+
+# Where APIs put a refusal's words in a JSON body ({"error_description": ...},
+# {"message": ...}, {"error": {"message": ...}}, {"detail": ...}), most specific first.
+_SAID_IN = ("error_description", "message", "detail", "error")
+
+
+def _in_words(text: str) -> str:
+    """What a refusal's body says: a JSON error's own words, else the body as it is."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text
+    while isinstance(body, dict):
+        found = next((body[key] for key in _SAID_IN if body.get(key)), None)
+        if isinstance(found, str):
+            return found
+        body = found
+    return text

@@ -59,7 +59,9 @@ def test_a_wrong_key_is_refused_with_the_providers_answer(
     error = answer.get_json()["error"]
     assert error["code"] == "credentials_refused"
     assert error["field"] == "api_key"
-    assert "HTTP 401" in error["message"] and "Unknown API key" in error["message"]
+    # The provider's own words, not its JSON body.
+    assert error["message"] == "Keyed API refused the credentials: it answered HTTP 401: " \
+        "Unknown API key."
     assert wrong not in answer.get_data(as_text=True)
     assert _accounts() == []
 
