@@ -45,12 +45,19 @@ class RunFilters:
             raise ValidationError(
                 f"status must be one of {', '.join(RunStatus)}", field="status"
             )
+        since, until = _date(args.get("since"), "since"), _date(args.get("until"), "until")
+        if since is not None and until is not None and since > until:
+            raise ValidationError(
+                f"the first day ({since.isoformat()}) is after the last ({until.isoformat()}):"
+                " swap them",
+                field="until",
+            )
         return cls(
             status=RunStatus(status) if status else None,
             script_id=parse_int(args.get("script_id"), "script_id"),
             user_id=parse_int(args.get("user_id"), "user_id"),
-            since=_date(args.get("since"), "since"),
-            until=_date(args.get("until"), "until"),
+            since=since,
+            until=until,
             zone=_zone(args.get("tz"), "tz"),
         )
 
