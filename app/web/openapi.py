@@ -180,7 +180,8 @@ spec = _Spec(
     description=(
         "Scripts, their schedules, runs, integrations and accounts of a facility. Scheduled"
         " runs are not interactive (see the schedules tag). Authenticate with"
-        " `Authorization: Bearer <API token>` (create one under Settings or POST /api/tokens)."
+        " `Authorization: Bearer <API token>` (create one under Settings → API tokens, or"
+        " POST /api/tokens from a signed-in browser session: a token cannot make tokens)."
     ),
     # spectree leaves out routes under its own path, so it must not be "api"; its own
     # routes are not registered (init_app serves the document at /api/openapi.json).
