@@ -84,9 +84,9 @@ DEFAULTS: dict[str, Any] = {
     "WS_MAX_CONNECTIONS_PER_USER": 20,
     # Requests one user, and everyone, may hold in a run's `wait` at once, per process (each
     # holds a server thread); past either a request is answered at once, the run going on.
-    # `scriptbox serve` keeps the total at most half its threads.
+    # None: half the threads of `scriptbox serve` (no total under --debug).
     "MAX_WAITING_REQUESTS_PER_USER": 4,
-    "MAX_WAITING_REQUESTS": 16,
+    "MAX_WAITING_REQUESTS": None,
     # How often an open websocket re-checks that its session and membership still stand.
     "WS_RECHECK_S": 5.0,
     # Sign-in attempts allowed in a moving window (the `limits` notation), per account
@@ -335,7 +335,6 @@ def validate(config: Any) -> None:
         "WS_MAX_MESSAGE_BYTES",
         "WS_MAX_CONNECTIONS_PER_USER",
         "MAX_WAITING_REQUESTS_PER_USER",
-        "MAX_WAITING_REQUESTS",
         "WS_RECHECK_S",
         "DATABASE_POOL_SIZE",
     ):
@@ -344,6 +343,10 @@ def validate(config: Any) -> None:
                 raise ValueError
         except (TypeError, ValueError):
             raise ConfigError(f"SCRIPTBOX_{key} must be a positive number") from None
+    waiting = config["MAX_WAITING_REQUESTS"]
+    if waiting is not None and (isinstance(waiting, bool) or not isinstance(waiting, int)
+                                or waiting <= 0):
+        raise ConfigError("SCRIPTBOX_MAX_WAITING_REQUESTS must be a positive whole number")
     hops = config["TRUSTED_PROXY_HOPS"]
     if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 10:
         raise ConfigError("SCRIPTBOX_TRUSTED_PROXY_HOPS must be an integer from 0 to 10")

@@ -174,6 +174,14 @@ def options(*, host: str, port: int, workers: int, threads: int,
     }
 
 
+def fit_waiting(flask_app: Flask, *, threads: int) -> int:
+    """Unless the operator set it, requests waiting for their runs may hold half the
+    threads, leaving the rest to every other request; the cap in force."""
+    if flask_app.config["MAX_WAITING_REQUESTS"] is None:
+        flask_app.config["MAX_WAITING_REQUESTS"] = max(1, threads // 2)
+    return int(flask_app.config["MAX_WAITING_REQUESTS"])
+
+
 def serve(
     flask_app: Flask,
     *,
@@ -188,9 +196,7 @@ def serve(
     # Connections made while building the app (migrations, demo data) must not be
     # shared with forked workers: each worker opens its own, as many as its threads need.
     db.fit_pool(flask_app, threads=threads)
-    # Requests waiting for their runs leave at least half the threads to the rest.
-    flask_app.config["MAX_WAITING_REQUESTS"] = min(
-        int(flask_app.config["MAX_WAITING_REQUESTS"]), max(1, threads // 2))
+    fit_waiting(flask_app, threads=threads)
     settings = options(host=host, port=port, workers=workers, threads=threads,
                        graceful_timeout=graceful_timeout)
     ScriptboxServer(flask_app, settings, on_ready=on_ready).run()

@@ -211,6 +211,7 @@ def embedded_server(folder: Path, upstream: str, redis_url: str,
                      extra={"SCRIPTBOX_EXECUTOR": "inprocess",
                             "SCRIPTBOX_MAX_RUNS_PER_USER": "100",
                             "SCRIPTBOX_MAX_WAITING_REQUESTS_PER_USER": "100",
+                            "SCRIPTBOX_MAX_WAITING_REQUESTS": "100",
                             "SCRIPTBOX_IDLE_WORKERS": str(clients),
                             "SCRIPTBOX_HEARTBEAT_S": "2"})  # the default, not the tests' 0.5
     try:
@@ -271,6 +272,7 @@ def main() -> None:
                           secret_key="bench", vault_key=vault_key,
                           extra={"SCRIPTBOX_MAX_RUNS_PER_USER": "100",
                                  "SCRIPTBOX_MAX_WAITING_REQUESTS_PER_USER": "100",
+                                 "SCRIPTBOX_MAX_WAITING_REQUESTS": "100",
                                  "SCRIPTBOX_PRIVATE_NETWORK_ALLOW": "127.0.0.1/32",
                                  "SCRIPTBOX_IDLE_WORKERS": "2",
                                  "SCRIPTBOX_HEARTBEAT_S": "2"})  # the default

@@ -167,6 +167,7 @@ def run(args: argparse.Namespace, upstream: str, database_url: str | None, redis
     vault_key = generate_key()
     settings = {"SCRIPTBOX_MAX_RUNS_PER_USER": "100", "SCRIPTBOX_HEARTBEAT_S": "2",
                 "SCRIPTBOX_MAX_WAITING_REQUESTS_PER_USER": "100",
+                "SCRIPTBOX_MAX_WAITING_REQUESTS": "100",
                 "SCRIPTBOX_PRIVATE_NETWORK_ALLOW": "127.0.0.1/32"}
     if database_url is not None:
         app = make_app(folder, DATABASE_URL=database_url, SECRET_KEY="bench",

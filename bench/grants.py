@@ -92,6 +92,7 @@ def setup(keyapi: str, folder: Path) -> tuple[LiveServer, WebClient, int]:
             "MAX_LIVE_PAUSED": 100_000,
             "MAX_RUNS_PER_USER": 100_000,
             "MAX_WAITING_REQUESTS_PER_USER": 100_000,
+            "MAX_WAITING_REQUESTS": 100_000,
             "MAX_RUNS_PER_FACILITY": 100_000,
             "HEARTBEAT_S": 5,
         }

@@ -57,6 +57,7 @@ def seeded_server(upstream: str, clients: int) -> tuple[Any, int, Cluster]:
                      extra={"SCRIPTBOX_EXECUTOR": "inprocess",
                             "SCRIPTBOX_MAX_RUNS_PER_USER": "100",
                             "SCRIPTBOX_MAX_WAITING_REQUESTS_PER_USER": "100",
+                            "SCRIPTBOX_MAX_WAITING_REQUESTS": "100",
                             "SCRIPTBOX_IDLE_WORKERS": str(clients),
                             "SCRIPTBOX_HEARTBEAT_S": "2"})
     return app, user_id, server

@@ -112,10 +112,11 @@ class WaitingRequests:
             return self._total
 
     @contextlib.contextmanager
-    def hold(self, user_id: int, *, per_user: int, total: int) -> Iterator[bool]:
-        """True, held until the block ends, when the user's request may wait now."""
+    def hold(self, user_id: int, *, per_user: int, total: int | None) -> Iterator[bool]:
+        """True, held until the block ends, when the user's request may wait now (`total`
+        None: no cap on everyone's)."""
         with self._lock:
-            allowed = self._held[user_id] < per_user and self._total < total
+            allowed = self._held[user_id] < per_user and (total is None or self._total < total)
             if allowed:
                 self._held[user_id] += 1
                 self._total += 1

@@ -208,7 +208,7 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
         config = current_app.config
         with waiting_requests().hold(
             member.user.id, per_user=int(config["MAX_WAITING_REQUESTS_PER_USER"]),
-            total=int(config["MAX_WAITING_REQUESTS"]),
+            total=config["MAX_WAITING_REQUESTS"],
         ) as may_wait:  # past the caps: answered at once, as without `wait`
             ended = extensions.run_queue().wait(run.id, wait) if may_wait else None
         if ended is not None:

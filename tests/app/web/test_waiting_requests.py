@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from app import serving
+from app.config import ConfigError
 from app.testing import LiveServer
 from app.web.limits import waiting_requests
+from tests.conftest import make_app
 from tests.webhook_world import call, webhook_world
 
 SLOW = "import time\ntime.sleep(2)\nresult = 'slept'"
@@ -109,3 +113,19 @@ def test_a_member_sending_source_with_a_script_id_is_refused(world: dict[str, An
     draft = call(world, "ada", "POST", "/api/f/lab/runs",
                  json={"script_id": world["slow"], "source": "result = 1", "wait": 10})
     assert draft.status_code == 200 and draft.json()["result"] == 1, draft.text
+
+
+def test_serve_gives_waiting_requests_half_its_threads_unless_told(live: LiveServer) -> None:
+    app = live.app
+    assert app.config["MAX_WAITING_REQUESTS"] is None  # no total outside serve (--debug)
+    assert serving.fit_waiting(app, threads=32) == 16
+    app.config["MAX_WAITING_REQUESTS"] = None
+    assert serving.fit_waiting(app, threads=3) == 1
+    app.config["MAX_WAITING_REQUESTS"] = 100  # the operator's own choice stands
+    assert serving.fit_waiting(app, threads=8) == 100
+
+
+@pytest.mark.parametrize("total", [0, -3, "many", 2.5, True])
+def test_the_total_is_checked_at_start(tmp_path: Path, total: object) -> None:
+    with pytest.raises(ConfigError, match="MAX_WAITING_REQUESTS must be a positive whole"):
+        make_app(tmp_path, MAX_WAITING_REQUESTS=total)
