@@ -72,6 +72,45 @@ def _form_rules() -> dict[str, Any]:
     }
 
 
+def _json_text(value: Any) -> str:
+    """A JSON field's text for a form: empty when unset, None members left out (the
+    validator reads a missing member as its default, not null)."""
+    if isinstance(value, list):
+        value = [
+            {k: v for k, v in item.items() if v is not None} if isinstance(item, Mapping) else item
+            for item in value
+        ]
+    return json.dumps(value, ensure_ascii=False) if value else ""
+
+
+def _settings_values(view: Mapping[str, Any]) -> dict[str, Any]:
+    """What an integration's Settings form starts with, from its admin view: each field as
+    text, lists space-separated, JSON as JSON. The client secret and the default header and
+    query values are write-only: only the saved names show (`default_headers_saved`)."""
+    values = {
+        name: view.get(name)
+        for name in (
+            "authorization_url",
+            "token_url",
+            "token_request_method",
+            "token_auth_method",
+            "revoke_url",
+            "scope_separator",
+            "pkce",
+            "refresh_on_403",
+            "client_id",
+            "has_client_secret",
+        )
+    }
+    for name in ("scopes", "credential_fields", "allowed_hosts"):
+        values[name] = " ".join(view.get(name) or [])
+    for name in ("placements", "parameters", "authorization_params", "verify", "whoami"):
+        values[name] = _json_text(view.get(name))
+    for name in ("default_headers", "default_query"):
+        values[f"{name}_saved"] = view.get(name) or {}
+    return values
+
+
 def _integrations(member: MemberContext) -> list[Integration]:
     return list(
         db.session.scalars(
@@ -244,11 +283,14 @@ def integration_settings(slug: str, key: str) -> ResponseReturnValue:
             Account.integration_id == integration.id, Account.owner_kind == "master"
         )
     )
+    view = integration_views.integration_public_view(integration)
     return _page(
         "manage_integration.html",
         member,
         integration=integration,
-        view=integration_views.integration_public_view(integration),
+        view=view,
+        values=_settings_values(view),
+        form_rules=_form_rules(),
         master=master,
         client_problem=oauth_clients.client_problem(db.session(), integration),
         redirect_uri=oauth_clients.redirect_uri(current_app.config["PUBLIC_URL"]),

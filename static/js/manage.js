@@ -15,6 +15,9 @@ function jsonField(form, name, fallback) {
 // https URL" is "Must be an https URL" there); a sentence that named the field by its
 // subject ("name is required", "name: is required") says "This field" instead.
 function besideField(message, field) {
+  // The catalog validator names a part of a field by its path from the entry:
+  // ".placements[0].location: …" reads as "placements[0].location: …".
+  message = message.replace(/^\.(?=\w)/, "");
   const named = field.replace(/[^\w]/g, "\\$&").replaceAll("_", "[_ ]");  // "default headers" too
   const prefix = new RegExp(`^${named}:?\\s+`);
   const rest = message.replace(prefix, "");
@@ -43,6 +46,30 @@ function fieldError(form, error) {
   showError(form.querySelector(".form-error"), general.join(" "));
 }
 
+// How each settings field is read, on the create and the Settings form alike; `blank` is
+// what an empty field sends (the create form leaves it out, the Settings form clears it).
+const listFields = new Set(["scopes", "allowed_hosts", "credential_fields"]);
+const jsonFields = new Set(["placements", "parameters", "default_headers", "default_query", "authorization_params", "verify", "whoami"]);
+function fieldValue(form, name, blank) {
+  const input = form.elements[name];
+  if (input.type === "checkbox") return input.checked;
+  if (listFields.has(name)) return words(input.value);
+  if (jsonFields.has(name)) return jsonField(form, name, blank);
+  if (name === "client_secret") return input.value;
+  return input.value.trim() || blank;
+}
+// Whether a field differs from what the page was served with (or last saved).
+function edited(input) {
+  if (input.type === "checkbox") return input.checked !== input.defaultChecked;
+  if (input instanceof HTMLSelectElement) return [...input.options].some((o) => o.selected !== o.defaultSelected);
+  return input.value !== input.defaultValue;
+}
+function markSaved(input) {
+  if (input.type === "checkbox") input.defaultChecked = input.checked;
+  else if (input instanceof HTMLSelectElement) for (const o of input.options) o.defaultSelected = o.selected;
+  else input.defaultValue = input.value;
+}
+
 // -- new integration ---------------------------------------------------------------------
 const custom = document.getElementById("custom-integration-form");
 if (custom) {
@@ -61,16 +88,6 @@ if (custom) {
   };
   mode.addEventListener("change", sync);
   sync();
-  const listFields = new Set(["scopes", "allowed_hosts", "credential_fields"]);
-  const jsonFields = new Set(["placements", "parameters", "default_headers", "default_query", "authorization_params"]);
-  const valueOf = (name) => {
-    const input = custom.elements[name];
-    if (input.type === "checkbox") return input.checked;
-    if (listFields.has(name)) return words(input.value);
-    if (jsonFields.has(name)) return jsonField(custom, name, undefined);
-    if (name === "client_secret") return input.value;
-    return input.value.trim() || undefined;
-  };
   custom.addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = custom.elements;
@@ -80,7 +97,7 @@ if (custom) {
     const unreadable = [];
     for (const name of rules.fields[mode.value]) {
       if (!f[name]) continue;
-      try { body[name] = valueOf(name); } catch (error) { unreadable.push(error); }
+      try { body[name] = fieldValue(custom, name, undefined); } catch (error) { unreadable.push(error); }
     }
     if (unreadable.length) { fieldError(custom, { errors: unreadable }); return; }
     try {
@@ -181,23 +198,36 @@ if (integrationPage) {
     try { await api("POST", `${base}/master`, { fields, parameters }); location.reload(); }
     catch (error) { fieldError(masterForm, error); }
   });
+  // Only the fields changed are sent: the rest, the write-only secret and default values
+  // included, stay as saved. Changes to what the rest of the page shows (the test form, the
+  // who-am-I note, the saved default names) reload it.
   const settings = document.getElementById("integration-settings");
+  const reshaping = new Set(["verify", "whoami", "credential_fields", "parameters", "default_headers", "default_query"]);
   settings?.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const f = settings.elements;
-    const body = { name: f.name.value.trim(), base_url: f.base_url.value.trim(), allowed_hosts: words(f.allowed_hosts.value) };
-    for (const name of ["authorization_url", "token_url", "revoke_url", "client_id"]) if (f[name]) body[name] = f[name].value.trim() || null;
-    if (f.scopes) body.scopes = words(f.scopes.value);
-    if (f.issuer) body.issuer = f.issuer.value.trim() || null;
-    if (f.allow_plain_codes) body.allow_plain_codes = f.allow_plain_codes.checked;
-    if (f.accounts_per_user) body.accounts_per_user = f.accounts_per_user.value;
-    if (f.client_secret?.value) body.client_secret = f.client_secret.value;
+    const ok = settings.querySelector(".form-ok");
+    const changed = [...settings.elements].filter((input) => input.name && edited(input));
+    const body = {};
+    const unreadable = [];
+    for (const input of changed) {
+      try { body[input.name] = fieldValue(settings, input.name, null); } catch (error) { unreadable.push(error); }
+    }
+    ok.hidden = true;
+    if (unreadable.length) { fieldError(settings, { errors: unreadable }); return; }
+    if (!changed.length) { fieldError(settings, {}); ok.textContent = "Nothing changed."; ok.hidden = false; return; }
     try {
       await api("PATCH", base, body);
-      settings.querySelector(".form-ok").hidden = false; showError(settings.querySelector(".form-error"), "");
-      if (f.client_secret) f.client_secret.value = "";
-      fieldError(settings, {});
-    } catch (error) { settings.querySelector(".form-ok").hidden = true; fieldError(settings, error); }
+    } catch (error) { fieldError(settings, error); return; }
+    fieldError(settings, {});
+    if (changed.some((input) => reshaping.has(input.name))) {
+      toastAfterReload("Settings saved");
+      location.reload();
+      return;
+    }
+    for (const input of changed) if (input.name !== "client_secret") markSaved(input);
+    const secret = settings.elements.client_secret;
+    if (secret?.value) { secret.value = ""; secret.placeholder = "a secret is saved; leave blank to keep it"; }
+    ok.textContent = "Saved."; ok.hidden = false;
   });
 }
 

@@ -11,6 +11,7 @@ import pytest
 from app import db, extensions
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.integrations.catalog_entry import MAX_KEY_LENGTH, MAX_NAME_LENGTH
+from app.integrations.defaults import defaults_of
 from app.models import Facility, Integration, Role
 from app.services import integrations_admin
 from app.testing import LiveServer
@@ -421,3 +422,106 @@ def test_test_connection_asks_the_oauth_provider_from_the_page(
         result = page.locator("#test-result")
         assert result.get_attribute("class") == "ok", result.inner_text()
         assert "client id and secret accepted" in result.inner_text()
+
+
+def _stored_settings(live: LiveServer, key: str) -> dict[str, Any]:
+    with live.app.app_context():
+        integration = db.session.query(Integration).filter_by(key=key).one()
+        headers, query = defaults_of(integration, extensions.vault())
+        stored = {
+            "placements": integration.placements,
+            "verify": integration.verify,
+            "default_headers": headers,
+            "default_query": query,
+        }
+        db.session.remove()
+        return stored
+
+
+def created_keyed_integration(page: Any, live: LiveServer, provider_url: str) -> Any:
+    """A custom API-key integration `keyed` made on the new-integration form, its key sent
+    in a mistyped header; its Settings form."""
+    form = new_keyed_form(page, live)
+    form.locator("[name=base_url]").fill(f"{provider_url}/keyapi")
+    form.locator("[name=placements]").fill(
+        '[{"location": "header", "name": "X-API-Kye", "template": "{api_key}"}]'
+    )
+    form.locator("[name=default_headers]").fill('{"Accept": "text/plain"}')
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**/manage/integrations/keyed")
+    return page.locator("#integration-settings")
+
+
+def test_a_custom_integration_is_fixed_on_its_settings_form(
+    admin_page: Any, live: LiveServer, keyed_provider: str
+) -> None:
+    page = admin_page
+    settings = created_keyed_integration(page, live, keyed_provider)
+    assert "declares no verification request" in page.locator("#integration-page").inner_text()
+    placements = settings.locator("[name=placements]")
+    assert "X-API-Kye" in placements.input_value()  # the current value, to correct
+    assert "Accept: ••••••" in settings.inner_text()  # default values stay write-only
+    placements.fill('[{"location": "header", "name": "X-API-Key", "template": "{api_key}"}]')
+    settings.locator("[name=default_headers]").fill('{"Accept": "application/json"}')
+    settings.locator("[name=verify]").fill('{"method": "GET", "path": "/me"}')
+    with page.expect_navigation():  # the test form follows the new verify request
+        settings.locator("button[type=submit]").click()
+    assert _stored_settings(live, "keyed") == {
+        "placements": [
+            {
+                "location": "header",
+                "name": "X-API-Key",
+                "template": "{api_key}",
+                "password_template": None,
+            }
+        ],
+        "verify": {"method": "GET", "path": "/me", "expected_status": 200},
+        "default_headers": {"Accept": "application/json"},
+        "default_query": {},
+    }
+    test_form = page.locator("#test-credentials")
+    assert "GET /me" in test_form.inner_text()
+    assert '"path": "/me"' in page.locator("#integration-settings [name=verify]").input_value()
+    shot(page, "management-custom-integration-fixed")
+    # The corrected placement sends the key where the provider looks for it.
+    test_form.locator("[name=api_key]").fill("right-key-81")
+    test_form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => ['ok', 'error'].includes(document.querySelector('#test-result').className)"
+    )
+    assert page.locator("#test-result").get_attribute("class") == "ok", page.locator(
+        "#test-result"
+    ).inner_text()
+
+
+def test_a_wrong_value_on_the_settings_form_shows_under_its_field(
+    admin_page: Any, live: LiveServer, keyed_provider: str
+) -> None:
+    page = admin_page
+    settings = created_keyed_integration(page, live, keyed_provider)
+    before = _stored_settings(live, "keyed")
+    settings.locator("[name=placements]").fill(
+        '[{"location": "body", "name": "X-API-Key", "template": "{api_key}"}]'
+    )
+    settings.locator("[name=whoami]").fill('{"method": "GET", "path": "/me", "field": ')
+    settings.locator("button[type=submit]").click()
+    whoami = settings.locator('.field-error[data-for="whoami"]')
+    page.wait_for_function(
+        "() => document.querySelector('#integration-settings .field-error[data-for=whoami]')"
+        ".textContent !== ''"
+    )
+    assert whoami.inner_text() == "This field is not valid JSON"  # said before sending
+    settings.locator("[name=whoami]").fill('{"method": "GET", "path": "/me", "field": "email"}')
+    settings.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#integration-settings .field-error[data-for=placements]')"
+        ".textContent !== ''"
+    )
+    assert settings.locator('.field-error[data-for="placements"]').inner_text() == (
+        "placements[0].location: unknown value 'body'; expected one of header, query, basic"
+    )
+    assert whoami.inner_text() == ""
+    assert settings.locator(".form-error").is_hidden()
+    assert settings.locator(".form-ok").is_hidden()
+    assert _stored_settings(live, "keyed") == before
+    shot(page, "management-settings-placement-error")

@@ -3,6 +3,7 @@ every catalog entry can be added and edited, and every malformed field is a 400 
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pytest
@@ -283,6 +284,21 @@ def test_a_label_of_the_longest_length_is_kept_whole(admin: FlaskClient) -> None
     )
     assert answer.status_code == 201, answer.get_json()
     assert answer.get_json()["label"] == label
+
+
+def test_the_label_field_says_which_characters_the_server_takes(admin: FlaskClient) -> None:
+    assert _create(admin, KEYED).status_code == 201
+    refused = admin.post(
+        "/api/f/lab/integrations/keyed/accounts",
+        json={"fields": {"api_key": "k"}, "label": "work \N{ROCKET}"},
+        headers=HEADERS,
+    )
+    assert refused.status_code == 400
+    message = refused.get_json()["error"]["message"]
+    allowed = message.removeprefix("labels may hold ")
+    assert allowed == "letters, digits, spaces, '.', '-' and '_'"
+    page = html.unescape(admin.get("/settings/integrations").get_data(as_text=True))
+    assert f"A label: up to {MAX_LABEL_LENGTH} {allowed}." in page
 
 
 def test_the_same_key_added_twice_at_once_is_a_409_not_a_500(
