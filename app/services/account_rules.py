@@ -21,6 +21,8 @@ from app.integrations.catalog_entry import DEFAULT_PARAMETER_PATTERN, MAX_LABEL_
 from app.models import Account, Integration
 
 _LABEL = re.compile(r"[A-Za-z0-9 _.-]*")
+# What _LABEL takes, in words (the refusal says it; the pages' hint too).
+LABEL_CHARACTERS = "letters, digits, spaces, '.', '-' and '_'"
 
 
 def validate_label(label: Any) -> str:
@@ -32,7 +34,7 @@ def validate_label(label: Any) -> str:
         raise ValidationError(f"labels may be at most {MAX_LABEL_LENGTH} characters", field="label")
     if not _LABEL.fullmatch(text):
         raise ValidationError(
-            "labels may hold letters, digits, spaces, '.', '-' and '_'", field="label"
+            f"labels may hold {LABEL_CHARACTERS}", field="label"
         )
     return text
 

@@ -17,6 +17,7 @@ from app.integrations.catalog import load_catalog
 from app.models import Account, ApiToken, Integration, Membership, Role, User, WebhookDelivery
 from app.models.webhooks import WEBHOOK_EVENTS
 from app.services import (
+    account_rules,
     inputs,
     integration_views,
     invitations,
@@ -52,6 +53,7 @@ def _page(template: str, member: MemberContext | None = None, **context: Any) ->
         invitation_count=len(invitations.pending_for(db.session(), user=user)),
         Role=Role,
         limits=_LIMITS,
+        label_characters=account_rules.LABEL_CHARACTERS,
         oauth_modes=catalog_rules.OAUTH_MODES,
         credential_modes=catalog_rules.CREDENTIAL_MODES,
         **context,
