@@ -51,8 +51,9 @@ def main() -> None:
     "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--input", "input_json", default="null", help="The run's input, as JSON.")
-@click.option("--timeout", type=float, default=None, help="Wall-time limit in seconds.")
-@click.option("--memory", type=int, default=None, help="Memory limit in MB.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Wall-time limit in seconds.")
+@click.option("--memory", type=click.IntRange(min=1), default=None, help="Memory limit in MB.")
 @click.option("--facility", default=None, help="Facility slug: call its real integrations.")
 @click.option("--user", "user_email", default=None, help="Run as this user (with --facility).")
 @click.option(
@@ -82,10 +83,15 @@ def run_command(
         run_input = strict_loads(input_json)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--input") from None
-    if (file is None) == (script_id is None):
+    if file is None and script_id is None:
+        raise click.UsageError("give a FILE to run or --script ID")
+    if file is not None and script_id is not None:
         raise click.UsageError("give a FILE to run or --script ID, not both")
     if script_id is not None and not facility:
         raise click.UsageError("--script needs --facility: scripts belong to a facility")
+    if user_email is not None and not facility:
+        # Without a facility the file runs sandbox-only: the user would be silently ignored.
+        raise click.UsageError("--user needs --facility: a user runs as a member of one")
     limits = Limits().with_overrides(wall_time_s=timeout, memory_mb=memory)
     source = file.read_text(encoding="utf-8") if file is not None else None
     if facility:

@@ -86,3 +86,37 @@ def test_a_member_cannot_run_a_draft_and_a_scripter_runs_files(
     assert json.loads(done.stdout)["result"] == 42
     both = scriptbox(installation, "--script", draft, installation["file"])
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        # Each came as the Limits ValueError's traceback.
+        (("--timeout", "0"), "Invalid value for '--timeout': 0.0 is not in the range x>0."),
+        (("--timeout", "-1"), "Invalid value for '--timeout': -1.0 is not in the range x>0."),
+        (("--memory", "0"), "Invalid value for '--memory': 0 is not in the range x>=1."),
+        (("--memory", "-5"), "Invalid value for '--memory': -5 is not in the range x>=1."),
+        # The user was ignored and the file ran sandbox-only, without their integrations.
+        (("--user", "sam@example.com"), "Error: --user needs --facility"),
+    ],
+)
+def test_an_option_that_cannot_work_is_refused_naming_it(
+    installation: dict[str, Any], args: tuple[str, ...], line: str
+) -> None:
+    done = subprocess.run(
+        [str(SCRIPTBOX), "run", installation["file"], *args],
+        env=installation["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert line in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_neither_a_file_nor_a_script_is_told_to_give_one(installation: dict[str, Any]) -> None:
+    done = scriptbox(installation, "--user", "mia@example.com")
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("Error: give a FILE to run or --script ID"), done.stderr
