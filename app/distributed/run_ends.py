@@ -12,6 +12,7 @@ came back (announcements may have been lost meanwhile) or when its time is up.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -21,6 +22,8 @@ from typing import Any
 import redis
 
 from app.distributed.pubsub import RedisListener
+
+log = logging.getLogger(__name__)
 
 EXPECT_S = 60.0  # an expectation nobody waited on is dropped after this long
 # Every web process hears every announcement: a run larger than this is read by its
@@ -58,8 +61,14 @@ class RunEnds:
         self._client.publish(self._channel, message)
 
     def expect(self, run_id: str) -> None:
-        """Listen for the run's end before it can happen (call before sending it)."""
-        self._listen()
+        """Listen for the run's end before it can happen (call before sending it). With
+        Redis out of reach nothing is listened for: a `wait` then reads the row."""
+        try:
+            self._listen()
+        except redis.RedisError as error:
+            log.warning("Redis is unreachable (%s); a wait for run %s reads its row", error,
+                        run_id)
+            return
         waiter = _Waiter()
         with self._lock:
             stale = waiter.since - EXPECT_S
@@ -76,8 +85,13 @@ class RunEnds:
         self, run_id: str, timeout: float, read: Callable[[str], dict[str, Any] | None]
     ) -> dict[str, Any] | None:
         """Block until the run ends or `timeout` passes: the run as it ended, or None.
-        `read(run_id)` reads the row (the run if it is final, else None)."""
-        self._listen()
+        `read(run_id)` reads the row (the run if it is final, else None). With Redis out
+        of reach no end can be heard: the row as it is now, without waiting (a request
+        must not hold its thread, nor fail and be sent again into a second run)."""
+        try:
+            self._listen()
+        except redis.RedisError:
+            return read(run_id)
         with self._lock:
             waiter = self._expected.pop(run_id, None)
             look = waiter is None  # not heard from the start: it may have ended already

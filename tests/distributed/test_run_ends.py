@@ -9,6 +9,7 @@ queued run). No Celery worker runs: nothing else could end the run meanwhile.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,8 +27,15 @@ from app.models._types import utcnow
 from app.services.context import MemberContext
 from app.services.scripts import create_run
 from app.testing import RoundTrips
-from tests.conftest import add_member, create_facility, create_user, make_app, stored
-from tests.distributed.conftest import redis_url
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_user,
+    make_app,
+    signed_in_lab,
+    stored,
+)
+from tests.distributed.conftest import free_port, redis_url
 
 WAIT_S = 120.0  # the client's `wait`: far longer than the test may take
 PROMPT_S = 60.0  # a waiter that heard the end returns long before this
@@ -111,6 +119,11 @@ def test_a_queued_run_cancelled_elsewhere_wakes_its_waiter(
     assert row(web, run_id).status == "cancelled"
 
 
+def test_the_health_check_says_redis_answers(web_and_other: tuple[Flask, Flask]) -> None:
+    web, _other = web_and_other
+    assert web.test_client().get("/healthz").get_json() == {"status": "ok", "redis": "ok"}
+
+
 def test_a_wait_on_a_run_that_does_not_end_times_out(
         web_and_other: tuple[Flask, Flask]) -> None:
     web, _other = web_and_other
@@ -139,3 +152,30 @@ def test_the_announcement_carries_a_small_run_to_its_waiter(
     # A small run comes whole in the announcement; a large one is read once.
     assert len([s for s in counted.statements if s.startswith("SELECT runs.")]) == reads, (
         counted.statements)
+
+
+@pytest.mark.parametrize("wait", [0, 10])
+def test_a_post_while_redis_is_out_of_reach_answers_with_its_queued_run(
+        tmp_path: Path, redis_prefix: str, wait: float) -> None:
+    """It answered 500 (the end's subscription failed) although the run was stored and
+    sent on a later beat: a client that tried again got a second run."""
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    app = make_app(tmp_path, EXECUTOR="celery", REDIS_URL=nowhere, REDIS_PREFIX=redis_prefix)
+    try:
+        with app.app_context():
+            clients = signed_in_lab(app, roles=["scripter"], csrf="t")
+        started = time.monotonic()
+        answer = clients["scripter"].post(
+            "/api/f/lab/runs", json={"source": "result = 1", "wait": wait},
+            headers={"X-CSRF-Token": "t"})
+        assert answer.status_code == 201, answer.get_data(as_text=True)[:500]
+        assert answer.get_json()["status"] == "queued"
+        assert time.monotonic() - started < 5  # the wait is not held: no end can be heard
+        with app.app_context():
+            assert [run.id for run in db.session.query(Run).all()] == [answer.get_json()["id"]]
+            db.session.remove()
+        health = clients["scripter"].get("/healthz")
+        assert (health.status_code, health.get_json()) == (
+            200, {"status": "ok", "redis": "unreachable"})
+    finally:
+        app.extensions["db_engine"].dispose()
