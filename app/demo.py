@@ -49,7 +49,7 @@ print("signed in at the provider as", resp.json()["username"])
 result = resp.json()
 ''',
     "Echo with an API key": """\
-resp = integrations.post("demokey", "/echo", json={"hello": input.get("name", "world")})
+resp = integrations.post("demokey", "/echo", json={"hello": (input or {}).get("name", "world")})
 resp.raise_for_status()  # a refused key is an HTTPError that says so, not a missing field
 result = {"status": resp.status, "echo": resp.json()["json"]}
 """,

@@ -29,15 +29,17 @@ def _member(live: LiveServer) -> FlaskClient:
     return client
 
 
-def _run(client: FlaskClient, live: LiveServer, name: str) -> dict[str, Any]:
+def _run(client: FlaskClient, live: LiveServer, name: str, *,
+         with_input: bool = True) -> dict[str, Any]:
+    """A run of the demo's script `name` with the input {"name": "Mia"} (or none at all,
+    as an API client that sends none)."""
     with live.app.app_context():
         script_id = db.session.scalar(select(Script.id).where(Script.name == name))
         db.session.remove()
-    answer = client.post(
-        "/api/f/demo/runs",
-        json={"script_id": script_id, "input": {"name": "Mia"}, "wait": 60},
-        headers=HEADERS,
-    )
+    body: dict[str, Any] = {"script_id": script_id, "wait": 60}
+    if with_input:
+        body["input"] = {"name": "Mia"}
+    answer = client.post("/api/f/demo/runs", json=body, headers=HEADERS)
     assert answer.status_code in (200, 201), answer.get_json()
     run: dict[str, Any] = answer.get_json()
     return run
@@ -58,6 +60,9 @@ def test_the_demo_key_is_checked_and_a_revoked_key_is_a_clear_error(live: LiveSe
     right = member.post(connect, json={"fields": {"api_key": DEMO_API_KEY}}, headers=HEADERS)
     assert right.status_code == 201, right.get_json()
     assert _run(member, live, "Echo with an API key")["result"]["echo"] == {"hello": "Mia"}
+    # Without any input (it raised AttributeError on None): the script's own default.
+    bare = _run(member, live, "Echo with an API key", with_input=False)
+    assert bare["status"] == "succeeded" and bare["result"]["echo"] == {"hello": "world"}, bare
 
     # The provider stops accepting the key after it was stored (revoked at the provider).
     middleware = live.app.wsgi_app
