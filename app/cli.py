@@ -167,7 +167,8 @@ def init_db() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 for every interface (then set "
                    "SCRIPTBOX_PUBLIC_URL to the URL users open).")
-@click.option("--port", default=5000, type=int, show_default=True, help="Port to listen on.")
+@click.option("--port", default=5000, type=click.IntRange(1, 65535), show_default=True,
+              help="Port to listen on.")
 @click.option("--demo/--no-demo", default=False, help="Create demo users, facility and provider.")
 @click.option("--workers", default=1, type=click.IntRange(min=1), help="Web worker processes.")
 @click.option("--threads", default=32, type=click.IntRange(min=2),

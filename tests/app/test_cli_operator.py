@@ -22,6 +22,11 @@ SCRIPTBOX = Path(sys.executable).with_name("scriptbox")
 
 def init_db(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
     """`scriptbox init-db` with these SCRIPTBOX_ settings (a SQLite file unless one is given)."""
+    return scriptbox(tmp_path, "init-db", **settings)
+
+
+def scriptbox(tmp_path: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`scriptbox ARGS` with these SCRIPTBOX_ settings (a SQLite file unless one is given)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "SCRIPTBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'scriptbox.sqlite'}",
@@ -30,7 +35,7 @@ def init_db(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]
         **{f"SCRIPTBOX_{key}": value for key, value in settings.items()},
     }
     return subprocess.run(
-        [str(SCRIPTBOX), "init-db"],
+        [str(SCRIPTBOX), *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -124,3 +129,13 @@ def test_serve_derives_the_public_url_only_when_none_is_set(
 )
 def test_the_listening_url_is_one_a_browser_opens(host: str, url: str) -> None:
     assert listening_url(host, 8000) == url
+
+
+@pytest.mark.parametrize("port", ["0", "99999"])
+def test_serve_refuses_a_port_before_it_touches_the_database(tmp_path: Path, port: str) -> None:
+    # 99999 migrated the database, then came as a 48-line OverflowError from bind().
+    done = scriptbox(tmp_path, "serve", "--port", port)
+    assert done.returncode == 2, done.stderr
+    assert f"Invalid value for '--port': {port} is not in the range 1<=x<=65535." in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "scriptbox.sqlite").exists()
