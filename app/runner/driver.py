@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import db
 from app.integrations.broker import Broker
 from app.integrations.call_context import RunContext
-from app.integrations.vault import Vault
+from app.integrations.vault import Vault, VaultError
 from app.lifecycle import RUNS, Lifecycle, RunStatus
 from app.models import Facility, User
 from app.runner.heartbeat import Heartbeat
@@ -29,6 +29,10 @@ from sandbox import CANCELLED, PARKED, Executor, Journal, Limits, RunResult
 
 log = logging.getLogger(__name__)
 INTERNAL_ERROR_MESSAGE = "Scriptbox could not finish this run; the error was logged"
+KEYS_MESSAGE = (
+    "a secret this run needs was stored under an encryption key this server does not have:"
+    " the operator must put that key back in SCRIPTBOX_SECRET_KEYS (after the newest one)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +137,12 @@ class RunDriver:
                 self._park(run, outcome)
             else:
                 self._finish(run, outcome)
-        except Exception:
+        except Exception as error:
             log.exception("run %s failed inside the host", run_id)
+            # A secret sealed under a key this server lacks: the operator can mend that.
+            message = KEYS_MESSAGE if isinstance(error, VaultError) else INTERNAL_ERROR_MESSAGE
             try:
-                self._lifecycle.fail(run_id, code="internal_error",
-                                     message=INTERNAL_ERROR_MESSAGE)
+                self._lifecycle.fail(run_id, code="internal_error", message=message)
             except SQLAlchemyError as error:  # gone for good: the sweep ends it
                 log.error("run %s could not be marked failed: %s", run_id, error)
         finally:
