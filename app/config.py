@@ -15,6 +15,8 @@ from typing import Any
 import limits
 from cryptography.fernet import Fernet
 from flask import Flask
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from app.instance import FILE_MODE, private_file, private_folder
 
@@ -121,6 +123,10 @@ LOCAL_PUBLIC_URL = "http://127.0.0.1:5000"
 # refuse it): on this machine the server answers at loopback.
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}  # noqa: S104
 EXECUTORS = ("inprocess", "celery")
+
+# The databases Scriptbox runs on, as SQLAlchemy's (backend, driver): only these drivers are
+# installed, and the migrations are written for these two databases.
+DATABASES = frozenset({("sqlite", "pysqlite"), ("postgresql", "psycopg")})
 
 
 # Values an example file or a tutorial puts in a secret's place (deploy/scaleout.env.example).
@@ -249,6 +255,22 @@ def load(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     }
 
 
+def _check_database_url(url: str) -> None:
+    """Refuse a database URL Scriptbox cannot use (mysql:// was a driver's import traceback)."""
+    got = ""  # the scheme only, never the password
+    try:
+        parsed = make_url(url)
+        got = f" (not {parsed.drivername})"
+        kind = (parsed.get_backend_name(), parsed.get_driver_name())
+    except (ArgumentError, NoSuchModuleError):
+        kind = None
+    if kind not in DATABASES:
+        raise ConfigError(
+            f"SCRIPTBOX_DATABASE_URL must name SQLite or PostgreSQL{got}: "
+            "sqlite:///path or postgresql+psycopg://user:password@host:port/db"
+        )
+
+
 def listening_url(host: str, port: int) -> str:
     """The URL a browser on this machine opens for a server listening on host:port."""
     host = _WILDCARD_HOSTS.get(host, host)
@@ -276,6 +298,7 @@ def _instance_secret(path: Path) -> str:
 
 def validate(config: Any) -> None:
     """Refuse to start with settings that cannot work."""
+    _check_database_url(str(config["DATABASE_URL"]))
     public = str(config["PUBLIC_URL"])
     if not public.startswith(("http://", "https://")) or public.endswith("/"):
         raise ConfigError(

@@ -75,6 +75,24 @@ def closed_port() -> int:
             {"EXECUTOR": "celery"},
             "Error: SCRIPTBOX_EXECUTOR=celery needs SCRIPTBOX_REDIS_URL=redis://host:port/db",
         ),
+        # The driver's ModuleNotFoundError came as a traceback.
+        (
+            {"DATABASE_URL": "mysql://scriptbox:secret@127.0.0.1/x"},
+            "Error: SCRIPTBOX_DATABASE_URL must name SQLite or PostgreSQL (not mysql): "
+            "sqlite:///path or postgresql+psycopg://",
+        ),
+        (
+            {"DATABASE_URL": "postgresql+psycopg2://scriptbox@127.0.0.1/x"},
+            "Error: SCRIPTBOX_DATABASE_URL must name SQLite or PostgreSQL (not postgresql+psy",
+        ),
+        (
+            {"DATABASE_URL": "nosuchdb://x"},
+            "Error: SCRIPTBOX_DATABASE_URL must name SQLite or PostgreSQL (not nosuchdb): ",
+        ),
+        (
+            {"DATABASE_URL": "scriptbox.sqlite"},
+            "Error: SCRIPTBOX_DATABASE_URL must name SQLite or PostgreSQL: sqlite:///path",
+        ),
         (
             {"DATABASE_URL": f"postgresql+psycopg://scriptbox@127.0.0.1:{closed_port()}/x"},
             "Error: cannot use the database of SCRIPTBOX_DATABASE_URL: connection failed",
