@@ -325,9 +325,13 @@ def _count(number: int, noun: str) -> str:
 def rotate_keys() -> None:
     """Re-encrypt every stored secret under the newest vault key."""
     from app import extensions
+    from app.integrations.vault import VaultError
     from app.services.vault_rotation import rotate_all
 
     app = _app()
     with app.app_context():
-        count = rotate_all(vault=extensions.vault(app))
+        try:
+            count = rotate_all(vault=extensions.vault(app))
+        except VaultError as exc:  # says which secrets, and which key must stay
+            raise click.ClickException(str(exc)) from None
     click.echo(f"re-encrypted {count} secrets under the newest key")

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from app import create_app
+from app import create_app, db
 from app.config import listening_url
-from app.integrations.vault import generate_key
-from tests.conftest import make_app
+from app.integrations.vault import Vault, generate_key
+from tests.conftest import create_facility, create_integration, make_app
 
 SCRIPTBOX = Path(sys.executable).with_name("scriptbox")
 
@@ -157,3 +157,28 @@ def test_serve_refuses_a_port_before_it_touches_the_database(tmp_path: Path, por
     assert f"Invalid value for '--port': {port} is not in the range 1<=x<=65535." in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "scriptbox.sqlite").exists()
+
+
+def test_rotate_keys_without_the_old_key_says_which_secrets_and_keeps_them(
+    tmp_path: Path,
+) -> None:
+    old, new = generate_key(), generate_key()
+    app = make_app(tmp_path)
+    with app.app_context():
+        session = db.session()
+        lab = create_facility(session)
+        create_integration(session, facility=lab, defaults_enc=Vault([old]).encrypt("k"))
+        session.commit()
+        db.session.remove()
+    url = app.config["DATABASE_URL"]
+    # It was VaultError's 30-line traceback.
+    done = scriptbox(tmp_path, "rotate-keys", DATABASE_URL=url, SECRET_KEYS=new)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "Error: SCRIPTBOX_SECRET_KEYS cannot decrypt 1 stored secret (integration default "
+        "credentials: 1); nothing was re-encrypted: keep the key they were written with in "
+        "SCRIPTBOX_SECRET_KEYS, after the new key, until rotate-keys has run"
+    )
+    done = scriptbox(tmp_path, "rotate-keys", DATABASE_URL=url, SECRET_KEYS=f"{new},{old}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "re-encrypted 1 secrets under the newest key"
