@@ -127,6 +127,9 @@ export function renderInto(parts, message) {
     setStatus(parts.status, run.status);
     timer(parts.elapsed, false);
     if (parts.elapsed && run.duration_ms != null) { parts.elapsed.hidden = false; parts.elapsed.textContent = `${Math.round(run.duration_ms)} ms`; }
+    // Ended without a duration (cancelled or interrupted before its worker reported one):
+    // no "so far" left behind as if it still ran.
+    else if (parts.elapsed) { parts.elapsed.hidden = true; parts.elapsed.textContent = ""; }
     linkRun(parts, run.id);
     // The whole output: some of it may have been printed while the socket was down.
     if (run.output && run.output.length > parts.output.textContent.length) { parts.output.hidden = false; parts.output.textContent = run.output; }

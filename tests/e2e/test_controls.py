@@ -133,6 +133,24 @@ def test_stop_a_parked_run_from_its_page(
     page.context.close()
 
 
+def test_a_card_whose_parked_run_is_cancelled_leaves_no_timer_so_far(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """A run that ended without a duration kept "0:00 so far" beside "cancelled"."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Needs key")
+    card.locator(".run-script").click()
+    card.locator(".run-status", has_text="parked").wait_for(timeout=30000)
+    card.locator(".run-elapsed", has_text="so far").wait_for()
+    card.locator(".cancel-run").click()
+    card.locator(".run-status", has_text="cancelled").wait_for(timeout=30000)
+    elapsed = card.locator(".run-elapsed")
+    assert elapsed.is_hidden() or "so far" not in elapsed.inner_text(), elapsed.inner_text()
+    page.context.close()
+
+
 def test_a_running_run_shows_a_live_timer_on_the_scripts_page(
     browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
 ) -> None:
