@@ -240,10 +240,21 @@ def worker(concurrency: int | None, loglevel: str) -> None:
     """Execute runs sent by the web processes (SCRIPTBOX_EXECUTOR=celery)."""
     import os
 
-    from app import extensions
+    from app import db, extensions
+    from app.config import ConfigError
 
     app = _app()
-    queue = extensions.celery_queue(app)
+    queue = extensions.celery_queue(app)  # refuses any executor but celery
+    engine = db.engine_of(app)
+    if engine.dialect.name == "sqlite":
+        # It would take the cluster's tasks from the shared queue and find none of its runs.
+        raise ConfigError(
+            "scriptbox worker needs the cluster's PostgreSQL: a SQLite file is one machine's"
+        )
+    # Before it takes a task: out of reach, it is one line (as for serve, whose migration
+    # meets it first), not a traceback per forked process and then "ready".
+    with engine.connect():
+        pass
     queue.worker.run(
         concurrency=concurrency or os.cpu_count() or 1,
         hooks=extensions.worker_hooks(app),

@@ -182,3 +182,33 @@ def test_rotate_keys_without_the_old_key_says_which_secrets_and_keeps_them(
     done = scriptbox(tmp_path, "rotate-keys", DATABASE_URL=url, SECRET_KEYS=f"{new},{old}")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "re-encrypted 1 secrets under the newest key"
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        ({}, "Error: this needs SCRIPTBOX_EXECUTOR=celery and SCRIPTBOX_REDIS_URL"),
+        # It joined the cluster's queue and took its tasks, finding none of their runs.
+        (
+            {"EXECUTOR": "celery", "REDIS_URL": "redis://127.0.0.1:6379/13"},
+            "Error: scriptbox worker needs the cluster's PostgreSQL: a SQLite file is one "
+            "machine's",
+        ),
+        # It printed a traceback per forked process, then "ready".
+        (
+            {
+                "EXECUTOR": "celery",
+                "REDIS_URL": "redis://127.0.0.1:6379/13",
+                "DATABASE_URL": f"postgresql+psycopg://scriptbox@127.0.0.1:{closed_port()}/x",
+            },
+            "Error: cannot use the database of SCRIPTBOX_DATABASE_URL: connection failed",
+        ),
+    ],
+)
+def test_worker_refuses_a_database_it_cannot_share_or_reach(
+    tmp_path: Path, settings: dict[str, str], line: str
+) -> None:
+    done = scriptbox(tmp_path, "worker", "--concurrency", "1", **settings)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(line), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
