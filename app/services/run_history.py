@@ -45,21 +45,21 @@ class RunFilters:
             raise ValidationError(
                 f"status must be one of {', '.join(RunStatus)}", field="status"
             )
-        since, until = _date(args.get("since"), "since"), _date(args.get("until"), "until")
-        if since is not None and until is not None and since > until:
-            raise ValidationError(
-                f"the first day ({since.isoformat()}) is after the last ({until.isoformat()}):"
-                " swap them",
-                field="until",
-            )
         return cls(
             status=RunStatus(status) if status else None,
             script_id=parse_int(args.get("script_id"), "script_id"),
             user_id=parse_int(args.get("user_id"), "user_id"),
-            since=since,
-            until=until,
+            since=_date(args.get("since"), "since"),
+            until=_date(args.get("until"), "until"),
             zone=_zone(args.get("tz"), "tz"),
         )
+
+    def problem(self) -> str | None:
+        """Why no run can match, in words, where the filters contradict themselves."""
+        if self.since is not None and self.until is not None and self.since > self.until:
+            return (f"The first day ({self.since.isoformat()}) is after the last"
+                    f" ({self.until.isoformat()}): swap them.")
+        return None
 
     def as_args(self) -> dict[str, str]:
         """The filters as query arguments (for links that keep them)."""

@@ -142,7 +142,11 @@ def test_a_scripter_filters_and_pages_their_own_runs(browser: Any, lab: Lab, wid
     assert rows.count() == 2  # 11 and 21 January
     assert all(s == "failed" for s in rows.locator(".run-status").all_inner_texts())
     fits(page, f"runs-filtered-{width}")
-    page.fill("input[name=since]", "2027-01-01")
+    page.fill("input[name=since]", "2027-01-01")  # after the last day, 2026-01-25
+    page.click("#run-filters button[type=submit]")
+    page.get_by_text("The first day (2027-01-01) is after the last (2026-01-25): swap them.") \
+        .wait_for()
+    page.fill("input[name=until]", "2027-01-31")
     page.click("#run-filters button[type=submit]")
     page.get_by_text("No runs match these filters").wait_for()
     page.context.close()
