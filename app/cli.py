@@ -10,6 +10,15 @@ from typing import Any
 import click
 
 
+def _refuse_one_machine_database(app: Any, what: str) -> None:
+    """The scale-out's processes share one database: a SQLite file is one machine's."""
+    from app import db
+    from app.config import ConfigError
+
+    if db.engine_of(app).dialect.name == "sqlite":
+        raise ConfigError(f"{what} needs the cluster's PostgreSQL: a SQLite file is one machine's")
+
+
 def _app(**overrides: Any) -> Any:
     from app import create_app
 
@@ -191,6 +200,15 @@ def serve(
     from app.migrate import upgrade
 
     app = _app()
+    if app.config["EXECUTOR"] == "celery":
+        _refuse_one_machine_database(app, "scriptbox serve with SCRIPTBOX_EXECUTOR=celery")
+        if demo:
+            # Its provider lives in this one process: workers and other web processes
+            # could not reach it.
+            raise click.UsageError(
+                "--demo serves the embedded default only (SCRIPTBOX_EXECUTOR=inprocess): the "
+                "demo's provider lives in its one process"
+            )
     if workers > 1 and app.config["EXECUTOR"] == "inprocess":
         # Runs, their events and grant prompts live in the one process that started them.
         raise click.UsageError(
@@ -241,16 +259,12 @@ def worker(concurrency: int | None, loglevel: str) -> None:
     import os
 
     from app import db, extensions
-    from app.config import ConfigError
 
     app = _app()
     queue = extensions.celery_queue(app)  # refuses any executor but celery
     engine = db.engine_of(app)
-    if engine.dialect.name == "sqlite":
-        # It would take the cluster's tasks from the shared queue and find none of its runs.
-        raise ConfigError(
-            "scriptbox worker needs the cluster's PostgreSQL: a SQLite file is one machine's"
-        )
+    # It would take the cluster's tasks from the shared queue and find none of its runs.
+    _refuse_one_machine_database(app, "scriptbox worker")
     # Before it takes a task: out of reach, it is one line (as for serve, whose migration
     # meets it first), not a traceback per forked process and then "ready".
     with engine.connect():

@@ -212,3 +212,23 @@ def test_worker_refuses_a_database_it_cannot_share_or_reach(
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith(line), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_serve_refuses_a_cluster_on_sqlite(tmp_path: Path) -> None:
+    """Every web process would keep its own runs: a cluster of one-machine files."""
+    done = scriptbox(tmp_path, "serve", "--port", str(closed_port()),
+                     EXECUTOR="celery", REDIS_URL="redis://127.0.0.1:6379/13")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        "Error: scriptbox serve with SCRIPTBOX_EXECUTOR=celery needs the cluster's PostgreSQL:"
+        " a SQLite file is one machine's"), done.stderr
+
+
+def test_serve_refuses_the_demo_in_the_scale_out(tmp_path: Path, postgres_url: str) -> None:
+    """The demo's provider lives in its one process: workers and other web processes
+    refused its calls."""
+    done = scriptbox(tmp_path, "serve", "--demo", "--port", str(closed_port()),
+                     EXECUTOR="celery", REDIS_URL="redis://127.0.0.1:6379/13",
+                     DATABASE_URL=postgres_url)
+    assert done.returncode == 2, done.stderr
+    assert "--demo serves the embedded default only" in done.stderr
