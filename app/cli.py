@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,21 +112,44 @@ def run_command(
         overrides = {"RUN_WALL_TIME_S": timeout, "RUN_MEMORY_MB": memory}
         app = _app()
         app.config.update({k: v for k, v in overrides.items() if v is not None})
-        outcome = run_with_integrations(
-            app,
-            run_input,
-            facility,
-            user_email,
-            source=source,
-            script_id=script_id,
-            drive=extensions.driver(app).claim_and_drive,
-        )
+        with _ctrl_c_cancels(extensions.heartbeat(app)):
+            outcome = run_with_integrations(
+                app,
+                run_input,
+                facility,
+                user_email,
+                source=source,
+                script_id=script_id,
+                drive=extensions.driver(app).claim_and_drive,
+            )
     else:
         assert source is not None  # checked above: without --facility there is a FILE
         with Executor(idle_workers=1) as executor:
             outcome = executor.run(source, input=run_input, limits=limits)
     click.echo(json.dumps(outcome.to_dict(), indent=2))
     sys.exit(0 if outcome.ok else 1)
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels(heartbeat: Any) -> Iterator[None]:
+    """While inside: Ctrl-C cancels the run this command drives, which then ends `cancelled`
+    and is printed as any other; a second Ctrl-C, or one before the run started, quits."""
+    import signal
+
+    def cancel(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, previous)  # the next Ctrl-C quits at once
+        driven = heartbeat.local_runs()
+        if not driven:
+            raise KeyboardInterrupt
+        click.echo("cancelling the run (Ctrl-C again to quit at once)", err=True)
+        for run_id in driven:
+            heartbeat.cancel_local(run_id)
+
+    previous = signal.signal(signal.SIGINT, cancel)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @main.command("cancel")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,43 @@ def test_neither_a_file_nor_a_script_is_told_to_give_one(installation: dict[str,
     done = scriptbox(installation, "--user", "mia@example.com")
     assert done.returncode == 2
     assert done.stderr.strip().endswith("Error: give a FILE to run or --script ID"), done.stderr
+
+
+def test_ctrl_c_cancels_the_run_and_prints_it(installation: dict[str, Any], tmp_path: Path) -> None:
+    # Before: the command died with a traceback, and the run stayed `running` until a sweep
+    # failed it `interrupted` ("the server stopped"), which nobody had.
+    from sqlalchemy import create_engine, text
+
+    forever = tmp_path / "forever.py"
+    forever.write_text("n = 0\nwhile True:\n    n += 1\n")
+    command = subprocess.Popen(
+        [str(SCRIPTBOX), "run", "--facility", "lab", "--user", "sam@example.com",
+         "--timeout", "60", str(forever)],
+        env=installation["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    engine = create_engine(installation["env"]["SCRIPTBOX_DATABASE_URL"])
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while status != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            with engine.connect() as connection:
+                status = connection.execute(text("SELECT status FROM runs")).scalar()
+        assert status == "running"
+        os.killpg(command.pid, signal.SIGINT)  # what Ctrl-C sends: to the whole group
+        stdout, stderr = command.communicate(timeout=30)
+        assert command.returncode == 1, stderr
+        assert "cancelling the run" in stderr and "Traceback" not in stderr
+        assert json.loads(stdout)["status"] == "cancelled"
+        with engine.connect() as connection:
+            stored = connection.execute(text("SELECT status, error_code FROM runs")).one()
+        assert tuple(stored) == ("cancelled", "cancelled")
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.communicate()
+        engine.dispose()
