@@ -249,7 +249,7 @@ class Broker:
         path = args.get("path")
         if not isinstance(path, str):
             raise HostCallError("invalid_request", "path must be a string")
-        entry.path = destinations.query_names_only(path)[:1000]  # until the full URL is known
+        entry.path = destinations.query_names_only(path)[:1000]  # until the integration is known
         account_arg = args.get("account")
         cache_key = (
             str(args.get("service")),
@@ -262,6 +262,7 @@ class Broker:
             with self._reads() as session:
                 integration, quota = self._integration(session, ctx, args.get("service"))
             cache.setdefault("quota", quota)
+        entry.path = _asked_for(integration, path, args.get("params"))
         self._check_quota(ctx, integration, cache, entry)
         entry.integration_id = integration.id
         entry.service = integration.key
@@ -376,3 +377,22 @@ class Broker:
         if remaining <= 0:
             raise HostCallError("integration_timeout", "the run has no time left for this call")
         return deadlines.Deadline(max(0.05, min(timeout, remaining)))
+
+
+def _asked_for(integration: Integration, path: str, params: Any) -> str:
+    """The call-log spelling of a call not sent yet: the full URL under the integration's
+    base URL with the script's query names (as a sent call's row spells it, so a refused
+    call reads like one), else the path as the script wrote it (a base URL that needs an
+    account's parameters, a path the destination rules refuse)."""
+    try:
+        url = destinations.build_url(
+            integration.base_url,
+            path,
+            parameters={},
+            allowed_hosts=integration.allowed_hosts or [],
+        )
+        query = destinations.encode_query(destinations.clean_params(params))
+    except DestinationRefused:
+        return destinations.query_names_only(path)[:1000]
+    separator = "&" if "?" in url else "?"
+    return destinations.query_names_only(url + (separator + query if query else ""))[:1000]

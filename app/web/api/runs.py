@@ -146,7 +146,12 @@ class CallOut(BaseModel):
     id: int
     integration: str
     method: str
-    path: str
+    path: str = Field(
+        description="Where the call went: its full URL (scheme, host, path, query names"
+        " without values), for a call refused before it was sent too, when the integration's"
+        " base URL resolves it; else (an unknown integration, a base URL that needs an"
+        " account's parameters) the path as the script wrote it"
+    )
 
 
 class Explanation(BaseModel):

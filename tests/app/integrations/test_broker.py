@@ -538,14 +538,33 @@ def test_the_call_log_records_every_call_without_secrets(
     assert "private words" not in rows[0].path and PLAIN_KEY not in repr([r.path for r in rows])
 
 
-def test_a_call_refused_for_want_of_an_account_logs_the_path_it_asked_for(
+def test_a_call_refused_before_sending_logs_the_full_url_it_asked_for(
     app: Flask, session: Session, world: dict[str, Any]
 ) -> None:
-    outcome = run(app, world, 'integrations.get("headerkey", "/echo/deep?token=secret")')
-    assert not outcome.ok
-    row = session.scalars(select(CallLog).order_by(CallLog.id.desc())).first()
-    assert row is not None and row.error_code == "no_integration_grant"
-    assert row.path == "/echo/deep?token="  # query values dropped, as for made calls
+    # Before: a refused call's row held the script's relative path ("/echo/deep?token="),
+    # a sent call's the full URL, in one Path column.
+    keyapi = f"{world['provider'].url}/keyapi"
+    source = """
+for service, path in [("headerkey", "/echo/deep?token=secret"), ("paramkey", "/echo?x=1"),
+                      ("nope", "/x")]:
+    try:
+        integrations.get(service, path, params={"q": "private words"})
+    except integrations.IntegrationError:
+        pass
+"""
+    assert run(app, world, source).ok
+    world["lab"].monthly_call_quota = 0
+    session.commit()
+    run(app, world, 'integrations.get("headerkey", "echo", params={"page": 2})')
+    rows = session.scalars(select(CallLog).order_by(CallLog.id)).all()
+    assert [(r.error_code, r.path) for r in rows] == [
+        # Under the integration's base URL, query values dropped, as for sent calls.
+        ("no_integration_grant", f"{keyapi}/echo/deep?token=&q="),
+        # A base URL that needs an account's {area}: the path as the script wrote it.
+        ("no_integration_grant", "/echo?x="),
+        ("unknown_integration", "/x"),
+        ("quota_exceeded", f"{keyapi}/echo?page="),
+    ]
 
 
 def test_a_facility_cannot_reach_another_facilitys_integrations(
