@@ -221,6 +221,13 @@ def list_endpoints(slug: str, query: paging.Page) -> Answer:
     return paging.with_next([endpoint_out(e).model_dump() for e in page], next_position)
 
 
+@bp.get("/f/<slug>/webhooks/<int:endpoint_id>")
+@spec.validate(resp=reply(HTTP_200=EndpointOut), tags=TAGS)
+def get_endpoint(slug: str, endpoint_id: int) -> Answer:
+    """One endpoint (admins), as the list shows it: never its signing secret."""
+    return endpoint_out(_endpoint(slug, endpoint_id))
+
+
 @bp.delete("/f/<slug>/webhooks/<int:endpoint_id>")
 @spec.validate(resp=reply("HTTP_204"), tags=TAGS)
 def delete_endpoint(slug: str, endpoint_id: int) -> Answer:

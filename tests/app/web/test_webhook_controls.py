@@ -373,11 +373,33 @@ def test_other_facilities_ids_are_unknown_and_members_are_refused(
     assert listener.received.empty()
 
 
+def test_an_endpoint_reads_alone_as_listed_without_its_secret(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    # An app that keeps an endpoint's id reads it back by that id (it was a 405).
+    endpoint = _register(world, listener.url, ["run.finished", "grant.required"])
+    theirs = _register(world, "https://hooks.example.com/other", ["run.finished"], slug="other")
+    path = f"/api/f/lab/webhooks/{endpoint['id']}"
+    answer = _call(world, "ada", "GET", path)
+    assert answer.status_code == 200, answer.text
+    one = answer.json()
+    assert "secret" not in one and endpoint["secret"] not in answer.text
+    assert one == _call(world, "ada", "GET", "/api/f/lab/webhooks").json()[0]
+    assert one == {key: value for key, value in endpoint.items() if key != "secret"}
+    _call(world, "ada", "PATCH", path, json={"active": False})
+    assert _call(world, "ada", "GET", path).json()["active"] is False
+    # Another facility's id is unknown, a member is refused.
+    unknown = _call(world, "ada", "GET", f"/api/f/lab/webhooks/{theirs['id']}")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    assert _call(world, "mia", "GET", path).status_code == 403
+
+
 def test_the_openapi_document_describes_the_new_operations(world: dict[str, Any]) -> None:
     document = requests.get(f"{world['live'].url}/api/openapi.json", timeout=WAIT_S).json()
     paths = document["paths"]
     base = "/api/f/{slug}/webhooks/{endpoint_id}"
     for path, method, status in (
+        (base, "get", "200"),
         (base, "patch", "200"),
         (f"{base}/rotate-secret", "post", "200"),
         (f"{base}/test", "post", "202"),
