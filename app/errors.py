@@ -252,15 +252,18 @@ def init_app(app: Flask) -> None:
         return render_template("error.html", error=error), error.status, headers
 
     @app.errorhandler(HTTPException)
-    def _http_error(
-        error: HTTPException,
-    ) -> tuple[Response | str, int] | tuple[Response | str, int, dict[str, str]]:
+    def _http_error(error: HTTPException) -> tuple[Response | str, int, dict[str, str]]:
         if error.code == RequestEntityTooLarge.code:  # Werkzeug's stream limit tripped
             return _app_error(RequestTooLarge(too_large_message(app.config["MAX_REQUEST_BYTES"])))
         status = error.code or 500
         code = (error.name or "error").lower().replace(" ", "_")
         wrapped = AppError(error.description or error.name)
         wrapped.code, wrapped.status = code, status
+        # Werkzeug's own headers, but its Content-Type (ours is JSON or our page): a 405's
+        # `Allow` says which methods the URL takes (RFC 9110 requires it).
+        headers = {
+            name: value for name, value in error.get_headers() if name.lower() != "content-type"
+        }
         if _wants_json():
-            return jsonify(wrapped.to_dict()), status
-        return render_template("error.html", error=wrapped), status
+            return jsonify(wrapped.to_dict()), status, headers
+        return render_template("error.html", error=wrapped), status, headers

@@ -58,6 +58,18 @@ def test_an_api_token_answer_is_never_cached(site: Site) -> None:
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def test_a_method_the_url_does_not_take_is_a_405_saying_which_it_does(site: Site) -> None:
+    # An API client (and a page) learns from `Allow` what to send instead (RFC 9110).
+    answer = site.ada.api("PUT", "/api/f/lab/runs", json={})
+    assert answer.status_code == 405
+    assert answer.json()["error"]["code"] == "method_not_allowed"
+    assert answer.headers["Content-Type"] == "application/json"
+    assert set(answer.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    page = site.ada.http.put(f"{site.live.url}/login", timeout=30)
+    assert page.status_code == 405 and "GET" in page.headers["Allow"]
+    assert page.headers["Content-Type"].startswith("text/html")
+
+
 def test_static_files_get_the_headers_but_may_be_cached(site: Site) -> None:
     response = site.ada.http.get(f"{site.live.url}/static/js/api.js", timeout=30)
     assert response.status_code == 200
