@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 import redis
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutting_down
 from sqlalchemy import Connection, Row, select
 
 from app.distributed.celery_tasks import (
@@ -104,13 +105,25 @@ class CeleryWorker:
             hooks.after_fork()
             self._parts.heartbeat.start()
 
-        worker_process_init.connect(_child, weak=False)
-        self.celery.Worker(
+        worker = self.celery.Worker(
             concurrency=concurrency,
             pool="prefork",
             loglevel=loglevel,
             hostname=f"scriptbox@{socket.gethostname()}-{os.getpid()}",
-        ).start()
+        )
+
+        def _stopping(how: str = "", **_: object) -> None:
+            # `docker stop` and `kill PID` signal this main process alone; its warm
+            # shutdown waits for the runs in hand. Passed on, the forked processes park a
+            # live pause at once, as when the whole group is signalled.
+            if how == "Warm" and worker.pool is not None:
+                for pid in worker.pool.info.get("processes", ()):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+
+        worker_process_init.connect(_child, weak=False)
+        worker_shutting_down.connect(_stopping, weak=False)
+        worker.start()
 
     def _become_worker_process(self) -> None:
         # Forked children share the parent's driver id; each needs its own, or a sibling's

@@ -1,7 +1,8 @@
 """SIGTERM in a forked Celery worker process: the run in hand goes on to its end.
 
 honcho, systemd's default stop and a terminal signal every process of a worker's group,
-not only Celery's main process, whose warm shutdown waits for the runs in hand. A forked
+not only Celery's main process, whose warm shutdown waits for the runs in hand; a signal to
+the main process alone is passed on to them (`CeleryWorker.run`). A forked
 process's own handler (billiard's) ends it at once, and its run would end `interrupted`.
 While a task runs here the signal is held instead: live pauses park at once (a person may
 take minutes to sign in), the run ends as it would have, and the signal is delivered again

@@ -271,6 +271,34 @@ def test_a_worker_stopped_by_a_signal_to_its_group_parks_its_paused_run(
     page.close()
 
 
+def test_a_worker_stopped_by_a_signal_to_its_main_process_alone_parks_its_paused_run(
+    world: dict[str, Any],
+) -> None:
+    """`docker stop` and `kill PID` signal Celery's main process only: its warm shutdown
+    waits for the runs in hand, so a live pause must park at once there too, or a person's
+    slow sign-in holds the stop until the container is killed and the run ends interrupted."""
+    cluster: Cluster = world["cluster"]
+    cluster.env["SCRIPTBOX_PARK_AFTER_S"] = "600"  # it parks because of the stop, not the clock
+    _web, url = cluster.web()
+    workers = [cluster.worker(), cluster.worker()]
+    browser = client(world, url)
+    page = browser.websocket("lab")
+    page.wait_for("hello")
+    run_id = start_run(browser, NEEDS_KEY, {"key": API_KEY})
+    page.wait_for("run.status", run_id=run_id, status="waiting_for_grant", timeout=60)
+    stopped = driven_by(world, run_id, workers)
+
+    os.kill(stopped.popen.pid, signal.SIGTERM)
+    page.wait_for("run.status", run_id=run_id, status="parked", timeout=30)
+    assert stopped.popen.wait(60) == 0, stopped.output()
+
+    prompt = next(m for m in page.seen if m.get("type") == "grant.required")
+    assert browser.post_form(prompt["sign_in_url"], {"api_key": API_KEY}).status_code == 200
+    done = page.wait_for("run.finished", run_id=run_id, timeout=60)["run"]
+    assert done["status"] == "succeeded", done
+    page.close()
+
+
 def test_a_web_process_killed_its_pages_reconnect_to_the_other_and_no_run_is_lost(
     world: dict[str, Any],
 ) -> None:
