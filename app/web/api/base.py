@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from typing import Any
+
+from flask import Blueprint, request, url_for
 from sqlalchemy import select
 
 from app import db
@@ -45,6 +47,12 @@ def _insist_on_json() -> None:
         raise UnsupportedMediaType(
             "send the body as JSON with Content-Type: application/json", field="body"
         )
+
+
+def location(endpoint: str, **values: Any) -> dict[str, str]:
+    """The `Location` header naming what a POST made: the URL to GET it at (absolute, as
+    the lists' `Link` is), so a client follows it without building the path itself."""
+    return {"Location": url_for(endpoint, _external=True, **values)}
 
 
 def integration_of(member: MemberContext, key: str) -> Integration:

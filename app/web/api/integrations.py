@@ -29,7 +29,7 @@ from app.services import integrations_admin as admin
 from app.services.connection_checks import test_connection, test_credentials
 from app.web.api import paging
 from app.web.api.accounts import AccountOut, account_out
-from app.web.api.base import api_blueprint, integration_of
+from app.web.api.base import api_blueprint, integration_of, location
 from app.web.openapi import Answer, Body, TextMap, list_of, reply, spec
 from app.web.security import require_member
 
@@ -207,7 +207,8 @@ def create_integration(slug: str, json: IntegrationCreate) -> Answer:
             db.session(), facility=member.facility, fields=_set_fields(json)
         )
     db.session.commit()
-    return integration_views.integration_public_view(integration), 201
+    shown_at = location("api_integrations.get_integration", slug=slug, key=integration.key)
+    return integration_views.integration_public_view(integration), 201, shown_at
 
 
 @bp.get("/f/<slug>/integrations/<key>")

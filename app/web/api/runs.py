@@ -20,7 +20,7 @@ from app.services import idempotency, run_history
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web.api import paging
-from app.web.api.base import api_blueprint
+from app.web.api.base import api_blueprint, location
 from app.web.limits import waiting_requests
 from app.web.openapi import (
     Answer,
@@ -172,9 +172,9 @@ class GrantRefused(BaseModel):
 def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     """Start a run of a script (or of source, for scripters); `wait` seconds to block.
 
-    201 while the run is still going, 200 when it finished within `wait`. With an
-    `Idempotency-Key`, repeating the request gives the run it started (409 if the key was
-    used with a different request).
+    201 while the run is still going, 200 when it finished within `wait`; either way
+    `Location` is the run's URL, to GET it at. With an `Idempotency-Key`, repeating the
+    request gives the run it started (409 if the key was used with a different request).
     """
     member = require_member(slug)
     wait = float(json.wait or 0.0)
@@ -209,6 +209,7 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     # The member started it (a repeated key finds only the member's own runs): their name
     # came with the request, so the hot path asks nothing more.
     names = run_history.runner_names(db.session(), member)
+    found_at = location("api_runs.get_run", slug=slug, run_id=run.id)
     if wait and not is_final(run.status):
         config = current_app.config
         with waiting_requests().hold(
@@ -217,12 +218,12 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
         ) as may_wait:  # past the caps: answered at once, as without `wait`
             ended = extensions.run_queue().wait(run.id, wait) if may_wait else None
         if ended is not None:
-            return _shown(ended, names), 200
+            return _shown(ended, names), 200, found_at
         # Still going (running, or waiting for a prompt): its status now.
         shown = _as_stored_now(run) if may_wait else run.to_dict()
     else:
         shown = run.to_dict()
-    return _shown(shown, names), 200 if is_final(shown["status"]) else 201
+    return _shown(shown, names), 200 if is_final(shown["status"]) else 201, found_at
 
 
 def _as_stored_now(run: Run) -> dict[str, Any]:
@@ -322,7 +323,9 @@ def rerun(slug: str, run_id: str) -> Answer:
     db.session.commit()
     extensions.run_queue().submit(run.id)
     names = run_history.runner_names(db.session(), member)  # the member started it
-    return _shown(run.to_dict(), names), 200 if is_final(run.status) else 201
+    status = 200 if is_final(run.status) else 201
+    return _shown(run.to_dict(), names), status, location("api_runs.get_run", slug=slug,
+                                                          run_id=run.id)
 
 
 @bp.get("/f/<slug>/runs/<run_id>/explain")

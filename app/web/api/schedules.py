@@ -13,7 +13,7 @@ from app.models import Role, User
 from app.models._types import iso
 from app.services import schedules as schedules_service
 from app.services import scripts as scripts_service
-from app.web.api.base import api_blueprint
+from app.web.api.base import api_blueprint, location
 from app.web.openapi import Answer, Body, ErrorBody, list_of, reply, spec
 from app.web.security import require_member
 
@@ -177,7 +177,10 @@ def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
         caps=schedules_service.ScheduleCaps.of(current_app.config),
     )
     db.session.commit()
-    return _shown(schedule), 201
+    shown_at = location(
+        "api_schedules.get_schedule", slug=slug, script_id=script.id, schedule_id=schedule.id
+    )
+    return _shown(schedule), 201, shown_at
 
 
 @bp.get("/f/<slug>/scripts/<int:script_id>/schedules/<int:schedule_id>")

@@ -13,7 +13,7 @@ from app.services import inputs as script_inputs
 from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
 from app.web.api import paging
-from app.web.api.base import api_blueprint
+from app.web.api.base import api_blueprint, location
 from app.web.openapi import Answer, Body, list_of, reply, spec
 from app.web.security import require_member
 
@@ -122,7 +122,8 @@ def create_script(slug: str, json: ScriptCreate) -> Answer:
         published=bool(json.published),
     )
     db.session.commit()
-    return script_out(script, with_source=True), 201
+    shown_at = location("api_scripts.get_script", slug=slug, script_id=script.id)
+    return script_out(script, with_source=True), 201, shown_at
 
 
 @bp.get("/f/<slug>/scripts/<int:script_id>")

@@ -11,7 +11,7 @@ from app.models import Role, ScriptVersion, User
 from app.services import inputs, versions
 from app.services import scripts as scripts_service
 from app.web.api import paging
-from app.web.api.base import api_blueprint
+from app.web.api.base import api_blueprint, location
 from app.web.openapi import Answer, Query, QueryInt, list_of, reply, spec
 from app.web.security import require_member
 
@@ -143,4 +143,5 @@ def duplicate_script(slug: str, script_id: int) -> Answer:
     script = scripts_service.get_script(db.session(), member, script_id)
     copy = scripts_service.duplicate_script(db.session(), member, script)
     db.session.commit()
-    return ScriptCopy(id=copy.id, name=copy.name), 201
+    shown_at = location("api_scripts.get_script", slug=slug, script_id=copy.id)
+    return ScriptCopy(id=copy.id, name=copy.name), 201, shown_at

@@ -22,7 +22,7 @@ from app.models.webhooks import (
 )
 from app.services import webhook_deliveries, webhook_endpoints, webhook_sending, webhooks
 from app.web.api import paging
-from app.web.api.base import api_blueprint
+from app.web.api.base import api_blueprint, location
 from app.web.openapi import Answer, Body, list_of, reply, spec
 from app.web.security import require_member
 from app.web.throttle import send_throttle
@@ -199,7 +199,8 @@ def create_endpoint(slug: str, json: EndpointCreate) -> Answer:
         allow=current_app.config["PRIVATE_NETWORK_ALLOW"],
     )
     db.session.commit()
-    return NewEndpoint(**endpoint_out(endpoint).model_dump(), secret=secret), 201
+    shown_at = location("api_webhooks.get_endpoint", slug=slug, endpoint_id=endpoint.id)
+    return NewEndpoint(**endpoint_out(endpoint).model_dump(), secret=secret), 201, shown_at
 
 
 @bp.get("/f/<slug>/webhooks")
