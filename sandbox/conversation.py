@@ -30,8 +30,13 @@ from sandbox.limits import (
     RunResult,
     ScriptError,
     TraceFrame,
+    made_too_many_calls,
+    printed_too_much,
+    ran_too_long,
     reason_from_data,
+    result_too_large,
     trace_from_data,
+    used_too_much_cpu,
 )
 from sandbox.replay import Diverged, Replay, ValuesOverflow
 from sandbox.workers import Exits, Worker
@@ -179,8 +184,7 @@ class Conversation:
                 return self._kill(CANCELLED, "cancelled", "the run was cancelled")
             remaining = self.clock.remaining()
             if remaining <= 0:
-                limit = self.limits.wall_time_s
-                return self._kill(TIMED_OUT, "timeout", f"the script ran longer than {limit:g} s")
+                return self._kill(TIMED_OUT, "timeout", ran_too_long(self.limits.wall_time_s))
             try:
                 message = self.reader.read(min(remaining, _POLL_S) if self.cancel else remaining)
             except TimeoutError:
@@ -208,8 +212,7 @@ class Conversation:
     def _on_output(self, text: str) -> RunResult | None:
         self.output_size += len(text.encode("utf-8", "surrogatepass"))
         if self.output_size > self.limits.output_bytes:
-            limit = self.limits.output_bytes
-            return self._kill(FAILED, "output_limit", f"the script printed more than {limit} bytes")
+            return self._kill(FAILED, "output_limit", printed_too_much(self.limits.output_bytes))
         self.output.append(text)
         new = self.replay.new_output(text)
         if self.on_output is not None and new:
@@ -219,9 +222,7 @@ class Conversation:
     def _on_call(self, message: dict[str, Any]) -> RunResult | None:
         self.calls += 1
         if self.calls > self.limits.max_calls:
-            limit = self.limits.max_calls
-            reason = f"the script made more than {limit} integration calls"
-            return self._kill(FAILED, "call_limit", reason)
+            return self._kill(FAILED, "call_limit", made_too_many_calls(self.limits.max_calls))
         raw_args = message.get("args")
         op, args = str(message.get("op")), raw_args if isinstance(raw_args, dict) else {}
         if op == "request":
@@ -307,18 +308,14 @@ class Conversation:
             )
         result_json = str(message.get("result_json", "null"))
         if len(result_json.encode()) > self.limits.result_bytes:
-            return self._end(
-                FAILED, "output_limit", f"`result` is larger than {self.limits.result_bytes} bytes"
-            )
+            return self._end(FAILED, "output_limit", result_too_large(self.limits.result_bytes))
         return self._end(SUCCEEDED, result=json.loads(result_json))
 
     def _crashed(self) -> RunResult:
         status = self.exits.wait(self.worker.pid, timeout=2.0) or {}
         signum = int(status.get("signal", 0))
         if signum in (signal.SIGXCPU, signal.SIGKILL):
-            return self._end(
-                FAILED, "cpu_limit", f"the script used more than {self.limits.cpu_time_s} s of CPU"
-            )
+            return self._end(FAILED, "cpu_limit", used_too_much_cpu(self.limits.cpu_time_s))
         if signum:
             name = signal.Signals(signum).name
             return self._end(FAILED, "script_error", f"the worker process died ({name})")

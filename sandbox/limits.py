@@ -48,6 +48,64 @@ class Limits:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+# What a run that crossed one of its limits is told: the limit in units people read, and
+# what to do about it. One owner: the worker and the host both end runs at these limits.
+def size_in_words(size: int) -> str:
+    """A byte count as people read it: "256 KiB", "1 MiB", "1000 bytes"."""
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
+def ran_too_long(wall_time_s: float) -> str:
+    """The message of a run stopped at its wall-time limit (`timeout`)."""
+    return (
+        f"the script ran longer than {wall_time_s:g} s, the time a run may take; do less in "
+        "one run (fewer calls, shorter sleeps) or split the work over several runs"
+    )
+
+
+def used_too_much_cpu(cpu_time_s: float) -> str:
+    """The message of a run stopped at its CPU-time limit (`cpu_limit`)."""
+    return (
+        f"the script used more than {cpu_time_s:g} s of CPU, the computing a run may do; "
+        "look for a loop that never ends, or compute less in one run"
+    )
+
+
+def ran_out_of_memory(memory_mb: int, *, doing: str = "") -> str:
+    """The message of a run that needed more memory than its limit (`memory_limit`)."""
+    return (
+        f"the script ran out of memory{doing} ({memory_mb} MB is what a run may use); hold "
+        "less at once, e.g. handle one page of results at a time"
+    )
+
+
+def printed_too_much(output_bytes: int) -> str:
+    """The message of a run stopped at its output limit (`output_limit`)."""
+    return (
+        f"the script printed more than {size_in_words(output_bytes)}, what a run may print; "
+        "print less (a summary, or every hundredth line) and return data in `result`"
+    )
+
+
+def result_too_large(result_bytes: int) -> str:
+    """The message of a run whose `result` is over its limit (`output_limit`)."""
+    return (
+        f"`result` is larger than {size_in_words(result_bytes)}, what a run may return; "
+        "return less (a summary, or only the fields you need)"
+    )
+
+
+def made_too_many_calls(max_calls: int) -> str:
+    """The message of a run stopped at its call limit (`call_limit`)."""
+    return (
+        f"the script made more than {max_calls} integration calls, what a run may make; "
+        "make fewer (ask for larger pages) or split the work over several runs"
+    )
+
+
 # A traceback keeps this many of the script's innermost frames (deep recursion is cut).
 MAX_TRACE_FRAMES = 20
 

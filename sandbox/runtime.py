@@ -20,7 +20,10 @@ from sandbox.limits import (
     Limits,
     ScriptError,
     TraceFrame,
+    printed_too_much,
+    ran_out_of_memory,
     reason_from_data,
+    result_too_large,
 )
 from sandbox.script_api import Info, IntegrationError, Integrations, error_code
 from sandbox.script_values import module_overrides
@@ -58,7 +61,7 @@ class OutputStream:
             # Counted here, before any copy, so a 100 MB print costs the limit, not 100 MB;
             # the host still counts too, and kills a worker that sends more.
             self.exceeded = True
-            raise OutputLimitExceeded(f"the script printed more than {self.limit} bytes")
+            raise OutputLimitExceeded(printed_too_much(self.limit))
         text = _valid_text(str.__str__(text))  # an exact copy of a script's str subclass
         self._all.append(text)
         if "\n" not in text:
@@ -166,7 +169,7 @@ def _text(exc: BaseException) -> str:
         return "<the exception's message could not be read>"
 
 
-def describe_exception(exc: BaseException) -> ScriptError:
+def describe_exception(exc: BaseException, limits: Limits) -> ScriptError:
     """Turn an uncaught script exception into data: code, message, script line and frames."""
     line = _script_line(exc.__traceback__)
     trace = _script_trace(exc.__traceback__)
@@ -178,7 +181,7 @@ def describe_exception(exc: BaseException) -> ScriptError:
     if isinstance(exc, policy.Forbidden):
         return ScriptError("forbidden", _text(exc), line, trace)
     if isinstance(exc, MemoryError):
-        return ScriptError("memory_limit", "the script ran out of memory", line, trace)
+        return ScriptError("memory_limit", ran_out_of_memory(limits.memory_mb), line, trace)
     if isinstance(exc, OutputLimitExceeded):
         return ScriptError("output_limit", _text(exc), line, trace)
     # Built from the class name and a capped message rather than the traceback module:
@@ -236,14 +239,14 @@ def _execute(job: dict[str, Any], sock: socket.socket, values: ValueLog) -> dict
     try:
         _run(code, glb)
     except BaseException as exc:
-        error = describe_exception(exc)
+        error = describe_exception(exc, limits)
     if output.exceeded:  # caught by the script or not, printing too much ends the run
-        message = f"the script printed more than {output.limit} bytes"
+        message = printed_too_much(output.limit)
         error = ScriptError("output_limit", message, error.line if error else None)
     output.flush()
     if error is not None:
         return _failed(error)
-    return _result_message(glb.get("result"), limits.result_bytes)
+    return _result_message(glb.get("result"), limits)
 
 
 def _job_limits(job: dict[str, Any]) -> Limits:
@@ -251,17 +254,18 @@ def _job_limits(job: dict[str, Any]) -> Limits:
     return Limits(**raw) if isinstance(raw, dict) else Limits()
 
 
-def _result_message(result: Any, max_bytes: int) -> dict[str, Any]:
+def _result_message(result: Any, limits: Limits) -> dict[str, Any]:
     # Copied and measured by plain.dumps: a huge `result` ends output_limit at the cap
     # instead of exhausting the worker's memory while it is encoded.
     try:
-        result_json = plain.dumps(result, max_bytes=max_bytes)
+        result_json = plain.dumps(result, max_bytes=limits.result_bytes)
     except plain.TooLarge:
-        error = ScriptError("output_limit", f"`result` is larger than {max_bytes} bytes")
+        error = ScriptError("output_limit", result_too_large(limits.result_bytes))
     except (TypeError, ValueError, RecursionError) as exc:
         error = ScriptError("script_error", f"`result` is not JSON-serializable: {exc}")
     except MemoryError:
-        error = ScriptError("memory_limit", "the script ran out of memory encoding `result`")
+        message = ran_out_of_memory(limits.memory_mb, doing=" encoding `result`")
+        error = ScriptError("memory_limit", message)
     else:
         return {"t": "done", "status": "succeeded", "result_json": result_json}
     return _failed(error)
@@ -294,6 +298,7 @@ def serve_one_job(sock: socket.socket) -> None:
     try:
         done = execute(job, sock)
     except MemoryError:  # e.g. while flushing output: the run still ends with its code
-        done = _failed(ScriptError("memory_limit", "the script ran out of memory"))
+        memory_mb = _job_limits(job).memory_mb
+        done = _failed(ScriptError("memory_limit", ran_out_of_memory(memory_mb)))
     done["isolation"] = isolation.enforced()  # informational: what this kernel enforced
     protocol.send(sock, done)

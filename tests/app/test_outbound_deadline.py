@@ -24,6 +24,7 @@ from app.integrations.deadlines import Deadline
 from app.models import CallLog
 from app.services import webhook_sending
 from sandbox import Limits
+from sandbox.limits import ran_too_long
 from tests.conftest import create_facility, create_integration
 from tests.webhook_world import attempt, pending_delivery, read_delivery
 
@@ -233,7 +234,7 @@ def test_a_trickling_call_ends_with_the_runs_time_limit(app: Flask, trickler: St
     outcome, errors = _run(app, peer, 'integrations.get("trickle", "/big")', wall_time_s=3)
     assert outcome.status == "timed_out"
     assert outcome.error.code == "timeout"
-    assert outcome.error.message == "the script ran longer than 3 s"
+    assert outcome.error.message == ran_too_long(3)
     assert errors == ["integration_timeout"]
     assert _cut_short(peer)
 

@@ -81,12 +81,16 @@ def test_huge_values_end_with_a_message_naming_the_limit(executor: Executor) -> 
     printed = executor.run("print('a')\n" + PRINT_100MB, limits=limits)
     assert printed.error.to_dict() == {
         "code": "output_limit",
-        "message": "the script printed more than 1000 bytes",
+        "message": "the script printed more than 1000 bytes, what a run may print; print "
+        "less (a summary, or every hundredth line) and return data in `result`",
         "line": 2,
     }
     assert printed.output == "a\n"  # what fitted was delivered, nothing after it
     result = executor.run(RESULT_100MB, limits=limits)
-    assert result.error.message == "`result` is larger than 2000 bytes"
+    assert result.error.message == (
+        "`result` is larger than 2000 bytes, what a run may return; return less (a summary, "
+        "or only the fields you need)"
+    )
     raised = executor.run(EXCEPTION_100MB, limits=limits).error
     kept = MAX_ERROR_CHARS - len("ValueError: …")
     assert raised.message == "ValueError: " + "e" * kept + "…" and raised.line == 1
@@ -94,6 +98,41 @@ def test_huge_values_end_with_a_message_naming_the_limit(executor: Executor) -> 
     assert call.message == (
         f"the arguments of one call may be at most {MAX_CALL_BYTES} bytes of JSON"
     )
+
+
+# Each limit's message says the limit in units people read and what to do about it.
+LIMIT_MESSAGES = [
+    (SLEEPS, {"wall_time_s": 1}, "timeout",
+     "the script ran longer than 1 s, the time a run may take; do less in one run (fewer "
+     "calls, shorter sleeps) or split the work over several runs"),
+    (INFINITE_LOOP, {"cpu_time_s": 1}, "cpu_limit",
+     "the script used more than 1 s of CPU, the computing a run may do; look for a loop "
+     "that never ends, or compute less in one run"),
+    (GROWING_LIST, {"memory_mb": 64}, "memory_limit",
+     "the script ran out of memory (64 MB is what a run may use); hold less at once, e.g. "
+     "handle one page of results at a time"),
+    (PRINT_FLOOD, {"output_bytes": 256 * 1024}, "output_limit",
+     "the script printed more than 256 KiB, what a run may print; print less (a summary, "
+     "or every hundredth line) and return data in `result`"),
+    (BIG_RESULT, {"result_bytes": 1024 * 1024}, "output_limit",
+     "`result` is larger than 1 MiB, what a run may return; return less (a summary, or only "
+     "the fields you need)"),
+    ("while True:\n    integrations.available()", {"max_calls": 3}, "call_limit",
+     "the script made more than 3 integration calls, what a run may make; make fewer (ask "
+     "for larger pages) or split the work over several runs"),
+]
+
+
+@pytest.mark.parametrize(("source", "limits", "code", "message"), LIMIT_MESSAGES,
+                         ids=[case[2] + "-" + str(i) for i, case in enumerate(LIMIT_MESSAGES)])
+def test_a_limits_message_says_the_limit_and_what_to_do(
+    executor: Executor, source: str, limits: dict[str, Any], code: str, message: str
+) -> None:
+    outcome = executor.run(
+        source, limits=Limits(**{"wall_time_s": 10, "cpu_time_s": 5, "memory_mb": 128, **limits})
+    )
+    assert outcome.error is not None
+    assert (outcome.error.code, outcome.error.message) == (code, message)
 
 
 def test_a_lone_surrogate_in_output_is_replaced_not_a_crash(executor: Executor) -> None:
