@@ -26,7 +26,7 @@ from app.integrations.call_log import CallLogEntry, CallLogWriter
 from app.integrations.catalog_entry import MAX_KEY_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
 from app.integrations.outgoing import body_of, outgoing
-from app.integrations.quota import CallCounter, LocalCallCounter, counts_as_usage
+from app.integrations.quota import REQUIRE, CallCounter, LocalCallCounter, counts_as_usage
 from app.integrations.redaction import Redactor
 from app.integrations.tokens import NeedsReauth, TokenManager
 from app.integrations.vault import Vault
@@ -113,7 +113,7 @@ class Broker:
             if call.op == "request":
                 return self._request(ctx, call, cache, earlier)
             if call.op == "require":
-                self._require(ctx, call)
+                self._require(ctx, call, earlier)
                 return None
             if call.op == "available":
                 return self._available(ctx)
@@ -164,10 +164,32 @@ class Broker:
                 service=integration.key,
             )
 
-    def _require(self, ctx: RunContext, call: HostCall) -> None:
-        with self._reads() as session:
-            integration, _quota = self._integration(session, ctx, call.args.get("service"))
-        self._accounts.credentials(ctx, call, integration, call.args.get("account"))
+    def _require(self, ctx: RunContext, call: HostCall, waited_before: float | None) -> None:
+        service = str(call.args.get("service", ""))[:MAX_KEY_LENGTH]
+        entry = CallLogEntry(ctx, service, REQUIRE, self._clock())
+        if waited_before is not None:
+            entry.add_wait_before(waited_before)
+        try:
+            with self._reads() as session:
+                integration, _quota = self._integration(session, ctx, call.args.get("service"))
+            entry.integration_id, entry.service = integration.id, integration.key
+            account, _creds = self._accounts.credentials(
+                ctx, call, integration, call.args.get("account"), entry.add_wait
+            )
+            if account is not None:  # its kind only: nothing was sent with it (last_used_at)
+                entry.account_kind = account.kind
+        except HostCallError as exc:
+            entry.error = exc.code
+            raise
+        except ParkRun:
+            entry.parked = True  # asked again (and logged) when the run resumes
+            raise
+        finally:
+            # Logged when it asked a person to sign in or was refused, so the call log
+            # shows where a run waited; one that found its account at once did nothing
+            # to log. Never usage (counts_as_usage): it sent nothing.
+            if not entry.parked and (entry.error is not None or entry.waited is not None):
+                self._log_writer.write(entry.row(self._clock()))
 
     def _available(self, ctx: RunContext) -> list[dict[str, Any]]:
         with self._reads() as session:

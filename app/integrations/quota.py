@@ -2,7 +2,8 @@
 
 The count is the calls sent to a service (`counts_as_usage`), read from the call log: a
 call refused before it went out (by the quota itself, an unknown key, a forbidden
-destination, a missing sign-in...) is logged but not counted. A `CallCounter` decides
+destination, a missing sign-in...) and an `integrations.require` that waited for a
+sign-in are logged but not counted. A `CallCounter` decides
 whether one more call fits under the quota; each process counts its own calls in flight,
 so the embedded default (one process) never goes past it. With Redis
 (`app.distributed.redis_quota`) every process shares one count per facility.
@@ -36,20 +37,28 @@ def month_start(now: datetime | None = None) -> datetime:
 # log alone (an answered call always has an integration_id and a status).
 SENT_FAILURES = frozenset({"integration_timeout", "integration_unavailable"})
 
+# The method of an `integrations.require` row: it asked a person to sign in (or was
+# refused) and sent nothing, whatever its error. Lowercase, as no request's method is.
+REQUIRE = "require"
+
 
 def counts_as_usage(row: dict[str, Any]) -> bool:
     """Whether a call-log row (CallLogEntry.row) counts toward usage and the quota: the
-    call got an HTTP answer (any status, a 429 too) or failed in transit. `COUNTED` says
-    the same in SQL; keep the two together."""
-    return row["status"] is not None or (
-        row["integration_id"] is not None and row["error_code"] in SENT_FAILURES
+    call got an HTTP answer (any status, a 429 too) or failed in transit; never a
+    `require` row. `COUNTED` says the same in SQL; keep the two together."""
+    return row["method"] != REQUIRE and (
+        row["status"] is not None
+        or (row["integration_id"] is not None and row["error_code"] in SENT_FAILURES)
     )
 
 
 # counts_as_usage as a WHERE clause over the call log.
-COUNTED: ColumnElement[bool] = or_(
-    CallLog.status.is_not(None),
-    and_(CallLog.integration_id.is_not(None), CallLog.error_code.in_(sorted(SENT_FAILURES))),
+COUNTED: ColumnElement[bool] = and_(
+    CallLog.method != REQUIRE,
+    or_(
+        CallLog.status.is_not(None),
+        and_(CallLog.integration_id.is_not(None), CallLog.error_code.in_(sorted(SENT_FAILURES))),
+    ),
 )
 
 

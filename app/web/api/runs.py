@@ -93,7 +93,8 @@ class RunOut(BaseModel):
     calls: int | None = Field(
         description="Integration calls the script made (counted against the run's limit):"
         " requests, and `integrations.require` and `available`, which send none; the"
-        " requests sent are in GET .../runs/<id>/calls"
+        " requests are in GET .../runs/<id>/calls, with a `require` that asked for a"
+        " sign-in or was refused (method `require`)"
     )
     duration_ms: float | None
     created_at: str | None
@@ -145,7 +146,11 @@ class CallOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: int
     integration: str
-    method: str
+    method: str = Field(
+        description="The request's HTTP method, or `require` for an `integrations.require`"
+        " that asked for a sign-in (its wait in `wait_ms`) or was refused: it sent nothing"
+        " (empty `path`, no `status`) and is never usage"
+    )
     path: str = Field(
         description="Where the call went: its full URL (scheme, host, path, query names"
         " without values), for a call refused before it was sent too, when the integration's"

@@ -127,6 +127,13 @@ USAGE_ROWS = [
     (None, "invalid_request", 1, False),
     (None, "vault_error", 1, False),
 ]
+# The same of `integrations.require` rows: a wait for a sign-in, never a request sent,
+# whatever its error (the integration switched off while it waited, after a refresh failed).
+REQUIRE_ROWS = [
+    (None, None, 1, False),
+    (None, "no_integration_grant", 1, False),
+    (None, "integration_unavailable", 1, False),
+]
 
 
 def test_the_writers_pending_rows_and_the_database_count_usage_by_one_rule(
@@ -135,10 +142,15 @@ def test_the_writers_pending_rows_and_the_database_count_usage_by_one_rule(
     facility_id = create_facility(session, slug="lab").id
     session.commit()
     rows = [
-        _row(facility_id, f"/{n}", status=status, error_code=error, integration_id=integration)
-        for n, (status, error, integration, _usage) in enumerate(USAGE_ROWS)
+        _row(facility_id, f"/{n}", status=status, error_code=error, integration_id=integration,
+             method=method)
+        for n, (method, (status, error, integration, _usage)) in enumerate(
+            [("GET", row) for row in USAGE_ROWS] + [("require", row) for row in REQUIRE_ROWS]
+        )
     ]
-    assert [counts_as_usage(row) for row in rows] == [usage for *_, usage in USAGE_ROWS]
+    assert [counts_as_usage(row) for row in rows] == [
+        usage for *_, usage in USAGE_ROWS + REQUIRE_ROWS
+    ]
     engine = create_engine(app.config["DATABASE_URL"])
     written = threading.Event()  # the writer's session waits for it: the rows stay pending
 
@@ -160,7 +172,7 @@ def test_the_writers_pending_rows_and_the_database_count_usage_by_one_rule(
                 select(CallLog.path).where(CallLog.facility_id == facility_id, COUNTED)
             ).all()
             assert sorted(usage) == sorted(row["path"] for row in rows if counts_as_usage(row))
-            assert reading.scalar(select(func.count(CallLog.id))) == len(USAGE_ROWS)
+            assert reading.scalar(select(func.count(CallLog.id))) == len(rows)
     finally:
         written.set()
         writer.close(timeout=10)

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, select
 
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
-from app.models import Grant, Role
+from app.models import Account, Facility, Grant, Membership, Role
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
@@ -278,4 +279,57 @@ def test_a_runs_calls_are_its_requests_as_its_call_list_shows_them(
     finished = page.wait_for("run.finished", run_id=run_id)["run"]
     assert finished["status"] == "succeeded" and finished["result"] == 200, finished
     listed = world["member"].api("GET", f"/api/f/lab/runs/{run_id}/calls").json()
-    assert finished["calls"] == len(listed) == 1
+    # The list also holds the require, which waited for the sign-in (not a request).
+    assert [call["method"] for call in listed] == ["require", "GET"]
+    assert finished["calls"] == len([c for c in listed if c["method"] != "require"]) == 1
+
+
+REQUIRE_REFUSED = """
+try:
+    integrations.require("keyed")
+except integrations.NoIntegrationGrant as refused:
+    print(refused.reason)
+integrations.require("nothere")
+"""
+
+
+def test_a_require_that_asked_for_a_sign_in_is_in_the_call_log_and_not_usage(
+    world: dict[str, Any]
+) -> None:
+    """The call log showed nothing of a run's wait at `integrations.require` (nor of its
+    refusal), while a request's wait had its row. Such a row sent nothing: never usage."""
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    signed_in = start_member_run(world, ASKS_FIRST)
+    prompt = page.wait_for("grant.required", run_id=signed_in)
+    world["member"].post_form(prompt["sign_in_url"], {"api_key": API_KEY})
+    assert page.wait_for("run.finished", run_id=signed_in)["run"]["status"] == "succeeded"
+    with world["live"].app.app_context():  # the member's key goes: the next run is asked
+        db.session.execute(delete(Account))
+        db.session.commit()
+    refused = start_run(world["member"], REQUIRE_REFUSED)
+    prompt = page.wait_for("grant.required", run_id=refused)
+    page.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
+    ended = page.wait_for("run.finished", run_id=refused)["run"]
+    assert ended["error"]["code"] == "unknown_integration", ended
+    page.close()
+    with world["live"].app.app_context():
+        membership = db.session.scalars(
+            select(Membership).join(Facility).where(Facility.slug == "lab")
+        ).one()
+        membership.role = Role.admin
+        db.session.commit()
+    logged = world["member"].api("GET", "/api/f/lab/calls").json()
+    seen = [
+        (c["run_id"], c["integration"], c["method"], c["path"], c["account"], c["status"],
+         c["error"], c["wait_ms"] is not None)
+        for c in reversed(logged)
+    ]
+    assert seen == [
+        (signed_in, "keyed", "require", "", "user", None, None, True),
+        (signed_in, "keyed", "GET", seen[1][3], "user", 200, None, False),
+        (refused, "keyed", "require", "", None, None, "no_integration_grant", True),
+        (refused, "nothere", "require", "", None, None, "unknown_integration", False),
+    ]
+    usage = world["member"].api("GET", "/api/f/lab/usage").json()
+    assert usage["calls"] == {"keyed": 1} and usage["total"] == 1  # the GET alone
