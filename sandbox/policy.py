@@ -244,6 +244,33 @@ def make_import(modules: Modules) -> Callable[..., ModuleView]:
     return guarded_import
 
 
+# Builtins scripts reach for but do not get, each with why: using one is `forbidden` at its
+# line, in words, where Python said only "name 'open' is not defined" (a script's own
+# function of that name still shadows it).
+REFUSED_BUILTINS: Mapping[str, str] = {
+    "open": "scripts cannot read or write files; take data in `input` or from a service "
+    "with integrations.request",
+    "compile": "scripts cannot compile code",
+    "globals": "scripts cannot inspect the interpreter's namespaces",
+    "locals": "scripts cannot inspect the interpreter's namespaces",
+    "vars": "scripts cannot inspect the interpreter's namespaces",
+    "dir": "the editor's help lists what `integrations` and a response offer",
+    "help": "the editor's help lists the script API",
+    "exit": "to end a script early, raise an exception or put the rest under an `if`",
+    "quit": "to end a script early, raise an exception or put the rest under an `if`",
+}
+
+
+def refused_builtin(name: str) -> Callable[..., Any]:
+    """A stand-in for a builtin scripts do not get: calling it raises Forbidden saying why."""
+    why = REFUSED_BUILTINS[name]
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise Forbidden(f"{name}() is not available in scripts: {why}")
+
+    return refused
+
+
 def _is_str_like(obj: Any) -> bool:
     return isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
 

@@ -9,6 +9,7 @@ from typing import Any
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
 from sandbox.policy import (
+    REFUSED_BUILTINS,
     Forbidden,
     Modules,
     OwnedClasses,
@@ -18,6 +19,7 @@ from sandbox.policy import (
     guarded_hasattr,
     inplacevar,
     make_import,
+    refused_builtin,
     safe_type,
 )
 
@@ -36,6 +38,7 @@ def _static_builtins() -> dict[str, Any]:
     import builtins
 
     names = {name: getattr(builtins, name) for name in _BUILTIN_NAMES.split()}
+    names.update({name: refused_builtin(name) for name in REFUSED_BUILTINS})
     names.update(
         {
             "None": None,

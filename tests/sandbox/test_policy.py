@@ -193,12 +193,12 @@ CASES: list[tuple[str, str, str | None, int | None]] = [
     (IMPORT_DUNDER, "failed", "forbidden", 1),
     (EVAL, "failed", "forbidden", 1),
     (EXEC, "failed", "forbidden", 1),
-    (COMPILE, "failed", "script_error", 1),
-    (OPEN, "failed", "script_error", 1),
-    (GLOBALS, "failed", "script_error", 1),
-    (VARS, "failed", "script_error", 1),
-    (LOCALS, "failed", "script_error", 1),
-    (DIR, "failed", "script_error", 1),
+    (COMPILE, "failed", "forbidden", 1),
+    (OPEN, "failed", "forbidden", 1),
+    (GLOBALS, "failed", "forbidden", 1),
+    (VARS, "failed", "forbidden", 1),
+    (LOCALS, "failed", "forbidden", 1),
+    (DIR, "failed", "forbidden", 1),
     (BREAKPOINT, "failed", "forbidden", 1),
     (INPUT_BUILTIN, "failed", "forbidden", 1),
     (RE_ENUM, "failed", "script_error", 2),
@@ -336,6 +336,22 @@ def test_results_of_allowed_code(run: Any) -> None:
 def test_import_errors_list_the_allowed_modules(run: Any) -> None:
     message = run(IMPORT_OS).error.message
     assert "import of 'os' is not allowed" in message and "json" in message
+
+
+def test_a_refused_builtin_says_why_at_its_line(run: Any) -> None:
+    # Python's own words were "NameError: name 'open' is not defined", as for a typo.
+    outcome = run("x = 1\nwith open('/etc/passwd') as f:\n    print(f.read())")
+    assert (outcome.error.code, outcome.error.line) == ("forbidden", 2)
+    assert outcome.error.message == (
+        "open() is not available in scripts: scripts cannot read or write files; take data "
+        "in `input` or from a service with integrations.request"
+    )
+    assert run("exit()").error.message == (
+        "exit() is not available in scripts: to end a script early, raise an exception or "
+        "put the rest under an `if`"
+    )
+    # A script's own function of that name is its own.
+    assert run("def open(x):\n    return x\nresult = open(3)").result == 3
 
 
 def test_no_state_is_shared_between_runs(run: Any) -> None:
