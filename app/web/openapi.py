@@ -39,6 +39,20 @@ Answer = _Data | tuple[_Data, int] | tuple[_Data, int, dict[str, str]]
 # The error statuses any API operation may answer, each with the one error shape.
 ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429)
 
+# The header holding the next page's cursor of a list answer (see app/web/api/paging.py).
+NEXT_HEADER = "Next-Cursor"
+# What every page of a list answers besides its rows, while another page follows.
+_PAGE_HEADERS = {
+    NEXT_HEADER: {
+        "description": "The `cursor` of the next page; absent on the last page",
+        "schema": {"type": "string"},
+    },
+    "Link": {
+        "description": 'The next page\'s URL as `<url>; rel="next"`; absent on the last page',
+        "schema": {"type": "string"},
+    },
+}
+
 
 class Body(BaseModel):
     """A JSON request body: strict types (no "1" for 1, no 1 for true).
@@ -150,6 +164,17 @@ class _Spec(SpecTree):
         if mode == "validation" and isinstance(model, type) and issubclass(model, Body):
             _body_models[key] = model
         return key
+
+    def _generate_spec(self) -> dict[str, Any]:
+        # spectree declares no response headers: a list's (one that takes a `cursor`) are
+        # added here, so a generated client knows where the next page is.
+        document: dict[str, Any] = super()._generate_spec()
+        for operations in document["paths"].values():
+            for operation in operations.values():
+                queries = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+                if "cursor" in queries and "200" in operation["responses"]:
+                    operation["responses"]["200"]["headers"] = _PAGE_HEADERS
+        return document
 
 
 def validates_responses(app: Flask) -> bool:

@@ -20,15 +20,13 @@ bp = api_blueprint("api_admin")
 TAGS = ("administration",)
 
 
-class CallFilter(Query):
-    """Call log filters."""
+class CallFilter(paging.Page):
+    """Call log filters, page size and cursor."""
 
     integration: str | None = None
     user: QueryInt | None = None
     script: QueryInt | None = None
     status: Literal["ok", "error"] | None = None
-    limit: QueryInt | None = None
-    cursor: str | None = Field(default=None, max_length=200)
 
 
 class MonthUsage(BaseModel):

@@ -11,30 +11,44 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import request
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from app.db import MAX_INTEGER
 from app.errors import ValidationError
 from app.models._types import UNSTORABLE_TEXT
 from app.services.scripts import MAX_PAGE
-from app.web.openapi import Query, QueryInt
+from app.web.openapi import NEXT_HEADER, Query, QueryInt
 
-NEXT_HEADER = "Next-Cursor"
 T = TypeVar("T")
 
 
 DEFAULT_PAGE = 50
 
+# What the document says `limit` takes. Only the document: page_limit refuses the rest in
+# its own words (a bound in the schema would answer in pydantic's, before it).
+PageSize = Annotated[
+    QueryInt,
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+]
+
 
 class Page(Query):
     """Page size (1..200, default 50) and the cursor from the previous page's Next-Cursor."""
 
-    limit: QueryInt | None = None
-    cursor: str | None = Field(default=None, max_length=200)
+    limit: PageSize | None = Field(
+        default=None,  # page_limit's DEFAULT_PAGE, which the document shows
+        description=f"Rows per page, 1 to {MAX_PAGE} (default {DEFAULT_PAGE})",
+        json_schema_extra={"default": DEFAULT_PAGE},
+    )
+    cursor: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The previous page's Next-Cursor; none for the first page",
+    )
 
 
 def page_limit(limit: int | None) -> int:

@@ -25,7 +25,6 @@ from app.web.limits import waiting_requests
 from app.web.openapi import (
     Answer,
     Body,
-    Query,
     QueryInt,
     list_of,
     reply,
@@ -112,12 +111,10 @@ class RunCreate(Body):
     interactive: StrictBool | None = None
 
 
-class RunList(Query):
+class RunList(paging.Page):
     """Filters, page size and cursor of the runs list."""
 
     script_id: QueryInt | None = None
-    limit: QueryInt | None = None
-    cursor: str | None = Field(default=None, max_length=200)
 
 
 class RunHeaders(BaseModel):

@@ -80,6 +80,29 @@ def test_bodies_are_declared_with_their_fields(app: Flask) -> None:
     assert schema["properties"]["interactive"]["anyOf"][0] == {"type": "boolean"}
 
 
+def test_every_list_documents_its_page_size_and_where_the_next_page_is(app: Flask) -> None:
+    # A generated client learns the bounds the server holds to (1..200, a 400 past them)
+    # and reads the next page's cursor from the headers the lists answer with.
+    document = _document(app)
+    lists = {}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            query = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "query"}
+            if "cursor" in query:
+                lists[f"{method.upper()} {path}"] = (query["limit"], operation["responses"]["200"])
+    assert {"GET /api/f/{slug}/runs", "GET /api/f/{slug}/calls", "GET /api/f/{slug}/scripts",
+            "GET /api/f/{slug}/webhooks/{endpoint_id}/deliveries"} <= set(lists)
+    for name, (limit, answer) in lists.items():
+        number = next(s for s in limit["schema"]["anyOf"] if s.get("type") == "integer")
+        assert (number["minimum"], number["maximum"], limit["schema"]["default"]) == (1, 200, 50), (
+            name
+        )
+        assert set(answer["headers"]) == {"Next-Cursor", "Link"}, name
+    # The schedules' list is whole (at most 10): no cursor, and no such headers.
+    schedules = document["paths"]["/api/f/{slug}/scripts/{script_id}/schedules"]["get"]
+    assert "headers" not in schedules["responses"]["200"]
+
+
 def test_a_wrong_type_is_a_400_naming_it_and_no_body_is_an_empty_object(
     live: LiveServer,
 ) -> None:
