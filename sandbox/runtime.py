@@ -108,8 +108,12 @@ class _Printer:
     def _call_print(self, *objects: Any, **kwargs: Any) -> None:
         if kwargs.pop("file", None) is not None:
             raise policy.Forbidden("print(file=...) is not allowed in scripts")
-        kwargs.pop("flush", None)
+        # flush=True sends a partial line at once ("working... 3 of 10" shows while it
+        # works); without it a line goes when it ends, as on a terminal.
+        flush = kwargs.pop("flush", False)
         print(*objects, file=self._stream, **kwargs)
+        if flush:
+            self._stream.flush()
 
 
 class Channel:

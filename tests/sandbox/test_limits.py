@@ -275,6 +275,17 @@ def test_output_streams_line_by_line_as_it_happens(executor: Executor) -> None:
     assert lines == ["first\n", "second\n"] and outcome.output == "first\nsecond\n"
 
 
+def test_print_with_flush_sends_a_partial_line_at_once(executor: Executor) -> None:
+    # A progress line ("step 1 2 3 ...") shows while the script works, not when it ends.
+    chunks: list[str] = []
+    outcome = executor.run(
+        "print('step', end=' ', flush=True)\nprint(1, end=' ')\nprint(2, end=' ', flush=True)"
+        "\nprint('done')",
+        on_output=chunks.append,
+    )
+    assert chunks == ["step ", "1 2 ", "done\n"] and outcome.output == "step 1 2 done\n"
+
+
 def test_fifty_concurrent_runs_all_finish_correctly(executor: Executor) -> None:
     results: dict[int, Any] = {}
 
