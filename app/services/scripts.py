@@ -246,16 +246,19 @@ def list_runs(
     member: MemberContext,
     *,
     script_id: int | None = None,
+    status: RunStatus | None = None,
     limit: int = 50,
     after: tuple[datetime, str] | None = None,
 ) -> list[Run]:
-    """Recent runs the member may see, newest first; `after` (created_at, id) continues a
-    page from its last row."""
+    """Recent runs the member may see (of one script, in one status), newest first;
+    `after` (created_at, id) continues a page from its last row."""
     query = select(Run).where(Run.facility_id == member.facility.id)
     if not member.can(Role.admin):
         query = query.where(Run.user_id == member.user.id)
     if script_id is not None:
         query = query.where(Run.script_id == script_id)
+    if status is not None:
+        query = query.where(Run.status == str(status))
     if after is not None:
         created, run_id = after
         query = query.where(

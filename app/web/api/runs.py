@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from app import db, extensions
 from app.db import MAX_INTEGER
 from app.errors import NotFound
-from app.lifecycle import is_final
+from app.lifecycle import RunStatus, is_final
 from app.models import CallLog, Grant, Run
 from app.services import idempotency, run_history
 from app.services import scripts as scripts_service
@@ -115,6 +115,9 @@ class RunList(paging.Page):
     """Filters, page size and cursor of the runs list."""
 
     script_id: QueryInt | None = None
+    status: RunStatus | None = Field(
+        default=None, description="Only runs in this status (e.g. failed, waiting_for_grant)"
+    )
 
 
 class RunHeaders(BaseModel):
@@ -256,7 +259,8 @@ def _earlier_run(member: MemberContext, key: str | None, fingerprint: str) -> Ru
 @bp.get("/f/<slug>/runs")
 @spec.validate(query=RunList, resp=reply(HTTP_200=list_of(RunOut)), tags=TAGS)
 def list_runs(slug: str, query: RunList) -> Answer:
-    """Recent runs (own; admins see everyone's), newest first.
+    """Recent runs (own; admins see everyone's), newest first; `script_id` and `status`
+    narrow them (a status that is none is a 400 naming `status`).
 
     Paginated: `limit` (1..200, default 50) rows per page; when more rows follow, the
     `Next-Cursor` header holds the value to send as `cursor` for the next page.
@@ -266,7 +270,8 @@ def list_runs(slug: str, query: RunList) -> Answer:
     after = (paging.instant(position[0]), str(position[1])) if position else None
     limit = paging.page_limit(query.limit)
     rows = scripts_service.list_runs(
-        db.session(), member, script_id=query.script_id, limit=limit + 1, after=after
+        db.session(), member, script_id=query.script_id, status=query.status,
+        limit=limit + 1, after=after,
     )
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if more else None

@@ -79,6 +79,38 @@ def test_runs_page_by_cursor_without_skips_or_repeats(lab: dict[str, Any]) -> No
     assert pages == 3
 
 
+def test_runs_narrow_by_status_on_every_page(lab: dict[str, Any]) -> None:
+    # `?status=failed` once answered every run: a client that deletes what it lists
+    # would have deleted the succeeded ones too.
+    session = db.session()
+    now = utcnow()
+    statuses = ["failed", "succeeded", "failed", "parked", "failed", "succeeded", "failed"]
+    for n, status in enumerate(statuses):
+        session.add(Run(facility_id=lab["facility"].id, user_id=lab["ada_id"], source="",
+                        status=status, created_at=now - timedelta(seconds=n)))
+    session.commit()
+    expected = list(session.scalars(
+        select(Run.id).where(Run.status == "failed").order_by(Run.created_at.desc())
+    ))
+    seen: list[str] = []
+    url = "/api/f/lab/runs?status=failed&limit=3"
+    while url:
+        answer = lab["ada"].get(url)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert {row["status"] for row in answer.get_json()} == {"failed"}
+        seen += [row["id"] for row in answer.get_json()]
+        link = answer.headers.get("Link")
+        url = link[link.index("/api/"):link.index(">")] if link else ""  # it keeps the filter
+    assert seen == expected and len(seen) == 4
+    parked = lab["ada"].get("/api/f/lab/runs?status=parked").get_json()
+    assert [row["status"] for row in parked] == ["parked"]
+    assert lab["bo"].get("/api/f/lab/runs?status=failed").get_json() == []  # Ada's runs
+    wrong = lab["ada"].get("/api/f/lab/runs?status=broken")
+    assert wrong.status_code == 400
+    assert wrong.get_json()["error"]["field"] == "status"
+    assert "waiting_for_grant" in wrong.get_json()["error"]["message"]
+
+
 def test_the_call_log_pages_by_cursor(lab: dict[str, Any]) -> None:
     session = db.session()
     for n in range(7):
