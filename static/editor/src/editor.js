@@ -199,12 +199,31 @@ function accountLabelSource(getLabels) {
 
 const scriptGlobalSource = ifNotIn(NO_CODE, completeFromList(SCRIPT_GLOBALS));
 
-// lang-python's builtins list also has print/input; drop those duplicates so
-// each name appears once, with the Scriptbox description.
-function pythonGlobalsWithoutDuplicates(context) {
+// The builtins a script has: the sandbox's allowlist (sandbox/script_globals.py, less the
+// names it refuses in words and those starting with "_"; tests/e2e/test_editor_completions.py
+// checks the two agree). lang-python offers all of Python's, and open, eval or __import__
+// would only end the run `forbidden`.
+const SCRIPT_BUILTINS = new Set(`
+  ArithmeticError AssertionError AttributeError Ellipsis Exception False Forbidden IndexError
+  KeyError LookupError MemoryError NameError None NotImplemented NotImplementedError
+  OverflowError RecursionError RuntimeError StopIteration TimeoutError True TypeError
+  UnicodeDecodeError UnicodeEncodeError UnicodeError ValueError ZeroDivisionError abs all any
+  ascii bin bool bytearray bytes callable chr complex dict divmod enumerate filter float format
+  frozenset getattr hasattr hash hex int isinstance issubclass iter len list map max min next
+  object oct ord pow range repr reversed round set setattr slice sorted str sum tuple type zip
+`.trim().split(/\s+/));
+
+// After a dot come an object's members (integrations., resp.), never globals or locals.
+const notAfterDot = (source) => (context) => (context.matchBefore(/\.\s*\w*$/) ? null : source(context));
+
+// lang-python's globals less what scripts do not have, and less print/input, which
+// SCRIPT_GLOBALS describes (each name appears once, with the Scriptbox description); its
+// snippets (def, for, try, ...) stay.
+function scriptPythonGlobals(context) {
   const res = globalCompletion(context);
   if (!res) return res;
-  return { ...res, options: res.options.filter((o) => !SCRIPT_GLOBAL_NAMES.has(o.label)) };
+  const offered = (o) => o.type === "keyword" || (SCRIPT_BUILTINS.has(o.label) && !SCRIPT_GLOBAL_NAMES.has(o.label));
+  return { ...res, options: res.options.filter(offered) };
 }
 
 // ---------------------------------------------------------------------------
@@ -357,9 +376,9 @@ export function createEditor(parent, options = {}) {
     pythonLanguage.data.of({ autocomplete: serviceKeySource(() => services) }),
     pythonLanguage.data.of({ autocomplete: accountLabelSource(() => labels) }),
     pythonLanguage.data.of({ autocomplete: responseMemberSource }),
-    pythonLanguage.data.of({ autocomplete: scriptGlobalSource }),
-    pythonLanguage.data.of({ autocomplete: localCompletionSource }),
-    pythonLanguage.data.of({ autocomplete: pythonGlobalsWithoutDuplicates }),
+    pythonLanguage.data.of({ autocomplete: notAfterDot(scriptGlobalSource) }),
+    pythonLanguage.data.of({ autocomplete: notAfterDot(localCompletionSource) }),
+    pythonLanguage.data.of({ autocomplete: notAfterDot(scriptPythonGlobals) }),
   ]);
 
   const view = new EditorView({
