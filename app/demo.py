@@ -23,7 +23,7 @@ from app.config import NetworkAllow
 from app.devprovider import ClientSpec, ProviderConfig, create_provider_app
 from app.errors import NotFound
 from app.models import Facility, Integration, Role, Script
-from app.services import people
+from app.services import people, versions
 
 DEMO_PASSWORD = "scriptbox-demo"
 PROVIDER_PREFIX = "/demo-provider"
@@ -123,18 +123,26 @@ def install_demo(app: Flask) -> list[str]:
         _ensure_integrations(app, facility, base)
         author = people.user_by_email(session, USERS[1][0])
         for name, source in SCRIPTS.items():
-            exists = session.scalar(
+            script = session.scalar(
                 select(Script).where(Script.facility_id == facility.id, Script.name == name)
             )
-            if exists is None:
-                session.add(
-                    Script(
-                        facility_id=facility.id,
-                        name=name,
-                        source=source,
-                        published=True,
-                        created_by=author.id,
-                    )
+            if script is None:
+                script = Script(
+                    facility_id=facility.id,
+                    name=name,
+                    source=source,
+                    published=True,
+                    created_by=author.id,
+                )
+                session.add(script)
+                session.flush()
+            if script.published and script.published_version is None:
+                # Published as a version, as the editor publishes: a script published
+                # without one runs its draft for members (older demos made them so), and a
+                # scripter's save would have reached members at once.
+                version = versions.record_version(session, script=script, user_id=author.id)
+                versions.publish_version(
+                    session, script=script, number=version.number, by=author.id
                 )
         session.commit()
     return [
