@@ -48,5 +48,9 @@ def _policy_error(errors: Sequence[str]) -> ScriptError:
     line = int(match.group(1)) if match else None
     message = _LINE.sub("", first)
     if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more)"
+        # Where the others are, so one run finds them all ("and 1 more" sent people
+        # hunting, or running again for each).
+        lines = sorted({int(m.group(1)) for e in errors[1:] if (m := _LINE.match(e))})
+        where = f": line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}"
+        message += f" (and {len(errors) - 1} more{where if lines else ''})"
     return ScriptError("forbidden", message, line)

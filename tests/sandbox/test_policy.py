@@ -371,6 +371,17 @@ def test_compile_errors_come_back_as_data(run: Any) -> None:
     assert deep.error.code == "compile_error"
 
 
+def test_a_refusal_at_compile_time_says_where_the_others_are(run: Any) -> None:
+    outcome = run("x = 1\nprint((1).__class__.__bases__)\n_a = 2\ny = 3\nz = _a")
+    assert (outcome.error.code, outcome.error.line) == ("forbidden", 2)
+    assert outcome.error.message == (
+        '"__bases__" is an invalid attribute name because it starts with "_". '
+        "(and 3 more: lines 2, 3, 5)"
+    )
+    one = run("x = (1).__class__")
+    assert one.error.message.endswith('because it starts with "_".')  # alone: no "more"
+
+
 def test_runtime_errors_carry_the_script_line(run: Any) -> None:
     outcome = run("def f(x):\n    return 1 / x\n\ny = f(0)")
     assert outcome.error.code == "script_error"
