@@ -51,6 +51,10 @@ def _policy_error(errors: Sequence[str]) -> ScriptError:
         # Where the others are, so one run finds them all ("and 1 more" sent people
         # hunting, or running again for each).
         lines = sorted({int(m.group(1)) for e in errors[1:] if (m := _LINE.match(e))})
-        where = f": line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}"
-        message += f" (and {len(errors) - 1} more{where if lines else ''})"
+        where = ""
+        if lines == [line]:
+            where = " on the same line"
+        elif lines:
+            where = f": line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}"
+        message += f" (and {len(errors) - 1} more{where})"
     return ScriptError("forbidden", message, line)

@@ -378,6 +378,9 @@ def test_a_refusal_at_compile_time_says_where_the_others_are(run: Any) -> None:
         '"__bases__" is an invalid attribute name because it starts with "_". '
         "(and 3 more: lines 2, 3, 5)"
     )
+    same = run("x = 1\nprint((1).__class__.__bases__)")
+    assert same.error.line == 2
+    assert same.error.message.endswith('"_". (and 1 more on the same line)')
     one = run("x = (1).__class__")
     assert one.error.message.endswith('because it starts with "_".')  # alone: no "more"
 
