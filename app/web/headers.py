@@ -55,6 +55,8 @@ def _secure_headers(response: Response) -> Response:
         headers["Cache-Control"] = "no-store"
     if public_url.startswith("https://"):
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if response.status_code == 204:
+        headers.pop("Content-Type", None)  # no content, so no type (Flask's default said HTML)
     return response
 
 

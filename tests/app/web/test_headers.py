@@ -70,6 +70,15 @@ def test_a_method_the_url_does_not_take_is_a_405_saying_which_it_does(site: Site
     assert page.headers["Content-Type"].startswith("text/html")
 
 
+def test_a_204_has_no_body_and_says_no_content_type(site: Site) -> None:
+    # It said text/html, and clients that read the type before the status took it for a page.
+    made = site.ada.api("POST", "/api/tokens", json={"name": "ci"})
+    gone = site.ada.api("DELETE", f"/api/tokens/{made.json()['id']}")
+    assert gone.status_code == 204 and gone.content == b""
+    assert "Content-Type" not in gone.headers
+    _assert_secure(gone.headers)
+
+
 def test_static_files_get_the_headers_but_may_be_cached(site: Site) -> None:
     response = site.ada.http.get(f"{site.live.url}/static/js/api.js", timeout=30)
     assert response.status_code == 200
