@@ -196,10 +196,14 @@ def get_schedule(slug: str, script_id: int, schedule_id: int) -> Answer:
 @spec.validate(resp=reply(HTTP_200=ScheduleOut, HTTP_400=ErrorBody), tags=TAGS)
 def update_schedule(slug: str, script_id: int, schedule_id: int, json: ScheduleUpdate) -> Answer:
     """Pause or resume a schedule, or change its cron, time zone or input (its creator or
-    an admin). The next due time is counted again from now."""
+    an admin). The next due time is counted again from now. An edit that names nothing to
+    change is a 400."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
     schedule = schedules_service.get_schedule(db.session(), member, script, schedule_id)
+    if not any(name == "input" or getattr(json, name) is not None
+               for name in json.model_fields_set):
+        raise ValidationError("give cron, timezone, input or enabled to change", field="body")
     schedules_service.update_schedule(
         db.session(),
         member,

@@ -118,6 +118,23 @@ def test_a_bad_cron_or_time_zone_is_400_saying_what_is_wrong(
     assert changed.status_code == 400 and changed.json()["error"]["field"] == field
 
 
+def test_an_edit_that_changes_nothing_is_400_naming_what_may_change(
+    world: dict[str, Any],
+) -> None:
+    # As for webhook endpoints and integrations; it answered 200 and counted the next
+    # due time again.
+    base = schedules_of(world, "report")
+    made = call(world, "sam", "POST", base, json={"cron": "0 9 * * *", "input": 1}).json()
+    for body in ({}, {"cron": None, "enabled": None}):
+        answer = call(world, "sam", "PATCH", f"{base}/{made['id']}", json=body)
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert (error["field"], error["message"]) == (
+            "body", "give cron, timezone, input or enabled to change")
+    nulled = call(world, "sam", "PATCH", f"{base}/{made['id']}", json={"input": None})
+    assert nulled.status_code == 200 and nulled.json()["input"] is None  # null is a change
+
+
 def test_wrong_types_and_unpublished_scripts_are_refused(world: dict[str, Any]) -> None:
     base = schedules_of(world, "report")
     wrong = call(world, "sam", "POST", base, json={"cron": 5})
