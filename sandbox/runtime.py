@@ -266,7 +266,11 @@ def _result_message(result: Any, limits: Limits) -> dict[str, Any]:
     except plain.TooLarge:
         error = ScriptError("output_limit", result_too_large(limits.result_bytes))
     except (TypeError, ValueError, RecursionError) as exc:
-        error = ScriptError("script_error", f"`result` is not JSON-serializable: {exc}")
+        error = ScriptError(
+            "script_error",
+            f"`result` is not JSON-serializable: {exc}; make it of dicts, lists, strings, "
+            "numbers, booleans and None (a set as a list, bytes as text)",
+        )
     except MemoryError:
         message = ran_out_of_memory(limits.memory_mb, doing=" encoding `result`")
         error = ScriptError("memory_limit", message)

@@ -135,6 +135,15 @@ def test_a_limits_message_says_the_limit_and_what_to_do(
     assert (outcome.error.code, outcome.error.message) == (code, message)
 
 
+def test_a_result_that_is_not_json_says_what_it_may_be(executor: Executor) -> None:
+    outcome = executor.run(UNSERIALIZABLE)
+    assert outcome.error is not None and outcome.error.message == (
+        "`result` is not JSON-serializable: Object of type set is not JSON serializable; make "
+        "it of dicts, lists, strings, numbers, booleans and None (a set as a list, bytes as "
+        "text)"
+    )
+
+
 def test_a_lone_surrogate_in_output_is_replaced_not_a_crash(executor: Executor) -> None:
     outcome = executor.run(LONE_SURROGATE_PRINT)
     assert outcome.ok and outcome.output == "a\ufffdb\n"
