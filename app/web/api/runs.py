@@ -179,14 +179,18 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
 
     201 while the run is still going, 200 when it finished within `wait`; either way
     `Location` is the run's URL, to GET it at. With an `Idempotency-Key`, repeating the
-    request gives the run it started (409 if the key was used with a different request).
+    request gives the run it started (409 if the key was used with a different request;
+    `wait` may differ).
     """
     member = require_member(slug)
     wait = float(json.wait or 0.0)
     # A run started from a page with an open websocket may prompt; API runs may not.
     interactive = bool(json.interactive) and request.authorization is None
     key = headers.idempotency_key
-    fingerprint = idempotency.request_hash(json.model_dump()) if key is not None else ""
+    # `wait` is how long this request blocks, not what it asks for: a retry may change it.
+    fingerprint = (
+        idempotency.request_hash(json.model_dump(exclude={"wait"})) if key is not None else ""
+    )
     run = _earlier_run(member, key, fingerprint)
     if run is None:
         try:

@@ -170,6 +170,17 @@ def test_a_key_reused_with_another_request_is_a_conflict(lab: dict[str, Any]) ->
     assert _runs() == 1
 
 
+def test_a_retry_may_wait_longer_or_not_at_all(lab: dict[str, Any]) -> None:
+    # `wait` is how long this request blocks, not what the run is: a client that timed
+    # out and retries with a longer wait got a 409 and could not learn its run.
+    first = _start(lab["bo"], "order-3", {"source": "result = 6 * 7", "wait": 0})
+    for wait in (30, 0.5, None):
+        again = _start(lab["bo"], "order-3", {"source": "result = 6 * 7", "wait": wait})
+        assert again.status_code in (200, 201), again.get_json()
+        assert again.get_json()["id"] == first.get_json()["id"]
+    assert _runs() == 1
+
+
 def test_keys_belong_to_one_user(lab: dict[str, Any]) -> None:
     body = {"source": "result = 1"}
     mine = _start(lab["bo"], "shared", body).get_json()["id"]
