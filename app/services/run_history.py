@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from app.db import MAX_INTEGER
 from app.errors import ValidationError
 from app.lifecycle import RunStatus
-from app.models import CallLog, Integration, Run, Script, User
-from app.models._types import iso
+from app.models import CallLog, Grant, Integration, Run, Script, User
+from app.models._types import iso, utcnow
 from app.models.facilities import Role
 from app.services.context import MemberContext
 
@@ -236,3 +236,38 @@ def failing_service(session: Session, *, run: Run) -> str | None:
             Integration.facility_id == run.facility_id, Integration.key == failing.integration_key
         ))
     return integration.name if integration else failing.integration_key
+
+
+@dataclass(frozen=True)
+class WaitingRun:
+    """A run of the user's that waits for them to sign in to an integration."""
+
+    run_id: str
+    script: str
+    label: str  # the account label the prompt asks for ("" for the default account)
+
+
+def waiting_for_sign_in(
+    session: Session, *, user_id: int, facility_id: int
+) -> dict[int, list[WaitingRun]]:
+    """The user's runs in the facility that wait (live or parked) for their pending,
+    unexpired sign-in prompt, by integration id, oldest first."""
+    rows = session.execute(
+        select(Grant.integration_id, Grant.label, Run.id, Run.script_id, Script.name)
+        .join(Run, Run.waiting_grant_id == Grant.id)
+        .outerjoin(Script, Script.id == Run.script_id)
+        .where(
+            Grant.user_id == user_id,
+            Grant.facility_id == facility_id,
+            Grant.state == "pending",
+            Grant.expires_at > utcnow(),
+            Run.status.in_([str(RunStatus.WAITING), str(RunStatus.PARKED)]),
+        )
+        .order_by(Run.created_at, Run.id)
+    )
+    waiting: dict[int, list[WaitingRun]] = {}
+    for integration_id, label, run_id, script_id, name in rows:
+        # Named as the prompt names it (grant_messages.required_message).
+        script = name or ("Your editor script" if script_id is None else "A script")
+        waiting.setdefault(integration_id, []).append(WaitingRun(run_id, script, label or ""))
+    return waiting

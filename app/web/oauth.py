@@ -10,6 +10,7 @@ from app.errors import NotFound, OAuthCallbackError
 from app.models import Grant, Integration, Role
 from app.services import connections, oauth_sign_in
 from app.web import connect
+from app.web.api.accounts import answer_waiting_prompts
 from app.web.security import (
     check_csrf,
     login_required,
@@ -57,6 +58,8 @@ def _signed_in_callback(purpose: str | None) -> ResponseReturnValue:
     db.session.commit()
     if state.grant_id:
         extensions.grants().resolve(state.grant_id, "granted", account.id)
+    else:  # connected in Settings: a run waiting for this account goes on too
+        answer_waiting_prompts(account)
     if state.return_to:
         return redirect(state.return_to)
     integration = db.session.get(Integration, account.integration_id)

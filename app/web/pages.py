@@ -23,6 +23,7 @@ from app.services import (
     invitations,
     oauth_clients,
     people,
+    run_history,
     webhook_deliveries,
     webhook_endpoints,
     webhooks,
@@ -340,7 +341,9 @@ def settings_integrations() -> ResponseReturnValue:
     """The user's own accounts, per facility they belong to."""
     user = require_user()
     sections = []
-    for facility, _role in memberships_of(user):
+    facilities = [facility for facility, _role in memberships_of(user)]
+    prompt_facility = None
+    for facility in facilities:
         integrations = db.session.scalars(
             select(Integration)
             .where(Integration.facility_id == facility.id)
@@ -349,6 +352,11 @@ def settings_integrations() -> ResponseReturnValue:
         accounts = db.session.scalars(
             select(Account).where(Account.facility_id == facility.id, Account.user_id == user.id)
         ).all()
+        waiting = run_history.waiting_for_sign_in(
+            db.session(), user_id=user.id, facility_id=facility.id
+        )
+        if waiting and prompt_facility is None:
+            prompt_facility = facility.slug
         sections.append(
             {
                 "facility": facility,
@@ -356,13 +364,20 @@ def settings_integrations() -> ResponseReturnValue:
                     {
                         "integration": i,
                         "accounts": [a for a in accounts if a.integration_id == i.id],
+                        "waiting": waiting.get(i.id, []),
                     }
                     for i in integrations
                     if i.auth_mode in catalog_rules.PERSONAL_ACCOUNT_MODES
                 ],
             }
         )
-    return _page("settings_integrations.html", None, sections=sections)
+    # The page's sign-in prompts (base.html) come over one facility's websocket: the first
+    # with a run waiting, else the first facility (for a prompt that comes while it is open).
+    if prompt_facility is None and facilities:
+        prompt_facility = facilities[0].slug
+    return _page(
+        "settings_integrations.html", None, sections=sections, prompt_facility=prompt_facility
+    )
 
 
 @bp.get("/invitations")

@@ -21,7 +21,7 @@ from app.devprovider import (
     provider_of,
     serve_in_thread,
 )
-from app.models import CallLog, Integration, Role, Script
+from app.models import CallLog, Grant, Integration, Role, Script
 from app.services import connections, integrations_admin
 from app.testing import LiveServer
 from tests.conftest import add_member, create_facility, create_user, keyed_api_fields
@@ -193,6 +193,44 @@ def test_an_api_key_integration_prompts_with_a_form(browser: Any, site: dict[str
     shot(popup, "api-key-form")
     popup.click("#credentials-form button[type=submit]")
     assert run_result(card) == {"status": 200}
+
+
+def test_settings_shows_the_waiting_run_and_its_prompt_and_connecting_there_resumes_it(
+    browser: Any, site: dict[str, Any]
+) -> None:
+    """Settings → Integrations said nothing of a run waiting for that account, and showed
+    no prompt box: it had no websocket of the facility, so the open prompts were never
+    sent to it."""
+    live = site["live"]
+    member = signed_in(browser, live, "member@example.com", height=800)
+    run_script(member, live, "Keyed echo")
+    member.locator(".grant-prompt").wait_for(timeout=20000)  # pushed on the Scripts page
+    member.goto(f"{live.url}/settings/integrations")
+    row = member.locator(".integration-row[data-key=keyed]")
+    note = row.locator(".waiting-note")
+    assert note.inner_text() == (
+        "waiting 1 run waits for this sign-in: Keyed echo. Connect the account here and it"
+        " resumes."
+    )
+    run_link = note.get_by_role("link", name="Keyed echo", exact=True)
+    run_path = run_link.get_attribute("href")
+    assert run_path is not None and run_path.startswith("/f/lab/runs/")
+    # The prompt box, sent when this page's websocket connected (after it was pushed).
+    prompt = member.locator("#prompts .grant-prompt")
+    prompt.wait_for(timeout=10000)
+    assert "Keyed echo wants to use Keyed API with your account." in prompt.inner_text()
+    shot(member, "settings-integrations-waiting-run")
+    row.locator("input[name=api_key]").fill(API_KEY)
+    row.locator("button[type=submit]").click()  # connects and reloads the page
+    member.locator(".integration-row[data-key=keyed] .badge.ok").wait_for(timeout=10000)
+    # Connecting here answered the prompt: the run went on at once (it would otherwise
+    # wait for the prompt to expire, minutes away), and nothing waits any more.
+    member.goto(f"{live.url}{run_path}")
+    member.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)
+    with live.app.app_context():
+        assert [g.state for g in db.session.query(Grant).all()] == ["granted"]
+    member.goto(f"{live.url}/settings/integrations")
+    assert member.locator(".waiting-note").count() == 0
 
 
 PAGES = [

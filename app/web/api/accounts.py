@@ -88,6 +88,21 @@ def account_out(account: Account) -> AccountOut:
     )
 
 
+def answer_waiting_prompts(account: Account) -> None:
+    """The user's runs waiting for a sign-in to this account go on with it: connected in
+    Settings (or by the API) rather than from the prompt, it answers the prompt all the
+    same (as a connect link does)."""
+    if account.owner_kind == "user" and account.user_id is not None:
+        extensions.grants().answer_matching(
+            facility_id=account.facility_id,
+            user_id=account.user_id,
+            integration_id=account.integration_id,
+            label=account.label,
+            state="granted",
+            account_id=account.id,
+        )
+
+
 def _connect(
     member: MemberContext, integration: Integration, body: Connect, *, owner: str
 ) -> Answer:
@@ -148,6 +163,7 @@ def _connect(
             http=extensions.outbound(),
         )
     db.session.commit()
+    answer_waiting_prompts(account)
     return account_out(account), 201
 
 

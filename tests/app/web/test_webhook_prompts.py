@@ -189,6 +189,27 @@ def test_an_api_run_parks_until_the_user_completes_the_webhooks_link(
         assert (account.owner_kind, account.user_id) == ("user", world["ids"]["mia"])
 
 
+def test_connecting_the_account_in_settings_answers_the_waiting_prompt(
+    world: dict[str, Any],
+) -> None:
+    """The user connects the account from Settings (a signed-in OAuth sign-in of their
+    own, not the prompt's link): the run waiting for it went on waiting until its prompt
+    expired, and then failed with no_integration_grant."""
+    run_id = _start(world)
+    _event(world, "grant.required")
+    _until(world, run_id, {"parked"})
+    mia = WebClient(world["live"].app, world["live"].url, world["ids"]["mia"])
+    started = mia.api("POST", "/api/f/lab/integrations/demo/accounts", json={})
+    assert started.status_code == 200, started.text
+    back = answer_consent(started.json()["authorization_url"], session=mia.http)
+    done = mia.http.get(
+        f"{world['live'].url}/oauth/callback?{urlsplit(back).query}", timeout=WAIT_S
+    )
+    assert done.status_code == 200 and "connected" in done.text, done.text
+    run = _until(world, run_id, {"succeeded", "failed"})
+    assert run["status"] == "succeeded" and run["result"]["username"] == "alice", run
+
+
 def test_refusing_at_the_provider_raises_in_the_script(world: dict[str, Any]) -> None:
     run_id = _start(world)
     data = _event(world, "grant.required")
