@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sandbox.compiler import compile_script
 from sandbox.journal import REPLAY_DIVERGED, Journal, JournalError, ParkRun
 from sandbox.limits import (
     CANCELLED,
@@ -83,6 +84,7 @@ __all__ = [
     "RunResult",
     "SandboxUnavailable",
     "ScriptError",
+    "compile_script",
     "refuse_all_calls",
     "source_size_error",
 ]

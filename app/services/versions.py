@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
+from app.errors import NotFound, ValidationError
 from app.models import Schedule, Script, ScriptVersion
+from sandbox import ScriptError, compile_script
 
 MAX_DIFF_LINES = 2000
 
@@ -96,8 +97,18 @@ def publish_version(
     session: Session, *, script: Script, number: int, by: int | None
 ) -> ScriptVersion:
     """Members run this version from now on. Its publisher (`by`) chose it, so their own
-    schedules of the script approve it (Schedule.approved_version)."""
+    schedules of the script approve it (Schedule.approved_version). A version that does
+    not compile is refused: every member's run of it would fail."""
     version = get_version(session, script=script, number=number)
+    problem = compile_script(version.source)
+    if isinstance(problem, ScriptError):
+        where = f"line {problem.line}: " if problem.line else ""
+        raise ValidationError(
+            f"version {version.number} does not compile ({where}{problem.message}): members"
+            " could only run it into that error; fix it, save, then publish",
+            field="source",
+            line=problem.line,
+        )
     script.published = True
     script.published_version = version.number
     if by is not None:

@@ -66,7 +66,10 @@ async function saveNow({ publish } = {}) {
     showVersion(saved);
   } catch (error) {
     toast(error.message, "error");
-    $("save-status").textContent = error.field === "inputs" ? `Not saved: ${error.message}` : "Not saved";
+    if (publish !== undefined) $("script-published").checked = !publish;  // it did not change
+    // What to fix, beside the button: a default that cannot be sent, a version that does
+    // not compile (refused when published).
+    $("save-status").textContent = ["inputs", "source"].includes(error.field) ? `Not saved: ${error.message}` : "Not saved";
   }
 }
 

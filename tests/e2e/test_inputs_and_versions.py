@@ -180,3 +180,25 @@ def test_versions_show_who_and_when_diff_restore_and_publish(
     assert "result = 'one'" in sam.locator(".cm-content").inner_text()
     assert "Members run v1" in sam.locator("#version-line").inner_text()
     sam.context.close()
+
+
+def test_publishing_a_draft_that_does_not_compile_says_where_and_publishes_nothing(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    # It was published ("Members run v2"), and every member's run then failed.
+    live, script_id = live_lab
+    with live.app.app_context():
+        db.session.get(Script, script_id).source = "total = (1 +\nresult = total\n"
+        db.session.commit()
+    sam = signed_in(browser, live, "sam@example.com")
+    sam.goto(f"{live.url}/f/lab/editor/{script_id}")
+    sam.check("#script-published")
+    refused = sam.locator("#save-status", has_text=re.compile(r"^Not saved: version 1 does not"))
+    refused.wait_for()
+    assert "(line 1: SyntaxError" in refused.inner_text()
+    assert "fix it, save, then publish" in refused.inner_text()
+    assert not sam.locator("#script-published").is_checked()  # as it is: not published
+    with live.app.app_context():
+        script = db.session.get(Script, script_id)
+        assert (script.published, script.published_version) == (False, None)
+    sam.context.close()

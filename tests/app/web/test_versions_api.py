@@ -145,3 +145,36 @@ def test_a_run_of_a_deleted_script_is_not_called_an_editor_run(
     assert "Editor run" in member.get(f"/f/lab/runs/{draft_run.id}").get_data(as_text=True)
     listing = member.get("/f/lab/runs").get_data(as_text=True)
     assert listing.count("Deleted script") == 1 and listing.count("Editor run") == 1
+
+
+def test_a_version_that_does_not_compile_cannot_be_published(
+    clients: dict[str, FlaskClient],
+) -> None:
+    # It was published, and every member's run of it failed "The script failed".
+    scripter, member = clients["scripter"], clients["member"]
+    status, script = call(scripter, "POST", "/scripts", {"name": "Fine", "source": "result = 1",
+                                                         "published": True})
+    assert status == 201 and script["published_version"] == 1
+    sid = script["id"]
+    status, _ = call(scripter, "PATCH", f"/scripts/{sid}", {"source": "x = (\nresult = 2"})
+    assert status == 200  # a broken draft may be saved: members still run version 1
+
+    for method, path, body in (
+        ("PATCH", f"/scripts/{sid}", {"published": True}),
+        ("POST", f"/scripts/{sid}/versions/2/publish", None),
+    ):
+        status, refused = call(scripter, method, path, body)
+        assert status == 400, refused
+        error = refused["error"]
+        assert (error["field"], error["line"]) == ("source", 1)
+        assert error["message"].startswith("version 2 does not compile (line 1: SyntaxError")
+        assert "fix it, save, then publish" in error["message"]
+    status, fine = call(member, "POST", "/runs", {"script_id": sid, "wait": 30})
+    assert (fine["version"], fine["result"]) == (1, 1)
+
+    status, made = call(scripter, "POST", "/scripts", {
+        "name": "New", "source": "result = 1\nresult = ().__class__", "published": True})
+    assert status == 400 and (made["error"]["field"], made["error"]["line"]) == ("source", 2)
+    assert '"__class__" is an invalid attribute name' in made["error"]["message"]
+    db.session.remove()  # as the request's end does (here the test's app context stays)
+    assert db.session.scalars(select(Script.name)).all() == ["Fine"]  # nothing half-made
