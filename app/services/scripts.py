@@ -158,15 +158,23 @@ def create_run(
     run_input: Any,
     interactive: bool,
     schedule_id: int | None = None,
+    input_fields: list[Any] | None = None,
 ) -> Run:
     """A queued run of a script, or of raw source (scripters only); `schedule_id` names
-    the schedule that started it."""
+    the schedule that started it. `input_fields`, the editor's unsaved declarations, check
+    the input of such source in place of the saved ones."""
     version_number: int | None = None
     schema: Any = {}
     if source is not None and not member.can(Role.scripter):
         raise Forbidden(
             "running source that is not a saved script needs the scripter role;"
             " members run the facility's published scripts by id (script_id)"
+        )
+    if input_fields is not None and source is None:
+        raise ValidationError(
+            "inputs go with source (the editor's draft): a saved version's run is checked"
+            " against the declarations saved with it",
+            field="inputs",
         )
     if script_id is not None:
         script = get_script(session, member, script_id)
@@ -187,6 +195,8 @@ def create_run(
         script, run_source = None, source
     else:
         raise ValidationError("give a script_id or source", field="script_id")
+    if input_fields is not None:
+        schema = inputs.schema_from_fields(input_fields)
     _check_source(run_source)
     check_input_size(run_input)
     run_input = inputs.check_input(schema, run_input)

@@ -132,7 +132,8 @@ async function run() {
   if (shown.top < 0 || shown.bottom > window.innerHeight) parts.status.scrollIntoView({ block: "center" });
   try {
     await ready;
-    const started = await start({ source: editor.getValue(), script_id: scriptId, input });
+    // The draft's declarations, saved or not, check the input (and fill its defaults).
+    const started = await start({ source: editor.getValue(), script_id: scriptId, input, inputs: inputFields.read() });
     currentRun = started.id; $("cancel-run").hidden = false; $("cancel-run").disabled = false;
     linkRun(parts, started.id);
     follow(started.id, async (message) => {

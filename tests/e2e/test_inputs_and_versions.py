@@ -202,3 +202,29 @@ def test_publishing_a_draft_that_does_not_compile_says_where_and_publishes_nothi
         script = db.session.get(Script, script_id)
         assert (script.published, script.published_version) == (False, None)
     sam.context.close()
+
+
+def test_a_test_run_checks_the_inputs_declared_before_they_are_saved(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    # The unsaved declarations were ignored: no check, no defaults, and the script failed
+    # with KeyError: 'who' where the saved declarations said "who is required".
+    live, script_id = live_lab
+    sam = signed_in(browser, live, "sam@example.com")
+    sam.goto(f"{live.url}/f/lab/editor/{script_id}")
+    sam.click("#inputs-editor summary")
+    declare(sam, 0, "who", "text", required=True)
+    declare(sam, 1, "times", "number", default="2")
+    declare(sam, 2, "loud", "boolean")
+    sam.locator(".input-row").nth(2).locator(".input-default-flag").select_option("false")
+    sam.click("#run-script")
+    sam.locator("#run-error", has_text="who is required").wait_for()
+    assert sam.locator("#run-status").inner_text() == "not run"
+    sam.fill("#run-input", '{"who": "Ada"}')
+    sam.click("#run-script")
+    sam.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)
+    assert '"text": "Hi Ada! Hi Ada! "' in sam.locator("#run-result").inner_text()  # times: 2
+    assert sam.locator("#save-status").inner_text() == "Unsaved changes"  # nothing was saved
+    with live.app.app_context():
+        assert db.session.get(Script, script_id).input_schema == {}
+    sam.context.close()

@@ -107,6 +107,9 @@ class RunCreate(Body):
     script_id: StrictInt | None = Field(default=None, ge=-MAX_INTEGER, le=MAX_INTEGER)
     source: StrictStr | None = None
     input: Any = None
+    # With source (the editor's draft): its declared input fields, unsaved, to check the
+    # input against (as a script's `inputs`).
+    inputs: list[Any] | None = None
     wait: float | None = Field(default=None, allow_inf_nan=False, ge=0, le=MAX_WAIT_S)
     interactive: StrictBool | None = None
 
@@ -201,6 +204,7 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
                 source=json.source,
                 run_input=json.input,
                 interactive=interactive,
+                input_fields=json.inputs,
             )
             if key is not None:
                 idempotency.remember(

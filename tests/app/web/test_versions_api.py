@@ -101,6 +101,31 @@ def test_run_input_is_checked_against_the_declaration(clients: dict[str, FlaskCl
     assert status == 400 and error["error"]["field"] == "inputs"
 
 
+def test_the_editors_run_uses_its_unsaved_input_declarations(
+    clients: dict[str, FlaskClient],
+) -> None:
+    # The draft's declarations were ignored until saved: no check, no defaults, and the
+    # script failed with KeyError where the saved one said "who is required".
+    scripter, member = clients["scripter"], clients["member"]
+    source = "result = input['who'] * int(input['times'])"
+    draft = {"source": source, "inputs": INPUTS, "wait": 30}
+    _, saved = call(scripter, "POST", "/scripts", {"name": "Bare", "source": "result = 1"})
+    for where in ({}, {"script_id": saved["id"]}):  # a new script's, and a saved one's draft
+        status, error = call(scripter, "POST", "/runs", {**draft, **where, "input": {}})
+        assert (status, error["error"]["field"]) == (400, "input.who"), error
+        status, ran = call(scripter, "POST", "/runs", {**draft, **where, "input": {"who": "ab"}})
+        assert (status, ran["result"]) == (200, "ab"), ran  # times: its default, 1
+    status, error = call(scripter, "POST", "/runs", {
+        "source": source, "inputs": [{"name": "bad name", "type": "text"}]})
+    assert (status, error["error"]["field"]) == (400, "inputs")
+    _, published = call(scripter, "POST", "/scripts", {"name": "Pub", "source": "result = 1",
+                                                       "published": True})
+    for who in (scripter, member):  # a member cannot loosen a published script's checks
+        status, error = call(who, "POST", "/runs", {"script_id": published["id"], "inputs": []})
+        assert (status, error["error"]["field"]) == (400, "inputs")  # only beside source
+    assert "inputs go with source" in error["error"]["message"]
+
+
 def test_duplicate_and_rerun(clients: dict[str, FlaskClient]) -> None:
     scripter = clients["scripter"]
     _, script = call(scripter, "POST", "/scripts",
