@@ -242,12 +242,14 @@ def test_a_worker_killed_mid_run_leaves_its_run_interrupted_and_others_untouched
     page.close()
 
 
-def test_a_worker_stopped_by_a_signal_to_its_group_parks_its_paused_run(
-    world: dict[str, Any],
+@pytest.mark.parametrize("to_group", [True, False], ids=["its-group", "its-main-process"])
+def test_a_worker_stopped_by_sigterm_parks_its_paused_run(
+    world: dict[str, Any], to_group: bool
 ) -> None:
-    """honcho and systemd stop a worker by signalling its whole group, forked processes
-    included: the run in hand is not cut off (it would end interrupted); a live pause parks
-    at once and resumes on the other worker."""
+    """honcho and systemd's default stop signal a worker's whole group, forked processes
+    included: the run in hand is not cut off (it would end interrupted). `docker stop` and
+    `kill PID` signal Celery's main process alone, whose warm shutdown waits for the runs
+    in hand. Either way a live pause parks at once and resumes on the other worker."""
     cluster: Cluster = world["cluster"]
     cluster.env["SCRIPTBOX_PARK_AFTER_S"] = "600"  # it parks because of the stop, not the clock
     _web, url = cluster.web()
@@ -259,7 +261,10 @@ def test_a_worker_stopped_by_a_signal_to_its_group_parks_its_paused_run(
     page.wait_for("run.status", run_id=run_id, status="waiting_for_grant", timeout=60)
     stopped = driven_by(world, run_id, workers)
 
-    os.killpg(stopped.popen.pid, signal.SIGTERM)
+    if to_group:
+        os.killpg(stopped.popen.pid, signal.SIGTERM)
+    else:
+        os.kill(stopped.popen.pid, signal.SIGTERM)
     page.wait_for("run.status", run_id=run_id, status="parked", timeout=30)
     assert stopped.popen.wait(60) == 0, stopped.output()
 
@@ -268,34 +273,6 @@ def test_a_worker_stopped_by_a_signal_to_its_group_parks_its_paused_run(
     done = page.wait_for("run.finished", run_id=run_id, timeout=60)["run"]
     assert done["status"] == "succeeded", done
     assert done["result"] == {"status": 200, "saw_key": True}
-    page.close()
-
-
-def test_a_worker_stopped_by_a_signal_to_its_main_process_alone_parks_its_paused_run(
-    world: dict[str, Any],
-) -> None:
-    """`docker stop` and `kill PID` signal Celery's main process only: its warm shutdown
-    waits for the runs in hand, so a live pause must park at once there too, or a person's
-    slow sign-in holds the stop until the container is killed and the run ends interrupted."""
-    cluster: Cluster = world["cluster"]
-    cluster.env["SCRIPTBOX_PARK_AFTER_S"] = "600"  # it parks because of the stop, not the clock
-    _web, url = cluster.web()
-    workers = [cluster.worker(), cluster.worker()]
-    browser = client(world, url)
-    page = browser.websocket("lab")
-    page.wait_for("hello")
-    run_id = start_run(browser, NEEDS_KEY, {"key": API_KEY})
-    page.wait_for("run.status", run_id=run_id, status="waiting_for_grant", timeout=60)
-    stopped = driven_by(world, run_id, workers)
-
-    os.kill(stopped.popen.pid, signal.SIGTERM)
-    page.wait_for("run.status", run_id=run_id, status="parked", timeout=30)
-    assert stopped.popen.wait(60) == 0, stopped.output()
-
-    prompt = next(m for m in page.seen if m.get("type") == "grant.required")
-    assert browser.post_form(prompt["sign_in_url"], {"api_key": API_KEY}).status_code == 200
-    done = page.wait_for("run.finished", run_id=run_id, timeout=60)["run"]
-    assert done["status"] == "succeeded", done
     page.close()
 
 
