@@ -219,6 +219,7 @@ def connect_with_code(slug: str, key: str, json: ConnectWithCode) -> Answer:
         http=extensions.outbound(),
     )
     db.session.commit()
+    answer_waiting_prompts(account)
     return account_out(account), 201
 
 

@@ -7,12 +7,15 @@ and a real webhook listener, both on loopback; a plain requests session is the b
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -85,6 +88,7 @@ def world(live: LiveServer) -> Iterator[dict[str, Any]]:
         }
         world = {"live": live, "ids": ids, "tokens": tokens, "listener": listener}
         world["provider"] = provider_of(provider_app)
+        world["provider_url"] = provider.url
         endpoint = _call(
             world,
             "ada",
@@ -206,6 +210,43 @@ def test_connecting_the_account_in_settings_answers_the_waiting_prompt(
         f"{world['live'].url}/oauth/callback?{urlsplit(back).query}", timeout=WAIT_S
     )
     assert done.status_code == 200 and "connected" in done.text, done.text
+    run = _until(world, run_id, {"succeeded", "failed"})
+    assert run["status"] == "succeeded" and run["result"]["username"] == "alice", run
+
+
+def test_connecting_with_an_authorization_code_answers_the_waiting_prompt(
+    world: dict[str, Any],
+) -> None:
+    """The user's app signs in at the provider itself and hands Scriptbox the code
+    (`POST .../accounts/code`): the run waiting for that account went on waiting until its
+    prompt expired, and then failed with no_integration_grant."""
+    run_id = _start(world)
+    _event(world, "grant.required")
+    _until(world, run_id, {"parked"})
+    redirect = f"{world['live'].app.config['PUBLIC_URL']}/oauth/callback"
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": "hook-client",
+            "redirect_uri": redirect,
+            "scope": "read",
+            "state": "the-apps-own",
+            "code_challenge": challenge.decode().rstrip("="),
+            "code_challenge_method": "S256",
+        }
+    )
+    back = answer_consent(f"{world['provider_url']}/authorize?{query}")
+    code = parse_qs(urlsplit(back).query)["code"][0]
+    done = _call(
+        world,
+        "mia",
+        "POST",
+        "/api/f/lab/integrations/demo/accounts/code",
+        json={"code": code, "redirect_uri": redirect, "code_verifier": verifier},
+    )
+    assert done.status_code == 201, done.text
     run = _until(world, run_id, {"succeeded", "failed"})
     assert run["status"] == "succeeded" and run["result"]["username"] == "alice", run
 
