@@ -25,6 +25,7 @@ from sandbox.limits import (
     RunResult,
     ScriptError,
     source_size_error,
+    trace_from_data,
 )
 from sandbox.policy import ALLOWED_MODULES
 
@@ -87,4 +88,5 @@ __all__ = [
     "compile_script",
     "refuse_all_calls",
     "source_size_error",
+    "trace_from_data",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -106,20 +107,57 @@ def made_too_many_calls(max_calls: int) -> str:
     )
 
 
-# A traceback keeps this many of the script's innermost frames (deep recursion is cut).
+# A traceback keeps at most this many frames once repeats are folded (deep recursion is
+# cut): the outermost TRACE_OUTERMOST_FRAMES, which show where the script made the call
+# that went deep, and the innermost rest, where it failed; the gap says how many it left out.
 MAX_TRACE_FRAMES = 20
+TRACE_OUTERMOST_FRAMES = 5
+# A repeat or gap count from the worker past this is not believed (it is untrusted).
+_MAX_TRACE_COUNT = 2**31 - 1
 
 
 @dataclass(frozen=True)
 class TraceFrame:
-    """One frame of the script's own code in a traceback: its line and function name."""
+    """One frame of the script's own code in a traceback: its line and function name, how
+    many more times the same frame came right after it (`repeated`, Python's "[Previous
+    line repeated N more times]"), and how many frames were left out right after it to fit
+    MAX_TRACE_FRAMES (`omitted_after`)."""
 
     line: int
     name: str
+    repeated: int = 0
+    omitted_after: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON shape of a frame."""
-        return {"line": self.line, "name": self.name}
+        return {"line": self.line, "name": self.name, "repeated": self.repeated,
+                "omitted_after": self.omitted_after}
+
+    @property
+    def depth(self) -> int:
+        """How many frames of the call stack this entry stands for, the gap after it too."""
+        return 1 + self.repeated + self.omitted_after
+
+
+def fit_trace(frames: Sequence[TraceFrame]) -> tuple[TraceFrame, ...]:
+    """frames (outermost first) as a traceback shows them: a frame that comes again right
+    after itself folded into one with a repeat count, and a trace still longer than
+    MAX_TRACE_FRAMES cut in the middle, its outermost and innermost frames kept."""
+    folded: list[TraceFrame] = []
+    for frame in frames:
+        last = folded[-1] if folded else None
+        if (last is not None and not last.omitted_after
+                and (last.line, last.name) == (frame.line, frame.name)):
+            folded[-1] = replace(frame, repeated=last.repeated + 1 + frame.repeated)
+        else:
+            folded.append(frame)
+    if len(folded) <= MAX_TRACE_FRAMES:
+        return tuple(folded)
+    inner = MAX_TRACE_FRAMES - TRACE_OUTERMOST_FRAMES
+    outer, left_out = folded[:TRACE_OUTERMOST_FRAMES], folded[TRACE_OUTERMOST_FRAMES:-inner]
+    gap = outer[-1].omitted_after + sum(frame.depth for frame in left_out)
+    outer[-1] = replace(outer[-1], omitted_after=gap)
+    return (*outer, *folded[-inner:])
 
 
 @dataclass(frozen=True)
@@ -154,19 +192,28 @@ def reason_from_data(raw: Any) -> str | None:
     return raw if isinstance(raw, str) and _REASON.fullmatch(raw) else None
 
 
+def _count(raw: Any) -> int:
+    """A repeat or gap count from untrusted data: a small non-negative int, else 0."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= _MAX_TRACE_COUNT:
+        return raw
+    return 0
+
+
 def trace_from_data(raw: Any) -> tuple[TraceFrame, ...]:
-    """Frames from the worker's JSON, keeping only well-formed ones (the worker is untrusted)."""
+    """Frames from the worker's JSON or a stored run, keeping only well-formed ones (the
+    worker is untrusted; runs stored before `repeated` and `omitted_after` lack them)."""
     if not isinstance(raw, list):
         return ()
     frames = [
-        TraceFrame(item["line"], item["name"][:80])
-        for item in raw[-MAX_TRACE_FRAMES:]
+        TraceFrame(item["line"], item["name"][:80], _count(item.get("repeated")),
+                   _count(item.get("omitted_after")))
+        for item in raw
         if isinstance(item, dict)
         and isinstance(item.get("line"), int)
         and not isinstance(item.get("line"), bool)
         and isinstance(item.get("name"), str)
     ]
-    return tuple(frames)
+    return fit_trace(frames)
 
 
 SUCCEEDED = "succeeded"

@@ -16,10 +16,10 @@ from sandbox.compiler import FILENAME, compile_script
 from sandbox.journal import REPLAY_DIVERGED, JournalFull, ReplayDiverged, ValueLog
 from sandbox.limits import (
     MAX_ERROR_CHARS,
-    MAX_TRACE_FRAMES,
     Limits,
     ScriptError,
     TraceFrame,
+    fit_trace,
     printed_too_much,
     ran_out_of_memory,
     reason_from_data,
@@ -155,7 +155,7 @@ def _script_trace(tb: TracebackType | None) -> tuple[TraceFrame, ...]:
             name = "<script>" if code.co_name == "<module>" else code.co_name
             frames.append(TraceFrame(tb.tb_lineno, name))
         tb = tb.tb_next
-    return tuple(frames[-MAX_TRACE_FRAMES:])
+    return fit_trace(frames)
 
 
 def _capped(text: str) -> str:

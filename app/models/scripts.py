@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
 from app.models._types import UTCDateTime, iso, new_id, utcnow
+from sandbox import trace_from_data
 
 
 class Script(Base):
@@ -97,6 +98,12 @@ class Run(Base):
         return run_dict(self)
 
 
+def trace_dicts(stored: Any) -> list[dict[str, Any]]:
+    """A run's stored traceback in its API shape: frames stored before `repeated` and
+    `omitted_after` were kept read with both 0, and their repeats folded."""
+    return [frame.to_dict() for frame in trace_from_data(stored)]
+
+
 def run_dict(run: Any) -> dict[str, Any]:
     """The API shape of a run, from a `Run` or from a row of the `runs` table (the run
     engine moves runs with Core statements and answers from the row they return)."""
@@ -106,7 +113,7 @@ def run_dict(run: Any) -> dict[str, Any]:
             "code": run.error_code,
             "message": run.error_message,
             "line": run.error_line,
-            "trace": run.error_trace or [],
+            "trace": trace_dicts(run.error_trace),
             "reason": run.error_reason,
         }
     return {

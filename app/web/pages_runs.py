@@ -13,6 +13,7 @@ from app import db
 from app.errors import NotFound
 from app.lifecycle import RunStatus, is_final
 from app.models import CallLog, Membership, Role, Script, User
+from app.models.scripts import trace_dicts
 from app.services import run_history, versions
 from app.services import scripts as scripts_service
 from app.services.run_history import RunFilters
@@ -85,6 +86,7 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
         script=script,
         owner=owner,
         source_lines=found.source.splitlines(),
+        trace=trace_dicts(found.error_trace),
         calls=calls,
         scripter=member.can(Role.scripter),
         error_words=error_in_words(found.error_code, service, found.error_reason),

@@ -140,9 +140,9 @@ export function renderInto(parts, message) {
     if (run.error) {
       parts.error.hidden = false;
       parts.error.replaceChildren(...errorWords(run.error), run.error.line ? ` (line ${run.error.line})` : "");
-      if (run.error.trace?.length > 1) {
-        parts.error.append(el("ol", { class: "traceback mono" },
-          ...run.error.trace.map((frame) => el("li", { text: `line ${frame.line}, in ${frame.name}` }))));
+      const trace = run.error.trace ?? [];
+      if (trace.length > 1 || trace[0]?.repeated) {
+        parts.error.append(el("ol", { class: "traceback mono" }, ...trace.flatMap(traceLines)));
       }
       // The facility's own account is an admin's to connect: no link to one's own accounts.
       if (run.error.code === "no_integration_grant" && !ADMIN_REASONS.includes(run.error.reason)) {
@@ -150,6 +150,20 @@ export function renderInto(parts, message) {
       }
     }
   }
+}
+
+// A traceback frame as Python says it: one line for a frame that came again right after
+// itself, with its repeat count, then how many frames were left out there to fit, if any
+// (run.html does the same; runs stored before those fields were added lack them).
+function traceLines(frame) {
+  const times = (n) => `${n} more time${n === 1 ? "" : "s"}`;
+  const line = `line ${frame.line}, in ${frame.name}`;
+  const lines = [el("li", { text: frame.repeated ? `${line} (repeated ${times(frame.repeated)})` : line })];
+  if (frame.omitted_after) {
+    const n = frame.omitted_after;
+    lines.push(el("li", { class: "trace-omitted muted", text: `… ${n} frame${n === 1 ? "" : "s"} left out …` }));
+  }
+  return lines;
 }
 
 // The error's code, then its message; a message that says its code in words ("cancelled":

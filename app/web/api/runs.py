@@ -41,10 +41,23 @@ MAX_WAIT_S = 300.0
 
 
 class TraceFrame(BaseModel):
-    """One frame of the script's own code in an error's traceback."""
+    """One frame of the script's own code in an error's traceback. As Python's traceback
+    says "[Previous line repeated N more times]", a frame that came again right after
+    itself is one frame with `repeated`; a trace too deep to keep whole keeps its outermost
+    and innermost frames and says, by `omitted_after`, how many it left out in between."""
 
     line: int
     name: str
+    repeated: int = Field(
+        default=0, ge=0,
+        description="How many more times this same frame (line and function) came right"
+        " after it, as in deep recursion; 0 for a frame that came once",
+    )
+    omitted_after: int = Field(
+        default=0, ge=0,
+        description="How many frames were left out right after this one to fit the trace"
+        " (the outermost and innermost frames are kept); 0 where none were",
+    )
 
 
 class RunError(BaseModel):

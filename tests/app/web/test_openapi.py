@@ -202,3 +202,22 @@ def test_a_run_answer_sends_only_fields_its_model_declares(site: Site) -> None:
     assert set(run) == properties("RunOut")
     assert set(run["error"]) == properties("RunError")
     assert set(run["error"]["trace"][0]) == properties("TraceFrame")
+
+
+def test_a_trace_stored_before_repeats_were_folded_reads_in_the_documented_shape(
+    site: Site,
+) -> None:
+    """A run stored with 20 identical frames and no `repeated` / `omitted_after` answers
+    with one folded frame and both fields, as the API document declares them."""
+    failing = "def walk(n):\n    return walk(n + 1)\n\nwalk(0)\n"
+    started = site.ada.api("POST", "/api/f/lab/runs", json={"source": failing, "wait": 30})
+    run_id = started.json()["id"]
+    with site.live.app.app_context():
+        stored = db.session.get(Run, run_id)
+        assert stored is not None
+        stored.error_trace = [{"line": 2, "name": "walk"}] * 20
+        db.session.commit()
+        db.session.remove()
+    run = site.ada.api("GET", f"/api/f/lab/runs/{run_id}").json()
+    assert run["error"]["trace"] == [{"line": 2, "name": "walk", "repeated": 19,
+                                      "omitted_after": 0}]

@@ -119,3 +119,20 @@ def test_a_run_of_no_stored_script_names_none(world: dict[str, Any]) -> None:
         data = stored(live.app, WebhookDelivery, delivery_id).payload["data"]
         assert data["script"] is None and data["run"]["script_id"] == script_id
     assert len(sent) == 2
+
+
+def test_a_recursions_trace_reaches_the_receiver_folded_as_the_api_shows_it(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    """Repeats folded into `repeated`, the outermost call kept: the same frames as GET."""
+    endpoint = register(world, listener.url, ["run.finished"])
+    script_id = _script(world, "Walks", "def walk(n):\n    return walk(n + 1)\n\nwalk(0)\n")
+    answer = call(world, "mia", "POST", "/api/f/lab/runs",
+                  json={"script_id": script_id, "wait": 30})
+    assert answer.status_code == 200, answer.text
+
+    trace = _received(listener, endpoint["secret"])["data"]["run"]["error"]["trace"]
+    assert trace == answer.json()["error"]["trace"]
+    assert trace[0] == {"line": 4, "name": "<script>", "repeated": 0, "omitted_after": 0}
+    assert (trace[1]["line"], trace[1]["name"], trace[1]["omitted_after"]) == (2, "walk", 0)
+    assert trace[1]["repeated"] > 100 and len(trace) == 2
