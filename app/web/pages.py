@@ -266,7 +266,13 @@ def new_integration(slug: str) -> ResponseReturnValue:
     """Add an integration from the catalog or by hand (admins)."""
     member = require_member(slug, Role.admin)
     catalog = sorted(load_catalog().values(), key=lambda entry: entry.name.lower())
-    return _page("manage_new.html", member, catalog=catalog, form_rules=_form_rules())
+    return _page(
+        "manage_new.html",
+        member,
+        catalog=catalog,
+        form_rules=_form_rules(),
+        redirect_uri=oauth_clients.redirect_uri(current_app.config["PUBLIC_URL"]),
+    )
 
 
 @bp.get("/f/<slug>/manage/integrations/<key>")

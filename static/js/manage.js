@@ -70,6 +70,23 @@ function markSaved(input) {
   else input.defaultValue = input.value;
 }
 
+// The redirect URI to register at a provider: on the new-integration page (the provider
+// gives the client id only once it is registered) and on an integration's settings.
+for (const button of document.querySelectorAll(".copy-redirect")) {
+  button.addEventListener("click", async () => {
+    const uri = button.parentElement.querySelector(".redirect-uri");
+    try {
+      // Browsers give pages the clipboard only on https or localhost: elsewhere there
+      // is none (a LAN install on plain http), or it refuses.
+      await navigator.clipboard.writeText(uri.textContent);
+      toast("Redirect URI copied", "ok");
+    } catch {
+      getSelection().selectAllChildren(uri);
+      toast("The browser allows copying only on https: the redirect URI is selected, press Ctrl+C (⌘C) to copy it");
+    }
+  });
+}
+
 // -- new integration ---------------------------------------------------------------------
 const custom = document.getElementById("custom-integration-form");
 if (custom) {
@@ -133,18 +150,6 @@ const integrationPage = document.getElementById("integration-page");
 if (integrationPage) {
   const key = integrationPage.dataset.key;
   const base = `/api/f/${slug}/integrations/${key}`;
-  document.getElementById("copy-redirect")?.addEventListener("click", async () => {
-    const uri = document.getElementById("redirect-uri");
-    try {
-      // Browsers give pages the clipboard only on https or localhost: elsewhere there
-      // is none (a LAN install on plain http), or it refuses.
-      await navigator.clipboard.writeText(uri.textContent);
-      toast("Redirect URI copied", "ok");
-    } catch {
-      getSelection().selectAllChildren(uri);
-      toast("The browser allows copying only on https: the redirect URI is selected, press Ctrl+C (⌘C) to copy it");
-    }
-  });
   document.getElementById("test-connection")?.addEventListener("click", async () => {
     const out = document.getElementById("test-result");
     out.textContent = "Asking the provider…";

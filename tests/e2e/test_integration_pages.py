@@ -525,3 +525,29 @@ def test_a_wrong_value_on_the_settings_form_shows_under_its_field(
     assert settings.locator(".form-ok").is_hidden()
     assert _stored_settings(live, "keyed") == before
     shot(page, "management-settings-placement-error")
+
+
+def test_the_redirect_uri_shows_before_an_oauth_integration_is_added(
+    admin_page: Any, live: LiveServer
+) -> None:
+    """A provider hands out the client id only once the redirect URI is registered there,
+    and the catalog form asks for that id: the URI was shown only after the entry was added."""
+    page = admin_page
+    page.add_init_script("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    page.goto(f"{live.url}/f/lab/manage/integrations/new")
+    expected = f"{live.app.config['PUBLIC_URL'].rstrip('/')}/oauth/callback"
+    github = page.locator(".catalog-entry[data-key=github]")
+    github.locator("summary").click()
+    uri = github.locator(".redirect-uri")
+    assert uri.inner_text() == expected
+    github.locator(".copy-redirect").click()
+    page.locator(".toast", has_text="press Ctrl+C").wait_for()
+    assert page.evaluate("getSelection().toString()") == expected
+    # A key-only entry has no redirect to register.
+    assert page.locator(".catalog-entry[data-key=stripe] .redirect-uri").count() == 0
+    custom = page.locator("#custom-integration-form")
+    assert custom.locator(".redirect-uri").inner_text() == expected
+    assert custom.locator(".redirect-uri").is_visible()  # oauth2, the form's first mode
+    custom.locator("[name=auth_mode]").select_option("api_key")
+    assert custom.locator(".redirect-uri").is_hidden()
+    shot(page, "management-new-redirect-uri")
