@@ -32,6 +32,8 @@ os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
 
 # The OAuthProviderError code for a token URL whose address the server may not dial.
 ADDRESS_NOT_ALLOWED = "address_not_allowed"
+# The OAuthProviderError code for an endpoint that did not answer (unreachable, too slow).
+NOT_REACHED = "temporarily_unavailable"
 # A token or revocation answer is a little JSON; more is a broken or hostile endpoint.
 ENDPOINT_ANSWER_MAX_BYTES = body_caps.MIB
 
@@ -173,7 +175,7 @@ def _endpoint_call(endpoint: str, timeout: float) -> Iterator[None]:
             yield
     except deadlines.DeadlinePassed:
         raise OAuthProviderError(
-            "temporarily_unavailable", f"the {endpoint} did not answer within {timeout:g} s"
+            NOT_REACHED, f"the {endpoint} did not answer within {timeout:g} s"
         ) from None
     except body_caps.AnswerTooLarge as exc:
         raise OAuthProviderError(
@@ -186,7 +188,7 @@ def _endpoint_call(endpoint: str, timeout: float) -> Iterator[None]:
                 ADDRESS_NOT_ALLOWED, f"the {endpoint}'s address is not allowed"
             ) from None
         raise OAuthProviderError(
-            "temporarily_unavailable",
+            NOT_REACHED,
             f"the {endpoint} could not be reached ({type(exc).__name__})",
         ) from None
 
@@ -295,7 +297,7 @@ def revoke(
     timeout: float = 15.0,
 ) -> None:
     """Revoke a token at the revocation endpoint (RFC 7009); raise OAuthProviderError with
-    the provider's answer when it refuses (`temporarily_unavailable`: not reached)."""
+    the provider's answer when it refuses (`NOT_REACHED`: not reached)."""
     if not settings.revoke_url:
         return
     data = {"token": token, "token_type_hint": token_type_hint}

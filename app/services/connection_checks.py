@@ -81,6 +81,14 @@ def test_connection(
         if exc.error == oauth.ADDRESS_NOT_ALLOWED:
             # Only this: which private addresses answer, and how, is not the admin's to learn.
             return {"ok": False, "error": exc.error, "message": "the address is not allowed"}
+        if exc.error == oauth.NOT_REACHED:
+            # Nothing answered: the verb cannot be the cause, the URL or the network may be.
+            return {
+                "ok": False,
+                "error": exc.error,
+                "message": f"{exc.description}; check the token URL ({integration.token_url}) "
+                "and that this server can reach the provider",
+            }
         verb = integration.token_request_method
         # Only a complaint about the made-up code itself shows the client got through:
         # invalid_request may just as well be the provider refusing the request (its verb).

@@ -78,12 +78,12 @@ def _revoke(
         log.warning(
             "revocation of account %s at %s failed: %s", account.id, integration.key, exc.error
         )
-        if exc.error == "temporarily_unavailable":
+        if exc.error == oauth.NOT_REACHED:
             said = f"{integration.name} could not be reached to revoke the token"
         elif exc.error == "invalid_response":  # no refusal: an answer past its size cap
             said = f"{integration.name}'s answer to the revocation could not be read ({exc})"
         else:
             said = f"{integration.name} refused to revoke the token ({exc})"
         raise RevocationFailed(
-            f"{said}. {then}", reachable=exc.error != "temporarily_unavailable"
+            f"{said}. {then}", reachable=exc.error != oauth.NOT_REACHED
         ) from None

@@ -3,6 +3,7 @@ provider on loopback: it uses the configured token verb and reports the provider
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -54,3 +55,25 @@ def test_test_connection_uses_the_configured_verb(
     assert verb in answer["message"]
     if not ok:
         assert "does not accept GET" in answer["message"]
+
+
+def test_a_token_endpoint_that_does_not_answer_is_not_called_a_refusal(
+    admin: FlaskClient,
+) -> None:
+    """Nothing listens at the token URL (a typo, a firewall): the answer said "the provider
+    refused the POST token request ...; check the token request verb", which nothing refused."""
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    created = admin.post(
+        "/api/f/lab/integrations",
+        json=demo_oauth_fields(closed, client_id="the-client", client_secret="the-secret"),
+        headers=HEADERS,
+    )
+    assert created.status_code == 201, created.get_json()
+    answer = admin.post("/api/f/lab/integrations/demo/test", headers=HEADERS).get_json()
+    assert answer["ok"] is False
+    assert answer["message"] == (
+        "the token endpoint could not be reached (ConnectionError); check the token URL "
+        f"({closed}/token) and that this server can reach the provider"
+    )
