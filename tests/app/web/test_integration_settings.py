@@ -376,3 +376,20 @@ def test_a_private_address_is_still_saved_for_the_operator_to_allow(admin: Flask
     # Whether a call may reach it is PRIVATE_NETWORK_ALLOW's say, at call time, as before.
     answer = _create(admin, {**KEYED, "base_url": "http://10.1.2.3:8080/api"})
     assert answer.status_code == 201, answer.get_json()
+
+
+def test_the_management_list_says_which_integrations_are_switched_off(
+    admin: FlaskClient,
+) -> None:
+    """Switched off on its page, an integration looked the same as the others in the list
+    on Management: an admin looking for why calls fail could not tell."""
+    for key in ("stripe", "openai"):
+        assert _create(admin, {"catalog_key": key}).status_code == 201
+    assert admin.post("/api/f/lab/integrations/stripe/disable", headers=HEADERS).status_code == 200
+    page = admin.get("/f/lab/manage").get_data(as_text=True)
+    rows = {
+        key: page.split(f'<tr data-key="{key}">')[1].split("</tr>")[0]
+        for key in ("stripe", "openai")
+    }
+    assert '<span class="badge warn"' in rows["stripe"] and ">off</span>" in rows["stripe"]
+    assert ">off</span>" not in rows["openai"]
