@@ -156,6 +156,7 @@ class CallAccounts:
             integration_name=integration.name,
             label=label,
             reason=reason_override or found.reason,
+            takes_master=wanted is None,
             call=call,
         )
         if found.refuse_reason == NOT_INTERACTIVE or ctx.user_id is None:

@@ -39,6 +39,8 @@ class GrantRequest:
     integration_name: str
     label: str
     reason: str  # a prompt reason of app.integrations.resolution
+    # account=None: a master account connected meanwhile would do (DESIGN §3).
+    takes_master: bool = False
     call: HostCall | None = field(default=None, compare=False)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, true
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
@@ -162,6 +162,9 @@ class Grant(Base):
     label: Mapped[str] = mapped_column(String(MAX_LABEL_LENGTH), default="")
     state: Mapped[str] = mapped_column(String(12), default="pending")
     reason: Mapped[str | None] = mapped_column(String(40))
+    # Every call waiting on it would take the facility's master account (account=None,
+    # DESIGN §3), so connecting the master answers it; one for the user's own does not.
+    takes_master: Mapped[bool] = mapped_column(default=False, server_default=false())
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

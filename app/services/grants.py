@@ -6,7 +6,9 @@ integration and label; the sign-in callback, a refusal, the expiry or the end of
 run waiting for it resolves it. Waiting runs learn the outcome through `GrantSignals`;
 parked runs are resumed by whoever listens to `on_resolved` (the run queue). A call no
 page can answer (an API run) waits the same way when a `RemotePrompt` (the webhooks) can
-ask the embedding app; a connect link for that account answers it (`answer_matching`).
+ask the embedding app; a connect link for that account answers it (`answer_matching`), as
+does connecting the account anywhere else, or the master account for a call that takes it
+(`answer_connected`).
 What the prompts say (the pages' messages, the script's error): services/grant_messages.py.
 """
 
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.integrations.call_context import not_interactive
 from app.lifecycle import FINAL, Lifecycle, RunStatus
-from app.models import Grant, Run, User
+from app.models import Account, Grant, Run, User
 from app.models._types import utcnow
 from app.seams import EventBus, GrantOutcome, GrantSignals
 from app.services.grant_messages import refusal, required_message, resolved_message
@@ -241,8 +243,8 @@ class GrantCoordinator:
             session.execute(
                 select(User.id).where(User.id == req.user_id).with_for_update(key_share=True)
             )
-            existing = session.scalar(
-                select(Grant.id).where(
+            existing = session.execute(
+                select(Grant.id, Grant.takes_master).where(
                     Grant.user_id == req.user_id,
                     Grant.facility_id == req.facility_id,
                     Grant.integration_id == req.integration_id,
@@ -250,9 +252,17 @@ class GrantCoordinator:
                     Grant.state == "pending",
                     Grant.expires_at > now,
                 )
-            )
-            if existing is not None:
-                return existing, False
+            ).first()
+            if existing is not None and (req.takes_master or not existing.takes_master):
+                return existing.id, False
+            # A call for the user's own account shares the prompt: the master no longer
+            # answers it. Unless the master answered it meanwhile (then open a new one).
+            if existing is not None and session.execute(  # type: ignore[attr-defined]
+                update(Grant)
+                .where(Grant.id == existing.id, Grant.state == "pending")
+                .values(takes_master=False)
+            ).rowcount:
+                return existing.id, False
             open_prompts = session.scalar(
                 select(func.count(Grant.id)).where(
                     Grant.user_id == req.user_id,
@@ -269,6 +279,7 @@ class GrantCoordinator:
                 integration_id=req.integration_id,
                 label=req.label,
                 reason=req.reason,
+                takes_master=req.takes_master,
                 expires_at=now + timedelta(seconds=self.timeout_s),
             )
             session.add(grant)
@@ -277,15 +288,26 @@ class GrantCoordinator:
 
     # -- resolution -------------------------------------------------------------------
 
-    def resolve(self, grant_id: str, state: str, account_id: int | None = None) -> bool:
-        """Settle a pending grant (granted/refused/expired/cancelled) and wake its runs.
+    def resolve(
+        self,
+        grant_id: str,
+        state: str,
+        account_id: int | None = None,
+        *,
+        takes_master: bool = False,
+    ) -> bool:
+        """Settle a pending grant (granted/refused/expired/cancelled) and wake its runs;
+        `takes_master`: only if the master account answers it (checked in the same write).
 
         Returns False when the grant was no longer pending (nothing changes then).
         """
+        pending = [Grant.id == grant_id, Grant.state == "pending"]
+        if takes_master:
+            pending.append(Grant.takes_master.is_(True))
         with self._session_factory() as session, session.begin():
             changed = session.execute(  # type: ignore[attr-defined]
                 update(Grant)
-                .where(Grant.id == grant_id, Grant.state == "pending")
+                .where(*pending)
                 .values(state=state, account_id=account_id, resolved_at=utcnow())
             ).rowcount
             grant = session.get(Grant, grant_id)
@@ -320,6 +342,36 @@ class GrantCoordinator:
                 )
             ).all()
         return sum(self.resolve(grant_id, state, account_id) for grant_id in pending)
+
+    def answer_connected(self, account: Account) -> int:
+        """Grant the pending prompts `account`, just connected or signed in again, answers
+        (wherever it was connected: a prompt's own sign-in resolves only its prompt): its
+        owner's for that integration and label, or for a master account every member's
+        whose calls take the master (account=None, DESIGN §3); how many were granted."""
+        if account.owner_kind == "user" and account.user_id is not None:
+            return self.answer_matching(
+                facility_id=account.facility_id,
+                user_id=account.user_id,
+                integration_id=account.integration_id,
+                label=account.label,
+                state="granted",
+                account_id=account.id,
+            )
+        if account.owner_kind != "master" or account.status != "active":
+            return 0
+        with self._session_factory() as session:
+            pending = session.scalars(
+                select(Grant.id).where(
+                    Grant.facility_id == account.facility_id,
+                    Grant.integration_id == account.integration_id,
+                    Grant.takes_master.is_(True),
+                    Grant.state == "pending",
+                )
+            ).all()
+        return sum(
+            self.resolve(grant_id, "granted", account.id, takes_master=True)
+            for grant_id in pending
+        )
 
     def cancel_for_integration(self, integration_id: int) -> int:
         """Cancel every pending prompt for the integration (an admin switched it off): the

@@ -10,9 +10,10 @@ from flask.typing import ResponseReturnValue
 
 from app import db, extensions
 from app.errors import AppError, OAuthCallbackError
-from app.models import ConnectLink, Facility, Integration
+from app.models import Account, ConnectLink, Facility, Integration
 from app.services import connect_links, connections, oauth_sign_in
 from app.services.oauth_clients import redirect_uri
+from app.web.api.accounts import answer_waiting_prompts
 from app.web.security import check_csrf
 
 bp = Blueprint("connect", __name__)
@@ -32,20 +33,23 @@ def _failed(message: str) -> str:
 
 
 def _answer(
-    link: ConnectLink, outcome: str, message: str, *, account_id: int | None = None
+    link: ConnectLink, outcome: str, message: str, *, account: Account | None = None
 ) -> ResponseReturnValue:
+    account_id = account.id if account is not None else None
     target = connect_links.finish(db.session(), link, outcome=outcome, account_id=account_id)
     db.session.commit()
-    if link.owner == "user" and outcome in ("connected", "refused"):
-        # A run waiting for this account (its grant.required webhook sent the link, or the
-        # embedding app made one) resumes with it, or its call raises: refused.
+    # A run waiting for this account (its grant.required webhook sent the link, or the
+    # embedding app made one) resumes with it, or its call raises: refused. A master
+    # account answers the prompts of calls that take it.
+    if account is not None and outcome == "connected":
+        answer_waiting_prompts(account)
+    elif link.owner == "user" and outcome == "refused":
         extensions.grants().answer_matching(
             facility_id=link.facility_id,
             user_id=link.user_id,
             integration_id=link.integration_id,
             label=link.label,
-            state="granted" if outcome == "connected" else "refused",
-            account_id=account_id,
+            state="refused",
         )
     if target:
         return redirect(target)
@@ -119,7 +123,7 @@ def open_link(token: str) -> ResponseReturnValue:
             error = exc.message
         else:
             message = f"{integration.name} is connected."
-            return _answer(link, "connected", message, account_id=account.id)
+            return _answer(link, "connected", message, account=account)
     return render_template(
         "connect_link.html", **page, error=error, parameters_only=False
     ), 400 if error else 200
@@ -150,4 +154,4 @@ def finish_oauth() -> ResponseReturnValue:
         return _failed("This connect link was already used."), 400
     integration = db.session.get(Integration, account.integration_id)
     name = integration.name if integration else "the service"
-    return _answer(link, "connected", f"{name} is connected.", account_id=account.id)
+    return _answer(link, "connected", f"{name} is connected.", account=account)

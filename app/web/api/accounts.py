@@ -89,18 +89,10 @@ def account_out(account: Account) -> AccountOut:
 
 
 def answer_waiting_prompts(account: Account) -> None:
-    """The user's runs waiting for a sign-in to this account go on with it: connected in
-    Settings (or by the API) rather than from the prompt, it answers the prompt all the
-    same (as a connect link does)."""
-    if account.owner_kind == "user" and account.user_id is not None:
-        extensions.grants().answer_matching(
-            facility_id=account.facility_id,
-            user_id=account.user_id,
-            integration_id=account.integration_id,
-            label=account.label,
-            state="granted",
-            account_id=account.id,
-        )
+    """The runs waiting for a sign-in this account answers go on with it: connected in
+    Settings, by the API or a connect link rather than from the prompt, it answers the
+    prompt all the same; a master account answers the prompts of calls that take it."""
+    extensions.grants().answer_connected(account)
 
 
 def _connect(

@@ -112,6 +112,39 @@ def test_prompt_then_sign_in_resumes_the_run(world: dict[str, Any]) -> None:
     page.close()
 
 
+def test_an_admin_connecting_the_master_key_resumes_a_waiting_run(world: dict[str, Any]) -> None:
+    """The run waits live for the member's sign-in (account=None); an admin saves the
+    facility's master key on the Management page meanwhile: the run takes it (DESIGN §3)
+    where it waited until its prompt expired."""
+    live: LiveServer = world["live"]
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    run_id = start_member_run(world, NEEDS_KEY, {"key": API_KEY})
+    prompt = page.wait_for("grant.required")
+    page.wait_for("run.status", run_id=run_id, status="waiting_for_grant")
+    with live.app.app_context():  # (after start_member_run, which promotes lab's member)
+        session = db.session()
+        ada = create_user(session, email="ada@example.com")
+        lab = session.scalars(select(Facility).where(Facility.slug == "lab")).one()
+        add_member(session, user=ada, facility=lab, role=Role.admin)
+        session.commit()
+        admin = WebClient(live.app, live.url, ada.id)
+
+    saved = admin.api(
+        "POST", "/api/f/lab/integrations/keyed/master", json={"fields": {"api_key": API_KEY}}
+    )
+    assert saved.status_code == 201, saved.text
+
+    resolved = page.wait_for("grant.resolved", grant_id=prompt["grant_id"])
+    assert resolved["state"] == "granted"
+    finished = page.wait_for("run.finished", run_id=run_id)["run"]
+    assert finished["status"] == "succeeded", finished
+    with live.app.app_context():
+        grant = db.session.get(Grant, prompt["grant_id"])
+        assert grant is not None and grant.account_id == saved.json()["id"]
+    page.close()
+
+
 def test_refusal_raises_no_integration_grant_in_the_script(world: dict[str, Any]) -> None:
     page = world["member"].websocket("lab")
     page.wait_for("hello")

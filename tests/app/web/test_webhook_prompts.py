@@ -30,7 +30,15 @@ from app.devprovider import (
     provider_of,
     serve_in_thread,
 )
-from app.models import Account, Role, Script, WebhookDelivery, WebhookEndpoint
+from app.models import (
+    Account,
+    CallLog,
+    Grant,
+    Role,
+    Script,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from app.models._types import utcnow
 from app.services import integrations_admin, webhooks
 from app.services.people import facility_by_slug
@@ -350,3 +358,84 @@ def test_a_master_account_that_needs_reauth_gets_an_admins_link(world: dict[str,
     assert done.status_code == 200 and "connected" in done.text
     again = _start(world, who="ada", source=ASKS.format(account=', account="master"'))
     assert _until(world, again, {"succeeded", "failed"})["result"]["username"] == "alice"
+
+
+def _accounts_used(world: dict[str, Any], run_id: str) -> list[str | None]:
+    """The account kind each call of the run used (the call log's, method GET)."""
+    with world["live"].app.app_context():
+        kinds = db.session.scalars(
+            select(CallLog.account_kind)
+            .where(CallLog.run_id == run_id, CallLog.method == "GET")
+            .order_by(CallLog.id)
+        ).all()
+        db.session.remove()
+    return list(kinds)
+
+
+def _grant_states(world: dict[str, Any]) -> list[str]:
+    with world["live"].app.app_context():
+        states = db.session.scalars(select(Grant.state).order_by(Grant.created_at)).all()
+        db.session.remove()
+    return list(states)
+
+
+def test_an_admin_connecting_the_master_account_answers_a_default_calls_prompt(
+    world: dict[str, Any],
+) -> None:
+    """A call with account=None takes the master account once there is one (DESIGN §3):
+    the run waiting for the member's sign-in went on waiting when an admin connected the
+    master account, until its prompt expired (no_integration_grant)."""
+    run_id = _start(world)
+    assert _event(world, "grant.required")["reason"] == "missing"
+    _until(world, run_id, {"parked"})
+    _connect(world, integration="demo", owner="master")
+    run = _until(world, run_id, {"succeeded", "failed"})
+    assert run["status"] == "succeeded" and run["result"]["username"] == "alice", run
+    assert _accounts_used(world, run_id) == ["master"]
+    assert _grant_states(world) == ["granted"]
+
+
+def test_the_master_account_does_not_answer_a_prompt_for_the_users_own_account(
+    world: dict[str, Any],
+) -> None:
+    """account="user" wants the user's own account even when the facility has a master
+    one; a default call that shares its prompt then waits for the user too."""
+    default = _start(world, who="ada", source=ASKS.format(account=""))
+    prompt = _event(world, "grant.required")
+    _until(world, default, {"parked"})
+    own = _start(world, who="ada", source=ASKS.format(account=', account="user"'))
+    _until(world, own, {"parked"})  # the same prompt: no second webhook
+    _connect(world, integration="demo", owner="master")
+    later = _start(world)  # a default call now takes the master at once
+    assert _until(world, later, {"succeeded", "failed"})["result"]["username"] == "alice"
+    assert _accounts_used(world, later) == ["master"]
+    for run_id in (default, own):
+        assert _call(world, "ada", "GET", f"/api/f/lab/runs/{run_id}").json()["status"] == "parked"
+    assert _grant_states(world) == ["pending"]
+    done = _sign_in(world, prompt["connect_url"], approve=True)
+    assert done.status_code == 200 and "connected" in done.text
+    for run_id, used in ((own, "user"), (default, "master")):  # None takes the master now
+        run = _until(world, run_id, {"succeeded", "failed"})
+        assert run["result"]["username"] == "alice", run
+        assert _accounts_used(world, run_id) == [used]
+    assert _deliveries(world, "grant.required") == 1
+
+
+def test_signing_the_master_account_in_again_answers_the_prompt_it_caused(
+    world: dict[str, Any],
+) -> None:
+    """A default call meets a master account that needs_reauth and no account of the
+    member's: unlike account="master" it waits (reason master_needs_reauth), and the
+    admin signing the master account in again answers it with the master."""
+    _connect(world, integration="demo", owner="master")
+    with world["live"].app.app_context():
+        db.session.execute(update(Account).values(status="needs_reauth"))
+        db.session.commit()
+        db.session.remove()
+    run_id = _start(world)
+    assert _event(world, "grant.required")["reason"] == "master_needs_reauth"
+    _until(world, run_id, {"parked"})
+    _connect(world, integration="demo", owner="master")
+    run = _until(world, run_id, {"succeeded", "failed"})
+    assert run["status"] == "succeeded" and run["result"]["username"] == "alice", run
+    assert _accounts_used(world, run_id) == ["master"]
