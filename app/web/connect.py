@@ -13,7 +13,6 @@ from app.errors import AppError, OAuthCallbackError
 from app.models import Account, ConnectLink, Facility, Integration
 from app.services import connect_links, connections, oauth_sign_in
 from app.services.oauth_clients import redirect_uri
-from app.web.api.accounts import answer_waiting_prompts
 from app.web.security import check_csrf
 
 bp = Blueprint("connect", __name__)
@@ -42,7 +41,7 @@ def _answer(
     # embedding app made one) resumes with it, or its call raises: refused. A master
     # account answers the prompts of calls that take it.
     if account is not None and outcome == "connected":
-        answer_waiting_prompts(account)
+        extensions.grants().answer_connected(account)
     elif link.owner == "user" and outcome == "refused":
         extensions.grants().answer_matching(
             facility_id=link.facility_id,

@@ -10,7 +10,6 @@ from app.errors import NotFound, OAuthCallbackError
 from app.models import Grant, Integration, Role
 from app.services import connections, oauth_sign_in
 from app.web import connect
-from app.web.api.accounts import answer_waiting_prompts
 from app.web.security import (
     check_csrf,
     login_required,
@@ -59,7 +58,7 @@ def _signed_in_callback(purpose: str | None) -> ResponseReturnValue:
     if state.grant_id:
         extensions.grants().resolve(state.grant_id, "granted", account.id)
     else:  # connected in Settings: a run waiting for this account goes on too
-        answer_waiting_prompts(account)
+        extensions.grants().answer_connected(account)
     if state.return_to:
         return redirect(state.return_to)
     integration = db.session.get(Integration, account.integration_id)

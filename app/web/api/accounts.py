@@ -88,13 +88,6 @@ def account_out(account: Account) -> AccountOut:
     )
 
 
-def answer_waiting_prompts(account: Account) -> None:
-    """The runs waiting for a sign-in this account answers go on with it: connected in
-    Settings, by the API or a connect link rather than from the prompt, it answers the
-    prompt all the same; a master account answers the prompts of calls that take it."""
-    extensions.grants().answer_connected(account)
-
-
 def _connect(
     member: MemberContext, integration: Integration, body: Connect, *, owner: str
 ) -> Answer:
@@ -155,7 +148,7 @@ def _connect(
             http=extensions.outbound(),
         )
     db.session.commit()
-    answer_waiting_prompts(account)
+    extensions.grants().answer_connected(account)  # runs waiting for it go on
     return account_out(account), 201
 
 
@@ -211,7 +204,7 @@ def connect_with_code(slug: str, key: str, json: ConnectWithCode) -> Answer:
         http=extensions.outbound(),
     )
     db.session.commit()
-    answer_waiting_prompts(account)
+    extensions.grants().answer_connected(account)  # runs waiting for it go on
     return account_out(account), 201
 
 
