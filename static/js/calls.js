@@ -11,13 +11,19 @@ const scripts = Object.fromEntries([...form.elements.script.options].map((o) => 
 // The call's own time and the time a person took to sign in are shown apart.
 const ms = (value) => (value == null ? "" : String(Math.round(value)));
 
-const row = (c) => el("tr", { class: c.error || c.status >= 400 ? "bad" : "" },
-  el("td", { text: when(c.created_at) }), el("td", { text: names[c.user_id] ?? "" }),
-  el("td", { text: scripts[c.script_id] ?? (c.script_id ? `#${c.script_id}` : "editor") }),
-  el("td", { text: c.integration }), el("td", { text: c.account ?? "" }), el("td", { text: c.method }),
-  el("td", { class: "mono", text: c.path }), el("td", { text: c.status ?? "" }),
-  el("td", { class: "call-ms", text: ms(c.duration_ms) }), el("td", { class: "wait-ms", text: ms(c.wait_ms) }),
-  el("td", { text: c.error ?? "" }));
+// Each cell is labelled with its column's heading: on a phone a call is a card of labelled lines.
+const labels = [...document.querySelectorAll("#calls thead th")].map((th) => th.textContent);
+const row = (c) => {
+  const tr = el("tr", { class: c.error || c.status >= 400 ? "bad" : "" },
+    el("td", { text: when(c.created_at) }), el("td", { text: names[c.user_id] ?? "" }),
+    el("td", { text: scripts[c.script_id] ?? (c.script_id ? `#${c.script_id}` : "editor") }),
+    el("td", { text: c.integration }), el("td", { text: c.account ?? "" }), el("td", { text: c.method }),
+    el("td", { class: "mono", text: c.path }), el("td", { text: c.status ?? "" }),
+    el("td", { class: "call-ms", text: ms(c.duration_ms) }), el("td", { class: "wait-ms", text: ms(c.wait_ms) }),
+    el("td", { text: c.error ?? "" }));
+  [...tr.cells].forEach((td, i) => td.setAttribute("data-label", labels[i]));
+  return tr;
+};
 
 // The API sends 50 calls at a time: the rest used to be out of reach. `next` is where the
 // following page starts; a filter change starts over (and outdates a page still loading).
@@ -34,7 +40,7 @@ async function load(more = false) {
     if (asked !== latest) return;
     const rows = page.rows.map(row);
     if (more) tbody.append(...rows); else tbody.replaceChildren(...rows);
-    if (!tbody.rows.length) tbody.replaceChildren(el("tr", {}, el("td", { colspan: 11, class: "muted", text: "No calls match." })));
+    if (!tbody.rows.length) tbody.replaceChildren(el("tr", {}, el("td", { colspan: 11, class: "muted", "data-label": "", text: "No calls match." })));
     next = page.next;
     status.textContent = "";
   } catch (error) {

@@ -406,3 +406,32 @@ def test_the_master_accounts_buttons_keep_apart_from_the_next_heading(
     page.goto(f"{live.url}/f/lab/manage/integrations/keyed")
     assert page.evaluate(gap, ["#master-credentials button", "Test connection"]) >= 20
     fits(page, f"management-integration-key-{width}")
+
+
+def test_the_call_log_reads_on_a_phone(admin_page: Any, live: LiveServer) -> None:
+    """Eleven columns in 375 px wrapped every name letter by letter ("Aver/y Admi/n") and
+    cut off the columns past the card's edge: on a phone each call is a card of labelled
+    lines, and what a call has not (no error) is left out."""
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        session.add(CallLog(facility_id=lab.id, integration_key="keyed", method="GET",
+                            path="https://api.example.com/v1/items/42", status=200))
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{live.url}/f/lab/manage/calls")
+    row = page.locator("#calls tbody tr").first
+    row.locator(".mono").wait_for()
+    card = row.bounding_box()
+    table = page.locator("#calls").bounding_box()
+    assert card["x"] + card["width"] <= table["x"] + table["width"] + 1  # nothing cut off
+    method = row.locator("td").nth(5)
+    assert method.get_attribute("data-label") == "Method"
+    assert page.evaluate(
+        "(td) => getComputedStyle(td, '::before').content", method.element_handle()
+    ) == '"Method"'
+    assert row.locator("td").nth(10).is_hidden()  # no error
+    assert row.locator("td").nth(7).is_visible()  # its status
+    fits(page, "management-call-log-375")
