@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import MAX_INTEGER
@@ -18,6 +18,7 @@ from app.models import CallLog, Grant, Integration, Run, Script, User
 from app.models._types import iso, utcnow
 from app.models.facilities import Role
 from app.services.context import MemberContext
+from app.services.scripts import MAX_PAGE as MAX_ROWS
 
 PER_PAGE = 25
 MAX_PAGE = 10_000
@@ -193,6 +194,28 @@ def find_runs(
         page=page,
         pages=pages,
     )
+
+
+def list_runs(
+    session: Session,
+    member: MemberContext,
+    *,
+    filters: RunFilters,
+    limit: int = 50,
+    after: tuple[datetime, str] | None = None,
+) -> list[Run]:
+    """Runs the member may see that match `filters`, newest first, for the API's cursor
+    pages: `after` (created_at, id) continues from a page's last row."""
+    query = _filtered(member, filters)
+    if after is not None:
+        created, run_id = after
+        query = query.where(
+            or_(Run.created_at < created, and_(Run.created_at == created, Run.id < run_id))
+        )
+    # Clamped at both ends: SQLite reads LIMIT -1 as no limit at all; a page asks for one
+    # row more than it shows, to know whether another page follows.
+    limit = max(1, min(limit, MAX_ROWS + 1))
+    return list(session.scalars(query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)))
 
 
 def runner_names(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -249,35 +248,6 @@ def delete_run(session: Session, member: MemberContext, run_id: str) -> None:
         raise Conflict("the run has not ended: stop it first, then delete it")
     session.delete(run)
     session.flush()
-
-
-def list_runs(
-    session: Session,
-    member: MemberContext,
-    *,
-    script_id: int | None = None,
-    status: RunStatus | None = None,
-    limit: int = 50,
-    after: tuple[datetime, str] | None = None,
-) -> list[Run]:
-    """Recent runs the member may see (of one script, in one status), newest first;
-    `after` (created_at, id) continues a page from its last row."""
-    query = select(Run).where(Run.facility_id == member.facility.id)
-    if not member.can(Role.admin):
-        query = query.where(Run.user_id == member.user.id)
-    if script_id is not None:
-        query = query.where(Run.script_id == script_id)
-    if status is not None:
-        query = query.where(Run.status == str(status))
-    if after is not None:
-        created, run_id = after
-        query = query.where(
-            or_(Run.created_at < created, and_(Run.created_at == created, Run.id < run_id))
-        )
-    # Clamped at both ends: SQLite reads LIMIT -1 as no limit at all; a page asks for one
-    # row more than it shows, to know whether another page follows.
-    limit = max(1, min(limit, MAX_PAGE + 1))
-    return list(session.scalars(query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)))
 
 
 def _require_scripter(member: MemberContext) -> None:

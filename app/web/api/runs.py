@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import db, extensions
 from app.db import MAX_INTEGER
-from app.errors import NotFound
+from app.errors import NotFound, ValidationError
 from app.lifecycle import RunStatus, is_final
 from app.models import CallLog, Grant, Run
 from app.services import idempotency, run_history
@@ -133,6 +133,19 @@ class RunList(paging.Page):
     script_id: QueryInt | None = None
     status: RunStatus | None = Field(
         default=None, description="Only runs in this status (e.g. failed, waiting_for_grant)"
+    )
+    user_id: QueryInt | None = Field(
+        default=None, description="Only runs this user started (admins; others see their own)"
+    )
+    since: StrictStr | None = Field(
+        default=None, description="Only runs started on or after this day (2026-01-31), in `tz`"
+    )
+    until: StrictStr | None = Field(
+        default=None, description="Only runs started on or before this day, in `tz`"
+    )
+    tz: StrictStr | None = Field(
+        default=None, description="The time zone of `since` and `until` (Europe/Paris); UTC"
+        " when absent"
     )
 
 
@@ -280,8 +293,9 @@ def _earlier_run(member: MemberContext, key: str | None, fingerprint: str) -> Ru
 @bp.get("/f/<slug>/runs")
 @spec.validate(query=RunList, resp=reply(HTTP_200=list_of(RunOut)), tags=TAGS)
 def list_runs(slug: str, query: RunList) -> Answer:
-    """Recent runs (own; admins see everyone's), newest first; `script_id` and `status`
-    narrow them (a status that is none is a 400 naming `status`).
+    """Recent runs (own; admins see everyone's), newest first; `script_id`, `status`,
+    `user_id` and the days `since` and `until` (in `tz`) narrow them, as on the Runs page
+    (a value that is none is a 400 naming it).
 
     Paginated: `limit` (1..200, default 50) rows per page; when more rows follow, the
     `Next-Cursor` header holds the value to send as `cursor` for the next page.
@@ -290,9 +304,11 @@ def list_runs(slug: str, query: RunList) -> Answer:
     position = paging.decode(query.cursor, kinds=(str, str))
     after = (paging.instant(position[0]), str(position[1])) if position else None
     limit = paging.page_limit(query.limit)
-    rows = scripts_service.list_runs(
-        db.session(), member, script_id=query.script_id, status=query.status,
-        limit=limit + 1, after=after,
+    filters = run_history.RunFilters.parse(query.model_dump())
+    if (problem := filters.problem()) is not None:
+        raise ValidationError(problem, field="since")
+    rows = run_history.list_runs(
+        db.session(), member, filters=filters, limit=limit + 1, after=after
     )
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if more else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app import db
-from app.models import CallLog, Facility, Role, Run
+from app.models import CallLog, Facility, Role, Run, User
 from app.models._types import utcnow
 from app.testing import LiveServer, WebClient, signed_in_session
 from tests.conftest import add_member, create_facility, create_user
@@ -109,6 +109,40 @@ def test_runs_narrow_by_status_on_every_page(lab: dict[str, Any]) -> None:
     assert wrong.status_code == 400
     assert wrong.get_json()["error"]["field"] == "status"
     assert "waiting_for_grant" in wrong.get_json()["error"]["message"]
+
+
+def test_runs_narrow_by_user_and_day_as_on_the_runs_page(lab: dict[str, Any]) -> None:
+    # The Runs page had these filters; the API ignored them and answered every run.
+    session = db.session()
+    bo_id = session.scalar(select(User.id).where(User.email == "bo@example.com"))
+    days = {"ada-old": (lab["ada_id"], "2026-03-01T10:00:00"),
+            "ada-new": (lab["ada_id"], "2026-03-03T10:00:00"),
+            "bo-new": (bo_id, "2026-03-03T23:30:00")}  # 2026-03-04 in Berlin
+    ids = {}
+    for name, (user_id, at) in days.items():
+        run = Run(facility_id=lab["facility"].id, user_id=user_id, source="",
+                  created_at=datetime.fromisoformat(at).replace(tzinfo=UTC))
+        session.add(run)
+        session.flush()
+        ids[run.id] = name
+    session.commit()
+
+    def names(query: str, who: str = "ada") -> list[str]:
+        answer = lab[who].get(f"/api/f/lab/runs?{query}")
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        return [ids[row["id"]] for row in answer.get_json()]
+
+    assert names(f"user_id={bo_id}") == ["bo-new"]
+    assert names("since=2026-03-02") == ["bo-new", "ada-new"]
+    assert names("until=2026-03-02") == ["ada-old"]
+    assert names("since=2026-03-04&tz=Europe/Berlin") == ["bo-new"]
+    assert names(f"user_id={lab['ada_id']}", who="bo") == ["bo-new"]  # a scripter: own runs
+    for query, field in (("since=yesterday", "since"), ("tz=Mars/Base", "tz"),
+                         ("since=2026-03-04&until=2026-03-01", "since")):
+        wrong = lab["ada"].get(f"/api/f/lab/runs?{query}")
+        assert wrong.status_code == 400 and wrong.get_json()["error"]["field"] == field, query
+    swapped = lab["ada"].get("/api/f/lab/runs?since=2026-03-04&until=2026-03-01").get_json()
+    assert "swap them" in swapped["error"]["message"]
 
 
 def test_the_call_log_pages_by_cursor(lab: dict[str, Any]) -> None:
