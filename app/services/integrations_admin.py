@@ -131,12 +131,22 @@ def update_integration(
 ) -> Integration:
     """Change settings; default header and query values sent are replaced whole (the
     saved ones are kept when none are sent); see oauth_clients.set_client for the OAuth
-    client. The key cannot change, and an edit that names nothing to change is a 400."""
+    client. The key and the auth mode cannot change, and an edit that names nothing to
+    change is a 400."""
     if "key" in fields:
         raise ValidationError(
             "key: an integration's key cannot be changed (scripts and accounts refer to it);"
             " add a new integration with the other key instead",
             field="key",
+        )
+    if fields.get("auth_mode", integration.auth_mode) != integration.auth_mode:
+        # Accounts hold credentials of their mode: an API-key account under oauth2 (or a
+        # master account under "none") was kept, shown as connected, and could not work.
+        raise ValidationError(
+            f"auth_mode: an integration's sign-in mode cannot be changed (its accounts sign "
+            f"in with {integration.auth_mode}); add a new integration with the other mode "
+            "instead",
+            field="auth_mode",
         )
     if not any(name in fields for name in CHANGEABLE):
         raise ValidationError(f"give {', '.join(CHANGEABLE)} to change", field="body")

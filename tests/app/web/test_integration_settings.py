@@ -393,3 +393,20 @@ def test_the_management_list_says_which_integrations_are_switched_off(
     }
     assert '<span class="badge warn"' in rows["stripe"] and ">off</span>" in rows["stripe"]
     assert ">off</span>" not in rows["openai"]
+
+
+def test_the_auth_mode_cannot_be_changed(admin: FlaskClient) -> None:
+    """The settings page says the sign-in mode is fixed, but the API changed it: an API-key
+    integration with a master account became "none", the account still shown connected."""
+    assert _create(admin, {"catalog_key": "stripe"}).status_code == 201
+    changed = _patch(admin, "stripe", {"auth_mode": "none", "placements": []})
+    assert changed.status_code == 400, changed.get_json()
+    assert changed.get_json()["error"]["field"] == "auth_mode"
+    assert changed.get_json()["error"]["message"] == (
+        "auth_mode: an integration's sign-in mode cannot be changed (its accounts sign in "
+        "with api_key); add a new integration with the other mode instead"
+    )
+    listed = admin.get("/api/f/lab/integrations").get_json()
+    assert [i["auth_mode"] for i in listed if i["key"] == "stripe"] == ["api_key"]
+    same = _patch(admin, "stripe", {"auth_mode": "api_key", "name": "Payments"})
+    assert same.status_code == 200, same.get_json()
