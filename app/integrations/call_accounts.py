@@ -155,7 +155,10 @@ class CallAccounts:
             integration_key=integration.key,
             integration_name=integration.name,
             label=label,
-            reason=reason_override or found.reason,
+            # Once the one found is marked, the resolution knows whose it was (a default
+            # call's master: master_needs_reauth, not "sign in again" to an own account).
+            reason=reason_override if found.account is not None and reason_override
+            else found.reason,
             takes_master=wanted is None,
             call=call,
         )

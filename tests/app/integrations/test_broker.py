@@ -499,6 +499,29 @@ def test_a_401_refreshes_and_retries_once(
     assert world["provider"].stats["refreshes"] == 1
 
 
+@pytest.mark.parametrize("found_by", ["a 401", "its expiry"])
+def test_a_master_whose_refresh_is_refused_asks_in_the_masters_words(
+    app: Flask, session: Session, world: dict[str, Any], found_by: str
+) -> None:
+    # A default call on the master account found it could not be refreshed (invalid_grant):
+    # the member was asked to sign in "again" (needs_reauth) to an account they never had.
+    account = _oauth_account(session, world)
+    if found_by == "its expiry":
+        account.token_expires_at = utcnow() - timedelta(seconds=1)
+        session.commit()
+    world["provider"].state.expire_access_tokens()
+    world["provider"].state.revoke_all_refresh_tokens()
+
+    def refuse(request: GrantRequest) -> int:
+        raise HostCallError("no_integration_grant", "declined", reason="refused")
+
+    asked, hook = _hook_recorder(refuse)
+    run(app, world, 'result = integrations.get("demo", "/me").status', grant_hook=hook)
+    assert [(r.integration_key, r.reason, r.takes_master) for r in asked] == [
+        ("demo", "master_needs_reauth", True)
+    ]
+
+
 def test_fifty_concurrent_calls_on_an_expired_token_refresh_once(
     app: Flask, session: Session, world: dict[str, Any]
 ) -> None:
