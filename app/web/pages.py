@@ -72,7 +72,26 @@ def _form_rules() -> dict[str, Any]:
     return {
         "fields": fields,
         "credential_fields": dict(catalog_rules.DEFAULT_CREDENTIAL_FIELDS),
+        "placements": {mode: _json_text(_placement_example(mode)) for mode in fields},
     }
+
+
+# Where an API key goes differs by provider, so these modes have no default placement: the
+# form shows an example that sends the mode's own fields ("Bearer {token}" sent none).
+_KEY_PLACEMENTS = {
+    "api_key": [{"location": "header", "name": "X-API-Key", "template": "{api_key}"}],
+    "api_key_secret": [
+        {"location": "header", "name": "X-API-Key", "template": "{api_key}"},
+        {"location": "header", "name": "X-API-Secret", "template": "{api_secret}"},
+    ],
+}
+
+
+def _placement_example(mode: str) -> list[dict[str, Any]]:
+    """The placements example the custom form shows for an auth mode: its default, if any."""
+    fields = catalog_rules.DEFAULT_CREDENTIAL_FIELDS.get(mode, ())
+    default = catalog_rules.default_placements(mode, fields)
+    return [catalog_rules.placement_dict(p) for p in default] or _KEY_PLACEMENTS.get(mode, [])
 
 
 def _json_text(value: Any) -> str:

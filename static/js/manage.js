@@ -100,6 +100,8 @@ if (custom) {
   let filled = "";
   const sync = () => {
     for (const node of custom.querySelectorAll("[data-field]")) node.hidden = !uses(node.dataset.field);
+    // The example follows the mode: an API key's "Bearer {token}" sent no key and was refused.
+    custom.elements.placements.placeholder = rules.placements[mode.value] ?? "";
     if (credentials.value.trim() && credentials.value !== filled) return;
     credentials.value = filled = (rules.credential_fields[mode.value] ?? []).join(" ");
   };

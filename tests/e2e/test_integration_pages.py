@@ -551,3 +551,19 @@ def test_the_redirect_uri_shows_before_an_oauth_integration_is_added(
     custom.locator("[name=auth_mode]").select_option("api_key")
     assert custom.locator(".redirect-uri").is_hidden()
     shot(page, "management-new-redirect-uri")
+
+
+@pytest.mark.parametrize("mode", ["api_key", "api_key_secret"])
+def test_the_placements_example_of_a_key_mode_works_as_typed(
+    admin_page: Any, live: LiveServer, mode: str
+) -> None:
+    """The example under "Where the credential goes" was "Bearer {token}" in every mode: typed
+    in for an API key, it sent no key and the form refused it ("'api_key' is declared but
+    never sent")."""
+    page = admin_page
+    form = new_keyed_form(page, live)
+    form.locator("[name=auth_mode]").select_option(mode)
+    placements = form.locator("[name=placements]")
+    placements.fill(placements.get_attribute("placeholder"))
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**/manage/integrations/keyed")
