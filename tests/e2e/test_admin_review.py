@@ -435,3 +435,22 @@ def test_the_call_log_reads_on_a_phone(admin_page: Any, live: LiveServer) -> Non
     assert row.locator("td").nth(10).is_hidden()  # no error
     assert row.locator("td").nth(7).is_visible()  # its status
     fits(page, "management-call-log-375")
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_each_webhook_event_box_sits_beside_its_name(
+    admin_page: Any, live: LiveServer, width: int
+) -> None:
+    """The event checkboxes of the endpoint form stood above their names, so on a phone a box
+    read as belonging to the name above or beside it."""
+    page = admin_page
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(f"{live.url}/f/lab/manage")
+    labels = page.locator("#add-webhook label:has(input[name=events])")
+    assert labels.count() == 5
+    for label in labels.all():
+        box = label.locator("input").bounding_box()
+        whole = label.bounding_box()
+        assert abs((box["y"] + box["height"] / 2) - (whole["y"] + whole["height"] / 2)) <= 3
+        assert box["x"] + box["width"] <= whole["x"] + 20  # it comes first, on the left
+    shot(page, f"management-webhook-form-{width}")
