@@ -65,7 +65,16 @@ export function toast(content, kind = "info", { lasting = false } = {}) {
   const role = lasting && kind === "error" ? "alert" : "status";
   const item = el("div", { class: `toast ${kind}`, role }, ...[content].flat());
   box.append(item);
-  if (!lasting) setTimeout(() => item.remove(), 4000);
+  // An error says what to do next: it stays long enough to be read (WCAG 2.2.1), longer
+  // while the pointer rests on it, and a click puts it away.
+  if (!lasting) {
+    let timer = setTimeout(() => item.remove(), kind === "error" ? 12000 : 4000);
+    if (kind === "error") {
+      item.addEventListener("mouseenter", () => clearTimeout(timer));
+      item.addEventListener("mouseleave", () => { timer = setTimeout(() => item.remove(), 4000); });
+      item.addEventListener("click", () => item.remove());
+    }
+  }
   return item;
 }
 

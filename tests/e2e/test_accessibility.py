@@ -424,3 +424,28 @@ def test_every_kind_of_toast_is_readable_in_both_colour_schemes(
             assert ratio >= 4.5, f"a {kind} toast in {scheme} mode: {colours}, {ratio:.2f}:1"
     finally:
         page.emulate_media(color_scheme="light")
+
+
+def test_an_error_toast_stays_to_be_read_and_a_click_puts_it_away(
+    browser: Any, site: Site
+) -> None:
+    # Errors that say what to do next ("... is the last admin ...") went after 4 s, like
+    # "Saved", before a slow reader got to the end (WCAG 2.2.1).
+    page = signed_in(browser, site.live, PEOPLE["member"], width=1280)  # its own clock
+    page.clock.install()
+    page.goto(f"{site.live.url}/f/lab/scripts")
+    page.evaluate("""async () => {
+        const { toast } = await import('/static/js/api.js');
+        toast('Saved', 'ok');
+        toast('Resume the endpoint first, then send again.', 'error');
+    }""")
+    page.clock.run_for(6000)
+    assert page.locator("#toasts .toast.ok").count() == 0
+    error = page.locator("#toasts .toast.error", has_text="Resume the endpoint first")
+    assert error.is_visible()
+    error.hover()
+    page.clock.run_for(30000)  # held while the pointer rests on it
+    assert error.is_visible()
+    error.click()
+    assert error.count() == 0
+    page.context.close()
