@@ -160,7 +160,7 @@ class Broker:
             raise HostCallError(
                 "quota_exceeded",
                 f"this facility's monthly quota of {quota} integration calls is used up; "
-                "an admin can raise it on the Management page",
+                "an admin can raise it under Management → Usage and quota",
                 service=integration.key,
             )
 
