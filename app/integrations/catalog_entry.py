@@ -24,6 +24,15 @@ TokenRequestMethod = Literal["POST", "GET"]
 TokenAuthMethod = Literal["client_secret_basic", "client_secret_post"]
 
 AUTH_MODES: frozenset[str] = frozenset(get_args(AuthMode))
+# How pages name each mode (the form's choices, in this order).
+AUTH_MODE_WORDS: dict[str, str] = {
+    "oauth2": "OAuth2 authorization code",
+    "oauth2_client_credentials": "OAuth2 client credentials",
+    "api_key": "API key",
+    "api_key_secret": "API key + secret",
+    "basic": "Basic (username + password)",
+    "none": "None",
+}
 OAUTH_MODES: frozenset[str] = frozenset({"oauth2", "oauth2_client_credentials"})
 # Modes whose accounts are typed into a form (a key, a key + secret, a username + password).
 CREDENTIAL_MODES: frozenset[str] = frozenset({"api_key", "api_key_secret", "basic"})

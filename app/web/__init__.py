@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from app import db
 from app.errors import Conflict, DatabaseUnavailable, ValidationError
+from app.integrations.catalog_entry import AUTH_MODE_WORDS
 from app.models._types import UNSTORABLE_TEXT
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,9 @@ def register_blueprints(app: Flask) -> None:
         csrf_token=csrf_token, current_identity=current_identity, sees_error_codes=sees_error_codes
     )
     app.jinja_env.filters["field_label"] = field_label
+    # A sign-in mode in words ("api_key": "API key"), as the form that sets it says it.
+    app.jinja_env.filters["auth_mode_words"] = lambda mode: AUTH_MODE_WORDS.get(mode, mode)
+    app.jinja_env.globals["auth_mode_words"] = AUTH_MODE_WORDS
 
 
 def _roll_back_failed_request(_app: Flask, **_extra: object) -> None:

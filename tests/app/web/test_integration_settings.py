@@ -410,3 +410,18 @@ def test_the_auth_mode_cannot_be_changed(admin: FlaskClient) -> None:
     assert [i["auth_mode"] for i in listed if i["key"] == "stripe"] == ["api_key"]
     same = _patch(admin, "stripe", {"auth_mode": "api_key", "name": "Payments"})
     assert same.status_code == 200, same.get_json()
+
+
+def test_pages_name_sign_in_modes_in_words_not_codes(admin: FlaskClient) -> None:
+    """The Management list said `api_key` and `oauth2_client_credentials` where the form
+    that made them says "API key" and "OAuth2 client credentials"."""
+    assert _create(admin, {"catalog_key": "stripe"}).status_code == 201
+    page = admin.get("/f/lab/manage").get_data(as_text=True)
+    row = page.split('<tr data-key="stripe">')[1].split("</tr>")[0]
+    assert '<td data-label="Sign-in">API key</td>' in row
+    catalog = admin.get("/f/lab/manage/integrations/new").get_data(as_text=True)
+    assert '<option value="oauth2_client_credentials">OAuth2 client credentials</option>' in (
+        catalog)
+    assert '<span class="muted">OAuth2 authorization code</span>' in catalog  # GitHub's entry
+    settings = admin.get("/f/lab/manage/integrations/stripe").get_data(as_text=True)
+    assert "Sign-in: API key <code>api_key</code>" in settings
