@@ -425,3 +425,18 @@ def test_pages_name_sign_in_modes_in_words_not_codes(admin: FlaskClient) -> None
     assert '<span class="muted">OAuth2 authorization code</span>' in catalog  # GitHub's entry
     settings = admin.get("/f/lab/manage/integrations/stripe").get_data(as_text=True)
     assert "Sign-in: API key <code>api_key</code>" in settings
+
+
+def test_only_an_authorization_code_integration_shows_a_redirect_uri(admin: FlaskClient) -> None:
+    """Client credentials send nobody to the provider, yet the page said to register a
+    redirect URI for them."""
+    shown = {}
+    for key, mode in (("code", "oauth2"), ("machine", "oauth2_client_credentials")):
+        body = {**OAUTH, "key": key, "auth_mode": mode}
+        if mode != "oauth2":
+            del body["authorization_url"]
+        made = _create(admin, body)
+        assert made.status_code == 201, made.get_json()
+        page = admin.get(f"/f/lab/manage/integrations/{key}").get_data(as_text=True)
+        shown[mode] = 'id="redirect-uri"' in page
+    assert shown == {"oauth2": True, "oauth2_client_credentials": False}
