@@ -23,6 +23,7 @@ from app.integrations.catalog_credentials import (
     placements_of,
 )
 from app.integrations.catalog_entry import (
+    AUTH_MODE_WORDS,
     AUTH_MODES,
     AUTHORIZATION_CODE_ONLY_FIELDS,
     CREDENTIAL_FIELDS,
@@ -245,10 +246,13 @@ def _check_misplaced(r: EntryReader, auth_mode: str) -> None:
 
 
 def _check_required_urls(r: EntryReader, auth_mode: str, urls: Mapping[str, str | None]) -> None:
+    # Said in the form's words for the mode too: admins read these under its fields.
     if auth_mode in OAUTH_MODES and urls["token_url"] is None:
-        raise r.error("token_url", f"required for auth_mode {auth_mode}")
+        raise r.error("token_url", f"required for {AUTH_MODE_WORDS[auth_mode]} sign-in"
+                      f" (auth_mode {auth_mode})")
     if auth_mode == "oauth2" and urls["authorization_url"] is None:
-        raise r.error("authorization_url", "required for auth_mode oauth2")
+        raise r.error("authorization_url", "required for OAuth2 authorization code sign-in"
+                      " (auth_mode oauth2)")
 
 
 def _scope_separator(r: EntryReader) -> str:

@@ -190,7 +190,11 @@ def custom_key(fields: Mapping[str, Any]) -> str:
     """The key typed for a new integration, lowercased: letters and digits, starting with a
     letter, within the catalog's length limit."""
     key = (optional_text(fields, "key") or "").strip()
-    if not key or not key.isalnum() or not key.isascii() or not key[0].isalpha():
+    if not key:
+        raise ValidationError(
+            "give the integration a key (letters and digits, starting with a letter): scripts"
+            " name it in their calls", field="key")
+    if not key.isalnum() or not key.isascii() or not key[0].isalpha():
         raise ValidationError(
             "the key must be letters and digits, starting with a letter", field="key"
         )

@@ -195,7 +195,7 @@ BAD_ENTRIES = [
     ),
     pytest.param(
         make_entry(drop=("token_url",)),
-        "token_url: required for auth_mode oauth2",
+        "token_url: required for OAuth2 authorization code sign-in (auth_mode oauth2)",
         id="missing-token-url",
     ),
     pytest.param(make_entry(colour="blue"), "unknown field(s): colour", id="unknown-field"),
@@ -252,7 +252,7 @@ BAD_ENTRIES = [
     ),
     pytest.param(
         make_entry(drop=("authorization_url",)),
-        "authorization_url: required for auth_mode oauth2",
+        "authorization_url: required for OAuth2 authorization code sign-in (auth_mode oauth2)",
         id="missing-authorization-url",
     ),
     pytest.param(make_entry(name=""), "name: must be a non-empty string", id="empty-name"),

@@ -187,7 +187,7 @@ def test_a_custom_integration_with_several_wrong_fields_hears_of_each_at_once(
         "key": "the key must be letters and digits, starting with a letter",
         "name": "name: must be a non-empty string",
         "base_url": "base_url: must be an https URL",
-        "token_url": "token_url: required for auth_mode oauth2",
+        "token_url": "token_url: required for OAuth2 authorization code sign-in (auth_mode oauth2)",
         "scopes": "scopes: scope 'read write' is empty or holds whitespace or separator",
         "client_id": "enter the client id from the provider",
     }
@@ -440,3 +440,13 @@ def test_only_an_authorization_code_integration_shows_a_redirect_uri(admin: Flas
         page = admin.get(f"/f/lab/manage/integrations/{key}").get_data(as_text=True)
         shown[mode] = 'id="redirect-uri"' in page
     assert shown == {"oauth2": True, "oauth2_client_credentials": False}
+
+
+def test_an_empty_key_is_asked_for_not_called_malformed(admin: FlaskClient) -> None:
+    """An empty key was told it "must be letters and digits", as if what was typed were wrong."""
+    answer = _create(admin, {**KEYED, "key": "  "})
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == {
+        "code": "invalid_input", "field": "key",
+        "message": "give the integration a key (letters and digits, starting with a letter):"
+                   " scripts name it in their calls"}
