@@ -240,6 +240,9 @@ def serve(
             "--workers must be 1 with the embedded executor (SCRIPTBOX_EXECUTOR=inprocess): "
             "runs and page events live in one process; raise --threads instead"
         )
+    refused = serving.cannot_listen(host, port)
+    if refused is not None:
+        raise click.ClickException(refused)
     if app.config["PUBLIC_URL_DERIVED"]:
         # Redirect URIs and the websocket's origin check must name where pages are opened.
         app.config["PUBLIC_URL"] = listening_url(host, port)

@@ -10,9 +10,11 @@ states travel in them.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import select
+import socket
 import threading
 from typing import Any
 
@@ -172,6 +174,33 @@ def options(*, host: str, port: int, workers: int, threads: int,
         "proc_name": "scriptbox",
         "control_socket_disable": True,  # no unix socket left in $HOME
     }
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why `serve` could not listen on host:port now, in one line; None when it can.
+
+    Tried as gunicorn binds (SO_REUSEADDR) before anything else starts: a port in use
+    was five retries of gunicorn's errors and "Can't connect", after the migrations and
+    the demo data, and never said that --port picks another one.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError:
+        return None  # a name that does not resolve: gunicorn's own error says so
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"{host}:{port} is in use (another server listens there): stop it, "
+                    "or serve on another port with --port"
+                )
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def fit_waiting(flask_app: Flask, *, threads: int) -> int:

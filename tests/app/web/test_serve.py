@@ -70,10 +70,12 @@ def free_port() -> int:
         return port
 
 
-def start_server(tmp_path: Path, *args: str, public_url: str | None = "") -> Server:
-    """`serve --demo` on a free port; SCRIPTBOX_PUBLIC_URL is that port's loopback URL by
-    default, `public_url` when given, and unset when it is None."""
-    port = free_port()
+def start_server(
+    tmp_path: Path, *args: str, public_url: str | None = "", port: int | None = None
+) -> Server:
+    """`serve --demo` on `port` (a free one by default); SCRIPTBOX_PUBLIC_URL is that port's
+    loopback URL by default, `public_url` when given, and unset when it is None."""
+    port = port or free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "SCRIPTBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'scriptbox.sqlite'}",
@@ -267,6 +269,25 @@ def test_more_than_one_worker_is_refused_with_the_embedded_executor(tmp_path: Pa
         assert "--workers must be 1 with the embedded executor" in refused.output()
     finally:
         stop(refused)
+
+
+def test_a_port_in_use_is_one_line_that_names_it_and_says_port(tmp_path: Path) -> None:
+    """Port 5000 taken (the README's default; macOS's AirPlay listens there) was five
+    retries of gunicorn's errors, then "Can't connect", after the migrations and the demo
+    data: nothing said that --port picks another port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = start_server(tmp_path, port=port)
+        try:
+            assert refused.process.wait(timeout=60) == 1  # click's error, before gunicorn
+            assert refused.output() == (
+                f"Error: 127.0.0.1:{port} is in use (another server listens there): stop it, "
+                "or serve on another port with --port\n"
+            )
+        finally:
+            stop(refused)
 
 
 def test_serving_on_every_interface_keeps_pages_live_at_loopback(tmp_path: Path) -> None:
