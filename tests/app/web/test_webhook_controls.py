@@ -265,6 +265,10 @@ def test_a_paused_endpoint_gets_nothing_new_and_its_pending_deliveries_wait(
     assert retrying["status"] == "retrying"
     answer = _call(world, "ada", "PATCH", path, json={"active": False})
     assert answer.status_code == 200 and answer.json()["active"] is False
+    # The Management page says it waits for the endpoint; it showed a next try as well.
+    page = _call(world, "ada", "GET", "/f/lab/manage").text
+    row = page.split(f'data-delivery-id="{ping["id"]}"')[1].split("</tr>")[0]
+    assert "(waits: the endpoint is paused)" in row and "next-try" not in row
     # No new deliveries: a run's event, a test and a redelivery.
     run = _call(
         world,
