@@ -264,7 +264,7 @@ for (const row of members?.querySelectorAll("tbody tr") ?? []) {
       await api("PATCH", `/api/f/${slug}/members/${userId}`, { role: select.value });
       select.dataset.role = select.value;
       if (leaving) { location.assign(`/f/${slug}/scripts`); return; }
-      toast("Role changed", "ok");
+      toast(`${name} is now ${select.value}`, "ok");  // whose role, and what it is now
     } catch (error) { select.value = select.dataset.role; toast(error.message, "error"); }
   });
   row.querySelector(".remove-member").addEventListener("click", async () => {

@@ -128,7 +128,7 @@ def test_the_only_admin_cannot_demote_themselves_and_role_changes_ask_first(
     other = page.get_by_label("Role of Mia Member")
     asked = answer_next_dialog(page, accept=True)
     other.select_option("scripter")
-    page.locator(".toast", has_text="Role changed").wait_for()
+    page.locator(".toast", has_text="Mia Member is now scripter").wait_for()
     assert asked == ["Make Mia Member scripter?"]
     assert roles(site)["member@example.com"] == "scripter"
 
