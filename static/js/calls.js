@@ -50,6 +50,18 @@ async function load(more = false) {
   older.hidden = !next;
   older.disabled = false;
 }
-form.addEventListener("change", () => { next = null; load(); });
+// The filters live in the page's address too: a reload keeps them, and a link shares them.
+const FILTERS = ["integration", "user", "script", "status"];
+const given = new URLSearchParams(location.search);
+for (const name of FILTERS) {
+  const select = form.elements[name];
+  if (given.has(name) && [...select.options].some((o) => o.value === given.get(name))) select.value = given.get(name);
+}
+form.addEventListener("change", () => {
+  const shown = new URLSearchParams(FILTERS.filter((n) => form.elements[n].value).map((n) => [n, form.elements[n].value]));
+  history.replaceState(null, "", shown.size ? `?${shown}` : location.pathname);
+  next = null;
+  load();
+});
 older.addEventListener("click", () => load(true));
 load();

@@ -212,6 +212,16 @@ def test_the_call_log_shows_older_calls_a_page_at_a_time(
     page.wait_for_function("() => document.querySelectorAll('#calls tbody tr').length === 3")
     assert older.is_hidden()
     shot(page, "management-call-log-older")
+    # The filter is in the address: a reload (or a shared link) keeps it; it was lost.
+    assert page.url.endswith("/f/lab/manage/calls?status=error")
+    page.reload()
+    assert page.locator("#call-filters [name=status]").input_value() == "error"
+    page.wait_for_function("() => document.querySelectorAll('#calls tbody tr').length === 3")
+    page.locator("#call-filters [name=status]").select_option("")
+    page.wait_for_function("() => document.querySelectorAll('#calls tbody tr').length === 50")
+    assert page.url.endswith("/f/lab/manage/calls")
+    page.get_by_role("link", name="Usage and quota").click()  # and the way back
+    page.wait_for_url("**/f/lab/manage/usage")
 
 
 def test_an_endpoint_the_outbound_guard_refuses_is_said_in_the_form(
