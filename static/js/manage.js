@@ -239,6 +239,12 @@ if (integrationPage) {
 }
 
 // -- members and usage ---------------------------------------------------------------------
+// A form's error speaks of what was sent: typing something else puts it away.
+for (const form of document.querySelectorAll("form")) {
+  const error = form.querySelector(".form-error");
+  if (error) form.addEventListener("input", () => showError(error, ""));
+}
+
 const addMember = document.getElementById("add-member");
 addMember?.addEventListener("submit", async (event) => {
   event.preventDefault();

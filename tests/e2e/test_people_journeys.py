@@ -152,6 +152,13 @@ def test_an_admin_invites_by_email_and_the_invitee_accepts(browser: Any, site: L
     form.locator("[name=role]").select_option("scripter")
     form.locator("button[type=submit]").click()
     admin.locator(".toast", has_text="now says scripter (it said member)").wait_for()
+    # A refusal stays beside the form until something else is typed; it stayed on.
+    form.locator("[name=email]").fill("member@example.com")
+    form.locator("button[type=submit]").click()
+    refused = form.locator(".form-error", has_text="already a member")
+    refused.wait_for()
+    form.locator("[name=email]").press_sequentially("x")
+    refused.wait_for(state="hidden")
 
     newcomer = sign_in(browser, site, "newcomer@example.com")
     newcomer.wait_for_url("**/invitations")
