@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 import requests
+from alembic import command
 
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.lifecycle import FINAL
+from app.migrate import alembic_config
 from app.models import Grant, Role, Run
 from app.testing import WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
@@ -172,3 +174,43 @@ def test_a_killed_server_leaves_no_run_behind_and_no_stale_prompt(
     # The restarted server runs new work as usual.
     again = start(client, "result = 'after the restart'")
     assert page.wait_for("run.finished", run_id=again)["run"]["result"] == "after the restart"
+
+
+def test_a_run_parked_before_an_upgrade_to_0021_resumes_after_it(
+    setup: dict[str, Any],
+) -> None:
+    """The upgrade of a live installation: stopped with SIGTERM while a run waits for a
+    sign-in (it parks), its database still at 0020 (before grants.takes_master), then served
+    by this release, which migrates it: the prompt is shown again and the sign-in resumes
+    the run from its journal."""
+    app, port = setup["app"], free_port()
+    first = Server(app.config, port)
+    setup["servers"].append(first)
+    client = WebClient(app, first.url, setup["user_id"])
+    page = client.websocket("lab")
+    page.wait_for("hello")
+    waiting = start(client, NEEDS_OTHER)
+    prompt = page.wait_for("grant.required", run_id=waiting)
+    page.wait_for("run.status", run_id=waiting, status="waiting_for_grant")
+    first.process.terminate()  # SIGTERM: the waiting run parks, the server exits 0
+    assert first.process.wait(timeout=60) == 0, first.lines
+    command.downgrade(alembic_config(app.config["DATABASE_URL"]), "0020")
+
+    second = Server(app.config, port)  # `serve` migrates to the head before it listens
+    setup["servers"].append(second)
+    with app.app_context():
+        grant = db.session.get(Grant, prompt["grant_id"])
+        assert grant is not None and grant.state == "pending" and not grant.takes_master
+    assert client.api("GET", f"/api/f/lab/runs/{waiting}").json()["status"] == "parked"
+    page = client.websocket("lab")
+    page.wait_for("hello")
+    page.send({"type": "ping"})
+    page.wait_for("pong")
+    shown = [m["grant_id"] for m in page.seen if m["type"] == "grant.required"]
+    assert shown == [prompt["grant_id"]]
+    signed = client.post_form(prompt["sign_in_url"], {"api_key": API_KEY})
+    assert signed.status_code == 200, signed.text
+    resumed = page.wait_for("run.finished", run_id=waiting)["run"]
+    assert resumed["status"] == "succeeded", resumed
+    assert resumed["result"] == "/keyapi/echo"
+    assert resumed["output"] == "parking\n"
