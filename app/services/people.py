@@ -13,6 +13,7 @@ from app.models import Facility, Membership, Role, User
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+MAX_FACILITY_NAME = 120  # the column's width
 MIN_PASSWORD = 8
 # Werkzeug's default (scrypt). The test suite swaps in a cheap method: hashing is not
 # what it tests, and scrypt costs ~0.1 s a user.
@@ -58,6 +59,19 @@ def create_facility(session: Session, *, name: str, slug: str) -> Facility:
     facility = Facility(name=name.strip() or slug, slug=slug)
     session.add(facility)
     session.flush()
+    return facility
+
+
+def rename_facility(facility: Facility, name: str) -> Facility:
+    """Give the facility another name (its slug, in every address, stays)."""
+    name = name.strip()
+    if not name:
+        raise ValidationError("give the facility a name", field="name")
+    if len(name) > MAX_FACILITY_NAME:
+        raise ValidationError(
+            f"the facility's name may be at most {MAX_FACILITY_NAME} characters", field="name"
+        )
+    facility.name = name
     return facility
 
 

@@ -245,6 +245,16 @@ for (const form of document.querySelectorAll("form")) {
   if (error) form.addEventListener("input", () => showError(error, ""));
 }
 
+const facilityName = document.getElementById("facility-name");
+facilityName?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const renamed = await api("PATCH", `/api/f/${slug}`, { name: facilityName.elements.name.value });
+    toastAfterReload(`The facility is now called ${renamed.name}.`);
+    location.reload();
+  } catch (error) { showError(facilityName.querySelector(".form-error"), error.message); }
+});
+
 const addMember = document.getElementById("add-member");
 addMember?.addEventListener("submit", async (event) => {
   event.preventDefault();

@@ -315,3 +315,21 @@ def test_the_site_icon_is_served(browser: Any, site: LiveServer) -> None:
     icon = page.locator("link[rel=icon]").get_attribute("href")
     assert page.evaluate("async (href) => (await fetch(href)).status", icon) == 200
     page.close()
+
+
+def test_an_admin_renames_the_facility_from_management(browser: Any, site: LiveServer) -> None:
+    admin = sign_in(browser, site, "admin@example.com")
+    admin.goto(f"{site.url}/f/lab/manage")
+    form = admin.locator("#facility-name")
+    before = form.locator("[name=name]").input_value()
+    form.locator("[name=name]").fill("   ")
+    form.locator("button[type=submit]").click()
+    form.locator(".form-error", has_text="give the facility a name").wait_for()
+    form.locator("[name=name]").fill("Lab Renamed")
+    form.locator("button[type=submit]").click()
+    admin.locator(".toast", has_text="The facility is now called Lab Renamed.").wait_for()
+    assert admin.locator("h1").inner_text() == "Management · Lab Renamed"
+    assert admin.url.endswith("/f/lab/manage")  # the address stays
+    form.locator("[name=name]").fill(before)  # as the other tests expect it
+    form.locator("button[type=submit]").click()
+    admin.locator(".toast", has_text=f"The facility is now called {before}.").wait_for()

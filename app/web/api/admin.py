@@ -1,14 +1,16 @@
-"""Facility administration: the call log, usage per month and the monthly quota (admins)."""
+"""Facility administration: its name, the call log, usage per month and the monthly quota
+(admins)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 from sqlalchemy import select
 
 from app import db
 from app.models import CallLog, Role
+from app.services import people
 from app.services import usage as usage_service
 from app.web.api import paging
 from app.web.api.base import api_blueprint
@@ -18,6 +20,37 @@ from app.web.security import require_member
 
 bp = api_blueprint("api_admin")
 TAGS = ("administration",)
+
+
+class FacilityOut(BaseModel):
+    """A facility: its slug (in every address; fixed) and its name."""
+
+    slug: str
+    name: str
+
+
+class FacilityUpdate(Body):
+    """A new name for the facility."""
+
+    name: StrictStr = Field(max_length=10_000)  # the service says the real limit, in words
+
+
+@bp.get("/f/<slug>")
+@spec.validate(resp=reply(HTTP_200=FacilityOut), tags=TAGS)
+def get_facility(slug: str) -> Answer:
+    """The facility (any member)."""
+    facility = require_member(slug).facility
+    return FacilityOut(slug=facility.slug, name=facility.name)
+
+
+@bp.patch("/f/<slug>")
+@spec.validate(resp=reply(HTTP_200=FacilityOut), tags=TAGS)
+def rename_facility(slug: str, json: FacilityUpdate) -> Answer:
+    """Rename the facility (admins); its slug stays, so no address changes."""
+    facility = require_member(slug, Role.admin).facility
+    people.rename_facility(facility, json.name)
+    db.session.commit()
+    return FacilityOut(slug=facility.slug, name=facility.name)
 
 
 class CallFilter(paging.Page):

@@ -181,3 +181,20 @@ def test_inviting_a_pending_address_again_says_what_changed(lab: dict[str, Any])
         "The invitation to newbie@example.com now says member (it said scripter).")
     pending = admin.api("GET", "/api/f/lab/invitations").json()
     assert [(row["email"], row["role"]) for row in pending] == [("newbie@example.com", "member")]
+
+
+def test_an_admin_renames_the_facility_and_nobody_else_can(lab: dict[str, Any]) -> None:
+    # There was no way to rename a facility after `scriptbox create-facility`.
+    admin, member, stranger = lab["admin"], lab["member"], lab["stranger"]
+    assert member.api("GET", "/api/f/lab").json() == {"slug": "lab", "name": "The Lab"}
+    renamed = admin.api("PATCH", "/api/f/lab", json={"name": "  Lab Two  "})
+    assert renamed.status_code == 200 and renamed.json() == {"slug": "lab", "name": "Lab Two"}
+    assert "Management · Lab Two" in admin.http.get(f"{admin.base_url}/f/lab/manage").text
+    assert member.api("PATCH", "/api/f/lab", json={"name": "Mine"}).status_code == 403
+    assert stranger.api("PATCH", "/api/f/lab", json={"name": "Theirs"}).status_code == 404
+    assert stranger.api("GET", "/api/f/lab").status_code == 404
+    for name, words in (("   ", "give the facility a name"), ("x" * 121, "at most 120")):
+        refused = admin.api("PATCH", "/api/f/lab", json={"name": name})
+        assert refused.status_code == 400 and refused.json()["error"]["field"] == "name"
+        assert words in refused.json()["error"]["message"]
+    assert admin.api("GET", "/api/f/lab").json()["name"] == "Lab Two"
