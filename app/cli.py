@@ -191,10 +191,10 @@ def init_db() -> None:
     from app.migrate import upgrade
 
     app = _app()
-    upgrade(app)
+    migrated = upgrade(app)
     # Printed for the operator and often kept in a deploy log: never the password.
     shown = make_url(app.config["DATABASE_URL"]).render_as_string(hide_password=True)
-    click.echo(f"database ready: {shown}")
+    click.echo(f"database ready: {shown} ({migrated})")
 
 
 @main.command("serve")
@@ -247,7 +247,9 @@ def serve(
         # Redirect URIs and the websocket's origin check must name where pages are opened.
         app.config["PUBLIC_URL"] = listening_url(host, port)
     public_url = app.config["PUBLIC_URL"]
-    upgrade(app)
+    migrated = upgrade(app)
+    if migrated.upgraded:  # an upgrade's deploy log says which migrations ran
+        click.echo(f"database {migrated}")
     if demo:
         from app.demo import install_demo
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from flask import Flask
+
+from app import db
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -19,9 +23,38 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(app: Flask, revision: str = "head") -> None:
-    """Bring the app's database to `revision`."""
+@dataclass(frozen=True)
+class Migrated:
+    """Where an upgrade took the database: from `before` (None: it had no schema) to `after`."""
+
+    before: str | None
+    after: str | None
+
+    def __str__(self) -> str:
+        """In an operator's words: "upgraded from 0020 to 0021", "created at 0021", "at 0021"."""
+        if self.before == self.after:
+            return f"at {self.after}"
+        if self.before is None:
+            return f"created at {self.after}"
+        return f"upgraded from {self.before} to {self.after}"
+
+    @property
+    def upgraded(self) -> bool:
+        """True when an existing schema was migrated (not created, not left as it was)."""
+        return self.before is not None and self.before != self.after
+
+
+def current_revision(app: Flask) -> str | None:
+    """The migration the app's database stands at (None: no schema yet)."""
+    with db.engine_of(app).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(app: Flask, revision: str = "head") -> Migrated:
+    """Bring the app's database to `revision`; where it was and where it is now."""
+    before = current_revision(app)
     config = alembic_config(app.config["DATABASE_URL"])
     # 0004 reports which integrations the operator's private-network list leaves out.
     config.attributes["private_network_allow"] = app.config["PRIVATE_NETWORK_ALLOW"]
     command.upgrade(config, revision)
+    return Migrated(before, current_revision(app))

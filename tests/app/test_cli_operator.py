@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy.engine import make_url
 
 from app import create_app, db
 from app.config import listening_url
 from app.integrations.vault import Vault, generate_key
+from app.migrate import Migrated, alembic_config
 from tests.conftest import create_facility, create_integration, make_app
 
 SCRIPTBOX = Path(sys.executable).with_name("scriptbox")
@@ -118,8 +120,27 @@ def test_init_db_prints_the_database_without_its_password(tmp_path: Path) -> Non
     password = str(url.password)
     done = init_db(tmp_path, DATABASE_URL=url.render_as_string(hide_password=False))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"database ready: {url.render_as_string(hide_password=True)}"
+    shown = url.render_as_string(hide_password=True)
+    assert done.stdout.strip().startswith(f"database ready: {shown} (at 00")
     assert password not in done.stdout + done.stderr
+
+
+def test_init_db_and_serve_say_which_migrations_they_ran(tmp_path: Path) -> None:
+    # An operator could not tell from a deploy's log whether (and which) migrations ran.
+    settings = {"SECRET_KEYS": generate_key()}
+    created = init_db(tmp_path, **settings)
+    assert created.returncode == 0, created.stderr
+    head = created.stdout.strip().rsplit(" ", 1)[-1].rstrip(")")
+    assert created.stdout.strip().endswith(f"(created at {head})")
+    again = init_db(tmp_path, **settings)
+    assert again.stdout.strip().endswith(f"(at {head})")
+    earlier = f"{int(head) - 1:04d}"
+    command.downgrade(alembic_config(f"sqlite:///{tmp_path / 'scriptbox.sqlite'}"), earlier)
+    upgraded = init_db(tmp_path, **settings)
+    assert upgraded.stdout.strip().endswith(f"(upgraded from {earlier} to {head})")
+    # serve says it only for an upgrade: a first start's banner stays as it was.
+    assert [Migrated(earlier, head).upgraded, Migrated(None, head).upgraded,
+            Migrated(head, head).upgraded] == [True, False, False]
 
 
 def test_serve_derives_the_public_url_only_when_none_is_set(
