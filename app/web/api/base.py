@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, current_app, request, url_for
 from sqlalchemy import select
 
 from app import db
@@ -49,10 +49,19 @@ def _insist_on_json() -> None:
         )
 
 
+def public_address(path: str) -> str:
+    """`path` (as the app routes it, without the script root) as an absolute URL under the
+    configured PUBLIC_URL. Never the request's Host and scheme: behind a proxy they are its
+    upstream's (or whatever a client wrote), and a client that follows the URL with its
+    API token would send it there, or over plain http."""
+    return f"{str(current_app.config['PUBLIC_URL']).rstrip('/')}{path}"
+
+
 def location(endpoint: str, **values: Any) -> dict[str, str]:
     """The `Location` header naming what a POST made: the URL to GET it at (absolute, as
     the lists' `Link` is), so a client follows it without building the path itself."""
-    return {"Location": url_for(endpoint, _external=True, **values)}
+    path = url_for(endpoint, **values).removeprefix(request.script_root)
+    return {"Location": public_address(path)}
 
 
 def integration_of(member: MemberContext, key: str) -> Integration:

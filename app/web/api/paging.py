@@ -21,6 +21,7 @@ from app.db import MAX_INTEGER
 from app.errors import ValidationError
 from app.models._types import UNSTORABLE_TEXT
 from app.services.scripts import MAX_PAGE
+from app.web.api.base import public_address
 from app.web.openapi import NEXT_HEADER, Query, QueryInt
 
 T = TypeVar("T")
@@ -142,5 +143,5 @@ def with_next(
         return rows, 200, {}
     cursor = encode(next_position)
     query = {**request.args.to_dict(), "cursor": cursor}
-    link = f'<{request.base_url}?{urlencode(query)}>; rel="next"'
+    link = f'<{public_address(request.path)}?{urlencode(query)}>; rel="next"'
     return rows, 200, {NEXT_HEADER: cursor, "Link": link}

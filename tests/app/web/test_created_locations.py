@@ -1,6 +1,6 @@
 """A POST that makes something readable answers with its `Location`: the absolute URL that
 GETs it, so an embedding app follows it instead of building the path itself (as it follows
-the lists' `Link`)."""
+the lists' `Link`). Both are under the configured PUBLIC_URL, never the request's Host."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def _post(client: FlaskClient, path: str, body: dict[str, Any] | None = None,
 
 
 def _followed(client: FlaskClient, answer: Any, status: int) -> dict[str, Any]:
-    """What the answer's Location GETs: it is absolute, on the server that answered."""
+    """What the answer's Location GETs: it is absolute, under the server's PUBLIC_URL."""
     assert answer.status_code == status, answer.get_data(as_text=True)
     where = urlsplit(answer.headers["Location"])
-    assert (where.scheme, where.netloc) == ("http", "localhost")
+    assert (where.scheme, where.netloc) == ("http", "127.0.0.1:5000")  # tests' PUBLIC_URL
     found = client.get(where.path)
     assert found.status_code == 200, (where.path, found.get_data(as_text=True))
     body: dict[str, Any] = found.get_json()
@@ -74,3 +74,31 @@ def test_a_run_says_where_to_follow_it_however_it_was_answered(ada: FlaskClient)
     assert rerun.status_code in (200, 201), rerun.get_data(as_text=True)
     assert _followed(ada, rerun, rerun.status_code)["id"] == rerun.get_json()["id"]
     assert rerun.get_json()["id"] != waited.get_json()["id"]
+
+
+def test_addresses_come_from_the_public_url_not_the_host_header(
+    app: Flask, ada: FlaskClient
+) -> None:
+    # Behind a reverse proxy the Host the web process sees is the proxy's upstream (nginx
+    # sends its own by default) or whatever a client wrote, and the scheme http: a client
+    # following Location or Link with its API token sent it there. PUBLIC_URL is the
+    # address people and clients use (as OAuth redirect URIs and connect links are).
+    app.config["PUBLIC_URL"] = "https://scriptbox.example.org"
+    token = _post(ada, "/api/tokens", {"name": "embedding app"}).get_json()["token"]
+    # A client with its API token, and a Host of the attacker's choosing.
+    spoofed = {"Authorization": f"Bearer {token}", "Host": "evil.example"}
+    client = app.test_client()
+    made = client.post("/api/f/lab/scripts", json={"name": "One", "source": "result = 1"},
+                       headers=spoofed)
+    assert made.status_code == 201, made.get_data(as_text=True)
+    script_id = made.get_json()["id"]
+    assert made.headers["Location"] == (
+        f"https://scriptbox.example.org/api/f/lab/scripts/{script_id}"
+    )
+    _post(ada, "/api/f/lab/scripts", {"name": "Two", "source": "result = 2"})
+    page = client.get("/api/f/lab/scripts?limit=1", headers=spoofed)
+    assert page.status_code == 200, page.get_data(as_text=True)
+    assert page.headers["Link"].startswith(
+        "<https://scriptbox.example.org/api/f/lab/scripts?"
+    ), page.headers["Link"]
+    assert "evil.example" not in made.headers["Location"] + page.headers["Link"]
