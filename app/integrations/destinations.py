@@ -238,10 +238,12 @@ def clean_params(params: Any) -> list[tuple[str, str]]:
         return []
     if isinstance(params, Mapping):
         items: list[tuple[Any, Any]] = list(params.items())
-    elif isinstance(params, list):
+    elif isinstance(params, list) and all(
+        isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in params
+    ):
         items = [tuple(pair) for pair in params]
     else:
-        raise DestinationRefused("params must be a dict or a list of pairs")
+        raise DestinationRefused("params must be a dict or a list of [name, value] pairs")
     pairs: list[tuple[str, str]] = []
     for key, value in items:
         values = value if isinstance(value, list) else [value]

@@ -366,6 +366,25 @@ def test_destinations_outside_the_integration_are_refused(
     assert message in outcome.error.message
 
 
+@pytest.mark.parametrize("params", ["[1]", "[('a', 1, 2)]", "[('a',)]", "['ab']"])
+def test_params_that_are_not_pairs_are_refused_in_words(
+    app: Flask, session: Session, world: dict[str, Any], params: str
+) -> None:
+    # They raised TypeError or ValueError inside the host: the run failed "internal_error".
+    connect_key(session, world, "headerkey", {"api_key": PLAIN_KEY})
+    source = f"""
+try:
+    integrations.get("headerkey", "/echo", params={params})
+    result = "sent"
+except integrations.IntegrationError as refused:
+    result = [refused.code, str(refused)]
+"""
+    outcome = run(app, world, source)
+    assert outcome.result == [
+        "forbidden_destination", "params must be a dict or a list of [name, value] pairs"
+    ], outcome
+
+
 @pytest.mark.parametrize(
     "headers",
     [
