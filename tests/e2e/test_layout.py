@@ -239,9 +239,14 @@ def test_empty_states_say_what_to_do_next(
     assert "ask them, or come back later" in mo.locator("#no-scripts").inner_text()
     fits(mo, f"empty-scripts-member-{width}")
     mo.goto(f"{live.url}/f/empty/runs")
-    assert "Run a script from the Scripts page" in mo.locator(".empty").inner_text()
+    assert "Run a script from the Scripts page;" in mo.locator(".empty").inner_text()
+    # A member has no editor: its link sent them back to the Scripts page.
+    assert mo.locator(".empty a[href='/f/empty/editor']").count() == 0
     mo.context.close()
     ada = signed_in(browser, live, "ada@example.com", width=width)
+    ada.goto(f"{live.url}/f/empty/runs")
+    assert "Run a script from the Scripts page or the editor;" in ada.locator(".empty").inner_text()
+    ada.locator(".empty a[href='/f/empty/editor']").wait_for()
     ada.goto(f"{live.url}/f/empty/editor")
     assert "press Save" in ada.locator("#no-scripts").inner_text()
     ada.goto(f"{live.url}/f/empty/scripts")
