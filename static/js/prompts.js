@@ -10,7 +10,14 @@ import { watchSignIn } from "./sign-in-window.js";
 import { on, send } from "./ws.js";
 
 const box = document.getElementById("prompts");
-const prompts = new Map();  // grant id -> { node, stop }: stop following its sign-in window
+const prompts = new Map();  // grant id -> { node, stop, held }: stop following its sign-in window
+// Where the keyboard came from into the prompts: a prompt that goes while it holds the focus
+// (Refuse pressed, a sign-in done) gives it to the next prompt or back there, not to the
+// page's top, where Tab would start over.
+let cameFrom = null;
+box.addEventListener("focusin", (event) => {
+  if (event.relatedTarget && !box.contains(event.relatedTarget)) cameFrom = event.relatedTarget;
+});
 
 function render(message) {
   if (prompts.has(message.grant_id)) return;
@@ -38,7 +45,10 @@ function render(message) {
   const details = el("div", { class: "grant-details", id: `${id}-details` }, text, failure, next);
   const node = el("div", { class: "grant-prompt", role: "alertdialog", "aria-labelledby": `${id}-text`, "data-grant-id": message.grant_id },
     summary, details, el("div", { class: "row wrap grant-actions" }, signIn, refuse, fallback));
-  const entry = { node, stop: () => {} };
+  const entry = { node, stop: () => {}, held: false };
+  // Refuse, disabled once pressed, drops the focus to nowhere (no relatedTarget): still held.
+  node.addEventListener("focusin", () => { entry.held = true; });
+  node.addEventListener("focusout", (event) => { if (event.relatedTarget) entry.held = false; });
   const expand = (open) => {
     node.classList.toggle("expanded", open);
     summary.setAttribute("aria-expanded", String(open));
@@ -90,7 +100,22 @@ new ResizeObserver(keepClear).observe(box);
 on("grant.required", render);
 on("grant.resolved", (message) => {
   const entry = prompts.get(message.grant_id);
-  if (entry) { entry.stop(); entry.node.remove(); prompts.delete(message.grant_id); keepClear(); }
+  if (entry) {
+    const held = entry.node.contains(document.activeElement) || (entry.held && document.activeElement === document.body);
+    entry.stop(); entry.node.remove(); prompts.delete(message.grant_id); keepClear();
+    if (held) giveFocusBack();
+  }
   const words = { granted: "Connected — the script continues.", refused: "Refused.", expired: "The sign-in prompt expired.", cancelled: "The run was cancelled." };
   toast(words[message.state] ?? message.state, message.state === "granted" ? "ok" : "info");
 });
+
+function giveFocusBack() {
+  const usable = (node) => node?.isConnected && !node.disabled && node.getClientRects().length > 0;
+  const next = box.querySelector(".grant-sign-in");
+  if (next || usable(cameFrom)) { (next ?? cameFrom).focus(); return; }
+  // Nothing to go back to: the page's content, focusable only while it holds the focus.
+  const main = document.querySelector("main");
+  main.tabIndex = -1;
+  main.addEventListener("blur", () => main.removeAttribute("tabindex"), { once: true });
+  main.focus({ preventScroll: true });
+}

@@ -46,6 +46,9 @@ for (const card of document.querySelectorAll(".script-card")) {
       try { input = parseJson(card.querySelector(".run-input").value, {}); }
       catch { showError(inputError, "The input is not valid JSON, e.g. {\"name\": \"Ada\"}."); return; }
     }
+    // Run, disabled while its run goes on, would drop the keyboard's focus to the page's
+    // top: Cancel, beside the run's status, holds it until the run ends and gives it back.
+    const hadFocus = document.activeElement === button;
     button.disabled = true;
     panel.hidden = false;
     parts.output.textContent = ""; parts.output.hidden = true;
@@ -56,16 +59,20 @@ for (const card of document.querySelectorAll(".script-card")) {
       await ready;
       const run = await start({ script_id: Number(button.dataset.scriptId), input });
       current = run.id; stop.hidden = false; stop.disabled = false;
+      if (hadFocus && !document.activeElement?.closest("main, #prompts")) stop.focus();
       linkRun(parts, run.id);
       follow(run.id, (message) => {
         renderInto(parts, message);
         if (message.type === "run.finished") {
+          const held = document.activeElement === stop || (hadFocus && document.activeElement === document.body);
           button.disabled = false; stop.hidden = true; current = null;
+          if (held) button.focus();
           if (message.run.error && !scripter) explain(message.run.id, parts.error);
         }
       });
     } catch (error) {
       button.disabled = false;
+      if (hadFocus && document.activeElement === document.body) button.focus();
       if (form && error.field?.startsWith("input.")) {
         form.showErrors({ [error.field.slice(6)]: error.message });
         panel.hidden = true;

@@ -186,3 +186,43 @@ def test_a_waiting_prompt_hides_none_of_the_page_it_stays_over(
         assert lands_on(page, f".switcher a[href='{link}']"), link
     shot(page, f"prompt-under-the-switcher-{width}")
     page.context.close()
+
+
+def focused(page: Any) -> str:
+    """What holds the keyboard's focus: its class, or `body` when nothing does."""
+    return str(page.evaluate(
+        "document.activeElement === document.body ? 'body' : document.activeElement.className"))
+
+
+def test_the_keyboard_keeps_its_place_through_a_run_and_its_prompt(
+    browser: Any, site: dict[str, Any]
+) -> None:
+    live = site["live"]
+    page = signed_in(browser, live, "mia@example.com")
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Who am I")
+    prompt = page.locator(".grant-prompt")
+    # Run, disabled while its run goes on, dropped the focus to the page's top: Cancel holds
+    # it, and gives it back to Run when the run ends.
+    card.locator(".run-script").focus()
+    page.keyboard.press("Enter")
+    prompt.wait_for(timeout=20000)
+    assert focused(page) == "cancel-run"
+    page.keyboard.press("Enter")
+    card.locator(".run-status", has_text="cancelled").wait_for()
+    page.wait_for_function("document.activeElement.classList.contains('run-script')")
+    # Refuse, from the keyboard: the prompt goes, and the focus goes back where it came
+    # from into the prompt, not to the page's top.
+    page.keyboard.press("Enter")
+    prompt.wait_for(timeout=20000)
+    for _ in range(40):
+        page.keyboard.press("Shift+Tab")
+        if focused(page) == "grant-refuse":
+            break
+    assert focused(page) == "grant-refuse"
+    page.keyboard.press("Enter")
+    assert run_result(card) == {"refused": "refused"}
+    assert prompt.count() == 0
+    # Shift+Tab came into the prompt from the page's first control, the card's input.
+    assert "run-input" in focused(page).split()
+    page.context.close()
