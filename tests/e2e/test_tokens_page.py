@@ -82,3 +82,27 @@ def test_the_token_list_keeps_its_words_whole_on_a_phone(browser: Any, live: Liv
         assert lines == 1, cell
     fits(page, "settings-tokens-375")
     page.context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_settings_pages_link_to_one_another(browser: Any, live: LiveServer, width: int) -> None:
+    # API tokens and Password linked to no other Settings page: Password was reached only
+    # through Integrations, after the top bar's Settings.
+    with live.app.app_context():
+        create_user(db.session(), email="tess@example.com")
+        db.session.commit()
+        db.session.remove()
+    page = signed_in(browser, live, "tess@example.com", width=width)
+    pages = {"Integrations": "/settings/integrations", "API tokens": "/settings/tokens",
+             "Password": "/settings/password"}
+    for here, path in pages.items():
+        page.goto(f"{live.url}{path}")
+        links = page.locator("main .settings-links")
+        assert links.locator("[aria-current=page]").inner_text() == here
+        assert {link.inner_text(): link.get_attribute("href")
+                for link in links.locator("a").all()} == {
+            label: href for label, href in pages.items() if label != here}
+        for link in links.locator("a").all():  # tall enough to tap
+            assert link.bounding_box()["height"] >= 24
+        fits(page, f"settings-links-{here.replace(' ', '-').lower()}-{width}")
+    page.context.close()
