@@ -1,6 +1,10 @@
 // Settings: connect and disconnect your own accounts per facility; API tokens.
-import { api, disconnectAccount, showError, toast } from "./api.js";
+import { api, disconnectAccount, showError, toast, toastAfterReload } from "./api.js";
 import { followSignIn } from "./sign-in-window.js";
+
+// Disconnecting reloads the page: the keyboard comes back to that integration's row (its
+// form connects an account again), not to the page's top, and the page says what happened.
+const BACK_TO = "scriptbox.settings-row";
 
 for (const section of document.querySelectorAll(".facility-section")) {
   const facility = section.dataset.facility;
@@ -32,11 +36,24 @@ for (const section of document.querySelectorAll(".facility-section")) {
     });
     for (const button of row.querySelectorAll(".disconnect")) {
       button.addEventListener("click", async () => {
-        try { if (await disconnectAccount(`/api/f/${facility}/accounts/${button.dataset.accountId}`, button)) location.reload(); }
+        try {
+          if (!await disconnectAccount(`/api/f/${facility}/accounts/${button.dataset.accountId}`, button)) return;
+          toastAfterReload(`Your ${row.querySelector("h3").firstChild.textContent.trim()} account is disconnected.`);
+          sessionStorage.setItem(BACK_TO, JSON.stringify([facility, row.dataset.key]));
+          location.reload();
+        }
         catch (error) { toast(error.message, "error"); }
       });
     }
   }
+}
+
+const backTo = JSON.parse(sessionStorage.getItem(BACK_TO) ?? "null");
+if (backTo) {
+  sessionStorage.removeItem(BACK_TO);
+  const row = [...document.querySelectorAll(".facility-section")].find((s) => s.dataset.facility === backTo[0])
+    ?.querySelector(`.integration-row[data-key="${CSS.escape(backTo[1])}"]`);
+  row?.querySelector("button, input:not([type=hidden])")?.focus();
 }
 
 const tokenForm = document.getElementById("new-token");

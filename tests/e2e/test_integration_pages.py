@@ -17,6 +17,8 @@ from app.services import integrations_admin
 from app.testing import LiveServer
 from tests.conftest import (
     add_member,
+    create_facility,
+    create_integration,
     create_user,
     keyed_api_fields,
 )
@@ -567,3 +569,36 @@ def test_the_placements_example_of_a_key_mode_works_as_typed(
     placements.fill(placements.get_attribute("placeholder"))
     form.locator("button[type=submit]").click()
     page.wait_for_url("**/manage/integrations/keyed")
+
+
+def test_disconnecting_from_the_keyboard_comes_back_to_the_integrations_row(
+    browser: Any, live: LiveServer
+) -> None:
+    # Disconnect reloads the page: the focus was lost to the page's top and nothing said
+    # the account went.
+    from app.models import Account
+
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab", name="The Lab")
+        member = create_user(session, email="member@example.com", name="Mia Member")
+        add_member(session, user=member, facility=lab, role=Role.member)
+        for key in ("first", "keyed"):
+            integration = create_integration(session, facility=lab, key=key)
+        session.add(Account(
+            facility_id=lab.id, integration_id=integration.id, owner_kind="user",
+            user_id=member.id, label="",
+            credentials_enc=extensions.vault().encrypt_json({"api_key": "k-1"})))
+        session.commit()
+        db.session.remove()
+    page = signed_in(browser, live, "member@example.com")
+    page.goto(f"{live.url}/settings/integrations")
+    page.focus(".integration-row[data-key=keyed] .disconnect")
+    page.keyboard.press("Enter")
+    page.locator(".toast", has_text="Your Keyed account is disconnected.").wait_for()
+    row = page.locator(".integration-row[data-key=keyed]")
+    assert "Not connected." in row.inner_text()
+    focused_row = "document.activeElement.closest('.integration-row')?.dataset.key"
+    assert page.evaluate(focused_row) == "keyed"
+    assert page.evaluate("document.activeElement.name") == "label"  # connect one again
+    page.context.close()
