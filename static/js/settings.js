@@ -79,6 +79,13 @@ tokenForm?.addEventListener("submit", async (event) => {
 // The columns' names label each cell where a phone shows the rows as cards.
 const LABELS = ["Name", "Starts with", "Created", "Last used", ""];
 
+// With no token the page says so instead of an empty table's headings.
+function showTokenList() {
+  const any = document.querySelector("#tokens tbody").rows.length > 0;
+  document.getElementById("tokens").hidden = !any;
+  document.getElementById("no-tokens").hidden = any;
+}
+
 function listToken(token) {
   const row = document.querySelector("#tokens tbody").insertRow(0);
   row.dataset.name = token.name;
@@ -98,6 +105,7 @@ function listToken(token) {
   last.dataset.label = "";
   last.append(revoke);
   watchRevoke(revoke);
+  showTokenList();
 }
 
 // A revoked token cannot come back, and the programs using it stop at once: ask first.
@@ -106,7 +114,7 @@ function watchRevoke(button) {
     const { name } = button.closest("tr").dataset;
     if (!confirm(`Revoke the token “${name}”? Programs that use it are refused from now on.`)) return;
     button.disabled = true;
-    try { await api("DELETE", `/api/tokens/${button.dataset.tokenId}`); button.closest("tr").remove(); }
+    try { await api("DELETE", `/api/tokens/${button.dataset.tokenId}`); button.closest("tr").remove(); showTokenList(); }
     catch (error) { button.disabled = false; toast(error.message, "error"); }
   });
 }

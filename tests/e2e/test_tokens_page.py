@@ -32,6 +32,9 @@ def test_a_token_is_made_once_listed_at_once_and_revoked_in_place(
         db.session.remove()
     page = signed_in(browser, live, "tess@example.com")
     page.goto(f"{live.url}/settings/tokens")
+    # None yet: said in words, not as an empty table's headings.
+    none = page.locator("#no-tokens", has_text="No tokens yet")
+    assert none.is_visible() and page.locator("#tokens").is_hidden()
 
     page.fill("input[name=name]", "   ")
     page.click("#new-token button[type=submit]")
@@ -47,6 +50,7 @@ def test_a_token_is_made_once_listed_at_once_and_revoked_in_place(
     assert tokens(live) == ["nightly export"]
     assert page.locator("#tokens tbody tr").count() == 1
     assert page.locator("#token-error").is_hidden()
+    assert none.is_hidden() and page.locator("#tokens").is_visible()
 
     # Revoking asks first: one stray click used to cut off a program at once.
     page.once("dialog", lambda dialog: dialog.dismiss())
@@ -60,6 +64,7 @@ def test_a_token_is_made_once_listed_at_once_and_revoked_in_place(
     row.locator(".revoke-token").click()
     row.wait_for(state="detached")
     assert tokens(live) == []
+    assert none.is_visible() and page.locator("#tokens").is_hidden()
     page.context.close()
 
 
