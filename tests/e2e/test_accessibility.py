@@ -449,3 +449,20 @@ def test_an_error_toast_stays_to_be_read_and_a_click_puts_it_away(
     error.click()
     assert error.count() == 0
     page.context.close()
+
+
+def test_a_skip_link_is_the_first_stop_and_leads_past_the_top_bar(
+    browser: Any, site: Site
+) -> None:
+    # Each page began with five or six top-bar stops before its own content.
+    page = signed_in(browser, site.live, PEOPLE["member"], width=1280)
+    page.goto(f"{site.live.url}/f/lab/runs")
+    page.keyboard.press("Tab")
+    skip = page.locator(".skip-link")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    box = skip.bounding_box()
+    assert box is not None and box["y"] >= 0  # shown once focused (off-screen before)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('main') !== null")
+    page.context.close()
