@@ -317,9 +317,7 @@ class Broker:
         entry.path = destinations.query_names_only(url)[:1000]
         request = outgoing(integration, args, creds, parameters, vault=self._vault, url=url)
         headers, params = request.headers, request.params
-        separator = "&" if "?" in url else "?"
-        logged = url + (separator + destinations.encode_query(params) if params else "")
-        entry.path = destinations.query_names_only(logged)[:1000]
+        entry.path = _logged_url(url, params)
         body = body_of(args)
         deadline = self._deadline(args, call)
         origins = destinations.allowed_origins(
@@ -413,8 +411,14 @@ def _asked_for(integration: Integration, path: str, params: Any) -> str:
             parameters={},
             allowed_hosts=integration.allowed_hosts or [],
         )
-        query = destinations.encode_query(destinations.clean_params(params))
+        pairs = destinations.clean_params(params)
     except DestinationRefused:
         return destinations.query_names_only(path)[:1000]
+    return _logged_url(url, pairs)
+
+
+def _logged_url(url: str, params: list[tuple[str, str]]) -> str:
+    """A call's URL with its query as the call log keeps it: the names, never the values."""
     separator = "&" if "?" in url else "?"
-    return destinations.query_names_only(url + (separator + query if query else ""))[:1000]
+    query = separator + destinations.encode_query(params) if params else ""
+    return destinations.query_names_only(url + query)[:1000]
