@@ -29,6 +29,14 @@ def refusal(reason: str, service: str) -> HostCallError:
     )
 
 
+def asking_script(script_id: int | None, name: str | None) -> str:
+    """How a prompt names the script whose run asks: its name, "Your editor script" for
+    source run from the editor, "A script" for one deleted since."""
+    if name:
+        return name
+    return "Your editor script" if script_id is None else "A script"
+
+
 def required_message(session: Session, grant_id: str) -> dict[str, Any]:
     """The `grant.required` message for a grant."""
     grant = session.get(Grant, grant_id)
@@ -36,13 +44,9 @@ def required_message(session: Session, grant_id: str) -> dict[str, Any]:
     integration = session.get(Integration, grant.integration_id)
     facility = session.get(Facility, grant.facility_id)
     script_name = "A script"
-    if grant.run_id:
-        run = session.get(Run, grant.run_id)
-        if run is not None and run.script_id:
-            script = session.get(Script, run.script_id)
-            script_name = script.name if script else script_name
-        elif run is not None:
-            script_name = "Your editor script"
+    if grant.run_id and (run := session.get(Run, grant.run_id)) is not None:
+        script = session.get(Script, run.script_id) if run.script_id else None
+        script_name = asking_script(run.script_id, script.name if script else None)
     assert integration is not None and facility is not None
     return {
         "type": "grant.required",

@@ -18,6 +18,7 @@ from app.models import CallLog, Grant, Integration, Run, Script, User
 from app.models._types import iso, utcnow
 from app.models.facilities import Role
 from app.services.context import MemberContext
+from app.services.grant_messages import asking_script
 from app.services.scripts import MAX_PAGE as MAX_ROWS
 
 PER_PAGE = 25
@@ -290,7 +291,6 @@ def waiting_for_sign_in(
     )
     waiting: dict[int, list[WaitingRun]] = {}
     for integration_id, label, run_id, script_id, name in rows:
-        # Named as the prompt names it (grant_messages.required_message).
-        script = name or ("Your editor script" if script_id is None else "A script")
+        script = asking_script(script_id, name)  # as the prompt names it
         waiting.setdefault(integration_id, []).append(WaitingRun(run_id, script, label or ""))
     return waiting
