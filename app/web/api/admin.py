@@ -14,7 +14,7 @@ from app.services import people
 from app.services import usage as usage_service
 from app.web.api import paging
 from app.web.api.base import api_blueprint
-from app.web.api.runs import CallOut
+from app.web.api.run_calls import CallOut
 from app.web.openapi import Answer, Body, Query, QueryInt, list_of, reply, spec
 from app.web.security import require_member
 

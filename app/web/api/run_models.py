@@ -1,0 +1,154 @@
+"""The runs API's request and response models (app/web/api/runs.py declares its views
+with them; the OpenAPI document is generated from them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from app.db import MAX_INTEGER
+from app.lifecycle import RunStatus
+from app.services import idempotency
+from app.web.api import paging
+from app.web.openapi import Body, QueryInt
+
+# The longest a caller may block on POST /runs for the run to finish.
+MAX_WAIT_S = 300.0
+
+
+class TraceFrame(BaseModel):
+    """One frame of the script's own code in an error's traceback. As Python's traceback
+    says "[Previous line repeated N more times]", a frame that came again right after
+    itself is one frame with `repeated`; a trace too deep to keep whole keeps its outermost
+    and innermost frames and says, by `omitted_after`, how many it left out in between."""
+
+    line: int
+    name: str
+    repeated: int = Field(
+        default=0,
+        ge=0,
+        description="How many more times this same frame (line and function) came right"
+        " after it, as in deep recursion; 0 for a frame that came once",
+    )
+    omitted_after: int = Field(
+        default=0,
+        ge=0,
+        description="How many frames were left out right after this one to fit the trace"
+        " (the outermost and innermost frames are kept); 0 where none were",
+    )
+
+
+class RunError(BaseModel):
+    """Why a run failed: the sandbox or integration error code, words, the line and the
+    script's own frames (outermost first); for `no_integration_grant`, `reason` says why
+    (`no_master_account`, `master_needs_reauth`, `not_interactive`, `refused`, `expired`,
+    `cancelled`, `too_many_prompts`, ...)."""
+
+    code: str
+    message: str | None
+    line: int | None
+    trace: list[TraceFrame] = []
+    reason: str | None = None
+
+
+class RunUser(BaseModel):
+    """Who started a run: their user id and name (never their email)."""
+
+    id: int
+    name: str
+
+
+class RunOut(BaseModel):
+    """A run, who started it and, once final, its result, output and error."""
+
+    id: str
+    script_id: int | None
+    version: int | None = Field(
+        description="The saved version of the script that ran; null for unsaved source"
+    )
+    user_id: int
+    user: RunUser
+    trigger: Literal["manual", "schedule"] = Field(
+        description="What started the run: a person or an API call (manual), or a schedule"
+    )
+    schedule_id: int | None = Field(
+        description="The schedule that started it (null for manual runs, and once the"
+        " schedule is deleted: `trigger` still says schedule)"
+    )
+    status: str
+    input: Any
+    result: Any
+    output: str | None
+    error: RunError | None
+    calls: int | None = Field(
+        description="Integration calls the script made (counted against the run's limit):"
+        " requests, and `integrations.require` and `available`, which send none; the"
+        " requests are in GET .../runs/<id>/calls, with a `require` that asked for a"
+        " sign-in or was refused (method `require`)"
+    )
+    duration_ms: float | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class RunCreate(Body):
+    """What to run (a script id, or source for scripters), its input, and how long to wait."""
+
+    script_id: StrictInt | None = Field(default=None, ge=-MAX_INTEGER, le=MAX_INTEGER)
+    source: StrictStr | None = None
+    input: Any = None
+    # With source (the editor's draft): its declared input fields, unsaved, to check the
+    # input against (as a script's `inputs`).
+    inputs: list[Any] | None = None
+    wait: float | None = Field(default=None, allow_inf_nan=False, ge=0, le=MAX_WAIT_S)
+    interactive: StrictBool | None = None
+
+
+class RunList(paging.Page):
+    """Filters, page size and cursor of the runs list."""
+
+    script_id: QueryInt | None = None
+    status: RunStatus | None = Field(
+        default=None, description="Only runs in this status (e.g. failed, waiting_for_grant)"
+    )
+    user_id: QueryInt | None = Field(
+        default=None, description="Only runs this user started (admins; others see their own)"
+    )
+    since: StrictStr | None = Field(
+        default=None, description="Only runs started on or after this day (2026-01-31), in `tz`"
+    )
+    until: StrictStr | None = Field(
+        default=None, description="Only runs started on or before this day, in `tz`"
+    )
+    tz: StrictStr | None = Field(
+        default=None,
+        description="The time zone of `since` and `until` (Europe/Paris); UTC when absent",
+    )
+
+
+class RunHeaders(BaseModel):
+    """`Idempotency-Key`: a retried POST with the same key and body gets the same run."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    idempotency_key: str | None = Field(
+        default=None,
+        validation_alias=idempotency.HEADER,
+        min_length=1,
+        max_length=idempotency.MAX_KEY_LENGTH,
+    )
+
+
+class CancelOut(BaseModel):
+    """Whether a cancel was sent (False when the run had already ended) and the run's status."""
+
+    id: str
+    cancelling: bool
+    status: str
+
+
+class Explanation(BaseModel):
+    """The run's error as a sentence a member can act on (null when it did not fail)."""
+
+    words: str | None
