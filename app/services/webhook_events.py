@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.integrations.call_context import GrantRequest
 from app.integrations.vault import Vault
-from app.models import Account, Grant, Integration, Membership, Role, Script
+from app.models import Account, Grant, Integration, Membership, Role, Run, Script
 from app.seams import EventBus, Message, Subscription
 from app.services import connect_links, webhook_sending, webhooks
 
@@ -109,13 +109,18 @@ class WebhookEvents:
 
     def can_prompt(self, req: GrantRequest) -> bool:
         """True when a run's call that no page can answer may wait for the embedding app:
-        the facility listens to `grant.required` and the user can connect the account."""
+        the facility listens to `grant.required` and the user can connect the account.
+        A scheduled run never waits: its member is not there to answer, and its call
+        raises `not_interactive` at once as docs/schedules.md promises (it parked for the
+        prompt's lifetime, one more run each due time)."""
         if req.user_id is None or req.run_id is None:
             return False
         with self._session_factory() as session:
             integration = session.get(Integration, req.integration_id)
+            trigger = session.scalar(select(Run.trigger).where(Run.id == req.run_id))
             return (
-                integration is not None
+                trigger != "schedule"
+                and integration is not None
                 and integration.auth_mode in connect_links.USER_AUTH_MODES
                 and webhooks.subscribed(session, req.facility_id, "grant.required")
             )

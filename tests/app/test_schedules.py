@@ -16,9 +16,9 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from app import db, extensions
-from app.models import Role, Run, Schedule, Script
+from app.models import Grant, Role, Run, Schedule, Script
 from app.models._types import utcnow
-from app.services import people, schedules
+from app.services import people, schedules, webhook_endpoints
 from app.services.context import MemberContext
 from app.services.schedule_firing import ScheduleFirer
 from app.services.scripts import create_run, create_script, update_script
@@ -30,6 +30,7 @@ from tests.conftest import (
     make_app,
     stored,
 )
+from tests.listener import Listener
 
 NON_INTERACTIVE_CALL = """
 try:
@@ -288,6 +289,42 @@ def test_a_due_schedule_becomes_a_finished_non_interactive_run_on_the_embedded_e
     assert ended["input"] == {"report": "daily"}
     with app.app_context():
         assert db.session.scalars(select(Run.id)).all() == [run_id]
+
+
+def test_a_scheduled_run_does_not_wait_for_a_grant_required_webhook(tmp_path: Path) -> None:
+    """An endpoint subscribed to grant.required lets an API run wait for the embedding
+    app's connect link; a scheduled run still raises not_interactive at once (it parked
+    until the prompt expired, and each due time parked one more) and opens no prompt."""
+    app = make_app(tmp_path, HEARTBEAT_S=3600, GRANT_TIMEOUT_S=2)
+    listener = Listener().start()
+    try:
+        with app.app_context():
+            session = db.session()
+            member, script = scripter_world(session, source=NON_INTERACTIVE_CALL)
+            create_integration(session, facility=member.facility, key="keyed")
+            webhook_endpoints.register(
+                session,
+                facility_id=member.facility.id,
+                url=listener.url,
+                events=["grant.required"],
+                created_by=member.user.id,
+                vault=extensions.vault(app),
+                allow=app.config["PRIVATE_NETWORK_ALLOW"],
+            )
+            schedules.create_schedule(
+                session, member, script, cron="0 0 1 1 *", now=utcnow() - timedelta(days=366)
+            )
+            session.commit()
+        assert extensions.schedule_firer(app).fire_due() == 1
+        with app.app_context():
+            run_id = db.session.scalars(select(Run.id)).one()
+        ended = extensions.run_queue(app).wait(run_id, 60)
+        assert ended is not None, "the scheduled run did not finish"
+        assert ended["result"] == ["no_integration_grant", "not_interactive"]
+        with app.app_context():
+            assert db.session.scalars(select(Grant)).all() == []
+    finally:
+        listener.close()
 
 
 def test_a_scheduled_run_waits_queued_under_the_caps_like_any_other(tmp_path: Path) -> None:
