@@ -28,6 +28,7 @@ from sandbox.limits import (
     trace_from_data,
 )
 from sandbox.policy import ALLOWED_MODULES
+from sandbox.source_check import CHECK_TIMED_OUT, Call, SourceCheck
 
 if TYPE_CHECKING:
     from sandbox.pool import (
@@ -66,12 +67,14 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ALLOWED_MODULES",
     "CANCELLED",
+    "CHECK_TIMED_OUT",
     "FAILED",
     "MAX_SOURCE_BYTES",
     "PARKED",
     "REPLAY_DIVERGED",
     "SUCCEEDED",
     "TIMED_OUT",
+    "Call",
     "CallHandler",
     "Executor",
     "HostCall",
@@ -85,6 +88,7 @@ __all__ = [
     "RunResult",
     "SandboxUnavailable",
     "ScriptError",
+    "SourceCheck",
     "compile_script",
     "refuse_all_calls",
     "source_size_error",

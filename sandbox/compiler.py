@@ -17,11 +17,19 @@ _LINE = re.compile(r"^Line (\d+): ")
 
 def compile_script(source: str) -> CodeType | ScriptError:
     """Return the restricted code object, or a `compile_error`/`forbidden` ScriptError."""
+    tree = parse_script(source)
+    if isinstance(tree, ScriptError):
+        return tree
+    return compile_tree(tree)
+
+
+def parse_script(source: str) -> ast.Module | ScriptError:
+    """The source's syntax tree, or a `compile_error` ScriptError (too large, bad syntax)."""
     too_large = source_size_error(source)
     if too_large is not None:
         return ScriptError("compile_error", too_large)
     try:
-        tree = ast.parse(source, FILENAME, "exec")
+        return ast.parse(source, FILENAME, "exec")
     except SyntaxError as exc:
         return ScriptError("compile_error", f"SyntaxError: {exc.msg}", exc.lineno)
     except (RecursionError, MemoryError):
@@ -29,6 +37,10 @@ def compile_script(source: str) -> CodeType | ScriptError:
         return ScriptError("compile_error", "the script is nested too deeply to compile")
     except (ValueError, OverflowError) as exc:  # e.g. NUL bytes in the source
         return ScriptError("compile_error", str(exc))
+
+
+def compile_tree(tree: ast.Module) -> CodeType | ScriptError:
+    """Compile a parsed script under the policy (RestrictedPython rewrites `tree` in place)."""
     try:
         result = compile_restricted_exec(tree, FILENAME)
     except (RecursionError, MemoryError):

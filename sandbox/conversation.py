@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sandbox import protocol
@@ -30,6 +30,8 @@ from sandbox.limits import (
     RunResult,
     ScriptError,
     TraceFrame,
+    clamp_line,
+    line_count,
     made_too_many_calls,
     printed_too_much,
     ran_too_long,
@@ -152,6 +154,7 @@ class Conversation:
         self.output_size = 0
         self.calls = 0
         self.requests = 0  # of them, requests to a service (RunResult.requests)
+        self.lines = 1  # the job's source's line count, once sent
         max_frame = max(limits.output_bytes, limits.result_bytes, MAX_CALL_BYTES) + 64 * 1024
         max_frame += VALUES_FRAME_BYTES  # a call or done frame also carries journal values
         self.reader = protocol.FrameReader(worker.channel, max_frame=max_frame)
@@ -175,6 +178,8 @@ class Conversation:
 
     def execute(self, job: dict[str, Any]) -> RunResult:
         """Send the job and serve the worker until the run ends; never raises for the script."""
+        # The worker's line numbers are bounded by the source's lines (it is untrusted).
+        self.lines = line_count(str(job.get("source", "")))
         try:
             protocol.send(self.worker.channel, job)
         except OSError:
@@ -297,13 +302,16 @@ class Conversation:
         if message.get("status") != SUCCEEDED:
             raw = message.get("error")
             error: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            line = error.get("line")
+            trace = tuple(
+                replace(frame, line=clamp_line(frame.line, self.lines) or 1)
+                for frame in trace_from_data(error.get("trace"))
+            )
             return self._end(
                 FAILED,
                 str(error.get("code") or "script_error"),
                 str(error.get("message") or "the script failed")[:MAX_ERROR_CHARS],
-                line if isinstance(line, int) else None,
-                trace=trace_from_data(error.get("trace")),
+                clamp_line(error.get("line"), self.lines),
+                trace=trace,
                 reason=reason_from_data(error.get("reason")),
             )
         result_json = str(message.get("result_json", "null"))

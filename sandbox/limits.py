@@ -99,6 +99,28 @@ def result_too_large(result_bytes: int) -> str:
     )
 
 
+def checked_too_long(limit_s: float) -> str:
+    """The message of a source whose check (parse and compile) passed its time limit."""
+    return (
+        f"This script took too long to check (over {limit_s:g} s): Python could not compile "
+        "it in that time. Split it into smaller scripts or simplify it (fewer and shorter "
+        "f-strings, less deeply nested expressions), then save it again"
+    )
+
+
+def clamp_line(raw: Any, lines: int) -> int | None:
+    """A script line number from untrusted data (a worker's report): an int from 1 to
+    `lines` (the source's line count; larger ones become `lines`), else None."""
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
+        return None
+    return min(raw, max(lines, 1))
+
+
+def line_count(source: str) -> int:
+    """How many lines a source has, as Python numbers them (a last line without an end too)."""
+    return source.count("\n") + 1
+
+
 def made_too_many_calls(max_calls: int) -> str:
     """The message of a run stopped at its call limit (`call_limit`)."""
     return (

@@ -34,6 +34,7 @@ from sandbox.conversation import (
 from sandbox.journal import Journal
 from sandbox.limits import Limits, RunResult
 from sandbox.replay import Replay
+from sandbox.source_check import SourceCheck, converse
 from sandbox.workers import Exits, Worker
 
 # Re-exported: the package's lazy loader finds the host-side names here.
@@ -282,3 +283,14 @@ class Executor:
             worker.close()
             self._release()
         return result
+
+    def check(self, source: str, *, limits: Limits) -> SourceCheck:
+        """Compile source in a fresh worker without running it, and name its literal
+        integration calls; a check past `limits.wall_time_s` (or its CPU time) is killed
+        and answered with a `check_timed_out` error."""
+        worker = self._take_worker(timeout=max(10.0, limits.wall_time_s))
+        try:
+            return converse(worker, source, limits, self._exits)
+        finally:
+            worker.close()
+            self._release()

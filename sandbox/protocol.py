@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import time
 from typing import Any
 
 _HEADER = struct.Struct("!I")
@@ -94,12 +95,18 @@ class FrameReader:
         return _decode(body)
 
     def read(self, timeout: float) -> dict[str, Any] | None:
-        """Return the next message; None on end of stream; raise TimeoutError on timeout."""
+        """Return the next message; None on end of stream; raise TimeoutError once
+        `timeout` seconds have passed in all (a peer that trickles a frame byte by byte
+        does not get a new timeout with each byte)."""
+        deadline = time.monotonic() + timeout
         while True:
             message = self._take()
             if message is not None:
                 return message
-            self._sock.settimeout(max(timeout, 0.0))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self._sock.settimeout(left)
             try:
                 chunk = self._sock.recv(1 << 16)
             except TimeoutError:

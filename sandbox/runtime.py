@@ -11,7 +11,7 @@ import socket
 from types import CodeType, TracebackType
 from typing import Any
 
-from sandbox import plain, policy, protocol, script_globals
+from sandbox import plain, policy, protocol, script_globals, source_check
 from sandbox.compiler import FILENAME, compile_script
 from sandbox.journal import REPLAY_DIVERGED, JournalFull, ReplayDiverged, ValueLog
 from sandbox.limits import (
@@ -296,13 +296,16 @@ def warm_up(sock: socket.socket) -> None:
 
 
 def serve_one_job(sock: socket.socket) -> None:
-    """Worker main: wait for one job, run it, report, exit."""
+    """Worker main: wait for one job (a run, or a check of a source), do it, report, exit."""
     job = protocol.recv_blocking(sock)
-    if job is None or job.get("t") != "job":
+    if job is None or job.get("t") not in ("job", "check"):
         return
     from sandbox import isolation
 
     isolation.apply_job_limits(job.get("limits") or {})
+    if job["t"] == "check":  # compile only, for the host (sandbox.source_check)
+        protocol.send(sock, source_check.check_here(str(job.get("source", ""))))
+        return
     try:
         done = execute(job, sock)
     except MemoryError:  # e.g. while flushing output: the run still ends with its code
