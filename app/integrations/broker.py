@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +20,12 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.integrations import deadlines, destinations, transport, upstream
+from app.integrations.availability import available
 from app.integrations.call_accounts import CallAccounts, switched_off
 from app.integrations.call_context import GrantHook, RunContext, not_interactive
+from app.integrations.call_deadline import call_deadline
 from app.integrations.call_log import CallLogEntry, CallLogWriter
+from app.integrations.call_urls import asked_for, logged_path, logged_url
 from app.integrations.catalog_entry import MAX_KEY_LENGTH, OAUTH_MODES
 from app.integrations.destinations import DestinationRefused
 from app.integrations.outgoing import body_of, outgoing
@@ -193,33 +196,7 @@ class Broker:
 
     def _available(self, ctx: RunContext) -> list[dict[str, Any]]:
         with self._reads() as session:
-            integrations = session.scalars(
-                select(Integration)
-                .where(Integration.facility_id == ctx.facility_id)
-                .order_by(Integration.key)
-            ).all()
-            accounts = session.scalars(
-                select(Account).where(
-                    Account.facility_id == ctx.facility_id, Account.status == "active"
-                )
-            ).all()
-            return [
-                {
-                    "key": i.key,
-                    "name": i.name,
-                    "master": any(
-                        a.integration_id == i.id and a.owner_kind == "master" for a in accounts
-                    ),
-                    "user_accounts": sorted(
-                        a.label
-                        for a in accounts
-                        if a.integration_id == i.id
-                        and a.owner_kind == "user"
-                        and a.user_id == ctx.user_id
-                    ),
-                }
-                for i in integrations
-            ]
+            return available(session, facility_id=ctx.facility_id, user_id=ctx.user_id)
 
     def _request(
         self, ctx: RunContext, call: HostCall, cache: dict[Any, Any], waited_before: float | None
@@ -238,7 +215,7 @@ class Broker:
         except DestinationRefused as exc:
             entry.error = DestinationRefused.code
             if exc.url:  # logged with the full origin it tried to reach
-                entry.path = destinations.query_names_only(exc.url)[:1000]
+                entry.path = logged_path(exc.url)
             raise HostCallError(DestinationRefused.code, str(exc), service=entry.service) from None
         except ParkRun:
             entry.parked = True  # not made: it is asked again (and logged) when the run resumes
@@ -271,7 +248,7 @@ class Broker:
         path = args.get("path")
         if not isinstance(path, str):
             raise HostCallError("invalid_request", "path must be a string")
-        entry.path = destinations.query_names_only(path)[:1000]  # until the integration is known
+        entry.path = logged_path(path)  # until the integration is known
         account_arg = args.get("account")
         cache_key = (
             str(args.get("service")),
@@ -284,7 +261,7 @@ class Broker:
             with self._reads() as session:
                 integration, quota = self._integration(session, ctx, args.get("service"))
             cache.setdefault("quota", quota)
-        entry.path = _asked_for(integration, path, args.get("params"))
+        entry.path = asked_for(integration, path, args.get("params"))
         self._check_quota(ctx, integration, cache, entry)
         entry.integration_id = integration.id
         entry.service = integration.key
@@ -314,12 +291,12 @@ class Broker:
             parameters=parameters,
             allowed_hosts=integration.allowed_hosts or [],
         )
-        entry.path = destinations.query_names_only(url)[:1000]
+        entry.path = logged_path(url)
         request = outgoing(integration, args, creds, parameters, vault=self._vault, url=url)
         headers, params = request.headers, request.params
-        entry.path = _logged_url(url, params)
+        entry.path = logged_url(url, params)
         body = body_of(args)
-        deadline = self._deadline(args, call)
+        deadline = self._deadline(call)
         origins = destinations.allowed_origins(
             destinations.fill_parameters(integration.base_url, parameters),
             integration.allowed_hosts or [],
@@ -352,7 +329,7 @@ class Broker:
                 )
             request = outgoing(integration, args, creds, parameters, vault=self._vault, url=url)
             headers, params = request.headers, request.params
-            deadline = self._deadline(args, call)
+            deadline = self._deadline(call)
             response = send(deadline)
         if response.status_code == 429:
             wait = upstream.retry_after(response.headers.get("Retry-After"))
@@ -368,7 +345,7 @@ class Broker:
                     service=integration.key,
                 )
             time.sleep(wait)
-            deadline = self._deadline(args, call)
+            deadline = self._deadline(call)
             response = send(deadline)
         content = upstream.read(
             response, integration, cap=self._settings.max_response_bytes, deadline=deadline
@@ -384,41 +361,6 @@ class Broker:
             "service": integration.key,
         }
 
-    # -- building and sending ------------------------------------------------------------------
-
-    def _deadline(self, args: Mapping[str, Any], call: HostCall) -> deadlines.Deadline:
-        """The wall-clock limit of one exchange, from connect to the body's last byte: the
-        call's timeout, within the run's remaining time."""
-        wanted = args.get("timeout")
-        timeout = self._settings.call_timeout_s
-        if isinstance(wanted, int | float) and not isinstance(wanted, bool) and wanted > 0:
-            timeout = min(timeout, float(wanted))
-        remaining = call.clock.remaining()
-        if remaining <= 0:
-            raise HostCallError("integration_timeout", "the run has no time left for this call")
-        return deadlines.Deadline(max(0.05, min(timeout, remaining)))
-
-
-def _asked_for(integration: Integration, path: str, params: Any) -> str:
-    """The call-log spelling of a call not sent yet: the full URL under the integration's
-    base URL with the script's query names (as a sent call's row spells it, so a refused
-    call reads like one), else the path as the script wrote it (a base URL that needs an
-    account's parameters, a path the destination rules refuse)."""
-    try:
-        url = destinations.build_url(
-            integration.base_url,
-            path,
-            parameters={},
-            allowed_hosts=integration.allowed_hosts or [],
-        )
-        pairs = destinations.clean_params(params)
-    except DestinationRefused:
-        return destinations.query_names_only(path)[:1000]
-    return _logged_url(url, pairs)
-
-
-def _logged_url(url: str, params: list[tuple[str, str]]) -> str:
-    """A call's URL with its query as the call log keeps it: the names, never the values."""
-    separator = "&" if "?" in url else "?"
-    query = separator + destinations.encode_query(params) if params else ""
-    return destinations.query_names_only(url + query)[:1000]
+    def _deadline(self, call: HostCall) -> deadlines.Deadline:
+        """The limit of one exchange of `call` (call_deadline), by this broker's settings."""
+        return call_deadline(call, call_timeout_s=self._settings.call_timeout_s)

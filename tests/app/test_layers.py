@@ -22,6 +22,9 @@ ENGINE = [
     "app/services/grants.py",
     "app/services/grant_messages.py",
     "app/integrations/broker.py",
+    "app/integrations/availability.py",
+    "app/integrations/call_deadline.py",
+    "app/integrations/call_urls.py",
 ]
 
 
