@@ -39,6 +39,7 @@ class ScheduleCaps:
             per_facility=int(config["MAX_SCHEDULES_PER_FACILITY"]),
         )
 
+
 # How many coming due times a schedule shows.
 SHOWN_TIMES = 3
 # "Keep the old value" for a PATCH field whose null is a value of its own (the input).
@@ -178,6 +179,11 @@ def update_schedule(
         schedule.timezone = timezone
     if run_input is not KEEP:
         schedule.input = _checked_input(session, script, run_input)
+        # It fits now: a due time refused for its input says so no longer (as approve()
+        # does for script_changed); the panel kept asking to change the input until the
+        # next due time, a day away for a daily schedule.
+        if schedule.last_skip == "run_refused":
+            schedule.last_skip = schedule.last_skip_message = None
     if enabled is not None:
         schedule.enabled = enabled
     _set_next(schedule, now or utcnow())

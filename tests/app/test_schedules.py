@@ -242,6 +242,40 @@ def test_a_schedule_its_member_or_script_no_longer_allows_records_why(
     assert found.next_run_at == datetime(2026, 5, 5, 9, 0, tzinfo=UTC)  # it moves on
 
 
+def test_an_input_that_fits_again_clears_the_refused_due_time(app: Flask) -> None:
+    """The published inputs now want `count`, so a due time is refused (run_refused); once
+    the schedule gets an input that fits, it no longer says its input is refused."""
+    session = db.session()
+    member, script = scripter_world(session)
+    start = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+    schedule = schedules.create_schedule(
+        session, member, script, cron="0 9 * * *", run_input={"n": 1}, now=start
+    )
+    update_script(
+        session,
+        member,
+        script,
+        published=True,
+        input_fields=[{"name": "count", "type": "number", "required": True}],
+    )
+    session.commit()
+    due = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+    firer = ScheduleFirer(
+        session_factory=db.session_factory(app),
+        submit=lambda _id: None,
+        clock=fixed(due + timedelta(seconds=3)),
+    )
+    assert firer.fire_due() == 0
+    session.expire_all()
+    found = session.get(Schedule, schedule.id)
+    assert found is not None and found.last_skip == "run_refused"
+    schedules.update_schedule(session, member, found, cron="0 10 * * *", now=due)
+    assert found.last_skip == "run_refused"  # another change leaves the input refused
+    schedules.update_schedule(session, member, found, run_input={"count": 2}, now=due)
+    assert (found.last_skip, found.last_skip_message) == (None, None)
+    assert found.last_due_at == due  # when it last came due stays
+
+
 def test_a_paused_schedule_does_not_fire_and_resumes_from_now(app: Flask) -> None:
     session = db.session()
     member, script = scripter_world(session)
