@@ -66,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     # Caps (DESIGN §6): live runs per user and per facility (more wait `queued`), open prompts.
     "MAX_RUNS_PER_USER": 10,
     "MAX_RUNS_PER_FACILITY": 50,
+    "MAX_QUEUED_RUNS_PER_USER": 100,  # a user's runs waiting `queued`; past it one is refused
     "MAX_PENDING_GRANTS_PER_USER": 10,
     # Schedules per script and per facility (each fires runs on its own).
     "MAX_SCHEDULES_PER_SCRIPT": 10,
@@ -351,6 +352,7 @@ def validate(config: Any) -> None:
         "MAX_LIVE_PAUSED",
         "MAX_RUNS_PER_USER",
         "MAX_RUNS_PER_FACILITY",
+        "MAX_QUEUED_RUNS_PER_USER",
         "MAX_PENDING_GRANTS_PER_USER",
         "MAX_SCHEDULES_PER_SCRIPT",
         "MAX_SCHEDULES_PER_FACILITY",

@@ -180,6 +180,21 @@ class DatabaseUnavailable(AppError):
         self.retry_after = retry_after
 
 
+class TooManyQueuedRuns(AppError):
+    """A new run of a user who has as many runs waiting `queued` as the server keeps for
+    one person (SCRIPTBOX_MAX_QUEUED_RUNS_PER_USER): refused, not queued behind them.
+    Carries `queued` and `limit`; `retry_after` is the answer's Retry-After."""
+
+    code = "too_many_queued_runs"
+    status = 429
+
+    def __init__(self, message: str, *, queued: int, limit: int, retry_after: int) -> None:
+        super().__init__(message, queued=queued, limit=limit, retry_after=retry_after)
+        self.queued = queued
+        self.limit = limit
+        self.retry_after = retry_after
+
+
 class QuotaExceeded(AppError):
     """The facility used its monthly call quota."""
 

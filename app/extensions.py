@@ -181,7 +181,8 @@ def init_app(app: Flask) -> None:
         queue = ThreadRunQueue(parts)
     # Due schedules fire on the beat's tick, after the queued runs were dispatched: their
     # runs are queued like any other (the caps apply) and handed to the same queue.
-    schedules = ScheduleFirer(session_factory=factory, submit=queue.submit)
+    schedules = ScheduleFirer(session_factory=factory, submit=queue.submit,
+                              max_queued=int(app.config["MAX_QUEUED_RUNS_PER_USER"]))
     heartbeat.on_tick(schedules.fire_due)
     pruner = Pruner(session_factory=factory, retention_days=app.config["RETENTION_DAYS"])
     heartbeat.on_tick(pruner.tick)

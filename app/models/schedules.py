@@ -19,6 +19,7 @@ SkipReason = Literal[
     "script_deleted",
     "run_refused",  # the run was refused (its input no longer fits the script's inputs)
     "previous_run_waiting",  # its last run is still queued (the caps): no pile of them
+    "too_many_queued",  # its member has MAX_QUEUED_RUNS_PER_USER runs queued already
     "start_failed",  # the server failed starting it (logged); tried at the next due time
     "script_changed",  # a version its member did not see was published by someone else
 ]

@@ -17,11 +17,13 @@ would need a sign-in raises `no_integration_grant` with reason `not_interactive`
 Queued runs do not pile up: while a schedule's last run still waits `queued` (its member
 or facility is at its cap of live runs), a due time starts no other and is recorded as
 skipped (`previous_run_waiting`), so a schedule has at most one run waiting whatever its
-cron says. There is no quota of runs: the facility's monthly *call* quota is its calls',
-so a run starts whatever it says, and its calls past the quota fail `quota_exceeded` in
-the run, as any run's do. A due time the server fails to start (an unexpected error) is
-recorded as skipped (`start_failed`) and the schedule moves on to its next due time: it
-is not tried again every tick.
+cron says. While its member has as many runs queued as the server keeps for one person
+(SCRIPTBOX_MAX_QUEUED_RUNS_PER_USER, their API runs too), a due time is skipped
+(`too_many_queued`), saying so. There is no quota of runs: the facility's monthly *call*
+quota is its calls', so a run starts whatever it says, and its calls past the quota fail
+`quota_exceeded` in the run, as any run's do. A due time the server fails to start (an
+unexpected error) is recorded as skipped (`start_failed`) and the schedule moves on to
+its next due time: it is not tried again every tick.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ from typing import Any
 from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
-from app.errors import AppError
+from app.errors import AppError, TooManyQueuedRuns
 from app.lifecycle import RunStatus
 from app.models import Membership, Role, Run, Schedule, Script, User
 from app.models._types import utcnow
 from app.models.schedules import SkipReason
 from app.services import cron_times, versions
 from app.services.context import MemberContext
+from app.services.queued_runs import DEFAULT_MAX_QUEUED
 from app.services.scripts import create_run
 
 log = logging.getLogger(__name__)
@@ -85,11 +88,14 @@ class ScheduleFirer:
         session_factory: Callable[[], Session],
         submit: Callable[[str], None],
         clock: Callable[[], datetime] = utcnow,
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
-        """`submit(run_id)` hands a queued run to the run queue once its row is committed."""
+        """`submit(run_id)` hands a queued run to the run queue once its row is committed;
+        `max_queued` is SCRIPTBOX_MAX_QUEUED_RUNS_PER_USER."""
         self._session_factory = session_factory
         self._submit = submit
         self._clock = clock
+        self._max_queued = max_queued
 
     def fire_due(self) -> int:
         """Fire every schedule due now (once each); how many runs started."""
@@ -168,8 +174,7 @@ class ScheduleFirer:
         except Exception:  # the database itself is away: the next tick tries again
             log.exception("schedule %s: could not record its failed due time", schedule_id)
 
-    @staticmethod
-    def _start(session: Session, schedule: Schedule) -> str:
+    def _start(self, session: Session, schedule: Schedule) -> str:
         member = _runs_as(session, schedule)
         script = session.get(Script, schedule.script_id)
         if script is None:
@@ -201,10 +206,22 @@ class ScheduleFirer:
                 run_input=run_input,
                 interactive=False,  # nobody can answer a sign-in prompt
                 schedule_id=schedule.id,
+                max_queued=self._max_queued,
             )
+        except TooManyQueuedRuns as full:
+            raise Skipped("too_many_queued", queue_full(member, full)) from None
         except AppError as refused:
             raise Skipped("run_refused", f"the run was refused: {refused.message}") from None
         return run.id
+
+
+def queue_full(member: MemberContext, full: TooManyQueuedRuns) -> str:
+    """Why a due time was skipped while the schedule's member has a full queue."""
+    return (
+        f"{member.user.name} has {full.queued} runs waiting to start, as many as the server"
+        f" queues for one person ({full.limit}): this due time was skipped, not queued"
+        " behind them. Wait for them to start, or cancel some on the Runs page"
+    )
 
 
 def _still_due(schedule_id: int, *, due_at: datetime, cron: str, zone: str) -> Update:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
-from app.lifecycle import RUNS, RunStatus, is_final
+from app.lifecycle import RunStatus, is_final
 from app.models import Run, Script
 from app.models._types import new_id, utcnow
 from app.models.facilities import Role
-from app.services import inputs, versions
+from app.services import inputs, queued_runs, versions
 from app.services.context import MemberContext
 from sandbox import source_size_error
 
@@ -158,10 +158,13 @@ def create_run(
     interactive: bool,
     schedule_id: int | None = None,
     input_fields: list[Any] | None = None,
+    max_queued: int = queued_runs.DEFAULT_MAX_QUEUED,
 ) -> Run:
     """A queued run of a script, or of raw source (scripters only); `schedule_id` names
     the schedule that started it. `input_fields`, the editor's unsaved declarations, check
-    the input of such source in place of the saved ones."""
+    the input of such source in place of the saved ones. Refused (TooManyQueuedRuns, a
+    429) while the member has `max_queued` runs waiting to start: pass the configured
+    SCRIPTBOX_MAX_QUEUED_RUNS_PER_USER."""
     version_number: int | None = None
     schema: Any = {}
     if source is not None and not member.can(Role.scripter):
@@ -217,13 +220,11 @@ def create_run(
         "created_at": utcnow(),
     }
     # One Core INSERT (the session does not track the run): the ORM's unit of work cost
-    # more than the statement itself on the hot path of POST /runs (py-spy).
-    session.execute(_INSERT_RUN, values)
+    # more than the statement itself on the hot path of POST /runs (py-spy). It counts the
+    # member's queued runs itself: the cap adds no statement.
+    queued_runs.insert_run(session, values, max_queued=max_queued)
     run = Run(**values)
     return run
-
-
-_INSERT_RUN = insert(RUNS)
 
 
 def get_run(session: Session, member: MemberContext, run_id: str) -> Run:

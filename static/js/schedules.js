@@ -13,6 +13,7 @@ const SKIPS = {
   script_deleted: "skipped: script deleted",
   run_refused: "skipped: input refused",
   previous_run_waiting: "skipped: last run still queued",
+  too_many_queued: "skipped: too many runs queued",
   start_failed: "skipped: server error",
   script_changed: "skipped: new version to approve",
 };

@@ -1,6 +1,6 @@
 """Two creates at once against a cap (schedules per script, webhook endpoints per
-facility): the second waits for the first's transaction and then counts it, so the cap
-holds exactly, on SQLite and on PostgreSQL."""
+facility, a user's queued runs): the second waits for the first's transaction and then
+counts it, so the cap holds exactly, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import db, extensions
-from app.errors import Conflict
-from app.models import Facility, Role, Schedule, Script, User
+from app.errors import Conflict, TooManyQueuedRuns
+from app.models import Facility, Role, Run, Schedule, Script, User
 from app.models.webhooks import WebhookEndpoint
 from app.services import schedules, webhook_endpoints
 from app.services.context import MemberContext
-from app.services.scripts import create_script
+from app.services.scripts import create_run, create_script
 from tests.conftest import add_member, create_facility, create_user
 
 # Long enough for the second create to reach its count while the first is still open.
@@ -38,7 +38,7 @@ def race(app: Flask, create: Callable[[Session], object]) -> str:
             create(second)
             second.commit()
             outcome["second"] = "created"
-        except Conflict as refused:
+        except (Conflict, TooManyQueuedRuns) as refused:
             second.rollback()
             outcome["second"] = refused.message
 
@@ -108,3 +108,14 @@ def test_two_webhook_endpoints_at_once_never_pass_the_facilitys_cap(
 
     assert race(app, create).startswith("a facility has at most 1 webhook endpoints")
     assert count(WebhookEndpoint) == 1
+
+
+def test_two_runs_at_once_never_pass_the_users_queued_cap(app: Flask) -> None:
+    ids = lab_world()
+
+    def create(session: Session) -> object:
+        return create_run(session, member_in(session, ids), script_id=ids["script"],
+                          source=None, run_input=None, interactive=False, max_queued=1)
+
+    assert race(app, create).startswith("You have 1 runs waiting to start")
+    assert count(Run) == 1

@@ -65,6 +65,7 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
                 run_input=json.input,
                 interactive=interactive,
                 input_fields=json.inputs,
+                max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
             )
             if key is not None:
                 idempotency.remember(
@@ -198,6 +199,7 @@ def rerun(slug: str, run_id: str) -> Answer:
         source=None if old.script_id else old.source,
         run_input=old.input,
         interactive=request.authorization is None,
+        max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
     )
     db.session.commit()
     extensions.run_queue().submit(run.id)

@@ -45,7 +45,8 @@ class ScheduleRun(BaseModel):
 class ScheduleSkip(BaseModel):
     """Why the last due time started no run: `owner_removed`, `owner_demoted`,
     `script_unpublished`, `script_deleted`, `run_refused`, `previous_run_waiting` (its last
-    run is still queued; `last_run` is that run), `start_failed` (a server error, logged) or
+    run is still queued; `last_run` is that run), `too_many_queued` (its member has as many
+    runs queued as the server allows), `start_failed` (a server error, logged) or
     `script_changed` (a version another scripter published since its member approved one),
     and words saying what to do."""
 
