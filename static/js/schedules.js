@@ -52,12 +52,14 @@ function row(schedule, reload) {
   const remove = el("button", { type: "button", class: "danger schedule-delete", text: "Delete" });
   toggle.addEventListener("click", async () => {
     try { await api("PATCH", base, { enabled: !schedule.enabled }); } catch (error) { toast(error.message, "error"); }
-    reload();
+    reload(schedule.id);
   });
   remove.addEventListener("click", async () => {
     if (!confirm(`Delete the schedule "${schedule.description}"? Its past runs stay.`)) return;
+    const tr = remove.closest("tr");
+    const neighbour = tr.nextElementSibling ?? tr.previousElementSibling;
     try { await api("DELETE", base); } catch (error) { toast(error.message, "error"); }
-    reload();
+    reload(neighbour ? Number(neighbour.dataset.scheduleId) : null);
   });
   const input = JSON.stringify(schedule.input);
   // One block per cell: on a phone a stacked table's cell lays its children out in a row.
@@ -84,7 +86,10 @@ export function schedulesPanel(panel, scriptId) {
   if (!zone.value) zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   if (Intl.supportedValuesOf) zones.replaceChildren(...Intl.supportedValuesOf("timeZone").map((name) => el("option", { value: name })));
 
-  async function load() {
+  // `focusId` (after Pause, Resume or Delete): the rows are built anew, so the keyboard
+  // goes to that schedule's new Pause/Resume, or to the cron field when it is gone (null);
+  // it fell to the page's top.
+  async function load(focusId) {
     if (!scriptId()) return;
     panel.hidden = false;
     try {
@@ -94,6 +99,9 @@ export function schedulesPanel(panel, scriptId) {
       const count = panel.querySelector("#schedules-count");
       count.textContent = found.length ? ` (${found.length})` : "";
     } catch (failure) { showError(error, failure.message); }
+    if (focusId === undefined) return;
+    const toggle = table.querySelector(`tr[data-schedule-id="${focusId}"] .schedule-toggle`);
+    (toggle ?? panel.querySelector("#schedule-cron")).focus();
   }
 
   form.addEventListener("submit", async (event) => {

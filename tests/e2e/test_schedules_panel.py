@@ -183,3 +183,52 @@ def test_a_schedule_whose_last_run_was_deleted_says_when_it_ran(
     row.locator(".schedule-last").filter(has_text="not yet").wait_for()
     assert row.locator(".schedule-run-gone").count() == 0
     page.context.close()
+
+
+# The schedule whose row holds the focus, else the focused element's id.
+FOCUSED = (
+    "() => document.activeElement?.closest('tr')?.dataset.scheduleId"
+    " ?? document.activeElement?.id"
+)
+
+
+def test_pause_resume_and_delete_keep_the_keyboard_in_the_panel(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    """The rows are built anew after each: the focus stays on that schedule's Pause/Resume,
+    goes to the next schedule after a delete, and to the cron field after the last one (it
+    fell to the page's top, and a keyboard user started again from the top bar)."""
+    live, script_id = live_lab
+    with live.app.app_context():
+        session = db.session()
+        script = session.get(Script, script_id)
+        sam = session.scalars(select(User).where(User.email == "sam@example.com")).one()
+        membership = people.membership_of(session, sam.id, script.facility_id)
+        member = MemberContext(sam, membership.facility, membership.role)
+        first, second = (
+            schedules.create_schedule(session, member, script, cron=cron).id
+            for cron in ("0 9 * * *", "0 17 * * *")
+        )
+        session.commit()
+    page = signed_in(browser, live, "sam@example.com", timezone="UTC")
+    panel = open_panel(page, live, script_id)
+    row = panel.locator(f"#schedules-table tr[data-schedule-id='{first}']")
+    row.locator(".schedule-toggle").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(TOGGLE_SAYS, arg="Resume")
+    assert page.evaluate(FOCUSED) == str(first)
+    assert page.evaluate("document.activeElement.textContent") == "Resume"
+    page.keyboard.press("Enter")
+    page.wait_for_function(TOGGLE_SAYS, arg="Pause")
+    assert page.evaluate(FOCUSED) == str(first)
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.locator(".schedule-delete").focus()
+    page.keyboard.press("Enter")
+    panel.locator(f"#schedules-table tr[data-schedule-id='{first}']").wait_for(state="detached")
+    page.wait_for_function(f"() => ({FOCUSED})() === '{second}'")
+    panel.locator(".schedule-delete").focus()
+    page.keyboard.press("Enter")
+    panel.locator("#schedules-table").wait_for(state="hidden")
+    page.wait_for_function(f"() => ({FOCUSED})() === 'schedule-cron'")
+    page.context.close()
