@@ -244,13 +244,18 @@ class Lifecycle:
             values={"waiting_grant_id": None, "paused_at": None},
         ) is not None
 
-    def park(self, run_id: str, *, journal: bytes, output: str, calls: int) -> bool:
-        """waiting_for_grant -> parked: the (encrypted) journal is kept, no process holds it."""
+    def park(
+        self, run_id: str, *, journal: bytes, output: str, calls: int, duration_ms: float
+    ) -> bool:
+        """waiting_for_grant -> parked: the (encrypted) journal is kept, no process holds it.
+        The time the run has used (`duration_ms`, also inside the journal) is kept beside it
+        in the clear, so a parked run that is cancelled or fails ends with its duration."""
         return self.move(
             run_id,
             source=(RunStatus.WAITING,),
             target=RunStatus.PARKED,
-            values={"journal": journal, "output": output, "calls": calls, "driver": None},
+            values={"journal": journal, "output": output, "calls": calls, "driver": None,
+                    "duration_ms": duration_ms},
         ) is not None
 
     def finish(self, run_id: str, *, target: RunStatus, values: dict[str, Any]) -> bool:

@@ -166,7 +166,8 @@ class RunDriver:
         assert outcome.journal is not None
         sealed = self._vault.encrypt(outcome.journal.to_bytes().decode()).encode()
         if not self._store(run.id, lambda: self._lifecycle.park(
-                run.id, journal=sealed, output=outcome.output, calls=outcome.requests),
+                run.id, journal=sealed, output=outcome.output, calls=outcome.requests,
+                duration_ms=round(outcome.duration_ms, 3)),
                 what=f"parking run {run.id}"):
             log.warning("run %s parked but had already left waiting_for_grant", run.id)
 

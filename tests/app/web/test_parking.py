@@ -178,9 +178,20 @@ def test_a_parked_prompt_expires_by_the_sweep(tmp_path: Path, keyapi: str) -> No
 def test_cancel_a_parked_run(world: World) -> None:
     run_id = world.start(NEEDS_KEY)
     prompt = world.parked(run_id)
+    sealed = world.run_row(run_id).journal
+    assert sealed is not None
+    used_s = Journal.from_bytes(
+        extensions.vault(world.app).decrypt(sealed.decode()).encode()
+    ).wall_s
     answer = world.client.api("POST", f"/api/f/lab/runs/{run_id}/cancel").json()
     assert answer == {"id": run_id, "cancelling": True, "status": "cancelled"}
-    assert world.page.wait_for("run.finished", run_id=run_id)["run"]["status"] == "cancelled"
+    ended = world.page.wait_for("run.finished", run_id=run_id)["run"]
+    assert ended["status"] == "cancelled"
+    # It ended with the time it ran before it parked (the journal's, kept in the clear).
+    assert used_s > 0 and ended["duration_ms"] == pytest.approx(used_s * 1000, abs=0.001)
+    assert world.client.api("GET", f"/api/f/lab/runs/{run_id}").json()["duration_ms"] == (
+        ended["duration_ms"]
+    )
     assert world.page.wait_for("grant.resolved", grant_id=prompt["grant_id"])["state"] == (
         "cancelled"
     )
