@@ -9,6 +9,7 @@ page can answer (an API run) waits the same way when a `RemotePrompt` (the webho
 ask the embedding app; a connect link for that account answers it (`answer_matching`), as
 does connecting the account anywhere else, or the master account for a call that takes it
 (`answer_connected`).
+Settling prompts (answers, connected accounts, expiry, cancels): services/grant_answers.py.
 What the prompts say (the pages' messages, the script's error): services/grant_messages.py.
 """
 
@@ -17,27 +18,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import exists, func, select, update
-from sqlalchemy.orm import Session
 
 from app.integrations.call_context import not_interactive
-from app.lifecycle import FINAL, Lifecycle, RunStatus
-from app.models import Account, Grant, Run, User
+from app.lifecycle import Lifecycle
+from app.models import Grant, Run, User
 from app.models._types import utcnow
 from app.seams import EventBus, GrantOutcome, GrantSignals
-from app.services.grant_messages import refusal, required_message, resolved_message
+from app.services.grant_answers import WAITING, GrantAnswers, SessionFactory
+from app.services.grant_messages import refusal, required_message
 from sandbox import ParkRun
 
 log = logging.getLogger(__name__)
 
-SessionFactory = Callable[[], Session]
-# A run that waits for a grant is one of these; a pending grant without one is stale.
-_WAITING = (str(RunStatus.WAITING), str(RunStatus.PARKED))
-_FINAL = [str(status) for status in FINAL]
 # A live pause looks up now and then whether its process wants it parked (shutdown).
 _SLICE_S = 1.0
 
@@ -52,8 +48,8 @@ class RemotePrompt(Protocol):
         """Announce the new pending `grant` (with a link that answers it)."""
 
 
-class GrantCoordinator:
-    """Creates, shares, resolves and expires grant prompts; wakes the runs that wait."""
+class GrantCoordinator(GrantAnswers):
+    """Creates and shares grant prompts and waits for them (settling them: GrantAnswers)."""
 
     def __init__(
         self,
@@ -67,9 +63,7 @@ class GrantCoordinator:
         park_after_s: float,
         max_live_paused: int,
     ) -> None:
-        self._session_factory = session_factory
-        self._bus = bus
-        self._signals = signals
+        super().__init__(session_factory=session_factory, bus=bus, signals=signals)
         self._lifecycle = lifecycle
         self.timeout_s = timeout_s
         self._max_pending = max_pending_per_user
@@ -80,12 +74,7 @@ class GrantCoordinator:
         self._live_paused = 0
         self._parking_all = False
         self._resumed: dict[str, str] = {}  # run id -> the prompt it was parked on
-        self._on_resolved: list[Callable[[str], None]] = []
         self._remote: RemotePrompt | None = None
-
-    def on_resolved(self, listener: Callable[[str], None]) -> None:
-        """Call `listener(grant_id)` after every grant that ends (the queue resumes runs)."""
-        self._on_resolved.append(listener)
 
     def ask_remotely(self, remote: RemotePrompt) -> None:
         """Calls no page can answer (an API run) wait for `remote` when it can ask."""
@@ -257,11 +246,14 @@ class GrantCoordinator:
                 return existing.id, False
             # A call for the user's own account shares the prompt: the master no longer
             # answers it. Unless the master answered it meanwhile (then open a new one).
-            if existing is not None and session.execute(  # type: ignore[attr-defined]
-                update(Grant)
-                .where(Grant.id == existing.id, Grant.state == "pending")
-                .values(takes_master=False)
-            ).rowcount:
+            if (
+                existing is not None
+                and session.execute(  # type: ignore[attr-defined]
+                    update(Grant)
+                    .where(Grant.id == existing.id, Grant.state == "pending")
+                    .values(takes_master=False)
+                ).rowcount
+            ):
                 return existing.id, False
             open_prompts = session.scalar(
                 select(func.count(Grant.id)).where(
@@ -286,124 +278,7 @@ class GrantCoordinator:
             session.flush()
             return grant.id, True
 
-    # -- resolution -------------------------------------------------------------------
-
-    def resolve(
-        self,
-        grant_id: str,
-        state: str,
-        account_id: int | None = None,
-        *,
-        takes_master: bool = False,
-    ) -> bool:
-        """Settle a pending grant (granted/refused/expired/cancelled) and wake its runs;
-        `takes_master`: only if the master account answers it (checked in the same write).
-
-        Returns False when the grant was no longer pending (nothing changes then).
-        """
-        pending = [Grant.id == grant_id, Grant.state == "pending"]
-        if takes_master:
-            pending.append(Grant.takes_master.is_(True))
-        with self._session_factory() as session, session.begin():
-            changed = session.execute(  # type: ignore[attr-defined]
-                update(Grant)
-                .where(*pending)
-                .values(state=state, account_id=account_id, resolved_at=utcnow())
-            ).rowcount
-            grant = session.get(Grant, grant_id)
-        if not changed or grant is None:
-            return False
-        self._signals.notify(grant_id, GrantOutcome(state, account_id))
-        self._bus.publish(grant.user_id, grant.facility_id, resolved_message(grant_id, state))
-        for listener in self._on_resolved:
-            listener(grant_id)
-        return True
-
-    def answer_matching(
-        self,
-        *,
-        facility_id: int,
-        user_id: int,
-        integration_id: int,
-        label: str,
-        state: str,
-        account_id: int | None = None,
-    ) -> int:
-        """Settle the user's pending prompts for this integration and label (a connect link
-        for that account was completed or refused); how many were settled."""
-        with self._session_factory() as session:
-            pending = session.scalars(
-                select(Grant.id).where(
-                    Grant.facility_id == facility_id,
-                    Grant.user_id == user_id,
-                    Grant.integration_id == integration_id,
-                    Grant.label == label,
-                    Grant.state == "pending",
-                )
-            ).all()
-        return sum(self.resolve(grant_id, state, account_id) for grant_id in pending)
-
-    def answer_connected(self, account: Account) -> int:
-        """Grant the pending prompts `account`, just connected or signed in again, answers
-        (wherever it was connected: a prompt's own sign-in resolves only its prompt): its
-        owner's for that integration and label, or for a master account every member's
-        whose calls take the master (account=None, DESIGN §3); how many were granted."""
-        if account.owner_kind == "user" and account.user_id is not None:
-            return self.answer_matching(
-                facility_id=account.facility_id,
-                user_id=account.user_id,
-                integration_id=account.integration_id,
-                label=account.label,
-                state="granted",
-                account_id=account.id,
-            )
-        if account.owner_kind != "master" or account.status != "active":
-            return 0
-        with self._session_factory() as session:
-            pending = session.scalars(
-                select(Grant.id).where(
-                    Grant.facility_id == account.facility_id,
-                    Grant.integration_id == account.integration_id,
-                    Grant.takes_master.is_(True),
-                    Grant.state == "pending",
-                )
-            ).all()
-        return sum(
-            self.resolve(grant_id, "granted", account.id, takes_master=True)
-            for grant_id in pending
-        )
-
-    def cancel_for_integration(self, integration_id: int) -> int:
-        """Cancel every pending prompt for the integration (an admin switched it off): the
-        runs waiting for them go on, their calls refused; how many were cancelled."""
-        with self._session_factory() as session:
-            pending = session.scalars(
-                select(Grant.id).where(
-                    Grant.integration_id == integration_id, Grant.state == "pending"
-                )
-            ).all()
-        return sum(self.resolve(grant_id, "cancelled") for grant_id in pending)
-
-    def expire_due(self) -> int:
-        """Expire every pending prompt past its time (parked runs hold no thread to do it)."""
-        with self._session_factory() as session:
-            due = session.scalars(
-                select(Grant.id).where(Grant.state == "pending", Grant.expires_at <= utcnow())
-            ).all()
-        return sum(self.resolve(grant_id, "expired") for grant_id in due)
-
-    def cancel_unwatched(self) -> int:
-        """Cancel pending prompts no run waits for any more (they must never be shown again)."""
-        waiting = exists().where(Run.waiting_grant_id == Grant.id, Run.status.in_(_WAITING))
-        # The run that opened the prompt is not paused on it yet for a moment: spare it.
-        opener_live = exists().where(Run.id == Grant.run_id, Run.status.not_in(_FINAL))
-        with self._session_factory() as session:
-            stale = session.scalars(
-                select(Grant.id).where(
-                    Grant.state == "pending", Grant.run_id.is_not(None), ~waiting, ~opener_live
-                )
-            ).all()
-        return sum(self.resolve(grant_id, "cancelled") for grant_id in stale)
+    # -- the run engine's bookkeeping -------------------------------------------------
 
     def cancel_run(self, run_id: str) -> None:
         """Wake a run that waits for a grant because it was cancelled."""
@@ -418,7 +293,7 @@ class GrantCoordinator:
 
     def pending_messages(self, user_id: int, facility_id: int) -> list[dict[str, Any]]:
         """`grant.required` for every prompt a run still waits for (for a page that connects)."""
-        waiting = exists().where(Run.waiting_grant_id == Grant.id, Run.status.in_(_WAITING))
+        waiting = exists().where(Run.waiting_grant_id == Grant.id, Run.status.in_(WAITING))
         with self._session_factory() as session:
             ids = session.scalars(
                 select(Grant.id)

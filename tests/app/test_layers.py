@@ -20,6 +20,7 @@ ENGINE = [
     "app/runner/threads.py",
     "app/runner/heartbeat.py",
     "app/services/grants.py",
+    "app/services/grant_answers.py",
     "app/services/grant_messages.py",
     "app/integrations/broker.py",
     "app/integrations/availability.py",
