@@ -11,6 +11,19 @@ const secret = document.getElementById("webhook-secret");
 const editForm = document.getElementById("edit-webhook");
 const base = `/api/f/${slug}/webhooks`;
 
+// A button disabled while its request runs loses the keyboard's focus (Chromium moves it
+// to the page's body, and Tab starts again from the top bar): `busy` disables it and
+// returns what enables it again, with the focus back on it if it held it and nothing else
+// took it meanwhile.
+function busy(button) {
+  const held = document.activeElement === button;
+  button.disabled = true;
+  return () => {
+    button.disabled = false;
+    if (held && document.activeElement === document.body) button.focus();
+  };
+}
+
 // The list and "No endpoints yet." follow each change without a reload.
 function showList() {
   const empty = !table.tBodies[0].rows.length;
@@ -60,8 +73,7 @@ if (form) {
     event.preventDefault();
     const events = [...form.querySelectorAll('input[name="events"]:checked')].map((box) => box.value);
     if (!events.length) { showError(error, "Tick at least one event to send."); return; }
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
+    const done = busy(form.querySelector("button[type=submit]"));
     try {
       const created = await api("POST", base, { url: form.elements.url.value.trim(), events });
       showSecret(created, "signing secret");
@@ -70,7 +82,7 @@ if (form) {
       showError(error, "");
       form.reset();
     } catch (failure) { showError(error, failure.message); }
-    finally { button.disabled = false; }
+    finally { done(); }
   });
 }
 
@@ -102,63 +114,76 @@ editForm?.addEventListener("submit", async (event) => {
   const row = table.querySelector(`tr[data-endpoint-id="${id}"]`);
   const events = [...editForm.querySelectorAll('input[name="events"]:checked')].map((box) => box.value);
   if (!events.length) { showError(error, "Tick at least one event to send."); return; }
-  const button = editForm.querySelector("button[type=submit]");
-  button.disabled = true;
+  const done = busy(editForm.querySelector("button[type=submit]"));
+  let saved = false;
   try {
     const changed = await api("PATCH", `${base}/${id}`, { url: editForm.elements.url.value.trim(), events });
     showEndpoint(row, changed);
     closeEdit();
+    saved = true;
     toast("Endpoint saved", "ok");
   } catch (failure) { showError(error, failure.message); }
-  finally { button.disabled = false; }
+  finally { done(); }
+  // The form is gone with its button: back to the endpoint's Edit.
+  if (saved && document.activeElement === document.body) row.querySelector(".edit-webhook").focus();
 });
-editForm?.querySelector(".cancel-edit").addEventListener("click", closeEdit);
+editForm?.querySelector(".cancel-edit").addEventListener("click", () => {
+  const id = editForm.closest("tr.edit-row")?.dataset.for;
+  closeEdit();
+  table.querySelector(`tr[data-endpoint-id="${id}"] .edit-webhook`)?.focus();
+});
 
 // Removing cannot be undone (a new endpoint gets a new secret), so it asks first.
 async function removeRow(row, button) {
   if (!confirm(`Remove the endpoint ${row.dataset.url}? Scriptbox stops sending to it and forgets its delivery log.`)) return;
-  button.disabled = true;
+  const done = busy(button);
   try {
     await api("DELETE", `${base}/${row.dataset.endpointId}`);
-  } catch (failure) { button.disabled = false; toast(failure.message, "error"); return; }
+  } catch (failure) { done(); toast(failure.message, "error"); return; }
+  // The keyboard goes on to the next endpoint's Remove (else the one before), or to the
+  // form that adds one.
+  const neighbour = [row.nextElementSibling, row.previousElementSibling]
+    .find((other) => other?.dataset.endpointId);
+  const focusNext = document.activeElement === document.body;
   if (editForm.closest(`tr.edit-row[data-for="${row.dataset.endpointId}"]`)) closeEdit();
   row.remove();
   // Its deliveries went with it.
   for (const sent of document.querySelectorAll(`#webhook-deliveries tr[data-endpoint-id="${row.dataset.endpointId}"]`)) sent.remove();
   if (secret.dataset.endpointId === row.dataset.endpointId) secret.hidden = true;
   showList();
+  if (focusNext) (neighbour?.querySelector(".remove-webhook") ?? form?.elements.url)?.focus();
   toast("Endpoint removed", "ok");
 }
 
 async function togglePause(row, button) {
   const active = row.dataset.active !== "true";
-  button.disabled = true;
+  const done = busy(button);
   try {
     showEndpoint(row, await api("PATCH", `${base}/${row.dataset.endpointId}`, { active }));
     toast(active ? "Endpoint resumed: what waited is being sent" : "Endpoint paused: new events are not sent to it", "ok");
     if (active) followLog();
   } catch (failure) { toast(failure.message, "error"); }
-  finally { button.disabled = false; }
+  finally { done(); }
 }
 
 // The old secret stops at once, so it asks first; the new one is shown once, as on adding.
 async function rotate(row, button) {
   if (!confirm(`Rotate the signing secret of ${row.dataset.url}? The old secret stops working at once: the receiver must check with the new one.`)) return;
-  button.disabled = true;
+  const done = busy(button);
   try {
     showSecret(await api("POST", `${base}/${row.dataset.endpointId}/rotate-secret`), "new signing secret");
   } catch (failure) { toast(failure.message, "error"); }
-  finally { button.disabled = false; }
+  finally { done(); }
 }
 
 async function sendTest(row, button) {
-  button.disabled = true;
+  const done = busy(button);
   try {
     const sent = await api("POST", `${base}/${row.dataset.endpointId}/test`);
     toast("Test event sent: see Recent deliveries", "ok");
     followLog(sent.id);
   } catch (failure) { toast(failure.message, "error"); }
-  finally { button.disabled = false; }
+  finally { done(); }
 }
 
 table?.addEventListener("click", (event) => {
@@ -205,20 +230,38 @@ if (log) {
   setInterval(() => nextTryIn(log), 15000);
 }
 
+// The log's control the keyboard is on (`{id, name}`: a delivery's row and the button's
+// class), to find again in a fresh copy of the log; a redelivery notes its button here as
+// it disables it (the focus has then left it).
+const LOG_BUTTONS = ["show-attempts", "redeliver"];
+let logFocus = null;
+function focusInLog() {
+  const active = document.activeElement;
+  const row = log.contains(active) ? active.closest("tr[data-delivery-id]") : null;
+  const name = row && LOG_BUTTONS.find((known) => active.classList.contains(known));
+  if (name) return { id: row.dataset.deliveryId, name };
+  return active === document.body || !active ? logFocus : null;
+}
+
 // The log as the server draws it now (a fresh copy of this page), the attempts that were
-// open opened again.
+// open opened again, and the keyboard on the control it was on (it fell to the page's top).
 async function refreshLog() {
   const response = await fetch(location.href, { credentials: "same-origin" });
   if (!response.ok) return;
   const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("webhook-log");
   if (!fresh) return;
   const open = [...log.querySelectorAll(".show-attempts[aria-expanded=true]")].map((b) => b.closest("tr").dataset.deliveryId);
+  const focused = focusInLog();
   log.replaceChildren(...fresh.childNodes);
   showTimes();
   for (const id of open) {
     const button = log.querySelector(`tr[data-delivery-id="${id}"] .show-attempts`);
     if (button) await showAttempts(button);
   }
+  logFocus = null;
+  if (!focused || !(document.activeElement === document.body || !document.activeElement)) return;
+  const row = log.querySelector(`tr[data-delivery-id="${focused.id}"]`);
+  (row?.querySelector(`.${focused.name}:not(:disabled)`) ?? row?.querySelector(".show-attempts"))?.focus();
 }
 
 // After a test, a redelivery or a resume the log follows what is sent for a while, until
@@ -268,12 +311,13 @@ async function showAttempts(button) {
 
 async function redeliver(button) {
   const row = button.closest("tr");
-  button.disabled = true;
+  if (document.activeElement === button) logFocus = { id: row.dataset.deliveryId, name: "redeliver" };
+  const done = busy(button);
   try {
     const again = await api("POST", `${base}/${row.dataset.endpointId}/deliveries/${row.dataset.deliveryId}/redeliver`);
     toast("Sent again as a new delivery", "ok");
     followLog(again.id);
-  } catch (failure) { button.disabled = false; toast(failure.message, "error"); }
+  } catch (failure) { logFocus = null; done(); toast(failure.message, "error"); }
 }
 
 log?.addEventListener("click", (event) => {

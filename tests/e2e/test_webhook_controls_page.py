@@ -137,3 +137,92 @@ def test_test_event_attempts_redelivery_rotation_edit_and_pause(
     row.locator(".endpoint-state").filter(has_text="active").wait_for()
     assert row.locator(".pause-webhook").inner_text() == "Pause"
     assert listener.received.empty()  # nothing was sent while paused
+
+
+# The focused control: its row's endpoint or delivery id, and its class (or its name).
+FOCUS = (
+    "() => { const a = document.activeElement;"
+    " const row = a?.closest('tr[data-endpoint-id], tr[data-delivery-id]');"
+    " return [row?.dataset.deliveryId ?? row?.dataset.endpointId ?? null,"
+    " a?.name || a?.className || a?.tagName]; }"
+)
+
+
+def test_the_keyboard_stays_on_the_webhook_controls(
+    admin_page: Any, live: LiveServer, listener: Listener
+) -> None:
+    """Each control pressed with the keyboard keeps the focus there, or on the control that
+    comes next: a button disabled while its request ran, a log drawn anew and a removed row
+    dropped it to the page's top, so Tab started again from the top bar."""
+    page = admin_page
+    page.set_default_timeout(10_000)
+
+    def focus_on(row_id: str | None, control: str) -> None:
+        page.wait_for_function(
+            f"([row, control]) => {{ const [r, c] = ({FOCUS})();"
+            " return r === row && c.split(' ').includes(control); }",
+            arg=[row_id, control],
+        )
+
+    page.goto(f"{live.url}/f/lab/manage")
+    form = page.locator("#add-webhook")
+    for _ in range(2):
+        form.locator("[name=url]").fill(listener.url)
+        form.locator("button[type=submit]").focus()
+        page.keyboard.press("Enter")
+        focus_on(None, "BUTTON")
+    rows = page.locator("#webhook-endpoints tbody tr")
+    assert rows.count() == 2
+    first, second = (rows.nth(i).get_attribute("data-endpoint-id") for i in range(2))
+    row = page.locator(f"#webhook-endpoints tr[data-endpoint-id='{first}']")
+
+    row.locator(".pause-webhook").focus()
+    page.keyboard.press("Enter")
+    row.locator(".endpoint-state").filter(has_text="paused").wait_for()
+    focus_on(first, "pause-webhook")
+    page.keyboard.press("Enter")
+    row.locator(".endpoint-state").filter(has_text="active").wait_for()
+    focus_on(first, "pause-webhook")
+
+    row.locator(".rotate-webhook").focus()
+    page.keyboard.press("Enter")
+    page.locator("#webhook-secret .secret-kind").filter(has_text="new signing secret").wait_for()
+    focus_on(first, "rotate-webhook")
+
+    row.locator(".edit-webhook").focus()
+    page.keyboard.press("Enter")
+    focus_on(None, "url")
+    page.locator("#edit-webhook .cancel-edit").focus()
+    page.keyboard.press("Enter")
+    focus_on(first, "edit-webhook")
+    page.keyboard.press("Enter")
+    page.locator("#edit-webhook button[type=submit]").focus()
+    page.keyboard.press("Enter")
+    page.locator("#edit-webhook").wait_for(state="hidden")
+    focus_on(first, "edit-webhook")
+
+    row.locator(".test-webhook").focus()
+    page.keyboard.press("Enter")
+    ping = listener.next()
+    focus_on(first, "test-webhook")
+    delivery = ping.headers["Scriptbox-Delivery"]
+    sent = page.locator(
+        f'#webhook-deliveries tr[data-delivery-id="{delivery}"][data-status="delivered"]'
+    )
+    sent.wait_for()
+    sent.locator(".redeliver").focus()
+    page.keyboard.press("Enter")
+    again = listener.next()
+    page.locator(
+        f'#webhook-deliveries tr[data-delivery-id="{again.headers["Scriptbox-Delivery"]}"]'
+        '[data-status="delivered"]'
+    ).wait_for()
+    focus_on(delivery, "redeliver")
+
+    row.locator(".remove-webhook").focus()
+    page.keyboard.press("Enter")
+    row.wait_for(state="detached")
+    focus_on(second, "remove-webhook")
+    page.keyboard.press("Enter")
+    page.locator("#no-webhooks").wait_for()
+    focus_on(None, "url")
