@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Update,
     bindparam,
+    func,
     literal_column,
     or_,
     update,
@@ -249,13 +250,15 @@ class Lifecycle:
     ) -> bool:
         """waiting_for_grant -> parked: the (encrypted) journal is kept, no process holds it.
         The time the run has used (`duration_ms`, also inside the journal) is kept beside it
-        in the clear, so a parked run that is cancelled or fails ends with its duration."""
+        in the clear (`parked_duration_ms`), so a parked run that is cancelled ends with it.
+        Not as its `duration_ms` while it is paused: pages show a paused or resumed run's
+        live time so far where it has none."""
         return self.move(
             run_id,
             source=(RunStatus.WAITING,),
             target=RunStatus.PARKED,
             values={"journal": journal, "output": output, "calls": calls, "driver": None,
-                    "duration_ms": duration_ms},
+                    "parked_duration_ms": duration_ms},
         ) is not None
 
     def finish(self, run_id: str, *, target: RunStatus, values: dict[str, Any]) -> bool:
@@ -345,12 +348,16 @@ def _move_statement(
     needed = tuple(RUNS.c) if target in FINAL else (RUNS.c.user_id, RUNS.c.facility_id)
     # Each column once (by identity: a column's == builds SQL, so no set or dict here).
     returning = needed + tuple(c for c in extra if not any(c is n for n in needed))
+    values: dict[str, Any] = {
+        key: bindparam(f"set_{key}", type_=RUNS.c[key].type) for key in keys
+    }
+    if target in FINAL and "duration_ms" not in values:
+        # An end that reports no duration of its own (a cancel while parked, a failure)
+        # keeps the time the run had used when it last parked, if it did.
+        values["duration_ms"] = func.coalesce(RUNS.c.duration_ms, RUNS.c.parked_duration_ms)
     return (
         update(RUNS)
         .where(RUNS.c.id == bindparam("run_id"), RUNS.c.status.in_(statuses(expected)), *where)
-        .values(
-            status=str(target),
-            **{key: bindparam(f"set_{key}", type_=RUNS.c[key].type) for key in keys},
-        )
+        .values(status=str(target), **values)
         .returning(*returning)
     )

@@ -79,6 +79,9 @@ class Run(Base):
     )
     calls: Mapped[int] = mapped_column(default=0)
     duration_ms: Mapped[float | None]
+    # The time a parked run had used (also in its journal, encrypted; not secret): an end
+    # without a duration of its own (a cancel while parked) takes it (app.lifecycle).
+    parked_duration_ms: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

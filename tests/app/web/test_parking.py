@@ -183,6 +183,8 @@ def test_cancel_a_parked_run(world: World) -> None:
     used_s = Journal.from_bytes(
         extensions.vault(world.app).decrypt(sealed.decode()).encode()
     ).wall_s
+    # While parked it has no duration yet (pages show its live time so far instead).
+    assert world.client.api("GET", f"/api/f/lab/runs/{run_id}").json()["duration_ms"] is None
     answer = world.client.api("POST", f"/api/f/lab/runs/{run_id}/cancel").json()
     assert answer == {"id": run_id, "cancelling": True, "status": "cancelled"}
     ended = world.page.wait_for("run.finished", run_id=run_id)["run"]
