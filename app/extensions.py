@@ -43,6 +43,7 @@ from app.integrations.transport import guarded_session
 from app.integrations.vault import Vault, load_keys
 from app.lifecycle import Lifecycle
 from app.runner.caps import Caps
+from app.runner.checks import sandbox_checker
 from app.runner.driver import RunDriver, limits_from_config
 from app.runner.heartbeat import Heartbeat
 from app.runner.parts import EngineParts
@@ -197,6 +198,8 @@ def init_app(app: Flask) -> None:
         run_queue=queue,
         schedule_firer=schedules,
         redis_listener=None if shared is None else shared.listener,
+        # Publishing and the editor's readiness compile a source in a sandbox worker.
+        source_checker=sandbox_checker(lambda: executor(app), app.config),
     )
     # In this order: runs finish or park (their pages still open), then pages are closed.
     on_shutdown(app, queue.shutdown)

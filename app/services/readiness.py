@@ -6,8 +6,6 @@ the panel cannot disagree with what a run does.
 
 from __future__ import annotations
 
-import ast
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -20,56 +18,20 @@ from app.integrations.resolution import (
     resolve,
 )
 from app.models import Integration
+from app.services import source_checks
 from app.services.context import MemberContext
-
-_CALLS = frozenset({"request", "get", "post", "put", "patch", "delete", "require"})
-
-
-@dataclass(frozen=True)
-class Call:
-    """An `integrations.<call>("key", …, account=…)` in a script's source.
-
-    `account` is the literal given (None when left out); `dynamic` when it is computed.
-    """
-
-    key: str
-    account: str | None = None
-    dynamic: bool = False
+from sandbox import Call
 
 
 def referenced_calls(source: str) -> list[Call]:
-    """The distinct literal integration calls of a script, in order of appearance."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    """The distinct literal integration calls of a script, in order of appearance (read in
+    a sandbox worker; none when it does not parse). A ValidationError in words when the
+    source took too long to read."""
+    if not source_checks.may_call_integrations(source):
         return []
-    calls: list[Call] = []
-    for node in ast.walk(tree):
-        if not (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in _CALLS
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "integrations"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            continue
-        call = Call(node.args[0].value)
-        for keyword in node.keywords:
-            if keyword.arg != "account":
-                continue
-            value = keyword.value
-            if isinstance(value, ast.Constant) and (
-                value.value is None or isinstance(value.value, str)
-            ):
-                call = Call(call.key, value.value)
-            else:
-                call = Call(call.key, dynamic=True)
-        if call not in calls:
-            calls.append(call)
-    return calls
+    found = source_checks.check_source(source)
+    source_checks.refuse_if_too_slow(found)
+    return list(found.calls)
 
 
 def integration_readiness(

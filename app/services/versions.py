@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound, ValidationError
 from app.models import Schedule, Script, ScriptVersion
-from sandbox import ScriptError, compile_script
+from app.services import source_checks
 
 MAX_DIFF_LINES = 2000
 
@@ -100,8 +100,11 @@ def publish_version(
     schedules of the script approve it (Schedule.approved_version). A version that does
     not compile is refused: every member's run of it would fail."""
     version = get_version(session, script=script, number=number)
-    problem = compile_script(version.source)
-    if isinstance(problem, ScriptError):
+    # Compiled in a sandbox worker, within SCRIPTBOX_COMPILE_TIME_S (app.runner.checks).
+    found = source_checks.check_source(version.source)
+    source_checks.refuse_if_too_slow(found)
+    problem = found.error
+    if problem is not None:
         where = f"line {problem.line}: " if problem.line else ""
         raise ValidationError(
             f"version {version.number} does not compile ({where}{problem.message}): members"
