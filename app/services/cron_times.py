@@ -67,19 +67,34 @@ def check_cron(expression: str) -> str:
         CronSim(normal, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as refused:
         raise InvalidSchedule(
-            f"cron: {normal!r} is not valid ({_refused_field(refused)}); it needs {_FIELDS_HELP}",
+            f"cron: {normal!r} is not valid ({_refused_field(refused, fields)}); it needs"
+            f" {_FIELDS_HELP}",
             field="cron",
         ) from None
     return normal
 
 
-def _refused_field(refused: CronSimError) -> str:
+def _refused_field(refused: CronSimError, fields: list[str]) -> str:
     # cronsim says "Bad minute", "Bad day-of-week", ...: name the field and its place.
     words = str(refused)
     for place, name in enumerate(FIELDS, start=1):
         if words == f"Bad {name.replace(' ', '-')}":
+            if name == "day of month" and _valid([*fields[:3], "*", *fields[4:]]):
+                # "31" is in range; it is February (or April...) that has no 31st.
+                return (
+                    f"field 3, the day of month, {fields[2]!r}, comes in none of the months"
+                    f" of field 4, {fields[3]!r}: it would never run"
+                )
             return f"field {place}, the {name}, is out of range or malformed"
     return words
+
+
+def _valid(fields: list[str]) -> bool:
+    try:
+        CronSim(" ".join(fields), datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError:
+        return False
+    return True
 
 
 def describe(expression: str) -> str:
