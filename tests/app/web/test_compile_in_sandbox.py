@@ -12,13 +12,21 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from app import db
 from app.config import ConfigError
-from app.models import Role
+from app.models import Facility, Role
 from sandbox import MAX_SOURCE_BYTES
 from tests.app.web.test_access import CSRF, client_for
-from tests.conftest import add_member, create_facility, create_user, make_app
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+    signed_in_lab,
+)
 
 CALLS_GITHUB = "data = integrations.get('github', '/user')\n"
 
@@ -133,3 +141,26 @@ def test_a_compile_limit_that_is_not_seconds_refuses_to_start(
 ) -> None:
     with pytest.raises(ConfigError, match="SCRIPTBOX_COMPILE_TIME_S"):
         make_app(tmp_path, COMPILE_TIME_S=value)
+
+
+def test_an_integrations_dependents_name_a_script_too_slow_to_read(app: Flask) -> None:
+    # Read in a worker too; one past the limit is named, so deleting the integration still
+    # warns of it (it may well call it).
+    app.config["COMPILE_TIME_S"] = 0.3
+    clients = signed_in_lab(app, roles=[Role.admin, Role.scripter], csrf=CSRF)
+    session = db.session()
+    lab = session.scalars(select(Facility)).one()
+    create_integration(session, facility=lab, key="github")
+    session.commit()
+    for name, source in (
+        ("Calls it", CALLS_GITHUB),
+        ("Calls another", "integrations.get('slack', '/')"),
+        ("Too slow to read", slow_to_compile(MAX_SOURCE_BYTES).replace("github", "gh")),
+    ):
+        status, _ = call(
+            clients[Role.scripter], "POST", "/scripts", {"name": name, "source": source}
+        )
+        assert status == 201
+    status, found = call(clients[Role.admin], "GET", "/integrations/github/dependents")
+    assert status == 200
+    assert [script["name"] for script in found["scripts"]] == ["Calls it", "Too slow to read"]
