@@ -18,10 +18,21 @@ const SKIPS = {
   script_changed: "skipped: new version to approve",
 };
 
+// A time on the schedule's own clock when the browser's reads otherwise: "09:00 in
+// Asia/Kolkata" showed as "04:30 AM" in Berlin, with nothing saying whose clock that was.
+function onItsClock(iso, zone) {
+  const clock = { hour: "2-digit", minute: "2-digit" };
+  const at = new Date(iso);
+  let there;
+  try { there = at.toLocaleTimeString([], { ...clock, timeZone: zone }); } catch { return []; }
+  if (there === at.toLocaleTimeString([], clock)) return [];
+  return [" ", el("span", { class: "muted schedule-zone-time", text: `(${there} ${zone})` })];
+}
+
 function timesCell(schedule) {
   if (!schedule.enabled) return [el("span", { class: "badge warn", text: "paused" })];
   if (!schedule.next_times.length) return [el("span", { class: "muted", text: "never" })];
-  return schedule.next_times.map((iso) => el("div", {}, shortTime(iso)));
+  return schedule.next_times.map((iso) => el("div", {}, shortTime(iso), ...onItsClock(iso, schedule.timezone)));
 }
 
 // Why the last due time started no run: a badge, and the server's words on what to do.

@@ -232,3 +232,36 @@ def test_pause_resume_and_delete_keep_the_keyboard_in_the_panel(
     panel.locator("#schedules-table").wait_for(state="hidden")
     page.wait_for_function(f"() => ({FOCUSED})() === 'schedule-cron'")
     page.context.close()
+
+
+def test_times_also_say_the_schedules_own_clock_when_the_browsers_differs(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    """Seen from Berlin, a 09:00 in Asia/Kolkata is 04:30 or 05:30: each time is followed by
+    09:00 on Kolkata's clock; a schedule on the browser's own zone needs no such note."""
+    live, script_id = live_lab
+    with live.app.app_context():
+        session = db.session()
+        script = session.get(Script, script_id)
+        sam = session.scalars(select(User).where(User.email == "sam@example.com")).one()
+        membership = people.membership_of(session, sam.id, script.facility_id)
+        member = MemberContext(sam, membership.facility, membership.role)
+        away, home = (
+            schedules.create_schedule(session, member, script, cron="0 9 * * *", timezone=zone).id
+            for zone in ("Asia/Kolkata", "Europe/Berlin")
+        )
+        session.commit()
+    page = signed_in(browser, live, "sam@example.com", timezone="Europe/Berlin")
+    panel = open_panel(page, live, script_id)
+    notes = panel.locator(f"tr[data-schedule-id='{away}'] .schedule-next .schedule-zone-time")
+    notes.first.wait_for()
+    assert notes.count() == 3
+    assert all(
+        "09:00" in note and note.endswith(" Asia/Kolkata)") for note in notes.all_inner_texts()
+    )
+    times = panel.locator(f"tr[data-schedule-id='{away}'] .schedule-next time")
+    assert all("09:00" not in shown for shown in times.all_inner_texts())  # Berlin's clock
+    home_row = panel.locator(f"tr[data-schedule-id='{home}']")
+    assert home_row.locator(".schedule-next time").count() == 3
+    assert home_row.locator(".schedule-zone-time").count() == 0
+    page.context.close()
