@@ -135,6 +135,8 @@ async function run() {
     // The draft's declarations, saved or not, check the input (and fill its defaults).
     const started = await start({ source: editor.getValue(), script_id: scriptId, input, inputs: inputFields.read() });
     currentRun = started.id; $("cancel-run").hidden = false; $("cancel-run").disabled = false;
+    // This run's own controls: its sign-in prompt may take the keyboard from them (prompts.js).
+    $("run-script").dataset.runId = $("cancel-run").dataset.runId = started.id;
     linkRun(parts, started.id);
     follow(started.id, async (message) => {
       renderInto(parts, message);

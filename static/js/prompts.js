@@ -5,19 +5,33 @@
 // at the provider leaves the prompt pending (the run still waits), so the window says so
 // to this page (sign-in-window.js), which closes it and offers the two ways on: try again
 // or refuse. On a phone a prompt is a one-line bar that opens for its details.
+//
+// A prompt is a notification, not a modal: Later (or Escape inside it) hides it on this
+// page without answering, and "N sign-ins waiting" brings it back; the run waits on until
+// the prompt is answered or expires (Refuse is the only way to say no). A new prompt is
+// always announced; it takes the keyboard only from nowhere (the page's body) or from the
+// controls of the run that asks, never from a field or editor being typed in.
 import { api, el, slug, toast } from "./api.js";
 import { watchSignIn } from "./sign-in-window.js";
 import { on, send } from "./ws.js";
 
 const box = document.getElementById("prompts");
-const prompts = new Map();  // grant id -> { node, stop, held }: stop following its sign-in window
+const news = document.getElementById("prompt-news");
+const prompts = new Map();  // grant id -> { node, signIn, stop, held, later, runId, returnTo }
+// Prompts this tab has shown already (another page of it, before a reload): sent again when
+// a page connects, they are shown but do not take the keyboard a second time.
+const SEEN = "scriptbox.prompts-seen";
 // Where the keyboard came from into the prompts: a prompt that goes while it holds the focus
-// (Refuse pressed, a sign-in done) gives it to the next prompt or back there, not to the
-// page's top, where Tab would start over.
+// (Refuse pressed, a sign-in done, Later) gives it to the next prompt or back there, not to
+// the page's top, where Tab would start over.
 let cameFrom = null;
 box.addEventListener("focusin", (event) => {
   if (event.relatedTarget && !box.contains(event.relatedTarget)) cameFrom = event.relatedTarget;
 });
+// The prompts hidden by Later, as one small control at the same place: it shows them again.
+const waiting = el("button", { class: "prompts-waiting", type: "button", hidden: true });
+waiting.addEventListener("click", showHidden);
+box.prepend(waiting);
 
 function render(message) {
   if (prompts.has(message.grant_id)) return;
@@ -32,9 +46,11 @@ function render(message) {
   const fallback = el("a", { class: "grant-fallback", href: message.sign_in_url, hidden: true, text: "Open sign-in here" });
   const signIn = el("button", { class: "grant-sign-in primary", type: "button", text: "Sign in" });
   const refuse = el("button", { class: "grant-refuse", type: "button", text: "Refuse" });
-  // A phone shows one line until it is opened: this, Sign in and Refuse.
+  const later = el("button", { class: "grant-later", type: "button", text: "Later", "aria-describedby": `${id}-later` });
+  // A phone shows one line until it is opened: this, Sign in, Refuse and Later.
   const summary = el("button", { class: "grant-summary", type: "button", "aria-expanded": "false", "aria-controls": `${id}-details` },
     el("strong", { text: message.label ? `${service} (${message.label})` : service }), ` for ${message.script}`);
+  const sentence = `${message.script} wants to use ${service} with your account${account}.${reason}`;
   const text = el("p", { class: "grant-text", id: `${id}-text` },
     // "Weekly report", or the server's "Your editor script" / "A script" for runs of no saved script.
     el("strong", { text: message.script }), " wants to use ",
@@ -42,13 +58,21 @@ function render(message) {
   const failure = el("p", { class: "grant-failure error", role: "alert", hidden: true });
   const next = el("p", { class: "grant-next", hidden: true },
     el("strong", { text: message.script }), " is still waiting: try again, or refuse and the script is told you declined.");
+  const laterHint = el("span", { class: "visually-hidden", id: `${id}-later`, text: `Hides this without answering; ${message.script} waits until ${until(message)}.` });
   const details = el("div", { class: "grant-details", id: `${id}-details` }, text, failure, next);
   const node = el("div", { class: "grant-prompt", role: "alertdialog", "aria-labelledby": `${id}-text`, "data-grant-id": message.grant_id },
-    summary, details, el("div", { class: "row wrap grant-actions" }, signIn, refuse, fallback));
-  const entry = { node, stop: () => {}, held: false };
+    summary, details, el("div", { class: "row wrap grant-actions" }, signIn, fallback, refuse, later), laterHint);
+  const entry = { node, signIn, stop: () => {}, held: false, later: false, runId: message.run_id, returnTo: null };
   // Refuse, disabled once pressed, drops the focus to nowhere (no relatedTarget): still held.
   node.addEventListener("focusin", () => { entry.held = true; });
   node.addEventListener("focusout", (event) => { if (event.relatedTarget) entry.held = false; });
+  // Escape is "not now", as for any notification: never Refuse, which fails the script's call.
+  node.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    event.preventDefault();
+    hide(entry, message);
+  });
+  later.addEventListener("click", () => hide(entry, message));
   const expand = (open) => {
     node.classList.toggle("expanded", open);
     summary.setAttribute("aria-expanded", String(open));
@@ -60,6 +84,7 @@ function render(message) {
     failure.textContent = words;
     failure.hidden = next.hidden = false;
     signIn.textContent = "Try again";
+    show(entry);
     expand(true);
     window.focus();
     signIn.focus();
@@ -69,6 +94,7 @@ function render(message) {
     if (!popup) {
       fallback.hidden = false;
       toast("Your browser blocked the sign-in window; use the link instead.", "warn");
+      fallback.focus();  // the way on is there now
       return;
     }
     failure.hidden = next.hidden = true;
@@ -83,9 +109,79 @@ function render(message) {
       catch (error) { toast(error.message, "error"); refuse.disabled = false; }
     }
   });
+  const takeFocus = mayTakeFocus(message) && !seen(message.grant_id);
   prompts.set(message.grant_id, entry);
   box.append(node);
   keepClear();
+  say(`Sign-in needed: ${sentence} Sign in or Refuse at the top of the page.`);
+  if (takeFocus) {
+    entry.returnTo = document.activeElement === document.body ? null : document.activeElement;
+    signIn.focus();
+  }
+}
+
+// When the prompt's run gives up waiting: its expiry, in the reader's clock.
+function until(message) {
+  const when = new Date(message.expires_at);
+  return Number.isNaN(when.getTime()) ? "the prompt expires"
+    : when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// The keyboard is the person's: a prompt takes it only from nowhere, or from the button
+// (Run, Stop) of the run that asks, which pages mark with data-run-id.
+function mayTakeFocus(message) {
+  const active = document.activeElement;
+  if (!active || active === document.body) return true;
+  return active.tagName === "BUTTON" && message.run_id != null && active.dataset.runId === String(message.run_id);
+}
+
+// Whether this tab showed the prompt before, and from now on it has.
+function seen(grantId) {
+  let ids = [];
+  try { ids = JSON.parse(sessionStorage.getItem(SEEN) ?? "[]"); } catch { ids = []; }
+  if (ids.includes(grantId)) return true;
+  sessionStorage.setItem(SEEN, JSON.stringify([...ids, grantId].slice(-50)));
+  return false;
+}
+
+// Said by a screen reader wherever the focus is (the prompts box itself is not a live
+// region: it would read every button, and again when a prompt hides).
+function say(words) {
+  if (!news) return;
+  // The same words twice (two prompts alike) must still be said: they differ by a space.
+  news.textContent = news.textContent === words ? `${words}\u00a0` : words;
+}
+
+function hide(entry, message) {
+  const held = entry.node.contains(document.activeElement);
+  entry.later = true;
+  entry.node.hidden = true;
+  countHidden();
+  keepClear();
+  // Said, not a toast: on a phone a toast covers the control the focus goes back to.
+  say(`Hidden: ${message.script} waits for your sign-in until ${until(message)}. “${waiting.textContent}” at the top of the page shows it again.`);
+  if (held) giveFocusBack(entry);
+}
+
+function show(entry) {
+  entry.later = false;
+  entry.node.hidden = false;
+  countHidden();
+}
+
+function showHidden() {
+  const shown = [...prompts.values()].filter((entry) => entry.later);
+  shown.forEach(show);
+  keepClear();
+  shown[0]?.signIn.focus();
+}
+
+function countHidden() {
+  const n = [...prompts.values()].filter((entry) => entry.later).length;
+  const held = document.activeElement === waiting;
+  waiting.textContent = `${n} sign-in${n === 1 ? "" : "s"} waiting`;
+  waiting.hidden = n === 0;
+  if (held && n === 0) giveFocusBack(null);
 }
 
 // The prompts stay in view while the page scrolls (sticky): whatever a person scrolls or
@@ -102,17 +198,23 @@ on("grant.resolved", (message) => {
   const entry = prompts.get(message.grant_id);
   if (entry) {
     const held = entry.node.contains(document.activeElement) || (entry.held && document.activeElement === document.body);
-    entry.stop(); entry.node.remove(); prompts.delete(message.grant_id); keepClear();
-    if (held) giveFocusBack();
+    entry.stop(); entry.node.remove(); prompts.delete(message.grant_id);
+    countHidden(); keepClear();
+    if (held) giveFocusBack(entry);
   }
   const words = { granted: "Connected — the script continues.", refused: "Refused.", expired: "The sign-in prompt expired.", cancelled: "The run was cancelled." };
   toast(words[message.state] ?? message.state, message.state === "granted" ? "ok" : "info");
 });
 
-function giveFocusBack() {
+// After a prompt goes or hides: the next prompt shown, else where the keyboard was before
+// the prompt took it or Tab brought it in, else the asking run's own button, else the
+// hidden prompts' control.
+function giveFocusBack(entry) {
   const usable = (node) => node?.isConnected && !node.disabled && node.getClientRects().length > 0;
-  const next = box.querySelector(".grant-sign-in");
-  if (next || usable(cameFrom)) { (next ?? cameFrom).focus(); return; }
+  const runButtons = entry?.runId != null ? [...document.querySelectorAll(`button[data-run-id="${CSS.escape(String(entry.runId))}"]`)] : [];
+  const next = box.querySelector(".grant-prompt:not([hidden]) .grant-sign-in");
+  const target = [next, entry?.returnTo, cameFrom, ...runButtons, waiting].find(usable);
+  if (target) { target.focus(); return; }
   // Nothing to go back to: the page's content, focusable only while it holds the focus.
   const main = document.querySelector("main");
   main.tabIndex = -1;

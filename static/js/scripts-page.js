@@ -59,6 +59,8 @@ for (const card of document.querySelectorAll(".script-card")) {
       await ready;
       const run = await start({ script_id: Number(button.dataset.scriptId), input });
       current = run.id; stop.hidden = false; stop.disabled = false;
+      // This run's own controls: its sign-in prompt may take the keyboard from them (prompts.js).
+      button.dataset.runId = stop.dataset.runId = run.id;
       if (hadFocus && !document.activeElement?.closest("main, #prompts")) stop.focus();
       linkRun(parts, run.id);
       follow(run.id, (message) => {

@@ -203,18 +203,24 @@ def test_the_keyboard_keeps_its_place_through_a_run_and_its_prompt(
     card = page.locator(".script-card", has_text="Who am I")
     prompt = page.locator(".grant-prompt")
     # Run, disabled while its run goes on, dropped the focus to the page's top: Cancel holds
-    # it, and gives it back to Run when the run ends.
+    # it (the run's prompt takes it from there; Escape gives it back), and gives it back to
+    # Run when the run ends.
     card.locator(".run-script").focus()
     page.keyboard.press("Enter")
     prompt.wait_for(timeout=20000)
+    page.wait_for_function("document.activeElement.classList.contains('grant-sign-in')")
+    page.keyboard.press("Escape")
     assert focused(page) == "cancel-run"
     page.keyboard.press("Enter")
     card.locator(".run-status", has_text="cancelled").wait_for()
     page.wait_for_function("document.activeElement.classList.contains('run-script')")
     # Refuse, from the keyboard: the prompt goes, and the focus goes back where it came
-    # from into the prompt, not to the page's top.
-    page.keyboard.press("Enter")
+    # from into the prompt, not to the page's top. (Run while typing in the card's input:
+    # the prompt leaves the keyboard there.)
+    card.locator(".run-input").focus()
+    card.locator(".run-form").evaluate("(form) => form.requestSubmit()")
     prompt.wait_for(timeout=20000)
+    assert "run-input" in focused(page).split()
     for _ in range(40):
         page.keyboard.press("Shift+Tab")
         if focused(page) == "grant-refuse":
