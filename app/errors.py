@@ -96,6 +96,14 @@ class Conflict(AppError):
     status = 409
 
 
+class IdempotencyKeyRunDeleted(AppError):
+    """A request repeated under an `Idempotency-Key` whose run has been deleted: the key
+    is remembered (for the retention), so the retry starts nothing; a new key runs again."""
+
+    code = "idempotency_key_run_deleted"
+    status = 410
+
+
 class OneAccountPerPerson(Conflict):
     """The integration takes one account per person, and this person has one already."""
 

@@ -44,7 +44,9 @@ class ConnectLink(Base):
 
 class IdempotencyKey(Base):
     """An `Idempotency-Key` of POST /runs: the same key (same user and facility) and the
-    same request give the same run again instead of starting another."""
+    same request give the same run again instead of starting another. It outlives its run
+    (`run_id` goes null when the run is deleted: a retry is told so, and starts nothing)
+    until it is older than the retention."""
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("user_id", "facility_id", "key"),)
@@ -54,5 +56,7 @@ class IdempotencyKey(Base):
     facility_id: Mapped[int] = mapped_column(ForeignKey("facilities.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -1,8 +1,10 @@
 """Retention: what is old enough is deleted, so the database grows with use, not with time.
 
 After `SCRIPTBOX_RETENTION_DAYS` (90; 0 keeps everything) these go:
-- finished runs, with their output, result, input, prompts and idempotency keys (the
-  foreign keys' ON DELETE CASCADE). A run that has not finished is never deleted.
+- finished runs, with their output, result, input and prompts (the foreign keys' ON
+  DELETE CASCADE). A run that has not finished is never deleted.
+- idempotency keys whose run is gone (deleted here or by its member: the key stays, so a
+  retry is told the run was deleted instead of running again) once they are that old too.
 - finished webhook deliveries (delivered or failed), with their attempts. A pending one is
   still being sent and stays.
 - connect links that expired that long ago.
@@ -29,7 +31,15 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
 from app.lifecycle import FINAL, statuses
-from app.models import CallLog, ConnectLink, Facility, OAuthState, Run, UserSession
+from app.models import (
+    CallLog,
+    ConnectLink,
+    Facility,
+    IdempotencyKey,
+    OAuthState,
+    Run,
+    UserSession,
+)
 from app.models._types import utcnow
 from app.models.webhooks import WebhookDelivery
 from app.services import usage
@@ -51,6 +61,7 @@ class Pruned:
     """Rows one pass deleted, by kind."""
 
     runs: int = 0
+    idempotency_keys: int = 0
     deliveries: int = 0
     calls: int = 0
     connect_links: int = 0
@@ -129,6 +140,10 @@ class Pruner:
             pruned.calls += self._delete(
                 CallLog, CallLog.facility_id == facility_id, CallLog.created_at < calls_cutoff
             )
+        # After the runs: the keys of the runs deleted just now go in this pass too.
+        pruned.idempotency_keys = self._delete(
+            IdempotencyKey, IdempotencyKey.created_at < cutoff, IdempotencyKey.run_id.is_(None)
+        )
         return pruned
 
     def _next_facilities(self) -> list[int]:

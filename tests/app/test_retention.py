@@ -83,7 +83,11 @@ def world(session: Any) -> dict[str, Any]:
                           integration_id=demo.id, state="refused", created_at=runs[name].created_at,
                           expires_at=runs[name].created_at + timedelta(minutes=5)))
         session.add(IdempotencyKey(user_id=ada.id, facility_id=lab.id, key=f"key-{name}",
-                                   request_hash="0" * 64, run_id=runs[name].id))
+                                   request_hash="0" * 64, run_id=runs[name].id,
+                                   created_at=runs[name].created_at))
+    # A recent key whose run its member deleted: remembered (a retry is told so) until old.
+    session.add(IdempotencyKey(user_id=ada.id, facility_id=lab.id, key="key-deleted",
+                               request_hash="0" * 64, run_id=None, created_at=RECENT))
     endpoint = WebhookEndpoint(facility_id=lab.id, url="https://example.com/hook",
                                events=["run.finished"], secret_enc="x")
     session.add(endpoint)
@@ -131,9 +135,12 @@ def test_a_pass_deletes_what_is_past_retention_and_keeps_the_rest(app: Flask) ->
         runs["old_parked"], runs["old_queued"], runs["recent_done"]
     }
     assert pruned.runs == 2
-    # A deleted run's prompts and idempotency keys went with it; a kept run's stayed.
+    # A deleted run's prompts and idempotency key went with it; a kept run's stayed, and
+    # so did a recent key of a run deleted by its member.
     assert set(db.session.scalars(select(Grant.run_id))) == {runs["recent_done"]}
-    assert set(db.session.scalars(select(IdempotencyKey.run_id))) == {runs["recent_done"]}
+    assert set(db.session.scalars(select(IdempotencyKey.key))) == {"key-recent_done",
+                                                                   "key-deleted"}
+    assert pruned.idempotency_keys == 1
     deliveries = ids["deliveries"]
     assert set(db.session.scalars(select(WebhookDelivery.id))) == {
         deliveries["old_pending"], deliveries["recent_delivered"]
@@ -150,7 +157,7 @@ def test_a_pass_deletes_what_is_past_retention_and_keeps_the_rest(app: Flask) ->
     assert [h[:10] for h in db.session.scalars(select(ConnectLink.token_hash))] == ["recent_lin"]
     assert [s[:4] for s in db.session.scalars(select(UserSession.id))] == ["live"]
     assert [s[:4] for s in db.session.scalars(select(OAuthState.state_hash))] == ["late"]
-    assert pruned.total() == 2 + 2 + 1 + 1 + 1 + 1
+    assert pruned.total() == 2 + 1 + 2 + 1 + 1 + 1 + 1
     assert pruner(app).prune().total() == 0  # nothing left: a second pass deletes nothing
 
 

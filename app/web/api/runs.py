@@ -42,8 +42,8 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
 
     201 while the run is still going, 200 when it finished within `wait`; either way
     `Location` is the run's URL, to GET it at. With an `Idempotency-Key`, repeating the
-    request gives the run it started (409 if the key was used with a different request;
-    `wait` may differ).
+    request gives the run it started (409 if the key was used with a different request,
+    410 once that run was deleted; `wait` may differ).
     """
     member = require_member(slug)
     wait = float(json.wait or 0.0)

@@ -215,6 +215,27 @@ def test_a_retry_may_wait_longer_or_not_at_all(lab: dict[str, Any]) -> None:
     assert _runs() == 1
 
 
+def test_a_key_outlives_its_deleted_run_and_a_retry_is_told_so(lab: dict[str, Any]) -> None:
+    body = {"source": "result = 6 * 7", "wait": 30}
+    first = _start(lab["bo"], "order-4", body)
+    assert first.status_code == 200, first.get_json()
+    run_id = first.get_json()["id"]
+    deleted = lab["bo"].delete(f"/api/f/lab/runs/{run_id}", headers={"X-CSRF-Token": CSRF})
+    assert deleted.status_code == 204
+    # The retry a client sends after a timeout must not run the job a second time.
+    retry = _start(lab["bo"], "order-4", body)
+    assert retry.status_code == 410, retry.get_json()
+    error = retry.get_json()["error"]
+    assert error["code"] == "idempotency_key_run_deleted"
+    assert error["field"] == "Idempotency-Key"
+    assert "was deleted" in error["message"] and "new Idempotency-Key" in error["message"]
+    assert _runs() == 0
+    # Another request under that key is still a conflict; a new key starts a run.
+    assert _start(lab["bo"], "order-4", {"source": "result = 1"}).status_code == 409
+    assert _start(lab["bo"], "order-5", body).status_code == 200
+    assert _runs() == 1
+
+
 def test_keys_belong_to_one_user(lab: dict[str, Any]) -> None:
     body = {"source": "result = 1"}
     mine = _start(lab["bo"], "shared", body).get_json()["id"]

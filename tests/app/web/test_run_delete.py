@@ -1,5 +1,6 @@
 """Deleting a run (DELETE /api/f/<slug>/runs/<id>): an ended run goes with its input,
-output, result, prompts and idempotency key; its calls stay in the usage. Members delete
+output, result and prompts; its calls stay in the usage, and its idempotency key stays,
+pointing at no run (a retry under it is told the run was deleted). Members delete
 their own, admins anyone's; a run that goes on is a 409; someone else's run or another
 facility's is a 404, as a run that does not exist."""
 
@@ -83,6 +84,7 @@ def test_a_member_deletes_their_ended_run_and_its_calls_still_count(lab: dict[st
     assert count(Run, Run.id == run_id) == 0
     assert count(Grant, Grant.run_id == run_id) == 0
     assert count(IdempotencyKey, IdempotencyKey.run_id == run_id) == 0
+    assert count(IdempotencyKey, IdempotencyKey.key == "k1", IdempotencyKey.run_id.is_(None)) == 1
     assert count(CallLog, CallLog.run_id == run_id) == 1
     assert usage.monthly_usage(db.session, lab["facility"])["total"] == 1
     assert sam.delete(run_id).status_code == 404  # twice: already gone
