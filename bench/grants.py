@@ -91,6 +91,7 @@ def setup(keyapi: str, folder: Path) -> tuple[LiveServer, WebClient, int]:
             "PARK_AFTER_S": 60,  # live pauses first; the parked phases set it to 0
             "MAX_LIVE_PAUSED": 100_000,
             "MAX_RUNS_PER_USER": 100_000,
+            "MAX_QUEUED_RUNS_PER_USER": 100_000,
             "MAX_WAITING_REQUESTS_PER_USER": 100_000,
             "MAX_WAITING_REQUESTS": 100_000,
             "MAX_RUNS_PER_FACILITY": 100_000,

@@ -54,12 +54,18 @@ def queued_count(session: Session, user_id: int) -> int:
 def refusal(queued: int, *, max_queued: int) -> TooManyQueuedRuns:
     """The error of a run refused by the cap, saying what to do."""
     return TooManyQueuedRuns(
-        f"You have {queued} runs waiting to start (this server queues at most {max_queued}"
-        " per person); wait for them or cancel some on the Runs page, then start it again",
+        f"You have {runs_in_words(queued)} waiting to start (this server queues at most"
+        f" {max_queued} per person); wait for them or cancel some on the Runs page, then"
+        " start it again",
         queued=queued,
         limit=max_queued,
         retry_after=RETRY_AFTER_S,
     )
+
+
+def runs_in_words(count: int) -> str:
+    """A count of runs in words: 1 run, 2 runs."""
+    return f"{count} run" if count == 1 else f"{count} runs"
 
 
 @functools.cache

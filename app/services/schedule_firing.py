@@ -43,7 +43,7 @@ from app.models._types import utcnow
 from app.models.schedules import SkipReason
 from app.services import cron_times, versions
 from app.services.context import MemberContext
-from app.services.queued_runs import DEFAULT_MAX_QUEUED
+from app.services.queued_runs import DEFAULT_MAX_QUEUED, runs_in_words
 from app.services.scripts import create_run
 
 log = logging.getLogger(__name__)
@@ -218,9 +218,9 @@ class ScheduleFirer:
 def queue_full(member: MemberContext, full: TooManyQueuedRuns) -> str:
     """Why a due time was skipped while the schedule's member has a full queue."""
     return (
-        f"{member.user.name} has {full.queued} runs waiting to start, as many as the server"
-        f" queues for one person ({full.limit}): this due time was skipped, not queued"
-        " behind them. Wait for them to start, or cancel some on the Runs page"
+        f"{member.user.name} has {runs_in_words(full.queued)} waiting to start, as many as"
+        f" the server queues for one person ({full.limit}): this due time was skipped, not"
+        " queued behind them. Wait for them to start, or cancel some on the Runs page"
     )
 
 

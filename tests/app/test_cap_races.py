@@ -117,5 +117,5 @@ def test_two_runs_at_once_never_pass_the_users_queued_cap(app: Flask) -> None:
         return create_run(session, member_in(session, ids), script_id=ids["script"],
                           source=None, run_input=None, interactive=False, max_queued=1)
 
-    assert race(app, create).startswith("You have 1 runs waiting to start")
+    assert race(app, create).startswith("You have 1 run waiting to start")
     assert count(Run) == 1
