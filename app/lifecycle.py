@@ -59,6 +59,8 @@ FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, R
 # A driver holds a live worker for these; they count against the concurrency caps.
 LIVE = frozenset({RunStatus.RUNNING, RunStatus.WAITING})
 NOT_FINAL = frozenset(RunStatus) - FINAL
+# Paused for a sign-in: the run cannot go on until a person answers its prompt.
+PAUSED = frozenset({RunStatus.WAITING, RunStatus.PARKED})
 
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
@@ -95,6 +97,11 @@ def is_final(status: str) -> bool:
     return status in FINAL
 
 
+def is_paused(status: str) -> bool:
+    """True while a run waits for a person to answer its sign-in prompt."""
+    return status in PAUSED
+
+
 def statuses(states: Iterable[str]) -> list[ColumnElement[str]]:
     """States for `status IN (...)` written into the SQL: a list of bound values is an
     "expanding" parameter, whose SQL is rendered again at every execution."""
@@ -118,12 +125,18 @@ class Lifecycle:
         self._statement = statement
         self._bus = bus
         self._end_hooks: list[Callable[[str, dict[str, Any]], object]] = []
+        self._pause_hooks: list[Callable[[str], object]] = []
 
     def on_end(self, hook: Callable[[str, dict[str, Any]], object]) -> None:
         """Call `hook(run_id, run)` after every move to a final state, whoever made it (the
         driver, a cancel, the heartbeat's sweep), with the run as it ended (`to_dict`):
         the run queue wakes its `wait`s there."""
         self._end_hooks.append(hook)
+
+    def on_pause(self, hook: Callable[[str], object]) -> None:
+        """Call `hook(run_id)` after every move to waiting_for_grant (committed): the run
+        cannot go on without a person, which ends a `wait` for it as its end does."""
+        self._pause_hooks.append(hook)
 
     def move(
         self,
@@ -229,12 +242,16 @@ class Lifecycle:
 
     def pause(self, run_id: str, *, grant_id: str) -> bool:
         """running -> waiting_for_grant (the worker stays alive for now)."""
-        return self.move(
+        paused = self.move(
             run_id,
             source=(RunStatus.RUNNING,),
             target=RunStatus.WAITING,
             values={"waiting_grant_id": grant_id, "paused_at": utcnow()},
         ) is not None
+        if paused:
+            for hook in self._pause_hooks:
+                hook(run_id)
+        return paused
 
     def unpause(self, run_id: str) -> bool:
         """waiting_for_grant -> running: the grant ended and the live worker goes on."""

@@ -93,8 +93,9 @@ class RunQueue(Protocol):
         """Cancel a run in any non-final state; False when it had already ended."""
 
     def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
-        """Block until the run ends or `timeout` passes: the run as it ended (`to_dict`),
-        or None while it goes on."""
+        """Block until the run ends, or pauses for a sign-in (it cannot go on without a
+        person), or `timeout` passes: the run as it ended or as it is once paused
+        (`to_dict`), or None while it goes on."""
 
     def deliver(self, delivery_id: str) -> None:
         """Send a webhook delivery where the queue runs its tasks; a failed attempt is sent

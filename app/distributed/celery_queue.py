@@ -46,7 +46,7 @@ from app.lifecycle import RunStatus
 from app.models import Run
 from app.runner.caps import live_counts
 from app.runner.parts import EngineParts
-from app.runner.threads import ended_run
+from app.runner.threads import settled_run
 
 log = logging.getLogger(__name__)
 _DISPATCH_BATCH = 200
@@ -71,7 +71,7 @@ class CeleryRunQueue:
         self._client = client
         self._markers = Markers(prefix)
         self._ends = RunEnds(client, listener, f"{prefix}:runs-done")
-        self._read_ended = functools.partial(ended_run, parts.session_factory)
+        self._read_settled = functools.partial(settled_run, parts.session_factory)
         self._closing = False
         self.worker = CeleryWorker(
             parts,
@@ -121,9 +121,9 @@ class CeleryRunQueue:
         return False
 
     def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
-        """Block until the run ends (on any worker) or `timeout` passes: the run as it
-        ended, or None."""
-        return self._ends.wait(run_id, timeout, self._read_ended)
+        """Block until the run ends (on any worker), or pauses for a sign-in, or `timeout`
+        passes: the run as it ended (or as it is once paused), or None."""
+        return self._ends.wait(run_id, timeout, self._read_settled)
 
     def deliver(self, delivery_id: str) -> None:
         """Send a webhook delivery to a worker; a retry is sent by a later tick."""

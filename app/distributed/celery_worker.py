@@ -94,6 +94,8 @@ class CeleryWorker:
         # Every final move (a run finishing, a cancel, the sweep ending a dead worker's
         # run) is announced, so a `wait` anywhere hears it.
         parts.lifecycle.on_end(self.announce_end)
+        # And every pause for a sign-in: a `wait` ends there too (the run needs a person).
+        parts.lifecycle.on_pause(self.announce_pause)
         signals.on_cancel(self._cancel_here)
 
     def run(self, *, concurrency: int, hooks: WorkerHooks, loglevel: str = "INFO") -> None:
@@ -259,3 +261,11 @@ class CeleryWorker:
         except redis.RedisError:
             # The end is committed; waiters re-read the row once Redis is back.
             log.warning("Redis is unreachable; the end of run %s is not announced", run_id)
+
+    def announce_pause(self, run_id: str) -> None:
+        """Tell the waiters of every process that the run paused for a sign-in."""
+        try:
+            self._ends.announce_pause(run_id)
+        except redis.RedisError:
+            # Its waiters re-read the row once Redis is back, or when their time is up.
+            log.warning("Redis is unreachable; the pause of run %s is not announced", run_id)

@@ -7,6 +7,9 @@ the run could end (at `expect`, when the run is sent) is answered by that announ
 alone, without reading the run's row (or reads it once, for a run too large to carry); a
 waiter that came later reads the row once first, and everyone re-reads it after Redis
 came back (announcements may have been lost meanwhile) or when its time is up.
+A pause for a sign-in is announced there too (`"paused": true`): it ends a `wait` as
+well, which reads the row then (the prompt may have been answered and the run gone on
+meanwhile: it waits on).
 """
 
 from __future__ import annotations
@@ -60,6 +63,12 @@ class RunEnds:
             message = json.dumps({"id": run_id})
         self._client.publish(self._channel, message)
 
+    def announce_pause(self, run_id: str) -> None:
+        """The run paused for a sign-in (committed): its waiters everywhere read its row.
+        (A process of the previous release takes it for an end, reads the row, finds the
+        run not final and answers it as still going: what this release answers too.)"""
+        self._client.publish(self._channel, json.dumps({"id": run_id, "paused": True}))
+
     def expect(self, run_id: str) -> None:
         """Listen for the run's end before it can happen (call before sending it). With
         Redis out of reach nothing is listened for: a `wait` then reads the row."""
@@ -84,10 +93,12 @@ class RunEnds:
     def wait(
         self, run_id: str, timeout: float, read: Callable[[str], dict[str, Any] | None]
     ) -> dict[str, Any] | None:
-        """Block until the run ends or `timeout` passes: the run as it ended, or None.
-        `read(run_id)` reads the row (the run if it is final, else None). With Redis out
-        of reach no end can be heard: the row as it is now, without waiting (a request
-        must not hold its thread, nor fail and be sent again into a second run)."""
+        """Block until the run ends or pauses for a sign-in, or `timeout` passes: the run
+        as it ended (or as it is once paused), or None. `read(run_id)` reads the row (the
+        run if it is final or paused, else None); a pause's announcement makes the waiter
+        read it. With Redis out of reach no end can be heard: the row as it is now,
+        without waiting (a request must not hold its thread, nor fail and be sent again
+        into a second run)."""
         try:
             self._listen()
         except redis.RedisError:
@@ -136,17 +147,20 @@ class RunEnds:
             self._listening_pid = os.getpid()
 
     def _heard(self, message: str) -> None:
+        paused = False
         if message.startswith("{"):
             announced = json.loads(message)
             run_id, run = str(announced["id"]), announced.get("run")
+            paused = bool(announced.get("paused"))
         else:  # a process of the previous release announces the bare id
             run_id, run = message, None
         with self._lock:
             waiters = list(self._waiters.get(run_id, ()))
         for waiter in waiters:
-            waiter.run = run
-            waiter.ended = True
-            waiter.event.set()
+            if not paused:
+                waiter.run = run
+                waiter.ended = True
+            waiter.event.set()  # paused: it reads the row, which says whether it still is
 
     def _wake_all(self) -> None:
         # Announcements may have been lost while Redis was away: waiters re-read the row.

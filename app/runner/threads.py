@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app import db
-from app.lifecycle import RunStatus, is_final
+from app.lifecycle import RunStatus, is_final, is_paused
 from app.models import Run
 from app.runner.caps import live_counts, under_caps
 from app.runner.driver import DRIVEN_COLUMNS
@@ -42,24 +42,44 @@ _RECENT_CLAIMS = 4096
 
 
 class Ending:
-    """Where a run's `wait`s learn that it ended, and how (the final move's row)."""
+    """Where a run's `wait`s learn that it ended, and how (the final move's row), or that
+    it paused for a sign-in (each pause counts: a resumed run may pause again)."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self._changed = threading.Condition()
+        self.ended = False
         self.run: dict[str, Any] | None = None
+        self.pauses = 0
 
     def end(self, run: dict[str, Any] | None) -> None:
-        self.run = run
-        self.event.set()
+        with self._changed:
+            self.run = run
+            self.ended = True
+            self._changed.notify_all()
+
+    def pause(self) -> None:
+        with self._changed:
+            self.pauses += 1
+            self._changed.notify_all()
+
+    def wait(self, pauses_seen: int, timeout: float) -> int:
+        """Block until the run ends or pauses past `pauses_seen`, or `timeout` passes;
+        the pauses counted then."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.ended or self.pauses > pauses_seen, timeout)
+            return self.pauses
 
 
-def ended_run(session_factory: Callable[[], Session], run_id: str) -> dict[str, Any] | None:
-    """The run (`to_dict`) if it is in a final state, else None (also when the database
-    cannot be reached to say: a waiting request answers the run as it knows it)."""
+def settled_run(session_factory: Callable[[], Session], run_id: str) -> dict[str, Any] | None:
+    """The run (`to_dict`) if it ended or waits for a person (a sign-in), else None (also
+    when the database cannot be reached to say: a waiting request answers the run as it
+    knows it)."""
     try:
         with session_factory() as session:
             run = session.get(Run, run_id)
-            return run.to_dict() if run is not None and is_final(run.status) else None
+            if run is not None and (is_final(run.status) or is_paused(run.status)):
+                return run.to_dict()
+            return None
     except DBAPIError as error:
         if not db.unreachable(error):
             raise
@@ -88,6 +108,7 @@ class ThreadRunQueue:
         self._closing = False
         parts.grants.on_resolved(self.resume_waiting_for)
         parts.lifecycle.on_end(self._mark_done)  # every final move wakes the run's `wait`
+        parts.lifecycle.on_pause(self._mark_paused)  # and so does a pause for a sign-in
         self._parts.heartbeat.on_tick(self.dispatch)
         self._parts.heartbeat.on_tick(self.deliver_due)
         self._parts.heartbeat.on_orphaned_grant(self.resume_waiting_for)
@@ -149,12 +170,25 @@ class ThreadRunQueue:
         return self._parts.lifecycle.request_cancel(run_id)
 
     def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
-        """Block until the run ends here or `timeout` passes: the run as it ended, or None."""
+        """Block until the run ends here, or pauses for a sign-in, or `timeout` passes: the
+        run as it ended (or as it is once paused), or None while it goes on."""
         with self._lock:
             done = self._done.get(run_id) or self._ended.get(run_id)
-        if done is not None and done.event.wait(timeout) and done.run is not None:
-            return done.run  # as its final move returned it: no read
-        return ended_run(self._parts.session_factory, run_id)  # it may have ended before we looked
+        if done is None:  # it may have ended (or paused) before we looked
+            return settled_run(self._parts.session_factory, run_id)
+        deadline = time.monotonic() + timeout
+        seen = 0  # counted from its submit: a pause before this wait began counts too
+        while True:
+            pauses = done.wait(seen, max(0.0, deadline - time.monotonic()))
+            if done.ended and done.run is not None:
+                return done.run  # as its final move returned it: no read
+            if done.ended or pauses == seen:  # ended elsewhere, or the time is up
+                return settled_run(self._parts.session_factory, run_id)
+            seen = pauses
+            paused = settled_run(self._parts.session_factory, run_id)
+            if paused is not None:
+                return paused
+            # Answered already (it goes on): wait on for its end or its next pause.
 
     def deliver(self, delivery_id: str) -> None:
         """Send a webhook delivery on a sender thread; a retry is sent by a later tick."""
@@ -315,6 +349,12 @@ class ThreadRunQueue:
         if grant_id is not None and self._parts.grants.outcome(grant_id) is not None:
             with self._lock:
                 self._ready.add(run_id)
+
+    def _mark_paused(self, run_id: str) -> None:
+        with self._lock:
+            done = self._done.get(run_id)
+        if done is not None:
+            done.pause()
 
     def _mark_done(self, run_id: str, run: dict[str, Any] | None = None) -> None:
         with self._lock:

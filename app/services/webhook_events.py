@@ -22,7 +22,7 @@ from app.integrations.call_context import GrantRequest
 from app.integrations.vault import Vault
 from app.models import Account, Grant, Integration, Membership, Role, Run, Script
 from app.seams import EventBus, Message, Subscription
-from app.services import connect_links, webhook_sending, webhooks
+from app.services import connect_links, run_prompts, webhook_sending, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +130,11 @@ class WebhookEvents:
         completing (or refusing) the link answers the prompt."""
         assert req.user_id is not None
         with self._session_factory() as session:
+            # The prompt as the API's run shows it (its `prompt`), with whose run it is.
             data: dict[str, Any] = {
-                "grant_id": grant.id,
+                **run_prompts.prompt_data(grant, req.integration_key),
                 "run_id": req.run_id,
                 "user_id": req.user_id,
-                "integration": req.integration_key,
-                "owner": "user",
-                "label": req.label,
-                "reason": req.reason,
-                "expires_at": grant.expires_at.isoformat(),
                 **self._link(
                     session, req.facility_id, req.user_id, req.integration_id, "user", req.label
                 ),

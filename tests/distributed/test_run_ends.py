@@ -8,6 +8,7 @@ queued run). No Celery worker runs: nothing else could end the run meanwhile.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from app import db, extensions
 from app.distributed.run_ends import MAX_CARRIED_BYTES
@@ -131,6 +133,56 @@ def test_a_wait_on_a_run_that_does_not_end_times_out(
     extensions.run_queue(web).submit(run_id)
     assert extensions.run_queue(web).wait(run_id, 0.2) is None
     assert row(web, run_id).status == "queued"
+
+
+def test_a_run_that_pauses_for_a_sign_in_elsewhere_wakes_its_waiter(
+        web_and_other: tuple[Flask, Flask]) -> None:
+    """A run waiting for a person ends a `wait` as its end does (POST /runs answers then);
+    it waited for the whole `wait`."""
+    web, other = web_and_other
+    extensions.run_queue(other)  # its pause hook announces
+    run_id = queued_run(web)
+    extensions.run_queue(web).submit(run_id)
+    assert extensions.lifecycle(other).start(run_id, driver="celery-elsewhere-1")
+    thread, answer = waiting(web, run_id)
+
+    assert extensions.lifecycle(other).pause(run_id, grant_id="g" * 32)
+
+    thread.join(PROMPT_S)
+    assert not thread.is_alive(), "the wait did not hear the pause"
+    assert [paused["status"] for paused in answer] == ["waiting_for_grant"]
+
+
+def test_a_pause_answered_before_its_waiter_looked_waits_on_for_the_end(
+        web_and_other: tuple[Flask, Flask], redis_prefix: str) -> None:
+    """The pause's announcement comes, but the row says the run went on (its prompt was
+    answered meanwhile): the waiter waits on, and gets the run as it ended."""
+    web, other = web_and_other
+    extensions.run_queue(other)
+    run_id = queued_run(web)
+    extensions.run_queue(web).submit(run_id)  # expected: no read until something is heard
+    assert extensions.lifecycle(other).start(run_id, driver="celery-elsewhere-1")
+    read = threading.Event()  # set once the waiter has read the run's row
+
+    def after(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        if sql.startswith("SELECT runs.id, runs.facility_id"):  # a read of the whole row
+            read.set()
+
+    event.listen(db.engine_of(web), "after_cursor_execute", after)
+    try:
+        thread, answer = waiting(web, run_id)
+        announced = {"id": run_id, "paused": True}  # as the pause hook says it
+        redis.Redis.from_url(redis_url()).publish(f"{redis_prefix}:runs-done",
+                                                  json.dumps(announced))
+        assert read.wait(PROMPT_S), "the waiter never read the paused run's row"
+    finally:
+        event.remove(db.engine_of(web), "after_cursor_execute", after)
+    # It read `running`: the run goes on, and so does the wait.
+    assert extensions.lifecycle(other).finish(
+        run_id, target=RunStatus.SUCCEEDED, values={"result": 7})
+    thread.join(PROMPT_S)
+    assert not thread.is_alive(), "the wait did not hear the end"
+    assert [(ended["status"], ended["result"]) for ended in answer] == [("succeeded", 7)]
 
 
 @pytest.mark.parametrize("output, reads", [("small", 0), ("x" * (MAX_CARRIED_BYTES + 1), 1)])

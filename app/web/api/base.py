@@ -57,11 +57,15 @@ def public_address(path: str) -> str:
     return f"{str(current_app.config['PUBLIC_URL']).rstrip('/')}{path}"
 
 
+def address_of(endpoint: str, **values: Any) -> str:
+    """The absolute URL of an API endpoint, under PUBLIC_URL (see `public_address`)."""
+    return public_address(url_for(endpoint, **values).removeprefix(request.script_root))
+
+
 def location(endpoint: str, **values: Any) -> dict[str, str]:
     """The `Location` header naming what a POST made: the URL to GET it at (absolute, as
     the lists' `Link` is), so a client follows it without building the path itself."""
-    path = url_for(endpoint, **values).removeprefix(request.script_root)
-    return {"Location": public_address(path)}
+    return {"Location": address_of(endpoint, **values)}
 
 
 def integration_of(member: MemberContext, key: str) -> Integration:

@@ -59,6 +59,50 @@ class RunUser(BaseModel):
     name: str
 
 
+class ApiCall(BaseModel):
+    """An API request to make: its method, absolute URL and JSON body (null: none)."""
+
+    method: Literal["POST"]
+    url: str
+    body: dict[str, Any] | None
+
+
+class PromptAnswers(BaseModel):
+    """How to answer a prompt through the API (the user may also answer it on a page)."""
+
+    connect_link: ApiCall | None = Field(
+        description="Make a connect link for the user, integration and label (this request)"
+        " and send the user to its `url`: completing it answers the prompt and the run goes"
+        " on; refusing there refuses it. Null when the integration connects no account in a"
+        " browser (then connect it with POST .../integrations/<key>/accounts)"
+    )
+    refuse: ApiCall | None = Field(
+        description="Refuse the prompt: the waiting call raises NoIntegrationGrant (reason"
+        " `refused`). Only for the user the prompt asks (null for an admin reading another"
+        " member's run)"
+    )
+
+
+class RunPrompt(BaseModel):
+    """The sign-in prompt a paused run waits for, in the fields of the `grant.required`
+    webhook, and how to answer it."""
+
+    grant_id: str = Field(description="The prompt's id (as in `grant.required`)")
+    integration: str = Field(description="The key of the integration it needs an account of")
+    owner: Literal["user"] = Field(
+        description="Whose account: the user's own (who started the run)"
+    )
+    label: str = Field(description="The account's label (empty: the unlabelled one)")
+    reason: str | None = Field(
+        description="Why: `missing` (none connected), `needs_reauth` (its sign-in expired)"
+    )
+    expires_at: str = Field(
+        description="When the prompt expires unanswered: the call then raises"
+        " NoIntegrationGrant (reason `expired`)"
+    )
+    answer: PromptAnswers
+
+
 class RunOut(BaseModel):
     """A run, who started it and, once final, its result, output and error."""
 
@@ -91,6 +135,11 @@ class RunOut(BaseModel):
     created_at: str | None
     started_at: str | None
     finished_at: str | None
+    prompt: RunPrompt | None = Field(
+        default=None,
+        description="While the run is `waiting_for_grant` or `parked`: the sign-in prompt it"
+        " waits for and how to answer it; null otherwise",
+    )
 
 
 class RunCreate(Body):
@@ -102,7 +151,15 @@ class RunCreate(Body):
     # With source (the editor's draft): its declared input fields, unsaved, to check the
     # input against (as a script's `inputs`).
     inputs: list[Any] | None = None
-    wait: float | None = Field(default=None, allow_inf_nan=False, ge=0, le=MAX_WAIT_S)
+    wait: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        ge=0,
+        le=MAX_WAIT_S,
+        description="Seconds to hold the request for the run: it answers as soon as the run"
+        " ends (200), or pauses for a sign-in (201 with its `prompt`), or when they pass"
+        " (201, still going)",
+    )
     interactive: StrictBool | None = None
 
 

@@ -11,13 +11,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import db, extensions
 from app.errors import ValidationError
-from app.lifecycle import is_final
+from app.lifecycle import is_final, is_paused
 from app.models import Run
 from app.services import idempotency, run_history
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
+from app.web.api.prompts import shown_prompts
 from app.web.api.run_models import (
     CancelOut,
     Explanation,
@@ -40,10 +41,12 @@ TAGS = ("runs",)
 def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     """Start a run of a script (or of source, for scripters); `wait` seconds to block.
 
-    201 while the run is still going, 200 when it finished within `wait`; either way
-    `Location` is the run's URL, to GET it at. With an `Idempotency-Key`, repeating the
-    request gives the run it started (409 if the key was used with a different request,
-    410 once that run was deleted; `wait` may differ).
+    200 when it finished within `wait`; 201 while it is still going, answered as soon as
+    it pauses for a sign-in (`waiting_for_grant`: it needs a person, its `prompt` says
+    which and how to answer) rather than when `wait` runs out. Either way `Location` is
+    the run's URL, to GET it at. With an `Idempotency-Key`, repeating the request gives
+    the run it started (409 if the key was used with a different request, 410 once that
+    run was deleted; `wait` may differ).
     """
     member = require_member(slug)
     wait = float(json.wait or 0.0)
@@ -84,21 +87,23 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     # came with the request, so the hot path asks nothing more.
     names = run_history.runner_names(db.session(), member)
     found_at = location("api_runs.get_run", slug=slug, run_id=run.id)
-    if wait and not is_final(run.status):
+    shown = run.to_dict()
+    if wait and not is_final(run.status) and not is_paused(run.status):
         config = current_app.config
         with waiting_requests().hold(
             member.user.id,
             per_user=int(config["MAX_WAITING_REQUESTS_PER_USER"]),
             total=config["MAX_WAITING_REQUESTS"],
         ) as may_wait:  # past the caps: answered at once, as without `wait`
-            ended = extensions.run_queue().wait(run.id, wait) if may_wait else None
-        if ended is not None:
-            return _shown(ended, names), 200, found_at
-        # Still going (running, or waiting for a prompt): its status now.
-        shown = _as_stored_now(run) if may_wait else run.to_dict()
-    else:
-        shown = run.to_dict()
-    return _shown(shown, names), 200 if is_final(shown["status"]) else 201, found_at
+            # Until it ends, or pauses for a sign-in: it then waits for a person, and the
+            # caller learns so now (its `prompt`) rather than when `wait` runs out.
+            settled = extensions.run_queue().wait(run.id, wait) if may_wait else None
+        if settled is not None:
+            shown = settled
+        elif may_wait:  # still going (running, or a prompt answered meanwhile): its status now
+            shown = _as_stored_now(run)
+    status = 200 if is_final(shown["status"]) else 201
+    return _shown(member, [shown], names)[0], status, found_at
 
 
 def _as_stored_now(run: Run) -> dict[str, Any]:
@@ -114,10 +119,20 @@ def _as_stored_now(run: Run) -> dict[str, Any]:
         return before
 
 
-def _shown(run: dict[str, Any], names: Mapping[int, str]) -> dict[str, Any]:
-    """The run as the API answers it: with who started it, named from `names` (by id)."""
-    user_id = run["user_id"]
-    return {**run, "user": {"id": user_id, "name": names[user_id]}}
+def _shown(
+    member: MemberContext, runs: list[dict[str, Any]], names: Mapping[int, str]
+) -> list[dict[str, Any]]:
+    """The runs as the API answers them: with who started each, named from `names` (by
+    id), and the prompt each that waits for a sign-in waits for (else `prompt` null)."""
+    prompts = shown_prompts(member, runs)
+    return [
+        {
+            **run,
+            "user": {"id": run["user_id"], "name": names[run["user_id"]]},
+            "prompt": prompts.get(run["id"]),
+        }
+        for run in runs
+    ]
 
 
 def _earlier_run(member: MemberContext, key: str | None, fingerprint: str) -> Run | None:
@@ -150,7 +165,7 @@ def list_runs(slug: str, query: RunList) -> Answer:
     last = page[-1] if more else None
     next_position = [last.created_at.isoformat(), last.id] if last else None
     names = run_history.runner_names(db.session(), member, {r.user_id for r in page})
-    return paging.with_next([_shown(r.to_dict(), names) for r in page], next_position)
+    return paging.with_next(_shown(member, [r.to_dict() for r in page], names), next_position)
 
 
 @bp.get("/f/<slug>/runs/<run_id>")
@@ -159,7 +174,8 @@ def get_run(slug: str, run_id: str) -> Answer:
     """One run."""
     member = require_member(slug)
     run = scripts_service.get_run(db.session(), member, run_id)
-    return _shown(run.to_dict(), run_history.runner_names(db.session(), member, [run.user_id]))
+    names = run_history.runner_names(db.session(), member, [run.user_id])
+    return _shown(member, [run.to_dict()], names)[0]
 
 
 @bp.post("/f/<slug>/runs/<run_id>/cancel")
@@ -206,7 +222,7 @@ def rerun(slug: str, run_id: str) -> Answer:
     names = run_history.runner_names(db.session(), member)  # the member started it
     status = 200 if is_final(run.status) else 201
     return (
-        _shown(run.to_dict(), names),
+        _shown(member, [run.to_dict()], names)[0],
         status,
         location("api_runs.get_run", slug=slug, run_id=run.id),
     )

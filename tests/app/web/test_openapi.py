@@ -171,7 +171,9 @@ def test_answers_are_checked_against_their_models_where_the_app_asks(
     else:
         assert answer.status_code == 200
         runner = {"id": site.ada_id, "name": "Ada"}  # the view adds who started it
-        assert answer.json() == {"id": run_id, "user_id": site.ada_id, "status": 7, "user": runner}
+        assert answer.json() == {  # and the prompt it waits for (none)
+            "id": run_id, "user_id": site.ada_id, "status": 7, "user": runner, "prompt": None
+        }
 
 
 def test_answers_are_checked_under_tests_and_debug_only_by_default() -> None:
