@@ -30,6 +30,7 @@ def register_blueprints(app: Flask) -> None:
         openapi,
         pages,
         pages_runs,
+        pages_settings,  # noqa: F401 (its views join pages.bp: endpoints stay pages.*)
         security,
         throttle,
         ws,

@@ -1,4 +1,5 @@
-"""Server-rendered pages; actions go through the JSON API from small JS modules."""
+"""Server-rendered pages (Scripts, the editor, Management); actions go through the JSON API
+from small JS modules. The user's own Settings pages: pages_settings.py; runs: pages_runs.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from app import db
 from app.errors import NotFound
 from app.integrations import catalog_entry as catalog_rules
 from app.integrations.catalog import load_catalog
-from app.models import Account, ApiToken, Integration, Membership, Role, User, WebhookDelivery
+from app.models import Account, Integration, Membership, Role, User, WebhookDelivery
 from app.models.webhooks import WEBHOOK_EVENTS
 from app.services import (
     account_rules,
@@ -23,7 +24,6 @@ from app.services import (
     invitations,
     oauth_clients,
     people,
-    run_history,
     webhook_deliveries,
     webhook_endpoints,
     webhooks,
@@ -44,7 +44,9 @@ _LIMITS = {
 }
 
 
-def _page(template: str, member: MemberContext | None = None, **context: Any) -> str:
+def render_page(template: str, member: MemberContext | None = None, **context: Any) -> str:
+    """`template` with what every page's frame shows: the user, their facilities and
+    invitations, the form limits (`member`: the facility the page is about, if any)."""
     user = member.user if member else require_user()
     return render_template(
         template,
@@ -155,7 +157,7 @@ def scripts(slug: str) -> ResponseReturnValue:
     """Published scripts, each runnable with an input."""
     member = require_member(slug)
     published = [s for s in scripts_service.list_scripts(db.session(), member) if s.published]
-    return _page(
+    return render_page(
         "scripts.html",
         member,
         scripts=published,
@@ -172,7 +174,7 @@ def editor(slug: str, script_id: int | None = None) -> ResponseReturnValue:
     script = scripts_service.get_script(db.session(), member, script_id) if script_id else None
     all_scripts = scripts_service.list_scripts(db.session(), member)
     keys = [{"key": i.key, "name": i.name} for i in _integrations(member)]
-    return _page(
+    return render_page(
         "editor.html",
         member,
         script=script,
@@ -240,7 +242,7 @@ def manage(slug: str) -> ResponseReturnValue:
     sending = webhook_deliveries.in_flight(db.session(), deliveries)
     # "attempt 4 of 8": the sender's retry policy is built from the same setting.
     max_attempts = int(current_app.config["WEBHOOK_MAX_ATTEMPTS"])
-    return _page(
+    return render_page(
         "manage.html",
         member,
         integrations=integrations,
@@ -285,7 +287,7 @@ def new_integration(slug: str) -> ResponseReturnValue:
     """Add an integration from the catalog or by hand (admins)."""
     member = require_member(slug, Role.admin)
     catalog = sorted(load_catalog().values(), key=lambda entry: entry.name.lower())
-    return _page(
+    return render_page(
         "manage_new.html",
         member,
         catalog=catalog,
@@ -312,7 +314,7 @@ def integration_settings(slug: str, key: str) -> ResponseReturnValue:
         )
     )
     view = integration_views.integration_public_view(integration)
-    return _page(
+    return render_page(
         "manage_integration.html",
         member,
         integration=integration,
@@ -330,7 +332,7 @@ def integration_settings(slug: str, key: str) -> ResponseReturnValue:
 def usage(slug: str) -> ResponseReturnValue:
     """Calls per integration per month as a chart with the quota line, and the quota (admins)."""
     member = require_member(slug, Role.admin)
-    return _page(
+    return render_page(
         "manage_usage.html",
         member,
         quota=member.facility.monthly_call_quota,
@@ -351,74 +353,10 @@ def call_log(slug: str) -> ResponseReturnValue:
         .where(Membership.facility_id == member.facility.id)
     ).all()
     all_scripts = scripts_service.list_scripts(db.session(), member)
-    return _page(
+    return render_page(
         "manage_calls.html",
         member,
         integrations=_integrations(member),
         users=users,
         scripts=all_scripts,
     )
-
-
-@bp.get("/settings/integrations")
-@login_required
-def settings_integrations() -> ResponseReturnValue:
-    """The user's own accounts, per facility they belong to."""
-    user = require_user()
-    sections = []
-    facilities = [facility for facility, _role in memberships_of(user)]
-    prompt_facility = None
-    for facility in facilities:
-        integrations = db.session.scalars(
-            select(Integration)
-            .where(Integration.facility_id == facility.id)
-            .order_by(Integration.name)
-        ).all()
-        accounts = db.session.scalars(
-            select(Account).where(Account.facility_id == facility.id, Account.user_id == user.id)
-        ).all()
-        waiting = run_history.waiting_for_sign_in(
-            db.session(), user_id=user.id, facility_id=facility.id
-        )
-        if waiting and prompt_facility is None:
-            prompt_facility = facility.slug
-        sections.append(
-            {
-                "facility": facility,
-                "integrations": [
-                    {
-                        "integration": i,
-                        "accounts": [a for a in accounts if a.integration_id == i.id],
-                        "waiting": waiting.get(i.id, []),
-                    }
-                    for i in integrations
-                    if i.auth_mode in catalog_rules.PERSONAL_ACCOUNT_MODES
-                ],
-            }
-        )
-    # The page's sign-in prompts (base.html) come over one facility's websocket: the first
-    # with a run waiting, else the first facility (for a prompt that comes while it is open).
-    if prompt_facility is None and facilities:
-        prompt_facility = facilities[0].slug
-    return _page(
-        "settings_integrations.html", None, sections=sections, prompt_facility=prompt_facility
-    )
-
-
-@bp.get("/invitations")
-@login_required
-def my_invitations() -> ResponseReturnValue:
-    """Facilities that invited the user: accept or decline."""
-    user = require_user()
-    return _page("invitations.html", None, invited=invitations.pending_for(db.session(), user=user))
-
-
-@bp.get("/settings/tokens")
-@login_required
-def settings_tokens() -> ResponseReturnValue:
-    """API tokens: create (shown once), list, revoke."""
-    user = require_user()
-    tokens = db.session.scalars(
-        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
-    ).all()
-    return _page("settings_tokens.html", None, tokens=tokens)

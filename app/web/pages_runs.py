@@ -17,7 +17,7 @@ from app.models.scripts import trace_dicts
 from app.services import run_history, versions
 from app.services import scripts as scripts_service
 from app.services.run_history import RunFilters
-from app.web.pages import _page as render_page
+from app.web.pages import render_page
 from app.web.security import login_required, require_member
 from app.web.wording import SETTINGS_PLACE, error_in_words, restates_code
 

@@ -1,0 +1,82 @@
+"""The signed-in user's own pages: Settings (their accounts, API tokens) and invitations.
+
+Their views sit on the pages blueprint (pages.py), so their endpoints stay `pages.*`.
+"""
+
+from __future__ import annotations
+
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from app import db
+from app.integrations import catalog_entry as catalog_rules
+from app.models import Account, ApiToken, Integration
+from app.services import invitations, run_history
+from app.web.pages import bp, render_page
+from app.web.security import login_required, memberships_of, require_user
+
+
+@bp.get("/settings/integrations")
+@login_required
+def settings_integrations() -> ResponseReturnValue:
+    """The user's own accounts, per facility they belong to."""
+    user = require_user()
+    sections = []
+    facilities = [facility for facility, _role in memberships_of(user)]
+    prompt_facility = None
+    for facility in facilities:
+        integrations = db.session.scalars(
+            select(Integration)
+            .where(Integration.facility_id == facility.id)
+            .order_by(Integration.name)
+        ).all()
+        accounts = db.session.scalars(
+            select(Account).where(Account.facility_id == facility.id, Account.user_id == user.id)
+        ).all()
+        waiting = run_history.waiting_for_sign_in(
+            db.session(), user_id=user.id, facility_id=facility.id
+        )
+        if waiting and prompt_facility is None:
+            prompt_facility = facility.slug
+        sections.append(
+            {
+                "facility": facility,
+                "integrations": [
+                    {
+                        "integration": i,
+                        "accounts": [a for a in accounts if a.integration_id == i.id],
+                        "waiting": waiting.get(i.id, []),
+                    }
+                    for i in integrations
+                    if i.auth_mode in catalog_rules.PERSONAL_ACCOUNT_MODES
+                ],
+            }
+        )
+    # The page's sign-in prompts (base.html) come over one facility's websocket: the first
+    # with a run waiting, else the first facility (for a prompt that comes while it is open).
+    if prompt_facility is None and facilities:
+        prompt_facility = facilities[0].slug
+    return render_page(
+        "settings_integrations.html", None, sections=sections, prompt_facility=prompt_facility
+    )
+
+
+@bp.get("/invitations")
+@login_required
+def my_invitations() -> ResponseReturnValue:
+    """Facilities that invited the user: accept or decline."""
+    user = require_user()
+    return render_page(
+        "invitations.html", None, invited=invitations.pending_for(db.session(), user=user)
+    )
+
+
+@bp.get("/settings/tokens")
+@login_required
+def settings_tokens() -> ResponseReturnValue:
+    """API tokens: create (shown once), list, revoke."""
+    user = require_user()
+    tokens = db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
+    ).all()
+    return render_page("settings_tokens.html", None, tokens=tokens)
