@@ -20,8 +20,8 @@ MAX_COMPILE_TIME_S = 300.0
 
 
 class CheckerUnavailable(AppError):
-    """The sandbox that checks scripts is not running (its zygote is gone and no worker
-    became available): nothing can be checked or published until it is back."""
+    """The sandbox could not check a script: it is not running (its zygote is gone) or no
+    worker became free in time. Nothing can be published until it answers again."""
 
     code = "sandbox_unavailable"
     status = 503
@@ -61,8 +61,9 @@ def sandbox_checker(
             return executor().check(source, limits=compile_limits(config))
         except SandboxUnavailable:
             raise CheckerUnavailable(
-                "the sandbox that checks scripts is not running, so the script could not be"
-                " checked; try again in a minute, and tell the server's operator if it goes on"
+                "the script could not be checked now: the sandbox that checks scripts is not"
+                " running or has no free worker; try again in a minute, and tell the server's"
+                " operator if it goes on"
             ) from None
 
     return check

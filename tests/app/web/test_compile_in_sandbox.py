@@ -17,7 +17,8 @@ from sqlalchemy import select
 from app import db
 from app.config import ConfigError
 from app.models import Facility, Role
-from sandbox import MAX_SOURCE_BYTES
+from app.runner.checks import CheckerUnavailable, sandbox_checker
+from sandbox import MAX_SOURCE_BYTES, Executor
 from tests.app.web.test_access import CSRF, client_for
 from tests.conftest import (
     add_member,
@@ -164,3 +165,13 @@ def test_an_integrations_dependents_name_a_script_too_slow_to_read(app: Flask) -
     status, found = call(clients[Role.admin], "GET", "/integrations/github/dependents")
     assert status == 200
     assert [script["name"] for script in found["scripts"]] == ["Calls it", "Too slow to read"]
+
+
+def test_a_sandbox_that_is_not_running_is_a_503_in_words(app: Flask) -> None:
+    stopped = Executor(idle_workers=1).start()
+    stopped.close()
+    check = sandbox_checker(lambda: stopped, app.config)
+    with pytest.raises(CheckerUnavailable) as refused:
+        check("result = 1")
+    assert (refused.value.status, refused.value.code) == (503, "sandbox_unavailable")
+    assert "try again in a minute" in str(refused.value)
