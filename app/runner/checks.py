@@ -15,7 +15,7 @@ from app.config import ConfigError
 from app.errors import AppError
 from sandbox import Executor, Limits, SandboxUnavailable, SourceCheck
 
-DEFAULT_COMPILE_TIME_S = 5.0
+DEFAULT_COMPILE_TIME_S = 10.0  # an ordinary 256 KiB script takes ~0.7 s of CPU
 MAX_COMPILE_TIME_S = 300.0
 
 
