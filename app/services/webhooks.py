@@ -21,12 +21,12 @@ import time
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from app.models import Account, Facility, Integration, WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
-from app.models.webhooks import WEBHOOK_EVENTS
+from app.models.webhooks import WEBHOOK_EVENTS, ShownStatus
 
 TIMESTAMP_HEADER = "Scriptbox-Timestamp"
 SIGNATURE_HEADER = "Scriptbox-Signature"
@@ -121,13 +121,20 @@ def list_deliveries(
     *,
     facility_id: int,
     endpoint_id: int | None = None,
+    status: ShownStatus | None = None,
+    event: str | None = None,
     limit: int = 50,
     before: tuple[datetime, str] | None = None,
 ) -> list[WebhookDelivery]:
-    """The facility's deliveries, newest first (after the cursor `before`, when given)."""
+    """The facility's deliveries, newest first (after the cursor `before`, when given),
+    only those of `endpoint_id`, in the shown `status` and of `event` when given."""
     query = select(WebhookDelivery).where(WebhookDelivery.facility_id == facility_id)
     if endpoint_id is not None:
         query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        query = query.where(_shown_as(status))
+    if event is not None:
+        query = query.where(WebhookDelivery.event == event)
     if before is not None:
         created, delivery_id = before
         query = query.where(
@@ -136,6 +143,18 @@ def list_deliveries(
         )
     query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
     return list(session.scalars(query.limit(limit)))
+
+
+def _shown_as(status: ShownStatus) -> ColumnElement[bool]:
+    # WebhookDelivery.shown_status as SQL: a pending delivery tried before is retrying.
+    stored, attempts = WebhookDelivery.status, WebhookDelivery.attempts
+    if status == "pending":
+        return (stored == "pending") & (attempts == 0)
+    if status == "retrying":
+        return (stored == "pending") & (attempts > 0)
+    if status == "delivered":
+        return stored == "delivered"
+    return stored.not_in(("pending", "delivered"))
 
 
 def enqueue(session: Session, *, facility_id: int, event: str, data: dict[str, Any]) -> list[str]:

@@ -51,6 +51,19 @@ class EndpointUpdate(Body):
     active: StrictBool | None = None
 
 
+class DeliveryList(paging.Page):
+    """Filters, page size and cursor of an endpoint's delivery log."""
+
+    status: ShownStatus | None = Field(
+        default=None, description="Only deliveries in this status (e.g. failed, retrying)"
+    )
+    event: StrictStr | None = Field(
+        default=None,
+        max_length=40,
+        description=f"Only deliveries of this event ({', '.join(WEBHOOK_EVENTS)} or {PING_EVENT})",
+    )
+
+
 class EndpointOut(BaseModel):
     """A registered endpoint."""
 
@@ -240,12 +253,17 @@ def delete_endpoint(slug: str, endpoint_id: int) -> Answer:
 
 
 @bp.get("/f/<slug>/webhooks/<int:endpoint_id>/deliveries")
-@spec.validate(query=paging.Page, resp=reply(HTTP_200=list_of(DeliveryOut)), tags=TAGS)
-def list_deliveries(slug: str, endpoint_id: int, query: paging.Page) -> Answer:
+@spec.validate(query=DeliveryList, resp=reply(HTTP_200=list_of(DeliveryOut)), tags=TAGS)
+def list_deliveries(slug: str, endpoint_id: int, query: DeliveryList) -> Answer:
     """The endpoint's delivery log, newest first (admins): status (pending, retrying,
     delivered, failed), attempts so far out of max_attempts, the last attempt's HTTP status
     or error in words, and when the next attempt is due (or since when one is in flight).
-    Paginated with `cursor` / `Next-Cursor`."""
+    `status` and `event` narrow it (the next page's Link keeps them). Paginated with
+    `cursor` / `Next-Cursor`."""
+    if query.event is not None and query.event not in (*WEBHOOK_EVENTS, PING_EVENT):
+        raise ValidationError(
+            f"event: choose from {', '.join((*WEBHOOK_EVENTS, PING_EVENT))}", field="event"
+        )
     endpoint = _endpoint(slug, endpoint_id)
     position = paging.decode(query.cursor, kinds=(str, str))
     before = (paging.instant(position[0]), position[1]) if position else None
@@ -254,6 +272,8 @@ def list_deliveries(slug: str, endpoint_id: int, query: paging.Page) -> Answer:
         db.session(),
         facility_id=endpoint.facility_id,
         endpoint_id=endpoint.id,
+        status=query.status,
+        event=query.event,
         limit=limit + 1,
         before=before,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -417,3 +418,63 @@ def test_the_openapi_document_describes_the_new_operations(world: dict[str, Any]
     attempt = next(s for name, s in schemas.items() if name.endswith(".AttemptOut"))
     for field in ("duration_ms", "response_code", "error"):
         assert attempt["properties"][field].get("description"), field
+
+
+def test_the_delivery_log_narrows_by_status_and_event(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    """?status= and ?event= narrow an endpoint's log (they were ignored: every delivery came
+    back, delivered ones among those asked for as failed), the next page's Link keeps them,
+    and a status or event that is none is a 400 naming it."""
+    endpoint = _register(world, listener.url, ["run.finished"])
+    later = datetime.now(UTC) + timedelta(days=1)  # never due while the test runs
+    kinds = {
+        "pending": ("pending", 0, "run.finished"),
+        "retrying": ("pending", 2, "run.finished"),
+        "delivered": ("delivered", 1, "run.finished"),
+        "delivered ping": ("delivered", 1, "ping"),
+        "failed": ("failed", 8, "ping"),
+    }
+    ids: dict[str, str] = {}
+    with world["live"].app.app_context():
+        session = db.session()
+        for name, (status, attempts, event) in kinds.items():
+            delivery = WebhookDelivery(
+                endpoint_id=endpoint["id"],
+                facility_id=world["ids"]["lab"],
+                event=event,
+                payload={},
+                status=status,
+                attempts=attempts,
+                next_attempt_at=later if status == "pending" else None,
+            )
+            session.add(delivery)
+            session.flush()
+            ids[name] = delivery.id
+        session.commit()
+    log = f"/api/f/lab/webhooks/{endpoint['id']}/deliveries"
+
+    def listed(query: str) -> set[str]:
+        answer = _call(world, "ada", "GET", f"{log}?{query}")
+        assert answer.status_code == 200, answer.text
+        return {delivery["id"] for delivery in answer.json()}
+
+    assert listed("status=failed") == {ids["failed"]}
+    assert listed("status=retrying") == {ids["retrying"]}
+    assert listed("status=pending") == {ids["pending"]}
+    assert listed("status=delivered") == {ids["delivered"], ids["delivered ping"]}
+    assert listed("event=ping") == {ids["delivered ping"], ids["failed"]}
+    assert listed("status=delivered&event=run.finished") == {ids["delivered"]}
+    first = _call(world, "ada", "GET", f"{log}?status=delivered&limit=1")
+    assert "status=delivered" in first.headers["Link"]
+    rest = _call(
+        world, "ada", "GET", f"{log}?status=delivered&limit=1&cursor={first.headers['Next-Cursor']}"
+    )
+    assert {d["id"] for d in first.json() + rest.json()} == {
+        ids["delivered"],
+        ids["delivered ping"],
+    }
+    for query, field in (("status=lost", "status"), ("event=run.started", "event")):
+        refused = _call(world, "ada", "GET", f"{log}?{query}")
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["field"] == field
