@@ -154,8 +154,19 @@ def test_runs_spread_over_both_workers_and_wait_answers_from_any_web(
     page = on_a.websocket("lab", origin=url_b)
     page.wait_for("hello")
 
-    # The first run holds its worker's only process while it waits for a grant...
-    paused = start_run(on_a, NEEDS_KEY, {"key": API_KEY})
+    # The first run holds its worker's only process while it waits for a grant. Its
+    # `wait` (the longest there is) answers at that pause, which the worker announces over
+    # Redis, with the prompt; the client gives up long before the `wait` would run out.
+    started = on_a.http.post(
+        f"{url_a}/api/f/lab/runs",
+        headers={"X-CSRF-Token": on_a.csrf},
+        json={"source": NEEDS_KEY, "input": {"key": API_KEY}, "interactive": True, "wait": 300},
+        timeout=120,
+    )
+    assert started.status_code == 201, started.text
+    assert started.json()["status"] == "waiting_for_grant", started.json()
+    assert started.json()["prompt"]["integration"] == "keyed", started.json()
+    paused = started.json()["id"]
     page.wait_for("run.status", run_id=paused, status="waiting_for_grant", timeout=60)
     holder = driven_by(world, paused, workers)
 
