@@ -242,12 +242,13 @@ class Lifecycle:
 
     def pause(self, run_id: str, *, grant_id: str) -> bool:
         """running -> waiting_for_grant (the worker stays alive for now)."""
-        paused = self.move(
+        moved = self.move(
             run_id,
             source=(RunStatus.RUNNING,),
             target=RunStatus.WAITING,
             values={"waiting_grant_id": grant_id, "paused_at": utcnow()},
-        ) is not None
+        )
+        paused = moved is not None
         if paused:
             for hook in self._pause_hooks:
                 hook(run_id)

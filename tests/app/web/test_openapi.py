@@ -172,7 +172,11 @@ def test_answers_are_checked_against_their_models_where_the_app_asks(
         assert answer.status_code == 200
         runner = {"id": site.ada_id, "name": "Ada"}  # the view adds who started it
         assert answer.json() == {  # and the prompt it waits for (none)
-            "id": run_id, "user_id": site.ada_id, "status": 7, "user": runner, "prompt": None
+            "id": run_id,
+            "user_id": site.ada_id,
+            "status": 7,
+            "user": runner,
+            "prompt": None,
         }
 
 
