@@ -33,6 +33,7 @@ def register_blueprints(app: Flask) -> None:
         pages_settings,  # noqa: F401 (its views join pages.bp: endpoints stay pages.*)
         security,
         throttle,
+        wording,
         ws,
     )
 
@@ -99,6 +100,12 @@ def register_blueprints(app: Flask) -> None:
 
     app.jinja_env.globals.update(
         csrf_token=csrf_token, current_identity=current_identity, sees_error_codes=sees_error_codes
+    )
+    # Runs in words: the templates and the pages' scripts (base.html's run-wording) alike.
+    app.jinja_env.globals.update(
+        status_in_words=wording.status_in_words,
+        status_tone=wording.status_tone,
+        run_wording=wording.for_the_browser,
     )
     app.jinja_env.filters["field_label"] = field_label
     # A sign-in mode in words ("api_key": "API key"), as the form that sets it says it.

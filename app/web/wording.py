@@ -1,7 +1,28 @@
-"""Run errors in words for members (scripters also get the code, line and traceback), and
-webhook deliveries in words for admins."""
+"""Runs in words (their status; their errors for members, scripters also getting the code,
+line and traceback), and webhook deliveries in words for admins.
+
+The one definition: pages render with it, and each page carries what its scripts need of it
+(`for_the_browser`, in base.html's `run-wording` meta tag, read by static/js/wording.js).
+"""
 
 from __future__ import annotations
+
+from typing import Any
+
+from app.lifecycle import FINAL, RunStatus
+
+# A run's status badge: its tone (app.css's .ok, .bad, .warn); a status not here has none.
+STATUS_TONES: dict[str, str] = {
+    RunStatus.SUCCEEDED: "ok",
+    RunStatus.FAILED: "bad",
+    RunStatus.TIMED_OUT: "bad",
+    RunStatus.CANCELLED: "bad",
+    RunStatus.QUEUED: "warn",
+    RunStatus.WAITING: "warn",
+    RunStatus.PARKED: "warn",
+}
+# A page's run panel whose run the server did not start (not a run's status).
+NOT_RUN = "not_run"
 
 # One sentence per error code; `{service}` is the integration the failing call used.
 WORDS: dict[str, str] = {
@@ -49,6 +70,31 @@ ADMIN_REASONS = frozenset({"no_master_account", "master_needs_reauth"})
 # words for ADMIN_REASONS never do).
 SETTINGS_PLACE = "Settings → Integrations"
 FALLBACK = "The script failed. Tell a scripter what you were doing; they can see the details."
+
+
+def status_in_words(status: str) -> str:
+    """A run's status as its badge says it ("waiting_for_grant": "waiting for grant")."""
+    return status.replace("_", " ")
+
+
+def status_tone(status: str) -> str:
+    """The tone of a run's status badge ("ok", "bad", "warn"), or "" for none."""
+    return STATUS_TONES.get(status, "")
+
+
+def for_the_browser(settings_url: str) -> dict[str, Any]:
+    """What the pages' scripts put runs into words by (static/js/wording.js), as JSON data:
+    the final statuses, each status's words and tone, the reasons only an admin can remedy,
+    and where members connect their own accounts (`settings_url`, Settings → Integrations)."""
+    statuses = [str(status) for status in RunStatus] + [NOT_RUN]
+    return {
+        "final": sorted(str(status) for status in FINAL),
+        "status_words": {status: status_in_words(status) for status in statuses},
+        "status_tones": {status: status_tone(status) for status in statuses},
+        "admin_reasons": sorted(ADMIN_REASONS),
+        "settings_place": SETTINGS_PLACE,
+        "settings_url": settings_url,
+    }
 
 
 def error_in_words(code: str | None, service: str | None = None, reason: str | None = None) -> str:

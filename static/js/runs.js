@@ -2,19 +2,18 @@
 import { api, el, slug } from "./api.js";
 import { on } from "./ws.js";
 import { elapsedText, shortTime, timerStatus } from "./elapsed.js";
+import { restatesCode, rules, statusTone, statusWords } from "./wording.js";
 
-// Why a call had no account, where only an admin can help (app/web/wording.py).
-const ADMIN_REASONS = ["no_master_account", "master_needs_reauth"];
-// Where members connect their own accounts. A member's words (app/web/wording.py) send
-// them there only when it is theirs to do (never for ADMIN_REASONS); there it is a link.
-const SETTINGS = "Settings → Integrations";
+// Where members connect their own accounts (settings_place). A member's words send them
+// there only when it is theirs to do (never for admin_reasons); there it is a link.
+const { admin_reasons: ADMIN_REASONS, settings_place: SETTINGS, settings_url: SETTINGS_URL } = rules();
 export function linkSettings(words) {
   const at = words.indexOf(SETTINGS);
   if (at < 0) return [words];
-  return [words.slice(0, at), el("a", { href: "/settings/integrations", text: SETTINGS }), words.slice(at + SETTINGS.length)];
+  return [words.slice(0, at), el("a", { href: SETTINGS_URL, text: SETTINGS }), words.slice(at + SETTINGS.length)];
 }
 
-export const FINAL = ["succeeded", "failed", "timed_out", "cancelled"];
+export const FINAL = rules().final;
 const buffered = new Map();
 const followers = new Map();
 let starting = 0;
@@ -146,7 +145,7 @@ export function renderInto(parts, message) {
       }
       // The facility's own account is an admin's to connect: no link to one's own accounts.
       if (run.error.code === "no_integration_grant" && !ADMIN_REASONS.includes(run.error.reason)) {
-        parts.error.append(" ", el("a", { href: "/settings/integrations", text: "Connect the account in Settings → Integrations" }));
+        parts.error.append(" ", el("a", { href: SETTINGS_URL, text: `Connect the account in ${SETTINGS}` }));
       }
     }
   }
@@ -167,22 +166,21 @@ function traceLines(frame) {
 }
 
 // The error's code, then its message; a message that says its code in words ("cancelled":
-// "the run was cancelled") is shown alone, or it would say it twice (as run.html does,
-// by app/web/wording.py's restates_code).
+// "the run was cancelled") is shown alone, or it would say it twice (as run.html does).
 export function errorWords(error) {
   const message = String(error.message ?? "");
-  if (error.code && message.toLowerCase().includes(error.code.replaceAll("_", " ").toLowerCase())) {
+  if (restatesCode(error.code, message)) {
     return [message.charAt(0).toUpperCase() + message.slice(1)];
   }
   return [el("strong", { text: error.code }), ` ${message}`];
 }
 
 export function setStatus(node, status) {
-  node.textContent = status.replaceAll("_", " ");
+  node.textContent = statusWords(status);
   // classList, not className: the node keeps the classes pages find it by (.run-status).
   node.classList.remove("ok", "bad", "warn");
   node.classList.add("badge");
-  const tone = status === "succeeded" ? "ok" : ["failed", "timed_out", "cancelled"].includes(status) ? "bad" : ["waiting_for_grant", "parked", "queued"].includes(status) ? "warn" : "";
+  const tone = statusTone(status);
   if (tone) node.classList.add(tone);
 }
 

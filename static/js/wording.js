@@ -1,0 +1,20 @@
+// Runs in words, by the server's one definition (app/web/wording.py): each page carries its
+// table in <meta name="run-wording"> (wording.for_the_browser), read when first asked for.
+let table = null;
+export function rules() {
+  table ??= JSON.parse(document.querySelector('meta[name="run-wording"]').content);
+  return table;
+}
+
+// A run's status as its badge says it, and the badge's tone ("ok", "bad", "warn" or "").
+export const statusWords = (status) => rules().status_words[status] ?? status;
+export const statusTone = (status) => rules().status_tones[status] ?? "";
+
+// Whether an error's message already says its code in words ("cancelled": "the run was
+// cancelled"): shown with its code it would say it twice. It reads the message, so it is
+// code, not data: the same rule as wording.restates_code (tests/static/test_wording_js.py
+// holds the two to the same answers).
+export function restatesCode(code, message) {
+  if (!code || !message) return false;
+  return String(message).toLowerCase().includes(code.replaceAll("_", " ").toLowerCase());
+}

@@ -1,0 +1,57 @@
+"""Pages put runs into words by app/web/wording.py: the templates' status badges, and the
+table each page carries for its scripts (static/js/wording.js has no copy of its own)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from app import db
+from app.models import Facility, Role, Run, User
+from app.web.wording import for_the_browser
+from tests.conftest import signed_in_lab
+
+
+def test_each_page_carries_the_servers_wording_table(app: Flask) -> None:
+    member = signed_in_lab(app, roles=[Role.member], csrf="csrf")[Role.member]
+    for path in ("/f/lab/scripts", "/f/lab/runs", "/settings/integrations"):
+        page = member.get(path).text
+        found = re.search(r"<meta name=\"run-wording\" content='([^']*)'>", page)
+        assert found is not None, path
+        carried = json.loads(html.unescape(found.group(1)))
+        assert carried == for_the_browser("/settings/integrations"), path
+        assert carried["status_words"]["waiting_for_grant"] == "waiting for grant"
+        assert carried["status_tones"]["timed_out"] == "bad"
+
+
+@pytest.mark.parametrize(
+    ("status", "tone", "words"),
+    [
+        ("succeeded", "ok", "succeeded"),
+        ("timed_out", "bad", "timed out"),
+        ("cancelled", "bad", "cancelled"),
+        ("waiting_for_grant", "warn", "waiting for grant"),
+        ("parked", "warn", "parked"),
+        ("running", "", "running"),
+    ],
+)
+def test_a_runs_status_badge_in_words_and_tone(
+    app: Flask, status: str, tone: str, words: str
+) -> None:
+    admin = signed_in_lab(app, roles=[Role.admin], csrf="csrf")[Role.admin]
+    session = db.session()
+    lab = session.scalar(select(Facility).where(Facility.slug == "lab"))
+    ada = session.scalar(select(User).where(User.email == "admin@example.com"))
+    assert lab is not None and ada is not None
+    run = Run(facility_id=lab.id, user_id=ada.id, source="result = 1", status=status)
+    session.add(run)
+    session.commit()
+    badge = f'<span class="badge run-status {tone}">{words}</span>'
+    assert badge in admin.get("/f/lab/runs").text  # the list's row
+    own = admin.get(f"/f/lab/runs/{run.id}").text
+    assert f'class="badge run-status {tone}">{words}</span>' in own  # the run's page
