@@ -54,6 +54,8 @@ class ScheduleView:
     description: str
     next_times: list[datetime]
     last_run: Run | None
+    # Why its last due time started no run, as (reason, message), while that still holds.
+    last_skip: tuple[str, str | None] | None
 
 
 def _require_scripter(member: MemberContext) -> None:
@@ -208,12 +210,25 @@ def view(session: Session, schedule: Schedule, *, now: datetime | None = None) -
             schedule.cron, schedule.timezone, after=now or utcnow(), count=SHOWN_TIMES
         )
     last_run = session.get(Run, schedule.last_run_id) if schedule.last_run_id else None
+    skip = None
+    if schedule.last_skip is not None:
+        skip = (schedule.last_skip, schedule.last_skip_message)
+    if schedule.last_skip == "script_unpublished" and _published(session, schedule):
+        # Published again since: the next due time runs, so "publish it" is no longer to
+        # be asked (it was until then). Publishing happens in scripts and versions, which
+        # know nothing of schedules, so this is said when the schedule is read.
+        skip = None
     return ScheduleView(
         schedule=schedule,
         description=cron_times.describe(schedule.cron),
         next_times=upcoming,
         last_run=last_run,
+        last_skip=skip,
     )
+
+
+def _published(session: Session, schedule: Schedule) -> bool:
+    return bool(session.scalar(select(Script.published).where(Script.id == schedule.script_id)))
 
 
 def _set_next(schedule: Schedule, now: datetime) -> None:

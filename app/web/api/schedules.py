@@ -125,8 +125,8 @@ def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> S
             finished_at=iso(run.finished_at),
         ),
         last_run_deleted=run is None and schedule.last_run_id is not None,
-        last_skip=None if schedule.last_skip is None else ScheduleSkip(
-            reason=schedule.last_skip, message=schedule.last_skip_message
+        last_skip=None if found.last_skip is None else ScheduleSkip(
+            reason=found.last_skip[0], message=found.last_skip[1]
         ),
         created_at=iso(schedule.created_at),
         updated_at=iso(schedule.updated_at),

@@ -223,3 +223,31 @@ def test_a_scheduled_run_says_so_in_the_runs_api_and_the_schedule_links_it(
     by_hand = call(world, "sam", "POST", "/api/f/lab/runs",
                    json={"script_id": world["ids"]["report"], "wait": 30}).json()
     assert (by_hand["trigger"], by_hand["schedule_id"]) == ("manual", None)
+
+
+def test_a_script_published_again_no_longer_asks_to_publish_it(world: dict[str, Any]) -> None:
+    """A due time skipped while the script was unpublished says so ('publish it to resume')
+    until it is published again; then the next due time runs, and the skip is not shown
+    (it was until the next due time, a day away for a daily schedule)."""
+    from datetime import timedelta
+
+    from app.models import Schedule
+    from app.models._types import utcnow
+
+    live: LiveServer = world["live"]
+    base = schedules_of(world, "report")
+    script = f"/api/f/lab/scripts/{world['ids']['report']}"
+    made = call(world, "sam", "POST", base, json={"cron": "0 9 * * *"}).json()
+    assert call(world, "sam", "PATCH", script, json={"published": False}).status_code == 200
+    with live.app.app_context():
+        schedule = db.session.get(Schedule, made["id"])
+        assert schedule is not None
+        schedule.next_run_at = utcnow() - timedelta(minutes=1)
+        db.session.commit()
+    assert extensions.schedule_firer(live.app).fire_due() == 0
+    skipped = call(world, "sam", "GET", f"{base}/{made['id']}").json()
+    assert skipped["last_skip"]["reason"] == "script_unpublished"
+    assert call(world, "sam", "PATCH", script, json={"published": True}).status_code == 200
+    shown = call(world, "sam", "GET", f"{base}/{made['id']}").json()
+    assert shown["last_skip"] is None
+    assert shown["last_due_at"] == skipped["last_due_at"] is not None
