@@ -53,6 +53,12 @@ def test_test_event_attempts_redelivery_rotation_edit_and_pause(
     secret_box = section.locator("#webhook-secret")
     secret = secret_box.locator(".secret").inner_text()
     assert row.locator(".endpoint-state").inner_text() == "active"
+    # grant.required is opt-in (it makes API runs that need a sign-in wait for the app),
+    # so the form leaves it unticked and says why beside it.
+    assert row.locator(".endpoint-events").inner_text() == ", ".join(
+        event for event in WEBHOOK_EVENTS if event != "grant.required"
+    )
+    assert "instead of failing at once" in form.locator("#grant-required-hint").inner_text()
 
     # Send test: the receiver holds its answer while the log shows the attempt in flight
     # (not the sender's claim lease as a "next try").
@@ -122,7 +128,7 @@ def test_test_event_attempts_redelivery_rotation_edit_and_pause(
     edit.locator("button[type=submit]").click()
     edit.wait_for(state="hidden")
     assert row.locator(".endpoint-events").inner_text() == ", ".join(
-        event for event in WEBHOOK_EVENTS if event != "run.finished")
+        event for event in WEBHOOK_EVENTS if event not in ("run.finished", "grant.required"))
 
     # Pause: said on the row; a test is refused in words; resume.
     row.locator(".pause-webhook").click()
