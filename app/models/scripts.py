@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,6 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Base
 from app.models._types import UTCDateTime, iso, new_id, utcnow
 from sandbox import trace_from_data
+
+# What starts a run: a person on a page or an API call ("manual"), a schedule, or
+# `scriptbox run --facility` on the server ("terminal"). Only a manual run may wait for
+# an embedding app to sign its member in (grant.required): nobody is there for the others.
+RunTrigger = Literal["manual", "schedule", "terminal"]
 
 
 class Script(Base):
@@ -71,8 +76,8 @@ class Run(Base):
     error_trace: Mapped[Any] = mapped_column(JSON, nullable=True)
     # Which saved version ran (None for unsaved source from the editor).
     version: Mapped[int | None]
-    # What started it: "manual" (a person or an API call) or "schedule"; kept when the
-    # schedule is deleted (its schedule_id then goes null).
+    # What started it (RunTrigger): "manual" (a person or an API call), "schedule" (kept
+    # when the schedule is deleted: its schedule_id then goes null), or "terminal".
     trigger: Mapped[str] = mapped_column(String(16), default="manual", server_default="manual")
     schedule_id: Mapped[int | None] = mapped_column(
         ForeignKey("schedules.id", ondelete="SET NULL"), index=True

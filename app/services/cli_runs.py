@@ -62,6 +62,7 @@ def run_with_integrations(
             source=source,
             run_input=run_input,
             interactive=False,
+            from_terminal=True,
             max_queued=int(app.config["MAX_QUEUED_RUNS_PER_USER"]),
         )
         db.session.commit()

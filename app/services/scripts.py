@@ -13,6 +13,7 @@ from app.lifecycle import RunStatus, is_final
 from app.models import Run, Script
 from app.models._types import new_id, utcnow
 from app.models.facilities import Role
+from app.models.scripts import RunTrigger
 from app.services import inputs, queued_runs, versions
 from app.services.context import MemberContext
 from sandbox import source_size_error
@@ -157,12 +158,14 @@ def create_run(
     run_input: Any,
     interactive: bool,
     schedule_id: int | None = None,
+    from_terminal: bool = False,
     input_fields: list[Any] | None = None,
     max_queued: int = queued_runs.DEFAULT_MAX_QUEUED,
 ) -> Run:
     """A queued run of a script, or of raw source (scripters only); `schedule_id` names
-    the schedule that started it. `input_fields`, the editor's unsaved declarations, check
-    the input of such source in place of the saved ones. Refused (TooManyQueuedRuns, a
+    the schedule that started it, `from_terminal` says `scriptbox run` did (its trigger).
+    `input_fields`, the editor's unsaved declarations, check the input of such source in
+    place of the saved ones. Refused (TooManyQueuedRuns, a
     429) while the member has `max_queued` runs waiting to start: pass the configured
     SCRIPTBOX_MAX_QUEUED_RUNS_PER_USER."""
     version_number: int | None = None
@@ -211,7 +214,7 @@ def create_run(
         "source": run_source,
         "input": run_input,
         "interactive": interactive,
-        "trigger": "manual" if schedule_id is None else "schedule",
+        "trigger": _trigger(schedule_id, from_terminal=from_terminal),
         "schedule_id": schedule_id,
         "status": str(RunStatus.QUEUED),  # born queued; app.lifecycle moves it from here
         "output": "",
@@ -263,3 +266,10 @@ def _check_source(source: object) -> None:
     too_large = source_size_error(source)
     if too_large is not None:
         raise ValidationError(too_large, field="source")
+
+
+def _trigger(schedule_id: int | None, *, from_terminal: bool) -> RunTrigger:
+    """What started a run, as its `trigger` column says it."""
+    if schedule_id is not None:
+        return "schedule"
+    return "terminal" if from_terminal else "manual"

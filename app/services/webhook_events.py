@@ -110,8 +110,9 @@ class WebhookEvents:
     def can_prompt(self, req: GrantRequest) -> bool:
         """True when a run's call that no page can answer may wait for the embedding app:
         the facility listens to `grant.required` and the user can connect the account.
-        A scheduled run never waits: its member is not there to answer, and its call
-        raises `not_interactive` at once as docs/schedules.md promises (it parked for the
+        Only a manual run (a page's or the API's) waits: a scheduled run's or a terminal's
+        member is not there to answer, and its call raises `not_interactive` at once as
+        docs/schedules.md and `scriptbox run` promise (a scheduled run parked for the
         prompt's lifetime, one more run each due time)."""
         if req.user_id is None or req.run_id is None:
             return False
@@ -119,7 +120,7 @@ class WebhookEvents:
             integration = session.get(Integration, req.integration_id)
             trigger = session.scalar(select(Run.trigger).where(Run.id == req.run_id))
             return (
-                trigger != "schedule"
+                trigger == "manual"
                 and integration is not None
                 and integration.auth_mode in connect_links.USER_AUTH_MODES
                 and webhooks.subscribed(session, req.facility_id, "grant.required")

@@ -105,6 +105,7 @@ def register_blueprints(app: Flask) -> None:
     app.jinja_env.globals.update(
         status_in_words=wording.status_in_words,
         status_tone=wording.status_tone,
+        trigger_in_words=wording.trigger_in_words,
         run_wording=wording.for_the_browser,
     )
     app.jinja_env.filters["field_label"] = field_label

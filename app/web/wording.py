@@ -64,12 +64,23 @@ WORDS_BY_REASON: dict[tuple[str, str], str] = {
     ("no_integration_grant", "too_many_prompts"): "{service} needs your sign-in, but you have "
     "too many sign-in prompts open. Answer or refuse them, then run the script again.",
 }
+# What started a run (app.models.scripts.RunTrigger), as the run's page says it.
+TRIGGER_WORDS = {
+    "manual": "Manual (page or API)",
+    "schedule": "Schedule",
+    "terminal": "Terminal (scriptbox run)",
+}
 # Reasons only an admin can remedy: no link to a member's own accounts.
 ADMIN_REASONS = frozenset({"no_master_account", "master_needs_reauth"})
 # Where members connect their own accounts: pages link it where the words name it (the
 # words for ADMIN_REASONS never do).
 SETTINGS_PLACE = "Settings → Integrations"
 FALLBACK = "The script failed. Tell a scripter what you were doing; they can see the details."
+
+
+def trigger_in_words(trigger: str) -> str:
+    """What started a run, as its page says it."""
+    return TRIGGER_WORDS.get(trigger, trigger)
 
 
 def status_in_words(status: str) -> str:

@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from app import db
-from app.models import Role, Script
-from tests.conftest import add_member, create_facility, create_user, make_app
+from app import db, extensions
+from app.models import Grant, Role, Run, Script
+from app.services import people, webhook_endpoints
+from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.listener import Listener
 
 SCRIPTBOX = Path(sys.executable).with_name("scriptbox")
 
@@ -132,8 +135,17 @@ def test_ctrl_c_cancels_the_run_and_prints_it(installation: dict[str, Any], tmp_
     forever = tmp_path / "forever.py"
     forever.write_text("n = 0\nwhile True:\n    n += 1\n")
     command = subprocess.Popen(
-        [str(SCRIPTBOX), "run", "--facility", "lab", "--user", "sam@example.com",
-         "--timeout", "60", str(forever)],
+        [
+            str(SCRIPTBOX),
+            "run",
+            "--facility",
+            "lab",
+            "--user",
+            "sam@example.com",
+            "--timeout",
+            "60",
+            str(forever),
+        ],
         env=installation["env"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -162,3 +174,52 @@ def test_ctrl_c_cancels_the_run_and_prints_it(installation: dict[str, Any], tmp_
             command.kill()
             command.communicate()
         engine.dispose()
+
+
+def test_a_terminal_run_does_not_wait_for_a_grant_required_webhook(
+    installation: dict[str, Any], tmp_path: Path
+) -> None:
+    """With an endpoint subscribed to grant.required, an API run may wait for the
+    embedding app to sign its member in; a run from the terminal has nobody to answer,
+    so its call still raises not_interactive at once (it parked, and the endpoint was sent
+    a sign-in link for it). The run says the terminal started it."""
+    env = installation["env"]  # the same database and keys as the command's
+    app = make_app(
+        tmp_path,
+        DATABASE_URL=env["SCRIPTBOX_DATABASE_URL"],
+        SECRET_KEYS=[env["SCRIPTBOX_SECRET_KEYS"]],
+    )
+    listener = Listener().start()
+    try:
+        with app.app_context():
+            session = db.session()
+            lab = people.facility_by_slug(session, "lab")
+            sam = people.user_by_email(session, "sam@example.com")
+            create_integration(session, facility=lab, key="keyed")
+            webhook_endpoints.register(
+                session,
+                facility_id=lab.id,
+                url=listener.url,
+                events=["grant.required"],
+                created_by=sam.id,
+                vault=extensions.vault(app),
+                allow=app.config["PRIVATE_NETWORK_ALLOW"],
+            )
+            session.commit()
+            db.session.remove()
+        script_file = tmp_path / "asks.py"
+        script_file.write_text(
+            "try:\n"
+            '    integrations.get("keyed", "/me")\n'
+            '    result = "answered"\n'
+            "except integrations.NoIntegrationGrant as refused:\n"
+            "    result = [refused.code, refused.reason]\n"
+        )
+        done = scriptbox(installation, "--user", "sam@example.com", str(script_file))
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["result"] == ["no_integration_grant", "not_interactive"]
+        with app.app_context():
+            assert db.session.scalars(select(Run.trigger)).all() == ["terminal"]
+            assert db.session.scalars(select(Grant)).all() == []
+    finally:
+        listener.close()

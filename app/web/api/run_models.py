@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from app.db import MAX_INTEGER
 from app.lifecycle import RunStatus
+from app.models.scripts import RunTrigger
 from app.services import idempotency
 from app.web.api import paging
 from app.web.openapi import Body, QueryInt
@@ -113,8 +114,9 @@ class RunOut(BaseModel):
     )
     user_id: int
     user: RunUser
-    trigger: Literal["manual", "schedule"] = Field(
-        description="What started the run: a person or an API call (manual), or a schedule"
+    trigger: RunTrigger = Field(
+        description="What started the run: a person or an API call (manual), a schedule,"
+        " or `scriptbox run` on the server (terminal)"
     )
     schedule_id: int | None = Field(
         description="The schedule that started it (null for manual runs, and once the"

@@ -55,3 +55,30 @@ def test_a_runs_status_badge_in_words_and_tone(
     assert badge in admin.get("/f/lab/runs").text  # the list's row
     own = admin.get(f"/f/lab/runs/{run.id}").text
     assert f'class="badge run-status {tone}">{words}</span>' in own  # the run's page
+
+
+@pytest.mark.parametrize(
+    ("trigger", "mark", "words"),
+    [
+        ("manual", None, "Manual (page or API)"),
+        ("schedule", "(schedule)", "Schedule"),
+        ("terminal", "(terminal)", "Terminal (scriptbox run)"),
+    ],
+)
+def test_what_started_a_run_in_words(
+    app: Flask, trigger: str, mark: str | None, words: str
+) -> None:
+    """The runs list marks a run a person or the API did not start; its page names it."""
+    admin = signed_in_lab(app, roles=[Role.admin], csrf="csrf")[Role.admin]
+    session = db.session()
+    lab = session.scalar(select(Facility).where(Facility.slug == "lab"))
+    ada = session.scalar(select(User).where(User.email == "admin@example.com"))
+    assert lab is not None and ada is not None
+    run = Run(facility_id=lab.id, user_id=ada.id, source="result = 1", trigger=trigger)
+    session.add(run)
+    session.commit()
+    listed = admin.get("/f/lab/runs").text
+    marks = re.findall(r'<span class="muted run-trigger">([^<]*)</span>', listed)
+    assert marks == ([mark] if mark else [])
+    own = admin.get(f"/f/lab/runs/{run.id}").text
+    assert f'<dd id="run-trigger">{html.escape(words)}</dd>' in own
