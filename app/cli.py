@@ -27,6 +27,15 @@ def _app(**overrides: Any) -> Any:
     return create_app(overrides or None) if overrides else create_app()
 
 
+def _current_app() -> Any:
+    """The app, for a command that does not migrate: refused unless its database is current."""
+    from app.migrate import require_current
+
+    app = _app()
+    require_current(app)
+    return app
+
+
 class _Group(click.Group):
     """Shows what an operator must fix as one clear line, not a traceback: an AppError
     (unknown user, duplicate slug…), a setting that cannot work, a database out of reach."""
@@ -110,7 +119,7 @@ def run_command(
         from app.services.cli_runs import run_with_integrations
 
         overrides = {"RUN_WALL_TIME_S": timeout, "RUN_MEMORY_MB": memory}
-        app = _app()
+        app = _current_app()
         app.config.update({k: v for k, v in overrides.items() if v is not None})
         with _ctrl_c_cancels(extensions.heartbeat(app)):
             outcome = run_with_integrations(
@@ -160,7 +169,7 @@ def cancel(run_id: str) -> None:
     from app.errors import NotFound
     from app.models import Run
 
-    app = _app()
+    app = _current_app()
     with app.app_context():
         if db.session.get(Run, run_id) is None:
             raise NotFound(f"no run {run_id}")
@@ -315,7 +324,7 @@ def create_user(email: str, name: str, password: str) -> None:
     from app import db
     from app.services import people
 
-    with _app().app_context():
+    with _current_app().app_context():
         user = people.create_user(db.session(), email=email, name=name, password=password)
         db.session.commit()
         click.echo(f"created user {user.email}")
@@ -329,7 +338,7 @@ def create_facility(slug: str, name: str) -> None:
     from app import db
     from app.services import people
 
-    with _app().app_context():
+    with _current_app().app_context():
         facility = people.create_facility(db.session(), name=name or slug, slug=slug)
         db.session.commit()
         click.echo(f"created facility {facility.slug}")
@@ -345,7 +354,7 @@ def add_member(slug: str, email: str, role: str) -> None:
     from app import db
     from app.services import people
 
-    with _app().app_context():
+    with _current_app().app_context():
         user = people.user_by_email(db.session(), email)
         facility = people.facility_by_slug(db.session(), slug)
         people.set_membership(db.session(), user=user, facility=facility, role=role)
@@ -361,7 +370,7 @@ def end_sessions(email: str) -> None:
     from app import db
     from app.services import people, sessions
 
-    with _app().app_context():
+    with _current_app().app_context():
         user = people.user_by_email(db.session(), email)
         ended = sessions.end_sessions(db.session(), user_id=user.id)
         revoked = sessions.revoke_api_tokens(db.session(), user_id=user.id)
@@ -383,7 +392,7 @@ def rotate_keys() -> None:
     from app.integrations.vault import VaultError
     from app.services.vault_rotation import rotate_all
 
-    app = _app()
+    app = _current_app()
     with app.app_context():
         try:
             count = rotate_all(vault=extensions.vault(app))

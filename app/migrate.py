@@ -8,9 +8,12 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from flask import Flask
 
 from app import db
+from app.config import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -58,3 +61,32 @@ def upgrade(app: Flask, revision: str = "head") -> Migrated:
     config.attributes["private_network_allow"] = app.config["PRIVATE_NETWORK_ALLOW"]
     command.upgrade(config, revision)
     return Migrated(before, current_revision(app))
+
+
+def require_current(app: Flask) -> None:
+    """Refuse (ConfigError, in words saying what to run) a database this code cannot use:
+    one with no schema, or one behind or ahead of this release's migrations. The commands
+    that do not migrate call it first: a missing column came as a traceback mid-command."""
+    current = current_revision(app)
+    scripts = ScriptDirectory.from_config(alembic_config(app.config["DATABASE_URL"]))
+    head = scripts.get_current_head()
+    if current == head:
+        return
+    if current is None:
+        raise ConfigError(
+            "the database of SCRIPTBOX_DATABASE_URL has no schema yet: run"
+            " `scriptbox init-db` to create it"
+        )
+    try:
+        scripts.get_revision(current)
+    except CommandError:
+        raise ConfigError(
+            f"the database of SCRIPTBOX_DATABASE_URL is at migration {current}, which this"
+            f" Scriptbox (at {head}) does not know: a newer release migrated it; run that"
+            " release"
+        ) from None
+    raise ConfigError(
+        f"the database of SCRIPTBOX_DATABASE_URL is at migration {current} and this"
+        f" Scriptbox needs {head}: run `scriptbox init-db` to migrate it (`scriptbox serve`"
+        " does too)"
+    )

@@ -253,3 +253,31 @@ def test_serve_refuses_the_demo_in_the_scale_out(tmp_path: Path, postgres_url: s
                      DATABASE_URL=postgres_url)
     assert done.returncode == 2, done.stderr
     assert "--demo serves the embedded default only" in done.stderr
+
+
+def test_a_command_that_does_not_migrate_says_to_run_init_db(tmp_path: Path) -> None:
+    # After an upgrade, `scriptbox run --facility` against the unmigrated database died
+    # with a traceback about a missing column mid-run.
+    settings = {"SECRET_KEYS": generate_key()}
+    empty = scriptbox(tmp_path, "create-facility", "--slug", "lab", **settings)
+    assert empty.returncode == 1
+    assert empty.stderr.strip() == (
+        "Error: the database of SCRIPTBOX_DATABASE_URL has no schema yet: run"
+        " `scriptbox init-db` to create it"
+    )
+    created = init_db(tmp_path, **settings)
+    head = created.stdout.strip().rsplit(" ", 1)[-1].rstrip(")")
+    earlier = f"{int(head) - 1:04d}"
+    command.downgrade(alembic_config(f"sqlite:///{tmp_path / 'scriptbox.sqlite'}"), earlier)
+    for args in (("create-facility", "--slug", "lab"), ("run", "--facility", "lab", "--script", "1")):
+        behind = scriptbox(tmp_path, *args, **settings)
+        assert behind.returncode == 1, args
+        assert behind.stderr.strip() == (
+            f"Error: the database of SCRIPTBOX_DATABASE_URL is at migration {earlier} and"
+            f" this Scriptbox needs {head}: run `scriptbox init-db` to migrate it"
+            " (`scriptbox serve` does too)"
+        ), args
+    assert init_db(tmp_path, **settings).returncode == 0
+    made = scriptbox(tmp_path, "create-facility", "--slug", "lab", **settings)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "created facility lab"
