@@ -269,7 +269,8 @@ def test_a_command_that_does_not_migrate_says_to_run_init_db(tmp_path: Path) -> 
     head = created.stdout.strip().rsplit(" ", 1)[-1].rstrip(")")
     earlier = f"{int(head) - 1:04d}"
     command.downgrade(alembic_config(f"sqlite:///{tmp_path / 'scriptbox.sqlite'}"), earlier)
-    for args in (("create-facility", "--slug", "lab"), ("run", "--facility", "lab", "--script", "1")):
+    commands = [("create-facility", "--slug", "lab"), ("run", "--facility", "lab", "--script", "1")]
+    for args in commands:
         behind = scriptbox(tmp_path, *args, **settings)
         assert behind.returncode == 1, args
         assert behind.stderr.strip() == (
