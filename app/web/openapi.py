@@ -12,7 +12,7 @@ shape with the field named.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask import Response as FlaskResponse
@@ -156,11 +156,27 @@ def _before(
 _body_models: dict[str, type[BaseModel]] = {}
 
 
+def model_name(model: Any) -> str:
+    """A model's name in the document: its class's ("RunOut"), or "RunOutList" for a list
+    of RunOut. spectree's default suffixes a hash of the module ("RunOut.04f4921") and
+    repeats each nested model under every parent, names a client generator turns into its
+    types' names; so two models must not share a name (test_openapi checks it)."""
+    root = getattr(model, "model_fields", {}).get("root")
+    if root is not None and get_origin(root.annotation) is list:
+        (item,) = get_args(root.annotation)
+        return f"{model_name(item)}List"
+    return str(model.__name__)
+
+
 class _Spec(SpecTree):
-    """SpecTree that remembers the body models it declared."""
+    """SpecTree that remembers the models it declared (`classes`, by name) and which of
+    them are bodies."""
+
+    classes: dict[str, Any] = {}
 
     def _add_model(self, model: Any, mode: Any = "validation") -> str:
         key = super()._add_model(model, mode)
+        self.classes[key] = model
         if mode == "validation" and isinstance(model, type) and issubclass(model, Body):
             _body_models[key] = model
         return key
@@ -216,6 +232,8 @@ spec = _Spec(
     validation_error_status=400,
     validation_error_model=ErrorBody,
     model_adapter=get_pydantic_model_adapter(),
+    naming_strategy=model_name,
+    nested_naming_strategy=lambda parent, child: child,  # one component per nested model
     security_schemes=[
         {
             "name": "token",

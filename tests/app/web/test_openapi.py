@@ -5,16 +5,18 @@ declarations that validate requests, and /api/docs shows it under the strict CSP
 from __future__ import annotations
 
 import re
-from typing import Any
+from enum import Enum
+from typing import Any, get_args
 
 import pytest
 import requests
 from flask import Flask
+from pydantic import BaseModel
 
 from app import db
 from app.models import Facility, Role, Run
 from app.testing import LiveServer, WebClient
-from app.web.openapi import validates_responses
+from app.web.openapi import model_name, spec, validates_responses
 from tests.app.web.conftest import Site
 from tests.conftest import add_member, create_user
 
@@ -90,8 +92,12 @@ def test_every_list_documents_its_page_size_and_where_the_next_page_is(app: Flas
             query = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "query"}
             if "cursor" in query:
                 lists[f"{method.upper()} {path}"] = (query["limit"], operation["responses"]["200"])
-    assert {"GET /api/f/{slug}/runs", "GET /api/f/{slug}/calls", "GET /api/f/{slug}/scripts",
-            "GET /api/f/{slug}/webhooks/{endpoint_id}/deliveries"} <= set(lists)
+    assert {
+        "GET /api/f/{slug}/runs",
+        "GET /api/f/{slug}/calls",
+        "GET /api/f/{slug}/scripts",
+        "GET /api/f/{slug}/webhooks/{endpoint_id}/deliveries",
+    } <= set(lists)
     for name, (limit, answer) in lists.items():
         number = next(s for s in limit["schema"]["anyOf"] if s.get("type") == "integer")
         assert (number["minimum"], number["maximum"], limit["schema"]["default"]) == (1, 200, 50), (
@@ -200,10 +206,8 @@ def test_a_run_answer_sends_only_fields_its_model_declares(site: Site) -> None:
     assert run["status"] == "failed" and run["error"]["trace"]
     schemas = site.ada.api("GET", "/api/openapi.json").json()["components"]["schemas"]
 
-    def properties(model: str) -> set[str]:  # "RunOut.<hash>", "RunOut.<hash>.RunError"
-        named = {[*k.split("."), "RunOut"][2]: v for k, v in schemas.items()
-                 if k.startswith("RunOut.")}
-        return set(named[model]["properties"])
+    def properties(model: str) -> set[str]:
+        return set(schemas[model]["properties"])
 
     assert set(run) == properties("RunOut")
     assert set(run["error"]) == properties("RunError")
@@ -225,5 +229,39 @@ def test_a_trace_stored_before_repeats_were_folded_reads_in_the_documented_shape
         db.session.commit()
         db.session.remove()
     run = site.ada.api("GET", f"/api/f/lab/runs/{run_id}").json()
-    assert run["error"]["trace"] == [{"line": 2, "name": "walk", "repeated": 19,
-                                      "omitted_after": 0}]
+    assert run["error"]["trace"] == [
+        {"line": 2, "name": "walk", "repeated": 19, "omitted_after": 0}
+    ]
+
+
+def test_schemas_have_their_models_plain_names_and_no_two_models_share_one(app: Flask) -> None:
+    # spectree's default named them "RunOut.04f4921", "RootModel[list[RunOut]].e331601"
+    # and repeated each nested model under every parent ("RunOut.04f4921.RunError"): a
+    # client generator made its types' names of those.
+    names = set(_document(app)["components"]["schemas"])
+    assert {"RunOut", "RunOutList", "RunError", "ErrorBody", "ErrorDetail"} <= names
+    assert [name for name in names if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", name)] == []
+    # Each name is one component: two classes of one name would silently share it.
+    seen: dict[str, Any] = {}
+    walked: set[Any] = set()
+    shared: list[str] = []
+
+    def walk(annotation: Any) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel | Enum):
+            name = (
+                model_name(annotation) if issubclass(annotation, BaseModel) else annotation.__name__
+            )
+            known = seen.setdefault(name, annotation)
+            if known is not annotation:
+                shared.append(f"{name}: {known.__module__} and {annotation.__module__}")
+            elif annotation not in walked and issubclass(annotation, BaseModel):
+                walked.add(annotation)
+                for field in annotation.model_fields.values():
+                    walk(field.annotation)
+        for inner in get_args(annotation):
+            walk(inner)
+
+    for model in spec.classes.values():
+        walk(model)
+    assert shared == []
+    assert names <= set(seen)  # every component is one of the models walked

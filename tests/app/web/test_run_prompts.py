@@ -202,12 +202,7 @@ def test_the_api_document_declares_the_prompt_and_the_wait(app: Flask) -> None:
     schemas = document["components"]["schemas"]
 
     def schema(name: str) -> dict[str, Any]:
-        """A model by name: a top-level one ("RunOut.<hash>"), or one RunOut holds."""
-        found: dict[str, Any] = next(
-            v
-            for k, v in schemas.items()
-            if k.split(".")[0] == name or (k.startswith("RunOut.") and k.endswith(f".{name}"))
-        )
+        found: dict[str, Any] = schemas[name]
         return found
 
     assert "prompt" in schema("RunOut")["properties"]
