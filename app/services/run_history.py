@@ -269,6 +269,7 @@ class WaitingRun:
     run_id: str
     script: str
     label: str  # the account label the prompt asks for ("" for the default account)
+    grant_id: str  # the prompt it waits for: the page drops the note once it is answered
 
 
 def waiting_for_sign_in(
@@ -277,7 +278,7 @@ def waiting_for_sign_in(
     """The user's runs in the facility that wait (live or parked) for their pending,
     unexpired sign-in prompt, by integration id, oldest first."""
     rows = session.execute(
-        select(Grant.integration_id, Grant.label, Run.id, Run.script_id, Script.name)
+        select(Grant.integration_id, Grant.label, Grant.id, Run.id, Run.script_id, Script.name)
         .join(Run, Run.waiting_grant_id == Grant.id)
         .outerjoin(Script, Script.id == Run.script_id)
         .where(
@@ -290,7 +291,9 @@ def waiting_for_sign_in(
         .order_by(Run.created_at, Run.id)
     )
     waiting: dict[int, list[WaitingRun]] = {}
-    for integration_id, label, run_id, script_id, name in rows:
+    for integration_id, label, grant_id, run_id, script_id, name in rows:
         script = asking_script(script_id, name)  # as the prompt names it
-        waiting.setdefault(integration_id, []).append(WaitingRun(run_id, script, label or ""))
+        waiting.setdefault(integration_id, []).append(
+            WaitingRun(run_id, script, label or "", grant_id)
+        )
     return waiting

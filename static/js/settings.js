@@ -1,6 +1,7 @@
 // Settings: connect and disconnect your own accounts per facility; API tokens.
 import { api, disconnectAccount, showError, toast, toastAfterReload } from "./api.js";
 import { followSignIn } from "./sign-in-window.js";
+import { on } from "./ws.js";
 
 // Disconnecting reloads the page: the keyboard comes back to that integration's row (its
 // form connects an account again), not to the page's top, and the page says what happened.
@@ -119,3 +120,15 @@ function watchRevoke(button) {
   });
 }
 for (const button of document.querySelectorAll(".revoke-token")) watchRevoke(button);
+
+// A note of runs waiting for a sign-in goes once every prompt it stands for is answered
+// (here, in the prompt box, or on another page): it would still say they wait.
+on("grant.resolved", (message) => {
+  for (const note of document.querySelectorAll(".waiting-note[data-grant-ids]")) {
+    const waiting = new Set(note.dataset.grantIds.split(" "));
+    if (!waiting.delete(String(message.grant_id))) continue;
+    if (waiting.size) note.dataset.grantIds = [...waiting].join(" ");
+    else note.remove();
+  }
+});
+

@@ -233,6 +233,28 @@ def test_settings_shows_the_waiting_run_and_its_prompt_and_connecting_there_resu
     assert member.locator(".waiting-note").count() == 0
 
 
+
+def test_settings_drops_the_waiting_note_once_its_prompt_is_answered(
+    browser: Any, site: dict[str, Any]
+) -> None:
+    """The note that a run waits for this sign-in stayed on Settings after its prompt was
+    refused (or answered elsewhere, or expired), until the page was loaded again."""
+    live = site["live"]
+    member = signed_in(browser, live, "member@example.com", height=800)
+    run_script(member, live, "Keyed echo")
+    member.locator(".grant-prompt").wait_for(timeout=20000)
+    member.goto(f"{live.url}/settings/integrations")
+    note = member.locator(".integration-row[data-key=keyed] .waiting-note")
+    note.wait_for()
+    prompt = member.locator("#prompts .grant-prompt")
+    prompt.wait_for(timeout=10000)
+    prompt.locator(".grant-refuse").click()
+    note.wait_for(state="detached", timeout=10000)
+    assert member.locator(".integration-row[data-key=keyed] .badge.ok").count() == 0
+    with live.app.app_context():
+        assert [g.state for g in db.session.query(Grant).all()] == ["refused"]
+
+
 PAGES = [
     ("scripts", "/f/lab/scripts"),
     ("editor", "/f/lab/editor"),
