@@ -188,6 +188,21 @@ class DatabaseUnavailable(AppError):
         self.retry_after = retry_after
 
 
+class CheckerUnavailable(AppError):
+    """The sandbox could not check a script: it is not running (its zygote is gone) or no
+    worker became free in time. Nothing can be published until it answers again."""
+
+    code = "sandbox_unavailable"
+    status = 503
+
+
+class CheckerBusy(CheckerUnavailable):
+    """Every place to check scripts in this process stayed taken as long as a check may
+    take (app.runner.checks.CHECKS_AT_ONCE)."""
+
+    code = "sandbox_busy"
+
+
 class TooManyQueuedRuns(AppError):
     """A new run of a user who has as many runs waiting `queued` as the server keeps for
     one person (SCRIPTBOX_MAX_QUEUED_RUNS_PER_USER): refused, not queued behind them.

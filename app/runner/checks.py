@@ -8,23 +8,20 @@ Flask's `from_prefixed_env` (app.config) loads it like every SCRIPTBOX_ variable
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.config import ConfigError
-from app.errors import AppError
+from app.errors import CheckerBusy, CheckerUnavailable
 from sandbox import Executor, Limits, SandboxUnavailable, SourceCheck
 
 DEFAULT_COMPILE_TIME_S = 10.0  # an ordinary 256 KiB script takes ~0.7 s of CPU
 MAX_COMPILE_TIME_S = 300.0
-
-
-class CheckerUnavailable(AppError):
-    """The sandbox could not check a script: it is not running (its zygote is gone) or no
-    worker became free in time. Nothing can be published until it answers again."""
-
-    code = "sandbox_unavailable"
-    status = 503
+# Checks one process runs at once: each takes a sandbox worker (in the embedded server,
+# one the runs use too) for up to SCRIPTBOX_COMPILE_TIME_S, so a scripter sending many
+# slow sources at once must not take them all. A check past it waits for a place.
+CHECKS_AT_ONCE = 2
 
 
 def compile_limits(config: Mapping[str, Any]) -> Limits:
@@ -50,20 +47,31 @@ def compile_limits(config: Mapping[str, Any]) -> Limits:
 
 
 def sandbox_checker(
-    executor: Callable[[], Executor], config: Mapping[str, Any]
+    executor: Callable[[], Executor], config: Mapping[str, Any], *, at_once: int = CHECKS_AT_ONCE
 ) -> Callable[[str], SourceCheck]:
     """A checker that sends each source to a worker of `executor()`, with the limits the
-    config holds at the time (validated here first, so a wrong setting stops the start)."""
+    config holds at the time (validated here first, so a wrong setting stops the start),
+    `at_once` at a time: a check waits for a place as long as a check may take, then is
+    refused (CheckerBusy) in words."""
     compile_limits(config)
+    places = threading.BoundedSemaphore(at_once)
 
     def check(source: str) -> SourceCheck:
+        limits = compile_limits(config)
+        if not places.acquire(timeout=limits.wall_time_s):
+            raise CheckerBusy(
+                "the script could not be checked now: other scripts are being checked; save"
+                " it again in a moment"
+            )
         try:
-            return executor().check(source, limits=compile_limits(config))
+            return executor().check(source, limits=limits)
         except SandboxUnavailable:
             raise CheckerUnavailable(
                 "the script could not be checked now: the sandbox that checks scripts is not"
                 " running or has no free worker; try again in a minute, and tell the server's"
                 " operator if it goes on"
             ) from None
+        finally:
+            places.release()
 
     return check

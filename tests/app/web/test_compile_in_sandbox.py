@@ -1,10 +1,12 @@
 """Publishing and the editor's readiness compile a source in a sandbox worker, within
-SCRIPTBOX_COMPILE_TIME_S, never in the web process (DESIGN §6): the real pool, no mocks."""
+SCRIPTBOX_COMPILE_TIME_S, never in the web process (DESIGN §6): the real pool, no mocks
+(but for the count of checks at once, whose test holds checks with a stand-in)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,10 @@ from sqlalchemy import select
 
 from app import db
 from app.config import ConfigError
+from app.errors import CheckerBusy, CheckerUnavailable
 from app.models import Facility, Role
-from app.runner.checks import CheckerUnavailable, sandbox_checker
-from sandbox import MAX_SOURCE_BYTES, Executor
+from app.runner.checks import sandbox_checker
+from sandbox import MAX_SOURCE_BYTES, Executor, SourceCheck
 from tests.app.web.test_access import CSRF, client_for
 from tests.conftest import (
     add_member,
@@ -175,3 +178,37 @@ def test_a_sandbox_that_is_not_running_is_a_503_in_words(app: Flask) -> None:
         check("result = 1")
     assert (refused.value.status, refused.value.code) == (503, "sandbox_unavailable")
     assert "try again in a minute" in str(refused.value)
+
+
+class HeldChecks:
+    """An executor whose checks hold their place until `done` is set: what is under test is
+    how many checks a process runs at once, not the pool (tested above)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Semaphore(0)
+        self.done = threading.Event()
+
+    def check(self, source: str, *, limits: Any) -> SourceCheck:
+        self.started.release()
+        self.done.wait(30)
+        return SourceCheck()
+
+
+def test_a_check_past_the_checks_at_once_waits_then_is_refused_in_words(app: Flask) -> None:
+    # Each check takes a sandbox worker for up to COMPILE_TIME_S (in the embedded server,
+    # one the runs use): a scripter sending many slow sources at once took them all.
+    app.config["COMPILE_TIME_S"] = 0.3  # also how long a check waits for a place
+    held = HeldChecks()
+    check = sandbox_checker(lambda: held, app.config, at_once=1)  # type: ignore[arg-type,return-value]
+    first = threading.Thread(target=check, args=("result = 1",))
+    first.start()
+    try:
+        assert held.started.acquire(timeout=10)
+        with pytest.raises(CheckerBusy) as refused:
+            check("result = 2")
+        assert (refused.value.status, refused.value.code) == (503, "sandbox_busy")
+        assert "other scripts are being checked; save it again in a moment" in str(refused.value)
+    finally:
+        held.done.set()
+        first.join(10)
+    assert check("result = 3") == SourceCheck()  # the place is free again
