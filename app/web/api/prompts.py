@@ -27,10 +27,13 @@ def shown_prompts(
     with the API calls by which `member` can answer it. No link is made here: a link is a
     bearer secret for the user's sign-in, and a read (a poll, a list) must not mint one
     per call; `connect_link` says how to make one."""
+    waiting = run_prompts.waiting_prompts(db.session(), runs)
+    if not waiting:  # asks nothing more: a POST answering its run in an outage reads nothing
+        return {}
     owners = {run["id"]: run["user_id"] for run in runs}
     slug = member.facility.slug
     shown = {}
-    for run_id, (prompt, auth_mode) in run_prompts.waiting_prompts(db.session(), runs).items():
+    for run_id, (prompt, auth_mode) in waiting.items():
         user_id = owners[run_id]
         connect = None
         if auth_mode in connect_links.USER_AUTH_MODES:  # else no account connects by link
