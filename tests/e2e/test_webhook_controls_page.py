@@ -172,12 +172,13 @@ def test_the_keyboard_stays_on_the_webhook_controls(
 
     page.goto(f"{live.url}/f/lab/manage")
     form = page.locator("#add-webhook")
-    for _ in range(2):
+    rows = page.locator("#webhook-endpoints tbody tr")
+    for added in range(2):
         form.locator("[name=url]").fill(listener.url)
         form.locator("button[type=submit]").focus()
         page.keyboard.press("Enter")
+        rows.nth(added).wait_for()  # the button had the focus before: wait for the answer
         focus_on(None, "BUTTON")
-    rows = page.locator("#webhook-endpoints tbody tr")
     assert rows.count() == 2
     first, second = (rows.nth(i).get_attribute("data-endpoint-id") for i in range(2))
     row = page.locator(f"#webhook-endpoints tr[data-endpoint-id='{first}']")
