@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -29,6 +30,19 @@ def test_each_page_carries_the_servers_wording_table(app: Flask) -> None:
         assert carried["status_tones"]["timed_out"] == "bad"
 
 
+def admins_run(app: Flask, **fields: str) -> tuple[Any, Run]:
+    """The admin of lab, signed in, and a run of theirs with these fields."""
+    admin = signed_in_lab(app, roles=[Role.admin], csrf="csrf")[Role.admin]
+    session = db.session()
+    lab = session.scalar(select(Facility).where(Facility.slug == "lab"))
+    ada = session.scalar(select(User).where(User.email == "admin@example.com"))
+    assert lab is not None and ada is not None
+    run = Run(facility_id=lab.id, user_id=ada.id, source="result = 1", **fields)
+    session.add(run)
+    session.commit()
+    return admin, run
+
+
 @pytest.mark.parametrize(
     ("status", "tone", "words"),
     [
@@ -43,14 +57,7 @@ def test_each_page_carries_the_servers_wording_table(app: Flask) -> None:
 def test_a_runs_status_badge_in_words_and_tone(
     app: Flask, status: str, tone: str, words: str
 ) -> None:
-    admin = signed_in_lab(app, roles=[Role.admin], csrf="csrf")[Role.admin]
-    session = db.session()
-    lab = session.scalar(select(Facility).where(Facility.slug == "lab"))
-    ada = session.scalar(select(User).where(User.email == "admin@example.com"))
-    assert lab is not None and ada is not None
-    run = Run(facility_id=lab.id, user_id=ada.id, source="result = 1", status=status)
-    session.add(run)
-    session.commit()
+    admin, run = admins_run(app, status=status)
     badge = f'<span class="badge run-status {tone}">{words}</span>'
     assert badge in admin.get("/f/lab/runs").text  # the list's row
     own = admin.get(f"/f/lab/runs/{run.id}").text
@@ -69,14 +76,7 @@ def test_what_started_a_run_in_words(
     app: Flask, trigger: str, mark: str | None, words: str
 ) -> None:
     """The runs list marks a run a person or the API did not start; its page names it."""
-    admin = signed_in_lab(app, roles=[Role.admin], csrf="csrf")[Role.admin]
-    session = db.session()
-    lab = session.scalar(select(Facility).where(Facility.slug == "lab"))
-    ada = session.scalar(select(User).where(User.email == "admin@example.com"))
-    assert lab is not None and ada is not None
-    run = Run(facility_id=lab.id, user_id=ada.id, source="result = 1", trigger=trigger)
-    session.add(run)
-    session.commit()
+    admin, run = admins_run(app, trigger=trigger)
     listed = admin.get("/f/lab/runs").text
     marks = re.findall(r'<span class="muted run-trigger">([^<]*)</span>', listed)
     assert marks == ([mark] if mark else [])
