@@ -15,9 +15,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from flask import Flask
+
+from tests.conftest import make_app
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -25,6 +29,19 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 def redis_url() -> str:
     """The Redis database the tests may use (never db 0)."""
     return os.environ.get("SCRIPTBOX_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+
+
+def celery_app(tmp_path: Path, postgres_url: str, redis_prefix: str, **settings: Any) -> Flask:
+    """An app on PostgreSQL that sends its runs to Celery over the test Redis, its keys
+    under `redis_prefix`, with these settings."""
+    return make_app(
+        tmp_path,
+        DATABASE_URL=postgres_url,
+        EXECUTOR="celery",
+        REDIS_URL=redis_url(),
+        REDIS_PREFIX=redis_prefix,
+        **settings,
+    )
 
 
 @pytest.fixture

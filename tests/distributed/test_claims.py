@@ -22,8 +22,8 @@ from app.models import Role, Run
 from app.services.context import MemberContext
 from app.services.scripts import create_run
 from app.testing import RoundTrips
-from tests.conftest import add_member, create_facility, create_user, make_app, stop_app
-from tests.distributed.conftest import redis_url
+from tests.conftest import add_member, create_facility, create_user, stop_app
+from tests.distributed.conftest import celery_app
 
 pytestmark = pytest.mark.postgres
 PER_USER = 2
@@ -33,14 +33,7 @@ ROUNDS = 5
 
 @pytest.fixture
 def app(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Flask]:
-    application = make_app(
-        tmp_path,
-        DATABASE_URL=postgres_url,
-        EXECUTOR="celery",
-        REDIS_URL=redis_url(),
-        REDIS_PREFIX=redis_prefix,
-        MAX_RUNS_PER_USER=PER_USER,
-    )
+    application = celery_app(tmp_path, postgres_url, redis_prefix, MAX_RUNS_PER_USER=PER_USER)
     yield application
     stop_app(application)
 

@@ -19,8 +19,8 @@ from app.errors import TooManyQueuedRuns
 from app.models import Role, Run
 from app.services.context import MemberContext
 from app.services.scripts import create_run
-from tests.conftest import add_member, create_facility, create_user, make_app, stop_app
-from tests.distributed.conftest import redis_url
+from tests.conftest import add_member, create_facility, create_user, stop_app
+from tests.distributed.conftest import celery_app
 
 pytestmark = pytest.mark.postgres
 CAP = 2
@@ -29,14 +29,7 @@ RACERS = 8
 
 @pytest.fixture
 def app(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Flask]:
-    application = make_app(
-        tmp_path,
-        DATABASE_URL=postgres_url,
-        EXECUTOR="celery",
-        REDIS_URL=redis_url(),
-        REDIS_PREFIX=redis_prefix,
-        MAX_QUEUED_RUNS_PER_USER=CAP,
-    )
+    application = celery_app(tmp_path, postgres_url, redis_prefix, MAX_QUEUED_RUNS_PER_USER=CAP)
     yield application
     stop_app(application)
 
