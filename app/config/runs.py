@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "CALL_MAX_RESPONSE_BYTES": 10 * 1024 * 1024,
     "REFRESH_MARGIN_S": 30 * 60,
     "GRANT_TIMEOUT_S": 300,
+    # Wall and CPU seconds a source check (a compile in a sandbox worker) may take: an
+    # ordinary 256 KiB script takes ~0.7 s of CPU.
+    "COMPILE_TIME_S": 10.0,
     # Durable runs (DESIGN §4): a paused run keeps its worker this long, then parks;
     # beyond MAX_LIVE_PAUSED live pauses in one process, runs park at once.
     "PARK_AFTER_S": 10.0,
@@ -35,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_SCHEDULES_PER_SCRIPT": 10,
     "MAX_SCHEDULES_PER_FACILITY": 100,
 }
+
+MAX_COMPILE_TIME_S = 300.0
 
 
 def validate(config: Any) -> None:
@@ -66,3 +71,14 @@ def validate(config: Any) -> None:
             raise ValueError
     except (TypeError, ValueError):
         raise ConfigError("SCRIPTBOX_PARK_AFTER_S must be 0 or more seconds") from None
+    raw = config["COMPILE_TIME_S"]
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        if not 0 < float(raw) <= MAX_COMPILE_TIME_S:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"SCRIPTBOX_COMPILE_TIME_S must be a number of seconds above 0 and at most "
+            f"{MAX_COMPILE_TIME_S:g}"
+        ) from None

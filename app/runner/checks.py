@@ -1,8 +1,5 @@
 """The app's source checker: a script is compiled in a sandbox worker, never in the web
 process (DESIGN §6): parsing holds the GIL, and a hostile source can make it take seconds.
-
-SCRIPTBOX_COMPILE_TIME_S (the check's wall and CPU limit) is read here, with its default:
-Flask's `from_prefixed_env` (app.config) loads it like every SCRIPTBOX_ variable.
 """
 
 from __future__ import annotations
@@ -12,12 +9,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from app.config import ConfigError
 from app.errors import CheckerBusy, CheckerUnavailable
 from sandbox import Executor, Limits, SandboxUnavailable, SourceCheck
 
-DEFAULT_COMPILE_TIME_S = 10.0  # an ordinary 256 KiB script takes ~0.7 s of CPU
-MAX_COMPILE_TIME_S = 300.0
 # Checks one process runs at once: each takes a sandbox worker (in the embedded server,
 # one the runs use too) for up to SCRIPTBOX_COMPILE_TIME_S, so a scripter sending many
 # slow sources at once must not take them all. A check past it waits for a place.
@@ -25,20 +19,9 @@ CHECKS_AT_ONCE = 2
 
 
 def compile_limits(config: Mapping[str, Any]) -> Limits:
-    """The limits of one check: SCRIPTBOX_COMPILE_TIME_S of wall and CPU time, and a run's
-    memory (ConfigError when the setting is not a number of seconds)."""
-    raw = config.get("COMPILE_TIME_S", DEFAULT_COMPILE_TIME_S)
-    try:
-        if isinstance(raw, bool):
-            raise ValueError
-        seconds = float(raw)
-        if not 0 < seconds <= MAX_COMPILE_TIME_S:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"SCRIPTBOX_COMPILE_TIME_S must be a number of seconds above 0 and at most "
-            f"{MAX_COMPILE_TIME_S:g}"
-        ) from None
+    """The limits of one check: SCRIPTBOX_COMPILE_TIME_S of wall and CPU time (checked at
+    start by app.config), and a run's memory."""
+    seconds = float(config["COMPILE_TIME_S"])
     return Limits(
         wall_time_s=seconds,
         cpu_time_s=max(1, math.ceil(seconds)),
@@ -50,10 +33,8 @@ def sandbox_checker(
     executor: Callable[[], Executor], config: Mapping[str, Any], *, at_once: int = CHECKS_AT_ONCE
 ) -> Callable[[str], SourceCheck]:
     """A checker that sends each source to a worker of `executor()`, with the limits the
-    config holds at the time (validated here first, so a wrong setting stops the start),
-    `at_once` at a time: a check waits for a place as long as a check may take, then is
-    refused (CheckerBusy) in words."""
-    compile_limits(config)
+    config holds at the time, `at_once` at a time: a check waits for a place as long as a
+    check may take, then is refused (CheckerBusy) in words."""
     places = threading.BoundedSemaphore(at_once)
 
     def check(source: str) -> SourceCheck:
