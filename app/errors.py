@@ -231,7 +231,11 @@ def too_large_message(limit: int) -> str:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    # /hooks/ (webhook triggers) answers programs, never a person's browser.
+    return (
+        request.path.startswith(("/api/", "/hooks/"))
+        or request.accept_mimetypes.best == "application/json"
+    )
 
 
 def _finite(text: str) -> float:

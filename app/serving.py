@@ -4,8 +4,8 @@
 the raw socket a websocket needs (each open page holds one thread). On SIGTERM a worker
 stops accepting connections, runs the app's shutdown hooks (extensions.on_shutdown: the
 run engine waits for its runs, then open pages are told the server is going away) and
-exits once its connections are done. Logs never hold a query string: OAuth codes and
-states travel in them.
+exits once its connections are done. Logs never hold a query string (OAuth codes and
+states travel in them) nor a webhook trigger's token (in its URL's path).
 """
 
 from __future__ import annotations
@@ -31,19 +31,40 @@ ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"
 _QUERY = re.compile(r"(?<=[\w/.%~-])\?[^\s\"']+")
 
 
+# A webhook trigger's URL carries its secret in the path (app.web.hooks).
+_HOOK_TOKEN = re.compile(r"(/hooks/)[^\s\"'?/]+")
+
+
 def strip_query(text: str) -> str:
     """text with every URL query string (`/path?code=…` → `/path`) removed."""
     return _QUERY.sub("", text)
 
 
+def redact(text: str) -> str:
+    """text as logs may hold it: no query string, and `/hooks/<token>` as `/hooks/…`."""
+    return _HOOK_TOKEN.sub("\\1…", strip_query(text))
+
+
 class _NoQueries(logging.Filter):
-    """Rewrites each record without query strings (gunicorn logs request URIs on errors)."""
+    """Rewrites each record without query strings (gunicorn logs request URIs on errors)
+    or webhook trigger tokens (Flask logs a failed request's path)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         # The cleaned line replaces the record's format and arguments, so the handler
         # does not format the message a second time.
-        record.msg, record.args = strip_query(record.getMessage()), None
+        record.msg, record.args = redact(record.getMessage()), None
         return True
+
+
+_REDACTING = _NoQueries()
+
+
+def redact_app_logs(flask_app: Flask) -> None:
+    """Put the filter on the handlers the app's own records reach (Flask's "Exception on
+    /hooks/<token> [POST]", the views' warnings naming a path): a filter on a handler sees
+    every record, a logger's only its own."""
+    for handler in (*flask_app.logger.handlers, *logging.getLogger().handlers):
+        handler.addFilter(_REDACTING)
 
 
 class QueryFreeLogger(Logger):  # type: ignore[misc]
@@ -53,7 +74,7 @@ class QueryFreeLogger(Logger):  # type: ignore[misc]
         """Configure as gunicorn does, then add the filter."""
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
-            log.addFilter(_NoQueries())
+            log.addFilter(_REDACTING)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> Any:
         """The atoms ACCESS_LOG_FORMAT names. gunicorn's own also copy every request and
@@ -67,7 +88,7 @@ class QueryFreeLogger(Logger):  # type: ignore[misc]
             "h": environ.get("REMOTE_ADDR", "-"),
             "t": self.now(),
             "m": environ.get("REQUEST_METHOD"),
-            "U": environ.get("PATH_INFO"),
+            "U": redact(environ.get("PATH_INFO") or ""),
             "H": environ.get("SERVER_PROTOCOL"),
             "s": status,
             "B": getattr(resp, "sent", None),
@@ -226,6 +247,7 @@ def serve(
     # shared with forked workers: each worker opens its own, as many as its threads need.
     db.fit_pool(flask_app, threads=threads)
     fit_waiting(flask_app, threads=threads)
+    redact_app_logs(flask_app)
     settings = options(host=host, port=port, workers=workers, threads=threads,
                        graceful_timeout=graceful_timeout)
     ScriptboxServer(flask_app, settings, on_ready=on_ready).run()
@@ -233,7 +255,8 @@ def serve(
 
 def serve_debug(flask_app: Flask, *, host: str, port: int, on_ready: Any) -> None:
     """The development server (werkzeug, threaded), with the same query-free log."""
-    logging.getLogger("werkzeug").addFilter(_NoQueries())
+    logging.getLogger("werkzeug").addFilter(_REDACTING)
+    redact_app_logs(flask_app)
     server = ThreadedWSGIServer(host, port, flask_app)
     server.daemon_threads = True  # open websockets must not keep Ctrl-C from stopping it
     on_ready()

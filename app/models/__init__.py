@@ -6,6 +6,7 @@ from app.models.integrations import Account, CallLog, Grant, Integration, OAuthC
 from app.models.schedules import Schedule
 from app.models.scripts import Run, Script
 from app.models.sessions import UserSession
+from app.models.triggers import WebhookTrigger
 from app.models.versions import ScriptVersion
 from app.models.webhooks import WebhookDelivery, WebhookEndpoint
 
@@ -31,4 +32,5 @@ __all__ = [
     "UserSession",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WebhookTrigger",
 ]

@@ -12,10 +12,11 @@ from app.db import Base
 from app.models._types import UTCDateTime, iso, new_id, utcnow
 from sandbox import trace_from_data
 
-# What starts a run: a person on a page or an API call ("manual"), a schedule, or
-# `scriptbox run --facility` on the server ("terminal"). Only a manual run may wait for
-# an embedding app to sign its member in (grant.required): nobody is there for the others.
-RunTrigger = Literal["manual", "schedule", "terminal"]
+# What starts a run: a person on a page or an API call ("manual"), a schedule,
+# `scriptbox run --facility` on the server ("terminal"), or a third party's POST to a
+# webhook trigger's URL ("webhook"). Only a manual run may wait for an embedding app to
+# sign its member in (grant.required): nobody is there for the others.
+RunTrigger = Literal["manual", "schedule", "terminal", "webhook"]
 
 
 class Script(Base):
@@ -77,7 +78,7 @@ class Run(Base):
     # Which saved version ran (None for unsaved source from the editor).
     version: Mapped[int | None]
     # What started it (RunTrigger): "manual" (a person or an API call), "schedule" (kept
-    # when the schedule is deleted: its schedule_id then goes null), or "terminal".
+    # when the schedule is deleted: its schedule_id then goes null), "terminal" or "webhook".
     trigger: Mapped[str] = mapped_column(String(16), default="manual", server_default="manual")
     schedule_id: Mapped[int | None] = mapped_column(
         ForeignKey("schedules.id", ondelete="SET NULL"), index=True

@@ -159,11 +159,13 @@ def create_run(
     interactive: bool,
     schedule_id: int | None = None,
     from_terminal: bool = False,
+    from_webhook: bool = False,
     input_fields: list[Any] | None = None,
     max_queued: int = queued_runs.DEFAULT_MAX_QUEUED,
 ) -> Run:
     """A queued run of a script, or of raw source (scripters only); `schedule_id` names
-    the schedule that started it, `from_terminal` says `scriptbox run` did (its trigger).
+    the schedule that started it, `from_terminal` says `scriptbox run` did and
+    `from_webhook` a webhook trigger's URL (its trigger).
     `input_fields`, the editor's unsaved declarations, check the input of such source in
     place of the saved ones. Refused (TooManyQueuedRuns, a
     429) while the member has `max_queued` runs waiting to start: pass the configured
@@ -214,7 +216,7 @@ def create_run(
         "source": run_source,
         "input": run_input,
         "interactive": interactive,
-        "trigger": _trigger(schedule_id, from_terminal=from_terminal),
+        "trigger": _trigger(schedule_id, from_terminal=from_terminal, from_webhook=from_webhook),
         "schedule_id": schedule_id,
         "status": str(RunStatus.QUEUED),  # born queued; app.lifecycle moves it from here
         "output": "",
@@ -268,8 +270,10 @@ def _check_source(source: object) -> None:
         raise ValidationError(too_large, field="source")
 
 
-def _trigger(schedule_id: int | None, *, from_terminal: bool) -> RunTrigger:
+def _trigger(schedule_id: int | None, *, from_terminal: bool, from_webhook: bool) -> RunTrigger:
     """What started a run, as its `trigger` column says it."""
     if schedule_id is not None:
         return "schedule"
+    if from_webhook:
+        return "webhook"
     return "terminal" if from_terminal else "manual"

@@ -25,11 +25,13 @@ def register_blueprints(app: Flask) -> None:
         connect,
         headers,
         health,
+        hooks,
         limits,
         oauth,
         openapi,
         pages,
         pages_runs,
+        pages_schedules,  # noqa: F401 (its views join pages.bp: endpoints stay pages.*)
         pages_settings,  # noqa: F401 (its views join pages.bp: endpoints stay pages.*)
         security,
         throttle,
@@ -88,6 +90,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     for blueprint in api.BLUEPRINTS:
         app.register_blueprint(blueprint)
+    app.register_blueprint(hooks.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(connect.bp)
     app.register_blueprint(pages.bp)

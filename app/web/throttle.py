@@ -1,7 +1,8 @@
 """Throttles: sign-ins against guessing (per account and per client address; a signed-in
-user's current password, to change it, counts on the same per-account count), and the
+user's current password, to change it, counts on the same per-account count), the
 webhook sends an admin asks for (tests and redeliveries, per endpoint and per facility),
-so that neither a facility admin nor a stolen API token can use the server as a cannon.
+and the runs a webhook trigger's URL starts (per trigger), so that neither a facility
+admin nor a stolen API token or trigger URL can use the server as a cannon.
 
 Counted with `limits` (Flask-Limiter's engine) in memory, or in Redis when
 SCRIPTBOX_REDIS_URL is set so that every web process shares the counts.
@@ -111,6 +112,39 @@ class SendThrottle:
                 )
 
 
+# How often one webhook trigger's URL may start a run: a third party's retry storm (or a
+# leaked URL) queues no more than this; past it a 429 with Retry-After.
+HOOK_CALLS_PER_TRIGGER = "60/minute"
+
+
+class HookThrottle:
+    """Counts the runs one webhook trigger's URL starts in a moving window (/hooks/<token>):
+    the caller is anonymous, so the trigger is what is counted."""
+
+    def __init__(
+        self, storage_uri: str, *, per_trigger: str = HOOK_CALLS_PER_TRIGGER,
+        prefix: str = "scriptbox",
+    ) -> None:
+        self._limiter = _limiter(storage_uri, prefix)
+        self._trigger: RateLimitItem = parse(per_trigger)
+
+    def attempt(self, *, trigger_id: int) -> None:
+        """Count one call; TooManyAttempts (429, with its Retry-After) when spent."""
+        if not self._limiter.hit(self._trigger, "hook-calls", str(trigger_id)):
+            seconds = _seconds_left(self._limiter, self._trigger, "hook-calls", str(trigger_id))
+            raise TooManyAttempts(
+                f"Too many calls of this webhook trigger (at most {self._trigger}). "
+                f"Try again in {seconds} s.",
+                retry_after=seconds,
+            )
+
+
+def hook_throttle(app: Flask | None = None) -> HookThrottle:
+    """The app's throttle of webhook trigger calls."""
+    throttle: HookThrottle = (app or current_app).extensions["scriptbox.hook_throttle"]
+    return throttle
+
+
 def login_throttle(app: Flask | None = None) -> LoginThrottle:
     """The app's sign-in throttle."""
     throttle: LoginThrottle = (app or current_app).extensions["scriptbox.login_throttle"]
@@ -137,4 +171,7 @@ def init_app(app: Flask) -> None:
         per_endpoint=app.config["WEBHOOK_SENDS_PER_ENDPOINT"],
         per_facility=app.config["WEBHOOK_SENDS_PER_FACILITY"],
         prefix=app.config["REDIS_PREFIX"],
+    )
+    app.extensions["scriptbox.hook_throttle"] = HookThrottle(
+        storage, prefix=app.config["REDIS_PREFIX"]
     )

@@ -69,6 +69,7 @@ TRIGGER_WORDS = {
     "manual": "Manual (page or API)",
     "schedule": "Schedule",
     "terminal": "Terminal (scriptbox run)",
+    "webhook": "Webhook trigger",
 }
 # Reasons only an admin can remedy: no link to a member's own accounts.
 ADMIN_REASONS = frozenset({"no_master_account", "master_needs_reauth"})

@@ -21,6 +21,7 @@ from app.web.api import (
     runs,
     schedules,
     scripts,
+    triggers,
     versions,
     webhooks,
 )
@@ -33,6 +34,7 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     run_calls.bp,
     prompts.bp,
     schedules.bp,
+    triggers.bp,
     integrations.bp,
     integration_state.bp,
     accounts.bp,

@@ -37,6 +37,7 @@ from app.models import (
     Script,
     WebhookDelivery,
     WebhookEndpoint,
+    WebhookTrigger,
 )
 from app.models._types import utcnow
 from app.testing import LiveServer, WebClient, signed_in_session
@@ -133,6 +134,10 @@ def world(app: Flask) -> World:
                               cron="0 9 * * *", timezone="UTC", enabled=True,
                               next_run_at=utcnow() + timedelta(days=1))
     session.add(their_schedule)
+    # Bob's webhook trigger (a row: the API wants the script published; no token has it).
+    their_trigger = WebhookTrigger(facility_id=other_id, script_id=script["id"], owner_id=bob_id,
+                                   name="bobs trigger", token_hash="b" * 64)
+    session.add(their_trigger)
     # Lab's own objects, for the sweep of bad input on routes that reach them.
     lab_script = Script(facility_id=lab_id, name="Ours", source="result = 1", published=True)
     session.add(lab_script)
@@ -143,6 +148,9 @@ def world(app: Flask) -> World:
     lab_schedule = Schedule(facility_id=lab_id, script_id=lab_script.id, created_by=ada_id,
                             cron="0 9 * * *", timezone="UTC", enabled=False)
     session.add(lab_schedule)
+    lab_trigger = WebhookTrigger(facility_id=lab_id, script_id=lab_script.id, owner_id=ada_id,
+                                 name="ours", token_hash="a" * 64)
+    session.add(lab_trigger)
     session.commit()
     ada_client = signed_in(app, ada_id)
     made(ada_client.patch(f"/api/f/lab/scripts/{lab_script.id}",  # version 1
@@ -157,13 +165,14 @@ def world(app: Flask) -> World:
             "grant_id": "0" * 32, "key": "keyed", "account_id": 1, "user_id": carl_id,
             "invitation_id": 1, "endpoint_id": 1, "token_id": 1, "token": "sbc_nope",
             "delivery_id": "0" * 32, "schedule_id": lab_schedule.id,
+            "trigger_id": lab_trigger.id,
         },
         theirs={
             "slug": "lab", "script_id": script["id"], "number": 1, "run_id": run.id,
             "grant_id": grant.id, "key": "theirs", "account_id": account["id"],
             "user_id": bob_id, "invitation_id": invitation["id"], "endpoint_id": hook["id"],
             "token_id": token["id"], "token": "sbc_nope", "delivery_id": ping["id"],
-            "schedule_id": their_schedule.id,
+            "schedule_id": their_schedule.id, "trigger_id": their_trigger.id,
         },
         secrets=[OTHER_NAME, OTHER_SCRIPT, "bobs-run-source", MASTER_KEY, OWN_KEY,
                  "bob-the-other@example.com", "Bob Otherton", "dora@example.com",

@@ -1,0 +1,37 @@
+"""Webhook triggers: a secret URL a third party POSTs to, to start a published script."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+from app.models._types import UTCDateTime, utcnow
+
+
+class WebhookTrigger(Base):
+    """A URL (`/hooks/<token>`) that starts runs of a published script as its owner.
+
+    Only the SHA-256 of the token is stored (the token is shown once, at creation): a
+    copy of the database starts no run. Not an outgoing webhook (WebhookEndpoint).
+    """
+
+    __tablename__ = "webhook_triggers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_id: Mapped[int] = mapped_column(
+        ForeignKey("facilities.id", ondelete="CASCADE"), index=True
+    )
+    # Deleting a script deletes its triggers: their URLs then answer 404.
+    script_id: Mapped[int] = mapped_column(
+        ForeignKey("scripts.id", ondelete="CASCADE"), index=True
+    )
+    # Whom its runs run as (who created it); a user deleted from the server takes it along.
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    enabled: Mapped[bool] = mapped_column(default=True)

@@ -1,0 +1,205 @@
+"""Webhook triggers of a script: list, create, revoke, and start a run from one (flush,
+never commit).
+
+A trigger is a secret URL (`/hooks/<token>`) that a third party (a form service, a CI
+job, GitHub's webhooks) POSTs to, to start the script's published version as the member
+who made it. The rules are a schedule's (app.services.schedules): scripters and admins
+manage them, only the script's published version runs, and only its creator or an admin
+may revoke one; each call checks again that its member may still run it. Only the
+token's SHA-256 is stored: the token is shown once, when it is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.models import Membership, Role, Run, Script, User, WebhookTrigger
+from app.models._types import utcnow
+from app.services import people, queued_runs
+from app.services.context import MemberContext
+from app.services.scripts import create_run
+
+# How many triggers a script may have: one per service that calls it is plenty, and each
+# is a URL to keep secret.
+MAX_PER_SCRIPT = 10
+MAX_NAME = 120  # the column's width
+# Tells a trigger's token apart from an API token (sbx_) in a leaked log or a chat.
+TOKEN_PREFIX = "sbh_"
+# Said for an unknown, revoked or switched-off token alike: whoever holds a wrong URL
+# learns nothing about which it is.
+UNKNOWN = (
+    "no webhook trigger has this URL: it was revoked, its script deleted, or it was"
+    " mistyped. Ask a scripter of the facility for a new one"
+)
+
+
+def new_token() -> str:
+    """A fresh trigger token: 32 random bytes, URL-safe, shown to its maker once."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 of a token, as stored (a lookup by it compares no secret byte by byte)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _require_scripter(member: MemberContext) -> None:
+    if not member.can(Role.scripter):
+        raise Forbidden("managing webhook triggers needs the scripter role")
+
+
+def list_triggers(session: Session, member: MemberContext, script: Script) -> list[WebhookTrigger]:
+    """The script's triggers, oldest first (scripters and admins)."""
+    _require_scripter(member)
+    return list(
+        session.scalars(
+            select(WebhookTrigger)
+            .where(
+                WebhookTrigger.script_id == script.id,
+                WebhookTrigger.facility_id == member.facility.id,
+            )
+            .order_by(WebhookTrigger.id)
+        )
+    )
+
+
+def get_trigger(
+    session: Session, member: MemberContext, script: Script, trigger_id: int
+) -> WebhookTrigger:
+    """One trigger of the script (NotFound for another script's or facility's)."""
+    _require_scripter(member)
+    trigger = session.get(WebhookTrigger, trigger_id)
+    if (
+        trigger is None
+        or trigger.facility_id != member.facility.id
+        or trigger.script_id != script.id
+    ):
+        raise NotFound("no such webhook trigger")
+    return trigger
+
+
+def create_trigger(
+    session: Session, member: MemberContext, script: Script, *, name: str
+) -> tuple[WebhookTrigger, str]:
+    """A new trigger of a published script that runs as `member`, and its token (shown
+    once: only its hash is kept). A 409 past MAX_PER_SCRIPT."""
+    _require_scripter(member)
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise ValidationError(
+            f"give the trigger a name of 1 to {MAX_NAME} characters, such as the service"
+            " that will call it",
+            field="name",
+        )
+    if not script.published:
+        raise Conflict(
+            "publish the script first: a webhook trigger runs its published version",
+            field="script_id",
+        )
+    people.hold_facility(session, member.facility.id)  # two creates count one by one
+    count = session.scalar(
+        select(func.count()).where(WebhookTrigger.script_id == script.id)
+    )
+    if (count or 0) >= MAX_PER_SCRIPT:
+        raise Conflict(
+            f"a script has at most {MAX_PER_SCRIPT} webhook triggers: revoke one it no"
+            " longer needs"
+        )
+    token = new_token()
+    trigger = WebhookTrigger(
+        facility_id=member.facility.id,
+        script_id=script.id,
+        owner_id=member.user.id,
+        name=name,
+        token_hash=token_hash(token),
+    )
+    session.add(trigger)
+    session.flush()
+    return trigger, token
+
+
+def delete_trigger(session: Session, member: MemberContext, trigger: WebhookTrigger) -> None:
+    """Revoke a trigger (its creator or an admin): its URL answers 404 from now on; the
+    runs it started stay in history."""
+    _require_scripter(member)
+    if trigger.owner_id != member.user.id and not member.can(Role.admin):
+        raise Forbidden(
+            "this trigger runs as the member who created it: only they or an admin may"
+            " revoke it"
+        )
+    session.delete(trigger)
+    session.flush()
+
+
+def find_by_token(session: Session, token: str) -> WebhookTrigger:
+    """The enabled trigger whose token this is, or NotFound in words. Looked up by the
+    token's hash: the database compares hashes, so the time an answer takes says nothing
+    about how much of a guess was right."""
+    trigger = session.scalar(
+        select(WebhookTrigger).where(WebhookTrigger.token_hash == token_hash(token))
+    )
+    if trigger is None or not trigger.enabled:
+        raise NotFound(UNKNOWN)
+    return trigger
+
+
+def runs_as(session: Session, trigger: WebhookTrigger) -> MemberContext:
+    """The trigger's member as they are now: still an active scripter of its facility
+    (else a 409 saying so: a trigger never runs as someone who could not make it now)."""
+    found = session.execute(
+        select(User, Membership)
+        .join(Membership, Membership.user_id == User.id)
+        .where(User.id == trigger.owner_id, Membership.facility_id == trigger.facility_id)
+    ).first()
+    if found is None or not found[0].is_active:
+        raise Conflict(
+            "the member this trigger runs as is no longer in the facility: a scripter of"
+            " the facility must make a new trigger"
+        )
+    user, membership = found
+    if not membership.role.at_least(Role.scripter):
+        raise Conflict(
+            "the member this trigger runs as no longer has the scripter role: a scripter"
+            " of the facility must make a new trigger"
+        )
+    return MemberContext(user, membership.facility, membership.role)
+
+
+def start_run(
+    session: Session,
+    trigger: WebhookTrigger,
+    *,
+    run_input: Any,
+    max_queued: int = queued_runs.DEFAULT_MAX_QUEUED,
+) -> Run:
+    """A queued run of the trigger's script as its member, with `run_input` checked as the
+    API's `input` is; never interactive (nobody can answer a sign-in prompt: a call that
+    needs one fails `not_interactive`). A 409 while the script is unpublished."""
+    member = runs_as(session, trigger)
+    script = session.get(Script, trigger.script_id)
+    if script is None:  # deleted meanwhile: its triggers go with it
+        raise NotFound(UNKNOWN)
+    if not script.published:
+        raise Conflict(
+            f"{script.name} is not published: a scripter of the facility must publish it"
+            " again before this trigger starts runs"
+        )
+    run = create_run(
+        session,
+        member,
+        script_id=script.id,
+        source=None,
+        run_input=run_input,
+        interactive=False,
+        from_webhook=True,
+        max_queued=max_queued,
+    )
+    trigger.last_used_at = utcnow()
+    session.flush()
+    return run

@@ -1,0 +1,110 @@
+"""Webhook triggers of a script: secret URLs a third party POSTs to, to start its
+published version (`/hooks/<token>`, app.web.hooks). Called "triggers" in the API, as
+`/f/<slug>/webhooks` are the facility's outgoing webhooks (events sent to an app)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, StrictStr
+
+from app import db
+from app.models import Role, User, WebhookTrigger
+from app.models._types import iso
+from app.services import scripts as scripts_service
+from app.services import triggers as triggers_service
+from app.web.api.base import address_of, api_blueprint
+from app.web.openapi import Answer, Body, ErrorBody, list_of, reply, spec
+from app.web.security import require_member
+
+bp = api_blueprint("api_triggers")
+TAGS = ("triggers",)
+
+
+class TriggerUser(BaseModel):
+    """The member a trigger's runs run as (who created it): their id and name."""
+
+    id: int
+    name: str
+
+
+class TriggerOut(BaseModel):
+    """A webhook trigger: its name, who its runs run as, when it was made and last used.
+    Never its URL's secret: that is shown once, when it is made."""
+
+    id: int
+    script_id: int
+    name: str
+    runs_as: TriggerUser
+    created_at: str | None
+    last_used_at: str | None = Field(description="When its URL last started a run (null: never)")
+
+
+class TriggerMade(TriggerOut):
+    """A new trigger with its URL, shown this once: keep it like a password."""
+
+    url: str = Field(
+        description="POST to it to start a run (the only time it is shown: only a hash of"
+        " its secret is kept)"
+    )
+
+
+class TriggerCreate(Body):
+    """A new trigger; its runs run as the member who creates it."""
+
+    name: StrictStr = Field(
+        max_length=triggers_service.MAX_NAME,
+        description="What calls it, e.g. `GitHub push` or `Signup form` (1-120 characters)",
+    )
+
+
+def _shown(trigger: WebhookTrigger) -> TriggerOut:
+    owner = db.session.get(User, trigger.owner_id)
+    assert owner is not None  # a trigger goes with its owner (ON DELETE CASCADE)
+    return TriggerOut(
+        id=trigger.id,
+        script_id=trigger.script_id,
+        name=trigger.name,
+        runs_as=TriggerUser(id=owner.id, name=owner.name),
+        created_at=iso(trigger.created_at),
+        last_used_at=iso(trigger.last_used_at),
+    )
+
+
+@bp.get("/f/<slug>/scripts/<int:script_id>/triggers")
+@spec.validate(resp=reply(HTTP_200=list_of(TriggerOut)), tags=TAGS)
+def list_triggers(slug: str, script_id: int) -> Answer:
+    """The script's webhook triggers, oldest first (scripters and admins), without their
+    URLs. Not paginated: a script has at most 10."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    found = triggers_service.list_triggers(db.session(), member, script)
+    return [_shown(trigger).model_dump() for trigger in found]
+
+
+@bp.post("/f/<slug>/scripts/<int:script_id>/triggers")
+@spec.validate(resp=reply(HTTP_201=TriggerMade, HTTP_400=ErrorBody), tags=TAGS)
+def create_trigger(slug: str, script_id: int, json: TriggerCreate) -> Answer:
+    """Make a webhook trigger of a published script (scripters and admins): a URL that
+    starts its published version as the caller when anyone POSTs to it, with the body (a
+    JSON object, or form fields as text) as the run's input. The URL is in this answer
+    only: keep it like a password. Its runs are not interactive: a call that needs a
+    sign-in raises `no_integration_grant` with reason `not_interactive`. An unpublished
+    script is a 409, and so is a script with 10 triggers already."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    trigger, token = triggers_service.create_trigger(db.session(), member, script, name=json.name)
+    db.session.commit()
+    made = TriggerMade(**_shown(trigger).model_dump(), url=address_of("hooks.start", token=token))
+    return made, 201
+
+
+@bp.delete("/f/<slug>/scripts/<int:script_id>/triggers/<int:trigger_id>")
+@spec.validate(resp=reply("HTTP_204"), tags=TAGS)
+def delete_trigger(slug: str, script_id: int, trigger_id: int) -> Answer:
+    """Revoke a webhook trigger (its creator or an admin): its URL answers 404 from now
+    on. The runs it started stay in history."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    trigger = triggers_service.get_trigger(db.session(), member, script, trigger_id)
+    triggers_service.delete_trigger(db.session(), member, trigger)
+    db.session.commit()
+    return "", 204

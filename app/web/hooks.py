@@ -1,0 +1,74 @@
+"""`POST /hooks/<token>`: a webhook trigger's URL, called by a third party (a form service,
+a CI job, GitHub's webhooks) that cannot send our Authorization header.
+
+No session, no CSRF token and no API token: the token in the path is the credential
+(only its hash is stored, app.services.triggers). The run starts as the trigger's member,
+not interactive, and the answer says only which run and its status: the caller is
+anonymous, so it never sees the run's output or result. The path is redacted in the
+logs (app.serving.redact).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from app import db, extensions
+from app.errors import NotFound, UnsupportedMediaType, ValidationError, strict_loads
+from app.services import triggers as triggers_service
+from app.web.throttle import hook_throttle
+
+bp = Blueprint("hooks", __name__)
+# Far longer than a token (sbh_ + 43 characters): a longer one is no token, and is not hashed.
+_MAX_TOKEN = 100
+FORM = "application/x-www-form-urlencoded"
+
+
+@bp.post("/hooks/<token>")
+def start(token: str) -> ResponseReturnValue:
+    """Start a run of the trigger's script with the body as its input; 202 with the run's
+    id and status only."""
+    if len(token) > _MAX_TOKEN:
+        raise NotFound(triggers_service.UNKNOWN)
+    session = db.session()
+    trigger = triggers_service.find_by_token(session, token)
+    hook_throttle().attempt(trigger_id=trigger.id)
+    run = triggers_service.start_run(
+        session,
+        trigger,
+        run_input=_body_input(),
+        max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
+    )
+    session.commit()
+    extensions.run_queue().submit(run.id)
+    return jsonify(run_id=run.id, status=run.status), 202
+
+
+def _body_input() -> Any:
+    """The run's input: a JSON object, form fields (as text; a repeated field's first
+    value), or None for no body. Anything else is a 415 in words."""
+    # Its length, not its bytes: a form's were read already (app.web's check of text).
+    # A chunked body has been given a length (app.web.limits).
+    if not request.content_length:
+        return None
+    kind = request.mimetype
+    if kind == "application/json" or kind.endswith("+json"):
+        try:
+            value = strict_loads(request.get_data(cache=True))
+        except ValueError as error:  # malformed, not UTF-8, NaN, too deep
+            raise ValidationError(f"the body is not JSON: {error}", field="body") from None
+        if not isinstance(value, dict):
+            raise ValidationError(
+                "send a JSON object ({...}) as the body: its fields become the run's input",
+                field="body",
+            )
+        return value
+    if kind == FORM:
+        return request.form.to_dict()
+    raise UnsupportedMediaType(
+        "send a JSON object with Content-Type: application/json, form fields with"
+        f" Content-Type: {FORM}, or no body at all",
+        field="body",
+    )

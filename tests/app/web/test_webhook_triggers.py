@@ -1,0 +1,304 @@
+"""Webhook triggers: scripters and admins make a published script's secret URL (shown
+once), list and revoke them; a POST to the URL starts a run as its maker with the body as
+input (trigger `webhook`), answering only the run's id and status. Wrong, revoked or
+forged tokens, another facility's ids, huge or foreign bodies, an unpublished script and
+a maker who left are refused in words; the token is stored only as its hash."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import MetaData, select
+
+from app import db, extensions
+from app.models import Membership, Role, Script
+from app.testing import LiveServer, WebClient
+from app.web.throttle import HookThrottle
+from tests.conftest import add_member, create_facility, create_integration, create_user
+
+
+@pytest.fixture
+def world(live: LiveServer) -> dict[str, Any]:
+    """lab: admin Ada, scripters Sam and Sue, member Mia, a published script that answers
+    its input, a draft and one that calls an integration nobody connected; other:
+    scripter Oz and his published script."""
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        other = create_facility(session, slug="other", name="Other")
+        people = {
+            name: create_user(session, email=f"{name}@example.com", name=name.title())
+            for name in ("ada", "sam", "sue", "mia", "oz")
+        }
+        add_member(session, user=people["ada"], facility=lab, role=Role.admin)
+        add_member(session, user=people["sam"], facility=lab, role=Role.scripter)
+        add_member(session, user=people["sue"], facility=lab, role=Role.scripter)
+        add_member(session, user=people["mia"], facility=lab, role=Role.member)
+        add_member(session, user=people["oz"], facility=other, role=Role.scripter)
+        create_integration(session, facility=lab, key="keyed")
+        scripts = {
+            "echo": Script(facility_id=lab.id, name="Echo", published=True,
+                           source="result = {'input': input, 'user': user['name']}"),
+            "draft": Script(facility_id=lab.id, name="Draft", source="result = 1"),
+            "signs": Script(facility_id=lab.id, name="Signs", published=True, source=(
+                "try:\n    integrations.get('keyed', '/x')\n"
+                "except integrations.NoIntegrationGrant as e:\n    result = e.reason\n")),
+            "theirs": Script(facility_id=other.id, name="Theirs", source="result = 2",
+                             published=True),
+        }
+        session.add_all(scripts.values())
+        session.commit()
+        ids = {name: user.id for name, user in people.items()}
+        ids.update({name: script.id for name, script in scripts.items()})
+    clients = {name: WebClient(live.app, live.url, ids[name]) for name in people}
+    return {"live": live, "ids": ids, "clients": clients}
+
+
+def call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> requests.Response:
+    client: WebClient = world["clients"][who]
+    return client.api(method, path, **kw)
+
+
+def triggers_of(world: dict[str, Any], script: str, slug: str = "lab") -> str:
+    return f"/api/f/{slug}/scripts/{world['ids'][script]}/triggers"
+
+
+def make(world: dict[str, Any], script: str = "echo", who: str = "sam") -> dict[str, Any]:
+    made = call(world, who, "POST", triggers_of(world, script), json={"name": "Signup form"})
+    assert made.status_code == 201, made.text
+    body: dict[str, Any] = made.json()
+    return body
+
+
+def hook(world: dict[str, Any], url: str, **kw: Any) -> requests.Response:
+    """POST to a trigger's URL as a third party would: no cookie, no token, no CSRF."""
+    live: LiveServer = world["live"]
+    path = url.removeprefix(str(live.app.config["PUBLIC_URL"]))
+    return requests.post(live.url + path, timeout=30, **kw)
+
+
+def ended(world: dict[str, Any], run_id: str) -> dict[str, Any]:
+    done = extensions.run_queue(world["live"].app).wait(run_id, 60)
+    assert done is not None
+    return done
+
+
+def test_a_scripter_makes_lists_and_revokes_a_trigger(world: dict[str, Any]) -> None:
+    base = triggers_of(world, "echo")
+    made = make(world)
+    public = world["live"].app.config["PUBLIC_URL"]
+    assert made["url"].startswith(f"{public}/hooks/sbh_")  # as other absolute links
+    token = made["url"].rsplit("/", 1)[1]
+    assert len(token) >= len("sbh_") + 43  # 32 random bytes, url-safe
+    assert (made["name"], made["runs_as"], made["last_used_at"]) == (
+        "Signup form", {"id": world["ids"]["sam"], "name": "Sam"}, None)
+    listed = call(world, "ada", "GET", base)
+    assert listed.status_code == 200
+    assert [t["id"] for t in listed.json()] == [made["id"]]
+    assert "url" not in listed.json()[0] and token not in listed.text
+
+    assert call(world, "sam", "DELETE", f"{base}/{made['id']}").status_code == 204
+    assert call(world, "sam", "GET", base).json() == []
+    gone = hook(world, made["url"], json={})
+    assert gone.status_code == 404
+    assert "no webhook trigger has this URL" in gone.json()["error"]["message"]
+
+
+def test_who_may_make_and_revoke_triggers(world: dict[str, Any]) -> None:
+    base = triggers_of(world, "echo")
+    made = make(world)
+    one = f"{base}/{made['id']}"
+    for method, path, body in (("GET", base, None), ("POST", base, {"name": "x"}),
+                               ("DELETE", one, None)):
+        answer = call(world, "mia", method, path, json=body)
+        assert answer.status_code == 403, (method, answer.text)
+        assert "scripter role" in answer.json()["error"]["message"]
+    # Another scripter sees it, but may not revoke what runs as Sam; an admin may.
+    assert [t["id"] for t in call(world, "sue", "GET", base).json()] == [made["id"]]
+    refused = call(world, "sue", "DELETE", one)
+    assert refused.status_code == 403 and "only they or an admin" in refused.text
+    assert call(world, "ada", "DELETE", one).status_code == 204
+
+    draft = call(world, "sam", "POST", triggers_of(world, "draft"), json={"name": "x"})
+    assert draft.status_code == 409 and "publish the script first" in draft.text
+    nameless = call(world, "sam", "POST", base, json={"name": "  "})
+    assert nameless.status_code == 400 and nameless.json()["error"]["field"] == "name"
+    for _ in range(10):
+        make(world)
+    full = call(world, "sam", "POST", base, json={"name": "eleventh"})
+    assert full.status_code == 409 and "at most 10 webhook triggers" in full.text
+
+
+def test_another_facilitys_ids_are_404(world: dict[str, Any]) -> None:
+    theirs = call(world, "oz", "POST", triggers_of(world, "theirs", "other"),
+                  json={"name": "Oz's"})
+    assert theirs.status_code == 201
+    their_id = theirs.json()["id"]
+    # Their script through our facility, their trigger under our script: not found.
+    for method, body in (("GET", None), ("POST", {"name": "mine now"})):
+        answer = call(world, "ada", method, triggers_of(world, "theirs"), json=body)
+        assert answer.status_code == 404, answer.text
+    for path in (f"{triggers_of(world, 'echo')}/{their_id}",
+                 f"{triggers_of(world, 'theirs')}/{their_id}"):
+        assert call(world, "ada", "DELETE", path).status_code == 404
+    # Their facility itself: Ada is no member.
+    assert call(world, "ada", "GET", triggers_of(world, "theirs", "other")).status_code == 404
+    assert len(call(world, "oz", "GET", triggers_of(world, "theirs", "other")).json()) == 1
+
+
+def test_a_post_starts_a_run_as_the_maker_with_the_body_as_input(
+    world: dict[str, Any],
+) -> None:
+    made = make(world)
+    answer = hook(world, made["url"], json={"email": "new@example.com", "n": 3})
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert set(body) == {"run_id", "status"}  # never the run's output: the caller is anonymous
+    run = ended(world, body["run_id"])
+    assert run["status"] == "succeeded", run
+    assert run["result"] == {"input": {"email": "new@example.com", "n": 3}, "user": "Sam"}
+    shown = call(world, "sam", "GET", f"/api/f/lab/runs/{body['run_id']}").json()
+    assert (shown["trigger"], shown["user"]["name"]) == ("webhook", "Sam")
+    listed = call(world, "sam", "GET", triggers_of(world, "echo")).json()
+    assert listed[0]["last_used_at"] is not None
+    page = world["clients"]["sam"].http.get(
+        f"{world['live'].url}/f/lab/runs/{body['run_id']}", timeout=30)
+    assert 'id="run-trigger">Webhook trigger<' in page.text
+
+    form = hook(world, made["url"], data={"name": "Ann", "age": "7"})
+    assert form.status_code == 202, form.text
+    assert ended(world, form.json()["run_id"])["result"]["input"] == {"name": "Ann", "age": "7"}
+    empty = hook(world, made["url"])
+    assert empty.status_code == 202, empty.text
+    assert ended(world, empty.json()["run_id"])["result"]["input"] is None
+
+
+def test_a_call_that_needs_a_sign_in_fails_not_interactive(world: dict[str, Any]) -> None:
+    made = make(world, "signs")
+    answer = hook(world, made["url"], json={})
+    assert answer.status_code == 202, answer.text
+    assert ended(world, answer.json()["run_id"])["result"] == "not_interactive"
+
+
+@pytest.mark.parametrize("token", [
+    "sbh_" + secrets.token_urlsafe(32),  # forged: the right shape, no trigger
+    "wrong",
+    "sbh_" + "a" * 500,  # longer than any token
+])
+def test_a_wrong_or_forged_token_is_404_in_words(world: dict[str, Any], token: str) -> None:
+    make(world)
+    answer = hook(world, f"/hooks/{token}", json={})
+    assert answer.status_code == 404, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "not_found" and "revoked" in error["message"]
+
+
+def test_bodies_it_cannot_take_are_refused_in_words(world: dict[str, Any]) -> None:
+    made = make(world)
+    xml = hook(world, made["url"], data=b"<a/>", headers={"Content-Type": "application/xml"})
+    assert xml.status_code == 415, xml.text
+    assert "application/json" in xml.json()["error"]["message"]
+    array = hook(world, made["url"], json=[1, 2])
+    assert array.status_code == 400 and "JSON object" in array.json()["error"]["message"]
+    broken = hook(world, made["url"], data=b"{nope",
+                  headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400 and "not JSON" in broken.json()["error"]["message"]
+    limit = int(world["live"].app.config["MAX_REQUEST_BYTES"])
+    huge = hook(world, made["url"], json={"x": "a" * limit})
+    assert huge.status_code == 413, huge.text
+    assert f"larger than the {limit} bytes" in huge.json()["error"]["message"]
+
+
+def test_an_unpublished_script_or_a_maker_who_left_starts_nothing(
+    world: dict[str, Any],
+) -> None:
+    live: LiveServer = world["live"]
+    made = make(world)
+    script = f"/api/f/lab/scripts/{world['ids']['echo']}"
+    assert call(world, "sam", "PATCH", script, json={"published": False}).status_code == 200
+    unpublished = hook(world, made["url"], json={})
+    assert unpublished.status_code == 409, unpublished.text
+    assert "Echo is not published" in unpublished.json()["error"]["message"]
+    assert call(world, "sam", "PATCH", script, json={"published": True}).status_code == 200
+    assert hook(world, made["url"], json={}).status_code == 202
+
+    with live.app.app_context():
+        membership = db.session.scalar(select(Membership).where(
+            Membership.user_id == world["ids"]["sam"]))
+        assert membership is not None
+        membership.role = Role.member
+        db.session.commit()
+    demoted = hook(world, made["url"], json={})
+    assert demoted.status_code == 409 and "no longer has the scripter role" in demoted.text
+    removed = call(world, "ada", "DELETE", f"/api/f/lab/members/{world['ids']['sam']}")
+    assert removed.status_code == 204, removed.text
+    gone = hook(world, made["url"], json={})
+    assert gone.status_code == 409 and "no longer in the facility" in gone.text
+
+
+def test_calls_past_the_triggers_rate_and_the_queue_cap_are_429(world: dict[str, Any]) -> None:
+    live: LiveServer = world["live"]
+    made = make(world)
+    live.app.extensions["scriptbox.hook_throttle"] = HookThrottle(
+        "memory://", per_trigger="2/minute")
+    assert [hook(world, made["url"]).status_code for _ in range(2)] == [202, 202]
+    third = hook(world, made["url"])
+    assert third.status_code == 429 and int(third.headers["Retry-After"]) > 0
+    assert "Too many calls of this webhook trigger" in third.json()["error"]["message"]
+
+    other = make(world)  # its own count
+    live.app.config["MAX_QUEUED_RUNS_PER_USER"] = 0
+    full = hook(world, other["url"])
+    assert full.status_code == 429 and full.json()["error"]["code"] == "too_many_queued_runs"
+
+
+def test_the_token_is_never_stored(world: dict[str, Any]) -> None:
+    made = make(world)
+    token = made["url"].rsplit("/", 1)[1]
+    assert hook(world, made["url"], json={"hello": 1}).status_code == 202
+    with world["live"].app.app_context():
+        engine = db.session().get_bind()
+        tables = MetaData()
+        tables.reflect(bind=engine)
+        with engine.connect() as connection:
+            for table in tables.tables.values():
+                for row in connection.execute(table.select()):
+                    assert token not in repr(tuple(row)), table.name
+                    assert token[4:] not in repr(tuple(row)), table.name
+
+
+def test_the_logs_say_hooks_without_the_token(world: dict[str, Any]) -> None:
+    """The access log leaves out query strings, but a trigger's token is in the path: the
+    access line (gunicorn's atoms), the servers' own lines and the app's error lines
+    (Flask's "Exception on <path>") say /hooks/… instead."""
+    import io
+    import logging
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from app.serving import QueryFreeLogger, redact_app_logs
+
+    token = make(world)["url"].rsplit("/", 1)[1]
+    path = f"/hooks/{token}"
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1"}
+    atoms = QueryFreeLogger.atoms(SimpleNamespace(now=lambda: "[now]"),
+                                  SimpleNamespace(status="202 ACCEPTED", sent=40), None,
+                                  environ, timedelta(milliseconds=5))
+    assert atoms["U"] == "/hooks/…"
+
+    app = world["live"].app
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    app.logger.addHandler(handler)
+    try:
+        redact_app_logs(app)
+        app.logger.error("Exception on %s [POST]", path)
+        logging.getLogger("app.web").warning("POST %s?x=1 could not reach the database", path)
+    finally:
+        app.logger.removeHandler(handler)
+    assert token not in written.getvalue()
+    assert written.getvalue().splitlines() == [
+        "Exception on /hooks/… [POST]", "POST /hooks/… could not reach the database"]
