@@ -65,9 +65,12 @@ class Body(BaseModel):
 
 
 class Query(BaseModel):
-    """Query-string values: text converted to the declared type, unknown keys ignored."""
+    """Query-string values: text converted to the declared type. An unknown parameter is a
+    400 naming it and the ones the operation takes (`_before`, in `unknown_parameters`'
+    words): a misspelt filter (`statuss=failed`) was ignored, and the list answered with
+    every row as if it had filtered them."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
 
 class ErrorDetail(BaseModel):
@@ -120,11 +123,54 @@ def _declared_body(view: Callable[..., Any]) -> type[BaseModel] | None:
     return model
 
 
+def _declared_query(view: Callable[..., Any]) -> type[BaseModel] | None:
+    metadata = spec.get_function_metadata(view)
+    key = metadata.query if metadata else None
+    model: type[BaseModel] | None = spec.classes.get(key) if key else None
+    return model
+
+
+def accepted_parameters(model: type[BaseModel] | None) -> list[str]:
+    """The query parameters an operation takes (none without a query model): its own
+    before those it shares, so a list names its filters before `limit` and `cursor`."""
+    if model is None:
+        return []
+    names: list[str] = []
+    for cls in model.__mro__:
+        for name in vars(cls).get("__annotations__", {}):
+            field = model.model_fields.get(name)
+            shown = (field.alias or name) if field is not None else None
+            if shown is not None and shown not in names:
+                names.append(shown)
+    return names
+
+
+def unknown_parameters(unknown: list[str], accepted: list[str]) -> ValidationError:
+    """The 400 for query parameters an operation does not take, naming them and the ones
+    it does (the first unknown one is `field`; all are `unknown`, the taken `accepted`)."""
+    plural = "s" if len(unknown) > 1 else ""
+    named = ", ".join(f"`{name}`" for name in unknown)
+    what = "this list" if "cursor" in accepted else "this operation"
+    takes = f"takes {', '.join(accepted)}" if accepted else "takes no query parameters"
+    return ValidationError(
+        f"Unknown query parameter{plural} {named}: {what} {takes}.",
+        field=unknown[0],
+        unknown=unknown,
+        accepted=accepted,
+    )
+
+
 def _before(
     req: Any, _response: Any, error: Exception | None, _instance: Any, _adapter: Any
 ) -> None:
-    """Turn spectree's validation outcome into our ValidationError; insist on JSON objects."""
+    """Turn spectree's validation outcome into our ValidationError; insist on JSON objects;
+    refuse query parameters the operation does not take (before any other problem: a
+    misspelt name explains the rest)."""
     view = current_app.view_functions.get(request.endpoint or "")
+    accepted = accepted_parameters(_declared_query(view) if view else None)
+    unknown = [name for name in request.args if name not in accepted]
+    if unknown:
+        raise unknown_parameters(unknown, accepted)
     model = _declared_body(view) if view else None
     if model is not None and request.method in ("POST", "PUT", "PATCH"):
         raw = request.get_data(cache=True)

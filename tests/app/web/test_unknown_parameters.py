@@ -1,0 +1,89 @@
+"""A query parameter an API operation does not take is a 400 naming it and the ones it
+takes: `?statuss=failed` (a typo) listed every run as if it had filtered them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import db
+from app.models import Role, Run
+from app.testing import signed_in_session
+from tests.conftest import add_member, create_facility, create_user
+
+NOT_OPERATIONS = {"/api/openapi.json", "/api/docs"}
+CSRF = "c"
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """Ada, admin of `lab`, signed in; one failed and one succeeded run of hers."""
+    session = db.session()
+    lab = create_facility(session, slug="lab")
+    ada = create_user(session, email="ada@example.com")
+    add_member(session, user=ada, facility=lab, role=Role.admin)
+    for status in ("failed", "succeeded"):
+        session.add(Run(facility_id=lab.id, user_id=ada.id, source="x = 1", status=status))
+    session.commit()
+    http = app.test_client()
+    with http.session_transaction() as cookie:
+        cookie.update({**signed_in_session(app, ada.id), "csrf": CSRF})
+    return http
+
+
+def test_a_misspelt_filter_is_a_400_naming_it_and_the_ones_taken(client: FlaskClient) -> None:
+    answer = client.get("/api/f/lab/runs?statuss=failed")
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["code"] == "invalid_input"
+    assert error["field"] == "statuss"
+    assert error["message"] == (
+        "Unknown query parameter `statuss`: this list takes script_id, status, user_id,"
+        " since, until, tz, limit, cursor."
+    )
+    assert error["unknown"] == ["statuss"]
+    assert "status" in error["accepted"]
+    # Spelt right, it filters.
+    assert [r["status"] for r in client.get("/api/f/lab/runs?status=failed").get_json()] == [
+        "failed"
+    ]
+
+
+def test_every_unknown_one_is_named_before_any_other_problem(client: FlaskClient) -> None:
+    answer = client.get("/api/f/lab/runs?limit=0&sort=desc&order=new")
+    assert answer.status_code == 400
+    error = answer.get_json()["error"]
+    assert error["message"].startswith("Unknown query parameters `sort`, `order`: this list")
+    assert error["unknown"] == ["sort", "order"]
+
+
+def test_an_operation_without_parameters_takes_none(client: FlaskClient) -> None:
+    answer = client.get("/api/me?verbose=1")
+    assert answer.status_code == 400
+    assert answer.get_json()["error"]["message"] == (
+        "Unknown query parameter `verbose`: this operation takes no query parameters."
+    )
+
+
+def test_every_api_operation_refuses_an_unknown_parameter(app: Flask, client: FlaskClient) -> None:
+    """Each GET and DELETE of the API, whatever its path's values: the parameters are
+    checked before the view looks anything up."""
+    taken = []
+    for rule in app.url_map.iter_rules():
+        path = str(rule)
+        if not path.startswith("/api/") or path in NOT_OPERATIONS:
+            continue
+        concrete = re.sub(r"<int:[a-z_]+>", "1", path)
+        concrete = re.sub(r"<(?:[a-z]+:)?slug>", "lab", concrete)
+        concrete = re.sub(r"<(?:[a-z]+:)?[a-z_]+>", "x", concrete)
+        for method in sorted((rule.methods or set()) & {"GET", "DELETE"}):
+            answer = client.open(
+                f"{concrete}?bogus=1", method=method, headers={"X-CSRF-Token": CSRF}
+            )
+            error = (answer.get_json(silent=True) or {}).get("error", {})
+            if answer.status_code != 400 or error.get("field") != "bogus":
+                taken.append(f"{method} {path}: {answer.status_code} {error}")
+    assert taken == []
