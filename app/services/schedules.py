@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.config import DEFAULTS
 from app.errors import Conflict, Forbidden, NotFound
+from app.lifecycle import RunStatus
 from app.models import Role, Run, Schedule, Script
 from app.models._types import utcnow
 from app.services import cron_times, inputs, people, versions
@@ -58,7 +59,8 @@ class ScheduleView:
     last_skip: tuple[str, str | None] | None
 
 
-def _require_scripter(member: MemberContext) -> None:
+def require_scripter(member: MemberContext) -> None:
+    """Forbidden unless the member is a scripter or an admin (who manage and see schedules)."""
     if not member.can(Role.scripter):
         raise Forbidden("managing schedules needs the scripter role")
 
@@ -73,7 +75,7 @@ def _require_owner_or_admin(member: MemberContext, schedule: Schedule) -> None:
 
 def list_schedules(session: Session, member: MemberContext, script: Script) -> list[Schedule]:
     """The script's schedules, oldest first (scripters and admins)."""
-    _require_scripter(member)
+    require_scripter(member)
     return list(
         session.scalars(
             select(Schedule)
@@ -87,7 +89,7 @@ def get_schedule(
     session: Session, member: MemberContext, script: Script, schedule_id: int
 ) -> Schedule:
     """One schedule of the script (NotFound for another script's or facility's)."""
-    _require_scripter(member)
+    require_scripter(member)
     schedule = session.get(Schedule, schedule_id)
     if (
         schedule is None
@@ -112,7 +114,7 @@ def create_schedule(
 ) -> Schedule:
     """A new schedule of a published script that runs as `member`, within `caps` (a 409
     past either: a paused schedule counts, as it may be resumed)."""
-    _require_scripter(member)
+    require_scripter(member)
     if not script.published:
         raise Conflict(
             "publish the script first: a schedule runs its published version", field="script_id"
@@ -168,7 +170,7 @@ def update_schedule(
     admin). Its next due time is counted again from now. A change by its creator also
     approves the script's published version as it is now (`approved_version`); an
     admin's does not, since the runs run as the creator."""
-    _require_scripter(member)
+    require_scripter(member)
     _require_owner_or_admin(member, schedule)
     script = session.get(Script, schedule.script_id)
     assert script is not None  # a schedule goes with its script (ON DELETE CASCADE)
@@ -195,7 +197,7 @@ def update_schedule(
 
 def delete_schedule(session: Session, member: MemberContext, schedule: Schedule) -> None:
     """Remove a schedule (its runs stay in history, no longer naming it)."""
-    _require_scripter(member)
+    require_scripter(member)
     _require_owner_or_admin(member, schedule)
     session.delete(schedule)
     session.flush()
@@ -204,27 +206,51 @@ def delete_schedule(session: Session, member: MemberContext, schedule: Schedule)
 def view(session: Session, schedule: Schedule, *, now: datetime | None = None) -> ScheduleView:
     """What is said about a schedule: its words, next due times (none while paused), and
     the run its last due time started."""
+    last_run = session.get(Run, schedule.last_run_id) if schedule.last_run_id else None
+    published = schedule.last_skip == "script_unpublished" and _published(session, schedule)
+    return view_of(schedule, last_run=last_run, published=published, now=now)
+
+
+def view_of(
+    schedule: Schedule, *, last_run: Run | None, published: bool, now: datetime | None = None
+) -> ScheduleView:
+    """`view` from what was read already: its last run (None: none, or no longer kept) and
+    whether its script is published. The facility's list reads both for a page of
+    schedules in one query (schedule_list), where `view` would ask for each."""
     upcoming: list[datetime] = []
     if schedule.enabled:
         upcoming = cron_times.next_times(
             schedule.cron, schedule.timezone, after=now or utcnow(), count=SHOWN_TIMES
         )
-    last_run = session.get(Run, schedule.last_run_id) if schedule.last_run_id else None
-    skip = None
-    if schedule.last_skip is not None:
-        skip = (schedule.last_skip, schedule.last_skip_message)
-    if schedule.last_skip == "script_unpublished" and _published(session, schedule):
-        # Published again since: the next due time runs, so "publish it" is no longer to
-        # be asked (it was until then). Publishing happens in scripts and versions, which
-        # know nothing of schedules, so this is said when the schedule is read.
-        skip = None
     return ScheduleView(
         schedule=schedule,
         description=cron_times.describe(schedule.cron),
         next_times=upcoming,
         last_run=last_run,
-        last_skip=skip,
+        last_skip=_skip_still_said(schedule, last_run=last_run, published=published),
     )
+
+
+def _skip_still_said(
+    schedule: Schedule, *, last_run: Run | None, published: bool
+) -> tuple[str, str | None] | None:
+    """Why its last due time started no run, while that still holds (SKIP_STILL_HOLDS in
+    schedule_list says the same to the database)."""
+    if schedule.last_skip is None:
+        return None
+    if schedule.last_skip == "script_unpublished" and published:
+        # Published again since: the next due time runs, so "publish it" is no longer to
+        # be asked (it was until then). Publishing happens in scripts and versions, which
+        # know nothing of schedules, so this is said when the schedule is read.
+        return None
+    if schedule.last_skip == "previous_run_waiting" and (
+        last_run is None or last_run.status != RunStatus.QUEUED
+    ):
+        # The run it waited behind has started (or is gone): the next due time starts
+        # one. The panel said so already (it showed the skip only beside a queued run);
+        # the API and the facility's list kept calling the schedule skipping.
+        return None
+    return (schedule.last_skip, schedule.last_skip_message)
 
 
 def _published(session: Session, schedule: Schedule) -> bool:

@@ -95,6 +95,8 @@ export function schedulesPanel(panel, scriptId) {
   const zones = panel.querySelector("#time-zones");
   const path = () => `/api/f/${slug}/scripts/${scriptId()}/schedules`;
   if (!zone.value) zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  // The Schedules page links each schedule here (…/editor/<id>#schedules-panel): open it.
+  if (location.hash === "#schedules-panel") panel.open = true;
   if (Intl.supportedValuesOf) zones.replaceChildren(...Intl.supportedValuesOf("timeZone").map((name) => el("option", { value: name })));
 
   // `focusId` (after Pause, Resume or Delete): the rows are built anew, so the keyboard

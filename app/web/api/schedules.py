@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from flask import current_app
-from pydantic import BaseModel, Field, StrictBool, StrictStr
+from flask import current_app, request
+from pydantic import BaseModel, Field, StrictBool, StrictStr, WithJsonSchema
 
 from app import db
 from app.errors import ValidationError
 from app.models import Role, User
 from app.models._types import iso
+from app.services import schedule_list
 from app.services import schedules as schedules_service
 from app.services import scripts as scripts_service
+from app.web.api import paging
 from app.web.api.base import api_blueprint, location
 from app.web.openapi import Answer, Body, ErrorBody, list_of, reply, spec
 from app.web.security import require_member
@@ -104,6 +106,33 @@ class ScheduleUpdate(Body):
     enabled: StrictBool | None = Field(default=None, description="false pauses, true resumes")
 
 
+class ListedSchedule(ScheduleOut):
+    """A schedule in the facility's list: its answer, with its script's name and its state
+    (`runs_as` is its owner: the member who made it, whom its runs run as)."""
+
+    script_name: str
+    state: schedule_list.State = Field(
+        description="paused; skipping: its last due time started no run, for the reason in"
+        " `last_skip`, which still holds; else active"
+    )
+
+
+# Documented as what they take; ScheduleFilters.parse refuses the rest in its own words.
+_Id = Annotated[StrictStr, WithJsonSchema({"type": "integer", "minimum": 1})]
+
+
+class ScheduleList(paging.Page):
+    """Filters, page size and cursor of the facility's schedules."""
+
+    script_id: _Id | None = Field(default=None, description="Only this script's schedules")
+    user_id: _Id | None = Field(
+        default=None, description="Only the schedules that run as this member (their owner)"
+    )
+    state: Annotated[
+        StrictStr, WithJsonSchema({"type": "string", "enum": list(schedule_list.STATES)})
+    ] | None = Field(default=None, description="Only active, paused or skipping schedules")
+
+
 def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> ScheduleOut:
     """The API shape of a schedule."""
     schedule, run = found.schedule, found.last_run
@@ -149,6 +178,53 @@ def list_schedules(slug: str, script_id: int) -> Answer:
     script = scripts_service.get_script(db.session(), member, script_id)
     found = schedules_service.list_schedules(db.session(), member, script)
     return [_shown(schedule).model_dump() for schedule in found]
+
+
+@bp.get("/f/<slug>/schedules")
+@spec.validate(query=ScheduleList, resp=reply(HTTP_200=list_of(ListedSchedule)), tags=TAGS)
+def facility_schedules(slug: str, query: ScheduleList) -> Answer:
+    """Every schedule of the facility (scripters and admins, as a script's list; members get
+    403): by next due time, soonest first, then those with none (paused) by id. Filters:
+    `script_id`, `user_id` (whom it runs as), `state` (`active`, `paused`, `skipping`); a
+    value that is none of these is a 400 saying what it takes.
+
+    Paginated: `limit` (1..200, default 50) rows per page; when more rows follow, the
+    `Next-Cursor` header holds the value to send as `cursor` for the next page.
+    """
+    member = require_member(slug, Role.scripter)
+    found, following = schedule_list.list_facility_schedules(
+        db.session(),
+        member,
+        filters=schedule_list.ScheduleFilters.parse(request.args),
+        after=position_of(query.cursor),
+        limit=paging.page_limit(query.limit),
+    )
+    rows = [listed_out(listed).model_dump() for listed in found]
+    return paging.with_next(rows, None if following is None else cursor_of(following))
+
+
+def listed_out(listed: schedule_list.Listed) -> ListedSchedule:
+    """The API shape of a schedule in the facility's list."""
+    shown = schedule_out(listed.view, listed.owner)
+    return ListedSchedule(
+        **shown.model_dump(), script_name=listed.script_name, state=listed.state
+    )
+
+
+def cursor_of(position: schedule_list.Position) -> list[Any]:
+    """What the next page's cursor holds: [next due time, or "" for none; id]."""
+    return [iso(position.next_run_at) or "", position.schedule_id]
+
+
+def position_of(cursor: str | None) -> schedule_list.Position | None:
+    """The position a cursor of this list stands for (a 400 for any other)."""
+    found = paging.decode(cursor, kinds=(str, int))
+    if found is None:
+        return None
+    when, schedule_id = found
+    if when == "":
+        return schedule_list.Position(1, None, schedule_id)
+    return schedule_list.Position(0, paging.instant(when), schedule_id)
 
 
 @bp.post("/f/<slug>/scripts/<int:script_id>/schedules")

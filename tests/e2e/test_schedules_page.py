@@ -1,0 +1,133 @@
+"""The Schedules page in Debian's Chromium: a scripter reaches it from the top bar by
+keyboard and reads the facility's schedules in a table (script linked to its editor's
+Schedules panel, owner, the cron in words, zone, next time, state with a skip's reason in
+words, a link to its runs), filters by state; a member has no such link; a facility with
+none says how to make one; it fits a phone and axe-core finds nothing serious in it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import db
+from app.models import Role, Schedule, Script
+from app.models._types import utcnow
+from app.services import cron_times
+from app.testing import LiveServer
+from tests.conftest import add_member, close_live, create_facility, create_user, make_app
+from tests.e2e.people import fits, signed_in
+from tests.e2e.test_accessibility import axe_violations
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, int]]]:
+    """Facility `lab`: scripter Sam, member Mia, published script "Report" with three
+    schedules of Sam's (active, skipping, paused); facility `empty`, where Sam is a
+    scripter too, without any."""
+    app = make_app(tmp_path)
+    live = LiveServer(app)
+    with app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        empty = create_facility(session, slug="empty", name="Empty")
+        sam = create_user(session, email="sam@example.com", name="Sam")
+        mia = create_user(session, email="mia@example.com", name="Mia")
+        add_member(session, user=sam, facility=lab, role=Role.scripter)
+        add_member(session, user=sam, facility=empty, role=Role.scripter)
+        add_member(session, user=mia, facility=lab, role=Role.member)
+        script = Script(facility_id=lab.id, name="Report", source="result = input\n",
+                        published=True)
+        session.add(script)
+        session.flush()
+        ids = {"script": script.id}
+        for key, cron, more in (
+            ("weekdays", "0 9 * * 1-5", {}),
+            ("hourly", "0 * * * *", {"last_skip": "run_refused",
+                                     "last_skip_message": "Change the schedule's input."}),
+            ("paused", "30 6 1 * *", {"enabled": False}),
+        ):
+            enabled = more.get("enabled", True)
+            schedule = Schedule(
+                facility_id=lab.id, script_id=script.id, created_by=sam.id, cron=cron,
+                timezone="Europe/Berlin", **more,
+                next_run_at=cron_times.next_time(cron, "Europe/Berlin", after=utcnow())
+                if enabled else None,
+            )
+            session.add(schedule)
+            session.flush()
+            ids[key] = schedule.id
+        session.commit()
+    yield live, ids
+    close_live(live)
+
+
+def test_a_scripter_reads_the_facilitys_schedules(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com", bypass_csp=True)
+    page.goto(f"{live.url}/f/lab/scripts")
+    link = page.get_by_role("link", name="Schedules", exact=True)
+    link.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live.url}/f/lab/schedules")
+    table = page.get_by_role("table", name="Schedules of The Lab")
+    headers = table.locator("thead th").all_inner_texts()
+    assert headers == ["Script", "Runs as", "When", "Zone", "Next time", "State", "Runs"]
+    rows = table.locator("tbody tr")
+    # Soonest first (the hourly one), the paused one last.
+    assert [int(r) for r in rows.evaluate_all("rs => rs.map(r => r.dataset.scheduleId)")] == [
+        ids["hourly"], ids["weekdays"], ids["paused"]]
+    hourly, weekdays, paused = (rows.nth(i) for i in range(3))
+    assert weekdays.locator(".schedule-description").inner_text() == (
+        "At 09:00 on Monday through Friday")
+    assert weekdays.locator(".schedule-owner").inner_text() == "Sam"
+    assert weekdays.locator(".schedule-zone").inner_text() == "Europe/Berlin"
+    assert "09:00 Europe/Berlin" in weekdays.locator(".schedule-next").inner_text()
+    assert weekdays.locator(".schedule-state").inner_text() == "active"
+    assert hourly.locator(".schedule-state").inner_text().startswith(
+        "skipping its input was refused")
+    assert hourly.locator(".schedule-skip-message").inner_text() == (
+        "Change the schedule's input.")
+    assert paused.locator(".schedule-state").inner_text() == "paused"
+    assert paused.locator(".schedule-next").inner_text() == "none while paused"
+    said = "Runs of Report, At 06:30 on the first day of every month"
+    runs = paused.get_by_role("link", name=said)
+    assert runs.get_attribute("href") == f"/f/lab/runs?schedule_id={ids['paused']}"
+    assert axe_violations(page) == []
+    page.set_viewport_size({"width": 375, "height": 800})
+    fits(page, "schedules-page-375")
+
+    page.get_by_label("State").select_option("paused")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/f/lab/schedules?state=paused")
+    assert rows.count() == 1 and rows.first.get_attribute("data-schedule-id") == str(
+        ids["paused"])
+
+    rows.first.locator(".schedule-script").click()  # to the script's Schedules panel, open
+    page.wait_for_url(f"**/f/lab/editor/{ids['script']}#schedules-panel")
+    panel = page.locator("#schedules-panel")
+    panel.locator("#schedules-table tbody tr").first.wait_for()
+    assert panel.evaluate("node => node.open")
+
+    page.goto(f"{live.url}/f/empty/schedules")
+    empty = page.locator("#no-schedules")
+    assert "No schedules yet" in empty.inner_text()
+    assert "Schedules panel" in empty.inner_text()
+    assert empty.get_by_role("link", name="editor").get_attribute("href") == "/f/empty/editor"
+
+
+def test_a_member_has_no_schedules_page(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    live, _ids = live_lab
+    page = signed_in(browser, live, "mia@example.com")
+    page.goto(f"{live.url}/f/lab/runs")
+    assert page.get_by_role("link", name="Schedules", exact=True).count() == 0
+    answer = page.goto(f"{live.url}/f/lab/schedules")
+    assert answer is not None and answer.status == 403
