@@ -6,6 +6,7 @@ import { ready } from "./ws.js";
 import { cancel, follow, linkRun, renderInto, runHistory, setStatus, start } from "./runs.js";
 import { createInputEditor } from "./input-editor.js";
 import { schedulesPanel } from "./schedules.js";
+import { triggersPanel } from "./triggers.js";
 
 const page = document.getElementById("editor-page");
 let scriptId = page.dataset.scriptId ? Number(page.dataset.scriptId) : null;
@@ -83,6 +84,7 @@ function showScriptRuns() {
   $("script-history").hidden = false;
   loadHistory();
   loadSchedules();
+  loadTriggers();
 }
 
 function showVersion(saved) {
@@ -196,6 +198,7 @@ async function loadHistory() {
 }
 
 const loadSchedules = schedulesPanel($("schedules-panel"), () => scriptId);
+const loadTriggers = triggersPanel($("triggers-panel"), () => scriptId);
 
 $("save-script").addEventListener("click", () => save());
 
@@ -235,3 +238,4 @@ $("script-published").addEventListener("change", () => { if (scriptId) save({ pu
 refreshReadiness();
 loadHistory();
 loadSchedules();
+loadTriggers();

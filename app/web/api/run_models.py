@@ -116,7 +116,8 @@ class RunOut(BaseModel):
     user: RunUser
     trigger: RunTrigger = Field(
         description="What started the run: a person or an API call (manual), a schedule,"
-        " or `scriptbox run` on the server (terminal)"
+        " `scriptbox run` on the server (terminal), or a POST to one of the script's webhook"
+        " triggers (webhook)"
     )
     schedule_id: int | None = Field(
         description="The schedule that started it (null for manual runs, and once the"

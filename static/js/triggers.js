@@ -1,0 +1,73 @@
+// The editor's Triggers panel: a saved script's webhook triggers (secret URLs another
+// service POSTs to). A new one's URL is shown once, with a Copy button; the list says
+// when each was made and last used; Revoke asks first. The server checks everything.
+import { api, el, showError, slug, toast } from "./api.js";
+import { shortTime } from "./elapsed.js";
+
+function row(trigger, reload) {
+  const base = `/api/f/${slug}/scripts/${trigger.script_id}/triggers/${trigger.id}`;
+  const revoke = el("button", { type: "button", class: "danger trigger-revoke", text: "Revoke" });
+  revoke.addEventListener("click", async () => {
+    if (!confirm(`Revoke the trigger "${trigger.name}"? Its URL stops working at once; its past runs stay.`)) return;
+    try { await api("DELETE", base); toast("Trigger revoked", "ok"); } catch (error) { toast(error.message, "error"); }
+    reload(null);
+  });
+  const cell = (label, className, ...children) => el("td", { "data-label": label, class: className }, el("div", {}, ...children));
+  return el("tr", { "data-trigger-id": trigger.id },
+    cell("Name", "trigger-name", el("strong", { text: trigger.name }),
+      el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` })),
+    cell("Created", "trigger-created", shortTime(trigger.created_at)),
+    cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" })),
+    el("td", { "data-label": "" }, el("div", { class: "row wrap" }, revoke)));
+}
+
+// Fill the panel for `scriptId` and wire its form (once); returns a function that reloads it.
+export function triggersPanel(panel, scriptId) {
+  const table = panel.querySelector("#triggers-table");
+  const form = panel.querySelector("#trigger-form");
+  const error = panel.querySelector("#trigger-error");
+  const name = panel.querySelector("#trigger-name");
+  const made = panel.querySelector("#trigger-made");
+  const url = panel.querySelector("#trigger-url");
+  const copy = panel.querySelector("#copy-trigger-url");
+  const path = () => `/api/f/${slug}/scripts/${scriptId()}/triggers`;
+
+  // `focus` after a revoke (null): the row is gone, so the keyboard goes to the name field
+  // rather than to the page's top.
+  async function load(focus) {
+    if (!scriptId()) return;
+    panel.hidden = false;
+    try {
+      const found = await api("GET", path());
+      table.hidden = !found.length;
+      table.tBodies[0].replaceChildren(...found.map((trigger) => row(trigger, load)));
+      panel.querySelector("#triggers-count").textContent = found.length ? ` (${found.length})` : "";
+    } catch (failure) { showError(error, failure.message); }
+    if (focus === null) name.focus();
+  }
+
+  copy.addEventListener("click", async () => {
+    try {
+      // Browsers give pages the clipboard only on https or localhost.
+      await navigator.clipboard.writeText(url.textContent);
+      toast("URL copied", "ok");
+    } catch {
+      getSelection().selectAllChildren(url);
+      toast("The browser allows copying only on https: the URL is selected, press Ctrl+C (⌘C) to copy it");
+    }
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError(error, "");
+    try {
+      const trigger = await api("POST", path(), { name: name.value });
+      name.value = "";
+      url.textContent = trigger.url;
+      made.hidden = false;
+      await load();
+      copy.focus();  // the one thing to do next: copy the URL while it is shown
+    } catch (failure) { showError(error, failure.message); }
+  });
+  return load;
+}

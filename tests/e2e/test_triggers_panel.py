@@ -1,0 +1,95 @@
+"""The editor's Triggers panel in Debian's Chromium, by keyboard: a scripter names a
+webhook trigger and presses Enter; its URL is shown once with words saying so and a Copy
+button that has the focus and copies it; a POST to the URL shows as the trigger's last
+use; Revoke asks first, the row goes and the focus returns to the name field; the URL is
+not on the page once it is loaded again; axe-core finds nothing serious in the panel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from app import db, extensions
+from app.models import Role, Script
+from app.testing import LiveServer
+from tests.conftest import add_member, close_live, create_facility, create_user, make_app
+from tests.e2e.people import signed_in
+from tests.e2e.test_accessibility import axe_violations
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
+    """Facility `lab`, its scripter sam@example.com and a published script "Report"."""
+    app = make_app(tmp_path)
+    live = LiveServer(app)
+    with app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        sam = create_user(session, email="sam@example.com", name="Sam")
+        add_member(session, user=sam, facility=lab, role=Role.scripter)
+        script = Script(facility_id=lab.id, name="Report", source="result = input\n",
+                        published=True)
+        session.add(script)
+        session.commit()
+        script_id = script.id
+    yield live, script_id
+    close_live(live)
+
+
+def focused(page: Any) -> str:
+    return str(page.evaluate("document.activeElement?.id || document.activeElement?.className"))
+
+
+def test_a_scripter_makes_copies_uses_and_revokes_a_trigger_by_keyboard(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    live, script_id = live_lab
+    page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.url)
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").focus()
+    page.keyboard.press("Enter")  # opens the <details>
+    name = panel.locator("#trigger-name")
+    name.focus()
+    page.keyboard.type("Signup form")
+    page.keyboard.press("Enter")
+
+    made = panel.locator("#trigger-made")
+    made.wait_for()
+    assert "it will not be shown again" in made.inner_text()
+    assert "like a password" in made.inner_text()
+    url = panel.locator("#trigger-url").inner_text()
+    assert url.startswith(f"{live.app.config['PUBLIC_URL']}/hooks/sbh_")
+    row = panel.locator("#triggers-table tbody tr")
+    row.wait_for()
+    assert row.locator(".trigger-name strong").inner_text() == "Signup form"
+    assert row.locator(".trigger-last-used").inner_text() == "never"
+    assert focused(page) == "copy-trigger-url"
+    page.keyboard.press("Enter")
+    page.get_by_text("URL copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == url
+    assert axe_violations(page, include="#triggers-panel") == []
+
+    started = requests.post(url, json={"to": "team"}, timeout=30)
+    assert started.status_code == 202, started.text
+    assert extensions.run_queue(live.app).wait(started.json()["run_id"], 60) is not None
+    page.reload()
+    panel.locator("summary").click()
+    row.wait_for()
+    assert row.locator(".trigger-last-used time").count() == 1
+    assert url.rsplit("/", 1)[1] not in page.content()  # shown once, never again
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator(".trigger-revoke").focus()
+    page.keyboard.press("Enter")
+    panel.locator("#triggers-table").wait_for(state="hidden")
+    page.wait_for_function("document.activeElement?.id === 'trigger-name'")
+    assert requests.post(url, json={}, timeout=30).status_code == 404
+    page.context.close()
