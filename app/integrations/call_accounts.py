@@ -160,6 +160,7 @@ class CallAccounts:
             reason=reason_override if found.account is not None and reason_override
             else found.reason,
             takes_master=wanted is None,
+            trigger=ctx.trigger,
             call=call,
         )
         if found.refuse_reason == NOT_INTERACTIVE or ctx.user_id is None:

@@ -22,6 +22,9 @@ class RunContext:
     run_id: str | None = None
     script_id: int | None = None
     interactive: bool = False
+    # What started the run ("manual", "schedule"…: app.models.scripts.RunTrigger); None
+    # for a call outside a stored run.
+    trigger: str | None = None
     # A resumed run's first live call is the one it parked on: how long the person was
     # asked before (seconds), the wait before the park included. None: not resumed.
     waited_before_s: float | None = None
@@ -41,6 +44,8 @@ class GrantRequest:
     reason: str  # a prompt reason of app.integrations.resolution
     # account=None: a master account connected meanwhile would do (DESIGN §3).
     takes_master: bool = False
+    # The run's trigger (RunContext.trigger): whether someone outside may answer for it.
+    trigger: str | None = None
     call: HostCall | None = field(default=None, compare=False)
 
 

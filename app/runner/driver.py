@@ -46,6 +46,7 @@ class DrivenRun:
     source: str
     input: Any
     interactive: bool
+    trigger: str  # what started it (app.models.scripts.RunTrigger); set once, at its start
     output: str | None  # so far: a resumed run's output goes on from there
     journal: bytes | None  # a parked run's (encrypted)
     waiting_grant_id: str | None
@@ -185,6 +186,7 @@ class RunDriver:
             run_id=run.id,
             script_id=run.script_id,
             interactive=run.interactive,
+            trigger=run.trigger,
             waited_before_s=None if resumed_on is None
             else self._grants.parked_wait_s(resumed_on, run.paused_at),
         )

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.integrations.call_context import GrantRequest
 from app.integrations.vault import Vault
-from app.models import Account, Grant, Integration, Membership, Role, Run, Script
+from app.models import Account, Grant, Integration, Membership, Role, Script
 from app.seams import EventBus, Message, Subscription
 from app.services import connect_links, run_prompts, webhook_sending, webhooks
 
@@ -113,15 +113,14 @@ class WebhookEvents:
         Only a manual run (a page's or the API's) waits: a scheduled run's or a terminal's
         member is not there to answer, and its call raises `not_interactive` at once as
         docs/schedules.md and `scriptbox run` promise (a scheduled run parked for the
-        prompt's lifetime, one more run each due time)."""
-        if req.user_id is None or req.run_id is None:
+        prompt's lifetime, one more run each due time). The run's trigger comes with the
+        request (read when the run was claimed)."""
+        if req.user_id is None or req.run_id is None or req.trigger != "manual":
             return False
         with self._session_factory() as session:
             integration = session.get(Integration, req.integration_id)
-            trigger = session.scalar(select(Run.trigger).where(Run.id == req.run_id))
             return (
-                trigger == "manual"
-                and integration is not None
+                integration is not None
                 and integration.auth_mode in connect_links.USER_AUTH_MODES
                 and webhooks.subscribed(session, req.facility_id, "grant.required")
             )
