@@ -35,3 +35,6 @@ class WebhookTrigger(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     enabled: Mapped[bool] = mapped_column(default=True)
+    # The published version its member last saw (made it, or approved one since): a
+    # version another scripter published later does not run as them until they approve it.
+    approved_version: Mapped[int | None]

@@ -5,8 +5,10 @@ A trigger is a secret URL (`/hooks/<token>`) that a third party (a form service,
 job, GitHub's webhooks) POSTs to, to start the script's published version as the member
 who made it. The rules are a schedule's (app.services.schedules): scripters and admins
 manage them, only the script's published version runs, and only its creator or an admin
-may revoke one; each call checks again that its member may still run it. Only the
-token's SHA-256 is stored: the token is shown once, when it is made.
+may revoke one; each call checks again that its member may still run it, and that they
+saw the published version (they saved it, or approved it since: otherwise any scripter
+could publish code that runs as them whenever the third party calls). Only the token's
+SHA-256 is stored: the token is shown once, when it is made.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.models import Membership, Role, Run, Script, User, WebhookTrigger
 from app.models._types import utcnow
-from app.services import people, queued_runs
+from app.services import people, queued_runs, versions
 from app.services.context import MemberContext
 from app.services.scripts import create_run
 
@@ -118,6 +120,7 @@ def create_trigger(
         owner_id=member.user.id,
         name=name,
         token_hash=token_hash(token),
+        approved_version=script.published_version,  # what its member sees now
     )
     session.add(trigger)
     session.flush()
@@ -135,6 +138,35 @@ def delete_trigger(session: Session, member: MemberContext, trigger: WebhookTrig
         )
     session.delete(trigger)
     session.flush()
+
+
+def version_to_approve(session: Session, trigger: WebhookTrigger, script: Script) -> int | None:
+    """The published version that waits for the trigger's member to approve it before the
+    URL starts runs: one another scripter published since they made or last approved the
+    trigger (their own versions need no approval). None when there is none."""
+    number = script.published_version
+    if number is None or number == trigger.approved_version:
+        return None
+    version = versions.published(session, script=script)
+    if version is None or version.created_by == trigger.owner_id:
+        return None
+    return number
+
+
+def approve(
+    session: Session, member: MemberContext, script: Script, trigger: WebhookTrigger
+) -> WebhookTrigger:
+    """The trigger's member agrees to run the script's published version as it is now
+    (only they may: its runs run as them, with their accounts)."""
+    _require_scripter(member)
+    if trigger.owner_id != member.user.id:
+        raise Forbidden(
+            "this trigger runs as the member who created it: only they may approve the"
+            " version it runs"
+        )
+    trigger.approved_version = script.published_version
+    session.flush()
+    return trigger
 
 
 def find_by_token(session: Session, token: str) -> WebhookTrigger:
@@ -180,7 +212,8 @@ def start_run(
 ) -> Run:
     """A queued run of the trigger's script as its member, with `run_input` checked as the
     API's `input` is; never interactive (nobody can answer a sign-in prompt: a call that
-    needs one fails `not_interactive`). A 409 while the script is unpublished."""
+    needs one fails `not_interactive`). A 409 while the script is unpublished, or runs a
+    version its member has not seen."""
     member = runs_as(session, trigger)
     script = session.get(Script, trigger.script_id)
     if script is None:  # deleted meanwhile: its triggers go with it
@@ -189,6 +222,12 @@ def start_run(
         raise Conflict(
             f"{script.name} is not published: a scripter of the facility must publish it"
             " again before this trigger starts runs"
+        )
+    if version_to_approve(session, trigger, script) is not None:
+        raise Conflict(
+            f"a new version of {script.name} was published by another scripter since"
+            f" {member.user.name} made or last approved this trigger, and its runs run as"
+            f" them: {member.user.name} must approve it in the script's Triggers panel"
         )
     run = create_run(
         session,

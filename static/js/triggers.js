@@ -12,13 +12,24 @@ function row(trigger, reload) {
     try { await api("DELETE", base); toast("Trigger revoked", "ok"); } catch (error) { toast(error.message, "error"); }
     reload(null);
   });
+  // A version another scripter published since: the URL answers 409 until its maker
+  // approves it (the server refuses anyone else, in words).
+  const pending = trigger.version_to_approve;
+  const approval = pending === null ? [] : [el("div", {},
+    el("span", { class: "badge warn trigger-pending", text: `v${pending} to approve` }),
+    el("div", { class: "muted", text: `${trigger.runs_as.name} must approve the version another scripter published before this URL runs it.` }))];
+  const approve = el("button", { type: "button", class: "trigger-approve", text: `Approve v${pending}` });
+  approve.addEventListener("click", async () => {
+    try { await api("POST", `${base}/approve`); toast(`v${pending} approved`, "ok"); } catch (error) { toast(error.message, "error"); }
+    reload(trigger.id);
+  });
   const cell = (label, className, ...children) => el("td", { "data-label": label, class: className }, el("div", {}, ...children));
   return el("tr", { "data-trigger-id": trigger.id },
     cell("Name", "trigger-name", el("strong", { text: trigger.name }),
-      el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` })),
+      el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` }), ...approval),
     cell("Created", "trigger-created", shortTime(trigger.created_at)),
     cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" })),
-    el("td", { "data-label": "" }, el("div", { class: "row wrap" }, revoke)));
+    el("td", { "data-label": "" }, el("div", { class: "row wrap" }, ...(pending === null ? [] : [approve]), revoke)));
 }
 
 // Fill the panel for `scriptId` and wire its form (once); returns a function that reloads it.
@@ -33,7 +44,7 @@ export function triggersPanel(panel, scriptId) {
   const path = () => `/api/f/${slug}/scripts/${scriptId()}/triggers`;
 
   // `focus` after a revoke (null): the row is gone, so the keyboard goes to the name field
-  // rather than to the page's top.
+  // rather than to the page's top; after an approval (its id), to that row's Revoke.
   async function load(focus) {
     if (!scriptId()) return;
     panel.hidden = false;
@@ -43,7 +54,9 @@ export function triggersPanel(panel, scriptId) {
       table.tBodies[0].replaceChildren(...found.map((trigger) => row(trigger, load)));
       panel.querySelector("#triggers-count").textContent = found.length ? ` (${found.length})` : "";
     } catch (failure) { showError(error, failure.message); }
-    if (focus === null) name.focus();
+    if (focus === undefined) return;
+    const kept = table.querySelector(`tr[data-trigger-id="${focus}"] .trigger-revoke`);
+    (kept ?? name).focus();
   }
 
   copy.addEventListener("click", async () => {

@@ -1,7 +1,8 @@
 """The editor's Triggers panel in Debian's Chromium, by keyboard: a scripter names a
 webhook trigger and presses Enter; its URL is shown once with words saying so and a Copy
 button that has the focus and copies it; a POST to the URL shows as the trigger's last
-use; Revoke asks first, the row goes and the focus returns to the name field; the URL is
+use; a version another scripter publishes waits for the maker's Approve (the URL answers
+409 until then); Revoke asks first, the row goes and the focus returns to the name field; the URL is
 not on the page once it is loaded again; axe-core finds nothing serious in the panel."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import requests
 
 from app import db, extensions
 from app.models import Role, Script
-from app.testing import LiveServer
+from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, close_live, create_facility, create_user, make_app
 from tests.e2e.people import signed_in
 from tests.e2e.test_accessibility import axe_violations
@@ -24,8 +25,9 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
-    """Facility `lab`, its scripter sam@example.com and a published script "Report"."""
+def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int, int]]:
+    """Facility `lab`, its scripters sam@example.com and sue@example.com and a published
+    script "Report"."""
     app = make_app(tmp_path)
     live = LiveServer(app)
     with app.app_context():
@@ -33,12 +35,14 @@ def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
         lab = create_facility(session, slug="lab")
         sam = create_user(session, email="sam@example.com", name="Sam")
         add_member(session, user=sam, facility=lab, role=Role.scripter)
+        sue = create_user(session, email="sue@example.com", name="Sue")
+        add_member(session, user=sue, facility=lab, role=Role.scripter)
         script = Script(facility_id=lab.id, name="Report", source="result = input\n",
                         published=True)
         session.add(script)
         session.commit()
-        script_id = script.id
-    yield live, script_id
+        script_id, sue_id = script.id, sue.id
+    yield live, script_id, sue_id
     close_live(live)
 
 
@@ -47,9 +51,9 @@ def focused(page: Any) -> str:
 
 
 def test_a_scripter_makes_copies_uses_and_revokes_a_trigger_by_keyboard(
-    browser: Any, live_lab: tuple[LiveServer, int]
+    browser: Any, live_lab: tuple[LiveServer, int, int]
 ) -> None:
-    live, script_id = live_lab
+    live, script_id, sue_id = live_lab
     page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.url)
     page.goto(f"{live.url}/f/lab/editor/{script_id}")
@@ -85,6 +89,22 @@ def test_a_scripter_makes_copies_uses_and_revokes_a_trigger_by_keyboard(
     row.wait_for()
     assert row.locator(".trigger-last-used time").count() == 1
     assert url.rsplit("/", 1)[1] not in page.content()  # shown once, never again
+
+    # Sue publishes a version: it waits for Sam's approval, which the keyboard gives.
+    sue = WebClient(live.app, live.url, sue_id)
+    published = sue.api("PATCH", f"/api/f/lab/scripts/{script_id}",
+                        json={"source": "result = 'v1'", "published": True})
+    assert published.status_code == 200, published.text
+    assert requests.post(url, json={}, timeout=30).status_code == 409
+    page.reload()
+    panel.locator("summary").click()
+    assert row.locator(".trigger-pending").inner_text() == "v1 to approve"
+    row.locator(".trigger-approve").focus()
+    page.keyboard.press("Enter")
+    row.locator(".trigger-pending").wait_for(state="detached")
+    page.wait_for_function(
+        "document.activeElement?.classList.contains('trigger-revoke')")
+    assert requests.post(url, json={}, timeout=30).status_code == 202
 
     page.once("dialog", lambda dialog: dialog.accept())
     row.locator(".trigger-revoke").focus()

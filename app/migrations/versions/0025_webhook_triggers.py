@@ -1,5 +1,6 @@
 """webhook triggers: secret URLs (/hooks/<token>) that start a published script's runs as
-the member who made them; only each token's SHA-256 is stored
+the member who made them (the published version they approved); only each token's
+SHA-256 is stored
 
 Revision ID: 0025
 Revises: 0024
@@ -29,6 +30,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("approved_version", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["facility_id"],
             ["facilities.id"],

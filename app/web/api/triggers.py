@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, StrictStr
 
 from app import db
-from app.models import Role, User, WebhookTrigger
+from app.models import Role, Script, User, WebhookTrigger
 from app.models._types import iso
 from app.services import scripts as scripts_service
 from app.services import triggers as triggers_service
@@ -36,6 +36,14 @@ class TriggerOut(BaseModel):
     runs_as: TriggerUser
     created_at: str | None
     last_used_at: str | None = Field(description="When its URL last started a run (null: never)")
+    approved_version: int | None = Field(
+        description="The published version its member saw when they made it or last approved"
+        " one"
+    )
+    version_to_approve: int | None = Field(
+        description="A version another scripter published since: its URL answers 409 until"
+        " the trigger's member approves it (POST .../approve); null when there is none"
+    )
 
 
 class TriggerMade(TriggerOut):
@@ -56,7 +64,7 @@ class TriggerCreate(Body):
     )
 
 
-def _shown(trigger: WebhookTrigger) -> TriggerOut:
+def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
     owner = db.session.get(User, trigger.owner_id)
     assert owner is not None  # a trigger goes with its owner (ON DELETE CASCADE)
     return TriggerOut(
@@ -66,6 +74,8 @@ def _shown(trigger: WebhookTrigger) -> TriggerOut:
         runs_as=TriggerUser(id=owner.id, name=owner.name),
         created_at=iso(trigger.created_at),
         last_used_at=iso(trigger.last_used_at),
+        approved_version=trigger.approved_version,
+        version_to_approve=triggers_service.version_to_approve(db.session(), trigger, script),
     )
 
 
@@ -77,7 +87,7 @@ def list_triggers(slug: str, script_id: int) -> Answer:
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
     found = triggers_service.list_triggers(db.session(), member, script)
-    return [_shown(trigger).model_dump() for trigger in found]
+    return [_shown(trigger, script).model_dump() for trigger in found]
 
 
 @bp.post("/f/<slug>/scripts/<int:script_id>/triggers")
@@ -93,8 +103,25 @@ def create_trigger(slug: str, script_id: int, json: TriggerCreate) -> Answer:
     script = scripts_service.get_script(db.session(), member, script_id)
     trigger, token = triggers_service.create_trigger(db.session(), member, script, name=json.name)
     db.session.commit()
-    made = TriggerMade(**_shown(trigger).model_dump(), url=address_of("hooks.start", token=token))
+    made = TriggerMade(
+        **_shown(trigger, script).model_dump(), url=address_of("hooks.start", token=token)
+    )
     return made, 201
+
+
+@bp.post("/f/<slug>/scripts/<int:script_id>/triggers/<int:trigger_id>/approve")
+@spec.validate(resp=reply(HTTP_200=TriggerOut), tags=TAGS)
+def approve_trigger(slug: str, script_id: int, trigger_id: int) -> Answer:
+    """Approve the script's published version for a trigger (its creator only: the runs
+    run as them, with their accounts). A version another scripter publishes after it was
+    made or last approved does not run from its URL (409) until then; versions its
+    creator saved need no approval."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    trigger = triggers_service.get_trigger(db.session(), member, script, trigger_id)
+    triggers_service.approve(db.session(), member, script, trigger)
+    db.session.commit()
+    return _shown(trigger, script)
 
 
 @bp.delete("/f/<slug>/scripts/<int:script_id>/triggers/<int:trigger_id>")

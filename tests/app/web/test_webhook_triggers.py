@@ -302,3 +302,39 @@ def test_the_logs_say_hooks_without_the_token(world: dict[str, Any]) -> None:
     assert token not in written.getvalue()
     assert written.getvalue().splitlines() == [
         "Exception on /hooks/… [POST]", "POST /hooks/… could not reach the database"]
+
+
+def test_a_version_another_scripter_publishes_waits_for_the_makers_approval(
+    world: dict[str, Any],
+) -> None:
+    """A trigger runs as its maker: code another scripter publishes later does not run as
+    them from its URL until they approve it (as a schedule's member must)."""
+    made = make(world)
+    base = f"{triggers_of(world, 'echo')}/{made['id']}"
+    script = f"/api/f/lab/scripts/{world['ids']['echo']}"
+    sues = call(world, "sue", "PATCH", script,
+                json={"source": "result = 'sue was here'", "published": True})
+    assert sues.status_code == 200, sues.text
+    refused = hook(world, made["url"], json={})
+    assert refused.status_code == 409, refused.text
+    assert "Sam must approve it in the script's Triggers panel" in refused.text
+    shown = call(world, "sam", "GET", triggers_of(world, "echo")).json()[0]
+    assert (shown["approved_version"], shown["version_to_approve"]) == (None, 1)
+
+    for who in ("sue", "ada"):  # only the maker: the runs use their accounts
+        answer = call(world, who, "POST", f"{base}/approve")
+        assert answer.status_code == 403 and "only they may approve" in answer.text
+    approved = call(world, "sam", "POST", f"{base}/approve")
+    assert approved.status_code == 200, approved.text
+    assert (approved.json()["approved_version"], approved.json()["version_to_approve"]) == (1, None)
+    started = hook(world, made["url"], json={})
+    assert started.status_code == 202
+    assert ended(world, started.json()["run_id"])["result"] == "sue was here"
+
+    # The maker's own new version needs no approval.
+    sams = call(world, "sam", "PATCH", script, json={"source": "result = 'sam'", "published": True})
+    assert sams.status_code == 200
+    assert call(world, "sam", "GET", triggers_of(world, "echo")).json()[0][
+        "version_to_approve"] is None
+    again = hook(world, made["url"], json={})
+    assert again.status_code == 202 and ended(world, again.json()["run_id"])["result"] == "sam"
