@@ -157,6 +157,7 @@ def test_a_post_starts_a_run_as_the_maker_with_the_body_as_input(
     assert answer.status_code == 202, answer.text
     body = answer.json()
     assert set(body) == {"run_id", "status"}  # never the run's output: the caller is anonymous
+    assert "Set-Cookie" not in answer.headers  # no session is started for the caller
     run = ended(world, body["run_id"])
     assert run["status"] == "succeeded", run
     assert run["result"] == {"input": {"email": "new@example.com", "n": 3}, "user": "Sam"}
