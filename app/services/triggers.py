@@ -213,21 +213,22 @@ def start_run(
     """A queued run of the trigger's script as its member, with `run_input` checked as the
     API's `input` is; never interactive (nobody can answer a sign-in prompt: a call that
     needs one fails `not_interactive`). A 409 while the script is unpublished, or runs a
-    version its member has not seen."""
+    version its member has not seen. The caller is anonymous: the words name no script
+    and no member."""
     member = runs_as(session, trigger)
     script = session.get(Script, trigger.script_id)
     if script is None:  # deleted meanwhile: its triggers go with it
         raise NotFound(UNKNOWN)
     if not script.published:
         raise Conflict(
-            f"{script.name} is not published: a scripter of the facility must publish it"
-            " again before this trigger starts runs"
+            "this trigger's script is not published: a scripter of the facility must"
+            " publish it again before this trigger starts runs"
         )
     if version_to_approve(session, trigger, script) is not None:
         raise Conflict(
-            f"a new version of {script.name} was published by another scripter since"
-            f" {member.user.name} made or last approved this trigger, and its runs run as"
-            f" them: {member.user.name} must approve it in the script's Triggers panel"
+            "a new version of this trigger's script was published by another scripter"
+            " since the trigger's maker made or last approved it, and its runs run as"
+            " them: the maker must approve it in the script's Triggers panel"
         )
     run = create_run(
         session,
