@@ -61,6 +61,13 @@ class Schedule(Base):
     last_run_id: Mapped[str | None] = mapped_column(String(32))
     last_skip: Mapped[str | None] = mapped_column(String(40))
     last_skip_message: Mapped[str | None] = mapped_column(Text)
+    # A failed run of its is started again up to `retries` times, `retry_delay_s` after it
+    # ended (doubling each time): app.services.schedule_retries. `retried_run_id` is the last
+    # run whose retry was dealt with (started, skipped, or dropped by a change of the
+    # schedule): a retry is claimed by moving it to the failed run's id, once.
+    retries: Mapped[int] = mapped_column(default=0, server_default="0")
+    retry_delay_s: Mapped[int] = mapped_column(default=60, server_default="60")
+    retried_run_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

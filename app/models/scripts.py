@@ -83,6 +83,10 @@ class Run(Base):
     schedule_id: Mapped[int | None] = mapped_column(
         ForeignKey("schedules.id", ondelete="SET NULL"), index=True
     )
+    # A schedule's retry of a failed run (a plain id: the run it retries may be deleted
+    # first), and which attempt of its due time this run is (1 for the due time's own).
+    retry_of: Mapped[str | None] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
     calls: Mapped[int] = mapped_column(default=0)
     duration_ms: Mapped[float | None]
     # The time a parked run had used (also in its journal, encrypted; not secret): an end
@@ -132,6 +136,8 @@ def run_dict(run: Any) -> dict[str, Any]:
         "user_id": run.user_id,
         "trigger": run.trigger,
         "schedule_id": run.schedule_id,
+        "retry_of": run.retry_of,
+        "attempt": run.attempt,
         "status": run.status,
         "input": run.input,
         "result": run.result,

@@ -24,6 +24,12 @@ quota is its calls', so a run starts whatever it says, and its calls past the qu
 `quota_exceeded` in the run, as any run's do. A due time the server fails to start (an
 unexpected error) is recorded as skipped (`start_failed`) and the schedule moves on to
 its next due time: it is not tried again every tick.
+
+A run of a schedule that failed is started again, after a delay, up to the schedule's
+`retries` (app.services.schedule_retries): after the due times, each tick claims the due
+retries with one conditional UPDATE each (the schedule's `retried_run_id` moves to the
+failed run's id) and starts them with a due time's checks, so two processes never start
+the same retry and a retry never runs what a due time would refuse.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, select, update
+from sqlalchemy import Update, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import AppError, TooManyQueuedRuns
@@ -41,7 +47,7 @@ from app.lifecycle import RunStatus
 from app.models import Membership, Role, Run, Schedule, Script, User
 from app.models._types import utcnow
 from app.models.schedules import SkipReason
-from app.services import cron_times, versions
+from app.services import cron_times, schedule_retries, versions
 from app.services.context import MemberContext
 from app.services.queued_runs import DEFAULT_MAX_QUEUED, runs_in_words
 from app.services.scripts import create_run
@@ -122,7 +128,67 @@ class ScheduleFirer:
             if run_id is not None:
                 self._submit(run_id)
                 started += 1
+        # After the due times: one that fired made its run the schedule's last, which
+        # drops the retry of the run before (the due time wins).
+        return started + self.fire_retries(now)
+
+    def fire_retries(self, now: datetime) -> int:
+        """Start every retry of a failed scheduled run due at `now` (once each); how many."""
+        with self._session_factory() as session:
+            due = [
+                row for row in schedule_retries.pending(session)
+                if schedule_retries.due_at(row) <= now
+            ][:_BATCH]
+        started = 0
+        for row in due:
+            try:
+                run_id = self.retry(
+                    row.id, failed=row.run_id, run_input=row.input, attempt=row.attempt + 1
+                )
+            except Exception:  # one schedule's failure must not hold back the others
+                log.exception("schedule %s could not retry run %s", row.id, row.run_id)
+                self._record_retry_failure(row.id, failed=row.run_id)
+                continue
+            if run_id is not None:
+                self._submit(run_id)
+                started += 1
         return started
+
+    def retry(self, schedule_id: int, *, failed: str, run_input: Any, attempt: int) -> str | None:
+        """Claim the retry of the schedule's failed last run `failed` and start it as
+        attempt `attempt` with the run's input; the new run's id, or None when another
+        process claimed it first, a due time came first, or it was skipped (the schedule
+        then says why, in a due time's words)."""
+        with self._session_factory() as session, session.begin():
+            claimed = session.execute(
+                _retry_pending(schedule_id, failed=failed)
+                .values(retried_run_id=failed)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if claimed != 1:
+                return None
+            schedule = session.get(Schedule, schedule_id, populate_existing=True)
+            assert schedule is not None  # claimed in this transaction, so it is there
+            return self._started(
+                session, schedule, run_input=run_input, retry_of=failed, attempt=attempt
+            )
+
+    def _record_retry_failure(self, schedule_id: int, *, failed: str) -> None:
+        """Settle a retry that failed to start, saying so, as a due time's is: it would
+        otherwise fail again every tick."""
+        try:
+            with self._session_factory() as session, session.begin():
+                session.execute(
+                    _retry_pending(schedule_id, failed=failed)
+                    .values(
+                        retried_run_id=failed,
+                        last_skip="start_failed",
+                        last_skip_message=START_FAILED,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+        except Exception:  # the database itself is away: the next tick tries again
+            log.exception("schedule %s: could not record its failed retry", schedule_id)
 
     def fire(
         self, schedule_id: int, *, due_at: datetime, cron: str, zone: str, now: datetime
@@ -141,16 +207,21 @@ class ScheduleFirer:
                 return None
             schedule = session.get(Schedule, schedule_id, populate_existing=True)
             assert schedule is not None  # claimed in this transaction, so it is there
-            try:
-                run_id = self._start(session, schedule)
-            except Skipped as skipped:
-                # A waiting run stays the schedule's last run (the one that has not started).
-                schedule.last_run_id = skipped.run_id if isinstance(skipped, Waiting) else None
-                schedule.last_skip, schedule.last_skip_message = skipped.reason, skipped.message
-                log.info("schedule %s skipped %s: %s", schedule_id, due_at, skipped.message)
-                return None
-            schedule.last_run_id = run_id
-            schedule.last_skip = schedule.last_skip_message = None
+            return self._started(session, schedule, run_input=schedule.input)
+
+    def _started(self, session: Session, schedule: Schedule, **run: Any) -> str | None:
+        """Start a claimed run of the schedule (a due time's or a retry's) and record it as
+        its last run, or record why it was skipped (None)."""
+        try:
+            run_id = self._start(session, schedule, **run)
+        except Skipped as skipped:
+            # A waiting run stays the schedule's last run (the one that has not started).
+            schedule.last_run_id = skipped.run_id if isinstance(skipped, Waiting) else None
+            schedule.last_skip, schedule.last_skip_message = skipped.reason, skipped.message
+            log.info("schedule %s skipped a run: %s", schedule.id, skipped.message)
+            return None
+        schedule.last_run_id = run_id
+        schedule.last_skip = schedule.last_skip_message = None
         return run_id
 
     def _record_failure(
@@ -174,7 +245,15 @@ class ScheduleFirer:
         except Exception:  # the database itself is away: the next tick tries again
             log.exception("schedule %s: could not record its failed due time", schedule_id)
 
-    def _start(self, session: Session, schedule: Schedule) -> str:
+    def _start(
+        self,
+        session: Session,
+        schedule: Schedule,
+        *,
+        run_input: Any,
+        retry_of: str | None = None,
+        attempt: int = 1,
+    ) -> str:
         member = _runs_as(session, schedule)
         script = session.get(Script, schedule.script_id)
         if script is None:
@@ -196,7 +275,6 @@ class ScheduleFirer:
         )
         if waiting is not None:
             raise Waiting(waiting)
-        run_input: Any = schedule.input
         try:
             run = create_run(
                 session,
@@ -207,6 +285,8 @@ class ScheduleFirer:
                 interactive=False,  # nobody can answer a sign-in prompt
                 schedule_id=schedule.id,
                 max_queued=self._max_queued,
+                retry_of=retry_of,
+                attempt=attempt,
             )
         except TooManyQueuedRuns as full:
             raise Skipped("too_many_queued", queue_full(member, full)) from None
@@ -233,6 +313,18 @@ def _still_due(schedule_id: int, *, due_at: datetime, cron: str, zone: str) -> U
         Schedule.next_run_at == due_at,
         Schedule.cron == cron,
         Schedule.timezone == zone,
+    )
+
+
+def _retry_pending(schedule_id: int, *, failed: str) -> Update:
+    """An UPDATE of the schedule that matches only while the retry of `failed` is pending:
+    it is still the schedule's last run (no due time came first) and nobody claimed its
+    retry, so one claimer starts it and any other updates nothing."""
+    return update(Schedule).where(
+        Schedule.id == schedule_id,
+        Schedule.enabled.is_(True),
+        Schedule.last_run_id == failed,
+        or_(Schedule.retried_run_id.is_(None), Schedule.retried_run_id != failed),
     )
 
 

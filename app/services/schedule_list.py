@@ -155,7 +155,9 @@ def list_facility_schedules(
         # What the answer says of them: not a run's source, output and result.
         .options(
             load_only(User.id, User.name),
-            load_only(Run.id, Run.status, Run.created_at, Run.finished_at),
+            # What the answer says of it, and what says whether a retry of it is pending.
+            load_only(Run.id, Run.status, Run.created_at, Run.finished_at, Run.attempt,
+                      Run.error_code),
         )
     )
     if filters.script_id is not None:

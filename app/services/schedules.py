@@ -20,7 +20,7 @@ from app.errors import Conflict, Forbidden, NotFound
 from app.lifecycle import RunStatus
 from app.models import Role, Run, Schedule, Script
 from app.models._types import utcnow
-from app.services import cron_times, inputs, people, versions
+from app.services import cron_times, inputs, people, schedule_retries, versions
 from app.services.context import MemberContext
 from app.services.scripts import check_input_size
 
@@ -57,6 +57,9 @@ class ScheduleView:
     last_run: Run | None
     # Why its last due time started no run, as (reason, message), while that still holds.
     last_skip: tuple[str, str | None] | None
+    # Its retries in words ("" for none), and when the retry of its failed last run is due.
+    retries_description: str = ""
+    retry_at: datetime | None = None
 
 
 def require_scripter(member: MemberContext) -> None:
@@ -109,6 +112,8 @@ def create_schedule(
     timezone: str = "UTC",
     run_input: Any = None,
     enabled: bool = True,
+    retries: int = 0,
+    retry_delay_s: int = schedule_retries.DEFAULT_DELAY_S,
     now: datetime | None = None,
     caps: ScheduleCaps = ScheduleCaps(),
 ) -> Schedule:
@@ -140,6 +145,8 @@ def create_schedule(
     cron = cron_times.check_cron(cron)
     cron_times.check_zone(timezone)
     schedule = Schedule(
+        retries=schedule_retries.check_retries(retries),
+        retry_delay_s=schedule_retries.check_delay(retry_delay_s),
         facility_id=member.facility.id,
         script_id=script.id,
         created_by=member.user.id,
@@ -164,12 +171,15 @@ def update_schedule(
     timezone: str | None = None,
     run_input: Any = KEEP,
     enabled: bool | None = None,
+    retries: int | None = None,
+    retry_delay_s: int | None = None,
     now: datetime | None = None,
 ) -> Schedule:
-    """Change a schedule's cron, time zone, input, or pause/resume it (its creator or an
-    admin). Its next due time is counted again from now. A change by its creator also
-    approves the script's published version as it is now (`approved_version`); an
-    admin's does not, since the runs run as the creator."""
+    """Change a schedule's cron, time zone, input, retries, or pause/resume it (its creator
+    or an admin). Its next due time is counted again from now, and a pending retry of its
+    last run is dropped: the schedule is not what that run ran as any more. A change by its
+    creator also approves the script's published version as it is now (`approved_version`);
+    an admin's does not, since the runs run as the creator."""
     require_scripter(member)
     _require_owner_or_admin(member, schedule)
     script = session.get(Script, schedule.script_id)
@@ -190,6 +200,11 @@ def update_schedule(
             schedule.last_skip = schedule.last_skip_message = None
     if enabled is not None:
         schedule.enabled = enabled
+    if retries is not None:
+        schedule.retries = schedule_retries.check_retries(retries)
+    if retry_delay_s is not None:
+        schedule.retry_delay_s = schedule_retries.check_delay(retry_delay_s)
+    schedule.retried_run_id = schedule.last_run_id
     _set_next(schedule, now or utcnow())
     session.flush()
     return schedule
@@ -228,6 +243,8 @@ def view_of(
         next_times=upcoming,
         last_run=last_run,
         last_skip=_skip_still_said(schedule, last_run=last_run, published=published),
+        retries_description=schedule_retries.describe(schedule.retries, schedule.retry_delay_s),
+        retry_at=schedule_retries.retry_at(schedule, last_run),
     )
 
 

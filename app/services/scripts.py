@@ -162,10 +162,13 @@ def create_run(
     from_webhook: bool = False,
     input_fields: list[Any] | None = None,
     max_queued: int = queued_runs.DEFAULT_MAX_QUEUED,
+    retry_of: str | None = None,
+    attempt: int = 1,
 ) -> Run:
     """A queued run of a script, or of raw source (scripters only); `schedule_id` names
     the schedule that started it, `from_terminal` says `scriptbox run` did and
     `from_webhook` a webhook trigger's URL (its trigger).
+    `retry_of` and `attempt` say a schedule's retry of a failed run started it.
     `input_fields`, the editor's unsaved declarations, check the input of such source in
     place of the saved ones. Refused (TooManyQueuedRuns, a
     429) while the member has `max_queued` runs waiting to start: pass the configured
@@ -218,6 +221,8 @@ def create_run(
         "interactive": interactive,
         "trigger": _trigger(schedule_id, from_terminal=from_terminal, from_webhook=from_webhook),
         "schedule_id": schedule_id,
+        "retry_of": retry_of,
+        "attempt": attempt,
         "status": str(RunStatus.QUEUED),  # born queued; app.lifecycle moves it from here
         "output": "",
         "calls": 0,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from flask import current_app, request
-from pydantic import BaseModel, Field, StrictBool, StrictStr, WithJsonSchema
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, WithJsonSchema
 
 from app import db
 from app.errors import ValidationError
 from app.models import Role, User
 from app.models._types import iso
-from app.services import schedule_list
+from app.services import schedule_list, schedule_retries
 from app.services import schedules as schedules_service
 from app.services import scripts as scripts_service
 from app.web.api import paging
@@ -26,6 +26,18 @@ _CRON_HELP = (
     " weekdays) or `*/15 * * * *` (every 15 minutes). Names (`mon-fri`, `jan`) are allowed."
 )
 _ZONE_HELP = "An IANA time zone name (`Europe/Berlin`, `America/New_York`); `UTC` by default."
+_RETRIES_HELP = (
+    f"0 to {schedule_retries.MAX_RETRIES}: how many times a run of the schedule that failed"
+    " is started again (a new run, same input, trigger `schedule`, `retry_of` the failed"
+    " run); any failure but a cancel and those the same run meets again until a person acts"
+    " (`no_integration_grant`, `compile_error`, limits, the quota: docs/schedules.md)."
+    " A due time coming first wins; changing, pausing or resuming the schedule drops a"
+    " pending retry"
+)
+_DELAY_HELP = (
+    f"{schedule_retries.MIN_DELAY_S} to {schedule_retries.MAX_DELAY_S}: seconds from a"
+    " failed run's end to its first retry, doubled for each retry after it"
+)
 
 
 class ScheduleUser(BaseModel):
@@ -82,6 +94,16 @@ class ScheduleOut(BaseModel):
         " (deleted by a member, or after SCRIPTBOX_RETENTION_DAYS)"
     )
     last_skip: ScheduleSkip | None
+    retries: int = Field(description=_RETRIES_HELP)
+    retry_delay_s: int = Field(description=_DELAY_HELP)
+    retries_description: str = Field(
+        description="The retries in words (\"retries a failed run up to 2 times, after 1 min,"
+        " 2 min\"); empty for none"
+    )
+    retry_at: str | None = Field(
+        description="When the retry of its failed last run (`last_run`) is due (UTC); null"
+        " when none is pending"
+    )
     created_at: str | None
     updated_at: str | None
 
@@ -95,6 +117,10 @@ class ScheduleCreate(Body):
     timezone: StrictStr = Field(default="UTC", description=_ZONE_HELP)
     input: Any = Field(default=None, description="The JSON input each run gets")
     enabled: StrictBool = True
+    retries: StrictInt = Field(default=0, description=_RETRIES_HELP)
+    retry_delay_s: StrictInt = Field(
+        default=schedule_retries.DEFAULT_DELAY_S, description=_DELAY_HELP
+    )
 
 
 class ScheduleUpdate(Body):
@@ -104,6 +130,8 @@ class ScheduleUpdate(Body):
     timezone: StrictStr | None = Field(default=None, description=_ZONE_HELP)
     input: Any = None
     enabled: StrictBool | None = Field(default=None, description="false pauses, true resumes")
+    retries: StrictInt | None = Field(default=None, description=_RETRIES_HELP)
+    retry_delay_s: StrictInt | None = Field(default=None, description=_DELAY_HELP)
 
 
 class ListedSchedule(ScheduleOut):
@@ -157,6 +185,10 @@ def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> S
         last_skip=None if found.last_skip is None else ScheduleSkip(
             reason=found.last_skip[0], message=found.last_skip[1]
         ),
+        retries=schedule.retries,
+        retry_delay_s=schedule.retry_delay_s,
+        retries_description=found.retries_description,
+        retry_at=iso(found.retry_at),
         created_at=iso(schedule.created_at),
         updated_at=iso(schedule.updated_at),
     )
@@ -234,7 +266,8 @@ def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
 
     Runs started by a schedule are not interactive: a call that needs a sign-in raises
     `no_integration_grant` with reason `not_interactive`. A bad cron expression or time
-    zone is a 400 `invalid_schedule` that says what is wrong; an unpublished script a 409,
+    zone, or `retries` / `retry_delay_s` out of range, is a 400 `invalid_schedule` that
+    says what is wrong; an unpublished script a 409,
     and so is a script or facility at its cap of schedules (SCRIPTBOX_MAX_SCHEDULES_PER_SCRIPT,
     10, and _PER_FACILITY, 100). `input` has the limits of a run's: at most 256 KiB as JSON,
     and it must fit the published version's declared inputs (a 400 naming `input`).
@@ -251,6 +284,8 @@ def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
         timezone=json.timezone,
         run_input=json.input,
         enabled=json.enabled,
+        retries=json.retries,
+        retry_delay_s=json.retry_delay_s,
         caps=schedules_service.ScheduleCaps.of(current_app.config),
     )
     db.session.commit()
@@ -272,15 +307,18 @@ def get_schedule(slug: str, script_id: int, schedule_id: int) -> Answer:
 @bp.patch("/f/<slug>/scripts/<int:script_id>/schedules/<int:schedule_id>")
 @spec.validate(resp=reply(HTTP_200=ScheduleOut, HTTP_400=ErrorBody), tags=TAGS)
 def update_schedule(slug: str, script_id: int, schedule_id: int, json: ScheduleUpdate) -> Answer:
-    """Pause or resume a schedule, or change its cron, time zone or input (its creator or
-    an admin). The next due time is counted again from now. An edit that names nothing to
-    change is a 400."""
+    """Pause or resume a schedule, or change its cron, time zone, input or retries (its
+    creator or an admin). The next due time is counted again from now, and a pending retry
+    is dropped. An edit that names nothing to change is a 400."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
     schedule = schedules_service.get_schedule(db.session(), member, script, schedule_id)
     if not any(name == "input" or getattr(json, name) is not None
                for name in json.model_fields_set):
-        raise ValidationError("give cron, timezone, input or enabled to change", field="body")
+        raise ValidationError(
+            "give cron, timezone, input, enabled, retries or retry_delay_s to change",
+            field="body",
+        )
     schedules_service.update_schedule(
         db.session(),
         member,
@@ -289,6 +327,8 @@ def update_schedule(slug: str, script_id: int, schedule_id: int, json: ScheduleU
         timezone=json.timezone,
         run_input=json.input if "input" in json.model_fields_set else schedules_service.KEEP,
         enabled=json.enabled,
+        retries=json.retries,
+        retry_delay_s=json.retry_delay_s,
     )
     db.session.commit()
     return _shown(schedule)
