@@ -123,6 +123,14 @@ class RunOut(BaseModel):
         description="The schedule that started it (null for manual runs, and once the"
         " schedule is deleted: `trigger` still says schedule)"
     )
+    retry_of: str | None = Field(
+        description="The run this one retries: a scheduled run that failed, started again"
+        " by its schedule's `retries` (null for any other run)"
+    )
+    attempt: int = Field(
+        description="Which attempt of its due time this run is: 1, or 2 and on for a"
+        " schedule's retries"
+    )
     status: str
     input: Any
     result: Any
