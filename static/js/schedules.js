@@ -49,7 +49,9 @@ function lastCell(schedule) {
     // A due time skipped while the last run waits (previous_run_waiting) keeps that run as
     // the last one: its skip is said while the run still waits, not once it has started.
     const waiting = skip && run.status === "queued" ? skipNote(skip) : [];
-    return [el("a", { href: `/f/${slug}/runs/${run.id}`, class: "schedule-last-run" }, shortTime(run.created_at)), " ", badge, ...waiting];
+    // Its failure is tried again (the schedule's retries): when.
+    const retry = schedule.retry_at ? [el("div", { class: "muted schedule-retry-at" }, "retry at ", shortTime(schedule.retry_at))] : [];
+    return [el("a", { href: `/f/${slug}/runs/${run.id}`, class: "schedule-last-run" }, shortTime(run.created_at)), " ", badge, ...waiting, ...retry];
   }
   if (skip) return skipNote(skip);
   // It fired, and its run was deleted since (retention, or someone deleted it).
@@ -80,7 +82,8 @@ function row(schedule, reload) {
       el("div", {}, el("strong", { class: "schedule-description", text: schedule.description })),
       el("div", { class: "muted" }, el("code", { class: "schedule-cron", text: schedule.cron }), ` · ${schedule.timezone}`,
         schedule.runs_as ? ` · runs as ${schedule.runs_as.name}` : ""),
-      input === "null" || input === "{}" ? "" : el("div", { class: "muted" }, "input ", el("code", { text: input }))),
+      input === "null" || input === "{}" ? "" : el("div", { class: "muted" }, "input ", el("code", { text: input })),
+      schedule.retries ? el("div", { class: "muted schedule-retries", text: schedule.retries_description }) : ""),
     cell("Next runs", "schedule-next", ...timesCell(schedule)),
     cell("Last run", "schedule-last", ...lastCell(schedule)),
     el("td", { "data-label": "" }, el("div", { class: "row wrap" }, toggle, remove)));
@@ -126,7 +129,12 @@ export function schedulesPanel(panel, scriptId) {
       return;
     }
     try {
-      await api("POST", path(), { cron: panel.querySelector("#schedule-cron").value, timezone: zone.value.trim() || "UTC", input });
+      const retries = Number(panel.querySelector("#schedule-retries").value);
+      // A delay that is not a whole number goes as written: the server says what it takes.
+      const delayText = panel.querySelector("#schedule-retry-delay").value.trim();
+      const delay = /^\d+$/.test(delayText) ? Number(delayText) : delayText;
+      await api("POST", path(), { cron: panel.querySelector("#schedule-cron").value, timezone: zone.value.trim() || "UTC", input,
+        retries, ...(retries && delayText ? { retry_delay_s: delay } : {}) });
       panel.querySelector("#schedule-cron").value = "";
       toast("Schedule added", "ok");
       await load();
