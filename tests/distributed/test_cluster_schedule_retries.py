@@ -1,0 +1,104 @@
+"""Retries of failed scheduled runs in a real cluster: a web process of two gunicorn
+workers and a Celery worker of two processes all tick on PostgreSQL and Redis, each free
+to start due retries; each failed run is retried exactly once (its schedule allows one),
+and the retry runs on the Celery worker. The failures are seeded as having ended an hour
+ago, so their retries are due when the cluster starts: nothing waits for the delay."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app import db
+from app.lifecycle import is_final
+from app.models import Role, Run, Schedule
+from app.models._types import utcnow
+from app.services import schedules
+from app.services.context import MemberContext
+from app.services.scripts import create_run, create_script
+from tests.conftest import add_member, create_facility, create_user
+from tests.distributed.cluster import Cluster, Process, await_tasks, seeded_cluster
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
+SECRET_KEY = "cluster-retries-session-key"
+FAILED = 4
+RUN_TASK = "scriptbox.run["
+
+
+@dataclass(frozen=True)
+class World:
+    """FAILED schedules whose last run failed an hour ago, and a cluster on them."""
+
+    app: Flask
+    failed: dict[str, int]  # failed run id -> its schedule's id
+    cluster: Cluster
+
+
+@pytest.fixture
+def world(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[World]:
+    def seed(session: Session) -> dict[str, int]:
+        lab = create_facility(session, slug="lab")
+        ada = create_user(session, email="ada@example.com")
+        add_member(session, user=ada, facility=lab, role=Role.scripter)
+        member = MemberContext(ada, lab, Role.scripter)
+        script = create_script(session, member, name="Echo", source="result = input",
+                               published=True)
+        failed: dict[str, int] = {}
+        for n in range(FAILED):
+            # Yearly: no due time comes while the test runs.
+            schedule = schedules.create_schedule(
+                session, member, script, cron="0 0 1 1 *", run_input={"n": n},
+                retries=1, retry_delay_s=60,
+            )
+            run = create_run(session, member, script_id=script.id, source=None,
+                             run_input={"n": n}, interactive=False, schedule_id=schedule.id)
+            session.execute(update(Run).where(Run.id == run.id).values(
+                status="failed", error_code="integration_unavailable",
+                finished_at=utcnow() - timedelta(hours=1)))
+            schedule.last_run_id = run.id
+            failed[run.id] = schedule.id
+        return failed
+
+    with seeded_cluster(tmp_path, postgres_url, redis_prefix, SECRET_KEY, seed) as (
+            app, failed, cluster):
+        yield World(app=app, failed=failed, cluster=cluster)
+
+
+def _retries(app: Flask) -> list[Run]:
+    with app.app_context():
+        found = list(db.session.scalars(select(Run).where(Run.attempt == 2)))
+        for run in found:
+            db.session.expunge(run)
+    db.session.remove()
+    return found
+
+
+def test_each_failed_run_is_retried_once_across_the_cluster_on_a_worker(world: World) -> None:
+    cluster = world.cluster
+    cluster.web(workers=2)
+    worker = cluster.worker(concurrency=2)
+    processes: list[Process] = list(cluster.processes)
+
+    deadline = time.monotonic() + 120
+    while sum(is_final(run.status) for run in _retries(world.app)) < FAILED:
+        assert time.monotonic() < deadline, [p.output() for p in processes]
+        worker.await_line(0.5)
+    await_tasks([worker], RUN_TASK, count=FAILED)
+    # Ticks went on meanwhile: still one retry each.
+    retries = _retries(world.app)
+    assert sorted(run.retry_of for run in retries) == sorted(world.failed)  # type: ignore[type-var]
+    assert {run.retry_of: run.schedule_id for run in retries} == world.failed
+    assert {(run.status, run.trigger, run.interactive) for run in retries} == {
+        ("succeeded", "schedule", False)}
+    with world.app.app_context():
+        for schedule in db.session.scalars(select(Schedule)):
+            assert schedule.last_run_id in {run.id for run in retries}
+    db.session.remove()
