@@ -131,3 +131,22 @@ def test_a_member_has_no_schedules_page(
     assert page.get_by_role("link", name="Schedules", exact=True).count() == 0
     answer = page.goto(f"{live.url}/f/lab/schedules")
     assert answer is not None and answer.status == 403
+
+
+def test_a_phone_reads_each_cell_as_one_block(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """At 390 px the table stacks its cells (label left, value right, a flex row): a cell
+    of several parts must be one block beside its label, or the parts are squeezed into
+    columns side by side and the next time wraps one character a line."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com", width=390, height=844)
+    page.goto(f"{live.url}/f/lab/schedules")
+    row = page.locator(f'tr[data-schedule-id="{ids["hourly"]}"]')
+    for part in (".schedule-next time", ".schedule-description", ".schedule-skip-message"):
+        box = row.locator(part).bounding_box()
+        assert box is not None and box["width"] > 150, (part, box)
+    # The time in the zone sits under the UTC one, not beside it.
+    utc, local = row.locator(".schedule-next time"), row.locator(".schedule-next .muted")
+    assert local.bounding_box()["y"] > utc.bounding_box()["y"]
+    fits(page, "schedules-page-390")
