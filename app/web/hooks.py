@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from app import db, extensions
-from app.errors import NotFound, UnsupportedMediaType, ValidationError, strict_loads
+from app.errors import AppError, NotFound, UnsupportedMediaType, ValidationError, strict_loads
 from app.services import triggers as triggers_service
 from app.web.throttle import hook_throttle
 
@@ -35,15 +35,57 @@ def start(token: str) -> ResponseReturnValue:
     session = db.session()
     trigger = triggers_service.find_by_token(session, token)
     hook_throttle().attempt(trigger_id=trigger.id)
-    run = triggers_service.start_run(
-        session,
-        trigger,
-        run_input=_body_input(),
-        max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
-    )
+    run_input = _body_input()
+    try:
+        run = triggers_service.start_run(
+            session,
+            trigger,
+            run_input=run_input,
+            max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
+        )
+    except ValidationError as refused:
+        raise _for_the_caller(refused) from None
     session.commit()
     extensions.run_queue().submit(run.id)
     return jsonify(run_id=run.id, status=run.status), 202
+
+
+@bp.get("/hooks/<token>")
+def opened(token: str) -> ResponseReturnValue:
+    """A GET (the URL opened in a browser, or a service told to GET it): a 405 that says
+    what the URL is for, or the POST's 404 for a wrong or revoked one (a POST tells that
+    too: a GET tells nothing more). It starts nothing."""
+    if len(token) > _MAX_TOKEN:
+        raise NotFound(triggers_service.UNKNOWN)
+    triggers_service.find_by_token(db.session(), token)
+    error = AppError(
+        "this is a webhook trigger's URL: a service starts a run by POSTing to it (a JSON"
+        " object, form fields or no body), and opening it in a browser starts nothing."
+        " Paste it into the calling service's webhook settings with the method POST, or"
+        " try it with curl -X POST and this URL"
+    )
+    error.code, error.status = "method_not_allowed", 405
+    return jsonify(error.to_dict()), 405, {"Allow": "OPTIONS, POST"}
+
+
+def _for_the_caller(refused: ValidationError) -> ValidationError:
+    """A run's input refused (too large, or not the script's declared inputs), in words
+    for whoever sent the body: they see only the answer (e.g. in a service's delivery
+    log), and they cannot change the script."""
+    field = str(refused.details.get("field", ""))
+    if field != "input" and not field.startswith("input."):
+        return refused
+    if refused.message.startswith("input is larger"):
+        advice = "send a smaller body"
+    else:
+        advice = (
+            "send a body of the fields the script declares, or ask a scripter of the"
+            " facility to change its declared inputs (a script that declares none takes"
+            " any JSON object)"
+        )
+    return ValidationError(
+        f"the body cannot be this script's input: {refused.message}; {advice}", field=field
+    )
 
 
 def _body_input() -> Any:

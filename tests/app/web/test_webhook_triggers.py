@@ -213,6 +213,55 @@ def test_bodies_it_cannot_take_are_refused_in_words(world: dict[str, Any]) -> No
     assert f"larger than the {limit} bytes" in huge.json()["error"]["message"]
 
 
+def test_a_get_says_what_the_url_is_for(world: dict[str, Any]) -> None:
+    """Opened in a browser, the URL says it takes POSTs and how to use it (not Werkzeug's
+    bare 'not allowed') and starts nothing; a wrong or revoked one says so, as a POST does."""
+    live: LiveServer = world["live"]
+    made = make(world)
+    path = made["url"].removeprefix(str(live.app.config["PUBLIC_URL"]))
+    opened = requests.get(live.url + path, timeout=30, headers={"Accept": "text/html"})
+    assert opened.status_code == 405 and opened.headers["Allow"] == "OPTIONS, POST", opened.text
+    said = opened.json()["error"]["message"]
+    assert "webhook trigger's URL" in said and "POST" in said and "curl" in said
+    wrong = requests.get(f"{live.url}/hooks/sbh_{secrets.token_urlsafe(32)}", timeout=30)
+    assert wrong.status_code == 404 and "revoked" in wrong.json()["error"]["message"]
+    listed = call(world, "sam", "GET", triggers_of(world, "echo")).json()
+    assert listed[0]["last_used_at"] is None
+
+
+def test_the_panel_says_only_the_body_reaches_the_script(world: dict[str, Any]) -> None:
+    """A GitHub user is told to send JSON (GitHub's default form hides the payload in one
+    text field) and that the event header does not reach the script."""
+    page = world["clients"]["sam"].http.get(
+        f"{world['live'].url}/f/lab/editor/{world['ids']['echo']}", timeout=30)
+    panel = page.text[page.text.index('id="triggers-panel"'):]
+    panel = panel[:panel.index("</details>")]
+    assert "Only the body reaches the script" in panel
+    assert "<code>application/json</code>" in panel and "<code>X-GitHub-Event</code>" in panel
+
+
+def test_a_body_the_scripts_input_cannot_take_says_what_to_send(
+    world: dict[str, Any],
+) -> None:
+    """The caller sees only the answer (e.g. in GitHub's delivery log): a refused input
+    says it is the body, and what to send or whom to ask."""
+    made = make(world)
+    big = hook(world, made["url"], json={"x": "a" * 300_000})
+    assert big.status_code == 400, big.text
+    said = big.json()["error"]["message"]
+    assert said.startswith("the body cannot be this script's input: input is larger than")
+    assert said.endswith("send a smaller body")
+    script = f"/api/f/lab/scripts/{world['ids']['echo']}"
+    declared = call(world, "sam", "PATCH", script,
+                    json={"inputs": [{"name": "email", "type": "text"}]})
+    assert declared.status_code == 200, declared.text
+    foreign = hook(world, made["url"], json={"ref": "refs/heads/main", "commits": []})
+    assert foreign.status_code == 400, foreign.text
+    error = foreign.json()["error"]
+    assert error["field"] == "input" and "does not declare (declared: email)" in error["message"]
+    assert "ask a scripter of the facility to change its declared inputs" in error["message"]
+
+
 def test_an_unpublished_script_or_a_maker_who_left_starts_nothing(
     world: dict[str, Any],
 ) -> None:
