@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Select, and_, func, or_, select
@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from app.db import MAX_INTEGER
 from app.errors import ValidationError
 from app.lifecycle import RunStatus
-from app.models import CallLog, Grant, Integration, Run, Script, User
+from app.models import CallLog, Grant, Integration, Run, Schedule, Script, User
 from app.models._types import iso, utcnow
 from app.models.facilities import Role
+from app.models.scripts import RunTrigger
 from app.services.context import MemberContext
 from app.services.grant_messages import asking_script
 from app.services.scripts import MAX_PAGE as MAX_ROWS
@@ -25,16 +26,22 @@ PER_PAGE = 25
 MAX_PAGE = 10_000
 # IANA names are short ("America/Argentina/ComodRivadavia" is among the longest).
 MAX_ZONE_LENGTH = 64
+# What started a run, as the filters take it (the one list: app.models.scripts.RunTrigger).
+TRIGGERS: tuple[str, ...] = get_args(RunTrigger)
 
 
 @dataclass(frozen=True)
 class RunFilters:
     """What the runs page narrows by; None means any. `since` and `until` are days in
-    `zone` (the browser's time zone, which the list shows its times in), UTC by default."""
+    `zone` (the browser's time zone, which the list shows its times in), UTC by default.
+    `schedule_id` narrows to the runs one schedule started (of this facility: the runs
+    are the facility's, so another facility's schedule id matches none)."""
 
     status: RunStatus | None = None
     script_id: int | None = None
     user_id: int | None = None
+    trigger: str | None = None
+    schedule_id: int | None = None
     since: date | None = None
     until: date | None = None
     zone: ZoneInfo | None = None
@@ -47,10 +54,18 @@ class RunFilters:
             raise ValidationError(
                 f"status must be one of {', '.join(RunStatus)}", field="status"
             )
+        trigger = args.get("trigger") or None
+        if trigger is not None and trigger not in TRIGGERS:
+            raise ValidationError(
+                f"trigger must be one of {', '.join(TRIGGERS)} (what started the run)",
+                field="trigger",
+            )
         return cls(
             status=RunStatus(status) if status else None,
             script_id=parse_int(args.get("script_id"), "script_id"),
             user_id=parse_int(args.get("user_id"), "user_id"),
+            trigger=trigger,
+            schedule_id=parse_int(args.get("schedule_id"), "schedule_id"),
             since=_date(args.get("since"), "since"),
             until=_date(args.get("until"), "until"),
             zone=_zone(args.get("tz"), "tz"),
@@ -69,6 +84,8 @@ class RunFilters:
             "status": self.status,
             "script_id": self.script_id,
             "user_id": self.user_id,
+            "trigger": self.trigger,
+            "schedule_id": self.schedule_id,
             "since": iso(self.since),
             "until": iso(self.until),
             # The zone only says what the days mean: without a day it filters nothing.
@@ -151,7 +168,8 @@ def _day_start(day: date, zone: ZoneInfo | None, *, later: int = 0) -> datetime:
         return edge.replace(tzinfo=UTC)
 
 
-def _filtered(member: MemberContext, filters: RunFilters) -> Select[Any]:
+def visible_runs(member: MemberContext, filters: RunFilters) -> Select[Any]:
+    """The runs the member may see (admins everyone's, others their own) that match."""
     query = select(Run).where(Run.facility_id == member.facility.id)
     if not member.can(Role.admin):
         query = query.where(Run.user_id == member.user.id)  # scripters see their own runs
@@ -161,6 +179,10 @@ def _filtered(member: MemberContext, filters: RunFilters) -> Select[Any]:
         query = query.where(Run.status == str(filters.status))
     if filters.script_id is not None:
         query = query.where(Run.script_id == filters.script_id)
+    if filters.trigger is not None:
+        query = query.where(Run.trigger == filters.trigger)
+    if filters.schedule_id is not None:
+        query = query.where(Run.schedule_id == filters.schedule_id)
     if filters.since is not None:
         query = query.where(Run.created_at >= _day_start(filters.since, filters.zone))
     if filters.until is not None:
@@ -177,7 +199,7 @@ def find_runs(
     per_page: int = PER_PAGE,
 ) -> RunPage:
     """The page `page` (from 1) of the runs the member may see that match `filters`."""
-    query = _filtered(member, filters)
+    query = visible_runs(member, filters)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     pages = max(1, -(-total // per_page))
     page = min(max(page, 1), pages, MAX_PAGE)
@@ -207,7 +229,7 @@ def list_runs(
 ) -> list[Run]:
     """Runs the member may see that match `filters`, newest first, for the API's cursor
     pages: `after` (created_at, id) continues from a page's last row."""
-    query = _filtered(member, filters)
+    query = visible_runs(member, filters)
     if after is not None:
         created, run_id = after
         query = query.where(
@@ -217,6 +239,31 @@ def list_runs(
     # row more than it shows, to know whether another page follows.
     limit = max(1, min(limit, MAX_ROWS + 1))
     return list(session.scalars(query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class ScheduleShown:
+    """The schedule a runs list is narrowed to, as the page names it."""
+
+    id: int
+    cron: str
+    timezone: str
+    script: str
+
+
+def schedule_shown(
+    session: Session, member: MemberContext, schedule_id: int | None
+) -> ScheduleShown | None:
+    """The facility's schedule `schedule_id` (None: no such schedule here, deleted or
+    another facility's, whose runs the list holds none of)."""
+    if schedule_id is None:
+        return None
+    row = session.execute(
+        select(Schedule.cron, Schedule.timezone, Script.name)
+        .join(Script, Script.id == Schedule.script_id)
+        .where(Schedule.id == schedule_id, Schedule.facility_id == member.facility.id)
+    ).first()
+    return ScheduleShown(schedule_id, *row) if row else None
 
 
 def runner_names(

@@ -12,7 +12,7 @@ shape with the field named.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, ClassVar, get_args, get_origin
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask import Response as FlaskResponse
@@ -33,7 +33,7 @@ TextMap = dict[StrictStr, StrictStr]
 # headers). Not
 # flask.typing.ResponseReturnValue: spectree reads the views' type hints at run time and
 # that alias names types Flask imports only for type checkers.
-_Data = BaseModel | dict[str, Any] | list[Any] | str
+_Data = BaseModel | dict[str, Any] | list[Any] | str | FlaskResponse  # a file: FileAnswer
 Answer = _Data | tuple[_Data, int] | tuple[_Data, int, dict[str, str]]
 
 # The error statuses any API operation may answer, each with the one error shape.
@@ -71,6 +71,16 @@ class Query(BaseModel):
     every row as if it had filtered them."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class FileAnswer(RootModel[str]):
+    """An answer that is a file, not JSON (an export), streamed as it is read: subclasses
+    say its media types (MEDIA: type -> description) and headers (HEADERS: name ->
+    description), which the document shows in place of a JSON schema. Not checked
+    against a model: that would read the whole stream first."""
+
+    MEDIA: ClassVar[dict[str, str]] = {}
+    HEADERS: ClassVar[dict[str, str]] = {}
 
 
 class ErrorDetail(BaseModel):
@@ -231,12 +241,35 @@ class _Spec(SpecTree):
         # spectree declares no response headers: a list's (one that takes a `cursor`) are
         # added here, so a generated client knows where the next page is.
         document: dict[str, Any] = super()._generate_spec()
+        files: set[str] = set()
         for operations in document["paths"].values():
             for operation in operations.values():
                 queries = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
                 if "cursor" in queries and "200" in operation["responses"]:
                     operation["responses"]["200"]["headers"] = _PAGE_HEADERS
+                files.update(self._as_files(operation["responses"]))
+        for name in files:  # each shown as its media types, not as a schema of its own
+            document["components"]["schemas"].pop(name, None)
         return document
+
+    def _as_files(self, responses: dict[str, Any]) -> set[str]:
+        """Show the answers that are files (FileAnswer) in their media types; their names."""
+        names = set()
+        for answer in responses.values():
+            ref = answer.get("content", {}).get("application/json", {}).get("schema", {})
+            name = ref.get("$ref", "").rsplit("/", 1)[-1]
+            model = self.classes.get(name)
+            if isinstance(model, type) and issubclass(model, FileAnswer):
+                answer["content"] = {
+                    media: {"schema": {"type": "string"}, "x-description": words}
+                    for media, words in model.MEDIA.items()
+                }
+                answer["headers"] = {
+                    header: {"description": words, "schema": {"type": "string"}}
+                    for header, words in model.HEADERS.items()
+                }
+                names.add(name)
+        return names
 
 
 def validates_responses(app: Flask) -> bool:
@@ -253,6 +286,8 @@ class _Plugin(FlaskPlugin):
         self, resp: Any, resp_model: Response | None, skip_validation: bool,
         force_resp_serialize: bool,
     ) -> Any:
+        if isinstance(resp, FlaskResponse) and resp.is_streamed:
+            return resp, None  # a file (FileAnswer) as it is read: never held whole
         if not validates_responses(current_app):
             resp_model = None  # serialized as it is
         return super().validate_response(resp, resp_model, skip_validation, force_resp_serialize)

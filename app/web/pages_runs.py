@@ -16,6 +16,7 @@ from app.models import CallLog, Membership, Role, Script, User
 from app.models.scripts import trace_dicts
 from app.services import run_history, versions
 from app.services import scripts as scripts_service
+from app.services.run_export import MAX_EXPORT_ROWS
 from app.services.run_history import RunFilters
 from app.web.pages import render_page
 from app.web.security import login_required, require_member
@@ -60,7 +61,11 @@ def runs(slug: str) -> ResponseReturnValue:
         member,
         page=page,
         filters=filters,
+        schedule=run_history.schedule_shown(db.session(), member, filters.schedule_id),
+        without_schedule={k: v for k, v in filters.as_args().items() if k != "schedule_id"},
+        export_cap=MAX_EXPORT_ROWS,
         statuses=list(RunStatus),
+        triggers=run_history.TRIGGERS,
         scripts=scripts_service.list_scripts(db.session(), member),
         users=users,
         waited=waited,

@@ -3,16 +3,26 @@ with them; the OpenAPI document is generated from them)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
 
 from app.db import MAX_INTEGER
 from app.lifecycle import RunStatus
 from app.models.scripts import RunTrigger
-from app.services import idempotency
+from app.services import idempotency, run_history
+from app.services.run_export import MAX_EXPORT_ROWS
+from app.web import run_files
 from app.web.api import paging
-from app.web.openapi import Body, QueryInt
+from app.web.openapi import Body, FileAnswer, Query, QueryInt
 
 # The longest a caller may block on POST /runs for the run to finish.
 MAX_WAIT_S = 300.0
@@ -174,12 +184,26 @@ class RunCreate(Body):
     interactive: StrictBool | None = None
 
 
-class RunList(paging.Page):
-    """Filters, page size and cursor of the runs list."""
+# What `trigger` takes, in the document; RunFilters.parse refuses the rest in its own words.
+TriggerName = Annotated[
+    StrictStr, WithJsonSchema({"type": "string", "enum": list(run_history.TRIGGERS)})
+]
+
+
+class RunQuery(Query):
+    """The filters of the runs list and its export."""
 
     script_id: QueryInt | None = None
     status: RunStatus | None = Field(
         default=None, description="Only runs in this status (e.g. failed, waiting_for_grant)"
+    )
+    trigger: TriggerName | None = Field(
+        default=None,
+        description=f"Only runs started this way: {', '.join(run_history.TRIGGERS)} (manual:"
+        " a person on a page or an API call; terminal: `scriptbox run` on the server)",
+    )
+    schedule_id: QueryInt | None = Field(
+        default=None, description="Only runs this schedule started (see the schedules tag)"
     )
     user_id: QueryInt | None = Field(
         default=None, description="Only runs this user started (admins; others see their own)"
@@ -194,6 +218,35 @@ class RunList(paging.Page):
         default=None,
         description="The time zone of `since` and `until` (Europe/Paris); UTC when absent",
     )
+
+
+class RunList(RunQuery, paging.Page):
+    """Filters, page size and cursor of the runs list."""
+
+
+class RunExport(RunQuery):
+    """The runs list's filters and the file's format."""
+
+    format: Literal["csv", "json"] = Field(
+        default="csv",
+        description="csv (a header row, then a run a row) or json (JSON Lines: one JSON"
+        " object a line, the CSV's columns as keys)",
+    )
+
+
+class RunExportFile(FileAnswer):
+    """The runs as a file, newest first, at most as many as `Export-Truncated` says."""
+
+    MEDIA: ClassVar[dict[str, str]] = {
+        run_files.MEDIA["csv"]: "format=csv: a header row, then one run a row",
+        run_files.MEDIA["json"]: "format=json: one JSON object a line",
+    }
+    HEADERS: ClassVar[dict[str, str]] = {
+        "Content-Disposition": "attachment; the file's name (runs-<slug>.csv or .jsonl)",
+        "Export-Total": "How many runs match the filters",
+        "Export-Truncated": f"`true` when more runs matched than the {MAX_EXPORT_ROWS:,} a"
+        " file holds (it holds the newest); absent otherwise",
+    }
 
 
 class RunHeaders(BaseModel):

@@ -13,9 +13,10 @@ from app import db, extensions
 from app.errors import ValidationError
 from app.lifecycle import is_final, is_paused
 from app.models import Run
-from app.services import idempotency, run_history
+from app.services import idempotency, run_export, run_history
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
+from app.web import run_files
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
 from app.web.api.prompts import shown_prompts
@@ -23,9 +24,12 @@ from app.web.api.run_models import (
     CancelOut,
     Explanation,
     RunCreate,
+    RunExport,
+    RunExportFile,
     RunHeaders,
     RunList,
     RunOut,
+    RunQuery,
 )
 from app.web.limits import waiting_requests
 from app.web.openapi import Answer, list_of, reply, spec
@@ -145,8 +149,9 @@ def _earlier_run(member: MemberContext, key: str | None, fingerprint: str) -> Ru
 @spec.validate(query=RunList, resp=reply(HTTP_200=list_of(RunOut)), tags=TAGS)
 def list_runs(slug: str, query: RunList) -> Answer:
     """Recent runs (own; admins see everyone's), newest first; `script_id`, `status`,
-    `user_id` and the days `since` and `until` (in `tz`) narrow them, as on the Runs page
-    (a value that is none is a 400 naming it).
+    `trigger`, `schedule_id`, `user_id` and the days `since` and `until` (in `tz`) narrow
+    them, as on the Runs page (a value that is none is a 400 naming it, as is a parameter
+    the list does not take). GET .../runs/export gives them as a file.
 
     Paginated: `limit` (1..200, default 50) rows per page; when more rows follow, the
     `Next-Cursor` header holds the value to send as `cursor` for the next page.
@@ -155,9 +160,7 @@ def list_runs(slug: str, query: RunList) -> Answer:
     position = paging.decode(query.cursor, kinds=(str, str))
     after = (paging.instant(position[0]), str(position[1])) if position else None
     limit = paging.page_limit(query.limit)
-    filters = run_history.RunFilters.parse(query.model_dump())
-    if (problem := filters.problem()) is not None:
-        raise ValidationError(problem, field="since")
+    filters = _filters(query)
     rows = run_history.list_runs(
         db.session(), member, filters=filters, limit=limit + 1, after=after
     )
@@ -166,6 +169,33 @@ def list_runs(slug: str, query: RunList) -> Answer:
     next_position = [last.created_at.isoformat(), last.id] if last else None
     names = run_history.runner_names(db.session(), member, {r.user_id for r in page})
     return paging.with_next(_shown(member, [r.to_dict() for r in page], names), next_position)
+
+
+@bp.get("/f/<slug>/runs/export")
+@spec.validate(query=RunExport, resp=reply(HTTP_200=RunExportFile), tags=TAGS)
+def export_runs(slug: str, query: RunExport) -> Answer:
+    """The runs the list shows for the same filters, as a file to download: `format=csv`
+    (the default) or `json` (JSON Lines). Newest first, and capped (the newest are kept):
+    `Export-Total` says how many matched, `Export-Truncated: true` that the file holds
+    fewer. Columns: id, script_id, script, version, status, trigger, schedule_id, user_id,
+    user, created_at, started_at, finished_at (ISO 8601, UTC), duration_ms, error_code,
+    error (in words). No input, output or result (each run's own GET has them); CSV text
+    a spreadsheet would read as a formula starts with '.
+    """
+    member = require_member(slug)
+    filters = _filters(query)
+    session = db.session()
+    total = run_export.count_runs(session, member, filters=filters)
+    rows = run_export.export_rows(session, member, filters=filters)
+    return run_files.download(rows, kind=query.format, name=f"runs-{slug}", total=total)
+
+
+def _filters(query: RunQuery) -> run_history.RunFilters:
+    """The list's filters; days that contradict themselves are a 400 saying so."""
+    filters = run_history.RunFilters.parse(query.model_dump())
+    if (problem := filters.problem()) is not None:
+        raise ValidationError(problem, field="since")
+    return filters
 
 
 @bp.get("/f/<slug>/runs/<run_id>")
