@@ -67,6 +67,13 @@ function row(schedule, reload) {
     try { await api("PATCH", base, { enabled: !schedule.enabled }); } catch (error) { toast(error.message, "error"); }
     reload(schedule.id);
   });
+  // Retries of a failed run, changed in place (the delay stays; the API changes it too).
+  const retries = el("select", { class: "schedule-retries-select", "aria-label": `Retries of a failed run of "${schedule.description}"` },
+    ...["none", "1", "2", "3"].map((text, n) => el("option", { value: String(n), text, selected: n === schedule.retries })));
+  retries.addEventListener("change", async () => {
+    try { await api("PATCH", base, { retries: Number(retries.value) }); } catch (error) { toast(error.message, "error"); }
+    reload(schedule.id, ".schedule-retries-select");
+  });
   remove.addEventListener("click", async () => {
     if (!confirm(`Delete the schedule "${schedule.description}"? Its past runs stay.`)) return;
     const tr = remove.closest("tr");
@@ -86,7 +93,7 @@ function row(schedule, reload) {
       schedule.retries ? el("div", { class: "muted schedule-retries", text: schedule.retries_description }) : ""),
     cell("Next runs", "schedule-next", ...timesCell(schedule)),
     cell("Last run", "schedule-last", ...lastCell(schedule)),
-    el("td", { "data-label": "" }, el("div", { class: "row wrap" }, toggle, remove)));
+    el("td", { "data-label": "" }, el("div", { class: "row wrap" }, toggle, remove, el("label", { class: "muted" }, "Retries ", retries))));
 }
 
 // Fill the panel for `scriptId` and wire its form (once); returns a function that reloads it.
@@ -102,10 +109,10 @@ export function schedulesPanel(panel, scriptId) {
   if (location.hash === "#schedules-panel") panel.open = true;
   if (Intl.supportedValuesOf) zones.replaceChildren(...Intl.supportedValuesOf("timeZone").map((name) => el("option", { value: name })));
 
-  // `focusId` (after Pause, Resume or Delete): the rows are built anew, so the keyboard
-  // goes to that schedule's new Pause/Resume, or to the cron field when it is gone (null);
-  // it fell to the page's top.
-  async function load(focusId) {
+  // `focusId` (after Pause, Resume, Delete or a change of retries): the rows are built
+  // anew, so the keyboard goes to that schedule's new Pause/Resume (or `control`), or to
+  // the cron field when it is gone (null); it fell to the page's top.
+  async function load(focusId, control = ".schedule-toggle") {
     if (!scriptId()) return;
     panel.hidden = false;
     try {
@@ -116,7 +123,7 @@ export function schedulesPanel(panel, scriptId) {
       count.textContent = found.length ? ` (${found.length})` : "";
     } catch (failure) { showError(error, failure.message); }
     if (focusId === undefined) return;
-    const toggle = table.querySelector(`tr[data-schedule-id="${focusId}"] .schedule-toggle`);
+    const toggle = table.querySelector(`tr[data-schedule-id="${focusId}"] ${control}`);
     (toggle ?? panel.querySelector("#schedule-cron")).focus();
   }
 

@@ -1,6 +1,7 @@
 """The editor's Schedules panel in Chromium: a scripter sets a schedule's retries and the
 delay before the first; a delay out of range is refused in the server's words; the
-schedule then says its retries in words, as the facility's Schedules page does."""
+schedule then says its retries in words, as the facility's Schedules page does; its
+retries change in place."""
 
 from __future__ import annotations
 
@@ -45,6 +46,17 @@ def test_a_scripter_sets_a_schedules_retries(
         schedule = db.session.scalars(select(Schedule)).one()
         assert (schedule.retries, schedule.retry_delay_s) == (2, 90)
 
+    # Changed in place: the row's select, which keeps the keyboard after the reload.
+    row.get_by_label('Retries of a failed run of "At 09:00 every day"').select_option("1")
+    page.wait_for_function(
+        "() => document.querySelector('#schedules-table .schedule-retries')?.textContent"
+        " === 'retries a failed run once, after 90 s'")
+    assert page.evaluate("document.activeElement.className") == "schedule-retries-select"
+    with live.app.app_context():
+        db.session.expire_all()
+        schedule = db.session.scalars(select(Schedule)).one()
+        assert (schedule.retries, schedule.retry_delay_s) == (1, 90)
+
     page.goto(f"{live.url}/f/lab/schedules")
     listed = page.locator("#schedules-list tbody tr .schedule-retries")
-    assert listed.inner_text() == "retries a failed run up to 2 times, after 90 s, 3 min"
+    assert listed.inner_text() == "retries a failed run once, after 90 s"
