@@ -198,7 +198,7 @@ async function loadHistory() {
 }
 
 const loadSchedules = schedulesPanel($("schedules-panel"), () => scriptId);
-const loadTriggers = triggersPanel($("triggers-panel"), () => scriptId);
+const loadTriggers = triggersPanel($("triggers-panel"), () => scriptId, () => $("script-published").checked);
 
 $("save-script").addEventListener("click", () => save());
 
@@ -234,7 +234,13 @@ $("script-name").addEventListener("keydown", (event) => {
   event.preventDefault();
   save();
 });
-$("script-published").addEventListener("change", () => { if (scriptId) save({ publish: $("script-published").checked }); });
+// The Triggers panel says whether its URLs start runs: reloaded once the change is saved
+// (or refused, the box set back).
+$("script-published").addEventListener("change", async () => {
+  if (!scriptId) return;
+  await save({ publish: $("script-published").checked });
+  loadTriggers();
+});
 refreshReadiness();
 loadHistory();
 loadSchedules();

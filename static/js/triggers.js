@@ -33,7 +33,9 @@ function row(trigger, reload) {
 }
 
 // Fill the panel for `scriptId` and wire its form (once); returns a function that reloads it.
-export function triggersPanel(panel, scriptId) {
+// `published()` says whether the script is published now: until it is, the panel says its
+// URLs start nothing (the server answers 409 to a new trigger and to every call).
+export function triggersPanel(panel, scriptId, published) {
   const table = panel.querySelector("#triggers-table");
   const form = panel.querySelector("#trigger-form");
   const error = panel.querySelector("#trigger-error");
@@ -48,6 +50,7 @@ export function triggersPanel(panel, scriptId) {
   async function load(focus) {
     if (!scriptId()) return;
     panel.hidden = false;
+    panel.querySelector("#triggers-unpublished").hidden = published();
     try {
       const found = await api("GET", path());
       table.hidden = !found.length;

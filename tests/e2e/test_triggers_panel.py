@@ -113,3 +113,35 @@ def test_a_scripter_makes_copies_uses_and_revokes_a_trigger_by_keyboard(
     page.wait_for_function("document.activeElement?.id === 'trigger-name'")
     assert requests.post(url, json={}, timeout=30).status_code == 404
     page.context.close()
+
+
+def test_the_panel_says_an_unpublished_scripts_urls_start_nothing(
+    browser: Any, live_lab: tuple[LiveServer, int, int]
+) -> None:
+    """A trigger runs the published version: while the script is not published the panel
+    says its URLs start nothing and how to change that, and the box's change updates it."""
+    live, script_id, _sue_id = live_lab
+    with live.app.app_context():
+        script = db.session.get(Script, script_id)
+        assert script is not None
+        script.published = False
+        db.session.commit()
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").click()
+    note = panel.locator("#triggers-unpublished")
+    note.wait_for()
+    assert "Not published" in note.inner_text() and "tick Published" in note.inner_text()
+
+    box = page.locator("#script-published")
+    box.focus()
+    page.keyboard.press("Space")  # publishes (saved at once)
+    note.wait_for(state="hidden")
+    panel.locator("#trigger-name").fill("Signup form")
+    page.keyboard.press("Enter")
+    panel.locator("#trigger-made").wait_for()
+    box.focus()
+    page.keyboard.press("Space")  # unpublished again: its URL answers 409
+    note.wait_for()
+    page.context.close()
