@@ -142,9 +142,7 @@ class ScheduleFirer:
         started = 0
         for row in due:
             try:
-                run_id = self.retry(
-                    row.id, failed=row.run_id, run_input=row.input, attempt=row.attempt + 1
-                )
+                run_id = self.retry(row.id, failed=row.run_id, attempt=row.attempt + 1)
             except Exception:  # one schedule's failure must not hold back the others
                 log.exception("schedule %s could not retry run %s", row.id, row.run_id)
                 self._record_retry_failure(row.id, failed=row.run_id)
@@ -154,9 +152,9 @@ class ScheduleFirer:
                 started += 1
         return started
 
-    def retry(self, schedule_id: int, *, failed: str, run_input: Any, attempt: int) -> str | None:
+    def retry(self, schedule_id: int, *, failed: str, attempt: int) -> str | None:
         """Claim the retry of the schedule's failed last run `failed` and start it as
-        attempt `attempt` with the run's input; the new run's id, or None when another
+        attempt `attempt` with that run's input; the new run's id, or None when another
         process claimed it first, a due time came first, or it was skipped (the schedule
         then says why, in a due time's words)."""
         with self._session_factory() as session, session.begin():
@@ -169,8 +167,11 @@ class ScheduleFirer:
                 return None
             schedule = session.get(Schedule, schedule_id, populate_existing=True)
             assert schedule is not None  # claimed in this transaction, so it is there
+            found = session.execute(select(Run.input).where(Run.id == failed)).first()
+            if found is None:  # deleted since it was read (by a member): nothing to retry
+                return None
             return self._started(
-                session, schedule, run_input=run_input, retry_of=failed, attempt=attempt
+                session, schedule, run_input=found.input, retry_of=failed, attempt=attempt
             )
 
     def _record_retry_failure(self, schedule_id: int, *, failed: str) -> None:

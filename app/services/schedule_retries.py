@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidSchedule
@@ -117,13 +117,14 @@ def _duration(seconds: int) -> str:
     return f"{seconds} s"
 
 
-def pending(session: Session) -> list[Row[Any]]:
+def pending(session: Session) -> list[Any]:
     """Schedules whose last run failed with retries left and no retry yet: (schedule id,
-    run id, when it is due, the run's input and attempt); the caller keeps the due ones."""
+    its delay, the run's id, attempt, status, error code and times); the caller keeps the
+    due ones. Not the run's input (up to 256 KiB, read every tick): a retry reads it."""
     found = session.execute(
         select(
-            Schedule.id, Schedule.retry_delay_s, Run.id.label("run_id"), Run.input,
-            Run.attempt, Run.status, Run.error_code, Run.finished_at, Run.created_at,
+            Schedule.id, Schedule.retry_delay_s, Run.id.label("run_id"), Run.attempt,
+            Run.status, Run.error_code, Run.finished_at, Run.created_at,
         )
         .join(Run, Run.id == Schedule.last_run_id)
         .where(
@@ -139,7 +140,7 @@ def pending(session: Session) -> list[Row[Any]]:
     return [row for row in found if retryable(row.status, row.error_code)]
 
 
-def due_at(row: Row[Any]) -> datetime:
+def due_at(row: Any) -> datetime:
     """When the retry of a `pending` row is due."""
     ended: datetime = row.finished_at or row.created_at
     return ended + delay(row.retry_delay_s, row.attempt)

@@ -196,7 +196,7 @@ def test_a_retry_claimed_by_one_process_is_not_started_by_another(app: Flask) ->
     assert firer_at(app, DUE + timedelta(minutes=1)).fire_due() == 1
     end(runs()[1].id, at=DUE + timedelta(minutes=2), status="succeeded")  # not left queued
     late = firer_at(app, DUE + timedelta(minutes=2))
-    assert late.retry(read.id, failed=read.run_id, run_input=read.input, attempt=2) is None
+    assert late.retry(read.id, failed=read.run_id, attempt=2) is None
     assert [run.attempt for run in runs()] == [1, 2]
 
 
