@@ -153,6 +153,19 @@ def version_to_approve(session: Session, trigger: WebhookTrigger, script: Script
     return number
 
 
+def why_stopped(session: Session, trigger: WebhookTrigger, script: Script) -> str | None:
+    """What keeps the trigger's URL from starting runs now, in words for the facility's
+    scripters (its panel: they may know the script and the member), or None. A version to
+    approve is said apart (version_to_approve)."""
+    if not script.published:
+        return "the script is not published: its URL starts runs again once it is"
+    try:
+        runs_as(session, trigger)
+    except Conflict as refused:
+        return refused.message
+    return None
+
+
 def approve(
     session: Session, member: MemberContext, script: Script, trigger: WebhookTrigger
 ) -> WebhookTrigger:

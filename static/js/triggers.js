@@ -23,10 +23,15 @@ function row(trigger, reload) {
     try { await api("POST", `${base}/approve`); toast(`v${pending} approved`, "ok"); } catch (error) { toast(error.message, "error"); }
     reload(trigger.id);
   });
+  // Its URL starts nothing now (the script unpublished, its member gone or demoted): said
+  // here, as the caller only sees a 409.
+  const stopped = trigger.stopped === null ? [] : [el("div", {},
+    el("span", { class: "badge bad", text: "stopped" }), " ",
+    el("span", { class: "trigger-stopped", text: trigger.stopped }))];
   const cell = (label, className, ...children) => el("td", { "data-label": label, class: className }, el("div", {}, ...children));
   return el("tr", { "data-trigger-id": trigger.id },
     cell("Name", "trigger-name", el("strong", { text: trigger.name }),
-      el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` }), ...approval),
+      el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` }), ...stopped, ...approval),
     cell("Created", "trigger-created", shortTime(trigger.created_at)),
     cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" })),
     el("td", { "data-label": "" }, el("div", { class: "row wrap" }, ...(pending === null ? [] : [approve]), revoke)));

@@ -144,4 +144,7 @@ def test_the_panel_says_an_unpublished_scripts_urls_start_nothing(
     box.focus()
     page.keyboard.press("Space")  # unpublished again: its URL answers 409
     note.wait_for()
+    stopped = panel.locator("#triggers-table tbody tr .trigger-stopped")
+    stopped.wait_for()
+    assert stopped.inner_text().startswith("the script is not published")
     page.context.close()

@@ -44,6 +44,11 @@ class TriggerOut(BaseModel):
         description="A version another scripter published since: its URL answers 409 until"
         " the trigger's member approves it (POST .../approve); null when there is none"
     )
+    stopped: str | None = Field(
+        description="Why its URL starts no run now (409), in words: the script is not"
+        " published, or its member left the facility or lost the scripter role; null when"
+        " it starts runs"
+    )
 
 
 class TriggerMade(TriggerOut):
@@ -76,6 +81,7 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
         last_used_at=iso(trigger.last_used_at),
         approved_version=trigger.approved_version,
         version_to_approve=triggers_service.version_to_approve(db.session(), trigger, script),
+        stopped=triggers_service.why_stopped(db.session(), trigger, script),
     )
 
 

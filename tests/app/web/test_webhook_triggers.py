@@ -268,7 +268,10 @@ def test_an_unpublished_script_or_a_maker_who_left_starts_nothing(
     live: LiveServer = world["live"]
     made = make(world)
     script = f"/api/f/lab/scripts/{world['ids']['echo']}"
+    assert call(world, "sam", "GET", triggers_of(world, "echo")).json()[0]["stopped"] is None
     assert call(world, "sam", "PATCH", script, json={"published": False}).status_code == 200
+    listed = call(world, "sam", "GET", triggers_of(world, "echo")).json()
+    assert listed[0]["stopped"].startswith("the script is not published")
     unpublished = hook(world, made["url"], json={})
     assert unpublished.status_code == 409, unpublished.text
     said = unpublished.json()["error"]["message"]
@@ -284,10 +287,15 @@ def test_an_unpublished_script_or_a_maker_who_left_starts_nothing(
         db.session.commit()
     demoted = hook(world, made["url"], json={})
     assert demoted.status_code == 409 and "no longer has the scripter role" in demoted.text
+    # The panel's list says why the URL stops (its caller only sees the 409).
+    listed = call(world, "ada", "GET", triggers_of(world, "echo")).json()
+    assert "no longer has the scripter role" in listed[0]["stopped"]
     removed = call(world, "ada", "DELETE", f"/api/f/lab/members/{world['ids']['sam']}")
     assert removed.status_code == 204, removed.text
     gone = hook(world, made["url"], json={})
     assert gone.status_code == 409 and "no longer in the facility" in gone.text
+    listed = call(world, "ada", "GET", triggers_of(world, "echo")).json()
+    assert "no longer in the facility" in listed[0]["stopped"]
 
 
 def test_calls_past_the_triggers_rate_and_the_queue_cap_are_429(world: dict[str, Any]) -> None:
