@@ -19,6 +19,7 @@ from app import db
 from app.models import Run, Schedule
 from app.services import schedule_retries, schedules
 from app.services.schedule_firing import ScheduleFirer
+from app.services.scripts import delete_run
 from tests.app.test_schedules import scripter_world
 from tests.conftest import make_app, stop_app
 
@@ -198,6 +199,21 @@ def test_a_retry_claimed_by_one_process_is_not_started_by_another(app: Flask) ->
     late = firer_at(app, DUE + timedelta(minutes=2))
     assert late.retry(read.id, failed=read.run_id, attempt=2) is None
     assert [run.attempt for run in runs()] == [1, 2]
+
+
+def test_a_failed_run_deleted_before_its_retry_is_claimed_is_not_retried(app: Flask) -> None:
+    session = db.session()
+    member, script = scripter_world(session)
+    daily(session, member, script, retries=1, retry_delay_s=30)
+    assert firer_at(app, DUE).fire_due() == 1
+    end(runs()[0].id, at=DUE, code="integration_unavailable")
+    [read] = schedule_retries.pending(session)
+    session.rollback()
+    delete_run(session, member, read.run_id)  # a member deletes it meanwhile
+    session.commit()
+    firer = firer_at(app, DUE + timedelta(minutes=1))
+    assert firer.retry(read.id, failed=read.run_id, attempt=2) is None
+    assert runs() == []
 
 
 def test_two_processes_never_start_the_same_retry(tmp_path: Path) -> None:
