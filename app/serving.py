@@ -4,7 +4,9 @@
 the raw socket a websocket needs (each open page holds one thread). On SIGTERM a worker
 stops accepting connections, runs the app's shutdown hooks (extensions.on_shutdown: the
 run engine waits for its runs, then open pages are told the server is going away) and
-exits once its connections are done. Logs never hold a query string (OAuth codes and
+exits once its connections are done. A request gunicorn cannot read (a request line or
+headers over its limits) is answered in the API's JSON error shape under /api/ and
+/hooks/ (app.server_errors). Logs never hold a query string (OAuth codes and
 states travel in them) nor a webhook trigger's token (in its URL's path).
 """
 
@@ -19,12 +21,14 @@ import threading
 from typing import Any
 
 from flask import Flask
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
+from gunicorn.http.parser import RequestParser
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.serving import ThreadedWSGIServer
 
-from app import db, extensions
+from app import db, extensions, server_errors
 
 # Path without query (%(U)s), no referrer (%(f)s would carry the previous page's query).
 ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
@@ -129,6 +133,25 @@ class GracefulWorker(ThreadWorker):  # type: ignore[misc]
         while keepalive is True and self.alive and next_request_within(conn, LINGER_MS):
             keepalive = super().handle(conn)
         return keepalive
+
+    def init_process(self) -> None:
+        """Start the worker as gunicorn does, with a parser whose errors keep their path."""
+        # Set in the worker process only (after the fork): gunicorn builds each
+        # connection's parser itself and offers no setting for the request class.
+        RequestParser.mesg_class = server_errors.PathKeepingRequest
+        super().init_process()
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """gunicorn's answer to a request it could not read or serve (its status, its
+        log lines), as JSON in the API's error shape under /api/ and /hooks/."""
+        held = server_errors.HeldAnswer()
+        super().handle_error(req, held, addr, exc)
+        if held.written:
+            answer = server_errors.json_answer(bytes(held.written), exc, req, self.cfg)
+            try:
+                util.write_nonblock(client, answer)  # as gunicorn sends its own
+            except Exception:
+                self.log.debug("Failed to send error message.")
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """Stop accepting (gunicorn) and let the app finish its work (shutdown hooks)."""
