@@ -179,6 +179,30 @@ def list_facility_schedules(
     return page, (Position.after(page[-1].view.schedule) if more else None)
 
 
+def filter_choices(
+    session: Session, member: MemberContext
+) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """The (id, name) of the scripts, and of the members, that the facility's schedules
+    have, by name: what the page's filters offer (scripters and admins)."""
+    schedules.require_scripter(member)
+    mine = Schedule.facility_id == member.facility.id
+    scripts = session.execute(
+        select(Script.id, Script.name)
+        .join(Schedule, Schedule.script_id == Script.id)
+        .where(mine)
+        .distinct()
+        .order_by(Script.name, Script.id)
+    ).all()
+    owners = session.execute(
+        select(User.id, User.name)
+        .join(Schedule, Schedule.created_by == User.id)
+        .where(mine)
+        .distinct()
+        .order_by(User.name, User.id)
+    ).all()
+    return [(i, n) for i, n in scripts], [(i, n) for i, n in owners]
+
+
 def _past(position: Position) -> ColumnElement[bool]:
     """The schedules after `position` in the list's order."""
     if position.untimed or position.next_run_at is None:

@@ -47,13 +47,15 @@ def on_its_clock(when: datetime, zone: str) -> str:
 @bp.get("/f/<slug>/schedules")
 @login_required
 def schedules(slug: str) -> ResponseReturnValue:
-    """The facility's schedules by next due time, paused last, filtered by state."""
+    """The facility's schedules by next due time, paused last, filtered by script, member
+    and state."""
     member = require_member(slug, Role.scripter)
     filters = schedule_list.ScheduleFilters.parse(request.args)
     cursor = request.args.get("cursor") or None
     found, following = schedule_list.list_facility_schedules(
         db.session(), member, filters=filters, after=position_of(cursor), limit=PAGE_ROWS
     )
+    script_choices, owner_choices = schedule_list.filter_choices(db.session(), member)
     kept = {
         name: value
         for name, value in request.args.items()
@@ -66,6 +68,8 @@ def schedules(slug: str) -> ResponseReturnValue:
         filters=filters,
         kept=kept,
         states=schedule_list.STATES,
+        script_choices=script_choices,
+        owner_choices=owner_choices,
         skip_words=SKIP_WORDS,
         on_its_clock=on_its_clock,
         first_page=cursor is None,

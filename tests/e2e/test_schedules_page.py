@@ -105,7 +105,7 @@ def test_a_scripter_reads_the_facilitys_schedules(
 
     page.get_by_label("State").select_option("paused")
     page.get_by_role("button", name="Filter").click()
-    page.wait_for_url("**/f/lab/schedules?state=paused")
+    page.wait_for_url("**/f/lab/schedules?state=paused&script_id=&user_id=")
     assert rows.count() == 1 and rows.first.get_attribute("data-schedule-id") == str(
         ids["paused"])
 
@@ -150,3 +150,24 @@ def test_a_phone_reads_each_cell_as_one_block(
     utc, local = row.locator(".schedule-next time"), row.locator(".schedule-next .muted")
     assert local.bounding_box()["y"] > utc.bounding_box()["y"]
     fits(page, "schedules-page-390")
+
+
+def test_the_filter_offers_the_schedules_scripts_and_members(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """The page filters by script and by whom a schedule runs as, from the ones the
+    facility's schedules have (the API took script_id and user_id; the page only kept them
+    when a link gave them)."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/schedules")
+    script, owner = page.get_by_label("Script"), page.get_by_label("Runs as")
+    assert script.locator("option").all_inner_texts() == ["any", "Report"]
+    assert owner.locator("option").all_inner_texts() == ["anyone", "Sam"]
+    script.select_option(label="Report")
+    owner.select_option(label="Sam")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(f"**/f/lab/schedules?state=&script_id={ids['script']}&user_id=*")
+    assert page.locator("#schedules-list tbody tr").count() == 3
+    assert script.input_value() == str(ids["script"])
+    assert page.get_by_label("Runs as").locator("option:checked").inner_text() == "Sam"
