@@ -103,9 +103,14 @@ def list_of(model: type[BaseModel]) -> type[RootModel[Any]]:
     return RootModel[list[model]]  # type: ignore[valid-type]
 
 
-def reply(*no_content: str, **models: type[BaseModel]) -> Response:
-    """The documented answers of an operation: its own (HTTP_200=Model, "HTTP_204") + errors."""
-    errors = {f"HTTP_{status}": ErrorBody for status in ERROR_STATUSES}
+def reply(
+    *no_content: str, **models: type[BaseModel] | tuple[type[BaseModel], str]
+) -> Response:
+    """The documented answers of an operation: its own (HTTP_200=Model, "HTTP_204", or
+    HTTP_410=(ErrorBody, "when and what to do") for an error only it gives) + errors."""
+    errors: dict[str, type[BaseModel] | tuple[type[BaseModel], str]] = {
+        f"HTTP_{status}": ErrorBody for status in ERROR_STATUSES
+    }
     return Response(*no_content, **{**errors, **models})
 
 

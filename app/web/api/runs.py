@@ -32,16 +32,25 @@ from app.web.api.run_models import (
     RunQuery,
 )
 from app.web.limits import waiting_requests
-from app.web.openapi import Answer, list_of, reply, spec
+from app.web.openapi import Answer, ErrorBody, list_of, reply, spec
 from app.web.security import require_member
 from app.web.wording import error_in_words
 
 bp = api_blueprint("api_runs")
 TAGS = ("runs",)
+# POST /runs' 410, as the document describes it (app.errors.IdempotencyKeyRunDeleted).
+IDEMPOTENT_RUN_DELETED = (
+    "The Idempotency-Key was used before, and the run it started has been deleted: "
+    "send the request with a new key to start another run"
+)
 
 
 @bp.post("/f/<slug>/runs")
-@spec.validate(headers=RunHeaders, resp=reply(HTTP_200=RunOut, HTTP_201=RunOut), tags=TAGS)
+@spec.validate(
+    headers=RunHeaders,
+    resp=reply(HTTP_200=RunOut, HTTP_201=RunOut, HTTP_410=(ErrorBody, IDEMPOTENT_RUN_DELETED)),
+    tags=TAGS,
+)
 def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     """Start a run of a script (or of source, for scripters); `wait` seconds to block.
 

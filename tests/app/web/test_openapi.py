@@ -265,3 +265,23 @@ def test_schemas_have_their_models_plain_names_and_no_two_models_share_one(app: 
         walk(model)
     assert shared == []
     assert names <= set(seen)  # every component is one of the models walked
+
+
+def test_only_starting_a_run_documents_the_410_of_a_deleted_runs_idempotency_key(
+    app: Flask,
+) -> None:
+    # POST /runs' text promised the 410 (app.errors.IdempotencyKeyRunDeleted); a generated
+    # client learns the answers it may get from the responses, not from the text.
+    document = _document(app)
+    gone = {
+        f"{method} {path}": operation["responses"]["410"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "410" in operation["responses"]
+    }
+    assert list(gone) == ["post /api/f/{slug}/runs"]
+    answer = gone["post /api/f/{slug}/runs"]
+    assert answer["content"]["application/json"]["schema"]["$ref"].startswith(
+        "#/components/schemas/ErrorBody"
+    )
+    assert "new key" in answer["description"]
