@@ -140,15 +140,24 @@ def test_a_phone_reads_each_cell_as_one_block(
     of several parts must be one block beside its label, or the parts are squeezed into
     columns side by side and the next time wraps one character a line."""
     live, ids = live_lab
+    with live.app.app_context():  # a zone longer than the card's value column is wide
+        hourly = db.session.get(Schedule, ids["hourly"])
+        assert hourly is not None
+        hourly.timezone = "America/Argentina/ComodRivadavia"
+        db.session.commit()
     page = signed_in(browser, live, "sam@example.com", width=390, height=844)
     page.goto(f"{live.url}/f/lab/schedules")
     row = page.locator(f'tr[data-schedule-id="{ids["hourly"]}"]')
     for part in (".schedule-next time", ".schedule-description", ".schedule-skip-message"):
         box = row.locator(part).bounding_box()
         assert box is not None and box["width"] > 150, (part, box)
-    # The time in the zone sits under the UTC one, not beside it.
+    # The time in the zone sits under the UTC one, not beside it, and inside the card.
     utc, local = row.locator(".schedule-next time"), row.locator(".schedule-next .muted")
     assert local.bounding_box()["y"] > utc.bounding_box()["y"]
+    card = row.bounding_box()
+    for cell in row.locator("td > *").all():
+        box = cell.bounding_box()
+        assert box["x"] + box["width"] <= card["x"] + card["width"], cell.inner_text()
     fits(page, "schedules-page-390")
 
 
