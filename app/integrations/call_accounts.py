@@ -161,6 +161,7 @@ class CallAccounts:
             else found.reason,
             takes_master=wanted is None,
             trigger=ctx.trigger,
+            interactive=ctx.interactive,
             call=call,
         )
         if found.refuse_reason == NOT_INTERACTIVE or ctx.user_id is None:

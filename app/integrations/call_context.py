@@ -46,6 +46,9 @@ class GrantRequest:
     takes_master: bool = False
     # The run's trigger (RunContext.trigger): whether someone outside may answer for it.
     trigger: str | None = None
+    # Whether the run was started from a page that may show the prompt
+    # (RunContext.interactive, read when the run was claimed).
+    interactive: bool = False
     call: HostCall | None = field(default=None, compare=False)
 
 

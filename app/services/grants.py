@@ -96,7 +96,8 @@ class GrantCoordinator(GrantAnswers):
                 return self._answer(ended, req)
         on_page = (
             req.user_id is not None
-            and self._interactive(req.run_id)
+            and req.run_id is not None
+            and req.interactive  # read with the run's claim: no query of its own
             and self._bus.has_listeners(req.user_id, req.facility_id)
         )
         remote = None if on_page else self._remote
@@ -214,12 +215,6 @@ class GrantCoordinator(GrantAnswers):
         with self._session_factory() as session:
             expires_at = session.scalar(select(Grant.expires_at).where(Grant.id == grant_id))
         return 0.0 if expires_at is None else (expires_at - utcnow()).total_seconds()
-
-    def _interactive(self, run_id: str | None) -> bool:
-        if run_id is None:
-            return False
-        with self._session_factory() as session:
-            return bool(session.scalar(select(Run.interactive).where(Run.id == run_id)))
 
     def _open_grant(self, req: Any) -> tuple[str, bool]:
         """The pending grant to share, or a new one (refused past the user's prompt cap)."""

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Account, Facility, Grant, Membership, Role
-from app.testing import LiveServer, WebClient
+from app.testing import LiveServer, RoundTrips, WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
 API_KEY = "grant-flow-key"
@@ -366,3 +366,22 @@ def test_a_require_that_asked_for_a_sign_in_is_in_the_call_log_and_not_usage(
     ]
     usage = world["member"].api("GET", "/api/f/lab/usage").json()
     assert usage["calls"] == {"keyed": 1} and usage["total"] == 1  # the GET alone
+
+
+def test_a_prompt_reads_whether_the_run_is_interactive_from_its_claim(
+    world: dict[str, Any],
+) -> None:
+    # The claim returns the run's row (DRIVEN_COLUMNS): the grant hook asks no SELECT of
+    # its own for Run.interactive on each call that needs a sign-in.
+    live: LiveServer = world["live"]
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    with RoundTrips(db.engine_of(live.app)) as counted:
+        run_id = start_member_run(world, CATCHES_REFUSAL)
+        prompt = page.wait_for("grant.required", run_id=run_id)
+        page.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
+        finished = page.wait_for("run.finished", run_id=run_id)["run"]
+    assert finished["result"] == {"connected": False, "reason": "refused"}
+    reads = [sql for sql in counted.statements if sql.startswith("SELECT runs.interactive")]
+    assert reads == []
+    page.close()
