@@ -68,6 +68,12 @@ def opened(token: str) -> ResponseReturnValue:
     return jsonify(error.to_dict()), 405, {"Allow": "OPTIONS, POST"}
 
 
+# The URL with a slash after it (a service's form, or a paste, may add one) is the same URL;
+# under endpoints of their own, so that url_for builds the URL without it.
+bp.add_url_rule("/hooks/<token>/", "start_slashed", start, methods=["POST"])
+bp.add_url_rule("/hooks/<token>/", "opened_slashed", opened, methods=["GET"])
+
+
 def _for_the_caller(refused: ValidationError) -> ValidationError:
     """A run's input refused (too large, or not the script's declared inputs), in words
     for whoever sent the body: they see only the answer (e.g. in a service's delivery

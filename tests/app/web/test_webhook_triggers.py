@@ -175,6 +175,9 @@ def test_a_post_starts_a_run_as_the_maker_with_the_body_as_input(
     empty = hook(world, made["url"])
     assert empty.status_code == 202, empty.text
     assert ended(world, empty.json()["run_id"])["result"]["input"] is None
+    slashed = hook(world, made["url"] + "/", json={"n": 4})  # as a paste may end it
+    assert slashed.status_code == 202, slashed.text
+    assert ended(world, slashed.json()["run_id"])["result"]["input"] == {"n": 4}
 
 
 def test_a_call_that_needs_a_sign_in_fails_not_interactive(world: dict[str, Any]) -> None:
