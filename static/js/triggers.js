@@ -4,7 +4,10 @@
 import { api, el, showError, slug, toast } from "./api.js";
 import { shortTime } from "./elapsed.js";
 
-function row(trigger, reload) {
+// `me`: the signed-in member's id and whether they are an admin. Only the trigger's maker
+// approves a version, and only they or an admin revoke it: the others see who may.
+function row(trigger, reload, me) {
+  const mine = trigger.runs_as.id === me.id;
   const base = `/api/f/${slug}/scripts/${trigger.script_id}/triggers/${trigger.id}`;
   const revoke = el("button", { type: "button", class: "danger trigger-revoke", text: "Revoke" });
   revoke.addEventListener("click", async () => {
@@ -34,7 +37,9 @@ function row(trigger, reload) {
       el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` }), ...stopped, ...approval),
     cell("Created", "trigger-created", shortTime(trigger.created_at)),
     cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" })),
-    el("td", { "data-label": "" }, el("div", { class: "row wrap" }, ...(pending === null ? [] : [approve]), revoke)));
+    el("td", { "data-label": "" }, el("div", { class: "row wrap" },
+      ...(pending === null || !mine ? [] : [approve]),
+      ...(mine || me.admin ? [revoke] : [el("span", { class: "muted trigger-whose", text: `Only ${trigger.runs_as.name} or an admin can revoke it` })]))));
 }
 
 // Fill the panel for `scriptId` and wire its form (once); returns a function that reloads it.
@@ -59,7 +64,8 @@ export function triggersPanel(panel, scriptId, published) {
     try {
       const found = await api("GET", path());
       table.hidden = !found.length;
-      table.tBodies[0].replaceChildren(...found.map((trigger) => row(trigger, load)));
+      const me = { id: Number(panel.dataset.me), admin: panel.dataset.admin !== undefined };
+      table.tBodies[0].replaceChildren(...found.map((trigger) => row(trigger, load, me)));
       panel.querySelector("#triggers-count").textContent = found.length ? ` (${found.length})` : "";
     } catch (failure) { showError(error, failure.message); }
     if (focus === undefined) return;

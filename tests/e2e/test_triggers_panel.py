@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from app import db, extensions
-from app.models import Role, Script
+from app.models import Role, Script, User
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, close_live, create_facility, create_user, make_app
 from tests.e2e.people import signed_in
@@ -147,4 +148,33 @@ def test_the_panel_says_an_unpublished_scripts_urls_start_nothing(
     stopped = panel.locator("#triggers-table tbody tr .trigger-stopped")
     stopped.wait_for()
     assert stopped.inner_text().startswith("the script is not published")
+    page.context.close()
+
+
+def test_another_scripter_sees_who_may_approve_and_revoke(
+    browser: Any, live_lab: tuple[LiveServer, int, int]
+) -> None:
+    """Only a trigger's maker approves a version and only they or an admin revoke it: the
+    panel offers another scripter neither button (the server would refuse), and says who
+    may."""
+    live, script_id, sue_id = live_lab
+    with live.app.app_context():
+        sam_id = db.session.scalar(select(User.id).where(User.email == "sam@example.com"))
+    sam = WebClient(live.app, live.url, sam_id)
+    made = sam.api("POST", f"/api/f/lab/scripts/{script_id}/triggers", json={"name": "CI"})
+    assert made.status_code == 201, made.text
+    sue = WebClient(live.app, live.url, sue_id)
+    published = sue.api("PATCH", f"/api/f/lab/scripts/{script_id}",
+                        json={"source": "result = 'v2'", "published": True})
+    assert published.status_code == 200, published.text
+
+    page = signed_in(browser, live, "sue@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").click()
+    row = panel.locator("#triggers-table tbody tr")
+    row.wait_for()
+    assert row.locator(".trigger-pending").count() == 1  # the version waits, and says whom
+    assert row.locator(".trigger-approve, .trigger-revoke").count() == 0
+    assert row.locator(".trigger-whose").inner_text() == "Only Sam or an admin can revoke it"
     page.context.close()
