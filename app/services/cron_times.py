@@ -36,15 +36,66 @@ def _zone_names() -> frozenset[str]:
     return frozenset(resources.files("tzdata").joinpath("zones").read_text().split())
 
 
+# Legacy names tzdata still has (EST, CET, Japan…) and the region a person picking one most
+# likely lives in. EST is UTC-5 all year: a user in New York who picked it saw their runs
+# move an hour each summer. The regions follow their daylight saving; the legacy names need not.
+LEGACY_ZONES = {
+    "EST": "America/New_York", "EST5EDT": "America/New_York",
+    "CST6CDT": "America/Chicago",
+    "MST": "America/Denver (America/Phoenix in Arizona)", "MST7MDT": "America/Denver",
+    "Navajo": "America/Denver",
+    "PST8PDT": "America/Los_Angeles",
+    "HST": "Pacific/Honolulu",
+    "CET": "Europe/Paris", "MET": "Europe/Paris", "EET": "Europe/Athens",
+    "WET": "Europe/Lisbon", "Portugal": "Europe/Lisbon",
+    "GB": "Europe/London", "GB-Eire": "Europe/London", "Eire": "Europe/Dublin",
+    "Poland": "Europe/Warsaw", "Turkey": "Europe/Istanbul", "W-SU": "Europe/Moscow",
+    "Iceland": "Atlantic/Reykjavik", "Egypt": "Africa/Cairo", "Libya": "Africa/Tripoli",
+    "Israel": "Asia/Jerusalem", "Iran": "Asia/Tehran", "Japan": "Asia/Tokyo",
+    "PRC": "Asia/Shanghai", "ROC": "Asia/Taipei", "ROK": "Asia/Seoul",
+    "Hongkong": "Asia/Hong_Kong", "Singapore": "Asia/Singapore",
+    "NZ": "Pacific/Auckland", "NZ-CHAT": "Pacific/Chatham", "Kwajalein": "Pacific/Kwajalein",
+    "Cuba": "America/Havana", "Jamaica": "America/Jamaica",
+}
+# Other names for UTC itself.
+UTC_ALIASES = frozenset({
+    "GMT", "GMT0", "GMT+0", "GMT-0", "Greenwich", "UCT", "Universal", "Zulu",
+    "Etc/UTC", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "Etc/Greenwich",
+    "Etc/UCT", "Etc/Universal", "Etc/Zulu",
+})
+
+
+def is_region(name: str) -> bool:
+    """Whether `name` is UTC or an Area/Location name (Europe/Berlin), which follows its
+    region's clock; not a legacy name (EST) nor a fixed offset (Etc/GMT+5)."""
+    return name == "UTC" or ("/" in name and not name.startswith("Etc/"))
+
+
 def check_zone(name: str) -> ZoneInfo:
-    """The time zone named `name` (an IANA name such as Europe/Berlin), or InvalidSchedule."""
-    if len(name) <= MAX_ZONE_LENGTH and name in _zone_names():
+    """The time zone named `name` for a new or changed schedule (UTC or an IANA region name
+    such as Europe/Berlin), or InvalidSchedule saying which name to use instead.
+
+    Schedules stored with a legacy name before it was refused keep it and keep firing:
+    their due times are counted with ZoneInfo, not checked here again."""
+    shown = repr(name[:MAX_ZONE_LENGTH])
+    if len(name) > MAX_ZONE_LENGTH or name not in _zone_names():
+        problem = (f"{shown} is not an IANA time zone name;"
+                   " use one such as UTC, Europe/Berlin or America/New_York")
+    elif name in UTC_ALIASES:
+        problem = f"{shown} is UTC under an old name; use UTC"
+    elif name in LEGACY_ZONES:
+        problem = (f"{shown} is an old zone name, not a region, and need not follow the "
+                   "region's summer time; use the region's name, such as "
+                   f"{LEGACY_ZONES[name]}")
+    elif name.startswith("Etc/GMT"):
+        problem = (f"{shown} is a fixed offset from UTC that never changes for summer time"
+                   " (in these names the sign is reversed: Etc/GMT+5 is UTC-5); use a region name"
+                   " such as Europe/Berlin, or UTC")
+    elif not is_region(name):
+        problem = f"{shown} is not a region name; use one such as Europe/Berlin or UTC"
+    else:
         return ZoneInfo(name)
-    raise InvalidSchedule(
-        f"timezone: {name[:MAX_ZONE_LENGTH]!r} is not an IANA time zone name;"
-        " use one such as UTC, Europe/Berlin or America/New_York",
-        field="timezone",
-    )
+    raise InvalidSchedule(f"timezone: {problem}", field="timezone")
 
 
 def check_cron(expression: str) -> str:

@@ -188,7 +188,10 @@ def update_schedule(
         schedule.approve(script.published_version)
     if cron is not None:
         schedule.cron = cron_times.check_cron(cron)
-    if timezone is not None:
+    # A zone sent as it is stored is no change: a schedule kept from before legacy names
+    # (EST) were refused can still have its cron or input changed by a client that sends
+    # the whole schedule back.
+    if timezone is not None and timezone != schedule.timezone:
         cron_times.check_zone(timezone)
         schedule.timezone = timezone
     if run_input is not KEEP:

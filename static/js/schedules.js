@@ -104,10 +104,14 @@ export function schedulesPanel(panel, scriptId) {
   const zone = panel.querySelector("#schedule-zone");
   const zones = panel.querySelector("#time-zones");
   const path = () => `/api/f/${slug}/scripts/${scriptId()}/schedules`;
-  if (!zone.value) zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  // The browser lists region names only (Europe/Berlin), all of which schedules take; its
+  // own zone may be a fixed offset they refuse (a machine set to Etc/GMT+5): UTC then.
+  const offered = Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : [];
+  const here = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!zone.value) zone.value = (offered.length ? offered.includes(here) : here) ? here : "UTC";
   // The Schedules page links each schedule here (…/editor/<id>#schedules-panel): open it.
   if (location.hash === "#schedules-panel") panel.open = true;
-  if (Intl.supportedValuesOf) zones.replaceChildren(...Intl.supportedValuesOf("timeZone").map((name) => el("option", { value: name })));
+  zones.replaceChildren(...offered.map((name) => el("option", { value: name })));
 
   // `focusId` (after Pause, Resume, Delete or a change of retries): the rows are built
   // anew, so the keyboard goes to that schedule's new Pause/Resume (or `control`), or to

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from app import db, extensions
 from app.models import Role, Schedule, Script, User
 from app.models._types import utcnow
-from app.services import people, schedules
+from app.services import cron_times, people, schedules
 from app.services.context import MemberContext
 from app.testing import LiveServer
 from tests.conftest import add_member, close_live, create_facility, create_user, make_app
@@ -264,4 +264,23 @@ def test_times_also_say_the_schedules_own_clock_when_the_browsers_differs(
     home_row = panel.locator(f"tr[data-schedule-id='{home}']")
     assert home_row.locator(".schedule-next time").count() == 3
     assert home_row.locator(".schedule-zone-time").count() == 0
+    page.context.close()
+
+
+@pytest.mark.parametrize("browser_zone", ["Europe/Berlin", "Etc/GMT+5"])
+def test_the_zone_picker_offers_only_names_a_schedule_takes(
+    browser: Any, live_lab: tuple[LiveServer, int], browser_zone: str
+) -> None:
+    """Legacy names (EST) and fixed offsets (Etc/GMT+5) are refused for new schedules:
+    neither the list nor the field's first value may hold one. A browser whose own clock is
+    a fixed offset starts the field at UTC."""
+    live, script_id = live_lab
+    page = signed_in(browser, live, "sam@example.com", timezone=browser_zone)
+    panel = open_panel(page, live, script_id)
+    offered = panel.locator("#time-zones option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert len(offered) > 300
+    start = panel.locator("#schedule-zone").input_value()
+    assert start == (browser_zone if browser_zone == "Europe/Berlin" else "UTC")
+    for name in [start, *offered]:
+        cron_times.check_zone(name)  # raises InvalidSchedule for a name it refuses
     page.context.close()

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import update
 
 from app import db, extensions
-from app.models import Role, Script
+from app.models import Role, Schedule, Script
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_user
 
@@ -104,6 +105,18 @@ def test_a_scripter_creates_lists_pauses_resumes_and_deletes(world: dict[str, An
          "'Mars/Olympus' is not an IANA time zone name"),
         ({"cron": "0 9 * * *", "timezone": "../../etc/passwd"}, "timezone", "not an IANA"),
         ({"cron": "0 9 * * *", "timezone": "localtime"}, "timezone", "not an IANA"),
+        ({"cron": "0 9 * * *", "timezone": "EST"}, "timezone",
+         "'EST' is an old zone name, not a region, and need not follow the region's summer"
+         " time; use the region's name, such as America/New_York"),
+        ({"cron": "0 9 * * *", "timezone": "HST"}, "timezone", "such as Pacific/Honolulu"),
+        ({"cron": "0 9 * * *", "timezone": "CET"}, "timezone", "such as Europe/Paris"),
+        ({"cron": "0 9 * * *", "timezone": "EST5EDT"}, "timezone", "such as America/New_York"),
+        ({"cron": "0 9 * * *", "timezone": "MST"}, "timezone", "such as America/Denver"),
+        ({"cron": "0 9 * * *", "timezone": "GMT"}, "timezone", "'GMT' is UTC under an old name"),
+        ({"cron": "0 9 * * *", "timezone": "Etc/GMT+5"}, "timezone",
+         "is a fixed offset from UTC"),
+        ({"cron": "0 9 * * *", "timezone": "GMT+5"}, "timezone", "not an IANA"),
+        ({"cron": "0 9 * * *", "timezone": "Factory"}, "timezone", "not a region name"),
     ],
 )
 def test_a_bad_cron_or_time_zone_is_400_saying_what_is_wrong(
@@ -118,6 +131,28 @@ def test_a_bad_cron_or_time_zone_is_400_saying_what_is_wrong(
     changed = call(world, "sam", "PATCH", f"{schedules_of(world, 'report')}/{made.json()['id']}",
                    json=body)
     assert changed.status_code == 400 and changed.json()["error"]["field"] == field
+
+
+def test_a_schedule_stored_with_a_legacy_zone_keeps_it_and_can_still_be_changed(
+    world: dict[str, Any],
+) -> None:
+    # Saved before legacy names were refused: it keeps its zone and its due times, and an
+    # edit that sends the zone back unchanged (a client sending the whole schedule) passes.
+    base = schedules_of(world, "report")
+    made = call(world, "sam", "POST", base, json={"cron": "0 9 * * *"}).json()
+    with world["live"].app.app_context():
+        db.session.execute(
+            update(Schedule).where(Schedule.id == made["id"]).values(timezone="EST")
+        )
+        db.session.commit()
+    changed = call(world, "sam", "PATCH", f"{base}/{made['id']}",
+                   json={"cron": "30 9 * * *", "timezone": "EST"})
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["timezone"] == "EST"
+    assert [at[11:16] for at in body["next_times"]] == ["14:30"] * 3  # EST is UTC-5 all year
+    moved = call(world, "sam", "PATCH", f"{base}/{made['id']}", json={"timezone": "MST"})
+    assert moved.status_code == 400 and "America/Denver" in moved.json()["error"]["message"]
 
 
 def test_an_edit_that_changes_nothing_is_400_naming_what_may_change(
