@@ -122,6 +122,9 @@ class Listed:
     script_name: str
     owner: User | None  # whom it runs as (None once that user was deleted)
     state: State
+    # Whether its script is published now: an active schedule of one that is not skips its
+    # next due time (script_unpublished), which the page says before it happens.
+    published: bool = True
 
 
 def state_of(found: ScheduleView) -> State:
@@ -174,7 +177,7 @@ def list_facility_schedules(
     page = []
     for schedule, script_name, published, owner, last_run in rows[:limit]:
         found = schedules.view_of(schedule, last_run=last_run, published=published, now=now)
-        page.append(Listed(found, script_name, owner, state_of(found)))
+        page.append(Listed(found, script_name, owner, state_of(found), published))
     more = len(rows) > limit
     return page, (Position.after(page[-1].view.schedule) if more else None)
 

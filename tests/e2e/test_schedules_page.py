@@ -180,3 +180,25 @@ def test_the_filter_offers_the_schedules_scripts_and_members(
     assert page.locator("#schedules-list tbody tr").count() == 3
     assert script.input_value() == str(ids["script"])
     assert page.get_by_label("Runs as").locator("option:checked").inner_text() == "Sam"
+
+
+def test_an_active_schedule_of_an_unpublished_script_says_it_will_skip(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """Until its next due time records the skip, a schedule whose script was unpublished is
+    still active: the page says now that that time will start no run, and what to do."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/schedules")
+    assert page.locator(".schedule-will-skip").count() == 0
+    with live.app.app_context():
+        script = db.session.get(Script, ids["script"])
+        assert script is not None
+        script.published = False
+        db.session.commit()
+    page.reload()
+    weekdays = page.locator(f'tr[data-schedule-id="{ids["weekdays"]}"]')
+    said = weekdays.locator(".schedule-will-skip").inner_text()
+    assert "not published" in said and "Publish it" in said
+    paused = page.locator(f'tr[data-schedule-id="{ids["paused"]}"]')
+    assert paused.locator(".schedule-will-skip").count() == 0  # it skips nothing
