@@ -72,8 +72,9 @@ def message(exc: BaseException, status: int, reason: str, cfg: Any) -> tuple[str
         )
     if status == 400:
         return "bad_request", (
-            "the request is not well-formed HTTP (its request line or a header cannot be "
-            "read): send a valid HTTP/1.1 request, e.g. with an HTTP client library"
+            "the request is not well-formed HTTP (its request line, a header or its "
+            "chunked body cannot be read): send a valid HTTP/1.1 request, e.g. with an "
+            "HTTP client library"
         )
     if status >= 500:
         return "server_error", (
