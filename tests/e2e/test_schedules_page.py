@@ -202,3 +202,25 @@ def test_an_active_schedule_of_an_unpublished_script_says_it_will_skip(
     assert "not published" in said and "Publish it" in said
     paused = page.locator(f'tr[data-schedule-id="{ids["paused"]}"]')
     assert paused.locator(".schedule-will-skip").count() == 0  # it skips nothing
+
+
+def test_a_zone_reads_on_one_line_on_a_desktop(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """Tables let a cell's text break anywhere (an id or a URL must not widen them), which
+    cut a zone mid-word on a laptop's screen ("Europe/Berli" above "n"); a zone is short
+    and reads whole."""
+    live, ids = live_lab
+    with live.app.app_context():
+        hourly = db.session.get(Schedule, ids["hourly"])
+        assert hourly is not None
+        hourly.timezone = "America/Argentina/ComodRivadavia"
+        db.session.commit()
+    page = signed_in(browser, live, "sam@example.com", width=1024, height=800)
+    page.goto(f"{live.url}/f/lab/schedules")
+    lines = "td => { const r = document.createRange(); r.selectNodeContents(td);" \
+            " return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }"
+    for row in page.locator("#schedules-list tbody tr").all():
+        zone = row.locator(".schedule-zone")
+        assert zone.evaluate(lines) == 1, zone.inner_text()
+    fits(page, "schedules-page-1024")

@@ -25,7 +25,11 @@ _CRON_HELP = (
     "Five fields: minute hour day-of-month month day-of-week, e.g. `0 9 * * 1-5` (09:00 on"
     " weekdays) or `*/15 * * * *` (every 15 minutes). Names (`mon-fri`, `jan`) are allowed."
 )
-_ZONE_HELP = "An IANA time zone name (`Europe/Berlin`, `America/New_York`); `UTC` by default."
+_ZONE_HELP = (
+    "`UTC` (the default) or an IANA region name (`Europe/Berlin`, `America/New_York`);"
+    " legacy names such as `EST` (UTC-5 all year) and fixed offsets are refused, naming"
+    " the region to use"
+)
 _RETRIES_HELP = (
     f"0 to {schedule_retries.MAX_RETRIES}: how many times a run of the schedule that failed"
     " is started again (a new run, same input, trigger `schedule`, `retry_of` the failed"
