@@ -6,7 +6,7 @@ from app.models.integrations import Account, CallLog, Grant, Integration, OAuthC
 from app.models.schedules import Schedule
 from app.models.scripts import Run, Script
 from app.models.sessions import UserSession
-from app.models.triggers import WebhookTrigger
+from app.models.triggers import TriggerDelivery, WebhookTrigger
 from app.models.versions import ScriptVersion
 from app.models.webhooks import WebhookDelivery, WebhookEndpoint
 
@@ -28,6 +28,7 @@ __all__ = [
     "Schedule",
     "Script",
     "ScriptVersion",
+    "TriggerDelivery",
     "User",
     "UserSession",
     "WebhookDelivery",

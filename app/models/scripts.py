@@ -83,6 +83,11 @@ class Run(Base):
     schedule_id: Mapped[int | None] = mapped_column(
         ForeignKey("schedules.id", ondelete="SET NULL"), index=True
     )
+    # The webhook trigger that started it (null once the trigger is revoked: `trigger`
+    # still says webhook).
+    webhook_trigger_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_triggers.id", ondelete="SET NULL"), index=True
+    )
     # A schedule's retry of a failed run (a plain id: the run it retries may be deleted
     # first), and which attempt of its due time this run is (1 for the due time's own).
     retry_of: Mapped[str | None] = mapped_column(String(32))
@@ -136,6 +141,7 @@ def run_dict(run: Any) -> dict[str, Any]:
         "user_id": run.user_id,
         "trigger": run.trigger,
         "schedule_id": run.schedule_id,
+        "webhook_trigger_id": run.webhook_trigger_id,
         "retry_of": run.retry_of,
         "attempt": run.attempt,
         "status": run.status,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -38,3 +39,30 @@ class WebhookTrigger(Base):
     # The published version its member last saw (made it, or approved one since): a
     # version another scripter published later does not run as them until they approve it.
     approved_version: Mapped[int | None]
+    # The secret a sender signs each body with (X-Hub-Signature-256), vault-encrypted; None
+    # when the trigger checks no signature. Made by the server, shown once, never again.
+    signing_secret_enc: Mapped[str | None] = mapped_column(Text)
+    # What its runs take as input (InputMode): the parsed body, or body, headers and query.
+    input_mode: Mapped[str] = mapped_column(String(16), default="body", server_default="body")
+
+
+# What a trigger's run takes as `input`: the body (as before), or the whole request.
+InputMode = Literal["body", "request"]
+
+
+class TriggerDelivery(Base):
+    """A delivery id (X-GitHub-Delivery or Idempotency-Key) a trigger accepted, and the run
+    it started: a redelivery of it answers with that run instead of starting another. The
+    unique (trigger, delivery) makes two concurrent deliveries start one run. Kept as long
+    as idempotency keys are (app.services.retention)."""
+
+    __tablename__ = "trigger_deliveries"
+    __table_args__ = (UniqueConstraint("trigger_id", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trigger_id: Mapped[int] = mapped_column(ForeignKey("webhook_triggers.id", ondelete="CASCADE"))
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

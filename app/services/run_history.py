@@ -14,7 +14,16 @@ from sqlalchemy.orm import Session
 from app.db import MAX_INTEGER
 from app.errors import ValidationError
 from app.lifecycle import RunStatus
-from app.models import CallLog, Grant, Integration, Run, Schedule, Script, User
+from app.models import (
+    CallLog,
+    Grant,
+    Integration,
+    Run,
+    Schedule,
+    Script,
+    User,
+    WebhookTrigger,
+)
 from app.models._types import iso, utcnow
 from app.models.facilities import Role
 from app.models.scripts import RunTrigger
@@ -35,13 +44,15 @@ class RunFilters:
     """What the runs page narrows by; None means any. `since` and `until` are days in
     `zone` (the browser's time zone, which the list shows its times in), UTC by default.
     `schedule_id` narrows to the runs one schedule started (of this facility: the runs
-    are the facility's, so another facility's schedule id matches none)."""
+    are the facility's, so another facility's schedule id matches none); so does
+    `webhook_trigger_id` to the runs one webhook trigger started."""
 
     status: RunStatus | None = None
     script_id: int | None = None
     user_id: int | None = None
     trigger: str | None = None
     schedule_id: int | None = None
+    webhook_trigger_id: int | None = None
     since: date | None = None
     until: date | None = None
     zone: ZoneInfo | None = None
@@ -66,6 +77,7 @@ class RunFilters:
             user_id=parse_int(args.get("user_id"), "user_id"),
             trigger=trigger,
             schedule_id=parse_int(args.get("schedule_id"), "schedule_id"),
+            webhook_trigger_id=parse_int(args.get("webhook_trigger_id"), "webhook_trigger_id"),
             since=_date(args.get("since"), "since"),
             until=_date(args.get("until"), "until"),
             zone=_zone(args.get("tz"), "tz"),
@@ -86,6 +98,7 @@ class RunFilters:
             "user_id": self.user_id,
             "trigger": self.trigger,
             "schedule_id": self.schedule_id,
+            "webhook_trigger_id": self.webhook_trigger_id,
             "since": iso(self.since),
             "until": iso(self.until),
             # The zone only says what the days mean: without a day it filters nothing.
@@ -183,6 +196,8 @@ def visible_runs(member: MemberContext, filters: RunFilters) -> Select[Any]:
         query = query.where(Run.trigger == filters.trigger)
     if filters.schedule_id is not None:
         query = query.where(Run.schedule_id == filters.schedule_id)
+    if filters.webhook_trigger_id is not None:
+        query = query.where(Run.webhook_trigger_id == filters.webhook_trigger_id)
     if filters.since is not None:
         query = query.where(Run.created_at >= _day_start(filters.since, filters.zone))
     if filters.until is not None:
@@ -264,6 +279,30 @@ def schedule_shown(
         .where(Schedule.id == schedule_id, Schedule.facility_id == member.facility.id)
     ).first()
     return ScheduleShown(schedule_id, *row) if row else None
+
+
+@dataclass(frozen=True)
+class TriggerShown:
+    """The webhook trigger a runs list is narrowed to, or a run names, as pages say it."""
+
+    id: int
+    name: str
+    script: str
+
+
+def trigger_shown(
+    session: Session, member: MemberContext, trigger_id: int | None
+) -> TriggerShown | None:
+    """The facility's webhook trigger `trigger_id` (None: no such trigger here, revoked or
+    another facility's, whose runs the list holds none of)."""
+    if trigger_id is None:
+        return None
+    row = session.execute(
+        select(WebhookTrigger.name, Script.name)
+        .join(Script, Script.id == WebhookTrigger.script_id)
+        .where(WebhookTrigger.id == trigger_id, WebhookTrigger.facility_id == member.facility.id)
+    ).first()
+    return TriggerShown(trigger_id, *row) if row else None
 
 
 def runner_names(

@@ -159,7 +159,7 @@ def create_run(
     interactive: bool,
     schedule_id: int | None = None,
     from_terminal: bool = False,
-    from_webhook: bool = False,
+    webhook_trigger_id: int | None = None,
     input_fields: list[Any] | None = None,
     max_queued: int = queued_runs.DEFAULT_MAX_QUEUED,
     retry_of: str | None = None,
@@ -167,7 +167,7 @@ def create_run(
 ) -> Run:
     """A queued run of a script, or of raw source (scripters only); `schedule_id` names
     the schedule that started it, `from_terminal` says `scriptbox run` did and
-    `from_webhook` a webhook trigger's URL (its trigger).
+    `webhook_trigger_id` the webhook trigger whose URL did.
     `retry_of` and `attempt` say a schedule's retry of a failed run started it.
     `input_fields`, the editor's unsaved declarations, check the input of such source in
     place of the saved ones. Refused (TooManyQueuedRuns, a
@@ -219,8 +219,11 @@ def create_run(
         "source": run_source,
         "input": run_input,
         "interactive": interactive,
-        "trigger": _trigger(schedule_id, from_terminal=from_terminal, from_webhook=from_webhook),
+        "trigger": _trigger(
+            schedule_id, from_terminal=from_terminal, from_webhook=webhook_trigger_id is not None
+        ),
         "schedule_id": schedule_id,
+        "webhook_trigger_id": webhook_trigger_id,
         "retry_of": retry_of,
         "attempt": attempt,
         "status": str(RunStatus.QUEUED),  # born queued; app.lifecycle moves it from here

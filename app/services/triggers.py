@@ -250,7 +250,7 @@ def start_run(
         source=None,
         run_input=run_input,
         interactive=False,
-        from_webhook=True,
+        webhook_trigger_id=trigger.id,
         max_queued=max_queued,
     )
     trigger.last_used_at = utcnow()

@@ -63,6 +63,10 @@ def runs(slug: str) -> ResponseReturnValue:
         filters=filters,
         schedule=run_history.schedule_shown(db.session(), member, filters.schedule_id),
         without_schedule={k: v for k, v in filters.as_args().items() if k != "schedule_id"},
+        hook=run_history.trigger_shown(db.session(), member, filters.webhook_trigger_id),
+        without_hook={
+            k: v for k, v in filters.as_args().items() if k != "webhook_trigger_id"
+        },
         export_cap=MAX_EXPORT_ROWS,
         statuses=list(RunStatus),
         triggers=run_history.TRIGGERS,
@@ -90,6 +94,7 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
         final=is_final(found.status),
         script=script,
         owner=owner,
+        hook=run_history.trigger_shown(db.session(), member, found.webhook_trigger_id),
         source_lines=found.source.splitlines(),
         trace=trace_dicts(found.error_trace),
         calls=calls,

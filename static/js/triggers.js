@@ -38,6 +38,7 @@ function row(trigger, reload, me) {
     cell("Created", "trigger-created", shortTime(trigger.created_at)),
     cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" })),
     el("td", { "data-label": "" }, el("div", { class: "row wrap" },
+      el("a", { class: "trigger-runs", href: `/f/${slug}/runs?webhook_trigger_id=${trigger.id}`, "aria-label": `Runs of ${trigger.name}`, text: "Runs" }),
       ...(pending === null || !mine ? [] : [approve]),
       ...(mine || me.admin ? [revoke] : [el("span", { class: "muted trigger-whose", text: `Only ${trigger.runs_as.name} or an admin can revoke it` })]))));
 }

@@ -133,6 +133,11 @@ class RunOut(BaseModel):
         description="The schedule that started it (null for manual runs, and once the"
         " schedule is deleted: `trigger` still says schedule)"
     )
+    webhook_trigger_id: int | None = Field(
+        default=None,
+        description="The webhook trigger whose URL started it (null for other runs, and once"
+        " the trigger is revoked: `trigger` still says webhook)",
+    )
     retry_of: str | None = Field(
         description="The run this one retries: a scheduled run that failed, started again"
         " by its schedule's `retries` (null for any other run)"
@@ -204,6 +209,10 @@ class RunQuery(Query):
     )
     schedule_id: QueryInt | None = Field(
         default=None, description="Only runs this schedule started (see the schedules tag)"
+    )
+    webhook_trigger_id: QueryInt | None = Field(
+        default=None,
+        description="Only runs this webhook trigger started (see the triggers tag)",
     )
     user_id: QueryInt | None = Field(
         default=None, description="Only runs this user started (admins; others see their own)"

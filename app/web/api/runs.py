@@ -158,9 +158,9 @@ def _earlier_run(member: MemberContext, key: str | None, fingerprint: str) -> Ru
 @spec.validate(query=RunList, resp=reply(HTTP_200=list_of(RunOut)), tags=TAGS)
 def list_runs(slug: str, query: RunList) -> Answer:
     """Recent runs (own; admins see everyone's), newest first; `script_id`, `status`,
-    `trigger`, `schedule_id`, `user_id` and the days `since` and `until` (in `tz`) narrow
-    them, as on the Runs page (a value that is none is a 400 naming it, as is a parameter
-    the list does not take). GET .../runs/export gives them as a file.
+    `trigger`, `schedule_id`, `webhook_trigger_id`, `user_id` and the days `since` and
+    `until` (in `tz`) narrow them, as on the Runs page (a value that is none is a 400
+    naming it, as is a parameter the list does not take). GET .../runs/export gives them as a file.
 
     Paginated: `limit` (1..200, default 50) rows per page; when more rows follow, the
     `Next-Cursor` header holds the value to send as `cursor` for the next page.
