@@ -75,6 +75,14 @@ class NotAuthenticated(AppError):
     status = 401
 
 
+class SignatureInvalid(AppError):
+    """A webhook trigger that checks signatures got a POST without a valid
+    X-Hub-Signature-256 of its body: a 401 that starts nothing."""
+
+    code = "signature_invalid"
+    status = 401
+
+
 class Forbidden(AppError):
     """Signed in, but the role or facility does not allow this."""
 

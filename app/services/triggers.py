@@ -21,9 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.integrations.vault import Vault
 from app.models import Membership, Role, Run, Script, User, WebhookTrigger
 from app.models._types import utcnow
-from app.services import people, queued_runs, versions
+from app.services import people, queued_runs, trigger_signatures, versions
 from app.services.context import MemberContext
 from app.services.scripts import create_run
 
@@ -87,10 +88,17 @@ def get_trigger(
 
 
 def create_trigger(
-    session: Session, member: MemberContext, script: Script, *, name: str
-) -> tuple[WebhookTrigger, str]:
-    """A new trigger of a published script that runs as `member`, and its token (shown
-    once: only its hash is kept). A 409 past MAX_PER_SCRIPT."""
+    session: Session,
+    member: MemberContext,
+    script: Script,
+    *,
+    name: str,
+    signed_with: Vault | None = None,
+) -> tuple[WebhookTrigger, str, str | None]:
+    """A new trigger of a published script that runs as `member`, its token (shown once:
+    only its hash is kept) and, when `signed_with` a vault, the signing secret its POSTs
+    must be signed with (shown once: kept encrypted with that vault). A 409 past
+    MAX_PER_SCRIPT."""
     _require_scripter(member)
     name = name.strip()
     if not name or len(name) > MAX_NAME:
@@ -114,6 +122,7 @@ def create_trigger(
             " longer needs"
         )
     token = new_token()
+    secret = trigger_signatures.new_secret() if signed_with is not None else None
     trigger = WebhookTrigger(
         facility_id=member.facility.id,
         script_id=script.id,
@@ -121,10 +130,11 @@ def create_trigger(
         name=name,
         token_hash=token_hash(token),
         approved_version=script.published_version,  # what its member sees now
+        signing_secret_enc=signed_with.encrypt(secret) if signed_with and secret else None,
     )
     session.add(trigger)
     session.flush()
-    return trigger, token
+    return trigger, token, secret
 
 
 def delete_trigger(session: Session, member: MemberContext, trigger: WebhookTrigger) -> None:

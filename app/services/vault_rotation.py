@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from app import db
 from app.integrations.vault import Vault, VaultError
-from app.models import Account, Integration, OAuthClient, OAuthState
+from app.models import Account, Integration, OAuthClient, OAuthState, WebhookTrigger
 
 # Each encrypted column, with what an operator calls the secrets it holds.
 _ENCRYPTED = (
@@ -15,6 +15,7 @@ _ENCRYPTED = (
     (Integration, "defaults_enc", "integration default credentials"),
     (Account, "credentials_enc", "connected account credentials"),
     (OAuthState, "code_verifier_enc", "pending OAuth sign-in verifiers"),
+    (WebhookTrigger, "signing_secret_enc", "webhook trigger signing secrets"),
 )
 
 

@@ -47,6 +47,10 @@ def register_blueprints(app: Flask) -> None:
         # NUL is no character of any text a person types, and PostgreSQL refuses it in
         # text; a lone surrogate is no character at all, and no database stores it: a
         # clear 400 here rather than a database error (a 500) later.
+        if request.blueprint == "hooks":
+            # Kept as sent before the form is parsed: a trigger checks the signature of the
+            # body's raw bytes (app.services.trigger_signatures).
+            request.get_data(cache=True)
         fields = [
             *(request.view_args or {}).items(),  # a path segment: /runs/%00
             *request.args.items(multi=True),

@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from app import db, extensions
 from app.errors import AppError, NotFound, UnsupportedMediaType, ValidationError, strict_loads
+from app.services import trigger_signatures
 from app.services import triggers as triggers_service
 from app.web.throttle import hook_throttle
 
@@ -35,6 +36,13 @@ def start(token: str) -> ResponseReturnValue:
     session = db.session()
     trigger = triggers_service.find_by_token(session, token)
     hook_throttle().attempt(trigger_id=trigger.id)
+    # On the raw bytes, before anything reads the body as JSON or form fields.
+    trigger_signatures.check(
+        trigger,
+        vault=extensions.vault(),
+        body=request.get_data(cache=True),
+        sent=request.headers.get(trigger_signatures.HEADER),
+    )
     run_input = _body_input()
     try:
         run = triggers_service.start_run(

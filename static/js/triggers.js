@@ -34,7 +34,8 @@ function row(trigger, reload, me) {
   const cell = (label, className, ...children) => el("td", { "data-label": label, class: className }, el("div", {}, ...children));
   return el("tr", { "data-trigger-id": trigger.id },
     cell("Name", "trigger-name", el("strong", { text: trigger.name }),
-      el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` }), ...stopped, ...approval),
+      el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` }),
+      el("div", { class: "muted trigger-signed", text: trigger.signed ? "checks signatures" : "checks no signature" }), ...stopped, ...approval),
     cell("Created", "trigger-created", shortTime(trigger.created_at)),
     cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" })),
     el("td", { "data-label": "" }, el("div", { class: "row wrap" },
@@ -54,6 +55,8 @@ export function triggersPanel(panel, scriptId, published) {
   const made = panel.querySelector("#trigger-made");
   const url = panel.querySelector("#trigger-url");
   const copy = panel.querySelector("#copy-trigger-url");
+  const signed = panel.querySelector("#trigger-signed");
+  const secret = panel.querySelector("#trigger-secret");
   const path = () => `/api/f/${slug}/scripts/${scriptId()}/triggers`;
 
   // `focus` after a revoke (null): the row is gone, so the keyboard goes to the name field
@@ -89,9 +92,12 @@ export function triggersPanel(panel, scriptId, published) {
     event.preventDefault();
     showError(error, "");
     try {
-      const trigger = await api("POST", path(), { name: name.value });
+      const trigger = await api("POST", path(), { name: name.value, signed: signed.checked });
       name.value = "";
+      signed.checked = false;
       url.textContent = trigger.url;
+      secret.textContent = trigger.signing_secret ?? "";
+      panel.querySelector("#trigger-secret-row").hidden = !trigger.signing_secret;
       made.hidden = false;
       await load();
       copy.focus();  // the one thing to do next: copy the URL while it is shown

@@ -4,9 +4,9 @@ published version (`/hooks/<token>`, app.web.hooks). Called "triggers" in the AP
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictStr
 
-from app import db
+from app import db, extensions
 from app.models import Role, Script, User, WebhookTrigger
 from app.models._types import iso
 from app.services import scripts as scripts_service
@@ -44,6 +44,10 @@ class TriggerOut(BaseModel):
         description="A version another scripter published since: its URL answers 409 until"
         " the trigger's member approves it (POST .../approve); null when there is none"
     )
+    signed: bool = Field(
+        description="Whether its URL checks each POST's X-Hub-Signature-256 (made with the"
+        " signing secret shown once, when the trigger was made)"
+    )
     stopped: str | None = Field(
         description="Why its URL starts no run now (409), in words: the script is not"
         " published, or its member left the facility or lost the scripter role; null when"
@@ -58,6 +62,11 @@ class TriggerMade(TriggerOut):
         description="POST to it to start a run (the only time it is shown: only a hash of"
         " its secret is kept)"
     )
+    signing_secret: str | None = Field(
+        description="With `signed`: the secret to set as the webhook's secret at the sender,"
+        " which signs each body with it (X-Hub-Signature-256, as GitHub, Gitea and Forgejo"
+        " do). Shown this once, never again: to change it, make a new trigger"
+    )
 
 
 class TriggerCreate(Body):
@@ -66,6 +75,12 @@ class TriggerCreate(Body):
     name: StrictStr = Field(
         max_length=triggers_service.MAX_NAME,
         description="What calls it, e.g. `GitHub push` or `Signup form` (1-120 characters)",
+    )
+    signed: StrictBool = Field(
+        default=False,
+        description="Make a signing secret (shown once, in the answer): every POST to the URL"
+        " must then carry `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` made"
+        " with it, or it is a 401 that starts nothing",
     )
 
 
@@ -80,6 +95,7 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
         created_at=iso(trigger.created_at),
         last_used_at=iso(trigger.last_used_at),
         approved_version=trigger.approved_version,
+        signed=trigger.signing_secret_enc is not None,
         version_to_approve=triggers_service.version_to_approve(db.session(), trigger, script),
         stopped=triggers_service.why_stopped(db.session(), trigger, script),
     )
@@ -103,14 +119,24 @@ def create_trigger(slug: str, script_id: int, json: TriggerCreate) -> Answer:
     starts its published version as the caller when anyone POSTs to it, with the body (a
     JSON object, or form fields as text) as the run's input. The URL is in this answer
     only: keep it like a password. Its runs are not interactive: a call that needs a
-    sign-in raises `no_integration_grant` with reason `not_interactive`. An unpublished
+    sign-in raises `no_integration_grant` with reason `not_interactive`. With `signed`, the
+    answer holds a signing secret too (shown once) and every POST must be signed with it.
+    An unpublished
     script is a 409, and so is a script with 10 triggers already."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
-    trigger, token = triggers_service.create_trigger(db.session(), member, script, name=json.name)
+    trigger, token, secret = triggers_service.create_trigger(
+        db.session(),
+        member,
+        script,
+        name=json.name,
+        signed_with=extensions.vault() if json.signed else None,
+    )
     db.session.commit()
     made = TriggerMade(
-        **_shown(trigger, script).model_dump(), url=address_of("hooks.start", token=token)
+        **_shown(trigger, script).model_dump(),
+        url=address_of("hooks.start", token=token),
+        signing_secret=secret,
     )
     return made, 201
 
