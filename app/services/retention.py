@@ -38,6 +38,7 @@ from app.models import (
     IdempotencyKey,
     OAuthState,
     Run,
+    TriggerDelivery,
     UserSession,
 )
 from app.models._types import utcnow
@@ -62,6 +63,7 @@ class Pruned:
 
     runs: int = 0
     idempotency_keys: int = 0
+    trigger_deliveries: int = 0
     deliveries: int = 0
     calls: int = 0
     connect_links: int = 0
@@ -143,6 +145,10 @@ class Pruner:
         # After the runs: the keys of the runs deleted just now go in this pass too.
         pruned.idempotency_keys = self._delete(
             IdempotencyKey, IdempotencyKey.created_at < cutoff, IdempotencyKey.run_id.is_(None)
+        )
+        # A webhook's delivery ids, as idempotency keys (app.services.trigger_deliveries).
+        pruned.trigger_deliveries = self._delete(
+            TriggerDelivery, TriggerDelivery.created_at < cutoff, TriggerDelivery.run_id.is_(None)
         )
         return pruned
 

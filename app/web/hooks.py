@@ -14,10 +14,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
 
 from app import db, extensions
 from app.errors import AppError, NotFound, UnsupportedMediaType, ValidationError, strict_loads
-from app.services import trigger_signatures
+from app.models import Run
+from app.services import trigger_deliveries, trigger_signatures
 from app.services import triggers as triggers_service
 from app.web.throttle import hook_throttle
 
@@ -44,6 +46,11 @@ def start(token: str) -> ResponseReturnValue:
         sent=request.headers.get(trigger_signatures.HEADER),
     )
     run_input = _body_input()
+    delivery = trigger_deliveries.delivery_id(request.headers.get)
+    if delivery is not None and (
+        first := trigger_deliveries.earlier_run(session, trigger, delivery)
+    ):
+        return _repeated(first)
     try:
         run = triggers_service.start_run(
             session,
@@ -51,11 +58,28 @@ def start(token: str) -> ResponseReturnValue:
             run_input=run_input,
             max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
         )
+        if delivery is not None:
+            trigger_deliveries.remember(session, trigger, delivery, run)
+        session.commit()
     except ValidationError as refused:
         raise _for_the_caller(refused) from None
-    session.commit()
+    except IntegrityError:
+        # The same delivery raced in on another request: its run is the answer.
+        session.rollback()
+        if delivery is None:
+            raise
+        first = trigger_deliveries.earlier_run(session, trigger, delivery)
+        if first is None:
+            raise
+        return _repeated(first)
     extensions.run_queue().submit(run.id)
     return jsonify(run_id=run.id, status=run.status), 202
+
+
+def _repeated(first: Run) -> ResponseReturnValue:
+    """A redelivery's answer: the run its first delivery started (still only its id and
+    status), and that nothing new started."""
+    return jsonify(run_id=first.id, status=first.status, repeated=True), 202
 
 
 @bp.get("/hooks/<token>")

@@ -23,7 +23,10 @@ from app.models import (
     OAuthState,
     Role,
     Run,
+    Script,
+    TriggerDelivery,
     UserSession,
+    WebhookTrigger,
 )
 from app.models._types import utcnow
 from app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -305,3 +308,29 @@ def test_a_pass_looks_at_so_many_facilities_and_the_next_tick_at_the_rest(app: F
     current["now"] = NOW + timedelta(seconds=4)
     ticking.tick()  # every facility was looked at: the next pass waits its 10 minutes
     assert old_finished() == 1
+
+
+def test_a_webhooks_delivery_ids_are_kept_as_idempotency_keys(app: Flask) -> None:
+    """Kept while their run is; once it is deleted, until they are past retention."""
+    session = db.session()
+    lab = create_facility(session)
+    ada = create_user(session)
+    add_member(session, user=ada, facility=lab, role=Role.admin)
+    script = Script(facility_id=lab.id, name="Echo", source="x = 1", published=True)
+    session.add(script)
+    session.flush()
+    trigger = WebhookTrigger(facility_id=lab.id, script_id=script.id, owner_id=ada.id,
+                             name="GitHub", token_hash="t" * 64)
+    kept_run = Run(facility_id=lab.id, user_id=ada.id, source="x = 1", status="succeeded",
+                   created_at=RECENT, output="")
+    session.add_all([trigger, kept_run])
+    session.flush()
+    for name, run_id, created in (("old_gone", None, OLD), ("recent_gone", None, RECENT),
+                                  ("old_kept_run", kept_run.id, OLD)):
+        session.add(TriggerDelivery(trigger_id=trigger.id, delivery_id=name, run_id=run_id,
+                                    created_at=created))
+    session.commit()
+    pruned = pruner(app).prune()
+    assert set(db.session.scalars(select(TriggerDelivery.delivery_id))) == {
+        "recent_gone", "old_kept_run"}
+    assert pruned.trigger_deliveries == 1
