@@ -45,6 +45,14 @@ def start(token: str) -> ResponseReturnValue:
         body=request.get_data(cache=True),
         sent=request.headers.get(trigger_signatures.HEADER),
     )
+    if request.headers.get("X-GitHub-Event", "").strip().lower() == "ping":
+        # Sent once when a hook is made at GitHub (Gitea and Forgejo send it too): it
+        # checks the URL (and the secret) and is no event to run the script for.
+        return jsonify(
+            pong=True,
+            message="pong: this webhook trigger's URL works. A ping starts no run; each"
+            " other event the sender POSTs here starts one",
+        ), 200
     run_input = _body_input()
     delivery = trigger_deliveries.delivery_id(request.headers.get)
     if delivery is not None and (

@@ -128,3 +128,25 @@ def test_rotate_keys_re_encrypts_signing_secrets(world: dict[str, Any]) -> None:
         "Content-Type": "application/json",
         "X-Hub-Signature-256": signature(made["signing_secret"], body)})
     assert still.status_code == 202, still.text
+
+
+def test_githubs_ping_answers_pong_and_starts_no_run(world: dict[str, Any]) -> None:
+    made = make_signed(world)
+    plain = call(world, "sam", "POST", triggers_of(world, "echo"), json={"name": "P"}).json()
+    body = b'{"zen": "Design for failure.", "hook_id": 1}'
+    ping = {"Content-Type": "application/json", "X-GitHub-Event": "ping",
+            "X-GitHub-Delivery": "ping-1"}
+    before = run_count(world)
+    # Signed: the ping is checked first (a wrong secret shows at the sender's first try).
+    unsigned = hook(world, made["url"], data=body, headers=ping)
+    assert unsigned.status_code == 401, unsigned.text
+    signed = hook(world, made["url"], data=body,
+                  headers={**ping, "X-Hub-Signature-256": signature(made["signing_secret"], body)})
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["pong"] is True and "starts no run" in signed.json()["message"]
+    assert "run_id" not in signed.json()
+    answered = hook(world, plain["url"], data=body, headers=ping)
+    assert (answered.status_code, answered.json()["pong"]) == (200, True)
+    assert run_count(world) == before
+    push = hook(world, plain["url"], data=body, headers={**ping, "X-GitHub-Event": "push"})
+    assert push.status_code == 202 and run_count(world) == before + 1
