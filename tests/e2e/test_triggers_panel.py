@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app import db, extensions
 from app.models import Role, Script, User
+from app.services.trigger_signatures import signature
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, close_live, create_facility, create_user, make_app
 from tests.e2e.people import signed_in
@@ -177,4 +178,51 @@ def test_another_scripter_sees_who_may_approve_and_revoke(
     assert row.locator(".trigger-pending").count() == 1  # the version waits, and says whom
     assert row.locator(".trigger-approve, .trigger-revoke").count() == 0
     assert row.locator(".trigger-whose").inner_text() == "Only Sam or an admin can revoke it"
+    page.context.close()
+
+
+def test_a_signed_trigger_shows_its_secret_once_and_links_to_its_runs(
+    browser: Any, live_lab: tuple[LiveServer, int, int]
+) -> None:
+    """The box Check signatures makes a signing secret, shown once under the URL; the row
+    says the trigger checks signatures; its Runs link lists the runs it started, and a
+    run's page names it."""
+    live, script_id, _sue_id = live_lab
+    page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").click()
+    panel.locator("#trigger-signed").focus()
+    page.keyboard.press("Space")
+    panel.locator("#trigger-name").fill("GitHub push")
+    page.keyboard.press("Enter")
+    panel.locator("#trigger-secret-row").wait_for()
+    secret = panel.locator("#trigger-secret").inner_text()
+    assert secret.startswith("sbs_")
+    assert "shown this once" in panel.locator("#trigger-secret-row").inner_text()
+    url = panel.locator("#trigger-url").inner_text()
+    row = panel.locator("#triggers-table tbody tr")
+    row.wait_for()
+    assert row.locator(".trigger-signed").inner_text() == "checks signatures"
+    assert not panel.locator("#trigger-signed").is_checked()  # the next trigger asks again
+    assert axe_violations(page, include="#triggers-panel") == []
+
+    body = b'{"ref": "main"}'
+    headers = {"Content-Type": "application/json",
+               "X-Hub-Signature-256": signature(secret, body)}
+    assert requests.post(url, data=body, timeout=30).status_code == 401
+    started = requests.post(url, data=body, headers=headers, timeout=30)
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+    assert extensions.run_queue(live.app).wait(run_id, 60) is not None
+    page.reload()
+    panel.locator("summary").click()
+    assert secret not in page.content()  # shown once, never again
+    row.locator(".trigger-runs").click()
+    notice = page.locator("#hook-filter")
+    notice.wait_for()
+    assert "GitHub push" in notice.inner_text() and "Report" in notice.inner_text()
+    page.locator(f"a[href$='/runs/{run_id}']").first.click()
+    page.locator("#run-webhook-trigger").wait_for()
+    assert page.locator("#run-webhook-trigger").inner_text() == "GitHub push"
     page.context.close()
