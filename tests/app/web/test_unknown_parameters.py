@@ -42,7 +42,7 @@ def test_a_misspelt_filter_is_a_400_naming_it_and_the_ones_taken(client: FlaskCl
     assert error["field"] == "statuss"
     assert error["message"] == (
         "Unknown query parameter `statuss`: this list takes script_id, status, trigger,"
-        " schedule_id, user_id, since, until, tz, limit, cursor."
+        " schedule_id, webhook_trigger_id, user_id, since, until, tz, limit, cursor."
     )
     assert error["unknown"] == ["statuss"]
     assert "status" in error["accepted"]
