@@ -24,6 +24,7 @@ from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.integrations.vault import Vault
 from app.models import Membership, Role, Run, Script, User, WebhookTrigger
 from app.models._types import utcnow
+from app.models.triggers import InputMode
 from app.services import people, queued_runs, trigger_signatures, versions
 from app.services.context import MemberContext
 from app.services.scripts import create_run
@@ -39,6 +40,15 @@ TOKEN_PREFIX = "sbh_"
 UNKNOWN = (
     "no webhook trigger has this URL: it was revoked, its script deleted, or it was"
     " mistyped. Ask a scripter of the facility for a new one"
+)
+
+
+# A trigger passing the whole request whose script came to declare inputs since.
+REQUEST_DOES_NOT_FIT = (
+    "this trigger passes the whole request (body, headers and query) as the run's input,"
+    " and the script's published version declares inputs that it does not fit: a"
+    " scripter of the facility must make a trigger that passes the body, or remove the"
+    " declared inputs"
 )
 
 
@@ -94,11 +104,13 @@ def create_trigger(
     *,
     name: str,
     signed_with: Vault | None = None,
+    input_mode: InputMode = "body",
 ) -> tuple[WebhookTrigger, str, str | None]:
     """A new trigger of a published script that runs as `member`, its token (shown once:
     only its hash is kept) and, when `signed_with` a vault, the signing secret its POSTs
     must be signed with (shown once: kept encrypted with that vault). A 409 past
-    MAX_PER_SCRIPT."""
+    MAX_PER_SCRIPT. `input_mode` "request" (the run's input is the body, headers and query)
+    is refused in words for a script that declares inputs: that input would not fit them."""
     _require_scripter(member)
     name = name.strip()
     if not name or len(name) > MAX_NAME:
@@ -111,6 +123,14 @@ def create_trigger(
         raise Conflict(
             "publish the script first: a webhook trigger runs its published version",
             field="script_id",
+        )
+    if input_mode == "request" and declares_inputs(session, script):
+        raise ValidationError(
+            "this script declares inputs, and a run's input of the whole request (body,"
+            " headers and query) would not fit them: make the trigger with the input"
+            " \"body\", or remove the script's declared inputs so that it takes any"
+            " JSON object",
+            field="input",
         )
     people.hold_facility(session, member.facility.id)  # two creates count one by one
     count = session.scalar(
@@ -131,6 +151,7 @@ def create_trigger(
         token_hash=token_hash(token),
         approved_version=script.published_version,  # what its member sees now
         signing_secret_enc=signed_with.encrypt(secret) if signed_with and secret else None,
+        input_mode=input_mode,
     )
     session.add(trigger)
     session.flush()
@@ -169,6 +190,8 @@ def why_stopped(session: Session, trigger: WebhookTrigger, script: Script) -> st
     approve is said apart (version_to_approve)."""
     if not script.published:
         return "the script is not published: its URL starts runs again once it is"
+    if trigger.input_mode == "request" and declares_inputs(session, script):
+        return REQUEST_DOES_NOT_FIT
     try:
         runs_as(session, trigger)
     except Conflict as refused:
@@ -190,6 +213,14 @@ def approve(
     trigger.approved_version = script.published_version
     session.flush()
     return trigger
+
+
+def declares_inputs(session: Session, script: Script) -> bool:
+    """Whether the script's published version (its draft while there is none) declares
+    inputs: a run's input must then fit them."""
+    version = versions.published(session, script=script)
+    schema = version.input_schema if version is not None else script.input_schema
+    return isinstance(schema, dict) and bool(schema.get("properties"))
 
 
 def find_by_token(session: Session, token: str) -> WebhookTrigger:
@@ -247,6 +278,8 @@ def start_run(
             "this trigger's script is not published: a scripter of the facility must"
             " publish it again before this trigger starts runs"
         )
+    if trigger.input_mode == "request" and declares_inputs(session, script):
+        raise Conflict(REQUEST_DOES_NOT_FIT)
     if version_to_approve(session, trigger, script) is not None:
         raise Conflict(
             "a new version of this trigger's script was published by another scripter"

@@ -54,6 +54,8 @@ def start(token: str) -> ResponseReturnValue:
             " other event the sender POSTs here starts one",
         ), 200
     run_input = _body_input()
+    if trigger.input_mode == "request":
+        run_input = {"body": run_input, "headers": _headers(), "query": request.args.to_dict()}
     delivery = trigger_deliveries.delivery_id(request.headers.get)
     if delivery is not None and (
         first := trigger_deliveries.earlier_run(session, trigger, delivery)
@@ -132,6 +134,23 @@ def _for_the_caller(refused: ValidationError) -> ValidationError:
     return ValidationError(
         f"the body cannot be this script's input: {refused.message}; {advice}", field=field
     )
+
+
+# Headers that carry a credential or the body's signature: never in a run's input (it is
+# stored, and shown on the run's page). GitLab sends its webhook secret as X-Gitlab-Token.
+_WITHHELD = ("authorization", "cookie", "proxy-authorization", "x-gitlab-token")
+
+
+def _headers() -> dict[str, str]:
+    """The request's headers for a trigger that passes the whole request: lower-case
+    names (a repeated one's values joined by ", "), without credentials or signatures."""
+    found: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = name.lower()
+        if key in _WITHHELD or key.startswith("x-hub-signature"):
+            continue
+        found[key] = f"{found[key]}, {value}" if key in found else value
+    return found
 
 
 def _body_input() -> Any:

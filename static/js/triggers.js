@@ -35,7 +35,8 @@ function row(trigger, reload, me) {
   return el("tr", { "data-trigger-id": trigger.id },
     cell("Name", "trigger-name", el("strong", { text: trigger.name }),
       el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` }),
-      el("div", { class: "muted trigger-signed", text: trigger.signed ? "checks signatures" : "checks no signature" }), ...stopped, ...approval),
+      el("div", { class: "muted trigger-signed", text: trigger.signed ? "checks signatures" : "checks no signature" }),
+      el("div", { class: "muted trigger-input", text: trigger.input === "request" ? "input: the whole request" : "input: the body" }), ...stopped, ...approval),
     cell("Created", "trigger-created", shortTime(trigger.created_at)),
     cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" })),
     el("td", { "data-label": "" }, el("div", { class: "row wrap" },
@@ -57,6 +58,7 @@ export function triggersPanel(panel, scriptId, published) {
   const copy = panel.querySelector("#copy-trigger-url");
   const signed = panel.querySelector("#trigger-signed");
   const secret = panel.querySelector("#trigger-secret");
+  const input = panel.querySelector("#trigger-input");
   const path = () => `/api/f/${slug}/scripts/${scriptId()}/triggers`;
 
   // `focus` after a revoke (null): the row is gone, so the keyboard goes to the name field
@@ -92,9 +94,10 @@ export function triggersPanel(panel, scriptId, published) {
     event.preventDefault();
     showError(error, "");
     try {
-      const trigger = await api("POST", path(), { name: name.value, signed: signed.checked });
+      const trigger = await api("POST", path(), { name: name.value, signed: signed.checked, input: input.value });
       name.value = "";
       signed.checked = false;
+      input.value = "body";
       url.textContent = trigger.url;
       secret.textContent = trigger.signing_secret ?? "";
       panel.querySelector("#trigger-secret-row").hidden = !trigger.signing_secret;

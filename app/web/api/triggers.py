@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr
 from app import db, extensions
 from app.models import Role, Script, User, WebhookTrigger
 from app.models._types import iso
+from app.models.triggers import InputMode
 from app.services import scripts as scripts_service
 from app.services import triggers as triggers_service
 from app.web.api.base import address_of, api_blueprint
@@ -44,6 +45,10 @@ class TriggerOut(BaseModel):
         description="A version another scripter published since: its URL answers 409 until"
         " the trigger's member approves it (POST .../approve); null when there is none"
     )
+    input: InputMode = Field(
+        description="What its runs take as `input`: the request's body (body), or"
+        " {body, headers, query} (request)"
+    )
     signed: bool = Field(
         description="Whether its URL checks each POST's X-Hub-Signature-256 (made with the"
         " signing secret shown once, when the trigger was made)"
@@ -76,6 +81,14 @@ class TriggerCreate(Body):
         max_length=triggers_service.MAX_NAME,
         description="What calls it, e.g. `GitHub push` or `Signup form` (1-120 characters)",
     )
+    input: InputMode = Field(
+        default="body",
+        description="What its runs take as `input`: `body` (the JSON object or form"
+        " fields) or `request`: `{\"body\", \"headers\" (lower-case names, without"
+        " Authorization, Cookie, Proxy-Authorization and the signature), \"query\"}`, so"
+        " that a script can tell GitHub's events apart (`x-github-event`). Refused for a"
+        " script that declares inputs: the request would not fit them",
+    )
     signed: StrictBool = Field(
         default=False,
         description="Make a signing secret (shown once, in the answer): every POST to the URL"
@@ -95,6 +108,7 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
         created_at=iso(trigger.created_at),
         last_used_at=iso(trigger.last_used_at),
         approved_version=trigger.approved_version,
+        input=trigger.input_mode,  # type: ignore[arg-type]  # a column of InputMode's values
         signed=trigger.signing_secret_enc is not None,
         version_to_approve=triggers_service.version_to_approve(db.session(), trigger, script),
         stopped=triggers_service.why_stopped(db.session(), trigger, script),
@@ -131,6 +145,7 @@ def create_trigger(slug: str, script_id: int, json: TriggerCreate) -> Answer:
         script,
         name=json.name,
         signed_with=extensions.vault() if json.signed else None,
+        input_mode=json.input,
     )
     db.session.commit()
     made = TriggerMade(
