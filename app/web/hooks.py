@@ -137,8 +137,13 @@ def _for_the_caller(refused: ValidationError) -> ValidationError:
 
 
 # Headers that carry a credential or the body's signature: never in a run's input (it is
-# stored, and shown on the run's page). GitLab sends its webhook secret as X-Gitlab-Token.
+# stored, and shown on the run's page). GitLab sends its webhook secret as X-Gitlab-Token;
+# other senders their own (X-Api-Key, X-Auth-Token, X-Webhook-Secret, Stripe-Signature):
+# a name with one of these words in it is held back too.
 _WITHHELD = ("authorization", "cookie", "proxy-authorization", "x-gitlab-token")
+_CREDENTIAL_WORDS = (
+    "auth", "token", "secret", "signature", "hmac", "password", "api-key", "apikey"
+)
 
 
 def _headers() -> dict[str, str]:
@@ -147,7 +152,7 @@ def _headers() -> dict[str, str]:
     found: dict[str, str] = {}
     for name, value in request.headers.items():
         key = name.lower()
-        if key in _WITHHELD or key.startswith("x-hub-signature"):
+        if key in _WITHHELD or any(word in key for word in _CREDENTIAL_WORDS):
             continue
         found[key] = f"{found[key]}, {value}" if key in found else value
     return found

@@ -24,7 +24,9 @@ def test_a_request_trigger_passes_body_headers_and_query(world: dict[str, Any]) 
         "Content-Type": "application/json", "X-GitHub-Event": "pull_request",
         "X-Hub-Signature-256": signature(secret, body), "X-Hub-Signature": "sha1=00",
         "Authorization": "Bearer sekrit", "Cookie": "session=sekrit",
-        "Proxy-Authorization": "Basic sekrit", "X-Gitlab-Token": "sekrit"})
+        "Proxy-Authorization": "Basic sekrit", "X-Gitlab-Token": "sekrit",
+        "X-Api-Key": "sekrit", "X-Auth-Token": "sekrit", "X-Webhook-Secret": "sekrit",
+        "Stripe-Signature": "t=1,v1=sekrit", "X-Shopify-Hmac-Sha256": "c2Vrcml0"})
     assert answer.status_code == 202, answer.text
     run_input = ended(world, answer.json()["run_id"])["result"]["input"]
     assert run_input["body"] == {"action": "opened"}
@@ -34,7 +36,8 @@ def test_a_request_trigger_passes_body_headers_and_query(world: dict[str, Any]) 
     assert headers["content-type"] == "application/json"
     assert all(name == name.lower() for name in headers)
     for withheld in ("authorization", "cookie", "proxy-authorization", "x-hub-signature-256",
-                     "x-hub-signature", "x-gitlab-token"):
+                     "x-hub-signature", "x-gitlab-token", "x-api-key", "x-auth-token",
+                     "x-webhook-secret", "stripe-signature", "x-shopify-hmac-sha256"):
         assert withheld not in headers
     assert "sekrit" not in repr(run_input) and secret not in repr(run_input)
 
