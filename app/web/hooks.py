@@ -37,8 +37,9 @@ def start(token: str) -> ResponseReturnValue:
         raise NotFound(triggers_service.UNKNOWN)
     session = db.session()
     trigger = triggers_service.find_by_token(session, token)
-    hook_throttle().attempt(trigger_id=trigger.id)
-    # On the raw bytes, before anything reads the body as JSON or form fields.
+    # On the raw bytes, before anything reads the body as JSON or form fields; before the
+    # throttle counts the call, so that unsigned calls by whoever learnt the URL spend
+    # none of the signed sender's runs a minute.
     trigger_signatures.check(
         trigger,
         vault=extensions.vault(),
@@ -53,6 +54,7 @@ def start(token: str) -> ResponseReturnValue:
             message="pong: this webhook trigger's URL works. A ping starts no run; each"
             " other event the sender POSTs here starts one",
         ), 200
+    hook_throttle().attempt(trigger_id=trigger.id)
     run_input = _body_input()
     if trigger.input_mode == "request":
         run_input = {"body": run_input, "headers": _headers(), "query": request.args.to_dict()}

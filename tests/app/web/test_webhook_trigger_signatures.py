@@ -16,6 +16,7 @@ from app import db, extensions
 from app.models import Run
 from app.services.trigger_signatures import signature
 from app.services.vault_rotation import rotate_all
+from app.web.throttle import HookThrottle
 from tests.app.web.test_webhook_triggers import call, ended, hook, triggers_of, world
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
@@ -150,3 +151,18 @@ def test_githubs_ping_answers_pong_and_starts_no_run(world: dict[str, Any]) -> N
     assert run_count(world) == before
     push = hook(world, plain["url"], data=body, headers={**ping, "X-GitHub-Event": "push"})
     assert push.status_code == 202 and run_count(world) == before + 1
+
+
+def test_unsigned_calls_spend_none_of_the_signed_senders_runs(world: dict[str, Any]) -> None:
+    """Whoever learnt a signed trigger's URL, without its secret, cannot use up the
+    trigger's runs a minute (the throttle counts only signed calls)."""
+    world["live"].app.extensions["scriptbox.hook_throttle"] = HookThrottle(
+        "memory://", per_trigger="2/minute")
+    made = make_signed(world)
+    body = b'{"ref": "refs/heads/main"}'
+    json_type = {"Content-Type": "application/json"}
+    for _ in range(3):
+        assert hook(world, made["url"], data=body, headers=json_type).status_code == 401
+    signed = {**json_type, "X-Hub-Signature-256": signature(made["signing_secret"], body)}
+    answers = [hook(world, made["url"], data=body, headers=signed) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 429], [a.text for a in answers]
