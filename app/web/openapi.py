@@ -11,7 +11,8 @@ shape with the field named.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Annotated, Any, ClassVar, get_args, get_origin
 
 from flask import Flask, current_app, jsonify, render_template, request
@@ -145,11 +146,13 @@ def _declared_query(view: Callable[..., Any]) -> type[BaseModel] | None:
     return model
 
 
-def accepted_parameters(model: type[BaseModel] | None) -> list[str]:
+@cache  # read on every API request; a model's fields are fixed once its class is made
+def accepted_parameters(model: type[BaseModel] | None) -> tuple[str, ...]:
     """The query parameters an operation takes (none without a query model): its own
-    before those it shares, so a list names its filters before `limit` and `cursor`."""
+    before those it shares, so a list names its filters before `limit` and `cursor`.
+    A tuple: the one cached answer is shared by every request."""
     if model is None:
-        return []
+        return ()
     names: list[str] = []
     for cls in model.__mro__:
         for name in vars(cls).get("__annotations__", {}):
@@ -157,10 +160,10 @@ def accepted_parameters(model: type[BaseModel] | None) -> list[str]:
             shown = (field.alias or name) if field is not None else None
             if shown is not None and shown not in names:
                 names.append(shown)
-    return names
+    return tuple(names)
 
 
-def unknown_parameters(unknown: list[str], accepted: list[str]) -> ValidationError:
+def unknown_parameters(unknown: list[str], accepted: Sequence[str]) -> ValidationError:
     """The 400 for query parameters an operation does not take, naming them and the ones
     it does (the first unknown one is `field`; all are `unknown`, the taken `accepted`)."""
     plural = "s" if len(unknown) > 1 else ""
@@ -171,7 +174,7 @@ def unknown_parameters(unknown: list[str], accepted: list[str]) -> ValidationErr
         f"Unknown query parameter{plural} {named}: {what} {takes}.",
         field=unknown[0],
         unknown=unknown,
-        accepted=accepted,
+        accepted=list(accepted),
     )
 
 

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from app import db
 from app.models import Role, Run
 from app.testing import signed_in_session
+from app.web.openapi import accepted_parameters
 from tests.conftest import add_member, create_facility, create_user
 
 NOT_OPERATIONS = {"/api/openapi.json", "/api/docs"}
@@ -87,3 +88,14 @@ def test_every_api_operation_refuses_an_unknown_parameter(app: Flask, client: Fl
             if answer.status_code != 400 or error.get("field") != "bogus":
                 taken.append(f"{method} {path}: {answer.status_code} {error}")
     assert taken == []
+
+
+def test_the_parameters_an_operation_takes_are_worked_out_once(client: FlaskClient) -> None:
+    """Every API request checks its parameters: the walk over the query model's classes
+    that names them is done once per model, not once per request."""
+    client.get("/api/f/lab/runs")  # the first request may be the one that works them out
+    before = accepted_parameters.cache_info()
+    for query in ("", "?status=failed", "?statuss=failed"):
+        client.get(f"/api/f/lab/runs{query}")
+    after = accepted_parameters.cache_info()
+    assert (after.misses, after.hits) == (before.misses, before.hits + 3)
