@@ -104,6 +104,21 @@ class Conflict(AppError):
     status = 409
 
 
+class TriggerPaused(Conflict):
+    """A POST to a webhook trigger's URL while a scripter has paused it: it starts nothing
+    until they resume it (the caller is anonymous: the words name no script nor member)."""
+
+    code = "trigger_paused"
+
+
+class TriggerStopped(Conflict):
+    """A POST to a webhook trigger's URL that cannot start its script now: the script is
+    not published, its member left or lost the scripter role, a version waits for their
+    approval, or the input the trigger passes no longer fits (said in words)."""
+
+    code = "trigger_stopped"
+
+
 class IdempotencyKeyRunDeleted(AppError):
     """A request repeated under an `Idempotency-Key` whose run has been deleted: the key
     is remembered (for the retention), so the retry starts nothing; a new key runs again."""

@@ -35,7 +35,10 @@ class WebhookTrigger(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # False while paused (its URL answers 409 trigger_paused, starting nothing), as a
+    # schedule's; paused_at says since when (both written by triggers.set_paused).
     enabled: Mapped[bool] = mapped_column(default=True)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The published version its member last saw (made it, or approved one since): a
     # version another scripter published later does not run as them until they approve it.
     approved_version: Mapped[int | None]
@@ -44,6 +47,14 @@ class WebhookTrigger(Base):
     signing_secret_enc: Mapped[str | None] = mapped_column(Text)
     # What its runs take as input (InputMode): the parsed body, or body, headers and query.
     input_mode: Mapped[str] = mapped_column(String(16), default="body", server_default="body")
+    # The last call its URL refused (a bad body, a wrong signature, paused or stopped, too
+    # many calls): when, its HTTP status and error code, so that its maker sees why their
+    # sender fails; and how many it refused in all. One UPDATE a refusal
+    # (app.services.trigger_refusals).
+    last_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_refused_status: Mapped[int | None]
+    last_refused_code: Mapped[str | None] = mapped_column(String(64))
+    refused_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 # What a trigger's run takes as `input`: the body (as before), or the whole request.

@@ -1,5 +1,5 @@
-"""Webhook triggers of a script: list, create, revoke, and start a run from one (flush,
-never commit).
+"""Webhook triggers of a script: list, create, pause, revoke, and start a run from one
+(flush, never commit).
 
 A trigger is a secret URL (`/hooks/<token>`) that a third party (a form service, a CI
 job, GitHub's webhooks) POSTs to, to start the script's published version as the member
@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TriggerPaused,
+    TriggerStopped,
+    ValidationError,
+)
 from app.integrations.vault import Vault
 from app.models import Membership, Role, Run, Script, User, WebhookTrigger
 from app.models._types import utcnow
@@ -35,8 +43,8 @@ MAX_PER_SCRIPT = 10
 MAX_NAME = 120  # the column's width
 # Tells a trigger's token apart from an API token (sbx_) in a leaked log or a chat.
 TOKEN_PREFIX = "sbh_"
-# Said for an unknown, revoked or switched-off token alike: whoever holds a wrong URL
-# learns nothing about which it is.
+# Said for an unknown or revoked token alike: whoever holds a wrong URL learns nothing
+# about which it is.
 UNKNOWN = (
     "no webhook trigger has this URL: it was revoked, its script deleted, or it was"
     " mistyped. Ask a scripter of the facility for a new one"
@@ -158,6 +166,26 @@ def create_trigger(
     return trigger, token, secret
 
 
+def set_paused(
+    session: Session, member: MemberContext, trigger: WebhookTrigger, *, paused: bool
+) -> WebhookTrigger:
+    """Pause a trigger (its URL answers 409 trigger_paused and starts nothing, its URL and
+    settings kept) or resume it (its creator or an admin, as for revoking). Resuming
+    approves nothing: a version waiting for its member's approval still waits."""
+    _require_scripter(member)
+    if trigger.owner_id != member.user.id and not member.can(Role.admin):
+        raise Forbidden(
+            "this trigger runs as the member who created it: only they or an admin may"
+            " pause or resume it"
+        )
+    if paused == (not trigger.enabled):
+        return trigger  # as asked already: keeps the time it was paused
+    trigger.enabled = not paused
+    trigger.paused_at = utcnow() if paused else None
+    session.flush()
+    return trigger
+
+
 def delete_trigger(session: Session, member: MemberContext, trigger: WebhookTrigger) -> None:
     """Revoke a trigger (its creator or an admin): its URL answers 404 from now on; the
     runs it started stay in history."""
@@ -224,15 +252,23 @@ def declares_inputs(session: Session, script: Script) -> bool:
 
 
 def find_by_token(session: Session, token: str) -> WebhookTrigger:
-    """The enabled trigger whose token this is, or NotFound in words. Looked up by the
-    token's hash: the database compares hashes, so the time an answer takes says nothing
-    about how much of a guess was right."""
+    """The trigger whose token this is (paused or not), or NotFound in words. Looked up by
+    the token's hash: the database compares hashes, so the time an answer takes says
+    nothing about how much of a guess was right."""
     trigger = session.scalar(
         select(WebhookTrigger).where(WebhookTrigger.token_hash == token_hash(token))
     )
-    if trigger is None or not trigger.enabled:
+    if trigger is None:
         raise NotFound(UNKNOWN)
     return trigger
+
+
+# What a paused trigger's URL answers (409): to an anonymous caller, so it names neither
+# the script nor the member.
+PAUSED = (
+    "this webhook trigger is paused: it starts no run (and keeps none of this call) until"
+    " a scripter of the facility resumes it in the script's Triggers panel"
+)
 
 
 def runs_as(session: Session, trigger: WebhookTrigger) -> MemberContext:
@@ -244,48 +280,67 @@ def runs_as(session: Session, trigger: WebhookTrigger) -> MemberContext:
         .where(User.id == trigger.owner_id, Membership.facility_id == trigger.facility_id)
     ).first()
     if found is None or not found[0].is_active:
-        raise Conflict(
+        raise TriggerStopped(
             "the member this trigger runs as is no longer in the facility: a scripter of"
             " the facility must make a new trigger"
         )
     user, membership = found
     if not membership.role.at_least(Role.scripter):
-        raise Conflict(
+        raise TriggerStopped(
             "the member this trigger runs as no longer has the scripter role: a scripter"
             " of the facility must make a new trigger"
         )
     return MemberContext(user, membership.facility, membership.role)
 
 
-def start_run(
-    session: Session,
-    trigger: WebhookTrigger,
-    *,
-    run_input: Any,
-    max_queued: int = queued_runs.DEFAULT_MAX_QUEUED,
-) -> Run:
-    """A queued run of the trigger's script as its member, with `run_input` checked as the
-    API's `input` is; never interactive (nobody can answer a sign-in prompt: a call that
-    needs one fails `not_interactive`). A 409 while the script is unpublished, or runs a
-    version its member has not seen. The caller is anonymous: the words name no script
-    and no member."""
+@dataclass(frozen=True)
+class Startable:
+    """A trigger whose URL may start a run now: the member it runs as and its script."""
+
+    trigger: WebhookTrigger
+    member: MemberContext
+    script: Script
+
+
+def startable(session: Session, trigger: WebhookTrigger) -> Startable:
+    """The trigger, its member and script when its URL may start a run now; else a 409 in
+    words for the anonymous caller (naming no script and no member): TriggerPaused while
+    paused, TriggerStopped while the script is unpublished, its member is no longer a
+    scripter of the facility, its input no longer fits, or it runs a version its member
+    has not seen. A ping or Slack's URL check is answered only past these."""
+    if not trigger.enabled:
+        raise TriggerPaused(PAUSED)
     member = runs_as(session, trigger)
     script = session.get(Script, trigger.script_id)
     if script is None:  # deleted meanwhile: its triggers go with it
         raise NotFound(UNKNOWN)
     if not script.published:
-        raise Conflict(
+        raise TriggerStopped(
             "this trigger's script is not published: a scripter of the facility must"
             " publish it again before this trigger starts runs"
         )
     if trigger.input_mode == "request" and declares_inputs(session, script):
-        raise Conflict(REQUEST_DOES_NOT_FIT)
+        raise TriggerStopped(REQUEST_DOES_NOT_FIT)
     if version_to_approve(session, trigger, script) is not None:
-        raise Conflict(
+        raise TriggerStopped(
             "a new version of this trigger's script was published by another scripter"
             " since the trigger's maker made or last approved it, and its runs run as"
             " them: the maker must approve it in the script's Triggers panel"
         )
+    return Startable(trigger, member, script)
+
+
+def start_run(
+    session: Session,
+    ready: Startable,
+    *,
+    run_input: Any,
+    max_queued: int = queued_runs.DEFAULT_MAX_QUEUED,
+) -> Run:
+    """A queued run of a startable trigger's script as its member, with `run_input`
+    checked as the API's `input` is; never interactive (nobody can answer a sign-in
+    prompt: a call that needs one fails `not_interactive`)."""
+    trigger, member, script = ready.trigger, ready.member, ready.script
     run = create_run(
         session,
         member,

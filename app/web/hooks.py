@@ -6,23 +6,28 @@ No session, no CSRF token and no API token: the token in the path is the credent
 not interactive, and the answer says only which run and its status: the caller is
 anonymous, so it never sees the run's output or result. The path is redacted in the
 logs (app.serving.redact).
+
+A call it refuses (a bad body, a wrong signature, paused or stopped, too many) is traced
+on its trigger for the maker to see (app.services.trigger_refusals), whatever refused it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app import db, extensions
 from app.errors import AppError, NotFound, UnsupportedMediaType, ValidationError, strict_loads
 from app.models import Run
-from app.services import trigger_deliveries, trigger_signatures
+from app.services import trigger_deliveries, trigger_refusals, trigger_signatures
 from app.services import triggers as triggers_service
 from app.web.throttle import hook_throttle
 
+log = logging.getLogger(__name__)
 bp = Blueprint("hooks", __name__)
 # Far longer than a token (sbh_ + 43 characters): a longer one is no token, and is not hashed.
 _MAX_TOKEN = 100
@@ -46,6 +51,9 @@ def start(token: str) -> ResponseReturnValue:
         body=request.get_data(cache=True),
         sent=request.headers.get(trigger_signatures.HEADER),
     )
+    # Paused, or stopped (unpublished, its member gone, a version to approve): a 409 that
+    # says so, to a ping too, which would otherwise tell the sender that all is well.
+    ready = triggers_service.startable(session, trigger)
     if request.headers.get("X-GitHub-Event", "").strip().lower() == "ping":
         # Sent once when a hook is made at GitHub (Gitea and Forgejo send it too): it
         # checks the URL (and the secret) and is no event to run the script for.
@@ -56,6 +64,10 @@ def start(token: str) -> ResponseReturnValue:
         ), 200
     hook_throttle().attempt(trigger_id=trigger.id)
     run_input = _body_input()
+    if (challenge := _slack_challenge(run_input)) is not None:
+        # Slack's Events API checks a new Request URL so, and retries until it hears the
+        # challenge back: it is no event to run the script for.
+        return jsonify(challenge=challenge), 200
     if trigger.input_mode == "request":
         run_input = {"body": run_input, "headers": _headers(), "query": request.args.to_dict()}
     delivery = trigger_deliveries.delivery_id(request.headers.get)
@@ -66,7 +78,7 @@ def start(token: str) -> ResponseReturnValue:
     try:
         run = triggers_service.start_run(
             session,
-            trigger,
+            ready,
             run_input=run_input,
             max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
         )
@@ -86,6 +98,44 @@ def start(token: str) -> ResponseReturnValue:
         return _repeated(first)
     extensions.run_queue().submit(run.id)
     return jsonify(run_id=run.id, status=run.status), 202
+
+
+def _slack_challenge(body: Any) -> str | None:
+    """The challenge of Slack's URL verification (`{"type": "url_verification",
+    "challenge": "..."}`), or None for any other body."""
+    if not isinstance(body, dict) or body.get("type") != "url_verification":
+        return None
+    challenge = body.get("challenge")
+    return challenge if isinstance(challenge, str) else None
+
+
+@bp.after_request
+def _trace_refusal(response: Response) -> Response:
+    """A POST the URL refused (trigger_refusals.RECORDED), whatever refused it (the view,
+    or the app's checks of the body before it: its size, its text), is recorded on the
+    trigger; the answer is the same either way."""
+    if request.method != "POST" or response.status_code not in trigger_refusals.RECORDED:
+        return response
+    token = (request.view_args or {}).get("token")
+    if not isinstance(token, str) or len(token) > _MAX_TOKEN:
+        return response
+    said = response.get_json(silent=True)
+    error = said.get("error") if isinstance(said, dict) else None
+    code = str(error.get("code")) if isinstance(error, dict) else "error"
+    session = db.session()
+    try:
+        session.rollback()  # what the refused call wrote, if anything, is not kept
+        trigger_refusals.record(
+            session,
+            token_hash=triggers_service.token_hash(token),
+            status=response.status_code,
+            code=code,
+        )
+        session.commit()
+    except SQLAlchemyError as failure:  # the trace is a help, not the answer: keep that
+        session.rollback()
+        log.warning("a webhook trigger's refusal was not recorded: %s", failure)
+    return response
 
 
 def _repeated(first: Run) -> ResponseReturnValue:

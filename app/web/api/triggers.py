@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from app import db, extensions
+from app.errors import ValidationError
 from app.models import Role, Script, User, WebhookTrigger
 from app.models._types import iso
 from app.models.triggers import InputMode
@@ -25,6 +26,16 @@ class TriggerUser(BaseModel):
 
     id: int
     name: str
+
+
+class TriggerRefusal(BaseModel):
+    """The last call its URL refused: when, the HTTP status and the error code it was
+    answered (e.g. 401 `signature_invalid`, 409 `trigger_paused`, 415
+    `unsupported_media_type`, 429 `too_many_attempts`)."""
+
+    at: str
+    status: int
+    code: str
 
 
 class TriggerOut(BaseModel):
@@ -58,6 +69,17 @@ class TriggerOut(BaseModel):
         " published, or its member left the facility or lost the scripter role; null when"
         " it starts runs"
     )
+    enabled: bool = Field(
+        description="False while paused: its URL answers 409 `trigger_paused` and starts"
+        " nothing (PATCH `enabled`)"
+    )
+    paused_at: str | None = Field(description="Since when it is paused; null when it is not")
+    last_refused: TriggerRefusal | None = Field(
+        description="The last call its URL refused (a body it cannot take, a wrong"
+        " signature, paused or stopped, too many calls), so that a sender's failures can"
+        " be told apart; null when it refused none"
+    )
+    refused_count: int = Field(description="How many calls its URL refused in all")
 
 
 class TriggerMade(TriggerOut):
@@ -97,6 +119,14 @@ class TriggerCreate(Body):
     )
 
 
+class TriggerUpdate(Body):
+    """What to change of a trigger."""
+
+    enabled: StrictBool | None = Field(
+        default=None, description="false pauses its URL, true resumes it"
+    )
+
+
 def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
     owner = db.session.get(User, trigger.owner_id)
     assert owner is not None  # a trigger goes with its owner (ON DELETE CASCADE)
@@ -112,6 +142,19 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
         signed=trigger.signing_secret_enc is not None,
         version_to_approve=triggers_service.version_to_approve(db.session(), trigger, script),
         stopped=triggers_service.why_stopped(db.session(), trigger, script),
+        enabled=trigger.enabled,
+        paused_at=iso(trigger.paused_at),
+        last_refused=_refusal(trigger),
+        refused_count=trigger.refused_count,
+    )
+
+
+def _refusal(trigger: WebhookTrigger) -> TriggerRefusal | None:
+    at = iso(trigger.last_refused_at)
+    if at is None or trigger.last_refused_status is None:
+        return None
+    return TriggerRefusal(
+        at=at, status=trigger.last_refused_status, code=trigger.last_refused_code or "error"
     )
 
 
@@ -167,6 +210,24 @@ def approve_trigger(slug: str, script_id: int, trigger_id: int) -> Answer:
     script = scripts_service.get_script(db.session(), member, script_id)
     trigger = triggers_service.get_trigger(db.session(), member, script, trigger_id)
     triggers_service.approve(db.session(), member, script, trigger)
+    db.session.commit()
+    return _shown(trigger, script)
+
+
+@bp.patch("/f/<slug>/scripts/<int:script_id>/triggers/<int:trigger_id>")
+@spec.validate(resp=reply(HTTP_200=TriggerOut, HTTP_400=ErrorBody), tags=TAGS)
+def update_trigger(slug: str, script_id: int, trigger_id: int, json: TriggerUpdate) -> Answer:
+    """Pause (`{"enabled": false}`) or resume (`true`) a webhook trigger, as a schedule is
+    (its creator or an admin). While paused its URL answers 409 `trigger_paused` to every
+    POST, GitHub's ping and Slack's URL check included, and starts nothing; it keeps its
+    URL and signing secret. Resuming approves no version. A body without `enabled` is a
+    400."""
+    member = require_member(slug, Role.scripter)
+    script = scripts_service.get_script(db.session(), member, script_id)
+    trigger = triggers_service.get_trigger(db.session(), member, script, trigger_id)
+    if json.enabled is None:
+        raise ValidationError("give enabled (false pauses, true resumes)", field="enabled")
+    triggers_service.set_paused(db.session(), member, trigger, paused=not json.enabled)
     db.session.commit()
     return _shown(trigger, script)
 
