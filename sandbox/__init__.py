@@ -29,6 +29,14 @@ from sandbox.limits import (
 )
 from sandbox.policy import ALLOWED_MODULES
 from sandbox.source_check import CHECK_TIMED_OUT, Call, SourceCheck
+from sandbox.store_ops import (
+    NO_STORE,
+    STORE_DELETE,
+    STORE_GET,
+    STORE_KEYS,
+    STORE_OPS,
+    STORE_SET,
+)
 
 if TYPE_CHECKING:
     from sandbox.pool import (
@@ -70,8 +78,14 @@ __all__ = [
     "CHECK_TIMED_OUT",
     "FAILED",
     "MAX_SOURCE_BYTES",
+    "NO_STORE",
     "PARKED",
     "REPLAY_DIVERGED",
+    "STORE_DELETE",
+    "STORE_GET",
+    "STORE_KEYS",
+    "STORE_OPS",
+    "STORE_SET",
     "SUCCEEDED",
     "TIMED_OUT",
     "Call",

@@ -41,6 +41,7 @@ from sandbox.limits import (
     used_too_much_cpu,
 )
 from sandbox.replay import Diverged, Replay, ValuesOverflow
+from sandbox.store_ops import NO_STORE, STORE_OPS
 from sandbox.workers import Exits, Worker
 
 _POLL_S = 0.05
@@ -121,10 +122,12 @@ OutputHandler = Callable[[str], None]
 
 
 def refuse_all_calls(call: HostCall) -> Any:
-    """Default handler: no integrations exist yet."""
+    """Default handler: no integrations exist yet, and no store."""
     service = call.args.get("service", "")
     if call.op == "available":
         return []
+    if call.op in STORE_OPS:
+        raise HostCallError("invalid_request", NO_STORE)
     raise HostCallError("unknown_integration", f"no integration named '{service}' is configured")
 
 

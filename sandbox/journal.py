@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
+from sandbox.store_ops import STORE_OPS, describe_store_call
+
 VERSION = 1
 REPLAY_DIVERGED = "replay_diverged"
 # Every value a script reads is kept until the run ends and sent with the next call;
@@ -103,11 +105,14 @@ class CallIdentity:
     @classmethod
     def of(cls, op: str, args: dict[str, Any]) -> CallIdentity:
         """The identity of a call as the worker sent it."""
+        # A store call's key stands where a request's path does: a replay that diverges
+        # names it ("was store.get('seen') the first time, now store.get('last')").
+        path = args.get("key", "") if op in STORE_OPS else args.get("path", "")
         return cls(
             op=op,
             service=str(args.get("service", "")),
             method=str(args.get("method", "")),
-            path=str(args.get("path", "")),
+            path=str(path),
             args_hash=args_hash(args),
         )
 
@@ -117,6 +122,8 @@ class CallIdentity:
             return f"integrations.request({self.service!r}, {self.method!r}, {self.path!r})"
         if self.op == "require":
             return f"integrations.require({self.service!r})"
+        if self.op in STORE_OPS:
+            return describe_store_call(self.op, self.path)
         return f"integrations.{self.op}()"
 
 

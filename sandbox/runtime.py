@@ -26,6 +26,7 @@ from sandbox.limits import (
     result_too_large,
 )
 from sandbox.script_api import Info, IntegrationError, Integrations, error_code
+from sandbox.script_store import Store
 from sandbox.script_values import module_overrides
 
 
@@ -207,6 +208,7 @@ def _globals(
         builtins=builtins, owned=owned, print_factory=output.collector)
     glb.update(
         integrations=Integrations(channel.call),
+        store=Store(channel.call),
         input=job.get("input"),
         user=Info(job.get("user")),
         facility=Info(job.get("facility")),

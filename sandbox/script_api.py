@@ -194,6 +194,24 @@ _TOO_LARGE = f"the arguments of one call may be at most {MAX_CALL_BYTES} bytes o
 _REQUEST_KEYWORDS = ("params", "json", "data", "headers", "timeout", "account")
 
 
+def call_host(host_call: HostCall, op: str, args: dict[str, Any]) -> Any:
+    """Send one call to the host and return its value, or raise the error it answered."""
+    # One plain copy, checked once: what is checked is exactly what the host receives.
+    try:
+        plain_args = _json.loads(plain.dumps(args, max_bytes=MAX_CALL_BYTES, allow_nan=True))
+    except plain.TooLarge:
+        raise InvalidRequest(_TOO_LARGE) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"arguments must be JSON-serializable: {exc}") from None
+    reply = host_call(op, plain_args)
+    if reply.get("ok"):
+        return reply.get("value")
+    error = reply.get("error") or {}
+    cls = ERROR_CLASSES.get(str(error.get("code")), IntegrationError)
+    details = {k: v for k, v in error.items() if k not in ("code", "message")}
+    raise cls(str(error.get("message") or cls.code), **details)
+
+
 class Integrations:
     """The `integrations` object of a script."""
 
@@ -212,20 +230,7 @@ class Integrations:
         self._host_call = host_call
 
     def _call(self, op: str, args: dict[str, Any]) -> Any:
-        # One plain copy, checked once: what is checked is exactly what the host receives.
-        try:
-            plain_args = _json.loads(plain.dumps(args, max_bytes=MAX_CALL_BYTES, allow_nan=True))
-        except plain.TooLarge:
-            raise InvalidRequest(_TOO_LARGE) from None
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise InvalidRequest(f"arguments must be JSON-serializable: {exc}") from None
-        reply = self._host_call(op, plain_args)
-        if reply.get("ok"):
-            return reply.get("value")
-        error = reply.get("error") or {}
-        cls = ERROR_CLASSES.get(str(error.get("code")), IntegrationError)
-        details = {k: v for k, v in error.items() if k not in ("code", "message")}
-        raise cls(str(error.get("message") or cls.code), **details)
+        return call_host(self._host_call, op, args)
 
     def request(
         self,
