@@ -4,6 +4,7 @@ from app.models.embedding import ConnectLink, IdempotencyKey
 from app.models.facilities import ApiToken, Facility, Invitation, Membership, Role, User
 from app.models.integrations import Account, CallLog, Grant, Integration, OAuthClient, OAuthState
 from app.models.schedules import Schedule
+from app.models.script_store import StoreEntry
 from app.models.scripts import Run, Script
 from app.models.sessions import UserSession
 from app.models.triggers import TriggerDelivery, WebhookTrigger
@@ -28,6 +29,7 @@ __all__ = [
     "Schedule",
     "Script",
     "ScriptVersion",
+    "StoreEntry",
     "TriggerDelivery",
     "User",
     "UserSession",

@@ -24,6 +24,7 @@ from app.lifecycle import RUNS, Lifecycle, RunStatus
 from app.models import Facility, User
 from app.runner.heartbeat import Heartbeat
 from app.runner.output import LiveOutput
+from app.runner.store_calls import StoreCalls
 from app.services.grants import GrantCoordinator
 from sandbox import CANCELLED, PARKED, Executor, Journal, Limits, RunResult
 
@@ -93,8 +94,10 @@ class RunDriver:
         limits: Callable[[], Limits],
         heartbeat: Heartbeat,
         vault: Vault,
+        store: StoreCalls,
     ) -> None:
         self._lifecycle = lifecycle
+        self._script_store = store
         self._grants = grants
         self._broker = broker
         self._executor = executor
@@ -196,7 +199,8 @@ class RunDriver:
             limits=self._limits(),
             user=people[0],
             facility=people[1],
-            on_call=self._broker().handler(context),
+            # The script's store calls are served beside the broker, which takes the rest.
+            on_call=self._script_store.handler(context, self._broker().handler(context)),
             on_output=self._output.open(run),
             cancel=cancel,
             journal=journal,
