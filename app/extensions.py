@@ -376,6 +376,12 @@ def executor(app: Flask | None = None) -> Executor:
     target = app or current_app._get_current_object()  # type: ignore[attr-defined]
     with _start_lock:
         existing: Executor | None = target.extensions.get("sandbox")
+        if existing is not None and target.extensions.get("sandbox_pid") != os.getpid():
+            # Inherited over a fork (serve's workers fork after --demo published its
+            # scripts): its reader thread stayed in the parent, which gets the zygote's
+            # new workers, so runs here hung once the inherited idle ones were used.
+            # Left unclosed: the zygote and its workers are the parent's.
+            existing = None
         if existing is not None and not existing.running:
             log.warning("the sandbox's zygote stopped; starting a new one")
             existing.close()
@@ -386,5 +392,16 @@ def executor(app: Flask | None = None) -> Executor:
                 hash_seed=int(target.config["HASH_SEED"]),
             ).start()
             target.extensions["sandbox"] = existing
+            target.extensions["sandbox_pid"] = os.getpid()
             atexit.register(existing.close)
     return existing
+
+
+def release_executor(app: Flask) -> None:
+    """Stop the app's sandbox executor, if one started (before a server forks its
+    workers, each of which starts its own on first use)."""
+    with _start_lock:
+        existing: Executor | None = app.extensions.pop("sandbox", None)
+        app.extensions.pop("sandbox_pid", None)
+    if existing is not None:
+        existing.close()

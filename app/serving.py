@@ -269,6 +269,9 @@ def serve(
     # Connections made while building the app (migrations, demo data) must not be
     # shared with forked workers: each worker opens its own, as many as its threads need.
     db.fit_pool(flask_app, threads=threads)
+    # Nor its sandbox (--demo publishes its scripts, checked in a worker): its zygote
+    # answers the process that started it, so each worker starts its own.
+    extensions.release_executor(flask_app)
     fit_waiting(flask_app, threads=threads)
     redact_app_logs(flask_app)
     settings = options(host=host, port=port, workers=workers, threads=threads,

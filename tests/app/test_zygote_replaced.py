@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import time
+import warnings
 from pathlib import Path
 
-from app import db
+from app import db, extensions
 from app.integrations.vault import generate_key
 from app.models import Role
 from app.testing import WebClient
+from sandbox import Limits
 from tests.conftest import add_member, create_facility, create_user, make_app, stop_app
 from tests.distributed.cluster import Cluster, Process
 
@@ -77,4 +79,32 @@ def test_runs_go_on_after_the_sandbox_zygote_is_killed(tmp_path: Path) -> None:
         assert "starting a new one" in web.output()
     finally:
         server.close()
+        stop_app(app)
+
+
+def test_a_forked_process_starts_its_own_sandbox(tmp_path: Path) -> None:
+    """A process forked after the sandbox started (gunicorn's workers, after --demo
+    checked its scripts) starts its own: the inherited one's reader thread stayed in the
+    parent, so the child's runs hung once the inherited idle workers were used."""
+    app = make_app(tmp_path, IDLE_WORKERS=1)
+    try:
+        inherited = extensions.executor(app)
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that forking a threaded process may deadlock; the child only
+            # starts a sandbox of its own and runs in it, as a gunicorn worker does.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            child = os.fork()
+        if child == 0:
+            code = 1
+            try:
+                own = extensions.executor(app)
+                results = [own.run(f"result = {n}", limits=Limits(wall_time_s=5)) for n in range(3)]
+                code = 0 if own is not inherited and [r.result for r in results] == [0, 1, 2] else 1
+                own.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert extensions.executor(app) is inherited and inherited.running  # the parent's own
+    finally:
         stop_app(app)

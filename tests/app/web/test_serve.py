@@ -212,6 +212,30 @@ def test_sigterm_lets_the_running_run_finish_and_exits_0(server: Server, to_grou
     assert "Handling signal: term" in server.output()
 
 
+def test_runs_go_on_after_the_sandbox_workers_inherited_from_the_demo(server: Server) -> None:
+    """--demo publishes its scripts (each checked in a sandbox worker) before gunicorn
+    forks: the forked web worker inherited that sandbox without its reader thread, so
+    the zygote's new workers went to the master and every run after the inherited idle
+    one (SCRIPTBOX_IDLE_WORKERS=1 here) stayed `running` for ever."""
+    http, csrf = sign_in(server, "scripter@example.com")
+    for number in range(4):
+        answer = http.post(
+            f"{server.url}/api/f/demo/runs",
+            json={"source": f"result = {number}", "wait": 60},
+            headers={"X-CSRF-Token": csrf},
+            timeout=90,
+        )
+        assert answer.status_code == 200, answer.text[:300]
+        assert (answer.json()["status"], answer.json()["result"]) == ("succeeded", number)
+    checked = http.post(
+        f"{server.url}/api/f/demo/readiness",
+        json={"source": "result = 1"},
+        headers={"X-CSRF-Token": csrf},
+        timeout=90,
+    )
+    assert checked.status_code == 200, checked.text[:300]
+
+
 def _answers(sock: socket.socket, count: int) -> list[bytes]:
     """The status lines of the next `count` answers on a kept-alive connection."""
     reader = sock.makefile("rb")
