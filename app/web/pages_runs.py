@@ -14,10 +14,10 @@ from app.errors import NotFound
 from app.lifecycle import RunStatus, is_final
 from app.models import CallLog, Membership, Role, Script, User
 from app.models.scripts import trace_dicts
-from app.services import run_history, versions
+from app.services import run_history, run_origins, versions
 from app.services import scripts as scripts_service
 from app.services.run_export import MAX_EXPORT_ROWS
-from app.services.run_history import RunFilters
+from app.services.run_filters import TRIGGERS, RunFilters, parse_int
 from app.web.pages import render_page
 from app.web.security import login_required, require_member
 from app.web.wording import SETTINGS_PLACE, error_in_words, restates_code
@@ -35,7 +35,7 @@ def runs(slug: str) -> ResponseReturnValue:
         db.session(),
         member,
         filters=filters,
-        page=run_history.parse_int(request.args.get("page"), "page") or 1,
+        page=parse_int(request.args.get("page"), "page") or 1,
     )
     # The waits for a sign-in that live runs are over, left out of their timers.
     live = [row.run.id for row in page.rows if not is_final(row.run.status)]
@@ -61,15 +61,13 @@ def runs(slug: str) -> ResponseReturnValue:
         member,
         page=page,
         filters=filters,
-        schedule=run_history.schedule_shown(db.session(), member, filters.schedule_id),
-        without_schedule={k: v for k, v in filters.as_args().items() if k != "schedule_id"},
-        hook=run_history.trigger_shown(db.session(), member, filters.webhook_trigger_id),
-        without_hook={
-            k: v for k, v in filters.as_args().items() if k != "webhook_trigger_id"
-        },
+        schedule=run_origins.schedule_shown(db.session(), member, filters.schedule_id),
+        without_schedule=filters.as_args(without={"schedule_id"}),
+        hook=run_origins.trigger_shown(db.session(), member, filters.webhook_trigger_id),
+        without_hook=filters.as_args(without={"webhook_trigger_id"}),
         export_cap=MAX_EXPORT_ROWS,
         statuses=list(RunStatus),
-        triggers=run_history.TRIGGERS,
+        triggers=TRIGGERS,
         scripts=scripts_service.list_scripts(db.session(), member),
         users=users,
         waited=waited,
@@ -94,7 +92,7 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
         final=is_final(found.status),
         script=script,
         owner=owner,
-        hook=run_history.trigger_shown(db.session(), member, found.webhook_trigger_id),
+        hook=run_origins.trigger_shown(db.session(), member, found.webhook_trigger_id),
         source_lines=found.source.splitlines(),
         trace=trace_dicts(found.error_trace),
         calls=calls,
@@ -117,10 +115,10 @@ def script_versions(slug: str, script_id: int) -> ResponseReturnValue:
     if not rows:
         raise NotFound(f"{script.name} has no saved version yet")
     numbers = {v.number: v for v in rows}
-    chosen = numbers.get(run_history.parse_int(request.args.get("v"), "v") or rows[0].number)
+    chosen = numbers.get(parse_int(request.args.get("v"), "v") or rows[0].number)
     if chosen is None:
         raise NotFound(f"{script.name} has no such version")
-    against_number = run_history.parse_int(request.args.get("against"), "against")
+    against_number = parse_int(request.args.get("against"), "against")
     if against_number is None:
         older = [v for v in rows if v.number < chosen.number]
         against = older[0] if older else None

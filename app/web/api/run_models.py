@@ -18,7 +18,7 @@ from pydantic import (
 from app.db import MAX_INTEGER
 from app.lifecycle import RunStatus
 from app.models.scripts import RunTrigger
-from app.services import idempotency, run_history
+from app.services import idempotency, run_filters
 from app.services.run_export import MAX_EXPORT_ROWS
 from app.web import run_files
 from app.web.api import paging
@@ -191,7 +191,7 @@ class RunCreate(Body):
 
 # What `trigger` takes, in the document; RunFilters.parse refuses the rest in its own words.
 TriggerName = Annotated[
-    StrictStr, WithJsonSchema({"type": "string", "enum": list(run_history.TRIGGERS)})
+    StrictStr, WithJsonSchema({"type": "string", "enum": list(run_filters.TRIGGERS)})
 ]
 
 
@@ -204,7 +204,7 @@ class RunQuery(Query):
     )
     trigger: TriggerName | None = Field(
         default=None,
-        description=f"Only runs started this way: {', '.join(run_history.TRIGGERS)} (manual:"
+        description=f"Only runs started this way: {', '.join(run_filters.TRIGGERS)} (manual:"
         " a person on a page or an API call; terminal: `scriptbox run` on the server)",
     )
     schedule_id: QueryInt | None = Field(

@@ -13,7 +13,7 @@ from app import db, extensions
 from app.errors import ValidationError
 from app.lifecycle import is_final, is_paused
 from app.models import Run
-from app.services import idempotency, run_export, run_history
+from app.services import idempotency, run_export, run_filters, run_history
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
 from app.web import run_files
@@ -199,9 +199,9 @@ def export_runs(slug: str, query: RunExport) -> Answer:
     return run_files.download(rows, kind=query.format, name=f"runs-{slug}", total=total)
 
 
-def _filters(query: RunQuery) -> run_history.RunFilters:
+def _filters(query: RunQuery) -> run_filters.RunFilters:
     """The list's filters; days that contradict themselves are a 400 saying so."""
-    filters = run_history.RunFilters.parse(query.model_dump())
+    filters = run_filters.RunFilters.parse(query.model_dump())
     if (problem := filters.problem()) is not None:
         raise ValidationError(problem, field="since")
     return filters

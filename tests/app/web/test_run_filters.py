@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from app import db
 from app.models import Role, Run
-from app.services.run_history import RunFilters
+from app.services.run_filters import RunFilters
 from app.testing import signed_in_session
 from tests.conftest import add_member, create_facility, create_user
 
@@ -104,6 +104,18 @@ def test_links_keep_the_zone_only_with_a_day() -> None:
         "since": "2026-03-29",
         "tz": "Europe/Paris",
     }
+
+
+def test_a_link_that_clears_one_filter_keeps_the_others() -> None:
+    """The Runs page's notices clear the schedule or the webhook trigger they name."""
+    filters = RunFilters.parse({
+        "status": "failed", "schedule_id": "3", "webhook_trigger_id": "4",
+        "since": "2026-03-29", "tz": "Europe/Paris",
+    })
+    kept = {"status": "failed", "since": "2026-03-29", "tz": "Europe/Paris"}
+    assert filters.as_args(without={"schedule_id"}) == {**kept, "webhook_trigger_id": "4"}
+    assert filters.as_args(without={"webhook_trigger_id"}) == {**kept, "schedule_id": "3"}
+    assert filters.as_args() == {**kept, "schedule_id": "3", "webhook_trigger_id": "4"}
 
 
 def test_a_first_day_after_the_last_says_to_swap_them(
