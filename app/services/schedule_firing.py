@@ -177,19 +177,11 @@ class ScheduleFirer:
     def _record_retry_failure(self, schedule_id: int, *, failed: str) -> None:
         """Settle a retry that failed to start, saying so, as a due time's is: it would
         otherwise fail again every tick."""
-        try:
-            with self._session_factory() as session, session.begin():
-                session.execute(
-                    _retry_pending(schedule_id, failed=failed)
-                    .values(
-                        retried_run_id=failed,
-                        last_skip="start_failed",
-                        last_skip_message=START_FAILED,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-        except Exception:  # the database itself is away: the next tick tries again
-            log.exception("schedule %s: could not record its failed retry", schedule_id)
+        self._record_start_failed(
+            schedule_id,
+            "retry",
+            lambda: _retry_pending(schedule_id, failed=failed).values(retried_run_id=failed),
+        )
 
     def fire(
         self, schedule_id: int, *, due_at: datetime, cron: str, zone: str, now: datetime
@@ -230,21 +222,31 @@ class ScheduleFirer:
     ) -> None:
         """Move a schedule whose due time failed to start past it, saying so: its claim was
         rolled back with the failure, and it would otherwise fail again every tick."""
+        self._record_start_failed(
+            schedule_id,
+            "due time",
+            lambda: _still_due(schedule_id, due_at=due_at, cron=cron, zone=zone).values(
+                next_run_at=cron_times.next_time(cron, zone, after=max(now, due_at)),
+                last_due_at=due_at,
+                last_run_id=None,
+            ),
+        )
+
+    def _record_start_failed(
+        self, schedule_id: int, what: str, claim: Callable[[], Update]
+    ) -> None:
+        """Record on the schedule that its `what` (a due time, a retry) failed to start,
+        with the UPDATE `claim()` makes (built inside the try: working out the next due
+        time may fail too), which matches only while nobody settled it first."""
         try:
             with self._session_factory() as session, session.begin():
                 session.execute(
-                    _still_due(schedule_id, due_at=due_at, cron=cron, zone=zone)
-                    .values(
-                        next_run_at=cron_times.next_time(cron, zone, after=max(now, due_at)),
-                        last_due_at=due_at,
-                        last_run_id=None,
-                        last_skip="start_failed",
-                        last_skip_message=START_FAILED,
-                    )
+                    claim()
+                    .values(last_skip="start_failed", last_skip_message=START_FAILED)
                     .execution_options(synchronize_session=False)
                 )
         except Exception:  # the database itself is away: the next tick tries again
-            log.exception("schedule %s: could not record its failed due time", schedule_id)
+            log.exception("schedule %s: could not record its failed %s", schedule_id, what)
 
     def _start(
         self,

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from app import db
 from app.models import Run, Schedule
-from app.services import schedule_retries, schedules
+from app.services import schedule_firing, schedule_retries, schedules
 from app.services.schedule_firing import ScheduleFirer
 from app.services.scripts import delete_run
 from tests.app.test_schedules import scripter_world
@@ -152,6 +152,36 @@ def test_a_retry_checks_what_a_due_time_checks(app: Flask) -> None:
     assert skipped is not None
     assert (skipped.last_skip, skipped.last_skip_message, skipped.last_run_id) == (
         "script_unpublished", "Report is not published: publish it to resume", None)
+
+
+def test_a_retry_the_server_fails_to_start_is_recorded_and_settled(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a due time's is: said on the schedule, and not tried again every tick."""
+    session = db.session()
+    member, script = scripter_world(session)
+    schedule = daily(session, member, script, retries=2, retry_delay_s=60)
+    assert firer_at(app, DUE).fire_due() == 1
+    [first] = runs()
+    end(first.id, at=DUE, code="integration_unavailable")
+    tried: list[str | None] = []
+
+    def broken(*args: Any, **kwargs: Any) -> Run:
+        tried.append(kwargs.get("retry_of"))
+        raise RuntimeError("the database went away")
+
+    # No real fault makes create_run raise something other than an AppError on demand.
+    monkeypatch.setattr(schedule_firing, "create_run", broken)
+    assert firer_at(app, DUE + timedelta(minutes=2)).fire_due() == 0
+    assert firer_at(app, DUE + timedelta(minutes=3)).fire_due() == 0
+    assert tried == [first.id]  # once
+    session.expire_all()
+    settled = session.get(Schedule, schedule.id)
+    assert settled is not None
+    assert (settled.last_skip, settled.last_skip_message) == (
+        "start_failed", schedule_firing.START_FAILED)
+    assert (settled.retried_run_id, settled.last_run_id) == (first.id, first.id)
+    assert [run.id for run in runs()] == [first.id]
 
 
 def test_a_due_time_coming_first_drops_the_pending_retry(app: Flask) -> None:
