@@ -7,6 +7,7 @@ import { cancel, follow, linkRun, renderInto, runHistory, setStatus, start } fro
 import { createInputEditor } from "./input-editor.js";
 import { schedulesPanel } from "./schedules.js";
 import { triggersPanel } from "./triggers.js";
+import { storePanel } from "./store.js";
 
 const page = document.getElementById("editor-page");
 let scriptId = page.dataset.scriptId ? Number(page.dataset.scriptId) : null;
@@ -85,6 +86,7 @@ function showScriptRuns() {
   loadHistory();
   loadSchedules();
   loadTriggers();
+  loadStore();
 }
 
 function showVersion(saved) {
@@ -149,6 +151,7 @@ async function run() {
       if (error && error.line) editor.markError(error.line, `${error.code}: ${error.message}`);
       showCalls(started.id);
       loadHistory();
+      loadStore();  // the run may have changed the store
       refreshReadiness();
     });
   } catch (error) {
@@ -199,6 +202,7 @@ async function loadHistory() {
 
 const loadSchedules = schedulesPanel($("schedules-panel"), () => scriptId);
 const loadTriggers = triggersPanel($("triggers-panel"), () => scriptId, () => $("script-published").checked);
+const loadStore = storePanel($("store-panel"), () => scriptId);
 
 $("save-script").addEventListener("click", () => save());
 
@@ -245,3 +249,4 @@ refreshReadiness();
 loadHistory();
 loadSchedules();
 loadTriggers();
+loadStore();
