@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.models import Run, Script, User
 from app.services.context import MemberContext
-from app.services.run_history import RunFilters, visible_runs
+from app.services.run_filters import RunFilters
+from app.services.run_history import visible_runs
 
 # The most rows one export holds, the newest first; the answer says when more matched.
 MAX_EXPORT_ROWS = 10_000

@@ -14,9 +14,8 @@ from app.errors import ValidationError
 from app.lifecycle import RunStatus
 from app.models._types import iso
 from app.models.scripts import RunTrigger
+from app.services.cron_times import MAX_ZONE_LENGTH
 
-# IANA names are short ("America/Argentina/ComodRivadavia" is among the longest).
-MAX_ZONE_LENGTH = 64
 # What started a run, as the filters take it (the one list: app.models.scripts.RunTrigger).
 TRIGGERS: tuple[str, ...] = get_args(RunTrigger)
 

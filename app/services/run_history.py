@@ -19,10 +19,7 @@ from app.models._types import utcnow
 from app.models.facilities import Role
 from app.services.context import MemberContext
 from app.services.grant_messages import asking_script
-
-# Re-exported: the filters its functions take (run_export imports RunFilters from here).
-from app.services.run_filters import RunFilters as RunFilters
-from app.services.run_filters import day_start
+from app.services.run_filters import RunFilters, day_start
 from app.services.scripts import MAX_PAGE as MAX_ROWS
 
 PER_PAGE = 25
