@@ -60,6 +60,18 @@ export function untilText(ms) {
   return days === 1 ? "in 1 day" : `in ${days} days`;
 }
 
+// How long ago a time was, in words for a glance ("just now", "3 min ago", "2 h ago",
+// "4 days ago"); untilText's counterpart.
+export function agoText(ms) {
+  const minutes = ms / 60000;
+  if (minutes < 1) return "just now";
+  if (minutes < 59.5) return `${Math.round(minutes)} min ago`;
+  const hours = minutes / 60;
+  if (hours < 23.5) return `${Math.round(hours)} h ago`;
+  const days = Math.round(hours / 24);
+  return days === 1 ? "1 day ago" : `${days} days ago`;
+}
+
 // A time in a narrow column: the hour and minute when it is today, else the short date
 // too; the whole local time on hover.
 export function shortTime(iso) {

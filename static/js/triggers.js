@@ -1,8 +1,33 @@
 // The editor's Triggers panel: a saved script's webhook triggers (secret URLs another
 // service POSTs to). A new one's URL is shown once, with a Copy button; the list says
-// when each was made and last used; Revoke asks first. The server checks everything.
+// when each was made and last used, and the last call its URL refused; Pause stops the
+// URL until Resume; Revoke asks first. The server checks everything.
 import { api, el, showError, slug, toast } from "./api.js";
-import { shortTime } from "./elapsed.js";
+import { agoText, shortTime } from "./elapsed.js";
+
+// A refused call's error code in words (the code is shown too: it is what the sender's
+// delivery log says).
+const REFUSALS = {
+  signature_invalid: "wrong or missing signature",
+  trigger_paused: "the trigger is paused",
+  trigger_stopped: "the trigger starts no run now",
+  invalid_input: "a body it cannot take",
+  unsupported_media_type: "a body of a type it does not take",
+  request_too_large: "a body too large",
+  too_many_attempts: "too many calls a minute",
+  too_many_queued_runs: "too many runs queued",
+  idempotency_key_run_deleted: "a redelivery of a deleted run",
+};
+
+// The last call its URL refused, so a maker sees why their sender fails.
+function refusedNote(trigger) {
+  const refusal = trigger.last_refused;
+  if (!refusal) return [];
+  const words = REFUSALS[refusal.code];
+  const count = trigger.refused_count > 1 ? ` · ${trigger.refused_count} refused in all` : "";
+  return [el("div", { class: "muted trigger-refused", title: new Date(refusal.at).toLocaleString(),
+    text: `last refused ${agoText(Date.now() - Date.parse(refusal.at))}: ${refusal.code} (${refusal.status}${words ? `, ${words}` : ""})${count}` })];
+}
 
 // `me`: the signed-in member's id and whether they are an admin. Only the trigger's maker
 // approves a version, and only they or an admin revoke it: the others see who may.
@@ -26,6 +51,18 @@ function row(trigger, reload, me) {
     try { await api("POST", `${base}/approve`); toast(`v${pending} approved`, "ok"); } catch (error) { toast(error.message, "error"); }
     reload(trigger.id);
   });
+  // Paused: its URL answers 409 until its maker or an admin resumes it.
+  const toggle = el("button", { type: "button", class: "trigger-toggle", text: trigger.enabled ? "Pause" : "Resume" });
+  toggle.addEventListener("click", async () => {
+    try {
+      await api("PATCH", base, { enabled: !trigger.enabled });
+      toast(trigger.enabled ? "Trigger paused" : "Trigger resumed", "ok");
+    } catch (error) { toast(error.message, "error"); }
+    reload(trigger.id, ".trigger-toggle");
+  });
+  const paused = trigger.enabled ? [] : [el("div", {},
+    el("span", { class: "badge warn trigger-paused", text: "paused" }), " ",
+    el("span", { class: "muted", text: "its URL answers 409 and starts nothing until resumed" }))];
   // Its URL starts nothing now (the script unpublished, its member gone or demoted): said
   // here, as the caller only sees a 409.
   const stopped = trigger.stopped === null ? [] : [el("div", {},
@@ -36,13 +73,13 @@ function row(trigger, reload, me) {
     cell("Name", "trigger-name", el("strong", { text: trigger.name }),
       el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` }),
       el("div", { class: "muted trigger-signed", text: trigger.signed ? "checks signatures" : "checks no signature" }),
-      el("div", { class: "muted trigger-input", text: trigger.input === "request" ? "input: the whole request" : "input: the body" }), ...stopped, ...approval),
+      el("div", { class: "muted trigger-input", text: trigger.input === "request" ? "input: the whole request" : "input: the body" }), ...paused, ...stopped, ...approval),
     cell("Created", "trigger-created", shortTime(trigger.created_at)),
-    cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" })),
+    cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" }), ...refusedNote(trigger)),
     el("td", { "data-label": "" }, el("div", { class: "row wrap" },
       el("a", { class: "trigger-runs", href: `/f/${slug}/runs?webhook_trigger_id=${trigger.id}`, "aria-label": `Runs of ${trigger.name}`, text: "Runs" }),
       ...(pending === null || !mine ? [] : [approve]),
-      ...(mine || me.admin ? [revoke] : [el("span", { class: "muted trigger-whose", text: `Only ${trigger.runs_as.name} or an admin can revoke it` })]))));
+      ...(mine || me.admin ? [toggle, revoke] : [el("span", { class: "muted trigger-whose", text: `Only ${trigger.runs_as.name} or an admin can pause or revoke it` })]))));
 }
 
 // Fill the panel for `scriptId` and wire its form (once); returns a function that reloads it.
@@ -62,8 +99,9 @@ export function triggersPanel(panel, scriptId, published) {
   const path = () => `/api/f/${slug}/scripts/${scriptId()}/triggers`;
 
   // `focus` after a revoke (null): the row is gone, so the keyboard goes to the name field
-  // rather than to the page's top; after an approval (its id), to that row's Revoke.
-  async function load(focus) {
+  // rather than to the page's top; after an approval (its id), to that row's Revoke; after
+  // Pause or Resume, to that row's new button (`control`).
+  async function load(focus, control = ".trigger-revoke") {
     if (!scriptId()) return;
     panel.hidden = false;
     panel.querySelector("#triggers-unpublished").hidden = published();
@@ -75,7 +113,7 @@ export function triggersPanel(panel, scriptId, published) {
       panel.querySelector("#triggers-count").textContent = found.length ? ` (${found.length})` : "";
     } catch (failure) { showError(error, failure.message); }
     if (focus === undefined) return;
-    const kept = table.querySelector(`tr[data-trigger-id="${focus}"] .trigger-revoke`);
+    const kept = table.querySelector(`tr[data-trigger-id="${focus}"] ${control}`);
     (kept ?? name).focus();
   }
 

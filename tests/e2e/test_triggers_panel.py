@@ -176,8 +176,8 @@ def test_another_scripter_sees_who_may_approve_and_revoke(
     row = panel.locator("#triggers-table tbody tr")
     row.wait_for()
     assert row.locator(".trigger-pending").count() == 1  # the version waits, and says whom
-    assert row.locator(".trigger-approve, .trigger-revoke").count() == 0
-    assert row.locator(".trigger-whose").inner_text() == "Only Sam or an admin can revoke it"
+    assert row.locator(".trigger-approve, .trigger-revoke, .trigger-toggle").count() == 0
+    assert row.locator(".trigger-whose").inner_text() == "Only Sam or an admin can pause or revoke it"
     page.context.close()
 
 
@@ -225,4 +225,53 @@ def test_a_signed_trigger_shows_its_secret_once_and_links_to_its_runs(
     page.locator(f"a[href$='/runs/{run_id}']").first.click()
     page.locator("#run-webhook-trigger").wait_for()
     assert page.locator("#run-webhook-trigger").inner_text() == "GitHub push"
+    page.context.close()
+
+
+def test_a_maker_pauses_and_resumes_a_trigger_and_sees_what_its_url_refused(
+    browser: Any, live_lab: tuple[LiveServer, int, int]
+) -> None:
+    """Pause by keyboard: the row says paused, its URL answers 409 and the row then says
+    what it refused and when; Resume keeps the focus on the row's button and the URL
+    starts runs again. axe-core finds nothing serious in the panel."""
+    live, script_id, _sue_id = live_lab
+    page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").click()
+    panel.locator("#trigger-name").fill("Signup form")
+    page.keyboard.press("Enter")
+    panel.locator("#trigger-made").wait_for()
+    url = panel.locator("#trigger-url").inner_text()
+    row = panel.locator("#triggers-table tbody tr")
+    row.wait_for()
+    assert row.locator(".trigger-refused").count() == 0
+
+    toggle = row.locator(".trigger-toggle")
+    assert toggle.inner_text() == "Pause"
+    toggle.focus()
+    page.keyboard.press("Enter")
+    row.locator(".trigger-paused").wait_for()
+    assert row.locator(".trigger-toggle").inner_text() == "Resume"
+    page.wait_for_function(
+        "document.activeElement?.classList.contains('trigger-toggle')")
+    refused = requests.post(url, json={"to": "team"}, timeout=30)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "trigger_paused"
+
+    page.reload()
+    panel.locator("summary").click()
+    note = row.locator(".trigger-refused")
+    note.wait_for()
+    assert note.inner_text() == (
+        "last refused just now: trigger_paused (409, the trigger is paused)")
+    assert axe_violations(page, include="#triggers-panel") == []
+    row.locator(".trigger-toggle").focus()
+    page.keyboard.press("Enter")
+    row.locator(".trigger-paused").wait_for(state="detached")
+    assert row.locator(".trigger-toggle").inner_text() == "Pause"
+    page.wait_for_function(
+        "document.activeElement?.classList.contains('trigger-toggle')")
+    started = requests.post(url, json={"to": "team"}, timeout=30)
+    assert started.status_code == 202, started.text
+    assert extensions.run_queue(live.app).wait(started.json()["run_id"], 60) is not None
     page.context.close()
