@@ -177,7 +177,8 @@ def test_another_scripter_sees_who_may_approve_and_revoke(
     row.wait_for()
     assert row.locator(".trigger-pending").count() == 1  # the version waits, and says whom
     assert row.locator(".trigger-approve, .trigger-revoke, .trigger-toggle").count() == 0
-    assert row.locator(".trigger-whose").inner_text() == "Only Sam or an admin can pause or revoke it"
+    whose = row.locator(".trigger-whose").inner_text()
+    assert whose == "Only Sam or an admin can pause or revoke it"
     page.context.close()
 
 
