@@ -78,4 +78,7 @@ def test_completions_offer_what_a_script_can_use(browser: Any, live_lab: LiveSer
     assert {"request", "get", "require", "available", "NoIntegrationGrant"} <= set(members)
     # Only members after the dot: no builtins (abs, __import__), no script globals (input).
     assert not {"abs", "__import__", "input", "integrations"} & set(members)
+    # The script's store: the global, then its four members only.
+    assert "store" in offered(page, "sto")
+    assert sorted(offered(page, "x = store.")) == ["delete", "get", "keys", "set"]
     page.context.close()

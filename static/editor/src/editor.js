@@ -94,12 +94,38 @@ const INTEGRATION_MEMBERS = [
   })),
 ];
 
+// `store.<partial>`: the script's store, small JSON values kept between its runs.
+const STORE_MEMBERS = [
+  {
+    label: "get",
+    type: "function",
+    boost: 2,
+    detail: "(key, default=None)",
+    info: "get(key, default=None) → the value kept under key by this script's runs, or default.",
+  },
+  {
+    label: "set",
+    type: "function",
+    boost: 2,
+    detail: "(key, value)",
+    info: "set(key, value): keep a JSON value (at most 64 KiB) for this script's next runs; written at once. At most 100 keys, each 1-200 characters.",
+  },
+  { label: "delete", type: "function", detail: "(key)", info: "delete(key) → whether the store held key." },
+  { label: "keys", type: "function", detail: "()", info: "keys() → the keys kept, sorted." },
+];
+
 const SCRIPT_GLOBALS = [
   {
     label: "integrations",
     type: "namespace",
     detail: "script API",
     info: "Call third-party APIs: integrations.request/get/post/put/patch/delete, require, available.",
+  },
+  {
+    label: "store",
+    type: "namespace",
+    detail: "kept between runs",
+    info: "This script's store: store.get(key, default), store.set(key, value), store.delete(key), store.keys(). JSON values kept between its runs.",
   },
   { label: "input", type: "variable", detail: "run input", info: "The run's JSON input." },
   { label: "user", type: "variable", detail: "id, name", info: "The user running the script (id, name)." },
@@ -132,6 +158,14 @@ function integrationMemberSource(context) {
     options: INTEGRATION_MEMBERS,
     validFor: /^\w*$/,
   };
+}
+
+// `store.<partial>` → the store's members.
+function storeMemberSource(context) {
+  const m = context.matchBefore(/\bstore\s*\.\s*\w*$/);
+  if (!m || inComment(context)) return null;
+  const word = /\w*$/.exec(m.text)[0];
+  return { from: context.pos - word.length, options: STORE_MEMBERS, validFor: /^\w*$/ };
 }
 
 // First string argument of integrations.request(/get(/…/require( → service keys.
@@ -373,6 +407,7 @@ export function createEditor(parent, options = {}) {
 
   const python = new LanguageSupport(pythonLanguage, [
     pythonLanguage.data.of({ autocomplete: integrationMemberSource }),
+    pythonLanguage.data.of({ autocomplete: storeMemberSource }),
     pythonLanguage.data.of({ autocomplete: serviceKeySource(() => services) }),
     pythonLanguage.data.of({ autocomplete: accountLabelSource(() => labels) }),
     pythonLanguage.data.of({ autocomplete: responseMemberSource }),
