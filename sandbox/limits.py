@@ -124,8 +124,9 @@ def line_count(source: str) -> int:
 def made_too_many_calls(max_calls: int) -> str:
     """The message of a run stopped at its call limit (`call_limit`)."""
     return (
-        f"the script made more than {max_calls} integration calls, what a run may make; "
-        "make fewer (ask for larger pages) or split the work over several runs"
+        f"the script made more than {max_calls} integration and store calls, what a run may "
+        "make; make fewer (ask for larger pages, keep related values under one store key) or "
+        "split the work over several runs"
     )
 
 

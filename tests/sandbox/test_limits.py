@@ -118,8 +118,9 @@ LIMIT_MESSAGES = [
      "`result` is larger than 1 MiB, what a run may return; return less (a summary, or only "
      "the fields you need)"),
     ("while True:\n    integrations.available()", {"max_calls": 3}, "call_limit",
-     "the script made more than 3 integration calls, what a run may make; make fewer (ask "
-     "for larger pages) or split the work over several runs"),
+     "the script made more than 3 integration and store calls, what a run may make; make "
+     "fewer (ask for larger pages, keep related values under one store key) or split the "
+     "work over several runs"),
 ]
 
 

@@ -3,6 +3,7 @@ an in-memory host stands for the app's store)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sandbox import (
@@ -171,3 +172,13 @@ def test_a_resumed_run_asking_another_key_diverges_naming_both(executor: Executo
         "the resumed run did not retrace its steps: call 1 was store.get('cursor') the "
         "first time, now store.get('other')"
     )
+
+
+def test_store_calls_count_against_the_runs_call_limit(executor: Executor) -> None:
+    host = MemoryStore()
+    source = "for i in range(10):\n    store.set('k%d' % i, i)\n"
+    done = executor.run(source, limits=replace(LIMITS, max_calls=3), on_call=host)
+    assert done.status == FAILED and done.error is not None
+    assert done.error.code == "call_limit"
+    assert done.error.message.startswith("the script made more than 3 integration and store")
+    assert len(host.asked) == 3
