@@ -31,7 +31,9 @@ export function buildForm(container, declared) {
   for (const field of declared) {
     const { name, type: kind } = field;
     const input = control(name, field, kind);
-    const error = el("span", { class: "field-error", hidden: true });
+    const error = el("span", { class: "field-error", id: `${input.id}-error`, hidden: true });
+    // The error is the field's description: a screen reader on the field reads it.
+    input.setAttribute("aria-describedby", error.id);
     const title = el("span", {}, name, required.has(name) ? el("span", { class: "required", title: "required", text: " *" }) : "");
     const label = kind === "boolean"
       ? el("label", { class: "check input-field", "data-input": name }, input, title)
@@ -46,7 +48,9 @@ export function buildForm(container, declared) {
     for (const [name, field] of fields) {
       field.error.textContent = errors[name] ?? "";
       field.error.hidden = !errors[name];
-      field.input.toggleAttribute("aria-invalid", Boolean(errors[name]));
+      // "true", not toggleAttribute's "": ARIA reads an empty aria-invalid as false.
+      if (errors[name]) field.input.setAttribute("aria-invalid", "true");
+      else field.input.removeAttribute("aria-invalid");
     }
   }
 

@@ -228,3 +228,41 @@ def test_a_test_run_checks_the_inputs_declared_before_they_are_saved(
     with live.app.app_context():
         assert db.session.get(Script, script_id).input_schema == {}
     sam.context.close()
+
+
+def test_a_form_field_in_error_says_so_to_assistive_technology(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    # The field got aria-invalid="" (which ARIA reads as false) and nothing tied the error
+    # text to it: a screen reader on the field heard neither that it was wrong nor why.
+    live, script_id = live_lab
+    sam = signed_in(browser, live, "sam@example.com")
+    sam.goto(f"{live.url}/f/lab/editor/{script_id}")
+    sam.click("#inputs-editor summary")
+    declare(sam, 0, "who", "text", required=True)
+    declare(sam, 1, "times", "number", default="1")
+    declare(sam, 2, "loud", "boolean")
+    sam.click("#save-script")
+    sam.locator("#save-status", has_text="Saved").wait_for()
+    sam.check("#script-published")
+    sam.locator("#version-line", has_text="Members run v").wait_for()
+    sam.context.close()
+
+    mo = signed_in(browser, live, "mo@example.com")
+    mo.goto(f"{live.url}/f/lab/scripts")
+    card = mo.locator(".script-card", has_text="Greeter")
+    who = card.locator("[data-input=who] input")
+    card.locator(".run-script").click()
+    card.locator("[data-input=who] .field-error", has_text="who is required").wait_for()
+    assert who.get_attribute("aria-invalid") == "true"
+    described = who.evaluate(
+        "n => (n.getAttribute('aria-describedby') || '').split(' ')"
+        ".map(id => document.getElementById(id)?.textContent || '').join(' ')"
+    )
+    assert "who is required" in described
+    assert card.locator("[data-input=times] input").get_attribute("aria-invalid") is None
+    who.fill("Ada")
+    card.locator(".run-script").click()
+    card.locator(".run-status", has_text="succeeded").wait_for(timeout=30000)
+    assert who.get_attribute("aria-invalid") is None  # right again: no longer marked
+    mo.context.close()
