@@ -199,3 +199,11 @@ def test_the_document_shows_the_export_as_files(app: Flask) -> None:
     assert {"format", "trigger", "schedule_id", "status", "since", "tz"} <= queries
     assert "cursor" not in queries
     assert "RunExportFile" not in document["components"]["schemas"]
+
+
+def test_the_runs_page_says_how_many_runs_the_download_holds_in_words(lab: Lab) -> None:
+    # One run read "these 1 run, as the filters show them".
+    one = lab.ada.get(f"/f/lab/runs?user_id={lab.ids['max']}").get_data(as_text=True)
+    assert "this run, as the filters show them" in one and "these 1 run" not in one
+    two = lab.mo.get("/f/lab/runs").get_data(as_text=True)
+    assert "these 2 runs, as the filters show them" in two
