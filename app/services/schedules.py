@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import DEFAULTS
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden
 from app.lifecycle import RunStatus
 from app.models import Role, Run, Schedule, Script
 from app.models._types import utcnow
-from app.services import cron_times, inputs, people, schedule_retries, versions
+from app.services import cron_times, inputs, people, schedule_retries, script_parts, versions
 from app.services.context import MemberContext
 from app.services.scripts import check_input_size
 
@@ -79,13 +79,7 @@ def _require_owner_or_admin(member: MemberContext, schedule: Schedule) -> None:
 def list_schedules(session: Session, member: MemberContext, script: Script) -> list[Schedule]:
     """The script's schedules, oldest first (scripters and admins)."""
     require_scripter(member)
-    return list(
-        session.scalars(
-            select(Schedule)
-            .where(Schedule.script_id == script.id, Schedule.facility_id == member.facility.id)
-            .order_by(Schedule.id)
-        )
-    )
+    return script_parts.parts_of(session, Schedule, member, script)
 
 
 def get_schedule(
@@ -93,14 +87,9 @@ def get_schedule(
 ) -> Schedule:
     """One schedule of the script (NotFound for another script's or facility's)."""
     require_scripter(member)
-    schedule = session.get(Schedule, schedule_id)
-    if (
-        schedule is None
-        or schedule.facility_id != member.facility.id
-        or schedule.script_id != script.id
-    ):
-        raise NotFound("no such schedule")
-    return schedule
+    return script_parts.part_of(
+        session, Schedule, member, script, schedule_id, missing="no such schedule"
+    )
 
 
 def create_schedule(

@@ -33,7 +33,7 @@ from app.integrations.vault import Vault
 from app.models import Membership, Role, Run, Script, User, WebhookTrigger
 from app.models._types import utcnow
 from app.models.triggers import InputMode
-from app.services import people, queued_runs, trigger_signatures, versions
+from app.services import people, queued_runs, script_parts, trigger_signatures, versions
 from app.services.context import MemberContext
 from app.services.scripts import create_run
 
@@ -78,16 +78,7 @@ def _require_scripter(member: MemberContext) -> None:
 def list_triggers(session: Session, member: MemberContext, script: Script) -> list[WebhookTrigger]:
     """The script's triggers, oldest first (scripters and admins)."""
     _require_scripter(member)
-    return list(
-        session.scalars(
-            select(WebhookTrigger)
-            .where(
-                WebhookTrigger.script_id == script.id,
-                WebhookTrigger.facility_id == member.facility.id,
-            )
-            .order_by(WebhookTrigger.id)
-        )
-    )
+    return script_parts.parts_of(session, WebhookTrigger, member, script)
 
 
 def get_trigger(
@@ -95,14 +86,9 @@ def get_trigger(
 ) -> WebhookTrigger:
     """One trigger of the script (NotFound for another script's or facility's)."""
     _require_scripter(member)
-    trigger = session.get(WebhookTrigger, trigger_id)
-    if (
-        trigger is None
-        or trigger.facility_id != member.facility.id
-        or trigger.script_id != script.id
-    ):
-        raise NotFound("no such webhook trigger")
-    return trigger
+    return script_parts.part_of(
+        session, WebhookTrigger, member, script, trigger_id, missing="no such webhook trigger"
+    )
 
 
 def create_trigger(
