@@ -113,6 +113,19 @@ def test_a_wrong_current_password_changes_nothing(site: Site, ada: Browser) -> N
     assert ada.me() == 200 and other.me() == 200
 
 
+def test_a_refused_password_change_puts_the_cursor_back_in_the_first_field(
+    site: Site, ada: Browser
+) -> None:
+    # The page came back with every field empty and the focus nowhere: a keyboard user
+    # tabbed past the top bar and the settings links to type all three again.
+    page = ada.http.get(f"{site.live.url}/settings/password", timeout=30).text
+    assert "autofocus" not in page  # a fresh page leaves the focus to the browser
+    answer = ada.form("/settings/password", {"current_password": PASSWORD,
+                      "new_password": NEW_PASSWORD, "repeat_password": NEW_PASSWORD + "x"})
+    assert answer.status_code == 400
+    assert re.search(r'<input name="current_password"[^>]* autofocus', answer.text)
+
+
 def test_changing_the_password_by_api_ends_the_other_sessions(site: Site, ada: Browser) -> None:
     response = site.ada.api(
         "POST",
