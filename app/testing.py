@@ -92,9 +92,13 @@ class WebClient:
             self.base_url + path, data={"csrf_token": self.csrf, **data}, timeout=30
         )
 
-    def websocket(self, slug: str, origin: str | None = None) -> Socket:
-        """Open the page websocket for facility `slug`."""
-        ws_url = self.base_url.replace("http://", "ws://") + f"/ws?facility={slug}"
+    def websocket(
+        self, slug: str, origin: str | None = None, *, also: tuple[str, ...] = ()
+    ) -> Socket:
+        """Open the page websocket for facility `slug` (and the facilities `also`, as a page
+        of several, such as Settings, does)."""
+        query = "&".join(f"facility={each}" for each in (slug, *also))
+        ws_url = self.base_url.replace("http://", "ws://") + f"/ws?{query}"
         headers = {"Cookie": self.cookie, "Origin": origin or self.base_url}
         return Socket(_Client.connect(ws_url, headers=headers, thread_class=_DaemonThread))
 

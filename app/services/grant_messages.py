@@ -51,6 +51,7 @@ def required_message(session: Session, grant_id: str) -> dict[str, Any]:
     return {
         "type": "grant.required",
         "grant_id": grant.id,
+        "facility": facility.slug,  # a page of several facilities (Settings) shows them all
         "run_id": grant.run_id,
         "script": script_name,
         "integration": {

@@ -22,9 +22,8 @@ def settings_integrations() -> ResponseReturnValue:
     """The user's own accounts, per facility they belong to."""
     user = require_user()
     sections = []
-    facilities = [facility for facility, _role in memberships_of(user)]
-    prompt_facility = None
-    for facility in facilities:
+    # The page's sign-in prompts (base.html) come for every one of these facilities.
+    for facility, _role in memberships_of(user):
         integrations = db.session.scalars(
             select(Integration)
             .where(Integration.facility_id == facility.id)
@@ -36,8 +35,6 @@ def settings_integrations() -> ResponseReturnValue:
         waiting = run_history.waiting_for_sign_in(
             db.session(), user_id=user.id, facility_id=facility.id
         )
-        if waiting and prompt_facility is None:
-            prompt_facility = facility.slug
         sections.append(
             {
                 "facility": facility,
@@ -52,13 +49,7 @@ def settings_integrations() -> ResponseReturnValue:
                 ],
             }
         )
-    # The page's sign-in prompts (base.html) come over one facility's websocket: the first
-    # with a run waiting, else the first facility (for a prompt that comes while it is open).
-    if prompt_facility is None and facilities:
-        prompt_facility = facilities[0].slug
-    return render_page(
-        "settings_integrations.html", None, sections=sections, prompt_facility=prompt_facility
-    )
+    return render_page("settings_integrations.html", None, sections=sections)
 
 
 @bp.get("/invitations")

@@ -2,7 +2,9 @@
 
 Checks the Origin and the session before anything else; holds no domain logic. An admin's
 page also watches the facility's run events (admins see everyone's runs); a member's page
-hears only about the member's own runs and prompts.
+hears only about the member's own runs and prompts. A page of no one facility (Settings)
+asks for several (`?facility=a&facility=b`): it hears the user's own prompts and runs in
+each, checked facility by facility, and watches none.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,11 +26,21 @@ from app import db, extensions
 from app.errors import AppError
 from app.models import Grant, Membership, Role
 from app.models._types import UNSTORABLE_TEXT
+from app.seams import Subscription
 from app.services import sessions
 from app.web.limits import websocket_slots
 from app.web.security import require_member, session_secret
 
 sock = Sock()
+
+
+@dataclass(frozen=True)
+class _Room:
+    """One facility a page hears: `watch`, its run events too (an admin's page of it)."""
+
+    slug: str
+    facility_id: int
+    watch: bool
 
 
 def _origin_allowed() -> bool:
@@ -60,12 +73,20 @@ def events(ws: Any) -> None:
         _refuse(ws, "forbidden_origin", f"origin not allowed: open Scriptbox at {public}/ "
                 "for live updates (its SCRIPTBOX_PUBLIC_URL)", public_url=public)
         return
+    # Each facility asked for is checked as one page of it would be; a repeated one once.
+    slugs = list(dict.fromkeys(request.args.getlist("facility"))) or [""]
     try:
-        member = require_member(request.args.get("facility", ""))
+        members = [require_member(slug) for slug in slugs]
     except AppError as exc:
         _refuse(ws, exc.code, exc.message)
         return
-    user_id, facility_id = member.user.id, member.facility.id
+    user_id = members[0].user.id
+    # One facility's page watches its runs for an admin; a page of several (Settings)
+    # shows no runs, so it hears only the user's own messages.
+    alone = len(members) == 1
+    rooms = [
+        _Room(m.facility.slug, m.facility.id, alone and m.can(Role.admin)) for m in members
+    ]
     slots = websocket_slots()
     slot = slots.acquire(user_id, int(current_app.config["WS_MAX_CONNECTIONS_PER_USER"]))
     if slot is None:
@@ -74,16 +95,14 @@ def events(ws: Any) -> None:
                 "too many open Scriptbox pages; close some and reload this one")
         return
     try:
-        watch = member.can(Role.admin)
-        _serve(ws, member.facility.slug, user_id, facility_id, session_secret(), watch,
-               renew=lambda: slots.renew(user_id, slot))
+        _serve(ws, rooms, user_id, session_secret(), renew=lambda: slots.renew(user_id, slot))
     finally:
         slots.release(user_id, slot)
 
 
-def _still_allowed(sid: str | None, user_id: int, facility_id: int, watch: bool) -> bool:
+def _still_allowed(sid: str | None, user_id: int, rooms: list[_Room]) -> bool:
     # Re-read from the database, so an ending made by any process closes the socket; a
-    # page watching the facility's runs closes too once its user is no admin there any more.
+    # page watching a facility's runs closes too once its user is no admin there any more.
     try:
         signed_out = (
             sid is not None
@@ -91,34 +110,40 @@ def _still_allowed(sid: str | None, user_id: int, facility_id: int, watch: bool)
         )
         if signed_out:
             return False
-        role = db.session.scalar(
-            select(Membership.role).where(
-                Membership.user_id == user_id, Membership.facility_id == facility_id
+        roles = {
+            facility_id: role
+            for facility_id, role in db.session.execute(
+                select(Membership.facility_id, Membership.role).where(
+                    Membership.user_id == user_id,
+                    Membership.facility_id.in_([room.facility_id for room in rooms]),
+                )
             )
+        }
+        return all(
+            room.facility_id in roles
+            and (not room.watch or Role(roles[room.facility_id]).at_least(Role.admin))
+            for room in rooms
         )
-        return role is not None and (not watch or Role(role).at_least(Role.admin))
     finally:
         db.session.remove()
 
 
 def _serve(
     ws: Any,
-    slug: str,
+    rooms: list[_Room],
     user_id: int,
-    facility_id: int,
     sid: str | None,
-    watch: bool,
     *,
     renew: Callable[[], None],
 ) -> None:
     recheck_s = float(current_app.config["WS_RECHECK_S"])
-    subscription = extensions.bus().subscribe(user_id, facility_id, watch=watch)
+    bus = extensions.bus()
+    subscriptions: list[Subscription] = []
     grants = extensions.grants()
-    db.session.remove()  # do not hold a connection for the life of the socket
     closed = threading.Event()
     lock = threading.Lock()
 
-    def pump() -> None:
+    def pump(subscription: Subscription) -> None:
         while not closed.is_set():
             message = subscription.get(timeout=0.5)
             if message is None:
@@ -131,25 +156,37 @@ def _serve(
                 # often as a clean close: either way this page is done.
                 closed.set()
 
-    sender = threading.Thread(target=pump, name="ws-sender", daemon=True)
     try:
+        for room in rooms:
+            subscriptions.append(bus.subscribe(user_id, room.facility_id, watch=room.watch))
+        db.session.remove()  # do not hold a connection for the life of the socket
+        facility_ids = {room.facility_id for room in rooms}
         with lock:
-            _send(ws, {"type": "hello", "facility": slug})
-            for message in grants.pending_messages(user_id, facility_id):
-                _send(ws, message)
-        sender.start()
+            hello: dict[str, Any] = {"type": "hello", "facility": rooms[0].slug}
+            if len(rooms) > 1:
+                hello = {"type": "hello", "facilities": [room.slug for room in rooms]}
+            _send(ws, hello)
+            for room in rooms:
+                for message in grants.pending_messages(user_id, room.facility_id):
+                    _send(ws, message)
+        for subscription in subscriptions:
+            threading.Thread(
+                target=pump, args=(subscription,), name="ws-sender", daemon=True
+            ).start()
         next_check = time.monotonic() + recheck_s
         while not closed.is_set():
-            if subscription.closed.is_set():  # the server is stopping, or the page missed events
-                code, text = subscription.close_reason
+            # The server is stopping, or the page missed events.
+            ending = next((sub for sub in subscriptions if sub.closed.is_set()), None)
+            if ending is not None:
+                code, text = ending.close_reason
                 with lock:
                     ws.close(reason=code, message=text)
                 break
             raw = ws.receive(timeout=min(1.0, recheck_s))
             if time.monotonic() >= next_check:
-                # Signed out, password changed, removed from the facility, or ended by
-                # an operator: the page stops hearing about this facility's runs.
-                if not _still_allowed(sid, user_id, facility_id, watch):
+                # Signed out, password changed, removed from a facility, or ended by an
+                # operator: the page stops hearing about the facility's runs.
+                if not _still_allowed(sid, user_id, rooms):
                     with lock:
                         _refuse(ws, "session_ended", "you were signed out or removed from "
                                 "this facility; reload the page")
@@ -158,7 +195,7 @@ def _serve(
                 renew()  # the page's slot under the per-user cap stays taken
             if raw is None:
                 continue
-            reply = _handle(raw, user_id, facility_id)
+            reply = _handle(raw, user_id, facility_ids)
             if reply is not None:
                 with lock:
                     _send(ws, reply)
@@ -166,11 +203,12 @@ def _serve(
         pass  # the page went away (cleanly or with a broken pipe)
     finally:
         closed.set()
-        subscription.close()
+        for subscription in subscriptions:
+            subscription.close()
         db.session.remove()
 
 
-def _handle(raw: str, user_id: int, facility_id: int) -> dict[str, Any] | None:
+def _handle(raw: str, user_id: int, facility_ids: set[int]) -> dict[str, Any] | None:
     try:
         # The app's reader (app.errors.BoundedJSON): JSON nested deeper than it can be read
         # is malformed JSON here too.
@@ -185,7 +223,7 @@ def _handle(raw: str, user_id: int, facility_id: int) -> dict[str, Any] | None:
             return {"type": "error", "code": "not_found", "message": "no such prompt"}
         try:
             grant = db.session.get(Grant, grant_id)
-            if grant is None or grant.user_id != user_id or grant.facility_id != facility_id:
+            if grant is None or grant.user_id != user_id or grant.facility_id not in facility_ids:
                 return {"type": "error", "code": "not_found", "message": "no such prompt"}
         finally:
             db.session.remove()

@@ -1,4 +1,5 @@
-// Sign-in prompts (DESIGN §4): shown on every page of the facility; Sign in opens the
+// Sign-in prompts (DESIGN §4): shown on every page of the facility, and on pages of no one
+// facility (Settings) for every facility of the user's; Sign in opens the
 // sign-in window from the click itself (browsers block windows opened from a websocket
 // message), with a same-tab link when the window is blocked. A success comes from the
 // server over the websocket, never from the sign-in window. A sign-in declined or failed
@@ -105,7 +106,8 @@ function render(message) {
   refuse.addEventListener("click", async () => {
     refuse.disabled = true;
     if (!send({ type: "grant.refuse", grant_id: message.grant_id })) {
-      try { await api("POST", `/api/f/${slug}/grants/${message.grant_id}/refuse`); }
+      // The prompt's own facility: a page of several (Settings) shows theirs all.
+      try { await api("POST", `/api/f/${message.facility ?? slug}/grants/${message.grant_id}/refuse`); }
       catch (error) { toast(error.message, "error"); refuse.disabled = false; }
     }
   });

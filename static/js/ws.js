@@ -1,7 +1,10 @@
-// One websocket per page for the facility in <body data-facility>: server events are
+// One websocket per page for the facilities in <body data-facilities> (the page's own, or
+// on a page of none, such as Settings, every facility of the user's): server events are
 // re-dispatched by type; it reconnects with backoff (and the server then re-sends the
 // sign-in prompts still pending).
-import { el, slug, toast } from "./api.js";
+import { el, toast } from "./api.js";
+
+const facilities = (document.body.dataset.facilities ?? "").split(" ").filter(Boolean);
 
 const bus = new EventTarget();
 let socket = null;
@@ -60,9 +63,10 @@ function refusedBy(message) {
 }
 
 function connect() {
-  if (!slug) return;
+  if (!facilities.length) return;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws?facility=${encodeURIComponent(slug)}`);
+  const query = new URLSearchParams(facilities.map((facility) => ["facility", facility]));
+  socket = new WebSocket(`${scheme}://${location.host}/ws?${query}`);
   socket.addEventListener("open", () => { connected = true; });
   socket.addEventListener("message", (event) => {
     let message;

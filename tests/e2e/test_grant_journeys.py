@@ -21,7 +21,7 @@ from app.devprovider import (
     provider_of,
     serve_in_thread,
 )
-from app.models import CallLog, Grant, Integration, Role, Script
+from app.models import CallLog, Grant, Integration, Role, Script, User
 from app.services import connections, integrations_admin
 from app.testing import LiveServer
 from tests.conftest import add_member, create_facility, create_user, keyed_api_fields
@@ -295,3 +295,52 @@ def test_every_page_renders_on_a_laptop_and_a_phone(browser: Any, site: dict[str
         page.wait_for_load_state("networkidle")
         shot(page, f"{name}-{width}")
     assert errors == []  # no JavaScript error on any page
+
+
+def test_settings_shows_the_prompts_of_every_facility_of_the_member(
+    browser: Any, site: dict[str, Any]
+) -> None:
+    """Settings connected the websocket of one facility only (the first with a run waiting
+    when it loaded, else the first by name): a run in another facility of the member's that
+    asked for their sign-in while they were on Settings showed no prompt there."""
+    live = site["live"]
+    with live.app.app_context():
+        session = db.session()
+        zeta = create_facility(session, slug="zeta", name="Zeta Works")  # after "The Lab"
+        member = session.query(User).filter_by(email="member@example.com").one()
+        add_member(session, user=member, facility=zeta, role=Role.member)
+        integrations_admin.create_custom(
+            session, facility=zeta, fields=keyed_api_fields(site["provider"].url)
+        )
+        script = Script(facility_id=zeta.id, name="Zeta echo", source=CALLS_KEYED, published=True)
+        session.add(script)
+        session.commit()
+        script_id = script.id
+    page = signed_in(browser, live, "member@example.com", height=800)
+    page.goto(f"{live.url}/settings/integrations")
+    assert page.locator(".facility-section").evaluate_all(
+        "(sections) => sections.map((s) => s.dataset.facility)"
+    ) == ["lab", "zeta"]
+    # Started from this page's own session (as a script's Run button does, on another page
+    # of the member's that then went away): the run asks whoever has a page open.
+    run: dict[str, Any] = page.evaluate(
+        """async (scriptId) => {
+            const csrf = document.querySelector('meta[name="csrf-token"]').content;
+            const r = await fetch('/api/f/zeta/runs', {method: 'POST', headers: {
+              'Content-Type': 'application/json', 'X-CSRF-Token': csrf},
+              body: JSON.stringify({script_id: scriptId, input: {}, interactive: true})});
+            return await r.json();
+        }""",
+        script_id,
+    )
+    prompt = page.locator("#prompts .grant-prompt")
+    prompt.wait_for(timeout=20000)
+    assert "Zeta echo wants to use Keyed API with your account." in prompt.inner_text()
+    with page.expect_popup() as popup_info:
+        prompt.locator(".grant-sign-in").click()
+    popup = popup_info.value
+    popup.fill("input[name=api_key]", API_KEY)
+    popup.click("#credentials-form button[type=submit]")
+    prompt.wait_for(state="detached", timeout=20000)
+    page.goto(f"{live.url}/f/zeta/runs/{run['id']}")
+    page.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)

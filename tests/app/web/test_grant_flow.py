@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
-from app.models import Account, Facility, Grant, Membership, Role
+from app.models import Account, Facility, Grant, Membership, Role, User
 from app.testing import LiveServer, RoundTrips, WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
@@ -233,6 +233,31 @@ def test_another_users_refusal_is_refused_and_changes_nothing(world: dict[str, A
         assert db.session.get(Grant, prompt["grant_id"]).state == "pending"
     page.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
     page.wait_for("grant.resolved", grant_id=prompt["grant_id"])
+
+
+def test_a_page_of_several_facilities_hears_each_and_refuses_in_each(
+    world: dict[str, Any],
+) -> None:
+    """Settings asks for every facility of the user's (base.html): each is checked as a
+    page of it would be, and a prompt of any of them is shown and answered there."""
+    live: LiveServer = world["live"]
+    outside = world["member"].websocket("elsewhere", also=("lab",))
+    refused = outside.next()
+    assert refused is not None and (refused["code"], refused["closing"]) == ("not_found", True)
+    with live.app.app_context():
+        session = db.session()
+        elsewhere = session.scalars(select(Facility).where(Facility.slug == "elsewhere")).one()
+        mia = session.scalars(select(User).where(User.email == "mia@example.com")).one()
+        add_member(session, user=mia, facility=elsewhere, role=Role.member)
+        session.commit()
+    page = world["member"].websocket("elsewhere", also=("lab",))
+    assert page.wait_for("hello")["facilities"] == ["elsewhere", "lab"]
+    start_member_run(world, CATCHES_REFUSAL)
+    prompt = page.wait_for("grant.required")
+    assert prompt["facility"] == "lab"  # the page's Refuse without a socket goes there
+    page.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
+    assert page.wait_for("grant.resolved", grant_id=prompt["grant_id"])["state"] == "refused"
+    page.close()
 
 
 @pytest.mark.parametrize("who", ["anonymous", "bad_origin", "other_facility"])
