@@ -395,3 +395,34 @@ def test_several_sign_in_prompts_leave_most_of_the_page_in_view(
     last.wait_for(state="detached", timeout=30000)
     assert prompts.count() == 2
     page.context.close()
+
+
+def test_a_long_one_word_name_and_error_wrap_on_a_phone(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    # A snake_case name heads the script's card (an h2) and its link in the editor's list,
+    # and an error quoting a URL fills the run page's error box: none of them wrapped, so
+    # each page scrolled sideways at 375 px.
+    live, _ = live_lab
+    name = "sync_hubspot_contacts_to_google_sheets_every_morning_v2"
+    source = 'raise ValueError("no sheet at https://sheets.example.com/' + "a1b2c3" * 12 + '")\n'
+    with live.app.app_context():
+        session = db.session()
+        lab = session.scalar(select(Facility).where(Facility.slug == "lab"))
+        script = Script(facility_id=lab.id, name=name, source=source, published=True)
+        session.add(script)
+        session.commit()
+        script_id = script.id
+    page = signed_in(browser, live, "ada@example.com", width=375)
+    page.goto(f"{live.url}/f/lab/scripts")
+    run_id = start_run(page, script_id)
+    page.goto(f"{live.url}/f/lab/runs/{run_id}")
+    page.locator("#run-error", has_text="no sheet at").wait_for()
+    fits(page, "long-words-run-375")
+    page.goto(f"{live.url}/f/lab/scripts")
+    page.locator(".script-card h2", has_text=name).wait_for()
+    fits(page, "long-words-scripts-375")
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    page.locator(".script-list a", has_text=name).wait_for()
+    fits(page, "long-words-editor-375")
+    page.context.close()
