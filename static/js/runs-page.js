@@ -5,12 +5,14 @@ import { api, slug } from "./api.js";
 import { on, ready } from "./ws.js";
 import { FINAL, setStatus } from "./runs.js";
 import { localTimes, startTimers, timerStatus } from "./elapsed.js";
+import { sendOnlySet } from "./filter-form.js";
 
 const table = document.getElementById("runs-table");
 // From and To are days where the browser is, as the list's times are: the server reads
 // them in this zone (an IANA name; it keeps UTC when there is none).
 const zone = document.querySelector("#run-filters input[name=tz]");
 if (zone) zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+sendOnlySet(document.getElementById("run-filters"));
 const rows = new Map([...document.querySelectorAll("tr[data-run-id]")].map((row) => [row.dataset.runId, row]));
 
 function update(row, run) {

@@ -105,7 +105,8 @@ def test_a_scripter_reads_the_facilitys_schedules(
 
     page.get_by_label("State").select_option("paused")
     page.get_by_role("button", name="Filter").click()
-    page.wait_for_url("**/f/lab/schedules?state=paused&script_id=&user_id=")
+    # Only the fields set: the address once carried `&script_id=&user_id=` too.
+    page.wait_for_url(f"{live.url}/f/lab/schedules?state=paused")
     assert rows.count() == 1 and rows.first.get_attribute("data-schedule-id") == str(
         ids["paused"])
 
@@ -176,7 +177,7 @@ def test_the_filter_offers_the_schedules_scripts_and_members(
     script.select_option(label="Report")
     owner.select_option(label="Sam")
     page.get_by_role("button", name="Filter").click()
-    page.wait_for_url(f"**/f/lab/schedules?state=&script_id={ids['script']}&user_id=*")
+    page.wait_for_url(f"**/f/lab/schedules?script_id={ids['script']}&user_id=*")
     assert page.locator("#schedules-list tbody tr").count() == 3
     assert script.input_value() == str(ids["script"])
     assert page.get_by_label("Runs as").locator("option:checked").inner_text() == "Sam"
