@@ -45,6 +45,12 @@ class WebhookTrigger(Base):
     # The secret a sender signs each body with (X-Hub-Signature-256), vault-encrypted; None
     # when the trigger checks no signature. Made by the server, shown once, never again.
     signing_secret_enc: Mapped[str | None] = mapped_column(Text)
+    # How a signed trigger's POSTs are signed (SignatureScheme): GitHub's X-Hub-Signature-256
+    # with the secret we made, or Slack's X-Slack-Signature with the Slack app's signing
+    # secret its maker pasted. Read only when signing_secret_enc is set.
+    signature_scheme: Mapped[str] = mapped_column(
+        String(16), default="github", server_default="github"
+    )
     # What its runs take as input (InputMode): the parsed body, or body, headers and query.
     input_mode: Mapped[str] = mapped_column(String(16), default="body", server_default="body")
     # The last call its URL refused (a bad body, a wrong signature, paused or stopped, too
@@ -59,6 +65,8 @@ class WebhookTrigger(Base):
 
 # What a trigger's run takes as `input`: the body (as before), or the whole request.
 InputMode = Literal["body", "request"]
+# How a signed trigger's POSTs are signed: GitHub's way (and Gitea's, Forgejo's), or Slack's.
+SignatureScheme = Literal["github", "slack"]
 
 
 class TriggerDelivery(Base):

@@ -1,5 +1,6 @@
-"""Redeliveries of a webhook: a delivery id (`X-GitHub-Delivery`, or `Idempotency-Key` from
-other senders) that a trigger accepted already gets the run it started, not another.
+"""Redeliveries of a webhook: a delivery id (`X-GitHub-Delivery`, `Idempotency-Key` from
+other senders, or the `event_id` of a body Slack signed) that a trigger accepted already
+gets the run it started, not another.
 
 Senders redeliver when they did not see our answer in time, or when a person presses
 Redeliver: the job must not run twice. As POST /runs' idempotency keys (app.services.
@@ -12,6 +13,7 @@ with the first's run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,11 +27,16 @@ HEADERS = ("X-GitHub-Delivery", "Idempotency-Key")
 MAX_LENGTH = 200  # the column's width; GitHub's are UUIDs
 
 
-def delivery_id(header: Callable[[str], str | None]) -> str | None:
-    """The request's delivery id (`header` reads one of its headers by name), or None
-    when it carries none; a 400 naming the header when it is too long to be one."""
-    for name in HEADERS:
-        value = (header(name) or "").strip()
+def delivery_id(
+    header: Callable[[str], str | None], *, slack_body: Any = None
+) -> str | None:
+    """The request's delivery id (`header` reads one of its headers by name; else the
+    `event_id` of `slack_body`, a body Slack signed, as its retries carry the same), or
+    None when it carries none; a 400 naming where it was when it is too long to be one."""
+    found = [(name, (header(name) or "").strip()) for name in HEADERS]
+    if isinstance(slack_body, dict) and isinstance(slack_body.get("event_id"), str):
+        found.append(("event_id", slack_body["event_id"].strip()))
+    for name, value in found:
         if not value:
             continue
         if len(value) > MAX_LENGTH:

@@ -32,7 +32,7 @@ from app.errors import (
 from app.integrations.vault import Vault
 from app.models import Membership, Role, Run, Script, User, WebhookTrigger
 from app.models._types import utcnow
-from app.models.triggers import InputMode
+from app.models.triggers import InputMode, SignatureScheme
 from app.services import people, queued_runs, script_parts, trigger_signatures, versions
 from app.services.context import MemberContext
 from app.services.scripts import create_run
@@ -98,13 +98,18 @@ def create_trigger(
     *,
     name: str,
     signed_with: Vault | None = None,
+    scheme: SignatureScheme = "github",
+    slack_secret: str | None = None,
     input_mode: InputMode = "body",
 ) -> tuple[WebhookTrigger, str, str | None]:
     """A new trigger of a published script that runs as `member`, its token (shown once:
     only its hash is kept) and, when `signed_with` a vault, the signing secret its POSTs
-    must be signed with (shown once: kept encrypted with that vault). A 409 past
-    MAX_PER_SCRIPT. `input_mode` "request" (the run's input is the body, headers and query)
-    is refused in words for a script that declares inputs: that input would not fit them."""
+    must be signed with, kept encrypted with that vault: by `scheme` "github", one made
+    here (shown once: returned); by "slack", the Slack app's `slack_secret` its maker
+    pasted (never returned: None in its place; a 400 in words when missing or no secret's
+    shape). A 409 past MAX_PER_SCRIPT. `input_mode` "request" (the run's input is the
+    body, headers and query) is refused in words for a script that declares inputs: that
+    input would not fit them."""
     _require_scripter(member)
     name = name.strip()
     if not name or len(name) > MAX_NAME:
@@ -126,6 +131,9 @@ def create_trigger(
             " JSON object",
             field="input",
         )
+    pasted = None
+    if signed_with is not None and scheme == "slack":
+        pasted = trigger_signatures.slack_secret(slack_secret)
     people.hold_facility(session, member.facility.id)  # two creates count one by one
     count = session.scalar(
         select(func.count()).where(WebhookTrigger.script_id == script.id)
@@ -136,7 +144,8 @@ def create_trigger(
             " longer needs"
         )
     token = new_token()
-    secret = trigger_signatures.new_secret() if signed_with is not None else None
+    made = trigger_signatures.new_secret() if signed_with and pasted is None else None
+    kept = pasted or made
     trigger = WebhookTrigger(
         facility_id=member.facility.id,
         script_id=script.id,
@@ -144,12 +153,13 @@ def create_trigger(
         name=name,
         token_hash=token_hash(token),
         approved_version=script.published_version,  # what its member sees now
-        signing_secret_enc=signed_with.encrypt(secret) if signed_with and secret else None,
+        signing_secret_enc=signed_with.encrypt(kept) if signed_with and kept else None,
+        signature_scheme=scheme if kept else "github",
         input_mode=input_mode,
     )
     session.add(trigger)
     session.flush()
-    return trigger, token, secret
+    return trigger, token, made
 
 
 def set_paused(

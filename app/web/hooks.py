@@ -49,7 +49,7 @@ def start(token: str) -> ResponseReturnValue:
         trigger,
         vault=extensions.vault(),
         body=request.get_data(cache=True),
-        sent=request.headers.get(trigger_signatures.HEADER),
+        header=request.headers.get,
     )
     # Paused, or stopped (unpublished, its member gone, a version to approve): a 409 that
     # says so, to a ping too, which would otherwise tell the sender that all is well.
@@ -66,11 +66,17 @@ def start(token: str) -> ResponseReturnValue:
     run_input = _body_input()
     if (challenge := _slack_challenge(run_input)) is not None:
         # Slack's Events API checks a new Request URL so, and retries until it hears the
-        # challenge back: it is no event to run the script for.
+        # challenge back: it is no event to run the script for. A Slack-signed trigger
+        # checked its signature above, as Slack signs it too.
         return jsonify(challenge=challenge), 200
+    # Slack retries an event (X-Slack-Retry-Num) it heard no answer to in 3 seconds: its
+    # event_id, trusted only in a body Slack signed, is the delivery's id.
+    delivery = trigger_deliveries.delivery_id(
+        request.headers.get,
+        slack_body=run_input if trigger_signatures.signed_by_slack(trigger) else None,
+    )
     if trigger.input_mode == "request":
         run_input = {"body": run_input, "headers": _headers(), "query": request.args.to_dict()}
-    delivery = trigger_deliveries.delivery_id(request.headers.get)
     if delivery is not None and (
         first := trigger_deliveries.earlier_run(session, trigger, delivery)
     ):

@@ -10,7 +10,7 @@ from app import db, extensions
 from app.errors import ValidationError
 from app.models import Role, Script, User, WebhookTrigger
 from app.models._types import iso
-from app.models.triggers import InputMode
+from app.models.triggers import InputMode, SignatureScheme
 from app.services import scripts as scripts_service
 from app.services import triggers as triggers_service
 from app.web.api.base import address_of, api_blueprint
@@ -61,8 +61,14 @@ class TriggerOut(BaseModel):
         " {body, headers, query} (request)"
     )
     signed: bool = Field(
-        description="Whether its URL checks each POST's X-Hub-Signature-256 (made with the"
-        " signing secret shown once, when the trigger was made)"
+        description="Whether its URL checks each POST's signature (by its `signature`"
+        " scheme)"
+    )
+    signature: SignatureScheme | None = Field(
+        description="How each POST must be signed: `github` (X-Hub-Signature-256, with the"
+        " signing secret shown once, when the trigger was made), `slack` (Slack's"
+        " X-Slack-Signature and X-Slack-Request-Timestamp, with the Slack app's signing"
+        " secret pasted then, never shown), or null (no signature checked)"
     )
     stopped: str | None = Field(
         description="Why its URL starts no run now (409), in words: the script is not"
@@ -90,9 +96,10 @@ class TriggerMade(TriggerOut):
         " its secret is kept)"
     )
     signing_secret: str | None = Field(
-        description="With `signed`: the secret to set as the webhook's secret at the sender,"
-        " which signs each body with it (X-Hub-Signature-256, as GitHub, Gitea and Forgejo"
-        " do). Shown this once, never again: to change it, make a new trigger"
+        description="With the `github` signature: the secret to set as the webhook's secret"
+        " at the sender, which signs each body with it (X-Hub-Signature-256, as GitHub,"
+        " Gitea and Forgejo do). Shown this once, never again: to change it, make a new"
+        " trigger. Null otherwise (a pasted Slack secret is never shown)"
     )
 
 
@@ -113,9 +120,23 @@ class TriggerCreate(Body):
     )
     signed: StrictBool = Field(
         default=False,
-        description="Make a signing secret (shown once, in the answer): every POST to the URL"
-        " must then carry `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` made"
-        " with it, or it is a 401 that starts nothing",
+        description="The same as `signature: \"github\"` (true) or null (false)",
+    )
+    signature: SignatureScheme | None = Field(
+        default=None,
+        description="`github`: make a signing secret (shown once, in the answer); every POST"
+        " to the URL must then carry `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the"
+        " body>` made with it. `slack`: give the Slack app's signing secret in"
+        " `signing_secret`; every POST must then carry Slack's `X-Slack-Request-Timestamp`"
+        " (within 5 minutes of now) and `X-Slack-Signature: v0=<hex HMAC-SHA256 of"
+        " \"v0:{timestamp}:{body}\">`, and a retry of an `event_id` it took starts no"
+        " second run. Either way an unsigned, wrongly signed or stale POST is a 401 that"
+        " starts nothing. null (the default): no signature checked",
+    )
+    signing_secret: StrictStr | None = Field(
+        default=None,
+        description="With `signature: \"slack\"` only: the Slack app's Signing Secret"
+        " (Basic Information → App Credentials). Kept encrypted, never shown again",
     )
 
 
@@ -140,6 +161,7 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
         approved_version=trigger.approved_version,
         input=trigger.input_mode,  # type: ignore[arg-type]  # a column of InputMode's values
         signed=trigger.signing_secret_enc is not None,
+        signature=_scheme(trigger),
         version_to_approve=triggers_service.version_to_approve(db.session(), trigger, script),
         stopped=triggers_service.why_stopped(db.session(), trigger, script),
         enabled=trigger.enabled,
@@ -147,6 +169,35 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
         last_refused=_refusal(trigger),
         refused_count=trigger.refused_count,
     )
+
+
+def _scheme(trigger: WebhookTrigger) -> SignatureScheme | None:
+    if trigger.signing_secret_enc is None:
+        return None
+    return "slack" if trigger.signature_scheme == "slack" else "github"
+
+
+def _asked_scheme(json: TriggerCreate) -> SignatureScheme | None:
+    """The signature scheme a new trigger's body asks for: `signature`, or the older
+    `signed` (true: GitHub's); a 400 when the two disagree, or a secret is pasted for a
+    scheme that takes none."""
+    scheme = json.signature
+    given = json.model_fields_set
+    if "signed" in given and "signature" in given and json.signed != (scheme is not None):
+        raise ValidationError(
+            "signed and signature disagree: give signature alone (\"github\", \"slack\""
+            " or null)",
+            field="signature",
+        )
+    if scheme is None and json.signed:
+        scheme = "github"
+    if json.signing_secret is not None and scheme != "slack":
+        raise ValidationError(
+            "a signing secret is pasted only with signature \"slack\" (Slack makes it);"
+            " with \"github\" this server makes one and shows it once",
+            field="signing_secret",
+        )
+    return scheme
 
 
 def _refusal(trigger: WebhookTrigger) -> TriggerRefusal | None:
@@ -176,18 +227,22 @@ def create_trigger(slug: str, script_id: int, json: TriggerCreate) -> Answer:
     starts its published version as the caller when anyone POSTs to it, with the body (a
     JSON object, or form fields as text) as the run's input. The URL is in this answer
     only: keep it like a password. Its runs are not interactive: a call that needs a
-    sign-in raises `no_integration_grant` with reason `not_interactive`. With `signed`, the
-    answer holds a signing secret too (shown once) and every POST must be signed with it.
-    An unpublished
+    sign-in raises `no_integration_grant` with reason `not_interactive`. With `signature`
+    "github", the answer holds a signing secret too (shown once) and every POST must be
+    signed with it; with "slack", every POST must be signed by Slack with the pasted
+    `signing_secret` (never shown). An unpublished
     script is a 409, and so is a script with 10 triggers already."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
+    scheme = _asked_scheme(json)
     trigger, token, secret = triggers_service.create_trigger(
         db.session(),
         member,
         script,
         name=json.name,
-        signed_with=extensions.vault() if json.signed else None,
+        signed_with=extensions.vault() if scheme is not None else None,
+        scheme=scheme or "github",
+        slack_secret=json.signing_secret,
         input_mode=json.input,
     )
     db.session.commit()
