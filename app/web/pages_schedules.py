@@ -18,25 +18,11 @@ from app.web.api import paging
 from app.web.api.schedules import cursor_of, position_of
 from app.web.pages import bp, render_page
 from app.web.security import login_required, require_member
+from app.web.wording import skip_in_words
 
 # Rows a page of the table shows; more are a "More schedules" link away (a facility has
 # at most SCRIPTBOX_MAX_SCHEDULES_PER_FACILITY, 100 by default: one page).
 PAGE_ROWS = 100
-
-# Why a due time started no run (app/models/schedules.py SkipReason), in a few words beside
-# the server's own message on what to do. static/js/schedules.js (the editor's panel) says
-# the same.
-SKIP_WORDS = {
-    "owner_removed": "its member was removed",
-    "owner_demoted": "its member is no longer a scripter",
-    "script_unpublished": "the script is not published",
-    "script_deleted": "the script was deleted",
-    "run_refused": "its input was refused",
-    "previous_run_waiting": "its last run is still queued",
-    "too_many_queued": "its member has too many runs queued",
-    "start_failed": "a server error",
-    "script_changed": "a new version waits for its member's approval",
-}
 
 
 def on_its_clock(when: datetime, zone: str) -> str:
@@ -70,7 +56,7 @@ def schedules(slug: str) -> ResponseReturnValue:
         states=schedule_list.STATES,
         script_choices=script_choices,
         owner_choices=owner_choices,
-        skip_words=SKIP_WORDS,
+        skip_in_words=skip_in_words,
         on_its_clock=on_its_clock,
         first_page=cursor is None,
         next_cursor=None if following is None else paging.encode(cursor_of(following)),

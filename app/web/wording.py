@@ -1,5 +1,6 @@
 """Runs in words (their status; their errors for members, scripters also getting the code,
-line and traceback), and webhook deliveries in words for admins.
+line and traceback), why a schedule's due time started no run, and webhook deliveries in
+words for admins.
 
 The one definition: pages render with it, and each page carries what its scripts need of it
 (`for_the_browser`, in base.html's `run-wording` meta tag, read by static/js/wording.js).
@@ -71,6 +72,20 @@ TRIGGER_WORDS = {
     "terminal": "Terminal (scriptbox run)",
     "webhook": "Webhook trigger",
 }
+# Why a schedule's due time started no run, in a few words beside the server's message on
+# what to do: the Schedules page's table, and the editor's Schedules panel through the
+# API's `last_skip.words`. One for each of app.models.schedules.SKIP_REASONS (a test).
+SKIP_WORDS: dict[str, str] = {
+    "owner_removed": "its member was removed",
+    "owner_demoted": "its member is no longer a scripter",
+    "script_unpublished": "the script is not published",
+    "script_deleted": "the script was deleted",
+    "run_refused": "its input was refused",
+    "previous_run_waiting": "its last run is still queued",
+    "too_many_queued": "its member has too many runs queued",
+    "start_failed": "a server error",
+    "script_changed": "a new version waits for its member's approval",
+}
 # Reasons only an admin can remedy: no link to a member's own accounts.
 ADMIN_REASONS = frozenset({"no_master_account", "master_needs_reauth"})
 # Where members connect their own accounts: pages link it where the words name it (the
@@ -82,6 +97,12 @@ FALLBACK = "The script failed. Tell a scripter what you were doing; they can see
 def trigger_in_words(trigger: str) -> str:
     """What started a run, as its page says it."""
     return TRIGGER_WORDS.get(trigger, trigger)
+
+
+def skip_in_words(reason: str) -> str:
+    """Why a schedule's due time started no run, in a few words (a reason stored by a newer
+    server than this one: as it is)."""
+    return SKIP_WORDS.get(reason, reason)
 
 
 def status_in_words(status: str) -> str:

@@ -5,19 +5,6 @@ import { api, el, parseJson, showError, slug, toast } from "./api.js";
 import { setStatus } from "./runs.js";
 import { shortTime } from "./elapsed.js";
 
-// Why a due time started no run (app/models/schedules.py SkipReason), as a badge's words.
-const SKIPS = {
-  owner_removed: "skipped: member removed",
-  owner_demoted: "skipped: no longer a scripter",
-  script_unpublished: "skipped: not published",
-  script_deleted: "skipped: script deleted",
-  run_refused: "skipped: input refused",
-  previous_run_waiting: "skipped: last run still queued",
-  too_many_queued: "skipped: too many runs queued",
-  start_failed: "skipped: server error",
-  script_changed: "skipped: new version to approve",
-};
-
 // A time on the schedule's own clock when the browser's reads otherwise: "09:00 in
 // Asia/Kolkata" showed as "04:30 AM" in Berlin, with nothing saying whose clock that was.
 function onItsClock(iso, zone) {
@@ -35,9 +22,11 @@ function timesCell(schedule) {
   return schedule.next_times.map((iso) => el("div", {}, shortTime(iso), ...onItsClock(iso, schedule.timezone)));
 }
 
-// Why the last due time started no run: a badge, and the server's words on what to do.
+// Why the last due time started no run: a badge, the reason in the server's few words (the
+// Schedules page's: app/web/wording.py), and its words on what to do.
 function skipNote(skip) {
-  return [el("span", { class: "badge bad schedule-skip", title: skip.message ?? "", text: SKIPS[skip.reason] ?? skip.reason }),
+  return [el("span", { class: "badge bad", text: "skipped" }),
+    el("div", { class: "schedule-skip", title: skip.message ?? "", text: skip.words ?? skip.reason }),
     el("div", { class: "muted schedule-skip-message", text: skip.message ?? "" })];
 }
 

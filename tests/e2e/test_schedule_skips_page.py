@@ -127,7 +127,9 @@ def test_a_version_another_scripter_publishes_is_skipped_until_the_member_resume
     row = open_panel(page, live, script_id).locator("#schedules-table tbody tr")
     row.wait_for()
     skip = row.locator(".schedule-skip")
-    assert skip.inner_text() == "skipped: new version to approve"
+    # The Schedules page's words (app/web/wording.py), not the panel's own copy of them.
+    assert skip.inner_text() == "a new version waits for its member's approval"
+    assert row.locator(".badge.bad").inner_text() == "skipped"
     words = ("version 2 of Report, saved by Bea, was published after Sam last set up this"
              " schedule, and its runs run as Sam: Sam must pause and resume it to run that"
              " version")
@@ -187,7 +189,7 @@ def test_a_due_time_while_the_last_run_waits_is_skipped_until_the_place_frees(
     assert row.locator(".schedule-last-status").inner_text() == "queued"
     assert row.locator(".schedule-last-run").get_attribute("href") == (
         f"/f/lab/runs/{waiting_id}")
-    assert row.locator(".schedule-skip").inner_text() == "skipped: last run still queued"
+    assert row.locator(".schedule-skip").inner_text() == "its last run is still queued"
     assert row.locator(".schedule-skip-message").inner_text() == (
         "the previous run has not started yet: it waits queued while its member or the"
         " facility has as many runs going as the server allows; this due time was skipped,"

@@ -18,6 +18,7 @@ from app.web.api import paging
 from app.web.api.base import api_blueprint, location
 from app.web.openapi import Answer, Body, ErrorBody, list_of, reply, spec
 from app.web.security import require_member
+from app.web.wording import skip_in_words
 
 bp = api_blueprint("api_schedules")
 TAGS = ("schedules",)
@@ -69,6 +70,10 @@ class ScheduleSkip(BaseModel):
     and words saying what to do."""
 
     reason: str
+    words: str = Field(
+        description="The reason in a few words, as the Schedules page says it (\"its member"
+        " was removed\")"
+    )
     message: str | None
 
 
@@ -187,7 +192,9 @@ def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> S
         ),
         last_run_deleted=run is None and schedule.last_run_id is not None,
         last_skip=None if found.last_skip is None else ScheduleSkip(
-            reason=found.last_skip[0], message=found.last_skip[1]
+            reason=found.last_skip[0],
+            words=skip_in_words(found.last_skip[0]),
+            message=found.last_skip[1],
         ),
         retries=schedule.retries,
         retry_delay_s=schedule.retry_delay_s,

@@ -152,7 +152,8 @@ def test_each_item_is_a_schedule_with_its_script_owner_and_state(
     refused = items[lab["schedules"]["refused"]]
     assert refused["runs_as"] == {"id": lab["ids"]["Sue"], "name": "Sue"}
     assert refused["script_id"] == lab["scripts"]["Digest"]
-    assert refused["last_skip"] == {"reason": "run_refused", "message": "change its input"}
+    assert refused["last_skip"] == {
+        "reason": "run_refused", "words": "its input was refused", "message": "change its input"}
     states = {key: items[lab["schedules"][key]]["state"] for key in ORDER}
     assert states == {
         "refused": "skipping",

@@ -282,6 +282,8 @@ def test_a_script_published_again_no_longer_asks_to_publish_it(world: dict[str, 
     assert extensions.schedule_firer(live.app).fire_due() == 0
     skipped = call(world, "sam", "GET", f"{base}/{made['id']}").json()
     assert skipped["last_skip"]["reason"] == "script_unpublished"
+    # In the Schedules page's words, which the editor's panel shows (it had its own copy).
+    assert skipped["last_skip"]["words"] == "the script is not published"
     assert call(world, "sam", "PATCH", script, json={"published": True}).status_code == 200
     shown = call(world, "sam", "GET", f"{base}/{made['id']}").json()
     assert shown["last_skip"] is None

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from app.models.schedules import SKIP_REASONS
 from app.web.wording import (
     ADMIN_REASONS,
     SETTINGS_PLACE,
+    SKIP_WORDS,
     WORDS_BY_REASON,
     delivery_in_words,
     error_in_words,
     restates_code,
+    skip_in_words,
 )
 
 
@@ -79,3 +82,11 @@ def test_a_webhook_delivery_in_words(
     # tried, and a retry did not say how it went.
     assert delivery_in_words(
         status=status, attempts=attempts, allowed=allowed, response_code=code) == said
+
+
+def test_every_reason_a_schedule_skips_has_words() -> None:
+    """One set of words for the Schedules page and the editor's panel (the panel had its
+    own, which said them otherwise)."""
+    assert sorted(SKIP_WORDS) == sorted(SKIP_REASONS)
+    assert skip_in_words("script_deleted") == "the script was deleted"
+    assert skip_in_words("made_up") == "made_up"  # stored by a newer server: as it is
