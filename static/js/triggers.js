@@ -1,7 +1,8 @@
 // The editor's Triggers panel: a saved script's webhook triggers (secret URLs another
 // service POSTs to). A new one's URL is shown once, with a Copy button; the list says
-// when each was made and last used, and the last call its URL refused; Pause stops the
-// URL until Resume; Revoke asks first. The server checks everything.
+// when each was made and last used, how its POSTs are signed (GitHub's way with a secret
+// made here, Slack's with the Slack app's secret pasted here), and the last call its URL
+// refused; Pause stops the URL until Resume; Revoke asks first. The server checks everything.
 import { api, el, showError, slug, toast } from "./api.js";
 import { agoText, shortTime } from "./elapsed.js";
 
@@ -28,6 +29,12 @@ function refusedNote(trigger) {
   return [el("div", { class: "muted trigger-refused", title: new Date(refusal.at).toLocaleString(),
     text: `last refused ${agoText(Date.now() - Date.parse(refusal.at))}: ${refusal.code} (${refusal.status}${words ? `, ${words}` : ""})${count}` })];
 }
+
+// How a trigger's POSTs must be signed, in words (its `signature` scheme).
+const SIGNATURES = {
+  github: "checks GitHub’s signatures (X-Hub-Signature-256)",
+  slack: "checks Slack’s signatures (X-Slack-Signature)",
+};
 
 // `me`: the signed-in member's id and whether they are an admin. Only the trigger's maker
 // approves a version, and only they or an admin revoke it: the others see who may.
@@ -72,7 +79,7 @@ function row(trigger, reload, me) {
   return el("tr", { "data-trigger-id": trigger.id },
     cell("Name", "trigger-name", el("strong", { text: trigger.name }),
       el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` }),
-      el("div", { class: "muted trigger-signed", text: trigger.signed ? "checks signatures" : "checks no signature" }),
+      el("div", { class: "muted trigger-signed", text: SIGNATURES[trigger.signature] ?? "checks no signature" }),
       el("div", { class: "muted trigger-input", text: trigger.input === "request" ? "input: the whole request" : "input: the body" }), ...paused, ...stopped, ...approval),
     cell("Created", "trigger-created", shortTime(trigger.created_at)),
     cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" }), ...refusedNote(trigger)),
@@ -93,7 +100,9 @@ export function triggersPanel(panel, scriptId, published) {
   const made = panel.querySelector("#trigger-made");
   const url = panel.querySelector("#trigger-url");
   const copy = panel.querySelector("#copy-trigger-url");
-  const signed = panel.querySelector("#trigger-signed");
+  const signature = panel.querySelector("#trigger-signature");
+  const slackRow = panel.querySelector("#trigger-slack-secret-row");
+  const slackSecret = panel.querySelector("#trigger-slack-secret");
   const secret = panel.querySelector("#trigger-secret");
   const input = panel.querySelector("#trigger-input");
   const path = () => `/api/f/${slug}/scripts/${scriptId()}/triggers`;
@@ -117,6 +126,13 @@ export function triggersPanel(panel, scriptId, published) {
     (kept ?? name).focus();
   }
 
+  // Slack makes its app's signing secret: only that scheme asks for one to be pasted.
+  function showSlackSecret() {
+    slackRow.hidden = signature.value !== "slack";
+    slackSecret.required = !slackRow.hidden;
+  }
+  signature.addEventListener("change", showSlackSecret);
+
   copy.addEventListener("click", async () => {
     try {
       // Browsers give pages the clipboard only on https or localhost.
@@ -132,9 +148,14 @@ export function triggersPanel(panel, scriptId, published) {
     event.preventDefault();
     showError(error, "");
     try {
-      const trigger = await api("POST", path(), { name: name.value, signed: signed.checked, input: input.value });
+      const scheme = signature.value || null;
+      const asked = { name: name.value, signature: scheme, input: input.value };
+      if (scheme === "slack") asked.signing_secret = slackSecret.value;
+      const trigger = await api("POST", path(), asked);
       name.value = "";
-      signed.checked = false;
+      signature.value = "";
+      slackSecret.value = "";  // kept by the server only, encrypted
+      showSlackSecret();
       input.value = "body";
       url.textContent = trigger.url;
       secret.textContent = trigger.signing_secret ?? "";

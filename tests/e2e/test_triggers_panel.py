@@ -7,6 +7,7 @@ not on the page once it is loaded again; axe-core finds nothing serious in the p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import select
 
 from app import db, extensions
 from app.models import Role, Script, User
-from app.services.trigger_signatures import signature
+from app.services.trigger_signatures import signature, slack_signature
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, close_live, create_facility, create_user, make_app
 from tests.e2e.people import signed_in
@@ -185,16 +186,16 @@ def test_another_scripter_sees_who_may_approve_and_revoke(
 def test_a_signed_trigger_shows_its_secret_once_and_links_to_its_runs(
     browser: Any, live_lab: tuple[LiveServer, int, int]
 ) -> None:
-    """The box Check signatures makes a signing secret, shown once under the URL; the row
-    says the trigger checks signatures; its Runs link lists the runs it started, and a
+    """Signature: GitHub's makes a signing secret, shown once under the URL; the row says
+    the trigger checks GitHub's signatures; its Runs link lists the runs it started, and a
     run's page names it."""
     live, script_id, _sue_id = live_lab
     page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
     page.goto(f"{live.url}/f/lab/editor/{script_id}")
     panel = page.locator("#triggers-panel")
     panel.locator("summary").click()
-    panel.locator("#trigger-signed").focus()
-    page.keyboard.press("Space")
+    panel.locator("#trigger-signature").select_option("github")
+    assert panel.locator("#trigger-slack-secret-row").is_hidden()  # we make GitHub's
     panel.locator("#trigger-name").fill("GitHub push")
     page.keyboard.press("Enter")
     panel.locator("#trigger-secret-row").wait_for()
@@ -204,8 +205,10 @@ def test_a_signed_trigger_shows_its_secret_once_and_links_to_its_runs(
     url = panel.locator("#trigger-url").inner_text()
     row = panel.locator("#triggers-table tbody tr")
     row.wait_for()
-    assert row.locator(".trigger-signed").inner_text() == "checks signatures"
-    assert not panel.locator("#trigger-signed").is_checked()  # the next trigger asks again
+    assert row.locator(".trigger-signed").inner_text() == (
+        "checks GitHub’s signatures (X-Hub-Signature-256)")
+    # The next trigger asks again.
+    assert panel.locator("#trigger-signature").input_value() == ""
     assert axe_violations(page, include="#triggers-panel") == []
 
     body = b'{"ref": "main"}'
@@ -226,6 +229,57 @@ def test_a_signed_trigger_shows_its_secret_once_and_links_to_its_runs(
     page.locator(f"a[href$='/runs/{run_id}']").first.click()
     page.locator("#run-webhook-trigger").wait_for()
     assert page.locator("#run-webhook-trigger").inner_text() == "GitHub push"
+    page.context.close()
+
+
+def test_a_slack_signed_trigger_takes_the_pasted_secret_and_shows_its_scheme(
+    browser: Any, live_lab: tuple[LiveServer, int, int]
+) -> None:
+    """Signature: Slack's asks for the Slack app's signing secret (by keyboard: the field
+    shows once chosen); nothing secret is shown back, the row says the trigger checks
+    Slack's signatures, and a request Slack signed with it starts a run."""
+    live, script_id, _sue_id = live_lab
+    page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").click()
+    pasted = panel.locator("#trigger-slack-secret")
+    assert pasted.is_hidden()
+    panel.locator("#trigger-signature").focus()
+    page.keyboard.press("End")  # the last option: Slack's
+    assert panel.locator("#trigger-signature").input_value() == "slack"
+    pasted.wait_for()
+    page.keyboard.press("Tab")
+    assert focused(page) == "trigger-slack-secret"
+    secret = "8f742231b10e8888abcd99yyyzzz85a5"
+    page.keyboard.type(secret)
+    panel.locator("#trigger-name").fill("Slack events")
+    page.keyboard.press("Enter")
+    panel.locator("#trigger-made").wait_for()
+    assert panel.locator("#trigger-secret-row").is_hidden()  # Slack's is never shown back
+    row = panel.locator("#triggers-table tbody tr")
+    row.wait_for()
+    assert row.locator(".trigger-signed").inner_text() == (
+        "checks Slack’s signatures (X-Slack-Signature)")
+    assert (pasted.input_value(), pasted.is_hidden()) == ("", True)  # the next one asks again
+    assert secret not in page.content()
+    assert axe_violations(page, include="#triggers-panel") == []
+
+    url = panel.locator("#trigger-url").inner_text()
+    body = b'{"type": "event_callback", "event_id": "Ev1"}'
+    stamp = str(int(time.time()))
+    headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
+               "X-Slack-Signature": slack_signature(secret, stamp, body)}
+    assert requests.post(url, data=body, timeout=30).status_code == 401
+    started = requests.post(url, data=body, headers=headers, timeout=30)
+    assert started.status_code == 202, started.text
+    assert extensions.run_queue(live.app).wait(started.json()["run_id"], 60) is not None
+    page.reload()
+    panel.locator("summary").click()
+    row.wait_for()
+    assert row.locator(".trigger-last-used").inner_text() != "never"
+    assert "signature_invalid" in row.locator(".trigger-refused").inner_text()
+    assert secret not in page.content()
     page.context.close()
 
 
