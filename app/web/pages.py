@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -151,6 +151,14 @@ def favicon() -> ResponseReturnValue:
     return current_app.send_static_file("favicon.ico")
 
 
+@bp.get("/f/<slug>")
+@login_required
+def facility(slug: str) -> ResponseReturnValue:
+    """A facility's own address (the slug every page's address holds) opens its scripts."""
+    require_member(slug)
+    return redirect(url_for("pages.scripts", slug=slug))
+
+
 @bp.get("/f/<slug>/scripts")
 @login_required
 def scripts(slug: str) -> ResponseReturnValue:
@@ -178,12 +186,26 @@ def editor(slug: str, script_id: int | None = None) -> ResponseReturnValue:
         "editor.html",
         member,
         script=script,
+        starter=_starter(_integrations(member)),
         scripts=all_scripts,
         integrations=keys,
         inputs=inputs.fields_from_schema(script.input_schema) if script else [],
         labels=_account_labels(member),
         examples=[_example(i) for i in _integrations(member)],
     )
+
+
+def _starter(integrations: list[Integration]) -> str:
+    """A new script's first lines: the who-am-I request of one of the facility's
+    integrations (the demo's `GET /me`), or, where none has one, lines that run as they
+    are. It called the demo's integration everywhere: outside the demo, a new script's
+    first run failed on "demo", an integration the facility does not have."""
+    for integration in integrations:
+        whoami = integration.whoami or {}
+        if str(whoami.get("method", "")).upper() == "GET" and whoami.get("path"):
+            path = json.dumps(str(whoami["path"]))
+            return f'resp = integrations.get("{integration.key}", {path})\nresult = resp.json()\n'
+    return 'print("Hello from Scriptbox")\nresult = {"hello": "world"}\n'
 
 
 def _example(integration: Integration) -> dict[str, str]:

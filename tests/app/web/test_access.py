@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from app import db
-from app.models import ApiToken, Role, Run, Script
+from app.models import ApiToken, Facility, Role, Run, Script
 from app.testing import signed_in_session
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
@@ -355,3 +357,41 @@ def test_the_sign_in_page_sends_a_signed_in_browser_on(
     sent = anonymous.get("/settings/tokens")
     # To the sign-in page, with where it was headed and no stray "?".
     assert sent.headers["Location"] == "/login?next=/settings/tokens"
+
+
+def test_a_facilitys_own_address_opens_its_scripts(app: Flask, people: dict[str, Any]) -> None:
+    # /f/lab, the part every page's address starts with, was Werkzeug's "The requested
+    # URL was not found on the server".
+    users = people["users"]
+    answer = client_for(app, users["member"]).get("/f/lab")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/f/lab/scripts"
+    assert client_for(app, users["stranger"]).get("/f/lab").status_code == 404
+    assert client_for(app, users["member"]).get("/f/nowhere").status_code == 404
+    anonymous = client_for(app, None).get("/f/lab")
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+
+
+@pytest.mark.parametrize(
+    ("with_integration", "starter"),
+    [
+        (False, 'print("Hello from Scriptbox")\nresult = {"hello": "world"}\n'),
+        (True, 'resp = integrations.get("who", "/account")\nresult = resp.json()\n'),
+    ],
+    ids=["none", "one-with-a-who-am-i-request"],
+)
+def test_a_new_script_starts_with_lines_that_fit_the_facility(
+    app: Flask, people: dict[str, Any], with_integration: bool, starter: str
+) -> None:
+    # It called integrations.get("demo", "/me") in every facility: outside the demo, a new
+    # script's first run failed on an integration the facility does not have.
+    session = db.session()
+    if with_integration:
+        other = session.scalar(select(Facility).where(Facility.slug == "other"))
+        who = create_integration(session, facility=other, key="who", name="Who")
+        who.whoami = {"method": "GET", "path": "/account", "field": "login"}
+        session.commit()
+    # The admin of `other`, which has no integration but this one (`keyed` is lab's).
+    page = client_for(app, people["users"]["stranger"]).get("/f/other/editor")
+    text = page.get_data(as_text=True)
+    source = text.split('<textarea id="initial-source" hidden>')[1].split("</textarea>")[0]
+    assert html.unescape(source) == starter
