@@ -38,6 +38,7 @@ class ExportRow:
     status: str
     trigger: str
     schedule_id: int | None
+    webhook_trigger_id: int | None
     user_id: int
     user: str
     created_at: datetime
@@ -67,8 +68,8 @@ def export_rows(
         visible_runs(member, filters)
         .with_only_columns(
             Run.id, Run.script_id, Script.name, Run.version, Run.status, Run.trigger,
-            Run.schedule_id, Run.user_id, User.name, Run.created_at, Run.started_at,
-            Run.finished_at, Run.duration_ms, Run.error_code, Run.error_reason,
+            Run.schedule_id, Run.webhook_trigger_id, Run.user_id, User.name, Run.created_at,
+            Run.started_at, Run.finished_at, Run.duration_ms, Run.error_code, Run.error_reason,
         )
         .outerjoin(Script, Script.id == Run.script_id)
         .join(User, User.id == Run.user_id)
@@ -79,8 +80,8 @@ def export_rows(
     result = session.execute(query)
     try:
         for row in result:
-            (run_id, script_id, script_name, version, status, trigger, schedule_id, user_id,
-             user_name, created, started, finished, duration, code, reason) = row
+            (run_id, script_id, script_name, version, status, trigger, schedule_id, hook_id,
+             user_id, user_name, created, started, finished, duration, code, reason) = row
             yield ExportRow(
                 id=run_id,
                 script_id=script_id,
@@ -90,6 +91,7 @@ def export_rows(
                 status=status,
                 trigger=trigger,
                 schedule_id=schedule_id,
+                webhook_trigger_id=hook_id,
                 user_id=user_id,
                 user=user_name,
                 created_at=created,

@@ -22,8 +22,9 @@ from app.services.run_export import MAX_EXPORT_ROWS, ExportRow
 from app.web.wording import error_in_words
 
 COLUMNS = (
-    "id", "script_id", "script", "version", "status", "trigger", "schedule_id", "user_id",
-    "user", "created_at", "started_at", "finished_at", "duration_ms", "error_code", "error",
+    "id", "script_id", "script", "version", "status", "trigger", "schedule_id",
+    "webhook_trigger_id", "user_id", "user", "created_at", "started_at", "finished_at",
+    "duration_ms", "error_code", "error",
 )
 MEDIA = {"csv": "text/csv", "json": "application/x-ndjson"}
 SUFFIX = {"csv": "csv", "json": "jsonl"}
@@ -41,6 +42,7 @@ def row_values(row: ExportRow) -> dict[str, Any]:
         "status": row.status,
         "trigger": row.trigger,
         "schedule_id": row.schedule_id,
+        "webhook_trigger_id": row.webhook_trigger_id,
         "user_id": row.user_id,
         "user": row.user,
         "created_at": iso(row.created_at),

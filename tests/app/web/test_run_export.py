@@ -17,14 +17,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import insert
 
 from app import db
-from app.models import Role, Run, Script
+from app.models import Role, Run, Script, WebhookTrigger
 from app.services.run_export import MAX_EXPORT_ROWS
 from app.testing import signed_in_session
 from tests.conftest import add_member, create_facility, create_user
 
 COLUMNS = [
-    "id", "script_id", "script", "version", "status", "trigger", "schedule_id", "user_id",
-    "user", "created_at", "started_at", "finished_at", "duration_ms", "error_code", "error",
+    "id", "script_id", "script", "version", "status", "trigger", "schedule_id",
+    "webhook_trigger_id", "user_id", "user", "created_at", "started_at", "finished_at",
+    "duration_ms", "error_code", "error",
 ]
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -110,6 +111,26 @@ def test_a_csv_of_the_runs_newest_first_without_secrets(lab: Lab) -> None:
     # Neither output, result, input nor the script's own message goes into the file.
     text = answer.get_data(as_text=True)
     assert "printed" not in text and "t0p" not in text and "secret-ish" not in text
+
+
+def test_a_run_a_webhook_trigger_started_names_it(lab: Lab) -> None:
+    session = db.session()
+    hook = WebhookTrigger(facility_id=lab.ids["lab"], script_id=lab.ids["script"],
+                          owner_id=lab.ids["ada"], name="GitHub", token_hash="0" * 64)
+    session.add(hook)
+    session.flush()
+    when = START + timedelta(minutes=5)
+    session.add(Run(
+        facility_id=lab.ids["lab"], script_id=lab.ids["script"], version=1,
+        user_id=lab.ids["ada"], source="x = 1", status="succeeded", trigger="webhook",
+        webhook_trigger_id=hook.id, created_at=when, started_at=when, finished_at=when,
+    ))
+    session.commit()
+    _, rows = exported(lab.ada, "trigger=webhook")
+    assert [(r["trigger"], r["webhook_trigger_id"]) for r in rows] == [("webhook", str(hook.id))]
+    lines = lab.ada.get("/api/f/lab/runs/export?format=json").get_data(as_text=True)
+    runs = [json.loads(line) for line in lines.splitlines()]
+    assert [r["webhook_trigger_id"] for r in runs] == [hook.id, None, None, None]
 
 
 def test_text_a_spreadsheet_would_run_starts_with_a_quote(lab: Lab) -> None:
