@@ -29,10 +29,15 @@ function besideField(message, field) {
 // Each problem goes under the field it names (a slot is added when the form has none there);
 // only problems that name no field of this form go to the form's general error line. An error
 // may carry several (`errors`): every wrong field is shown at once.
+// A wrong field is marked aria-invalid and described by its problem, and the first one takes
+// the focus: on a phone the form is taller than the screen, and the problems were out of
+// sight above the button that was pressed, which looked as if it did nothing.
 function fieldError(form, error) {
   for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
   const problems = error.errors ?? (error.message ? [error] : []);
   const general = [];
+  let first = null;
   for (const problem of problems) {
     let target = problem.field && form.querySelector(`.field-error[data-for="${problem.field}"]`);
     const input = problem.field && form.elements[problem.field];
@@ -42,8 +47,15 @@ function fieldError(form, error) {
     }
     if (!target) general.push(problem.message);
     else if (!target.textContent) target.textContent = besideField(problem.message, problem.field);
+    if (target && input instanceof HTMLElement) {
+      target.id ||= `${form.id || "form"}-${problem.field}-error`;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", target.id);
+      first ??= input;
+    }
   }
   showError(form.querySelector(".form-error"), general.join(" "));
+  first?.focus();
 }
 
 // How each settings field is read, on the create and the Settings form alike; `blank` is

@@ -602,3 +602,41 @@ def test_disconnecting_from_the_keyboard_comes_back_to_the_integrations_row(
     assert page.evaluate(focused_row) == "keyed"
     assert page.evaluate("document.activeElement.name") == "label"  # connect one again
     page.context.close()
+
+
+def test_a_refused_custom_form_takes_the_keyboard_to_its_first_wrong_field_on_a_phone(
+    admin_page: Any, live: LiveServer
+) -> None:
+    # At 375 px the form is taller than the screen: the problems showed above the button
+    # just pressed, out of sight, and nothing marked the fields as wrong for a screen
+    # reader, so pressing Create integration looked as if it did nothing.
+    page = admin_page
+    page.set_viewport_size({"width": 375, "height": 700})
+    page.goto(f"{live.url}/f/lab/manage/integrations/new")
+    form = page.locator("#custom-integration-form")
+    form.locator("[name=key]").fill("9lives")  # a key must start with a letter
+    form.locator("[name=auth_mode]").select_option("api_key")
+    form.locator("[name=base_url]").fill("http://api.example.com/v1")  # not https
+    form.locator("button[type=submit]").focus()
+    page.keyboard.press("Enter")
+    key = form.locator("[name=key]")
+    page.wait_for_function(
+        "() => document.activeElement === document.querySelector("
+        "'#custom-integration-form [name=key]')"
+    )
+    assert key.get_attribute("aria-invalid") == "true"
+    assert key.evaluate("n => n.getBoundingClientRect().top") >= 0  # scrolled into view
+    described = key.evaluate(
+        "n => document.getElementById(n.getAttribute('aria-describedby')).textContent"
+    )
+    assert described == "the key must be letters and digits, starting with a letter"
+    assert form.locator("[name=base_url]").get_attribute("aria-invalid") == "true"
+    key.fill("lives")
+    form.locator("[name=name]").fill("Lives")
+    form.locator("[name=base_url]").fill("https://api.example.com/v1")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(  # only the placement is wrong now
+        "() => document.activeElement === document.querySelector("
+        "'#custom-integration-form [name=placements]')"
+    )
+    assert key.get_attribute("aria-invalid") is None
