@@ -70,11 +70,26 @@ tokenForm?.addEventListener("submit", async (event) => {
     const created = await api("POST", "/api/tokens", { name });
     const shown = document.getElementById("token-shown");
     shown.hidden = false;
-    shown.textContent = `Copy it now, it is not shown again: ${created.token}`;
+    document.getElementById("token-value").textContent = created.token;
     listToken(created);
     tokenForm.reset();
+    document.getElementById("copy-token").focus();  // Enter copies it
   } catch (error) { showError(tokenError, error.message); }
   finally { button.disabled = false; }
+});
+
+// A token holds '-' and '_': a double-click selected only a piece of it between two
+// hyphens, and a program given that piece was refused. The button copies all of it.
+document.getElementById("copy-token")?.addEventListener("click", async () => {
+  const value = document.getElementById("token-value");
+  try {
+    // Browsers give pages the clipboard only on https or localhost.
+    await navigator.clipboard.writeText(value.textContent);
+    toast("Token copied", "ok");
+  } catch {
+    getSelection().selectAllChildren(value);
+    toast("The browser allows copying only on https: the token is selected, press Ctrl+C (⌘C) to copy it");
+  }
 });
 
 // The columns' names label each cell where a phone shows the rows as cards.

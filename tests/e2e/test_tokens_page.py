@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 
 from app import db
 from app.models import ApiToken
@@ -110,4 +111,30 @@ def test_the_settings_pages_link_to_one_another(browser: Any, live: LiveServer, 
         for link in links.locator("a").all():  # tall enough to tap
             assert link.bounding_box()["height"] >= 24
         fits(page, f"settings-links-{here.replace(' ', '-').lower()}-{width}")
+    page.context.close()
+
+
+def test_a_new_token_is_copied_whole_from_the_keyboard(browser: Any, live: LiveServer) -> None:
+    # The token was the end of a sentence in one paragraph, with no Copy button: a
+    # double-click selected only the piece between two of its hyphens, and a program
+    # given that piece was refused.
+    with live.app.app_context():
+        create_user(db.session(), email="tess@example.com")
+        db.session.commit()
+        db.session.remove()
+    page = signed_in(browser, live, "tess@example.com")
+    page.add_init_script("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    page.goto(f"{live.url}/settings/tokens")
+    page.fill("input[name=name]", "nightly export")
+    page.press("input[name=name]", "Enter")
+    page.locator("#token-shown").wait_for(state="visible")
+    assert page.evaluate("document.activeElement.id") == "copy-token"
+    page.keyboard.press("Enter")  # no clipboard on plain http: the token is selected
+    page.locator(".toast", has_text="press Ctrl+C").wait_for()
+    token = page.evaluate("getSelection().toString()")
+    assert token == page.locator("#token-value").inner_text() and token.startswith("sbx_")
+    assert page.locator("#token-value").evaluate("n => getComputedStyle(n).userSelect") == "all"
+    me = requests.get(f"{live.url}/api/me", headers={"Authorization": f"Bearer {token}"},
+                      timeout=30)
+    assert me.status_code == 200  # the whole token, not a piece of it
     page.context.close()
