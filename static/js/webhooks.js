@@ -39,6 +39,20 @@ function showSecret(endpoint, kind) {
   secret.hidden = false;
 }
 
+// A secret holds '-' and '_': a double-click selected only the piece between two hyphens,
+// and a receiver set up with that piece refused every delivery. The button copies it all.
+secret?.querySelector(".copy-secret").addEventListener("click", async () => {
+  const value = secret.querySelector(".secret");
+  try {
+    // Browsers give pages the clipboard only on https or localhost.
+    await navigator.clipboard.writeText(value.textContent);
+    toast("Secret copied", "ok");
+  } catch {
+    getSelection().selectAllChildren(value);
+    toast("The browser allows copying only on https: the secret is selected, press Ctrl+C (⌘C) to copy it");
+  }
+});
+
 function stateBadge(active) {
   return active ? el("span", { class: "badge ok", text: "active" }) : el("span", { class: "badge warn", text: "paused" });
 }

@@ -233,3 +233,24 @@ def test_the_keyboard_stays_on_the_webhook_controls(
     page.keyboard.press("Enter")
     page.locator("#no-webhooks").wait_for()
     focus_on(None, "url")
+
+
+def test_a_new_signing_secret_is_copied_whole(
+    admin_page: Any, live: LiveServer, listener: Listener
+) -> None:
+    # The secret, shown once, had no Copy button: a double-click selected only the piece
+    # between two of its hyphens, and a receiver set up with it refused every delivery.
+    page = admin_page
+    page.add_init_script("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    page.goto(f"{live.url}/f/lab/manage")
+    form = page.locator("#add-webhook")
+    form.locator("[name=url]").fill(listener.url)
+    form.locator("button[type=submit]").click()
+    box = page.locator("#webhook-secret")
+    box.wait_for(state="visible")
+    secret = box.locator(".secret").inner_text()
+    box.locator(".copy-secret").click()  # no clipboard on plain http: the secret is selected
+    page.locator(".toast", has_text="press Ctrl+C").wait_for()
+    assert page.evaluate("getSelection().toString()") == secret
+    assert secret.startswith("whsec_")
+    assert box.locator(".secret").evaluate("n => getComputedStyle(n).userSelect") == "all"
