@@ -6,7 +6,6 @@ a change of the schedule drops a pending retry."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from app.models import Run, Schedule
 from app.services import schedule_firing, schedule_retries, schedules
 from app.services.schedule_firing import ScheduleFirer
 from app.services.scripts import delete_run
-from tests.app.test_schedules import scripter_world
+from tests.app.test_schedules import fire_at_once, scripter_world
 from tests.conftest import make_app, stop_app
 
 DUE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # the daily schedule's due time
@@ -268,24 +267,8 @@ def test_two_processes_never_start_the_same_retry(tmp_path: Path) -> None:
                 end(run.id, at=DUE, code="integration_unavailable")
         started: dict[str, list[str]] = {"a": [], "b": []}
         later = DUE + timedelta(minutes=1)
-        firers = {"a": firer_at(first, later, started["a"]),
-                  "b": firer_at(second, later, started["b"])}
-        barrier = threading.Barrier(2)
-        errors: list[BaseException] = []
-
-        def tick(name: str) -> None:
-            try:
-                barrier.wait(30)
-                firers[name].fire_due()
-            except BaseException as failed:  # reported by the assertion below
-                errors.append(failed)
-
-        threads = [threading.Thread(target=tick, args=(name,)) for name in firers]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert not errors
+        fire_at_once([firer_at(first, later, started["a"]),
+                      firer_at(second, later, started["b"])])
         retries = started["a"] + started["b"]
         assert len(retries) == len(set(retries)) == 10
         with first.app_context():

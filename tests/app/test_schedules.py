@@ -56,6 +56,28 @@ def fixed(now: datetime) -> Any:
     return lambda: now
 
 
+def fire_at_once(firers: list[ScheduleFirer]) -> None:
+    """Each firer's fire_due in a thread of its own, all let go at the same moment (as
+    processes ticking together); re-raises the first error any of them met."""
+    barrier = threading.Barrier(len(firers))
+    errors: list[BaseException] = []
+
+    def fire(firer: ScheduleFirer) -> None:
+        try:
+            barrier.wait(30)
+            firer.fire_due()
+        except BaseException as failed:  # raised in the test's thread below
+            errors.append(failed)
+
+    threads = [threading.Thread(target=fire, args=(firer,)) for firer in firers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    if errors:
+        raise errors[0]
+
+
 def test_each_due_time_fires_once_with_two_processes_claiming(tmp_path: Path) -> None:
     """Two apps (two engines and pools, as two processes) fire the same 20 due schedules at
     the same moment: 20 runs, one per schedule, each schedule moved to its next time once."""
@@ -83,22 +105,7 @@ def test_each_due_time_fires_once_with_two_processes_claiming(tmp_path: Path) ->
         )
         for name, app in (("a", first), ("b", second))
     }
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def fire(name: str) -> None:
-        try:
-            barrier.wait(30)
-            firers[name].fire_due()
-        except BaseException as failed:  # reported by the assertion below
-            errors.append(failed)
-
-    threads = [threading.Thread(target=fire, args=(name,)) for name in firers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors
+    fire_at_once(list(firers.values()))
     started = submitted["a"] + submitted["b"]
     assert len(started) == len(set(started)) == 20
     with first.app_context():
