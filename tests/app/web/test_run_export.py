@@ -19,7 +19,7 @@ from sqlalchemy import insert
 from app import db
 from app.models import Role, Run, Script, WebhookTrigger
 from app.services.run_export import MAX_EXPORT_ROWS
-from app.testing import signed_in_session
+from tests.app.web.conftest import signed_in_client
 from tests.conftest import add_member, create_facility, create_user
 
 COLUMNS = [
@@ -38,13 +38,6 @@ class Lab:
     ada: FlaskClient
     mo: FlaskClient
     ids: dict[str, int]
-
-
-def _client(app: Flask, user_id: int) -> FlaskClient:
-    http = app.test_client()
-    with http.session_transaction() as cookie:
-        cookie.update(signed_in_session(app, user_id))
-    return http
 
 
 @pytest.fixture
@@ -79,7 +72,7 @@ def lab(app: Flask) -> Lab:
         ))
     session.commit()
     ids = {"lab": lab.id, "ada": ada.id, "mo": mo.id, "max": max_.id, "script": script.id}
-    return Lab(app, _client(app, ada.id), _client(app, mo.id), ids)
+    return Lab(app, signed_in_client(app, ada.id), signed_in_client(app, mo.id), ids)
 
 
 def exported(http: FlaskClient, query: str = "") -> tuple[Any, list[dict[str, str]]]:

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from app import db
 from app.models import Role, Run, Schedule, Script
-from app.testing import signed_in_session
+from tests.app.web.conftest import signed_in_client
 from tests.conftest import add_member, create_facility, create_user
 
 
@@ -25,13 +25,6 @@ class Lab:
     runs: dict[str, str]
     nightly: int  # lab's schedule
     theirs: int  # the schedule of another facility, `far`
-
-
-def _client(app: Flask, user_id: int) -> FlaskClient:
-    http = app.test_client()
-    with http.session_transaction() as cookie:
-        cookie.update(signed_in_session(app, user_id))
-    return http
 
 
 @pytest.fixture
@@ -69,8 +62,8 @@ def lab(app: Flask) -> Lab:
         session.flush()
         runs[run.id] = name
     session.commit()
-    return Lab(_client(app, ada.id), _client(app, mo.id), runs, schedules["lab"],
-               schedules["far"])
+    return Lab(signed_in_client(app, ada.id), signed_in_client(app, mo.id), runs,
+               schedules["lab"], schedules["far"])
 
 
 def listed(lab: Lab, http: FlaskClient, query: str) -> set[str]:
