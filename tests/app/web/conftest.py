@@ -1,18 +1,21 @@
-"""Fixtures for the web tests: a live server with one signed-in member of `lab`, signed-in
-clients."""
+"""Fixtures for the web tests: a live server with one signed-in member of `lab`, a world of
+two facilities and their people, signed-in clients."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app import db
-from app.models import Role
+from app.models import Facility, Role, Script
 from app.testing import LiveServer, WebClient, signed_in_session
-from tests.conftest import add_member, create_facility, create_user
+from tests.conftest import add_member, create_facility, create_integration, create_user
 
 
 @dataclass
@@ -34,6 +37,45 @@ def site(live: LiveServer) -> Site:
         db.session.commit()
         ada_id = ada.id
     return Site(live=live, ada=WebClient(live.app, live.url, ada_id), ada_id=ada_id)
+
+
+def two_facilities(
+    live: LiveServer,
+    *,
+    lab_roles: Mapping[str, Role],
+    scripts: Callable[[Facility, Facility], dict[str, Script]],
+    integrations: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Facilities `lab` and `other`; <name>@example.com (named name.title()) of lab with
+    each of `lab_roles`, and oz@example.com a scripter of other; lab's integrations of the
+    keys `integrations`; the scripts `scripts(lab, other)` makes. {"live", "ids" (of the
+    people and scripts by name), "clients" (a WebClient by person)}."""
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        other = create_facility(session, slug="other", name="Other")
+        people = {
+            name: create_user(session, email=f"{name}@example.com", name=name.title())
+            for name in (*lab_roles, "oz")
+        }
+        for name, role in lab_roles.items():
+            add_member(session, user=people[name], facility=lab, role=role)
+        add_member(session, user=people["oz"], facility=other, role=Role.scripter)
+        for key in integrations:
+            create_integration(session, facility=lab, key=key)
+        made = scripts(lab, other)
+        session.add_all(made.values())
+        session.commit()
+        ids = {name: user.id for name, user in people.items()}
+        ids.update({name: script.id for name, script in made.items()})
+    clients = {name: WebClient(live.app, live.url, ids[name]) for name in people}
+    return {"live": live, "ids": ids, "clients": clients}
+
+
+def call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> requests.Response:
+    """An API request of `who`'s client in a two_facilities world."""
+    client: WebClient = world["clients"][who]
+    return client.api(method, path, **kw)
 
 
 def signed_in_client(app: Flask, user_id: int) -> FlaskClient:

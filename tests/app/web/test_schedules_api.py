@@ -7,49 +7,29 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import requests
 from sqlalchemy import update
 
 from app import db, extensions
 from app.models import Role, Schedule, Script
-from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, create_facility, create_user
+from app.testing import LiveServer
+from tests.app.web.conftest import call, two_facilities
 
 
 @pytest.fixture
 def world(live: LiveServer) -> dict[str, Any]:
     """lab: admin Ada, scripter Sam, member Mia, a published and a draft script; other:
     scripter Oz and his published script."""
-    with live.app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        other = create_facility(session, slug="other", name="Other")
-        people = {
-            name: create_user(session, email=f"{name}@example.com", name=name.title())
-            for name in ("ada", "sam", "mia", "oz")
-        }
-        add_member(session, user=people["ada"], facility=lab, role=Role.admin)
-        add_member(session, user=people["sam"], facility=lab, role=Role.scripter)
-        add_member(session, user=people["mia"], facility=lab, role=Role.member)
-        add_member(session, user=people["oz"], facility=other, role=Role.scripter)
-        scripts = {
+    return two_facilities(
+        live,
+        lab_roles={"ada": Role.admin, "sam": Role.scripter, "mia": Role.member},
+        scripts=lambda lab, other: {
             "report": Script(facility_id=lab.id, name="Report", source="result = input",
                              published=True),
             "draft": Script(facility_id=lab.id, name="Draft", source="result = 1"),
             "theirs": Script(facility_id=other.id, name="Theirs", source="result = 2",
                              published=True),
-        }
-        session.add_all(scripts.values())
-        session.commit()
-        ids = {name: user.id for name, user in people.items()}
-        ids.update({name: script.id for name, script in scripts.items()})
-    clients = {name: WebClient(live.app, live.url, ids[name]) for name in people}
-    return {"live": live, "ids": ids, "clients": clients}
-
-
-def call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> requests.Response:
-    client: WebClient = world["clients"][who]
-    return client.api(method, path, **kw)
+        },
+    )
 
 
 def schedules_of(world: dict[str, Any], script: str, slug: str = "lab") -> str:

@@ -10,14 +10,21 @@ import io
 import logging
 from typing import Any
 
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import func, select
 
 from app import db, extensions
 from app.models import Run
 from app.services.trigger_signatures import signature
 from app.services.vault_rotation import rotate_all
 from app.web.throttle import HookThrottle
-from tests.app.web.test_webhook_triggers import call, ended, hook, triggers_of, world
+from tests.app.web.test_webhook_triggers import (
+    call,
+    ended,
+    hook,
+    stored_rows,
+    triggers_of,
+    world,
+)
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 
@@ -105,16 +112,9 @@ def test_the_signing_secret_is_stored_nowhere_in_the_clear_nor_logged(
     raw = secret[len("sbs_"):]
     assert "/hooks/" in written.getvalue()  # the requests were logged, without the secret
     assert raw not in written.getvalue()
-    with world["live"].app.app_context():
-        engine = db.session().get_bind()
-        tables = MetaData()
-        tables.reflect(bind=engine)
-        with engine.connect() as connection:
-            for table in tables.tables.values():
-                for row in connection.execute(table.select()):
-                    shown = repr(tuple(row))
-                    assert raw not in shown, table.name
-                    assert base64.b64encode(secret.encode()).decode()[:40] not in shown
+    for table, shown in stored_rows(world["live"]):
+        assert raw not in shown, table
+        assert base64.b64encode(secret.encode()).decode()[:40] not in shown
 
 
 def test_rotate_keys_re_encrypts_signing_secrets(world: dict[str, Any]) -> None:

@@ -16,12 +16,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import func, select
 
 from app import db
 from app.models import Run
 from app.services.trigger_signatures import signature, slack_signature
-from tests.app.web.test_webhook_triggers import call, ended, hook, triggers_of, world
+from tests.app.web.test_webhook_triggers import (
+    call,
+    ended,
+    hook,
+    stored_rows,
+    triggers_of,
+    world,
+)
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 
@@ -192,16 +199,9 @@ def test_the_slack_secret_is_never_shown_stored_in_the_clear_nor_logged(
         assert refused.status_code == 400 and pasted not in refused.text
     assert "/hooks/" in logged.getvalue()  # the requests were logged, without the secret
     assert SECRET not in logged.getvalue() and SECRET[:16] not in logged.getvalue()
-    with world["live"].app.app_context():
-        engine = db.session().get_bind()
-        tables = MetaData()
-        tables.reflect(bind=engine)
-        with engine.connect() as connection:
-            for table in tables.tables.values():
-                for row in connection.execute(table.select()):
-                    shown = repr(tuple(row))
-                    assert SECRET not in shown, table.name
-                    assert base64.b64encode(SECRET.encode()).decode()[:40] not in shown
+    for table, shown in stored_rows(world["live"]):
+        assert SECRET not in shown, table
+        assert base64.b64encode(SECRET.encode()).decode()[:40] not in shown
 
 
 @pytest.mark.parametrize(("asked", "words"), [

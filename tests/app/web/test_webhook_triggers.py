@@ -7,6 +7,7 @@ a maker who left are refused in words; the token is stored only as its hash."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,9 +16,9 @@ from sqlalchemy import MetaData, select
 
 from app import db, extensions
 from app.models import Membership, Role, Script
-from app.testing import LiveServer, WebClient
+from app.testing import LiveServer
 from app.web.throttle import HookThrottle
-from tests.conftest import add_member, create_facility, create_integration, create_user
+from tests.app.web.conftest import call, two_facilities
 
 
 @pytest.fixture
@@ -25,21 +26,12 @@ def world(live: LiveServer) -> dict[str, Any]:
     """lab: admin Ada, scripters Sam and Sue, member Mia, a published script that answers
     its input, a draft and one that calls an integration nobody connected; other:
     scripter Oz and his published script."""
-    with live.app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        other = create_facility(session, slug="other", name="Other")
-        people = {
-            name: create_user(session, email=f"{name}@example.com", name=name.title())
-            for name in ("ada", "sam", "sue", "mia", "oz")
-        }
-        add_member(session, user=people["ada"], facility=lab, role=Role.admin)
-        add_member(session, user=people["sam"], facility=lab, role=Role.scripter)
-        add_member(session, user=people["sue"], facility=lab, role=Role.scripter)
-        add_member(session, user=people["mia"], facility=lab, role=Role.member)
-        add_member(session, user=people["oz"], facility=other, role=Role.scripter)
-        create_integration(session, facility=lab, key="keyed")
-        scripts = {
+    return two_facilities(
+        live,
+        lab_roles={"ada": Role.admin, "sam": Role.scripter, "sue": Role.scripter,
+                   "mia": Role.member},
+        integrations=("keyed",),
+        scripts=lambda lab, other: {
             "echo": Script(facility_id=lab.id, name="Echo", published=True,
                            source="result = {'input': input, 'user': user['name']}"),
             "draft": Script(facility_id=lab.id, name="Draft", source="result = 1"),
@@ -48,18 +40,8 @@ def world(live: LiveServer) -> dict[str, Any]:
                 "except integrations.NoIntegrationGrant as e:\n    result = e.reason\n")),
             "theirs": Script(facility_id=other.id, name="Theirs", source="result = 2",
                              published=True),
-        }
-        session.add_all(scripts.values())
-        session.commit()
-        ids = {name: user.id for name, user in people.items()}
-        ids.update({name: script.id for name, script in scripts.items()})
-    clients = {name: WebClient(live.app, live.url, ids[name]) for name in people}
-    return {"live": live, "ids": ids, "clients": clients}
-
-
-def call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> requests.Response:
-    client: WebClient = world["clients"][who]
-    return client.api(method, path, **kw)
+        },
+    )
 
 
 def triggers_of(world: dict[str, Any], script: str, slug: str = "lab") -> str:
@@ -84,6 +66,18 @@ def ended(world: dict[str, Any], run_id: str) -> dict[str, Any]:
     done = extensions.run_queue(world["live"].app).wait(run_id, 60)
     assert done is not None
     return done
+
+
+def stored_rows(live: LiveServer) -> Iterator[tuple[str, str]]:
+    """(table name, repr of the row) for every row of every table of the app's database."""
+    with live.app.app_context():
+        engine = db.session().get_bind()
+        tables = MetaData()
+        tables.reflect(bind=engine)
+        with engine.connect() as connection:
+            for table in tables.tables.values():
+                for row in connection.execute(table.select()):
+                    yield table.name, repr(tuple(row))
 
 
 def test_a_scripter_makes_lists_and_revokes_a_trigger(world: dict[str, Any]) -> None:
@@ -321,15 +315,9 @@ def test_the_token_is_never_stored(world: dict[str, Any]) -> None:
     made = make(world)
     token = made["url"].rsplit("/", 1)[1]
     assert hook(world, made["url"], json={"hello": 1}).status_code == 202
-    with world["live"].app.app_context():
-        engine = db.session().get_bind()
-        tables = MetaData()
-        tables.reflect(bind=engine)
-        with engine.connect() as connection:
-            for table in tables.tables.values():
-                for row in connection.execute(table.select()):
-                    assert token not in repr(tuple(row)), table.name
-                    assert token[4:] not in repr(tuple(row)), table.name
+    for table, shown in stored_rows(world["live"]):
+        assert token not in shown, table
+        assert token[4:] not in shown, table
 
 
 def test_the_logs_say_hooks_without_the_token(world: dict[str, Any]) -> None:
