@@ -23,6 +23,10 @@ from app.models._types import UNSTORABLE_TEXT, utcnow
 MAX_KEY_CHARS = 200
 MAX_VALUE_BYTES = 64 * 1024
 MAX_KEYS = 100
+# Lists and objects within each other: the API's answer (pydantic, spectree) cannot carry a
+# value nested some 250 levels deep, which a script can build in 64 KiB (a 500 for the
+# whole store, so its panel showed nothing). A store's values are records, not trees.
+MAX_DEPTH = 100
 SCRIPT_GONE = "this script was deleted: its store went with it"
 
 
@@ -74,7 +78,26 @@ def encode_value(value: Any) -> tuple[str, int]:
             f"a stored value may be at most {MAX_VALUE_BYTES // 1024} KiB of JSON; this"
             f" one is {size} bytes: keep a smaller value, or split it over several keys"
         )
+    if _deeper_than(value, MAX_DEPTH):
+        raise StoreRefused(
+            f"a stored value may nest lists and objects at most {MAX_DEPTH} levels deep:"
+            " keep a flatter value"
+        )
     return json.dumps(value, separators=(",", ":")), size
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    # Walked with a stack, not recursion: the value may be nested past Python's own limit.
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if level >= limit:
+                return True
+            stack.extend((child, level + 1) for child in item)
+    return False
 
 
 def read_value(session: Session, *, script_id: int, key: Any) -> tuple[bool, Any]:
