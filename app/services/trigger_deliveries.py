@@ -30,12 +30,14 @@ MAX_LENGTH = 200  # the column's width; GitHub's are UUIDs
 def delivery_id(
     header: Callable[[str], str | None], *, slack_body: Any = None
 ) -> str | None:
-    """The request's delivery id (`header` reads one of its headers by name; else the
-    `event_id` of `slack_body`, a body Slack signed, as its retries carry the same), or
-    None when it carries none; a 400 naming where it was when it is too long to be one."""
+    """The request's delivery id: the `event_id` of `slack_body`, a body Slack signed (its
+    retries carry the same), else a header's (`header` reads one by name); None when it
+    carries none; a 400 naming where it was when it is too long to be one."""
     found = [(name, (header(name) or "").strip()) for name in HEADERS]
     if isinstance(slack_body, dict) and isinstance(slack_body.get("event_id"), str):
-        found.append(("event_id", slack_body["event_id"].strip()))
+        # First: Slack signs the body, not these headers, so a signed event replayed within
+        # its 5 minutes with an Idempotency-Key added must still be the same delivery.
+        found.insert(0, ("event_id", slack_body["event_id"].strip()))
     for name, value in found:
         if not value:
             continue
