@@ -1,9 +1,9 @@
 """Fixtures for the web tests: a live server with one signed-in member of `lab`, a world of
-two facilities and their people, signed-in clients."""
+two facilities and their people, signed-in clients, every row the database stores."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import MetaData
 
 from app import db
 from app.models import Facility, Role, Script
@@ -84,3 +85,15 @@ def signed_in_client(app: Flask, user_id: int) -> FlaskClient:
     with http.session_transaction() as cookie:
         cookie.update(signed_in_session(app, user_id))
     return http
+
+
+def stored_rows(live: LiveServer) -> Iterator[tuple[str, str]]:
+    """(table name, repr of the row) for every row of every table of the app's database."""
+    with live.app.app_context():
+        engine = db.session().get_bind()
+        tables = MetaData()
+        tables.reflect(bind=engine)
+        with engine.connect() as connection:
+            for table in tables.tables.values():
+                for row in connection.execute(table.select()):
+                    yield table.name, repr(tuple(row))

@@ -17,14 +17,8 @@ from app.models import Run
 from app.services.trigger_signatures import signature
 from app.services.vault_rotation import rotate_all
 from app.web.throttle import HookThrottle
-from tests.app.web.test_webhook_triggers import (
-    call,
-    ended,
-    hook,
-    stored_rows,
-    triggers_of,
-    world,
-)
+from tests.app.web.conftest import stored_rows
+from tests.app.web.test_webhook_triggers import call, ended, hook, triggers_of, world
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 

@@ -21,14 +21,8 @@ from sqlalchemy import func, select
 from app import db
 from app.models import Run
 from app.services.trigger_signatures import signature, slack_signature
-from tests.app.web.test_webhook_triggers import (
-    call,
-    ended,
-    hook,
-    stored_rows,
-    triggers_of,
-    world,
-)
+from tests.app.web.conftest import stored_rows
+from tests.app.web.test_webhook_triggers import call, ended, hook, triggers_of, world
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 

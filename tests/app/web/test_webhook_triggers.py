@@ -7,18 +7,17 @@ a maker who left are refused in words; the token is stored only as its hash."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import MetaData, select
+from sqlalchemy import select
 
 from app import db, extensions
 from app.models import Membership, Role, Script
 from app.testing import LiveServer
 from app.web.throttle import HookThrottle
-from tests.app.web.conftest import call, two_facilities
+from tests.app.web.conftest import call, stored_rows, two_facilities
 
 
 @pytest.fixture
@@ -66,18 +65,6 @@ def ended(world: dict[str, Any], run_id: str) -> dict[str, Any]:
     done = extensions.run_queue(world["live"].app).wait(run_id, 60)
     assert done is not None
     return done
-
-
-def stored_rows(live: LiveServer) -> Iterator[tuple[str, str]]:
-    """(table name, repr of the row) for every row of every table of the app's database."""
-    with live.app.app_context():
-        engine = db.session().get_bind()
-        tables = MetaData()
-        tables.reflect(bind=engine)
-        with engine.connect() as connection:
-            for table in tables.tables.values():
-                for row in connection.execute(table.select()):
-                    yield table.name, repr(tuple(row))
 
 
 def test_a_scripter_makes_lists_and_revokes_a_trigger(world: dict[str, Any]) -> None:
