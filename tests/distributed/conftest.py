@@ -1,4 +1,5 @@
-"""Fixtures for the scale-out tests: the test Redis under a fresh key prefix, own Redis servers.
+"""Fixtures for the scale-out tests: the test Redis under a fresh key prefix, own Redis servers,
+a seed's scripter and her script, the runs as they are now.
 
 The shared Redis is `SCRIPTBOX_TEST_REDIS_URL` (CI exports it; default db 15 of the
 local server); every test gets a random prefix and its keys are deleted afterwards.
@@ -20,8 +21,14 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
 
-from tests.conftest import make_app
+from app import db
+from app.models import Role, Run, Script
+from app.services.context import MemberContext
+from app.services.scripts import create_script
+from tests.conftest import add_member, create_facility, create_user, make_app
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -118,3 +125,26 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
         yield server
     finally:
         server.stop()
+
+
+def echo_scripter(session: Session) -> tuple[MemberContext, Script]:
+    """Facility `lab`, its scripter ada@example.com and her published script "Echo" (its
+    result is its input): a seed's start."""
+    lab = create_facility(session, slug="lab")
+    ada = create_user(session, email="ada@example.com")
+    add_member(session, user=ada, facility=lab, role=Role.scripter)
+    member = MemberContext(ada, lab, Role.scripter)
+    script = create_script(session, member, name="Echo", source="result = input",
+                           published=True)
+    return member, script
+
+
+def runs_where(app: Flask, *criteria: ColumnElement[bool]) -> list[Run]:
+    """The app's runs that meet `criteria` as they are now, detached (read after the
+    session is gone)."""
+    with app.app_context():
+        found = list(db.session.scalars(select(Run).where(*criteria)))
+        for run in found:
+            db.session.expunge(run)
+    db.session.remove()
+    return found

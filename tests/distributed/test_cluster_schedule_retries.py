@@ -19,13 +19,12 @@ from sqlalchemy.orm import Session
 
 from app import db
 from app.lifecycle import is_final
-from app.models import Role, Run, Schedule
+from app.models import Run, Schedule
 from app.models._types import utcnow
 from app.services import schedules
-from app.services.context import MemberContext
-from app.services.scripts import create_run, create_script
-from tests.conftest import add_member, create_facility, create_user
+from app.services.scripts import create_run
 from tests.distributed.cluster import Cluster, Process, await_tasks, seeded_cluster
+from tests.distributed.conftest import echo_scripter, runs_where
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 SECRET_KEY = "cluster-retries-session-key"
@@ -45,12 +44,7 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[World]:
     def seed(session: Session) -> dict[str, int]:
-        lab = create_facility(session, slug="lab")
-        ada = create_user(session, email="ada@example.com")
-        add_member(session, user=ada, facility=lab, role=Role.scripter)
-        member = MemberContext(ada, lab, Role.scripter)
-        script = create_script(session, member, name="Echo", source="result = input",
-                               published=True)
+        member, script = echo_scripter(session)
         failed: dict[str, int] = {}
         for n in range(FAILED):
             # Yearly: no due time comes while the test runs.
@@ -72,15 +66,6 @@ def world(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Worl
         yield World(app=app, failed=failed, cluster=cluster)
 
 
-def _retries(app: Flask) -> list[Run]:
-    with app.app_context():
-        found = list(db.session.scalars(select(Run).where(Run.attempt == 2)))
-        for run in found:
-            db.session.expunge(run)
-    db.session.remove()
-    return found
-
-
 def test_each_failed_run_is_retried_once_across_the_cluster_on_a_worker(world: World) -> None:
     cluster = world.cluster
     cluster.web(workers=2)
@@ -88,12 +73,12 @@ def test_each_failed_run_is_retried_once_across_the_cluster_on_a_worker(world: W
     processes: list[Process] = list(cluster.processes)
 
     deadline = time.monotonic() + 120
-    while sum(is_final(run.status) for run in _retries(world.app)) < FAILED:
+    while sum(is_final(run.status) for run in runs_where(world.app, Run.attempt == 2)) < FAILED:
         assert time.monotonic() < deadline, [p.output() for p in processes]
         worker.await_line(0.5)
     await_tasks([worker], RUN_TASK, count=FAILED)
     # Ticks went on meanwhile: still one retry each.
-    retries = _retries(world.app)
+    retries = runs_where(world.app, Run.attempt == 2)
     assert sorted(run.retry_of for run in retries) == sorted(world.failed)  # type: ignore[type-var]
     assert {run.retry_of: run.schedule_id for run in retries} == world.failed
     assert {(run.status, run.trigger, run.interactive) for run in retries} == {

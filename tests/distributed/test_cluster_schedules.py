@@ -18,13 +18,11 @@ from sqlalchemy.orm import Session
 
 from app import db
 from app.lifecycle import is_final
-from app.models import Role, Run, Schedule
+from app.models import Schedule
 from app.models._types import utcnow
 from app.services import schedules
-from app.services.context import MemberContext
-from app.services.scripts import create_script
-from tests.conftest import add_member, create_facility, create_user
 from tests.distributed.cluster import Cluster, Process, await_tasks, seeded_cluster
+from tests.distributed.conftest import echo_scripter, runs_where
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 SECRET_KEY = "cluster-schedules-session-key"
@@ -44,12 +42,7 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[World]:
     def seed(session: Session) -> list[int]:
-        lab = create_facility(session, slug="lab")
-        ada = create_user(session, email="ada@example.com")
-        add_member(session, user=ada, facility=lab, role=Role.scripter)
-        member = MemberContext(ada, lab, Role.scripter)
-        script = create_script(session, member, name="Echo", source="result = input",
-                               published=True)
+        member, script = echo_scripter(session)
         # Yearly, set up a year ago: each is due now, once, and not again while the test
         # runs (an every-five-minutes one fired twice when the test crossed its next time).
         made = [
@@ -65,15 +58,6 @@ def world(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Worl
         yield World(app=app, schedule_ids=ids, cluster=cluster)
 
 
-def _runs(app: Flask) -> list[Run]:
-    with app.app_context():
-        found = list(db.session.scalars(select(Run)))
-        for run in found:
-            db.session.expunge(run)
-    db.session.remove()
-    return found
-
-
 def test_each_due_schedule_fires_once_across_the_cluster_and_runs_on_a_worker(
     world: World,
 ) -> None:
@@ -86,10 +70,10 @@ def test_each_due_schedule_fires_once_across_the_cluster_and_runs_on_a_worker(
     processes: list[Process] = list(cluster.processes)
 
     deadline = time.monotonic() + 120
-    while sum(is_final(run.status) for run in _runs(world.app)) < DUE:
+    while sum(is_final(run.status) for run in runs_where(world.app)) < DUE:
         assert time.monotonic() < deadline, [p.output() for p in processes]
         worker.await_line(0.5)
-    runs = _runs(world.app)
+    runs = runs_where(world.app)
     assert sorted(run.schedule_id for run in runs) == sorted(world.schedule_ids), [
         (run.schedule_id, run.status) for run in runs]
     assert {(run.status, run.interactive) for run in runs} == {("succeeded", False)}
