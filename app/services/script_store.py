@@ -28,6 +28,9 @@ MAX_KEYS = 100
 # whole store, so its panel showed nothing). A store's values are records, not trees.
 MAX_DEPTH = 100
 SCRIPT_GONE = "this script was deleted: its store went with it"
+# Browsers resolve these as a URL's path segments ("/store/.." is the script's own URL), so
+# the Store panel's Delete of such a key went to another address.
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 class StoreRefused(ValidationError):
@@ -58,6 +61,11 @@ def check_key(key: Any) -> str:
         )
     if UNSTORABLE_TEXT.search(key):
         raise StoreRefused("a store key must not hold NUL or half of a surrogate pair")
+    if key in _DOT_SEGMENTS:
+        raise StoreRefused(
+            f"a store key must not be {key!r}: the address of a key (the API's, the Store"
+            " panel's Delete) cannot name it"
+        )
     return key
 
 
