@@ -1,8 +1,11 @@
 """Fixtures for the web tests: a live server with one signed-in member of `lab`, a world of
-two facilities and their people, signed-in clients, every row the database stores."""
+two facilities and their people, signed-in clients, every row the database stores, what
+the logs say."""
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -97,3 +100,19 @@ def stored_rows(live: LiveServer) -> Iterator[tuple[str, str]]:
             for table in tables.tables.values():
                 for row in connection.execute(table.select()):
                     yield table.name, repr(tuple(row))
+
+
+@pytest.fixture
+def logged() -> Iterator[io.StringIO]:
+    """What every logger writes (the root at DEBUG) while the test runs."""
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield written
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

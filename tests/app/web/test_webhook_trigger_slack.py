@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -154,21 +152,6 @@ def test_an_unsigned_triggers_body_event_id_is_no_delivery_id(world: dict[str, A
     body = event("Ev5")
     ids = {hook(world, plain["url"], data=body, headers=JSON).json()["run_id"] for _ in "ab"}
     assert len(ids) == 2
-
-
-@pytest.fixture
-def logged() -> Iterator[io.StringIO]:
-    written = io.StringIO()
-    handler = logging.StreamHandler(written)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield written
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def test_the_slack_secret_is_never_shown_stored_in_the_clear_nor_logged(
