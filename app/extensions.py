@@ -380,7 +380,9 @@ def executor(app: Flask | None = None) -> Executor:
             # Inherited over a fork (serve's workers fork after --demo published its
             # scripts): its reader thread stayed in the parent, which gets the zygote's
             # new workers, so runs here hung once the inherited idle ones were used.
-            # Left unclosed: the zygote and its workers are the parent's.
+            # Closing it here lets go of this process's copies only (the zygote and its
+            # workers are the parent's, see Executor.close).
+            existing.close()
             existing = None
         if existing is not None and not existing.running:
             log.warning("the sandbox's zygote stopped; starting a new one")

@@ -80,6 +80,7 @@ class Executor:
         self._zygote: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._reader: threading.Thread | None = None
+        self._owner: int | None = None  # the process that started it
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -107,6 +108,7 @@ class Executor:
             start_new_session=True,
         )
         zygote_end.close()
+        self._owner = os.getpid()
         self._control = host_end
         self._reader = threading.Thread(
             target=self._read_control, name="sandbox-zygote", daemon=True
@@ -117,7 +119,8 @@ class Executor:
         return self
 
     def close(self) -> None:
-        """Stop the zygote and every idle worker."""
+        """Stop the zygote and every idle worker; in a process forked from the one that
+        started them, only let go of this process's copies of their descriptors."""
         with self._cond:
             if self._released:
                 return
@@ -125,6 +128,16 @@ class Executor:
             idle = list(self._idle)
             self._idle.clear()
             self._cond.notify_all()
+        if self._owner is not None and self._owner != os.getpid():
+            # Inherited over a fork (its atexit hook runs here too): the zygote and workers
+            # are the parent's, still serving it. Killing them or shutting the control
+            # socket down would end the parent's sandbox; a copy of the socket kept open
+            # would keep a zygote alive after its parent is gone.
+            for worker in idle:
+                worker.close()
+            if self._control is not None:
+                self._control.close()
+            return
         for worker in idle:
             worker.kill()
             worker.close()

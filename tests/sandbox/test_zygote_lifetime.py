@@ -7,6 +7,8 @@ import os
 import signal
 import socket
 import time
+import warnings
+from pathlib import Path
 from typing import Any
 
 from sandbox import Executor, HostCall
@@ -50,3 +52,35 @@ def test_an_executor_says_it_stopped_running_when_its_zygote_dies() -> None:
             time.sleep(0.01)
         assert not executor.running
     assert not executor.running
+
+
+def test_a_forked_copy_closed_leaves_the_parents_sandbox_running() -> None:
+    # A process forked after the sandbox started inherits the executor and its atexit
+    # hook: closing it there killed the parent's idle workers and shut the zygote's control
+    # socket down, so the zygote exited under the parent and its runs failed.
+    with Executor(idle_workers=2) as executor:
+        idle = executor.idle_pids()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that forking a threaded process may deadlock; the child
+            # only closes its copy and exits.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            child = os.fork()
+        if child == 0:
+            try:
+                executor.close()
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert executor.running
+        assert all(_alive(pid) for pid in idle), idle
+        outcomes = [executor.run(f"result = {n}") for n in range(4)]  # more than the idle ones
+        assert [(o.status, o.result) for o in outcomes] == [("succeeded", n) for n in range(4)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
