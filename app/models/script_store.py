@@ -24,8 +24,8 @@ class StoreEntry(Base):
         ForeignKey("scripts.id", ondelete="CASCADE"), primary_key=True
     )
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    # Compact JSON, non-ASCII escaped (so any text a script gives is storable); `size` is
-    # the value's JSON in UTF-8, what the limit counts and the API shows.
+    # Compact JSON as written (text with half a surrogate pair is refused); `size` is its
+    # length in UTF-8, what the limit counts and the API shows.
     value: Mapped[str] = mapped_column(Text)
     size: Mapped[int]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

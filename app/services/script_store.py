@@ -70,8 +70,8 @@ def check_key(key: Any) -> str:
 
 
 def encode_value(value: Any) -> tuple[str, int]:
-    """The value as stored (compact JSON, non-ASCII escaped) and its size (its JSON in
-    UTF-8, what the limit counts); StoreRefused for a value too large or not JSON."""
+    """The value as stored (compact JSON, as written: what the limit counts, in UTF-8)
+    and its size; StoreRefused for a value too large or not JSON."""
     try:
         readable = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
@@ -80,7 +80,13 @@ def encode_value(value: Any) -> tuple[str, int]:
         ) from None
     except (TypeError, RecursionError) as error:
         raise StoreRefused(f"a stored value must be JSON: {error}") from None
-    size = len(readable.encode("utf-8", "surrogatepass"))
+    try:
+        # Stored as it is counted: escaped, non-ASCII text took up to three times the limit.
+        size = len(readable.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise StoreRefused(
+            "a stored value's text must not hold half of a surrogate pair"
+        ) from None
     if size > MAX_VALUE_BYTES:
         raise StoreRefused(
             f"a stored value may be at most {MAX_VALUE_BYTES // 1024} KiB of JSON; this"
@@ -91,7 +97,7 @@ def encode_value(value: Any) -> tuple[str, int]:
             f"a stored value may nest lists and objects at most {MAX_DEPTH} levels deep:"
             " keep a flatter value"
         )
-    return json.dumps(value, separators=(",", ":")), size
+    return readable, size
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
