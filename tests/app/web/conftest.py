@@ -1,6 +1,6 @@
 """Fixtures for the web tests: a live server with one signed-in member of `lab`, a world of
 two facilities and their people, signed-in clients, every row the database stores, what
-the logs say."""
+the logs say, the SQL the app runs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 
 from app import db
 from app.models import Facility, Role, Script
@@ -116,3 +116,17 @@ def logged() -> Iterator[io.StringIO]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+@pytest.fixture
+def statements(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs while the test goes on."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        seen.append(" ".join(sql.split()))
+
+    engine = db.engine_of(app)
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)

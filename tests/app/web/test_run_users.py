@@ -3,12 +3,10 @@ get and list; a list names its runners in one query; no other facility's user is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event
 
 from app import db
 from app.models import Role, Run
@@ -45,20 +43,6 @@ def lab(app: Flask) -> dict[str, Any]:
                 runs[f"{name}@{facility.slug}"] = run
     session.commit()
     return {"ids": {n: u.id for n, u in people.items()}, "runs": {k: r.id for k, r in runs.items()}}
-
-
-@pytest.fixture
-def statements(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs while the test goes on."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        seen.append(" ".join(sql.split()))
-
-    engine = db.engine_of(app)
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def user_lookups(seen: list[str]) -> list[str]:

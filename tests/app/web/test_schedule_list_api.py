@@ -5,13 +5,11 @@ state, refused in words when wrong; pages by cursor; one query per page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event
 
 from app import db
 from app.models import Role, Run, Schedule, Script
@@ -85,20 +83,6 @@ def lab(app: Flask) -> dict[str, Any]:
 # none (paused) by id.
 ORDER = ["refused", "active", "republished", "behind_queued", "behind_started", "paused_sue",
          "paused_sam"]
-
-
-@pytest.fixture
-def statements(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs while the test goes on."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        seen.append(" ".join(sql.split()))
-
-    engine = db.engine_of(app)
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def listed(app: Flask, lab: dict[str, Any], who: str, query: str = "", slug: str = "lab") -> Any:
