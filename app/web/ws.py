@@ -23,11 +23,12 @@ from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 
 from app import db, extensions
-from app.errors import AppError
+from app.errors import AppError, NotFound
 from app.models import Grant, Membership, Role
 from app.models._types import UNSTORABLE_TEXT
 from app.seams import Subscription
 from app.services import sessions
+from app.services.context import MemberContext
 from app.web.limits import websocket_slots
 from app.web.security import require_member, session_secret
 
@@ -73,19 +74,19 @@ def events(ws: Any) -> None:
         _refuse(ws, "forbidden_origin", f"origin not allowed: open Scriptbox at {public}/ "
                 "for live updates (its SCRIPTBOX_PUBLIC_URL)", public_url=public)
         return
-    # Each facility asked for is checked as one page of it would be; a repeated one once.
     slugs = list(dict.fromkeys(request.args.getlist("facility"))) or [""]
     try:
-        members = [require_member(slug) for slug in slugs]
+        members = _members(slugs)
     except AppError as exc:
         _refuse(ws, exc.code, exc.message)
         return
     user_id = members[0].user.id
     # One facility's page watches its runs for an admin; a page of several (Settings)
     # shows no runs, so it hears only the user's own messages.
-    alone = len(members) == 1
+    several = len(slugs) > 1
     rooms = [
-        _Room(m.facility.slug, m.facility.id, alone and m.can(Role.admin)) for m in members
+        _Room(m.facility.slug, m.facility.id, not several and m.can(Role.admin))
+        for m in members
     ]
     slots = websocket_slots()
     slot = slots.acquire(user_id, int(current_app.config["WS_MAX_CONNECTIONS_PER_USER"]))
@@ -95,21 +96,40 @@ def events(ws: Any) -> None:
                 "too many open Scriptbox pages; close some and reload this one")
         return
     try:
-        _serve(ws, rooms, user_id, session_secret(), renew=lambda: slots.renew(user_id, slot))
+        _serve(ws, rooms, user_id, session_secret(), several=several,
+               renew=lambda: slots.renew(user_id, slot))
     finally:
         slots.release(user_id, slot)
 
 
-def _still_allowed(sid: str | None, user_id: int, rooms: list[_Room]) -> bool:
-    # Re-read from the database, so an ending made by any process closes the socket; a
-    # page watching a facility's runs closes too once its user is no admin there any more.
+def _members(slugs: list[str]) -> list[MemberContext]:
+    """The user's memberships of the facilities a page asks for, each checked as one page of
+    it would be (a repeated one once). A page of several (Settings) names every facility the
+    user was in when it loaded: one they have left since is left out, so the others' prompts
+    go on; NotFound when none is left, as for a page of one."""
+    members: list[MemberContext] = []
+    refusal: NotFound | None = None
+    for slug in slugs:
+        try:
+            members.append(require_member(slug))
+        except NotFound as exc:
+            refusal = refusal or exc
+    if refusal is not None and not members:
+        raise refusal
+    return members
+
+
+def _rooms_allowed(sid: str | None, user_id: int, rooms: list[_Room]) -> list[_Room]:
+    """The rooms the user may still hear (none once signed out). Re-read from the
+    database, so an ending made by any process closes the socket; a page watching a
+    facility's runs closes too once its user is no admin there any more."""
     try:
         signed_out = (
             sid is not None
             and sessions.session_user(db.session(), secret=sid, user_id=user_id) is None
         )
         if signed_out:
-            return False
+            return []
         roles = {
             facility_id: role
             for facility_id, role in db.session.execute(
@@ -119,11 +139,12 @@ def _still_allowed(sid: str | None, user_id: int, rooms: list[_Room]) -> bool:
                 )
             )
         }
-        return all(
-            room.facility_id in roles
-            and (not room.watch or Role(roles[room.facility_id]).at_least(Role.admin))
+        return [
+            room
             for room in rooms
-        )
+            if room.facility_id in roles
+            and (not room.watch or Role(roles[room.facility_id]).at_least(Role.admin))
+        ]
     finally:
         db.session.remove()
 
@@ -134,6 +155,7 @@ def _serve(
     user_id: int,
     sid: str | None,
     *,
+    several: bool,
     renew: Callable[[], None],
 ) -> None:
     recheck_s = float(current_app.config["WS_RECHECK_S"])
@@ -163,7 +185,7 @@ def _serve(
         facility_ids = {room.facility_id for room in rooms}
         with lock:
             hello: dict[str, Any] = {"type": "hello", "facility": rooms[0].slug}
-            if len(rooms) > 1:
+            if several:
                 hello = {"type": "hello", "facilities": [room.slug for room in rooms]}
             _send(ws, hello)
             for room in rooms:
@@ -186,10 +208,17 @@ def _serve(
             if time.monotonic() >= next_check:
                 # Signed out, password changed, removed from a facility, or ended by an
                 # operator: the page stops hearing about the facility's runs.
-                if not _still_allowed(sid, user_id, rooms):
+                allowed = _rooms_allowed(sid, user_id, rooms)
+                if not allowed:
                     with lock:
                         _refuse(ws, "session_ended", "you were signed out or removed from "
                                 "this facility; reload the page")
+                    return
+                if len(allowed) < len(rooms):
+                    # A page of several: the user left one of them. The page reconnects
+                    # (this is no refusal), without it, and goes on hearing the others.
+                    with lock:
+                        ws.close(reason=1000, message="your facilities changed")
                     return
                 next_check = time.monotonic() + recheck_s
                 renew()  # the page's slot under the per-user cap stays taken

@@ -239,11 +239,15 @@ def test_a_page_of_several_facilities_hears_each_and_refuses_in_each(
     world: dict[str, Any],
 ) -> None:
     """Settings asks for every facility of the user's (base.html): each is checked as a
-    page of it would be, and a prompt of any of them is shown and answered there."""
+    page of it would be, and a prompt of any of them is shown and answered there. One the
+    user is not in is left out (they left it since the page loaded); none: refused."""
     live: LiveServer = world["live"]
-    outside = world["member"].websocket("elsewhere", also=("lab",))
+    outside = world["member"].websocket("elsewhere", also=("nowhere",))
     refused = outside.next()
     assert refused is not None and (refused["code"], refused["closing"]) == ("not_found", True)
+    partly = world["member"].websocket("elsewhere", also=("lab",))
+    assert partly.wait_for("hello")["facilities"] == ["lab"]
+    partly.close()
     with live.app.app_context():
         session = db.session()
         elsewhere = session.scalars(select(Facility).where(Facility.slug == "elsewhere")).one()
@@ -258,6 +262,40 @@ def test_a_page_of_several_facilities_hears_each_and_refuses_in_each(
     page.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
     assert page.wait_for("grant.resolved", grant_id=prompt["grant_id"])["state"] == "refused"
     page.close()
+
+
+def test_a_page_of_several_goes_on_hearing_the_others_when_one_is_left(
+    world: dict[str, Any],
+) -> None:
+    """Removed from one of a Settings page's facilities, the page used to be refused
+    (session_ended) at the next check and stopped reconnecting: the prompts of the user's
+    other facilities stopped too, until a reload. Now the socket closes without a
+    refusal, and the page's next one, naming the same facilities, hears the others."""
+    live: LiveServer = world["live"]
+    live.app.config["WS_RECHECK_S"] = 0.2
+    with live.app.app_context():
+        session = db.session()
+        elsewhere = session.scalars(select(Facility).where(Facility.slug == "elsewhere")).one()
+        mia = session.scalars(select(User).where(User.email == "mia@example.com")).one()
+        add_member(session, user=mia, facility=elsewhere, role=Role.member)
+        session.commit()
+        left = delete(Membership).where(Membership.user_id == mia.id,
+                                        Membership.facility_id == elsewhere.id)
+    page = world["member"].websocket("elsewhere", also=("lab",))
+    assert page.wait_for("hello")["facilities"] == ["elsewhere", "lab"]
+    with live.app.app_context():
+        db.session.execute(left)
+        db.session.commit()
+    while (message := page.next(timeout=5)) is not None:
+        assert message["type"] != "error", message  # no refusal: the page reconnects
+    assert not page.ws.connected  # closed by the server, not merely quiet
+    again = world["member"].websocket("elsewhere", also=("lab",))
+    assert again.wait_for("hello")["facilities"] == ["lab"]
+    start_member_run(world, CATCHES_REFUSAL)
+    prompt = again.wait_for("grant.required")
+    again.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
+    assert again.wait_for("grant.resolved", grant_id=prompt["grant_id"])["state"] == "refused"
+    again.close()
 
 
 @pytest.mark.parametrize("who", ["anonymous", "bad_origin", "other_facility"])
