@@ -8,20 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app import db
-from app.models import Run, WebhookTrigger
+from app.models import WebhookTrigger
 from app.services.trigger_signatures import signature
 from app.web.throttle import HookThrottle
-from tests.app.web.test_webhook_triggers import call, hook, make, triggers_of, world
+from tests.app.web.test_webhook_triggers import call, hook, make, run_count, triggers_of, world
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
-
-
-def run_count(world: dict[str, Any]) -> int:
-    with world["live"].app.app_context():
-        return db.session().scalar(select(func.count(Run.id))) or 0
 
 
 def shown(world: dict[str, Any], trigger_id: int) -> dict[str, Any]:

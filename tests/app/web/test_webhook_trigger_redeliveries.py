@@ -9,18 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 from typing import Any
 
-from sqlalchemy import func, select
-
-from app import db
-from app.models import Run
-from tests.app.web.test_webhook_triggers import call, ended, hook, make, world
+from tests.app.web.test_webhook_triggers import call, ended, hook, make, run_count, world
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
-
-
-def run_count(world: dict[str, Any]) -> int:
-    with world["live"].app.app_context():
-        return db.session().scalar(select(func.count(Run.id))) or 0
 
 
 def test_a_redelivery_answers_the_first_run(world: dict[str, Any]) -> None:

@@ -9,30 +9,26 @@ import base64
 import io
 from typing import Any
 
-from sqlalchemy import func, select
-
-from app import db, extensions
-from app.models import Run
+from app import extensions
 from app.services.trigger_signatures import signature
 from app.services.vault_rotation import rotate_all
 from app.web.throttle import HookThrottle
 from tests.app.web.conftest import stored_rows
-from tests.app.web.test_webhook_triggers import call, ended, hook, triggers_of, world
+from tests.app.web.test_webhook_triggers import (
+    call,
+    ended,
+    hook,
+    make,
+    run_count,
+    triggers_of,
+    world,
+)
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 
 
 def make_signed(world: dict[str, Any]) -> dict[str, Any]:
-    made = call(world, "sam", "POST", triggers_of(world, "echo"),
-                json={"name": "GitHub push", "signed": True})
-    assert made.status_code == 201, made.text
-    body: dict[str, Any] = made.json()
-    return body
-
-
-def run_count(world: dict[str, Any]) -> int:
-    with world["live"].app.app_context():
-        return db.session().scalar(select(func.count(Run.id))) or 0
+    return make(world, name="GitHub push", signed=True)
 
 
 def test_a_signed_trigger_starts_runs_only_for_signed_bodies(world: dict[str, Any]) -> None:

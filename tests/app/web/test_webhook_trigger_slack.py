@@ -14,13 +14,18 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
-from app import db
-from app.models import Run
 from app.services.trigger_signatures import signature, slack_signature
 from tests.app.web.conftest import stored_rows
-from tests.app.web.test_webhook_triggers import call, ended, hook, triggers_of, world
+from tests.app.web.test_webhook_triggers import (
+    call,
+    ended,
+    hook,
+    make,
+    run_count,
+    triggers_of,
+    world,
+)
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 
@@ -30,22 +35,13 @@ JSON = {"Content-Type": "application/json"}
 
 
 def make_slack(world: dict[str, Any], secret: str = SECRET) -> dict[str, Any]:
-    made = call(world, "sam", "POST", triggers_of(world, "echo"), json={
-        "name": "Slack events", "signature": "slack", "signing_secret": secret})
-    assert made.status_code == 201, made.text
-    body: dict[str, Any] = made.json()
-    return body
+    return make(world, name="Slack events", signature="slack", signing_secret=secret)
 
 
 def signed(body: bytes, *, secret: str = SECRET, at: float | None = None) -> dict[str, str]:
     stamp = str(int(time.time() if at is None else at))
     return {**JSON, "X-Slack-Request-Timestamp": stamp,
             "X-Slack-Signature": slack_signature(secret, stamp, body)}
-
-
-def run_count(world: dict[str, Any]) -> int:
-    with world["live"].app.app_context():
-        return db.session().scalar(select(func.count(Run.id))) or 0
 
 
 def event(event_id: str) -> bytes:
