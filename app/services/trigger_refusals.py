@@ -5,11 +5,17 @@ A sender that fails (a wrong secret, a body of the wrong type, a paused trigger)
 its maker nothing but its own delivery log, if it has one: the Triggers panel says
 "last refused 3 min ago: signature_invalid". One UPDATE a refusal, by the token's hash,
 so a call at an unknown token records nothing (it matches no row), and no body, header
-or message of the caller's is kept.
+or message of the caller's is kept. Whoever holds a URL may flood it: past WRITES_PER_S
+refusals a second, a process counts them (RefusalTally) and adds them with the next one
+it writes, so a flood of 429s costs the database a few writes a second, not one each.
 """
 
 from __future__ import annotations
 
+import collections
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import update
@@ -25,12 +31,63 @@ from app.models._types import utcnow
 # logged as such).
 RECORDED = frozenset({400, 401, 409, 410, 413, 415, 429})
 MAX_CODE = 64  # the column's width
+# Refusals of one trigger's URL written a second, per process; the rest wait in the tally.
+WRITES_PER_S = 10
+# Triggers the tally follows at once: past it, it forgets those written over a second ago.
+MAX_TRACKED = 10_000
+
+
+class RefusalTally:
+    """Which refusals to write: each of a trigger's first WRITES_PER_S a second, and then
+    one a second carrying those counted since (a flood of refusals, say 429s)."""
+
+    def __init__(
+        self, per_second: int = WRITES_PER_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._per_second = per_second
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._written: dict[str, collections.deque[float]] = {}
+        self._waiting: dict[str, int] = {}
+
+    def take(self, token_hash: str) -> int:
+        """How many refusals to add with this one's write (itself and those counted
+        since the last), or 0: not now, it is counted for the next."""
+        now = self._clock()
+        with self._lock:
+            written = self._written.get(token_hash)
+            if written is None:
+                if len(self._written) >= MAX_TRACKED:
+                    self._forget(now)
+                written = self._written[token_hash] = collections.deque(
+                    maxlen=self._per_second)
+            if len(written) == written.maxlen and now - written[0] < 1.0:
+                self._waiting[token_hash] = self._waiting.get(token_hash, 0) + 1
+                return 0
+            written.append(now)
+            return self._waiting.pop(token_hash, 0) + 1
+
+    def _forget(self, now: float) -> None:
+        for token_hash, written in list(self._written.items()):
+            if now - written[-1] >= 1.0:
+                del self._written[token_hash]
+                self._waiting.pop(token_hash, None)
+        if len(self._written) >= MAX_TRACKED:  # a flood of that many URLs: start afresh
+            self._written.clear()
+            self._waiting.clear()
 
 
 def record(
-    session: Session, *, token_hash: str, status: int, code: str, now: datetime | None = None
+    session: Session,
+    *,
+    token_hash: str,
+    status: int,
+    code: str,
+    count: int = 1,
+    now: datetime | None = None,
 ) -> None:
-    """Record a refused call on the trigger whose token has this hash (none: nothing)."""
+    """Record a refused call on the trigger whose token has this hash (none: nothing),
+    and `count` refusals in all since the last recorded (RefusalTally)."""
     session.execute(
         update(WebhookTrigger)
         .where(WebhookTrigger.token_hash == token_hash)
@@ -38,7 +95,7 @@ def record(
             last_refused_at=now or utcnow(),
             last_refused_status=status,
             last_refused_code=code[:MAX_CODE],
-            refused_count=WebhookTrigger.refused_count + 1,
+            refused_count=WebhookTrigger.refused_count + count,
         )
         .execution_options(synchronize_session=False)
     )

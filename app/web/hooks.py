@@ -32,6 +32,8 @@ bp = Blueprint("hooks", __name__)
 # Far longer than a token (sbh_ + 43 characters): a longer one is no token, and is not hashed.
 _MAX_TOKEN = 100
 FORM = "application/x-www-form-urlencoded"
+# This process's count of refusals not yet written (a flood of them: trigger_refusals).
+REFUSALS = trigger_refusals.RefusalTally()
 
 
 @bp.post("/hooks/<token>")
@@ -125,6 +127,10 @@ def _trace_refusal(response: Response) -> Response:
     token = (request.view_args or {}).get("token")
     if not isinstance(token, str) or len(token) > _MAX_TOKEN:
         return response
+    token_hash = triggers_service.token_hash(token)
+    count = REFUSALS.take(token_hash)
+    if not count:  # a flood: counted, and written with a later refusal
+        return response
     said = response.get_json(silent=True)
     error = said.get("error") if isinstance(said, dict) else None
     code = str(error.get("code")) if isinstance(error, dict) else "error"
@@ -132,10 +138,8 @@ def _trace_refusal(response: Response) -> Response:
     try:
         session.rollback()  # what the refused call wrote, if anything, is not kept
         trigger_refusals.record(
-            session,
-            token_hash=triggers_service.token_hash(token),
-            status=response.status_code,
-            code=code,
+            session, token_hash=token_hash, status=response.status_code, code=code,
+            count=count,
         )
         session.commit()
     except SQLAlchemyError as failure:  # the trace is a help, not the answer: keep that
