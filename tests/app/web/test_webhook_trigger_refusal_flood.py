@@ -12,7 +12,8 @@ import pytest
 from app.services import trigger_refusals
 from app.services.trigger_refusals import RefusalTally
 from app.web import hooks
-from tests.app.web.test_webhook_triggers import call, hook, make, triggers_of, world
+from tests.app.web.conftest import call
+from tests.app.web.test_webhook_triggers import hook, make, triggers_of, world
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 
