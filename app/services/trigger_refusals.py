@@ -38,8 +38,8 @@ MAX_TRACKED = 10_000
 
 
 class RefusalTally:
-    """Which refusals to write: each of a trigger's first WRITES_PER_S a second, and then
-    one a second carrying those counted since (a flood of refusals, say 429s)."""
+    """Which refusals to write: at most WRITES_PER_S of a trigger's in any second, each
+    carrying those counted since the last written (a flood of refusals, say 429s)."""
 
     def __init__(
         self, per_second: int = WRITES_PER_S, clock: Callable[[], float] = time.monotonic
