@@ -1,20 +1,71 @@
-"""Browser helpers for the experience tests: sign a user in at a width, check the page fits."""
+"""Browser helpers for the experience tests: serve facility `lab` with its scripter, sign a
+user in at a width, check the page fits."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from app import db
 from app.devprovider import ClientSpec, ProviderConfig, create_provider_app, serve_in_thread
-from app.models import Facility, Role
+from app.models import Facility, Role, Script
 from app.services import integrations_admin
+from app.services.people import facility_by_slug
 from app.testing import LiveServer
-from tests.conftest import PASSWORD, add_member, create_facility, create_user, demo_oauth_fields
+from tests.conftest import (
+    PASSWORD,
+    add_member,
+    close_live,
+    create_facility,
+    create_user,
+    demo_oauth_fields,
+    make_app,
+)
 from tests.e2e.conftest import shot
 
 WIDTHS = (1280, 375)
+
+
+@contextmanager
+def scripter_lab(tmp_path: Path, **config: Any) -> Iterator[LiveServer]:
+    """A migrated app (`config` over the test defaults) served on loopback, with facility
+    `lab` and its scripter sam@example.com ("Sam"); closed when the block ends."""
+    live = LiveServer(make_app(tmp_path, **config))
+    with live.app.app_context():
+        session = db.session()
+        lab = create_facility(session, slug="lab")
+        sam = create_user(session, email="sam@example.com", name="Sam")
+        add_member(session, user=sam, facility=lab, role=Role.scripter)
+        session.commit()
+    try:
+        yield live
+    finally:
+        close_live(live)
+
+
+def add_script(live: LiveServer, *, name: str, source: str, **fields: Any) -> int:
+    """Add a script `name` of `source` (and `fields`, e.g. published=True) to facility `lab`;
+    its id."""
+    with live.app.app_context():
+        session = db.session()
+        lab = facility_by_slug(session, "lab")
+        script = Script(facility_id=lab.id, name=name, source=source, **fields)
+        session.add(script)
+        session.commit()
+        return script.id
+
+
+def add_lab_member(live: LiveServer, *, email: str, name: str, role: Role) -> int:
+    """Add a user `email` named `name` to facility `lab` as `role`; their id."""
+    with live.app.app_context():
+        session = db.session()
+        lab = facility_by_slug(session, "lab")
+        user = create_user(session, email=email, name=name)
+        add_member(session, user=user, facility=lab, role=role)
+        session.commit()
+        return user.id
 
 
 def signed_in(

@@ -13,19 +13,22 @@ from typing import Any
 import pytest
 
 from app import db
-from app.models import Role, Run, Script, User
-from app.services import sessions
+from app.models import Run, Script, User
+from app.services import people, sessions
 from app.services.inputs import schema_from_fields
 from app.testing import LiveServer
 from tests.conftest import (
-    add_member,
-    close_live,
-    create_facility,
     create_integration,
-    create_user,
-    make_app,
 )
-from tests.e2e.people import WIDTHS, fits, lands_on, signed_in, todays_time_shown
+from tests.e2e.people import (
+    WIDTHS,
+    add_script,
+    fits,
+    lands_on,
+    scripter_lab,
+    signed_in,
+    todays_time_shown,
+)
 from tests.e2e.test_runs_page import start_run
 
 pytestmark = pytest.mark.browser
@@ -35,24 +38,16 @@ NEEDS_KEY = 'result = integrations.get("keyed", "/echo").status\n'
 
 @pytest.fixture
 def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, int]]]:
-    app = make_app(tmp_path, PARK_AFTER_S=0, HEARTBEAT_S=0.2)
-    live = LiveServer(app)
-    with app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        sam = create_user(session, email="sam@example.com", name="Sam")
-        add_member(session, user=sam, facility=lab, role=Role.scripter)
-        create_integration(session, facility=lab, key="keyed")
-        ids = {}
-        for name, source in (("Report", "result = 42\n"), ("Spinner", SPINNER),
-                             ("Needs key", NEEDS_KEY)):
-            script = Script(facility_id=lab.id, name=name, source=source, published=True)
-            session.add(script)
-            session.flush()
-            ids[name] = script.id
-        session.commit()
-    yield live, ids
-    close_live(live)
+    with scripter_lab(tmp_path, PARK_AFTER_S=0, HEARTBEAT_S=0.2) as live:
+        with live.app.app_context():
+            session = db.session()
+            create_integration(session, facility=people.facility_by_slug(session, "lab"),
+                               key="keyed")
+            session.commit()
+        ids = {name: add_script(live, name=name, source=source, published=True)
+               for name, source in (("Report", "result = 42\n"), ("Spinner", SPINNER),
+                                    ("Needs key", NEEDS_KEY))}
+        yield live, ids
 
 
 def scripts_named(live: LiveServer) -> list[str]:

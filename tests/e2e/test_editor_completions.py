@@ -12,13 +12,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from app import db
-from app.models import Role
 from app.testing import LiveServer
 from sandbox import policy
 from sandbox.script_globals import build_builtins
-from tests.conftest import add_member, close_live, create_facility, create_user, make_app
-from tests.e2e.people import signed_in
+from tests.e2e.people import scripter_lab, signed_in
 
 EDITOR_SOURCE = Path(__file__).resolve().parents[2] / "static" / "editor" / "src" / "editor.js"
 
@@ -37,16 +34,8 @@ def test_the_editors_builtins_are_the_sandboxes() -> None:
 
 @pytest.fixture
 def live_lab(tmp_path: Path) -> Iterator[LiveServer]:
-    app = make_app(tmp_path)
-    live = LiveServer(app)
-    with app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        sam = create_user(session, email="sam@example.com", name="Sam")
-        add_member(session, user=sam, facility=lab, role=Role.scripter)
-        session.commit()
-    yield live
-    close_live(live)
+    with scripter_lab(tmp_path) as live:
+        yield live
 
 
 def offered(page: Any, typed: str) -> list[str]:

@@ -13,17 +13,13 @@ from typing import Any
 import pytest
 
 from app import db
-from app.models import Account, Role, Script
+from app.models import Account
+from app.services import people
 from app.testing import LiveServer
 from tests.conftest import (
-    add_member,
-    close_live,
-    create_facility,
     create_integration,
-    create_user,
-    make_app,
 )
-from tests.e2e.people import WIDTHS, fits, signed_in
+from tests.e2e.people import WIDTHS, add_script, fits, scripter_lab, signed_in
 
 pytestmark = pytest.mark.browser
 NESTED = "def inner():\n    return 1 / 0\n\ndef outer():\n    return inner()\n\nresult = outer()\n"
@@ -43,24 +39,19 @@ ping(40)
 
 @pytest.fixture
 def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, int]]]:
-    app = make_app(tmp_path)
-    live = LiveServer(app)
-    with app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        sam = create_user(session, email="sam@example.com", name="Sam")
-        add_member(session, user=sam, facility=lab, role=Role.scripter)
-        keyed = create_integration(session, facility=lab, key="keyed", name="Keyed API")
-        session.add(Account(facility_id=lab.id, integration_id=keyed.id, owner_kind="user",
-                            user_id=sam.id, label="work"))
-        scripts = {name: Script(facility_id=lab.id, name=name, source=source)
-                   for name, source in (("Nested", NESTED), ("Walks", WALKS),
-                                        ("Ping pong", PING_PONG))}
-        session.add_all(scripts.values())
-        session.commit()
-        ids = {name: script.id for name, script in scripts.items()}
-    yield live, ids
-    close_live(live)
+    with scripter_lab(tmp_path) as live:
+        with live.app.app_context():
+            session = db.session()
+            lab = people.facility_by_slug(session, "lab")
+            sam = people.user_by_email(session, "sam@example.com")
+            keyed = create_integration(session, facility=lab, key="keyed", name="Keyed API")
+            session.add(Account(facility_id=lab.id, integration_id=keyed.id, owner_kind="user",
+                                user_id=sam.id, label="work"))
+            session.commit()
+        ids = {name: add_script(live, name=name, source=source)
+               for name, source in (("Nested", NESTED), ("Walks", WALKS),
+                                    ("Ping pong", PING_PONG))}
+        yield live, ids
 
 
 def completions(page: Any, expected: str) -> list[str]:

@@ -14,9 +14,8 @@ import pytest
 from app import db
 from app.models import Role, Run, Script
 from app.testing import LiveServer
-from tests.conftest import add_member, close_live, create_facility, create_user, make_app
 from tests.e2e.conftest import shot
-from tests.e2e.people import WIDTHS, fits, signed_in
+from tests.e2e.people import WIDTHS, add_lab_member, add_script, fits, scripter_lab, signed_in
 
 pytestmark = pytest.mark.browser
 GREETER = 'result = {"text": ("Hi " + input["who"] + "! ") * int(input["times"]), ' \
@@ -25,21 +24,9 @@ GREETER = 'result = {"text": ("Hi " + input["who"] + "! ") * int(input["times"])
 
 @pytest.fixture
 def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
-    app = make_app(tmp_path)
-    live = LiveServer(app)
-    with app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        for email, name, role in (("sam@example.com", "Sam", Role.scripter),
-                                  ("mo@example.com", "Mo", Role.member)):
-            user = create_user(session, email=email, name=name)
-            add_member(session, user=user, facility=lab, role=role)
-        script = Script(facility_id=lab.id, name="Greeter", source=GREETER, input_schema={})
-        session.add(script)
-        session.commit()
-        script_id = script.id
-    yield live, script_id
-    close_live(live)
+    with scripter_lab(tmp_path) as live:
+        add_lab_member(live, email="mo@example.com", name="Mo", role=Role.member)
+        yield live, add_script(live, name="Greeter", source=GREETER, input_schema={})
 
 
 def declare(page: Any, index: int, name: str, kind: str, *, required: bool = False,

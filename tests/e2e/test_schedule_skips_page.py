@@ -21,8 +21,7 @@ from app.services import people
 from app.services.context import MemberContext
 from app.services.scripts import create_run, create_script, update_script
 from app.testing import LiveServer
-from tests.conftest import add_member, close_live, create_facility, create_user, make_app
-from tests.e2e.people import fits, lands_on, signed_in
+from tests.e2e.people import add_lab_member, fits, lands_on, scripter_lab, signed_in
 from tests.e2e.test_schedules_panel import TOGGLE_SAYS, open_panel
 
 pytestmark = pytest.mark.browser
@@ -35,21 +34,16 @@ def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
     """Facility `lab`, scripters sam@example.com and bea@example.com, and Sam's published
     script "Report" (version 1). Sam may have one live run at a time; the heartbeat does
     not fire schedules while the test runs (the test fires them, as the heartbeat would)."""
-    app = make_app(tmp_path, MAX_RUNS_PER_USER=1, HEARTBEAT_S=3600, RUN_WALL_TIME_S=600)
-    live = LiveServer(app)
-    with app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        sam = create_user(session, email="sam@example.com", name="Sam")
-        bea = create_user(session, email="bea@example.com", name="Bea")
-        add_member(session, user=sam, facility=lab, role=Role.scripter)
-        add_member(session, user=bea, facility=lab, role=Role.scripter)
-        script = create_script(session, MemberContext(sam, lab, Role.scripter), name="Report",
-                               source="result = 'v1'\n", published=True)
-        session.commit()
-        script_id = script.id
-    yield live, script_id
-    close_live(live)
+    with scripter_lab(tmp_path, MAX_RUNS_PER_USER=1, HEARTBEAT_S=3600,
+                      RUN_WALL_TIME_S=600) as live:
+        add_lab_member(live, email="bea@example.com", name="Bea", role=Role.scripter)
+        with live.app.app_context():
+            session = db.session()
+            script = create_script(session, _as(session, "sam@example.com"), name="Report",
+                                   source="result = 'v1'\n", published=True)
+            session.commit()
+            script_id = script.id
+        yield live, script_id
 
 
 def _as(session: Any, email: str) -> MemberContext:

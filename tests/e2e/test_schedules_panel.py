@@ -14,13 +14,12 @@ import pytest
 from sqlalchemy import select, update
 
 from app import db, extensions
-from app.models import Role, Schedule, Script, User
+from app.models import Schedule, Script, User
 from app.models._types import utcnow
 from app.services import cron_times, people, schedules
 from app.services.context import MemberContext
 from app.testing import LiveServer
-from tests.conftest import add_member, close_live, create_facility, create_user, make_app
-from tests.e2e.people import fits, signed_in
+from tests.e2e.people import add_script, fits, scripter_lab, signed_in
 from tests.e2e.test_accessibility import axe_violations
 
 pytestmark = pytest.mark.browser
@@ -33,20 +32,8 @@ TOGGLE_SAYS = (
 @pytest.fixture
 def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
     """Facility `lab`, its scripter sam@example.com and a published script "Report"."""
-    app = make_app(tmp_path)
-    live = LiveServer(app)
-    with app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        sam = create_user(session, email="sam@example.com", name="Sam")
-        add_member(session, user=sam, facility=lab, role=Role.scripter)
-        script = Script(facility_id=lab.id, name="Report", source="result = input\n",
-                        published=True)
-        session.add(script)
-        session.commit()
-        script_id = script.id
-    yield live, script_id
-    close_live(live)
+    with scripter_lab(tmp_path) as live:
+        yield live, add_script(live, name="Report", source="result = input\n", published=True)
 
 
 def open_panel(page: Any, live: LiveServer, script_id: int) -> Any:

@@ -17,13 +17,18 @@ from app.models import Facility, Role, Run, Script, User
 from app.testing import LiveServer
 from tests.conftest import (
     add_member,
-    close_live,
-    create_facility,
     create_integration,
     create_user,
-    make_app,
 )
-from tests.e2e.people import WIDTHS, fits, signed_in, todays_time_shown
+from tests.e2e.people import (
+    WIDTHS,
+    add_lab_member,
+    add_script,
+    fits,
+    scripter_lab,
+    signed_in,
+    todays_time_shown,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -32,20 +37,10 @@ pytestmark = pytest.mark.browser
 def live_lab(tmp_path: Path) -> Iterator[LiveServer]:
     """A facility `lab` with a scripter sam@example.com, a member mo@example.com and a
     script "Report"."""
-    app = make_app(tmp_path)
-    live = LiveServer(app)
-    with app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        sam = create_user(session, email="sam@example.com", name="Sam")
-        add_member(session, user=sam, facility=lab, role=Role.scripter)
-        mo = create_user(session, email="mo@example.com", name="Mo")
-        add_member(session, user=mo, facility=lab, role=Role.member)
-        session.add(Script(facility_id=lab.id, name="Report", source="result = 42\n",
-                           published=True))
-        session.commit()
-    yield live
-    close_live(live)
+    with scripter_lab(tmp_path) as live:
+        add_lab_member(live, email="mo@example.com", name="Mo", role=Role.member)
+        add_script(live, name="Report", source="result = 42\n", published=True)
+        yield live
 
 
 def scripts_named(live: LiveServer) -> list[str]:

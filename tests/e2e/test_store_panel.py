@@ -11,11 +11,8 @@ from typing import Any
 
 import pytest
 
-from app import db
-from app.models import Role, Script
 from app.testing import LiveServer
-from tests.conftest import add_member, close_live, create_facility, create_user, make_app
-from tests.e2e.people import signed_in
+from tests.e2e.people import add_script, scripter_lab, signed_in
 from tests.e2e.test_accessibility import axe_violations
 
 pytestmark = pytest.mark.browser
@@ -26,19 +23,8 @@ SOURCE = 'store.set("cursor", store.get("cursor", 0) + 1)\nstore.set("seen", ["a
 @pytest.fixture
 def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
     """Facility `lab`, its scripter sam@example.com and a script "Poller" that stores."""
-    app = make_app(tmp_path)
-    live = LiveServer(app)
-    with app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        sam = create_user(session, email="sam@example.com", name="Sam")
-        add_member(session, user=sam, facility=lab, role=Role.scripter)
-        script = Script(facility_id=lab.id, name="Poller", source=SOURCE)
-        session.add(script)
-        session.commit()
-        script_id = script.id
-    yield live, script_id
-    close_live(live)
+    with scripter_lab(tmp_path) as live:
+        yield live, add_script(live, name="Poller", source=SOURCE)
 
 
 def test_the_store_panel_lists_deletes_and_clears_what_runs_stored(

@@ -20,8 +20,7 @@ from app import db, extensions
 from app.models import Role, Script, User
 from app.services.trigger_signatures import signature, slack_signature
 from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, close_live, create_facility, create_user, make_app
-from tests.e2e.people import signed_in
+from tests.e2e.people import add_lab_member, add_script, scripter_lab, signed_in
 from tests.e2e.test_accessibility import axe_violations
 
 pytestmark = pytest.mark.browser
@@ -31,22 +30,10 @@ pytestmark = pytest.mark.browser
 def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, int, int]]:
     """Facility `lab`, its scripters sam@example.com and sue@example.com and a published
     script "Report"."""
-    app = make_app(tmp_path)
-    live = LiveServer(app)
-    with app.app_context():
-        session = db.session()
-        lab = create_facility(session, slug="lab")
-        sam = create_user(session, email="sam@example.com", name="Sam")
-        add_member(session, user=sam, facility=lab, role=Role.scripter)
-        sue = create_user(session, email="sue@example.com", name="Sue")
-        add_member(session, user=sue, facility=lab, role=Role.scripter)
-        script = Script(facility_id=lab.id, name="Report", source="result = input\n",
-                        published=True)
-        session.add(script)
-        session.commit()
-        script_id, sue_id = script.id, sue.id
-    yield live, script_id, sue_id
-    close_live(live)
+    with scripter_lab(tmp_path) as live:
+        sue_id = add_lab_member(live, email="sue@example.com", name="Sue", role=Role.scripter)
+        script_id = add_script(live, name="Report", source="result = input\n", published=True)
+        yield live, script_id, sue_id
 
 
 def focused(page: Any) -> str:
