@@ -45,6 +45,18 @@ def declare(page: Any, index: int, name: str, kind: str, *, required: bool = Fal
         row.locator(".input-choices").fill(choices)
 
 
+def greeter_declared(browser: Any, live: LiveServer, script_id: int, *, times: str) -> Any:
+    """Sam's page on the Greeter in the editor with inputs who (text, required), times
+    (number, default `times`) and loud (boolean) declared, not saved."""
+    sam = signed_in(browser, live, "sam@example.com")
+    sam.goto(f"{live.url}/f/lab/editor/{script_id}")
+    sam.click("#inputs-editor summary")
+    declare(sam, 0, "who", "text", required=True)
+    declare(sam, 1, "times", "number", default=times)
+    declare(sam, 2, "loud", "boolean")
+    return sam
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_declared_inputs_become_a_checked_form_for_members(
     browser: Any, live_lab: tuple[LiveServer, int], width: int
@@ -197,12 +209,7 @@ def test_a_test_run_checks_the_inputs_declared_before_they_are_saved(
     # The unsaved declarations were ignored: no check, no defaults, and the script failed
     # with KeyError: 'who' where the saved declarations said "who is required".
     live, script_id = live_lab
-    sam = signed_in(browser, live, "sam@example.com")
-    sam.goto(f"{live.url}/f/lab/editor/{script_id}")
-    sam.click("#inputs-editor summary")
-    declare(sam, 0, "who", "text", required=True)
-    declare(sam, 1, "times", "number", default="2")
-    declare(sam, 2, "loud", "boolean")
+    sam = greeter_declared(browser, live, script_id, times="2")
     sam.locator(".input-row").nth(2).locator(".input-default-flag").select_option("false")
     sam.click("#run-script")
     sam.locator("#run-error", has_text="who is required").wait_for()
@@ -223,12 +230,7 @@ def test_a_form_field_in_error_says_so_to_assistive_technology(
     # The field got aria-invalid="" (which ARIA reads as false) and nothing tied the error
     # text to it: a screen reader on the field heard neither that it was wrong nor why.
     live, script_id = live_lab
-    sam = signed_in(browser, live, "sam@example.com")
-    sam.goto(f"{live.url}/f/lab/editor/{script_id}")
-    sam.click("#inputs-editor summary")
-    declare(sam, 0, "who", "text", required=True)
-    declare(sam, 1, "times", "number", default="1")
-    declare(sam, 2, "loud", "boolean")
+    sam = greeter_declared(browser, live, script_id, times="1")
     sam.click("#save-script")
     sam.locator("#save-status", has_text="Saved").wait_for()
     sam.check("#script-published")
