@@ -14,10 +14,10 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, func, select
 
 from app import db
-from app.models import Facility, Role, Script
+from app.models import Facility, Role, Run, Script
 from app.testing import LiveServer, WebClient, signed_in_session
 from tests.conftest import add_member, create_facility, create_integration, create_user
 
@@ -80,6 +80,12 @@ def call(world: dict[str, Any], who: str, method: str, path: str, **kw: Any) -> 
     """An API request of `who`'s client in a two_facilities world."""
     client: WebClient = world["clients"][who]
     return client.api(method, path, **kw)
+
+
+def run_count(world: dict[str, Any]) -> int:
+    """How many runs a two_facilities world has, of any script or trigger."""
+    with world["live"].app.app_context():
+        return db.session().scalar(select(func.count(Run.id))) or 0
 
 
 def signed_in_client(app: Flask, user_id: int) -> FlaskClient:

@@ -14,7 +14,8 @@ from app import db
 from app.models import WebhookTrigger
 from app.services.trigger_signatures import signature
 from app.web.throttle import HookThrottle
-from tests.app.web.test_webhook_triggers import call, hook, make, run_count, triggers_of, world
+from tests.app.web.conftest import run_count
+from tests.app.web.test_webhook_triggers import call, hook, make, triggers_of, world
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 from typing import Any
 
-from tests.app.web.test_webhook_triggers import call, ended, hook, make, run_count, world
+from tests.app.web.conftest import run_count
+from tests.app.web.test_webhook_triggers import call, ended, hook, make, world
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 

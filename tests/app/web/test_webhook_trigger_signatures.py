@@ -13,16 +13,8 @@ from app import extensions
 from app.services.trigger_signatures import signature
 from app.services.vault_rotation import rotate_all
 from app.web.throttle import HookThrottle
-from tests.app.web.conftest import stored_rows
-from tests.app.web.test_webhook_triggers import (
-    call,
-    ended,
-    hook,
-    make,
-    run_count,
-    triggers_of,
-    world,
-)
+from tests.app.web.conftest import run_count, stored_rows
+from tests.app.web.test_webhook_triggers import call, ended, hook, make, triggers_of, world
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app import db, extensions
-from app.models import Membership, Role, Run, Script
+from app.models import Membership, Role, Script
 from app.testing import LiveServer
 from app.web.throttle import HookThrottle
 from tests.app.web.conftest import call, stored_rows, two_facilities
@@ -69,12 +69,6 @@ def ended(world: dict[str, Any], run_id: str) -> dict[str, Any]:
     done = extensions.run_queue(world["live"].app).wait(run_id, 60)
     assert done is not None
     return done
-
-
-def run_count(world: dict[str, Any]) -> int:
-    """How many runs there are, of any script or trigger."""
-    with world["live"].app.app_context():
-        return db.session().scalar(select(func.count(Run.id))) or 0
 
 
 def test_a_scripter_makes_lists_and_revokes_a_trigger(world: dict[str, Any]) -> None:
