@@ -78,6 +78,22 @@ export function toast(content, kind = "info", { lasting = false } = {}) {
   return item;
 }
 
+// A Copy button for a value shown on the page (a URL, a token, a secret shown once): its
+// click copies `value`'s whole text, `name` ("URL", "signing secret") says what in the
+// toast. Browsers give pages the clipboard only on https or localhost: elsewhere (a LAN
+// install on plain http) there is none, or it refuses, and the text is selected instead.
+export function copyOnClick(button, value, name) {
+  button?.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(value.textContent);
+      toast(`${name[0].toUpperCase()}${name.slice(1)} copied`, "ok");
+    } catch {
+      getSelection().selectAllChildren(value);
+      toast(`The browser allows copying only on https: the ${name} is selected, press Ctrl+C (⌘C) to copy it`);
+    }
+  });
+}
+
 // A toast the page shows once it has loaded again (a change that reloads the page).
 const LATER = "scriptbox.toast";
 export function toastAfterReload(content, kind = "ok") {

@@ -1,6 +1,6 @@
 // Management pages: new integrations (catalog or custom), settings, master account,
 // connection test, members and usage.
-import { api, disconnectAccount, el, showError, slug, toast, toastAfterReload } from "./api.js";
+import { api, copyOnClick, disconnectAccount, el, showError, slug, toast, toastAfterReload } from "./api.js";
 import { followSignIn } from "./sign-in-window.js";
 
 const words = (text) => (text ?? "").split(/[\s,]+/).filter(Boolean);
@@ -85,18 +85,7 @@ function markSaved(input) {
 // The redirect URI to register at a provider: on the new-integration page (the provider
 // gives the client id only once it is registered) and on an integration's settings.
 for (const button of document.querySelectorAll(".copy-redirect")) {
-  button.addEventListener("click", async () => {
-    const uri = button.parentElement.querySelector(".redirect-uri");
-    try {
-      // Browsers give pages the clipboard only on https or localhost: elsewhere there
-      // is none (a LAN install on plain http), or it refuses.
-      await navigator.clipboard.writeText(uri.textContent);
-      toast("Redirect URI copied", "ok");
-    } catch {
-      getSelection().selectAllChildren(uri);
-      toast("The browser allows copying only on https: the redirect URI is selected, press Ctrl+C (⌘C) to copy it");
-    }
-  });
+  copyOnClick(button, button.parentElement.querySelector(".redirect-uri"), "redirect URI");
 }
 
 // -- new integration ---------------------------------------------------------------------

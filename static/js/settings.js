@@ -1,5 +1,5 @@
 // Settings: connect and disconnect your own accounts per facility; API tokens.
-import { api, disconnectAccount, showError, toast, toastAfterReload } from "./api.js";
+import { api, copyOnClick, disconnectAccount, showError, toast, toastAfterReload } from "./api.js";
 import { followSignIn } from "./sign-in-window.js";
 import { on } from "./ws.js";
 
@@ -80,17 +80,7 @@ tokenForm?.addEventListener("submit", async (event) => {
 
 // A token holds '-' and '_': a double-click selected only a piece of it between two
 // hyphens, and a program given that piece was refused. The button copies all of it.
-document.getElementById("copy-token")?.addEventListener("click", async () => {
-  const value = document.getElementById("token-value");
-  try {
-    // Browsers give pages the clipboard only on https or localhost.
-    await navigator.clipboard.writeText(value.textContent);
-    toast("Token copied", "ok");
-  } catch {
-    getSelection().selectAllChildren(value);
-    toast("The browser allows copying only on https: the token is selected, press Ctrl+C (⌘C) to copy it");
-  }
-});
+copyOnClick(document.getElementById("copy-token"), document.getElementById("token-value"), "token");
 
 // The columns' names label each cell where a phone shows the rows as cards.
 const LABELS = ["Name", "Starts with", "Created", "Last used", ""];

@@ -3,7 +3,7 @@
 // when each was made and last used, how its POSTs are signed (GitHub's way with a secret
 // made here, Slack's with the Slack app's secret pasted here), and the last call its URL
 // refused; Pause stops the URL until Resume; Revoke asks first. The server checks everything.
-import { api, el, showError, slug, toast } from "./api.js";
+import { api, copyOnClick, el, showError, slug, toast } from "./api.js";
 import { agoText, shortTime } from "./elapsed.js";
 
 // A refused call's error code in words (the code is shown too: it is what the sender's
@@ -133,16 +133,8 @@ export function triggersPanel(panel, scriptId, published) {
   }
   signature.addEventListener("change", showSlackSecret);
 
-  copy.addEventListener("click", async () => {
-    try {
-      // Browsers give pages the clipboard only on https or localhost.
-      await navigator.clipboard.writeText(url.textContent);
-      toast("URL copied", "ok");
-    } catch {
-      getSelection().selectAllChildren(url);
-      toast("The browser allows copying only on https: the URL is selected, press Ctrl+C (⌘C) to copy it");
-    }
-  });
+  copyOnClick(copy, url, "URL");
+  copyOnClick(panel.querySelector("#copy-trigger-secret"), secret, "signing secret");
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -1,7 +1,7 @@
 // Management page: webhook endpoints (add, edit, pause or resume, send a test event, rotate
 // the secret, remove; a secret is shown once) and the delivery log (a delivery's attempts,
 // redeliver one that ended).
-import { api, el, showError, slug, toast } from "./api.js";
+import { api, copyOnClick, el, showError, slug, toast } from "./api.js";
 import { localTimes, untilText } from "./elapsed.js";
 
 const section = document.getElementById("webhooks");
@@ -41,17 +41,7 @@ function showSecret(endpoint, kind) {
 
 // A secret holds '-' and '_': a double-click selected only the piece between two hyphens,
 // and a receiver set up with that piece refused every delivery. The button copies it all.
-secret?.querySelector(".copy-secret").addEventListener("click", async () => {
-  const value = secret.querySelector(".secret");
-  try {
-    // Browsers give pages the clipboard only on https or localhost.
-    await navigator.clipboard.writeText(value.textContent);
-    toast("Secret copied", "ok");
-  } catch {
-    getSelection().selectAllChildren(value);
-    toast("The browser allows copying only on https: the secret is selected, press Ctrl+C (⌘C) to copy it");
-  }
-});
+copyOnClick(secret?.querySelector(".copy-secret"), secret?.querySelector(".secret"), "secret");
 
 function stateBadge(active) {
   return active ? el("span", { class: "badge ok", text: "active" }) : el("span", { class: "badge warn", text: "paused" });

@@ -178,6 +178,8 @@ def test_a_signed_trigger_shows_its_secret_once_and_links_to_its_runs(
     run's page names it."""
     live, script_id, _sue_id = live_lab
     page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
+    # No clipboard (plain http): the Copy button selects the whole secret instead.
+    page.add_init_script("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
     page.goto(f"{live.url}/f/lab/editor/{script_id}")
     panel = page.locator("#triggers-panel")
     panel.locator("summary").click()
@@ -189,6 +191,13 @@ def test_a_signed_trigger_shows_its_secret_once_and_links_to_its_runs(
     secret = panel.locator("#trigger-secret").inner_text()
     assert secret.startswith("sbs_")
     assert "shown this once" in panel.locator("#trigger-secret-row").inner_text()
+    # It had no Copy button, and a double-click selected only a piece between two of its
+    # hyphens or underscores: a sender set up with that piece signed every POST wrong.
+    panel.locator("#copy-trigger-secret").click()
+    page.locator(".toast", has_text="the signing secret is selected, press Ctrl+C").wait_for()
+    assert page.evaluate("getSelection().toString()") == secret
+    assert panel.locator("#trigger-secret").evaluate(
+        "n => getComputedStyle(n).userSelect") == "all"
     url = panel.locator("#trigger-url").inner_text()
     row = panel.locator("#triggers-table tbody tr")
     row.wait_for()
