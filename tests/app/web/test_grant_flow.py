@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import Delete, delete, select
 
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
@@ -235,6 +235,18 @@ def test_another_users_refusal_is_refused_and_changes_nothing(world: dict[str, A
     page.wait_for("grant.resolved", grant_id=prompt["grant_id"])
 
 
+def mia_joins_elsewhere(live: LiveServer) -> Delete:
+    """Make the member Mia a member of `elsewhere` too; the statement that removes her."""
+    with live.app.app_context():
+        session = db.session()
+        elsewhere = session.scalars(select(Facility).where(Facility.slug == "elsewhere")).one()
+        mia = session.scalars(select(User).where(User.email == "mia@example.com")).one()
+        add_member(session, user=mia, facility=elsewhere, role=Role.member)
+        session.commit()
+        return delete(Membership).where(Membership.user_id == mia.id,
+                                        Membership.facility_id == elsewhere.id)
+
+
 def test_a_page_of_several_facilities_hears_each_and_refuses_in_each(
     world: dict[str, Any],
 ) -> None:
@@ -248,12 +260,7 @@ def test_a_page_of_several_facilities_hears_each_and_refuses_in_each(
     partly = world["member"].websocket("elsewhere", also=("lab",))
     assert partly.wait_for("hello")["facilities"] == ["lab"]
     partly.close()
-    with live.app.app_context():
-        session = db.session()
-        elsewhere = session.scalars(select(Facility).where(Facility.slug == "elsewhere")).one()
-        mia = session.scalars(select(User).where(User.email == "mia@example.com")).one()
-        add_member(session, user=mia, facility=elsewhere, role=Role.member)
-        session.commit()
+    mia_joins_elsewhere(live)
     page = world["member"].websocket("elsewhere", also=("lab",))
     assert page.wait_for("hello")["facilities"] == ["elsewhere", "lab"]
     start_member_run(world, CATCHES_REFUSAL)
@@ -273,14 +280,7 @@ def test_a_page_of_several_goes_on_hearing_the_others_when_one_is_left(
     refusal, and the page's next one, naming the same facilities, hears the others."""
     live: LiveServer = world["live"]
     live.app.config["WS_RECHECK_S"] = 0.2
-    with live.app.app_context():
-        session = db.session()
-        elsewhere = session.scalars(select(Facility).where(Facility.slug == "elsewhere")).one()
-        mia = session.scalars(select(User).where(User.email == "mia@example.com")).one()
-        add_member(session, user=mia, facility=elsewhere, role=Role.member)
-        session.commit()
-        left = delete(Membership).where(Membership.user_id == mia.id,
-                                        Membership.facility_id == elsewhere.id)
+    left = mia_joins_elsewhere(live)
     page = world["member"].websocket("elsewhere", also=("lab",))
     assert page.wait_for("hello")["facilities"] == ["elsewhere", "lab"]
     with live.app.app_context():
