@@ -13,13 +13,14 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app import db, extensions
-from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Role, Script, StoreEntry
 from app.services import script_store
 from app.testing import LiveServer, WebClient
 from sandbox import NO_STORE
-from tests.app.web.test_parking import API_KEY, World
+from tests.app.web.test_parking import API_KEY, World, keyapi
 from tests.conftest import add_member, create_facility, create_user
+
+__all__ = ["keyapi"]  # the parking tests' fixture (a key API on loopback), shared
 
 COUNTER = """
 seen = store.get("count", 0)
@@ -271,14 +272,6 @@ print("asking")
 status = integrations.get("keyed", "/echo").status
 result = {"seen": seen, "now": store.get("cursor"), "status": status}
 """
-
-
-@pytest.fixture(scope="module")
-def keyapi() -> Iterator[str]:
-    """A real API-key protected API on loopback (the parking tests' own)."""
-    provider = create_provider_app(ProviderConfig(api_keys={API_KEY: None}))
-    with serve_in_thread(provider) as server:
-        yield f"{server.url}/keyapi"
 
 
 @pytest.fixture
