@@ -181,17 +181,17 @@ def editor(slug: str, script_id: int | None = None) -> ResponseReturnValue:
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id) if script_id else None
     all_scripts = scripts_service.list_scripts(db.session(), member)
-    keys = [{"key": i.key, "name": i.name} for i in _integrations(member)]
+    integrations = _integrations(member)
     return render_page(
         "editor.html",
         member,
         script=script,
-        starter=_starter(_integrations(member)),
+        starter=_starter(integrations),
         scripts=all_scripts,
-        integrations=keys,
+        integrations=[{"key": i.key, "name": i.name} for i in integrations],
         inputs=inputs.fields_from_schema(script.input_schema) if script else [],
         labels=_account_labels(member),
-        examples=[_example(i) for i in _integrations(member)],
+        examples=[_example(i) for i in integrations],
     )
 
 
