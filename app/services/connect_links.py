@@ -155,15 +155,16 @@ def open_link(
 
 
 def check_owner_allowed(session: Session, link: ConnectLink) -> None:
-    """A master-account link works only while its admin still is one."""
-    if link.owner != "master":
-        return
+    """A link works only while its user is still a member (an admin, for a master-account
+    link): asked each time it is opened or its form is sent, as the OAuth callback asks."""
     role = session.scalar(
         select(Membership.role).where(
             Membership.user_id == link.user_id, Membership.facility_id == link.facility_id
         )
     )
-    if role is None or not role.at_least(Role.admin):
+    if role is None:
+        raise Forbidden("You are no longer a member of this facility: nothing can be connected.")
+    if link.owner == "master" and not role.at_least(Role.admin):
         raise Forbidden("Only admins connect the facility's master account. Ask an admin.")
 
 

@@ -432,3 +432,37 @@ def test_a_link_sign_ins_callback_shows_the_providers_error_description(
     assert "invalid_scope" in page.text
     assert "scope &lt;admin&gt; is not granted to this client" in page.text  # shown, escaped
     assert _accounts(world) == []
+
+
+def test_a_members_link_stops_working_once_they_are_removed(world: dict[str, Any]) -> None:
+    # A key form's link connected an account for whoever it was made for, member or not:
+    # only a sign-in at a provider (its callback) checked that they still were one. So a
+    # member removed after the link was made (or opened) still added an account to the
+    # facility from it.
+    opened_before = _link(world, integration="keyed", user_id=world["ids"]["mia"])
+    unopened = _link(world, integration="keyed", user_id=world["ids"]["mia"])
+    browser = requests.Session()
+    form = _open(world, opened_before, browser)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf is not None
+    removed = _api_call(world, "DELETE", f"/api/f/lab/members/{world['ids']['mia']}")
+    assert removed.status_code == 204, removed.text
+    live: LiveServer = world["live"]
+    posted = browser.post(
+        f"{live.url}{urlsplit(opened_before).path}",
+        data={"csrf_token": csrf.group(1), "api_key": API_KEY},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert posted.status_code == 403 and "no longer a member" in posted.text
+    fresh = _open(world, unopened, requests.Session())
+    assert fresh.status_code == 403 and "no longer a member" in fresh.text
+    assert _accounts(world) == []
+
+
+def _api_call(world: dict[str, Any], method: str, path: str) -> requests.Response:
+    live: LiveServer = world["live"]
+    return requests.request(
+        method, f"{live.url}{path}", headers={"Authorization": f"Bearer {world['token']}"},
+        timeout=30,
+    )
