@@ -60,6 +60,12 @@ export function buildForm(container, declared) {
     for (const [name, { kind, input }] of fields) {
       if (kind === "boolean") { value[name] = input.checked; continue; }
       const raw = input.value.trim();
+      // A number or date the browser cannot read ("1-2", "1e999", a date typed in part)
+      // reads as "": say so, rather than run without it (or with its default).
+      if (raw === "" && input.validity.badInput) {
+        errors[name] = kind === "date" ? `${name} is not a whole date` : `${name} must be a number`;
+        continue;
+      }
       if (raw === "") {
         if (required.has(name)) errors[name] = `${name} is required`;
         continue;

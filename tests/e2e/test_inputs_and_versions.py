@@ -255,3 +255,35 @@ def test_a_form_field_in_error_says_so_to_assistive_technology(
     card.locator(".run-status", has_text="succeeded").wait_for(timeout=30000)
     assert who.get_attribute("aria-invalid") is None  # right again: no longer marked
     mo.context.close()
+
+
+def test_a_number_the_browser_cannot_read_is_refused_not_replaced_by_its_default(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    # A number field holding "1-2" reads as "" in the browser: the form left times out and
+    # the run went ahead with its default, 2, with no word that what was typed was dropped.
+    live, script_id = live_lab
+    sam = greeter_declared(browser, live, script_id, times="2")
+    sam.click("#save-script")
+    sam.locator("#save-status", has_text="Saved").wait_for()
+    sam.check("#script-published")
+    sam.locator("#version-line", has_text="Members run v").wait_for()
+    sam.context.close()
+
+    mo = signed_in(browser, live, "mo@example.com")
+    mo.goto(f"{live.url}/f/lab/scripts")
+    card = mo.locator(".script-card", has_text="Greeter")
+    card.locator("[data-input=who] input").fill("Ada")
+    times = card.locator("[data-input=times] input")
+    times.fill("")
+    times.press_sequentially("1-2")
+    card.locator(".run-script").click()
+    card.locator("[data-input=times] .field-error", has_text="times must be a number").wait_for()
+    assert times.get_attribute("aria-invalid") == "true"
+    with live.app.app_context():
+        assert db.session.query(Run).count() == 0  # nothing ran with the default
+    times.fill("3")
+    card.locator(".run-script").click()
+    card.locator(".run-status", has_text="succeeded").wait_for(timeout=30000)
+    assert '"text": "Hi Ada! Hi Ada! Hi Ada! "' in card.locator(".run-result").inner_text()
+    mo.context.close()
