@@ -3,7 +3,7 @@ zone), read from query arguments and written back into links; no database access
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
@@ -38,31 +38,31 @@ class RunFilters:
     until: date | None = None
     zone: ZoneInfo | None = None
 
+    # Values the Runs page could not read from its address (RunFilters.read), each a
+    # sentence naming the field by its label: no run matches while one is there.
+    refused: tuple[str, ...] = ()
+
     @classmethod
     def parse(cls, args: Any) -> RunFilters:
         """Filters from query arguments, a ValidationError naming the argument that is wrong."""
-        status = args.get("status") or None
-        if status is not None and status not in set(RunStatus):
-            raise ValidationError(
-                f"status must be one of {', '.join(RunStatus)}", field="status"
-            )
-        trigger = args.get("trigger") or None
-        if trigger is not None and trigger not in TRIGGERS:
-            raise ValidationError(
-                f"trigger must be one of {', '.join(TRIGGERS)} (what started the run)",
-                field="trigger",
-            )
-        return cls(
-            status=RunStatus(status) if status else None,
-            script_id=parse_int(args.get("script_id"), "script_id"),
-            user_id=parse_int(args.get("user_id"), "user_id"),
-            trigger=trigger,
-            schedule_id=parse_int(args.get("schedule_id"), "schedule_id"),
-            webhook_trigger_id=parse_int(args.get("webhook_trigger_id"), "webhook_trigger_id"),
-            since=_date(args.get("since"), "since"),
-            until=_date(args.get("until"), "until"),
-            zone=_zone(args.get("tz"), "tz"),
-        )
+        return cls(**{attr: read(args.get(arg), arg) for arg, (attr, read) in _READERS.items()})
+
+    @classmethod
+    def read(cls, args: Any) -> RunFilters:
+        """Filters from the Runs page's address, which people edit by hand: a wrong value
+        is not a 400 page but a sentence by the filter form saying which field takes what
+        (`refused`), and the list shows no run; the other filters stay as given."""
+        values: dict[str, Any] = {}
+        refused: list[str] = []
+        for arg, (attr, read) in _READERS.items():
+            try:
+                values[attr] = read(args.get(arg), arg)
+            except ValidationError:
+                label, takes = PAGE_WORDS[arg]
+                given = str(args.get(arg))
+                shown = given if len(given) <= 40 else f"{given[:40]}…"
+                refused.append(f"{label} takes {takes}, not “{shown}”.")
+        return cls(**values, refused=tuple(refused))
 
     def problem(self) -> str | None:
         """Why no run can match, in words, where the filters contradict themselves."""
@@ -70,6 +70,12 @@ class RunFilters:
             return (f"The first day ({self.since.isoformat()}) is after the last"
                     f" ({self.until.isoformat()}): swap them.")
         return None
+
+    def problems(self) -> tuple[str, ...]:
+        """Everything the Runs page says by its filter form: the values it could not read,
+        and days that contradict themselves."""
+        swapped = self.problem()
+        return self.refused + ((swapped,) if swapped else ())
 
     def as_args(self, *, without: Collection[str] = ()) -> dict[str, str]:
         """The filters as query arguments (for links that keep them), but those named in
@@ -87,6 +93,24 @@ class RunFilters:
             "tz": self.zone.key if self.zone and (self.since or self.until) else None,
         }
         return {k: str(v) for k, v in values.items() if v is not None and k not in without}
+
+
+def _status(value: Any, field: str) -> RunStatus | None:
+    if value in (None, ""):
+        return None
+    if value not in set(RunStatus):
+        raise ValidationError(f"{field} must be one of {', '.join(RunStatus)}", field=field)
+    return RunStatus(value)
+
+
+def _trigger(value: Any, field: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in TRIGGERS:
+        raise ValidationError(
+            f"{field} must be one of {', '.join(TRIGGERS)} (what started the run)", field=field
+        )
+    return str(value)
 
 
 def parse_int(value: Any, field: str) -> int | None:
@@ -142,3 +166,30 @@ def day_start(day: date, zone: ZoneInfo | None, *, later: int = 0) -> datetime:
     except OverflowError:
         edge = datetime.max if day.year > 1 else datetime.min
         return edge.replace(tzinfo=UTC)
+
+
+# Each query argument the filters read, with the field it fills and how it is read.
+_READERS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "status": ("status", _status),
+    "trigger": ("trigger", _trigger),
+    "script_id": ("script_id", parse_int),
+    "user_id": ("user_id", parse_int),
+    "schedule_id": ("schedule_id", parse_int),
+    "webhook_trigger_id": ("webhook_trigger_id", parse_int),
+    "since": ("since", _date),
+    "until": ("until", _date),
+    "tz": ("zone", _zone),
+}
+# The Runs page's words for each argument (its form's label) and what it takes: the API
+# names the parameter, the page the field a person sees.
+PAGE_WORDS: dict[str, tuple[str, str]] = {
+    "status": ("Status", "one of the statuses in its list"),
+    "trigger": ("Started by", "one of the choices in its list"),
+    "script_id": ("Script", "one of the scripts in its list"),
+    "user_id": ("User", "one of the members in its list"),
+    "schedule_id": ("The schedule filter", "a schedule's number"),
+    "webhook_trigger_id": ("The webhook trigger filter", "a webhook trigger's number"),
+    "since": ("From", "a day like 2026-01-31"),
+    "until": ("To", "a day like 2026-01-31"),
+    "tz": ("The time zone", "a name like Europe/Paris"),
+}

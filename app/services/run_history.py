@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.lifecycle import RunStatus
@@ -48,6 +48,8 @@ class RunPage:
 def visible_runs(member: MemberContext, filters: RunFilters) -> Select[Any]:
     """The runs the member may see (admins everyone's, others their own) that match."""
     query = select(Run).where(Run.facility_id == member.facility.id)
+    if filters.refused:  # a value the page could not read filters out every run, not none
+        query = query.where(false())
     if not member.can(Role.admin):
         query = query.where(Run.user_id == member.user.id)  # scripters see their own runs
     elif filters.user_id is not None:

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from app import db
-from app.errors import NotFound
+from app.errors import NotFound, ValidationError
 from app.lifecycle import RunStatus, is_final
 from app.models import CallLog, Membership, Role, Script, User
 from app.models.scripts import trace_dicts
@@ -30,12 +30,10 @@ bp = Blueprint("runs_pages", __name__)
 def runs(slug: str) -> ResponseReturnValue:
     """Runs with filters and pages: members and scripters see their own, admins everyone's."""
     member = require_member(slug)
-    filters = RunFilters.parse(request.args)
+    # A hand-edited filter the page cannot read is said by the form, not a 400 page.
+    filters = RunFilters.read(request.args)
     page = run_history.find_runs(
-        db.session(),
-        member,
-        filters=filters,
-        page=parse_int(request.args.get("page"), "page") or 1,
+        db.session(), member, filters=filters, page=_page_number(request.args.get("page"))
     )
     # The waits for a sign-in that live runs are over, left out of their timers.
     live = [row.run.id for row in page.rows if not is_final(row.run.status)]
@@ -73,6 +71,15 @@ def runs(slug: str) -> ResponseReturnValue:
         waited=waited,
         retention_days=current_app.config["RETENTION_DAYS"],
     )
+
+
+def _page_number(value: str | None) -> int:
+    """The page asked for; one that is not a number is the first (find_runs already shows
+    the last for one past it)."""
+    try:
+        return parse_int(value, "page") or 1
+    except ValidationError:
+        return 1
 
 
 @bp.get("/f/<slug>/runs/<run_id>")

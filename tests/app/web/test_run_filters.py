@@ -1,9 +1,11 @@
 """The runs page's From/To days are days in the browser's zone (`tz`, an IANA name; UTC
-without one), right on either side of a DST change; a zone that is not one is a 400 naming
-`tz`, and the calendar's first and last days never make a 500."""
+without one), right on either side of a DST change; a value the page cannot read (a zone
+that is not one, a day that is not one...) is said by the filter form, and the calendar's
+first and last days never make a 500."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 
@@ -89,13 +91,58 @@ def test_the_days_are_the_zones(
     ["Mars/Olympus", "utc", "America", "America/", "../../etc/passwd", "/etc/localtime",
      "zone.tab", "Europe/Paris ", "x" * 1000, "%s" * 40],
 )
-def test_a_zone_that_is_not_one_is_a_400_naming_tz(
+def test_a_zone_that_is_not_one_is_said_by_the_form(
     client: tuple[FlaskClient, dict[str, str]], zone: str
 ) -> None:
     http, _ = client
     response = http.get("/f/lab/runs", query_string={"since": "2026-03-29", "tz": zone})
-    assert response.status_code == 400
-    assert "tz must be a time zone like Europe/Paris" in response.text
+    assert response.status_code == 200
+    assert "The time zone takes a name like Europe/Paris, not" in response.text
+    assert 'data-run-id="' not in response.text
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("since=garbage", "From takes a day like 2026-01-31, not “garbage”."),
+        ("until=2026-13-45", "To takes a day like 2026-01-31, not “2026-13-45”."),
+        ("script_id=abc", "Script takes one of the scripts in its list, not “abc”."),
+        ("status=nope", "Status takes one of the statuses in its list, not “nope”."),
+        ("trigger=cron", "Started by takes one of the choices in its list, not “cron”."),
+        ("user_id=1.5", "User takes one of the members in its list, not “1.5”."),
+        ("schedule_id=x", "The schedule filter takes a schedule's number, not “x”."),
+    ],
+)
+def test_a_hand_edited_filter_is_said_by_the_form_not_a_400_page(
+    client: tuple[FlaskClient, dict[str, str]], query: str, said: str
+) -> None:
+    """A filter the page cannot read names the form's field and what it takes, and lists
+    no run: never every run as if it had filtered them (it was a whole 400 page, "Since
+    must be a date like 2026-01-31")."""
+    http, _ = client
+    response = http.get(f"/f/lab/runs?{query}")
+    assert response.status_code == 200
+    problems = re.findall(r'<p class="error filter-problem">([^<]*)</p>', response.text)
+    assert [html.unescape(p) for p in problems] == [said]
+    assert 'data-run-id="' not in response.text
+    assert 'id="run-filters"' in response.text
+
+
+def test_the_other_filters_stay_beside_a_wrong_one(
+    client: tuple[FlaskClient, dict[str, str]],
+) -> None:
+    http, _ = client
+    response = http.get("/f/lab/runs?status=failed&since=2026-03-29&until=soon&page=x")
+    assert response.status_code == 200
+    problems = re.findall(r'<p class="error filter-problem">([^<]*)</p>', response.text)
+    assert [html.unescape(p) for p in problems] == ["To takes a day like 2026-01-31, not “soon”."]
+    assert '<option value="failed" selected>' in response.text
+    assert 'name="since" value="2026-03-29"' in response.text
+    kept = re.search(r'<a id="keep-filters" href="([^"]*)"', response.text)
+    assert kept is not None
+    assert html.unescape(kept.group(1)) == "/f/lab/runs?status=failed&since=2026-03-29"
+    # A page number that is not one is the first page.
+    assert shown(client, "page=x") == list(RUNS)
 
 
 def test_links_keep_the_zone_only_with_a_day() -> None:
