@@ -202,7 +202,7 @@ export async function runHistory(scriptId, tbody, { me = null, empty = null, uni
   };
   tbody.replaceChildren(...runs.map((run) => el("tr", {},
     el("td", {}, shortTime(run.created_at)), ...runner(run),
-    el("td", { text: run.trigger !== "manual" ? `${run.status} (${run.trigger})` : run.status }),
+    el("td", { text: statusWords(run.status) + (run.trigger !== "manual" ? ` (${run.trigger})` : "") }),
     el("td", { text: run.duration_ms == null ? "" : `${Math.round(run.duration_ms)}${unit}` }),
     el("td", { text: String(run.calls) }))));
 }

@@ -54,7 +54,7 @@ def test_cancel_stops_a_running_script(member_page: Any) -> None:
 def test_cancel_stops_a_run_waiting_for_a_prompt(member_page: Any) -> None:
     card = member_page.locator(".script-card", has_text="Needs keyed")
     card.locator(".run-script").click()
-    card.locator(".run-status", has_text="waiting for grant").wait_for(timeout=20000)
+    card.locator(".run-status", has_text="waiting for sign-in").wait_for(timeout=20000)
     member_page.locator(".grant-prompt").wait_for(timeout=20000)
     card.locator(".cancel-run").click()
     card.locator(".run-status", has_text="cancelled").wait_for(timeout=20000)

@@ -13,8 +13,9 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import db
+from app.lifecycle import RunStatus
 from app.models import Facility, Role, Run, User
-from app.web.wording import for_the_browser
+from app.web.wording import NOT_RUN, STATUS_WORDS, for_the_browser, status_in_words
 from tests.conftest import signed_in_lab
 
 
@@ -26,8 +27,17 @@ def test_each_page_carries_the_servers_wording_table(app: Flask) -> None:
         assert found is not None, path
         carried = json.loads(html.unescape(found.group(1)))
         assert carried == for_the_browser("/settings/integrations"), path
-        assert carried["status_words"]["waiting_for_grant"] == "waiting for grant"
+        assert carried["status_words"]["waiting_for_grant"] == "waiting for sign-in"
         assert carried["status_tones"]["timed_out"] == "bad"
+
+
+def test_every_status_has_peoples_words() -> None:
+    """One entry per status, none of them the API's value with its underscores ("waiting
+    for grant" was an engineer's word for a run waiting for someone to sign in)."""
+    assert set(STATUS_WORDS) == {str(status) for status in RunStatus} | {NOT_RUN}
+    assert all("_" not in words and "grant" not in words for words in STATUS_WORDS.values())
+    assert status_in_words("waiting_for_grant") == "waiting for sign-in"
+    assert status_in_words("some_new_state") == "some new state"  # a newer server's
 
 
 def admins_run(app: Flask, **fields: str) -> tuple[Any, Run]:
@@ -49,7 +59,7 @@ def admins_run(app: Flask, **fields: str) -> tuple[Any, Run]:
         ("succeeded", "ok", "succeeded"),
         ("timed_out", "bad", "timed out"),
         ("cancelled", "bad", "cancelled"),
-        ("waiting_for_grant", "warn", "waiting for grant"),
+        ("waiting_for_grant", "warn", "waiting for sign-in"),
         ("parked", "warn", "parked"),
         ("running", "", "running"),
     ],
