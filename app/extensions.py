@@ -50,6 +50,7 @@ from app.runner.parts import EngineParts
 from app.runner.store_calls import StoreCalls
 from app.runner.threads import ThreadRunQueue
 from app.seams import EventBus, GrantSignals, RunQueue
+from app.services.failure_handlers import FailureHandlers
 from app.services.grants import GrantCoordinator
 from app.services.retention import Pruner
 from app.services.schedule_firing import ScheduleFirer
@@ -189,6 +190,12 @@ def init_app(app: Flask) -> None:
     schedules = ScheduleFirer(session_factory=factory, submit=queue.submit,
                               max_queued=int(app.config["MAX_QUEUED_RUNS_PER_USER"]))
     heartbeat.on_tick(schedules.fire_due)
+    # Wherever a scheduled run ends failed for good, its schedule's on-failure script starts.
+    lifecycle.on_end(FailureHandlers(
+        session_factory=factory, submit=queue.submit,
+        public_url=lambda: str(app.config["PUBLIC_URL"]),
+        max_queued=int(app.config["MAX_QUEUED_RUNS_PER_USER"]),
+    ).on_end)
     pruner = Pruner(session_factory=factory, retention_days=app.config["RETENTION_DAYS"])
     heartbeat.on_tick(pruner.tick)
     app.extensions.update(

@@ -68,6 +68,16 @@ class Schedule(Base):
     retries: Mapped[int] = mapped_column(default=0, server_default="0")
     retry_delay_s: Mapped[int] = mapped_column(default=60, server_default="60")
     retried_run_id: Mapped[str | None] = mapped_column(String(32))
+    # A script of the facility started once for each of its runs that fails for good (no
+    # retry to come), as its member: app.services.failure_handlers. A plain number, not a
+    # foreign key: a handler deleted since is said where its member sees it, not forgotten.
+    # `on_failure_version` is the handler's published version its member saw (as
+    # `approved_version` is the script's); `on_failure_error` why the last handler run
+    # could not start, and when (cleared when one starts, or the handler is changed).
+    on_failure_script_id: Mapped[int | None]
+    on_failure_version: Mapped[int | None]
+    on_failure_error: Mapped[str | None] = mapped_column(Text)
+    on_failure_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -14,9 +14,10 @@ from sandbox import trace_from_data
 
 # What starts a run: a person on a page or an API call ("manual"), a schedule,
 # `scriptbox run --facility` on the server ("terminal"), or a third party's POST to a
-# webhook trigger's URL ("webhook"). Only a manual run may wait for an embedding app to
-# sign its member in (grant.required): nobody is there for the others.
-RunTrigger = Literal["manual", "schedule", "terminal", "webhook"]
+# webhook trigger's URL ("webhook"), or a schedule's run that failed, starting the
+# schedule's on-failure script ("on_failure"). Only a manual run may wait for an embedding
+# app to sign its member in (grant.required): nobody is there for the others.
+RunTrigger = Literal["manual", "schedule", "terminal", "webhook", "on_failure"]
 
 
 class Script(Base):
@@ -53,6 +54,8 @@ class Run(Base):
         # The caps count live runs per user and per facility (app.runner.threads).
         Index("ix_runs_status_user", "status", "user_id"),
         Index("ix_runs_status_facility", "status", "facility_id"),
+        # One on-failure run per failed run, however many processes see it end.
+        Index("ix_runs_handles_run_id", "handles_run_id", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -92,6 +95,9 @@ class Run(Base):
     # first), and which attempt of its due time this run is (1 for the due time's own).
     retry_of: Mapped[str | None] = mapped_column(String(32))
     attempt: Mapped[int] = mapped_column(default=1, server_default="1")
+    # An on-failure run's failed run (trigger "on_failure"; a plain id: the failed run may
+    # be deleted first). Unique: app.services.failure_handlers starts one per failed run.
+    handles_run_id: Mapped[str | None] = mapped_column(String(32))
     calls: Mapped[int] = mapped_column(default=0)
     duration_ms: Mapped[float | None]
     # The time a parked run had used (also in its journal, encrypted; not secret): an end
@@ -144,6 +150,7 @@ def run_dict(run: Any) -> dict[str, Any]:
         "webhook_trigger_id": run.webhook_trigger_id,
         "retry_of": run.retry_of,
         "attempt": run.attempt,
+        "handles_run_id": run.handles_run_id,
         "status": run.status,
         "input": run.input,
         "result": run.result,

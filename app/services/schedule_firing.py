@@ -257,7 +257,7 @@ class ScheduleFirer:
         retry_of: str | None = None,
         attempt: int = 1,
     ) -> str:
-        member = _runs_as(session, schedule)
+        member = runs_as(session, schedule)
         script = session.get(Script, schedule.script_id)
         if script is None:
             raise Skipped("script_deleted", "the script was deleted")
@@ -265,7 +265,7 @@ class ScheduleFirer:
             raise Skipped(
                 "script_unpublished", f"{script.name} is not published: publish it to resume"
             )
-        _check_approved(session, schedule, script, member)
+        check_approved(session, schedule, script, member, approved=schedule.approved_version)
         waiting = session.scalar(
             select(Run.id)
             .where(
@@ -331,15 +331,21 @@ def _retry_pending(schedule_id: int, *, failed: str) -> Update:
     )
 
 
-def _check_approved(
-    session: Session, schedule: Schedule, script: Script, member: MemberContext
+def check_approved(
+    session: Session,
+    schedule: Schedule,
+    script: Script,
+    member: MemberContext,
+    *,
+    approved: int | None,
 ) -> None:
-    """The published version runs as the schedule's member, with their own accounts, only
-    if they saw it: they saved it, or it was the published one when they last set up,
-    changed or resumed the schedule. Otherwise any scripter could publish code that runs
-    as them while they are not there."""
+    """The published version of `script` (the schedule's, or its on-failure script) runs
+    as the schedule's member, with their own accounts, only if they saw it: they saved it,
+    or it was the published one (`approved`) when they last set up, changed or resumed the
+    schedule. Otherwise any scripter could publish code that runs as them while they are
+    not there."""
     number = script.published_version
-    if number is None or number == schedule.approved_version:
+    if number is None or number == approved:
         return
     version = versions.published(session, script=script)
     if version is None or version.created_by == schedule.created_by:
@@ -355,7 +361,7 @@ def _check_approved(
     )
 
 
-def _runs_as(session: Session, schedule: Schedule) -> MemberContext:
+def runs_as(session: Session, schedule: Schedule) -> MemberContext:
     """The schedule's member as they are now: still in the facility, still a scripter."""
     found = (
         session.execute(

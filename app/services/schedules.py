@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import DEFAULTS
-from app.errors import Conflict, Forbidden
+from app.errors import Conflict, Forbidden, NotFound
 from app.lifecycle import RunStatus
 from app.models import Role, Run, Schedule, Script
 from app.models._types import utcnow
@@ -103,6 +103,7 @@ def create_schedule(
     enabled: bool = True,
     retries: int = 0,
     retry_delay_s: int = schedule_retries.DEFAULT_DELAY_S,
+    on_failure_script_id: int | None = None,
     now: datetime | None = None,
     caps: ScheduleCaps = ScheduleCaps(),
 ) -> Schedule:
@@ -145,6 +146,7 @@ def create_schedule(
         enabled=enabled,
         approved_version=script.published_version,  # what its member sees now
     )
+    _set_handler(session, member, schedule, on_failure_script_id)
     _set_next(schedule, now or utcnow())
     session.add(schedule)
     session.flush()
@@ -162,12 +164,14 @@ def update_schedule(
     enabled: bool | None = None,
     retries: int | None = None,
     retry_delay_s: int | None = None,
+    on_failure_script_id: int | None = KEEP,
     now: datetime | None = None,
 ) -> Schedule:
-    """Change a schedule's cron, time zone, input, retries, or pause/resume it (its creator
-    or an admin). Its next due time is counted again from now, and a pending retry of its
-    last run is dropped: the schedule is not what that run ran as any more. A change by its
-    creator also approves the script's published version as it is now (`approved_version`);
+    """Change a schedule's cron, time zone, input, retries, on-failure script (None: none),
+    or pause/resume it (its creator or an admin). Its next due time is counted again from
+    now, and a pending retry of its last run is dropped: the schedule is not what that run
+    ran as any more. A change by its creator also approves the script's published version
+    as it is now (`approved_version`), and its on-failure script's (`on_failure_version`);
     an admin's does not, since the runs run as the creator."""
     require_scripter(member)
     _require_owner_or_admin(member, schedule)
@@ -175,6 +179,12 @@ def update_schedule(
     assert script is not None  # a schedule goes with its script (ON DELETE CASCADE)
     if schedule.created_by == member.user.id:
         schedule.approve(script.published_version)
+        if on_failure_script_id is KEEP and schedule.on_failure_script_id is not None:
+            # The on-failure script's version as it is now, as the script's own above.
+            handler = session.get(Script, schedule.on_failure_script_id)
+            schedule.on_failure_version = handler.published_version if handler else None
+    if on_failure_script_id is not KEEP:
+        _set_handler(session, member, schedule, on_failure_script_id)
     if cron is not None:
         schedule.cron = cron_times.check_cron(cron)
     # A zone sent as it is stored is no change: a schedule kept from before legacy names
@@ -260,6 +270,37 @@ def _skip_still_said(
         # the API and the facility's list kept calling the schedule skipping.
         return None
     return (schedule.last_skip, schedule.last_skip_message)
+
+
+def _set_handler(
+    session: Session, member: MemberContext, schedule: Schedule, script_id: int | None
+) -> None:
+    """Name the schedule's on-failure script (None: none): a published script of the
+    facility, whose published version its member approves by naming it (an admin's change
+    approves nothing, as for the schedule's script). A new choice forgets why the last one
+    could not start."""
+    schedule.on_failure_error = schedule.on_failure_error_at = None
+    if script_id is None:
+        schedule.on_failure_script_id = schedule.on_failure_version = None
+        return
+    handler = session.get(Script, script_id)
+    if handler is None or handler.facility_id != member.facility.id:
+        raise NotFound(
+            f"on_failure_script_id: this facility has no script {script_id}; give the id of"
+            " one of its published scripts, or null for none",
+            field="on_failure_script_id",
+        )
+    if not handler.published:
+        raise Conflict(
+            f"on_failure_script_id: {handler.name} is not published: publish it first, an"
+            " on-failure run runs its published version",
+            field="on_failure_script_id",
+        )
+    if schedule.on_failure_script_id != script_id or schedule.created_by == member.user.id:
+        schedule.on_failure_version = (
+            handler.published_version if schedule.created_by == member.user.id else None
+        )
+    schedule.on_failure_script_id = script_id
 
 
 def _published(session: Session, schedule: Schedule) -> bool:

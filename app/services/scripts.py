@@ -164,11 +164,13 @@ def create_run(
     max_queued: int = queued_runs.DEFAULT_MAX_QUEUED,
     retry_of: str | None = None,
     attempt: int = 1,
+    handles_run_id: str | None = None,
 ) -> Run:
     """A queued run of a script, or of raw source (scripters only); `schedule_id` names
     the schedule that started it, `from_terminal` says `scriptbox run` did and
     `webhook_trigger_id` the webhook trigger whose URL did.
-    `retry_of` and `attempt` say a schedule's retry of a failed run started it.
+    `retry_of` and `attempt` say a schedule's retry of a failed run started it;
+    `handles_run_id` that a schedule's failed run did, starting its on-failure script.
     `input_fields`, the editor's unsaved declarations, check the input of such source in
     place of the saved ones. Refused (TooManyQueuedRuns, a
     429) while the member has `max_queued` runs waiting to start: pass the configured
@@ -219,13 +221,14 @@ def create_run(
         "source": run_source,
         "input": run_input,
         "interactive": interactive,
-        "trigger": _trigger(
+        "trigger": "on_failure" if handles_run_id is not None else _trigger(
             schedule_id, from_terminal=from_terminal, from_webhook=webhook_trigger_id is not None
         ),
         "schedule_id": schedule_id,
         "webhook_trigger_id": webhook_trigger_id,
         "retry_of": retry_of,
         "attempt": attempt,
+        "handles_run_id": handles_run_id,
         "status": str(RunStatus.QUEUED),  # born queued; app.lifecycle moves it from here
         "output": "",
         "calls": 0,

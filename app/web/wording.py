@@ -85,6 +85,7 @@ TRIGGER_WORDS = {
     "schedule": "Schedule",
     "terminal": "Terminal (scriptbox run)",
     "webhook": "Webhook trigger",
+    "on_failure": "On failure (a schedule's run failed)",
 }
 # Why a schedule's due time started no run, in a few words beside the server's message on
 # what to do: the Schedules page's table, and the editor's Schedules panel through the

@@ -126,8 +126,9 @@ class RunOut(BaseModel):
     user: RunUser
     trigger: RunTrigger = Field(
         description="What started the run: a person or an API call (manual), a schedule,"
-        " `scriptbox run` on the server (terminal), or a POST to one of the script's webhook"
-        " triggers (webhook)"
+        " `scriptbox run` on the server (terminal), a POST to one of the script's webhook"
+        " triggers (webhook), or a schedule's failed run, whose on-failure script this is"
+        " (on_failure)"
     )
     schedule_id: int | None = Field(
         description="The schedule that started it (null for manual runs, and once the"
@@ -145,6 +146,11 @@ class RunOut(BaseModel):
     attempt: int = Field(
         description="Which attempt of its due time this run is: 1, or 2 and on for a"
         " schedule's retries"
+    )
+    handles_run_id: str | None = Field(
+        default=None,
+        description="The failed run of a schedule this run was started for, by the"
+        " schedule's on-failure script (trigger `on_failure`; null for any other run)",
     )
     status: str
     input: Any

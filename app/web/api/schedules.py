@@ -39,6 +39,13 @@ _RETRIES_HELP = (
     " A due time coming first wins; changing, pausing or resuming the schedule drops a"
     " pending retry"
 )
+_HANDLER_HELP = (
+    "A published script of the facility started once, as the schedule's member, for each"
+    " run of the schedule that ends `failed` or `timed_out` with no retry of it to come"
+    " (not a cancel): trigger `on_failure`, `handles_run_id` the failed run, input {run_id,"
+    " status, error_code, error, attempt, script_id, script_name, schedule_id, started_at,"
+    " finished_at, url}. Its own failure starts nothing. Null for none"
+)
 _DELAY_HELP = (
     f"{schedule_retries.MIN_DELAY_S} to {schedule_retries.MAX_DELAY_S}: seconds from a"
     " failed run's end to its first retry, doubled for each retry after it"
@@ -77,6 +84,13 @@ class ScheduleSkip(BaseModel):
     message: str | None
 
 
+class ScheduleHandlerError(BaseModel):
+    """Why the schedule's on-failure script did not start for a failed run, and when."""
+
+    message: str
+    at: str | None
+
+
 class ScheduleOut(BaseModel):
     """A schedule: its cron, zone, input, state, coming due times and how its last one went."""
 
@@ -113,6 +127,12 @@ class ScheduleOut(BaseModel):
         description="When the retry of its failed last run (`last_run`) is due (UTC); null"
         " when none is pending"
     )
+    on_failure_script_id: int | None = Field(description=_HANDLER_HELP)
+    on_failure_error: ScheduleHandlerError | None = Field(
+        description="Why the last on-failure run could not start (its script deleted,"
+        " unpublished, or its inputs refused the failure), until one starts or the"
+        " on-failure script is chosen again; null when none failed"
+    )
     created_at: str | None
     updated_at: str | None
 
@@ -130,6 +150,7 @@ class ScheduleCreate(Body):
     retry_delay_s: StrictInt = Field(
         default=schedule_retries.DEFAULT_DELAY_S, description=_DELAY_HELP
     )
+    on_failure_script_id: StrictInt | None = Field(default=None, description=_HANDLER_HELP)
 
 
 class ScheduleUpdate(Body):
@@ -141,6 +162,9 @@ class ScheduleUpdate(Body):
     enabled: StrictBool | None = Field(default=None, description="false pauses, true resumes")
     retries: StrictInt | None = Field(default=None, description=_RETRIES_HELP)
     retry_delay_s: StrictInt | None = Field(default=None, description=_DELAY_HELP)
+    on_failure_script_id: StrictInt | None = Field(
+        default=None, description=f"{_HANDLER_HELP} (`null` sets none)"
+    )
 
 
 class ListedSchedule(ScheduleOut):
@@ -200,6 +224,10 @@ def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> S
         retry_delay_s=schedule.retry_delay_s,
         retries_description=found.retries_description,
         retry_at=iso(found.retry_at),
+        on_failure_script_id=schedule.on_failure_script_id,
+        on_failure_error=None if schedule.on_failure_error is None else ScheduleHandlerError(
+            message=schedule.on_failure_error, at=iso(schedule.on_failure_error_at)
+        ),
         created_at=iso(schedule.created_at),
         updated_at=iso(schedule.updated_at),
     )
@@ -282,6 +310,8 @@ def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
     and so is a script or facility at its cap of schedules (SCRIPTBOX_MAX_SCHEDULES_PER_SCRIPT,
     10, and _PER_FACILITY, 100). `input` has the limits of a run's: at most 256 KiB as JSON,
     and it must fit the published version's declared inputs (a 400 naming `input`).
+    `on_failure_script_id` names a published script of the facility (another facility's
+    or an unknown id is a 404, an unpublished one a 409, both naming the field).
     """
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
@@ -297,6 +327,7 @@ def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
         enabled=json.enabled,
         retries=json.retries,
         retry_delay_s=json.retry_delay_s,
+        on_failure_script_id=json.on_failure_script_id,
         caps=schedules_service.ScheduleCaps.of(current_app.config),
     )
     db.session.commit()
@@ -318,16 +349,18 @@ def get_schedule(slug: str, script_id: int, schedule_id: int) -> Answer:
 @bp.patch("/f/<slug>/scripts/<int:script_id>/schedules/<int:schedule_id>")
 @spec.validate(resp=reply(HTTP_200=ScheduleOut, HTTP_400=ErrorBody), tags=TAGS)
 def update_schedule(slug: str, script_id: int, schedule_id: int, json: ScheduleUpdate) -> Answer:
-    """Pause or resume a schedule, or change its cron, time zone, input or retries (its
-    creator or an admin). The next due time is counted again from now, and a pending retry
-    is dropped. An edit that names nothing to change is a 400."""
+    """Pause or resume a schedule, or change its cron, time zone, input, retries or
+    on-failure script (its creator or an admin). The next due time is counted again from
+    now, and a pending retry is dropped. An edit that names nothing to change is a 400."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
     schedule = schedules_service.get_schedule(db.session(), member, script, schedule_id)
-    if not any(name == "input" or getattr(json, name) is not None
+    nullable = ("input", "on_failure_script_id")  # their null is a value of its own
+    if not any(name in nullable or getattr(json, name) is not None
                for name in json.model_fields_set):
         raise ValidationError(
-            "give cron, timezone, input, enabled, retries or retry_delay_s to change",
+            "give cron, timezone, input, enabled, retries, retry_delay_s or"
+            " on_failure_script_id to change",
             field="body",
         )
     schedules_service.update_schedule(
@@ -340,6 +373,10 @@ def update_schedule(slug: str, script_id: int, schedule_id: int, json: ScheduleU
         enabled=json.enabled,
         retries=json.retries,
         retry_delay_s=json.retry_delay_s,
+        on_failure_script_id=(
+            json.on_failure_script_id if "on_failure_script_id" in json.model_fields_set
+            else schedules_service.KEEP
+        ),
     )
     db.session.commit()
     return _shown(schedule)

@@ -147,7 +147,8 @@ def test_an_edit_that_changes_nothing_is_400_naming_what_may_change(
         assert answer.status_code == 400, answer.text
         error = answer.json()["error"]
         assert (error["field"], error["message"]) == (
-            "body", "give cron, timezone, input, enabled, retries or retry_delay_s to change")
+            "body", "give cron, timezone, input, enabled, retries, retry_delay_s or"
+            " on_failure_script_id to change")
     nulled = call(world, "sam", "PATCH", f"{base}/{made['id']}", json={"input": None})
     assert nulled.status_code == 200 and nulled.json()["input"] is None  # null is a change
 
