@@ -9,8 +9,6 @@ bus and signals and the Celery queue (`app.distributed`), here and nowhere else.
 
 from __future__ import annotations
 
-import atexit
-import logging
 import os
 import secrets
 import socket
@@ -49,6 +47,7 @@ from app.runner.heartbeat import Heartbeat
 from app.runner.parts import EngineParts
 from app.runner.store_calls import StoreCalls
 from app.runner.threads import ThreadRunQueue
+from app.sandboxes import executor
 from app.seams import EventBus, GrantSignals, RunQueue
 from app.services.failure_handlers import FailureHandlers
 from app.services.grants import GrantCoordinator
@@ -57,9 +56,7 @@ from app.services.schedule_firing import ScheduleFirer
 from app.services.webhook_events import WebhookBus, WebhookEvents, WebhookSender
 from app.services.webhook_sending import RetryPolicy
 from app.signals import InMemoryGrantSignals
-from sandbox import Executor
 
-log = logging.getLogger(__name__)
 _start_lock = threading.Lock()
 
 
@@ -374,43 +371,3 @@ def outbound(app: Flask | None = None) -> requests.Session:
             existing = guarded_session(allow=target.config["PRIVATE_NETWORK_ALLOW"])
             target.extensions["outbound"] = existing
     return existing
-
-
-def executor(app: Flask | None = None) -> Executor:
-    """The app's sandbox executor, started on first use and stopped at exit; started
-    anew when its zygote is gone (killed, or out of memory), or every later run of this
-    process would fail."""
-    target = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    with _start_lock:
-        existing: Executor | None = target.extensions.get("sandbox")
-        if existing is not None and target.extensions.get("sandbox_pid") != os.getpid():
-            # Inherited over a fork (serve's workers fork after --demo published its
-            # scripts): its reader thread stayed in the parent, which gets the zygote's
-            # new workers, so runs here hung once the inherited idle ones were used.
-            # Closing it here lets go of this process's copies only (the zygote and its
-            # workers are the parent's, see Executor.close).
-            existing.close()
-            existing = None
-        if existing is not None and not existing.running:
-            log.warning("the sandbox's zygote stopped; starting a new one")
-            existing.close()
-            existing = None
-        if existing is None:
-            existing = Executor(
-                idle_workers=int(target.config["IDLE_WORKERS"]),
-                hash_seed=int(target.config["HASH_SEED"]),
-            ).start()
-            target.extensions["sandbox"] = existing
-            target.extensions["sandbox_pid"] = os.getpid()
-            atexit.register(existing.close)
-    return existing
-
-
-def release_executor(app: Flask) -> None:
-    """Stop the app's sandbox executor, if one started (before a server forks its
-    workers, each of which starts its own on first use)."""
-    with _start_lock:
-        existing: Executor | None = app.extensions.pop("sandbox", None)
-        app.extensions.pop("sandbox_pid", None)
-    if existing is not None:
-        existing.close()

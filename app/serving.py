@@ -28,7 +28,7 @@ from gunicorn.http.parser import RequestParser
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.serving import ThreadedWSGIServer
 
-from app import db, extensions, server_errors
+from app import db, extensions, sandboxes, server_errors
 
 # Path without query (%(U)s), no referrer (%(f)s would carry the previous page's query).
 ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
@@ -271,7 +271,7 @@ def serve(
     db.fit_pool(flask_app, threads=threads)
     # Nor its sandbox (--demo publishes its scripts, checked in a worker): its zygote
     # answers the process that started it, so each worker starts its own.
-    extensions.release_executor(flask_app)
+    sandboxes.release_executor(flask_app)
     fit_waiting(flask_app, threads=threads)
     redact_app_logs(flask_app)
     settings = options(host=host, port=port, workers=workers, threads=threads,

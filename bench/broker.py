@@ -26,7 +26,7 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from app import create_app, db, extensions
+from app import create_app, db, extensions, sandboxes
 from app.integrations.call_context import RunContext
 from app.migrate import upgrade
 from app.models import Integration, Role
@@ -108,7 +108,7 @@ def main() -> None:
             session.commit()
             broker = extensions.build_broker(app, vault=extensions.vault(app))
             context = RunContext(facility_id=facility.id, user_id=user.id)
-            executor = extensions.executor(app)
+            executor = sandboxes.executor(app)
             proxy: list[float] = []
             for _ in range(args.rounds):
                 outcome = executor.run(SCRIPT, input={"calls": args.calls},

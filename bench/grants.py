@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import create_app, db, extensions
+from app import create_app, db, extensions, sandboxes
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.migrate import upgrade
 from app.models import Account, Integration, Role, Run
@@ -265,7 +265,7 @@ def main() -> None:
         try:
             prompts, resumes = measure_prompt_and_resume(live, client, args.rounds)
             parked = measure_parked_resume(live, client, args.parked_rounds)
-            overhead = replay_overhead_ms_per_call(extensions.executor(live.app))
+            overhead = replay_overhead_ms_per_call(sandboxes.executor(live.app))
             paused = measure_paused(live, client, args.paused, args.probes)
         finally:
             live.close()

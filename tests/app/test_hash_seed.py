@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from app import extensions
+from app import sandboxes
 from app.config import ConfigError
 from sandbox import Executor
 from tests.conftest import make_app
@@ -40,7 +40,7 @@ def test_a_seed_out_of_range_refuses_to_start(tmp_path: Path, value: object) -> 
 
 
 def test_the_executor_starts_its_workers_with_the_seed(app: Flask) -> None:
-    executor: Executor = extensions.executor(app)
+    executor: Executor = sandboxes.executor(app)
     assert executor.hash_seed == app.config["HASH_SEED"]
     source = "result = list({'w%d' % i for i in range(40)})"
     with Executor(idle_workers=1, hash_seed=app.config["HASH_SEED"]) as other:

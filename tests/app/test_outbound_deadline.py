@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import db, extensions
+from app import db, extensions, sandboxes
 from app.integrations import oauth, verification
 from app.integrations.call_context import RunContext
 from app.integrations.deadlines import Deadline
@@ -195,7 +195,7 @@ def _run(app: Flask, peer: Trickler, source: str, *, wall_time_s: float) -> Any:
         session.commit()
         ctx = RunContext(facility_id=lab.id, user_id=None)
     broker = extensions.build_broker(app, vault=extensions.vault(app))
-    outcome = extensions.executor(app).run(
+    outcome = sandboxes.executor(app).run(
         source, on_call=broker.handler(ctx), limits=Limits(wall_time_s=wall_time_s)
     )
     broker.flush()

@@ -10,7 +10,7 @@ import time
 import warnings
 from pathlib import Path
 
-from app import db, extensions
+from app import db, sandboxes
 from app.integrations.vault import generate_key
 from app.models import Role
 from app.testing import WebClient
@@ -88,7 +88,7 @@ def test_a_forked_process_starts_its_own_sandbox(tmp_path: Path) -> None:
     parent, so the child's runs hung once the inherited idle workers were used."""
     app = make_app(tmp_path, IDLE_WORKERS=1)
     try:
-        inherited = extensions.executor(app)
+        inherited = sandboxes.executor(app)
         with warnings.catch_warnings():
             # Python 3.12+ warns that forking a threaded process may deadlock; the child only
             # starts a sandbox of its own and runs in it, as a gunicorn worker does.
@@ -97,7 +97,7 @@ def test_a_forked_process_starts_its_own_sandbox(tmp_path: Path) -> None:
         if child == 0:
             code = 1
             try:
-                own = extensions.executor(app)
+                own = sandboxes.executor(app)
                 results = [own.run(f"result = {n}", limits=Limits(wall_time_s=5)) for n in range(3)]
                 code = 0 if own is not inherited and [r.result for r in results] == [0, 1, 2] else 1
                 own.close()
@@ -105,6 +105,6 @@ def test_a_forked_process_starts_its_own_sandbox(tmp_path: Path) -> None:
                 os._exit(code)
         _, status = os.waitpid(child, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-        assert extensions.executor(app) is inherited and inherited.running  # the parent's own
+        assert sandboxes.executor(app) is inherited and inherited.running  # the parent's own
     finally:
         stop_app(app)

@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import db, extensions
+from app import db, extensions, sandboxes
 from app.integrations.call_context import GrantRequest, RunContext
 from app.models import Account, CallLog, Integration
 from app.models._types import utcnow
@@ -179,7 +179,7 @@ def run(
     kwargs = {"grant_hook": grant_hook} if grant_hook else {}
     broker = extensions.build_broker(app, vault=extensions.vault(app), **kwargs)
     ctx = RunContext(facility_id=world[facility].id, user_id=world[user].id, run_id=None)
-    outcome = extensions.executor(app).run(
+    outcome = sandboxes.executor(app).run(
         source,
         input=run_input,
         on_call=broker.handler(ctx),

@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import extensions
+from app import extensions, sandboxes
 from app.integrations.call_context import GrantRequest, RunContext
 from app.models import CallLog, Integration
 from app.services import connections, integrations_admin
@@ -63,7 +63,7 @@ def test_the_wait_for_a_sign_in_is_logged_apart_from_the_calls_duration(
     broker = extensions.build_broker(
         app, vault=extensions.vault(app), grant_hook=person_signs_in, clock=clock
     )
-    outcome = extensions.executor(app).run(
+    outcome = sandboxes.executor(app).run(
         'result = integrations.get("keyed", "/echo").status\n'
         'result = [result, integrations.get("keyed", "/echo").status]',
         input=None,

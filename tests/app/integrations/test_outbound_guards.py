@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import db, extensions
+from app import db, extensions, sandboxes
 from app.integrations.call_context import RunContext
 from app.models import CallLog, Facility, User
 from app.services import connections, integrations_admin
@@ -78,7 +78,7 @@ def integration(
 
 def run(app: Flask, facility: Facility, user: User, run_input: dict[str, Any]) -> Any:
     broker = extensions.build_broker(app, vault=extensions.vault(app))
-    outcome = extensions.executor(app).run(
+    outcome = sandboxes.executor(app).run(
         CALL,
         input=run_input,
         on_call=broker.handler(RunContext(facility_id=facility.id, user_id=user.id)),
