@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticError
 from spectree import Response, SpecTree
 from spectree.model_adapter import get_pydantic_model_adapter
 from spectree.plugins.flask_plugin import FlaskPlugin
+from werkzeug.datastructures import ImmutableMultiDict
 
 from app.db import MAX_INTEGER
 from app.errors import ValidationError
@@ -39,6 +40,19 @@ Answer = _Data | tuple[_Data, int] | tuple[_Data, int, dict[str, str]]
 
 # The error statuses any API operation may answer, each with the one error shape.
 ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429)
+
+# The cache-buster jQuery's `cache: false` and many HTTP tools add to a GET (`?_=1712345678`,
+# so that no cache answers in the server's place): a GET ignores it (it reads nothing, so it
+# can misspell no filter), every other method refuses it as any parameter it does not take.
+CACHE_BUSTER = "_"
+_CACHE_BUSTER_METHODS = frozenset({"GET", "HEAD"})
+_CACHE_BUSTER_PARAMETER = {
+    "name": CACHE_BUSTER,
+    "in": "query",
+    "required": False,
+    "description": "Ignored: a cache-buster (jQuery's `cache: false` adds one); GET only",
+    "schema": {"type": "string"},
+}
 
 # The header holding the next page's cursor of a list answer (see app/web/api/paging.py).
 NEXT_HEADER = "Next-Cursor"
@@ -178,6 +192,15 @@ def unknown_parameters(unknown: list[str], accepted: Sequence[str]) -> Validatio
     )
 
 
+def _ignore_cache_buster() -> None:
+    """Take a GET's cache-buster out of its query before anything reads it: the model, the
+    unknown-parameter check, a list's Link to its next page."""
+    if request.method in _CACHE_BUSTER_METHODS and CACHE_BUSTER in request.args:
+        request.args = ImmutableMultiDict(
+            [(k, v) for k, v in request.args.items(multi=True) if k != CACHE_BUSTER]
+        )
+
+
 def _before(
     req: Any, _response: Any, error: Exception | None, _instance: Any, _adapter: Any
 ) -> None:
@@ -251,7 +274,9 @@ class _Spec(SpecTree):
         document: dict[str, Any] = super()._generate_spec()
         files: set[str] = set()
         for operations in document["paths"].values():
-            for operation in operations.values():
+            for method, operation in operations.items():
+                if method.upper() in _CACHE_BUSTER_METHODS:
+                    operation.setdefault("parameters", []).append(_CACHE_BUSTER_PARAMETER)
                 queries = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
                 if "cursor" in queries and "200" in operation["responses"]:
                     operation["responses"]["200"]["headers"] = _PAGE_HEADERS
@@ -288,7 +313,12 @@ def validates_responses(app: Flask) -> bool:
 
 class _Plugin(FlaskPlugin):
     """spectree's Flask plugin, checking answers only where the app asks for it: the check
-    was a twentieth of a POST /runs in production (py-spy), for what the tests check."""
+    was a twentieth of a POST /runs in production (py-spy), for what the tests check.
+    A GET's cache-buster (`_`) is taken out of the query first."""
+
+    def validate(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        _ignore_cache_buster()
+        return super().validate(func, *args, **kwargs)
 
     def validate_response(
         self, resp: Any, resp_model: Response | None, skip_validation: bool,

@@ -99,3 +99,40 @@ def test_the_parameters_an_operation_takes_are_worked_out_once(client: FlaskClie
         client.get(f"/api/f/lab/runs{query}")
     after = accepted_parameters.cache_info()
     assert (after.misses, after.hits) == (before.misses, before.hits + 3)
+
+
+def test_a_gets_cache_buster_is_ignored(client: FlaskClient) -> None:
+    """jQuery's `cache: false` and many HTTP tools add `_=<time>` to a GET so no cache
+    answers for the server: it was a 400 "Unknown query parameter `_`". A GET ignores it
+    (the list filters, pages and links as without it)."""
+    answer = client.get("/api/f/lab/runs?_=1712345678&status=failed&limit=1")
+    assert answer.status_code == 200, answer.get_json()
+    assert [r["status"] for r in answer.get_json()] == ["failed"]
+    assert client.get("/api/me?_=1712345678").status_code == 200
+    both = client.get("/api/f/lab/runs?_=1&limit=1")
+    assert both.status_code == 200 and "_=" not in both.headers["Link"]
+    # Beside it, an unknown parameter is still named, and `_` is not.
+    answer = client.get("/api/f/lab/runs?_=1&statuss=failed")
+    assert answer.status_code == 400
+    assert answer.get_json()["error"]["unknown"] == ["statuss"]
+
+
+def test_only_a_get_ignores_the_cache_buster(client: FlaskClient) -> None:
+    """A POST, PATCH or DELETE with `_` is refused as any parameter it does not take."""
+    answer = client.post("/api/f/lab/runs?_=1", json={"source": "result = 1"},
+                         headers={"X-CSRF-Token": CSRF})
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["error"]["unknown"] == ["_"]
+    answer = client.delete("/api/tokens/1?_=1", headers={"X-CSRF-Token": CSRF})
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["error"]["unknown"] == ["_"]
+
+
+def test_the_document_shows_the_cache_buster_on_gets_only(client: FlaskClient) -> None:
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    named = {
+        (method, path): [p["name"] for p in op.get("parameters", []) if p["in"] == "query"]
+        for path, operations in paths.items() for method, op in operations.items()
+    }
+    assert named[("get", "/api/f/{slug}/runs")][-1] == "_"
+    assert all(("_" in names) == (method == "get") for (method, _), names in named.items())
