@@ -137,13 +137,16 @@ def open_link(
     if link is None:
         raise NotFound("This connect link is not valid. Ask the app that sent you for a new one.")
     if link.opened_at is not None:
-        # Reloading the page in the browser that opened it continues the same sign-in.
+        # Reloading the page in the browser that opened it continues the same sign-in,
+        # for LINK_LIFETIME after it was opened (a form left open for days is no sign-in).
         if (
             browser_secret is None
             or link.browser_binding != browser_binding(browser_secret)
             or link.finished_at is not None
         ):
             raise Forbidden("This connect link was already used. Ask for a new one.")
+        if link.opened_at + LINK_LIFETIME < utcnow():
+            raise Forbidden("This connect link expired. Ask the app that sent you for a new one.")
         return link, browser_secret
     if link.expires_at < utcnow():
         raise Forbidden("This connect link expired. Ask the app that sent you for a new one.")

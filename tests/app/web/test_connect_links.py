@@ -25,6 +25,7 @@ from app.devprovider import (
 from app.models import Account, ConnectLink, Role
 from app.models._types import utcnow
 from app.services import integrations_admin
+from app.services.connect_links import LINK_LIFETIME
 from app.testing import LiveServer, WebClient
 from tests.conftest import (
     add_member,
@@ -466,3 +467,28 @@ def _api_call(world: dict[str, Any], method: str, path: str) -> requests.Respons
         method, f"{live.url}{path}", headers={"Authorization": f"Bearer {world['token']}"},
         timeout=30,
     )
+
+
+def test_an_opened_link_expires_too(world: dict[str, Any]) -> None:
+    # Once opened, a link was never asked its age again: its browser could send the key
+    # form (or reload it) days later, connecting any key to the member's account slot.
+    url = _link(world, integration="keyed", user_id=world["ids"]["mia"])
+    browser = requests.Session()
+    form = _open(world, url, browser)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf is not None
+    with world["live"].app.app_context():
+        link = db.session.scalars(select(ConnectLink)).one()
+        link.opened_at = utcnow() - LINK_LIFETIME - timedelta(seconds=1)
+        link.expires_at = link.opened_at
+        db.session.commit()
+    live: LiveServer = world["live"]
+    posted = browser.post(
+        f"{live.url}{urlsplit(url).path}",
+        data={"csrf_token": csrf.group(1), "api_key": API_KEY},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert posted.status_code == 403 and "expired" in posted.text
+    assert _open(world, url, browser).status_code == 403
+    assert _accounts(world) == []
