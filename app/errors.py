@@ -119,6 +119,13 @@ class TriggerStopped(Conflict):
     code = "trigger_stopped"
 
 
+class ScriptDeleted(Conflict):
+    """Run again on a run whose saved script was deleted since: it would re-run source
+    nobody can see or edit any more, so it is refused in words instead."""
+
+    code = "script_deleted"
+
+
 class IdempotencyKeyRunDeleted(AppError):
     """A request repeated under an `Idempotency-Key` whose run has been deleted: the key
     is remembered (for the retention), so the retry starts nothing; a new key runs again."""

@@ -45,6 +45,13 @@ class RunPage:
     pages: int
 
 
+def script_deleted(run: Run) -> bool:
+    """Whether the saved script the run ran was deleted since: deleting a script sets its
+    runs' script_id to NULL and keeps their version (an editor run of unsaved source has
+    none). Such a run cannot be run again."""
+    return run.script_id is None and run.version is not None
+
+
 def visible_runs(member: MemberContext, filters: RunFilters) -> Select[Any]:
     """The runs the member may see (admins everyone's, others their own) that match."""
     query = select(Run).where(Run.facility_id == member.facility.id)

@@ -98,6 +98,7 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
         run=found,
         final=is_final(found.status),
         script=script,
+        script_deleted=run_history.script_deleted(found),
         owner=owner,
         hook=run_origins.trigger_shown(db.session(), member, found.webhook_trigger_id),
         source_lines=found.source.splitlines(),

@@ -10,7 +10,7 @@ from flask import current_app, request
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import db, extensions
-from app.errors import ValidationError
+from app.errors import ScriptDeleted, ValidationError
 from app.lifecycle import is_final, is_paused
 from app.models import Run
 from app.services import idempotency, run_export, run_filters, run_history
@@ -244,9 +244,15 @@ def delete_run(slug: str, run_id: str) -> Answer:
 @spec.validate(resp=reply(HTTP_200=RunOut, HTTP_201=RunOut), tags=TAGS)
 def rerun(slug: str, run_id: str) -> Answer:
     """Start the run again with the same input: the script as members run it now, or the
-    same source for an editor run (scripters). 201 while it runs, 200 if already final."""
+    same source for an editor run (scripters). 201 while it runs, 200 if already final;
+    a 409 `script_deleted` for a run of a script deleted since."""
     member = require_member(slug)
     old = scripts_service.get_run(db.session(), member, run_id)
+    if run_history.script_deleted(old):
+        raise ScriptDeleted(
+            "This run's script was deleted, so the run cannot be run again: it would run"
+            " source nobody can see or edit any more."
+        )
     run = scripts_service.create_run(
         db.session(),
         member,
