@@ -63,6 +63,20 @@ function row(schedule, reload) {
     try { await api("PATCH", base, { retries: Number(retries.value) }); } catch (error) { toast(error.message, "error"); }
     reload(schedule.id, ".schedule-retries-select");
   });
+  // The on-failure script, changed in place: the form's choices (the facility's published
+  // scripts), and the one it names if it is not among them (unpublished or deleted since).
+  const choices = [...document.querySelectorAll("#schedule-on-failure option")].map((o) => [o.value, o.textContent]);
+  const named = schedule.on_failure_script_id == null ? "" : String(schedule.on_failure_script_id);
+  if (!choices.some(([value]) => value === named)) choices.push([named, `script ${named}`]);
+  const onFailure = el("select", { class: "schedule-on-failure-select", "aria-label": `When a run of "${schedule.description}" fails, run` },
+    ...choices.map(([value, text]) => el("option", { value, text, selected: value === named })));
+  onFailure.addEventListener("change", async () => {
+    try { await api("PATCH", base, { on_failure_script_id: onFailure.value ? Number(onFailure.value) : null }); } catch (error) { toast(error.message, "error"); }
+    reload(schedule.id, ".schedule-on-failure-select");
+  });
+  // Why its last on-failure run could not start (the server's words say what to do).
+  const handlerError = schedule.on_failure_error
+    ? el("div", { class: "error schedule-on-failure-error", text: `On failure: ${schedule.on_failure_error.message}` }) : "";
   remove.addEventListener("click", async () => {
     if (!confirm(`Delete the schedule "${schedule.description}"? Its past runs stay.`)) return;
     const tr = remove.closest("tr");
@@ -79,10 +93,12 @@ function row(schedule, reload) {
       el("div", { class: "muted" }, el("code", { class: "schedule-cron", text: schedule.cron }), ` · ${schedule.timezone}`,
         schedule.runs_as ? ` · runs as ${schedule.runs_as.name}` : ""),
       input === "null" || input === "{}" ? "" : el("div", { class: "muted" }, "input ", el("code", { text: input })),
-      schedule.retries ? el("div", { class: "muted schedule-retries", text: schedule.retries_description }) : ""),
+      schedule.retries ? el("div", { class: "muted schedule-retries", text: schedule.retries_description }) : "",
+      handlerError),
     cell("Next runs", "schedule-next", ...timesCell(schedule)),
     cell("Last run", "schedule-last", ...lastCell(schedule)),
-    el("td", { "data-label": "" }, el("div", { class: "row wrap" }, toggle, remove, el("label", { class: "muted" }, "Retries ", retries))));
+    el("td", { "data-label": "" }, el("div", { class: "row wrap" }, toggle, remove, el("label", { class: "muted" }, "Retries ", retries),
+      el("label", { class: "muted" }, "When a run fails, run: ", onFailure))));
 }
 
 // Fill the panel for `scriptId` and wire its form (once); returns a function that reloads it.
@@ -130,11 +146,13 @@ export function schedulesPanel(panel, scriptId) {
     }
     try {
       const retries = Number(panel.querySelector("#schedule-retries").value);
+      const handler = panel.querySelector("#schedule-on-failure").value;
       // A delay that is not a whole number goes as written: the server says what it takes.
       const delayText = panel.querySelector("#schedule-retry-delay").value.trim();
       const delay = /^\d+$/.test(delayText) ? Number(delayText) : delayText;
       await api("POST", path(), { cron: panel.querySelector("#schedule-cron").value, timezone: zone.value.trim() || "UTC", input,
-        retries, ...(retries && delayText ? { retry_delay_s: delay } : {}) });
+        retries, ...(retries && delayText ? { retry_delay_s: delay } : {}),
+        on_failure_script_id: handler ? Number(handler) : null });
       panel.querySelector("#schedule-cron").value = "";
       toast("Schedule added", "ok");
       await load();

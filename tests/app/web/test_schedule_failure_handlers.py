@@ -172,6 +172,8 @@ def test_the_last_retrys_failure_starts_the_handler_once_and_its_own_failure_not
         "finished_at": finished_at,
         "url": f"{live.url}/f/lab/runs/{retry}",
     }
+    page = world["clients"]["sam"].http.get(f"{live.url}/f/lab/runs/{handler['id']}", timeout=30)
+    assert f'id="run-handles"><a href="/f/lab/runs/{retry}" class="mono">{retry}</a>' in page.text
     # The handler's own failure started nothing: still the schedule's two runs and one.
     assert run_count(world) == 3
     assert schedule_of(world, schedule_id)["on_failure_error"] is None
