@@ -36,6 +36,7 @@ class Identity:
 
     user: User
     via_token: bool
+    token_id: int | None = None  # the API token's row, when via_token
 
 
 def hash_token(token: str) -> str:
@@ -67,6 +68,16 @@ def sign_out() -> None:
     if session.get("sid"):
         sessions.end_session(db.session(), secret=str(session["sid"]))
     session.clear()
+
+
+def token_live(token_id: int, user_id: int) -> bool:
+    """True while API token `token_id` of user `user_id` is not revoked and its user is
+    active (what a request made with it would find)."""
+    return db.session.scalar(
+        select(ApiToken.id)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.id == token_id, ApiToken.user_id == user_id, User.is_active.is_(True))
+    ) is not None
 
 
 def session_secret() -> str | None:
@@ -110,7 +121,7 @@ TOKEN_USE_GRANULARITY = timedelta(minutes=1)
 _IDENTITY_KEY = "scriptbox.identity"  # the request's identity, cached in its environ
 
 
-def _user_from_token(header: str) -> User | None:
+def _user_from_token(header: str) -> tuple[User | None, int]:
     token = header.removeprefix("Bearer ").strip()
     if not token.startswith(TOKEN_PREFIX):
         raise NotAuthenticated("the API token is not valid")
@@ -121,7 +132,7 @@ def _user_from_token(header: str) -> User | None:
     if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_GRANULARITY:
         row.last_used_at = now  # to the minute: not a write (and a commit) per request
     user = db.session.get(User, row.user_id)
-    return user if user is not None and user.is_active else None
+    return (user if user is not None and user.is_active else None), row.id
 
 
 def current_identity() -> Identity | None:
@@ -135,10 +146,10 @@ def current_identity() -> Identity | None:
     identity = None
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        user = _user_from_token(header)
+        user, token_id = _user_from_token(header)
         if user is None:
             raise NotAuthenticated("the API token is not valid")
-        identity = Identity(user, via_token=True)
+        identity = Identity(user, via_token=True, token_id=token_id)
     elif "user_id" in session:
         # The cookie alone is not enough: its session must still exist on the server.
         secret, user_id = str(session.get("sid") or ""), session["user_id"]

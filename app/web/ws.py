@@ -30,7 +30,7 @@ from app.seams import Subscription
 from app.services import sessions
 from app.services.context import MemberContext
 from app.web.limits import websocket_slots
-from app.web.security import require_member, session_secret
+from app.web.security import current_identity, require_member, session_secret, token_live
 
 sock = Sock()
 
@@ -95,8 +95,10 @@ def events(ws: Any) -> None:
         _refuse(ws, "too_many_connections",
                 "too many open Scriptbox pages; close some and reload this one")
         return
+    identity = current_identity()
+    token_id = identity.token_id if identity is not None else None
     try:
-        _serve(ws, rooms, user_id, session_secret(), several=several,
+        _serve(ws, rooms, user_id, _Proof(session_secret(), token_id), several=several,
                renew=lambda: slots.renew(user_id, slot))
     finally:
         slots.release(user_id, slot)
@@ -119,15 +121,24 @@ def _members(slugs: list[str]) -> list[MemberContext]:
     return members
 
 
-def _rooms_allowed(sid: str | None, user_id: int, rooms: list[_Room]) -> list[_Room]:
-    """The rooms the user may still hear (none once signed out). Re-read from the
-    database, so an ending made by any process closes the socket; a page watching a
-    facility's runs closes too once its user is no admin there any more."""
+@dataclass(frozen=True)
+class _Proof:
+    """How the page's user signed in: a browser session's secret, or an API token's row."""
+
+    sid: str | None
+    token_id: int | None
+
+
+def _rooms_allowed(proof: _Proof, user_id: int, rooms: list[_Room]) -> list[_Room]:
+    """The rooms the user may still hear (none once signed out, or once the API token
+    that opened the page is revoked). Re-read from the database, so an ending made by any
+    process closes the socket; a page watching a facility's runs closes too once its user
+    is no admin there any more."""
     try:
         signed_out = (
-            sid is not None
-            and sessions.session_user(db.session(), secret=sid, user_id=user_id) is None
-        )
+            proof.sid is not None
+            and sessions.session_user(db.session(), secret=proof.sid, user_id=user_id) is None
+        ) or (proof.token_id is not None and not token_live(proof.token_id, user_id))
         if signed_out:
             return []
         roles = {
@@ -153,7 +164,7 @@ def _serve(
     ws: Any,
     rooms: list[_Room],
     user_id: int,
-    sid: str | None,
+    proof: _Proof,
     *,
     several: bool,
     renew: Callable[[], None],
@@ -208,7 +219,7 @@ def _serve(
             if time.monotonic() >= next_check:
                 # Signed out, password changed, removed from a facility, or ended by an
                 # operator: the page stops hearing about the facility's runs.
-                allowed = _rooms_allowed(sid, user_id, rooms)
+                allowed = _rooms_allowed(proof, user_id, rooms)
                 if not allowed:
                     with lock:
                         _refuse(ws, "session_ended", "you were signed out or removed from "

@@ -17,7 +17,7 @@ from app import db
 from app.cli import main as cli
 from app.models import ApiToken, Facility, Membership, Role, User, UserSession
 from app.models._types import utcnow
-from app.testing import LiveServer, Socket, WebClient
+from app.testing import LiveServer, Socket, WebClient, token_websocket
 from tests.app.web.conftest import Site
 from tests.conftest import PASSWORD, add_member, create_user
 
@@ -317,3 +317,25 @@ def test_the_cookie_is_signed_again_only_when_the_session_changes(site: Site) ->
         assert row is not None
         server_expiry = row.expires_at.replace(tzinfo=UTC).timestamp()
     assert expires is not None and abs(expires - server_expiry) < 60
+
+
+def test_an_open_page_of_an_api_token_closes_when_the_token_is_revoked(
+    quick_recheck: Site,
+) -> None:
+    # A websocket opened with an API token was checked once: revoked, the token opened
+    # nothing new, but its socket went on hearing the user's prompts and runs (an admin's,
+    # every run of the facility) for as long as it stayed open.
+    site = quick_recheck
+    token = _token(site)
+    page = token_websocket(site.live.url, "lab", token)
+    page.wait_for("hello")
+    [row] = _token_ids(site)
+    assert site.ada.api("DELETE", f"/api/tokens/{row}").status_code == 204
+    assert page.wait_for("error")["code"] == "session_ended"
+    assert page.next(timeout=10) is None  # and the server closed it
+    assert _me_by_token(site, token) == 401
+
+
+def _token_ids(site: Site) -> list[int]:
+    with site.live.app.app_context():
+        return list(db.session.scalars(select(ApiToken.id).where(ApiToken.user_id == site.ada_id)))
