@@ -32,7 +32,8 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 @dataclass
 class Outgoing:
-    """Headers and query pairs to send, the credential's query names and the secrets placed."""
+    """Headers and query pairs to send, the query names the answer's URL loses (the
+    credential's and the integration's defaults') and the secrets placed."""
 
     headers: dict[str, str]
     params: list[tuple[str, str]]
@@ -94,7 +95,9 @@ def outgoing(
         if value.startswith("Basic "):  # the pair, and the "user:password" it encodes
             pair = value.removeprefix("Basic ")
             secrets.extend((pair, base64.b64decode(pair).decode("utf-8", "replace")))
-    return Outgoing(headers, params, guarded_query, secrets)
+    # The answer's URL loses the default query parameters too: their values are sealed
+    # (admins see them masked), and the URL sent holds them.
+    return Outgoing(headers, params, guarded_query | set(default_query), secrets)
 
 
 def _check_header(name: str, value: str) -> None:

@@ -112,3 +112,18 @@ def test_the_values_are_stored_encrypted_and_still_sent(world: dict[str, Any]) -
     )
     assert renamed.status_code == 200
     assert run() == {"header": HEADER_SECRET, "query": QUERY_SECRET}  # kept when not sent
+
+
+def test_the_url_a_script_gets_back_holds_no_default_query_value(
+    world: dict[str, Any],
+) -> None:
+    # The answer's `url` is the URL that was sent, query and all: it handed every script
+    # the sealed value of a default query parameter (a tenant token), which admins
+    # themselves see only masked, with no echo needed. The script's own parameters stay.
+    source = 'result = integrations.get("keyed", "/echo", params={"page": "2"}).url'
+    answer = world["scripter"].post(
+        "/api/f/lab/runs", json={"source": source, "wait": 60}, headers=HEADERS
+    )
+    url = answer.get_json()["result"]
+    assert isinstance(url, str) and "/keyapi/echo?" in url and "page=2" in url
+    assert _secrets_in(url) == [] and "tenant" not in url
