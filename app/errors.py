@@ -147,6 +147,14 @@ class CredentialsRefused(ValidationError):
     status = 400
 
 
+class EditConflict(Conflict):
+    """A save of a script's draft begun from an older version than its newest: someone saved
+    it since (another tab, another scripter, a restore), and the save would overwrite that
+    unseen. Carries `version`, the newest."""
+
+    code = "edit_conflict"
+
+
 class IllegalTransition(Conflict):
     """A run was asked to move between states the run lifecycle does not connect."""
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound, ValidationError
+from app.errors import EditConflict, NotFound, ValidationError
 from app.models import Schedule, Script, ScriptVersion
 from app.services import source_checks
 
@@ -23,6 +23,23 @@ def latest_version(session: Session, *, script: Script) -> ScriptVersion | None:
         .order_by(ScriptVersion.number.desc())
         .limit(1)
     )
+
+
+def require_newest(session: Session, *, script: Script, base: int | None) -> None:
+    """Refuse (EditConflict) a save begun from version `base` (0: from none) when the
+    script's newest version is another: saving would overwrite it unseen. None (a client
+    that does not say what it started from) is not checked."""
+    if base is None:
+        return
+    latest = latest_version(session, script=script)
+    newest = latest.number if latest is not None else 0
+    if base != newest:
+        raise EditConflict(
+            f"v{newest} was saved after the version this edit started from: another tab or "
+            "another scripter changed the script.",
+            field="base_version",
+            version=newest,
+        )
 
 
 def record_version(session: Session, *, script: Script, user_id: int | None) -> ScriptVersion:

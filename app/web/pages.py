@@ -24,6 +24,7 @@ from app.services import (
     invitations,
     oauth_clients,
     people,
+    versions,
     webhook_deliveries,
     webhook_endpoints,
     webhooks,
@@ -182,10 +183,14 @@ def editor(slug: str, script_id: int | None = None) -> ResponseReturnValue:
     script = scripts_service.get_script(db.session(), member, script_id) if script_id else None
     all_scripts = scripts_service.list_scripts(db.session(), member)
     integrations = _integrations(member)
+    latest = versions.latest_version(db.session(), script=script) if script else None
     return render_page(
         "editor.html",
         member,
         script=script,
+        # The version the draft shown starts from (0: none yet): saves send it back, and
+        # one saved meanwhile refuses them (edit_conflict) rather than being overwritten.
+        version=latest.number if latest else 0,
         starter=_starter(integrations),
         scripts=all_scripts,
         integrations=[{"key": i.key, "name": i.name} for i in integrations],

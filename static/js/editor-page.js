@@ -43,6 +43,11 @@ $("script-name").addEventListener("input", markDirty);
 // Saves go one after another: a second press while a new script's first save is under way
 // must update the script that save makes, not make another one.
 let saving = Promise.resolve();
+// The version this draft started from: a save sends it, and the server refuses one made
+// over a version saved since (another tab, another scripter) instead of overwriting it.
+// After such a refusal the next save is meant: it overwrites (sends none).
+let baseVersion = Number(page.dataset.version || 0);
+let overwrite = false;
 function save(options) {
   saving = saving.then(() => saveNow(options));
   return saving;
@@ -53,10 +58,13 @@ async function saveNow({ publish } = {}) {
     // Reading the inputs refuses a default that cannot be sent (ApiError, field "inputs").
     const body = { name: $("script-name").value.trim() || "Untitled script", source: editor.getValue(), inputs: inputFields.read() };
     if (publish !== undefined || !scriptId) body.published = publish ?? $("script-published").checked;
+    if (scriptId && !overwrite) body.base_version = baseVersion;
     const saved = scriptId
       ? await api("PATCH", `/api/f/${slug}/scripts/${scriptId}`, body)
       : await api("POST", `/api/f/${slug}/scripts`, body);
     dirty = false;
+    baseVersion = saved.version;
+    overwrite = false;
     if (!scriptId) {
       scriptId = saved.id;
       history.replaceState(null, "", `/f/${slug}/editor/${saved.id}`);
@@ -72,6 +80,12 @@ async function saveNow({ publish } = {}) {
     // What to fix, beside the button: a default that cannot be sent, a version that does
     // not compile (refused when published).
     $("save-status").textContent = ["inputs", "source"].includes(error.field) ? `Not saved: ${error.message}` : "Not saved";
+    if (error.code === "edit_conflict") {
+      overwrite = true;
+      $("save-status").replaceChildren(`Not saved: ${error.message} `,
+        el("a", { href: `/f/${slug}/editor/${scriptId}/versions`, target: "_blank", text: "Compare on Versions" }),
+        ", or press Save again to keep yours over it.");
+    }
   }
 }
 

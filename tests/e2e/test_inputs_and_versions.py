@@ -287,3 +287,32 @@ def test_a_number_the_browser_cannot_read_is_refused_not_replaced_by_its_default
     card.locator(".run-status", has_text="succeeded").wait_for(timeout=30000)
     assert '"text": "Hi Ada! Hi Ada! Hi Ada! "' in card.locator(".run-result").inner_text()
     mo.context.close()
+
+
+def test_a_save_from_a_second_tab_does_not_write_over_the_first_unseen(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    # The second tab's Save overwrote what the first had saved, and said "Saved".
+    live, script_id = live_lab
+    first = signed_in(browser, live, "sam@example.com")
+    second = first.context.new_page()
+    for page in (first, second):
+        page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    for page, line in ((first, "# first tab"), (second, "# second tab")):
+        page.click(".cm-content")
+        page.keyboard.press("Control+End")
+        page.keyboard.type(f"\n{line}")
+    first.click("#save-script")
+    first.locator("#save-status", has_text=re.compile(r"^Saved ")).wait_for()
+    second.click("#save-script")
+    refused = second.locator("#save-status", has_text="Not saved: v1 was saved after")
+    refused.wait_for()
+    assert refused.get_by_role("link", name="Compare on Versions").count() == 1
+    with live.app.app_context():
+        source = db.session.get(Script, script_id).source
+    assert "# first tab" in source and "# second tab" not in source
+    second.click("#save-script")  # meant, this time
+    second.locator("#save-status", has_text=re.compile(r"^Saved ")).wait_for()
+    with live.app.app_context():
+        assert "# second tab" in db.session.get(Script, script_id).source
+    first.context.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from app import db
 from app.models import Role, Script
@@ -12,6 +12,7 @@ from app.models._types import iso
 from app.services import inputs as script_inputs
 from app.services import readiness as readiness_service
 from app.services import scripts as scripts_service
+from app.services import versions
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
 from app.web.openapi import Answer, Body, list_of, reply, spec
@@ -33,6 +34,9 @@ class ScriptOut(BaseModel):
     description: str
     published: bool
     published_version: int | None = None
+    # The newest version (0: none yet), in the answer of one script to a scripter: the
+    # editor sends it back as an update's base_version.
+    version: int | None = None
     updated_at: str | None
     source: str | None = None
     inputs: list[Any] | None = None
@@ -59,6 +63,9 @@ class ScriptUpdate(Body):
     # The declared input fields (checked as JSON Schema by the service).
     inputs: list[Any] | None = None
     published: StrictBool | None = None
+    # The version the edit started from (the answer's `version`; 0 for none): a 409
+    # edit_conflict when another was saved since, rather than overwriting it unseen.
+    base_version: StrictInt | None = None
 
 
 class ReadinessQuery(Body):
@@ -78,14 +85,15 @@ class ReadinessItem(BaseModel):
     message: str
 
 
-def script_out(script: Script, *, with_source: bool) -> ScriptOut:
-    """The API shape of a script."""
+def script_out(script: Script, *, with_source: bool, version: int | None = None) -> ScriptOut:
+    """The API shape of a script; `version`, its newest, where the caller looked it up."""
     return ScriptOut(
         id=script.id,
         name=script.name,
         description=script.description,
         published=script.published,
         published_version=script.published_version,
+        version=version,
         updated_at=iso(script.updated_at),
         source=script.source if with_source else None,
         inputs=script_inputs.fields_from_schema(script.input_schema) if with_source else None,
@@ -123,7 +131,7 @@ def create_script(slug: str, json: ScriptCreate) -> Answer:
     )
     db.session.commit()
     shown_at = location("api_scripts.get_script", slug=slug, script_id=script.id)
-    return script_out(script, with_source=True), 201, shown_at
+    return script_out(script, with_source=True, version=_newest(script)), 201, shown_at
 
 
 @bp.get("/f/<slug>/scripts/<int:script_id>")
@@ -132,15 +140,18 @@ def get_script(slug: str, script_id: int) -> Answer:
     """One script."""
     member = require_member(slug)
     script = scripts_service.get_script(db.session(), member, script_id)
-    return script_out(script, with_source=member.can(Role.scripter))
+    scripter = member.can(Role.scripter)
+    return script_out(script, with_source=scripter, version=_newest(script) if scripter else None)
 
 
 @bp.patch("/f/<slug>/scripts/<int:script_id>")
 @spec.validate(resp=reply(HTTP_200=ScriptOut), tags=TAGS)
 def update_script(slug: str, script_id: int, json: ScriptUpdate) -> Answer:
-    """Change name, source, description or published (scripters)."""
+    """Change name, source, description or published (scripters). With `base_version`,
+    a 409 `edit_conflict` if a version other than it is the newest."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
+    versions.require_newest(db.session(), script=script, base=json.base_version)
     scripts_service.update_script(
         db.session(),
         member,
@@ -152,7 +163,13 @@ def update_script(slug: str, script_id: int, json: ScriptUpdate) -> Answer:
         published=json.published,
     )
     db.session.commit()
-    return script_out(script, with_source=True)
+    return script_out(script, with_source=True, version=_newest(script))
+
+
+def _newest(script: Script) -> int:
+    """The number of the script's newest version; 0 before its first."""
+    latest = versions.latest_version(db.session(), script=script)
+    return latest.number if latest is not None else 0
 
 
 @bp.delete("/f/<slug>/scripts/<int:script_id>")

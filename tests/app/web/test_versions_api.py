@@ -203,3 +203,32 @@ def test_a_version_that_does_not_compile_cannot_be_published(
     assert '"__class__" is an invalid attribute name' in made["error"]["message"]
     db.session.remove()  # as the request's end does (here the test's app context stays)
     assert db.session.scalars(select(Script.name)).all() == ["Fine"]  # nothing half-made
+
+
+def test_a_save_begun_from_an_older_version_is_refused_not_written_over_the_newer(
+    clients: dict[str, FlaskClient],
+) -> None:
+    # Two tabs (or two scripters) on one script: the second save overwrote the first's
+    # draft unseen. A save that names the version it started from is refused once another
+    # was saved since; one that does not name it (an API client of before) still saves.
+    scripter = clients["scripter"]
+    status, script = call(scripter, "POST", "/scripts", {"name": "Two tabs", "source": "a = 1"})
+    assert (status, script["version"]) == (201, 1)
+    sid = script["id"]
+    status, first = call(scripter, "PATCH", f"/scripts/{sid}",
+                         {"source": "a = 2", "base_version": 1})
+    assert (status, first["version"]) == (200, 2)
+    status, refused = call(scripter, "PATCH", f"/scripts/{sid}",
+                           {"source": "a = 3", "published": True, "base_version": 1})
+    assert status == 409
+    assert refused["error"]["code"] == "edit_conflict"
+    assert refused["error"]["version"] == 2 and refused["error"]["field"] == "base_version"
+    assert "v2 was saved after the version this edit started from" in refused["error"]["message"]
+    script_row = db.session.get(Script, sid)
+    assert script_row is not None
+    db.session.refresh(script_row)
+    assert (script_row.source, script_row.published) == ("a = 2", False)
+    status, kept = call(scripter, "PATCH", f"/scripts/{sid}", {"source": "a = 3"})
+    assert (status, kept["version"]) == (200, 3)
+    status, shown = call(scripter, "GET", f"/scripts/{sid}")
+    assert shown["version"] == 3 and shown["source"] == "a = 3"
