@@ -1,6 +1,6 @@
 """Fixtures for the web tests: a live server with one signed-in member of `lab`, a world of
-two facilities and their people, signed-in clients, every row the database stores, what
-the logs say, the SQL the app runs."""
+two facilities and their people, signed-in clients, an API-key protected API, every row
+the database stores, what the logs say, the SQL the app runs."""
 
 from __future__ import annotations
 
@@ -17,9 +17,20 @@ from flask.testing import FlaskClient
 from sqlalchemy import MetaData, event, func, select
 
 from app import db
+from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Facility, Role, Run, Script
 from app.testing import LiveServer, WebClient, signed_in_session
 from tests.conftest import add_member, create_facility, create_integration, create_user
+
+API_KEY = "keyapi-key"  # the one key the `keyapi` fixture's API accepts
+
+
+@pytest.fixture(scope="module")
+def keyapi() -> Iterator[str]:
+    """A real API-key protected API on loopback (the dev provider's), accepting API_KEY."""
+    provider = create_provider_app(ProviderConfig(api_keys={API_KEY: None}))
+    with serve_in_thread(provider) as server:
+        yield f"{server.url}/keyapi"
 
 
 @dataclass

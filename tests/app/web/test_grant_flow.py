@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Delete, delete, select
 
 from app import db
-from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Account, Facility, Grant, Membership, Role, User
 from app.testing import LiveServer, RoundTrips, WebClient
+from tests.app.web.conftest import API_KEY
 from tests.conftest import add_member, create_facility, create_integration, create_user
-
-API_KEY = "grant-flow-key"
 
 NEEDS_KEY = """
 resp = integrations.get("keyed", "/echo", params={"q": "1"})
@@ -31,14 +28,6 @@ try:
 except integrations.NoIntegrationGrant as refused:
     result = {"connected": False, "reason": refused.reason}
 """
-
-
-@pytest.fixture(scope="module")
-def keyapi() -> Iterator[str]:
-    """A real API-key protected API on loopback."""
-    provider = create_provider_app(ProviderConfig(api_keys={API_KEY: None}))
-    with serve_in_thread(provider) as server:
-        yield f"{server.url}/keyapi"
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from app import db, extensions
-from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Grant, Role, Run
 from app.testing import LiveServer, WebClient
 from sandbox import Journal
+from tests.app.web.conftest import API_KEY
 from tests.conftest import (
     add_member,
     create_facility,
@@ -25,7 +25,6 @@ from tests.conftest import (
     stored,
 )
 
-API_KEY = "parking-key"
 TWO_PROMPTS = """
 import random, time
 started = time.time()
@@ -46,14 +45,6 @@ except integrations.NoIntegrationGrant as refused:
     result = {"connected": False, "reason": refused.reason}
 """
 NEEDS_KEY = 'print("asking")\nresult = integrations.get("keyed", "/echo").status\n'
-
-
-@pytest.fixture(scope="module")
-def keyapi() -> Iterator[str]:
-    """A real API-key protected API on loopback."""
-    provider = create_provider_app(ProviderConfig(api_keys={API_KEY: None}))
-    with serve_in_thread(provider) as server:
-        yield f"{server.url}/keyapi"
 
 
 class World:

@@ -12,12 +12,10 @@ from typing import Any
 import pytest
 
 from app import db
-from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.models import Grant, Role, Run
 from app.testing import LiveServer, WebClient
 from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
 
-API_KEY = "run-control-key"
 SPINS = "print('spinning')\nwhile True:\n    pass\n"
 NEEDS_KEY = 'resp = integrations.get("keyed", "/echo")\nresult = resp.status\n'
 NEEDS_OTHER = """
@@ -27,14 +25,6 @@ try:
 except integrations.NoIntegrationGrant as refused:
     result = refused.reason
 """
-
-
-@pytest.fixture(scope="module")
-def keyapi() -> Iterator[str]:
-    """A real API-key protected API on loopback."""
-    provider = create_provider_app(ProviderConfig(api_keys={API_KEY: None}))
-    with serve_in_thread(provider) as server:
-        yield f"{server.url}/keyapi"
 
 
 def build_world(tmp_path: Path, keyapi: str, **config: Any) -> dict[str, Any]:

@@ -17,10 +17,9 @@ from app.models import Role, Script, StoreEntry
 from app.services import script_store
 from app.testing import LiveServer, WebClient
 from sandbox import NO_STORE
-from tests.app.web.test_parking import API_KEY, World, keyapi
+from tests.app.web.conftest import API_KEY
+from tests.app.web.test_parking import World
 from tests.conftest import add_member, create_facility, create_user
-
-__all__ = ["keyapi"]  # the parking tests' fixture (a key API on loopback), shared
 
 COUNTER = """
 seen = store.get("count", 0)

@@ -14,9 +14,8 @@ from sqlalchemy import select
 
 from app import db
 from app.models import CallLog
-from tests.app.web.test_parking import API_KEY, World, keyapi
-
-__all__ = ["keyapi"]  # the module's fixture, used here too
+from tests.app.web.conftest import API_KEY
+from tests.app.web.test_parking import World
 
 SIGN_IN_TAKES_S = 1.5
 # Half a second of the run's own time (a journalled sleep: not slept again on the replay),
