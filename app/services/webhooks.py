@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from app.models import Account, Facility, Integration, WebhookDelivery, WebhookEndpoint
 from app.models._types import utcnow
 from app.models.webhooks import WEBHOOK_EVENTS, ShownStatus
+from app.services.signed_times import MAX_AGE_S, recent
 
 TIMESTAMP_HEADER = "Scriptbox-Timestamp"
 SIGNATURE_HEADER = "Scriptbox-Signature"
@@ -55,17 +56,12 @@ def verify(
     body: bytes,
     signature: str,
     *,
-    tolerance_s: int = 300,
+    tolerance_s: int = MAX_AGE_S,
     now: float | None = None,
 ) -> bool:
     """What a receiver does: the signature matches and the timestamp is recent."""
-    try:
-        sent = int(timestamp)
-    except ValueError:
-        return False
-    if abs((time.time() if now is None else now) - sent) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, sent, body), signature)
+    sent = recent(timestamp, now=time.time() if now is None else now, max_age_s=tolerance_s)
+    return sent is not None and hmac.compare_digest(sign(secret, sent, body), signature)
 
 
 def facility_wants(session: Session, facility_id: int) -> bool:
