@@ -4,13 +4,18 @@ import { buildForm } from "./input-form.js";
 import { ready } from "./ws.js";
 import { cancel, follow, linkRun, linkSettings, renderInto, runHistory, setStatus, start } from "./runs.js";
 
-// Members read a failed run's error in words; scripters keep the code and line.
+// Members read a failed run's error in words; scripters keep the code and line. Until the
+// words come, a member sees neither the code nor the traceback (they showed while the
+// server was asked); should the server not answer, the code and message come back.
 const scripter = document.getElementById("script-cards")?.dataset.scripter === "yes";
 async function explain(runId, node) {
+  const coded = [...node.childNodes];
+  node.replaceChildren(el("span", { class: "muted error-pending", text: "The script failed." }));
   try {
     const { words } = await api("GET", `/api/f/${slug}/runs/${runId}/explain`);
-    if (words) node.replaceChildren(el("span", { class: "error-words" }, ...linkSettings(words)));
-  } catch { /* the code and message stay */ }
+    if (words) { node.replaceChildren(el("span", { class: "error-words" }, ...linkSettings(words))); return; }
+  } catch { /* said below */ }
+  node.replaceChildren(...coded);
 }
 
 for (const card of document.querySelectorAll(".script-card")) {

@@ -409,3 +409,35 @@ def test_an_admins_history_says_who_ran_each_run(
         "When", "Status", "ms", "Calls"
     ]
     sam.context.close()
+
+
+def test_a_member_never_sees_a_failed_runs_code_while_its_words_come(
+    browser: Any, live_lab: LiveServer
+) -> None:
+    """On the Scripts page a member's failed run showed the code, message and traceback
+    ("script_error ValueError: nope") until the server's words for it came: the words'
+    request is held here, and the card says only that the script failed meanwhile."""
+    live = live_lab
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).one()
+        session.add(Script(facility_id=lab.id, name="Fails", published=True,
+                           source='def f():\n    raise ValueError("nope")\nf()\n'))
+        session.commit()
+    page = signed_in(browser, live, "mo@example.com")
+    held: list[Any] = []
+    page.route("**/explain", lambda route: held.append(route))
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Fails")
+    with page.expect_request("**/explain", timeout=30000):  # held: no answer yet
+        card.locator(".run-script").click()
+    card.locator(".run-status", has_text="failed").wait_for()
+    assert card.locator(".run-error").inner_text() == "The script failed."
+    assert card.locator(".run-error .traceback").count() == 0
+    assert len(held) == 1
+    held[0].continue_()
+    words = card.locator(".error-words")
+    words.wait_for(timeout=30000)
+    assert words.inner_text().startswith("The script failed. Tell a scripter")
+    assert "script_error" not in card.locator(".run-error").inner_text()
+    page.context.close()
