@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, StrictStr
+from sqlalchemy import select
 
-from app import db
+from app import db, extensions
 from app.errors import NotFound
-from app.models import Invitation, Role, User
+from app.lifecycle import NOT_FINAL, statuses
+from app.models import Invitation, Role, Run, User
 from app.services import invitations, people, sessions
 from app.web.api import paging
 from app.web.api.base import api_blueprint
@@ -153,6 +155,17 @@ def remove_member(slug: str, user_id: int) -> Answer:
     # Sessions end on removal (DESIGN §6); the removed person's open pages close too.
     sessions.end_sessions(db.session(), user_id=user_id)
     db.session.commit()
+    # Their runs in the facility end too: a live one would go on, and a queued one start
+    # later, calling with the facility's accounts for someone who left it.
+    unfinished = db.session.scalars(
+        select(Run.id).where(
+            Run.facility_id == member.facility.id,
+            Run.user_id == user_id,
+            Run.status.in_(statuses(NOT_FINAL)),
+        )
+    ).all()
+    for run_id in unfinished:
+        extensions.run_queue().cancel(run_id)
     return "", 204
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from app import db
-from app.models import Role
+from app.models import Facility, Role, User
 from app.services import invitations
 from app.testing import LiveServer, WebClient
+from tests.app.web.test_run_control import SPINS, build_world, close, start
 from tests.conftest import add_member, create_facility, create_user
 
 
@@ -198,3 +201,36 @@ def test_an_admin_renames_the_facility_and_nobody_else_can(lab: dict[str, Any]) 
         assert refused.status_code == 400 and refused.json()["error"]["field"] == "name"
         assert words in refused.json()["error"]["message"]
     assert admin.api("GET", "/api/f/lab").json()["name"] == "Lab Two"
+
+
+def test_removing_a_member_ends_their_runs_in_the_facility(tmp_path: Path, keyapi: str) -> None:
+    # Removal ended the member's sessions, but not their runs: a running one went on, and
+    # the queued ones started later, calling with the facility's accounts (its master
+    # account too) for someone who no longer belonged to it.
+    world = build_world(tmp_path, keyapi, MAX_RUNS_PER_USER=1)
+    try:
+        live: LiveServer = world["live"]
+        with live.app.app_context():
+            session = db.session()
+            boss = create_user(session, email="boss@example.com")
+            lab = session.query(Facility).filter_by(slug="lab").one()
+            add_member(session, user=boss, facility=lab, role=Role.admin)
+            session.commit()
+            boss_id = boss.id
+            sam_id = session.scalar(select(User.id).where(User.email == "sam@example.com"))
+        admin = WebClient(live.app, live.url, boss_id)
+        page = admin.websocket("lab")  # an admin's page hears every run of the facility
+        page.wait_for("hello")
+        running = start(world["sam"], SPINS)
+        page.wait_for("run.output", run_id=running)
+        queued = start(world["sam"], SPINS)
+        theirs = start(world["sue"], SPINS)  # another member's run goes on
+        page.wait_for("run.output", run_id=theirs)
+        assert admin.api("DELETE", f"/api/f/lab/members/{sam_id}").status_code == 204
+        for run_id in (running, queued):
+            assert page.wait_for("run.finished", run_id=run_id)["run"]["status"] == "cancelled"
+        assert admin.api("GET", f"/api/f/lab/runs/{theirs}").json()["status"] == "running"
+        admin.api("POST", f"/api/f/lab/runs/{theirs}/cancel")
+        page.wait_for("run.finished", run_id=theirs)
+    finally:
+        close(world)
