@@ -25,15 +25,13 @@ from app.errors import AppError, NotFound, UnsupportedMediaType, ValidationError
 from app.models import Run
 from app.services import trigger_deliveries, trigger_refusals, trigger_signatures
 from app.services import triggers as triggers_service
-from app.web.throttle import hook_throttle
+from app.web.throttle import hook_throttle, refusal_tally
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hooks", __name__)
 # Far longer than a token (sbh_ + 43 characters): a longer one is no token, and is not hashed.
 _MAX_TOKEN = 100
 FORM = "application/x-www-form-urlencoded"
-# This process's count of refusals not yet written (a flood of them: trigger_refusals).
-REFUSALS = trigger_refusals.RefusalTally()
 
 
 @bp.post("/hooks/<token>")
@@ -128,7 +126,7 @@ def _trace_refusal(response: Response) -> Response:
     if not isinstance(token, str) or len(token) > _MAX_TOKEN:
         return response
     token_hash = triggers_service.token_hash(token)
-    count = REFUSALS.take(token_hash)
+    count = refusal_tally().take(token_hash)
     if not count:  # a flood: counted, and written with a later refusal
         return response
     said = response.get_json(silent=True)

@@ -2,7 +2,9 @@
 user's current password, to change it, counts on the same per-account count), the
 webhook sends an admin asks for (tests and redeliveries, per endpoint and per facility),
 and the runs a webhook trigger's URL starts (per trigger), so that neither a facility
-admin nor a stolen API token or trigger URL can use the server as a cannon.
+admin nor a stolen API token or trigger URL can use the server as a cannon. Beside them,
+the refusals of a trigger's URL written a second (a flood of them is counted in the
+process, app.services.trigger_refusals).
 
 Counted with `limits` (Flask-Limiter's engine) in memory, or in Redis when
 SCRIPTBOX_REDIS_URL is set so that every web process shares the counts.
@@ -19,6 +21,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from app.errors import TooManyAttempts
+from app.services.trigger_refusals import RefusalTally
 
 
 def _limiter(storage_uri: str, prefix: str) -> MovingWindowRateLimiter:
@@ -157,6 +160,12 @@ def send_throttle(app: Flask | None = None) -> SendThrottle:
     return throttle
 
 
+def refusal_tally(app: Flask | None = None) -> RefusalTally:
+    """This process's count of a trigger URL's refusals not yet written."""
+    tally: RefusalTally = (app or current_app).extensions["scriptbox.refusal_tally"]
+    return tally
+
+
 def init_app(app: Flask) -> None:
     """Create the throttles on Redis when configured, else in this process's memory."""
     storage = app.config["REDIS_URL"] or "memory://"
@@ -175,3 +184,5 @@ def init_app(app: Flask) -> None:
     app.extensions["scriptbox.hook_throttle"] = HookThrottle(
         storage, prefix=app.config["REDIS_PREFIX"]
     )
+    # In memory always: it only spares the database writes, each process its own.
+    app.extensions["scriptbox.refusal_tally"] = RefusalTally()

@@ -11,7 +11,6 @@ import pytest
 
 from app.services import trigger_refusals
 from app.services.trigger_refusals import RefusalTally
-from app.web import hooks
 from tests.app.web.conftest import call
 from tests.app.web.test_webhook_triggers import hook, make, triggers_of, world
 
@@ -27,10 +26,12 @@ class Clock:
 
 
 def test_a_flood_is_written_a_few_times_a_second_and_counted_whole(
-    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world: dict[str, Any],
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(hooks, "REFUSALS", RefusalTally(per_second=3, clock=clock))
+    world["live"].app.extensions["scriptbox.refusal_tally"] = RefusalTally(
+        per_second=3, clock=clock
+    )
     made = make(world)
     paused = call(world, "sam", "PATCH", f"{triggers_of(world, 'echo')}/{made['id']}",
                   json={"enabled": False})

@@ -17,7 +17,6 @@ import pytest
 
 from app.services.trigger_refusals import RefusalTally
 from app.services.trigger_signatures import signature, slack_signature
-from app.web import hooks
 from tests.app.web.conftest import run_count, stored_rows
 from tests.app.web.test_webhook_triggers import call, ended, hook, make, triggers_of, world
 
@@ -59,11 +58,11 @@ def test_a_slack_signed_post_starts_a_run(world: dict[str, Any]) -> None:
 
 
 def test_missing_stale_and_wrong_signatures_are_refused(
-    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    world: dict[str, Any],
 ) -> None:
     # Eleven refusals within a second, each counted as it comes (past ten a second, a
     # process writes them later: test_webhook_trigger_refusal_flood).
-    monkeypatch.setattr(hooks, "REFUSALS", RefusalTally(per_second=100))
+    world["live"].app.extensions["scriptbox.refusal_tally"] = RefusalTally(per_second=100)
     made = make_slack(world)
     body = event("Ev2")
     now = time.time()
