@@ -143,7 +143,11 @@ def test_a_seeded_zygote_is_as_isolated_as_an_unseeded_one(executor: Executor) -
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         return environ, Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:3]
 
+    # Read once each has served a run: read while the interpreter was still starting (exec
+    # under way), the /proc files were empty (seen once on a busy machine).
+    assert executor.run("result = 1").status == SUCCEEDED
     with Executor(idle_workers=1, hash_seed=99) as seeded:
+        assert seeded.run("result = 1").status == SUCCEEDED
         assert started(seeded.zygote_pid) == (b"PYTHONHASHSEED=99\0", [b"-s", b"-P"])
     assert started(executor.zygote_pid) == (b"", [b"-I", b"-c"])
 

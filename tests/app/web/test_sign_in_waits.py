@@ -57,18 +57,23 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, keyapi: str) -> Iterat
 
 def test_a_sign_in_wait_is_the_calls_not_the_runs(world: World) -> None:
     parks = world.app.config["PARK_AFTER_S"] == 0
+    began = time.monotonic()
     run_id = world.start(SLEEPS_THEN_ASKS)
     finished = signs_in_after_a_while(world, run_id, parks=parks)
+    elapsed_ms = (time.monotonic() - began) * 1000
 
     (call,) = calls_of(world, run_id)
     assert call.status == 200
     # From the pause to the answer: the parked part too, not only the resumed call's instant.
     assert call.wait_ms is not None and call.wait_ms >= SIGN_IN_TAKES_S * 1000
-    assert call.duration_ms is not None and call.duration_ms < SIGN_IN_TAKES_S * 1000
+    # Neither the call's own time nor the run's holds the wait: each fits in what the whole
+    # took, the wait taken out (a bound from this test's own clock, not a fixed one: on a
+    # busy machine the run's own part takes seconds too).
+    assert call.duration_ms is not None and call.duration_ms + call.wait_ms <= elapsed_ms
     duration = finished["duration_ms"]
     assert isinstance(duration, float)
     # The run's own time: the sleep before the pause (once), not the wait for the person.
-    assert 500 <= duration < SIGN_IN_TAKES_S * 1000
+    assert 500 <= duration and duration + call.wait_ms <= elapsed_ms
 
     page = world.client.http.get(f"{world.live.url}/f/lab/runs/{run_id}").text
     assert "Sign-in wait ms" in page
