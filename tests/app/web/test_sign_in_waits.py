@@ -73,7 +73,7 @@ def test_a_sign_in_wait_is_the_calls_not_the_runs(world: World) -> None:
     duration = finished["duration_ms"]
     assert isinstance(duration, float)
     # The run's own time: the sleep before the pause (once), not the wait for the person.
-    assert 500 <= duration and duration + call.wait_ms <= elapsed_ms
+    assert duration >= 500 and duration + call.wait_ms <= elapsed_ms
 
     page = world.client.http.get(f"{world.live.url}/f/lab/runs/{run_id}").text
     assert "Sign-in wait ms" in page
