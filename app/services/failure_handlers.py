@@ -86,8 +86,13 @@ class FailureHandlers:
             log.exception("schedule %s: the on-failure run of run %s failed", schedule_id, run_id)
             self._record(schedule_id, START_FAILED)
             return
-        if started is not None:
+        if started is None:
+            return
+        try:
             self._submit(started)
+        except Exception:  # committed queued: the heartbeat's dispatch of queued runs takes it
+            log.exception("schedule %s: could not hand on-failure run %s to the queue",
+                          schedule_id, started)
 
     def handle(self, run_id: str) -> str | None:
         """Start the on-failure run of the ended run `run_id` if it is due: the new run's

@@ -1,5 +1,6 @@
 """What started runs, as pages name it: the schedule a runs list is narrowed to, the
-webhook trigger a list is narrowed to or a run names (read only)."""
+webhook trigger a list is narrowed to or a run names, the on-failure run a failed run
+started (read only)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Schedule, Script, WebhookTrigger
+from app.models import Run, Schedule, Script, WebhookTrigger
 from app.services.context import MemberContext
+from app.services.failure_handlers import FAILED
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ class TriggerShown:
 
 
 _Shown = TypeVar("_Shown")
+def on_failure_run(session: Session, run: Run) -> str | None:
+    """The id of the on-failure run the schedule's failed run `run` started, if any."""
+    if run.schedule_id is None or run.status not in FAILED:
+        return None  # no query for the runs that start none
+    return session.scalar(select(Run.id).where(Run.handles_run_id == run.id))
 
 
 def schedule_shown(

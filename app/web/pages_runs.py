@@ -101,6 +101,7 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
         script_deleted=run_history.script_deleted(found),
         owner=owner,
         hook=run_origins.trigger_shown(db.session(), member, found.webhook_trigger_id),
+        handled_by=run_origins.on_failure_run(db.session(), found),
         source_lines=found.source.splitlines(),
         trace=trace_dicts(found.error_trace),
         calls=calls,

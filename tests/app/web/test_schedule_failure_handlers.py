@@ -174,6 +174,9 @@ def test_the_last_retrys_failure_starts_the_handler_once_and_its_own_failure_not
     }
     page = world["clients"]["sam"].http.get(f"{live.url}/f/lab/runs/{handler['id']}", timeout=30)
     assert f'id="run-handles"><a href="/f/lab/runs/{retry}" class="mono">{retry}</a>' in page.text
+    page = world["clients"]["sam"].http.get(f"{live.url}/f/lab/runs/{retry}", timeout=30)
+    link = f'<a href="/f/lab/runs/{handler["id"]}" class="mono">{handler["id"]}</a>'
+    assert f'id="run-handled-by">started {link}' in page.text
     # The handler's own failure started nothing: still the schedule's two runs and one.
     assert run_count(world) == 3
     assert schedule_of(world, schedule_id)["on_failure_error"] is None
@@ -259,3 +262,27 @@ def test_a_handler_that_cannot_start_says_why_on_the_schedule(
     again = call(world, "sam", "PATCH", f"{base}/{schedule_id}",
                  json={"on_failure_script_id": world["ids"]["alert"]})
     assert again.status_code == 200 and again.json()["on_failure_error"] is None
+
+
+def test_a_queue_that_refuses_the_handler_run_leaves_it_queued_and_the_end_unharmed(
+    world: dict[str, Any],
+) -> None:
+    # A queue shutting down: the end hook must not raise into the lifecycle's move, whose
+    # run.finished the pages would then never hear.
+    live: LiveServer = world["live"]
+    schedule_id = scheduled(world)
+    failed = queued_run(world, schedule_id)
+
+    def refuse(run_id: str) -> None:
+        raise RuntimeError("the queue is shutting down")
+
+    handlers = FailureHandlers(session_factory=db.session_factory(live.app), submit=refuse,
+                               public_url=lambda: live.url)
+    with live.app.app_context():
+        run = db.session.get(Run, failed)
+        assert run is not None
+        run.status, run.error_code = "failed", "script_error"
+        db.session.commit()
+        handlers.on_end(failed, run.to_dict())
+    assert [(run["status"], run["handles_run_id"]) for run in handler_runs(world)] == [
+        ("queued", failed)]
