@@ -129,8 +129,9 @@ class Broker:
     def _integration(
         self, session: Session, ctx: RunContext, service: Any
     ) -> tuple[Integration, int | None]:
-        """The facility's enabled integration `service`, and the facility's monthly call
-        quota (None: no quota), read in the same query."""
+        """The facility's integration `service`, and the facility's monthly call quota
+        (None: no quota), read in the same query. One switched off is returned too: the
+        caller refuses it (switched_off) once it knows what to log of the call."""
         if not isinstance(service, str) or not service.isalnum():
             raise HostCallError("unknown_integration", "the service must be an integration key")
         params = {"facility": ctx.facility_id, "key": service}
@@ -142,8 +143,6 @@ class Broker:
                 service=service,
             )
         integration, quota = row
-        if not integration.enabled:
-            raise switched_off(integration)
         session.expunge(integration)
         return integration, quota
 
@@ -175,6 +174,8 @@ class Broker:
         try:
             with self._reads() as session:
                 integration, _quota = self._integration(session, ctx, call.args.get("service"))
+            if not integration.enabled:
+                raise switched_off(integration)
             entry.integration_id, entry.service = integration.id, integration.key
             account, _creds = self._accounts.credentials(
                 ctx, call, integration, call.args.get("account"), entry.add_wait
@@ -262,6 +263,9 @@ class Broker:
                 integration, quota = self._integration(session, ctx, args.get("service"))
             cache.setdefault("quota", quota)
         entry.path = asked_for(integration, path, args.get("params"))
+        if not integration.enabled:
+            # After the URL it asked for: its row reads as any refused call's, not "/echo".
+            raise switched_off(integration)
         self._check_quota(ctx, integration, cache, entry)
         entry.integration_id = integration.id
         entry.service = integration.key

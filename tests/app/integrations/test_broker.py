@@ -609,6 +609,26 @@ for service, path in [("headerkey", "/echo/deep?token=secret"), ("paramkey", "/e
     ]
 
 
+def test_a_call_of_a_switched_off_integration_logs_the_full_url_it_asked_for(
+    app: Flask, session: Session, world: dict[str, Any]
+) -> None:
+    # Its row held the path as the script wrote it ("echo"), where every other call refused
+    # before it was sent reads with the URL under the integration's base URL.
+    connect_key(session, world, "headerkey", {"api_key": PLAIN_KEY})
+    integration = session.scalar(select(Integration).where(
+        Integration.key == "headerkey", Integration.facility_id == world["lab"].id))
+    assert integration is not None
+    integration.enabled = False
+    session.commit()
+    outcome = run(app, world, 'integrations.get("headerkey", "echo", params={"page": 2})')
+    assert outcome.error.code == "integration_unavailable"
+    rows = session.scalars(select(CallLog).order_by(CallLog.id)).all()
+    assert [(r.integration_key, r.error_code, r.path) for r in rows] == [
+        ("headerkey", "integration_unavailable", f"{world['provider'].url}/keyapi/echo?page="),
+    ]
+    assert rows[0].integration_id is None  # sent nothing: never usage
+
+
 def test_a_facility_cannot_reach_another_facilitys_integrations(
     app: Flask, session: Session, world: dict[str, Any]
 ) -> None:
