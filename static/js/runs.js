@@ -205,4 +205,13 @@ export async function runHistory(scriptId, tbody, { me = null, empty = null, uni
     el("td", { text: statusWords(run.status) + (run.trigger !== "manual" ? ` (${run.trigger})` : "") }),
     el("td", { text: run.duration_ms == null ? "" : `${Math.round(run.duration_ms)}${unit}` }),
     el("td", { text: String(run.calls) }))));
+  // A run that has not ended is read again as it moves on: its row said "running" for good
+  // once read so (the page opened or reloaded mid-run, a schedule's run). Not one a panel
+  // here follows already: it keeps its handler.
+  for (const run of runs) {
+    if (FINAL.includes(run.status) || followers.has(run.id)) continue;
+    follow(run.id, (message) => {
+      if (message.type !== "run.output") runHistory(scriptId, tbody, { me, empty, unit }).catch(() => {});
+    });
+  }
 }

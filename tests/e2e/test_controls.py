@@ -680,3 +680,29 @@ def test_recent_runs_say_a_status_as_its_badge_does(
     row.wait_for()
     assert "timed out (schedule)" in row.locator("td").all_inner_texts()
     page.context.close()
+
+
+def test_the_editors_history_follows_a_run_that_had_not_ended_when_the_page_opened(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """The editor reloaded mid-run (or opened during a schedule's run) listed the run as
+    running, and still did once it had ended: the History was read once."""
+    live, _ = live_lab
+    spinner = add_script(live, name="Spinner", source="while True:\n    pass\n")
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{spinner}")
+    run_id = start_run(page, spinner)
+    page.reload()
+    row = page.locator("#run-history tbody tr").first
+    row.locator("td", has_text="running").wait_for(timeout=30000)
+    page.evaluate(
+        """async (runId) => {
+            const csrf = document.querySelector('meta[name="csrf-token"]').content;
+            await fetch(`/api/f/lab/runs/${runId}/cancel`, {method: 'POST',
+              headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}});
+        }""",
+        run_id,
+    )
+    row.locator("td", has_text="cancelled").wait_for()
+    assert page.locator("#run-history tbody tr").count() == 1
+    page.context.close()
