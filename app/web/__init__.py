@@ -113,6 +113,7 @@ def register_blueprints(app: Flask) -> None:
         status_in_words=wording.status_in_words,
         status_tone=wording.status_tone,
         trigger_in_words=wording.trigger_in_words,
+        trigger_mark=wording.trigger_mark,
         run_wording=wording.for_the_browser,
     )
     app.jinja_env.filters["field_label"] = field_label

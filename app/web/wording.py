@@ -87,6 +87,15 @@ TRIGGER_WORDS = {
     "webhook": "Webhook trigger",
     "on_failure": "On failure (a schedule's run failed)",
 }
+# What started a run, as the lists mark it after its status ("failed (schedule)"): nothing
+# for a run started from a page or the API. One for each RunTrigger (a test).
+TRIGGER_MARKS: dict[str, str] = {
+    "manual": "",
+    "schedule": "schedule",
+    "terminal": "terminal",
+    "webhook": "webhook",
+    "on_failure": "on failure",
+}
 # Why a schedule's due time started no run, in a few words beside the server's message on
 # what to do: the Schedules page's table, and the editor's Schedules panel through the
 # API's `last_skip.words`. One for each of app.models.schedules.SKIP_REASONS (a test).
@@ -114,6 +123,12 @@ def trigger_in_words(trigger: str) -> str:
     return TRIGGER_WORDS.get(trigger, trigger)
 
 
+def trigger_mark(trigger: str) -> str:
+    """What started a run, as the lists mark it ("" for a run started by hand or the API;
+    a trigger stored by a newer server than this one: its words guessed from its name)."""
+    return TRIGGER_MARKS.get(trigger, trigger.replace("_", " "))
+
+
 def skip_in_words(reason: str) -> str:
     """Why a schedule's due time started no run, in a few words (a reason stored by a newer
     server than this one: as it is)."""
@@ -133,13 +148,15 @@ def status_tone(status: str) -> str:
 
 def for_the_browser(settings_url: str) -> dict[str, Any]:
     """What the pages' scripts put runs into words by (static/js/wording.js), as JSON data:
-    the final statuses, each status's words and tone, the reasons only an admin can remedy,
+    the final statuses, each status's words and tone, what the lists mark each trigger with,
+    the reasons only an admin can remedy,
     and where members connect their own accounts (`settings_url`, Settings → Integrations)."""
     statuses = [str(status) for status in RunStatus] + [NOT_RUN]
     return {
         "final": sorted(str(status) for status in FINAL),
         "status_words": {status: status_in_words(status) for status in statuses},
         "status_tones": {status: status_tone(status) for status in statuses},
+        "trigger_marks": dict(TRIGGER_MARKS),
         "admin_reasons": sorted(ADMIN_REASONS),
         "settings_place": SETTINGS_PLACE,
         "settings_url": settings_url,

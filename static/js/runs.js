@@ -2,7 +2,7 @@
 import { api, el, slug } from "./api.js";
 import { on } from "./ws.js";
 import { elapsedText, shortTime, timerStatus } from "./elapsed.js";
-import { restatesCode, rules, statusTone, statusWords } from "./wording.js";
+import { restatesCode, rules, statusTone, statusWords, triggerMark } from "./wording.js";
 
 // Where members connect their own accounts (settings_place). A member's words send them
 // there only when it is theirs to do (never for admin_reasons); there it is a link.
@@ -202,7 +202,7 @@ export async function runHistory(scriptId, tbody, { me = null, empty = null, uni
   };
   tbody.replaceChildren(...runs.map((run) => el("tr", {},
     el("td", {}, shortTime(run.created_at)), ...runner(run),
-    el("td", { text: statusWords(run.status) + (run.trigger !== "manual" ? ` (${run.trigger})` : "") }),
+    el("td", { text: statusWords(run.status) + (triggerMark(run.trigger) ? ` (${triggerMark(run.trigger)})` : "") }),
     el("td", { text: run.duration_ms == null ? "" : `${Math.round(run.duration_ms)}${unit}` }),
     el("td", { text: String(run.calls) }))));
   // A run that has not ended is read again as it moves on: its row said "running" for good

@@ -9,6 +9,8 @@ export function rules() {
 // A run's status as its badge says it, and the badge's tone ("ok", "bad", "warn" or "").
 export const statusWords = (status) => rules().status_words[status] ?? status;
 export const statusTone = (status) => rules().status_tones[status] ?? "";
+// What started a run, as the lists mark it after its status ("" for a page or the API).
+export const triggerMark = (trigger) => rules().trigger_marks[trigger] ?? trigger;
 
 // Whether an error's message already says its code in words ("cancelled": "the run was
 // cancelled"): shown with its code it would say it twice. It reads the message, so it is

@@ -658,15 +658,15 @@ def test_recent_runs_say_a_status_as_its_badge_does(
     browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
 ) -> None:
     """The Scripts page's "Your recent runs" and the editor's History say a status in the
-    words of wording.STATUS_WORDS, as the badges do: they showed the API's value
-    ("timed_out (schedule)", "waiting_for_grant")."""
+    words of wording.STATUS_WORDS, as the badges do, and what started it as the Runs page
+    marks it: they showed the API's values ("timed_out (on_failure)")."""
     live, ids = live_lab
     with live.app.app_context():
         session = db.session()
         sam = session.query(User).filter_by(email="sam@example.com").one()
         session.add(Run(facility_id=people.facility_by_slug(session, "lab").id, user_id=sam.id,
                         script_id=ids["Report"], version=1, source="result = 42\n", input={},
-                        status="timed_out", trigger="schedule"))
+                        status="timed_out", trigger="on_failure"))
         session.commit()
     page = signed_in(browser, live, "sam@example.com")
     page.goto(f"{live.url}/f/lab/scripts")
@@ -674,11 +674,11 @@ def test_recent_runs_say_a_status_as_its_badge_does(
     card.locator("details.history summary").click()
     row = card.locator("details.history tbody tr").first
     row.wait_for()
-    assert row.locator("td").all_inner_texts()[1] == "timed out (schedule)"
+    assert row.locator("td").all_inner_texts()[1] == "timed out (on failure)"
     page.goto(f"{live.url}/f/lab/editor/{ids['Report']}")
     row = page.locator("#run-history tbody tr").first
     row.wait_for()
-    assert "timed out (schedule)" in row.locator("td").all_inner_texts()
+    assert "timed out (on failure)" in row.locator("td").all_inner_texts()
     page.context.close()
 
 

@@ -15,7 +15,14 @@ from sqlalchemy import select
 from app import db
 from app.lifecycle import RunStatus
 from app.models import Facility, Role, Run, User
-from app.web.wording import NOT_RUN, STATUS_WORDS, for_the_browser, status_in_words
+from app.services.run_filters import TRIGGERS
+from app.web.wording import (
+    NOT_RUN,
+    STATUS_WORDS,
+    TRIGGER_MARKS,
+    for_the_browser,
+    status_in_words,
+)
 from tests.conftest import signed_in_lab
 
 
@@ -38,6 +45,13 @@ def test_every_status_has_peoples_words() -> None:
     assert all("_" not in words and "grant" not in words for words in STATUS_WORDS.values())
     assert status_in_words("waiting_for_grant") == "waiting for sign-in"
     assert status_in_words("some_new_state") == "some new state"  # a newer server's
+
+
+def test_every_trigger_has_its_mark() -> None:
+    """The lists' mark for each RunTrigger: "on_failure" showed as it is stored."""
+    assert set(TRIGGER_MARKS) == set(TRIGGERS)
+    assert all("_" not in mark for mark in TRIGGER_MARKS.values())
+    assert TRIGGER_MARKS["manual"] == ""
 
 
 def admins_run(app: Flask, **fields: str) -> tuple[Any, Run]:
@@ -80,6 +94,7 @@ def test_a_runs_status_badge_in_words_and_tone(
         ("manual", None, "Manual (page or API)"),
         ("schedule", "(schedule)", "Schedule"),
         ("terminal", "(terminal)", "Terminal (scriptbox run)"),
+        ("on_failure", "(on failure)", "On failure (a schedule's run failed)"),
     ],
 )
 def test_what_started_a_run_in_words(
@@ -91,4 +106,5 @@ def test_what_started_a_run_in_words(
     marks = re.findall(r'<span class="muted run-trigger">([^<]*)</span>', listed)
     assert marks == ([mark] if mark else [])
     own = admin.get(f"/f/lab/runs/{run.id}").text
-    assert f'<dd id="run-trigger">{html.escape(words)}</dd>' in own
+    said = re.search(r'<dd id="run-trigger">([^<]*)</dd>', own)
+    assert said is not None and html.unescape(said.group(1)) == words
