@@ -54,7 +54,14 @@ def _unique_key(session: Session, facility: Facility, key: str) -> None:
     if session.scalar(
         select(Integration.id).where(Integration.facility_id == facility.id, Integration.key == key)
     ):
-        raise Conflict(f"{facility.name} already has an integration with key '{key}'", field="key")
+        # Says what to do: the catalog's form fills in the entry's own key, taken by a
+        # second GitHub (say) of the facility.
+        raise Conflict(
+            f"{facility.name} already has an integration with key '{key}': give this one "
+            "another key (scripts call it by its key), or change the one it has from its "
+            "Settings on the Management page",
+            field="key",
+        )
 
 
 def create_from_catalog(

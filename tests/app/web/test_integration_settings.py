@@ -222,6 +222,10 @@ def test_a_taken_key_is_still_a_409_of_its_own(admin: FlaskClient) -> None:
     answer = _create(admin, {**KEYED, "base_url": "http://api.example.com"})
     assert answer.status_code == 409
     assert answer.get_json()["error"]["field"] == "key"
+    # It said only that the key was taken, not what to do about it.
+    assert answer.get_json()["error"]["message"].endswith(
+        ": give this one another key (scripts call it by its key), or change the one it "
+        "has from its Settings on the Management page")
 
 
 def test_lists_and_values_up_to_the_limits_are_stored_whole(admin: FlaskClient) -> None:
