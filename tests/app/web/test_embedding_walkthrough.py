@@ -6,6 +6,8 @@ run.finished webhook arrives at a loopback listener."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +23,7 @@ from app.testing import LiveServer, WebClient
 from tests.listener import Listener
 
 APP = "https://app.example.com"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def test_the_readme_walkthrough(live: LiveServer) -> None:
@@ -107,3 +110,43 @@ def test_the_readme_walkthrough(live: LiveServer) -> None:
         )
     finally:
         hooks.close()
+
+
+def _step(number: int) -> str:
+    """The README walk-through's step `number`, up to the next one."""
+    text = README.read_text()
+    start = text.index(f"# {number}. ")
+    return text[start : text.index(f"# {number + 1}. ", start)]
+
+
+def test_the_readme_pages_a_filtered_list_with_its_filters(live: LiveServer) -> None:
+    """Step 7's two curls, as written (but for a page of 1 run): the second page, asked
+    with the Next-Cursor, lists the same filter's runs, never others after the cursor."""
+    install_demo(live.app)
+    with live.app.app_context():
+        admin = db.session.scalar(select(User.id).where(User.email == "admin@example.com"))
+        db.session.remove()
+    assert admin is not None
+    token = WebClient(live.app, live.url, admin).api("POST", "/api/tokens").json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    # Newest first: failed, succeeded, failed; a page of the failed ones skips the middle.
+    for source in ("x = 1 / 0", "result = 1", "x = 1 / 0"):
+        run = requests.post(
+            f"{live.url}/api/f/demo/runs",
+            json={"source": source, "wait": 30},
+            headers=auth,
+            timeout=60,
+        )
+        assert run.status_code == 200, run.text
+    first, then = re.findall(r'curl -si? "\$SB(/api/f/demo/runs\?[^"]*)"', _step(7))
+    assert "<Next-Cursor>" in then
+    first = first.replace("limit=50", "limit=1")
+    page = requests.get(f"{live.url}{first}", headers=auth, timeout=30)
+    listed = [row["status"] for row in page.json()]
+    while "Next-Cursor" in page.headers:
+        cursor = page.headers["Next-Cursor"]
+        url = then.replace("limit=50", "limit=1").replace("<Next-Cursor>", cursor)
+        page = requests.get(f"{live.url}{url}", headers=auth, timeout=30)
+        assert page.status_code == 200, page.text
+        listed += [row["status"] for row in page.json()]
+    assert listed == ["failed", "failed"]
