@@ -131,6 +131,9 @@ def test_the_panel_says_an_unpublished_scripts_urls_start_nothing(
     panel.locator("#trigger-name").fill("Signup form")
     page.keyboard.press("Enter")
     panel.locator("#trigger-made").wait_for()
+    # The panel gives Copy the focus once its list is read again, after showing the URL:
+    # a Space pressed before that pressed Copy, not the box.
+    page.wait_for_function("document.activeElement?.id === 'copy-trigger-url'")
     box.focus()
     page.keyboard.press("Space")  # unpublished again: its URL answers 409
     note.wait_for()
