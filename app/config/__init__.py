@@ -16,7 +16,12 @@ from app.config import cluster, database, keys, network, runs, web, webhooks
 from app.config.cluster import EXECUTORS
 from app.config.database import DATABASES
 from app.config.keys import PLACEHOLDER_SECRETS
-from app.config.network import NEVER_REACHABLE, NetworkAllow, parse_network_allow
+from app.config.network import (
+    NEVER_REACHABLE,
+    NOT_GLOBALLY_REACHABLE,
+    NetworkAllow,
+    parse_network_allow,
+)
 from app.config.rules import ConfigError
 from app.config.web import LOCAL_PUBLIC_URL, listening_url
 from app.instance import private_folder
@@ -27,6 +32,7 @@ __all__ = [
     "EXECUTORS",
     "LOCAL_PUBLIC_URL",
     "NEVER_REACHABLE",
+    "NOT_GLOBALLY_REACHABLE",
     "PLACEHOLDER_SECRETS",
     "ConfigError",
     "NetworkAllow",

@@ -36,6 +36,49 @@ NEVER_REACHABLE = tuple(
 )
 
 
+# Not globally reachable, from IANA's special-purpose address registries (IPv4 and IPv6,
+# RFC 6890 and successors) and the address-space registries (reserved, multicast): outside
+# PRIVATE_NETWORK_ALLOW these are refused like private ones. Listed here, not taken from
+# Python's ipaddress tables alone, because those differ by version: 3.11.7 calls
+# 192.0.0.8 and fec0::1 global. The transport refuses what this list or `is_global` says.
+NOT_GLOBALLY_REACHABLE = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "0.0.0.0/8",  # "this network"
+        "10.0.0.0/8",  # private
+        "100.64.0.0/10",  # carrier-grade NAT shared space
+        "127.0.0.0/8",  # loopback
+        "169.254.0.0/16",  # link-local
+        "172.16.0.0/12",  # private
+        "192.0.0.0/24",  # IETF protocol assignments (whole /24: its two anycast /32s are
+        # PCP and TURN, nothing a script or a webhook calls over HTTP)
+        "192.0.2.0/24",  # documentation TEST-NET-1
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast (RFC 7526)
+        "192.168.0.0/16",  # private
+        "198.18.0.0/15",  # benchmarking
+        "198.51.100.0/24",  # documentation TEST-NET-2
+        "203.0.113.0/24",  # documentation TEST-NET-3
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved (and 255.255.255.255, limited broadcast)
+        "::/96",  # unspecified, loopback and deprecated IPv4-compatible addresses
+        "::ffff:0:0/96",  # IPv4-mapped (the transport unwraps these and checks the IPv4)
+        "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation
+        "100::/64",  # discard-only
+        "100:0:0:1::/64",  # dummy prefix
+        "2001::/32",  # Teredo (tunnels to an embedded IPv4 address)
+        "2001:2::/48",  # benchmarking
+        "2001:10::/28",  # deprecated ORCHID
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation
+        "5f00::/16",  # segment routing (SRv6) SIDs
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link-local
+        "fec0::/10",  # deprecated site-local
+        "ff00::/8",  # multicast
+    )
+)
+
+
 @dataclass(frozen=True)
 class NetworkAllow:
     """One entry of PRIVATE_NETWORK_ALLOW: a network and, optionally, a port range."""

@@ -27,7 +27,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
-from app.config import NEVER_REACHABLE, NetworkAllow
+from app.config import NEVER_REACHABLE, NOT_GLOBALLY_REACHABLE, NetworkAllow
 from app.integrations.body_caps import current_cap
 from app.integrations.deadlines import Deadline, DeadlinePassed, current_deadline
 from app.integrations.lookups import LookupTimedOut, getaddrinfo
@@ -66,6 +66,14 @@ def normalised(address: str) -> IPAddress:
     return ip
 
 
+def globally_reachable(ip: IPAddress) -> bool:
+    """True for a public address: in none of the special-purpose networks the server's own
+    list names (NOT_GLOBALLY_REACHABLE), and global and unreserved to Python's tables too."""
+    if any(ip in network for network in NOT_GLOBALLY_REACHABLE):
+        return False
+    return ip.is_global and not ip.is_reserved
+
+
 def canonical_host(host: str) -> str:
     """A URL host in one spelling: IPv4 in any notation (2130706433, 0177.0.0.1, 127.1) as
     dotted quad, IPv6 compressed, names lowercased without a trailing dot."""
@@ -92,7 +100,7 @@ def private_literal(url: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return not normalised(host).is_global
+        return not globally_reachable(normalised(host))
     except ValueError:
         return False
 
@@ -109,7 +117,7 @@ def address_allowed(address: str, port: int, allow: Iterable[NetworkAllow]) -> b
     ip = normalised(address)
     if any(ip in network for network in NEVER_REACHABLE):
         return False
-    if ip.is_global and not ip.is_reserved:
+    if globally_reachable(ip):
         return True
     return any(rule.covers(ip, port) for rule in allow)
 

@@ -14,6 +14,7 @@ from alembic import command
 
 from app import db
 from app.config import ConfigError, NetworkAllow, parse_network_allow
+from app.integrations import transport
 from app.integrations.transport import address_allowed, canonical_host
 from app.migrate import alembic_config
 from app.models import Integration
@@ -44,6 +45,30 @@ def test_a_bad_private_network_list_refuses_to_start(tmp_path: Path, value: str)
         make_app(tmp_path, PRIVATE_NETWORK_ALLOW=value)
 
 
+# Special-purpose addresses not globally reachable (IANA), one or more per network of
+# NOT_GLOBALLY_REACHABLE that a Python version's ipaddress tables might call global:
+# Python 3.11.7 calls 192.0.0.8 and fec0::1 global, for one.
+SPECIAL_PURPOSE = (
+    "192.0.0.8",  # IETF protocol assignments
+    "192.0.0.9",  # its PCP anycast, global to Python
+    "100.64.0.1",  # carrier-grade NAT
+    "198.18.0.1",  # benchmarking
+    "240.0.0.1",  # reserved
+    "0.1.2.3",  # "this network"
+    "192.0.2.1",  # documentation
+    "192.88.99.1",  # deprecated 6to4 relay anycast, global to Python
+    "224.0.0.1",  # multicast, global to Python
+    "fec0::1",  # deprecated site-local
+    "fc00::1",  # unique local
+    "2001:db8::1",  # documentation
+    "3fff::1",  # documentation (RFC 9637)
+    "5f00::1",  # SRv6 SIDs
+    "2001::1",  # Teredo
+    "100::1",  # discard-only
+    "64:ff9b:1::1",  # local-use translation
+    "ff02::1",  # multicast, global to Python
+)
+
 LOOPBACK_8080 = parse_network_allow("127.0.0.0/8:8080, [::1/128]:8080")
 EVERYTHING = parse_network_allow("0.0.0.0/0, ::/0")
 
@@ -68,6 +93,8 @@ EVERYTHING = parse_network_allow("0.0.0.0/0, ::/0")
         ("fd00:ec2::254", 80, EVERYTHING, False),
         ("0.0.0.0", 80, EVERYTHING, False),  # "this host" dials loopback: never
         ("::", 80, EVERYTHING, False),
+        *((address, 443, (), False) for address in SPECIAL_PURPOSE),
+        ("192.0.0.8", 443, parse_network_allow("192.0.0.0/24"), True),  # the operator's call
     ],
 )
 def test_address_rules(address: str, port: int, allow: Any, allowed: bool) -> None:
@@ -215,3 +242,34 @@ def test_network_entries_cover_only_their_network_and_ports() -> None:
 def test_never_reachable_addresses_cannot_be_allowed(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError, match="never reachable"):
         make_app(tmp_path, PRIVATE_NETWORK_ALLOW=value)
+
+
+@pytest.mark.parametrize("address", ["192.0.0.8", "fec0::1", "198.18.0.1", "240.0.0.1"])
+def test_a_special_purpose_address_is_refused_before_anything_is_sent(
+    make: Any, canary: Canary, monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    # No such host exists on the test machine, so each dial the guard lets through is routed
+    # to the loopback canary (as a network where that address answers would): had the guard
+    # let it through, the canary would hear the credential.
+    real_connect = transport.urllib3_connection.create_connection
+
+    def to_the_canary(_: Any, *args: Any, **kwargs: Any) -> Any:
+        return real_connect(("127.0.0.1", canary.port), *args, **kwargs)
+
+    monkeypatch.setattr(transport.urllib3_connection, "create_connection", to_the_canary)
+    app = make(PRIVATE_NETWORK_ALLOW=f"127.0.0.1/32:{canary.port}")
+    session = db.session()
+    facility, user = lab(session)
+    integration(session, facility, f"http://127.0.0.1:{canary.port}/base")
+    host = f"[{address}]" if ":" in address else address
+    saved = session.scalars(sa.select(Integration).where(Integration.key == "svc")).one()
+    saved.base_url = f"http://{host}:{canary.port}/base"
+    session.commit()
+    outcome = run(app, facility, user, {"path": "/x"})
+    assert outcome.error is not None and outcome.error.code == "forbidden_destination"
+    assert outcome.error.message == (
+        f"{address} resolves to {address}, which the server may not reach; private networks "
+        "are allowed only by the server operator (SCRIPTBOX_PRIVATE_NETWORK_ALLOW), "
+        "link-local and metadata addresses never"
+    )
+    assert canary.arrivals == []

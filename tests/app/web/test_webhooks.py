@@ -282,6 +282,11 @@ def _wait_for_log(world: dict[str, Any], endpoint_id: int, done: Any) -> dict[st
         ("https://2130706434/in", "url: 2130706434 is 127.0.0.2, a private or loopback"),
         ("https://10.0.0.7/hooks", "url: 10.0.0.7 is a private or loopback address"),
         ("https://[::1]/in", "url: ::1 is a private or loopback address"),
+        # Special-purpose addresses, not global whatever Python's ipaddress tables say.
+        ("https://192.0.0.8/in", "url: 192.0.0.8 is a private or loopback address"),
+        ("https://[fec0::1]/in", "url: fec0::1 is a private or loopback address"),
+        ("https://198.18.0.1/in", "url: 198.18.0.1 is a private or loopback address"),
+        ("https://240.0.0.1/in", "url: 240.0.0.1 is a private or loopback address"),
         ("https://169.254.169.254/latest", "url: 169.254.169.254 is a link-local or cloud"),
         ("https://metadata.google.internal/x", "url: metadata.google.internal is a cloud"),
     ],
