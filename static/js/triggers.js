@@ -136,6 +136,9 @@ export function triggersPanel(panel, scriptId, published) {
   copyOnClick(copy, url, "URL");
   copyOnClick(panel.querySelector("#copy-trigger-secret"), secret, "signing secret");
 
+  // A field the browser refuses (the Slack secret left empty) stops the form before
+  // submit: the last answer's words must go too, or they read as the reason.
+  form.addEventListener("invalid", () => showError(error, ""), true);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     showError(error, "");

@@ -329,3 +329,26 @@ def test_a_maker_pauses_and_resumes_a_trigger_and_sees_what_its_url_refused(
     assert started.status_code == 202, started.text
     assert extensions.run_queue(live.app).wait(started.json()["run_id"], 60) is not None
     page.context.close()
+
+
+def test_a_field_the_browser_refuses_clears_the_last_answers_error(
+    browser: Any, live_lab: tuple[LiveServer, int, int]
+) -> None:
+    """A blank name refused by the server, then Slack's signature without its secret: the
+    browser stopped the form at the empty secret, and the panel still said the name was
+    wrong, which it no longer was."""
+    live, script_id, _sue_id = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").click()
+    panel.locator("#trigger-name").fill("   ")
+    panel.locator("#add-trigger").click()
+    error = panel.locator("#trigger-error")
+    error.get_by_text("give the trigger a name").wait_for()
+    panel.locator("#trigger-name").fill("Slack events")
+    panel.locator("#trigger-signature").select_option("slack")
+    panel.locator("#add-trigger").click()
+    error.wait_for(state="hidden")
+    assert panel.locator("#trigger-slack-secret").evaluate("n => n.matches(':invalid')")
+    page.context.close()
