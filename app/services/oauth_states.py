@@ -27,15 +27,16 @@ def origin(url: str) -> str:
 
 def consume_state(session: Session, state: str, session_binding: str) -> OAuthState:
     """The state's row, marked used by one conditional UPDATE: of parallel callbacks with
-    one state exactly one gets past here, even across processes."""
+    one state exactly one gets past here, even across processes.
+
+    A valid state arriving in another browser session than the one that started it is used
+    up too, and refused: its callback URL (code and state) has left that browser, and must
+    not be finished later anywhere, the starter's own browser included. The starter signs
+    in again (a run's prompt stays pending for that)."""
     row = session.scalar(select(OAuthState).where(OAuthState.state_hash == state_hash(state or "")))
     if row is None:
         raise OAuthCallbackError(
             "This sign-in link is not valid. Start the sign-in again from Scriptbox."
-        )
-    if row.session_binding != session_binding:
-        raise OAuthCallbackError(
-            "This sign-in was started in another browser session. Start it again here."
         )
     used = session.execute(
         update(OAuthState)
@@ -44,7 +45,15 @@ def consume_state(session: Session, state: str, session_binding: str) -> OAuthSt
         .execution_options(synchronize_session=False)
     )
     if not used.rowcount:  # type: ignore[attr-defined]
-        raise OAuthCallbackError("This sign-in link was already used. Start the sign-in again.")
+        raise OAuthCallbackError(
+            "This sign-in link was already used, or opened in another browser session. "
+            "Nothing was connected by it. Start the sign-in again."
+        )
+    if row.session_binding != session_binding:
+        raise OAuthCallbackError(
+            "This sign-in was started in another browser session, so it has been ended and "
+            "nothing was connected. Start the sign-in again in the browser you use Scriptbox in."
+        )
     session.refresh(row)
     return row
 

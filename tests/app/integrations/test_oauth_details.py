@@ -173,7 +173,10 @@ def _parallel_callbacks(app: Flask, state: str, code: str | None) -> list[str]:
     return sorted(outcomes)
 
 
-USED = "This sign-in link was already used. Start the sign-in again."
+USED = (
+    "This sign-in link was already used, or opened in another browser session. "
+    "Nothing was connected by it. Start the sign-in again."
+)
 
 
 def test_parallel_callbacks_with_one_state_consume_it_once(

@@ -115,10 +115,39 @@ def test_forged_and_replayed_callbacks_are_refused(
     integration = oauth_integration(session, lab["facility"], provider)
     code, state, _ = authorize(session, integration, user_id=lab["user"].id, binding=BINDING)
 
-    def complete(state_value: str, binding: str = BINDING) -> Any:
+    def complete(state_value: str) -> Any:
         return oauth_sign_in.complete_authorization(
             session,
             state=state_value,
+            code=code,
+            error=None,
+            session_binding=BINDING,
+            redirect_uri=REDIRECT,
+            vault=extensions.vault(), http=extensions.outbound(),
+        )
+
+    with pytest.raises(OAuthCallbackError, match="not valid"):
+        complete("forged-state")
+    session.commit()
+    account, _ = complete(state)  # the right browser still can (a forged state spent nothing)
+    session.commit()
+    with pytest.raises(OAuthCallbackError, match="already used"):
+        complete(state)
+    assert session.scalars(select(Account)).all() == [account]
+
+
+def test_a_callback_in_another_browser_session_ends_the_sign_in_for_good(
+    session: Session, lab: dict[str, Any], provider: RealProvider
+) -> None:
+    # A callback URL (code and state) that left its browser: refused there, and then
+    # refused in the starter's own browser too, not kept for later.
+    integration = oauth_integration(session, lab["facility"], provider)
+    code, state, _ = authorize(session, integration, user_id=lab["user"].id, binding=BINDING)
+
+    def complete(binding: str) -> Any:
+        return oauth_sign_in.complete_authorization(
+            session,
+            state=state,
             code=code,
             error=None,
             session_binding=binding,
@@ -126,16 +155,13 @@ def test_forged_and_replayed_callbacks_are_refused(
             vault=extensions.vault(), http=extensions.outbound(),
         )
 
-    with pytest.raises(OAuthCallbackError, match="not valid"):
-        complete("forged-state")
-    with pytest.raises(OAuthCallbackError, match="another browser session"):
-        complete(state, binding="someone-elses-session")
-    session.rollback()
-    account, _ = complete(state)  # the right browser still can (the forgeries spent nothing)
-    session.commit()
-    with pytest.raises(OAuthCallbackError, match="already used"):
-        complete(state)
-    assert session.scalars(select(Account)).all() == [account]
+    with pytest.raises(OAuthCallbackError, match="another browser session, so it has been"):
+        complete("someone-elses-session")
+    session.commit()  # as the callback's view does when it refuses
+    with pytest.raises(OAuthCallbackError, match="already used, or opened in another browser"):
+        complete(BINDING)
+    assert session.scalars(select(Account)).all() == []
+    assert provider.stats["code_exchanges"] == 0
 
 
 def test_an_expired_state_is_refused(

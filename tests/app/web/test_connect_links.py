@@ -165,7 +165,7 @@ def test_refusing_at_the_provider_returns_refused_and_connects_nothing(
     assert _accounts(world) == []
 
 
-def test_another_browser_cannot_finish_a_sign_in_started_from_a_link(
+def test_a_sign_in_from_a_link_finished_in_another_browser_is_ended_for_good(
     world: dict[str, Any],
 ) -> None:
     url = _link(world, integration="demo", return_to=f"{EMBEDDER}/done")
@@ -176,8 +176,10 @@ def test_another_browser_cannot_finish_a_sign_in_started_from_a_link(
     assert stolen.status_code == 400
     assert "another browser" in stolen.text
     assert _accounts(world) == []
-    # The browser that opened the link still finishes it.
-    assert _outcome(_callback(world, back, owner))["status"] == ["connected"]
+    # Nor, later, the browser that opened the link: the stolen callback used its state up
+    # (its code must not be finished anywhere), and the embedding app hears an error.
+    assert _outcome(_callback(world, back, owner))["status"] == ["error"]
+    assert _accounts(world) == []
 
 
 def test_the_api_started_oauth_connection_completes_through_a_link(
