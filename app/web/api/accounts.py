@@ -136,6 +136,12 @@ def _connect(
             http=extensions.outbound(),
         )
     else:
+        if body.fields is None and integration.credential_fields:
+            # Not "enter the api key" for a key sent beside `fields` rather than in it.
+            example = ", ".join(f'"{name}": "..."' for name in integration.credential_fields)
+            raise ValidationError(
+                f"send the credentials in fields: {{{example}}}", field="fields"
+            )
         account = connections.connect_with_credentials(
             db.session(),
             integration=integration,

@@ -72,3 +72,17 @@ def test_the_demo_key_is_checked_and_a_revoked_key_is_a_clear_error(live: LiveSe
     assert run["status"] == "failed"
     assert run["error"]["code"] == "http_error", run["error"]
     assert "401" in run["error"]["message"]
+
+
+def test_a_key_sent_beside_fields_is_refused_naming_fields(live: LiveServer) -> None:
+    # {"api_key": ...} at the top level, as a hurried API client writes it: the body's
+    # unknown keys are ignored, and the answer said "enter the api key" of a key it was sent.
+    install_demo(live.app)
+    member = _member(live)
+    connect = "/api/f/demo/integrations/demokey/accounts"
+    beside = member.post(connect, json={"api_key": DEMO_API_KEY}, headers=HEADERS)
+    assert beside.status_code == 400
+    error = beside.get_json()["error"]
+    assert error["field"] == "fields"
+    assert error["message"] == 'send the credentials in fields: {"api_key": "..."}'
+    assert member.get("/api/f/demo/accounts", headers=HEADERS).get_json() == []
