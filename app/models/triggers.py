@@ -61,6 +61,14 @@ class WebhookTrigger(Base):
     last_refused_status: Mapped[int | None]
     last_refused_code: Mapped[str | None] = mapped_column(String(64))
     refused_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A script of the facility started once for each of its runs that ends failed or
+    # timed out, as its member (app.services.failure_handlers), with the schedule's columns
+    # (app.models.schedules.Schedule): a plain number, the handler's version its member
+    # approved, and why the last handler run could not start, and when.
+    on_failure_script_id: Mapped[int | None]
+    on_failure_version: Mapped[int | None]
+    on_failure_error: Mapped[str | None] = mapped_column(Text)
+    on_failure_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # What a trigger's run takes as `input`: the body (as before), or the whole request.

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Run, Schedule, Script, WebhookTrigger
 from app.services.context import MemberContext
-from app.services.failure_handlers import FAILED
+from app.services.failure_handlers import FAILED, holder_key
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,12 @@ class TriggerShown:
 
 _Shown = TypeVar("_Shown")
 def on_failure_run(session: Session, run: Run) -> str | None:
-    """The id of the on-failure run the schedule's failed run `run` started, if any."""
-    if run.schedule_id is None or run.status not in FAILED:
+    """The id of the on-failure run the schedule's or webhook trigger's failed run `run`
+    started, if any."""
+    if run.status not in FAILED or holder_key(
+        trigger=run.trigger, schedule_id=run.schedule_id,
+        webhook_trigger_id=run.webhook_trigger_id,
+    ) is None:
         return None  # no query for the runs that start none
     return session.scalar(select(Run.id).where(Run.handles_run_id == run.id))
 

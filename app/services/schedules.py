@@ -16,11 +16,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import DEFAULTS
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden
 from app.lifecycle import RunStatus
 from app.models import Role, Run, Schedule, Script
 from app.models._types import utcnow
-from app.services import cron_times, inputs, people, schedule_retries, script_parts, versions
+from app.services import (
+    cron_times,
+    failure_handler_choice,
+    inputs,
+    people,
+    schedule_retries,
+    script_parts,
+    versions,
+)
 from app.services.context import MemberContext
 from app.services.scripts import check_input_size
 
@@ -146,7 +154,7 @@ def create_schedule(
         enabled=enabled,
         approved_version=script.published_version,  # what its member sees now
     )
-    _set_handler(session, member, schedule, on_failure_script_id)
+    failure_handler_choice.choose(session, member, schedule, on_failure_script_id)
     _set_next(schedule, now or utcnow())
     session.add(schedule)
     session.flush()
@@ -179,12 +187,11 @@ def update_schedule(
     assert script is not None  # a schedule goes with its script (ON DELETE CASCADE)
     if schedule.created_by == member.user.id:
         schedule.approve(script.published_version)
-        if on_failure_script_id is KEEP and schedule.on_failure_script_id is not None:
+        if on_failure_script_id is KEEP:
             # The on-failure script's version as it is now, as the script's own above.
-            handler = session.get(Script, schedule.on_failure_script_id)
-            schedule.on_failure_version = handler.published_version if handler else None
+            failure_handler_choice.approve_current(session, schedule)
     if on_failure_script_id is not KEEP:
-        _set_handler(session, member, schedule, on_failure_script_id)
+        failure_handler_choice.choose(session, member, schedule, on_failure_script_id)
     if cron is not None:
         schedule.cron = cron_times.check_cron(cron)
     # A zone sent as it is stored is no change: a schedule kept from before legacy names
@@ -270,37 +277,6 @@ def _skip_still_said(
         # the API and the facility's list kept calling the schedule skipping.
         return None
     return (schedule.last_skip, schedule.last_skip_message)
-
-
-def _set_handler(
-    session: Session, member: MemberContext, schedule: Schedule, script_id: int | None
-) -> None:
-    """Name the schedule's on-failure script (None: none): a published script of the
-    facility, whose published version its member approves by naming it (an admin's change
-    approves nothing, as for the schedule's script). A new choice forgets why the last one
-    could not start."""
-    schedule.on_failure_error = schedule.on_failure_error_at = None
-    if script_id is None:
-        schedule.on_failure_script_id = schedule.on_failure_version = None
-        return
-    handler = session.get(Script, script_id)
-    if handler is None or handler.facility_id != member.facility.id:
-        raise NotFound(
-            f"on_failure_script_id: this facility has no script {script_id}; give the id of"
-            " one of its published scripts, or null for none",
-            field="on_failure_script_id",
-        )
-    if not handler.published:
-        raise Conflict(
-            f"on_failure_script_id: {handler.name} is not published: publish it first, an"
-            " on-failure run runs its published version",
-            field="on_failure_script_id",
-        )
-    if schedule.on_failure_script_id != script_id or schedule.created_by == member.user.id:
-        schedule.on_failure_version = (
-            handler.published_version if schedule.created_by == member.user.id else None
-        )
-    schedule.on_failure_script_id = script_id
 
 
 def _published(session: Session, schedule: Schedule) -> bool:

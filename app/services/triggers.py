@@ -33,7 +33,14 @@ from app.integrations.vault import Vault
 from app.models import Membership, Role, Run, Script, User, WebhookTrigger
 from app.models._types import utcnow
 from app.models.triggers import InputMode, SignatureScheme
-from app.services import people, queued_runs, script_parts, trigger_signatures, versions
+from app.services import (
+    failure_handler_choice,
+    people,
+    queued_runs,
+    script_parts,
+    trigger_signatures,
+    versions,
+)
 from app.services.context import MemberContext
 from app.services.scripts import create_run
 
@@ -101,6 +108,7 @@ def create_trigger(
     scheme: SignatureScheme = "github",
     slack_secret: str | None = None,
     input_mode: InputMode = "body",
+    on_failure_script_id: int | None = None,
 ) -> tuple[WebhookTrigger, str, str | None]:
     """A new trigger of a published script that runs as `member`, its token (shown once:
     only its hash is kept) and, when `signed_with` a vault, the signing secret its POSTs
@@ -109,7 +117,8 @@ def create_trigger(
     pasted (never returned: None in its place; a 400 in words when missing or no secret's
     shape). A 409 past MAX_PER_SCRIPT. `input_mode` "request" (the run's input is the
     body, headers and query) is refused in words for a script that declares inputs: that
-    input would not fit them."""
+    input would not fit them. `on_failure_script_id` names its on-failure script
+    (failure_handler_choice.choose)."""
     _require_scripter(member)
     name = name.strip()
     if not name or len(name) > MAX_NAME:
@@ -157,6 +166,7 @@ def create_trigger(
         signature_scheme=scheme if kept else "github",
         input_mode=input_mode,
     )
+    failure_handler_choice.choose(session, member, trigger, on_failure_script_id)
     session.add(trigger)
     session.flush()
     return trigger, token, made
@@ -182,6 +192,23 @@ def set_paused(
     return trigger
 
 
+def set_failure_handler(
+    session: Session, member: MemberContext, trigger: WebhookTrigger, script_id: int | None
+) -> WebhookTrigger:
+    """Name the trigger's on-failure script, or none (its creator or an admin, as for
+    pausing): started for each of its runs that ends failed or timed out. Naming it by
+    its creator approves its published version; an admin's choice waits for theirs."""
+    _require_scripter(member)
+    if trigger.owner_id != member.user.id and not member.can(Role.admin):
+        raise Forbidden(
+            "this trigger runs as the member who created it: only they or an admin may"
+            " change its on-failure script"
+        )
+    failure_handler_choice.choose(session, member, trigger, script_id)
+    session.flush()
+    return trigger
+
+
 def delete_trigger(session: Session, member: MemberContext, trigger: WebhookTrigger) -> None:
     """Revoke a trigger (its creator or an admin): its URL answers 404 from now on; the
     runs it started stay in history."""
@@ -199,11 +226,21 @@ def version_to_approve(session: Session, trigger: WebhookTrigger, script: Script
     """The published version that waits for the trigger's member to approve it before the
     URL starts runs: one another scripter published since they made or last approved the
     trigger (their own versions need no approval). None when there is none."""
+    return unapproved_version(
+        session, script, approved=trigger.approved_version, owner_id=trigger.owner_id
+    )
+
+
+def unapproved_version(
+    session: Session, script: Script, *, approved: int | None, owner_id: int
+) -> int | None:
+    """The published version of `script` (a trigger's, or its on-failure script) that
+    its member `owner_id` has not seen: neither `approved` nor saved by them; else None."""
     number = script.published_version
-    if number is None or number == trigger.approved_version:
+    if number is None or number == approved:
         return None
     version = versions.published(session, script=script)
-    if version is None or version.created_by == trigger.owner_id:
+    if version is None or version.created_by == owner_id:
         return None
     return number
 
@@ -226,8 +263,9 @@ def why_stopped(session: Session, trigger: WebhookTrigger, script: Script) -> st
 def approve(
     session: Session, member: MemberContext, script: Script, trigger: WebhookTrigger
 ) -> WebhookTrigger:
-    """The trigger's member agrees to run the script's published version as it is now
-    (only they may: its runs run as them, with their accounts)."""
+    """The trigger's member agrees to run the script's published version as it is now,
+    and its on-failure script's (only they may: its runs run as them, with their
+    accounts)."""
     _require_scripter(member)
     if trigger.owner_id != member.user.id:
         raise Forbidden(
@@ -235,6 +273,7 @@ def approve(
             " version it runs"
         )
     trigger.approved_version = script.published_version
+    failure_handler_choice.approve_current(session, trigger)
     session.flush()
     return trigger
 

@@ -17,8 +17,10 @@ from pydantic import (
 
 from app.db import MAX_INTEGER
 from app.lifecycle import RunStatus
+from app.models._types import iso
 from app.models.scripts import RunTrigger
 from app.services import idempotency, run_filters
+from app.services.failure_handler_choice import Holder
 from app.services.run_export import MAX_EXPORT_ROWS
 from app.web import run_files
 from app.web.api import paging
@@ -26,6 +28,21 @@ from app.web.openapi import Body, FileAnswer, Query, QueryInt
 
 # The longest a caller may block on POST /runs for the run to finish.
 MAX_WAIT_S = 300.0
+
+
+class HandlerError(BaseModel):
+    """Why a schedule's or webhook trigger's on-failure script did not start for a failed
+    run, and when."""
+
+    message: str
+    at: str | None
+
+    @classmethod
+    def of(cls, holder: Holder) -> HandlerError | None:
+        """The holder's on_failure_error as shown, or None when none failed."""
+        if holder.on_failure_error is None:
+            return None
+        return cls(message=holder.on_failure_error, at=iso(holder.on_failure_error_at))
 
 
 class TraceFrame(BaseModel):
@@ -127,8 +144,8 @@ class RunOut(BaseModel):
     trigger: RunTrigger = Field(
         description="What started the run: a person or an API call (manual), a schedule,"
         " `scriptbox run` on the server (terminal), a POST to one of the script's webhook"
-        " triggers (webhook), or a schedule's failed run, whose on-failure script this is"
-        " (on_failure)"
+        " triggers (webhook), or a schedule's or webhook trigger's failed run, whose"
+        " on-failure script this is (on_failure)"
     )
     schedule_id: int | None = Field(
         description="The schedule that started it (null for manual runs, and once the"
@@ -149,8 +166,8 @@ class RunOut(BaseModel):
     )
     handles_run_id: str | None = Field(
         default=None,
-        description="The failed run of a schedule this run was started for, by the"
-        " schedule's on-failure script (trigger `on_failure`; null for any other run)",
+        description="The failed run of a schedule or webhook trigger this run was started"
+        " for, by its on-failure script (trigger `on_failure`; null for any other run)",
     )
     status: str
     input: Any

@@ -16,6 +16,7 @@ from app.services import schedules as schedules_service
 from app.services import scripts as scripts_service
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
+from app.web.api.run_models import HandlerError
 from app.web.openapi import Answer, Body, ErrorBody, list_of, reply, spec
 from app.web.security import require_member
 from app.web.wording import skip_in_words
@@ -43,8 +44,9 @@ _HANDLER_HELP = (
     "A published script of the facility started once, as the schedule's member, for each"
     " run of the schedule that ends `failed` or `timed_out` with no retry of it to come"
     " (not a cancel): trigger `on_failure`, `handles_run_id` the failed run, input {run_id,"
-    " status, error_code, error, attempt, script_id, script_name, schedule_id, started_at,"
-    " finished_at, url}. Its own failure starts nothing. Null for none"
+    " status, error_code, error, attempt, script_id, script_name, schedule_id,"
+    " webhook_trigger_id (null), started_at, finished_at, url}. Its own failure starts"
+    " nothing. Null for none"
 )
 _DELAY_HELP = (
     f"{schedule_retries.MIN_DELAY_S} to {schedule_retries.MAX_DELAY_S}: seconds from a"
@@ -84,13 +86,6 @@ class ScheduleSkip(BaseModel):
     message: str | None
 
 
-class ScheduleHandlerError(BaseModel):
-    """Why the schedule's on-failure script did not start for a failed run, and when."""
-
-    message: str
-    at: str | None
-
-
 class ScheduleOut(BaseModel):
     """A schedule: its cron, zone, input, state, coming due times and how its last one went."""
 
@@ -128,7 +123,7 @@ class ScheduleOut(BaseModel):
         " when none is pending"
     )
     on_failure_script_id: int | None = Field(description=_HANDLER_HELP)
-    on_failure_error: ScheduleHandlerError | None = Field(
+    on_failure_error: HandlerError | None = Field(
         description="Why the last on-failure run could not start (its script deleted,"
         " unpublished, or its inputs refused the failure), until one starts or the"
         " on-failure script is chosen again; null when none failed"
@@ -225,9 +220,7 @@ def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> S
         retries_description=found.retries_description,
         retry_at=iso(found.retry_at),
         on_failure_script_id=schedule.on_failure_script_id,
-        on_failure_error=None if schedule.on_failure_error is None else ScheduleHandlerError(
-            message=schedule.on_failure_error, at=iso(schedule.on_failure_error_at)
-        ),
+        on_failure_error=HandlerError.of(schedule),
         created_at=iso(schedule.created_at),
         updated_at=iso(schedule.updated_at),
     )

@@ -4,7 +4,7 @@ published version (`/hooks/<token>`, app.web.hooks). Called "triggers" in the AP
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, StrictBool, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from app import db, extensions
 from app.errors import ValidationError
@@ -14,11 +14,19 @@ from app.models.triggers import InputMode, SignatureScheme
 from app.services import scripts as scripts_service
 from app.services import triggers as triggers_service
 from app.web.api.base import address_of, api_blueprint
+from app.web.api.run_models import HandlerError
 from app.web.openapi import Answer, Body, ErrorBody, list_of, reply, spec
 from app.web.security import require_member
 
 bp = api_blueprint("api_triggers")
 TAGS = ("triggers",)
+_HANDLER_HELP = (
+    "A published script of the facility started once, as the trigger's member, for each"
+    " run its URL started that ends `failed` or `timed_out` (not a cancel): trigger"
+    " `on_failure`, `handles_run_id` the failed run, input {run_id, status, error_code,"
+    " error, attempt, script_id, script_name, schedule_id (null), webhook_trigger_id,"
+    " started_at, finished_at, url}. Its own failure starts nothing. Null for none"
+)
 
 
 class TriggerUser(BaseModel):
@@ -86,6 +94,13 @@ class TriggerOut(BaseModel):
         " be told apart; null when it refused none"
     )
     refused_count: int = Field(description="How many calls its URL refused in all")
+    on_failure_script_id: int | None = Field(description=_HANDLER_HELP)
+    on_failure_error: HandlerError | None = Field(
+        description="Why the last on-failure run could not start (its script deleted,"
+        " unpublished, a version its member has not approved, or its inputs refused the"
+        " failure), until one starts or the on-failure script is chosen again; null when"
+        " none failed"
+    )
 
 
 class TriggerMade(TriggerOut):
@@ -138,6 +153,7 @@ class TriggerCreate(Body):
         description="With `signature: \"slack\"` only: the Slack app's Signing Secret"
         " (Basic Information → App Credentials). Kept encrypted, never shown again",
     )
+    on_failure_script_id: StrictInt | None = Field(default=None, description=_HANDLER_HELP)
 
 
 class TriggerUpdate(Body):
@@ -145,6 +161,9 @@ class TriggerUpdate(Body):
 
     enabled: StrictBool | None = Field(
         default=None, description="false pauses its URL, true resumes it"
+    )
+    on_failure_script_id: StrictInt | None = Field(
+        default=None, description=f"{_HANDLER_HELP} (`null` sets none)"
     )
 
 
@@ -168,6 +187,8 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
         paused_at=iso(trigger.paused_at),
         last_refused=_refusal(trigger),
         refused_count=trigger.refused_count,
+        on_failure_script_id=trigger.on_failure_script_id,
+        on_failure_error=HandlerError.of(trigger),
     )
 
 
@@ -231,7 +252,9 @@ def create_trigger(slug: str, script_id: int, json: TriggerCreate) -> Answer:
     "github", the answer holds a signing secret too (shown once) and every POST must be
     signed with it; with "slack", every POST must be signed by Slack with the pasted
     `signing_secret` (never shown). An unpublished
-    script is a 409, and so is a script with 10 triggers already."""
+    script is a 409, and so is a script with 10 triggers already.
+    `on_failure_script_id` names a published script of the facility (another facility's
+    or an unknown id is a 404, an unpublished one a 409, both naming the field)."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
     scheme = _asked_scheme(json)
@@ -244,6 +267,7 @@ def create_trigger(slug: str, script_id: int, json: TriggerCreate) -> Answer:
         scheme=scheme or "github",
         slack_secret=json.signing_secret,
         input_mode=json.input,
+        on_failure_script_id=json.on_failure_script_id,
     )
     db.session.commit()
     made = TriggerMade(
@@ -257,10 +281,10 @@ def create_trigger(slug: str, script_id: int, json: TriggerCreate) -> Answer:
 @bp.post("/f/<slug>/scripts/<int:script_id>/triggers/<int:trigger_id>/approve")
 @spec.validate(resp=reply(HTTP_200=TriggerOut), tags=TAGS)
 def approve_trigger(slug: str, script_id: int, trigger_id: int) -> Answer:
-    """Approve the script's published version for a trigger (its creator only: the runs
-    run as them, with their accounts). A version another scripter publishes after it was
-    made or last approved does not run from its URL (409) until then; versions its
-    creator saved need no approval."""
+    """Approve the script's published version for a trigger, and its on-failure script's
+    (its creator only: the runs run as them, with their accounts). A version another
+    scripter publishes after it was made or last approved does not run from its URL (409)
+    until then; versions its creator saved need no approval."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
     trigger = triggers_service.get_trigger(db.session(), member, script, trigger_id)
@@ -272,17 +296,28 @@ def approve_trigger(slug: str, script_id: int, trigger_id: int) -> Answer:
 @bp.patch("/f/<slug>/scripts/<int:script_id>/triggers/<int:trigger_id>")
 @spec.validate(resp=reply(HTTP_200=TriggerOut, HTTP_400=ErrorBody), tags=TAGS)
 def update_trigger(slug: str, script_id: int, trigger_id: int, json: TriggerUpdate) -> Answer:
-    """Pause (`{"enabled": false}`) or resume (`true`) a webhook trigger, as a schedule is
-    (its creator or an admin). While paused its URL answers 409 `trigger_paused` to every
-    POST, GitHub's ping and Slack's URL check included, and starts nothing; it keeps its
-    URL and signing secret. Resuming approves no version. A body without `enabled` is a
-    400."""
+    """Pause (`{"enabled": false}`) or resume (`true`) a webhook trigger, as a schedule is,
+    or change its on-failure script (`on_failure_script_id`, null for none) (its creator
+    or an admin). While paused its URL answers 409 `trigger_paused` to every POST,
+    GitHub's ping and Slack's URL check included, and starts nothing; it keeps its URL and
+    signing secret. Resuming approves no version. An on-failure script of another
+    facility or none is a 404, an unpublished one a 409, both naming the field. A body
+    with neither is a 400."""
     member = require_member(slug, Role.scripter)
     script = scripts_service.get_script(db.session(), member, script_id)
     trigger = triggers_service.get_trigger(db.session(), member, script, trigger_id)
-    if json.enabled is None:
-        raise ValidationError("give enabled (false pauses, true resumes)", field="enabled")
-    triggers_service.set_paused(db.session(), member, trigger, paused=not json.enabled)
+    handler_given = "on_failure_script_id" in json.model_fields_set  # null is a value
+    if json.enabled is None and not handler_given:
+        raise ValidationError(
+            "give enabled (false pauses, true resumes) or on_failure_script_id",
+            field="enabled",
+        )
+    if handler_given:
+        triggers_service.set_failure_handler(
+            db.session(), member, trigger, json.on_failure_script_id
+        )
+    if json.enabled is not None:
+        triggers_service.set_paused(db.session(), member, trigger, paused=not json.enabled)
     db.session.commit()
     return _shown(trigger, script)
 

@@ -168,6 +168,7 @@ def test_the_last_retrys_failure_starts_the_handler_once_and_its_own_failure_not
         "script_id": world["ids"]["report"],
         "script_name": "Report",
         "schedule_id": schedule_id,
+        "webhook_trigger_id": None,  # one shape for a schedule's and a trigger's failure
         "started_at": None,  # it never started: it failed while queued
         "finished_at": finished_at,
         "url": f"{live.url}/f/lab/runs/{retry}",
