@@ -114,6 +114,8 @@ def register_blueprints(app: Flask) -> None:
         status_tone=wording.status_tone,
         trigger_in_words=wording.trigger_in_words,
         trigger_mark=wording.trigger_mark,
+        call_error_in_words=wording.call_error_in_words,
+        account_in_words=wording.account_in_words,
         run_wording=wording.for_the_browser,
     )
     app.jinja_env.filters["field_label"] = field_label

@@ -92,6 +92,12 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
     owner = db.session.get(User, found.user_id)
     calls = run_history.run_calls(db.session(), run=found)
     service = run_history.failing_service(db.session(), run=found)
+    # Whose own accounts its calls used, as the calls' table says it to this reader.
+    whose = (
+        "your"
+        if found.user_id == member.user.id
+        else (f"{owner.name}'s" if owner else "its member's")
+    )
     return render_page(
         "run.html",
         member,
@@ -105,6 +111,7 @@ def run(slug: str, run_id: str) -> ResponseReturnValue:
         source_lines=found.source.splitlines(),
         trace=trace_dicts(found.error_trace),
         calls=calls,
+        calls_whose=whose,
         scripter=member.can(Role.scripter),
         error_words=error_in_words(found.error_code, service, found.error_reason),
         error_code_said=restates_code(found.error_code, found.error_message),

@@ -1,6 +1,6 @@
 """Runs in words (their status; their errors for members, scripters also getting the code,
-line and traceback), why a schedule's due time started no run, and webhook deliveries in
-words for admins.
+line and traceback; their integration calls' outcome and account), why a schedule's due
+time started no run, and webhook deliveries in words for admins.
 
 The one definition: pages render with it, and each page carries what its scripts need of it
 (`for_the_browser`, in base.html's `run-wording` meta tag, read by static/js/wording.js).
@@ -110,6 +110,22 @@ SKIP_WORDS: dict[str, str] = {
     "start_failed": "a server error",
     "script_changed": "a new version waits for its member's approval",
 }
+# An integration call that got no HTTP status back, as the run page's call table says why
+# in a few words: the code the broker logged it with (the run's error, above the table,
+# says what to do). One for each code of the script API's integration errors (a test).
+CALL_ERROR_WORDS: dict[str, str] = {
+    "no_integration_grant": "no sign-in",
+    "unknown_integration": "service not set up",
+    "forbidden_destination": "not allowed",
+    "integration_timeout": "no answer in time",
+    "integration_unavailable": "not reached",
+    "rate_limited": "asked to slow down",
+    "http_error": "service error",
+    "invalid_request": "request not valid",
+    "quota_exceeded": "monthly quota used up",
+    "call_limit": "too many calls",
+    "integration_error": "failed",
+}
 # Reasons only an admin can remedy: no link to a member's own accounts.
 ADMIN_REASONS = frozenset({"no_master_account", "master_needs_reauth"})
 # Where members connect their own accounts: pages link it where the words name it (the
@@ -127,6 +143,23 @@ def trigger_mark(trigger: str) -> str:
     """What started a run, as the lists mark it ("" for a run started by hand or the API;
     a trigger stored by a newer server than this one: its words guessed from its name)."""
     return TRIGGER_MARKS.get(trigger, trigger.replace("_", " "))
+
+
+def call_error_in_words(code: str) -> str:
+    """Why an integration call got no HTTP status, in a few words (a code logged by a newer
+    server than this one: its words guessed from its name)."""
+    return CALL_ERROR_WORDS.get(code) or code.replace("_", " ")
+
+
+def account_in_words(kind: str | None, *, whose: str) -> str:
+    """Which account a call used (CallLog.account_kind), as the run page says it: "the
+    facility's account", or `whose` ("your", "Ada's") own, by its label if it has one."""
+    if not kind:
+        return ""
+    if kind == "master":
+        return "the facility's account"
+    label = kind.removeprefix("label:") if kind.startswith("label:") else ""
+    return f"{whose} account “{label}”" if label else f"{whose} account"
 
 
 def skip_in_words(reason: str) -> str:

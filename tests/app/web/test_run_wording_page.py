@@ -14,15 +14,17 @@ from sqlalchemy import select
 
 from app import db
 from app.lifecycle import RunStatus
-from app.models import Facility, Role, Run, User
+from app.models import CallLog, Facility, Role, Run, User
 from app.services.run_filters import TRIGGERS
 from app.web.wording import (
+    CALL_ERROR_WORDS,
     NOT_RUN,
     STATUS_WORDS,
     TRIGGER_MARKS,
     for_the_browser,
     status_in_words,
 )
+from sandbox.script_api import IntegrationError
 from tests.conftest import signed_in_lab
 
 
@@ -108,3 +110,61 @@ def test_what_started_a_run_in_words(
     own = admin.get(f"/f/lab/runs/{run.id}").text
     said = re.search(r'<dd id="run-trigger">([^<]*)</dd>', own)
     assert said is not None and html.unescape(said.group(1)) == words
+
+
+def test_every_integration_error_has_words_for_the_calls_table() -> None:
+    """The call table's Status for a call that got no HTTP status: one for each code a
+    script's integration call can fail with."""
+    codes = {IntegrationError.code} | {cls.code for cls in IntegrationError.__subclasses__()}
+    assert set(CALL_ERROR_WORDS) == codes
+    assert all("_" not in words for words in CALL_ERROR_WORDS.values())
+
+
+def test_a_members_run_page_says_its_calls_in_words(app: Flask) -> None:
+    """Status and Account of each call in people's words: the member read
+    `no_integration_grant` and `user`/`master` before."""
+    clients = signed_in_lab(app, roles=[Role.member, Role.admin], csrf="csrf")
+    session = db.session()
+    lab = session.scalar(select(Facility).where(Facility.slug == "lab"))
+    mia = session.scalar(select(User).where(User.email == "member@example.com"))
+    assert lab is not None and mia is not None
+    run = Run(facility_id=lab.id, user_id=mia.id, source="result = 1", status="failed")
+    session.add(run)
+    session.flush()
+    for kind, status, code in [
+        ("master", 200, None),
+        ("user", 201, None),
+        ("label:lab notebook", 204, None),
+        (None, None, "no_integration_grant"),
+    ]:
+        session.add(
+            CallLog(
+                run_id=run.id,
+                facility_id=lab.id,
+                user_id=mia.id,
+                integration_key="demo",
+                account_kind=kind,
+                method="GET",
+                path="/me",
+                status=status,
+                error_code=code,
+            )
+        )
+    session.commit()
+
+    def cells(page: str, label: str) -> list[str]:
+        found = re.findall(rf'<td data-label="{label}">(.*?)</td>', page)
+        return [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in found]
+
+    own = clients[Role.member].get(f"/f/lab/runs/{run.id}").text
+    assert cells(own, "Status") == ["200", "201", "204", "no sign-in"]
+    assert cells(own, "Account") == [
+        "the facility's account",
+        "your account",
+        "your account “lab notebook”",
+        "",
+    ]
+    assert "no_integration_grant" not in own  # not even in a title: members read words
+    theirs = clients[Role.admin].get(f"/f/lab/runs/{run.id}").text
+    assert cells(theirs, "Account")[1] == f"{mia.name}'s account"
+    assert 'title="no_integration_grant">no sign-in<' in theirs  # admins read the code too
