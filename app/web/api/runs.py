@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from app import db, extensions
 from app.errors import ScriptDeleted, ValidationError
 from app.lifecycle import is_final, is_paused
-from app.models import Run
+from app.models import Role, Run
 from app.services import idempotency, run_export, run_filters, run_history
 from app.services import scripts as scripts_service
 from app.services.context import MemberContext
@@ -253,11 +253,14 @@ def rerun(slug: str, run_id: str) -> Answer:
             "This run's script was deleted, so the run cannot be run again: it would run"
             " source nobody can see or edit any more."
         )
+    # An editor run (unsaved source, or a saved script's draft: no version) runs its source
+    # again; a run of a version, the script as members run it now.
+    again_source = old.source if old.version is None and member.can(Role.scripter) else None
     run = scripts_service.create_run(
         db.session(),
         member,
         script_id=old.script_id,
-        source=None if old.script_id else old.source,
+        source=old.source if old.script_id is None else again_source,
         run_input=old.input,
         interactive=request.authorization is None,
         max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],

@@ -145,6 +145,25 @@ def test_duplicate_and_rerun(clients: dict[str, FlaskClient]) -> None:
     assert db.session.get(Script, copy["id"]) is not None
 
 
+def test_run_again_of_an_editor_draft_runs_the_draft(clients: dict[str, FlaskClient]) -> None:
+    """The editor runs a saved script's draft: Run again runs that draft again, as it
+    does unsaved source (it ran the published version instead)."""
+    scripter = clients["scripter"]
+    _, script = call(scripter, "POST", "/scripts",
+                     {"name": "Greeter", "source": "result = 'published'", "published": True})
+    _, draft = call(scripter, "POST", "/runs",
+                    {"script_id": script["id"], "source": "result = 'draft'", "wait": 30})
+    assert (draft["result"], draft["version"]) == ("draft", None), draft
+    status, again = call(scripter, "POST", f"/runs/{draft['id']}/rerun")
+    assert status in (200, 201) and again["script_id"] == script["id"], again
+    assert db.session.get(Run, again["id"]).source == "result = 'draft'"  # type: ignore[union-attr]
+    # A run of the published version still runs the script as members run it now.
+    _, published = call(scripter, "POST", "/runs", {"script_id": script["id"], "wait": 30})
+    assert published["result"] == "published" and published["version"] == 1, published
+    _, rerun = call(scripter, "POST", f"/runs/{published['id']}/rerun")
+    assert db.session.get(Run, rerun["id"]).version == 1  # type: ignore[union-attr]
+
+
 def test_a_run_of_a_deleted_script_is_not_called_an_editor_run(
     clients: dict[str, FlaskClient],
 ) -> None:
