@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from app import db
-from app.models import Role, Run
+from app.models import Facility, Role, Run, Script
 from app.services.run_filters import RunFilters
 from app.testing import signed_in_session
 from tests.conftest import add_member, create_facility, create_user
@@ -175,3 +176,19 @@ def test_a_first_day_after_the_last_says_to_swap_them(
     assert "The first day (2026-03-30) is after the last (2026-03-29): swap them." in response.text
     assert "No runs match these filters" not in response.text
     assert shown(client, "since=2026-03-29&until=2026-03-29&tz=UTC")  # one day is a range
+
+
+def test_scripts_of_one_name_are_told_apart_in_the_filter(
+    client: tuple[FlaskClient, dict[str, str]],
+) -> None:
+    # Two scripts named "Slow" were two "Slow" options, one of them the wrong script.
+    session = db.session()
+    lab_id = session.scalar(select(Facility.id).where(Facility.slug == "lab"))
+    slow = [Script(facility_id=lab_id, name="Slow", source="result = 1") for _ in range(2)]
+    session.add_all([*slow, Script(facility_id=lab_id, name="Fast", source="result = 1")])
+    session.commit()
+    page = client[0].get("/f/lab/runs").text
+    options = re.findall(r'<option value="(\d+)">([^<]*)</option>', page)
+    named = {name for _, name in options}
+    assert {f"Slow (#{script.id})" for script in slow} <= named, options
+    assert "Fast" in named and "Slow" not in named
