@@ -224,7 +224,9 @@ def require_member(slug: str, role: Role = Role.member) -> MemberContext:
         context = _remember_member(MemberContext(user, facility, membership.role), slug)
     facility = context.facility
     if not context.can(role):
-        raise Forbidden(f"this needs the {role.value} role in {facility.name}")
+        raise Forbidden(
+            f"this needs the {role.value} role in {facility.name}: ask one of its admins for it"
+        )
     return context
 
 

@@ -395,3 +395,12 @@ def test_a_new_script_starts_with_lines_that_fit_the_facility(
     text = page.get_data(as_text=True)
     source = text.split('<textarea id="initial-source" hidden>')[1].split("</textarea>")[0]
     assert html.unescape(source) == starter
+
+
+def test_a_role_refusal_says_whom_to_ask(app: Flask, people: dict[str, Any]) -> None:
+    # A member who opened Management read "this needs the admin role in The Lab", no more.
+    member = client_for(app, people["users"]["member"])
+    for path in ("/f/lab/manage", "/api/f/lab/members"):
+        refused = member.get(path)
+        assert refused.status_code == 403
+        assert "needs the admin role in The Lab: ask one of its admins for it" in refused.text
