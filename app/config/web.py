@@ -18,6 +18,10 @@ DEFAULTS: dict[str, Any] = {
     # Largest websocket message a page may send, and open websockets per user and process.
     "WS_MAX_MESSAGE_BYTES": 64 * 1024,
     "WS_MAX_CONNECTIONS_PER_USER": 20,
+    # Messages one open page may send in a moving window (the `limits` notation): each
+    # `grant.refuse` reads the database, so a socket sending faster is closed. A page sends
+    # one per prompt its person refuses.
+    "WS_MESSAGES_PER_SOCKET": "120 per minute",
     # Requests one user, and everyone, may hold in a run's `wait` at once, per process (each
     # holds a server thread); past either a request is answered at once, the run going on.
     # None: half the threads of `scriptbox serve` (no total under --debug).
@@ -84,4 +88,7 @@ def validate(config: Any) -> None:
     hops = config["TRUSTED_PROXY_HOPS"]
     if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 10:
         raise ConfigError("SCRIPTBOX_TRUSTED_PROXY_HOPS must be an integer from 0 to 10")
-    require_rates(config, ("LOGIN_ATTEMPTS_PER_ACCOUNT", "LOGIN_ATTEMPTS_PER_ADDRESS"))
+    require_rates(
+        config,
+        ("LOGIN_ATTEMPTS_PER_ACCOUNT", "LOGIN_ATTEMPTS_PER_ADDRESS", "WS_MESSAGES_PER_SOCKET"),
+    )

@@ -2,7 +2,8 @@
 user's current password, to change it, counts on the same per-account count), the
 webhook sends an admin asks for (tests and redeliveries, per endpoint and per facility),
 and the runs a webhook trigger's URL starts (per trigger), so that neither a facility
-admin nor a stolen API token or trigger URL can use the server as a cannon. Beside them,
+admin nor a stolen API token or trigger URL can use the server as a cannon; and the
+messages each open websocket sends (per socket, in memory). Beside them,
 the refusals of a trigger's URL written a second (a flood of them is counted in the
 process, app.services.trigger_refusals).
 
@@ -17,7 +18,7 @@ import time
 
 from flask import Flask, current_app
 from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from app.errors import TooManyAttempts
@@ -142,6 +143,29 @@ class HookThrottle:
             )
 
 
+class MessageBudget:
+    """Counts the messages each open websocket sends in a moving window. In this process's
+    memory whatever the other throttles use: a socket lives in one process, and a Redis
+    round trip per message would cost what the budget spares."""
+
+    def __init__(self, per_socket: str) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._socket: RateLimitItem = parse(per_socket)
+
+    @property
+    def allowed(self) -> str:
+        """The budget in words ("120 per 1 minute")."""
+        return str(self._socket)
+
+    def spend(self, socket_id: str) -> bool:
+        """Count one message of the socket; False once its budget is spent."""
+        return self._limiter.hit(self._socket, "ws-messages", socket_id)
+
+    def forget(self, socket_id: str) -> None:
+        """The socket closed: its count goes."""
+        self._limiter.clear(self._socket, "ws-messages", socket_id)
+
+
 def hook_throttle(app: Flask | None = None) -> HookThrottle:
     """The app's throttle of webhook trigger calls."""
     throttle: HookThrottle = (app or current_app).extensions["scriptbox.hook_throttle"]
@@ -158,6 +182,12 @@ def send_throttle(app: Flask | None = None) -> SendThrottle:
     """The app's throttle of webhook tests and redeliveries."""
     throttle: SendThrottle = (app or current_app).extensions["scriptbox.send_throttle"]
     return throttle
+
+
+def message_budget(app: Flask | None = None) -> MessageBudget:
+    """The app's budget of messages per open websocket."""
+    budget: MessageBudget = (app or current_app).extensions["scriptbox.message_budget"]
+    return budget
 
 
 def refusal_tally(app: Flask | None = None) -> RefusalTally:
@@ -183,6 +213,9 @@ def init_app(app: Flask) -> None:
     )
     app.extensions["scriptbox.hook_throttle"] = HookThrottle(
         storage, prefix=app.config["REDIS_PREFIX"]
+    )
+    app.extensions["scriptbox.message_budget"] = MessageBudget(
+        app.config["WS_MESSAGES_PER_SOCKET"]
     )
     # In memory always: it only spares the database writes, each process its own.
     app.extensions["scriptbox.refusal_tally"] = RefusalTally()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from app.services import sessions
 from app.services.context import MemberContext
 from app.web.limits import websocket_slots
 from app.web.security import current_identity, require_member, session_secret, token_live
+from app.web.throttle import message_budget
 
 sock = Sock()
 
@@ -173,6 +175,7 @@ def _serve(
     bus = extensions.bus()
     subscriptions: list[Subscription] = []
     grants = extensions.grants()
+    budget, socket_id = message_budget(), uuid.uuid4().hex
     closed = threading.Event()
     lock = threading.Lock()
 
@@ -235,6 +238,14 @@ def _serve(
                 renew()  # the page's slot under the per-user cap stays taken
             if raw is None:
                 continue
+            if not budget.spend(socket_id):
+                # A flood (each grant.refuse reads the database): said, then closed.
+                with lock:
+                    _send(ws, {"type": "error", "code": "too_many_messages", "closing": True,
+                               "message": "this page sent too many messages (at most "
+                               f"{budget.allowed}); reload it"})
+                    ws.close(reason=1008, message="too many messages")
+                return
             reply = _handle(raw, user_id, facility_ids)
             if reply is not None:
                 with lock:
@@ -243,6 +254,7 @@ def _serve(
         pass  # the page went away (cleanly or with a broken pipe)
     finally:
         closed.set()
+        budget.forget(socket_id)
         for subscription in subscriptions:
             subscription.close()
         db.session.remove()

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from limits import parse
 from sqlalchemy import select
 
 from app import db
@@ -125,6 +126,27 @@ def test_the_message_cap_is_per_message_not_per_connection(site: Site) -> None:
         page.send({"type": "ping", "padding": "x" * 2048})
         assert page.wait_for("pong") == {"type": "pong"}
     page.close()
+
+
+def test_a_flood_of_websocket_messages_closes_the_socket_in_words(site: Site) -> None:
+    """Each message (a grant.refuse reads the database) spends the socket's budget: past it
+    the page is told why and closed; another page of the same user is not."""
+    budget = parse(site.live.app.config["WS_MESSAGES_PER_SOCKET"]).amount
+    page, other = site.ada.websocket("lab"), site.ada.websocket("lab")
+    page.wait_for("hello")
+    other.wait_for("hello")
+    for _ in range(budget):
+        page.send({"type": "grant.refuse", "grant_id": "no-such-prompt"})
+        assert page.wait_for("error")["code"] == "not_found"
+    page.send({"type": "ping"})
+    refusal = page.wait_for("error")
+    assert refusal["code"] == "too_many_messages" and refusal["closing"] is True
+    assert "too many messages" in refusal["message"] and "reload" in refusal["message"]
+    assert page.next(timeout=5) is None  # closed by the server
+    assert page.ws.close_reason == 1008 and page.ws.close_message == "too many messages"
+    other.send({"type": "ping"})
+    assert other.wait_for("pong") == {"type": "pong"}
+    other.close()
 
 
 def test_websockets_per_user_are_capped(site: Site) -> None:
