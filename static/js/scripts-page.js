@@ -30,6 +30,10 @@ for (const card of document.querySelectorAll(".script-card")) {
   const formBox = card.querySelector(".input-form");
   const form = formBox ? buildForm(formBox, JSON.parse(card.dataset.inputs || "[]")) : null;
   const stop = card.querySelector(".cancel-run");
+  // "Your recent runs": read when opened, and again when this card's run ends while open.
+  const details = card.querySelector(".history");
+  const history = () => runHistory(details.dataset.scriptId, details.querySelector("tbody"),
+    { empty: "No runs yet: press Run to try the script." }).catch(() => {});
   let current = null;
   stop.addEventListener("click", async () => {
     if (!current) return;
@@ -75,6 +79,8 @@ for (const card of document.querySelectorAll(".script-card")) {
           button.disabled = false; stop.hidden = true; current = null;
           if (held) button.focus();
           if (message.run.error && !scripter) explain(message.run.id, parts.error);
+          // An open "Your recent runs" lists the run that just ended.
+          if (details.open) history();
         }
       });
     } catch (error) {
@@ -89,8 +95,5 @@ for (const card of document.querySelectorAll(".script-card")) {
       }
     }
   });
-  const details = card.querySelector(".history");
-  details.addEventListener("toggle", () => {
-    if (details.open) runHistory(details.dataset.scriptId, details.querySelector("tbody"));
-  });
+  details.addEventListener("toggle", () => { if (details.open) history(); });
 }

@@ -654,6 +654,25 @@ def test_a_scripts_recent_runs_open_under_its_card(
     page.context.close()
 
 
+def test_open_recent_runs_list_the_run_the_card_just_ran(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """"Your recent runs", open while its card runs the script, lists that run once it
+    ends: it kept what it showed when opened (nothing, here)."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/scripts")
+    card = page.locator(".script-card", has_text="Report")
+    card.locator("details.history summary").click()
+    card.locator("details.history").get_by_text("No runs yet").wait_for()
+    card.locator(".run-script").click()
+    card.locator(".run-status", has_text="succeeded").wait_for(timeout=30000)
+    row = card.locator("details.history tbody tr", has_text="succeeded")
+    row.wait_for()
+    assert card.locator("details.history tbody tr").count() == 1
+    page.context.close()
+
+
 def test_recent_runs_say_a_status_as_its_badge_does(
     browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
 ) -> None:
