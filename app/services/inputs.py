@@ -99,9 +99,12 @@ def _property(name: str, raw: dict[str, Any]) -> dict[str, Any]:
         try:
             Draft202012Validator(prop, format_checker=_FORMATS).validate(default)
         except SchemaError:
-            raise ValidationError(
-                f"input {name}: the default does not fit the type {kind}", field="inputs"
-            ) from None
+            fits = (
+                f"is not one of its choices ({', '.join(prop['enum'])})"
+                if "enum" in prop
+                else f"does not fit the type {kind}"
+            )
+            raise ValidationError(f"input {name}: the default {fits}", field="inputs") from None
         prop["default"] = default
     return prop
 

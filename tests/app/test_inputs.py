@@ -78,6 +78,9 @@ def test_no_declaration_accepts_any_json() -> None:
         ([{"name": "a", "type": "date", "default": "soon"}], "does not fit the type date"),
         ([{"name": "a", "type": "boolean", "default": "yes"}], "does not fit the type boolean"),
         ([{"name": "a", "type": "boolean", "default": "true"}], "does not fit the type boolean"),
+        # Which choices fit, not "does not fit the type choice".
+        ([{"name": "a", "type": "choice", "choices": ["red", "blue"], "default": "green"}],
+         "input a: the default is not one of its choices (red, blue)"),
         ([{"name": "a", "type": "text", "help": "h" * 301}], "longer than 300 characters"),
         ("name", "must be a list"),
     ],
