@@ -182,6 +182,7 @@ def status_tone(status: str) -> str:
 def for_the_browser(settings_url: str) -> dict[str, Any]:
     """What the pages' scripts put runs into words by (static/js/wording.js), as JSON data:
     the final statuses, each status's words and tone, what the lists mark each trigger with,
+    the integration calls' errors and accounts in words,
     the reasons only an admin can remedy,
     and where members connect their own accounts (`settings_url`, Settings → Integrations)."""
     statuses = [str(status) for status in RunStatus] + [NOT_RUN]
@@ -190,6 +191,13 @@ def for_the_browser(settings_url: str) -> dict[str, Any]:
         "status_words": {status: status_in_words(status) for status in statuses},
         "status_tones": {status: status_tone(status) for status in statuses},
         "trigger_marks": dict(TRIGGER_MARKS),
+        "call_error_words": dict(CALL_ERROR_WORDS),
+        # The call log's accounts (the User column says whose): a label's words with
+        # {label} in place of it.
+        "account_words": {
+            kind: account_in_words(kind, whose="own") for kind in ("master", "user")
+        }
+        | {"label": account_in_words("label:{label}", whose="own")},
         "admin_reasons": sorted(ADMIN_REASONS),
         "settings_place": SETTINGS_PLACE,
         "settings_url": settings_url,

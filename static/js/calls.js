@@ -1,5 +1,6 @@
 // The call log page: filters reload the table; older calls come a page at a time.
 import { apiPage, el, slug, when } from "./api.js";
+import { accountWords, callErrorWords } from "./wording.js";
 
 const form = document.getElementById("call-filters");
 const tbody = document.querySelector("#calls tbody");
@@ -17,10 +18,11 @@ const row = (c) => {
   const tr = el("tr", { class: c.error || c.status >= 400 ? "bad" : "" },
     el("td", { text: when(c.created_at) }), el("td", { text: names[c.user_id] ?? "" }),
     el("td", { text: scripts[c.script_id] ?? (c.script_id ? `#${c.script_id}` : "editor") }),
-    el("td", { text: c.integration }), el("td", { text: c.account ?? "" }), el("td", { text: c.method }),
+    el("td", { text: c.integration }), el("td", { text: accountWords(c.account), title: c.account }), el("td", { text: c.method }),
     el("td", { class: "mono", text: c.path }), el("td", { text: c.status ?? "" }),
     el("td", { class: "call-ms", text: ms(c.duration_ms) }), el("td", { class: "wait-ms", text: ms(c.wait_ms) }),
-    el("td", { text: c.error ?? "" }));
+    // In words, with the code (what the API and the export say) in the title.
+    el("td", { text: c.error ? callErrorWords(c.error) : "", title: c.error }));
   [...tr.cells].forEach((td, i) => td.setAttribute("data-label", labels[i]));
   return tr;
 };

@@ -418,6 +418,35 @@ def test_the_master_accounts_buttons_keep_apart_from_the_next_heading(
     fits(page, f"management-integration-key-{width}")
 
 
+def test_the_call_log_says_errors_and_accounts_in_words_with_their_codes_in_titles(
+    admin_page: Any, live: LiveServer
+) -> None:
+    """The Error and Account columns showed the codes (no_integration_grant, master):
+    words now, as the run page says them, the code still there for an admin in the title."""
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        session.add(CallLog(facility_id=lab.id, integration_key="keyed", method="GET",
+                            path="/refused", error_code="no_integration_grant"))
+        session.add(CallLog(facility_id=lab.id, integration_key="keyed", method="GET",
+                            path="/sent", status=200, account_kind="master"))
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/calls")
+    sent = page.locator("#calls tbody tr", has_text="/sent")
+    refused = page.locator("#calls tbody tr", has_text="/refused")
+    sent.wait_for()
+    account = sent.locator("td[data-label=Account]")
+    assert (account.inner_text(), account.get_attribute("title")) == (
+        "the facility's account", "master"
+    )
+    error = refused.locator("td[data-label=Error]")
+    assert (error.inner_text(), error.get_attribute("title")) == (
+        "no sign-in", "no_integration_grant"
+    )
+
+
 def test_the_call_log_reads_on_a_phone(admin_page: Any, live: LiveServer) -> None:
     """Eleven columns in 375 px wrapped every name letter by letter ("Aver/y Admi/n") and
     cut off the columns past the card's edge: on a phone each call is a card of labelled

@@ -11,20 +11,34 @@ from pathlib import Path
 import pytest
 
 from app.lifecycle import RunStatus
-from app.web.wording import NOT_RUN, for_the_browser, restates_code, status_in_words, status_tone
+from app.web.wording import (
+    CALL_ERROR_WORDS,
+    NOT_RUN,
+    account_in_words,
+    call_error_in_words,
+    for_the_browser,
+    restates_code,
+    status_in_words,
+    status_tone,
+)
 
 WORDING_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "wording.js"
 # The page's <meta name="run-wording">, as much of `document` as wording.js reads.
 _RUN = """
-const [table, cases] = process.argv.slice(1).map((text) => JSON.parse(text));
+const [table, cases, ACCOUNTS, ERRORS] = process.argv.slice(1).map((text) => JSON.parse(text));
 globalThis.document = { querySelector: () => ({ content: JSON.stringify(table) }) };
 const js = await import(process.env.WORDING_JS);
 console.log(JSON.stringify({
   restates: cases.map(([code, message]) => js.restatesCode(code, message)),
   words: Object.fromEntries(table.final.concat(Object.keys(table.status_words))
     .map((status) => [status, [js.statusWords(status), js.statusTone(status)]])),
+  accounts: Object.fromEntries(ACCOUNTS.map((kind) => [kind, js.accountWords(kind)])),
+  errors: Object.fromEntries(ERRORS.map((code) => [code, js.callErrorWords(code)])),
 }));
 """
+# The call log's accounts and errors (a code of a newer server's among them).
+ACCOUNTS = ["master", "user", "label:lab notebook", "label:a {label} b", "label:$&"]
+ERRORS = [*CALL_ERROR_WORDS, "some_new_code"]
 CASES = [
     ("cancelled", "the run was cancelled"),
     ("output_limit", "Output limit reached"),
@@ -44,7 +58,10 @@ def test_wording_js_answers_as_the_server_does() -> None:
         pytest.skip("no node here to run static/js/wording.js")
     table = for_the_browser("/settings/integrations")
     done = subprocess.run(
-        [node, "--input-type=module", "-e", _RUN, json.dumps(table), json.dumps(CASES)],
+        [
+            node, "--input-type=module", "-e", _RUN,
+            *(json.dumps(each) for each in (table, CASES, ACCOUNTS, ERRORS)),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -55,3 +72,5 @@ def test_wording_js_answers_as_the_server_does() -> None:
     assert answers["restates"] == [restates_code(code, message) for code, message in CASES]
     statuses = [str(status) for status in RunStatus] + [NOT_RUN]
     assert answers["words"] == {s: [status_in_words(s), status_tone(s)] for s in statuses}
+    assert answers["accounts"] == {k: account_in_words(k, whose="own") for k in ACCOUNTS}
+    assert answers["errors"] == {code: call_error_in_words(code) for code in ERRORS}

@@ -164,7 +164,9 @@ def test_a_members_run_page_says_its_calls_in_words(app: Flask) -> None:
         "your account “lab notebook”",
         "",
     ]
-    assert "no_integration_grant" not in own  # not even in a title: members read words
+    # Not even in a title: members read words (the page's wording table has the codes as
+    # its keys, for the pages' scripts).
+    assert 'title="no_integration_grant"' not in own
     theirs = clients[Role.admin].get(f"/f/lab/runs/{run.id}").text
     assert cells(theirs, "Account")[1] == f"{mia.name}'s account"
     assert 'title="no_integration_grant">no sign-in<' in theirs  # admins read the code too
