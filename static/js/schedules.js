@@ -4,6 +4,7 @@
 import { api, el, parseJson, showError, slug, toast } from "./api.js";
 import { setStatus } from "./runs.js";
 import { shortTime } from "./elapsed.js";
+import { chosenHandler, handlerError, handlerSelect } from "./failure_handlers.js";
 
 // A time on the schedule's own clock when the browser's reads otherwise: "09:00 in
 // Asia/Kolkata" showed as "04:30 AM" in Berlin, with nothing saying whose clock that was.
@@ -63,20 +64,10 @@ function row(schedule, reload) {
     try { await api("PATCH", base, { retries: Number(retries.value) }); } catch (error) { toast(error.message, "error"); }
     reload(schedule.id, ".schedule-retries-select");
   });
-  // The on-failure script, changed in place: the form's choices (the facility's published
-  // scripts), and the one it names if it is not among them (unpublished or deleted since).
-  const choices = [...document.querySelectorAll("#schedule-on-failure option")].map((o) => [o.value, o.textContent]);
-  const named = schedule.on_failure_script_id == null ? "" : String(schedule.on_failure_script_id);
-  if (!choices.some(([value]) => value === named)) choices.push([named, `script ${named}`]);
-  const onFailure = el("select", { class: "schedule-on-failure-select", "aria-label": `When a run of "${schedule.description}" fails, run` },
-    ...choices.map(([value, text]) => el("option", { value, text, selected: value === named })));
-  onFailure.addEventListener("change", async () => {
-    try { await api("PATCH", base, { on_failure_script_id: onFailure.value ? Number(onFailure.value) : null }); } catch (error) { toast(error.message, "error"); }
-    reload(schedule.id, ".schedule-on-failure-select");
-  });
-  // Why its last on-failure run could not start (the server's words say what to do).
-  const handlerError = schedule.on_failure_error
-    ? el("div", { class: "error schedule-on-failure-error", text: `On failure: ${schedule.on_failure_error.message}` }) : "";
+  // The on-failure script, changed in place, and why its last run could not start.
+  const onFailure = handlerSelect(schedule, { formSelect: "#schedule-on-failure", base,
+    className: "schedule-on-failure-select", label: `When a run of "${schedule.description}" fails, run`,
+    done: () => reload(schedule.id, ".schedule-on-failure-select") });
   remove.addEventListener("click", async () => {
     if (!confirm(`Delete the schedule "${schedule.description}"? Its past runs stay.`)) return;
     const tr = remove.closest("tr");
@@ -94,7 +85,7 @@ function row(schedule, reload) {
         schedule.runs_as ? ` · runs as ${schedule.runs_as.name}` : ""),
       input === "null" || input === "{}" ? "" : el("div", { class: "muted" }, "input ", el("code", { text: input })),
       schedule.retries ? el("div", { class: "muted schedule-retries", text: schedule.retries_description }) : "",
-      handlerError),
+      handlerError(schedule, "schedule-on-failure-error")),
     cell("Next runs", "schedule-next", ...timesCell(schedule)),
     cell("Last run", "schedule-last", ...lastCell(schedule)),
     el("td", { "data-label": "" }, el("div", { class: "row wrap" }, toggle, remove, el("label", { class: "muted" }, "Retries ", retries),
@@ -146,13 +137,12 @@ export function schedulesPanel(panel, scriptId) {
     }
     try {
       const retries = Number(panel.querySelector("#schedule-retries").value);
-      const handler = panel.querySelector("#schedule-on-failure").value;
       // A delay that is not a whole number goes as written: the server says what it takes.
       const delayText = panel.querySelector("#schedule-retry-delay").value.trim();
       const delay = /^\d+$/.test(delayText) ? Number(delayText) : delayText;
       await api("POST", path(), { cron: panel.querySelector("#schedule-cron").value, timezone: zone.value.trim() || "UTC", input,
         retries, ...(retries && delayText ? { retry_delay_s: delay } : {}),
-        on_failure_script_id: handler ? Number(handler) : null });
+        on_failure_script_id: chosenHandler("#schedule-on-failure") });
       panel.querySelector("#schedule-cron").value = "";
       toast("Schedule added", "ok");
       await load();

@@ -5,6 +5,7 @@
 // refused; Pause stops the URL until Resume; Revoke asks first. The server checks everything.
 import { api, copyOnClick, el, showError, slug, toast } from "./api.js";
 import { agoText, shortTime } from "./elapsed.js";
+import { chosenHandler, handlerError, handlerSelect } from "./failure_handlers.js";
 
 // A refused call's error code in words (the code is shown too: it is what the sender's
 // delivery log says).
@@ -75,18 +76,25 @@ function row(trigger, reload, me) {
   const stopped = trigger.stopped === null ? [] : [el("div", {},
     el("span", { class: "badge bad", text: "stopped" }), " ",
     el("span", { class: "trigger-stopped", text: trigger.stopped }))];
+  // The script a failed run of it starts, changed in place (its maker or an admin, as
+  // Pause), and why its last on-failure run could not start.
+  const onFailure = handlerSelect(trigger, { formSelect: "#trigger-on-failure", base,
+    className: "trigger-on-failure-select", label: `When a run of "${trigger.name}" fails, run`,
+    done: () => reload(trigger.id, ".trigger-on-failure-select"), disabled: !(mine || me.admin) });
   const cell = (label, className, ...children) => el("td", { "data-label": label, class: className }, el("div", {}, ...children));
   return el("tr", { "data-trigger-id": trigger.id },
     cell("Name", "trigger-name", el("strong", { text: trigger.name }),
       el("div", { class: "muted", text: `runs as ${trigger.runs_as.name}` }),
       el("div", { class: "muted trigger-signed", text: SIGNATURES[trigger.signature] ?? "checks no signature" }),
-      el("div", { class: "muted trigger-input", text: trigger.input === "request" ? "input: the whole request" : "input: the body" }), ...paused, ...stopped, ...approval),
+      el("div", { class: "muted trigger-input", text: trigger.input === "request" ? "input: the whole request" : "input: the body" }), ...paused, ...stopped, ...approval,
+      handlerError(trigger, "trigger-on-failure-error")),
     cell("Created", "trigger-created", shortTime(trigger.created_at)),
     cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" }), ...refusedNote(trigger)),
     el("td", { "data-label": "" }, el("div", { class: "row wrap" },
       el("a", { class: "trigger-runs", href: `/f/${slug}/runs?webhook_trigger_id=${trigger.id}`, "aria-label": `Runs of ${trigger.name}`, text: "Runs" }),
       ...(pending === null || !mine ? [] : [approve]),
-      ...(mine || me.admin ? [toggle, revoke] : [el("span", { class: "muted trigger-whose", text: `Only ${trigger.runs_as.name} or an admin can pause or revoke it` })]))));
+      ...(mine || me.admin ? [toggle, revoke] : [el("span", { class: "muted trigger-whose", text: `Only ${trigger.runs_as.name} or an admin can pause or revoke it` })]),
+      el("label", { class: "muted" }, "When a run fails, run: ", onFailure))));
 }
 
 // Fill the panel for `scriptId` and wire its form (once); returns a function that reloads it.
@@ -144,7 +152,8 @@ export function triggersPanel(panel, scriptId, published) {
     showError(error, "");
     try {
       const scheme = signature.value || null;
-      const asked = { name: name.value, signature: scheme, input: input.value };
+      const asked = { name: name.value, signature: scheme, input: input.value,
+        on_failure_script_id: chosenHandler("#trigger-on-failure") };
       if (scheme === "slack") asked.signing_secret = slackSecret.value;
       const trigger = await api("POST", path(), asked);
       name.value = "";
@@ -152,6 +161,7 @@ export function triggersPanel(panel, scriptId, published) {
       slackSecret.value = "";  // kept by the server only, encrypted
       showSlackSecret();
       input.value = "body";
+      panel.querySelector("#trigger-on-failure").value = "";
       url.textContent = trigger.url;
       secret.textContent = trigger.signing_secret ?? "";
       panel.querySelector("#trigger-secret-row").hidden = !trigger.signing_secret;

@@ -1,0 +1,55 @@
+"""The editor's Triggers panel in Chromium: a scripter picks the script a failed run of a
+new trigger starts ("When a run fails, run:", nothing by default), as in the Schedules
+panel, and changes it in the trigger's row; the trigger keeps it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app import db
+from app.models import WebhookTrigger
+from app.testing import LiveServer
+from tests.e2e.people import add_script, signed_in
+from tests.e2e.test_triggers_panel import live_lab
+
+pytestmark = pytest.mark.browser
+__all__ = ["live_lab"]  # the fixture, shared with the panel's tests
+
+
+def saved_handler(live: LiveServer) -> int | None:
+    with live.app.app_context():
+        db.session.expire_all()
+        return db.session.scalars(select(WebhookTrigger)).one().on_failure_script_id
+
+
+def test_a_scripter_chooses_the_script_a_failed_run_of_a_trigger_starts(
+    browser: Any, live_lab: tuple[LiveServer, int, int]
+) -> None:
+    live, script_id, _ = live_lab
+    alert = add_script(live, name="Alert", source="result = input\n", published=True)
+    add_script(live, name="Unpublished", source="result = 1\n")
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").click()
+    choice = panel.get_by_label("When a run fails, run:")
+    assert choice.input_value() == ""  # nothing by default
+    assert choice.locator("option").all_inner_texts() == ["nothing", "Alert", "Report"]
+    panel.locator("#trigger-name").fill("Signup form")
+    choice.select_option(label="Alert")
+    panel.locator("#add-trigger").click()
+    row = panel.locator("#triggers-table tbody tr")
+    row.wait_for()
+    assert saved_handler(live) == alert
+    assert choice.input_value() == ""  # the form is ready for the next one
+    in_row = row.get_by_label('When a run of "Signup form" fails, run')
+    assert in_row.input_value() == str(alert)
+
+    in_row.select_option(label="nothing")
+    page.wait_for_function(
+        "() => document.activeElement?.className === 'trigger-on-failure-select'"
+        " && document.activeElement.value === ''")
+    assert saved_handler(live) is None
