@@ -57,6 +57,20 @@ def greeter_declared(browser: Any, live: LiveServer, script_id: int, *, times: s
     return sam
 
 
+def greeter_card_for_mo(browser: Any, live: LiveServer, script_id: int, *, times: str) -> Any:
+    """The Greeter declared as in `greeter_declared`, saved and published by Sam; Mo's
+    page on the Scripts page, and the Greeter's card on it."""
+    sam = greeter_declared(browser, live, script_id, times=times)
+    sam.click("#save-script")
+    sam.locator("#save-status", has_text="Saved").wait_for()
+    sam.check("#script-published")
+    sam.locator("#version-line", has_text="Members run v").wait_for()
+    sam.context.close()
+    mo = signed_in(browser, live, "mo@example.com")
+    mo.goto(f"{live.url}/f/lab/scripts")
+    return mo, mo.locator(".script-card", has_text="Greeter")
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_declared_inputs_become_a_checked_form_for_members(
     browser: Any, live_lab: tuple[LiveServer, int], width: int
@@ -230,16 +244,7 @@ def test_a_form_field_in_error_says_so_to_assistive_technology(
     # The field got aria-invalid="" (which ARIA reads as false) and nothing tied the error
     # text to it: a screen reader on the field heard neither that it was wrong nor why.
     live, script_id = live_lab
-    sam = greeter_declared(browser, live, script_id, times="1")
-    sam.click("#save-script")
-    sam.locator("#save-status", has_text="Saved").wait_for()
-    sam.check("#script-published")
-    sam.locator("#version-line", has_text="Members run v").wait_for()
-    sam.context.close()
-
-    mo = signed_in(browser, live, "mo@example.com")
-    mo.goto(f"{live.url}/f/lab/scripts")
-    card = mo.locator(".script-card", has_text="Greeter")
+    mo, card = greeter_card_for_mo(browser, live, script_id, times="1")
     who = card.locator("[data-input=who] input")
     card.locator(".run-script").click()
     card.locator("[data-input=who] .field-error", has_text="who is required").wait_for()
@@ -263,16 +268,7 @@ def test_a_number_the_browser_cannot_read_is_refused_not_replaced_by_its_default
     # A number field holding "1-2" reads as "" in the browser: the form left times out and
     # the run went ahead with its default, 2, with no word that what was typed was dropped.
     live, script_id = live_lab
-    sam = greeter_declared(browser, live, script_id, times="2")
-    sam.click("#save-script")
-    sam.locator("#save-status", has_text="Saved").wait_for()
-    sam.check("#script-published")
-    sam.locator("#version-line", has_text="Members run v").wait_for()
-    sam.context.close()
-
-    mo = signed_in(browser, live, "mo@example.com")
-    mo.goto(f"{live.url}/f/lab/scripts")
-    card = mo.locator(".script-card", has_text="Greeter")
+    mo, card = greeter_card_for_mo(browser, live, script_id, times="2")
     card.locator("[data-input=who] input").fill("Ada")
     times = card.locator("[data-input=times] input")
     times.fill("")
