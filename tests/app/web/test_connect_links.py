@@ -107,6 +107,20 @@ def _open(world: dict[str, Any], url: str, browser: requests.Session) -> request
     return browser.get(f"{live.url}{path}", allow_redirects=False, timeout=30)
 
 
+def _send(world: dict[str, Any], url: str, browser: requests.Session,
+          form: requests.Response, **fields: str) -> requests.Response:
+    """Send the key form the link's page `form` showed, with its CSRF token and `fields`."""
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf is not None
+    live: LiveServer = world["live"]
+    return browser.post(
+        f"{live.url}{urlsplit(url).path}",
+        data={"csrf_token": csrf.group(1), **fields},
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
 def _callback(world: dict[str, Any], location: str, browser: requests.Session) -> requests.Response:
     live: LiveServer = world["live"]
     query = urlsplit(location).query
@@ -204,15 +218,7 @@ def test_a_key_form_link_connects_with_the_users_key(world: dict[str, Any]) -> N
     browser = requests.Session()
     form = _open(world, url, browser)
     assert form.status_code == 200
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
-    live: LiveServer = world["live"]
-    answer = browser.post(
-        f"{live.url}{urlsplit(url).path}",
-        data={"csrf_token": csrf.group(1), "api_key": API_KEY},
-        allow_redirects=False,
-        timeout=30,
-    )
+    answer = _send(world, url, browser, form, api_key=API_KEY)
     outcome = _outcome(answer)
     [account] = _accounts(world)
     assert outcome == {"status": ["connected"], "account_id": [str(account.id)]}
@@ -223,15 +229,7 @@ def test_declining_the_key_form_returns_refused(world: dict[str, Any]) -> None:
     url = _link(world, integration="keyed", return_to=f"{EMBEDDER}/done")
     browser = requests.Session()
     form = _open(world, url, browser)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
-    live: LiveServer = world["live"]
-    answer = browser.post(
-        f"{live.url}{urlsplit(url).path}",
-        data={"csrf_token": csrf.group(1), "refuse": "1"},
-        allow_redirects=False,
-        timeout=30,
-    )
+    answer = _send(world, url, browser, form, refuse="1")
     assert _outcome(answer) == {"status": ["refused"]}
     assert _accounts(world) == []
 
@@ -360,14 +358,7 @@ def test_a_link_without_return_to_ends_on_a_page_with_the_links_own_next_step(
     url = _link(world, integration="keyed", user_id=world["ids"]["mia"])
     browser = requests.Session()
     form = _open(world, url, browser)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
-    live: LiveServer = world["live"]
-    done = browser.post(
-        f"{live.url}{urlsplit(url).path}",
-        data={"csrf_token": csrf.group(1), "api_key": API_KEY},
-        timeout=30,
-    )
+    done = _send(world, url, browser, form, api_key=API_KEY)
     assert done.status_code == 200
     assert "Keyed is connected." in done.text and "You can close this window." in done.text
     assert "The script that asked for it" not in done.text
@@ -446,17 +437,9 @@ def test_a_members_link_stops_working_once_they_are_removed(world: dict[str, Any
     unopened = _link(world, integration="keyed", user_id=world["ids"]["mia"])
     browser = requests.Session()
     form = _open(world, opened_before, browser)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
     removed = _api_call(world, "DELETE", f"/api/f/lab/members/{world['ids']['mia']}")
     assert removed.status_code == 204, removed.text
-    live: LiveServer = world["live"]
-    posted = browser.post(
-        f"{live.url}{urlsplit(opened_before).path}",
-        data={"csrf_token": csrf.group(1), "api_key": API_KEY},
-        allow_redirects=False,
-        timeout=30,
-    )
+    posted = _send(world, opened_before, browser, form, api_key=API_KEY)
     assert posted.status_code == 403 and "no longer a member" in posted.text
     fresh = _open(world, unopened, requests.Session())
     assert fresh.status_code == 403 and "no longer a member" in fresh.text
@@ -477,20 +460,12 @@ def test_an_opened_link_expires_too(world: dict[str, Any]) -> None:
     url = _link(world, integration="keyed", user_id=world["ids"]["mia"])
     browser = requests.Session()
     form = _open(world, url, browser)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
     with world["live"].app.app_context():
         link = db.session.scalars(select(ConnectLink)).one()
         link.opened_at = utcnow() - LINK_LIFETIME - timedelta(seconds=1)
         link.expires_at = link.opened_at
         db.session.commit()
-    live: LiveServer = world["live"]
-    posted = browser.post(
-        f"{live.url}{urlsplit(url).path}",
-        data={"csrf_token": csrf.group(1), "api_key": API_KEY},
-        allow_redirects=False,
-        timeout=30,
-    )
+    posted = _send(world, url, browser, form, api_key=API_KEY)
     assert posted.status_code == 403 and "expired" in posted.text
     assert _open(world, url, browser).status_code == 403
     assert _accounts(world) == []
