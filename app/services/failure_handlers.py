@@ -243,9 +243,7 @@ def _runs_as(session: Session, holder: Holder, handler: Script) -> MemberContext
         raise NotStarted(
             f"its on-failure script {handler.name} did not run: {stopped.message}"
         ) from None
-    number = triggers.unapproved_version(
-        session, handler, approved=holder.on_failure_version, owner_id=holder.owner_id
-    )
+    number = triggers.handler_to_approve(session, holder)
     if number is not None:
         raise NotStarted(
             f"its on-failure script {handler.name} did not run: its version {number} was"

@@ -231,6 +231,20 @@ def version_to_approve(session: Session, trigger: WebhookTrigger, script: Script
     )
 
 
+def handler_to_approve(session: Session, trigger: WebhookTrigger) -> int | None:
+    """The published version of the trigger's on-failure script that waits for its
+    member's approval before it runs as them (as version_to_approve, the script's); None
+    when there is none, or no handler that could run."""
+    if trigger.on_failure_script_id is None:
+        return None
+    handler = session.get(Script, trigger.on_failure_script_id)
+    if handler is None or handler.facility_id != trigger.facility_id:
+        return None
+    return unapproved_version(
+        session, handler, approved=trigger.on_failure_version, owner_id=trigger.owner_id
+    )
+
+
 def unapproved_version(
     session: Session, script: Script, *, approved: int | None, owner_id: int
 ) -> int | None:

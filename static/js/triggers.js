@@ -54,9 +54,15 @@ function row(trigger, reload, me) {
   const approval = pending === null ? [] : [el("div", {},
     el("span", { class: "badge warn trigger-pending", text: `v${pending} to approve` }),
     el("div", { class: "muted", text: `${trigger.runs_as.name} must approve the version another scripter published before this URL runs it.` }))];
-  const approve = el("button", { type: "button", class: "trigger-approve", text: `Approve v${pending}` });
+  // Its on-failure script's version another scripter published: it starts no run until
+  // the maker approves (the same Approve approves both).
+  const handlerPending = trigger.on_failure_version_to_approve;
+  if (handlerPending !== null) approval.push(el("div", { class: "muted trigger-handler-pending",
+    text: `${trigger.runs_as.name} must approve v${handlerPending} of the script a failed run starts, published by another scripter, before it runs.` }));
+  const what = pending === null ? `on-failure v${handlerPending}` : `v${pending}`;
+  const approve = el("button", { type: "button", class: "trigger-approve", text: `Approve ${what}` });
   approve.addEventListener("click", async () => {
-    try { await api("POST", `${base}/approve`); toast(`v${pending} approved`, "ok"); } catch (error) { toast(error.message, "error"); }
+    try { await api("POST", `${base}/approve`); toast(`${what} approved`, "ok"); } catch (error) { toast(error.message, "error"); }
     reload(trigger.id);
   });
   // Paused: its URL answers 409 until its maker or an admin resumes it.
@@ -92,7 +98,7 @@ function row(trigger, reload, me) {
     cell("Last used", "trigger-last-used", trigger.last_used_at ? shortTime(trigger.last_used_at) : el("span", { class: "muted", text: "never" }), ...refusedNote(trigger)),
     el("td", { "data-label": "" }, el("div", { class: "row wrap" },
       el("a", { class: "trigger-runs", href: `/f/${slug}/runs?webhook_trigger_id=${trigger.id}`, "aria-label": `Runs of ${trigger.name}`, text: "Runs" }),
-      ...(pending === null || !mine ? [] : [approve]),
+      ...((pending === null && handlerPending === null) || !mine ? [] : [approve]),
       ...(mine || me.admin ? [toggle, revoke] : [el("span", { class: "muted trigger-whose", text: `Only ${trigger.runs_as.name} or an admin can pause or revoke it` })]),
       el("label", { class: "muted" }, "When a run fails, run: ", onFailure))));
 }

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from app import db
-from app.models import WebhookTrigger
-from app.testing import LiveServer
+from app.models import User, WebhookTrigger
+from app.testing import LiveServer, WebClient
 from tests.e2e.people import add_script, signed_in
 from tests.e2e.test_triggers_panel import live_lab
 
@@ -53,3 +53,33 @@ def test_a_scripter_chooses_the_script_a_failed_run_of_a_trigger_starts(
         "() => document.activeElement?.className === 'trigger-on-failure-select'"
         " && document.activeElement.value === ''")
     assert saved_handler(live) is None
+
+
+def test_the_maker_approves_a_handler_version_another_scripter_published(
+    browser: Any, live_lab: tuple[LiveServer, int, int]
+) -> None:
+    live, script_id, sue_id = live_lab
+    alert = add_script(live, name="Alert", source="result = input\n", published=True)
+    with live.app.app_context():
+        sam_id = db.session.scalar(select(User.id).where(User.email == "sam@example.com"))
+    sam = WebClient(live.app, live.url, sam_id)
+    triggers = f"/api/f/lab/scripts/{script_id}/triggers"
+    made = sam.api("POST", triggers, json={"name": "CI", "on_failure_script_id": alert})
+    assert made.status_code == 201, made.text
+    sue = WebClient(live.app, live.url, sue_id)
+    published = sue.api("PATCH", f"/api/f/lab/scripts/{alert}",
+                        json={"source": "result = 'v2'", "published": True})
+    assert published.status_code == 200, published.text
+
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").click()
+    row = panel.locator("#triggers-table tbody tr")
+    row.wait_for()
+    assert row.locator(".trigger-pending").count() == 0  # the trigger's own script waits not
+    assert "must approve v1 of the script a failed run starts" in row.locator(
+        ".trigger-handler-pending").inner_text()
+    row.get_by_role("button", name="Approve on-failure v1").click()
+    row.locator(".trigger-handler-pending").wait_for(state="detached")
+    assert sam.api("GET", triggers).json()[0]["on_failure_version_to_approve"] is None

@@ -95,6 +95,11 @@ class TriggerOut(BaseModel):
     )
     refused_count: int = Field(description="How many calls its URL refused in all")
     on_failure_script_id: int | None = Field(description=_HANDLER_HELP)
+    on_failure_version_to_approve: int | None = Field(
+        description="A version of its on-failure script another scripter published since"
+        " its member chose it or last approved the trigger: it starts no run until they"
+        " approve the trigger (POST .../approve); null when there is none"
+    )
     on_failure_error: HandlerError | None = Field(
         description="Why the last on-failure run could not start (its script deleted,"
         " unpublished, a version its member has not approved, or its inputs refused the"
@@ -188,6 +193,9 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
         last_refused=_refusal(trigger),
         refused_count=trigger.refused_count,
         on_failure_script_id=trigger.on_failure_script_id,
+        on_failure_version_to_approve=triggers_service.handler_to_approve(
+            db.session(), trigger
+        ),
         on_failure_error=HandlerError.of(trigger),
     )
 

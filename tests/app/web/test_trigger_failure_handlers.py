@@ -198,9 +198,11 @@ def test_a_handler_version_another_scripter_published_waits_for_the_triggers_app
     assert error is not None and error["message"].startswith(
         "its on-failure script Alert did not run: its version 1 was published by another"
         " scripter after Sam chose it")
+    assert shown(world, trigger)["on_failure_version_to_approve"] == 1
     approved = call(world, "sam", "POST",
                     f"{triggers_of(world, 'report')}/{trigger['id']}/approve")
     assert approved.status_code == 200, approved.text
+    assert approved.json()["on_failure_version_to_approve"] is None
     again = queued_run(world, trigger["id"])
     assert lifecycle.fail(again, code="script_error", message="boom")
     assert [run["handles_run_id"] for run in handler_runs(world)] == [again]
