@@ -8,6 +8,7 @@ import { createInputEditor } from "./input-editor.js";
 import { schedulesPanel } from "./schedules.js";
 import { triggersPanel } from "./triggers.js";
 import { storePanel } from "./store.js";
+import { accountWords, callErrorWords } from "./wording.js";
 
 const page = document.getElementById("editor-page");
 let scriptId = page.dataset.scriptId ? Number(page.dataset.scriptId) : null;
@@ -179,7 +180,9 @@ async function showCalls(runId) {
   const calls = await api("GET", `/api/f/${slug}/runs/${runId}/calls`);
   $("run-calls").querySelector("tbody").replaceChildren(...calls.map((call) => el("tr", {},
     el("td", { text: call.method }), el("td", { class: "mono", text: call.path }),
-    el("td", { text: call.status ?? call.error ?? "" }), el("td", { text: call.account ?? "" }),
+    // In words, as the run page and the call log say them, with the code in the title.
+    el("td", { text: call.status ?? (call.error ? callErrorWords(call.error) : ""), title: call.status == null ? call.error : null }),
+    el("td", { text: accountWords(call.account), title: call.account }),
     el("td", { text: call.duration_ms == null ? "" : String(Math.round(call.duration_ms)) }),
     el("td", { text: call.wait_ms == null ? "" : String(Math.round(call.wait_ms)) }))));
 }
