@@ -104,14 +104,16 @@ def test_it_is_set_shown_changed_and_cleared(world: dict[str, Any]) -> None:
     assert [s["on_failure_script_id"] for s in listed] == [None]
 
 
-@pytest.mark.parametrize(
-    ("handler", "status", "words"),
-    [
-        ("theirs", 404, "this facility has no script"),
-        (None, 404, "this facility has no script 999999"),
-        ("draft", 409, "Draft is not published: publish it first"),
-    ],
-)
+# Scripts a schedule or a trigger may not name (another facility's, none, unpublished): the
+# status and words of the refusal.
+REFUSED_HANDLERS = [
+    ("theirs", 404, "this facility has no script"),
+    (None, 404, "this facility has no script 999999"),
+    ("draft", 409, "Draft is not published: publish it first"),
+]
+
+
+@pytest.mark.parametrize(("handler", "status", "words"), REFUSED_HANDLERS)
 def test_another_facilitys_an_unknown_or_an_unpublished_script_is_refused(
     world: dict[str, Any], handler: str | None, status: int, words: str
 ) -> None:

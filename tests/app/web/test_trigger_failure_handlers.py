@@ -17,7 +17,7 @@ from app.models import Run, WebhookTrigger
 from app.services import triggers as triggers_service
 from app.testing import LiveServer
 from tests.app.web.conftest import call, run_count
-from tests.app.web.test_schedule_failure_handlers import handler_runs, world
+from tests.app.web.test_schedule_failure_handlers import REFUSED_HANDLERS, handler_runs, world
 from tests.app.web.test_webhook_triggers import ended, hook, make, triggers_of
 
 __all__ = ["world"]  # the schedule tests' world, shared
@@ -66,14 +66,7 @@ def test_it_is_set_shown_changed_and_cleared(world: dict[str, Any]) -> None:
     assert empty.status_code == 400 and "on_failure_script_id" in empty.text
 
 
-@pytest.mark.parametrize(
-    ("handler", "status", "words"),
-    [
-        ("theirs", 404, "this facility has no script"),
-        (None, 404, "this facility has no script 999999"),
-        ("draft", 409, "Draft is not published: publish it first"),
-    ],
-)
+@pytest.mark.parametrize(("handler", "status", "words"), REFUSED_HANDLERS)
 def test_another_facilitys_an_unknown_or_an_unpublished_script_is_refused(
     world: dict[str, Any], handler: str | None, status: int, words: str
 ) -> None:
