@@ -197,6 +197,9 @@ def editor(slug: str, script_id: int | None = None) -> ResponseReturnValue:
         inputs=inputs.fields_from_schema(script.input_schema) if script else [],
         labels=_account_labels(member),
         examples=[_example(i) for i in integrations],
+        # A live run's output reaches its row by the next heartbeat at the latest: a run
+        # the panel picks up again is read once more after that (editor-page.js resume).
+        store_ms=round(float(current_app.config["HEARTBEAT_S"]) * 1000),
     )
 
 

@@ -3,7 +3,8 @@
 import { createEditor } from "../vendor/editor.js";
 import { api, el, parseJson, showError, slug, toast } from "./api.js";
 import { ready } from "./ws.js";
-import { cancel, follow, linkRun, renderInto, runHistory, setStatus, start } from "./runs.js";
+import { FINAL, cancel, follow, linkRun, renderInto, runHistory, setStatus, start } from "./runs.js";
+import { OutputView } from "./output-merge.js";
 import { createInputEditor } from "./input-editor.js";
 import { schedulesPanel } from "./schedules.js";
 import { triggersPanel } from "./triggers.js";
@@ -153,27 +154,70 @@ async function run() {
     await ready;
     // The draft's declarations, saved or not, check the input (and fill its defaults).
     const started = await start({ source: editor.getValue(), script_id: scriptId, input, inputs: inputFields.read() });
-    currentRun = started.id; $("cancel-run").hidden = false; $("cancel-run").disabled = false;
-    // This run's own controls: its sign-in prompt may take the keyboard from them (prompts.js).
-    $("run-script").dataset.runId = $("cancel-run").dataset.runId = started.id;
-    linkRun(parts, started.id);
-    follow(started.id, async (message) => {
-      renderInto(parts, message);
-      if (message.type !== "run.finished") return;
-      $("run-script").disabled = false;
-      $("cancel-run").hidden = true; currentRun = null;
-      const error = message.run.error;
-      if (error && error.line) editor.markError(error.line, `${error.code}: ${error.message}`);
-      showCalls(started.id);
-      loadHistory();
-      loadStore();  // the run may have changed the store
-      refreshReadiness();
-    });
+    attach(started);
   } catch (error) {
     $("run-script").disabled = false;
     setStatus(parts.status, "not_run");  // the server started no run
     parts.error.hidden = false; parts.error.textContent = error.message;
   }
+}
+
+// The panel follows a run that has not ended (started here, or found again on load): its
+// status, Stop, its link, its output (what the server holds so far, then each chunk in its
+// place by offset) and, once it ends, its calls, the history, the store, the readiness and
+// the error at its line.
+function attach(started) {
+  currentRun = started.id; $("cancel-run").hidden = false; $("cancel-run").disabled = false;
+  $("run-script").disabled = true;
+  // This run's own controls: its sign-in prompt may take the keyboard from them (prompts.js).
+  $("run-script").dataset.runId = $("cancel-run").dataset.runId = started.id;
+  linkRun(parts, started.id);
+  parts.view = new OutputView(parts.output, 0, () => catchUpSoon(started.id));
+  if (started.output) renderInto(parts, { type: "run.output", offset: 0, data: started.output });
+  follow(started.id, async (message) => {
+    renderInto(parts, message);
+    if (message.type !== "run.finished") return;
+    parts.view = null;
+    $("run-script").disabled = false;
+    $("cancel-run").hidden = true; currentRun = null;
+    const error = message.run.error;
+    if (error && error.line) editor.markError(error.line, `${error.code}: ${error.message}`);
+    showCalls(started.id);
+    loadHistory();
+    loadStore();  // the run may have changed the store
+    refreshReadiness();
+  });
+}
+
+// Chunks came past what the panel shows (printed before it listened, not yet read): the
+// output the server holds fills the gap, read again until it does or the run ends.
+let catchingUp = null;
+function catchUpSoon(runId, delay = 1000) {
+  if (catchingUp) return;
+  catchingUp = setTimeout(async () => {
+    catchingUp = null;
+    if (currentRun !== runId || !parts.view) return;
+    try {
+      const run = await api("GET", `/api/f/${slug}/runs/${runId}`);
+      if (currentRun === runId && parts.view) parts.view.add(0, run.output ?? "");
+    } catch { catchUpSoon(runId); }
+  }, delay);
+}
+
+// Reloaded (or opened again) while this user's run of the draft, started here, goes on:
+// the panel picks it up as if Run had just started it. Runs of the draft are those of this
+// script with no version; the filter by user keeps an admin's from other people's.
+async function resume() {
+  if (!scriptId) return;
+  const query = new URLSearchParams({ script_id: scriptId, user_id: page.dataset.me, trigger: "manual", limit: "10" });
+  const runs = await api("GET", `/api/f/${slug}/runs?${query}`);
+  const going = runs.find((r) => r.version == null && !FINAL.includes(r.status));
+  if (!going || currentRun || $("run-script").disabled) return;  // Run was pressed meanwhile
+  parts.output.textContent = ""; parts.output.hidden = true; parts.result.hidden = true; parts.error.hidden = true;
+  renderInto(parts, { type: "run.status", status: going.status, since: going.started_at ?? going.created_at });
+  attach(going);
+  // What it printed just before this page listened reaches the server by then.
+  catchUpSoon(going.id, Number(page.dataset.storeMs || 2000) + 500);
 }
 
 async function showCalls(runId) {
@@ -267,3 +311,4 @@ loadHistory();
 loadSchedules();
 loadTriggers();
 loadStore();
+resume().catch(() => {});  // the panel then says "not run", as before

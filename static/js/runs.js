@@ -84,12 +84,13 @@ export async function cancel(runId) {
 }
 
 // A live elapsed timer beside a panel's status while its run has not ended; a wait for a
-// sign-in is shown apart, not in the run's time (elapsed.js).
+// sign-in is shown apart, not in the run's time (elapsed.js). It counts from `since` (a run
+// a panel picked up again when the page was reloaded) or from now (one it just started).
 const timers = new WeakMap();
-function timer(node, running) {
+function timer(node, running, since = null) {
   if (!node) return;
   if (running && !timers.has(node)) {
-    node.dataset.since = new Date().toISOString();
+    node.dataset.since = since ?? new Date().toISOString();
     node.dataset.waitedMs = "0";
     delete node.dataset.waitingSince;
     const tick = () => { node.textContent = elapsedText(node); };
@@ -110,16 +111,19 @@ export function linkRun(parts, runId) {
   if (runId != null) parts.link.href = `/f/${slug}/runs/${runId}`;
 }
 
-// Render a run's progress into the elements of a panel.
+// Render a run's progress into the elements of a panel. With `parts.view` (an OutputView
+// of parts.output) each chunk goes in its place by its offset: a panel that read the output
+// stored so far and then listens shows none twice and sees a gap (editor-page.js).
 export function renderInto(parts, message) {
   if (message.type === "run.status") {
     setStatus(parts.status, message.status);
-    timer(parts.elapsed, true);
+    timer(parts.elapsed, true, message.since);
     timerStatus(parts.elapsed, message.status);
   }
   if (message.type === "run.output") {
     parts.output.hidden = false;
-    parts.output.textContent += message.data;
+    if (parts.view) parts.view.add(message.offset ?? parts.view.shown, message.data);
+    else parts.output.textContent += message.data;
   }
   if (message.type === "run.finished") {
     const run = message.run;

@@ -1,4 +1,5 @@
-"""The editor's run panel in Debian's Chromium: its Integration calls table in words."""
+"""The editor's run panel in Debian's Chromium: a run that goes on is picked up again after
+a reload, and its Integration calls table says calls in words."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from app import db, extensions
+from app.models import Run
 from app.services import connections, people
 from app.testing import LiveServer
 from tests.conftest import create_integration
@@ -18,11 +21,13 @@ pytestmark = pytest.mark.browser
 # Nothing listens at the integration's address (tests.conftest.create_integration): the
 # call is logged with an error and the facility's account.
 UNREACHED = 'integrations.get("keyed", "/unreached", account="master")\n'
+SPINNER = 'print("spinning")\nwhile True:\n    pass\n'
 
 
 @pytest.fixture
 def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, int]]]:
-    with scripter_lab(tmp_path) as live:
+    # Output reaches the run's row by each heartbeat: a reloaded page finds it there soon.
+    with scripter_lab(tmp_path, HEARTBEAT_S=0.2) as live:
         with live.app.app_context():
             session = db.session()
             keyed = create_integration(
@@ -32,7 +37,8 @@ def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, int]]]:
                 fields={"api_key": "unused"}, parameters={}, vault=extensions.vault())
             session.commit()
             db.session.remove()
-        ids = {"Unreached": add_script(live, name="Unreached", source=UNREACHED)}
+        ids = {name: add_script(live, name=name, source=source)
+               for name, source in (("Unreached", UNREACHED), ("Spinner", SPINNER))}
         yield live, ids
 
 
@@ -54,4 +60,30 @@ def test_the_calls_table_says_errors_and_accounts_in_words_with_their_codes_in_t
     assert (account.inner_text(), account.get_attribute("title")) == (
         "the facility's account", "master"
     )
+    page.context.close()
+
+
+def test_a_reloaded_editor_picks_up_its_run_that_goes_on_and_stops_it(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """Reloaded while its run went on, the panel said "not run" with Run enabled and no
+    Stop, and showed nothing of the run: it follows the run again, as after Run."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{ids['Spinner']}")
+    page.click("#run-script")
+    page.locator("#run-output", has_text="spinning").wait_for(timeout=30000)
+    page.reload()
+    status = page.locator("#run-status")
+    status.filter(has_text="running").wait_for()
+    page.locator("#run-output", has_text="spinning").wait_for()
+    with live.app.app_context():
+        (run_id,) = db.session.scalars(select(Run.id)).all()
+        db.session.remove()
+    assert page.locator("#run-link").get_attribute("href") == f"/f/lab/runs/{run_id}"
+    assert page.locator("#run-script").is_disabled()
+    page.click("#cancel-run")
+    status.filter(has_text="cancelled").wait_for(timeout=30000)
+    assert page.locator("#cancel-run").is_hidden()
+    assert page.locator("#run-script").is_enabled()
     page.context.close()

@@ -259,8 +259,12 @@ def test_live_timers_leave_a_wait_for_a_sign_in_out(
     row_timer = page.locator(f"tr[data-run-id='{run_id}'] .elapsed", has_text="so far")
     own, waiting = timer_parts(row_timer)
     assert 10 <= own <= 12 and waiting is not None and 60 <= waiting <= waited_at_most()
-    # The editor's panel: its run stops counting while it waits for Sam to sign in.
+    # The editor's panel: its run stops counting while it waits for Sam to sign in. The
+    # parked run ends first: the editor would pick it up (Sam's run of the draft goes on).
     with live.app.app_context():
+        parked = db.session.get(Run, run_id)
+        assert parked is not None
+        parked.status = "cancelled"
         create_integration(db.session(), facility=db.session.query(Facility).one(),
                            key="keyed", name="Keyed API")
         db.session.commit()
