@@ -15,19 +15,22 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from flask import Flask
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from app import db
 from app.models import Role, Run, Script
+from app.models._types import utcnow
+from app.services import schedules
 from app.services.context import MemberContext
-from app.services.scripts import create_script
+from app.services.scripts import create_run, create_script
 from tests.conftest import add_member, create_facility, create_user, make_app
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -138,6 +141,27 @@ def echo_scripter(session: Session) -> tuple[MemberContext, Script]:
                            published=True)
     return member, script
 
+
+def failed_schedule_runs(
+    session: Session, member: MemberContext, script: Script, count: int, *,
+    error_code: str, **schedule: Any,
+) -> dict[str, int]:
+    """`count` yearly schedules of `script` (no due time comes while a test runs), with one
+    retry a minute after a failure and the `schedule` settings, whose last run ended
+    `failed` (`error_code`) an hour ago, so its retry is due: failed run id -> schedule id."""
+    failed: dict[str, int] = {}
+    for n in range(count):
+        made = schedules.create_schedule(
+            session, member, script, cron="0 0 1 1 *", run_input={"n": n},
+            retries=1, retry_delay_s=60, **schedule,
+        )
+        run = create_run(session, member, script_id=script.id, source=None,
+                         run_input={"n": n}, interactive=False, schedule_id=made.id)
+        session.execute(update(Run).where(Run.id == run.id).values(
+            status="failed", error_code=error_code, finished_at=utcnow() - timedelta(hours=1)))
+        made.last_run_id = run.id
+        failed[run.id] = made.id
+    return failed
 
 def runs_where(app: Flask, *criteria: ColumnElement[bool]) -> list[Run]:
     """The app's runs that meet `criteria` as they are now, detached (read after the

@@ -10,21 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.lifecycle import is_final
 from app.models import Run
-from app.models._types import utcnow
-from app.services import schedules
-from app.services.scripts import create_run, create_script
+from app.services.scripts import create_script
 from tests.distributed.cluster import Cluster, Process, seeded_cluster
-from tests.distributed.conftest import echo_scripter, runs_where
+from tests.distributed.conftest import echo_scripter, failed_schedule_runs, runs_where
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 SECRET_KEY = "cluster-failure-handlers-session-key"
@@ -48,20 +44,8 @@ def world(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Worl
         member, echo = echo_scripter(session)
         flaky = create_script(session, member, name="Flaky", published=True,
                               source="raise ValueError('upstream answered 502')")
-        failed: dict[str, int] = {}
-        for n in range(SCHEDULES):
-            # Yearly: no due time comes while the test runs.
-            schedule = schedules.create_schedule(
-                session, member, flaky, cron="0 0 1 1 *", run_input={"n": n},
-                retries=1, retry_delay_s=60, on_failure_script_id=echo.id,
-            )
-            run = create_run(session, member, script_id=flaky.id, source=None,
-                             run_input={"n": n}, interactive=False, schedule_id=schedule.id)
-            session.execute(update(Run).where(Run.id == run.id).values(
-                status="failed", error_code="script_error",
-                finished_at=utcnow() - timedelta(hours=1)))
-            schedule.last_run_id = run.id
-            failed[run.id] = schedule.id
+        failed = failed_schedule_runs(session, member, flaky, SCHEDULES,
+                                      error_code="script_error", on_failure_script_id=echo.id)
         return failed, echo.id
 
     with seeded_cluster(tmp_path, postgres_url, redis_prefix, SECRET_KEY, seed) as (

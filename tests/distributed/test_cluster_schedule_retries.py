@@ -9,22 +9,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import db
 from app.lifecycle import is_final
 from app.models import Run, Schedule
-from app.models._types import utcnow
-from app.services import schedules
-from app.services.scripts import create_run
 from tests.distributed.cluster import Cluster, Process, await_tasks, seeded_cluster
-from tests.distributed.conftest import echo_scripter, runs_where
+from tests.distributed.conftest import echo_scripter, failed_schedule_runs, runs_where
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 SECRET_KEY = "cluster-retries-session-key"
@@ -45,21 +41,8 @@ class World:
 def world(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[World]:
     def seed(session: Session) -> dict[str, int]:
         member, script = echo_scripter(session)
-        failed: dict[str, int] = {}
-        for n in range(FAILED):
-            # Yearly: no due time comes while the test runs.
-            schedule = schedules.create_schedule(
-                session, member, script, cron="0 0 1 1 *", run_input={"n": n},
-                retries=1, retry_delay_s=60,
-            )
-            run = create_run(session, member, script_id=script.id, source=None,
-                             run_input={"n": n}, interactive=False, schedule_id=schedule.id)
-            session.execute(update(Run).where(Run.id == run.id).values(
-                status="failed", error_code="integration_unavailable",
-                finished_at=utcnow() - timedelta(hours=1)))
-            schedule.last_run_id = run.id
-            failed[run.id] = schedule.id
-        return failed
+        return failed_schedule_runs(session, member, script, FAILED,
+                                    error_code="integration_unavailable")
 
     with seeded_cluster(tmp_path, postgres_url, redis_prefix, SECRET_KEY, seed) as (
             app, failed, cluster):
