@@ -1,5 +1,5 @@
-"""Webhook triggers of a script: list, create, pause, revoke, and start a run from one
-(flush, never commit).
+"""Webhook triggers of a script: list, create, pause, approve, revoke (flush, never
+commit); a run its URL starts is app.services.trigger_starts.
 
 A trigger is a secret URL (`/hooks/<token>`) that a third party (a form service, a CI
 job, GitHub's webhooks) POSTs to, to start the script's published version as the member
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -24,25 +22,21 @@ from sqlalchemy.orm import Session
 from app.errors import (
     Conflict,
     Forbidden,
-    NotFound,
-    TriggerPaused,
     TriggerStopped,
     ValidationError,
 )
 from app.integrations.vault import Vault
-from app.models import Membership, Role, Run, Script, User, WebhookTrigger
+from app.models import Membership, Role, Script, User, WebhookTrigger
 from app.models._types import utcnow
 from app.models.triggers import InputMode, SignatureScheme
 from app.services import (
     failure_handler_choice,
     people,
-    queued_runs,
     script_parts,
     trigger_signatures,
     versions,
 )
 from app.services.context import MemberContext
-from app.services.scripts import create_run
 
 # How many triggers a script may have: one per service that calls it is plenty, and each
 # is a URL to keep secret.
@@ -300,26 +294,6 @@ def declares_inputs(session: Session, script: Script) -> bool:
     return isinstance(schema, dict) and bool(schema.get("properties"))
 
 
-def find_by_token(session: Session, token: str) -> WebhookTrigger:
-    """The trigger whose token this is (paused or not), or NotFound in words. Looked up by
-    the token's hash: the database compares hashes, so the time an answer takes says
-    nothing about how much of a guess was right."""
-    trigger = session.scalar(
-        select(WebhookTrigger).where(WebhookTrigger.token_hash == token_hash(token))
-    )
-    if trigger is None:
-        raise NotFound(UNKNOWN)
-    return trigger
-
-
-# What a paused trigger's URL answers (409): to an anonymous caller, so it names neither
-# the script nor the member.
-PAUSED = (
-    "this webhook trigger is paused: it starts no run (and keeps none of this call) until"
-    " a scripter of the facility resumes it in the script's Triggers panel"
-)
-
-
 def runs_as(session: Session, trigger: WebhookTrigger) -> MemberContext:
     """The trigger's member as they are now: still an active scripter of its facility
     (else a 409 saying so: a trigger never runs as someone who could not make it now)."""
@@ -340,66 +314,3 @@ def runs_as(session: Session, trigger: WebhookTrigger) -> MemberContext:
             " of the facility must make a new trigger"
         )
     return MemberContext(user, membership.facility, membership.role)
-
-
-@dataclass(frozen=True)
-class Startable:
-    """A trigger whose URL may start a run now: the member it runs as and its script."""
-
-    trigger: WebhookTrigger
-    member: MemberContext
-    script: Script
-
-
-def startable(session: Session, trigger: WebhookTrigger) -> Startable:
-    """The trigger, its member and script when its URL may start a run now; else a 409 in
-    words for the anonymous caller (naming no script and no member): TriggerPaused while
-    paused, TriggerStopped while the script is unpublished, its member is no longer a
-    scripter of the facility, its input no longer fits, or it runs a version its member
-    has not seen. A ping or Slack's URL check is answered only past these."""
-    if not trigger.enabled:
-        raise TriggerPaused(PAUSED)
-    member = runs_as(session, trigger)
-    script = session.get(Script, trigger.script_id)
-    if script is None:  # deleted meanwhile: its triggers go with it
-        raise NotFound(UNKNOWN)
-    if not script.published:
-        raise TriggerStopped(
-            "this trigger's script is not published: a scripter of the facility must"
-            " publish it again before this trigger starts runs"
-        )
-    if trigger.input_mode == "request" and declares_inputs(session, script):
-        raise TriggerStopped(REQUEST_DOES_NOT_FIT)
-    if version_to_approve(session, trigger, script) is not None:
-        raise TriggerStopped(
-            "a new version of this trigger's script was published by another scripter"
-            " since the trigger's maker made or last approved it, and its runs run as"
-            " them: the maker must approve it in the script's Triggers panel"
-        )
-    return Startable(trigger, member, script)
-
-
-def start_run(
-    session: Session,
-    ready: Startable,
-    *,
-    run_input: Any,
-    max_queued: int = queued_runs.DEFAULT_MAX_QUEUED,
-) -> Run:
-    """A queued run of a startable trigger's script as its member, with `run_input`
-    checked as the API's `input` is; never interactive (nobody can answer a sign-in
-    prompt: a call that needs one fails `not_interactive`)."""
-    trigger, member, script = ready.trigger, ready.member, ready.script
-    run = create_run(
-        session,
-        member,
-        script_id=script.id,
-        source=None,
-        run_input=run_input,
-        interactive=False,
-        webhook_trigger_id=trigger.id,
-        max_queued=max_queued,
-    )
-    trigger.last_used_at = utcnow()
-    session.flush()
-    return run

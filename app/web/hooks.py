@@ -23,7 +23,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from app import db, extensions
 from app.errors import AppError, NotFound, UnsupportedMediaType, ValidationError, strict_loads
 from app.models import Run
-from app.services import trigger_deliveries, trigger_refusals, trigger_signatures
+from app.services import (
+    trigger_deliveries,
+    trigger_refusals,
+    trigger_signatures,
+    trigger_starts,
+)
 from app.services import triggers as triggers_service
 from app.web.throttle import hook_throttle, refusal_tally
 
@@ -41,7 +46,7 @@ def start(token: str) -> ResponseReturnValue:
     if len(token) > _MAX_TOKEN:
         raise NotFound(triggers_service.UNKNOWN)
     session = db.session()
-    trigger = triggers_service.find_by_token(session, token)
+    trigger = trigger_starts.find_by_token(session, token)
     # On the raw bytes, before anything reads the body as JSON or form fields; before the
     # throttle counts the call, so that unsigned calls by whoever learnt the URL spend
     # none of the signed sender's runs a minute.
@@ -53,7 +58,7 @@ def start(token: str) -> ResponseReturnValue:
     )
     # Paused, or stopped (unpublished, its member gone, a version to approve): a 409 that
     # says so, to a ping too, which would otherwise tell the sender that all is well.
-    ready = triggers_service.startable(session, trigger)
+    ready = trigger_starts.startable(session, trigger)
     if request.headers.get("X-GitHub-Event", "").strip().lower() == "ping":
         # Sent once when a hook is made at GitHub (Gitea and Forgejo send it too): it
         # checks the URL (and the secret) and is no event to run the script for.
@@ -82,7 +87,7 @@ def start(token: str) -> ResponseReturnValue:
     ):
         return _repeated(first)
     try:
-        run = triggers_service.start_run(
+        run = trigger_starts.start_run(
             session,
             ready,
             run_input=run_input,
@@ -159,7 +164,7 @@ def opened(token: str) -> ResponseReturnValue:
     too: a GET tells nothing more). It starts nothing."""
     if len(token) > _MAX_TOKEN:
         raise NotFound(triggers_service.UNKNOWN)
-    triggers_service.find_by_token(db.session(), token)
+    trigger_starts.find_by_token(db.session(), token)
     error = AppError(
         "this is a webhook trigger's URL: a service starts a run by POSTing to it (a JSON"
         " object, form fields or no body), and opening it in a browser starts nothing."

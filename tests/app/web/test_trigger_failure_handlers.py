@@ -14,7 +14,7 @@ import pytest
 
 from app import db, extensions
 from app.models import Run, WebhookTrigger
-from app.services import triggers as triggers_service
+from app.services import trigger_starts
 from app.testing import LiveServer
 from tests.app.web.conftest import call, run_count
 from tests.app.web.test_schedule_failure_handlers import REFUSED_HANDLERS, handler_runs, world
@@ -45,8 +45,8 @@ def queued_run(world: dict[str, Any], trigger_id: int) -> str:
         session = db.session()
         trigger = session.get(WebhookTrigger, trigger_id)
         assert trigger is not None
-        run = triggers_service.start_run(
-            session, triggers_service.startable(session, trigger), run_input={})
+        run = trigger_starts.start_run(
+            session, trigger_starts.startable(session, trigger), run_input={})
         session.commit()
         return run.id
 
