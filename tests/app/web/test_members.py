@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from app import db
-from app.models import Facility, Role, User
+from app.models import Role, User
 from app.services import invitations
 from app.testing import LiveServer, WebClient
 from tests.app.web.test_run_control import SPINS, build_world, close, start
 from tests.conftest import add_member, create_facility, create_user
+from tests.e2e.people import add_lab_member
 
 
 @pytest.fixture
@@ -210,14 +211,9 @@ def test_removing_a_member_ends_their_runs_in_the_facility(tmp_path: Path, keyap
     world = build_world(tmp_path, keyapi, MAX_RUNS_PER_USER=1)
     try:
         live: LiveServer = world["live"]
+        boss_id = add_lab_member(live, email="boss@example.com", name="Boss", role=Role.admin)
         with live.app.app_context():
-            session = db.session()
-            boss = create_user(session, email="boss@example.com")
-            lab = session.query(Facility).filter_by(slug="lab").one()
-            add_member(session, user=boss, facility=lab, role=Role.admin)
-            session.commit()
-            boss_id = boss.id
-            sam_id = session.scalar(select(User.id).where(User.email == "sam@example.com"))
+            sam_id = db.session.scalar(select(User.id).where(User.email == "sam@example.com"))
         admin = WebClient(live.app, live.url, boss_id)
         page = admin.websocket("lab")  # an admin's page hears every run of the facility
         page.wait_for("hello")
