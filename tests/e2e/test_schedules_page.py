@@ -45,10 +45,12 @@ def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, int]]]:
         session.add(script)
         session.flush()
         ids = {"script": script.id}
+        # The hourly one first: at 08:xx Berlin on a weekday both next times are 09:00,
+        # and a tie is ordered by id.
         for key, cron, more in (
-            ("weekdays", "0 9 * * 1-5", {}),
             ("hourly", "0 * * * *", {"last_skip": "run_refused",
                                      "last_skip_message": "Change the schedule's input."}),
+            ("weekdays", "0 9 * * 1-5", {}),
             ("paused", "30 6 1 * *", {"enabled": False}),
         ):
             enabled = more.get("enabled", True)
