@@ -3,16 +3,26 @@
 An admin may put a static secret there (an API version key, a tenant token), so the values
 are kept encrypted in `defaults_enc` and are write-only: the plain JSON columns keep only
 the names, and views show each value masked.
+
+A value that looks like a secret is also redacted from what the upstream echoes back
+(`secret_values`). Not every value: most are public words (`Accept: application/json`,
+`X-GitHub-Api-Version: 2022-11-28`) that a service's answers hold for their own reasons,
+and redacting those would garble the answer a script reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 
 from app.integrations.vault import Vault
 from app.models import Integration
 
 MASKED = "••••••"
+# A name that says its value is a credential, as in X-Api-Key, tenant_token, Auth-Signature.
+_SECRET_NAME = re.compile(r"key|token|secret|auth|pass|sig|session|cookie|credential", re.I)
+# A value shaped like a generated key: long, one unbroken word, letters and digits mixed.
+_KEY_LENGTH = 16
 
 
 def defaults_of(integration: Integration, vault: Vault) -> tuple[dict[str, str], dict[str, str]]:
@@ -44,3 +54,20 @@ def seal_defaults(
 def masked(values: Mapping[str, str] | None) -> dict[str, str]:
     """Names with their values masked, for views."""
     return {name: MASKED for name in values or {}}
+
+
+def secret_values(headers: Mapping[str, str], query: Mapping[str, str]) -> Iterator[str]:
+    """The default values to redact from answers: those named like a credential, and
+    those shaped like a generated key, whatever their name."""
+    for name, value in (*headers.items(), *query.items()):
+        if _SECRET_NAME.search(name) or _key_shaped(value):
+            yield value
+
+
+def _key_shaped(value: str) -> bool:
+    return (
+        len(value) >= _KEY_LENGTH
+        and not any(c.isspace() for c in value)
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+    )

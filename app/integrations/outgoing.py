@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from app.integrations import destinations
-from app.integrations.defaults import defaults_of
+from app.integrations.defaults import defaults_of, secret_values
 from app.integrations.destinations import DestinationRefused
 from app.integrations.placements import place_credentials, placements_of
 from app.integrations.vault import Vault
@@ -95,6 +95,7 @@ def outgoing(
         if value.startswith("Basic "):  # the pair, and the "user:password" it encodes
             pair = value.removeprefix("Basic ")
             secrets.extend((pair, base64.b64decode(pair).decode("utf-8", "replace")))
+    secrets.extend(secret_values(default_headers, default_query))
     # The answer's URL loses the default query parameters too: their values are sealed
     # (admins see them masked), and the URL sent holds them.
     return Outgoing(headers, params, guarded_query | set(default_query), secrets)

@@ -1,5 +1,6 @@
 """Default header and query values are sealed, through the REST API: stored encrypted,
-shown masked to admins, not shown to members at all, and still sent with every call."""
+shown masked to admins, not shown to members at all, still sent with every call, and, where
+they look like secrets, redacted from what the upstream echoes back to a script."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from app import db
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.integrations.defaults import MASKED
+from app.integrations.redaction import REDACTED
 from app.models import Integration, Role
 from app.testing import LiveServer
 from tests.conftest import signed_in_lab
@@ -20,9 +22,17 @@ CSRF = "test-csrf-token"
 HEADERS = {"X-CSRF-Token": CSRF}
 HEADER_SECRET = "static-header-secret-7731"
 QUERY_SECRET = "static-query-secret-4409"
+# Not shaped like a generated key, but named like one.
+NAMED_SECRET = "hunter-two"
+# Public words, sent as they are and echoed as they are.
+API_VERSION = "2022-11-28"
+ACCEPT = "application/vnd.keyed+json"
 ECHO = """
 echo = integrations.get("keyed", "/echo").json()
-result = {"header": echo["headers"].get("x-static-token"), "query": echo["args"].get("tenant")}
+result = {"header": echo["headers"].get("x-static-token"), "query": echo["args"].get("tenant"),
+          "named": echo["headers"].get("x-partner-key"),
+          "version": echo["headers"].get("x-api-version"), "accept": echo["headers"].get("accept"),
+          "body": echo["body"]}
 """
 
 
@@ -45,7 +55,9 @@ def world(live: LiveServer) -> Iterator[dict[str, Any]]:
                 "placements": [
                     {"location": "header", "name": "X-API-Key", "template": "{api_key}"}
                 ],
-                "default_headers": {"X-Static-Token": HEADER_SECRET},
+                "default_headers": {"X-Static-Token": HEADER_SECRET,
+                                    "X-Partner-Key": NAMED_SECRET,
+                                    "X-Api-Version": API_VERSION, "Accept": ACCEPT},
                 "default_query": {"tenant": QUERY_SECRET},
             },
             headers=HEADERS,
@@ -61,7 +73,7 @@ def world(live: LiveServer) -> Iterator[dict[str, Any]]:
 
 
 def _secrets_in(text: str) -> list[str]:
-    return [s for s in (HEADER_SECRET, QUERY_SECRET) if s in text]
+    return [s for s in (HEADER_SECRET, QUERY_SECRET, NAMED_SECRET) if s in text]
 
 
 def test_admins_see_names_with_masked_values(world: dict[str, Any]) -> None:
@@ -70,7 +82,9 @@ def test_admins_see_names_with_masked_values(world: dict[str, Any]) -> None:
         answer = admin.get(path)
         assert _secrets_in(answer.get_data(as_text=True)) == [], path
     view = admin.get("/api/f/lab/integrations/keyed").get_json()
-    assert view["default_headers"] == {"X-Static-Token": MASKED}
+    assert view["default_headers"] == {
+        "X-Static-Token": MASKED, "X-Partner-Key": MASKED, "X-Api-Version": MASKED,
+        "Accept": MASKED}
     assert view["default_query"] == {"tenant": MASKED}
     page = admin.get("/f/lab/manage/integrations/keyed").get_data(as_text=True)
     assert _secrets_in(page) == []
@@ -92,7 +106,9 @@ def test_the_values_are_stored_encrypted_and_still_sent(world: dict[str, Any]) -
     with live.app.app_context():
         row = db.session.query(Integration).one()
         assert row.defaults_enc and _secrets_in(row.defaults_enc) == []
-        assert row.default_headers == {"X-Static-Token": ""}
+        assert set(row.default_headers) == {"X-Static-Token", "X-Partner-Key", "X-Api-Version",
+                                            "Accept"}
+        assert set(row.default_headers.values()) == {""}
         db.session.remove()
     database = Path(live.app.config["DATABASE_URL"].removeprefix("sqlite:///"))
     for file in (database, database.with_name(database.name + "-wal")):
@@ -106,12 +122,15 @@ def test_the_values_are_stored_encrypted_and_still_sent(world: dict[str, Any]) -
         result: dict[str, Any] = answer.get_json()["result"]
         return result
 
-    assert run() == {"header": HEADER_SECRET, "query": QUERY_SECRET}
+    # Sent: the upstream got them (and echoed them, redacted on the way back).
+    sent = {"header": REDACTED, "query": REDACTED, "named": REDACTED, "version": API_VERSION,
+            "accept": ACCEPT, "body": ""}
+    assert run() == sent
     renamed = world["admin"].patch(
         "/api/f/lab/integrations/keyed", json={"name": "Renamed"}, headers=HEADERS
     )
     assert renamed.status_code == 200
-    assert run() == {"header": HEADER_SECRET, "query": QUERY_SECRET}  # kept when not sent
+    assert run() == sent  # kept when not sent
 
 
 def test_the_url_a_script_gets_back_holds_no_default_query_value(
