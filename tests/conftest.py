@@ -15,6 +15,7 @@ and must run without Flask (tests/sandbox/test_boundaries.py checks it).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
+    import requests
     from flask import Flask
     from flask.testing import FlaskClient
     from sqlalchemy.orm import Session
@@ -508,6 +510,21 @@ def close_live(server: LiveServer) -> None:
     """Stop serving, then stop the app: no runs or sweeps over a finished test's database."""
     server.close()
     stop_app(server.app)
+
+
+def open_connect_link(
+    browser: requests.Session, url: str, **fields: str
+) -> requests.Response:
+    """A person opening a connect link in `browser`: its page (a GET, which binds nothing),
+    then the page's form sent with its CSRF token and `fields`. For an OAuth sign-in with
+    no fields to fill, the answer is the redirect to the provider."""
+    page = browser.get(url, allow_redirects=False, timeout=30)
+    assert page.status_code == 200, page.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None, page.text
+    return browser.post(
+        url, data={"csrf_token": csrf.group(1), **fields}, allow_redirects=False, timeout=30
+    )
 
 
 @pytest.fixture

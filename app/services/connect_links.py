@@ -3,7 +3,9 @@ integration in any browser, without a Scriptbox session (Nango's connect session
 
 The first browser that opens a link is bound to it: the link stores the hash of a secret
 kept in that browser's cookie, and the OAuth `state` is bound to the same hash, so a link
-that leaks after it was opened cannot be used to finish someone else's sign-in.
+that leaks after it was opened cannot be used to finish someone else's sign-in. Opening
+takes a person's click on the link's page: a GET binds nothing, so the mail scanner or
+chat preview that fetches a link before its person does cannot spend it.
 """
 
 from __future__ import annotations
@@ -128,11 +130,9 @@ def url_of(public_url: str, token: str) -> str:
     return f"{public_url.rstrip('/')}/connect/{token}"
 
 
-def open_link(
-    session: Session, *, token: str, browser_secret: str | None
-) -> tuple[ConnectLink, str]:
-    """The link behind `token`, bound to this browser on first use; returns the browser's
-    secret (a new one on first use). Another browser, a finished or expired link: refused."""
+def find_link(session: Session, *, token: str, browser_secret: str | None) -> ConnectLink:
+    """The link behind `token`, not yet opened or opened by this browser; binds nothing.
+    Another browser's link, a finished or expired link: refused."""
     link = session.scalar(select(ConnectLink).where(ConnectLink.token_hash == _hash(token)))
     if link is None:
         raise NotFound("This connect link is not valid. Ask the app that sent you for a new one.")
@@ -147,9 +147,20 @@ def open_link(
             raise Forbidden("This connect link was already used. Ask for a new one.")
         if link.opened_at + LINK_LIFETIME < utcnow():
             raise Forbidden("This connect link expired. Ask the app that sent you for a new one.")
-        return link, browser_secret
+        return link
     if link.expires_at < utcnow():
         raise Forbidden("This connect link expired. Ask the app that sent you for a new one.")
+    return link
+
+
+def open_link(
+    session: Session, *, token: str, browser_secret: str | None
+) -> tuple[ConnectLink, str]:
+    """The link behind `token` (as `find_link`), bound to this browser on first use; returns
+    the browser's secret (a new one on first use)."""
+    link = find_link(session, token=token, browser_secret=browser_secret)
+    if link.opened_at is not None and browser_secret is not None:
+        return link, browser_secret
     secret = secrets.token_urlsafe(32)
     link.opened_at = utcnow()
     link.browser_binding = browser_binding(secret)

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask.typing import ResponseReturnValue
 
 from app import db, extensions
-from app.errors import AppError, OAuthCallbackError
+from app.errors import AppError, OAuthCallbackError, ValidationError
 from app.models import Account, ConnectLink, Facility, Integration
 from app.services import connect_links, connections, oauth_sign_in
 from app.services.oauth_clients import redirect_uri
@@ -59,45 +59,63 @@ def _answer(
 
 @bp.route("/connect/<token>", methods=["GET", "POST"])
 def open_link(token: str) -> ResponseReturnValue:
-    """Start (or continue, in the same browser) the sign-in a connect link stands for."""
+    """Show, start or continue (in the same browser) the sign-in a connect link stands for.
+
+    A GET of a link not yet opened shows its page and binds nothing: a mail scanner or a
+    chat's link preview fetches links before their person does. The page's button (a POST)
+    opens it."""
+    secret: str | None
     try:
-        link, secret = connect_links.open_link(
-            db.session(), token=token, browser_secret=session.get(_SECRET)
-        )
+        if request.method == "POST":
+            check_csrf()
+            link, secret = connect_links.open_link(
+                db.session(), token=token, browser_secret=session.get(_SECRET)
+            )
+        else:
+            link = connect_links.find_link(
+                db.session(), token=token, browser_secret=session.get(_SECRET)
+            )
+            secret = session.get(_SECRET) if link.opened_at is not None else None
         connect_links.check_owner_allowed(db.session(), link)
     except AppError as exc:
         db.session.rollback()
         return _failed(exc.message), exc.status
-    session[_SECRET] = secret
+    if secret is not None:
+        session[_SECRET] = secret
     db.session.commit()
     integration = db.session.get(Integration, link.integration_id)
     facility = db.session.get(Facility, link.facility_id)
     assert integration is not None and facility is not None  # cascades delete the link
     page = {"link": link, "integration": integration, "facility_name": facility.name}
-    if request.method == "POST":
-        check_csrf()
-        if request.form.get("refuse"):
-            return _answer(link, "refused", "Nothing was connected.")
+    if request.method == "POST" and request.form.get("refuse"):
+        return _answer(link, "refused", "Nothing was connected.")
     if integration.auth_mode == "oauth2":
         wanted = {
-            p["name"]: request.args.get(f"param_{p['name']}", "").strip()
+            p["name"]: request.values.get(f"param_{p['name']}", "").strip()
             for p in integration.parameters
         }
-        if not all(wanted.values()):
-            # e.g. a Zendesk subdomain: asked before going to the provider.
+        if secret is None or not all(wanted.values()):
+            # The link's page: its button, and what is asked before going to the provider
+            # (e.g. a Zendesk subdomain).
             return render_template("connect_link.html", **page, error=None, parameters_only=True)
-        url = oauth_sign_in.start_authorization(
-            db.session(),
-            integration=integration,
-            user_id=link.user_id,
-            facility_id=link.facility_id,
-            purpose=MASTER_PURPOSE if link.owner == "master" else PURPOSE,
-            session_binding=connect_links.browser_binding(secret),
-            redirect_uri=redirect_uri(current_app.config["PUBLIC_URL"]),
-            vault=extensions.vault(),
-            label=link.label,
-            parameters=wanted,
-        )
+        try:
+            url = oauth_sign_in.start_authorization(
+                db.session(),
+                integration=integration,
+                user_id=link.user_id,
+                facility_id=link.facility_id,
+                purpose=MASTER_PURPOSE if link.owner == "master" else PURPOSE,
+                session_binding=connect_links.browser_binding(secret),
+                redirect_uri=redirect_uri(current_app.config["PUBLIC_URL"]),
+                vault=extensions.vault(),
+                label=link.label,
+                parameters=wanted,
+            )
+        except ValidationError as exc:  # a parameter the person may correct
+            db.session.rollback()
+            return render_template(
+                "connect_link.html", **page, error=exc.message, parameters_only=True
+            ), 400
         db.session.commit()
         return redirect(url)
     error = None

@@ -22,7 +22,7 @@ from app.devprovider import (
     create_provider_app,
     serve_in_thread,
 )
-from app.models import Account, ConnectLink, Role
+from app.models import Account, ConnectLink, Facility, Role
 from app.models._types import utcnow
 from app.services import integrations_admin
 from app.services.connect_links import LINK_LIFETIME
@@ -33,6 +33,7 @@ from tests.conftest import (
     create_integration,
     create_user,
     demo_oauth_fields,
+    open_connect_link,
 )
 
 EMBEDDER = "https://embedder.example"
@@ -107,6 +108,13 @@ def _open(world: dict[str, Any], url: str, browser: requests.Session) -> request
     return browser.get(f"{live.url}{path}", allow_redirects=False, timeout=30)
 
 
+def _start(world: dict[str, Any], url: str, browser: requests.Session) -> requests.Response:
+    """A person opening an OAuth link: its page, then its button; the answer redirects to
+    the provider."""
+    live: LiveServer = world["live"]
+    return open_connect_link(browser, f"{live.url}{urlsplit(url).path}")
+
+
 def _send(world: dict[str, Any], url: str, browser: requests.Session,
           form: requests.Response, **fields: str) -> requests.Response:
     """Send the key form the link's page `form` showed, with its CSRF token and `fields`."""
@@ -150,7 +158,7 @@ def test_a_link_made_by_api_runs_the_members_oauth_sign_in_in_a_fresh_browser(
         return_to=f"{EMBEDDER}/done?job=7",
     )
     browser = requests.Session()  # no Scriptbox session at all
-    to_provider = _open(world, url, browser)
+    to_provider = _start(world, url, browser)
     assert to_provider.status_code == 302
     back = answer_consent(to_provider.headers["Location"], approve=True)
     outcome = _outcome(_callback(world, back, browser))
@@ -172,7 +180,7 @@ def test_refusing_at_the_provider_returns_refused_and_connects_nothing(
 ) -> None:
     url = _link(world, integration="demo", return_to=f"{EMBEDDER}/done")
     browser = requests.Session()
-    to_provider = _open(world, url, browser)
+    to_provider = _start(world, url, browser)
     back = answer_consent(to_provider.headers["Location"], approve=False)
     outcome = _outcome(_callback(world, back, browser))
     assert outcome["status"] == ["refused"] and "account_id" not in outcome
@@ -184,7 +192,7 @@ def test_a_sign_in_from_a_link_finished_in_another_browser_is_ended_for_good(
 ) -> None:
     url = _link(world, integration="demo", return_to=f"{EMBEDDER}/done")
     owner, thief = requests.Session(), requests.Session()
-    to_provider = _open(world, url, owner)
+    to_provider = _start(world, url, owner)
     back = answer_consent(to_provider.headers["Location"], approve=True)
     stolen = _callback(world, back, thief)
     assert stolen.status_code == 400
@@ -204,7 +212,7 @@ def test_the_api_started_oauth_connection_completes_through_a_link(
     url = started.json()["authorization_url"]
     assert "/connect/" in url
     browser = requests.Session()
-    back = answer_consent(_open(world, url, browser).headers["Location"], approve=True)
+    back = answer_consent(_start(world, url, browser).headers["Location"], approve=True)
     done = _callback(world, back, browser)
     assert done.status_code == 200 and "Demo OAuth is connected" in done.text
     [account] = _accounts(world)
@@ -315,7 +323,7 @@ def test_an_admin_token_connects_the_facility_master_account_through_a_link(
     assert "/connect/sbc_" in url
     # A browser with no Scriptbox session at all signs in at the provider.
     browser = requests.Session()
-    back = answer_consent(_open(world, url, browser).headers["Location"], approve=True)
+    back = answer_consent(_start(world, url, browser).headers["Location"], approve=True)
     outcome = _outcome(_callback(world, back, browser))
     assert outcome["status"] == ["connected"]
     [account] = _accounts(world)
@@ -397,7 +405,7 @@ def test_a_link_sign_ins_callback_checks_its_issuer(
         assert patched.status_code == 200, patched.text
     url = _link(world, integration="demo", user_id=world["ids"]["mia"])
     browser = requests.Session()
-    back = answer_consent(_open(world, url, browser).headers["Location"], approve=True)
+    back = answer_consent(_start(world, url, browser).headers["Location"], approve=True)
     done = _callback(world, _with_query(back, iss=sent) if sent else back, browser)
     if words is None:
         assert done.status_code == 200 and "Demo OAuth is connected" in done.text
@@ -412,7 +420,7 @@ def test_a_link_sign_ins_callback_shows_the_providers_error_description(
 ) -> None:
     url = _link(world, integration="demo", user_id=world["ids"]["mia"])
     browser = requests.Session()
-    to_provider = _open(world, url, browser)
+    to_provider = _start(world, url, browser)
     [state] = parse_qs(urlsplit(to_provider.headers["Location"]).query)["state"]
     query = urlencode({
         "state": state,
@@ -459,9 +467,11 @@ def test_an_opened_link_expires_too(world: dict[str, Any]) -> None:
     # form (or reload it) days later, connecting any key to the member's account slot.
     url = _link(world, integration="keyed", user_id=world["ids"]["mia"])
     browser = requests.Session()
-    form = _open(world, url, browser)
+    form = _send(world, url, browser, _open(world, url, browser), api_key="")
+    assert form.status_code == 400  # the form again, with what was wrong; the link is open
     with world["live"].app.app_context():
         link = db.session.scalars(select(ConnectLink)).one()
+        assert link.opened_at is not None
         link.opened_at = utcnow() - LINK_LIFETIME - timedelta(seconds=1)
         link.expires_at = link.opened_at
         db.session.commit()
@@ -469,3 +479,63 @@ def test_an_opened_link_expires_too(world: dict[str, Any]) -> None:
     assert posted.status_code == 403 and "expired" in posted.text
     assert _open(world, url, browser).status_code == 403
     assert _accounts(world) == []
+
+
+@pytest.mark.parametrize("integration", ["demo", "keyed"])
+def test_a_mail_scanner_fetching_the_link_first_does_not_spend_it(
+    world: dict[str, Any], integration: str
+) -> None:
+    # The first GET bound the link to its browser and, for an OAuth link, started the
+    # sign-in: the mail scanner or chat preview that fetches every link in a message
+    # before its person clicks it spent the link, and the person got "already used".
+    url = _link(world, integration=integration, user_id=world["ids"]["mia"],
+                return_to=f"{EMBEDDER}/done")
+    for _scanner in range(2):
+        page = _open(world, url, requests.Session())
+        assert page.status_code == 200 and "Don’t connect" in page.text
+    with world["live"].app.app_context():
+        link = db.session.scalars(select(ConnectLink)).one()
+        assert link.opened_at is None and link.browser_binding is None
+    person = requests.Session()
+    if integration == "demo":
+        back = answer_consent(_start(world, url, person).headers["Location"], approve=True)
+        answer = _callback(world, back, person)
+    else:
+        answer = _send(world, url, person, _open(world, url, person), api_key=API_KEY)
+    assert _outcome(answer)["status"] == ["connected"]
+    [account] = _accounts(world)
+    assert account.user_id == world["ids"]["mia"]
+
+
+def test_an_oauth_link_asks_the_integrations_parameters_on_its_page(
+    world: dict[str, Any],
+) -> None:
+    live: LiveServer = world["live"]
+    with live.app.app_context():
+        integrations_admin.create_custom(
+            db.session(),
+            facility=db.session.scalars(select(Facility).where(Facility.slug == "lab")).one(),
+            fields={
+                "key": "tenanted",
+                "name": "Tenanted",
+                "auth_mode": "oauth2",
+                "base_url": "https://{tenant}.example.com/api",
+                "authorization_url": "https://{tenant}.example.com/authorize",
+                "token_url": "https://{tenant}.example.com/token",
+                "parameters": [{"name": "tenant", "label": "Tenant", "pattern": "^[a-z]+$"}],
+                "client_id": "cid",
+                "client_secret": "secret",
+            },
+        )
+        db.session.commit()
+    url = _link(world, integration="tenanted", user_id=world["ids"]["mia"])
+    browser = requests.Session()
+    page = _open(world, url, browser)
+    assert page.status_code == 200 and 'name="param_tenant"' in page.text
+    bad = _send(world, url, browser, page, param_tenant="evil.com/x")
+    # Said on the form, which the person corrects and sends again.
+    assert bad.status_code == 400 and 'role="alert">Tenant has characters' in bad.text
+    assert 'name="param_tenant"' in bad.text
+    to_provider = _send(world, url, browser, page, param_tenant="acme")
+    assert to_provider.status_code == 302
+    assert to_provider.headers["Location"].startswith("https://acme.example.com/authorize?")

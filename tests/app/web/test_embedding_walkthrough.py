@@ -20,6 +20,7 @@ from app.devprovider import answer_consent
 from app.models import Script, User
 from app.services import webhooks
 from app.testing import LiveServer, WebClient
+from tests.conftest import open_connect_link
 from tests.listener import Listener
 
 APP = "https://app.example.com"
@@ -61,8 +62,8 @@ def test_the_readme_walkthrough(live: LiveServer) -> None:
         assert link.status_code == 201, link.text
         # 4. The user opens it in a browser with no Scriptbox session and consents.
         browser = requests.Session()
-        opened = browser.get(link.json()["url"], allow_redirects=False, timeout=30)
-        assert opened.status_code == 302
+        opened = open_connect_link(browser, link.json()["url"])
+        assert opened.status_code == 302, opened.text
         callback = answer_consent(opened.headers["Location"], approve=True)
         back = browser.get(callback, allow_redirects=False, timeout=30)
         assert back.status_code == 302, back.text

@@ -43,7 +43,13 @@ from app.models._types import utcnow
 from app.services import integrations_admin, webhooks
 from app.services.people import facility_by_slug
 from app.testing import LiveServer, WebClient
-from tests.conftest import add_member, create_facility, create_user, demo_oauth_fields
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_user,
+    demo_oauth_fields,
+    open_connect_link,
+)
 from tests.listener import Listener
 
 WAIT_S = 60.0
@@ -160,9 +166,7 @@ def _sign_in(world: dict[str, Any], connect_url: str, *, approve: bool) -> reque
     """A fresh browser opens the link, answers the provider's consent, comes back."""
     live: LiveServer = world["live"]
     browser = requests.Session()
-    to_provider = browser.get(
-        f"{live.url}{urlsplit(connect_url).path}", allow_redirects=False, timeout=WAIT_S
-    )
+    to_provider = open_connect_link(browser, f"{live.url}{urlsplit(connect_url).path}")
     assert to_provider.status_code == 302, to_provider.text
     back = answer_consent(to_provider.headers["Location"], approve=approve, session=browser)
     return browser.get(
