@@ -182,17 +182,20 @@ def init_app(app: Flask) -> None:
         )
     else:
         queue = ThreadRunQueue(parts)
-    # Due schedules fire on the beat's tick, after the queued runs were dispatched: their
-    # runs are queued like any other (the caps apply) and handed to the same queue.
-    schedules = ScheduleFirer(session_factory=factory, submit=queue.submit,
-                              max_queued=int(app.config["MAX_QUEUED_RUNS_PER_USER"]))
-    heartbeat.on_tick(schedules.fire_due)
-    # Wherever a scheduled run ends failed for good, its schedule's on-failure script starts.
-    lifecycle.on_end(FailureHandlers(
+    # Wherever a scheduled run ends failed for good, its schedule's on-failure script
+    # starts: at its end, or when the firer drops the retry it was waiting for.
+    handlers = FailureHandlers(
         session_factory=factory, submit=queue.submit,
         public_url=lambda: str(app.config["PUBLIC_URL"]),
         max_queued=int(app.config["MAX_QUEUED_RUNS_PER_USER"]),
-    ).on_end)
+    )
+    lifecycle.on_end(handlers.on_end)
+    # Due schedules fire on the beat's tick, after the queued runs were dispatched: their
+    # runs are queued like any other (the caps apply) and handed to the same queue.
+    schedules = ScheduleFirer(session_factory=factory, submit=queue.submit,
+                              max_queued=int(app.config["MAX_QUEUED_RUNS_PER_USER"]),
+                              retry_dropped=handlers.retry_dropped)
+    heartbeat.on_tick(schedules.fire_due)
     pruner = Pruner(session_factory=factory, retention_days=app.config["RETENTION_DAYS"])
     heartbeat.on_tick(pruner.tick)
     app.extensions.update(

@@ -6,7 +6,9 @@ at 03:00 tells somebody (n8n's error workflow, Windmill's schedule error handler
 in whichever process wrote the run's final state: the embedded server's driver thread, a
 Celery worker, or the heartbeat's sweep of an interrupted run. A run that ended `failed`
 or `timed_out` with no retry of it still to come (app.services.schedule_retries; a
-trigger's runs are never retried) starts one run of the on-failure script, as the
+trigger's runs are never retried), or whose pending retry the schedule firer dropped
+(`retry_dropped`: skipped, failed to start, or a due time came first), starts one run of
+the on-failure script, as the
 schedule's (the trigger's) member, with trigger `on_failure`,
 `handles_run_id` the failed run and an input describing the failure (`failure_input`).
 The column is unique: a redelivered end, or two processes seeing one, start it once.
@@ -101,8 +103,16 @@ class FailureHandlers:
             return
         key = holder_key(trigger=run.get("trigger"), schedule_id=run.get("schedule_id"),
                          webhook_trigger_id=run.get("webhook_trigger_id"))
-        if key is None:
-            return
+        if key is not None:
+            self._start_for(run_id, key)
+
+    def retry_dropped(self, run_id: str, schedule_id: int) -> None:
+        """The schedule firer's word that the pending retry of the failed run `run_id`
+        will never start (skipped, failed to start, or a due time came first): that run
+        failed for good, and it is told as a last retry's failure is. Never raises."""
+        self._start_for(run_id, (Schedule, schedule_id))
+
+    def _start_for(self, run_id: str, key: HolderKey) -> None:
         try:
             started = self.handle(run_id)
         except Exception:  # said on the schedule or trigger: never lost in a log alone

@@ -29,7 +29,10 @@ A run of a schedule that failed is started again, after a delay, up to the sched
 `retries` (app.services.schedule_retries): after the due times, each tick claims the due
 retries with one conditional UPDATE each (the schedule's `retried_run_id` moves to the
 failed run's id) and starts them with a due time's checks, so two processes never start
-the same retry and a retry never runs what a due time would refuse.
+the same retry and a retry never runs what a due time would refuse. A pending retry that
+will never start (skipped, failed to start, or a due time came first) leaves its failed
+run failed for good: the firer says so (`retry_dropped`), and the schedule's on-failure
+script starts for it (app.services.failure_handlers).
 """
 
 from __future__ import annotations
@@ -95,13 +98,17 @@ class ScheduleFirer:
         submit: Callable[[str], None],
         clock: Callable[[], datetime] = utcnow,
         max_queued: int = DEFAULT_MAX_QUEUED,
+        retry_dropped: Callable[[str, int], None] | None = None,
     ) -> None:
         """`submit(run_id)` hands a queued run to the run queue once its row is committed;
-        `max_queued` is SCRIPTBOX_MAX_QUEUED_RUNS_PER_USER."""
+        `max_queued` is SCRIPTBOX_MAX_QUEUED_RUNS_PER_USER; `retry_dropped(run_id,
+        schedule_id)` hears, once committed, of a failed run whose pending retry will
+        never start."""
         self._session_factory = session_factory
         self._submit = submit
         self._clock = clock
         self._max_queued = max_queued
+        self._retry_dropped = retry_dropped
 
     def fire_due(self) -> int:
         """Fire every schedule due now (once each); how many runs started."""
@@ -145,7 +152,8 @@ class ScheduleFirer:
                 run_id = self.retry(row.id, failed=row.run_id, attempt=row.attempt + 1)
             except Exception:  # one schedule's failure must not hold back the others
                 log.exception("schedule %s could not retry run %s", row.id, row.run_id)
-                self._record_retry_failure(row.id, failed=row.run_id)
+                if self._record_retry_failure(row.id, failed=row.run_id):
+                    self._dropped(row.run_id, row.id)
                 continue
             if run_id is not None:
                 self._submit(run_id)
@@ -170,14 +178,18 @@ class ScheduleFirer:
             found = session.execute(select(Run.input).where(Run.id == failed)).first()
             if found is None:  # deleted since it was read (by a member): nothing to retry
                 return None
-            return self._started(
+            run_id = self._started(
                 session, schedule, run_input=found.input, retry_of=failed, attempt=attempt
             )
+            skipped = run_id is None and schedule.last_run_id is None  # not waiting
+        if skipped:
+            self._dropped(failed, schedule_id)
+        return run_id
 
-    def _record_retry_failure(self, schedule_id: int, *, failed: str) -> None:
+    def _record_retry_failure(self, schedule_id: int, *, failed: str) -> bool:
         """Settle a retry that failed to start, saying so, as a due time's is: it would
-        otherwise fail again every tick."""
-        self._record_start_failed(
+        otherwise fail again every tick. Whether this process settled it."""
+        return self._record_start_failed(
             schedule_id,
             "retry",
             lambda: _retry_pending(schedule_id, failed=failed).values(retried_run_id=failed),
@@ -200,7 +212,21 @@ class ScheduleFirer:
                 return None
             schedule = session.get(Schedule, schedule_id, populate_existing=True)
             assert schedule is not None  # claimed in this transaction, so it is there
-            return self._started(session, schedule, run_input=schedule.input)
+            dropped = _retry_to_come(session, schedule)
+            run_id = self._started(session, schedule, run_input=schedule.input)
+        if dropped is not None:  # this due time took its place (or was skipped)
+            self._dropped(dropped, schedule_id)
+        return run_id
+
+    def _dropped(self, run_id: str, schedule_id: int) -> None:
+        """Tell of the failed run `run_id` whose pending retry will never start."""
+        if self._retry_dropped is None:
+            return
+        try:
+            self._retry_dropped(run_id, schedule_id)
+        except Exception:  # the tick goes on: the other schedules are not held back
+            log.exception("schedule %s: could not tell of run %s's dropped retry",
+                          schedule_id, run_id)
 
     def _started(self, session: Session, schedule: Schedule, **run: Any) -> str | None:
         """Start a claimed run of the schedule (a due time's or a retry's) and record it as
@@ -234,19 +260,22 @@ class ScheduleFirer:
 
     def _record_start_failed(
         self, schedule_id: int, what: str, claim: Callable[[], Update]
-    ) -> None:
+    ) -> bool:
         """Record on the schedule that its `what` (a due time, a retry) failed to start,
         with the UPDATE `claim()` makes (built inside the try: working out the next due
-        time may fail too), which matches only while nobody settled it first."""
+        time may fail too), which matches only while nobody settled it first. Whether
+        it matched."""
         try:
             with self._session_factory() as session, session.begin():
-                session.execute(
+                settled = session.execute(
                     claim()
                     .values(last_skip="start_failed", last_skip_message=START_FAILED)
                     .execution_options(synchronize_session=False)
-                )
+                ).rowcount  # type: ignore[attr-defined]
         except Exception:  # the database itself is away: the next tick tries again
             log.exception("schedule %s: could not record its failed %s", schedule_id, what)
+            return False
+        return bool(settled == 1)
 
     def _start(
         self,
@@ -305,6 +334,19 @@ def queue_full(member: MemberContext, full: TooManyQueuedRuns) -> str:
         f" the server queues for one person ({full.limit}): this due time was skipped, not"
         " queued behind them. Wait for them to start, or cancel some on the Runs page"
     )
+
+
+def _retry_to_come(session: Session, schedule: Schedule) -> str | None:
+    """The schedule's failed last run whose retry is still to come, if the schedule has an
+    on-failure script to tell when that retry is dropped; else None."""
+    if schedule.on_failure_script_id is None or schedule.retries == 0:
+        return None
+    if schedule.last_run_id is None or schedule.retried_run_id == schedule.last_run_id:
+        return None
+    last = session.get(Run, schedule.last_run_id)
+    if last is None or schedule_retries.retry_at(schedule, last) is None:
+        return None
+    return last.id
 
 
 def _still_due(schedule_id: int, *, due_at: datetime, cron: str, zone: str) -> Update:

@@ -289,3 +289,41 @@ def test_a_queue_that_refuses_the_handler_run_leaves_it_queued_and_the_end_unhar
         handlers.on_end(failed, run.to_dict())
     assert [(run["status"], run["handles_run_id"]) for run in handler_runs(world)] == [
         ("queued", failed)]
+
+
+@pytest.mark.parametrize("dropped_by", ["skip", "due_time"])
+def test_a_failure_whose_retry_never_starts_starts_the_handler(
+    world: dict[str, Any], dropped_by: str
+) -> None:
+    # The handler waited for the failed run's retry, which a skip (the script was
+    # unpublished meanwhile) or the next due time coming first dropped: the run had failed
+    # for good, and nobody was ever told.
+    live: LiveServer = world["live"]
+    lifecycle = extensions.lifecycle(live.app)
+    schedule_id = scheduled(world, retries=1, retry_delay_s=30)
+    failed = queued_run(world, schedule_id)
+    assert lifecycle.fail(failed, code="http_error", message="upstream answered 502")
+    assert handler_runs(world) == []  # its retry is to come
+    with live.app.app_context():
+        run = db.session.get(Run, failed)
+        schedule = db.session.get(Schedule, schedule_id)
+        report = db.session.get(Script, world["ids"]["report"])
+        assert run is not None and schedule is not None and report is not None
+        run.finished_at = utcnow() - timedelta(minutes=1)  # the retry is due now
+        if dropped_by == "skip":
+            report.published = False
+        else:
+            schedule.next_run_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    firer = extensions.schedule_firer(live.app)
+    firer.fire_due()
+    assert [h["handles_run_id"] for h in handler_runs(world)] == [failed]
+    shown = schedule_of(world, schedule_id)
+    assert shown["retry_at"] is None
+    if dropped_by == "skip":
+        assert shown["last_skip"]["reason"] == "script_unpublished"
+    else:
+        assert shown["last_run"]["id"] != failed
+    # Told once: the next tick starts no other.
+    firer.fire_due()
+    assert len(handler_runs(world)) == 1
