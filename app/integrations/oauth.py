@@ -14,7 +14,7 @@ import contextlib
 import ipaddress
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ from requests_oauthlib import OAuth2Session
 
 from app.integrations import body_caps, deadlines, transport
 from app.integrations.destinations import fill_parameters
+from app.integrations.redaction import Redactor
 
 # Providers may grant fewer or other scopes than asked; that is their call, not an error.
 os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
@@ -83,6 +84,19 @@ class OAuthProviderError(Exception):
         super().__init__(f"{error}: {description}" if description else error)
         self.error = error
         self.description = description
+
+
+def _sent(client_id: str, secrets: Iterable[str | None]) -> list[str]:
+    """The secrets a token or revocation request carries, for taking them out of what the
+    provider says back: each one, and the client's Basic pair when a secret is among them.
+
+    A provider's words go on to people (Test connection, a failed disconnect): one that
+    echoes the request must not hand the client secret to a member, nor the write-only
+    secret back to an admin.
+    """
+    sent = [secret for secret in secrets if secret]
+    sent.extend(f"{client_id}:{secret}" for secret in list(sent))
+    return sent
 
 
 def _is_loopback(url: str) -> bool:
@@ -193,14 +207,20 @@ def _endpoint_call(endpoint: str, timeout: float) -> Iterator[None]:
         ) from None
 
 
-def _token_call(settings: OAuthSettings, call: Any, timeout: float) -> dict[str, Any]:
+def _token_call(
+    settings: OAuthSettings, call: Any, timeout: float, sent: list[str]
+) -> dict[str, Any]:
+    """Make the token request `call`; a refusal's words without the secrets `sent`."""
+    said = Redactor(sent).text
     try:
         with _transport(settings.token_url), _endpoint_call("token endpoint", timeout):
             token = call()
     except OAuth2Error as exc:
-        raise OAuthProviderError(exc.error or "invalid_request", exc.description or "") from None
+        raise OAuthProviderError(
+            said(exc.error or "invalid_request"), said(exc.description or "")
+        ) from None
     except ValueError as exc:  # oauthlib: a token answer without access_token, bad JSON…
-        raise OAuthProviderError("invalid_response", str(exc)) from None
+        raise OAuthProviderError("invalid_response", said(str(exc))) from None
     return dict(token)
 
 
@@ -230,6 +250,7 @@ def exchange_code(
             **kwargs,
         ),
         timeout,
+        _sent(client_id, (client_secret, code, code_verifier)),
     )
 
 
@@ -256,6 +277,7 @@ def client_credentials_token(
             **kwargs,
         ),
         timeout,
+        _sent(client_id, (client_secret,)),
     )
 
 
@@ -283,6 +305,7 @@ def refresh_token(
             **kwargs,
         ),
         timeout,
+        _sent(client_id, (client_secret, refresh_token)),
     )
 
 
@@ -321,8 +344,10 @@ def revoke(
         answer = {}
     if not isinstance(answer, dict):
         answer = {}
+    # Redacted before the raw answer is cut: a secret across the cut would show its start.
+    said = Redactor(_sent(client_id, (client_secret, token))).text
     raise OAuthProviderError(
-        str(answer.get("error") or f"http_{response.status_code}"),
+        said(str(answer.get("error") or f"http_{response.status_code}")),
         f"HTTP {response.status_code}: "
-        + str(answer.get("error_description") or response.text[:200]).strip(),
+        + said(str(answer.get("error_description") or response.text))[:200].strip(),
     )

@@ -9,6 +9,9 @@ up to VERIFY_MAX_BYTES: a larger one is refused.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 import requests
 
 from app.integrations import body_caps, deadlines, destinations, transport
-from app.integrations.defaults import defaults_of
+from app.integrations.defaults import defaults_of, secret_values
 from app.integrations.placements import place_credentials, placements_of
 from app.integrations.redaction import Redactor
 from app.integrations.vault import Vault
@@ -49,7 +52,9 @@ def send_as_account(
     http: requests.Session | None = None,
 ) -> tuple[requests.Response, list[str]]:
     """Send one request of the integration's own (a verification, a who-am-I) with these
-    credentials on the guarded transport, no redirects; the answer and the values placed.
+    credentials on the guarded transport, no redirects; the answer and the secrets sent
+    (the values placed, a Basic header's pair and the "user:password" it encodes, and the
+    integration's default values that look like secrets), for redacting the answer.
 
     Raises DestinationRefused or HostCallError when it cannot be built, and requests'
     exceptions when it cannot be sent: DeadlinePassed past VERIFY_TIMEOUT_S, AnswerTooLarge
@@ -63,7 +68,15 @@ def send_as_account(
     )
     headers, params = place_credentials(placements_of(integration), creds, parameters)
     placed = [*headers.values(), *(value for _name, value in params)]
+    for value in headers.values():
+        if value.startswith("Basic "):  # an echo of the header may hold the pair alone
+            pair = value.removeprefix("Basic ")
+            placed.append(pair)
+            with contextlib.suppress(binascii.Error):  # a template's own "Basic {key}"
+                placed.append(base64.b64decode(pair).decode("utf-8", "replace"))
     default_headers, default_query = defaults_of(integration, vault)
+    # The admin's default values are sealed: an echo of them is no one's to read.
+    placed.extend(secret_values(default_headers, default_query))
     session = http or transport.guarded_session()
     # In all: a trickling answer is cut off; and up to a cap: a flood is not held in memory.
     with deadlines.Deadline(VERIFY_TIMEOUT_S), body_caps.BodyCap(VERIFY_MAX_BYTES):
@@ -93,7 +106,7 @@ def verify_credentials(
     name = integration.name
     method, path = str(spec.get("method") or "GET"), str(spec["path"])
     try:
-        response, _placed = send_as_account(
+        response, placed = send_as_account(
             integration,
             method=method,
             path=path,
@@ -126,7 +139,9 @@ def verify_credentials(
     expected = int(spec.get("expected_status") or 200)
     if response.status_code == expected:
         return Verdict(True, response.status_code, f"{name} accepted the credentials")
-    said = Redactor(creds.values()).text(_in_words(response.text)[:_EXCERPT_CHARS]).strip()
+    # Redacted before it is cut: a secret across the cut would otherwise show its start.
+    said = Redactor([*creds.values(), *placed]).text(_in_words(response.text))
+    said = said[:_EXCERPT_CHARS].strip()
     return Verdict(
         False,
         response.status_code,
