@@ -35,8 +35,9 @@ ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"
 _QUERY = re.compile(r"(?<=[\w/.%~-])\?[^\s\"']+")
 
 
-# A webhook trigger's URL carries its secret in the path (app.web.hooks).
-_HOOK_TOKEN = re.compile(r"(/hooks/)[^\s\"'?/]+")
+# A webhook trigger's URL carries its secret in the path (app.web.hooks), and so does a
+# connect link's (app.web.connect): whoever holds it binds a sign-in to the link's user.
+_PATH_TOKEN = re.compile(r"(/hooks/|/connect/)[^\s\"'?/]+")
 
 
 def strip_query(text: str) -> str:
@@ -45,13 +46,14 @@ def strip_query(text: str) -> str:
 
 
 def redact(text: str) -> str:
-    """text as logs may hold it: no query string, and `/hooks/<token>` as `/hooks/…`."""
-    return _HOOK_TOKEN.sub("\\1…", strip_query(text))
+    """text as logs may hold it: no query string, and `/hooks/<token>` as `/hooks/…`
+    (`/connect/<token>` as `/connect/…`)."""
+    return _PATH_TOKEN.sub("\\1…", strip_query(text))
 
 
 class _NoQueries(logging.Filter):
     """Rewrites each record without query strings (gunicorn logs request URIs on errors)
-    or webhook trigger tokens (Flask logs a failed request's path)."""
+    or webhook trigger and connect link tokens (Flask logs a failed request's path)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         # The cleaned line replaces the record's format and arguments, so the handler
