@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
 from app.models import Schedule, Script, WebhookTrigger
+from app.services import versions
 from app.services.context import MemberContext
 
 # What may name an on-failure script: both hold the same on_failure_* columns.
@@ -48,6 +49,20 @@ def choose(
     if holder.on_failure_script_id != script_id or by_owner:
         holder.on_failure_version = handler.published_version if by_owner else None
     holder.on_failure_script_id = script_id
+
+
+def handler_to_approve(session: Session, holder: Holder) -> int | None:
+    """The published version of the on-failure script that waits for its member's
+    approval before it runs as them (one another scripter published since they chose it
+    or last approved); None when there is none, or no handler that could run."""
+    if holder.on_failure_script_id is None:
+        return None
+    handler = session.get(Script, holder.on_failure_script_id)
+    if handler is None or handler.facility_id != holder.facility_id:
+        return None
+    return versions.unapproved_version(
+        session, handler, approved=holder.on_failure_version, owner_id=owner_of(holder)
+    )
 
 
 def approve_current(session: Session, holder: Holder) -> None:

@@ -35,7 +35,7 @@ from app.errors import AppError, TooManyQueuedRuns, TriggerStopped
 from app.lifecycle import RunStatus
 from app.models import Facility, Run, Schedule, Script, WebhookTrigger
 from app.models._types import iso, utcnow
-from app.services import schedule_firing, schedule_retries, triggers
+from app.services import failure_handler_choice, schedule_firing, schedule_retries, triggers
 from app.services.context import MemberContext
 from app.services.failure_handler_choice import Holder
 from app.services.queued_runs import DEFAULT_MAX_QUEUED
@@ -253,7 +253,7 @@ def _runs_as(session: Session, holder: Holder, handler: Script) -> MemberContext
         raise NotStarted(
             f"its on-failure script {handler.name} did not run: {stopped.message}"
         ) from None
-    number = triggers.handler_to_approve(session, holder)
+    number = failure_handler_choice.handler_to_approve(session, holder)
     if number is not None:
         raise NotStarted(
             f"its on-failure script {handler.name} did not run: its version {number} was"

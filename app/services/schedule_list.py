@@ -20,7 +20,7 @@ from app.db import MAX_INTEGER
 from app.errors import ValidationError
 from app.lifecycle import RunStatus
 from app.models import Run, Schedule, Script, User
-from app.services import schedules
+from app.services import failure_handler_choice, schedules
 from app.services.context import MemberContext
 from app.services.schedules import ScheduleView
 
@@ -176,7 +176,10 @@ def list_facility_schedules(
     ).all()
     page = []
     for schedule, script_name, published, owner, last_run in rows[:limit]:
-        found = schedules.view_of(schedule, last_run=last_run, published=published, now=now)
+        found = schedules.view_of(
+            schedule, last_run=last_run, published=published, now=now,
+            handler_to_approve=failure_handler_choice.handler_to_approve(session, schedule),
+        )
         page.append(Listed(found, script_name, owner, state_of(found), published))
     more = len(rows) > limit
     return page, (Position.after(page[-1].view.schedule) if more else None)

@@ -68,6 +68,9 @@ class ScheduleView:
     # Its retries in words ("" for none), and when the retry of its failed last run is due.
     retries_description: str = ""
     retry_at: datetime | None = None
+    # A version of its on-failure script another scripter published since its member
+    # chose it or last set up the schedule: no failure starts it until they approve it.
+    handler_to_approve: int | None = None
 
 
 def require_scripter(member: MemberContext) -> None:
@@ -232,15 +235,24 @@ def view(session: Session, schedule: Schedule, *, now: datetime | None = None) -
     the run its last due time started."""
     last_run = session.get(Run, schedule.last_run_id) if schedule.last_run_id else None
     published = schedule.last_skip == "script_unpublished" and _published(session, schedule)
-    return view_of(schedule, last_run=last_run, published=published, now=now)
+    return view_of(
+        schedule, last_run=last_run, published=published, now=now,
+        handler_to_approve=failure_handler_choice.handler_to_approve(session, schedule),
+    )
 
 
 def view_of(
-    schedule: Schedule, *, last_run: Run | None, published: bool, now: datetime | None = None
+    schedule: Schedule,
+    *,
+    last_run: Run | None,
+    published: bool,
+    now: datetime | None = None,
+    handler_to_approve: int | None = None,
 ) -> ScheduleView:
-    """`view` from what was read already: its last run (None: none, or no longer kept) and
-    whether its script is published. The facility's list reads both for a page of
-    schedules in one query (schedule_list), where `view` would ask for each."""
+    """`view` from what was read already: its last run (None: none, or no longer kept),
+    whether its script is published, and its on-failure script's version to approve. The
+    facility's list reads the first two for a page of schedules in one query
+    (schedule_list), where `view` would ask for each."""
     upcoming: list[datetime] = []
     if schedule.enabled:
         upcoming = cron_times.next_times(
@@ -254,6 +266,7 @@ def view_of(
         last_skip=_skip_still_said(schedule, last_run=last_run, published=published),
         retries_description=schedule_retries.describe(schedule.retries, schedule.retry_delay_s),
         retry_at=schedule_retries.retry_at(schedule, last_run),
+        handler_to_approve=handler_to_approve,
     )
 
 

@@ -220,37 +220,9 @@ def version_to_approve(session: Session, trigger: WebhookTrigger, script: Script
     """The published version that waits for the trigger's member to approve it before the
     URL starts runs: one another scripter published since they made or last approved the
     trigger (their own versions need no approval). None when there is none."""
-    return unapproved_version(
+    return versions.unapproved_version(
         session, script, approved=trigger.approved_version, owner_id=trigger.owner_id
     )
-
-
-def handler_to_approve(session: Session, trigger: WebhookTrigger) -> int | None:
-    """The published version of the trigger's on-failure script that waits for its
-    member's approval before it runs as them (as version_to_approve, the script's); None
-    when there is none, or no handler that could run."""
-    if trigger.on_failure_script_id is None:
-        return None
-    handler = session.get(Script, trigger.on_failure_script_id)
-    if handler is None or handler.facility_id != trigger.facility_id:
-        return None
-    return unapproved_version(
-        session, handler, approved=trigger.on_failure_version, owner_id=trigger.owner_id
-    )
-
-
-def unapproved_version(
-    session: Session, script: Script, *, approved: int | None, owner_id: int
-) -> int | None:
-    """The published version of `script` (a trigger's, or its on-failure script) that
-    its member `owner_id` has not seen: neither `approved` nor saved by them; else None."""
-    number = script.published_version
-    if number is None or number == approved:
-        return None
-    version = versions.published(session, script=script)
-    if version is None or version.created_by == owner_id:
-        return None
-    return number
 
 
 def why_stopped(session: Session, trigger: WebhookTrigger, script: Script) -> str | None:

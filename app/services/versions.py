@@ -159,6 +159,21 @@ def published(session: Session, *, script: Script) -> ScriptVersion | None:
     )
 
 
+def unapproved_version(
+    session: Session, script: Script, *, approved: int | None, owner_id: int | None
+) -> int | None:
+    """The published version of `script` (a schedule's or trigger's, or its on-failure
+    script) that its member `owner_id` has not seen: neither `approved` nor saved by them;
+    else None."""
+    number = script.published_version
+    if number is None or number == approved:
+        return None
+    version = published(session, script=script)
+    if version is None or version.created_by == owner_id:
+        return None
+    return number
+
+
 def diff_lines(old: str, new: str) -> list[dict[str, Any]]:
     """A unified diff of two sources as lines tagged add / remove / context / hunk."""
     lines = []

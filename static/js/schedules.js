@@ -85,11 +85,22 @@ function row(schedule, reload) {
         schedule.runs_as ? ` · runs as ${schedule.runs_as.name}` : ""),
       input === "null" || input === "{}" ? "" : el("div", { class: "muted" }, "input ", el("code", { text: input })),
       schedule.retries ? el("div", { class: "muted schedule-retries", text: schedule.retries_description }) : "",
+      handlerPending(schedule),
       handlerError(schedule, "schedule-on-failure-error")),
     cell("Next runs", "schedule-next", ...timesCell(schedule)),
     cell("Last run", "schedule-last", ...lastCell(schedule)),
     el("td", { "data-label": "" }, el("div", { class: "row wrap" }, toggle, remove, el("label", { class: "muted" }, "Retries ", retries),
       el("label", { class: "muted" }, "When a run fails, run: ", onFailure))));
+}
+
+// A version of the on-failure script another scripter published: a failure starts no run
+// of it until the schedule's member changes, or pauses and resumes, the schedule.
+function handlerPending(schedule) {
+  const pending = schedule.on_failure_version_to_approve;
+  if (pending === null) return "";
+  const who = schedule.runs_as ? schedule.runs_as.name : "Its member";
+  return el("div", { class: "muted schedule-handler-pending",
+    text: `${who} must change, or pause and resume, this schedule before v${pending} of the script a failed run starts, published by another scripter, runs as them.` });
 }
 
 // Fill the panel for `scriptId` and wire its form (once); returns a function that reloads it.

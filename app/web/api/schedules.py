@@ -123,6 +123,12 @@ class ScheduleOut(BaseModel):
         " when none is pending"
     )
     on_failure_script_id: int | None = Field(description=_HANDLER_HELP)
+    on_failure_version_to_approve: int | None = Field(
+        description="A version of its on-failure script another scripter published since"
+        " its member chose it or last set up, changed or resumed the schedule: a failure"
+        " starts no run of it until they change, or pause and resume, the schedule; null"
+        " when there is none"
+    )
     on_failure_error: HandlerError | None = Field(
         description="Why the last on-failure run could not start (its script deleted,"
         " unpublished, or its inputs refused the failure), until one starts or the"
@@ -220,6 +226,7 @@ def schedule_out(found: schedules_service.ScheduleView, owner: User | None) -> S
         retries_description=found.retries_description,
         retry_at=iso(found.retry_at),
         on_failure_script_id=schedule.on_failure_script_id,
+        on_failure_version_to_approve=found.handler_to_approve,
         on_failure_error=HandlerError.of(schedule),
         created_at=iso(schedule.created_at),
         updated_at=iso(schedule.updated_at),

@@ -11,6 +11,7 @@ from app.errors import ValidationError
 from app.models import Role, Script, User, WebhookTrigger
 from app.models._types import iso
 from app.models.triggers import InputMode, SignatureScheme
+from app.services import failure_handler_choice
 from app.services import scripts as scripts_service
 from app.services import triggers as triggers_service
 from app.web.api.base import address_of, api_blueprint
@@ -193,7 +194,7 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
         last_refused=_refusal(trigger),
         refused_count=trigger.refused_count,
         on_failure_script_id=trigger.on_failure_script_id,
-        on_failure_version_to_approve=triggers_service.handler_to_approve(
+        on_failure_version_to_approve=failure_handler_choice.handler_to_approve(
             db.session(), trigger
         ),
         on_failure_error=HandlerError.of(trigger),

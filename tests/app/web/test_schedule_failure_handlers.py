@@ -327,3 +327,31 @@ def test_a_failure_whose_retry_never_starts_starts_the_handler(
     # Told once: the next tick starts no other.
     firer.fire_due()
     assert len(handler_runs(world)) == 1
+
+
+def test_a_handler_version_another_scripter_published_is_shown_to_approve(
+    world: dict[str, Any],
+) -> None:
+    # Nothing showed it: the schedule said why only after a failure had gone untold, and
+    # not how its member lets the version run.
+    lifecycle = extensions.lifecycle(world["live"].app)
+    schedule_id = scheduled(world)
+    assert schedule_of(world, schedule_id)["on_failure_version_to_approve"] is None
+    adas = call(world, "ada", "PATCH", f"/api/f/lab/scripts/{world['ids']['alert']}",
+                json={"source": "result = 'ada was here'", "published": True})
+    assert adas.status_code == 200, adas.text
+    version = adas.json()["published_version"]
+    assert schedule_of(world, schedule_id)["on_failure_version_to_approve"] == version
+    listed = call(world, "sam", "GET", "/api/f/lab/schedules").json()
+    assert [s["on_failure_version_to_approve"] for s in listed] == [version]
+    failed = queued_run(world, schedule_id)
+    assert lifecycle.fail(failed, code="script_error", message="boom")
+    assert handler_runs(world) == []
+    # Its member pauses and resumes it: the version is theirs to run now.
+    base = f"{BASE.format(world['ids']['report'])}/{schedule_id}"
+    for enabled in (False, True):
+        assert call(world, "sam", "PATCH", base, json={"enabled": enabled}).status_code == 200
+    assert schedule_of(world, schedule_id)["on_failure_version_to_approve"] is None
+    again = queued_run(world, schedule_id)
+    assert lifecycle.fail(again, code="script_error", message="boom")
+    assert [run["handles_run_id"] for run in handler_runs(world)] == [again]
