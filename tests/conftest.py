@@ -461,6 +461,22 @@ def keyed_api_fields(provider_url: str, **more: Any) -> dict[str, Any]:
     }
 
 
+def tenanted_oauth_fields() -> dict[str, Any]:
+    """An OAuth integration whose every URL takes the member's `tenant` (a Zendesk-style
+    subdomain), asked before the sign-in; its hosts are not dialled."""
+    return {
+        "key": "tenanted",
+        "name": "Tenanted",
+        "auth_mode": "oauth2",
+        "base_url": "https://{tenant}.example.com/api",
+        "authorization_url": "https://{tenant}.example.com/authorize",
+        "token_url": "https://{tenant}.example.com/token",
+        "parameters": [{"name": "tenant", "label": "Tenant", "pattern": "^[a-z]+$"}],
+        "client_id": "cid",
+        "client_secret": "secret",
+    }
+
+
 def create_closed_oauth_integration(session: Session, *, facility: Facility) -> None:
     """An OAuth2 integration `oauthy` made as an admin makes one, every endpoint on a closed
     loopback port: nothing it does may reach a network."""

@@ -13,7 +13,13 @@ from sqlalchemy import select
 from app import db
 from app.models import ApiToken, Facility, Role, Run, Script
 from app.testing import signed_in_session
-from tests.conftest import add_member, create_facility, create_integration, create_user
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_integration,
+    create_user,
+    tenanted_oauth_fields,
+)
 
 CSRF = "test-csrf-token"
 
@@ -303,17 +309,7 @@ def test_an_oauth_prompt_asks_connection_parameters_before_the_provider(
     integration = integrations_admin.create_custom(
         db.session(),
         facility=lab,
-        fields={
-            "key": "tenanted",
-            "name": "Tenanted",
-            "auth_mode": "oauth2",
-            "base_url": "https://{tenant}.example.com/api",
-            "authorization_url": "https://{tenant}.example.com/authorize",
-            "token_url": "https://{tenant}.example.com/token",
-            "parameters": [{"name": "tenant", "label": "Tenant", "pattern": "^[a-z]+$"}],
-            "client_id": "cid",
-            "client_secret": "secret",
-        },
+        fields=tenanted_oauth_fields(),
     )
     member = people["users"]["member"]
     grant = Grant(

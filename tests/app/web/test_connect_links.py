@@ -34,6 +34,7 @@ from tests.conftest import (
     create_user,
     demo_oauth_fields,
     open_connect_link,
+    tenanted_oauth_fields,
 )
 
 EMBEDDER = "https://embedder.example"
@@ -515,17 +516,7 @@ def test_an_oauth_link_asks_the_integrations_parameters_on_its_page(
         integrations_admin.create_custom(
             db.session(),
             facility=db.session.scalars(select(Facility).where(Facility.slug == "lab")).one(),
-            fields={
-                "key": "tenanted",
-                "name": "Tenanted",
-                "auth_mode": "oauth2",
-                "base_url": "https://{tenant}.example.com/api",
-                "authorization_url": "https://{tenant}.example.com/authorize",
-                "token_url": "https://{tenant}.example.com/token",
-                "parameters": [{"name": "tenant", "label": "Tenant", "pattern": "^[a-z]+$"}],
-                "client_id": "cid",
-                "client_secret": "secret",
-            },
+            fields=tenanted_oauth_fields(),
         )
         db.session.commit()
     url = _link(world, integration="tenanted", user_id=world["ids"]["mia"])
