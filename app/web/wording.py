@@ -85,7 +85,8 @@ TRIGGER_WORDS = {
     "schedule": "Schedule",
     "terminal": "Terminal (scriptbox run)",
     "webhook": "Webhook trigger",
-    "on_failure": "On failure (a schedule's run failed)",
+    # A schedule's or a webhook trigger's run that failed starts it (docs/schedules.md).
+    "on_failure": "On failure (a scheduled or webhook run failed)",
 }
 # What started a run, as the lists mark it after its status ("failed (schedule)"): nothing
 # for a run started from a page or the API. One for each RunTrigger (a test).

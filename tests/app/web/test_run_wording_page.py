@@ -96,7 +96,8 @@ def test_a_runs_status_badge_in_words_and_tone(
         ("manual", None, "Manual (page or API)"),
         ("schedule", "(schedule)", "Schedule"),
         ("terminal", "(terminal)", "Terminal (scriptbox run)"),
-        ("on_failure", "(on failure)", "On failure (a schedule's run failed)"),
+        # Not "a schedule's run failed": a webhook trigger's failed run starts one too.
+        ("on_failure", "(on failure)", "On failure (a scheduled or webhook run failed)"),
     ],
 )
 def test_what_started_a_run_in_words(
