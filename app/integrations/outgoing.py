@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from app.integrations import destinations
 from app.integrations.defaults import defaults_of, secret_values
 from app.integrations.destinations import DestinationRefused
-from app.integrations.placements import place_credentials, placements_of
+from app.integrations.placements import place_credentials, placed_secrets, placements_of
 from app.integrations.vault import Vault
 from app.models import Integration
 from sandbox import HostCallError
@@ -89,12 +89,7 @@ def outgoing(
     headers.update(placed_headers)
     params.extend(placed_params)
     secrets = [str(v) for k, v in creds.items() if k not in NOT_SECRET]
-    secrets.extend(value for _name, value in placed_params)
-    for value in placed_headers.values():
-        secrets.append(value)
-        if value.startswith("Basic "):  # the pair, and the "user:password" it encodes
-            pair = value.removeprefix("Basic ")
-            secrets.extend((pair, base64.b64decode(pair).decode("utf-8", "replace")))
+    secrets.extend(placed_secrets(placed_headers, placed_params))
     secrets.extend(secret_values(default_headers, default_query))
     # The answer's URL loses the default query parameters too: their values are sealed
     # (admins see them masked), and the URL sent holds them.

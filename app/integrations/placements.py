@@ -4,7 +4,9 @@ pairs or HTTP Basic auth. One owner for script calls and credential checks alike
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import binascii
+import contextlib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.integrations.catalog_entry import default_placements, placement_dict
@@ -50,3 +52,17 @@ def place_credentials(
             pair = base64.b64encode(f"{value}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {pair}"
     return headers, params
+
+
+def placed_secrets(headers: Mapping[str, str], params: Iterable[tuple[str, str]]) -> list[str]:
+    """The credential values placed in a request, as an upstream's echo may hold them: each
+    one, and of a Basic header the pair alone and the "user:password" it encodes (not when
+    an admin's own "Basic {key}" template holds no base64: the key itself is there)."""
+    secrets = [*headers.values(), *(value for _name, value in params)]
+    for value in headers.values():
+        if value.startswith("Basic "):
+            pair = value.removeprefix("Basic ")
+            secrets.append(pair)
+            with contextlib.suppress(binascii.Error, ValueError):
+                secrets.append(base64.b64decode(pair).decode("utf-8", "replace"))
+    return secrets

@@ -9,9 +9,6 @@ up to VERIFY_MAX_BYTES: a larger one is refused.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +17,7 @@ import requests
 
 from app.integrations import body_caps, deadlines, destinations, transport
 from app.integrations.defaults import defaults_of, secret_values
-from app.integrations.placements import place_credentials, placements_of
+from app.integrations.placements import place_credentials, placed_secrets, placements_of
 from app.integrations.redaction import Redactor
 from app.integrations.vault import Vault
 from app.models import Integration
@@ -67,13 +64,7 @@ def send_as_account(
         allowed_hosts=integration.allowed_hosts or [],
     )
     headers, params = place_credentials(placements_of(integration), creds, parameters)
-    placed = [*headers.values(), *(value for _name, value in params)]
-    for value in headers.values():
-        if value.startswith("Basic "):  # an echo of the header may hold the pair alone
-            pair = value.removeprefix("Basic ")
-            placed.append(pair)
-            with contextlib.suppress(binascii.Error):  # a template's own "Basic {key}"
-                placed.append(base64.b64decode(pair).decode("utf-8", "replace"))
+    placed = placed_secrets(headers, params)
     default_headers, default_query = defaults_of(integration, vault)
     # The admin's default values are sealed: an echo of them is no one's to read.
     placed.extend(secret_values(default_headers, default_query))

@@ -237,3 +237,26 @@ def test_a_basic_header_of_the_admins_own_template_is_checked_too(
     assert refused.status_code == 400, refused.get_json()
     assert f"Basic {key}" in echo.received[0]
     assert _leaked(refused.get_data(as_text=True), key, DEFAULT_SECRET) == []
+
+
+def test_a_script_call_with_the_admins_own_basic_template_reaches_the_upstream(
+    clients: dict[str, FlaskClient], echo: Echo
+) -> None:
+    """The broker decoded such a header to redact its pair: a key that is no base64 failed
+    every call of the integration with internal_error, before it was sent."""
+    admin = clients["admin"]
+    _keyed(
+        admin,
+        echo,
+        placements=[{"location": "header", "name": "Authorization", "template": "Basic {api_key}"}],
+    )
+    echo.accepting = True
+    key = "not-base64-key-5"
+    master = admin.post("/api/f/lab/integrations/keyed/master",
+                        json={"fields": {"api_key": key}}, headers=HEADERS)
+    assert master.status_code == 201, master.get_json()
+    source = 'result = integrations.get("keyed", "/x").status'
+    answer = admin.post("/api/f/lab/runs", json={"source": source, "wait": 60}, headers=HEADERS)
+    run = answer.get_json()
+    assert (run["status"], run["result"]) == ("succeeded", 200), run
+    assert f"Basic {key}" in echo.received[-1]
