@@ -164,8 +164,8 @@ async function run() {
 
 // The panel follows a run that has not ended (started here, or found again on load): its
 // status, Stop, its link, its output (what the server holds so far, then each chunk in its
-// place by offset) and, once it ends, its calls, the history, the store, the readiness and
-// the error at its line.
+// place by offset), its row in the history at once and, once it ends, its calls, the
+// history, the store, the readiness and the error at its line.
 function attach(started) {
   currentRun = started.id; $("cancel-run").hidden = false; $("cancel-run").disabled = false;
   $("run-script").disabled = true;
@@ -187,6 +187,9 @@ function attach(started) {
     loadStore();  // the run may have changed the store
     refreshReadiness();
   });
+  // Listed as running now, not only once it ends: the History said "No runs of yours yet:
+  // press Run" under a run going on. This panel's handler above follows it, not the table.
+  loadHistory();
 }
 
 // Chunks came past what the panel shows (printed before it listened, not yet read): the
@@ -254,11 +257,16 @@ async function refreshReadiness() {
 }
 
 // An admin's history lists everyone's runs and says who started each (the table carries
-// their id); a scripter's lists only their own and has no such column.
-async function loadHistory() {
+// their id); a scripter's lists only their own and has no such column. One read at a
+// time, in order: a quick run's end reads it again while its start's read is under way,
+// and the older answer ("running") must not land last.
+let historyRead = Promise.resolve();
+function loadHistory() {
   const table = $("run-history");
-  if (!scriptId) return;
-  await runHistory(scriptId, table.tBodies[0], { me: table.dataset.me, empty: table.dataset.empty, unit: "" });
+  if (!scriptId) return historyRead;
+  historyRead = historyRead.catch(() => {}).then(() =>
+    runHistory(scriptId, table.tBodies[0], { me: table.dataset.me, empty: table.dataset.empty, unit: "" }));
+  return historyRead;
 }
 
 const loadSchedules = schedulesPanel($("schedules-panel"), () => scriptId);

@@ -87,3 +87,22 @@ def test_a_reloaded_editor_picks_up_its_run_that_goes_on_and_stops_it(
     assert page.locator("#cancel-run").is_hidden()
     assert page.locator("#run-script").is_enabled()
     page.context.close()
+
+
+def test_the_history_lists_the_run_started_here_while_it_goes_on(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """The History was read only when the run ended: under a run going on it said "No runs
+    of yours yet: press Run". It lists the run as running at once, then as it ends."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{ids['Spinner']}")
+    history = page.locator("#run-history tbody")
+    history.get_by_text("No runs of yours yet").wait_for()
+    page.click("#run-script")
+    page.locator("#run-output", has_text="spinning").wait_for(timeout=30000)
+    history.locator("tr", has_text="running").wait_for()
+    page.click("#cancel-run")
+    history.locator("tr", has_text="cancelled").wait_for(timeout=30000)
+    assert history.locator("tr").count() == 1
+    page.context.close()
