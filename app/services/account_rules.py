@@ -21,8 +21,9 @@ from app.integrations.catalog_entry import DEFAULT_PARAMETER_PATTERN, MAX_LABEL_
 from app.models import Account, Integration
 
 _LABEL = re.compile(r"[A-Za-z0-9 _.-]*")
-# What _LABEL takes, in words (the refusal says it; the pages' hint too).
-LABEL_CHARACTERS = "letters, digits, spaces, '.', '-' and '_'"
+# What _LABEL takes, in words (the refusal says it; the pages' hint too). Its letters are
+# A-Z and a-z only: "letters" alone refused "Büro" while saying letters were fine.
+LABEL_CHARACTERS = "letters A-Z and a-z (no accents), digits, spaces, '.', '-' and '_'"
 
 
 def validate_label(label: Any) -> str:

@@ -290,17 +290,21 @@ def test_a_label_of_the_longest_length_is_kept_whole(admin: FlaskClient) -> None
     assert answer.get_json()["label"] == label
 
 
-def test_the_label_field_says_which_characters_the_server_takes(admin: FlaskClient) -> None:
+@pytest.mark.parametrize("label", ["work \N{ROCKET}", "B\N{LATIN SMALL LETTER U WITH DIAERESIS}ro"])
+def test_the_label_field_says_which_characters_the_server_takes(
+    admin: FlaskClient, label: str
+) -> None:
+    """A label of "Büro" was refused as "labels may hold letters, ...": it says which."""
     assert _create(admin, KEYED).status_code == 201
     refused = admin.post(
         "/api/f/lab/integrations/keyed/accounts",
-        json={"fields": {"api_key": "k"}, "label": "work \N{ROCKET}"},
+        json={"fields": {"api_key": "k"}, "label": label},
         headers=HEADERS,
     )
     assert refused.status_code == 400
     message = refused.get_json()["error"]["message"]
     allowed = message.removeprefix("labels may hold ")
-    assert allowed == "letters, digits, spaces, '.', '-' and '_'"
+    assert allowed == "letters A-Z and a-z (no accents), digits, spaces, '.', '-' and '_'"
     page = html.unescape(admin.get("/settings/integrations").get_data(as_text=True))
     assert f"A label: up to {MAX_LABEL_LENGTH} {allowed}." in page
 
