@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -119,9 +120,19 @@ def register_blueprints(app: Flask) -> None:
         run_wording=wording.for_the_browser,
     )
     app.jinja_env.filters["field_label"] = field_label
+    app.jinja_env.filters["shown_json"] = shown_json
     # A sign-in mode in words ("api_key": "API key"), as the form that sets it says it.
     app.jinja_env.filters["auth_mode_words"] = lambda mode: AUTH_MODE_WORDS.get(mode, mode)
     app.jinja_env.globals["auth_mode_words"] = AUTH_MODE_WORDS
+
+
+def shown_json(value: object) -> str:
+    """A run's input or result as a person reads it on its page: indented, keys sorted, its
+    characters as they are ("Zoë", "<b>", an emoji). `tojson` wrote them as \\u escapes
+    (meant for a script tag, not for reading); the template's autoescape makes it safe. A
+    lone surrogate, which UTF-8 cannot carry, stays an escape."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _roll_back_failed_request(_app: Flask, **_extra: object) -> None:
