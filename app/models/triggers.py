@@ -42,12 +42,15 @@ class WebhookTrigger(Base):
     # The published version its member last saw (made it, or approved one since): a
     # version another scripter published later does not run as them until they approve it.
     approved_version: Mapped[int | None]
-    # The secret a sender signs each body with (X-Hub-Signature-256), vault-encrypted; None
-    # when the trigger checks no signature. Made by the server, shown once, never again.
+    # The secret a sender signs each body with (by signature_scheme), vault-encrypted; None
+    # when the trigger checks no signature. Made by the server and shown once (github), or
+    # pasted by its maker (slack, standard); never shown again.
     signing_secret_enc: Mapped[str | None] = mapped_column(Text)
     # How a signed trigger's POSTs are signed (SignatureScheme): GitHub's X-Hub-Signature-256
-    # with the secret we made, or Slack's X-Slack-Signature with the Slack app's signing
-    # secret its maker pasted. Read only when signing_secret_enc is set.
+    # with the secret we made, Slack's X-Slack-Signature with the Slack app's signing
+    # secret its maker pasted, or Standard Webhooks' webhook-signature with the sender's
+    # whsec_ secret its maker pasted. Read only when signing_secret_enc is set. Plain text
+    # (no CHECK, no enum): a new scheme needs no migration.
     signature_scheme: Mapped[str] = mapped_column(
         String(16), default="github", server_default="github"
     )
@@ -73,8 +76,9 @@ class WebhookTrigger(Base):
 
 # What a trigger's run takes as `input`: the body (as before), or the whole request.
 InputMode = Literal["body", "request"]
-# How a signed trigger's POSTs are signed: GitHub's way (and Gitea's, Forgejo's), or Slack's.
-SignatureScheme = Literal["github", "slack"]
+# How a signed trigger's POSTs are signed: GitHub's way (and Gitea's, Forgejo's), Slack's, or
+# the Standard Webhooks spec's (Svix, Resend, Clerk, Supabase, OpenAI...).
+SignatureScheme = Literal["github", "slack", "standard"]
 
 
 class TriggerDelivery(Base):

@@ -1,6 +1,7 @@
 """Redeliveries of a webhook: a delivery id (`X-GitHub-Delivery`, `Idempotency-Key` from
-other senders, or the `event_id` of a body Slack signed) that a trigger accepted already
-gets the run it started, not another.
+other senders, the `event_id` of a body Slack signed, or the `webhook-id` a Standard
+Webhooks sender signed) that a trigger accepted already gets the run it started, not
+another.
 
 Senders redeliver when they did not see our answer in time, or when a person presses
 Redeliver: the job must not run twice. As POST /runs' idempotency keys (app.services.
@@ -28,12 +29,17 @@ MAX_LENGTH = 200  # the column's width; GitHub's are UUIDs
 
 
 def delivery_id(
-    header: Callable[[str], str | None], *, slack_body: Any = None
+    header: Callable[[str], str | None],
+    *,
+    slack_body: Any = None,
+    signed_header: str | None = None,
 ) -> str | None:
     """The request's delivery id: the `event_id` of `slack_body`, a body Slack signed (its
-    retries carry the same), else a header's (`header` reads one by name); None when it
-    carries none; a 400 naming where it was when it is too long to be one."""
-    found = [(name, (header(name) or "").strip()) for name in HEADERS]
+    retries carry the same), or the header `signed_header` names, one the sender signed
+    (trigger_signatures.delivery_header), else a header's (`header` reads one by name);
+    None when it carries none; a 400 naming where it was when it is too long to be one."""
+    names = HEADERS if signed_header is None else (signed_header, *HEADERS)
+    found = [(name, (header(name) or "").strip()) for name in names]
     if isinstance(slack_body, dict) and isinstance(slack_body.get("event_id"), str):
         # First: Slack signs the body, not these headers, so a signed event replayed within
         # its 5 minutes with an Idempotency-Key added must still be the same delivery.

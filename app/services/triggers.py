@@ -100,18 +100,19 @@ def create_trigger(
     name: str,
     signed_with: Vault | None = None,
     scheme: SignatureScheme = "github",
-    slack_secret: str | None = None,
+    signing_secret: str | None = None,
     input_mode: InputMode = "body",
     on_failure_script_id: int | None = None,
 ) -> tuple[WebhookTrigger, str, str | None]:
     """A new trigger of a published script that runs as `member`, its token (shown once:
     only its hash is kept) and, when `signed_with` a vault, the signing secret its POSTs
     must be signed with, kept encrypted with that vault: by `scheme` "github", one made
-    here (shown once: returned); by "slack", the Slack app's `slack_secret` its maker
-    pasted (never returned: None in its place; a 400 in words when missing or no secret's
-    shape). A 409 past MAX_PER_SCRIPT. `input_mode` "request" (the run's input is the
-    body, headers and query) is refused in words for a script that declares inputs: that
-    input would not fit them. `on_failure_script_id` names its on-failure script
+    here (shown once: returned); by "slack" or "standard" (trigger_signatures.PASTED), the
+    `signing_secret` its maker pasted, the Slack app's or the sender's whsec_ one (never
+    returned: None in its place; a 400 in words when missing or no secret's shape). A 409
+    past MAX_PER_SCRIPT. `input_mode` "request" (the run's input is the body, headers and
+    query) is refused in words for a script that declares inputs: that input would not fit
+    them. `on_failure_script_id` names its on-failure script
     (failure_handler_choice.choose)."""
     _require_scripter(member)
     name = name.strip()
@@ -135,8 +136,8 @@ def create_trigger(
             field="input",
         )
     pasted = None
-    if signed_with is not None and scheme == "slack":
-        pasted = trigger_signatures.slack_secret(slack_secret)
+    if signed_with is not None and scheme in trigger_signatures.PASTED:
+        pasted = trigger_signatures.pasted_secret(scheme, signing_secret)
     people.hold_facility(session, member.facility.id)  # two creates count one by one
     count = session.scalar(
         select(func.count()).where(WebhookTrigger.script_id == script.id)

@@ -75,10 +75,12 @@ def start(token: str) -> ResponseReturnValue:
         # checked its signature above, as Slack signs it too.
         return jsonify(challenge=challenge), 200
     # Slack retries an event (X-Slack-Retry-Num) it heard no answer to in 3 seconds: its
-    # event_id, trusted only in a body Slack signed, is the delivery's id.
+    # event_id, trusted only in a body Slack signed, is the delivery's id; a Standard
+    # Webhooks sender's retries carry the webhook-id it signed.
     delivery = trigger_deliveries.delivery_id(
         request.headers.get,
         slack_body=run_input if trigger_signatures.signed_by_slack(trigger) else None,
+        signed_header=trigger_signatures.delivery_header(trigger),
     )
     if trigger.input_mode == "request":
         run_input = {"body": run_input, "headers": _headers(), "query": request.args.to_dict()}

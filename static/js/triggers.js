@@ -1,8 +1,9 @@
 // The editor's Triggers panel: a saved script's webhook triggers (secret URLs another
 // service POSTs to). A new one's URL is shown once, with a Copy button; the list says
 // when each was made and last used, how its POSTs are signed (GitHub's way with a secret
-// made here, Slack's with the Slack app's secret pasted here), and the last call its URL
-// refused; Pause stops the URL until Resume; Revoke asks first. The server checks everything.
+// made here, Slack's with the Slack app's secret pasted here, Standard Webhooks' with the
+// sender's whsec_ secret pasted here), and the last call its URL refused; Pause stops the
+// URL until Resume; Revoke asks first. The server checks everything.
 import { api, copyOnClick, el, showError, slug, toast } from "./api.js";
 import { agoText, shortTime } from "./elapsed.js";
 import { chosenHandler, handlerError, handlerSelect } from "./failure_handlers.js";
@@ -35,6 +36,7 @@ function refusedNote(trigger) {
 const SIGNATURES = {
   github: "checks GitHub’s signatures (X-Hub-Signature-256)",
   slack: "checks Slack’s signatures (X-Slack-Signature)",
+  standard: "checks Standard Webhooks signatures (webhook-signature)",
 };
 
 // `me`: the signed-in member's id and whether they are an admin. Only the trigger's maker
@@ -115,8 +117,11 @@ export function triggersPanel(panel, scriptId, published) {
   const url = panel.querySelector("#trigger-url");
   const copy = panel.querySelector("#copy-trigger-url");
   const signature = panel.querySelector("#trigger-signature");
-  const slackRow = panel.querySelector("#trigger-slack-secret-row");
-  const slackSecret = panel.querySelector("#trigger-slack-secret");
+  // The schemes whose secret the sender makes: each has its field to paste it into.
+  const pasted = {
+    slack: panel.querySelector("#trigger-slack-secret"),
+    standard: panel.querySelector("#trigger-standard-secret"),
+  };
   const secret = panel.querySelector("#trigger-secret");
   const input = panel.querySelector("#trigger-input");
   const path = () => `/api/f/${slug}/scripts/${scriptId()}/triggers`;
@@ -140,17 +145,20 @@ export function triggersPanel(panel, scriptId, published) {
     (kept ?? name).focus();
   }
 
-  // Slack makes its app's signing secret: only that scheme asks for one to be pasted.
-  function showSlackSecret() {
-    slackRow.hidden = signature.value !== "slack";
-    slackSecret.required = !slackRow.hidden;
+  // Slack makes its app's signing secret, and a Standard Webhooks sender its whsec_ one:
+  // only those schemes ask for one to be pasted, each in its own field.
+  function showPastedSecret() {
+    for (const [scheme, field] of Object.entries(pasted)) {
+      field.closest("label").hidden = signature.value !== scheme;
+      field.required = signature.value === scheme;
+    }
   }
-  signature.addEventListener("change", showSlackSecret);
+  signature.addEventListener("change", showPastedSecret);
 
   copyOnClick(copy, url, "URL");
   copyOnClick(panel.querySelector("#copy-trigger-secret"), secret, "signing secret");
 
-  // A field the browser refuses (the Slack secret left empty) stops the form before
+  // A field the browser refuses (a pasted secret left empty) stops the form before
   // submit: the last answer's words must go too, or they read as the reason.
   form.addEventListener("invalid", () => showError(error, ""), true);
   form.addEventListener("submit", async (event) => {
@@ -160,12 +168,12 @@ export function triggersPanel(panel, scriptId, published) {
       const scheme = signature.value || null;
       const asked = { name: name.value, signature: scheme, input: input.value,
         on_failure_script_id: chosenHandler("#trigger-on-failure") };
-      if (scheme === "slack") asked.signing_secret = slackSecret.value;
+      if (Object.hasOwn(pasted, scheme)) asked.signing_secret = pasted[scheme].value;
       const trigger = await api("POST", path(), asked);
       name.value = "";
       signature.value = "";
-      slackSecret.value = "";  // kept by the server only, encrypted
-      showSlackSecret();
+      for (const field of Object.values(pasted)) field.value = "";  // kept by the server only, encrypted
+      showPastedSecret();
       input.value = "body";
       panel.querySelector("#trigger-on-failure").value = "";
       url.textContent = trigger.url;

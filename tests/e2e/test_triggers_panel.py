@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from sqlalchemy import select
+from standardwebhooks import Webhook
 
 from app import db, extensions
 from app.models import Role, Script, User
@@ -269,6 +271,67 @@ def test_a_slack_signed_trigger_takes_the_pasted_secret_and_shows_its_scheme(
     stamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
                "X-Slack-Signature": slack_signature(secret, stamp, body)}
+    assert requests.post(url, data=body, timeout=30).status_code == 401
+    started = requests.post(url, data=body, headers=headers, timeout=30)
+    assert started.status_code == 202, started.text
+    assert extensions.run_queue(live.app).wait(started.json()["run_id"], 60) is not None
+    page.reload()
+    panel.locator("summary").click()
+    row.wait_for()
+    assert row.locator(".trigger-last-used").inner_text() != "never"
+    assert "signature_invalid" in row.locator(".trigger-refused").inner_text()
+    assert secret not in page.content()
+    page.context.close()
+
+
+def test_a_standard_webhooks_trigger_takes_the_pasted_whsec_secret(
+    browser: Any, live_lab: tuple[LiveServer, int, int]
+) -> None:
+    """Signature: Standard Webhooks asks for the sender's whsec_ secret (by keyboard: its
+    field shows once chosen, and the browser asks for it when left empty); nothing secret
+    is shown back, the row says the trigger checks Standard Webhooks signatures, and a
+    request signed with it by the standardwebhooks package's signer starts a run."""
+    live, script_id, _sue_id = live_lab
+    page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").click()
+    pasted = panel.locator("#trigger-standard-secret")
+    assert pasted.is_hidden()
+    panel.locator("#trigger-signature").focus()
+    page.keyboard.press("End")  # Slack's, then the one above it
+    page.keyboard.press("ArrowUp")
+    assert panel.locator("#trigger-signature").input_value() == "standard"
+    pasted.wait_for()
+    assert panel.locator("#trigger-slack-secret").is_hidden()
+    assert "whsec_" in panel.locator("#trigger-standard-secret-row").inner_text()
+    panel.locator("#trigger-name").fill("Resend events")
+    panel.locator("#add-trigger").click()  # no secret pasted: the browser asks for it
+    assert pasted.evaluate("n => n.matches(':invalid')")
+    assert panel.locator("#trigger-made").is_hidden()
+    panel.locator("#trigger-signature").focus()
+    page.keyboard.press("Tab")
+    assert focused(page) == "trigger-standard-secret"
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    page.keyboard.type(secret)
+    page.keyboard.press("Enter")
+    panel.locator("#trigger-made").wait_for()
+    assert panel.locator("#trigger-secret-row").is_hidden()  # a pasted one is never shown
+    row = panel.locator("#triggers-table tbody tr")
+    row.wait_for()
+    assert row.locator(".trigger-signed").inner_text() == (
+        "checks Standard Webhooks signatures (webhook-signature)")
+    assert (pasted.input_value(), pasted.is_hidden()) == ("", True)  # the next one asks again
+    assert panel.locator("#trigger-signature").input_value() == ""
+    assert secret not in page.content()
+    assert axe_violations(page, include="#triggers-panel") == []
+
+    url = panel.locator("#trigger-url").inner_text()
+    body = b'{"type": "email.delivered", "data": {"to": "ann@example.com"}}'
+    now = datetime.now(UTC)
+    headers = {"Content-Type": "application/json", "webhook-id": "msg_panel",
+               "webhook-timestamp": str(int(now.timestamp())),
+               "webhook-signature": Webhook(secret).sign("msg_panel", now, body)}
     assert requests.post(url, data=body, timeout=30).status_code == 401
     started = requests.post(url, data=body, headers=headers, timeout=30)
     assert started.status_code == 202, started.text

@@ -11,7 +11,7 @@ from app.errors import ValidationError
 from app.models import Role, Script, User, WebhookTrigger
 from app.models._types import iso
 from app.models.triggers import InputMode, SignatureScheme
-from app.services import failure_handler_choice
+from app.services import failure_handler_choice, trigger_signatures
 from app.services import scripts as scripts_service
 from app.services import triggers as triggers_service
 from app.web.api.base import address_of, api_blueprint
@@ -77,7 +77,9 @@ class TriggerOut(BaseModel):
         description="How each POST must be signed: `github` (X-Hub-Signature-256, with the"
         " signing secret shown once, when the trigger was made), `slack` (Slack's"
         " X-Slack-Signature and X-Slack-Request-Timestamp, with the Slack app's signing"
-        " secret pasted then, never shown), or null (no signature checked)"
+        " secret pasted then, never shown), `standard` (Standard Webhooks' webhook-id,"
+        " webhook-timestamp and webhook-signature, with the sender's whsec_ secret pasted"
+        " then, never shown), or null (no signature checked)"
     )
     stopped: str | None = Field(
         description="Why its URL starts no run now (409), in words: the script is not"
@@ -120,7 +122,8 @@ class TriggerMade(TriggerOut):
         description="With the `github` signature: the secret to set as the webhook's secret"
         " at the sender, which signs each body with it (X-Hub-Signature-256, as GitHub,"
         " Gitea and Forgejo do). Shown this once, never again: to change it, make a new"
-        " trigger. Null otherwise (a pasted Slack secret is never shown)"
+        " trigger. Null otherwise (a pasted Slack or Standard Webhooks secret is never"
+        " shown)"
     )
 
 
@@ -151,13 +154,20 @@ class TriggerCreate(Body):
         " `signing_secret`; every POST must then carry Slack's `X-Slack-Request-Timestamp`"
         " (within 5 minutes of now) and `X-Slack-Signature: v0=<hex HMAC-SHA256 of"
         " \"v0:{timestamp}:{body}\">`, and a retry of an `event_id` it took starts no"
-        " second run. Either way an unsigned, wrongly signed or stale POST is a 401 that"
+        " second run. `standard` (the Standard Webhooks spec: Svix, Resend, Clerk, Supabase,"
+        " OpenAI...): give the sender's `whsec_...` secret in `signing_secret`; every POST"
+        " must then carry `webhook-id`, `webhook-timestamp` (within 5 minutes of now) and"
+        " `webhook-signature: v1,<base64 HMAC-SHA256 of \"{id}.{timestamp}.{body}\">` (one"
+        " of several, space-separated), and a retry of a `webhook-id` it took starts no"
+        " second run. In each case an unsigned, wrongly signed or stale POST is a 401 that"
         " starts nothing. null (the default): no signature checked",
     )
     signing_secret: StrictStr | None = Field(
         default=None,
-        description="With `signature: \"slack\"` only: the Slack app's Signing Secret"
-        " (Basic Information → App Credentials). Kept encrypted, never shown again",
+        description="With `signature: \"slack\"`: the Slack app's Signing Secret (Basic"
+        " Information → App Credentials); with `\"standard\"`: the sender's signing secret"
+        " (`whsec_` and base64; Supabase's `v1,whsec_...` is taken too). Only with these."
+        " Kept encrypted, never shown again",
     )
     on_failure_script_id: StrictInt | None = Field(default=None, description=_HANDLER_HELP)
 
@@ -186,7 +196,7 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
         approved_version=trigger.approved_version,
         input=trigger.input_mode,  # type: ignore[arg-type]  # a column of InputMode's values
         signed=trigger.signing_secret_enc is not None,
-        signature=_scheme(trigger),
+        signature=trigger_signatures.scheme_of(trigger),
         version_to_approve=triggers_service.version_to_approve(db.session(), trigger, script),
         stopped=triggers_service.why_stopped(db.session(), trigger, script),
         enabled=trigger.enabled,
@@ -201,12 +211,6 @@ def _shown(trigger: WebhookTrigger, script: Script) -> TriggerOut:
     )
 
 
-def _scheme(trigger: WebhookTrigger) -> SignatureScheme | None:
-    if trigger.signing_secret_enc is None:
-        return None
-    return "slack" if trigger.signature_scheme == "slack" else "github"
-
-
 def _asked_scheme(json: TriggerCreate) -> SignatureScheme | None:
     """The signature scheme a new trigger's body asks for: `signature`, or the older
     `signed` (true: GitHub's); a 400 when the two disagree, or a secret is pasted for a
@@ -215,16 +219,16 @@ def _asked_scheme(json: TriggerCreate) -> SignatureScheme | None:
     given = json.model_fields_set
     if "signed" in given and "signature" in given and json.signed != (scheme is not None):
         raise ValidationError(
-            "signed and signature disagree: give signature alone (\"github\", \"slack\""
-            " or null)",
+            "signed and signature disagree: give signature alone (\"github\", \"slack\","
+            " \"standard\" or null)",
             field="signature",
         )
     if scheme is None and json.signed:
         scheme = "github"
-    if json.signing_secret is not None and scheme != "slack":
+    if json.signing_secret is not None and scheme not in trigger_signatures.PASTED:
         raise ValidationError(
-            "a signing secret is pasted only with signature \"slack\" (Slack makes it);"
-            " with \"github\" this server makes one and shows it once",
+            "a signing secret is pasted only with signature \"slack\" or \"standard\" (the"
+            " sender makes it); with \"github\" this server makes one and shows it once",
             field="signing_secret",
         )
     return scheme
@@ -259,9 +263,9 @@ def create_trigger(slug: str, script_id: int, json: TriggerCreate) -> Answer:
     only: keep it like a password. Its runs are not interactive: a call that needs a
     sign-in raises `no_integration_grant` with reason `not_interactive`. With `signature`
     "github", the answer holds a signing secret too (shown once) and every POST must be
-    signed with it; with "slack", every POST must be signed by Slack with the pasted
-    `signing_secret` (never shown). An unpublished
-    script is a 409, and so is a script with 10 triggers already.
+    signed with it; with "slack" or "standard", every POST must be signed by Slack, or by
+    the Standard Webhooks sender, with the pasted `signing_secret` (never shown). An
+    unpublished script is a 409, and so is a script with 10 triggers already.
     `on_failure_script_id` names a published script of the facility (another facility's
     or an unknown id is a 404, an unpublished one a 409, both naming the field)."""
     member = require_member(slug, Role.scripter)
@@ -274,7 +278,7 @@ def create_trigger(slug: str, script_id: int, json: TriggerCreate) -> Answer:
         name=json.name,
         signed_with=extensions.vault() if scheme is not None else None,
         scheme=scheme or "github",
-        slack_secret=json.signing_secret,
+        signing_secret=json.signing_secret,
         input_mode=json.input,
         on_failure_script_id=json.on_failure_script_id,
     )
