@@ -426,3 +426,27 @@ def test_a_long_one_word_name_and_error_wrap_on_a_phone(
     page.locator(".script-list a", has_text=name).wait_for()
     fits(page, "long-words-editor-375")
     page.context.close()
+
+
+def test_a_phones_menu_opens_from_the_keyboard(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    """On a phone the links sit behind Menu, whose checkbox was display: none: Tab went from
+    the brand straight into the page, and no key opened the menu (Runs, Settings, Sign out
+    out of reach). Tab now lands on Menu, shown focused, and Space opens it."""
+    live, _ = live_lab
+    page = signed_in(browser, live, "mo@example.com", width=375)
+    page.goto(f"{live.url}/f/lab/scripts")
+    runs = page.locator("nav a[href='/f/lab/runs']")
+    assert not runs.is_visible()
+    page.focus(".brand")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "nav-toggle"
+    outline = page.evaluate(
+        "getComputedStyle(document.querySelector('.nav-toggle-label')).outlineStyle")
+    assert outline == "solid"
+    page.keyboard.press("Space")
+    runs.wait_for()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('nav') !== null")
+    page.context.close()
