@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.lifecycle import RunStatus, is_final
-from app.models import Run, Script
+from app.models import CallLog, Run, Script
 from app.models._types import new_id, utcnow
 from app.models.facilities import Role
 from app.models.scripts import RunTrigger
@@ -136,8 +136,16 @@ def run_forms(session: Session, scripts: list[Script]) -> dict[int, list[dict[st
 
 
 def delete_script(session: Session, member: MemberContext, script: Script) -> None:
-    """Remove a script (its runs stay in history)."""
+    """Remove a script (its runs stay in history, its calls in the call log and the usage,
+    naming no script: SQLite may give its id to the next script made, which must not be
+    credited with them)."""
     _require_scripter(member)
+    session.execute(
+        update(CallLog)
+        .where(CallLog.facility_id == script.facility_id, CallLog.script_id == script.id)
+        .values(script_id=None)
+        .execution_options(synchronize_session=False)
+    )
     session.delete(script)
     session.flush()
 
