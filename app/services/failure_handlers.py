@@ -35,11 +35,11 @@ from app.errors import AppError, TooManyQueuedRuns, TriggerStopped
 from app.lifecycle import RunStatus
 from app.models import Facility, Run, Schedule, Script, WebhookTrigger
 from app.models._types import iso, utcnow
-from app.services import failure_handler_choice, schedule_firing, schedule_retries, triggers
+from app.services import failure_handler_choice, schedule_checks, schedule_retries, triggers
 from app.services.context import MemberContext
 from app.services.failure_handler_choice import Holder
 from app.services.queued_runs import DEFAULT_MAX_QUEUED
-from app.services.schedule_firing import Skipped, check_approved, queue_full
+from app.services.schedule_checks import Skipped, check_approved, queue_full
 from app.services.scripts import create_run
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def _runs_as(session: Session, holder: Holder, handler: Script) -> MemberContext
     trigger. Else NotStarted, saying why."""
     if isinstance(holder, Schedule):
         try:
-            member = schedule_firing.runs_as(session, holder)
+            member = schedule_checks.runs_as(session, holder)
             check_approved(session, holder, handler, member, approved=holder.on_failure_version)
         except Skipped as skipped:
             raise NotStarted(
