@@ -60,9 +60,10 @@ def handler_to_approve(session: Session, holder: Holder) -> int | None:
     handler = session.get(Script, holder.on_failure_script_id)
     if handler is None or handler.facility_id != holder.facility_id:
         return None
-    return versions.unapproved_version(
+    version = versions.unapproved(
         session, handler, approved=holder.on_failure_version, owner_id=owner_of(holder)
     )
+    return version.number if version is not None else None
 
 
 def approve_current(session: Session, holder: Holder) -> None:

@@ -221,9 +221,10 @@ def version_to_approve(session: Session, trigger: WebhookTrigger, script: Script
     """The published version that waits for the trigger's member to approve it before the
     URL starts runs: one another scripter published since they made or last approved the
     trigger (their own versions need no approval). None when there is none."""
-    return versions.unapproved_version(
+    version = versions.unapproved(
         session, script, approved=trigger.approved_version, owner_id=trigger.owner_id
     )
+    return version.number if version is not None else None
 
 
 def why_stopped(session: Session, trigger: WebhookTrigger, script: Script) -> str | None:

@@ -159,19 +159,18 @@ def published(session: Session, *, script: Script) -> ScriptVersion | None:
     )
 
 
-def unapproved_version(
+def unapproved(
     session: Session, script: Script, *, approved: int | None, owner_id: int | None
-) -> int | None:
+) -> ScriptVersion | None:
     """The published version of `script` (a schedule's or trigger's, or its on-failure
     script) that its member `owner_id` has not seen: neither `approved` nor saved by them;
     else None."""
-    number = script.published_version
-    if number is None or number == approved:
+    if script.published_version is None or script.published_version == approved:
         return None
     version = published(session, script=script)
     if version is None or version.created_by == owner_id:
         return None
-    return number
+    return version
 
 
 def diff_lines(old: str, new: str) -> list[dict[str, Any]]:
