@@ -113,8 +113,12 @@ class RunDriver:
 
     def claim_and_drive(self, run_id: str) -> RunResult | None:
         """Start a queued run in this thread (the terminal's `scriptbox run --facility`)."""
+        # Driven here before the claim: a Ctrl-C just after it cancels the run, where it
+        # would otherwise find nothing to cancel and quit, leaving the run `running`.
+        self._heartbeat.adopt(run_id)
         claimed = self._lifecycle.start(run_id, driver=self.driver_id, returning=DRIVEN_COLUMNS)
         if claimed is None:
+            self._heartbeat.release(run_id)
             return None
         self._heartbeat.start(sweep=False)  # others must see this process is alive
         return self.drive(run_id, claimed)

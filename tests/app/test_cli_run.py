@@ -223,3 +223,46 @@ def test_a_terminal_run_does_not_wait_for_a_grant_required_webhook(
             assert db.session.scalars(select(Grant)).all() == []
     finally:
         listener.close()
+
+
+def test_a_ctrl_c_as_the_claim_commits_finds_the_run_to_cancel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the terminal's run was cancellable only once its driving began, a moment after
+    # the claim moved it to `running`; a Ctrl-C in between found nothing to cancel, printed
+    # "Aborted!" and left the run `running` until a sweep ended it `interrupted`.
+    from app.lifecycle import Lifecycle
+    from app.services.context import MemberContext
+    from app.services.scripts import create_run
+
+    app = make_app(tmp_path)
+    with app.app_context():
+        session = db.session()
+        lab = create_facility(session)
+        sam = create_user(session)
+        add_member(session, user=sam, facility=lab, role=Role.scripter)
+        run_id = create_run(session, MemberContext(sam, lab, Role.scripter), script_id=None,
+                            source="while True:\n    pass\n", run_input=None,
+                            interactive=False).id
+        session.commit()
+    heartbeat = extensions.heartbeat(app)
+    pressed: list[bool] = []
+    claim = Lifecycle.start
+
+    def claim_then_ctrl_c(self: Lifecycle, *args: Any, **kwargs: Any) -> Any:
+        claimed = claim(self, *args, **kwargs)
+        pressed.append(heartbeat.cancel_local(run_id))  # what the Ctrl-C handler does
+        return claimed
+
+    monkeypatch.setattr(Lifecycle, "start", claim_then_ctrl_c)
+    try:
+        outcome = extensions.driver(app).claim_and_drive(run_id)
+    finally:
+        heartbeat.stop()
+        executor = app.extensions.get("sandbox")
+        if executor is not None:
+            executor.close()
+    assert pressed == [True]
+    assert outcome is not None and outcome.status == "cancelled"
+    with app.app_context():
+        assert db.session.get(Run, run_id).status == "cancelled"  # type: ignore[union-attr]
