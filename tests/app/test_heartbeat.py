@@ -60,8 +60,11 @@ def test_a_beating_driver_keeps_its_run_and_a_silent_one_loses_it(tmp_path: Path
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     driving = make_app(tmp_path / "a", HEARTBEAT_S=BEAT_S)
+    # The sweeper takes a run for dead after three of *its* beats: four times the driver's
+    # (3 s) so that one stall of a busy CI machine (over 0.75 s at BEAT_S, under load on
+    # PostgreSQL) is not taken for a death; the driver still beats at BEAT_S.
     sweeping = make_app(tmp_path / "b", DATABASE_URL=driving.config["DATABASE_URL"],
-                        HEARTBEAT_S=BEAT_S)
+                        HEARTBEAT_S=4 * BEAT_S)
     run_id = new_run(driving)
     try:
         extensions.run_queue(driving).submit(run_id)
@@ -69,8 +72,8 @@ def test_a_beating_driver_keeps_its_run_and_a_silent_one_loses_it(tmp_path: Path
         assert row(driving, run_id).driver == extensions.driver(driving).driver_id
         extensions.heartbeat(sweeping).start()  # (before the claim, it could take the run)
         first_beat = row(driving, run_id).heartbeat_at
-        # Ten beats later the other process has swept many times; the run is still its own.
-        later = first_beat + timedelta(seconds=10 * BEAT_S)
+        # Twenty beats later the other process has swept five times; the run is still its own.
+        later = first_beat + timedelta(seconds=20 * BEAT_S)
         until(lambda: row(driving, run_id).heartbeat_at > later)
         assert row(driving, run_id).status == "running"
 
