@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import select
@@ -32,6 +33,15 @@ def check_return_to(return_to: str | None, allowed_return_origins: Iterable[str]
     """Refuse a `return_to` that is not on an allowed origin (no open redirects)."""
     if not return_to:
         return
+    parts = urlsplit(return_to)
+    if not parts.scheme or not parts.netloc:
+        # A path ("/done"), "//host" or "javascript:..." has no origin to list: the 400
+        # named "://" or "javascript://" as one for the operator to add to the setting.
+        raise ValidationError(
+            "return_to must be an absolute URL with its scheme and host, such as "
+            "https://app.example.com/done, on an allowed origin",
+            field="return_to",
+        )
     origin = oauth_states.origin(return_to)
     allowed = {oauth_states.origin(o) for o in allowed_return_origins}
     if origin in allowed:

@@ -299,6 +299,23 @@ def test_a_return_to_off_the_allowed_origins_names_the_setting(world: dict[str, 
     }
 
 
+@pytest.mark.parametrize("return_to", ["/done", "//embedder.example/done", "javascript:alert(1)"])
+def test_a_return_to_that_is_no_absolute_url_says_so(
+    world: dict[str, Any], return_to: str
+) -> None:
+    # A relative return_to was refused as if its origin were "://" (or "javascript://"),
+    # and the 400 told the developer to have the operator add that origin to the setting.
+    body = {"integration": "demo", "return_to": return_to}
+    answer = _api(world, "/api/f/lab/connect-links", body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == {
+        "code": "invalid_input",
+        "field": "return_to",
+        "message": "return_to must be an absolute URL with its scheme and host, such as "
+        "https://app.example.com/done, on an allowed origin",
+    }
+
+
 def test_only_admins_make_links_for_others_and_only_for_members(world: dict[str, Any]) -> None:
     mia: WebClient = world["mia"]
     for_ada = mia.api(
