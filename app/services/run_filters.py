@@ -3,7 +3,7 @@ zone), read from query arguments and written back into links; no database access
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
@@ -52,17 +52,8 @@ class RunFilters:
         """Filters from the Runs page's address, which people edit by hand: a wrong value
         is not a 400 page but a sentence by the filter form saying which field takes what
         (`refused`), and the list shows no run; the other filters stay as given."""
-        values: dict[str, Any] = {}
-        refused: list[str] = []
-        for arg, (attr, read) in _READERS.items():
-            try:
-                values[attr] = read(args.get(arg), arg)
-            except ValidationError:
-                label, takes = PAGE_WORDS[arg]
-                given = str(args.get(arg))
-                shown = given if len(given) <= 40 else f"{given[:40]}…"
-                refused.append(f"{label} takes {takes}, not “{shown}”.")
-        return cls(**values, refused=tuple(refused))
+        values, refused = read_said(args, _READERS, PAGE_WORDS)
+        return cls(**values, refused=refused)
 
     def problem(self) -> str | None:
         """Why no run can match, in words, where the filters contradict themselves."""
@@ -93,6 +84,32 @@ class RunFilters:
             "tz": self.zone.key if self.zone and (self.since or self.until) else None,
         }
         return {k: str(v) for k, v in values.items() if v is not None and k not in without}
+
+
+# How a list reads one query argument: its value (None when empty) or a ValidationError.
+Reader = Callable[[Any, str], Any]
+
+
+def read_said(
+    args: Any,
+    readers: Mapping[str, tuple[str, Reader]],
+    words: Mapping[str, tuple[str, str]],
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The values of a list page's address, which people edit by hand (the Runs page's,
+    the call log's): each argument of `readers` read into its field, and for each that
+    cannot be read, no value but a sentence naming the form's field and what it takes
+    (`words`: its label and that), for the page to say by its filter form."""
+    values: dict[str, Any] = {}
+    refused: list[str] = []
+    for arg, (attr, read) in readers.items():
+        try:
+            values[attr] = read(args.get(arg), arg)
+        except ValidationError:
+            label, takes = words[arg]
+            given = str(args.get(arg))
+            shown = given if len(given) <= 40 else f"{given[:40]}…"
+            refused.append(f"{label} takes {takes}, not “{shown}”.")
+    return values, tuple(refused)
 
 
 def _status(value: Any, field: str) -> RunStatus | None:
@@ -169,7 +186,7 @@ def day_start(day: date, zone: ZoneInfo | None, *, later: int = 0) -> datetime:
 
 
 # Each query argument the filters read, with the field it fills and how it is read.
-_READERS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+_READERS: dict[str, tuple[str, Reader]] = {
     "status": ("status", _status),
     "trigger": ("trigger", _trigger),
     "script_id": ("script_id", parse_int),

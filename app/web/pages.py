@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -31,6 +31,7 @@ from app.services import (
 )
 from app.services import scripts as scripts_service
 from app.services import usage as usage_service
+from app.services.call_filters import CallFilters
 from app.services.context import MemberContext
 from app.web.security import login_required, memberships_of, require_member, require_user
 from app.web.wording import delivery_in_words
@@ -377,6 +378,9 @@ def usage(slug: str) -> ResponseReturnValue:
 def call_log(slug: str) -> ResponseReturnValue:
     """The call log with filters (admins)."""
     member = require_member(slug, Role.admin)
+    # A hand-edited filter the page cannot read is said by the form, as on the Runs page:
+    # the page listed every call as if it were not there.
+    filters = CallFilters.read(request.args)
     users = db.session.execute(
         select(User.id, User.name)
         .join(Membership, Membership.user_id == User.id)
@@ -389,4 +393,5 @@ def call_log(slug: str) -> ResponseReturnValue:
         integrations=_integrations(member),
         users=users,
         scripts=all_scripts,
+        filters=filters,
     )

@@ -42,7 +42,7 @@ async function load(more = false) {
     if (asked !== latest) return;
     const rows = page.rows.map(row);
     if (more) tbody.append(...rows); else tbody.replaceChildren(...rows);
-    if (!tbody.rows.length) tbody.replaceChildren(el("tr", {}, el("td", { colspan: 11, class: "muted", "data-label": "", text: "No calls match." })));
+    if (!tbody.rows.length) tbody.replaceChildren(noMatch());
     next = page.next;
     status.textContent = "";
   } catch (error) {
@@ -53,17 +53,18 @@ async function load(more = false) {
   older.disabled = false;
 }
 // The filters live in the page's address too: a reload keeps them, and a link shares them.
+// The page chose them in the form (call_log in pages.py); a value it could not read is
+// said by the form (#call-filter-problems) and lists no call until a filter changes: the
+// log was shown whole, as if the address had asked for every call.
 const FILTERS = ["integration", "user", "script", "status"];
-const given = new URLSearchParams(location.search);
-for (const name of FILTERS) {
-  const select = form.elements[name];
-  if (given.has(name) && [...select.options].some((o) => o.value === given.get(name))) select.value = given.get(name);
-}
+const problems = document.getElementById("call-filter-problems");
+const noMatch = () => el("tr", {}, el("td", { colspan: 11, class: "muted", "data-label": "", text: "No calls match." }));
 form.addEventListener("change", () => {
+  problems?.remove();
   const shown = new URLSearchParams(FILTERS.filter((n) => form.elements[n].value).map((n) => [n, form.elements[n].value]));
   history.replaceState(null, "", shown.size ? `?${shown}` : location.pathname);
   next = null;
   load();
 });
 older.addEventListener("click", () => load(true));
-load();
+if (problems) tbody.replaceChildren(noMatch()); else load();

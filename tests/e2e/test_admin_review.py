@@ -224,6 +224,32 @@ def test_the_call_log_shows_older_calls_a_page_at_a_time(
     page.wait_for_url("**/f/lab/manage/usage")
 
 
+def test_a_call_log_filter_the_page_cannot_read_lists_no_call(
+    admin_page: Any, live: LiveServer
+) -> None:
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        for n, status in enumerate((200, 500)):
+            session.add(CallLog(facility_id=lab.id, integration_key="keyed", method="GET",
+                                path=f"/items/{n}", status=status))
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    # ?status=bogus listed every call, as if no status had been asked for.
+    page.goto(f"{live.url}/f/lab/manage/calls?status=bogus")
+    assert page.locator(".filter-problem").inner_text() == (
+        "Status takes OK or Errors, not “bogus”.")
+    rows = page.locator("#calls tbody tr")
+    assert rows.count() == 1 and rows.inner_text() == "No calls match."
+    # Choosing a status lists its calls, and the sentence goes.
+    page.locator("#call-filters [name=status]").select_option("error")
+    page.wait_for_function(
+        "() => document.querySelector('#calls tbody tr .mono')?.textContent === '/items/1'")
+    assert rows.count() == 1 and page.locator(".filter-problem").count() == 0
+    assert page.url.endswith("/f/lab/manage/calls?status=error")
+
+
 def test_an_endpoint_the_outbound_guard_refuses_is_said_in_the_form(
     admin_page: Any, live: LiveServer
 ) -> None:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 from sqlalchemy import select
 
@@ -12,6 +10,7 @@ from app import db
 from app.models import CallLog, Role
 from app.services import people
 from app.services import usage as usage_service
+from app.services.call_filters import CallStatus
 from app.web.api import paging
 from app.web.api.base import api_blueprint
 from app.web.api.run_calls import CallOut
@@ -59,7 +58,7 @@ class CallFilter(paging.Page):
     integration: str | None = None
     user: QueryInt | None = None
     script: QueryInt | None = None
-    status: Literal["ok", "error"] | None = None
+    status: CallStatus | None = None
 
 
 class MonthUsage(BaseModel):
