@@ -139,12 +139,15 @@ def find_link(session: Session, *, token: str, browser_secret: str | None) -> Co
     if link.opened_at is not None:
         # Reloading the page in the browser that opened it continues the same sign-in,
         # for LINK_LIFETIME after it was opened (a form left open for days is no sign-in).
-        if (
-            browser_secret is None
-            or link.browser_binding != browser_binding(browser_secret)
-            or link.finished_at is not None
-        ):
+        if link.finished_at is not None:
             raise Forbidden("This connect link was already used. Ask for a new one.")
+        if browser_secret is None or link.browser_binding != browser_binding(browser_secret):
+            # Not "already used": nothing was connected, and the person (who pressed its
+            # button on their phone, say) can still finish in the browser that did.
+            raise Forbidden(
+                "This connect link was opened in another browser: finish connecting there, "
+                "or ask for a new link."
+            )
         if link.opened_at + LINK_LIFETIME < utcnow():
             raise Forbidden("This connect link expired. Ask the app that sent you for a new one.")
         return link

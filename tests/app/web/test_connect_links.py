@@ -499,6 +499,28 @@ def test_an_opened_link_expires_too(world: dict[str, Any]) -> None:
     assert _accounts(world) == []
 
 
+def test_a_link_opened_in_another_browser_says_so_not_already_used(
+    world: dict[str, Any],
+) -> None:
+    # A link whose button was pressed on the phone, then opened on the laptop, said "This
+    # connect link was already used": nothing was connected, and the phone can finish.
+    url = _link(world, integration="keyed", user_id=world["ids"]["mia"])
+    phone = requests.Session()
+    wrong = _send(world, url, phone, _open(world, url, phone), api_key="")
+    assert wrong.status_code == 400  # the form again: the link is open in the phone
+    laptop = _open(world, url, requests.Session())
+    assert laptop.status_code == 403
+    assert "opened in another browser: finish connecting there" in laptop.text
+    assert "already used" not in laptop.text
+    finished = _send(world, url, phone, wrong, api_key=API_KEY)
+    assert finished.status_code == 200, finished.text
+    [account] = _accounts(world)
+    assert account.user_id == world["ids"]["mia"]
+    # Once it connected, it is used, for every browser.
+    assert "already used" in _open(world, url, requests.Session()).text
+    assert "already used" in _open(world, url, phone).text
+
+
 @pytest.mark.parametrize("integration", ["demo", "keyed"])
 def test_a_mail_scanner_fetching_the_link_first_does_not_spend_it(
     world: dict[str, Any], integration: str
