@@ -193,12 +193,20 @@ def test_a_redis_restart_wakes_waiters_and_pages_hear_again(own_redis: OwnRedis)
 
 
 def test_one_process_of_the_cluster_takes_each_beats_sweep(redis_prefix: str) -> None:
+    # A beat of 2 s: the askers after the first must all ask before its turn lapses (1.8 s
+    # later), which a stall of a loaded machine could outlast at a beat of 0.2 s (0.18 s).
     clients = [redis.Redis.from_url(redis_url()) for _ in range(3)]
-    turns = [SweepTurns(client, prefix=redis_prefix, interval_s=0.2) for client in clients]
+    turns = [SweepTurns(client, prefix=redis_prefix, interval_s=2.0) for client in clients]
+    key = f"{redis_prefix}:sweep-turn"
     try:
         assert [turn() for turn in turns] == [True, False, False]
         assert not turns[0]()  # asking again within the beat does not sweep twice
-        time.sleep(0.3)  # the turn lapses within the beat (0.18 s): the next asker takes it
+        assert 0 < clients[0].pttl(key) <= 1800  # the turn lapses within the beat (0.9 of it)
+        deadline = time.monotonic() + 30
+        while clients[0].exists(key):
+            assert time.monotonic() < deadline, "the turn never lapsed"
+            time.sleep(0.05)  # polling Redis's expiry: nothing to block on
+        # Lapsed: the next asker takes it.
         assert [turn() for turn in reversed(turns)] == [True, False, False]
     finally:
         for client in clients:
