@@ -71,7 +71,9 @@ def test_no_declaration_accepts_any_json() -> None:
     ("fields", "message"),
     [
         ([{"name": "1st", "type": "text"}], "letters, digits and _"),
-        ([{"name": "a", "type": "text"}, {"name": "a", "type": "number"}], "two inputs"),
+        # The message names the input (the editor shows it as "Not saved: ...").
+        ([{"name": "a", "type": "text"}, {"name": " a", "type": "number"}],
+         "two inputs are called a"),
         ([{"name": "a", "type": "colour"}], "the type must be one of"),
         ([{"name": "a", "type": "choice", "choices": []}], "choices"),
         ([{"name": "a", "type": "number", "default": "many"}], "not a number"),
