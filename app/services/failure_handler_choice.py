@@ -66,6 +66,18 @@ def handler_to_approve(session: Session, holder: Holder) -> int | None:
     return version.number if version is not None else None
 
 
+def handler_to_approve_of(holder: Holder, *, number: int | None, author: int | None) -> int | None:
+    """handler_to_approve from its on-failure script's published version read already:
+    its `number` (None: not published, or no handler that could run) and `author`. The
+    facility's list of schedules reads it with each schedule (schedule_list), where
+    handler_to_approve would ask for each."""
+    if number is None or not versions.waits_for(
+        number, author, approved=holder.on_failure_version, owner_id=owner_of(holder)
+    ):
+        return None
+    return number
+
+
 def approve_current(session: Session, holder: Holder) -> None:
     """Its member approves the on-failure script's published version as it is now (when
     they approve, or change, the holder's own script's)."""

@@ -3,7 +3,8 @@ and which are paused or skipping (flush nothing: a read).
 
 Who sees them is the per-script list's rule (schedules.list_schedules): scripters and
 admins, every schedule of the facility (they see every script); members none. One page is
-one query: each schedule with its script's name, its member's name and its last run.
+one query: each schedule with its script's name, its member's name, its last run, and its
+on-failure script's name and published version (whether one waits for approval).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from datetime import datetime
 from typing import Literal, get_args
 
 from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session, aliased, load_only
 
 from app.db import MAX_INTEGER
 from app.errors import ValidationError
 from app.lifecycle import RunStatus
-from app.models import Run, Schedule, Script, User
+from app.models import Run, Schedule, Script, ScriptVersion, User
 from app.services import failure_handler_choice, schedules
 from app.services.context import MemberContext
 from app.services.schedules import ScheduleView
@@ -48,6 +49,10 @@ _STATE_WHERE: dict[State, ColumnElement[bool]] = {
 }
 # Schedules with no next due time (paused ones) come after those with one.
 _UNTIMED = case((Schedule.next_run_at.is_(None), 1), else_=0)
+# A schedule's on-failure script (one of its facility's: failure_handler_choice) and the
+# version of it that runs (its published one, none while unpublished).
+_Handler = aliased(Script, name="handler")
+_HandlerVersion = aliased(ScriptVersion, name="handler_version")
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,9 @@ class Listed:
     # Whether its script is published now: an active schedule of one that is not skips its
     # next due time (script_unpublished), which the page says before it happens.
     published: bool = True
+    # Its on-failure script's name; None with none, or once that script was deleted (the
+    # schedule still names it: Schedule.on_failure_script_id).
+    handler_name: str | None = None
 
 
 def state_of(found: ScheduleView) -> State:
@@ -148,11 +156,23 @@ def list_facility_schedules(
     follow (scripters and admins)."""
     schedules.require_scripter(member)
     query = (
-        select(Schedule, Script.name, Script.published, User, Run)
+        select(Schedule, Script.name, Script.published, User, Run, _Handler.name,
+               _HandlerVersion.number, _HandlerVersion.created_by)
         .join(Script, Script.id == Schedule.script_id)
         .outerjoin(User, User.id == Schedule.created_by)
         .outerjoin(
             Run, and_(Run.id == Schedule.last_run_id, Run.facility_id == Schedule.facility_id)
+        )
+        .outerjoin(
+            _Handler,
+            and_(_Handler.id == Schedule.on_failure_script_id,
+                 _Handler.facility_id == Schedule.facility_id),
+        )
+        .outerjoin(
+            _HandlerVersion,
+            and_(_HandlerVersion.script_id == _Handler.id,
+                 _HandlerVersion.number == _Handler.published_version,
+                 _Handler.published.is_(True)),
         )
         .where(Schedule.facility_id == member.facility.id)
         # What the answer says of them: not a run's source, output and result.
@@ -175,12 +195,17 @@ def list_facility_schedules(
         query.order_by(_UNTIMED, Schedule.next_run_at, Schedule.id).limit(limit + 1)
     ).all()
     page = []
-    for schedule, script_name, published, owner, last_run in rows[:limit]:
+    for (schedule, script_name, published, owner, last_run, handler_name, handler_version,
+         handler_author) in rows[:limit]:
         found = schedules.view_of(
             schedule, last_run=last_run, published=published, now=now,
-            handler_to_approve=failure_handler_choice.handler_to_approve(session, schedule),
+            handler_to_approve=failure_handler_choice.handler_to_approve_of(
+                schedule, number=handler_version, author=handler_author
+            ),
         )
-        page.append(Listed(found, script_name, owner, state_of(found), published))
+        page.append(
+            Listed(found, script_name, owner, state_of(found), published, handler_name)
+        )
     more = len(rows) > limit
     return page, (Position.after(page[-1].view.schedule) if more else None)
 

@@ -168,9 +168,20 @@ def unapproved(
     if script.published_version is None or script.published_version == approved:
         return None
     version = published(session, script=script)
-    if version is None or version.created_by == owner_id:
+    if version is None or not waits_for(
+        version.number, version.created_by, approved=approved, owner_id=owner_id
+    ):
         return None
     return version
+
+
+def waits_for(
+    number: int, author: int | None, *, approved: int | None, owner_id: int | None
+) -> bool:
+    """Whether the published version `number`, saved by `author`, waits for member
+    `owner_id` to see it (unapproved's rule, for a version read already): it is neither
+    the one they `approved` nor theirs."""
+    return number != approved and author != owner_id
 
 
 def diff_lines(old: str, new: str) -> list[dict[str, Any]]:

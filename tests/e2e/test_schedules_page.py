@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from app import db
-from app.models import Role, Schedule, Script
+from app.models import Role, Schedule, Script, ScriptVersion, User
 from app.models._types import utcnow
 from app.services import cron_times
 from app.testing import LiveServer
@@ -80,7 +81,8 @@ def test_a_scripter_reads_the_facilitys_schedules(
     page.wait_for_url(f"{live.url}/f/lab/schedules")
     table = page.get_by_role("table", name="Schedules of The Lab")
     headers = table.locator("thead th").all_inner_texts()
-    assert headers == ["Script", "Runs as", "When", "Zone", "Next time", "State", "Runs"]
+    assert headers == ["Script", "Runs as", "When", "Zone", "Next time", "State", "On failure",
+                       "Runs"]
     rows = table.locator("tbody tr")
     # Soonest first (the hourly one), the paused one last.
     assert [int(r) for r in rows.evaluate_all("rs => rs.map(r => r.dataset.scheduleId)")] == [
@@ -227,3 +229,48 @@ def test_a_zone_reads_on_one_line_on_a_desktop(
         zone = row.locator(".schedule-zone")
         assert zone.evaluate(lines) == 1, zone.inner_text()
     fits(page, "schedules-page-1024")
+
+
+def test_each_schedule_says_its_on_failure_script_and_a_version_to_approve(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """The page said nothing of the script a failed run starts, which the script's panel
+    shows: its name, linked to its editor, and a version of it another scripter published
+    that waits for the schedule's member; a deleted one is said so."""
+    live, ids = live_lab
+    with live.app.app_context():
+        session = db.session()
+        alert = Script(facility_id=session.get(Schedule, ids["weekdays"]).facility_id,
+                       name="Alert", source="result = 2", published=True, published_version=2)
+        session.add(alert)
+        session.flush()
+        sam, mia = (session.get(Schedule, ids["weekdays"]).created_by,
+                    session.scalar(select(User.id).where(User.name == "Mia")))
+        session.add_all([
+            ScriptVersion(script_id=alert.id, number=1, source="result = 1", created_by=sam),
+            ScriptVersion(script_id=alert.id, number=2, source="result = 2", created_by=mia),
+        ])
+        for key, handler, seen in (("weekdays", alert.id, 1), ("paused", alert.id, 2),
+                                   ("hourly", alert.id + 1000, None)):
+            schedule = session.get(Schedule, ids[key])
+            schedule.on_failure_script_id, schedule.on_failure_version = handler, seen
+        session.commit()
+        alert_id = alert.id
+    page = signed_in(browser, live, "sam@example.com", bypass_csp=True)
+    page.goto(f"{live.url}/f/lab/schedules")
+    row = {key: page.locator(f'tr[data-schedule-id="{ids[key]}"] .schedule-on-failure')
+           for key in ("weekdays", "paused", "hourly")}
+    for key in ("weekdays", "paused"):
+        link = row[key].get_by_role("link", name="Alert")
+        assert link.get_attribute("href") == f"/f/lab/editor/{alert_id}"
+    # Sam approved v1; Mia published v2 since: it runs as Sam once Sam says so.
+    assert row["weekdays"].locator(".schedule-handler-pending").inner_text() == (
+        "Sam must change, or pause and resume, this schedule before v2 of the script a"
+        " failed run starts, published by another scripter, runs as them.")
+    assert row["paused"].locator(".schedule-handler-pending").count() == 0  # v2 approved
+    assert row["hourly"].inner_text() == f"a deleted script (#{alert_id + 1000})"
+    assert axe_violations(page) == []
+    page.set_viewport_size({"width": 375, "height": 800})
+    fits(page, "schedules-page-on-failure-375")
+    row["weekdays"].get_by_role("link", name="Alert").click()
+    page.wait_for_url(f"**/f/lab/editor/{alert_id}")

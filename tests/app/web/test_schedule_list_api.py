@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from app import db
-from app.models import Role, Run, Schedule, Script
+from app.models import Role, Run, Schedule, Script, ScriptVersion
 from app.models._types import utcnow
 from app.testing import SignedInClient as Browser
 from tests.conftest import add_member, create_facility, create_user
@@ -228,6 +229,35 @@ def test_a_page_is_one_query_however_many_schedules_it_holds(
         assert [s for s in statements if "FROM schedules" in s] == statements[-1:]
         counts.append(len(statements))
     assert counts[0] == counts[1]  # no statement per schedule: not its run, script or owner
+
+
+def test_on_failure_scripts_add_no_query_per_schedule(
+    app: Flask, lab: dict[str, Any], statements: list[str]
+) -> None:
+    """Each schedule's on-failure script and whether a version of it waits for approval
+    come with the page's one query: they were two more queries per schedule."""
+    session = db.session()
+    digest = session.get(Script, lab["scripts"]["Digest"])
+    assert digest is not None
+    digest.published_version = 1
+    session.add(ScriptVersion(script_id=digest.id, number=1, source="result = 1",
+                              created_by=lab["ids"]["Sue"]))
+    for schedule in session.scalars(select(Schedule)):
+        schedule.on_failure_script_id = digest.id
+    session.commit()
+    ada = Browser(app, lab["ids"]["Ada"])
+    counts = []
+    for limit in (1, 50):
+        statements.clear()
+        answer = ada.call("GET", f"/api/f/lab/schedules?limit={limit}")
+        assert answer.status_code == 200 and len(answer.json) == min(limit, len(ORDER))
+        counts.append(len(statements))
+    assert counts[0] == counts[1]
+    # Sue's v1 waits for Sam in his schedules; hers are hers.
+    sams = {lab["schedules"][k] for k in ("active", "republished", "behind_queued",
+                                          "behind_started", "paused_sam")}
+    assert {item["id"]: item["on_failure_version_to_approve"] for item in answer.json} == {
+        i: 1 if i in sams else None for i in (lab["schedules"][k] for k in ORDER)}
 
 
 def test_the_document_lists_it_with_its_filters(app: Flask) -> None:
