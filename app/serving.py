@@ -117,6 +117,12 @@ def next_request_within(conn: Any, milliseconds: float) -> bool:
     return bool(poller.poll(milliseconds))
 
 
+def unread_body_too_large(req: Any, limit: int) -> bool:
+    """Whether gunicorn's request `req` declares a body longer than `limit` bytes."""
+    length = getattr(getattr(req.body, "reader", None), "length", None)
+    return isinstance(length, int) and length > limit
+
+
 class GracefulWorker(ThreadWorker):  # type: ignore[misc]
     """A gthread worker that runs the app's shutdown hooks when told to stop (SIGTERM),
     and answers a client's next request on the thread that answered its last one."""
@@ -135,6 +141,18 @@ class GracefulWorker(ThreadWorker):  # type: ignore[misc]
         while keepalive is True and self.alive and next_request_within(conn, LINGER_MS):
             keepalive = super().handle(conn)
         return keepalive
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        """Serve one request; one whose body is refused unread closes its connection.
+
+        A body declared larger than MAX_REQUEST_BYTES is answered 413 before anything
+        reads it (app.web.limits). gunicorn said `Connection: keep-alive` all the same,
+        then gave up draining the body (it drains at most 64 KiB) and closed the socket:
+        a client's next request on its kept-alive connection failed with no answer.
+        """
+        if unread_body_too_large(req, int(self.app.flask_app.config["MAX_REQUEST_BYTES"])):
+            req.must_close = True  # the answer then says `Connection: close`
+        return super().handle_request(req, conn)
 
     def init_process(self) -> None:
         """Start the worker as gunicorn does, with a parser whose errors keep their path."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from tests.app.web.test_serve import Server, start_server, stop
 
@@ -86,3 +87,27 @@ def test_pages_keep_gunicorns_own_answer(server: Server) -> None:
     assert status == 414
     assert headers["content-type"] == "text/html"
     assert b"URI Too Long" in body
+
+
+def test_a_body_refused_unread_closes_its_connection_so_the_next_request_is_answered(
+    server: Server,
+) -> None:
+    # A body over MAX_REQUEST_BYTES (1 MiB) is a 413 before anything reads it. The answer
+    # said `Connection: keep-alive`, then gunicorn gave up draining the body and closed
+    # the socket: the client's next request on that kept-alive connection got no answer
+    # (requests: ConnectionError "Remote end closed connection without response").
+    client = requests.Session()
+    body = b'{"script_id": 1, "input": "' + b"x" * (1100 * 1024) + b'"}'
+    refused = client.post(
+        f"{server.url}/api/f/demo/runs",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert refused.status_code == 413
+    assert refused.json()["error"]["code"] == "request_too_large"
+    assert refused.headers["Connection"] == "close"
+    assert client.get(f"{server.url}/healthz", timeout=30).status_code == 200
+    # A body the app reads keeps its connection.
+    small = client.post(f"{server.url}/api/f/demo/runs", json={}, timeout=30)
+    assert small.status_code == 401 and small.headers["Connection"] == "keep-alive"
