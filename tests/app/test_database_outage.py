@@ -86,40 +86,64 @@ def test_it_gives_up_after_its_time_and_at_once_on_a_wrong_statement(
     assert wrong == [1]  # not a matter of reaching the database: not tried again
 
 
-@Request.application
-def slow_upstream(_request: Request) -> Response:
-    time.sleep(UPSTREAM_S)
-    return Response('{"ok": true}', 200, content_type="application/json")
+class Upstream:
+    """A loopback service that answers each call UPSTREAM_S after it came; a test waits for
+    the calls to come (and to be answered) rather than guessing how long a run takes to
+    call out on a loaded machine."""
+
+    def __init__(self) -> None:
+        self._came = threading.Semaphore(0)
+        self._answered = threading.Semaphore(0)
+        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, self._answer, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    @Request.application
+    def _answer(self, _request: Request) -> Response:
+        self._came.release()
+        time.sleep(UPSTREAM_S)
+        self._answered.release()
+        return Response('{"ok": true}', 200, content_type="application/json")
+
+    def came(self, count: int = 1) -> None:
+        """Return once `count` more calls came in."""
+        for _ in range(count):
+            assert self._came.acquire(timeout=60), "no call came to the upstream"
+
+    def answered(self, count: int = 1) -> None:
+        """Return once `count` more calls were answered."""
+        for _ in range(count):
+            assert self._answered.acquire(timeout=60), "the upstream answered no call"
 
 
 @pytest.fixture
-def upstream() -> Iterator[str]:
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, slow_upstream, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+def upstream() -> Iterator[Upstream]:
+    service = Upstream()
+    threading.Thread(target=service.server.serve_forever, daemon=True).start()
+    yield service
+    service.server.shutdown()
+    service.server.server_close()
 
 
 @pytest.fixture
-def lab(tmp_path: Path, postgres_url: str, upstream: str) -> Iterator[dict[str, Any]]:
+def lab(tmp_path: Path, postgres_url: str, upstream: Upstream) -> Iterator[dict[str, Any]]:
     """The embedded server's app on PostgreSQL, beating every 0.2 s (an outage of a
     second is five beats: far past the three after which a silent run counts as dead),
     with a scripter and an auth-less integration to the slow upstream."""
     app = make_app(tmp_path, DATABASE_URL=postgres_url, HEARTBEAT_S=0.2)
     with app.app_context():
-        user_id = auth_less_lab(upstream)(db.session())
+        user_id = auth_less_lab(upstream.url)(db.session())
         db.session.commit()
     db.session.remove()
-    yield {"app": app, "browser": SignedInClient(app, user_id)}
+    yield {"app": app, "browser": SignedInClient(app, user_id), "upstream": upstream}
     stop_app(app)
 
 
-def start_slow_run(browser: SignedInClient) -> str:
-    """Start a run of CALLS_SLOW; its id once its call is out."""
-    started = browser.call("POST", "/api/f/lab/runs", json={"source": CALLS_SLOW})
+def start_slow_run(lab: dict[str, Any]) -> str:
+    """Start a run of CALLS_SLOW; its id once its call is out (it waited a fixed 1 s; a cut
+    before the call went out, as on a loaded machine, ended the run `interrupted`)."""
+    started = lab["browser"].call("POST", "/api/f/lab/runs", json={"source": CALLS_SLOW})
     assert started.status_code == 201, started.json
-    time.sleep(UPSTREAM_S / 2)
+    lab["upstream"].came()
     return str(started.json["id"])
 
 
@@ -153,9 +177,10 @@ def test_a_request_meanwhile_gets_a_503_in_words_and_the_next_one_works(
 def test_a_run_that_ends_during_an_outage_keeps_its_outcome_and_its_call(
         lab: dict[str, Any], postgres_url: str) -> None:
     app, browser = lab["app"], lab["browser"]
-    run_id = start_slow_run(browser)
+    run_id = start_slow_run(lab)
     with database_cut(postgres_url):
-        time.sleep(UPSTREAM_S)  # it came back meanwhile: its outcome waits for the database
+        lab["upstream"].answered()  # it comes back meanwhile
+        time.sleep(UPSTREAM_S / 2)  # and its outcome waits for the database
     run = ended(browser, run_id)
     # Not `interrupted`: the sweep did not take the run nobody could renew for dead.
     assert (run["status"], run["result"], run["error"]) == ("succeeded", True, None)
@@ -175,7 +200,7 @@ def test_an_outage_longer_than_the_drivers_wait_still_keeps_the_outcome(
     monkeypatch.setattr(db, "UNREACHABLE_RETRY_S", 0.5)
     caplog.set_level(logging.INFO, logger="app.runner.heartbeat")
     app, browser = lab["app"], lab["browser"]
-    run_id = start_slow_run(browser)
+    run_id = start_slow_run(lab)
     with database_cut(postgres_url):
         # The call comes back, the driver gives up on the database and hands the run over.
         deadline = time.monotonic() + 30

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from app import db
 from app.models import CallLog, Run
-from tests.app.test_database_outage import CALLS_SLOW, UPSTREAM_S, upstream
+from tests.app.test_database_outage import CALLS_SLOW, UPSTREAM_S, Upstream, upstream
 from tests.conftest import auth_less_lab, database_cut
 from tests.distributed.cluster import seeded_cluster
 from tests.distributed.test_cluster import client, run_row, start_run, wait_until
@@ -24,16 +24,19 @@ __all__ = ["upstream"]  # the fixture
 
 
 def test_a_database_outage_loses_no_run(tmp_path: Path, postgres_url: str,
-                                        redis_prefix: str, upstream: str) -> None:
+                                        redis_prefix: str, upstream: Upstream) -> None:
     with seeded_cluster(tmp_path, postgres_url, redis_prefix, "outage-key",
-                        auth_less_lab(upstream)) as (app, user_id, cluster):
+                        auth_less_lab(upstream.url)) as (app, user_id, cluster):
         world: dict[str, Any] = {"app": app, "user_id": user_id}
         _web, url = cluster.web()
         cluster.worker(concurrency=2)
         browser = client(world, url)
         # Two call out; two wait in the queue for a slot.
         calling = [start_run(browser, CALLS_SLOW) for _ in range(4)]
-        time.sleep(UPSTREAM_S / 2)
+        # Both calls are out before the cut (a fixed 1 s may not be enough for the worker
+        # to take them on a loaded machine, and a cut before a run's call went out ends the
+        # run `interrupted`); they come back during it.
+        upstream.came(2)
         with database_cut(postgres_url):
             meanwhile = browser.api("GET", "/api/f/lab/runs")
             time.sleep(UPSTREAM_S * 2)  # the calls came back; three beats passed many times
