@@ -19,6 +19,12 @@ from app.integrations import catalog, catalog_entry
 from app.integrations.defaults import defaults_of, seal_defaults
 from app.integrations.vault import Vault
 from app.models import Facility, Integration
+from app.services.credential_origins import (
+    OriginChange,
+    check_client_secret,
+    origin_change,
+    sign_out_accounts,
+)
 from app.services.integration_fields import (
     COLUMNS,
     custom_key,
@@ -135,11 +141,12 @@ def update_integration(
     integration: Integration,
     fields: Mapping[str, Any],
     vault: Vault | None = None,
-) -> Integration:
+) -> OriginChange | None:
     """Change settings; default header and query values sent are replaced whole (the
     saved ones are kept when none are sent); see oauth_clients.set_client for the OAuth
     client. The key and the auth mode cannot change, and an edit that names nothing to
-    change is a 400."""
+    change is a 400. An edit that sends secrets to a new origin must carry the client
+    secret again and signs every account out (credential_origins); the answer says so."""
     if "key" in fields:
         raise ValidationError(
             "key: an integration's key cannot be changed (scripts and accounts refer to it);"
@@ -175,12 +182,18 @@ def update_integration(
     if current.get("auth_mode") in catalog_entry.OAUTH_MODES and client_change:
         with noting(problems):
             checked_client_id(optional_text(fields, "client_id"), integration.current_client)
+    change = origin_change(integration, columns) if columns else None
+    if change is not None:
+        with noting(problems):
+            check_client_secret(session, integration, change, fields)
     if problems:
         raise InvalidFields.of(problems)
     headers, query = columns.pop("default_headers"), columns.pop("default_query")
     for column, value in {**columns, **checks}.items():
         setattr(integration, column, value)
     seal_defaults(integration, vault, headers=headers, query=query)
+    if change is not None:
+        change = sign_out_accounts(session, integration, change)
     if integration.auth_mode in catalog_entry.OAUTH_MODES and client_change:
         set_client(
             session,
@@ -190,7 +203,7 @@ def update_integration(
             optional_text(fields, "client_secret") or None,
         )
     session.flush()
-    return integration
+    return change
 
 
 def _check_addresses(

@@ -108,6 +108,20 @@ class IntegrationOut(BaseModel):
     has_client_secret: bool | None = None
 
 
+class IntegrationSaved(IntegrationOut):
+    """An integration as saved, and who must connect again when the save sent its secrets
+    to a new origin."""
+
+    accounts_to_reconnect: int = Field(
+        default=0,
+        description="Accounts (master and members' own) whose credentials the save dropped:"
+        " it sent secrets to an origin they were not issued for, so each must connect again",
+    )
+    reconnect_message: str | None = Field(
+        default=None, description="The same in words, with the old and the new origins"
+    )
+
+
 class IntegrationWithAccounts(IntegrationOut):
     """An integration with its master account's state and the user's own accounts."""
 
@@ -227,14 +241,21 @@ def get_integration(slug: str, key: str) -> Answer:
 
 
 @bp.patch("/f/<slug>/integrations/<key>")
-@spec.validate(resp=reply(HTTP_200=IntegrationOut), tags=TAGS)
+@spec.validate(resp=reply(HTTP_200=IntegrationSaved), tags=TAGS)
 def update_integration(slug: str, key: str, json: IntegrationSettings) -> Answer:
-    """Change an integration's settings (admins); a blank client secret keeps the old one."""
+    """Change an integration's settings (admins); a blank client secret keeps the old one.
+
+    A change that sends secrets to a new origin (base URL, allowed hosts, token or revoke
+    URL on another scheme, host or port) needs the client secret again, if one is saved (a
+    400 naming `client_secret`), and every connected account must then connect again."""
     member = require_member(slug, Role.admin)
     integration = integration_of(member, key)
-    admin.update_integration(db.session(), integration, _set_fields(json))
+    change = admin.update_integration(db.session(), integration, _set_fields(json))
     db.session.commit()
-    return integration_views.integration_public_view(integration)
+    view = integration_views.integration_public_view(integration)
+    view["accounts_to_reconnect"] = change.accounts if change else 0
+    view["reconnect_message"] = change.message if change else None
+    return view
 
 
 @bp.delete("/f/<slug>/integrations/<key>")
