@@ -223,19 +223,23 @@ if (integrationPage) {
     ok.hidden = true;
     if (unreadable.length) { fieldError(settings, { errors: unreadable }); return; }
     if (!changed.length) { fieldError(settings, {}); ok.textContent = "Nothing changed."; ok.hidden = false; return; }
+    let saved;
     try {
-      await api("PATCH", base, body);
+      saved = await api("PATCH", base, body);
     } catch (error) { fieldError(settings, error); return; }
     fieldError(settings, {});
+    // A save that sent secrets to a new origin signed accounts out: it says who and why.
+    const said = saved?.reconnect_message ? `Saved. ${saved.reconnect_message}.` : null;
     if (changed.some((input) => reshaping.has(input.name))) {
-      toastAfterReload("Settings saved");
+      toastAfterReload(said ?? "Settings saved", said ? "warn" : "ok");
       location.reload();
       return;
     }
     for (const input of changed) if (input.name !== "client_secret") markSaved(input);
     const secret = settings.elements.client_secret;
     if (secret?.value) { secret.value = ""; secret.placeholder = "a secret is saved; leave blank to keep it"; }
-    ok.textContent = "Saved."; ok.hidden = false;
+    ok.textContent = said ?? "Saved.";  // in sight until the next save
+    ok.hidden = false;
   });
 }
 

@@ -412,6 +412,61 @@ def test_a_refused_oauth_client_shows_on_management_and_its_page(
     assert page.locator(".client-problem").count() == 0
 
 
+def test_moving_the_token_url_asks_for_the_secret_and_says_who_must_connect_again(
+    admin_page: Any, live: LiveServer
+) -> None:
+    from app.models import Account
+
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        integration = integrations_admin.create_custom(
+            session,
+            facility=lab,
+            fields={
+                "key": "demo",
+                "name": "Demo OAuth",
+                "auth_mode": "oauth2",
+                "base_url": "https://api.example.com",
+                "authorization_url": "https://example.com/authorize",
+                "token_url": "https://example.com/token",
+                "client_id": "the-client",
+                "client_secret": "the-secret",
+            },
+        )
+        session.add(
+            Account(
+                facility_id=lab.id,
+                integration_id=integration.id,
+                owner_kind="master",
+                oauth_client_id=integration.current_client_id,
+                credentials_enc=extensions.vault().encrypt_json({"access_token": "a"}),
+            )
+        )
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/demo")
+    settings = page.locator("#integration-settings")
+    settings.locator("[name=token_url]").fill("https://elsewhere.example.com/token")
+    settings.locator("button[type=submit]").click()
+    beside = settings.locator(".field-error[data-for=client_secret]")
+    beside.wait_for(state="visible")
+    assert beside.inner_text() == (
+        "The client secret would now be sent to https://elsewhere.example.com: enter it "
+        "again to send it there"
+    )
+    settings.locator("[name=client_secret]").fill("the-secret")
+    settings.locator("button[type=submit]").click()
+    saved = settings.locator(".form-ok")
+    saved.wait_for(state="visible")
+    assert saved.inner_text() == (
+        "Saved. 1 connected account(s) must connect again: their credentials were issued "
+        "for https://api.example.com, https://example.com, not for "
+        "https://elsewhere.example.com."
+    )
+
+
 def test_test_connection_asks_the_oauth_provider_from_the_page(
     admin_page: Any, live: LiveServer
 ) -> None:
