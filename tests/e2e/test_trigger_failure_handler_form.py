@@ -12,8 +12,8 @@ from sqlalchemy import select
 from app import db
 from app.models import User, WebhookTrigger
 from app.testing import LiveServer, WebClient
-from tests.e2e.people import add_script, signed_in
-from tests.e2e.test_triggers_panel import live_lab
+from tests.e2e.people import add_script
+from tests.e2e.test_triggers_panel import live_lab, open_panel
 
 pytestmark = pytest.mark.browser
 __all__ = ["live_lab"]  # the fixture, shared with the panel's tests
@@ -31,10 +31,7 @@ def test_a_scripter_chooses_the_script_a_failed_run_of_a_trigger_starts(
     live, script_id, _ = live_lab
     alert = add_script(live, name="Alert", source="result = input\n", published=True)
     add_script(live, name="Unpublished", source="result = 1\n")
-    page = signed_in(browser, live, "sam@example.com")
-    page.goto(f"{live.url}/f/lab/editor/{script_id}")
-    panel = page.locator("#triggers-panel")
-    panel.locator("summary").click()
+    page, panel = open_panel(browser, live, script_id)
     choice = panel.get_by_label("When a run fails, run:")
     assert choice.input_value() == ""  # nothing by default
     assert choice.locator("option").all_inner_texts() == ["nothing", "Alert", "Report"]
@@ -71,10 +68,7 @@ def test_the_maker_approves_a_handler_version_another_scripter_published(
                         json={"source": "result = 'v2'", "published": True})
     assert published.status_code == 200, published.text
 
-    page = signed_in(browser, live, "sam@example.com")
-    page.goto(f"{live.url}/f/lab/editor/{script_id}")
-    panel = page.locator("#triggers-panel")
-    panel.locator("summary").click()
+    _page, panel = open_panel(browser, live, script_id)
     row = panel.locator("#triggers-table tbody tr")
     row.wait_for()
     assert row.locator(".trigger-pending").count() == 0  # the trigger's own script waits not

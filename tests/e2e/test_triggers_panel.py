@@ -42,6 +42,38 @@ def focused(page: Any) -> str:
     return str(page.evaluate("document.activeElement?.id || document.activeElement?.className"))
 
 
+def open_panel(
+    browser: Any, live: LiveServer, script_id: int, email: str = "sam@example.com", **options: Any
+) -> tuple[Any, Any]:
+    """A page signed in as `email` (`options`: signed_in's) on the script's editor, and
+    its Triggers panel, opened by a click."""
+    page = signed_in(browser, live, email, **options)
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    panel = page.locator("#triggers-panel")
+    panel.locator("summary").click()
+    return page, panel
+
+
+def a_signed_post_starts_a_run(
+    live: LiveServer, page: Any, panel: Any, body: bytes, headers: dict[str, str], secret: str
+) -> None:
+    """The new trigger's URL (shown in the panel) refuses `body` unsigned and starts a run
+    with it signed (`headers`); the panel, loaded again, says the trigger's last use and
+    what it refused, and never `secret` (the Slack and the Standard Webhooks tests)."""
+    url = panel.locator("#trigger-url").inner_text()
+    assert requests.post(url, data=body, timeout=30).status_code == 401
+    started = requests.post(url, data=body, headers=headers, timeout=30)
+    assert started.status_code == 202, started.text
+    assert extensions.run_queue(live.app).wait(started.json()["run_id"], 60) is not None
+    page.reload()
+    panel.locator("summary").click()
+    row = panel.locator("#triggers-table tbody tr")
+    row.wait_for()
+    assert row.locator(".trigger-last-used").inner_text() != "never"
+    assert "signature_invalid" in row.locator(".trigger-refused").inner_text()
+    assert secret not in page.content()
+
+
 def test_a_scripter_makes_copies_uses_and_revokes_a_trigger_by_keyboard(
     browser: Any, live_lab: tuple[LiveServer, int, int]
 ) -> None:
@@ -118,10 +150,7 @@ def test_the_panel_says_an_unpublished_scripts_urls_start_nothing(
         assert script is not None
         script.published = False
         db.session.commit()
-    page = signed_in(browser, live, "sam@example.com")
-    page.goto(f"{live.url}/f/lab/editor/{script_id}")
-    panel = page.locator("#triggers-panel")
-    panel.locator("summary").click()
+    page, panel = open_panel(browser, live, script_id)
     note = panel.locator("#triggers-unpublished")
     note.wait_for()
     assert "Not published" in note.inner_text() and "tick Published" in note.inner_text()
@@ -162,10 +191,7 @@ def test_another_scripter_sees_who_may_approve_and_revoke(
                         json={"source": "result = 'v2'", "published": True})
     assert published.status_code == 200, published.text
 
-    page = signed_in(browser, live, "sue@example.com")
-    page.goto(f"{live.url}/f/lab/editor/{script_id}")
-    panel = page.locator("#triggers-panel")
-    panel.locator("summary").click()
+    page, panel = open_panel(browser, live, script_id, "sue@example.com")
     row = panel.locator("#triggers-table tbody tr")
     row.wait_for()
     assert row.locator(".trigger-pending").count() == 1  # the version waits, and says whom
@@ -240,10 +266,7 @@ def test_a_slack_signed_trigger_takes_the_pasted_secret_and_shows_its_scheme(
     shows once chosen); nothing secret is shown back, the row says the trigger checks
     Slack's signatures, and a request Slack signed with it starts a run."""
     live, script_id, _sue_id = live_lab
-    page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
-    page.goto(f"{live.url}/f/lab/editor/{script_id}")
-    panel = page.locator("#triggers-panel")
-    panel.locator("summary").click()
+    page, panel = open_panel(browser, live, script_id, bypass_csp=True)  # for axe-core
     pasted = panel.locator("#trigger-slack-secret")
     assert pasted.is_hidden()
     panel.locator("#trigger-signature").focus()
@@ -266,21 +289,11 @@ def test_a_slack_signed_trigger_takes_the_pasted_secret_and_shows_its_scheme(
     assert secret not in page.content()
     assert axe_violations(page, include="#triggers-panel") == []
 
-    url = panel.locator("#trigger-url").inner_text()
     body = b'{"type": "event_callback", "event_id": "Ev1"}'
     stamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
                "X-Slack-Signature": slack_signature(secret, stamp, body)}
-    assert requests.post(url, data=body, timeout=30).status_code == 401
-    started = requests.post(url, data=body, headers=headers, timeout=30)
-    assert started.status_code == 202, started.text
-    assert extensions.run_queue(live.app).wait(started.json()["run_id"], 60) is not None
-    page.reload()
-    panel.locator("summary").click()
-    row.wait_for()
-    assert row.locator(".trigger-last-used").inner_text() != "never"
-    assert "signature_invalid" in row.locator(".trigger-refused").inner_text()
-    assert secret not in page.content()
+    a_signed_post_starts_a_run(live, page, panel, body, headers, secret)
     page.context.close()
 
 
@@ -292,10 +305,7 @@ def test_a_standard_webhooks_trigger_takes_the_pasted_whsec_secret(
     is shown back, the row says the trigger checks Standard Webhooks signatures, and a
     request signed with it by the standardwebhooks package's signer starts a run."""
     live, script_id, _sue_id = live_lab
-    page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
-    page.goto(f"{live.url}/f/lab/editor/{script_id}")
-    panel = page.locator("#triggers-panel")
-    panel.locator("summary").click()
+    page, panel = open_panel(browser, live, script_id, bypass_csp=True)  # for axe-core
     pasted = panel.locator("#trigger-standard-secret")
     assert pasted.is_hidden()
     panel.locator("#trigger-signature").focus()
@@ -326,22 +336,12 @@ def test_a_standard_webhooks_trigger_takes_the_pasted_whsec_secret(
     assert secret not in page.content()
     assert axe_violations(page, include="#triggers-panel") == []
 
-    url = panel.locator("#trigger-url").inner_text()
     body = b'{"type": "email.delivered", "data": {"to": "ann@example.com"}}'
     now = datetime.now(UTC)
     headers = {"Content-Type": "application/json", "webhook-id": "msg_panel",
                "webhook-timestamp": str(int(now.timestamp())),
                "webhook-signature": Webhook(secret).sign("msg_panel", now, body)}
-    assert requests.post(url, data=body, timeout=30).status_code == 401
-    started = requests.post(url, data=body, headers=headers, timeout=30)
-    assert started.status_code == 202, started.text
-    assert extensions.run_queue(live.app).wait(started.json()["run_id"], 60) is not None
-    page.reload()
-    panel.locator("summary").click()
-    row.wait_for()
-    assert row.locator(".trigger-last-used").inner_text() != "never"
-    assert "signature_invalid" in row.locator(".trigger-refused").inner_text()
-    assert secret not in page.content()
+    a_signed_post_starts_a_run(live, page, panel, body, headers, secret)
     page.context.close()
 
 
@@ -352,10 +352,7 @@ def test_a_maker_pauses_and_resumes_a_trigger_and_sees_what_its_url_refused(
     what it refused and when; Resume keeps the focus on the row's button and the URL
     starts runs again. axe-core finds nothing serious in the panel."""
     live, script_id, _sue_id = live_lab
-    page = signed_in(browser, live, "sam@example.com", bypass_csp=True)  # for axe-core
-    page.goto(f"{live.url}/f/lab/editor/{script_id}")
-    panel = page.locator("#triggers-panel")
-    panel.locator("summary").click()
+    page, panel = open_panel(browser, live, script_id, bypass_csp=True)  # for axe-core
     panel.locator("#trigger-name").fill("Signup form")
     page.keyboard.press("Enter")
     panel.locator("#trigger-made").wait_for()
@@ -401,10 +398,7 @@ def test_a_field_the_browser_refuses_clears_the_last_answers_error(
     browser stopped the form at the empty secret, and the panel still said the name was
     wrong, which it no longer was."""
     live, script_id, _sue_id = live_lab
-    page = signed_in(browser, live, "sam@example.com")
-    page.goto(f"{live.url}/f/lab/editor/{script_id}")
-    panel = page.locator("#triggers-panel")
-    panel.locator("summary").click()
+    page, panel = open_panel(browser, live, script_id)
     panel.locator("#trigger-name").fill("   ")
     panel.locator("#add-trigger").click()
     error = panel.locator("#trigger-error")

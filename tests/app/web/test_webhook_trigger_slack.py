@@ -18,7 +18,15 @@ import pytest
 from app.services.trigger_refusals import RefusalTally
 from app.services.trigger_signatures import signature, slack_signature
 from tests.app.web.conftest import run_count, stored_rows
-from tests.app.web.test_webhook_triggers import call, ended, hook, make, triggers_of, world
+from tests.app.web.test_webhook_triggers import (
+    call,
+    ended,
+    hook,
+    make,
+    refused_in_words,
+    triggers_of,
+    world,
+)
 
 __all__ = ["world"]  # the fixture, shared with the triggers' own tests
 
@@ -187,10 +195,7 @@ def test_the_slack_secret_is_never_shown_stored_in_the_clear_nor_logged(
 def test_asking_for_a_scheme_wrongly_is_refused_in_words(
     world: dict[str, Any], asked: dict[str, Any], words: str
 ) -> None:
-    refused = call(world, "sam", "POST", triggers_of(world, "echo"), json={"name": "S", **asked})
-    assert refused.status_code == 400, refused.text
-    assert words in refused.json()["error"]["message"]
-    assert call(world, "sam", "GET", triggers_of(world, "echo")).json() == []
+    refused_in_words(world, asked, words)
 
 
 def test_github_signing_is_asked_either_way_and_unchanged(world: dict[str, Any]) -> None:

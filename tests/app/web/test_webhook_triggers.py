@@ -58,6 +58,15 @@ def make(
     return body
 
 
+def refused_in_words(world: dict[str, Any], asked: dict[str, Any], words: str) -> None:
+    """Making a trigger of echo with `asked` (a signing scheme asked for wrongly) is a 400
+    whose message holds `words`, and makes none (the Slack and Standard Webhooks tests)."""
+    refused = call(world, "sam", "POST", triggers_of(world, "echo"), json={"name": "S", **asked})
+    assert refused.status_code == 400, refused.text
+    assert words in refused.json()["error"]["message"]
+    assert call(world, "sam", "GET", triggers_of(world, "echo")).json() == []
+
+
 def hook(world: dict[str, Any], url: str, **kw: Any) -> requests.Response:
     """POST to a trigger's URL as a third party would: no cookie, no token, no CSRF."""
     live: LiveServer = world["live"]
