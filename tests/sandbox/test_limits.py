@@ -179,18 +179,23 @@ def test_the_call_limit(executor: Executor) -> None:
 
 
 def test_the_clock_stops_while_a_person_is_asked(executor: Executor) -> None:
+    # The script's own part (the job sent, its source compiled, a call and its answer)
+    # must fit in the limit beside the paused wait: 2.5 s, not 1 s, which a loaded
+    # machine's stall could use up; the wait still outlasts the limit.
+    limits = Limits(wall_time_s=2.5)
+
     def paused(call: HostCall) -> Any:
         with call.clock.paused():
-            time.sleep(1.5)
+            time.sleep(3)
         return []
 
     def unpaused(call: HostCall) -> Any:
-        time.sleep(1.5)
+        time.sleep(3)
         return []
 
     source = "integrations.available()\nresult = 'done'"
-    assert executor.run(source, on_call=paused, limits=Limits(wall_time_s=1)).result == "done"
-    late = executor.run(source, on_call=unpaused, limits=Limits(wall_time_s=1))
+    assert executor.run(source, on_call=paused, limits=limits).result == "done"
+    late = executor.run(source, on_call=unpaused, limits=limits)
     assert late.status == "timed_out"
 
 
