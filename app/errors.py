@@ -75,6 +75,10 @@ class NotAuthenticated(AppError):
     status = 401
 
 
+# What every 401 of NotAuthenticated says in WWW-Authenticate: send an API token.
+BEARER_CHALLENGE = 'Bearer realm="Scriptbox"'
+
+
 class SignatureInvalid(AppError):
     """A webhook trigger that checks signatures got a POST without a valid
     X-Hub-Signature-256 of its body: a 401 that starts nothing."""
@@ -327,6 +331,9 @@ def init_app(app: Flask) -> None:
     def _app_error(error: AppError) -> tuple[Response | str, int, dict[str, str]]:
         retry_after = getattr(error, "retry_after", None)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        if isinstance(error, NotAuthenticated):
+            # RFC 9110: a 401 says how to authenticate (an API token; a browser signs in).
+            headers["WWW-Authenticate"] = BEARER_CHALLENGE
         if _wants_json():
             return jsonify(error.to_dict()), error.status, headers
         return render_template("error.html", error=error), error.status, headers

@@ -116,6 +116,8 @@ def test_anonymous_callers_are_refused(
     response = call(client_for(app, None), method, _path(template, people))
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "not_authenticated"
+    # RFC 9110: a 401 names the scheme to authenticate with (it named none).
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="Scriptbox"'
 
 
 @pytest.mark.parametrize(("method", "template", "minimum"), ROUTES)
@@ -179,6 +181,7 @@ def test_api_tokens_authenticate_without_csrf_and_are_stored_hashed(
     assert {s["name"] for s in listed.get_json()} == {"Published", "Draft"}
     wrong = api.get("/api/f/lab/scripts", headers={"Authorization": "Bearer sbx_wrong"})
     assert wrong.status_code == 401
+    assert wrong.headers["WWW-Authenticate"] == 'Bearer realm="Scriptbox"'
 
 
 def test_a_tokens_last_use_is_kept_to_the_minute_without_a_write_per_request(
