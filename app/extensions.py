@@ -208,6 +208,7 @@ def init_app(app: Flask) -> None:
         heartbeat=heartbeat,
         run_queue=queue,
         schedule_firer=schedules,
+        webhook_events=events,
         redis_listener=None if shared is None else shared.listener,
         # Publishing and the editor's readiness compile a source in a sandbox worker.
         source_checker=sandbox_checker(lambda: executor(app), app.config),
@@ -322,6 +323,12 @@ def bus(app: Flask | None = None) -> EventBus:
 def grants(app: Flask | None = None) -> GrantCoordinator:
     """The app's grant coordinator."""
     found: GrantCoordinator = _get(app, "grants")
+    return found
+
+
+def webhook_events(app: Flask | None = None) -> WebhookEvents:
+    """The events the facility's webhooks hear of from outside a run's transaction."""
+    found: WebhookEvents = _get(app, "webhook_events")
     return found
 
 

@@ -42,6 +42,8 @@ class OriginChange:
     issued_for: frozenset[str]
     added: frozenset[str]
     accounts: int = 0
+    # The accounts that were active until this save: each is announced as needs_reauth.
+    newly_stale: tuple[int, ...] = ()
 
     @property
     def message(self) -> str | None:
@@ -104,11 +106,14 @@ def sign_out_accounts(
     """Drop every account's credentials (master and members' own) and mark it
     needs_reauth, and forget the saved client secrets (the one the save carries is set
     after this); nothing is revoked, since revoking would send the token to the new origin.
-    The answer counts the accounts that held credentials."""
+    The answer counts the accounts that held credentials, and names those that were active."""
     mine = Account.integration_id == integration.id
     held = session.scalar(
         select(func.count(Account.id)).where(mine, Account.credentials_enc.is_not(None))
     )
+    active = session.scalars(
+        select(Account.id).where(mine, Account.status == "active").order_by(Account.id)
+    ).all()
     # Releasing the refresh lease as well: a refresh under way stores its tokens only
     # while it holds the lease, so it cannot bring credentials back after this.
     session.execute(
@@ -130,7 +135,12 @@ def sign_out_accounts(
         .values(client_secret_enc=None)
     )
     session.flush()
-    return OriginChange(issued_for=change.issued_for, added=change.added, accounts=held or 0)
+    return OriginChange(
+        issued_for=change.issued_for,
+        added=change.added,
+        accounts=held or 0,
+        newly_stale=tuple(active),
+    )
 
 
 def _has_client_secret(session: Session, integration: Integration) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from flask import current_app
@@ -33,6 +34,7 @@ from app.web.api.base import api_blueprint, integration_of, location
 from app.web.openapi import Answer, Body, TextMap, list_of, reply, spec
 from app.web.security import require_member
 
+log = logging.getLogger(__name__)
 bp = api_blueprint("api_integrations")
 TAGS = ("integrations",)
 
@@ -247,15 +249,28 @@ def update_integration(slug: str, key: str, json: IntegrationSettings) -> Answer
 
     A change that sends secrets to a new origin (base URL, allowed hosts, token or revoke
     URL on another scheme, host or port) needs the client secret again, if one is saved (a
-    400 naming `client_secret`), and every connected account must then connect again."""
+    400 naming `client_secret`), and every connected account must then connect again (each
+    active one is announced to the webhooks as `account.needs_reauth`)."""
     member = require_member(slug, Role.admin)
     integration = integration_of(member, key)
     change = admin.update_integration(db.session(), integration, _set_fields(json))
     db.session.commit()
+    if change is not None:
+        _announce_stale(change.newly_stale)
     view = integration_views.integration_public_view(integration)
     view["accounts_to_reconnect"] = change.accounts if change else 0
     view["reconnect_message"] = change.message if change else None
     return view
+
+
+def _announce_stale(account_ids: tuple[int, ...]) -> None:
+    # As a refused refresh does, once the change is committed: the embedding app hears, with
+    # a link to sign in again. The save stands whatever happens here, so it is no 500.
+    for account_id in account_ids:
+        try:
+            extensions.webhook_events().account_needs_reauth(account_id)
+        except Exception:
+            log.exception("could not announce that account %s needs a new sign-in", account_id)
 
 
 @bp.delete("/f/<slug>/integrations/<key>")

@@ -150,6 +150,28 @@ def test_deleting_an_integration_announces_each_of_its_accounts(
     assert listener.received.empty()  # one event per account, no more
 
 
+def test_moving_an_integrations_origin_announces_each_account_as_needs_reauth(
+    world: dict[str, Any], listener: Listener
+) -> None:
+    endpoint = register(world, listener.url, ["account.needs_reauth"])
+    ids = _connect_both(world)
+    path_only = call(world, "ada", "PATCH", "/api/f/lab/integrations/keyed",
+                     json={"base_url": "http://127.0.0.1:1/api/v2"})
+    assert path_only.json()["accounts_to_reconnect"] == 0, path_only.text
+    moved = call(world, "ada", "PATCH", "/api/f/lab/integrations/keyed",
+                 json={"base_url": "http://127.0.0.1:2/api"})
+    assert moved.json()["accounts_to_reconnect"] == 2, moved.text
+
+    first = _received(world, listener, endpoint["secret"])
+    second = _received(world, listener, endpoint["secret"])
+    announced = sorted([first["data"], second["data"]], key=lambda d: d["account_id"])
+    assert [(d["account_id"], d["owner"], d["user_id"]) for d in announced] == sorted([
+        (ids["mia"], "user", world["ids"]["mia"]), (ids["master"], "master", None),
+    ])
+    assert {first["event"], second["event"]} == {"account.needs_reauth"}
+    assert listener.received.empty()  # one event per account; none for the path change
+
+
 def test_a_deletion_that_fails_or_is_refused_announces_nothing(
     world: dict[str, Any], listener: Listener
 ) -> None:
