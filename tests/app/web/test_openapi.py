@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -107,6 +108,35 @@ def test_every_list_documents_its_page_size_and_where_the_next_page_is(app: Flas
     # The schedules' list is whole (at most 10): no cursor, and no such headers.
     schedules = document["paths"]["/api/f/{slug}/scripts/{script_id}/schedules"]["get"]
     assert "headers" not in schedules["responses"]["200"]
+
+
+def test_the_readme_names_every_list_that_takes_no_limit(app: Flask) -> None:
+    # The README said "Every list takes `limit`", and a client paging every list alike got
+    # a 400 from a script's triggers and schedules, which come whole: it names them now.
+    document = _document(app)
+    schemas = document["components"]["schemas"]
+    whole = set()
+    for path, operations in document["paths"].items():
+        if "get" not in operations:
+            continue
+        query = {p["name"] for p in operations["get"].get("parameters", []) if p["in"] == "query"}
+        content = operations["get"]["responses"]["200"].get("content", {})
+        schema = content.get("application/json", {}).get("schema", {})
+        if "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+        if schema.get("type") == "array" and "limit" not in query:
+            whole.add(path)
+    assert whole == {
+        "/api/f/{slug}/scripts/{script_id}/triggers",
+        "/api/f/{slug}/scripts/{script_id}/schedules",
+    }
+    readme = " ".join((Path(__file__).resolve().parents[3] / "README.md").read_text().split())
+    promise = "Every list takes `limit` from 1 to 200 (default 50)"
+    assert promise in readme
+    after = readme.split(promise, 1)[1][:400]
+    assert "take no `limit` or `cursor`" in after
+    for path in whole:
+        assert f"`GET .../scripts/<id>/{path.rsplit('/', 1)[1]}`" in after, path
 
 
 def test_a_wrong_type_is_a_400_naming_it_and_no_body_is_an_empty_object(
