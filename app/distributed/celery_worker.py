@@ -239,15 +239,21 @@ class CeleryWorker:
         the counting UPDATE. The claimed row comes back with what its driver needs.
         """
         verb = self._parts.lifecycle.resume if resuming else self._parts.lifecycle.start
-        if self._on_postgres:
-            return verb(run_id, driver=self._parts.driver.driver_id,
-                        where=claim_room(self._parts.caps), returning=DRIVEN_COLUMNS)
 
         def lock(connection: Connection) -> None:
             connection.execute(LOCK_USER_AND_FACILITY, {"run_id": run_id})
 
-        return verb(run_id, driver=self._parts.driver.driver_id, where=under_caps(self._parts.caps),
-                    before=lock, returning=DRIVEN_COLUMNS)
+        with self._parts.heartbeat.claiming(run_id):  # no orphan to its sweep meanwhile
+            if self._on_postgres:
+                claimed = verb(run_id, driver=self._parts.driver.driver_id,
+                               where=claim_room(self._parts.caps), returning=DRIVEN_COLUMNS)
+            else:
+                claimed = verb(run_id, driver=self._parts.driver.driver_id,
+                               where=under_caps(self._parts.caps), before=lock,
+                               returning=DRIVEN_COLUMNS)
+            if claimed is not None:
+                self._parts.heartbeat.adopt(run_id)  # driven here (cancellable) from now
+        return claimed
 
     def _cancel_here(self, run_id: str) -> None:
         self._parts.heartbeat.cancel_local(run_id)

@@ -10,11 +10,13 @@ resumes parked runs whose prompt ended while nobody was listening.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -74,6 +76,7 @@ class Heartbeat:
         self.interval_s = interval_s
         self._lock = threading.Lock()
         self._local: dict[str, threading.Event] = {}
+        self._claiming: Counter[str] = Counter()  # claims in flight here: no orphans
         # Runs that ended here whose final write could not reach the database: kept
         # driven here (renewed, never taken for dead) and written on a later beat.
         self._unstored: dict[str, tuple[Callable[[], object], str]] = {}
@@ -102,6 +105,23 @@ class Heartbeat:
         """This process drives `run_id` from now on; returns the event that cancels it."""
         with self._lock:
             return self._local.setdefault(run_id, threading.Event())
+
+    @contextlib.contextmanager
+    def claiming(self, run_id: str) -> Iterator[None]:
+        """Around this process's claim of `run_id`: the sweep takes it for no orphan
+        meanwhile (it is not cancellable here until adopted). A claim stamps the run's
+        heartbeat before its statement, which a loaded database may commit three beats
+        later: a run adopted only once its claim returned looked dead to the sweep in
+        between. The claimer adopts it inside the block."""
+        with self._lock:
+            self._claiming[run_id] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._claiming[run_id] -= 1
+                if not self._claiming[run_id]:
+                    del self._claiming[run_id]
 
     def release(self, run_id: str) -> None:
         """This process stopped driving `run_id` (unless its outcome waits to be stored)."""
@@ -254,9 +274,10 @@ class Heartbeat:
             listener()
 
     def _orphans(self, stale_before: datetime) -> Sequence[Row[str, bool]]:
-        """Live runs nobody renewed since `stale_before` and not driven here now: other
-        processes' and this one's own whose thread ended without ending them."""
-        local = self.local_runs()
+        """Live runs nobody renewed since `stale_before` and not driven (or being claimed)
+        here now: other processes' and this one's own whose thread ended without ending them."""
+        with self._lock:
+            local = [*self._local, *self._claiming]
         with self._session_factory() as session:
             return session.execute(
                 select(Run.id, Run.cancel_requested).where(

@@ -295,8 +295,12 @@ class ThreadRunQueue:
             with self._lock:
                 self._ready.discard(run_id)
             verb = self._parts.lifecycle.resume
-        return verb(run_id, driver=self._parts.driver.driver_id,
-                    where=under_caps(self._parts.caps), returning=DRIVEN_COLUMNS)
+        with self._parts.heartbeat.claiming(run_id):  # no orphan to its sweep meanwhile
+            claimed = verb(run_id, driver=self._parts.driver.driver_id,
+                           where=under_caps(self._parts.caps), returning=DRIVEN_COLUMNS)
+            if claimed is not None:
+                self._parts.heartbeat.adopt(run_id)  # driven here (cancellable) from now
+        return claimed
 
     def resume_waiting_for(self, grant_id: str) -> None:
         """Resume every parked run that waited for this grant (it just ended)."""

@@ -183,3 +183,47 @@ def test_an_outcome_the_database_refuses_is_given_up_and_one_kept_is_named_at_st
     assert ("stopping with the outcome of 1 runs not stored, for the database could not "
             "be reached: kept-run") in caplog.text
     assert tries == ["wrong"]
+
+
+def test_a_run_whose_claim_took_three_beats_is_not_taken_for_dead_by_its_own_sweep(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim stamps the run's heartbeat before its statement, and a loaded database may
+    commit it three beats later; the run was kept from its own process's sweep only once the
+    claim returned, so a sweep in between ended it `interrupted` while its thread went on
+    to run it. The claim here is stamped a day early, and this process sweeps right after it
+    committed, before it returned."""
+    from app import lifecycle as lifecycle_module
+    from app.lifecycle import Lifecycle
+
+    app = make_app(tmp_path, HEARTBEAT_S=3600)  # no beat of its own meanwhile
+    with app.app_context():
+        session = db.session()
+        sam = create_user(session)
+        lab = create_facility(session)
+        add_member(session, user=sam, facility=lab, role=Role.scripter)
+        run_id = create_run(session, MemberContext(sam, lab, Role.scripter), script_id=None,
+                            source="result = 7", run_input=None, interactive=False).id
+        session.commit()
+    heartbeat = extensions.heartbeat(app)
+    # The sweep's tick dispatches queued runs, under the lock the claim below is made in.
+    monkeypatch.setattr(heartbeat, "_listeners", [])
+    claim, swept = Lifecycle.start, []
+    real_utcnow = lifecycle_module.utcnow
+
+    def slow_claim(self: Lifecycle, *args: Any, **kwargs: Any) -> Any:
+        with monkeypatch.context() as stamped:
+            stamped.setattr(lifecycle_module, "utcnow",
+                            lambda: real_utcnow() - timedelta(days=1))
+            claimed = claim(self, *args, **kwargs)
+        heartbeat.sweep()
+        swept.append(run_id)
+        return claimed
+
+    monkeypatch.setattr(Lifecycle, "start", slow_claim)
+    try:
+        extensions.run_queue(app).submit(run_id)
+        ended = extensions.run_queue(app).wait(run_id, 60)
+    finally:
+        heartbeat.stop()
+    assert swept == [run_id]
+    assert ended is not None and (ended["status"], ended["result"]) == ("succeeded", 7), ended

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,35 @@ def test_a_claim_is_one_statement_that_commits_as_it_runs(app: Flask) -> None:
     assert writes == ["UPDATE", "UPDATE", "UPDATE"], claims.statements
     assert claims.counts.get("web_commits", 0) == 0  # autocommit: no COMMIT round trip
     assert live_count(app) == PER_USER
+
+
+def test_a_claim_that_took_three_beats_is_no_orphan_to_its_own_processs_sweep(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim stamps the run's heartbeat before its statement, which a loaded database may
+    commit three beats later; the run was kept from its process's sweep only once driving
+    began, so a sweep in between ended it `interrupted` (app.runner.heartbeat's claiming).
+    The claim here is stamped a day early and the process sweeps right after it committed."""
+    from app import lifecycle as lifecycle_module
+    from app.lifecycle import Lifecycle
+
+    queue = extensions.celery_queue(app)
+    heartbeat = extensions.heartbeat(app)
+    (run_id,) = queued_runs(app, 1)
+    monkeypatch.setattr(heartbeat, "_listeners", [])  # its tick would dispatch: not here
+    claim, real_utcnow, swept = Lifecycle.start, lifecycle_module.utcnow, []
+
+    def slow_claim(self: Lifecycle, *args: object, **kwargs: object) -> object:
+        with monkeypatch.context() as stamped:
+            stamped.setattr(lifecycle_module, "utcnow",
+                            lambda: real_utcnow() - timedelta(days=1))
+            claimed = claim(self, *args, **kwargs)  # type: ignore[arg-type]
+        heartbeat.sweep()
+        swept.append(run_id)
+        return claimed
+
+    monkeypatch.setattr(Lifecycle, "start", slow_claim)
+    assert queue.worker._claim(run_id) is not None
+    assert swept == [run_id]
+    assert live_count(app) == 1  # still running: not ended `interrupted`
+    assert heartbeat.local_runs() == [run_id]  # driven here, cancellable
+    heartbeat.release(run_id)
