@@ -192,6 +192,17 @@ def unknown_parameters(unknown: list[str], accepted: Sequence[str]) -> Validatio
     )
 
 
+def repeated_parameter(name: str, times: int) -> ValidationError:
+    """The 400 for a query parameter given more than once (`?status=failed&status=timed_out`):
+    each takes one value. pydantic's words for the list it got named the type the value
+    should have, or every status as the ones allowed, the two given among them."""
+    return ValidationError(
+        f"`{name}` is given {times} times: it takes one value (for several, send one "
+        "request for each)",
+        field=name,
+    )
+
+
 def _ignore_cache_buster() -> None:
     """Take a GET's cache-buster out of its query before anything reads it: the model, the
     unknown-parameter check, a list's Link to its next page."""
@@ -212,6 +223,9 @@ def _before(
     unknown = [name for name in request.args if name not in accepted]
     if unknown:
         raise unknown_parameters(unknown, accepted)
+    repeated = [name for name in accepted if len(request.args.getlist(name)) > 1]
+    if repeated:
+        raise repeated_parameter(repeated[0], len(request.args.getlist(repeated[0])))
     model = _declared_body(view) if view else None
     if model is not None and request.method in ("POST", "PUT", "PATCH"):
         raw = request.get_data(cache=True)

@@ -61,6 +61,30 @@ def test_every_unknown_one_is_named_before_any_other_problem(client: FlaskClient
     assert error["unknown"] == ["sort", "order"]
 
 
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [("status=failed&status=succeeded", "status"), ("limit=1&limit=2", "limit")],
+)
+def test_a_parameter_given_twice_is_a_400_saying_it_takes_one_value(
+    client: FlaskClient, query: str, name: str
+) -> None:
+    # It answered in pydantic's words for the list it got: "status: Input should be
+    # 'queued', ..., 'failed', ... or 'cancelled'" (both values given among those allowed),
+    # "limit: Input should be a valid integer".
+    answer = client.get(f"/api/f/lab/runs?{query}")
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == {
+        "code": "invalid_input",
+        "field": name,
+        "message": f"`{name}` is given 2 times: it takes one value (for several, send one "
+        "request for each)",
+    }
+    # Once, it filters.
+    assert [r["status"] for r in client.get("/api/f/lab/runs?status=failed").get_json()] == [
+        "failed"
+    ]
+
+
 def test_an_operation_without_parameters_takes_none(client: FlaskClient) -> None:
     answer = client.get("/api/me?verbose=1")
     assert answer.status_code == 400
