@@ -41,6 +41,10 @@ class LinkOut(BaseModel):
     user_id: int
     owner: str
     integration: str
+    label: str = Field(
+        description="The label of the account it connects, as stored (trimmed); empty: the "
+        "unlabelled one"
+    )
     expires_at: str
 
 
@@ -52,6 +56,7 @@ def link_out(link: ConnectLink, token: str, integration_key: str) -> LinkOut:
         user_id=link.user_id,
         owner=link.owner,
         integration=integration_key,
+        label=link.label,
         expires_at=link.expires_at.isoformat(),
     )
 

@@ -176,6 +176,18 @@ def test_a_link_made_by_api_runs_the_members_oauth_sign_in_in_a_fresh_browser(
     assert _open(world, url, requests.Session()).status_code == 403
 
 
+def test_a_links_answer_says_which_labelled_account_it_connects(world: dict[str, Any]) -> None:
+    # The answer named the user, owner and integration but not the label: an app that asked
+    # for " work " could not tell it would connect the account labelled "work".
+    made = _api(world, "/api/f/lab/connect-links", {"integration": "keyed", "label": " work "})
+    assert made.status_code == 201, made.text
+    assert made.json()["label"] == "work"
+    plain = _api(world, "/api/f/lab/connect-links", {"integration": "keyed"})
+    assert plain.json()["label"] == ""
+    with world["live"].app.app_context():
+        assert sorted(db.session.scalars(select(ConnectLink.label))) == ["", "work"]
+
+
 def test_refusing_at_the_provider_returns_refused_and_connects_nothing(
     world: dict[str, Any],
 ) -> None:
