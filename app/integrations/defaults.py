@@ -60,8 +60,14 @@ def secret_values(headers: Mapping[str, str], query: Mapping[str, str]) -> Itera
     """The default values to redact from answers: those named like a credential, and
     those shaped like a generated key, whatever their name."""
     for name, value in (*headers.items(), *query.items()):
-        if _SECRET_NAME.search(name) or _key_shaped(value):
+        if looks_secret(name, value):
             yield value
+
+
+def looks_secret(name: str, value: str) -> bool:
+    """Whether a default value is taken for a credential: named like one, or shaped like a
+    generated key whatever its name."""
+    return bool(_SECRET_NAME.search(name)) or _key_shaped(value)
 
 
 def _key_shaped(value: str) -> bool:

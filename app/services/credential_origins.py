@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import ValidationError
 from app.integrations.catalog_entry import OAUTH_MODES
+from app.integrations.defaults import looks_secret
 from app.integrations.destinations import (
     DestinationRefused,
     Origin,
@@ -32,6 +33,8 @@ from app.models import Account, Integration, OAuthClient
 # the allowed hosts; OAuth modes also send the client secret and tokens to these two.
 OAUTH_SECRET_URLS = ("token_url", "revoke_url")
 SECRET_COLUMNS = ("auth_mode", "base_url", "allowed_hosts", *OAUTH_SECRET_URLS)
+# Sent with every script call, to the same origins; their values are shown masked.
+DEFAULT_FIELDS = ("default_headers", "default_query")
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,28 @@ def check_client_secret(
         f"{', '.join(sorted(change.added))}: enter it again to send it there",
         field="client_secret",
     )
+
+
+def check_saved_defaults(
+    problems: list[ValidationError],
+    saved: tuple[Mapping[str, str], Mapping[str, str]],
+    change: OriginChange,
+    fields: Mapping[str, Any],
+) -> None:
+    """Note a refusal for each saved defaults list the save does not send again while it
+    holds a value taken for a credential: its values are shown masked, so it is a secret
+    typed for the old origins as much as the client secret is."""
+    for field, values in zip(DEFAULT_FIELDS, saved, strict=True):
+        if field in fields:
+            continue  # sent whole again: what the admin typed now goes where they said
+        secret = sorted(name for name, value in values.items() if looks_secret(name, value))
+        if secret:
+            problems.append(ValidationError(
+                f"{field}: the saved value of {', '.join(secret)} would now be sent to "
+                f"{', '.join(sorted(change.added))}: send {field} again with "
+                f"{'its value' if len(secret) == 1 else 'their values'}",
+                field=field,
+            ))
 
 
 def sign_out_accounts(

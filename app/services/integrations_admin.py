@@ -22,6 +22,7 @@ from app.models import Facility, Integration
 from app.services.credential_origins import (
     OriginChange,
     check_client_secret,
+    check_saved_defaults,
     origin_change,
     sign_out_accounts,
 )
@@ -146,7 +147,8 @@ def update_integration(
     saved ones are kept when none are sent); see oauth_clients.set_client for the OAuth
     client. The key and the auth mode cannot change, and an edit that names nothing to
     change is a 400. An edit that sends secrets to a new origin must carry the client
-    secret again and signs every account out (credential_origins); the answer says so."""
+    secret and the saved secret-like default values again, and signs every account out
+    (credential_origins); the answer says so."""
     if "key" in fields:
         raise ValidationError(
             "key: an integration's key cannot be changed (scripts and accounts refer to it);"
@@ -166,7 +168,8 @@ def update_integration(
         raise ValidationError(f"give {', '.join(CHANGEABLE)} to change", field="body")
     vault = _vault(vault)
     current = {column: getattr(integration, column) for column in COLUMNS}
-    current["default_headers"], current["default_query"] = defaults_of(integration, vault)
+    saved_defaults = defaults_of(integration, vault)
+    current["default_headers"], current["default_query"] = saved_defaults
     current["placements"] = integration.placements
     current["parameters"] = integration.parameters
     current.update({k: v for k, v in fields.items() if k in (*COLUMNS, "placements", "parameters")})
@@ -186,6 +189,7 @@ def update_integration(
     if change is not None:
         with noting(problems):
             check_client_secret(session, integration, change, fields)
+        check_saved_defaults(problems, saved_defaults, change, fields)
     if problems:
         raise InvalidFields.of(problems)
     headers, query = columns.pop("default_headers"), columns.pop("default_query")

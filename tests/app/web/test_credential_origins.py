@@ -197,6 +197,32 @@ def test_the_client_secret_typed_again_lets_the_token_url_move(
     assert _canaries_received(thief, CLIENT_SECRET, "typed-again") == ["typed-again"]
 
 
+DEFAULT_TOKEN = "canary-default-token"
+
+
+def test_saved_secret_defaults_must_be_sent_again_to_move_the_base_url(
+    world: dict[str, Any], thief: Listener
+) -> None:
+    # Their values are shown masked: a default header named like a credential is a secret
+    # typed for the old origin, as the accounts' keys are. A public one (Accept) is not.
+    admin, moved = world["admin"], {"base_url": f"{_origin(thief)}/api"}
+    defaults = {"X-Tenant-Token": DEFAULT_TOKEN, "Accept": "application/json"}
+    assert _patch(admin, "keyed", {"default_headers": defaults}).status_code == 200
+    refused = _patch(admin, "keyed", moved)
+    assert refused.status_code == 400, refused.get_json()
+    error = refused.get_json()["error"]
+    assert error["field"] == "default_headers", error
+    assert error["message"] == (
+        f"default_headers: the saved value of X-Tenant-Token would now be sent to "
+        f"{_origin(thief)}: send default_headers again with its value"
+    )
+    assert _accounts(world, "keyed") == [("active", True), ("active", True)]
+    retyped = {"X-Tenant-Token": "typed-for-the-new-origin", "Accept": "application/json"}
+    saved = _patch(admin, "keyed", {**moved, "default_headers": retyped})
+    assert saved.status_code == 200, saved.get_json()
+    assert saved.get_json()["accounts_to_reconnect"] == 2
+
+
 @pytest.mark.parametrize(
     ("key", "change"),
     [
