@@ -38,8 +38,9 @@ TextMap = dict[StrictStr, StrictStr]
 _Data = BaseModel | dict[str, Any] | list[Any] | str | FlaskResponse  # a file: FileAnswer
 Answer = _Data | tuple[_Data, int] | tuple[_Data, int, dict[str, str]]
 
-# The error statuses any API operation may answer, each with the one error shape.
-ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429)
+# The error statuses any API operation may answer, each with the one error shape: 503
+# too (`database_unavailable` with Retry-After, while the database cannot be reached).
+ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429, 503)
 
 # The cache-buster jQuery's `cache: false` and many HTTP tools add to a GET (`?_=1712345678`,
 # so that no cache answers in the server's place): a GET ignores it (it reads nothing, so it

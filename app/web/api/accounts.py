@@ -18,7 +18,7 @@ from app.services.oauth_clients import redirect_uri
 from app.web.api import paging
 from app.web.api.base import api_blueprint, integration_of
 from app.web.api.connect_links import new_link
-from app.web.openapi import Answer, Body, Query, TextMap, list_of, reply, spec
+from app.web.openapi import Answer, Body, ErrorBody, Query, TextMap, list_of, reply, spec
 from app.web.security import current_identity, require_member, session_binding
 
 bp = api_blueprint("api_accounts")
@@ -47,6 +47,18 @@ class Connect(Body):
     parameters: TextMap | None = None
     return_to: StrictStr | None = None
 
+
+# The 502s of these operations, as the document describes them (app.errors).
+PROVIDER_REFUSED = (
+    ErrorBody,
+    "`provider_error`: the provider refused the code or the client's token request; the"
+    " message says what it answered",
+)
+REVOCATION_FAILED = (
+    ErrorBody,
+    "`revocation_failed`: the provider refused to revoke the token or could not be reached"
+    " (`reachable`), so the account was kept: try again, or send `remove_anyway=1`",
+)
 
 class AuthorizationUrl(BaseModel):
     """Where to send the user to sign in at the provider."""
@@ -159,7 +171,10 @@ def _connect(
 
 
 @bp.post("/f/<slug>/integrations/<key>/master")
-@spec.validate(resp=reply(HTTP_200=AuthorizationUrl, HTTP_201=AccountOut), tags=TAGS)
+@spec.validate(
+    resp=reply(HTTP_200=AuthorizationUrl, HTTP_201=AccountOut, HTTP_502=PROVIDER_REFUSED),
+    tags=TAGS,
+)
 def connect_master(slug: str, key: str, json: Connect) -> Answer:
     """Connect the facility's master account (admins)."""
     member = require_member(slug, Role.admin)
@@ -167,7 +182,7 @@ def connect_master(slug: str, key: str, json: Connect) -> Answer:
 
 
 @bp.delete("/f/<slug>/integrations/<key>/master")
-@spec.validate(query=Removal, resp=reply("HTTP_204"), tags=TAGS)
+@spec.validate(query=Removal, resp=reply("HTTP_204", HTTP_502=REVOCATION_FAILED), tags=TAGS)
 def disconnect_master(slug: str, key: str, query: Removal) -> Answer:
     """Disconnect the master account, revoking it at the provider (admins)."""
     member = require_member(slug, Role.admin)
@@ -182,7 +197,10 @@ def disconnect_master(slug: str, key: str, query: Removal) -> Answer:
 
 
 @bp.post("/f/<slug>/integrations/<key>/accounts")
-@spec.validate(resp=reply(HTTP_200=AuthorizationUrl, HTTP_201=AccountOut), tags=TAGS)
+@spec.validate(
+    resp=reply(HTTP_200=AuthorizationUrl, HTTP_201=AccountOut, HTTP_502=PROVIDER_REFUSED),
+    tags=TAGS,
+)
 def connect_own(slug: str, key: str, json: Connect) -> Answer:
     """Connect the user's own account: credentials, or an authorization URL for OAuth2."""
     member = require_member(slug)
@@ -190,7 +208,7 @@ def connect_own(slug: str, key: str, json: Connect) -> Answer:
 
 
 @bp.post("/f/<slug>/integrations/<key>/accounts/code")
-@spec.validate(resp=reply(HTTP_201=AccountOut), tags=TAGS)
+@spec.validate(resp=reply(HTTP_201=AccountOut, HTTP_502=PROVIDER_REFUSED), tags=TAGS)
 def connect_with_code(slug: str, key: str, json: ConnectWithCode) -> Answer:
     """Complete the user's account with an authorization code obtained elsewhere."""
     member = require_member(slug)
@@ -232,7 +250,7 @@ def my_accounts(slug: str, query: paging.Page) -> Answer:
 
 
 @bp.delete("/f/<slug>/accounts/<int:account_id>")
-@spec.validate(query=Removal, resp=reply("HTTP_204"), tags=TAGS)
+@spec.validate(query=Removal, resp=reply("HTTP_204", HTTP_502=REVOCATION_FAILED), tags=TAGS)
 def disconnect_own(slug: str, account_id: int, query: Removal) -> Answer:
     """Disconnect one of the user's own accounts."""
     member = require_member(slug)

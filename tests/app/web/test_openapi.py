@@ -139,6 +139,34 @@ def test_the_readme_names_every_list_that_takes_no_limit(app: Flask) -> None:
         assert f"`GET .../scripts/<id>/{path.rsplit('/', 1)[1]}`" in after, path
 
 
+def test_the_server_side_errors_operations_answer_are_documented(app: Flask) -> None:
+    # Any operation answers 503 `database_unavailable` (with Retry-After) while the database
+    # is out of reach, a disconnect the provider refused 502 `revocation_failed`, a code or
+    # client refused at the provider 502 `provider_error`: none was in the document, so a
+    # client generated from it took them for answers the API never gives.
+    document = _document(app)
+    ref = "#/components/schemas/ErrorBody"
+    undocumented = [
+        f"{method} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if operation["responses"].get("503", {}).get("content", {}).get("application/json", {})
+        .get("schema", {}).get("$ref") != ref
+    ]
+    assert undocumented == []
+    provider = {
+        ("post", "/api/f/{slug}/integrations/{key}/master"): "provider_error",
+        ("post", "/api/f/{slug}/integrations/{key}/accounts"): "provider_error",
+        ("post", "/api/f/{slug}/integrations/{key}/accounts/code"): "provider_error",
+        ("delete", "/api/f/{slug}/integrations/{key}/master"): "revocation_failed",
+        ("delete", "/api/f/{slug}/accounts/{account_id}"): "revocation_failed",
+    }
+    for (method, path), code in provider.items():
+        answer = document["paths"][path][method]["responses"]["502"]
+        assert answer["content"]["application/json"]["schema"]["$ref"] == ref
+        assert f"`{code}`" in answer["description"], (method, path)
+
+
 def test_a_wrong_type_is_a_400_naming_it_and_no_body_is_an_empty_object(
     live: LiveServer,
 ) -> None:
