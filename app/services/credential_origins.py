@@ -39,11 +39,13 @@ DEFAULT_FIELDS = ("default_headers", "default_query")
 
 @dataclass(frozen=True)
 class OriginChange:
-    """A save that added origins: where the credentials were issued for, what was added,
-    and how many accounts lost their credentials for it."""
+    """A save that added origins: where the credentials were issued for, what was added
+    (`secret_to`: the OAuth client secret's new origins among them), and how many accounts
+    lost their credentials for it."""
 
     issued_for: frozenset[str]
     added: frozenset[str]
+    secret_to: frozenset[str] = frozenset()
     accounts: int = 0
     # The accounts that were active until this save: each is announced as needs_reauth.
     newly_stale: tuple[int, ...] = ()
@@ -72,33 +74,43 @@ def secret_origins(values: Mapping[str, Any]) -> frozenset[str]:
     except DestinationRefused:
         # A stored URL the rules cannot read: compared by its text, never skipped.
         origins = {origin_of(url) or url for url in (base_url, *hosts)}
-    if values.get("auth_mode") in OAUTH_MODES:
-        origins.update(_origin(str(values[name])) for name in OAUTH_SECRET_URLS if values.get(name))
-    return frozenset(origins)
+    return frozenset(origins | client_secret_origins(values))
+
+
+def client_secret_origins(values: Mapping[str, Any]) -> frozenset[str]:
+    """The origins an OAuth client secret goes to: the token and revoke URLs' (none for
+    other modes)."""
+    if values.get("auth_mode") not in OAUTH_MODES:
+        return frozenset()
+    return frozenset(_origin(str(values[name])) for name in OAUTH_SECRET_URLS if values.get(name))
 
 
 def origin_change(integration: Integration, columns: Mapping[str, Any]) -> OriginChange | None:
     """What saving `columns` (validated, the edit's values over the saved ones) adds to
     where the integration's secrets go; None when it adds nothing (a path changed, or an
     origin was removed)."""
-    before = secret_origins({name: getattr(integration, name) for name in SECRET_COLUMNS})
-    after = secret_origins(
-        {name: columns.get(name, getattr(integration, name)) for name in SECRET_COLUMNS}
-    )
-    added = after - before
-    return OriginChange(issued_for=before, added=added) if added else None
+    saved = {name: getattr(integration, name) for name in SECRET_COLUMNS}
+    saving = {name: columns.get(name, getattr(integration, name)) for name in SECRET_COLUMNS}
+    before = secret_origins(saved)
+    # The secret's own: a token URL moved to the base URL's origin sends it somewhere new.
+    secret_to = client_secret_origins(saving) - client_secret_origins(saved)
+    added = (secret_origins(saving) - before) | secret_to
+    return OriginChange(issued_for=before, added=added, secret_to=secret_to) if added else None
 
 
 def check_client_secret(
     session: Session, integration: Integration, change: OriginChange, fields: Mapping[str, Any]
 ) -> None:
-    """Refuse the save unless it carries the client secret again, when one is saved: the
-    secret would otherwise go to an origin nobody typed it for (Test connection, refresh)."""
-    if fields.get("client_secret") or not _has_client_secret(session, integration):
+    """Refuse a save that moves the token or revoke URL unless it carries the client secret
+    again, when one is saved: the secret would otherwise go to an origin nobody typed it
+    for (Test connection, refresh). A new base URL or allowed host does not receive it."""
+    if not change.secret_to or fields.get("client_secret"):
+        return
+    if not _has_client_secret(session, integration):
         return
     raise ValidationError(
         f"client_secret: the client secret would now be sent to "
-        f"{', '.join(sorted(change.added))}: enter it again to send it there",
+        f"{', '.join(sorted(change.secret_to))}: enter it again to send it there",
         field="client_secret",
     )
 
@@ -129,8 +141,9 @@ def sign_out_accounts(
     session: Session, integration: Integration, change: OriginChange
 ) -> OriginChange:
     """Drop every account's credentials (master and members' own) and mark it
-    needs_reauth, and forget the saved client secrets (the one the save carries is set
-    after this); nothing is revoked, since revoking would send the token to the new origin.
+    needs_reauth, and when the token or revoke URL moved forget the saved client secrets
+    (the one the save carries is set after this); nothing is revoked, since revoking would
+    send the token to the new origin.
     The answer counts the accounts that held credentials, and names those that were active."""
     mine = Account.integration_id == integration.id
     held = session.scalar(
@@ -154,15 +167,17 @@ def sign_out_accounts(
             refresh_lease_until=None,
         )
     )
-    session.execute(
-        update(OAuthClient)
-        .where(OAuthClient.integration_id == integration.id)
-        .values(client_secret_enc=None)
-    )
+    if change.secret_to:  # the saved secrets were typed for the token URL's old origin
+        session.execute(
+            update(OAuthClient)
+            .where(OAuthClient.integration_id == integration.id)
+            .values(client_secret_enc=None)
+        )
     session.flush()
     return OriginChange(
         issued_for=change.issued_for,
         added=change.added,
+        secret_to=change.secret_to,
         accounts=held or 0,
         newly_stale=tuple(active),
     )

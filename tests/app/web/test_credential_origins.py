@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +24,7 @@ from app.devprovider import (
     serve_in_thread,
 )
 from app.models import Account, Integration, Role, User
-from app.services.credential_origins import secret_origins
+from app.services.credential_origins import origin_change, secret_origins
 from app.testing import LiveServer, WebClient
 from tests.conftest import demo_oauth_fields, keyed_api_fields, signed_in_lab
 from tests.listener import Listener
@@ -272,6 +273,56 @@ ORIGINS = [
         {"https://api.example.com", "https://auth.example.com", "https://revoke.example.com"},
     ),
 ]
+
+
+def test_a_base_url_moved_needs_no_client_secret_and_keeps_it(
+    world: dict[str, Any], thief: Listener
+) -> None:
+    # The client secret goes to the token URL only: a new base URL signs the accounts out
+    # (their tokens would go there) but asks nothing of it, and it still works.
+    admin = world["admin"]
+    saved = _patch(admin, "demo", {"base_url": f"{_origin(thief)}/api"})
+    assert saved.status_code == 200, saved.get_json()
+    assert saved.get_json()["accounts_to_reconnect"] == 1
+    tested = admin.post("/api/f/lab/integrations/demo/test", json={}, headers=HEADERS)
+    assert tested.get_json()["ok"] is True, tested.get_json()  # the saved secret, as before
+    assert _canaries_received(thief, CLIENT_SECRET) == []
+
+
+# (saved, saving, the origins added, the client secret's new origins among them)
+CHANGES = [
+    (KEYED, {"base_url": "https://api.example.com/v2"}, set(), set()),
+    (KEYED, {"base_url": "https://other.example.com/v1"}, {"https://other.example.com"}, set()),
+    (OAUTH, {"base_url": "https://other.example.com/v1"}, {"https://other.example.com"}, set()),
+    (OAUTH, {"token_url": "https://auth.example.com/v2/token"}, set(), set()),
+    (
+        OAUTH,
+        {"token_url": "https://evil.example.com/token"},
+        {"https://evil.example.com"},
+        {"https://evil.example.com"},
+    ),
+    # Already an origin of the calls, new to the client secret: it must be typed again.
+    (
+        OAUTH,
+        {"token_url": "https://api.example.com/token"},
+        {"https://api.example.com"},
+        {"https://api.example.com"},
+    ),
+    (OAUTH, {"allowed_hosts": ["files.example.com"]}, {"https://files.example.com"}, set()),
+]
+
+
+@pytest.mark.parametrize(("saved", "saving", "added", "secret_to"), CHANGES)
+def test_what_a_save_adds(
+    saved: dict[str, Any], saving: dict[str, Any], added: set[str], secret_to: set[str]
+) -> None:
+    integration = SimpleNamespace(**{"revoke_url": None, "token_url": None, **saved})
+    change = origin_change(integration, saving)  # type: ignore[arg-type]
+    if not added:
+        assert change is None
+        return
+    assert change is not None
+    assert (change.added, change.secret_to) == (added, secret_to)
 
 
 @pytest.mark.parametrize(("values", "expected"), ORIGINS)
