@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from flask import current_app
 from pydantic import BaseModel, StrictStr
@@ -69,7 +69,8 @@ class AuthorizationUrl(BaseModel):
 class Removal(Query):
     """`remove_anyway=1`: disconnect even though the provider did not revoke the token."""
 
-    remove_anyway: str | None = None
+    # Anything else was read as "no" ("yes" kept the account a person asked to remove).
+    remove_anyway: Literal["1", "true", "0", "false"] | None = None
 
     @property
     def anyway(self) -> bool:

@@ -91,6 +91,12 @@ def test_an_unreachable_provider_can_be_removed_anyway(
     error = refused.get_json()["error"]
     assert error["reachable"] is False and "could not be reached" in error["message"]
     assert _count() == 1
+    # A value it does not take is a 400 naming it: "yes" was read as no (a 502 again).
+    unread = member.delete(f"{url}?remove_anyway=yes", headers=HEADERS)
+    assert unread.status_code == 400
+    assert unread.get_json()["error"]["field"] == "remove_anyway"
+    assert "'1', 'true', '0' or 'false'" in unread.get_json()["error"]["message"]
+    assert _count() == 1
     assert member.delete(f"{url}?remove_anyway=1", headers=HEADERS).status_code == 204
     assert _count() == 0
 
