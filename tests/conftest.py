@@ -366,6 +366,26 @@ def add_member(session: Session, *, user: User, facility: Facility, role: str = 
     people.set_membership(session, user=user, facility=facility, role=role)
 
 
+def queued_run(app: Flask, source: str = "result = 1") -> str:
+    """A scripter of a new facility and their queued, non-interactive run of `source`."""
+    from app import db
+    from app.models import Role
+    from app.services.context import MemberContext
+    from app.services.scripts import create_run
+
+    with app.app_context():
+        session = db.session()
+        user = create_user(session)
+        facility = create_facility(session)
+        add_member(session, user=user, facility=facility, role=Role.scripter)
+        run = create_run(session, MemberContext(user, facility, Role.scripter), script_id=None,
+                         source=source, run_input=None, interactive=False)
+        session.commit()
+        run_id: str = run.id
+        db.session.remove()
+    return run_id
+
+
 def signed_in_lab(app: Flask, *, roles: Iterable[str], csrf: str) -> dict[str, FlaskClient]:
     """Facility `lab` with one user per role (`<role>@example.com`) and a test client signed
     in as each, its CSRF token `csrf`; the clients by role. Call it inside the app's context:

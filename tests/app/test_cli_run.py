@@ -17,7 +17,14 @@ from sqlalchemy import select
 from app import db, extensions
 from app.models import Grant, Role, Run, Script
 from app.services import people, webhook_endpoints
-from tests.conftest import add_member, create_facility, create_integration, create_user, make_app
+from tests.conftest import (
+    add_member,
+    create_facility,
+    create_integration,
+    create_user,
+    make_app,
+    queued_run,
+)
 from tests.listener import Listener
 
 SCRIPTBOX = Path(sys.executable).with_name("scriptbox")
@@ -232,19 +239,9 @@ def test_a_ctrl_c_as_the_claim_commits_finds_the_run_to_cancel(
     # the claim moved it to `running`; a Ctrl-C in between found nothing to cancel, printed
     # "Aborted!" and left the run `running` until a sweep ended it `interrupted`.
     from app.lifecycle import Lifecycle
-    from app.services.context import MemberContext
-    from app.services.scripts import create_run
 
     app = make_app(tmp_path)
-    with app.app_context():
-        session = db.session()
-        lab = create_facility(session)
-        sam = create_user(session)
-        add_member(session, user=sam, facility=lab, role=Role.scripter)
-        run_id = create_run(session, MemberContext(sam, lab, Role.scripter), script_id=None,
-                            source="while True:\n    pass\n", run_input=None,
-                            interactive=False).id
-        session.commit()
+    run_id = queued_run(app, "while True:\n    pass\n")
     heartbeat = extensions.heartbeat(app)
     pressed: list[bool] = []
     claim = Lifecycle.start

@@ -14,11 +14,9 @@ from flask import Flask
 from sqlalchemy.exc import IntegrityError
 
 from app import db, extensions
-from app.models import Role, Run
+from app.models import Run
 from app.runner.heartbeat import Heartbeat
-from app.services.context import MemberContext
-from app.services.scripts import create_run
-from tests.conftest import add_member, create_facility, create_user, make_app, stored
+from tests.conftest import make_app, queued_run, stored
 
 SPINS = "print('spinning')\nwhile True:\n    pass\n"
 # Three missed beats end a run: at 0.1 s one slow moment of a busy CI machine (a 0.3 s
@@ -26,22 +24,6 @@ SPINS = "print('spinning')\nwhile True:\n    pass\n"
 BEAT_S = 0.25
 
 
-def new_run(app: Flask) -> str:
-    with app.app_context():
-        session = db.session()
-        user = create_user(session)
-        facility = create_facility(session)
-        add_member(session, user=user, facility=facility, role=Role.scripter)
-        run = create_run(
-            session,
-            MemberContext(user, facility, Role.scripter),
-            script_id=None,
-            source=SPINS,
-            run_input=None,
-            interactive=False,
-        )
-        session.commit()
-        return run.id
 
 
 def row(app: Flask, run_id: str) -> Run:
@@ -65,7 +47,7 @@ def test_a_beating_driver_keeps_its_run_and_a_silent_one_loses_it(tmp_path: Path
     # PostgreSQL) is not taken for a death; the driver still beats at BEAT_S.
     sweeping = make_app(tmp_path / "b", DATABASE_URL=driving.config["DATABASE_URL"],
                         HEARTBEAT_S=4 * BEAT_S)
-    run_id = new_run(driving)
+    run_id = queued_run(driving, SPINS)
     try:
         extensions.run_queue(driving).submit(run_id)
         until(lambda: row(driving, run_id).status == "running")
@@ -141,7 +123,7 @@ def test_a_run_its_own_process_stopped_driving_is_ended_too(tmp_path: Path) -> N
     is not renewed by its process's beat, and that process's own sweep ends it: it was
     left `running` for as long as the process lived."""
     app = make_app(tmp_path, HEARTBEAT_S=BEAT_S)
-    run_id = new_run(app)
+    run_id = queued_run(app, SPINS)
     heartbeat = extensions.heartbeat(app)
     with app.app_context():  # claimed here, as a driver does, but no thread drives it
         assert extensions.lifecycle(app).start(run_id, driver=heartbeat.driver_id)
@@ -196,14 +178,7 @@ def test_a_run_whose_claim_took_three_beats_is_not_taken_for_dead_by_its_own_swe
     from app.lifecycle import Lifecycle
 
     app = make_app(tmp_path, HEARTBEAT_S=3600)  # no beat of its own meanwhile
-    with app.app_context():
-        session = db.session()
-        sam = create_user(session)
-        lab = create_facility(session)
-        add_member(session, user=sam, facility=lab, role=Role.scripter)
-        run_id = create_run(session, MemberContext(sam, lab, Role.scripter), script_id=None,
-                            source="result = 7", run_input=None, interactive=False).id
-        session.commit()
+    run_id = queued_run(app, "result = 7")
     heartbeat = extensions.heartbeat(app)
     # The sweep's tick dispatches queued runs, under the lock the claim below is made in.
     monkeypatch.setattr(heartbeat, "_listeners", [])

@@ -24,19 +24,10 @@ from sqlalchemy import event, update
 from app import db, extensions
 from app.distributed.run_ends import MAX_CARRIED_BYTES
 from app.lifecycle import INTERRUPTED, RunStatus
-from app.models import Role, Run
+from app.models import Run
 from app.models._types import utcnow
-from app.services.context import MemberContext
-from app.services.scripts import create_run
 from app.testing import RoundTrips
-from tests.conftest import (
-    add_member,
-    create_facility,
-    create_user,
-    make_app,
-    signed_in_lab,
-    stored,
-)
+from tests.conftest import make_app, queued_run, signed_in_lab, stored
 from tests.distributed.conftest import free_port, redis_url
 
 WAIT_S = 120.0  # the client's `wait`: far longer than the test may take
@@ -55,18 +46,6 @@ def web_and_other(tmp_path: Path, redis_prefix: str) -> Iterator[tuple[Flask, Fl
         app.extensions["db_engine"].dispose()
 
 
-def queued_run(app: Flask) -> str:
-    with app.app_context():
-        session = db.session()
-        user = create_user(session)
-        facility = create_facility(session)
-        add_member(session, user=user, facility=facility, role=Role.scripter)
-        run = create_run(session, MemberContext(user, facility, Role.scripter), script_id=None,
-                         source="result = 1", run_input=None, interactive=False)
-        session.commit()
-        run_id: str = run.id
-    db.session.remove()
-    return run_id
 
 
 def row(app: Flask, run_id: str) -> Run:
