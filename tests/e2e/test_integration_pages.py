@@ -3,10 +3,11 @@ edited, errors land under the field they name, and the forms state the length li
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from app import db, extensions
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
@@ -361,60 +362,14 @@ def test_a_failed_revocation_offers_retry_or_remove_anyway(
     page.context.close()
 
 
-def test_a_refused_oauth_client_shows_on_management_and_its_page(
-    admin_page: Any, live: LiveServer
+def _demo_with_master(
+    live: LiveServer,
+    *,
+    credentials: dict[str, str] | None,
+    then: Callable[[Session], None] | None = None,
 ) -> None:
-    from app.models import Account, OAuthClient
-    from app.models._types import utcnow
-
-    with live.app.app_context():
-        session = db.session()
-        lab = session.query(Facility).filter_by(slug="lab").one()
-        integration = integrations_admin.create_custom(
-            session,
-            facility=lab,
-            fields={
-                "key": "demo",
-                "name": "Demo OAuth",
-                "auth_mode": "oauth2",
-                "base_url": "https://api.example.com",
-                "authorization_url": "https://example.com/authorize",
-                "token_url": "https://example.com/token",
-                "client_id": "the-client",
-                "client_secret": "the-secret",
-            },
-        )
-        client = session.query(OAuthClient).one()
-        # What the token manager records when a refresh is answered invalid_client.
-        client.rejected_with, client.rejected_at = "invalid_client", utcnow()
-        session.add(
-            Account(
-                facility_id=lab.id,
-                integration_id=integration.id,
-                owner_kind="master",
-                oauth_client_id=client.id,
-            )
-        )
-        session.commit()
-        db.session.remove()
-    page = admin_page
-    page.goto(f"{live.url}/f/lab/manage")
-    problem = page.locator("tr", has_text="Demo OAuth").locator(".client-problem")
-    assert "refused the OAuth client the-client (invalid_client)" in problem.inner_text()
-    shot(page, "management-client-refused")
-    page.goto(f"{live.url}/f/lab/manage/integrations/demo")
-    assert "saves the current client secret" in page.locator(".client-problem").inner_text()
-    settings = page.locator("#integration-settings")
-    settings.locator("[name=client_secret]").fill("the-new-secret")
-    settings.locator("button[type=submit]").click()
-    settings.locator(".form-ok").wait_for(state="visible")
-    page.reload()
-    assert page.locator(".client-problem").count() == 0
-
-
-def test_moving_the_token_url_asks_for_the_secret_and_says_who_must_connect_again(
-    admin_page: Any, live: LiveServer
-) -> None:
+    """Lab's OAuth integration `demo` (client the-client, secret the-secret; its hosts are
+    not dialled) with a master account holding `credentials`; `then` adds to the session."""
     from app.models import Account
 
     with live.app.app_context():
@@ -434,17 +389,53 @@ def test_moving_the_token_url_asks_for_the_secret_and_says_who_must_connect_agai
                 "client_secret": "the-secret",
             },
         )
+        sealed = None if credentials is None else extensions.vault().encrypt_json(credentials)
         session.add(
             Account(
                 facility_id=lab.id,
                 integration_id=integration.id,
                 owner_kind="master",
                 oauth_client_id=integration.current_client_id,
-                credentials_enc=extensions.vault().encrypt_json({"access_token": "a"}),
+                credentials_enc=sealed,
             )
         )
+        if then is not None:
+            then(session)
         session.commit()
         db.session.remove()
+
+
+def test_a_refused_oauth_client_shows_on_management_and_its_page(
+    admin_page: Any, live: LiveServer
+) -> None:
+    from app.models import OAuthClient
+    from app.models._types import utcnow
+
+    def refused(session: Session) -> None:
+        # What the token manager records when a refresh is answered invalid_client.
+        client = session.query(OAuthClient).one()
+        client.rejected_with, client.rejected_at = "invalid_client", utcnow()
+
+    _demo_with_master(live, credentials=None, then=refused)
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage")
+    problem = page.locator("tr", has_text="Demo OAuth").locator(".client-problem")
+    assert "refused the OAuth client the-client (invalid_client)" in problem.inner_text()
+    shot(page, "management-client-refused")
+    page.goto(f"{live.url}/f/lab/manage/integrations/demo")
+    assert "saves the current client secret" in page.locator(".client-problem").inner_text()
+    settings = page.locator("#integration-settings")
+    settings.locator("[name=client_secret]").fill("the-new-secret")
+    settings.locator("button[type=submit]").click()
+    settings.locator(".form-ok").wait_for(state="visible")
+    page.reload()
+    assert page.locator(".client-problem").count() == 0
+
+
+def test_moving_the_token_url_asks_for_the_secret_and_says_who_must_connect_again(
+    admin_page: Any, live: LiveServer
+) -> None:
+    _demo_with_master(live, credentials={"access_token": "a"})
     page = admin_page
     page.goto(f"{live.url}/f/lab/manage/integrations/demo")
     settings = page.locator("#integration-settings")
