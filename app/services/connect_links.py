@@ -14,12 +14,13 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Forbidden, NotFound, ValidationError
+from app.errors import Conflict, Forbidden, NotFound, ValidationError
 from app.models import ConnectLink, Integration, Membership, Role
 from app.models._types import utcnow
 from app.services.account_rules import validate_label
@@ -31,6 +32,12 @@ LINK_LIFETIME = timedelta(minutes=15)
 # The auth modes a user connects their own account with (the others are facility-wide).
 USER_AUTH_MODES = ("oauth2", "api_key", "api_key_secret", "basic")
 LINK_PREFIX = "sbc_"
+LinkStateName = Literal["open", "opened", "used", "expired", "revoked"]
+# What a withdrawn link's page (and a sign-in started from it) says.
+WITHDRAWN = (
+    "This connect link was withdrawn by the app that sent it: nothing was connected. "
+    "Ask the app for a new one."
+)
 
 
 def _hash(value: str) -> str:
@@ -136,6 +143,8 @@ def find_link(session: Session, *, token: str, browser_secret: str | None) -> Co
     link = session.scalar(select(ConnectLink).where(ConnectLink.token_hash == _hash(token)))
     if link is None:
         raise NotFound("This connect link is not valid. Ask the app that sent you for a new one.")
+    if link.revoked_at is not None:
+        raise Forbidden(WITHDRAWN)
     if link.opened_at is not None:
         # Reloading the page in the browser that opened it continues the same sign-in,
         # for LINK_LIFETIME after it was opened (a form left open for days is no sign-in).
@@ -171,6 +180,47 @@ def open_link(
     return link, secret
 
 
+def link_of_member(session: Session, *, member: MemberContext, link_id: int) -> ConnectLink:
+    """Link `link_id` as its facility's admins and its own user see it; anyone else's (or
+    another facility's) is no such link, as for accounts."""
+    link = session.get(ConnectLink, link_id)
+    if (
+        link is None
+        or link.facility_id != member.facility.id
+        or (link.user_id != member.user.id and not member.can(Role.admin))
+    ):
+        raise NotFound("no such connect link")
+    return link
+
+
+def state_of(link: ConnectLink) -> LinkStateName:
+    """open (not yet opened), opened (a browser pressed its button), used (finished:
+    `outcome` says how), expired (never finished in time) or revoked."""
+    if link.revoked_at is not None:
+        return "revoked"
+    if link.finished_at is not None:
+        return "used"
+    now = utcnow()
+    if link.opened_at is not None:
+        return "expired" if link.opened_at + LINK_LIFETIME < now else "opened"
+    return "expired" if link.expires_at < now else "open"
+
+
+def revoke(session: Session, link: ConnectLink) -> None:
+    """Withdraw a link not yet used: it opens no more and a sign-in started from it binds
+    nothing. Revoking it again changes nothing; a used link is a Conflict (what it
+    connected stays: disconnect that account instead)."""
+    if link.revoked_at is not None:
+        return
+    if link.finished_at is not None:
+        raise Conflict(
+            f"this connect link was already used ({link.outcome}): revoking it undoes nothing; "
+            "disconnect the account it connected instead"
+        )
+    link.revoked_at = utcnow()
+    session.flush()
+
+
 def check_owner_allowed(session: Session, link: ConnectLink) -> None:
     """A link works only while its user is still a member (an admin, for a master-account
     link): asked each time it is opened or its form is sent, as the OAuth callback asks."""
@@ -186,7 +236,8 @@ def check_owner_allowed(session: Session, link: ConnectLink) -> None:
 
 
 def link_of_browser(session: Session, *, browser_secret: str | None) -> ConnectLink | None:
-    """The open, unfinished link this browser is bound to, if any."""
+    """The open, unfinished link this browser is bound to, if any (a revoked one too: its
+    callback says so and connects nothing)."""
     if not browser_secret:
         return None
     return session.scalar(

@@ -151,6 +151,10 @@ def finish_oauth() -> ResponseReturnValue:
     secret = session.get(_SECRET)
     binding = connect_links.browser_binding(secret) if secret else ""
     link = connect_links.link_of_browser(db.session(), browser_secret=secret)
+    if link is not None and link.revoked_at is not None:
+        # Withdrawn after its button was pressed: the provider's code is not exchanged.
+        db.session.rollback()
+        return _failed(connect_links.WITHDRAWN), 403
     try:
         account, _state = oauth_sign_in.complete_callback(
             db.session(),

@@ -3,6 +3,7 @@ back on `return_to` with `status=connected|refused|error` and the account id."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from flask import current_app
@@ -10,11 +11,11 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from app import db
 from app.db import MAX_INTEGER
-from app.models import ConnectLink
+from app.models import ConnectLink, Integration
 from app.services import connect_links
 from app.services.context import MemberContext
 from app.web.api.base import api_blueprint, integration_of
-from app.web.openapi import Answer, Body, reply, spec
+from app.web.openapi import Answer, Body, ErrorBody, reply, spec
 from app.web.security import require_member
 
 bp = api_blueprint("api_connect_links")
@@ -46,6 +47,57 @@ class LinkOut(BaseModel):
         "unlabelled one"
     )
     expires_at: str
+
+
+class LinkState(BaseModel):
+    """A link as the app that made it may follow it (never its token or URL)."""
+
+    id: int
+    state: connect_links.LinkStateName = Field(
+        description="open: not yet opened; opened: a browser pressed its button, the "
+        "sign-in may finish until 15 minutes after opened_at; used: finished (outcome says "
+        "how); expired: not opened, or not finished, in time; revoked: withdrawn by DELETE"
+    )
+    outcome: str | None = Field(
+        description="How a used link ended (connected, refused or error); null until then"
+    )
+    account_id: int | None = Field(
+        description="The account a link that ended connected connected (null once removed)"
+    )
+    user_id: int
+    owner: str
+    integration: str
+    label: str
+    created_at: str
+    expires_at: str = Field(description="Until when the link may be opened")
+    opened_at: str | None
+    finished_at: str | None
+    revoked_at: str | None
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def state_out(link: ConnectLink) -> LinkState:
+    """The API shape of a link's state."""
+    integration = db.session.get(Integration, link.integration_id)
+    assert integration is not None  # deleting an integration deletes its links
+    return LinkState(
+        id=link.id,
+        state=connect_links.state_of(link),
+        outcome=link.outcome,
+        account_id=link.account_id,
+        user_id=link.user_id,
+        owner=link.owner,
+        integration=integration.key,
+        label=link.label,
+        created_at=link.created_at.isoformat(),
+        expires_at=link.expires_at.isoformat(),
+        opened_at=_when(link.opened_at),
+        finished_at=_when(link.finished_at),
+        revoked_at=_when(link.revoked_at),
+    )
 
 
 def link_out(link: ConnectLink, token: str, integration_key: str) -> LinkOut:
@@ -100,3 +152,32 @@ def create_link(slug: str, json: LinkCreate) -> Answer:
     )
     db.session.commit()
     return answer, 201
+
+
+@bp.get("/f/<slug>/connect-links/<int:link_id>")
+@spec.validate(resp=reply(HTTP_200=LinkState), tags=TAGS)
+def link_state(slug: str, link_id: int) -> Answer:
+    """A link's state: open, opened, used (and how: `outcome`, `account_id`), expired or
+    revoked. Its own user and the facility's admins see it; anyone else's is a 404."""
+    member = require_member(slug)
+    link = connect_links.link_of_member(db.session(), member=member, link_id=link_id)
+    return state_out(link).model_dump()
+
+
+@bp.delete("/f/<slug>/connect-links/<int:link_id>")
+@spec.validate(
+    resp=reply(
+        "HTTP_204",
+        HTTP_409=(ErrorBody, "The link was already used: revoking it would undo nothing"),
+    ),
+    tags=TAGS,
+)
+def revoke_link(slug: str, link_id: int) -> Answer:
+    """Revoke a link not yet used: opening it then says it was withdrawn, and a sign-in
+    started from it connects nothing. Revoking a revoked or expired link is a 204 too; a
+    used one is a 409 (disconnect the account it connected instead)."""
+    member = require_member(slug)
+    link = connect_links.link_of_member(db.session(), member=member, link_id=link_id)
+    connect_links.revoke(db.session(), link)
+    db.session.commit()
+    return "", 204

@@ -25,7 +25,7 @@ from app.devprovider import (
 from app.models import Account, ConnectLink, Facility, Role
 from app.models._types import utcnow
 from app.services import integrations_admin
-from app.services.connect_links import LINK_LIFETIME
+from app.services.connect_links import LINK_LIFETIME, issue
 from app.testing import LiveServer, WebClient
 from tests.conftest import (
     add_member,
@@ -581,3 +581,140 @@ def test_an_oauth_link_asks_the_integrations_parameters_on_its_page(
     to_provider = _send(world, url, browser, page, param_tenant="acme")
     assert to_provider.status_code == 302
     assert to_provider.headers["Location"].startswith("https://acme.example.com/authorize?")
+
+
+# GET and DELETE /api/f/<slug>/connect-links/<id>: a link's answer carried an id that no
+# endpoint took, so a link made for the wrong user (or no longer wanted) stayed usable until
+# it expired, and the app could not ask whether it was used.
+
+
+def _made(world: dict[str, Any], **body: Any) -> dict[str, Any]:
+    answer = _api(world, "/api/f/lab/connect-links", body)
+    assert answer.status_code == 201, answer.text
+    made: dict[str, Any] = answer.json()
+    return made
+
+
+def _state(world: dict[str, Any], link_id: int) -> dict[str, Any]:
+    answer = _api_call(world, "GET", f"/api/f/lab/connect-links/{link_id}")
+    assert answer.status_code == 200, answer.text
+    state: dict[str, Any] = answer.json()
+    return state
+
+
+def _revoke(world: dict[str, Any], link_id: int) -> requests.Response:
+    return _api_call(world, "DELETE", f"/api/f/lab/connect-links/{link_id}")
+
+
+def _withdrawn(response: requests.Response) -> bool:
+    return response.status_code == 403 and "withdrawn by the app that sent it" in response.text
+
+
+def test_a_links_state_follows_it_from_open_to_used(world: dict[str, Any]) -> None:
+    made = _made(world, integration="keyed", user_id=world["ids"]["mia"], label="work")
+    url = made["url"]
+    first = _state(world, made["id"])
+    assert first["state"] == "open" and first["outcome"] is None
+    assert first["user_id"] == world["ids"]["mia"] and first["integration"] == "keyed"
+    assert first["label"] == "work" and first["expires_at"] == made["expires_at"]
+    # Never the link's secret.
+    token = urlsplit(url).path.rsplit("/", 1)[1]
+    assert "url" not in first and token not in str(first)
+    browser = requests.Session()
+    form = _send(world, url, browser, _open(world, url, browser), api_key="")
+    assert form.status_code == 400  # the form again: the link is open in this browser
+    opened = _state(world, made["id"])
+    assert opened["state"] == "opened" and opened["opened_at"] is not None
+    assert _send(world, url, browser, form, api_key=API_KEY).status_code == 200
+    [account] = _accounts(world)
+    used = _state(world, made["id"])
+    assert used["state"] == "used" and used["outcome"] == "connected"
+    assert used["account_id"] == account.id and used["finished_at"] is not None
+
+
+def test_an_unopened_link_revoked_says_withdrawn_and_binds_nothing(world: dict[str, Any]) -> None:
+    made = _made(world, integration="keyed", user_id=world["ids"]["mia"])
+    browser = requests.Session()
+    page = _open(world, made["url"], browser)  # the page was shown before the revocation
+    assert page.status_code == 200
+    assert _revoke(world, made["id"]).status_code == 204
+    assert _withdrawn(_send(world, made["url"], browser, page, api_key=API_KEY))
+    assert _withdrawn(_open(world, made["url"], requests.Session()))
+    with world["live"].app.app_context():
+        link = db.session.get(ConnectLink, made["id"])
+        assert link is not None and link.opened_at is None and link.browser_binding is None
+    assert _accounts(world) == []
+    state = _state(world, made["id"])
+    assert state["state"] == "revoked" and state["revoked_at"] is not None
+
+
+def test_a_link_revoked_during_its_oauth_sign_in_connects_nothing(world: dict[str, Any]) -> None:
+    made = _made(world, integration="demo", return_to=f"{EMBEDDER}/done")
+    browser = requests.Session()
+    to_provider = open_connect_link(browser, f"{world['live'].url}{urlsplit(made['url']).path}")
+    assert to_provider.status_code == 302, to_provider.text
+    assert _revoke(world, made["id"]).status_code == 204
+    back = answer_consent(to_provider.headers["Location"], approve=True)
+    done = _callback(world, back, browser)
+    assert _withdrawn(done)
+    assert _accounts(world) == []
+    assert _withdrawn(_open(world, made["url"], browser))
+    assert _state(world, made["id"])["state"] == "revoked"
+
+
+def test_revoking_a_used_link_is_a_conflict_and_an_expired_one_is_revoked(
+    world: dict[str, Any],
+) -> None:
+    used = _made(world, integration="keyed")
+    browser = requests.Session()
+    done = _send(world, used["url"], browser, _open(world, used["url"], browser), api_key=API_KEY)
+    assert done.status_code == 200, done.text
+    conflict = _revoke(world, used["id"])
+    assert conflict.status_code == 409, conflict.text
+    assert "already used" in conflict.json()["error"]["message"]
+    assert _state(world, used["id"])["state"] == "used" and len(_accounts(world)) == 1
+    stale = _made(world, integration="keyed")
+    with world["live"].app.app_context():
+        link = db.session.get(ConnectLink, stale["id"])
+        assert link is not None
+        link.expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    assert _state(world, stale["id"])["state"] == "expired"
+    assert _revoke(world, stale["id"]).status_code == 204
+    assert _revoke(world, stale["id"]).status_code == 204  # again: nothing changes
+    assert _state(world, stale["id"])["state"] == "revoked"
+
+
+def test_a_link_is_seen_and_revoked_by_its_user_and_admins_only(world: dict[str, Any]) -> None:
+    mia: WebClient = world["mia"]
+    adas = _made(world, integration="keyed")
+    for method in ("GET", "DELETE"):
+        assert mia.api(method, f"/api/f/lab/connect-links/{adas['id']}").status_code == 404
+    assert _state(world, adas["id"])["state"] == "open"
+    mias = _made(world, integration="keyed", user_id=world["ids"]["mia"])
+    seen = mia.api("GET", f"/api/f/lab/connect-links/{mias['id']}")
+    assert seen.status_code == 200 and seen.json()["state"] == "open"
+    assert mia.api("DELETE", f"/api/f/lab/connect-links/{mias['id']}").status_code == 204
+    assert _state(world, mias["id"])["state"] == "revoked"
+    # Another facility's link (Ada is no member there), and no link at all: 404.
+    with world["live"].app.app_context():
+        session = db.session()
+        elsewhere = create_facility(session, slug="elsewhere")
+        integration = create_integration(session, facility=elsewhere, key="keyed")
+        link, _token = issue(
+            session,
+            facility_id=elsewhere.id,
+            user_id=world["ids"]["stranger"],
+            integration=integration,
+            created_by=None,
+            label="",
+            return_to=None,
+        )
+        session.commit()
+        other_id = link.id
+    for method in ("GET", "DELETE"):
+        assert _api_call(world, method, f"/api/f/lab/connect-links/{other_id}").status_code == 404
+        assert _api_call(world, method, "/api/f/lab/connect-links/999999").status_code == 404
+    with world["live"].app.app_context():
+        other = db.session.get(ConnectLink, other_id)
+        assert other is not None and other.revoked_at is None
