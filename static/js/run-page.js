@@ -88,7 +88,8 @@ document.getElementById("stop-run")?.addEventListener("click", async (event) => 
 document.getElementById("rerun")?.addEventListener("click", async (event) => {
   event.target.disabled = true;
   try {
-    const run = await api("POST", `/api/f/${slug}/runs/${runId}/rerun`);
+    // From the page, with its websocket: the run may ask for a sign-in here, as from Run.
+    const run = await api("POST", `/api/f/${slug}/runs/${runId}/rerun`, { interactive: true });
     location.assign(`/f/${slug}/runs/${run.id}`);
   } catch (error) { toast(error.message, "error"); event.target.disabled = false; }
 });

@@ -228,6 +228,8 @@ def test_a_run_shows_the_scripts_traceback_and_runs_again(
     with lab.app.app_context():
         runs = db.session.query(Run).filter(Run.script_id == lab.scripts["Fails deep"]).all()
         assert sorted(r.input["n"] for r in runs) == [0, 0]
+        # Run again from the page may ask for a sign-in there, as the run it repeats.
+        assert [r.interactive for r in runs] == [True, True]
     page.context.close()
 
 

@@ -191,15 +191,10 @@ class RunOut(BaseModel):
     )
 
 
-class RunCreate(Body):
-    """What to run (a script id, or source for scripters), its input, and how long to wait."""
+class RunStart(Body):
+    """How a run starts (POST /runs and a rerun): how long to wait for it, whether it may
+    ask for a sign-in."""
 
-    script_id: StrictInt | None = Field(default=None, ge=-MAX_INTEGER, le=MAX_INTEGER)
-    source: StrictStr | None = None
-    input: Any = None
-    # With source (the editor's draft): its declared input fields, unsaved, to check the
-    # input against (as a script's `inputs`).
-    inputs: list[Any] | None = None
     wait: float | None = Field(
         default=None,
         allow_inf_nan=False,
@@ -209,7 +204,22 @@ class RunCreate(Body):
         " ends (200), or pauses for a sign-in (201 with its `prompt`), or when they pass"
         " (201, still going)",
     )
-    interactive: StrictBool | None = None
+    interactive: StrictBool | None = Field(
+        default=None,
+        description="true from a page of a signed-in session: a call that needs a sign-in"
+        " may prompt on it; ignored with an API token",
+    )
+
+
+class RunCreate(RunStart):
+    """What to run (a script id, or source for scripters), its input, and how long to wait."""
+
+    script_id: StrictInt | None = Field(default=None, ge=-MAX_INTEGER, le=MAX_INTEGER)
+    source: StrictStr | None = None
+    input: Any = None
+    # With source (the editor's draft): its declared input fields, unsaved, to check the
+    # input against (as a script's `inputs`).
+    inputs: list[Any] | None = None
 
 
 # What `trigger` takes, in the document; RunFilters.parse refuses the rest in its own words.

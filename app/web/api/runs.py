@@ -3,7 +3,7 @@ models: run_models; their calls: run_calls; refusing a prompt: prompts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import current_app, request
@@ -30,6 +30,7 @@ from app.web.api.run_models import (
     RunList,
     RunOut,
     RunQuery,
+    RunStart,
 )
 from app.web.limits import waiting_requests
 from app.web.openapi import Answer, ErrorBody, list_of, reply, spec
@@ -62,27 +63,45 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     run was deleted; `wait` may differ).
     """
     member = require_member(slug)
-    wait = float(json.wait or 0.0)
     # A run started from a page with an open websocket may prompt; API runs may not.
     interactive = bool(json.interactive) and request.authorization is None
+
+    def start() -> Run:
+        return scripts_service.create_run(
+            db.session(),
+            member,
+            script_id=json.script_id,
+            source=json.source,
+            run_input=json.input,
+            interactive=interactive,
+            input_fields=json.inputs,
+            max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
+        )
+
+    return _started(slug, member, json, headers, start)
+
+
+def _started(
+    slug: str,
+    member: MemberContext,
+    json: RunStart,
+    headers: RunHeaders,
+    start: Callable[[], Run],
+    *,
+    asked: Mapping[str, Any] | None = None,
+) -> Answer:
+    """The answer to a request that starts a run (`start`), as POST /runs and a rerun give
+    it: the run an `Idempotency-Key` started before for the same request (its body, and
+    what `asked` adds), else a new one; held for `json.wait` seconds."""
+    wait = float(json.wait or 0.0)
     key = headers.idempotency_key
     # `wait` is how long this request blocks, not what it asks for: a retry may change it.
-    fingerprint = (
-        idempotency.request_hash(json.model_dump(exclude={"wait"})) if key is not None else ""
-    )
+    request_asked = {**(asked or {}), **json.model_dump(exclude={"wait"})}
+    fingerprint = idempotency.request_hash(request_asked) if key is not None else ""
     run = _earlier_run(member, key, fingerprint)
     if run is None:
         try:
-            run = scripts_service.create_run(
-                db.session(),
-                member,
-                script_id=json.script_id,
-                source=json.source,
-                run_input=json.input,
-                interactive=interactive,
-                input_fields=json.inputs,
-                max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
-            )
+            run = start()
             if key is not None:
                 idempotency.remember(
                     db.session(), member=member, key=key, fingerprint=fingerprint, run=run
@@ -241,39 +260,43 @@ def delete_run(slug: str, run_id: str) -> Answer:
 
 
 @bp.post("/f/<slug>/runs/<run_id>/rerun")
-@spec.validate(resp=reply(HTTP_200=RunOut, HTTP_201=RunOut), tags=TAGS)
-def rerun(slug: str, run_id: str) -> Answer:
+@spec.validate(
+    headers=RunHeaders,
+    resp=reply(HTTP_200=RunOut, HTTP_201=RunOut, HTTP_410=(ErrorBody, IDEMPOTENT_RUN_DELETED)),
+    tags=TAGS,
+)
+def rerun(slug: str, run_id: str, json: RunStart, headers: RunHeaders) -> Answer:
     """Start the run again with the same input: the script as members run it now, or the
-    same source for an editor run (scripters). 201 while it runs, 200 if already final;
-    a 409 `script_deleted` for a run of a script deleted since."""
+    same source for an editor run (scripters); a 409 `script_deleted` for a run of a
+    script deleted since. `wait`, `interactive` and `Idempotency-Key` as in POST /runs:
+    200 when it finished within `wait`, 201 while it goes on; repeating the request with
+    the key gives the run it started (409 if the key was used with another request, 410
+    once that run was deleted)."""
     member = require_member(slug)
-    old = scripts_service.get_run(db.session(), member, run_id)
-    if run_history.script_deleted(old):
-        raise ScriptDeleted(
-            "This run's script was deleted, so the run cannot be run again: it would run"
-            " source nobody can see or edit any more."
+
+    def start() -> Run:
+        old = scripts_service.get_run(db.session(), member, run_id)
+        if run_history.script_deleted(old):
+            raise ScriptDeleted(
+                "This run's script was deleted, so the run cannot be run again: it would run"
+                " source nobody can see or edit any more."
+            )
+        # An editor run (unsaved source, or a saved script's draft: no version) runs its
+        # source again; a run of a version, the script as members run it now.
+        again_source = old.source if old.version is None and member.can(Role.scripter) else None
+        return scripts_service.create_run(
+            db.session(),
+            member,
+            script_id=old.script_id,
+            source=old.source if old.script_id is None else again_source,
+            run_input=old.input,
+            interactive=bool(json.interactive) and request.authorization is None,
+            max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
         )
-    # An editor run (unsaved source, or a saved script's draft: no version) runs its source
-    # again; a run of a version, the script as members run it now.
-    again_source = old.source if old.version is None and member.can(Role.scripter) else None
-    run = scripts_service.create_run(
-        db.session(),
-        member,
-        script_id=old.script_id,
-        source=old.source if old.script_id is None else again_source,
-        run_input=old.input,
-        interactive=request.authorization is None,
-        max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
-    )
-    db.session.commit()
-    extensions.run_queue().submit(run.id)
-    names = run_history.runner_names(db.session(), member)  # the member started it
-    status = 200 if is_final(run.status) else 201
-    return (
-        _shown(member, [run.to_dict()], names)[0],
-        status,
-        location("api_runs.get_run", slug=slug, run_id=run.id),
-    )
+
+    # Never the same request as a POST /runs (no body has `rerun_of`), nor as another
+    # run's rerun.
+    return _started(slug, member, json, headers, start, asked={"rerun_of": run_id})
 
 
 @bp.get("/f/<slug>/runs/<run_id>/explain")

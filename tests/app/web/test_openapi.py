@@ -329,7 +329,8 @@ def test_only_starting_a_run_documents_the_410_of_a_deleted_runs_idempotency_key
     app: Flask,
 ) -> None:
     # POST /runs' text promised the 410 (app.errors.IdempotencyKeyRunDeleted); a generated
-    # client learns the answers it may get from the responses, not from the text.
+    # client learns the answers it may get from the responses, not from the text. A rerun
+    # takes the key too, and its body: `wait` and `interactive`, as POST /runs.
     document = _document(app)
     gone = {
         f"{method} {path}": operation["responses"]["410"]
@@ -337,9 +338,26 @@ def test_only_starting_a_run_documents_the_410_of_a_deleted_runs_idempotency_key
         for method, operation in operations.items()
         if "410" in operation["responses"]
     }
-    assert list(gone) == ["post /api/f/{slug}/runs"]
-    answer = gone["post /api/f/{slug}/runs"]
-    assert answer["content"]["application/json"]["schema"]["$ref"].startswith(
-        "#/components/schemas/ErrorBody"
-    )
-    assert "new key" in answer["description"]
+    starts = ["post /api/f/{slug}/runs", "post /api/f/{slug}/runs/{run_id}/rerun"]
+    assert sorted(gone) == starts
+    for start in starts:
+        answer = gone[start]
+        assert answer["content"]["application/json"]["schema"]["$ref"].startswith(
+            "#/components/schemas/ErrorBody"
+        )
+        assert "new key" in answer["description"]
+        method, path = start.split(" ")
+        operation = document["paths"][path][method]
+        assert "Idempotency-Key" in [p["name"] for p in operation["parameters"]]
+    run, rerun = (_body_fields(document, start.split(" ")[1]) for start in starts)
+    assert set(rerun) == {"wait", "interactive"}
+    assert (rerun["wait"], rerun["interactive"]) == (run["wait"], run["interactive"])
+
+
+def _body_fields(document: dict[str, Any], path: str) -> dict[str, Any]:
+    """The fields of the JSON body the POST at `path` takes, as the document declares."""
+    body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    fields: dict[str, Any] = document["components"]["schemas"][
+        body["schema"]["$ref"].rsplit("/", 1)[1]
+    ]["properties"]
+    return fields
