@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.models import Facility, Grant, Integration, Run, Script
+from app.services.secret_destinations import where_secrets_go
 from sandbox import HostCallError
 
 
@@ -48,6 +49,8 @@ def required_message(session: Session, grant_id: str) -> dict[str, Any]:
         script = session.get(Script, run.script_id) if run.script_id else None
         script_name = asking_script(run.script_id, script.name if script else None)
     assert integration is not None and facility is not None
+    # Said in the prompt before Sign in: an OAuth sign-in goes straight to this origin.
+    where = where_secrets_go(integration)
     return {
         "type": "grant.required",
         "grant_id": grant.id,
@@ -63,6 +66,8 @@ def required_message(session: Session, grant_id: str) -> dict[str, Any]:
         "reason": grant.reason,
         "expires_at": grant.expires_at.isoformat(),
         "sign_in_url": f"/f/{facility.slug}/grants/{grant.id}/sign-in",
+        # Where the sign-in goes, {"sign_in_at", "used_at"} (base URL parameters as templates).
+        "destination": where and {"sign_in_at": where.sign_in_at, "used_at": list(where.used_at)},
     }
 
 

@@ -14,6 +14,7 @@ from app import db
 from app.errors import Conflict, DatabaseUnavailable, ValidationError
 from app.integrations.catalog_entry import AUTH_MODE_WORDS
 from app.models._types import UNSTORABLE_TEXT
+from app.services.secret_destinations import where_secrets_go
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ def register_blueprints(app: Flask) -> None:
     # A sign-in mode in words ("api_key": "API key"), as the form that sets it says it.
     app.jinja_env.filters["auth_mode_words"] = lambda mode: AUTH_MODE_WORDS.get(mode, mode)
     app.jinja_env.globals["auth_mode_words"] = AUTH_MODE_WORDS
+    # Where connecting an account sends the person and their secret (_secret_destination.html).
+    app.jinja_env.globals["where_secrets_go"] = where_secrets_go
 
 
 def shown_json(value: object) -> str:

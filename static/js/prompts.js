@@ -45,7 +45,9 @@ function render(message) {
   const reason = reasons[message.reason] ?? "";
   const id = `grant-${message.grant_id}`;
   const fallback = el("a", { class: "grant-fallback", href: message.sign_in_url, hidden: true, text: "Open sign-in here" });
-  const signIn = el("button", { class: "grant-sign-in primary", type: "button", text: "Sign in" });
+  // Where Sign in sends the person (an OAuth sign-in goes straight there): said before the press.
+  const where = destination(message.destination, `${id}-where`);
+  const signIn = el("button", { class: "grant-sign-in primary", type: "button", text: "Sign in", "aria-describedby": where && where.id });
   const refuse = el("button", { class: "grant-refuse", type: "button", text: "Refuse" });
   const later = el("button", { class: "grant-later", type: "button", text: "Later", "aria-describedby": `${id}-later` });
   // A phone shows one line until it is opened: this, Sign in, Refuse and Later.
@@ -60,7 +62,7 @@ function render(message) {
   const next = el("p", { class: "grant-next", hidden: true },
     el("strong", { text: message.script }), " is still waiting: try again, or refuse and the script is told you declined.");
   const laterHint = el("span", { class: "visually-hidden", id: `${id}-later`, text: `Hides this without answering; ${message.script} waits until ${until(message)}.` });
-  const details = el("div", { class: "grant-details", id: `${id}-details` }, text, failure, next);
+  const details = el("div", { class: "grant-details", id: `${id}-details` }, text, ...(where ? [where] : []), failure, next);
   const node = el("div", { class: "grant-prompt", role: "alertdialog", "aria-labelledby": `${id}-text`, "data-grant-id": message.grant_id },
     summary, details, el("div", { class: "row wrap grant-actions" }, signIn, fallback, refuse, later), laterHint);
   const entry = { node, signIn, stop: () => {}, held: false, later: false, runId: message.run_id, returnTo: null };
@@ -120,6 +122,18 @@ function render(message) {
     entry.returnTo = document.activeElement === document.body ? null : document.activeElement;
     signIn.focus();
   }
+}
+
+// Where the sign-in goes, as the sign-in form says it (_secret_destination.html): the origin
+// of the provider's sign-in page, and those the credential is sent to. An admin chooses them.
+function destination(where, id) {
+  if (!where) return null;
+  const origin = (text) => el("strong", { class: "wrap-anywhere", text });
+  const origins = where.used_at.flatMap((text, i, all) =>
+    [...(i === 0 ? [] : [i === all.length - 1 ? " and " : ", "]), origin(text)]);
+  if (!where.sign_in_at) return el("p", { class: "grant-destination", id }, "The sign-in form sends what you enter only to ", ...origins, ".");
+  const usedAt = origins.length ? ["; scripts then use the access you grant at ", ...origins] : [];
+  return el("p", { class: "grant-destination", id }, "You will sign in at ", origin(where.sign_in_at), ...usedAt, ".");
 }
 
 // When the prompt's run gives up waiting: its expiry, in the reader's clock.
