@@ -165,7 +165,7 @@ def world(app: Flask) -> World:
             "grant_id": "0" * 32, "key": "keyed", "account_id": 1, "user_id": carl_id,
             "invitation_id": 1, "endpoint_id": 1, "token_id": 1, "token": "sbc_nope",
             "delivery_id": "0" * 32, "schedule_id": lab_schedule.id,
-            "trigger_id": lab_trigger.id,
+            "trigger_id": lab_trigger.id, "link_id": 1,
         },
         theirs={
             "slug": "lab", "script_id": script["id"], "number": 1, "run_id": run.id,
@@ -173,6 +173,7 @@ def world(app: Flask) -> World:
             "user_id": bob_id, "invitation_id": invitation["id"], "endpoint_id": hook["id"],
             "token_id": token["id"], "token": "sbc_nope", "delivery_id": ping["id"],
             "schedule_id": their_schedule.id, "trigger_id": their_trigger.id,
+            "link_id": link["id"],
         },
         secrets=[OTHER_NAME, OTHER_SCRIPT, "bobs-run-source", MASTER_KEY, OWN_KEY,
                  "bob-the-other@example.com", "Bob Otherton", "dora@example.com",
