@@ -391,6 +391,9 @@ def test_an_admins_history_says_who_ran_each_run(
     page.click("#run-script")
     page.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)
     history.locator("tbody tr td.runner", has_text="you").wait_for()
+    # The row shows the run as running at once and its end when the list is read again,
+    # which may come a moment after the status line (seen in CI): waited for, not assumed.
+    history.locator("tbody tr").first.locator("td", has_text="succeeded").wait_for()
     # Newest first: Ada's run, Max's, Mo's; each name in the By column, beside its status.
     rows = [row.locator("td").all_inner_texts() for row in history.locator("tbody tr").all()]
     assert [cells[1:3] for cells in rows] == [
