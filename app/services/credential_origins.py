@@ -4,8 +4,9 @@ A credential goes only to its integration's origins (DESIGN §6), so whoever set
 origins chooses who receives the secrets. An admin who pointed the base URL or the token
 URL at a server of theirs would read back the write-only OAuth client secret and every
 member's own token or key (a member's personal GitHub token is theirs, not the facility's).
-So a save that adds an origin must carry the client secret again, and every account of the
-integration loses its credentials: its owner connects again, to the new origin, knowingly.
+So a save that adds an origin signs every account of the integration out (its owner connects
+again, to the new origin, knowingly), and one that moves the token or revoke URL must carry
+the client secret again.
 Flush, never commit (the request edge commits).
 """
 
@@ -82,7 +83,9 @@ def client_secret_origins(values: Mapping[str, Any]) -> frozenset[str]:
     other modes)."""
     if values.get("auth_mode") not in OAUTH_MODES:
         return frozenset()
-    return frozenset(_origin(str(values[name])) for name in OAUTH_SECRET_URLS if values.get(name))
+    return frozenset(
+        origin_text(str(values[name])) for name in OAUTH_SECRET_URLS if values.get(name)
+    )
 
 
 def origin_change(integration: Integration, columns: Mapping[str, Any]) -> OriginChange | None:
@@ -196,7 +199,9 @@ def _has_client_secret(session: Session, integration: Integration) -> bool:
     )
 
 
-def _origin(url: str) -> str:
+def origin_text(url: str) -> str:
+    """A URL's origin (scheme://host:port) by the destination rules; a URL they cannot
+    read, as written."""
     try:
         return _bare(Origin.of(url))
     except DestinationRefused:

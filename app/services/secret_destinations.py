@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from app.integrations.catalog_entry import CREDENTIAL_MODES
 from app.integrations.destinations import DestinationRefused, fill_parameters
 from app.models import Integration
-from app.services.credential_origins import secret_origins
+from app.services.credential_origins import origin_text, secret_origins
 
 
 @dataclass(frozen=True)
@@ -53,19 +53,13 @@ def where_secrets_go(
     used = secret_origins(
         {"base_url": base_url, "allowed_hosts": list(integration.allowed_hosts or [])}
     )
-    base = _one_origin(base_url)
+    base = origin_text(base_url)
     sign_in_at = None
     if oauth and integration.authorization_url:
-        sign_in_at = _one_origin(fill(integration.authorization_url))
+        sign_in_at = origin_text(fill(integration.authorization_url))
     # The base URL's first (the API itself), then the allowed hosts'.
     used_at = tuple(sorted(used, key=lambda origin: (origin != base, origin)))
     return SecretDestination(sign_in_at=sign_in_at, used_at=used_at)
-
-
-def _one_origin(url: str) -> str:
-    """A URL's origin read by the same rules as the others (a URL they cannot read: as
-    written)."""
-    return min(secret_origins({"base_url": url}))
 
 
 def _typed_parameters(integration: Integration, typed: Mapping[str, str]) -> dict[str, str]:
