@@ -63,8 +63,6 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     run was deleted; `wait` may differ).
     """
     member = require_member(slug)
-    # A run started from a page with an open websocket may prompt; API runs may not.
-    interactive = bool(json.interactive) and request.authorization is None
 
     def start() -> Run:
         return scripts_service.create_run(
@@ -73,12 +71,17 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
             script_id=json.script_id,
             source=json.source,
             run_input=json.input,
-            interactive=interactive,
+            interactive=_may_prompt(json),
             input_fields=json.inputs,
             max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
         )
 
     return _started(slug, member, json, headers, start)
+
+
+def _may_prompt(json: RunStart) -> bool:
+    """A run started from a page with an open websocket may prompt; API runs may not."""
+    return bool(json.interactive) and request.authorization is None
 
 
 def _started(
@@ -290,7 +293,7 @@ def rerun(slug: str, run_id: str, json: RunStart, headers: RunHeaders) -> Answer
             script_id=old.script_id,
             source=old.source if old.script_id is None else again_source,
             run_input=old.input,
-            interactive=bool(json.interactive) and request.authorization is None,
+            interactive=_may_prompt(json),
             max_queued=current_app.config["MAX_QUEUED_RUNS_PER_USER"],
         )
 
