@@ -248,9 +248,11 @@ def update_integration(slug: str, key: str, json: IntegrationSettings) -> Answer
     """Change an integration's settings (admins); a blank client secret keeps the old one.
 
     A change that sends secrets to a new origin (base URL, allowed hosts, token or revoke
-    URL on another scheme, host or port) needs the client secret again, if one is saved (a
-    400 naming `client_secret`), and every connected account must then connect again (each
-    active one is announced to the webhooks as `account.needs_reauth`)."""
+    URL on another scheme, host or port) makes every connected account connect again (each
+    active one is announced to the webhooks as `account.needs_reauth`); one that moves the
+    token or revoke URL needs the client secret again, if one is saved (a 400 naming
+    `client_secret`), and saved default values that look like credentials are sent again
+    (a 400 naming `default_headers` or `default_query`)."""
     member = require_member(slug, Role.admin)
     integration = integration_of(member, key)
     change = admin.update_integration(db.session(), integration, _set_fields(json))
