@@ -143,24 +143,23 @@ def find_link(session: Session, *, token: str, browser_secret: str | None) -> Co
     link = session.scalar(select(ConnectLink).where(ConnectLink.token_hash == _hash(token)))
     if link is None:
         raise NotFound("This connect link is not valid. Ask the app that sent you for a new one.")
-    if link.revoked_at is not None:
+    state = state_of(link)  # the one rule of a link's expiry
+    if state == "revoked":
         raise Forbidden(WITHDRAWN)
-    if link.opened_at is not None:
-        # Reloading the page in the browser that opened it continues the same sign-in,
-        # for LINK_LIFETIME after it was opened (a form left open for days is no sign-in).
-        if link.finished_at is not None:
-            raise Forbidden("This connect link was already used. Ask for a new one.")
-        if browser_secret is None or link.browser_binding != browser_binding(browser_secret):
-            # Not "already used": nothing was connected, and the person (who pressed its
-            # button on their phone, say) can still finish in the browser that did.
-            raise Forbidden(
-                "This connect link was opened in another browser: finish connecting there, "
-                "or ask for a new link."
-            )
-        if link.opened_at + LINK_LIFETIME < utcnow():
-            raise Forbidden("This connect link expired. Ask the app that sent you for a new one.")
-        return link
-    if link.expires_at < utcnow():
+    if state == "used":
+        raise Forbidden("This connect link was already used. Ask for a new one.")
+    # Reloading the page in the browser that opened it continues the same sign-in, for
+    # LINK_LIFETIME after it was opened (a form left open for days is no sign-in).
+    if link.opened_at is not None and (
+        browser_secret is None or link.browser_binding != browser_binding(browser_secret)
+    ):
+        # Not "already used": nothing was connected, and the person (who pressed its
+        # button on their phone, say) can still finish in the browser that did.
+        raise Forbidden(
+            "This connect link was opened in another browser: finish connecting there, "
+            "or ask for a new link."
+        )
+    if state == "expired":
         raise Forbidden("This connect link expired. Ask the app that sent you for a new one.")
     return link
 
