@@ -84,6 +84,15 @@ def test_static_files_get_the_headers_but_may_be_cached(site: Site) -> None:
     assert response.status_code == 200
     _assert_secure(response.headers, cached=True)
     assert response.headers.get("Cache-Control") != "no-store"
+    # Static URLs carry no version: a browser must ask again each time (a 304 while the
+    # file is unchanged), or it would keep last release's JS after an upgrade.
+    assert response.headers["Cache-Control"] == "no-cache"
+    again = site.ada.http.get(
+        f"{site.live.url}/static/js/api.js",
+        headers={"If-None-Match": response.headers["ETag"]},
+        timeout=30,
+    )
+    assert again.status_code == 304
 
 
 def test_hsts_is_sent_when_served_over_https(tmp_path: Path) -> None:
