@@ -94,6 +94,16 @@ class Forbidden(AppError):
     status = 403
 
 
+class LinkRefused(Forbidden):
+    """A connect link that opens no more (expired, used or revoked). `way_back` is the URL
+    of the app that sent it, saying why, for the page's button back; an attribute, not a
+    detail, so it is never part of the JSON error shape."""
+
+    def __init__(self, message: str, *, way_back: str | None) -> None:
+        super().__init__(message)
+        self.way_back = way_back
+
+
 class NotFound(AppError):
     """No such object in this facility (also used to hide other facilities' objects)."""
 

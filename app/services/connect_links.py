@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, Forbidden, NotFound, ValidationError
+from app.errors import Conflict, Forbidden, LinkRefused, NotFound, ValidationError
 from app.models import ConnectLink, Integration, Membership, Role
 from app.models._types import utcnow
 from app.services.account_rules import validate_label
@@ -145,9 +145,11 @@ def find_link(session: Session, *, token: str, browser_secret: str | None) -> Co
         raise NotFound("This connect link is not valid. Ask the app that sent you for a new one.")
     state = state_of(link)  # the one rule of a link's expiry
     if state == "revoked":
-        raise Forbidden(WITHDRAWN)
+        raise refused(link, WITHDRAWN, status="revoked")
     if state == "used":
-        raise Forbidden("This connect link was already used. Ask for a new one.")
+        raise refused(
+            link, "This connect link was already used. Ask for a new one.", status="used"
+        )
     # Reloading the page in the browser that opened it continues the same sign-in, for
     # LINK_LIFETIME after it was opened (a form left open for days is no sign-in).
     if link.opened_at is not None and (
@@ -160,8 +162,19 @@ def find_link(session: Session, *, token: str, browser_secret: str | None) -> Co
             "or ask for a new link."
         )
     if state == "expired":
-        raise Forbidden("This connect link expired. Ask the app that sent you for a new one.")
+        raise refused(
+            link,
+            "This connect link expired. Ask the app that sent you for a new one.",
+            status="expired",
+        )
     return link
+
+
+def refused(link: ConnectLink, message: str, *, status: LinkStateName) -> LinkRefused:
+    """The refusal of a link that opens no more: its page says `message` and offers the way
+    back to the app that sent it (its return_to with `status`), never sending the browser
+    there itself: a mail scanner's GET must not bounce, and the person reads why first."""
+    return LinkRefused(message, way_back=return_url(link, status=status))
 
 
 def open_link(
@@ -255,9 +268,16 @@ def finish(
     link.outcome = outcome
     link.account_id = account_id
     session.flush()
+    return return_url(link, status=outcome, account_id=account_id)
+
+
+def return_url(link: ConnectLink, *, status: str, account_id: int | None = None) -> str | None:
+    """The link's `return_to` with `status` (connected, refused or error when it finished;
+    expired, used or revoked from the page of a link that opens no more) and the account
+    id in its query, as the embedding app reads it; None when it has no return_to."""
     if not link.return_to:
         return None
-    answer = {"status": outcome}
+    answer = {"status": status}
     if account_id is not None:
         answer["account_id"] = str(account_id)
     parts = urlsplit(link.return_to)

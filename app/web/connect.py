@@ -5,11 +5,13 @@ it went. The OAuth callback hands sign-ins started here back to `finish_oauth`.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, redirect, render_template, request, session
 from flask.typing import ResponseReturnValue
 
 from app import db, extensions
-from app.errors import AppError, OAuthCallbackError, ValidationError
+from app.errors import AppError, LinkRefused, OAuthCallbackError, ValidationError
 from app.models import Account, ConnectLink, Facility, Integration
 from app.services import connect_links, connections, oauth_sign_in
 from app.services.oauth_clients import redirect_uri
@@ -26,9 +28,18 @@ MASTER_PURPOSE = "link_master"
 PURPOSES = (PURPOSE, MASTER_PURPOSE)
 
 
-def _failed(message: str) -> str:
-    """The page a link's failed sign-in ends on (its next step is a new link)."""
-    return render_template("signed_in.html", ok=False, message=message, purpose=PURPOSE)
+def _failed(message: str, *, way_back: str | None = None) -> str:
+    """The page a link's failed sign-in ends on (its next step is a new link); with a
+    button back to the app that sent it when the link has one (`way_back`), for the
+    person to press once they have read why."""
+    return render_template(
+        "signed_in.html",
+        ok=False,
+        message=message,
+        purpose=PURPOSE,
+        way_back=way_back,
+        way_back_to=urlsplit(way_back).netloc if way_back else None,
+    )
 
 
 def _answer(
@@ -79,7 +90,8 @@ def open_link(token: str) -> ResponseReturnValue:
         connect_links.check_owner_allowed(db.session(), link)
     except AppError as exc:
         db.session.rollback()
-        return _failed(exc.message), exc.status
+        way_back = exc.way_back if isinstance(exc, LinkRefused) else None
+        return _failed(exc.message, way_back=way_back), exc.status
     if secret is not None:
         session[_SECRET] = secret
     db.session.commit()
@@ -154,7 +166,8 @@ def finish_oauth() -> ResponseReturnValue:
     if link is not None and link.revoked_at is not None:
         # Withdrawn after its button was pressed: the provider's code is not exchanged.
         db.session.rollback()
-        return _failed(connect_links.WITHDRAWN), 403
+        way_back = connect_links.return_url(link, status="revoked")
+        return _failed(connect_links.WITHDRAWN, way_back=way_back), 403
     try:
         account, _state = oauth_sign_in.complete_callback(
             db.session(),

@@ -1,5 +1,6 @@
 """Connect links: an embedding app asks for a link, sends its user there, and gets them
-back on `return_to` with `status=connected|refused|error` and the account id."""
+back on `return_to` with `status=connected|refused|error` and the account id (or, from
+the page of a link that opens no more, a button back with `status=expired|used|revoked`)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,14 @@ class LinkCreate(Body):
     owner: Literal["user", "master"] = "user"
     user_id: StrictInt | None = Field(default=None, ge=-MAX_INTEGER, le=MAX_INTEGER)
     label: StrictStr = ""
-    return_to: StrictStr | None = None
+    return_to: StrictStr | None = Field(
+        default=None,
+        description="An absolute URL on an allowed origin. The sign-in ends there with "
+        "status=connected (and account_id), refused or error in its query; a link that "
+        "opens no more (expired, used or revoked) shows why on its page, with a button "
+        "back here carrying status=expired, used or revoked. Null: the link's own page "
+        "says how it went",
+    )
 
 
 class LinkOut(BaseModel):

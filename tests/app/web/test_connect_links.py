@@ -4,6 +4,7 @@ session, and return to the embedding app with the outcome. Real provider on loop
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -385,6 +386,60 @@ def test_a_forged_link_gets_a_clear_page(world: dict[str, Any]) -> None:
     live: LiveServer = world["live"]
     forged = requests.get(f"{live.url}/connect/sbc_forged", timeout=30)
     assert forged.status_code == 404 and "not valid" in forged.text
+    assert _way_back(forged) is None  # no link, so no app to name or go back to
+
+
+def _way_back(page: requests.Response) -> str | None:
+    """Where the refused link's page's button back to the app leads, if it has one."""
+    found = re.search(r'<a class="button" href="([^"]+)">Back to ([^<]+)</a>', page.text)
+    if found is None:
+        return None
+    assert found.group(2) == "embedder.example"
+    return html.unescape(found.group(1))
+
+
+def _spend(world: dict[str, Any], made: dict[str, Any], how: str) -> None:
+    """Make link `made` open no more: expired, used (connected) or revoked."""
+    if how == "expired":
+        with world["live"].app.app_context():
+            link = db.session.get(ConnectLink, made["id"])
+            assert link is not None
+            link.expires_at = utcnow() - timedelta(seconds=1)
+            db.session.commit()
+    elif how == "used":
+        browser = requests.Session()
+        form = _open(world, made["url"], browser)
+        done = _send(world, made["url"], browser, form, api_key=API_KEY)
+        assert done.status_code in (200, 302), done.text  # its page, or back to the app
+    else:
+        assert _revoke(world, made["id"]).status_code == 204
+
+
+@pytest.mark.parametrize("how", ["expired", "used", "revoked"])
+def test_a_refused_link_with_return_to_offers_the_way_back_without_going(
+    world: dict[str, Any], how: str
+) -> None:
+    # Its page was a dead end: the person had no way back to the app that sent them,
+    # which had no word of why. A button, not a redirect: a mail scanner's GET must not
+    # bounce, and the person reads why first.
+    made = _made(world, integration="keyed", return_to=f"{EMBEDDER}/done?job=7")
+    plain = _made(world, integration="keyed")
+    early = requests.Session()  # its page was shown before the link stopped opening
+    form = _open(world, made["url"], early)
+    _spend(world, made, how)
+    _spend(world, plain, how)
+    assert _state(world, made["id"])["state"] == how
+    page = _open(world, made["url"], requests.Session())
+    assert page.status_code == 403 and "Location" not in page.headers
+    back = _way_back(page)
+    assert back is not None and back.startswith(f"{EMBEDDER}/done?")
+    assert parse_qs(urlsplit(back).query) == {"job": ["7"], "status": [how]}
+    posted = _send(world, made["url"], early, form, api_key=API_KEY)
+    assert posted.status_code == 403 and _way_back(posted) == back
+    # Without a return_to, the page is as it was: its own next step, no way back.
+    alone = _open(world, plain["url"], requests.Session())
+    assert alone.status_code == 403 and _way_back(alone) is None
+    assert "ask whoever sent you this link for a new one" in alone.text
 
 
 def test_a_link_without_return_to_ends_on_a_page_with_the_links_own_next_step(
@@ -657,6 +712,9 @@ def test_a_link_revoked_during_its_oauth_sign_in_connects_nothing(world: dict[st
     back = answer_consent(to_provider.headers["Location"], approve=True)
     done = _callback(world, back, browser)
     assert _withdrawn(done)
+    way_back = _way_back(done)  # withdrawn under way: the same way back as its page's
+    assert way_back is not None and way_back == _way_back(_open(world, made["url"], browser))
+    assert parse_qs(urlsplit(way_back).query) == {"status": ["revoked"]}
     assert _accounts(world) == []
     assert _withdrawn(_open(world, made["url"], browser))
     assert _state(world, made["id"])["state"] == "revoked"
