@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticError
 from spectree import Response, SpecTree
 from spectree.model_adapter import get_pydantic_model_adapter
 from spectree.plugins.flask_plugin import FlaskPlugin
+from spectree.utils import get_model_key
 from werkzeug.datastructures import ImmutableMultiDict
 
 from app.db import MAX_INTEGER
@@ -66,6 +67,25 @@ _PAGE_HEADERS = {
     "Link": {
         "description": 'The next page\'s URL as `<url>; rel="next"`; absent on the last page',
         "schema": {"type": "string"},
+    },
+}
+
+
+# Headers an operation's answers carry when it says so (reply(..., sends=...)), each
+# described once here: the document declares them on that operation's 2xx answers.
+LOCATION_HEADER = "Location"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_SENT_HEADERS = {
+    LOCATION_HEADER: {
+        "description": "The absolute URL (under the server's public address) of what the"
+        " request made or started: GET it there",
+        "schema": {"type": "string", "format": "uri"},
+    },
+    REPLAYED_HEADER: {
+        "description": "`true` when the answer is the run an earlier request with the same"
+        " `Idempotency-Key` started (nothing new was started); absent when this request"
+        " started it",
+        "schema": {"type": "string", "enum": ["true"]},
     },
 }
 
@@ -119,15 +139,36 @@ def list_of(model: type[BaseModel]) -> type[RootModel[Any]]:
     return RootModel[list[model]]  # type: ignore[valid-type]
 
 
+class _Reply(Response):
+    """spectree's Response, with the headers the operation's 2xx answers send (`sends`,
+    names from _SENT_HEADERS): spectree declares no response headers of its own."""
+
+    def __init__(self, *codes: str, sends: Sequence[str] = (), **models: Any) -> None:
+        super().__init__(*codes, **models)
+        # Looked up now: a name not in _SENT_HEADERS fails at import, not in the document.
+        self.sent_headers = {name: _SENT_HEADERS[name] for name in sends}
+
+    def generate_spec(self, naming_strategy: Any = get_model_key) -> dict[str, Any]:
+        responses: dict[str, Any] = super().generate_spec(naming_strategy)
+        for status, answer in responses.items():
+            if self.sent_headers and status.startswith("2"):
+                answer["headers"] = dict(self.sent_headers)
+        return responses
+
+
 def reply(
-    *no_content: str, **models: type[BaseModel] | tuple[type[BaseModel], str]
+    *no_content: str,
+    sends: Sequence[str] = (),
+    **models: type[BaseModel] | tuple[type[BaseModel], str],
 ) -> Response:
     """The documented answers of an operation: its own (HTTP_200=Model, "HTTP_204", or
-    HTTP_410=(ErrorBody, "when and what to do") for an error only it gives) + errors."""
+    HTTP_410=(ErrorBody, "when and what to do") for an error only it gives) + errors;
+    `sends` names the headers its 2xx answers carry (LOCATION_HEADER for a POST that makes
+    something: base.location)."""
     errors: dict[str, type[BaseModel] | tuple[type[BaseModel], str]] = {
         f"HTTP_{status}": ErrorBody for status in ERROR_STATUSES
     }
-    return Response(*no_content, **{**errors, **models})
+    return _Reply(*no_content, sends=sends, **{**errors, **models})
 
 
 # Text objects whose wrong values name the value's own field, as the forms do
@@ -285,7 +326,8 @@ class _Spec(SpecTree):
 
     def _generate_spec(self) -> dict[str, Any]:
         # spectree declares no response headers: a list's (one that takes a `cursor`) are
-        # added here, so a generated client knows where the next page is.
+        # added here, so a generated client knows where the next page is (an operation's
+        # own, `sends`, by _Reply).
         document: dict[str, Any] = super()._generate_spec()
         files: set[str] = set()
         for operations in document["paths"].values():

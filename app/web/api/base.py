@@ -11,6 +11,7 @@ from app import db
 from app.errors import NotFound, UnsupportedMediaType
 from app.models import Integration
 from app.services.context import MemberContext
+from app.web.openapi import LOCATION_HEADER
 from app.web.security import check_csrf, current_identity, require_member, require_user
 
 
@@ -64,8 +65,9 @@ def address_of(endpoint: str, **values: Any) -> str:
 
 def location(endpoint: str, **values: Any) -> dict[str, str]:
     """The `Location` header naming what a POST made: the URL to GET it at (absolute, as
-    the lists' `Link` is), so a client follows it without building the path itself."""
-    return {"Location": address_of(endpoint, **values)}
+    the lists' `Link` is), so a client follows it without building the path itself. Its
+    operation declares it: reply(..., sends=(LOCATION_HEADER,))."""
+    return {LOCATION_HEADER: address_of(endpoint, **values)}
 
 
 def integration_of(member: MemberContext, key: str) -> Integration:

@@ -31,7 +31,7 @@ from app.services.connection_checks import test_connection, test_credentials
 from app.web.api import paging
 from app.web.api.accounts import AccountOut, account_out
 from app.web.api.base import api_blueprint, integration_of, location
-from app.web.openapi import Answer, Body, TextMap, list_of, reply, spec
+from app.web.openapi import LOCATION_HEADER, Answer, Body, TextMap, list_of, reply, spec
 from app.web.security import require_member
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def list_integrations(slug: str, query: paging.Page) -> Answer:
 
 
 @bp.post("/f/<slug>/integrations")
-@spec.validate(resp=reply(HTTP_201=IntegrationOut), tags=TAGS)
+@spec.validate(resp=reply(HTTP_201=IntegrationOut, sends=(LOCATION_HEADER,)), tags=TAGS)
 def create_integration(slug: str, json: IntegrationCreate) -> Answer:
     """Create an integration from the catalog or by hand (admins)."""
     member = require_member(slug, Role.admin)

@@ -33,7 +33,15 @@ from app.web.api.run_models import (
     RunStart,
 )
 from app.web.limits import waiting_requests
-from app.web.openapi import Answer, ErrorBody, list_of, reply, spec
+from app.web.openapi import (
+    LOCATION_HEADER,
+    REPLAYED_HEADER,
+    Answer,
+    ErrorBody,
+    list_of,
+    reply,
+    spec,
+)
 from app.web.security import require_member
 from app.web.wording import error_in_words
 
@@ -44,12 +52,20 @@ IDEMPOTENT_RUN_DELETED = (
     "The Idempotency-Key was used before, and the run it started has been deleted: "
     "send the request with a new key to start another run"
 )
+# What POST /runs and a rerun answer besides the run: its URL, and on a repeated
+# Idempotency-Key `Idempotent-Replayed: true` (the run an earlier request started).
+STARTED_HEADERS = (LOCATION_HEADER, REPLAYED_HEADER)
 
 
 @bp.post("/f/<slug>/runs")
 @spec.validate(
     headers=RunHeaders,
-    resp=reply(HTTP_200=RunOut, HTTP_201=RunOut, HTTP_410=(ErrorBody, IDEMPOTENT_RUN_DELETED)),
+    resp=reply(
+        HTTP_200=RunOut,
+        HTTP_201=RunOut,
+        HTTP_410=(ErrorBody, IDEMPOTENT_RUN_DELETED),
+        sends=STARTED_HEADERS,
+    ),
     tags=TAGS,
 )
 def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
@@ -59,8 +75,8 @@ def create_run(slug: str, json: RunCreate, headers: RunHeaders) -> Answer:
     it pauses for a sign-in (`waiting_for_grant`: it needs a person, its `prompt` says
     which and how to answer) rather than when `wait` runs out. Either way `Location` is
     the run's URL, to GET it at. With an `Idempotency-Key`, repeating the request gives
-    the run it started (409 if the key was used with a different request, 410 once that
-    run was deleted; `wait` may differ).
+    the run it started, with `Idempotent-Replayed: true` (409 if the key was used with a
+    different request, 410 once that run was deleted; `wait` may differ).
     """
     member = require_member(slug)
 
@@ -95,13 +111,16 @@ def _started(
 ) -> Answer:
     """The answer to a request that starts a run (`start`), as POST /runs and a rerun give
     it: the run an `Idempotency-Key` started before for the same request (its body, and
-    what `asked` adds), else a new one; held for `json.wait` seconds."""
+    what `asked` adds), marked `Idempotent-Replayed`, else a new one; held for `json.wait`
+    seconds. The status is the run's either way (200 ended, 201 going on), as a first
+    answer's would be: only the header tells a repeat."""
     wait = float(json.wait or 0.0)
     key = headers.idempotency_key
     # `wait` is how long this request blocks, not what it asks for: a retry may change it.
     request_asked = {**(asked or {}), **json.model_dump(exclude={"wait"})}
     fingerprint = idempotency.request_hash(request_asked) if key is not None else ""
     run = _earlier_run(member, key, fingerprint)
+    replayed = run is not None
     if run is None:
         try:
             run = start()
@@ -116,12 +135,15 @@ def _started(
             run = _earlier_run(member, key, fingerprint)
             if run is None:
                 raise
+            replayed = True
         else:
             extensions.run_queue().submit(run.id)
     # The member started it (a repeated key finds only the member's own runs): their name
     # came with the request, so the hot path asks nothing more.
     names = run_history.runner_names(db.session(), member)
     found_at = location("api_runs.get_run", slug=slug, run_id=run.id)
+    if replayed:
+        found_at[REPLAYED_HEADER] = "true"
     shown = run.to_dict()
     if wait and not is_final(run.status) and not is_paused(run.status):
         config = current_app.config
@@ -265,7 +287,12 @@ def delete_run(slug: str, run_id: str) -> Answer:
 @bp.post("/f/<slug>/runs/<run_id>/rerun")
 @spec.validate(
     headers=RunHeaders,
-    resp=reply(HTTP_200=RunOut, HTTP_201=RunOut, HTTP_410=(ErrorBody, IDEMPOTENT_RUN_DELETED)),
+    resp=reply(
+        HTTP_200=RunOut,
+        HTTP_201=RunOut,
+        HTTP_410=(ErrorBody, IDEMPOTENT_RUN_DELETED),
+        sends=STARTED_HEADERS,
+    ),
     tags=TAGS,
 )
 def rerun(slug: str, run_id: str, json: RunStart, headers: RunHeaders) -> Answer:
@@ -273,8 +300,8 @@ def rerun(slug: str, run_id: str, json: RunStart, headers: RunHeaders) -> Answer
     same source for an editor run (scripters); a 409 `script_deleted` for a run of a
     script deleted since. `wait`, `interactive` and `Idempotency-Key` as in POST /runs:
     200 when it finished within `wait`, 201 while it goes on; repeating the request with
-    the key gives the run it started (409 if the key was used with another request, 410
-    once that run was deleted)."""
+    the key gives the run it started, with `Idempotent-Replayed: true` (409 if the key was
+    used with another request, 410 once that run was deleted)."""
     member = require_member(slug)
 
     def start() -> Run:

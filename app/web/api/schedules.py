@@ -17,7 +17,7 @@ from app.services import scripts as scripts_service
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
 from app.web.api.run_models import HandlerError
-from app.web.openapi import Answer, Body, ErrorBody, list_of, reply, spec
+from app.web.openapi import LOCATION_HEADER, Answer, Body, ErrorBody, list_of, reply, spec
 from app.web.security import require_member
 from app.web.wording import skip_in_words
 
@@ -299,7 +299,9 @@ def position_of(cursor: str | None) -> schedule_list.Position | None:
 
 
 @bp.post("/f/<slug>/scripts/<int:script_id>/schedules")
-@spec.validate(resp=reply(HTTP_201=ScheduleOut, HTTP_400=ErrorBody), tags=TAGS)
+@spec.validate(
+    resp=reply(HTTP_201=ScheduleOut, HTTP_400=ErrorBody, sends=(LOCATION_HEADER,)), tags=TAGS
+)
 def create_schedule(slug: str, script_id: int, json: ScheduleCreate) -> Answer:
     """Schedule a published script (scripters and admins); its runs run as the caller.
 

@@ -15,7 +15,7 @@ from app.services import scripts as scripts_service
 from app.services import versions
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
-from app.web.openapi import Answer, Body, list_of, reply, spec
+from app.web.openapi import LOCATION_HEADER, Answer, Body, list_of, reply, spec
 from app.web.security import require_member
 
 bp = api_blueprint("api_scripts")
@@ -116,7 +116,7 @@ def list_scripts(slug: str, query: paging.Page) -> Answer:
 
 
 @bp.post("/f/<slug>/scripts")
-@spec.validate(resp=reply(HTTP_201=ScriptOut), tags=TAGS)
+@spec.validate(resp=reply(HTTP_201=ScriptOut, sends=(LOCATION_HEADER,)), tags=TAGS)
 def create_script(slug: str, json: ScriptCreate) -> Answer:
     """Create a script (scripters)."""
     member = require_member(slug, Role.scripter)

@@ -12,7 +12,7 @@ from app.services import inputs, versions
 from app.services import scripts as scripts_service
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
-from app.web.openapi import Answer, Query, QueryInt, list_of, reply, spec
+from app.web.openapi import LOCATION_HEADER, Answer, Query, QueryInt, list_of, reply, spec
 from app.web.security import require_member
 
 bp = api_blueprint("api_versions")
@@ -136,7 +136,7 @@ def publish_version(slug: str, script_id: int, number: int) -> Answer:
 
 
 @bp.post("/f/<slug>/scripts/<int:script_id>/duplicate")
-@spec.validate(resp=reply(HTTP_201=ScriptCopy), tags=("scripts",))
+@spec.validate(resp=reply(HTTP_201=ScriptCopy, sends=(LOCATION_HEADER,)), tags=("scripts",))
 def duplicate_script(slug: str, script_id: int) -> Answer:
     """A new unpublished copy of the script's draft (scripters)."""
     member = require_member(slug, Role.scripter)

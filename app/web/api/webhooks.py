@@ -23,7 +23,7 @@ from app.models.webhooks import (
 from app.services import webhook_deliveries, webhook_endpoints, webhook_sending, webhooks
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
-from app.web.openapi import Answer, Body, list_of, reply, spec
+from app.web.openapi import LOCATION_HEADER, Answer, Body, list_of, reply, spec
 from app.web.security import require_member
 from app.web.throttle import send_throttle
 
@@ -197,7 +197,7 @@ def _endpoint(slug: str, endpoint_id: int) -> WebhookEndpoint:
 
 
 @bp.post("/f/<slug>/webhooks")
-@spec.validate(resp=reply(HTTP_201=NewEndpoint), tags=TAGS)
+@spec.validate(resp=reply(HTTP_201=NewEndpoint, sends=(LOCATION_HEADER,)), tags=TAGS)
 def create_endpoint(slug: str, json: EndpointCreate) -> Answer:
     """Register an endpoint for the facility's events (admins). The answer carries the
     signing secret, once."""

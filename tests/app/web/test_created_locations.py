@@ -4,11 +4,12 @@ the lists' `Link`). Both are under the configured PUBLIC_URL, never the request'
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from flask import Flask
+from flask import Flask, Response, request, request_finished
 from flask.testing import FlaskClient
 
 from app.models import Role
@@ -74,6 +75,33 @@ def test_a_run_says_where_to_follow_it_however_it_was_answered(ada: FlaskClient)
     assert rerun.status_code in (200, 201), rerun.get_data(as_text=True)
     assert _followed(ada, rerun, rerun.status_code)["id"] == rerun.get_json()["id"]
     assert rerun.get_json()["id"] != waited.get_json()["id"]
+
+
+def test_the_document_declares_location_where_an_answer_sends_it(
+    app: Flask, ada: FlaskClient
+) -> None:
+    # A generated client reads Location only where the document declares it: every
+    # operation that answered with one above declares it on that answer, and no other does.
+    sent: set[tuple[str, str, str]] = set()
+
+    def record(_sender: Flask, response: Response, **_: Any) -> None:
+        if "Location" in response.headers and request.url_rule is not None:
+            path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", request.url_rule.rule)
+            sent.add((request.method.lower(), path, str(response.status_code)))
+
+    with request_finished.connected_to(record, app):
+        test_each_made_thing_says_where_to_read_it(ada)
+        test_a_run_says_where_to_follow_it_however_it_was_answered(ada)
+    document = app.test_client().get("/api/openapi.json").get_json()
+    declared = {
+        (method, path, status)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for status, answer in operation["responses"].items()
+        if "Location" in answer.get("headers", {})
+    }
+    assert sent <= declared
+    assert {operation[:2] for operation in sent} == {operation[:2] for operation in declared}
 
 
 def test_addresses_come_from_the_public_url_not_the_host_header(

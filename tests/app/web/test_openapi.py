@@ -354,6 +354,32 @@ def test_only_starting_a_run_documents_the_410_of_a_deleted_runs_idempotency_key
     assert (rerun["wait"], rerun["interactive"]) == (run["wait"], run["interactive"])
 
 
+def test_only_starting_a_run_declares_the_replay_marker_beside_its_location(
+    app: Flask,
+) -> None:
+    # A client tells the run it started from one an earlier request under its
+    # Idempotency-Key started by `Idempotent-Replayed`: a generated client reads it only
+    # if the answers declare it, on 200 (ended) and 201 (going on) alike.
+    document = _document(app)
+    marked = {
+        f"{method} {path} {status}": answer["headers"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for status, answer in operation["responses"].items()
+        if "Idempotent-Replayed" in answer.get("headers", {})
+    }
+    assert sorted(marked) == [
+        f"post /api/f/{{slug}}/runs{rerun} {status}"
+        for rerun in ("", "/{run_id}/rerun")
+        for status in ("200", "201")
+    ]
+    for headers in marked.values():
+        assert set(headers) == {"Idempotent-Replayed", "Location"}
+        assert headers["Idempotent-Replayed"]["schema"] == {"type": "string", "enum": ["true"]}
+        assert "absent" in headers["Idempotent-Replayed"]["description"]
+        assert headers["Location"]["schema"] == {"type": "string", "format": "uri"}
+
+
 def _body_fields(document: dict[str, Any], path: str) -> dict[str, Any]:
     """The fields of the JSON body the POST at `path` takes, as the document declares."""
     body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]

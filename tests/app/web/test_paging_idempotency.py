@@ -196,6 +196,21 @@ def test_the_same_key_and_request_give_the_same_run(lab: dict[str, Any]) -> None
     assert _runs() == 3
 
 
+def test_only_a_repeated_request_says_it_is_a_replay(lab: dict[str, Any]) -> None:
+    # As Stripe's: the client could not tell the run it started from one an earlier
+    # request under the key started. The status stays the run's (200: it ended).
+    body = {"source": "result = 6 * 7", "wait": 30}
+    first = _start(lab["bo"], "order-6", body)
+    again = _start(lab["bo"], "order-6", body)
+    clash = _start(lab["bo"], "order-6", {"source": "result = 1"})
+    unkeyed = _start(lab["bo"], None, body)
+    statuses = [a.status_code for a in (first, again, clash, unkeyed)]
+    assert statuses == [200, 200, 409, 200], again.get_json()
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert [a.headers.get("Idempotent-Replayed") for a in (first, clash, unkeyed)] == [None] * 3
+
+
 def test_a_key_reused_with_another_request_is_a_conflict(lab: dict[str, Any]) -> None:
     assert _start(lab["bo"], "order-2", {"source": "result = 1"}).status_code in (200, 201)
     clash = _start(lab["bo"], "order-2", {"source": "result = 2"})
@@ -225,6 +240,7 @@ def test_a_key_outlives_its_deleted_run_and_a_retry_is_told_so(lab: dict[str, An
     # The retry a client sends after a timeout must not run the job a second time.
     retry = _start(lab["bo"], "order-4", body)
     assert retry.status_code == 410, retry.get_json()
+    assert "Idempotent-Replayed" not in retry.headers  # nothing was answered again
     error = retry.get_json()["error"]
     assert error["code"] == "idempotency_key_run_deleted"
     assert error["field"] == "Idempotency-Key"
@@ -273,5 +289,9 @@ def test_concurrent_retries_with_one_key_start_one_run(live: LiveServer) -> None
         answers = list(pool.map(retry, range(6)))
     assert {a.status_code for a in answers} <= {200, 201}, [a.text for a in answers]
     assert len({a.json()["id"] for a in answers}) == 1
+    # The one that started it says nothing; every other (found first, or after losing the
+    # race to insert the key) is a replay.
+    replayed = [a.headers.get("Idempotent-Replayed") for a in answers]
+    assert (replayed.count(None), replayed.count("true")) == (1, len(answers) - 1)
     with live.app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Run)) == 1

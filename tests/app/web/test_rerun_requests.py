@@ -101,6 +101,21 @@ def test_the_same_key_gives_the_first_rerun_and_another_request_a_conflict(
     assert _runs() == before
 
 
+def test_a_retried_rerun_says_it_is_a_replay(clients: dict[str, FlaskClient]) -> None:
+    scripter = clients["scripter"]
+    first = _finished_run(scripter)
+    headers = {"X-CSRF-Token": CSRF, "Idempotency-Key": "rerun-3"}
+    path = f"/api/f/lab/runs/{first['id']}/rerun"
+    started = scripter.post(path, json={"wait": 30}, headers=headers)
+    retried = scripter.post(path, json={"wait": 30}, headers=headers)
+    clash = scripter.post(path, json={"interactive": True}, headers=headers)
+    assert [a.status_code for a in (started, retried, clash)] == [200, 200, 409]
+    assert retried.get_json()["id"] == started.get_json()["id"]
+    assert retried.headers.get("Idempotent-Replayed") == "true"
+    assert "Idempotent-Replayed" not in started.headers
+    assert "Idempotent-Replayed" not in clash.headers
+
+
 def test_a_retried_rerun_whose_run_was_deleted_is_a_410(
     clients: dict[str, FlaskClient],
 ) -> None:
