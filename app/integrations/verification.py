@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 
@@ -36,6 +37,9 @@ class Verdict:
     ok: bool
     status: int | None
     message: str
+    # False when the answer says nothing of the credentials (the check's address is not
+    # found): the person has nothing to retype, the integration's settings are to correct.
+    about_credentials: bool = True
 
 
 def send_as_account(
@@ -130,6 +134,8 @@ def verify_credentials(
     expected = int(spec.get("expected_status") or 200)
     if response.status_code == expected:
         return Verdict(True, response.status_code, f"{name} accepted the credentials")
+    if response.status_code == 404:
+        return _not_found(name, method, response.url)
     # Redacted before it is cut: a secret across the cut would otherwise show its start.
     said = Redactor([*creds.values(), *placed]).text(_in_words(response.text))
     said = said[:_EXCERPT_CHARS].strip()
@@ -138,6 +144,21 @@ def verify_credentials(
         response.status_code,
         f"{name} refused the credentials: it answered HTTP {response.status_code}"
         + (f": {said}" if said else ""),
+    )
+
+
+def _not_found(name: str, method: str, url: str) -> Verdict:
+    """A 404 to the check: its address (base URL and path) is likely wrong, not the typed
+    credentials, and the body is most often the server's HTML "Not Found" page, so it is
+    not quoted. The URL without its query, where a placed key may be."""
+    where = urlsplit(url)._replace(query="", fragment="").geturl()
+    return Verdict(
+        False,
+        404,
+        f"{name} answered HTTP 404 (not found) to the check {method} {where}: its address "
+        "may be wrong rather than the credentials; an admin can correct the integration's "
+        "base URL or verification request in its Settings",
+        about_credentials=False,
     )
 
 

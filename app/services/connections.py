@@ -240,7 +240,7 @@ def connect_with_credentials(
         integration, creds=values, parameters=params, vault=vault, http=http
     )
     if verdict is not None and not verdict.ok:
-        if verdict.status is None:
+        if verdict.status is None or not verdict.about_credentials:
             raise ProviderError(verdict.message)
         # Shown under the first credential field: that is what the person should retype.
         fields_in_form = integration.credential_fields or []

@@ -120,6 +120,35 @@ def test_an_unreachable_provider_is_said_in_words(
     assert _accounts() == []
 
 
+def test_a_check_sent_to_no_such_address_blames_the_address_not_the_key(
+    clients: dict[str, FlaskClient], provider: RealProvider
+) -> None:
+    # The base URL misses the provider's /keyapi: its 404 page says nothing of the key.
+    _integration(clients["admin"], provider, base_url=provider.url)
+    answer = clients["member"].post(
+        "/api/f/lab/integrations/keyed/accounts",
+        json={"fields": {"api_key": PLAIN_KEY}},
+        headers=HEADERS,
+    )
+    assert answer.status_code == 502
+    error = answer.get_json()["error"]
+    assert error["code"] == "provider_error"
+    assert "field" not in error  # nothing to retype in the key's field
+    assert error["message"] == (
+        f"Keyed API answered HTTP 404 (not found) to the check GET {provider.url}/me: its "
+        "address may be wrong rather than the credentials; an admin can correct the "
+        "integration's base URL or verification request in its Settings"
+    )
+    assert _accounts() == []
+    tested = clients["admin"].post(
+        "/api/f/lab/integrations/keyed/test",
+        json={"fields": {"api_key": PLAIN_KEY}},
+        headers=HEADERS,
+    ).get_json()
+    assert tested["ok"] is False and tested["status"] == 404
+    assert "<" not in tested["message"]  # not the server's HTML Not Found page
+
+
 def test_test_connection_uses_typed_credentials_or_the_master_account(
     clients: dict[str, FlaskClient], provider: RealProvider
 ) -> None:
