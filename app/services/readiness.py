@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.errors import ValidationError
 from app.integrations.resolution import (
     MASTER_NEEDS_REAUTH,
     NEEDS_REAUTH,
@@ -20,26 +21,48 @@ from app.integrations.resolution import (
 from app.models import Integration
 from app.services import source_checks
 from app.services.context import MemberContext
-from sandbox import Call
+from sandbox import Call, SourceCheck
 
 
 def referenced_calls(source: str) -> list[Call]:
     """The distinct literal integration calls of a script, in order of appearance (read in
     a sandbox worker; none when it does not parse). A ValidationError in words when the
     source took too long to read."""
+    return list(_checked(source).calls)
+
+
+def _checked(source: str) -> SourceCheck:
     if not source_checks.may_call_integrations(source):
-        return []
+        return SourceCheck()
     found = source_checks.check_source(source)
     source_checks.refuse_if_too_slow(found)
-    return list(found.calls)
+    return found
+
+
+def _refuse_unread_calls(found: SourceCheck) -> None:
+    """A ValidationError (field `source`, its line) when the source does not compile and
+    no call of it could be read: the panel would otherwise say "This script calls no
+    integration" of a half-typed script whose calls are unknown."""
+    problem = found.error
+    if problem is None or found.calls:
+        return
+    where = f"line {problem.line}: " if problem.line else ""
+    raise ValidationError(
+        f"This script does not compile ({where}{problem.message}): the integrations it"
+        " calls are listed once it does",
+        field="source",
+        line=problem.line,
+    )
 
 
 def integration_readiness(
     session: Session, member: MemberContext, source: str
 ) -> list[dict[str, Any]]:
     """For each call a script names: the account it would use, or what will happen instead."""
+    found = _checked(source)
+    _refuse_unread_calls(found)
     result = []
-    for call in referenced_calls(source):
+    for call in found.calls:
         integration = session.scalar(
             select(Integration).where(
                 Integration.facility_id == member.facility.id, Integration.key == call.key

@@ -81,6 +81,23 @@ def test_valid_sources_publish_and_broken_ones_are_refused_naming_their_line(
     assert (status, [item["key"] for item in ready]) == (200, ["github"])
 
 
+def test_readiness_of_a_source_that_does_not_parse_says_so_not_that_it_calls_nothing(
+    scripter: FlaskClient,
+) -> None:
+    # Half typed: its call cannot be read, so the editor must not say it calls no integration.
+    status, refused = call(
+        scripter, "POST", "/readiness", {"source": "x = 1\n" + CALLS_GITHUB.replace(")", "")}
+    )
+    assert status == 400, refused
+    error = refused["error"]
+    assert (error["field"], error["line"]) == ("source", 2)
+    assert error["message"].startswith("This script does not compile (line 2: Syntax")
+    assert error["message"].endswith(": the integrations it calls are listed once it does")
+    # One that parses but breaks a sandbox rule still lists the calls it names.
+    status, ready = call(scripter, "POST", "/readiness", {"source": CALLS_GITHUB + "_x = 1\n"})
+    assert (status, [item["key"] for item in ready]) == (200, ["github"])
+
+
 def test_a_source_past_the_compile_limit_is_refused_in_words(
     app: Flask, scripter: FlaskClient
 ) -> None:
@@ -159,6 +176,8 @@ def test_an_integrations_dependents_name_a_script_too_slow_to_read(app: Flask) -
     for name, source in (
         ("Calls it", CALLS_GITHUB),
         ("Calls another", "integrations.get('slack', '/')"),
+        # Its calls cannot be read: not named (the editor's readiness says it does not compile).
+        ("Does not parse", "integrations.get('slack', '/'"),
         ("Too slow to read", slow_to_compile(MAX_SOURCE_BYTES).replace("github", "gh")),
     ):
         status, _ = call(
