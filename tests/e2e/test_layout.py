@@ -326,13 +326,9 @@ def test_a_page_opened_at_another_address_says_where_live_updates_work(
     page.context.close()
 
 
-@pytest.mark.parametrize("width", [1280, 375])
-def test_the_editors_side_card_holds_its_tables_after_a_run_with_a_long_call(
-    browser: Any, live_lab: tuple[LiveServer, int], width: int
-) -> None:
-    """The Integration calls table has six columns in the narrow side card: it fits, and a
-    call's long path wraps instead of making the card scroll sideways."""
-    live, script_id = live_lab
+def connect_keyed_master(live: LiveServer) -> None:
+    """A master account for `keyed`, whose address nothing listens at: a call is logged
+    (not reached), then the run fails."""
     with live.app.app_context():
         session = db.session()
         integration = session.scalar(select(Integration).where(Integration.key == "keyed"))
@@ -342,6 +338,16 @@ def test_the_editors_side_card_holds_its_tables_after_a_run_with_a_long_call(
             fields={"api_key": "unused"}, parameters={}, vault=extensions.vault())
         session.commit()
         db.session.remove()
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_editors_side_card_holds_its_tables_after_a_run_with_a_long_call(
+    browser: Any, live_lab: tuple[LiveServer, int], width: int
+) -> None:
+    """The Integration calls table has six columns in the narrow side card: it fits, and a
+    call's long path wraps instead of making the card scroll sideways."""
+    live, script_id = live_lab
+    connect_keyed_master(live)
     page = signed_in(browser, live, "ada@example.com", width=width)
     page.goto(f"{live.url}/f/lab/editor/{script_id}")
     page.click("#run-script")
@@ -353,6 +359,26 @@ def test_the_editors_side_card_holds_its_tables_after_a_run_with_a_long_call(
                          " return [s.scrollWidth, s.clientWidth]; })()")
     assert side[0] <= side[1], f"the side card scrolls sideways at {width}px: {side}"
     fits(page, f"editor-calls-{width}")
+    page.context.close()
+
+
+def test_a_run_pages_call_card_on_a_phone_leaves_out_a_wait_it_had_not(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    """As the call log's cards do: a call that waited for no sign-in shows no empty
+    "Sign-in wait ms" line on a phone."""
+    live, script_id = live_lab
+    connect_keyed_master(live)
+    page = signed_in(browser, live, "ada@example.com", width=375)
+    page.goto(f"{live.url}/f/lab/editor/{script_id}")
+    page.click("#run-script")
+    page.locator("#run-calls tbody tr").first.wait_for(timeout=30000)
+    page.goto(f"{live.url}{page.locator('#run-link').get_attribute('href')}")
+    call = page.locator(".calls-table tbody tr").first
+    assert call.locator("td[data-label='Call ms']").is_visible()
+    assert call.locator(".wait-ms").inner_text() == ""
+    assert not call.locator(".wait-ms").is_visible()
+    fits(page, "run-call-card-375")
     page.context.close()
 
 
