@@ -15,6 +15,9 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+# How a size is worded has one owner, the sandbox's: stdlib only, so every layer may use it.
+from sandbox import size_in_words
+
 
 class AppError(Exception):
     """Base of every error the app raises on purpose."""
@@ -278,8 +281,14 @@ class QuotaExceeded(AppError):
 
 
 def too_large_message(limit: int) -> str:
-    """What a 413 says: the limit in words."""
-    return f"the request is larger than the {limit} bytes this server accepts"
+    """What a 413 says: the limit as people read it ("1 MiB", not 1048576 bytes) and what
+    to do. It is said before the body is read (a program's JSON or a page's form alike), so
+    it names both ways of sending less."""
+    size = size_in_words(limit)
+    return (
+        f"the request is larger than {size}, the most this server accepts: send less than "
+        f"{size} (a smaller JSON body, or less text in the form)"
+    )
 
 
 def _wants_json() -> bool:

@@ -24,6 +24,7 @@ from sandbox.limits import (
     Limits,
     RunResult,
     ScriptError,
+    size_in_words,
     source_size_error,
     trace_from_data,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "SourceCheck",
     "compile_script",
     "refuse_all_calls",
+    "size_in_words",
     "source_size_error",
     "trace_from_data",
 ]

@@ -17,6 +17,8 @@ from typing import Any
 
 import requests
 
+from sandbox import size_in_words
+
 KIB = 1024
 MIB = 1024 * KIB
 _CHUNK = 64 * KIB  # what a read of "the rest" is split into, so it is counted as it comes
@@ -28,15 +30,6 @@ def current_cap() -> BodyCap | None:
     """The BodyCap of the `with cap:` block this thread is in, if any."""
     found: BodyCap | None = getattr(_local, "cap", None)
     return found
-
-
-def size_in_words(size: int) -> str:
-    """A byte count as people write it: "1 MiB", "256 KiB", "1000 bytes"."""
-    if size >= MIB and size % MIB == 0:
-        return f"{size // MIB} MiB"
-    if size >= KIB and size % KIB == 0:
-        return f"{size // KIB} KiB"
-    return f"{size} bytes"
 
 
 class AnswerTooLarge(requests.exceptions.RequestException):

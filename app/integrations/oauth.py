@@ -27,6 +27,7 @@ from requests_oauthlib import OAuth2Session
 from app.integrations import body_caps, deadlines, transport
 from app.integrations.destinations import fill_parameters
 from app.integrations.redaction import Redactor
+from sandbox import size_in_words
 
 # Providers may grant fewer or other scopes than asked; that is their call, not an error.
 os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
@@ -194,7 +195,7 @@ def _endpoint_call(endpoint: str, timeout: float) -> Iterator[None]:
     except body_caps.AnswerTooLarge as exc:
         raise OAuthProviderError(
             "invalid_response",
-            f"the {endpoint}'s answer is larger than {body_caps.size_in_words(exc.limit)}",
+            f"the {endpoint}'s answer is larger than {size_in_words(exc.limit)}",
         ) from None
     except requests.RequestException as exc:
         if transport.refused_address(exc) is not None:

@@ -22,7 +22,7 @@ from app.integrations.placements import place_credentials, placed_secrets, place
 from app.integrations.redaction import Redactor
 from app.integrations.vault import Vault
 from app.models import Integration
-from sandbox import HostCallError
+from sandbox import HostCallError, size_in_words
 
 VERIFY_TIMEOUT_S = 10.0
 # A check's answer is a status and a little JSON; a who-am-I's (identity.py) is one record.
@@ -118,7 +118,7 @@ def verify_credentials(
         return Verdict(
             False,
             None,
-            f"{name}'s answer to the check is larger than {body_caps.size_in_words(exc.limit)}, "
+            f"{name}'s answer to the check is larger than {size_in_words(exc.limit)}, "
             f"so the check was stopped; its request ({method} {path}) should ask for something "
             "small, such as the account's own profile",
         )

@@ -23,6 +23,7 @@ from app.config import parse_network_allow
 from app.integrations import body_caps, identity, oauth, verification
 from app.integrations.transport import guarded_session
 from app.models import Integration
+from sandbox import size_in_words
 from tests.app.test_outbound_deadline import WAIT_S, Trickler
 from tests.conftest import create_facility, create_integration
 
@@ -44,7 +45,7 @@ FLOODS = {
 
 def test_the_calls_here_are_capped_at_one_mib() -> None:
     assert verification.VERIFY_MAX_BYTES == oauth.ENDPOINT_ANSWER_MAX_BYTES == CAP
-    assert body_caps.size_in_words(CAP) == "1 MiB"
+    assert size_in_words(CAP) == "1 MiB"
 
 
 class Flood(Trickler):

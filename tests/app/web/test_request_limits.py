@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import socket
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +12,7 @@ from limits import parse
 from sqlalchemy import select
 
 from app import db
-from app.errors import ValidationError
+from app.errors import ValidationError, too_large_message
 from app.models import ApiToken, Facility, Role, Run, Script, User
 from app.services import scripts
 from app.services.context import MemberContext
@@ -44,9 +45,34 @@ def test_a_large_json_body_is_refused_with_413_in_the_json_error_shape(site: Sit
     response = site.ada.api("POST", "/api/tokens", json={"name": "x" * (2 * MIB)})
     assert response.status_code == 413
     error = response.json()["error"]
-    assert error["code"] == "request_too_large" and str(MIB) in error["message"]
+    assert error == {
+        "code": "request_too_large",
+        "message": "the request is larger than 1 MiB, the most this server accepts: send "
+        "less than 1 MiB (a smaller JSON body, or less text in the form)",
+    }
     with site.live.app.app_context():
         assert db.session.query(ApiToken).count() == 0
+
+
+def test_a_large_page_form_is_refused_on_a_page_that_says_the_size_and_what_to_do(
+    site: Site,
+) -> None:
+    # A browser's form (no JSON asked for) gets the error page, in the same words.
+    response = site.ada.post_form("/settings/password", {"password": "x" * (2 * MIB)})
+    assert response.status_code == 413
+    assert response.headers["Content-Type"].startswith("text/html")
+    page = html.unescape(response.text)
+    said = "The request is larger than 1 MiB, the most this server accepts: send less than 1 MiB"
+    assert said in page
+    assert str(MIB) not in response.text
+
+
+@pytest.mark.parametrize(
+    ("limit", "size"), [(MIB, "1 MiB"), (256 * 1024, "256 KiB"), (1_500_000, "1500000 bytes")]
+)
+def test_the_limit_is_said_as_people_read_it(limit: int, size: str) -> None:
+    assert too_large_message(limit).startswith(f"the request is larger than {size}, ")
+    assert f"send less than {size} " in too_large_message(limit)
 
 
 def test_a_body_just_under_the_limit_is_read_whole(site: Site) -> None:
