@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from app.errors import InvalidFields, ValidationError
 from app.integrations import catalog_entry
 from app.integrations.catalog_calls import whoami_dict
-from app.integrations.catalog_reader import EntryProblems
+from app.integrations.catalog_reader import CatalogError, EntryProblems
 from app.integrations.catalog_validation import validate_entry
 from app.integrations.transport import private_literal, secure_url
 
@@ -41,6 +41,30 @@ COLUMNS = (
     "verify",
     "whoami",
 )
+
+# What an empty field of the integration forms says: the field, what to put in it, and what
+# it is for. One owner for the create form (the key) and for both it and the Settings form
+# (the name and the base URL); the catalog's own "name: is required" says neither.
+EMPTY_FIELDS = {
+    "key": "give the integration a key (letters and digits, starting with a letter): scripts"
+    " name it in their calls",
+    "name": f"give the integration a name (up to {catalog_entry.MAX_NAME_LENGTH} characters):"
+    " it is what people see when they connect an account to it",
+    "base_url": "give the integration a base URL (such as https://api.example.com/v1): the"
+    " paths scripts call are sent under it",
+}
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _field_problem(problem: CatalogError, raw: Mapping[str, Any]) -> ValidationError:
+    """A validator's problem as a form hears it: an empty field it asks for by name, what
+    to put there and why (EMPTY_FIELDS); any other problem named by its path."""
+    if problem.path in EMPTY_FIELDS and _blank(raw.get(problem.path)):
+        return ValidationError(EMPTY_FIELDS[problem.path], field=problem.path)
+    return ValidationError(f"{problem.path}: {problem.problem}", field=problem.field or "key")
 
 
 def entry_to_columns(entry: catalog_entry.CatalogEntry) -> dict[str, Any]:
@@ -116,12 +140,7 @@ def validated(key: str, values: Mapping[str, Any]) -> dict[str, Any]:
     except EntryProblems as exc:
         # The validator names each field as data; the messages drop the catalog's entry
         # prefix, which means nothing to someone filling in a form.
-        raise InvalidFields.of(
-            [
-                ValidationError(f"{p.path}: {p.problem}", field=p.field or "key")
-                for p in exc.problems
-            ]
-        ) from None
+        raise InvalidFields.of([_field_problem(p, raw) for p in exc.problems]) from None
     columns = entry_to_columns(entry)
     for column in private:
         if column in catalog_entry.fields_for_mode(entry.auth_mode):
@@ -191,9 +210,7 @@ def custom_key(fields: Mapping[str, Any]) -> str:
     letter, within the catalog's length limit."""
     key = (optional_text(fields, "key") or "").strip()
     if not key:
-        raise ValidationError(
-            "give the integration a key (letters and digits, starting with a letter): scripts"
-            " name it in their calls", field="key")
+        raise ValidationError(EMPTY_FIELDS["key"], field="key")
     if not key.isalnum() or not key.isascii() or not key[0].isalpha():
         raise ValidationError(
             "the key must be letters and digits, starting with a letter", field="key"

@@ -64,6 +64,17 @@ def test_an_admin_adds_and_edits_a_key_catalog_entry(
     shot(page, f"management-{catalog_key}-edited")
 
 
+# What an empty Name and Base URL say under them, on the create and the Settings form alike.
+NAME_ASKED = (
+    f"give the integration a name (up to {MAX_NAME_LENGTH} characters): it is what people see"
+    " when they connect an account to it"
+)
+BASE_URL_ASKED = (
+    "give the integration a base URL (such as https://api.example.com/v1): the paths scripts"
+    " call are sent under it"
+)
+
+
 def new_keyed_form(page: Any, live: LiveServer) -> Any:
     """The new custom integration form with a good key, name, auth mode and base URL."""
     page.goto(f"{live.url}/f/lab/manage/integrations/new")
@@ -112,7 +123,7 @@ def test_every_wrong_field_of_the_custom_form_shows_after_one_submit(
 
     assert slot("key") == "the key must be letters and digits, starting with a letter"
     # Under its field a message does not name the field again (the API's does).
-    assert slot("name") == "This field is required"
+    assert slot("name") == NAME_ASKED
     assert slot("base_url") == "Must be an https URL"
     assert slot("placements").startswith("Say where the credential goes")
     assert form.locator(".form-error").is_hidden()
@@ -158,6 +169,37 @@ def test_a_malformed_url_on_the_settings_form_shows_under_base_url(
     )
     assert settings.locator(".form-error").is_hidden()
     assert settings.locator(".form-ok").is_hidden()
+
+
+def test_empty_name_and_base_url_are_asked_for_under_them_on_the_settings_form(
+    admin_page: Any, live: LiveServer
+) -> None:
+    """The Settings form left them to the browser's "Please fill out this field", one field
+    at a time and in the browser's words; the page now says what each needs, as the
+    new-integration form does (`required` stays: it still marks them as needed)."""
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/new")
+    entry = page.locator(".catalog-entry[data-key=openai]")
+    entry.locator("summary").click()
+    entry.locator("button[type=submit]").click()
+    page.wait_for_url("**/manage/integrations/openai")
+    settings = page.locator("#integration-settings")
+    assert settings.locator("[name=name]").get_attribute("required") is not None
+    settings.locator("[name=name]").fill("")
+    settings.locator("[name=base_url]").fill("  ")
+    settings.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => ['name', 'base_url'].every(field => document.querySelector("
+        "`#integration-settings .field-error[data-for=${field}]`).textContent !== '')"
+    )
+
+    def slot(field: str) -> str:
+        return str(settings.locator(f'.field-error[data-for="{field}"]').inner_text())
+
+    assert (slot("name"), slot("base_url")) == (NAME_ASKED, BASE_URL_ASKED)
+    assert settings.locator(".form-ok").is_hidden()
+    assert _stored_name(live, "openai") == "OpenAI"
+    shot(page, "management-settings-empty-fields")
 
 
 def test_the_forms_state_and_enforce_the_length_limits(admin_page: Any, live: LiveServer) -> None:

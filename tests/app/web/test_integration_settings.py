@@ -85,6 +85,15 @@ OAUTH: dict[str, Any] = {
 }
 LONG_KEY = "k" * (MAX_KEY_LENGTH + 1)
 LONG_NAME = "n" * (MAX_NAME_LENGTH + 1)
+# What an empty name and base URL are told, on the create and the edit alike.
+NAME_ASKED = (
+    f"give the integration a name (up to {MAX_NAME_LENGTH} characters): it is what people see"
+    " when they connect an account to it"
+)
+BASE_URL_ASKED = (
+    "give the integration a base URL (such as https://api.example.com/v1): the paths scripts"
+    " call are sent under it"
+)
 
 # (base body, field, malformed value): each must be a 400 naming exactly that field.
 MALFORMED = [
@@ -185,7 +194,7 @@ def test_a_custom_integration_with_several_wrong_fields_hears_of_each_at_once(
     messages = {problem["field"]: problem["message"] for problem in error["errors"]}
     assert messages == {
         "key": "the key must be letters and digits, starting with a letter",
-        "name": "name: must be a non-empty string",
+        "name": NAME_ASKED,
         "base_url": "base_url: must be an https URL",
         "token_url": "token_url: required for OAuth2 authorization code sign-in (auth_mode oauth2)",
         "scopes": "scopes: scope 'read write' is empty or holds whitespace or separator",
@@ -448,6 +457,23 @@ def test_only_an_authorization_code_integration_shows_a_redirect_uri(admin: Flas
         page = admin.get(f"/f/lab/manage/integrations/{key}").get_data(as_text=True)
         shown[mode] = 'id="redirect-uri"' in page
     assert shown == {"oauth2": True, "oauth2_client_credentials": False}
+
+
+@pytest.mark.parametrize("blank", [None, "", "   "])
+def test_an_empty_name_and_base_url_are_asked_for_by_name_on_create_and_edit(
+    admin: FlaskClient, blank: Any
+) -> None:
+    """They said "name: is required" (a page: "This field is required"), while an empty key
+    said what a key is and what it is for; a blank field is asked for alike on either form."""
+    made = _create(admin, {**KEYED, "name": blank, "base_url": blank})
+    assert made.status_code == 400, made.get_json()
+    problems = {p["field"]: p["message"] for p in made.get_json()["error"]["errors"]}
+    assert problems == {"name": NAME_ASKED, "base_url": BASE_URL_ASKED}
+    assert _create(admin, KEYED).status_code == 201
+    edited = _patch(admin, "keyed", {"name": blank, "base_url": blank})
+    assert edited.status_code == 400, edited.get_json()
+    problems = {p["field"]: p["message"] for p in edited.get_json()["error"]["errors"]}
+    assert problems == {"name": NAME_ASKED, "base_url": BASE_URL_ASKED}
 
 
 def test_an_empty_key_is_asked_for_not_called_malformed(admin: FlaskClient) -> None:
