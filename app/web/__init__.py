@@ -118,6 +118,7 @@ def register_blueprints(app: Flask) -> None:
         trigger_mark=wording.trigger_mark,
         call_error_in_words=wording.call_error_in_words,
         account_in_words=wording.account_in_words,
+        no_calls_in_words=wording.no_calls_in_words,
         run_wording=wording.for_the_browser,
     )
     app.jinja_env.filters["field_label"] = field_label

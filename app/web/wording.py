@@ -132,6 +132,9 @@ ADMIN_REASONS = frozenset({"no_master_account", "master_needs_reauth"})
 # Where members connect their own accounts: pages link it where the words name it (the
 # words for ADMIN_REASONS never do).
 SETTINGS_PLACE = "Settings → Integrations"
+# A run with no integration call to list, as its page and the editor's run panel say it
+# (no_calls_in_words; the run page says " yet" while it goes on).
+NO_CALLS = "This run made no integration calls"
 FALLBACK = "The script failed. Tell a scripter what you were doing; they can see the details."
 
 
@@ -161,6 +164,11 @@ def account_in_words(kind: str | None, *, whose: str) -> str:
         return "the facility's account"
     label = kind.removeprefix("label:") if kind.startswith("label:") else ""
     return f"{whose} account “{label}”" if label else f"{whose} account"
+
+
+def no_calls_in_words(*, final: bool) -> str:
+    """A run with no integration call to list, in words ("... yet" while it goes on)."""
+    return f"{NO_CALLS}{'' if final else ' yet'}."
 
 
 def skip_in_words(reason: str) -> str:

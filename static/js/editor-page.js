@@ -182,7 +182,7 @@ function attach(started) {
     $("cancel-run").hidden = true; currentRun = null;
     const error = message.run.error;
     if (error && error.line) editor.markError(error.line, `${error.code}: ${error.message}`);
-    showCalls(started.id);
+    showCalls(started.id, message.run.calls);
     loadHistory();
     loadStore();  // the run may have changed the store
     refreshReadiness();
@@ -223,15 +223,29 @@ async function resume() {
   catchUpSoon(going.id, Number(page.dataset.storeMs || 2000) + 500);
 }
 
-async function showCalls(runId) {
+// The calls of a run that ended, as the run page lists them; a run that made none (`made`,
+// its count, counts integrations.require too) says so in the run page's words (data-none).
+// Each cell is labelled with its column's heading: on a phone a call is a card of labelled
+// lines, as in the call log.
+async function showCalls(runId, made) {
   const calls = await api("GET", `/api/f/${slug}/runs/${runId}/calls`);
-  $("run-calls").querySelector("tbody").replaceChildren(...calls.map((call) => el("tr", {},
-    el("td", { text: call.method }), el("td", { class: "mono", text: call.path }),
-    // In words, as the run page and the call log say them, with the code in the title.
-    el("td", { text: call.status ?? (call.error ? callErrorWords(call.error) : ""), title: call.status == null ? call.error : null }),
-    el("td", { text: accountWords(call.account), title: call.account }),
-    el("td", { text: call.duration_ms == null ? "" : String(Math.round(call.duration_ms)) }),
-    el("td", { text: call.wait_ms == null ? "" : String(Math.round(call.wait_ms)) }))));
+  const table = $("run-calls");
+  const labels = [...table.tHead.rows[0].cells].map((th) => th.textContent);
+  if (!calls.length && !made) {
+    table.tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: labels.length, class: "muted", "data-label": "", text: table.dataset.none })));
+    return;
+  }
+  table.tBodies[0].replaceChildren(...calls.map((call) => {
+    const tr = el("tr", {},
+      el("td", { class: "mono", text: `${call.method} ${call.path}` }),
+      // In words, as the run page and the call log say them, with the code in the title.
+      el("td", { class: "call-status", text: call.status ?? (call.error ? callErrorWords(call.error) : ""), title: call.status == null ? call.error : null }),
+      el("td", { text: accountWords(call.account), title: call.account }),
+      el("td", { text: call.duration_ms == null ? "" : String(Math.round(call.duration_ms)) }),
+      el("td", { text: call.wait_ms == null ? "" : String(Math.round(call.wait_ms)) }));
+    [...tr.cells].forEach((td, i) => td.setAttribute("data-label", labels[i]));
+    return tr;
+  }));
 }
 
 let readinessTimer = null;

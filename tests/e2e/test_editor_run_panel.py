@@ -22,6 +22,7 @@ pytestmark = pytest.mark.browser
 # call is logged with an error and the facility's account.
 UNREACHED = 'integrations.get("keyed", "/unreached", account="master")\n'
 SPINNER = 'print("spinning")\nwhile True:\n    pass\n'
+QUIET = 'print("no calls")\n'
 
 
 @pytest.fixture
@@ -38,7 +39,8 @@ def live_lab(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, int]]]:
             session.commit()
             db.session.remove()
         ids = {name: add_script(live, name=name, source=source)
-               for name, source in (("Unreached", UNREACHED), ("Spinner", SPINNER))}
+               for name, source in (("Unreached", UNREACHED), ("Spinner", SPINNER),
+                                    ("Quiet", QUIET))}
         yield live, ids
 
 
@@ -53,7 +55,7 @@ def test_the_calls_table_says_errors_and_accounts_in_words_with_their_codes_in_t
     page.click("#run-script")
     row = page.locator("#run-calls tbody tr", has_text="/unreached")
     row.wait_for(timeout=30000)
-    status, account = row.locator("td").nth(2), row.locator("td").nth(3)
+    status, account = row.locator("td").nth(1), row.locator("td").nth(2)
     assert (status.inner_text(), status.get_attribute("title")) == (
         "not reached", "integration_unavailable"
     )
@@ -105,4 +107,24 @@ def test_the_history_lists_the_run_started_here_while_it_goes_on(
     page.click("#cancel-run")
     history.locator("tr", has_text="cancelled").wait_for(timeout=30000)
     assert history.locator("tr").count() == 1
+    page.context.close()
+
+
+def test_a_run_that_made_no_calls_says_so_in_the_run_pages_words(
+    browser: Any, live_lab: tuple[LiveServer, dict[str, int]]
+) -> None:
+    """The Integration calls table showed its header row alone after a run that made no
+    call: it says so, in the words the run's page says it with."""
+    live, ids = live_lab
+    page = signed_in(browser, live, "sam@example.com")
+    page.goto(f"{live.url}/f/lab/editor/{ids['Quiet']}")
+    page.click("#run-script")
+    page.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)
+    said = page.locator("#run-calls tbody tr")
+    said.first.wait_for()
+    assert said.count() == 1
+    words = said.inner_text().strip()
+    page.goto(f"{live.url}{page.locator('#run-link').get_attribute('href')}")
+    assert words == "This run made no integration calls."
+    page.get_by_text(words, exact=True).wait_for()
     page.context.close()

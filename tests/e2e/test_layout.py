@@ -362,6 +362,38 @@ def test_the_editors_side_card_holds_its_tables_after_a_run_with_a_long_call(
     page.context.close()
 
 
+def test_the_editors_call_path_reads_in_lines_at_a_desktop_and_as_a_card_on_a_phone(
+    browser: Any, live_lab: tuple[LiveServer, int]
+) -> None:
+    """At 1280px the side card's six columns left the call's path about a sixth of the
+    table, a few characters a line; on a phone the table stayed a table, where the run
+    page's and the call log's become a card per call (table.stacked)."""
+    live, script_id = live_lab
+    connect_keyed_master(live)
+    measure = ("(() => { const td = document.querySelector('#run-calls tbody td.mono');"
+               " return [td.getBoundingClientRect().width,"
+               " td.closest('table').getBoundingClientRect().width]; })()")
+    for width in (1280, 375):
+        page = signed_in(browser, live, "ada@example.com", width=width)
+        page.goto(f"{live.url}/f/lab/editor/{script_id}")
+        page.click("#run-script")
+        call = page.locator("#run-calls tbody tr").first
+        call.wait_for(timeout=30000)
+        cell, table = page.evaluate(measure)
+        if width == 1280:
+            assert cell >= table / 4, f"the path has {cell:.0f}px of a {table:.0f}px table"
+            assert page.locator("#run-calls thead").is_visible()
+        else:
+            assert page.locator("#run-calls thead").is_hidden()
+            assert cell >= table * 0.8, f"the path has {cell:.0f}px of a {table:.0f}px card"
+            labels = call.locator("td").evaluate_all(
+                "cells => cells.map((td) => getComputedStyle(td, '::before').content)")
+            assert labels[:3] == ['"Request"', '"Status"', '"Account"']
+            assert not call.locator("td").last.is_visible()  # it waited for no sign-in
+        shot(page, f"editor-call-{width}")
+        page.context.close()
+
+
 def test_a_run_pages_call_card_on_a_phone_leaves_out_a_wait_it_had_not(
     browser: Any, live_lab: tuple[LiveServer, int]
 ) -> None:
