@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound, ValidationError
 from app.models import Script, StoreEntry
 from app.models._types import UNSTORABLE_TEXT, utcnow
+from sandbox import size_in_words
 
 MAX_KEY_CHARS = 200
 MAX_VALUE_BYTES = 64 * 1024
@@ -89,7 +90,7 @@ def encode_value(value: Any) -> tuple[str, int]:
         ) from None
     if size > MAX_VALUE_BYTES:
         raise StoreRefused(
-            f"a stored value may be at most {MAX_VALUE_BYTES // 1024} KiB of JSON; this"
+            f"a stored value may be at most {size_in_words(MAX_VALUE_BYTES)} of JSON; this"
             f" one is {size} bytes: keep a smaller value, or split it over several keys"
         )
     if _deeper_than(value, MAX_DEPTH):
