@@ -316,6 +316,11 @@ def test_the_label_field_says_which_characters_the_server_takes(
     assert allowed == "letters A-Z and a-z (no accents), digits, spaces, '.', '-' and '_'"
     page = html.unescape(admin.get("/settings/integrations").get_data(as_text=True))
     assert f"A label: up to {MAX_LABEL_LENGTH} {allowed}." in page
+    # A labelled account is not the one `account="user"` (or a call naming none) takes.
+    assert (
+        "Leave it empty for your default account, the one scripts use unless they name a label."
+        in page
+    )
 
 
 def test_the_same_key_added_twice_at_once_is_a_409_not_a_500(
