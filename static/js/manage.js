@@ -203,8 +203,15 @@ if (integrationPage) {
     for (const input of masterForm.querySelectorAll("input")) {
       if (input.name.startsWith("param_")) parameters[input.name.slice(6)] = input.value; else fields[input.name] = input.value;
     }
-    try { await api("POST", `${base}/master`, { fields, parameters }); location.reload(); }
-    catch (error) { fieldError(masterForm, error); }
+    // Replacing an active master's credentials (the form folded under "Replace credentials")
+    // says so after the reload, which shows the account's new identity; a refused key stays
+    // on the form, and the account keeps the credentials it had.
+    const replacing = masterForm.closest("details.replace-master");
+    try {
+      await api("POST", `${base}/master`, { fields, parameters });
+      if (replacing) toastAfterReload("The master account's credentials were replaced.");
+      location.reload();
+    } catch (error) { fieldError(masterForm, error); }
   });
   // Only the fields changed are sent: the rest, the write-only secret and default values
   // included, stay as saved. Changes to what the rest of the page shows (the test form, the

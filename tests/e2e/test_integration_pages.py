@@ -7,14 +7,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from flask import request
 from sqlalchemy.orm import Session
 
 from app import db, extensions
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
 from app.integrations.catalog_entry import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from app.integrations.defaults import defaults_of
-from app.models import Facility, Integration, Role
-from app.services import integrations_admin
+from app.models import Account, Facility, Integration, Role, Script
+from app.services import connections, integrations_admin
 from app.testing import LiveServer
 from tests.conftest import (
     add_member,
@@ -25,6 +26,7 @@ from tests.conftest import (
 )
 from tests.e2e.conftest import shot
 from tests.e2e.people import admin_of_lab, lab_oauth_provider, signed_in
+from tests.e2e.test_grant_journeys import run_result, run_script
 
 pytestmark = pytest.mark.browser
 
@@ -270,6 +272,89 @@ def test_a_wrong_master_key_is_refused_and_test_connection_says_why(
     test_form.locator("button[type=submit]").click()
     page.wait_for_function("() => document.querySelector('#test-result').className === 'ok'")
     assert "master account" in page.locator("#test-result").inner_text()
+
+
+SENDS_WITH_MASTER = 'result = integrations.get("keyed", "/echo", account="master").status\n'
+
+
+def _recording_keys(provider_app: Any) -> list[str]:
+    """The X-API-Key of each call to the provider's /keyapi/echo, in order (a run's result
+    cannot show it: the broker redacts the key out of what the script reads)."""
+    sent: list[str] = []
+
+    @provider_app.before_request
+    def record() -> None:
+        if request.path == "/keyapi/echo":
+            sent.append(request.headers.get("X-API-Key", ""))
+
+    return sent
+
+
+def _master_as_stored(live: LiveServer) -> tuple[int, int, dict[str, str]]:
+    """The master account's id, version and (decrypted) credentials."""
+    with live.app.app_context():
+        account = db.session.query(Account).filter_by(owner_kind="master").one()
+        stored = (account.id, account.version,
+                  extensions.vault().decrypt_json(account.credentials_enc))
+        db.session.remove()
+        return stored
+
+
+def test_an_admin_replaces_the_master_key_without_disconnecting(
+    admin_page: Any, live: LiveServer
+) -> None:
+    """A rotated key replaces the active master's in place: a refused one is said on the form
+    and the old key stays in use; an accepted one keeps the account, one version on."""
+    provider_app = create_provider_app(
+        ProviderConfig(api_keys={"old-key-11": None, "new-key-22": None}))
+    sent = _recording_keys(provider_app)
+    with serve_in_thread(provider_app) as provider:
+        with live.app.app_context():
+            session = db.session()
+            lab = session.query(Facility).filter_by(slug="lab").one()
+            integration = integrations_admin.create_custom(
+                session, facility=lab, fields=keyed_api_fields(
+                    provider.url, verify={"method": "GET", "path": "/me", "expected_status": 200}))
+            connections.connect_with_credentials(
+                session, integration=integration, owner="master", user_id=None, label="",
+                fields={"api_key": "old-key-11"}, parameters={}, vault=extensions.vault(),
+                http=extensions.outbound())
+            session.add(Script(facility_id=lab.id, name="Sends the key", source=SENDS_WITH_MASTER,
+                               published=True))
+            session.commit()
+            db.session.remove()
+        account_id, version, credentials = _master_as_stored(live)
+        page = admin_page
+        page.goto(f"{live.url}/f/lab/manage/integrations/keyed")
+        replace = page.locator("details.replace-master")
+        form = replace.locator("#master-credentials")
+        assert not form.is_visible()  # folded under its summary, beside Disconnect
+        assert page.locator("#disconnect-master").is_visible()
+        replace.locator("summary", has_text="Replace credentials").click()
+        assert "stay in use until the new ones are accepted" in replace.inner_text()
+
+        form.locator("[name=api_key]").fill("wrong-key-33")
+        form.locator("button[type=submit]", has_text="Replace").click()
+        page.wait_for_function(
+            "() => document.querySelector('#master-credentials .field-error')?.textContent")
+        assert "HTTP 401" in form.locator('.field-error[data-for="api_key"]').inner_text()
+        shot(page, "management-master-replace-refused")
+        assert _master_as_stored(live) == (account_id, version, credentials)
+        assert run_result(run_script(page, live, "Sends the key")) == 200
+        assert sent == ["old-key-11"]
+
+        page.goto(f"{live.url}/f/lab/manage/integrations/keyed")
+        replace.locator("summary").click()
+        form.locator("[name=api_key]").fill("new-key-22")
+        with page.expect_navigation():
+            form.locator("button[type=submit]").click()
+        said = "The master account's credentials were replaced."
+        page.locator(".toast", has_text=said).wait_for()
+        shot(page, "management-master-replaced")
+        assert "connected" in page.locator(".badge.ok").first.inner_text()
+        assert _master_as_stored(live) == (account_id, version + 1, {"api_key": "new-key-22"})
+        assert run_result(run_script(page, live, "Sends the key")) == 200
+        assert sent == ["old-key-11", "new-key-22"]
 
 
 def test_a_master_that_must_sign_in_again_is_shown_and_explained(
