@@ -321,6 +321,21 @@ def test_the_label_field_says_which_characters_the_server_takes(
         "Leave it empty for your default account, the one scripts use unless they name a label."
         in page
     )
+    assert "A label you already use (or none, when you have a default account) replaces" in page
+
+
+def test_adding_an_account_under_a_label_in_use_replaces_that_one(admin: FlaskClient) -> None:
+    """What the label's hint says: the same label is the same account, with new credentials."""
+    assert _create(admin, KEYED).status_code == 201
+    url = "/api/f/lab/integrations/keyed/accounts"
+    first = admin.post(url, json={"fields": {"api_key": "k1"}, "label": "work"}, headers=HEADERS)
+    other = admin.post(url, json={"fields": {"api_key": "k2"}, "label": ""}, headers=HEADERS)
+    again = admin.post(url, json={"fields": {"api_key": "k3"}, "label": "work"}, headers=HEADERS)
+    assert first.status_code == 201 and other.status_code == 201
+    assert again.status_code in (200, 201)
+    assert again.get_json()["id"] == first.get_json()["id"] != other.get_json()["id"]
+    mine = admin.get("/api/f/lab/accounts", headers=HEADERS).get_json()
+    assert sorted(a["label"] for a in mine) == ["", "work"]
 
 
 def test_the_same_key_added_twice_at_once_is_a_409_not_a_500(
