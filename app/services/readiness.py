@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import ValidationError
 from app.integrations.resolution import (
     MASTER_NEEDS_REAUTH,
     NEEDS_REAUTH,
@@ -46,12 +45,8 @@ def _refuse_unread_calls(found: SourceCheck) -> None:
     problem = found.error
     if problem is None or found.calls:
         return
-    where = f"line {problem.line}: " if problem.line else ""
-    raise ValidationError(
-        f"This script does not compile ({where}{problem.message}): the integrations it"
-        " calls are listed once it does",
-        field="source",
-        line=problem.line,
+    source_checks.refuse_as_not_compiling(
+        problem, what="This script", then="the integrations it calls are listed once it does"
     )
 
 

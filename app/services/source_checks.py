@@ -9,7 +9,7 @@ from collections.abc import Callable
 from flask import current_app
 
 from app.errors import ValidationError
-from sandbox import CHECK_TIMED_OUT, SourceCheck, source_size_error
+from sandbox import CHECK_TIMED_OUT, ScriptError, SourceCheck, source_size_error
 
 Checker = Callable[[str], SourceCheck]
 
@@ -24,6 +24,17 @@ def refuse_if_too_slow(found: SourceCheck) -> None:
     """Raise a ValidationError (field `source`) in words when the check ran out of time."""
     if found.error is not None and found.error.code == CHECK_TIMED_OUT:
         raise ValidationError(found.error.message, field="source")
+
+
+def refuse_as_not_compiling(problem: ScriptError, *, what: str, then: str) -> None:
+    """Raise a ValidationError (field `source`, its line): "<what> does not compile (line N:
+    why): <then>", where `then` says what follows from it or what to do."""
+    where = f"line {problem.line}: " if problem.line else ""
+    raise ValidationError(
+        f"{what} does not compile ({where}{problem.message}): {then}",
+        field="source",
+        line=problem.line,
+    )
 
 
 def may_call_integrations(source: str) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import EditConflict, NotFound, ValidationError
+from app.errors import EditConflict, NotFound
 from app.models import Schedule, Script, ScriptVersion
 from app.services import source_checks
 
@@ -122,12 +122,10 @@ def publish_version(
     source_checks.refuse_if_too_slow(found)
     problem = found.error
     if problem is not None:
-        where = f"line {problem.line}: " if problem.line else ""
-        raise ValidationError(
-            f"version {version.number} does not compile ({where}{problem.message}): members"
-            " could only run it into that error; fix it, save, then publish",
-            field="source",
-            line=problem.line,
+        source_checks.refuse_as_not_compiling(
+            problem,
+            what=f"version {version.number}",
+            then="members could only run it into that error; fix it, save, then publish",
         )
     script.published = True
     script.published_version = version.number
