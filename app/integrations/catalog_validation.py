@@ -107,7 +107,9 @@ def validate_entry(key: str, raw: Mapping[str, Any]) -> CatalogEntry:
         if raw.get(url_field) is not None:
             urls[url_field] = p.check(partial(_text_within, r, url_field, MAX_URL_LENGTH), "")
             used |= url_placeholders(url_field, urls[url_field] or "", allow_query=True)
-    p.check(lambda: _check_required_urls(r, auth_mode, urls), None, needs=by_mode)
+    # One check per URL: an OAuth2 form missing both hears of both at once.
+    for url_field in ("token_url", "authorization_url"):
+        p.check(partial(_check_required_url, r, auth_mode, url_field, urls), None, needs=by_mode)
 
     scope_separator = p.check(lambda: _scope_separator(r), " ")
     scopes: tuple[str, ...] = p.check(
@@ -245,12 +247,15 @@ def _check_misplaced(r: EntryReader, auth_mode: str) -> None:
         raise r.error(misplaced[0], f"only used by {unused_by}, not {auth_mode}")
 
 
-def _check_required_urls(r: EntryReader, auth_mode: str, urls: Mapping[str, str | None]) -> None:
-    # Said in the form's words for the mode too: admins read these under its fields.
-    if auth_mode in OAUTH_MODES and urls["token_url"] is None:
+def _check_required_url(
+    r: EntryReader, auth_mode: str, url_field: str, urls: Mapping[str, str | None]
+) -> None:
+    # Said in the form's words for the mode too (a form's empty field is asked for by
+    # integration_fields.EMPTY_FIELDS instead).
+    if url_field == "token_url" and auth_mode in OAUTH_MODES and urls["token_url"] is None:
         raise r.error("token_url", f"required for {AUTH_MODE_WORDS[auth_mode]} sign-in"
                       f" (auth_mode {auth_mode})")
-    if auth_mode == "oauth2" and urls["authorization_url"] is None:
+    if url_field == "authorization_url" and auth_mode == "oauth2" and urls[url_field] is None:
         raise r.error("authorization_url", "required for OAuth2 authorization code sign-in"
                       " (auth_mode oauth2)")
 

@@ -44,7 +44,8 @@ COLUMNS = (
 
 # What an empty field of the integration forms says: the field, what to put in it, and what
 # it is for. One owner for the create form (the key) and for both it and the Settings form
-# (the name and the base URL); the catalog's own "name: is required" says neither.
+# (the rest, the OAuth ones where the auth mode needs them); the catalog's own "name: is
+# required" or "token_url: required for ... sign-in" says neither.
 EMPTY_FIELDS = {
     "key": "give the integration a key (letters and digits, starting with a letter): scripts"
     " name it in their calls",
@@ -52,6 +53,12 @@ EMPTY_FIELDS = {
     " it is what people see when they connect an account to it",
     "base_url": "give the integration a base URL (such as https://api.example.com/v1): the"
     " paths scripts call are sent under it",
+    "authorization_url": "give the provider's authorization URL (such as"
+    " https://example.com/oauth/authorize): people are sent there to sign in and allow access",
+    "token_url": "give the provider's token URL (such as https://example.com/oauth/token): the"
+    " server gets and refreshes access tokens there",
+    "client_id": "give the client id the provider issued for this app (from its developer"
+    " settings): the server names it in every sign-in and token request",
 }
 
 

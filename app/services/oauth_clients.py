@@ -14,6 +14,7 @@ from app.errors import ValidationError
 from app.integrations import catalog_entry
 from app.integrations.vault import Vault
 from app.models import Account, Integration, OAuthClient
+from app.services.integration_fields import EMPTY_FIELDS
 
 
 def redirect_uri(public_url: str) -> str:
@@ -68,7 +69,7 @@ def checked_client_id(client_id: str | None, current: OAuthClient | None) -> str
     """The client id a save keeps: the one typed, else the current one; one is required."""
     new_id = (client_id or "").strip() or (current.client_id if current else "")
     if not new_id:
-        raise ValidationError("enter the client id from the provider", field="client_id")
+        raise ValidationError(EMPTY_FIELDS["client_id"], field="client_id")
     if len(new_id) > catalog_entry.MAX_CLIENT_ID_LENGTH:
         raise ValidationError(
             f"the client id must be at most {catalog_entry.MAX_CLIENT_ID_LENGTH} characters",

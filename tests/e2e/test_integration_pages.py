@@ -204,6 +204,41 @@ def test_empty_name_and_base_url_are_asked_for_under_them_on_the_settings_form(
     shot(page, "management-settings-empty-fields")
 
 
+# What the OAuth fields an auth mode needs say under them when empty.
+OAUTH_ASKED = {
+    "authorization_url": "give the provider's authorization URL (such as"
+    " https://example.com/oauth/authorize): people are sent there to sign in and allow access",
+    "token_url": "give the provider's token URL (such as https://example.com/oauth/token): the"
+    " server gets and refreshes access tokens there",
+    "client_id": "give the client id the provider issued for this app (from its developer"
+    " settings): the server names it in every sign-in and token request",
+}
+
+
+def test_empty_oauth_fields_are_asked_for_under_them_on_the_custom_form(
+    admin_page: Any, live: LiveServer
+) -> None:
+    """An empty token URL said the catalog's "required for OAuth2 authorization code sign-in
+    (auth_mode oauth2)" and hid that the authorization URL was missing too: each says what
+    to put there, all after one submit."""
+    page = admin_page
+    form = new_keyed_form(page, live)
+    form.locator("[name=auth_mode]").select_option("oauth2")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        "() => ['authorization_url', 'token_url', 'client_id'].every(field => document"
+        ".querySelector(`#custom-integration-form .field-error[data-for=${field}]`)"
+        ".textContent !== '')"
+    )
+    shown = {
+        field: form.locator(f'.field-error[data-for="{field}"]').inner_text()
+        for field in OAUTH_ASKED
+    }
+    assert shown == OAUTH_ASKED
+    assert form.locator(".form-error").is_hidden()
+    shot(page, "management-new-oauth-fields-asked")
+
+
 def test_the_forms_state_and_enforce_the_length_limits(admin_page: Any, live: LiveServer) -> None:
     page = admin_page
     page.goto(f"{live.url}/f/lab/manage/integrations/new")

@@ -94,6 +94,19 @@ BASE_URL_ASKED = (
     "give the integration a base URL (such as https://api.example.com/v1): the paths scripts"
     " call are sent under it"
 )
+# And the OAuth fields an auth mode needs (they said "token_url: required for ... sign-in").
+AUTHORIZATION_URL_ASKED = (
+    "give the provider's authorization URL (such as https://example.com/oauth/authorize):"
+    " people are sent there to sign in and allow access"
+)
+TOKEN_URL_ASKED = (
+    "give the provider's token URL (such as https://example.com/oauth/token): the server gets"
+    " and refreshes access tokens there"
+)
+CLIENT_ID_ASKED = (
+    "give the client id the provider issued for this app (from its developer settings): the"
+    " server names it in every sign-in and token request"
+)
 
 # (base body, field, malformed value): each must be a 400 naming exactly that field.
 MALFORMED = [
@@ -196,9 +209,9 @@ def test_a_custom_integration_with_several_wrong_fields_hears_of_each_at_once(
         "key": "the key must be letters and digits, starting with a letter",
         "name": NAME_ASKED,
         "base_url": "base_url: must be an https URL",
-        "token_url": "token_url: required for OAuth2 authorization code sign-in (auth_mode oauth2)",
+        "token_url": TOKEN_URL_ASKED,
         "scopes": "scopes: scope 'read write' is empty or holds whitespace or separator",
-        "client_id": "enter the client id from the provider",
+        "client_id": CLIENT_ID_ASKED,
     }
     # The one-error shape stays: the first problem is the error's own message and field.
     assert (error["code"], error["field"], error["message"]) == (
@@ -494,6 +507,45 @@ def test_an_empty_name_and_base_url_are_asked_for_by_name_on_create_and_edit(
     assert edited.status_code == 400, edited.get_json()
     problems = {p["field"]: p["message"] for p in edited.get_json()["error"]["errors"]}
     assert problems == {"name": NAME_ASKED, "base_url": BASE_URL_ASKED}
+
+
+@pytest.mark.parametrize("blank", [None, "", "   "])
+def test_empty_oauth_urls_and_client_id_are_asked_for_by_name_on_create_and_edit(
+    admin: FlaskClient, blank: Any
+) -> None:
+    """An empty token or authorization URL said the catalog's "token_url: required for OAuth2
+    authorization code sign-in (auth_mode oauth2)", and an empty client id its own words:
+    each is now asked for from EMPTY_FIELDS, as the name and base URL are."""
+    oauth_urls = {"authorization_url": blank, "token_url": blank}
+    made = _create(admin, {**OAUTH, **oauth_urls, "client_id": blank})
+    assert made.status_code == 400, made.get_json()
+    problems = {p["field"]: p["message"] for p in made.get_json()["error"]["errors"]}
+    assert problems == {
+        "authorization_url": AUTHORIZATION_URL_ASKED,
+        "token_url": TOKEN_URL_ASKED,
+        "client_id": CLIENT_ID_ASKED,
+    }
+    assert _create(admin, OAUTH).status_code == 201
+    edited = _patch(admin, "oauthed", oauth_urls)
+    assert edited.status_code == 400, edited.get_json()
+    problems = {p["field"]: p["message"] for p in edited.get_json()["error"]["errors"]}
+    assert problems == {"authorization_url": AUTHORIZATION_URL_ASKED, "token_url": TOKEN_URL_ASKED}
+    # Client credentials need a token URL too (and no authorization URL).
+    machine = {**OAUTH, "key": "machine", "auth_mode": "oauth2_client_credentials",
+               "authorization_url": None, "token_url": blank}
+    made = _create(admin, machine)
+    assert made.status_code == 400, made.get_json()
+    error = made.get_json()["error"]
+    assert (error["field"], error["message"]) == ("token_url", TOKEN_URL_ASKED)
+
+
+def test_a_catalog_entry_added_without_a_client_id_is_asked_for_one(admin: FlaskClient) -> None:
+    """The catalog's Add form asks for the client id in the same words as the custom form."""
+    oauth_entry = next(entry for entry in CATALOG if entry.auth_mode == "oauth2")
+    answer = _create(admin, {"catalog_key": oauth_entry.key, "client_id": "  "})
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert (error["field"], error["message"]) == ("client_id", CLIENT_ID_ASKED)
 
 
 def test_an_empty_key_is_asked_for_not_called_malformed(admin: FlaskClient) -> None:
