@@ -72,6 +72,9 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 
 INTERRUPTED = "interrupted"
 INTERRUPTED_MESSAGE = "the server stopped while this run was running; start it again"
+# Also `interrupted`, said by a driver that lost its database in the middle of a run.
+UNREACHABLE_MESSAGE = ("the database could not be reached while this run was running; "
+                       "start it again once Scriptbox is back")
 
 
 class RunOwners(Protocol):

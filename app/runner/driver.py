@@ -20,7 +20,7 @@ from app import db
 from app.integrations.broker import Broker
 from app.integrations.call_context import RunContext
 from app.integrations.vault import Vault, VaultError
-from app.lifecycle import RUNS, Lifecycle, RunStatus
+from app.lifecycle import INTERRUPTED, RUNS, UNREACHABLE_MESSAGE, Lifecycle, RunStatus
 from app.models import Facility, User
 from app.runner.heartbeat import Heartbeat
 from app.runner.output import LiveOutput
@@ -146,20 +146,50 @@ class RunDriver:
             else:
                 self._finish(run, outcome)
         except Exception as error:
-            log.exception("run %s failed inside the host", run_id)
-            # A secret sealed under a key this server lacks: the operator can mend that.
-            message = KEYS_MESSAGE if isinstance(error, VaultError) else INTERNAL_ERROR_MESSAGE
-            try:
-                self._lifecycle.fail(run_id, code="internal_error", message=message)
-            except SQLAlchemyError as error:  # gone for good: the sweep ends it
-                log.error("run %s could not be marked failed: %s", run_id, error)
+            if db.unreachable(error):
+                self._lost_database(run_id, error)
+            else:
+                self._failed_inside(run_id, error)
         finally:
             self._heartbeat.release(run_id)
             self._grants.forget_run(
                 run_id, parked=outcome is not None and outcome.status == PARKED)
             if outcome is None or outcome.status == CANCELLED:
-                self._grants.cancel_unwatched()  # its prompt must not outlive it
+                self._cancel_unwatched()  # its prompt must not outlive it
         return outcome
+
+    def _cancel_unwatched(self) -> None:
+        """Cancel the prompts no run waits for; with the database out of reach the sweep
+        does it once it answers (an error here would end the run's thread unlogged)."""
+        try:
+            self._grants.cancel_unwatched()
+        except SQLAlchemyError as error:
+            if not db.unreachable(error):
+                raise
+
+    def _failed_inside(self, run_id: str, error: Exception) -> None:
+        """End the run `internal_error` for a fault of the host's own (logged)."""
+        log.exception("run %s failed inside the host", run_id)
+        # A secret sealed under a key this server lacks: the operator can mend that.
+        message = KEYS_MESSAGE if isinstance(error, VaultError) else INTERNAL_ERROR_MESSAGE
+        try:
+            self._lifecycle.fail(run_id, code="internal_error", message=message)
+        except SQLAlchemyError as failed:  # gone for good: the sweep ends it
+            log.error("run %s could not be marked failed: %s", run_id, failed)
+
+    def _lost_database(self, run_id: str, error: Exception) -> None:
+        """End the run `interrupted`, saying why, when the database went away under it (a
+        host call's lookup, a write). Left to the sweep, it would end the same way but
+        say the server stopped, which it did not. The ending waits for the database like
+        an outcome (`_store`); the run is never carried on, so no call goes out twice."""
+        log.warning("run %s lost its database (%s): it ends interrupted", run_id,
+                    type(getattr(error, "orig", error)).__name__)
+        try:
+            self._store(run_id, lambda: self._lifecycle.fail(
+                run_id, code=INTERRUPTED, message=UNREACHABLE_MESSAGE),
+                what=f"ending run {run_id} interrupted")
+        except SQLAlchemyError as failed:  # refused for another reason: the sweep ends it
+            log.error("run %s could not be marked interrupted: %s", run_id, failed)
 
     def _open_journal(self, run: DrivenRun) -> Journal | None:
         """The parked run's journal (decrypted), and its prompt's outcome for the replay."""

@@ -58,7 +58,7 @@ WORDS: dict[str, str] = {
     "output_limit": "The script printed or returned too much and was stopped.",
     "call_limit": "The script made too many integration calls and was stopped.",
     "cancelled": "The run was stopped.",
-    "interrupted": "The server restarted while this ran. Run it again.",
+    "interrupted": "The server stopped or lost its database while this ran. Run it again.",
 }
 # Where the reason changes what to do: the facility's own account is an admin's to connect.
 WORDS_BY_REASON: dict[tuple[str, str], str] = {

@@ -19,6 +19,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from app import db, extensions
+from app.integrations.broker import Broker
+from app.lifecycle import UNREACHABLE_MESSAGE
 from app.models import CallLog, Run
 from app.testing import SignedInClient
 from tests.conftest import auth_less_lab, database_cut, make_app, stop_app
@@ -255,3 +257,37 @@ def test_a_run_stored_before_its_claim_met_an_outage_is_answered_and_starts_late
     run = ended(browser, started.json["id"])
     assert (run["status"], run["result"]) == ("succeeded", 7)
     assert len(browser.call("GET", "/api/f/lab/runs").json) == 1
+
+
+def test_a_run_that_loses_the_database_before_its_call_says_so(
+        lab: dict[str, Any], postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database goes away as the run's call is looked up, before it goes out: the
+    driver ends the run `interrupted` saying the database could not be reached (left to
+    the sweep, it said the server stopped, which it did not), and the call never goes out."""
+    monkeypatch.setattr(db, "UNREACHABLE_RETRY_S", 0.5)  # past it the heartbeat keeps it
+    browser = lab["browser"]
+    serve = Broker.handler
+    outage = contextlib.ExitStack()
+    cut = threading.Event()
+
+    def handler_cut_first(broker: Broker, ctx: Any) -> Any:
+        on_call = serve(broker, ctx)
+
+        def call(host_call: Any) -> Any:
+            outage.enter_context(database_cut(postgres_url))
+            cut.set()
+            return on_call(host_call)
+        return call
+
+    monkeypatch.setattr(Broker, "handler", handler_cut_first)
+    with outage:
+        started = browser.call("POST", "/api/f/lab/runs", json={"source": CALLS_SLOW})
+        assert started.status_code == 201, started.json
+        assert cut.wait(60), "the run made no call"
+        time.sleep(1.0)  # five beats with the database out of reach
+    run = ended(browser, str(started.json["id"]))
+    assert run["status"] == "failed"
+    assert run["error"]["code"] == "interrupted"
+    assert run["error"]["message"] == UNREACHABLE_MESSAGE
+    assert run["calls"] == 0
+    assert not lab["upstream"]._came.acquire(timeout=0)  # it never went out
