@@ -309,6 +309,57 @@ def test_a_wrong_master_key_is_refused_and_test_connection_says_why(
     assert "master account" in page.locator("#test-result").inner_text()
 
 
+def test_empty_master_fields_are_refused_under_each_field_by_the_server(
+    admin_page: Any, live: LiveServer
+) -> None:
+    """The master form left empty fields to the browser's "Please fill out this field"; the
+    server's words now show under the field they name, a key, a secret and a parameter alike
+    (`required` stays: it still marks them as needed)."""
+    with live.app.app_context():
+        session = db.session()
+        lab = session.query(Facility).filter_by(slug="lab").one()
+        integrations_admin.create_custom(session, facility=lab, fields={
+            "key": "paired", "name": "Paired API", "auth_mode": "api_key_secret",
+            "base_url": "https://api.example.com/{region}",
+            "credential_fields": ["api_key", "api_secret"],
+            "parameters": [{"name": "region", "label": "Region"}],
+            "placements": [
+                {"location": "header", "name": "X-Key", "template": "{api_key}"},
+                {"location": "header", "name": "X-Secret", "template": "{api_secret}"},
+            ],
+        })
+        session.commit()
+        db.session.remove()
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/paired")
+    form = page.locator("#master-credentials")
+    assert form.locator("[name=api_key]").get_attribute("required") is not None
+
+    def refused(field: str) -> dict[str, str]:
+        """Submit; once `field` has its message, every field's message that is shown."""
+        form.locator("button[type=submit]").click()
+        page.wait_for_function(
+            "field => document.querySelector("
+            "`#master-credentials .field-error[data-for=${field}]`)?.textContent", arg=field)
+        return {
+            str(slot.get_attribute("data-for")): slot.inner_text()
+            for slot in form.locator(".field-error").all() if slot.inner_text()
+        }
+
+    assert refused("api_key") == {"api_key": "enter the api key"}
+    form.locator("[name=api_key]").fill("the-key")
+    assert refused("api_secret") == {"api_secret": "enter the api secret"}
+    shot(page, "management-master-empty-secret")
+    form.locator("[name=api_secret]").fill("the-secret")
+    assert refused("param_region") == {"param_region": "enter Region"}
+    with live.app.app_context():
+        assert db.session.query(Account).count() == 0
+        db.session.remove()
+    form.locator("[name=param_region]").fill("eu")
+    form.locator("button[type=submit]").click()
+    page.locator("#disconnect-master").wait_for()
+
+
 SENDS_WITH_MASTER = 'result = integrations.get("keyed", "/echo", account="master").status\n'
 
 
