@@ -16,6 +16,7 @@ from app.integrations.catalog_entry import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from app.integrations.defaults import defaults_of
 from app.models import Account, Facility, Integration, Role, Script
 from app.services import connections, integrations_admin
+from app.services.integration_fields import EMPTY_FIELDS
 from app.testing import LiveServer
 from tests.conftest import (
     add_member,
@@ -66,15 +67,10 @@ def test_an_admin_adds_and_edits_a_key_catalog_entry(
     shot(page, f"management-{catalog_key}-edited")
 
 
-# What an empty Name and Base URL say under them, on the create and the Settings form alike.
-NAME_ASKED = (
-    f"give the integration a name (up to {MAX_NAME_LENGTH} characters): it is what people see"
-    " when they connect an account to it"
-)
-BASE_URL_ASKED = (
-    "give the integration a base URL (such as https://api.example.com/v1): the paths scripts"
-    " call are sent under it"
-)
+# What an empty Name and Base URL say under them, on the create and the Settings form alike
+# (the server's words, pinned in tests/app/web/test_integration_settings.py).
+NAME_ASKED = EMPTY_FIELDS["name"]
+BASE_URL_ASKED = EMPTY_FIELDS["base_url"]
 
 
 def new_keyed_form(page: Any, live: LiveServer) -> Any:
@@ -205,14 +201,7 @@ def test_empty_name_and_base_url_are_asked_for_under_them_on_the_settings_form(
 
 
 # What the OAuth fields an auth mode needs say under them when empty.
-OAUTH_ASKED = {
-    "authorization_url": "give the provider's authorization URL (such as"
-    " https://example.com/oauth/authorize): people are sent there to sign in and allow access",
-    "token_url": "give the provider's token URL (such as https://example.com/oauth/token): the"
-    " server gets and refreshes access tokens there",
-    "client_id": "give the client id the provider issued for this app (from its developer"
-    " settings): the server names it in every sign-in and token request",
-}
+OAUTH_ASKED = {f: EMPTY_FIELDS[f] for f in ("authorization_url", "token_url", "client_id")}
 
 
 def test_empty_oauth_fields_are_asked_for_under_them_on_the_custom_form(
