@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Facility, Grant, Integration, Run, Script
+from app.models import Account, Facility, Grant, Integration, Run, Script
 from app.services.secret_destinations import where_secrets_go
 from sandbox import HostCallError
 
@@ -38,6 +39,34 @@ def asking_script(script_id: int | None, name: str | None) -> str:
     return "Your editor script" if script_id is None else "A script"
 
 
+def default_account_note(session: Session, grant: Grant, service: str) -> str | None:
+    """Why a prompt for the default account asks someone who has connected the service
+    already: only under labels, which `account="user"` and unnamed calls never take (DESIGN
+    §3). None when the prompt names a label or the person has no labelled account of it, or
+    has a default one (it needs signing in again: the prompt's reason says so). Only the
+    person's own accounts are looked at."""
+    if grant.label:
+        return None
+    labels = session.scalars(
+        select(Account.label)
+        .where(
+            Account.facility_id == grant.facility_id,
+            Account.integration_id == grant.integration_id,
+            Account.owner_kind == "user",
+            Account.user_id == grant.user_id,
+        )
+        .order_by(Account.label)
+    ).all()
+    if not labels or "" in labels:
+        return None
+    named = ", ".join(f"'{label}'" for label in labels)
+    accounts, them = ("account is", "it") if len(labels) == 1 else ("accounts are", "them")
+    return (
+        f"This script asks for your default {service} account (connected without a label); "
+        f"your {named} {accounts} used only by scripts that name {them}."
+    )
+
+
 def required_message(session: Session, grant_id: str) -> dict[str, Any]:
     """The `grant.required` message for a grant."""
     grant = session.get(Grant, grant_id)
@@ -64,6 +93,8 @@ def required_message(session: Session, grant_id: str) -> dict[str, Any]:
         },
         "label": grant.label,
         "reason": grant.reason,
+        # Said under the prompt when the person has the service only under labels.
+        "account_note": default_account_note(session, grant, integration.name),
         "expires_at": grant.expires_at.isoformat(),
         "sign_in_url": f"/f/{facility.slug}/grants/{grant.id}/sign-in",
         # Where the sign-in goes, {"sign_in_at", "used_at"} (base URL parameters as templates).

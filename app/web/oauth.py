@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from app import db, extensions
 from app.errors import NotFound, OAuthCallbackError
 from app.models import Grant, Integration, Role
-from app.services import connections, oauth_sign_in
+from app.services import connections, grant_messages, oauth_sign_in
 from app.web import connect
 from app.web.security import (
     check_csrf,
@@ -78,6 +78,11 @@ def _grant_for(slug: str, grant_id: str) -> tuple[Grant, Integration]:
     return grant, integration
 
 
+def _account_note(grant: Grant, integration: Integration) -> str | None:
+    """The prompt's note on the person's labelled accounts, as the in-page prompt says it."""
+    return grant_messages.default_account_note(db.session(), grant, integration.name)
+
+
 @bp.route("/f/<slug>/grants/<grant_id>/sign-in", methods=["GET", "POST"])
 @login_required
 def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
@@ -104,6 +109,7 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
                 grant=grant,
                 error=None,
                 parameters_only=True,
+                account_note=_account_note(grant, integration),
             )
         url = oauth_sign_in.start_authorization(
             db.session(),
@@ -156,5 +162,9 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
                 purpose="grant",
             )
     return render_template(
-        "credentials_form.html", integration=integration, grant=grant, error=error
+        "credentials_form.html",
+        integration=integration,
+        grant=grant,
+        error=error,
+        account_note=_account_note(grant, integration),
     ), 400 if error else 200

@@ -58,11 +58,13 @@ function render(message) {
     // "Weekly report", or the server's "Your editor script" / "A script" for runs of no saved script.
     el("strong", { text: message.script }), " wants to use ",
     el("strong", { text: service }), ` with your account${account}.${reason}`);
+  // Why a person with the service connected under a label is asked again (the server's words).
+  const note = message.account_note ? el("p", { class: "grant-account-note", text: message.account_note }) : null;
   const failure = el("p", { class: "grant-failure error", role: "alert", hidden: true });
   const next = el("p", { class: "grant-next", hidden: true },
     el("strong", { text: message.script }), " is still waiting: try again, or refuse and the script is told you declined.");
   const laterHint = el("span", { class: "visually-hidden", id: `${id}-later`, text: `Hides this without answering; ${message.script} waits until ${until(message)}.` });
-  const details = el("div", { class: "grant-details", id: `${id}-details` }, text, ...(where ? [where] : []), failure, next);
+  const details = el("div", { class: "grant-details", id: `${id}-details` }, text, ...(note ? [note] : []), ...(where ? [where] : []), failure, next);
   const node = el("div", { class: "grant-prompt", role: "alertdialog", "aria-labelledby": `${id}-text`, "data-grant-id": message.grant_id },
     summary, details, el("div", { class: "row wrap grant-actions" }, signIn, fallback, refuse, later), laterHint);
   const entry = { node, signIn, stop: () => {}, held: false, later: false, runId: message.run_id, returnTo: null };

@@ -345,3 +345,37 @@ def test_settings_shows_the_prompts_of_every_facility_of_the_member(
     prompt.wait_for(state="detached", timeout=20000)
     page.goto(f"{live.url}/f/zeta/runs/{run['id']}")
     page.locator("#run-status", has_text="succeeded").wait_for(timeout=30000)
+
+
+def test_a_member_with_only_a_labelled_account_is_told_why_the_prompt_asks(
+    browser: Any, site: dict[str, Any]
+) -> None:
+    """Mia connected the keyed API only as "work"; a script naming no account asks for
+    her default one, and the prompt says so in the server's words."""
+    live = site["live"]
+    with live.app.app_context():
+        session = db.session()
+        integration = session.query(Integration).filter_by(key="keyed").one()
+        mia = session.query(User).filter_by(email="member@example.com").one()
+        connections.connect_with_credentials(
+            session,
+            integration=integration,
+            owner="user",
+            user_id=mia.id,
+            label="work",
+            fields={"api_key": API_KEY},
+            parameters={},
+            vault=extensions.vault(),
+        )
+        session.commit()
+        service = integration.name
+    member = signed_in(browser, live, "member@example.com", height=800)
+    card = run_script(member, live, "Maybe keyed")
+    prompt = member.locator(".grant-prompt")
+    prompt.wait_for(timeout=20000)
+    assert prompt.locator(".grant-account-note").inner_text() == (
+        f"This script asks for your default {service} account (connected without a label); "
+        "your 'work' account is used only by scripts that name it."
+    )
+    prompt.locator(".grant-refuse").click()
+    assert run_result(card) == {"connected": False, "reason": "refused"}

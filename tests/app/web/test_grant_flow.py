@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pytest
 from sqlalchemy import Delete, delete, select
 
 from app import db
-from app.models import Account, Facility, Grant, Membership, Role, User
+from app.models import Account, Facility, Grant, Integration, Membership, Role, User
 from app.testing import LiveServer, RoundTrips, WebClient
 from tests.app.web.conftest import API_KEY
 from tests.conftest import add_member, create_facility, create_integration, create_user
@@ -437,3 +438,69 @@ def test_a_prompt_reads_whether_the_run_is_interactive_from_its_claim(
     reads = [sql for sql in counted.statements if sql.startswith("SELECT runs.interactive")]
     assert reads == []
     page.close()
+
+
+USER_ACCOUNT = """
+try:
+    integrations.get("keyed", "/echo", account="user")
+    result = {"connected": True}
+except integrations.NoIntegrationGrant as refused:
+    result = {"connected": False, "reason": refused.reason}
+"""
+
+
+def test_a_prompt_for_the_default_account_names_the_persons_labelled_ones(
+    world: dict[str, Any],
+) -> None:
+    """Mia connected Keyed API only as "work": `account="user"` asks for her unlabelled
+    one, and the prompt and its sign-in page say why she is asked again (DESIGN §3). The
+    labels are hers alone: Olga's account of the same integration is not named."""
+    live: LiveServer = world["live"]
+    with live.app.app_context():
+        session = db.session()
+        lab = session.scalars(select(Facility).where(Facility.slug == "lab")).one()
+        keyed = lab_integration(session, lab.id)
+        for email, label in (("mia@example.com", "work"), ("olga@example.com", "theirs")):
+            user = session.scalars(select(User).where(User.email == email)).one()
+            session.add(Account(facility_id=lab.id, integration_id=keyed, owner_kind="user",
+                                user_id=user.id, label=label))
+        session.commit()
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    run_id = start_member_run(world, USER_ACCOUNT)
+    prompt = page.wait_for("grant.required", run_id=run_id)
+    note = (
+        "This script asks for your default Keyed API account (connected without a label); "
+        "your 'work' account is used only by scripts that name it."
+    )
+    assert (prompt["label"], prompt["account_note"]) == ("", note)
+    form = world["member"].api("GET", prompt["sign_in_url"])
+    assert form.status_code == 200
+    assert note in html.unescape(form.text)
+    assert "theirs" not in form.text
+    page.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
+    finished = page.wait_for("run.finished", run_id=run_id)["run"]
+    assert finished["result"] == {"connected": False, "reason": "refused"}
+    page.close()
+
+
+def test_a_prompt_of_someone_with_no_account_of_it_has_no_note(world: dict[str, Any]) -> None:
+    page = world["member"].websocket("lab")
+    page.wait_for("hello")
+    run_id = start_member_run(world, USER_ACCOUNT)
+    prompt = page.wait_for("grant.required", run_id=run_id)
+    assert prompt["account_note"] is None
+    form = world["member"].api("GET", prompt["sign_in_url"])
+    assert 'class="account-note"' not in form.text
+    page.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
+    page.wait_for("run.finished", run_id=run_id)
+    page.close()
+
+
+def lab_integration(session: Any, facility_id: int) -> int:
+    """The id of the lab's Keyed API integration."""
+    return session.scalars(
+        select(Integration.id).where(
+            Integration.facility_id == facility_id, Integration.key == "keyed"
+        )
+    ).one()
