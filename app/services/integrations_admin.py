@@ -82,14 +82,17 @@ def create_from_catalog(
     overrides: Mapping[str, Any] | None = None,
     vault: Vault | None = None,
 ) -> Integration:
-    """An integration pre-filled from a catalog entry."""
+    """An integration pre-filled from a catalog entry. A missing or blank `key` is the
+    entry's own (the Add form shows it as the default); no `client_secret` is a public
+    client, which the token requests then send without one."""
     entry = catalog.load_catalog().get(catalog_key)
     if entry is None:
         raise ValidationError(f"no catalog entry '{catalog_key}'", field="catalog_key")
     if overrides is not None and not isinstance(overrides, Mapping):
         raise ValidationError("overrides: must be a JSON object", field="overrides")
     fields = {**entry_to_columns(entry), **dict(overrides or {})}
-    fields.update(key=key or entry.key, client_id=client_id, client_secret=client_secret)
+    chosen_key = (key or "").strip() or entry.key
+    fields.update(key=chosen_key, client_id=client_id, client_secret=client_secret)
     integration = create_custom(session, facility=facility, fields=fields, vault=vault)
     integration.catalog_key = entry.key
     return integration

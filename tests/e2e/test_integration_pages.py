@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from app import db, extensions
 from app.devprovider import ProviderConfig, create_provider_app, serve_in_thread
+from app.integrations.catalog import load_catalog
 from app.integrations.catalog_entry import MAX_KEY_LENGTH, MAX_NAME_LENGTH
 from app.integrations.defaults import defaults_of
-from app.models import Account, Facility, Integration, Role, Script
+from app.models import Account, Facility, Integration, OAuthClient, Role, Script
 from app.services import connections, integrations_admin
 from app.services.integration_fields import EMPTY_FIELDS
 from app.testing import LiveServer
@@ -775,6 +776,50 @@ def test_a_wrong_value_on_the_settings_form_shows_under_its_field(
     assert settings.locator(".form-ok").is_hidden()
     assert _stored_settings(live, "keyed") == before
     shot(page, "management-settings-placement-error")
+
+
+def _stored_client(live: LiveServer, key: str) -> tuple[str, bool]:
+    """The integration's saved client id, and whether a secret is saved with it."""
+    with live.app.app_context():
+        integration = db.session.query(Integration).filter_by(key=key).one()
+        client = db.session.query(OAuthClient).filter_by(integration_id=integration.id).one()
+        stored = (client.client_id, client.client_secret_enc is not None)
+        db.session.remove()
+        return stored
+
+
+def test_the_catalog_form_asks_for_an_empty_client_id_and_says_what_empty_key_and_secret_mean(
+    admin_page: Any, live: LiveServer
+) -> None:
+    """The catalog's Add form had `required` and no `novalidate`: the browser's "Please fill
+    out this field" stopped an empty client id before the server's words could show, and
+    nothing said that an empty Key is the entry's own key or an empty secret a public client.
+    Both are what the API does with them, so the form says so and lets them through."""
+    page = admin_page
+    page.goto(f"{live.url}/f/lab/manage/integrations/new")
+    github = page.locator(".catalog-entry[data-key=github]")
+    github.locator("summary").click()
+    form = github.locator(".catalog-form")
+    assert form.locator("[name=key]").get_attribute("placeholder") == "github"
+    key_label = form.locator("label", has=page.locator("[name=key]")).inner_text()
+    assert "left empty, it is github" in key_label
+    secret_label = form.locator("label", has=page.locator("[name=client_secret]")).inner_text()
+    assert "leave it empty for a public client" in secret_label
+    # An entry that does not sign in with PKCE makes no such promise.
+    no_pkce = next(e.key for e in load_catalog().values() if e.auth_mode == "oauth2" and not e.pkce)
+    other = page.locator(f".catalog-entry[data-key={no_pkce}] label", has_text="Client secret")
+    assert "only if the provider issued none" in other.text_content()
+    form.locator("[name=key]").fill("")
+    form.locator("button[type=submit]").click()
+    asked = form.locator('.field-error[data-for="client_id"]')
+    asked.wait_for(state="visible")
+    assert asked.inner_text() == EMPTY_FIELDS["client_id"]
+    assert form.locator('.field-error[data-for="key"]').inner_text() == ""
+    form.locator("[name=client_id]").fill("public-id")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**/manage/integrations/github")
+    assert _stored_client(live, "github") == ("public-id", False)
+    shot(page, "management-catalog-public-client-added")
 
 
 def test_the_redirect_uri_shows_before_an_oauth_integration_is_added(

@@ -91,7 +91,10 @@ class IntegrationSettings(Body):
 
 
 class IntegrationCreate(IntegrationSettings):
-    """A catalog entry (`catalog_key` + client and `overrides`) or every setting by hand."""
+    """A catalog entry (`catalog_key` + client and `overrides`) or every setting by hand.
+
+    From a catalog entry, a missing or blank `key` is the entry's own key, and a missing or
+    empty `client_secret` saves a public client (one the provider issued no secret)."""
 
     catalog_key: StrictStr | None = None
     overrides: IntegrationSettings | None = None

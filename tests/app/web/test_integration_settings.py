@@ -548,6 +548,37 @@ def test_a_catalog_entry_added_without_a_client_id_is_asked_for_one(admin: Flask
     assert (error["field"], error["message"]) == ("client_id", CLIENT_ID_ASKED)
 
 
+@pytest.mark.parametrize("key", [None, "", "  "])
+def test_a_catalog_entry_added_with_no_key_takes_the_entrys_own(
+    admin: FlaskClient, key: str | None
+) -> None:
+    """The Add form shows the entry's key as the default of an empty Key: a blank one was
+    refused as empty ("give the integration a key") while a missing one took the default."""
+    body: dict[str, Any] = {"catalog_key": "stripe"}
+    if key is not None:
+        body["key"] = key
+    answer = _create(admin, body)
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json()["key"] == "stripe"
+    assert admin.get("/api/f/lab/integrations/stripe").status_code == 200
+
+
+@pytest.mark.parametrize("secret", [None, ""])
+def test_a_catalog_oauth_entry_added_without_a_secret_is_a_public_client(
+    admin: FlaskClient, secret: str | None
+) -> None:
+    """A public client (PKCE, no secret issued) is supported, and the Add form says a blank
+    secret means one: it is saved with its client id and no secret."""
+    oauth_entry = next(entry for entry in CATALOG if entry.auth_mode == "oauth2")
+    body: dict[str, Any] = {"catalog_key": oauth_entry.key, "client_id": "public-id"}
+    if secret is not None:
+        body["client_secret"] = secret
+    answer = _create(admin, body)
+    assert answer.status_code == 201, answer.get_json()
+    made = answer.get_json()
+    assert (made["client_id"], made["has_client_secret"]) == ("public-id", False)
+
+
 def test_an_empty_key_is_asked_for_not_called_malformed(admin: FlaskClient) -> None:
     """An empty key was told it "must be letters and digits", as if what was typed were wrong."""
     answer = _create(admin, {**KEYED, "key": "  "})
