@@ -25,9 +25,22 @@ from app.errors import TooManyAttempts
 from app.services.trigger_refusals import RefusalTally
 
 
+class _MemoryStorage(MemoryStorage):
+    """limits' in-memory storage, whose `clear` takes the key's lock. Its own pops the key
+    while its expiry thread may be between reading the key's events and writing them back:
+    that thread then dies of a KeyError (limits 5.8), as a sign-in that succeeded (its count
+    cleared) or a closed websocket can make it do. The expiry holds the same lock."""
+
+    def clear(self, key: str) -> None:
+        with self.locks[key]:
+            super().clear(key)
+
+
 def _limiter(storage_uri: str, prefix: str) -> MovingWindowRateLimiter:
-    options = {} if storage_uri.startswith("memory://") else {"key_prefix": f"{prefix}:limits"}
-    return MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
+    if storage_uri.startswith("memory://"):
+        return MovingWindowRateLimiter(_MemoryStorage())
+    storage = storage_from_string(storage_uri, key_prefix=f"{prefix}:limits")
+    return MovingWindowRateLimiter(storage)
 
 
 def _seconds_left(limiter: MovingWindowRateLimiter, item: RateLimitItem, *keys: str) -> int:
@@ -149,7 +162,7 @@ class MessageBudget:
     round trip per message would cost what the budget spares."""
 
     def __init__(self, per_socket: str) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = MovingWindowRateLimiter(_MemoryStorage())
         self._socket: RateLimitItem = parse(per_socket)
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,3 +205,25 @@ def test_with_redis_password_guesses_on_one_process_count_on_another(
         )
         assert answer.status_code == 400, answer.text
     assert_throttled(sign_in(two, email, PASSWORD))
+
+
+def test_clearing_a_count_waits_for_the_memory_stores_expiry_of_that_key() -> None:
+    """limits' MemoryStorage.clear popped a key while its expiry thread, holding the key's
+    lock, was between reading its events and writing them back: that thread died of a
+    KeyError after a sign-in that succeeded (seen in CI). Clear now takes the lock too."""
+    from limits.storage import MemoryStorage
+
+    from app.web.throttle import _limiter
+
+    storage = _limiter("memory://", "test").storage
+    assert isinstance(storage, MemoryStorage)
+    assert storage.acquire_entry("k", limit=5, expiry=60)
+    lock = storage.locks["k"]
+    with lock:  # where the expiry thread stands between its read and its write
+        clearing = threading.Thread(target=storage.clear, args=("k",))
+        clearing.start()
+        clearing.join(timeout=0.5)
+        assert clearing.is_alive()
+        assert "k" in storage.events
+    clearing.join(timeout=30)
+    assert not clearing.is_alive() and "k" not in storage.events
