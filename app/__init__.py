@@ -13,6 +13,9 @@ from flask import Flask
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build a configured Scriptbox app (nothing happens at import time)."""
+    from app import threadsafe_ast
+
+    threadsafe_ast.install()  # before Werkzeug builds a tree for each route
     app = Flask(__name__, instance_relative_config=True, static_folder="../static",
                 static_url_path="/static")
 
