@@ -59,6 +59,10 @@ EMPTY_FIELDS = {
     " server gets and refreshes access tokens there",
     "client_id": "give the client id the provider issued for this app (from its developer"
     " settings): the server names it in every sign-in and token request",
+    # Asked for under client credentials only: a public client (no secret) is an
+    # authorization-code client that signs in with PKCE; a machine one has no person either.
+    "client_secret": "give the client secret the provider issued with the client id: client"
+    " credentials have no person to sign in, the id and the secret are the whole sign-in",
 }
 
 

@@ -28,6 +28,7 @@ from app.services.credential_origins import (
 )
 from app.services.integration_fields import (
     COLUMNS,
+    EMPTY_FIELDS,
     custom_key,
     entry_to_columns,
     noting,
@@ -84,7 +85,8 @@ def create_from_catalog(
 ) -> Integration:
     """An integration pre-filled from a catalog entry. A missing or blank `key` is the
     entry's own (the Add form shows it as the default); no `client_secret` is a public
-    client, which the token requests then send without one."""
+    client, which the token requests then send without one (client credentials, which
+    have no person to sign in, are refused one)."""
     entry = catalog.load_catalog().get(catalog_key)
     if entry is None:
         raise ValidationError(f"no catalog entry '{catalog_key}'", field="catalog_key")
@@ -120,6 +122,10 @@ def create_custom(
     if fields.get("auth_mode") in catalog_entry.OAUTH_MODES:
         with noting(problems):
             checked_client_id(optional_text(fields, "client_id"), None)
+    if fields.get("auth_mode") == "oauth2_client_credentials" and not (
+        optional_text(fields, "client_secret") or ""
+    ).strip():
+        problems.append(ValidationError(EMPTY_FIELDS["client_secret"], field="client_secret"))
     if problems:
         raise InvalidFields.of(problems)
     headers, query = columns.pop("default_headers"), columns.pop("default_query")

@@ -94,7 +94,9 @@ class IntegrationCreate(IntegrationSettings):
     """A catalog entry (`catalog_key` + client and `overrides`) or every setting by hand.
 
     From a catalog entry, a missing or blank `key` is the entry's own key, and a missing or
-    empty `client_secret` saves a public client (one the provider issued no secret)."""
+    empty `client_secret` saves a public client (one the provider issued no secret); under
+    `oauth2_client_credentials` it is a 400 on `client_secret`, as a client-credentials
+    sign-in is the client id and secret alone."""
 
     catalog_key: StrictStr | None = None
     overrides: IntegrationSettings | None = None

@@ -547,6 +547,34 @@ def test_a_catalog_entry_added_without_a_client_id_is_asked_for_one(admin: Flask
     error = answer.get_json()["error"]
     assert (error["field"], error["message"]) == ("client_id", CLIENT_ID_ASKED)
 
+CLIENT_SECRET_ASKED = (
+    "give the client secret the provider issued with the client id: client credentials have"
+    " no person to sign in, the id and the secret are the whole sign-in"
+)
+
+
+@pytest.mark.parametrize("blank", [None, "", "   "])
+def test_client_credentials_without_a_client_secret_are_asked_for_it(
+    admin: FlaskClient, blank: Any
+) -> None:
+    """An empty secret saved a public client, and client credentials then asked the token
+    URL for a token with the client id alone: every call failed (invalid_client) where the
+    form could have said so. An authorization-code client may still be public."""
+    machine = {**OAUTH, "key": "machine", "auth_mode": "oauth2_client_credentials",
+               "authorization_url": None, "client_secret": blank}
+    paypal = {"catalog_key": "paypal", "client_id": "the-client", "client_secret": blank}
+    for body in (machine, paypal):
+        made = _create(admin, body)
+        assert made.status_code == 400, made.get_json()
+        error = made.get_json()["error"]
+        assert (error["field"], error["message"]) == ("client_secret", CLIENT_SECRET_ASKED)
+    assert "machine" not in admin.get("/api/f/lab/integrations").get_data(as_text=True)
+    assert _create(admin, {**machine, "client_secret": "the-secret"}).status_code == 201
+    assert _create(admin, {**OAUTH, "client_secret": blank}).status_code == 201
+    page = admin.get("/f/lab/manage/integrations/new").get_data(as_text=True)
+    form = page.split('data-catalog-key="paypal"')[1].split("</form>")[0]
+    assert "required: with client credentials, the id and the secret are the whole" in form
+
 
 @pytest.mark.parametrize("key", [None, "", "  "])
 def test_a_catalog_entry_added_with_no_key_takes_the_entrys_own(
