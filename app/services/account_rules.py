@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import OneAccountPerPerson, ValidationError
+from app.errors import InvalidFields, OneAccountPerPerson, ValidationError
 from app.integrations.catalog_entry import DEFAULT_PARAMETER_PATTERN, MAX_LABEL_LENGTH
 from app.models import Account, Integration
 
@@ -48,17 +48,21 @@ def validate_parameters(
         raise ValidationError("parameters must be a JSON object", field="parameters")
     given = dict(given or {})
     values: dict[str, str] = {}
+    problems: list[ValidationError] = []
     for parameter in integration.parameters or []:
         name = parameter["name"]
         value = str(given.get(name) or "").strip()
+        words, field = parameter.get("label") or name, f"param_{name}"
         if not value:
-            raise ValidationError(f"enter {parameter.get('label') or name}", field=f"param_{name}")
-        if not re.fullmatch(parameter.get("pattern") or DEFAULT_PARAMETER_PATTERN, value):
-            raise ValidationError(
-                f"{parameter.get('label') or name} has characters that are not allowed",
-                field=f"param_{name}",
+            problems.append(ValidationError(f"enter {words}", field=field))
+        elif not re.fullmatch(parameter.get("pattern") or DEFAULT_PARAMETER_PATTERN, value):
+            problems.append(
+                ValidationError(f"{words} has characters that are not allowed", field=field)
             )
-        values[name] = value
+        else:
+            values[name] = value
+    if problems:
+        raise InvalidFields.of(problems)
     return values
 
 

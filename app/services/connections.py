@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from app.errors import CredentialsRefused, ProviderError, ValidationError
+from app.errors import CredentialsRefused, InvalidFields, ProviderError, ValidationError
 from app.integrations import catalog_entry, oauth
 from app.integrations.identity import identify
 from app.integrations.tokens import stored_tokens, token_expiry
@@ -22,6 +22,7 @@ from app.models import Account, Integration, OAuthClient
 from app.models._types import utcnow
 from app.services import webhooks
 from app.services.account_rules import check_slot, validate_label, validate_parameters
+from app.services.integration_fields import noting
 
 
 def oauth_client(
@@ -215,25 +216,18 @@ def connect_with_credentials(
         if name not in declared and not isinstance(value, str):
             # Named by its own field, as the forms and the declared fields are.
             raise ValidationError(f"{name} must be text", field=str(name))
+    # Every wrong field at once: the master form showed the empty key, then, once filled,
+    # the empty secret beside it.
+    problems: list[ValidationError] = []
     values: dict[str, str] = {}
     for name in integration.credential_fields or []:
-        value = fields.get(name) or ""
-        if not isinstance(value, str):
-            raise ValidationError(f"the {name.replace('_', ' ')} must be text", field=name)
-        if not value.strip():
-            raise ValidationError(f"enter the {name.replace('_', ' ')}", field=name)
-        if len(value) > catalog_entry.MAX_CREDENTIAL_LENGTH:
-            raise ValidationError(
-                f"the {name.replace('_', ' ')} may be at most"
-                f" {catalog_entry.MAX_CREDENTIAL_LENGTH:,} characters",
-                field=name,
-            )
-        if any(c in value for c in "\r\n\x00"):
-            raise ValidationError(
-                f"the {name.replace('_', ' ')} has invalid characters", field=name
-            )
-        values[name] = value
-    params = validate_parameters(integration, parameters)
+        with noting(problems):
+            values[name] = _credential(name, fields.get(name))
+    params: dict[str, str] = {}
+    with noting(problems):
+        params = validate_parameters(integration, parameters)
+    if problems:
+        raise InvalidFields.of(problems)
     label = validate_label(label) if owner == "user" else ""
     check_slot(session, integration, owner=owner, user_id=user_id, label=label)
     verdict = verify_credentials(
@@ -258,6 +252,24 @@ def connect_with_credentials(
     session.flush()
     _connected(session, account, integration, reconnected)
     return account
+
+
+def _credential(name: str, value: Any) -> str:
+    """A typed credential as the account keeps it, or why it cannot be one."""
+    words = name.replace("_", " ")
+    value = value or ""
+    if not isinstance(value, str):
+        raise ValidationError(f"the {words} must be text", field=name)
+    if not value.strip():
+        raise ValidationError(f"enter the {words}", field=name)
+    if len(value) > catalog_entry.MAX_CREDENTIAL_LENGTH:
+        raise ValidationError(
+            f"the {words} may be at most {catalog_entry.MAX_CREDENTIAL_LENGTH:,} characters",
+            field=name,
+        )
+    if any(c in value for c in "\r\n\x00"):
+        raise ValidationError(f"the {words} has invalid characters", field=name)
+    return value
 
 
 def _connected(

@@ -304,7 +304,8 @@ def test_empty_master_fields_are_refused_under_each_field_by_the_server(
 ) -> None:
     """The master form left empty fields to the browser's "Please fill out this field"; the
     server's words now show under the field they name, a key, a secret and a parameter alike
-    (`required` stays: it still marks them as needed)."""
+    (`required` stays: it still marks them as needed), every empty one at once (they came
+    one per submit)."""
     with live.app.app_context():
         session = db.session()
         lab = session.query(Facility).filter_by(slug="lab").one()
@@ -325,23 +326,33 @@ def test_empty_master_fields_are_refused_under_each_field_by_the_server(
     form = page.locator("#master-credentials")
     assert form.locator("[name=api_key]").get_attribute("required") is not None
 
-    def refused(field: str) -> dict[str, str]:
-        """Submit; once `field` has its message, every field's message that is shown."""
+    def refused(expected: dict[str, str]) -> None:
+        """Submit; the fields' messages shown become `expected` (each step's differ from the
+        last, so the wait cannot end on the messages of the submit before)."""
         form.locator("button[type=submit]").click()
-        page.wait_for_function(
-            "field => document.querySelector("
-            "`#master-credentials .field-error[data-for=${field}]`)?.textContent", arg=field)
-        return {
-            str(slot.get_attribute("data-for")): slot.inner_text()
-            for slot in form.locator(".field-error").all() if slot.inner_text()
-        }
+        try:
+            page.wait_for_function(
+                """expected => {
+                  const shown = {};
+                  for (const slot of document.querySelectorAll("#master-credentials .field-error"))
+                    if (slot.textContent) shown[slot.dataset.for] = slot.textContent;
+                  return JSON.stringify(Object.entries(shown).sort())
+                    === JSON.stringify(Object.entries(expected).sort());
+                }""", arg=expected)
+        finally:
+            shown = {
+                str(slot.get_attribute("data-for")): slot.inner_text()
+                for slot in form.locator(".field-error").all() if slot.inner_text()
+            }
+            assert shown == expected
 
-    assert refused("api_key") == {"api_key": "enter the api key"}
+    refused({"api_key": "enter the api key", "api_secret": "enter the api secret",
+             "param_region": "enter Region"})
     form.locator("[name=api_key]").fill("the-key")
-    assert refused("api_secret") == {"api_secret": "enter the api secret"}
+    refused({"api_secret": "enter the api secret", "param_region": "enter Region"})
     shot(page, "management-master-empty-secret")
     form.locator("[name=api_secret]").fill("the-secret")
-    assert refused("param_region") == {"param_region": "enter Region"}
+    refused({"param_region": "enter Region"})
     with live.app.app_context():
         assert db.session.query(Account).count() == 0
         db.session.remove()

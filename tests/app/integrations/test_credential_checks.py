@@ -106,6 +106,44 @@ def test_a_wrong_master_password_is_refused(
     assert answer.status_code == 201, answer.get_json()
 
 
+def test_every_empty_or_wrong_field_is_named_at_once(
+    clients: dict[str, FlaskClient], provider: RealProvider
+) -> None:
+    """An empty username was the only problem named; with it filled, the empty password
+    came next, then the parameter: one submit per field. Nothing is sent to the provider
+    or stored while any is wrong."""
+    _integration(
+        clients["admin"],
+        provider,
+        auth_mode="basic",
+        base_url=f"{provider.url}/keyapi/{{region}}",
+        credential_fields=["username", "password"],
+        parameters=[{"name": "region", "label": "Region", "pattern": "^[a-z]+$"}],
+        placements=[
+            {"location": "basic", "template": "{username}", "password_template": "{password}"}
+        ],
+    )
+    answer = clients["admin"].post(
+        "/api/f/lab/integrations/keyed/master",
+        json={"fields": {"username": " ", "password": "a\nb"}, "parameters": {"region": "E U"}},
+        headers=HEADERS,
+    )
+    assert answer.status_code == 400, answer.get_json()
+    problems = {p["field"]: p["message"] for p in answer.get_json()["error"]["errors"]}
+    assert problems == {
+        "username": "enter the username",
+        "password": "the password has invalid characters",
+        "param_region": "Region has characters that are not allowed",
+    }
+    answer = clients["admin"].post(
+        "/api/f/lab/integrations/keyed/master", json={"fields": {}}, headers=HEADERS
+    )
+    problems = {p["field"]: p["message"] for p in answer.get_json()["error"]["errors"]}
+    assert problems == {"username": "enter the username", "password": "enter the password",
+                        "param_region": "enter Region"}
+    assert _accounts() == [] and provider.stats.get("api_calls") == 0
+
+
 def test_an_unreachable_provider_is_said_in_words(
     clients: dict[str, FlaskClient], provider: RealProvider
 ) -> None:
