@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from app import db, extensions
-from app.errors import NotFound, OAuthCallbackError
+from app.errors import AppError, NotFound, OAuthCallbackError
 from app.models import Grant, Integration, Role
 from app.services import connections, grant_messages, oauth_sign_in
 from app.web import connect
@@ -145,11 +145,7 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
                 vault=extensions.vault(),
                 http=extensions.outbound(),
             )
-        except Exception as exc:  # a validation error is shown on the form
-            from app.errors import AppError
-
-            if not isinstance(exc, AppError):
-                raise
+        except AppError as exc:  # shown on the form: the person may correct it
             db.session.rollback()
             error = exc.message
         else:
