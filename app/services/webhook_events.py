@@ -131,8 +131,11 @@ class WebhookEvents:
         assert req.user_id is not None
         with self._session_factory() as session:
             # The prompt as the API's run shows it (its `prompt`), with whose run it is.
+            integration = session.get(Integration, req.integration_id)
+            if integration is None:
+                return  # removed meanwhile: its prompts went with it (ON DELETE CASCADE)
             data: dict[str, Any] = {
-                **run_prompts.prompt_data(grant, req.integration_key),
+                **run_prompts.prompt_data(session, grant, integration),
                 "run_id": req.run_id,
                 "user_id": req.user_id,
                 **self._link(

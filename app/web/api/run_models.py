@@ -128,6 +128,11 @@ class RunPrompt(BaseModel):
         description="When the prompt expires unanswered: the call then raises"
         " NoIntegrationGrant (reason `expired`)"
     )
+    account_note: str | None = Field(
+        description="In words, for a prompt of the unlabelled account to a user who has the"
+        " service connected only under labels: those are used only by scripts that name"
+        " them (the page's prompt says it too); null otherwise"
+    )
     answer: PromptAnswers
 
 

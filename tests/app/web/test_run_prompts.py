@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app import db, extensions
-from app.models import Grant
+from app.models import Account, Grant, Integration
 from app.services import webhooks
 from app.testing import LiveServer
 from tests.listener import Listener
@@ -102,6 +102,7 @@ def test_wait_answers_at_the_pause_with_the_prompt_and_how_to_answer_it(
         "label": "",
         "reason": "missing",
         "expires_at": grant.expires_at.isoformat(),
+        "account_note": None,
         "answer": {
             "connect_link": {
                 "method": "POST",
@@ -181,6 +182,28 @@ def test_get_and_the_list_carry_the_prompt_and_only_its_user_may_refuse(
     assert done.json()["prompt"] is None
 
 
+def test_a_prompt_for_the_default_account_says_the_users_labelled_ones_are_not_it(
+    world: dict[str, Any],
+) -> None:
+    """Mia has Keyed only as "work": the page's prompt said why she was asked again, the
+    API's run and `grant.required` (what an embedding app shows her) did not."""
+    with world["live"].app.app_context():
+        session = db.session()
+        keyed = session.scalars(select(Integration).where(Integration.key == "keyed")).one()
+        session.add(Account(facility_id=world["ids"]["lab"], integration_id=keyed.id,
+                            owner_kind="user", user_id=world["ids"]["mia"], label="work"))
+        session.commit()
+        db.session.remove()
+    run = _start(world, "mia").json()
+    note = (
+        "This script asks for your default Keyed account (connected without a label); "
+        "your 'work' account is used only by scripts that name it."
+    )
+    assert (run["prompt"]["label"], run["prompt"]["account_note"]) == ("", note)
+    assert _grant_required(world)["account_note"] == note
+    assert extensions.run_queue(world["live"].app).cancel(run["id"])
+
+
 def test_a_retried_post_of_a_paused_run_answers_at_once(world: dict[str, Any]) -> None:
     """An Idempotency-Key retry with `wait` finds its run already paused: no wait at all."""
     headers = {"Authorization": f"Bearer {world['tokens']['mia']}", "Idempotency-Key": "k-1"}
@@ -213,6 +236,7 @@ def test_the_api_document_declares_the_prompt_and_the_wait(app: Flask) -> None:
         "label",
         "reason",
         "expires_at",
+        "account_note",
         "answer",
     }
     assert set(schema("PromptAnswers")["properties"]) == {"connect_link", "refuse"}
