@@ -39,6 +39,14 @@ class _Finalized:
         self.then()
 
 
+def _parse(source: str, errors: list[Exception]) -> None:
+    """Parse `source`, noting what it raises in `errors`."""
+    try:
+        ast.parse(source)
+    except Exception as exc:
+        errors.append(exc)
+
+
 def _parse_with_garbage(then: Callable[[], None], errors: list[Exception]) -> None:
     """Parse _FIRST with the collector set to run (and free a `_Finalized`) inside it."""
     thresholds = gc.get_threshold()
@@ -46,10 +54,7 @@ def _parse_with_garbage(then: Callable[[], None], errors: list[Exception]) -> No
     try:
         _Finalized(then)
         gc.set_threshold(50)
-        try:
-            ast.parse(_FIRST)
-        except Exception as exc:
-            errors.append(exc)
+        _parse(_FIRST, errors)
     finally:
         gc.set_threshold(*thresholds)
     gc.collect()  # the finalizer has run by now, inside the parse or after it
@@ -58,13 +63,7 @@ def _parse_with_garbage(then: Callable[[], None], errors: list[Exception]) -> No
 def _in_its_own_thread() -> list[Exception]:
     errors: list[Exception] = []
 
-    def parse_too() -> None:
-        try:
-            ast.parse(_SECOND)
-        except Exception as exc:
-            errors.append(exc)
-
-    _parse_with_garbage(parse_too, errors)
+    _parse_with_garbage(lambda: _parse(_SECOND, errors), errors)
     return errors
 
 
@@ -74,12 +73,8 @@ def _in_another_thread() -> list[Exception]:
 
     def second() -> None:
         start.wait(5)
-        try:
-            ast.parse(_SECOND)
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            done.set()
+        _parse(_SECOND, errors)
+        done.set()
 
     def let_it_in() -> None:
         start.set()
