@@ -56,6 +56,21 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// A row of `table` whose every cell is labelled with its column's heading: on a phone a
+// row is a card of labelled lines (the stacked tables' CSS shows each cell's data-label).
+export function labelledRow(table, attrs, ...cells) {
+  const labels = [...table.tHead.rows[0].cells].map((th) => th.textContent);
+  const tr = el("tr", attrs, ...cells);
+  [...tr.cells].forEach((td, i) => td.setAttribute("data-label", labels[i] ?? ""));
+  return tr;
+}
+
+// The one row of a table that lists nothing, across all its columns, in `words`.
+export function nothingRow(table, words) {
+  const columns = table.tHead.rows[0].cells.length;
+  return el("tr", {}, el("td", { colspan: columns, class: "muted", "data-label": "", text: words }));
+}
+
 // A message in the page's corner for 4 s; `content` is words or a list of words and
 // elements. A `lasting` one stays until removed (the returned element): an error that
 // way is one the page cannot get past until the person acts, and is announced as such.

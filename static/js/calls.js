@@ -1,9 +1,10 @@
 // The call log page: filters reload the table; older calls come a page at a time.
-import { apiPage, el, slug, when } from "./api.js";
+import { apiPage, el, labelledRow, nothingRow, slug, when } from "./api.js";
 import { accountWords, callErrorWords } from "./wording.js";
 
 const form = document.getElementById("call-filters");
-const tbody = document.querySelector("#calls tbody");
+const table = document.getElementById("calls");
+const tbody = table.tBodies[0];
 const older = document.getElementById("older-calls");
 const status = document.getElementById("calls-status");
 const names = Object.fromEntries([...form.elements.user.options].map((o) => [o.value, o.text]));
@@ -12,10 +13,8 @@ const scripts = Object.fromEntries([...form.elements.script.options].map((o) => 
 // The call's own time and the time a person took to sign in are shown apart.
 const ms = (value) => (value == null ? "" : String(Math.round(value)));
 
-// Each cell is labelled with its column's heading: on a phone a call is a card of labelled lines.
-const labels = [...document.querySelectorAll("#calls thead th")].map((th) => th.textContent);
-const row = (c) => {
-  const tr = el("tr", { class: c.error || c.status >= 400 ? "bad" : "" },
+// On a phone a call is a card of labelled lines (labelledRow).
+const row = (c) => labelledRow(table, { class: c.error || c.status >= 400 ? "bad" : "" },
     el("td", { text: when(c.created_at) }), el("td", { text: names[c.user_id] ?? "" }),
     el("td", { text: scripts[c.script_id] ?? (c.script_id ? `#${c.script_id}` : "editor") }),
     el("td", { text: c.integration }), el("td", { text: accountWords(c.account), title: c.account }), el("td", { text: c.method }),
@@ -23,9 +22,6 @@ const row = (c) => {
     el("td", { class: "call-ms", text: ms(c.duration_ms) }), el("td", { class: "wait-ms", text: ms(c.wait_ms) }),
     // In words, with the code (what the API and the export say) in the title.
     el("td", { text: c.error ? callErrorWords(c.error) : "", title: c.error }));
-  [...tr.cells].forEach((td, i) => td.setAttribute("data-label", labels[i]));
-  return tr;
-};
 
 // The API sends 50 calls at a time: the rest used to be out of reach. `next` is where the
 // following page starts; a filter change starts over (and outdates a page still loading).
@@ -58,7 +54,7 @@ async function load(more = false) {
 // log was shown whole, as if the address had asked for every call.
 const FILTERS = ["integration", "user", "script", "status"];
 const problems = document.getElementById("call-filter-problems");
-const noMatch = () => el("tr", {}, el("td", { colspan: 11, class: "muted", "data-label": "", text: "No calls match." }));
+const noMatch = () => nothingRow(table, "No calls match.");
 form.addEventListener("change", () => {
   problems?.remove();
   const shown = new URLSearchParams(FILTERS.filter((n) => form.elements[n].value).map((n) => [n, form.elements[n].value]));

@@ -1,7 +1,7 @@
 // The editor: CodeMirror, save/publish, run with live output, errors at their line,
 // the run's integration calls, and which integrations the script needs.
 import { createEditor } from "../vendor/editor.js";
-import { api, el, parseJson, showError, slug, toast } from "./api.js";
+import { api, el, labelledRow, nothingRow, parseJson, showError, slug, toast } from "./api.js";
 import { ready } from "./ws.js";
 import { FINAL, cancel, follow, linkRun, renderInto, runHistory, setStatus, start } from "./runs.js";
 import { OutputView } from "./output-merge.js";
@@ -225,27 +225,21 @@ async function resume() {
 
 // The calls of a run that ended, as the run page lists them; a run that made none (`made`,
 // its count, counts integrations.require too) says so in the run page's words (data-none).
-// Each cell is labelled with its column's heading: on a phone a call is a card of labelled
-// lines, as in the call log.
+// On a phone a call is a card of labelled lines, as in the call log (labelledRow).
 async function showCalls(runId, made) {
   const calls = await api("GET", `/api/f/${slug}/runs/${runId}/calls`);
   const table = $("run-calls");
-  const labels = [...table.tHead.rows[0].cells].map((th) => th.textContent);
   if (!calls.length && !made) {
-    table.tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: labels.length, class: "muted", "data-label": "", text: table.dataset.none })));
+    table.tBodies[0].replaceChildren(nothingRow(table, table.dataset.none));
     return;
   }
-  table.tBodies[0].replaceChildren(...calls.map((call) => {
-    const tr = el("tr", {},
+  table.tBodies[0].replaceChildren(...calls.map((call) => labelledRow(table, {},
       el("td", { class: "mono", text: `${call.method} ${call.path}` }),
       // In words, as the run page and the call log say them, with the code in the title.
       el("td", { class: "call-status", text: call.status ?? (call.error ? callErrorWords(call.error) : ""), title: call.status == null ? call.error : null }),
       el("td", { text: accountWords(call.account), title: call.account }),
       el("td", { text: call.duration_ms == null ? "" : String(Math.round(call.duration_ms)) }),
-      el("td", { text: call.wait_ms == null ? "" : String(Math.round(call.wait_ms)) }));
-    [...tr.cells].forEach((td, i) => td.setAttribute("data-label", labels[i]));
-    return tr;
-  }));
+      el("td", { text: call.wait_ms == null ? "" : String(Math.round(call.wait_ms)) }))));
 }
 
 let readinessTimer = null;
