@@ -6,42 +6,32 @@ schema dialect, so the document is the validators' schema and not a translation 
 spectree decorates plain Flask views on plain blueprints (flask-openapi3 and APIFlask need
 their own app class, flask-smorest speaks marshmallow and documents 3.1 only partly).
 Validation failures become our ValidationError, so every wrong input is the one JSON error
-shape with the field named.
+shape with the field named. What the answers are (the error shape, lists, files, headers)
+is declared in app/web/openapi_answers.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Annotated, Any, ClassVar, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask import Response as FlaskResponse
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from pydantic import ValidationError as PydanticError
 from spectree import Response, SpecTree
 from spectree.model_adapter import get_pydantic_model_adapter
 from spectree.plugins.flask_plugin import FlaskPlugin
-from spectree.utils import get_model_key
 from werkzeug.datastructures import ImmutableMultiDict
 
 from app.db import MAX_INTEGER
 from app.errors import ValidationError
+from app.web.openapi_answers import PAGE_HEADERS, ErrorBody, FileAnswer
 
 # A whole number from a query string: digits only, within what the database stores.
 QueryInt = Annotated[int, Field(ge=-MAX_INTEGER, le=MAX_INTEGER)]
 TextMap = dict[StrictStr, StrictStr]
-
-# What an API view returns: a declared model or JSON data, alone or with a status (and
-# headers). Not
-# flask.typing.ResponseReturnValue: spectree reads the views' type hints at run time and
-# that alias names types Flask imports only for type checkers.
-_Data = BaseModel | dict[str, Any] | list[Any] | str | FlaskResponse  # a file: FileAnswer
-Answer = _Data | tuple[_Data, int] | tuple[_Data, int, dict[str, str]]
-
-# The error statuses any API operation may answer, each with the one error shape: 503
-# too (`database_unavailable` with Retry-After, while the database cannot be reached).
-ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429, 503)
 
 # The cache-buster jQuery's `cache: false` and many HTTP tools add to a GET (`?_=1712345678`,
 # so that no cache answers in the server's place): a GET ignores it (it reads nothing, so it
@@ -55,40 +45,6 @@ _CACHE_BUSTER_PARAMETER = {
     "description": "Ignored: a cache-buster (jQuery's `cache: false` adds one); GET only",
     "schema": {"type": "string"},
 }
-
-# The header holding the next page's cursor of a list answer (see app/web/api/paging.py).
-NEXT_HEADER = "Next-Cursor"
-# What every page of a list answers besides its rows, while another page follows.
-_PAGE_HEADERS = {
-    NEXT_HEADER: {
-        "description": "The `cursor` of the next page; absent on the last page",
-        "schema": {"type": "string"},
-    },
-    "Link": {
-        "description": 'The next page\'s URL as `<url>; rel="next"`; absent on the last page',
-        "schema": {"type": "string"},
-    },
-}
-
-
-# Headers an operation's answers carry when it says so (reply(..., sends=...)), each
-# described once here: the document declares them on that operation's 2xx answers.
-LOCATION_HEADER = "Location"
-REPLAYED_HEADER = "Idempotent-Replayed"
-_SENT_HEADERS = {
-    LOCATION_HEADER: {
-        "description": "The absolute URL (under the server's public address) of what the"
-        " request made or started: GET it there",
-        "schema": {"type": "string", "format": "uri"},
-    },
-    REPLAYED_HEADER: {
-        "description": "`true` when the answer is the run an earlier request with the same"
-        " `Idempotency-Key` started (nothing new was started); absent when this request"
-        " started it",
-        "schema": {"type": "string", "enum": ["true"]},
-    },
-}
-
 
 class Body(BaseModel):
     """A JSON request body: strict types (no "1" for 1, no 1 for true).
@@ -107,68 +63,6 @@ class Query(BaseModel):
     every row as if it had filtered them."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class FileAnswer(RootModel[str]):
-    """An answer that is a file, not JSON (an export), streamed as it is read: subclasses
-    say its media types (MEDIA: type -> description) and headers (HEADERS: name ->
-    description), which the document shows in place of a JSON schema. Not checked
-    against a model: that would read the whole stream first."""
-
-    MEDIA: ClassVar[dict[str, str]] = {}
-    HEADERS: ClassVar[dict[str, str]] = {}
-
-
-class ErrorDetail(BaseModel):
-    """What went wrong: a stable code, words for people, the input field when one is to blame."""
-
-    model_config = ConfigDict(extra="allow")
-    code: str
-    message: str
-    field: str | None = None
-
-
-class ErrorBody(BaseModel):
-    """The one error shape of the API."""
-
-    error: ErrorDetail
-
-
-def list_of(model: type[BaseModel]) -> type[RootModel[Any]]:
-    """A response model for a JSON array of `model`."""
-    return RootModel[list[model]]  # type: ignore[valid-type]
-
-
-class _Reply(Response):
-    """spectree's Response, with the headers the operation's 2xx answers send (`sends`,
-    names from _SENT_HEADERS): spectree declares no response headers of its own."""
-
-    def __init__(self, *codes: str, sends: Sequence[str] = (), **models: Any) -> None:
-        super().__init__(*codes, **models)
-        # Looked up now: a name not in _SENT_HEADERS fails at import, not in the document.
-        self.sent_headers = {name: _SENT_HEADERS[name] for name in sends}
-
-    def generate_spec(self, naming_strategy: Any = get_model_key) -> dict[str, Any]:
-        responses: dict[str, Any] = super().generate_spec(naming_strategy)
-        for status, answer in responses.items():
-            if self.sent_headers and status.startswith("2"):
-                answer["headers"] = dict(self.sent_headers)
-        return responses
-
-
-def reply(
-    *no_content: str,
-    sends: Sequence[str] = (),
-    **models: type[BaseModel] | tuple[type[BaseModel], str],
-) -> Response:
-    """The documented answers of an operation: its own (HTTP_200=Model, "HTTP_204", or
-    HTTP_410=(ErrorBody, "when and what to do") for an error only it gives) + errors;
-    `sends` names the headers its 2xx answers carry (LOCATION_HEADER for a POST that makes
-    something: base.location)."""
-    errors: dict[str, type[BaseModel] | tuple[type[BaseModel], str]] = {
-        f"HTTP_{status}": ErrorBody for status in ERROR_STATUSES
-    }
-    return _Reply(*no_content, sends=sends, **{**errors, **models})
 
 
 # Text objects whose wrong values name the value's own field, as the forms do
@@ -336,7 +230,7 @@ class _Spec(SpecTree):
                     operation.setdefault("parameters", []).append(_CACHE_BUSTER_PARAMETER)
                 queries = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
                 if "cursor" in queries and "200" in operation["responses"]:
-                    operation["responses"]["200"]["headers"] = _PAGE_HEADERS
+                    operation["responses"]["200"]["headers"] = PAGE_HEADERS
                 files.update(self._as_files(operation["responses"]))
         for name in files:  # each shown as its media types, not as a schema of its own
             document["components"]["schemas"].pop(name, None)

@@ -18,7 +18,8 @@ from app.services.oauth_clients import redirect_uri
 from app.web.api import paging
 from app.web.api.base import api_blueprint, integration_of
 from app.web.api.connect_links import new_link
-from app.web.openapi import Answer, Body, ErrorBody, Query, TextMap, list_of, reply, spec
+from app.web.openapi import Body, Query, TextMap, spec
+from app.web.openapi_answers import Answer, ErrorBody, list_of, reply
 from app.web.security import current_identity, require_member, session_binding
 
 bp = api_blueprint("api_accounts")

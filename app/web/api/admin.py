@@ -14,7 +14,8 @@ from app.services.call_filters import CallStatus
 from app.web.api import paging
 from app.web.api.base import api_blueprint
 from app.web.api.run_calls import CallOut
-from app.web.openapi import Answer, Body, Query, QueryInt, list_of, reply, spec
+from app.web.openapi import Body, Query, QueryInt, spec
+from app.web.openapi_answers import Answer, list_of, reply
 from app.web.security import require_member
 
 bp = api_blueprint("api_admin")

@@ -11,7 +11,7 @@ from app import db
 from app.errors import NotFound, UnsupportedMediaType
 from app.models import Integration
 from app.services.context import MemberContext
-from app.web.openapi import LOCATION_HEADER
+from app.web.openapi_answers import LOCATION_HEADER
 from app.web.security import check_csrf, current_identity, require_member, require_user
 
 

@@ -16,7 +16,8 @@ from app.models import ConnectLink, Integration
 from app.services import connect_links
 from app.services.context import MemberContext
 from app.web.api.base import api_blueprint, integration_of
-from app.web.openapi import Answer, Body, ErrorBody, reply, spec
+from app.web.openapi import Body, spec
+from app.web.openapi_answers import Answer, ErrorBody, reply
 from app.web.security import require_member
 
 bp = api_blueprint("api_connect_links")

@@ -8,7 +8,8 @@ from app import db, extensions
 from app.models import Role
 from app.services import integration_dependents
 from app.web.api.base import api_blueprint, integration_of
-from app.web.openapi import Answer, reply, spec
+from app.web.openapi import spec
+from app.web.openapi_answers import Answer, reply
 from app.web.security import require_member
 
 bp = api_blueprint("api_integration_state")

@@ -31,7 +31,8 @@ from app.services.connection_checks import test_connection, test_credentials
 from app.web.api import paging
 from app.web.api.accounts import AccountOut, account_out
 from app.web.api.base import api_blueprint, integration_of, location
-from app.web.openapi import LOCATION_HEADER, Answer, Body, TextMap, list_of, reply, spec
+from app.web.openapi import Body, TextMap, spec
+from app.web.openapi_answers import LOCATION_HEADER, Answer, list_of, reply
 from app.web.security import require_member
 
 log = logging.getLogger(__name__)

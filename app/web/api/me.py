@@ -9,7 +9,8 @@ from app.errors import NotFound
 from app.models import ApiToken
 from app.web.api.base import api_blueprint
 from app.web.auth import change_own_password
-from app.web.openapi import Answer, Body, reply, spec
+from app.web.openapi import Body, spec
+from app.web.openapi_answers import Answer, reply
 from app.web.security import (
     hash_token,
     memberships_of,

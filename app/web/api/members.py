@@ -18,7 +18,8 @@ from app.models import Invitation, Role, Run, User
 from app.services import invitations, people, sessions
 from app.web.api import paging
 from app.web.api.base import api_blueprint
-from app.web.openapi import Answer, Body, list_of, reply, spec
+from app.web.openapi import Body, spec
+from app.web.openapi_answers import Answer, list_of, reply
 from app.web.security import require_member, require_user
 
 bp = api_blueprint("members_api")

@@ -22,7 +22,8 @@ from app.errors import ValidationError
 from app.models._types import UNSTORABLE_TEXT
 from app.services.scripts import MAX_PAGE
 from app.web.api.base import public_address
-from app.web.openapi import NEXT_HEADER, Query, QueryInt
+from app.web.openapi import Query, QueryInt
+from app.web.openapi_answers import NEXT_HEADER
 
 T = TypeVar("T")
 

@@ -14,7 +14,8 @@ from app.models import Grant
 from app.services import connect_links, run_prompts
 from app.services.context import MemberContext
 from app.web.api.base import address_of, api_blueprint
-from app.web.openapi import Answer, reply, spec
+from app.web.openapi import spec
+from app.web.openapi_answers import Answer, reply
 from app.web.security import require_member
 
 bp = api_blueprint("api_prompts")

@@ -10,7 +10,8 @@ from app.models import CallLog
 from app.services import scripts as scripts_service
 from app.web.api import paging
 from app.web.api.base import api_blueprint
-from app.web.openapi import Answer, list_of, reply, spec
+from app.web.openapi import spec
+from app.web.openapi_answers import Answer, list_of, reply
 from app.web.security import require_member
 
 bp = api_blueprint("api_run_calls")

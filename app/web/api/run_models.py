@@ -24,7 +24,8 @@ from app.services.failure_handler_choice import Holder
 from app.services.run_export import MAX_EXPORT_ROWS
 from app.web import run_files
 from app.web.api import paging
-from app.web.openapi import Body, FileAnswer, Query, QueryInt
+from app.web.openapi import Body, Query, QueryInt
+from app.web.openapi_answers import FileAnswer
 
 # The longest a caller may block on POST /runs for the run to finish.
 MAX_WAIT_S = 300.0

@@ -33,14 +33,14 @@ from app.web.api.run_models import (
     RunStart,
 )
 from app.web.limits import waiting_requests
-from app.web.openapi import (
+from app.web.openapi import spec
+from app.web.openapi_answers import (
     LOCATION_HEADER,
     REPLAYED_HEADER,
     Answer,
     ErrorBody,
     list_of,
     reply,
-    spec,
 )
 from app.web.security import require_member
 from app.web.wording import error_in_words

@@ -17,7 +17,8 @@ from app.services import scripts as scripts_service
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
 from app.web.api.run_models import HandlerError
-from app.web.openapi import LOCATION_HEADER, Answer, Body, ErrorBody, list_of, reply, spec
+from app.web.openapi import Body, spec
+from app.web.openapi_answers import LOCATION_HEADER, Answer, ErrorBody, list_of, reply
 from app.web.security import require_member
 from app.web.wording import skip_in_words
 

@@ -15,7 +15,8 @@ from app.services import scripts as scripts_service
 from app.services import versions
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
-from app.web.openapi import LOCATION_HEADER, Answer, Body, list_of, reply, spec
+from app.web.openapi import Body, spec
+from app.web.openapi_answers import LOCATION_HEADER, Answer, list_of, reply
 from app.web.security import require_member
 
 bp = api_blueprint("api_scripts")

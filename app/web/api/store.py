@@ -16,7 +16,8 @@ from app.models._types import iso
 from app.services import script_store
 from app.services import scripts as scripts_service
 from app.web.api.base import api_blueprint
-from app.web.openapi import Answer, reply, spec
+from app.web.openapi import spec
+from app.web.openapi_answers import Answer, reply
 from app.web.security import require_member
 
 bp = api_blueprint("api_store")

@@ -16,7 +16,8 @@ from app.services import scripts as scripts_service
 from app.services import triggers as triggers_service
 from app.web.api.base import address_of, api_blueprint
 from app.web.api.run_models import HandlerError
-from app.web.openapi import Answer, Body, ErrorBody, list_of, reply, spec
+from app.web.openapi import Body, spec
+from app.web.openapi_answers import Answer, ErrorBody, list_of, reply
 from app.web.security import require_member
 
 bp = api_blueprint("api_triggers")

@@ -23,7 +23,8 @@ from app.models.webhooks import (
 from app.services import webhook_deliveries, webhook_endpoints, webhook_sending, webhooks
 from app.web.api import paging
 from app.web.api.base import api_blueprint, location
-from app.web.openapi import LOCATION_HEADER, Answer, Body, list_of, reply, spec
+from app.web.openapi import Body, spec
+from app.web.openapi_answers import LOCATION_HEADER, Answer, list_of, reply
 from app.web.security import require_member
 from app.web.throttle import send_throttle
 
