@@ -34,6 +34,11 @@ class AppError(Exception):
         """The JSON error shape."""
         return {"error": {"code": self.code, "message": self.message, **self.details}}
 
+    @property
+    def whole_message(self) -> str:
+        """All the error says, for a page that shows it in one line above its form."""
+        return self.message
+
 
 class ValidationError(AppError):
     """Input that does not fit: a form field, a JSON body, a query parameter."""
@@ -55,6 +60,11 @@ class InvalidFields(ValidationError):
         errors = [{"code": p.code, "message": p.message, **p.details} for p in flat]
         super().__init__(first.message, **first.details, errors=errors)
         self.problems = flat
+
+    @property
+    def whole_message(self) -> str:
+        """Every problem, each in its words (`message` is the first one's)."""
+        return "; ".join(problem.message for problem in self.problems)
 
     @classmethod
     def of(cls, problems: list[ValidationError]) -> ValidationError:

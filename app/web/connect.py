@@ -126,7 +126,7 @@ def open_link(token: str) -> ResponseReturnValue:
         except ValidationError as exc:  # a parameter the person may correct
             db.session.rollback()
             return render_template(
-                "connect_link.html", **page, error=exc.message, parameters_only=True
+                "connect_link.html", **page, error=exc.whole_message, parameters_only=True
             ), 400
         db.session.commit()
         return redirect(url)
@@ -149,7 +149,7 @@ def open_link(token: str) -> ResponseReturnValue:
             )
         except AppError as exc:  # shown on the form: the user may correct it
             db.session.rollback()
-            error = exc.message
+            error = exc.whole_message
         else:
             message = f"{integration.name} is connected."
             return _answer(link, "connected", message, account=account)

@@ -147,7 +147,7 @@ def grant_sign_in(slug: str, grant_id: str) -> ResponseReturnValue:
             )
         except AppError as exc:  # shown on the form: the person may correct it
             db.session.rollback()
-            error = exc.message
+            error = exc.whole_message
         else:
             db.session.commit()
             extensions.grants().resolve(grant.id, "granted", account.id)

@@ -247,6 +247,31 @@ def test_a_key_form_link_connects_with_the_users_key(world: dict[str, Any]) -> N
     assert account.user_id == world["ids"]["mia"]
 
 
+def test_a_key_form_link_says_every_wrong_field_at_once(world: dict[str, Any]) -> None:
+    """A key with a line break and a region with a space: the page said the first only,
+    and once it was fixed, the other (the fields are checked together now)."""
+    live: LiveServer = world["live"]
+    with live.app.app_context():
+        lab = db.session.scalars(select(Facility).where(Facility.slug == "lab")).one()
+        integrations_admin.create_custom(db.session(), facility=lab, fields={
+            "key": "regional", "name": "Regional", "auth_mode": "api_key",
+            "base_url": "https://{region}.example.com", "credential_fields": ["api_key"],
+            "parameters": [{"name": "region", "label": "Region", "pattern": "^[a-z]+$"}],
+            "placements": [{"location": "header", "name": "X-Key", "template": "{api_key}"}],
+        })
+        db.session.commit()
+        db.session.remove()
+    url = _link(world, integration="regional", user_id=world["ids"]["mia"])
+    browser = requests.Session()
+    form = _open(world, url, browser)
+    answer = _send(world, url, browser, form, api_key="a\nb", param_region="E U")
+    assert answer.status_code == 400
+    said = html.unescape(answer.text)
+    assert ('role="alert">the api key has invalid characters; Region has characters that'
+            " are not allowed<") in said
+    assert _accounts(world) == []
+
+
 def test_declining_the_key_form_returns_refused(world: dict[str, Any]) -> None:
     url = _link(world, integration="keyed", return_to=f"{EMBEDDER}/done")
     browser = requests.Session()
