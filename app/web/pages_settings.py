@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from app import db
 from app.integrations import catalog_entry as catalog_rules
-from app.models import Account, ApiToken, Integration
-from app.services import invitations, run_history
+from app.models import Account, ApiToken, Grant, Integration
+from app.services import grant_messages, invitations, run_history
 from app.web.pages import bp, render_page
 from app.web.security import login_required, memberships_of, require_user
 
@@ -43,6 +43,7 @@ def settings_integrations() -> ResponseReturnValue:
                         "integration": i,
                         "accounts": [a for a in accounts if a.integration_id == i.id],
                         "waiting": waiting.get(i.id, []),
+                        "account_note": _account_note(i, waiting.get(i.id, [])),
                     }
                     for i in integrations
                     if i.auth_mode in catalog_rules.PERSONAL_ACCOUNT_MODES
@@ -50,6 +51,17 @@ def settings_integrations() -> ResponseReturnValue:
             }
         )
     return render_page("settings_integrations.html", None, sections=sections)
+
+
+def _account_note(integration: Integration, waiting: list[run_history.WaitingRun]) -> str | None:
+    """What the prompt says (grant_messages.default_account_note) when a run waits for the
+    user's default account and they have the service only under labels: the row lists
+    those as connected, beside a note that runs wait for a sign-in."""
+    for run in waiting:
+        grant = db.session.get(Grant, run.grant_id) if not run.label else None
+        if grant is not None:
+            return grant_messages.default_account_note(db.session(), grant, integration.name)
+    return None
 
 
 @bp.get("/invitations")

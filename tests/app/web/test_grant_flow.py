@@ -478,6 +478,10 @@ def test_a_prompt_for_the_default_account_names_the_persons_labelled_ones(
     assert form.status_code == 200
     assert note in html.unescape(form.text)
     assert "theirs" not in form.text
+    # Settings lists "work" as connected beside "1 run waits for this sign-in": it says why.
+    settings = html.unescape(world["member"].api("GET", "/settings/integrations").text)
+    waiting = settings.split('class="waiting-note"')[1].split("</p>")[0]
+    assert f'<span class="account-note">{note}</span>' in waiting
     page.send({"type": "grant.refuse", "grant_id": prompt["grant_id"]})
     finished = page.wait_for("run.finished", run_id=run_id)["run"]
     assert finished["result"] == {"connected": False, "reason": "refused"}
