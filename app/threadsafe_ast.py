@@ -14,7 +14,8 @@ and logged the traceback, inside Werkzeug's parse.
 `install()` wraps the built-in `compile` so that the conversions (and only they: compiling
 source text to code builds no tree objects) hold one lock with the collector paused. The
 cost is a check per `compile` call, so it is kept on interpreters that may not need it.
-The script sandbox compiles in its own single-threaded workers and needs none of this.
+A child forked meanwhile gets a lock of its own and its collector back. The script
+sandbox compiles in workers of its own zygote (a fresh interpreter) and needs none of this.
 """
 
 from __future__ import annotations
@@ -22,11 +23,26 @@ from __future__ import annotations
 import ast
 import builtins
 import gc
+import os
 import threading
 from typing import Any
 
 _lock = threading.RLock()
 _builtin_compile = builtins.compile
+_paused = False  # the collector is off for a conversion in progress
+
+
+def _after_fork_in_child() -> None:
+    """A process forked during another thread's conversion (a Celery pool's child) would
+    inherit the lock held by a thread it does not have, and the collector off for good."""
+    global _lock, _paused
+    _lock = threading.RLock()
+    if _paused:
+        gc.enable()
+        _paused = False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def install() -> None:
@@ -40,11 +56,14 @@ def _compile(
 ) -> Any:
     if not (isinstance(source, ast.AST) or flags & ast.PyCF_ONLY_AST):
         return _builtin_compile(source, filename, mode, flags, *args, **kwargs)
+    global _paused
     with _lock:
         collecting = gc.isenabled()
         gc.disable()  # no finalizer runs inside the conversion
+        _paused = _paused or collecting
         try:
             return _builtin_compile(source, filename, mode, flags, *args, **kwargs)
         finally:
             if collecting:
+                _paused = False
                 gc.enable()

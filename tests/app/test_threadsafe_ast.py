@@ -14,7 +14,10 @@ from __future__ import annotations
 import ast
 import builtins
 import gc
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -123,3 +126,38 @@ def test_the_collision_is_real_without_it(
     if errors == []:
         pytest.skip("this interpreter keeps the counter per conversion")
     assert "recursion depth mismatch" in str(errors[0]), errors
+
+
+def test_a_process_forked_mid_conversion_converts_and_collects(plain_compile: None) -> None:
+    """A fork while another thread holds the conversions' lock (a Celery pool forking its
+    children) left the child a lock nobody would release: its first parse hung."""
+    threadsafe_ast.install()
+    held, release = threading.Event(), threading.Event()
+
+    def converting() -> None:  # as a conversion in progress: the lock held, collector off
+        with threadsafe_ast._lock:
+            gc.disable()
+            threadsafe_ast._paused = True
+            held.set()
+            release.wait(10)
+            threadsafe_ast._paused = False
+            gc.enable()
+
+    other = threading.Thread(target=converting)
+    other.start()
+    assert held.wait(5)
+    pid = os.fork()
+    if pid == 0:  # the child: parse, and say whether the collector runs
+        ast.parse(_SECOND)
+        os._exit(0 if gc.isenabled() else 3)
+    release.set()
+    other.join(10)
+    deadline = time.monotonic() + 20
+    while (ended := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if ended == (0, 0):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert ended != (0, 0), "the child's parse hung on the inherited lock"
+    assert os.waitstatus_to_exitcode(ended[1]) == 0, "the child's collector stayed off"
+    assert gc.isenabled()
