@@ -4,6 +4,7 @@ signs in. The prompts themselves (opening, waiting, resolving): services/grants.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -57,6 +58,12 @@ def default_account_note(session: Session, grant: Grant, service: str) -> str | 
         )
         .order_by(Account.label)
     ).all()
+    return labelled_only_note(service, labels)
+
+
+def labelled_only_note(service: str, labels: Sequence[str]) -> str | None:
+    """default_account_note's words for a person whose accounts of `service` have these
+    `labels` (sorted): None when they have none, or a default one among them."""
     if not labels or "" in labels:
         return None
     named = ", ".join(f"'{label}'" for label in labels)

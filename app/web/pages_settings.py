@@ -5,12 +5,14 @@ Their views sit on the pages blueprint (pages.py), so their endpoints stay `page
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from app import db
 from app.integrations import catalog_entry as catalog_rules
-from app.models import Account, ApiToken, Grant, Integration
+from app.models import Account, ApiToken, Integration
 from app.services import grant_messages, invitations, run_history
 from app.web.pages import bp, render_page
 from app.web.security import login_required, memberships_of, require_user
@@ -39,12 +41,8 @@ def settings_integrations() -> ResponseReturnValue:
             {
                 "facility": facility,
                 "integrations": [
-                    {
-                        "integration": i,
-                        "accounts": [a for a in accounts if a.integration_id == i.id],
-                        "waiting": waiting.get(i.id, []),
-                        "account_note": _account_note(i, waiting.get(i.id, [])),
-                    }
+                    _row(i, [a for a in accounts if a.integration_id == i.id],
+                         waiting.get(i.id, []))
                     for i in integrations
                     if i.auth_mode in catalog_rules.PERSONAL_ACCOUNT_MODES
                 ],
@@ -53,15 +51,22 @@ def settings_integrations() -> ResponseReturnValue:
     return render_page("settings_integrations.html", None, sections=sections)
 
 
-def _account_note(integration: Integration, waiting: list[run_history.WaitingRun]) -> str | None:
-    """What the prompt says (grant_messages.default_account_note) when a run waits for the
-    user's default account and they have the service only under labels: the row lists
-    those as connected, beside a note that runs wait for a sign-in."""
-    for run in waiting:
-        grant = db.session.get(Grant, run.grant_id) if not run.label else None
-        if grant is not None:
-            return grant_messages.default_account_note(db.session(), grant, integration.name)
-    return None
+def _row(
+    integration: Integration, accounts: list[Account], waiting: list[run_history.WaitingRun]
+) -> dict[str, Any]:
+    """An integration's row: the person's accounts of it, the runs waiting for a sign-in
+    and, when one waits for their default account while they have the service only under
+    labels, what the prompt says of it (grant_messages.labelled_only_note)."""
+    asks_default = any(not run.label for run in waiting)
+    labels = sorted(account.label for account in accounts)
+    return {
+        "integration": integration,
+        "accounts": accounts,
+        "waiting": waiting,
+        "account_note": (
+            grant_messages.labelled_only_note(integration.name, labels) if asks_default else None
+        ),
+    }
 
 
 @bp.get("/invitations")
